@@ -1,0 +1,56 @@
+"""Service-layer errors. Each carries the HTTP status a view or API should answer with."""
+
+from __future__ import annotations
+
+
+class ServiceError(Exception):
+    """A request the service refuses, with a message fit to show the user."""
+
+    status_code = 400
+    code = "invalid"
+
+    def __init__(self, message: str, *, field: str | None = None, details: object = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+        self.details = details
+
+    def as_dict(self) -> dict:
+        payload: dict = {"error": self.code, "detail": self.message}
+        if self.field:
+            payload["field"] = self.field
+        if self.details is not None:
+            payload["details"] = self.details
+        return payload
+
+
+class InvalidInput(ServiceError):
+    status_code = 400
+    code = "invalid"
+
+
+class NotFound(ServiceError):
+    status_code = 404
+    code = "not_found"
+
+
+class Forbidden(ServiceError):
+    status_code = 403
+    code = "forbidden"
+
+
+class Conflict(ServiceError):
+    status_code = 409
+    code = "conflict"
+
+
+class LeaseExpired(Conflict):
+    code = "lease_expired"
+
+
+class LeaseNotLive(Conflict):
+    code = "lease_not_live"
+
+
+class GuidelineNotAcknowledged(Conflict):
+    code = "guideline_not_acknowledged"

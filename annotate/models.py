@@ -1,0 +1,456 @@
+"""The annotation data model: projects, guidelines, prompts, candidates, tasks, leases, annotations.
+
+Invariants live in the database (unique and check constraints), not in Python counting:
+
+* one annotation per (task, labeler);
+* one live lease per (task, labeler);
+* a task never holds more labelers (live leases + submitted annotations) than it asks for:
+  ``0 <= claims <= target_labels``.
+
+``Task.claims`` is the number of labelers who currently hold a live lease on the task or have
+submitted an annotation for it. It is maintained only by ``annotate.services.leasing`` under a row
+lock, which is what lets the next-task query walk one partial index instead of counting rows.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class TaskKind(models.TextChoices):
+    PAIRWISE = "pairwise", "Pairwise (A/B)"
+    RANKING = "ranking", "Ranking (K responses)"
+
+
+class Role(models.TextChoices):
+    LABELER = "labeler", "Labeler"
+    MANAGER = "manager", "Manager"
+    RESEARCHER = "researcher", "Researcher"
+
+
+class Project(models.Model):
+    name = models.CharField(max_length=200)
+    slug = models.SlugField(max_length=80, unique=True)
+    description = models.TextField(blank=True)
+    kind = models.CharField(max_length=16, choices=TaskKind.choices, default=TaskKind.PAIRWISE)
+    overlap = models.PositiveSmallIntegerField(
+        default=1, help_text="Distinct labelers each task needs (the default for new tasks)."
+    )
+    lease_ttl_seconds = models.PositiveIntegerField(
+        default=900, help_text="How long a labeler holds a task before it goes back to the pool."
+    )
+    allow_tie = models.BooleanField(default=True)
+    allow_both_bad = models.BooleanField(default=True)
+    strength_scale = models.BooleanField(
+        default=True, help_text="Ask how much better the preferred response is (1 slightly .. 3 much)."
+    )
+    ranking_k = models.PositiveSmallIntegerField(default=4, help_text="Responses per ranking task.")
+    allow_rank_ties = models.BooleanField(default=False)
+    rating_scale_max = models.PositiveSmallIntegerField(
+        default=5, help_text="Per-dimension ratings are integers 1..this value."
+    )
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(overlap__gte=1) & Q(overlap__lte=100), name="project_overlap_range"),
+            models.CheckConstraint(condition=Q(lease_ttl_seconds__gte=30), name="project_lease_ttl_min"),
+            models.CheckConstraint(condition=Q(ranking_k__gte=2) & Q(ranking_k__lte=16), name="project_ranking_k_range"),
+            models.CheckConstraint(
+                condition=Q(rating_scale_max__gte=2) & Q(rating_scale_max__lte=10), name="project_rating_scale_range"
+            ),
+            models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Dimension(models.Model):
+    """A rating dimension a project asks about (helpfulness, harmlessness, honesty...).
+
+    Labelers rate each response on it, 1..project.rating_scale_max; a per-dimension preference
+    between two responses is derived from those ratings at export time.
+    """
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="dimensions")
+    key = models.SlugField(max_length=40)
+    label = models.CharField(max_length=80)
+    description = models.TextField(blank=True)
+    required = models.BooleanField(default=False)
+    position = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["position", "id"]
+        constraints = [models.UniqueConstraint(fields=["project", "key"], name="dimension_unique_key")]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Membership(models.Model):
+    """A user's role in a project. A user may hold several roles (one row each)."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "user", "role"], name="membership_unique_role"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+        indexes = [models.Index(fields=["user", "project"])]
+
+    def __str__(self) -> str:
+        return f"{self.user} {self.role} in {self.project}"
+
+
+class Guideline(models.Model):
+    """One immutable version of a project's labeling guidelines. The newest version is current."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="guidelines")
+    version = models.PositiveIntegerField()
+    body = models.TextField(help_text="Markdown.")
+    change_note = models.CharField(max_length=300, blank=True)
+    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "-version"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="guideline_unique_version"),
+            models.CheckConstraint(condition=Q(version__gte=1), name="guideline_version_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} guidelines v{self.version}"
+
+
+class GuidelineAck(models.Model):
+    """A labeler read and acknowledged a guideline version."""
+
+    guideline = models.ForeignKey(Guideline, on_delete=models.CASCADE, related_name="acks")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guideline_acks")
+    acknowledged_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["guideline", "user"], name="guideline_ack_unique")]
+
+
+class Prompt(models.Model):
+    """A conversation to respond to: ``messages`` is a list of ``{"role", "content"}`` turns."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="prompts")
+    external_id = models.CharField(max_length=200, blank=True)
+    messages = models.JSONField()
+    metadata = models.JSONField(default=dict, blank=True)
+    tags = models.JSONField(default=list, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "external_id"], condition=~Q(external_id=""), name="prompt_unique_external_id"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.external_id or f"prompt {self.pk}"
+
+
+class CandidateSource(models.TextChoices):
+    IMPORTED = "imported", "Imported"
+    GENERATED = "generated", "Generated"
+
+
+class Candidate(models.Model):
+    """A response to a prompt, with where it came from."""
+
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
+    text = models.TextField()
+    source = models.CharField(max_length=16, choices=CandidateSource.choices, default=CandidateSource.IMPORTED)
+    model_name = models.CharField(max_length=300, blank=True)
+    model_version = models.CharField(max_length=200, blank=True)
+    sampling_params = models.JSONField(default=dict, blank=True)
+    seed = models.BigIntegerField(null=True, blank=True)
+    external_id = models.CharField(max_length=200, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    generation_job = models.ForeignKey(
+        "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+    )
+    endpoint = models.ForeignKey(
+        "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+    )
+    sample_index = models.PositiveIntegerField(null=True, blank=True)
+    finish_reason = models.CharField(max_length=32, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            # A retried or redelivered generation batch can never write a sample twice.
+            models.UniqueConstraint(
+                fields=["generation_job", "prompt", "endpoint", "sample_index"],
+                condition=Q(generation_job__isnull=False),
+                name="candidate_unique_generated_sample",
+            ),
+            models.CheckConstraint(
+                condition=Q(source=CandidateSource.IMPORTED) | Q(generation_job__isnull=False),
+                name="candidate_generated_has_job",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"candidate {self.pk} ({self.model_name or self.source})"
+
+
+class Task(models.Model):
+    """What a labeler judges: a prompt with 2 (pairwise) or K (ranking) candidates."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="tasks")
+    prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="tasks")
+    candidates = models.ManyToManyField(Candidate, through="TaskCandidate", related_name="tasks")
+    target_labels = models.PositiveSmallIntegerField(help_text="Distinct labelers this task needs.")
+    claims = models.PositiveSmallIntegerField(
+        default=0, help_text="Labelers holding a live lease or having submitted (maintained by the leasing service)."
+    )
+    is_gold = models.BooleanField(default=False)
+    gold_choice = models.CharField(max_length=8, blank=True, help_text="Pairwise gold answer: a, b or tie.")
+    gold_ranking = models.JSONField(null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids.")
+    generation_job = models.ForeignKey(
+        "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(condition=Q(claims__lte=F("target_labels")), name="task_claims_within_target"),
+            models.CheckConstraint(condition=Q(target_labels__gte=1), name="task_target_positive"),
+            models.CheckConstraint(
+                condition=Q(gold_choice="") | Q(gold_choice__in=["a", "b", "tie"]), name="task_gold_choice_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(is_gold=True) | (Q(gold_choice="") & Q(gold_ranking__isnull=True)),
+                name="task_gold_answer_only_on_gold",
+            ),
+        ]
+        indexes = [
+            # The next-task query walks this index in (claims, id) order and never sees full tasks.
+            models.Index(
+                fields=["project", "claims", "id"],
+                name="task_open_by_claims",
+                condition=Q(claims__lt=F("target_labels")),
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"task {self.pk}"
+
+
+class TaskCandidate(models.Model):
+    """A candidate's canonical slot in a task: slot 0 is A, slot 1 is B (display order is per lease)."""
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots")
+    candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="task_slots")
+    slot = models.PositiveSmallIntegerField()
+
+    class Meta:
+        ordering = ["task", "slot"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "slot"], name="taskcandidate_unique_slot"),
+            models.UniqueConstraint(fields=["task", "candidate"], name="taskcandidate_unique_candidate"),
+        ]
+
+
+class AssignmentState(models.TextChoices):
+    LIVE = "live", "Live"
+    SUBMITTED = "submitted", "Submitted"
+    SKIPPED = "skipped", "Skipped"
+    EXPIRED = "expired", "Expired"
+    RELEASED = "released", "Released"
+
+
+class Assignment(models.Model):
+    """A lease: a labeler holds a task until ``expires_at``.
+
+    ``shown_order`` is the list of candidate ids in the order this labeler sees them (left to right,
+    or top to bottom); it is randomized per lease and copied onto the annotation.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.LIVE)
+    leased_at = models.DateTimeField()
+    expires_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    shown_order = models.JSONField()
+    skip_reason = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-leased_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["task", "labeler"], condition=Q(state="live"), name="assignment_one_live_lease"
+            ),
+            models.CheckConstraint(condition=Q(expires_at__gt=F("leased_at")), name="assignment_expiry_after_lease"),
+            models.CheckConstraint(condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"),
+        ]
+        indexes = [
+            models.Index(fields=["task", "labeler"]),
+            models.Index(fields=["expires_at"], name="assignment_live_expiry", condition=Q(state="live")),
+            models.Index(fields=["labeler", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"lease {self.pk} on task {self.task_id} by {self.labeler_id} ({self.state})"
+
+
+class Choice(models.TextChoices):
+    A = "a", "A is better"
+    B = "b", "B is better"
+    TIE = "tie", "Tie"
+    BOTH_BAD = "both_bad", "Both bad"
+
+
+class AnnotationSource(models.TextChoices):
+    HUMAN = "human", "Labeler"
+    IMPORTED = "imported", "Imported"
+
+
+class Annotation(models.Model):
+    """One labeler's judgment of one task.
+
+    Pairwise: ``choice`` in canonical terms (a = slot 0, b = slot 1), whatever the labeler was
+    shown; ``shown_order`` records what was on the left. Ranking: ``ranking`` is a list of groups
+    of candidate ids, best first (a group of more than one is a tie). ``ratings`` maps a dimension
+    key to ``{candidate_id: score}``. A flagged annotation may carry no choice.
+    """
+
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
+    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    assignment = models.OneToOneField(
+        Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
+    )
+    source = models.CharField(max_length=16, choices=AnnotationSource.choices, default=AnnotationSource.HUMAN)
+    choice = models.CharField(max_length=8, choices=Choice.choices, null=True, blank=True)
+    ranking = models.JSONField(null=True, blank=True)
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    ratings = models.JSONField(default=dict, blank=True)
+    rationale = models.TextField(blank=True)
+    flagged = models.BooleanField(default=False)
+    flag_reason = models.CharField(max_length=500, blank=True)
+    shown_order = models.JSONField(null=True, blank=True)
+    guideline = models.ForeignKey(Guideline, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(fields=["task", "labeler"], name="annotation_one_per_labeler"),
+            models.CheckConstraint(
+                condition=Q(choice__isnull=True) | Q(choice__in=Choice.values), name="annotation_choice_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | (Q(strength__gte=1) & Q(strength__lte=3)),
+                name="annotation_strength_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | Q(choice__in=[Choice.A, Choice.B]),
+                name="annotation_strength_needs_preference",
+            ),
+            models.CheckConstraint(
+                condition=Q(choice__isnull=False) | Q(ranking__isnull=False) | Q(flagged=True),
+                name="annotation_has_judgment",
+            ),
+            models.CheckConstraint(
+                condition=Q(flagged=False) | ~Q(flag_reason=""), name="annotation_flag_has_reason"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["labeler", "created_at"]),
+            models.Index(fields=["task", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"annotation {self.pk} on task {self.task_id}"
+
+
+class ReportSnapshot(models.Model):
+    """A computed agreement/quality report for a project, cached; recomputed by a Celery task."""
+
+    class State(models.TextChoices):
+        PENDING = "pending", "Computing"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="report_snapshots")
+    state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
+    data = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    annotation_count = models.PositiveIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    computed_at = models.DateTimeField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at"]
+        get_latest_by = "requested_at"
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=["pending", "ready", "failed"]), name="report_state_valid"),
+        ]
+
+
+class ApiToken(models.Model):
+    """A researcher's API token. Only a SHA-256 of the secret is stored; the secret is shown once.
+    A token acts for its user and reaches only that user's projects (optionally narrowed)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12, help_text="First characters of the token, to recognise it.")
+    digest = models.CharField(max_length=64, unique=True)
+    projects = models.ManyToManyField(Project, blank=True, related_name="+", help_text="Empty: all the user's projects.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AuditEvent(models.Model):
+    """Who changed what: guidelines, membership, project settings, exports, runs, jobs."""
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=64, help_text="e.g. guideline.publish, membership.add, export.create")
+    target_type = models.CharField(max_length=64, blank=True)
+    target_id = models.CharField(max_length=64, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["project", "created_at"]), models.Index(fields=["action", "created_at"])]

@@ -1,0 +1,44 @@
+"""Who may do what in a project. Superusers may do everything; others need an active membership."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from annotate.errors import Forbidden, NotFound
+from annotate.models import Membership, Project, Role
+
+# What each role may do. Managers administer a project (guidelines, members, reports, settings,
+# imports); researchers export, generate and train; labelers label.
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "label": frozenset({Role.LABELER}),
+    "manage": frozenset({Role.MANAGER}),
+    "view_reports": frozenset({Role.MANAGER, Role.RESEARCHER}),
+    "import": frozenset({Role.MANAGER, Role.RESEARCHER}),
+    "research": frozenset({Role.RESEARCHER, Role.MANAGER}),
+    "view": frozenset({Role.LABELER, Role.MANAGER, Role.RESEARCHER}),
+}
+
+
+def user_roles(*, user: AbstractBaseUser | AnonymousUser, project: Project) -> set[str]:
+    if not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_superuser:
+        return set(Role.values)
+    return set(
+        Membership.objects.filter(project=project, user=user, is_active=True).values_list("role", flat=True)
+    )
+
+
+def has_capability(*, user: AbstractBaseUser | AnonymousUser, project: Project, capability: str) -> bool:
+    return bool(user_roles(user=user, project=project) & CAPABILITIES[capability])
+
+
+def require_capability(*, user: AbstractBaseUser | AnonymousUser, project: Project, capability: str) -> set[str]:
+    """Raise NotFound for users outside the project (its existence is not revealed), Forbidden for
+    members whose role does not allow ``capability``. Returns the user's roles."""
+    roles = user_roles(user=user, project=project)
+    if not roles:
+        raise NotFound("No such project.")
+    if not roles & CAPABILITIES[capability]:
+        raise Forbidden("Your role in this project does not allow this.")
+    return roles

@@ -1,0 +1,36 @@
+"""Guideline versions: publish (immutable, numbered per project) and acknowledge."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+
+from annotate.errors import InvalidInput
+from annotate.models import Guideline, GuidelineAck, Project
+
+MAX_GUIDELINE_CHARS = 200_000
+
+
+@transaction.atomic
+def guideline_publish(*, project: Project, author: AbstractBaseUser | None, body: str, change_note: str = "") -> Guideline:
+    """Publish a new version; the newest version is the current one. Locks the project row so two
+    managers publishing at once get consecutive version numbers."""
+    body = (body or "").strip()
+    if not body:
+        raise InvalidInput("Guidelines cannot be empty.", field="body")
+    if len(body) > MAX_GUIDELINE_CHARS:
+        raise InvalidInput(f"Guidelines are limited to {MAX_GUIDELINE_CHARS} characters.", field="body")
+    change_note = (change_note or "").strip()
+    if len(change_note) > 300:
+        raise InvalidInput("Keep the change note under 300 characters.", field="change_note")
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    latest = Guideline.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0
+    return Guideline.objects.create(
+        project=project, version=latest + 1, body=body, change_note=change_note, author=author
+    )
+
+
+def guideline_acknowledge(*, guideline: Guideline, user: AbstractBaseUser) -> GuidelineAck:
+    ack, _ = GuidelineAck.objects.get_or_create(guideline=guideline, user=user)
+    return ack

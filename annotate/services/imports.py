@@ -1,0 +1,446 @@
+"""Importing prompts, candidates (and optionally recorded preferences) from files.
+
+Formats
+-------
+``jsonl`` (the project's own): one prompt per line::
+
+    {"id": "p1", "messages": [{"role": "user", "content": "..."}],      # or "prompt": "..."
+     "metadata": {...}, "tags": ["..."],
+     "candidates": [{"text": "...", "model": "m", "model_version": "v", "sampling": {...},
+                     "seed": 1, "id": "c1", "metadata": {...}}],
+     "gold": "a" | "b" | "tie"            # pairwise, exactly 2 candidates; a = first
+           | [[0], [2, 1], [3]]}          # ranking: candidate indices best first, groups tie
+
+``hh-rlhf``: Anthropic's ``{"chosen", "rejected"}`` transcripts; the prompt is the shared prefix
+up to the last ``\\n\\nAssistant:``. Plain or gzip. With ``preference_source`` the recorded
+preference becomes an annotation by a (login-less) user named after the source.
+
+Atomicity: by default the whole file is imported or nothing is. Every bad line is reported (line
+number, field, reason) up to ``max_errors``; with ``skip_invalid=True`` the good lines are imported
+and the bad ones reported.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import random
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import IO
+
+from django.contrib.auth import get_user_model
+from django.db import transaction
+from django.utils.text import slugify
+
+from annotate.errors import InvalidInput
+from annotate.models import Annotation, AnnotationSource, Candidate, CandidateSource, Project, Prompt, Task, TaskKind
+from annotate.services.tasks import PairMode, TaskSpec, candidate_groups, check_mode, default_mode_for, tasks_bulk_create
+
+FORMATS = ("auto", "jsonl", "hh-rlhf")
+ROLES = ("system", "user", "assistant")
+MAX_LINE_BYTES = 4 * 1024 * 1024
+MAX_TEXT_CHARS = 200_000
+BATCH = 2000
+
+_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
+
+
+@dataclass
+class LineError:
+    line: int
+    message: str
+    field: str | None = None
+
+    def as_dict(self) -> dict:
+        return {"line": self.line, "field": self.field, "message": self.message}
+
+    def __str__(self) -> str:
+        where = f"line {self.line}" + (f", {self.field}" if self.field else "")
+        return f"{where}: {self.message}"
+
+
+@dataclass
+class ImportReport:
+    format: str = ""
+    lines: int = 0
+    prompts: int = 0
+    candidates: int = 0
+    tasks: int = 0
+    annotations: int = 0
+    skipped_lines: int = 0
+    committed: bool = False
+    errors: list[LineError] = field(default_factory=list)
+    truncated_errors: bool = False
+
+    def as_dict(self) -> dict:
+        return {
+            "format": self.format,
+            "lines": self.lines,
+            "prompts": self.prompts,
+            "candidates": self.candidates,
+            "tasks": self.tasks,
+            "annotations": self.annotations,
+            "skipped_lines": self.skipped_lines,
+            "committed": self.committed,
+            "errors": [e.as_dict() for e in self.errors],
+            "truncated_errors": self.truncated_errors,
+        }
+
+
+class ImportFailed(InvalidInput):
+    """The file had bad lines and nothing was imported. ``report`` lists them."""
+
+    code = "import_failed"
+
+    def __init__(self, report: ImportReport) -> None:
+        n = len(report.errors)
+        first = "; ".join(str(e) for e in report.errors[:3])
+        more = "" if n <= 3 else f" (and {n - 3}{'+' if report.truncated_errors else ''} more)"
+        super().__init__(f"Nothing was imported: {n} bad line(s): {first}{more}", details=report.as_dict())
+        self.report = report
+
+
+class _LineInvalid(Exception):
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+@dataclass
+class _Record:
+    line: int
+    external_id: str
+    messages: list[dict]
+    metadata: dict
+    tags: list[str]
+    candidates: list[dict]
+    gold: object = None
+    preferred_index: int | None = None  # hh-rlhf: which candidate the source preferred
+
+
+def open_import_stream(raw: IO[bytes]) -> IO[bytes]:
+    """Wrap a binary stream, transparently un-gzipping it when it starts with the gzip magic."""
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    if buffered.peek(2)[:2] == b"\x1f\x8b":
+        return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
+    return buffered
+
+
+def _text(value: object, field_name: str, *, allow_empty: bool = False) -> str:
+    if not isinstance(value, str):
+        raise _LineInvalid("must be a string", field_name)
+    if not allow_empty and not value.strip():
+        raise _LineInvalid("must not be empty", field_name)
+    if len(value) > MAX_TEXT_CHARS:
+        raise _LineInvalid(f"is longer than {MAX_TEXT_CHARS} characters", field_name)
+    return value
+
+
+def _messages(value: object) -> list[dict]:
+    if not isinstance(value, list) or not value:
+        raise _LineInvalid("must be a non-empty list of {role, content} turns", "messages")
+    out = []
+    for i, turn in enumerate(value):
+        if not isinstance(turn, dict):
+            raise _LineInvalid("each turn must be an object", f"messages[{i}]")
+        role = turn.get("role")
+        if role not in ROLES:
+            raise _LineInvalid(f"role must be one of {', '.join(ROLES)}", f"messages[{i}].role")
+        out.append({"role": role, "content": _text(turn.get("content"), f"messages[{i}].content")})
+    if out[-1]["role"] != "user":
+        raise _LineInvalid("the last turn must be the user's (the responses answer it)", "messages")
+    return out
+
+
+def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
+    if "messages" in obj:
+        messages = _messages(obj["messages"])
+    elif "prompt" in obj:
+        messages = [{"role": "user", "content": _text(obj["prompt"], "prompt")}]
+    else:
+        raise _LineInvalid("needs 'messages' (a list of turns) or 'prompt' (a string)", "messages")
+    external_id = obj.get("id", "")
+    if external_id is None:
+        external_id = ""
+    if not isinstance(external_id, str | int) or isinstance(external_id, bool):
+        raise _LineInvalid("must be a string", "id")
+    external_id = str(external_id)
+    if len(external_id) > 200:
+        raise _LineInvalid("is longer than 200 characters", "id")
+    metadata = obj.get("metadata") or {}
+    if not isinstance(metadata, dict):
+        raise _LineInvalid("must be an object", "metadata")
+    tags = obj.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
+        raise _LineInvalid("must be a list of strings", "tags")
+    raw_candidates = obj.get("candidates") or []
+    if not isinstance(raw_candidates, list):
+        raise _LineInvalid("must be a list", "candidates")
+    candidates = []
+    for i, cand in enumerate(raw_candidates):
+        where = f"candidates[{i}]"
+        if isinstance(cand, str):
+            cand = {"text": cand}
+        if not isinstance(cand, dict):
+            raise _LineInvalid("must be an object or a string", where)
+        sampling = cand.get("sampling") or {}
+        if not isinstance(sampling, dict):
+            raise _LineInvalid("must be an object", f"{where}.sampling")
+        seed = cand.get("seed")
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+            raise _LineInvalid("must be an integer", f"{where}.seed")
+        cmeta = cand.get("metadata") or {}
+        if not isinstance(cmeta, dict):
+            raise _LineInvalid("must be an object", f"{where}.metadata")
+        candidates.append(
+            {
+                "text": _text(cand.get("text"), f"{where}.text", allow_empty=True),
+                "model_name": str(cand.get("model") or "")[:300],
+                "model_version": str(cand.get("model_version") or "")[:200],
+                "sampling_params": sampling,
+                "seed": seed,
+                "external_id": str(cand.get("id") or "")[:200],
+                "metadata": cmeta,
+            }
+        )
+    gold = obj.get("gold")
+    if gold is not None:
+        if project.kind == TaskKind.PAIRWISE:
+            if gold not in ("a", "b", "tie"):
+                raise _LineInvalid("pairwise gold must be 'a', 'b' or 'tie'", "gold")
+            if len(candidates) != 2:
+                raise _LineInvalid("a pairwise gold line needs exactly 2 candidates", "gold")
+        else:
+            groups = [g if isinstance(g, list) else [g] for g in gold] if isinstance(gold, list) else None
+            flat = sorted(i for g in (groups or []) for i in g if isinstance(i, int))
+            if groups is None or flat != list(range(len(candidates))):
+                raise _LineInvalid("ranking gold must order every candidate index once, best first", "gold")
+            gold = groups
+    return _Record(line, external_id, messages, metadata, list(tags), candidates, gold)
+
+
+def parse_hh_transcript(text: str) -> list[dict]:
+    """Split an HH-RLHF transcript (``\\n\\nHuman: ...\\n\\nAssistant: ...``) into turns."""
+    if not isinstance(text, str) or not text.startswith("\n\nHuman:"):
+        raise _LineInvalid("must be a transcript starting with '\\n\\nHuman:'")
+    parts = _HH_TURN.split(text)
+    turns = []
+    for role, content in zip(parts[1::2], parts[2::2], strict=True):
+        turns.append({"role": "user" if role == "Human" else "assistant", "content": content.removeprefix(" ")})
+    return turns
+
+
+def _parse_hh(obj: dict, line: int) -> _Record:
+    chosen, rejected = obj.get("chosen"), obj.get("rejected")
+    if not isinstance(chosen, str):
+        raise _LineInvalid("must be a transcript string", "chosen")
+    if not isinstance(rejected, str):
+        raise _LineInvalid("must be a transcript string", "rejected")
+    try:
+        c_turns = parse_hh_transcript(chosen)
+    except _LineInvalid as exc:
+        raise _LineInvalid(exc.message, "chosen") from None
+    try:
+        r_turns = parse_hh_transcript(rejected)
+    except _LineInvalid as exc:
+        raise _LineInvalid(exc.message, "rejected") from None
+    for name, turns in (("chosen", c_turns), ("rejected", r_turns)):
+        if len(turns) < 2 or turns[-1]["role"] != "assistant":
+            raise _LineInvalid("must end with an Assistant reply", name)
+    if c_turns[:-1] != r_turns[:-1]:
+        raise _LineInvalid("chosen and rejected do not share the same conversation before the last reply", "rejected")
+    digest = hashlib.sha256((chosen + "\x00" + rejected).encode()).hexdigest()[:20]
+    return _Record(
+        line=line,
+        external_id=f"hh-{digest}",
+        messages=c_turns[:-1],
+        metadata={"source_format": "hh-rlhf"},
+        tags=[],
+        candidates=[
+            {"text": c_turns[-1]["content"], "metadata": {"hh_role": "chosen"}},
+            {"text": r_turns[-1]["content"], "metadata": {"hh_role": "rejected"}},
+        ],
+        preferred_index=0,
+    )
+
+
+def _iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+    for number, raw in enumerate(stream, start=1):
+        if len(raw) > MAX_LINE_BYTES:
+            yield number, None
+            continue
+        yield number, raw
+
+
+def _source_user(name: str):
+    User = get_user_model()
+    username = f"source-{slugify(name)}"[:150]
+    user, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
+    if created:
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+    return user
+
+
+def prompts_import(
+    *,
+    project: Project,
+    stream: IO[bytes],
+    fmt: str = "auto",
+    task_mode: str | None = None,
+    pairs_per_prompt: int | None = None,
+    seed: int = 0,
+    preference_source: str | None = None,
+    skip_invalid: bool = False,
+    max_errors: int = 1000,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import a file into ``project``. Returns the report; raises ``ImportFailed`` (nothing written)
+    when a line is bad and ``skip_invalid`` is off. ``progress(n)`` is called with lines read."""
+    if fmt not in FORMATS:
+        raise InvalidInput(f"format must be one of {', '.join(FORMATS)}.", field="format")
+    task_mode = task_mode or default_mode_for(project)
+    check_mode(project=project, mode=task_mode, pairs_per_prompt=pairs_per_prompt)
+    if preference_source is not None:
+        if not preference_source.strip():
+            raise InvalidInput("The preference source needs a name.", field="preference_source")
+        if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):
+            raise InvalidInput("Recorded preferences can only be imported as pairwise tasks.", field="preference_source")
+
+    report = ImportReport(format=fmt)
+    stream = open_import_stream(stream)
+    source_user = None
+    seen_ids: set[str] = set()
+    pending: list[_Record] = []
+
+    def add_error(line: int, message: str, field_name: str | None) -> None:
+        report.skipped_lines += 1
+        if len(report.errors) < max_errors:
+            report.errors.append(LineError(line, message, field_name))
+        else:
+            report.truncated_errors = True
+
+    def flush() -> None:
+        nonlocal source_user
+        if not pending:
+            return
+        existing = set(
+            Prompt.objects.filter(project=project, external_id__in=[r.external_id for r in pending if r.external_id])
+            .values_list("external_id", flat=True)
+        )
+        batch = []
+        for rec in pending:
+            if rec.external_id in existing:
+                add_error(rec.line, f"a prompt with id {rec.external_id!r} already exists in this project", "id")
+            else:
+                batch.append(rec)
+        pending.clear()
+        if report.errors and not skip_invalid:
+            return  # this transaction will be rolled back: stop writing, keep validating
+        if preference_source is not None and source_user is None:
+            source_user = _source_user(preference_source)
+        prompts = Prompt.objects.bulk_create(
+            [Prompt(project=project, external_id=r.external_id, messages=r.messages, metadata=r.metadata, tags=r.tags) for r in batch],
+            batch_size=BATCH,
+        )
+        cand_rows = [
+            Candidate(prompt_id=p.pk, source=CandidateSource.IMPORTED, **c)
+            for p, r in zip(prompts, batch, strict=True)
+            for c in r.candidates
+        ]
+        cands = Candidate.objects.bulk_create(cand_rows, batch_size=BATCH)
+        report.prompts += len(prompts)
+        report.candidates += len(cands)
+        specs: list[TaskSpec] = []
+        preferred: list[int | None] = []
+        pos = 0
+        for p, r in zip(prompts, batch, strict=True):
+            ids = [c.pk for c in cands[pos : pos + len(r.candidates)]]
+            pos += len(r.candidates)
+            rng = random.Random(f"{seed}:{r.line}")
+            if r.gold is not None:
+                spec = TaskSpec(prompt_id=p.pk, candidate_ids=ids, is_gold=True)
+                if project.kind == TaskKind.PAIRWISE:
+                    spec.gold_choice = r.gold
+                else:
+                    spec.gold_ranking = [[ids[i] for i in g] for g in r.gold]
+                specs.append(spec)
+                preferred.append(None)
+                continue
+            for group in candidate_groups(
+                ids, mode=task_mode, rng=rng, pairs_per_prompt=pairs_per_prompt, k=project.ranking_k
+            ):
+                specs.append(TaskSpec(prompt_id=p.pk, candidate_ids=group))
+                if r.preferred_index is not None and len(ids) == 2:
+                    preferred.append(ids[r.preferred_index])
+                else:
+                    preferred.append(None)
+        tasks = tasks_bulk_create(project=project, specs=specs)
+        report.tasks += len(tasks)
+        if source_user is not None:
+            annotations = [
+                Annotation(
+                    task_id=t.pk,
+                    labeler=source_user,
+                    source=AnnotationSource.IMPORTED,
+                    choice="a" if spec.candidate_ids[0] == pref else "b",
+                )
+                for t, spec, pref in zip(tasks, specs, preferred, strict=True)
+                if pref is not None
+            ]
+            Annotation.objects.bulk_create(annotations, batch_size=BATCH)
+            Task.objects.filter(pk__in=[a.task_id for a in annotations]).update(claims=1)
+            report.annotations += len(annotations)
+
+    with transaction.atomic():
+        detected = fmt
+        for number, raw in _iter_lines(stream):
+            report.lines = number
+            if progress is not None and number % 1000 == 0:
+                progress(number)
+            if raw is None:
+                add_error(number, f"line is longer than {MAX_LINE_BYTES} bytes", None)
+                continue
+            if not raw.strip():
+                continue
+            try:
+                obj = json.loads(raw)
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
+                continue
+            if not isinstance(obj, dict):
+                add_error(number, "each line must be a JSON object", None)
+                continue
+            if detected == "auto":
+                detected = "hh-rlhf" if "chosen" in obj and "rejected" in obj else "jsonl"
+                report.format = detected
+            try:
+                rec = _parse_hh(obj, number) if detected == "hh-rlhf" else _parse_jsonl(obj, number, project)
+            except _LineInvalid as exc:
+                add_error(number, exc.message, exc.field)
+                continue
+            if preference_source is not None and rec.preferred_index is None:
+                add_error(number, "this format records no preference to import", None)
+                continue
+            if rec.external_id:
+                if rec.external_id in seen_ids:
+                    add_error(number, f"id {rec.external_id!r} appears twice in this file", "id")
+                    continue
+                seen_ids.add(rec.external_id)
+            pending.append(rec)
+            if len(pending) >= BATCH:
+                flush()
+        flush()
+        if progress is not None:
+            progress(report.lines)
+        if report.errors and not skip_invalid:
+            transaction.set_rollback(True)
+            report.prompts = report.candidates = report.tasks = report.annotations = 0
+            raise ImportFailed(report)
+        report.committed = True
+    return report

@@ -1,0 +1,144 @@
+"""Projects, their settings and dimensions, and membership."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import F
+from django.db.models.functions import Greatest
+from django.utils.text import slugify
+
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind
+from annotate.services.leasing import assignments_release
+
+SETTINGS_FIELDS = (
+    "name",
+    "description",
+    "overlap",
+    "lease_ttl_seconds",
+    "allow_tie",
+    "allow_both_bad",
+    "strength_scale",
+    "ranking_k",
+    "allow_rank_ties",
+    "rating_scale_max",
+)
+
+
+def _validate_settings(values: dict) -> None:
+    if "overlap" in values and not 1 <= int(values["overlap"]) <= 100:
+        raise InvalidInput("Overlap must be between 1 and 100 labelers per task.", field="overlap")
+    if "lease_ttl_seconds" in values and int(values["lease_ttl_seconds"]) < 30:
+        raise InvalidInput("Leases must last at least 30 seconds.", field="lease_ttl_seconds")
+    if "ranking_k" in values and not 2 <= int(values["ranking_k"]) <= 16:
+        raise InvalidInput("Ranking tasks hold 2 to 16 responses.", field="ranking_k")
+    if "rating_scale_max" in values and not 2 <= int(values["rating_scale_max"]) <= 10:
+        raise InvalidInput("The rating scale goes up to between 2 and 10.", field="rating_scale_max")
+
+
+def _dimension_rows(dimensions: list) -> list[dict]:
+    rows = []
+    seen = set()
+    for i, dim in enumerate(dimensions):
+        if isinstance(dim, str):
+            dim = {"label": dim}
+        label = str(dim.get("label") or dim.get("key") or "").strip()
+        key = slugify(dim.get("key") or label).replace("-", "_")
+        if not key or not label:
+            raise InvalidInput("Each rating dimension needs a name.", field="dimensions")
+        if key in seen:
+            raise InvalidInput(f"Rating dimension {key!r} is listed twice.", field="dimensions")
+        seen.add(key)
+        rows.append(
+            {
+                "key": key[:40],
+                "label": label[:80],
+                "description": str(dim.get("description", ""))[:2000],
+                "required": bool(dim.get("required", False)),
+                "position": i,
+            }
+        )
+    return rows
+
+
+@transaction.atomic
+def project_create(
+    *,
+    name: str,
+    slug: str | None = None,
+    kind: str = TaskKind.PAIRWISE,
+    created_by: AbstractBaseUser | None = None,
+    dimensions: list | None = None,
+    **settings_values,
+) -> Project:
+    name = (name or "").strip()
+    if not name:
+        raise InvalidInput("A project needs a name.", field="name")
+    if kind not in TaskKind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(TaskKind.values)}.", field="kind")
+    unknown = set(settings_values) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown project setting(s): {', '.join(sorted(unknown))}.")
+    _validate_settings(settings_values)
+    slug = slugify(slug or name)[:80]
+    if not slug:
+        raise InvalidInput("The project name must contain letters or digits.", field="name")
+    if Project.objects.filter(slug=slug).exists():
+        raise Conflict(f"A project with the address {slug!r} already exists.", field="slug")
+    project = Project.objects.create(name=name, slug=slug, kind=kind, created_by=created_by, **settings_values)
+    for row in _dimension_rows(dimensions or []):
+        Dimension.objects.create(project=project, **row)
+    if created_by is not None and not created_by.is_superuser:
+        Membership.objects.create(project=project, user=created_by, role=Role.MANAGER)
+    return project
+
+
+@transaction.atomic
+def project_update_settings(*, project: Project, dimensions: list | None = None, **values) -> Project:
+    """Change settings. A new overlap applies to existing tasks too: each task's target moves by the
+    same amount, never below the labelers it already has. Dimensions are replaced when given."""
+    unknown = set(values) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown project setting(s): {', '.join(sorted(unknown))}.")
+    _validate_settings(values)
+    project = Project.objects.select_for_update().get(pk=project.pk)
+    old_overlap = project.overlap
+    for field, value in values.items():
+        setattr(project, field, value)
+    project.save()
+    delta = project.overlap - old_overlap
+    if delta:
+        Task.objects.filter(project=project).update(
+            target_labels=Greatest(F("target_labels") + delta, F("claims"), 1)
+        )
+    if dimensions is not None:
+        rows = _dimension_rows(dimensions)
+        keep = {r["key"] for r in rows}
+        project.dimensions.exclude(key__in=keep).delete()
+        for row in rows:
+            Dimension.objects.update_or_create(project=project, key=row["key"], defaults=row)
+    return project
+
+
+@transaction.atomic
+def membership_add(*, project: Project, user: AbstractBaseUser, role: str) -> Membership:
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
+    membership, created = Membership.objects.get_or_create(project=project, user=user, role=role)
+    if not created and not membership.is_active:
+        membership.is_active = True
+        membership.save(update_fields=["is_active"])
+    return membership
+
+
+@transaction.atomic
+def membership_deactivate(*, project: Project, user: AbstractBaseUser, role: str = Role.LABELER) -> int:
+    """Deactivate a member's role; for labelers their live leases go back to the pool at once.
+    Returns how many leases were released."""
+    updated = Membership.objects.filter(project=project, user=user, role=role).update(is_active=False)
+    if not updated:
+        raise InvalidInput(f"{user} is not a {role} in this project.", field="user")
+    if role == Role.LABELER:
+        return assignments_release(project=project, labeler=user)
+    return 0

@@ -1,0 +1,111 @@
+"""Turning candidates into comparison tasks (pairwise pairs or K-way rankings)."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from django.db import transaction
+
+from annotate.errors import InvalidInput
+from annotate.models import Project, Task, TaskCandidate, TaskKind
+
+
+class PairMode:
+    ALL_PAIRS = "all_pairs"
+    SAMPLED_PAIRS = "sampled_pairs"
+    RANKING = "ranking"
+    NONE = "none"
+
+    values = (ALL_PAIRS, SAMPLED_PAIRS, RANKING, NONE)
+
+
+@dataclass
+class TaskSpec:
+    """One task to create: a prompt and its candidates in canonical slot order."""
+
+    prompt_id: int
+    candidate_ids: list[int]
+    is_gold: bool = False
+    gold_choice: str = ""
+    gold_ranking: list | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def default_mode_for(project: Project) -> str:
+    return PairMode.RANKING if project.kind == TaskKind.RANKING else PairMode.ALL_PAIRS
+
+
+def check_mode(*, project: Project, mode: str, pairs_per_prompt: int | None) -> None:
+    if mode not in PairMode.values:
+        raise InvalidInput(f"Task mode must be one of {', '.join(PairMode.values)}.", field="task_mode")
+    if mode == PairMode.RANKING and project.kind != TaskKind.RANKING:
+        raise InvalidInput("Ranking tasks need a ranking project.", field="task_mode")
+    if mode in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS) and project.kind != TaskKind.PAIRWISE:
+        raise InvalidInput("Pairwise tasks need a pairwise project.", field="task_mode")
+    if mode == PairMode.SAMPLED_PAIRS and (pairs_per_prompt is None or pairs_per_prompt < 1):
+        raise InvalidInput("Sampled pairs need pairs_per_prompt of at least 1.", field="pairs_per_prompt")
+
+
+def candidate_groups(
+    candidate_ids: Sequence[int],
+    *,
+    mode: str,
+    rng: random.Random,
+    pairs_per_prompt: int | None = None,
+    k: int | None = None,
+) -> list[list[int]]:
+    """Which candidates go together in a task, for one prompt.
+
+    all_pairs: every unordered pair; sampled_pairs: ``pairs_per_prompt`` of them drawn without
+    replacement; ranking: one task of ``k`` candidates drawn at random (fewer if the prompt has
+    fewer, none below 2). Slot order inside a pair is shuffled so slot A carries no meaning.
+    """
+    ids = list(candidate_ids)
+    if mode == PairMode.NONE or len(ids) < 2:
+        return []
+    if mode == PairMode.RANKING:
+        size = min(k or len(ids), len(ids))
+        return [rng.sample(ids, size)]
+    pairs = [list(p) for p in itertools.combinations(ids, 2)]
+    if mode == PairMode.SAMPLED_PAIRS:
+        pairs = rng.sample(pairs, min(pairs_per_prompt or 1, len(pairs)))
+    for pair in pairs:
+        rng.shuffle(pair)
+    return pairs
+
+
+def tasks_bulk_create(
+    *, project: Project, specs: Iterable[TaskSpec], generation_job_id: int | None = None, batch_size: int = 2000
+) -> list[Task]:
+    """Create tasks and their candidate slots in bulk (inside the caller's transaction)."""
+    specs = list(specs)
+    if not specs:
+        return []
+    with transaction.atomic():
+        tasks = Task.objects.bulk_create(
+            [
+                Task(
+                    project=project,
+                    prompt_id=s.prompt_id,
+                    target_labels=project.overlap,
+                    is_gold=s.is_gold,
+                    gold_choice=s.gold_choice,
+                    gold_ranking=s.gold_ranking,
+                    generation_job_id=generation_job_id,
+                )
+                for s in specs
+            ],
+            batch_size=batch_size,
+        )
+        TaskCandidate.objects.bulk_create(
+            [
+                TaskCandidate(task_id=t.pk, candidate_id=cid, slot=slot)
+                for t, s in zip(tasks, specs, strict=True)
+                for slot, cid in enumerate(s.candidate_ids)
+            ],
+            batch_size=batch_size * 4,
+        )
+    return tasks

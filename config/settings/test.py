@@ -1,0 +1,11 @@
+"""Tests: PostgreSQL when DATABASE_URL is set (CI), SQLite otherwise; fast hashing."""
+
+import tempfile
+from pathlib import Path
+
+from config.settings.base import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+PREFHUB_DATA_DIR = Path(tempfile.mkdtemp(prefix="prefhub-test-data-"))
+MEDIA_ROOT = PREFHUB_DATA_DIR / "media"

@@ -1,0 +1,14 @@
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import include, path
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
+    path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("config.api_urls")),
+    path("generation/", include("generation.urls")),
+    path("training/", include("training.urls")),
+    path("reports/", include("annotate.urls_reports")),
+    path("", include("annotate.urls")),
+]

@@ -1,0 +1,96 @@
+"""Model endpoints and generation jobs.
+
+A ``ModelEndpoint`` names a model and how to run it (backend + settings); a ``GenerationJob``
+samples k responses per prompt per endpoint and turns them into comparison tasks. Candidates are
+written once each: ``annotate.Candidate`` is unique on (job, prompt, endpoint, sample_index).
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Backend(models.TextChoices):
+    VLLM = "vllm", "vLLM (in-process, GPU)"
+    OPENAI = "openai", "OpenAI-compatible server"
+    TRANSFORMERS = "transformers", "Hugging Face transformers"
+
+
+class ModelEndpoint(models.Model):
+    """A named model and the backend that runs it.
+
+    ``config`` holds backend settings: for ``vllm`` dtype, tensor_parallel_size,
+    gpu_memory_utilization, max_model_len; for ``openai`` base_url, api_key_env (the *name* of an
+    environment variable; the key itself is never stored), concurrency, timeout_s; for
+    ``transformers`` device, dtype, batch_size. ``default_sampling`` holds sampling defaults.
+    """
+
+    name = models.SlugField(max_length=100, unique=True)
+    backend = models.CharField(max_length=16, choices=Backend.choices)
+    model = models.CharField(max_length=500, help_text="Hugging Face model name, local path, or served model name.")
+    config = models.JSONField(default=dict, blank=True)
+    default_sampling = models.JSONField(default=dict, blank=True)
+    project = models.ForeignKey(
+        "annotate.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="endpoints",
+        help_text="Visible to this project only; empty for every project.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.CheckConstraint(condition=Q(backend__in=Backend.values), name="endpoint_backend_valid")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TaskMode(models.TextChoices):
+    ALL_PAIRS = "all_pairs", "All pairs"
+    SAMPLED_PAIRS = "sampled_pairs", "Sampled pairs per prompt"
+    RANKING = "ranking", "K-way ranking"
+    NONE = "none", "No tasks"
+
+
+class GenerationJob(models.Model):
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
+    endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")
+    prompt_filter = models.JSONField(
+        default=dict, blank=True, help_text='{"mode": "all"|"untagged"|"tag", "tag": ..., "ids": [...]}'
+    )
+    k = models.PositiveSmallIntegerField(default=2, help_text="Samples per prompt per endpoint.")
+    sampling = models.JSONField(default=dict, blank=True)
+    task_mode = models.CharField(max_length=16, choices=TaskMode.choices, default=TaskMode.ALL_PAIRS)
+    pairs_per_prompt = models.PositiveSmallIntegerField(null=True, blank=True)
+    batch_size = models.PositiveSmallIntegerField(default=16)
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    total_units = models.PositiveIntegerField(default=0, help_text="(prompt, endpoint) pairs to generate.")
+    done_units = models.PositiveIntegerField(default=0)
+    failed_units = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(k__gte=1) & Q(k__lte=64), name="job_k_range"),
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
+            models.CheckConstraint(condition=Q(task_mode__in=TaskMode.values), name="job_task_mode_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"generation job {self.pk} ({self.state})"

@@ -1,0 +1,97 @@
+"""Shared fixtures: users, projects with tasks, and helpers to build them quickly."""
+
+from __future__ import annotations
+
+import itertools
+import os
+from pathlib import Path
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+
+from annotate.models import Candidate, Prompt, TaskKind
+from annotate.services.projects import membership_add, project_create
+from annotate.services.tasks import TaskSpec, candidate_groups, tasks_bulk_create
+
+SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
+HH_SAMPLE = SHARED_DIR / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+REFERENCE_DIR = SHARED_DIR / "reference"
+
+_counter = itertools.count(1)
+
+# Playwright's sync API runs an event loop in the test thread; Django refuses ORM calls from a
+# thread with a running loop unless told this is deliberate (tests only).
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def require_shared(path: Path) -> Path:
+    """Skip (with the reason printed by -ra) when ../shared is not beside the checkout."""
+    if not path.exists():
+        pytest.skip(f"{path} is not present (../shared is only beside the project's own checkout)")
+    return path
+
+
+def is_postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+@pytest.fixture
+def make_user(db):
+    def _make(username: str | None = None, *, password: str = "pw-for-tests-123", **extra):
+        username = username or f"user{next(_counter)}"
+        return get_user_model().objects.create_user(username=username, password=password, **extra)
+
+    return _make
+
+
+@pytest.fixture
+def make_project(db):
+    def _make(*, kind: str = TaskKind.PAIRWISE, overlap: int = 1, dimensions=None, **settings):
+        n = next(_counter)
+        return project_create(
+            name=settings.pop("name", f"Project {n}"),
+            kind=kind,
+            overlap=overlap,
+            dimensions=dimensions or [],
+            **settings,
+        )
+
+    return _make
+
+
+def add_tasks(project, *, prompts: int, candidates_per_prompt: int = 2, mode: str | None = None, seed: int = 0):
+    """Create prompts with candidates and turn them into tasks (all pairs / one ranking)."""
+    import random
+
+    mode = mode or ("ranking" if project.kind == TaskKind.RANKING else "all_pairs")
+    rng = random.Random(seed)
+    prompt_rows = Prompt.objects.bulk_create(
+        [
+            Prompt(project=project, external_id=f"p{i}", messages=[{"role": "user", "content": f"Question {i}?"}])
+            for i in range(prompts)
+        ]
+    )
+    cands = Candidate.objects.bulk_create(
+        [
+            Candidate(prompt=p, text=f"Answer {j} to question {i}", model_name=f"model-{j}")
+            for i, p in enumerate(prompt_rows)
+            for j in range(candidates_per_prompt)
+        ]
+    )
+    specs = []
+    for i, p in enumerate(prompt_rows):
+        ids = [c.pk for c in cands[i * candidates_per_prompt : (i + 1) * candidates_per_prompt]]
+        for group in candidate_groups(ids, mode=mode, rng=rng, k=project.ranking_k):
+            specs.append(TaskSpec(prompt_id=p.pk, candidate_ids=group))
+    return tasks_bulk_create(project=project, specs=specs)
+
+
+@pytest.fixture
+def labeler_in(make_user):
+    def _make(project, username: str | None = None, role: str = "labeler"):
+        user = make_user(username)
+        membership_add(project=project, user=user, role=role)
+        return user
+
+    return _make

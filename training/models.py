@@ -1,0 +1,131 @@
+"""Exports (immutable, versioned preference datasets) and training runs."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class ExportFormat(models.TextChoices):
+    TRL = "trl", "TRL preference (standard)"
+    TRL_CONVERSATIONAL = "trl_conversational", "TRL preference (conversational)"
+    TRL_UNPAIRED = "trl_unpaired", "TRL unpaired (KTO)"
+    HH_RLHF = "hh_rlhf", "HH-RLHF transcripts"
+    OPENAI = "openai", "OpenAI preference fine-tuning"
+    RAW = "raw", "Raw annotations table"
+
+
+class ExportState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+
+
+class Export(models.Model):
+    """One immutable export of a project's comparisons. ``version`` counts per project.
+
+    ``options`` are the compiler options (pairing, ties, aggregation, dimension, filters, split,
+    seed); ``manifest`` holds counts, agreement figures, guideline versions and the SHA-256 of the
+    content. Files live under ``path`` (data files, manifest.json, README.md dataset card).
+    """
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="exports")
+    version = models.PositiveIntegerField()
+    format = models.CharField(max_length=32, choices=ExportFormat.choices)
+    file_type = models.CharField(max_length=16, default="jsonl", help_text="jsonl or parquet")
+    options = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=ExportState.choices, default=ExportState.QUEUED)
+    manifest = models.JSONField(default=dict, blank=True)
+    content_hash = models.CharField(max_length=64, blank=True)
+    path = models.CharField(max_length=1000, blank=True)
+    row_count = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "version"], name="export_unique_version"),
+            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_format_valid"),
+            models.CheckConstraint(condition=Q(file_type__in=["jsonl", "parquet"]), name="export_file_type_valid"),
+            models.CheckConstraint(condition=Q(state__in=ExportState.values), name="export_state_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.project} export v{self.version} ({self.format})"
+
+
+class RunKind(models.TextChoices):
+    REWARD = "reward", "Reward model"
+    DPO = "dpo", "DPO"
+    PPO = "ppo", "PPO"
+    RLOO = "rloo", "RLOO"
+    GRPO = "grpo", "GRPO"
+
+
+class RunState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TrainingRun(models.Model):
+    """A training run on an export (or a dataset file), executed as a subprocess on the training queue."""
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
+    kind = models.CharField(max_length=16, choices=RunKind.choices)
+    export = models.ForeignKey(Export, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
+    dataset_path = models.CharField(max_length=1000, blank=True)
+    base_model = models.CharField(max_length=500, help_text="HF name, local path, or a previous run's output.")
+    base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    reward_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="PPO/RLOO/GRPO reward model."
+    )
+    config = models.JSONField(default=dict, blank=True)
+    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
+    metrics = models.JSONField(default=dict, blank=True, help_text="Latest and final metrics.")
+    output_path = models.CharField(max_length=1000, blank=True)
+    log_path = models.CharField(max_length=1000, blank=True)
+    pid = models.IntegerField(null=True, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    error = models.TextField(blank=True)
+    registered_endpoint = models.ForeignKey(
+        "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
+            models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
+            models.CheckConstraint(
+                condition=Q(export__isnull=False) | ~Q(dataset_path="") | Q(kind__in=["ppo", "rloo", "grpo"]),
+                name="run_has_data",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} run {self.pk} ({self.state})"
+
+
+class MetricPoint(models.Model):
+    """One logged step of a run: streamed from the training subprocess while it runs."""
+
+    run = models.ForeignKey(TrainingRun, on_delete=models.CASCADE, related_name="points")
+    step = models.PositiveIntegerField()
+    values = models.JSONField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["run", "step", "id"]
+        indexes = [models.Index(fields=["run", "step"])]
