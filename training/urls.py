@@ -1,5 +1,8 @@
-from django.urls import path  # noqa: F401
+from django.urls import include, path
 
 app_name = "training"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("", include("training.urls_exports")),
+    path("", include("training.urls_runs")),
+]
