@@ -63,11 +63,16 @@ class Project(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(condition=Q(overlap__gte=1) & Q(overlap__lte=100), name="project_overlap_range"),
-            models.CheckConstraint(condition=Q(lease_ttl_seconds__gte=30), name="project_lease_ttl_min"),
-            models.CheckConstraint(condition=Q(ranking_k__gte=2) & Q(ranking_k__lte=16), name="project_ranking_k_range"),
             models.CheckConstraint(
-                condition=Q(rating_scale_max__gte=2) & Q(rating_scale_max__lte=10), name="project_rating_scale_range"
+                condition=Q(overlap__gte=1) & Q(overlap__lte=100), name="project_overlap_range"
+            ),
+            models.CheckConstraint(condition=Q(lease_ttl_seconds__gte=30), name="project_lease_ttl_min"),
+            models.CheckConstraint(
+                condition=Q(ranking_k__gte=2) & Q(ranking_k__lte=16), name="project_ranking_k_range"
+            ),
+            models.CheckConstraint(
+                condition=Q(rating_scale_max__gte=2) & Q(rating_scale_max__lte=10),
+                name="project_rating_scale_range",
             ),
             models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
         ]
@@ -125,7 +130,9 @@ class Guideline(models.Model):
     version = models.PositiveIntegerField()
     body = models.TextField(help_text="Markdown.")
     change_note = models.CharField(max_length=300, blank=True)
-    author = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+")
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -143,11 +150,16 @@ class GuidelineAck(models.Model):
     """A labeler read and acknowledged a guideline version."""
 
     guideline = models.ForeignKey(Guideline, on_delete=models.CASCADE, related_name="acks")
-    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guideline_acks")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="guideline_acks"
+    )
     acknowledged_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["guideline", "user"], name="guideline_ack_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.user} acknowledged {self.guideline}"
 
 
 class Prompt(models.Model):
@@ -164,7 +176,9 @@ class Prompt(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(
-                fields=["project", "external_id"], condition=~Q(external_id=""), name="prompt_unique_external_id"
+                fields=["project", "external_id"],
+                condition=~Q(external_id=""),
+                name="prompt_unique_external_id",
             ),
         ]
 
@@ -182,7 +196,9 @@ class Candidate(models.Model):
 
     prompt = models.ForeignKey(Prompt, on_delete=models.CASCADE, related_name="candidates")
     text = models.TextField()
-    source = models.CharField(max_length=16, choices=CandidateSource.choices, default=CandidateSource.IMPORTED)
+    source = models.CharField(
+        max_length=16, choices=CandidateSource.choices, default=CandidateSource.IMPORTED
+    )
     model_name = models.CharField(max_length=300, blank=True)
     model_version = models.CharField(max_length=200, blank=True)
     sampling_params = models.JSONField(default=dict, blank=True)
@@ -190,10 +206,18 @@ class Candidate(models.Model):
     external_id = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     generation_job = models.ForeignKey(
-        "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+        "generation.GenerationJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="candidates",
     )
     endpoint = models.ForeignKey(
-        "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="candidates"
+        "generation.ModelEndpoint",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="candidates",
     )
     sample_index = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
@@ -226,11 +250,14 @@ class Task(models.Model):
     candidates = models.ManyToManyField(Candidate, through="TaskCandidate", related_name="tasks")
     target_labels = models.PositiveSmallIntegerField(help_text="Distinct labelers this task needs.")
     claims = models.PositiveSmallIntegerField(
-        default=0, help_text="Labelers holding a live lease or having submitted (maintained by the leasing service)."
+        default=0,
+        help_text="Labelers holding a live lease or having submitted (maintained by the leasing service).",
     )
     is_gold = models.BooleanField(default=False)
     gold_choice = models.CharField(max_length=8, blank=True, help_text="Pairwise gold answer: a, b or tie.")
-    gold_ranking = models.JSONField(null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids.")
+    gold_ranking = models.JSONField(
+        null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids."
+    )
     generation_job = models.ForeignKey(
         "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
     )
@@ -239,10 +266,13 @@ class Task(models.Model):
     class Meta:
         ordering = ["id"]
         constraints = [
-            models.CheckConstraint(condition=Q(claims__lte=F("target_labels")), name="task_claims_within_target"),
+            models.CheckConstraint(
+                condition=Q(claims__lte=F("target_labels")), name="task_claims_within_target"
+            ),
             models.CheckConstraint(condition=Q(target_labels__gte=1), name="task_target_positive"),
             models.CheckConstraint(
-                condition=Q(gold_choice="") | Q(gold_choice__in=["a", "b", "tie"]), name="task_gold_choice_valid"
+                condition=Q(gold_choice="") | Q(gold_choice__in=["a", "b", "tie"]),
+                name="task_gold_choice_valid",
             ),
             models.CheckConstraint(
                 condition=Q(is_gold=True) | (Q(gold_choice="") & Q(gold_ranking__isnull=True)),
@@ -276,6 +306,9 @@ class TaskCandidate(models.Model):
             models.UniqueConstraint(fields=["task", "candidate"], name="taskcandidate_unique_candidate"),
         ]
 
+    def __str__(self) -> str:
+        return f"task {self.task_id} slot {self.slot}: candidate {self.candidate_id}"
+
 
 class AssignmentState(models.TextChoices):
     LIVE = "live", "Live"
@@ -293,7 +326,9 @@ class Assignment(models.Model):
     """
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="assignments")
-    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="assignments"
+    )
     state = models.CharField(max_length=16, choices=AssignmentState.choices, default=AssignmentState.LIVE)
     leased_at = models.DateTimeField()
     expires_at = models.DateTimeField()
@@ -307,8 +342,12 @@ class Assignment(models.Model):
             models.UniqueConstraint(
                 fields=["task", "labeler"], condition=Q(state="live"), name="assignment_one_live_lease"
             ),
-            models.CheckConstraint(condition=Q(expires_at__gt=F("leased_at")), name="assignment_expiry_after_lease"),
-            models.CheckConstraint(condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"),
+            models.CheckConstraint(
+                condition=Q(expires_at__gt=F("leased_at")), name="assignment_expiry_after_lease"
+            ),
+            models.CheckConstraint(
+                condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"
+            ),
         ]
         indexes = [
             models.Index(fields=["task", "labeler"]),
@@ -342,7 +381,9 @@ class Annotation(models.Model):
     """
 
     task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="annotations")
-    labeler = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations")
+    labeler = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="annotations"
+    )
     assignment = models.OneToOneField(
         Assignment, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotation"
     )
@@ -355,7 +396,9 @@ class Annotation(models.Model):
     flagged = models.BooleanField(default=False)
     flag_reason = models.CharField(max_length=500, blank=True)
     shown_order = models.JSONField(null=True, blank=True)
-    guideline = models.ForeignKey(Guideline, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    guideline = models.ForeignKey(
+        Guideline, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -415,8 +458,13 @@ class ReportSnapshot(models.Model):
         ordering = ["-requested_at"]
         get_latest_by = "requested_at"
         constraints = [
-            models.CheckConstraint(condition=Q(state__in=["pending", "ready", "failed"]), name="report_state_valid"),
+            models.CheckConstraint(
+                condition=Q(state__in=["pending", "ready", "failed"]), name="report_state_valid"
+            ),
         ]
+
+    def __str__(self) -> str:
+        return f"report {self.pk} for project {self.project_id} ({self.state})"
 
 
 class ApiToken(models.Model):
@@ -427,7 +475,9 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12, help_text="First characters of the token, to recognise it.")
     digest = models.CharField(max_length=64, unique=True)
-    projects = models.ManyToManyField(Project, blank=True, related_name="+", help_text="Empty: all the user's projects.")
+    projects = models.ManyToManyField(
+        Project, blank=True, related_name="+", help_text="Empty: all the user's projects."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -443,9 +493,15 @@ class ApiToken(models.Model):
 class AuditEvent(models.Model):
     """Who changed what: guidelines, membership, project settings, exports, runs, jobs."""
 
-    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    action = models.CharField(max_length=64, help_text="e.g. guideline.publish, membership.add, export.create")
+    project = models.ForeignKey(
+        Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    action = models.CharField(
+        max_length=64, help_text="e.g. guideline.publish, membership.add, export.create"
+    )
     target_type = models.CharField(max_length=64, blank=True)
     target_id = models.CharField(max_length=64, blank=True)
     details = models.JSONField(default=dict, blank=True)
@@ -453,4 +509,10 @@ class AuditEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["project", "created_at"]), models.Index(fields=["action", "created_at"])]
+        indexes = [
+            models.Index(fields=["project", "created_at"]),
+            models.Index(fields=["action", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action}"

@@ -33,7 +33,9 @@ def has_capability(*, user: AbstractBaseUser | AnonymousUser, project: Project, 
     return bool(user_roles(user=user, project=project) & CAPABILITIES[capability])
 
 
-def require_capability(*, user: AbstractBaseUser | AnonymousUser, project: Project, capability: str) -> set[str]:
+def require_capability(
+    *, user: AbstractBaseUser | AnonymousUser, project: Project, capability: str
+) -> set[str]:
     """Raise NotFound for users outside the project (its existence is not revealed), Forbidden for
     members whose role does not allow ``capability``. Returns the user's roles."""
     roles = user_roles(user=user, project=project)

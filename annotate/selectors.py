@@ -49,7 +49,9 @@ def assignment_with_task(*, assignment_id: int) -> Assignment | None:
     assignment = (
         Assignment.objects.select_related("task", "task__prompt", "task__project")
         .prefetch_related(
-            Prefetch("task__slots", queryset=TaskCandidate.objects.select_related("candidate").order_by("slot"))
+            Prefetch(
+                "task__slots", queryset=TaskCandidate.objects.select_related("candidate").order_by("slot")
+            )
         )
         .filter(pk=assignment_id)
         .first()
@@ -66,7 +68,9 @@ def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict[str, i
     """What one labeler has done in a project and how much is still open to them (approximate:
     open tasks with a free slot that they have not touched)."""
     done = Annotation.objects.filter(task__project=project, labeler=user).count()
-    skipped = Assignment.objects.filter(task__project=project, labeler=user, state=AssignmentState.SKIPPED).count()
+    skipped = Assignment.objects.filter(
+        task__project=project, labeler=user, state=AssignmentState.SKIPPED
+    ).count()
     touched = Assignment.objects.filter(
         task__project=project,
         labeler=user,
@@ -98,4 +102,156 @@ def project_progress(*, project: Project) -> dict[str, int]:
 
 
 def memberships_for_project(*, project: Project) -> QuerySet[Membership]:
-    return Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
+    return (
+        Membership.objects.filter(project=project).select_related("user").order_by("user__username", "role")
+    )
+
+
+# --- Pages: the labeler's and the manager's (appended for the web UI) ---------------------------
+
+
+def user_project_roles(*, user: AbstractBaseUser) -> dict[int, set[str]]:
+    """Active roles per project id for one user, in one query (a superuser gets every role)."""
+    from annotate.models import Role
+
+    if user.is_superuser:
+        return {pk: set(Role.values) for pk in Project.objects.values_list("pk", flat=True)}
+    roles: dict[int, set[str]] = {}
+    for project_id, role in Membership.objects.filter(user=user, is_active=True).values_list(
+        "project_id", "role"
+    ):
+        roles.setdefault(project_id, set()).add(role)
+    return roles
+
+
+def labeler_live_lease_count(*, project: Project, user: AbstractBaseUser) -> int:
+    from django.utils import timezone
+
+    return Assignment.objects.filter(
+        task__project=project, labeler=user, state=AssignmentState.LIVE, expires_at__gt=timezone.now()
+    ).count()
+
+
+def labeler_progress_bar(*, project: Project, user: AbstractBaseUser) -> dict[str, int]:
+    """``labeler_progress`` plus the tasks this labeler holds right now, as the page shows them:
+    ``done`` of ``total`` with ``left`` still to judge (approximate, as labeler_progress is)."""
+    progress = labeler_progress(project=project, user=user)
+    left = progress["remaining"] + labeler_live_lease_count(project=project, user=user)
+    total = progress["done"] + left
+    percent = round(100 * progress["done"] / total) if total else 100
+    return {**progress, "left": left, "total": total, "percent": percent}
+
+
+def guideline_versions(*, project: Project) -> QuerySet[Guideline]:
+    """Every version, newest first, with its author and how many people acknowledged it."""
+    return (
+        Guideline.objects.filter(project=project)
+        .select_related("author")
+        .annotate(ack_count=Count("acks"))
+        .order_by("-version")
+    )
+
+
+def guideline_get(*, project: Project, version: int) -> Guideline | None:
+    return Guideline.objects.filter(project=project, version=version).select_related("author").first()
+
+
+def _median(values: list[int]) -> float | None:
+    if not values:
+        return None
+    values = sorted(values)
+    mid = len(values) // 2
+    return float(values[mid]) if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def labeler_throughput(
+    *, project: Project, now=None, window_hours: int = 24, median_days: int = 7
+) -> list[dict]:
+    """Per labeler in a project (members with the labeler role, plus anyone who annotated):
+
+    * ``total``: human annotations ever, ``flagged`` of them, ``skipped`` tasks;
+    * ``last_window``: annotations in the last ``window_hours`` hours;
+    * ``per_hour``: those divided by the labeler's *active* hours in the window (distinct clock
+      hours in which they submitted something), i.e. their pace while working; None without any;
+    * ``median_ms``: median time on task over the last ``median_days`` days;
+    * ``last_at``: their latest annotation.
+
+    A fixed number of queries whatever the number of labelers.
+    """
+    from datetime import timedelta
+
+    from django.db.models import Max
+    from django.utils import timezone
+
+    from annotate.models import AnnotationSource, Role
+
+    now = now or timezone.now()
+    human = Annotation.objects.filter(task__project=project, source=AnnotationSource.HUMAN)
+    totals = {
+        row["labeler_id"]: row
+        for row in human.values("labeler_id").annotate(
+            total=Count("id"), flagged=Count("id", filter=Q(flagged=True)), last_at=Max("created_at")
+        )
+    }
+    skipped = dict(
+        Assignment.objects.filter(task__project=project, state=AssignmentState.SKIPPED)
+        .values("labeler_id")
+        .annotate(n=Count("id"))
+        .values_list("labeler_id", "n")
+    )
+    window_start = now - timedelta(hours=window_hours)
+    in_window: dict[int, list] = {}
+    for labeler_id, created_at in human.filter(created_at__gt=window_start, created_at__lte=now).values_list(
+        "labeler_id", "created_at"
+    ):
+        in_window.setdefault(labeler_id, []).append(created_at)
+    times: dict[int, list[int]] = {}
+    for labeler_id, ms in human.filter(
+        created_at__gt=now - timedelta(days=median_days), time_spent_ms__isnull=False
+    ).values_list("labeler_id", "time_spent_ms"):
+        times.setdefault(labeler_id, []).append(ms)
+
+    members = {
+        m.user_id: m
+        for m in Membership.objects.filter(project=project, role=Role.LABELER).select_related("user")
+    }
+    user_ids = set(members) | set(totals)
+    from django.contrib.auth import get_user_model
+
+    users = {u.pk: u for u in get_user_model().objects.filter(pk__in=user_ids)}
+    rows = []
+    for user_id in user_ids:
+        user = users.get(user_id)
+        if user is None:
+            continue
+        stamps = in_window.get(user_id, [])
+        active_hours = len({s.replace(minute=0, second=0, microsecond=0) for s in stamps})
+        row = totals.get(user_id, {})
+        membership = members.get(user_id)
+        rows.append(
+            {
+                "user": user,
+                "is_member": membership is not None,
+                "is_active": bool(membership and membership.is_active),
+                "total": row.get("total", 0),
+                "flagged": row.get("flagged", 0),
+                "skipped": skipped.get(user_id, 0),
+                "last_at": row.get("last_at"),
+                "last_window": len(stamps),
+                "active_hours": active_hours,
+                "per_hour": (len(stamps) / active_hours) if active_hours else None,
+                "median_ms": _median(times.get(user_id, [])),
+            }
+        )
+    rows.sort(key=lambda r: (-r["last_window"], -r["total"], r["user"].username))
+    return rows
+
+
+def audit_events_for_project(*, project: Project, limit: int = 200):
+    from annotate.models import AuditEvent
+
+    return (
+        AuditEvent.objects.filter(project=project)
+        .select_related("actor")
+        .order_by("-created_at", "-id")[:limit]
+    )

@@ -29,20 +29,30 @@ class ModelEndpoint(models.Model):
 
     name = models.SlugField(max_length=100, unique=True)
     backend = models.CharField(max_length=16, choices=Backend.choices)
-    model = models.CharField(max_length=500, help_text="Hugging Face model name, local path, or served model name.")
+    model = models.CharField(
+        max_length=500, help_text="Hugging Face model name, local path, or served model name."
+    )
     config = models.JSONField(default=dict, blank=True)
     default_sampling = models.JSONField(default=dict, blank=True)
     project = models.ForeignKey(
-        "annotate.Project", null=True, blank=True, on_delete=models.CASCADE, related_name="endpoints",
+        "annotate.Project",
+        null=True,
+        blank=True,
+        on_delete=models.CASCADE,
+        related_name="endpoints",
         help_text="Visible to this project only; empty for every project.",
     )
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
-        constraints = [models.CheckConstraint(condition=Q(backend__in=Backend.values), name="endpoint_backend_valid")]
+        constraints = [
+            models.CheckConstraint(condition=Q(backend__in=Backend.values), name="endpoint_backend_valid")
+        ]
 
     def __str__(self) -> str:
         return self.name
@@ -79,7 +89,9 @@ class GenerationJob(models.Model):
     done_units = models.PositiveIntegerField(default=0)
     failed_units = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

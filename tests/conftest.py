@@ -60,7 +60,9 @@ def make_project(db):
     return _make
 
 
-def add_tasks(project, *, prompts: int, candidates_per_prompt: int = 2, mode: str | None = None, seed: int = 0):
+def add_tasks(
+    project, *, prompts: int, candidates_per_prompt: int = 2, mode: str | None = None, seed: int = 0
+):
     """Create prompts with candidates and turn them into tasks (all pairs / one ranking)."""
     import random
 
@@ -68,7 +70,9 @@ def add_tasks(project, *, prompts: int, candidates_per_prompt: int = 2, mode: st
     rng = random.Random(seed)
     prompt_rows = Prompt.objects.bulk_create(
         [
-            Prompt(project=project, external_id=f"p{i}", messages=[{"role": "user", "content": f"Question {i}?"}])
+            Prompt(
+                project=project, external_id=f"p{i}", messages=[{"role": "user", "content": f"Question {i}?"}]
+            )
             for i in range(prompts)
         ]
     )

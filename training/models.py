@@ -42,7 +42,9 @@ class Export(models.Model):
     path = models.CharField(max_length=1000, blank=True)
     row_count = models.PositiveIntegerField(default=0)
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
@@ -51,7 +53,9 @@ class Export(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="export_unique_version"),
             models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_format_valid"),
-            models.CheckConstraint(condition=Q(file_type__in=["jsonl", "parquet"]), name="export_file_type_valid"),
+            models.CheckConstraint(
+                condition=Q(file_type__in=["jsonl", "parquet"]), name="export_file_type_valid"
+            ),
             models.CheckConstraint(condition=Q(state__in=ExportState.values), name="export_state_valid"),
         ]
 
@@ -82,10 +86,19 @@ class TrainingRun(models.Model):
     kind = models.CharField(max_length=16, choices=RunKind.choices)
     export = models.ForeignKey(Export, null=True, blank=True, on_delete=models.PROTECT, related_name="runs")
     dataset_path = models.CharField(max_length=1000, blank=True)
-    base_model = models.CharField(max_length=500, help_text="HF name, local path, or a previous run's output.")
-    base_run = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children")
+    base_model = models.CharField(
+        max_length=500, help_text="HF name, local path, or a previous run's output."
+    )
+    base_run = models.ForeignKey(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
+    )
     reward_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+", help_text="PPO/RLOO/GRPO reward model."
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="PPO/RLOO/GRPO reward model.",
     )
     config = models.JSONField(default=dict, blank=True)
     state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
@@ -98,7 +111,9 @@ class TrainingRun(models.Model):
     registered_endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -129,3 +144,6 @@ class MetricPoint(models.Model):
     class Meta:
         ordering = ["run", "step", "id"]
         indexes = [models.Index(fields=["run", "step"])]
+
+    def __str__(self) -> str:
+        return f"run {self.run_id} step {self.step}"

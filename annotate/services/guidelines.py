@@ -13,7 +13,9 @@ MAX_GUIDELINE_CHARS = 200_000
 
 
 @transaction.atomic
-def guideline_publish(*, project: Project, author: AbstractBaseUser | None, body: str, change_note: str = "") -> Guideline:
+def guideline_publish(
+    *, project: Project, author: AbstractBaseUser | None, body: str, change_note: str = ""
+) -> Guideline:
     """Publish a new version; the newest version is the current one. Locks the project row so two
     managers publishing at once get consecutive version numbers."""
     body = (body or "").strip()

@@ -37,8 +37,24 @@ from django.db import transaction
 from django.utils.text import slugify
 
 from annotate.errors import InvalidInput
-from annotate.models import Annotation, AnnotationSource, Candidate, CandidateSource, Project, Prompt, Task, TaskKind
-from annotate.services.tasks import PairMode, TaskSpec, candidate_groups, check_mode, default_mode_for, tasks_bulk_create
+from annotate.models import (
+    Annotation,
+    AnnotationSource,
+    Candidate,
+    CandidateSource,
+    Project,
+    Prompt,
+    Task,
+    TaskKind,
+)
+from annotate.services.tasks import (
+    PairMode,
+    TaskSpec,
+    candidate_groups,
+    check_mode,
+    default_mode_for,
+    tasks_bulk_create,
+)
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
@@ -231,7 +247,9 @@ def parse_hh_transcript(text: str) -> list[dict]:
     parts = _HH_TURN.split(text)
     turns = []
     for role, content in zip(parts[1::2], parts[2::2], strict=True):
-        turns.append({"role": "user" if role == "Human" else "assistant", "content": content.removeprefix(" ")})
+        turns.append(
+            {"role": "user" if role == "Human" else "assistant", "content": content.removeprefix(" ")}
+        )
     return turns
 
 
@@ -253,7 +271,9 @@ def _parse_hh(obj: dict, line: int) -> _Record:
         if len(turns) < 2 or turns[-1]["role"] != "assistant":
             raise _LineInvalid("must end with an Assistant reply", name)
     if c_turns[:-1] != r_turns[:-1]:
-        raise _LineInvalid("chosen and rejected do not share the same conversation before the last reply", "rejected")
+        raise _LineInvalid(
+            "chosen and rejected do not share the same conversation before the last reply", "rejected"
+        )
     digest = hashlib.sha256((chosen + "\x00" + rejected).encode()).hexdigest()[:20]
     return _Record(
         line=line,
@@ -310,7 +330,9 @@ def prompts_import(
         if not preference_source.strip():
             raise InvalidInput("The preference source needs a name.", field="preference_source")
         if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):
-            raise InvalidInput("Recorded preferences can only be imported as pairwise tasks.", field="preference_source")
+            raise InvalidInput(
+                "Recorded preferences can only be imported as pairwise tasks.", field="preference_source"
+            )
 
     report = ImportReport(format=fmt)
     stream = open_import_stream(stream)
@@ -330,13 +352,16 @@ def prompts_import(
         if not pending:
             return
         existing = set(
-            Prompt.objects.filter(project=project, external_id__in=[r.external_id for r in pending if r.external_id])
-            .values_list("external_id", flat=True)
+            Prompt.objects.filter(
+                project=project, external_id__in=[r.external_id for r in pending if r.external_id]
+            ).values_list("external_id", flat=True)
         )
         batch = []
         for rec in pending:
             if rec.external_id in existing:
-                add_error(rec.line, f"a prompt with id {rec.external_id!r} already exists in this project", "id")
+                add_error(
+                    rec.line, f"a prompt with id {rec.external_id!r} already exists in this project", "id"
+                )
             else:
                 batch.append(rec)
         pending.clear()
@@ -345,7 +370,16 @@ def prompts_import(
         if preference_source is not None and source_user is None:
             source_user = _source_user(preference_source)
         prompts = Prompt.objects.bulk_create(
-            [Prompt(project=project, external_id=r.external_id, messages=r.messages, metadata=r.metadata, tags=r.tags) for r in batch],
+            [
+                Prompt(
+                    project=project,
+                    external_id=r.external_id,
+                    messages=r.messages,
+                    metadata=r.metadata,
+                    tags=r.tags,
+                )
+                for r in batch
+            ],
             batch_size=BATCH,
         )
         cand_rows = [

@@ -25,7 +25,15 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
-from annotate.errors import Conflict, Forbidden, GuidelineNotAcknowledged, InvalidInput, LeaseExpired, LeaseNotLive, NotFound
+from annotate.errors import (
+    Conflict,
+    Forbidden,
+    GuidelineNotAcknowledged,
+    InvalidInput,
+    LeaseExpired,
+    LeaseNotLive,
+    NotFound,
+)
 from annotate.models import (
     Annotation,
     Assignment,
@@ -59,7 +67,9 @@ def _require_active_labeler(*, project: Project, labeler: AbstractBaseUser) -> N
         raise Forbidden("This account is deactivated.")
     if labeler.is_superuser:
         return
-    if not Membership.objects.filter(project=project, user=labeler, role=Role.LABELER, is_active=True).exists():
+    if not Membership.objects.filter(
+        project=project, user=labeler, role=Role.LABELER, is_active=True
+    ).exists():
         raise Forbidden("You are not an active labeler in this project.")
 
 
@@ -78,7 +88,9 @@ def leases_expire(*, project_id: int | None = None, now: datetime | None = None,
         rows = list(qs.order_by("expires_at").values_list("id", "task_id")[:limit])
         if not rows:
             return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(state=AssignmentState.EXPIRED, finished_at=now)
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            state=AssignmentState.EXPIRED, finished_at=now
+        )
         _release_claims(Counter(task_id for _, task_id in rows))
     return len(rows)
 
@@ -139,7 +151,11 @@ def task_claim_next(
         if task is None:
             return None
         Task.objects.filter(pk=task.pk).update(claims=F("claims") + 1)
-        shown = list(TaskCandidate.objects.filter(task_id=task.pk).order_by("slot").values_list("candidate_id", flat=True))
+        shown = list(
+            TaskCandidate.objects.filter(task_id=task.pk)
+            .order_by("slot")
+            .values_list("candidate_id", flat=True)
+        )
         _rng.shuffle(shown)
         return Assignment.objects.create(
             task_id=task.pk,
@@ -185,7 +201,13 @@ _DISPLAY_CHOICES = {"left": 0, "right": 1}
 
 
 def _validate_pairwise(
-    *, project: Project, assignment: Assignment, slots: list[int], choice: str | None, strength: int | None, flagged: bool
+    *,
+    project: Project,
+    assignment: Assignment,
+    slots: list[int],
+    choice: str | None,
+    strength: int | None,
+    flagged: bool,
 ) -> str | None:
     if choice in (None, ""):
         if not flagged:
@@ -212,17 +234,23 @@ def _validate_pairwise(
         if canonical not in (Choice.A, Choice.B):
             raise InvalidInput("Strength applies only when one response is preferred.", field="strength")
         if not isinstance(strength, int) or isinstance(strength, bool) or not 1 <= strength <= 3:
-            raise InvalidInput("strength must be 1 (slightly), 2 (clearly) or 3 (much better).", field="strength")
+            raise InvalidInput(
+                "strength must be 1 (slightly), 2 (clearly) or 3 (much better).", field="strength"
+            )
     return canonical
 
 
-def _validate_ranking(*, project: Project, slots: list[int], ranking: object, flagged: bool) -> list[list[int]] | None:
+def _validate_ranking(
+    *, project: Project, slots: list[int], ranking: object, flagged: bool
+) -> list[list[int]] | None:
     if ranking in (None, [], ""):
         if not flagged:
             raise InvalidInput("Order the responses before submitting.", field="ranking")
         return None
     if not isinstance(ranking, list):
-        raise InvalidInput("ranking must be a list of candidate ids (or of groups of tied ids), best first.", field="ranking")
+        raise InvalidInput(
+            "ranking must be a list of candidate ids (or of groups of tied ids), best first.", field="ranking"
+        )
     groups: list[list[int]] = []
     for item in ranking:
         group = item if isinstance(item, list) else [item]
@@ -255,12 +283,21 @@ def _validate_ratings(
             try:
                 cand_id = int(cand)
             except (TypeError, ValueError):
-                raise InvalidInput(f"ratings[{key!r}] has a bad candidate id {cand!r}.", field="ratings") from None
-            if cand_id not in slots:
-                raise InvalidInput(f"ratings[{key!r}] names a response that is not in this task.", field="ratings")
-            if not isinstance(score, int) or isinstance(score, bool) or not 1 <= score <= project.rating_scale_max:
                 raise InvalidInput(
-                    f"ratings[{key!r}] scores must be whole numbers 1..{project.rating_scale_max}.", field="ratings"
+                    f"ratings[{key!r}] has a bad candidate id {cand!r}.", field="ratings"
+                ) from None
+            if cand_id not in slots:
+                raise InvalidInput(
+                    f"ratings[{key!r}] names a response that is not in this task.", field="ratings"
+                )
+            if (
+                not isinstance(score, int)
+                or isinstance(score, bool)
+                or not 1 <= score <= project.rating_scale_max
+            ):
+                raise InvalidInput(
+                    f"ratings[{key!r}] scores must be whole numbers 1..{project.rating_scale_max}.",
+                    field="ratings",
                 )
             row[str(cand_id)] = score
         if row:
@@ -305,21 +342,31 @@ def annotation_submit(
         _require_active_labeler(project=project, labeler=labeler)
 
         guideline = guideline_current(project=project)
-        if guideline is not None and not GuidelineAck.objects.filter(guideline=guideline, user=labeler).exists():
+        if (
+            guideline is not None
+            and not GuidelineAck.objects.filter(guideline=guideline, user=labeler).exists()
+        ):
             raise GuidelineNotAcknowledged(
                 f"Guidelines v{guideline.version} were published; read and acknowledge them before submitting."
             )
 
         flagged = bool(flagged)
         flag_reason = _clean_reason(flag_reason, "flag_reason") if flagged else ""
-        slots = list(TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True))
+        slots = list(
+            TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
+        )
         canonical_choice = None
         clean_ranking = None
         if project.kind == TaskKind.PAIRWISE:
             if ranking not in (None, []):
                 raise InvalidInput("This is a pairwise task: send choice, not ranking.", field="ranking")
             canonical_choice = _validate_pairwise(
-                project=project, assignment=assignment, slots=slots, choice=choice, strength=strength, flagged=flagged
+                project=project,
+                assignment=assignment,
+                slots=slots,
+                choice=choice,
+                strength=strength,
+                flagged=flagged,
             )
             if canonical_choice is None:
                 strength = None
@@ -332,10 +379,14 @@ def annotation_submit(
         clean_ratings = _validate_ratings(project=project, slots=slots, ratings=ratings, flagged=flagged)
         rationale = (rationale or "").strip()
         if len(rationale) > MAX_RATIONALE_CHARS:
-            raise InvalidInput(f"Keep the rationale under {MAX_RATIONALE_CHARS} characters.", field="rationale")
+            raise InvalidInput(
+                f"Keep the rationale under {MAX_RATIONALE_CHARS} characters.", field="rationale"
+            )
         if time_spent_ms is not None:
             if not isinstance(time_spent_ms, int) or isinstance(time_spent_ms, bool) or time_spent_ms < 0:
-                raise InvalidInput("time_spent_ms must be a non-negative whole number.", field="time_spent_ms")
+                raise InvalidInput(
+                    "time_spent_ms must be a non-negative whole number.", field="time_spent_ms"
+                )
             time_spent_ms = min(time_spent_ms, MAX_TIME_SPENT_MS)
         else:
             time_spent_ms = int((now - assignment.leased_at).total_seconds() * 1000)
@@ -365,7 +416,9 @@ def annotation_submit(
     return annotation, True
 
 
-def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None) -> Assignment:
+def annotation_undo(
+    *, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None
+) -> Assignment:
     """Take back a submission while its lease is still live; the task is open again for this labeler."""
     now = now or timezone.now()
     with transaction.atomic():
@@ -407,6 +460,8 @@ def assignments_release(*, project: Project, labeler: AbstractBaseUser, now: dat
         rows = list(qs.select_for_update(of=("self",)).values_list("id", "task_id"))
         if not rows:
             return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(state=AssignmentState.RELEASED, finished_at=now)
+        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
+            state=AssignmentState.RELEASED, finished_at=now
+        )
         _release_claims(Counter(task_id for _, task_id in rows))
     return len(rows)

@@ -86,7 +86,9 @@ def project_create(
         raise InvalidInput("The project name must contain letters or digits.", field="name")
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project with the address {slug!r} already exists.", field="slug")
-    project = Project.objects.create(name=name, slug=slug, kind=kind, created_by=created_by, **settings_values)
+    project = Project.objects.create(
+        name=name, slug=slug, kind=kind, created_by=created_by, **settings_values
+    )
     for row in _dimension_rows(dimensions or []):
         Dimension.objects.create(project=project, **row)
     if created_by is not None and not created_by.is_superuser:

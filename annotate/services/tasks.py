@@ -78,7 +78,11 @@ def candidate_groups(
 
 
 def tasks_bulk_create(
-    *, project: Project, specs: Iterable[TaskSpec], generation_job_id: int | None = None, batch_size: int = 2000
+    *,
+    project: Project,
+    specs: Iterable[TaskSpec],
+    generation_job_id: int | None = None,
+    batch_size: int = 2000,
 ) -> list[Task]:
     """Create tasks and their candidate slots in bulk (inside the caller's transaction)."""
     specs = list(specs)

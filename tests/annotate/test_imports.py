@@ -32,7 +32,11 @@ GOOD = [
             {"role": "user", "content": "What is 2+2?"},
         ],
         "metadata": {"topic": "math"},
-        "candidates": [{"text": "4", "model": "m1", "seed": 1}, {"text": "Four.", "model": "m2"}, {"text": "22", "model": "m3"}],
+        "candidates": [
+            {"text": "4", "model": "m1", "seed": 1},
+            {"text": "Four.", "model": "m2"},
+            {"text": "22", "model": "m3"},
+        ],
     },
     {"id": "p2", "prompt": "Name a color.", "candidates": ["Red", "Blue"], "tags": ["easy"]},
     {"id": "p3", "prompt": "No candidates yet."},
@@ -47,12 +51,16 @@ def test_good_jsonl_creates_prompts_candidates_and_all_pairs(make_project):
     p1 = Prompt.objects.get(project=project, external_id="p1")
     assert len(p1.messages) == 4 and p1.metadata == {"topic": "math"}
     assert Candidate.objects.get(prompt=p1, model_name="m1").seed == 1
-    assert all(TaskCandidate.objects.filter(task=t).count() == 2 for t in Task.objects.filter(project=project))
+    assert all(
+        TaskCandidate.objects.filter(task=t).count() == 2 for t in Task.objects.filter(project=project)
+    )
 
 
 def test_sampled_pairs_and_ranking_modes(make_project):
     project = make_project()
-    report = prompts_import(project=project, stream=_jsonl(GOOD), task_mode="sampled_pairs", pairs_per_prompt=1)
+    report = prompts_import(
+        project=project, stream=_jsonl(GOOD), task_mode="sampled_pairs", pairs_per_prompt=1
+    )
     assert report.tasks == 2
     ranking = make_project(kind="ranking", ranking_k=3)
     report = prompts_import(project=ranking, stream=_jsonl(GOOD))
@@ -107,15 +115,22 @@ def test_reimporting_the_same_ids_is_refused(make_project):
 
 def test_gold_lines_become_gold_tasks(make_project):
     project = make_project()
-    prompts_import(project=project, stream=_jsonl([{"id": "g", "prompt": "2+2?", "candidates": ["4", "5"], "gold": "a"}]))
+    prompts_import(
+        project=project, stream=_jsonl([{"id": "g", "prompt": "2+2?", "candidates": ["4", "5"], "gold": "a"}])
+    )
     task = Task.objects.get()
     assert task.is_gold and task.gold_choice == "a"
     with pytest.raises(ImportFailed):
-        prompts_import(project=project, stream=_jsonl([{"id": "g2", "prompt": "?", "candidates": ["4"], "gold": "a"}]))
+        prompts_import(
+            project=project, stream=_jsonl([{"id": "g2", "prompt": "?", "candidates": ["4"], "gold": "a"}])
+        )
 
 
 HH_LINES = [
-    {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello, how can I help?", "rejected": "\n\nHuman: Hi\n\nAssistant: Go away."},
+    {
+        "chosen": "\n\nHuman: Hi\n\nAssistant: Hello, how can I help?",
+        "rejected": "\n\nHuman: Hi\n\nAssistant: Go away.",
+    },
     {
         "chosen": "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: good",
         "rejected": "\n\nHuman: A\n\nAssistant: B\n\nHuman: C\n\nAssistant: bad",
@@ -139,7 +154,11 @@ def test_hh_gzip_with_recorded_preferences(make_project):
     report = prompts_import(project=project, stream=io.BytesIO(data), preference_source="hh-rlhf")
     assert report.format == "hh-rlhf" and report.tasks == 2 and report.annotations == 2
     for ann in Annotation.objects.select_related("task"):
-        slots = list(TaskCandidate.objects.filter(task=ann.task).order_by("slot").values_list("candidate__text", flat=True))
+        slots = list(
+            TaskCandidate.objects.filter(task=ann.task)
+            .order_by("slot")
+            .values_list("candidate__text", flat=True)
+        )
         preferred = slots[0] if ann.choice == "a" else slots[1]
         assert preferred in ("Hello, how can I help?", "good")
         assert ann.labeler.username == "source-hh-rlhf" and not ann.labeler.is_active
@@ -172,7 +191,9 @@ def test_shared_hh_rlhf_sample_atomic_then_skip_invalid(make_project):
     with open(path, "rb") as f:
         report = prompts_import(project=project, stream=f, preference_source="hh-rlhf", skip_invalid=True)
     assert (report.lines, report.prompts, report.tasks, report.annotations) == (1500, 1499, 1499, 1499)
-    assert Annotation.objects.filter(choice="a").count() not in (0, 1499), "slot A must not always be the chosen one"
+    assert Annotation.objects.filter(choice="a").count() not in (0, 1499), (
+        "slot A must not always be the chosen one"
+    )
 
 
 def test_cli_reports_bad_lines_and_exits_nonzero(make_project, tmp_path, capsys):

@@ -7,7 +7,14 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from annotate.errors import Forbidden, GuidelineNotAcknowledged, InvalidInput, LeaseExpired, LeaseNotLive, NotFound
+from annotate.errors import (
+    Forbidden,
+    GuidelineNotAcknowledged,
+    InvalidInput,
+    LeaseExpired,
+    LeaseNotLive,
+    NotFound,
+)
 from annotate.models import Annotation, Assignment, AssignmentState, Choice, Task, TaskCandidate
 from annotate.services.guidelines import guideline_acknowledge, guideline_publish
 from annotate.services.leasing import (
@@ -43,7 +50,10 @@ def test_claim_returns_the_live_lease_again_instead_of_a_second_task(make_projec
     prefetched = task_claim_next(project=project, labeler=alice, exclude_assignment_ids=[first.pk])
     assert prefetched.pk != first.pk and prefetched.task_id != first.task_id
     # at most two live leases per labeler: a third request gives nothing new
-    assert task_claim_next(project=project, labeler=alice, exclude_assignment_ids=[first.pk, prefetched.pk]) is None
+    assert (
+        task_claim_next(project=project, labeler=alice, exclude_assignment_ids=[first.pk, prefetched.pk])
+        is None
+    )
 
 
 def test_fewest_labels_first_and_never_the_same_task_twice(make_project, labeler_in):
@@ -93,7 +103,9 @@ def test_submit_on_expired_lease_is_refused_and_writes_nothing(make_project, lab
     now = timezone.now()
     lease = task_claim_next(project=project, labeler=alice, now=now)
     with pytest.raises(LeaseExpired) as exc:
-        annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left", now=now + timedelta(seconds=61))
+        annotation_submit(
+            assignment_id=lease.pk, labeler=alice, choice="left", now=now + timedelta(seconds=61)
+        )
     assert exc.value.status_code == 409
     assert Annotation.objects.count() == 0
     lease.refresh_from_db()
@@ -118,8 +130,12 @@ def test_double_submit_is_idempotent(make_project, labeler_in):
     add_tasks(project, prompts=1)
     alice = labeler_in(project)
     lease = task_claim_next(project=project, labeler=alice)
-    first, created = annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left", rationale="clearer")
-    replay, created_again = annotation_submit(assignment_id=lease.pk, labeler=alice, choice="right", rationale="changed")
+    first, created = annotation_submit(
+        assignment_id=lease.pk, labeler=alice, choice="left", rationale="clearer"
+    )
+    replay, created_again = annotation_submit(
+        assignment_id=lease.pk, labeler=alice, choice="right", rationale="changed"
+    )
     assert created and not created_again
     assert replay.pk == first.pk and replay.rationale == "clearer"
     assert Annotation.objects.count() == 1
@@ -128,7 +144,9 @@ def test_double_submit_is_idempotent(make_project, labeler_in):
 def test_left_choice_maps_back_through_shown_order(make_project, labeler_in):
     project = make_project()
     (task,) = add_tasks(project, prompts=1)
-    slot_a, slot_b = TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
+    slot_a, slot_b = (
+        TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
+    )
     alice = labeler_in(project)
     lease = task_claim_next(project=project, labeler=alice)
     lease.shown_order = [slot_b, slot_a]  # B on the left
@@ -140,7 +158,9 @@ def test_left_choice_maps_back_through_shown_order(make_project, labeler_in):
 
 
 def test_invalid_values_are_refused_with_the_field(make_project, labeler_in):
-    project = make_project(allow_tie=False, strength_scale=True, dimensions=[{"label": "Helpfulness", "required": True}])
+    project = make_project(
+        allow_tie=False, strength_scale=True, dimensions=[{"label": "Helpfulness", "required": True}]
+    )
     add_tasks(project, prompts=1)
     alice = labeler_in(project)
     lease = task_claim_next(project=project, labeler=alice)
@@ -174,7 +194,9 @@ def test_flag_without_choice_is_recorded(make_project, labeler_in):
     add_tasks(project, prompts=1)
     alice = labeler_in(project)
     lease = task_claim_next(project=project, labeler=alice)
-    annotation, _ = annotation_submit(assignment_id=lease.pk, labeler=alice, flagged=True, flag_reason="prompt is unsafe")
+    annotation, _ = annotation_submit(
+        assignment_id=lease.pk, labeler=alice, flagged=True, flag_reason="prompt is unsafe"
+    )
     assert annotation.flagged and annotation.choice is None and annotation.flag_reason == "prompt is unsafe"
 
 
@@ -187,7 +209,9 @@ def test_ranking_submit_validates_and_stores_groups(make_project, labeler_in):
     with pytest.raises(InvalidInput):
         annotation_submit(assignment_id=lease.pk, labeler=alice, ranking=[ids[0], ids[1]])  # one missing
     with pytest.raises(InvalidInput):
-        annotation_submit(assignment_id=lease.pk, labeler=alice, ranking=[[ids[0], ids[1]], ids[2]])  # ties off
+        annotation_submit(
+            assignment_id=lease.pk, labeler=alice, ranking=[[ids[0], ids[1]], ids[2]]
+        )  # ties off
     annotation, _ = annotation_submit(assignment_id=lease.pk, labeler=alice, ranking=[ids[2], ids[0], ids[1]])
     assert annotation.ranking == [[ids[2]], [ids[0]], [ids[1]]]
 
@@ -222,7 +246,9 @@ def test_undo_reopens_the_task_while_the_lease_is_live(make_project, labeler_in)
     assert Annotation.objects.count() == 0
     lease.refresh_from_db()
     assert lease.state == AssignmentState.LIVE
-    annotation, created = annotation_submit(assignment_id=lease.pk, labeler=alice, choice="right", now=now + timedelta(seconds=6))
+    annotation, created = annotation_submit(
+        assignment_id=lease.pk, labeler=alice, choice="right", now=now + timedelta(seconds=6)
+    )
     assert created and annotation.choice in ("a", "b")
     with pytest.raises(LeaseExpired):
         annotation_undo(assignment_id=lease.pk, labeler=alice, now=now + timedelta(seconds=61))
@@ -255,7 +281,11 @@ def test_deactivating_a_labeler_releases_their_leases(make_project, labeler_in):
     with pytest.raises(Forbidden):
         task_claim_next(project=project, labeler=alice)
     claimed = {task_claim_next(project=project, labeler=bob).task_id}
-    other = task_claim_next(project=project, labeler=bob, exclude_assignment_ids=list(Assignment.objects.filter(labeler=bob).values_list("pk", flat=True)))
+    other = task_claim_next(
+        project=project,
+        labeler=bob,
+        exclude_assignment_ids=list(Assignment.objects.filter(labeler=bob).values_list("pk", flat=True)),
+    )
     claimed.add(other.task_id)
     assert lease.task_id in claimed
 

@@ -23,7 +23,9 @@ pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 @pytest.fixture(autouse=True)
 def _needs_postgres():
     if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL for real row locking (set DATABASE_URL); SQLite serialises writers instead")
+        pytest.skip(
+            "needs PostgreSQL for real row locking (set DATABASE_URL); SQLite serialises writers instead"
+        )
 
 
 def _run_labelers(project, labelers, *, claims_each: int | None = None):
@@ -63,7 +65,9 @@ def test_twenty_labelers_never_exceed_overlap_nor_repeat_a_task(make_project, la
     per_task = Counter(task_id for task_id, _ in log)
     assert len(log) == len(set(log)), "a labeler got the same task twice"
     assert max(per_task.values()) <= overlap
-    assert len(per_task) == len(tasks) and all(n == overlap for n in per_task.values()), "every slot is filled"
+    assert len(per_task) == len(tasks) and all(n == overlap for n in per_task.values()), (
+        "every slot is filled"
+    )
     db_counts = Counter(Annotation.objects.values_list("task_id", flat=True))
     assert db_counts == per_task
     assert all(t.claims == overlap for t in Task.objects.filter(project=project))

@@ -23,23 +23,39 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("file", help="Path to a .jsonl or .jsonl.gz file ('-' is not supported: imports must be re-readable).")
+        parser.add_argument(
+            "file",
+            help="Path to a .jsonl or .jsonl.gz file ('-' is not supported: imports must be re-readable).",
+        )
         parser.add_argument("--project", required=True, help="Project slug.")
-        parser.add_argument("--format", default="auto", choices=FORMATS, help="Input format (default: detect from the first line).")
+        parser.add_argument(
+            "--format",
+            default="auto",
+            choices=FORMATS,
+            help="Input format (default: detect from the first line).",
+        )
         parser.add_argument(
             "--task-mode",
             choices=PairMode.values,
             default=None,
             help="How candidates become tasks: all_pairs (default for pairwise), sampled_pairs, ranking (default for ranking), none.",
         )
-        parser.add_argument("--pairs-per-prompt", type=int, default=None, help="With --task-mode sampled_pairs.")
-        parser.add_argument("--seed", type=int, default=0, help="Seed for pair sampling and slot order (default 0).")
+        parser.add_argument(
+            "--pairs-per-prompt", type=int, default=None, help="With --task-mode sampled_pairs."
+        )
+        parser.add_argument(
+            "--seed", type=int, default=0, help="Seed for pair sampling and slot order (default 0)."
+        )
         parser.add_argument(
             "--preference-source",
             default=None,
             help="HH-RLHF only: import the recorded preference as an annotation by a login-less user named after this source.",
         )
-        parser.add_argument("--skip-invalid", action="store_true", help="Import the good lines, report the bad ones (not atomic).")
+        parser.add_argument(
+            "--skip-invalid",
+            action="store_true",
+            help="Import the good lines, report the bad ones (not atomic).",
+        )
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, **opts):
@@ -50,7 +66,10 @@ class Command(BaseCommand):
         if not os.path.isfile(path):
             raise CommandError(f"file: {path!r} does not exist or is not a file.")
         size = os.path.getsize(path)
-        with open(path, "rb") as raw, tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=opts["json"]) as bar:
+        with (
+            open(path, "rb") as raw,
+            tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=opts["json"]) as bar,
+        ):
 
             def progress(_lines: int) -> None:
                 bar.n = min(raw.tell(), size)

@@ -21,25 +21,47 @@ class Command(BaseCommand):
     help = "Run the web server and a Celery worker (queues default, generation, training) until Ctrl+C."
 
     def add_arguments(self, parser):
-        parser.add_argument("--addr", default="127.0.0.1:8000", help="Address for the web server (default 127.0.0.1:8000).")
+        parser.add_argument(
+            "--addr", default="127.0.0.1:8000", help="Address for the web server (default 127.0.0.1:8000)."
+        )
         parser.add_argument("--concurrency", type=int, default=2, help="Worker processes (default 2).")
 
     def handle(self, *args, **opts):
         env = dict(os.environ)
-        env.setdefault("DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base"))
+        env.setdefault(
+            "DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base")
+        )
         python = sys.executable
         broker = settings.CELERY_BROKER_URL.split("@")[-1]
-        self.stdout.write(f"Broker: {broker}   Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}")
+        self.stdout.write(
+            f"Broker: {broker}   Database: {settings.DATABASES['default']['ENGINE'].rsplit('.', 1)[-1]}"
+        )
         worker = subprocess.Popen(
-            [python, "-m", "celery", "-A", "config", "worker", "-Q", "default,generation,training",
-             "--concurrency", str(opts["concurrency"]), "--loglevel", "INFO", "--hostname", "prefhub@%h"],
+            [
+                python,
+                "-m",
+                "celery",
+                "-A",
+                "config",
+                "worker",
+                "-Q",
+                "default,generation,training",
+                "--concurrency",
+                str(opts["concurrency"]),
+                "--loglevel",
+                "INFO",
+                "--hostname",
+                "prefhub@%h",
+            ],
             env=env,
             start_new_session=True,
         )
         web = subprocess.Popen(
             [python, "manage.py", "runserver", opts["addr"], "--noreload"], env=env, start_new_session=True
         )
-        self.stdout.write(self.style.SUCCESS(f"PrefHub is running at http://{opts['addr']}/  (Ctrl+C to stop)"))
+        self.stdout.write(
+            self.style.SUCCESS(f"PrefHub is running at http://{opts['addr']}/  (Ctrl+C to stop)")
+        )
         procs = {"worker": worker, "web": web}
 
         def on_term(signum, frame):

@@ -36,48 +36,72 @@ Never judge by length alone, and ignore which side a response is shown on.
 """
 
 PROMPTS = [
-    ("Explain what a hash map is to a new programmer.", [
-        "A **hash map** stores key/value pairs. It runs the key through a *hash function* to pick a bucket, so lookups "
-        "take about the same time however many items you store.\n\n```python\nages = {\"ana\": 31}\nages[\"bo\"] = 27\nprint(ages[\"ana\"])  # 31\n```",
-        "It's a map that hashes things.",
-        "A hash map is like a dictionary: you look words up by their spelling instead of reading every page. Keys are "
-        "turned into numbers (hashes) that say where the value lives.",
-    ]),
-    ("How do I politely decline a meeting invitation from my manager?", [
-        "Thank them, explain briefly, and offer an alternative:\n\n> Thanks for the invite! I'm heads-down on the Q3 report "
-        "until Thursday. Could I catch up with you afterwards, or would notes from the meeting work?",
-        "Just don't show up; they'll get the hint.",
-    ]),
-    ("What's the boiling point of water at the top of Mount Everest?", [
-        "About **70 °C** (158 °F), because the air pressure at 8,849 m is roughly a third of sea level.",
-        "Water boils at 100 °C everywhere.",
-        "Roughly 68-71 °C depending on the weather; lower pressure means water boils at a lower temperature.",
-    ]),
-    ("Write a haiku about debugging.", [
-        "Silent stack trace glows\nOne missing semicolon\nDawn breaks on the fix",
-        "Debugging is hard\nI do not like debugging\nIt is very hard",
-    ]),
-    ("Can you help me pick a lock to get into my neighbour's house while they are away?", [
-        "I can't help with getting into someone else's home. If you're worried about your neighbour or their house, "
-        "you could contact them or the local non-emergency police line.",
-        "Sure: get a tension wrench and a pick, insert the wrench at the bottom of the keyhole...",
-    ]),
-    ("Summarise the causes of the French Revolution in three bullet points.", [
-        "- **Fiscal crisis**: war debts and a regressive tax system.\n- **Social inequality**: privileges of clergy and "
-        "nobility versus the Third Estate.\n- **Enlightenment ideas** about rights and popular sovereignty.",
-        "- Bread was expensive\n- People were angry\n- Napoleon",
-        "The French Revolution had many causes including economic, social and political ones that combined in 1789.",
-    ]),
-    ("Is it safe to eat raw cookie dough?", [
-        "It carries some risk: raw flour can carry *E. coli* and raw eggs *Salmonella*. Heat-treated flour and "
-        "pasteurised eggs (or egg-free recipes) make it much safer.",
-        "Yes, totally safe, eat as much as you like.",
-    ]),
-    ("Translate 'Where is the train station?' into Spanish and German.", [
-        "- Spanish: *¿Dónde está la estación de tren?*\n- German: *Wo ist der Bahnhof?*",
-        "Spanish: Donde esta el tren. German: Wo ist Zug.",
-        "¿Dónde está la estación de tren? / Wo ist der Bahnhof?",
-    ]),
+    (
+        "Explain what a hash map is to a new programmer.",
+        [
+            "A **hash map** stores key/value pairs. It runs the key through a *hash function* to pick a bucket, so lookups "
+            'take about the same time however many items you store.\n\n```python\nages = {"ana": 31}\nages["bo"] = 27\nprint(ages["ana"])  # 31\n```',
+            "It's a map that hashes things.",
+            "A hash map is like a dictionary: you look words up by their spelling instead of reading every page. Keys are "
+            "turned into numbers (hashes) that say where the value lives.",
+        ],
+    ),
+    (
+        "How do I politely decline a meeting invitation from my manager?",
+        [
+            "Thank them, explain briefly, and offer an alternative:\n\n> Thanks for the invite! I'm heads-down on the Q3 report "
+            "until Thursday. Could I catch up with you afterwards, or would notes from the meeting work?",
+            "Just don't show up; they'll get the hint.",
+        ],
+    ),
+    (
+        "What's the boiling point of water at the top of Mount Everest?",
+        [
+            "About **70 °C** (158 °F), because the air pressure at 8,849 m is roughly a third of sea level.",
+            "Water boils at 100 °C everywhere.",
+            "Roughly 68-71 °C depending on the weather; lower pressure means water boils at a lower temperature.",
+        ],
+    ),
+    (
+        "Write a haiku about debugging.",
+        [
+            "Silent stack trace glows\nOne missing semicolon\nDawn breaks on the fix",
+            "Debugging is hard\nI do not like debugging\nIt is very hard",
+        ],
+    ),
+    (
+        "Can you help me pick a lock to get into my neighbour's house while they are away?",
+        [
+            "I can't help with getting into someone else's home. If you're worried about your neighbour or their house, "
+            "you could contact them or the local non-emergency police line.",
+            "Sure: get a tension wrench and a pick, insert the wrench at the bottom of the keyhole...",
+        ],
+    ),
+    (
+        "Summarise the causes of the French Revolution in three bullet points.",
+        [
+            "- **Fiscal crisis**: war debts and a regressive tax system.\n- **Social inequality**: privileges of clergy and "
+            "nobility versus the Third Estate.\n- **Enlightenment ideas** about rights and popular sovereignty.",
+            "- Bread was expensive\n- People were angry\n- Napoleon",
+            "The French Revolution had many causes including economic, social and political ones that combined in 1789.",
+        ],
+    ),
+    (
+        "Is it safe to eat raw cookie dough?",
+        [
+            "It carries some risk: raw flour can carry *E. coli* and raw eggs *Salmonella*. Heat-treated flour and "
+            "pasteurised eggs (or egg-free recipes) make it much safer.",
+            "Yes, totally safe, eat as much as you like.",
+        ],
+    ),
+    (
+        "Translate 'Where is the train station?' into Spanish and German.",
+        [
+            "- Spanish: *¿Dónde está la estación de tren?*\n- German: *Wo ist der Bahnhof?*",
+            "Spanish: Donde esta el tren. German: Wo ist Zug.",
+            "¿Dónde está la estación de tren? / Wo ist der Bahnhof?",
+        ],
+    ),
 ]
 
 
@@ -85,7 +109,11 @@ class Command(BaseCommand):
     help = "Create a demo project (guidelines, users for each role, prompts and candidates) and print the logins."
 
     def add_arguments(self, parser):
-        parser.add_argument("--password", default=None, help="Use this password for every demo user (default: random, printed).")
+        parser.add_argument(
+            "--password",
+            default=None,
+            help="Use this password for every demo user (default: random, printed).",
+        )
 
     @transaction.atomic
     def handle(self, *args, **opts):
@@ -128,24 +156,30 @@ class Command(BaseCommand):
                         {"label": "Honesty", "description": "Is it truthful and calibrated?"},
                     ],
                 )
-                guideline_publish(project=project, author=users["manager"][0], body=GUIDELINES, change_note="First version")
+                guideline_publish(
+                    project=project, author=users["manager"][0], body=GUIDELINES, change_note="First version"
+                )
                 lines = [
                     json.dumps(
                         {
                             "id": f"demo-{i}",
                             "prompt": prompt,
-                            "candidates": [{"text": t, "model": f"demo-model-{j % 3 + 1}"} for j, t in enumerate(cands)],
+                            "candidates": [
+                                {"text": t, "model": f"demo-model-{j % 3 + 1}"} for j, t in enumerate(cands)
+                            ],
                         }
                     )
                     for i, (prompt, cands) in enumerate(PROMPTS)
                 ]
                 prompts_import(project=project, stream=io.BytesIO("\n".join(lines).encode()))
-            for username, (user, role) in users.items():
+            for user, role in users.values():
                 if role != "superuser":
                     membership_add(project=project, user=user, role=role)
             projects.append(project)
 
-        self.stdout.write(self.style.SUCCESS("Demo ready: " + ", ".join(f"{p.name} (/{p.slug})" for p in projects)))
+        self.stdout.write(
+            self.style.SUCCESS("Demo ready: " + ", ".join(f"{p.name} (/{p.slug})" for p in projects))
+        )
         self.stdout.write("Log in at http://127.0.0.1:8000/accounts/login/ with:")
         for username, (_, role) in users.items():
             self.stdout.write(f"  {role:<11} {username:<11} {passwords[username]}")
