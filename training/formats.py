@@ -1,0 +1,371 @@
+"""Export formats (row shapes and pyarrow schemas) and streaming file writers.
+
+Row shapes
+----------
+``trl``                {"prompt": str, "chosen": str, "rejected": str[, "margin": float][, "flag": str|null]}
+``trl_conversational`` {"prompt": [{"role", "content"}...], "chosen": [{"role": "assistant", "content"}],
+                        "rejected": [...][, "margin"][, "flag"]}
+``trl_unpaired`` (KTO) {"prompt": str, "completion": str, "label": bool}
+``hh_rlhf``            {"chosen": transcript, "rejected": transcript}
+``openai``             {"input": {"messages": [...]}, "preferred_output": [{"role": "assistant", "content"}],
+                        "non_preferred_output": [...]}
+``raw``                one row per annotation (see ``RAW_FIELDS``)
+
+The standard-format prompt (``trl``, ``trl_unpaired``): a conversation of a single user turn is that
+turn's text, verbatim. A longer conversation (or one with a system turn) is rendered as blocks
+``"System: ..."``, ``"User: ..."``, ``"Assistant: ..."`` separated by a blank line, ending with the
+last user turn and ``"\\n\\nAssistant:"``, so the completion follows the cue. Use
+``trl_conversational`` to let the tokenizer's chat template do this instead.
+
+``flag`` (``"tie"`` / ``"both_bad"``, null for a preference) is present only when ties are kept;
+tie rows then list the two responses in slot order. ``margin`` is present when the ``margin``
+option is on (see ``training.compiler``). HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
+cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from training.compiler import BOTH_BAD, PREF, AnnotationRecord, ExportOptions, PairOut
+
+FILE_TYPES = ("jsonl", "parquet")
+_ROLE_LABEL = {"system": "System", "user": "User", "assistant": "Assistant"}
+
+_MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
+_MESSAGES = pa.list_(_MESSAGE)
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """The standard-format prompt string for a conversation (see the module docstring)."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    blocks = [f"{_ROLE_LABEL.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    return "\n\n".join(blocks) + "\n\nAssistant:"
+
+
+def hh_transcript(messages: list[dict], reply: str) -> str:
+    """The inverse of ``annotate.services.imports.parse_hh_transcript`` for user/assistant turns."""
+    parts = [f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}" for m in messages]
+    parts.append(f"\n\nAssistant: {reply}")
+    return "".join(parts)
+
+
+def labeler_pseudonymizer(*, secret_key: str, project_id: int):
+    """HMAC-SHA256 of the user id under a per-project salt derived from the secret key: stable for a
+    project across exports, different across projects, not reversible without the secret."""
+    salt = hashlib.sha256(f"prefhub-export-labeler:{project_id}:{secret_key}".encode()).digest()
+    cache: dict[int, str] = {}
+
+    def pseudonym(user_id: int) -> str:
+        value = cache.get(user_id)
+        if value is None:
+            value = "lab_" + hmac.new(salt, str(user_id).encode(), hashlib.sha256).hexdigest()[:16]
+            cache[user_id] = value
+        return value
+
+    return pseudonym
+
+
+class Format:
+    name = ""
+    pairwise = True  # rows come from pairs; False: one row per annotation
+    holds_ties = False
+
+    def __init__(self, opts: ExportOptions) -> None:
+        self.opts = opts
+        self.keep_ties = self.holds_ties and opts.ties == "keep"
+
+    def schema(self) -> pa.Schema:
+        raise NotImplementedError
+
+    def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
+        raise NotImplementedError
+
+    def columns(self) -> list[str]:
+        return self.schema().names
+
+    def drop_reason(self, rec: AnnotationRecord) -> str | None:
+        """Why a task's rows cannot be written in this format (None: they can)."""
+        return None
+
+    def describe(self) -> str:
+        return (self.__doc__ or "").strip().split("\n\n")[0]
+
+
+class TrlStandard(Format):
+    """TRL standard preference: prompt text, chosen and rejected completions as text."""
+
+    name = "trl"
+    holds_ties = True
+
+    def _extra(self) -> list[tuple[str, pa.DataType]]:
+        out = []
+        if self.opts.margin:
+            out.append(("margin", pa.float64()))
+        if self.keep_ties:
+            out.append(("flag", pa.string()))
+        return out
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [("prompt", pa.string()), ("chosen", pa.string()), ("rejected", pa.string()), *self._extra()]
+        )
+
+    def _prompt(self, rec: AnnotationRecord):
+        return prompt_text(rec.prompt[1])
+
+    def _completion(self, text: str):
+        return text
+
+    def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
+        margin, keep = self.opts.margin, self.keep_ties
+        for p in pairs:
+            texts = p.record.texts
+            row = {
+                "prompt": self._prompt(p.record),
+                "chosen": self._completion(texts[p.chosen]),
+                "rejected": self._completion(texts[p.rejected]),
+            }
+            if margin:
+                row["margin"] = p.margin
+            if keep:
+                row["flag"] = None if p.outcome == PREF else p.outcome
+            yield row
+
+
+class TrlConversational(TrlStandard):
+    """TRL conversational preference: prompt as messages, chosen/rejected as one assistant message."""
+
+    name = "trl_conversational"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [("prompt", _MESSAGES), ("chosen", _MESSAGES), ("rejected", _MESSAGES), *self._extra()]
+        )
+
+    def _prompt(self, rec: AnnotationRecord):
+        return rec.prompt[1]
+
+    def _completion(self, text: str):
+        return [{"role": "assistant", "content": text}]
+
+
+class TrlUnpaired(Format):
+    """TRL unpaired preference (KTO): prompt text, one completion, label true (desirable) or false."""
+
+    name = "trl_unpaired"
+    holds_ties = True  # "both bad" is representable: two undesirable completions
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("prompt", pa.string()), ("completion", pa.string()), ("label", pa.bool_())])
+
+    def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
+        # One row per (candidate, label) per task: a ranking's pairs name a candidate many times.
+        seen: set[tuple[int, bool]] = set()
+        for p in pairs:
+            if p.outcome == PREF:
+                items = ((p.chosen, True), (p.rejected, False))
+            elif p.outcome == BOTH_BAD:
+                items = ((p.chosen, False), (p.rejected, False))
+            else:
+                continue
+            prompt = None
+            for cid, label in items:
+                if (cid, label) in seen:
+                    continue
+                seen.add((cid, label))
+                if prompt is None:
+                    prompt = prompt_text(p.record.prompt[1])
+                yield {"prompt": prompt, "completion": p.record.texts[cid], "label": label}
+
+
+class HhRlhf(Format):
+    """Anthropic HH-RLHF: two full transcripts sharing the conversation before the last reply."""
+
+    name = "hh_rlhf"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema([("chosen", pa.string()), ("rejected", pa.string())])
+
+    def drop_reason(self, rec: AnnotationRecord) -> str | None:
+        if any(m["role"] not in ("user", "assistant") for m in rec.prompt[1]):
+            return "system_turn_unsupported"  # a transcript has only Human and Assistant turns
+        return None
+
+    def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
+        for p in pairs:
+            messages = p.record.prompt[1]
+            texts = p.record.texts
+            yield {
+                "chosen": hh_transcript(messages, texts[p.chosen]),
+                "rejected": hh_transcript(messages, texts[p.rejected]),
+            }
+
+
+class OpenAIPreference(Format):
+    """OpenAI preference fine-tuning (DPO) JSONL."""
+
+    name = "openai"
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                ("input", pa.struct([("messages", _MESSAGES)])),
+                ("preferred_output", _MESSAGES),
+                ("non_preferred_output", _MESSAGES),
+            ]
+        )
+
+    def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
+        for p in pairs:
+            texts = p.record.texts
+            yield {
+                "input": {"messages": p.record.prompt[1]},
+                "preferred_output": [{"role": "assistant", "content": texts[p.chosen]}],
+                "non_preferred_output": [{"role": "assistant", "content": texts[p.rejected]}],
+            }
+
+
+class RawAnnotations(Format):
+    """One row per annotation: pseudonymized labeler, what was shown, the verdict and its context.
+
+    ``ratings`` is a JSON string (``{dimension: {candidate_id: score}}``) so every file type and
+    ``datasets`` read it the same way; ``shown_order`` lists candidate ids left to right (top to
+    bottom) as this labeler saw them.
+    """
+
+    name = "raw"
+    pairwise = False
+    holds_ties = True
+
+    def schema(self) -> pa.Schema:
+        return pa.schema(
+            [
+                ("annotation_id", pa.int64()),
+                ("task_id", pa.int64()),
+                ("prompt_id", pa.string()),
+                ("labeler", pa.string()),
+                ("source", pa.string()),
+                ("candidate_ids", pa.list_(pa.int64())),
+                ("shown_order", pa.list_(pa.int64())),
+                ("choice", pa.string()),
+                ("ranking", pa.list_(pa.list_(pa.int64()))),
+                ("strength", pa.int64()),
+                ("ratings", pa.string()),
+                ("flagged", pa.bool_()),
+                ("flag_reason", pa.string()),
+                ("is_gold", pa.bool_()),
+                ("guideline_version", pa.int64()),
+                ("time_spent_ms", pa.int64()),
+                ("created_at", pa.string()),
+            ]
+        )
+
+    def annotation_row(self, rec: AnnotationRecord, labeler: str) -> dict:
+        return {
+            "annotation_id": rec.id,
+            "task_id": rec.task_id,
+            "prompt_id": rec.prompt[0],
+            "labeler": labeler,
+            "source": rec.source,
+            "candidate_ids": list(rec.candidate_ids),
+            "shown_order": rec.shown_order,
+            "choice": rec.choice,
+            "ranking": rec.ranking,
+            "strength": rec.strength,
+            "ratings": json.dumps(rec.ratings or {}, sort_keys=True, ensure_ascii=False),
+            "flagged": rec.flagged,
+            "flag_reason": rec.flag_reason,
+            "is_gold": rec.is_gold,
+            "guideline_version": rec.guideline_version,
+            "time_spent_ms": rec.time_spent_ms,
+            "created_at": rec.created_at,
+        }
+
+
+FORMATS: dict[str, type[Format]] = {
+    cls.name: cls
+    for cls in (TrlStandard, TrlConversational, TrlUnpaired, HhRlhf, OpenAIPreference, RawAnnotations)
+}
+
+
+def format_for(name: str, opts: ExportOptions) -> Format:
+    return FORMATS[name](opts)
+
+
+# --- writers ------------------------------------------------------------------------------------
+
+
+class JsonlSink:
+    """Appends one JSON object a line (UTF-8, no ASCII escaping, key order as built)."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self._fh = open(path, "w", encoding="utf-8", newline="\n")  # noqa: SIM115 - closed in close()
+        self._dumps = json.JSONEncoder(ensure_ascii=False).encode
+        self._buf: list[str] = []
+        self.rows = 0
+
+    def write(self, row: dict) -> None:
+        self._buf.append(self._dumps(row))
+        self.rows += 1
+        if len(self._buf) >= 2000:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._fh.write("\n".join(self._buf) + "\n")
+            self._buf.clear()
+
+    def close(self) -> None:
+        self._flush()
+        self._fh.close()
+
+
+class ParquetSink:
+    """Buffers rows and writes them as row groups of ``row_group_size`` (memory stays bounded)."""
+
+    def __init__(self, path: Path, schema: pa.Schema, *, row_group_size: int = 20_000) -> None:
+        self.path = path
+        self.schema = schema
+        self.row_group_size = row_group_size
+        self._writer = pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=True)
+        self._buf: list[dict] = []
+        self.rows = 0
+
+    def write(self, row: dict) -> None:
+        self._buf.append(row)
+        self.rows += 1
+        if len(self._buf) >= self.row_group_size:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._buf:
+            self._writer.write_table(
+                pa.Table.from_pylist(self._buf, schema=self.schema), row_group_size=self.row_group_size
+            )
+            self._buf.clear()
+
+    def close(self) -> None:
+        self._flush()
+        self._writer.close()
+
+
+def open_sink(path: Path, schema: pa.Schema, file_type: str):
+    return ParquetSink(path, schema) if file_type == "parquet" else JsonlSink(path, schema)
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()

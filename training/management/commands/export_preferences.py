@@ -1,0 +1,122 @@
+"""Export a project's preferences inline (no worker), with a progress bar.
+
+    python manage.py export_preferences --project my-project --format trl --out ./dpo-data \\
+        --pairing best_vs_rest --aggregate majority --min-votes 2 --test-size 0.1 --seed 1
+
+The export is recorded (a new version of the project's exports, stored under PREFHUB_DATA_DIR)
+and its files are copied to ``--out``.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.errors import ServiceError
+from annotate.models import Annotation, Project
+from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
+from training.formats import FILE_TYPES
+from training.models import ExportFormat
+from training.services.exports import export_create, export_files, export_run
+
+
+class Command(BaseCommand):
+    help = "Compile a project's annotations into a preference dataset (TRL, HH-RLHF, OpenAI, raw)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="Project slug.")
+        parser.add_argument("--format", required=True, choices=ExportFormat.values)
+        parser.add_argument("--out", required=True, help="Folder to copy the export's files into.")
+        parser.add_argument("--file-type", default="jsonl", choices=FILE_TYPES)
+        parser.add_argument("--pairing", choices=PAIRINGS, help="Ranking to pairs (default all_pairs).")
+        parser.add_argument(
+            "--ties", choices=TIE_MODES, help="Drop ties/both-bad or keep them as flagged rows."
+        )
+        parser.add_argument(
+            "--aggregate", choices=AGGREGATIONS, help="none: a row per judgment; majority: per comparison."
+        )
+        parser.add_argument("--min-votes", type=int)
+        parser.add_argument("--min-agreement", type=float)
+        parser.add_argument("--dimension", help="Export the preference derived from this rating dimension.")
+        parser.add_argument("--include-gold", action="store_true", default=None)
+        parser.add_argument("--include-flagged", action="store_true", default=None)
+        parser.add_argument("--labelers", help="Only these labelers (usernames or ids, comma-separated).")
+        parser.add_argument("--exclude-labelers", help="Leave out these labelers (usernames or ids).")
+        parser.add_argument(
+            "--min-reliability", type=float, help="Drop labelers whose reliability is below this."
+        )
+        parser.add_argument("--test-size", type=float, help="Share of prompts in the test split (0..0.99).")
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--no-margin", action="store_true", help="Leave out the margin column.")
+        parser.add_argument("--force", action="store_true", help="Write into --out even if it is not empty.")
+
+    def _user_ids(self, value: str | None, option: str) -> list[int] | None:
+        if value is None:
+            return None
+        User = get_user_model()
+        ids = []
+        for item in (v.strip() for v in value.split(",")):
+            if not item:
+                continue
+            user = User.objects.filter(username=item).first()
+            if user is None and item.isdigit():
+                user = User.objects.filter(pk=int(item)).first()
+            if user is None:
+                raise CommandError(f"--{option}: no user {item!r}.")
+            ids.append(user.pk)
+        return ids
+
+    def handle(self, *args, **opts):
+        from tqdm import tqdm
+
+        project = Project.objects.filter(slug=opts["project"]).first()
+        if project is None:
+            raise CommandError(f"--project: no project with slug {opts['project']!r}.")
+        out = Path(opts["out"])
+        if out.exists() and any(out.iterdir()) and not opts["force"]:
+            raise CommandError(f"--out: {out} is not empty (use --force to write into it anyway).")
+        options = {
+            key: opts[key]
+            for key in ("pairing", "ties", "aggregate", "min_votes", "min_agreement", "dimension", "include_gold",
+                        "include_flagged", "min_reliability", "test_size", "seed")
+            if opts[key] is not None
+        }  # fmt: skip
+        if opts["no_margin"]:
+            options["margin"] = False
+        for option, key in (("labelers", "labelers_include"), ("exclude-labelers", "labelers_exclude")):
+            ids = self._user_ids(opts[option.replace("-", "_")], option)
+            if ids is not None:
+                options[key] = ids
+        try:
+            export = export_create(
+                project=project,
+                format=opts["format"],
+                file_type=opts["file_type"],
+                options=options,
+                enqueue=False,
+            )
+        except ServiceError as exc:
+            option = f"--{exc.field.replace('_', '-')}: " if exc.field else ""
+            raise CommandError(f"{option}{exc.message}") from None
+        total = Annotation.objects.filter(task__project=project).count()
+        passes = 2 if options.get("min_reliability") is not None else 1
+        with tqdm(
+            total=total, unit="ann", desc=f"export v{export.version}", disable=opts["verbosity"] == 0
+        ) as bar:
+            try:
+                export = export_run(export_id=export.pk, progress=bar.update if passes == 1 else None)
+            except ServiceError as exc:
+                raise CommandError(exc.message) from None
+            bar.update(total - bar.n)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in export_files(export=export):
+            shutil.copyfile(Path(export.path) / name, out / name)
+        counts = export.manifest["counts"]
+        self.stdout.write(
+            f"Export v{export.version}: {counts['rows']} rows (train {counts['train']}, test {counts['test']}), "
+            f"dropped {counts['dropped'] or 'none'}; sha256 {export.content_hash}\n"
+            f"Files in {out} (stored at {export.path})."
+        )

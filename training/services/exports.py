@@ -1,0 +1,502 @@
+"""Exports: immutable, versioned preference datasets compiled from a project's annotations.
+
+``export_create`` validates the options and records a queued ``Export`` (version = last + 1 under a
+project row lock); the worker (or the CLI, inline) calls ``export_run``, which streams the
+annotations out of the database in task order, compiles them (``training.compiler``), writes the
+data files row by row (``training.formats``), then ``manifest.json`` and a dataset card
+``README.md``, all in a temporary folder renamed to
+``PREFHUB_DATA_DIR/exports/<project slug>/v<version>/`` at the end (atomic: a reader sees a whole
+export or none).
+
+Memory does not grow with the export: annotations are read with a server-side cursor
+(``.values_list(...).iterator(chunk_size=5000)``); each chunk fetches the slots, candidate texts
+and prompts of its own tasks, and the writers flush every few thousand rows.
+
+The data files carry no timestamps and are written in a deterministic order (task id, annotation
+id), so the same options on the same annotations give the same ``content_hash`` (SHA-256 over
+the data files' names and SHA-256s).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import logging
+import shutil
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.db.models import Max
+from django.utils import timezone
+
+from annotate.errors import Conflict, InvalidInput, NotFound
+from annotate.models import Annotation, AuditEvent, Candidate, Dimension, Project, Prompt, TaskCandidate
+from training.compiler import (
+    AnnotationRecord,
+    CompileStats,
+    ExportOptions,
+    compile_pairs,
+    labeler_reliability,
+    low_reliability_labelers,
+    record_excluded,
+    split_of,
+)
+from training.formats import FILE_TYPES, format_for, labeler_pseudonymizer, open_sink, sha256_file
+from training.models import Export, ExportFormat, ExportState
+
+logger = logging.getLogger(__name__)
+
+CHUNK_SIZE = 5000
+MANIFEST = "manifest.json"
+CARD = "README.md"
+
+_FIELDS = (
+    "id",
+    "task_id",
+    "labeler_id",
+    "task__prompt_id",
+    "choice",
+    "ranking",
+    "strength",
+    "ratings",
+    "flagged",
+    "flag_reason",
+    "task__is_gold",
+    "shown_order",
+    "guideline__version",
+    "time_spent_ms",
+    "source",
+    "created_at",
+)
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def annotation_records(
+    *, project: Project, with_texts: bool = True, chunk_size: int = CHUNK_SIZE
+) -> Iterator[AnnotationRecord]:
+    """Every annotation of the project as an ``AnnotationRecord``, ordered by (task, id).
+
+    Per chunk: one query for the slots of the chunk's tasks, one for their prompts and (with
+    ``with_texts``) one for the candidate texts. Nothing is kept from one chunk to the next.
+    """
+    rows = (
+        Annotation.objects.filter(task__project_id=project.pk)
+        .order_by("task_id", "id")
+        .values_list(*_FIELDS)
+        .iterator(chunk_size=chunk_size)
+    )
+    while True:
+        chunk = list(itertools.islice(rows, chunk_size))
+        if not chunk:
+            return
+        task_ids = {r[1] for r in chunk}
+        slots: dict[int, list[int]] = {}
+        for task_id, cand_id in (
+            TaskCandidate.objects.filter(task_id__in=task_ids)
+            .order_by("task_id", "slot")
+            .values_list("task_id", "candidate_id")
+        ):
+            slots.setdefault(task_id, []).append(cand_id)
+        prompts = {
+            pid: (ext or f"prompt-{pid}", messages)
+            for pid, ext, messages in Prompt.objects.filter(id__in={r[3] for r in chunk}).values_list(
+                "id", "external_id", "messages"
+            )
+        }
+        texts: dict[int, str] = {}
+        if with_texts:
+            cand_ids = {c for ids in slots.values() for c in ids}
+            texts = dict(Candidate.objects.filter(id__in=cand_ids).values_list("id", "text"))
+        for (
+            ann_id, task_id, labeler_id, prompt_id, choice, ranking, strength, ratings, flagged, flag_reason,
+            is_gold, shown_order, guideline_version, time_spent_ms, source, created_at,
+        ) in chunk:  # fmt: skip
+            yield AnnotationRecord(
+                id=ann_id,
+                task_id=task_id,
+                labeler_id=labeler_id,
+                prompt_id=prompt_id,
+                candidate_ids=tuple(slots.get(task_id, ())),
+                choice=choice,
+                ranking=ranking,
+                strength=strength,
+                ratings=ratings,
+                flagged=flagged,
+                flag_reason=flag_reason,
+                is_gold=is_gold,
+                shown_order=shown_order,
+                guideline_version=guideline_version,
+                time_spent_ms=time_spent_ms,
+                source=source,
+                created_at=created_at.isoformat() if created_at else "",
+                prompt=prompts[prompt_id],
+                texts=texts,
+            )
+
+
+# --- create -------------------------------------------------------------------------------------
+
+
+def export_options_validate(
+    *, project: Project, format: str, file_type: str, options: dict | None
+) -> ExportOptions:
+    """Check format, file type and options; raise ``InvalidInput`` naming the bad one."""
+    if format not in ExportFormat.values:
+        raise InvalidInput(
+            f"format must be one of {', '.join(ExportFormat.values)} (got {format!r}).", field="format"
+        )
+    if file_type not in FILE_TYPES:
+        raise InvalidInput(
+            f"file_type must be one of {', '.join(FILE_TYPES)} (got {file_type!r}).", field="file_type"
+        )
+    if options is not None and not isinstance(options, dict):
+        raise InvalidInput("options must be an object.", field="options")
+    opts = ExportOptions.from_dict(options)
+    if opts.dimension and not Dimension.objects.filter(project=project, key=opts.dimension).exists():
+        raise InvalidInput(f"This project has no rating dimension {opts.dimension!r}.", field="dimension")
+    if format == ExportFormat.RAW and opts.aggregate != "none":
+        raise InvalidInput(
+            "The raw table has one row per annotation: aggregate must be 'none'.", field="aggregate"
+        )
+    return opts
+
+
+@transaction.atomic
+def export_create(
+    *,
+    project: Project,
+    format: str,
+    file_type: str = "jsonl",
+    options: dict | None = None,
+    created_by: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+) -> Export:
+    """Record a queued export (the next version of the project) and, with ``enqueue``, hand it to
+    the training queue once the transaction commits. Locks the project row so concurrent creates
+    get consecutive versions."""
+    opts = export_options_validate(project=project, format=format, file_type=file_type, options=options)
+    Project.objects.select_for_update().filter(pk=project.pk).first()
+    version = (Export.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0) + 1
+    export = Export.objects.create(
+        project=project,
+        version=version,
+        format=format,
+        file_type=file_type,
+        options=opts.as_dict(),
+        state=ExportState.QUEUED,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    AuditEvent.objects.create(
+        project=project,
+        actor=export.created_by,
+        action="export.create",
+        target_type="export",
+        target_id=str(export.pk),
+        details={"version": version, "format": format, "file_type": file_type, "options": export.options},
+    )
+    if enqueue:
+        from training.tasks.exports import export_run_task
+
+        transaction.on_commit(lambda: export_run_task.delay(export.pk))
+    return export
+
+
+# --- run ----------------------------------------------------------------------------------------
+
+
+def exports_root(project: Project) -> Path:
+    return Path(settings.PREFHUB_DATA_DIR) / "exports" / project.slug
+
+
+def _counting(records: Iterator[AnnotationRecord], progress: Callable[[int], None] | None, every: int = 5000):
+    if progress is None:
+        yield from records
+        return
+    n = 0
+    for rec in records:
+        yield rec
+        n += 1
+        if n % every == 0:
+            progress(every)
+    progress(n % every)
+
+
+def export_run(*, export_id: int, progress: Callable[[int], None] | None = None) -> Export:
+    """Compile and write an export. Idempotent: a finished export is returned as it is; a run that
+    died half-way (redelivered task) starts again from scratch. On failure the export is marked
+    ``failed`` with the error and the exception propagates."""
+    export = Export.objects.select_related("project").filter(pk=export_id).first()
+    if export is None:
+        raise NotFound(f"No export {export_id}.")
+    if export.state == ExportState.DONE:
+        return export
+    Export.objects.filter(pk=export.pk).update(state=ExportState.RUNNING, error="")
+    root = exports_root(export.project)
+    tmp = root / f".tmp-v{export.version}-{uuid.uuid4().hex[:12]}"
+    try:
+        tmp.mkdir(parents=True)
+        manifest = _write_export(export, tmp, progress)
+        final = root / f"v{export.version}"
+        if final.exists():  # left by a run that died between the rename and the database update
+            shutil.rmtree(final)
+        tmp.rename(final)
+    except Exception as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        Export.objects.filter(pk=export.pk).update(
+            state=ExportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
+        )
+        logger.exception("export %s failed", export.pk)
+        raise
+    Export.objects.filter(pk=export.pk).update(
+        state=ExportState.DONE,
+        manifest=manifest,
+        content_hash=manifest["content_hash"],
+        path=str(final),
+        row_count=manifest["counts"]["rows"],
+        finished_at=timezone.now(),
+    )
+    export.refresh_from_db()
+    return export
+
+
+def _write_export(export: Export, out: Path, progress: Callable[[int], None] | None) -> dict:
+    project = export.project
+    opts = ExportOptions.from_dict(export.options)
+    fmt = format_for(export.format, opts)
+    scale_max = project.rating_scale_max
+
+    reliability: dict[int, dict] = {}
+    dropped_labelers: set[int] = set()
+    if opts.min_reliability is not None:
+        reliability = labeler_reliability(
+            annotation_records(project=project, with_texts=False), opts, scale_max=scale_max
+        )
+        dropped_labelers = low_reliability_labelers(reliability, opts.min_reliability)
+
+    splits = ("train", "test") if opts.test_size > 0 else ("train",)
+    ext = export.file_type
+    schema = fmt.schema()
+    sinks = {s: open_sink(out / f"{s}.{ext}", schema, ext) for s in splits}
+    stats = CompileStats()
+    split_cache: dict[str, str] = {}
+
+    def split_for(key: str) -> str:
+        split = split_cache.get(key)
+        if split is None:
+            split = split_of(key, seed=opts.seed, test_size=opts.test_size)
+            if len(split_cache) > 100_000:  # bounded: tasks of a prompt are usually close together
+                split_cache.clear()
+            split_cache[key] = split
+        return split
+
+    records = _counting(annotation_records(project=project, with_texts=fmt.pairwise), progress)
+    try:
+        if fmt.pairwise:
+            for pairs in compile_pairs(
+                records,
+                opts,
+                stats=stats,
+                scale_max=scale_max,
+                dropped_labelers=dropped_labelers,
+                keep_ties=fmt.keep_ties,
+            ):
+                reason = fmt.drop_reason(pairs[0].record)
+                if reason is not None:
+                    stats.dropped[reason] += len(pairs)
+                    continue
+                sink = sinks[split_for(pairs[0].record.prompt[0])]
+                for row in fmt.rows(pairs):
+                    sink.write(row)
+        else:
+            pseudonym = labeler_pseudonymizer(secret_key=settings.SECRET_KEY, project_id=project.pk)
+            for rec in records:
+                stats.annotations += 1
+                reason = record_excluded(rec, opts, dropped_labelers)
+                if reason is not None:
+                    stats.dropped[reason] += 1
+                    continue
+                stats.labelers.add(rec.labeler_id)
+                stats.guideline_versions.add(rec.guideline_version)
+                sinks[split_for(rec.prompt[0])].write(fmt.annotation_row(rec, pseudonym(rec.labeler_id)))
+    finally:
+        for sink in sinks.values():
+            sink.close()
+
+    files = {}
+    for split, sink in sinks.items():
+        stats.rows_by_split[split] = sink.rows
+        stats.rows += sink.rows
+        if sink.rows == 0 and split == "test":
+            sink.path.unlink()
+            continue
+        files[split] = {
+            "path": sink.path.name,
+            "rows": sink.rows,
+            "sha256": sha256_file(sink.path),
+            "bytes": sink.path.stat().st_size,
+        }
+    content_hash = content_hash_of(files)
+    counts = stats.as_dict()
+    manifest = {
+        "prefhub_export": 1,
+        "project": {"slug": project.slug, "name": project.name, "kind": project.kind},
+        "version": export.version,
+        "format": export.format,
+        "file_type": export.file_type,
+        "options": opts.as_dict(),
+        "columns": schema.names,
+        "files": files,
+        "content_hash": content_hash,
+        "counts": {
+            "annotations_read": counts["annotations_read"],
+            "judgments": counts["judgments"],
+            "rows": counts["rows"],
+            "train": counts["rows_by_split"].get("train", 0),
+            "test": counts["rows_by_split"].get("test", 0),
+            "dropped": counts["dropped"],
+        },
+        "agreement": counts["agreement"],
+        "labeler_count": counts["labelers"],
+        "guideline_versions": counts["guideline_versions"],
+        "annotations_without_guideline": counts["annotations_without_guideline"],
+        "reliability": _reliability_summary(reliability, dropped_labelers, opts) if reliability else None,
+        "created_at": (export.created_at or timezone.now()).isoformat(),
+        "created_by": export.created_by.get_username() if export.created_by else None,
+    }
+    (out / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    (out / CARD).write_text(dataset_card(manifest, fmt), encoding="utf-8")
+    return manifest
+
+
+def content_hash_of(files: dict) -> str:
+    """SHA-256 over the data files' names and SHA-256s, in split order (train, test)."""
+    h = hashlib.sha256()
+    for split in sorted(files):
+        h.update(f"{files[split]['path']}\0{files[split]['sha256']}\n".encode())
+    return h.hexdigest()
+
+
+def _reliability_summary(reliability: dict[int, dict], dropped: set[int], opts: ExportOptions) -> dict:
+    values = sorted(r["reliability"] for r in reliability.values() if r["reliability"] is not None)
+    return {
+        "threshold": opts.min_reliability,
+        "labelers_scored": len(values),
+        "labelers_without_overlap": sum(1 for r in reliability.values() if r["reliability"] is None),
+        "labelers_dropped": len(dropped),
+        "min": values[0] if values else None,
+        "median": values[len(values) // 2] if values else None,
+        "max": values[-1] if values else None,
+    }
+
+
+def dataset_card(manifest: dict, fmt) -> str:
+    """A Hugging Face dataset card: YAML header with the split files, then what the export holds."""
+    files = manifest["files"]
+    yaml = [
+        "---",
+        f"pretty_name: {json.dumps(manifest['project']['name'] + ' preferences v' + str(manifest['version']))}",
+    ]
+    yaml += [
+        "tags:",
+        "- preference",
+        "- rlhf",
+        "- prefhub",
+        "configs:",
+        "- config_name: default",
+        "  data_files:",
+    ]
+    for split in ("train", "test"):
+        if split in files:
+            yaml += [f"  - split: {split}", f"    path: {files[split]['path']}"]
+    yaml.append("---")
+    counts = manifest["counts"]
+    dropped = ", ".join(f"{k}: {v}" for k, v in counts["dropped"].items()) or "none"
+    options = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in manifest["options"].items())
+    loader = "parquet" if manifest["file_type"] == "parquet" else "json"
+    data_files = ", ".join(f'"{s}": "{f["path"]}"' for s, f in files.items())
+    body = f"""
+# {manifest["project"]["name"]}: preference export v{manifest["version"]}
+
+Exported by PrefHub from project `{manifest["project"]["slug"]}` ({manifest["project"]["kind"]}).
+Format **{manifest["format"]}** ({manifest["file_type"]}): {fmt.describe().strip()}
+
+Columns: {", ".join(f"`{c}`" for c in manifest["columns"])}.
+
+## Counts
+
+| | |
+|---|---|
+| annotations read | {counts["annotations_read"]} |
+| rows | {counts["rows"]} (train {counts["train"]}, test {counts["test"]}) |
+| labelers | {manifest["labeler_count"]} |
+| guideline versions | {", ".join(map(str, manifest["guideline_versions"])) or "none recorded"} |
+| pairwise agreement | {manifest["agreement"]["pairwise_agreement"] or "n/a"} over {manifest["agreement"]["comparisons_with_2plus_votes"]} comparisons with 2+ votes |
+| dropped | {dropped} |
+
+Content hash (SHA-256 of the data files): `{manifest["content_hash"]}`.
+
+## Options
+
+| option | value |
+|---|---|
+{options}
+
+## Loading
+
+```python
+from datasets import load_dataset
+ds = load_dataset("path/to/this/folder")                       # uses the configs above
+ds = load_dataset("{loader}", data_files={{{data_files}}})     # or name the files
+```
+
+The split is by prompt (no prompt is on both sides), stable for a given seed. See
+`manifest.json` for the full options, counts and per-file SHA-256.
+"""
+    return "\n".join(yaml) + "\n" + body
+
+
+# --- reading back -------------------------------------------------------------------------------
+
+
+def export_dir(export: Export) -> Path:
+    if export.state != ExportState.DONE or not export.path:
+        raise Conflict("This export is not finished.")
+    path = Path(export.path)
+    root = exports_root(export.project).resolve()
+    if path.resolve().parent != root or not path.is_dir():
+        raise NotFound("The export's files are missing.")
+    return path
+
+
+def export_files(*, export: Export) -> list[str]:
+    """Names of the export's files (data files, manifest, card)."""
+    path = export_dir(export)
+    return sorted(p.name for p in path.iterdir() if p.is_file())
+
+
+def export_file_path(*, export: Export, name: str) -> Path:
+    """The path of one file of the export; only names listed in the export folder are served."""
+    if name not in export_files(export=export):
+        raise NotFound("No such file in this export.")
+    return export_dir(export) / name
+
+
+def export_zip_path(*, export: Export) -> Path:
+    """A zip of the export folder, built once beside it (the export itself is immutable)."""
+    path = export_dir(export)
+    target = path.parent / f"{path.name}.zip"
+    if not target.exists():
+        tmp = path.parent / f".{path.name}-{uuid.uuid4().hex[:8]}.zip"
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+            for name in export_files(export=export):
+                zf.write(path / name, arcname=f"{export.project.slug}-v{export.version}/{name}")
+        tmp.replace(target)
+    return target

@@ -1,0 +1,153 @@
+"""Researcher pages for exports: list + create, detail (manifest, dataset card), downloads."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods
+
+from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.models import Project
+from annotate.permissions import require_capability
+from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
+from training.formats import FILE_TYPES
+from training.models import Export, ExportFormat, ExportState
+from training.services.exports import export_create, export_file_path, export_files, export_zip_path
+
+
+class ExportForm(forms.Form):
+    format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.TRL)
+    file_type = forms.ChoiceField(choices=[(t, t) for t in FILE_TYPES], initial="jsonl")
+    pairing = forms.ChoiceField(choices=[(p, p.replace("_", " ")) for p in PAIRINGS], initial="all_pairs")
+    ties = forms.ChoiceField(
+        choices=[(t, t) for t in TIE_MODES], initial="drop", help_text="Ties and 'both bad'."
+    )
+    aggregate = forms.ChoiceField(choices=[(a, a) for a in AGGREGATIONS], initial="none")
+    min_votes = forms.IntegerField(min_value=1, max_value=1000, initial=1)
+    min_agreement = forms.FloatField(min_value=0, max_value=1, initial=0)
+    dimension = forms.ChoiceField(required=False, help_text="Blank: the overall choice.")
+    include_gold = forms.BooleanField(required=False)
+    include_flagged = forms.BooleanField(required=False)
+    labelers_include = forms.CharField(
+        required=False, help_text="User ids, comma-separated (blank: everyone)."
+    )
+    labelers_exclude = forms.CharField(required=False, help_text="User ids, comma-separated.")
+    min_reliability = forms.FloatField(required=False, min_value=0, max_value=1)
+    test_size = forms.FloatField(min_value=0, max_value=0.99, initial=0.1)
+    seed = forms.IntegerField(initial=0)
+    margin = forms.BooleanField(
+        required=False, initial=True, help_text="Strength of preference as a margin column."
+    )
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["dimension"].choices = [("", "(overall choice)")] + [
+            (d.key, d.label) for d in project.dimensions.all()
+        ]
+
+    def options(self) -> dict:
+        data = dict(self.cleaned_data)
+        data.pop("format")
+        data.pop("file_type")
+        return data
+
+
+def _project_for(request: HttpRequest, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    try:
+        require_capability(user=request.user, project=project, capability="research")
+    except NotFound:
+        raise Http404("No such project.") from None
+    return project
+
+
+def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
+    return render(request, "training/exports/forbidden.html", {"message": exc.message}, status=403)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def export_list(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        project = _project_for(request, slug)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    form = ExportForm(request.POST or None, project=project)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                export = export_create(
+                    project=project,
+                    format=form.cleaned_data["format"],
+                    file_type=form.cleaned_data["file_type"],
+                    options=form.options(),
+                    created_by=request.user,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                return redirect("training:export_detail", slug=project.slug, version=export.version)
+        status = 400
+    exports = Export.objects.filter(project=project).select_related("created_by").order_by("-version")
+    return render(
+        request,
+        "training/exports/list.html",
+        {"project": project, "form": form, "exports": exports},
+        status=status,
+    )
+
+
+def _export_for(request: HttpRequest, slug: str, version: int) -> Export:
+    project = _project_for(request, slug)
+    return get_object_or_404(
+        Export.objects.select_related("project", "created_by"), project=project, version=version
+    )
+
+
+@login_required
+def export_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
+    try:
+        export = _export_for(request, slug, version)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    files, card = [], ""
+    if export.state == ExportState.DONE:
+        try:
+            files = export_files(export=export)
+            card = export_file_path(export=export, name="README.md").read_text(encoding="utf-8")
+        except ServiceError:
+            files, card = [], ""
+    context = {
+        "project": export.project,
+        "export": export,
+        "files": files,
+        "card": card,
+        "manifest_json": json.dumps(export.manifest, indent=2, ensure_ascii=False) if export.manifest else "",
+        "options_json": json.dumps(export.options, indent=2),
+        "pending": export.state in (ExportState.QUEUED, ExportState.RUNNING),
+    }
+    return render(request, "training/exports/detail.html", context)
+
+
+@login_required
+def export_download(request: HttpRequest, slug: str, version: int, name: str | None = None) -> HttpResponse:
+    """The whole export as a zip, or one of its files by name (only names in the export folder)."""
+    try:
+        export = _export_for(request, slug, version)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    try:
+        if name is None:
+            path = export_zip_path(export=export)
+            filename = f"{export.project.slug}-v{export.version}.zip"
+        else:
+            path = export_file_path(export=export, name=name)
+            filename = f"{export.project.slug}-v{export.version}-{name}"
+    except ServiceError:
+        raise Http404("No such file.") from None
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=filename)
