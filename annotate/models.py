@@ -516,3 +516,19 @@ class AuditEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
+
+
+class LoginThrottle(models.Model):
+    """Failed sign-in attempts per key ("user:<name>" or "ip:<address>") in the current window.
+
+    Attempts are *reserved* with an atomic ``UPDATE ... SET failures = failures + 1`` before the
+    password is checked, so concurrent guesses cannot slip past the limit together.
+    """
+
+    key = models.CharField(max_length=200, unique=True)
+    failures = models.PositiveIntegerField(default=0)
+    window_started_at = models.DateTimeField()
+    locked_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"{self.key}: {self.failures} failures"
