@@ -1,0 +1,303 @@
+"""REST API (DRF) for projects, guidelines, imports, tasks and annotations, plus the shared pieces
+every API module uses: the ``ServiceError`` exception handler and project access checks.
+
+Access: every endpoint is under a project the user is an active member of (superusers: all), with
+the capability the action needs (``annotate.permissions``); a token narrowed to some projects
+reaches only those. Outsiders get 404 (the project's existence is not revealed), members without
+the capability 403.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db.models import Count, F, Prefetch, QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, generics, serializers, status
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from annotate import selectors
+from annotate.errors import NotFound, ServiceError
+from annotate.models import Annotation, ApiToken, Guideline, Project, Task, TaskCandidate
+from annotate.permissions import require_capability
+from annotate.services.imports import FORMATS as IMPORT_FORMATS
+from annotate.services.imports import prompts_import
+from annotate.services.tasks import PairMode
+
+logger = logging.getLogger(__name__)
+
+
+# --- shared --------------------------------------------------------------------------------------
+
+
+def api_exception_handler(exc, context):
+    """``ServiceError`` -> ``{"error", "detail"[, "field"][, "details"]}`` with its status; the rest
+    as DRF does it."""
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    return drf_exception_handler(exc, context)
+
+
+def token_scope(request: Request) -> set[int] | None:
+    """Project ids the request's token is narrowed to (None: no narrowing)."""
+    token = request.auth if isinstance(request.auth, ApiToken) else None
+    if token is None:
+        return None
+    cached = getattr(request, "_token_scope", False)
+    if cached is False:
+        cached = set(token.projects.values_list("id", flat=True)) or None
+        request._token_scope = cached
+    return cached
+
+
+def visible_projects(request: Request) -> QuerySet[Project]:
+    qs = selectors.projects_for_user(user=request.user)
+    scope = token_scope(request)
+    if scope is not None:
+        qs = qs.filter(id__in=scope)
+    return qs
+
+
+def api_project(request: Request, slug: str, capability: str) -> Project:
+    """The project if this user (and token) may do ``capability`` in it; 404 / 403 otherwise."""
+    project = Project.objects.filter(slug=slug).first()
+    scope = token_scope(request)
+    if project is None or (scope is not None and project.pk not in scope):
+        raise NotFound("No such project.")
+    require_capability(user=request.user, project=project, capability=capability)
+    return project
+
+
+class ErrorSerializer(serializers.Serializer):
+    error = serializers.CharField()
+    detail = serializers.CharField()
+    field = serializers.CharField(required=False)
+    details = serializers.JSONField(required=False)
+
+
+ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
+
+def parse_query(serializer_class, request: Request) -> dict:
+    ser = serializer_class(data=request.query_params)
+    if not ser.is_valid():
+        raise exceptions.ValidationError(ser.errors)
+    return ser.validated_data
+
+
+# --- projects and guidelines ----------------------------------------------------------------------
+
+
+class ProjectSerializer(serializers.ModelSerializer):
+    dimensions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Project
+        fields = [
+            "slug", "name", "description", "kind", "overlap", "allow_tie", "allow_both_bad", "strength_scale",
+            "ranking_k", "allow_rank_ties", "rating_scale_max", "dimensions", "created_at",
+        ]  # fmt: skip
+
+    def get_dimensions(self, obj: Project) -> list[dict]:
+        return [{"key": d.key, "label": d.label, "required": d.required} for d in obj.dimensions.all()]
+
+
+class ProjectListApi(generics.ListAPIView):
+    serializer_class = ProjectSerializer
+
+    def get_queryset(self):
+        return visible_projects(self.request).prefetch_related("dimensions")
+
+
+class ProjectDetailApi(APIView):
+    @extend_schema(responses={200: ProjectSerializer, **ERRORS})
+    def get(self, request: Request, slug: str) -> Response:
+        return Response(ProjectSerializer(api_project(request, slug, "view")).data)
+
+
+class GuidelineSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Guideline
+        fields = ["version", "body", "change_note", "created_at"]
+
+
+class GuidelineListApi(generics.ListAPIView):
+    serializer_class = GuidelineSerializer
+
+    def get_queryset(self):
+        project = api_project(self.request, self.kwargs["slug"], "view")
+        return Guideline.objects.filter(project=project).order_by("-version")
+
+
+class GuidelineDetailApi(APIView):
+    @extend_schema(responses={200: GuidelineSerializer, **ERRORS})
+    def get(self, request: Request, slug: str, version: int) -> Response:
+        project = api_project(request, slug, "view")
+        guideline = Guideline.objects.filter(project=project, version=version).first()
+        if guideline is None:
+            raise NotFound("No such guideline version.")
+        return Response(GuidelineSerializer(guideline).data)
+
+
+# --- imports --------------------------------------------------------------------------------------
+
+
+class ImportRequestSerializer(serializers.Serializer):
+    file = serializers.FileField(help_text="JSONL (the project's format) or HH-RLHF, plain or gzip.")
+    format = serializers.ChoiceField(choices=IMPORT_FORMATS, default="auto")
+    task_mode = serializers.ChoiceField(choices=PairMode.values, required=False)
+    pairs_per_prompt = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
+    seed = serializers.IntegerField(min_value=0, max_value=2**31, default=0)
+    preference_source = serializers.CharField(max_length=100, required=False)
+    skip_invalid = serializers.BooleanField(default=False)
+
+
+class ImportReportSerializer(serializers.Serializer):
+    format = serializers.CharField()
+    lines = serializers.IntegerField()
+    prompts = serializers.IntegerField()
+    candidates = serializers.IntegerField()
+    tasks = serializers.IntegerField()
+    annotations = serializers.IntegerField()
+    skipped_lines = serializers.IntegerField()
+    committed = serializers.BooleanField()
+    errors = serializers.ListField(child=serializers.DictField())
+    truncated_errors = serializers.BooleanField()
+
+
+class PromptImportApi(APIView):
+    """Import prompts and candidates (and recorded preferences) from a file. Atomic unless
+    ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(request=ImportRequestSerializer, responses={201: ImportReportSerializer, **ERRORS})
+    def post(self, request: Request, slug: str) -> Response:
+        project = api_project(request, slug, "import")
+        ser = ImportRequestSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        upload = data["file"]
+        report = prompts_import(
+            project=project,
+            stream=upload.file if hasattr(upload, "file") else upload,
+            fmt=data["format"],
+            task_mode=data.get("task_mode"),
+            pairs_per_prompt=data.get("pairs_per_prompt"),
+            seed=data["seed"],
+            preference_source=data.get("preference_source"),
+            skip_invalid=data["skip_invalid"],
+        )
+        return Response(report.as_dict(), status=status.HTTP_201_CREATED)
+
+
+# --- tasks and annotations ----------------------------------------------------------------------------
+
+
+class TaskSerializer(serializers.ModelSerializer):
+    prompt_id = serializers.IntegerField()
+    prompt_external_id = serializers.CharField(source="prompt.external_id")
+    candidate_ids = serializers.SerializerMethodField()
+    annotations = serializers.IntegerField(source="n_annotations", read_only=True)
+
+    class Meta:
+        model = Task
+        fields = [
+            "id", "prompt_id", "prompt_external_id", "candidate_ids", "target_labels", "claims", "annotations",
+            "is_gold", "gold_choice", "gold_ranking", "created_at",
+        ]  # fmt: skip
+
+    def get_candidate_ids(self, obj: Task) -> list[int]:
+        return [s.candidate_id for s in obj.slots.all()]
+
+
+class TaskFilterSerializer(serializers.Serializer):
+    is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
+    open = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="Has a free slot."
+    )
+
+
+class TaskListApi(generics.ListAPIView):
+    """A project's tasks (researchers and managers)."""
+
+    serializer_class = TaskSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("is_gold", bool, required=False),
+            OpenApiParameter("open", bool, required=False, description="Only tasks with a free slot."),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project = api_project(self.request, self.kwargs["slug"], "research")
+        filters = parse_query(TaskFilterSerializer, self.request)
+        qs = Task.objects.filter(project=project)
+        if filters.get("is_gold") is not None:
+            qs = qs.filter(is_gold=filters["is_gold"])
+        if filters.get("open") is True:
+            qs = qs.filter(claims__lt=F("target_labels"))
+        elif filters.get("open") is False:
+            qs = qs.filter(claims__gte=F("target_labels"))
+        return (
+            qs.select_related("prompt")
+            .prefetch_related(Prefetch("slots", queryset=TaskCandidate.objects.order_by("slot")))
+            .annotate(n_annotations=Count("annotations"))
+            .order_by("id")
+        )
+
+
+class AnnotationSerializer(serializers.ModelSerializer):
+    task_id = serializers.IntegerField()
+    labeler_id = serializers.IntegerField()
+    guideline_version = serializers.IntegerField(source="guideline.version", allow_null=True, default=None)
+
+    class Meta:
+        model = Annotation
+        fields = [
+            "id", "task_id", "labeler_id", "source", "choice", "ranking", "strength", "ratings", "rationale",
+            "flagged", "flag_reason", "shown_order", "guideline_version", "time_spent_ms", "created_at",
+        ]  # fmt: skip
+
+
+class AnnotationFilterSerializer(serializers.Serializer):
+    task = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    labeler = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    since = serializers.DateTimeField(
+        required=False, help_text="Only annotations created at or after this time."
+    )
+
+
+class AnnotationListApi(generics.ListAPIView):
+    """A project's annotations, read only (researchers and managers), oldest first."""
+
+    serializer_class = AnnotationSerializer
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("task", int, required=False),
+            OpenApiParameter("labeler", int, required=False, description="User id."),
+            OpenApiParameter("since", str, required=False, description="ISO 8601 date-time."),
+        ]
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        project = api_project(self.request, self.kwargs["slug"], "research")
+        filters = parse_query(AnnotationFilterSerializer, self.request)
+        qs = Annotation.objects.filter(task__project=project)
+        if "task" in filters:
+            qs = qs.filter(task_id=filters["task"])
+        if "labeler" in filters:
+            qs = qs.filter(labeler_id=filters["labeler"])
+        if "since" in filters:
+            qs = qs.filter(created_at__gte=filters["since"])
+        return qs.select_related("guideline").order_by("created_at", "id")

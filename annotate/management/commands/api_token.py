@@ -1,0 +1,74 @@
+"""Create, list and revoke researcher API tokens.
+
+python manage.py api_token create --user alice --name laptop [--project slug ...] [--days 90]
+python manage.py api_token list [--user alice]
+python manage.py api_token revoke --id 12
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from annotate.errors import ServiceError
+from annotate.models import ApiToken, Project
+from annotate.services.tokens import token_create, token_revoke
+
+
+class Command(BaseCommand):
+    help = "Create, list or revoke API tokens (Authorization: Bearer <token>)."
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        create = sub.add_parser("create")
+        create.add_argument("--user", required=True)
+        create.add_argument("--name", required=True)
+        create.add_argument(
+            "--project", action="append", default=[], help="Narrow to this project (repeatable)."
+        )
+        create.add_argument("--days", type=int, help="Expire after this many days.")
+        lst = sub.add_parser("list")
+        lst.add_argument("--user")
+        revoke = sub.add_parser("revoke")
+        revoke.add_argument("--id", type=int, required=True)
+
+    def handle(self, *args, **opts):
+        action = opts["action"]
+        if action == "create":
+            user = get_user_model().objects.filter(username=opts["user"]).first()
+            if user is None:
+                raise CommandError(f"--user: no user {opts['user']!r}.")
+            projects = []
+            for slug in opts["project"]:
+                project = Project.objects.filter(slug=slug).first()
+                if project is None:
+                    raise CommandError(f"--project: no project {slug!r}.")
+                projects.append(project)
+            expires = timezone.now() + timedelta(days=opts["days"]) if opts["days"] else None
+            try:
+                token, secret = token_create(
+                    user=user, name=opts["name"], projects=projects, expires_at=expires
+                )
+            except ServiceError as exc:
+                raise CommandError(f"--{exc.field}: {exc.message}" if exc.field else exc.message) from None
+            self.stderr.write(f"Token {token.pk} ({token.name}) for {user}; shown once:")
+            self.stdout.write(secret)
+        elif action == "list":
+            qs = ApiToken.objects.select_related("user").prefetch_related("projects")
+            if opts["user"]:
+                qs = qs.filter(user__username=opts["user"])
+            for t in qs:
+                state = "revoked" if t.revoked_at else "live"
+                scope = ",".join(p.slug for p in t.projects.all()) or "all projects"
+                self.stdout.write(
+                    f"{t.pk}\t{t.user}\t{t.name}\t{t.prefix}…\t{state}\t{scope}\tlast used {t.last_used_at or '-'}"
+                )
+        else:
+            token = ApiToken.objects.filter(pk=opts["id"]).first()
+            if token is None:
+                raise CommandError(f"--id: no token {opts['id']}.")
+            token_revoke(token=token)
+            self.stdout.write(f"Token {token.pk} revoked.")

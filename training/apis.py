@@ -1,0 +1,115 @@
+"""REST API for exports: create (queued for the worker), list, retrieve, download."""
+
+from __future__ import annotations
+
+from django.http import FileResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate.apis import ERRORS, api_project
+from annotate.errors import NotFound, ServiceError
+from training.formats import FILE_TYPES
+from training.models import Export, ExportFormat
+from training.services.exports import export_create, export_file_path, export_files, export_zip_path
+
+
+class ExportSerializer(serializers.ModelSerializer):
+    project = serializers.CharField(source="project.slug", read_only=True)
+    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    files = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Export
+        fields = [
+            "project", "version", "format", "file_type", "options", "state", "row_count", "content_hash",
+            "manifest", "error", "files", "created_by", "created_at", "finished_at",
+        ]  # fmt: skip
+
+    def get_files(self, obj: Export) -> list[str]:
+        try:
+            return export_files(export=obj)
+        except ServiceError:  # not finished, or its files are gone
+            return []
+
+
+class ExportCreateSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=ExportFormat.values)
+    file_type = serializers.ChoiceField(choices=FILE_TYPES, default="jsonl")
+    options = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text="Compiler options: pairing, ties, aggregate, min_votes, min_agreement, dimension, include_gold, "
+        "include_flagged, labelers_include, labelers_exclude, min_reliability, test_size, seed, margin.",
+    )
+
+
+def _export(request: Request, slug: str, version: int) -> Export:
+    project = api_project(request, slug, "research")
+    export = (
+        Export.objects.select_related("project", "created_by")
+        .filter(project=project, version=version)
+        .first()
+    )
+    if export is None:
+        raise NotFound("No such export.")
+    return export
+
+
+class ExportListCreateApi(generics.ListAPIView):
+    """A project's exports, newest first; POST queues a new one (the worker fills it)."""
+
+    serializer_class = ExportSerializer
+
+    def get_queryset(self):
+        project = api_project(self.request, self.kwargs["slug"], "research")
+        return (
+            Export.objects.filter(project=project)
+            .select_related("project", "created_by")
+            .order_by("-version")
+        )
+
+    @extend_schema(request=ExportCreateSerializer, responses={201: ExportSerializer, **ERRORS})
+    def post(self, request: Request, slug: str) -> Response:
+        project = api_project(request, slug, "research")
+        ser = ExportCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        export = export_create(
+            project=project,
+            format=ser.validated_data["format"],
+            file_type=ser.validated_data["file_type"],
+            options=ser.validated_data["options"],
+            created_by=request.user,
+        )
+        return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
+
+
+class ExportDetailApi(APIView):
+    @extend_schema(responses={200: ExportSerializer, **ERRORS})
+    def get(self, request: Request, slug: str, version: int) -> Response:
+        return Response(ExportSerializer(_export(request, slug, version)).data)
+
+
+class ExportDownloadApi(APIView):
+    """The whole export as a zip (409 while it is not finished)."""
+
+    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]})
+    def get(self, request: Request, slug: str, version: int):
+        export = _export(request, slug, version)
+        path = export_zip_path(export=export)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{slug}-v{version}.zip")
+
+
+class ExportFileApi(APIView):
+    """One file of the export (a data file, manifest.json or README.md)."""
+
+    @extend_schema(
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]}
+    )
+    def get(self, request: Request, slug: str, version: int, name: str):
+        export = _export(request, slug, version)
+        path = export_file_path(export=export, name=name)
+        return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{slug}-v{version}-{name}")
