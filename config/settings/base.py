@@ -109,6 +109,7 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
+STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -156,6 +157,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
+# Cache (rate-limit counters, report caching): Redis when REDIS_URL is set, else per-process memory.
+CACHES = {
+    "default": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}
+        if REDIS_URL
+        else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "prefhub"}
+    )
+}
+
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -167,6 +177,15 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # Per-user rate limits on the write endpoints that cost the most (ScopedRateThrottle scopes).
+    "DEFAULT_THROTTLE_RATES": {
+        "claim": env.str("RATE_CLAIM", default="600/min"),
+        "submit": env.str("RATE_SUBMIT", default="600/min"),
+        "export": env.str("RATE_EXPORT", default="60/hour"),
+        "jobs": env.str("RATE_JOBS", default="60/hour"),
+        "runs": env.str("RATE_RUNS", default="30/hour"),
+        "import": env.str("RATE_IMPORT", default="60/hour"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "PrefHub API",

@@ -1,0 +1,156 @@
+"""Labeling over JSON: claim the next task, submit, skip, undo, acknowledge guidelines.
+
+The same services as the labeling pages; useful for scripted labeling tools and for load tests.
+Responses never include model names or other labelers' work (blind labeling).
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import ScopedRateThrottle
+from rest_framework.views import APIView
+
+from annotate import selectors
+from annotate.errors import NotFound
+from annotate.models import Assignment, Project
+from annotate.permissions import require_capability
+from annotate.services.guidelines import guideline_acknowledge
+from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_next
+
+
+def _project(request: Request, slug: str) -> Project:
+    project = selectors.project_get(slug=slug)
+    if project is None:
+        raise NotFound("No such project.")
+    require_capability(user=request.user, project=project, capability="label")
+    return project
+
+
+class LeaseSerializer(serializers.Serializer):
+    """A leased task as the labeler sees it: candidates in display order, no provenance."""
+
+    assignment_id = serializers.IntegerField()
+    task_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    messages = serializers.ListField(child=serializers.DictField())
+    candidates = serializers.ListField(child=serializers.DictField())
+
+
+def _lease_payload(assignment: Assignment) -> dict:
+    full = selectors.assignment_with_task(assignment_id=assignment.pk)
+    shown = selectors.assignment_candidates_in_display_order(assignment=full)
+    positions = ["left", "right"] if full.task.project.kind == "pairwise" else None
+    return {
+        "assignment_id": full.pk,
+        "task_id": full.task_id,
+        "kind": full.task.project.kind,
+        "expires_at": full.expires_at,
+        "messages": full.task.prompt.messages,
+        "candidates": [
+            {"id": c.pk, "position": positions[i] if positions else i + 1, "text": c.text}
+            for i, c in enumerate(shown)
+        ],
+    }
+
+
+class ClaimNextApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "claim"
+
+    class InputSerializer(serializers.Serializer):
+        exclude_assignment_ids = serializers.ListField(
+            child=serializers.IntegerField(), required=False, default=list
+        )
+
+    @extend_schema(request=InputSerializer, responses={200: LeaseSerializer, 204: None})
+    def post(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        lease = task_claim_next(
+            project=project,
+            labeler=request.user,
+            exclude_assignment_ids=data.validated_data["exclude_assignment_ids"],
+        )
+        if lease is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        pending = selectors.guideline_pending_ack(project=project, user=request.user)
+        payload = _lease_payload(lease)
+        payload["guideline_to_acknowledge"] = pending.version if pending else None
+        return Response(payload)
+
+
+class SubmitApi(APIView):
+    throttle_classes = [ScopedRateThrottle]
+    throttle_scope = "submit"
+
+    class InputSerializer(serializers.Serializer):
+        choice = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
+        ranking = serializers.JSONField(required=False, default=None)
+        strength = serializers.IntegerField(required=False, allow_null=True, default=None)
+        ratings = serializers.JSONField(required=False, default=dict)
+        rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
+        flagged = serializers.BooleanField(required=False, default=False)
+        flag_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+        time_spent_ms = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
+
+    class OutputSerializer(serializers.Serializer):
+        annotation_id = serializers.IntegerField()
+        created = serializers.BooleanField()
+        choice = serializers.CharField(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        annotation, created = annotation_submit(
+            assignment_id=assignment_id, labeler=request.user, **data.validated_data
+        )
+        body = {"annotation_id": annotation.pk, "created": created, "choice": annotation.choice}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+class SkipApi(APIView):
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={200: None})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        data = self.InputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        assignment = assignment_skip(assignment_id=assignment_id, labeler=request.user, **data.validated_data)
+        return Response({"assignment_id": assignment.pk, "state": assignment.state})
+
+
+class UndoApi(APIView):
+    @extend_schema(request=None, responses={200: None})
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = annotation_undo(assignment_id=assignment_id, labeler=request.user)
+        return Response({"assignment_id": assignment.pk, "state": assignment.state})
+
+
+class AcknowledgeGuidelineApi(APIView):
+    @extend_schema(request=None, responses={200: None})
+    def post(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        current = selectors.guideline_current(project=project)
+        if current is None:
+            raise NotFound("This project has no guidelines yet.")
+        guideline_acknowledge(guideline=current, user=request.user)
+        return Response({"version": current.version})
+
+
+urlpatterns = [
+    path("labeling/<slug:slug>/next", ClaimNextApi.as_view(), name="labeling-next"),
+    path(
+        "labeling/<slug:slug>/acknowledge-guidelines", AcknowledgeGuidelineApi.as_view(), name="labeling-ack"
+    ),
+    path("labeling/assignments/<int:assignment_id>/submit", SubmitApi.as_view(), name="labeling-submit"),
+    path("labeling/assignments/<int:assignment_id>/skip", SkipApi.as_view(), name="labeling-skip"),
+    path("labeling/assignments/<int:assignment_id>/undo", UndoApi.as_view(), name="labeling-undo"),
+]

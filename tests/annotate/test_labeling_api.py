@@ -1,0 +1,126 @@
+"""The labeling JSON API: claim, submit (idempotent), 403/409 over HTTP, blindness, rate limit."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.core.cache import cache
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from annotate.models import Annotation, Assignment
+from annotate.services.guidelines import guideline_publish
+from tests.conftest import add_tasks
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def api():
+    cache.clear()
+    return APIClient()
+
+
+def test_claim_submit_replay_and_blindness(api, make_project, labeler_in):
+    project = make_project()
+    add_tasks(project, prompts=2)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    resp = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json")
+    assert resp.status_code == 200, resp.content
+    body = resp.json()
+    assert [c["position"] for c in body["candidates"]] == ["left", "right"]
+    assert all(set(c) == {"id", "position", "text"} for c in body["candidates"]), (
+        "no model names for labelers"
+    )
+    url = f"/api/v1/labeling/assignments/{body['assignment_id']}/submit"
+    first = api.post(url, {"choice": "left", "strength": 2}, format="json")
+    assert first.status_code == 201 and first.json()["created"] is True
+    replay = api.post(url, {"choice": "right"}, format="json")
+    assert replay.status_code == 200 and replay.json()["annotation_id"] == first.json()["annotation_id"]
+    assert Annotation.objects.count() == 1
+    left_candidate = body["candidates"][0]["id"]
+    ann = Annotation.objects.get()
+    slots = list(ann.task.slots.order_by("slot").values_list("candidate_id", flat=True))
+    assert ann.choice == ("a" if slots[0] == left_candidate else "b")
+
+
+def test_foreign_and_expired_leases_over_http(api, make_project, labeler_in):
+    project = make_project(lease_ttl_seconds=60)
+    add_tasks(project, prompts=2)
+    alice, mallory = labeler_in(project), labeler_in(project)
+    api.force_authenticate(alice)
+    lease_id = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()["assignment_id"]
+    api.force_authenticate(mallory)
+    resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/submit", {"choice": "left"}, format="json")
+    assert resp.status_code == 403 and "someone else" in resp.json()["detail"]
+    Assignment.objects.filter(pk=lease_id).update(
+        expires_at=timezone.now() - timedelta(seconds=1), leased_at=timezone.now() - timedelta(seconds=61)
+    )
+    api.force_authenticate(alice)
+    resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/submit", {"choice": "left"}, format="json")
+    assert resp.status_code == 409 and resp.json()["error"] == "lease_expired"
+    assert Annotation.objects.count() == 0
+
+
+def test_bad_values_are_400_with_the_field(api, make_project, labeler_in):
+    project = make_project(allow_both_bad=False)
+    add_tasks(project, prompts=1)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    lease_id = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()["assignment_id"]
+    resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/submit", {"choice": "both_bad"}, format="json")
+    assert resp.status_code == 400 and resp.json()["field"] == "choice"
+    resp = api.post(
+        f"/api/v1/labeling/assignments/{lease_id}/submit",
+        {"choice": "left", "time_spent_ms": -5},
+        format="json",
+    )
+    assert resp.status_code == 400
+
+
+def test_guidelines_gate_and_acknowledge(api, make_project, labeler_in, make_user):
+    project = make_project()
+    add_tasks(project, prompts=1)
+    guideline_publish(project=project, author=make_user(), body="Be kind.")
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    body = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()
+    assert body["guideline_to_acknowledge"] == 1
+    url = f"/api/v1/labeling/assignments/{body['assignment_id']}/submit"
+    assert api.post(url, {"choice": "left"}, format="json").status_code == 409
+    assert api.post(f"/api/v1/labeling/{project.slug}/acknowledge-guidelines").json() == {"version": 1}
+    assert api.post(url, {"choice": "left"}, format="json").status_code == 201
+
+
+def test_non_labelers_and_strangers_cannot_claim(api, make_project, labeler_in, make_user):
+    project = make_project()
+    add_tasks(project, prompts=1)
+    researcher = labeler_in(project, role="researcher")
+    api.force_authenticate(researcher)
+    assert api.post(f"/api/v1/labeling/{project.slug}/next").status_code == 403
+    api.force_authenticate(make_user())
+    assert api.post(f"/api/v1/labeling/{project.slug}/next").status_code == 404
+    api.force_authenticate(None)
+    assert api.post(f"/api/v1/labeling/{project.slug}/next").status_code in (401, 403)
+
+
+def test_no_more_tasks_is_204(api, make_project, labeler_in):
+    project = make_project()
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    assert api.post(f"/api/v1/labeling/{project.slug}/next").status_code == 204
+
+
+def test_claims_are_rate_limited(api, make_project, labeler_in, monkeypatch):
+    from rest_framework.throttling import ScopedRateThrottle
+
+    monkeypatch.setattr(
+        ScopedRateThrottle, "THROTTLE_RATES", {**ScopedRateThrottle.THROTTLE_RATES, "claim": "3/min"}
+    )
+    project = make_project()
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    codes = [api.post(f"/api/v1/labeling/{project.slug}/next").status_code for _ in range(4)]
+    assert codes == [204, 204, 204, 429]
