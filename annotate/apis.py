@@ -14,6 +14,7 @@ import logging
 from django.db.models import Count, F, Prefetch, QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, generics, serializers, status
+from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -40,6 +41,18 @@ def api_exception_handler(exc, context):
     if isinstance(exc, ServiceError):
         return Response(exc.as_dict(), status=exc.status_code)
     return drf_exception_handler(exc, context)
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """LimitOffset with bounds: ``limit`` at most 1000, ``offset`` clamped to 10**9 (a huge integer
+    would overflow the database's integer type). Every list endpoint sets it (the default class
+    cannot live here: DRF imports it while ``rest_framework.generics`` is still loading)."""
+
+    max_limit = 1000
+    max_offset = 10**9
+
+    def get_offset(self, request) -> int:
+        return min(super().get_offset(request), self.max_offset)
 
 
 def token_scope(request: Request) -> set[int] | None:
@@ -107,6 +120,7 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectListApi(generics.ListAPIView):
+    pagination_class = BoundedLimitOffsetPagination
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
@@ -126,6 +140,7 @@ class GuidelineSerializer(serializers.ModelSerializer):
 
 
 class GuidelineListApi(generics.ListAPIView):
+    pagination_class = BoundedLimitOffsetPagination
     serializer_class = GuidelineSerializer
 
     def get_queryset(self):
@@ -223,6 +238,7 @@ class TaskFilterSerializer(serializers.Serializer):
 
 
 class TaskListApi(generics.ListAPIView):
+    pagination_class = BoundedLimitOffsetPagination
     """A project's tasks (researchers and managers)."""
 
     serializer_class = TaskSerializer
@@ -276,6 +292,7 @@ class AnnotationFilterSerializer(serializers.Serializer):
 
 
 class AnnotationListApi(generics.ListAPIView):
+    pagination_class = BoundedLimitOffsetPagination
     """A project's annotations, read only (researchers and managers), oldest first."""
 
     serializer_class = AnnotationSerializer

@@ -10,7 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.apis import ERRORS, api_project
+from annotate.apis import ERRORS, BoundedLimitOffsetPagination, api_project
 from annotate.errors import NotFound, ServiceError
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
@@ -61,6 +61,8 @@ def _export(request: Request, slug: str, version: int) -> Export:
 
 class ExportListCreateApi(generics.ListAPIView):
     """A project's exports, newest first; POST queues a new one (the worker fills it)."""
+
+    pagination_class = BoundedLimitOffsetPagination
 
     serializer_class = ExportSerializer
 
