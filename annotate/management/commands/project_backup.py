@@ -1,0 +1,59 @@
+"""python manage.py project_backup dump SLUG FILE | restore FILE [--slug NEW]"""
+
+from __future__ import annotations
+
+import os
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.errors import ServiceError
+from annotate.models import Project
+from annotate.services.backup import project_dump, project_restore
+
+
+class Command(BaseCommand):
+    help = (
+        "Back up one project to a gzip'd JSON-lines file, or restore such a file as a new project. "
+        "Restore is atomic (a bad file restores nothing) and refuses a slug that exists."
+    )
+
+    def add_arguments(self, parser):
+        sub = parser.add_subparsers(dest="action", required=True)
+        dump = sub.add_parser("dump", help="Write a project to FILE (.jsonl.gz).")
+        dump.add_argument("slug")
+        dump.add_argument("file")
+        restore = sub.add_parser("restore", help="Restore FILE as a new project.")
+        restore.add_argument("file")
+        restore.add_argument(
+            "--slug", default=None, help="Restore under this slug instead of the dumped one."
+        )
+
+    def handle(self, *args, **opts):
+        if opts["action"] == "dump":
+            project = Project.objects.filter(slug=opts["slug"]).first()
+            if project is None:
+                raise CommandError(f"slug: no project {opts['slug']!r}.")
+            tmp = f"{opts['file']}.tmp-{os.getpid()}"
+            with open(tmp, "wb") as out:
+                counts = project_dump(project=project, out=out)
+            os.replace(tmp, opts["file"])
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"Wrote {opts['file']}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                )
+            )
+            return
+        if not os.path.isfile(opts["file"]):
+            raise CommandError(f"file: {opts['file']!r} does not exist.")
+        try:
+            with open(opts["file"], "rb") as stream:
+                project, counts = project_restore(stream=stream, slug=opts["slug"])
+        except ServiceError as exc:
+            raise CommandError(exc.message) from None
+        except OSError as exc:
+            raise CommandError(f"file: cannot read {opts['file']!r} as a gzip'd dump ({exc}).") from None
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Restored project {project.slug!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+            )
+        )
