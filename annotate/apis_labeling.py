@@ -62,15 +62,15 @@ class ClaimNextApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "claim"
 
-    class InputSerializer(serializers.Serializer):
+    class ClaimInputSerializer(serializers.Serializer):
         exclude_assignment_ids = serializers.ListField(
             child=serializers.IntegerField(), required=False, default=list
         )
 
-    @extend_schema(request=InputSerializer, responses={200: LeaseSerializer, 204: None})
+    @extend_schema(request=ClaimInputSerializer, responses={200: LeaseSerializer, 204: None})
     def post(self, request: Request, slug: str) -> Response:
         project = _project(request, slug)
-        data = self.InputSerializer(data=request.data)
+        data = self.ClaimInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         lease = task_claim_next(
             project=project,
@@ -89,7 +89,7 @@ class SubmitApi(APIView):
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "submit"
 
-    class InputSerializer(serializers.Serializer):
+    class SubmitInputSerializer(serializers.Serializer):
         choice = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
         ranking = serializers.JSONField(required=False, default=None)
         strength = serializers.IntegerField(required=False, allow_null=True, default=None)
@@ -99,14 +99,16 @@ class SubmitApi(APIView):
         flag_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
         time_spent_ms = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
 
-    class OutputSerializer(serializers.Serializer):
+    class SubmitOutputSerializer(serializers.Serializer):
         annotation_id = serializers.IntegerField()
         created = serializers.BooleanField()
         choice = serializers.CharField(allow_null=True)
 
-    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    @extend_schema(
+        request=SubmitInputSerializer, responses={200: SubmitOutputSerializer, 201: SubmitOutputSerializer}
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.SubmitInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         annotation, created = annotation_submit(
             assignment_id=assignment_id, labeler=request.user, **data.validated_data
@@ -116,12 +118,12 @@ class SubmitApi(APIView):
 
 
 class SkipApi(APIView):
-    class InputSerializer(serializers.Serializer):
+    class SkipInputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=500)
 
-    @extend_schema(request=InputSerializer, responses={200: None})
+    @extend_schema(request=SkipInputSerializer, responses={200: None})
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.SkipInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         assignment = assignment_skip(assignment_id=assignment_id, labeler=request.user, **data.validated_data)
         return Response({"assignment_id": assignment.pk, "state": assignment.state})
