@@ -223,8 +223,9 @@ class Judgment:
         return (self.a, self.b) if self.a < self.b else (self.b, self.a)
 
     @property
-    def verdict(self) -> tuple:
-        return (PREF, self.a) if self.outcome == PREF else (self.outcome,)
+    def verdict(self) -> int | str:
+        """What was decided: the winner's id for a preference, else ``"tie"`` / ``"both_bad"``."""
+        return self.a if self.outcome == PREF else self.outcome
 
 
 @dataclass(slots=True)
@@ -348,8 +349,11 @@ def record_judgments(
     return [], "no_judgment"
 
 
+_STRENGTH_MARGIN = {1: round(1 / 3, 6), 2: round(2 / 3, 6), 3: 1.0}
+
+
 def _strength_margin(strength: int | None) -> float:
-    return round(strength / 3, 6) if strength else 0.0
+    return _STRENGTH_MARGIN.get(strength, 0.0) if strength else 0.0
 
 
 def record_excluded(
@@ -477,25 +481,45 @@ def compile_pairs(
     """
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
+    labelers, versions = stats.labelers, stats.guideline_versions
+    filtering = bool(opts.labelers_include or opts.labelers_exclude or dropped_labelers)
+    fast_choice = not opts.dimension  # pairwise choices are turned into judgments inline
     for group in by_task(records):
         judgments: list[Judgment] = []
         by_labeler: dict[int, AnnotationRecord] = {}
+        stats.annotations += len(group)
         for rec in group:
-            stats.annotations += 1
-            reason = record_excluded(rec, opts, dropped_labelers)
-            if reason is None:
+            if rec.is_gold or rec.flagged or filtering:
+                reason = record_excluded(rec, opts, dropped_labelers)
+                if reason is not None:
+                    dropped[reason] += 1
+                    continue
+            choice = rec.choice
+            if fast_choice and rec.ranking is None and choice is not None and len(rec.candidate_ids) == 2:
+                a, b = rec.candidate_ids
+                if choice == "a":
+                    judgments.append(
+                        Judgment(rec.task_id, rec.labeler_id, a, b, PREF, _strength_margin(rec.strength))
+                    )
+                elif choice == "b":
+                    judgments.append(
+                        Judgment(rec.task_id, rec.labeler_id, b, a, PREF, _strength_margin(rec.strength))
+                    )
+                else:
+                    judgments.append(Judgment(rec.task_id, rec.labeler_id, a, b, choice))
+            else:
                 js, reason = record_judgments(rec, opts, scale_max=scale_max)
-                if js:
-                    judgments.extend(js)
-                    by_labeler[rec.labeler_id] = rec
-                    stats.labelers.add(rec.labeler_id)
-                    stats.guideline_versions.add(rec.guideline_version)
-            if reason is not None:
-                dropped[reason] += 1
+                if not js:
+                    dropped[reason] += 1
+                    continue
+                judgments.extend(js)
+            by_labeler[rec.labeler_id] = rec
+            labelers.add(rec.labeler_id)
+            versions.add(rec.guideline_version)
         if not judgments:
             continue
         stats.judgments += len(judgments)
-        comparisons = _comparisons(judgments)
+        comparisons = _comparisons(judgments) if len(judgments) > 1 or opts.aggregate == "majority" else {}
         for votes in comparisons.values():
             n = len(votes)
             if n >= 2:

@@ -23,7 +23,9 @@ import hashlib
 import itertools
 import json
 import logging
+import queue
 import shutil
+import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
@@ -31,12 +33,21 @@ from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, connections, transaction
 from django.db.models import Max
 from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput, NotFound
-from annotate.models import Annotation, AuditEvent, Candidate, Dimension, Project, Prompt, TaskCandidate
+from annotate.models import (
+    Annotation,
+    AuditEvent,
+    Dimension,
+    Guideline,
+    Project,
+    Prompt,
+    TaskCandidate,
+    TaskKind,
+)
 from training.compiler import (
     AnnotationRecord,
     CompileStats,
@@ -56,90 +67,158 @@ CHUNK_SIZE = 5000
 MANIFEST = "manifest.json"
 CARD = "README.md"
 
-_FIELDS = (
+# Always read; the optional fields below are read only when the export needs them (decoding JSON
+# and datetimes is most of the cost of reading a row).
+_BASE_FIELDS = (
     "id",
     "task_id",
     "labeler_id",
     "task__prompt_id",
     "choice",
-    "ranking",
     "strength",
-    "ratings",
     "flagged",
-    "flag_reason",
     "task__is_gold",
+    "guideline_id",
+)
+_OPTIONAL_FIELDS = (
+    "ranking",
+    "ratings",
     "shown_order",
-    "guideline__version",
+    "flag_reason",
     "time_spent_ms",
     "source",
     "created_at",
 )
 
 
-# --- reading ------------------------------------------------------------------------------------
-
-
 def annotation_records(
-    *, project: Project, with_texts: bool = True, chunk_size: int = CHUNK_SIZE
+    *,
+    project: Project,
+    with_texts: bool = True,
+    fields: tuple[str, ...] | None = None,
+    chunk_size: int = CHUNK_SIZE,
 ) -> Iterator[AnnotationRecord]:
-    """Every annotation of the project as an ``AnnotationRecord``, ordered by (task, id).
+    """Every annotation of the project as an ``AnnotationRecord``, ordered by (task, labeler).
 
-    Per chunk: one query for the slots of the chunk's tasks, one for their prompts and (with
-    ``with_texts``) one for the candidate texts. Nothing is kept from one chunk to the next.
+    ``fields``: which of ``_OPTIONAL_FIELDS`` to read (None: all); the others keep their defaults.
+    Per chunk (a contiguous range of task ids, since rows come in task order): one query for the
+    slots of those tasks with their candidates' texts (without ``with_texts``: ids only) and one for
+    their prompts. Nothing is kept from one chunk to the next.
     """
+    extra = _OPTIONAL_FIELDS if fields is None else tuple(f for f in _OPTIONAL_FIELDS if f in fields)
+    guideline_versions = dict(Guideline.objects.filter(project=project).values_list("id", "version"))
     rows = (
         Annotation.objects.filter(task__project_id=project.pk)
-        .order_by("task_id", "id")
-        .values_list(*_FIELDS)
+        .order_by("task_id", "labeler_id")  # the unique (task, labeler) index: no sort, rows stream
+        .values_list(*_BASE_FIELDS, *extra)
         .iterator(chunk_size=chunk_size)
     )
+    n_base = len(_BASE_FIELDS)
     while True:
         chunk = list(itertools.islice(rows, chunk_size))
         if not chunk:
             return
-        task_ids = {r[1] for r in chunk}
-        slots: dict[int, list[int]] = {}
-        for task_id, cand_id in (
-            TaskCandidate.objects.filter(task_id__in=task_ids)
-            .order_by("task_id", "slot")
-            .values_list("task_id", "candidate_id")
-        ):
-            slots.setdefault(task_id, []).append(cand_id)
-        prompts = {
-            pid: (ext or f"prompt-{pid}", messages)
-            for pid, ext, messages in Prompt.objects.filter(id__in={r[3] for r in chunk}).values_list(
-                "id", "external_id", "messages"
-            )
-        }
+        lo, hi = chunk[0][1], chunk[-1][1]
+        # The chunk's tasks are the ids lo..hi of this project (rows come in task order); a range
+        # scan avoids thousands of IN parameters. Slots of another project's tasks in the range are
+        # simply never looked up.
+        slot_rows = TaskCandidate.objects.filter(task_id__gte=lo, task_id__lte=hi).order_by("task_id", "slot")
+        slot_lists: dict[int, list[int]] = {}
         texts: dict[int, str] = {}
         if with_texts:
-            cand_ids = {c for ids in slots.values() for c in ids}
-            texts = dict(Candidate.objects.filter(id__in=cand_ids).values_list("id", "text"))
-        for (
-            ann_id, task_id, labeler_id, prompt_id, choice, ranking, strength, ratings, flagged, flag_reason,
-            is_gold, shown_order, guideline_version, time_spent_ms, source, created_at,
-        ) in chunk:  # fmt: skip
-            yield AnnotationRecord(
-                id=ann_id,
-                task_id=task_id,
-                labeler_id=labeler_id,
-                prompt_id=prompt_id,
-                candidate_ids=tuple(slots.get(task_id, ())),
-                choice=choice,
-                ranking=ranking,
-                strength=strength,
-                ratings=ratings,
-                flagged=flagged,
-                flag_reason=flag_reason,
-                is_gold=is_gold,
-                shown_order=shown_order,
-                guideline_version=guideline_version,
-                time_spent_ms=time_spent_ms,
-                source=source,
-                created_at=created_at.isoformat() if created_at else "",
-                prompt=prompts[prompt_id],
-                texts=texts,
-            )
+            for task_id, cand_id, text in slot_rows.values_list("task_id", "candidate_id", "candidate__text"):
+                slot_lists.setdefault(task_id, []).append(cand_id)
+                texts[cand_id] = text
+        else:
+            for task_id, cand_id in slot_rows.values_list("task_id", "candidate_id"):
+                slot_lists.setdefault(task_id, []).append(cand_id)
+        slots = {task_id: tuple(ids) for task_id, ids in slot_lists.items()}
+        prompt_ids = {row[3] for row in chunk}
+        p_lo, p_hi = min(prompt_ids), max(prompt_ids)
+        prompt_qs = Prompt.objects.filter(project_id=project.pk)
+        if p_hi - p_lo < 4 * len(prompt_ids) + 1000:  # prompts of consecutive tasks are usually close
+            prompt_qs = prompt_qs.filter(id__gte=p_lo, id__lte=p_hi)
+        else:
+            prompt_qs = prompt_qs.filter(id__in=prompt_ids)
+        prompts = {
+            pid: (ext or f"prompt-{pid}", messages)
+            for pid, ext, messages in prompt_qs.values_list("id", "external_id", "messages")
+            if pid in prompt_ids
+        }
+        record = AnnotationRecord
+        versions = guideline_versions.get
+        for row in chunk:
+            ann_id, task_id, labeler_id, prompt_id, choice, strength, flagged, is_gold, guideline_id = row[
+                :n_base
+            ]
+            rec = record(
+                ann_id, task_id, labeler_id, prompt_id, slots.get(task_id, ()), choice, None, strength, None,
+                flagged, "", is_gold, None, versions(guideline_id), None, "human", "", prompts[prompt_id], texts,
+            )  # fmt: skip
+            if extra:
+                for name, value in zip(extra, row[n_base:], strict=True):
+                    setattr(rec, name, value)
+                if "created_at" in extra and rec.created_at:
+                    rec.created_at = rec.created_at.isoformat()
+            yield rec
+
+
+def _prefetched(make_records: Callable[[], Iterator[AnnotationRecord]], *, batch: int = 1000, depth: int = 8):
+    """Iterate ``make_records()`` in a background thread with its own database connection, so the
+    database's work (and the wait for it) overlaps the compiling and writing done here. Memory
+    stays bounded: at most ``depth`` batches wait in the queue. Used on PostgreSQL outside a
+    transaction only (another connection would not see a transaction's rows)."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def put(item) -> bool:
+        while not stop.is_set():
+            try:
+                q.put(item, timeout=0.5)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def worker() -> None:
+        try:
+            buf: list[AnnotationRecord] = []
+            for rec in make_records():
+                buf.append(rec)
+                if len(buf) >= batch:
+                    if not put(buf):
+                        return
+                    buf = []
+            if buf and not put(buf):
+                return
+            put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            put(exc)
+        finally:
+            connections.close_all()
+
+    thread = threading.Thread(target=worker, name="export-prefetch", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield from item
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+
+
+def records_stream(**kwargs) -> Iterator[AnnotationRecord]:
+    """``annotation_records(**kwargs)``, read ahead in a thread where that is safe (PostgreSQL,
+    outside a transaction)."""
+    if connection.vendor == "postgresql" and not connection.in_atomic_block:
+        return _prefetched(lambda: annotation_records(**kwargs))
+    return annotation_records(**kwargs)
 
 
 # --- create -------------------------------------------------------------------------------------
@@ -273,11 +352,16 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
     fmt = format_for(export.format, opts)
     scale_max = project.rating_scale_max
 
+    judgment_fields = ("ranking",) if project.kind == TaskKind.RANKING else ()
+    if opts.dimension:
+        judgment_fields += ("ratings",)
     reliability: dict[int, dict] = {}
     dropped_labelers: set[int] = set()
     if opts.min_reliability is not None:
         reliability = labeler_reliability(
-            annotation_records(project=project, with_texts=False), opts, scale_max=scale_max
+            records_stream(project=project, with_texts=False, fields=judgment_fields),
+            opts,
+            scale_max=scale_max,
         )
         dropped_labelers = low_reliability_labelers(reliability, opts.min_reliability)
 
@@ -297,7 +381,12 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
             split_cache[key] = split
         return split
 
-    records = _counting(annotation_records(project=project, with_texts=fmt.pairwise), progress)
+    records = _counting(
+        records_stream(
+            project=project, with_texts=fmt.pairwise, fields=judgment_fields if fmt.pairwise else None
+        ),
+        progress,
+    )
     try:
         if fmt.pairwise:
             for pairs in compile_pairs(
