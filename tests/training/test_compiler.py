@@ -280,3 +280,26 @@ def test_prompt_rendering_and_hh_transcripts():
     text = hh_transcript(turns, "d")
     assert text == "\n\nHuman: a\n\nAssistant: b\n\nHuman: c\n\nAssistant: d"
     assert parse_hh_transcript(text) == [*turns, {"role": "assistant", "content": "d"}]
+
+
+def test_reliability_matches_the_agreement_module_leave_one_out():
+    """The compiler's streaming reliability (O(labelers) memory) gives the same figures as
+    annotate.agreement.leave_one_out_agreement (vectorised, in memory) on the same judgments."""
+    agreement = pytest.importorskip("annotate.agreement")
+    import random
+
+    rng = random.Random(7)
+    records = []
+    for task in range(1, 120):
+        for u in rng.sample(range(1, 9), rng.randint(1, 5)):
+            records.append(rec(task, u, choice=rng.choice(["a", "a", "a", "b", "tie"])))
+    ours = labeler_reliability(records, ExportOptions())
+    codes = {"a": 0, "b": 1, "tie": 2}
+    result = agreement.leave_one_out_agreement(
+        [r.task_id for r in records], [r.labeler_id for r in records], [codes[r.choice] for r in records]
+    )
+    theirs = {
+        int(lid): (int(a), int(t))
+        for lid, a, t in zip(result.labelers, result.agree, result.total, strict=True)
+    }
+    assert {lid: (r["agree"], r["compared"]) for lid, r in ours.items()} == theirs
