@@ -94,3 +94,21 @@ def login(page, username: str, password: str = "pw-for-tests-123") -> None:
     page.fill("input[name=password]", password)
     page.click("button[type=submit]")
     page.wait_for_load_state("networkidle")
+
+
+@pytest.fixture
+def new_page(browser, live_server):
+    """Another browser context (a second person at another computer), with its own recorder."""
+    contexts = []
+
+    def _open(width: int = 1360, height: int = 900):
+        context = browser.new_context(viewport={"width": width, "height": height}, base_url=live_server.url)
+        contexts.append(context)
+        other = context.new_page()
+        other.set_default_timeout(10_000)
+        other.recorder = PageRecorder(other)
+        return other
+
+    yield _open
+    for context in contexts:
+        context.close()

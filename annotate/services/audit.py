@@ -1,0 +1,38 @@
+"""The audit trail: who changed what in a project (guidelines, members, settings, imports...)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import models
+
+from annotate.models import AuditEvent, Project
+
+
+def _jsonable(value: object) -> object:
+    """Details are stored as JSON: round-trip through Django's encoder (dates, decimals, UUIDs)."""
+    import json
+
+    return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
+
+
+def audit_record(
+    *,
+    actor: AbstractBaseUser | None,
+    project: Project | None,
+    action: str,
+    target: models.Model | None = None,
+    details: dict | None = None,
+) -> AuditEvent:
+    """Write one audit event. ``action`` is dotted (``guideline.publish``, ``membership.add``...);
+    ``target`` is the row acted on (its model label and primary key are kept, not a foreign key,
+    so the event outlives it). Call it inside the transaction of the change it records."""
+    actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+    return AuditEvent.objects.create(
+        project=project,
+        actor=actor,
+        action=action[:64],
+        target_type=target._meta.label_lower[:64] if target is not None else "",
+        target_id=str(target.pk)[:64] if target is not None else "",
+        details=_jsonable(details or {}),
+    )

@@ -1,0 +1,190 @@
+"""Manager actions as the project pages perform them.
+
+Each calls the domain service (projects, guidelines, imports) and records an audit event in the
+same transaction, so the trail never claims a change that was rolled back, nor misses one.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import IO
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.core.exceptions import ValidationError
+from django.core.validators import validate_email
+from django.db import transaction
+
+from annotate.errors import InvalidInput
+from annotate.models import Guideline, Membership, Project, Role
+from annotate.services.audit import audit_record
+from annotate.services.guidelines import guideline_publish
+from annotate.services.imports import ImportReport, prompts_import
+from annotate.services.projects import (
+    SETTINGS_FIELDS,
+    membership_add,
+    membership_deactivate,
+    project_update_settings,
+)
+
+
+def _initial_password() -> str:
+    # 16 characters from a URL-safe alphabet: ~96 bits, easy to copy, shown to the manager once.
+    return secrets.token_urlsafe(12)
+
+
+@transaction.atomic
+def member_add(
+    *, project: Project, actor: AbstractBaseUser, username: str, role: str, email: str = ""
+) -> tuple[Membership, str | None]:
+    """Give ``username`` a role in the project, creating the account if there is none.
+
+    Returns the membership and, for a new account, its generated initial password (shown once,
+    never stored in clear)."""
+    username = (username or "").strip()
+    email = (email or "").strip()
+    if not username:
+        raise InvalidInput("Give the person's username.", field="username")
+    try:
+        UnicodeUsernameValidator()(username)
+    except ValidationError:
+        raise InvalidInput(
+            "Usernames may contain letters, digits and @ . + - _ only.", field="username"
+        ) from None
+    if len(username) > 150:
+        raise InvalidInput("Usernames are at most 150 characters.", field="username")
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise InvalidInput("That email address does not look right.", field="email") from None
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
+
+    User = get_user_model()
+    user = User.objects.filter(username=username).first()
+    password = None
+    if user is None:
+        password = _initial_password()
+        user = User.objects.create_user(username=username, email=email, password=password)
+    elif not user.is_active:
+        raise InvalidInput(
+            f"The account {username!r} is disabled; an administrator must re-enable it.", field="username"
+        )
+    existing = Membership.objects.filter(project=project, user=user, role=role).first()
+    if existing is not None and existing.is_active:
+        raise InvalidInput(f"{username} is already a {role} in this project.", field="username")
+    membership = membership_add(project=project, user=user, role=role)
+    audit_record(
+        actor=actor,
+        project=project,
+        action="membership.reactivate" if existing is not None else "membership.add",
+        target=membership,
+        details={"username": username, "role": role, "account_created": password is not None},
+    )
+    return membership, password
+
+
+@transaction.atomic
+def member_deactivate(*, project: Project, actor: AbstractBaseUser, membership: Membership) -> int:
+    """Deactivate one role of one member; a labeler's live leases go back to the pool at once.
+    Returns how many leases were released."""
+    if membership.project_id != project.pk:
+        raise InvalidInput("That membership belongs to another project.")
+    if not membership.is_active:
+        raise InvalidInput(f"{membership.user} is already inactive as {membership.role}.")
+    if membership.user_id == actor.pk and membership.role == Role.MANAGER:
+        raise InvalidInput("You cannot remove your own manager role; ask another manager.")
+    released = membership_deactivate(project=project, user=membership.user, role=membership.role)
+    audit_record(
+        actor=actor,
+        project=project,
+        action="membership.deactivate",
+        target=membership,
+        details={
+            "username": membership.user.get_username(),
+            "role": membership.role,
+            "leases_released": released,
+        },
+    )
+    return released
+
+
+def _dimension_snapshot(project: Project) -> list[dict]:
+    return [
+        {"key": d.key, "label": d.label, "description": d.description, "required": d.required}
+        for d in project.dimensions.all()
+    ]
+
+
+@transaction.atomic
+def project_settings_change(
+    *, project: Project, actor: AbstractBaseUser, values: dict, dimensions: list[dict] | None = None
+) -> tuple[Project, dict]:
+    """Apply settings (and optionally replace the rating dimensions); audit what actually changed.
+    Returns the project and ``{field: [old, new]}`` (empty when nothing changed)."""
+    values = {k: v for k, v in values.items() if k in SETTINGS_FIELDS}
+    before = {field: getattr(project, field) for field in values}
+    dims_before = _dimension_snapshot(project)
+    project = project_update_settings(project=project, dimensions=dimensions, **values)
+    changes = {
+        field: [before[field], getattr(project, field)]
+        for field in values
+        if before[field] != getattr(project, field)
+    }
+    dims_after = _dimension_snapshot(project)
+    if dims_after != dims_before:
+        changes["dimensions"] = [dims_before, dims_after]
+    if changes:
+        audit_record(
+            actor=actor,
+            project=project,
+            action="project.settings",
+            target=project,
+            details={"changes": changes},
+        )
+    return project, changes
+
+
+@transaction.atomic
+def guideline_publish_by(
+    *, project: Project, actor: AbstractBaseUser, body: str, change_note: str = ""
+) -> Guideline:
+    """Publish a new guideline version (labelers must acknowledge it before their next submit)."""
+    guideline = guideline_publish(project=project, author=actor, body=body, change_note=change_note)
+    audit_record(
+        actor=actor,
+        project=project,
+        action="guideline.publish",
+        target=guideline,
+        details={
+            "version": guideline.version,
+            "change_note": guideline.change_note,
+            "chars": len(guideline.body),
+        },
+    )
+    return guideline
+
+
+def prompts_import_by(
+    *, project: Project, actor: AbstractBaseUser, stream: IO[bytes], filename: str, **options
+) -> ImportReport:
+    """Run the importer (all or nothing unless ``skip_invalid``) and audit a committed import.
+    Raises ``ImportFailed`` with the per-line report when nothing was imported."""
+    with transaction.atomic():
+        report = prompts_import(project=project, stream=stream, **options)
+        audit_record(
+            actor=actor,
+            project=project,
+            action="prompts.import",
+            details={
+                "filename": filename[:200],
+                "format": report.format,
+                "prompts": report.prompts,
+                "candidates": report.candidates,
+                "tasks": report.tasks,
+                "skipped_lines": report.skipped_lines,
+            },
+        )
+    return report

@@ -1,0 +1,754 @@
+/* PrefHub labeling workspace.
+ *
+ * The page is server-rendered; this script wires the keyboard, prefetching, submit, skip, undo
+ * and the guideline acknowledgement. No framework, no eval, no inline handlers (strict CSP).
+ *
+ * Leases: the task on screen and at most one prefetched task are live leases. The next task is
+ * fetched as soon as one is shown, so moving on after a submit is instant. Responses are
+ * addressed by display position only; the server maps positions back to candidates.
+ */
+(function () {
+  "use strict";
+
+  var ws = document.getElementById("workspace");
+  var cfgEl = document.getElementById("label-config");
+  if (!ws || !cfgEl) return;
+  var cfg = JSON.parse(cfgEl.textContent);
+
+  var slot = document.getElementById("task-slot");
+  var loading = document.getElementById("loading");
+  var notice = document.getElementById("notice");
+  var toast = document.getElementById("toast");
+  var drawer = document.getElementById("guidelines-drawer");
+  var helpDialog = document.getElementById("help-dialog");
+  var skipDialog = document.getElementById("skip-dialog");
+  var ackDialog = document.getElementById("ack-dialog");
+  var progressEl = document.getElementById("progress");
+  var progressText = document.getElementById("progress-text");
+
+  var current = null; // the task on screen, or null (done / loading)
+  var queue = []; // prefetched tasks, oldest lease first
+  var lastSubmitted = null; // {task}: what Backspace undoes
+  var noMore = false; // the server said there is nothing left to prefetch
+  var inflight = null; // the prefetch request in progress
+  var busy = false; // a submit, skip or undo in progress
+  var toastTimer = null;
+
+  // --- small helpers ------------------------------------------------------------------------
+
+  function actionUrl(template, id) {
+    return template.replace(/\/0\/(submit|skip|undo)\/$/, "/" + id + "/$1/");
+  }
+
+  function request(method, url, body) {
+    var opts = {
+      method: method,
+      credentials: "same-origin",
+      headers: { Accept: "application/json", "X-CSRFToken": cfg.csrf },
+    };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    return fetch(url, opts).then(function (res) {
+      var type = res.headers.get("Content-Type") || "";
+      if (type.indexOf("application/json") === -1) {
+        var signedOut = res.redirected && res.url.indexOf("/accounts/login") !== -1;
+        return {
+          ok: false,
+          status: signedOut ? 401 : res.status,
+          data: {
+            error: signedOut ? "signed_out" : "unexpected",
+            detail: signedOut
+              ? "You were signed out. Reload the page to sign in again; nothing was saved for this task."
+              : "The server answered unexpectedly (" + res.status + "). Try again.",
+          },
+        };
+      }
+      return res.json().then(function (data) {
+        return { ok: res.ok, status: res.status, data: data || {} };
+      });
+    });
+  }
+  var post = function (url, body) { return request("POST", url, body || {}); };
+  var get = function (url) { return request("GET", url); };
+
+  function fragment(html) {
+    var tpl = document.createElement("template");
+    tpl.innerHTML = (html || "").trim();
+    return tpl.content.firstElementChild;
+  }
+
+  function isTyping(el) {
+    if (!el || !el.tagName) return false;
+    if (el.isContentEditable) return true;
+    var tag = el.tagName;
+    if (tag === "TEXTAREA" || tag === "SELECT") return true;
+    if (tag !== "INPUT") return false;
+    return ["radio", "checkbox", "button", "submit", "reset", "range", "color", "file"].indexOf(el.type) === -1;
+  }
+
+  function isControl(el) {
+    if (!el || !el.tagName) return false;
+    return ["BUTTON", "A", "SUMMARY", "INPUT", "LABEL"].indexOf(el.tagName) !== -1;
+  }
+
+  function dialogOpen() {
+    return helpDialog.open || skipDialog.open || ackDialog.open;
+  }
+
+  function fmtClock(ms) {
+    var s = Math.max(0, Math.round(ms / 1000));
+    return Math.floor(s / 60) + ":" + String(s % 60).padStart(2, "0");
+  }
+
+  // --- active time on task (paused while the tab is hidden) ----------------------------------
+
+  function Timer() { this.ms = 0; this.since = null; }
+  Timer.prototype.start = function () {
+    if (this.since === null && !document.hidden) this.since = performance.now();
+  };
+  Timer.prototype.pause = function () {
+    if (this.since !== null) { this.ms += performance.now() - this.since; this.since = null; }
+  };
+  Timer.prototype.value = function () {
+    return Math.round(this.ms + (this.since !== null ? performance.now() - this.since : 0));
+  };
+  document.addEventListener("visibilitychange", function () {
+    if (!current) return;
+    if (document.hidden) current.timer.pause(); else current.timer.start();
+  });
+
+  // --- notices, toast, progress -------------------------------------------------------------
+
+  function showNotice(text, kind) {
+    notice.querySelector(".notice-text").textContent = text;
+    notice.className = "notice notice-" + (kind || "warning");
+    notice.hidden = false;
+  }
+  function hideNotice() { notice.hidden = true; }
+
+  function showToast(text, canUndo) {
+    toast.querySelector(".toast-text").textContent = text;
+    toast.querySelector("[data-action=undo]").hidden = !canUndo;
+    toast.hidden = false;
+    clearTimeout(toastTimer);
+    toastTimer = setTimeout(function () { toast.hidden = true; }, 8000);
+  }
+  function hideToast() { toast.hidden = true; clearTimeout(toastTimer); }
+
+  function updateProgress(p) {
+    if (!p) return;
+    progressEl.max = Math.max(1, p.total);
+    progressEl.value = p.done;
+    progressText.replaceChildren();
+    var a = document.createElement("strong"); a.textContent = p.done;
+    var b = document.createElement("strong"); b.textContent = p.left;
+    progressText.append(a, " done · ", b, " left");
+  }
+
+  function formError(task, text, focusEl) {
+    var box = task.el.querySelector(".form-error");
+    if (!text) { box.hidden = true; box.textContent = ""; return; }
+    box.textContent = text;
+    box.hidden = false;
+    if (focusEl) focusEl.focus();
+  }
+
+  // --- tasks --------------------------------------------------------------------------------
+
+  function makeTask(el, guidelinePending) {
+    if (!el || !el.classList || !el.classList.contains("task")) return null;
+    return {
+      el: el,
+      id: Number(el.dataset.assignmentId),
+      kind: el.dataset.kind,
+      expiresAt: Date.parse(el.dataset.expiresAt),
+      timer: new Timer(),
+      guidelinePending: !!guidelinePending,
+      touched: false,
+      confirmUntouched: false,
+      wired: false,
+      selected: 0,
+    };
+  }
+
+  function heldIds(extra) {
+    var ids = queue.map(function (t) { return t.id; });
+    if (current) ids.push(current.id);
+    return ids.concat(extra || []);
+  }
+
+  function prefetch() {
+    if (inflight) return inflight;
+    if (queue.length >= 1 || noMore || !current) return Promise.resolve();
+    inflight = post(cfg.urls.next, { exclude: heldIds() })
+      .then(function (r) {
+        if (!r.ok) return;
+        if (r.data.state === "task") {
+          var t = makeTask(fragment(r.data.html), r.data.guideline_pending);
+          if (t && heldIds().indexOf(t.id) === -1) queue.push(t);
+        } else if (r.data.state === "done") {
+          noMore = true;
+        }
+      })
+      .catch(function () { /* the next advance() asks again */ })
+      .then(function () { inflight = null; });
+    return inflight;
+  }
+
+  function takeQueued(dropped) {
+    while (queue.length) {
+      var t = queue.shift();
+      if (t.expiresAt - Date.now() > 5000) return t;
+      dropped.push(t.id); // its lease has run out while it waited
+    }
+    return null;
+  }
+
+  function show(task) {
+    if (current && current !== task) current.timer.pause();
+    hideLoading();
+    slot.replaceChildren(task.el);
+    current = task;
+    wire(task);
+    task.timer.start();
+    task.el.setAttribute("tabindex", "-1");
+    task.el.focus({ preventScroll: true });
+    window.scrollTo({ top: 0 });
+    updateLeaseNote();
+    if (task.kind === "ranking") renumber(task);
+    if (task.guidelinePending) openAck();
+  }
+
+  function showDone(html) {
+    if (current) current.timer.pause();
+    current = null;
+    hideLoading();
+    var el = fragment(html);
+    slot.replaceChildren(el || document.createTextNode("No more tasks."));
+  }
+
+  function showStuck(text) {
+    current = null;
+    hideLoading();
+    var box = document.createElement("section");
+    box.className = "task-done";
+    var h = document.createElement("h2"); h.textContent = "Can't load a task";
+    var p = document.createElement("p"); p.textContent = text;
+    var a = document.createElement("a"); a.className = "btn btn-primary"; a.href = window.location.pathname; a.textContent = "Reload";
+    box.append(h, p, a);
+    slot.replaceChildren(box);
+  }
+
+  function showLoading() { slot.replaceChildren(); loading.hidden = false; }
+  function hideLoading() { loading.hidden = true; }
+
+  function advance() {
+    if (current) current.timer.pause();
+    var dropped = [];
+    var next = takeQueued(dropped);
+    if (next) { show(next); prefetch(); return Promise.resolve(); }
+    current = null;
+    showLoading();
+    return Promise.resolve(inflight)
+      .then(function () {
+        var t = takeQueued(dropped);
+        if (t) return t;
+        return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
+          if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
+          if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
+          if (r.ok && r.data.state === "busy") {
+            showStuck("You already hold tasks in this project, probably in another tab or window. Finish them there, or reload this page.");
+            return null;
+          }
+          showStuck(r.data.detail || "Something went wrong.");
+          return null;
+        });
+      })
+      .then(function (t) { if (t) { show(t); prefetch(); } })
+      .catch(function () { showStuck("Could not reach the server. Check your connection and reload."); });
+  }
+
+  // --- wiring one task's controls ---------------------------------------------------------
+
+  function wire(task) {
+    if (task.wired) return;
+    task.wired = true;
+    var el = task.el;
+    var form = el.querySelector(".task-form");
+    form.addEventListener("submit", function (e) { e.preventDefault(); submit(); });
+    form.addEventListener("change", function (e) {
+      formError(task, "");
+      if (e.target.name === "choice") onChoice(task);
+      if (e.target.name === "flagged") onFlag(task, false);
+    });
+    el.querySelector("[data-action=skip]").addEventListener("click", openSkip);
+    if (task.kind === "ranking") wireRanking(task);
+  }
+
+  function onChoice(task) {
+    var checked = task.el.querySelector("input[name=choice]:checked");
+    var value = checked ? checked.value : "";
+    var strength = task.el.querySelector("fieldset.strength");
+    if (strength) {
+      var on = value === "left" || value === "right";
+      strength.disabled = !on;
+      if (!on) strength.querySelectorAll("input").forEach(function (i) { i.checked = false; });
+    }
+    task.el.querySelectorAll(".response").forEach(function (card) {
+      var pos = card.dataset.position;
+      card.classList.toggle("is-preferred", (value === "left" && pos === "0") || (value === "right" && pos === "1"));
+      card.classList.toggle("is-bad", value === "both_bad");
+    });
+  }
+
+  function onFlag(task, focus) {
+    var box = task.el.querySelector("input[name=flagged]");
+    var reason = task.el.querySelector(".flag-reason");
+    reason.hidden = !box.checked;
+    task.el.classList.toggle("is-flagged", box.checked);
+    if (box.checked && focus) reason.querySelector("input").focus();
+  }
+
+  function setChoice(value) {
+    var input = current.el.querySelector("input[name=choice][value=" + value + "]");
+    if (!input) return;
+    input.checked = true;
+    formError(current, "");
+    onChoice(current);
+  }
+
+  function setStrength(value) {
+    var fs = current.el.querySelector("fieldset.strength");
+    if (!fs) return;
+    if (fs.disabled) { formError(current, "Pick response 1 or 2 first, then how much better it is."); return; }
+    fs.querySelector("input[value='" + value + "']").checked = true;
+  }
+
+  // --- ranking ---------------------------------------------------------------------------------
+
+  function items(task) { return Array.prototype.slice.call(task.el.querySelectorAll(".rank-item")); }
+
+  function renumber(task) {
+    var list = items(task);
+    var rank = 0;
+    list.forEach(function (li, i) {
+      if (i === 0) delete li.dataset.tied;
+      if (!li.dataset.tied) rank += 1;
+      li.querySelector(".rank-num").textContent = rank;
+      li.classList.toggle("is-selected", i === task.selected);
+      li.setAttribute("aria-selected", i === task.selected ? "true" : "false");
+      var tie = li.querySelector("[data-tie]");
+      if (tie) { tie.setAttribute("aria-pressed", li.dataset.tied ? "true" : "false"); tie.disabled = i === 0; }
+      var card = task.el.querySelector(".response[data-position='" + li.dataset.position + "']");
+      if (card) {
+        card.querySelector("[data-rank-badge]").textContent = "#" + rank + (li.dataset.tied || (list[i + 1] && list[i + 1].dataset.tied) ? " (tie)" : "");
+        card.classList.toggle("is-selected", i === task.selected);
+      }
+    });
+  }
+
+  function rankingGroups(task) {
+    var groups = [];
+    items(task).forEach(function (li, i) {
+      var pos = Number(li.dataset.position);
+      if (i > 0 && li.dataset.tied) groups[groups.length - 1].push(pos);
+      else groups.push([pos]);
+    });
+    return groups;
+  }
+
+  function touched(task) { task.touched = true; task.confirmUntouched = false; formError(task, ""); }
+
+  function moveTo(task, from, to) {
+    var list = items(task);
+    if (from < 0 || from >= list.length) return;
+    to = Math.max(0, Math.min(list.length - 1, to));
+    var li = list[from];
+    delete li.dataset.tied;
+    var ol = li.parentNode;
+    if (to === from) { touched(task); renumber(task); return; }
+    ol.removeChild(li);
+    var rest = items(task);
+    if (to >= rest.length) ol.appendChild(li); else ol.insertBefore(li, rest[to]);
+    task.selected = to;
+    touched(task);
+    renumber(task);
+  }
+
+  function toggleTie(task, index) {
+    var ol = task.el.querySelector(".rank-list");
+    if (!ol.dataset.ties) { formError(task, "This project does not allow ties in rankings."); return; }
+    var li = items(task)[index];
+    if (!li || index === 0) return;
+    if (li.dataset.tied) delete li.dataset.tied; else li.dataset.tied = "1";
+    touched(task);
+    renumber(task);
+  }
+
+  function select(task, index) {
+    var n = items(task).length;
+    task.selected = Math.max(0, Math.min(n - 1, index));
+    renumber(task);
+    var li = items(task)[task.selected];
+    if (li && task.el.contains(document.activeElement) && document.activeElement.classList.contains("rank-item")) li.focus();
+  }
+
+  function wireRanking(task) {
+    var ol = task.el.querySelector(".rank-list");
+    ol.addEventListener("click", function (e) {
+      var li = e.target.closest(".rank-item");
+      if (!li) return;
+      var index = items(task).indexOf(li);
+      var btn = e.target.closest("button");
+      if (btn && btn.dataset.move === "up") moveTo(task, index, index - 1);
+      else if (btn && btn.dataset.move === "down") moveTo(task, index, index + 1);
+      else if (btn && btn.hasAttribute("data-tie")) toggleTie(task, index);
+      else select(task, index);
+    });
+    task.el.querySelectorAll(".ranking-responses .response").forEach(function (card) {
+      card.addEventListener("click", function (e) {
+        if (e.target.closest("a, input, label, button")) return;
+        var index = items(task).findIndex(function (li) { return li.dataset.position === card.dataset.position; });
+        select(task, index);
+      });
+    });
+    if (window.Sortable) {
+      window.Sortable.create(ol, {
+        animation: 120,
+        filter: "button",
+        preventOnFilter: false,
+        ghostClass: "rank-ghost",
+        chosenClass: "rank-chosen",
+        onEnd: function (evt) {
+          var li = evt.item;
+          if (evt.oldIndex !== evt.newIndex) delete li.dataset.tied;
+          task.selected = items(task).indexOf(li);
+          touched(task);
+          renumber(task);
+        },
+      });
+    }
+  }
+
+  function rankingKey(e) {
+    var task = current;
+    var k = e.key;
+    var down = k === "ArrowDown" || k === "j" || k === "J";
+    var up = k === "ArrowUp" || k === "k" || k === "K";
+    var inList = document.activeElement && document.activeElement.classList.contains("rank-item");
+    if ((up || down) && e.shiftKey) {
+      e.preventDefault();
+      moveTo(task, task.selected, task.selected + (down ? 1 : -1));
+      return true;
+    }
+    if ((up || down) && (inList || k.length === 1)) {
+      e.preventDefault();
+      select(task, task.selected + (down ? 1 : -1));
+      return true;
+    }
+    if (/^[1-9]$/.test(k)) {
+      e.preventDefault();
+      var n = items(task).length;
+      var to = Number(k) - 1;
+      if (to >= n) { formError(task, "There are only " + n + " positions."); return true; }
+      moveTo(task, task.selected, to);
+      return true;
+    }
+    if (k === "t" || k === "T") { e.preventDefault(); toggleTie(task, task.selected); return true; }
+    return false;
+  }
+
+  function pairwiseKey(e) {
+    var map = { 1: "left", 2: "right", 3: "tie", 4: "both_bad" };
+    var k = e.key;
+    if (map[k]) { e.preventDefault(); setChoice(map[k]); return true; }
+    var strength = { q: "1", w: "2", e: "3" }[k.toLowerCase()];
+    if (strength) { e.preventDefault(); setStrength(strength); return true; }
+    return false;
+  }
+
+  // --- submit, skip, undo ---------------------------------------------------------------------
+
+  function collect(task) {
+    var form = task.el.querySelector(".task-form");
+    var fd = new FormData(form);
+    var payload = {
+      rationale: String(fd.get("rationale") || ""),
+      flagged: fd.get("flagged") !== null,
+      flag_reason: String(fd.get("flag_reason") || "").trim(),
+      time_spent_ms: task.timer.value(),
+      ratings: {},
+    };
+    task.el.querySelectorAll("fieldset.rating").forEach(function (fs) {
+      var checked = fs.querySelector("input:checked");
+      if (!checked) return;
+      var dim = fs.dataset.dimension;
+      payload.ratings[dim] = payload.ratings[dim] || {};
+      payload.ratings[dim][fs.dataset.position] = Number(checked.value);
+    });
+    if (task.kind === "pairwise") {
+      payload.choice = fd.get("choice") || null;
+      var s = fd.get("strength");
+      payload.strength = s && (payload.choice === "left" || payload.choice === "right") ? Number(s) : null;
+    } else {
+      payload.ranking = rankingGroups(task);
+    }
+    return payload;
+  }
+
+  function validate(task, p) {
+    if (p.flagged && !p.flag_reason) {
+      return { text: "Say why you are flagging this task.", focus: task.el.querySelector("input[name=flag_reason]") };
+    }
+    if (p.flagged) return null; // a flag may go without a judgment
+    if (task.kind === "pairwise" && !p.choice) {
+      return { text: "Choose which response is better (press 1 or 2" + (cfg.allowTie ? ", 3 for a tie" : "") + (cfg.allowBothBad ? ", 4 if both are bad" : "") + ")." };
+    }
+    var missing = null;
+    task.el.querySelectorAll("fieldset.rating[data-required]").forEach(function (fs) {
+      if (!missing && !fs.querySelector("input:checked")) missing = fs;
+    });
+    if (missing) {
+      return { text: "Rate every response on “" + missing.querySelector("legend").firstChild.textContent.trim() + "”.", focus: missing.querySelector("input") };
+    }
+    if (task.kind === "ranking" && !task.touched && !task.confirmUntouched) {
+      task.confirmUntouched = true;
+      return { text: "You haven't changed the order. Press Ctrl+Enter (or Submit) again to submit it as shown." };
+    }
+    return null;
+  }
+
+  function setSubmitting(task, on) {
+    var btn = task.el.querySelector(".btn-submit");
+    if (btn) btn.disabled = on;
+    task.el.classList.toggle("is-submitting", on);
+  }
+
+  function handleError(task, r) {
+    var code = r.data.error;
+    var detail = r.data.detail || "Something went wrong (" + r.status + ").";
+    if (code === "guideline_not_acknowledged") {
+      formError(task, detail);
+      openAck();
+    } else if (code === "lease_expired" || code === "lease_not_live" || r.status === 404) {
+      showNotice(detail + " Here is the next task.");
+      if (current === task) advance();
+    } else {
+      formError(task, detail);
+    }
+  }
+
+  function submit() {
+    if (!current || busy) return;
+    var task = current;
+    var p = collect(task);
+    var problem = validate(task, p);
+    if (problem) { formError(task, problem.text, problem.focus); return; }
+    busy = true;
+    setSubmitting(task, true);
+    post(actionUrl(cfg.urls.submit, task.id), p)
+      .then(function (r) {
+        if (!r.ok) { handleError(task, r); return; }
+        task.timer.pause();
+        lastSubmitted = { task: task };
+        updateProgress(r.data.progress);
+        hideNotice();
+        showToast(r.data.message || "Submitted.", true);
+        return advance();
+      })
+      .catch(function () { formError(task, "Could not reach the server. Your answer is still here: try again."); })
+      .then(function () { busy = false; setSubmitting(task, false); });
+  }
+
+  function openSkip() {
+    if (!current || busy || dialogOpen()) return;
+    var form = skipDialog.querySelector("form");
+    form.reset();
+    skipDialog.showModal();
+    var first = form.querySelector("input[name=skip_reason]:checked");
+    if (first) first.focus();
+  }
+
+  skipDialog.querySelector("form").addEventListener("submit", function (e) {
+    e.preventDefault();
+    var form = e.target;
+    var choice = form.querySelector("input[name=skip_reason]:checked");
+    var reason = choice ? choice.value : "";
+    if (reason === "other") reason = form.querySelector("input[name=skip_other]").value.trim();
+    if (!reason) {
+      var other = form.querySelector("input[name=skip_other]");
+      other.focus();
+      other.setAttribute("aria-invalid", "true");
+      return;
+    }
+    skipDialog.close();
+    doSkip(reason);
+  });
+  skipDialog.addEventListener("keydown", function (e) {
+    if (e.key === "Enter" && !e.isComposing && e.target.tagName !== "BUTTON") {
+      e.preventDefault();
+      skipDialog.querySelector("form").requestSubmit();
+    }
+  });
+  skipDialog.querySelector("input[name=skip_other]").addEventListener("input", function (e) {
+    var radio = skipDialog.querySelector("input[name=skip_reason][value=other]");
+    if (e.target.value) radio.checked = true;
+    e.target.removeAttribute("aria-invalid");
+  });
+
+  function doSkip(reason) {
+    if (!current || busy) return;
+    var task = current;
+    busy = true;
+    setSubmitting(task, true);
+    post(actionUrl(cfg.urls.skip, task.id), { reason: reason })
+      .then(function (r) {
+        if (!r.ok) { handleError(task, r); return; }
+        task.timer.pause();
+        lastSubmitted = null;
+        updateProgress(r.data.progress);
+        hideNotice();
+        showToast("Skipped. It goes to someone else.", false);
+        return advance();
+      })
+      .catch(function () { formError(task, "Could not reach the server. Try again."); })
+      .then(function () { busy = false; setSubmitting(task, false); });
+  }
+
+  function undo() {
+    if (busy) return;
+    if (!lastSubmitted) { showNotice("Nothing to undo.", "info"); return; }
+    var task = lastSubmitted.task;
+    if (task.expiresAt <= Date.now()) {
+      lastSubmitted = null;
+      hideToast();
+      showNotice("Too late to undo: the lease on that task has ended.");
+      return;
+    }
+    busy = true;
+    post(actionUrl(cfg.urls.undo, task.id), {})
+      .then(function (r) {
+        lastSubmitted = null;
+        hideToast();
+        if (!r.ok) { showNotice(r.data.detail || "Could not undo."); return; }
+        task.expiresAt = Date.parse(r.data.expires_at);
+        if (current) { current.timer.pause(); queue.unshift(current); }
+        show(task);
+        updateProgress(r.data.progress);
+        showNotice("Undone. Change your answer and submit again.", "info");
+      })
+      .catch(function () { showNotice("Could not reach the server to undo."); })
+      .then(function () { busy = false; });
+  }
+
+  // --- guidelines -------------------------------------------------------------------------------
+
+  function toggleDrawer(force) {
+    var open = force === undefined ? drawer.hidden : force;
+    drawer.hidden = !open;
+    document.body.classList.toggle("drawer-open", open);
+  }
+
+  function openAck() {
+    return get(cfg.urls.guideline).then(function (r) {
+      if (!r.ok || !r.data.guideline || !r.data.pending) return;
+      var g = r.data.guideline;
+      ackDialog.dataset.guidelineId = g.id;
+      ackDialog.querySelector("#ack-title").textContent = "Updated guidelines: version " + g.version;
+      ackDialog.querySelector(".ack-note").textContent = g.change_note ? "What changed: " + g.change_note : "Please read them before you go on.";
+      ackDialog.querySelector(".ack-body").innerHTML = g.html; // sanitized server-side (annotate.rendering)
+      document.getElementById("drawer-guideline").innerHTML = g.html;
+      var v = document.getElementById("drawer-version");
+      if (v) v.textContent = "v" + g.version;
+      if (!ackDialog.open) ackDialog.showModal();
+      ackDialog.querySelector("[data-action=ack]").focus();
+    });
+  }
+
+  ackDialog.addEventListener("cancel", function (e) { e.preventDefault(); });
+  ackDialog.querySelector("[data-action=ack]").addEventListener("click", function () {
+    post(cfg.urls.ack, { guideline_id: Number(ackDialog.dataset.guidelineId) }).then(function (r) {
+      if (!r.ok) { showNotice(r.data.detail || "Could not record your acknowledgement."); return; }
+      ackDialog.close();
+      queue.forEach(function (t) { t.guidelinePending = false; });
+      if (current) { current.guidelinePending = false; formError(current, ""); }
+      if (r.data.pending) { openAck(); return; }
+      showNotice("Thanks. You can go on labeling now.", "info");
+    });
+  });
+
+  // --- keyboard -------------------------------------------------------------------------------
+
+  document.addEventListener("keydown", function (e) {
+    if (e.defaultPrevented || e.isComposing) return;
+    var t = e.target;
+    if ((e.ctrlKey || e.metaKey) && e.key === "Enter") {
+      if (!dialogOpen()) { e.preventDefault(); submit(); }
+      return;
+    }
+    if (dialogOpen()) return; // dialogs handle their own keys; Esc closes them
+    if (isTyping(t)) {
+      if (e.key === "Escape") { e.preventDefault(); t.blur(); if (current) current.el.focus({ preventScroll: true }); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return; // leave the browser's shortcuts alone
+    var k = e.key;
+    if (k === "?") { e.preventDefault(); helpDialog.showModal(); return; }
+    if (k === "g" || k === "G") { e.preventDefault(); toggleDrawer(); return; }
+    if (k === "Escape") { if (!drawer.hidden) toggleDrawer(false); hideNotice(); return; }
+    if (k === "Backspace") { e.preventDefault(); undo(); return; }
+    if (!current) return;
+    if (k === "s" || k === "S" || (k === " " && !isControl(t))) { e.preventDefault(); openSkip(); return; }
+    if (k === "f" || k === "F") {
+      e.preventDefault();
+      var box = current.el.querySelector("input[name=flagged]");
+      box.checked = !box.checked;
+      onFlag(current, true);
+      return;
+    }
+    if (k === "r" || k === "R") { e.preventDefault(); current.el.querySelector("textarea[name=rationale]").focus(); return; }
+    if (current.kind === "pairwise") pairwiseKey(e);
+    else rankingKey(e);
+  });
+
+  // --- page-level buttons -----------------------------------------------------------------------
+
+  document.addEventListener("click", function (e) {
+    var btn = e.target.closest("[data-action], [data-close]");
+    if (!btn) return;
+    if (btn.hasAttribute("data-close")) { var d = btn.closest("dialog"); if (d) d.close(); return; }
+    var action = btn.dataset.action;
+    if (action === "guidelines") toggleDrawer();
+    else if (action === "help") helpDialog.showModal();
+    else if (action === "undo") undo();
+    else if (action === "dismiss-notice") hideNotice();
+  });
+
+  // --- lease countdown ---------------------------------------------------------------------------
+
+  function updateLeaseNote() {
+    if (!current) return;
+    var note = current.el.querySelector(".lease-note");
+    if (!note) return;
+    var left = current.expiresAt - Date.now();
+    if (left <= 0) note.textContent = "Your time on this task ran out; it went back to the pool.";
+    else if (left < 3 * 60 * 1000) note.textContent = "Time left on this task: " + fmtClock(left);
+    else note.textContent = "";
+    note.classList.toggle("is-urgent", left < 60 * 1000);
+  }
+  setInterval(updateLeaseNote, 1000);
+
+  // --- start ---------------------------------------------------------------------------------------
+
+  var first = makeTask(slot.querySelector(".task"));
+  if (first) {
+    current = first;
+    wire(first);
+    first.timer.start();
+    if (first.kind === "ranking") renumber(first);
+    updateLeaseNote();
+    prefetch();
+  }
+})();
