@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from django.urls import path
+
+from training.views import runs
+
+urlpatterns = [
+    path("<slug:slug>/runs/", runs.run_list, name="run_list"),
+    path("<slug:slug>/runs/<int:run_id>/", runs.run_detail, name="run_detail"),
+    path("<slug:slug>/runs/<int:run_id>/status.json", runs.run_status_json, name="run_status"),
+    path("<slug:slug>/runs/<int:run_id>/cancel/", runs.run_cancel_view, name="run_cancel"),
+    path("<slug:slug>/runs/<int:run_id>/register/", runs.run_register_view, name="run_register"),
+]

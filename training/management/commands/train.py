@@ -1,0 +1,106 @@
+"""``manage.py train {reward,dpo,ppo,rloo,grpo} --export ID|--dataset FILE --base-model M --out DIR``
+
+Trains in this process (the same runner code the platform launches) and prints metric lines as JSON
+while it runs, then a final JSON line of metrics. ``--config`` takes a JSON file (or a JSON object)
+of runner options; ``--reward-model`` is the reward model of PPO/RLOO/GRPO. ``--launch`` starts the
+run through ``accelerate launch`` instead (``--num-processes``, ``--accelerate-config``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import tempfile
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate.errors import ServiceError
+from training.models import Export
+from training.runners.common import RunnerError, describe_failure
+from training.runners.configs import CONFIGS, ConfigError, config_for
+from training.runners.launch import command
+from training.services.runs import export_dataset_files, run_python
+
+
+class Command(BaseCommand):
+    help = "Train a reward model, DPO or PPO policy (RLOO/GRPO too) on an export or a dataset file."
+
+    def add_arguments(self, parser):
+        parser.add_argument("kind", choices=list(CONFIGS))
+        data = parser.add_mutually_exclusive_group(required=True)
+        data.add_argument("--export", type=int, help="Export id (its train file; its test file is held out).")
+        data.add_argument("--dataset", help="A TRL JSONL/Parquet file.")
+        parser.add_argument(
+            "--eval-dataset", default="", help="Held-out file (default: a slice of the data)."
+        )
+        parser.add_argument("--base-model", required=True, help="HF model name or local path.")
+        parser.add_argument("--out", required=True, help="Output directory (written atomically).")
+        parser.add_argument("--reward-model", default="", help="PPO/RLOO/GRPO: the reward model's path.")
+        parser.add_argument("--config", default="", help="JSON file or JSON object of runner options.")
+        parser.add_argument("--metrics-file", default="", help="Also append metric lines to this file.")
+        parser.add_argument(
+            "--launch", action="store_true", help="Run through accelerate launch (subprocess)."
+        )
+        parser.add_argument("--num-processes", type=int, default=1)
+        parser.add_argument("--accelerate-config", default="")
+
+    def handle(self, *args, **opts):
+        kind = opts["kind"]
+        options = self._options(opts["config"])
+        if opts["export"] is not None:
+            export = Export.objects.filter(pk=opts["export"]).first()
+            if export is None:
+                raise CommandError(f"No export with id {opts['export']}.")
+            try:
+                train, test = export_dataset_files(export)
+            except ServiceError as exc:
+                raise CommandError(exc.message) from exc
+        else:
+            train, test = opts["dataset"], ""
+        options.update(
+            base_model=opts["base_model"],
+            dataset_path=str(Path(train).resolve()),
+            output_dir=str(Path(opts["out"]).resolve()),
+            metrics_file=opts["metrics_file"],
+        )
+        if opts["eval_dataset"] or test:
+            options["eval_dataset_path"] = str(Path(opts["eval_dataset"] or test).resolve())
+        if opts["reward_model"]:
+            reward = Path(opts["reward_model"])
+            options["reward_model"] = str(reward.resolve()) if reward.exists() else opts["reward_model"]
+        try:
+            config_for(kind, options)
+        except ConfigError as exc:
+            raise CommandError(str(exc)) from exc
+        if opts["launch"]:
+            return self._launch(kind, options, opts)
+        try:
+            run_python(kind=kind, config=options)  # prints metric lines and the final line
+        except (RunnerError, ServiceError) as exc:
+            raise CommandError(exc.message) from exc
+        except Exception as exc:
+            raise CommandError(describe_failure(exc)[1]) from exc
+
+    def _options(self, raw: str) -> dict:
+        if not raw:
+            return {}
+        text = raw if raw.lstrip().startswith("{") else Path(raw).read_text(encoding="utf-8")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise CommandError(f"--config is not valid JSON: {exc.msg}") from exc
+        if not isinstance(value, dict):
+            raise CommandError("--config must be a JSON object.")
+        return value
+
+    def _launch(self, kind: str, options: dict, opts: dict) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
+            json.dump(options, fh)
+        cmd = command(
+            kind, fh.name, num_processes=opts["num_processes"], accelerate_config=opts["accelerate_config"]
+        )
+        rc = subprocess.call(cmd)
+        Path(fh.name).unlink(missing_ok=True)
+        if rc != 0:
+            raise CommandError(f"The run failed (exit code {rc}); see the error line above.")

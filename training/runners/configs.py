@@ -1,0 +1,273 @@
+"""Hyperparameters of every runner, as dataclasses with documented defaults.
+
+A run's ``config`` JSON (``TrainingRun.config``, ``--config FILE``) is turned into one of these by
+``config_for(kind, data)``; unknown keys are refused (a typo must not silently train with a default).
+Defaults suit small models on one GPU; the tests override them for tiny CPU models (which need
+learning rates around 1e-3).
+
+No heavy imports here: the web process validates configs with this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A config the runner refuses: unknown key, wrong type, value out of range."""
+
+
+@dataclass
+class BaseRunConfig:
+    """What every runner shares.
+
+    base_model: HF model name or local path (for PPO/RLOO/GRPO and DPO: a causal LM).
+    dataset_path: a JSONL (plain or .gz) or Parquet file of TRL rows; for exports, the ``train`` file.
+    eval_dataset_path: optional held-out file (an export's ``test`` file); when empty, ``eval_fraction``
+        of ``dataset_path`` is held out (deterministic in ``seed``).
+    output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
+        it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
+    metrics_file: optional path; every metrics line is appended there as well as printed to stdout.
+    """
+
+    base_model: str = ""
+    dataset_path: str = ""
+    eval_dataset_path: str = ""
+    output_dir: str = ""
+    metrics_file: str = ""
+    eval_fraction: float = 0.1  # held out when no eval file is given (0 disables evaluation)
+    max_eval_rows: int = 2000  # evaluation cost bound
+    seed: int = 0
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 1.0
+    max_steps: int = -1  # > 0 overrides num_train_epochs
+    per_device_train_batch_size: int = 8
+    per_device_eval_batch_size: int = 16
+    gradient_accumulation_steps: int = 1
+    weight_decay: float = 0.0
+    warmup_steps: float = 0.0  # a count, or a fraction of the steps when < 1
+    lr_scheduler_type: str = "linear"
+    max_grad_norm: float = 1.0
+    logging_steps: int = 10
+    max_length: int = 1024  # prompt + response tokens; longer prompts lose their beginning
+    bf16: bool | None = None  # None: bf16 when a GPU supports it
+    gradient_checkpointing: bool = False
+    use_cpu: bool | None = None  # None: CPU only when no accelerator is present
+    overwrite_output_dir: bool = False
+
+    def validate(self) -> None:
+        if not self.base_model:
+            raise ConfigError("base_model is required (a Hugging Face name or a local path).")
+        if not self.output_dir:
+            raise ConfigError("output_dir is required.")
+        if not 0 <= self.eval_fraction < 1:
+            raise ConfigError("eval_fraction must be in [0, 1).")
+        for name in (
+            "learning_rate",
+            "per_device_train_batch_size",
+            "gradient_accumulation_steps",
+            "max_length",
+        ):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive.")
+        if self.max_steps <= 0 and self.num_train_epochs <= 0:
+            raise ConfigError("num_train_epochs (or max_steps) must be positive.")
+
+    def as_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class RewardRunConfig(BaseRunConfig):
+    """Bradley-Terry reward model (TRL ``RewardTrainer``) on pairs; ``margin`` is used when present.
+
+    center_rewards_coefficient: optional penalty pulling rewards towards 0 (TRL's auxiliary loss).
+    use_margin: subtract the row's ``margin`` inside the log-sigmoid when the data has that column.
+    """
+
+    learning_rate: float = 1e-5
+    num_train_epochs: float = 1.0
+    center_rewards_coefficient: float | None = None
+    use_margin: bool = True
+    use_lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+
+
+@dataclass
+class DPORunConfig(BaseRunConfig):
+    """Direct Preference Optimisation (TRL ``DPOTrainer``).
+
+    beta: strength of the implicit KL constraint (higher stays closer to the reference).
+    loss_type: TRL loss name ("sigmoid" is the DPO paper's; "ipo", "hinge", "robust", ...).
+    precompute_ref_log_probs: run the frozen reference once over the data before training, so the
+        reference model is not kept in memory (or run) during training.
+    use_lora: train LoRA adapters (peft) and merge them into the saved model; the reference is then
+        the base model with adapters disabled (no second copy in memory).
+    """
+
+    learning_rate: float = 5e-7
+    beta: float = 0.1
+    loss_type: str = "sigmoid"
+    label_smoothing: float = 0.0
+    precompute_ref_log_probs: bool = False
+    use_lora: bool = False
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.05
+    lora_target_modules: list[str] | str = "all-linear"
+    merge_lora: bool = True
+
+    def validate(self) -> None:
+        super().validate()
+        if self.beta <= 0:
+            raise ConfigError("beta must be positive.")
+
+
+@dataclass
+class PPORunConfig(BaseRunConfig):
+    """PPO with a learned reward model (see ``training.runners.ppo`` for the algorithm).
+
+    reward_model: path of a trained reward model (AutoModelForSequenceClassification, num_labels=1).
+    dataset_path: rows with a ``prompt`` (string or messages); preference rows work (their prompts
+        are used, deduplicated).
+    """
+
+    reward_model: str = ""
+    learning_rate: float = 1e-6
+    value_learning_rate: float | None = None  # None: same as learning_rate
+    num_train_epochs: float = 1.0  # passes over the prompts
+    total_episodes: int = 0  # > 0: stop after this many sampled responses
+    rollout_batch_size: int = 16  # prompts sampled per PPO iteration
+    mini_batch_size: int = 8  # responses per optimiser step inside an iteration
+    ppo_epochs: int = 4  # optimisation passes over each rollout batch
+    max_new_tokens: int = 48
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+    kl_coef: float = 0.05  # per-token KL penalty towards the reference policy
+    kl_estimator: str = "k1"  # "k1": log p - log q; "k3": (r - 1) - log r, always >= 0
+    gamma: float = 1.0
+    lam: float = 0.95
+    cliprange: float = 0.2
+    cliprange_value: float = 0.2
+    vf_coef: float = 0.1
+    whiten_rewards: bool = False
+    missing_eos_penalty: float | None = 1.0  # subtracted from the score of responses that never end
+    stop_token: str = ""  # "" uses the tokenizer's EOS
+    value_model: str = ""  # "" puts a value head on the policy trunk; a path: a separate model
+    reward_clip: float = 10.0
+    eval_prompts: int = 64  # held-out prompts scored before and after training
+    eval_every: int = 0  # iterations between held-out evaluations (0: only before and after)
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.reward_model:
+            raise ConfigError("reward_model is required for PPO (a trained reward model's path).")
+        if self.mini_batch_size <= 0 or self.rollout_batch_size % self.mini_batch_size:
+            raise ConfigError("rollout_batch_size must be a positive multiple of mini_batch_size.")
+        if self.kl_estimator not in ("k1", "k3"):
+            raise ConfigError("kl_estimator must be k1 or k3.")
+        if self.max_new_tokens <= 0 or self.ppo_epochs <= 0:
+            raise ConfigError("max_new_tokens and ppo_epochs must be positive.")
+
+
+@dataclass
+class RLRunConfig(BaseRunConfig):
+    """RLOO or GRPO through TRL, with a trained reward model as the reward function.
+
+    num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
+    beta: KL coefficient towards the reference policy.
+    """
+
+    reward_model: str = ""
+    learning_rate: float = 1e-6
+    num_generations: int = 4
+    max_completion_length: int = 64
+    temperature: float = 1.0
+    beta: float = 0.05
+    per_device_train_batch_size: int = 8
+    use_vllm: bool = False
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.reward_model:
+            raise ConfigError("reward_model is required (a trained reward model's path).")
+        if self.num_generations < 2:
+            raise ConfigError("num_generations must be at least 2.")
+
+
+CONFIGS: dict[str, type[BaseRunConfig]] = {
+    "reward": RewardRunConfig,
+    "dpo": DPORunConfig,
+    "ppo": PPORunConfig,
+    "rloo": RLRunConfig,
+    "grpo": RLRunConfig,
+}
+
+
+def config_fields(kind: str) -> dict[str, dataclasses.Field]:
+    return {f.name: f for f in dataclasses.fields(CONFIGS[kind])}
+
+
+def _coerce(name: str, value: Any, default: Any) -> Any:
+    """Light type checking against the default's type (JSON gives ints for floats and so on)."""
+    if value is None or default is None:
+        return value
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise ConfigError(f"{name} must be true or false.")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ConfigError(f"{name} must be a number.")
+        return float(value)
+    if isinstance(default, int):
+        if isinstance(value, bool) or not (
+            isinstance(value, int) or (isinstance(value, float) and value.is_integer())
+        ):
+            raise ConfigError(f"{name} must be an integer.")
+        return int(value)
+    if isinstance(default, str) and not isinstance(value, str) and not isinstance(value, list):
+        raise ConfigError(f"{name} must be a string.")
+    return value
+
+
+def config_for(kind: str, data: dict[str, Any] | None, *, validate: bool = True) -> BaseRunConfig:
+    """Build the config dataclass of ``kind`` from a JSON object; refuses unknown keys."""
+    if kind not in CONFIGS:
+        raise ConfigError(f"Unknown run kind {kind!r}; one of {', '.join(CONFIGS)}.")
+    data = dict(data or {})
+    fields = config_fields(kind)
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        raise ConfigError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
+    cls = CONFIGS[kind]
+    defaults = cls()
+    values = {k: _coerce(k, v, getattr(defaults, k)) for k, v in data.items()}
+    cfg = cls(**values)
+    if validate:
+        cfg.validate()
+    return cfg
+
+
+def documented_defaults(kind: str) -> dict[str, Any]:
+    """The defaults of ``kind``'s options (for forms and the API)."""
+    return CONFIGS[kind]().as_dict()
+
+
+__all__ = [
+    "CONFIGS",
+    "BaseRunConfig",
+    "ConfigError",
+    "DPORunConfig",
+    "PPORunConfig",
+    "RLRunConfig",
+    "RewardRunConfig",
+    "config_fields",
+    "config_for",
+    "documented_defaults",
+]

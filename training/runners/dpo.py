@@ -1,0 +1,127 @@
+"""DPO: TRL ``DPOTrainer`` on preference pairs, starting from a causal LM.
+
+The implicit reward of a response is beta * (log pi(y|x) - log pi_ref(y|x)); the loss pushes the
+chosen response's implicit reward above the rejected one's. Evaluation on held-out pairs, before and
+after training: the DPO loss and the implicit reward's preference accuracy (share of pairs where the
+chosen response gets the higher implicit reward; before training both are 0, so that accuracy is 0).
+
+Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen reference over the data once
+before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
+whose reference is the base model with adapters off, and merges them into the saved model.
+Long prompts lose their earliest turns so the replies survive TRL's keep-start truncation.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from training.runners.common import (
+    Emitter,
+    ModelError,
+    Timer,
+    atomic_output,
+    check_tokenizer_fits,
+    first_line,
+    fit_prompt,
+    load_preferences,
+    load_tokenizer,
+    require_causal_lm,
+    split_eval,
+    trainer_callback,
+    write_json,
+)
+from training.runners.configs import DPORunConfig
+from training.runners.reward import save_trained, training_arguments
+
+
+def load_causal_lm(path: str, tokenizer, *, role: str = "policy"):
+    from transformers import AutoModelForCausalLM
+
+    require_causal_lm(path, role)
+    try:
+        model = AutoModelForCausalLM.from_pretrained(path)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"Cannot load {path!r} as a causal LM: {first_line(exc)}") from exc
+    check_tokenizer_fits(tokenizer, model, path)
+    return model
+
+
+def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
+    from datasets import Dataset
+    from trl import DPOConfig, DPOTrainer
+
+    emitter = emitter or Emitter(cfg.metrics_file)
+    timer = Timer()
+    data = load_preferences(cfg.dataset_path)
+    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
+    train_rows, eval_rows = split_eval(
+        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
+    )
+    tokenizer = load_tokenizer(cfg.base_model)
+
+    def prepare(rows):
+        return Dataset.from_list(
+            [
+                {k: v for k, v in fit_prompt(tokenizer, r, cfg.max_length).items() if k != "margin"}
+                for r in rows
+            ]
+        )
+
+    train_ds = prepare(train_rows)
+    eval_ds = prepare(eval_rows) if eval_rows else None
+
+    import transformers
+
+    transformers.set_seed(cfg.seed)
+    model = load_causal_lm(cfg.base_model, tokenizer)
+    peft_config = None
+    if cfg.use_lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            task_type="CAUSAL_LM",
+            r=cfg.lora_r,
+            lora_alpha=cfg.lora_alpha,
+            lora_dropout=cfg.lora_dropout,
+            target_modules=cfg.lora_target_modules,
+        )
+
+    with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
+        args = DPOConfig(
+            **training_arguments(cfg, str(tmp / "checkpoints")),
+            beta=cfg.beta,
+            loss_type=[cfg.loss_type],
+            label_smoothing=cfg.label_smoothing,
+            max_length=cfg.max_length,
+            precompute_ref_log_probs=cfg.precompute_ref_log_probs,
+        )
+        trainer = DPOTrainer(
+            model=model,
+            args=args,
+            train_dataset=train_ds,
+            eval_dataset=eval_ds,
+            processing_class=tokenizer,
+            callbacks=[trainer_callback(emitter)],
+            peft_config=peft_config,
+        )
+        before = trainer.evaluate() if eval_ds is not None else {}
+        result = trainer.train()
+        after = trainer.evaluate() if eval_ds is not None else {}
+        model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        final: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            "train_pairs": len(train_ds),
+            "dropped_identical_pairs": data.dropped_identical,
+            "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
+            "lora": cfg.use_lora,
+            **after,
+            **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
+            "seconds": timer.seconds,
+        }
+        save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        write_json(tmp / "prefhub_run.json", {"kind": "dpo", "config": cfg.as_dict(), "metrics": final})
+    final["output_dir"] = cfg.output_dir
+    emitter.final(final)
+    return final

@@ -1,0 +1,202 @@
+"""Reward model: TRL ``RewardTrainer`` (Bradley-Terry) on preference pairs.
+
+loss = -log sigmoid(r(x, y_chosen) - r(x, y_rejected) - margin), ``margin`` when the data has it
+(an export's preference strength) and ``use_margin`` is on. The model is
+``AutoModelForSequenceClassification(num_labels=1)`` on the base model's trunk.
+
+Pairs are tokenised here (not by TRL) so that a long conversation keeps its end: the prompt is cut
+from the left, the reply from the right, within ``max_length`` (TRL would drop such pairs).
+Evaluation on the held-out pairs, before and after training: pair accuracy (share of pairs the model
+ranks chosen above rejected; ties count half) and the mean reward margin r(chosen) - r(rejected).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from training.runners.common import (
+    Emitter,
+    ModelError,
+    Timer,
+    atomic_output,
+    check_tokenizer_fits,
+    first_line,
+    load_preferences,
+    load_tokenizer,
+    resolve_bf16,
+    resolve_use_cpu,
+    split_eval,
+    tokenize_pairs,
+    trainer_callback,
+    write_json,
+)
+from training.runners.configs import BaseRunConfig, RewardRunConfig
+
+
+def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
+    """The transformers ``TrainingArguments`` every TRL runner shares."""
+    use_cpu = resolve_use_cpu(cfg.use_cpu)
+    return {
+        "output_dir": output_dir,
+        "learning_rate": cfg.learning_rate,
+        "num_train_epochs": cfg.num_train_epochs,
+        "max_steps": cfg.max_steps,
+        "per_device_train_batch_size": cfg.per_device_train_batch_size,
+        "per_device_eval_batch_size": cfg.per_device_eval_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "weight_decay": cfg.weight_decay,
+        "warmup_steps": cfg.warmup_steps,
+        "lr_scheduler_type": cfg.lr_scheduler_type,
+        "max_grad_norm": cfg.max_grad_norm,
+        "logging_steps": cfg.logging_steps,
+        "seed": cfg.seed,
+        "bf16": resolve_bf16(cfg.bf16, use_cpu),
+        "use_cpu": use_cpu,
+        "gradient_checkpointing": cfg.gradient_checkpointing,
+        "report_to": [],
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "dataloader_num_workers": 0,
+    }
+
+
+def save_trained(trainer, model, tokenizer, out, *, merged: bool) -> None:
+    """Save the full model: the trainer's save (gathers DeepSpeed/FSDP shards), or a merged LoRA model."""
+    if merged:
+        if trainer.accelerator.is_main_process:
+            model.save_pretrained(str(out), safe_serialization=True)
+    else:
+        trainer.save_model(str(out))
+    if trainer.accelerator.is_main_process:
+        tokenizer.save_pretrained(str(out))
+
+
+def load_reward_model(path: str, tokenizer=None):
+    """A sequence-classification model with one output (the reward), pad token wired for pooling."""
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelError(f"Cannot load {path!r} as a reward model: {first_line(exc)}") from exc
+    if tokenizer is not None:
+        check_tokenizer_fits(tokenizer, model, path)
+        model.config.pad_token_id = tokenizer.pad_token_id
+    return model
+
+
+def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_size: int = 16) -> list[float]:
+    """Rewards of token sequences (right-padded; the model pools the last non-pad token)."""
+    import torch
+
+    device = next(model.parameters()).device
+    scores: list[float] = []
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        for i in range(0, len(sequences), batch_size):
+            chunk = sequences[i : i + batch_size]
+            width = max(len(s) for s in chunk)
+            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
+            mask = torch.zeros((len(chunk), width), dtype=torch.long)
+            for j, s in enumerate(chunk):
+                ids[j, : len(s)] = torch.tensor(s)
+                mask[j, : len(s)] = 1
+            out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
+            scores.extend(out.float().cpu().tolist())
+    if was_training:
+        model.train()
+    return scores
+
+
+def pair_metrics(
+    model, pairs: list[dict[str, Any]], *, pad_id: int, batch_size: int = 16
+) -> dict[str, float]:
+    """Held-out pair accuracy (ties count half) and mean reward margin."""
+    if not pairs:
+        return {}
+    chosen = score_sequences(model, [p["chosen_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size)
+    rejected = score_sequences(
+        model, [p["rejected_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size
+    )
+    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True))
+    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+    return {
+        "accuracy": wins / len(pairs),
+        "margin": sum(margins) / len(margins),
+        "reward": (sum(chosen) + sum(rejected)) / (2 * len(pairs)),
+        "pairs": len(pairs),
+    }
+
+
+def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
+    """Train a reward model; return the final metrics (also emitted)."""
+    from datasets import Dataset
+    from trl import RewardConfig, RewardTrainer
+
+    emitter = emitter or Emitter(cfg.metrics_file)
+    timer = Timer()
+    data = load_preferences(cfg.dataset_path)
+    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
+    train_rows, eval_rows = split_eval(
+        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
+    )
+    tokenizer = load_tokenizer(cfg.base_model)
+    use_margin = cfg.use_margin and data.has_margin
+    train_tok = tokenize_pairs(tokenizer, train_rows, cfg.max_length, margin=use_margin)
+    eval_tok = tokenize_pairs(tokenizer, eval_rows, cfg.max_length, margin=False)
+
+    import transformers
+
+    transformers.set_seed(cfg.seed)
+    model = load_reward_model(cfg.base_model, tokenizer)
+    peft_config = None
+    if cfg.use_lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(
+            task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout
+        )
+
+    before = pair_metrics(
+        model, eval_tok, pad_id=tokenizer.pad_token_id, batch_size=cfg.per_device_eval_batch_size
+    )
+    if before:
+        emitter.metrics(0, {f"eval_{k}": v for k, v in before.items()})
+
+    with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
+        args = RewardConfig(
+            **training_arguments(cfg, str(tmp / "checkpoints")),
+            max_length=None,  # pairs are already cut to max_length above
+            center_rewards_coefficient=cfg.center_rewards_coefficient,
+        )
+        trainer = RewardTrainer(
+            model=model,
+            args=args,
+            train_dataset=Dataset.from_list(train_tok),
+            processing_class=tokenizer,
+            callbacks=[trainer_callback(emitter)],
+            peft_config=peft_config,
+        )
+        result = trainer.train()
+        model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        after = pair_metrics(
+            model, eval_tok, pad_id=tokenizer.pad_token_id, batch_size=cfg.per_device_eval_batch_size
+        )
+        final = {
+            "train_loss": result.training_loss,
+            "train_pairs": len(train_tok),
+            "dropped_identical_pairs": data.dropped_identical,
+            "used_margin": use_margin,
+            **{f"eval_{k}": v for k, v in after.items()},
+            **{f"eval_before_{k}": v for k, v in before.items() if k != "pairs"},
+            "seconds": timer.seconds,
+        }
+        emitter.metrics(result.global_step, {f"eval_{k}": v for k, v in after.items()})
+        save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        write_json(tmp / "prefhub_run.json", {"kind": "reward", "config": cfg.as_dict(), "metrics": final})
+    final["output_dir"] = cfg.output_dir
+    emitter.final(final)
+    return final

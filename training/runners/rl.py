@@ -1,0 +1,126 @@
+"""RLOO and GRPO through TRL (``RLOOTrainer``/``GRPOTrainer``) with a trained reward model as the reward.
+
+Both sample ``num_generations`` completions per prompt and use the group as the baseline (RLOO: the
+mean reward of the other completions; GRPO: the group mean, divided by its standard deviation), with
+``beta`` weighting a KL term towards the reference policy. The reward function is the reward model
+(``AutoModelForSequenceClassification``, ``num_labels=1``) loaded by TRL from ``reward_model``.
+Held-out prompts are scored by the same reward model before and after training (``eval_reward``).
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from training.runners.common import (
+    Emitter,
+    Timer,
+    atomic_output,
+    load_prompts,
+    load_tokenizer,
+    split_eval,
+    trainer_callback,
+    write_json,
+)
+from training.runners.configs import RLRunConfig
+from training.runners.dpo import load_causal_lm
+from training.runners.reward import load_reward_model, save_trained, training_arguments
+
+
+def _eval_reward(
+    model, tokenizer, reward, reward_tok, prompts: list[Any], cfg: RLRunConfig
+) -> dict[str, float]:
+    """Mean reward of one sampled completion per held-out prompt (fixed seed)."""
+    import torch
+
+    from training.runners.common import encode, is_conversational, prompt_ids
+    from training.runners.reward import score_sequences
+
+    if not prompts:
+        return {}
+    device = next(model.parameters()).device
+    torch.manual_seed(cfg.seed + 7919)
+    seqs = []
+    model.eval()
+    for prompt in prompts:
+        ids = torch.tensor([prompt_ids(tokenizer, prompt)[-cfg.max_length :]], device=device)
+        with torch.no_grad():
+            out = model.generate(
+                input_ids=ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=cfg.max_completion_length,
+                do_sample=True,
+                temperature=cfg.temperature,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+        text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
+        completion = [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
+        seqs.append(encode(reward_tok, prompt, completion, cfg.max_length))
+    scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+    return {"reward": sum(scores) / len(scores)}
+
+
+def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
+    from datasets import Dataset
+
+    if kind == "rloo":
+        from trl import RLOOConfig as Config
+        from trl import RLOOTrainer as Trainer
+    else:
+        from trl import GRPOConfig as Config
+        from trl import GRPOTrainer as Trainer
+
+    emitter = emitter or Emitter(cfg.metrics_file)
+    timer = Timer()
+    prompts = load_prompts(cfg.dataset_path)
+    eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
+    train_prompts, eval_prompts = split_eval(
+        prompts,
+        eval_rows=eval_prompts,
+        fraction=cfg.eval_fraction,
+        seed=cfg.seed,
+        limit=min(cfg.max_eval_rows, 64),
+    )
+    tokenizer = load_tokenizer(cfg.base_model)
+    tokenizer.padding_side = "left"
+    reward_tok = load_tokenizer(cfg.reward_model)
+    reward = load_reward_model(cfg.reward_model, reward_tok)
+    model = load_causal_lm(cfg.base_model, tokenizer)
+    before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg)
+    if before:
+        emitter.metrics(0, {f"eval_{k}": v for k, v in before.items()})
+
+    with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
+        args = Config(
+            **training_arguments(cfg, str(tmp / "checkpoints")),
+            num_generations=cfg.num_generations,
+            max_completion_length=cfg.max_completion_length,
+            temperature=cfg.temperature,
+            beta=cfg.beta,
+            use_vllm=cfg.use_vllm,
+        )
+        trainer = Trainer(
+            model=model,
+            reward_funcs=reward,
+            args=args,
+            train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
+            processing_class=tokenizer,
+            reward_processing_classes=reward_tok,
+            callbacks=[trainer_callback(emitter)],
+        )
+        result = trainer.train()
+        after = _eval_reward(
+            trainer.model, tokenizer, reward.to(trainer.model.device), reward_tok, eval_prompts, cfg
+        )
+        final: dict[str, Any] = {
+            "train_loss": result.training_loss,
+            **{f"eval_{k}": v for k, v in after.items()},
+            **{f"eval_before_{k}": v for k, v in before.items()},
+            "seconds": timer.seconds,
+        }
+        save_trained(trainer, trainer.model, tokenizer, tmp, merged=False)
+        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+        write_json(tmp / "prefhub_run.json", {"kind": kind, "config": cfg.as_dict(), "metrics": final})
+    final["output_dir"] = cfg.output_dir
+    emitter.final(final)
+    return final

@@ -1,0 +1,550 @@
+"""Training runs: create (validated), execute as a subprocess, cancel, register the result.
+
+How a run executes
+------------------
+``run_create`` validates the request (data, base model, reward model, options against the runner's
+dataclass) and, on commit, enqueues ``training.tasks.runs.run_execute`` on the ``training`` queue.
+The worker calls ``run_execute``, which
+
+* claims the run (``queued`` -> ``running`` by a conditional UPDATE: a redelivered message finds it
+  taken and does nothing);
+* writes the runner's JSON config beside the output and starts
+  ``accelerate launch -m training.runners KIND --config FILE`` in its own process group, so a crash
+  or an out-of-memory kill of the trainer never takes the worker down, and a run of any length
+  never holds a broker message open (the task is acknowledged when it starts);
+* reads the subprocess's output line by line: everything goes to the run's log file, metric lines
+  become ``MetricPoint`` rows and ``run.metrics["latest"]`` (flushed every couple of seconds);
+* checks ``cancel_requested`` while it waits: SIGTERM to the process group (the runner deletes its
+  temporary output and exits), SIGKILL after ``PREFHUB_TRAINING_CANCEL_GRACE_S`` seconds;
+* finishes the run: ``done`` with ``run.metrics["final"]`` when the runner printed its final line and
+  the output directory exists, ``cancelled``, or ``failed`` with the runner's error message and the
+  tail of the log. Temporary output left by a killed process is removed.
+
+Settings (all optional): ``PREFHUB_TRAINING_LAUNCHER`` ("accelerate" or "python"),
+``PREFHUB_TRAINING_NUM_PROCESSES``, ``PREFHUB_ACCELERATE_CONFIG`` (DeepSpeed/FSDP/multi-node),
+``PREFHUB_TRAINING_CANCEL_GRACE_S``, ``PREFHUB_DATASET_DIRS`` (extra folders a dataset_path may
+point into; PREFHUB_DATA_DIR always may). A run's ``config["launch"]`` may set ``num_processes``
+and ``accelerate_config`` for that run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from pathlib import Path
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django.utils.text import slugify
+
+from annotate.errors import Conflict, InvalidInput, NotFound
+from annotate.models import Project, Prompt
+from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
+from training.runners.common import parse_event, remove_stale_tmp
+from training.runners.configs import ConfigError, config_fields, config_for
+from training.runners.launch import command
+
+log = logging.getLogger(__name__)
+
+POLICY_KINDS = (RunKind.DPO, RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
+RL_KINDS = (RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
+FINAL_STATES = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+# Options the platform fills in; a run's config may not set them.
+PLATFORM_KEYS = frozenset(
+    {
+        "base_model",
+        "dataset_path",
+        "eval_dataset_path",
+        "output_dir",
+        "metrics_file",
+        "reward_model",
+        "overwrite_output_dir",
+    }
+)
+TRAINABLE_FORMATS = (
+    ExportFormat.TRL,
+    ExportFormat.TRL_CONVERSATIONAL,
+    ExportFormat.TRL_UNPAIRED,
+    ExportFormat.HH_RLHF,
+)
+LOG_TAIL_LINES = 40
+FLUSH_SECONDS = 2.0
+
+
+def _setting(name: str, default: Any) -> Any:
+    return getattr(settings, name, os.environ.get(name, default))
+
+
+def runs_root(project: Project) -> Path:
+    return Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug
+
+
+def _dataset_roots() -> list[Path]:
+    extra = _setting("PREFHUB_DATASET_DIRS", [])
+    if isinstance(extra, str):
+        extra = [p for p in extra.split(os.pathsep) if p]
+    return [Path(settings.PREFHUB_DATA_DIR).resolve(), *(Path(p).resolve() for p in extra)]
+
+
+def _check_dataset_path(path: str, *, restrict: bool) -> str:
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise InvalidInput(f"No dataset file at {path}.", field="dataset_path")
+    if p.suffix not in (".jsonl", ".json", ".gz", ".parquet"):
+        raise InvalidInput("The dataset must be a .jsonl (.gz) or .parquet file.", field="dataset_path")
+    resolved = p.resolve()
+    if restrict and not any(resolved.is_relative_to(root) for root in _dataset_roots()):
+        raise InvalidInput(
+            "The dataset file must be under the platform's data folder (or PREFHUB_DATASET_DIRS).",
+            field="dataset_path",
+        )
+    return str(resolved)
+
+
+def export_dataset_files(export: Export) -> tuple[str, str]:
+    """(train file, held-out file or "") of a finished export, from its manifest."""
+    if export.state != ExportState.DONE or not export.path:
+        raise InvalidInput("That export is not finished yet.", field="export")
+    if export.format not in TRAINABLE_FORMATS:
+        raise InvalidInput(
+            f"A {export.get_format_display()} export cannot be trained on: use a TRL preference export.",
+            field="export",
+        )
+    folder = Path(export.path)
+    files = (export.manifest or {}).get("files") or {}
+    train = files.get("train", {}).get("path") or f"train.{export.file_type}"
+    test = files.get("test", {}).get("path", "")
+    train_path = folder / train
+    if not train_path.is_file():
+        raise InvalidInput("The export's files are missing.", field="export")
+    if files.get("train", {}).get("rows") == 0:
+        raise InvalidInput("That export is empty: it has no comparisons to train on.", field="export")
+    test_path = folder / test if test else None
+    return str(train_path), str(test_path) if test_path and test_path.is_file() else ""
+
+
+def _validate_config(kind: str, config: dict | None) -> dict:
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise InvalidInput("config must be a JSON object.", field="config")
+    config = dict(config)
+    launch = config.pop("launch", None)
+    reserved = sorted(PLATFORM_KEYS & set(config))
+    if reserved:
+        raise InvalidInput(
+            f"These are set by the platform, not in config: {', '.join(reserved)}.", field="config"
+        )
+    try:
+        config_for(kind, config, validate=False)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc), field="config") from exc
+    if launch is not None:
+        if not isinstance(launch, dict) or set(launch) - {"num_processes", "accelerate_config"}:
+            raise InvalidInput("config.launch takes num_processes and accelerate_config.", field="config")
+        n = launch.get("num_processes", 1)
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
+            raise InvalidInput("config.launch.num_processes must be between 1 and 64.", field="config")
+        config["launch"] = launch
+    return config
+
+
+@transaction.atomic
+def run_create(
+    *,
+    project: Project,
+    kind: str,
+    base_model: str = "",
+    export: Export | None = None,
+    dataset_path: str = "",
+    base_run: TrainingRun | None = None,
+    reward_run: TrainingRun | None = None,
+    reward_model: str = "",
+    config: dict | None = None,
+    created_by: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+    restrict_dataset_path: bool = True,
+) -> TrainingRun:
+    """Validate and create a run; on commit, enqueue it on the training queue.
+
+    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output. Data: an
+    export of the project (its train file; its test file is the held-out set) or a dataset file
+    (under the data folder unless ``restrict_dataset_path=False``, as for the CLI). PPO/RLOO/GRPO
+    need a reward model (``reward_run``, a finished reward run, or ``reward_model``, a path) and take
+    their prompts from the data, or from the project's prompts when no data is given.
+    """
+    if kind not in RunKind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(RunKind.values)}.", field="kind")
+    if export is not None and dataset_path:
+        raise InvalidInput("Give an export or a dataset file, not both.", field="dataset_path")
+    if export is not None:
+        if export.project_id != project.pk:
+            raise InvalidInput("That export belongs to another project.", field="export")
+        export_dataset_files(export)
+    elif dataset_path:
+        dataset_path = _check_dataset_path(dataset_path, restrict=restrict_dataset_path)
+    elif kind not in RL_KINDS:
+        raise InvalidInput("Choose an export (or a dataset file) to train on.", field="export")
+
+    base_model = (base_model or "").strip()
+    if base_run is not None:
+        if base_run.project_id != project.pk:
+            raise InvalidInput("The base run belongs to another project.", field="base_run")
+        if base_run.state != RunState.DONE or not base_run.output_path:
+            raise InvalidInput("The base run has not finished.", field="base_run")
+        if kind in POLICY_KINDS and base_run.kind == RunKind.REWARD:
+            raise InvalidInput(
+                "A reward model cannot be the policy: choose a DPO/PPO/RLOO/GRPO run.", field="base_run"
+            )
+        base_model = base_run.output_path
+    if not base_model:
+        raise InvalidInput(
+            "Give a base model (a Hugging Face name or a local path) or a base run.", field="base_model"
+        )
+    if len(base_model) > 500:
+        raise InvalidInput("The base model name is too long.", field="base_model")
+
+    cfg = _validate_config(kind, config)
+    if kind in RL_KINDS:
+        if reward_run is not None:
+            if reward_run.project_id != project.pk:
+                raise InvalidInput("The reward run belongs to another project.", field="reward_run")
+            if reward_run.kind != RunKind.REWARD or reward_run.state != RunState.DONE:
+                raise InvalidInput("The reward model must be a finished reward run.", field="reward_run")
+        elif not reward_model:
+            raise InvalidInput(
+                f"{kind.upper()} needs a reward model: choose a finished reward run.", field="reward_run"
+            )
+        else:
+            cfg["reward_model"] = reward_model
+    elif reward_run is not None or reward_model:
+        raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")
+    if (
+        kind in RL_KINDS
+        and export is None
+        and not dataset_path
+        and not Prompt.objects.filter(project=project).exists()
+    ):
+        raise InvalidInput(
+            "This project has no prompts to train on; choose an export or a dataset.", field="export"
+        )
+
+    run = TrainingRun.objects.create(
+        project=project,
+        kind=kind,
+        export=export,
+        dataset_path=dataset_path,
+        base_model=base_model,
+        base_run=base_run,
+        reward_run=reward_run,
+        config=cfg,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    root = runs_root(project)
+    run.output_path = str(root / f"run-{run.pk}")
+    run.log_path = str(root / f"run-{run.pk}.log")
+    run.save(update_fields=["output_path", "log_path"])
+    if enqueue:
+        transaction.on_commit(lambda: _enqueue(run.pk))
+    return run
+
+
+def _enqueue(run_id: int) -> None:
+    from training.tasks.runs import run_execute as task
+
+    task.delay(run_id)
+
+
+@transaction.atomic
+def run_cancel(*, run: TrainingRun) -> TrainingRun:
+    """A queued run is cancelled at once; a running one is asked to stop (the worker stops it)."""
+    run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    if run.state in FINAL_STATES:
+        raise Conflict(f"This run is already {run.get_state_display().lower()}.")
+    if run.state == RunState.QUEUED:
+        run.state = RunState.CANCELLED
+        run.finished_at = timezone.now()
+        run.cancel_requested = True
+        run.save(update_fields=["state", "finished_at", "cancel_requested"])
+    elif not run.cancel_requested:
+        run.cancel_requested = True
+        run.save(update_fields=["cancel_requested"])
+    return run
+
+
+@transaction.atomic
+def run_register_endpoint(
+    *, run: TrainingRun, name: str = "", created_by: AbstractBaseUser | None = None
+) -> Any:
+    """Register a finished policy run's model as a ``transformers`` generation endpoint of its
+    project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
+    from generation.services import endpoint_create
+
+    run = (
+        TrainingRun.objects.select_for_update()
+        .select_related("project", "registered_endpoint")
+        .get(pk=run.pk)
+    )
+    if run.registered_endpoint is not None:
+        return run.registered_endpoint
+    if run.kind not in POLICY_KINDS:
+        raise InvalidInput("Only a policy (DPO, PPO, RLOO, GRPO) can generate; a reward model cannot.")
+    if run.state != RunState.DONE:
+        raise Conflict("The run has not finished.")
+    if not run.output_path or not (Path(run.output_path) / "config.json").is_file():
+        raise NotFound("The run's model files are missing.")
+    name = slugify(name or f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
+    endpoint = endpoint_create(
+        name=name,
+        backend="transformers",
+        model=run.output_path,
+        project=run.project,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    run.registered_endpoint = endpoint
+    run.save(update_fields=["registered_endpoint"])
+    return endpoint
+
+
+# --- execution ----------------------------------------------------------------------------------
+
+
+def _claim(run_id: int) -> bool:
+    now = timezone.now()
+    return bool(
+        TrainingRun.objects.filter(pk=run_id, state=RunState.QUEUED, cancel_requested=False).update(
+            state=RunState.RUNNING, started_at=now
+        )
+    )
+
+
+def _finish(run: TrainingRun, state: str, *, error: str = "", final: dict | None = None) -> None:
+    metrics = dict(run.metrics or {})
+    if final is not None:
+        metrics["final"] = final
+    TrainingRun.objects.filter(pk=run.pk).update(
+        state=state, error=error[:20000], finished_at=timezone.now(), pid=None, metrics=metrics
+    )
+
+
+def _write_prompts(run: TrainingRun, path: Path) -> None:
+    with path.open("w", encoding="utf-8") as fh:
+        for messages in (
+            Prompt.objects.filter(project=run.project).values_list("messages", flat=True).iterator()
+        ):
+            fh.write(json.dumps({"prompt": messages}, ensure_ascii=False) + "\n")
+
+
+def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
+    """(the runner's JSON config, the launch options) of ``run``; writes a prompts file for an RL run
+    without data."""
+    cfg = dict(run.config or {})
+    launch = cfg.pop("launch", None) or {}
+    root = Path(run.output_path).parent
+    root.mkdir(parents=True, exist_ok=True)
+    if run.export_id:
+        train, test = export_dataset_files(run.export)
+        cfg.update(dataset_path=train, eval_dataset_path=test)
+    elif run.dataset_path:
+        cfg["dataset_path"] = run.dataset_path
+    else:
+        prompts = root / f"run-{run.pk}.prompts.jsonl"
+        _write_prompts(run, prompts)
+        cfg["dataset_path"] = str(prompts)
+    if run.reward_run_id:
+        cfg["reward_model"] = run.reward_run.output_path
+    cfg.update(base_model=run.base_model, output_dir=run.output_path, overwrite_output_dir=False)
+    known = config_fields(run.kind)
+    return {k: v for k, v in cfg.items() if k in known}, launch
+
+
+def _launch_command(run: TrainingRun, config_path: Path, launch: dict[str, Any]) -> list[str]:
+    return command(
+        run.kind,
+        str(config_path),
+        launcher=str(_setting("PREFHUB_TRAINING_LAUNCHER", "accelerate")),
+        num_processes=int(launch.get("num_processes") or _setting("PREFHUB_TRAINING_NUM_PROCESSES", 1)),
+        accelerate_config=str(launch.get("accelerate_config") or _setting("PREFHUB_ACCELERATE_CONFIG", "")),
+    )
+
+
+def _kill_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+class _MetricsWriter:
+    """Buffers metric events and writes them as MetricPoint rows + run.metrics["latest"]."""
+
+    def __init__(self, run: TrainingRun) -> None:
+        self.run = run
+        self.pending: list[MetricPoint] = []
+        self.latest: dict[str, Any] = dict((run.metrics or {}).get("latest") or {})
+        self.last_flush = time.monotonic()
+
+    def add(self, event: dict[str, Any]) -> None:
+        step = int(event.get("step") or 0)
+        values = {k: v for k, v in event.items() if k not in ("event", "step")}
+        self.pending.append(MetricPoint(run_id=self.run.pk, step=max(step, 0), values=values))
+        self.latest.update(
+            {k: v for k, v in values.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+        )
+        self.latest["step"] = step
+
+    def flush(self, *, force: bool = False) -> None:
+        if not self.pending or (not force and time.monotonic() - self.last_flush < FLUSH_SECONDS):
+            return
+        with transaction.atomic():
+            MetricPoint.objects.bulk_create(self.pending)
+            metrics = dict(self.run.metrics or {})
+            metrics["latest"] = self.latest
+            self.run.metrics = metrics
+            TrainingRun.objects.filter(pk=self.run.pk).update(metrics=metrics)
+        self.pending = []
+        self.last_flush = time.monotonic()
+
+
+def _pump(stream, lines: queue.Queue) -> None:
+    for line in iter(stream.readline, ""):
+        lines.put(line)
+    lines.put(None)
+
+
+def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None:
+    """Run a queued run to its end in a subprocess (see the module docstring). Never raises for a
+    failing run: the failure is recorded on the run."""
+    if not _claim(run_id):  # already taken (a redelivered message), cancelled, or gone
+        return TrainingRun.objects.filter(pk=run_id).first()
+    run = TrainingRun.objects.select_related("project", "export", "reward_run").get(pk=run_id)
+    log_path = Path(run.log_path)
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        cfg, launch = runner_config(run)
+        config_path = log_path.with_name(f"run-{run.pk}.config.json")
+        config_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
+        cmd = _launch_command(run, config_path, launch)
+    except Exception as exc:
+        log.exception("training run %s could not start", run_id)
+        message = getattr(exc, "message", None) or f"{type(exc).__name__}: {exc}"
+        _finish(run, RunState.FAILED, error=f"The run could not start: {message}")
+        return TrainingRun.objects.get(pk=run_id)
+
+    env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    writer = _MetricsWriter(run)
+    tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
+    final: dict[str, Any] | None = None
+    error_event: dict[str, Any] | None = None
+    cancelled = False
+    grace = float(_setting("PREFHUB_TRAINING_CANCEL_GRACE_S", 30))
+    with log_path.open("a", encoding="utf-8") as logf:
+        logf.write(f"$ {' '.join(cmd)}\n")
+        logf.flush()
+        try:
+            proc = subprocess.Popen(
+                cmd,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                text=True,
+                errors="replace",
+                bufsize=1,
+                cwd=str(settings.BASE_DIR),
+                env=env,
+                start_new_session=True,
+            )
+        except OSError as exc:
+            _finish(run, RunState.FAILED, error=f"The run could not start: {exc}")
+            return TrainingRun.objects.get(pk=run_id)
+        TrainingRun.objects.filter(pk=run.pk).update(pid=proc.pid)
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
+        term_sent_at: float | None = None
+        last_cancel_check = 0.0
+        exited_at: float | None = None
+        while True:
+            try:
+                line = lines.get(timeout=poll_seconds)
+            except queue.Empty:
+                line = ""
+            if line is None:  # end of output
+                break
+            if line:
+                logf.write(line)
+                if line.strip():
+                    tail.append(line.rstrip("\n"))
+                event = parse_event(line)
+                if event is not None:
+                    if event["event"] == "metrics":
+                        writer.add(event)
+                    elif event["event"] == "final":
+                        final = {k: v for k, v in event.items() if k != "event"}
+                    elif event["event"] == "error":
+                        error_event = event
+            writer.flush()
+            now = time.monotonic()
+            if now - last_cancel_check >= 1.0 and term_sent_at is None:
+                last_cancel_check = now
+                logf.flush()
+                if TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                    cancelled = True
+                    term_sent_at = now
+                    logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
+                    _kill_group(proc, signal.SIGTERM)
+            if term_sent_at is not None and proc.poll() is None and now - term_sent_at > grace:
+                logf.write("[prefhub] still running after the grace period: SIGKILL\n")
+                _kill_group(proc, signal.SIGKILL)
+                term_sent_at = float("inf")
+            if proc.poll() is not None and not line:
+                exited_at = exited_at or now
+                if now - exited_at > 5:  # a grandchild still holds the pipe open
+                    _kill_group(proc, signal.SIGKILL)
+                    break
+        rc = proc.wait()
+        _kill_group(proc, signal.SIGKILL)  # stray children (data loader workers) go with it
+        logf.write(f"[prefhub] exit code {rc}\n")
+    writer.flush(force=True)
+    run.refresh_from_db(fields=["metrics", "cancel_requested"])
+    output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
+    if rc == 0 and final is not None and output_ok and not cancelled:
+        _finish(run, RunState.DONE, final=final)
+    else:
+        remove_stale_tmp(run.output_path)
+        if cancelled or run.cancel_requested:
+            _finish(run, RunState.CANCELLED, error="Cancelled at the user's request.")
+        else:
+            if error_event is not None:
+                headline = error_event.get("message", "The run failed.")
+            elif rc < 0:
+                headline = f"The training process was killed by signal {-rc} (out of memory?)."
+            elif rc == 0:
+                headline = "The training process ended without a final result or model."
+            else:
+                headline = f"The training process failed (exit code {rc})."
+            _finish(run, RunState.FAILED, error=headline + "\n\nLast lines of the log:\n" + "\n".join(tail))
+    return TrainingRun.objects.get(pk=run_id)
+
+
+def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
+    """Run a runner in this process (the CLI): returns its final metrics, raises ``RunnerError``."""
+    from training.runners.__main__ import run_kind
+    from training.runners.common import Emitter, install_cancel_handler
+
+    try:
+        cfg = config_for(kind, config)
+    except ConfigError as exc:
+        raise InvalidInput(str(exc), field="config") from exc
+    install_cancel_handler()
+    return run_kind(kind, cfg, Emitter(cfg.metrics_file, stream=sys.stdout))

@@ -1,0 +1,204 @@
+"""Researcher pages for training runs: list + launch form, run page (live charts, log, cancel,
+register as a generation endpoint), and the JSON the run page polls."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.models import Project
+from annotate.permissions import require_capability
+from training import selectors
+from training.models import RunKind, RunState, TrainingRun
+from training.runners.configs import documented_defaults
+from training.services.runs import POLICY_KINDS, run_cancel, run_create, run_register_endpoint
+
+
+class RunForm(forms.Form):
+    kind = forms.ChoiceField(choices=RunKind.choices, initial=RunKind.REWARD)
+    export = forms.TypedChoiceField(
+        required=False,
+        coerce=int,
+        empty_value=None,
+        help_text="The export to train on (its test split is held out).",
+    )
+    base_model = forms.CharField(
+        required=False, max_length=500, help_text="A Hugging Face name or a local path (or pick a base run)."
+    )
+    base_run = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, help_text="Start from a finished run."
+    )
+    reward_run = forms.TypedChoiceField(
+        required=False, coerce=int, empty_value=None, help_text="PPO, RLOO and GRPO: the reward model."
+    )
+    config = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
+        help_text='Options as JSON, e.g. {"learning_rate": 1e-5, "num_train_epochs": 1}. Defaults below.',
+    )
+
+    def __init__(self, *args, project: Project, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["export"].choices = [("", "(none)")] + [
+            (e.pk, f"v{e.version} · {e.get_format_display()} · {e.row_count} rows")
+            for e in selectors.trainable_exports(project=project)
+        ]
+        runs = list(selectors.finished_runs(project=project))
+        self.fields["base_run"].choices = [("", "(none)")] + [
+            (r.pk, f"#{r.pk} {r.get_kind_display()}") for r in runs if r.kind in POLICY_KINDS
+        ]
+        self.fields["reward_run"].choices = [("", "(none)")] + [
+            (r.pk, f"#{r.pk} reward model") for r in runs if r.kind == RunKind.REWARD
+        ]
+
+    def clean_config(self) -> dict:
+        raw = (self.cleaned_data.get("config") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("The options must be a JSON object.")
+        return value
+
+
+def _project_for(request: HttpRequest, slug: str) -> Project:
+    project = get_object_or_404(Project, slug=slug)
+    try:
+        require_capability(user=request.user, project=project, capability="research")
+    except NotFound:
+        raise Http404("No such project.") from None
+    return project
+
+
+def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
+    return render(request, "training/runs/forbidden.html", {"message": exc.message}, status=403)
+
+
+def _run_for(request: HttpRequest, slug: str, run_id: int) -> TrainingRun:
+    project = _project_for(request, slug)
+    run = selectors.run_get(project=project, run_id=run_id)
+    if run is None:
+        raise Http404("No such run.")
+    return run
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def run_list(request: HttpRequest, slug: str) -> HttpResponse:
+    try:
+        project = _project_for(request, slug)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    form = RunForm(request.POST or None, project=project)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            data = form.cleaned_data
+            runs = {r.pk: r for r in selectors.finished_runs(project=project)}
+            try:
+                run = run_create(
+                    project=project,
+                    kind=data["kind"],
+                    base_model=data["base_model"],
+                    export=selectors.trainable_exports(project=project).filter(pk=data["export"]).first()
+                    if data["export"]
+                    else None,
+                    base_run=runs.get(data["base_run"]),
+                    reward_run=runs.get(data["reward_run"]),
+                    config=data["config"],
+                    created_by=request.user,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                return redirect("training:run_detail", slug=project.slug, run_id=run.pk)
+        status = 400
+    context = {
+        "project": project,
+        "form": form,
+        "runs": selectors.runs_for_project(project=project),
+        "defaults": {kind: json.dumps(documented_defaults(kind), indent=1) for kind in RunKind.values},
+    }
+    return render(request, "training/runs/list.html", context, status=status)
+
+
+def _detail_context(run: TrainingRun) -> dict:
+    return {
+        "project": run.project,
+        "run": run,
+        "charts": selectors.run_charts(run=run),
+        "final": (run.metrics or {}).get("final") or {},
+        "latest": (run.metrics or {}).get("latest") or {},
+        "active": run.state in selectors.ACTIVE_STATES,
+        "can_register": run.kind in POLICY_KINDS
+        and run.state == RunState.DONE
+        and not run.registered_endpoint_id,
+        "config_json": json.dumps(run.config, indent=2),
+    }
+
+
+@login_required
+def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    try:
+        run = _run_for(request, slug, run_id)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    context = _detail_context(run)
+    context["log"] = selectors.run_log_tail(run=run)
+    return render(request, "training/runs/detail.html", context)
+
+
+@login_required
+def run_status_json(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    """What the run page polls: state, latest metrics, the charts (server-rendered SVG) and the log tail."""
+    try:
+        run = _run_for(request, slug, run_id)
+    except Forbidden as exc:
+        return JsonResponse({"error": "forbidden", "detail": exc.message}, status=403)
+    context = _detail_context(run)
+    payload = selectors.run_status(run=run)
+    payload["charts_html"] = render_to_string("training/runs/_charts.html", context, request=request)
+    payload["summary_html"] = render_to_string("training/runs/_summary.html", context, request=request)
+    payload["log"] = selectors.run_log_tail(run=run)
+    return JsonResponse(payload)
+
+
+@login_required
+@require_POST
+def run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    try:
+        run = _run_for(request, slug, run_id)
+        run_cancel(run=run)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, "Cancelling the run.")
+    return redirect("training:run_detail", slug=slug, run_id=run_id)
+
+
+@login_required
+@require_POST
+def run_register_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+    try:
+        run = _run_for(request, slug, run_id)
+        endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), created_by=request.user)
+    except Forbidden as exc:
+        return _forbidden(request, exc)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Registered as the generation endpoint {endpoint.name}.")
+    return redirect("training:run_detail", slug=slug, run_id=run_id)
