@@ -47,6 +47,7 @@ from annotate.models import (
     Task,
     TaskKind,
 )
+from annotate.services.bulk import bulk_insert
 from annotate.services.tasks import (
     PairMode,
     TaskSpec,
@@ -369,36 +370,33 @@ def prompts_import(
             return  # this transaction will be rolled back: stop writing, keep validating
         if preference_source is not None and source_user is None:
             source_user = _source_user(preference_source)
-        prompts = Prompt.objects.bulk_create(
-            [
-                Prompt(
-                    project=project,
-                    external_id=r.external_id,
-                    messages=r.messages,
-                    metadata=r.metadata,
-                    tags=r.tags,
-                )
-                for r in batch
-            ],
-            batch_size=BATCH,
+        prompt_ids = bulk_insert(
+            Prompt,
+            ["project_id", "external_id", "messages", "metadata", "tags"],
+            [(project.pk, r.external_id, r.messages, r.metadata, r.tags) for r in batch],
         )
-        cand_rows = [
-            Candidate(prompt_id=p.pk, source=CandidateSource.IMPORTED, **c)
-            for p, r in zip(prompts, batch, strict=True)
-            for c in r.candidates
-        ]
-        cands = Candidate.objects.bulk_create(cand_rows, batch_size=BATCH)
-        report.prompts += len(prompts)
-        report.candidates += len(cands)
+        cand_ids = bulk_insert(
+            Candidate,
+            ["prompt_id", "text", "source", "model_name", "model_version", "sampling_params", "seed", "external_id",
+             "metadata", "finish_reason"],
+            [
+                (pid, c["text"], CandidateSource.IMPORTED, c.get("model_name", ""), c.get("model_version", ""),
+                 c.get("sampling_params", {}), c.get("seed"), c.get("external_id", ""), c.get("metadata", {}), "")
+                for pid, r in zip(prompt_ids, batch, strict=True)
+                for c in r.candidates
+            ],
+        )  # fmt: skip
+        report.prompts += len(prompt_ids)
+        report.candidates += len(cand_ids)
         specs: list[TaskSpec] = []
         preferred: list[int | None] = []
         pos = 0
-        for p, r in zip(prompts, batch, strict=True):
-            ids = [c.pk for c in cands[pos : pos + len(r.candidates)]]
+        for pid, r in zip(prompt_ids, batch, strict=True):
+            ids = cand_ids[pos : pos + len(r.candidates)]
             pos += len(r.candidates)
             rng = random.Random(f"{seed}:{r.line}")
             if r.gold is not None:
-                spec = TaskSpec(prompt_id=p.pk, candidate_ids=ids, is_gold=True)
+                spec = TaskSpec(prompt_id=pid, candidate_ids=ids, is_gold=True)
                 if project.kind == TaskKind.PAIRWISE:
                     spec.gold_choice = r.gold
                 else:
@@ -409,26 +407,43 @@ def prompts_import(
             for group in candidate_groups(
                 ids, mode=task_mode, rng=rng, pairs_per_prompt=pairs_per_prompt, k=project.ranking_k
             ):
-                specs.append(TaskSpec(prompt_id=p.pk, candidate_ids=group))
+                specs.append(TaskSpec(prompt_id=pid, candidate_ids=group))
                 if r.preferred_index is not None and len(ids) == 2:
                     preferred.append(ids[r.preferred_index])
                 else:
                     preferred.append(None)
-        tasks = tasks_bulk_create(project=project, specs=specs)
-        report.tasks += len(tasks)
+        task_ids = tasks_bulk_create(project=project, specs=specs, ids_only=True)
+        report.tasks += len(task_ids)
         if source_user is not None:
             annotations = [
-                Annotation(
-                    task_id=t.pk,
-                    labeler=source_user,
-                    source=AnnotationSource.IMPORTED,
-                    choice="a" if spec.candidate_ids[0] == pref else "b",
+                (
+                    task_id,
+                    source_user.pk,
+                    AnnotationSource.IMPORTED,
+                    "a" if spec.candidate_ids[0] == pref else "b",
+                    {},
+                    "",
+                    False,
+                    "",
                 )
-                for t, spec, pref in zip(tasks, specs, preferred, strict=True)
+                for task_id, spec, pref in zip(task_ids, specs, preferred, strict=True)
                 if pref is not None
             ]
-            Annotation.objects.bulk_create(annotations, batch_size=BATCH)
-            Task.objects.filter(pk__in=[a.task_id for a in annotations]).update(claims=1)
+            bulk_insert(
+                Annotation,
+                [
+                    "task_id",
+                    "labeler_id",
+                    "source",
+                    "choice",
+                    "ratings",
+                    "rationale",
+                    "flagged",
+                    "flag_reason",
+                ],
+                annotations,
+            )
+            Task.objects.filter(pk__in=[a[0] for a in annotations]).update(claims=1)
             report.annotations += len(annotations)
 
     with transaction.atomic():

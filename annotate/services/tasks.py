@@ -11,6 +11,7 @@ from django.db import transaction
 
 from annotate.errors import InvalidInput
 from annotate.models import Project, Task, TaskCandidate, TaskKind
+from annotate.services.bulk import bulk_insert
 
 
 class PairMode:
@@ -82,34 +83,58 @@ def tasks_bulk_create(
     project: Project,
     specs: Iterable[TaskSpec],
     generation_job_id: int | None = None,
-    batch_size: int = 2000,
-) -> list[Task]:
-    """Create tasks and their candidate slots in bulk (inside the caller's transaction)."""
+    ids_only: bool = False,
+) -> list[Task] | list[int]:
+    """Create tasks and their candidate slots in bulk; returns Task objects carrying their new ids
+    (nothing is read back), or just the ids with ``ids_only``."""
     specs = list(specs)
     if not specs:
         return []
     with transaction.atomic():
-        tasks = Task.objects.bulk_create(
+        ids = bulk_insert(
+            Task,
             [
-                Task(
-                    project=project,
-                    prompt_id=s.prompt_id,
-                    target_labels=project.overlap,
-                    is_gold=s.is_gold,
-                    gold_choice=s.gold_choice,
-                    gold_ranking=s.gold_ranking,
-                    generation_job_id=generation_job_id,
+                "project_id",
+                "prompt_id",
+                "target_labels",
+                "claims",
+                "is_gold",
+                "gold_choice",
+                "gold_ranking",
+                "generation_job_id",
+            ],
+            [
+                (
+                    project.pk,
+                    s.prompt_id,
+                    project.overlap,
+                    0,
+                    s.is_gold,
+                    s.gold_choice,
+                    s.gold_ranking,
+                    generation_job_id,
                 )
                 for s in specs
             ],
-            batch_size=batch_size,
         )
-        TaskCandidate.objects.bulk_create(
+        bulk_insert(
+            TaskCandidate,
+            ["task_id", "candidate_id", "slot"],
             [
-                TaskCandidate(task_id=t.pk, candidate_id=cid, slot=slot)
-                for t, s in zip(tasks, specs, strict=True)
+                (task_id, cid, slot)
+                for task_id, s in zip(ids, specs, strict=True)
                 for slot, cid in enumerate(s.candidate_ids)
             ],
-            batch_size=batch_size * 4,
         )
-    return tasks
+    if ids_only:
+        return ids
+    return [
+        Task(
+            pk=task_id,
+            project=project,
+            prompt_id=s.prompt_id,
+            target_labels=project.overlap,
+            is_gold=s.is_gold,
+        )
+        for task_id, s in zip(ids, specs, strict=True)
+    ]
