@@ -43,8 +43,14 @@ included_api_modules: list[str] = []
 for _module in OPTIONAL_API_MODULES:
     try:
         _patterns = importlib.import_module(_module).urlpatterns
+    except ModuleNotFoundError as exc:
+        if exc.name != _module:  # the module exists but something it imports does not
+            logger.warning("API module %s not included: %s", _module, exc)
+        else:
+            logger.debug("API module %s not present", _module)
+        continue
     except (ImportError, AttributeError) as exc:
-        logger.info("API module %s not included: %s", _module, exc)
+        logger.warning("API module %s not included: %s", _module, exc)
         continue
     urlpatterns.append(path("", include(_patterns)))
     included_api_modules.append(_module)
