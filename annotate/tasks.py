@@ -1,0 +1,15 @@
+"""Celery tasks of the annotate app. Thin: they take ids and call one service."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from annotate.services.reports import report_snapshot_compute
+
+
+@shared_task(name="annotate.report_compute", acks_late=True, max_retries=0)
+def report_compute(snapshot_id: int) -> None:
+    """Compute a pending ReportSnapshot (enqueued by ``report_request`` on commit). A failure is
+    recorded on the snapshot (state failed, with the error) and not retried: the manager can
+    press Recompute again."""
+    report_snapshot_compute(snapshot_id=snapshot_id)
