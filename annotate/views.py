@@ -808,7 +808,7 @@ def manage_member_reactivate(request: HttpRequest, slug: str, membership_id: int
 def _human_bytes(n: int) -> str:
     for unit in ("bytes", "KB", "MB", "GB"):
         if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
+            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
         n /= 1024
     return f"{n} bytes"
 
@@ -905,11 +905,39 @@ def _manage_import(request: HttpRequest, slug: str) -> HttpResponse:
 # --- manager: audit -------------------------------------------------------------------------------
 
 
+def _audit_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, list) and value and all(isinstance(v, dict) and "key" in v for v in value):
+        return (
+            ", ".join(str(v["key"]) + (" (required)" if v.get("required") else "") for v in value) or "none"
+        )
+    if isinstance(value, list | dict) and not value:
+        return "none"
+    return str(value)
+
+
+def _audit_details(details: dict) -> list[tuple[str, str]]:
+    """An audit event's details as (label, text) pairs; settings changes read ``old → new``."""
+    rows = []
+    for key, value in (details or {}).items():
+        if key == "changes" and isinstance(value, dict):
+            for field, change in value.items():
+                if isinstance(change, list) and len(change) == 2:
+                    rows.append((field, f"{_audit_value(change[0])} → {_audit_value(change[1])}"))
+        else:
+            rows.append((key.replace("_", " "), _audit_value(value)))
+    return rows
+
+
 @login_required
 @require_GET
 def manage_audit(request: HttpRequest, slug: str) -> HttpResponse:
     project, roles = _project_for(request, slug, "manage")
-    events = selectors.audit_events_for_project(project=project)
+    events = [
+        {"event": ev, "details": _audit_details(ev.details)}
+        for ev in selectors.audit_events_for_project(project=project)
+    ]
     return render(
         request, "annotate/manage/audit.html", {**_project_nav(project, roles, "audit"), "events": events}
     )

@@ -23,6 +23,8 @@
     status.textContent = "Updating…";
     var body = new FormData();
     body.append("body", textarea.value);
+    var root = document.documentElement;
+    root.dataset.pending = String(Number(root.dataset.pending || 0) + 1);
     fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
       .then(function (res) { return res.text().then(function (t) { return { ok: res.ok, text: t }; }); })
       .then(function (r) {
@@ -31,7 +33,8 @@
         preview.innerHTML = r.text; // sanitized server-side by annotate.rendering
         status.textContent = "Preview";
       })
-      .catch(function () { if (mine === seq) status.textContent = "Preview unavailable (offline?)"; });
+      .catch(function () { if (mine === seq) status.textContent = "Preview unavailable (offline?)"; })
+      .then(function () { root.dataset.pending = String(Number(root.dataset.pending) - 1); });
   }
 
   textarea.addEventListener("input", function () {

@@ -40,6 +40,15 @@
     return template.replace(/\/0\/(submit|skip|undo)\/$/, "/" + id + "/$1/");
   }
 
+  // How many requests are in flight, on <html data-pending>: lets tests (and people debugging)
+  // see when the page has settled.
+  var pending = 0;
+  function track(delta) {
+    pending += delta;
+    document.documentElement.dataset.pending = String(pending);
+  }
+  track(0);
+
   function request(method, url, body) {
     var opts = {
       method: method,
@@ -50,6 +59,8 @@
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
+    track(1);
+    var done = function () { track(-1); };
     return fetch(url, opts).then(function (res) {
       var type = res.headers.get("Content-Type") || "";
       if (type.indexOf("application/json") === -1) {
@@ -68,7 +79,10 @@
       return res.json().then(function (data) {
         return { ok: res.ok, status: res.status, data: data || {} };
       });
-    });
+    }).then(
+      function (r) { done(); return r; },
+      function (err) { done(); throw err; }
+    );
   }
   var post = function (url, body) { return request("POST", url, body || {}); };
   var get = function (url) { return request("GET", url); };

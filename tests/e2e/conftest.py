@@ -72,6 +72,7 @@ def page(browser, live_server, request):
     page.set_default_timeout(10_000)
     page.recorder = PageRecorder(page)
     yield page
+    settle(page)
     context.close()
 
 
@@ -85,6 +86,18 @@ def screenshot():
         return path
 
     return _shot
+
+
+def settle(page, timeout: float = 10_000) -> None:
+    """Wait until the page has no request of its own in flight (pages that fetch keep a count on
+    ``<html data-pending>``), so the test never touches or flushes the database under a request."""
+    try:
+        page.wait_for_function(
+            "() => (document.documentElement.dataset.pending || '0') === '0'", timeout=timeout
+        )
+        page.wait_for_load_state("networkidle", timeout=timeout)
+    except Exception:  # noqa: S110 - a closed or crashed page has nothing left in flight
+        pass
 
 
 def login(page, username: str, password: str = "pw-for-tests-123") -> None:
@@ -111,4 +124,6 @@ def new_page(browser, live_server):
 
     yield _open
     for context in contexts:
+        for other in context.pages:
+            settle(other)
         context.close()

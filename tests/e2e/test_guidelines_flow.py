@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 
 from annotate.models import Annotation, AuditEvent, Guideline, Role
 from annotate.services.guidelines import guideline_acknowledge, guideline_publish
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, settle
 from tests.e2e.labeling_data import make_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -42,6 +42,7 @@ def test_new_guideline_version_must_be_acknowledged_mid_session(
     login(page, "dana")
     page.goto(f"/projects/{project.slug}/label/")
     page.wait_for_selector("#task-slot .task")
+    settle(page)
     first = int(page.get_attribute("#task-slot .task", "data-assignment-id"))
 
     # Meanwhile the manager edits and publishes version 2, with a live preview.
@@ -56,6 +57,7 @@ def test_new_guideline_version_must_be_acknowledged_mid_session(
     screenshot(boss, "guideline-editor", full_page=False)
     boss.click("button:has-text('Publish version 2')")
     boss.wait_for_selector("text=Published version 2")
+    settle(boss)
     v2 = Guideline.objects.get(project=project, version=2)
     assert v2.body == V2.strip() and v2.author == manager
     assert AuditEvent.objects.filter(action="guideline.publish", target_id=str(v2.pk), actor=manager).exists()
@@ -73,6 +75,7 @@ def test_new_guideline_version_must_be_acknowledged_mid_session(
     page.keyboard.press("1")
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#ack-dialog[open]")
+    settle(page)
     assert "version 2" in page.inner_text("#ack-title")
     assert "Added a safety section" in page.inner_text("#ack-dialog")
     assert page.inner_html("#ack-dialog .ack-body").count("<li>") == 2
@@ -83,6 +86,7 @@ def test_new_guideline_version_must_be_acknowledged_mid_session(
     assert page.is_visible("#ack-dialog")
     page.click("#ack-dialog [data-action=ack]")
     page.wait_for_selector("#ack-dialog", state="hidden")
+    settle(page)
     assert labeler.guideline_acks.filter(guideline=v2).exists()
     # The answer is still there; submitting now works and records v2.
     assert page.is_checked("#task-slot input[name=choice][value=left]")
@@ -110,7 +114,6 @@ def test_manager_screens_render_without_csp_errors(page, make_project, labeler_i
         ("manage/settings/", "manage-settings"),
         ("manage/members/", "manage-members"),
         ("manage/import/", "manage-import"),
-        ("manage/audit/", "manage-audit"),
     ):
         page.goto(f"/projects/{project.slug}/{path}")
         page.wait_for_load_state("networkidle")
@@ -131,4 +134,9 @@ def test_manager_screens_render_without_csp_errors(page, make_project, labeler_i
     page.click("button:has-text('Save settings')")
     page.wait_for_selector("text=Settings saved")
     assert list(project.dimensions.values_list("key", flat=True)) == ["helpfulness", "honesty"]
+    page.goto(f"/projects/{project.slug}/manage/audit/")
+    assert "dimensions" in page.inner_text(
+        "table"
+    ) and "helpfulness (required) → helpfulness (required), honesty" in page.inner_text("table")
+    screenshot(page, "manage-audit")
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []

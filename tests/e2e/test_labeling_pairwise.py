@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import itertools
+from datetime import timedelta
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from annotate.models import Annotation, Assignment, AssignmentState, Choice, TaskCandidate
 from annotate.services.guidelines import guideline_acknowledge, guideline_publish
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, settle
 from tests.e2e.labeling_data import make_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -49,6 +51,7 @@ def wait_for_new_task(page, old_id: int) -> int:
         "old => { const t = document.querySelector('#task-slot .task'); return t && t.dataset.assignmentId !== String(old); }",
         arg=old_id,
     )
+    settle(page)  # the next prefetch has landed: the database is quiet for the test's reads
     return current_id(page)
 
 
@@ -93,7 +96,7 @@ def test_pairwise_labeling_end_to_end(page, make_project, labeler_in, make_user,
     )
     assert a1.shown_order == [slots[1], slots[0]]
     # The page prefetches the next task: two live leases.
-    page.wait_for_load_state("networkidle")
+    settle(page)
     assert Assignment.objects.filter(labeler=labeler, state=AssignmentState.LIVE).count() == 2
     page.keyboard.press("1")
     page.keyboard.press("w")
@@ -224,3 +227,28 @@ def test_help_and_guidelines_are_one_key_away(page, make_project, labeler_in, ma
     page.keyboard.press("g")
     assert not page.is_visible("#guidelines-drawer")
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
+
+
+def test_an_expired_lease_is_explained_and_the_next_task_shown(page, make_project, labeler_in):
+    project = make_project(name="Slow day")
+    make_tasks(project, count=3)
+    labeler = labeler_in(project, "eve")
+    login(page, "eve")
+    page.goto(f"/projects/{project.slug}/label/")
+    page.wait_for_selector("#task-slot .task")
+    settle(page)  # the prefetch is done: nothing in flight while the test writes
+    first = current_id(page)
+    # The lease runs out while the labeler is still thinking (the sweep has not run yet).
+    past = timezone.now() - timedelta(seconds=5)
+    Assignment.objects.filter(pk=first).update(leased_at=past - timedelta(minutes=20), expires_at=past)
+    page.keyboard.press("2")
+    page.keyboard.press("Control+Enter")
+    second = wait_for_new_task(page, first)
+    assert "expired" in page.inner_text("#notice")
+    assert not Annotation.objects.filter(assignment_id=first).exists()
+    # The next task works as usual.
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    wait_for_new_task(page, second)
+    assert Annotation.objects.filter(labeler=labeler).count() == 1
+    assert page.recorder.page_errors == [] and page.recorder.csp_violations == []

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Annotation, Assignment, TaskKind
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, settle
 from tests.e2e.labeling_data import make_tasks
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -35,6 +35,7 @@ def test_ranking_by_drag_and_by_keyboard(page, make_project, labeler_in, screens
     login(page, "carol")
     page.click("text=Start labeling")
     page.wait_for_selector("#task-slot .rank-item")
+    settle(page)
     assert order(page) == [0, 1, 2, 3]
 
     # Submitting the order as shown needs a second, deliberate Ctrl+Enter.
@@ -52,6 +53,7 @@ def test_ranking_by_drag_and_by_keyboard(page, make_project, labeler_in, screens
     page.wait_for_function(
         "old => document.querySelector('#task-slot .task').dataset.assignmentId !== String(old)", arg=t1
     )
+    settle(page)
     a1 = Assignment.objects.get(pk=t1)
     shown = a1.shown_order
     assert Annotation.objects.get(assignment=a1).ranking == [[shown[3]], [shown[0]], [shown[1]], [shown[2]]]
@@ -76,6 +78,7 @@ def test_ranking_by_drag_and_by_keyboard(page, make_project, labeler_in, screens
     screenshot(page, "labeling-ranking", full_page=False)
     page.keyboard.press("Control+Enter")
     page.wait_for_selector("#task-slot .task-done")
+    settle(page)
     a2 = Assignment.objects.get(pk=t2)
     shown = a2.shown_order
     ann = Annotation.objects.get(assignment=a2)

@@ -9,7 +9,7 @@ import pytest
 from annotate.models import Annotation, Role, TaskKind
 from annotate.services.guidelines import guideline_publish
 from tests.annotate.test_rendering import XSS_CORPUS
-from tests.e2e.conftest import login
+from tests.e2e.conftest import login, settle
 from tests.e2e.labeling_data import make_task_with
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -45,6 +45,7 @@ INERT_CHECK = """() => {
 
 
 def assert_inert(page, live_server):
+    settle(page)
     assert page.evaluate(INERT_CHECK) == []
     assert page.evaluate("window.__pwned") is None
     assert page.recorder.dialogs == []
@@ -89,6 +90,7 @@ def test_hostile_candidates_render_as_inert_text(page, live_server, make_project
             arg=old,
         )
     page.wait_for_selector("#task-slot .task-done")
+    settle(page)
     assert Annotation.objects.count() == len(chunks)
     assert_inert(page, live_server)
 
