@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.urls import reverse
 
 from annotate.errors import InvalidInput, NotFound
-from annotate.models import Annotation, Guideline, Prompt, TaskKind
+from annotate.models import Annotation, Guideline, Prompt, Task, TaskKind
 from annotate.services.guidelines import guideline_publish
 from annotate.services.imports import prompts_import
 from tests.conftest import HH_SAMPLE, add_tasks, require_shared
@@ -59,8 +59,7 @@ def annotated(make_project, labeler_in):
             )  # fmt: skip
     rows[0].flagged, rows[0].flag_reason = True, "garbled"
     Annotation.objects.bulk_create(rows)
-    tasks[1].is_gold, tasks[1].gold_choice = True, "a"
-    tasks[1].save()
+    Task.objects.filter(pk=tasks[1].pk).update(is_gold=True, gold_choice="a")
     return project
 
 
