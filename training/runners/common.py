@@ -87,7 +87,9 @@ def normalise_metrics(logs: dict[str, Any]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in logs.items():
         value = _clean(value)
-        if not isinstance(value, int | float | str | bool) and value is not None:
+        if isinstance(value, list | tuple):
+            value = [_clean(v) for v in value if isinstance(_clean(v), int | float | str | bool)]
+        elif not isinstance(value, int | float | str | bool) and value is not None:
             continue
         prefix, base = next(
             ((p, key[len(p) :]) for p in ("eval_before_", "eval_") if key.startswith(p)), ("", key)
@@ -120,8 +122,11 @@ class Emitter:
         self.last_step = max(self.last_step, int(step))
         self._write({"event": "metrics", "step": int(step), **normalise_metrics(values)})
 
-    def final(self, values: dict[str, Any]) -> None:
-        self._write({"event": "final", "step": self.last_step, **normalise_metrics(values)})
+    def final(self, values: dict[str, Any]) -> dict[str, Any]:
+        """Print the final line; return the metrics as printed (normalised names)."""
+        metrics = normalise_metrics(values)
+        self._write({"event": "final", "step": self.last_step, **metrics})
+        return metrics
 
     def error(self, message: str, kind: str) -> None:
         self._write({"event": "error", "kind": kind, "message": message})
@@ -473,7 +478,7 @@ def model_config(path: str):
 
 def require_causal_lm(path: str, role: str = "policy") -> None:
     """Refuse a base model that cannot generate (a reward/classifier checkpoint, an encoder)."""
-    from transformers import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
 
     cfg = model_config(path)
     archs = list(getattr(cfg, "architectures", None) or [])

@@ -123,5 +123,4 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
         write_json(tmp / "prefhub_run.json", {"kind": "dpo", "config": cfg.as_dict(), "metrics": final})
     final["output_dir"] = cfg.output_dir
-    emitter.final(final)
-    return final
+    return emitter.final(final)

@@ -539,8 +539,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
             write_json(tmp / "prefhub_run.json", {"kind": "ppo", "config": cfg.as_dict(), "metrics": final})
     final["output_dir"] = cfg.output_dir
-    emitter.final(final)
-    return final
+    return emitter.final(final)
 
 
 def _base_lrs(cfg: PPORunConfig) -> list[float]:

@@ -53,11 +53,11 @@ def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
         "seed": cfg.seed,
         "bf16": resolve_bf16(cfg.bf16, use_cpu),
         "use_cpu": use_cpu,
-        "gradient_checkpointing": cfg.gradient_checkpointing,
         "report_to": [],
         "save_strategy": "no",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
+        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
     }
 
 
@@ -198,5 +198,4 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
         write_json(tmp / "prefhub_run.json", {"kind": "reward", "config": cfg.as_dict(), "metrics": final})
     final["output_dir"] = cfg.output_dir
-    emitter.final(final)
-    return final
+    return emitter.final(final)

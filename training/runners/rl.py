@@ -122,5 +122,4 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
         write_json(tmp / "prefhub_run.json", {"kind": kind, "config": cfg.as_dict(), "metrics": final})
     final["output_dir"] = cfg.output_dir
-    emitter.final(final)
-    return final
+    return emitter.final(final)

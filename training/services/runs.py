@@ -441,7 +441,10 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
         _finish(run, RunState.FAILED, error=f"The run could not start: {message}")
         return TrainingRun.objects.get(pk=run_id)
 
+    # PASSIVE: OpenMP threads sleep instead of spinning when idle; on a shared CPU host spinning
+    # threads slowed small-model training ~10x (measured: a 64x519 linear, 13 ms vs 0.8 ms).
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     writer = _MetricsWriter(run)
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     final: dict[str, Any] | None = None

@@ -1,0 +1,133 @@
+"""DPO runner on CPU with a tiny offline model: held-out preference accuracy of the implicit reward
+rises above chance and the held-out DPO loss falls; precomputed reference log-probs and LoRA run
+and save a full (merged) causal LM."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from training.runners import dpo
+from training.runners.configs import config_for
+
+pytestmark = pytest.mark.slow
+
+GOOD = [
+    "Yes. Good answer.",
+    "Thank you! That was helpful.",
+    "The capital of France is Paris.",
+    "Use sorted(items) to sort.",
+]
+BAD = [
+    "No. Bad answer.",
+    "I am sorry, but I cannot help with that request.",
+    "Maybe.",
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    from generation.tiny_model import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+
+
+def _pairs(path: Path, n: int, seed: int, conversational: bool = False) -> str:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        prompt, chosen, rejected = f"Question {seed}-{i}?", rng.choice(GOOD), rng.choice(BAD)
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)
+
+
+def _cfg(tiny, tmp_path, **extra):
+    values = {
+        "base_model": tiny,
+        "dataset_path": _pairs(tmp_path / "train.jsonl", 48, seed=1, conversational=True),
+        "eval_dataset_path": _pairs(tmp_path / "test.jsonl", 16, seed=2, conversational=True),
+        "output_dir": str(tmp_path / "dpo"),
+        "use_cpu": True,
+        "learning_rate": 1e-3,
+        "beta": 0.1,
+        "num_train_epochs": 2,
+        "per_device_train_batch_size": 8,
+        "max_length": 64,
+        "logging_steps": 2,
+    }
+    values.update(extra)
+    return config_for("dpo", values)
+
+
+def test_dpo_raises_held_out_preference_accuracy_and_lowers_the_loss(tiny, tmp_path):
+    lines = []
+
+    class Capture:
+        def write(self, text):
+            lines.append(text)
+
+        def flush(self):
+            pass
+
+    from training.runners.common import Emitter
+
+    metrics = dpo.run(_cfg(tiny, tmp_path), Emitter(stream=Capture()))
+    print("DPO:", {k: v for k, v in metrics.items() if k.startswith(("eval", "train"))})
+    # Before training the policy is the reference: every implicit reward is 0, the loss log(2).
+    assert metrics["eval_before_loss"] == pytest.approx(0.6931, abs=1e-3)
+    assert metrics["eval_loss"] < metrics["eval_before_loss"] - 0.1
+    assert metrics["eval_accuracy"] >= 0.75  # chance is 0.5
+    assert metrics["eval_margin"] > 0
+    events = [json.loads(x) for x in "".join(lines).splitlines()]
+    assert any(e["event"] == "metrics" and "loss" in e for e in events)
+    assert events[-1]["event"] == "final"
+    out = Path(metrics["output_dir"])
+    assert (out / "model.safetensors").is_file() and not (out / "checkpoints").exists()
+
+
+def test_dpo_with_precomputed_reference_and_lora_saves_a_merged_model(tiny, tmp_path):
+    from transformers import AutoModelForCausalLM
+
+    cfg = _cfg(
+        tiny,
+        tmp_path,
+        precompute_ref_log_probs=True,
+        use_lora=True,
+        lora_r=4,
+        lora_alpha=8,
+        learning_rate=5e-3,
+        max_steps=4,
+        dataset_path=_pairs(tmp_path / "train-std.jsonl", 24, seed=3),
+        eval_dataset_path=_pairs(tmp_path / "test-std.jsonl", 8, seed=4),
+    )
+    metrics = dpo.run(cfg)
+    assert metrics["precompute_ref_log_probs"] is True and metrics["lora"] is True
+    assert metrics["eval_loss"] < metrics["eval_before_loss"]
+    out = Path(metrics["output_dir"])
+    assert not (out / "adapter_config.json").exists()  # merged into the base weights
+    model = AutoModelForCausalLM.from_pretrained(out)
+    assert model.config.model_type == "llama"
