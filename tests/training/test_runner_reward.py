@@ -75,7 +75,8 @@ def test_reward_model_on_hh_rlhf_reaches_60_percent_held_out(tmp_path):
     from generation.tiny_model import build_tiny_model
 
     sample = require_shared(HH_SAMPLE)
-    rows = [json.loads(line) for line in gzip.open(sample, "rt", encoding="utf-8")]
+    with gzip.open(sample, "rt", encoding="utf-8") as fh:
+        rows = [json.loads(line) for line in fh]
     random.Random(0).shuffle(rows)
     train, held_out = rows[:1200], rows[1200:]
     train_path = _write(tmp_path / "train.jsonl", train)
