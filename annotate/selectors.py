@@ -255,3 +255,20 @@ def audit_events_for_project(*, project: Project, limit: int = 200):
         .select_related("actor")
         .order_by("-created_at", "-id")[:limit]
     )
+
+
+def guideline_ever_acknowledged(*, project: Project, user: AbstractBaseUser) -> bool:
+    """Has this user acknowledged any version of the project's guidelines (first visit or not)?"""
+    return GuidelineAck.objects.filter(guideline__project=project, user=user).exists()
+
+
+def active_labeler_count(*, project: Project) -> int:
+    from annotate.models import Role
+
+    return Membership.objects.filter(project=project, role=Role.LABELER, is_active=True).count()
+
+
+def guideline_ack_user_ids(*, guideline: Guideline | None) -> set[int]:
+    if guideline is None:
+        return set()
+    return set(GuidelineAck.objects.filter(guideline=guideline).values_list("user_id", flat=True))

@@ -275,7 +275,7 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
                 **nav,
                 "guideline": pending,
                 "body_html": render_markdown(pending.body),
-                "first_time": not _has_acked_any(project, request.user),
+                "first_time": not selectors.guideline_ever_acknowledged(project=project, user=request.user),
             },
         )
     try:
@@ -303,10 +303,6 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
         },
     }
     return render(request, "annotate/label.html", context)
-
-
-def _has_acked_any(project: Project, user) -> bool:
-    return Guideline.objects.filter(project=project, acks__user=user).exists()
 
 
 @login_required
@@ -532,7 +528,7 @@ def manage_progress(request: HttpRequest, slug: str) -> HttpResponse:
             "labelers": labelers,
             "active_labelers": active_labelers,
             "guideline": guideline,
-            "guideline_acks": guideline.acks.count() if guideline else 0,
+            "guideline_acks": len(selectors.guideline_ack_user_ids(guideline=guideline)),
         },
     )
 
@@ -621,9 +617,7 @@ def manage_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
             "current": current,
             "versions": selectors.guideline_versions(project=project),
             "preview_html": render_markdown(preview_source),
-            "labeler_count": Membership.objects.filter(
-                project=project, role=Role.LABELER, is_active=True
-            ).count(),
+            "labeler_count": selectors.active_labeler_count(project=project),
         },
     )
 
@@ -747,7 +741,7 @@ def manage_members(request: HttpRequest, slug: str) -> HttpResponse:
         form = MemberAddForm()
     memberships = list(selectors.memberships_for_project(project=project))
     guideline = selectors.guideline_current(project=project)
-    acked = set(guideline.acks.values_list("user_id", flat=True)) if guideline else set()
+    acked = selectors.guideline_ack_user_ids(guideline=guideline)
     return render(
         request,
         "annotate/manage/members.html",
