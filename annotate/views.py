@@ -60,11 +60,12 @@ from annotate.services.manage import (
 )
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
-SKIP_REASONS = [
-    ("expertise", "I don't have the expertise to judge this"),
-    ("unreadable", "The prompt or a response is broken or unreadable"),
-    ("uncomfortable", "I'm not comfortable with this content"),
-]
+# The reasons offered in the skip dialog (the labeler may also write their own).
+SKIP_REASONS = (
+    "I don't have the expertise to judge this",
+    "The prompt or a response is broken or unreadable",
+    "I'm not comfortable with this content",
+)
 MAX_JSON_BODY = 256 * 1024
 
 
@@ -230,7 +231,6 @@ def _task_context(assignment_id: int) -> dict:
         "dimensions": list(project.dimensions.all()),
         "scale": list(range(1, project.rating_scale_max + 1)),
         "is_pairwise": project.kind == TaskKind.PAIRWISE,
-        "skip_reasons": SKIP_REASONS,
     }
 
 
@@ -245,7 +245,6 @@ def _task_payload(project: Project, user, assignment: Assignment) -> dict:
         "expires_at": assignment.expires_at.isoformat(),
         "html": _render_task(assignment.pk),
         "guideline_pending": selectors.guideline_pending_ack(project=project, user=user) is not None,
-        "progress": _progress(project, user),
     }
 
 
@@ -286,20 +285,16 @@ def label(request: HttpRequest, slug: str) -> HttpResponse:
     context = {
         **nav,
         "task_html": _render_task(assignment.pk) if assignment else None,
-        "assignment": assignment,
         "progress": _progress(project, request.user),
+        "skip_reasons": SKIP_REASONS,
         "guideline": guideline,
         "guideline_html": render_markdown(guideline.body) if guideline else "",
         "is_pairwise": project.kind == TaskKind.PAIRWISE,
         "label_config": {
             "urls": _label_urls(project),
             "csrf": get_token(request),
-            "kind": project.kind,
             "allowTie": project.allow_tie,
             "allowBothBad": project.allow_both_bad,
-            "strength": project.strength_scale,
-            "allowRankTies": project.allow_rank_ties,
-            "homeUrl": reverse("annotate:home"),
         },
     }
     return render(request, "annotate/label.html", context)
