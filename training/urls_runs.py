@@ -1,8 +1,11 @@
 from django.urls import path
+from django.views.generic import RedirectView
 
 from training.views import runs
 
 urlpatterns = [
+    # The project nav links /training/<slug>/ ; runs are the training landing page.
+    path("<slug:slug>/", RedirectView.as_view(pattern_name="training:run_list"), name="training_home"),
     path("<slug:slug>/runs/", runs.run_list, name="run_list"),
     path("<slug:slug>/runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("<slug:slug>/runs/<int:run_id>/status.json", runs.run_status_json, name="run_status"),

@@ -1,0 +1,170 @@
+"""Training run pages and API: who may see them, the launch form, the run page (charts, escaped log,
+cancel, register), the JSON the page polls, and the REST endpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from annotate.services.projects import membership_add
+from training.models import MetricPoint, RunState, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def project(make_project):
+    return make_project()
+
+
+@pytest.fixture
+def researcher(project, make_user):
+    user = make_user()
+    membership_add(project=project, user=user, role="researcher")
+    return user
+
+
+@pytest.fixture
+def dataset():
+    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "pages.jsonl"
+    path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    return str(path)
+
+
+def _run(project, **extra) -> TrainingRun:
+    values = {"kind": "reward", "base_model": "tiny", "dataset_path": "/x.jsonl"}
+    values.update(extra)
+    return TrainingRun.objects.create(project=project, **values)
+
+
+def test_outsiders_get_404_and_labelers_403(client, project, make_user):
+    run = _run(project)
+    outsider = make_user()
+    client.force_login(outsider)
+    assert client.get(reverse("training:run_list", args=[project.slug])).status_code == 404
+    assert client.get(reverse("training:run_status", args=[project.slug, run.pk])).status_code == 404
+    labeler = make_user()
+    membership_add(project=project, user=labeler, role="labeler")
+    client.force_login(labeler)
+    assert client.get(reverse("training:run_list", args=[project.slug])).status_code == 403
+    assert client.post(reverse("training:run_cancel", args=[project.slug, run.pk])).status_code == 403
+    client.logout()
+    assert client.get(reverse("training:run_list", args=[project.slug])).status_code == 302
+
+
+def test_launch_form_creates_a_run_and_shows_errors(client, project, researcher, dataset, settings):
+    settings.PREFHUB_DATASET_DIRS = []
+    client.force_login(researcher)
+    url = reverse("training:run_list", args=[project.slug])
+    page = client.get(url)
+    assert (
+        page.status_code == 200
+        and b"Launch a run" in page.content
+        and b"precompute_ref_log_probs" in page.content
+    )
+    bad = client.post(url, {"kind": "reward", "base_model": "tiny", "config": "{not json"})
+    assert bad.status_code == 400 and b"Not valid JSON" in bad.content
+    no_data = client.post(url, {"kind": "reward", "base_model": "tiny"})
+    assert no_data.status_code == 400 and b"Choose an export" in no_data.content
+    # A dataset file is an API/CLI option; the form trains on exports.
+    from training.models import Export, ExportState
+
+    folder = Path(dataset).parent / "export-v1"
+    folder.mkdir(exist_ok=True)
+    (folder / "train.jsonl").write_text(Path(dataset).read_text())
+    export = Export.objects.create(
+        project=project, version=1, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
+    )
+    ok = client.post(
+        url,
+        {"kind": "reward", "base_model": "tiny", "export": export.pk, "config": '{"learning_rate": 0.001}'},
+    )
+    run = TrainingRun.objects.get(project=project)
+    assert ok.status_code == 302 and ok["Location"] == reverse(
+        "training:run_detail", args=[project.slug, run.pk]
+    )
+    assert run.export == export and run.config == {"learning_rate": 0.001} and run.created_by == researcher
+
+
+def test_run_page_charts_escaped_log_and_polling_json(client, project, researcher):
+    run = _run(project, state=RunState.RUNNING)
+    log = Path(settings.PREFHUB_DATA_DIR) / "runs" / "page.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text("step 1 <script>alert(1)</script>\n")
+    TrainingRun.objects.filter(pk=run.pk).update(
+        log_path=str(log), metrics={"latest": {"step": 3, "loss": 0.4}}
+    )
+    MetricPoint.objects.bulk_create(
+        [
+            MetricPoint(run=run, step=s, values={"loss": 1.0 / s, "accuracy": 0.5 + s / 10, "kl": 0.1 * s})
+            for s in (1, 2, 3)
+        ]
+    )
+    client.force_login(researcher)
+    page = client.get(reverse("training:run_detail", args=[project.slug, run.pk]))
+    html = page.content.decode()
+    assert page.status_code == 200
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "<script>alert(1)" not in html
+    assert html.count("<polyline") == 3  # loss, accuracy, KL
+    assert "js/training.js" in html and 'data-active="1"' in html
+    assert "Cancel run" in html and " style=" not in html
+    data = client.get(reverse("training:run_status", args=[project.slug, run.pk])).json()
+    assert data["state"] == "running" and data["active"] is True
+    assert data["charts_html"].count("<polyline") == 3
+    assert data["log"].startswith("step 1 <script>")  # raw text: the page's JS sets it as textContent
+    assert data["metrics"]["latest"]["loss"] == 0.4
+
+
+def test_cancel_and_register_buttons(client, project, researcher):
+    queued = _run(project)
+    client.force_login(researcher)
+    client.post(reverse("training:run_cancel", args=[project.slug, queued.pk]))
+    queued.refresh_from_db()
+    assert queued.state == RunState.CANCELLED
+    out = Path(settings.PREFHUB_DATA_DIR) / "models" / "page-ppo"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text("{}")
+    done = _run(project, kind="ppo", state=RunState.DONE, output_path=str(out))
+    page = client.get(reverse("training:run_detail", args=[project.slug, done.pk]))
+    assert b"Register as a generation endpoint" in page.content
+    client.post(reverse("training:run_register", args=[project.slug, done.pk]), {"name": "my-ppo-policy"})
+    done.refresh_from_db()
+    assert done.registered_endpoint.name == "my-ppo-policy"
+    page = client.get(reverse("training:run_detail", args=[project.slug, done.pk]))
+    assert b"Register as a generation endpoint" not in page.content and b"my-ppo-policy" in page.content
+
+
+def test_api_create_list_status_cancel(client, project, researcher, dataset, make_user):
+    client.force_login(researcher)
+    base = f"/api/v1/projects/{project.slug}/runs/"
+    created = client.post(
+        base,
+        {"kind": "dpo", "base_model": "tiny", "dataset_path": dataset, "config": {"beta": 0.2}},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert body["state"] == "queued" and body["config"] == {"beta": 0.2}
+    bad = client.post(
+        base,
+        {"kind": "dpo", "base_model": "tiny", "dataset_path": dataset, "config": {"bta": 1}},
+        content_type="application/json",
+    )
+    assert bad.status_code == 400 and bad.json()["field"] == "config"
+    listing = client.get(base).json()
+    assert listing["count"] == 1 and listing["results"][0]["id"] == body["id"]
+    MetricPoint.objects.create(run_id=body["id"], step=1, values={"loss": 0.5})
+    status = client.get(f"{base}{body['id']}/?points=1").json()
+    assert status["points"][0]["loss"] == 0.5
+    cancelled = client.post(f"{base}{body['id']}/cancel/")
+    assert cancelled.status_code == 200 and cancelled.json()["state"] == "cancelled"
+    again = client.post(f"{base}{body['id']}/cancel/")
+    assert again.status_code == 409
+    client.force_login(make_user())
+    assert client.get(base).status_code == 404
