@@ -12,6 +12,7 @@ urlpatterns = [
     path("projects/<slug:slug>/label/<int:assignment_id>/submit/", views.label_submit, name="label_submit"),
     path("projects/<slug:slug>/label/<int:assignment_id>/skip/", views.label_skip, name="label_skip"),
     path("projects/<slug:slug>/label/<int:assignment_id>/undo/", views.label_undo, name="label_undo"),
+    path("projects/<slug:slug>/label/<int:assignment_id>/renew/", views.label_renew, name="label_renew"),
     path("projects/<slug:slug>/guidelines/", views.guidelines, name="guidelines"),
     path("projects/<slug:slug>/guidelines/current.json", views.guideline_current, name="guideline_current"),
     path("projects/<slug:slug>/guidelines/ack/", views.guideline_ack, name="guideline_ack"),

@@ -48,6 +48,7 @@ from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
     annotation_undo,
+    assignment_renew,
     assignment_skip,
     task_claim_next,
 )
@@ -255,6 +256,7 @@ def _label_urls(project: Project) -> dict:
         "submit": reverse("annotate:label_submit", args=[slug, 0]),
         "skip": reverse("annotate:label_skip", args=[slug, 0]),
         "undo": reverse("annotate:label_undo", args=[slug, 0]),
+        "renew": reverse("annotate:label_renew", args=[slug, 0]),
         "guideline": reverse("annotate:guideline_current", args=[slug]),
         "ack": reverse("annotate:guideline_ack", args=[slug]),
     }
@@ -423,6 +425,16 @@ def label_undo(request: HttpRequest, slug: str, assignment_id: int) -> JsonRespo
             "progress": _progress(project, request.user),
         }
     )
+
+
+@login_required
+@require_POST
+@json_endpoint
+def label_renew(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
+    project, _ = _project_for(request, slug, "label")
+    assignment = _own_assignment(project, request.user, assignment_id)
+    assignment = assignment_renew(assignment_id=assignment.pk, labeler=request.user)
+    return JsonResponse({"ok": True, "expires_at": assignment.expires_at.isoformat()})
 
 
 # --- guidelines (labeler side) ----------------------------------------------------------------------

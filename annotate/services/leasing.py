@@ -465,3 +465,17 @@ def assignments_release(*, project: Project, labeler: AbstractBaseUser, now: dat
         )
         _release_claims(Counter(task_id for _, task_id in rows))
     return len(rows)
+
+
+def assignment_renew(
+    *, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None
+) -> Assignment:
+    """Restart a live lease's clock (a full TTL from now): used when a prefetched task comes on
+    screen, so the time it waited behind the current task does not count against the labeler."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
+        _check_live(assignment, now)
+        assignment.expires_at = now + timedelta(seconds=assignment.task.project.lease_ttl_seconds)
+        assignment.save(update_fields=["expires_at"])
+    return assignment

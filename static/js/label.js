@@ -258,17 +258,26 @@
   function showLoading() { slot.replaceChildren(); loading.hidden = false; }
   function hideLoading() { loading.hidden = true; }
 
+  // A prefetched task's lease ran while it waited: restart its clock when it comes on screen.
+  function renew(task) {
+    post(actionUrl(cfg.urls.renew, task.id), {})
+      .then(function (r) {
+        if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
+      })
+      .catch(function () { /* the lease note warns before it runs out */ });
+  }
+
   function advance() {
     if (current) current.timer.pause();
     var dropped = [];
     var next = takeQueued(dropped);
-    if (next) { show(next); prefetch(); return Promise.resolve(); }
+    if (next) { show(next); renew(next); prefetch(); return Promise.resolve(); }
     current = null;
     showLoading();
     return Promise.resolve(inflight)
       .then(function () {
         var t = takeQueued(dropped);
-        if (t) return t;
+        if (t) { renew(t); return t; }
         return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
           if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
           if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }

@@ -314,3 +314,19 @@ def test_leases_expire_sweep_counts(make_project, labeler_in):
     assert leases_expire(now=now + timedelta(seconds=10)) == 0
     assert leases_expire(now=now + timedelta(seconds=31)) == 3
     assert sum(Task.objects.values_list("claims", flat=True)) == 0
+
+
+def test_renew_restarts_the_clock_of_a_live_lease_only(make_project, labeler_in):
+    from annotate.services.leasing import assignment_renew
+
+    project = make_project(lease_ttl_seconds=60)
+    add_tasks(project, prompts=2)
+    alice, bob = labeler_in(project), labeler_in(project)
+    now = timezone.now()
+    lease = task_claim_next(project=project, labeler=alice, now=now)
+    renewed = assignment_renew(assignment_id=lease.pk, labeler=alice, now=now + timedelta(seconds=50))
+    assert renewed.expires_at == now + timedelta(seconds=110)
+    with pytest.raises(Forbidden):
+        assignment_renew(assignment_id=lease.pk, labeler=bob, now=now + timedelta(seconds=51))
+    with pytest.raises(LeaseExpired):
+        assignment_renew(assignment_id=lease.pk, labeler=alice, now=now + timedelta(seconds=111))
