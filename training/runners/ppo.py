@@ -148,6 +148,14 @@ class PolicyWithValueHead:
         return _PolicyValue(policy, value_model)
 
 
+def _disable_dropout(model) -> None:
+    from torch import nn
+
+    for module in model.modules():
+        if isinstance(module, nn.Dropout):
+            module.p = 0.0
+
+
 def _positions(mask):
     return (mask.cumsum(1) - 1).clamp(min=0)
 
@@ -190,6 +198,7 @@ class PPORunner:
         self.stop_id = self.tokenizer.convert_tokens_to_ids(stop)
 
         policy = load_causal_lm(cfg.base_model, self.tokenizer)
+        _disable_dropout(policy)  # rollout and update log-probs must agree (ratio 1 before any step)
         if cfg.gradient_checkpointing:
             policy.gradient_checkpointing_enable()
         self.ref = load_causal_lm(cfg.base_model, self.tokenizer, role="reference").to(self.device).eval()
@@ -210,6 +219,7 @@ class PPORunner:
             except (OSError, ValueError) as exc:
                 raise ModelError(f"Cannot load the value model {cfg.value_model!r}: {exc}") from exc
             check_tokenizer_fits(self.tokenizer, value_model, cfg.value_model)
+            _disable_dropout(value_model)
         model = PolicyWithValueHead.build(policy, value_model)
         value_params = [p for n, p in model.named_parameters() if not n.startswith("policy.")]
         policy_params = [p for n, p in model.named_parameters() if n.startswith("policy.")]
