@@ -1,10 +1,11 @@
 """Reward model runner on CPU with tiny models built offline.
 
 The headline test trains on the shared HH-RLHF sample (harmless-base): 1,200 pairs for training,
-300 held out. The model is a one-layer Llama (hidden 64) over a 4,096-token BPE tokenizer trained
+300 held out. The model is a one-layer Llama (hidden 32) over a 2,048-token BPE tokenizer trained
 on the training text; pairs are cut to 64 tokens (the end of the prompt and the start of the reply),
-two epochs at lr 2e-3. What it can learn there is mostly surface signal (length, refusal words);
-a bag-of-words logistic regression reaches 60-65% on the same split.
+three epochs at lr 3e-3. What it can learn there is mostly surface signal (length, refusal words);
+a bag-of-words logistic regression reaches 60-65% on the same split. Measured over four seeds of
+this set-up: 63.3%, 64.7%, 61.3%, 61.3% held-out pair accuracy (seed 0 is the one tested).
 
 Bad input: empty and single-class data, a tokenizer that does not fit the model, a reward model
 given as a DPO policy; each fails with a clear message.
@@ -85,14 +86,22 @@ def test_reward_model_on_hh_rlhf_reaches_60_percent_held_out(tmp_path):
     for r in train:
         chosen, rejected = parse_hh_transcript(r["chosen"]), parse_hh_transcript(r["rejected"])
         texts += [chosen[-2]["content"], chosen[-1]["content"], rejected[-1]["content"]]
-    base = build_tiny_model(tmp_path / "base", texts=texts, vocab_size=4096, num_hidden_layers=1)
+    base = build_tiny_model(
+        tmp_path / "base",
+        texts=texts,
+        vocab_size=2048,
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=1,
+    )
 
     cfg = _cfg(
         str(base),
         train_path,
         tmp_path / "rm",
         eval_dataset_path=test_path,
-        num_train_epochs=2,
+        learning_rate=3e-3,
+        num_train_epochs=3,
         per_device_train_batch_size=32,
         lr_scheduler_type="cosine",
         warmup_steps=0.05,
@@ -226,3 +235,23 @@ def test_module_entry_point_prints_an_error_line_and_exits_1(tiny, tmp_path):
         cwd=Path(__file__).resolve().parents[2],
     )
     assert proc.returncode == 2 and "Unknown reward option" in proc.stdout
+
+
+@pytest.mark.django_db
+def test_train_command_prints_a_final_json_line(tiny, tmp_path, capsys):
+    from django.core.management import CommandError, call_command
+
+    data = _write(
+        tmp_path / "pairs.jsonl", [{"prompt": f"Q{i}?", "chosen": "Yes", "rejected": "No"} for i in range(8)]
+    )
+    out = tmp_path / "rm"
+    call_command(
+        "train", "reward", "--dataset", data, "--base-model", tiny, "--out", str(out),
+        "--config", '{"max_steps": 2, "use_cpu": true, "learning_rate": 0.001}',
+    )  # fmt: skip
+    last = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert last["event"] == "final" and last["output_dir"] == str(out) and "eval_accuracy" in last
+    with pytest.raises(CommandError, match="reward_model is required"):
+        call_command("train", "ppo", "--dataset", data, "--base-model", tiny, "--out", str(tmp_path / "p"))
+    with pytest.raises(CommandError, match="already exists"):
+        call_command("train", "reward", "--dataset", data, "--base-model", tiny, "--out", str(out))

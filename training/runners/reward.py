@@ -57,7 +57,8 @@ def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
         "save_strategy": "no",
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
-        **({"gradient_checkpointing": True} if cfg.gradient_checkpointing else {}),
+        # TRL turns gradient checkpointing on by default (its deprecated name); say what we want.
+        "activation_checkpointing": cfg.gradient_checkpointing,
     }
 
 
