@@ -37,7 +37,7 @@
   // --- small helpers ------------------------------------------------------------------------
 
   function actionUrl(template, id) {
-    return template.replace(/\/0\/(submit|skip|undo)\/$/, "/" + id + "/$1/");
+    return template.replace(/\/0\/(submit|skip|undo|renew)\/$/, "/" + id + "/$1/");
   }
 
   // How many requests are in flight, on <html data-pending>: lets tests (and people debugging)
@@ -259,8 +259,9 @@
   function hideLoading() { loading.hidden = true; }
 
   // A prefetched task's lease ran while it waited: restart its clock when it comes on screen.
+  // Requests from this page go one after another (renew, then prefetch).
   function renew(task) {
-    post(actionUrl(cfg.urls.renew, task.id), {})
+    return post(actionUrl(cfg.urls.renew, task.id), {})
       .then(function (r) {
         if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
       })
@@ -271,13 +272,13 @@
     if (current) current.timer.pause();
     var dropped = [];
     var next = takeQueued(dropped);
-    if (next) { show(next); renew(next); prefetch(); return Promise.resolve(); }
+    if (next) { show(next); return renew(next).then(prefetch); }
     current = null;
     showLoading();
     return Promise.resolve(inflight)
       .then(function () {
         var t = takeQueued(dropped);
-        if (t) { renew(t); return t; }
+        if (t) return renew(t).then(function () { return t; });
         return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
           if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
           if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
