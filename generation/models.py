@@ -106,3 +106,67 @@ class GenerationJob(models.Model):
 
     def __str__(self) -> str:
         return f"generation job {self.pk} ({self.state})"
+
+
+class BatchState(models.TextChoices):
+    PENDING = "pending", "Pending"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class GenerationBatch(models.Model):
+    """A unit of work for one Celery task: some prompts of a job x one endpoint.
+
+    Its ``state`` leaves ``pending`` exactly once, in the same transaction that writes its
+    candidates and failures and bumps the job's counters, so a retried or redelivered batch finds
+    it finished and writes nothing twice.
+    """
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="batches")
+    endpoint = models.ForeignKey(ModelEndpoint, on_delete=models.CASCADE, related_name="+")
+    index = models.PositiveIntegerField(help_text="Position within the job; also offsets the sampling seed.")
+    prompt_ids = models.JSONField(default=list)
+    state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.PENDING)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started this batch.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["job", "index"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "index"], name="generationbatch_unique_index"),
+            models.CheckConstraint(
+                condition=Q(state__in=BatchState.values), name="generationbatch_state_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "state"])]
+
+    def __str__(self) -> str:
+        return f"batch {self.index} of job {self.job_id} ({self.state})"
+
+
+class GenerationFailure(models.Model):
+    """Why one (prompt, endpoint) unit of a job produced no candidates."""
+
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="failures")
+    prompt = models.ForeignKey(
+        "annotate.Prompt", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    endpoint = models.ForeignKey(
+        ModelEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    message = models.TextField()
+    attempts = models.PositiveSmallIntegerField(default=1)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["job", "prompt", "endpoint"], name="generationfailure_unique_unit"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"failure in job {self.job_id}: {self.message[:60]}"

@@ -1,5 +1,16 @@
-from django.urls import path  # noqa: F401
+"""Researchers' generation pages, mounted at /generation/."""
+
+from django.urls import path
+
+from generation import views
 
 app_name = "generation"
 
-urlpatterns: list = []
+urlpatterns = [
+    path("<slug:slug>/", views.project_home, name="home"),
+    path("<slug:slug>/endpoints/new/", views.endpoint_new, name="endpoint_new"),
+    path("<slug:slug>/jobs/new/", views.job_new, name="job_new"),
+    path("<slug:slug>/jobs/<int:job_id>/", views.job_detail, name="job_detail"),
+    path("<slug:slug>/jobs/<int:job_id>/status.json", views.job_status_json, name="job_status"),
+    path("<slug:slug>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
+]

@@ -1,0 +1,192 @@
+"""REST API for generation (config/api_urls.py includes ``urlpatterns`` under /api/v1/).
+
+    GET  projects/<slug>/generation/endpoints/   endpoints the project may use
+    POST projects/<slug>/generation/endpoints/   register one (project-scoped)
+    GET  projects/<slug>/generation/jobs/        the project's jobs, newest first
+    POST projects/<slug>/generation/jobs/        create a job (enqueued at once)
+    GET  generation/jobs/<id>/                   a job's settings, progress and failures
+    POST generation/jobs/<id>/cancel/            cancel a queued or running job
+
+Every call needs the "research" capability in the project (404 outside it, 403 for other roles);
+service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
+"""
+
+from __future__ import annotations
+
+from django.urls import path
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from annotate import selectors as annotate_selectors
+from annotate.errors import InvalidInput, NotFound, ServiceError
+from annotate.models import Project
+from annotate.permissions import require_capability
+from generation import selectors, services
+from generation.models import Backend, GenerationJob, ModelEndpoint, TaskMode
+
+
+def _project(request: Request, slug: str) -> Project:
+    project = annotate_selectors.project_get(slug=slug)
+    if project is None:
+        raise NotFound("No such project.")
+    require_capability(user=request.user, project=project, capability="research")
+    return project
+
+
+def _job(request: Request, job_id: int) -> GenerationJob:
+    job = selectors.job_get(job_id=job_id)
+    if job is None:
+        raise NotFound("No such generation job.")
+    require_capability(user=request.user, project=job.project, capability="research")
+    return job
+
+
+def endpoint_data(endpoint: ModelEndpoint) -> dict:
+    return {
+        "id": endpoint.pk,
+        "name": endpoint.name,
+        "backend": endpoint.backend,
+        "model": endpoint.model,
+        "config": endpoint.config,
+        "default_sampling": endpoint.default_sampling,
+        "project": endpoint.project.slug if endpoint.project_id and endpoint.project else None,
+        "is_active": endpoint.is_active,
+        "created_at": endpoint.created_at.isoformat(),
+    }
+
+
+def job_data(job: GenerationJob, *, with_failures: bool = False) -> dict:
+    data = {
+        "id": job.pk,
+        "project": job.project.slug,
+        "endpoints": [e.name for e in job.endpoints.all()],
+        "k": job.k,
+        "prompt_filter": job.prompt_filter,
+        "sampling": job.sampling,
+        "task_mode": job.task_mode,
+        "pairs_per_prompt": job.pairs_per_prompt,
+        "batch_size": job.batch_size,
+        "created_at": job.created_at.isoformat(),
+        "created_by": job.created_by.get_username() if job.created_by else None,
+        **selectors.job_status(job=job),
+    }
+    if with_failures:
+        data["failures"] = [
+            {
+                "prompt": f.prompt_id,
+                "prompt_external_id": f.prompt.external_id if f.prompt else None,
+                "endpoint": f.endpoint.name if f.endpoint else None,
+                "message": f.message,
+                "attempts": f.attempts,
+            }
+            for f in selectors.job_failures(job=job, limit=1000)
+        ]
+    return data
+
+
+class ServiceErrorsMixin:
+    """ServiceError (NotFound, Forbidden, InvalidInput, Conflict...) -> its 4xx JSON body."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, ServiceError):
+            return Response(exc.as_dict(), status=exc.status_code)
+        return super().handle_exception(exc)  # type: ignore[misc]
+
+
+class EndpointInput(serializers.Serializer):
+    name = serializers.CharField(max_length=100)
+    backend = serializers.ChoiceField(choices=Backend.choices)
+    model = serializers.CharField(max_length=500)
+    config = serializers.DictField(required=False, default=dict)
+    default_sampling = serializers.DictField(required=False, default=dict)
+
+
+class JobInput(serializers.Serializer):
+    endpoints = serializers.ListField(
+        child=serializers.CharField(max_length=100), min_length=1, max_length=16
+    )
+    k = serializers.IntegerField(min_value=1, max_value=64, default=2)
+    prompt_filter = serializers.DictField(required=False, default=dict)
+    sampling = serializers.DictField(required=False, default=dict)
+    task_mode = serializers.ChoiceField(
+        choices=TaskMode.choices, required=False, allow_null=True, default=None
+    )
+    pairs_per_prompt = serializers.IntegerField(
+        min_value=1, max_value=1000, required=False, allow_null=True, default=None
+    )
+    batch_size = serializers.IntegerField(min_value=1, max_value=256, default=16)
+
+
+def _valid(serializer_class, data) -> dict:
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        field, errors = next(iter(serializer.errors.items()))
+        message = errors[0] if isinstance(errors, list) and errors else str(errors)
+        raise InvalidInput(f"{field}: {message}", field=field, details=serializer.errors)
+    return serializer.validated_data
+
+
+OPAQUE = inline_serializer("GenerationObject", fields={"id": serializers.IntegerField()})
+
+
+class EndpointListCreateApi(ServiceErrorsMixin, APIView):
+    @extend_schema(responses={200: OPAQUE}, operation_id="generation_endpoints_list")
+    def get(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        endpoints = selectors.endpoints_for_project(project=project).select_related("project")
+        return Response({"results": [endpoint_data(e) for e in endpoints]})
+
+    @extend_schema(request=EndpointInput, responses={201: OPAQUE}, operation_id="generation_endpoints_create")
+    def post(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        data = _valid(EndpointInput, request.data)
+        endpoint = services.endpoint_create(project=project, created_by=request.user, **data)
+        return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
+
+
+class JobListCreateApi(ServiceErrorsMixin, APIView):
+    @extend_schema(responses={200: OPAQUE}, operation_id="generation_jobs_list")
+    def get(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        jobs = selectors.jobs_for_project(project=project)[:200]
+        return Response({"results": [job_data(job) for job in jobs]})
+
+    @extend_schema(request=JobInput, responses={201: OPAQUE}, operation_id="generation_jobs_create")
+    def post(self, request: Request, slug: str) -> Response:
+        project = _project(request, slug)
+        data = dict(_valid(JobInput, request.data))
+        names = list(dict.fromkeys(data.pop("endpoints")))
+        endpoints = list(selectors.endpoints_for_project(project=project).filter(name__in=names))
+        missing = sorted(set(names) - {e.name for e in endpoints})
+        if missing:
+            raise InvalidInput(f"Unknown endpoint(s): {', '.join(missing)}.", field="endpoints")
+        job = services.job_create(project=project, endpoints=endpoints, created_by=request.user, **data)
+        return Response(job_data(job), status=status.HTTP_201_CREATED)
+
+
+class JobDetailApi(ServiceErrorsMixin, APIView):
+    @extend_schema(responses={200: OPAQUE}, operation_id="generation_job_detail")
+    def get(self, request: Request, job_id: int) -> Response:
+        return Response(job_data(_job(request, job_id), with_failures=True))
+
+
+class JobCancelApi(ServiceErrorsMixin, APIView):
+    @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")
+    def post(self, request: Request, job_id: int) -> Response:
+        job = services.job_cancel(job=_job(request, job_id), cancelled_by=request.user)
+        return Response(job_data(job))
+
+
+urlpatterns = [
+    path(
+        "projects/<slug:slug>/generation/endpoints/",
+        EndpointListCreateApi.as_view(),
+        name="generation-api-endpoints",
+    ),
+    path("projects/<slug:slug>/generation/jobs/", JobListCreateApi.as_view(), name="generation-api-jobs"),
+    path("generation/jobs/<int:job_id>/", JobDetailApi.as_view(), name="generation-api-job"),
+    path("generation/jobs/<int:job_id>/cancel/", JobCancelApi.as_view(), name="generation-api-job-cancel"),
+]

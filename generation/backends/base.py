@@ -1,0 +1,230 @@
+"""What every generation backend shares: sampling parameters, results, errors, the protocol.
+
+A backend turns conversations (lists of ``{"role", "content"}`` turns) into ``n`` sampled
+responses each. All backends take the same :class:`SamplingParams` and return the same shape:
+one entry per conversation, in order, which is either a list of ``n`` :class:`Generation` or a
+:class:`PromptError` saying why that conversation could not be generated (too long for the
+model, refused by the server...). One bad prompt never stops the others.
+
+Errors that concern the whole endpoint (a model that cannot be loaded, a tokenizer without a chat
+template, vLLM not installed, an API key the server refuses) raise :class:`BackendConfigError`;
+a server that is down or overloaded after the backend's own retries raises, per prompt, a
+``PromptError`` with ``transient=True`` so the caller may retry the batch later.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+FINISH_STOP = "stop"
+FINISH_LENGTH = "length"
+
+MAX_N = 64
+MAX_NEW_TOKENS = 32768
+MAX_STOP_STRINGS = 8
+MAX_STOP_LENGTH = 200
+MAX_SEED = 2**63 - 1
+
+
+class BackendError(Exception):
+    """Base class of generation backend errors; ``str(exc)`` is fit to show a researcher."""
+
+
+class BackendConfigError(BackendError):
+    """The endpoint cannot work as configured (model missing, no chat template, bad key...)."""
+
+
+class TransientBackendError(BackendError):
+    """The backend may succeed if the same work is tried again later (server down, overloaded)."""
+
+
+class InvalidSamplingParams(ValueError):
+    """Sampling parameters out of range; ``field`` names the offending one."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PromptError(BackendError):
+    """One conversation could not be generated. Returned in place of its generations."""
+
+    def __init__(self, message: str, *, transient: bool = False) -> None:
+        super().__init__(message)
+        self.message = message
+        self.transient = transient
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, PromptError) and (self.message, self.transient) == (
+            other.message,
+            other.transient,
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.message, self.transient))
+
+
+def _number(value: Any, name: str, *, integer: bool = False) -> float | int:
+    """A finite number (numeric strings from forms accepted); a whole one when ``integer``."""
+    if isinstance(value, str):
+        try:
+            value = float(value.strip())
+        except ValueError:
+            raise InvalidSamplingParams(f"{name} must be a number.", field=name) from None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidSamplingParams(f"{name} must be a number.", field=name)
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:
+        finite = False
+    if not finite:
+        raise InvalidSamplingParams(f"{name} must be a finite number.", field=name)
+    if integer:
+        if int(value) != value:
+            raise InvalidSamplingParams(f"{name} must be a whole number.", field=name)
+        return int(value)
+    return float(value)
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to sample. Validated on construction (raises :class:`InvalidSamplingParams`).
+
+    ``temperature`` 0 means greedy decoding; ``top_k`` None (or 0) means no top-k cut;
+    ``seed`` None means unseeded; ``n`` samples per conversation; ``stop`` strings end a response
+    (the stop string itself is not part of the text, as with OpenAI and vLLM).
+    """
+
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int | None = None
+    max_new_tokens: int = 256
+    seed: int | None = None
+    n: int = 1
+    stop: tuple[str, ...] = field(default_factory=tuple)
+
+    FIELDS = ("temperature", "top_p", "top_k", "max_new_tokens", "seed", "n", "stop")
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        temperature = _number(self.temperature, "temperature")
+        if not 0.0 <= temperature <= 5.0:
+            raise InvalidSamplingParams("temperature must be between 0 and 5.", field="temperature")
+        set_(self, "temperature", temperature)
+        top_p = _number(self.top_p, "top_p")
+        if not 0.0 < top_p <= 1.0:
+            raise InvalidSamplingParams("top_p must be above 0 and at most 1.", field="top_p")
+        set_(self, "top_p", top_p)
+        if self.top_k is not None:
+            top_k = _number(self.top_k, "top_k", integer=True)
+            if top_k < 0:
+                raise InvalidSamplingParams("top_k must be 0 (off) or a positive number.", field="top_k")
+            set_(self, "top_k", top_k or None)
+        max_new = _number(self.max_new_tokens, "max_new_tokens", integer=True)
+        if not 1 <= max_new <= MAX_NEW_TOKENS:
+            raise InvalidSamplingParams(
+                f"max_new_tokens must be between 1 and {MAX_NEW_TOKENS}.", field="max_new_tokens"
+            )
+        set_(self, "max_new_tokens", max_new)
+        if self.seed is not None:
+            seed = _number(self.seed, "seed", integer=True)
+            if not 0 <= seed <= MAX_SEED:
+                raise InvalidSamplingParams("seed must be a non-negative 63-bit number.", field="seed")
+            set_(self, "seed", seed)
+        n = _number(self.n, "n", integer=True)
+        if not 1 <= n <= MAX_N:
+            raise InvalidSamplingParams(f"n must be between 1 and {MAX_N}.", field="n")
+        set_(self, "n", n)
+        stop = self.stop
+        if stop is None:
+            stop = ()
+        if isinstance(stop, str):
+            stop = (stop,)
+        if not isinstance(stop, list | tuple) or not all(isinstance(s, str) and s for s in stop):
+            raise InvalidSamplingParams("stop must be a list of non-empty strings.", field="stop")
+        if len(stop) > MAX_STOP_STRINGS or any(len(s) > MAX_STOP_LENGTH for s in stop):
+            raise InvalidSamplingParams(
+                f"At most {MAX_STOP_STRINGS} stop strings of at most {MAX_STOP_LENGTH} characters.",
+                field="stop",
+            )
+        set_(self, "stop", tuple(dict.fromkeys(stop)))
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature == 0.0
+
+    @classmethod
+    def from_dict(cls, values: Mapping[str, Any] | None, **overrides: Any) -> SamplingParams:
+        """Build from a JSON mapping (unknown keys refused), then apply ``overrides``."""
+        merged = {**dict(values or {}), **overrides}
+        unknown = sorted(set(merged) - set(cls.FIELDS))
+        if unknown:
+            raise InvalidSamplingParams(
+                f"Unknown sampling parameter(s): {', '.join(unknown)}. Known: {', '.join(cls.FIELDS)}.",
+                field=unknown[0],
+            )
+        return cls(**{k: v for k, v in merged.items() if not (k == "stop" and v is None)})
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["stop"] = list(self.stop)
+        return data
+
+    def replace(self, **changes: Any) -> SamplingParams:
+        return SamplingParams.from_dict(self.to_dict(), **changes)
+
+
+@dataclass(frozen=True)
+class Generation:
+    """One sampled response. ``finish_reason`` is "stop" (end of turn or a stop string) or
+    "length" (ran into max_new_tokens or the model's context). Token counts may be None where
+    the backend cannot know them (an OpenAI-compatible server answering n > 1 in one response)."""
+
+    text: str
+    finish_reason: str
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+
+
+GenerateResult = list["list[Generation] | PromptError"]
+
+
+@runtime_checkable
+class Backend(Protocol):
+    """What the generation service needs of a backend."""
+
+    #: what candidates record as ``model_name`` / ``model_version``
+    model_name: str
+    model_version: str
+
+    def generate(
+        self, conversations: list[list[dict]], params: SamplingParams
+    ) -> list[list[Generation] | PromptError]:
+        """``params.n`` generations per conversation, in order; a PromptError in place of a
+        conversation that failed on its own."""
+        ...
+
+
+def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:
+    """Cut ``text`` at the earliest stop string (excluded). Returns (text, whether one was found)."""
+    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
+    if cut < 0:
+        return text, False
+    return text[:cut], True
+
+
+def check_conversation(conversation: object) -> list[dict]:
+    """A conversation is a non-empty list of {"role": str, "content": str} turns."""
+    if not isinstance(conversation, list) or not conversation:
+        raise PromptError("The prompt has no messages.")
+    for turn in conversation:
+        if (
+            not isinstance(turn, dict)
+            or not isinstance(turn.get("role"), str)
+            or not isinstance(turn.get("content"), str)
+        ):
+            raise PromptError('Each message must be {"role": str, "content": str}.')
+    return conversation

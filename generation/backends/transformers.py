@@ -1,0 +1,273 @@
+"""Hugging Face transformers backend: AutoModelForCausalLM + AutoTokenizer on CPU or GPU.
+
+Conversations go through the tokenizer's chat template, are sorted by length and generated in
+left-padded micro-batches of at most ``batch_size`` sequences (prompts x samples) with
+``num_return_sequences=n``. Each micro-batch is seeded with ``torch.manual_seed(seed + i)`` so a
+batch is reproducible. Stop strings end generation early (transformers' StopStringCriteria) and
+are cut from the text. A prompt that leaves no room in the model's context fails on its own.
+
+torch and transformers are imported when a backend is built, never at module import.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+from generation.backends.base import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    BackendConfigError,
+    Generation,
+    PromptError,
+    SamplingParams,
+    check_conversation,
+    truncate_at_stop,
+)
+
+DTYPES = ("auto", "float32", "float16", "bfloat16")
+CONFIG_KEYS = ("device", "dtype", "batch_size", "max_model_len", "local_files_only", "threads")
+
+
+def validate_config(config: dict) -> dict:
+    """Check an endpoint's ``config`` for this backend; returns it normalised. Raises ValueError."""
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(
+            f"Unknown transformers setting(s): {', '.join(unknown)}. Known: {', '.join(CONFIG_KEYS)}."
+        )
+    out = dict(config)
+    device = str(out.get("device", "cpu"))
+    if not (
+        device in ("cpu", "cuda", "auto", "mps") or (device.startswith("cuda:") and device[5:].isdigit())
+    ):
+        raise ValueError("device must be cpu, cuda, cuda:N, mps or auto.")
+    out["device"] = device
+    if str(out.get("dtype", "auto")) not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}.")
+    _check_int(out, "batch_size", 1, 1024, "batch_size (sequences per forward pass)")
+    _check_int(out, "max_model_len", 2, 10_000_000, "max_model_len (tokens)")
+    _check_int(out, "threads", 1, 256, "threads (CPU threads for torch)")
+    if "local_files_only" in out and not isinstance(out["local_files_only"], bool):
+        raise ValueError("local_files_only must be true or false.")
+    return out
+
+
+def _check_int(config: dict, key: str, low: int, high: int, what: str) -> None:
+    value = config.get(key)
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise ValueError(f"{what} must be a whole number between {low} and {high}.")
+
+
+def model_version_of(model: str, commit_hash: str | None = None) -> str:
+    """A short fingerprint of a local model folder (config + weight file names and sizes), or the
+    hub commit hash, so candidates say exactly which weights wrote them."""
+    path = Path(model)
+    if path.is_dir():
+        digest = hashlib.sha256()
+        config = path / "config.json"
+        if config.exists():
+            digest.update(config.read_bytes())
+        for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
+            digest.update(f"{f.name}:{f.stat().st_size}".encode())
+        return "sha256:" + digest.hexdigest()[:16]
+    return commit_hash or ""
+
+
+class TransformersBackend:
+    def __init__(
+        self,
+        model: str,
+        *,
+        device: str = "cpu",
+        dtype: str = "auto",
+        batch_size: int = 32,
+        max_model_len: int | None = None,
+        local_files_only: bool = False,
+        threads: int | None = None,
+    ) -> None:
+        try:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+        except ImportError as exc:  # pragma: no cover - both are in requirements.txt
+            raise BackendConfigError(f"transformers/torch are not installed on this worker: {exc}") from exc
+
+        if threads:
+            # Several worker processes on one CPU each spinning up all cores' threads slow each
+            # other down badly; give each its share.
+            torch.set_num_threads(threads)
+        if device == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if device.startswith("cuda") and not torch.cuda.is_available():
+            raise BackendConfigError(f"device {device!r} was asked for, but this worker has no CUDA GPU.")
+        self.device = device
+        self.batch_size = batch_size
+        self.model_name = model
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local_files_only)
+        except Exception as exc:
+            raise BackendConfigError(
+                f"Could not load the tokenizer of {model!r}: {_first_line(exc)}"
+            ) from exc
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise BackendConfigError(
+                f"The tokenizer of {model!r} has no chat template, so conversations cannot be formatted. "
+                "Use an instruction-tuned model or add a chat_template to its tokenizer_config.json."
+            )
+        if dtype == "auto":
+            torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
+        else:
+            torch_dtype = getattr(torch, dtype)
+        try:
+            self.model = AutoModelForCausalLM.from_pretrained(
+                model, dtype=torch_dtype, local_files_only=local_files_only
+            )
+        except Exception as exc:
+            raise BackendConfigError(f"Could not load the model {model!r}: {_first_line(exc)}") from exc
+        self.model.to(device)
+        self.model.eval()
+        self.model_version = model_version_of(model, getattr(self.model.config, "_commit_hash", None))
+
+        eos: set[int] = set()
+        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
+            if isinstance(source, int):
+                eos.add(source)
+            elif isinstance(source, list | tuple):
+                eos.update(int(t) for t in source)
+        if not eos:
+            raise BackendConfigError(
+                f"{model!r} defines no end-of-sequence token, so responses would never end."
+            )
+        self.eos_ids = sorted(eos)
+        pad = self.tokenizer.pad_token_id
+        self.pad_id = pad if pad is not None else self.eos_ids[0]
+        limits = [max_model_len, getattr(self.model.config, "max_position_embeddings", None)]
+        tok_max = getattr(self.tokenizer, "model_max_length", None)
+        if isinstance(tok_max, int) and tok_max < 10_000_000:
+            limits.append(tok_max)
+        known = [x for x in limits if x]
+        self.context_length = min(known) if known else 2048
+
+    # -- public ------------------------------------------------------------------------------
+    def generate(
+        self, conversations: list[list[dict]], params: SamplingParams
+    ) -> list[list[Generation] | PromptError]:
+        results: list[list[Generation] | PromptError | None] = [None] * len(conversations)
+        items: list[tuple[int, list[int]]] = []
+        for i, conversation in enumerate(conversations):
+            try:
+                ids = self._encode(conversation)
+            except PromptError as err:
+                results[i] = err
+                continue
+            items.append((i, ids))
+        items.sort(key=lambda item: len(item[1]))
+        prompts_per_batch = max(1, self.batch_size // (1 if params.greedy else params.n))
+        seed = params.seed
+        for b, start in enumerate(range(0, len(items), prompts_per_batch)):
+            chunk = items[start : start + prompts_per_batch]
+            outputs = self._generate_chunk(
+                [ids for _, ids in chunk], params, None if seed is None else seed + b
+            )
+            for (i, _), gens in zip(chunk, outputs, strict=True):
+                results[i] = gens
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        """Free the weights (and GPU memory) when the per-process cache lets this backend go."""
+        import torch
+
+        del self.model
+        if self.device.startswith("cuda"):
+            torch.cuda.empty_cache()
+
+    # -- internals ---------------------------------------------------------------------------
+    def _encode(self, conversation: list[dict]) -> list[int]:
+        check_conversation(conversation)
+        try:
+            text = self.tokenizer.apply_chat_template(
+                conversation, tokenize=False, add_generation_prompt=True
+            )
+        except Exception as exc:
+            raise PromptError(f"The chat template refused this conversation: {_first_line(exc)}") from exc
+        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
+        if len(ids) >= self.context_length:
+            raise PromptError(
+                f"The prompt is {len(ids)} tokens long but the model's context holds {self.context_length} "
+                "tokens, which leaves no room for a response."
+            )
+        return ids
+
+    def _generate_chunk(
+        self, prompts: list[list[int]], params: SamplingParams, seed: int | None
+    ) -> list[list[Generation]]:
+        import torch
+
+        width = max(len(ids) for ids in prompts)
+        max_new = min(params.max_new_tokens, self.context_length - width)
+        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((len(prompts), width), dtype=torch.long)
+        for row, ids in enumerate(prompts):  # left padding: the prompt ends where generation starts
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            attention[row, width - len(ids) :] = 1
+        samples = 1 if params.greedy else params.n
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_ids,
+            "num_return_sequences": samples,
+        }
+        if params.greedy:
+            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
+        else:
+            kwargs.update(
+                do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0
+            )
+        if params.stop:
+            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
+        if seed is not None:
+            torch.manual_seed(seed)
+        with torch.inference_mode():
+            out = self.model.generate(
+                input_ids=input_ids.to(self.device), attention_mask=attention.to(self.device), **kwargs
+            )
+        new_tokens = out[:, width:].tolist()
+        eos = set(self.eos_ids)
+        results: list[list[Generation]] = []
+        for p, ids in enumerate(prompts):
+            gens = []
+            for s in range(samples):
+                gens.append(self._to_generation(new_tokens[p * samples + s], eos, max_new, len(ids), params))
+            results.append(gens * params.n if params.greedy else gens)
+        return results
+
+    def _to_generation(
+        self, tokens: list[int], eos: set[int], max_new: int, prompt_len: int, params: SamplingParams
+    ) -> Generation:
+        end = next((j for j, t in enumerate(tokens) if t in eos), None)
+        if end is not None:
+            tokens = tokens[:end]
+        else:
+            while tokens and tokens[-1] == self.pad_id and len(tokens) < max_new:
+                tokens = tokens[:-1]
+        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        hit = False
+        if params.stop:
+            text, hit = truncate_at_stop(text, params.stop)
+        finish = FINISH_STOP if (end is not None or hit or len(tokens) < max_new) else FINISH_LENGTH
+        return Generation(
+            text=text, finish_reason=finish, prompt_tokens=prompt_len, completion_tokens=len(tokens)
+        )
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+def build(model: str, config: dict) -> TransformersBackend:
+    config = validate_config(config)
+    return TransformersBackend(model, **config)

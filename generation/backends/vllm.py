@@ -1,0 +1,178 @@
+"""vLLM backend: an in-process ``vllm.LLM`` on the worker's GPU(s).
+
+Every conversation is formatted with the model's chat template (``tokenizer.apply_chat_template``)
+and sent as token ids, all ``n`` samples of a prompt in one request (``SamplingParams(n=k)``), all
+prompts of a batch in one ``llm.generate`` call so vLLM's scheduler batches them continuously.
+Prompts that do not fit ``max_model_len`` are failed before the call (vLLM would otherwise refuse
+the whole call), so the others go on.
+
+``vllm`` is imported inside :class:`VLLMBackend`, never at module import: web processes and CPU
+workers load this module without it (requirements-gpu.txt installs it on GPU machines).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from generation.backends.base import (
+    FINISH_LENGTH,
+    FINISH_STOP,
+    BackendConfigError,
+    Generation,
+    PromptError,
+    SamplingParams,
+    check_conversation,
+)
+from generation.backends.transformers import model_version_of
+
+DTYPES = ("auto", "float16", "bfloat16", "float32")
+CONFIG_KEYS = (
+    "dtype",
+    "tensor_parallel_size",
+    "gpu_memory_utilization",
+    "max_model_len",
+    "enforce_eager",
+    "seed",
+)
+
+
+def validate_config(config: dict) -> dict:
+    unknown = sorted(set(config) - set(CONFIG_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown vLLM setting(s): {', '.join(unknown)}. Known: {', '.join(CONFIG_KEYS)}.")
+    out = dict(config)
+    if str(out.get("dtype", "auto")) not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}.")
+    tp = out.get("tensor_parallel_size", 1)
+    if not isinstance(tp, int) or not 1 <= tp <= 64:
+        raise ValueError("tensor_parallel_size must be a number of GPUs between 1 and 64.")
+    util = out.get("gpu_memory_utilization", 0.9)
+    if isinstance(util, bool) or not isinstance(util, int | float) or not 0 < util <= 1:
+        raise ValueError("gpu_memory_utilization must be above 0 and at most 1.")
+    if out.get("max_model_len") is not None and (
+        not isinstance(out["max_model_len"], int) or out["max_model_len"] < 2
+    ):
+        raise ValueError("max_model_len must be a number of tokens (at least 2).")
+    if "enforce_eager" in out and not isinstance(out["enforce_eager"], bool):
+        raise ValueError("enforce_eager must be true or false.")
+    if "seed" in out and (not isinstance(out["seed"], int) or out["seed"] < 0):
+        raise ValueError("seed must be a non-negative number.")
+    return out
+
+
+def _import_vllm():
+    try:
+        import vllm
+    except ImportError as exc:
+        raise BackendConfigError(
+            "vLLM is not installed on this worker. Install it on a GPU machine "
+            "(pip install -r requirements-gpu.txt) or use the transformers or openai backend."
+        ) from exc
+    return vllm
+
+
+class VLLMBackend:
+    def __init__(
+        self,
+        model: str,
+        *,
+        dtype: str = "auto",
+        tensor_parallel_size: int = 1,
+        gpu_memory_utilization: float = 0.9,
+        max_model_len: int | None = None,
+        enforce_eager: bool = False,
+        seed: int = 0,
+    ) -> None:
+        self._vllm = _import_vllm()
+        self.model_name = model
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "dtype": dtype,
+            "tensor_parallel_size": tensor_parallel_size,
+            "gpu_memory_utilization": gpu_memory_utilization,
+            "seed": seed,
+            "enforce_eager": enforce_eager,
+        }
+        if max_model_len:
+            kwargs["max_model_len"] = max_model_len
+        try:
+            self.llm = self._vllm.LLM(**kwargs)
+        except Exception as exc:
+            raise BackendConfigError(
+                f"vLLM could not load {model!r}: {str(exc).strip().splitlines()[0][:500]}"
+            ) from exc
+        self.tokenizer = self.llm.get_tokenizer()
+        if not getattr(self.tokenizer, "chat_template", None):
+            raise BackendConfigError(
+                f"The tokenizer of {model!r} has no chat template, so conversations cannot be formatted."
+            )
+        self.max_model_len = self._max_model_len(max_model_len)
+        self.model_version = model_version_of(model)
+
+    def _max_model_len(self, configured: int | None) -> int | None:
+        engine = getattr(self.llm, "llm_engine", None)
+        model_config = getattr(engine, "model_config", None)
+        return getattr(model_config, "max_model_len", None) or configured
+
+    def sampling_params(self, params: SamplingParams):
+        """Our SamplingParams as vLLM's (``n`` samples of each prompt in one request)."""
+        kwargs: dict[str, Any] = {
+            "n": params.n,
+            "temperature": params.temperature,
+            "top_p": params.top_p,
+            "max_tokens": params.max_new_tokens,
+            "seed": params.seed,
+        }
+        if params.top_k:
+            kwargs["top_k"] = params.top_k
+        if params.stop:
+            kwargs["stop"] = list(params.stop)
+        return self._vllm.SamplingParams(**kwargs)
+
+    def generate(
+        self, conversations: list[list[dict]], params: SamplingParams
+    ) -> list[list[Generation] | PromptError]:
+        results: list[list[Generation] | PromptError | None] = [None] * len(conversations)
+        prompts: list[dict] = []
+        order: list[int] = []
+        for i, conversation in enumerate(conversations):
+            try:
+                check_conversation(conversation)
+                try:
+                    text = self.tokenizer.apply_chat_template(
+                        conversation, tokenize=False, add_generation_prompt=True
+                    )
+                except Exception as exc:
+                    raise PromptError(f"The chat template refused this conversation: {exc}") from exc
+                ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
+                if self.max_model_len and len(ids) >= self.max_model_len:
+                    raise PromptError(
+                        f"The prompt is {len(ids)} tokens long but the model's context holds {self.max_model_len} "
+                        "tokens, which leaves no room for a response."
+                    )
+            except PromptError as err:
+                results[i] = err
+                continue
+            prompts.append({"prompt_token_ids": ids})
+            order.append(i)
+        if prompts:
+            outputs = self.llm.generate(prompts, self.sampling_params(params), use_tqdm=False)
+            for i, request_output in zip(order, outputs, strict=True):
+                prompt_tokens = len(getattr(request_output, "prompt_token_ids", None) or []) or None
+                results[i] = [
+                    Generation(
+                        text=completion.text,
+                        finish_reason=FINISH_LENGTH if completion.finish_reason == "length" else FINISH_STOP,
+                        prompt_tokens=prompt_tokens,
+                        completion_tokens=len(completion.token_ids),
+                    )
+                    for completion in request_output.outputs
+                ]
+        return results  # type: ignore[return-value]
+
+    def close(self) -> None:
+        del self.llm
+
+
+def build(model: str, config: dict) -> VLLMBackend:
+    return VLLMBackend(model, **validate_config(config))

@@ -1,0 +1,63 @@
+"""Build the tiny offline model (trained BPE tokenizer + random-init Llama + chat template).
+
+    python manage.py create_tiny_model var/models/tiny [--project SLUG] [--register-endpoint NAME]
+
+--project trains the tokenizer on that project's prompts; --register-endpoint adds a
+transformers endpoint for the model (scoped to --project when given).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.core.management.base import BaseCommand, CommandError
+
+from annotate import selectors as annotate_selectors
+from annotate.errors import ServiceError
+from annotate.models import Prompt
+from generation import services
+from generation.tiny_model import build_tiny_model
+
+MAX_TRAINING_PROMPTS = 20_000
+
+
+class Command(BaseCommand):
+    help = "Build a tiny causal LM offline (for tests and the demo); optionally register it as an endpoint."
+
+    def add_arguments(self, parser):
+        parser.add_argument("out_dir")
+        parser.add_argument("--project", help="train the tokenizer on this project's prompts (slug)")
+        parser.add_argument(
+            "--register-endpoint", metavar="NAME", help="register a transformers endpoint NAME"
+        )
+        parser.add_argument("--vocab-size", type=int, default=512)
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, out_dir: str, project: str | None, register_endpoint: str | None, **options):
+        project_obj = None
+        texts: list[str] = []
+        if project:
+            project_obj = annotate_selectors.project_get(slug=project)
+            if project_obj is None:
+                raise CommandError(f"No project {project!r}.")
+            for messages in Prompt.objects.filter(project=project_obj).values_list("messages", flat=True)[
+                :MAX_TRAINING_PROMPTS
+            ]:
+                texts.extend(m.get("content", "") for m in messages or [] if isinstance(m, dict))
+            self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
+        path = Path(out_dir).resolve()
+        build_tiny_model(path, texts=texts or None, vocab_size=options["vocab_size"], seed=options["seed"])
+        self.stdout.write(self.style.SUCCESS(f"Tiny model written to {path}"))
+        if register_endpoint:
+            try:
+                endpoint = services.endpoint_create(
+                    name=register_endpoint,
+                    backend="transformers",
+                    model=str(path),
+                    config={"device": "cpu"},
+                    default_sampling={"max_new_tokens": 64},
+                    project=project_obj,
+                )
+            except ServiceError as exc:
+                raise CommandError(exc.message) from exc
+            self.stdout.write(self.style.SUCCESS(f"Endpoint {endpoint.name} registered."))

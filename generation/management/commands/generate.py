@@ -1,0 +1,159 @@
+"""Generate candidates for a project's prompts and turn them into tasks.
+
+    python manage.py generate --project P --endpoint E [--endpoint E2] --k 4 [--inline]
+
+Default: create the job, enqueue its batches for the Celery "generation" queue and follow its
+progress until it ends (Ctrl-C stops following, not the job). --inline runs every batch in this
+process instead (no worker needed). --resume JOB re-enqueues a job's pending batches.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from tqdm import tqdm
+
+from annotate import selectors as annotate_selectors
+from annotate.errors import ServiceError
+from generation import selectors, services
+from generation.models import GenerationJob, JobState
+
+
+class Command(BaseCommand):
+    help = "Sample k responses per prompt from one or more model endpoints and create comparison tasks."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", help="project slug")
+        parser.add_argument(
+            "--endpoint", action="append", default=[], help="endpoint name (repeat for several)"
+        )
+        parser.add_argument("--k", type=int, default=2, help="samples per prompt per endpoint")
+        parser.add_argument("--filter", default="all", help="all | untagged | tag:NAME | ids:1,2,3")
+        parser.add_argument("--task-mode", choices=["all_pairs", "sampled_pairs", "ranking", "none"])
+        parser.add_argument("--pairs-per-prompt", type=int)
+        parser.add_argument("--batch-size", type=int, default=16, help="prompts per worker task")
+        parser.add_argument("--temperature", type=float)
+        parser.add_argument("--top-p", type=float)
+        parser.add_argument("--top-k", type=int)
+        parser.add_argument("--max-new-tokens", type=int)
+        parser.add_argument("--seed", type=int)
+        parser.add_argument("--stop", action="append", default=[], help="stop string (repeatable)")
+        parser.add_argument("--inline", action="store_true", help="run the batches in this process")
+        parser.add_argument(
+            "--resume", type=int, metavar="JOB", help="re-enqueue a job's pending batches and follow it"
+        )
+        parser.add_argument("--no-follow", action="store_true", help="enqueue and return at once")
+        parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress checks")
+
+    def handle(self, *args, **opts):
+        if opts["resume"]:
+            job = GenerationJob.objects.filter(pk=opts["resume"]).first()
+            if job is None:
+                raise CommandError(f"No generation job {opts['resume']}.")
+            try:
+                count = services.job_requeue(job=job)
+            except ServiceError as exc:
+                raise CommandError(exc.message) from exc
+            self.stdout.write(f"Re-enqueued {count} pending batches of job {job.pk}.")
+        else:
+            job = self._create(opts)
+        if opts["inline"]:
+            bar = self._bar(job)
+            job = services.job_run_inline(job=job, on_progress=lambda j: self._update(bar, j))
+            bar.close()
+        elif not opts["no_follow"]:
+            job = self._follow(job, opts["poll"])
+        self._report(job)
+
+    def _create(self, opts) -> GenerationJob:
+        if not opts["project"] or not opts["endpoint"]:
+            raise CommandError("--project and at least one --endpoint are required.")
+        project = annotate_selectors.project_get(slug=opts["project"])
+        if project is None:
+            raise CommandError(f"No project {opts['project']!r}.")
+        endpoints = []
+        for name in opts["endpoint"]:
+            endpoint = selectors.endpoint_get(project=project, name=name)
+            if endpoint is None:
+                raise CommandError(f"No endpoint {name!r} usable in {project.slug}.")
+            endpoints.append(endpoint)
+        sampling = {
+            key: opts[key]
+            for key in ("temperature", "top_p", "top_k", "max_new_tokens", "seed")
+            if opts.get(key) is not None
+        }
+        if opts["stop"]:
+            sampling["stop"] = opts["stop"]
+        try:
+            job = services.job_create(
+                project=project,
+                endpoints=endpoints,
+                prompt_filter=_parse_filter(opts["filter"]),
+                k=opts["k"],
+                sampling=sampling,
+                task_mode=opts["task_mode"],
+                pairs_per_prompt=opts["pairs_per_prompt"],
+                batch_size=opts["batch_size"],
+                enqueue=not opts["inline"],
+            )
+        except ServiceError as exc:
+            raise CommandError(exc.message) from exc
+        self.stdout.write(
+            f"Job {job.pk}: {job.total_units} prompt x endpoint units, k={job.k}, seed={job.sampling['seed']}"
+            + (" (running inline)" if opts["inline"] else " (enqueued on the 'generation' queue)")
+        )
+        return job
+
+    def _bar(self, job: GenerationJob) -> tqdm:
+        return tqdm(total=job.total_units, unit="unit", desc=f"job {job.pk}", file=sys.stderr)
+
+    def _update(self, bar: tqdm, job: GenerationJob) -> None:
+        bar.n = job.done_units + job.failed_units
+        bar.set_postfix(state=job.state, failed=job.failed_units, refresh=False)
+        bar.refresh()
+
+    def _follow(self, job: GenerationJob, poll: float) -> GenerationJob:
+        bar = self._bar(job)
+        try:
+            while True:
+                job.refresh_from_db()
+                self._update(bar, job)
+                if job.state not in (JobState.QUEUED, JobState.RUNNING):
+                    break
+                time.sleep(poll)
+        except KeyboardInterrupt:
+            self.stdout.write("\nStopped following; the job goes on in the workers.")
+        finally:
+            bar.close()
+        return job
+
+    def _report(self, job: GenerationJob) -> None:
+        job.refresh_from_db()
+        status = selectors.job_status(job=job)
+        self.stdout.write(
+            json.dumps(
+                {k: status[k] for k in ("id", "state", "done_units", "failed_units", "candidates", "tasks")}
+            )
+        )
+        for failure in selectors.job_failures(job=job, limit=10):
+            self.stdout.write(
+                f"  failed: prompt {failure.prompt_id} on {failure.endpoint}: {failure.message}"
+            )
+        if job.state == JobState.FAILED:
+            raise CommandError(f"Job {job.pk} failed: {job.error}")
+
+
+def _parse_filter(value: str) -> dict:
+    if value in ("all", "untagged"):
+        return {"mode": value}
+    if value.startswith("tag:"):
+        return {"mode": "tag", "tag": value[4:]}
+    if value.startswith("ids:"):
+        try:
+            return {"mode": "ids", "ids": [int(x) for x in value[4:].split(",") if x.strip()]}
+        except ValueError:
+            raise CommandError("--filter ids:1,2,3 takes whole numbers.") from None
+    raise CommandError("--filter is all, untagged, tag:NAME or ids:1,2,3.")

@@ -1,0 +1,689 @@
+"""Generation writes: endpoints, jobs, the batch worker function, progress and completion.
+
+How a job runs
+--------------
+``job_create`` resolves the prompts, splits (prompts x endpoints) into ``GenerationBatch`` rows
+of ``batch_size`` prompts for one endpoint and, on commit, enqueues one Celery task per batch.
+A worker runs ``batch_run``: it generates outside any transaction, then ``_batch_commit`` writes
+the batch's candidates and failures, marks the batch done and bumps the job's counters with F()
+expressions, all in one transaction under the job's and the batch's row locks. The batch leaves
+``pending`` only there, so a retried or redelivered batch (a worker killed mid-batch, a broker
+that delivers twice) finds it finished and writes nothing; the candidates' unique key
+(job, prompt, endpoint, sample_index) with ``ignore_conflicts`` is the second line of defence.
+
+The transaction that settles the last unit also turns the candidates into tasks and moves the job
+to ``done`` (or ``failed`` when every unit failed): the state change happens under the job's row
+lock and only from ``running``, so tasks are created exactly once.
+
+Lock order everywhere: the job row, then batch rows. On SQLite (no SELECT ... FOR UPDATE) the
+settings' IMMEDIATE transactions serialise writers instead.
+
+Failures
+--------
+* A prompt the backend cannot generate (too long, refused by the server, server down after the
+  backend's retries) becomes a ``GenerationFailure`` with the backend's message; the others go on.
+* An endpoint that cannot work at all (model path unknown, tokenizer without a chat template, key
+  refused) fails the job at once with the message in ``job.error``.
+* When every prompt of a batch failed transiently, the Celery task retries the batch later
+  (``retry_transient``); the last attempt records the failures instead.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+from django.utils.text import slugify
+
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import Candidate, CandidateSource, Project, Prompt
+from annotate.services.audit import audit_record
+from annotate.services.tasks import (
+    PairMode,
+    TaskSpec,
+    candidate_groups,
+    check_mode,
+    default_mode_for,
+    tasks_bulk_create,
+)
+from generation import backends, selectors
+from generation.backends.base import (
+    BackendConfigError,
+    Generation,
+    InvalidSamplingParams,
+    PromptError,
+    SamplingParams,
+    TransientBackendError,
+)
+from generation.models import (
+    Backend,
+    BatchState,
+    GenerationBatch,
+    GenerationFailure,
+    GenerationJob,
+    JobState,
+    ModelEndpoint,
+)
+
+log = logging.getLogger(__name__)
+
+MAX_ENDPOINTS_PER_JOB = 16
+MAX_UNITS_PER_JOB = 500_000
+MAX_BATCH_SIZE = 256
+#: A batch whose worker died this many times (killed for memory, say) fails instead of coming back.
+MAX_BATCH_ATTEMPTS = 8
+FILTER_MODES = ("all", "untagged", "tag", "ids")
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
+
+
+def _clean_text(value: str) -> str:
+    """PostgreSQL text cannot hold NUL; a random or broken model can emit it."""
+    return value.replace("\x00", "\ufffd")
+
+
+# --- endpoints -----------------------------------------------------------------------------------
+
+
+def _clean_endpoint_values(
+    *, backend: str, model: str, config: dict | None, default_sampling: dict | None
+) -> dict:
+    if backend not in Backend.values:
+        raise InvalidInput(f"backend must be one of {', '.join(Backend.values)}.", field="backend")
+    model = (model or "").strip()
+    if not model or len(model) > 500:
+        raise InvalidInput(
+            "Give the model: a Hugging Face name, a local path or the served model name.", field="model"
+        )
+    try:
+        config = backends.validate_config(backend, dict(config or {}))
+    except (ValueError, BackendConfigError) as exc:
+        raise InvalidInput(str(exc), field="config") from exc
+    default_sampling = dict(default_sampling or {})
+    if "n" in default_sampling:
+        raise InvalidInput(
+            "The number of samples is set per job (k), not per endpoint.", field="default_sampling"
+        )
+    try:
+        default_sampling = {
+            k: v
+            for k, v in SamplingParams.from_dict(default_sampling).to_dict().items()
+            if k in default_sampling
+        }
+    except InvalidSamplingParams as exc:
+        raise InvalidInput(str(exc), field="default_sampling") from exc
+    return {"backend": backend, "model": model, "config": config, "default_sampling": default_sampling}
+
+
+@transaction.atomic
+def endpoint_create(
+    *,
+    name: str,
+    backend: str,
+    model: str,
+    config: dict | None = None,
+    default_sampling: dict | None = None,
+    project: Project | None = None,
+    created_by: AbstractBaseUser | None = None,
+    is_active: bool = True,
+) -> ModelEndpoint:
+    """Register a model endpoint (``project`` None: shared by every project). The backend's
+    settings are validated here (an OpenAI base URL must not point at internal addresses)."""
+    slug = slugify(name or "")[:100]
+    if not slug:
+        raise InvalidInput("An endpoint needs a name (letters, digits, dashes).", field="name")
+    values = _clean_endpoint_values(
+        backend=backend, model=model, config=config, default_sampling=default_sampling
+    )
+    if ModelEndpoint.objects.filter(name=slug).exists():
+        raise Conflict(f"An endpoint named {slug!r} already exists.", field="name")
+    try:
+        with transaction.atomic():
+            endpoint = ModelEndpoint.objects.create(
+                name=slug, project=project, created_by=created_by, is_active=is_active, **values
+            )
+    except IntegrityError:
+        raise Conflict(f"An endpoint named {slug!r} already exists.", field="name") from None
+    audit_record(
+        actor=created_by,
+        project=project,
+        action="endpoint.create",
+        target=endpoint,
+        details={"name": slug, "backend": backend, "model": values["model"]},
+    )
+    return endpoint
+
+
+@transaction.atomic
+def endpoint_update(
+    *, endpoint: ModelEndpoint, updated_by: AbstractBaseUser | None = None, **changes
+) -> ModelEndpoint:
+    """Change an endpoint's settings. Running jobs keep what their workers loaded; the next batch
+    to load this endpoint sees the new settings (the per-process cache keys on them)."""
+    unknown = sorted(set(changes) - set(ENDPOINT_FIELDS))
+    if unknown:
+        raise InvalidInput(f"Unknown endpoint field(s): {', '.join(unknown)}.", field=unknown[0])
+    endpoint = ModelEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+    if "name" in changes:
+        slug = slugify(changes["name"] or "")[:100]
+        if not slug:
+            raise InvalidInput("An endpoint needs a name.", field="name")
+        if ModelEndpoint.objects.filter(name=slug).exclude(pk=endpoint.pk).exists():
+            raise Conflict(f"An endpoint named {slug!r} already exists.", field="name")
+        endpoint.name = slug
+    values = _clean_endpoint_values(
+        backend=changes.get("backend", endpoint.backend),
+        model=changes.get("model", endpoint.model),
+        config=changes.get("config", endpoint.config),
+        default_sampling=changes.get("default_sampling", endpoint.default_sampling),
+    )
+    for key, value in values.items():
+        setattr(endpoint, key, value)
+    if "is_active" in changes:
+        endpoint.is_active = bool(changes["is_active"])
+    endpoint.save()
+    audit_record(
+        actor=updated_by,
+        project=endpoint.project,
+        action="endpoint.update",
+        target=endpoint,
+        details={"fields": sorted(changes)},
+    )
+    return endpoint
+
+
+# --- jobs ----------------------------------------------------------------------------------------
+
+
+def _clean_prompt_filter(prompt_filter: dict | str | None) -> dict:
+    if prompt_filter is None or prompt_filter == "":
+        return {"mode": "all"}
+    if isinstance(prompt_filter, str):
+        prompt_filter = {"mode": prompt_filter}
+    if not isinstance(prompt_filter, dict):
+        raise InvalidInput(
+            'prompt_filter must be {"mode": "all"|"untagged"|"tag"|"ids", ...}.', field="prompt_filter"
+        )
+    mode = prompt_filter.get("mode") or ("ids" if prompt_filter.get("ids") else "all")
+    if mode not in FILTER_MODES:
+        raise InvalidInput(
+            f"The prompt filter mode must be one of {', '.join(FILTER_MODES)}.", field="prompt_filter"
+        )
+    if mode == "tag":
+        tag = prompt_filter.get("tag")
+        if not isinstance(tag, str) or not tag.strip():
+            raise InvalidInput("Filtering by tag needs a tag.", field="prompt_filter")
+        return {"mode": "tag", "tag": tag.strip()}
+    if mode == "ids":
+        ids = prompt_filter.get("ids")
+        if (
+            not isinstance(ids, list)
+            or not ids
+            or len(ids) > MAX_UNITS_PER_JOB
+            or not all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i < 2**63 for i in ids)
+        ):
+            raise InvalidInput(
+                "Filtering by ids needs a non-empty list of prompt ids.", field="prompt_filter"
+            )
+        return {"mode": "ids", "ids": sorted(set(ids))}
+    return {"mode": mode}
+
+
+def _clean_job_sampling(sampling: dict | None, k: int) -> dict:
+    sampling = dict(sampling or {})
+    if "n" in sampling:
+        raise InvalidInput("Give the number of samples as k, not n.", field="sampling")
+    try:
+        params = SamplingParams.from_dict(sampling, n=k)
+    except InvalidSamplingParams as exc:
+        raise InvalidInput(str(exc), field=exc.field or "sampling") from exc
+    cleaned = {key: value for key, value in params.to_dict().items() if key in sampling}
+    # Every job has a seed, drawn here when not given, so each batch is reproducible.
+    cleaned["seed"] = params.seed if params.seed is not None else random.SystemRandom().randrange(2**31)
+    return cleaned
+
+
+def batch_seed(job: GenerationJob, index: int) -> int:
+    """The sampling seed of batch ``index``: the job's seed, offset so batches differ (a backend
+    may add up to 1023 to it for its own micro-batches)."""
+    return (int(job.sampling.get("seed", 0)) + 1024 * index) % 2**62
+
+
+def sampling_for(*, job: GenerationJob, endpoint: ModelEndpoint, index: int = 0) -> SamplingParams:
+    """What a batch samples with: the endpoint's defaults, overridden by the job, ``n = k``."""
+    values = {**(endpoint.default_sampling or {}), **(job.sampling or {})}
+    values.pop("n", None)
+    return SamplingParams.from_dict(values, n=job.k, seed=batch_seed(job, index))
+
+
+def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
+    for start in range(0, len(items), size):
+        yield list(items[start : start + size])
+
+
+@transaction.atomic
+def job_create(
+    *,
+    project: Project,
+    endpoints: Sequence[ModelEndpoint],
+    prompt_filter: dict | str | None = None,
+    k: int = 2,
+    sampling: dict | None = None,
+    task_mode: str | None = None,
+    pairs_per_prompt: int | None = None,
+    batch_size: int = 16,
+    created_by: AbstractBaseUser | None = None,
+    enqueue: bool = True,
+) -> GenerationJob:
+    """Create a job and its batches; on commit, enqueue one Celery task per batch.
+
+    ``prompt_filter``: ``{"mode": "all"}``, ``{"mode": "untagged"}``, ``{"mode": "tag", "tag": t}``
+    or ``{"mode": "ids", "ids": [...]}``. ``k`` samples per prompt per endpoint. ``task_mode``
+    (default: the project's kind) turns the candidates into pairwise or ranking tasks at the end.
+    ``enqueue=False`` leaves the batches for ``job_run_inline`` (the CLI's --inline).
+    """
+    endpoints = list(dict.fromkeys(endpoints))
+    if not endpoints:
+        raise InvalidInput("Choose at least one model endpoint.", field="endpoints")
+    if len(endpoints) > MAX_ENDPOINTS_PER_JOB:
+        raise InvalidInput(f"A job can use at most {MAX_ENDPOINTS_PER_JOB} endpoints.", field="endpoints")
+    for endpoint in endpoints:
+        if endpoint.project_id not in (None, project.pk):
+            raise InvalidInput(f"Endpoint {endpoint.name} belongs to another project.", field="endpoints")
+        if not endpoint.is_active:
+            raise InvalidInput(f"Endpoint {endpoint.name} is switched off.", field="endpoints")
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
+        raise InvalidInput("k (samples per prompt per endpoint) must be between 1 and 64.", field="k")
+    if (
+        isinstance(batch_size, bool)
+        or not isinstance(batch_size, int)
+        or not 1 <= batch_size <= MAX_BATCH_SIZE
+    ):
+        raise InvalidInput(f"batch_size must be between 1 and {MAX_BATCH_SIZE} prompts.", field="batch_size")
+    task_mode = task_mode or default_mode_for(project)
+    if pairs_per_prompt is not None and (
+        isinstance(pairs_per_prompt, bool)
+        or not isinstance(pairs_per_prompt, int)
+        or not 1 <= pairs_per_prompt <= 1000
+    ):
+        raise InvalidInput("pairs_per_prompt must be between 1 and 1000.", field="pairs_per_prompt")
+    check_mode(project=project, mode=task_mode, pairs_per_prompt=pairs_per_prompt)
+    if task_mode != PairMode.NONE and k * len(endpoints) < 2:
+        raise InvalidInput(
+            "Comparison tasks need at least two responses per prompt: raise k or add an endpoint.", field="k"
+        )
+    sampling = _clean_job_sampling(sampling, k)
+    prompt_filter = _clean_prompt_filter(prompt_filter)
+    prompt_ids = selectors.prompt_ids_for_filter(
+        project=project,
+        mode=prompt_filter["mode"],
+        tag=prompt_filter.get("tag", ""),
+        ids=prompt_filter.get("ids"),
+    )
+    if prompt_filter["mode"] == "ids" and len(prompt_ids) != len(prompt_filter["ids"]):
+        missing = len(prompt_filter["ids"]) - len(prompt_ids)
+        raise InvalidInput(
+            f"{missing} of the prompt ids are not prompts of this project.", field="prompt_filter"
+        )
+    if not prompt_ids:
+        raise InvalidInput("No prompt matches the filter.", field="prompt_filter")
+    total = len(prompt_ids) * len(endpoints)
+    if total > MAX_UNITS_PER_JOB:
+        raise InvalidInput(
+            f"{total} prompt x endpoint units is more than {MAX_UNITS_PER_JOB} for one job: split it.",
+            field="prompt_filter",
+        )
+
+    job = GenerationJob.objects.create(
+        project=project,
+        prompt_filter=prompt_filter,
+        k=k,
+        sampling=sampling,
+        task_mode=task_mode,
+        pairs_per_prompt=pairs_per_prompt,
+        batch_size=batch_size,
+        total_units=total,
+        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+    )
+    job.endpoints.set(endpoints)
+    index = 0
+    rows = []
+    for endpoint in endpoints:
+        for chunk in _chunks(prompt_ids, batch_size):
+            rows.append(GenerationBatch(job=job, endpoint=endpoint, index=index, prompt_ids=chunk))
+            index += 1
+    batches = GenerationBatch.objects.bulk_create(rows, batch_size=1000)
+    audit_record(
+        actor=created_by,
+        project=project,
+        action="generation.job_create",
+        target=job,
+        details={
+            "endpoints": [e.name for e in endpoints],
+            "k": k,
+            "prompts": len(prompt_ids),
+            "task_mode": task_mode,
+        },
+    )
+    if enqueue:
+        transaction.on_commit(partial(enqueue_batches, [b.pk for b in batches]))
+    return job
+
+
+def enqueue_batches(batch_ids: Iterable[int]) -> None:
+    from generation.tasks import run_batch
+
+    for batch_id in batch_ids:
+        run_batch.delay(batch_id)
+
+
+@transaction.atomic
+def job_requeue(*, job: GenerationJob) -> int:
+    """Enqueue the job's pending batches again (messages lost with an embedded broker, say).
+    Safe at any time: a batch that is already done or running to completion is written once."""
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.state not in ACTIVE_STATES:
+        raise Conflict(f"The job is {job.state}; only queued or running jobs can be resumed.")
+    ids = list(GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).values_list("pk", flat=True))
+    transaction.on_commit(partial(enqueue_batches, ids))
+    return len(ids)
+
+
+@transaction.atomic
+def job_cancel(*, job: GenerationJob, cancelled_by: AbstractBaseUser | None = None) -> GenerationJob:
+    """Stop a queued or running job: pending batches are dropped (a batch already generating
+    writes nothing when it finishes); candidates already written stay; no tasks are created."""
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.state not in ACTIVE_STATES:
+        raise Conflict(f"The job is already {job.get_state_display().lower()}.")
+    job.state = JobState.CANCELLED
+    job.finished_at = timezone.now()
+    job.save(update_fields=["state", "finished_at"])
+    GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
+        state=BatchState.CANCELLED, finished_at=job.finished_at
+    )
+    audit_record(actor=cancelled_by, project=job.project, action="generation.job_cancel", target=job)
+    return job
+
+
+@transaction.atomic
+def job_fail(*, job_id: int, message: str) -> bool:
+    """Fail a whole job (an endpoint that cannot work). Returns False if it had already ended."""
+    job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
+    if job is None or job.state not in ACTIVE_STATES:
+        return False
+    now = timezone.now()
+    job.state = JobState.FAILED
+    job.error = _clean_text(message)[:5000]
+    job.finished_at = now
+    job.started_at = job.started_at or now
+    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+    GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
+        state=BatchState.FAILED, finished_at=now
+    )
+    return True
+
+
+# --- the worker ------------------------------------------------------------------------------------
+
+
+@dataclass
+class BatchOutcome:
+    batch_id: int
+    status: str  # "done", "skipped" (already finished, job ended, or gone) or "failed" (job failed)
+    written: int = 0
+    failed: int = 0
+    messages: dict[int, str] = field(default_factory=dict)
+
+
+def _job_mark_running(job_id: int) -> None:
+    now = timezone.now()
+    GenerationJob.objects.filter(pk=job_id, state=JobState.QUEUED).update(
+        state=JobState.RUNNING, started_at=now
+    )
+
+
+def batch_run(*, batch_id: int, retry_transient: bool = False) -> BatchOutcome:
+    """Generate one batch and write its candidates once (the Celery task's body).
+
+    Generation runs outside any transaction; ``_batch_commit`` then writes everything at once.
+    With ``retry_transient``, a batch whose every prompt failed transiently (server down) raises
+    TransientBackendError so the caller can retry later instead of recording failures.
+    """
+    batch = GenerationBatch.objects.select_related("job", "endpoint").filter(pk=batch_id).first()
+    if batch is None or batch.state != BatchState.PENDING or batch.job.state not in ACTIVE_STATES:
+        return BatchOutcome(batch_id, "skipped")
+    job, endpoint = batch.job, batch.endpoint
+    if batch.attempts >= MAX_BATCH_ATTEMPTS:
+        batch_mark_failed(
+            batch_id=batch.pk,
+            message=f"Gave up after {batch.attempts} attempts: the worker died or was stopped each time "
+            "(out of memory?). Try a smaller batch size.",
+        )
+        return BatchOutcome(batch_id, "failed")
+    _job_mark_running(job.pk)
+    GenerationBatch.objects.filter(pk=batch.pk).update(attempts=F("attempts") + 1)
+
+    prompts = dict(
+        Prompt.objects.filter(pk__in=batch.prompt_ids, project_id=job.project_id).values_list(
+            "pk", "messages"
+        )
+    )
+    order = [pid for pid in batch.prompt_ids if pid in prompts]
+    failed: dict[int, str] = {
+        pid: f"Prompt {pid} was deleted." for pid in batch.prompt_ids if pid not in prompts
+    }
+    generated: dict[int, list[Generation]] = {}
+    params = sampling_for(job=job, endpoint=endpoint, index=batch.index)
+    try:
+        backend = backends.get_backend(endpoint)
+        results = backend.generate([prompts[pid] for pid in order], params) if order else []
+    except BackendConfigError as exc:
+        job_fail(job_id=job.pk, message=f"Endpoint {endpoint.name}: {exc}")
+        return BatchOutcome(batch_id, "failed", messages={0: str(exc)})
+
+    transient = [
+        pid
+        for pid, result in zip(order, results, strict=True)
+        if isinstance(result, PromptError) and result.transient
+    ]
+    if retry_transient and order and len(transient) == len(order):
+        raise TransientBackendError(results[0].message)  # type: ignore[union-attr]
+    for pid, result in zip(order, results, strict=True):
+        if isinstance(result, PromptError):
+            failed[pid] = result.message
+        elif len(result) < job.k:
+            failed[pid] = f"The backend returned {len(result)} of {job.k} samples."
+        else:
+            generated[pid] = list(result[: job.k])
+    return _batch_commit(
+        batch_id=batch.pk,
+        generated=generated,
+        failed=failed,
+        params=params,
+        model_version=str(getattr(backend, "model_version", "") or "")[:200],
+    )
+
+
+@transaction.atomic
+def _batch_commit(
+    *,
+    batch_id: int,
+    generated: dict[int, list[Generation]],
+    failed: dict[int, str],
+    params: SamplingParams,
+    model_version: str,
+) -> BatchOutcome:
+    """Write a batch's results exactly once (locks: job, then batch)."""
+    job_id = GenerationBatch.objects.values_list("job_id", flat=True).get(pk=batch_id)
+    job = GenerationJob.objects.select_for_update().get(pk=job_id)
+    batch = GenerationBatch.objects.select_for_update().select_related("endpoint").get(pk=batch_id)
+    if batch.state != BatchState.PENDING:
+        return BatchOutcome(batch_id, "skipped")
+    now = timezone.now()
+    if job.state not in ACTIVE_STATES:
+        batch.state = BatchState.CANCELLED if job.state == JobState.CANCELLED else BatchState.FAILED
+        batch.finished_at = now
+        batch.save(update_fields=["state", "finished_at"])
+        return BatchOutcome(batch_id, "skipped")
+    endpoint = batch.endpoint
+    sampling = params.to_dict()
+    Candidate.objects.bulk_create(
+        [
+            Candidate(
+                prompt_id=pid,
+                text=_clean_text(gen.text),
+                source=CandidateSource.GENERATED,
+                model_name=endpoint.model[:300],
+                model_version=model_version,
+                sampling_params=sampling,
+                seed=params.seed,
+                generation_job_id=job.pk,
+                endpoint_id=endpoint.pk,
+                sample_index=i,
+                finish_reason=gen.finish_reason,
+                metadata={
+                    "endpoint": endpoint.name,
+                    "prompt_tokens": gen.prompt_tokens,
+                    "completion_tokens": gen.completion_tokens,
+                },
+            )
+            for pid, gens in generated.items()
+            for i, gen in enumerate(gens)
+        ],
+        ignore_conflicts=True,
+        batch_size=1000,
+    )
+    _record_failures(job=job, endpoint_id=endpoint.pk, failed=failed, attempts=batch.attempts)
+    batch.state = BatchState.DONE
+    batch.finished_at = now
+    batch.save(update_fields=["state", "finished_at"])
+    _count_units(job, done=len(generated), failed=len(failed))
+    return BatchOutcome(batch_id, "done", written=len(generated), failed=len(failed), messages=failed)
+
+
+def _record_failures(*, job: GenerationJob, endpoint_id: int, failed: dict[int, str], attempts: int) -> None:
+    existing = set(Prompt.objects.filter(pk__in=list(failed)).values_list("pk", flat=True))
+    GenerationFailure.objects.bulk_create(
+        [
+            GenerationFailure(
+                job=job,
+                prompt_id=pid if pid in existing else None,  # a deleted prompt keeps its id in the message
+                endpoint_id=endpoint_id,
+                message=_clean_text(msg)[:5000],
+                attempts=max(attempts, 1),
+            )
+            for pid, msg in failed.items()
+        ],
+        ignore_conflicts=True,
+    )
+
+
+def _count_units(job: GenerationJob, *, done: int, failed: int) -> None:
+    """Bump the counters (F expressions) and finish the job when every unit is settled.
+    The caller holds the job's row lock."""
+    if done or failed:
+        GenerationJob.objects.filter(pk=job.pk).update(
+            done_units=F("done_units") + done, failed_units=F("failed_units") + failed
+        )
+        job.refresh_from_db(fields=["done_units", "failed_units", "state"])
+    if job.state in ACTIVE_STATES and job.done_units + job.failed_units >= job.total_units:
+        _job_finish(job)
+
+
+def _job_finish(job: GenerationJob) -> None:
+    """running -> done (tasks created) or failed (nothing generated). Caller holds the row lock."""
+    now = timezone.now()
+    if job.done_units == 0:
+        first = (
+            GenerationFailure.objects.filter(job=job).order_by("id").values_list("message", flat=True).first()
+        )
+        job.state = JobState.FAILED
+        job.error = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
+    else:
+        _create_tasks(job)
+        job.state = JobState.DONE
+    job.finished_at = now
+    job.started_at = job.started_at or now
+    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+
+
+def _create_tasks(job: GenerationJob) -> int:
+    if job.task_mode == PairMode.NONE:
+        return 0
+    project = job.project
+    by_prompt: dict[int, list[int]] = defaultdict(list)
+    rows = (
+        Candidate.objects.filter(generation_job=job)
+        .order_by("prompt_id", "endpoint_id", "sample_index")
+        .values_list("pk", "prompt_id")
+    )
+    for candidate_id, prompt_id in rows.iterator(chunk_size=5000):
+        by_prompt[prompt_id].append(candidate_id)
+    rng = random.Random(int(job.sampling.get("seed", 0)))
+    specs = [
+        TaskSpec(prompt_id=prompt_id, candidate_ids=group)
+        for prompt_id, ids in sorted(by_prompt.items())
+        for group in candidate_groups(
+            ids, mode=job.task_mode, rng=rng, pairs_per_prompt=job.pairs_per_prompt, k=project.ranking_k
+        )
+    ]
+    return len(tasks_bulk_create(project=project, specs=specs, generation_job_id=job.pk))
+
+
+@transaction.atomic
+def batch_mark_failed(*, batch_id: int, message: str) -> bool:
+    """Record every unit of a batch as failed (its task gave up: retries exhausted or an
+    unexpected error). Returns False if the batch had already settled."""
+    job_id = GenerationBatch.objects.filter(pk=batch_id).values_list("job_id", flat=True).first()
+    if job_id is None:
+        return False
+    job = GenerationJob.objects.select_for_update().get(pk=job_id)
+    batch = GenerationBatch.objects.select_for_update().get(pk=batch_id)
+    if batch.state != BatchState.PENDING:
+        return False
+    batch.state = BatchState.FAILED
+    batch.finished_at = timezone.now()
+    batch.save(update_fields=["state", "finished_at"])
+    if job.state not in ACTIVE_STATES:
+        return False
+    _record_failures(
+        job=job,
+        endpoint_id=batch.endpoint_id,
+        failed=dict.fromkeys(batch.prompt_ids, message),
+        attempts=batch.attempts,
+    )
+    _count_units(job, done=0, failed=len(batch.prompt_ids))
+    return True
+
+
+def job_run_inline(
+    *, job: GenerationJob, on_progress: Callable[[GenerationJob], None] | None = None
+) -> GenerationJob:
+    """Run a job's pending batches in this process, in order (the CLI's --inline; tests)."""
+    ids = list(
+        GenerationBatch.objects.filter(job=job, state=BatchState.PENDING)
+        .order_by("index")
+        .values_list("pk", flat=True)
+    )
+    for batch_id in ids:
+        try:
+            batch_run(batch_id=batch_id)
+        except Exception as exc:
+            log.exception("generation batch %s failed", batch_id)
+            batch_mark_failed(batch_id=batch_id, message=f"{type(exc).__name__}: {exc}")
+        job.refresh_from_db()
+        if on_progress is not None:
+            on_progress(job)
+        if job.state not in ACTIVE_STATES:
+            break
+    job.refresh_from_db()
+    return job

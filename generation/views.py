@@ -1,0 +1,170 @@
+"""The researchers' generation pages (capability "research"): jobs and endpoints of a project,
+a job's live progress and its failures. Parse input, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate import selectors as annotate_selectors
+from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.models import Project
+from annotate.permissions import CAPABILITIES, require_capability
+from generation import selectors, services
+from generation.forms import EndpointForm, JobForm
+from generation.models import GenerationJob
+
+
+def _project_for(request: HttpRequest, slug: str) -> tuple[Project, dict]:
+    """The project if the user may do research in it (404 outside it, 403 for other roles), and
+    what the project navigation needs."""
+    project = annotate_selectors.project_get(slug=slug)
+    if project is None:
+        raise Http404("No such project.")
+    try:
+        roles = require_capability(user=request.user, project=project, capability="research")
+    except NotFound:
+        raise Http404("No such project.") from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    nav = {"project": project, "active_tab": "generation"}
+    for key, capability in (
+        ("can_label", "label"),
+        ("can_manage", "manage"),
+        ("can_reports", "view_reports"),
+        ("can_research", "research"),
+    ):
+        nav[key] = bool(roles & CAPABILITIES[capability])
+    return project, nav
+
+
+def _job_for(project: Project, job_id: int) -> GenerationJob:
+    job = selectors.job_get(project=project, job_id=job_id)
+    if job is None:
+        raise Http404("No such generation job.")
+    return job
+
+
+def _add_service_error(form, exc: ServiceError) -> None:
+    field = exc.field if exc.field in form.fields else None
+    form.add_error(field, exc.message)
+
+
+def _home_context(
+    request: HttpRequest, project: Project, nav: dict, *, job_form=None, endpoint_form=None
+) -> dict:
+    endpoints = selectors.endpoints_for_project(project=project)
+    active = endpoints.filter(is_active=True)
+    return {
+        **nav,
+        "jobs": selectors.jobs_for_project(project=project)[:100],
+        "endpoints": endpoints,
+        "job_form": job_form or JobForm(endpoints=active, project=project),
+        "endpoint_form": endpoint_form or EndpointForm(),
+        "tags": selectors.prompt_tags(project=project, limit=50),
+        "can_share_endpoints": request.user.is_superuser,
+    }
+
+
+@login_required
+@require_GET
+def project_home(request: HttpRequest, slug: str) -> HttpResponse:
+    project, nav = _project_for(request, slug)
+    return render(request, "generation/home.html", _home_context(request, project, nav))
+
+
+@login_required
+@require_POST
+def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
+    project, nav = _project_for(request, slug)
+    form = EndpointForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        if data["shared"] and not request.user.is_superuser:
+            form.add_error(None, "Only administrators can share an endpoint with every project.")
+        else:
+            try:
+                endpoint = services.endpoint_create(
+                    name=data["name"],
+                    backend=data["backend"],
+                    model=data["model"],
+                    config=data["config"],
+                    default_sampling=data["default_sampling"],
+                    project=None if data["shared"] else project,
+                    created_by=request.user,
+                )
+            except ServiceError as exc:
+                _add_service_error(form, exc)
+            else:
+                messages.success(request, f"Endpoint {endpoint.name} added.")
+                return redirect("generation:home", slug=project.slug)
+    context = _home_context(request, project, nav, endpoint_form=form)
+    context["open_form"] = "endpoint"
+    return render(request, "generation/home.html", context, status=400)
+
+
+@login_required
+@require_POST
+def job_new(request: HttpRequest, slug: str) -> HttpResponse:
+    project, nav = _project_for(request, slug)
+    endpoints = selectors.endpoints_for_project(project=project, active_only=True)
+    form = JobForm(request.POST, endpoints=endpoints, project=project)
+    if form.is_valid():
+        try:
+            job = services.job_create(project=project, created_by=request.user, **form.service_kwargs())
+        except ServiceError as exc:
+            _add_service_error(form, exc)
+        else:
+            messages.success(request, f"Generation job {job.pk} queued.")
+            return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+    context = _home_context(request, project, nav, job_form=form)
+    context["open_form"] = "job"
+    return render(request, "generation/home.html", context, status=400)
+
+
+@login_required
+@require_GET
+def job_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    project, nav = _project_for(request, slug)
+    job = _job_for(project, job_id)
+    status = selectors.job_status(job=job)
+    return render(
+        request,
+        "generation/job_detail.html",
+        {
+            **nav,
+            "job": job,
+            "status": status,
+            "failures": selectors.job_failures(job=job),
+            "status_url": reverse("generation:job_status", kwargs={"slug": project.slug, "job_id": job.pk}),
+        },
+    )
+
+
+@login_required
+@require_GET
+def job_status_json(request: HttpRequest, slug: str, job_id: int) -> JsonResponse:
+    project, _ = _project_for(request, slug)
+    job = _job_for(project, job_id)
+    response = JsonResponse(selectors.job_status(job=job))
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def job_cancel(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
+    project, _ = _project_for(request, slug)
+    job = _job_for(project, job_id)
+    try:
+        services.job_cancel(job=job, cancelled_by=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, f"Generation job {job.pk} cancelled.")
+    return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
