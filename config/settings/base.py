@@ -120,6 +120,11 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PREFHUB_MAX_IMPORT_BYTES = env.int("PREFHUB_MAX_IMPORT_BYTES", default=512 * 1024 * 1024)
 
+# Model servers the platform may call on private/loopback addresses (SSRF guard for the openai
+# backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.
+PREFHUB_ALLOWED_MODEL_HOSTS = env.list("PREFHUB_ALLOWED_MODEL_HOSTS", default=[])
+PREFHUB_REPORT_SYNC_MAX_ANNOTATIONS = env.int("PREFHUB_REPORT_SYNC_MAX_ANNOTATIONS", default=20_000)
+
 # Where exports, trained models and generated artefacts live.
 PREFHUB_DATA_DIR = Path(env.str("PREFHUB_DATA_DIR", default=str(VAR_DIR / "data")))
 
