@@ -532,3 +532,22 @@ class LoginThrottle(models.Model):
 
     def __str__(self) -> str:
         return f"{self.key}: {self.failures} failures"
+
+
+class OutboxMessage(models.Model):
+    """A Celery message recorded in the same transaction as the change that needs it (transactional
+    outbox). It is sent right after commit and deleted once the broker took it; if the broker was
+    down, or the process died between commit and send, the periodic sweep sends it again."""
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["created_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}{tuple(self.args)}"

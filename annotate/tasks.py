@@ -13,3 +13,19 @@ def report_compute(snapshot_id: int) -> None:
     recorded on the snapshot (state failed, with the error) and not retried: the manager can
     press Recompute again."""
     report_snapshot_compute(snapshot_id=snapshot_id)
+
+
+@shared_task(name="annotate.outbox_flush", ignore_result=True)
+def outbox_flush_task() -> int:
+    """Periodic (Celery beat): re-send enqueues that did not reach the broker."""
+    from annotate.services.outbox import outbox_flush
+
+    return outbox_flush()
+
+
+@shared_task(name="annotate.leases_expire", ignore_result=True)
+def leases_expire_task() -> int:
+    """Periodic (Celery beat): give expired leases' slots back even when nobody is claiming."""
+    from annotate.services.leasing import leases_expire
+
+    return leases_expire()

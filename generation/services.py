@@ -46,6 +46,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Candidate, CandidateSource, Project, Prompt
 from annotate.services.audit import audit_record
+from annotate.services.outbox import outbox_enqueue
 from annotate.services.tasks import (
     PairMode,
     TaskSpec,
@@ -374,8 +375,18 @@ def job_create(
         },
     )
     if enqueue:
-        transaction.on_commit(partial(enqueue_batches, [b.pk for b in batches]))
+        _enqueue_on_commit([b.pk for b in batches])
     return job
+
+
+def _enqueue_on_commit(batch_ids: list[int]) -> None:
+    """One outbox message per batch: sent after commit, re-sent by the sweep if the broker was down."""
+    for batch_id in batch_ids:
+        outbox_enqueue("generation.run_batch", batch_id, send=partial(_send_batch, batch_id))
+
+
+def _send_batch(batch_id: int) -> None:
+    enqueue_batches([batch_id])  # looked up at call time, so tests can swap it
 
 
 def enqueue_batches(batch_ids: Iterable[int]) -> None:
@@ -393,7 +404,7 @@ def job_requeue(*, job: GenerationJob) -> int:
     if job.state not in ACTIVE_STATES:
         raise Conflict(f"The job is {job.state}; only queued or running jobs can be resumed.")
     ids = list(GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).values_list("pk", flat=True))
-    transaction.on_commit(partial(enqueue_batches, ids))
+    _enqueue_on_commit(ids)
     return len(ids)
 
 

@@ -77,6 +77,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.services.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -1091,7 +1092,7 @@ def report_request(*, project: Project, requested_by: AbstractBaseUser | None) -
         state=ReportSnapshot.State.PENDING,
         requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
     )
-    transaction.on_commit(lambda: report_compute.delay(snapshot.pk))
+    outbox_enqueue("annotate.report_compute", snapshot.pk, send=lambda: report_compute.delay(snapshot.pk))
     return snapshot
 
 

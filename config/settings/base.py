@@ -158,6 +158,11 @@ CELERY_TASK_ROUTES = {
     "training.*": {"queue": "training"},
 }
 CELERY_TASK_ALWAYS_EAGER = False
+# Periodic sweeps (run `celery -A config beat`, or a worker with --beat as `run_platform` does).
+CELERY_BEAT_SCHEDULE = {
+    "outbox-flush": {"task": "annotate.outbox_flush", "schedule": 30.0},
+    "leases-expire": {"task": "annotate.leases_expire", "schedule": 60.0},
+}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]

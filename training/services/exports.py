@@ -48,6 +48,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.services.outbox import outbox_enqueue
 from training.compiler import (
     AnnotationRecord,
     CompileStats,
@@ -284,7 +285,7 @@ def export_create(
     if enqueue:
         from training.tasks.exports import export_run_task
 
-        transaction.on_commit(lambda: export_run_task.delay(export.pk))
+        outbox_enqueue("training.export_run", export.pk, send=lambda: export_run_task.delay(export.pk))
     return export
 
 
