@@ -18,7 +18,8 @@ for PPO), else synthetic pairs. Each configuration runs in a fresh subprocess, s
 its own: CPU peak resident set size (which includes the ~0.5-1 GB of imported libraries: the
 ``idle`` line gives that baseline), or ``torch.cuda.max_memory_allocated`` on a GPU. Step time is
 the mean wall time per optimiser step between the first and last logged steps (PPO: per iteration
-of rollout + scoring + ``ppo_epochs`` passes), so start-up and evaluation are excluded.
+of rollout + scoring + ``ppo_epochs`` passes), so start-up and evaluation are excluded; ``run s``
+is the runner's whole wall time (data, model loading, DPO's reference pre-pass, evaluation, saving).
 """
 
 from __future__ import annotations
@@ -78,7 +79,23 @@ def _rows(n: int) -> list[dict]:
             rows = [json.loads(line) for line in fh][:n]
         return rows
     rng = random.Random(0)
-    words = ["the", "a", "good", "bad", "answer", "question", "help", "sorry", "cannot", "yes", "no", "maybe", "please", "thanks", "because"]
+    words = [
+        "the",
+        "a",
+        "good",
+        "bad",
+        "answer",
+        "question",
+        "help",
+        "sorry",
+        "cannot",
+        "yes",
+        "no",
+        "maybe",
+        "please",
+        "thanks",
+        "because",
+    ]
     return [
         {
             "prompt": f"Question {i}: {' '.join(rng.choices(words, k=12))}?",
@@ -146,14 +163,16 @@ def run_one(kind: str, size: str, steps: int, workdir: str) -> dict:
     if gpu:
         torch.cuda.reset_peak_memory_stats()
     if kind == "reward":
-        reward.run(config_for("reward", {**common, "output_dir": str(work / "out-reward")}), emitter)
+        final = reward.run(
+            config_for("reward", {**common, "output_dir": str(work / f"out-{size}-reward")}), emitter
+        )
     elif kind in ("dpo", "dpo_pre"):
         cfg = {
             **common,
-            "output_dir": str(work / f"out-{kind}"),
+            "output_dir": str(work / f"out-{size}-{kind}"),
             "precompute_ref_log_probs": kind == "dpo_pre",
         }
-        dpo.run(config_for("dpo", cfg), emitter)
+        final = dpo.run(config_for("dpo", cfg), emitter)
     else:
         rm = work / f"rm-{size}"
         if not rm.exists():
@@ -161,14 +180,14 @@ def run_one(kind: str, size: str, steps: int, workdir: str) -> dict:
         cfg = {
             **common,
             "reward_model": str(rm),
-            "output_dir": str(work / "out-ppo"),
+            "output_dir": str(work / f"out-{size}-ppo"),
             "rollout_batch_size": 8,
             "mini_batch_size": 4,
             "ppo_epochs": 2,
             "max_new_tokens": 32,
             "eval_prompts": 0,
         }
-        ppo.run(config_for("ppo", cfg), emitter)
+        final = ppo.run(config_for("ppo", cfg), emitter)
     marks = clock.marks
     if len(marks) >= 2:
         (s0, t0), (s1, t1) = marks[0], marks[-1]
@@ -183,6 +202,7 @@ def run_one(kind: str, size: str, steps: int, workdir: str) -> dict:
         "kind": kind,
         "size": size,
         "step_s": step_s,
+        "run_s": final["seconds"],
         "peak_mb": peak_mb,
         "device": "cuda" if gpu else "cpu",
     }
@@ -229,7 +249,7 @@ def main() -> None:
             f"{torch.get_num_threads()}; CUDA {'yes' if torch.cuda.is_available() else 'no'}"
         )
         print(f"idle: {idle['idle_mb']:.0f} MB resident after importing torch/transformers/trl/datasets")
-        print(f"{'size':<9} {'kind':<8} {'device':<6} {'step s':>8} {'peak MB':>9}")
+        print(f"{'size':<9} {'kind':<8} {'device':<6} {'step s':>8} {'run s':>7} {'peak MB':>9}")
         for size in args.sizes:
             if SIZES[size].get("gpu") and not torch.cuda.is_available():
                 print(f"{size:<9} skipped: no CUDA device here")
@@ -248,7 +268,7 @@ def main() -> None:
                     continue
                 r = json.loads(line[6:])
                 print(
-                    f"{size:<9} {kind:<8} {r['device']:<6} {r['step_s']:>8.3f} {r['peak_mb']:>9.0f}",
+                    f"{size:<9} {kind:<8} {r['device']:<6} {r['step_s']:>8.3f} {r['run_s']:>7.1f} {r['peak_mb']:>9.0f}",
                     flush=True,
                 )
 
