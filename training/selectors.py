@@ -19,7 +19,7 @@ CHARTS: list[tuple[str, list[str]]] = [
     ("Reward", ["reward", "eval_reward", "margin", "eval_margin"]),
     ("KL", ["kl", "eval_kl"]),
 ]
-CHART_W, CHART_H, PAD = 320, 140, 28
+CHART_W, CHART_H, PAD, PAD_LEFT = 340, 140, 22, 48
 MAX_POINTS = 400
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
 
@@ -102,10 +102,10 @@ def run_charts(
             y0, y1 = y0 - 0.5, y1 + 0.5
         if x1 == x0:
             x1 = x0 + 1
-        inner_w, inner_h = CHART_W - 2 * PAD, CHART_H - 2 * PAD
+        inner_w, inner_h = CHART_W - PAD_LEFT - PAD, CHART_H - 2 * PAD
 
         def xy(step: int, value: float, x0=x0, x1=x1, y0=y0, y1=y1, inner_w=inner_w, inner_h=inner_h):
-            x = PAD + (step - x0) / (x1 - x0) * inner_w
+            x = PAD_LEFT + (step - x0) / (x1 - x0) * inner_w
             y = PAD + (1 - (value - y0) / (y1 - y0)) * inner_h
             return round(x, 1), round(y, 1)
 
@@ -129,6 +129,7 @@ def run_charts(
                 "width": CHART_W,
                 "height": CHART_H,
                 "pad": PAD,
+                "left": PAD_LEFT,
                 "right": CHART_W - PAD,
                 "bottom": CHART_H - PAD,
                 "y_min": _fmt(y0),
