@@ -373,6 +373,16 @@ def split_eval(
     return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in order[:n_eval]][:limit]
 
 
+def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(all data, train rows, held-out rows) of a preference run's config."""
+    data = load_preferences(cfg.dataset_path)
+    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
+    train_rows, eval_rows = split_eval(
+        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
+    )
+    return data, train_rows, eval_rows
+
+
 def load_prompts(path: str) -> list[Any]:
     """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
     raw = read_rows(path)

@@ -24,10 +24,9 @@ from training.runners.common import (
     check_tokenizer_fits,
     first_line,
     fit_prompt,
-    load_preferences,
+    load_pair_splits,
     load_tokenizer,
     require_causal_lm,
-    split_eval,
     trainer_callback,
     write_json,
 )
@@ -53,11 +52,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    data = load_preferences(cfg.dataset_path)
-    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
-    train_rows, eval_rows = split_eval(
-        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
-    )
+    data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
 
     def prepare(rows):

@@ -22,11 +22,10 @@ from training.runners.common import (
     atomic_output,
     check_tokenizer_fits,
     first_line,
-    load_preferences,
+    load_pair_splits,
     load_tokenizer,
     resolve_bf16,
     resolve_use_cpu,
-    split_eval,
     tokenize_pairs,
     trainer_callback,
     write_json,
@@ -138,11 +137,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    data = load_preferences(cfg.dataset_path)
-    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
-    train_rows, eval_rows = split_eval(
-        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
-    )
+    data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
     use_margin = cfg.use_margin and data.has_margin
     train_tok = tokenize_pairs(tokenizer, train_rows, cfg.max_length, margin=use_margin)
