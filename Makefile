@@ -36,10 +36,10 @@ test: venv
 	$(MAKE) --no-print-directory lint
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "== tests on PostgreSQL ($(PG_URL))"; \
-		DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} $(BIN)/python -m pytest $(PYTEST_ARGS); \
+		DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	else \
 		echo "== PostgreSQL not reachable: tests on SQLite (PostgreSQL-only tests skip)"; \
-		$(BIN)/python -m pytest $(PYTEST_ARGS); \
+		OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(PYTEST_ARGS); \
 	fi
 
 bench: venv

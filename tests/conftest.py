@@ -99,3 +99,7 @@ def labeler_in(make_user):
         return user
 
     return _make
+
+
+# Browser fixtures for every test folder (one Playwright and one Chromium per session).
+from tests.browser import _playwright, browser, new_page, page, screenshot  # noqa: E402, F401

@@ -58,7 +58,7 @@ class RunListCreateApi(APIView):
 
     pagination_class = BoundedLimitOffsetPagination
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(operation_id="training_runs_list", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str) -> Response:
         project = api_project(request, slug, "research")
         paginator = self.pagination_class()
@@ -93,7 +93,7 @@ class RunListCreateApi(APIView):
 class RunDetailApi(APIView):
     """A run's status: state, latest and final metrics, error."""
 
-    @extend_schema(responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(operation_id="training_runs_retrieve", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = _run(request, slug, run_id)
         body = selectors.run_status(run=run)

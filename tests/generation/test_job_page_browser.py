@@ -10,13 +10,13 @@ from playwright.sync_api import expect
 from generation import services
 from generation.backends.base import PromptError
 from generation.models import GenerationBatch
-from tests.e2e.conftest import _playwright, browser, login, page, screenshot  # noqa: F401 - fixtures
+from tests.e2e.conftest import login
 from tests.generation.conftest import add_prompts
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_job_page_follows_progress_live(page, screenshot, research_project, researcher, fake_backend):  # noqa: F811
+def test_job_page_follows_progress_live(page, screenshot, research_project, researcher, fake_backend):
     add_prompts(research_project, 4)
     fake_backend.fail = {
         "number 3?": PromptError("The prompt is 5000 tokens long but the model's context holds 1024")

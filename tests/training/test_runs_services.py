@@ -126,7 +126,14 @@ def test_create_fills_paths_and_keeps_options(project, dataset):
         ({"kind": "nope"}, "kind", "kind must be"),
         ({"kind": "reward"}, "export", "Choose an export"),
         ({"kind": "reward", "dataset_path": "OUTSIDE"}, "dataset_path", "data folder"),
-        ({"kind": "reward", "dataset_path": "/no/such.jsonl"}, "dataset_path", "No dataset file"),
+        ({"kind": "reward", "dataset_path": "MISSING"}, "dataset_path", "No dataset file"),
+        # outside the data folders the answer is the same whether or not the file exists (no oracle)
+        ({"kind": "reward", "dataset_path": "/no/such.jsonl"}, "dataset_path", "data folder"),
+        (
+            {"kind": "reward", "dataset_path": "/x/" + "a" * 5000 + ".jsonl"},
+            "dataset_path",
+            "usable file path",
+        ),
         ({"kind": "reward", "base_model": "", "use_data": True}, "base_model", "base model"),
         (
             {"kind": "reward", "use_data": True, "config": {"learning_rat": 1}},
@@ -156,6 +163,8 @@ def test_create_refuses_bad_requests(project, dataset, tmp_path, kwargs, field, 
     kwargs = dict(kwargs)
     if kwargs.pop("use_data", False):
         kwargs["dataset_path"] = dataset
+    if kwargs.get("dataset_path") == "MISSING":
+        kwargs["dataset_path"] = str(Path(dataset).parent / "missing.jsonl")
     if kwargs.get("dataset_path") == "OUTSIDE":
         outside = tmp_path / "outside.jsonl"
         outside.write_text(Path(dataset).read_text())

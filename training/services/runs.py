@@ -99,17 +99,24 @@ def _dataset_roots() -> list[Path]:
 
 
 def _check_dataset_path(path: str, *, restrict: bool) -> str:
-    p = Path(path).expanduser()
-    if not p.is_file():
-        raise InvalidInput(f"No dataset file at {path}.", field="dataset_path")
-    if p.suffix not in (".jsonl", ".json", ".gz", ".parquet"):
-        raise InvalidInput("The dataset must be a .jsonl (.gz) or .parquet file.", field="dataset_path")
-    resolved = p.resolve()
-    if restrict and not any(resolved.is_relative_to(root) for root in _dataset_roots()):
-        raise InvalidInput(
-            "The dataset file must be under the platform's data folder (or PREFHUB_DATASET_DIRS).",
-            field="dataset_path",
-        )
+    """The place is checked before the file system is asked anything, so the API cannot be used to
+    probe which files exist outside the data folders."""
+    if len(path) > 1000 or "\x00" in path:
+        raise InvalidInput("Not a usable file path.", field="dataset_path")
+    try:
+        p = Path(path).expanduser()
+        if p.suffix not in (".jsonl", ".json", ".gz", ".parquet"):
+            raise InvalidInput("The dataset must be a .jsonl (.gz) or .parquet file.", field="dataset_path")
+        resolved = p.resolve()
+        if restrict and not any(resolved.is_relative_to(root) for root in _dataset_roots()):
+            raise InvalidInput(
+                "The dataset file must be under the platform's data folder (or PREFHUB_DATASET_DIRS).",
+                field="dataset_path",
+            )
+        if not resolved.is_file():
+            raise InvalidInput(f"No dataset file at {path}.", field="dataset_path")
+    except OSError as exc:
+        raise InvalidInput(f"Not a usable file path ({exc.strerror}).", field="dataset_path") from None
     return str(resolved)
 
 
@@ -291,7 +298,7 @@ def run_register_endpoint(
     """Register a finished policy run's model as a ``transformers`` generation endpoint of its
     project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
     run = (
-        TrainingRun.objects.select_for_update()
+        TrainingRun.objects.select_for_update(of=("self",))
         .select_related("project", "registered_endpoint")
         .get(pk=run.pk)
     )
