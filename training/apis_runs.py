@@ -109,7 +109,7 @@ class RunDetailApi(APIView):
 class RunCancelApi(APIView):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_cancel(run=_run(request, slug, run_id))
+        run = run_cancel(run=_run(request, slug, run_id), cancelled_by=request.user)
         return Response(selectors.run_status(run=run))
 
 

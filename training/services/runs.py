@@ -51,6 +51,7 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Project, Prompt
+from annotate.services.audit import audit_record
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.common import parse_event, remove_stale_tmp
 from training.runners.configs import ConfigError, config_fields, config_for
@@ -259,6 +260,10 @@ def run_create(
         config=cfg,
         created_by=created_by if created_by is not None and created_by.is_authenticated else None,
     )
+    audit_record(
+        actor=created_by, project=project, action="training.run_create", target=run,
+        details={"kind": kind, "base_model": base_model, "export": export.version if export else None},
+    )  # fmt: skip
     root = runs_root(project)
     run.output_path = str(root / f"run-{run.pk}")
     run.log_path = str(root / f"run-{run.pk}.log")
@@ -275,9 +280,10 @@ def _enqueue(run_id: int) -> None:
 
 
 @transaction.atomic
-def run_cancel(*, run: TrainingRun) -> TrainingRun:
+def run_cancel(*, run: TrainingRun, cancelled_by: AbstractBaseUser | None = None) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop (the worker stops it)."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
+    audit_record(actor=cancelled_by, project=run.project, action="training.run_cancel", target=run)
     if run.state in FINAL_STATES:
         raise Conflict(f"This run is already {run.get_state_display().lower()}.")
     if run.state == RunState.QUEUED:
@@ -327,6 +333,10 @@ def run_register_endpoint(
             name=name, backend="transformers", model=run.output_path, project=run.project, created_by=user
         )
     run.registered_endpoint = endpoint
+    audit_record(
+        actor=created_by, project=run.project, action="training.run_register", target=run,
+        details={"endpoint": endpoint.name},
+    )  # fmt: skip
     run.save(update_fields=["registered_endpoint"])
     return endpoint
 

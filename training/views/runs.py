@@ -179,7 +179,7 @@ def run_status_json(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
 def run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     try:
         run = _run_for(request, slug, run_id)
-        run_cancel(run=run)
+        run_cancel(run=run, cancelled_by=request.user)
     except Forbidden as exc:
         return _forbidden(request, exc)
     except ServiceError as exc:
