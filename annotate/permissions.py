@@ -44,3 +44,22 @@ def require_capability(
     if not roles & CAPABILITIES[capability]:
         raise Forbidden("Your role in this project does not allow this.")
     return roles
+
+
+def project_for_request(request, slug: str, capability: str) -> tuple[Project, set[str]]:
+    """For pages: the project named by ``slug`` if the signed-in user may ``capability`` in it, with
+    the user's roles. Http404 outside the project (its existence is not revealed), PermissionDenied
+    (403) for a member whose role does not allow it."""
+    from django.core.exceptions import PermissionDenied
+    from django.http import Http404
+
+    project = Project.objects.filter(slug=slug).first()
+    if project is None:
+        raise Http404("No such project.")
+    try:
+        roles = require_capability(user=request.user, project=project, capability=capability)
+    except NotFound:
+        raise Http404("No such project.") from None
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    return project, roles

@@ -40,7 +40,7 @@ from annotate.forms import (
     dimension_rows,
 )
 from annotate.models import Assignment, Guideline, Membership, Project, Role, TaskKind
-from annotate.permissions import CAPABILITIES, require_capability
+from annotate.permissions import CAPABILITIES, project_for_request
 from annotate.rendering import render_markdown
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.imports import ImportFailed
@@ -74,18 +74,7 @@ MAX_JSON_BODY = 256 * 1024
 
 
 def _project_for(request: HttpRequest, slug: str, capability: str) -> tuple[Project, set[str]]:
-    """The project if the user may ``capability`` in it: 404 outside it (its existence is not
-    revealed), 403 for a member whose role does not allow it."""
-    project = selectors.project_get(slug=slug)
-    if project is None:
-        raise Http404("No such project.")
-    try:
-        roles = require_capability(user=request.user, project=project, capability=capability)
-    except NotFound:
-        raise Http404("No such project.") from None
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message) from None
-    return project, roles
+    return project_for_request(request, slug, capability)
 
 
 def _can(roles: set[str], capability: str) -> bool:

@@ -16,34 +16,21 @@ import math
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotate import selectors
-from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.errors import ServiceError
 from annotate.models import Project, TaskKind
-from annotate.permissions import CAPABILITIES, require_capability
+from annotate.permissions import CAPABILITIES, project_for_request
 from annotate.services import reports
 
 CSV_FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
 
 def _project_for(request: HttpRequest, slug: str, capability: str) -> tuple[Project, set[str]]:
-    """404 for users outside the project (its existence is not revealed), 403 for members whose
-    role does not allow ``capability``."""
-    project = selectors.project_get(slug=slug)
-    if project is None:
-        raise Http404("No such project.")
-    try:
-        roles = require_capability(user=request.user, project=project, capability=capability)
-    except NotFound:
-        raise Http404("No such project.") from None
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message) from None
-    return project, roles
+    return project_for_request(request, slug, capability)
 
 
 def _nav(project: Project, roles: set[str]) -> dict:

@@ -5,16 +5,14 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotate import selectors as annotate_selectors
-from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.errors import ServiceError
 from annotate.models import Project
-from annotate.permissions import CAPABILITIES, require_capability
+from annotate.permissions import CAPABILITIES, project_for_request
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import GenerationJob
@@ -23,15 +21,7 @@ from generation.models import GenerationJob
 def _project_for(request: HttpRequest, slug: str) -> tuple[Project, dict]:
     """The project if the user may do research in it (404 outside it, 403 for other roles), and
     what the project navigation needs."""
-    project = annotate_selectors.project_get(slug=slug)
-    if project is None:
-        raise Http404("No such project.")
-    try:
-        roles = require_capability(user=request.user, project=project, capability="research")
-    except NotFound:
-        raise Http404("No such project.") from None
-    except Forbidden as exc:
-        raise PermissionDenied(exc.message) from None
+    project, roles = project_for_request(request, slug, "research")
     nav = {"project": project, "active_tab": "generation"}
     for key, capability in (
         ("can_label", "label"),

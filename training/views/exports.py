@@ -10,9 +10,9 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.errors import Forbidden, ServiceError
 from annotate.models import Project
-from annotate.permissions import require_capability
+from annotate.permissions import project_for_request
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
@@ -57,12 +57,7 @@ class ExportForm(forms.Form):
 
 
 def _project_for(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    try:
-        require_capability(user=request.user, project=project, capability="research")
-    except NotFound:
-        raise Http404("No such project.") from None
-    return project
+    return project_for_request(request, slug, "research")[0]
 
 
 def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:

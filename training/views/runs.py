@@ -9,13 +9,13 @@ from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.errors import Forbidden, ServiceError
 from annotate.models import Project
-from annotate.permissions import require_capability
+from annotate.permissions import project_for_request
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -73,12 +73,7 @@ class RunForm(forms.Form):
 
 
 def _project_for(request: HttpRequest, slug: str) -> Project:
-    project = get_object_or_404(Project, slug=slug)
-    try:
-        require_capability(user=request.user, project=project, capability="research")
-    except NotFound:
-        raise Http404("No such project.") from None
-    return project
+    return project_for_request(request, slug, "research")[0]
 
 
 def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
