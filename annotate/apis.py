@@ -28,6 +28,7 @@ from annotate.permissions import require_capability
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
+from annotate.throttles import WriteScopedRateThrottle
 
 logger = logging.getLogger(__name__)
 
@@ -187,6 +188,9 @@ class ImportReportSerializer(serializers.Serializer):
 class PromptImportApi(APIView):
     """Import prompts and candidates (and recorded preferences) from a file. Atomic unless
     ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``."""
+
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "import"
 
     parser_classes = [MultiPartParser, FormParser]
 

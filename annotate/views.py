@@ -59,6 +59,7 @@ from annotate.services.manage import (
     project_settings_change,
     prompts_import_by,
 )
+from annotate.throttles import page_rate_limit
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 # The reasons offered in the skip dialog (the labeler may also write their own).
@@ -375,6 +376,7 @@ def _submission(body: dict, assignment: Assignment) -> dict:
 @login_required
 @require_POST
 @json_endpoint
+@page_rate_limit("submit", json=True)
 def label_submit(request: HttpRequest, slug: str, assignment_id: int) -> JsonResponse:
     project, _ = _project_for(request, slug, "label")
     assignment = _own_assignment(project, request.user, assignment_id)
@@ -830,6 +832,7 @@ class _ImportSizeLimit(FileUploadHandler):
 @csrf_exempt  # the CSRF check runs in _manage_import, after the size-limit handler is installed
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("import")
 def manage_import(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
         request.upload_handlers.insert(0, _ImportSizeLimit(request, ImportForm.max_bytes()))

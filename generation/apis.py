@@ -24,6 +24,7 @@ from annotate import selectors as annotate_selectors
 from annotate.errors import InvalidInput, NotFound, ServiceError
 from annotate.models import Project
 from annotate.permissions import require_capability
+from annotate.throttles import WriteScopedRateThrottle
 from generation import selectors, services
 from generation.models import Backend, GenerationJob, ModelEndpoint, TaskMode
 
@@ -148,6 +149,9 @@ class EndpointListCreateApi(ServiceErrorsMixin, APIView):
 
 
 class JobListCreateApi(ServiceErrorsMixin, APIView):
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "jobs"
+
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_jobs_list")
     def get(self, request: Request, slug: str) -> Response:
         project = _project(request, slug)

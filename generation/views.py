@@ -13,6 +13,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.permissions import CAPABILITIES, project_for_request
+from annotate.throttles import page_rate_limit
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import GenerationJob
@@ -100,6 +101,7 @@ def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
 
 @login_required
 @require_POST
+@page_rate_limit("jobs")
 def job_new(request: HttpRequest, slug: str) -> HttpResponse:
     project, nav = _project_for(request, slug)
     endpoints = selectors.endpoints_for_project(project=project, active_only=True)

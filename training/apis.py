@@ -12,6 +12,7 @@ from rest_framework.views import APIView
 
 from annotate.apis import ERRORS, BoundedLimitOffsetPagination, api_project
 from annotate.errors import NotFound, ServiceError
+from annotate.throttles import WriteScopedRateThrottle
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -61,6 +62,9 @@ def _export(request: Request, slug: str, version: int) -> Export:
 
 class ExportListCreateApi(generics.ListAPIView):
     """A project's exports, newest first; POST queues a new one (the worker fills it)."""
+
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "export"
 
     pagination_class = BoundedLimitOffsetPagination
 

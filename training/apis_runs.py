@@ -13,6 +13,7 @@ from rest_framework.views import APIView
 
 from annotate.apis import ERRORS, BoundedLimitOffsetPagination, api_project
 from annotate.errors import InvalidInput, NotFound
+from annotate.throttles import WriteScopedRateThrottle
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -55,6 +56,9 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
 
 class RunListCreateApi(APIView):
     """A project's runs, newest first; POST validates and queues a new one."""
+
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "runs"
 
     pagination_class = BoundedLimitOffsetPagination
 

@@ -56,7 +56,9 @@ def test_ppo_raises_held_out_reward_with_bounded_kl(tmp_path):
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(base)
-    vocab = sorted(i for t, i in tok.get_vocab().items() if not t.startswith("<|"))  # dict order varies by process
+    vocab = sorted(
+        i for t, i in tok.get_vocab().items() if not t.startswith("<|")
+    )  # dict order varies by process
     rng = random.Random(0)
     rows = []
     while len(rows) < 400:

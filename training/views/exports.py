@@ -13,6 +13,7 @@ from django.views.decorators.http import require_http_methods
 from annotate.errors import Forbidden, ServiceError
 from annotate.models import Project
 from annotate.permissions import project_for_request
+from annotate.throttles import page_rate_limit
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
@@ -66,6 +67,7 @@ def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("export")
 def export_list(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         project = _project_for(request, slug)

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotate.errors import Forbidden, ServiceError
 from annotate.models import Project
 from annotate.permissions import project_for_request
+from annotate.throttles import page_rate_limit
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -90,6 +91,7 @@ def _run_for(request: HttpRequest, slug: str, run_id: int) -> TrainingRun:
 
 @login_required
 @require_http_methods(["GET", "POST"])
+@page_rate_limit("runs")
 def run_list(request: HttpRequest, slug: str) -> HttpResponse:
     try:
         project = _project_for(request, slug)
