@@ -32,6 +32,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import transaction
 from django.utils.text import slugify
@@ -290,8 +291,30 @@ def _parse_hh(obj: dict, line: int) -> _Record:
     )
 
 
-def _iter_lines(stream: IO[bytes]) -> Iterator[tuple[int, bytes | None]]:
+class _TooLarge(Exception):
+    pass
+
+
+def _guarded(lines, add_error, max_bytes: int):
+    """Stop at the size limit with a line error instead of an exception."""
+    try:
+        yield from lines
+    except _TooLarge as exc:
+        add_error(
+            exc.args[0],
+            f"the file is larger than {max_bytes // 1024**2} MiB once decompressed; split it",
+            None,
+        )
+
+
+def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
+    """Lines of the (decompressed) stream; ``None`` for an over-long line. Raises ``_TooLarge`` past
+    ``max_bytes`` of decompressed data, so a small gzip bomb cannot fill the database."""
+    total = 0
     for number, raw in enumerate(stream, start=1):
+        total += len(raw)
+        if total > max_bytes:
+            raise _TooLarge(number)
         if len(raw) > MAX_LINE_BYTES:
             yield number, None
             continue
@@ -448,7 +471,8 @@ def prompts_import(
 
     with transaction.atomic():
         detected = fmt
-        for number, raw in _iter_lines(stream):
+        max_bytes = getattr(settings, "PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES", 4 * 1024**3)
+        for number, raw in _guarded(_iter_lines(stream, max_bytes), add_error, max_bytes):
             report.lines = number
             if progress is not None and number % 1000 == 0:
                 progress(number)

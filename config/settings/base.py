@@ -119,6 +119,8 @@ STORAGES = {
 DATA_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PREFHUB_MAX_IMPORT_BYTES = env.int("PREFHUB_MAX_IMPORT_BYTES", default=512 * 1024 * 1024)
+# Decompressed size limit for gzip imports (a small gzip bomb stops here, with a line error).
+PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = env.int("PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES", default=4 * 1024**3)
 
 # Model servers the platform may call on private/loopback addresses (SSRF guard for the openai
 # backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.

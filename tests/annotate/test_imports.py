@@ -209,3 +209,15 @@ def test_cli_reports_bad_lines_and_exits_nonzero(make_project, tmp_path, capsys)
     assert Prompt.objects.count() == 3
     with pytest.raises(CommandError, match="--project"):
         call_command("import_prompts", str(good), "--project", "nope")
+
+
+def test_a_gzip_bomb_is_stopped_at_the_decompressed_size_limit(make_project, settings):
+    settings.PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = 1024 * 1024
+    project = make_project()
+    line = json.dumps({"prompt": "x" * 500, "candidates": ["a", "b"]}).encode() + b"\n"
+    bomb = gzip.compress(line * 20_000)  # ~10 MB of lines in a small file
+    assert len(bomb) < 100_000
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=io.BytesIO(bomb))
+    assert "once decompressed" in exc.value.report.errors[-1].message
+    assert Prompt.objects.count() == 0
