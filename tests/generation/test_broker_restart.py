@@ -1,0 +1,110 @@
+# ruff: noqa: F811 - the worker fixtures are imported from test_worker and requested by name
+"""The broker restarts in the middle of a generation job: the worker reconnects and the job finishes
+with every candidate exactly once.
+
+Runs its own redis-server (append-only file on, as a production broker would be) on a free port, so
+restarting it disturbs nothing else; the worker and the publisher point at it.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+import time
+
+import pytest
+import redis
+
+from generation import services
+from generation.models import JobState
+from tests.generation import test_worker as worker_tests
+from tests.generation.conftest import add_prompts
+from tests.generation.test_worker import (  # noqa: F401 - fixtures
+    _assert_exactly_once,
+    _job_state,
+    _logs,
+    _wait,
+    postgres_db,
+    publish_to_redis,
+    redis_broker,
+    start_worker,
+    tiny_endpoint,
+)
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def private_redis(tmp_path, monkeypatch):
+    server = shutil.which("redis-server")
+    if server is None:
+        pytest.skip("redis-server is not installed")
+    port = _free_port()
+    args = [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path), "--appendonly", "yes",
+            "--appendfsync", "always", "--save", ""]  # fmt: skip
+    procs: list[subprocess.Popen] = []
+
+    def start() -> None:
+        procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        client = redis.Redis(port=port, socket_connect_timeout=0.5)
+        for _ in range(100):
+            try:
+                client.ping()
+                return
+            except redis.exceptions.ConnectionError:
+                time.sleep(0.05)
+        pytest.fail("the private redis-server did not start")
+
+    def restart() -> None:
+        redis.Redis(port=port).shutdown(nosave=False)  # writes the append-only file, then exits
+        procs[-1].wait(timeout=30)
+        time.sleep(1.0)  # the worker sees the broker gone
+        start()
+
+    start()
+    monkeypatch.setattr(worker_tests, "BROKER_URL", f"redis://127.0.0.1:{port}/0")
+    yield restart
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_job_survives_a_broker_restart(
+    private_redis,
+    research_project,
+    tiny_endpoint,
+    start_worker,
+    publish_to_redis,
+):
+    prompts, k = 8, 2
+    add_prompts(research_project, prompts)
+    worker = start_worker("gen-worker-restart")
+    job = services.job_create(
+        project=research_project, endpoints=[tiny_endpoint], k=k, batch_size=1,
+        sampling={"max_new_tokens": 16, "seed": 5},
+    )  # fmt: skip
+    _wait(lambda: _job_state(job.pk).done_units >= 2, timeout=240, procs=[worker], what="two batches done")
+    private_redis()  # broker down and up again, mid-job
+    assert _job_state(job.pk).done_units < prompts, "the restart must land in the middle of the job"
+    job = _wait(
+        lambda: (j := _job_state(job.pk)).state not in (JobState.QUEUED, JobState.RUNNING) and j,
+        timeout=300,
+        procs=[worker],
+        what="the job to finish after the broker restart",
+    )
+    assert job.state == JobState.DONE, _logs([worker])
+    _assert_exactly_once(job, prompts=prompts, k=k)
+    assert worker.poll() is None, "the worker survived the restart"
