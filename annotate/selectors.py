@@ -30,8 +30,12 @@ def project_get(*, slug: str) -> Project | None:
     return Project.objects.filter(slug=slug).first()
 
 
-def guideline_current(*, project: Project) -> Guideline | None:
-    return Guideline.objects.filter(project=project).order_by("-version").first()
+def guideline_current(*, project: Project, fields: tuple[str, ...] | None = None) -> Guideline | None:
+    """The newest guideline version; ``fields`` limits the columns read (the body can be large)."""
+    qs = Guideline.objects.filter(project=project).order_by("-version")
+    if fields:
+        qs = qs.only(*fields)
+    return qs.first()
 
 
 def guideline_pending_ack(*, project: Project, user: AbstractBaseUser) -> Guideline | None:

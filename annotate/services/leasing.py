@@ -341,7 +341,7 @@ def annotation_submit(
         project = task.project
         _require_active_labeler(project=project, labeler=labeler)
 
-        guideline = guideline_current(project=project)
+        guideline = guideline_current(project=project, fields=("id", "version"))
         if (
             guideline is not None
             and not GuidelineAck.objects.filter(guideline=guideline, user=labeler).exists()
