@@ -17,6 +17,16 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 
+def _die_with_parent() -> None:
+    """Linux: the child gets SIGTERM if this process dies, even by SIGKILL (no orphaned server)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 class Command(BaseCommand):
     help = "Run the web server and a Celery worker (queues default, generation, training) until Ctrl+C."
 
@@ -58,9 +68,13 @@ class Command(BaseCommand):
             ],
             env=env,
             start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         web = subprocess.Popen(
-            [python, "manage.py", "runserver", opts["addr"], "--noreload"], env=env, start_new_session=True
+            [python, "manage.py", "runserver", opts["addr"], "--noreload"],
+            env=env,
+            start_new_session=True,
+            preexec_fn=_die_with_parent,
         )
         self.stdout.write(
             self.style.SUCCESS(f"PrefHub is running at http://{opts['addr']}/  (Ctrl+C to stop)")
