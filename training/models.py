@@ -106,6 +106,9 @@ class TrainingRun(models.Model):
     output_path = models.CharField(max_length=1000, blank=True)
     log_path = models.CharField(max_length=1000, blank=True)
     pid = models.IntegerField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life from the worker running it (every few seconds)."
+    )
     cancel_requested = models.BooleanField(default=False)
     error = models.TextField(blank=True)
     registered_endpoint = models.ForeignKey(

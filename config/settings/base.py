@@ -164,6 +164,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {"task": "annotate.outbox_flush", "schedule": 30.0},
     "leases-expire": {"task": "annotate.leases_expire", "schedule": 60.0},
+    "training-runs-stale": {"task": "training.runs_fail_stale", "schedule": 120.0},
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"

@@ -291,6 +291,7 @@ def test_execute_streams_metrics_and_finishes(project, dataset, fake_runner):
     assert points[0][1] == {"loss": 1.0, "accuracy": 0.6}
     assert run.metrics["final"]["eval_accuracy"] == 0.8
     assert run.metrics["latest"]["step"] == 3 and run.pid is None
+    assert run.heartbeat_at is not None and run.heartbeat_at >= run.started_at  # the executor beats
     assert Path(run.output_path, "config.json").is_file()
     log = Path(run.log_path).read_text()
     assert "loading <model> & data" in log and "exit code 0" in log
@@ -422,3 +423,35 @@ def test_metric_lines_are_told_apart_from_log_text():
     }
     assert parse_event("{'not': json}") is None
     assert parse_event("loss 0.5") is None
+
+
+def test_runs_whose_worker_died_are_failed_by_the_sweep(project):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training.models import RunState, TrainingRun
+    from training.services.runs import runs_fail_stale
+
+    now = timezone.now()
+
+    def running(**kw):
+        return TrainingRun.objects.create(
+            project=project,
+            kind="ppo",
+            base_model="tiny",
+            state=RunState.RUNNING,
+            started_at=now - timedelta(hours=1),
+            **kw,
+        )
+
+    dead = running(heartbeat_at=now - timedelta(minutes=10))
+    never_beat = running()
+    alive = running(heartbeat_at=now - timedelta(seconds=5))
+    assert runs_fail_stale(now=now) == 2
+    states = dict(TrainingRun.objects.values_list("pk", "state"))
+    assert states[dead.pk] == states[never_beat.pk] == RunState.FAILED
+    assert states[alive.pk] == RunState.RUNNING
+    dead.refresh_from_db()
+    assert "stopped answering" in dead.error and dead.finished_at is not None
+    assert runs_fail_stale(now=now) == 0

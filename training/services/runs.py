@@ -40,12 +40,14 @@ import sys
 import threading
 import time
 from collections import deque
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -524,6 +526,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
             if now - last_cancel_check >= 1.0 and term_sent_at is None:
                 last_cancel_check = now
                 logf.flush()
+                TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
                 if TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                     cancelled = True
                     term_sent_at = now
@@ -574,3 +577,34 @@ def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
         raise InvalidInput(str(exc), field="config") from exc
     install_cancel_handler()
     return run_kind(kind, cfg, Emitter(cfg.metrics_file, stream=sys.stdout))
+
+
+def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: datetime | None = None) -> int:
+    """Mark running runs whose worker stopped sending heartbeats (its machine died, or it was
+    SIGKILLed with the task acknowledged) as failed, so they do not stay "running" forever. The
+    executor beats every second while its subprocess lives. Returns how many were failed."""
+    now = now or timezone.now()
+    cutoff = now - older_than
+    stale = TrainingRun.objects.filter(state=RunState.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    failed = 0
+    for run in stale:
+        with transaction.atomic():
+            locked = (
+                TrainingRun.objects.select_for_update(of=("self",))
+                .filter(pk=run.pk, state=RunState.RUNNING)
+                .first()
+            )
+            if locked is None:
+                continue
+            last = locked.heartbeat_at or locked.started_at
+            _finish(
+                locked,
+                RunState.FAILED,
+                error=f"The worker running this run stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC). "
+                "Launch it again.",
+            )
+            audit_record(actor=None, project=locked.project, action="training.run_stale", target=locked)
+            failed += 1
+    return failed

@@ -18,3 +18,11 @@ def run_execute(run_id: int) -> None:
     from training.services.runs import run_execute as execute
 
     execute(run_id=run_id)
+
+
+@shared_task(name="training.runs_fail_stale", ignore_result=True)
+def runs_fail_stale_task() -> int:
+    """Periodic (Celery beat): fail runs whose worker stopped sending heartbeats."""
+    from training.services.runs import runs_fail_stale
+
+    return runs_fail_stale()
