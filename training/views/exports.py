@@ -10,7 +10,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
-from annotate.errors import Forbidden, ServiceError
+from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.permissions import project_for_request
 from annotate.throttles import page_rate_limit
@@ -61,18 +61,11 @@ def _project_for(request: HttpRequest, slug: str) -> Project:
     return project_for_request(request, slug, "research")[0]
 
 
-def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
-    return render(request, "training/exports/forbidden.html", {"message": exc.message}, status=403)
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("export")
 def export_list(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        project = _project_for(request, slug)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
+    project = _project_for(request, slug)
     form = ExportForm(request.POST or None, project=project)
     status = 200
     if request.method == "POST":
@@ -108,10 +101,7 @@ def _export_for(request: HttpRequest, slug: str, version: int) -> Export:
 
 @login_required
 def export_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
-    try:
-        export = _export_for(request, slug, version)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
+    export = _export_for(request, slug, version)
     files, card = [], ""
     if export.state == ExportState.DONE:
         try:
@@ -134,10 +124,7 @@ def export_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse
 @login_required
 def export_download(request: HttpRequest, slug: str, version: int, name: str | None = None) -> HttpResponse:
     """The whole export as a zip, or one of its files by name (only names in the export folder)."""
-    try:
-        export = _export_for(request, slug, version)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
+    export = _export_for(request, slug, version)
     try:
         if name is None:
             path = export_zip_path(export=export)

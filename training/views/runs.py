@@ -13,7 +13,7 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate.errors import Forbidden, ServiceError
+from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.permissions import project_for_request
 from annotate.throttles import page_rate_limit
@@ -77,10 +77,6 @@ def _project_for(request: HttpRequest, slug: str) -> Project:
     return project_for_request(request, slug, "research")[0]
 
 
-def _forbidden(request: HttpRequest, exc: Forbidden) -> HttpResponse:
-    return render(request, "training/runs/forbidden.html", {"message": exc.message}, status=403)
-
-
 def _run_for(request: HttpRequest, slug: str, run_id: int) -> TrainingRun:
     project = _project_for(request, slug)
     run = selectors.run_get(project=project, run_id=run_id)
@@ -93,10 +89,7 @@ def _run_for(request: HttpRequest, slug: str, run_id: int) -> TrainingRun:
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("runs")
 def run_list(request: HttpRequest, slug: str) -> HttpResponse:
-    try:
-        project = _project_for(request, slug)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
+    project = _project_for(request, slug)
     form = RunForm(request.POST or None, project=project)
     status = 200
     if request.method == "POST":
@@ -147,10 +140,7 @@ def _detail_context(run: TrainingRun) -> dict:
 
 @login_required
 def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    try:
-        run = _run_for(request, slug, run_id)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
+    run = _run_for(request, slug, run_id)
     context = _detail_context(run)
     context["log"] = selectors.run_log_tail(run=run)
     return render(request, "training/runs/detail.html", context)
@@ -159,10 +149,7 @@ def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
 @login_required
 def run_status_json(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
     """What the run page polls: state, latest metrics, the charts (server-rendered SVG) and the log tail."""
-    try:
-        run = _run_for(request, slug, run_id)
-    except Forbidden as exc:
-        return JsonResponse({"error": "forbidden", "detail": exc.message}, status=403)
+    run = _run_for(request, slug, run_id)
     context = _detail_context(run)
     payload = selectors.run_status(run=run)
     payload["charts_html"] = render_to_string("training/runs/_charts.html", context, request=request)
@@ -177,8 +164,6 @@ def run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
     try:
         run = _run_for(request, slug, run_id)
         run_cancel(run=run, cancelled_by=request.user)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -192,8 +177,6 @@ def run_register_view(request: HttpRequest, slug: str, run_id: int) -> HttpRespo
     try:
         run = _run_for(request, slug, run_id)
         endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), created_by=request.user)
-    except Forbidden as exc:
-        return _forbidden(request, exc)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
