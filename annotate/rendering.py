@@ -82,7 +82,9 @@ def _align_to_class(state) -> None:
 
 @lru_cache(maxsize=1)
 def _markdown() -> MarkdownIt:
-    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+    # breaks: a single newline is a line break, as people who type text (and models) mean it
+    # (a haiku stays three lines); CommonMark would join the lines into one paragraph.
+    md = MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False, "breaks": True})
     md.enable(["table", "strikethrough"])
     md.add_render_rule("image", _render_image)
     md.core.ruler.push("prefhub_table_align", _align_to_class)

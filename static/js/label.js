@@ -220,6 +220,53 @@
     return null;
   }
 
+  // --- the prompt stays reachable: a compact bar under the work bar once the conversation is
+  // scrolled away, and P to jump back to it ------------------------------------------------------
+
+  var promptBar = document.getElementById("prompt-bar");
+  var promptObserver = null;
+  function watchPrompt(task) {
+    if (promptObserver) promptObserver.disconnect();
+    promptBar.hidden = true;
+    var conv = task.el.querySelector(".conversation");
+    var turns = task.el.querySelectorAll(".conversation .turn-user .turn-body");
+    if (!conv || !turns.length || !window.IntersectionObserver) return;
+    promptBar.querySelector(".prompt-bar-text").textContent = turns[turns.length - 1].textContent.trim();
+    promptObserver = new IntersectionObserver(function (entries) {
+      var e = entries[entries.length - 1];
+      promptBar.hidden = e.isIntersecting || e.boundingClientRect.top > 0;
+    });
+    promptObserver.observe(conv);
+  }
+  function showPrompt() {
+    if (!current) return;
+    var conv = current.el.querySelector(".conversation");
+    if (conv) conv.scrollIntoView({ block: "start", behavior: "smooth" });
+  }
+
+  // Sizes of the sticky bars, for scroll padding (focus never lands under them) and the prompt bar.
+  function measureBars() {
+    var root = document.documentElement;
+    var bar = ws.querySelector(".workbar");
+    if (bar) root.style.setProperty("--workbar-h", bar.offsetHeight + "px");
+    var decision = current && current.kind === "pairwise" ? current.el.querySelector(".decision") : null;
+    root.style.setProperty("--decision-h", (decision ? decision.offsetHeight : 0) + "px");
+  }
+  if (window.ResizeObserver) new ResizeObserver(measureBars).observe(ws);
+  window.addEventListener("resize", measureBars);
+
+  // A digit on a focused rating scale gives that score and touches nothing else.
+  function ratingKey(e) {
+    var fs = e.target && e.target.closest ? e.target.closest("fieldset.rating") : null;
+    if (!fs) return false;
+    if (!/^[0-9]$/.test(e.key)) return false;
+    e.preventDefault();
+    var value = e.key === "0" ? "10" : e.key;
+    var input = fs.querySelector('input[value="' + value + '"]');
+    if (input) { input.checked = true; input.focus(); }
+    return true;
+  }
+
   function show(task) {
     if (current && current !== task) current.timer.pause();
     hideLoading();
@@ -232,6 +279,8 @@
     window.scrollTo({ top: 0 });
     updateLeaseNote();
     if (task.kind === "ranking") renumber(task);
+    watchPrompt(task);
+    measureBars();
     if (task.guidelinePending) openAck();
   }
 
@@ -272,7 +321,13 @@
     if (current) current.timer.pause();
     var dropped = [];
     var next = takeQueued(dropped);
-    if (next) { show(next); return renew(next).then(prefetch); }
+    if (next) {
+      show(next);
+      // Renew, then prefetch, in the background: the labeler can work on (and submit) this task
+      // while the one after it is still on its way.
+      renew(next).then(prefetch);
+      return Promise.resolve();
+    }
     current = null;
     showLoading();
     return Promise.resolve(inflight)
@@ -565,7 +620,11 @@
   }
 
   function submit() {
-    if (!current || busy) return;
+    if (!current) {
+      if (!loading.hidden) showToast("The next task is still loading: nothing was submitted. Press Ctrl+Enter again once it is on screen.", false);
+      return;
+    }
+    if (busy) { showToast("Still saving your last action: press Ctrl+Enter again in a moment.", false); return; }
     var task = current;
     var p = collect(task);
     var problem = validate(task, p);
@@ -733,6 +792,8 @@
       return;
     }
     if (k === "r" || k === "R") { e.preventDefault(); current.el.querySelector("textarea[name=rationale]").focus(); return; }
+    if (k === "p" || k === "P") { e.preventDefault(); showPrompt(); return; }
+    if (ratingKey(e)) return;
     if (current.kind === "pairwise") pairwiseKey(e);
     else rankingKey(e);
   });
@@ -748,6 +809,7 @@
     else if (action === "help") helpDialog.showModal();
     else if (action === "undo") undo();
     else if (action === "dismiss-notice") hideNotice();
+    else if (action === "show-prompt") showPrompt();
   });
 
   // --- lease countdown ---------------------------------------------------------------------------
@@ -772,6 +834,8 @@
     wire(first);
     first.timer.start();
     if (first.kind === "ranking") renumber(first);
+    watchPrompt(first);
+    measureBars();
     updateLeaseNote();
     prefetch();
   }

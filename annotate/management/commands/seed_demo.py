@@ -15,16 +15,18 @@ from annotate.services.guidelines import guideline_publish
 from annotate.services.imports import prompts_import
 from annotate.services.projects import membership_add, project_create
 
-GUIDELINES = """# How to judge responses
-
-You will see a conversation and two (or more) responses written by AI assistants. Decide which
-response is **better for the user**.
+_JUDGING = """You will see a conversation and {what} written by AI assistants. {task}
 
 ## What "better" means
 1. **Helpful**: it answers the actual question, completely and correctly.
 2. **Harmless**: it does not help with anything dangerous, hateful or illegal; refusals are polite.
 3. **Honest**: it does not invent facts; it says when it is unsure.
+"""
 
+GUIDELINES = (
+    "# How to judge responses\n\n"
+    + _JUDGING.format(what="two responses", task="Decide which response is **better for the user**.")
+    + """
 ## How to choose
 - Pick the better response with **1** (left) or **2** (right).
 - Use **tie** (3) only when they are equally good; use **both bad** (4) when neither is acceptable.
@@ -34,6 +36,23 @@ response is **better for the user**.
 
 Never judge by length alone, and ignore which side a response is shown on.
 """
+)
+
+RANKING_GUIDELINES = (
+    "# How to rank responses\n\n"
+    + _JUDGING.format(what="several responses", task="Order them from **best** to **worst for the user**.")
+    + """
+## How to rank
+- Drag the responses into order, best first, or pick one with **J**/**K** and move it with
+  **Shift+Up/Down** or straight to a position with its number.
+- Mark two responses as equally good with **T** (tie with the one above) only when you truly cannot
+  separate them.
+- Add a short rationale when the order is not obvious.
+- **Flag** (F) a task whose prompt is broken or unsafe to read; **skip** (S) one you cannot judge.
+
+Never rank by length alone, and ignore the order in which the responses are first shown.
+"""
+)
 
 PROMPTS = [
     (
@@ -157,7 +176,10 @@ class Command(BaseCommand):
                     ],
                 )
                 guideline_publish(
-                    project=project, author=users["manager"][0], body=GUIDELINES, change_note="First version"
+                    project=project,
+                    author=users["manager"][0],
+                    body=GUIDELINES if kind == "pairwise" else RANKING_GUIDELINES,
+                    change_note="First version",
                 )
                 lines = [
                     json.dumps(
