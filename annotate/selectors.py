@@ -175,8 +175,9 @@ def labeler_throughput(
 
     * ``total``: human annotations ever, ``flagged`` of them, ``skipped`` tasks;
     * ``last_window``: annotations in the last ``window_hours`` hours;
-    * ``per_hour``: those divided by the labeler's *active* hours in the window (distinct clock
-      hours in which they submitted something), i.e. their pace while working; None without any;
+    * ``per_hour``: their pace while working: annotations in the window divided by the active time
+      the labeling page measured on them (``time_spent_ms``, paused while the tab is hidden); None
+      when no annotation in the window has a measured time (e.g. all came through the API);
     * ``median_ms``: median time on task over the last ``median_days`` days;
     * ``last_at``: their latest annotation.
 
@@ -204,11 +205,16 @@ def labeler_throughput(
         .values_list("labeler_id", "n")
     )
     window_start = now - timedelta(hours=window_hours)
-    in_window: dict[int, list] = {}
-    for labeler_id, created_at in human.filter(created_at__gt=window_start, created_at__lte=now).values_list(
-        "labeler_id", "created_at"
+    in_window: dict[int, int] = {}
+    timed: dict[int, list[int]] = {}  # labeler -> [annotations with a measured time, their total ms]
+    for labeler_id, ms in human.filter(created_at__gt=window_start, created_at__lte=now).values_list(
+        "labeler_id", "time_spent_ms"
     ):
-        in_window.setdefault(labeler_id, []).append(created_at)
+        in_window[labeler_id] = in_window.get(labeler_id, 0) + 1
+        if ms:
+            acc = timed.setdefault(labeler_id, [0, 0])
+            acc[0] += 1
+            acc[1] += ms
     times: dict[int, list[int]] = {}
     for labeler_id, ms in human.filter(
         created_at__gt=now - timedelta(days=median_days), time_spent_ms__isnull=False
@@ -228,8 +234,8 @@ def labeler_throughput(
         user = users.get(user_id)
         if user is None:
             continue
-        stamps = in_window.get(user_id, [])
-        active_hours = len({s.replace(minute=0, second=0, microsecond=0) for s in stamps})
+        n_timed, active_ms = timed.get(user_id, (0, 0))
+        active_hours = active_ms / 3_600_000
         row = totals.get(user_id, {})
         membership = members.get(user_id)
         rows.append(
@@ -241,9 +247,9 @@ def labeler_throughput(
                 "flagged": row.get("flagged", 0),
                 "skipped": skipped.get(user_id, 0),
                 "last_at": row.get("last_at"),
-                "last_window": len(stamps),
+                "last_window": in_window.get(user_id, 0),
                 "active_hours": active_hours,
-                "per_hour": (len(stamps) / active_hours) if active_hours else None,
+                "per_hour": (n_timed / active_hours) if active_hours else None,
                 "median_ms": _median(times.get(user_id, [])),
             }
         )

@@ -852,7 +852,11 @@ def _leaderboard(data: ReportData, *, bootstrap: int, seed: int) -> dict:
     if len(out) == 0:
         return {"rows": [], "games": 0, "bootstrap": bootstrap}
     res = ag.bradley_terry(a, b, out, bootstrap=bootstrap, seed=seed)
-    ties = np.bincount(np.concatenate([a[out == 0.5], b[out == 0.5]]), minlength=len(data.models))
+    # Outright results per model (the fit itself counts a tie as half a win for each side).
+    n_models = len(data.models)
+    wins = np.bincount(np.concatenate([a[out == 1.0], b[out == 0.0]]), minlength=n_models)
+    losses = np.bincount(np.concatenate([a[out == 0.0], b[out == 1.0]]), minlength=n_models)
+    ties = np.bincount(np.concatenate([a[out == 0.5], b[out == 0.5]]), minlength=n_models)
     rows = []
     for r in res.rows():
         rows.append(
@@ -863,8 +867,9 @@ def _leaderboard(data: ReportData, *, bootstrap: int, seed: int) -> dict:
                 "elo_high": _finite(r["elo_high"]),
                 "strength": r["theta"],
                 "games": int(r["games"]),
-                "wins": r["wins"],
+                "wins": int(wins[int(r["player"])]),
                 "ties": int(ties[int(r["player"])]),
+                "losses": int(losses[int(r["player"])]),
             }
         )
     return {"rows": rows, "games": len(out), "bootstrap": bootstrap, "seed": seed, "confidence": 0.95}
@@ -1030,7 +1035,7 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
         cols = ["labeler_a", "labeler_b", "shared", "agreement", "cohen_kappa", "matrix"]
         return cols, report["pairs"]
     if name == "leaderboard":
-        cols = ["rank", "model", "elo", "elo_low", "elo_high", "strength", "games", "wins", "ties"]
+        cols = ["rank", "model", "elo", "elo_low", "elo_high", "strength", "games", "wins", "ties", "losses"]
         return cols, [{"rank": i + 1, **r} for i, r in enumerate(report["leaderboard"]["rows"])]
     if name == "low_agreement":
         cols = ["task_id", "prompt_id", "labels", "majority_share", "target_labels", "counts", "prompt"]

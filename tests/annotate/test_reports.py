@@ -481,3 +481,26 @@ def test_empty_project_report(make_project, labeler_in, client):
     assert report["overall"]["krippendorff_alpha"] is None
     client.force_login(manager)
     assert client.get(reverse("reports:project", args=[project.slug])).status_code == 200
+
+
+def test_leaderboard_counts_outright_wins_ties_and_losses(make_project, labeler_in):
+    """19 wins, 4 ties and 1 loss for model-0 over 24 games: "Wins" used to show 21 (ties counted as
+    half wins) beside "Ties 4", which reads as 25 outcomes from 24 games."""
+    project = make_project(name="Arena")
+    add_tasks(project, prompts=24, candidates_per_prompt=2)
+    lab = labeler_in(project, "judge")
+    outcomes = ["x"] * 19 + ["tie"] * 4 + ["y"]  # x: model-0 wins, y: model-1 wins
+    rows = []
+    tasks = Task.objects.filter(project=project).order_by("id").prefetch_related("slots__candidate")
+    for task, outcome in zip(tasks, outcomes, strict=True):
+        slots = sorted(task.slots.all(), key=lambda s: s.slot)
+        x_slot = "a" if slots[0].candidate.model_name == "model-0" else "b"
+        choice = {"x": x_slot, "y": "b" if x_slot == "a" else "a", "tie": "tie"}[outcome]
+        rows.append(
+            Annotation(task=task, labeler=lab, choice=choice, shown_order=[s.candidate_id for s in slots])
+        )
+    Annotation.objects.bulk_create(rows)
+    board = {r["model"]: r for r in reports.report_build(project, bootstrap=10)["leaderboard"]["rows"]}
+    assert (board["model-0"]["wins"], board["model-0"]["ties"], board["model-0"]["losses"]) == (19, 4, 1)
+    assert (board["model-1"]["wins"], board["model-1"]["ties"], board["model-1"]["losses"]) == (1, 4, 19)
+    assert all(r["wins"] + r["ties"] + r["losses"] == r["games"] for r in board.values())
