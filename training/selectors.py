@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,92 @@ CHARTS: list[tuple[str, list[str]]] = [
     ("KL", ["kl", "eval_kl"]),
 ]
 CHART_W, CHART_H, PAD, PAD_LEFT = 340, 140, 22, 48
+
+# Readable names for the metrics runners report; anything else is humanised by metric_label().
+METRIC_LABELS: dict[str, str] = {
+    "loss": "Training loss",
+    "eval_loss": "Held-out loss",
+    "accuracy": "Training accuracy",
+    "eval_accuracy": "Held-out accuracy",
+    "eval_before_accuracy": "Held-out accuracy before training",
+    "eval_before_margin": "Held-out reward margin before training",
+    "margin": "Reward margin",
+    "eval_margin": "Held-out reward margin",
+    "reward": "Reward",
+    "eval_reward": "Held-out reward",
+    "eval_before_reward": "Held-out reward before training",
+    "kl": "KL to the reference (nats)",
+    "eval_kl": "Held-out KL to the reference (nats)",
+    "entropy": "Entropy (nats/token)",
+    "eos_rate": "Responses that end properly",
+    "response_length": "Response length (tokens)",
+    "learning_rate": "Learning rate",
+    "grad_norm": "Gradient norm",
+    "epoch": "Epoch",
+    "train_runtime": "Training time (s)",
+    "train_samples_per_second": "Samples per second",
+    "train_steps_per_second": "Steps per second",
+    "step": "Step",
+}
+# The few that matter, in this order, when a run has them; the rest go under "All metrics".
+HEADLINE_METRICS = [
+    "eval_accuracy",
+    "eval_before_accuracy",
+    "eval_margin",
+    "eval_before_margin",
+    "eval_reward",
+    "eval_before_reward",
+    "kl",
+    "eos_rate",
+    "eval_loss",
+    "loss",
+    "train_runtime",
+]
+MAX_HEADLINE = 8
+_NOT_METRICS = {"samples", "output_dir", "step", "event"}
+_ANSI = re.compile(r"\x1b(?:\[[0-?]*[ -/]*[@-~]|\][^\x07\x1b]*(?:\x07|\x1b\\)|[@-Z\\-_])")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def metric_label(key: str) -> str:
+    """``eval_accuracy`` -> "Held-out accuracy"; unknown keys read as words (``rewards/chosen`` ->
+    "Rewards · chosen")."""
+    if key in METRIC_LABELS:
+        return METRIC_LABELS[key]
+    parts = [p.replace("_", " ").strip() for p in key.split("/") if p.strip()]
+    text = " · ".join(parts) or key
+    text = re.sub(r"^eval ", "held-out ", text)
+    return text[:1].upper() + text[1:]
+
+
+def run_summary(final: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    """The final metrics as (label, value) pairs: ``headline`` (the few that matter, in a fixed
+    order) and ``other`` (everything else, by name)."""
+    numbers = {
+        k: v
+        for k, v in (final or {}).items()
+        if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    headline_keys = [k for k in HEADLINE_METRICS if k in numbers][:MAX_HEADLINE]
+    other = sorted((k for k in numbers if k not in headline_keys), key=metric_label)
+    return {
+        "headline": [(metric_label(k), numbers[k]) for k in headline_keys],
+        "other": [(metric_label(k), numbers[k]) for k in other],
+    }
+
+
+def clean_log(text: str) -> str:
+    """A log as a person reads it: no ANSI colour or terminal-title codes, no control characters,
+    and a progress bar redrawn with carriage returns shows only its last state."""
+    text = _ANSI.sub("", text)
+    lines = []
+    for line in text.split("\n"):
+        if "\r" in line:
+            line = next((part for part in reversed(line.split("\r")) if part.strip()), "")
+        lines.append(_CONTROL.sub("", line))
+    return "\n".join(lines)
+
+
 MAX_POINTS = 400
 ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
 
@@ -114,7 +201,7 @@ def run_charts(
             coords = [xy(s, v) for s, v in pts]
             polylines.append(
                 {
-                    "key": key,
+                    "key": metric_label(key),
                     "points": " ".join(f"{x},{y}" for x, y in coords),
                     "last_x": coords[-1][0],
                     "last_y": coords[-1][1],
@@ -156,7 +243,7 @@ def run_log_tail(*, run: TrainingRun, max_bytes: int = 64 * 1024) -> str:
     text = data.decode("utf-8", errors="replace")
     if size > max_bytes:
         text = "…" + text.split("\n", 1)[-1]
-    return text
+    return clean_log(text)
 
 
 def run_status(*, run: TrainingRun) -> dict[str, Any]:
