@@ -8,9 +8,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-from django.db.models import QuerySet
+from django.contrib.auth import get_user_model
+from django.db.models import Q, QuerySet
 
-from annotate.models import Project
+from annotate.errors import InvalidInput
+from annotate.models import Annotation, Membership, Project
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
 
 # What the run page charts: (title, series keys tried in order, first found per point wins).
@@ -134,6 +136,58 @@ def trainable_exports(*, project: Project) -> QuerySet[Export]:
     return Export.objects.filter(
         project=project, state=ExportState.DONE, format__in=TRAINABLE_FORMATS
     ).order_by("-version")
+
+
+def labeler_ids_by_username(
+    *, project: Project, usernames: list[str], allow_ids: bool = False, field: str = "labelers"
+) -> list[int]:
+    """The user ids behind ``usernames`` among the project's people (its members and whoever has
+    annotated in it), sorted. Unknown names (and people of other projects, who are not revealed)
+    are an InvalidInput naming every one of them. ``allow_ids``: an all-digit item that is no
+    username may also be a user id (the CLI's historical form)."""
+    names = sorted({n.strip() for n in usernames if n and n.strip()})
+    if not names:
+        return []
+    people = get_user_model().objects.filter(
+        Q(pk__in=Membership.objects.filter(project=project).values("user_id"))
+        | Q(pk__in=Annotation.objects.filter(task__project=project).values("labeler_id"))
+    )
+    by_name = dict(people.filter(username__in=names).values_list("username", "pk"))
+    missing = [n for n in names if n not in by_name]
+    if allow_ids and missing:
+        digits = [int(n) for n in missing if n.isdigit()]
+        found = set(people.filter(pk__in=digits).values_list("pk", flat=True))
+        missing = [n for n in missing if not (n.isdigit() and int(n) in found)]
+        by_name.update({str(pk): pk for pk in found})
+    if missing:
+        raise InvalidInput(f"Not labelers of this project: {', '.join(missing)}.", field=field)
+    return sorted(set(by_name.values()))
+
+
+# Below these, held-out figures computed on the test split are noise (a 5-row test split moves
+# accuracy in steps of 20 points).
+MIN_TEST_ROWS = 50
+
+
+def export_warnings(*, export: Export) -> list[str]:
+    """What a researcher should know before training on an export: a test split that is missing
+    though one was asked for, or too small to measure anything."""
+    counts = (export.manifest or {}).get("counts") or {}
+    test_size = float((export.options or {}).get("test_size") or 0)
+    if export.state != ExportState.DONE or test_size <= 0 or "test" not in counts:
+        return []
+    test = int(counts.get("test") or 0)
+    if test == 0:
+        return [
+            "This export has no test rows although a test split was asked for (too few prompts): "
+            "held-out figures cannot be computed from it."
+        ]
+    if test < MIN_TEST_ROWS:
+        return [
+            f"The test split has only {test} rows: held-out accuracy from it moves in steps of "
+            f"{100 / test:.0f} points. Label more prompts or raise the test size."
+        ]
+    return []
 
 
 def run_points(*, run: TrainingRun, after_id: int = 0, limit: int = 5000) -> list[dict[str, Any]]:

@@ -17,6 +17,7 @@ from annotate.throttles import page_rate_limit
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
+from training.selectors import labeler_ids_by_username
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
 
 
@@ -34,9 +35,11 @@ class ExportForm(forms.Form):
     include_gold = forms.BooleanField(required=False)
     include_flagged = forms.BooleanField(required=False)
     labelers_include = forms.CharField(
-        required=False, help_text="User ids, comma-separated (blank: everyone)."
+        required=False, help_text="Only these labelers: usernames, comma-separated (blank: everyone)."
     )
-    labelers_exclude = forms.CharField(required=False, help_text="User ids, comma-separated.")
+    labelers_exclude = forms.CharField(
+        required=False, help_text="Leave out these labelers: usernames, comma-separated."
+    )
     min_reliability = forms.FloatField(required=False, min_value=0, max_value=1)
     test_size = forms.FloatField(min_value=0, max_value=0.99, initial=0.1)
     seed = forms.IntegerField(initial=0)
@@ -46,9 +49,24 @@ class ExportForm(forms.Form):
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
+        self.project = project
         self.fields["dimension"].choices = [("", "(overall choice)")] + [
             (d.key, d.label) for d in project.dimensions.all()
         ]
+
+    def _labelers(self, name: str) -> list[int]:
+        try:
+            return labeler_ids_by_username(
+                project=self.project, usernames=self.cleaned_data[name].split(","), field=name
+            )
+        except ServiceError as exc:
+            raise forms.ValidationError(exc.message) from None
+
+    def clean_labelers_include(self) -> list[int]:
+        return self._labelers("labelers_include")
+
+    def clean_labelers_exclude(self) -> list[int]:
+        return self._labelers("labelers_exclude")
 
     def options(self) -> dict:
         data = dict(self.cleaned_data)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import ServiceError
@@ -20,6 +19,7 @@ from annotate.models import Annotation, Project
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
+from training.selectors import labeler_ids_by_username
 from training.services.exports import export_create, export_files, export_run
 
 
@@ -53,21 +53,15 @@ class Command(BaseCommand):
         parser.add_argument("--no-margin", action="store_true", help="Leave out the margin column.")
         parser.add_argument("--force", action="store_true", help="Write into --out even if it is not empty.")
 
-    def _user_ids(self, value: str | None, option: str) -> list[int] | None:
+    def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
         if value is None:
             return None
-        User = get_user_model()
-        ids = []
-        for item in (v.strip() for v in value.split(",")):
-            if not item:
-                continue
-            user = User.objects.filter(username=item).first()
-            if user is None and item.isdigit():
-                user = User.objects.filter(pk=int(item)).first()
-            if user is None:
-                raise CommandError(f"--{option}: no user {item!r}.")
-            ids.append(user.pk)
-        return ids
+        try:
+            return labeler_ids_by_username(
+                project=project, usernames=value.split(","), allow_ids=True, field=option
+            )
+        except ServiceError as exc:
+            raise CommandError(f"--{option}: {exc.message}") from None
 
     def handle(self, *args, **opts):
         from tqdm import tqdm
@@ -87,7 +81,7 @@ class Command(BaseCommand):
         if opts["no_margin"]:
             options["margin"] = False
         for option, key in (("labelers", "labelers_include"), ("exclude-labelers", "labelers_exclude")):
-            ids = self._user_ids(opts[option.replace("-", "_")], option)
+            ids = self._user_ids(opts[option.replace("-", "_")], option, project)
             if ids is not None:
                 options[key] = ids
         try:
