@@ -63,3 +63,13 @@ def project_for_request(request, slug: str, capability: str) -> tuple[Project, s
     except Forbidden as exc:
         raise PermissionDenied(exc.message) from None
     return project, roles
+
+
+def can_create_projects(user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Who may start a new project (and becomes its manager): site staff, or every signed-in user
+    when ``PREFHUB_ANYONE_CAN_CREATE_PROJECTS`` is on."""
+    from django.conf import settings
+
+    if not user.is_authenticated or not user.is_active:
+        return False
+    return bool(user.is_staff or user.is_superuser or settings.PREFHUB_ANYONE_CAN_CREATE_PROJECTS)

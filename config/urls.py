@@ -1,8 +1,10 @@
+from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from annotate import views_account
 from annotate.auth_forms import ThrottledAuthenticationForm
 
 urlpatterns = [
@@ -13,11 +15,18 @@ urlpatterns = [
         name="login",
     ),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("accounts/", include("annotate.urls_account")),
+    path("projects/new/", views_account.project_new, name="project_new"),
     path("api/v1/", include("config.api_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # Swagger UI sets style attributes as it renders: allowed on this page only (scripts stay 'self').
     path(
-        "api/docs/", SpectacularAPIView.as_view(), name="api-docs"
-    ),  # the schema itself: UI assets would need a CDN
+        "api/docs/",
+        csp_update({"style-src": ["'unsafe-inline'"]})(
+            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
+        ),
+        name="api-docs",
+    ),
     path("generation/", include("generation.urls")),
     path("training/", include("training.urls")),
     path("reports/", include("annotate.urls_reports")),

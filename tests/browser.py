@@ -65,8 +65,18 @@ class PageRecorder:
         return [m for m in self.console_errors if "Content Security Policy" in m]
 
 
+@pytest.fixture(scope="session")
+def _warm_live_server(live_server):
+    """The live server's first request imports every URL module (scipy and the report code among
+    them): seconds on a loaded 2-core machine. Pay it once here, not inside a page's 10 s timeout."""
+    import urllib.request
+
+    with urllib.request.urlopen(f"{live_server.url}/accounts/login/", timeout=120) as response:  # noqa: S310
+        response.read()
+
+
 @pytest.fixture
-def page(browser, live_server, request):
+def page(browser, live_server, _warm_live_server, request):
     context = browser.new_context(viewport={"width": 1360, "height": 900}, base_url=live_server.url)
     page = context.new_page()
     page.set_default_timeout(10_000)
@@ -110,7 +120,7 @@ def login(page, username: str, password: str = "pw-for-tests-123") -> None:
 
 
 @pytest.fixture
-def new_page(browser, live_server):
+def new_page(browser, live_server, _warm_live_server):
     """Another browser context (a second person at another computer), with its own recorder."""
     contexts = []
 

@@ -144,3 +144,38 @@ def membership_deactivate(*, project: Project, user: AbstractBaseUser, role: str
     if role == Role.LABELER:
         return assignments_release(project=project, labeler=user)
     return 0
+
+
+@transaction.atomic
+def project_start(
+    *,
+    actor: AbstractBaseUser,
+    name: str,
+    kind: str,
+    guidelines: str = "",
+    dimensions: list | None = None,
+    **values,
+) -> Project:
+    """A new project from the app: the project, its dimensions, its creator as manager (a
+    superuser too, so the project shows up as theirs) and, when given, guidelines v1; audited.
+    All or nothing."""
+    from annotate.services.audit import audit_record
+    from annotate.services.guidelines import guideline_publish
+
+    project = project_create(name=name, kind=kind, created_by=actor, dimensions=dimensions, **values)
+    if actor.is_superuser:
+        Membership.objects.get_or_create(project=project, user=actor, role=Role.MANAGER)
+    if (guidelines or "").strip():
+        guideline_publish(project=project, author=actor, body=guidelines, change_note="First version")
+    audit_record(
+        actor=actor,
+        project=project,
+        action="project.create",
+        target=project,
+        details={
+            "name": project.name,
+            "kind": project.kind,
+            "dimensions": list(project.dimensions.values_list("key", flat=True)),
+        },
+    )
+    return project

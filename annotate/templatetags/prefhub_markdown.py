@@ -10,6 +10,14 @@ from annotate.rendering import render_markdown
 register = template.Library()
 
 
+@register.simple_tag(takes_context=True)
+def can_create_projects(context) -> bool:
+    from annotate.permissions import can_create_projects as allowed
+
+    request = context.get("request")
+    return bool(request is not None and allowed(request.user))
+
+
 @register.filter(name="markdown")
 def markdown_filter(text: str | None) -> SafeString:
     return render_markdown(text)

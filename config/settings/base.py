@@ -33,6 +33,7 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "csp",
     "annotate",
     "generation",
@@ -205,7 +206,18 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Preference data collection, export, generation and training.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from vendored assets (drf-spectacular-sidecar), CSP-clean with the split view.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None, "persistAuthorization": True},
 }
+
+# Who may start projects from the app: staff always; every signed-in user when this is on.
+PREFHUB_ANYONE_CAN_CREATE_PROJECTS = env.bool("PREFHUB_ANYONE_CAN_CREATE_PROJECTS", default=False)
+# Password-reset mail: printed to the console unless a real backend is configured.
+EMAIL_BACKEND = env.str("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="prefhub@localhost")
 
 # --- Security headers (django-csp 4) ---------------------------------------------------------
 CONTENT_SECURITY_POLICY = {

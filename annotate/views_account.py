@@ -1,0 +1,195 @@
+"""Pages of one's own account and of starting a project: new project, API tokens. (Password change
+and reset are Django's own views, wired in annotate/urls_account.py.)"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from annotate import selectors
+from annotate.errors import ServiceError
+from annotate.models import ApiToken, TaskKind
+from annotate.permissions import can_create_projects
+from annotate.services.projects import project_start
+from annotate.services.tokens import token_create, token_revoke_by_id
+
+
+class ProjectStartForm(forms.Form):
+    name = forms.CharField(max_length=200)
+    kind = forms.ChoiceField(
+        choices=TaskKind.choices,
+        initial=TaskKind.PAIRWISE,
+        widget=forms.RadioSelect,
+        help_text="A/B: labelers compare two responses. Ranking: they order K responses.",
+    )
+    description = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Markdown; shown on the project card.",
+    )
+    ranking_k = forms.IntegerField(
+        label="Responses per ranking task (K)", min_value=2, max_value=16, initial=4, required=False
+    )
+    overlap = forms.IntegerField(
+        label="Labelers per task",
+        min_value=1,
+        max_value=100,
+        initial=1,
+        help_text="2 or more to measure agreement.",
+    )
+    lease_minutes = forms.IntegerField(
+        label="Minutes a labeler holds a task", min_value=1, max_value=24 * 60, initial=15
+    )
+    allow_tie = forms.BooleanField(label="Allow ties", required=False, initial=True)
+    allow_both_bad = forms.BooleanField(label='Allow "both bad"', required=False, initial=True)
+    strength_scale = forms.BooleanField(label="Ask how much better", required=False, initial=True)
+    allow_rank_ties = forms.BooleanField(label="Allow ties in rankings", required=False)
+    rating_scale_max = forms.IntegerField(label="Rating scale 1 to", min_value=2, max_value=10, initial=5)
+    dimensions = forms.CharField(
+        label="Rating dimensions",
+        required=False,
+        widget=forms.Textarea(
+            attrs={"rows": 3, "placeholder": "Helpfulness: Does it answer the question?\nHarmlessness"}
+        ),
+        help_text="One per line, optionally 'Name: description'; end a line with * to make it required.",
+    )
+    guidelines = forms.CharField(
+        label="Guidelines (version 1)",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 8}),
+        help_text="Markdown. Labelers read and acknowledge them before their first task; you can publish new versions later.",
+    )
+
+    def clean_dimensions(self) -> list[dict]:
+        rows = []
+        for line in self.cleaned_data["dimensions"].splitlines():
+            line = line.strip()
+            if not line:
+                continue
+            required = line.endswith("*")
+            line = line.rstrip("*").strip()
+            label, _, description = line.partition(":")
+            rows.append({"label": label.strip(), "description": description.strip(), "required": required})
+        return rows
+
+    def project_values(self) -> dict:
+        data = self.cleaned_data
+        values = {
+            "description": data["description"],
+            "overlap": data["overlap"],
+            "lease_ttl_seconds": data["lease_minutes"] * 60,
+            "rating_scale_max": data["rating_scale_max"],
+        }
+        if data["kind"] == TaskKind.RANKING:
+            values.update(ranking_k=data["ranking_k"] or 4, allow_rank_ties=data["allow_rank_ties"])
+        else:
+            values.update(
+                allow_tie=data["allow_tie"],
+                allow_both_bad=data["allow_both_bad"],
+                strength_scale=data["strength_scale"],
+            )
+        return values
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def project_new(request: HttpRequest) -> HttpResponse:
+    if not can_create_projects(request.user):
+        raise PermissionDenied("Only site staff can start projects here; ask an administrator.")
+    form = ProjectStartForm(request.POST or None)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            try:
+                project = project_start(
+                    actor=request.user,
+                    name=form.cleaned_data["name"],
+                    kind=form.cleaned_data["kind"],
+                    dimensions=form.cleaned_data["dimensions"],
+                    guidelines=form.cleaned_data["guidelines"],
+                    **form.project_values(),
+                )
+            except ServiceError as exc:
+                field = {"lease_ttl_seconds": "lease_minutes", "slug": "name"}.get(exc.field or "", exc.field)
+                form.add_error(field if field in form.fields else None, exc.message)
+            else:
+                return redirect("annotate:manage_members", slug=project.slug)
+        status = 400
+    return render(request, "annotate/project_new.html", {"form": form}, status=status)
+
+
+class TokenForm(forms.Form):
+    name = forms.CharField(max_length=100, help_text="What it is for, e.g. 'training cluster'.")
+    projects = forms.ModelMultipleChoiceField(
+        queryset=None,
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to let the token reach every project you belong to.",
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires after (days)", min_value=1, max_value=3650, required=False, help_text="Blank: never."
+    )
+
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["projects"].queryset = selectors.projects_for_user(user=user)
+
+
+_NEW_SECRET = "prefhub_new_token_secret"
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def tokens(request: HttpRequest) -> HttpResponse:
+    """List, create and revoke one's own API tokens. A new token's secret is shown exactly once:
+    the create POST redirects (a reload never makes a second token) and the secret travels in the
+    session only until that next page view."""
+    form = TokenForm(request.POST or None, user=request.user)
+    status = 200
+    if request.method == "POST":
+        if form.is_valid():
+            days = form.cleaned_data["expires_in_days"]
+            try:
+                _, secret = token_create(
+                    user=request.user,
+                    name=form.cleaned_data["name"],
+                    projects=list(form.cleaned_data["projects"]),
+                    expires_at=timezone.now() + timedelta(days=days) if days else None,
+                )
+            except ServiceError as exc:
+                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+            else:
+                request.session[_NEW_SECRET] = secret
+                return redirect("account:tokens")
+        status = 400
+    rows = ApiToken.objects.filter(user=request.user).prefetch_related("projects").order_by("-created_at")
+    context = {
+        "form": form,
+        "tokens": rows,
+        "created_secret": request.session.pop(_NEW_SECRET, None),
+        "now": timezone.now(),
+    }
+    response = render(request, "annotate/tokens.html", context, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+@login_required
+@require_POST
+def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
+    from django.contrib import messages
+
+    try:
+        token = token_revoke_by_id(user=request.user, token_id=token_id)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.info(request, f"Revoked {token.name}; it stops working at once.")
+    return redirect("account:tokens")
