@@ -551,3 +551,71 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}{tuple(self.args)}"
+
+
+class ReviewVerdict(models.TextChoices):
+    ACCEPTED = "accepted", "Accepted"
+    REJECTED = "rejected", "Rejected"
+
+
+class AnnotationReview(models.Model):
+    """A manager's verdict on one judgment. A rejected annotation is left out of every export
+    (``rejected_in_review`` in the manifest's dropped counts); restoring it deletes the review.
+    Every change is audited."""
+
+    annotation = models.OneToOneField(Annotation, on_delete=models.CASCADE, related_name="review")
+    verdict = models.CharField(max_length=16, choices=ReviewVerdict.choices)
+    reason = models.CharField(max_length=500, blank=True)
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(verdict__in=ReviewVerdict.values), name="review_verdict_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(verdict=ReviewVerdict.REJECTED) | ~Q(reason=""), name="review_reject_has_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.verdict} review of annotation {self.annotation_id}"
+
+
+class Adjudication(models.Model):
+    """A manager's final label for a task. Exports prefer it over the labelers' votes (option
+    ``adjudication=prefer``, the default): the task then contributes this one judgment."""
+
+    task = models.OneToOneField(Task, on_delete=models.CASCADE, related_name="adjudication")
+    choice = models.CharField(max_length=8, choices=Choice.choices, null=True, blank=True)
+    ranking = models.JSONField(null=True, blank=True)
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    rationale = models.TextField(blank=True)
+    adjudicator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(choice__isnull=False) | Q(ranking__isnull=False), name="adjudication_has_label"
+            ),
+            models.CheckConstraint(
+                condition=Q(choice__isnull=True) | Q(choice__in=Choice.values),
+                name="adjudication_choice_valid",
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True)
+                | (Q(strength__gte=1) & Q(strength__lte=3) & Q(choice__in=["a", "b"])),
+                name="adjudication_strength_valid",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"adjudication of task {self.task_id}"

@@ -30,5 +30,6 @@ urlpatterns = [
     path("generation/", include("generation.urls")),
     path("training/", include("training.urls")),
     path("reports/", include("annotate.urls_reports")),
+    path("", include("annotate.urls_review")),
     path("", include("annotate.urls")),
 ]

@@ -44,6 +44,9 @@ from annotate.errors import InvalidInput
 PAIRINGS = ("all_pairs", "best_vs_rest", "adjacent")
 TIE_MODES = ("drop", "keep")
 AGGREGATIONS = ("none", "majority")
+# A manager's final label (annotate.models.Adjudication): "prefer" makes it the task's only
+# judgment; "ignore" exports the labelers' votes as if there were none.
+ADJUDICATION_MODES = ("prefer", "ignore")
 
 PREF, TIE, BOTH_BAD = "pref", "tie", "both_bad"
 
@@ -66,6 +69,7 @@ class ExportOptions:
     test_size: float = 0.0
     seed: int = 0
     margin: bool = True
+    adjudication: str = "prefer"
 
     @classmethod
     def from_dict(cls, data: dict | None) -> ExportOptions:
@@ -147,6 +151,7 @@ class ExportOptions:
         choice("pairing", PAIRINGS)
         choice("ties", TIE_MODES)
         choice("aggregate", AGGREGATIONS)
+        choice("adjudication", ADJUDICATION_MODES)
         number("min_votes", lo=1, hi=1000, integer=True)
         number("min_agreement", lo=0.0, hi=1.0)
         number("min_reliability", lo=0.0, hi=1.0, nullable=True)
@@ -205,6 +210,7 @@ class AnnotationRecord:
     created_at: str = ""
     prompt: tuple[str, list] = ("", [])
     texts: dict = field(default_factory=dict)
+    rejected: bool = False  # rejected in review: never exported
 
 
 @dataclass(slots=True)
@@ -360,6 +366,8 @@ def record_excluded(
     rec: AnnotationRecord, opts: ExportOptions, dropped_labelers: frozenset | set = frozenset()
 ) -> str | None:
     """Why this annotation is left out before any judgment is made (None: kept)."""
+    if rec.rejected:
+        return "rejected_in_review"
     if rec.is_gold and not opts.include_gold:
         return "gold"
     if rec.flagged and not opts.include_flagged:
@@ -489,7 +497,7 @@ def compile_pairs(
         by_labeler: dict[int, AnnotationRecord] = {}
         stats.annotations += len(group)
         for rec in group:
-            if rec.is_gold or rec.flagged or filtering:
+            if rec.is_gold or rec.flagged or rec.rejected or filtering:
                 reason = record_excluded(rec, opts, dropped_labelers)
                 if reason is not None:
                     dropped[reason] += 1

@@ -39,12 +39,15 @@ from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import (
+    Adjudication,
     Annotation,
+    AnnotationReview,
     AuditEvent,
     Dimension,
     Guideline,
     Project,
     Prompt,
+    ReviewVerdict,
     TaskCandidate,
     TaskKind,
 )
@@ -98,8 +101,13 @@ def annotation_records(
     with_texts: bool = True,
     fields: tuple[str, ...] | None = None,
     chunk_size: int = CHUNK_SIZE,
+    adjudications: bool = False,
 ) -> Iterator[AnnotationRecord]:
     """Every annotation of the project as an ``AnnotationRecord``, ordered by (task, labeler).
+
+    Review: annotations rejected by a manager come with ``rejected`` set (the compiler drops them).
+    ``adjudications``: a task with a manager's final label yields that label alone, as one record
+    of source ``adjudication`` by the adjudicator, in place of the labelers' annotations.
 
     ``fields``: which of ``_OPTIONAL_FIELDS`` to read (None: all); the others keep their defaults.
     Per chunk (a contiguous range of task ids, since rows come in task order): one query for the
@@ -134,6 +142,21 @@ def annotation_records(
             for task_id, cand_id in slot_rows.values_list("task_id", "candidate_id"):
                 slot_lists.setdefault(task_id, []).append(cand_id)
         slots = {task_id: tuple(ids) for task_id, ids in slot_lists.items()}
+        rejected = set(
+            AnnotationReview.objects.filter(
+                annotation__task_id__gte=lo, annotation__task_id__lte=hi, verdict=ReviewVerdict.REJECTED
+            ).values_list("annotation_id", flat=True)
+        )
+        final_labels = (
+            {
+                a.task_id: a
+                for a in Adjudication.objects.filter(
+                    task_id__gte=lo, task_id__lte=hi, task__project_id=project.pk
+                )
+            }
+            if adjudications
+            else {}
+        )
         prompt_ids = {row[3] for row in chunk}
         p_lo, p_hi = min(prompt_ids), max(prompt_ids)
         prompt_qs = Prompt.objects.filter(project_id=project.pk)
@@ -148,14 +171,27 @@ def annotation_records(
         }
         record = AnnotationRecord
         versions = guideline_versions.get
+        adjudicated_done: set[int] = set()
         for row in chunk:
             ann_id, task_id, labeler_id, prompt_id, choice, strength, flagged, is_gold, guideline_id = row[
                 :n_base
             ]
+            final = final_labels.get(task_id)
+            if final is not None:
+                if task_id not in adjudicated_done:
+                    adjudicated_done.add(task_id)
+                    yield record(
+                        -final.pk, task_id, final.adjudicator_id or 0, prompt_id, slots.get(task_id, ()),
+                        final.choice, final.ranking, final.strength, None, False, "", is_gold, None, None, None,
+                        "adjudication", final.updated_at.isoformat(), prompts[prompt_id], texts,
+                    )  # fmt: skip
+                continue
             rec = record(
                 ann_id, task_id, labeler_id, prompt_id, slots.get(task_id, ()), choice, None, strength, None,
                 flagged, "", is_gold, None, versions(guideline_id), None, "human", "", prompts[prompt_id], texts,
             )  # fmt: skip
+            if ann_id in rejected:
+                rec.rejected = True
             if extra:
                 for name, value in zip(extra, row[n_base:], strict=True):
                     setattr(rec, name, value)
@@ -384,7 +420,10 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
 
     records = _counting(
         records_stream(
-            project=project, with_texts=fmt.pairwise, fields=judgment_fields if fmt.pairwise else None
+            project=project,
+            with_texts=fmt.pairwise,
+            fields=judgment_fields if fmt.pairwise else None,
+            adjudications=opts.adjudication == "prefer",
         ),
         progress,
     )
@@ -454,6 +493,13 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
             "dropped": counts["dropped"],
         },
         "agreement": counts["agreement"],
+        "review": {
+            "rejected": AnnotationReview.objects.filter(
+                annotation__task__project=project, verdict=ReviewVerdict.REJECTED
+            ).count(),
+            "adjudicated_tasks": Adjudication.objects.filter(task__project=project).count(),
+            "adjudication": opts.adjudication,
+        },
         "labeler_count": counts["labelers"],
         "guideline_versions": counts["guideline_versions"],
         "annotations_without_guideline": counts["annotations_without_guideline"],

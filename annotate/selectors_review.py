@@ -1,0 +1,219 @@
+"""Reads of the review page: tasks with every judgment on them, filtered the way a manager asks."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.utils import timezone
+
+from annotate.models import (
+    Adjudication,
+    Annotation,
+    AnnotationReview,
+    Assignment,
+    AssignmentState,
+    Project,
+    ReviewVerdict,
+    Task,
+    TaskKind,
+)
+
+PAGE_SIZE = 25
+# A task is "low agreement" when its most common verdict has under this share of its votes.
+LOW_AGREEMENT = 0.67
+
+STATES = ("", "unreviewed", "accepted", "rejected", "adjudicated", "skipped")
+
+
+@dataclass
+class ReviewFilters:
+    labeler: str = ""
+    flagged: bool = False
+    gold_failed: bool = False
+    low_agreement: bool = False
+    state: str = ""
+    guideline: int | None = None
+    min_seconds: int | None = None
+    max_seconds: int | None = None
+    since: date | None = None
+    until: date | None = None
+    page: int = 1
+    errors: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_query(cls, q) -> ReviewFilters:
+        f = cls(labeler=(q.get("labeler") or "").strip()[:150])
+        f.flagged = q.get("flagged") == "1"
+        f.gold_failed = q.get("gold_failed") == "1"
+        f.low_agreement = q.get("low_agreement") == "1"
+        f.state = q.get("state") if q.get("state") in STATES else ""
+
+        def number(name: str, lo: int, hi: int) -> int | None:
+            raw = (q.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                value = int(raw)
+            except ValueError:
+                f.errors.append(f"{name.replace('_', ' ')} must be a whole number.")
+                return None
+            if not lo <= value <= hi:
+                f.errors.append(f"{name.replace('_', ' ')} must be between {lo} and {hi}.")
+                return None
+            return value
+
+        def day(name: str) -> date | None:
+            raw = (q.get(name) or "").strip()
+            if not raw:
+                return None
+            try:
+                return date.fromisoformat(raw)
+            except ValueError:
+                f.errors.append(f"{name} must be a date (YYYY-MM-DD).")
+                return None
+
+        f.guideline = number("guideline", 1, 1_000_000)
+        f.min_seconds = number("min_seconds", 0, 10**7)
+        f.max_seconds = number("max_seconds", 0, 10**7)
+        f.since, f.until = day("since"), day("until")
+        f.page = number("page", 1, 10**6) or 1
+        return f
+
+
+def _annotation_filter(f: ReviewFilters) -> Q:
+    q = Q()
+    if f.labeler:
+        q &= Q(labeler__username=f.labeler)
+    if f.flagged:
+        q &= Q(flagged=True)
+    if f.guideline:
+        q &= Q(guideline__version=f.guideline)
+    if f.min_seconds is not None:
+        q &= Q(time_spent_ms__gte=f.min_seconds * 1000)
+    if f.max_seconds is not None:
+        q &= Q(time_spent_ms__lte=f.max_seconds * 1000)
+    tz = timezone.get_current_timezone()
+    if f.since:
+        q &= Q(created_at__gte=datetime.combine(f.since, time.min, tzinfo=tz))
+    if f.until:
+        q &= Q(created_at__lte=datetime.combine(f.until, time.max, tzinfo=tz))
+    if f.state == "unreviewed":
+        q &= Q(review__isnull=True)
+    elif f.state in (ReviewVerdict.ACCEPTED, ReviewVerdict.REJECTED):
+        q &= Q(review__verdict=f.state)
+    if f.gold_failed:
+        q &= Q(task__is_gold=True) & ~Q(choice=None) & ~Q(choice=F("task__gold_choice"))
+    return q
+
+
+def review_page(*, project: Project, filters: ReviewFilters) -> dict:
+    """One page of tasks matching the filters, each with all its judgments (newest tasks first)."""
+    tasks: QuerySet[Task] = Task.objects.filter(project=project)
+    if filters.state == "skipped":
+        skipped = Assignment.objects.filter(task=OuterRef("pk"), state=AssignmentState.SKIPPED)
+        if filters.labeler:
+            skipped = skipped.filter(labeler__username=filters.labeler)
+        tasks = tasks.filter(Exists(skipped))
+    elif filters.state == "adjudicated":
+        tasks = tasks.filter(Exists(Adjudication.objects.filter(task=OuterRef("pk"))))
+    else:
+        matching = Annotation.objects.filter(_annotation_filter(filters), task=OuterRef("pk"))
+        tasks = tasks.filter(Exists(matching))
+    if filters.low_agreement:
+        tasks = tasks.annotate(n=Count("annotations")).filter(n__gte=2)
+    tasks = tasks.order_by("-id")
+    ids = list(tasks.values_list("id", flat=True)[: 5000 if filters.low_agreement else None])
+    rows = _task_rows(
+        project,
+        ids if filters.low_agreement else ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
+        matching=_annotation_filter(filters) if filters.state not in ("skipped", "adjudicated") else None,
+    )
+    if filters.low_agreement:
+        rows = [r for r in rows if r["agreement"] is not None and r["agreement"] < LOW_AGREEMENT]
+        total = len(rows)
+        rows = rows[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1]
+    else:
+        total = len(ids)
+    has_next = len(rows) > PAGE_SIZE
+    return {"tasks": rows[:PAGE_SIZE], "total": total, "page": filters.page, "has_next": has_next}
+
+
+def _verdict(ann: Annotation) -> str:
+    if ann.choice:
+        return ann.choice
+    if ann.ranking:
+        return "|".join(",".join(str(c) for c in g) for g in ann.ranking)
+    return "flagged"
+
+
+def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None) -> list[dict]:
+    """The tasks with every judgment; ``matching``: the filter a judgment must pass to be marked
+    ``is_match`` (what the manager asked to see, selected first on the page)."""
+    if not task_ids:
+        return []
+    matched = (
+        set(Annotation.objects.filter(matching, task_id__in=task_ids).values_list("id", flat=True))
+        if matching is not None and matching != Q()
+        else None
+    )
+    tasks = {
+        t.pk: t
+        for t in Task.objects.filter(pk__in=task_ids)
+        .select_related("prompt")
+        .prefetch_related("slots__candidate")
+    }
+    anns: dict[int, list[Annotation]] = {}
+    for ann in (
+        Annotation.objects.filter(task_id__in=task_ids)
+        .select_related("labeler", "guideline", "review", "review__reviewer")
+        .order_by("task_id", "created_at")
+    ):
+        ann.is_match = matched is None or ann.pk in matched
+        anns.setdefault(ann.task_id, []).append(ann)
+    adjudications = {a.task_id: a for a in Adjudication.objects.filter(task_id__in=task_ids)}
+    skips: dict[int, list[Assignment]] = {}
+    for a in Assignment.objects.filter(task_id__in=task_ids, state=AssignmentState.SKIPPED).select_related(
+        "labeler"
+    ):
+        skips.setdefault(a.task_id, []).append(a)
+    rows = []
+    for tid in task_ids:
+        task = tasks.get(tid)
+        if task is None:
+            continue
+        judged = anns.get(tid, [])
+        counted = [
+            a for a in judged if not (hasattr(a, "review") and a.review.verdict == ReviewVerdict.REJECTED)
+        ]
+        votes = Counter(_verdict(a) for a in counted if a.choice or a.ranking)
+        agreement = (votes.most_common(1)[0][1] / sum(votes.values())) if sum(votes.values()) >= 2 else None
+        slots = sorted(task.slots.all(), key=lambda s: s.slot)
+        rows.append(
+            {
+                "task": task,
+                "is_ranking": project.kind == TaskKind.RANKING,
+                "candidates": [
+                    {"letter": chr(65 + i), "id": s.candidate_id, "text": s.candidate.text}
+                    for i, s in enumerate(slots)
+                ],
+                "messages": task.prompt.messages,
+                "annotations": judged,
+                "skips": skips.get(tid, []),
+                "adjudication": adjudications.get(tid),
+                "agreement": agreement,
+                "votes": dict(votes),
+            }
+        )
+    return rows
+
+
+def review_counts(*, project: Project) -> dict:
+    reviews = AnnotationReview.objects.filter(annotation__task__project=project)
+    return {
+        "rejected": reviews.filter(verdict=ReviewVerdict.REJECTED).count(),
+        "accepted": reviews.filter(verdict=ReviewVerdict.ACCEPTED).count(),
+        "adjudicated": Adjudication.objects.filter(task__project=project).count(),
+    }

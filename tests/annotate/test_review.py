@@ -1,0 +1,111 @@
+"""Review and adjudication: the services, their audit trail, and their effect on exports."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from annotate.errors import InvalidInput, NotFound
+from annotate.models import Annotation, AuditEvent, Task, TaskKind
+from annotate.services.review import (
+    adjudication_clear,
+    annotation_review,
+    annotation_review_clear,
+    task_adjudicate,
+)
+from tests.conftest import add_tasks
+from training.services.exports import export_create, export_run
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def campaign(make_project, labeler_in):
+    """4 A/B tasks, 3 labelers each: all say A except carol, who says B on every task."""
+    project = make_project(name="Review", overlap=3)
+    add_tasks(project, prompts=4)
+    manager = labeler_in(project, "boss", role="manager")
+    labs = [labeler_in(project, n) for n in ("alice", "bob", "carol")]
+    Annotation.objects.bulk_create(
+        [
+            Annotation(task=t, labeler=lab, choice="b" if lab.username == "carol" else "a")
+            for t in Task.objects.filter(project=project)
+            for lab in labs
+        ]
+    )
+    return project, manager
+
+
+def _export_rows(project, **options):
+    export = export_run(
+        export_id=export_create(
+            project=project, format="trl", options={"test_size": 0, **options}, enqueue=False
+        ).pk
+    )
+    rows = [json.loads(x) for x in (Path(export.path) / "train.jsonl").read_text().splitlines()]
+    return export, rows
+
+
+def test_rejected_judgments_leave_exports_and_restoring_brings_them_back(campaign):
+    project, manager = campaign
+    carol = list(Annotation.objects.filter(labeler__username="carol").order_by("id"))
+    with pytest.raises(InvalidInput):
+        annotation_review(actor=manager, project=project, annotation_id=carol[0].pk, verdict="rejected")
+    for ann in carol:
+        annotation_review(
+            actor=manager, project=project, annotation_id=ann.pk, verdict="rejected", reason="careless"
+        )
+    export, rows = _export_rows(project)
+    assert len(rows) == 8  # 4 tasks x alice, bob
+    assert export.manifest["counts"]["dropped"]["rejected_in_review"] == 4
+    assert export.manifest["review"] == {"rejected": 4, "adjudicated_tasks": 0, "adjudication": "prefer"}
+    annotation_review_clear(actor=manager, project=project, annotation_id=carol[0].pk)
+    assert len(_export_rows(project)[1]) == 9
+    actions = list(AuditEvent.objects.filter(project=project).values_list("action", flat=True))
+    assert actions.count("annotation.reject") == 4 and "annotation.restore" in actions
+
+
+def test_an_adjudicated_label_replaces_the_votes_unless_asked_not_to(campaign):
+    project, manager = campaign
+    task = Task.objects.filter(project=project).order_by("id").first()
+    task_adjudicate(
+        actor=manager, project=project, task_id=task.pk, choice="b", strength=3, rationale="A is wrong"
+    )
+    export, rows = _export_rows(project, aggregate="majority")
+    by_task = {}
+    for r in rows:
+        by_task.setdefault(r["chosen"], 0)
+    assert len(rows) == 4
+    assert export.manifest["review"]["adjudicated_tasks"] == 1
+    slots = [s.candidate.text for s in sorted(task.slots.all(), key=lambda s: s.slot)]
+    adjudicated = [r for r in rows if {r["chosen"], r["rejected"]} == set(slots)]
+    assert adjudicated and adjudicated[0]["chosen"] == slots[1]  # B, against a 2-1 majority for A
+    _, ignored = _export_rows(project, aggregate="majority", adjudication="ignore")
+    again = [r for r in ignored if {r["chosen"], r["rejected"]} == set(slots)]
+    assert again[0]["chosen"] == slots[0]
+    assert adjudication_clear(actor=manager, project=project, task_id=task.pk)
+    assert AuditEvent.objects.filter(project=project, action="task.adjudicate").exists()
+
+
+def test_adjudication_input_is_checked(campaign, make_project, labeler_in):
+    project, manager = campaign
+    task = Task.objects.filter(project=project).first()
+    with pytest.raises(InvalidInput):
+        task_adjudicate(actor=manager, project=project, task_id=task.pk, choice="tie", strength=2)
+    with pytest.raises(InvalidInput):
+        task_adjudicate(actor=manager, project=project, task_id=task.pk, choice="left")
+    other = make_project()
+    with pytest.raises(NotFound):
+        task_adjudicate(actor=manager, project=other, task_id=task.pk, choice="a")
+    ranking = make_project(kind=TaskKind.RANKING, ranking_k=3)
+    add_tasks(ranking, prompts=1, candidates_per_prompt=3)
+    rtask = Task.objects.get(project=ranking)
+    adj = task_adjudicate(actor=manager, project=ranking, task_id=rtask.pk, ranking="c a=b")
+    ids = [s.candidate_id for s in sorted(rtask.slots.all(), key=lambda s: s.slot)]
+    assert adj.ranking == [[ids[2]], [ids[0], ids[1]]]
+    with pytest.raises(InvalidInput):
+        task_adjudicate(actor=manager, project=ranking, task_id=rtask.pk, ranking="a b")  # c missing
+    with pytest.raises(InvalidInput):
+        task_adjudicate(actor=manager, project=ranking, task_id=rtask.pk, ranking="a b d")
