@@ -109,3 +109,17 @@ def test_adjudication_input_is_checked(campaign, make_project, labeler_in):
         task_adjudicate(actor=manager, project=ranking, task_id=rtask.pk, ranking="a b")  # c missing
     with pytest.raises(InvalidInput):
         task_adjudicate(actor=manager, project=ranking, task_id=rtask.pk, ranking="a b d")
+
+
+def test_the_report_links_each_labeler_to_their_judgments_for_managers(client, campaign, labeler_in):
+    project, manager = campaign
+    from django.urls import reverse
+
+    client.force_login(manager)
+    page = client.get(reverse("reports:project", args=[project.slug]))
+    assert b'id="labeler-table"' in page.content
+    assert b"/manage/review/?labeler=carol" in page.content
+    researcher = labeler_in(project, "res", role="researcher")
+    client.force_login(researcher)
+    page = client.get(reverse("reports:project", args=[project.slug]))
+    assert b'id="labeler-table"' in page.content and b"/manage/review/" not in page.content
