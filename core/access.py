@@ -29,6 +29,7 @@ from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
 from django.http import Http404, JsonResponse
 from rest_framework.permissions import BasePermission
+from rest_framework.views import APIView
 
 from annotate.errors import Forbidden, NotFound, ServiceError
 from annotate.models import ApiToken, Assignment, Membership, Project, Role
@@ -72,7 +73,12 @@ CAPABILITIES: dict[str, Capability] = {
 }
 
 # The project navigation's flags (templates: can_label, can_manage, can_reports, can_research).
-NAV_FLAGS = {"can_label": "label", "can_manage": "manage", "can_reports": "view_reports", "can_research": "research"}
+NAV_FLAGS = {
+    "can_label": "label",
+    "can_manage": "manage",
+    "can_reports": "view_reports",
+    "can_research": "research",
+}
 
 
 def roles_table() -> str:
@@ -188,13 +194,17 @@ def is_site_admin(principal: Principal) -> bool:
     return bool(user.is_authenticated and user.is_active and user.is_superuser and scope is None)
 
 
-def assignment_access(principal: Principal, assignment_id: int, *, project: Project | None = None) -> Assignment:
+def assignment_access(
+    principal: Principal, assignment_id: int, *, project: Project | None = None
+) -> Assignment:
     """The principal's own lease ``assignment_id``, in a project it may label (and, when given, in
     ``project``). NotFound otherwise: another labeler's lease, another project's or a token's
     out-of-scope project answer the same."""
     user, _ = _user_and_scope(principal)
     assignment = (
-        Assignment.objects.select_related("task__project").filter(pk=assignment_id, labeler_id=user.pk).first()
+        Assignment.objects.select_related("task__project")
+        .filter(pk=assignment_id, labeler_id=user.pk)
+        .first()
         if user.is_authenticated
         else None
     )
@@ -281,3 +291,12 @@ class ProjectPermission(BasePermission):
 
 class ImproperlyConfiguredView(Exception):
     pass
+
+
+class ProjectApiView(APIView):
+    """An API view under one project (``slug``), a lease (``assignment_id``) or a generation job
+    (``job_id``): ``capability`` is what it needs; ``self.access`` is what ProjectPermission found."""
+
+    permission_classes = [ProjectPermission]
+    capability: str = "view"
+    access: ProjectAccess
