@@ -300,3 +300,20 @@ class ProjectApiView(APIView):
     permission_classes = [ProjectPermission]
     capability: str = "view"
     access: ProjectAccess
+
+
+def roles_by_project(principal: Principal) -> dict[int, set[str]]:
+    """Active roles per project id, in one query (a superuser holds every role everywhere), within
+    the token's scope."""
+    user, scope = _user_and_scope(principal)
+    if not user.is_authenticated or not user.is_active:
+        return {}
+    if user.is_superuser:
+        ids = Project.objects.values_list("pk", flat=True)
+        roles = {pk: set(Role.values) for pk in ids}
+    else:
+        roles = {}
+        rows = Membership.objects.filter(user=user, is_active=True).values_list("project_id", "role")
+        for project_id, role in rows:
+            roles.setdefault(project_id, set()).add(role)
+    return {pk: r for pk, r in roles.items() if scope is None or pk in scope}
