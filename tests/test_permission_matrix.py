@@ -287,3 +287,78 @@ def test_object_ids_of_another_project_are_refused(world, method):
             failures.append(f"{method} {route}: {resp.status_code}")
     assert checked > 15
     assert not failures, "\n".join(failures)
+
+
+# --- one definition of the roles --------------------------------------------------------------------
+
+
+def test_readme_roles_table_is_the_one_in_the_code():
+    """The README's roles table is generated from core.access.CAPABILITIES: they cannot disagree."""
+    from pathlib import Path
+
+    from core.access import roles_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- roles-table:")[1].split("<!-- /roles-table -->")[0]
+    table = block.split("-->", 1)[1].strip()
+    assert table == roles_table(), "regenerate the README table with core.access.roles_table()"
+
+
+def test_managers_run_the_project_not_models(world, make_user):
+    """The README's table, enforced: a manager reaches guidelines, members and reports, but not
+    generation, training or exports."""
+    manager = make_user()
+    Membership.objects.create(project=world["target"], user=manager, role=Role.MANAGER)
+    client = APIClient()
+    client.force_login(manager)
+    slug = world["target"].slug
+    for path in (
+        f"/projects/{slug}/manage/guidelines/",
+        f"/projects/{slug}/manage/members/",
+        f"/reports/{slug}/",
+    ):
+        assert client.get(path).status_code == 200, path
+    for path in (
+        f"/generation/{slug}/",
+        f"/training/{slug}/runs/",
+        f"/training/{slug}/exports/",
+        f"/api/v1/projects/{slug}/exports/",
+        f"/api/v1/projects/{slug}/runs/",
+        f"/api/v1/projects/{slug}/generation/jobs/",
+    ):
+        assert client.get(path).status_code == 403, path
+
+
+def test_every_project_route_checks_access_through_the_core():
+    """No view checks access on its own: every page with a project, lease or job in its URL is
+    wrapped by core.access.project_page, every such API view uses core.access.ProjectPermission."""
+    from django.urls import get_resolver
+    from django.views.generic import RedirectView
+
+    from core.access import ProjectPermission
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                yield prefix + str(p.pattern), p.callback
+
+    missing = []
+    for route, callback in walk(get_resolver().url_patterns):
+        if route.startswith(("admin/", "accounts/", "api/schema", "api/docs")):
+            continue
+        if not any(k in route for k in ("slug", "assignment_id", "job_id")):
+            continue
+        view_class = getattr(callback, "view_class", None)
+        if view_class is not None and issubclass(view_class, RedirectView):
+            continue  # answers the same redirect for any slug, real or not; the target checks access
+        if view_class is not None:
+            ok = ProjectPermission in getattr(view_class, "permission_classes", []) and hasattr(
+                view_class, "capability"
+            )
+        else:
+            ok = hasattr(callback, "capability")
+        if not ok:
+            missing.append(route)
+    assert not missing, missing
