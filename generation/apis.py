@@ -127,7 +127,9 @@ class EndpointListCreateApi(ServiceErrorsMixin, ProjectApiView):
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         data = _valid(EndpointInput, request.data)
-        endpoint = services.endpoint_create(project=project, created_by=request.user, **data)
+        endpoint = services.endpoint_create(
+            project=project, created_by=request.user, restrict_paths=True, **data
+        )
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 

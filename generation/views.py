@@ -72,6 +72,7 @@ def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                     default_sampling=data["default_sampling"],
                     project=None if data["shared"] else project,
                     created_by=request.user,
+                    restrict_paths=True,
                 )
             except ServiceError as exc:
                 _add_service_error(form, exc)
