@@ -3,7 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
-from annotate import views_account
+from annotate.views import account as views_account
 
 app_name = "account"
 

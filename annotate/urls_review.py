@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotate import views_review
+from annotate.views import review as views_review
 
 app_name = "review"
 

@@ -4,8 +4,8 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from annotate import views_account
 from annotate.auth_forms import ThrottledAuthenticationForm
+from annotate.views import account as views_account
 
 urlpatterns = [
     path("admin/", admin.site.urls),

@@ -12,7 +12,7 @@ register = template.Library()
 
 @register.simple_tag(takes_context=True)
 def can_create_projects(context) -> bool:
-    from annotate.permissions import can_create_projects as allowed
+    from core.access import can_create_projects as allowed
 
     request = context.get("request")
     return bool(request is not None and allowed(request.user))

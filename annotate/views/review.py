@@ -4,7 +4,6 @@ adjudicate a task's final label, send tasks back for more labels. Keyboard-drive
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -12,7 +11,6 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate.errors import ServiceError
 from annotate.models import Choice, ReviewVerdict
-from annotate.permissions import project_for_request
 from annotate.rendering import render_markdown
 from annotate.selectors_review import ReviewFilters, review_counts, review_page
 from annotate.services.reports import tasks_send_back
@@ -22,12 +20,13 @@ from annotate.services.review import (
     annotation_review_clear,
     task_adjudicate,
 )
+from core.access import ProjectAccess, project_page
 
 
-@login_required
+@project_page("manage")
 @require_GET
-def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = project_for_request(request, slug, "manage")
+def review_queue(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
     filters = ReviewFilters.from_query(request.GET)
     page = review_page(project=project, filters=filters)
     for row in page["tasks"]:
@@ -42,8 +41,7 @@ def review_queue(request: HttpRequest, slug: str) -> HttpResponse:
         request,
         "annotate/manage/review.html",
         {
-            "project": project,
-            "active_tab": "review",
+            **access.nav("review"),
             "filters": filters,
             "page": page,
             "counts": review_counts(project=project),
@@ -66,10 +64,11 @@ def _back(request: HttpRequest, slug: str):
     return redirect("review:queue", slug=slug)
 
 
-@login_required
+@project_page("manage")
 @require_POST
-def review_action(request: HttpRequest, slug: str) -> HttpResponse:
-    project, _ = project_for_request(request, slug, "manage")
+def review_action(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    slug = project.slug
     action = request.POST.get("action", "")
     post = request.POST
     try:

@@ -13,12 +13,11 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate import selectors
 from annotate.errors import ServiceError
 from annotate.models import ApiToken, TaskKind
-from annotate.permissions import can_create_projects
 from annotate.services.projects import project_start
 from annotate.services.tokens import token_create, token_revoke_by_id
+from core.access import can_create_projects, visible_projects
 
 
 class ProjectStartForm(forms.Form):
@@ -139,7 +138,7 @@ class TokenForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["projects"].queryset = selectors.projects_for_user(user=user)
+        self.fields["projects"].queryset = visible_projects(user)
 
 
 _NEW_SECRET = "prefhub_new_token_secret"
