@@ -42,8 +42,8 @@ from annotate.forms import (
 from annotate.models import Assignment, Guideline, Membership, Project, Role, TaskKind
 from annotate.permissions import CAPABILITIES, project_for_request
 from annotate.rendering import render_markdown
-from annotate.services.guidelines import guideline_acknowledge
-from annotate.services.imports import ImportFailed
+from annotate.services.guidelines import guideline_acknowledge, guideline_publish
+from annotate.services.imports import ImportFailed, prompts_import
 from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
@@ -52,13 +52,7 @@ from annotate.services.leasing import (
     assignment_skip,
     task_claim_next,
 )
-from annotate.services.manage import (
-    guideline_publish_by,
-    member_add,
-    member_deactivate,
-    project_settings_change,
-    prompts_import_by,
-)
+from annotate.services.manage import member_add, member_deactivate, project_settings_change
 from annotate.throttles import page_rate_limit
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
@@ -589,7 +583,7 @@ def manage_guidelines(request: HttpRequest, slug: str) -> HttpResponse:
                 )
             else:
                 try:
-                    guideline = guideline_publish_by(
+                    guideline = guideline_publish(
                         project=project,
                         actor=request.user,
                         body=body,
@@ -862,7 +856,7 @@ def _manage_import(request: HttpRequest, slug: str) -> HttpResponse:
             if form.cleaned_data["pairs_per_prompt"]:
                 options["pairs_per_prompt"] = form.cleaned_data["pairs_per_prompt"]
             try:
-                report = prompts_import_by(
+                report = prompts_import(
                     project=project,
                     actor=request.user,
                     stream=upload.open("rb"),

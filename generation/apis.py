@@ -144,7 +144,7 @@ class EndpointListCreateApi(ServiceErrorsMixin, APIView):
     def post(self, request: Request, slug: str) -> Response:
         project = _project(request, slug)
         data = _valid(EndpointInput, request.data)
-        endpoint = services.endpoint_create(project=project, created_by=request.user, **data)
+        endpoint = services.endpoint_create(project=project, actor=request.user, **data)
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 
@@ -167,7 +167,7 @@ class JobListCreateApi(ServiceErrorsMixin, APIView):
         missing = sorted(set(names) - {e.name for e in endpoints})
         if missing:
             raise InvalidInput(f"Unknown endpoint(s): {', '.join(missing)}.", field="endpoints")
-        job = services.job_create(project=project, endpoints=endpoints, created_by=request.user, **data)
+        job = services.job_create(project=project, endpoints=endpoints, actor=request.user, **data)
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
 
@@ -180,7 +180,7 @@ class JobDetailApi(ServiceErrorsMixin, APIView):
 class JobCancelApi(ServiceErrorsMixin, APIView):
     @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")
     def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=_job(request, job_id), cancelled_by=request.user)
+        job = services.job_cancel(job=_job(request, job_id), actor=request.user)
         return Response(job_data(job))
 
 

@@ -35,7 +35,6 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -45,8 +44,6 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Candidate, CandidateSource, Project, Prompt
-from annotate.services.audit import audit_record
-from annotate.services.outbox import outbox_enqueue
 from annotate.services.tasks import (
     PairMode,
     TaskSpec,
@@ -55,6 +52,8 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from core.audit import audit_actor, audit_record
+from core.outbox import outbox_enqueue
 from generation import backends, selectors
 from generation.backends.base import (
     BackendConfigError,
@@ -133,7 +132,7 @@ def endpoint_create(
     config: dict | None = None,
     default_sampling: dict | None = None,
     project: Project | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     is_active: bool = True,
 ) -> ModelEndpoint:
     """Register a model endpoint (``project`` None: shared by every project). The backend's
@@ -149,12 +148,12 @@ def endpoint_create(
     try:
         with transaction.atomic():
             endpoint = ModelEndpoint.objects.create(
-                name=slug, project=project, created_by=created_by, is_active=is_active, **values
+                name=slug, project=project, created_by=audit_actor(actor), is_active=is_active, **values
             )
     except IntegrityError:
         raise Conflict(f"An endpoint named {slug!r} already exists.", field="name") from None
     audit_record(
-        actor=created_by,
+        actor=actor,
         project=project,
         action="endpoint.create",
         target=endpoint,
@@ -165,7 +164,7 @@ def endpoint_create(
 
 @transaction.atomic
 def endpoint_update(
-    *, endpoint: ModelEndpoint, updated_by: AbstractBaseUser | None = None, **changes
+    *, endpoint: ModelEndpoint, actor: AbstractBaseUser | None = None, **changes
 ) -> ModelEndpoint:
     """Change an endpoint's settings. Running jobs keep what their workers loaded; the next batch
     to load this endpoint sees the new settings (the per-process cache keys on them)."""
@@ -192,7 +191,7 @@ def endpoint_update(
         endpoint.is_active = bool(changes["is_active"])
     endpoint.save()
     audit_record(
-        actor=updated_by,
+        actor=actor,
         project=endpoint.project,
         action="endpoint.update",
         target=endpoint,
@@ -281,7 +280,7 @@ def job_create(
     task_mode: str | None = None,
     pairs_per_prompt: int | None = None,
     batch_size: int = 16,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> GenerationJob:
     """Create a job and its batches; on commit, enqueue one Celery task per batch.
@@ -352,7 +351,7 @@ def job_create(
         pairs_per_prompt=pairs_per_prompt,
         batch_size=batch_size,
         total_units=total,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
     job.endpoints.set(endpoints)
     index = 0
@@ -363,7 +362,7 @@ def job_create(
             index += 1
     batches = GenerationBatch.objects.bulk_create(rows, batch_size=1000)
     audit_record(
-        actor=created_by,
+        actor=actor,
         project=project,
         action="generation.job_create",
         target=job,
@@ -379,21 +378,10 @@ def job_create(
     return job
 
 
-def _enqueue_on_commit(batch_ids: list[int]) -> None:
+def _enqueue_on_commit(batch_ids: Iterable[int]) -> None:
     """One outbox message per batch: sent after commit, re-sent by the sweep if the broker was down."""
     for batch_id in batch_ids:
-        outbox_enqueue("generation.run_batch", batch_id, send=partial(_send_batch, batch_id))
-
-
-def _send_batch(batch_id: int) -> None:
-    enqueue_batches([batch_id])  # looked up at call time, so tests can swap it
-
-
-def enqueue_batches(batch_ids: Iterable[int]) -> None:
-    from generation.tasks import run_batch
-
-    for batch_id in batch_ids:
-        run_batch.delay(batch_id)
+        outbox_enqueue("generation.run_batch", batch_id)
 
 
 @transaction.atomic
@@ -409,7 +397,7 @@ def job_requeue(*, job: GenerationJob) -> int:
 
 
 @transaction.atomic
-def job_cancel(*, job: GenerationJob, cancelled_by: AbstractBaseUser | None = None) -> GenerationJob:
+def job_cancel(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> GenerationJob:
     """Stop a queued or running job: pending batches are dropped (a batch already generating
     writes nothing when it finishes); candidates already written stay; no tasks are created."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
@@ -421,7 +409,7 @@ def job_cancel(*, job: GenerationJob, cancelled_by: AbstractBaseUser | None = No
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
         state=BatchState.CANCELLED, finished_at=job.finished_at
     )
-    audit_record(actor=cancelled_by, project=job.project, action="generation.job_cancel", target=job)
+    audit_record(actor=actor, project=job.project, action="generation.job_cancel", target=job)
     return job
 
 

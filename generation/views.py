@@ -87,7 +87,7 @@ def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
                     config=data["config"],
                     default_sampling=data["default_sampling"],
                     project=None if data["shared"] else project,
-                    created_by=request.user,
+                    actor=request.user,
                 )
             except ServiceError as exc:
                 _add_service_error(form, exc)
@@ -108,7 +108,7 @@ def job_new(request: HttpRequest, slug: str) -> HttpResponse:
     form = JobForm(request.POST, endpoints=endpoints, project=project)
     if form.is_valid():
         try:
-            job = services.job_create(project=project, created_by=request.user, **form.service_kwargs())
+            job = services.job_create(project=project, actor=request.user, **form.service_kwargs())
         except ServiceError as exc:
             _add_service_error(form, exc)
         else:
@@ -154,7 +154,7 @@ def job_cancel(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     project, _ = _project_for(request, slug)
     job = _job_for(project, job_id)
     try:
-        services.job_cancel(job=job, cancelled_by=request.user)
+        services.job_cancel(job=job, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

@@ -10,9 +10,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.apis import ERRORS, BoundedLimitOffsetPagination, api_project
+from annotate.apis import api_project
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
+from core.api import ERRORS, BoundedLimitOffsetPagination
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -88,7 +89,7 @@ class ExportListCreateApi(generics.ListAPIView):
             format=ser.validated_data["format"],
             file_type=ser.validated_data["file_type"],
             options=ser.validated_data["options"],
-            created_by=request.user,
+            actor=request.user,
         )
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
 

@@ -11,9 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotate.apis import ERRORS, BoundedLimitOffsetPagination, api_project
+from annotate.apis import api_project
 from annotate.errors import InvalidInput, NotFound
 from annotate.throttles import WriteScopedRateThrottle
+from core.api import ERRORS, BoundedLimitOffsetPagination
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -89,7 +90,7 @@ class RunListCreateApi(APIView):
             base_run=_project_run(project, data["base_run"], "base_run"),
             reward_run=_project_run(project, data["reward_run"], "reward_run"),
             config=data["config"],
-            created_by=request.user,
+            actor=request.user,
         )
         return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
 
@@ -113,7 +114,7 @@ class RunDetailApi(APIView):
 class RunCancelApi(APIView):
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_cancel(run=_run(request, slug, run_id), cancelled_by=request.user)
+        run = run_cancel(run=_run(request, slug, run_id), actor=request.user)
         return Response(selectors.run_status(run=run))
 
 
@@ -123,7 +124,7 @@ class RunRegisterApi(APIView):
         run = _run(request, slug, run_id)
         ser = RunRegisterSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], created_by=request.user)
+        endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], actor=request.user)
         return Response({"endpoint": endpoint.name, "model": endpoint.model}, status=status.HTTP_201_CREATED)
 
 

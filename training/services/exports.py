@@ -40,7 +40,6 @@ from django.utils import timezone
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import (
     Annotation,
-    AuditEvent,
     Dimension,
     Guideline,
     Project,
@@ -48,7 +47,8 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.services.outbox import outbox_enqueue
+from core.audit import audit_actor, audit_record
+from core.outbox import outbox_enqueue
 from training.compiler import (
     AnnotationRecord,
     CompileStats,
@@ -256,7 +256,7 @@ def export_create(
     format: str,
     file_type: str = "jsonl",
     options: dict | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> Export:
     """Record a queued export (the next version of the project) and, with ``enqueue``, hand it to
@@ -272,20 +272,17 @@ def export_create(
         file_type=file_type,
         options=opts.as_dict(),
         state=ExportState.QUEUED,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
-    AuditEvent.objects.create(
+    audit_record(
+        actor=actor,
         project=project,
-        actor=export.created_by,
         action="export.create",
-        target_type="export",
-        target_id=str(export.pk),
+        target=export,
         details={"version": version, "format": format, "file_type": file_type, "options": export.options},
     )
     if enqueue:
-        from training.tasks.exports import export_run_task
-
-        outbox_enqueue("training.export_run", export.pk, send=lambda: export_run_task.delay(export.pk))
+        outbox_enqueue("training.export_run", export.pk)
     return export
 
 

@@ -53,7 +53,9 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Project, Prompt
-from annotate.services.audit import audit_record
+from core.audit import audit_actor, audit_record
+from core.outbox import outbox_enqueue
+from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.common import parse_event, remove_stale_tmp
 from training.runners.configs import ConfigError, config_fields, config_for
@@ -183,7 +185,7 @@ def run_create(
     reward_run: TrainingRun | None = None,
     reward_model: str = "",
     config: dict | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
     restrict_dataset_path: bool = True,
 ) -> TrainingRun:
@@ -260,10 +262,10 @@ def run_create(
         base_run=base_run,
         reward_run=reward_run,
         config=cfg,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
     audit_record(
-        actor=created_by, project=project, action="training.run_create", target=run,
+        actor=actor, project=project, action="training.run_create", target=run,
         details={"kind": kind, "base_model": base_model, "export": export.version if export else None},
     )  # fmt: skip
     root = runs_root(project)
@@ -271,21 +273,15 @@ def run_create(
     run.log_path = str(root / f"run-{run.pk}.log")
     run.save(update_fields=["output_path", "log_path"])
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(run.pk))
+        outbox_enqueue("training.tasks.runs.run_execute", run.pk)
     return run
 
 
-def _enqueue(run_id: int) -> None:
-    from training.tasks.runs import run_execute as task
-
-    task.delay(run_id)
-
-
 @transaction.atomic
-def run_cancel(*, run: TrainingRun, cancelled_by: AbstractBaseUser | None = None) -> TrainingRun:
+def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop (the worker stops it)."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    audit_record(actor=cancelled_by, project=run.project, action="training.run_cancel", target=run)
+    audit_record(actor=actor, project=run.project, action="training.run_cancel", target=run)
     if run.state in FINAL_STATES:
         raise Conflict(f"This run is already {run.get_state_display().lower()}.")
     if run.state == RunState.QUEUED:
@@ -301,7 +297,7 @@ def run_cancel(*, run: TrainingRun, cancelled_by: AbstractBaseUser | None = None
 
 @transaction.atomic
 def run_register_endpoint(
-    *, run: TrainingRun, name: str = "", created_by: AbstractBaseUser | None = None
+    *, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None
 ) -> Any:
     """Register a finished policy run's model as a ``transformers`` generation endpoint of its
     project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
@@ -319,24 +315,12 @@ def run_register_endpoint(
     if not run.output_path or not (Path(run.output_path) / "config.json").is_file():
         raise NotFound("The run's model files are missing.")
     name = slugify(name or f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
-    user = created_by if created_by is not None and created_by.is_authenticated else None
-    try:
-        from generation.services import endpoint_create
-    except ImportError:  # the generation app's services are optional here: write the row directly
-        from generation.models import ModelEndpoint
-
-        if not name or ModelEndpoint.objects.filter(name=name).exists():
-            raise Conflict(f"An endpoint named {name!r} already exists.", field="name") from None
-        endpoint = ModelEndpoint.objects.create(
-            name=name, backend="transformers", model=run.output_path, project=run.project, created_by=user
-        )
-    else:
-        endpoint = endpoint_create(
-            name=name, backend="transformers", model=run.output_path, project=run.project, created_by=user
-        )
+    endpoint = endpoint_create(
+        name=name, backend="transformers", model=run.output_path, project=run.project, actor=actor
+    )
     run.registered_endpoint = endpoint
     audit_record(
-        actor=created_by, project=run.project, action="training.run_register", target=run,
+        actor=actor, project=run.project, action="training.run_register", target=run,
         details={"endpoint": endpoint.name},
     )  # fmt: skip
     run.save(update_fields=["registered_endpoint"])

@@ -157,7 +157,7 @@ class Command(BaseCommand):
                     ],
                 )
                 guideline_publish(
-                    project=project, author=users["manager"][0], body=GUIDELINES, change_note="First version"
+                    project=project, actor=users["manager"][0], body=GUIDELINES, change_note="First version"
                 )
                 lines = [
                     json.dumps(
