@@ -296,9 +296,7 @@ def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
 
 
 @transaction.atomic
-def run_register_endpoint(
-    *, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None
-) -> Any:
+def run_register_endpoint(*, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None) -> Any:
     """Register a finished policy run's model as a ``transformers`` generation endpoint of its
     project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
     run = (
