@@ -52,7 +52,9 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from core import jobs
 from core.audit import audit_actor, audit_record
+from core.jobs import job_finish
 from core.outbox import outbox_enqueue
 from generation import backends, selectors
 from generation.backends.base import (
@@ -81,7 +83,7 @@ MAX_BATCH_SIZE = 256
 #: A batch whose worker died this many times (killed for memory, say) fails instead of coming back.
 MAX_BATCH_ATTEMPTS = 8
 FILTER_MODES = ("all", "untagged", "tag", "ids")
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+ACTIVE_STATES = jobs.ACTIVE_STATES
 ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
 
 
@@ -403,9 +405,7 @@ def job_cancel(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> 
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     if job.state not in ACTIVE_STATES:
         raise Conflict(f"The job is already {job.get_state_display().lower()}.")
-    job.state = JobState.CANCELLED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["state", "finished_at"])
+    job_finish(job, state=JobState.CANCELLED)
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
         state=BatchState.CANCELLED, finished_at=job.finished_at
     )
@@ -419,14 +419,9 @@ def job_fail(*, job_id: int, message: str) -> bool:
     job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.state not in ACTIVE_STATES:
         return False
-    now = timezone.now()
-    job.state = JobState.FAILED
-    job.error = _clean_text(message)[:5000]
-    job.finished_at = now
-    job.started_at = job.started_at or now
-    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+    jobs.job_fail(job, _clean_text(message), started_at=job.started_at or timezone.now())
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
-        state=BatchState.FAILED, finished_at=now
+        state=BatchState.FAILED, finished_at=job.finished_at
     )
     return True
 
@@ -600,19 +595,16 @@ def _count_units(job: GenerationJob, *, done: int, failed: int) -> None:
 
 def _job_finish(job: GenerationJob) -> None:
     """running -> done (tasks created) or failed (nothing generated). Caller holds the row lock."""
-    now = timezone.now()
+    started_at = job.started_at or timezone.now()
     if job.done_units == 0:
         first = (
             GenerationFailure.objects.filter(job=job).order_by("id").values_list("message", flat=True).first()
         )
-        job.state = JobState.FAILED
-        job.error = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
+        message = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
+        jobs.job_fail(job, message, started_at=started_at)
     else:
         _create_tasks(job)
-        job.state = JobState.DONE
-    job.finished_at = now
-    job.started_at = job.started_at or now
-    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+        job_finish(job, error=job.error, started_at=started_at)
 
 
 def _create_tasks(job: GenerationJob) -> int:

@@ -78,6 +78,7 @@ from annotate.models import (
     TaskKind,
 )
 from core.audit import audit_actor, audit_record
+from core.jobs import job_fail, job_finish
 from core.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
@@ -964,21 +965,15 @@ def report_snapshot_compute(*, snapshot_id: int) -> ReportSnapshot | None:
     try:
         data = report_build(snapshot.project)
     except Exception as exc:
-        ReportSnapshot.objects.filter(pk=snapshot.pk).update(
-            state=ReportSnapshot.State.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
-            computed_at=timezone.now(),
-        )
+        job_fail(snapshot, exc)
         logger.exception("report %s for project %s failed", snapshot.pk, snapshot.project_id)
         raise
-    snapshot.data = data
-    snapshot.state = ReportSnapshot.State.READY
-    snapshot.annotation_count = data["totals"]["annotations"]
-    snapshot.computed_at = timezone.now()
-    snapshot.duration_ms = int((time.perf_counter() - started) * 1000)
-    snapshot.error = ""
-    snapshot.save(update_fields=["data", "state", "annotation_count", "computed_at", "duration_ms", "error"])
-    return snapshot
+    return job_finish(
+        snapshot,
+        data=data,
+        annotation_count=data["totals"]["annotations"],
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
 
 
 @transaction.atomic

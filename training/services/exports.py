@@ -48,6 +48,7 @@ from annotate.models import (
     TaskKind,
 )
 from core.audit import audit_actor, audit_record
+from core.jobs import job_fail, job_finish
 from core.outbox import outbox_enqueue
 from training.compiler import (
     AnnotationRecord,
@@ -327,21 +328,16 @@ def export_run(*, export_id: int, progress: Callable[[int], None] | None = None)
         tmp.rename(final)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        Export.objects.filter(pk=export.pk).update(
-            state=ExportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
-        )
+        job_fail(export, exc)
         logger.exception("export %s failed", export.pk)
         raise
-    Export.objects.filter(pk=export.pk).update(
-        state=ExportState.DONE,
+    return job_finish(
+        export,
         manifest=manifest,
         content_hash=manifest["content_hash"],
         path=str(final),
         row_count=manifest["counts"]["rows"],
-        finished_at=timezone.now(),
     )
-    export.refresh_from_db()
-    return export
 
 
 def _write_export(export: Export, out: Path, progress: Callable[[int], None] | None) -> dict:

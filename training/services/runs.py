@@ -53,7 +53,9 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Project, Prompt
+from core import jobs
 from core.audit import audit_actor, audit_record
+from core.jobs import job_finish
 from core.outbox import outbox_enqueue
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
@@ -65,7 +67,7 @@ log = logging.getLogger(__name__)
 
 POLICY_KINDS = (RunKind.DPO, RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
 RL_KINDS = (RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
-FINAL_STATES = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+FINAL_STATES = jobs.FINAL_STATES
 # Options the platform fills in; a run's config may not set them.
 PLATFORM_KEYS = frozenset(
     {
@@ -285,10 +287,7 @@ def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
     if run.state in FINAL_STATES:
         raise Conflict(f"This run is already {run.get_state_display().lower()}.")
     if run.state == RunState.QUEUED:
-        run.state = RunState.CANCELLED
-        run.finished_at = timezone.now()
-        run.cancel_requested = True
-        run.save(update_fields=["state", "finished_at", "cancel_requested"])
+        job_finish(run, state=RunState.CANCELLED, cancel_requested=True)
     elif not run.cancel_requested:
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
@@ -341,9 +340,7 @@ def _finish(run: TrainingRun, state: str, *, error: str = "", final: dict | None
     metrics = dict(run.metrics or {})
     if final is not None:
         metrics["final"] = final
-    TrainingRun.objects.filter(pk=run.pk).update(
-        state=state, error=error[:20000], finished_at=timezone.now(), pid=None, metrics=metrics
-    )
+    job_finish(run, state=state, error=error, pid=None, metrics=metrics)
 
 
 def _write_prompts(run: TrainingRun, path: Path) -> None:
