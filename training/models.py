@@ -18,13 +18,10 @@ class ExportFormat(models.TextChoices):
     RAW = "raw", "Raw annotations table"
 
 
-class ExportState(models.TextChoices):
-    """The job lifecycle (``core.jobs.JobState``) less ``cancelled``: an export cannot be cancelled."""
-
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+# The job lifecycle (core.jobs.JobState) less ``cancelled``: an export cannot be cancelled.
+ExportState = models.TextChoices(
+    "ExportState", [(s.name, (s.value, s.label)) for s in JobState if s != JobState.CANCELLED]
+)
 
 
 class Export(BackgroundJob):
