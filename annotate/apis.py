@@ -1,68 +1,32 @@
-"""REST API (DRF) for projects, guidelines, imports, tasks and annotations, plus the project access
-checks every API module uses (error schema, exception handler and pagination: ``core.api``).
+"""REST API (DRF) for projects, guidelines, imports, tasks and annotations (error schema,
+exception handler and pagination: ``core.api``).
 
-Access: every endpoint is under a project the user is an active member of (superusers: all), with
-the capability the action needs (``annotate.permissions``); a token narrowed to some projects
-reaches only those. Outsiders get 404 (the project's existence is not revealed), members without
-the capability 403.
+Access: every endpoint names the capability it needs and ``core.access.ProjectPermission`` checks
+it (roles and the token's project scope, in one place). Outsiders get 404 (the project's existence
+is not revealed), members without the capability 403.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, F, Prefetch, QuerySet
+from django.db.models import Count, F, Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotate import selectors
 from annotate.errors import NotFound
-from annotate.models import Annotation, ApiToken, Guideline, Project, Task, TaskCandidate
-from annotate.permissions import require_capability
+from annotate.models import Annotation, Guideline, Project, Task, TaskCandidate
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
+from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
 from core.api import ERRORS, BoundedLimitOffsetPagination, parse_query
 
 logger = logging.getLogger(__name__)
-
-
-# --- shared --------------------------------------------------------------------------------------
-
-
-def token_scope(request: Request) -> set[int] | None:
-    """Project ids the request's token is narrowed to (None: no narrowing)."""
-    token = request.auth if isinstance(request.auth, ApiToken) else None
-    if token is None:
-        return None
-    cached = getattr(request, "_token_scope", False)
-    if cached is False:
-        cached = set(token.projects.values_list("id", flat=True)) or None
-        request._token_scope = cached
-    return cached
-
-
-def visible_projects(request: Request) -> QuerySet[Project]:
-    qs = selectors.projects_for_user(user=request.user)
-    scope = token_scope(request)
-    if scope is not None:
-        qs = qs.filter(id__in=scope)
-    return qs
-
-
-def api_project(request: Request, slug: str, capability: str) -> Project:
-    """The project if this user (and token) may do ``capability`` in it; 404 / 403 otherwise."""
-    project = Project.objects.filter(slug=slug).first()
-    scope = token_scope(request)
-    if project is None or (scope is not None and project.pk not in scope):
-        raise NotFound("No such project.")
-    require_capability(user=request.user, project=project, capability=capability)
-    return project
 
 
 # --- projects and guidelines ----------------------------------------------------------------------
@@ -87,13 +51,15 @@ class ProjectListApi(generics.ListAPIView):
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
-        return visible_projects(self.request).prefetch_related("dimensions")
+        return visible_projects(principal_of(self.request)).prefetch_related("dimensions")
 
 
-class ProjectDetailApi(APIView):
+class ProjectDetailApi(ProjectApiView):
+    capability = "view"
+
     @extend_schema(responses={200: ProjectSerializer, **ERRORS})
     def get(self, request: Request, slug: str) -> Response:
-        return Response(ProjectSerializer(api_project(request, slug, "view")).data)
+        return Response(ProjectSerializer(self.access.project).data)
 
 
 class GuidelineSerializer(serializers.ModelSerializer):
@@ -103,18 +69,22 @@ class GuidelineSerializer(serializers.ModelSerializer):
 
 
 class GuidelineListApi(generics.ListAPIView):
+    permission_classes = [ProjectPermission]
+    capability = "view"
     pagination_class = BoundedLimitOffsetPagination
     serializer_class = GuidelineSerializer
 
     def get_queryset(self):
-        project = api_project(self.request, self.kwargs["slug"], "view")
+        project = self.access.project
         return Guideline.objects.filter(project=project).order_by("-version")
 
 
-class GuidelineDetailApi(APIView):
+class GuidelineDetailApi(ProjectApiView):
+    capability = "view"
+
     @extend_schema(responses={200: GuidelineSerializer, **ERRORS})
     def get(self, request: Request, slug: str, version: int) -> Response:
-        project = api_project(request, slug, "view")
+        project = self.access.project
         guideline = Guideline.objects.filter(project=project, version=version).first()
         if guideline is None:
             raise NotFound("No such guideline version.")
@@ -147,10 +117,11 @@ class ImportReportSerializer(serializers.Serializer):
     truncated_errors = serializers.BooleanField()
 
 
-class PromptImportApi(APIView):
+class PromptImportApi(ProjectApiView):
     """Import prompts and candidates (and recorded preferences) from a file. Atomic unless
     ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``."""
 
+    capability = "import"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "import"
 
@@ -158,7 +129,7 @@ class PromptImportApi(APIView):
 
     @extend_schema(request=ImportRequestSerializer, responses={201: ImportReportSerializer, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:
-        project = api_project(request, slug, "import")
+        project = self.access.project
         ser = ImportRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
@@ -206,8 +177,11 @@ class TaskFilterSerializer(serializers.Serializer):
 
 
 class TaskListApi(generics.ListAPIView):
+    """A project's tasks (researchers)."""
+
+    permission_classes = [ProjectPermission]
+    capability = "research"
     pagination_class = BoundedLimitOffsetPagination
-    """A project's tasks (researchers and managers)."""
 
     serializer_class = TaskSerializer
 
@@ -221,7 +195,7 @@ class TaskListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        project = api_project(self.request, self.kwargs["slug"], "research")
+        project = self.access.project
         filters = parse_query(TaskFilterSerializer, self.request)
         qs = Task.objects.filter(project=project)
         if filters.get("is_gold") is not None:
@@ -260,8 +234,11 @@ class AnnotationFilterSerializer(serializers.Serializer):
 
 
 class AnnotationListApi(generics.ListAPIView):
+    """A project's annotations, read only (researchers), oldest first."""
+
+    permission_classes = [ProjectPermission]
+    capability = "research"
     pagination_class = BoundedLimitOffsetPagination
-    """A project's annotations, read only (researchers and managers), oldest first."""
 
     serializer_class = AnnotationSerializer
 
@@ -276,7 +253,7 @@ class AnnotationListApi(generics.ListAPIView):
         return super().get(request, *args, **kwargs)
 
     def get_queryset(self):
-        project = api_project(self.request, self.kwargs["slug"], "research")
+        project = self.access.project
         filters = parse_query(AnnotationFilterSerializer, self.request)
         qs = Annotation.objects.filter(task__project=project)
         if "task" in filters:

@@ -1,7 +1,9 @@
 """Labeling over JSON: claim the next task, submit, skip, undo, acknowledge guidelines.
 
 The same services as the labeling pages; useful for scripted labeling tools and for load tests.
-Responses never include model names or other labelers' work (blind labeling).
+Responses never include model names, candidate ids or other labelers' work (blind labeling):
+responses are addressed by opaque per-lease handles (``annotate.labeling_protocol``, the same
+protocol the labeling page speaks).
 """
 
 from __future__ import annotations
@@ -12,26 +14,25 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
-from rest_framework.views import APIView
 
 from annotate import selectors
 from annotate.errors import NotFound
-from annotate.models import Assignment, Project
-from annotate.permissions import require_capability
+from annotate.labeling_protocol import (
+    SkipSerializer,
+    SubmissionSerializer,
+    lease_candidates,
+    submission_for,
+    validated,
+)
+from annotate.models import Assignment
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_next
-
-
-def _project(request: Request, slug: str) -> Project:
-    project = selectors.project_get(slug=slug)
-    if project is None:
-        raise NotFound("No such project.")
-    require_capability(user=request.user, project=project, capability="label")
-    return project
+from core.access import ProjectApiView
 
 
 class LeaseSerializer(serializers.Serializer):
-    """A leased task as the labeler sees it: candidates in display order, no provenance."""
+    """A leased task as the labeler sees it: candidates in display order, addressed by opaque
+    per-lease handles; no candidate ids, no provenance."""
 
     assignment_id = serializers.IntegerField()
     task_id = serializers.IntegerField()
@@ -44,21 +45,18 @@ class LeaseSerializer(serializers.Serializer):
 def _lease_payload(assignment: Assignment) -> dict:
     full = selectors.assignment_with_task(assignment_id=assignment.pk)
     shown = selectors.assignment_candidates_in_display_order(assignment=full)
-    positions = ["left", "right"] if full.task.project.kind == "pairwise" else None
     return {
         "assignment_id": full.pk,
         "task_id": full.task_id,
         "kind": full.task.project.kind,
         "expires_at": full.expires_at,
         "messages": full.task.prompt.messages,
-        "candidates": [
-            {"id": c.pk, "position": positions[i] if positions else i + 1, "text": c.text}
-            for i, c in enumerate(shown)
-        ],
+        "candidates": lease_candidates(full, shown),
     }
 
 
-class ClaimNextApi(APIView):
+class ClaimNextApi(ProjectApiView):
+    capability = "label"
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "claim"
 
@@ -69,7 +67,7 @@ class ClaimNextApi(APIView):
 
     @extend_schema(request=ClaimInputSerializer, responses={200: LeaseSerializer, 204: None})
     def post(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         data = self.ClaimInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         lease = task_claim_next(
@@ -85,19 +83,13 @@ class ClaimNextApi(APIView):
         return Response(payload)
 
 
-class SubmitApi(APIView):
+class SubmitApi(ProjectApiView):
+    """Submit the caller's own lease (ProjectPermission resolves it: another labeler's lease, or
+    one outside the token's projects, is 404)."""
+
+    capability = "label"
     throttle_classes = [ScopedRateThrottle]
     throttle_scope = "submit"
-
-    class SubmitInputSerializer(serializers.Serializer):
-        choice = serializers.CharField(required=False, allow_null=True, allow_blank=True, default=None)
-        ranking = serializers.JSONField(required=False, default=None)
-        strength = serializers.IntegerField(required=False, allow_null=True, default=None)
-        ratings = serializers.JSONField(required=False, default=dict)
-        rationale = serializers.CharField(required=False, allow_blank=True, default="", max_length=10_000)
-        flagged = serializers.BooleanField(required=False, default=False)
-        flag_reason = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
-        time_spent_ms = serializers.IntegerField(required=False, allow_null=True, default=None, min_value=0)
 
     class SubmitOutputSerializer(serializers.Serializer):
         annotation_id = serializers.IntegerField()
@@ -105,42 +97,42 @@ class SubmitApi(APIView):
         choice = serializers.CharField(allow_null=True)
 
     @extend_schema(
-        request=SubmitInputSerializer, responses={200: SubmitOutputSerializer, 201: SubmitOutputSerializer}
+        request=SubmissionSerializer, responses={200: SubmitOutputSerializer, 201: SubmitOutputSerializer}
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.SubmitInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated(SubmissionSerializer, request.data)
         annotation, created = annotation_submit(
-            assignment_id=assignment_id, labeler=request.user, **data.validated_data
+            assignment_id=self.assignment.pk, labeler=request.user, **submission_for(self.assignment, data)
         )
         body = {"annotation_id": annotation.pk, "created": created, "choice": annotation.choice}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-class SkipApi(APIView):
-    class SkipInputSerializer(serializers.Serializer):
-        # optional here so a stranger gets 403/404 before any validation; the service requires it
-        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+class SkipApi(ProjectApiView):
+    capability = "label"
 
-    @extend_schema(request=SkipInputSerializer, responses={200: None})
+    @extend_schema(request=SkipSerializer, responses={200: None})
     def post(self, request: Request, assignment_id: int) -> Response:
-        data = self.SkipInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        assignment = assignment_skip(assignment_id=assignment_id, labeler=request.user, **data.validated_data)
+        data = validated(SkipSerializer, request.data)
+        assignment = assignment_skip(assignment_id=self.assignment.pk, labeler=request.user, **data)
         return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
-class UndoApi(APIView):
+class UndoApi(ProjectApiView):
+    capability = "label"
+
     @extend_schema(request=None, responses={200: None})
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = annotation_undo(assignment_id=assignment_id, labeler=request.user)
+        assignment = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
         return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
-class AcknowledgeGuidelineApi(APIView):
+class AcknowledgeGuidelineApi(ProjectApiView):
+    capability = "label"
+
     @extend_schema(request=None, responses={200: None})
     def post(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         current = selectors.guideline_current(project=project)
         if current is None:
             raise NotFound("This project has no guidelines yet.")

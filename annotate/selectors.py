@@ -18,14 +18,6 @@ from annotate.models import (
 )
 
 
-def projects_for_user(*, user: AbstractBaseUser) -> QuerySet[Project]:
-    """Projects the user can see: every project for a superuser, else active memberships."""
-    qs = Project.objects.all()
-    if not user.is_superuser:
-        qs = qs.filter(memberships__user=user, memberships__is_active=True).distinct()
-    return qs.order_by("name")
-
-
 def project_get(*, slug: str) -> Project | None:
     return Project.objects.filter(slug=slug).first()
 
@@ -112,20 +104,6 @@ def memberships_for_project(*, project: Project) -> QuerySet[Membership]:
 
 
 # --- Pages: the labeler's and the manager's (appended for the web UI) ---------------------------
-
-
-def user_project_roles(*, user: AbstractBaseUser) -> dict[int, set[str]]:
-    """Active roles per project id for one user, in one query (a superuser gets every role)."""
-    from annotate.models import Role
-
-    if user.is_superuser:
-        return {pk: set(Role.values) for pk in Project.objects.values_list("pk", flat=True)}
-    roles: dict[int, set[str]] = {}
-    for project_id, role in Membership.objects.filter(user=user, is_active=True).values_list(
-        "project_id", "role"
-    ):
-        roles.setdefault(project_id, set()).add(role)
-    return roles
 
 
 def labeler_live_lease_count(*, project: Project, user: AbstractBaseUser) -> int:

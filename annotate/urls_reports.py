@@ -1,6 +1,6 @@
 from django.urls import path, re_path
 
-from annotate import views_reports as views
+from annotate.views import reports as views
 
 app_name = "reports"
 

@@ -7,8 +7,8 @@
     GET  generation/jobs/<id>/                   a job's settings, progress and failures
     POST generation/jobs/<id>/cancel/            cancel a queued or running job
 
-Every call needs the "research" capability in the project (404 outside it, 403 for other roles);
-service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
+Every call needs the "research" capability in the project, checked by ``core.access`` (roles and
+the token's project scope; 404 outside it, 403 for other roles); service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
 """
 
 from __future__ import annotations
@@ -18,31 +18,12 @@ from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotate import selectors as annotate_selectors
-from annotate.errors import InvalidInput, NotFound, ServiceError
-from annotate.models import Project
-from annotate.permissions import require_capability
+from annotate.errors import InvalidInput, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
+from core.access import ProjectApiView
 from generation import selectors, services
 from generation.models import Backend, GenerationJob, ModelEndpoint, TaskMode
-
-
-def _project(request: Request, slug: str) -> Project:
-    project = annotate_selectors.project_get(slug=slug)
-    if project is None:
-        raise NotFound("No such project.")
-    require_capability(user=request.user, project=project, capability="research")
-    return project
-
-
-def _job(request: Request, job_id: int) -> GenerationJob:
-    job = selectors.job_get(job_id=job_id)
-    if job is None:
-        raise NotFound("No such generation job.")
-    require_capability(user=request.user, project=job.project, capability="research")
-    return job
 
 
 def endpoint_data(endpoint: ModelEndpoint) -> dict:
@@ -133,34 +114,37 @@ def _valid(serializer_class, data) -> dict:
 OPAQUE = inline_serializer("GenerationObject", fields={"id": serializers.IntegerField()})
 
 
-class EndpointListCreateApi(ServiceErrorsMixin, APIView):
+class EndpointListCreateApi(ServiceErrorsMixin, ProjectApiView):
+    capability = "research"
+
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_endpoints_list")
     def get(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         endpoints = selectors.endpoints_for_project(project=project).select_related("project")
         return Response({"results": [endpoint_data(e) for e in endpoints]})
 
     @extend_schema(request=EndpointInput, responses={201: OPAQUE}, operation_id="generation_endpoints_create")
     def post(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         data = _valid(EndpointInput, request.data)
-        endpoint = services.endpoint_create(project=project, actor=request.user, **data)
+        endpoint = services.endpoint_create(project=project, actor=request.user, restrict_paths=True, **data)
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 
-class JobListCreateApi(ServiceErrorsMixin, APIView):
+class JobListCreateApi(ServiceErrorsMixin, ProjectApiView):
+    capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "jobs"
 
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_jobs_list")
     def get(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         jobs = selectors.jobs_for_project(project=project)[:200]
         return Response({"results": [job_data(job) for job in jobs]})
 
     @extend_schema(request=JobInput, responses={201: OPAQUE}, operation_id="generation_jobs_create")
     def post(self, request: Request, slug: str) -> Response:
-        project = _project(request, slug)
+        project = self.access.project
         data = dict(_valid(JobInput, request.data))
         names = list(dict.fromkeys(data.pop("endpoints")))
         endpoints = list(selectors.endpoints_for_project(project=project).filter(name__in=names))
@@ -171,16 +155,20 @@ class JobListCreateApi(ServiceErrorsMixin, APIView):
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
 
-class JobDetailApi(ServiceErrorsMixin, APIView):
+class JobDetailApi(ServiceErrorsMixin, ProjectApiView):
+    capability = "research"
+
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_job_detail")
     def get(self, request: Request, job_id: int) -> Response:
-        return Response(job_data(_job(request, job_id), with_failures=True))
+        return Response(job_data(self.job, with_failures=True))
 
 
-class JobCancelApi(ServiceErrorsMixin, APIView):
+class JobCancelApi(ServiceErrorsMixin, ProjectApiView):
+    capability = "research"
+
     @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")
     def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=_job(request, job_id), actor=request.user)
+        job = services.job_cancel(job=self.job, actor=request.user)
         return Response(job_data(job))
 
 

@@ -56,6 +56,7 @@ from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
+from core.paths import user_model
 from generation import backends, selectors
 from generation.backends.base import (
     BackendConfigError,
@@ -85,6 +86,7 @@ MAX_BATCH_ATTEMPTS = 8
 FILTER_MODES = ("all", "untagged", "tag", "ids")
 ACTIVE_STATES = jobs.ACTIVE_STATES
 ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
+LOCAL_MODEL_BACKENDS = (Backend.TRANSFORMERS, Backend.VLLM)  # their model may be a local folder
 
 
 def _clean_text(value: str) -> str:
@@ -136,15 +138,20 @@ def endpoint_create(
     project: Project | None = None,
     actor: AbstractBaseUser | None = None,
     is_active: bool = True,
+    restrict_paths: bool = False,
 ) -> ModelEndpoint:
     """Register a model endpoint (``project`` None: shared by every project). The backend's
-    settings are validated here (an OpenAI base URL must not point at internal addresses)."""
+    settings are validated here (an OpenAI base URL must not point at internal addresses). With
+    ``restrict_paths`` (pages and API), a local model folder of a project endpoint must be one a
+    user of the project may name (``core.paths``: its own runs, or an allowed folder)."""
     slug = slugify(name or "")[:100]
     if not slug:
         raise InvalidInput("An endpoint needs a name (letters, digits, dashes).", field="name")
     values = _clean_endpoint_values(
         backend=backend, model=model, config=config, default_sampling=default_sampling
     )
+    if restrict_paths and project is not None and backend in LOCAL_MODEL_BACKENDS:
+        values["model"] = user_model(values["model"], project=project, field="model")
     if ModelEndpoint.objects.filter(name=slug).exists():
         raise Conflict(f"An endpoint named {slug!r} already exists.", field="name")
     try:

@@ -1,10 +1,9 @@
-"""The researchers' generation pages (capability "research"): jobs and endpoints of a project,
+"""The researchers' generation pages (capability "research", checked by ``core.access``): jobs and endpoints of a project,
 a job's live progress and its failures. Parse input, call one service or selector, render."""
 
 from __future__ import annotations
 
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -12,26 +11,11 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate.errors import ServiceError
 from annotate.models import Project
-from annotate.permissions import CAPABILITIES, project_for_request
 from annotate.throttles import page_rate_limit
+from core.access import ProjectAccess, is_site_admin, project_page
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import GenerationJob
-
-
-def _project_for(request: HttpRequest, slug: str) -> tuple[Project, dict]:
-    """The project if the user may do research in it (404 outside it, 403 for other roles), and
-    what the project navigation needs."""
-    project, roles = project_for_request(request, slug, "research")
-    nav = {"project": project, "active_tab": "generation"}
-    for key, capability in (
-        ("can_label", "label"),
-        ("can_manage", "manage"),
-        ("can_reports", "view_reports"),
-        ("can_research", "research"),
-    ):
-        nav[key] = bool(roles & CAPABILITIES[capability])
-    return project, nav
 
 
 def _job_for(project: Project, job_id: int) -> GenerationJob:
@@ -58,25 +42,25 @@ def _home_context(
         "job_form": job_form or JobForm(endpoints=active, project=project),
         "endpoint_form": endpoint_form or EndpointForm(),
         "tags": selectors.prompt_tags(project=project, limit=50),
-        "can_share_endpoints": request.user.is_superuser,
+        "can_share_endpoints": is_site_admin(request.user),
     }
 
 
-@login_required
+@project_page("research")
 @require_GET
-def project_home(request: HttpRequest, slug: str) -> HttpResponse:
-    project, nav = _project_for(request, slug)
+def project_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project, nav = access.project, access.nav("generation")
     return render(request, "generation/home.html", _home_context(request, project, nav))
 
 
-@login_required
+@project_page("research")
 @require_POST
-def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
-    project, nav = _project_for(request, slug)
+def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project, nav = access.project, access.nav("generation")
     form = EndpointForm(request.POST)
     if form.is_valid():
         data = form.cleaned_data
-        if data["shared"] and not request.user.is_superuser:
+        if data["shared"] and not is_site_admin(request.user):
             form.add_error(None, "Only administrators can share an endpoint with every project.")
         else:
             try:
@@ -88,6 +72,7 @@ def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
                     default_sampling=data["default_sampling"],
                     project=None if data["shared"] else project,
                     actor=request.user,
+                    restrict_paths=True,
                 )
             except ServiceError as exc:
                 _add_service_error(form, exc)
@@ -99,11 +84,11 @@ def endpoint_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "generation/home.html", context, status=400)
 
 
-@login_required
+@project_page("research")
 @require_POST
 @page_rate_limit("jobs")
-def job_new(request: HttpRequest, slug: str) -> HttpResponse:
-    project, nav = _project_for(request, slug)
+def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project, nav = access.project, access.nav("generation")
     endpoints = selectors.endpoints_for_project(project=project, active_only=True)
     form = JobForm(request.POST, endpoints=endpoints, project=project)
     if form.is_valid():
@@ -119,10 +104,10 @@ def job_new(request: HttpRequest, slug: str) -> HttpResponse:
     return render(request, "generation/home.html", context, status=400)
 
 
-@login_required
+@project_page("research")
 @require_GET
-def job_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
-    project, nav = _project_for(request, slug)
+def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    project, nav = access.project, access.nav("generation")
     job = _job_for(project, job_id)
     status = selectors.job_status(job=job)
     return render(
@@ -138,20 +123,20 @@ def job_detail(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
     )
 
 
-@login_required
+@project_page("research")
 @require_GET
-def job_status_json(request: HttpRequest, slug: str, job_id: int) -> JsonResponse:
-    project, _ = _project_for(request, slug)
+def job_status_json(request: HttpRequest, access: ProjectAccess, job_id: int) -> JsonResponse:
+    project = access.project
     job = _job_for(project, job_id)
     response = JsonResponse(selectors.job_status(job=job))
     response["Cache-Control"] = "no-store"
     return response
 
 
-@login_required
+@project_page("research")
 @require_POST
-def job_cancel(request: HttpRequest, slug: str, job_id: int) -> HttpResponse:
-    project, _ = _project_for(request, slug)
+def job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    project = access.project
     job = _job_for(project, job_id)
     try:
         services.job_cancel(job=job, actor=request.user)

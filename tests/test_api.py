@@ -139,7 +139,7 @@ VIEW, IMPORT, RESEARCH = "view", "import", "research"
 ALLOWED = {
     VIEW: {"labeler", "manager", "researcher"},
     IMPORT: {"manager", "researcher"},
-    RESEARCH: {"manager", "researcher"},
+    RESEARCH: {"researcher"},  # managers run the project; researchers export, generate, train
 }
 
 

@@ -36,7 +36,8 @@ def test_every_change_leaves_an_event_with_its_actor(make_project, make_user, la
     member_deactivate(project=project, actor=manager, membership=newbie)
     project_settings_change(project=project, actor=manager, values={"overlap": 2})
     export_create(project=project, format="trl", actor=researcher, enqueue=False)
-    data = Path(settings.PREFHUB_DATA_DIR) / "audit-test.jsonl"
+    data = Path(settings.PREFHUB_DATA_DIR) / "datasets" / "audit-test.jsonl"  # a shared datasets folder
+    data.parent.mkdir(parents=True, exist_ok=True)
     data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
     run = run_create(
         project=project,

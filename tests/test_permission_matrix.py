@@ -19,6 +19,7 @@ from rest_framework.test import APIClient
 from annotate.models import Membership, Role
 from annotate.services.guidelines import guideline_publish
 from annotate.services.leasing import task_claim_next
+from annotate.services.tokens import token_create
 from generation.models import GenerationJob
 from tests.conftest import add_tasks
 from training.models import Export, TrainingRun
@@ -91,7 +92,25 @@ def world(make_project, make_user, labeler_in):
     for role in Role.values:
         Membership.objects.create(project=other, user=stranger, role=role)
     lease.expires_at = now + timedelta(hours=1)
-    return {"target": target, "values": values, "stranger": stranger, "labeler": labeler_in(target)}
+    # a user who holds every role in both projects, with a token narrowed to the other project
+    insider = make_user()
+    for project in (target, other):
+        for role in Role.values:
+            Membership.objects.create(project=project, user=insider, role=role)
+    own_lease = task_claim_next(project=target, labeler=insider)
+    _, other_only = token_create(user=insider, name="other only", projects=[other])
+    _, target_only = token_create(user=insider, name="target only", projects=[target])
+    return {
+        "target": target,
+        "other": other,
+        "values": values,
+        "stranger": stranger,
+        "labeler": labeler_in(target),
+        "insider": insider,
+        "insider_values": {**values, "assignment_id": own_lease.pk},
+        "other_only_token": other_only,
+        "target_only_token": target_only,
+    }
 
 
 def _request(client, method: str, path: str):
@@ -165,3 +184,181 @@ def test_another_labelers_lease_is_refused(world):
     ):
         resp = client.post(path, {"choice": "left", "reason": "x"}, format="json")
         assert resp.status_code in (403, 404), (path, resp.status_code)
+
+
+# --- API tokens narrowed to some projects ---------------------------------------------------------
+
+
+def _token_client(secret: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def _refused(resp) -> bool:
+    """403/404/405, 401 (token refused), or a page's redirect to sign in (pages take no tokens)."""
+    if resp.status_code in (401, 403, 404, 405):
+        return True
+    return resp.status_code == 302 and "/accounts/login/" in resp["Location"]
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_a_token_narrowed_to_another_project_reaches_nothing_here(world, method):
+    """The insider holds every role in the target project, but the token was created for the other
+    project only: no route of the target project (pages, API, objects addressed by bare ids such as
+    a lease or a generation job) may answer anything but a refusal."""
+    client = _token_client(world["other_only_token"])
+    failures = []
+    checked = 0
+    for route in _routes():
+        checked += 1
+        path = _fill(route, world["insider_values"])
+        if method == "GET":
+            resp = client.get(path)
+        else:
+            resp = client.post(path, {"choice": "left", "reason": "x"}, format="json")
+        if resp.status_code in (301, 302) and "/accounts/login/" not in resp["Location"]:
+            resp = client.get(resp["Location"])  # a plain redirect must land on a refusal too
+        if not _refused(resp):
+            failures.append(f"{method} {route}: {resp.status_code}")
+    assert checked > 40
+    assert not failures, "\n".join(failures)
+
+
+def test_a_token_narrowed_to_this_project_still_works_here(world):
+    """The control: the same user's token for the target project reaches it (so the refusals above
+    are the scope's doing, not the route's)."""
+    client = _token_client(world["target_only_token"])
+    slug = world["target"].slug
+    assert client.get(f"/api/v1/projects/{slug}/").status_code == 200
+    assert client.get(f"/api/v1/projects/{slug}/generation/jobs/").status_code == 200
+    assert client.get(f"/api/v1/generation/jobs/{world['values']['job_id']}/").status_code == 200
+    assert client.get(f"/api/v1/projects/{slug}/runs/").status_code == 200
+    lease = world["insider_values"]["assignment_id"]
+    resp = client.post(f"/api/v1/labeling/assignments/{lease}/skip", {"reason": "not for me"}, format="json")
+    assert resp.status_code == 200, resp.content
+    listed = client.get("/api/v1/projects/").json()
+    assert [p["slug"] for p in listed["results"]] == [slug]
+
+
+def test_scoped_token_cannot_create_generation_jobs_or_claim_tasks_elsewhere(world):
+    """The HIGH finding, spelled out: writes through a token narrowed to another project."""
+    client = _token_client(world["other_only_token"])
+    slug = world["target"].slug
+    before = GenerationJob.objects.filter(project=world["target"]).count()
+    resp = client.post(f"/api/v1/projects/{slug}/generation/jobs/", {"endpoints": ["x"]}, format="json")
+    assert resp.status_code == 404
+    resp = client.post(
+        f"/api/v1/projects/{slug}/generation/endpoints/",
+        {"name": "sneaky", "backend": "transformers", "model": "tiny"},
+        format="json",
+    )
+    assert resp.status_code == 404
+    assert GenerationJob.objects.filter(project=world["target"]).count() == before
+    resp = client.post(f"/api/v1/labeling/{slug}/next", {}, format="json")
+    assert resp.status_code == 404
+    lease = world["insider_values"]["assignment_id"]
+    resp = client.post(f"/api/v1/labeling/assignments/{lease}/submit", {"choice": "left"}, format="json")
+    assert resp.status_code == 404
+    resp = client.get(f"/api/v1/generation/jobs/{world['values']['job_id']}/")
+    assert resp.status_code == 404
+
+
+# --- object ids of another project ----------------------------------------------------------------
+
+OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id")
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+def test_object_ids_of_another_project_are_refused(world, method):
+    """A user with every role in the other project names it in the URL, with the ids of the target
+    project's objects (its lease, member, guideline/export version, job, run): refused everywhere."""
+    client = APIClient()
+    client.force_login(world["stranger"])
+    values = {**world["values"], "slug": world["other"].slug}
+    failures = []
+    checked = 0
+    for route in _routes():
+        if not any(f"{name}>" in route for name in OBJECT_PARAMS):
+            continue
+        checked += 1
+        resp = _request(client, method, _fill(route, values))
+        if resp.status_code not in (403, 404, 405):
+            failures.append(f"{method} {route}: {resp.status_code}")
+    assert checked > 15
+    assert not failures, "\n".join(failures)
+
+
+# --- one definition of the roles --------------------------------------------------------------------
+
+
+def test_readme_roles_table_is_the_one_in_the_code():
+    """The README's roles table is generated from core.access.CAPABILITIES: they cannot disagree."""
+    from pathlib import Path
+
+    from core.access import roles_table
+
+    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text()
+    block = readme.split("<!-- roles-table:")[1].split("<!-- /roles-table -->")[0]
+    table = block.split("-->", 1)[1].strip()
+    assert table == roles_table(), "regenerate the README table with core.access.roles_table()"
+
+
+def test_managers_run_the_project_not_models(world, make_user):
+    """The README's table, enforced: a manager reaches guidelines, members and reports, but not
+    generation, training or exports."""
+    manager = make_user()
+    Membership.objects.create(project=world["target"], user=manager, role=Role.MANAGER)
+    client = APIClient()
+    client.force_login(manager)
+    slug = world["target"].slug
+    for path in (
+        f"/projects/{slug}/manage/guidelines/",
+        f"/projects/{slug}/manage/members/",
+        f"/reports/{slug}/",
+    ):
+        assert client.get(path).status_code == 200, path
+    for path in (
+        f"/generation/{slug}/",
+        f"/training/{slug}/runs/",
+        f"/training/{slug}/exports/",
+        f"/api/v1/projects/{slug}/exports/",
+        f"/api/v1/projects/{slug}/runs/",
+        f"/api/v1/projects/{slug}/generation/jobs/",
+    ):
+        assert client.get(path).status_code == 403, path
+
+
+def test_every_project_route_checks_access_through_the_core():
+    """No view checks access on its own: every page with a project, lease or job in its URL is
+    wrapped by core.access.project_page, every such API view uses core.access.ProjectPermission."""
+    from django.urls import get_resolver
+    from django.views.generic import RedirectView
+
+    from core.access import ProjectPermission
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                yield prefix + str(p.pattern), p.callback
+
+    missing = []
+    for route, callback in walk(get_resolver().url_patterns):
+        if route.startswith(("admin/", "accounts/", "api/schema", "api/docs")):
+            continue
+        if not any(k in route for k in ("slug", "assignment_id", "job_id")):
+            continue
+        view_class = getattr(callback, "view_class", None)
+        if view_class is not None and issubclass(view_class, RedirectView):
+            continue  # answers the same redirect for any slug, real or not; the target checks access
+        if view_class is not None:
+            ok = ProjectPermission in getattr(view_class, "permission_classes", []) and hasattr(
+                view_class, "capability"
+            )
+        else:
+            ok = hasattr(callback, "capability")
+        if not ok:
+            missing.append(route)
+    assert not missing, missing

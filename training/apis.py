@@ -8,11 +8,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotate.apis import api_project
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
+from core.access import ProjectApiView, ProjectPermission
 from core.api import ERRORS, BoundedLimitOffsetPagination
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
@@ -49,8 +48,7 @@ class ExportCreateSerializer(serializers.Serializer):
     )
 
 
-def _export(request: Request, slug: str, version: int) -> Export:
-    project = api_project(request, slug, "research")
+def _export(project, version: int) -> Export:
     export = (
         Export.objects.select_related("project", "created_by")
         .filter(project=project, version=version)
@@ -64,6 +62,8 @@ def _export(request: Request, slug: str, version: int) -> Export:
 class ExportListCreateApi(generics.ListAPIView):
     """A project's exports, newest first; POST queues a new one (the worker fills it)."""
 
+    permission_classes = [ProjectPermission]
+    capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "export"
 
@@ -72,7 +72,7 @@ class ExportListCreateApi(generics.ListAPIView):
     serializer_class = ExportSerializer
 
     def get_queryset(self):
-        project = api_project(self.request, self.kwargs["slug"], "research")
+        project = self.access.project
         return (
             Export.objects.filter(project=project)
             .select_related("project", "created_by")
@@ -81,7 +81,7 @@ class ExportListCreateApi(generics.ListAPIView):
 
     @extend_schema(request=ExportCreateSerializer, responses={201: ExportSerializer, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:
-        project = api_project(request, slug, "research")
+        project = self.access.project
         ser = ExportCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         export = export_create(
@@ -94,29 +94,35 @@ class ExportListCreateApi(generics.ListAPIView):
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
 
 
-class ExportDetailApi(APIView):
+class ExportDetailApi(ProjectApiView):
+    capability = "research"
+
     @extend_schema(responses={200: ExportSerializer, **ERRORS})
     def get(self, request: Request, slug: str, version: int) -> Response:
-        return Response(ExportSerializer(_export(request, slug, version)).data)
+        return Response(ExportSerializer(_export(self.access.project, version)).data)
 
 
-class ExportDownloadApi(APIView):
+class ExportDownloadApi(ProjectApiView):
     """The whole export as a zip (409 while it is not finished)."""
+
+    capability = "research"
 
     @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]})
     def get(self, request: Request, slug: str, version: int):
-        export = _export(request, slug, version)
+        export = _export(self.access.project, version)
         path = export_zip_path(export=export)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{slug}-v{version}.zip")
 
 
-class ExportFileApi(APIView):
+class ExportFileApi(ProjectApiView):
     """One file of the export (a data file, manifest.json or README.md)."""
+
+    capability = "research"
 
     @extend_schema(
         responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]}
     )
     def get(self, request: Request, slug: str, version: int, name: str):
-        export = _export(request, slug, version)
+        export = _export(self.access.project, version)
         path = export_file_path(export=export, name=name)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{slug}-v{version}-{name}")

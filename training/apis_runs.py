@@ -9,11 +9,10 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
-from annotate.apis import api_project
 from annotate.errors import InvalidInput, NotFound
 from annotate.throttles import WriteScopedRateThrottle
+from core.access import ProjectApiView
 from core.api import ERRORS, BoundedLimitOffsetPagination
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
@@ -38,8 +37,7 @@ class RunRegisterSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
 
 
-def _run(request: Request, slug: str, run_id: int) -> TrainingRun:
-    project = api_project(request, slug, "research")
+def _run(project, run_id: int) -> TrainingRun:
     run = selectors.run_get(project=project, run_id=run_id)
     if run is None:
         raise NotFound("No such run.")
@@ -55,8 +53,10 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
     return run
 
 
-class RunListCreateApi(APIView):
+class RunListCreateApi(ProjectApiView):
     """A project's runs, newest first; POST validates and queues a new one."""
+
+    capability = "research"
 
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
@@ -65,14 +65,14 @@ class RunListCreateApi(APIView):
 
     @extend_schema(operation_id="training_runs_list", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str) -> Response:
-        project = api_project(request, slug, "research")
+        project = self.access.project
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(selectors.runs_for_project(project=project), request, view=self)
         return paginator.get_paginated_response([selectors.run_status(run=r) for r in page])
 
     @extend_schema(request=RunCreateSerializer, responses={201: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:
-        project = api_project(request, slug, "research")
+        project = self.access.project
         ser = RunCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = ser.validated_data
@@ -95,12 +95,14 @@ class RunListCreateApi(APIView):
         return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
 
 
-class RunDetailApi(APIView):
+class RunDetailApi(ProjectApiView):
+    capability = "research"
+
     """A run's status: state, latest and final metrics, error."""
 
     @extend_schema(operation_id="training_runs_retrieve", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str, run_id: int) -> Response:
-        run = _run(request, slug, run_id)
+        run = _run(self.access.project, run_id)
         body = selectors.run_status(run=run)
         if request.query_params.get("points"):
             try:
@@ -111,17 +113,21 @@ class RunDetailApi(APIView):
         return Response(body)
 
 
-class RunCancelApi(APIView):
+class RunCancelApi(ProjectApiView):
+    capability = "research"
+
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_cancel(run=_run(request, slug, run_id), actor=request.user)
+        run = run_cancel(run=_run(self.access.project, run_id), actor=request.user)
         return Response(selectors.run_status(run=run))
 
 
-class RunRegisterApi(APIView):
+class RunRegisterApi(ProjectApiView):
+    capability = "research"
+
     @extend_schema(request=RunRegisterSerializer, responses={201: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = _run(request, slug, run_id)
+        run = _run(self.access.project, run_id)
         ser = RunRegisterSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], actor=request.user)

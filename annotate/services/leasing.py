@@ -40,14 +40,13 @@ from annotate.models import (
     AssignmentState,
     Choice,
     GuidelineAck,
-    Membership,
     Project,
-    Role,
     Task,
     TaskCandidate,
     TaskKind,
 )
 from annotate.selectors import guideline_current
+from core.access import grants, user_roles
 
 # A labeler may hold the task on screen plus one prefetched task, per project.
 MAX_LIVE_LEASES_PER_LABELER = 2
@@ -63,13 +62,10 @@ def _skip_locked_supported() -> bool:
 
 
 def _require_active_labeler(*, project: Project, labeler: AbstractBaseUser) -> None:
+    """The service's own check (it is also called from the CLI and tasks), through core.access."""
     if not labeler.is_active:
         raise Forbidden("This account is deactivated.")
-    if labeler.is_superuser:
-        return
-    if not Membership.objects.filter(
-        project=project, user=labeler, role=Role.LABELER, is_active=True
-    ).exists():
+    if not grants(user_roles(labeler, project), "label"):
         raise Forbidden("You are not an active labeler in this project.")
 
 

@@ -91,11 +91,3 @@ def token_authenticate(*, secret: str, now: datetime | None = None) -> ApiToken 
         ).update(last_used_at=now)
         token.last_used_at = now
     return token
-
-
-def token_project_ids(token: ApiToken | None) -> set[int] | None:
-    """The projects a token is narrowed to, or None when it reaches all its user's projects."""
-    if token is None:
-        return None
-    ids = set(token.projects.values_list("id", flat=True))
-    return ids or None

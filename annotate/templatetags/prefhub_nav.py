@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import template
 
 from annotate.models import Project
-from annotate.permissions import CAPABILITIES, user_roles
+from core.access import nav_flags, roles_in
 
 register = template.Library()
 
@@ -19,15 +19,12 @@ def project_nav(context) -> dict:
     request = context.get("request")
     if not isinstance(project, Project) or request is None:
         return {"project": None}
-    roles = user_roles(user=request.user, project=project)
+    roles = roles_in(request.user, project)
     active = context.get("active_tab") or next(
         (area for area in _AREAS if request.path.startswith(f"/{area}/")), ""
     )
     return {
         "project": project,
         "active_tab": active,
-        "can_label": bool(roles & CAPABILITIES["label"]),
-        "can_manage": bool(roles & CAPABILITIES["manage"]),
-        "can_reports": bool(roles & CAPABILITIES["view_reports"]),
-        "can_research": bool(roles & CAPABILITIES["research"]),
+        **nav_flags(roles),
     }

@@ -31,17 +31,18 @@ def test_claim_submit_replay_and_blindness(api, make_project, labeler_in):
     assert resp.status_code == 200, resp.content
     body = resp.json()
     assert [c["position"] for c in body["candidates"]] == ["left", "right"]
-    assert all(set(c) == {"id", "position", "text"} for c in body["candidates"]), (
-        "no model names for labelers"
+    assert all(set(c) == {"handle", "position", "text"} for c in body["candidates"]), (
+        "no model names and no candidate ids for labelers"
     )
+    assert [c["handle"] for c in body["candidates"]] == [0, 1]
     url = f"/api/v1/labeling/assignments/{body['assignment_id']}/submit"
     first = api.post(url, {"choice": "left", "strength": 2}, format="json")
     assert first.status_code == 201 and first.json()["created"] is True
     replay = api.post(url, {"choice": "right"}, format="json")
     assert replay.status_code == 200 and replay.json()["annotation_id"] == first.json()["annotation_id"]
     assert Annotation.objects.count() == 1
-    left_candidate = body["candidates"][0]["id"]
     ann = Annotation.objects.get()
+    left_candidate = ann.assignment.shown_order[body["candidates"][0]["handle"]]
     slots = list(ann.task.slots.order_by("slot").values_list("candidate_id", flat=True))
     assert ann.choice == ("a" if slots[0] == left_candidate else "b")
 
@@ -54,7 +55,7 @@ def test_foreign_and_expired_leases_over_http(api, make_project, labeler_in):
     lease_id = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()["assignment_id"]
     api.force_authenticate(mallory)
     resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/submit", {"choice": "left"}, format="json")
-    assert resp.status_code == 403 and "someone else" in resp.json()["detail"]
+    assert resp.status_code == 404, "another labeler's lease is not revealed"
     Assignment.objects.filter(pk=lease_id).update(
         expires_at=timezone.now() - timedelta(seconds=1), leased_at=timezone.now() - timedelta(seconds=61)
     )
@@ -124,3 +125,26 @@ def test_claims_are_rate_limited(api, make_project, labeler_in, monkeypatch):
     api.force_authenticate(alice)
     codes = [api.post(f"/api/v1/labeling/{project.slug}/next").status_code for _ in range(4)]
     assert codes == [204, 204, 204, 429]
+
+
+def test_ranking_by_opaque_handles_never_candidate_ids(api, make_project, labeler_in):
+    """LOW finding: ids follow import order, so a client that saw them would know which response
+    came first in the source. The API speaks per-lease handles (display positions) only."""
+    from annotate.models import Candidate, TaskKind
+
+    project = make_project(kind=TaskKind.RANKING, ranking_k=3)
+    add_tasks(project, prompts=1, candidates_per_prompt=3)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    body = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()
+    ids = set(Candidate.objects.values_list("pk", flat=True))
+    assert [c["handle"] for c in body["candidates"]] == [0, 1, 2]
+    assert "id" not in str([sorted(c) for c in body["candidates"]])
+    url = f"/api/v1/labeling/assignments/{body['assignment_id']}/submit"
+    by_ids = api.post(url, {"ranking": [[i] for i in sorted(ids)]}, format="json")
+    assert by_ids.status_code == 400 and by_ids.json()["field"] == "ranking"
+    resp = api.post(url, {"ranking": [[2], [0], [1]]}, format="json")
+    assert resp.status_code == 201, resp.content
+    ann = Annotation.objects.get()
+    shown = ann.assignment.shown_order
+    assert ann.ranking == [[shown[2]], [shown[0]], [shown[1]]]

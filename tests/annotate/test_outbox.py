@@ -97,7 +97,7 @@ def test_a_training_run_is_enqueued_through_the_outbox_by_task_name(
     from training.services.runs import run_create
 
     project = make_project()
-    data = Path(settings.PREFHUB_DATA_DIR) / "outbox-run.jsonl"
+    data = Path(settings.PREFHUB_DATA_DIR) / "datasets" / "outbox-run.jsonl"
     data.parent.mkdir(parents=True, exist_ok=True)
     data.write_text('{"prompt": "p", "chosen": "a", "rejected": "b"}\n')
     broker.up = False

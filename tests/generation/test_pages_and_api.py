@@ -47,17 +47,25 @@ def test_pages_need_the_research_capability(research_project, researcher, make_u
     assert client_for(labeler).get(url).status_code == 403
     manager = make_user()
     membership_add(project=research_project, user=manager, role="manager")
-    assert client_for(manager).get(url).status_code == 200
+    assert client_for(manager).get(url).status_code == 403  # managers run the project, not models
     response = client_for(researcher).get(url)
     assert response.status_code == 200
     assert b"New job" in response.content and b"Model endpoints" in response.content
 
 
-def test_create_endpoint_through_the_page(research_project, researcher, client_for):
+def test_create_endpoint_through_the_page(research_project, researcher, client_for, settings, tmp_path):
+    settings.PREFHUB_ALLOWED_MODEL_DIRS = [str(tmp_path)]  # a model folder the administrator allowed
+    (tmp_path / "m").mkdir()
     client = client_for(researcher)
     url = f"/generation/{research_project.slug}/endpoints/new/"
     response = client.post(
-        url, {"name": "local-tiny", "backend": "transformers", "model": "/m", "config": '{"device": "cpu"}'}
+        url,
+        {
+            "name": "local-tiny",
+            "backend": "transformers",
+            "model": str(tmp_path / "m"),
+            "config": '{"device": "cpu"}',
+        },
     )
     assert response.status_code == 302
     endpoint = ModelEndpoint.objects.get(name="local-tiny")

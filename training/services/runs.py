@@ -22,9 +22,9 @@ The worker calls ``run_execute``, which
 
 Settings (all optional): ``PREFHUB_TRAINING_LAUNCHER`` ("accelerate" or "python"),
 ``PREFHUB_TRAINING_NUM_PROCESSES``, ``PREFHUB_ACCELERATE_CONFIG`` (DeepSpeed/FSDP/multi-node),
-``PREFHUB_TRAINING_CANCEL_GRACE_S``, ``PREFHUB_DATASET_DIRS`` (extra folders a dataset_path may
-point into; PREFHUB_DATA_DIR always may). A run's ``config["launch"]`` may set ``num_processes``
-and ``accelerate_config`` for that run.
+``PREFHUB_TRAINING_CANCEL_GRACE_S``. A run's ``config["launch"]`` may set ``num_processes`` and
+``accelerate_config`` for that run. Paths a user names (dataset, base/reward model, accelerate
+config) follow ``core.paths`` (``restrict_dataset_path``; the CLI passes False).
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
+from core.paths import CONFIG, DATASET, user_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.common import parse_event, remove_stale_tmp
@@ -98,28 +99,17 @@ def runs_root(project: Project) -> Path:
     return Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug
 
 
-def _dataset_roots() -> list[Path]:
-    extra = _setting("PREFHUB_DATASET_DIRS", [])
-    if isinstance(extra, str):
-        extra = [p for p in extra.split(os.pathsep) if p]
-    return [Path(settings.PREFHUB_DATA_DIR).resolve(), *(Path(p).resolve() for p in extra)]
-
-
-def _check_dataset_path(path: str, *, restrict: bool) -> str:
-    """The place is checked before the file system is asked anything, so the API cannot be used to
-    probe which files exist outside the data folders."""
+def _check_dataset_path(path: str, *, restrict: bool, project: Project) -> str:
+    """Restricted (pages, API): the path rule of ``core.paths`` (this project's exports and runs,
+    shared dataset folders; decided before the file system is asked, so no oracle)."""
     if len(path) > 1000 or "\x00" in path:
         raise InvalidInput("Not a usable file path.", field="dataset_path")
+    if Path(path).suffix not in (".jsonl", ".json", ".gz", ".parquet"):
+        raise InvalidInput("The dataset must be a .jsonl (.gz) or .parquet file.", field="dataset_path")
+    if restrict:
+        return user_path(path, project=project, kind=DATASET, field="dataset_path")
     try:
-        p = Path(path).expanduser()
-        if p.suffix not in (".jsonl", ".json", ".gz", ".parquet"):
-            raise InvalidInput("The dataset must be a .jsonl (.gz) or .parquet file.", field="dataset_path")
-        resolved = p.resolve()
-        if restrict and not any(resolved.is_relative_to(root) for root in _dataset_roots()):
-            raise InvalidInput(
-                "The dataset file must be under the platform's data folder (or PREFHUB_DATASET_DIRS).",
-                field="dataset_path",
-            )
+        resolved = Path(path).expanduser().resolve()
         if not resolved.is_file():
             raise InvalidInput(f"No dataset file at {path}.", field="dataset_path")
     except OSError as exc:
@@ -208,7 +198,7 @@ def run_create(
             raise InvalidInput("That export belongs to another project.", field="export")
         export_dataset_files(export)
     elif dataset_path:
-        dataset_path = _check_dataset_path(dataset_path, restrict=restrict_dataset_path)
+        dataset_path = _check_dataset_path(dataset_path, restrict=restrict_dataset_path, project=project)
     elif kind not in RL_KINDS:
         raise InvalidInput("Choose an export (or a dataset file) to train on.", field="export")
 
@@ -229,8 +219,15 @@ def run_create(
         )
     if len(base_model) > 500:
         raise InvalidInput("The base model name is too long.", field="base_model")
+    if base_run is None and restrict_dataset_path:
+        base_model = user_model(base_model, project=project, field="base_model")
 
     cfg = _validate_config(kind, config)
+    accelerate_config = (cfg.get("launch") or {}).get("accelerate_config")
+    if accelerate_config and restrict_dataset_path:
+        cfg["launch"]["accelerate_config"] = user_path(
+            str(accelerate_config), project=project, kind=CONFIG, field="config"
+        )
     if kind in RL_KINDS:
         if reward_run is not None:
             if reward_run.project_id != project.pk:
@@ -242,7 +239,11 @@ def run_create(
                 f"{kind.upper()} needs a reward model: choose a finished reward run.", field="reward_run"
             )
         else:
-            cfg["reward_model"] = reward_model
+            cfg["reward_model"] = (
+                user_model(reward_model, project=project, field="reward_model")
+                if restrict_dataset_path
+                else reward_model
+            )
     elif reward_run is not None or reward_model:
         raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")
     if (

@@ -5,15 +5,14 @@ from __future__ import annotations
 import json
 
 from django import forms
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods
 
 from annotate.errors import ServiceError
 from annotate.models import Project
-from annotate.permissions import project_for_request
 from annotate.throttles import page_rate_limit
+from core.access import ProjectAccess, project_page
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
@@ -57,15 +56,11 @@ class ExportForm(forms.Form):
         return data
 
 
-def _project_for(request: HttpRequest, slug: str) -> Project:
-    return project_for_request(request, slug, "research")[0]
-
-
-@login_required
+@project_page("research")
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("export")
-def export_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for(request, slug)
+def export_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
     form = ExportForm(request.POST or None, project=project)
     status = 200
     if request.method == "POST":
@@ -92,16 +87,16 @@ def export_list(request: HttpRequest, slug: str) -> HttpResponse:
     )
 
 
-def _export_for(request: HttpRequest, slug: str, version: int) -> Export:
-    project = _project_for(request, slug)
+def _export_for(access: ProjectAccess, version: int) -> Export:
+    project = access.project
     return get_object_or_404(
         Export.objects.select_related("project", "created_by"), project=project, version=version
     )
 
 
-@login_required
-def export_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse:
-    export = _export_for(request, slug, version)
+@project_page("research")
+def export_detail(request: HttpRequest, access: ProjectAccess, version: int) -> HttpResponse:
+    export = _export_for(access, version)
     files, card = [], ""
     if export.state == ExportState.DONE:
         try:
@@ -121,10 +116,12 @@ def export_detail(request: HttpRequest, slug: str, version: int) -> HttpResponse
     return render(request, "training/exports/detail.html", context)
 
 
-@login_required
-def export_download(request: HttpRequest, slug: str, version: int, name: str | None = None) -> HttpResponse:
+@project_page("research")
+def export_download(
+    request: HttpRequest, access: ProjectAccess, version: int, name: str | None = None
+) -> HttpResponse:
     """The whole export as a zip, or one of its files by name (only names in the export folder)."""
-    export = _export_for(request, slug, version)
+    export = _export_for(access, version)
     try:
         if name is None:
             path = export_zip_path(export=export)

@@ -7,7 +7,6 @@ import json
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
@@ -15,8 +14,8 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.errors import ServiceError
 from annotate.models import Project
-from annotate.permissions import project_for_request
 from annotate.throttles import page_rate_limit
+from core.access import ProjectAccess, project_page
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -73,23 +72,19 @@ class RunForm(forms.Form):
         return value
 
 
-def _project_for(request: HttpRequest, slug: str) -> Project:
-    return project_for_request(request, slug, "research")[0]
-
-
-def _run_for(request: HttpRequest, slug: str, run_id: int) -> TrainingRun:
-    project = _project_for(request, slug)
+def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
+    project = access.project
     run = selectors.run_get(project=project, run_id=run_id)
     if run is None:
         raise Http404("No such run.")
     return run
 
 
-@login_required
+@project_page("research")
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("runs")
-def run_list(request: HttpRequest, slug: str) -> HttpResponse:
-    project = _project_for(request, slug)
+def run_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
     form = RunForm(request.POST or None, project=project)
     status = 200
     if request.method == "POST":
@@ -138,18 +133,18 @@ def _detail_context(run: TrainingRun) -> dict:
     }
 
 
-@login_required
-def run_detail(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
-    run = _run_for(request, slug, run_id)
+@project_page("research")
+def run_detail(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
+    run = _run_for(access, run_id)
     context = _detail_context(run)
     context["log"] = selectors.run_log_tail(run=run)
     return render(request, "training/runs/detail.html", context)
 
 
-@login_required
-def run_status_json(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+@project_page("research")
+def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     """What the run page polls: state, latest metrics, the charts (server-rendered SVG) and the log tail."""
-    run = _run_for(request, slug, run_id)
+    run = _run_for(access, run_id)
     context = _detail_context(run)
     payload = selectors.run_status(run=run)
     payload["charts_html"] = render_to_string("training/runs/_charts.html", context, request=request)
@@ -158,27 +153,27 @@ def run_status_json(request: HttpRequest, slug: str, run_id: int) -> HttpRespons
     return JsonResponse(payload)
 
 
-@login_required
+@project_page("research")
 @require_POST
-def run_cancel_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     try:
-        run = _run_for(request, slug, run_id)
+        run = _run_for(access, run_id)
         run_cancel(run=run, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         messages.info(request, "Cancelling the run.")
-    return redirect("training:run_detail", slug=slug, run_id=run_id)
+    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
 
 
-@login_required
+@project_page("research")
 @require_POST
-def run_register_view(request: HttpRequest, slug: str, run_id: int) -> HttpResponse:
+def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     try:
-        run = _run_for(request, slug, run_id)
+        run = _run_for(access, run_id)
         endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Registered as the generation endpoint {endpoint.name}.")
-    return redirect("training:run_detail", slug=slug, run_id=run_id)
+    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)

@@ -1,0 +1,411 @@
+"""Pages: the home page, the labeler's workspace and the guidelines as labelers read them.
+
+Views parse input, call one service or selector, and render. The labeling workspace is one page
+that talks JSON to the endpoints below (claim next, submit, skip, undo, acknowledge guidelines).
+
+Blind labeling: nothing a labeler's page receives names a model, a candidate id or anyone else's
+work. Responses are addressed by opaque per-lease handles (their display position); a submission
+is validated and mapped back to candidate ids by ``annotate.labeling_protocol``, the same protocol
+the DRF labeling API speaks.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from functools import wraps
+
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.middleware.csrf import get_token
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils.text import Truncator
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate import selectors
+from annotate.errors import Forbidden, InvalidInput, ServiceError
+from annotate.labeling_protocol import SkipSerializer, SubmissionSerializer, submission_for, validated
+from annotate.models import Assignment, Guideline, Project, Role, TaskKind
+from annotate.rendering import render_markdown
+from annotate.services.guidelines import guideline_acknowledge
+from annotate.services.leasing import (
+    MAX_LIVE_LEASES_PER_LABELER,
+    annotation_submit,
+    annotation_undo,
+    assignment_renew,
+    assignment_skip,
+    task_claim_next,
+)
+from annotate.throttles import page_rate_limit
+from core.access import (
+    ProjectAccess,
+    assignment_access,
+    nav_flags,
+    project_page,
+    roles_by_project,
+    visible_projects,
+)
+
+ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
+# The reasons offered in the skip dialog (the labeler may also write their own).
+SKIP_REASONS = (
+    "I don't have the expertise to judge this",
+    "The prompt or a response is broken or unreadable",
+    "I'm not comfortable with this content",
+)
+MAX_JSON_BODY = 256 * 1024
+
+
+# --- helpers -------------------------------------------------------------------------------------
+
+
+def _json_error(exc: ServiceError) -> JsonResponse:
+    return JsonResponse(exc.as_dict(), status=exc.status_code)
+
+
+def json_endpoint(view):
+    """Service errors become ``{"error", "detail", "field"}`` with their HTTP status."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        try:
+            return view(request, *args, **kwargs)
+        except ServiceError as exc:
+            return _json_error(exc)
+
+    return wrapper
+
+
+def _json_body(request: HttpRequest) -> dict:
+    if len(request.body) > MAX_JSON_BODY:
+        raise InvalidInput("That request is too large.")
+    if not request.body:
+        return {}
+    try:
+        body = json.loads(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InvalidInput("The request was not valid JSON.") from None
+    if not isinstance(body, dict):
+        raise InvalidInput("The request must be a JSON object.")
+    return body
+
+
+def _optional_int(value: object, field: str) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool):
+        raise InvalidInput(f"{field} must be a whole number.", field=field)
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise InvalidInput(f"{field} must be a whole number.", field=field) from None
+
+
+def _progress(project: Project, user) -> dict:
+    return selectors.labeler_progress_bar(project=project, user=user)
+
+
+# --- home ----------------------------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+def home(request: HttpRequest) -> HttpResponse:
+    roles_by = roles_by_project(request.user)
+    cards = []
+    for project in visible_projects(request.user):
+        roles = roles_by.get(project.pk, set())
+        is_labeler = Role.LABELER in roles
+        cards.append(
+            {
+                "project": project,
+                "active_tab": "",
+                **nav_flags(roles),
+                "roles": sorted(Role(r).label for r in roles),
+                "progress": _progress(project, request.user) if is_labeler else None,
+            }
+        )
+    return render(request, "annotate/home.html", {"cards": cards})
+
+
+# --- the labeling workspace -----------------------------------------------------------------------
+
+
+_MARKDOWN_NOISE = re.compile(r"```[^\n]*|[`*_>#|~]+|!?\[([^\]]*)\]\([^)]*\)")
+
+
+def _snippet(text: str) -> str:
+    """The first words of a response as plain text, for the ranking list."""
+    plain = _MARKDOWN_NOISE.sub(lambda m: m.group(1) or " ", text)
+    return Truncator(" ".join(plain.split())).chars(90) or "(empty response)"
+
+
+def _letter(position: int) -> str:
+    """A, B, ... Z, AA, AB, ... (ranking responses are named by letter; digits are positions)."""
+    name = ""
+    position += 1
+    while position:
+        position, rest = divmod(position - 1, 26)
+        name = chr(ord("A") + rest) + name
+    return name
+
+
+def _task_context(assignment_id: int) -> dict:
+    assignment = selectors.assignment_with_task(assignment_id=assignment_id)
+    task = assignment.task
+    project = task.project
+    candidates = selectors.assignment_candidates_in_display_order(assignment=assignment)
+    responses = []
+    for position, candidate in enumerate(candidates):
+        if project.kind == TaskKind.PAIRWISE:
+            name, key = f"Response {position + 1}", str(position + 1)
+        else:
+            name, key = f"Response {_letter(position)}", _letter(position)
+        responses.append(
+            {
+                "position": position,
+                "name": name,
+                "key": key,
+                "html": render_markdown(candidate.text),
+                "snippet": _snippet(candidate.text),
+                "empty": not candidate.text.strip(),
+            }
+        )
+    messages_ = task.prompt.messages if isinstance(task.prompt.messages, list) else []
+    turns = [
+        {
+            "role": str(m.get("role", "user")),
+            "label": ROLE_LABELS.get(str(m.get("role")), "Message"),
+            "html": render_markdown(str(m.get("content", ""))),
+        }
+        for m in messages_
+        if isinstance(m, dict)
+    ]
+    return {
+        "assignment": assignment,
+        "project": project,
+        "turns": turns,
+        "responses": responses,
+        "dimensions": list(project.dimensions.all()),
+        "scale": list(range(1, project.rating_scale_max + 1)),
+        "is_pairwise": project.kind == TaskKind.PAIRWISE,
+    }
+
+
+def _render_task(assignment_id: int) -> str:
+    return render_to_string("annotate/_task.html", _task_context(assignment_id))
+
+
+def _task_payload(project: Project, user, assignment: Assignment) -> dict:
+    return {
+        "state": "task",
+        "assignment_id": assignment.pk,
+        "expires_at": assignment.expires_at.isoformat(),
+        "html": _render_task(assignment.pk),
+        "guideline_pending": selectors.guideline_pending_ack(project=project, user=user) is not None,
+    }
+
+
+def _label_urls(project: Project) -> dict:
+    slug = project.slug
+    return {
+        "next": reverse("annotate:label_next", args=[slug]),
+        "submit": reverse("annotate:label_submit", args=[slug, 0]),
+        "skip": reverse("annotate:label_skip", args=[slug, 0]),
+        "undo": reverse("annotate:label_undo", args=[slug, 0]),
+        "renew": reverse("annotate:label_renew", args=[slug, 0]),
+        "guideline": reverse("annotate:guideline_current", args=[slug]),
+        "ack": reverse("annotate:guideline_ack", args=[slug]),
+    }
+
+
+@project_page("label")
+@require_GET
+def label(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    nav = access.nav("label")
+    pending = selectors.guideline_pending_ack(project=project, user=request.user)
+    if pending is not None:
+        return render(
+            request,
+            "annotate/guidelines_ack.html",
+            {
+                **nav,
+                "guideline": pending,
+                "body_html": render_markdown(pending.body),
+                "first_time": not selectors.guideline_ever_acknowledged(project=project, user=request.user),
+            },
+        )
+    try:
+        assignment = task_claim_next(project=project, labeler=request.user)
+    except Forbidden as exc:
+        raise PermissionDenied(exc.message) from None
+    guideline = selectors.guideline_current(project=project)
+    context = {
+        **nav,
+        "task_html": _render_task(assignment.pk) if assignment else None,
+        "progress": _progress(project, request.user),
+        "skip_reasons": SKIP_REASONS,
+        "guideline": guideline,
+        "guideline_html": render_markdown(guideline.body) if guideline else "",
+        "is_pairwise": project.kind == TaskKind.PAIRWISE,
+        "label_config": {
+            "urls": _label_urls(project),
+            "csrf": get_token(request),
+            "allowTie": project.allow_tie,
+            "allowBothBad": project.allow_both_bad,
+        },
+    }
+    return render(request, "annotate/label.html", context)
+
+
+@project_page("label", json=True)
+@require_POST
+@json_endpoint
+def label_next(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
+    """Lease the next task (the page's prefetch). ``exclude``: the leases the page already holds."""
+    project = access.project
+    body = _json_body(request)
+    exclude = body.get("exclude") or []
+    if not isinstance(exclude, list) or len(exclude) > 8:
+        raise InvalidInput("exclude must be a short list of assignment ids.")
+    exclude_ids = [_optional_int(x, "exclude") for x in exclude]
+    assignment = task_claim_next(
+        project=project, labeler=request.user, exclude_assignment_ids=[x for x in exclude_ids if x]
+    )
+    if assignment is None:
+        busy = (
+            selectors.labeler_live_lease_count(project=project, user=request.user)
+            >= MAX_LIVE_LEASES_PER_LABELER
+        )
+        return JsonResponse(
+            {
+                "state": "busy" if busy else "done",
+                "html": "" if busy else render_to_string("annotate/_done.html", {"project": project}),
+                "progress": _progress(project, request.user),
+            }
+        )
+    return JsonResponse(_task_payload(project, request.user, assignment))
+
+
+@project_page("label", json=True)
+@require_POST
+@json_endpoint
+@page_rate_limit("submit", json=True)
+def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+    project = access.project
+    assignment = assignment_access(request.user, assignment_id, project=project)
+    data = validated(SubmissionSerializer, _json_body(request))
+    _annotation, created = annotation_submit(
+        assignment_id=assignment.pk, labeler=request.user, **submission_for(assignment, data)
+    )
+    payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}
+    if not created:
+        payload["message"] = (
+            "This task had already been submitted (perhaps in another tab); the first answer was kept."
+        )
+    return JsonResponse(payload)
+
+
+@project_page("label", json=True)
+@require_POST
+@json_endpoint
+def label_skip(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+    project = access.project
+    assignment = assignment_access(request.user, assignment_id, project=project)
+    data = validated(SkipSerializer, _json_body(request))
+    assignment_skip(assignment_id=assignment.pk, labeler=request.user, **data)
+    return JsonResponse({"ok": True, "progress": _progress(project, request.user)})
+
+
+@project_page("label", json=True)
+@require_POST
+@json_endpoint
+def label_undo(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+    project = access.project
+    assignment = assignment_access(request.user, assignment_id, project=project)
+    assignment = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
+    return JsonResponse(
+        {
+            "ok": True,
+            "expires_at": assignment.expires_at.isoformat(),
+            "progress": _progress(project, request.user),
+        }
+    )
+
+
+@project_page("label", json=True)
+@require_POST
+@json_endpoint
+def label_renew(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+    project = access.project
+    assignment = assignment_access(request.user, assignment_id, project=project)
+    assignment = assignment_renew(assignment_id=assignment.pk, labeler=request.user)
+    return JsonResponse({"ok": True, "expires_at": assignment.expires_at.isoformat()})
+
+
+# --- guidelines (labeler side) ----------------------------------------------------------------------
+
+
+@project_page("view")
+@require_GET
+def guidelines(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    guideline = selectors.guideline_current(project=project)
+    pending = (
+        selectors.guideline_pending_ack(project=project, user=request.user) if access.can("label") else None
+    )
+    return render(
+        request,
+        "annotate/guidelines.html",
+        {
+            **access.nav("guidelines"),
+            "guideline": guideline,
+            "body_html": render_markdown(guideline.body) if guideline else "",
+            "pending": pending,
+        },
+    )
+
+
+@project_page("view", json=True)
+@require_GET
+@json_endpoint
+def guideline_current(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
+    project = access.project
+    guideline = selectors.guideline_current(project=project)
+    if guideline is None:
+        return JsonResponse({"guideline": None, "pending": False})
+    pending = selectors.guideline_pending_ack(project=project, user=request.user) is not None
+    return JsonResponse(
+        {
+            "pending": pending,
+            "guideline": {
+                "id": guideline.pk,
+                "version": guideline.version,
+                "change_note": guideline.change_note,
+                "html": str(render_markdown(guideline.body)),
+            },
+        }
+    )
+
+
+@project_page("label")
+@require_POST
+def guideline_ack(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    """Acknowledge the version the labeler was shown (a form post, or JSON from the workspace)."""
+    project = access.project
+    wants_json = request.content_type == "application/json"
+    try:
+        raw_id = _json_body(request).get("guideline_id") if wants_json else request.POST.get("guideline_id")
+        guideline_id = _optional_int(raw_id, "guideline_id")
+    except ServiceError as exc:
+        return _json_error(exc) if wants_json else HttpResponse(exc.message, status=exc.status_code)
+    guideline = get_object_or_404(Guideline, pk=guideline_id or 0, project=project)
+    guideline_acknowledge(guideline=guideline, user=request.user)
+    if wants_json:
+        pending = selectors.guideline_pending_ack(project=project, user=request.user)
+        return JsonResponse({"ok": True, "version": guideline.version, "pending": pending is not None})
+    return redirect("annotate:label", slug=project.slug)
