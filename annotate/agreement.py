@@ -35,19 +35,24 @@ __all__ = [
     "BradleyTerryResult",
     "KappaResult",
     "LabelerAgreement",
+    "PairTables",
     "PositionBias",
     "bradley_terry",
     "cohen_kappa",
     "cohen_kappa_details",
+    "cohen_kappa_tables",
     "fleiss_kappa",
     "fleiss_kappa_details",
     "gold_accuracy",
     "kendall_tau_b",
     "kendall_tau_b_rows",
     "kendall_w",
+    "kendall_w_mean_by_task",
+    "kendall_w_ranked",
     "krippendorff_alpha",
     "krippendorff_alpha_from_counts",
     "leave_one_out_agreement",
+    "pair_tables",
     "percent_agreement",
     "position_bias",
     "value_counts_by_unit",
@@ -441,15 +446,131 @@ def kendall_w(ratings: Any) -> float:
         raise ValueError(f"Kendall's W needs at least 2 raters and 2 items; got {m} x {n}")
     if np.isnan(arr).any():
         raise ValueError("ratings must not contain missing values")
-    ranks = stats.rankdata(arr, axis=1)
-    r_sum = ranks.sum(axis=0)
-    s = float(((r_sum - r_sum.mean()) ** 2).sum())
-    ties = 0.0
-    for row in ranks:
-        _, t = np.unique(row, return_counts=True)
-        ties += float((t**3 - t).sum())
-    den = m * m * (n**3 - n) - m * ties
-    return float("nan") if den <= 0 else 12.0 * s / den
+    return float(kendall_w_ranked(stats.rankdata(arr, axis=1)[None])[0])
+
+
+def kendall_w_ranked(ranks: np.ndarray) -> np.ndarray:
+    """Kendall's W of a stack of rank tables, shape (tasks, m raters, n items), each row already
+    in average ranks (ties share the mean rank). The one implementation behind ``kendall_w`` and
+    ``kendall_w_mean_by_task``. ``nan`` where every rater ties everything."""
+    _, m, n = ranks.shape
+    r_sum = ranks.sum(axis=1)
+    s = ((r_sum - r_sum.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
+    den = m * m * (n**3 - n) - m * _tie_term(ranks)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, 12 * s / den, np.nan)
+
+
+def kendall_w_mean_by_task(task: np.ndarray, ranks: np.ndarray) -> tuple[float | None, int]:
+    """Kendall's W per task, long format: ``task`` ids and ``ranks`` rows (one ranking per row,
+    ``nan`` for responses not ranked). Raters of a task are its rankings; tasks whose rankings do
+    not all cover the same two or more responses are left out. Returns (mean W over tasks with at
+    least two raters and a defined W, or None; how many tasks). Vectorised per (raters, responses)
+    shape by ``kendall_w_ranked``."""
+    filled = (~np.isnan(ranks)).sum(axis=1)
+    order = np.lexsort((filled, task))
+    task, ranks, filled = task[order], ranks[order], filled[order]
+    _, start, m_per = np.unique(task, return_index=True, return_counts=True)
+    ws: list[np.ndarray] = []
+    for m in np.unique(m_per):
+        if m < 2:
+            continue
+        sel = start[m_per == m]
+        rows = sel[:, None] + np.arange(m)[None, :]  # (tasks, m)
+        block = ranks[rows]  # (tasks, m, K)
+        n_items = (~np.isnan(block)).sum(axis=2)
+        same_shape = (n_items == n_items[:, :1]).all(axis=1) & (n_items[:, 0] >= 2)
+        for n in np.unique(n_items[same_shape, 0]):
+            b = block[same_shape & (n_items[:, 0] == n)]
+            mask = ~np.isnan(b[0, 0])
+            if not (~np.isnan(b) == mask).all():  # same responses ranked by everyone
+                continue
+            ws.append(kendall_w_ranked(b[:, :, mask]))
+    if not ws:
+        return None, 0
+    w = np.concatenate(ws)
+    w = w[np.isfinite(w)]
+    return (float(w.mean()) if len(w) else None), len(w)
+
+
+def _tie_term(ranks: np.ndarray) -> np.ndarray:
+    """Sum over raters and tie groups of t^3 - t, for rank rows (tasks, raters, n)."""
+    # Average ranks make every member of a tie group equal; count each value's multiplicity.
+    eq = ranks[..., :, None] == ranks[..., None, :]
+    mult = eq.sum(axis=-1).astype(float)  # t for every member of a group of size t
+    # each group contributes (t^3 - t); spread over its t members: (t^2 - 1) each
+    return (mult**2 - 1).sum(axis=(-1, -2))
+
+
+# --------------------------------------------------------------------------------------------
+# labeler pairs
+
+DENSE_PAIR_CELLS = 4_000_000  # labelers^2 * k^2 up to this: one bincount table; beyond: sparse
+
+
+@dataclass
+class PairTables:
+    """Confusion tables of labeler pairs (dense labeler indices ``a < b``) over shared tasks:
+    ``tables[p]`` is k x k, labeler ``a[p]`` in rows, ``b[p]`` in columns."""
+
+    a: np.ndarray
+    b: np.ndarray
+    tables: np.ndarray
+
+    @property
+    def shared(self) -> np.ndarray:
+        return self.tables.sum(axis=(-1, -2))
+
+
+def pair_tables(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_labelers: int) -> PairTables:
+    """Every pair of labels given to the same task, counted per labeler pair and label pair.
+
+    Sorted by task, rows ``i`` and ``i + d`` share a task for offsets d = 1, 2, ... up to the
+    largest number of labels on a task: one vectorised pass per offset, each folded into the
+    counts at once (no list of all pairs is kept)."""
+    keep = code >= 0
+    order = np.argsort(tix[keep], kind="stable")
+    t, lab, c = tix[keep][order], lix[keep][order], code[keep][order]
+    dense = n_labelers * n_labelers * k * k <= DENSE_PAIR_CELLS
+    size = n_labelers * n_labelers * k * k
+    acc = np.zeros(size if dense else 0, dtype=np.int64)
+    sparse_keys: list[np.ndarray] = []
+    d = 1
+    while d < len(t):
+        i = np.flatnonzero(t[:-d] == t[d:])
+        if len(i) == 0:
+            break
+        j = i + d
+        swap = lab[i] > lab[j]  # orient every pair as (lower index, higher index)
+        la, lb = np.where(swap, lab[j], lab[i]), np.where(swap, lab[i], lab[j])
+        ca, cb = np.where(swap, c[j], c[i]), np.where(swap, c[i], c[j])
+        key = ((la * n_labelers + lb) * k + ca) * k + cb
+        if dense:
+            acc += np.bincount(key, minlength=size)
+        else:
+            sparse_keys.append(key)
+        d += 1
+    if dense:
+        full = acc.reshape(n_labelers, n_labelers, k, k)
+        a, b = np.nonzero(full.sum(axis=(-1, -2)))
+        return PairTables(a, b, full[a, b])
+    if not sparse_keys:
+        return PairTables(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k, k), np.int64))
+    keys, counts = np.unique(np.concatenate(sparse_keys), return_counts=True)
+    pair, cell = keys // (k * k), keys % (k * k)
+    pairs, p_idx = np.unique(pair, return_inverse=True)
+    tables = np.zeros((len(pairs), k * k), dtype=np.int64)
+    tables[p_idx, cell] = counts
+    return PairTables(pairs // n_labelers, pairs % n_labelers, tables.reshape(-1, k, k))
+
+
+def cohen_kappa_tables(tables: np.ndarray) -> np.ndarray:
+    """Unweighted Cohen's kappa of a stack of k x k tables (vectorised ``cohen_kappa``)."""
+    n = tables.sum(axis=(-1, -2)).astype(float)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        p_o = np.trace(tables, axis1=-2, axis2=-1) / n
+        p_e = (tables.sum(axis=-1) * tables.sum(axis=-2)).sum(axis=-1) / (n * n)
+        return np.where((n > 0) & (p_e < 1), (p_o - p_e) / (1 - p_e), np.nan)
 
 
 # --------------------------------------------------------------------------------------------

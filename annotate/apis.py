@@ -1,5 +1,5 @@
-"""REST API (DRF) for projects, guidelines, imports, tasks and annotations, plus the shared pieces
-every API module uses: the ``ServiceError`` exception handler and project access checks.
+"""REST API (DRF) for projects, guidelines, imports, tasks and annotations (error schema,
+exception handler and pagination: ``core.api``).
 
 Access: every endpoint names the capability it needs and ``core.access.ProjectPermission`` checks
 it (roles and the token's project scope, in one place). Outsiders get 404 (the project's existence
@@ -12,62 +12,21 @@ import logging
 
 from django.db.models import Count, F, Prefetch
 from drf_spectacular.utils import OpenApiParameter, extend_schema
-from rest_framework import exceptions, generics, serializers, status
-from rest_framework.pagination import LimitOffsetPagination
+from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotate.errors import NotFound, ServiceError
+from annotate.errors import NotFound
 from annotate.models import Annotation, Guideline, Project, Task, TaskCandidate
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
+from core.api import ERRORS, BoundedLimitOffsetPagination, parse_query
 
 logger = logging.getLogger(__name__)
-
-
-# --- shared --------------------------------------------------------------------------------------
-
-
-def api_exception_handler(exc, context):
-    """``ServiceError`` -> ``{"error", "detail"[, "field"][, "details"]}`` with its status; the rest
-    as DRF does it."""
-    if isinstance(exc, ServiceError):
-        return Response(exc.as_dict(), status=exc.status_code)
-    return drf_exception_handler(exc, context)
-
-
-class BoundedLimitOffsetPagination(LimitOffsetPagination):
-    """LimitOffset with bounds: ``limit`` at most 1000, ``offset`` clamped to 10**9 (a huge integer
-    would overflow the database's integer type). Every list endpoint sets it (the default class
-    cannot live here: DRF imports it while ``rest_framework.generics`` is still loading)."""
-
-    max_limit = 1000
-    max_offset = 10**9
-
-    def get_offset(self, request) -> int:
-        return min(super().get_offset(request), self.max_offset)
-
-
-class ErrorSerializer(serializers.Serializer):
-    error = serializers.CharField()
-    detail = serializers.CharField()
-    field = serializers.CharField(required=False)
-    details = serializers.JSONField(required=False)
-
-
-ERRORS = {400: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
-
-
-def parse_query(serializer_class, request: Request) -> dict:
-    ser = serializer_class(data=request.query_params)
-    if not ser.is_valid():
-        raise exceptions.ValidationError(ser.errors)
-    return ser.validated_data
 
 
 # --- projects and guidelines ----------------------------------------------------------------------
@@ -184,6 +143,8 @@ class PromptImportApi(ProjectApiView):
             seed=data["seed"],
             preference_source=data.get("preference_source"),
             skip_invalid=data["skip_invalid"],
+            actor=request.user,
+            filename=getattr(upload, "name", "") or "",
         )
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 

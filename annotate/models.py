@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from core.jobs import BackgroundJob
+
 
 class TaskKind(models.TextChoices):
     PAIRWISE = "pairwise", "Pairwise (A/B)"
@@ -434,8 +436,14 @@ class Annotation(models.Model):
         return f"annotation {self.pk} on task {self.task_id}"
 
 
-class ReportSnapshot(models.Model):
-    """A computed agreement/quality report for a project, cached; recomputed by a Celery task."""
+class ReportSnapshot(BackgroundJob):
+    """A computed agreement/quality report for a project, cached; recomputed by a Celery task.
+
+    Its stored states predate the shared lifecycle: ``pending`` is queued or running, ``ready``
+    is done."""
+
+    JOB_STATES = {"queued": "pending", "running": "pending", "done": "ready", "failed": "failed"}
+    JOB_FINISHED_FIELD = "computed_at"
 
     class State(models.TextChoices):
         PENDING = "pending", "Computing"

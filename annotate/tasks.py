@@ -18,7 +18,7 @@ def report_compute(snapshot_id: int) -> None:
 @shared_task(name="annotate.outbox_flush", ignore_result=True)
 def outbox_flush_task() -> int:
     """Periodic (Celery beat): re-send enqueues that did not reach the broker."""
-    from annotate.services.outbox import outbox_flush
+    from core.outbox import outbox_flush
 
     return outbox_flush()
 

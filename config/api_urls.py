@@ -1,18 +1,16 @@
 """REST API routes (DRF), versioned under /api/v1/.
 
-Generation jobs (``generation.apis``) and training runs (``training.apis_runs``) are included when
-those modules import; a missing one is logged, not fatal.
+Every API module is imported here unconditionally: a broken module stops the app at start-up
+instead of silently dropping its routes.
 """
-
-import importlib
-import logging
 
 from django.urls import include, path
 
 from annotate import apis as annotate_apis
+from annotate import apis_labeling
+from generation import apis as generation_apis
 from training import apis as export_apis
-
-logger = logging.getLogger(__name__)
+from training import apis_runs
 
 P = "projects/<slug:slug>/"
 
@@ -36,21 +34,7 @@ urlpatterns = [
         export_apis.ExportFileApi.as_view(),
         name="api-export-file",
     ),
+    path("", include(apis_labeling.urlpatterns)),
+    path("", include(generation_apis.urlpatterns)),
+    path("", include(apis_runs.urlpatterns)),
 ]
-
-OPTIONAL_API_MODULES = ("annotate.apis_labeling", "generation.apis", "training.apis_runs")
-included_api_modules: list[str] = []
-for _module in OPTIONAL_API_MODULES:
-    try:
-        _patterns = importlib.import_module(_module).urlpatterns
-    except ModuleNotFoundError as exc:
-        if exc.name != _module:  # the module exists but something it imports does not
-            logger.warning("API module %s not included: %s", _module, exc)
-        else:
-            logger.debug("API module %s not present", _module)
-        continue
-    except (ImportError, AttributeError) as exc:
-        logger.warning("API module %s not included: %s", _module, exc)
-        continue
-    urlpatterns.append(path("", include(_patterns)))
-    included_api_modules.append(_module)

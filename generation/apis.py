@@ -127,9 +127,7 @@ class EndpointListCreateApi(ServiceErrorsMixin, ProjectApiView):
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         data = _valid(EndpointInput, request.data)
-        endpoint = services.endpoint_create(
-            project=project, created_by=request.user, restrict_paths=True, **data
-        )
+        endpoint = services.endpoint_create(project=project, actor=request.user, restrict_paths=True, **data)
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 
@@ -153,7 +151,7 @@ class JobListCreateApi(ServiceErrorsMixin, ProjectApiView):
         missing = sorted(set(names) - {e.name for e in endpoints})
         if missing:
             raise InvalidInput(f"Unknown endpoint(s): {', '.join(missing)}.", field="endpoints")
-        job = services.job_create(project=project, endpoints=endpoints, created_by=request.user, **data)
+        job = services.job_create(project=project, endpoints=endpoints, actor=request.user, **data)
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
 
@@ -170,7 +168,7 @@ class JobCancelApi(ServiceErrorsMixin, ProjectApiView):
 
     @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")
     def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=self.job, cancelled_by=request.user)
+        job = services.job_cancel(job=self.job, actor=request.user)
         return Response(job_data(job))
 
 

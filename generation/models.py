@@ -11,6 +11,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.jobs import BackgroundJob, JobState  # JobState: the shared job lifecycle
+
 
 class Backend(models.TextChoices):
     VLLM = "vllm", "vLLM (in-process, GPU)"
@@ -58,14 +60,6 @@ class ModelEndpoint(models.Model):
         return self.name
 
 
-class JobState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
-
-
 class TaskMode(models.TextChoices):
     ALL_PAIRS = "all_pairs", "All pairs"
     SAMPLED_PAIRS = "sampled_pairs", "Sampled pairs per prompt"
@@ -73,7 +67,7 @@ class TaskMode(models.TextChoices):
     NONE = "none", "No tasks"
 
 
-class GenerationJob(models.Model):
+class GenerationJob(BackgroundJob):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
     endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")
     prompt_filter = models.JSONField(

@@ -6,6 +6,7 @@ from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquer
 from django.db.models.functions import Coalesce
 
 from annotate.models import Candidate, Project, Prompt, Task
+from core.jobs import job_status_payload
 from generation.models import GenerationFailure, GenerationJob, ModelEndpoint
 
 
@@ -54,16 +55,11 @@ def job_status(*, job: GenerationJob) -> dict:
     """The small JSON the job page polls (and the API returns): state and counters."""
     settled = job.done_units + job.failed_units
     status = {
-        "id": job.pk,
-        "state": job.state,
+        **job_status_payload(job),
         "total_units": job.total_units,
         "done_units": job.done_units,
         "failed_units": job.failed_units,
         "percent": round(100 * settled / job.total_units) if job.total_units else 100,
-        "finished": job.state in ("done", "failed", "cancelled"),
-        "error": job.error,
-        "started_at": job.started_at.isoformat() if job.started_at else None,
-        "finished_at": job.finished_at.isoformat() if job.finished_at else None,
         "candidates": _annotated_or_count(job, "candidate_count", Candidate),
         "tasks": _annotated_or_count(job, "task_count", Task),
     }

@@ -35,7 +35,6 @@ import random
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import partial
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -45,8 +44,6 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Candidate, CandidateSource, Project, Prompt
-from annotate.services.audit import audit_record
-from annotate.services.outbox import outbox_enqueue
 from annotate.services.tasks import (
     PairMode,
     TaskSpec,
@@ -55,6 +52,10 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from core import jobs
+from core.audit import audit_actor, audit_record
+from core.jobs import job_finish
+from core.outbox import outbox_enqueue
 from core.paths import user_model
 from generation import backends, selectors
 from generation.backends.base import (
@@ -83,7 +84,7 @@ MAX_BATCH_SIZE = 256
 #: A batch whose worker died this many times (killed for memory, say) fails instead of coming back.
 MAX_BATCH_ATTEMPTS = 8
 FILTER_MODES = ("all", "untagged", "tag", "ids")
-ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+ACTIVE_STATES = jobs.ACTIVE_STATES
 ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
 LOCAL_MODEL_BACKENDS = (Backend.TRANSFORMERS, Backend.VLLM)  # their model may be a local folder
 
@@ -135,7 +136,7 @@ def endpoint_create(
     config: dict | None = None,
     default_sampling: dict | None = None,
     project: Project | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     is_active: bool = True,
     restrict_paths: bool = False,
 ) -> ModelEndpoint:
@@ -156,12 +157,12 @@ def endpoint_create(
     try:
         with transaction.atomic():
             endpoint = ModelEndpoint.objects.create(
-                name=slug, project=project, created_by=created_by, is_active=is_active, **values
+                name=slug, project=project, created_by=audit_actor(actor), is_active=is_active, **values
             )
     except IntegrityError:
         raise Conflict(f"An endpoint named {slug!r} already exists.", field="name") from None
     audit_record(
-        actor=created_by,
+        actor=actor,
         project=project,
         action="endpoint.create",
         target=endpoint,
@@ -172,7 +173,7 @@ def endpoint_create(
 
 @transaction.atomic
 def endpoint_update(
-    *, endpoint: ModelEndpoint, updated_by: AbstractBaseUser | None = None, **changes
+    *, endpoint: ModelEndpoint, actor: AbstractBaseUser | None = None, **changes
 ) -> ModelEndpoint:
     """Change an endpoint's settings. Running jobs keep what their workers loaded; the next batch
     to load this endpoint sees the new settings (the per-process cache keys on them)."""
@@ -199,7 +200,7 @@ def endpoint_update(
         endpoint.is_active = bool(changes["is_active"])
     endpoint.save()
     audit_record(
-        actor=updated_by,
+        actor=actor,
         project=endpoint.project,
         action="endpoint.update",
         target=endpoint,
@@ -288,7 +289,7 @@ def job_create(
     task_mode: str | None = None,
     pairs_per_prompt: int | None = None,
     batch_size: int = 16,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> GenerationJob:
     """Create a job and its batches; on commit, enqueue one Celery task per batch.
@@ -359,7 +360,7 @@ def job_create(
         pairs_per_prompt=pairs_per_prompt,
         batch_size=batch_size,
         total_units=total,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
     job.endpoints.set(endpoints)
     index = 0
@@ -370,7 +371,7 @@ def job_create(
             index += 1
     batches = GenerationBatch.objects.bulk_create(rows, batch_size=1000)
     audit_record(
-        actor=created_by,
+        actor=actor,
         project=project,
         action="generation.job_create",
         target=job,
@@ -386,21 +387,10 @@ def job_create(
     return job
 
 
-def _enqueue_on_commit(batch_ids: list[int]) -> None:
+def _enqueue_on_commit(batch_ids: Iterable[int]) -> None:
     """One outbox message per batch: sent after commit, re-sent by the sweep if the broker was down."""
     for batch_id in batch_ids:
-        outbox_enqueue("generation.run_batch", batch_id, send=partial(_send_batch, batch_id))
-
-
-def _send_batch(batch_id: int) -> None:
-    enqueue_batches([batch_id])  # looked up at call time, so tests can swap it
-
-
-def enqueue_batches(batch_ids: Iterable[int]) -> None:
-    from generation.tasks import run_batch
-
-    for batch_id in batch_ids:
-        run_batch.delay(batch_id)
+        outbox_enqueue("generation.run_batch", batch_id)
 
 
 @transaction.atomic
@@ -416,19 +406,17 @@ def job_requeue(*, job: GenerationJob) -> int:
 
 
 @transaction.atomic
-def job_cancel(*, job: GenerationJob, cancelled_by: AbstractBaseUser | None = None) -> GenerationJob:
+def job_cancel(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> GenerationJob:
     """Stop a queued or running job: pending batches are dropped (a batch already generating
     writes nothing when it finishes); candidates already written stay; no tasks are created."""
     job = GenerationJob.objects.select_for_update().get(pk=job.pk)
     if job.state not in ACTIVE_STATES:
         raise Conflict(f"The job is already {job.get_state_display().lower()}.")
-    job.state = JobState.CANCELLED
-    job.finished_at = timezone.now()
-    job.save(update_fields=["state", "finished_at"])
+    job_finish(job, state=JobState.CANCELLED)
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
         state=BatchState.CANCELLED, finished_at=job.finished_at
     )
-    audit_record(actor=cancelled_by, project=job.project, action="generation.job_cancel", target=job)
+    audit_record(actor=actor, project=job.project, action="generation.job_cancel", target=job)
     return job
 
 
@@ -438,14 +426,9 @@ def job_fail(*, job_id: int, message: str) -> bool:
     job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.state not in ACTIVE_STATES:
         return False
-    now = timezone.now()
-    job.state = JobState.FAILED
-    job.error = _clean_text(message)[:5000]
-    job.finished_at = now
-    job.started_at = job.started_at or now
-    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+    jobs.job_fail(job, _clean_text(message), started_at=job.started_at or timezone.now())
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
-        state=BatchState.FAILED, finished_at=now
+        state=BatchState.FAILED, finished_at=job.finished_at
     )
     return True
 
@@ -619,19 +602,16 @@ def _count_units(job: GenerationJob, *, done: int, failed: int) -> None:
 
 def _job_finish(job: GenerationJob) -> None:
     """running -> done (tasks created) or failed (nothing generated). Caller holds the row lock."""
-    now = timezone.now()
+    started_at = job.started_at or timezone.now()
     if job.done_units == 0:
         first = (
             GenerationFailure.objects.filter(job=job).order_by("id").values_list("message", flat=True).first()
         )
-        job.state = JobState.FAILED
-        job.error = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
+        message = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
+        jobs.job_fail(job, message, started_at=started_at)
     else:
         _create_tasks(job)
-        job.state = JobState.DONE
-    job.finished_at = now
-    job.started_at = job.started_at or now
-    job.save(update_fields=["state", "error", "finished_at", "started_at"])
+        job_finish(job, error=job.error, started_at=started_at)
 
 
 def _create_tasks(job: GenerationJob) -> int:

@@ -71,7 +71,7 @@ def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                     config=data["config"],
                     default_sampling=data["default_sampling"],
                     project=None if data["shared"] else project,
-                    created_by=request.user,
+                    actor=request.user,
                     restrict_paths=True,
                 )
             except ServiceError as exc:
@@ -93,7 +93,7 @@ def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     form = JobForm(request.POST, endpoints=endpoints, project=project)
     if form.is_valid():
         try:
-            job = services.job_create(project=project, created_by=request.user, **form.service_kwargs())
+            job = services.job_create(project=project, actor=request.user, **form.service_kwargs())
         except ServiceError as exc:
             _add_service_error(form, exc)
         else:
@@ -139,7 +139,7 @@ def job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
     project = access.project
     job = _job_for(project, job_id)
     try:
-        services.job_cancel(job=job, cancelled_by=request.user)
+        services.job_cancel(job=job, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

@@ -25,7 +25,7 @@ schema = schemathesis.openapi.from_wsgi("/api/schema/", application)
 def api_world(make_project, labeler_in):
     """A project where the token's user is a researcher, with tasks, annotations and an export."""
     project = make_project(name="Fuzz", overlap=2, dimensions=["Harmless"])
-    guideline_publish(project=project, author=None, body="Be kind.")
+    guideline_publish(project=project, actor=None, body="Be kind.")
     tasks = add_tasks(project, prompts=3)
     labeler = labeler_in(project)
     for task in tasks:

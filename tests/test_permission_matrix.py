@@ -69,7 +69,7 @@ def world(make_project, make_user, labeler_in):
     add_tasks(target, prompts=3)
     add_tasks(other, prompts=1)
     boss = make_user()
-    guideline_publish(project=target, author=boss, body="rules")
+    guideline_publish(project=target, actor=boss, body="rules")
     victim = labeler_in(target)
     lease = task_claim_next(project=target, labeler=victim)
     now = timezone.now()

@@ -9,10 +9,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.apis import ERRORS, BoundedLimitOffsetPagination
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
+from core.api import ERRORS, BoundedLimitOffsetPagination
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -89,7 +89,7 @@ class ExportListCreateApi(generics.ListAPIView):
             format=ser.validated_data["format"],
             file_type=ser.validated_data["file_type"],
             options=ser.validated_data["options"],
-            created_by=request.user,
+            actor=request.user,
         )
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
 

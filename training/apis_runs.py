@@ -10,10 +10,10 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.apis import ERRORS, BoundedLimitOffsetPagination
 from annotate.errors import InvalidInput, NotFound
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
+from core.api import ERRORS, BoundedLimitOffsetPagination
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -90,7 +90,7 @@ class RunListCreateApi(ProjectApiView):
             base_run=_project_run(project, data["base_run"], "base_run"),
             reward_run=_project_run(project, data["reward_run"], "reward_run"),
             config=data["config"],
-            created_by=request.user,
+            actor=request.user,
         )
         return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
 
@@ -118,7 +118,7 @@ class RunCancelApi(ProjectApiView):
 
     @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_cancel(run=_run(self.access.project, run_id), cancelled_by=request.user)
+        run = run_cancel(run=_run(self.access.project, run_id), actor=request.user)
         return Response(selectors.run_status(run=run))
 
 
@@ -130,7 +130,7 @@ class RunRegisterApi(ProjectApiView):
         run = _run(self.access.project, run_id)
         ser = RunRegisterSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
-        endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], created_by=request.user)
+        endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], actor=request.user)
         return Response({"endpoint": endpoint.name, "model": endpoint.model}, status=status.HTTP_201_CREATED)
 
 

@@ -39,6 +39,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass, field
 
+from annotate.agreement import leave_one_out_agreement
 from annotate.errors import InvalidInput
 
 PAIRINGS = ("all_pairs", "best_vs_rest", "adjacent")
@@ -413,8 +414,10 @@ def labeler_reliability(
     Agreement with the leave-one-out majority of the other labelers on each shared comparison
     (gold and flagged annotations follow ``opts``; labeler filters do not apply here).
     """
-    agree: Counter = Counter()
-    compared: Counter = Counter()
+    items: list[int] = []
+    labelers: list[int] = []
+    verdicts: list[int] = []
+    codes: dict[object, int] = {}
     seen: set[int] = set()
     base = ExportOptions(
         dimension=opts.dimension,
@@ -433,23 +436,23 @@ def labeler_reliability(
         for votes in _comparisons(judgments).values():
             if len(votes) < 2:
                 continue
-            tally = Counter(j.verdict for j in votes)
+            item = len(items) and items[-1] + 1
             for j in votes:
-                tally[j.verdict] -= 1
-                mode = _unique_mode(+tally)
-                tally[j.verdict] += 1
-                if mode is None:
-                    continue
-                compared[j.labeler_id] += 1
-                agree[j.labeler_id] += mode[0] == j.verdict
-    return {
-        lid: {
-            "agree": agree[lid],
-            "compared": compared[lid],
-            "reliability": round(agree[lid] / compared[lid], 6) if compared[lid] else None,
+                items.append(item)
+                labelers.append(j.labeler_id)
+                verdicts.append(codes.setdefault(j.verdict, len(codes)))
+    loo = leave_one_out_agreement(items, labelers, verdicts)  # the one leave-one-out
+    agreed = dict(zip(loo.labelers.tolist(), loo.agree.tolist(), strict=True))
+    total = dict(zip(loo.labelers.tolist(), loo.total.tolist(), strict=True))
+    out = {}
+    for lid in sorted(seen):
+        agree, compared = agreed.get(lid, 0), total.get(lid, 0)
+        out[lid] = {
+            "agree": agree,
+            "compared": compared,
+            "reliability": round(agree / compared, 6) if compared else None,
         }
-        for lid in sorted(seen)
-    }
+    return out
 
 
 def low_reliability_labelers(reliability: dict[int, dict], threshold: float | None) -> set[int]:

@@ -6,6 +6,8 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from core.jobs import BackgroundJob, JobState
+
 
 class ExportFormat(models.TextChoices):
     TRL = "trl", "TRL preference (standard)"
@@ -16,14 +18,13 @@ class ExportFormat(models.TextChoices):
     RAW = "raw", "Raw annotations table"
 
 
-class ExportState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
+# The job lifecycle (core.jobs.JobState) less ``cancelled``: an export cannot be cancelled.
+ExportState = models.TextChoices(
+    "ExportState", [(s.name, (s.value, s.label)) for s in JobState if s != JobState.CANCELLED]
+)
 
 
-class Export(models.Model):
+class Export(BackgroundJob):
     """One immutable export of a project's comparisons. ``version`` counts per project.
 
     ``options`` are the compiler options (pairing, ties, aggregation, dimension, filters, split,
@@ -71,16 +72,13 @@ class RunKind(models.TextChoices):
     GRPO = "grpo", "GRPO"
 
 
-class RunState(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+RunState = JobState  # the shared job lifecycle (core.jobs)
 
 
-class TrainingRun(models.Model):
+class TrainingRun(BackgroundJob):
     """A training run on an export (or a dataset file), executed as a subprocess on the training queue."""
+
+    JOB_ERROR_CHARS = 20000
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="training_runs")
     kind = models.CharField(max_length=16, choices=RunKind.choices)

@@ -13,6 +13,8 @@ from django.db.models import Q, QuerySet
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Membership, Project
+from core import jobs
+from core.jobs import job_status_payload
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
 
 # What the run page charts: (title, series keys tried in order, first found per point wins).
@@ -110,7 +112,7 @@ def clean_log(text: str) -> str:
 
 
 MAX_POINTS = 400
-ACTIVE_STATES = (RunState.QUEUED, RunState.RUNNING)
+ACTIVE_STATES = jobs.ACTIVE_STATES
 
 
 def runs_for_project(*, project: Project) -> QuerySet[TrainingRun]:
@@ -303,11 +305,9 @@ def run_log_tail(*, run: TrainingRun, max_bytes: int = 64 * 1024) -> str:
 def run_status(*, run: TrainingRun) -> dict[str, Any]:
     """What the API and the run page's poller show."""
     return {
-        "id": run.pk,
+        **job_status_payload(run),
         "project": run.project.slug,
         "kind": run.kind,
-        "state": run.state,
-        "active": run.state in ACTIVE_STATES,
         "base_model": run.base_model,
         "export": run.export.version if run.export_id else None,
         "dataset_path": run.dataset_path,
@@ -316,10 +316,7 @@ def run_status(*, run: TrainingRun) -> dict[str, Any]:
         "config": run.config,
         "metrics": run.metrics,
         "output_path": run.output_path if run.state == RunState.DONE else "",
-        "error": run.error,
         "cancel_requested": run.cancel_requested,
         "registered_endpoint": run.registered_endpoint.name if run.registered_endpoint_id else None,
         "created_at": run.created_at.isoformat() if run.created_at else None,
-        "started_at": run.started_at.isoformat() if run.started_at else None,
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
     }

@@ -125,27 +125,24 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
              "rationale", "flagged", "flag_reason", "shown_order", "guideline_id", "time_spent_ms", "created_at"),
         ):  # fmt: skip
             emit("annotation", row)
-        try:
-            from training.models import Export
-        except ImportError:  # pragma: no cover - the training app is always installed
-            Export = None
-        if Export is not None:
-            for row in _rows(
-                Export.objects.filter(project=project),
-                (
-                    "version",
-                    "format",
-                    "file_type",
-                    "options",
-                    "state",
-                    "manifest",
-                    "content_hash",
-                    "path",
-                    "row_count",
-                    "created_at",
-                ),
-            ):
-                emit("export_manifest", row)
+        from training.models import Export
+
+        for row in _rows(
+            Export.objects.filter(project=project),
+            (
+                "version",
+                "format",
+                "file_type",
+                "options",
+                "state",
+                "manifest",
+                "content_hash",
+                "path",
+                "row_count",
+                "created_at",
+            ),
+        ):
+            emit("export_manifest", row)
     return counts
 
 

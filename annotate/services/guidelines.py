@@ -8,16 +8,18 @@ from django.db.models import Max
 
 from annotate.errors import InvalidInput
 from annotate.models import Guideline, GuidelineAck, Project
+from core.audit import audit_record
 
 MAX_GUIDELINE_CHARS = 200_000
 
 
 @transaction.atomic
 def guideline_publish(
-    *, project: Project, author: AbstractBaseUser | None, body: str, change_note: str = ""
+    *, project: Project, actor: AbstractBaseUser | None, body: str, change_note: str = ""
 ) -> Guideline:
-    """Publish a new version; the newest version is the current one. Locks the project row so two
-    managers publishing at once get consecutive version numbers."""
+    """Publish a new version (``actor`` is its author); the newest version is the current one and
+    labelers must acknowledge it before their next submit. Locks the project row so two managers
+    publishing at once get consecutive version numbers; audited in the same transaction."""
     body = (body or "").strip()
     if not body:
         raise InvalidInput("Guidelines cannot be empty.", field="body")
@@ -28,9 +30,17 @@ def guideline_publish(
         raise InvalidInput("Keep the change note under 300 characters.", field="change_note")
     Project.objects.select_for_update().filter(pk=project.pk).first()
     latest = Guideline.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0
-    return Guideline.objects.create(
-        project=project, version=latest + 1, body=body, change_note=change_note, author=author
+    guideline = Guideline.objects.create(
+        project=project, version=latest + 1, body=body, change_note=change_note, author=actor
     )
+    audit_record(
+        actor=actor,
+        project=project,
+        action="guideline.publish",
+        target=guideline,
+        details={"version": guideline.version, "change_note": change_note, "chars": len(body)},
+    )
+    return guideline
 
 
 def guideline_acknowledge(*, guideline: Guideline, user: AbstractBaseUser) -> GuidelineAck:

@@ -34,6 +34,7 @@ from typing import IO
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.text import slugify
 
@@ -57,6 +58,7 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from core.audit import audit_record
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
@@ -343,9 +345,12 @@ def prompts_import(
     skip_invalid: bool = False,
     max_errors: int = 1000,
     progress: Callable[[int], None] | None = None,
+    actor: AbstractBaseUser | None = None,
+    filename: str = "",
 ) -> ImportReport:
     """Import a file into ``project``. Returns the report; raises ``ImportFailed`` (nothing written)
-    when a line is bad and ``skip_invalid`` is off. ``progress(n)`` is called with lines read."""
+    when a line is bad and ``skip_invalid`` is off. ``progress(n)`` is called with lines read. A
+    committed import is audited (``actor``: who imported, None for the command line)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}.", field="format")
     task_mode = task_mode or default_mode_for(project)
@@ -516,4 +521,13 @@ def prompts_import(
             report.prompts = report.candidates = report.tasks = report.annotations = 0
             raise ImportFailed(report)
         report.committed = True
+        _audit_import(project=project, actor=actor, filename=filename, report=report)
     return report
+
+
+def _audit_import(
+    *, project: Project, actor: AbstractBaseUser | None, filename: str, report: ImportReport
+) -> None:
+    details = {"filename": filename[:200], "format": report.format, "prompts": report.prompts,
+               "candidates": report.candidates, "tasks": report.tasks, "skipped_lines": report.skipped_lines}  # fmt: skip
+    audit_record(actor=actor, project=project, action="prompts.import", details=details)

@@ -1,13 +1,13 @@
-"""Manager actions as the project pages perform them.
+"""Manager actions on members and settings, checked and audited.
 
-Each calls the domain service (projects, guidelines, imports) and records an audit event in the
-same transaction, so the trail never claims a change that was rolled back, nor misses one.
+Each validates the manager's input, calls the domain service in ``projects`` and records an audit
+event in the same transaction, so the trail never claims a change that was rolled back, nor misses
+one. (Guidelines and imports audit themselves in their own services.)
 """
 
 from __future__ import annotations
 
 import secrets
-from typing import IO
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
@@ -17,16 +17,14 @@ from django.core.validators import validate_email
 from django.db import transaction
 
 from annotate.errors import InvalidInput
-from annotate.models import Guideline, Membership, Project, Role
-from annotate.services.audit import audit_record
-from annotate.services.guidelines import guideline_publish
-from annotate.services.imports import ImportReport, prompts_import
+from annotate.models import Membership, Project, Role
 from annotate.services.projects import (
     SETTINGS_FIELDS,
     membership_add,
     membership_deactivate,
     project_update_settings,
 )
+from core.audit import audit_record
 
 
 def _initial_password() -> str:
@@ -145,46 +143,3 @@ def project_settings_change(
             details={"changes": changes},
         )
     return project, changes
-
-
-@transaction.atomic
-def guideline_publish_by(
-    *, project: Project, actor: AbstractBaseUser, body: str, change_note: str = ""
-) -> Guideline:
-    """Publish a new guideline version (labelers must acknowledge it before their next submit)."""
-    guideline = guideline_publish(project=project, author=actor, body=body, change_note=change_note)
-    audit_record(
-        actor=actor,
-        project=project,
-        action="guideline.publish",
-        target=guideline,
-        details={
-            "version": guideline.version,
-            "change_note": guideline.change_note,
-            "chars": len(guideline.body),
-        },
-    )
-    return guideline
-
-
-def prompts_import_by(
-    *, project: Project, actor: AbstractBaseUser, stream: IO[bytes], filename: str, **options
-) -> ImportReport:
-    """Run the importer (all or nothing unless ``skip_invalid``) and audit a committed import.
-    Raises ``ImportFailed`` with the per-line report when nothing was imported."""
-    with transaction.atomic():
-        report = prompts_import(project=project, stream=stream, **options)
-        audit_record(
-            actor=actor,
-            project=project,
-            action="prompts.import",
-            details={
-                "filename": filename[:200],
-                "format": report.format,
-                "prompts": report.prompts,
-                "candidates": report.candidates,
-                "tasks": report.tasks,
-                "skipped_lines": report.skipped_lines,
-            },
-        )
-    return report

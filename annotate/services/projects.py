@@ -159,14 +159,14 @@ def project_start(
     """A new project from the app: the project, its dimensions, its creator as manager (a
     superuser too, so the project shows up as theirs) and, when given, guidelines v1; audited.
     All or nothing."""
-    from annotate.services.audit import audit_record
     from annotate.services.guidelines import guideline_publish
+    from core.audit import audit_record
 
     project = project_create(name=name, kind=kind, created_by=actor, dimensions=dimensions, **values)
     if actor.is_superuser:
         Membership.objects.get_or_create(project=project, user=actor, role=Role.MANAGER)
     if (guidelines or "").strip():
-        guideline_publish(project=project, author=actor, body=guidelines, change_note="First version")
+        guideline_publish(project=project, actor=actor, body=guidelines, change_note="First version")
     audit_record(
         actor=actor,
         project=project,

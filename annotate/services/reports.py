@@ -68,7 +68,6 @@ from annotate.models import (
     Annotation,
     Assignment,
     AssignmentState,
-    AuditEvent,
     Candidate,
     Dimension,
     Guideline,
@@ -78,7 +77,9 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.services.outbox import outbox_enqueue
+from core.audit import audit_actor, audit_record
+from core.jobs import job_fail, job_finish
+from core.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -437,74 +438,6 @@ def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
-DENSE_PAIR_CELLS = 4_000_000  # labelers^2 * k^2 up to this: one bincount table; beyond: sparse
-
-
-@dataclass
-class PairTables:
-    """Confusion tables of labeler pairs (dense labeler indices ``a < b``) over shared tasks:
-    ``tables[p]`` is k x k, labeler ``a[p]`` in rows, ``b[p]`` in columns."""
-
-    a: np.ndarray
-    b: np.ndarray
-    tables: np.ndarray
-
-    @property
-    def shared(self) -> np.ndarray:
-        return self.tables.sum(axis=(-1, -2))
-
-
-def pair_tables(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_labelers: int) -> PairTables:
-    """Every pair of labels given to the same task, counted per labeler pair and label pair.
-
-    Sorted by task, rows ``i`` and ``i + d`` share a task for offsets d = 1, 2, ... up to the
-    largest number of labels on a task: one vectorised pass per offset, each folded into the
-    counts at once (no list of all pairs is kept)."""
-    keep = code >= 0
-    order = np.argsort(tix[keep], kind="stable")
-    t, lab, c = tix[keep][order], lix[keep][order], code[keep][order]
-    dense = n_labelers * n_labelers * k * k <= DENSE_PAIR_CELLS
-    size = n_labelers * n_labelers * k * k
-    acc = np.zeros(size if dense else 0, dtype=np.int64)
-    sparse_keys: list[np.ndarray] = []
-    d = 1
-    while d < len(t):
-        i = np.flatnonzero(t[:-d] == t[d:])
-        if len(i) == 0:
-            break
-        j = i + d
-        swap = lab[i] > lab[j]  # orient every pair as (lower index, higher index)
-        la, lb = np.where(swap, lab[j], lab[i]), np.where(swap, lab[i], lab[j])
-        ca, cb = np.where(swap, c[j], c[i]), np.where(swap, c[i], c[j])
-        key = ((la * n_labelers + lb) * k + ca) * k + cb
-        if dense:
-            acc += np.bincount(key, minlength=size)
-        else:
-            sparse_keys.append(key)
-        d += 1
-    if dense:
-        full = acc.reshape(n_labelers, n_labelers, k, k)
-        a, b = np.nonzero(full.sum(axis=(-1, -2)))
-        return PairTables(a, b, full[a, b])
-    if not sparse_keys:
-        return PairTables(np.zeros(0, np.int64), np.zeros(0, np.int64), np.zeros((0, k, k), np.int64))
-    keys, counts = np.unique(np.concatenate(sparse_keys), return_counts=True)
-    pair, cell = keys // (k * k), keys % (k * k)
-    pairs, p_idx = np.unique(pair, return_inverse=True)
-    tables = np.zeros((len(pairs), k * k), dtype=np.int64)
-    tables[p_idx, cell] = counts
-    return PairTables(pairs // n_labelers, pairs % n_labelers, tables.reshape(-1, k, k))
-
-
-def _cohen_from_tables(tables: np.ndarray) -> np.ndarray:
-    """Unweighted Cohen's kappa of a stack of k x k tables (vectorised ``agreement.cohen_kappa``)."""
-    n = tables.sum(axis=(-1, -2)).astype(float)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        p_o = np.trace(tables, axis1=-2, axis2=-1) / n
-        p_e = (tables.sum(axis=-1) * tables.sum(axis=-2)).sum(axis=-1) / (n * n)
-        return np.where((n > 0) & (p_e < 1), (p_o - p_e) / (1 - p_e), np.nan)
-
-
 def nominal_block(
     tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_tasks: int, n_labelers: int
 ) -> dict:
@@ -543,10 +476,10 @@ def nominal_block(
     block["fleiss_raters"] = modal
     block["fleiss_items"] = len(rows)
     block["fleiss_kappa"] = _finite(ag.fleiss_kappa(rows))
-    pt = pair_tables(tix, lix, code, k, n_labelers)
+    pt = ag.pair_tables(tix, lix, code, k, n_labelers)
     shared = pt.shared
     ok = shared >= MIN_PAIR_SHARED
-    kappas = _cohen_from_tables(pt.tables[ok])
+    kappas = ag.cohen_kappa_tables(pt.tables[ok])
     good = np.isfinite(kappas)
     if good.any():
         block["cohen_kappa_mean"] = _finite(float(np.average(kappas[good], weights=shared[ok][good])))
@@ -579,52 +512,8 @@ def ranking_block(tix: np.ndarray, lix: np.ndarray, ranks: np.ndarray, n_tasks: 
     counts = sparse.csr_matrix((np.ones(len(u_idx)), (u_idx, v_idx)), shape=(len(uniq_units), len(vals)))
     counts.sum_duplicates()
     block["krippendorff_alpha_ordinal"] = _finite(ag.krippendorff_alpha_from_counts(counts, vals, "ordinal"))
-    block["kendall_w_mean"], block["kendall_w_items"] = _mean_kendall_w(task, ranks)
+    block["kendall_w_mean"], block["kendall_w_items"] = ag.kendall_w_mean_by_task(task, ranks)
     return block
-
-
-def _mean_kendall_w(task: np.ndarray, ranks: np.ndarray) -> tuple[float | None, int]:
-    """Kendall's W per task (raters = the task's complete rankings), averaged over tasks with at
-    least two; vectorised per (raters, responses) shape, ties corrected as in ``agreement.kendall_w``."""
-    filled = (~np.isnan(ranks)).sum(axis=1)
-    order = np.lexsort((filled, task))
-    task, ranks, filled = task[order], ranks[order], filled[order]
-    _, start, m_per = np.unique(task, return_index=True, return_counts=True)
-    ws: list[np.ndarray] = []
-    for m in np.unique(m_per):
-        if m < 2:
-            continue
-        sel = start[m_per == m]
-        rows = sel[:, None] + np.arange(m)[None, :]  # (tasks, m)
-        block = ranks[rows]  # (tasks, m, K)
-        n_items = (~np.isnan(block)).sum(axis=2)
-        same_shape = (n_items == n_items[:, :1]).all(axis=1) & (n_items[:, 0] >= 2)
-        for n in np.unique(n_items[same_shape, 0]):
-            b = block[same_shape & (n_items[:, 0] == n)]
-            mask = ~np.isnan(b[0, 0])
-            if not (~np.isnan(b) == mask).all():  # same responses ranked by everyone
-                continue
-            r = b[:, :, mask]
-            r_sum = r.sum(axis=1)
-            s = ((r_sum - r_sum.mean(axis=1, keepdims=True)) ** 2).sum(axis=1)
-            ties = _tie_term(r)
-            den = m * m * (n**3 - n) - m * ties
-            with np.errstate(invalid="ignore", divide="ignore"):
-                ws.append(np.where(den > 0, 12 * s / den, np.nan))
-    if not ws:
-        return None, 0
-    w = np.concatenate(ws)
-    w = w[np.isfinite(w)]
-    return (_finite(float(w.mean())) if len(w) else None), len(w)
-
-
-def _tie_term(ranks: np.ndarray) -> np.ndarray:
-    """Sum over raters and tie groups of t^3 - t, for rank rows (tasks, raters, n)."""
-    # Average ranks make every member of a tie group equal; count each value's multiplicity.
-    eq = ranks[..., :, None] == ranks[..., None, :]
-    mult = eq.sum(axis=-1).astype(float)  # t for every member of a group of size t
-    # each group contributes (t^3 - t); spread over its t members: (t^2 - 1) each
-    return (mult**2 - 1).sum(axis=(-1, -2))
 
 
 # ------------------------------------------------------------------------------------------------
@@ -802,11 +691,11 @@ def _over_time(data: ReportData, loo: ag.LabelerAgreement) -> dict:
 
 def _pairs(data: ReportData, usernames: dict[int, str]) -> list[dict]:
     k = len(_categories(data))
-    pt = pair_tables(data.tix, data.lix, data.code, k, len(data.labeler_ids))
+    pt = ag.pair_tables(data.tix, data.lix, data.code, k, len(data.labeler_ids))
     shared = pt.shared
     ok = np.flatnonzero(shared >= MIN_PAIR_SHARED)
     ok = ok[np.argsort(-shared[ok], kind="stable")][:MAX_PAIRS]
-    kappas = _cohen_from_tables(pt.tables[ok])
+    kappas = ag.cohen_kappa_tables(pt.tables[ok])
     rows = []
     for pos, kappa in zip(ok.tolist(), kappas.tolist(), strict=True):
         a, b = data.labeler_ids[pt.a[pos]], data.labeler_ids[pt.b[pos]]
@@ -1081,29 +970,21 @@ def report_snapshot_compute(*, snapshot_id: int) -> ReportSnapshot | None:
     try:
         data = report_build(snapshot.project)
     except Exception as exc:
-        ReportSnapshot.objects.filter(pk=snapshot.pk).update(
-            state=ReportSnapshot.State.FAILED,
-            error=f"{type(exc).__name__}: {exc}"[:5000],
-            computed_at=timezone.now(),
-        )
+        job_fail(snapshot, exc)
         logger.exception("report %s for project %s failed", snapshot.pk, snapshot.project_id)
         raise
-    snapshot.data = data
-    snapshot.state = ReportSnapshot.State.READY
-    snapshot.annotation_count = data["totals"]["annotations"]
-    snapshot.computed_at = timezone.now()
-    snapshot.duration_ms = int((time.perf_counter() - started) * 1000)
-    snapshot.error = ""
-    snapshot.save(update_fields=["data", "state", "annotation_count", "computed_at", "duration_ms", "error"])
-    return snapshot
+    return job_finish(
+        snapshot,
+        data=data,
+        annotation_count=data["totals"]["annotations"],
+        duration_ms=int((time.perf_counter() - started) * 1000),
+    )
 
 
 @transaction.atomic
-def report_request(*, project: Project, requested_by: AbstractBaseUser | None) -> ReportSnapshot:
+def report_request(*, project: Project, actor: AbstractBaseUser | None) -> ReportSnapshot:
     """Ask for a fresh report, computed by the Celery worker (enqueued when this commits). A
     request while another is still pending returns that one instead of queueing twice."""
-    from annotate.tasks import report_compute
-
     Project.objects.select_for_update().filter(pk=project.pk).first()
     pending = report_pending(project=project)
     if pending is not None:
@@ -1111,27 +992,27 @@ def report_request(*, project: Project, requested_by: AbstractBaseUser | None) -
     snapshot = ReportSnapshot.objects.create(
         project=project,
         state=ReportSnapshot.State.PENDING,
-        requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+        requested_by=audit_actor(actor),
     )
-    outbox_enqueue("annotate.report_compute", snapshot.pk, send=lambda: report_compute.delay(snapshot.pk))
+    outbox_enqueue("annotate.report_compute", snapshot.pk)
     return snapshot
 
 
-def report_compute_now(*, project: Project, requested_by: AbstractBaseUser | None) -> ReportSnapshot:
+def report_compute_now(*, project: Project, actor: AbstractBaseUser | None) -> ReportSnapshot:
     """Compute a report in this process (small projects) and store it as the latest snapshot."""
     snapshot = ReportSnapshot.objects.create(
         project=project,
         state=ReportSnapshot.State.PENDING,
-        requested_by=requested_by if requested_by is not None and requested_by.is_authenticated else None,
+        requested_by=audit_actor(actor),
     )
     return report_snapshot_compute(snapshot_id=snapshot.pk)
 
 
-def report_refresh(*, project: Project, requested_by: AbstractBaseUser | None) -> ReportSnapshot:
+def report_refresh(*, project: Project, actor: AbstractBaseUser | None) -> ReportSnapshot:
     """Recompute: in the request for small projects, through Celery for large ones."""
     if Annotation.objects.filter(task__project=project).count() < sync_max_annotations():
-        return report_compute_now(project=project, requested_by=requested_by)
-    return report_request(project=project, requested_by=requested_by)
+        return report_compute_now(project=project, actor=actor)
+    return report_request(project=project, actor=actor)
 
 
 def report_for_page(
@@ -1142,7 +1023,7 @@ def report_for_page(
     latest = report_latest(project=project)
     pending = report_pending(project=project)
     if latest is None and pending is None:
-        snap = report_refresh(project=project, requested_by=user)
+        snap = report_refresh(project=project, actor=user)
         if snap.state == ReportSnapshot.State.READY:
             latest = snap
         else:
@@ -1174,10 +1055,9 @@ def tasks_send_back(
         raise InvalidInput(f"Send back at most {MAX_SEND_BACK_TASKS} tasks at a time.", field="task_ids")
     qs = Task.objects.filter(project=project, pk__in=ids, target_labels__lt=MAX_TARGET_LABELS)
     changed = qs.update(target_labels=Least(F("target_labels") + extra_labels, MAX_TARGET_LABELS))
-    AuditEvent.objects.create(
-        actor=actor if actor is not None and actor.is_authenticated else None,
+    audit_record(
+        actor=actor,
         project=project,
-        target_type="annotate.task",
         action="tasks.send_back",
         details={
             "tasks": changed,

@@ -23,7 +23,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.services.audit import audit_record
+from core.audit import audit_record
 
 MAX_REASON = 500
 

@@ -16,7 +16,8 @@ from django.db.models import Q
 from django.utils import timezone
 
 from annotate.errors import InvalidInput, NotFound
-from annotate.models import ApiToken, AuditEvent, Project
+from annotate.models import ApiToken, Project
+from core.audit import audit_record
 
 TOKEN_PREFIX = "ph_"
 LAST_USED_RESOLUTION = timedelta(minutes=1)
@@ -46,22 +47,20 @@ def token_create(
     )
     if projects:
         token.projects.set(projects)
-    AuditEvent.objects.create(
-        actor=user, action="api_token.create", target_type="api_token", target_id=str(token.pk),
+    audit_record(
+        actor=user, project=None, action="api_token.create", target=token,
         details={"name": name, "projects": [p.slug for p in projects or []]},
     )  # fmt: skip
     return token, secret
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, by: AbstractBaseUser | None = None) -> ApiToken:
+def token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> ApiToken:
     """Revoke a token (idempotent)."""
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
-        AuditEvent.objects.create(
-            actor=by, action="api_token.revoke", target_type="api_token", target_id=str(token.pk), details={}
-        )
+        audit_record(actor=actor, project=None, action="api_token.revoke", target=token)
     return token
 
 
@@ -69,7 +68,7 @@ def token_revoke_by_id(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
     token = ApiToken.objects.filter(pk=token_id, user=user).first()
     if token is None:
         raise NotFound("No such token.")
-    return token_revoke(token=token, by=user)
+    return token_revoke(token=token, actor=user)
 
 
 def token_authenticate(*, secret: str, now: datetime | None = None) -> ApiToken | None:

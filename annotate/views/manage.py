@@ -27,14 +27,9 @@ from annotate.forms import (
 )
 from annotate.models import Membership
 from annotate.rendering import render_markdown
-from annotate.services.imports import ImportFailed
-from annotate.services.manage import (
-    guideline_publish_by,
-    member_add,
-    member_deactivate,
-    project_settings_change,
-    prompts_import_by,
-)
+from annotate.services.guidelines import guideline_publish
+from annotate.services.imports import ImportFailed, prompts_import
+from annotate.services.manage import member_add, member_deactivate, project_settings_change
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
 
@@ -136,7 +131,7 @@ def manage_guidelines(request: HttpRequest, access: ProjectAccess) -> HttpRespon
                 )
             else:
                 try:
-                    guideline = guideline_publish_by(
+                    guideline = guideline_publish(
                         project=project,
                         actor=request.user,
                         body=body,
@@ -408,7 +403,7 @@ def _manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             if form.cleaned_data["pairs_per_prompt"]:
                 options["pairs_per_prompt"] = form.cleaned_data["pairs_per_prompt"]
             try:
-                report = prompts_import_by(
+                report = prompts_import(
                     project=project,
                     actor=request.user,
                     stream=upload.open("rb"),

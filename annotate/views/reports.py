@@ -113,7 +113,7 @@ def _csv_cell(value: object) -> object:
 def report_recompute(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     try:
-        snap = reports.report_refresh(project=project, requested_by=request.user)
+        snap = reports.report_refresh(project=project, actor=request.user)
     except Exception:  # the failure is recorded on the snapshot; the page says so
         messages.error(request, "Computing the report failed; the error was logged.")
         return redirect("reports:project", slug=project.slug)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "csp",
+    "core",
     "annotate",
     "generation",
     "training",
@@ -186,10 +187,10 @@ REST_FRAMEWORK = {
         "annotate.authentication.BearerTokenAuthentication",  # first: 401 + WWW-Authenticate when refused
         "rest_framework.authentication.SessionAuthentication",
     ],
-    "EXCEPTION_HANDLER": "annotate.apis.api_exception_handler",
+    "EXCEPTION_HANDLER": "core.api.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     # Per-user rate limits on the write endpoints that cost the most (ScopedRateThrottle scopes).
     "DEFAULT_THROTTLE_RATES": {

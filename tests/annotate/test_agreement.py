@@ -555,3 +555,21 @@ def test_many_distinct_values_still_work_for_nominal_and_interval():
     assert ag.krippendorff_alpha(data, "nominal") < 0.01
     with pytest.raises(ValueError, match="distinct values"):
         ag.krippendorff_alpha(data, "ordinal")
+
+
+def test_one_kendall_w_behind_the_function_and_the_report_mean():
+    """The report had its own vectorised copy of Kendall's W; both now run ``kendall_w_ranked``,
+    so per-task W from ``kendall_w`` and the report's mean agree, ties included."""
+    rng = np.random.default_rng(3)
+    tasks, rows, expected = [], [], []
+    for t in range(40):
+        m, n = int(rng.integers(2, 5)), int(rng.integers(2, 5))
+        scores = rng.integers(0, 3, size=(m, n)).astype(float)  # small range: many ties
+        w = ag.kendall_w(scores)
+        if np.isfinite(w):
+            expected.append(w)
+        for row in sps.rankdata(scores, axis=1):
+            tasks.append(t)
+            rows.append(np.concatenate([row, np.full(4 - n, np.nan)]))
+    mean, count = ag.kendall_w_mean_by_task(np.array(tasks), np.array(rows))
+    assert count == len(expected) and mean == pytest.approx(np.mean(expected))

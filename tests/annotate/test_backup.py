@@ -46,7 +46,7 @@ def _canonical(project):
 def test_dump_and_restore_round_trip(make_project, labeler_in, make_user):
     project = make_project(overlap=2, dimensions=["Helpfulness"])
     add_tasks(project, prompts=4)
-    g = guideline_publish(project=project, author=make_user("boss"), body="Be <b>kind</b>.")
+    g = guideline_publish(project=project, actor=make_user("boss"), body="Be <b>kind</b>.")
     labelers = [labeler_in(project, f"lab{i}") for i in range(2)]
     for user in labelers:
         guideline_acknowledge(guideline=g, user=user)

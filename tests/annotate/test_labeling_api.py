@@ -84,7 +84,7 @@ def test_bad_values_are_400_with_the_field(api, make_project, labeler_in):
 def test_guidelines_gate_and_acknowledge(api, make_project, labeler_in, make_user):
     project = make_project()
     add_tasks(project, prompts=1)
-    guideline_publish(project=project, author=make_user(), body="Be kind.")
+    guideline_publish(project=project, actor=make_user(), body="Be kind.")
     alice = labeler_in(project)
     api.force_authenticate(alice)
     body = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()

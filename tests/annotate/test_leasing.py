@@ -221,14 +221,14 @@ def test_guidelines_must_be_acknowledged_before_submitting(make_project, labeler
     add_tasks(project, prompts=2)
     manager = make_user()
     alice = labeler_in(project)
-    v1 = guideline_publish(project=project, author=manager, body="# Prefer honest answers")
+    v1 = guideline_publish(project=project, actor=manager, body="# Prefer honest answers")
     lease = task_claim_next(project=project, labeler=alice)
     with pytest.raises(GuidelineNotAcknowledged):
         annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left")
     guideline_acknowledge(guideline=v1, user=alice)
     annotation, _ = annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left")
     assert annotation.guideline_id == v1.pk
-    v2 = guideline_publish(project=project, author=manager, body="# Prefer honest, short answers")
+    v2 = guideline_publish(project=project, actor=manager, body="# Prefer honest, short answers")
     assert v2.version == 2
     lease2 = task_claim_next(project=project, labeler=alice)
     with pytest.raises(GuidelineNotAcknowledged):

@@ -418,7 +418,7 @@ def test_recompute_through_celery(seeded, celery_eager, django_capture_on_commit
     run eagerly here, the task fills the snapshot in."""
     project, _, manager, anns = seeded
     with django_capture_on_commit_callbacks(execute=True) as callbacks:
-        snap = reports.report_request(project=project, requested_by=manager)
+        snap = reports.report_request(project=project, actor=manager)
         assert snap.state == ReportSnapshot.State.PENDING
     assert len(callbacks) == 1
     snap.refresh_from_db()
@@ -432,8 +432,8 @@ def test_recompute_through_celery(seeded, celery_eager, django_capture_on_commit
 def test_pending_request_is_not_queued_twice(seeded, django_capture_on_commit_callbacks):
     project, _, manager, _ = seeded
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        first = reports.report_request(project=project, requested_by=manager)
-        second = reports.report_request(project=project, requested_by=manager)
+        first = reports.report_request(project=project, actor=manager)
+        second = reports.report_request(project=project, actor=manager)
     assert first == second and len(callbacks) == 1
 
 

@@ -80,7 +80,7 @@ def test_home_lists_own_projects_with_progress(client, pairwise, make_project):
 def test_guidelines_must_be_acknowledged_before_labeling(client, pairwise, manager_of):
     project, labeler = pairwise
     guideline = guideline_publish(
-        project=project, author=manager_of(project), body="# Be kind\n\nJudge **helpfulness**."
+        project=project, actor=manager_of(project), body="# Be kind\n\nJudge **helpfulness**."
     )
     login(client, labeler)
     response = client.get(reverse("annotate:label", args=[project.slug]))
@@ -214,7 +214,7 @@ def test_service_errors_come_back_as_json_with_their_status(client, pairwise, ma
     response = client.post(url, data="{not json", content_type="application/json")
     assert response.status_code == 400
 
-    guideline_publish(project=project, author=manager_of(project), body="New rules")
+    guideline_publish(project=project, actor=manager_of(project), body="New rules")
     response = post_json(client, url, {"choice": "left"})
     assert response.status_code == 409 and response.json()["error"] == "guideline_not_acknowledged"
     pending = client.get(reverse("annotate:guideline_current", args=[project.slug])).json()

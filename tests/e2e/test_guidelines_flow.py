@@ -35,7 +35,7 @@ def test_new_guideline_version_must_be_acknowledged_mid_session(
     make_tasks(project, count=3)
     labeler = labeler_in(project, "dana")
     manager = labeler_in(project, "erin", role=Role.MANAGER)
-    v1 = guideline_publish(project=project, author=manager, body=V1)
+    v1 = guideline_publish(project=project, actor=manager, body=V1)
     guideline_acknowledge(guideline=v1, user=labeler)
 
     # The labeler is working.
@@ -107,7 +107,7 @@ def test_manager_screens_render_without_csp_errors(page, make_project, labeler_i
     make_tasks(project, count=4)
     manager = labeler_in(project, "fay", role=Role.MANAGER)
     labeler_in(project, "gus")
-    guideline_publish(project=project, author=manager, body=V1)
+    guideline_publish(project=project, actor=manager, body=V1)
     login(page, "fay")
     for path, name in (
         ("manage/", "manage-progress"),

@@ -27,7 +27,7 @@ def _start(page, project, username="alice"):
 
 def _ready_labeler(project, labeler_in, make_user, username="alice"):
     user = labeler_in(project, username)
-    guideline = guideline_publish(project=project, author=make_user(), body="# Judge carefully")
+    guideline = guideline_publish(project=project, actor=make_user(), body="# Judge carefully")
     guideline_acknowledge(guideline=guideline, user=user)
     return user
 

@@ -74,7 +74,7 @@ def test_pairwise_labeling_end_to_end(page, make_project, labeler_in, make_user,
     )
     make_tasks(project, count=5)
     labeler = labeler_in(project, "alice")
-    guideline_publish(project=project, author=make_user("manager"), body=GUIDELINES)
+    guideline_publish(project=project, actor=make_user("manager"), body=GUIDELINES)
 
     page.goto("/accounts/login/")
     screenshot(page, "login", full_page=False)
@@ -211,7 +211,7 @@ def test_help_and_guidelines_are_one_key_away(page, make_project, labeler_in, ma
     project = make_project(name="Shortcuts")
     make_tasks(project, count=2)
     labeler_in(project, "bob")
-    guideline = guideline_publish(project=project, author=make_user("m"), body="Be **fair**.")
+    guideline = guideline_publish(project=project, actor=make_user("m"), body="Be **fair**.")
     guideline_acknowledge(guideline=guideline, user=get_user_model().objects.get(username="bob"))
     login(page, "bob")
     page.goto(f"/projects/{project.slug}/label/")

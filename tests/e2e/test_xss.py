@@ -63,7 +63,7 @@ def test_hostile_candidates_render_as_inert_text(page, live_server, make_project
         make_task_with(project, chunk, conversation=HOSTILE_CONVERSATION, external_id=f"x{i}")
     manager = labeler_in(project, "mallory", role=Role.MANAGER)
     labeler_in(project, "ivan")
-    guideline_publish(project=project, author=manager, body="\n\n".join(CORPUS))
+    guideline_publish(project=project, actor=manager, body="\n\n".join(CORPUS))
 
     login(page, "ivan")
     page.goto(f"/projects/{project.slug}/label/")

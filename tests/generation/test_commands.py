@@ -74,7 +74,7 @@ def test_generate_enqueues_by_default(
     add_prompts(research_project, 4, tags=["a"])
     services.endpoint_create(name="e1", backend="transformers", model="/m", project=research_project)
     sent = []
-    monkeypatch.setattr(services, "enqueue_batches", lambda ids: sent.extend(ids))
+    monkeypatch.setattr("core.outbox.send_task", lambda name, args: sent.extend(args))
     with django_capture_on_commit_callbacks(execute=True):
         call_command(
             "generate",

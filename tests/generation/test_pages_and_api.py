@@ -16,7 +16,7 @@ from tests.generation.conftest import add_prompts
 def _no_broker(monkeypatch):
     """Jobs created through pages and the API are enqueued on commit; record instead of sending."""
     sent = []
-    monkeypatch.setattr(services, "enqueue_batches", lambda ids: sent.extend(ids))
+    monkeypatch.setattr("core.outbox.send_task", lambda name, args: sent.extend(args))
     return sent
 
 

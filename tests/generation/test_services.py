@@ -104,7 +104,7 @@ def test_job_create_enqueues_on_commit(
 ):
     add_prompts(research_project, 3)
     sent = []
-    monkeypatch.setattr(services, "enqueue_batches", lambda ids: sent.extend(ids))
+    monkeypatch.setattr("core.outbox.send_task", lambda name, args: sent.extend(args))
     with django_capture_on_commit_callbacks(execute=True):
         job = services.job_create(project=research_project, endpoints=[endpoint], k=2, batch_size=2)
     assert sent == list(
@@ -404,7 +404,7 @@ def test_job_requeue_sends_pending_batches(
     first, second = GenerationBatch.objects.filter(job=job).order_by("index")
     services.batch_run(batch_id=first.pk)
     sent = []
-    monkeypatch.setattr(services, "enqueue_batches", lambda ids: sent.extend(ids))
+    monkeypatch.setattr("core.outbox.send_task", lambda name, args: sent.extend(args))
     with django_capture_on_commit_callbacks(execute=True):
         assert services.job_requeue(job=job) == 1
     assert sent == [second.pk]

@@ -83,7 +83,7 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(labelled_project
             "max_length": 96,
             "logging_steps": 2,
         },
-        created_by=researcher,
+        actor=researcher,
         enqueue=False,
     )
     reward_run = run_execute(run_id=reward_run.pk)
@@ -111,7 +111,7 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(labelled_project
             "logging_steps": 1,
             "max_length": 96,
         },
-        created_by=researcher,
+        actor=researcher,
         enqueue=False,
     )
     ppo_run = run_execute(run_id=ppo_run.pk)
@@ -120,7 +120,7 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(labelled_project
     assert steps[:3] == [1, 2, 3]
     assert "eval_reward" in ppo_run.metrics["final"] and "eval_before_reward" in ppo_run.metrics["final"]
 
-    endpoint = run_register_endpoint(run=ppo_run, created_by=researcher)
+    endpoint = run_register_endpoint(run=ppo_run, actor=researcher)
     assert endpoint.backend == "transformers" and Path(endpoint.model) == Path(ppo_run.output_path)
 
     if importlib.util.find_spec("generation.services") is None:  # the generation app is built in parallel
@@ -143,7 +143,7 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(labelled_project
     from generation.services import job_create, job_run_inline
 
     tasks_before = Task.objects.filter(project=project).count()
-    job = job_create(project=project, endpoints=[endpoint], k=2, enqueue=False, created_by=researcher)
+    job = job_create(project=project, endpoints=[endpoint], k=2, enqueue=False, actor=researcher)
     job = job_run_inline(job=job)
     assert job.state == "done", job.error
     new = Candidate.objects.filter(endpoint=endpoint, generation_job=job)

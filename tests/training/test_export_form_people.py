@@ -37,7 +37,7 @@ def test_export_form_takes_usernames(client, setup, monkeypatch):
     project, researcher, alice, bob = setup
     seen = {}
 
-    def fake_create(*, project, format, file_type, options, created_by, **_):
+    def fake_create(*, project, format, file_type, options, **_):
         seen.update(options)
         return Export.objects.create(
             project=project, version=1, format=format, file_type=file_type, options={}

@@ -40,7 +40,7 @@ def annotated(make_project, labeler_in):
     """A pairwise project: 12 prompts x 3 candidates (36 pair tasks), 3 labelers on every task,
     a harmlessness rating, one gold task, one flagged annotation, some ties."""
     project = make_project(overlap=3, dimensions=["Harmless"])
-    guideline = guideline_publish(project=project, author=None, body="Prefer the helpful answer.")
+    guideline = guideline_publish(project=project, actor=None, body="Prefer the helpful answer.")
     tasks = add_tasks(project, prompts=12, candidates_per_prompt=3)
     labelers = [labeler_in(project) for _ in range(3)]
     rows = []
@@ -239,10 +239,10 @@ def test_failed_export_is_recorded_and_leaves_nothing(annotated):
 
 
 def test_create_enqueues_on_commit(annotated, django_capture_on_commit_callbacks):
-    with mock.patch("training.tasks.exports.export_run_task.delay") as delay:
+    with mock.patch("core.outbox.send_task") as delay:
         with django_capture_on_commit_callbacks(execute=True):
             export = export_create(project=annotated, format="openai", options={"test_size": 0.1})
-        delay.assert_called_once_with(export.pk)
+        delay.assert_called_once_with("training.export_run", [export.pk])
     assert export.state == ExportState.QUEUED and export.version == 1
     from training.tasks.exports import export_run_task
 
@@ -333,7 +333,7 @@ def test_researcher_pages_create_view_download(
     url = reverse("training:export_list", args=[annotated.slug])
     page = client.get(url)
     assert page.status_code == 200 and b"New export" in page.content
-    patch = mock.patch("training.tasks.exports.export_run_task.delay")
+    patch = mock.patch("core.outbox.send_task")
     with patch as delay, django_capture_on_commit_callbacks(execute=True):
         resp = client.post(url, {"format": "trl", "file_type": "jsonl", "pairing": "all_pairs", "ties": "drop",
                                      "aggregate": "none", "min_votes": 1, "min_agreement": 0, "test_size": 0.2,
@@ -342,7 +342,7 @@ def test_researcher_pages_create_view_download(
     assert resp.status_code == 302 and resp["Location"] == reverse(
         "training:export_detail", args=[annotated.slug, 1]
     )
-    delay.assert_called_once_with(export.pk)
+    delay.assert_called_once_with("training.export_run", [export.pk])
     assert export.created_by == researcher and export.options["test_size"] == 0.2
     export_run(export_id=export.pk)
     detail = client.get(resp["Location"])
@@ -400,7 +400,9 @@ def test_export_pages_are_for_researchers_of_the_project(
     other = make_project()
     client.force_login(labeler_in(other, role="researcher"))
     assert [client.get(u).status_code for u in urls] == [404] * 4
-    client.force_login(labeler_in(annotated, role="manager"))
+    client.force_login(labeler_in(annotated, role="manager"))  # managers run the project, not exports
+    assert [client.get(u).status_code for u in urls] == [403] * 4
+    client.force_login(labeler_in(annotated, role="researcher"))
     assert [client.get(u).status_code for u in urls] == [200] * 4
     client.logout()
     assert all(client.get(u).status_code == 302 for u in urls)

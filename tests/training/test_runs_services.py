@@ -388,7 +388,7 @@ def test_a_run_whose_export_vanished_fails_cleanly(project, fake_runner):
 
 def test_register_endpoint_closes_the_loop(project, make_user):
     policy = _done_run(project, "ppo")
-    endpoint = run_register_endpoint(run=policy, created_by=make_user())
+    endpoint = run_register_endpoint(run=policy, actor=make_user())
     assert endpoint.backend == "transformers" and endpoint.model == policy.output_path
     assert endpoint.project == project
     assert run_register_endpoint(run=policy) == endpoint  # idempotent

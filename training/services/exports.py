@@ -42,7 +42,6 @@ from annotate.models import (
     Adjudication,
     Annotation,
     AnnotationReview,
-    AuditEvent,
     Dimension,
     Guideline,
     Project,
@@ -51,7 +50,9 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.services.outbox import outbox_enqueue
+from core.audit import audit_actor, audit_record
+from core.jobs import job_fail, job_finish
+from core.outbox import outbox_enqueue
 from training.compiler import (
     AnnotationRecord,
     CompileStats,
@@ -292,7 +293,7 @@ def export_create(
     format: str,
     file_type: str = "jsonl",
     options: dict | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
 ) -> Export:
     """Record a queued export (the next version of the project) and, with ``enqueue``, hand it to
@@ -308,20 +309,17 @@ def export_create(
         file_type=file_type,
         options=opts.as_dict(),
         state=ExportState.QUEUED,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
-    AuditEvent.objects.create(
+    audit_record(
+        actor=actor,
         project=project,
-        actor=export.created_by,
         action="export.create",
-        target_type="export",
-        target_id=str(export.pk),
+        target=export,
         details={"version": version, "format": format, "file_type": file_type, "options": export.options},
     )
     if enqueue:
-        from training.tasks.exports import export_run_task
-
-        outbox_enqueue("training.export_run", export.pk, send=lambda: export_run_task.delay(export.pk))
+        outbox_enqueue("training.export_run", export.pk)
     return export
 
 
@@ -366,21 +364,16 @@ def export_run(*, export_id: int, progress: Callable[[int], None] | None = None)
         tmp.rename(final)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        Export.objects.filter(pk=export.pk).update(
-            state=ExportState.FAILED, error=f"{type(exc).__name__}: {exc}"[:5000], finished_at=timezone.now()
-        )
+        job_fail(export, exc)
         logger.exception("export %s failed", export.pk)
         raise
-    Export.objects.filter(pk=export.pk).update(
-        state=ExportState.DONE,
+    return job_finish(
+        export,
         manifest=manifest,
         content_hash=manifest["content_hash"],
         path=str(final),
         row_count=manifest["counts"]["rows"],
-        finished_at=timezone.now(),
     )
-    export.refresh_from_db()
-    return export
 
 
 def _write_export(export: Export, out: Path, progress: Callable[[int], None] | None) -> dict:

@@ -53,8 +53,12 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Project, Prompt
-from annotate.services.audit import audit_record
+from core import jobs
+from core.audit import audit_actor, audit_record
+from core.jobs import job_finish
+from core.outbox import outbox_enqueue
 from core.paths import CONFIG, DATASET, user_model, user_path
+from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.common import parse_event, remove_stale_tmp
 from training.runners.configs import ConfigError, config_fields, config_for
@@ -64,7 +68,7 @@ log = logging.getLogger(__name__)
 
 POLICY_KINDS = (RunKind.DPO, RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
 RL_KINDS = (RunKind.PPO, RunKind.RLOO, RunKind.GRPO)
-FINAL_STATES = (RunState.DONE, RunState.FAILED, RunState.CANCELLED)
+FINAL_STATES = jobs.FINAL_STATES
 # Options the platform fills in; a run's config may not set them.
 PLATFORM_KEYS = frozenset(
     {
@@ -173,7 +177,7 @@ def run_create(
     reward_run: TrainingRun | None = None,
     reward_model: str = "",
     config: dict | None = None,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
     restrict_dataset_path: bool = True,
 ) -> TrainingRun:
@@ -261,10 +265,10 @@ def run_create(
         base_run=base_run,
         reward_run=reward_run,
         config=cfg,
-        created_by=created_by if created_by is not None and created_by.is_authenticated else None,
+        created_by=audit_actor(actor),
     )
     audit_record(
-        actor=created_by, project=project, action="training.run_create", target=run,
+        actor=actor, project=project, action="training.run_create", target=run,
         details={"kind": kind, "base_model": base_model, "export": export.version if export else None},
     )  # fmt: skip
     root = runs_root(project)
@@ -272,28 +276,19 @@ def run_create(
     run.log_path = str(root / f"run-{run.pk}.log")
     run.save(update_fields=["output_path", "log_path"])
     if enqueue:
-        transaction.on_commit(lambda: _enqueue(run.pk))
+        outbox_enqueue("training.tasks.runs.run_execute", run.pk)
     return run
 
 
-def _enqueue(run_id: int) -> None:
-    from training.tasks.runs import run_execute as task
-
-    task.delay(run_id)
-
-
 @transaction.atomic
-def run_cancel(*, run: TrainingRun, cancelled_by: AbstractBaseUser | None = None) -> TrainingRun:
+def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> TrainingRun:
     """A queued run is cancelled at once; a running one is asked to stop (the worker stops it)."""
     run = TrainingRun.objects.select_for_update().get(pk=run.pk)
-    audit_record(actor=cancelled_by, project=run.project, action="training.run_cancel", target=run)
+    audit_record(actor=actor, project=run.project, action="training.run_cancel", target=run)
     if run.state in FINAL_STATES:
         raise Conflict(f"This run is already {run.get_state_display().lower()}.")
     if run.state == RunState.QUEUED:
-        run.state = RunState.CANCELLED
-        run.finished_at = timezone.now()
-        run.cancel_requested = True
-        run.save(update_fields=["state", "finished_at", "cancel_requested"])
+        job_finish(run, state=RunState.CANCELLED, cancel_requested=True)
     elif not run.cancel_requested:
         run.cancel_requested = True
         run.save(update_fields=["cancel_requested"])
@@ -301,9 +296,7 @@ def run_cancel(*, run: TrainingRun, cancelled_by: AbstractBaseUser | None = None
 
 
 @transaction.atomic
-def run_register_endpoint(
-    *, run: TrainingRun, name: str = "", created_by: AbstractBaseUser | None = None
-) -> Any:
+def run_register_endpoint(*, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None) -> Any:
     """Register a finished policy run's model as a ``transformers`` generation endpoint of its
     project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
     run = (
@@ -320,24 +313,12 @@ def run_register_endpoint(
     if not run.output_path or not (Path(run.output_path) / "config.json").is_file():
         raise NotFound("The run's model files are missing.")
     name = slugify(name or f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
-    user = created_by if created_by is not None and created_by.is_authenticated else None
-    try:
-        from generation.services import endpoint_create
-    except ImportError:  # the generation app's services are optional here: write the row directly
-        from generation.models import ModelEndpoint
-
-        if not name or ModelEndpoint.objects.filter(name=name).exists():
-            raise Conflict(f"An endpoint named {name!r} already exists.", field="name") from None
-        endpoint = ModelEndpoint.objects.create(
-            name=name, backend="transformers", model=run.output_path, project=run.project, created_by=user
-        )
-    else:
-        endpoint = endpoint_create(
-            name=name, backend="transformers", model=run.output_path, project=run.project, created_by=user
-        )
+    endpoint = endpoint_create(
+        name=name, backend="transformers", model=run.output_path, project=run.project, actor=actor
+    )
     run.registered_endpoint = endpoint
     audit_record(
-        actor=created_by, project=run.project, action="training.run_register", target=run,
+        actor=actor, project=run.project, action="training.run_register", target=run,
         details={"endpoint": endpoint.name},
     )  # fmt: skip
     run.save(update_fields=["registered_endpoint"])
@@ -360,9 +341,7 @@ def _finish(run: TrainingRun, state: str, *, error: str = "", final: dict | None
     metrics = dict(run.metrics or {})
     if final is not None:
         metrics["final"] = final
-    TrainingRun.objects.filter(pk=run.pk).update(
-        state=state, error=error[:20000], finished_at=timezone.now(), pid=None, metrics=metrics
-    )
+    job_finish(run, state=state, error=error, pid=None, metrics=metrics)
 
 
 def _write_prompts(run: TrainingRun, path: Path) -> None:

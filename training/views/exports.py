@@ -89,7 +89,7 @@ def export_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                     format=form.cleaned_data["format"],
                     file_type=form.cleaned_data["file_type"],
                     options=form.options(),
-                    created_by=request.user,
+                    actor=request.user,
                 )
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)

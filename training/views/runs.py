@@ -102,7 +102,7 @@ def run_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                     base_run=runs.get(data["base_run"]),
                     reward_run=runs.get(data["reward_run"]),
                     config=data["config"],
-                    created_by=request.user,
+                    actor=request.user,
                 )
             except ServiceError as exc:
                 form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -158,7 +158,7 @@ def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) ->
 def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     try:
         run = _run_for(access, run_id)
-        run_cancel(run=run, cancelled_by=request.user)
+        run_cancel(run=run, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
@@ -171,7 +171,7 @@ def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) ->
 def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     try:
         run = _run_for(access, run_id)
-        endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), created_by=request.user)
+        endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

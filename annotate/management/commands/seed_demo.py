@@ -177,7 +177,7 @@ class Command(BaseCommand):
                 )
                 guideline_publish(
                     project=project,
-                    author=users["manager"][0],
+                    actor=users["manager"][0],
                     body=GUIDELINES if kind == "pairwise" else RANKING_GUIDELINES,
                     change_note="First version",
                 )

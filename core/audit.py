@@ -1,4 +1,9 @@
-"""The audit trail: who changed what in a project (guidelines, members, settings, imports...)."""
+"""The audit trail: who changed what in a project (guidelines, members, settings, imports, exports,
+jobs, runs, tokens).
+
+Services take the keyword ``actor`` (the user acting, or None for the system and the command line)
+and call ``audit_record`` themselves, inside the transaction of the change they record, so the
+trail never claims a change that was rolled back, nor misses one. Nothing else writes events."""
 
 from __future__ import annotations
 
@@ -16,6 +21,11 @@ def _jsonable(value: object) -> object:
     return json.loads(json.dumps(value, cls=DjangoJSONEncoder))
 
 
+def audit_actor(actor: AbstractBaseUser | None) -> AbstractBaseUser | None:
+    """The user to credit with a change: None for the system, the command line or anonymous."""
+    return actor if actor is not None and getattr(actor, "is_authenticated", False) else None
+
+
 def audit_record(
     *,
     actor: AbstractBaseUser | None,
@@ -27,10 +37,9 @@ def audit_record(
     """Write one audit event. ``action`` is dotted (``guideline.publish``, ``membership.add``...);
     ``target`` is the row acted on (its model label and primary key are kept, not a foreign key,
     so the event outlives it). Call it inside the transaction of the change it records."""
-    actor = actor if actor is not None and getattr(actor, "is_authenticated", False) else None
     return AuditEvent.objects.create(
         project=project,
-        actor=actor,
+        actor=audit_actor(actor),
         action=action[:64],
         target_type=target._meta.label_lower[:64] if target is not None else "",
         target_id=str(target.pk)[:64] if target is not None else "",

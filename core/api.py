@@ -1,0 +1,96 @@
+"""API plumbing every DRF view shares: the error schema, the exception handler that produces it,
+and the pagination (``REST_FRAMEWORK`` in settings names both).
+
+Every 4xx answers one shape::
+
+    {"error": "<code>", "detail": "<message>"[, "field": "<name>"][, "details": {...}]}
+
+``ServiceError`` carries its own code, field and details; DRF's own errors (validation,
+authentication, permission, throttling, parse errors) are mapped onto the same keys, with a
+validation error's full per-field messages under ``details``.
+
+This module must not import ``rest_framework.generics`` or views: DRF imports the default
+pagination class while ``rest_framework.generics`` is still loading.
+"""
+
+from __future__ import annotations
+
+from rest_framework import exceptions, serializers
+from rest_framework.pagination import LimitOffsetPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from annotate.errors import ServiceError
+
+
+class ErrorSerializer(serializers.Serializer):
+    """The error schema (for the OpenAPI document)."""
+
+    error = serializers.CharField()
+    detail = serializers.CharField()
+    field = serializers.CharField(required=False)
+    details = serializers.JSONField(required=False)
+
+
+ERRORS = {400: ErrorSerializer, 401: ErrorSerializer, 403: ErrorSerializer, 404: ErrorSerializer}
+
+
+def _first_message(detail: object, path: str = "") -> tuple[str, str]:
+    """The first (field path, message) in a DRF validation ``detail`` (nested dicts and lists)."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = f"{path}.{key}" if path else str(key)
+            return _first_message(value, "" if key == api_settings.NON_FIELD_ERRORS_KEY else name)
+        return path, "Invalid input."
+    if isinstance(detail, list):
+        for value in detail:
+            return _first_message(value, path)
+        return path, "Invalid input."
+    return path, str(detail)
+
+
+def error_payload(exc: exceptions.APIException) -> dict:
+    """``exc`` in the error schema."""
+    if isinstance(exc, exceptions.ValidationError):
+        field, message = _first_message(exc.detail)
+        payload: dict = {"error": "invalid", "detail": message}
+        if field:
+            payload["field"] = field
+        payload["details"] = exc.detail
+        return payload
+    if isinstance(exc.detail, (dict, list)):  # an APIException raised with structured detail
+        return {"error": exc.default_code, "detail": str(exc.default_detail), "details": exc.detail}
+    return {"error": str(exc.detail.code or exc.default_code), "detail": str(exc.detail)}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """The REST framework's ``EXCEPTION_HANDLER``: service and DRF errors in the error schema, with
+    DRF's headers (``WWW-Authenticate``, ``Retry-After``); anything else propagates (a 500)."""
+    if isinstance(exc, ServiceError):
+        return Response(exc.as_dict(), status=exc.status_code)
+    response = drf_exception_handler(exc, context)
+    if response is not None and isinstance(exc, exceptions.APIException):
+        response.data = error_payload(exc)
+    return response
+
+
+def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    """Validate query parameters with a serializer (a 400 in the error schema when they are bad)."""
+    ser = serializer_class(data=request.query_params)
+    if not ser.is_valid():
+        raise exceptions.ValidationError(ser.errors)
+    return ser.validated_data
+
+
+class BoundedLimitOffsetPagination(LimitOffsetPagination):
+    """The default pagination: LimitOffset with bounds, ``limit`` at most 1000 (default
+    ``PAGE_SIZE``), ``offset`` clamped to 10**9 (a huge integer would overflow the database's
+    integer type)."""
+
+    max_limit = 1000
+    max_offset = 10**9
+
+    def get_offset(self, request: Request) -> int:
+        return min(super().get_offset(request), self.max_offset)

@@ -1,0 +1,114 @@
+"""One lifecycle for background jobs: report snapshots, exports, generation jobs, training runs.
+
+A job is created ``queued``, may go ``running``, and ends once in ``done``, ``failed`` or
+``cancelled``. The models keep their own tables and stored values (no data migration):
+``BackgroundJob`` (an abstract model with no fields) tells the helpers how a model stores the
+lifecycle, namely which value means each state and which column records the end, so that
+
+* ``job_finish`` / ``job_fail`` end a job the same way everywhere (one conditional UPDATE of state,
+  error text and end time, mirrored on the instance), and
+* ``job_status_payload`` gives the common part of every status JSON the pages poll and the API
+  returns (``id``, ``state``, ``active``, ``finished``, ``error``, ``started_at``, ``finished_at``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from django.db import models
+from django.utils import timezone
+
+MAX_ERROR_CHARS = 5000
+
+
+class JobState(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    DONE = "done", "Done"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATES = (JobState.QUEUED, JobState.RUNNING)
+FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class BackgroundJob(models.Model):
+    """Mixin for a job's model. Subclasses have ``state`` and ``error`` columns and override
+    ``JOB_STATES`` (lifecycle state -> stored value) only where their stored values differ, and
+    ``JOB_FINISHED_FIELD`` where the end time has another name."""
+
+    JOB_STATES: ClassVar[Mapping[str, str]] = {}
+    JOB_FINISHED_FIELD: ClassVar[str] = "finished_at"
+    JOB_ERROR_CHARS: ClassVar[int] = MAX_ERROR_CHARS
+
+    class Meta:
+        abstract = True
+
+    @classmethod
+    def stored_state(cls, state: str) -> str:
+        return cls.JOB_STATES.get(state, state)
+
+    @classmethod
+    def lifecycle_state(cls, stored: str) -> str:
+        """The lifecycle state of a stored value (the first one mapped onto it)."""
+        for state, value in cls.JOB_STATES.items():
+            if value == stored:
+                return state
+        return stored
+
+    @property
+    def job_active(self) -> bool:
+        return self.lifecycle_state(self.state) in ACTIVE_STATES
+
+    @property
+    def job_finished(self) -> bool:
+        return self.lifecycle_state(self.state) in FINAL_STATES
+
+
+def job_error_text(error: BaseException | str) -> str:
+    """What a failed job records: an exception as ``Type: message``, a message as it is."""
+    if isinstance(error, BaseException):
+        return f"{type(error).__name__}: {error}"
+    return str(error)
+
+
+def job_finish(
+    job: BackgroundJob, *, state: str = JobState.DONE, error: str = "", **fields: Any
+) -> BackgroundJob:
+    """End ``job`` in ``state`` (done, failed or cancelled) with ``error`` and any other columns,
+    stamping the end time: one UPDATE by primary key, mirrored on the instance. The caller decides
+    whether the job may still end (a row lock or a state check) before calling."""
+    if state not in FINAL_STATES:
+        raise ValueError(f"a job ends in one of {', '.join(FINAL_STATES)}, not {state!r}")
+    values = {
+        "state": job.stored_state(state),
+        "error": error[: job.JOB_ERROR_CHARS],
+        job.JOB_FINISHED_FIELD: timezone.now(),
+        **fields,
+    }
+    type(job).objects.filter(pk=job.pk).update(**values)
+    for name, value in values.items():
+        setattr(job, name, value)
+    return job
+
+
+def job_fail(job: BackgroundJob, error: BaseException | str, **fields: Any) -> BackgroundJob:
+    """End ``job`` as failed, recording ``error`` (an exception or a message)."""
+    return job_finish(job, state=JobState.FAILED, error=job_error_text(error), **fields)
+
+
+def job_status_payload(job: BackgroundJob) -> dict[str, Any]:
+    """The part of a job's status JSON that every kind of job shares."""
+    started = getattr(job, "started_at", None)
+    finished = getattr(job, job.JOB_FINISHED_FIELD, None)
+    return {
+        "id": job.pk,
+        "state": job.state,
+        "active": job.job_active,
+        "finished": job.job_finished,
+        "error": job.error,
+        "started_at": started.isoformat() if started else None,
+        "finished_at": finished.isoformat() if finished else None,
+    }

@@ -1,0 +1,70 @@
+"""core.jobs: report snapshots, exports, generation jobs and training runs share one lifecycle."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.models import ReportSnapshot
+from core.jobs import (
+    ACTIVE_STATES,
+    FINAL_STATES,
+    BackgroundJob,
+    JobState,
+    job_fail,
+    job_finish,
+    job_status_payload,
+)
+from generation.models import GenerationJob
+from training.models import Export, TrainingRun
+
+pytestmark = pytest.mark.django_db
+
+COMMON = {"id", "state", "active", "finished", "error", "started_at", "finished_at"}
+
+
+def test_every_background_job_model_uses_the_lifecycle():
+    for model in (ReportSnapshot, Export, GenerationJob, TrainingRun):
+        assert issubclass(model, BackgroundJob), model
+        stored = {c for c, _ in model._meta.get_field("state").choices}
+        assert {model.stored_state(s) for s in (JobState.QUEUED, JobState.DONE, JobState.FAILED)} <= stored
+
+
+def test_a_failure_is_recorded_the_same_way_on_each_kind(make_project, make_user):
+    project = make_project()
+    snapshot = ReportSnapshot.objects.create(project=project)
+    export = Export.objects.create(project=project, version=1, format="trl")
+    job = GenerationJob.objects.create(project=project)
+    run = TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
+    for obj in (snapshot, export, job, run):
+        assert obj.job_active and not obj.job_finished
+        job_fail(obj, ValueError("x" * 30000))
+        obj.refresh_from_db()
+        assert obj.job_finished and not obj.job_active
+        assert obj.lifecycle_state(obj.state) == JobState.FAILED
+        assert obj.error.startswith("ValueError: x") and len(obj.error) == obj.JOB_ERROR_CHARS
+        assert getattr(obj, obj.JOB_FINISHED_FIELD) is not None
+    assert snapshot.state == "failed" and run.JOB_ERROR_CHARS == 20000
+
+
+def test_finish_stores_each_models_own_values_and_extra_columns(make_project):
+    project = make_project()
+    snapshot = ReportSnapshot.objects.create(project=project)
+    job_finish(snapshot, data={"overall": {}}, annotation_count=3)
+    snapshot.refresh_from_db()
+    assert snapshot.state == ReportSnapshot.State.READY and snapshot.annotation_count == 3
+    assert snapshot.computed_at is not None and snapshot.job_finished
+    with pytest.raises(ValueError):
+        job_finish(snapshot, state=JobState.RUNNING)
+
+
+def test_status_payloads_share_the_common_keys(make_project):
+    from generation.selectors import job_status
+    from training.selectors import run_status
+
+    project = make_project()
+    job = GenerationJob.objects.create(project=project)
+    run = TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
+    assert set(job_status_payload(job)) == COMMON
+    assert set(job_status(job=job)) >= COMMON and set(run_status(run=run)) >= COMMON
+    assert run_status(run=run)["active"] and not job_status(job=job)["finished"]
+    assert set(ACTIVE_STATES).isdisjoint(FINAL_STATES)
