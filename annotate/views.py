@@ -19,7 +19,6 @@ from functools import wraps
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
 from django.shortcuts import get_object_or_404, redirect, render
@@ -60,6 +59,7 @@ from annotate.services.manage import (
     prompts_import_by,
 )
 from annotate.throttles import page_rate_limit
+from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 # The reasons offered in the skip dialog (the labeler may also write their own).
@@ -117,7 +117,7 @@ def _json_body(request: HttpRequest) -> dict:
         return {}
     try:
         body = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError):
+    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
         raise InvalidInput("The request was not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidInput("The request must be a JSON object.")
@@ -797,45 +797,13 @@ def manage_member_reactivate(request: HttpRequest, slug: str, membership_id: int
 # --- manager: import -------------------------------------------------------------------------------
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
-        n /= 1024
-    return f"{n} bytes"
-
-
-class _ImportSizeLimit(FileUploadHandler):
-    """Stops reading an upload as soon as it passes the import limit (before it fills the disk),
-    and marks the request so the page can say why. The rest of the body is drained, not stored."""
-
-    def __init__(self, request: HttpRequest, limit: int) -> None:
-        super().__init__(request)
-        self.limit = limit
-        request.import_too_large = False
-
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        # The declared length includes the form's other fields: allow a little slack for them.
-        if content_length and content_length > self.limit + 64 * 1024:
-            self.request.import_too_large = True
-
-    def receive_data_chunk(self, raw_data, start):
-        if self.request.import_too_large or start + len(raw_data) > self.limit:
-            self.request.import_too_large = True
-            raise StopUpload(connection_reset=False)
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None
-
-
 @csrf_exempt  # the CSRF check runs in _manage_import, after the size-limit handler is installed
 @login_required
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("import")
 def manage_import(request: HttpRequest, slug: str) -> HttpResponse:
     if request.method == "POST":
-        request.upload_handlers.insert(0, _ImportSizeLimit(request, ImportForm.max_bytes()))
+        import_size_limit_install(request)
     return _manage_import(request, slug)
 
 
@@ -843,7 +811,7 @@ def manage_import(request: HttpRequest, slug: str) -> HttpResponse:
 def _manage_import(request: HttpRequest, slug: str) -> HttpResponse:
     project, roles = _project_for(request, slug, "manage")
     max_bytes = ImportForm.max_bytes()
-    too_large = f"That file is too large: the limit is {_human_bytes(max_bytes)}."
+    too_large = import_too_large_message(max_bytes)
     report = None
     failed = False
     status = 200
@@ -889,7 +857,7 @@ def _manage_import(request: HttpRequest, slug: str) -> HttpResponse:
             "form": form,
             "report": report,
             "failed": failed,
-            "max_bytes_human": _human_bytes(max_bytes),
+            "max_bytes_human": human_bytes(max_bytes),
         },
         status=status,
     )

@@ -121,6 +121,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PREFHUB_MAX_IMPORT_BYTES = env.int("PREFHUB_MAX_IMPORT_BYTES", default=512 * 1024 * 1024)
 # Decompressed size limit for gzip imports (a small gzip bomb stops here, with a line error).
 PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = env.int("PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES", default=4 * 1024**3)
+# Per imported prompt: more candidates, or more tasks (all_pairs grows as n^2), is a line error.
+PREFHUB_MAX_CANDIDATES_PER_PROMPT = env.int("PREFHUB_MAX_CANDIDATES_PER_PROMPT", default=1000)
+PREFHUB_MAX_TASKS_PER_PROMPT = env.int("PREFHUB_MAX_TASKS_PER_PROMPT", default=1000)
 
 # Model servers the platform may call on private/loopback addresses (SSRF guard for the openai
 # backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.
@@ -187,6 +190,11 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "annotate.apis.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "annotate.parsers.SafeJSONParser",  # deep nesting: 400, not a RecursionError
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
