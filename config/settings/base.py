@@ -1,8 +1,13 @@
-"""Settings shared by every environment; everything that differs comes from the environment.
+"""Settings shared by every environment, safe on their own: DEBUG is off, there is no secret key
+(Django refuses to start without ``DJANGO_SECRET_KEY``) and no host is allowed until
+``DJANGO_ALLOWED_HOSTS`` names it. Development defaults live in ``config.settings.local`` (what
+``manage.py`` uses), production hardening in ``config.settings.production`` (what wsgi/asgi and the
+Celery app use when ``DJANGO_SETTINGS_MODULE`` is not set).
 
-Defaults are the embedded, zero-setup ones: SQLite in ``var/`` and a Celery broker on kombu's
-filesystem transport in ``var/broker`` (a real worker process, no services). Set ``DATABASE_URL``
-for PostgreSQL and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for Redis.
+Storage defaults are the embedded, zero-setup ones: SQLite in ``var/`` and a Celery broker on
+kombu's filesystem transport in ``var/broker`` (a real worker process, no services). Set
+``DATABASE_URL`` for PostgreSQL and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for Redis. Importing
+settings creates no folders: ``config.runtime.runtime_dirs_ensure`` makes the ones in use at start-up.
 """
 
 from pathlib import Path
@@ -17,11 +22,9 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(str(env_file))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop"
-)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")  # empty: Django refuses to run
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -71,7 +74,6 @@ TEMPLATES = [
     },
 ]
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions serialise writers at BEGIN, so the claim/submit services stay correct
@@ -109,7 +111,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -138,9 +139,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_FOLDER = Path(env.str("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # Embedded broker: a real worker process reads the same folder the web process writes to.
-    for sub in ("queue", "processed", "control"):
-        (CELERY_BROKER_FOLDER / sub).mkdir(parents=True, exist_ok=True)
+    # Embedded broker: a real worker process reads the same folder the web process writes to
+    # (the folders are made at start-up, by config.runtime).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
