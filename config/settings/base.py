@@ -93,10 +93,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = ["annotate.auth_backends.ThrottledModelBackend"]
-# Sign-in throttling: after this many failures in the window the account (or address) is locked.
+# Sign-in throttling (annotate/services/auth.py): failures only, per (account, client address) and
+# per address; each consecutive lockout of a key lasts twice as long, up to the maximum.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=50)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=24 * 3600)
+# The reverse proxies in front of the app (addresses or networks). Only a request from one of them
+# has its client address read from PREFHUB_CLIENT_IP_HEADER; by default REMOTE_ADDR is the client.
+PREFHUB_TRUSTED_PROXIES = env.list("PREFHUB_TRUSTED_PROXIES", default=[])
+PREFHUB_CLIENT_IP_HEADER = env.str("PREFHUB_CLIENT_IP_HEADER", default="HTTP_X_FORWARDED_FOR")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotate:home"
 LOGOUT_REDIRECT_URL = "login"
