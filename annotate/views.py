@@ -60,6 +60,7 @@ from annotate.services.manage import (
 )
 from annotate.throttles import page_rate_limit
 from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
+from annotate.validation import json_loads_safe
 
 ROLE_LABELS = {"user": "User", "assistant": "Assistant", "system": "System"}
 # The reasons offered in the skip dialog (the labeler may also write their own).
@@ -116,8 +117,8 @@ def _json_body(request: HttpRequest) -> dict:
     if not request.body:
         return {}
     try:
-        body = json.loads(request.body)
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+        body = json_loads_safe(request.body)
+    except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("The request was not valid JSON.") from None
     if not isinstance(body, dict):
         raise InvalidInput("The request must be a JSON object.")

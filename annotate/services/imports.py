@@ -58,6 +58,7 @@ from annotate.services.tasks import (
     tasks_bulk_create,
     tasks_per_prompt,
 )
+from annotate.validation import NESTED_TOO_DEEPLY, nul_path
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
@@ -339,25 +340,6 @@ def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes 
         yield number, None
 
 
-def _nul_field(obj: object) -> str | None:
-    """Where a NUL character (which PostgreSQL cannot store) is in a parsed line: the field path
-    (``""`` at the top level), or None if there is none. Iterative, so any depth is walked safely."""
-    stack: list[tuple[object, str]] = [(obj, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, str):
-            if "\x00" in value:
-                return path
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                if "\x00" in key:
-                    return path
-                stack.append((item, f"{path}.{key}" if path else key))
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
-    return None
-
-
 def _source_user(name: str):
     User = get_user_model()
     username = f"source-{slugify(name)}"[:150]
@@ -527,12 +509,12 @@ def prompts_import(
                 add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
                 continue
             except RecursionError:
-                add_error(number, "not valid JSON (nested too deeply)", None)
+                add_error(number, f"not valid JSON ({NESTED_TOO_DEEPLY})", None)
                 continue
             if not isinstance(obj, dict):
                 add_error(number, "each line must be a JSON object", None)
                 continue
-            nul_at = _nul_field(obj)
+            nul_at = nul_path(obj)
             if nul_at is not None:
                 add_error(
                     number, "contains a NUL character (\\u0000), which cannot be stored", nul_at or None

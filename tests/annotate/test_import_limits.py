@@ -202,3 +202,29 @@ def test_deeply_nested_api_json_body_is_a_400(make_project, labeler_in):
     body = b"[" * 200_000 + b"]" * 200_000
     resp = client.post(f"/api/v1/projects/{project.slug}/exports/", body, content_type="application/json")
     assert resp.status_code == 400
+
+
+def test_nul_in_an_api_json_body_is_a_400(make_project, labeler_in):
+    project = make_project()
+    researcher = labeler_in(project, role="researcher")
+    _, secret = token_create(user=researcher, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    resp = client.post(
+        f"/api/v1/projects/{project.slug}/exports/",
+        b'{"format": "trl", "options": {"note": "a\\u0000b"}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400 and "NUL" in resp.json()["detail"]
+
+
+def test_json_form_fields_refuse_deep_nesting_and_nul():
+    from django import forms
+
+    from generation.forms import JSONObjectField
+
+    field = JSONObjectField(required=False)
+    for raw in ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", '{"a": "x\\u0000"}'):
+        with pytest.raises(forms.ValidationError):
+            field.clean(raw)
+    assert field.clean('{"a": [1]}') == {"a": [1]}

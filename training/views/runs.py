@@ -17,6 +17,7 @@ from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.permissions import project_for_request
 from annotate.throttles import page_rate_limit
+from annotate.validation import json_loads_safe
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -65,7 +66,7 @@ class RunForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = json_loads_safe(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(value, dict):
