@@ -228,3 +228,22 @@ def test_json_form_fields_refuse_deep_nesting_and_nul():
         with pytest.raises(forms.ValidationError):
             field.clean(raw)
     assert field.clean('{"a": [1]}') == {"a": [1]}
+
+
+def test_cli_skip_invalid_keeps_the_good_lines_around_nul_and_deep_json(make_project, tmp_path):
+    from django.core.management import call_command
+
+    project = make_project()
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b"".join(
+            [
+                json.dumps({"id": "g1", "prompt": "Hi", "candidates": ["a", "b"]}).encode() + b"\n",
+                json.dumps({"id": "bad", "prompt": "a\u0000b", "candidates": ["a", "b"]}).encode() + b"\n",
+                b"[" * 200_000 + b"]" * 200_000 + b"\n",
+                json.dumps({"id": "g2", "prompt": "Yo", "candidates": ["c", "d"]}).encode() + b"\n",
+            ]
+        )
+    )
+    call_command("import_prompts", str(path), "--project", project.slug, "--skip-invalid")
+    assert set(Prompt.objects.filter(project=project).values_list("external_id", flat=True)) == {"g1", "g2"}
