@@ -58,7 +58,7 @@ from annotate.services.tasks import (
     tasks_bulk_create,
     tasks_per_prompt,
 )
-from annotate.validation import NESTED_TOO_DEEPLY, nul_path
+from annotate.validation import NESTED_TOO_DEEPLY, NUL_MESSAGE, nul_path
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
@@ -516,9 +516,7 @@ def prompts_import(
                 continue
             nul_at = nul_path(obj)
             if nul_at is not None:
-                add_error(
-                    number, "contains a NUL character (\\u0000), which cannot be stored", nul_at or None
-                )
+                add_error(number, NUL_MESSAGE, nul_at or None)
                 continue
             raw_candidates = obj.get("candidates")
             if isinstance(raw_candidates, list) and len(raw_candidates) > max_candidates:
