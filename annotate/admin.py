@@ -25,8 +25,16 @@ class GuidelineAdmin(admin.ModelAdmin):
 
 @admin.register(models.AuditEvent)
 class AuditEventAdmin(admin.ModelAdmin):
+    """Read-only: audit events are written by the services, never added, edited or deleted here."""
+
     list_display = ("created_at", "project", "actor", "action", "target_type", "target_id")
     list_filter = ("action",)
 
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

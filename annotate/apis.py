@@ -23,6 +23,7 @@ from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
+from annotate.uploads import import_size_limit_check, import_size_limit_install
 from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
 from core.api import ERRORS, BoundedLimitOffsetPagination, parse_query
 
@@ -127,9 +128,15 @@ class PromptImportApi(ProjectApiView):
 
     parser_classes = [MultiPartParser, FormParser]
 
+    def initialize_request(self, request, *args, **kwargs):
+        import_size_limit_install(request)  # before anything reads the body
+        return super().initialize_request(request, *args, **kwargs)
+
     @extend_schema(request=ImportRequestSerializer, responses={201: ImportReportSerializer, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
+        request.data  # noqa: B018 - parse the upload now, so the size limit can answer first
+        import_size_limit_check(request._request)
         ser = ImportRequestSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         data = ser.validated_data

@@ -11,7 +11,7 @@ from annotate.services.auth import login_locked_until, throttle_rules
 
 
 class ThrottledAuthenticationForm(AuthenticationForm):
-    """The stock login form, with a clear message when the account or address is locked out."""
+    """The stock login form, with a clear message when sign-in from this address is locked out."""
 
     def clean(self):
         username = self.cleaned_data.get("username") or ""
@@ -28,6 +28,7 @@ class ThrottledAuthenticationForm(AuthenticationForm):
             until = login_locked_until(rules=throttle_rules(username=username, ip=client_ip(self.request)))
             if until is not None:
                 raise forms.ValidationError(
-                    "Too many failed sign-in attempts. This account is locked for a while.", code="locked"
+                    "Too many failed sign-in attempts. Sign-in from here is locked for a while.",
+                    code="locked",
                 ) from None
             raise

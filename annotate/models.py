@@ -498,8 +498,25 @@ class ApiToken(models.Model):
         return f"{self.name} ({self.prefix}…)"
 
 
+class AuditEventImmutable(Exception):
+    """Audit events are append-only: nothing may change or delete one."""
+
+
+class AuditEventQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AuditEventImmutable("Audit events are append-only: they cannot be changed.")
+
+    def delete(self):
+        raise AuditEventImmutable("Audit events are append-only: they cannot be deleted.")
+
+
 class AuditEvent(models.Model):
-    """Who changed what: guidelines, membership, project settings, exports, runs, jobs."""
+    """Who changed what: guidelines, membership, project settings, exports, runs, jobs.
+
+    Append-only: the model refuses to update or delete a row (``objects`` and the instance), Django
+    admin is read-only, and on PostgreSQL a trigger refuses UPDATE and DELETE (migration 0006). The
+    one change let through is the database's own ON DELETE SET NULL when the project or the actor is
+    deleted (Django's deletion collector goes through the plain base manager for that)."""
 
     project = models.ForeignKey(
         Project, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events"
@@ -515,6 +532,8 @@ class AuditEvent(models.Model):
     details = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
+    objects = AuditEventQuerySet.as_manager()
+
     class Meta:
         ordering = ["-created_at"]
         indexes = [
@@ -525,9 +544,18 @@ class AuditEvent(models.Model):
     def __str__(self) -> str:
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor} {self.action}"
 
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AuditEventImmutable("Audit events are append-only: they cannot be changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AuditEventImmutable("Audit events are append-only: they cannot be deleted.")
+
 
 class LoginThrottle(models.Model):
-    """Failed sign-in attempts per key ("user:<name>" or "ip:<address>") in the current window.
+    """Failed sign-in attempts per key ("user-ip:<name>|<address>" or "ip:<address>") in the
+    current window, and how many consecutive lockouts the key had (each one lasts twice as long).
 
     Attempts are *reserved* with an atomic ``UPDATE ... SET failures = failures + 1`` before the
     password is checked, so concurrent guesses cannot slip past the limit together.
@@ -535,6 +563,7 @@ class LoginThrottle(models.Model):
 
     key = models.CharField(max_length=200, unique=True)
     failures = models.PositiveIntegerField(default=0)
+    lockouts = models.PositiveIntegerField(default=0)
     window_started_at = models.DateTimeField()
     locked_until = models.DateTimeField(null=True, blank=True)
 

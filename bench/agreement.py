@@ -298,7 +298,7 @@ def seed(annotations: int, labels_per_task: int, labelers: int, models: int) -> 
 def bench_report(url: str, annotations: int, reseed: bool) -> None:
     ensure_database(url)
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     import django
 

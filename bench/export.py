@@ -36,7 +36,7 @@ CANDIDATES = 3  # 3 pair tasks per prompt
 
 def _setup(url: str, data_dir: str | None = None) -> None:
     os.environ["DATABASE_URL"] = url
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
     os.environ.setdefault("DJANGO_DEBUG", "false")
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     if data_dir:

@@ -3,11 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
 
 from annotate.services.tasks import PairMode
+from annotate.validation import json_loads_safe
 from generation.models import Backend, ModelEndpoint, TaskMode
 
 CONFIG_HELP = (
@@ -27,7 +26,7 @@ class JSONObjectField(forms.CharField):
         if not value or not value.strip():
             return {}
         try:
-            parsed = json.loads(value)
+            parsed = json_loads_safe(value)
         except ValueError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
         if not isinstance(parsed, dict):

@@ -57,7 +57,9 @@ from annotate.services.tasks import (
     check_mode,
     default_mode_for,
     tasks_bulk_create,
+    tasks_per_prompt,
 )
+from annotate.validation import NESTED_TOO_DEEPLY, NUL_MESSAGE, nul_path
 from core.audit import audit_record
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
@@ -65,6 +67,8 @@ ROLES = ("system", "user", "assistant")
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000
 BATCH = 2000
+BATCH_BYTES = 16 * 1024 * 1024  # flush pending lines once they hold this much JSON
+_READ_CHUNK = 1024 * 1024  # how much of an over-long line is read (and dropped) at a time
 
 _HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
@@ -311,16 +315,31 @@ def _guarded(lines, add_error, max_bytes: int):
 
 def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes | None]]:
     """Lines of the (decompressed) stream; ``None`` for an over-long line. Raises ``_TooLarge`` past
-    ``max_bytes`` of decompressed data, so a small gzip bomb cannot fill the database."""
+    ``max_bytes`` of decompressed data, so a small gzip bomb cannot fill the database.
+
+    The length is checked while reading (``readline(limit)``): an over-long line is skipped in
+    bounded chunks, never held in memory whole."""
     total = 0
-    for number, raw in enumerate(stream, start=1):
+    number = 0
+    while True:
+        raw = stream.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
         total += len(raw)
         if total > max_bytes:
             raise _TooLarge(number)
-        if len(raw) > MAX_LINE_BYTES:
-            yield number, None
+        if len(raw) <= MAX_LINE_BYTES or raw.endswith(b"\n"):
+            yield number, raw
             continue
-        yield number, raw
+        while not raw.endswith(b"\n"):  # drop the rest of the over-long line
+            raw = stream.readline(_READ_CHUNK)
+            if not raw:
+                break
+            total += len(raw)
+            if total > max_bytes:
+                raise _TooLarge(number)
+        yield number, None
 
 
 def _source_user(name: str):
@@ -368,6 +387,9 @@ def prompts_import(
     source_user = None
     seen_ids: set[str] = set()
     pending: list[_Record] = []
+    pending_bytes = 0
+    max_candidates = int(getattr(settings, "PREFHUB_MAX_CANDIDATES_PER_PROMPT", 1000))
+    max_tasks = int(getattr(settings, "PREFHUB_MAX_TASKS_PER_PROMPT", 1000))
 
     def add_error(line: int, message: str, field_name: str | None) -> None:
         report.skipped_lines += 1
@@ -491,8 +513,24 @@ def prompts_import(
             except (json.JSONDecodeError, UnicodeDecodeError) as exc:
                 add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
                 continue
+            except RecursionError:
+                add_error(number, f"not valid JSON ({NESTED_TOO_DEEPLY})", None)
+                continue
             if not isinstance(obj, dict):
                 add_error(number, "each line must be a JSON object", None)
+                continue
+            nul_at = nul_path(obj)
+            if nul_at is not None:
+                add_error(number, NUL_MESSAGE, nul_at or None)
+                continue
+            raw_candidates = obj.get("candidates")
+            if isinstance(raw_candidates, list) and len(raw_candidates) > max_candidates:
+                add_error(
+                    number,
+                    f"has {len(raw_candidates)} candidates; at most {max_candidates} per prompt"
+                    " (PREFHUB_MAX_CANDIDATES_PER_PROMPT)",
+                    "candidates",
+                )
                 continue
             if detected == "auto":
                 detected = "hh-rlhf" if "chosen" in obj and "rejected" in obj else "jsonl"
@@ -501,6 +539,19 @@ def prompts_import(
                 rec = _parse_hh(obj, number) if detected == "hh-rlhf" else _parse_jsonl(obj, number, project)
             except _LineInvalid as exc:
                 add_error(number, exc.message, exc.field)
+                continue
+            n_tasks = (
+                0
+                if rec.gold is not None
+                else tasks_per_prompt(len(rec.candidates), mode=task_mode, pairs_per_prompt=pairs_per_prompt)
+            )
+            if n_tasks > max_tasks:
+                add_error(
+                    number,
+                    f"would make {n_tasks} tasks; at most {max_tasks} per prompt"
+                    " (PREFHUB_MAX_TASKS_PER_PROMPT): use task mode sampled_pairs with pairs_per_prompt",
+                    "candidates",
+                )
                 continue
             if preference_source is not None and rec.preferred_index is None:
                 add_error(number, "this format records no preference to import", None)
@@ -511,8 +562,10 @@ def prompts_import(
                     continue
                 seen_ids.add(rec.external_id)
             pending.append(rec)
-            if len(pending) >= BATCH:
+            pending_bytes += len(raw)
+            if len(pending) >= BATCH or pending_bytes >= BATCH_BYTES:
                 flush()
+                pending_bytes = 0
         flush()
         if progress is not None:
             progress(report.lines)

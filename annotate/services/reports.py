@@ -305,7 +305,14 @@ def load_report_data(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Repor
         lix=lix.astype(np.int64),
         labeler_ids=labeler_ids,
     )
-    if n == 0:
+    if n == 0:  # nothing labeled yet: empty columns of the right shape (a ranking's are (0, K))
+        k = task_slots.shape[1]
+        if kind == TaskKind.RANKING:
+            data.ranks = np.full((0, k), np.nan)
+        data.dims = {
+            key: np.full((0, k), np.nan) if kind == TaskKind.RANKING else np.full(0, -1, dtype=np.int64)
+            for key in dim_keys
+        }
         return data
 
     slot0 = task_slots[tix, 0]

@@ -50,6 +50,25 @@ def check_mode(*, project: Project, mode: str, pairs_per_prompt: int | None) -> 
         raise InvalidInput("Sampled pairs need pairs_per_prompt of at least 1.", field="pairs_per_prompt")
 
 
+def _pair_at(n: int, m: int) -> tuple[int, int]:
+    """The ``m``-th pair of ``itertools.combinations(range(n), 2)``, without enumerating them."""
+    first = 0
+    while m >= n - 1 - first:
+        m -= n - 1 - first
+        first += 1
+    return first, first + 1 + m
+
+
+def tasks_per_prompt(n_candidates: int, *, mode: str, pairs_per_prompt: int | None = None) -> int:
+    """How many tasks ``candidate_groups`` makes for a prompt with ``n_candidates`` candidates."""
+    if mode == PairMode.NONE or n_candidates < 2:
+        return 0
+    if mode == PairMode.RANKING:
+        return 1
+    total = n_candidates * (n_candidates - 1) // 2
+    return min(pairs_per_prompt or 1, total) if mode == PairMode.SAMPLED_PAIRS else total
+
+
 def candidate_groups(
     candidate_ids: Sequence[int],
     *,
@@ -70,9 +89,13 @@ def candidate_groups(
     if mode == PairMode.RANKING:
         size = min(k or len(ids), len(ids))
         return [rng.sample(ids, size)]
-    pairs = [list(p) for p in itertools.combinations(ids, 2)]
     if mode == PairMode.SAMPLED_PAIRS:
-        pairs = rng.sample(pairs, min(pairs_per_prompt or 1, len(pairs)))
+        # Draw pair *indices* (the same draw as sampling the full list, without building it).
+        total = len(ids) * (len(ids) - 1) // 2
+        picks = rng.sample(range(total), min(pairs_per_prompt or 1, total))
+        pairs = [[ids[i] for i in _pair_at(len(ids), m)] for m in picks]
+    else:
+        pairs = [list(p) for p in itertools.combinations(ids, 2)]
     for pair in pairs:
         rng.shuffle(pair)
     return pairs

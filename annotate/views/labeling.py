@@ -40,6 +40,7 @@ from annotate.services.leasing import (
     task_claim_next,
 )
 from annotate.throttles import page_rate_limit
+from annotate.validation import json_loads_safe
 from core.access import (
     ProjectAccess,
     assignment_access,
@@ -85,7 +86,7 @@ def _json_body(request: HttpRequest) -> dict:
     if not request.body:
         return {}
     try:
-        body = json.loads(request.body)
+        body = json_loads_safe(request.body)
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("The request was not valid JSON.") from None
     if not isinstance(body, dict):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import difflib
 
 from django.contrib import messages
-from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.csrf import csrf_exempt, csrf_protect
@@ -31,6 +30,7 @@ from annotate.services.guidelines import guideline_publish
 from annotate.services.imports import ImportFailed, prompts_import
 from annotate.services.manage import member_add, member_deactivate, project_settings_change
 from annotate.throttles import page_rate_limit
+from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 from core.access import ProjectAccess, project_page
 
 
@@ -338,45 +338,13 @@ def manage_member_reactivate(request: HttpRequest, access: ProjectAccess, member
 # --- manager: import -------------------------------------------------------------------------------
 
 
-def _human_bytes(n: int) -> str:
-    for unit in ("bytes", "KB", "MB", "GB"):
-        if n < 1024 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f}".removesuffix(".0") + f" {unit}"
-        n /= 1024
-    return f"{n} bytes"
-
-
-class _ImportSizeLimit(FileUploadHandler):
-    """Stops reading an upload as soon as it passes the import limit (before it fills the disk),
-    and marks the request so the page can say why. The rest of the body is drained, not stored."""
-
-    def __init__(self, request: HttpRequest, limit: int) -> None:
-        super().__init__(request)
-        self.limit = limit
-        request.import_too_large = False
-
-    def handle_raw_input(self, input_data, META, content_length, boundary, encoding=None):
-        # The declared length includes the form's other fields: allow a little slack for them.
-        if content_length and content_length > self.limit + 64 * 1024:
-            self.request.import_too_large = True
-
-    def receive_data_chunk(self, raw_data, start):
-        if self.request.import_too_large or start + len(raw_data) > self.limit:
-            self.request.import_too_large = True
-            raise StopUpload(connection_reset=False)
-        return raw_data
-
-    def file_complete(self, file_size):
-        return None
-
-
 @csrf_exempt  # the CSRF check runs in _manage_import, after the size-limit handler is installed
 @project_page("manage")  # reads the session only, not the body: the handler below still applies
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("import")
 def manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     if request.method == "POST":
-        request.upload_handlers.insert(0, _ImportSizeLimit(request, ImportForm.max_bytes()))
+        import_size_limit_install(request)
     return _manage_import(request, access)
 
 
@@ -384,7 +352,7 @@ def manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 def _manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     max_bytes = ImportForm.max_bytes()
-    too_large = f"That file is too large: the limit is {_human_bytes(max_bytes)}."
+    too_large = import_too_large_message(max_bytes)
     report = None
     failed = False
     status = 200
@@ -430,7 +398,7 @@ def _manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             "form": form,
             "report": report,
             "failed": failed,
-            "max_bytes_human": _human_bytes(max_bytes),
+            "max_bytes_human": human_bytes(max_bytes),
         },
         status=status,
     )

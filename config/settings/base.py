@@ -1,8 +1,13 @@
-"""Settings shared by every environment; everything that differs comes from the environment.
+"""Settings shared by every environment, safe on their own: DEBUG is off, there is no secret key
+(Django refuses to start without ``DJANGO_SECRET_KEY``) and no host is allowed until
+``DJANGO_ALLOWED_HOSTS`` names it. Development defaults live in ``config.settings.local`` (what
+``manage.py`` uses), production hardening in ``config.settings.production`` (what wsgi/asgi and the
+Celery app use when ``DJANGO_SETTINGS_MODULE`` is not set).
 
-Defaults are the embedded, zero-setup ones: SQLite in ``var/`` and a Celery broker on kombu's
-filesystem transport in ``var/broker`` (a real worker process, no services). Set ``DATABASE_URL``
-for PostgreSQL and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for Redis.
+Storage defaults are the embedded, zero-setup ones: SQLite in ``var/`` and a Celery broker on
+kombu's filesystem transport in ``var/broker`` (a real worker process, no services). Set
+``DATABASE_URL`` for PostgreSQL and ``CELERY_BROKER_URL`` (or ``REDIS_URL``) for Redis. Importing
+settings creates no folders: ``config.runtime.runtime_dirs_ensure`` makes the ones in use at start-up.
 """
 
 from pathlib import Path
@@ -17,11 +22,9 @@ env_file = BASE_DIR / ".env"
 if env_file.exists():
     environ.Env.read_env(str(env_file))
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY", default="dev-only-insecure-key-change-me-0123456789abcdefghijklmnop"
-)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]", "testserver"])
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")  # empty: Django refuses to run
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -73,7 +76,6 @@ TEMPLATES = [
     },
 ]
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASES = {"default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions serialise writers at BEGIN, so the claim/submit services stay correct
@@ -93,10 +95,16 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 AUTHENTICATION_BACKENDS = ["annotate.auth_backends.ThrottledModelBackend"]
-# Sign-in throttling: after this many failures in the window the account (or address) is locked.
+# Sign-in throttling (annotate/services/auth.py): failures only, per (account, client address) and
+# per address; each consecutive lockout of a key lasts twice as long, up to the maximum.
 LOGIN_MAX_FAILURES = env.int("LOGIN_MAX_FAILURES", default=5)
 LOGIN_MAX_FAILURES_PER_IP = env.int("LOGIN_MAX_FAILURES_PER_IP", default=50)
 LOGIN_LOCKOUT_SECONDS = env.int("LOGIN_LOCKOUT_SECONDS", default=900)
+LOGIN_LOCKOUT_MAX_SECONDS = env.int("LOGIN_LOCKOUT_MAX_SECONDS", default=24 * 3600)
+# The reverse proxies in front of the app (addresses or networks). Only a request from one of them
+# has its client address read from PREFHUB_CLIENT_IP_HEADER; by default REMOTE_ADDR is the client.
+PREFHUB_TRUSTED_PROXIES = env.list("PREFHUB_TRUSTED_PROXIES", default=[])
+PREFHUB_CLIENT_IP_HEADER = env.str("PREFHUB_CLIENT_IP_HEADER", default="HTTP_X_FORWARDED_FOR")
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "annotate:home"
 LOGOUT_REDIRECT_URL = "login"
@@ -111,7 +119,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = Path(env.str("DJANGO_STATIC_ROOT", default=str(VAR_DIR / "staticfiles")))
 MEDIA_ROOT = Path(env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media")))
 MEDIA_URL = "/media/"
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
@@ -123,6 +130,9 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 PREFHUB_MAX_IMPORT_BYTES = env.int("PREFHUB_MAX_IMPORT_BYTES", default=512 * 1024 * 1024)
 # Decompressed size limit for gzip imports (a small gzip bomb stops here, with a line error).
 PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = env.int("PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES", default=4 * 1024**3)
+# Per imported prompt: more candidates, or more tasks (all_pairs grows as n^2), is a line error.
+PREFHUB_MAX_CANDIDATES_PER_PROMPT = env.int("PREFHUB_MAX_CANDIDATES_PER_PROMPT", default=1000)
+PREFHUB_MAX_TASKS_PER_PROMPT = env.int("PREFHUB_MAX_TASKS_PER_PROMPT", default=1000)
 
 # Model servers the platform may call on private/loopback addresses (SSRF guard for the openai
 # backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.
@@ -137,9 +147,8 @@ REDIS_URL = env.str("REDIS_URL", default="")
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesystem://")
 CELERY_BROKER_FOLDER = Path(env.str("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
-    # Embedded broker: a real worker process reads the same folder the web process writes to.
-    for sub in ("queue", "processed", "control"):
-        (CELERY_BROKER_FOLDER / sub).mkdir(parents=True, exist_ok=True)
+    # Embedded broker: a real worker process reads the same folder the web process writes to
+    # (the folders are made at start-up, by config.runtime).
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),
@@ -189,6 +198,11 @@ REST_FRAMEWORK = {
     ],
     "EXCEPTION_HANDLER": "core.api.api_exception_handler",
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PARSER_CLASSES": [
+        "annotate.parsers.SafeJSONParser",  # deep nesting: 400, not a RecursionError
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "core.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,

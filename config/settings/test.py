@@ -6,6 +6,8 @@ from pathlib import Path
 from config.settings.base import *  # noqa: F403
 
 DEBUG = False
+SECRET_KEY = "test-only-insecure-key-0123456789abcdefghijklmnopqrstuvwxyz"
+ALLOWED_HOSTS = ["localhost", "127.0.0.1", "[::1]", "testserver"]
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 PREFHUB_DATA_DIR = Path(tempfile.mkdtemp(prefix="prefhub-test-data-"))
 MEDIA_ROOT = PREFHUB_DATA_DIR / "media"

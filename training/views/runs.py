@@ -15,6 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
+from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
@@ -64,7 +65,7 @@ class RunForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = json_loads_safe(raw)
         except json.JSONDecodeError as exc:
             raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
         if not isinstance(value, dict):

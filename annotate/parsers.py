@@ -1,0 +1,21 @@
+"""The API's JSON parser: a body nested too deeply, or holding a NUL character (which PostgreSQL
+cannot store), is a 400 like any malformed JSON, not a 500."""
+
+from __future__ import annotations
+
+from rest_framework.exceptions import ParseError
+from rest_framework.parsers import JSONParser
+
+from annotate.validation import NESTED_TOO_DEEPLY, NUL_MESSAGE, nul_path
+
+
+class SafeJSONParser(JSONParser):
+    def parse(self, stream, media_type=None, parser_context=None):
+        try:
+            data = super().parse(stream, media_type=media_type, parser_context=parser_context)
+        except RecursionError:
+            raise ParseError(f"JSON parse error - {NESTED_TOO_DEEPLY}") from None
+        where = nul_path(data)
+        if where is not None:
+            raise ParseError(f"JSON parse error - {where or 'the body'} {NUL_MESSAGE}")
+        return data

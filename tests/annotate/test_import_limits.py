@@ -1,0 +1,249 @@
+"""Imports cannot exhaust memory or answer 500 (issue 12): over-long lines are refused while they are
+read, candidates and tasks per prompt are capped, sampled pairs are drawn without building every pair,
+the API honours the upload size limit like the page, deep JSON and NUL characters are line errors."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import itertools
+import json
+import random
+import tracemalloc
+
+import pytest
+from rest_framework.test import APIClient
+
+from annotate.models import Prompt
+from annotate.services.imports import MAX_LINE_BYTES, ImportFailed, prompts_import
+from annotate.services.tasks import PairMode, candidate_groups
+from annotate.services.tokens import token_create
+
+pytestmark = pytest.mark.django_db
+
+
+def _jsonl(*rows) -> io.BytesIO:
+    return io.BytesIO(b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows))
+
+
+def _peak_bytes(fn) -> tuple[object, int]:
+    tracemalloc.start()
+    try:
+        result = fn()
+        return result, tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+def test_an_over_long_gzip_line_is_refused_while_it_is_read(make_project):
+    project = make_project()
+    # 64 MiB without a newline, then a good line: a few hundred KB of gzip.
+    data = gzip.compress(b"x" * (64 * 1024 * 1024) + b"\n" + json.dumps({"prompt": "Hi"}).encode() + b"\n")
+    assert len(data) < 1024 * 1024
+
+    def run():
+        with pytest.raises(ImportFailed) as exc:
+            prompts_import(project=project, stream=io.BytesIO(data))
+        return exc.value.report
+
+    report, peak = _peak_bytes(run)
+    assert [(e.line, e.message) for e in report.errors] == [
+        (1, f"line is longer than {MAX_LINE_BYTES} bytes")
+    ]
+    assert report.lines == 2  # the reader went on past the long line
+    assert peak < 3 * MAX_LINE_BYTES, f"peak {peak / 2**20:.1f} MiB: the long line was read whole"
+
+
+def test_the_decompressed_limit_counts_an_over_long_line(make_project, settings):
+    settings.PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = 8 * 1024 * 1024
+    project = make_project()
+    data = gzip.compress(b"y" * (32 * 1024 * 1024))
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=io.BytesIO(data))
+    assert "once decompressed" in exc.value.report.errors[-1].message
+
+
+def test_candidates_per_prompt_are_capped_with_a_line_error(make_project, settings):
+    settings.PREFHUB_MAX_CANDIDATES_PER_PROMPT = 10
+    project = make_project()
+    rows = [
+        {"id": "ok", "prompt": "Hi", "candidates": [str(i) for i in range(10)]},
+        {"id": "big", "prompt": "Hi", "candidates": [str(i) for i in range(11)]},
+    ]
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(
+            project=project, stream=_jsonl(*rows), task_mode=PairMode.SAMPLED_PAIRS, pairs_per_prompt=1
+        )
+    (error,) = exc.value.report.errors
+    assert (error.line, error.field) == (2, "candidates")
+    assert "11 candidates" in error.message and "at most 10" in error.message
+    report = prompts_import(
+        project=project,
+        stream=_jsonl(*rows),
+        task_mode=PairMode.SAMPLED_PAIRS,
+        pairs_per_prompt=1,
+        skip_invalid=True,
+    )
+    assert (report.prompts, report.tasks) == (1, 1)
+
+
+def test_tasks_per_prompt_are_capped_before_any_task_is_built(make_project, settings):
+    settings.PREFHUB_MAX_TASKS_PER_PROMPT = 100
+    project = make_project()
+    line = {"id": "many", "prompt": "Hi", "candidates": [str(i) for i in range(20)]}  # 190 pairs
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=_jsonl(line))
+    (error,) = exc.value.report.errors
+    assert error.field == "candidates" and "190 tasks" in error.message and "sampled_pairs" in error.message
+    report = prompts_import(
+        project=project, stream=_jsonl(line), task_mode=PairMode.SAMPLED_PAIRS, pairs_per_prompt=5
+    )
+    assert report.tasks == 5
+
+
+def test_sampled_pairs_are_drawn_without_building_every_pair():
+    ids = list(range(1, 1501))  # 1,124,250 pairs
+
+    groups, peak = _peak_bytes(
+        lambda: candidate_groups(ids, mode=PairMode.SAMPLED_PAIRS, rng=random.Random(7), pairs_per_prompt=3)
+    )
+    assert len(groups) == 3 and len({tuple(sorted(g)) for g in groups}) == 3
+    assert all(len(g) == 2 and g[0] != g[1] for g in groups)
+    assert peak < 2 * 1024 * 1024, f"peak {peak / 2**20:.1f} MiB"
+
+
+def test_sampled_pairs_are_the_same_pairs_as_before():
+    """Drawing by index keeps the seeded choice of the old full-list sample (reproducible imports)."""
+    ids = [11, 12, 13, 14, 15, 16, 17]
+    for seed in range(20):
+        old_rng = random.Random(seed)
+        old = [list(p) for p in old_rng.sample([list(p) for p in itertools.combinations(ids, 2)], 4)]
+        for pair in old:
+            old_rng.shuffle(pair)
+        assert (
+            candidate_groups(ids, mode=PairMode.SAMPLED_PAIRS, rng=random.Random(seed), pairs_per_prompt=4)
+            == old
+        )
+
+
+def test_deeply_nested_json_is_a_line_error_and_skip_invalid_keeps_good_lines(make_project):
+    project = make_project()
+    deep = b"[" * 200_000 + b"]" * 200_000
+    deep_obj = b'{"prompt": "Hi", "metadata": {"x": ' + b"[" * 200_000 + b"]" * 200_000 + b"}}"
+    good = {"id": "g", "prompt": "Hi", "candidates": ["a", "b"]}
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=_jsonl(deep, deep_obj, good))
+    assert [e.line for e in exc.value.report.errors] == [1, 2]
+    assert all("nested too deeply" in e.message for e in exc.value.report.errors)
+    report = prompts_import(project=project, stream=_jsonl(deep, deep_obj, good), skip_invalid=True)
+    assert (report.prompts, report.skipped_lines) == (1, 2)
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"prompt": "a\u0000b"}, "prompt"),
+        ({"prompt": "Hi", "candidates": ["ok", "n\u0000o"]}, "candidates[1]"),
+        ({"prompt": "Hi", "metadata": {"k": ["v\u0000"]}}, "metadata.k[0]"),
+        ({"prompt": "Hi", "metadata": {"k\u0000": 1}}, "metadata"),
+        ({"prompt": "Hi", "tags": ["t\u0000"]}, "tags[0]"),
+        ({"messages": [{"role": "user", "content": "\u0000"}]}, "messages[0].content"),
+    ],
+)
+def test_nul_characters_are_a_line_error_and_skip_invalid_keeps_good_lines(make_project, bad, field):
+    project = make_project()
+    good = {"id": "g", "prompt": "Hi", "candidates": ["a", "b"]}
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=_jsonl(bad, good))
+    (error,) = exc.value.report.errors
+    assert error.line == 1 and error.field == field and "NUL" in error.message
+    report = prompts_import(project=project, stream=_jsonl(bad, good), skip_invalid=True)
+    assert report.committed and report.prompts == 1
+    assert Prompt.objects.filter(project=project, external_id="g").exists()
+
+
+def test_nul_in_hh_transcripts_is_a_line_error(make_project):
+    project = make_project()
+    bad = {
+        "chosen": "\n\nHuman: Hi\u0000\n\nAssistant: Yes",
+        "rejected": "\n\nHuman: Hi\u0000\n\nAssistant: No",
+    }
+    good = {"chosen": "\n\nHuman: Hi\n\nAssistant: Yes", "rejected": "\n\nHuman: Hi\n\nAssistant: No"}
+    report = prompts_import(project=project, stream=_jsonl(bad, good), skip_invalid=True)
+    assert report.prompts == 1 and report.errors[0].line == 1 and "NUL" in report.errors[0].message
+
+
+def test_the_api_import_honours_the_upload_size_limit(make_project, labeler_in, settings):
+    project = make_project()
+    manager = labeler_in(project, role="manager")
+    _, secret = token_create(user=manager, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    settings.PREFHUB_MAX_IMPORT_BYTES = 100
+    big = _jsonl(*[{"id": f"x{i}", "prompt": "Hello there", "candidates": ["a", "b"]} for i in range(20)])
+    big.name = "big.jsonl"
+    resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"file": big}, format="multipart")
+    assert resp.status_code == 413, resp.content
+    assert resp.json()["error"] == "too_large" and "100 bytes" in resp.json()["detail"]
+    assert not project.prompts.exists()
+    small = _jsonl({"id": "s", "prompt": "Hi", "candidates": ["a", "b"]})
+    small.name = "small.jsonl"
+    settings.PREFHUB_MAX_IMPORT_BYTES = 10_000
+    resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"file": small}, format="multipart")
+    assert resp.status_code == 201 and resp.json()["prompts"] == 1
+
+
+def test_deeply_nested_api_json_body_is_a_400(make_project, labeler_in):
+    project = make_project()
+    researcher = labeler_in(project, role="researcher")
+    _, secret = token_create(user=researcher, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    body = b"[" * 200_000 + b"]" * 200_000
+    resp = client.post(f"/api/v1/projects/{project.slug}/exports/", body, content_type="application/json")
+    assert resp.status_code == 400
+
+
+def test_nul_in_an_api_json_body_is_a_400(make_project, labeler_in):
+    project = make_project()
+    researcher = labeler_in(project, role="researcher")
+    _, secret = token_create(user=researcher, name="t")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    resp = client.post(
+        f"/api/v1/projects/{project.slug}/exports/",
+        b'{"format": "trl", "options": {"note": "a\\u0000b"}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400 and "NUL" in resp.json()["detail"]
+
+
+def test_json_form_fields_refuse_deep_nesting_and_nul():
+    from django import forms
+
+    from generation.forms import JSONObjectField
+
+    field = JSONObjectField(required=False)
+    for raw in ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", '{"a": "x\\u0000"}'):
+        with pytest.raises(forms.ValidationError):
+            field.clean(raw)
+    assert field.clean('{"a": [1]}') == {"a": [1]}
+
+
+def test_cli_skip_invalid_keeps_the_good_lines_around_nul_and_deep_json(make_project, tmp_path):
+    from django.core.management import call_command
+
+    project = make_project()
+    path = tmp_path / "mixed.jsonl"
+    path.write_bytes(
+        b"".join(
+            [
+                json.dumps({"id": "g1", "prompt": "Hi", "candidates": ["a", "b"]}).encode() + b"\n",
+                json.dumps({"id": "bad", "prompt": "a\u0000b", "candidates": ["a", "b"]}).encode() + b"\n",
+                b"[" * 200_000 + b"]" * 200_000 + b"\n",
+                json.dumps({"id": "g2", "prompt": "Yo", "candidates": ["c", "d"]}).encode() + b"\n",
+            ]
+        )
+    )
+    call_command("import_prompts", str(path), "--project", project.slug, "--skip-invalid")
+    assert set(Prompt.objects.filter(project=project).values_list("external_id", flat=True)) == {"g1", "g2"}
