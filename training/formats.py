@@ -110,6 +110,8 @@ class TrlStandard(Format):
         out = []
         if self.opts.margin:
             out.append(("margin", pa.float64()))
+        if self.opts.soft_labels:
+            out.append(("p_chosen", pa.float64()))
         if self.keep_ties:
             out.append(("flag", pa.string()))
         return out
@@ -126,7 +128,7 @@ class TrlStandard(Format):
         return text
 
     def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
-        margin, keep = self.opts.margin, self.keep_ties
+        margin, keep, soft = self.opts.margin, self.keep_ties, self.opts.soft_labels
         for p in pairs:
             texts = p.record.texts
             row = {
@@ -136,6 +138,8 @@ class TrlStandard(Format):
             }
             if margin:
                 row["margin"] = p.margin
+            if soft:
+                row["p_chosen"] = p.p_chosen
             if keep:
                 row["flag"] = None if p.outcome == PREF else p.outcome
             yield row
