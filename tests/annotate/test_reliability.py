@@ -49,7 +49,7 @@ def test_planted_bad_labelers_rank_worst_and_are_flagged(campaign):
 
 
 def test_soft_labels_are_calibrated_probabilities(campaign):
-    labels, truth, _, res = campaign
+    _, truth, _, res = campaign
     p_a = res.p_a
     assert np.all((p_a >= 0) & (p_a <= 1))
     strict = np.isin(truth[res.item_ids], (A, B))

@@ -48,7 +48,11 @@ def campaign() -> list[AnnotationRecord]:
             out.append(rec(task, lab, truth, strength=3))
         for lab in SPAM:
             out.append(rec(task, lab, str(rng.choice(["a", "b", "tie", "both_bad"])), strength=1))
-    out += [rec(DECIDER, 1, "a", strength=3), rec(DECIDER, 8, "b", strength=1), rec(DECIDER, 9, "b", strength=1)]
+    out += [
+        rec(DECIDER, 1, "a", strength=3),
+        rec(DECIDER, 8, "b", strength=1),
+        rec(DECIDER, 9, "b", strength=1),
+    ]
     return out
 
 
@@ -155,14 +159,16 @@ def spammed(make_project, labeler_in):
             rows.append(Annotation(task=task, labeler=user, choice=truth, strength=3))
         for user in spam:
             choice = str(rng.choice(["a", "b", "tie"]))
-            rows.append(Annotation(task=task, labeler=user, choice=choice, strength=1 if choice != "tie" else None))
+            rows.append(
+                Annotation(task=task, labeler=user, choice=choice, strength=1 if choice != "tie" else None)
+            )
     Annotation.objects.bulk_create(rows)
     return project, good, spam
 
 
 @pytest.mark.django_db
 def test_export_service_writes_weighted_rows_with_p_chosen(spammed):
-    project, good, spam = spammed
+    project, _, _ = spammed
     export = export_create(
         project=project, format="trl", options={"aggregate": "weighted", "soft_labels": True}, enqueue=False
     )
