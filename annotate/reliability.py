@@ -16,7 +16,8 @@ answering item ``i`` *knows* the answer with probability ``c_ij = sigmoid(alpha_
 (``alpha_j``: the labeler's competence; ``beta_i``: the item's difficulty) and then reports
 ``z_i``; otherwise the labeler *guesses* from a personal distribution ``g_j`` over the four answers.
 ``g_j`` carries the labeler's position bias (``g_j[A]`` against ``g_j[B]``) and tie propensity
-(``g_j[tie]``); a spammer is a labeler with low ``alpha_j`` (always guessing). The strength of an
+(``g_j[tie]``); it is over *display* positions when ``Labels.swapped`` says which labels were given
+with B shown on the left (so "always picks the left one" is found whatever the shuffling); a spammer is a labeler with low ``alpha_j`` (always guessing). The strength of an
 A/B answer is drawn from ``h_know`` when the labeler knew and from ``h_guess`` when guessing (both
 shared by all labelers), so "strong" answers can carry more evidence than "slight" ones when the
 data says so::
@@ -74,9 +75,10 @@ class Labels:
     labeler: np.ndarray
     response: np.ndarray
     strength: np.ndarray
+    swapped: np.ndarray | None = None  # True where the labeler saw B on the left (display order)
 
     @classmethod
-    def from_lists(cls, item, labeler, response, strength=None) -> Labels:
+    def from_lists(cls, item, labeler, response, strength=None, swapped=None) -> Labels:
         item = np.asarray(item, dtype=np.int64)
         labeler = np.asarray(labeler, dtype=np.int64)
         response = np.asarray(response, dtype=np.int64)
@@ -90,7 +92,10 @@ class Labels:
         if len(strength) and (strength.min() < 0 or strength.max() > 3):
             raise ValueError("strength must be 0 (none) or 1..3")
         strength = np.where(response < TIE, strength, 0)  # a tie has no strength
-        return cls(item, labeler, response, strength)
+        swapped = None if swapped is None else np.asarray(swapped, dtype=bool)
+        if swapped is not None and len(swapped) != len(item):
+            raise ValueError("swapped must have one entry per label")
+        return cls(item, labeler, response, strength, swapped)
 
     def __len__(self) -> int:
         return len(self.item)
@@ -187,6 +192,11 @@ def fit(
     has_s = s > 0
     onehot = np.zeros((len(r), K))
     onehot[np.arange(len(r)), r] = 1.0
+    # guesses live in display positions: a labeler who saw B on the left and answered B picked "left"
+    swapped = np.zeros(len(r), dtype=bool) if labels.swapped is None else labels.swapped
+    rd = np.where(swapped & (r < TIE), 1 - r, r)
+    onehot_d = np.zeros((len(r), K))
+    onehot_d[np.arange(len(r)), rd] = 1.0
 
     alpha = np.full(n_lab, ALPHA_PRIOR[0])
     beta = np.zeros(n_items)
@@ -218,11 +228,11 @@ def fit(
     ll = -np.inf
     for iteration in range(1, max_iter + 1):
         if q is None or iteration > 1:
-            q, ll = _e_step(it, lb, r, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items)
+            q, ll = _e_step(it, lb, r, rd, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items)
         # M-step
         c = _sigmoid(alpha[lb] - beta[it])
         qz = q[it]  # labels x K
-        gr = guess[lb, r]
+        gr = guess[lb, rd]
         hk = np.where(has_s, h_know[s], 1.0)
         hg = np.where(has_s, h_guess[s], 1.0)
         # E[knew] = sum_z q(z) P(knew | r, s, z); only z == r can be "known"
@@ -231,7 +241,7 @@ def fit(
         guessed = 1.0 - knew
         prior = (q.sum(axis=0) + 1.0) / (n_items + K)
         gcount = np.zeros((n_lab, K))
-        np.add.at(gcount, lb, guessed[:, None] * onehot)
+        np.add.at(gcount, lb, guessed[:, None] * onehot_d)
         guess = (gcount + 1.0) / (gcount.sum(axis=1, keepdims=True) + K)
         if has_s.any():
             hk_c = np.bincount(s[has_s], weights=knew[has_s], minlength=4)[1:] + 1.0
@@ -259,10 +269,12 @@ def fit(
             converged = True
             break
         prev_ll = ll
-    q, ll = _e_step(it, lb, r, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items)
+    q, ll = _e_step(it, lb, r, rd, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items)
     # expected accuracy of each labeler on the items they labeled: P(r == z)
     c = _sigmoid(alpha[lb] - beta[it])
-    p_correct = c + (1 - c) * (q[it] * guess[lb]).sum(axis=1)
+    g_slot = guess[lb].copy()  # the guess distribution in item slots
+    g_slot[swapped, A], g_slot[swapped, B] = guess[lb[swapped], B], guess[lb[swapped], A]
+    p_correct = c + (1 - c) * (q[it] * g_slot).sum(axis=1)
     counts = np.bincount(lb, minlength=n_lab).astype(float)
     accuracy = np.bincount(lb, weights=p_correct, minlength=n_lab) / np.maximum(counts, 1)
     return ReliabilityResult(
@@ -284,11 +296,11 @@ def fit(
     )
 
 
-def _e_step(it, lb, r, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items):
+def _e_step(it, lb, r, rd, s, has_s, alpha, beta, guess, h_know, h_guess, prior, n_items):
     c = _sigmoid(alpha[lb] - beta[it])
     hk = np.where(has_s, h_know[s], 1.0)
     hg = np.where(has_s, h_guess[s], 1.0)
-    base = (1 - c) * guess[lb, r] * hg  # P(r, s | z) when z != r
+    base = (1 - c) * guess[lb, rd] * hg  # P(r, s | z) when z != r
     hit = base + c * hk  # when z == r
     logl = np.repeat(np.log(np.maximum(base, _EPS))[:, None], K, axis=1)
     logl[np.arange(len(r)), r] = np.log(np.maximum(hit, _EPS))

@@ -31,7 +31,9 @@ Vocabulary
   chosen candidate is preferred to the rejected one, given that one of them is
   (``q_chosen / (q_chosen + q_rejected)`` of the comparison's posterior); for a tie or both-bad
   row, the same for the first-listed response. A comparison is a reliability *item*; its slot A is
-  the candidate shown earlier in the task's canonical slot order.
+  the candidate earlier in the task's canonical slot order, and each label records whether its
+  labeler saw the two the other way round (``shown_order``), so position bias is measured on
+  screen positions.
 * Labeler reliability: the share of a labeler's judgments that agree with the leave-one-out
   majority of the *other* labelers on the same comparison (comparisons where the others have no
   unique majority do not count). ``min_reliability`` drops labelers below the threshold; labelers
@@ -528,12 +530,16 @@ def fit_reliability(
     labeler_col: list[int] = []
     response_col: list[int] = []
     strength_col: list[int] = []
+    swapped_col: list[bool] = []
     for group in by_task(records):
         for rec in group:
             if record_excluded(rec, base):
                 continue
             js, _ = record_judgments(rec, base, scale_max=scale_max)
             slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
+            shown = rec.shown_order if isinstance(rec.shown_order, list) else []
+            shown_at = {cid: k for k, cid in enumerate(shown)}
+            from_choice = not opts.dimension and rec.ranking is None and rec.choice in ("a", "b")
             for j in js:
                 first, second = (j.a, j.b) if slot.get(j.a, 0) <= slot.get(j.b, 0) else (j.b, j.a)
                 key = (j.task_id, first, second)
@@ -542,14 +548,18 @@ def fit_reliability(
                     response = A if j.a == first else B
                 else:
                     response = R_TIE if j.outcome == TIE else R_BAD
-                strength = rec.strength if (rec.choice in ("a", "b") and rec.strength in (1, 2, 3)) else 0
+                strength = rec.strength if (from_choice and rec.strength in (1, 2, 3)) else 0
+                swapped_col.append(
+                    first in shown_at and second in shown_at and shown_at[first] > shown_at[second]
+                )
                 item_col.append(item)
                 labeler_col.append(rec.labeler_id)
                 response_col.append(response)
                 strength_col.append(strength if response in (A, B) else 0)
     if not item_col:
         return None
-    result = fit(Labels.from_lists(item_col, labeler_col, response_col, strength_col), threshold=threshold)
+    labels = Labels.from_lists(item_col, labeler_col, response_col, strength_col, swapped_col)
+    result = fit(labels, threshold=threshold)
     return CompilerReliability(result, items)
 
 

@@ -112,3 +112,29 @@ def test_any_label_set_gives_valid_probabilities(rows):
     assert np.all(res.weights >= 0)
     ids, _ = weighted_vote(Labels.from_lists(items, labelers, responses, strengths), res)
     assert sorted(ids.tolist()) == sorted(set(items))
+
+
+def test_position_bias_is_measured_on_screen_positions():
+    """Labeler 9 always picks whatever is shown on the left; display order is shuffled per label.
+    In slot terms that looks unbiased; in screen terms it is the strongest bias there is."""
+    rng = np.random.default_rng(4)
+    items, labelers, responses, swapped = [], [], [], []
+    for i in range(400):
+        truth = A if i % 2 else B
+        for lab in (1, 2, 3, 9):
+            sw = bool(rng.random() < 0.5)
+            right = truth if rng.random() < 0.9 else 1 - truth
+            resp = (B if sw else A) if lab == 9 else right  # labeler 9 takes the left one
+            items.append(i)
+            labelers.append(lab)
+            responses.append(resp)
+            swapped.append(sw)
+    res = fit(Labels.from_lists(items, labelers, responses, swapped=swapped))
+    by_id = {r["labeler_id"]: r for r in res.labeler_estimates()}
+    assert by_id[9]["position_bias"] > 0.8
+    assert all(abs(by_id[g]["position_bias"]) < 0.3 for g in (1, 2, 3))
+    assert by_id[9]["accuracy"] < min(by_id[g]["accuracy"] for g in (1, 2, 3))
+    blind = fit(Labels.from_lists(items, labelers, responses))
+    assert abs({r["labeler_id"]: r for r in blind.labeler_estimates()}[9]["position_bias"]) < 0.3
+    with pytest.raises(ValueError, match="swapped"):
+        Labels.from_lists([1, 2], [1, 1], [A, B], swapped=[True])
