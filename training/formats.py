@@ -19,7 +19,8 @@ last user turn and ``"\\n\\nAssistant:"``, so the completion follows the cue. Us
 
 ``flag`` (``"tie"`` / ``"both_bad"``, null for a preference) is present only when ties are kept;
 tie rows then list the two responses in slot order. ``margin`` is present when the ``margin``
-option is on (see ``training.compiler``). HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
+option is on (see ``training.compiler``); ``p_chosen`` (float, the reliability model's soft label)
+follows it in the two ``trl`` preference formats when ``soft_labels`` is on. HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
 cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept).
 """
 
