@@ -23,6 +23,17 @@ Vocabulary
 * Aggregation ``majority`` makes one row per comparison (task and unordered candidate pair):
   it needs ``min_votes`` votes, a unique most common verdict, and that verdict's share of votes
   (the agreement) at least ``min_agreement``.
+* Aggregation ``weighted`` is ``majority`` with each vote weighted by its labeler's weight from the
+  reliability model (``annotate.reliability``, fitted over the whole export first; see
+  ``fit_reliability``): the verdict with the unique largest total weight wins, and the agreement is
+  its share of the total weight. A comparison whose votes all weigh 0 is dropped (``no_weight``).
+* ``soft_labels`` adds ``p_chosen`` to each row: the reliability model's probability that the
+  chosen candidate is preferred to the rejected one, given that one of them is
+  (``q_chosen / (q_chosen + q_rejected)`` of the comparison's posterior); for a tie or both-bad
+  row, the same for the first-listed response. A comparison is a reliability *item*; its slot A is
+  the candidate earlier in the task's canonical slot order, and each label records whether its
+  labeler saw the two the other way round (``shown_order``), so position bias is measured on
+  screen positions.
 * Labeler reliability: the share of a labeler's judgments that agree with the leave-one-out
   majority of the *other* labelers on the same comparison (comparisons where the others have no
   unique majority do not count). ``min_reliability`` drops labelers below the threshold; labelers
@@ -44,7 +55,7 @@ from annotate.errors import InvalidInput
 
 PAIRINGS = ("all_pairs", "best_vs_rest", "adjacent")
 TIE_MODES = ("drop", "keep")
-AGGREGATIONS = ("none", "majority")
+AGGREGATIONS = ("none", "majority", "weighted")
 # A manager's final label (annotate.models.Adjudication): "prefer" makes it the task's only
 # judgment; "ignore" exports the labelers' votes as if there were none.
 ADJUDICATION_MODES = ("prefer", "ignore")
@@ -71,6 +82,7 @@ class ExportOptions:
     seed: int = 0
     margin: bool = True
     adjudication: str = "prefer"
+    soft_labels: bool = False
 
     @classmethod
     def from_dict(cls, data: dict | None) -> ExportOptions:
@@ -158,7 +170,7 @@ class ExportOptions:
         number("min_reliability", lo=0.0, hi=1.0, nullable=True)
         number("test_size", lo=0.0, hi=0.99)
         number("seed", lo=-(2**62), hi=2**62, integer=True)
-        for name in ("include_gold", "include_flagged", "margin"):
+        for name in ("include_gold", "include_flagged", "margin", "soft_labels"):
             boolean(name)
         id_list("labelers_include")
         id_list("labelers_exclude")
@@ -172,7 +184,8 @@ class ExportOptions:
         opts = cls(**values)
         if opts.aggregate == "none" and (opts.min_votes != 1 or opts.min_agreement != 0.0):
             raise InvalidInput(
-                "min_votes and min_agreement apply only with aggregate=majority.", field="aggregate"
+                "min_votes and min_agreement apply only with aggregate=majority or weighted.",
+                field="aggregate",
             )
         return opts
 
@@ -246,6 +259,7 @@ class PairOut:
     margin: float
     votes: int = 1
     agreement: float = 1.0
+    p_chosen: float | None = None
 
 
 @dataclass
@@ -463,6 +477,103 @@ def low_reliability_labelers(reliability: dict[int, dict], threshold: float | No
     }
 
 
+class CompilerReliability:
+    """The reliability model fitted over an export's comparisons, keyed the compiler's way."""
+
+    def __init__(self, result, items: dict[tuple[int, int, int], int]):
+        self.result = result
+        self.items = items  # (task id, slot-A candidate, slot-B candidate) -> item id
+        self._weights = {
+            int(lid): float(w) for lid, w in zip(result.labeler_ids, result.weights, strict=True)
+        }
+
+    def weight(self, labeler_id: int) -> float:
+        return self._weights.get(labeler_id, 0.0)
+
+    def p_chosen(self, task_id: int, chosen: int, rejected: int) -> float | None:
+        """P(chosen preferred | one of the two is), or None for a comparison the model did not see."""
+        from annotate.reliability import A, B
+
+        key = (task_id, chosen, rejected)
+        item = self.items.get(key)
+        flipped = False
+        if item is None:
+            item = self.items.get((task_id, rejected, chosen))
+            flipped = True
+        if item is None:
+            return None
+        q = self.result.item_posterior(item)
+        qa, qb = (q[B], q[A]) if flipped else (q[A], q[B])
+        total = qa + qb
+        return round(float(qa / total), 6) if total > 0 else 0.5
+
+    def summary(self) -> dict:
+        rows = self.result.labeler_estimates()
+        return {
+            "model": "annotate.reliability (EM over a/b/tie/both_bad)",
+            "threshold": self.result.threshold,
+            "iterations": self.result.iterations,
+            "converged": self.result.converged,
+            "comparisons": len(self.items),
+            "labelers": rows,
+            "flagged": [r["labeler_id"] for r in rows if r["flagged"]],
+        }
+
+
+def fit_reliability(
+    records: Iterable[AnnotationRecord], opts: ExportOptions, *, scale_max: int = 5, threshold: float = 0.6
+) -> CompilerReliability | None:
+    """Fit ``annotate.reliability`` on every judgment of the export (gold and flagged annotations
+    follow ``opts``; labeler filters do not apply: a labeler's weight is learnt from all their work).
+    None when there is no judgment."""
+    from annotate.reliability import BOTH_BAD as R_BAD
+    from annotate.reliability import TIE as R_TIE
+    from annotate.reliability import A, B, Labels, fit
+
+    base = ExportOptions(
+        dimension=opts.dimension,
+        pairing=opts.pairing,
+        include_gold=opts.include_gold,
+        include_flagged=opts.include_flagged,
+    )
+    items: dict[tuple[int, int, int], int] = {}
+    item_col: list[int] = []
+    labeler_col: list[int] = []
+    response_col: list[int] = []
+    strength_col: list[int] = []
+    swapped_col: list[bool] = []
+    for group in by_task(records):
+        for rec in group:
+            if record_excluded(rec, base):
+                continue
+            js, _ = record_judgments(rec, base, scale_max=scale_max)
+            slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
+            shown = rec.shown_order if isinstance(rec.shown_order, list) else []
+            shown_at = {cid: k for k, cid in enumerate(shown)}
+            from_choice = not opts.dimension and rec.ranking is None and rec.choice in ("a", "b")
+            for j in js:
+                first, second = (j.a, j.b) if slot.get(j.a, 0) <= slot.get(j.b, 0) else (j.b, j.a)
+                key = (j.task_id, first, second)
+                item = items.setdefault(key, len(items))
+                if j.outcome == PREF:
+                    response = A if j.a == first else B
+                else:
+                    response = R_TIE if j.outcome == TIE else R_BAD
+                strength = rec.strength if (from_choice and rec.strength in (1, 2, 3)) else 0
+                swapped_col.append(
+                    first in shown_at and second in shown_at and shown_at[first] > shown_at[second]
+                )
+                item_col.append(item)
+                labeler_col.append(rec.labeler_id)
+                response_col.append(response)
+                strength_col.append(strength if response in (A, B) else 0)
+    if not item_col:
+        return None
+    labels = Labels.from_lists(item_col, labeler_col, response_col, strength_col, swapped_col)
+    result = fit(labels, threshold=threshold)
+    return CompilerReliability(result, items)
+
+
 # --- split --------------------------------------------------------------------------------------
 
 
@@ -485,11 +596,17 @@ def compile_pairs(
     scale_max: int = 5,
     dropped_labelers: frozenset | set = frozenset(),
     keep_ties: bool | None = None,
+    reliability: CompilerReliability | None = None,
 ) -> Iterator[list[PairOut]]:
     """Pair rows, one list per task (formats that need a whole task at once, e.g. KTO, get it).
 
     ``keep_ties`` overrides ``opts.ties == "keep"`` for formats that cannot hold a tie.
+    ``reliability`` (from ``fit_reliability``) is required for ``aggregate="weighted"`` and
+    ``soft_labels``.
     """
+    if (opts.aggregate == "weighted" or opts.soft_labels) and reliability is None:
+        raise ValueError("aggregate=weighted and soft_labels need a fitted reliability model")
+    aggregating = opts.aggregate in ("majority", "weighted")
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
     labelers, versions = stats.labelers, stats.guideline_versions
@@ -530,7 +647,7 @@ def compile_pairs(
         if not judgments:
             continue
         stats.judgments += len(judgments)
-        comparisons = _comparisons(judgments) if len(judgments) > 1 or opts.aggregate == "majority" else {}
+        comparisons = _comparisons(judgments) if len(judgments) > 1 or aggregating else {}
         for votes in comparisons.values():
             n = len(votes)
             if n >= 2:
@@ -539,18 +656,33 @@ def compile_pairs(
                 stats.rater_pairs += n * (n - 1) // 2
                 stats.agreeing_pairs += sum(c * (c - 1) // 2 for c in tally.values())
         out: list[PairOut] = []
-        if opts.aggregate == "majority":
+        if aggregating:
             for votes in comparisons.values():
                 n = len(votes)
                 if n < opts.min_votes:
                     dropped["too_few_votes"] += 1
                     continue
-                mode = _unique_mode(Counter(j.verdict for j in votes))
-                if mode is None:
-                    dropped["no_majority"] += 1
-                    continue
-                verdict, count = mode
-                agreement = count / n
+                if opts.aggregate == "weighted":
+                    tally: Counter = Counter()
+                    for j in votes:
+                        tally[j.verdict] += reliability.weight(j.labeler_id)
+                    total = sum(tally.values())
+                    if total <= 0:
+                        dropped["no_weight"] += 1
+                        continue
+                    mode = _unique_mode(tally)
+                    if mode is None:
+                        dropped["no_majority"] += 1
+                        continue
+                    verdict, count = mode
+                    agreement = count / total
+                else:
+                    mode = _unique_mode(Counter(j.verdict for j in votes))
+                    if mode is None:
+                        dropped["no_majority"] += 1
+                        continue
+                    verdict, count = mode
+                    agreement = count / n
                 if agreement < opts.min_agreement:
                     dropped["low_agreement"] += 1
                     continue
@@ -565,11 +697,15 @@ def compile_pairs(
                 out.append(
                     PairOut(by_labeler[j0.labeler_id], j0.a, j0.b, j0.outcome, margin, n, round(agreement, 6))
                 )
+                if opts.soft_labels:
+                    out[-1].p_chosen = reliability.p_chosen(j0.task_id, j0.a, j0.b)
         else:
             for j in judgments:
                 if j.outcome != PREF and not keep:
                     dropped[j.outcome] += 1
                     continue
                 out.append(PairOut(by_labeler[j.labeler_id], j.a, j.b, j.outcome, j.margin))
+                if opts.soft_labels:
+                    out[-1].p_chosen = reliability.p_chosen(j.task_id, j.a, j.b)
         if out:
             yield out

@@ -19,7 +19,8 @@ last user turn and ``"\\n\\nAssistant:"``, so the completion follows the cue. Us
 
 ``flag`` (``"tie"`` / ``"both_bad"``, null for a preference) is present only when ties are kept;
 tie rows then list the two responses in slot order. ``margin`` is present when the ``margin``
-option is on (see ``training.compiler``). HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
+option is on (see ``training.compiler``); ``p_chosen`` (float, the reliability model's soft label)
+follows it in the two ``trl`` preference formats when ``soft_labels`` is on. HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
 cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept).
 """
 
@@ -110,6 +111,8 @@ class TrlStandard(Format):
         out = []
         if self.opts.margin:
             out.append(("margin", pa.float64()))
+        if self.opts.soft_labels:
+            out.append(("p_chosen", pa.float64()))
         if self.keep_ties:
             out.append(("flag", pa.string()))
         return out
@@ -126,7 +129,7 @@ class TrlStandard(Format):
         return text
 
     def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
-        margin, keep = self.opts.margin, self.keep_ties
+        margin, keep, soft = self.opts.margin, self.keep_ties, self.opts.soft_labels
         for p in pairs:
             texts = p.record.texts
             row = {
@@ -136,6 +139,8 @@ class TrlStandard(Format):
             }
             if margin:
                 row["margin"] = p.margin
+            if soft:
+                row["p_chosen"] = p.p_chosen
             if keep:
                 row["flag"] = None if p.outcome == PREF else p.outcome
             yield row

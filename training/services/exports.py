@@ -58,6 +58,7 @@ from training.compiler import (
     CompileStats,
     ExportOptions,
     compile_pairs,
+    fit_reliability,
     labeler_reliability,
     low_reliability_labelers,
     record_excluded,
@@ -262,6 +263,9 @@ def records_stream(**kwargs) -> Iterator[AnnotationRecord]:
 # --- create -------------------------------------------------------------------------------------
 
 
+SOFT_LABEL_FORMATS = ("trl", "trl_conversational")  # formats with a p_chosen column
+
+
 def export_options_validate(
     *, project: Project, format: str, file_type: str, options: dict | None
 ) -> ExportOptions:
@@ -282,6 +286,11 @@ def export_options_validate(
     if format == ExportFormat.RAW and opts.aggregate != "none":
         raise InvalidInput(
             "The raw table has one row per annotation: aggregate must be 'none'.", field="aggregate"
+        )
+    if opts.soft_labels and format not in SOFT_LABEL_FORMATS:
+        raise InvalidInput(
+            f"soft_labels adds a p_chosen column, which only {', '.join(SOFT_LABEL_FORMATS)} have.",
+            field="soft_labels",
         )
     return opts
 
@@ -394,6 +403,13 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
             scale_max=scale_max,
         )
         dropped_labelers = low_reliability_labelers(reliability, opts.min_reliability)
+    model = None
+    if fmt.pairwise and (opts.aggregate == "weighted" or opts.soft_labels):
+        model = fit_reliability(
+            records_stream(project=project, with_texts=False, fields=judgment_fields),
+            opts,
+            scale_max=scale_max,
+        )
 
     splits = ("train", "test") if opts.test_size > 0 else ("train",)
     ext = export.file_type
@@ -429,6 +445,7 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
                 scale_max=scale_max,
                 dropped_labelers=dropped_labelers,
                 keep_ties=fmt.keep_ties,
+                reliability=model,
             ):
                 reason = fmt.drop_reason(pairs[0].record)
                 if reason is not None:
@@ -497,6 +514,7 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
         "guideline_versions": counts["guideline_versions"],
         "annotations_without_guideline": counts["annotations_without_guideline"],
         "reliability": _reliability_summary(reliability, dropped_labelers, opts) if reliability else None,
+        "reliability_model": _model_summary(model, project) if model is not None else None,
         "created_at": (export.created_at or timezone.now()).isoformat(),
         "created_by": export.created_by.get_username() if export.created_by else None,
     }
@@ -511,6 +529,17 @@ def content_hash_of(files: dict) -> str:
     for split in sorted(files):
         h.update(f"{files[split]['path']}\0{files[split]['sha256']}\n".encode())
     return h.hexdigest()
+
+
+def _model_summary(model, project: Project) -> dict:
+    """The reliability model's labeler estimates, with labelers pseudonymised as in the raw table."""
+    pseudonym = labeler_pseudonymizer(secret_key=settings.SECRET_KEY, project_id=project.pk)
+    summary = model.summary()
+    by_id = {r["labeler_id"]: pseudonym(r["labeler_id"]) for r in summary["labelers"]}
+    summary["labelers"] = [{**{k: v for k, v in r.items() if k != "labeler_id"}, "labeler": by_id[r["labeler_id"]]}
+                           for r in summary["labelers"]]  # fmt: skip
+    summary["flagged"] = [by_id[lid] for lid in summary["flagged"]]
+    return summary
 
 
 def _reliability_summary(reliability: dict[int, dict], dropped: set[int], opts: ExportOptions) -> dict:

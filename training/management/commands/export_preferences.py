@@ -36,7 +36,10 @@ class Command(BaseCommand):
             "--ties", choices=TIE_MODES, help="Drop ties/both-bad or keep them as flagged rows."
         )
         parser.add_argument(
-            "--aggregate", choices=AGGREGATIONS, help="none: a row per judgment; majority: per comparison."
+            "--aggregate",
+            choices=AGGREGATIONS,
+            help="none: a row per judgment; majority: per comparison; weighted: majority with votes "
+            "weighted by the reliability model.",
         )
         parser.add_argument("--min-votes", type=int)
         parser.add_argument("--min-agreement", type=float)
@@ -51,6 +54,11 @@ class Command(BaseCommand):
         parser.add_argument("--test-size", type=float, help="Share of prompts in the test split (0..0.99).")
         parser.add_argument("--seed", type=int)
         parser.add_argument("--no-margin", action="store_true", help="Leave out the margin column.")
+        parser.add_argument(
+            "--soft-labels",
+            action="store_true",
+            help="Add p_chosen: the reliability model's probability that chosen is preferred (trl formats).",
+        )
         parser.add_argument("--force", action="store_true", help="Write into --out even if it is not empty.")
 
     def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
@@ -80,6 +88,8 @@ class Command(BaseCommand):
         }  # fmt: skip
         if opts["no_margin"]:
             options["margin"] = False
+        if opts["soft_labels"]:
+            options["soft_labels"] = True
         for option, key in (("labelers", "labelers_include"), ("exclude-labelers", "labelers_exclude")):
             ids = self._user_ids(opts[option.replace("-", "_")], option, project)
             if ids is not None:
