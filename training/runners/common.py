@@ -31,6 +31,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core import formatting
+from core.formatting import is_conversational
+
 METRIC_PREFIX = '{"event": '
 
 
@@ -266,10 +269,6 @@ def read_rows(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def is_conversational(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
-
-
 def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """KTO rows (prompt, completion, label) -> pairs: each good completion against each bad one of the
     same prompt (at most 4 per prompt)."""
@@ -406,45 +405,32 @@ def load_prompts(path: str) -> list[Any]:
 
 
 # --- tokenisation -------------------------------------------------------------------------------
+# The text and ids of a (prompt, response) are defined once, in ``core.formatting``; these wrappers
+# turn its errors into the runners' ``ModelError``.
 
 
-def _template_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    if isinstance(out, dict) or hasattr(out, "keys"):
-        out = out["input_ids"]
-    return list(out)
+def _formatting(fn, *args):
+    from core.formatting import FormattingError
+
+    try:
+        return fn(*args)
+    except FormattingError as exc:
+        raise ModelError(str(exc)) from exc
 
 
 def prompt_ids(tokenizer, prompt: Any) -> list[int]:
-    if is_conversational(prompt):
-        if not tokenizer.chat_template:
-            raise ModelError("The dataset is conversational but the tokenizer has no chat template.")
-        return _template_ids(tokenizer, prompt, add_generation_prompt=True)
-    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    return _formatting(formatting.prompt_ids, tokenizer, prompt)
 
 
 def completion_ids(tokenizer, prompt: Any, completion: Any) -> list[int]:
-    """Token ids of ``completion`` after ``prompt`` (ending with EOS for plain text)."""
-    if is_conversational(prompt) or is_conversational(completion):
-        full = _template_ids(tokenizer, list(prompt) + list(completion), add_generation_prompt=False)
-        head = prompt_ids(tokenizer, prompt)
-        if full[: len(head)] == head:
-            return full[len(head) :]
-        return _template_ids(tokenizer, list(completion), add_generation_prompt=False)
-    ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids.append(tokenizer.eos_token_id)
-    return ids
+    """Token ids of ``completion`` after ``prompt``, ending with the end token."""
+    return _formatting(formatting.completion_ids, tokenizer, prompt, completion)
 
 
 def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int]:
-    """prompt + completion ids within ``max_length``: the prompt loses its beginning first (the end of a
-    conversation is what the reply answers), then the completion its end."""
-    p, c = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, prompt, completion)
-    c = c[:max_length]
-    keep = max_length - len(c)
-    p = p[len(p) - keep :] if keep > 0 else []
-    return p + c
+    """prompt + completion ids within ``max_length`` (``core.formatting.reward_input_ids``): what a
+    reward model reads, in training and in scoring alike."""
+    return _formatting(formatting.reward_input_ids, tokenizer, prompt, completion, max_length)
 
 
 def tokenize_pairs(
