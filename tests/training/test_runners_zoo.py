@@ -324,3 +324,11 @@ def test_bootstrap_interval_brackets_the_accuracy():
     assert f["accuracy"] == 0.7 and f["accuracy_ci_low"] < 0.7 < f["accuracy_ci_high"]
     assert f["accuracy_ci_high"] - f["accuracy_ci_low"] < 0.25
     assert pair_figures([1.0], [1.0])["accuracy"] == 0.5
+
+
+def test_dpo_on_a_base_model_renders_conversations_as_plain_transcripts(zoo_model, tmp_path):
+    from training.runners import dpo
+
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    final = dpo.run(_base_cfg("dpo", zoo_model("base"), data, tmp_path / "dpo", max_steps=1))
+    assert final["train_pairs"] == len(PAIRS)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from core.formatting import plain_prompt, plain_response, uses_template
 from training.runners.common import (
     Emitter,
     ModelError,
@@ -73,10 +74,24 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     def prepare(rows):
         return Dataset.from_list(
             [
-                {k: v for k, v in fit_prompt(tokenizer, r, cfg.max_length).items() if k != "margin"}
+                {k: v for k, v in fit_prompt(tokenizer, as_text(r), cfg.max_length).items() if k != "margin"}
                 for r in rows
             ]
         )
+
+    def as_text(row):
+        """Plain text where no chat template applies (core.formatting): the transcript prompt, and the
+        separator put in front of each reply, so TRL joins "question?" and "Answer" as the reward
+        model and generation see them."""
+        if uses_template(tokenizer, row["prompt"], row["chosen"]):
+            return row
+        prompt = plain_prompt(row["prompt"])
+        return {
+            **row,
+            "prompt": prompt,
+            "chosen": plain_response(prompt, row["chosen"]),
+            "rejected": plain_response(prompt, row["rejected"]),
+        }
 
     train_ds = prepare(train_rows)
     eval_ds = prepare(eval_rows) if eval_rows else None

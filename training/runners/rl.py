@@ -16,6 +16,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from core.formatting import plain_prompt
 from training.runners.common import (
     Emitter,
     Timer,
@@ -118,6 +119,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     )
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"
+    if not tokenizer.chat_template:  # a base model: conversations as plain transcripts (core.formatting)
+        train_prompts = [plain_prompt(p) for p in train_prompts]
+        eval_prompts = [plain_prompt(p) for p in eval_prompts]
     reward_tok = load_tokenizer(cfg.reward_model)
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
