@@ -55,7 +55,13 @@ def _launch(kind: str, cfg: dict, tmp_path: Path, timeout: int = 240) -> subproc
     cmd.insert(cmd.index("--num_processes"), "--main_process_port")
     cmd.insert(cmd.index("--num_processes"), env["MASTER_PORT"])
     popen = subprocess.Popen(
-        cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+        cmd,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
     )
     try:
         stdout, stderr = popen.communicate(timeout=timeout)
@@ -83,13 +89,15 @@ def _check_saved(out: Path, base: str):
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     ref = AutoModelForCausalLM.from_pretrained(base)
     changed = [
-        n for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True) if not torch.equal(p, q)
+        n
+        for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True)
+        if not torch.equal(p, q)
     ]
     assert changed, "the saved model is the untouched base model"
 
 
 def test_ppo_two_processes_uneven_prompts(models, tmp_path):
-    root, base, rm = models
+    _root, base, rm = models
     data = tmp_path / "prompts.jsonl"
     data.write_text("".join(json.dumps({"prompt": f"Question {i}?"}) + "\n" for i in range(5)))
     out = tmp_path / "ppo"
@@ -104,7 +112,7 @@ def test_ppo_two_processes_uneven_prompts(models, tmp_path):
             "eval_fraction": 0.0,
             "learning_rate": 1e-3,
             "rollout_batch_size": 2,
-            "mini_batch_size": 2,
+            "per_device_train_batch_size": 2,
             "ppo_epochs": 1,
             "max_new_tokens": 4,
             "max_length": 32,
@@ -119,11 +127,12 @@ def test_ppo_two_processes_uneven_prompts(models, tmp_path):
 
 
 def test_dpo_two_processes_uneven_pairs(models, tmp_path):
-    root, base, _ = models
+    _root, base, _ = models
     data = tmp_path / "pairs.jsonl"
     data.write_text(
         "".join(
-            json.dumps({"prompt": f"Question {i}?", "chosen": "Yes. Good answer.", "rejected": "No. Bad."}) + "\n"
+            json.dumps({"prompt": f"Question {i}?", "chosen": "Yes. Good answer.", "rejected": "No. Bad."})
+            + "\n"
             for i in range(5)
         )
     )
