@@ -46,17 +46,15 @@ import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from core.formatting import generation_prompt_ids, reward_input_ids, special_ids, stop_token_ids
 from training.runners.common import (
     Emitter,
     ModelError,
     Timer,
     atomic_output,
     check_tokenizer_fits,
-    encode,
-    is_conversational,
     load_prompts,
     load_tokenizer,
-    prompt_ids,
     resolve_bf16,
     resolve_use_cpu,
     split_eval,
@@ -231,19 +229,14 @@ def _causal_logits(model, ids, attn, n_response: int, *, hidden: bool = False):
 
 
 def end_token_ids(tokenizer, model, stop_token: str = "") -> list[int]:
-    """Every id that ends a response: ``stop_token`` if set, else the tokenizer's EOS plus every
-    ``eos_token_id`` the model's generation_config declares (Llama-3 ``<|eot_id|>``, Qwen
-    ``<|im_end|>``...)."""
+    """Every id that ends a response: ``stop_token`` if set, else what ``core.formatting`` declares
+    (the tokenizer's EOS, every ``generation_config.eos_token_id`` such as Llama-3's ``<|eot_id|>``,
+    the template's end-of-turn token)."""
     if stop_token:
         if stop_token not in tokenizer.get_vocab():
             raise ModelError(f"stop_token {stop_token!r} is not a token of the policy's vocabulary.")
         return [tokenizer.convert_tokens_to_ids(stop_token)]
-    ids: list[int] = []
-    declared = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
-    for value in ([tokenizer.eos_token_id], declared if isinstance(declared, list) else [declared]):
-        for i in value:
-            if i is not None and int(i) not in ids:
-                ids.append(int(i))
+    ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
     if not ids:
         raise ModelError(
             "The policy declares no end-of-sequence token (tokenizer EOS or generation_config "
@@ -258,7 +251,8 @@ def sampling_kwargs(cfg: PPORunConfig, *, pad_id: int, stop_ids: list[int]) -> d
     PPO's log-probs assume plain softmax(logits / temperature) with only top_k/top_p as configured."""
     return {
         "max_new_tokens": cfg.max_new_tokens,
-        "min_new_tokens": 0,
+        "min_length": 0,  # a MinLength processor would forbid early end tokens
+        "min_new_tokens": None,
         "do_sample": True,
         "num_beams": 1,
         "temperature": cfg.temperature,
@@ -310,12 +304,14 @@ class PPORunner:
         if cfg.gradient_checkpointing:
             policy.gradient_checkpointing_enable()
         frozen_dtype = torch.bfloat16 if self.bf16 else torch.float32
-        self.ref = load_causal_lm(cfg.base_model, self.tokenizer, role="reference").to(frozen_dtype).eval()
+        self.ref = load_causal_lm(cfg.base_model, self.tokenizer, role="reference", trainable=False)
+        self.ref = self.ref.to(frozen_dtype).eval()
         self.ref.requires_grad_(False)
 
         self.reward_tokenizer = load_tokenizer(cfg.reward_model)
         self.reward_tokenizer.padding_side = "right"
-        self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer).to(frozen_dtype).eval()
+        self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer, trainable=False)
+        self.reward = self.reward.to(frozen_dtype).eval()
         self.reward.requires_grad_(False)
         self.ref = self._place_frozen(self.ref)
         self.reward = self._place_frozen(self.reward)
@@ -389,7 +385,7 @@ class PPORunner:
         import torch
 
         max_prompt = max(self.cfg.max_length - self.cfg.max_new_tokens, 1)
-        ids = [prompt_ids(self.tokenizer, p)[-max_prompt:] for p in prompts]
+        ids = [generation_prompt_ids(self.tokenizer, p)[-max_prompt:] for p in prompts]
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
         query = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -457,14 +453,15 @@ class PPORunner:
         return scores.clamp(-self.cfg.reward_clip, self.cfg.reward_clip)
 
     def _reward_input(self, prompt: Any, resp_ids: list[int]) -> list[int]:
-        """The reward model's input ids for (prompt, sampled response): the response decoded and
-        rendered exactly as reward training renders a (prompt, response) pair."""
+        """The reward model's input ids for (prompt, sampled response): the response decoded and put
+        through ``core.formatting.reward_input_ids``, the function reward training uses, so the reward
+        model reads the same tokens (and the same final end token) as in training. A response that
+        never ended does not get the end token (and loses ``missing_eos_penalty``)."""
         ended = bool(resp_ids) and resp_ids[-1] in self.stop_ids
         text = self.tokenizer.decode(resp_ids[:-1] if ended else resp_ids, skip_special_tokens=True)
-        completion = [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
-        ids = encode(self.reward_tokenizer, prompt, completion, self.cfg.max_length)
-        if not ended and ids and ids[-1] == self.reward_tokenizer.eos_token_id:
-            ids = ids[:-1]  # the policy did not end: do not pretend it did
+        ids = reward_input_ids(self.reward_tokenizer, prompt, text, self.cfg.max_length)
+        if not ended and len(ids) > 1 and ids[-1] in special_ids(self.reward_tokenizer):
+            ids = ids[:-1]
         return ids
 
     def _normalise(self, scores):
