@@ -3,13 +3,20 @@
 The algorithm (RLHF PPO as in Ziegler et al. 2019 / Ouyang et al. 2022, "N implementation details
 of RLHF with PPO", Huang et al. 2024), one iteration per batch of ``rollout_batch_size`` prompts:
 
-1. Rollout. The policy samples a response to each prompt (``temperature``, ``top_k``, ``top_p``,
-   at most ``max_new_tokens``). Tokens after the first EOS (``stop_token``) are padding; the EOS
-   itself is part of the response so the policy learns to end.
+1. Rollout. The policy samples a response to each prompt (``temperature`` > 0, ``top_k``,
+   ``top_p``, at most ``max_new_tokens``). Every sampling setting is passed to ``generate``
+   explicitly (``sampling_kwargs``), so nothing comes from the checkpoint's generation_config
+   (Qwen's repetition_penalty/top_k/top_p) and the log-probs below are those of the distribution
+   that really sampled. Responses end at the first of the end ids the model declares
+   (``core.formatting.stop_token_ids``: EOS, generation_config's eos_token_id list, the template's
+   end-of-turn; or ``stop_token``); later tokens are padding; the end token is part of the response
+   so the policy learns to end. The batch is trimmed to its longest response.
 2. Score. The reward model (``AutoModelForSequenceClassification``, ``num_labels=1``, e.g. a
-   ``reward`` run's output) scores prompt + response; with the same tokenizer it sees the exact
-   tokens, otherwise the decoded text re-tokenised. A response that never ends (no EOS within
-   ``max_new_tokens``) loses ``missing_eos_penalty``; scores are clipped to +-``reward_clip``.
+   ``reward`` run's output) scores the decoded response through
+   ``core.formatting.reward_input_ids``, the function reward training uses, so it reads the same
+   tokens and final end token as in training. A response that never ends (no end id within
+   ``max_new_tokens``) gets no end token and loses ``missing_eos_penalty``; scores are clipped to
+   +-``reward_clip`` and, with ``normalize_rewards``, whitened over the batch of all processes.
 3. Per-token rewards. The frozen reference policy (the starting model) gives log-probs; each token
    gets ``-kl_coef * kl_t`` with ``kl_t = log pi(y_t) - log pi_ref(y_t)`` ("k1", an unbiased estimate
    of the KL) or ``(r - 1) - log r`` with ``r = pi_ref / pi`` ("k3", never negative), and the last
@@ -21,19 +28,36 @@ of RLHF with PPO", Huang et al. 2024), one iteration per batch of ``rollout_batc
    ``mini_batch_size``: clipped policy loss ``max(-A r_t, -A clip(r_t, 1 +- cliprange))`` with the
    probability ratio r_t against the rollout's log-probs, plus ``vf_coef`` times the clipped value
    loss ``0.5 max((V - R)^2, (V_clip - R)^2)`` with ``V_clip`` within ``cliprange_value`` of the
-   rollout's values; gradients clipped to ``max_grad_norm``.
+   rollout's values; gradients clipped to ``max_grad_norm``. A mini-batch is run in micro-batches of
+   ``per_device_train_batch_size`` with gradient accumulation; the learning rate follows
+   ``lr_scheduler_type`` after ``warmup_steps`` over all optimiser steps.
+
+Memory: only the response positions' logits are computed (``logits_to_keep``); the chosen token's
+log-prob is its logit minus a row-wise logsumexp (``selective_log_softmax``), with no full
+vocabulary log-softmax in the graph; the entropy is logged from a graph-free pass; rollout forwards
+run in micro-batches of ``per_device_eval_batch_size``.
+
+Precision: the policy (and value head/model) are fp32 master weights whatever the checkpoint's
+dtype (bf16 compute through autocast when ``bf16``); the frozen reference and reward models run in
+bf16 under ``bf16``, else fp32. The saved policy is fp32 and keeps the checkpoint's own
+generation_config.
 
 The value model is a linear head on the policy's last hidden state (``value_model=""``: one trunk,
-one optimiser; the value loss also shapes the trunk, weighted by ``vf_coef``) or a separate token
-classification model (``value_model=PATH``, e.g. the reward model, as in InstructGPT).
+one optimiser; the value loss also shapes the trunk, weighted by ``vf_coef``; the zero-initialised
+head has its own ``value_learning_rate``) or a separate token classification model started from the
+reward model (``value_model="reward"``, as in InstructGPT) or from ``value_model=PATH``.
 
 Logged per iteration: ``reward`` (mean score), ``kl`` (mean summed KL per response), ``loss``,
 ``pg_loss``, ``vf_loss``, ``clipfrac``, ``approx_kl`` (policy change within the iteration),
 ``eos_rate``, ``response_length``, ``entropy``. Held-out prompts (``eval_prompts``, sampled with a
 fixed seed) are scored before and after training: ``eval_reward`` and ``eval_kl`` (to the reference).
 
-Multi-GPU: prompts are sharded over processes and gradients all-reduced by accelerate (DDP).
-Sampling under DeepSpeed ZeRO-3/FSDP needs gathered weights and is not supported here.
+Multi-process: prompts are sharded over processes and gradients all-reduced by accelerate; the
+iteration count comes from the global batch (``iteration_count``), so every process runs the same
+number of collective steps whatever the prompt count. Layouts (``training/accelerate/*.yaml``, see
+``training.runners.launch``): DDP and DeepSpeed ZeRO-2; ZeRO-3 gathers the policy's partitioned
+parameters to sample and the full state dict to save, and partitions the frozen models like the
+policy; FSDP is refused.
 """
 
 from __future__ import annotations
