@@ -2,8 +2,8 @@
 
 The prompt/pair counts do not divide by 2: before the fix each PPO rank computed its own iteration
 count from its own share of the prompts, so one rank waited forever in an all-reduce the other
-never joined. Each run must finish and leave exactly one loadable model of the documented dtype
-(float32, the masters that were trained).
+never joined. Each run starts from a bf16-saved zoo checkpoint and must finish and leave exactly
+one loadable model of the documented dtype (float32, the masters that were trained).
 """
 
 from __future__ import annotations
@@ -23,13 +23,13 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def models(tmp_path_factory):
+def models(tmp_path_factory, zoo_model):
+    """A bf16-saved zoo checkpoint (Qwen-like) and a reward model built from it once (so every rank
+    loads the same reward head)."""
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    from generation.tiny_model import build_tiny_model
-
     root = tmp_path_factory.mktemp("mp")
-    base = build_tiny_model(root / "base", hidden_size=32, intermediate_size=64)
+    base = zoo_model("qwen")
     tok = AutoTokenizer.from_pretrained(base)
     rm = AutoModelForSequenceClassification.from_pretrained(base, num_labels=1)
     rm.config.pad_token_id = tok.pad_token_id
@@ -91,7 +91,7 @@ def _check_saved(out: Path, base: str):
     changed = [
         n
         for (n, p), (_, q) in zip(model.named_parameters(), ref.named_parameters(), strict=True)
-        if not torch.equal(p, q)
+        if not torch.equal(p.float(), q.float())
     ]
     assert changed, "the saved model is the untouched base model"
 
