@@ -458,7 +458,7 @@ class PPORunner:
         """Raw reward-model scores (missing-EOS penalty and clipping applied)."""
         import torch
 
-        from training.runners.reward import score_sequences
+        from training.services.evaluation import score_sequences
 
         seqs = [
             self._reward_input(prompts[i], response[i][mask[i].bool()].tolist()) for i in range(len(prompts))
