@@ -169,6 +169,8 @@ def test_one_default_lr_ppo_step_changes_every_trainable_tensor_of_a_bf16_checkp
     assert stats["loss"] == stats["loss"]  # finite
     unchanged = [n for n, p in model.named_parameters() if p.requires_grad and torch.equal(p, before[n])]
     assert not unchanged, unchanged
+    # 4 responses, micro-batches of 2 accumulated twice: ONE optimiser/scheduler step
+    assert runner.scheduler.last_epoch == 1
     # warmup/scheduler act: linear decay over 1 step ends at 0
     assert runner.optimizer.param_groups[0]["lr"] == 0.0
 

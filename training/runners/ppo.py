@@ -311,7 +311,11 @@ class PPORunner:
         check_supported("ppo", cfg, self.backend)
         use_cpu = resolve_use_cpu(cfg.use_cpu)
         self.bf16 = resolve_bf16(cfg.bf16, use_cpu)
-        self.accelerator = Accelerator(cpu=use_cpu, mixed_precision="bf16" if self.bf16 else "no")
+        self.accelerator = Accelerator(
+            cpu=use_cpu,
+            mixed_precision="bf16" if self.bf16 else "no",
+            gradient_accumulation_steps=cfg.optimiser_batch // cfg.micro_batch,
+        )
         self.device = self.accelerator.device
         torch.manual_seed(cfg.seed + self.accelerator.process_index)
         random.seed(cfg.seed)
@@ -337,8 +341,6 @@ class PPORunner:
         self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer, trainable=False)
         self.reward = self.reward.to(frozen_dtype).eval()
         self.reward.requires_grad_(False)
-        self.ref = self._place_frozen(self.ref)
-        self.reward = self._place_frozen(self.reward)
 
         value_model = None
         if cfg.value_model:
@@ -360,6 +362,9 @@ class PPORunner:
             groups.append({"params": value_params, "lr": cfg.value_learning_rate})
         optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-5)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # after prepare: under ZeRO-3 the DeepSpeed config's "auto" values are filled in by then
+        self.ref = self._place_frozen(self.ref)
+        self.reward = self._place_frozen(self.reward)
         self.scheduler = None
 
     def _place_frozen(self, model):
@@ -576,15 +581,12 @@ class PPORunner:
             for start in range(0, B, mini):
                 mb = order[start : start + mini]
                 parts = [mb[i : i + micro] for i in range(0, len(mb), micro)]
-                self.optimizer.zero_grad(set_to_none=True)
-                for j, idx in enumerate(parts):
+                for idx in parts:
                     m = mask[idx]
-                    sync = (
-                        contextlib.nullcontext()
-                        if j == len(parts) - 1
-                        else self.accelerator.no_sync(self.model)
-                    )
-                    with sync, self.accelerator.autocast():
+                    # accelerate counts the micro-batches: gradients sync (DDP) and the optimiser and
+                    # DeepSpeed engine step only on the last one of each mini-batch; the loss is
+                    # divided by the number of micro-batches (all of the same size) in backward.
+                    with self.accelerator.accumulate(self.model), self.accelerator.autocast():
                         logp, vpred, entropy = self._forward(
                             self.model,
                             ro.query[idx],
@@ -608,7 +610,13 @@ class PPORunner:
                         v_clipped = old_v + (vpred - old_v).clamp(-cfg.cliprange_value, cfg.cliprange_value)
                         vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clipped - ret) ** 2), m)
                         loss = pg_loss + cfg.vf_coef * vf_loss
-                        self.accelerator.backward(loss * (len(idx) / len(mb)))
+                        self.accelerator.backward(loss)
+                        if self.accelerator.sync_gradients and cfg.max_grad_norm:
+                            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                        self.optimizer.step()  # a no-op until the mini-batch's last micro-batch
+                        if self.accelerator.sync_gradients and self.scheduler is not None:
+                            self.scheduler.step()
+                        self.optimizer.zero_grad(set_to_none=True)
                     with torch.no_grad():
                         stats["loss"].append(loss.item())
                         stats["pg_loss"].append(pg_loss.item())
@@ -618,11 +626,6 @@ class PPORunner:
                         )
                         stats["approx_kl"].append(masked_mean(0.5 * log_ratio**2, m).item())
                         stats["entropy"].append(masked_mean(entropy, m).item())
-                if cfg.max_grad_norm:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                if self.scheduler is not None:
-                    self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         out = {k: sum(v) / max(len(v), 1) for k, v in stats.items()}
         out.update(
