@@ -20,6 +20,9 @@ KINDS = tuple(CONFIGS)
 
 
 def run_kind(kind: str, cfg, emitter: Emitter) -> dict:
+    from training.runners.launch import check_supported, distributed_backend
+
+    check_supported(kind, cfg, distributed_backend())
     if kind == "reward":
         from training.runners import reward
 

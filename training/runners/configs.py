@@ -127,6 +127,9 @@ class DPORunConfig(BaseRunConfig):
             raise ConfigError("beta must be positive.")
 
 
+PPO_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
+
+
 @dataclass
 class PPORunConfig(BaseRunConfig):
     """PPO with a learned reward model (see ``training.runners.ppo`` for the algorithm).
@@ -134,19 +137,31 @@ class PPORunConfig(BaseRunConfig):
     reward_model: path of a trained reward model (AutoModelForSequenceClassification, num_labels=1).
     dataset_path: rows with a ``prompt`` (string or messages); preference rows work (their prompts
         are used, deduplicated).
+
+    Batching (per process): each iteration samples ``rollout_batch_size`` prompts; every optimiser
+    step takes a mini-batch of ``mini_batch_size`` responses (0: ``per_device_train_batch_size x
+    gradient_accumulation_steps``), run forward/backward in micro-batches of
+    ``per_device_train_batch_size`` with the gradients accumulated. Rollout forwards (policy,
+    reference, reward) run in micro-batches of ``per_device_eval_batch_size``.
+    The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``.
+    value_model: "" puts a linear value head on the policy trunk (trained at
+        ``value_learning_rate``); "reward" starts a separate value model from the reward model
+        (InstructGPT); any other value is the path of a model to start the value model from.
+    normalize_rewards: whiten the reward model's scores per batch (over all processes) before the
+        KL penalty is added.
     """
 
     reward_model: str = ""
     learning_rate: float = 1e-6
-    value_learning_rate: float | None = None  # None: same as learning_rate
+    value_learning_rate: float = 1e-5  # the value head/model's own rate (zero-initialised heads need it)
     num_train_epochs: float = 1.0  # passes over the prompts
-    total_episodes: int = 0  # > 0: stop after this many sampled responses
-    rollout_batch_size: int = 16  # prompts sampled per PPO iteration
-    mini_batch_size: int = 8  # responses per optimiser step inside an iteration
+    total_episodes: int = 0  # > 0: stop after this many sampled responses (all processes together)
+    rollout_batch_size: int = 16  # prompts sampled per PPO iteration and process
+    mini_batch_size: int = 0  # responses per optimiser step; 0: per_device_train_batch_size x accumulation
     ppo_epochs: int = 4  # optimisation passes over each rollout batch
     max_new_tokens: int = 48
-    temperature: float = 1.0
-    top_k: int = 0
+    temperature: float = 1.0  # > 0: PPO's log-probs are those of softmax(logits / temperature)
+    top_k: int = 0  # 0: no top-k truncation
     top_p: float = 1.0
     kl_coef: float = 0.05  # per-token KL penalty towards the reference policy
     kl_estimator: str = "k1"  # "k1": log p - log q; "k3": (r - 1) - log r, always >= 0
@@ -156,23 +171,67 @@ class PPORunConfig(BaseRunConfig):
     cliprange_value: float = 0.2
     vf_coef: float = 0.1
     whiten_rewards: bool = False
+    normalize_rewards: bool = False
     missing_eos_penalty: float | None = 1.0  # subtracted from the score of responses that never end
-    stop_token: str = ""  # "" uses the tokenizer's EOS
-    value_model: str = ""  # "" puts a value head on the policy trunk; a path: a separate model
+    stop_token: str = ""  # "" stops on every end id the model declares (generation_config + tokenizer EOS)
+    value_model: str = ""  # "": value head on the policy trunk; "reward": from the reward model; or a path
     reward_clip: float = 10.0
-    eval_prompts: int = 64  # held-out prompts scored before and after training
+    eval_prompts: int = 64  # held-out prompts scored before and after training (at most max_eval_rows)
     eval_every: int = 0  # iterations between held-out evaluations (0: only before and after)
+
+    @property
+    def optimiser_batch(self) -> int:
+        """Responses per optimiser step (the PPO mini-batch)."""
+        return self.mini_batch_size or self.per_device_train_batch_size * self.gradient_accumulation_steps
+
+    @property
+    def micro_batch(self) -> int:
+        """Responses per forward/backward pass; gradients accumulate over optimiser_batch / micro_batch."""
+        return min(self.per_device_train_batch_size, self.optimiser_batch)
 
     def validate(self) -> None:
         super().validate()
         if not self.reward_model:
             raise ConfigError("reward_model is required for PPO (a trained reward model's path).")
-        if self.mini_batch_size <= 0 or self.rollout_batch_size % self.mini_batch_size:
-            raise ConfigError("rollout_batch_size must be a positive multiple of mini_batch_size.")
+        if self.mini_batch_size < 0:
+            raise ConfigError("mini_batch_size must be 0 (derived) or positive.")
+        if self.mini_batch_size:
+            if self.mini_batch_size % self.micro_batch:
+                raise ConfigError(
+                    f"mini_batch_size ({self.mini_batch_size}) must be a multiple of "
+                    f"per_device_train_batch_size ({self.per_device_train_batch_size})."
+                )
+            steps = self.mini_batch_size // self.micro_batch
+            if self.gradient_accumulation_steps not in (1, steps):
+                raise ConfigError(
+                    f"gradient_accumulation_steps ({self.gradient_accumulation_steps}) disagrees with "
+                    f"mini_batch_size / per_device_train_batch_size ({steps}); set mini_batch_size to 0 "
+                    "to derive it from the other two."
+                )
+        if self.rollout_batch_size <= 0 or self.rollout_batch_size % self.optimiser_batch:
+            raise ConfigError(
+                "rollout_batch_size must be a positive multiple of mini_batch_size "
+                f"(the optimiser mini-batch, here {self.optimiser_batch})."
+            )
+        if self.per_device_eval_batch_size <= 0:
+            raise ConfigError("per_device_eval_batch_size must be positive.")
         if self.kl_estimator not in ("k1", "k3"):
             raise ConfigError("kl_estimator must be k1 or k3.")
         if self.max_new_tokens <= 0 or self.ppo_epochs <= 0:
             raise ConfigError("max_new_tokens and ppo_epochs must be positive.")
+        if not self.temperature > 0:
+            raise ConfigError(
+                "temperature must be positive: PPO needs sampled responses and their log-probs "
+                "(temperature 0 is greedy decoding, which has none)."
+            )
+        if self.top_k < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("top_k must be >= 0 and top_p in (0, 1].")
+        if self.lr_scheduler_type not in PPO_SCHEDULERS:
+            raise ConfigError(f"lr_scheduler_type for PPO must be one of {', '.join(PPO_SCHEDULERS)}.")
+        if self.warmup_steps < 0:
+            raise ConfigError("warmup_steps must be >= 0 (a count, or a fraction of the steps when < 1).")
+        if self.value_learning_rate <= 0:
+            raise ConfigError("value_learning_rate must be positive.")
 
 
 @dataclass

@@ -3,13 +3,20 @@
 The algorithm (RLHF PPO as in Ziegler et al. 2019 / Ouyang et al. 2022, "N implementation details
 of RLHF with PPO", Huang et al. 2024), one iteration per batch of ``rollout_batch_size`` prompts:
 
-1. Rollout. The policy samples a response to each prompt (``temperature``, ``top_k``, ``top_p``,
-   at most ``max_new_tokens``). Tokens after the first EOS (``stop_token``) are padding; the EOS
-   itself is part of the response so the policy learns to end.
+1. Rollout. The policy samples a response to each prompt (``temperature`` > 0, ``top_k``,
+   ``top_p``, at most ``max_new_tokens``). Every sampling setting is passed to ``generate``
+   explicitly (``sampling_kwargs``), so nothing comes from the checkpoint's generation_config
+   (Qwen's repetition_penalty/top_k/top_p) and the log-probs below are those of the distribution
+   that really sampled. Responses end at the first of the end ids the model declares
+   (``core.formatting.stop_token_ids``: EOS, generation_config's eos_token_id list, the template's
+   end-of-turn; or ``stop_token``); later tokens are padding; the end token is part of the response
+   so the policy learns to end. The batch is trimmed to its longest response.
 2. Score. The reward model (``AutoModelForSequenceClassification``, ``num_labels=1``, e.g. a
-   ``reward`` run's output) scores prompt + response; with the same tokenizer it sees the exact
-   tokens, otherwise the decoded text re-tokenised. A response that never ends (no EOS within
-   ``max_new_tokens``) loses ``missing_eos_penalty``; scores are clipped to +-``reward_clip``.
+   ``reward`` run's output) scores the decoded response through
+   ``core.formatting.reward_input_ids``, the function reward training uses, so it reads the same
+   tokens and final end token as in training. A response that never ends (no end id within
+   ``max_new_tokens``) gets no end token and loses ``missing_eos_penalty``; scores are clipped to
+   +-``reward_clip`` and, with ``normalize_rewards``, whitened over the batch of all processes.
 3. Per-token rewards. The frozen reference policy (the starting model) gives log-probs; each token
    gets ``-kl_coef * kl_t`` with ``kl_t = log pi(y_t) - log pi_ref(y_t)`` ("k1", an unbiased estimate
    of the KL) or ``(r - 1) - log r`` with ``r = pi_ref / pi`` ("k3", never negative), and the last
@@ -21,40 +28,57 @@ of RLHF with PPO", Huang et al. 2024), one iteration per batch of ``rollout_batc
    ``mini_batch_size``: clipped policy loss ``max(-A r_t, -A clip(r_t, 1 +- cliprange))`` with the
    probability ratio r_t against the rollout's log-probs, plus ``vf_coef`` times the clipped value
    loss ``0.5 max((V - R)^2, (V_clip - R)^2)`` with ``V_clip`` within ``cliprange_value`` of the
-   rollout's values; gradients clipped to ``max_grad_norm``.
+   rollout's values; gradients clipped to ``max_grad_norm``. A mini-batch is run in micro-batches of
+   ``per_device_train_batch_size`` with gradient accumulation; the learning rate follows
+   ``lr_scheduler_type`` after ``warmup_steps`` over all optimiser steps.
+
+Memory: only the response positions' logits are computed (``logits_to_keep``); the chosen token's
+log-prob is its logit minus a row-wise logsumexp (``selective_log_softmax``), with no full
+vocabulary log-softmax in the graph; the entropy is logged from a graph-free pass; rollout forwards
+run in micro-batches of ``per_device_eval_batch_size``.
+
+Precision: the policy (and value head/model) are fp32 master weights whatever the checkpoint's
+dtype (bf16 compute through autocast when ``bf16``); the frozen reference and reward models run in
+bf16 under ``bf16``, else fp32. The saved policy is fp32 and keeps the checkpoint's own
+generation_config.
 
 The value model is a linear head on the policy's last hidden state (``value_model=""``: one trunk,
-one optimiser; the value loss also shapes the trunk, weighted by ``vf_coef``) or a separate token
-classification model (``value_model=PATH``, e.g. the reward model, as in InstructGPT).
+one optimiser; the value loss also shapes the trunk, weighted by ``vf_coef``; the zero-initialised
+head has its own ``value_learning_rate``) or a separate token classification model started from the
+reward model (``value_model="reward"``, as in InstructGPT) or from ``value_model=PATH``.
 
 Logged per iteration: ``reward`` (mean score), ``kl`` (mean summed KL per response), ``loss``,
 ``pg_loss``, ``vf_loss``, ``clipfrac``, ``approx_kl`` (policy change within the iteration),
 ``eos_rate``, ``response_length``, ``entropy``. Held-out prompts (``eval_prompts``, sampled with a
 fixed seed) are scored before and after training: ``eval_reward`` and ``eval_kl`` (to the reference).
 
-Multi-GPU: prompts are sharded over processes and gradients all-reduced by accelerate (DDP).
-Sampling under DeepSpeed ZeRO-3/FSDP needs gathered weights and is not supported here.
+Multi-process: prompts are sharded over processes and gradients all-reduced by accelerate; the
+iteration count comes from the global batch (``iteration_count``), so every process runs the same
+number of collective steps whatever the prompt count. Layouts (``training/accelerate/*.yaml``, see
+``training.runners.launch``): DDP and DeepSpeed ZeRO-2; ZeRO-3 gathers the policy's partitioned
+parameters to sample and the full state dict to save, and partitions the frozen models like the
+policy; FSDP is refused.
 """
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import math
 import random
 import shutil
 from dataclasses import dataclass
 from typing import Any
 
+from core.formatting import generation_prompt_ids, reward_input_ids, special_ids, stop_token_ids
 from training.runners.common import (
     Emitter,
     ModelError,
     Timer,
     atomic_output,
     check_tokenizer_fits,
-    encode,
-    is_conversational,
     load_prompts,
     load_tokenizer,
-    prompt_ids,
     resolve_bf16,
     resolve_use_cpu,
     split_eval,
@@ -78,6 +102,7 @@ class Rollout:
     values: Any  # (B, T)
     scores: Any  # (B,)
     has_eos: Any  # (B,) bool
+    raw_scores: Any  # (B,) before normalize_rewards
 
 
 def masked_mean(x, mask, dim=None):
@@ -128,22 +153,23 @@ class PolicyWithValueHead:
                     nn.init.zeros_(self.v_head.weight)
                     nn.init.zeros_(self.v_head.bias)
 
-            def forward(self, input_ids, attention_mask, position_ids):
-                out = self.policy(
-                    input_ids=input_ids,
-                    attention_mask=attention_mask,
-                    position_ids=position_ids,
-                    output_hidden_states=self.value_model is None,
-                    use_cache=False,
+            def forward(self, input_ids, attention_mask, position_ids, n_response: int):
+                """(logits predicting the last ``n_response`` tokens, values V(s_t) at those states)."""
+                logits, out = _causal_logits(
+                    self.policy, input_ids, attention_mask, n_response, hidden=self.value_model is None
                 )
                 if self.value_model is None:
-                    hidden = out.hidden_states[-1]
+                    hidden = out.hidden_states[-1][:, -(n_response + 1) : -1]
                     values = self.v_head(hidden.to(self.v_head.weight.dtype)).squeeze(-1)
                 else:
-                    values = self.value_model(
-                        input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
-                    ).logits.squeeze(-1)
-                return out.logits, values.float()
+                    values = (
+                        self.value_model(
+                            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids
+                        )
+                        .logits[:, -(n_response + 1) : -1]
+                        .squeeze(-1)
+                    )
+                return logits, values.float()
 
         return _PolicyValue(policy, value_model)
 
@@ -160,15 +186,116 @@ def _positions(mask):
     return (mask.cumsum(1) - 1).clamp(min=0)
 
 
-def _response_stats(logits, response, temperature: float, q_len: int):
-    """Log-probs (and entropies) of ``response`` tokens from full-sequence logits."""
+def selective_log_softmax(logits, index):
+    """``log_softmax(logits)[..., index]`` without a full-vocabulary log-softmax tensor in the graph.
+
+    fp32/fp64: the chosen logit minus a row-by-row logsumexp (the graph keeps the logits, not a second
+    (B, T, V) tensor). Lower precision: a row at a time in fp32 (logsumexp in bf16 loses too much).
+    """
     import torch
 
-    logits = logits[:, q_len - 1 : -1].float() / max(temperature, 1e-6)
-    logp_all = torch.log_softmax(logits, dim=-1)
-    logp = torch.gather(logp_all, 2, response.unsqueeze(-1)).squeeze(-1)
-    entropy = -(logp_all.exp() * logp_all).sum(-1)
-    return logp, entropy
+    if logits.dtype in (torch.float32, torch.float64):
+        picked = torch.gather(logits, -1, index.unsqueeze(-1)).squeeze(-1)
+        lse = torch.stack([torch.logsumexp(row, dim=-1) for row in logits])
+        return picked - lse
+    rows = []
+    for row_logits, row_index in zip(logits, index, strict=True):
+        row = torch.log_softmax(row_logits.float(), dim=-1)
+        rows.append(row.gather(-1, row_index.unsqueeze(-1)).squeeze(-1))
+    return torch.stack(rows)
+
+
+def entropy_from_logits(logits):
+    """Per-position entropy, computed without a graph (it is only logged) and a row at a time."""
+    import torch
+
+    with torch.no_grad():
+        out = []
+        for row in logits:
+            row = row.float()
+            logp = torch.log_softmax(row, dim=-1)
+            out.append(-(logp.exp() * logp).sum(-1))
+        return torch.stack(out)
+
+
+def _response_stats(logits, response, temperature: float, *, with_entropy: bool = False):
+    """Log-probs (and, if asked, entropies) of ``response`` tokens under softmax(logits / T).
+
+    ``logits`` are the T positions that predict the response tokens (shape (B, T, V)).
+    """
+    logits = logits / temperature
+    logp = selective_log_softmax(logits, response)
+    return logp, (entropy_from_logits(logits) if with_entropy else None)
+
+
+def _accepts_logits_to_keep(model) -> bool:
+    import inspect
+
+    try:
+        return "logits_to_keep" in inspect.signature(model.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def _causal_logits(model, ids, attn, n_response: int, *, hidden: bool = False):
+    """Forward ``model``; return (logits predicting the last ``n_response`` tokens, output)."""
+    kwargs: dict[str, Any] = {
+        "input_ids": ids,
+        "attention_mask": attn,
+        "position_ids": _positions(attn),
+        "use_cache": False,
+        "output_hidden_states": hidden,
+    }
+    if _accepts_logits_to_keep(model):
+        kwargs["logits_to_keep"] = n_response + 1  # the prompt positions' logits are never needed
+    out = model(**kwargs)
+    return out.logits[:, -(n_response + 1) : -1], out
+
+
+def end_token_ids(tokenizer, model, stop_token: str = "") -> list[int]:
+    """Every id that ends a response: ``stop_token`` if set, else what ``core.formatting`` declares
+    (the tokenizer's EOS, every ``generation_config.eos_token_id`` such as Llama-3's ``<|eot_id|>``,
+    the template's end-of-turn token)."""
+    if stop_token:
+        if stop_token not in tokenizer.get_vocab():
+            raise ModelError(f"stop_token {stop_token!r} is not a token of the policy's vocabulary.")
+        return [tokenizer.convert_tokens_to_ids(stop_token)]
+    ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
+    if not ids:
+        raise ModelError(
+            "The policy declares no end-of-sequence token (tokenizer EOS or generation_config "
+            "eos_token_id); set stop_token to a token of its vocabulary."
+        )
+    return ids
+
+
+def sampling_kwargs(cfg: PPORunConfig, *, pad_id: int, stop_ids: list[int]) -> dict[str, Any]:
+    """Every sampling setting passed explicitly: transformers fills what is not passed from the
+    checkpoint's generation_config (Qwen ships repetition_penalty 1.05, top_k 20, top_p 0.8...), and
+    PPO's log-probs assume plain softmax(logits / temperature) with only top_k/top_p as configured."""
+    return {
+        "max_new_tokens": cfg.max_new_tokens,
+        "min_length": 0,  # a MinLength processor would forbid early end tokens
+        "min_new_tokens": None,
+        "do_sample": True,
+        "num_beams": 1,
+        "temperature": cfg.temperature,
+        "top_k": cfg.top_k,  # 0: no truncation
+        "top_p": cfg.top_p,
+        "min_p": None,
+        "top_h": None,
+        "typical_p": 1.0,
+        "epsilon_cutoff": 0.0,
+        "eta_cutoff": 0.0,
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "bad_words_ids": None,
+        "suppress_tokens": None,
+        "begin_suppress_tokens": None,
+        "renormalize_logits": False,
+        "pad_token_id": pad_id,
+        "eos_token_id": list(stop_ids),
+    }
 
 
 class PPORunner:
@@ -176,13 +303,18 @@ class PPORunner:
         import torch
         from accelerate import Accelerator
 
+        from training.runners.launch import check_supported, distributed_backend
+
         self.cfg = cfg
         self.emitter = emitter
+        self.backend = distributed_backend()
+        check_supported("ppo", cfg, self.backend)
         use_cpu = resolve_use_cpu(cfg.use_cpu)
+        self.bf16 = resolve_bf16(cfg.bf16, use_cpu)
         self.accelerator = Accelerator(
             cpu=use_cpu,
-            mixed_precision="bf16" if resolve_bf16(cfg.bf16, use_cpu) else "no",
-            gradient_accumulation_steps=1,
+            mixed_precision="bf16" if self.bf16 else "no",
+            gradient_accumulation_steps=cfg.optimiser_batch // cfg.micro_batch,
         )
         self.device = self.accelerator.device
         torch.manual_seed(cfg.seed + self.accelerator.process_index)
@@ -190,44 +322,91 @@ class PPORunner:
 
         self.tokenizer = load_tokenizer(cfg.base_model)
         self.tokenizer.padding_side = "left"
-        stop = cfg.stop_token or self.tokenizer.eos_token
-        if stop is None or stop not in self.tokenizer.get_vocab():
-            raise ModelError(
-                "The policy tokenizer has no EOS token; set stop_token to a token of its vocabulary."
-            )
-        self.stop_id = self.tokenizer.convert_tokens_to_ids(stop)
 
-        policy = load_causal_lm(cfg.base_model, self.tokenizer)
+        # Trainable weights are fp32 masters whatever the checkpoint's dtype (AdamW steps on bf16
+        # parameters lose updates below bf16's resolution); bf16 compute comes from autocast.
+        policy = load_causal_lm(cfg.base_model, self.tokenizer).float()
+        self.saved_generation_config = copy.deepcopy(policy.generation_config)
+        self.stop_ids = end_token_ids(self.tokenizer, policy, cfg.stop_token)
         _disable_dropout(policy)  # rollout and update log-probs must agree (ratio 1 before any step)
         if cfg.gradient_checkpointing:
             policy.gradient_checkpointing_enable()
-        self.ref = load_causal_lm(cfg.base_model, self.tokenizer, role="reference").to(self.device).eval()
+        frozen_dtype = torch.bfloat16 if self.bf16 else torch.float32
+        self.ref = load_causal_lm(cfg.base_model, self.tokenizer, role="reference", trainable=False)
+        self.ref = self.ref.to(frozen_dtype).eval()
         self.ref.requires_grad_(False)
 
         self.reward_tokenizer = load_tokenizer(cfg.reward_model)
         self.reward_tokenizer.padding_side = "right"
-        self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer).to(self.device).eval()
+        self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer, trainable=False)
+        self.reward = self.reward.to(frozen_dtype).eval()
         self.reward.requires_grad_(False)
-        self.same_tokenizer = self.reward_tokenizer.get_vocab() == self.tokenizer.get_vocab()
 
         value_model = None
         if cfg.value_model:
             from transformers import AutoModelForTokenClassification
 
+            path = cfg.reward_model if cfg.value_model == "reward" else cfg.value_model
             try:
-                value_model = AutoModelForTokenClassification.from_pretrained(cfg.value_model, num_labels=1)
-            except (OSError, ValueError) as exc:
-                raise ModelError(f"Cannot load the value model {cfg.value_model!r}: {exc}") from exc
-            check_tokenizer_fits(self.tokenizer, value_model, cfg.value_model)
+                value_model = AutoModelForTokenClassification.from_pretrained(path, num_labels=1)
+            except (OSError, ValueError, KeyError) as exc:
+                raise ModelError(f"Cannot load the value model {path!r}: {exc}") from exc
+            check_tokenizer_fits(self.tokenizer, value_model, path)
+            value_model = value_model.float()
             _disable_dropout(value_model)
         model = PolicyWithValueHead.build(policy, value_model)
         value_params = [p for n, p in model.named_parameters() if not n.startswith("policy.")]
         policy_params = [p for n, p in model.named_parameters() if n.startswith("policy.")]
         groups = [{"params": policy_params, "lr": cfg.learning_rate}]
         if value_params:
-            groups.append({"params": value_params, "lr": cfg.value_learning_rate or cfg.learning_rate})
+            groups.append({"params": value_params, "lr": cfg.value_learning_rate})
         optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-5)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
+        # after prepare: under ZeRO-3 the DeepSpeed config's "auto" values are filled in by then
+        self.ref = self._place_frozen(self.ref)
+        self.reward = self._place_frozen(self.reward)
+        self.scheduler = None
+
+    def _place_frozen(self, model):
+        """Frozen models: on the device (DDP, ZeRO-2), or partitioned like the policy (ZeRO-3)."""
+        if self.backend != "zero3":
+            return model.to(self.device)
+        import deepspeed  # checked by check_supported
+
+        ds = copy.deepcopy(self.accelerator.state.deepspeed_plugin.deepspeed_config)
+        ds.pop("optimizer", None)
+        ds.pop("scheduler", None)
+        ds["train_micro_batch_size_per_gpu"] = self.cfg.per_device_eval_batch_size
+        ds["gradient_accumulation_steps"] = 1
+        ds.pop("train_batch_size", None)
+        engine, *_ = deepspeed.initialize(model=model, config=ds)
+        engine.eval()
+        return engine
+
+    @contextlib.contextmanager
+    def _policy_for_generation(self):
+        """The unwrapped policy with full weights (ZeRO-3 gathers the partitioned parameters)."""
+        unwrapped = self.accelerator.unwrap_model(self.model)
+        if self.backend == "zero3":
+            import deepspeed
+
+            with deepspeed.zero.GatheredParameters(list(self.model.parameters()), modifier_rank=None):
+                yield unwrapped.policy
+        else:
+            yield unwrapped.policy
+
+    def set_schedule(self, optimiser_steps: int) -> None:
+        """Warmup then ``lr_scheduler_type`` over ``optimiser_steps`` (stepped once per optimiser step)."""
+        from transformers import get_scheduler
+
+        cfg = self.cfg
+        warmup = cfg.warmup_steps if cfg.warmup_steps >= 1 else math.ceil(cfg.warmup_steps * optimiser_steps)
+        self.scheduler = get_scheduler(
+            cfg.lr_scheduler_type,
+            self.optimizer,
+            num_warmup_steps=int(warmup),
+            num_training_steps=max(optimiser_steps, 1),
+        )
 
     # --- rollouts ---------------------------------------------------------------------------------
 
@@ -235,7 +414,7 @@ class PPORunner:
         import torch
 
         max_prompt = max(self.cfg.max_length - self.cfg.max_new_tokens, 1)
-        ids = [prompt_ids(self.tokenizer, p)[-max_prompt:] for p in prompts]
+        ids = [generation_prompt_ids(self.tokenizer, p)[-max_prompt:] for p in prompts]
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
         query = torch.full((len(ids), width), pad, dtype=torch.long)
@@ -248,71 +427,47 @@ class PPORunner:
     def _generate(self, query, qmask, *, generator_seed: int | None = None):
         import torch
 
-        policy = self.accelerator.unwrap_model(self.model).policy
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": self.cfg.max_new_tokens,
-            "do_sample": True,
-            "temperature": max(self.cfg.temperature, 1e-6),
-            "top_k": self.cfg.top_k or None,
-            "top_p": self.cfg.top_p,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "eos_token_id": self.stop_id,
-            "min_new_tokens": 0,
-        }
+        kwargs = sampling_kwargs(self.cfg, pad_id=self.tokenizer.pad_token_id, stop_ids=self.stop_ids)
         state = None
         if generator_seed is not None:
             state = torch.random.get_rng_state()
             cuda_state = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
             torch.manual_seed(generator_seed)
-        was_training = policy.training
-        policy.eval()
-        with torch.no_grad():
-            out = policy.generate(input_ids=query, attention_mask=qmask, **kwargs)
-        if was_training:
-            policy.train()
+        with self._policy_for_generation() as policy:
+            was_training = policy.training
+            policy.eval()
+            with torch.no_grad(), self.accelerator.autocast():
+                out = policy.generate(input_ids=query, attention_mask=qmask, **kwargs)
+            if was_training:
+                policy.train()
         if state is not None:
             torch.random.set_rng_state(state)
             if cuda_state is not None:
                 torch.cuda.set_rng_state_all(cuda_state)
         response = out[:, query.shape[1] :]
-        if response.shape[1] < self.cfg.max_new_tokens:  # every sequence ended early
-            pad = torch.full(
-                (response.shape[0], self.cfg.max_new_tokens - response.shape[1]),
-                self.tokenizer.pad_token_id,
-                dtype=response.dtype,
-                device=response.device,
-            )
-            response = torch.cat([response, pad], dim=1)
-        is_stop = response == self.stop_id
+        stops = torch.tensor(self.stop_ids, device=response.device)
+        is_stop = torch.isin(response, stops)
         has_eos = is_stop.any(1)
         first = torch.where(
             has_eos, is_stop.float().argmax(1), torch.full_like(has_eos, response.shape[1], dtype=torch.long)
         )
         idx = torch.arange(response.shape[1], device=response.device).unsqueeze(0)
         mask = (idx <= first.unsqueeze(1)).long()
+        # trimmed to the longest actual response (the end token included), not max_new_tokens
+        width = max(int(mask.sum(1).max()), 1)
+        response, mask = response[:, :width], mask[:, :width]
         response = torch.where(mask.bool(), response, torch.full_like(response, self.tokenizer.pad_token_id))
         return response, mask, has_eos
 
     def _score(self, prompts: list[Any], query, qmask, response, mask, has_eos):
+        """Raw reward-model scores (missing-EOS penalty and clipping applied)."""
         import torch
 
-        from training.runners.reward import score_sequences
+        from training.services.evaluation import score_sequences
 
-        seqs = []
-        for i, prompt in enumerate(prompts):
-            resp_ids = response[i][mask[i].bool()].tolist()
-            if self.same_tokenizer:
-                q = query[i][qmask[i].bool()].tolist()
-                seqs.append((q + resp_ids)[-self.cfg.max_length :])
-            else:
-                text = self.tokenizer.decode(
-                    [t for t in resp_ids if t != self.stop_id], skip_special_tokens=True
-                )
-                completion = [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
-                ids = encode(self.reward_tokenizer, prompt, completion, self.cfg.max_length)
-                if not bool(has_eos[i]) and ids and ids[-1] == self.reward_tokenizer.eos_token_id:
-                    ids = ids[:-1]  # the policy did not end: do not pretend it did
-                seqs.append(ids)
+        seqs = [
+            self._reward_input(prompts[i], response[i][mask[i].bool()].tolist()) for i in range(len(prompts))
+        ]
         scores = torch.tensor(
             score_sequences(
                 self.reward,
@@ -326,14 +481,31 @@ class PPORunner:
             scores = torch.where(has_eos, scores, scores - self.cfg.missing_eos_penalty)
         return scores.clamp(-self.cfg.reward_clip, self.cfg.reward_clip)
 
-    def _forward(self, model, query, qmask, response, mask):
+    def _reward_input(self, prompt: Any, resp_ids: list[int]) -> list[int]:
+        """The reward model's input ids for (prompt, sampled response): the response decoded and put
+        through ``core.formatting.reward_input_ids``, the function reward training uses, so the reward
+        model reads the same tokens (and the same final end token) as in training. A response that
+        never ended does not get the end token (and loses ``missing_eos_penalty``)."""
+        ended = bool(resp_ids) and resp_ids[-1] in self.stop_ids
+        text = self.tokenizer.decode(resp_ids[:-1] if ended else resp_ids, skip_special_tokens=True)
+        ids = reward_input_ids(self.reward_tokenizer, prompt, text, self.cfg.max_length)
+        if not ended and len(ids) > 1 and ids[-1] in special_ids(self.reward_tokenizer):
+            ids = ids[:-1]
+        return ids
+
+    def _normalise(self, scores):
+        """Whiten scores over the whole batch (all processes)."""
+        everything = self.accelerator.gather(scores.detach().float())
+        std = everything.std() if everything.numel() > 1 else everything.new_tensor(1.0)
+        return (scores - everything.mean()) / (std + 1e-8)
+
+    def _forward(self, model, query, qmask, response, mask, *, with_entropy: bool = False):
         import torch
 
         ids = torch.cat([query, response], dim=1)
         attn = torch.cat([qmask, mask], dim=1)
-        logits, values = model(ids, attn, _positions(attn))
-        logp, entropy = _response_stats(logits, response, self.cfg.temperature, query.shape[1])
-        values = values[:, query.shape[1] - 1 : -1]
+        logits, values = model(ids, attn, _positions(attn), response.shape[1])
+        logp, entropy = _response_stats(logits, response, self.cfg.temperature, with_entropy=with_entropy)
         return logp, values, entropy
 
     def _ref_logprobs(self, query, qmask, response, mask):
@@ -341,33 +513,39 @@ class PPORunner:
 
         ids = torch.cat([query, response], dim=1)
         attn = torch.cat([qmask, mask], dim=1)
-        with torch.no_grad():
-            logits = self.ref(
-                input_ids=ids, attention_mask=attn, position_ids=_positions(attn), use_cache=False
-            ).logits
-        logp, _ = _response_stats(logits, response, self.cfg.temperature, query.shape[1])
+        logits, _ = _causal_logits(self.ref, ids, attn, response.shape[1])
+        logp, _ = _response_stats(logits.float(), response, self.cfg.temperature)
         return logp
+
+    def _chunks(self, n: int, size: int):
+        return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
     def rollout(self, prompts: list[Any]) -> Rollout:
         import torch
 
         query, qmask = self._query_batch(prompts)
         response, mask, has_eos = self._generate(query, qmask)
-        with torch.no_grad():
-            logprobs, values, _ = self._forward(self.model, query, qmask, response, mask)
-            ref_logprobs = self._ref_logprobs(query, qmask, response, mask)
-            scores = self._score(prompts, query, qmask, response, mask, has_eos)
+        logprobs, values, ref_logprobs = [], [], []
+        with torch.no_grad(), self.accelerator.autocast():
+            for sl in self._chunks(len(prompts), self.cfg.per_device_eval_batch_size):
+                lp, v, _ = self._forward(self.model, query[sl], qmask[sl], response[sl], mask[sl])
+                logprobs.append(lp.float())
+                values.append(v.float())
+                ref_logprobs.append(self._ref_logprobs(query[sl], qmask[sl], response[sl], mask[sl]))
+            raw = self._score(prompts, query, qmask, response, mask, has_eos)
+        scores = self._normalise(raw) if self.cfg.normalize_rewards else raw
         maskf = mask.float()
         return Rollout(
             query,
             qmask,
             response,
             maskf,
-            logprobs * maskf,
-            ref_logprobs * maskf,
-            values * maskf,
+            torch.cat(logprobs) * maskf,
+            torch.cat(ref_logprobs) * maskf,
+            torch.cat(values) * maskf,
             scores,
             has_eos,
+            raw,
         )
 
     def kl_per_token(self, logprobs, ref_logprobs):
@@ -393,49 +571,71 @@ class PPORunner:
         advantages = masked_whiten(advantages, mask)
 
         B = ro.response.shape[0]
+        mini, micro = cfg.optimiser_batch, cfg.micro_batch
         stats: dict[str, list[float]] = {
             k: [] for k in ("loss", "pg_loss", "vf_loss", "clipfrac", "approx_kl", "entropy")
         }
         self.model.train()
         for _ in range(cfg.ppo_epochs):
             order = torch.randperm(B, device=mask.device)
-            for start in range(0, B, cfg.mini_batch_size):
-                idx = order[start : start + cfg.mini_batch_size]
-                m = mask[idx]
-                logp, vpred, entropy = self._forward(
-                    self.model, ro.query[idx], ro.qmask[idx], ro.response[idx], m.long()
-                )
-                old_logp, old_v, adv, ret = ro.logprobs[idx], ro.values[idx], advantages[idx], returns[idx]
-                log_ratio = (logp - old_logp) * m
-                ratio = log_ratio.exp()
-                pg1 = -adv * ratio
-                pg2 = -adv * ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
-                pg_loss = masked_mean(torch.max(pg1, pg2), m)
-                v_clipped = old_v + (vpred - old_v).clamp(-cfg.cliprange_value, cfg.cliprange_value)
-                vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clipped - ret) ** 2), m)
-                loss = pg_loss + cfg.vf_coef * vf_loss
-                self.optimizer.zero_grad(set_to_none=True)
-                self.accelerator.backward(loss)
-                if cfg.max_grad_norm:
-                    self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
-                self.optimizer.step()
-                with torch.no_grad():
-                    stats["loss"].append(loss.item())
-                    stats["pg_loss"].append(pg_loss.item())
-                    stats["vf_loss"].append(vf_loss.item())
-                    stats["clipfrac"].append(
-                        masked_mean(((ratio - 1).abs() > cfg.cliprange).float(), m).item()
-                    )
-                    stats["approx_kl"].append(masked_mean(0.5 * log_ratio**2, m).item())
-                    stats["entropy"].append(masked_mean(entropy, m).item())
+            for start in range(0, B, mini):
+                mb = order[start : start + mini]
+                parts = [mb[i : i + micro] for i in range(0, len(mb), micro)]
+                for idx in parts:
+                    m = mask[idx]
+                    # accelerate counts the micro-batches: gradients sync (DDP) and the optimiser and
+                    # DeepSpeed engine step only on the last one of each mini-batch; the loss is
+                    # divided by the number of micro-batches (all of the same size) in backward.
+                    with self.accelerator.accumulate(self.model), self.accelerator.autocast():
+                        logp, vpred, entropy = self._forward(
+                            self.model,
+                            ro.query[idx],
+                            ro.qmask[idx],
+                            ro.response[idx],
+                            m.long(),
+                            with_entropy=True,
+                        )
+                        logp = logp.float()
+                        old_logp, old_v, adv, ret = (
+                            ro.logprobs[idx],
+                            ro.values[idx],
+                            advantages[idx],
+                            returns[idx],
+                        )
+                        log_ratio = (logp - old_logp) * m
+                        ratio = log_ratio.exp()
+                        pg1 = -adv * ratio
+                        pg2 = -adv * ratio.clamp(1 - cfg.cliprange, 1 + cfg.cliprange)
+                        pg_loss = masked_mean(torch.max(pg1, pg2), m)
+                        v_clipped = old_v + (vpred - old_v).clamp(-cfg.cliprange_value, cfg.cliprange_value)
+                        vf_loss = 0.5 * masked_mean(torch.max((vpred - ret) ** 2, (v_clipped - ret) ** 2), m)
+                        loss = pg_loss + cfg.vf_coef * vf_loss
+                        self.accelerator.backward(loss)
+                        if self.accelerator.sync_gradients and cfg.max_grad_norm:
+                            self.accelerator.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                        self.optimizer.step()  # a no-op until the mini-batch's last micro-batch
+                        if self.accelerator.sync_gradients and self.scheduler is not None:
+                            self.scheduler.step()
+                        self.optimizer.zero_grad(set_to_none=True)
+                    with torch.no_grad():
+                        stats["loss"].append(loss.item())
+                        stats["pg_loss"].append(pg_loss.item())
+                        stats["vf_loss"].append(vf_loss.item())
+                        stats["clipfrac"].append(
+                            masked_mean(((ratio - 1).abs() > cfg.cliprange).float(), m).item()
+                        )
+                        stats["approx_kl"].append(masked_mean(0.5 * log_ratio**2, m).item())
+                        stats["entropy"].append(masked_mean(entropy, m).item())
+        self.optimizer.zero_grad(set_to_none=True)
         out = {k: sum(v) / max(len(v), 1) for k, v in stats.items()}
         out.update(
             {
-                "reward": self._mean(ro.scores),
+                "reward": self._mean(ro.raw_scores),
                 "kl": self._mean(kl.sum(1)),
                 "non_score_reward": self._mean((-cfg.kl_coef * kl).sum(1)),
                 "eos_rate": self._mean(ro.has_eos.float()),
                 "response_length": self._mean(mask.sum(1)),
+                "lr": self.optimizer.param_groups[0]["lr"],
             }
         )
         return out
@@ -457,11 +657,14 @@ class PPORunner:
             chunk = prompts[i : i + bs]
             query, qmask = self._query_batch(chunk)
             response, mask, has_eos = self._generate(query, qmask, generator_seed=self.cfg.seed + 7919 + i)
-            with torch.no_grad():
-                logp, _, _ = self._forward(self.model, query, qmask, response, mask)
-                ref = self._ref_logprobs(query, qmask, response, mask)
+            with torch.no_grad(), self.accelerator.autocast():
+                logp, ref = [], []
+                for sl in self._chunks(len(chunk), self.cfg.per_device_eval_batch_size):
+                    lp, _, _ = self._forward(self.model, query[sl], qmask[sl], response[sl], mask[sl])
+                    logp.append(lp.float())
+                    ref.append(self._ref_logprobs(query[sl], qmask[sl], response[sl], mask[sl]))
                 s = self._score(chunk, query, qmask, response, mask, has_eos)
-            kls.append(((self.kl_per_token(logp, ref)) * mask).sum(1))
+            kls.append((self.kl_per_token(torch.cat(logp), torch.cat(ref)) * mask).sum(1))
             scores.append(s)
             eos.append(has_eos.float())
         return {
@@ -478,6 +681,18 @@ class PPORunner:
             for i in range(len(response))
         ]
 
+    def save(self, out) -> None:
+        """Save the policy (fp32) and tokenizer from every process's call: the state dict is gathered
+        from all ranks (ZeRO-3 partitions), then written by the main process only."""
+        state = self.accelerator.get_state_dict(self.model)
+        if self.accelerator.is_main_process:
+            policy = self.accelerator.unwrap_model(self.model).policy
+            policy_state = {k[len("policy.") :]: v for k, v in state.items() if k.startswith("policy.")}
+            policy.generation_config = self.saved_generation_config
+            policy.save_pretrained(str(out), state_dict=policy_state, safe_serialization=True)
+            self.tokenizer.padding_side = "left"
+            self.tokenizer.save_pretrained(str(out))
+
 
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
@@ -485,7 +700,11 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     prompts = load_prompts(cfg.dataset_path)
     eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
     train_prompts, eval_prompts = split_eval(
-        prompts, eval_rows=eval_prompts, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.eval_prompts
+        prompts,
+        eval_rows=eval_prompts,
+        fraction=cfg.eval_fraction,
+        seed=cfg.seed,
+        limit=min(cfg.eval_prompts, cfg.max_eval_rows),
     )
     runner = PPORunner(cfg, emitter)
     acc = runner.accelerator
@@ -496,22 +715,14 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         emitter.metrics(0, {f"eval_{k}": v for k, v in before.items()})
 
     per_iter = cfg.rollout_batch_size
-    if cfg.max_steps > 0:
-        iterations = cfg.max_steps
-    elif cfg.total_episodes > 0:
-        iterations = math.ceil(cfg.total_episodes / (per_iter * acc.num_processes))
-    else:
-        iterations = max(1, math.ceil(len(mine) * cfg.num_train_epochs / per_iter))
+    iterations = iteration_count(cfg, len(train_prompts), acc.num_processes)
+    runner.set_schedule(iterations * cfg.ppo_epochs * (per_iter // cfg.optimiser_batch))
     rng = random.Random(cfg.seed + acc.process_index)
     order: list[int] = []
     history: list[dict[str, float]] = []
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         for it in range(1, iterations + 1):
-            frac = 1.0 - (it - 1) / iterations
-            if cfg.lr_scheduler_type == "linear":
-                for group, base in zip(runner.optimizer.param_groups, _base_lrs(cfg), strict=False):
-                    group["lr"] = base * frac
             batch = []
             while len(batch) < per_iter:
                 if not order:
@@ -541,16 +752,20 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "seconds": timer.seconds,
         }
         acc.wait_for_everyone()
+        runner.save(tmp)  # every process: gathering partitioned weights is collective
         if acc.is_main_process:
-            policy = acc.unwrap_model(runner.model).policy
-            policy.save_pretrained(str(tmp), safe_serialization=True)
-            runner.tokenizer.padding_side = "left"
-            runner.tokenizer.save_pretrained(str(tmp))
             shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
             write_json(tmp / "prefhub_run.json", {"kind": "ppo", "config": cfg.as_dict(), "metrics": final})
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
 
 
-def _base_lrs(cfg: PPORunConfig) -> list[float]:
-    return [cfg.learning_rate, cfg.value_learning_rate or cfg.learning_rate]
+def iteration_count(cfg: PPORunConfig, n_prompts: int, num_processes: int) -> int:
+    """PPO iterations, from the GLOBAL batch so every process runs the same number (each iteration
+    has collective operations: a process that stopped early would leave the others waiting forever)."""
+    global_batch = cfg.rollout_batch_size * num_processes
+    if cfg.max_steps > 0:
+        return cfg.max_steps
+    if cfg.total_episodes > 0:
+        return max(1, math.ceil(cfg.total_episodes / global_batch))
+    return max(1, math.ceil(n_prompts * cfg.num_train_epochs / global_batch))
