@@ -68,6 +68,7 @@ MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000
 BATCH = 2000
 BATCH_BYTES = 16 * 1024 * 1024  # flush pending lines once they hold this much JSON
+BATCH_TASKS = 20_000  # ... or would make this many tasks
 _READ_CHUNK = 1024 * 1024  # how much of an over-long line is read (and dropped) at a time
 
 
@@ -369,7 +370,7 @@ def prompts_import(
     source_user = None
     seen_ids: set[str] = set()
     pending: list[_Record] = []
-    pending_bytes = 0
+    pending_bytes = pending_tasks = 0
     max_candidates = int(getattr(settings, "PREFHUB_MAX_CANDIDATES_PER_PROMPT", 1000))
     max_tasks = int(getattr(settings, "PREFHUB_MAX_TASKS_PER_PROMPT", 1000))
 
@@ -545,9 +546,10 @@ def prompts_import(
                 seen_ids.add(rec.external_id)
             pending.append(rec)
             pending_bytes += len(raw)
-            if len(pending) >= BATCH or pending_bytes >= BATCH_BYTES:
+            pending_tasks += max(n_tasks, 1)
+            if len(pending) >= BATCH or pending_bytes >= BATCH_BYTES or pending_tasks >= BATCH_TASKS:
                 flush()
-                pending_bytes = 0
+                pending_bytes = pending_tasks = 0
         flush()
         if progress is not None:
             progress(report.lines)

@@ -247,3 +247,21 @@ def test_cli_skip_invalid_keeps_the_good_lines_around_nul_and_deep_json(make_pro
     )
     call_command("import_prompts", str(path), "--project", project.slug, "--skip-invalid")
     assert set(Prompt.objects.filter(project=project).values_list("external_id", flat=True)) == {"g1", "g2"}
+
+
+def test_pending_lines_are_written_in_batches_bounded_by_tasks(make_project, monkeypatch):
+    from annotate.services import imports
+
+    monkeypatch.setattr(imports, "BATCH_TASKS", 6)
+    calls = []
+    original = imports.tasks_bulk_create
+
+    def counting(**kwargs):
+        kwargs["specs"] = list(kwargs["specs"])
+        calls.append(len(kwargs["specs"]))
+        return original(**kwargs)
+
+    monkeypatch.setattr(imports, "tasks_bulk_create", counting)
+    rows = [{"id": f"p{i}", "prompt": "Hi", "candidates": ["a", "b", "c"]} for i in range(5)]  # 3 pairs each
+    report = prompts_import(project=make_project(), stream=_jsonl(*rows))
+    assert report.tasks == 15 and calls == [6, 6, 3]
