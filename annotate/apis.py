@@ -24,7 +24,7 @@ from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
-from core.api import ERRORS, BoundedLimitOffsetPagination, parse_query
+from core.api import ERRORS, parse_query
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,6 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectListApi(generics.ListAPIView):
-    pagination_class = BoundedLimitOffsetPagination
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
@@ -71,7 +70,6 @@ class GuidelineSerializer(serializers.ModelSerializer):
 class GuidelineListApi(generics.ListAPIView):
     permission_classes = [ProjectPermission]
     capability = "view"
-    pagination_class = BoundedLimitOffsetPagination
     serializer_class = GuidelineSerializer
 
     def get_queryset(self):
@@ -181,8 +179,6 @@ class TaskListApi(generics.ListAPIView):
 
     permission_classes = [ProjectPermission]
     capability = "research"
-    pagination_class = BoundedLimitOffsetPagination
-
     serializer_class = TaskSerializer
 
     @extend_schema(
@@ -238,8 +234,6 @@ class AnnotationListApi(generics.ListAPIView):
 
     permission_classes = [ProjectPermission]
     capability = "research"
-    pagination_class = BoundedLimitOffsetPagination
-
     serializer_class = AnnotationSerializer
 
     @extend_schema(
