@@ -362,3 +362,33 @@ def test_every_project_route_checks_access_through_the_core():
         if not ok:
             missing.append(route)
     assert not missing, missing
+
+
+def test_no_access_check_outside_the_core():
+    """Roles, superuser status and token scopes are read in core/access.py only (the services that
+    keep a role-based data rule are listed: a creator becomes the project's manager, a manager may
+    not deactivate their own last manager role)."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    allowed = {
+        "core/access.py",
+        "annotate/services/projects.py",  # a superuser who creates a project is not made its manager
+        "annotate/management/commands/seed_demo.py",  # creates the demo's superuser
+    }
+    needles = (
+        "is_superuser",
+        'projects.values_list("id"',
+        "CAPABILITIES[",
+        "_token_scope",
+        "require_capability",
+    )
+    offenders = []
+    for app in ("annotate", "generation", "training", "config", "core"):
+        for path in (root / app).rglob("*.py"):
+            rel = path.relative_to(root).as_posix()
+            if "/migrations/" in rel or rel in allowed:
+                continue
+            text = path.read_text()
+            offenders += [f"{rel}: {n}" for n in needles if n in text]
+    assert not offenders, offenders

@@ -556,3 +556,43 @@ def test_audit_page_lists_events(client, pairwise, manager_of):
     )
     body = client.get(reverse("annotate:manage_audit", args=[project.slug])).content.decode()
     assert "guideline.publish" in body and "boss" in body
+
+
+def test_the_page_and_the_api_validate_a_submit_the_same_way(make_project, labeler_in):
+    """One protocol (annotate.labeling_protocol) for the labeling page and the DRF labeling API: the
+    same bad submission gets the same status and field from both, and nothing is written."""
+    from django.test import Client
+    from rest_framework.test import APIClient
+
+    project = make_project(kind=TaskKind.RANKING, ranking_k=3, allow_rank_ties=True)
+    add_tasks(project, prompts=2, candidates_per_prompt=3)
+    alice = labeler_in(project)
+    page, api = Client(), APIClient()
+    page.force_login(alice)
+    api.force_authenticate(alice)
+    first = task_claim_next(project=project, labeler=alice)
+    second = task_claim_next(project=project, labeler=alice, exclude_assignment_ids=[first.pk])
+    candidate_ids = list(first.shown_order)
+    bad_bodies = [
+        {"ranking": [[i] for i in sorted(candidate_ids)]},  # candidate ids are not handles
+        {"ranking": [[0], [1], [2]], "flagged": "maybe"},
+        {"ranking": [[0], [1], [2]], "time_spent_ms": -5},
+        {"ranking": [[0], [1], [2]], "rationale": "x" * 10_001},
+        {"ranking": "0,1,2"},
+    ]
+    for body in bad_bodies:
+        from_page = post_json(page, reverse("annotate:label_submit", args=[project.slug, first.pk]), body)
+        from_api = api.post(f"/api/v1/labeling/assignments/{second.pk}/submit", body, format="json")
+        assert from_page.status_code == from_api.status_code == 400, (
+            body,
+            from_page.content,
+            from_api.content,
+        )
+        assert from_page.json()["field"] == from_api.json()["field"], body
+    assert not Annotation.objects.exists()
+    ok = post_json(
+        page, reverse("annotate:label_submit", args=[project.slug, first.pk]), {"ranking": [[2], [0, 1]]}
+    )
+    assert ok.status_code == 200, ok.content
+    shown = Assignment.objects.get(pk=first.pk).shown_order
+    assert Annotation.objects.get().ranking == [[shown[2]], [shown[0], shown[1]]]
