@@ -400,7 +400,9 @@ def test_export_pages_are_for_researchers_of_the_project(
     other = make_project()
     client.force_login(labeler_in(other, role="researcher"))
     assert [client.get(u).status_code for u in urls] == [404] * 4
-    client.force_login(labeler_in(annotated, role="manager"))
+    client.force_login(labeler_in(annotated, role="manager"))  # managers do not research (README roles)
+    assert [client.get(u).status_code for u in urls] == [403] * 4
+    client.force_login(labeler_in(annotated, role="researcher"))
     assert [client.get(u).status_code for u in urls] == [200] * 4
     client.logout()
     assert all(client.get(u).status_code == 302 for u in urls)
