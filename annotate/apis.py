@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, F, Prefetch
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from django.db.models import Count, F, Prefetch, QuerySet
+from drf_spectacular.utils import extend_schema
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
@@ -25,7 +25,8 @@ from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from annotate.uploads import import_size_limit_check, import_size_limit_install
 from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
-from core.api import ERRORS, BoundedLimitOffsetPagination, parse_query
+from core.api import ERRORS
+from core.api_lists import ProjectFilteredListApi
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +49,6 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class ProjectListApi(generics.ListAPIView):
-    pagination_class = BoundedLimitOffsetPagination
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
@@ -72,7 +72,6 @@ class GuidelineSerializer(serializers.ModelSerializer):
 class GuidelineListApi(generics.ListAPIView):
     permission_classes = [ProjectPermission]
     capability = "view"
-    pagination_class = BoundedLimitOffsetPagination
     serializer_class = GuidelineSerializer
 
     def get_queryset(self):
@@ -179,31 +178,17 @@ class TaskSerializer(serializers.ModelSerializer):
 class TaskFilterSerializer(serializers.Serializer):
     is_gold = serializers.BooleanField(required=False, allow_null=True, default=None)
     open = serializers.BooleanField(
-        required=False, allow_null=True, default=None, help_text="Has a free slot."
+        required=False, allow_null=True, default=None, help_text="Only tasks with a free slot."
     )
 
 
-class TaskListApi(generics.ListAPIView):
+class TaskListApi(ProjectFilteredListApi):
     """A project's tasks (researchers)."""
 
-    permission_classes = [ProjectPermission]
-    capability = "research"
-    pagination_class = BoundedLimitOffsetPagination
-
     serializer_class = TaskSerializer
+    filter_serializer = TaskFilterSerializer
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("is_gold", bool, required=False),
-            OpenApiParameter("open", bool, required=False, description="Only tasks with a free slot."),
-        ]
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):
-        project = self.access.project
-        filters = parse_query(TaskFilterSerializer, self.request)
+    def rows(self, project: Project, filters: dict) -> QuerySet[Task]:
         qs = Task.objects.filter(project=project)
         if filters.get("is_gold") is not None:
             qs = qs.filter(is_gold=filters["is_gold"])
@@ -234,34 +219,19 @@ class AnnotationSerializer(serializers.ModelSerializer):
 
 class AnnotationFilterSerializer(serializers.Serializer):
     task = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
-    labeler = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
+    labeler = serializers.IntegerField(required=False, min_value=1, max_value=2**62, help_text="User id.")
     since = serializers.DateTimeField(
-        required=False, help_text="Only annotations created at or after this time."
+        required=False, help_text="Only annotations created at or after this time (ISO 8601)."
     )
 
 
-class AnnotationListApi(generics.ListAPIView):
+class AnnotationListApi(ProjectFilteredListApi):
     """A project's annotations, read only (researchers), oldest first."""
 
-    permission_classes = [ProjectPermission]
-    capability = "research"
-    pagination_class = BoundedLimitOffsetPagination
-
     serializer_class = AnnotationSerializer
+    filter_serializer = AnnotationFilterSerializer
 
-    @extend_schema(
-        parameters=[
-            OpenApiParameter("task", int, required=False),
-            OpenApiParameter("labeler", int, required=False, description="User id."),
-            OpenApiParameter("since", str, required=False, description="ISO 8601 date-time."),
-        ]
-    )
-    def get(self, request, *args, **kwargs):
-        return super().get(request, *args, **kwargs)
-
-    def get_queryset(self):
-        project = self.access.project
-        filters = parse_query(AnnotationFilterSerializer, self.request)
+    def rows(self, project: Project, filters: dict) -> QuerySet[Annotation]:
         qs = Annotation.objects.filter(task__project=project)
         if "task" in filters:
             qs = qs.filter(task_id=filters["task"])

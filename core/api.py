@@ -84,6 +84,14 @@ def parse_query(serializer_class: type[serializers.Serializer], request: Request
     return ser.validated_data
 
 
+def paginated_response(request: Request, view: object, items, serialize) -> Response:
+    """A page of ``items`` (a queryset or list) as ``{"count", "next", "previous", "results"}``,
+    each item through ``serialize``: the default pagination for views that are not generic lists."""
+    paginator = BoundedLimitOffsetPagination()
+    page = paginator.paginate_queryset(items, request, view=view)
+    return paginator.get_paginated_response([serialize(item) for item in page])
+
+
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
     """The default pagination: LimitOffset with bounds, ``limit`` at most 1000 (default
     ``PAGE_SIZE``), ``offset`` clamped to 10**9 (a huge integer would overflow the database's

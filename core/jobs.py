@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
@@ -65,6 +66,22 @@ class BackgroundJob(models.Model):
     @property
     def job_finished(self) -> bool:
         return self.lifecycle_state(self.state) in FINAL_STATES
+
+
+class UserJob(BackgroundJob):
+    """A job somebody asked for (exports, generation jobs, training runs): who and when, the error
+    it failed with, when it ended. Newest first."""
+
+    error = models.TextField(blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        ordering = ["-created_at"]
 
 
 def job_error_text(error: BaseException | str) -> str:

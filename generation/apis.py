@@ -19,9 +19,10 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import InvalidInput, ServiceError
+from annotate.errors import InvalidInput
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
+from core.api import paginated_response
 from generation import selectors, services
 from generation.models import Backend, GenerationJob, ModelEndpoint, TaskMode
 
@@ -69,15 +70,6 @@ def job_data(job: GenerationJob, *, with_failures: bool = False) -> dict:
     return data
 
 
-class ServiceErrorsMixin:
-    """ServiceError (NotFound, Forbidden, InvalidInput, Conflict...) -> its 4xx JSON body."""
-
-    def handle_exception(self, exc):
-        if isinstance(exc, ServiceError):
-            return Response(exc.as_dict(), status=exc.status_code)
-        return super().handle_exception(exc)  # type: ignore[misc]
-
-
 class EndpointInput(serializers.Serializer):
     name = serializers.CharField(max_length=100)
     backend = serializers.ChoiceField(choices=Backend.choices)
@@ -114,14 +106,14 @@ def _valid(serializer_class, data) -> dict:
 OPAQUE = inline_serializer("GenerationObject", fields={"id": serializers.IntegerField()})
 
 
-class EndpointListCreateApi(ServiceErrorsMixin, ProjectApiView):
+class EndpointListCreateApi(ProjectApiView):
     capability = "research"
 
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_endpoints_list")
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
         endpoints = selectors.endpoints_for_project(project=project).select_related("project")
-        return Response({"results": [endpoint_data(e) for e in endpoints]})
+        return paginated_response(request, self, endpoints, endpoint_data)
 
     @extend_schema(request=EndpointInput, responses={201: OPAQUE}, operation_id="generation_endpoints_create")
     def post(self, request: Request, slug: str) -> Response:
@@ -131,7 +123,7 @@ class EndpointListCreateApi(ServiceErrorsMixin, ProjectApiView):
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 
-class JobListCreateApi(ServiceErrorsMixin, ProjectApiView):
+class JobListCreateApi(ProjectApiView):
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "jobs"
@@ -139,8 +131,7 @@ class JobListCreateApi(ServiceErrorsMixin, ProjectApiView):
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_jobs_list")
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        jobs = selectors.jobs_for_project(project=project)[:200]
-        return Response({"results": [job_data(job) for job in jobs]})
+        return paginated_response(request, self, selectors.jobs_for_project(project=project), job_data)
 
     @extend_schema(request=JobInput, responses={201: OPAQUE}, operation_id="generation_jobs_create")
     def post(self, request: Request, slug: str) -> Response:
@@ -155,7 +146,7 @@ class JobListCreateApi(ServiceErrorsMixin, ProjectApiView):
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
 
-class JobDetailApi(ServiceErrorsMixin, ProjectApiView):
+class JobDetailApi(ProjectApiView):
     capability = "research"
 
     @extend_schema(responses={200: OPAQUE}, operation_id="generation_job_detail")
@@ -163,7 +154,7 @@ class JobDetailApi(ServiceErrorsMixin, ProjectApiView):
         return Response(job_data(self.job, with_failures=True))
 
 
-class JobCancelApi(ServiceErrorsMixin, ProjectApiView):
+class JobCancelApi(ProjectApiView):
     capability = "research"
 
     @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")

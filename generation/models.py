@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import BackgroundJob, JobState  # JobState: the shared job lifecycle
+from core.jobs import JobState, UserJob  # JobState: the shared job lifecycle
 
 
 class Backend(models.TextChoices):
@@ -67,7 +67,7 @@ class TaskMode(models.TextChoices):
     NONE = "none", "No tasks"
 
 
-class GenerationJob(BackgroundJob):
+class GenerationJob(UserJob):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
     endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")
     prompt_filter = models.JSONField(
@@ -82,16 +82,9 @@ class GenerationJob(BackgroundJob):
     total_units = models.PositiveIntegerField(default=0, help_text="(prompt, endpoint) pairs to generate.")
     done_units = models.PositiveIntegerField(default=0)
     failed_units = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(UserJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=1) & Q(k__lte=64), name="job_k_range"),
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),

@@ -61,3 +61,22 @@ def test_lists_page_with_bounds(make_project, make_user):
     assert page["count"] == 3 and len(page["results"]) == 2 and page["next"]
     huge = client.get("/api/v1/projects/", {"limit": 10**6, "offset": 10**30})
     assert huge.status_code == 200 and huge.json()["results"] == []
+
+
+def test_every_list_endpoint_pages_the_same_way(make_project, labeler_in):
+    """Generation lists were capped at 200 with no paging, runs paged by hand: all use core.api now."""
+    from generation.models import GenerationJob, ModelEndpoint
+    from training.models import TrainingRun
+
+    project = make_project()
+    client = _bearer(labeler_in(project, role="researcher"))
+    for i in range(3):
+        GenerationJob.objects.create(project=project)
+        ModelEndpoint.objects.create(name=f"e{i}", backend="transformers", model="/m", project=project)
+        TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
+    for path in ("generation/jobs/", "generation/endpoints/", "runs/", "exports/", "tasks/", "annotations/"):
+        body = client.get(f"/api/v1/projects/{project.slug}/{path}", {"limit": 2}).json()
+        assert set(body) == {"count", "next", "previous", "results"}, (path, body)
+        assert len(body["results"]) <= 2
+        if path in ("generation/jobs/", "generation/endpoints/", "runs/"):
+            assert body["count"] == 3 and len(body["results"]) == 2 and body["next"], path

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
-from core.api import ERRORS, BoundedLimitOffsetPagination
+from core.api import ERRORS
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -66,8 +66,6 @@ class ExportListCreateApi(generics.ListAPIView):
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "export"
-
-    pagination_class = BoundedLimitOffsetPagination
 
     serializer_class = ExportSerializer
 

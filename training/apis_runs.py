@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from annotate.errors import InvalidInput, NotFound
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
-from core.api import ERRORS, BoundedLimitOffsetPagination
+from core.api import ERRORS, paginated_response
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -61,14 +61,11 @@ class RunListCreateApi(ProjectApiView):
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
 
-    pagination_class = BoundedLimitOffsetPagination
-
     @extend_schema(operation_id="training_runs_list", responses={200: OpenApiTypes.OBJECT, **ERRORS})
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(selectors.runs_for_project(project=project), request, view=self)
-        return paginator.get_paginated_response([selectors.run_status(run=r) for r in page])
+        runs = selectors.runs_for_project(project=project)
+        return paginated_response(request, self, runs, lambda run: selectors.run_status(run=run))
 
     @extend_schema(request=RunCreateSerializer, responses={201: OpenApiTypes.OBJECT, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import BackgroundJob, JobState
+from core.jobs import JobState, UserJob
 
 
 class ExportFormat(models.TextChoices):
@@ -24,7 +23,7 @@ ExportState = models.TextChoices(
 )
 
 
-class Export(BackgroundJob):
+class Export(UserJob):
     """One immutable export of a project's comparisons. ``version`` counts per project.
 
     ``options`` are the compiler options (pairing, ties, aggregation, dimension, filters, split,
@@ -42,15 +41,8 @@ class Export(BackgroundJob):
     content_hash = models.CharField(max_length=64, blank=True)
     path = models.CharField(max_length=1000, blank=True)
     row_count = models.PositiveIntegerField(default=0)
-    error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(UserJob.Meta):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="export_unique_version"),
             models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_format_valid"),
@@ -75,7 +67,7 @@ class RunKind(models.TextChoices):
 RunState = JobState  # the shared job lifecycle (core.jobs)
 
 
-class TrainingRun(BackgroundJob):
+class TrainingRun(UserJob):
     """A training run on an export (or a dataset file), executed as a subprocess on the training queue."""
 
     JOB_ERROR_CHARS = 20000
@@ -108,19 +100,12 @@ class TrainingRun(BackgroundJob):
         null=True, blank=True, help_text="Last sign of life from the worker running it (every few seconds)."
     )
     cancel_requested = models.BooleanField(default=False)
-    error = models.TextField(blank=True)
     registered_endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
-    finished_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta:
-        ordering = ["-created_at"]
+    class Meta(UserJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
             models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),

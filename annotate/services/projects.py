@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind
 from annotate.services.leasing import assignments_release
+from core.audit import audit_actor, audit_record
 
 SETTINGS_FIELDS = (
     "name",
@@ -68,7 +69,7 @@ def project_create(
     name: str,
     slug: str | None = None,
     kind: str = TaskKind.PAIRWISE,
-    created_by: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
     dimensions: list | None = None,
     **settings_values,
 ) -> Project:
@@ -87,12 +88,15 @@ def project_create(
     if Project.objects.filter(slug=slug).exists():
         raise Conflict(f"A project with the address {slug!r} already exists.", field="slug")
     project = Project.objects.create(
-        name=name, slug=slug, kind=kind, created_by=created_by, **settings_values
+        name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
     )
     for row in _dimension_rows(dimensions or []):
         Dimension.objects.create(project=project, **row)
-    if created_by is not None and not created_by.is_superuser:
-        Membership.objects.create(project=project, user=created_by, role=Role.MANAGER)
+    if project.created_by is not None and not project.created_by.is_superuser:
+        Membership.objects.create(project=project, user=project.created_by, role=Role.MANAGER)
+    audit_record(
+        actor=actor, project=project, action="project.create", target=project, details={"kind": kind}
+    )
     return project
 
 
