@@ -5,11 +5,11 @@ the ON DELETE SET NULL of a deleted project or user gets through)."""
 from __future__ import annotations
 
 import pytest
-from annotate.services.audit import audit_record
 from django.db import DatabaseError, connection, transaction
 from django.test import Client
 
 from annotate.models import AuditEvent, AuditEventImmutable
+from core.audit import audit_record
 
 pytestmark = pytest.mark.django_db
 

@@ -161,25 +161,13 @@ def project_start(
     **values,
 ) -> Project:
     """A new project from the app: the project, its dimensions, its creator as manager (a
-    superuser too, so the project shows up as theirs) and, when given, guidelines v1; audited.
-    All or nothing."""
+    superuser too, so the project shows up as theirs) and, when given, guidelines v1. Each step
+    audits itself (project.create, guideline.publish); all or nothing."""
     from annotate.services.guidelines import guideline_publish
-    from core.audit import audit_record
 
-    project = project_create(name=name, kind=kind, created_by=actor, dimensions=dimensions, **values)
+    project = project_create(name=name, kind=kind, actor=actor, dimensions=dimensions, **values)
     if actor.is_superuser:
         Membership.objects.get_or_create(project=project, user=actor, role=Role.MANAGER)
     if (guidelines or "").strip():
         guideline_publish(project=project, actor=actor, body=guidelines, change_note="First version")
-    audit_record(
-        actor=actor,
-        project=project,
-        action="project.create",
-        target=project,
-        details={
-            "name": project.name,
-            "kind": project.kind,
-            "dimensions": list(project.dimensions.values_list("key", flat=True)),
-        },
-    )
     return project
