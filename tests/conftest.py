@@ -103,3 +103,4 @@ def labeler_in(make_user):
 
 # Browser fixtures for every test folder (one Playwright and one Chromium per session).
 from tests.browser import _playwright, browser, new_page, page, screenshot  # noqa: E402, F401
+from tests.zoo import minilm_path, zoo_model, zoo_path  # noqa: E402, F401

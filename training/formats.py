@@ -34,28 +34,13 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from core.formatting import hh_transcript, prompt_text
 from training.compiler import BOTH_BAD, PREF, AnnotationRecord, ExportOptions, PairOut
 
 FILE_TYPES = ("jsonl", "parquet")
-_ROLE_LABEL = {"system": "System", "user": "User", "assistant": "Assistant"}
 
 _MESSAGE = pa.struct([("role", pa.string()), ("content", pa.string())])
 _MESSAGES = pa.list_(_MESSAGE)
-
-
-def prompt_text(messages: list[dict]) -> str:
-    """The standard-format prompt string for a conversation (see the module docstring)."""
-    if len(messages) == 1 and messages[0]["role"] == "user":
-        return messages[0]["content"]
-    blocks = [f"{_ROLE_LABEL.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
-    return "\n\n".join(blocks) + "\n\nAssistant:"
-
-
-def hh_transcript(messages: list[dict], reply: str) -> str:
-    """The inverse of ``annotate.services.imports.parse_hh_transcript`` for user/assistant turns."""
-    parts = [f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}" for m in messages]
-    parts.append(f"\n\nAssistant: {reply}")
-    return "".join(parts)
 
 
 def labeler_pseudonymizer(*, secret_key: str, project_id: int):

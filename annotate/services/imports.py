@@ -27,7 +27,6 @@ import hashlib
 import io
 import json
 import random
-import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import IO
@@ -57,14 +56,13 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from core.hh import HHFormatError, parse_transcript, split_pair
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000
 BATCH = 2000
-
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
 
 
 @dataclass
@@ -243,16 +241,11 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
 
 
 def parse_hh_transcript(text: str) -> list[dict]:
-    """Split an HH-RLHF transcript (``\\n\\nHuman: ...\\n\\nAssistant: ...``) into turns."""
-    if not isinstance(text, str) or not text.startswith("\n\nHuman:"):
-        raise _LineInvalid("must be a transcript starting with '\\n\\nHuman:'")
-    parts = _HH_TURN.split(text)
-    turns = []
-    for role, content in zip(parts[1::2], parts[2::2], strict=True):
-        turns.append(
-            {"role": "user" if role == "Human" else "assistant", "content": content.removeprefix(" ")}
-        )
-    return turns
+    """Split an HH-RLHF transcript (``\\n\\nHuman: ...\\n\\nAssistant: ...``) into turns (``core.hh``)."""
+    try:
+        return parse_transcript(text)
+    except HHFormatError as exc:
+        raise _LineInvalid(exc.message) from None
 
 
 def _parse_hh(obj: dict, line: int) -> _Record:
@@ -262,30 +255,19 @@ def _parse_hh(obj: dict, line: int) -> _Record:
     if not isinstance(rejected, str):
         raise _LineInvalid("must be a transcript string", "rejected")
     try:
-        c_turns = parse_hh_transcript(chosen)
-    except _LineInvalid as exc:
-        raise _LineInvalid(exc.message, "chosen") from None
-    try:
-        r_turns = parse_hh_transcript(rejected)
-    except _LineInvalid as exc:
-        raise _LineInvalid(exc.message, "rejected") from None
-    for name, turns in (("chosen", c_turns), ("rejected", r_turns)):
-        if len(turns) < 2 or turns[-1]["role"] != "assistant":
-            raise _LineInvalid("must end with an Assistant reply", name)
-    if c_turns[:-1] != r_turns[:-1]:
-        raise _LineInvalid(
-            "chosen and rejected do not share the same conversation before the last reply", "rejected"
-        )
+        pair = split_pair(chosen, rejected)
+    except HHFormatError as exc:
+        raise _LineInvalid(exc.message, exc.field) from None
     digest = hashlib.sha256((chosen + "\x00" + rejected).encode()).hexdigest()[:20]
     return _Record(
         line=line,
         external_id=f"hh-{digest}",
-        messages=c_turns[:-1],
+        messages=pair.prompt,
         metadata={"source_format": "hh-rlhf"},
         tags=[],
         candidates=[
-            {"text": c_turns[-1]["content"], "metadata": {"hh_role": "chosen"}},
-            {"text": r_turns[-1]["content"], "metadata": {"hh_role": "rejected"}},
+            {"text": pair.chosen, "metadata": {"hh_role": "chosen"}},
+            {"text": pair.rejected, "metadata": {"hh_role": "rejected"}},
         ],
         preferred_index=0,
     )

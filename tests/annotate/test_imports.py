@@ -180,20 +180,20 @@ def test_preferences_need_a_pairwise_project(make_project):
         prompts_import(project=make_project(kind="ranking"), stream=_jsonl(HH_LINES), preference_source="hh")
 
 
-def test_shared_hh_rlhf_sample_atomic_then_skip_invalid(make_project):
+def test_shared_hh_rlhf_sample_imports_every_line(make_project):
+    """Line 1255 of the published sample has a chosen reply that runs into another turn; TRL's rule
+    (core.hh: the prompt is the shared prefix up to the last "\\n\\nAssistant:") keeps it as one reply."""
     path = require_shared(HH_SAMPLE)
     project = make_project(overlap=3)
-    with open(path, "rb") as f, pytest.raises(ImportFailed) as exc:
-        prompts_import(project=project, stream=f, preference_source="hh-rlhf")
-    # The published sample has one line whose rejected transcript is cut short.
-    assert [(e.line, e.field) for e in exc.value.report.errors] == [(1255, "rejected")]
-    assert Prompt.objects.count() == 0
     with open(path, "rb") as f:
-        report = prompts_import(project=project, stream=f, preference_source="hh-rlhf", skip_invalid=True)
-    assert (report.lines, report.prompts, report.tasks, report.annotations) == (1500, 1499, 1499, 1499)
-    assert Annotation.objects.filter(choice="a").count() not in (0, 1499), (
+        report = prompts_import(project=project, stream=f, preference_source="hh-rlhf")
+    assert (report.lines, report.prompts, report.tasks, report.annotations) == (1500, 1500, 1500, 1500)
+    assert not report.errors
+    assert Annotation.objects.filter(choice="a").count() not in (0, 1500), (
         "slot A must not always be the chosen one"
     )
+    odd = Candidate.objects.get(text__startswith="No. Men who impersonate stereotypical women")
+    assert "\n\nAssistant:  I think they call them that because" in odd.text
 
 
 def test_cli_reports_bad_lines_and_exits_nonzero(make_project, tmp_path, capsys):

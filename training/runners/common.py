@@ -21,7 +21,6 @@ import json
 import math
 import os
 import random
-import re
 import shutil
 import signal
 import sys
@@ -30,6 +29,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from core import formatting
+from core.formatting import is_conversational
+from core.hh import HHFormatError, split_pair
 
 METRIC_PREFIX = '{"event": '
 
@@ -225,18 +228,6 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
 
 # --- datasets -----------------------------------------------------------------------------------
 
-_HH_TURN = re.compile(r"\n\n(Human|Assistant):")
-
-
-def _hh_turns(text: str) -> list[dict[str, str]] | None:
-    if not isinstance(text, str) or not text.startswith("\n\nHuman:"):
-        return None
-    parts = _HH_TURN.split(text)
-    return [
-        {"role": "user" if role == "Human" else "assistant", "content": content.removeprefix(" ")}
-        for role, content in zip(parts[1::2], parts[2::2], strict=False)
-    ]
-
 
 def read_rows(path: str) -> list[dict[str, Any]]:
     """Rows of a JSONL (plain or gzip) or Parquet file."""
@@ -266,10 +257,6 @@ def read_rows(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def is_conversational(value: Any) -> bool:
-    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
-
-
 def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """KTO rows (prompt, completion, label) -> pairs: each good completion against each bad one of the
     same prompt (at most 4 per prompt)."""
@@ -297,12 +284,15 @@ class PreferenceData:
     conversational: bool
     has_margin: bool
     dropped_identical: int = 0
+    dropped_ties: int = 0  # tie / both-bad rows (``flag`` set): never trained as a preference
 
 
 def load_preferences(path: str) -> PreferenceData:
-    """Preference pairs from a TRL file: standard, conversational, implicit-prompt (HH-RLHF transcripts)
-    or unpaired (KTO, paired up per prompt). Pairs whose chosen equals rejected teach nothing and are
-    dropped; no pair left is an error (empty or single-class export)."""
+    """Preference pairs from a TRL file: standard, conversational, implicit-prompt (HH-RLHF transcripts,
+    split by ``core.hh``) or unpaired (KTO, paired up per prompt). Pairs whose chosen equals rejected
+    teach nothing and are dropped; rows with a ``flag`` (a tie or "both bad" verdict, exported with
+    ``ties=keep``) are not preferences and are dropped too, with their count logged and reported
+    (``dropped_tie_pairs``); no pair left is an error (empty or single-class export)."""
     raw = read_rows(path)
     if not raw:
         raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
@@ -315,15 +305,23 @@ def load_preferences(path: str) -> PreferenceData:
             f"(found {', '.join(sorted(first)) or 'no columns'})."
         )
     rows: list[dict[str, Any]] = []
-    dropped = 0
-    for r in raw:
+    dropped = ties = 0
+    for number, r in enumerate(raw, start=1):
+        if r.get("flag"):
+            ties += 1
+            continue
         prompt, chosen, rejected = r.get("prompt"), r.get("chosen"), r.get("rejected")
         if prompt is None:
-            c_turns, r_turns = _hh_turns(chosen), _hh_turns(rejected)
-            if c_turns and r_turns and len(c_turns) >= 2:
-                prompt, chosen, rejected = c_turns[:-1], c_turns[-1:], r_turns[-1:]
-            else:
-                raise DataError("Rows without a prompt must be HH-RLHF transcripts ('\\n\\nHuman: ...').")
+            try:
+                pair = split_pair(chosen, rejected)
+            except HHFormatError as exc:
+                raise DataError(
+                    f"Row {number}: rows without a prompt must be HH-RLHF transcripts "
+                    f"('\\n\\nHuman: ...'); {exc.field or 'row'} {exc.message}."
+                ) from None
+            prompt = pair.prompt
+            chosen = [{"role": "assistant", "content": pair.chosen}]
+            rejected = [{"role": "assistant", "content": pair.rejected}]
         if chosen is None or rejected is None:
             raise DataError("Every row needs both chosen and rejected.")
         if chosen == rejected:
@@ -333,7 +331,17 @@ def load_preferences(path: str) -> PreferenceData:
         if r.get("margin") is not None:
             row["margin"] = float(r["margin"])
         rows.append(row)
+    if ties:
+        print(
+            f"Dropped {ties} tie/both-bad row(s) of {Path(path).name}: a tie is never trained as a preference.",
+            file=sys.stderr,
+        )
     if not rows:
+        if ties:
+            raise DataError(
+                f"No usable preference pairs in {Path(path).name}: {ties} tie/both-bad rows (never trained as "
+                f"preferences) and {dropped} rows with identical chosen and rejected responses."
+            )
         raise DataError(
             f"No usable preference pairs in {Path(path).name}: all {dropped} rows have identical chosen and rejected "
             "responses (single-class data)."
@@ -350,7 +358,9 @@ def load_preferences(path: str) -> PreferenceData:
     if has_margin:
         for r in rows:
             r.setdefault("margin", 0.0)
-    return PreferenceData(rows=rows, conversational=conv, has_margin=has_margin, dropped_identical=dropped)
+    return PreferenceData(
+        rows=rows, conversational=conv, has_margin=has_margin, dropped_identical=dropped, dropped_ties=ties
+    )
 
 
 def split_eval(
@@ -406,45 +416,32 @@ def load_prompts(path: str) -> list[Any]:
 
 
 # --- tokenisation -------------------------------------------------------------------------------
+# The text and ids of a (prompt, response) are defined once, in ``core.formatting``; these wrappers
+# turn its errors into the runners' ``ModelError``.
 
 
-def _template_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
-    out = tokenizer.apply_chat_template(messages, tokenize=True, add_generation_prompt=add_generation_prompt)
-    if isinstance(out, dict) or hasattr(out, "keys"):
-        out = out["input_ids"]
-    return list(out)
+def _formatting(fn, *args):
+    from core.formatting import FormattingError
+
+    try:
+        return fn(*args)
+    except FormattingError as exc:
+        raise ModelError(str(exc)) from exc
 
 
 def prompt_ids(tokenizer, prompt: Any) -> list[int]:
-    if is_conversational(prompt):
-        if not tokenizer.chat_template:
-            raise ModelError("The dataset is conversational but the tokenizer has no chat template.")
-        return _template_ids(tokenizer, prompt, add_generation_prompt=True)
-    return list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
+    return _formatting(formatting.prompt_ids, tokenizer, prompt)
 
 
 def completion_ids(tokenizer, prompt: Any, completion: Any) -> list[int]:
-    """Token ids of ``completion`` after ``prompt`` (ending with EOS for plain text)."""
-    if is_conversational(prompt) or is_conversational(completion):
-        full = _template_ids(tokenizer, list(prompt) + list(completion), add_generation_prompt=False)
-        head = prompt_ids(tokenizer, prompt)
-        if full[: len(head)] == head:
-            return full[len(head) :]
-        return _template_ids(tokenizer, list(completion), add_generation_prompt=False)
-    ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is not None and (not ids or ids[-1] != tokenizer.eos_token_id):
-        ids.append(tokenizer.eos_token_id)
-    return ids
+    """Token ids of ``completion`` after ``prompt``, ending with the end token."""
+    return _formatting(formatting.completion_ids, tokenizer, prompt, completion)
 
 
 def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int]:
-    """prompt + completion ids within ``max_length``: the prompt loses its beginning first (the end of a
-    conversation is what the reply answers), then the completion its end."""
-    p, c = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, prompt, completion)
-    c = c[:max_length]
-    keep = max_length - len(c)
-    p = p[len(p) - keep :] if keep > 0 else []
-    return p + c
+    """prompt + completion ids within ``max_length`` (``core.formatting.reward_input_ids``): what a
+    reward model reads, in training and in scoring alike."""
+    return _formatting(formatting.reward_input_ids, tokenizer, prompt, completion, max_length)
 
 
 def tokenize_pairs(

@@ -34,12 +34,15 @@ from training.runners.configs import DPORunConfig
 from training.runners.reward import save_trained, training_arguments
 
 
-def load_causal_lm(path: str, tokenizer, *, role: str = "policy"):
+def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: bool = True):
+    """A causal LM; ``trainable`` loads fp32 master weights whatever the checkpoint's dtype (see
+    ``reward.load_reward_model``), a frozen one (a reference) keeps the checkpoint's dtype."""
+    import torch
     from transformers import AutoModelForCausalLM
 
     require_causal_lm(path, role)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path)
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if trainable else "auto")
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a causal LM: {first_line(exc)}") from exc
     check_tokenizer_fits(tokenizer, model, path)
@@ -108,6 +111,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "train_loss": result.training_loss,
             "train_pairs": len(train_ds),
             "dropped_identical_pairs": data.dropped_identical,
+            "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
             **after,

@@ -72,12 +72,20 @@ def save_trained(trainer, model, tokenizer, out, *, merged: bool) -> None:
         tokenizer.save_pretrained(str(out))
 
 
-def load_reward_model(path: str, tokenizer=None):
-    """A sequence-classification model with one output (the reward), pad token wired for pooling."""
+def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
+    """A sequence-classification model with one output (the reward), pad token wired for pooling.
+
+    trainable: load fp32 master weights whatever the checkpoint's dtype (a bf16 checkpoint stepped
+    in bf16 loses most small updates); bf16 compute comes from autocast (``bf16``). A frozen scorer
+    (``trainable=False``: PPO/RLOO/GRPO rewards) keeps the checkpoint's own dtype.
+    """
+    import torch
     from transformers import AutoModelForSequenceClassification
 
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+        model = AutoModelForSequenceClassification.from_pretrained(
+            path, num_labels=1, dtype=torch.float32 if trainable else "auto"
+        )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a reward model: {first_line(exc)}") from exc
     if tokenizer is not None:
@@ -184,6 +192,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "train_loss": result.training_loss,
             "train_pairs": len(train_tok),
             "dropped_identical_pairs": data.dropped_identical,
+            "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items() if k != "pairs"},

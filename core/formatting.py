@@ -1,0 +1,252 @@
+"""The one definition of the text and token ids of a (prompt, response).
+
+Export, reward training, reward scoring (held-out evaluation, PPO/RLOO/GRPO rewards, the
+``evaluate_reward`` command), DPO and generation all call these functions, so a reward model reads
+the same tokens in training as when it scores a sampled response.
+
+Prompts and responses
+---------------------
+A prompt is a string (plain text) or a list of ``{"role", "content"}`` messages; a response is a
+string or a list with one assistant message.
+
+* **Chat template** (the tokenizer has one, the data is conversational): the prompt's ids are the
+  template rendered with ``add_generation_prompt=True``; the response's ids are what rendering
+  prompt + response adds after that. Whatever the template puts after the end-of-turn token (Qwen's
+  ``<|im_end|>\\n``, Gemma's ``<end_of_turn>\\n``) is dropped, so every sequence ends AT its
+  end-of-turn token.
+* **Plain text** (a string prompt, or messages for a tokenizer without a chat template): messages
+  are rendered as an HH-style transcript, ``"Human: ...\\n\\nAssistant: ...\\n\\nHuman: ...\\n\\nAssistant:"``
+  (a system turn as ``"System: ..."``). The response follows the prompt with a separator unless
+  either side already has whitespace there: one space after a prompt ending in ``:`` (the
+  ``"Assistant:"`` cue, HH-RLHF's own convention ``"Assistant: reply"``), else a newline (a
+  single-turn question: ``"question?\\nAnswer"``, never ``"question?Answer"``). The prompt's ids
+  start with whatever the tokenizer itself puts before plain text (Llama/Mistral/Gemma's BOS,
+  BERT's ``[CLS]``; nothing for Qwen), exactly as ``tokenizer(text)`` would.
+* **End token**: every response's ids end with an end token (OpenRLHF's convention for reward
+  models: the reward is read at that token). It is the template's end-of-turn token when a template
+  ends the turn with a special token, else the tokenizer's EOS; a tokenizer without an EOS (BERT)
+  uses its ``[SEP]``.
+
+Truncation (``sequence_ids``): the prompt loses its beginning first (the end of a conversation is
+what the reply answers), keeping its leading special tokens (BOS), then the response its end
+(keeping the end token).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_ROLE_LABEL = {"system": "System", "user": "User", "assistant": "Assistant"}
+_TRANSCRIPT_LABEL = {"system": "System", "user": "Human", "assistant": "Assistant"}
+
+
+class FormattingError(ValueError):
+    """A (prompt, response) that cannot be rendered for this tokenizer."""
+
+
+def is_conversational(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(isinstance(m, dict) and "role" in m for m in value)
+
+
+# --- text ---------------------------------------------------------------------------------------
+
+
+def prompt_text(messages: list[dict]) -> str:
+    """The standard-format (TRL ``prompt`` column) string of a conversation: a single user turn is its
+    text verbatim; anything longer is ``"System: ..."``/``"User: ..."``/``"Assistant: ..."`` blocks
+    separated by a blank line, ending with ``"\\n\\nAssistant:"``."""
+    if len(messages) == 1 and messages[0]["role"] == "user":
+        return messages[0]["content"]
+    blocks = [f"{_ROLE_LABEL.get(m['role'], m['role'].title())}: {m['content']}" for m in messages]
+    return "\n\n".join(blocks) + "\n\nAssistant:"
+
+
+def hh_transcript(messages: list[dict], reply: str) -> str:
+    """An HH-RLHF transcript (``"\\n\\nHuman: ...\\n\\nAssistant: reply"``); parsed back by ``core.hh``."""
+    parts = [f"\n\n{'Human' if m['role'] == 'user' else 'Assistant'}: {m['content']}" for m in messages]
+    parts.append(f"\n\nAssistant: {reply}")
+    return "".join(parts)
+
+
+def plain_prompt(prompt: Any) -> str:
+    """The plain-text prompt: a string as is; messages as an HH-style transcript ending with the cue."""
+    if isinstance(prompt, str):
+        return prompt
+    if not is_conversational(prompt):
+        raise FormattingError("A prompt must be a string or a list of messages.")
+    blocks = [f"{_TRANSCRIPT_LABEL.get(m['role'], m['role'].title())}: {m['content']}" for m in prompt]
+    if prompt[-1]["role"] != "assistant":
+        blocks.append("Assistant:")
+    return "\n\n".join(blocks)
+
+
+def response_text(response: Any) -> str:
+    """The text of a response (a string, or a list whose assistant messages are joined)."""
+    if isinstance(response, str):
+        return response
+    if is_conversational(response):
+        return "\n\n".join(m["content"] for m in response if m.get("role") == "assistant")
+    raise FormattingError("A response must be a string or a list of assistant messages.")
+
+
+def separator(prompt: str, response: str) -> str:
+    """What goes between a plain-text prompt and its response (see the module docstring)."""
+    if not prompt or not response or prompt[-1].isspace() or response[0].isspace():
+        return ""
+    return " " if prompt.endswith(":") else "\n"
+
+
+def plain_response(prompt: Any, response: Any) -> str:
+    """The plain-text response as it follows the plain prompt: separator + response text."""
+    p, r = plain_prompt(prompt), response_text(response)
+    return separator(p, r) + r
+
+
+def as_response(prompt: Any, text: str) -> Any:
+    """A generated text as a response of ``prompt``'s shape (a message list for a conversation)."""
+    return [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
+
+
+# --- tokens -------------------------------------------------------------------------------------
+
+
+def uses_template(tokenizer, prompt: Any, response: Any = None) -> bool:
+    conv = is_conversational(prompt) or is_conversational(response)
+    return bool(conv and getattr(tokenizer, "chat_template", None))
+
+
+def _template_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
+    try:
+        out = tokenizer.apply_chat_template(
+            messages, tokenize=True, add_generation_prompt=add_generation_prompt
+        )
+    except Exception as exc:  # jinja raise_exception (e.g. Gemma: "System role not supported")
+        raise FormattingError(f"The chat template refused the conversation: {exc}") from exc
+    if isinstance(out, dict) or hasattr(out, "keys"):
+        out = out["input_ids"]
+    return list(out)
+
+
+def special_ids(tokenizer) -> set[int]:
+    ids = set(getattr(tokenizer, "all_special_ids", []) or [])
+    for idx, token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).items():
+        if getattr(token, "special", False):
+            ids.add(int(idx))
+    return ids
+
+
+def end_token_id(tokenizer) -> int | None:
+    """The token a plain-text response ends with: EOS, or [SEP] for an encoder without EOS."""
+    if tokenizer.eos_token_id is not None:
+        return tokenizer.eos_token_id
+    return getattr(tokenizer, "sep_token_id", None)
+
+
+def bos_prefix(tokenizer) -> list[int]:
+    """The ids the tokenizer itself puts before plain text (BOS, [CLS]), or []."""
+    probe = "a"
+    with_special = list(tokenizer(probe)["input_ids"])
+    without = list(tokenizer(probe, add_special_tokens=False)["input_ids"])
+    for i in range(len(with_special) - len(without) + 1):
+        if with_special[i : i + len(without)] == without:
+            return with_special[:i]
+    return []
+
+
+def prompt_ids(tokenizer, prompt: Any) -> list[int]:
+    """Ids of the prompt: a generation prompt (template), or the plain text after the tokenizer's BOS."""
+    if uses_template(tokenizer, prompt):
+        return _template_ids(tokenizer, list(prompt), add_generation_prompt=True)
+    return bos_prefix(tokenizer) + list(
+        tokenizer(plain_prompt(prompt), add_special_tokens=False)["input_ids"]
+    )
+
+
+def _strip_after_end(tokenizer, ids: list[int]) -> list[int]:
+    """Drop what a template renders after its end-of-turn token (a newline)."""
+    specials = special_ids(tokenizer)
+    out = list(ids)
+    while out and out[-1] not in specials and not tokenizer.decode([out[-1]]).strip():
+        out.pop()
+    return out if out and out[-1] in specials else list(ids)
+
+
+def completion_ids(tokenizer, prompt: Any, response: Any) -> list[int]:
+    """Ids of ``response`` after ``prompt``, ending with the end token (see the module docstring)."""
+    if uses_template(tokenizer, prompt, response):
+        conv_prompt = list(prompt) if is_conversational(prompt) else [{"role": "user", "content": prompt}]
+        conv_resp = (
+            list(response) if is_conversational(response) else [{"role": "assistant", "content": response}]
+        )
+        full = _template_ids(tokenizer, conv_prompt + conv_resp, add_generation_prompt=False)
+        head = _template_ids(tokenizer, conv_prompt, add_generation_prompt=True)
+        if full[: len(head)] == head:
+            tail = full[len(head) :]
+        else:  # a template that renders the prompt differently once a reply follows
+            plain = _template_ids(tokenizer, conv_prompt, add_generation_prompt=False)
+            tail = full[len(plain) :] if full[: len(plain)] == plain else full
+        tail = _strip_after_end(tokenizer, tail)
+        if tail and tail[-1] in special_ids(tokenizer):
+            return tail
+        end = end_token_id(tokenizer)
+        return tail + ([end] if end is not None else [])
+    ids = list(tokenizer(plain_response(prompt, response), add_special_tokens=False)["input_ids"])
+    end = end_token_id(tokenizer)
+    if end is not None and (not ids or ids[-1] != end):
+        ids.append(end)
+    return ids
+
+
+def sequence_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
+    """prompt + response ids within ``max_length`` (prompt cut from the left after its leading specials,
+    then the response from the right, keeping its end token)."""
+    p, c = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, prompt, response)
+    if len(c) > max_length:
+        c = c[: max_length - 1] + c[-1:]
+    keep = max_length - len(c)
+    if len(p) > keep:
+        head = bos_prefix(tokenizer) or (
+            [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
+        )
+        lead = len(head) if head and p[: len(head)] == head else 0
+        lead = min(lead, keep)
+        p = p[:lead] + (p[len(p) - (keep - lead) :] if keep - lead > 0 else [])
+    return p + c
+
+
+def reward_input_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
+    """The ids a reward model reads for (prompt, response): in reward training, held-out evaluation,
+    ``evaluate_reward`` and PPO/RLOO/GRPO scoring alike. ``response`` may be a generated text (it is
+    put in the prompt's shape). The reward is read at the last token, the end token."""
+    if isinstance(response, str) and is_conversational(prompt):
+        response = as_response(prompt, response)
+    return sequence_ids(tokenizer, prompt, response, max_length)
+
+
+def generation_prompt_ids(tokenizer, prompt: Any) -> list[int]:
+    """Ids a policy generates after (the same as ``prompt_ids``: the response's separator, if any, is
+    the model's to generate)."""
+    return prompt_ids(tokenizer, prompt)
+
+
+def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
+    """Every id that ends a response: the tokenizer's EOS, ``generation_config.eos_token_id`` (chat
+    models list their end-of-turn there) and the template's end-of-turn token."""
+    ids: list[int] = []
+
+    def add(value):
+        for v in value if isinstance(value, list | tuple) else [value]:
+            if v is not None and int(v) not in ids:
+                ids.append(int(v))
+
+    add(tokenizer.eos_token_id)
+    if generation_config is not None:
+        add(getattr(generation_config, "eos_token_id", None))
+    if getattr(tokenizer, "chat_template", None):
+        try:
+            tail = completion_ids(tokenizer, [{"role": "user", "content": "a"}], "b")
+        except FormattingError:
+            tail = []
+        if tail and tail[-1] in special_ids(tokenizer):
+            add(tail[-1])
+    return ids
