@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Prove that every environment file resolves on a fresh machine (CI; `make envs`, run by `make test`).
 
-For each role's file this runs ``pip install --dry-run --ignore-installed --only-binary=:all:
+For each role's file this runs ``pip install --dry-run --ignore-installed --prefer-binary
 --report`` against the package index, as a fresh machine would see it: this machine's pip
 configuration (find-links to local wheels, constraint files) is ignored, the index URL and
 certificate are kept. pip reads each wheel's metadata from the index (PEP 658) and downloads no
@@ -67,7 +67,9 @@ def pins(path: Path, seen: set[Path] | None = None) -> dict[str, str]:
 
 def fresh_env() -> dict[str, str]:
     """This process's environment minus the pip settings a fresh machine would not have."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in ("PIP_INDEX_URL", "PIP_CERT")}
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PIP_") or k in ("PIP_INDEX_URL", "PIP_CERT")
+    }
     env["PIP_CONFIG_FILE"] = os.devnull
     env["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
     return env
@@ -82,7 +84,7 @@ def resolve(role: str) -> tuple[str, list[str], float]:
         report = Path(tmp) / "report.json"
         cmd = [
             sys.executable, "-m", "pip", "install", "--quiet", "--dry-run", "--ignore-installed",
-            "--only-binary=:all:", "--report", str(report), "-r", str(path),
+            "--prefer-binary", "--report", str(report), "-r", str(path),
         ]  # fmt: skip
         proc = subprocess.run(cmd, env=fresh_env(), capture_output=True, text=True, timeout=1500)
         seconds = time.monotonic() - started
