@@ -5,13 +5,13 @@
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt requirements/base.txt | sha1sum | cut -c1-12)
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test venv lint check bench clean-demo
+.PHONY: run test venv lint envs check bench clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt
+$(STAMP): requirements.txt requirements-dev.txt requirements/base.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -r requirements-dev.txt
@@ -31,9 +31,15 @@ lint: venv
 	$(BIN)/ruff format --check .
 	DJANGO_SETTINGS_MODULE=config.settings.test $(BIN)/python manage.py makemigrations --check --dry-run
 
+# Every environment file (web, dev, gpu-train, generation, vllm-serve) resolves with pip --dry-run
+# against the index, from wheel metadata (no multi-GB download). PREFHUB_SKIP_ENV_RESOLVE=1 skips it.
+envs: venv
+	$(BIN)/python scripts/check_envs.py
+
 test: venv
 	bash scripts/ensure-system.sh
 	$(MAKE) --no-print-directory lint
+	$(MAKE) --no-print-directory envs
 	@if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then \
 		echo "== tests on PostgreSQL ($(PG_URL))"; \
 		DATABASE_URL=$${DATABASE_URL:-$(PG_URL)} OMP_WAIT_POLICY=PASSIVE $(BIN)/python -m pytest $(PYTEST_ARGS); \

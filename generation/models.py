@@ -116,6 +116,12 @@ class GenerationBatch(models.Model):
     prompt_ids = models.JSONField(default=list)
     state = models.CharField(max_length=16, choices=BatchState.choices, default=BatchState.PENDING)
     attempts = models.PositiveSmallIntegerField(default=0, help_text="Times a worker started this batch.")
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker generating it (every few seconds)."
+    )
+    enqueued_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the sweep last sent it again (a message lost with its worker)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 

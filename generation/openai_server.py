@@ -134,11 +134,15 @@ class Handler(BaseHTTPRequestHandler):
             self._error(400, "n > 1 is not supported by this server.")
             return
         stop = body.get("stop")
+        if body.get("repetition_penalty", 1.0) != 1.0 or body.get("min_p", 0.0) != 0.0:
+            self._error(400, "This server applies no repetition_penalty or min_p.")
+            return
+        top_k = body.get("top_k")
         try:
             params = SamplingParams(
                 temperature=body.get("temperature", 1.0),
                 top_p=body.get("top_p", 1.0),
-                top_k=body.get("top_k"),
+                top_k=None if top_k == -1 else top_k,  # -1: vLLM's "no top-k cut"
                 max_new_tokens=body.get("max_completion_tokens") or body.get("max_tokens") or 256,
                 seed=body.get("seed"),
                 n=n,

@@ -30,15 +30,20 @@ Failures
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
 import random
+import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -405,6 +410,62 @@ def job_requeue(*, job: GenerationJob) -> int:
     return len(ids)
 
 
+def _live_batch_messages() -> set[int] | None:
+    """Batch ids with a message waiting in the embedded (filesystem) broker's queue folder, or None
+    for another broker (Redis redelivers an unacknowledged message itself: ``acks_late``)."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return None
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    live: set[int] = set()
+    for path in folder.glob("*.msg"):
+        try:
+            message = json.loads(path.read_bytes())
+            if message.get("headers", {}).get("task") != "generation.run_batch":
+                continue
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            args = json.loads(body)[0]
+            live.add(int(args[0]))
+        except (OSError, ValueError, KeyError, IndexError, TypeError):
+            continue  # consumed meanwhile, or not ours
+    return live
+
+
+def batches_requeue_orphaned(*, older_than: timedelta | None = None) -> int:
+    """The beat sweep: send again every pending batch of a queued/running job that has no live
+    message (embedded broker: none in the queue folder) and no worker on it (no heartbeat, nor a
+    resend, for ``older_than``). A worker SIGKILLed mid-batch loses the filesystem broker's
+    message (dropped on receipt, so ``acks_late`` cannot bring it back); this brings the batch back.
+    Safe when wrong: a batch is written once however often it runs. Returns how many were sent."""
+    from django.conf import settings
+
+    live = _live_batch_messages()
+    if live is None:
+        return 0
+    if older_than is None:
+        older_than = timedelta(seconds=getattr(settings, "PREFHUB_GENERATION_ORPHAN_AFTER_S", 120))
+    cutoff = timezone.now() - older_than
+    candidates = (
+        GenerationBatch.objects.filter(state=BatchState.PENDING, job__state__in=ACTIVE_STATES)
+        .filter(created_at__lt=cutoff)
+        .filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
+        .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lt=cutoff))
+        .values_list("pk", flat=True)[:1000]
+    )
+    ids = [pk for pk in candidates if pk not in live]
+    if ids:
+        with transaction.atomic():
+            GenerationBatch.objects.filter(pk__in=ids, state=BatchState.PENDING).update(
+                enqueued_at=timezone.now()
+            )
+            _enqueue_on_commit(ids)
+        log.warning("re-enqueued %d orphaned generation batch(es): %s", len(ids), ids[:20])
+    return len(ids)
+
+
 @transaction.atomic
 def job_cancel(*, job: GenerationJob, actor: AbstractBaseUser | None = None) -> GenerationJob:
     """Stop a queued or running job: pending batches are dropped (a batch already generating
@@ -452,7 +513,48 @@ def _job_mark_running(job_id: int) -> None:
     )
 
 
-def batch_run(*, batch_id: int, retry_transient: bool = False) -> BatchOutcome:
+class _Heartbeat:
+    """Stamps ``heartbeat_at`` on a batch every ``every`` seconds from a thread while it generates,
+    so the orphan sweep can tell a batch being worked on from one whose worker died."""
+
+    def __init__(self, batch_id: int, every: float | None) -> None:
+        self.batch_id, self.every = batch_id, every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        GenerationBatch.objects.filter(pk=self.batch_id).update(heartbeat_at=timezone.now())
+
+    def _run(self) -> None:
+        from django.db import connection
+
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    self._beat()
+                except Exception:  # a missed beat only makes the sweep more eager
+                    log.warning("heartbeat of generation batch %s failed", self.batch_id, exc_info=True)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> _Heartbeat:
+        self._beat()
+        if self.every:
+            self._thread = threading.Thread(
+                target=self._run, name=f"batch-{self.batch_id}-heartbeat", daemon=True
+            )
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
+
+
+def batch_run(
+    *, batch_id: int, retry_transient: bool = False, heartbeat_s: float | None = None
+) -> BatchOutcome:
     """Generate one batch and write its candidates once (the Celery task's body).
 
     Generation runs outside any transaction; ``_batch_commit`` then writes everything at once.
@@ -485,8 +587,9 @@ def batch_run(*, batch_id: int, retry_transient: bool = False) -> BatchOutcome:
     generated: dict[int, list[Generation]] = {}
     params = sampling_for(job=job, endpoint=endpoint, index=batch.index)
     try:
-        backend = backends.get_backend(endpoint)
-        results = backend.generate([prompts[pid] for pid in order], params) if order else []
+        with _Heartbeat(batch.pk, heartbeat_s):
+            backend = backends.get_backend(endpoint)
+            results = backend.generate([prompts[pid] for pid in order], params) if order else []
     except BackendConfigError as exc:
         job_fail(job_id=job.pk, message=f"Endpoint {endpoint.name}: {exc}")
         return BatchOutcome(batch_id, "failed", messages={0: str(exc)})

@@ -3,7 +3,12 @@
 Thin: each takes a batch id and calls one service. ``acks_late`` + ``reject_on_worker_lost``
 (and prefetch 1, from settings) mean a batch whose worker dies is delivered again, to another
 worker once the broker's visibility timeout has passed; ``services.batch_run`` writes a batch
-exactly once, so the second delivery completes it or finds it done.
+exactly once, so the second delivery completes it or finds it done. With the embedded
+(filesystem) broker a message is gone once received, so the beat sweep
+``batches_requeue_orphaned`` sends again the pending batches no worker is heartbeating.
+
+Pool: the generation queue's worker must run ``--pool solo`` (or threads): vLLM's engine starts
+child processes, which prefork's daemonic children may not (``run_platform.GENERATION_WORKER``).
 """
 
 from __future__ import annotations
@@ -40,12 +45,24 @@ class BatchTask(Task):
             log.exception("could not record the failure of generation batch %s", batch_id)
 
 
+#: Seconds between a generating batch's heartbeats (the orphan sweep waits many times longer).
+HEARTBEAT_S = 10.0
+
+
 @shared_task(bind=True, base=BatchTask, name="generation.run_batch")
 def run_batch(self, batch_id: int) -> dict:
-    outcome = services.batch_run(batch_id=batch_id, retry_transient=self.request.retries < self.max_retries)
+    outcome = services.batch_run(
+        batch_id=batch_id, retry_transient=self.request.retries < self.max_retries, heartbeat_s=HEARTBEAT_S
+    )
     return {
         "batch": outcome.batch_id,
         "status": outcome.status,
         "written": outcome.written,
         "failed": outcome.failed,
     }
+
+
+@shared_task(name="generation.batches_requeue_orphaned", ignore_result=True)
+def batches_requeue_orphaned() -> int:
+    """Beat sweep: pending batches whose message died with a worker are sent again."""
+    return services.batches_requeue_orphaned()

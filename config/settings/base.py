@@ -166,6 +166,8 @@ CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
+#: A pending generation batch with no heartbeat or message for this long is sent again (embedded broker).
+PREFHUB_GENERATION_ORPHAN_AFTER_S = env.int("PREFHUB_GENERATION_ORPHAN_AFTER_S", default=120)
 CELERY_TASK_ROUTES = {
     "generation.*": {"queue": "generation"},
     "training.*": {"queue": "training"},
@@ -176,6 +178,10 @@ CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {"task": "annotate.outbox_flush", "schedule": 30.0},
     "leases-expire": {"task": "annotate.leases_expire", "schedule": 60.0},
     "training-runs-stale": {"task": "training.runs_fail_stale", "schedule": 120.0},
+    "generation-orphans": {
+        "task": "generation.batches_requeue_orphaned",
+        "schedule": env.float("PREFHUB_GENERATION_SWEEP_S", default=60.0),
+    },
 }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"

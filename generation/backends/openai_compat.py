@@ -225,8 +225,17 @@ class OpenAICompatBackend:
             body["seed"] = seed
         if params.stop:
             body["stop"] = list(params.stop)
-        if params.top_k and self.send_top_k:
-            body["top_k"] = params.top_k
+        body["presence_penalty"] = 0.0
+        body["frequency_penalty"] = 0.0
+        if self.send_top_k:
+            # vLLM/TGI extensions: `vllm serve` fills every one left out from the model's
+            # generation_config (Qwen: repetition_penalty 1.05, top_k 20...), so all are sent.
+            body.update(top_k=params.top_k or -1, min_p=0.0, repetition_penalty=1.0)
+        elif params.top_k:
+            # A server that refuses top_k cannot apply it: refuse rather than record a cut not made.
+            raise PromptError(
+                "This endpoint does not send top_k (send_top_k is off), so a job with top_k cannot run on it."
+            )
         return body
 
     def _request(

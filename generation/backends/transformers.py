@@ -131,16 +131,23 @@ class TransformersBackend:
         self.model.eval()
         self.model_version = model_version_of(model, getattr(self.model.config, "_commit_hash", None))
 
-        eos: set[int] = set()
-        for source in (self.model.generation_config.eos_token_id, self.tokenizer.eos_token_id):
-            if isinstance(source, int):
-                eos.add(source)
-            elif isinstance(source, list | tuple):
-                eos.update(int(t) for t in source)
+        from transformers import GenerationConfig
+
+        from core.formatting import stop_token_ids
+
+        eos = set(stop_token_ids(self.tokenizer, self.model.generation_config))
         if not eos:
             raise BackendConfigError(
                 f"{model!r} defines no end-of-sequence token, so responses would never end."
             )
+        # The checkpoint's generation_config (Qwen's repetition_penalty 1.05, top_k 20, min_p...) would
+        # fill every setting generate() is not given: replace it with a neutral one keeping only the
+        # special ids, and pass every sampling setting explicitly (_generate_kwargs).
+        self.model.generation_config = GenerationConfig(
+            bos_token_id=self.model.generation_config.bos_token_id,
+            eos_token_id=sorted(eos),
+            pad_token_id=self.model.generation_config.pad_token_id,
+        )
         self.eos_ids = sorted(eos)
         pad = self.tokenizer.pad_token_id
         self.pad_id = pad if pad is not None else self.eos_ids[0]
@@ -177,10 +184,14 @@ class TransformersBackend:
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
-        """Free the weights (and GPU memory) when the per-process cache lets this backend go."""
+        """Free the weights and return their GPU memory to the driver (the per-process cache calls
+        this before it loads the next model, so a model switch never holds two models at once)."""
+        import gc
+
         import torch
 
-        del self.model
+        self.model = None
+        gc.collect()  # the weights go now, not whenever a reference cycle is next collected
         if self.device.startswith("cuda"):
             torch.cuda.empty_cache()
 
@@ -201,6 +212,32 @@ class TransformersBackend:
             )
         return ids
 
+    def generate_kwargs(self, params: SamplingParams, *, max_new: int) -> dict[str, Any]:
+        """Every setting ``model.generate`` samples with, explicit: plain softmax(logits / T) with the
+        recorded top_p/top_k cut (or greedy), no repetition penalty, no min_p/typical/eta/epsilon cut,
+        no n-gram ban, one beam. A setting left out would be filled from the model's generation_config."""
+        kwargs: dict[str, Any] = {
+            "max_new_tokens": max_new,
+            "min_new_tokens": 0,
+            "pad_token_id": self.pad_id,
+            "eos_token_id": self.eos_ids,
+            "num_return_sequences": 1 if params.greedy else params.n,
+            "num_beams": 1,
+            "do_sample": not params.greedy,
+            "temperature": 1.0 if params.greedy else params.temperature,
+            "top_p": 1.0 if params.greedy else params.top_p,
+            "top_k": 0 if params.greedy else (params.top_k or 0),
+            "min_p": 0.0,
+            "typical_p": 1.0,
+            "epsilon_cutoff": 0.0,
+            "eta_cutoff": 0.0,
+            "repetition_penalty": 1.0,
+            "encoder_repetition_penalty": 1.0,
+            "no_repeat_ngram_size": 0,
+            "renormalize_logits": False,
+        }
+        return kwargs
+
     def _generate_chunk(
         self, prompts: list[list[int]], params: SamplingParams, seed: int | None
     ) -> list[list[Generation]]:
@@ -214,18 +251,7 @@ class TransformersBackend:
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             attention[row, width - len(ids) :] = 1
         samples = 1 if params.greedy else params.n
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": max_new,
-            "pad_token_id": self.pad_id,
-            "eos_token_id": self.eos_ids,
-            "num_return_sequences": samples,
-        }
-        if params.greedy:
-            kwargs.update(do_sample=False, temperature=None, top_p=None, top_k=None)
-        else:
-            kwargs.update(
-                do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=params.top_k or 0
-            )
+        kwargs = self.generate_kwargs(params, max_new=max_new)
         if params.stop:
             kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
         if seed is not None:

@@ -7,7 +7,7 @@ Prompts that do not fit ``max_model_len`` are failed before the call (vLLM would
 the whole call), so the others go on.
 
 ``vllm`` is imported inside :class:`VLLMBackend`, never at module import: web processes and CPU
-workers load this module without it (requirements-gpu.txt installs it on GPU machines).
+workers load this module without it (requirements/generation.txt installs it on GPU machines).
 """
 
 from __future__ import annotations
@@ -66,7 +66,7 @@ def _import_vllm():
     except ImportError as exc:
         raise BackendConfigError(
             "vLLM is not installed on this worker. Install it on a GPU machine "
-            "(pip install -r requirements-gpu.txt) or use the transformers or openai backend."
+            "(pip install -r requirements/generation.txt) or use the transformers or openai backend."
         ) from exc
     return vllm
 
@@ -115,16 +115,21 @@ class VLLMBackend:
         return getattr(model_config, "max_model_len", None) or configured
 
     def sampling_params(self, params: SamplingParams):
-        """Our SamplingParams as vLLM's (``n`` samples of each prompt in one request)."""
+        """Our SamplingParams as vLLM's (``n`` samples of each prompt in one request). Every setting
+        is explicit (no top-k cut is -1, no penalties, no min_p), so nothing of the model's
+        generation_config reaches the samples and the recorded params are what produced them."""
         kwargs: dict[str, Any] = {
             "n": params.n,
             "temperature": params.temperature,
             "top_p": params.top_p,
+            "top_k": params.top_k or -1,
+            "min_p": 0.0,
+            "repetition_penalty": 1.0,
+            "presence_penalty": 0.0,
+            "frequency_penalty": 0.0,
             "max_tokens": params.max_new_tokens,
             "seed": params.seed,
         }
-        if params.top_k:
-            kwargs["top_k"] = params.top_k
         if params.stop:
             kwargs["stop"] = list(params.stop)
         return self._vllm.SamplingParams(**kwargs)
@@ -171,7 +176,26 @@ class VLLMBackend:
         return results  # type: ignore[return-value]
 
     def close(self) -> None:
-        del self.llm
+        """Shut the engine (and its child processes) down and return the GPU memory before the
+        next model loads: the per-process cache calls this on a model switch."""
+        import gc
+
+        llm, self.llm = self.llm, None
+        engine = getattr(llm, "llm_engine", None)
+        shutdown = getattr(engine, "shutdown", None) or getattr(
+            getattr(engine, "engine_core", None), "shutdown", None
+        )
+        if callable(shutdown):
+            shutdown()
+        del llm, engine
+        gc.collect()
+        try:
+            import torch
+
+            if torch.cuda.is_available():
+                torch.cuda.empty_cache()
+        except ImportError:  # pragma: no cover - vLLM brings torch
+            pass
 
 
 def build(model: str, config: dict) -> VLLMBackend:

@@ -55,6 +55,24 @@ def test_n_samples_in_one_request(server_factory):
     assert backend.model_version.startswith("prefhub-sha256:")
 
 
+def test_every_sampling_setting_is_sent(server_factory):
+    """`vllm serve` fills every setting a request leaves out from the model's generation_config:
+    all are sent, neutral unless recorded, so the recorded params are what produced the samples."""
+    server, url = server_factory()
+    backend_for(url).generate([HELLO], SamplingParams(temperature=0.8, max_new_tokens=4, seed=1))
+    body = server.state.bodies[0]
+    assert (body["temperature"], body["top_p"], body["top_k"]) == (0.8, 1.0, -1)
+    assert (body["repetition_penalty"], body["min_p"]) == (1.0, 0.0)
+    assert (body["presence_penalty"], body["frequency_penalty"]) == (0.0, 0.0)
+
+
+def test_top_k_on_an_endpoint_that_cannot_send_it_fails_instead_of_being_dropped(server_factory):
+    server, url = server_factory()
+    [result] = backend_for(url, send_top_k=False).generate([HELLO], SamplingParams(top_k=5, max_new_tokens=4))
+    assert isinstance(result, PromptError) and "top_k" in result.message
+    assert server.state.requests == 0
+
+
 def test_same_seed_same_samples_through_the_server(server_factory):
     _, url = server_factory()
     backend = backend_for(url)

@@ -33,6 +33,10 @@ class FakeSamplingParams:
     temperature: float = 1.0
     top_p: float = 1.0
     top_k: int = -1
+    min_p: float = 0.0
+    repetition_penalty: float = 1.0
+    presence_penalty: float = 0.0
+    frequency_penalty: float = 0.0
     max_tokens: int = 16
     seed: int | None = None
     stop: list = field(default_factory=list)
@@ -124,7 +128,23 @@ def test_sampling_params_mapping(fake_vllm):
         ["END"],
     )
     plain = backend.sampling_params(SamplingParams())
-    assert plain.top_k == -1 and plain.stop == []  # vLLM's own defaults when not set
+    assert plain.top_k == -1 and plain.stop == []  # no top-k cut, no stop strings
+
+
+def test_every_sampling_setting_is_explicit(fake_vllm, monkeypatch):
+    """Nothing is left for vLLM to fill from the model's generation_config (Qwen-like defaults)."""
+    seen = {}
+
+    def spy(**kwargs):
+        seen.update(kwargs)
+        return FakeSamplingParams(**kwargs)
+
+    backend = VLLMBackend("m")
+    monkeypatch.setattr(backend._vllm, "SamplingParams", spy)
+    backend.sampling_params(SamplingParams(temperature=0.9))
+    assert seen["repetition_penalty"] == 1.0 and seen["min_p"] == 0.0 and seen["top_k"] == -1
+    assert seen["presence_penalty"] == 0.0 and seen["frequency_penalty"] == 0.0
+    assert (seen["temperature"], seen["top_p"]) == (0.9, 1.0)
 
 
 def test_generate_shape_one_request_per_prompt_with_n(fake_vllm):
