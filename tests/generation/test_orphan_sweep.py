@@ -29,7 +29,7 @@ def queue_folder(tmp_path, settings):
 @pytest.fixture
 def sent(monkeypatch):
     ids: list[int] = []
-    monkeypatch.setattr(services, "enqueue_batches", lambda batch_ids: ids.extend(batch_ids))
+    monkeypatch.setattr(services, "_enqueue_on_commit", lambda batch_ids: ids.extend(batch_ids))
     return ids
 
 
