@@ -18,6 +18,10 @@ before and after training: the honest before/after, at three times the evaluatio
 ``core.formatting``: the conversation as an HH transcript ("Human: ...\\n\\nAssistant: reply"), the
 prompt cut from the left, ``[CLS]`` first and ``[SEP]`` as the end token (BERT has no EOS).
 
+Measured (2026-11-30, two CPU cores shared with other jobs, default settings above): 1,200 train
+pairs, train loss 0.6899, 1,499 s; ``evaluate_reward`` on the 300 held-out pairs: accuracy 0.613
+(95% CI 0.560-0.667), mean margin 0.0214.
+
 Anchors (published, different models and data sizes, for scale only): OpenAssistant's
 DeBERTa-v3-large reward model: 0.588 pair accuracy on HH harmless; InstructGPT's 6B reward model:
 69.6 % on its own labellers' comparisons.
