@@ -5,7 +5,10 @@ The headline test trains on the shared HH-RLHF sample (harmless-base): 1,200 pai
 on the training text; pairs are cut to 64 tokens (the end of the prompt and the start of the reply),
 three epochs at lr 3e-3. What it can learn there is mostly surface signal (length, refusal words);
 a bag-of-words logistic regression reaches 60-65% on the same split. Measured over four seeds of
-this set-up: 63.3%, 64.7%, 61.3%, 61.3% held-out pair accuracy (seed 0 is the one tested).
+this set-up when the reward was read at the newline after the end-of-turn token: 63.3%, 64.7%,
+61.3%, 61.3% held-out pair accuracy. Since core.formatting reads it AT the end-of-turn token (as
+PPO scoring does), seed 0 (the one tested) measures 59.7% (bootstrap 95% CI 53.7-65.0%); the test
+asserts the CI clears chance and the accuracy is at least 58%.
 
 Bad input: empty and single-class data, a tokenizer that does not fit the model, a reward model
 given as a DPO policy; each fails with a clear message.
@@ -69,7 +72,7 @@ def _cfg(base: str, data: str, out: Path, **extra):
     return config_for("reward", values)
 
 
-def test_reward_model_on_hh_rlhf_reaches_60_percent_held_out(tmp_path):
+def test_reward_model_on_hh_rlhf_beats_chance_held_out(tmp_path):
     from transformers import AutoModelForSequenceClassification
 
     from annotate.services.imports import parse_hh_transcript
@@ -112,7 +115,7 @@ def test_reward_model_on_hh_rlhf_reaches_60_percent_held_out(tmp_path):
         "HH-RLHF reward model:", {k: v for k, v in metrics.items() if k.startswith(("eval", "train", "sec"))}
     )
     assert metrics["eval_pairs"] == 300 and metrics["train_pairs"] == 1200
-    assert metrics["eval_accuracy"] >= 0.60
+    assert metrics["eval_accuracy"] >= 0.58 and metrics["eval_accuracy_ci_low"] > 0.5
     assert metrics["eval_accuracy"] > metrics["eval_before_accuracy"]
     assert metrics["eval_margin"] > metrics["eval_before_margin"]
     out = Path(metrics["output_dir"])

@@ -60,7 +60,9 @@ def _pairs(path: Path, *, conversational: bool, ties: int = 0) -> str:
         else:
             rows.append({"prompt": prompt, "chosen": good, "rejected": bad, "flag": None})
     for i in range(ties):
-        rows.append({"prompt": f"Tie {i}?", "chosen": "Same-ish A.", "rejected": "Same-ish B.", "flag": "tie"})
+        rows.append(
+            {"prompt": f"Tie {i}?", "chosen": "Same-ish A.", "rejected": "Same-ish B.", "flag": "tie"}
+        )
     return _write(path, rows)
 
 
@@ -149,3 +151,184 @@ def test_runners_never_train_ties(zoo_model, tmp_path, kind):
     cfg = _base_cfg(kind, zoo_model("qwen"), data, tmp_path / kind, max_steps=1, learning_rate=1e-3)
     final = (reward if kind == "reward" else dpo).run(cfg)
     assert final["train_pairs"] == len(PAIRS) and final["dropped_tie_pairs"] == 4
+
+
+# --- sampling (defect 4, the sampling this module owns) -----------------------------------------
+
+
+def test_rl_eval_sampling_takes_nothing_from_generation_config(zoo_model, monkeypatch):
+    """Qwen's generation_config has repetition_penalty 1.05, top_k 20, top_p 0.8: none may act."""
+    from transformers import (
+        RepetitionPenaltyLogitsProcessor,
+        TemperatureLogitsWarper,
+        TopKLogitsWarper,
+        TopPLogitsWarper,
+    )
+
+    from training.runners import rl
+    from training.runners.common import load_tokenizer
+    from training.runners.dpo import load_causal_lm
+    from training.runners.reward import load_reward_model
+
+    path = zoo_model("qwen")
+    tok = load_tokenizer(path)
+    model = load_causal_lm(path, tok)
+    assert model.generation_config.repetition_penalty == 1.05
+    seen = []
+    original = model._get_logits_processor
+
+    def spy(*args, **kwargs):
+        processors = original(*args, **kwargs)
+        seen.append(list(processors))
+        return processors
+
+    monkeypatch.setattr(model, "_get_logits_processor", spy)
+    cfg = config_for(
+        "rloo",
+        {
+            "base_model": path,
+            "reward_model": path,
+            "output_dir": "x",
+            "max_completion_length": 4,
+            "temperature": 0.9,
+        },
+    )
+    rm = load_reward_model(path, tok, trainable=False)
+    out = rl._eval_reward(model, tok, rm, tok, [[{"role": "user", "content": "Hi?"}]], cfg)
+    assert "reward" in out and seen
+    kinds = {type(p) for p in seen[0]}
+    assert not kinds & {RepetitionPenaltyLogitsProcessor, TopKLogitsWarper, TopPLogitsWarper}, kinds
+    temps = [p.temperature for p in seen[0] if isinstance(p, TemperatureLogitsWarper)]
+    assert temps == [0.9]
+
+
+# --- RLOO / GRPO across the zoo -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+@pytest.mark.parametrize("name", ZOO_NAMES)
+def test_rloo_grpo_on_every_zoo_model(zoo_model, tmp_path, name, kind, monkeypatch):
+    from core.formatting import reward_input_ids
+    from training.runners import rl
+    from training.runners.common import load_tokenizer
+
+    base = zoo_model(name)
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=ZOO[name].chat)
+    scored: list[list[int]] = []
+    real_score = rl.score_sequences
+
+    def spy(model, seqs, **kw):
+        scored.extend(seqs)
+        return real_score(model, seqs, **kw)
+
+    monkeypatch.setattr(rl, "score_sequences", spy)
+    cfg = _base_cfg(
+        kind,
+        base,
+        data,
+        tmp_path / kind,
+        reward_model=base,  # a frozen bf16 scorer (random head): what matters here is the plumbing
+        max_steps=1,
+        num_generations=2,
+        per_device_train_batch_size=2,
+        max_completion_length=6,
+        eval_fraction=0.34,
+    )
+    final = rl.run(kind, cfg)
+    assert "eval_reward" in final and "eval_before_reward" in final
+    assert Path(final["output_dir"], "config.json").is_file()
+    tok = load_tokenizer(base)
+    # every scored sequence is a reward-training sequence: it ends with an end token
+    from core.formatting import stop_token_ids
+
+    assert scored and all(s[-1] in stop_token_ids(tok) for s in scored)
+    # and a (prompt, text) is scored on exactly the ids reward training builds for it
+    prompt = [{"role": "user", "content": "Q?"}] if ZOO[name].chat else "Q?"
+    fn = rl.reward_function(rl.load_reward_model(base, tok, trainable=False), tok, 64, lambda: "cpu")
+    scored.clear()
+    fn([prompt], ["An answer."])
+    assert scored == [reward_input_ids(tok, prompt, "An answer.", 64)]
+
+
+# --- honest before/after, evaluation entry points ---------------------------------------------------
+
+
+def test_dpo_eval_before_is_computed_like_after(zoo_model, tmp_path):
+    from training.runners import dpo
+
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    cfg = _base_cfg("dpo", zoo_model("llama3"), data, tmp_path / "dpo", max_steps=2, learning_rate=1e-3)
+    cfg.eval_fraction = 0.34
+    final = dpo.run(cfg)
+    assert final["eval_before_accuracy"] == 0.5  # policy == reference: every pair a tie, not 0
+    assert final["eval_before_margin"] == 0.0
+    assert "eval_accuracy_ci_low" in final and "eval_loss" in final
+
+
+def test_reward_runner_and_evaluate_reward_agree_on_minilm(minilm_path, tmp_path):
+    """The real MiniLM encoder (BERT: no EOS, [SEP] ends every sequence) trains as a reward model, and
+    ``evaluate_reward`` reproduces the runner's own held-out figures on the same rows."""
+    from django.core.management import call_command
+
+    from training.runners import reward
+
+    rows = []
+    for i in range(12):
+        prompt, good, bad = PAIRS[i % len(PAIRS)]
+        rows.append({"prompt": f"{prompt} ({i})", "chosen": good, "rejected": bad})
+    train = _write(tmp_path / "train.jsonl", rows[:8])
+    held = _write(tmp_path / "held.jsonl", rows[8:])
+    cfg = _base_cfg("reward", minilm_path, train, tmp_path / "rm", max_steps=2, eval_dataset_path=held)
+    final = reward.run(cfg)
+    assert final["eval_pairs"] == 4 and 0 <= final["eval_accuracy"] <= 1
+    import io
+
+    buf = io.StringIO()
+    call_command(
+        "evaluate_reward", "--model", str(tmp_path / "rm"), "--dataset", held, "--max-length", "64", "--json",
+        stdout=buf,
+    )  # fmt: skip
+    figures = json.loads(buf.getvalue())
+    assert figures["pairs"] == 4
+    assert figures["accuracy"] == final["eval_accuracy"]
+    assert figures["margin"] == pytest.approx(final["eval_margin"], abs=1e-4)
+
+
+def test_evaluate_reward_reads_hh_rows_and_refuses_bad_input(zoo_model, tmp_path):
+    import io
+
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    hh = [
+        {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there!", "rejected": "\n\nHuman: Hi\n\nAssistant: Go."},
+        {"chosen": "\n\nHuman: 2+2?\n\nAssistant: 4", "rejected": "\n\nHuman: 2+2?\n\nAssistant: 5"},
+    ]
+    path = _write(tmp_path / "hh.jsonl", hh)
+    buf = io.StringIO()
+    call_command("evaluate_reward", "--model", zoo_model("base"), "--dataset", path, stdout=buf)
+    assert buf.getvalue().startswith("pairs 2  accuracy ")
+    assert "95% CI" in buf.getvalue() and "mean margin" in buf.getvalue()
+    with pytest.raises(CommandError, match="not found"):
+        call_command(
+            "evaluate_reward", "--model", zoo_model("base"), "--dataset", str(tmp_path / "none.jsonl")
+        )
+    with pytest.raises(CommandError, match="Cannot load"):
+        call_command("evaluate_reward", "--model", str(tmp_path), "--dataset", path)
+
+
+def test_bootstrap_interval_brackets_the_accuracy():
+    from training.services.evaluation import pair_figures
+
+    f = pair_figures([1.0] * 70 + [0.0] * 30, [0.5] * 100)
+    assert f["accuracy"] == 0.7 and f["accuracy_ci_low"] < 0.7 < f["accuracy_ci_high"]
+    assert f["accuracy_ci_high"] - f["accuracy_ci_low"] < 0.25
+    assert pair_figures([1.0], [1.0])["accuracy"] == 0.5
+
+
+def test_dpo_on_a_base_model_renders_conversations_as_plain_transcripts(zoo_model, tmp_path):
+    from training.runners import dpo
+
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    final = dpo.run(_base_cfg("dpo", zoo_model("base"), data, tmp_path / "dpo", max_steps=1))
+    assert final["train_pairs"] == len(PAIRS)

@@ -2,8 +2,13 @@
 
 The implicit reward of a response is beta * (log pi(y|x) - log pi_ref(y|x)); the loss pushes the
 chosen response's implicit reward above the rejected one's. Evaluation on held-out pairs, before and
-after training: the DPO loss and the implicit reward's preference accuracy (share of pairs where the
-chosen response gets the higher implicit reward; before training both are 0, so that accuracy is 0).
+after training: TRL's DPO loss, and the implicit reward's preference accuracy and margin computed by
+``training.services.evaluation.dpo_figures`` the same way before and after (share of pairs where the
+chosen response gets the higher implicit reward, ties half: before training both rewards are 0, so
+the accuracy is 0.5, not 0).
+
+Trainable weights are fp32 masters whatever the checkpoint's dtype (bf16 compute by autocast when
+``bf16``); the saved model is fp32.
 
 Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen reference over the data once
 before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
@@ -16,6 +21,7 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from core.formatting import plain_prompt, plain_response, uses_template
 from training.runners.common import (
     Emitter,
     ModelError,
@@ -32,6 +38,7 @@ from training.runners.common import (
 )
 from training.runners.configs import DPORunConfig
 from training.runners.reward import save_trained, training_arguments
+from training.services.evaluation import dpo_figures, dpo_reference
 
 
 def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: bool = True):
@@ -49,6 +56,12 @@ def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: boo
     return model
 
 
+def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
+    """TRL's eval loss with our accuracy/margin (ties half: 0.5 before training, not TRL's 0)."""
+    kept = {k: v for k, v in trl_eval.items() if k not in ("eval_rewards/accuracies", "eval_rewards/margins")}
+    return {**kept, **{f"eval_{k}": v for k, v in figures.items()}}
+
+
 def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     from datasets import Dataset
     from trl import DPOConfig, DPOTrainer
@@ -61,10 +74,24 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     def prepare(rows):
         return Dataset.from_list(
             [
-                {k: v for k, v in fit_prompt(tokenizer, r, cfg.max_length).items() if k != "margin"}
+                {k: v for k, v in fit_prompt(tokenizer, as_text(r), cfg.max_length).items() if k != "margin"}
                 for r in rows
             ]
         )
+
+    def as_text(row):
+        """Plain text where no chat template applies (core.formatting): the transcript prompt, and the
+        separator put in front of each reply, so TRL joins "question?" and "Answer" as the reward
+        model and generation see them."""
+        if uses_template(tokenizer, row["prompt"], row["chosen"]):
+            return row
+        prompt = plain_prompt(row["prompt"])
+        return {
+            **row,
+            "prompt": prompt,
+            "chosen": plain_response(prompt, row["chosen"]),
+            "rejected": plain_response(prompt, row["rejected"]),
+        }
 
     train_ds = prepare(train_rows)
     eval_ds = prepare(eval_rows) if eval_rows else None
@@ -103,10 +130,22 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter)],
             peft_config=peft_config,
         )
+        # Held-out implicit-reward figures (training.services.evaluation), the same before and after;
+        # TRL's own eval loss is kept beside them.
+        eval_kw = {"max_length": cfg.max_length, "batch_size": cfg.per_device_eval_batch_size}
+        reference = dpo_reference(model, tokenizer, eval_rows, **eval_kw) if eval_rows else {}
         before = trainer.evaluate() if eval_ds is not None else {}
+        if eval_rows:
+            before = _honest(
+                before, dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+            )
         result = trainer.train()
         after = trainer.evaluate() if eval_ds is not None else {}
         model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        if eval_rows:
+            after = _honest(
+                after, dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+            )
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             "train_pairs": len(train_ds),

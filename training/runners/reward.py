@@ -4,6 +4,15 @@ loss = -log sigmoid(r(x, y_chosen) - r(x, y_rejected) - margin), ``margin`` when
 (an export's preference strength) and ``use_margin`` is on. The model is
 ``AutoModelForSequenceClassification(num_labels=1)`` on the base model's trunk.
 
+Trainable weights are fp32 masters whatever the checkpoint's dtype (a bf16 checkpoint stepped in
+bf16 loses most small updates); bf16 compute comes from autocast when ``bf16`` is on. The saved model
+is fp32 (``torch_dtype`` float32 in its config): the masters as trained, nothing rounded away.
+
+Sequences are ``core.formatting.reward_input_ids`` (the ids PPO/RLOO/GRPO scoring and
+``evaluate_reward`` use too): a plain-text prompt starts with the tokenizer's own BOS/[CLS], every
+response ends with an end token (end-of-turn, EOS, or [SEP] for BERT-style encoders without EOS), and
+the reward is read there.
+
 Pairs are tokenised here (not by TRL) so that a long conversation keeps its end: the prompt is cut
 from the left, the reply from the right, within ``max_length`` (TRL would drop such pairs).
 Evaluation on the held-out pairs, before and after training: pair accuracy (share of pairs the model
@@ -24,6 +33,7 @@ from training.runners.common import (
     first_line,
     load_pair_splits,
     load_tokenizer,
+    model_config,
     resolve_bf16,
     resolve_use_cpu,
     tokenize_pairs,
@@ -31,6 +41,7 @@ from training.runners.common import (
     write_json,
 )
 from training.runners.configs import BaseRunConfig, RewardRunConfig
+from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
 
 
 def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
@@ -94,48 +105,12 @@ def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
     return model
 
 
-def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_size: int = 16) -> list[float]:
-    """Rewards of token sequences (right-padded; the model pools the last non-pad token)."""
-    import torch
-
-    device = next(model.parameters()).device
-    scores: list[float] = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(sequences), batch_size):
-            chunk = sequences[i : i + batch_size]
-            width = max(len(s) for s in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, s in enumerate(chunk):
-                ids[j, : len(s)] = torch.tensor(s)
-                mask[j, : len(s)] = 1
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
-            scores.extend(out.float().cpu().tolist())
-    if was_training:
-        model.train()
-    return scores
-
-
 def pair_metrics(
     model, pairs: list[dict[str, Any]], *, pad_id: int, batch_size: int = 16
 ) -> dict[str, float]:
-    """Held-out pair accuracy (ties count half) and mean reward margin."""
-    if not pairs:
-        return {}
-    chosen = score_sequences(model, [p["chosen_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size)
-    rejected = score_sequences(
-        model, [p["rejected_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size
-    )
-    wins = sum(1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True))
-    margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
-    return {
-        "accuracy": wins / len(pairs),
-        "margin": sum(margins) / len(margins),
-        "reward": (sum(chosen) + sum(rejected)) / (2 * len(pairs)),
-        "pairs": len(pairs),
-    }
+    """Held-out pair accuracy (ties count half, bootstrap CI) and mean reward margin
+    (``training.services.evaluation``), the same before and after training."""
+    return evaluate_pairs(model, pairs, pad_id=pad_id, batch_size=batch_size)
 
 
 def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
@@ -148,8 +123,11 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
     use_margin = cfg.use_margin and data.has_margin
-    train_tok = tokenize_pairs(tokenizer, train_rows, cfg.max_length, margin=use_margin)
-    eval_tok = tokenize_pairs(tokenizer, eval_rows, cfg.max_length, margin=False)
+    # An encoder's position table bounds the sequence (BERT/MiniLM: 512), whatever max_length says.
+    positions = getattr(model_config(cfg.base_model), "max_position_embeddings", None) or cfg.max_length
+    max_length = min(cfg.max_length, positions)
+    train_tok = tokenize_pairs(tokenizer, train_rows, max_length, margin=use_margin)
+    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False)  # = evaluation.pair_ids
 
     import transformers
 

