@@ -53,12 +53,15 @@ def labelled_project(make_project, labeler_in):
     return project
 
 
-def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(labelled_project, make_user, tmp_path):
+def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(
+    labelled_project, make_user, tmp_path, settings
+):
     from generation.tiny_model import build_tiny_model
 
     project = labelled_project
     researcher = make_user("researcher")
     base = str(build_tiny_model(tmp_path / "tiny"))
+    settings.PREFHUB_ALLOWED_MODEL_DIRS = [str(tmp_path)]  # an admin-allowed models folder (core.paths)
 
     export = export_create(
         project=project,

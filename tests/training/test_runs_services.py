@@ -233,7 +233,7 @@ def test_ppo_without_data_uses_the_project_prompts(project):
     assert rows == [{"prompt": [{"role": "user", "content": "Hi?"}]}]
 
 
-def test_launch_options_and_command(project, dataset):
+def test_launch_options_and_command(project, dataset, tmp_path):
     run = run_create(
         project=project,
         kind="dpo",
@@ -247,7 +247,9 @@ def test_launch_options_and_command(project, dataset):
     cmd = command("dpo", "/c.json", num_processes=2)
     assert cmd[1:3] == ["-m", "accelerate.commands.launch"] and "--multi_gpu" in cmd
     assert cmd[-5:] == ["-m", "training.runners", "dpo", "--config", "/c.json"]
-    assert command("reward", "/c.json", accelerate_config="/ds.yaml")[3:5] == ["--config_file", "/ds.yaml"]
+    own = tmp_path / "ds.yaml"
+    own.write_text("compute_environment: LOCAL_MACHINE\n")
+    assert command("reward", "/c.json", accelerate_config=str(own))[3:5] == ["--config_file", str(own)]
     assert command("reward", "/c.json", launcher="python")[1:] == [
         "-m",
         "training.runners",
