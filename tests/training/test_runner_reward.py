@@ -27,26 +27,7 @@ from training.runners import reward
 from training.runners.common import DataError, ModelError, describe_failure, load_preferences
 from training.runners.configs import config_for
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and spinning OpenMP threads on shared cores
-    cost ~10x (see training.services.runs)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from generation.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def _write(path: Path, rows: list[dict]) -> str:
