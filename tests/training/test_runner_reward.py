@@ -189,32 +189,31 @@ def test_out_of_memory_is_explained():
     assert kind == "oom" and "per_device_train_batch_size" in message and "Tried to allocate" in message
 
 
+def _run_reward_module(config: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m training.runners reward --config CONFIG`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.runners", "reward", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+
+
 def test_module_entry_point_prints_an_error_line_and_exits_1(tiny, tmp_path):
     empty = _write(tmp_path / "empty.jsonl", [])
     config = tmp_path / "cfg.json"
     config.write_text(
         json.dumps({"base_model": tiny, "dataset_path": empty, "output_dir": str(tmp_path / "o")})
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.runners", "reward", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-        env={"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/usr/bin:/bin"},
-    )
+    proc = _run_reward_module(config, env={"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["event"] == "error" and last["kind"] == "data" and "empty" in last["message"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"base_model": tiny, "output_dir": "x", "learning_rat": 1}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.runners", "reward", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = _run_reward_module(bad)
     assert proc.returncode == 2 and "Unknown reward option" in proc.stdout
 
 
