@@ -13,6 +13,7 @@ from django.db import connection
 from annotate.models import Candidate, Prompt, TaskKind
 from annotate.services.projects import membership_add, project_create
 from annotate.services.tasks import TaskSpec, candidate_groups, tasks_bulk_create
+from annotate.services.tokens import token_create
 
 SHARED_DIR = Path(__file__).resolve().parent.parent.parent / "shared"
 HH_SAMPLE = SHARED_DIR / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
@@ -58,6 +59,16 @@ def make_project(db):
         )
 
     return _make
+
+
+def bearer(user, *, name: str = "test", **kw):
+    """An API client that sends a fresh token of ``user`` (``token_create`` options in ``kw``)."""
+    from rest_framework.test import APIClient
+
+    _, secret = token_create(user=user, name=name, **kw)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
 
 
 def add_tasks(

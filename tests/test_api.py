@@ -19,7 +19,7 @@ from rest_framework.test import APIClient
 from annotate.models import Annotation, ApiToken, AuditEvent
 from annotate.services.guidelines import guideline_publish
 from annotate.services.tokens import token_authenticate, token_create, token_revoke
-from tests.conftest import add_tasks
+from tests.conftest import add_tasks, bearer
 from training.models import Export, ExportState
 from training.services.exports import export_create, export_run
 
@@ -27,13 +27,6 @@ pytestmark = pytest.mark.django_db
 
 GOOD_JSONL = b'{"id": "n1", "prompt": "Hello?", "candidates": ["Hi", "Hey"]}\n'
 BAD_JSONL = b'{"id": "n1", "prompt": "Hello?", "candidates": ["Hi", "Hey"]}\nnot json\n{"id": 3}\n'
-
-
-def bearer(user, **kw) -> APIClient:
-    _, secret = token_create(user=user, name="test", **kw)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
 
 
 @pytest.fixture

@@ -9,15 +9,13 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 from django.db import transaction
-from rest_framework.test import APIClient
 
 from annotate.models import AuditEvent, Guideline, Membership
 from annotate.services import manage
 from annotate.services.guidelines import guideline_publish
 from annotate.services.imports import ImportFailed, prompts_import
 from annotate.services.manage import member_add, member_deactivate, project_settings_change
-from annotate.services.tokens import token_create
-from tests.conftest import add_tasks
+from tests.conftest import add_tasks, bearer
 from training.services.exports import export_create
 from training.services.runs import run_cancel, run_create
 
@@ -70,9 +68,7 @@ def test_the_import_api_writes_an_audit_event(make_project, labeler_in):
     """It wrote none: only the page's wrapper audited imports."""
     project = make_project()
     manager = labeler_in(project, "boss", role="manager")
-    _, secret = token_create(user=manager, name="cli")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client = bearer(manager, name="cli")
     upload = io.BytesIO(b'{"id": "n1", "prompt": "Hello?", "candidates": ["Hi", "Hey"]}\n')
     upload.name = "prompts.jsonl"
     resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart")

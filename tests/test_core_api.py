@@ -6,18 +6,15 @@ import pytest
 from rest_framework.test import APIClient
 
 from annotate.services.projects import membership_add
-from annotate.services.tokens import token_create
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db
 
 SCHEMA_KEYS = {"error", "detail", "field", "details"}
 
 
-def _bearer(user) -> APIClient:
-    _, secret = token_create(user=user, name="t")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
-    return client
+def _bearer(user):
+    return bearer(user, name="t")
 
 
 def _is_error(body: dict, code: str) -> bool:

@@ -12,12 +12,11 @@ import random
 import tracemalloc
 
 import pytest
-from rest_framework.test import APIClient
 
 from annotate.models import Prompt
 from annotate.services.imports import MAX_LINE_BYTES, ImportFailed, prompts_import
 from annotate.services.tasks import PairMode, candidate_groups
-from annotate.services.tokens import token_create
+from tests.conftest import bearer
 
 pytestmark = pytest.mark.django_db
 
@@ -176,9 +175,7 @@ def test_nul_in_hh_transcripts_is_a_line_error(make_project):
 def test_the_api_import_honours_the_upload_size_limit(make_project, labeler_in, settings):
     project = make_project()
     manager = labeler_in(project, role="manager")
-    _, secret = token_create(user=manager, name="t")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client = bearer(manager, name="t")
     settings.PREFHUB_MAX_IMPORT_BYTES = 100
     big = _jsonl(*[{"id": f"x{i}", "prompt": "Hello there", "candidates": ["a", "b"]} for i in range(20)])
     big.name = "big.jsonl"
@@ -196,9 +193,7 @@ def test_the_api_import_honours_the_upload_size_limit(make_project, labeler_in, 
 def test_deeply_nested_api_json_body_is_a_400(make_project, labeler_in):
     project = make_project()
     researcher = labeler_in(project, role="researcher")
-    _, secret = token_create(user=researcher, name="t")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client = bearer(researcher, name="t")
     body = b"[" * 200_000 + b"]" * 200_000
     resp = client.post(f"/api/v1/projects/{project.slug}/exports/", body, content_type="application/json")
     assert resp.status_code == 400
@@ -207,9 +202,7 @@ def test_deeply_nested_api_json_body_is_a_400(make_project, labeler_in):
 def test_nul_in_an_api_json_body_is_a_400(make_project, labeler_in):
     project = make_project()
     researcher = labeler_in(project, role="researcher")
-    _, secret = token_create(user=researcher, name="t")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    client = bearer(researcher, name="t")
     resp = client.post(
         f"/api/v1/projects/{project.slug}/exports/",
         b'{"format": "trl", "options": {"note": "a\\u0000b"}}',

@@ -30,20 +30,16 @@ from tests.conftest import add_tasks
 pytestmark = pytest.mark.django_db
 
 
-def test_claim_gives_each_labeler_distinct_tasks_with_overlap_one(make_project, labeler_in):
-    project = make_project(overlap=1)
-    add_tasks(project, prompts=3)
-    alice, bob = labeler_in(project), labeler_in(project)
+def test_claim_gives_each_labeler_distinct_tasks_with_overlap_one(labelers_on):
+    project, alice, bob = labelers_on(2, prompts=3, overlap=1)
     a = task_claim_next(project=project, labeler=alice)
     b = task_claim_next(project=project, labeler=bob)
     assert a.task_id != b.task_id
     assert Task.objects.get(pk=a.task_id).claims == 1
 
 
-def test_claim_returns_the_live_lease_again_instead_of_a_second_task(make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=3)
-    alice = labeler_in(project)
+def test_claim_returns_the_live_lease_again_instead_of_a_second_task(labelers_on):
+    project, alice = labelers_on(1, prompts=3)
     first = task_claim_next(project=project, labeler=alice)
     again = task_claim_next(project=project, labeler=alice)
     assert again.pk == first.pk
@@ -81,10 +77,8 @@ def test_fewest_labels_first_and_never_the_same_task_twice(make_project, labeler
     assert Annotation.objects.count() == 6
 
 
-def test_expired_lease_is_reclaimed_and_offered_to_someone_else(make_project, labeler_in):
-    project = make_project(overlap=1, lease_ttl_seconds=60)
-    add_tasks(project, prompts=1)
-    alice, bob = labeler_in(project), labeler_in(project)
+def test_expired_lease_is_reclaimed_and_offered_to_someone_else(labelers_on):
+    project, alice, bob = labelers_on(2, prompts=1, overlap=1, lease_ttl_seconds=60)
     now = timezone.now()
     lease = task_claim_next(project=project, labeler=alice, now=now)
     assert task_claim_next(project=project, labeler=bob, now=now + timedelta(seconds=30)) is None
@@ -96,10 +90,8 @@ def test_expired_lease_is_reclaimed_and_offered_to_someone_else(make_project, la
     assert Task.objects.get(pk=lease.task_id).claims == 1
 
 
-def test_submit_on_expired_lease_is_refused_and_writes_nothing(make_project, labeler_in):
-    project = make_project(lease_ttl_seconds=60)
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
+def test_submit_on_expired_lease_is_refused_and_writes_nothing(labelers_on):
+    project, alice = labelers_on(1, prompts=1, lease_ttl_seconds=60)
     now = timezone.now()
     lease = task_claim_next(project=project, labeler=alice, now=now)
     with pytest.raises(LeaseExpired) as exc:
@@ -125,10 +117,8 @@ def test_submit_on_someone_elses_lease_is_forbidden(make_project, labeler_in):
         annotation_submit(assignment_id=999_999, labeler=alice, choice="left")
 
 
-def test_double_submit_is_idempotent(make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
+def test_double_submit_is_idempotent(labelers_on):
+    project, alice = labelers_on(1, prompts=1)
     lease = task_claim_next(project=project, labeler=alice)
     first, created = annotation_submit(
         assignment_id=lease.pk, labeler=alice, choice="left", rationale="clearer"
@@ -157,12 +147,14 @@ def test_left_choice_maps_back_through_shown_order(make_project, labeler_in):
     assert annotation.strength == 2
 
 
-def test_invalid_values_are_refused_with_the_field(make_project, labeler_in):
-    project = make_project(
-        allow_tie=False, strength_scale=True, dimensions=[{"label": "Helpfulness", "required": True}]
+def test_invalid_values_are_refused_with_the_field(labelers_on):
+    project, alice = labelers_on(
+        1,
+        prompts=1,
+        allow_tie=False,
+        strength_scale=True,
+        dimensions=[{"label": "Helpfulness", "required": True}],
     )
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
     lease = task_claim_next(project=project, labeler=alice)
     cases = [
         ({"choice": "tie"}, "choice"),
@@ -189,10 +181,8 @@ def test_invalid_values_are_refused_with_the_field(make_project, labeler_in):
     assert annotation.ratings == {"helpfulness": {str(slots[0]): 2, str(slots[1]): 5}}
 
 
-def test_flag_without_choice_is_recorded(make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
+def test_flag_without_choice_is_recorded(labelers_on):
+    project, alice = labelers_on(1, prompts=1)
     lease = task_claim_next(project=project, labeler=alice)
     annotation, _ = annotation_submit(
         assignment_id=lease.pk, labeler=alice, flagged=True, flag_reason="prompt is unsafe"
@@ -235,10 +225,8 @@ def test_guidelines_must_be_acknowledged_before_submitting(make_project, labeler
         annotation_submit(assignment_id=lease2.pk, labeler=alice, choice="left")
 
 
-def test_undo_reopens_the_task_while_the_lease_is_live(make_project, labeler_in):
-    project = make_project(lease_ttl_seconds=60)
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
+def test_undo_reopens_the_task_while_the_lease_is_live(labelers_on):
+    project, alice = labelers_on(1, prompts=1, lease_ttl_seconds=60)
     now = timezone.now()
     lease = task_claim_next(project=project, labeler=alice, now=now)
     annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left", now=now)
@@ -255,10 +243,8 @@ def test_undo_reopens_the_task_while_the_lease_is_live(make_project, labeler_in)
     assert Annotation.objects.count() == 1
 
 
-def test_skip_frees_the_slot_and_is_not_offered_again(make_project, labeler_in):
-    project = make_project(overlap=1)
-    add_tasks(project, prompts=1)
-    alice, bob = labeler_in(project), labeler_in(project)
+def test_skip_frees_the_slot_and_is_not_offered_again(labelers_on):
+    project, alice, bob = labelers_on(2, prompts=1, overlap=1)
     lease = task_claim_next(project=project, labeler=alice)
     with pytest.raises(InvalidInput):
         assignment_skip(assignment_id=lease.pk, labeler=alice, reason="  ")
@@ -270,10 +256,8 @@ def test_skip_frees_the_slot_and_is_not_offered_again(make_project, labeler_in):
         annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left")
 
 
-def test_deactivating_a_labeler_releases_their_leases(make_project, labeler_in):
-    project = make_project(overlap=1)
-    add_tasks(project, prompts=2)
-    alice, bob = labeler_in(project), labeler_in(project)
+def test_deactivating_a_labeler_releases_their_leases(labelers_on):
+    project, alice, bob = labelers_on(2, prompts=2, overlap=1)
     lease = task_claim_next(project=project, labeler=alice)
     released = membership_deactivate(project=project, user=alice)
     assert released == 1
@@ -290,10 +274,8 @@ def test_deactivating_a_labeler_releases_their_leases(make_project, labeler_in):
     assert lease.task_id in claimed
 
 
-def test_raising_overlap_reopens_full_tasks_and_lowering_never_goes_below_claims(make_project, labeler_in):
-    project = make_project(overlap=1)
-    add_tasks(project, prompts=1)
-    alice, bob = labeler_in(project), labeler_in(project)
+def test_raising_overlap_reopens_full_tasks_and_lowering_never_goes_below_claims(labelers_on):
+    project, alice, bob = labelers_on(2, prompts=1, overlap=1)
     lease = task_claim_next(project=project, labeler=alice)
     annotation_submit(assignment_id=lease.pk, labeler=alice, choice="left")
     assert task_claim_next(project=project, labeler=bob) is None
@@ -316,12 +298,10 @@ def test_leases_expire_sweep_counts(make_project, labeler_in):
     assert sum(Task.objects.values_list("claims", flat=True)) == 0
 
 
-def test_renew_restarts_the_clock_of_a_live_lease_only(make_project, labeler_in):
+def test_renew_restarts_the_clock_of_a_live_lease_only(labelers_on):
     from annotate.services.leasing import assignment_renew
 
-    project = make_project(lease_ttl_seconds=60)
-    add_tasks(project, prompts=2)
-    alice, bob = labeler_in(project), labeler_in(project)
+    project, alice, bob = labelers_on(2, prompts=2, lease_ttl_seconds=60)
     now = timezone.now()
     lease = task_claim_next(project=project, labeler=alice, now=now)
     renewed = assignment_renew(assignment_id=lease.pk, labeler=alice, now=now + timedelta(seconds=50))

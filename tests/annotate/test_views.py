@@ -596,3 +596,19 @@ def test_the_page_and_the_api_validate_a_submit_the_same_way(make_project, label
     assert ok.status_code == 200, ok.content
     shown = Assignment.objects.get(pk=first.pk).shown_order
     assert Annotation.objects.get().ranking == [[shown[2]], [shown[0], shown[1]]]
+
+
+def test_password_form_pages_render_their_heading_and_a_form(client, make_user):
+    """Change, reset and reset-confirm share one form body (registration/_password_form.html)."""
+    reset = client.get(reverse("account:password_reset")).content.decode()
+    assert "<h1>Reset your password</h1>" in reset
+    assert '<button type="submit" class="btn btn-primary">Reset your password</button>' in reset
+    bad_link = client.get(reverse("account:password_reset_confirm", args=["xx", "bad-token"]))
+    body = bad_link.content.decode()
+    assert "<h1>Choose a new password</h1>" in body and "This reset link is invalid" in body
+    assert "<form" not in body
+    client.force_login(make_user("pw-changer"))
+    change = client.get(reverse("account:password_change")).content.decode()
+    assert "<h1>Change your password</h1>" in change
+    assert '<button type="submit" class="btn btn-primary">Change your password</button>' in change
+    assert 'name="old_password"' in change

@@ -22,6 +22,7 @@ from tests.generation import test_worker as worker_tests
 from tests.generation.conftest import add_prompts
 from tests.generation.test_worker import (  # noqa: F401 - fixtures
     _assert_exactly_once,
+    _finished,
     _job_state,
     _logs,
     _wait,
@@ -100,7 +101,7 @@ def test_job_survives_a_broker_restart(
     private_redis()  # broker down and up again, mid-job
     assert _job_state(job.pk).done_units < prompts, "the restart must land in the middle of the job"
     job = _wait(
-        lambda: (j := _job_state(job.pk)).state not in (JobState.QUEUED, JobState.RUNNING) and j,
+        _finished(job.pk),
         timeout=300,
         procs=[worker],
         what="the job to finish after the broker restart",

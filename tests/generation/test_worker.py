@@ -114,8 +114,8 @@ def start_worker(postgres_db, redis_broker, tmp_path):
     workers: list[subprocess.Popen] = []
 
     def start(name: str) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
+        proc = _popen_logged(
+            tmp_path / f"{name}.log",
             [
                 _celery_bin(),
                 "-A",
@@ -135,13 +135,8 @@ def start_worker(postgres_db, redis_broker, tmp_path):
                 "--without-mingle",
                 "--without-heartbeat",
             ],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
+            env,
         )
-        proc.log_path = tmp_path / f"{name}.log"  # type: ignore[attr-defined]
         workers.append(proc)
         return proc
 
@@ -151,6 +146,17 @@ def start_worker(postgres_db, redis_broker, tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         proc.wait(timeout=30)
     connection.close()
+
+
+def _popen_logged(log_path: Path, argv: list[str], env: dict) -> subprocess.Popen:
+    """Start ``argv`` from the repository root in its own process group, output into ``log_path``
+    (kept as ``proc.log_path`` for :func:`_logs`)."""
+    log = open(log_path, "wb")  # noqa: SIM115 - closed with the process
+    proc = subprocess.Popen(
+        argv, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    proc.log_path = log_path  # type: ignore[attr-defined]
+    return proc
 
 
 def _logs(procs) -> str:
@@ -171,6 +177,11 @@ def _wait(predicate, *, timeout: float, procs, what: str, interval: float = 0.1)
 
 def _job_state(job_id: int) -> GenerationJob:
     return GenerationJob.objects.get(pk=job_id)
+
+
+def _finished(job_id: int):
+    """A :func:`_wait` predicate: the job once it has left QUEUED/RUNNING, else False."""
+    return lambda: (j := _job_state(job_id)).state not in (JobState.QUEUED, JobState.RUNNING) and j
 
 
 def _assert_exactly_once(job: GenerationJob, *, prompts: int, k: int) -> None:
@@ -205,7 +216,7 @@ def test_worker_generates_candidates_and_tasks(
         sampling={"max_new_tokens": 8, "seed": 7},
     )
     job = _wait(
-        lambda: (j := _job_state(job.pk)).state not in (JobState.QUEUED, JobState.RUNNING) and j,
+        _finished(job.pk),
         timeout=240,
         procs=[worker],
         what="the job to finish",
@@ -258,7 +269,7 @@ def test_killed_worker_batch_is_redelivered_and_written_once(
     time.sleep(VISIBILITY_TIMEOUT_S + 1)  # past the visibility timeout: the message may be restored
     second = start_worker("gen-worker-rescue")
     job = _wait(
-        lambda: (j := _job_state(job.pk)).state not in (JobState.QUEUED, JobState.RUNNING) and j,
+        _finished(job.pk),
         timeout=240,
         procs=[first, second],
         what="the second worker to finish the job",

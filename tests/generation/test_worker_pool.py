@@ -24,7 +24,15 @@ from annotate.management.commands.run_platform import GENERATION_WORKER, beat, s
 from generation import backends, services
 from generation.models import GenerationBatch, JobState
 from tests.generation.conftest import add_prompts
-from tests.generation.test_worker import REPO, _assert_exactly_once, _job_state, _logs, _wait
+from tests.generation.test_worker import (
+    REPO,
+    _assert_exactly_once,
+    _finished,
+    _job_state,
+    _logs,
+    _popen_logged,
+    _wait,
+)
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
 
@@ -80,16 +88,7 @@ def platform(transactional_db, filesystem_broker, tmp_path):
     procs: list[subprocess.Popen] = []
 
     def start(name: str, argv: list[str]) -> subprocess.Popen:
-        log = open(tmp_path / f"{name}.log", "wb")  # noqa: SIM115 - closed with the process
-        proc = subprocess.Popen(
-            [sys.executable, *argv],
-            cwd=REPO,
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        proc.log_path = tmp_path / f"{name}.log"  # type: ignore[attr-defined]
+        proc = _popen_logged(tmp_path / f"{name}.log", [sys.executable, *argv], env)
         procs.append(proc)
         return proc
 
@@ -103,10 +102,6 @@ def platform(transactional_db, filesystem_broker, tmp_path):
 @pytest.fixture
 def fake_endpoint():
     return services.endpoint_create(name="fake-engine", backend="transformers", model="fake/model")
-
-
-def _finished(job_id):
-    return lambda: (j := _job_state(job_id)).state not in (JobState.QUEUED, JobState.RUNNING) and j
 
 
 def test_documented_worker_runs_a_backend_that_starts_child_processes(

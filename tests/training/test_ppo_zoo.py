@@ -18,17 +18,9 @@ from generation.zoo import ZOO
 from training.runners.configs import ConfigError, config_for
 
 ZOO_NAMES = list(ZOO)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 PROMPTS = ["Is the sky blue?", "What is 2+2?", "Name a colour.", "Say hello."]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _prompts_file(path: Path, *, conversational: bool) -> str:

@@ -13,7 +13,7 @@ import pytest
 from training.runners import dpo
 from training.runners.configs import config_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 GOOD = [
     "Yes. Good answer.",
@@ -27,23 +27,6 @@ BAD = [
     "Maybe.",
     "The quick brown fox jumps over the lazy dog.",
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from generation.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
 
 
 def _pairs(path: Path, n: int, seed: int, conversational: bool = False) -> str:

@@ -30,26 +30,7 @@ from training.runners import reward
 from training.runners.common import DataError, ModelError, describe_failure, load_preferences
 from training.runners.configs import config_for
 
-pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny models gain nothing from a second thread, and spinning OpenMP threads on shared cores
-    cost ~10x (see training.services.runs)."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from generation.tiny_model import build_tiny_model
-
-    return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def _write(path: Path, rows: list[dict]) -> str:
@@ -211,32 +192,31 @@ def test_out_of_memory_is_explained():
     assert kind == "oom" and "per_device_train_batch_size" in message and "Tried to allocate" in message
 
 
+def _run_reward_module(config: Path, env: dict | None = None) -> subprocess.CompletedProcess:
+    """``python -m training.runners reward --config CONFIG`` from the repository root."""
+    return subprocess.run(
+        [sys.executable, "-m", "training.runners", "reward", "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=Path(__file__).resolve().parents[2],
+        env=env,
+    )
+
+
 def test_module_entry_point_prints_an_error_line_and_exits_1(tiny, tmp_path):
     empty = _write(tmp_path / "empty.jsonl", [])
     config = tmp_path / "cfg.json"
     config.write_text(
         json.dumps({"base_model": tiny, "dataset_path": empty, "output_dir": str(tmp_path / "o")})
     )
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.runners", "reward", "--config", str(config)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-        env={"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/usr/bin:/bin"},
-    )
+    proc = _run_reward_module(config, env={"OMP_WAIT_POLICY": "PASSIVE", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1, proc.stderr[-2000:]
     last = json.loads(proc.stdout.strip().splitlines()[-1])
     assert last["event"] == "error" and last["kind"] == "data" and "empty" in last["message"]
     bad = tmp_path / "bad.json"
     bad.write_text(json.dumps({"base_model": tiny, "output_dir": "x", "learning_rat": 1}))
-    proc = subprocess.run(
-        [sys.executable, "-m", "training.runners", "reward", "--config", str(bad)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=Path(__file__).resolve().parents[2],
-    )
+    proc = _run_reward_module(bad)
     assert proc.returncode == 2 and "Unknown reward option" in proc.stdout
 
 

@@ -16,7 +16,7 @@ from generation.zoo import ZOO
 from training.runners.common import DataError, load_preferences
 from training.runners.configs import config_for
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 ZOO_NAMES = list(ZOO)
 
@@ -28,16 +28,6 @@ PAIRS = [
     ("Is water wet?", "Water makes things wet.", "Maybe."),
     ("Count to three.", "One, two, three.", "Ten."),
 ]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _write(path: Path, rows: list[dict]) -> str:

@@ -1,0 +1,20 @@
+"""Fixtures shared by the annotate tests."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import add_tasks
+
+
+@pytest.fixture
+def labelers_on(make_project, labeler_in):
+    """``labelers_on(n, prompts=k, **settings)``: a project (``make_project(**settings)``) with ``k``
+    prompts turned into tasks, then ``n`` labelers in it; returns ``(project, labeler_1, ...)``."""
+
+    def _make(n: int, *, prompts: int, **settings):
+        project = make_project(**settings)
+        add_tasks(project, prompts=prompts)
+        return (project, *(labeler_in(project) for _ in range(n)))
+
+    return _make
