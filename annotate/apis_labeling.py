@@ -18,41 +18,16 @@ from rest_framework.throttling import ScopedRateThrottle
 from annotate import selectors
 from annotate.errors import NotFound
 from annotate.labeling_protocol import (
+    LeaseSerializer,
     SkipSerializer,
     SubmissionSerializer,
-    lease_candidates,
+    lease_payload,
     submission_for,
     validated,
 )
-from annotate.models import Assignment
 from annotate.services.guidelines import guideline_acknowledge
-from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_next
+from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
 from core.access import ProjectApiView
-
-
-class LeaseSerializer(serializers.Serializer):
-    """A leased task as the labeler sees it: candidates in display order, addressed by opaque
-    per-lease handles; no candidate ids, no provenance."""
-
-    assignment_id = serializers.IntegerField()
-    task_id = serializers.IntegerField()
-    kind = serializers.CharField()
-    expires_at = serializers.DateTimeField()
-    messages = serializers.ListField(child=serializers.DictField())
-    candidates = serializers.ListField(child=serializers.DictField())
-
-
-def _lease_payload(assignment: Assignment) -> dict:
-    full = selectors.assignment_with_task(assignment_id=assignment.pk)
-    shown = selectors.assignment_candidates_in_display_order(assignment=full)
-    return {
-        "assignment_id": full.pk,
-        "task_id": full.task_id,
-        "kind": full.task.project.kind,
-        "expires_at": full.expires_at,
-        "messages": full.task.prompt.messages,
-        "candidates": lease_candidates(full, shown),
-    }
 
 
 class ClaimNextApi(ProjectApiView):
@@ -70,17 +45,15 @@ class ClaimNextApi(ProjectApiView):
         project = self.access.project
         data = self.ClaimInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        lease = task_claim_next(
+        lease = task_claim_lease(
             project=project,
             labeler=request.user,
             exclude_assignment_ids=data.validated_data["exclude_assignment_ids"],
+            roles=self.access.roles,
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        pending = selectors.guideline_pending_ack(project=project, user=request.user)
-        payload = _lease_payload(lease)
-        payload["guideline_to_acknowledge"] = pending.version if pending else None
-        return Response(payload)
+        return Response(LeaseSerializer(lease_payload(lease)).data)
 
 
 class SubmitApi(ProjectApiView):
@@ -102,7 +75,10 @@ class SubmitApi(ProjectApiView):
     def post(self, request: Request, assignment_id: int) -> Response:
         data = validated(SubmissionSerializer, request.data)
         annotation, created = annotation_submit(
-            assignment_id=self.assignment.pk, labeler=request.user, **submission_for(self.assignment, data)
+            assignment_id=self.assignment.pk,
+            labeler=request.user,
+            roles=self.access.roles,
+            **submission_for(self.assignment, data),
         )
         body = {"annotation_id": annotation.pk, "created": created, "choice": annotation.choice}
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

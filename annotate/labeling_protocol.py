@@ -20,6 +20,7 @@ from rest_framework import serializers
 
 from annotate.errors import InvalidInput
 from annotate.models import Assignment
+from annotate.services.leasing import LeaseView
 
 MAX_RANKING_ITEMS = 64
 
@@ -97,10 +98,38 @@ def submission_for(assignment: Assignment, data: dict) -> dict:
     return {**data, "choice": data.get("choice") or None, "ranking": ranking, "ratings": mapped}
 
 
-def lease_candidates(assignment: Assignment, candidates: list) -> list[dict]:
+def lease_candidates(kind: str, texts: list[str]) -> list[dict]:
     """The lease's responses in display order, as a client sees them: handle, position, text."""
-    pairwise = assignment.task.project.kind == "pairwise"
+    pairwise = kind == "pairwise"
     return [
-        {"handle": i, "position": ("left", "right")[i] if pairwise and i < 2 else i + 1, "text": c.text}
-        for i, c in enumerate(candidates)
+        {"handle": i, "position": ("left", "right")[i] if pairwise and i < 2 else i + 1, "text": text}
+        for i, text in enumerate(texts)
     ]
+
+
+class LeaseSerializer(serializers.Serializer):
+    """A leased task as the labeler sees it: candidates in display order, addressed by opaque
+    per-lease handles; no candidate ids, no provenance. The labeling page renders the same payload."""
+
+    assignment_id = serializers.IntegerField()
+    task_id = serializers.IntegerField()
+    kind = serializers.CharField()
+    expires_at = serializers.DateTimeField()
+    messages = serializers.ListField(child=serializers.DictField())
+    candidates = serializers.ListField(child=serializers.DictField())
+    guideline_to_acknowledge = serializers.IntegerField(allow_null=True)
+
+
+def lease_payload(lease: LeaseView) -> dict:
+    """The protocol's view of a claimed lease (``LeaseSerializer``'s fields), built from what the
+    claim returned (no re-read); the DRF API answers it as JSON, the labeling page renders it."""
+    assignment = lease.assignment
+    return {
+        "assignment_id": assignment.pk,
+        "task_id": assignment.task_id,
+        "kind": lease.kind,
+        "expires_at": assignment.expires_at,
+        "messages": lease.messages if isinstance(lease.messages, list) else [],
+        "candidates": lease_candidates(lease.kind, lease.candidate_texts),
+        "guideline_to_acknowledge": lease.guideline_pending,
+    }

@@ -26,13 +26,14 @@ from typing import TYPE_CHECKING, Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.db.models import QuerySet
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, JsonResponse
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
 from annotate.errors import Forbidden, NotFound, ServiceError
 from annotate.models import ApiToken, Assignment, Membership, Project, Role
+from core.db import JSONList
 
 if TYPE_CHECKING:
     from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
@@ -103,13 +104,19 @@ def principal_of(request: Any) -> Principal:
     return auth if isinstance(auth, ApiToken) else request.user
 
 
+def token_scope(token: ApiToken) -> set[int] | None:
+    """The project ids a token is narrowed to (None: all its user's projects), read once per token
+    instance (the token cache keeps it with the token, so a cached token needs no query)."""
+    scope = getattr(token, "_project_scope", False)
+    if scope is False:
+        scope = set(token.projects.values_list("id", flat=True)) or None
+        token._project_scope = scope
+    return scope
+
+
 def _user_and_scope(principal: Principal) -> tuple[Any, set[int] | None]:
     if isinstance(principal, ApiToken):
-        scope = getattr(principal, "_project_scope", False)
-        if scope is False:
-            scope = set(principal.projects.values_list("id", flat=True)) or None
-            principal._project_scope = scope
-        return principal.user, scope
+        return principal.user, token_scope(principal)
     return principal, None
 
 
@@ -123,12 +130,34 @@ def user_roles(user: Any, project: Project) -> set[str]:
     )
 
 
-def roles_in(principal: Principal, project: Project) -> set[str]:
-    """The roles the principal may act with in ``project`` (empty outside it or its token's scope)."""
+def _roles_subquery(user: Any, project_ref: Any) -> Subquery:
+    """The user's active roles in the outer row's project as one JSON list (NULL when none), so
+    the row and the roles come back in one query."""
+    return Subquery(
+        Membership.objects.filter(project_id=project_ref, user_id=user.pk, is_active=True)
+        .order_by()
+        .values("project_id")
+        .annotate(roles=JSONList("role"))
+        .values("roles")[:1]
+    )
+
+
+def _roles_from(user: Any, value: object) -> set[str]:
+    """``user_roles`` from what ``_roles_subquery`` brought along (no query)."""
+    if user is None or not user.is_authenticated or not user.is_active:
+        return set()
+    if user.is_superuser:
+        return set(Role.values)
+    return set(value or ())
+
+
+def roles_in(principal: Principal, project: Project, *, roles: set[str] | None = None) -> set[str]:
+    """The roles the principal may act with in ``project`` (empty outside it or its token's scope).
+    ``roles``: the user's roles when a query already read them (see ``_roles_subquery``)."""
     user, scope = _user_and_scope(principal)
     if scope is not None and project.pk not in scope:
         return set()
-    return user_roles(user, project)
+    return user_roles(user, project) if roles is None else roles
 
 
 def grants(roles: set[str], capability: str) -> bool:
@@ -155,14 +184,17 @@ def nav_flags(roles: set[str]) -> dict[str, bool]:
     return {flag: grants(roles, cap) for flag, cap in NAV_FLAGS.items()}
 
 
-def project_access(principal: Principal, project: Project | None, capability: str) -> ProjectAccess:
+def project_access(
+    principal: Principal, project: Project | None, capability: str, *, roles: set[str] | None = None
+) -> ProjectAccess:
     """May ``principal`` (a user or an API token) do ``capability`` in ``project``?
 
     NotFound outside the project or its token's scope (and for ``project`` None), Forbidden for a
-    member whose roles do not grant it."""
+    member whose roles do not grant it. ``roles``: the user's roles in ``project`` when the query
+    that found the project already read them (no second query)."""
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
-    roles = roles_in(principal, project) if project is not None else set()
+    roles = roles_in(principal, project, roles=roles) if project is not None else set()
     if not roles:
         raise NotFound("No such project.")
     if not grants(roles, capability):
@@ -171,7 +203,15 @@ def project_access(principal: Principal, project: Project | None, capability: st
 
 
 def project_access_by_slug(principal: Principal, slug: str, capability: str) -> ProjectAccess:
-    return project_access(principal, Project.objects.filter(slug=slug).first(), capability)
+    """``project_access`` for the project named by ``slug``: the project and the user's roles in it
+    are read in one query."""
+    user, _ = _user_and_scope(principal)
+    qs = Project.objects.filter(slug=slug).order_by()
+    if user.is_authenticated and not user.is_superuser:
+        qs = qs.annotate(access_roles=_roles_subquery(user, OuterRef("pk")))
+    project = next(iter(qs[:1]), None)
+    roles = _roles_from(user, getattr(project, "access_roles", None)) if project is not None else None
+    return project_access(principal, project, capability, roles=roles)
 
 
 def visible_projects(principal: Principal) -> QuerySet[Project]:
@@ -212,21 +252,35 @@ def assignment_access(
     """The principal's own lease ``assignment_id``, in a project it may label (and, when given, in
     ``project``). NotFound otherwise: another labeler's lease, another project's or a token's
     out-of-scope project answer the same."""
+    return assignment_access_checked(principal, assignment_id, project=project)[0]
+
+
+def assignment_access_checked(
+    principal: Principal,
+    assignment_id: int,
+    *,
+    capability: str = "label",
+    project: Project | None = None,
+) -> tuple[Assignment, ProjectAccess]:
+    """``assignment_access`` and the ``ProjectAccess`` it checked (``capability`` on top of
+    "label"): the lease, its task, its project and the user's roles come back in one query."""
     user, _ = _user_and_scope(principal)
-    assignment = (
-        Assignment.objects.select_related("task__project")
-        .filter(pk=assignment_id, labeler_id=user.pk)
-        .first()
-        if user.is_authenticated
-        else None
-    )
+    assignment = None
+    if user.is_authenticated:
+        qs = Assignment.objects.select_related("task__project").filter(pk=assignment_id, labeler_id=user.pk)
+        if not user.is_superuser:
+            qs = qs.annotate(access_roles=_roles_subquery(user, OuterRef("task__project_id")))
+        assignment = next(iter(qs.order_by()[:1]), None)
     if assignment is None or (project is not None and assignment.task.project_id != project.pk):
         raise NotFound("That task is not one of yours.")
+    roles = _roles_from(user, getattr(assignment, "access_roles", None))
     try:
-        project_access(principal, assignment.task.project, "label")
+        access = project_access(principal, assignment.task.project, "label", roles=roles)
     except NotFound:
         raise NotFound("That task is not one of yours.") from None
-    return assignment
+    if capability != "label" and not access.can(capability):
+        raise Forbidden("Your role in this project does not allow this.")
+    return assignment, access
 
 
 def job_access(principal: Principal, job_id: int, capability: str = "research") -> GenerationJob:
@@ -291,8 +345,9 @@ class ProjectPermission(BasePermission):
         if "slug" in kwargs:
             view.access = project_access_by_slug(principal, kwargs["slug"], capability)
         elif "assignment_id" in kwargs:
-            view.assignment = assignment_access(principal, kwargs["assignment_id"])
-            view.access = project_access(principal, view.assignment.task.project, capability)
+            view.assignment, view.access = assignment_access_checked(
+                principal, kwargs["assignment_id"], capability=capability
+            )
         elif "job_id" in kwargs:
             view.job = job_access(principal, kwargs["job_id"], capability)
             view.access = project_access(principal, view.job.project, capability)

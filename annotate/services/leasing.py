@@ -10,19 +10,34 @@ Locking contract
   settings open every transaction with ``BEGIN IMMEDIATE``, which serialises writers instead.
 * Submit, skip and undo lock the assignment row first (``SELECT ... FOR UPDATE``), so a double
   submit waits for the first one and then replays its result.
-* Expired leases are reclaimed by ``leases_expire`` in a transaction of its own before each claim
-  (and by the periodic sweep), so a claim never holds one task lock while waiting for another.
+* Expired leases are reclaimed by ``leases_expire`` in a transaction of its own (and by the
+  periodic sweep), so a claim never holds one task lock while waiting for another. On PostgreSQL
+  the claim statement itself reports whether any lease of the project is past its expiry, and the
+  sweep runs only then (before claiming again when nothing was free); on other databases it runs
+  before each claim.
+
+The hot path on PostgreSQL (issue 16): the claim is ONE statement (``_CLAIM_SQL``: a CTE that
+returns the live lease the labeler already holds, or locks a free task ``FOR UPDATE SKIP LOCKED``,
+bumps its ``claims``, inserts the lease, and reads back the prompt, the responses in display order
+and the guideline to acknowledge), so a next-task request is the access check plus this statement.
+Submit is one locking read that brings the slots, dimensions and guideline along, the insert and
+the state update, in one transaction without a savepoint. Other databases (SQLite) take the ORM
+path with the same invariants.
 """
 
 from __future__ import annotations
 
+import json
 import random
 from collections import Counter
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, F, OuterRef
+from django.db.models import Exists, F, OuterRef, Subquery
+from django.db.models.functions import JSONObject
 from django.utils import timezone
 
 from annotate.errors import (
@@ -38,15 +53,23 @@ from annotate.models import (
     Annotation,
     Assignment,
     AssignmentState,
+    Candidate,
     Choice,
+    Dimension,
+    Guideline,
     GuidelineAck,
     Project,
     Task,
     TaskCandidate,
     TaskKind,
 )
-from annotate.selectors import guideline_current
+from annotate.selectors import (
+    assignment_candidates_in_display_order,
+    assignment_with_task,
+    guideline_pending_ack,
+)
 from core.access import grants, user_roles
+from core.db import JSONList
 
 # A labeler may hold the task on screen plus one prefetched task, per project.
 MAX_LIVE_LEASES_PER_LABELER = 2
@@ -56,16 +79,40 @@ MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 _rng = random.SystemRandom()
 
+# The order new tasks are handed out in: fewest claims first, then oldest. The one place to change
+# it (a "-field" sorts descending): both the PostgreSQL claim statement and the ORM claim use it.
+CLAIM_ORDER: tuple[str, ...] = ("claims", "id")
+
+# Display order is drawn in Python (SystemRandom) and applied in SQL: slot i sorts by key i.
+_SHUFFLE_KEYS = 64
+
+
+@dataclass(frozen=True)
+class LeaseView:
+    """A lease as the labeler's client shows it, built from what the claim returned: the
+    responses' texts in display order (``assignment.shown_order``), the prompt's messages, and
+    the guideline version still to acknowledge (None when none)."""
+
+    assignment: Assignment
+    kind: str
+    messages: list
+    candidate_texts: list[str]
+    guideline_pending: int | None
+
 
 def _skip_locked_supported() -> bool:
     return connection.features.has_select_for_update_skip_locked
 
 
-def _require_active_labeler(*, project: Project, labeler: AbstractBaseUser) -> None:
-    """The service's own check (it is also called from the CLI and tasks), through core.access."""
+def _require_active_labeler(
+    *, project: Project, labeler: AbstractBaseUser, roles: Collection[str] | None = None
+) -> None:
+    """The service's own check (it is also called from the CLI and tasks), through core.access.
+    ``roles``: the labeler's roles in ``project`` as the caller's access check already resolved
+    them (``ProjectAccess.roles``), so the membership is not read twice."""
     if not labeler.is_active:
         raise Forbidden("This account is deactivated.")
-    if not grants(user_roles(labeler, project), "label"):
+    if not grants(set(user_roles(labeler, project) if roles is None else roles), "label"):
         raise Forbidden("You are not an active labeler in this project.")
 
 
@@ -108,6 +155,7 @@ def task_claim_next(
     project: Project,
     labeler: AbstractBaseUser,
     exclude_assignment_ids: tuple[int, ...] | list[int] = (),
+    roles: Collection[str] | None = None,
     now: datetime | None = None,
 ) -> Assignment | None:
     """Lease the next task this labeler should judge, or return ``None`` when none is left.
@@ -115,17 +163,65 @@ def task_claim_next(
     A live lease the labeler already holds in the project (and not in ``exclude_assignment_ids``)
     is returned first, so reloading a page never grabs a second task. Otherwise a new task is chosen:
     one with a free slot (``claims < target_labels``), never one this labeler holds, submitted or
-    skipped, fewest claims first and oldest first, so every task gets its k-th labeler before any
-    gets its (k+1)-th. ``exclude_assignment_ids`` lets the page prefetch the following task while the
-    current one is on screen (at most ``MAX_LIVE_LEASES_PER_LABELER`` live leases).
+    skipped, in ``CLAIM_ORDER`` (fewest claims first, oldest first), so every task gets its k-th
+    labeler before any gets its (k+1)-th. ``exclude_assignment_ids`` lets the page prefetch the
+    following task while the current one is on screen (at most ``MAX_LIVE_LEASES_PER_LABELER``
+    live leases). ``roles``: see ``_require_active_labeler``.
     """
+    lease = task_claim_lease(
+        project=project,
+        labeler=labeler,
+        exclude_assignment_ids=exclude_assignment_ids,
+        roles=roles,
+        now=now,
+    )
+    return lease.assignment if lease else None
+
+
+def task_claim_lease(
+    *,
+    project: Project,
+    labeler: AbstractBaseUser,
+    exclude_assignment_ids: tuple[int, ...] | list[int] = (),
+    roles: Collection[str] | None = None,
+    now: datetime | None = None,
+) -> LeaseView | None:
+    """``task_claim_next`` with what the labeler's client shows (``LeaseView``).
+
+    On PostgreSQL: one statement (plus the expiry sweep only when some lease of the project is past
+    its expiry). Elsewhere: the ORM claim, then the lease is read back with its task."""
     now = now or timezone.now()
-    _require_active_labeler(project=project, labeler=labeler)
+    _require_active_labeler(project=project, labeler=labeler, roles=roles)
+    exclude = [int(x) for x in exclude_assignment_ids]
+    if connection.vendor == "postgresql":
+        lease, expired_waiting = _claim_sql(project=project, labeler=labeler, exclude=exclude, now=now)
+        if expired_waiting:
+            leases_expire(project_id=project.pk, now=now)
+            if lease is None:
+                lease, _ = _claim_sql(project=project, labeler=labeler, exclude=exclude, now=now)
+        return lease
     leases_expire(project_id=project.pk, now=now)
+    assignment = _claim_orm(project=project, labeler=labeler, exclude=exclude, now=now)
+    if assignment is None:
+        return None
+    full = assignment_with_task(assignment_id=assignment.pk)
+    pending = guideline_pending_ack(project=project, user=labeler)
+    return LeaseView(
+        assignment=assignment,
+        kind=project.kind,
+        messages=full.task.prompt.messages,
+        candidate_texts=[c.text for c in assignment_candidates_in_display_order(assignment=full)],
+        guideline_pending=pending.version if pending else None,
+    )
+
+
+def _claim_orm(
+    *, project: Project, labeler: AbstractBaseUser, exclude: list[int], now: datetime
+) -> Assignment | None:
     with transaction.atomic():
         live = list(_live_leases(project=project, labeler=labeler, now=now))
         for lease in live:
-            if lease.pk not in exclude_assignment_ids:
+            if lease.pk not in exclude:
                 return lease
         if len(live) >= MAX_LIVE_LEASES_PER_LABELER:
             return None
@@ -139,7 +235,7 @@ def task_claim_next(
         qs = (
             Task.objects.filter(project=project, claims__lt=F("target_labels"))
             .filter(~Exists(held_or_done), ~Exists(annotated))
-            .order_by("claims", "id")
+            .order_by(*CLAIM_ORDER)
         )
         if _skip_locked_supported():
             qs = qs.select_for_update(skip_locked=True, of=("self",))
@@ -161,6 +257,149 @@ def task_claim_next(
             expires_at=now + timedelta(seconds=project.lease_ttl_seconds),
             shown_order=shown,
         )
+
+
+def _claim_order_sql(alias: str) -> str:
+    qn = connection.ops.quote_name
+    parts = []
+    for name in CLAIM_ORDER:
+        column = Task._meta.get_field(name.lstrip("-")).column
+        parts.append(f"{alias}.{qn(column)} {'DESC' if name.startswith('-') else 'ASC'}")
+    return ", ".join(parts)
+
+
+# One statement, atomic on its own (no BEGIN/COMMIT round trips): the labeler's live leases in the
+# project; the first one not excluded (``held``) is returned as is; otherwise, below the live-lease
+# limit, a free task is locked (SKIP LOCKED: concurrent labelers never wait on each other), its
+# claims bumped (the check constraint refuses claims > target_labels) and the lease inserted with
+# its candidates shuffled by the keys drawn in Python. The final SELECT always returns one row:
+# the lease (NULLs when none) with the prompt, the texts in display order, whether any lease of the
+# project is past its expiry, and the guideline version this labeler has yet to acknowledge.
+_CLAIM_SQL = """
+WITH live AS (
+    SELECT a.id, a.task_id, a.leased_at, a.expires_at, a.shown_order
+    FROM {assignment} a JOIN {task} lt ON lt.id = a.task_id
+    WHERE a.labeler_id = %(labeler)s AND a.state = 'live' AND a.expires_at > %(now)s
+      AND lt.project_id = %(project)s
+),
+held AS (
+    SELECT id, task_id, leased_at, expires_at, shown_order FROM live
+    WHERE NOT (id = ANY(%(exclude)s::bigint[])) ORDER BY leased_at, id LIMIT 1
+),
+picked AS (
+    SELECT t.id FROM {task} t
+    WHERE t.project_id = %(project)s AND t.claims < t.target_labels
+      AND NOT EXISTS (SELECT 1 FROM held)
+      AND (SELECT count(*) FROM live) < %(max_live)s
+      AND NOT EXISTS (
+          SELECT 1 FROM {assignment} d
+          WHERE d.task_id = t.id AND d.labeler_id = %(labeler)s AND d.state IN ('live', 'submitted', 'skipped'))
+      AND NOT EXISTS (SELECT 1 FROM {annotation} n WHERE n.task_id = t.id AND n.labeler_id = %(labeler)s)
+    ORDER BY {order_by}
+    LIMIT 1
+    FOR UPDATE OF t SKIP LOCKED
+),
+bumped AS (
+    UPDATE {task} t SET claims = t.claims + 1 FROM picked WHERE t.id = picked.id RETURNING t.id
+),
+inserted AS (
+    INSERT INTO {assignment} (task_id, labeler_id, state, leased_at, expires_at, shown_order, skip_reason)
+    SELECT b.id, %(labeler)s, 'live', %(now)s, %(expires)s,
+           (SELECT jsonb_agg(tc.candidate_id ORDER BY (%(keys)s::float8[])[tc.slot + 1], tc.slot)
+            FROM {taskcandidate} tc WHERE tc.task_id = b.id),
+           ''
+    FROM bumped b
+    RETURNING id, task_id, leased_at, expires_at, shown_order
+),
+lease AS (
+    SELECT id, task_id, leased_at, expires_at, shown_order FROM held
+    UNION ALL
+    SELECT id, task_id, leased_at, expires_at, shown_order FROM inserted
+)
+SELECT l.id, l.task_id, l.leased_at, l.expires_at, l.shown_order, p.messages,
+       (SELECT jsonb_agg(c.text ORDER BY o.ord)
+        FROM jsonb_array_elements_text(l.shown_order) WITH ORDINALITY AS o(cid, ord)
+        JOIN {candidate} c ON c.id = o.cid::bigint) AS texts,
+       EXISTS (
+           SELECT 1 FROM {assignment} x JOIN {task} xt ON xt.id = x.task_id
+           WHERE x.state = 'live' AND x.expires_at <= %(now)s AND xt.project_id = %(project)s
+       ) AS expired_waiting,
+       (SELECT g.version
+        FROM (SELECT id, version FROM {guideline} WHERE project_id = %(project)s
+              ORDER BY version DESC LIMIT 1) g
+        WHERE NOT EXISTS (
+            SELECT 1 FROM {guidelineack} k WHERE k.guideline_id = g.id AND k.user_id = %(labeler)s)
+       ) AS guideline_pending
+FROM (SELECT 1) AS one
+LEFT JOIN lease l ON true
+LEFT JOIN {task} t ON t.id = l.task_id
+LEFT JOIN {prompt} p ON p.id = t.prompt_id
+"""
+
+
+def _claim_statement() -> str:
+    from annotate.models import Prompt
+
+    tables = {
+        name: connection.ops.quote_name(model._meta.db_table)
+        for name, model in {
+            "assignment": Assignment,
+            "task": Task,
+            "annotation": Annotation,
+            "taskcandidate": TaskCandidate,
+            "candidate": Candidate,
+            "guideline": Guideline,
+            "guidelineack": GuidelineAck,
+            "prompt": Prompt,
+        }.items()
+    }
+    return _CLAIM_SQL.format(order_by=_claim_order_sql("t"), **tables)
+
+
+def _json(value: object) -> object:
+    return json.loads(value) if isinstance(value, str | bytes) else value
+
+
+def _claim_sql(
+    *, project: Project, labeler: AbstractBaseUser, exclude: list[int], now: datetime
+) -> tuple[LeaseView | None, bool]:
+    """The PostgreSQL claim: ``(lease or None, whether expired leases wait to be reclaimed)``."""
+    params = {
+        "project": project.pk,
+        "labeler": labeler.pk,
+        "now": now,
+        "expires": now + timedelta(seconds=project.lease_ttl_seconds),
+        "exclude": exclude,
+        "max_live": MAX_LIVE_LEASES_PER_LABELER,
+        "keys": [_rng.random() for _ in range(_SHUFFLE_KEYS)],
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_statement(), params)
+        row = cursor.fetchone()
+    lease_id, task_id, leased_at, expires_at, shown_order, messages, texts, expired_waiting, pending = row
+    if lease_id is None:
+        return None, bool(expired_waiting)
+    assignment = Assignment(
+        id=lease_id,
+        task_id=task_id,
+        labeler_id=labeler.pk,
+        state=AssignmentState.LIVE,
+        leased_at=leased_at,
+        expires_at=expires_at,
+        finished_at=None,
+        shown_order=_json(shown_order),
+        skip_reason="",
+    )
+    assignment._state.adding = False
+    assignment._state.db = connection.alias
+    view = LeaseView(
+        assignment=assignment,
+        kind=project.kind,
+        messages=_json(messages),
+        candidate_texts=list(_json(texts) or []),
+        guideline_pending=pending,
+    )
+    return view, bool(expired_waiting)
 
 
 def _lock_own_assignment(*, assignment_id: int, labeler: AbstractBaseUser) -> Assignment:
@@ -262,12 +501,17 @@ def _validate_ranking(
 
 
 def _validate_ratings(
-    *, project: Project, slots: list[int], ratings: object, flagged: bool
+    *,
+    project: Project,
+    slots: list[int],
+    ratings: object,
+    flagged: bool,
+    dimensions: list[Dimension] | None = None,
 ) -> dict[str, dict[str, int]]:
     ratings = ratings or {}
     if not isinstance(ratings, dict):
         raise InvalidInput("ratings must map a dimension to {candidate_id: score}.", field="ratings")
-    dims = {d.key: d for d in project.dimensions.all()}
+    dims = {d.key: d for d in (project.dimensions.all() if dimensions is None else dimensions)}
     clean: dict[str, dict[str, int]] = {}
     for key, per_candidate in ratings.items():
         if key not in dims:
@@ -317,6 +561,7 @@ def annotation_submit(
     flagged: bool = False,
     flag_reason: str = "",
     time_spent_ms: int | None = None,
+    roles: Collection[str] | None = None,
     now: datetime | None = None,
 ) -> tuple[Annotation, bool]:
     """Record the labeler's judgment on a live lease. Returns ``(annotation, created)``.
@@ -326,31 +571,32 @@ def annotation_submit(
     best first, groups for ties. Idempotent: a replay on an already-submitted lease returns the first
     annotation and writes nothing. Refuses, writing nothing: someone else's lease (403), an expired,
     skipped or released lease (409), guidelines not yet acknowledged (409), invalid values (400).
+    ``roles``: see ``_require_active_labeler``. Three statements in one transaction: the locking
+    read (``_lock_for_submit``), the insert, the lease's state.
     """
     now = now or timezone.now()
     with transaction.atomic():
-        assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
+        assignment = _lock_for_submit(assignment_id=assignment_id, labeler=labeler)
         if assignment.state == AssignmentState.SUBMITTED:
             return Annotation.objects.get(assignment=assignment), False
         _check_live(assignment, now)
         task = assignment.task
         project = task.project
-        _require_active_labeler(project=project, labeler=labeler)
+        _require_active_labeler(project=project, labeler=labeler, roles=roles)
 
-        guideline = guideline_current(project=project, fields=("id", "version"))
-        if (
-            guideline is not None
-            and not GuidelineAck.objects.filter(guideline=guideline, user=labeler).exists()
-        ):
+        if assignment.guideline_id_ is not None and not assignment.guideline_acked_:
             raise GuidelineNotAcknowledged(
-                f"Guidelines v{guideline.version} were published; read and acknowledge them before submitting."
+                f"Guidelines v{assignment.guideline_version_} were published; read and acknowledge "
+                "them before submitting."
             )
 
         flagged = bool(flagged)
         flag_reason = _clean_reason(flag_reason, "flag_reason") if flagged else ""
-        slots = list(
-            TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
-        )
+        slots = [s["candidate"] for s in sorted(_json(assignment.slots_) or [], key=lambda s: s["slot"])]
+        dimensions = [
+            Dimension(key=d["key"], label=d["label"], required=bool(d["required"]), position=d["position"])
+            for d in sorted(_json(assignment.dimensions_) or [], key=lambda d: (d["position"], d["id"]))
+        ]
         canonical_choice = None
         clean_ranking = None
         if project.kind == TaskKind.PAIRWISE:
@@ -372,7 +618,9 @@ def annotation_submit(
             if strength is not None:
                 raise InvalidInput("Ranking tasks have no strength of preference.", field="strength")
             clean_ranking = _validate_ranking(project=project, slots=slots, ranking=ranking, flagged=flagged)
-        clean_ratings = _validate_ratings(project=project, slots=slots, ratings=ratings, flagged=flagged)
+        clean_ratings = _validate_ratings(
+            project=project, slots=slots, ratings=ratings, flagged=flagged, dimensions=dimensions
+        )
         rationale = (rationale or "").strip()
         if len(rationale) > MAX_RATIONALE_CHARS:
             raise InvalidInput(
@@ -388,7 +636,9 @@ def annotation_submit(
             time_spent_ms = int((now - assignment.leased_at).total_seconds() * 1000)
 
         try:
-            with transaction.atomic():
+            # No savepoint: a unique violation (this labeler already judged the task, e.g. through
+            # an import) answers Conflict and the whole transaction rolls back, writing nothing.
+            with transaction.atomic(savepoint=False):
                 annotation = Annotation.objects.create(
                     task=task,
                     labeler=labeler,
@@ -401,7 +651,7 @@ def annotation_submit(
                     flagged=flagged,
                     flag_reason=flag_reason,
                     shown_order=assignment.shown_order,
-                    guideline=guideline,
+                    guideline_id=assignment.guideline_id_,
                     time_spent_ms=time_spent_ms,
                 )
         except IntegrityError:
@@ -410,6 +660,59 @@ def annotation_submit(
         assignment.finished_at = now
         assignment.save(update_fields=["state", "finished_at"])
     return annotation, True
+
+
+def _lock_for_submit(*, assignment_id: int, labeler: AbstractBaseUser) -> Assignment:
+    """``_lock_own_assignment`` that also brings, in the same locking read, what a submission is
+    validated against: the task's slots (``slots_``), the project's dimensions (``dimensions_``),
+    and the current guideline (``guideline_id_``, ``guideline_version_``) with whether this
+    labeler acknowledged it (``guideline_acked_``)."""
+    current_guideline = Guideline.objects.filter(project_id=OuterRef("task__project_id")).order_by("-version")
+    slots = (
+        TaskCandidate.objects.filter(task_id=OuterRef("task_id"))
+        .order_by()
+        .values("task_id")
+        .annotate(j=JSONList(JSONObject(slot="slot", candidate="candidate_id")))
+        .values("j")[:1]
+    )
+    dimensions = (
+        Dimension.objects.filter(project_id=OuterRef("task__project_id"))
+        .order_by()
+        .values("project_id")
+        .annotate(
+            j=JSONList(
+                JSONObject(id="id", key="key", label="label", required="required", position="position")
+            )
+        )
+        .values("j")[:1]
+    )
+    qs = (
+        Assignment.objects.select_related("task", "task__project")
+        .annotate(
+            slots_=Subquery(slots),
+            dimensions_=Subquery(dimensions),
+            guideline_id_=Subquery(current_guideline.values("id")[:1]),
+            guideline_version_=Subquery(current_guideline.values("version")[:1]),
+            guideline_acked_=Exists(
+                GuidelineAck.objects.filter(
+                    user_id=labeler.pk,
+                    guideline_id=Subquery(
+                        Guideline.objects.filter(project_id=OuterRef(OuterRef("task__project_id")))
+                        .order_by("-version")
+                        .values("id")[:1]
+                    ),
+                )
+            ),
+        )
+        .select_for_update(of=("self",))
+        .order_by()
+    )
+    assignment = next(iter(qs.filter(pk=assignment_id)[:1]), None)
+    if assignment is None:
+        raise NotFound("No such assignment.")
+    if assignment.labeler_id != labeler.pk:
+        raise Forbidden("This task is leased to someone else.")
+    return assignment
 
 
 def annotation_undo(

@@ -2,6 +2,14 @@
 
 Only ``sha256(secret)`` is stored. A token acts for its user; with projects set it reaches only
 those projects (and still only those the user is a member of).
+
+Authentication is cached: the token found for a digest (with its user and project scope) is kept
+in the Django cache, keyed by the digest, for ``API_TOKEN_CACHE_SECONDS`` (0: no cache; the
+default is on only when the cache is shared by every process, i.e. Redis). Anything that changes
+what a token may do drops the entry at once: revoking (``token_revoke``), saving or deleting the
+token, changing its projects, saving or deleting its user (``annotate.signals``). Expiry is
+checked on every request against the cached ``expires_at``; ``last_used_at`` is written at most
+once a minute per token (a cache ``add`` elects the one request that writes).
 """
 
 from __future__ import annotations
@@ -10,7 +18,9 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
@@ -25,6 +35,20 @@ LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 def token_digest(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _cache_key(digest: str) -> str:
+    return f"prefhub:apitoken:{digest}"
+
+
+def token_cache_forget(*digests: str) -> None:
+    """Drop the cached lookups of these token digests, now and again when the transaction
+    commits (so a request that re-read the token before the commit cannot keep a stale entry)."""
+    keys = [_cache_key(d) for d in digests if d]
+    if not keys:
+        return
+    cache.delete_many(keys)
+    transaction.on_commit(lambda: cache.delete_many(keys))
 
 
 @transaction.atomic
@@ -60,6 +84,7 @@ def token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> A
     if token.revoked_at is None:
         token.revoked_at = timezone.now()
         token.save(update_fields=["revoked_at"])
+        token_cache_forget(token.digest)
         audit_record(actor=actor, project=None, action="api_token.revoke", target=token)
     return token
 
@@ -71,23 +96,48 @@ def token_revoke_by_id(*, user: AbstractBaseUser, token_id: int) -> ApiToken:
     return token_revoke(token=token, actor=user)
 
 
+def _token_lookup(digest: str) -> ApiToken | None:
+    """The token for a digest with its user and project scope, from the cache or the database."""
+    ttl = getattr(settings, "API_TOKEN_CACHE_SECONDS", 0)
+    key = _cache_key(digest)
+    if ttl:
+        token = cache.get(key)
+        if token is not None:
+            return token
+    token = ApiToken.objects.select_related("user").filter(digest=digest).first()
+    if token is None or not ttl:
+        return token
+    # the scope travels in the cache with the token, so access checks need no query for it
+    from core.access import token_scope  # core.access imports DRF, whose settings import this module
+
+    token_scope(token)
+    if token.expires_at is not None:
+        ttl = min(ttl, max(1, int((token.expires_at - timezone.now()).total_seconds()) + 1))
+    cache.set(key, token, timeout=ttl)
+    return token
+
+
 def token_authenticate(*, secret: str, now: datetime | None = None) -> ApiToken | None:
-    """The live token for this secret (not revoked, not expired, active user), or None. Records
-    ``last_used_at`` at most once a minute (one conditional UPDATE, no write on most requests)."""
+    """The live token for this secret (not revoked, not expired, active user), or None.
+
+    Cached by digest (see the module docstring; revocation drops the entry at once). Records
+    ``last_used_at`` at most once a minute per token (no write on most requests)."""
     if not secret or not secret.startswith(TOKEN_PREFIX) or len(secret) > 200:
         return None
     now = now or timezone.now()
-    token = (
-        ApiToken.objects.select_related("user")
-        .filter(digest=token_digest(secret), revoked_at__isnull=True)
-        .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
-        .first()
-    )
-    if token is None or not token.user.is_active:
+    token = _token_lookup(token_digest(secret))
+    if token is None or token.revoked_at is not None or not token.user.is_active:
+        return None
+    if token.expires_at is not None and token.expires_at <= now:
         return None
     if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
-        ApiToken.objects.filter(pk=token.pk).filter(
-            Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
-        ).update(last_used_at=now)
+        # one request per token and minute writes (the conditional UPDATE still guards the row)
+        resolution = int(LAST_USED_RESOLUTION.total_seconds())
+        bucket = int(now.timestamp()) // resolution
+        elected = cache.add(f"prefhub:apitoken-used:{token.pk}:{bucket}", 1, timeout=2 * resolution)
+        if elected:
+            ApiToken.objects.filter(pk=token.pk).filter(
+                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+            ).update(last_used_at=now)
         token.last_used_at = now
     return token

@@ -27,17 +27,24 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
 from annotate.errors import Forbidden, InvalidInput, ServiceError
-from annotate.labeling_protocol import SkipSerializer, SubmissionSerializer, submission_for, validated
-from annotate.models import Assignment, Guideline, Project, Role, TaskKind
+from annotate.labeling_protocol import (
+    SkipSerializer,
+    SubmissionSerializer,
+    lease_payload,
+    submission_for,
+    validated,
+)
+from annotate.models import Guideline, Project, Role, TaskKind
 from annotate.rendering import render_markdown
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
+    LeaseView,
     annotation_submit,
     annotation_undo,
     assignment_renew,
     assignment_skip,
-    task_claim_next,
+    task_claim_lease,
 )
 from annotate.throttles import page_rate_limit
 from annotate.validation import json_loads_safe
@@ -154,13 +161,12 @@ def _letter(position: int) -> str:
     return name
 
 
-def _task_context(assignment_id: int) -> dict:
-    assignment = selectors.assignment_with_task(assignment_id=assignment_id)
-    task = assignment.task
-    project = task.project
-    candidates = selectors.assignment_candidates_in_display_order(assignment=assignment)
+def _task_context(project: Project, lease: dict) -> dict:
+    """The task as the page renders it, from the labeling protocol's lease payload (the same
+    ``lease_payload`` the DRF API answers): responses by display position, Markdown rendered."""
     responses = []
-    for position, candidate in enumerate(candidates):
+    for candidate in lease["candidates"]:
+        position, text = candidate["handle"], candidate["text"]
         if project.kind == TaskKind.PAIRWISE:
             name, key = f"Response {position + 1}", str(position + 1)
         else:
@@ -170,23 +176,22 @@ def _task_context(assignment_id: int) -> dict:
                 "position": position,
                 "name": name,
                 "key": key,
-                "html": render_markdown(candidate.text),
-                "snippet": _snippet(candidate.text),
-                "empty": not candidate.text.strip(),
+                "html": render_markdown(text),
+                "snippet": _snippet(text),
+                "empty": not text.strip(),
             }
         )
-    messages_ = task.prompt.messages if isinstance(task.prompt.messages, list) else []
     turns = [
         {
             "role": str(m.get("role", "user")),
             "label": ROLE_LABELS.get(str(m.get("role")), "Message"),
             "html": render_markdown(str(m.get("content", ""))),
         }
-        for m in messages_
+        for m in lease["messages"]
         if isinstance(m, dict)
     ]
     return {
-        "assignment": assignment,
+        "lease": lease,
         "project": project,
         "turns": turns,
         "responses": responses,
@@ -196,17 +201,18 @@ def _task_context(assignment_id: int) -> dict:
     }
 
 
-def _render_task(assignment_id: int) -> str:
-    return render_to_string("annotate/_task.html", _task_context(assignment_id))
+def _render_task(project: Project, lease: dict) -> str:
+    return render_to_string("annotate/_task.html", _task_context(project, lease))
 
 
-def _task_payload(project: Project, user, assignment: Assignment) -> dict:
+def _task_payload(project: Project, lease: LeaseView) -> dict:
+    payload = lease_payload(lease)
     return {
         "state": "task",
-        "assignment_id": assignment.pk,
-        "expires_at": assignment.expires_at.isoformat(),
-        "html": _render_task(assignment.pk),
-        "guideline_pending": selectors.guideline_pending_ack(project=project, user=user) is not None,
+        "assignment_id": payload["assignment_id"],
+        "expires_at": payload["expires_at"].isoformat(),
+        "html": _render_task(project, payload),
+        "guideline_pending": payload["guideline_to_acknowledge"] is not None,
     }
 
 
@@ -241,13 +247,13 @@ def label(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             },
         )
     try:
-        assignment = task_claim_next(project=project, labeler=request.user)
+        lease = task_claim_lease(project=project, labeler=request.user, roles=access.roles)
     except Forbidden as exc:
         raise PermissionDenied(exc.message) from None
     guideline = selectors.guideline_current(project=project)
     context = {
         **nav,
-        "task_html": _render_task(assignment.pk) if assignment else None,
+        "task_html": _render_task(project, lease_payload(lease)) if lease else None,
         "progress": _progress(project, request.user),
         "skip_reasons": SKIP_REASONS,
         "guideline": guideline,
@@ -274,10 +280,13 @@ def label_next(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
     if not isinstance(exclude, list) or len(exclude) > 8:
         raise InvalidInput("exclude must be a short list of assignment ids.")
     exclude_ids = [_optional_int(x, "exclude") for x in exclude]
-    assignment = task_claim_next(
-        project=project, labeler=request.user, exclude_assignment_ids=[x for x in exclude_ids if x]
+    lease = task_claim_lease(
+        project=project,
+        labeler=request.user,
+        exclude_assignment_ids=[x for x in exclude_ids if x],
+        roles=access.roles,
     )
-    if assignment is None:
+    if lease is None:
         busy = (
             selectors.labeler_live_lease_count(project=project, user=request.user)
             >= MAX_LIVE_LEASES_PER_LABELER
@@ -289,7 +298,7 @@ def label_next(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
                 "progress": _progress(project, request.user),
             }
         )
-    return JsonResponse(_task_payload(project, request.user, assignment))
+    return JsonResponse(_task_payload(project, lease))
 
 
 @project_page("label", json=True)
@@ -301,7 +310,10 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int
     assignment = assignment_access(request.user, assignment_id, project=project)
     data = validated(SubmissionSerializer, _json_body(request))
     _annotation, created = annotation_submit(
-        assignment_id=assignment.pk, labeler=request.user, **submission_for(assignment, data)
+        assignment_id=assignment.pk,
+        labeler=request.user,
+        roles=access.roles,
+        **submission_for(assignment, data),
     )
     payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}
     if not created:

@@ -195,6 +195,9 @@ CACHES = {
         else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "prefhub"}
     )
 }
+# API token lookups are cached this many seconds (annotate/services/tokens.py); revocation drops
+# the entry at once, which reaches every process only through a shared cache, hence off without Redis.
+API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=60 if REDIS_URL else 0)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

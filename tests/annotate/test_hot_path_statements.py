@@ -17,7 +17,9 @@ from rest_framework.test import APIClient
 from annotate.models import Annotation, Assignment, AssignmentState
 from tests.conftest import add_tasks, bearer
 
-pytestmark = pytest.mark.django_db
+# transaction=True: the services open real transactions (BEGIN/COMMIT), not savepoints inside the
+# test's own transaction, so what is counted is what production runs.
+pytestmark = pytest.mark.django_db(transaction=True)
 
 TX_WORDS = ("BEGIN", "COMMIT", "ROLLBACK")
 

@@ -1,0 +1,39 @@
+"""Signal receivers that keep caches honest when rows change outside a service (the admin).
+
+The token cache (``annotate.services.tokens``) must never outlive a change to what a token may
+do: its revocation or expiry, its projects, its user's account (deactivated; a deleted user's tokens are
+deleted with it)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+
+from annotate.models import ApiToken
+from annotate.services.tokens import token_cache_forget
+
+
+@receiver(post_save, sender=ApiToken, dispatch_uid="apitoken_cache_save")
+@receiver(post_delete, sender=ApiToken, dispatch_uid="apitoken_cache_delete")
+def _token_changed(sender, instance: ApiToken, **kwargs) -> None:
+    token_cache_forget(instance.digest)
+
+
+@receiver(m2m_changed, sender=ApiToken.projects.through, dispatch_uid="apitoken_cache_projects")
+def _token_projects_changed(sender, instance, action: str, reverse: bool, pk_set, **kwargs) -> None:
+    if not action.startswith("post_"):
+        return
+    if reverse:  # project.<reverse>.add(token): instance is the project
+        token_cache_forget(*ApiToken.objects.filter(pk__in=pk_set or ()).values_list("digest", flat=True))
+    else:
+        token_cache_forget(instance.digest)
+
+
+def _user_changed(sender, instance, **kwargs) -> None:
+    if kwargs.get("created"):
+        return
+    token_cache_forget(*ApiToken.objects.filter(user_id=instance.pk).values_list("digest", flat=True))
+
+
+post_save.connect(_user_changed, sender=settings.AUTH_USER_MODEL, dispatch_uid="apitoken_cache_user_save")
