@@ -83,7 +83,8 @@ _rng = random.SystemRandom()
 # it (a "-field" sorts descending): both the PostgreSQL claim statement and the ORM claim use it.
 CLAIM_ORDER: tuple[str, ...] = ("claims", "id")
 
-# Display order is drawn in Python (SystemRandom) and applied in SQL: slot i sorts by key i.
+# Display order is drawn in Python (``_rng.shuffle`` of a permutation) and applied in SQL: slot i
+# sorts by key i.
 _SHUFFLE_KEYS = 64
 
 
@@ -194,11 +195,13 @@ def task_claim_lease(
     _require_active_labeler(project=project, labeler=labeler, roles=roles)
     exclude = [int(x) for x in exclude_assignment_ids]
     if connection.vendor == "postgresql":
-        lease, expired_waiting = _claim_sql(project=project, labeler=labeler, exclude=exclude, now=now)
+        args = {"project": project, "labeler": labeler, "exclude": exclude, "now": now}
+        lease, expired_waiting, busy = _claim_sql(**args, settled=True)
         if expired_waiting:
             leases_expire(project_id=project.pk, now=now)
-            if lease is None:
-                lease, _ = _claim_sql(project=project, labeler=labeler, exclude=exclude, now=now)
+        if lease is None and not busy:
+            # nothing free in that snapshot, or every free task moved under it: look again
+            lease, _, _ = _claim_sql(**args, settled=False)
         return lease
     leases_expire(project_id=project.pk, now=now)
     assignment = _claim_orm(project=project, labeler=labeler, exclude=exclude, now=now)
@@ -273,8 +276,17 @@ def _claim_order_sql(alias: str) -> str:
 # limit, a free task is locked (SKIP LOCKED: concurrent labelers never wait on each other), its
 # claims bumped (the check constraint refuses claims > target_labels) and the lease inserted with
 # its candidates shuffled by the keys drawn in Python. The final SELECT always returns one row:
-# the lease (NULLs when none) with the prompt, the texts in display order, whether any lease of the
-# project is past its expiry, and the guideline version this labeler has yet to acknowledge.
+# the lease (NULLs when none) with the prompt, the texts in display order, the labeler's live
+# leases, whether any lease of the project is past its expiry, and the guideline version this
+# labeler has yet to acknowledge.
+#
+# ``settled``: a row another claim bumped and committed after this statement's snapshot is not
+# skipped by SKIP LOCKED; PostgreSQL locks it and rechecks the WHERE clause on its new version, but
+# not the ORDER BY, so without care a task could get its (k+1)-th labeler while others still wait
+# for their k-th. The recheck compares the row's new ``claims`` with the snapshot's (the subquery
+# reads the statement's snapshot), so a task whose claims moved is passed over like a locked one.
+# When that leaves nothing (the last free slots were all moving), the caller claims again with
+# ``settled`` off, taking whatever is free.
 _CLAIM_SQL = """
 WITH live AS (
     SELECT a.id, a.task_id, a.leased_at, a.expires_at, a.shown_order
@@ -295,6 +307,7 @@ picked AS (
           SELECT 1 FROM {assignment} d
           WHERE d.task_id = t.id AND d.labeler_id = %(labeler)s AND d.state IN ('live', 'submitted', 'skipped'))
       AND NOT EXISTS (SELECT 1 FROM {annotation} n WHERE n.task_id = t.id AND n.labeler_id = %(labeler)s)
+      AND (NOT %(settled)s OR t.claims = (SELECT s.claims FROM {task} s WHERE s.id = t.id))
     ORDER BY {order_by}
     LIMIT 1
     FOR UPDATE OF t SKIP LOCKED
@@ -305,7 +318,7 @@ bumped AS (
 inserted AS (
     INSERT INTO {assignment} (task_id, labeler_id, state, leased_at, expires_at, shown_order, skip_reason)
     SELECT b.id, %(labeler)s, 'live', %(now)s, %(expires)s,
-           (SELECT jsonb_agg(tc.candidate_id ORDER BY (%(keys)s::float8[])[tc.slot + 1], tc.slot)
+           (SELECT jsonb_agg(tc.candidate_id ORDER BY (%(keys)s::int[])[tc.slot + 1], tc.slot)
             FROM {taskcandidate} tc WHERE tc.task_id = b.id),
            ''
     FROM bumped b
@@ -317,6 +330,7 @@ lease AS (
     SELECT id, task_id, leased_at, expires_at, shown_order FROM inserted
 )
 SELECT l.id, l.task_id, l.leased_at, l.expires_at, l.shown_order, p.messages,
+       (SELECT count(*) FROM live) AS live_count,
        (SELECT jsonb_agg(c.text ORDER BY o.ord)
         FROM jsonb_array_elements_text(l.shown_order) WITH ORDINALITY AS o(cid, ord)
         JOIN {candidate} c ON c.id = o.cid::bigint) AS texts,
@@ -356,29 +370,39 @@ def _claim_statement() -> str:
     return _CLAIM_SQL.format(order_by=_claim_order_sql("t"), **tables)
 
 
+def _shuffle_keys() -> list[int]:
+    """A random permutation: slot i of the claimed task is shown at the rank of ``keys[i]``."""
+    keys = list(range(_SHUFFLE_KEYS))
+    _rng.shuffle(keys)
+    return keys
+
+
 def _json(value: object) -> object:
     return json.loads(value) if isinstance(value, str | bytes) else value
 
 
 def _claim_sql(
-    *, project: Project, labeler: AbstractBaseUser, exclude: list[int], now: datetime
-) -> tuple[LeaseView | None, bool]:
-    """The PostgreSQL claim: ``(lease or None, whether expired leases wait to be reclaimed)``."""
+    *, project: Project, labeler: AbstractBaseUser, exclude: list[int], now: datetime, settled: bool
+) -> tuple[LeaseView | None, bool, bool]:
+    """The PostgreSQL claim: ``(lease or None, whether expired leases wait to be reclaimed,
+    whether the labeler holds the most live leases allowed)``."""
     params = {
+        "settled": settled,
         "project": project.pk,
         "labeler": labeler.pk,
         "now": now,
         "expires": now + timedelta(seconds=project.lease_ttl_seconds),
         "exclude": exclude,
         "max_live": MAX_LIVE_LEASES_PER_LABELER,
-        "keys": [_rng.random() for _ in range(_SHUFFLE_KEYS)],
+        "keys": _shuffle_keys(),
     }
     with connection.cursor() as cursor:
         cursor.execute(_claim_statement(), params)
         row = cursor.fetchone()
-    lease_id, task_id, leased_at, expires_at, shown_order, messages, texts, expired_waiting, pending = row
+    (lease_id, task_id, leased_at, expires_at, shown_order, messages) = row[:6]
+    live_count, texts, expired_waiting, pending = row[6:]
     if lease_id is None:
-        return None, bool(expired_waiting)
+        return None, bool(expired_waiting), live_count >= MAX_LIVE_LEASES_PER_LABELER
     assignment = Assignment(
         id=lease_id,
         task_id=task_id,
@@ -399,7 +423,7 @@ def _claim_sql(
         candidate_texts=list(_json(texts) or []),
         guideline_pending=pending,
     )
-    return view, bool(expired_waiting)
+    return view, bool(expired_waiting), False
 
 
 def _lock_own_assignment(*, assignment_id: int, labeler: AbstractBaseUser) -> Assignment:
