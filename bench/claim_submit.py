@@ -1,13 +1,26 @@
-"""Claim + submit throughput and next-task latency on PostgreSQL, at 10k and 1M tasks.
+"""Next-task and submit over the API on PostgreSQL, at 10k and 1M tasks (issue 16).
 
 Usage:
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_claim .venv/bin/python bench/claim_submit.py \
-        [--tasks 10000 1000000] [--labelers 8 16 32] [--seconds 10] [--overlap 3]
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/hot .venv/bin/python bench/claim_submit.py \
+        [--tasks 10000 1000000] [--labelers 1 4] [--requests 300] [--seconds 10] [--explain]
 
-The database named in DATABASE_URL is created if missing, migrated, and filled with synthetic
-prompts/candidates/tasks by set-based SQL (``generate_series``), so 1M tasks seed in about a minute.
-Each labeler is a separate process with its own connection (no GIL, real row locks) that loops
-``task_claim_next`` then ``annotation_submit`` for ``--seconds``. Prints one line per configuration.
+What it measures, in one run, per number of tasks:
+- statements per request (``CaptureQueriesContext``; BEGIN/COMMIT counted apart) for one
+  next-task and one submit;
+- p50/p99 latency of ``POST /api/v1/labeling/<slug>/next`` and of ``.../submit``, through the
+  whole Django stack (middleware, DRF, bearer-token authentication, throttling) with Django's
+  test client (no HTTP server: the figures are the application's and the database's, not a web
+  server's), one labeler looping claim + submit for ``--requests`` pairs;
+- with ``--labelers N`` > 1: N processes (own connection each) looping claim + submit for
+  ``--seconds``; pairs/s and latencies over all of them;
+- with ``--explain``: EXPLAIN (ANALYZE, BUFFERS) of the claim statement, rolled back.
+
+The database in DATABASE_URL is created if missing and migrated. Each size gets one project
+(``bench-claim-<n>``) seeded with set-based SQL (``generate_series``) and ANALYZEd; a later run
+reuses it after clearing its leases and annotations, so only the first run pays the 1M seed.
+
+``main(sizes)`` prints; ``run(sizes)`` returns the figures as a dict (for combining with other
+benches): ``{n_tasks: {"seed_s", "statements": {...}, "labelers": {n: {...}}, "explain"}}``.
 """
 
 from __future__ import annotations
@@ -15,7 +28,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import statistics
 import subprocess
 import sys
 import time
@@ -25,6 +37,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 os.environ.setdefault("DJANGO_DEBUG", "false")
+# the bench measures the labeling path, not the rate limits; one process per labeler, so the
+# per-process token cache is as good as a shared one here (nothing is revoked)
+os.environ.setdefault("RATE_CLAIM", "1000000/min")
+os.environ.setdefault("RATE_SUBMIT", "1000000/min")
+os.environ.setdefault("API_TOKEN_CACHE_SECONDS", "60")
+
+TX_WORDS = {"BEGIN", "COMMIT", "ROLLBACK"}
 
 
 def _ensure_database(url: str) -> None:
@@ -38,15 +57,37 @@ def _ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
-def _seed(n_tasks: int, overlap: int) -> int:
-    """Create a fresh project with n_tasks pairwise tasks; return its id."""
+def _seed(n_tasks: int, overlap: int) -> tuple[int, float]:
+    """The project with n_tasks pairwise tasks (created once, reset on reuse): (id, seconds)."""
     from django.db import connection
 
+    from annotate.models import Project
     from annotate.services.projects import project_create
 
-    project = project_create(name=f"bench {n_tasks} {time.time_ns()}", overlap=overlap, lease_ttl_seconds=600)
+    slug = f"bench-claim-{n_tasks}"
     t0 = time.perf_counter()
+    project = Project.objects.filter(slug=slug).first()
     with connection.cursor() as cur:
+        if project is not None and project.tasks.count() == n_tasks:
+            cur.execute(
+                "DELETE FROM annotate_annotation WHERE task_id IN (SELECT id FROM annotate_task WHERE project_id = %s)",
+                [project.pk],
+            )
+            cur.execute(
+                "DELETE FROM annotate_assignment WHERE task_id IN (SELECT id FROM annotate_task WHERE project_id = %s)",
+                [project.pk],
+            )
+            cur.execute(
+                "UPDATE annotate_task SET claims = 0 WHERE project_id = %s AND claims > 0", [project.pk]
+            )
+            cur.execute("ANALYZE annotate_task; ANALYZE annotate_assignment; ANALYZE annotate_annotation")
+            print(f"  reused {n_tasks:,} tasks (reset in {time.perf_counter() - t0:.1f} s)", flush=True)
+            return project.pk, time.perf_counter() - t0
+        if project is not None:
+            Project.objects.filter(pk=project.pk).delete()
+        project = project_create(
+            name=f"bench claim {n_tasks}", slug=slug, overlap=overlap, lease_ttl_seconds=600
+        )
         cur.execute(
             """
             INSERT INTO annotate_prompt (project_id, external_id, messages, metadata, tags, created_at)
@@ -80,40 +121,116 @@ def _seed(n_tasks: int, overlap: int) -> int:
             [project.pk],
         )
         cur.execute(
-            "ANALYZE annotate_task; ANALYZE annotate_taskcandidate; ANALYZE annotate_assignment; ANALYZE annotate_annotation"
+            "ANALYZE annotate_prompt; ANALYZE annotate_candidate; ANALYZE annotate_task; "
+            "ANALYZE annotate_taskcandidate; ANALYZE annotate_assignment; ANALYZE annotate_annotation"
         )
-    print(f"  seeded {n_tasks:,} tasks in {time.perf_counter() - t0:.1f} s", flush=True)
-    return project.pk
+    seconds = time.perf_counter() - t0
+    print(f"  seeded {n_tasks:,} tasks in {seconds:.1f} s", flush=True)
+    return project.pk, seconds
 
 
-def _labeler_loop(project_id: int, user_id: int, seconds: float, out: mp.Queue) -> None:
-    import django
+def _labeler(project_id: int, tag: str) -> str:
+    """A labeler in the project with an API token; returns the token's secret."""
+    return _labeler_user(project_id, tag)[1]
 
-    django.setup()
+
+def _labeler_user(project_id: int, tag: str):
     from django.contrib.auth import get_user_model
-    from django.db import connections
 
     from annotate.models import Project
-    from annotate.services.leasing import annotation_submit, task_claim_next
+    from annotate.services.projects import membership_add
+    from annotate.services.tokens import token_create
 
-    connections.close_all()
     project = Project.objects.get(pk=project_id)
-    user = get_user_model().objects.get(pk=user_id)
-    claim_ms: list[float] = []
-    submit_ms: list[float] = []
-    deadline = time.perf_counter() + seconds
-    while time.perf_counter() < deadline:
-        t0 = time.perf_counter()
-        lease = task_claim_next(project=project, labeler=user)
-        t1 = time.perf_counter()
-        if lease is None:
-            break
-        annotation_submit(assignment_id=lease.pk, labeler=user, choice="left", time_spent_ms=1000)
-        t2 = time.perf_counter()
-        claim_ms.append((t1 - t0) * 1000)
-        submit_ms.append((t2 - t1) * 1000)
-    out.put((claim_ms, submit_ms))
-    connections.close_all()
+    user = get_user_model().objects.create_user(username=f"bench-{project_id}-{tag}-{time.time_ns()}")
+    membership_add(project=project, user=user, role="labeler")
+    return user, token_create(user=user, name="bench")[1]
+
+
+def _client(secret: str):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {secret}")
+    return client
+
+
+def _pair(client, slug: str) -> tuple[float, float] | None:
+    """One next-task + submit: (next ms, submit ms), or None when no task is left."""
+    t0 = time.perf_counter()
+    resp = client.post(f"/api/v1/labeling/{slug}/next", {}, format="json")
+    t1 = time.perf_counter()
+    if resp.status_code == 204:
+        return None
+    assert resp.status_code == 200, resp.content
+    lease = resp.json()
+    sub = client.post(
+        f"/api/v1/labeling/assignments/{lease['assignment_id']}/submit",
+        {"choice": "left", "time_spent_ms": 1000},
+        format="json",
+    )
+    t2 = time.perf_counter()
+    assert sub.status_code == 201, sub.content
+    return (t1 - t0) * 1000, (t2 - t1) * 1000
+
+
+def _count(fn) -> dict:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as ctx:
+        result = fn()
+    sqls = [q["sql"].strip() for q in ctx.captured_queries]
+    return {
+        "statements": sum(1 for s in sqls if s.upper() not in TX_WORDS),
+        "begin": sum(1 for s in sqls if s.upper() == "BEGIN"),
+        "savepoints": sum(1 for s in sqls if s.upper().startswith("SAVEPOINT")),
+        "result": result,
+    }
+
+
+def _statements(project_id: int, slug: str) -> dict:
+    client = _client(_labeler(project_id, "count"))
+    _pair(client, slug)  # warm: token cache, throttle keys, connection
+    nxt = _count(lambda: client.post(f"/api/v1/labeling/{slug}/next", {}, format="json"))
+    lease = nxt.pop("result").json()
+    sub = _count(
+        lambda: client.post(
+            f"/api/v1/labeling/assignments/{lease['assignment_id']}/submit", {"choice": "left"}, format="json"
+        )
+    )
+    sub.pop("result")
+    return {"next": nxt, "submit": sub}
+
+
+def _explain(project_id: int) -> str:
+    """EXPLAIN (ANALYZE, BUFFERS) of the claim statement for a fresh labeler, rolled back."""
+    from datetime import timedelta
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from annotate.models import Project
+    from annotate.services import leasing
+
+    project = Project.objects.get(pk=project_id)
+    user, _ = _labeler_user(project_id, "explain")
+    now = timezone.now()
+    params = {
+        "settled": True,
+        "project": project.pk,
+        "labeler": user.pk,
+        "now": now,
+        "expires": now + timedelta(seconds=project.lease_ttl_seconds),
+        "exclude": [],
+        "max_live": leasing.MAX_LIVE_LEASES_PER_LABELER,
+        "keys": leasing._shuffle_keys(),
+    }
+    with transaction.atomic(), connection.cursor() as cur:
+        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + leasing._claim_statement(), params)
+        plan = "\n".join(r[0] for r in cur.fetchall())
+        transaction.set_rollback(True)
+    return plan
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -123,16 +240,79 @@ def _pct(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 1_000_000])
-    parser.add_argument("--labelers", type=int, nargs="+", default=[8, 16, 32])
-    parser.add_argument("--seconds", type=float, default=10.0)
-    parser.add_argument("--overlap", type=int, default=3)
-    args = parser.parse_args()
+def _summary(pairs: list[tuple[float, float]], wall: float) -> dict:
+    nxt = [p[0] for p in pairs]
+    sub = [p[1] for p in pairs]
+    return {
+        "pairs": len(pairs),
+        "pairs_per_s": len(pairs) / wall if wall else float("nan"),
+        "next_p50_ms": _pct(nxt, 0.5),
+        "next_p99_ms": _pct(nxt, 0.99),
+        "submit_p50_ms": _pct(sub, 0.5),
+        "submit_p99_ms": _pct(sub, 0.99),
+    }
 
+
+def _loop(secret: str, slug: str, *, requests: int | None, seconds: float | None, out=None):
+    from django.db import connections
+
+    connections.close_all()
+    client = _client(secret)
+    for _ in range(5):  # warm-up
+        _pair(client, slug)
+    pairs = []
+    deadline = time.perf_counter() + seconds if seconds else None
+    while (requests is None or len(pairs) < requests) and (
+        deadline is None or time.perf_counter() < deadline
+    ):
+        pair = _pair(client, slug)
+        if pair is None:
+            break
+        pairs.append(pair)
+    if out is not None:
+        out.put(pairs)
+        connections.close_all()
+    return pairs
+
+
+def _one_labeler(project_id: int, slug: str, requests: int) -> dict:
+    secret = _labeler(project_id, "one")
+    t0 = time.perf_counter()
+    pairs = _loop(secret, slug, requests=requests, seconds=None)
+    return _summary(pairs, time.perf_counter() - t0)
+
+
+def _many_labelers(project_id: int, slug: str, n: int, seconds: float) -> dict:
+    from django.db import connections
+
+    secrets = [_labeler(project_id, f"many{n}-{i}") for i in range(n)]
+    connections.close_all()
+    ctx = mp.get_context("fork")
+    out = ctx.Queue()
+    procs = [
+        ctx.Process(target=_loop, args=(s, slug), kwargs={"requests": None, "seconds": seconds, "out": out})
+        for s in secrets
+    ]
+    t0 = time.perf_counter()
+    for p in procs:
+        p.start()
+    results = [out.get() for _ in procs]
+    for p in procs:
+        p.join()
+    return _summary([x for r in results for x in r], time.perf_counter() - t0)
+
+
+def run(
+    sizes: list[int],
+    *,
+    labelers: list[int] = (1, 4),
+    requests: int = 300,
+    seconds: float = 10.0,
+    overlap: int = 3,
+    explain: bool = False,
+    echo=print,
+) -> dict:
+    """The figures for each size, as a dict (see the module docstring)."""
     url = os.environ.get("DATABASE_URL", "")
     if not url.startswith("postgres"):
         sys.exit(
@@ -140,52 +320,70 @@ def main() -> None:
         )
     _ensure_database(url)
     subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True)
-
     import django
 
     django.setup()
-    from django.contrib.auth import get_user_model
-    from django.db import connections
+    from annotate.models import Project
 
-    from annotate.services.projects import membership_add
-
-    ctx = mp.get_context("fork")
-    print(
-        f"cpu cores: {os.cpu_count()}; each labeler is a process; {args.seconds:.0f} s per configuration",
-        flush=True,
-    )
-    for n_tasks in args.tasks:
-        project_id = _seed(n_tasks, args.overlap)
-        from annotate.models import Project
-
-        project = Project.objects.get(pk=project_id)
-        for n_labelers in args.labelers:
-            users = []
-            for i in range(n_labelers):
-                user = get_user_model().objects.create_user(username=f"bench-{project_id}-{n_labelers}-{i}")
-                membership_add(project=project, user=user, role="labeler")
-                users.append(user)
-            connections.close_all()
-            out = ctx.Queue()
-            procs = [
-                ctx.Process(target=_labeler_loop, args=(project_id, u.pk, args.seconds, out)) for u in users
-            ]
-            t0 = time.perf_counter()
-            for p in procs:
-                p.start()
-            results = [out.get() for _ in procs]
-            for p in procs:
-                p.join()
-            wall = time.perf_counter() - t0
-            claims = [x for r in results for x in r[0]]
-            submits = [x for r in results for x in r[1]]
-            print(
-                f"tasks={n_tasks:>9,} labelers={n_labelers:>2}  claim+submit/s={len(claims) / wall:7.1f}  "
-                f"next-task p50={_pct(claims, 0.5):6.1f} ms p99={_pct(claims, 0.99):6.1f} ms  "
-                f"submit p50={_pct(submits, 0.5):6.1f} ms p99={_pct(submits, 0.99):6.1f} ms  "
-                f"(n={len(claims)}, mean next-task {statistics.fmean(claims) if claims else float('nan'):.1f} ms)",
+    figures: dict = {}
+    for n_tasks in sizes:
+        echo(f"tasks={n_tasks:,}", flush=True)
+        project_id, seed_s = _seed(n_tasks, overlap)
+        slug = Project.objects.get(pk=project_id).slug
+        entry: dict = {"seed_s": seed_s, "statements": _statements(project_id, slug), "labelers": {}}
+        st = entry["statements"]
+        echo(
+            f"  statements/request: next-task {st['next']['statements']} ({st['next']['begin']} BEGIN, "
+            f"{st['next']['savepoints']} savepoints), submit {st['submit']['statements']} "
+            f"({st['submit']['begin']} BEGIN, {st['submit']['savepoints']} savepoints)",
+            flush=True,
+        )
+        if explain:
+            entry["explain"] = _explain(project_id)
+            echo(
+                "  EXPLAIN (ANALYZE, BUFFERS) of the claim:\n    " + entry["explain"].replace("\n", "\n    ")
+            )
+        for n in labelers:
+            fig = (
+                _one_labeler(project_id, slug, requests)
+                if n == 1
+                else _many_labelers(project_id, slug, n, seconds)
+            )
+            entry["labelers"][n] = fig
+            echo(
+                f"  labelers={n:>2}  pairs={fig['pairs']:>5} ({fig['pairs_per_s']:6.1f}/s)  "
+                f"next-task p50={fig['next_p50_ms']:6.2f} ms p99={fig['next_p99_ms']:6.2f} ms  "
+                f"submit p50={fig['submit_p50_ms']:6.2f} ms p99={fig['submit_p99_ms']:6.2f} ms",
                 flush=True,
             )
+        figures[n_tasks] = entry
+    return figures
+
+
+def main(sizes: list[int] | None = None, argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, nargs="+", default=[10_000, 1_000_000])
+    parser.add_argument("--labelers", type=int, nargs="+", default=[1, 4])
+    parser.add_argument("--requests", type=int, default=300, help="claim+submit pairs for one labeler")
+    parser.add_argument("--seconds", type=float, default=10.0, help="per configuration with several labelers")
+    parser.add_argument("--overlap", type=int, default=3)
+    parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the claim (rolled back)")
+    args = parser.parse_args(argv if argv is not None else ([] if sizes is not None else None))
+    print(
+        f"cpu cores: {os.cpu_count()}; Django test client over the whole stack (bearer token); "
+        f"one labeler: {args.requests} pairs; several: one process each for {args.seconds:.0f} s",
+        flush=True,
+    )
+    return run(
+        sizes or args.tasks,
+        labelers=args.labelers,
+        requests=args.requests,
+        seconds=args.seconds,
+        overlap=args.overlap,
+        explain=args.explain,
+    )
 
 
 if __name__ == "__main__":
