@@ -110,3 +110,40 @@ def test_submit_takes_at_most_four_statements_in_one_transaction(make_project, l
     statements, tx = _split(ctx)
     assert len(statements) <= 4, "\n".join(statements)
     assert not any(s.lstrip().upper().startswith(("INSERT", "UPDATE")) for s in statements)
+
+
+def _without_authentication(statements: list[str]) -> list[str]:
+    """The page's own statements: Django's session and user lookups are its sign-in, not the
+    labeling path (the API counts above run with no session to read)."""
+    return [s for s in statements if '"django_session"' not in s and 'FROM "auth_user"' not in s]
+
+
+def test_the_labeling_pages_claim_has_the_same_budget_and_shows_the_apis_lease(
+    client, make_project, labeler_in
+):
+    import json
+
+    from django.urls import reverse
+
+    project = make_project()
+    add_tasks(project, prompts=3)
+    labeler = labeler_in(project)
+    client.force_login(labeler)
+    url = reverse("annotate:label_next", args=[project.slug])
+    with CaptureQueriesContext(connection) as ctx:
+        resp = client.post(url, data=json.dumps({}), content_type="application/json")
+    assert resp.status_code == 200 and resp.json()["state"] == "task", resp.content
+    statements, tx = _split(ctx)
+    page_statements = _without_authentication(statements)
+    assert len(page_statements) <= 3, "\n".join(page_statements)
+    _assert_one_transaction(statements, tx)
+    page = resp.json()
+
+    # the API hands the same held lease back, built by the same lease_payload
+    api = APIClient()
+    api.force_authenticate(labeler)
+    lease = api.post(f"/api/v1/labeling/{project.slug}/next", {}, format="json").json()
+    assert lease["assignment_id"] == page["assignment_id"]
+    html = page["html"]
+    positions = [html.index(c["text"]) for c in lease["candidates"]]
+    assert positions == sorted(positions), "the page shows the responses in the API's display order"
