@@ -104,7 +104,8 @@ def _token_lookup(digest: str) -> ApiToken | None:
         token = cache.get(key)
         if token is not None:
             return token
-    token = ApiToken.objects.select_related("user").filter(digest=digest).first()
+    # the password hash has no business in the cache
+    token = ApiToken.objects.select_related("user").defer("user__password").filter(digest=digest).first()
     if token is None or not ttl:
         return token
     # the scope travels in the cache with the token, so access checks need no query for it

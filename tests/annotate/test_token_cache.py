@@ -80,7 +80,7 @@ def test_revoking_through_the_tokens_api_and_the_admin_save_is_immediate(world):
 
 def test_expiry_is_honoured_for_a_cached_token(make_user):
     now = timezone.now()
-    token, secret = token_create(user=make_user(), name="short", expires_at=now + timedelta(minutes=5))
+    _, secret = token_create(user=make_user(), name="short", expires_at=now + timedelta(minutes=5))
     assert token_authenticate(secret=secret, now=now) is not None  # cached now
     assert token_authenticate(secret=secret, now=now + timedelta(minutes=4)) is not None
     assert token_authenticate(secret=secret, now=now + timedelta(minutes=5, seconds=1)) is None
