@@ -9,7 +9,7 @@ default is on only when the cache is shared by every process, i.e. Redis). Anyth
 what a token may do drops the entry at once: revoking (``token_revoke``), saving or deleting the
 token, changing its projects, saving or deleting its user (``annotate.signals``). Expiry is
 checked on every request against the cached ``expires_at``; ``last_used_at`` is written at most
-once a minute per token (a cache ``add`` elects the one request that writes).
+once a minute per token (the time of the last write is cached beside the token).
 """
 
 from __future__ import annotations
@@ -131,14 +131,17 @@ def token_authenticate(*, secret: str, now: datetime | None = None) -> ApiToken 
         return None
     if token.expires_at is not None and token.expires_at <= now:
         return None
-    if token.last_used_at is None or token.last_used_at < now - LAST_USED_RESOLUTION:
-        # one request per token and minute writes (the conditional UPDATE still guards the row)
-        resolution = int(LAST_USED_RESOLUTION.total_seconds())
-        bucket = int(now.timestamp()) // resolution
-        elected = cache.add(f"prefhub:apitoken-used:{token.pk}:{bucket}", 1, timeout=2 * resolution)
-        if elected:
+    stale = now - LAST_USED_RESOLUTION
+    if token.last_used_at is None or token.last_used_at < stale:
+        # A cached token's last_used_at is as old as the cache entry: the time of the last write
+        # is kept beside it (keyed by digest), so a warm token writes at most once a minute too.
+        used_key = f"prefhub:apitoken-used:{token.digest}"
+        written = cache.get(used_key) if getattr(settings, "API_TOKEN_CACHE_SECONDS", 0) else None
+        if written is None or written < stale:
             ApiToken.objects.filter(pk=token.pk).filter(
-                Q(last_used_at__isnull=True) | Q(last_used_at__lt=now - LAST_USED_RESOLUTION)
+                Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale)
             ).update(last_used_at=now)
+            if getattr(settings, "API_TOKEN_CACHE_SECONDS", 0):
+                cache.set(used_key, now, timeout=2 * int(LAST_USED_RESOLUTION.total_seconds()))
         token.last_used_at = now
     return token
