@@ -7,7 +7,8 @@ Usage:
 What it measures, in one run, per number of tasks:
 - statements per request (``CaptureQueriesContext``; BEGIN/COMMIT counted apart) for one
   next-task and one submit;
-- p50/p99 latency of ``POST /api/v1/labeling/<slug>/next`` and of ``.../submit``, through the
+- p50/p99 latency of ``POST /api/v1/labeling/<slug>/next`` and of ``.../submit`` (and the p50
+  of the time spent in database calls, COMMIT excluded), through the
   whole Django stack (middleware, DRF, bearer-token authentication, throttling) with Django's
   test client (no HTTP server: the figures are the application's and the database's, not a web
   server's), one labeler looping claim + submit for ``--requests`` pairs;
@@ -155,11 +156,35 @@ def _client(secret: str):
     return client
 
 
-def _pair(client, slug: str) -> tuple[float, float] | None:
-    """One next-task + submit: (next ms, submit ms), or None when no task is left."""
+class _SqlClock:
+    """Wall time spent inside database calls (``connection.execute_wrapper``)."""
+
+    def __init__(self) -> None:
+        self.ms = 0.0
+
+    def __call__(self, execute, sql, params, many, context):
+        t0 = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            self.ms += (time.perf_counter() - t0) * 1000
+
+    def take(self) -> float:
+        ms, self.ms = self.ms, 0.0
+        return ms
+
+
+_SQL = _SqlClock()
+
+
+def _pair(client, slug: str) -> tuple[float, float, float, float] | None:
+    """One next-task + submit: (next ms, submit ms, next's SQL ms, submit's SQL ms), or None when
+    no task is left. SQL time is the time spent in cursor calls (COMMIT not included)."""
+    _SQL.take()
     t0 = time.perf_counter()
     resp = client.post(f"/api/v1/labeling/{slug}/next", {}, format="json")
     t1 = time.perf_counter()
+    next_sql = _SQL.take()
     if resp.status_code == 204:
         return None
     assert resp.status_code == 200, resp.content
@@ -171,7 +196,7 @@ def _pair(client, slug: str) -> tuple[float, float] | None:
     )
     t2 = time.perf_counter()
     assert sub.status_code == 201, sub.content
-    return (t1 - t0) * 1000, (t2 - t1) * 1000
+    return (t1 - t0) * 1000, (t2 - t1) * 1000, next_sql, _SQL.take()
 
 
 def _count(fn) -> dict:
@@ -250,13 +275,18 @@ def _summary(pairs: list[tuple[float, float]], wall: float) -> dict:
         "next_p99_ms": _pct(nxt, 0.99),
         "submit_p50_ms": _pct(sub, 0.5),
         "submit_p99_ms": _pct(sub, 0.99),
+        "next_sql_p50_ms": _pct([p[2] for p in pairs], 0.5),
+        "submit_sql_p50_ms": _pct([p[3] for p in pairs], 0.5),
+        "load_avg_1m": os.getloadavg()[0],
     }
 
 
 def _loop(secret: str, slug: str, *, requests: int | None, seconds: float | None, out=None):
-    from django.db import connections
+    from django.db import connection, connections
 
     connections.close_all()
+    if _SQL not in connection.execute_wrappers:
+        connection.execute_wrappers.append(_SQL)
     client = _client(secret)
     for _ in range(5):  # warm-up
         _pair(client, slug)
@@ -353,7 +383,9 @@ def run(
             echo(
                 f"  labelers={n:>2}  pairs={fig['pairs']:>5} ({fig['pairs_per_s']:6.1f}/s)  "
                 f"next-task p50={fig['next_p50_ms']:6.2f} ms p99={fig['next_p99_ms']:6.2f} ms  "
-                f"submit p50={fig['submit_p50_ms']:6.2f} ms p99={fig['submit_p99_ms']:6.2f} ms",
+                f"submit p50={fig['submit_p50_ms']:6.2f} ms p99={fig['submit_p99_ms']:6.2f} ms  "
+                f"(in SQL, p50: next {fig['next_sql_p50_ms']:.2f} ms, submit {fig['submit_sql_p50_ms']:.2f} ms; "
+                f"load avg {fig['load_avg_1m']:.1f})",
                 flush=True,
             )
         figures[n_tasks] = entry

@@ -34,6 +34,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
@@ -344,7 +345,7 @@ SELECT l.id, l.task_id, l.leased_at, l.expires_at, l.shown_order, p.messages,
         WHERE NOT EXISTS (
             SELECT 1 FROM {guidelineack} k WHERE k.guideline_id = g.id AND k.user_id = %(labeler)s)
        ) AS guideline_pending
-FROM (SELECT 1) AS one
+FROM (SELECT {durability}) AS one
 LEFT JOIN lease l ON true
 LEFT JOIN {task} t ON t.id = l.task_id
 LEFT JOIN {prompt} p ON p.id = t.prompt_id
@@ -367,7 +368,17 @@ def _claim_statement() -> str:
             "prompt": Prompt,
         }.items()
     }
-    return _CLAIM_SQL.format(order_by=_claim_order_sql("t"), **tables)
+    # LEASE_CLAIM_ASYNC_COMMIT: the claim's own commit does not wait for the WAL flush (a few ms
+    # here). A lease is soft state with a TTL: a crash in the following fraction of a second can
+    # only lose the lease (the client's submit then answers 404 and it claims again), never an
+    # annotation, and the task's claims are lost with it (same transaction). Only when the claim
+    # is its own transaction (autocommit), so it never relaxes a caller's transaction.
+    durability = (
+        "set_config('synchronous_commit', 'off', true)"
+        if getattr(settings, "LEASE_CLAIM_ASYNC_COMMIT", False) and connection.get_autocommit()
+        else "1"
+    )
+    return _CLAIM_SQL.format(order_by=_claim_order_sql("t"), durability=durability, **tables)
 
 
 def _shuffle_keys() -> list[int]:

@@ -198,6 +198,9 @@ CACHES = {
 # API token lookups are cached this many seconds (annotate/services/tokens.py); revocation drops
 # the entry at once, which reaches every process only through a shared cache, hence off without Redis.
 API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=60 if REDIS_URL else 0)
+# On PostgreSQL, let the one-statement claim commit without waiting for the WAL flush (a lease is
+# soft state: a crash can lose a just-made lease, never an annotation; annotate/services/leasing.py).
+LEASE_CLAIM_ASYNC_COMMIT = env.bool("LEASE_CLAIM_ASYNC_COMMIT", default=False)
 
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -147,3 +147,27 @@ def test_the_labeling_pages_claim_has_the_same_budget_and_shows_the_apis_lease(
     html = page["html"]
     positions = [html.index(c["text"]) for c in lease["candidates"]]
     assert positions == sorted(positions), "the page shows the responses in the API's display order"
+
+
+def test_async_commit_of_the_claim_only_when_it_is_its_own_transaction(settings, make_project, labeler_in):
+    from django.db import transaction
+
+    from annotate.services.leasing import task_claim_next
+
+    settings.LEASE_CLAIM_ASYNC_COMMIT = True
+    project = make_project()
+    add_tasks(project, prompts=3)
+    alice = labeler_in(project)
+    with CaptureQueriesContext(connection) as ctx:
+        first = task_claim_next(project=project, labeler=alice)
+    assert first is not None
+    assert any("synchronous_commit" in q["sql"] for q in ctx.captured_queries)
+    with connection.cursor() as cur:  # the setting was local to the claim's own transaction
+        cur.execute("SHOW synchronous_commit")
+        assert cur.fetchone()[0] == "on"
+    with transaction.atomic(), CaptureQueriesContext(connection) as ctx:
+        second = task_claim_next(project=project, labeler=alice, exclude_assignment_ids=[first.pk])
+    assert second is not None and second.pk != first.pk
+    assert not any("synchronous_commit" in q["sql"] for q in ctx.captured_queries), (
+        "never relaxes a caller's transaction"
+    )
