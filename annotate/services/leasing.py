@@ -197,12 +197,17 @@ def task_claim_lease(
     exclude = [int(x) for x in exclude_assignment_ids]
     if connection.vendor == "postgresql":
         args = {"project": project, "labeler": labeler, "exclude": exclude, "now": now}
-        lease, expired_waiting, busy = _claim_sql(**args, settled=True)
-        if expired_waiting:
-            leases_expire(project_id=project.pk, now=now)
-        if lease is None and not busy:
-            # nothing free in that snapshot, or every free task moved under it: look again
-            lease, _, _ = _claim_sql(**args, settled=False)
+        try:
+            lease, expired_waiting, busy = _claim_sql(**args, settled=True)
+            if expired_waiting:
+                leases_expire(project_id=project.pk, now=now)
+            if lease is None and not busy:
+                # nothing free in that snapshot, or every free task moved under it: look again
+                lease, _, _ = _claim_sql(**args, settled=False)
+        except IntegrityError:
+            # two next-task requests of the same labeler racing for one task (one live lease per
+            # task and labeler): the statement wrote nothing
+            raise Conflict("Another request of yours claimed a task at the same moment; try again.") from None
         return lease
     leases_expire(project_id=project.pk, now=now)
     assignment = _claim_orm(project=project, labeler=labeler, exclude=exclude, now=now)
