@@ -139,7 +139,7 @@ def task_claim_next(
         qs = (
             Task.objects.filter(project=project, claims__lt=F("target_labels"))
             .filter(~Exists(held_or_done), ~Exists(annotated))
-            .order_by("claims", "id")
+            .order_by("claims", "-priority", "id")
         )
         if _skip_locked_supported():
             qs = qs.select_for_update(skip_locked=True, of=("self",))
