@@ -142,3 +142,42 @@ def test_active_order_keeps_the_leasing_invariants(make_project, labeler_in):
             Task.objects.filter(pk=rng.choice(list(done[user.pk]))).update(priority=rng.random())
     assert claimed == Task.objects.filter(project=project).count() * 2
     assert all(t.claims == t.target_labels == 2 for t in Task.objects.filter(project=project))
+
+
+def test_the_settings_page_sets_order_target_and_cap(make_project, labeler_in, client):
+    from annotate.models import AuditEvent
+
+    project = make_project(overlap=2, task_order=TaskOrder.ACTIVE)
+    add_tasks(project, prompts=2, candidates_per_prompt=3)
+    task_priorities_refresh(project_id=project.pk)
+    boss = labeler_in(project, role="manager")
+    client.force_login(boss)
+    url = f"/projects/{project.slug}/manage/settings/"
+    page = client.get(url).content.decode()
+    assert "Task order and extra labels" in page and 'value="active" selected' in page
+    form = {
+        "name": project.name,
+        "overlap": "2",
+        "lease_ttl_minutes": "15",
+        "rating_scale_max": "5",
+        "allow_tie": "on",
+        "task_order": "fewest_labels",
+        "target_agreement": "0.7",
+        "max_labels_per_task": "4",
+        "dim-TOTAL_FORMS": "0",
+        "dim-INITIAL_FORMS": "0",
+    }
+    assert client.post(url, form).status_code == 302
+    project.refresh_from_db()
+    assert (project.task_order, project.target_agreement, project.max_labels_per_task) == (
+        "fewest_labels",
+        0.7,
+        4,
+    )
+    assert not Task.objects.filter(project=project).exclude(priority=0).exists()
+    changes = AuditEvent.objects.get(action="project.settings").details["changes"]
+    assert changes["task_order"] == ["active", "fewest_labels"] and changes["target_agreement"] == [None, 0.7]
+    bad = client.post(url, {**form, "target_agreement": "1.5"})
+    assert bad.status_code == 200 and b"less than or equal to 1" in bad.content
+    bad = client.post(url, {**form, "task_order": "random"})
+    assert bad.status_code == 200 and b"Select a valid choice" in bad.content
