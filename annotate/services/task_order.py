@@ -14,8 +14,10 @@ Under ``task_order = "active"`` this module keeps the priorities up to date:
   candidates' models (``pair_information``: large when the two are close and their order
   uncertain) plus a "too few votes" bonus ``FEW_VOTES_BONUS / (1 + votes on that model pair)``,
   so pairs nobody compared yet come first;
-* only the priorities that changed are written, one ``UPDATE ... WHERE id IN (...)`` per distinct
-  value (a value per model pair, so a handful of statements, whatever the project size).
+* priorities are rounded to 40 steps per decade and only the ones that changed a step are
+  written, one ``UPDATE ... WHERE id IN (...)`` per distinct value (a value per model pair), so
+  a refresh after a few votes rewrites the tasks of the few pairs that moved, not every open task
+  (each rewrite also leaves a dead entry in the claim index).
 
 It runs in the background (Celery task ``annotate.task_priorities_refresh``): enqueued through the
 outbox after a submit, at most once per ``PRIORITY_DEBOUNCE_S`` per project (a cache key), and by
@@ -41,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 PRIORITY_DEBOUNCE_S = 30
 FEW_VOTES_BONUS = 0.05
+PRIORITY_STEPS = 40  # per decade
 UNKNOWN_MODEL = ""
 _UPDATE_CHUNK = 5000
 
@@ -114,8 +117,17 @@ def pair_priorities(
     ib = np.array([index[b] for _, b in pairs])
     votes = np.array([pair_votes.get(frozenset(p), 0) for p in pairs], dtype=float)
     info = np.where(ia == ib, 0.0, pair_information(ia, ib, model=model))
-    priority = info + FEW_VOTES_BONUS / (1.0 + votes)
-    return {p: float(round(v, 12)) for p, v in zip(pairs, priority.tolist(), strict=True)}
+    priority = _quantize(info + FEW_VOTES_BONUS / (1.0 + votes))
+    return {p: float(v) for p, v in zip(pairs, priority.tolist(), strict=True)}
+
+
+def _quantize(values: np.ndarray) -> np.ndarray:
+    """Round to ``PRIORITY_STEPS`` steps per decade (about 6 % apart): a few more votes move most
+    pairs' information a little, and without rounding every refresh would rewrite every open task
+    (and the claim index) for changes that cannot matter; with it only the pairs that moved a
+    step are written. Equal steps fall back to oldest first."""
+    v = np.maximum(np.asarray(values, dtype=float), 1e-12)
+    return 10.0 ** (np.round(np.log10(v) * PRIORITY_STEPS) / PRIORITY_STEPS)
 
 
 def task_priorities_refresh(*, project_id: int) -> int:
