@@ -14,8 +14,8 @@ Under ``task_order = "active"`` this module keeps the priorities up to date:
   candidates' models (``pair_information``: large when the two are close and their order
   uncertain) plus a "too few votes" bonus ``FEW_VOTES_BONUS / (1 + votes on that model pair)``,
   so pairs nobody compared yet come first;
-* priorities are rounded to 40 steps per decade and only the ones that changed a step are
-  written, one ``UPDATE ... WHERE id IN (...)`` per distinct value (a value per model pair), so
+* priorities are rounded to 20 steps per decade and only the ones that moved more than 1.5
+  steps are written, one ``UPDATE ... WHERE id IN (...)`` per distinct value (a value per model pair), so
   a refresh after a few votes rewrites the tasks of the few pairs that moved, not every open task
   (each rewrite also leaves a dead entry in the claim index).
 
@@ -28,6 +28,7 @@ Ranking tasks keep priority 0 (their order stays fewest-labels-first).
 from __future__ import annotations
 
 import logging
+import math
 from collections import defaultdict
 
 import numpy as np
@@ -41,9 +42,12 @@ from core.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
 
-PRIORITY_DEBOUNCE_S = 30
+PRIORITY_DEBOUNCE_S = 60
 FEW_VOTES_BONUS = 0.05
-PRIORITY_STEPS = 40  # per decade
+PRIORITY_STEPS = 20  # per decade
+# a stored priority is kept while the new one is within this many steps of it (no flapping at a
+# step's edge, and no rewrite for a change that cannot reorder much)
+PRIORITY_HYSTERESIS_STEPS = 1.5
 UNKNOWN_MODEL = ""
 _UPDATE_CHUNK = 5000
 
@@ -122,12 +126,18 @@ def pair_priorities(
 
 
 def _quantize(values: np.ndarray) -> np.ndarray:
-    """Round to ``PRIORITY_STEPS`` steps per decade (about 6 % apart): a few more votes move most
+    """Round to ``PRIORITY_STEPS`` steps per decade (about 12 % apart): a few more votes move most
     pairs' information a little, and without rounding every refresh would rewrite every open task
     (and the claim index) for changes that cannot matter; with it only the pairs that moved a
     step are written. Equal steps fall back to oldest first."""
     v = np.maximum(np.asarray(values, dtype=float), 1e-12)
     return 10.0 ** (np.round(np.log10(v) * PRIORITY_STEPS) / PRIORITY_STEPS)
+
+
+def _close(old: float, new: float) -> bool:
+    if old <= 0 or new <= 0:
+        return False
+    return abs(math.log10(new / old)) * PRIORITY_STEPS < PRIORITY_HYSTERESIS_STEPS
 
 
 def task_priorities_refresh(*, project_id: int) -> int:
@@ -157,7 +167,7 @@ def task_priorities_refresh(*, project_id: int) -> int:
     changed: dict[float, list[int]] = defaultdict(list)
     for task_id, a, b, old in open_tasks:
         new = priorities[(a or UNKNOWN_MODEL, b or UNKNOWN_MODEL)]
-        if old != new:
+        if old != new and not _close(old, new):
             changed[new].append(task_id)
     written = 0
     for value, ids in changed.items():
