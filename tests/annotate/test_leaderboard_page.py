@@ -29,6 +29,11 @@ def seed_arena(project, labelers, *, seed: int = 0) -> list[Annotation]:
     Candidate.objects.filter(prompt__project=project, model_name="model-1").update(model_name=EVIL)
     Candidate.objects.filter(prompt__project=project, model_name="model-2").update(model_name=FORMULA)
     rng = np.random.default_rng(seed)
+    for cand in Candidate.objects.filter(prompt__project=project):  # varied length and markdown
+        bullets = "".join(f"- point {i}\n" for i in range(rng.integers(0, 4)))
+        bold = "**note** " if rng.random() < 0.5 else ""
+        cand.text = f"{bold}{'word ' * int(rng.integers(5, 120))}\n{bullets}"
+        cand.save(update_fields=["text"])
     rows = []
     for task in Task.objects.filter(project=project).order_by("id"):
         a, b = (

@@ -41,6 +41,7 @@ def test_researcher_reads_the_leaderboard(page, screenshot, make_project, labele
     page.click("#style-on")
     page.wait_for_load_state("networkidle")
     assert page.locator("#style-table tbody tr").count() == 4
+    assert page.inner_text("#style-table tbody tr:first-child td") != "0.000"  # length was fitted
     assert page.get_attribute("#style-on", "aria-current") == "true"
     with page.expect_download() as info:
         page.click("#leaderboard-csv")
