@@ -10,4 +10,4 @@ class AnnotateConfig(AppConfig):
         from config.runtime import runtime_dirs_ensure
 
         runtime_dirs_ensure()  # settings create no folders; the ones in use are made here
-        from annotate import signals  # noqa: F401  (token cache invalidation)
+        from annotate import signals  # noqa: F401 - connects the receivers (token cache, after-submit)

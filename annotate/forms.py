@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from annotate.models import Project, Role, TaskKind
+from annotate.models import Project, Role, TaskKind, TaskOrder
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS
 from annotate.services.imports import FORMATS
 from annotate.services.tasks import PairMode
@@ -42,6 +42,29 @@ class ProjectSettingsForm(forms.Form):
         help_text="Applies to tasks created from now on.",
     )
     allow_rank_ties = forms.BooleanField(required=False, label="Allow ties in rankings")
+    # Task order and extra labels
+    task_order = forms.ChoiceField(
+        choices=TaskOrder.choices,
+        required=False,
+        label="Task order",
+        help_text="Fewest labels first always comes first; “active” then prefers the pairs of models "
+        "whose order is least certain (pairwise projects).",
+    )
+    target_agreement = forms.FloatField(
+        required=False,
+        min_value=0.01,
+        max_value=1,
+        label="Target agreement",
+        help_text="E.g. 0.7: a task whose labels agree less (share of the most common verdict) asks "
+        "for one more label. Empty: off.",
+    )
+    max_labels_per_task = forms.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=100,
+        label="Most labels per task",
+        help_text="Extra labels stop at this many.",
+    )
 
     PAIRWISE_FIELDS = ("allow_tie", "allow_both_bad", "strength_scale")
     RANKING_FIELDS = ("ranking_k", "allow_rank_ties")
@@ -60,6 +83,9 @@ class ProjectSettingsForm(forms.Form):
                 "strength_scale": project.strength_scale,
                 "ranking_k": project.ranking_k,
                 "allow_rank_ties": project.allow_rank_ties,
+                "task_order": project.task_order,
+                "target_agreement": project.target_agreement,
+                "max_labels_per_task": project.max_labels_per_task,
             },
         )
         super().__init__(*args, **kwargs)
@@ -77,9 +103,15 @@ class ProjectSettingsForm(forms.Form):
             self[name] for name in ("name", "description", "overlap", "lease_ttl_minutes", "rating_scale_max")
         ]
 
+    def routing_fields(self):
+        return [self[name] for name in ("task_order", "target_agreement", "max_labels_per_task")]
+
     def settings_values(self) -> dict:
         data = dict(self.cleaned_data)
         data["lease_ttl_seconds"] = data.pop("lease_ttl_minutes") * 60
+        for name in ("task_order", "max_labels_per_task"):  # not sent: unchanged
+            if data.get(name) in (None, ""):
+                data.pop(name, None)
         return data
 
 

@@ -26,6 +26,13 @@ class TaskKind(models.TextChoices):
     RANKING = "ranking", "Ranking (K responses)"
 
 
+class TaskOrder(models.TextChoices):
+    """Which open task leasing offers next, among those with the fewest claims (always first)."""
+
+    FEWEST_LABELS = "fewest_labels", "Fewest labels first, oldest first"
+    ACTIVE = "active", "Fewest labels first, then the most informative pair"
+
+
 class Role(models.TextChoices):
     LABELER = "labeler", "Labeler"
     MANAGER = "manager", "Manager"
@@ -53,6 +60,24 @@ class Project(models.Model):
     rating_scale_max = models.PositiveSmallIntegerField(
         default=5, help_text="Per-dimension ratings are integers 1..this value."
     )
+    task_order = models.CharField(
+        max_length=16,
+        choices=TaskOrder.choices,
+        default=TaskOrder.FEWEST_LABELS,
+        db_default=TaskOrder.FEWEST_LABELS,
+        help_text="Among the tasks with the fewest labels, which to offer first.",
+    )
+    target_agreement = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="When a task has its labels and the share of the most common verdict is below "
+        "this, it asks for one more label (up to max_labels_per_task). Empty: off.",
+    )
+    max_labels_per_task = models.PositiveSmallIntegerField(
+        default=5,
+        db_default=5,
+        help_text="Cap on a task's labels when extra labels are requested automatically.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
     )
@@ -77,6 +102,18 @@ class Project(models.Model):
                 name="project_rating_scale_range",
             ),
             models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(task_order__in=TaskOrder.values), name="project_task_order_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(target_agreement__isnull=True)
+                | (Q(target_agreement__gt=0) & Q(target_agreement__lte=1)),
+                name="project_target_agreement_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(max_labels_per_task__gte=1) & Q(max_labels_per_task__lte=100),
+                name="project_max_labels_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -255,6 +292,12 @@ class Task(models.Model):
         default=0,
         help_text="Labelers holding a live lease or having submitted (maintained by the leasing service).",
     )
+    priority = models.FloatField(
+        default=0.0,
+        db_default=0.0,  # bulk inserts (COPY) name only the columns they fill
+        help_text="Among tasks with equal claims, higher is offered first (task_order=active: the "
+        "expected information of one more vote; 0 otherwise).",
+    )
     is_gold = models.BooleanField(default=False)
     gold_choice = models.CharField(max_length=8, blank=True, help_text="Pairwise gold answer: a, b or tie.")
     gold_ranking = models.JSONField(
@@ -282,10 +325,11 @@ class Task(models.Model):
             ),
         ]
         indexes = [
-            # The next-task query walks this index in (claims, id) order and never sees full tasks.
+            # The next-task query walks this index in (claims, -priority, id) order and never sees
+            # full tasks (priority is 0 everywhere unless the project's task order is "active").
             models.Index(
-                fields=["project", "claims", "id"],
-                name="task_open_by_claims",
+                fields=["project", "claims", "-priority", "id"],
+                name="task_open_by_claims_priority",
                 condition=Q(claims__lt=F("target_labels")),
             ),
         ]

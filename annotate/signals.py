@@ -1,8 +1,12 @@
-"""Signal receivers that keep caches honest when rows change outside a service (the admin).
+"""Signal receivers of the annotate app (connected in ``AnnotateConfig.ready``).
 
-The token cache (``annotate.services.tokens``) must never outlive a change to what a token may
-do: its revocation or expiry, its projects, its user's account (deactivated; a deleted user's tokens are
-deleted with it)."""
+* The token cache (``annotate.services.tokens``) must never outlive a change to what a token may
+  do: its revocation or expiry, its projects, its user's account (deactivated; a deleted user's
+  tokens are deleted with it). The receivers cover changes made outside the services (the admin).
+* A newly created annotation hands itself to ``annotation_after_submit``, which records outbox
+  messages in the same transaction (agreement check, priority refresh); it fires for every path that
+  creates a label with ``Annotation.objects.create`` / ``save`` (not for COPY imports and restores).
+"""
 
 from __future__ import annotations
 
@@ -10,7 +14,7 @@ from django.conf import settings
 from django.db.models.signals import m2m_changed, post_delete, post_save
 from django.dispatch import receiver
 
-from annotate.models import ApiToken
+from annotate.models import Annotation, ApiToken
 from annotate.services.tokens import token_cache_forget
 
 
@@ -37,3 +41,11 @@ def _user_changed(sender, instance, **kwargs) -> None:
 
 
 post_save.connect(_user_changed, sender=settings.AUTH_USER_MODEL, dispatch_uid="apitoken_cache_user_save")
+
+
+@receiver(post_save, sender=Annotation, dispatch_uid="annotate.annotation_after_submit")
+def _annotation_created(sender, instance: Annotation, created: bool, raw: bool = False, **kwargs) -> None:
+    if created and not raw:
+        from annotate.services.extra_labels import annotation_after_submit
+
+        annotation_after_submit(annotation=instance)

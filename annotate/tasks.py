@@ -29,3 +29,27 @@ def leases_expire_task() -> int:
     from annotate.services.leasing import leases_expire
 
     return leases_expire()
+
+
+@shared_task(name="annotate.task_agreement_check", acks_late=True, ignore_result=True)
+def task_agreement_check_task(task_id: int) -> bool:
+    """After a submit (outbox): one more label for the task when its humans disagree (idempotent)."""
+    from annotate.services.extra_labels import task_agreement_check
+
+    return task_agreement_check(task_id=task_id)
+
+
+@shared_task(name="annotate.task_priorities_refresh", acks_late=True, ignore_result=True)
+def task_priorities_refresh_task(project_id: int) -> int:
+    """After submits (outbox, debounced): recompute a task_order=active project's priorities."""
+    from annotate.services.task_order import task_priorities_refresh
+
+    return task_priorities_refresh(project_id=project_id)
+
+
+@shared_task(name="annotate.task_priorities_sweep", ignore_result=True)
+def task_priorities_sweep_task() -> int:
+    """Periodic (Celery beat): refresh the priorities of every task_order=active project."""
+    from annotate.services.task_order import task_priorities_sweep
+
+    return task_priorities_sweep()

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotate.views import labeling, manage
+from annotate.views import labeling, leaderboard, manage
 
 app_name = "annotate"
 
@@ -52,4 +52,11 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/manage/import/", manage.manage_import, name="manage_import"),
     path("projects/<slug:slug>/manage/audit/", manage.manage_audit, name="manage_audit"),
+    # Reports under the project (managers and researchers).
+    path("projects/<slug:slug>/reports/leaderboard/", leaderboard.leaderboard_page, name="leaderboard"),
+    path(
+        "projects/<slug:slug>/reports/leaderboard/leaderboard.csv",
+        leaderboard.leaderboard_csv,
+        name="leaderboard_csv",
+    ),
 ]

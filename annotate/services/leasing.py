@@ -82,7 +82,7 @@ _rng = random.SystemRandom()
 
 # The order new tasks are handed out in: fewest claims first, then oldest. The one place to change
 # it (a "-field" sorts descending): both the PostgreSQL claim statement and the ORM claim use it.
-CLAIM_ORDER: tuple[str, ...] = ("claims", "id")
+CLAIM_ORDER: tuple[str, ...] = ("claims", "-priority", "id")
 
 # Display order is drawn in Python (``_rng.shuffle`` of a permutation) and applied in SQL: slot i
 # sorts by key i.

@@ -9,7 +9,7 @@ from django.db.models.functions import Greatest
 from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind
+from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.services.leasing import assignments_release
 from core.audit import audit_actor, audit_record
 
@@ -24,6 +24,9 @@ SETTINGS_FIELDS = (
     "ranking_k",
     "allow_rank_ties",
     "rating_scale_max",
+    "task_order",
+    "target_agreement",
+    "max_labels_per_task",
 )
 
 
@@ -36,6 +39,23 @@ def _validate_settings(values: dict) -> None:
         raise InvalidInput("Ranking tasks hold 2 to 16 responses.", field="ranking_k")
     if "rating_scale_max" in values and not 2 <= int(values["rating_scale_max"]) <= 10:
         raise InvalidInput("The rating scale goes up to between 2 and 10.", field="rating_scale_max")
+    if "task_order" in values and values["task_order"] not in TaskOrder.values:
+        raise InvalidInput(f"task_order must be one of {', '.join(TaskOrder.values)}.", field="task_order")
+    target = values.get("target_agreement")
+    if target is not None:
+        try:
+            target = float(target)
+        except (TypeError, ValueError):
+            raise InvalidInput("Target agreement must be a number.", field="target_agreement") from None
+        if not 0 < target <= 1:
+            raise InvalidInput(
+                "Target agreement is a share of the labels: above 0, at most 1 (or empty for off).",
+                field="target_agreement",
+            )
+    if "max_labels_per_task" in values and not 1 <= int(values["max_labels_per_task"]) <= 100:
+        raise InvalidInput(
+            "The cap on labels per task must be between 1 and 100.", field="max_labels_per_task"
+        )
 
 
 def _dimension_rows(dimensions: list) -> list[dict]:
@@ -110,6 +130,7 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
     _validate_settings(values)
     project = Project.objects.select_for_update().get(pk=project.pk)
     old_overlap = project.overlap
+    old_order = project.task_order
     for field, value in values.items():
         setattr(project, field, value)
     project.save()
@@ -118,6 +139,10 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
         Task.objects.filter(project=project).update(
             target_labels=Greatest(F("target_labels") + delta, F("claims"), 1)
         )
+    if project.task_order != old_order:
+        from annotate.services.task_order import task_order_changed
+
+        task_order_changed(project=project)
     if dimensions is not None:
         rows = _dimension_rows(dimensions)
         keep = {r["key"] for r in rows}

@@ -177,6 +177,7 @@ CELERY_TASK_ALWAYS_EAGER = False
 CELERY_BEAT_SCHEDULE = {
     "outbox-flush": {"task": "annotate.outbox_flush", "schedule": 30.0},
     "leases-expire": {"task": "annotate.leases_expire", "schedule": 60.0},
+    "task-priorities": {"task": "annotate.task_priorities_sweep", "schedule": 300.0},
     "training-runs-stale": {"task": "training.runs_fail_stale", "schedule": 120.0},
     "generation-orphans": {
         "task": "generation.batches_requeue_orphaned",

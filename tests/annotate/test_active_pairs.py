@@ -50,6 +50,21 @@ def test_select_pairs_spreads_a_batch_over_the_uncertain_pairs():
     assert not any(set(p) <= {0, 4} or set(p) <= {1, 4} for p in chosen)
 
 
+def test_exploration_mixes_uniform_picks_into_the_batch():
+    wins = np.zeros((5, 5))
+    wins[0, 4] = wins[1, 4] = 50  # pairs with 4 are settled: the greedy never asks for them
+    model = fit_bt(wins)
+    pairs = np.array(list(itertools.combinations(range(5), 2)))
+    settled = {i for i, p in enumerate(pairs) if set(p) <= {0, 4} or set(p) <= {1, 4}}
+    greedy = select_pairs(model, pairs, 200, rng=np.random.default_rng(1), explore=0.0)
+    mixed = select_pairs(model, pairs, 200, rng=np.random.default_rng(1), explore=0.5)
+    assert not settled & set(greedy.tolist())
+    assert 0 < sum(int(c) in settled for c in mixed) < 60  # about 2/10 of the random half
+    assert len(set(mixed.tolist())) == len(pairs)  # every pair is asked now and then
+    with pytest.raises(ValueError, match="share"):
+        select_pairs(model, pairs, 3, explore=1.5)
+
+
 def test_active_needs_fewer_votes_than_uniform_on_a_small_arena():
     kw = {"n_models": 10, "batch": 10, "max_votes": 6000, "target": 0.9, "checkpoints": [1500]}
     uniform = [run(seed=s, policy="uniform", **kw)[0] or 6000 for s in range(3)]
