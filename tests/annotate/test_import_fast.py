@@ -1,0 +1,181 @@
+"""Imports at COPY speed (issue 16): the reader thread and the writer, foreign keys the import itself
+guarantees, ANALYZE after a large import (the first labeler's claim gets a steady-state plan), and the
+same service behind the API."""
+
+from __future__ import annotations
+
+import io
+import json
+
+import pytest
+from django.db import connection
+from django.db.models import F
+from django.test.utils import CaptureQueriesContext
+
+from annotate.models import AuditEvent, Candidate, Prompt, Task, TaskCandidate
+from annotate.services.imports import ImportFailed, prompts_import
+from annotate.services.leasing import task_claim_next
+from tests.conftest import bearer, is_postgres
+
+pytestmark = pytest.mark.django_db
+
+TOUCHED = ("annotate_prompt", "annotate_candidate", "annotate_task", "annotate_taskcandidate")
+
+
+def _lines(n: int, *, start: int = 0, bad: dict[int, bytes] | None = None) -> io.BytesIO:
+    out = []
+    for i in range(start, start + n):
+        if bad and i in bad:
+            out.append(bad[i])
+            continue
+        line = {"id": f"q{i}", "prompt": f"Question {i}?", "candidates": [f"yes {i}", f"no {i}"]}
+        out.append(json.dumps(line).encode())
+    return io.BytesIO(b"\n".join(out) + b"\n")
+
+
+def _replication_role() -> str:
+    with connection.cursor() as cur:
+        cur.execute("SHOW session_replication_role")
+        return cur.fetchone()[0]
+
+
+@pytest.mark.parametrize("trusted", [True, False])
+def test_many_batches_import_whole_with_every_key_in_place(make_project, settings, monkeypatch, trusted):
+    """Several batches through the reader thread, with the trusted (unchecked) and the checked
+    foreign-key path: same rows, tasks point at their own prompt's candidates, the session's
+    replication role is back to normal afterwards and the audit event is written."""
+    from annotate.services import imports
+
+    monkeypatch.setattr(imports, "BATCH", 700)
+    settings.PREFHUB_BULK_TRUSTED_FK = trusted
+    project = make_project()
+    report = prompts_import(project=project, stream=_lines(2500))
+    assert (report.prompts, report.candidates, report.tasks) == (2500, 5000, 2500)
+    assert Task.objects.filter(project=project).count() == 2500
+    mismatched = TaskCandidate.objects.filter(task__project=project).exclude(
+        candidate__prompt_id=F("task__prompt_id")
+    )
+    assert not mismatched.exists()
+    slots = TaskCandidate.objects.filter(task__project=project).values_list("slot", flat=True)
+    assert sorted(set(slots)) == [0, 1] and len(slots) == 5000
+    assert set(Prompt.objects.filter(project=project).values_list("external_id", flat=True)) == {
+        f"q{i}" for i in range(2500)
+    }
+    assert AuditEvent.objects.filter(project=project, action="prompts.import").count() == 1
+    if is_postgres():
+        assert _replication_role() == "origin"
+
+
+def test_a_bad_line_in_a_late_batch_leaves_nothing_written(make_project, monkeypatch):
+    from annotate.services import imports
+
+    monkeypatch.setattr(imports, "BATCH", 500)
+    project = make_project()
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=_lines(2000, bad={1800: b'{"id": "x", "prompt": 5}'}))
+    assert [(e.line, e.field) for e in exc.value.report.errors] == [(1801, "prompt")]
+    assert not Prompt.objects.filter(project=project).exists()
+    assert not Candidate.objects.filter(prompt__project=project).exists()
+    if is_postgres():
+        assert _replication_role() == "origin"
+    report = prompts_import(
+        project=project, stream=_lines(2000, bad={1800: b'{"id": "x", "prompt": 5}'}), skip_invalid=True
+    )
+    assert report.prompts == 1999 and [e.line for e in report.errors] == [1801]
+
+
+def test_a_reader_failure_is_raised_in_the_caller_and_nothing_is_written(make_project, monkeypatch):
+    from annotate.services import imports
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("reader broke")
+
+    monkeypatch.setattr(imports, "_parse_jsonl", boom)
+    project = make_project()
+    with pytest.raises(RuntimeError, match="reader broke"):
+        prompts_import(project=project, stream=_lines(10))
+    assert not Prompt.objects.filter(project=project).exists()
+
+
+def _last_analyze() -> dict[str, object]:
+    with connection.cursor() as cur:
+        cur.execute("SELECT pg_stat_clear_snapshot()")
+        cur.execute(
+            "SELECT relname, last_analyze FROM pg_stat_user_tables WHERE relname = ANY(%s)", [list(TOUCHED)]
+        )
+        return dict(cur.fetchall())
+
+
+def _claim_plan(project, labeler) -> list[dict]:
+    """EXPLAIN (no execution) of the statements the next-task claim runs that read tasks."""
+    with CaptureQueriesContext(connection) as ctx:
+        task_claim_next(project=project, labeler=labeler)
+    plans = []
+    with connection.cursor() as cur:
+        for q in ctx.captured_queries:
+            sql = q["sql"]
+            if "annotate_task" in sql and sql.lstrip().upper().startswith(("SELECT", "WITH", "UPDATE")):
+                cur.execute("EXPLAIN (FORMAT JSON) " + sql)
+                plans.append(cur.fetchone()[0][0]["Plan"])
+    return plans
+
+
+def _nodes(plan: dict):
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _nodes(child)
+
+
+def test_a_large_import_analyzes_the_touched_tables_and_the_claim_plan_is_serial(
+    make_project, labeler_in, settings
+):
+    if not is_postgres():
+        pytest.skip("ANALYZE and query plans: PostgreSQL")
+    settings.PREFHUB_IMPORT_ANALYZE_ROWS = 2000
+    project = make_project(overlap=3)
+    prompts_import(project=project, stream=_lines(500))  # small: no ANALYZE
+    before = _last_analyze()
+    prompts_import(project=project, stream=_lines(3000, start=500))
+    after = _last_analyze()
+    for table in TOUCHED:
+        assert after[table] is not None and (before.get(table) is None or after[table] > before[table]), table
+    # The statistics describe the new rows: two candidates a task, not thousands.
+    with connection.cursor() as cur:
+        task_id = Task.objects.filter(project=project).values_list("id", flat=True).first()
+        cur.execute(
+            "EXPLAIN (FORMAT JSON) SELECT * FROM annotate_taskcandidate WHERE task_id = %s", [task_id]
+        )
+        assert cur.fetchone()[0][0]["Plan"]["Plan Rows"] <= 10
+        # Make a parallel plan cheap, so only good estimates keep it away.
+        cur.execute("SET LOCAL parallel_setup_cost = 10")
+        cur.execute("SET LOCAL parallel_tuple_cost = 0.001")
+        cur.execute("SET LOCAL min_parallel_table_scan_size = 0")
+        cur.execute("SET LOCAL min_parallel_index_scan_size = 0")
+    plans = _claim_plan(project, labeler_in(project))
+    assert plans, "the claim ran no task query"
+    node_types = {n["Node Type"] for p in plans for n in _nodes(p)}
+    assert not {"Gather", "Gather Merge"} & node_types, node_types
+    assert not any(n.get("Parallel Aware") for p in plans for n in _nodes(p))
+
+
+def test_a_small_import_does_not_analyze(make_project, settings):
+    if not is_postgres():
+        pytest.skip("ANALYZE: PostgreSQL")
+    settings.PREFHUB_IMPORT_ANALYZE_ROWS = 10_000
+    project = make_project()
+    with CaptureQueriesContext(connection) as ctx:
+        prompts_import(project=project, stream=_lines(50))
+    assert not [q for q in ctx.captured_queries if q["sql"].startswith("ANALYZE")]
+
+
+def test_the_api_import_is_the_same_service_and_streams_a_gzip_upload(make_project, labeler_in):
+    import gzip
+
+    project = make_project()
+    client = bearer(labeler_in(project, role="manager"))
+    upload = io.BytesIO(gzip.compress(_lines(1200).getvalue()))
+    upload.name = "prompts.jsonl.gz"
+    resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart")
+    assert resp.status_code == 201, resp.content
+    assert (resp.json()["prompts"], resp.json()["tasks"]) == (1200, 1200)
+    assert Task.objects.filter(project=project).count() == 1200
