@@ -44,7 +44,10 @@ def _json_text(value: object) -> str | None:
         return None
     if not value and isinstance(value, dict | list):
         return "{}" if isinstance(value, dict) else "[]"
-    return json.dumps(value, ensure_ascii=False)
+    return _json_encode(value)
+
+
+_json_encode = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def bulk_insert(

@@ -367,10 +367,13 @@ class _ParseOptions:
     progress: Callable[[int], None] | None
 
 
+_json_encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one a call
+
+
 def _json_text(value: object) -> str:
     if not value:
         return "[]" if isinstance(value, list) else "{}"
-    return json.dumps(value, ensure_ascii=False)
+    return _json_encode(value)
 
 
 def _has_nul(raw: bytes, obj: object) -> str | None:
@@ -479,7 +482,7 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
         rec.row = (
             project.pk,
             rec.external_id,
-            json.dumps(rec.messages, ensure_ascii=False),
+            _json_encode(rec.messages),
             _json_text(rec.metadata),
             _json_text(rec.tags),
         )
