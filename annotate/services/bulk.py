@@ -10,7 +10,7 @@ inside a transaction. Values are given per column; JSON columns are serialised h
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from django.conf import settings
@@ -156,14 +156,28 @@ def bulk_fk_trusted(
             cur.execute(f"SET CONSTRAINTS {names} DEFERRED")
 
 
-def bulk_analyze(models_: Sequence[type[models.Model]]) -> None:
-    """PostgreSQL: ANALYZE these models' tables inside the current transaction, after a large bulk
-    write, so the planner's statistics (row counts, rows per key) match the new data as soon as it
-    commits instead of whenever autovacuum gets to it; a rollback discards them with the rows. Takes
-    a SHARE UPDATE EXCLUSIVE lock on each table until the transaction ends (writers are not blocked;
-    a concurrent ANALYZE or VACUUM of the same table waits). No-op elsewhere."""
-    if connection.vendor != "postgresql" or not models_:
-        return
-    tables = ", ".join(connection.ops.quote_name(m._meta.db_table) for m in models_)
+def bulk_analyze(
+    written: Mapping[type[models.Model], int], *, min_rows: int, fraction: float = 0.1
+) -> list[str]:
+    """PostgreSQL: ANALYZE, inside the current transaction, each table that a bulk write changed
+    enough for the planner's statistics to mislead it: ``written[model]`` rows, at least
+    ``min_rows`` and at least ``fraction`` of the rows the table had at its last ANALYZE (the rule
+    autovacuum applies, default scale factor 0.1, applied now rather than whenever autovacuum gets
+    to it). The new statistics commit with the rows (a rollback discards both), so the first query
+    after the commit is planned like later ones. Takes a SHARE UPDATE EXCLUSIVE lock on each table
+    until the transaction ends (writers are not blocked; a concurrent ANALYZE or VACUUM of it
+    waits). Returns the tables analyzed; no-op elsewhere."""
+    if connection.vendor != "postgresql":
+        return []
+    candidates = {m._meta.db_table: n for m, n in written.items() if n >= min_rows}
+    if not candidates:
+        return []
     with connection.cursor() as cur:
-        cur.execute(f"ANALYZE {tables}")
+        cur.execute(
+            "SELECT relname, reltuples FROM pg_class WHERE oid = ANY(%s::regclass[])", [list(candidates)]
+        )
+        known = dict(cur.fetchall())
+        tables = [t for t, n in candidates.items() if n >= fraction * max(known.get(t, -1), 0)]
+        if tables:
+            cur.execute(f"ANALYZE {', '.join(connection.ops.quote_name(t) for t in tables)}")
+    return tables

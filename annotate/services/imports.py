@@ -563,8 +563,8 @@ def prompts_import(
     while this thread writes the previous batch with ``bulk_insert`` (``COPY`` on PostgreSQL), so
     parsing and the database's work overlap; at most a few batches are in memory. On PostgreSQL the
     foreign keys are checked as each batch is written (not all at COMMIT), and after a large import
-    (``PREFHUB_IMPORT_ANALYZE_ROWS`` prompts or tasks) the touched tables are ANALYZEd before COMMIT,
-    so the first labeler after it gets the same query plan as later ones."""
+    (``PREFHUB_IMPORT_ANALYZE_ROWS`` rows in a table, and a tenth of what it held) that table is
+    ANALYZEd before COMMIT, so the first labeler after it gets the same query plan as later ones."""
     if fmt not in FORMATS:
         raise InvalidInput(f"format must be one of {', '.join(FORMATS)}.", field="format")
     task_mode = task_mode or default_mode_for(project)
@@ -580,6 +580,7 @@ def prompts_import(
     report = ImportReport(format=fmt)
     opts = _ParseOptions(project, fmt, task_mode, pairs_per_prompt, seed, preference_source, progress)
     source_user = None
+    slots_written = 0
 
     def add_error(err: LineError) -> None:
         report.skipped_lines += 1
@@ -589,6 +590,7 @@ def prompts_import(
             report.truncated_errors = True
 
     def write(records: list[_Record]) -> None:
+        nonlocal slots_written
         if not records:
             return
         existing = set(
@@ -649,6 +651,7 @@ def prompts_import(
                 preferred.append(pref)
         task_ids = tasks_bulk_create(project=project, specs=specs, ids_only=True)
         report.tasks += len(task_ids)
+        slots_written += sum(len(spec.candidate_ids) for spec in specs)
         if source_user is not None:
             annotations = [
                 (task_id, source_user.pk, AnnotationSource.IMPORTED, "a" if spec.candidate_ids[0] == pref else "b",
@@ -692,9 +695,11 @@ def prompts_import(
             transaction.set_rollback(True)
             report.prompts = report.candidates = report.tasks = report.annotations = 0
             raise ImportFailed(report)
-        threshold = int(getattr(settings, "PREFHUB_IMPORT_ANALYZE_ROWS", 10_000))
-        if max(report.prompts, report.tasks) >= threshold:
-            bulk_analyze(touched + ([Annotation] if report.annotations else []))
+        bulk_analyze(
+            {Prompt: report.prompts, Candidate: report.candidates, Task: report.tasks,
+             TaskCandidate: slots_written, Annotation: report.annotations},
+            min_rows=int(getattr(settings, "PREFHUB_IMPORT_ANALYZE_ROWS", 10_000)),
+        )  # fmt: skip
         report.committed = True
         _audit_import(project=project, actor=actor, filename=filename, report=report)
     return report
