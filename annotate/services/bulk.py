@@ -83,15 +83,13 @@ def bulk_insert(
     json_idx = [] if json_ready else [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     db_cols = [f.column for f in fields] + extra_cols
     ids = _reserve_ids(meta.db_table, len(rows)) if with_ids else []
-    prepared = []
-    for n, row in enumerate(rows):
-        values = list(row)
-        for i in json_idx:
-            values[i] = _json_text(values[i])
-        values.extend(extra_vals)
-        if with_ids:
-            values.insert(0, ids[n])
-        prepared.append(values)
+    if json_idx:
+        rows = [tuple(_json_text(v) if i in json_idx else v for i, v in enumerate(row)) for row in rows]
+    extra = tuple(extra_vals)
+    if with_ids:
+        prepared = [(pk, *row, *extra) for pk, row in zip(ids, rows, strict=True)]
+    else:
+        prepared = [(*row, *extra) for row in rows]
     if with_ids:
         db_cols.insert(0, meta.pk.column)
     quoted = ", ".join(f'"{c}"' for c in db_cols)

@@ -51,6 +51,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.selectors import prompt_external_ids_existing
 from annotate.services.bulk import (
     bulk_analyze,
     bulk_fk_trusted,
@@ -593,10 +594,8 @@ def prompts_import(
         nonlocal slots_written
         if not records:
             return
-        existing = set(
-            Prompt.objects.filter(
-                project=project, external_id__in=[r.external_id for r in records if r.external_id]
-            ).values_list("external_id", flat=True)
+        existing = prompt_external_ids_existing(
+            project=project, external_ids=[r.external_id for r in records if r.external_id]
         )
         batch = []
         for rec in records:
