@@ -50,8 +50,12 @@ def test_many_batches_import_whole_with_every_key_in_place(make_project, setting
     monkeypatch.setattr(imports, "BATCH", 700)
     settings.PREFHUB_BULK_TRUSTED_FK = trusted
     project = make_project()
-    report = prompts_import(project=project, stream=_lines(2500))
+    with CaptureQueriesContext(connection) as ctx:
+        report = prompts_import(project=project, stream=_lines(2500))
     assert (report.prompts, report.candidates, report.tasks) == (2500, 5000, 2500)
+    if is_postgres():  # the test database's role is a superuser: it may skip the checks
+        skipped = any("session_replication_role = replica" in q["sql"] for q in ctx.captured_queries)
+        assert skipped == trusted
     assert Task.objects.filter(project=project).count() == 2500
     mismatched = TaskCandidate.objects.filter(task__project=project).exclude(
         candidate__prompt_id=F("task__prompt_id")
@@ -183,3 +187,27 @@ def test_the_api_import_is_the_same_service_and_streams_a_gzip_upload(make_proje
     assert resp.status_code == 201, resp.content
     assert (resp.json()["prompts"], resp.json()["tasks"]) == (1200, 1200)
     assert Task.objects.filter(project=project).count() == 1200
+
+
+def test_a_role_that_may_not_skip_checks_imports_with_them(make_project):
+    """Without the right to set session_replication_role the foreign keys are checked as each batch
+    is written (a role created inside the test's transaction, rolled back with it)."""
+    if not is_postgres():
+        pytest.skip("roles: PostgreSQL")
+    project = make_project()
+    with connection.cursor() as cur:
+        cur.execute("CREATE ROLE prefhub_import_probe NOSUPERUSER NOLOGIN")
+        cur.execute("GRANT ALL ON ALL TABLES IN SCHEMA public TO prefhub_import_probe")
+        cur.execute("GRANT ALL ON ALL SEQUENCES IN SCHEMA public TO prefhub_import_probe")
+        cur.execute("SET LOCAL ROLE prefhub_import_probe")
+    try:
+        with CaptureQueriesContext(connection) as ctx:
+            report = prompts_import(project=project, stream=_lines(30))
+        sqls = [q["sql"] for q in ctx.captured_queries]
+        assert report.prompts == 30 and report.tasks == 30
+        assert any(s.startswith("SET CONSTRAINTS") and s.endswith("IMMEDIATE") for s in sqls)
+        assert _replication_role() == "origin"
+    finally:
+        with connection.cursor() as cur:
+            cur.execute("RESET ROLE")
+    assert TaskCandidate.objects.filter(task__project=project).count() == 60
