@@ -211,3 +211,15 @@ def test_a_role_that_may_not_skip_checks_imports_with_them(make_project):
         with connection.cursor() as cur:
             cur.execute("RESET ROLE")
     assert TaskCandidate.objects.filter(task__project=project).count() == 60
+
+
+def test_the_garbage_collector_is_back_on_after_an_import_good_or_bad(make_project):
+    import gc
+
+    project = make_project()
+    assert gc.isenabled()
+    prompts_import(project=project, stream=_lines(5))
+    assert gc.isenabled()
+    with pytest.raises(ImportFailed):
+        prompts_import(project=project, stream=_lines(5, start=10, bad={12: b"{nope"}))
+    assert gc.isenabled()
