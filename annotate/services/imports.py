@@ -77,7 +77,7 @@ ROLES = ("system", "user", "assistant")
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000
 BATCH = 2000
-BATCH_BYTES = 16 * 1024 * 1024  # flush pending lines once they hold this much JSON
+BATCH_BYTES = 8 * 1024 * 1024  # flush pending lines once they hold this much JSON (up to 3 batches in memory)
 BATCH_TASKS = 20_000  # ... or would make this many tasks
 _READ_CHUNK = 1024 * 1024  # how much of an over-long line is read (and dropped) at a time
 
@@ -500,7 +500,7 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
     yield batch
 
 
-def _in_background(batches: Iterator[_Batch], depth: int = 2) -> Iterator[_Batch]:
+def _in_background(batches: Iterator[_Batch], depth: int = 1) -> Iterator[_Batch]:
     """Run ``batches`` in a thread, at most ``depth`` batches ahead of the consumer (memory stays
     bounded); its exceptions are raised here. When the consumer stops early the thread is told to
     stop and joined."""
