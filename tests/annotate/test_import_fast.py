@@ -223,3 +223,51 @@ def test_the_garbage_collector_is_back_on_after_an_import_good_or_bad(make_proje
     with pytest.raises(ImportFailed):
         prompts_import(project=project, stream=_lines(5, start=10, bad={12: b"{nope"}))
     assert gc.isenabled()
+
+
+def test_the_api_imports_a_raw_body_as_it_arrives(make_project, labeler_in, settings):
+    """The file as the request body (options in the query string): same service, same limits."""
+    import gzip
+
+    project = make_project()
+    client = bearer(labeler_in(project, role="manager"))
+    url = f"/api/v1/projects/{project.slug}/imports/"
+    body = gzip.compress(_lines(300).getvalue())
+    resp = client.post(url + "?filename=p.jsonl.gz", body, content_type="application/gzip")
+    assert resp.status_code == 201, resp.content
+    assert (resp.json()["prompts"], resp.json()["tasks"]) == (300, 300)
+    assert (
+        AuditEvent.objects.get(project=project, action="prompts.import").details["filename"] == "p.jsonl.gz"
+    )
+
+    bad = _lines(5, start=1000, bad={1003: b'{"id": "z", "prompt": ""}'}).getvalue()
+    resp = client.post(url, bad, content_type="application/x-ndjson")
+    assert resp.status_code == 400 and resp.json()["details"]["errors"][0]["line"] == 4
+    resp = client.post(url + "?skip_invalid=true", bad, content_type="application/x-ndjson")
+    assert resp.status_code == 201 and resp.json()["prompts"] == 4
+
+    resp = client.post(url + "?task_mode=bogus", bad, content_type="application/x-ndjson")
+    assert resp.status_code == 400 and "task_mode" in json.dumps(resp.json())
+
+    settings.PREFHUB_MAX_IMPORT_BYTES = 1000
+    big = _lines(100, start=5000).getvalue()
+    resp = client.post(url, big, content_type="application/x-ndjson")
+    assert resp.status_code == 413 and resp.json()["error"] == "too_large"
+    assert not Prompt.objects.filter(project=project, external_id="q5000").exists()
+
+
+def test_a_raw_body_longer_than_declared_limit_is_cut_off_while_read(make_project):
+    """No (or a false) Content-Length: the reader stops at the limit with a 413, nothing written."""
+    from annotate.uploads import ImportTooLarge, _BoundedBody
+
+    class Req:
+        def __init__(self, data: bytes) -> None:
+            self._buf = io.BytesIO(data)
+
+        def read(self, n: int) -> bytes:
+            return self._buf.read(n)
+
+    project = make_project()
+    with pytest.raises(ImportTooLarge):
+        prompts_import(project=project, stream=_BoundedBody(Req(_lines(200).getvalue()), 2000))
+    assert not Prompt.objects.filter(project=project).exists()
