@@ -140,7 +140,7 @@ def _ensure_database(url: str) -> None:
             conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
-def import_one(n: int, tmp: Path) -> dict:
+def import_one(n: int, tmp: Path, *, raw: bool = False) -> dict:
     """Start a server, post ``n`` prompts, stop it; return this import's figures."""
     import requests
 
@@ -148,7 +148,11 @@ def import_one(n: int, tmp: Path) -> dict:
     size = write_prompts(src, n)
     boundary = uuid.uuid4().hex
     body = tmp / f"body-{n}.bin"
-    body_size = _multipart(src, body, boundary)
+    if raw:  # the file itself is the body
+        body, body_size, content_type = src, size, "application/x-ndjson"
+    else:
+        body_size = _multipart(src, body, boundary)
+        content_type = f"multipart/form-data; boundary={boundary}"
     slug, secret = _setup_project(n)
     port = _free_port()
     env = dict(os.environ, RATE_IMPORT="100000/hour", PYTHONUNBUFFERED="1")
@@ -175,7 +179,7 @@ def import_one(n: int, tmp: Path) -> dict:
                 data=f,
                 headers={
                     "Authorization": f"Bearer {secret}",
-                    "Content-Type": f"multipart/form-data; boundary={boundary}",
+                    "Content-Type": content_type,
                     "Content-Length": str(body_size),
                     "Host": "localhost",
                 },
@@ -205,7 +209,7 @@ def import_one(n: int, tmp: Path) -> dict:
     }
 
 
-def run_import_api_bench(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
+def run_import_api_bench(sizes: tuple[int, ...] = (10_000, 100_000), *, raw: bool = False) -> dict:
     """Import each size over the API against DATABASE_URL (created and migrated if needed);
     returns ``{"server": ..., "database": ..., "imports": [figures per size]}``."""
     tmp = Path(tempfile.mkdtemp(prefix="prefhub-bench-import-api-"))
@@ -220,8 +224,14 @@ def run_import_api_bench(sizes: tuple[int, ...] = (10_000, 100_000)) -> dict:
     from django.db import connection
 
     vendor = connection.vendor
-    results = [import_one(n, tmp) for n in sizes]
-    return {"server": "gunicorn, 1 sync worker, DEBUG off", "database": vendor, "imports": results}
+    results = [import_one(n, tmp, raw=raw) for n in sizes]
+    upload = "the file as the body" if raw else "multipart form"
+    return {
+        "server": "gunicorn, 1 sync worker, DEBUG off",
+        "upload": upload,
+        "database": vendor,
+        "imports": results,
+    }
 
 
 def main() -> None:
@@ -229,14 +239,17 @@ def main() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--prompts", type=int, nargs="+", default=[10_000, 100_000])
+    parser.add_argument(
+        "--raw", action="store_true", help="Send the file as the request body (application/x-ndjson)."
+    )
     parser.add_argument("--json", action="store_true", help="Print the figures as one JSON object.")
     args = parser.parse_args()
-    figures = run_import_api_bench(tuple(args.prompts))
+    figures = run_import_api_bench(tuple(args.prompts), raw=args.raw)
     if args.json:
         print(json.dumps(figures))
         return
     print(
-        f"import over the API ({figures['server']}, {figures['database']}; "
+        f"import over the API ({figures['server']}, {figures['upload']}, {figures['database']}; "
         f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores):"
     )
     for r in figures["imports"]:

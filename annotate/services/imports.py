@@ -160,7 +160,7 @@ class _Record:
 
 def open_import_stream(raw: IO[bytes]) -> IO[bytes]:
     """Wrap a binary stream, transparently un-gzipping it when it starts with the gzip magic."""
-    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[arg-type]
+    buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw, 1024 * 1024)  # type: ignore[arg-type]
     if buffered.peek(2)[:2] == b"\x1f\x8b":
         return gzip.GzipFile(fileobj=buffered)  # type: ignore[return-value]
     return buffered
