@@ -5,6 +5,9 @@ an import's time). Here ids are reserved up front (PostgreSQL: ``nextval`` over 
 sequence; SQLite: past ``MAX(id)``, safe because writers hold the database lock from ``BEGIN
 IMMEDIATE``), and rows go in with ``COPY`` on PostgreSQL or ``executemany`` on SQLite. Must run
 inside a transaction. Values are given per column; JSON columns are serialised here.
+
+Around a large bulk write: ``bulk_fk_trusted`` (foreign keys the writer guarantees are not looked
+up row by row) and ``bulk_analyze`` (fresh planner statistics before COMMIT), both PostgreSQL only.
 """
 
 from __future__ import annotations
