@@ -23,7 +23,12 @@ from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
-from annotate.uploads import import_size_limit_check, import_size_limit_install
+from annotate.uploads import (
+    RAW_IMPORT_TYPES,
+    import_body_stream,
+    import_size_limit_check,
+    import_size_limit_install,
+)
 from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
 from core.api import ERRORS
 from core.api_lists import ProjectFilteredListApi
@@ -94,14 +99,17 @@ class GuidelineDetailApi(ProjectApiView):
 # --- imports --------------------------------------------------------------------------------------
 
 
-class ImportRequestSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="JSONL (the project's format) or HH-RLHF, plain or gzip.")
+class ImportOptionsSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=IMPORT_FORMATS, default="auto")
     task_mode = serializers.ChoiceField(choices=PairMode.values, required=False)
     pairs_per_prompt = serializers.IntegerField(min_value=1, max_value=10_000, required=False)
     seed = serializers.IntegerField(min_value=0, max_value=2**31, default=0)
     preference_source = serializers.CharField(max_length=100, required=False)
     skip_invalid = serializers.BooleanField(default=False)
+
+
+class ImportRequestSerializer(ImportOptionsSerializer):
+    file = serializers.FileField(help_text="JSONL (the project's format) or HH-RLHF, plain or gzip.")
 
 
 class ImportReportSerializer(serializers.Serializer):
@@ -119,7 +127,12 @@ class ImportReportSerializer(serializers.Serializer):
 
 class PromptImportApi(ProjectApiView):
     """Import prompts and candidates (and recorded preferences) from a file. Atomic unless
-    ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``."""
+    ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``.
+
+    Two ways to send the file: a multipart form (field ``file``, options as form fields), or the
+    file itself as the body (``Content-Type: application/x-ndjson`` or ``application/gzip``, options
+    in the query string, e.g. ``?skip_invalid=true&filename=prompts.jsonl``), which is imported as
+    it arrives, without a temporary file."""
 
     capability = "import"
     throttle_classes = [WriteScopedRateThrottle]
@@ -134,15 +147,24 @@ class PromptImportApi(ProjectApiView):
     @extend_schema(request=ImportRequestSerializer, responses={201: ImportReportSerializer, **ERRORS})
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        request.data  # noqa: B018 - parse the upload now, so the size limit can answer first
-        import_size_limit_check(request._request)
-        ser = ImportRequestSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = ser.validated_data
-        upload = data["file"]
+        if request.content_type.split(";")[0].strip().lower() in RAW_IMPORT_TYPES:
+            ser = ImportOptionsSerializer(data=request.query_params)
+            ser.is_valid(raise_exception=True)
+            data = ser.validated_data
+            stream = import_body_stream(request._request)
+            filename = request.query_params.get("filename", "")[:200]
+        else:
+            request.data  # noqa: B018 - parse the upload now, so the size limit can answer first
+            import_size_limit_check(request._request)
+            ser = ImportRequestSerializer(data=request.data)
+            ser.is_valid(raise_exception=True)
+            data = ser.validated_data
+            upload = data["file"]
+            stream = upload.file if hasattr(upload, "file") else upload
+            filename = getattr(upload, "name", "") or ""
         report = prompts_import(
             project=project,
-            stream=upload.file if hasattr(upload, "file") else upload,
+            stream=stream,
             fmt=data["format"],
             task_mode=data.get("task_mode"),
             pairs_per_prompt=data.get("pairs_per_prompt"),
@@ -150,7 +172,7 @@ class PromptImportApi(ProjectApiView):
             preference_source=data.get("preference_source"),
             skip_invalid=data["skip_invalid"],
             actor=request.user,
-            filename=getattr(upload, "name", "") or "",
+            filename=filename,
         )
         return Response(report.as_dict(), status=status.HTTP_201_CREATED)
 

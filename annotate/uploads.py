@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import io
+
 from django.conf import settings
 from django.core.files.uploadhandler import FileUploadHandler, StopUpload
 from django.http import HttpRequest
@@ -67,3 +69,45 @@ def import_size_limit_check(request: HttpRequest) -> None:
     """After the body was parsed: refuse (413) an upload the limit cut off."""
     if getattr(request, "import_too_large", False):
         raise ImportTooLarge(import_too_large_message())
+
+
+# Request bodies that are the import file itself (no multipart form): read as they arrive.
+RAW_IMPORT_TYPES = (
+    "application/x-ndjson",
+    "application/jsonl",
+    "application/gzip",
+    "application/octet-stream",
+)
+
+
+class _BoundedBody(io.RawIOBase):
+    """The request body as a binary stream that refuses (413) to read past ``limit`` bytes."""
+
+    def __init__(self, request: HttpRequest, limit: int) -> None:
+        self._request = request
+        self._limit = limit
+        self._read = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        data = self._request.read(len(buffer))
+        self._read += len(data)
+        if self._read > self._limit:
+            raise ImportTooLarge(import_too_large_message(self._limit))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def import_body_stream(request: HttpRequest) -> io.RawIOBase:
+    """The body of a raw import upload (``RAW_IMPORT_TYPES``), streamed into the import as it
+    arrives (no temporary file); a declared or actual length over the limit is a 413."""
+    limit = import_max_bytes()
+    try:
+        declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        declared = 0
+    if declared > limit:
+        raise ImportTooLarge(import_too_large_message(limit))
+    return _BoundedBody(request, limit)

@@ -224,12 +224,19 @@ class OpenAIPreference(Format):
             }
 
 
+def _sorted_object(value: object) -> object:
+    """``value`` with every object's keys sorted (stable output whatever order the database kept)."""
+    if isinstance(value, dict):
+        return {k: _sorted_object(value[k]) for k in sorted(value)}
+    return value
+
+
 class RawAnnotations(Format):
     """One row per annotation: pseudonymized labeler, what was shown, the verdict and its context.
 
-    ``ratings`` is a JSON string (``{dimension: {candidate_id: score}}``) so every file type and
-    ``datasets`` read it the same way; ``shown_order`` lists candidate ids left to right (top to
-    bottom) as this labeler saw them.
+    ``ratings`` is a JSON object (``{dimension: {candidate_id: score}}``, ``{}`` when none): an object
+    in JSONL, a column of the JSON logical type in Parquet (``datasets`` decodes both to a dict);
+    ``shown_order`` lists candidate ids left to right (top to bottom) as this labeler saw them.
     """
 
     name = "raw"
@@ -249,7 +256,7 @@ class RawAnnotations(Format):
                 ("choice", pa.string()),
                 ("ranking", pa.list_(pa.list_(pa.int64()))),
                 ("strength", pa.int64()),
-                ("ratings", pa.string()),
+                ("ratings", pa.json_()),
                 ("flagged", pa.bool_()),
                 ("flag_reason", pa.string()),
                 ("is_gold", pa.bool_()),
@@ -271,7 +278,7 @@ class RawAnnotations(Format):
             "choice": rec.choice,
             "ranking": rec.ranking,
             "strength": rec.strength,
-            "ratings": json.dumps(rec.ratings or {}, sort_keys=True, ensure_ascii=False),
+            "ratings": _sorted_object(rec.ratings or {}),
             "flagged": rec.flagged,
             "flag_reason": rec.flag_reason,
             "is_gold": rec.is_gold,
@@ -321,7 +328,8 @@ class JsonlSink:
 
 
 class ParquetSink:
-    """Buffers rows and writes them as row groups of ``row_group_size`` (memory stays bounded)."""
+    """Buffers rows and writes them as row groups of ``row_group_size`` (memory stays bounded).
+    Columns of the JSON type (``pa.json_()``) take the row's object and store its JSON text."""
 
     def __init__(self, path: Path, schema: pa.Schema, *, row_group_size: int = 20_000) -> None:
         self.path = path
@@ -329,9 +337,14 @@ class ParquetSink:
         self.row_group_size = row_group_size
         self._writer = pq.ParquetWriter(str(path), schema, compression="zstd", write_statistics=True)
         self._buf: list[dict] = []
+        self._json_fields = [f.name for f in schema if isinstance(f.type, pa.JsonType)]
+        self._dumps = json.JSONEncoder(ensure_ascii=False, sort_keys=True).encode
         self.rows = 0
 
     def write(self, row: dict) -> None:
+        for name in self._json_fields:
+            if row.get(name) is not None:
+                row = {**row, name: self._dumps(row[name])}
         self._buf.append(row)
         self.rows += 1
         if len(self._buf) >= self.row_group_size:

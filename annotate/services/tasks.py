@@ -148,6 +148,7 @@ def tasks_bulk_create(
                 for task_id, s in zip(ids, specs, strict=True)
                 for slot, cid in enumerate(s.candidate_ids)
             ],
+            with_ids=False,
         )
     if ids_only:
         return ids

@@ -133,6 +133,13 @@ PREFHUB_MAX_IMPORT_DECOMPRESSED_BYTES = env.int("PREFHUB_MAX_IMPORT_DECOMPRESSED
 # Per imported prompt: more candidates, or more tasks (all_pairs grows as n^2), is a line error.
 PREFHUB_MAX_CANDIDATES_PER_PROMPT = env.int("PREFHUB_MAX_CANDIDATES_PER_PROMPT", default=1000)
 PREFHUB_MAX_TASKS_PER_PROMPT = env.int("PREFHUB_MAX_TASKS_PER_PROMPT", default=1000)
+# After an import that wrote at least this many rows into a table (and a tenth of its rows), the
+# table is ANALYZEd before COMMIT (PostgreSQL), so the first labeler gets the steady-state plan.
+PREFHUB_IMPORT_ANALYZE_ROWS = env.int("PREFHUB_IMPORT_ANALYZE_ROWS", default=10_000)
+# Bulk writes skip the per-row foreign-key checks of keys they guarantee themselves (rows of the same
+# transaction, parents locked FOR KEY SHARE) when the database role may set session_replication_role
+# (superuser, or PostgreSQL 15+: GRANT SET ON PARAMETER session_replication_role TO <role>).
+PREFHUB_BULK_TRUSTED_FK = env.bool("PREFHUB_BULK_TRUSTED_FK", default=True)
 
 # Model servers the platform may call on private/loopback addresses (SSRF guard for the openai
 # backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.

@@ -168,9 +168,46 @@ def test_raw_table_pseudonymizes_labelers_stably_per_project(annotated, make_pro
     assert len({r["labeler"] for r in rows}) == 3
     assert not {r["labeler"] for r in rows} & user_ids
     assert all(r["guideline_version"] == 1 and r["time_spent_ms"] >= 1000 for r in rows)
-    assert all(len(r["shown_order"]) == 2 and json.loads(r["ratings"]) for r in rows)
+    assert all(len(r["shown_order"]) == 2 and r["ratings"] for r in rows)
     second = _run(annotated, "raw")
     assert first.content_hash == second.content_hash
+
+
+@pytest.mark.parametrize("file_type", ["jsonl", "parquet"])
+def test_raw_ratings_are_a_json_object_not_a_string(annotated, file_type, tmp_path):
+    """Issue 16: ``ratings`` was written as the string "{...}" (and "{}" for none). JSONL holds an
+    object; Parquet a column of the JSON logical type, which `datasets` decodes to a dict."""
+    import datasets
+    import pyarrow.parquet as pq
+
+    first = Annotation.objects.filter(task__project=annotated, flagged=False).order_by("id").first()
+    Annotation.objects.filter(pk=first.pk).update(ratings={})
+    export = _run(annotated, "raw", file_type)
+    path = Path(export.path) / f"train.{file_type}"
+    if file_type == "jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    else:
+        column = pq.ParquetFile(path).schema.column(pq.read_schema(path).get_field_index("ratings"))
+        assert column.logical_type.type == "JSON"
+        rows = list(datasets.load_dataset("parquet", data_files=str(path), cache_dir=str(tmp_path))["train"])
+    by_id = {r["annotation_id"]: r["ratings"] for r in rows}
+    assert by_id[first.pk] == {}
+    others = [v for k, v in by_id.items() if k != first.pk]
+    assert others and all(isinstance(v, dict) and set(v) == {"harmless"} for v in others)
+    stored = {a.pk: a.ratings for a in Annotation.objects.filter(pk__in=list(by_id))}
+    assert by_id == stored
+
+
+def test_no_export_format_writes_json_as_a_string(annotated):
+    """The same mistake anywhere else: no value in any format's rows is a string holding JSON
+    object or array text."""
+    for fmt in FORMAT_COLUMNS:
+        export = _run(annotated, fmt, ties="keep") if fmt != "raw" else _run(annotated, fmt)
+        for line in (Path(export.path) / "train.jsonl").read_text().splitlines():
+            for value in json.loads(line).values():
+                if isinstance(value, str) and value[:1] in "{[":
+                    with pytest.raises(ValueError):
+                        json.loads(value)  # a string that is JSON text is the bug
 
 
 def test_ranking_project_exports(make_project, labeler_in):
