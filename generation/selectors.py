@@ -156,6 +156,9 @@ def _would_create(job: GenerationJob, per_prompt: list[int]) -> dict:
     }
 
 
+CHECK_LABELS = {name: label for name, label, _ in CHECKS}
+
+
 def job_staged_samples(*, job: GenerationJob, per_endpoint: int = 6) -> list[dict]:
     """Sample outputs per endpoint for the job page: up to half of them failing a check (the
     reviewer's first question is what failed), the rest passing; each with its failed checks."""
@@ -181,6 +184,7 @@ def job_staged_samples(*, job: GenerationJob, per_endpoint: int = 6) -> list[dic
                         "text": check.candidate.text,
                         "finish_reason": check.finish_reason,
                         "failed": check.failed,
+                        "badges": [CHECK_LABELS[name] for name in check.failed],
                     }
                     for check in samples
                 ],

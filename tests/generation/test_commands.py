@@ -57,10 +57,13 @@ def test_generate_inline(research_project, tiny_model_path, capsys):
         "0.9",
         "--stop",
         "END",
+        "--release",
+        "all",
     )
     out = capsys.readouterr()
     summary = json.loads(out.out.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["candidates"] == 9 and summary["tasks"] == 9
+    assert summary["release"] == "released"
     assert "job " in out.err  # the tqdm bar
     job = GenerationJob.objects.get()
     assert job.sampling == {"seed": 5, "temperature": 0.9, "stop": ["END"]}
