@@ -96,7 +96,14 @@ class JobInput(serializers.Serializer):
     pairs_per_prompt = serializers.IntegerField(
         min_value=1, max_value=1000, required=False, allow_null=True, default=None
     )
-    batch_size = serializers.IntegerField(min_value=1, max_value=256, default=16)
+    batch_size = serializers.IntegerField(
+        min_value=1,
+        max_value=256,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Prompts per worker task; empty: up to 16, and at least 4 batches per endpoint.",
+    )
     auto_release = serializers.ChoiceField(
         choices=AutoRelease.choices,
         required=False,

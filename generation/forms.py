@@ -77,7 +77,10 @@ class JobForm(forms.Form):
         help_text=r"One stop string per line (\n for a newline).",
     )
     batch_size = forms.IntegerField(
-        min_value=1, max_value=256, initial=16, help_text="Prompts per worker task (at most)."
+        required=False,
+        min_value=1,
+        max_value=256,
+        help_text="Prompts per worker task. Empty: up to 16, and at least 4 tasks per model so progress moves.",
     )
     auto_release = forms.ChoiceField(
         choices=AutoRelease.choices,
@@ -132,6 +135,6 @@ class JobForm(forms.Form):
             "task_mode": data.get("task_mode") or None,
             "pairs_per_prompt": data.get("pairs_per_prompt"),
             "sampling": sampling,
-            "batch_size": data["batch_size"],
+            "batch_size": data.get("batch_size"),
             "auto_release": data.get("auto_release") or "",
         }

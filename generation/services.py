@@ -103,9 +103,10 @@ MAX_UNITS_PER_JOB = 500_000
 MAX_BATCH_SIZE = 256
 #: A batch whose worker died this many times (killed for memory, say) fails instead of coming back.
 MAX_BATCH_ATTEMPTS = 8
-#: A job's prompts are split into at least this many batches per endpoint when there are enough
-#: prompts (a smaller batch size than asked for, never a larger one), so that its progress moves
-#: batch by batch instead of jumping from 0 to 100 % in one commit.
+#: Without a batch size, a job takes ``DEFAULT_BATCH_SIZE`` prompts per batch, fewer when that
+#: would make fewer than ``MIN_BATCHES_PER_ENDPOINT`` batches per endpoint: a small job (10
+#: prompts) used to be one batch, and its progress jumped from 0 to 100 % in one commit.
+DEFAULT_BATCH_SIZE = 16
 MIN_BATCHES_PER_ENDPOINT = 4
 FILTER_MODES = ("all", "untagged", "tag", "ids")
 ACTIVE_STATES = jobs.ACTIVE_STATES
@@ -312,7 +313,7 @@ def job_create(
     sampling: dict | None = None,
     task_mode: str | None = None,
     pairs_per_prompt: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
     auto_release: str = AutoRelease.STAGED,
@@ -323,8 +324,8 @@ def job_create(
     or ``{"mode": "ids", "ids": [...]}``. ``k`` samples per prompt per endpoint. ``task_mode``
     (default: the project's kind) says how a release turns candidates into pairwise or ranking
     tasks. ``auto_release`` ("" staged, "passing" or "all") releases the job when it finishes.
-    ``batch_size`` is an upper bound: a small job is split into ``MIN_BATCHES_PER_ENDPOINT``
-    batches per endpoint so its progress moves. ``enqueue=False`` leaves the batches for
+    ``batch_size`` None: at most ``DEFAULT_BATCH_SIZE`` prompts, and at least
+    ``MIN_BATCHES_PER_ENDPOINT`` batches per endpoint when there are enough prompts. ``enqueue=False`` leaves the batches for
     ``job_run_inline`` (the CLI's --inline).
     """
     auto_release = auto_release or AutoRelease.STAGED
@@ -342,7 +343,7 @@ def job_create(
             raise InvalidInput(f"Endpoint {endpoint.name} is switched off.", field="endpoints")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
         raise InvalidInput("k (samples per prompt per endpoint) must be between 1 and 64.", field="k")
-    if (
+    if batch_size is not None and (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, int)
         or not 1 <= batch_size <= MAX_BATCH_SIZE
@@ -382,7 +383,8 @@ def job_create(
             field="prompt_filter",
         )
 
-    batch_size = min(batch_size, max(1, -(-len(prompt_ids) // MIN_BATCHES_PER_ENDPOINT)))
+    if batch_size is None:  # at most the default, and several batches so that progress moves
+        batch_size = min(DEFAULT_BATCH_SIZE, max(1, -(-len(prompt_ids) // MIN_BATCHES_PER_ENDPOINT)))
     job = GenerationJob.objects.create(
         project=project,
         auto_release=auto_release,

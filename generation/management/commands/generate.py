@@ -37,7 +37,9 @@ class Command(BaseCommand):
         parser.add_argument("--filter", default="all", help="all | untagged | tag:NAME | ids:1,2,3")
         parser.add_argument("--task-mode", choices=["all_pairs", "sampled_pairs", "ranking", "none"])
         parser.add_argument("--pairs-per-prompt", type=int)
-        parser.add_argument("--batch-size", type=int, default=16, help="prompts per worker task")
+        parser.add_argument(
+            "--batch-size", type=int, help="prompts per worker task (default: up to 16, at least 4 batches)"
+        )
         parser.add_argument(
             "--release",
             choices=["staged", "passing", "all"],
