@@ -159,21 +159,36 @@ def _would_create(job: GenerationJob, per_prompt: list[int]) -> dict:
 CHECK_LABELS = {name: label for name, label, _ in CHECKS}
 
 
-def job_staged_samples(*, job: GenerationJob, per_endpoint: int = 6) -> list[dict]:
-    """Sample outputs per endpoint for the job page: up to half of them failing a check (the
-    reviewer's first question is what failed), the rest passing; each with its failed checks."""
+def job_staged_samples(*, job: GenerationJob, per_endpoint: int = 8) -> list[dict]:
+    """Sample outputs per endpoint for the job page: up to half of them failing, chosen so that
+    every kind of failure the endpoint has shows at least once where possible (the reviewer's first
+    question is what failed and why), the rest passing; each with its failed checks. Three
+    queries per endpoint."""
     out = []
     for endpoint in job.endpoints.all():
-        base = (
-            CandidateCheck.objects.filter(job=job, endpoint=endpoint)
+        base = CandidateCheck.objects.filter(job=job, endpoint=endpoint).order_by("candidate_id")
+        failing_rows = list(base.filter(passed=False).values_list("candidate_id", *CHECK_FIELDS)[:500])
+        chosen: list[int] = []
+        uncovered = set(CHECK_FIELDS)
+        remaining = [
+            (row[0], {n for n, bad in zip(CHECK_FIELDS, row[1:], strict=True) if bad}) for row in failing_rows
+        ]
+        while remaining and len(chosen) < per_endpoint // 2:
+            best = max(remaining, key=lambda r: (len(r[1] & uncovered), -r[0]))
+            if not best[1] & uncovered and uncovered:
+                uncovered = set()  # every failure kind shown: take the next ones in order
+                continue
+            chosen.append(best[0])
+            uncovered -= best[1]
+            remaining.remove(best)
+        passing = list(
+            base.filter(passed=True).values_list("candidate_id", flat=True)[: per_endpoint - len(chosen)]
+        )
+        rows = (
+            CandidateCheck.objects.filter(candidate_id__in=chosen + passing)
             .select_related("candidate", "prompt")
             .order_by("candidate_id")
         )
-        failing = list(base.filter(passed=False)[: per_endpoint // 2])
-        passing = list(base.filter(passed=True)[: per_endpoint - len(failing)])
-        if len(failing) + len(passing) < per_endpoint:
-            failing = list(base.filter(passed=False)[: per_endpoint - len(passing)])
-        samples = sorted(failing + passing, key=lambda c: c.candidate_id)
         out.append(
             {
                 "endpoint": endpoint.name,
@@ -186,7 +201,7 @@ def job_staged_samples(*, job: GenerationJob, per_endpoint: int = 6) -> list[dic
                         "failed": check.failed,
                         "badges": [CHECK_LABELS[name] for name in check.failed],
                     }
-                    for check in samples
+                    for check in rows
                 ],
             }
         )
