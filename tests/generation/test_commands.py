@@ -100,7 +100,7 @@ def test_generate_enqueues_by_default(
     sent.clear()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("generate", "--resume", str(job.pk), "--no-follow")
-    assert len(sent) == 1
+    assert len(sent) == 4  # no --batch-size: 4 prompts in 4 batches, so progress moves
 
 
 def test_generate_reports_failures_and_bad_arguments(research_project, tmp_path):
