@@ -283,3 +283,46 @@ def test_api_job_create_takes_auto_release(research_project, researcher, monkeyp
     assert default.json()["release"]["state"] == "generating"
     bad = client.post(base, {"endpoints": ["tiny"], "auto_release": "sometimes"}, format="json")
     assert bad.status_code == 400 and bad.json()["field"] == "auto_release"
+
+
+def test_a_cancelled_jobs_candidates_can_be_released(research_project, researcher, monkeypatch):
+    """Cancelling keeps what was written; a researcher may still release it (once)."""
+    job = staged_job(research_project, monkeypatch, run=False)
+    batches = list(GenerationBatch.objects.filter(job=job).order_by("index"))
+    for batch in batches[:2]:  # e1's q0 and q1
+        services.batch_run(batch_id=batch.pk)
+    services.job_cancel(job=job, actor=researcher)
+    job = services.job_release(job=job, which="passing", actor=researcher)
+    assert (job.state, job.released, job.released_tasks, job.excluded_candidates) == (
+        "cancelled",
+        "passing",
+        1,
+        1,
+    )
+    assert Task.objects.filter(generation_job=job).count() == 1  # q0's pair; q1 kept one response
+
+
+def test_jobs_from_before_staging_keep_their_tasks(research_project, researcher, monkeypatch):
+    """The migration records a finished job (which made its tasks) as released, and a job still
+    running releases all when it ends, as it would have."""
+    import importlib
+
+    from django.apps import apps
+
+    from annotate.models import Task as TaskModel
+    from generation.models import GenerationJob
+
+    migration = importlib.import_module("generation.migrations.0004_staged_candidates")
+    old = staged_job(research_project, monkeypatch, auto_release="all")
+    GenerationJob.objects.filter(pk=old.pk).update(released="", released_at=None, released_tasks=0)
+    running = GenerationJob.objects.create(project=research_project, k=2, state="running")
+    migration.jobs_before_staging(apps, None)
+    old.refresh_from_db()
+    running.refresh_from_db()
+    assert (
+        old.released == "all"
+        and old.released_tasks == TaskModel.objects.filter(generation_job=old).count() == 24
+    )
+    assert running.auto_release == "all" and running.released == ""
+    with pytest.raises(Conflict):
+        services.job_release(job=old, which="all", actor=researcher)
