@@ -786,55 +786,63 @@ def _checks_write(
     generated: dict[int, list[Generation]],
     max_new_tokens: int,
 ) -> None:
-    """Write the checks of a batch's new candidates, then compare them with their prompts' other
-    candidates (earlier endpoints' batches). Runs inside ``_batch_commit`` (job row lock held)."""
+    """Write the checks of a batch's new candidates, compared with their prompts' other candidates
+    (earlier endpoints' batches, whose duplicate/identical flags are updated where they change).
+    Runs inside ``_batch_commit`` (job row lock held, so no other batch of the job writes checks)."""
     if not generated:
         return
+    prompt_ids = list(generated)
     rows = Candidate.objects.filter(
-        generation_job=job, endpoint=endpoint, prompt_id__in=list(generated)
+        generation_job=job, endpoint=endpoint, prompt_id__in=prompt_ids
     ).values_list("pk", "prompt_id", "sample_index")
-    checks = []
-    for candidate_id, prompt_id, index in rows:
-        gens = generated.get(prompt_id) or []
-        if index is None or index >= len(gens):
-            continue
-        gen = gens[index]
-        checks.append(
-            CandidateCheck(
-                candidate_id=candidate_id,
-                job=job,
-                endpoint=endpoint,
-                prompt_id=prompt_id,
-                finish_reason=str(gen.native_finish_reason or gen.finish_reason)[:32],
-                **candidate_checks(
-                    text=_clean_text(gen.text),
-                    finish_reason=gen.finish_reason,
-                    native_finish_reason=gen.native_finish_reason,
-                    completion_tokens=gen.completion_tokens,
-                    max_new_tokens=max_new_tokens,
-                ),
-            )
-        )
-    for check in checks:
-        check.passed = not any(getattr(check, name) for name in CHECK_FIELDS)
-    CandidateCheck.objects.bulk_create(checks, ignore_conflicts=True, batch_size=1000)
-    _checks_compare(job=job, prompt_ids=list(generated))
-
-
-def _checks_compare(*, job: GenerationJob, prompt_ids: list[int]) -> None:
-    """Duplicate (same stripped text as an earlier candidate of the prompt: the first copy passes)
-    and identical pair (every candidate of the prompt has the same text) for ``prompt_ids``."""
     by_prompt: dict[int, list[tuple[CandidateCheck, str]]] = defaultdict(list)
-    rows = (
+    earlier = (
         CandidateCheck.objects.filter(job=job, prompt_id__in=prompt_ids)
         .select_related("candidate")
         .only("candidate__text", *CHECK_FIELDS, "passed", "prompt_id", "job_id")
-        .order_by("prompt_id", "candidate_id")
     )
-    for check in rows:
+    for check in earlier:
         by_prompt[check.prompt_id].append((check, check.candidate.text.strip()))
+    existing = {check.pk for group in by_prompt.values() for check, _ in group}
+    new = []
+    for candidate_id, prompt_id, index in rows:
+        gens = generated.get(prompt_id) or []
+        if index is None or index >= len(gens) or candidate_id in existing:
+            continue
+        gen = gens[index]
+        text = _clean_text(gen.text)
+        check = CandidateCheck(
+            candidate_id=candidate_id,
+            job=job,
+            endpoint=endpoint,
+            prompt_id=prompt_id,
+            finish_reason=str(gen.native_finish_reason or gen.finish_reason)[:32],
+            **candidate_checks(
+                text=text,
+                finish_reason=gen.finish_reason,
+                native_finish_reason=gen.native_finish_reason,
+                completion_tokens=gen.completion_tokens,
+                max_new_tokens=max_new_tokens,
+            ),
+        )
+        new.append(check)
+        by_prompt[prompt_id].append((check, text.strip()))
+    changed = _checks_compare(by_prompt)
+    CandidateCheck.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+    CandidateCheck.objects.bulk_update(
+        [check for check in changed if check.pk in existing],
+        ["duplicate", "identical", "passed"],
+        batch_size=1000,
+    )
+
+
+def _checks_compare(by_prompt: dict[int, list[tuple[CandidateCheck, str]]]) -> list[CandidateCheck]:
+    """Set duplicate (same stripped text as an earlier candidate of the prompt: the first copy
+    passes), identical pair (every candidate of the prompt has the same text) and passed on each
+    check of each prompt's (check, stripped text) list. Returns the checks whose flags changed."""
     changed = []
     for group in by_prompt.values():
+        group.sort(key=lambda item: item[0].candidate_id)
         identical = len(group) >= 2 and len({key for _, key in group}) == 1
         seen: set[str] = set()
         for check, key in group:
@@ -845,7 +853,7 @@ def _checks_compare(*, job: GenerationJob, prompt_ids: list[int]) -> None:
             check.passed = not any(getattr(check, name) for name in CHECK_FIELDS)
             if (check.duplicate, check.identical, check.passed) != before:
                 changed.append(check)
-    CandidateCheck.objects.bulk_update(changed, ["duplicate", "identical", "passed"], batch_size=1000)
+    return changed
 
 
 # --- staged candidates: release ------------------------------------------------------------------
