@@ -30,7 +30,9 @@ def test_release_the_passing_candidates(page, screenshot, make_project, make_use
     assert e1.locator("[data-field=passing]").inner_text() == "3"
     assert e1.locator("[data-check=identical]").inner_text() == "2"
     badges = staged.locator(".badge-check").all_inner_texts()
-    assert {"empty", "duplicate", "identical pair", "control chars", "over length", "stop reason"} <= set(badges)
+    assert {"empty", "duplicate", "identical pair", "control chars", "over length", "stop reason"} <= set(
+        badges
+    )
     # model output is text, not markup
     assert page.locator(".sample-text", has_text="<b>bold</b> & fine").count() == 1
     assert page.locator(".sample-text b").count() == 0
