@@ -30,3 +30,28 @@ def test_percent_is_not_100_before_the_last_unit():
     assert selectors.progress_percent(0, 300) == 0
     assert selectors.progress_percent(200, 200) == 100
     assert selectors.progress_percent(0, 0) == 100
+
+
+def test_the_page_and_the_api_show_the_first_batch(research_project, researcher, fake_backend, monkeypatch):
+    from django.test import Client
+
+    monkeypatch.setattr("core.outbox.send_task", lambda name, args: None)
+    add_prompts(research_project, 10)
+    endpoint = services.endpoint_create(
+        name="fake", backend="transformers", model="/m", project=research_project
+    )
+    job = services.job_create(project=research_project, endpoints=[endpoint], k=2, enqueue=False)
+    first = GenerationBatch.objects.filter(job=job).order_by("index").first()
+    services.batch_run(batch_id=first.pk)
+    client = Client()
+    client.force_login(researcher)
+    html = client.get(f"/generation/{research_project.slug}/jobs/{job.pk}/").content.decode()
+    assert f'max="10" value="{len(first.prompt_ids)}"' in html
+    status = client.get(f"/generation/{research_project.slug}/jobs/{job.pk}/status.json").json()
+    api = client.get(f"/api/v1/generation/jobs/{job.pk}/").json()
+    for data in (status, api):
+        assert data["done_units"] == len(first.prompt_ids) == 3 and data["total_units"] == 10
+        assert data["percent"] == 30 and data["state"] == "running"
+        assert data["release"]["state"] == "generating"
+    assert api["staged"] is None  # the summary comes once generation has ended
+    assert "Staged candidates" not in html

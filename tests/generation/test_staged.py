@@ -197,6 +197,8 @@ def test_job_page_shows_checks_and_samples_and_releases(research_project, resear
     assert "&lt;b&gt;bold&lt;/b&gt; &amp; fine" in html and "<b>bold</b>" not in html  # escaped
     assert "Release passing (6 responses, 4 tasks)" in html
     assert "Release all (16 responses, 24 tasks)" in html
+    home = client.get(f"/generation/{research_project.slug}/").content.decode()
+    assert '<span class="badge badge-muted">staged</span>' in home
 
     response = client.post(f"{url}release/", {"which": "passing"}, follow=True)
     assert response.status_code == 200
