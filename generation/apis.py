@@ -4,8 +4,9 @@
     POST projects/<slug>/generation/endpoints/   register one (project-scoped)
     GET  projects/<slug>/generation/jobs/        the project's jobs, newest first
     POST projects/<slug>/generation/jobs/        create a job (enqueued at once)
-    GET  generation/jobs/<id>/                   a job's settings, progress and failures
+    GET  generation/jobs/<id>/                   a job's settings, progress, failures and staged summary
     POST generation/jobs/<id>/cancel/            cancel a queued or running job
+    POST generation/jobs/<id>/release            {"which": "all"|"passing"|"none"}: create its tasks, once
 
 Every call needs the "research" capability in the project, checked by ``core.access`` (roles and
 the token's project scope; 404 outside it, 403 for other roles); service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
@@ -14,7 +15,7 @@ the token's project scope; 404 outside it, 403 for other roles); service errors 
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +25,7 @@ from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import paginated_response
 from generation import selectors, services
-from generation.models import Backend, GenerationJob, ModelEndpoint, TaskMode
+from generation.models import AutoRelease, Backend, GenerationJob, ModelEndpoint, ReleaseWhich, TaskMode
 
 
 def endpoint_data(endpoint: ModelEndpoint) -> dict:
@@ -42,6 +43,8 @@ def endpoint_data(endpoint: ModelEndpoint) -> dict:
 
 
 def job_data(job: GenerationJob, *, with_failures: bool = False) -> dict:
+    """A job's payload; the detail (``with_failures``) adds its failures and, once generation
+    has ended, the staged summary (per endpoint: candidates, passing, counts per check)."""
     data = {
         "id": job.pk,
         "project": job.project.slug,
@@ -52,6 +55,7 @@ def job_data(job: GenerationJob, *, with_failures: bool = False) -> dict:
         "task_mode": job.task_mode,
         "pairs_per_prompt": job.pairs_per_prompt,
         "batch_size": job.batch_size,
+        "auto_release": job.auto_release or None,
         "created_at": job.created_at.isoformat(),
         "created_by": job.created_by.get_username() if job.created_by else None,
         **selectors.job_status(job=job),
@@ -67,6 +71,7 @@ def job_data(job: GenerationJob, *, with_failures: bool = False) -> dict:
             }
             for f in selectors.job_failures(job=job, limit=1000)
         ]
+        data["staged"] = selectors.job_staged_summary(job=job) if job.job_finished else None
     return data
 
 
@@ -91,7 +96,28 @@ class JobInput(serializers.Serializer):
     pairs_per_prompt = serializers.IntegerField(
         min_value=1, max_value=1000, required=False, allow_null=True, default=None
     )
-    batch_size = serializers.IntegerField(min_value=1, max_value=256, default=16)
+    batch_size = serializers.IntegerField(
+        min_value=1,
+        max_value=256,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Prompts per worker task; empty: up to 16, and at least 4 batches per endpoint.",
+    )
+    auto_release = serializers.ChoiceField(
+        choices=AutoRelease.choices,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text='"" (default): candidates stay staged until released; "passing" or "all": released when done.',
+    )
+
+
+class ReleaseInput(serializers.Serializer):
+    which = serializers.ChoiceField(
+        choices=[(ReleaseWhich.ALL, "all"), (ReleaseWhich.PASSING, "passing"), (ReleaseWhich.NONE, "none")],
+        help_text='"all", "passing" (candidates failing a check are left out) or "none" (discard).',
+    )
 
 
 def _valid(serializer_class, data) -> dict:
@@ -163,6 +189,24 @@ class JobCancelApi(ProjectApiView):
         return Response(job_data(job))
 
 
+class JobReleaseApi(ProjectApiView):
+    """Release a finished job's staged candidates into the labeling queue: all, only the passing
+    ones, or none. Once per job: a second release answers 409."""
+
+    capability = "research"
+
+    @extend_schema(request=ReleaseInput, responses={200: OPAQUE}, operation_id="generation_job_release")
+    def post(self, request: Request, job_id: int) -> Response:
+        data = _valid(ReleaseInput, request.data)
+        job = services.job_release(job=self.job, which=data["which"], actor=request.user)
+        return Response(job_data(selectors.job_get(job_id=job.pk), with_failures=True))
+
+
+@extend_schema_view(post=extend_schema(exclude=True))
+class JobReleaseSlashApi(JobReleaseApi):
+    """The same with a trailing slash, as the other routes here have (not listed twice in the schema)."""
+
+
 urlpatterns = [
     path(
         "projects/<slug:slug>/generation/endpoints/",
@@ -172,4 +216,6 @@ urlpatterns = [
     path("projects/<slug:slug>/generation/jobs/", JobListCreateApi.as_view(), name="generation-api-jobs"),
     path("generation/jobs/<int:job_id>/", JobDetailApi.as_view(), name="generation-api-job"),
     path("generation/jobs/<int:job_id>/cancel/", JobCancelApi.as_view(), name="generation-api-job-cancel"),
+    path("generation/jobs/<int:job_id>/release", JobReleaseApi.as_view(), name="generation-api-job-release"),
+    path("generation/jobs/<int:job_id>/release/", JobReleaseSlashApi.as_view()),
 ]

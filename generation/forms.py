@@ -7,7 +7,7 @@ from django import forms
 
 from annotate.services.tasks import PairMode
 from annotate.validation import json_loads_safe
-from generation.models import Backend, ModelEndpoint, TaskMode
+from generation.models import AutoRelease, Backend, ModelEndpoint, TaskMode
 
 CONFIG_HELP = (
     'JSON. transformers: {"device": "cpu", "dtype": "auto", "batch_size": 32}; '
@@ -77,7 +77,17 @@ class JobForm(forms.Form):
         help_text=r"One stop string per line (\n for a newline).",
     )
     batch_size = forms.IntegerField(
-        min_value=1, max_value=256, initial=16, help_text="Prompts per worker task."
+        required=False,
+        min_value=1,
+        max_value=256,
+        help_text="Prompts per worker task. Empty: up to 16, and at least 4 tasks per model so progress moves.",
+    )
+    auto_release = forms.ChoiceField(
+        choices=AutoRelease.choices,
+        required=False,
+        initial=AutoRelease.STAGED,
+        label="When generation ends",
+        help_text="Staged: review the checks and sample outputs on the job page, then release.",
     )
 
     def __init__(self, *args, endpoints=None, project=None, **kwargs):
@@ -125,5 +135,6 @@ class JobForm(forms.Form):
             "task_mode": data.get("task_mode") or None,
             "pairs_per_prompt": data.get("pairs_per_prompt"),
             "sampling": sampling,
-            "batch_size": data["batch_size"],
+            "batch_size": data.get("batch_size"),
+            "auto_release": data.get("auto_release") or "",
         }

@@ -1,8 +1,11 @@
 """Model endpoints and generation jobs.
 
 A ``ModelEndpoint`` names a model and how to run it (backend + settings); a ``GenerationJob``
-samples k responses per prompt per endpoint and turns them into comparison tasks. Candidates are
-written once each: ``annotate.Candidate`` is unique on (job, prompt, endpoint, sample_index).
+samples k responses per prompt per endpoint. Candidates are written once each:
+``annotate.Candidate`` is unique on (job, prompt, endpoint, sample_index). They land *staged*:
+each gets a ``CandidateCheck`` row (automatic checks, computed when its batch commits) and no task
+exists until somebody releases the job (all, the passing ones, or none), unless the job was
+created with ``auto_release``.
 """
 
 from __future__ import annotations
@@ -67,6 +70,23 @@ class TaskMode(models.TextChoices):
     NONE = "none", "No tasks"
 
 
+class AutoRelease(models.TextChoices):
+    """What happens to a job's candidates when generation ends."""
+
+    STAGED = "", "Stay staged until somebody releases them"
+    PASSING = "passing", "Release the passing ones at once"
+    ALL = "all", "Release all at once"
+
+
+class ReleaseWhich(models.TextChoices):
+    """What a release let through to the labeling queue ("" while staged)."""
+
+    STAGED = "", "Staged"
+    ALL = "all", "All candidates"
+    PASSING = "passing", "Passing candidates only"
+    NONE = "none", "None (discarded)"
+
+
 class GenerationJob(UserJob):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
     endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")
@@ -83,12 +103,40 @@ class GenerationJob(UserJob):
     done_units = models.PositiveIntegerField(default=0)
     failed_units = models.PositiveIntegerField(default=0)
     started_at = models.DateTimeField(null=True, blank=True)
+    auto_release = models.CharField(
+        max_length=8,
+        choices=AutoRelease.choices,
+        default=AutoRelease.STAGED,
+        blank=True,
+        help_text="Empty: candidates stay staged until released on the job page or through the API.",
+    )
+    released = models.CharField(
+        max_length=8, choices=ReleaseWhich.choices, default=ReleaseWhich.STAGED, blank=True
+    )
+    released_at = models.DateTimeField(null=True, blank=True)
+    released_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    released_tasks = models.PositiveIntegerField(default=0, help_text="Tasks the release created.")
+    excluded_candidates = models.PositiveIntegerField(
+        default=0, help_text="Candidates the release left out of the labeling queue."
+    )
 
     class Meta(UserJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=1) & Q(k__lte=64), name="job_k_range"),
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
             models.CheckConstraint(condition=Q(task_mode__in=TaskMode.values), name="job_task_mode_valid"),
+            models.CheckConstraint(
+                condition=Q(auto_release__in=AutoRelease.values), name="job_auto_release_valid"
+            ),
+            models.CheckConstraint(condition=Q(released__in=ReleaseWhich.values), name="job_released_valid"),
+            # released once, with its time; a staged job has created no tasks yet
+            models.CheckConstraint(
+                condition=(Q(released="") & Q(released_at__isnull=True) & Q(released_tasks=0))
+                | (~Q(released="") & Q(released_at__isnull=False)),
+                name="job_release_recorded",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -163,3 +211,69 @@ class GenerationFailure(models.Model):
 
     def __str__(self) -> str:
         return f"failure in job {self.job_id}: {self.message[:60]}"
+
+
+#: The automatic checks, in the order the page shows them: (field, badge, explanation).
+CHECKS: tuple[tuple[str, str, str], ...] = (
+    ("empty", "empty", "No text (or only whitespace)."),
+    ("duplicate", "duplicate", "Same text as an earlier candidate of the same prompt."),
+    ("identical", "identical pair", "Every candidate of the prompt has the same text."),
+    ("bad_chars", "control chars", "Holds U+FFFD or a control character other than newline and tab."),
+    ("over_length", "over length", "Used the whole max_new_tokens budget."),
+    ("stop_reason", "stop reason", 'Did not finish with "stop" (cut by length, filtered, aborted).'),
+)
+CHECK_FIELDS = tuple(name for name, _, _ in CHECKS)
+
+
+class CandidateCheck(models.Model):
+    """The automatic checks of one generated candidate, computed when its batch commits (duplicate
+    and identical are recomputed for a prompt whenever another endpoint's batch adds candidates to
+    it). ``passed`` is true exactly when no check failed (a database constraint says so), so a
+    release of the passing candidates is one indexed filter."""
+
+    candidate = models.OneToOneField(
+        "annotate.Candidate", primary_key=True, on_delete=models.CASCADE, related_name="generation_check"
+    )
+    job = models.ForeignKey(GenerationJob, on_delete=models.CASCADE, related_name="checks")
+    endpoint = models.ForeignKey(
+        ModelEndpoint, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    prompt = models.ForeignKey("annotate.Prompt", on_delete=models.CASCADE, related_name="+")
+    empty = models.BooleanField(default=False)
+    duplicate = models.BooleanField(default=False)
+    identical = models.BooleanField(default=False)
+    bad_chars = models.BooleanField(default=False)
+    over_length = models.BooleanField(default=False)
+    stop_reason = models.BooleanField(default=False)
+    passed = models.BooleanField(default=True)
+    finish_reason = models.CharField(
+        max_length=32, blank=True, help_text="The backend's own finish reason (vLLM, server or transformers)."
+    )
+
+    class Meta:
+        ordering = ["candidate"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(passed=True, **dict.fromkeys(CHECK_FIELDS, False))
+                | (
+                    Q(passed=False)
+                    & (
+                        Q(empty=True)
+                        | Q(duplicate=True)
+                        | Q(identical=True)
+                        | Q(bad_chars=True)
+                        | Q(over_length=True)
+                        | Q(stop_reason=True)
+                    )
+                ),
+                name="candidatecheck_passed_iff_no_failure",
+            ),
+        ]
+        indexes = [models.Index(fields=["job", "endpoint", "passed"])]
+
+    def __str__(self) -> str:
+        return f"checks of candidate {self.candidate_id}"
+
+    @property
+    def failed(self) -> list[str]:
+        return [name for name in CHECK_FIELDS if getattr(self, name)]

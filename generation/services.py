@@ -11,9 +11,17 @@ expressions, all in one transaction under the job's and the batch's row locks. T
 that delivers twice) finds it finished and writes nothing; the candidates' unique key
 (job, prompt, endpoint, sample_index) with ``ignore_conflicts`` is the second line of defence.
 
-The transaction that settles the last unit also turns the candidates into tasks and moves the job
-to ``done`` (or ``failed`` when every unit failed): the state change happens under the job's row
-lock and only from ``running``, so tasks are created exactly once.
+The transaction that settles the last unit moves the job to ``done`` (or ``failed`` when every
+unit failed): the state change happens under the job's row lock and only from ``running``.
+
+Staged candidates
+-----------------
+A job's candidates land *staged*: the batch commit also writes each one's ``CandidateCheck``
+(empty, duplicate, identical pair, control or replacement characters, over length, stop reason),
+and no task exists until ``job_release`` lets all of them, only the passing ones, or none into the
+labeling queue. A release happens once per job (under the job's row lock; a second one is a
+``Conflict``), is audited and recorded on the job. A job created with ``auto_release`` releases
+itself in the transaction that finishes it (today's behaviour: ``"all"``; or ``"passing"``).
 
 Lock order everywhere: the job row, then batch rows. On SQLite (no SELECT ... FOR UPDATE) the
 settings' IMMEDIATE transactions serialise writers instead.
@@ -34,6 +42,7 @@ import base64
 import json
 import logging
 import random
+import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
@@ -64,6 +73,8 @@ from core.outbox import outbox_enqueue
 from core.paths import user_model
 from generation import backends, selectors
 from generation.backends.base import (
+    FINISH_STOP,
+    NATIVE_NORMAL_STOPS,
     BackendConfigError,
     Generation,
     InvalidSamplingParams,
@@ -72,13 +83,17 @@ from generation.backends.base import (
     TransientBackendError,
 )
 from generation.models import (
+    CHECK_FIELDS,
+    AutoRelease,
     Backend,
     BatchState,
+    CandidateCheck,
     GenerationBatch,
     GenerationFailure,
     GenerationJob,
     JobState,
     ModelEndpoint,
+    ReleaseWhich,
 )
 
 log = logging.getLogger(__name__)
@@ -88,6 +103,11 @@ MAX_UNITS_PER_JOB = 500_000
 MAX_BATCH_SIZE = 256
 #: A batch whose worker died this many times (killed for memory, say) fails instead of coming back.
 MAX_BATCH_ATTEMPTS = 8
+#: Without a batch size, a job takes ``DEFAULT_BATCH_SIZE`` prompts per batch, fewer when that
+#: would make fewer than ``MIN_BATCHES_PER_ENDPOINT`` batches per endpoint: a small job (10
+#: prompts) used to be one batch, and its progress jumped from 0 to 100 % in one commit.
+DEFAULT_BATCH_SIZE = 16
+MIN_BATCHES_PER_ENDPOINT = 4
 FILTER_MODES = ("all", "untagged", "tag", "ids")
 ACTIVE_STATES = jobs.ACTIVE_STATES
 ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
@@ -293,17 +313,24 @@ def job_create(
     sampling: dict | None = None,
     task_mode: str | None = None,
     pairs_per_prompt: int | None = None,
-    batch_size: int = 16,
+    batch_size: int | None = None,
     actor: AbstractBaseUser | None = None,
     enqueue: bool = True,
+    auto_release: str = AutoRelease.STAGED,
 ) -> GenerationJob:
     """Create a job and its batches; on commit, enqueue one Celery task per batch.
 
     ``prompt_filter``: ``{"mode": "all"}``, ``{"mode": "untagged"}``, ``{"mode": "tag", "tag": t}``
     or ``{"mode": "ids", "ids": [...]}``. ``k`` samples per prompt per endpoint. ``task_mode``
-    (default: the project's kind) turns the candidates into pairwise or ranking tasks at the end.
-    ``enqueue=False`` leaves the batches for ``job_run_inline`` (the CLI's --inline).
+    (default: the project's kind) says how a release turns candidates into pairwise or ranking
+    tasks. ``auto_release`` ("" staged, "passing" or "all") releases the job when it finishes.
+    ``batch_size`` None: at most ``DEFAULT_BATCH_SIZE`` prompts, and at least
+    ``MIN_BATCHES_PER_ENDPOINT`` batches per endpoint when there are enough prompts. ``enqueue=False`` leaves the batches for
+    ``job_run_inline`` (the CLI's --inline).
     """
+    auto_release = auto_release or AutoRelease.STAGED
+    if auto_release not in AutoRelease.values:
+        raise InvalidInput('auto_release must be "", "passing" or "all".', field="auto_release")
     endpoints = list(dict.fromkeys(endpoints))
     if not endpoints:
         raise InvalidInput("Choose at least one model endpoint.", field="endpoints")
@@ -316,7 +343,7 @@ def job_create(
             raise InvalidInput(f"Endpoint {endpoint.name} is switched off.", field="endpoints")
     if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 64:
         raise InvalidInput("k (samples per prompt per endpoint) must be between 1 and 64.", field="k")
-    if (
+    if batch_size is not None and (
         isinstance(batch_size, bool)
         or not isinstance(batch_size, int)
         or not 1 <= batch_size <= MAX_BATCH_SIZE
@@ -356,8 +383,11 @@ def job_create(
             field="prompt_filter",
         )
 
+    if batch_size is None:  # at most the default, and several batches so that progress moves
+        batch_size = min(DEFAULT_BATCH_SIZE, max(1, -(-len(prompt_ids) // MIN_BATCHES_PER_ENDPOINT)))
     job = GenerationJob.objects.create(
         project=project,
+        auto_release=auto_release,
         prompt_filter=prompt_filter,
         k=k,
         sampling=sampling,
@@ -385,6 +415,7 @@ def job_create(
             "k": k,
             "prompts": len(prompt_ids),
             "task_mode": task_mode,
+            "auto_release": auto_release,
         },
     )
     if enqueue:
@@ -666,6 +697,7 @@ def _batch_commit(
         ignore_conflicts=True,
         batch_size=1000,
     )
+    _checks_write(job=job, endpoint=endpoint, generated=generated, max_new_tokens=params.max_new_tokens)
     _record_failures(job=job, endpoint_id=endpoint.pk, failed=failed, attempts=batch.attempts)
     batch.state = BatchState.DONE
     batch.finished_at = now
@@ -704,7 +736,8 @@ def _count_units(job: GenerationJob, *, done: int, failed: int) -> None:
 
 
 def _job_finish(job: GenerationJob) -> None:
-    """running -> done (tasks created) or failed (nothing generated). Caller holds the row lock."""
+    """running -> done (candidates staged, or released at once with ``auto_release``) or failed
+    (nothing generated). Caller holds the row lock."""
     started_at = job.started_at or timezone.now()
     if job.done_units == 0:
         first = (
@@ -713,20 +746,196 @@ def _job_finish(job: GenerationJob) -> None:
         message = f"Every prompt failed. First error: {first}" if first else "Every prompt failed."
         jobs.job_fail(job, message, started_at=started_at)
     else:
-        _create_tasks(job)
         job_finish(job, error=job.error, started_at=started_at)
+        if job.auto_release and job.task_mode != PairMode.NONE:
+            _release(job, which=job.auto_release, actor=None)
 
 
-def _create_tasks(job: GenerationJob) -> int:
+# --- staged candidates: automatic checks ---------------------------------------------------------
+
+#: U+FFFD (what a broken decode or a NUL becomes) and C0/C1 controls other than newline and tab.
+BAD_CHARS = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\ufffd]")
+
+
+def candidate_checks(
+    *,
+    text: str,
+    finish_reason: str,
+    native_finish_reason: str = "",
+    completion_tokens: int | None = None,
+    max_new_tokens: int | None = None,
+) -> dict[str, bool]:
+    """The checks one candidate can fail on its own (duplicate and identical need its siblings):
+    ``empty`` (whitespace only), ``bad_chars`` (U+FFFD, C0/C1 controls but newline and tab),
+    ``over_length`` (its completion used the whole ``max_new_tokens`` budget) and ``stop_reason``
+    (it did not end with "stop": cut by length, or the backend said content_filter, abort...)."""
+    return {
+        "empty": not text.strip(),
+        "bad_chars": BAD_CHARS.search(text) is not None,
+        "over_length": bool(
+            max_new_tokens and completion_tokens is not None and completion_tokens >= max_new_tokens
+        ),
+        "stop_reason": finish_reason != FINISH_STOP or native_finish_reason not in NATIVE_NORMAL_STOPS,
+    }
+
+
+def _checks_write(
+    *,
+    job: GenerationJob,
+    endpoint: ModelEndpoint,
+    generated: dict[int, list[Generation]],
+    max_new_tokens: int,
+) -> None:
+    """Write the checks of a batch's new candidates, compared with their prompts' other candidates
+    (earlier endpoints' batches, whose duplicate/identical flags are updated where they change).
+    Runs inside ``_batch_commit`` (job row lock held, so no other batch of the job writes checks)."""
+    if not generated:
+        return
+    prompt_ids = list(generated)
+    rows = Candidate.objects.filter(
+        generation_job=job, endpoint=endpoint, prompt_id__in=prompt_ids
+    ).values_list("pk", "prompt_id", "sample_index")
+    by_prompt: dict[int, list[tuple[CandidateCheck, str]]] = defaultdict(list)
+    earlier = (
+        CandidateCheck.objects.filter(job=job, prompt_id__in=prompt_ids)
+        .select_related("candidate")
+        .only("candidate__text", *CHECK_FIELDS, "passed", "prompt_id", "job_id")
+    )
+    for check in earlier:
+        by_prompt[check.prompt_id].append((check, check.candidate.text.strip()))
+    existing = {check.pk for group in by_prompt.values() for check, _ in group}
+    new = []
+    for candidate_id, prompt_id, index in rows:
+        gens = generated.get(prompt_id) or []
+        if index is None or index >= len(gens) or candidate_id in existing:
+            continue
+        gen = gens[index]
+        text = _clean_text(gen.text)
+        check = CandidateCheck(
+            candidate_id=candidate_id,
+            job=job,
+            endpoint=endpoint,
+            prompt_id=prompt_id,
+            finish_reason=str(gen.native_finish_reason or gen.finish_reason)[:32],
+            **candidate_checks(
+                text=text,
+                finish_reason=gen.finish_reason,
+                native_finish_reason=gen.native_finish_reason,
+                completion_tokens=gen.completion_tokens,
+                max_new_tokens=max_new_tokens,
+            ),
+        )
+        new.append(check)
+        by_prompt[prompt_id].append((check, text.strip()))
+    changed = _checks_compare(by_prompt)
+    CandidateCheck.objects.bulk_create(new, ignore_conflicts=True, batch_size=1000)
+    CandidateCheck.objects.bulk_update(
+        [check for check in changed if check.pk in existing],
+        ["duplicate", "identical", "passed"],
+        batch_size=1000,
+    )
+
+
+def _checks_compare(by_prompt: dict[int, list[tuple[CandidateCheck, str]]]) -> list[CandidateCheck]:
+    """Set duplicate (same stripped text as an earlier candidate of the prompt: the first copy
+    passes), identical pair (every candidate of the prompt has the same text) and passed on each
+    check of each prompt's (check, stripped text) list. Returns the checks whose flags changed."""
+    changed = []
+    for group in by_prompt.values():
+        group.sort(key=lambda item: item[0].candidate_id)
+        identical = len(group) >= 2 and len({key for _, key in group}) == 1
+        seen: set[str] = set()
+        for check, key in group:
+            duplicate = bool(key) and key in seen
+            seen.add(key)
+            before = (check.duplicate, check.identical, check.passed)
+            check.duplicate, check.identical = duplicate, identical
+            check.passed = not any(getattr(check, name) for name in CHECK_FIELDS)
+            if (check.duplicate, check.identical, check.passed) != before:
+                changed.append(check)
+    return changed
+
+
+# --- staged candidates: release ------------------------------------------------------------------
+
+RELEASABLE_STATES = (JobState.DONE, JobState.CANCELLED)
+
+
+@transaction.atomic
+def job_release(*, job: GenerationJob, which: str, actor: AbstractBaseUser | None = None) -> GenerationJob:
+    """Let a finished job's staged candidates into the labeling queue, once.
+
+    ``which``: "all" (every candidate), "passing" (candidates failing a check are left out; a
+    prompt left with fewer than 2 candidates makes no task) or "none" (discard: no task). Tasks
+    are made as the job's ``task_mode`` says, through annotate's ``tasks_bulk_create``. Locks the
+    job's row: a second release, concurrent or later, is a ``Conflict`` (409). Audited."""
+    if which not in (ReleaseWhich.ALL, ReleaseWhich.PASSING, ReleaseWhich.NONE):
+        raise InvalidInput('Say which candidates to release: "all", "passing" or "none".', field="which")
+    job = GenerationJob.objects.select_for_update().get(pk=job.pk)
+    if job.released:
+        when = timezone.localtime(job.released_at).strftime("%Y-%m-%d %H:%M") if job.released_at else ""
+        raise Conflict(
+            f"Generation job {job.pk} was already released ({ReleaseWhich(job.released).label.lower()}, "
+            f"{when}); a job is released once."
+        )
+    if job.state not in RELEASABLE_STATES:
+        raise Conflict(
+            f"Generation job {job.pk} is {job.get_state_display().lower()}: release it once it is done."
+        )
+    if job.task_mode == PairMode.NONE and which != ReleaseWhich.NONE:
+        raise Conflict('This job makes no tasks (task mode "No tasks"): there is nothing to release.')
+    _release(job, which=which, actor=actor)
+    return job
+
+
+def _release(job: GenerationJob, *, which: str, actor: AbstractBaseUser | None) -> None:
+    """Create the tasks of a release and record it (caller holds the job's row lock)."""
+    candidates = Candidate.objects.filter(generation_job=job)
+    total = candidates.count()
+    if which == ReleaseWhich.NONE:
+        chosen, tasks, lonely = candidates.none(), 0, 0
+    else:
+        chosen = (
+            candidates.exclude(generation_check__passed=False)
+            if which == ReleaseWhich.PASSING
+            else candidates
+        )
+        tasks, lonely = _create_tasks(job, chosen)
+    excluded = total - (chosen.count() if which != ReleaseWhich.NONE else 0)
+    values = {
+        "released": which,
+        "released_at": timezone.now(),
+        "released_by": audit_actor(actor),
+        "released_tasks": tasks,
+        "excluded_candidates": excluded,
+    }
+    GenerationJob.objects.filter(pk=job.pk).update(**values)
+    for name, value in values.items():
+        setattr(job, name, value)
+    audit_record(
+        actor=actor,
+        project=job.project,
+        action="generation.job_release",
+        target=job,
+        details={
+            "which": which,
+            "auto": actor is None and which == job.auto_release,
+            "tasks": tasks,
+            "candidates": total,
+            "excluded_candidates": excluded,
+            "prompts_without_task": lonely,
+        },
+    )
+
+
+def _create_tasks(job: GenerationJob, candidates) -> tuple[int, int]:
+    """Tasks for ``candidates`` (a queryset of the job's), grouped per prompt as ``task_mode``
+    says. Returns (tasks created, prompts of the job left with fewer than 2 candidates)."""
     if job.task_mode == PairMode.NONE:
-        return 0
+        return 0, 0
     project = job.project
     by_prompt: dict[int, list[int]] = defaultdict(list)
-    rows = (
-        Candidate.objects.filter(generation_job=job)
-        .order_by("prompt_id", "endpoint_id", "sample_index")
-        .values_list("pk", "prompt_id")
-    )
+    rows = candidates.order_by("prompt_id", "endpoint_id", "sample_index").values_list("pk", "prompt_id")
     for candidate_id, prompt_id in rows.iterator(chunk_size=5000):
         by_prompt[prompt_id].append(candidate_id)
     rng = random.Random(int(job.sampling.get("seed", 0)))
@@ -737,7 +946,10 @@ def _create_tasks(job: GenerationJob) -> int:
             ids, mode=job.task_mode, rng=rng, pairs_per_prompt=job.pairs_per_prompt, k=project.ranking_k
         )
     ]
-    return len(tasks_bulk_create(project=project, specs=specs, generation_job_id=job.pk))
+    prompts = Candidate.objects.filter(generation_job=job).values("prompt_id").distinct().count()
+    lonely = prompts - sum(1 for ids in by_prompt.values() if len(ids) >= 2)
+    created = tasks_bulk_create(project=project, specs=specs, generation_job_id=job.pk, ids_only=True)
+    return len(created), lonely
 
 
 @transaction.atomic

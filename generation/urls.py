@@ -13,4 +13,5 @@ urlpatterns = [
     path("<slug:slug>/jobs/<int:job_id>/", views.job_detail, name="job_detail"),
     path("<slug:slug>/jobs/<int:job_id>/status.json", views.job_status_json, name="job_status"),
     path("<slug:slug>/jobs/<int:job_id>/cancel/", views.job_cancel, name="job_cancel"),
+    path("<slug:slug>/jobs/<int:job_id>/release/", views.job_release, name="job_release"),
 ]

@@ -1,5 +1,6 @@
 """The researchers' generation pages (capability "research", checked by ``core.access``): jobs and endpoints of a project,
-a job's live progress and its failures. Parse input, call one service or selector, render."""
+a job's live progress, its failures, its staged candidates (checks per model, sample outputs) and
+their release. Parse input, call one service or selector, render."""
 
 from __future__ import annotations
 
@@ -110,6 +111,7 @@ def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
     project, nav = access.project, access.nav("generation")
     job = _job_for(project, job_id)
     status = selectors.job_status(job=job)
+    staged = selectors.job_staged_summary(job=job) if status["finished"] else None
     return render(
         request,
         "generation/job_detail.html",
@@ -118,6 +120,12 @@ def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
             "job": job,
             "status": status,
             "failures": selectors.job_failures(job=job),
+            "staged": staged,
+            "samples": selectors.job_staged_samples(job=job) if staged else [],
+            "can_release": status["finished"]
+            and not job.released
+            and job.state in services.RELEASABLE_STATES
+            and status["candidates"] > 0,
             "status_url": reverse("generation:job_status", kwargs={"slug": project.slug, "job_id": job.pk}),
         },
     )
@@ -144,4 +152,30 @@ def job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
         messages.error(request, exc.message)
     else:
         messages.success(request, f"Generation job {job.pk} cancelled.")
+    return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+
+
+RELEASE_MESSAGES = {
+    "all": "Released all candidates of job {job}: {tasks} tasks created.",
+    "passing": "Released the passing candidates of job {job}: {tasks} tasks created, {excluded} candidates left out.",
+    "none": "Discarded the candidates of job {job}: no task created.",
+}
+
+
+@project_page("research")
+@require_POST
+def job_release(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    project = access.project
+    job = _job_for(project, job_id)
+    try:
+        job = services.job_release(job=job, which=request.POST.get("which", ""), actor=request.user)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+    messages.success(
+        request,
+        RELEASE_MESSAGES[job.released].format(
+            job=job.pk, tasks=job.released_tasks, excluded=job.excluded_candidates
+        ),
+    )
     return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)

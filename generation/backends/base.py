@@ -180,13 +180,21 @@ class SamplingParams:
 @dataclass(frozen=True)
 class Generation:
     """One sampled response. ``finish_reason`` is "stop" (end of turn or a stop string) or
-    "length" (ran into max_new_tokens or the model's context). Token counts may be None where
-    the backend cannot know them (an OpenAI-compatible server answering n > 1 in one response)."""
+    "length" (ran into max_new_tokens or the model's context). ``native_finish_reason`` is what
+    the backend itself said, kept for the staged checks: vLLM "stop" / "length" / "abort"; an
+    OpenAI-compatible server "stop" / "length" / "content_filter" / "tool_calls" / "" (null);
+    transformers "eos" / "stop_string" / "length". Token counts may be None where the backend
+    cannot know them (an OpenAI-compatible server answering n > 1 in one response)."""
 
     text: str
     finish_reason: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    native_finish_reason: str = ""
+
+
+#: Native finish reasons that mean the model ended its answer itself.
+NATIVE_NORMAL_STOPS = frozenset({"", "stop", "eos", "stop_string", "end_turn", "eos_token"})
 
 
 GenerateResult = list["list[Generation] | PromptError"]

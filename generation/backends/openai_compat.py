@@ -321,6 +321,7 @@ class OpenAICompatBackend:
                     finish_reason=FINISH_LENGTH if choice.get("finish_reason") == "length" else FINISH_STOP,
                     prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
                     completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
+                    native_finish_reason=str(choice.get("finish_reason") or "")[:32],
                 )
                 for choice in choices
             ]

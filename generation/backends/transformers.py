@@ -284,8 +284,13 @@ class TransformersBackend:
         if params.stop:
             text, hit = truncate_at_stop(text, params.stop)
         finish = FINISH_STOP if (end is not None or hit or len(tokens) < max_new) else FINISH_LENGTH
+        native = "eos" if end is not None else "stop_string" if hit else finish
         return Generation(
-            text=text, finish_reason=finish, prompt_tokens=prompt_len, completion_tokens=len(tokens)
+            text=text,
+            finish_reason=finish,
+            prompt_tokens=prompt_len,
+            completion_tokens=len(tokens),
+            native_finish_reason=native,
         )
 
 

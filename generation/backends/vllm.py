@@ -170,6 +170,7 @@ class VLLMBackend:
                         finish_reason=FINISH_LENGTH if completion.finish_reason == "length" else FINISH_STOP,
                         prompt_tokens=prompt_tokens,
                         completion_tokens=len(completion.token_ids),
+                        native_finish_reason=str(completion.finish_reason or "")[:32],
                     )
                     for completion in request_output.outputs
                 ]

@@ -60,13 +60,15 @@ def research_project(make_project, researcher):
 
 
 class FakeBackend:
-    """Deterministic stand-in: ``fail`` maps a substring of the prompt to a PromptError."""
+    """Deterministic stand-in: ``fail`` maps a substring of the prompt to a PromptError;
+    ``outputs`` (optional) maps (prompt text, sample index) to the Generation to return."""
 
     model_name = "fake"
     model_version = "fake-1"
 
     def __init__(self, fail: dict[str, PromptError] | None = None) -> None:
         self.fail = fail or {}
+        self.outputs = None
         self.calls: list[tuple[int, object]] = []
 
     def generate(self, conversations, params):
@@ -77,6 +79,9 @@ class FakeBackend:
             error = next((err for needle, err in self.fail.items() if needle in content), None)
             if error is not None:
                 out.append(error)
+                continue
+            if self.outputs is not None:
+                out.append([self.outputs(content, i) for i in range(params.n)])
                 continue
             out.append(
                 [

@@ -304,3 +304,17 @@ def test_config_validation():
     ):
         with pytest.raises(ValueError):
             validate_config(bad, resolve=False)
+
+
+def test_the_servers_own_finish_reason_is_kept():
+    """A content filter or a tool call is not a normal stop: the staged checks need to know."""
+    from generation.backends.openai_compat import build
+
+    backend = build("m", {"base_url": "https://api.example.com/v1"})
+    choices = [
+        {"index": i, "message": {"content": f"c{i}"}, "finish_reason": reason}
+        for i, reason in enumerate(["stop", "length", "content_filter", None])
+    ]
+    gens = backend._parse({"choices": choices, "model": "m"}, 4)
+    assert [g.finish_reason for g in gens] == ["stop", "length", "stop", "stop"]
+    assert [g.native_finish_reason for g in gens] == ["stop", "length", "content_filter", ""]

@@ -25,6 +25,8 @@ def test_shape_n_samples_and_token_counts(tiny_backend):
         for gen in gens:
             assert isinstance(gen, Generation)
             assert gen.finish_reason in ("stop", "length")
+            assert gen.native_finish_reason in ("eos", "stop_string", "length", "stop")
+            assert (gen.native_finish_reason == "length") == (gen.finish_reason == "length")
             assert 0 <= gen.completion_tokens <= 12
             assert gen.prompt_tokens > 0
     # the system turn makes the second prompt longer
@@ -72,6 +74,7 @@ def test_stop_strings_cut_the_text(tiny_backend):
     stopped = tiny_backend.generate([HELLO], params.replace(stop=[stop]))[0]
     assert all(stop not in g.text for g in stopped)
     assert any(g.finish_reason == "stop" for g in stopped)
+    assert any(g.native_finish_reason == "stop_string" for g in stopped)
 
 
 def test_too_long_prompt_fails_alone(tiny_backend):

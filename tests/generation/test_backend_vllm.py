@@ -160,6 +160,7 @@ def test_generate_shape_one_request_per_prompt_with_n(fake_vllm):
     assert isinstance(results[1], PromptError) and "context" in results[1].message
     first = results[0]
     assert [g.finish_reason for g in first] == ["length", "stop", "stop"]
+    assert [g.native_finish_reason for g in first] == ["length", "stop", "stop"]  # vLLM's own, kept
     assert [g.completion_tokens for g in first] == [1, 2, 3]
     assert first[0].prompt_tokens == len("<user>hi<assistant>")
 

@@ -57,10 +57,13 @@ def test_generate_inline(research_project, tiny_model_path, capsys):
         "0.9",
         "--stop",
         "END",
+        "--release",
+        "all",
     )
     out = capsys.readouterr()
     summary = json.loads(out.out.strip().splitlines()[-1])
     assert summary["state"] == "done" and summary["candidates"] == 9 and summary["tasks"] == 9
+    assert summary["release"] == "released"
     assert "job " in out.err  # the tqdm bar
     job = GenerationJob.objects.get()
     assert job.sampling == {"seed": 5, "temperature": 0.9, "stop": ["END"]}
@@ -97,7 +100,7 @@ def test_generate_enqueues_by_default(
     sent.clear()
     with django_capture_on_commit_callbacks(execute=True):
         call_command("generate", "--resume", str(job.pk), "--no-follow")
-    assert len(sent) == 1
+    assert len(sent) == 4  # no --batch-size: 4 prompts in 4 batches, so progress moves
 
 
 def test_generate_reports_failures_and_bad_arguments(research_project, tmp_path):

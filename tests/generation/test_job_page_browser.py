@@ -25,7 +25,7 @@ def test_job_page_follows_progress_live(page, screenshot, research_project, rese
         name="fake", backend="transformers", model="/m", project=research_project
     )
     job = services.job_create(
-        project=research_project, endpoints=[endpoint], k=2, batch_size=1, enqueue=False
+        project=research_project, endpoints=[endpoint], k=2, batch_size=1, enqueue=False, auto_release="all"
     )
     batches = list(GenerationBatch.objects.filter(job=job).order_by("index"))
 

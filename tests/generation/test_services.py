@@ -27,8 +27,11 @@ def endpoint_b(research_project):
 
 
 def make_job(project, endpoints, **kwargs):
+    """A job that releases all its candidates when it ends (what jobs did before staging); the
+    staged flow has its own tests (test_staged.py)."""
     kwargs.setdefault("k", 2)
     kwargs.setdefault("enqueue", False)
+    kwargs.setdefault("auto_release", "all")
     return services.job_create(project=project, endpoints=endpoints, **kwargs)
 
 

@@ -214,6 +214,7 @@ def test_worker_generates_candidates_and_tasks(
         k=2,
         batch_size=2,
         sampling={"max_new_tokens": 8, "seed": 7},
+        auto_release="all",
     )
     job = _wait(
         _finished(job.pk),
@@ -245,6 +246,7 @@ def test_killed_worker_batch_is_redelivered_and_written_once(
         k=k,
         batch_size=1,
         sampling={"max_new_tokens": 32, "seed": 11},
+        auto_release="all",
     )
 
     def mid_batch():

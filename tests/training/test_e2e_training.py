@@ -143,7 +143,7 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(
             "generation.services is not there yet: the endpoint's model was loaded and generated directly"
         )
 
-    from generation.services import job_create, job_run_inline
+    from generation.services import job_create, job_release, job_run_inline
 
     tasks_before = Task.objects.filter(project=project).count()
     job = job_create(project=project, endpoints=[endpoint], k=2, enqueue=False, actor=researcher)
@@ -151,4 +151,6 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(
     assert job.state == "done", job.error
     new = Candidate.objects.filter(endpoint=endpoint, generation_job=job)
     assert new.count() == 24 * 2
+    assert Task.objects.filter(project=project).count() == tasks_before  # staged: reviewed first
+    job_release(job=job, which="all", actor=researcher)
     assert Task.objects.filter(project=project).count() > tasks_before  # the next round of comparisons

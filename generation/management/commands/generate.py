@@ -1,6 +1,9 @@
-"""Generate candidates for a project's prompts and turn them into tasks.
+"""Generate candidates for a project's prompts (staged; or released into tasks with --release).
 
-    python manage.py generate --project P --endpoint E [--endpoint E2] --k 4 [--inline]
+    python manage.py generate --project P --endpoint E [--endpoint E2] --k 4 [--inline] [--release passing]
+
+The candidates stay staged until released on the job page or through the API
+(POST /api/v1/generation/jobs/<id>/release); --release passing|all releases them when the job ends.
 
 Default: create the job, enqueue its batches for the Celery "generation" queue and follow its
 progress until it ends (Ctrl-C stops following, not the job). --inline runs every batch in this
@@ -23,7 +26,7 @@ from generation.models import GenerationJob, JobState
 
 
 class Command(BaseCommand):
-    help = "Sample k responses per prompt from one or more model endpoints and create comparison tasks."
+    help = "Sample k responses per prompt from one or more model endpoints (staged, or released into tasks)."
 
     def add_arguments(self, parser):
         parser.add_argument("--project", help="project slug")
@@ -34,7 +37,15 @@ class Command(BaseCommand):
         parser.add_argument("--filter", default="all", help="all | untagged | tag:NAME | ids:1,2,3")
         parser.add_argument("--task-mode", choices=["all_pairs", "sampled_pairs", "ranking", "none"])
         parser.add_argument("--pairs-per-prompt", type=int)
-        parser.add_argument("--batch-size", type=int, default=16, help="prompts per worker task")
+        parser.add_argument(
+            "--batch-size", type=int, help="prompts per worker task (default: up to 16, at least 4 batches)"
+        )
+        parser.add_argument(
+            "--release",
+            choices=["staged", "passing", "all"],
+            default="staged",
+            help="when the job ends: stay staged (default), release the passing candidates, or all",
+        )
         parser.add_argument("--temperature", type=float)
         parser.add_argument("--top-p", type=float)
         parser.add_argument("--top-k", type=int)
@@ -98,6 +109,7 @@ class Command(BaseCommand):
                 pairs_per_prompt=opts["pairs_per_prompt"],
                 batch_size=opts["batch_size"],
                 enqueue=not opts["inline"],
+                auto_release="" if opts["release"] == "staged" else opts["release"],
             )
         except ServiceError as exc:
             raise CommandError(exc.message) from exc
@@ -135,7 +147,13 @@ class Command(BaseCommand):
         status = selectors.job_status(job=job)
         self.stdout.write(
             json.dumps(
-                {k: status[k] for k in ("id", "state", "done_units", "failed_units", "candidates", "tasks")}
+                {
+                    **{
+                        k: status[k]
+                        for k in ("id", "state", "done_units", "failed_units", "candidates", "tasks")
+                    },
+                    "release": status["release"]["state"],
+                }
             )
         )
         for failure in selectors.job_failures(job=job, limit=10):
