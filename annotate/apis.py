@@ -34,7 +34,7 @@ from core.access import (
     visible_projects,
 )
 from core.api_lists import ProjectFilteredListApi
-from core.api_schema import errors, paginated
+from core.api_schema import errors
 
 logger = logging.getLogger(__name__)
 
@@ -130,7 +130,7 @@ class ProjectCreateSerializer(serializers.Serializer):
         summary="List your projects",
         description="The projects you are an active member of (all of them for site admins), within "
         "your token's projects when it is narrowed to some.",
-        responses={200: paginated(ProjectSerializer), **errors(401)},
+        responses={200: ProjectSerializer, **errors(401)},
     )
 )
 class ProjectListApi(generics.ListAPIView):
@@ -200,7 +200,7 @@ class GuidelinePublishSerializer(serializers.Serializer):
     get=extend_schema(
         summary="List guideline versions",
         description="Every version of the project's guidelines, newest (the current one) first (any member).",
-        responses={200: paginated(GuidelineSerializer), **errors(401, 403, 404)},
+        responses={200: GuidelineSerializer, **errors(401, 403, 404)},
     )
 )
 class GuidelineListApi(generics.ListAPIView):
@@ -350,7 +350,7 @@ class TaskFilterSerializer(serializers.Serializer):
         summary="List tasks",
         description="Researchers. The project's comparison tasks in creation order, with their "
         "candidates, how many labelers each asks for and holds, and gold answers.",
-        responses={200: paginated(TaskSerializer), **errors()},
+        responses={200: TaskSerializer, **errors()},
     )
 )
 class TaskListApi(ProjectFilteredListApi):
@@ -402,7 +402,7 @@ class AnnotationFilterSerializer(serializers.Serializer):
         summary="List annotations",
         description="Researchers. Every judgment, oldest first: choice or ranking, strength, ratings, "
         "rationale and flags, with the guideline version it was made under.",
-        responses={200: paginated(AnnotationSerializer), **errors()},
+        responses={200: AnnotationSerializer, **errors()},
     )
 )
 class AnnotationListApi(ProjectFilteredListApi):

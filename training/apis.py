@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
-from core.api_schema import errors, paginated
+from core.api_schema import errors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -65,7 +65,7 @@ def _export(project, version: int) -> Export:
         summary="List exports",
         description="Researchers. The project's exports, newest version first, with their state, row "
         "count, manifest and files.",
-        responses={200: paginated(ExportSerializer), **errors(401, 403, 404)},
+        responses={200: ExportSerializer, **errors(401, 403, 404)},
     )
 )
 class ExportListCreateApi(generics.ListAPIView):
