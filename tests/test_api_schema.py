@@ -197,3 +197,115 @@ def test_the_served_document_is_the_checked_one(client):
     served = json.loads(resp.content)
     assert served["paths"].keys() == api_schema()["paths"].keys()
     assert "Bearer" in served["info"]["description"]
+
+
+# --- real answers have the documented shapes ------------------------------------------------------
+
+
+@pytest.fixture
+def lab(make_project, labeler_in):
+    from annotate.models import Annotation
+    from annotate.services.guidelines import guideline_publish
+    from tests.conftest import add_tasks
+
+    project = make_project(dimensions=["Harmless"])
+    tasks = add_tasks(project, prompts=3)
+    people = {role: labeler_in(project, role=role) for role in ("labeler", "manager", "researcher")}
+    Annotation.objects.create(task=tasks[0], labeler=people["researcher"], choice="a")
+    guideline_publish(project=project, actor=people["manager"], body="Be kind.")
+    return {"project": project, "slug": project.slug, **people}
+
+
+def _client(user):
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(user)
+    return client
+
+
+@pytest.mark.django_db
+def test_labeling_answers_have_the_documented_shapes(lab):
+    from tests.openapi import assert_documented
+
+    client = _client(lab["labeler"])
+    slug = lab["slug"]
+    claimed = client.post(f"/api/v1/labeling/{slug}/next", {}, format="json")
+    assert_documented(claimed, "POST", "/api/v1/labeling/{slug}/next")
+    assert claimed.json()["guideline_to_acknowledge"] == 1
+    ack = client.post(f"/api/v1/labeling/{slug}/acknowledge-guidelines")
+    assert_documented(ack, "POST", "/api/v1/labeling/{slug}/acknowledge-guidelines")
+    lease = claimed.json()["assignment_id"]
+    base = "/api/v1/labeling/assignments/{assignment_id}/"
+    submitted = client.post(f"/api/v1/labeling/assignments/{lease}/submit", {"choice": "left"}, format="json")
+    assert submitted.status_code == 201, submitted.content
+    assert_documented(submitted, "POST", base + "submit")
+    undone = client.post(f"/api/v1/labeling/assignments/{lease}/undo")
+    assert_documented(undone, "POST", base + "undo")
+    skipped = client.post(f"/api/v1/labeling/assignments/{lease}/skip", {"reason": "unsure"}, format="json")
+    assert skipped.json()["state"] == "skipped"
+    assert_documented(skipped, "POST", base + "skip")
+    late = client.post(f"/api/v1/labeling/assignments/{lease}/submit", {"choice": "left"}, format="json")
+    assert late.status_code == 409
+    assert_documented(late, "POST", base + "submit")
+    for _ in range(5):  # label the rest, then nothing is left
+        last = client.post(f"/api/v1/labeling/{slug}/next", {}, format="json")
+        if last.status_code != 200:
+            break
+        url = f"/api/v1/labeling/assignments/{last.json()['assignment_id']}/submit"
+        assert client.post(url, {"choice": "right"}, format="json").status_code == 201
+    assert last.status_code == 204
+    assert_documented(last, "POST", "/api/v1/labeling/{slug}/next")
+
+
+@pytest.mark.django_db
+def test_research_answers_have_the_documented_shapes(lab):
+    from generation.models import GenerationJob
+    from generation.services import endpoint_create, job_create
+    from tests.openapi import assert_documented
+    from training.models import MetricPoint, TrainingRun
+    from training.services.exports import export_create, export_run
+
+    project, slug = lab["project"], lab["slug"]
+    client = _client(lab["researcher"])
+    for path in ("", "tasks/", "annotations/", "guidelines/", "guidelines/1/"):
+        resp = client.get(f"/api/v1/projects/{slug}/{path}")
+        assert resp.status_code == 200, (path, resp.content)
+        assert_documented(resp, "GET", "/api/v1/projects/{slug}/" + path.replace("/1/", "/{version}/"))
+    assert_documented(client.get("/api/v1/projects/"), "GET", "/api/v1/projects/")
+
+    export = export_run(export_id=export_create(project=project, format="trl", enqueue=False).pk)
+    assert_documented(
+        client.get(f"/api/v1/projects/{slug}/exports/"), "GET", "/api/v1/projects/{slug}/exports/"
+    )
+    detail = client.get(f"/api/v1/projects/{slug}/exports/{export.version}/")
+    assert_documented(detail, "GET", "/api/v1/projects/{slug}/exports/{version}/")
+
+    endpoint = endpoint_create(name="tiny", backend="transformers", model="tiny-model", project=project)
+    endpoints = client.get(f"/api/v1/projects/{slug}/generation/endpoints/")
+    assert endpoints.json()["count"] == 1
+    assert_documented(endpoints, "GET", "/api/v1/projects/{slug}/generation/endpoints/")
+    job = job_create(project=project, endpoints=[endpoint], enqueue=False)
+    assert isinstance(job, GenerationJob)
+    jobs = client.get(f"/api/v1/projects/{slug}/generation/jobs/")
+    assert_documented(jobs, "GET", "/api/v1/projects/{slug}/generation/jobs/")
+    assert_documented(
+        client.get(f"/api/v1/generation/jobs/{job.pk}/"), "GET", "/api/v1/generation/jobs/{job_id}/"
+    )
+    cancelled = client.post(f"/api/v1/generation/jobs/{job.pk}/cancel/")
+    assert cancelled.json()["state"] == "cancelled"
+    assert_documented(cancelled, "POST", "/api/v1/generation/jobs/{job_id}/cancel/")
+
+    run = TrainingRun.objects.create(project=project, kind="dpo", export=export, base_model="tiny")
+    MetricPoint.objects.create(run=run, step=1, values={"loss": 0.5})
+    runs = client.get(f"/api/v1/projects/{slug}/runs/")
+    assert runs.json()["results"][0]["export"] == export.version
+    assert_documented(runs, "GET", "/api/v1/projects/{slug}/runs/")
+    status = client.get(f"/api/v1/projects/{slug}/runs/{run.pk}/?points=1")
+    assert status.json()["points"][0]["loss"] == 0.5
+    assert_documented(status, "GET", "/api/v1/projects/{slug}/runs/{run_id}/")
+    cancelled = client.post(f"/api/v1/projects/{slug}/runs/{run.pk}/cancel/")
+    assert_documented(cancelled, "POST", "/api/v1/projects/{slug}/runs/{run_id}/cancel/")
+    refused = _client(lab["labeler"]).get(f"/api/v1/projects/{slug}/runs/")
+    assert refused.status_code == 403
+    assert_documented(refused, "GET", "/api/v1/projects/{slug}/runs/")

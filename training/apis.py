@@ -20,7 +20,9 @@ from training.services.exports import export_create, export_file_path, export_fi
 
 class ExportSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.slug", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
     files = serializers.SerializerMethodField()
 
     class Meta:
