@@ -75,8 +75,9 @@ class ClaimNextApi(ProjectApiView):
     @extend_schema(
         summary="Claim the next task",
         description="Labelers. Leases you the next task that still needs labels (blind: responses are "
-        "named by per-lease handles, never by model). 204 when nothing is left for you. Pass "
-        "`exclude_assignment_ids` to skip leases you already hold (to preload the next task).",
+        "named by per-lease handles, never by model); a live lease you already hold comes back first. "
+        "204 when nothing is left for you. List leases you hold in `exclude_assignment_ids` to get a "
+        "further task while one is on screen (to preload it).",
         request=ClaimInputSerializer,
         responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 429)},
     )
@@ -115,7 +116,7 @@ class SubmitApi(ProjectApiView):
         summary="Submit a judgment",
         description="Labelers, on their own lease. A/B: `choice` (and `strength` when asked); ranking: "
         "`ranking` as groups of handles, best first; `ratings` per dimension; optional `rationale` and "
-        "flag. 201 for a new annotation, 200 when the same submission was already recorded.",
+        "flag. 201 for a new annotation; 200 with the recorded one when this lease was already submitted.",
         request=SubmissionSerializer,
         responses={
             200: SubmitOutputSerializer,
