@@ -417,3 +417,43 @@ def test_only_managers_publish_guidelines(team):
         .status_code
         == 201
     )
+
+
+@pytest.mark.parametrize("kind", ["pairwise", "ranking"])
+def test_the_page_and_the_api_make_the_same_project(make_user, kind):
+    """The same input through /projects/new/ and POST /api/v1/projects/ gives the same settings."""
+    admin = make_user(is_staff=True)
+    client = _as(admin)
+    common = {"kind": kind, "overlap": 2, "rating_scale_max": 4, "ranking_k": 5, "allow_rank_ties": True,
+              "allow_tie": True, "allow_both_bad": False, "strength_scale": True}  # fmt: skip
+    page = client.post(
+        "/projects/new/",
+        {
+            **{k: v for k, v in common.items() if v is not False},
+            "name": "By page",
+            "lease_minutes": 7,
+            "dimensions": "Helpfulness: Does it help? *",
+        },
+    )
+    assert page.status_code == 302, page.content
+    api = client.post(
+        PROJECTS,
+        {
+            **common,
+            "name": "By api",
+            "lease_minutes": 7,
+            "dimensions": [{"label": "Helpfulness", "description": "Does it help?", "required": True}],
+        },
+        format="json",
+    )
+    assert api.status_code == 201, api.content
+    fields = ("kind", "overlap", "lease_ttl_seconds", "rating_scale_max", "ranking_k", "allow_rank_ties",
+              "allow_tie", "allow_both_bad", "strength_scale")  # fmt: skip
+    by_page, by_api = (Project.objects.get(slug=s) for s in ("by-page", "by-api"))
+    assert [getattr(by_page, f) for f in fields] == [getattr(by_api, f) for f in fields]
+    dims = [list(p.dimensions.values("key", "label", "description", "required")) for p in (by_page, by_api)]
+    assert (
+        dims[0]
+        == dims[1]
+        == [{"key": "helpfulness", "label": "Helpfulness", "description": "Does it help?", "required": True}]
+    )
