@@ -11,16 +11,18 @@ from __future__ import annotations
 import logging
 
 from django.db.models import Count, F, Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.errors import NotFound
-from annotate.models import Annotation, Guideline, Project, Task, TaskCandidate
+from annotate.models import Annotation, Dimension, Guideline, Project, Task, TaskCandidate, TaskKind
+from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
+from annotate.services.projects import KIND_SETTINGS, project_start
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from annotate.uploads import (
@@ -29,9 +31,15 @@ from annotate.uploads import (
     import_size_limit_check,
     import_size_limit_install,
 )
-from core.access import ProjectApiView, ProjectPermission, principal_of, visible_projects
-from core.api import ERRORS
+from core.access import (
+    ProjectApiView,
+    ProjectCreatePermission,
+    ProjectPermission,
+    principal_of,
+    visible_projects,
+)
 from core.api_lists import ProjectFilteredListApi
+from core.api_schema import errors
 
 logger = logging.getLogger(__name__)
 
@@ -39,31 +47,138 @@ logger = logging.getLogger(__name__)
 # --- projects and guidelines ----------------------------------------------------------------------
 
 
+class DimensionSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Dimension
+        fields = ["key", "label", "description", "required"]
+
+
 class ProjectSerializer(serializers.ModelSerializer):
-    dimensions = serializers.SerializerMethodField()
+    dimensions = DimensionSerializer(many=True, read_only=True)
 
     class Meta:
         model = Project
         fields = [
-            "slug", "name", "description", "kind", "overlap", "allow_tie", "allow_both_bad", "strength_scale",
-            "ranking_k", "allow_rank_ties", "rating_scale_max", "dimensions", "created_at",
+            "slug", "name", "description", "kind", "overlap", "lease_ttl_seconds", "allow_tie", "allow_both_bad",
+            "strength_scale", "ranking_k", "allow_rank_ties", "rating_scale_max", "dimensions", "created_at",
         ]  # fmt: skip
 
-    def get_dimensions(self, obj: Project) -> list[dict]:
-        return [{"key": d.key, "label": d.label, "required": d.required} for d in obj.dimensions.all()]
+
+class DimensionInputSerializer(serializers.Serializer):
+    label = serializers.CharField(max_length=80, help_text="What labelers rate, e.g. Helpfulness.")
+    key = serializers.SlugField(
+        max_length=40,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Name in exports; from the label.",
+    )
+    description = serializers.CharField(
+        max_length=2000, required=False, allow_blank=True, default="", help_text="Shown to labelers."
+    )
+    required = serializers.BooleanField(default=False, help_text="Labelers must rate it to submit.")
 
 
+class ProjectCreateSerializer(serializers.Serializer):
+    """The fields and bounds of the page /projects/new/ (``ProjectStartForm``; a test keeps them equal)."""
+
+    name = serializers.CharField(max_length=200, help_text="Its address (slug) is made from the name.")
+    kind = serializers.ChoiceField(
+        choices=TaskKind.choices,
+        default=TaskKind.PAIRWISE,
+        help_text="pairwise: labelers compare two responses (A/B); ranking: they order K responses.",
+    )
+    description = serializers.CharField(required=False, allow_blank=True, default="", help_text="Markdown.")
+    ranking_k = serializers.IntegerField(
+        min_value=2, max_value=16, default=4, help_text="Responses per ranking task (ranking projects)."
+    )
+    overlap = serializers.IntegerField(
+        min_value=1, max_value=100, default=1, help_text="Labelers per task; 2 or more to measure agreement."
+    )
+    lease_minutes = serializers.IntegerField(
+        min_value=1, max_value=24 * 60, default=15, help_text="Minutes a labeler holds a task."
+    )
+    allow_tie = serializers.BooleanField(default=True, help_text="Pairwise projects: offer “tie”.")
+    allow_both_bad = serializers.BooleanField(default=True, help_text="Pairwise projects: offer “both bad”.")
+    strength_scale = serializers.BooleanField(
+        default=True, help_text="Pairwise projects: ask how much better."
+    )
+    allow_rank_ties = serializers.BooleanField(default=False, help_text="Ranking projects: allow ties.")
+    rating_scale_max = serializers.IntegerField(
+        min_value=2, max_value=10, default=5, help_text="Dimension ratings run from 1 to this."
+    )
+    dimensions = DimensionInputSerializer(many=True, required=False, default=list, max_length=20)
+    guidelines = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=MAX_GUIDELINE_CHARS,
+        help_text="Markdown; published as version 1 when given.",
+    )
+
+    def project_values(self) -> dict:
+        """The settings ``project_start`` takes: the general ones and those of the chosen kind."""
+        data = self.validated_data
+        values = {
+            "description": data["description"],
+            "overlap": data["overlap"],
+            "lease_ttl_seconds": data["lease_minutes"] * 60,
+            "rating_scale_max": data["rating_scale_max"],
+        }
+        values.update({name: data[name] for name in KIND_SETTINGS[data["kind"]]})
+        return values
+
+
+@extend_schema(tags=["Projects"])
+@extend_schema_view(
+    get=extend_schema(
+        summary="List your projects",
+        description="The projects you are an active member of (all of them for site admins), within "
+        "your token's projects when it is narrowed to some.",
+        responses={200: ProjectSerializer, **errors(401)},
+    )
+)
 class ProjectListApi(generics.ListAPIView):
+    permission_classes = [ProjectCreatePermission]
     serializer_class = ProjectSerializer
 
     def get_queryset(self):
         return visible_projects(principal_of(self.request)).prefetch_related("dimensions")
 
+    @extend_schema(
+        summary="Start a project",
+        description="The same as the *New project* page: an A/B or ranking project with its settings, "
+        "rating dimensions and, when `guidelines` is given, guidelines version 1. You become its "
+        "manager. Site staff may start projects (everyone, when the site allows it); never through a "
+        "token narrowed to some projects. A name whose address is taken answers 409.",
+        request=ProjectCreateSerializer,
+        responses={201: ProjectSerializer, **errors(400, 401, 403, 409)},
+    )
+    def post(self, request: Request) -> Response:
+        ser = ProjectCreateSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        data = ser.validated_data
+        project = project_start(
+            actor=request.user,
+            name=data["name"],
+            kind=data["kind"],
+            dimensions=[dict(d) for d in data["dimensions"]],
+            guidelines=data["guidelines"],
+            **ser.project_values(),
+        )
+        project = Project.objects.prefetch_related("dimensions").get(pk=project.pk)
+        return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
 
+
+@extend_schema(tags=["Projects"])
 class ProjectDetailApi(ProjectApiView):
     capability = "view"
 
-    @extend_schema(responses={200: ProjectSerializer, **ERRORS})
+    @extend_schema(
+        summary="Read a project",
+        description="Its settings and rating dimensions (any member).",
+        responses={200: ProjectSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         return Response(ProjectSerializer(self.access.project).data)
 
@@ -74,20 +189,58 @@ class GuidelineSerializer(serializers.ModelSerializer):
         fields = ["version", "body", "change_note", "created_at"]
 
 
+class GuidelinePublishSerializer(serializers.Serializer):
+    body = serializers.CharField(max_length=MAX_GUIDELINE_CHARS, help_text="The whole text, in Markdown.")
+    change_note = serializers.CharField(
+        max_length=300,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="What changed; shown to labelers when they acknowledge the new version.",
+    )
+
+
+@extend_schema(tags=["Guidelines"])
+@extend_schema_view(
+    get=extend_schema(
+        summary="List guideline versions",
+        description="Every version of the project's guidelines, newest (the current one) first (any member).",
+        responses={200: GuidelineSerializer, **errors(401, 403, 404)},
+    )
+)
 class GuidelineListApi(generics.ListAPIView):
     permission_classes = [ProjectPermission]
     capability = "view"
+    method_capabilities = {"POST": "manage"}
     serializer_class = GuidelineSerializer
 
     def get_queryset(self):
         project = self.access.project
         return Guideline.objects.filter(project=project).order_by("-version")
 
+    @extend_schema(
+        summary="Publish a new guideline version",
+        description="Managers. The new version becomes the current one; labelers acknowledge it before "
+        "their next submission. A body identical to the current version's is refused (400).",
+        request=GuidelinePublishSerializer,
+        responses={201: GuidelineSerializer, **errors()},
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        ser = GuidelinePublishSerializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        guideline = guideline_publish(project=self.access.project, actor=request.user, **ser.validated_data)
+        return Response(GuidelineSerializer(guideline).data, status=status.HTTP_201_CREATED)
 
+
+@extend_schema(tags=["Guidelines"])
 class GuidelineDetailApi(ProjectApiView):
     capability = "view"
 
-    @extend_schema(responses={200: GuidelineSerializer, **ERRORS})
+    @extend_schema(
+        summary="Read a guideline version",
+        description="One version's Markdown text and change note (any member).",
+        responses={200: GuidelineSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str, version: int) -> Response:
         project = self.access.project
         guideline = Guideline.objects.filter(project=project, version=version).first()
@@ -125,6 +278,7 @@ class ImportReportSerializer(serializers.Serializer):
     truncated_errors = serializers.BooleanField()
 
 
+@extend_schema(tags=["Imports"])
 class PromptImportApi(ProjectApiView):
     """Import prompts and candidates (and recorded preferences) from a file. Atomic unless
     ``skip_invalid``; a bad file answers 400 with the per-line report in ``details``.
@@ -144,7 +298,17 @@ class PromptImportApi(ProjectApiView):
         import_size_limit_install(request)  # before anything reads the body
         return super().initialize_request(request, *args, **kwargs)
 
-    @extend_schema(request=ImportRequestSerializer, responses={201: ImportReportSerializer, **ERRORS})
+    @extend_schema(
+        summary="Import prompts and responses",
+        description="Managers and researchers. Upload a JSONL file (one prompt per line, with its "
+        "candidate responses and optionally recorded preferences) or HH-RLHF data, plain or gzip, as "
+        "`multipart/form-data`. The whole file is imported or nothing is, unless `skip_invalid`; a bad "
+        "file answers 400 with the per-line report in `details`, a file over the size limit 413. The "
+        "file may also be sent as the body itself (`Content-Type: application/x-ndjson` or "
+        "`application/gzip`, options in the query string), imported as it arrives.",
+        request=ImportRequestSerializer,
+        responses={201: ImportReportSerializer, **errors(400, 401, 403, 404, 413, 429)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         if request.content_type.split(";")[0].strip().lower() in RAW_IMPORT_TYPES:
@@ -204,6 +368,15 @@ class TaskFilterSerializer(serializers.Serializer):
     )
 
 
+@extend_schema(tags=["Tasks and annotations"])
+@extend_schema_view(
+    get=extend_schema(
+        summary="List tasks",
+        description="Researchers. The project's comparison tasks in creation order, with their "
+        "candidates, how many labelers each asks for and holds, and gold answers.",
+        responses={200: TaskSerializer, **errors()},
+    )
+)
 class TaskListApi(ProjectFilteredListApi):
     """A project's tasks (researchers)."""
 
@@ -247,6 +420,15 @@ class AnnotationFilterSerializer(serializers.Serializer):
     )
 
 
+@extend_schema(tags=["Tasks and annotations"])
+@extend_schema_view(
+    get=extend_schema(
+        summary="List annotations",
+        description="Researchers. Every judgment, oldest first: choice or ranking, strength, ratings, "
+        "rationale and flags, with the guideline version it was made under.",
+        responses={200: AnnotationSerializer, **errors()},
+    )
+)
 class AnnotationListApi(ProjectFilteredListApi):
     """A project's annotations, read only (researchers), oldest first."""
 

@@ -16,6 +16,11 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
 from annotate import selectors
+from annotate.apis_labeling_docs import (
+    AcknowledgedSerializer,
+    AssignmentStateSerializer,
+    ClaimedLeaseSerializer,
+)
 from annotate.errors import NotFound
 from annotate.labeling_protocol import (
     LeaseSerializer,
@@ -28,8 +33,10 @@ from annotate.labeling_protocol import (
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
 from core.access import ProjectApiView
+from core.api_schema import errors
 
 
+@extend_schema(tags=["Labeling"])
 class ClaimNextApi(ProjectApiView):
     capability = "label"
     throttle_classes = [ScopedRateThrottle]
@@ -40,7 +47,15 @@ class ClaimNextApi(ProjectApiView):
             child=serializers.IntegerField(), required=False, default=list
         )
 
-    @extend_schema(request=ClaimInputSerializer, responses={200: LeaseSerializer, 204: None})
+    @extend_schema(
+        summary="Claim the next task",
+        description="Labelers. Leases you the next task that still needs labels (blind: responses are "
+        "named by per-lease handles, never by model); a live lease you already hold comes back first. "
+        "204 when nothing is left for you. List leases you hold in `exclude_assignment_ids` to get a "
+        "further task while one is on screen (to preload it).",
+        request=ClaimInputSerializer,
+        responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 429)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         data = self.ClaimInputSerializer(data=request.data)
@@ -56,6 +71,7 @@ class ClaimNextApi(ProjectApiView):
         return Response(LeaseSerializer(lease_payload(lease)).data)
 
 
+@extend_schema(tags=["Labeling"])
 class SubmitApi(ProjectApiView):
     """Submit the caller's own lease (ProjectPermission resolves it: another labeler's lease, or
     one outside the token's projects, is 404)."""
@@ -70,7 +86,16 @@ class SubmitApi(ProjectApiView):
         choice = serializers.CharField(allow_null=True)
 
     @extend_schema(
-        request=SubmissionSerializer, responses={200: SubmitOutputSerializer, 201: SubmitOutputSerializer}
+        summary="Submit a judgment",
+        description="Labelers, on their own lease. A/B: `choice` (and `strength` when asked); ranking: "
+        "`ranking` as groups of handles, best first; `ratings` per dimension; optional `rationale` and "
+        "flag. 201 for a new annotation; 200 with the recorded one when this lease was already submitted.",
+        request=SubmissionSerializer,
+        responses={
+            200: SubmitOutputSerializer,
+            201: SubmitOutputSerializer,
+            **errors(400, 401, 403, 404, 409, 429),
+        },
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         data = validated(SubmissionSerializer, request.data)
@@ -84,29 +109,49 @@ class SubmitApi(ProjectApiView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+@extend_schema(tags=["Labeling"])
 class SkipApi(ProjectApiView):
     capability = "label"
 
-    @extend_schema(request=SkipSerializer, responses={200: None})
+    @extend_schema(
+        summary="Skip a task",
+        description="Labelers, on their own lease: give it back with a `reason`; you are not offered it again.",
+        request=SkipSerializer,
+        responses={200: AssignmentStateSerializer, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         data = validated(SkipSerializer, request.data)
         assignment = assignment_skip(assignment_id=self.assignment.pk, labeler=request.user, **data)
         return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
+@extend_schema(tags=["Labeling"])
 class UndoApi(ProjectApiView):
     capability = "label"
 
-    @extend_schema(request=None, responses={200: None})
+    @extend_schema(
+        summary="Undo your last submission",
+        description="Labelers: take back a judgment you just submitted on this lease, while the lease "
+        "lasts, and label the task again.",
+        request=None,
+        responses={200: AssignmentStateSerializer, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
         return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
+@extend_schema(tags=["Labeling"])
 class AcknowledgeGuidelineApi(ProjectApiView):
     capability = "label"
 
-    @extend_schema(request=None, responses={200: None})
+    @extend_schema(
+        summary="Acknowledge the current guidelines",
+        description="Labelers: confirm you read the current guideline version (needed before your "
+        "next submission after a new version is published).",
+        request=None,
+        responses={200: AcknowledgedSerializer, **errors(401, 403, 404)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         current = selectors.guideline_current(project=project)

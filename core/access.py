@@ -354,8 +354,9 @@ def project_page(capability: str, *, json: bool = False) -> Callable:
 
 
 class ProjectPermission(BasePermission):
-    """DRF permission built on ``project_access``. The view names its ``capability``; the object it
-    addresses comes from the URL: ``slug`` (a project), ``assignment_id`` (the caller's own lease,
+    """DRF permission built on ``project_access``. The view names its ``capability`` (and, where
+    methods differ, ``method_capabilities``: ``{"POST": "manage"}``); the object it addresses comes
+    from the URL: ``slug`` (a project), ``assignment_id`` (the caller's own lease,
     capability "label") or ``job_id`` (a generation job). The view finds what was checked in
     ``self.access`` (and ``self.assignment`` / ``self.job``). Refusals raise NotFound/Forbidden,
     which the API's exception handler answers with 404/403."""
@@ -365,7 +366,9 @@ class ProjectPermission(BasePermission):
             return False  # 401 (token) / 403 (session), as DRF's IsAuthenticated
         principal = principal_of(request)
         kwargs = view.kwargs
-        capability = getattr(view, "capability", None)
+        capability = getattr(view, "method_capabilities", {}).get(
+            request.method, getattr(view, "capability", None)
+        )
         if capability is None:
             raise ImproperlyConfiguredView(f"{type(view).__name__} sets no capability")
         if "slug" in kwargs:
@@ -386,12 +389,28 @@ class ImproperlyConfiguredView(Exception):
     pass
 
 
+class ProjectCreatePermission(BasePermission):
+    """DRF permission of the project list: any signed-in user reads it (their own projects); only
+    those :func:`can_create_projects` allows start one with POST (403 otherwise)."""
+
+    def has_permission(self, request, view) -> bool:
+        if not (request.user and request.user.is_authenticated):
+            return False
+        if request.method == "POST" and not can_create_projects(principal_of(request)):
+            raise Forbidden(
+                "You may not start projects: ask an administrator (tokens narrowed to some "
+                "projects never can)."
+            )
+        return True
+
+
 class ProjectApiView(APIView):
     """An API view under one project (``slug``), a lease (``assignment_id``) or a generation job
     (``job_id``): ``capability`` is what it needs; ``self.access`` is what ProjectPermission found."""
 
     permission_classes = [ProjectPermission]
     capability: str = "view"
+    method_capabilities: dict[str, str] = {}
     access: ProjectAccess
 
 

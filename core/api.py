@@ -42,7 +42,7 @@ def _first_message(detail: object, path: str = "") -> tuple[str, str]:
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = f"{path}.{key}" if path else str(key)
-            return _first_message(value, "" if key == api_settings.NON_FIELD_ERRORS_KEY else name)
+            return _first_message(value, path if key == api_settings.NON_FIELD_ERRORS_KEY else name)
         return path, "Invalid input."
     if isinstance(detail, list):
         for value in detail:

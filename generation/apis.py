@@ -15,7 +15,7 @@ the token's project scope; 404 outside it, 403 for other roles); service errors 
 from __future__ import annotations
 
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_view, inline_serializer
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +24,7 @@ from annotate.errors import InvalidInput
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import paginated_response
+from core.api_schema import PAGE_PARAMETERS, JobStatusSerializer, errors, paginated
 from generation import selectors, services
 from generation.models import AutoRelease, Backend, GenerationJob, ModelEndpoint, ReleaseWhich, TaskMode
 
@@ -129,19 +130,129 @@ def _valid(serializer_class, data) -> dict:
     return serializer.validated_data
 
 
-OPAQUE = inline_serializer("GenerationObject", fields={"id": serializers.IntegerField()})
+# --- response bodies (documentation: ``endpoint_data`` and ``job_data`` build them) ---------------
 
 
+class EndpointSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField(help_text="Jobs name their endpoints by this.")
+    backend = serializers.ChoiceField(choices=Backend.choices)
+    model = serializers.CharField(help_text="A Hugging Face model name, a local path or the server's model.")
+    config = serializers.DictField(help_text="Backend options (server URL, dtype, ...).")
+    default_sampling = serializers.DictField(help_text="Sampling defaults (temperature, max_tokens, ...).")
+    project = serializers.CharField(allow_null=True, help_text="The project's slug; null: shared by all.")
+    is_active = serializers.BooleanField()
+    created_at = serializers.DateTimeField()
+
+
+class JobFailureSerializer(serializers.Serializer):
+    prompt = serializers.IntegerField(allow_null=True, help_text="Prompt id.")
+    prompt_external_id = serializers.CharField(allow_null=True)
+    endpoint = serializers.CharField(allow_null=True)
+    message = serializers.CharField()
+    attempts = serializers.IntegerField()
+
+
+class ReleaseStatusSerializer(serializers.Serializer):
+    state = serializers.ChoiceField(choices=["generating", "staged", "released"])
+    auto_release = serializers.CharField(allow_null=True)
+    which = serializers.CharField(allow_null=True, help_text='"all", "passing" or "none" once released.')
+    released_at = serializers.DateTimeField(allow_null=True)
+    released_by = serializers.CharField(allow_null=True)
+    released_tasks = serializers.IntegerField()
+    excluded_candidates = serializers.IntegerField()
+
+
+class GenerationJobSerializer(JobStatusSerializer):
+    project = serializers.CharField()
+    endpoints = serializers.ListField(child=serializers.CharField(), help_text="Endpoint names.")
+    k = serializers.IntegerField(help_text="Samples per prompt per endpoint.")
+    prompt_filter = serializers.DictField(
+        help_text='Which prompts: {"mode": "all" | "untagged" | "tag" | "ids", ...}.'
+    )
+    sampling = serializers.DictField()
+    task_mode = serializers.ChoiceField(choices=TaskMode.choices, allow_null=True)
+    pairs_per_prompt = serializers.IntegerField(allow_null=True)
+    batch_size = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    created_by = serializers.CharField(allow_null=True)
+    total_units = serializers.IntegerField(help_text="Work units (prompt x endpoint) in all.")
+    done_units = serializers.IntegerField()
+    failed_units = serializers.IntegerField()
+    percent = serializers.IntegerField(help_text="Settled units, in percent.")
+    candidates = serializers.IntegerField(help_text="Responses written so far.")
+    tasks = serializers.IntegerField(help_text="Tasks created from them.")
+    auto_release = serializers.CharField(
+        allow_null=True, help_text='null: staged until released; "passing" or "all": released when done.'
+    )
+    release = ReleaseStatusSerializer(help_text="Where the job's responses are: staged or released.")
+
+
+class StagedEndpointSerializer(serializers.Serializer):
+    endpoint = serializers.CharField()
+    model = serializers.CharField()
+    candidates = serializers.IntegerField(help_text="Responses this endpoint wrote.")
+    passing = serializers.IntegerField(help_text="Of them, those that failed no check.")
+    failed = serializers.DictField(
+        child=serializers.IntegerField(), help_text="Check name -> responses failing it."
+    )
+
+
+class StagedCheckSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    label = serializers.CharField()
+    help = serializers.CharField()
+
+
+class WouldCreateSerializer(serializers.Serializer):
+    candidates = serializers.IntegerField()
+    tasks = serializers.IntegerField()
+
+
+class WouldReleaseSerializer(serializers.Serializer):
+    all = WouldCreateSerializer(help_text="What releasing all would create.")
+    passing = WouldCreateSerializer(help_text="What releasing the passing ones would create.")
+
+
+class StagedSummarySerializer(serializers.Serializer):
+    endpoints = StagedEndpointSerializer(many=True)
+    checks = StagedCheckSerializer(many=True, help_text="The automatic checks, with what each means.")
+    unchecked = serializers.IntegerField(help_text="Responses without a check row (written before checks).")
+    would_release = WouldReleaseSerializer()
+
+
+class GenerationJobDetailSerializer(GenerationJobSerializer):
+    failures = JobFailureSerializer(many=True, help_text="Prompts that failed, with why (up to 1000).")
+    staged = StagedSummarySerializer(
+        allow_null=True, help_text="Once generation has ended: checks per model."
+    )
+
+
+@extend_schema(tags=["Generation"])
 class EndpointListCreateApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(responses={200: OPAQUE}, operation_id="generation_endpoints_list")
+    @extend_schema(
+        summary="List model endpoints",
+        description="Researchers. The endpoints this project's jobs may use: its own and the shared ones.",
+        operation_id="generation_endpoints_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paginated(EndpointSerializer), **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
         endpoints = selectors.endpoints_for_project(project=project).select_related("project")
         return paginated_response(request, self, endpoints, endpoint_data)
 
-    @extend_schema(request=EndpointInput, responses={201: OPAQUE}, operation_id="generation_endpoints_create")
+    @extend_schema(
+        summary="Register a model endpoint",
+        description="Researchers. A model this project can generate with: `transformers` (a model name "
+        "or a path inside the allowed folders), `vllm`, or `openai` (an OpenAI-compatible server, its "
+        "URL in `config`).",
+        operation_id="generation_endpoints_create",
+        request=EndpointInput,
+        responses={201: EndpointSerializer, **errors()},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         data = _valid(EndpointInput, request.data)
@@ -149,17 +260,33 @@ class EndpointListCreateApi(ProjectApiView):
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["Generation"])
 class JobListCreateApi(ProjectApiView):
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "jobs"
 
-    @extend_schema(responses={200: OPAQUE}, operation_id="generation_jobs_list")
+    @extend_schema(
+        summary="List generation jobs",
+        description="Researchers. The project's jobs, newest first, with their progress.",
+        operation_id="generation_jobs_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paginated(GenerationJobSerializer), **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
         return paginated_response(request, self, selectors.jobs_for_project(project=project), job_data)
 
-    @extend_schema(request=JobInput, responses={201: OPAQUE}, operation_id="generation_jobs_create")
+    @extend_schema(
+        summary="Start a generation job",
+        description="Researchers. Samples `k` responses per prompt from each named endpoint, in "
+        "batches on the generation queue. The responses are staged with automatic checks until released "
+        "(see the release operation) unless `auto_release` is set; released responses become tasks "
+        "(`task_mode`, default: the project's kind).",
+        operation_id="generation_jobs_create",
+        request=JobInput,
+        responses={201: GenerationJobSerializer, **errors(400, 401, 403, 404, 429)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         data = dict(_valid(JobInput, request.data))
@@ -172,30 +299,51 @@ class JobListCreateApi(ProjectApiView):
         return Response(job_data(job), status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["Generation"])
 class JobDetailApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(responses={200: OPAQUE}, operation_id="generation_job_detail")
+    @extend_schema(
+        summary="Read a generation job",
+        description="Researchers. Its settings, progress and the prompts that failed.",
+        operation_id="generation_job_detail",
+        responses={200: GenerationJobDetailSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, job_id: int) -> Response:
         return Response(job_data(self.job, with_failures=True))
 
 
+@extend_schema(tags=["Generation"])
 class JobCancelApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(request=None, responses={200: OPAQUE}, operation_id="generation_job_cancel")
+    @extend_schema(
+        summary="Cancel a generation job",
+        description="Researchers. Stops a queued or running job (409 when it has ended): pending "
+        "batches are dropped, responses already written stay, no tasks are created.",
+        operation_id="generation_job_cancel",
+        request=None,
+        responses={200: GenerationJobSerializer, **errors(401, 403, 404, 409)},
+    )
     def post(self, request: Request, job_id: int) -> Response:
         job = services.job_cancel(job=self.job, actor=request.user)
         return Response(job_data(job))
 
 
+@extend_schema(tags=["Generation"])
 class JobReleaseApi(ProjectApiView):
-    """Release a finished job's staged candidates into the labeling queue: all, only the passing
-    ones, or none. Once per job: a second release answers 409."""
-
     capability = "research"
 
-    @extend_schema(request=ReleaseInput, responses={200: OPAQUE}, operation_id="generation_job_release")
+    @extend_schema(
+        summary="Release a job's staged responses",
+        description="Researchers. Once generation has ended, the responses wait, staged, with their "
+        "automatic checks; this turns them into labeling tasks: `all`, only the `passing` ones (a prompt "
+        "left with fewer than 2 makes no task) or `none` (discard). Once per job: a second release, or "
+        "one before generation has ended, answers 409.",
+        operation_id="generation_job_release",
+        request=ReleaseInput,
+        responses={200: GenerationJobDetailSerializer, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, job_id: int) -> Response:
         data = _valid(ReleaseInput, request.data)
         job = services.job_release(job=self.job, which=data["which"], actor=request.user)

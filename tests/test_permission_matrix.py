@@ -29,8 +29,10 @@ pytestmark = pytest.mark.django_db
 # Pages and API routes a labeler of the project may use; everything else project-scoped is for
 # managers and researchers only.
 LABELER_ROUTES = re.compile(r"^(projects/<slug:slug>/(label|guidelines)|api/v1/labeling/)")
-# Routes that are per-user rather than per-project (the lease id decides), still checked for strangers.
+# API routes any member may read (GET only: publishing guidelines is for managers).
 ALLOWED_FOR_ANY_MEMBER = re.compile(r"^api/v1/projects/<slug:slug>/(guidelines/|$)")
+# Every method a route may answer: writes through PATCH and DELETE (members) are checked too.
+METHODS = ["GET", "POST", "PATCH", "DELETE"]
 
 
 def _walk(patterns, prefix=""):
@@ -113,8 +115,11 @@ def world(make_project, make_user, labeler_in):
     }
 
 
-def _request(client, method: str, path: str):
-    resp = client.get(path) if method == "GET" else client.post(path, {}, format="json")
+def _request(client, method: str, path: str, data: dict | None = None):
+    if method == "GET":
+        resp = client.get(path)
+    else:
+        resp = getattr(client, method.lower())(path, data or {}, format="json")
     if resp.status_code in (301, 302) and "/accounts/login/" not in resp["Location"]:
         # a plain redirect (e.g. an app's home to its first page) must land on a refusal too
         resp = client.get(resp["Location"])
@@ -128,7 +133,7 @@ def test_routes_are_discovered():
     assert any(r.startswith(("training/", "generation/", "reports/")) for r in routes)
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", METHODS)
 def test_strangers_get_403_or_404_everywhere(world, method):
     client = APIClient()
     client.force_login(world["stranger"])
@@ -140,14 +145,14 @@ def test_strangers_get_403_or_404_everywhere(world, method):
     assert not failures, "\n".join(failures)
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", METHODS)
 def test_labelers_cannot_reach_manager_or_researcher_routes(world, method):
     client = APIClient()
     client.force_login(world["labeler"])
     failures = []
     checked = 0
     for route in _routes():
-        if LABELER_ROUTES.search(route) or ALLOWED_FOR_ANY_MEMBER.search(route):
+        if LABELER_ROUTES.search(route) or (method == "GET" and ALLOWED_FOR_ANY_MEMBER.search(route)):
             continue
         checked += 1
         resp = _request(client, method, _fill(route, world["values"]))
@@ -202,7 +207,7 @@ def _refused(resp) -> bool:
     return resp.status_code == 302 and "/accounts/login/" in resp["Location"]
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", METHODS)
 def test_a_token_narrowed_to_another_project_reaches_nothing_here(world, method):
     """The insider holds every role in the target project, but the token was created for the other
     project only: no route of the target project (pages, API, objects addressed by bare ids such as
@@ -213,12 +218,7 @@ def test_a_token_narrowed_to_another_project_reaches_nothing_here(world, method)
     for route in _routes():
         checked += 1
         path = _fill(route, world["insider_values"])
-        if method == "GET":
-            resp = client.get(path)
-        else:
-            resp = client.post(path, {"choice": "left", "reason": "x"}, format="json")
-        if resp.status_code in (301, 302) and "/accounts/login/" not in resp["Location"]:
-            resp = client.get(resp["Location"])  # a plain redirect must land on a refusal too
+        resp = _request(client, method, path, {"choice": "left", "reason": "x", "role": "manager"})
         if not _refused(resp):
             failures.append(f"{method} {route}: {resp.status_code}")
     assert checked > 40
@@ -264,12 +264,47 @@ def test_scoped_token_cannot_create_generation_jobs_or_claim_tasks_elsewhere(wor
     assert resp.status_code == 404
 
 
+def test_project_members_and_guidelines_api_through_scoped_tokens(world):
+    """The API routes of issue 14 through the insider's tokens (every role in both projects): the
+    token narrowed to the other project starts nothing, manages no member and publishes nothing
+    here; the one narrowed to this project manages members and publishes, but starts no project
+    (narrowed tokens never do)."""
+    from django.contrib.auth import get_user_model
+
+    from annotate.models import Guideline
+
+    slug = world["target"].slug
+    membership_id = world["values"]["membership_id"]
+    members = f"/api/v1/projects/{slug}/members/"
+    member = f"{members}{membership_id}/"
+    guidelines = f"/api/v1/projects/{slug}/guidelines/"
+    elsewhere = _token_client(world["other_only_token"])
+    assert elsewhere.post("/api/v1/projects/", {"name": "Via token"}, format="json").status_code == 403
+    assert elsewhere.get(members).status_code == 404
+    assert (
+        elsewhere.post(members, {"username": "sneaky", "role": "manager"}, format="json").status_code == 404
+    )
+    assert elsewhere.patch(member, {"role": "manager"}, format="json").status_code == 404
+    assert elsewhere.delete(member).status_code == 404
+    assert elsewhere.post(guidelines, {"body": "New rules"}, format="json").status_code == 404
+    assert Membership.objects.get(pk=membership_id).is_active
+    assert not get_user_model().objects.filter(username="sneaky").exists()
+    assert Guideline.objects.filter(project=world["target"]).count() == 1
+
+    here = _token_client(world["target_only_token"])
+    assert here.post("/api/v1/projects/", {"name": "Via token"}, format="json").status_code == 403
+    assert here.get(members).status_code == 200
+    assert here.post(guidelines, {"body": "New rules"}, format="json").status_code == 201
+    assert here.delete(member).status_code == 200
+    assert not Membership.objects.get(pk=membership_id).is_active
+
+
 # --- object ids of another project ----------------------------------------------------------------
 
 OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id")
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
+@pytest.mark.parametrize("method", METHODS)
 def test_object_ids_of_another_project_are_refused(world, method):
     """A user with every role in the other project names it in the URL, with the ids of the target
     project's objects (its lease, member, guideline/export version, job, run): refused everywhere."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from annotate.errors import NotFound, ServiceError
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
-from core.api import ERRORS
+from core.api_schema import errors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import export_create, export_file_path, export_files, export_zip_path
@@ -20,7 +20,9 @@ from training.services.exports import export_create, export_file_path, export_fi
 
 class ExportSerializer(serializers.ModelSerializer):
     project = serializers.CharField(source="project.slug", read_only=True)
-    created_by = serializers.CharField(source="created_by.username", read_only=True, default=None)
+    created_by = serializers.CharField(
+        source="created_by.username", read_only=True, default=None, allow_null=True
+    )
     files = serializers.SerializerMethodField()
 
     class Meta:
@@ -59,6 +61,15 @@ def _export(project, version: int) -> Export:
     return export
 
 
+@extend_schema(tags=["Exports"])
+@extend_schema_view(
+    get=extend_schema(
+        summary="List exports",
+        description="Researchers. The project's exports, newest version first, with their state, row "
+        "count, manifest and files.",
+        responses={200: ExportSerializer, **errors(401, 403, 404)},
+    )
+)
 class ExportListCreateApi(generics.ListAPIView):
     """A project's exports, newest first; POST queues a new one (the worker fills it)."""
 
@@ -77,7 +88,14 @@ class ExportListCreateApi(generics.ListAPIView):
             .order_by("-version")
         )
 
-    @extend_schema(request=ExportCreateSerializer, responses={201: ExportSerializer, **ERRORS})
+    @extend_schema(
+        summary="Build an export",
+        description="Researchers. Queues a new version of the project's preference dataset in `format` "
+        "(TRL, HH-RLHF, OpenAI, ...); the worker compiles it from the labels with `options` "
+        "(aggregation, ties, agreement filters, test split). Poll the export until `state` is `done`.",
+        request=ExportCreateSerializer,
+        responses={201: ExportSerializer, **errors(400, 401, 403, 404, 429)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         ser = ExportCreateSerializer(data=request.data)
@@ -92,33 +110,47 @@ class ExportListCreateApi(generics.ListAPIView):
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["Exports"])
 class ExportDetailApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(responses={200: ExportSerializer, **ERRORS})
+    @extend_schema(
+        summary="Read an export",
+        description="Researchers. One export version: state, row count, content hash, manifest and files.",
+        responses={200: ExportSerializer, **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str, version: int) -> Response:
         return Response(ExportSerializer(_export(self.access.project, version)).data)
 
 
+@extend_schema(tags=["Exports"])
 class ExportDownloadApi(ProjectApiView):
     """The whole export as a zip (409 while it is not finished)."""
 
     capability = "research"
 
-    @extend_schema(responses={(200, "application/zip"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]})
+    @extend_schema(
+        summary="Download an export (zip)",
+        description="Researchers. Every file of a finished export in one zip (409 while it is not finished).",
+        responses={(200, "application/zip"): OpenApiTypes.BINARY, **errors(401, 403, 404, 409)},
+    )
     def get(self, request: Request, slug: str, version: int):
         export = _export(self.access.project, version)
         path = export_zip_path(export=export)
         return FileResponse(open(path, "rb"), as_attachment=True, filename=f"{slug}-v{version}.zip")
 
 
+@extend_schema(tags=["Exports"])
 class ExportFileApi(ProjectApiView):
     """One file of the export (a data file, manifest.json or README.md)."""
 
     capability = "research"
 
     @extend_schema(
-        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **ERRORS, 409: ERRORS[400]}
+        summary="Download one export file",
+        description="Researchers. One file of a finished export, named as in its `files`: a data file, "
+        "`manifest.json` or `README.md` (409 while it is not finished).",
+        responses={(200, "application/octet-stream"): OpenApiTypes.BINARY, **errors(401, 403, 404, 409)},
     )
     def get(self, request: Request, slug: str, version: int, name: str):
         export = _export(self.access.project, version)

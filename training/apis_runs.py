@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -13,7 +13,8 @@ from rest_framework.response import Response
 from annotate.errors import InvalidInput, NotFound
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
-from core.api import ERRORS, paginated_response
+from core.api import paginated_response
+from core.api_schema import PAGE_PARAMETERS, JobStatusSerializer, errors, paginated
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -37,6 +38,40 @@ class RunRegisterSerializer(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, default="", max_length=100)
 
 
+# --- response bodies (documentation: ``training.selectors.run_status`` builds them) -------------
+
+
+class TrainingRunSerializer(JobStatusSerializer):
+    project = serializers.CharField()
+    kind = serializers.ChoiceField(choices=RunKind.choices)
+    base_model = serializers.CharField(allow_blank=True, help_text="The model it starts from.")
+    export = serializers.IntegerField(allow_null=True, help_text="The export version it trains on.")
+    dataset_path = serializers.CharField(allow_blank=True)
+    base_run = serializers.IntegerField(allow_null=True, help_text="The run whose model it starts from.")
+    reward_run = serializers.IntegerField(allow_null=True, help_text="PPO/RL: the reward model's run.")
+    config = serializers.DictField(help_text="Runner options.")
+    metrics = serializers.DictField(help_text="The latest (and, when done, final) metrics.")
+    output_path = serializers.CharField(allow_blank=True, help_text="Where the model is (finished runs).")
+    cancel_requested = serializers.BooleanField()
+    registered_endpoint = serializers.CharField(
+        allow_null=True, help_text="The generation endpoint serving its model, once registered."
+    )
+    created_at = serializers.DateTimeField(allow_null=True)
+
+
+class TrainingRunDetailSerializer(TrainingRunSerializer):
+    points = serializers.ListField(
+        child=serializers.DictField(),
+        required=False,
+        help_text="With `points=1`: logged metric points, oldest first: `{id, step, <metric>: value, ...}`.",
+    )
+
+
+class RegisteredEndpointSerializer(serializers.Serializer):
+    endpoint = serializers.CharField(help_text="The generation endpoint's name.")
+    model = serializers.CharField(help_text="The model path it serves.")
+
+
 def _run(project, run_id: int) -> TrainingRun:
     run = selectors.run_get(project=project, run_id=run_id)
     if run is None:
@@ -53,6 +88,7 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
     return run
 
 
+@extend_schema(tags=["Training runs"])
 class RunListCreateApi(ProjectApiView):
     """A project's runs, newest first; POST validates and queues a new one."""
 
@@ -61,13 +97,26 @@ class RunListCreateApi(ProjectApiView):
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
 
-    @extend_schema(operation_id="training_runs_list", responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        summary="List training runs",
+        description="Researchers. The project's runs, newest first, with state and latest metrics.",
+        operation_id="training_runs_list",
+        parameters=PAGE_PARAMETERS,
+        responses={200: paginated(TrainingRunSerializer), **errors(401, 403, 404)},
+    )
     def get(self, request: Request, slug: str) -> Response:
         project = self.access.project
         runs = selectors.runs_for_project(project=project)
         return paginated_response(request, self, runs, lambda run: selectors.run_status(run=run))
 
-    @extend_schema(request=RunCreateSerializer, responses={201: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        summary="Start a training run",
+        description="Researchers. Validates and queues a run on the training queue: a reward model or "
+        "DPO on an export version (or a dataset path), PPO/RLOO/GRPO with a reward run. Runner options "
+        "go in `config`.",
+        request=RunCreateSerializer,
+        responses={201: TrainingRunSerializer, **errors(400, 401, 403, 404, 429)},
+    )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         ser = RunCreateSerializer(data=request.data)
@@ -92,12 +141,23 @@ class RunListCreateApi(ProjectApiView):
         return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
 
 
+@extend_schema(tags=["Training runs"])
 class RunDetailApi(ProjectApiView):
     capability = "research"
 
     """A run's status: state, latest and final metrics, error."""
 
-    @extend_schema(operation_id="training_runs_retrieve", responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        summary="Read a training run",
+        description="Researchers. State, latest and final metrics, error; with `points=1` the logged "
+        "metric points too (after the point id `after`, to follow a live run).",
+        operation_id="training_runs_retrieve",
+        parameters=[
+            OpenApiParameter("points", OpenApiTypes.BOOL, description="Include the logged metric points."),
+            OpenApiParameter("after", OpenApiTypes.INT, description="Only points after this point id."),
+        ],
+        responses={200: TrainingRunDetailSerializer, **errors(400, 401, 403, 404)},
+    )
     def get(self, request: Request, slug: str, run_id: int) -> Response:
         run = _run(self.access.project, run_id)
         body = selectors.run_status(run=run)
@@ -110,19 +170,34 @@ class RunDetailApi(ProjectApiView):
         return Response(body)
 
 
+@extend_schema(tags=["Training runs"])
 class RunCancelApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(request=None, responses={200: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        summary="Cancel a training run",
+        description="Researchers. A queued run is cancelled at once; a running one is asked to stop "
+        "(409 when it has already ended).",
+        request=None,
+        responses={200: TrainingRunSerializer, **errors(401, 403, 404, 409)},
+    )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = run_cancel(run=_run(self.access.project, run_id), actor=request.user)
         return Response(selectors.run_status(run=run))
 
 
+@extend_schema(tags=["Training runs"])
 class RunRegisterApi(ProjectApiView):
     capability = "research"
 
-    @extend_schema(request=RunRegisterSerializer, responses={201: OpenApiTypes.OBJECT, **ERRORS})
+    @extend_schema(
+        summary="Serve a run's model for generation",
+        description="Researchers. Registers a finished policy run's model as a `transformers` "
+        "generation endpoint of the project (the same endpoint when asked again), so generation jobs "
+        "can sample from it: the loop closes.",
+        request=RunRegisterSerializer,
+        responses={201: RegisteredEndpointSerializer, **errors(400, 401, 403, 404, 409)},
+    )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = _run(self.access.project, run_id)
         ser = RunRegisterSerializer(data=request.data)

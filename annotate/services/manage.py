@@ -109,6 +109,28 @@ def member_deactivate(*, project: Project, actor: AbstractBaseUser, membership: 
     return released
 
 
+@transaction.atomic
+def member_role_change(
+    *, project: Project, actor: AbstractBaseUser, membership: Membership, role: str
+) -> Membership:
+    """Move an active member from ``membership``'s role to ``role``: the new role is granted
+    (``member_add``) and the old one deactivated (``member_deactivate``, which releases a labeler's
+    leases), each audited, all or nothing. Returns the new role's membership (roles are rows)."""
+    if role not in Role.values:
+        raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
+    if membership.project_id != project.pk:
+        raise InvalidInput("That membership belongs to another project.")
+    if role == membership.role:
+        raise InvalidInput(f"{membership.user} is already a {role} in this project.", field="role")
+    if not membership.is_active:
+        raise InvalidInput(
+            f"{membership.user} is inactive as {membership.role}; reactivate them first.", field="role"
+        )
+    new, _ = member_add(project=project, actor=actor, username=membership.user.get_username(), role=role)
+    member_deactivate(project=project, actor=actor, membership=membership)
+    return new
+
+
 def _dimension_snapshot(project: Project) -> list[dict]:
     return [
         {"key": d.key, "label": d.label, "description": d.description, "required": d.required}

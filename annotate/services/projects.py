@@ -29,6 +29,12 @@ SETTINGS_FIELDS = (
     "max_labels_per_task",
 )
 
+# The settings of one kind of project only (a project of the other kind keeps their defaults).
+KIND_SETTINGS: dict[str, tuple[str, ...]] = {
+    TaskKind.PAIRWISE: ("allow_tie", "allow_both_bad", "strength_scale"),
+    TaskKind.RANKING: ("ranking_k", "allow_rank_ties"),
+}
+
 
 def _validate_settings(values: dict) -> None:
     if "overlap" in values and not 1 <= int(values["overlap"]) <= 100:

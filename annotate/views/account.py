@@ -15,7 +15,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.errors import ServiceError
 from annotate.models import ApiToken, TaskKind
-from annotate.services.projects import project_start
+from annotate.services.projects import KIND_SETTINGS, project_start
 from annotate.services.tokens import token_create, token_revoke_by_id
 from core.access import can_create_projects, visible_projects
 
@@ -87,13 +87,8 @@ class ProjectStartForm(forms.Form):
             "rating_scale_max": data["rating_scale_max"],
         }
         if data["kind"] == TaskKind.RANKING:
-            values.update(ranking_k=data["ranking_k"] or 4, allow_rank_ties=data["allow_rank_ties"])
-        else:
-            values.update(
-                allow_tie=data["allow_tie"],
-                allow_both_bad=data["allow_both_bad"],
-                strength_scale=data["strength_scale"],
-            )
+            data = {**data, "ranking_k": data["ranking_k"] or 4}
+        values.update({name: data[name] for name in KIND_SETTINGS[data["kind"]]})
         return values
 
 

@@ -210,6 +210,42 @@ API_TOKEN_CACHE_SECONDS = env.int("API_TOKEN_CACHE_SECONDS", default=60 if REDIS
 # soft state: a crash can lose a just-made lease, never an annotation; annotate/services/leasing.py).
 LEASE_CLAIM_ASYNC_COMMIT = env.bool("LEASE_CLAIM_ASYNC_COMMIT", default=False)
 
+# --- API documentation (drf-spectacular) -------------------------------------------------------
+API_DESCRIPTION = """\
+Preference data collection, export, generation and training, over JSON.
+
+**Signing in.** Send `Authorization: Bearer <token>`. Make and revoke tokens on your account's
+*API tokens* page (`/accounts/tokens/`); a token can be narrowed to some projects, and then reaches
+nothing else. In the browser, your session works too (this page uses it).
+
+**Who may do what.** Your role in a project decides: labelers label, managers run the project
+(settings, guidelines, members), researchers read data, export, generate and train. A project you
+are not in (or your token does not reach) answers 404; a role that does not allow the action, 403.
+
+**Errors.** Every 4xx answers `{"error": code, "detail": message}`, with `field` naming the bad
+input and `details` holding every field's messages when there are several.
+
+**Lists.** Lists page with `limit` (default 50, at most 1000) and `offset`, and answer
+`{"count", "next", "previous", "results"}`.
+"""
+API_TAGS = [
+    {"name": "Projects", "description": "Start projects and read their settings."},
+    {"name": "Members", "description": "Who works on a project, in which role (managers)."},
+    {"name": "Guidelines", "description": "Versioned labeling guidelines: read, and publish a new version."},
+    {"name": "Imports", "description": "Bring prompts, responses and recorded preferences in from files."},
+    {
+        "name": "Tasks and annotations",
+        "description": "A project's tasks and labels, read only (researchers).",
+    },
+    {"name": "Labeling", "description": "Claim a task, submit a judgment, skip or undo (labelers)."},
+    {"name": "Exports", "description": "Versioned preference datasets built from the labels (researchers)."},
+    {"name": "Generation", "description": "Model endpoints and jobs that write candidate responses."},
+    {
+        "name": "Training runs",
+        "description": "Reward model, DPO, PPO and RL runs on an export (researchers).",
+    },
+]
+
 # --- REST framework ---------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -236,11 +272,24 @@ REST_FRAMEWORK = {
         "import": env.str("RATE_IMPORT", default="60/hour"),
     },
 }
+# The API documentation (/api/schema/, /api/docs/): every operation's summary, description and tag
+# are written where the view is declared (extend_schema); docstrings are for developers and never
+# reach the published document (tests/test_api_schema.py holds both to that).
 SPECTACULAR_SETTINGS = {
     "TITLE": "PrefHub API",
-    "DESCRIPTION": "Preference data collection, export, generation and training.",
+    "DESCRIPTION": API_DESCRIPTION,
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    "DISABLE_DOCSTRING_DESCRIPTIONS": True,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "TAGS": API_TAGS,
+    "ENUM_NAME_OVERRIDES": {
+        "RoleEnum": "annotate.models.Role",
+        "ProjectKindEnum": "annotate.models.TaskKind",
+        "JobStateEnum": "core.jobs.JobState",
+        "RunKindEnum": "training.models.RunKind",
+        "GenerationTaskModeEnum": "generation.models.TaskMode",
+    },
     # Swagger UI from vendored assets (drf-spectacular-sidecar), CSP-clean with the split view.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

@@ -1,0 +1,66 @@
+"""OpenAPI pieces every API module shares (kept apart from ``core.api``, which DRF imports while
+``rest_framework.generics`` is still loading).
+
+- :func:`paginated`: the page envelope ``{"count", "next", "previous", "results"}`` around a
+  serializer, for views that page through ``core.api.paginated_response`` (generic list views get
+  it from drf-spectacular on their own);
+- :data:`PAGE_PARAMETERS`: their ``limit`` and ``offset`` query parameters;
+- :class:`JobStatusSerializer`: the fields every background job's status shares
+  (``core.jobs.job_status_payload``);
+- :func:`errors`: the error responses an operation documents, all in the core error schema.
+
+Summaries, descriptions and tags are written on each view with ``extend_schema``; docstrings never
+reach the document (``DISABLE_DOCSTRING_DESCRIPTIONS``).
+"""
+
+from __future__ import annotations
+
+from functools import cache
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from rest_framework import serializers
+
+from core.api import ErrorSerializer
+from core.jobs import JobState
+
+PAGE_PARAMETERS = [
+    OpenApiParameter(
+        "limit", OpenApiTypes.INT, description="How many results per page (default 50, at most 1000)."
+    ),
+    OpenApiParameter(
+        "offset", OpenApiTypes.INT, description="Where the page starts (0 is the first result)."
+    ),
+]
+
+
+@cache
+def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Serializer:
+    """The page envelope around ``serializer_class`` (one component per serializer)."""
+    name = serializer_class.__name__.removesuffix("Serializer")
+    return inline_serializer(
+        f"Paginated{name}List",
+        fields={
+            "count": serializers.IntegerField(help_text="Results in all pages."),
+            "next": serializers.URLField(allow_null=True, help_text="The next page, or null."),
+            "previous": serializers.URLField(allow_null=True, help_text="The previous page, or null."),
+            "results": serializer_class(many=True),
+        },
+    )
+
+
+def errors(*codes: int) -> dict[int, type[ErrorSerializer]]:
+    """Responses for ``codes`` (default 400, 401, 403, 404), each in the core error schema."""
+    return dict.fromkeys(codes or (400, 401, 403, 404), ErrorSerializer)
+
+
+class JobStatusSerializer(serializers.Serializer):
+    """Documents ``core.jobs.job_status_payload``: the lifecycle fields of every background job."""
+
+    id = serializers.IntegerField()
+    state = serializers.ChoiceField(choices=JobState.choices)
+    active = serializers.BooleanField(help_text="Queued or running.")
+    finished = serializers.BooleanField(help_text="Done, failed or cancelled.")
+    error = serializers.CharField(allow_blank=True, help_text="Why it failed (empty otherwise).")
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
