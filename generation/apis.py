@@ -106,11 +106,12 @@ class JobInput(serializers.Serializer):
         help_text="Prompts per worker task; empty: up to 16, and at least 4 batches per endpoint.",
     )
     auto_release = serializers.ChoiceField(
-        choices=AutoRelease.choices,
+        choices=[(c.value, c.label) for c in AutoRelease if c.value],
         required=False,
         allow_blank=True,
         default="",
-        help_text='"" (default): candidates stay staged until released; "passing" or "all": released when done.',
+        help_text='Left out or empty (default): responses stay staged until released; "passing" or "all": '
+        "released when generation ends.",
     )
 
 
