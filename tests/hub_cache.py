@@ -12,7 +12,9 @@ COMMIT = "0" * 40
 CONFIG = {"model_type": "llama", "architectures": ["LlamaForCausalLM"], "vocab_size": 512}
 
 
-def seed_hub_cache(cache: Path | str, repo_id: str, *, tokenizer: bool = True, config: dict | None = None) -> Path:
+def seed_hub_cache(
+    cache: Path | str, repo_id: str, *, tokenizer: bool = True, config: dict | None = None
+) -> Path:
     """Write ``repo_id`` into the cache folder ``cache``; returns its snapshot folder."""
     repo = Path(cache) / ("models--" + repo_id.replace("/", "--"))
     snapshot = repo / "snapshots" / COMMIT

@@ -16,9 +16,9 @@ from django.urls import reverse
 from annotate.errors import InvalidInput
 from annotate.services.projects import membership_add
 from generation.models import ModelEndpoint
+from tests.hub_cache import seed_hub_cache, write_model_folder
 from training.models import Export, ExportState, RunState, TrainingRun
 from training.services.runs import run_create
-from tests.hub_cache import seed_hub_cache, write_model_folder
 
 pytestmark = pytest.mark.django_db
 
@@ -47,7 +47,9 @@ def hub(tmp_path, settings):
 def export(project):
     folder = Path(settings.PREFHUB_DATA_DIR) / "exports" / project.slug / "v1"
     folder.mkdir(parents=True, exist_ok=True)
-    (folder / "train.jsonl").write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    (folder / "train.jsonl").write_text(
+        json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n"
+    )
     return Export.objects.create(
         project=project, version=1, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
     )
@@ -112,8 +114,8 @@ def test_a_cached_hub_repo_without_a_tokenizer_is_refused(project, export, hub):
     ],
     ids=["empty", "no-tokenizer", "bad-json", "no-model-type", "missing"],
 )
-def test_a_local_folder_must_hold_a_loadable_model(project, export, hub, make, message):
-    folder = Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / "handmade"
+def test_a_local_folder_must_hold_a_loadable_model(project, export, hub, make, message, tmp_path):
+    folder = Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / tmp_path.name
     make(folder)
     with pytest.raises(InvalidInput) as err:
         run_create(project=project, kind="reward", base_model=str(folder), export=export)
@@ -127,7 +129,9 @@ def test_a_reward_model_path_gets_the_same_check(project, export, hub):
     folder = Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / "rm-without-tokenizer"
     write_model_folder(folder, tokenizer=False)
     with pytest.raises(InvalidInput) as err:
-        run_create(project=project, kind="ppo", base_model=str(folder), reward_model=str(folder), export=export)
+        run_create(
+            project=project, kind="ppo", base_model=str(folder), reward_model=str(folder), export=export
+        )
     assert err.value.field in ("base_model", "reward_model") and "tokenizer" in err.value.message
 
 
@@ -152,10 +156,20 @@ def test_the_form_offers_registered_models_and_earlier_runs(client, project, res
     ModelEndpoint.objects.create(name="remote", backend="openai", model="gpt-4o-mini")
     out = write_model_folder(Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / "run-41")
     TrainingRun.objects.create(
-        project=project, kind="dpo", base_model="x", state=RunState.DONE, output_path=str(out)
+        project=project,
+        kind="dpo",
+        base_model="x",
+        dataset_path="x.jsonl",
+        state=RunState.DONE,
+        output_path=str(out),
     )
     failed = TrainingRun.objects.create(
-        project=project, kind="dpo", base_model="x", state=RunState.FAILED, output_path="/nowhere/run-42"
+        project=project,
+        kind="dpo",
+        base_model="x",
+        dataset_path="x.jsonl",
+        state=RunState.FAILED,
+        output_path="/nowhere/run-42",
     )
     client.force_login(researcher)
     html = client.get(reverse("training:run_list", args=[project.slug])).content.decode()

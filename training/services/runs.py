@@ -57,7 +57,7 @@ from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
-from core.paths import CONFIG, DATASET, user_model, user_path
+from core.paths import CONFIG, DATASET, usable_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.common import parse_event, remove_stale_tmp
@@ -183,7 +183,9 @@ def run_create(
 ) -> TrainingRun:
     """Validate and create a run; on commit, enqueue it on the training queue.
 
-    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output. Data: an
+    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output; a named
+    model (and ``reward_model``) must be loadable now (``core.paths.usable_model``: a model folder
+    the user may name, or a Hub name in the local cache), not 80 s later in the worker. Data: an
     export of the project (its train file; its test file is the held-out set) or a dataset file
     (under the data folder unless ``restrict_dataset_path=False``, as for the CLI). PPO/RLOO/GRPO
     need a reward model (``reward_run``, a finished reward run, or ``reward_model``, a path) and take
@@ -219,8 +221,10 @@ def run_create(
         )
     if len(base_model) > 500:
         raise InvalidInput("The base model name is too long.", field="base_model")
-    if base_run is None and restrict_dataset_path:
-        base_model = user_model(base_model, project=project, field="base_model")
+    if base_run is None:
+        base_model = usable_model(
+            base_model, project=project, field="base_model", restrict=restrict_dataset_path
+        )
 
     cfg = _validate_config(kind, config)
     accelerate_config = (cfg.get("launch") or {}).get("accelerate_config")
@@ -239,10 +243,8 @@ def run_create(
                 f"{kind.upper()} needs a reward model: choose a finished reward run.", field="reward_run"
             )
         else:
-            cfg["reward_model"] = (
-                user_model(reward_model, project=project, field="reward_model")
-                if restrict_dataset_path
-                else reward_model
+            cfg["reward_model"] = usable_model(
+                reward_model, project=project, field="reward_model", restrict=restrict_dataset_path
             )
     elif reward_run is not None or reward_model:
         raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")
