@@ -919,6 +919,7 @@ def bradley_terry(
 CI_RESAMPLES = 1000
 CI_LEVEL = 0.95
 _BOOTSTRAP_CELLS = 4_000_000  # weights per chunk of resamples
+_MULTINOMIAL_MAX_ROWS = 256
 
 
 def bootstrap_sums(per_item: Any, statistic, *, resamples: int = CI_RESAMPLES, seed: int = 0) -> np.ndarray:
@@ -928,16 +929,27 @@ def bootstrap_sums(per_item: Any, statistic, *, resamples: int = CI_RESAMPLES, s
     rng = np.random.default_rng(seed)
     n = per_item.shape[0]
     if sparse.issparse(per_item):
-        rows, freq = sparse.csr_matrix(per_item, dtype=float), np.ones(n)
+        rows, inverse = sparse.csr_matrix(per_item, dtype=float), None
+        freq = np.ones(n)
     else:
         rows, inverse = np.unique(np.asarray(per_item, dtype=float), axis=0, return_inverse=True)
-        freq = np.bincount(inverse.ravel(), minlength=len(rows)).astype(float)
-    chunk = max(1, min(resamples, _BOOTSTRAP_CELLS // max(len(freq), 1)))
+        inverse = inverse.ravel()
+        freq = np.bincount(inverse, minlength=len(rows)).astype(float)
+    n_rows = len(freq)
+    chunk = max(1, min(resamples, _BOOTSTRAP_CELLS // max(n_rows, n, 1)))
     out = []
     done = 0
     while done < resamples:
         size = min(chunk, resamples - done)
-        weights = rng.multinomial(n, freq / freq.sum(), size=size).astype(float)
+        if n_rows <= _MULTINOMIAL_MAX_ROWS:  # few distinct items: draw how often each is picked
+            weights = rng.multinomial(n, freq / freq.sum(), size=size).astype(float)
+        else:  # draw the n items of each resample and count them (far cheaper than n binomials)
+            picked = rng.integers(0, n, size=(size, n))
+            if inverse is not None:
+                picked = inverse[picked]
+            offset = (np.arange(size) * n_rows)[:, None]
+            weights = np.bincount((picked + offset).ravel(), minlength=size * n_rows)
+            weights = weights.reshape(size, n_rows).astype(float)
         sums = (rows.T @ weights.T).T if sparse.issparse(rows) else weights @ rows
         out.append(np.asarray(statistic(np.asarray(sums))))
         done += size

@@ -63,7 +63,9 @@ def test_the_resample_statistics_equal_the_library_functions(monkeypatch):
     kappas = ag.cohen_kappa_tables(pt.tables[ok])
     good = np.isfinite(kappas)
     mean = np.average(kappas[good], weights=pt.shared[ok][good])
-    assert ag.cohen_mean_interval(tix, lix, code, 4, 6, min_shared=5, resamples=3) == pytest.approx((mean, mean))
+    assert ag.cohen_mean_interval(tix, lix, code, 4, 6, min_shared=5, resamples=3) == pytest.approx(
+        (mean, mean)
+    )
 
 
 def test_ordinal_alpha_and_kendall_w_statistics_equal_the_library(monkeypatch):
