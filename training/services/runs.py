@@ -60,9 +60,10 @@ from core.outbox import outbox_enqueue
 from core.paths import CONFIG, DATASET, usable_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
-from training.runners.common import parse_event, remove_stale_tmp
 from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
+from training.runners.models import remove_stale_tmp
+from training.runners.protocol import parse_event
 
 log = logging.getLogger(__name__)
 
@@ -551,7 +552,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
 def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """Run a runner in this process (the CLI): returns its final metrics, raises ``RunnerError``."""
     from training.runners.__main__ import run_kind
-    from training.runners.common import Emitter, install_cancel_handler
+    from training.runners.protocol import Emitter, install_cancel_handler
 
     try:
         cfg = config_for(kind, config)
