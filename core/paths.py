@@ -55,7 +55,8 @@ _EXTRA = {
 _WHAT = {
     DATASET: "a file of this project's exports or runs, or one in a shared datasets folder "
     "(datasets/ in the platform's data folder, or PREFHUB_DATASET_DIRS)",
-    MODEL: "a Hugging Face name, a model of this project's runs, or one in PREFHUB_ALLOWED_MODEL_DIRS",
+    MODEL: "a Hugging Face name, a model of this project's runs, the model of a generation endpoint "
+    "this project can use, or one in PREFHUB_ALLOWED_MODEL_DIRS",
     CONFIG: "a bundled accelerate config (training/accelerate/) or one in PREFHUB_ACCELERATE_CONFIG_DIRS",
 }
 _MISSING = {
