@@ -37,23 +37,30 @@ __all__ = [
     "LabelerAgreement",
     "PairTables",
     "PositionBias",
+    "bootstrap_sums",
     "bradley_terry",
     "cohen_kappa",
     "cohen_kappa_details",
     "cohen_kappa_tables",
+    "cohen_mean_interval",
     "fleiss_kappa",
     "fleiss_kappa_details",
     "gold_accuracy",
     "kendall_tau_b",
     "kendall_tau_b_rows",
     "kendall_w",
+    "kendall_w_by_task",
     "kendall_w_mean_by_task",
     "kendall_w_ranked",
     "krippendorff_alpha",
     "krippendorff_alpha_from_counts",
     "leave_one_out_agreement",
+    "mean_interval",
+    "nominal_intervals",
+    "ordinal_alpha_interval",
     "pair_tables",
     "percent_agreement",
+    "percentile_interval",
     "position_bias",
     "value_counts_by_unit",
 ]
@@ -467,6 +474,12 @@ def kendall_w_mean_by_task(task: np.ndarray, ranks: np.ndarray) -> tuple[float |
     not all cover the same two or more responses are left out. Returns (mean W over tasks with at
     least two raters and a defined W, or None; how many tasks). Vectorised per (raters, responses)
     shape by ``kendall_w_ranked``."""
+    w = kendall_w_by_task(task, ranks)
+    return (float(w.mean()) if len(w) else None), len(w)
+
+
+def kendall_w_by_task(task: np.ndarray, ranks: np.ndarray) -> np.ndarray:
+    """The defined per-task W values behind ``kendall_w_mean_by_task`` (order unspecified)."""
     filled = (~np.isnan(ranks)).sum(axis=1)
     order = np.lexsort((filled, task))
     task, ranks, filled = task[order], ranks[order], filled[order]
@@ -487,10 +500,9 @@ def kendall_w_mean_by_task(task: np.ndarray, ranks: np.ndarray) -> tuple[float |
                 continue
             ws.append(kendall_w_ranked(b[:, :, mask]))
     if not ws:
-        return None, 0
+        return np.zeros(0)
     w = np.concatenate(ws)
-    w = w[np.isfinite(w)]
-    return (float(w.mean()) if len(w) else None), len(w)
+    return w[np.isfinite(w)]
 
 
 def _tie_term(ranks: np.ndarray) -> np.ndarray:
@@ -522,19 +534,15 @@ class PairTables:
         return self.tables.sum(axis=(-1, -2))
 
 
-def pair_tables(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_labelers: int) -> PairTables:
-    """Every pair of labels given to the same task, counted per labeler pair and label pair.
+def _label_pairs(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_labelers: int):
+    """Every pair of labels given to the same task, as (task index, key) arrays per offset, the key
+    ``((a * n_labelers + b) * k + label_a) * k + label_b`` with labeler indices ``a < b``.
 
     Sorted by task, rows ``i`` and ``i + d`` share a task for offsets d = 1, 2, ... up to the
-    largest number of labels on a task: one vectorised pass per offset, each folded into the
-    counts at once (no list of all pairs is kept)."""
+    largest number of labels on a task: one vectorised pass per offset (no list of all pairs)."""
     keep = code >= 0
     order = np.argsort(tix[keep], kind="stable")
     t, lab, c = tix[keep][order], lix[keep][order], code[keep][order]
-    dense = n_labelers * n_labelers * k * k <= DENSE_PAIR_CELLS
-    size = n_labelers * n_labelers * k * k
-    acc = np.zeros(size if dense else 0, dtype=np.int64)
-    sparse_keys: list[np.ndarray] = []
     d = 1
     while d < len(t):
         i = np.flatnonzero(t[:-d] == t[d:])
@@ -544,12 +552,22 @@ def pair_tables(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_la
         swap = lab[i] > lab[j]  # orient every pair as (lower index, higher index)
         la, lb = np.where(swap, lab[j], lab[i]), np.where(swap, lab[i], lab[j])
         ca, cb = np.where(swap, c[j], c[i]), np.where(swap, c[i], c[j])
-        key = ((la * n_labelers + lb) * k + ca) * k + cb
+        yield t[i], ((la * n_labelers + lb) * k + ca) * k + cb
+        d += 1
+
+
+def pair_tables(tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_labelers: int) -> PairTables:
+    """Every pair of labels given to the same task, counted per labeler pair and label pair
+    (``_label_pairs``), each offset's pairs folded into the counts at once."""
+    dense = n_labelers * n_labelers * k * k <= DENSE_PAIR_CELLS
+    size = n_labelers * n_labelers * k * k
+    acc = np.zeros(size if dense else 0, dtype=np.int64)
+    sparse_keys: list[np.ndarray] = []
+    for _, key in _label_pairs(tix, lix, code, k, n_labelers):
         if dense:
             acc += np.bincount(key, minlength=size)
         else:
             sparse_keys.append(key)
-        d += 1
     if dense:
         full = acc.reshape(n_labelers, n_labelers, k, k)
         a, b = np.nonzero(full.sum(axis=(-1, -2)))
@@ -886,3 +904,221 @@ def bradley_terry(
         bootstrap=bootstrap,
         confidence=confidence,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# bootstrap confidence intervals over items
+#
+# Every coefficient of a report is a function of column sums over items (tasks) of per-item
+# vectors: label counts, self-coincidences, contributions to labeler-pair tables, per-task W. A
+# bootstrap resample draws the items with replacement, so its sums are ``weights @ per_item`` with
+# multinomial weights, and the coefficient is recomputed from those sums for all resamples at
+# once. Identical item vectors are merged first (nominal labels take few patterns), so thousands
+# of resamples of a large project cost a (resamples x patterns) product.
+
+CI_RESAMPLES = 1000
+CI_LEVEL = 0.95
+_BOOTSTRAP_CELLS = 4_000_000  # weights per chunk of resamples
+_MULTINOMIAL_MAX_ROWS = 256
+
+
+def bootstrap_sums(per_item: Any, statistic, *, resamples: int = CI_RESAMPLES, seed: int = 0) -> np.ndarray:
+    """``statistic`` of ``resamples`` item resamples (seeded). ``per_item``: items x p (dense, or
+    scipy sparse); ``statistic(sums)`` takes the (chunk x p) column sums of the drawn items and
+    returns one value (or row of values) per resample."""
+    rng = np.random.default_rng(seed)
+    n = per_item.shape[0]
+    if sparse.issparse(per_item):
+        rows, inverse = sparse.csr_matrix(per_item, dtype=float), None
+        freq = np.ones(n)
+    else:
+        rows, inverse = np.unique(np.asarray(per_item, dtype=float), axis=0, return_inverse=True)
+        inverse = inverse.ravel()
+        freq = np.bincount(inverse, minlength=len(rows)).astype(float)
+    n_rows = len(freq)
+    chunk = max(1, min(resamples, _BOOTSTRAP_CELLS // max(n_rows, n, 1)))
+    out = []
+    done = 0
+    while done < resamples:
+        size = min(chunk, resamples - done)
+        if n_rows <= _MULTINOMIAL_MAX_ROWS:  # few distinct items: draw how often each is picked
+            weights = rng.multinomial(n, freq / freq.sum(), size=size).astype(float)
+        else:  # draw the n items of each resample and count them (far cheaper than n binomials)
+            picked = rng.integers(0, n, size=(size, n))
+            if inverse is not None:
+                picked = inverse[picked]
+            offset = (np.arange(size) * n_rows)[:, None]
+            weights = np.bincount((picked + offset).ravel(), minlength=size * n_rows)
+            weights = weights.reshape(size, n_rows).astype(float)
+        sums = (rows.T @ weights.T).T if sparse.issparse(rows) else weights @ rows
+        out.append(np.asarray(statistic(np.asarray(sums))))
+        done += size
+    return np.concatenate(out)
+
+
+def percentile_interval(values: np.ndarray, level: float = CI_LEVEL) -> tuple[float | None, float | None]:
+    """(low, high) percentile interval of bootstrap values; (None, None) when the statistic is
+    undefined in more than half of the resamples."""
+    values = np.asarray(values, dtype=float)
+    ok = values[np.isfinite(values)]
+    if len(ok) == 0 or len(ok) < len(values) / 2:
+        return None, None
+    low, high = np.quantile(ok, [(1 - level) / 2, 1 - (1 - level) / 2])
+    return float(low), float(high)
+
+
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(den > 0, num / np.where(den > 0, den, 1), np.nan)
+
+
+def nominal_intervals(
+    counts: np.ndarray,
+    *,
+    fleiss_raters: int | None = None,
+    resamples: int = CI_RESAMPLES,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+) -> dict[str, tuple[float | None, float | None]]:
+    """Bootstrap intervals of percent agreement, nominal Krippendorff's alpha and Fleiss' kappa
+    (on the items with ``fleiss_raters`` labels) from an items x categories count table of the
+    pairable items (two or more labels each), with one set of resamples for all three."""
+    c = np.asarray(counts, dtype=float)
+    k = c.shape[1]
+    m = c.sum(axis=1)
+    c, m = c[m >= 2], m[m >= 2]
+    if len(c) == 0:
+        return {
+            "percent_agreement": (None, None),
+            "krippendorff_alpha": (None, None),
+            "fleiss_kappa": (None, None),
+        }
+    r = fleiss_raters or 0
+    modal = (m == r).astype(float) if r >= 2 else np.zeros(len(m))
+    pairs = (c * (c - 1)).sum(axis=1)
+    per_item = np.column_stack(
+        [pairs, m * (m - 1), m, pairs / (m - 1), c, modal, modal * pairs, modal[:, None] * c]
+    )
+
+    def statistic(s: np.ndarray) -> np.ndarray:
+        n, self_pairs, n_c = s[:, 2], s[:, 3], s[:, 4 : 4 + k]
+        percent = _ratio(s[:, 0], s[:, 1])
+        d_o = _ratio(n - self_pairs, n)
+        d_e = _ratio(n * n - (n_c**2).sum(axis=1), n * (n - 1))
+        alpha = np.where(d_e > 0, 1 - _ratio(d_o, d_e), np.nan)
+        subjects, f_pairs, f_c = s[:, 4 + k], s[:, 5 + k], s[:, 6 + k :]
+        if r >= 2:
+            p_bar = _ratio(f_pairs, subjects * r * (r - 1))
+            p_e = ((_ratio(f_c, (subjects * r)[:, None])) ** 2).sum(axis=1)
+            fleiss = np.where((subjects > 0) & (p_e < 1), _ratio(p_bar - p_e, 1 - p_e), np.nan)
+        else:
+            fleiss = np.full(len(s), np.nan)
+        return np.column_stack([percent, alpha, fleiss])
+
+    boot = bootstrap_sums(per_item, statistic, resamples=resamples, seed=seed)
+    return {
+        name: percentile_interval(boot[:, i], level)
+        for i, name in enumerate(("percent_agreement", "krippendorff_alpha", "fleiss_kappa"))
+    }
+
+
+def cohen_mean_interval(
+    tix: np.ndarray,
+    lix: np.ndarray,
+    code: np.ndarray,
+    k: int,
+    n_labelers: int,
+    *,
+    min_shared: int,
+    resamples: int = CI_RESAMPLES,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+) -> tuple[float | None, float | None]:
+    """Bootstrap interval (over tasks) of the shared-task-weighted mean Cohen's kappa of the
+    labeler pairs with at least ``min_shared`` shared tasks (the report's pairs)."""
+    chunks = list(_label_pairs(tix, lix, code, k, n_labelers))
+    if not chunks:
+        return None, None
+    task = np.concatenate([t for t, _ in chunks])
+    key = np.concatenate([kk for _, kk in chunks])
+    pair, cell = key // (k * k), key % (k * k)
+    _, p_idx, shared = np.unique(pair, return_inverse=True, return_counts=True)
+    ok = shared >= min_shared
+    if not ok.any():
+        return None, None
+    col_of_pair = np.cumsum(ok) - 1
+    use = ok[p_idx]
+    items, item_idx = np.unique(task[use], return_inverse=True)
+    n_pairs = int(ok.sum())
+    per_item = sparse.csr_matrix(
+        (np.ones(int(use.sum())), (item_idx, col_of_pair[p_idx[use]] * k * k + cell[use])),
+        shape=(len(items), n_pairs * k * k),
+    )
+
+    def statistic(s: np.ndarray) -> np.ndarray:
+        tables = s.reshape(len(s), n_pairs, k, k)
+        kappas = cohen_kappa_tables(tables)
+        weight = np.where(np.isfinite(kappas), tables.sum(axis=(-1, -2)), 0.0)
+        return _ratio((np.nan_to_num(kappas) * weight).sum(axis=1), weight.sum(axis=1))
+
+    return percentile_interval(bootstrap_sums(per_item, statistic, resamples=resamples, seed=seed), level)
+
+
+def ordinal_alpha_interval(
+    task: np.ndarray,
+    ranks: np.ndarray,
+    *,
+    resamples: int = CI_RESAMPLES,
+    seed: int = 0,
+    level: float = CI_LEVEL,
+) -> tuple[float | None, float | None]:
+    """Bootstrap interval (over tasks) of Krippendorff's ordinal alpha with the (task, response)
+    units of ``ranks`` (one ranking per row, long format) and the ranks as values. A resample's
+    coincidence matrix is the sum of its tasks' coincidences; the ordinal metric is recomputed from
+    its marginals."""
+    rows, slots = np.nonzero(~np.isnan(ranks))
+    if len(rows) == 0:
+        return None, None
+    kk = ranks.shape[1]
+    units, u_idx = np.unique(task[rows] * kk + slots, return_inverse=True)
+    vals, v_idx = np.unique(ranks[rows, slots], return_inverse=True)
+    nv = len(vals)
+    if nv > 64:
+        return None, None
+    c = np.zeros((len(units), nv))
+    np.add.at(c, (u_idx, v_idx), 1)
+    m = c.sum(axis=1)
+    keep = m >= 2
+    c, m, unit_task = c[keep], m[keep], units[keep] // kk
+    if len(c) == 0:
+        return None, None
+    coinc = (c[:, :, None] * c[:, None, :] - c[:, :, None] * np.eye(nv)[None]) / (m - 1)[:, None, None]
+    items, t_idx = np.unique(unit_task, return_inverse=True)
+    per_item = np.zeros((len(items), nv * nv))
+    np.add.at(per_item, t_idx, coinc.reshape(len(c), -1))
+    pos = np.arange(nv)
+    lo, hi = np.minimum.outer(pos, pos), np.maximum.outer(pos, pos)
+
+    def statistic(s: np.ndarray) -> np.ndarray:
+        o = s.reshape(len(s), nv, nv)
+        n_c = o.sum(axis=2)
+        n = n_c.sum(axis=1)
+        cum = np.concatenate([np.zeros((len(s), 1)), np.cumsum(n_c, axis=1)], axis=1)
+        delta = (cum[:, hi + 1] - cum[:, lo] - (n_c[:, :, None] + n_c[:, None, :]) / 2.0) ** 2
+        d_o = _ratio((o * delta).sum(axis=(1, 2)), n)
+        d_e = _ratio((n_c[:, :, None] * n_c[:, None, :] * delta).sum(axis=(1, 2)), n * (n - 1))
+        return np.where(d_e > 0, 1 - _ratio(d_o, d_e), np.nan)
+
+    return percentile_interval(bootstrap_sums(per_item, statistic, resamples=resamples, seed=seed), level)
+
+
+def mean_interval(
+    values: np.ndarray, *, resamples: int = CI_RESAMPLES, seed: int = 0, level: float = CI_LEVEL
+) -> tuple[float | None, float | None]:
+    """Bootstrap interval of the mean of per-item values (e.g. Kendall's W per task)."""
+    values = np.asarray(values, dtype=float)
+    if len(values) == 0:
+        return None, None
+    per_item = np.column_stack([values, np.ones(len(values))])
+    boot = bootstrap_sums(per_item, lambda s: _ratio(s[:, 0], s[:, 1]), resamples=resamples, seed=seed)
+    return percentile_interval(boot, level)

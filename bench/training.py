@@ -136,8 +136,8 @@ def run_one(kind: str, size: str, steps: int, workdir: str) -> dict:
 
     from generation.tiny_model import build_tiny_model
     from training.runners import dpo, ppo, reward
-    from training.runners.common import Emitter
     from training.runners.configs import config_for
+    from training.runners.protocol import Emitter
 
     spec = SIZES[size]
     gpu = bool(spec.get("gpu"))

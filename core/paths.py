@@ -15,16 +15,27 @@ decided from the path's text (symlinks resolved) before the file system is asked
 and a refusal reads the same for existing and missing files, so the answers are no oracle on the
 worker's disk. Only inside an allowed folder does "no such file" get its own message.
 
-A model may also be a Hugging Face Hub id (``name`` or ``org/name``); that is not a local path and is
-left to the backend. The command line (``restrict=False`` in the services) names any path: its
-user already has the machine.
+A model may also be a Hugging Face Hub id (``name`` or ``org/name``), or the local folder of a
+generation endpoint the project may use (its own, or a shared one an administrator registered, such
+as the demo's tiny model). The command line (``restrict=False`` in the services) names any path:
+its user already has the machine.
+
+Whether a model is usable (``usable_model``, for training runs, checked when the run is submitted,
+not 80 s later in the worker): a local folder holds a ``config.json`` with a ``model_type`` and
+tokenizer files; a Hub id is in the local Hugging Face cache (``PREFHUB_HF_HUB_CACHE``, default the
+``huggingface_hub`` cache), the ``HF_HUB_OFFLINE`` way, unless ``PREFHUB_HUB_ONLINE`` allows names
+the workers download (and ``HF_HUB_OFFLINE`` is not set). The web process and the training workers
+are assumed to share the cache (one machine, or a shared volume).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import re
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -44,7 +55,8 @@ _EXTRA = {
 _WHAT = {
     DATASET: "a file of this project's exports or runs, or one in a shared datasets folder "
     "(datasets/ in the platform's data folder, or PREFHUB_DATASET_DIRS)",
-    MODEL: "a Hugging Face name, a model of this project's runs, or one in PREFHUB_ALLOWED_MODEL_DIRS",
+    MODEL: "a Hugging Face name, a model of this project's runs, the model of a generation endpoint "
+    "this project can use, or one in PREFHUB_ALLOWED_MODEL_DIRS",
     CONFIG: "a bundled accelerate config (training/accelerate/) or one in PREFHUB_ACCELERATE_CONFIG_DIRS",
 }
 _MISSING = {
@@ -73,8 +85,13 @@ def allowed_roots(project: Project, kind: str) -> list[Path]:
         roots.append(data / "datasets")
     if kind == CONFIG:
         roots.append(BUNDLED_ACCELERATE_CONFIGS)
-    roots += [Path(p) for p in _setting_list(_EXTRA[kind])]
-    return [Path(os.path.realpath(r.expanduser())) for r in roots]
+    roots = [Path(os.path.realpath(r.expanduser())) for r in roots]
+    return roots + extra_roots(kind)
+
+
+def extra_roots(kind: str) -> list[Path]:
+    """The folders the administrator allowed for a ``kind`` of file (settings or environment)."""
+    return [Path(os.path.realpath(Path(p).expanduser())) for p in _setting_list(_EXTRA[kind])]
 
 
 def is_hub_id(value: str) -> bool:
@@ -103,9 +120,125 @@ def user_path(value: str, *, project: Project, kind: str, field: str, must_exist
     return str(resolved)
 
 
+def endpoint_model_folders(project: Project) -> set[str]:
+    """Resolved local model folders of the generation endpoints ``project`` may use (its own and
+    the shared ones): registered by an administrator, or checked by ``user_model`` when created."""
+    from generation.models import Backend
+    from generation.selectors import endpoints_for_project
+
+    folders = set()
+    for model in (
+        endpoints_for_project(project=project)
+        .filter(backend__in=(Backend.TRANSFORMERS, Backend.VLLM))
+        .values_list("model", flat=True)
+    ):
+        if model and not is_hub_id(model) and "\x00" not in model:
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
+                folders.add(os.path.realpath(Path(model).expanduser()))
+    return folders
+
+
 def user_model(value: str, *, project: Project, field: str) -> str:
-    """A model a user named: a Hugging Face Hub id as it is, a local folder by ``user_path``."""
+    """A model a user named: a Hugging Face Hub id as it is, the folder of an endpoint the project
+    may use, or a local folder by ``user_path``."""
     value = (value or "").strip()
     if is_hub_id(value):
         return value
+    if value and len(value) <= MAX_PATH_CHARS and "\x00" not in value:
+        with contextlib.suppress(OSError, ValueError, RuntimeError):
+            resolved = os.path.realpath(Path(value).expanduser())
+            if resolved in endpoint_model_folders(project) and Path(resolved).is_dir():
+                return resolved
     return user_path(value, project=project, kind=MODEL, field=field)
+
+
+# --- is the model usable? ------------------------------------------------------------------------
+
+# Files any of which lets AutoTokenizer build a tokenizer (fast JSON, sentencepiece, BPE, WordPiece).
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "spiece.model", "vocab.json", "vocab.txt")
+MAX_CONFIG_BYTES = 1_000_000
+
+
+def _truthy(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def hub_online() -> bool:
+    """May a run name a Hub model that is not in the cache (the worker downloads it)? Only when
+    ``PREFHUB_HUB_ONLINE`` says so and ``HF_HUB_OFFLINE`` is not set."""
+    offline = getattr(settings, "HF_HUB_OFFLINE", None)
+    if offline is None:
+        offline = os.environ.get("HF_HUB_OFFLINE", "")
+    return _truthy(getattr(settings, "PREFHUB_HUB_ONLINE", False)) and not _truthy(offline)
+
+
+def hub_cache_dir() -> str:
+    from huggingface_hub import constants
+
+    return str(getattr(settings, "PREFHUB_HF_HUB_CACHE", None) or constants.HF_HUB_CACHE)
+
+
+def _folder_problem(folder: Path) -> str | None:
+    """Why ``folder`` is no loadable model (config + tokenizer), or None."""
+    config = folder / "config.json"
+    try:
+        if not config.is_file():
+            return "it has no config.json (not a Hugging Face model folder)"
+        if config.stat().st_size > MAX_CONFIG_BYTES:
+            return "its config.json is too large to be a model config"
+        data = json.loads(config.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError):
+        return "its config.json cannot be read"
+    except (json.JSONDecodeError, RecursionError):
+        return "its config.json is not valid JSON"
+    if not isinstance(data, dict) or not isinstance(data.get("model_type"), str):
+        return "its config.json names no model_type"
+    if not any((folder / name).is_file() for name in TOKENIZER_FILES):
+        return f"it has no tokenizer files ({', '.join(TOKENIZER_FILES)})"
+    return None
+
+
+def cached_hub_folder(repo_id: str) -> Path | None:
+    """The cached snapshot folder of ``repo_id`` (its default revision), or None."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        found = try_to_load_from_cache(repo_id, "config.json", cache_dir=hub_cache_dir())
+    except Exception:  # an id the library refuses (HFValidationError) is simply not cached
+        return None
+    return Path(found).parent if isinstance(found, str) else None
+
+
+def usable_model(value: str, *, project: Project, field: str, restrict: bool = True) -> str:
+    """``value`` (a Hub id or a local folder, resolved) if a run can load it; InvalidInput naming
+    ``field`` otherwise. ``restrict`` (pages, API) applies ``user_model`` first, so that only
+    folders the user may name are looked into (no oracle); the CLI passes False."""
+    value = (value or "").strip()
+    if restrict:
+        value = user_model(value, project=project, field=field)
+    if is_hub_id(value) and not (restrict is False and Path(value).is_dir()):
+        folder = cached_hub_folder(value)
+        if folder is None:
+            if hub_online():
+                return value
+            raise InvalidInput(
+                f"model {value!r} not found locally: it is not in this server's Hugging Face cache "
+                "and downloads from the Hub are off. Check the spelling, pick a registered model, "
+                f"or have it downloaded first (huggingface-cli download {value}).",
+                field=field,
+            )
+        problem = _folder_problem(folder)
+        if problem:
+            raise InvalidInput(
+                f"model {value!r} in the Hugging Face cache is not usable: {problem}.", field=field
+            )
+        return value
+    folder = Path(value)
+    if not folder.is_dir():
+        raise InvalidInput(_MISSING[MODEL].format(value), field=field)
+    problem = _folder_problem(folder)
+    if problem:
+        raise InvalidInput(f"model {value!r} is not usable: {problem}.", field=field)
+    return value

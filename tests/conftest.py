@@ -37,6 +37,21 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+# Hub names the tests use as placeholders for a base model: "downloaded" into the tests' offline
+# cache (config.settings.test), since a run names a Hub model only if it is cached (core.paths).
+PLACEHOLDER_HUB_MODELS = ("tiny", "t", "Qwen/Qwen2.5-0.5B-Instruct")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _offline_hub_cache():
+    from django.conf import settings
+
+    from tests.hub_cache import seed_hub_cache
+
+    for repo_id in PLACEHOLDER_HUB_MODELS:
+        seed_hub_cache(settings.PREFHUB_HF_HUB_CACHE, repo_id)
+
+
 @pytest.fixture
 def make_user(db):
     def _make(username: str | None = None, *, password: str = "pw-for-tests-123", **extra):

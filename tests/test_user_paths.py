@@ -12,6 +12,7 @@ from django.conf import settings
 from rest_framework.test import APIClient
 
 from annotate.models import Membership, Role
+from tests.hub_cache import write_model_folder
 from training.models import TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -31,11 +32,9 @@ def two_projects(make_project, make_user):
     data = Path(settings.PREFHUB_DATA_DIR)
     row = json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n"
     their_labels = _write(data / "exports" / theirs.slug / "v1" / "train.jsonl", row)
-    their_model = data / "runs" / theirs.slug / "run-1"
-    _write(their_model / "config.json", "{}")
+    their_model = write_model_folder(data / "runs" / theirs.slug / "run-1")
     my_labels = _write(data / "exports" / mine.slug / "v1" / "train.jsonl", row)
-    my_model = data / "runs" / mine.slug / "run-7"
-    _write(my_model / "config.json", "{}")
+    my_model = write_model_folder(data / "runs" / mine.slug / "run-7")  # a loadable model folder
     client = APIClient()
     client.force_login(researcher)
     return {

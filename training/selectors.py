@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Membership, Project
-from core import jobs
+from core import jobs, paths
 from core.jobs import job_status_payload
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
 
@@ -130,6 +130,56 @@ def finished_runs(*, project: Project, kinds: tuple[str, ...] | None = None) -> 
     if kinds:
         qs = qs.filter(kind__in=kinds)
     return qs.order_by("-created_at")
+
+
+MAX_MODEL_OPTIONS = 200
+
+
+def base_model_options(*, project: Project, policy_kinds: tuple[str, ...]) -> list[tuple[str, str]]:
+    """(value, label) of the models a run of ``project`` may start from, for the form's datalist:
+    its finished policy runs' outputs, the local/Hub models of the generation endpoints it may use
+    (the demo's tiny model among them), the model folders in ``PREFHUB_ALLOWED_MODEL_DIRS`` and the
+    Hub models in the local Hugging Face cache. An offer, not a rule: ``run_create`` checks what is
+    submitted (``core.paths.usable_model``)."""
+    from generation.models import Backend
+    from generation.selectors import endpoints_for_project
+
+    options: dict[str, str] = {}
+    for run in finished_runs(project=project, kinds=policy_kinds).only("pk", "kind", "output_path")[:50]:
+        if run.output_path:
+            options.setdefault(run.output_path, f"run #{run.pk} ({run.get_kind_display()}) output")
+    endpoints = endpoints_for_project(project=project, active_only=True).filter(
+        backend__in=(Backend.TRANSFORMERS, Backend.VLLM)
+    )
+    for endpoint in endpoints[:100]:
+        options.setdefault(endpoint.model, f"endpoint {endpoint.name}")
+    for root in paths.extra_roots(paths.MODEL):
+        try:
+            folders = sorted(p for p in Path(root).iterdir() if (p / "config.json").is_file())
+        except OSError:
+            continue
+        for folder in folders[:50]:
+            options.setdefault(str(folder), "allowed models folder")
+    for repo_id in _cached_hub_models():
+        options.setdefault(repo_id, "Hugging Face cache")
+    return list(options.items())[:MAX_MODEL_OPTIONS]
+
+
+def _cached_hub_models(limit: int = 100) -> list[str]:
+    """Hub ids of the models in the local Hugging Face cache (config.json downloaded)."""
+    cache = Path(paths.hub_cache_dir())
+    try:
+        repos = sorted(p.name for p in cache.iterdir() if p.name.startswith("models--"))
+    except OSError:
+        return []
+    ids = []
+    for name in repos:
+        repo_id = name[len("models--") :].replace("--", "/")
+        if paths.is_hub_id(repo_id) and paths.cached_hub_folder(repo_id) is not None:
+            ids.append(repo_id)
+        if len(ids) >= limit:
+            break
+    return ids
 
 
 def trainable_exports(*, project: Project) -> QuerySet[Export]:

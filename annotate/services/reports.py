@@ -2,9 +2,15 @@
 
 What a report holds (``report_build`` returns it as a JSON-ready dict, cached in ``ReportSnapshot``)
 ---------------------------------------------------------------------------------------------------
-* ``overall``, ``by_guideline`` (one block per guideline version the annotations were made under)
-  and ``by_dimension`` (one per rating dimension): agreement metrics with the number of items
-  (tasks with two or more labels) and annotations each rests on.
+* ``overall``, ``by_guideline`` (one block per guideline version, with the tasks whose labels were
+  all given under it, and a ``"mixed"`` block for tasks labeled under several versions, so every
+  labeled task is in exactly one version row) and ``by_dimension`` (one per rating dimension):
+  agreement metrics with the number of tasks, items (tasks with two or more labels) and
+  annotations each rests on. Every coefficient ``x`` has a 95% bootstrap interval over items
+  (``x_low``/``x_high``, ``CI_RESAMPLES`` seeded resamples, ``agreement.nominal_intervals`` and
+  friends), and each block says whether it rests on a small sample (``small_sample``,
+  ``warnings``: fewer than ``SMALL_SAMPLE_ITEMS`` items, or Cohen pairs sharing fewer than
+  ``SMALL_SAMPLE_PAIR_SHARED`` tasks).
   - Pairwise projects: labels are the canonical choices a / b / tie / both_bad; per dimension the
     preference is derived from the ratings (higher score wins, equal scores are a tie).
     Percent agreement, Krippendorff's nominal alpha, Fleiss' kappa (on the tasks with the most
@@ -445,14 +451,51 @@ def _finite(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+# Below these a block's coefficients are flagged as resting on a small sample (page and CSV).
+SMALL_SAMPLE_ITEMS = 30
+SMALL_SAMPLE_PAIR_SHARED = 30
+CI_RESAMPLES = ag.CI_RESAMPLES
+CI_SEED = 0
+# Every agreement coefficient of a block, with a bootstrap interval (``<name>_low``/``<name>_high``).
+COEFFICIENTS = (
+    "percent_agreement",
+    "krippendorff_alpha",
+    "krippendorff_alpha_ordinal",
+    "fleiss_kappa",
+    "cohen_kappa_mean",
+    "kendall_w_mean",
+)
+
+
+def _set_interval(block: dict, name: str, interval: tuple[float | None, float | None]) -> None:
+    low, high = interval
+    if block.get(name) is None:
+        low = high = None
+    block[f"{name}_low"], block[f"{name}_high"] = _finite_or_none(low), _finite_or_none(high)
+
+
+def _finite_or_none(x: float | None) -> float | None:
+    return None if x is None else _finite(x)
+
+
 def nominal_block(
-    tix: np.ndarray, lix: np.ndarray, code: np.ndarray, k: int, n_tasks: int, n_labelers: int
+    tix: np.ndarray,
+    lix: np.ndarray,
+    code: np.ndarray,
+    k: int,
+    n_tasks: int,
+    n_labelers: int,
+    *,
+    resamples: int = CI_RESAMPLES,
+    seed: int = CI_SEED,
 ) -> dict:
     """Agreement on nominal labels in long format: ``tix``/``lix`` dense task and labeler indices
-    (0..n_tasks-1, 0..n_labelers-1), ``code`` label codes 0..k-1 (-1 = no label)."""
+    (0..n_tasks-1, 0..n_labelers-1), ``code`` label codes 0..k-1 (-1 = no label). Each coefficient
+    has a seeded bootstrap interval over items (``resamples``; 0 for none)."""
     keep = code >= 0
     tix, lix, code = tix[keep], lix[keep], code[keep]
     block: dict = {
+        "tasks": len(np.unique(tix)),
         "items": 0,
         "annotations": 0,
         "labelers": int(np.count_nonzero(np.bincount(lix, minlength=n_labelers))),
@@ -463,7 +506,10 @@ def nominal_block(
         "fleiss_raters": None,
         "cohen_kappa_mean": None,
         "cohen_pairs": 0,
+        "cohen_min_shared": None,
     }
+    for name in ("percent_agreement", "krippendorff_alpha", "fleiss_kappa", "cohen_kappa_mean"):
+        _set_interval(block, name, (None, None))
     if len(code) == 0:
         return block
     counts = np.bincount(tix * k + code, minlength=n_tasks * k).reshape(n_tasks, k)
@@ -491,6 +537,39 @@ def nominal_block(
     if good.any():
         block["cohen_kappa_mean"] = _finite(float(np.average(kappas[good], weights=shared[ok][good])))
         block["cohen_pairs"] = int(good.sum())
+        block["cohen_min_shared"] = int(shared[ok][good].min())
+    if resamples:
+        for name, interval in ag.nominal_intervals(
+            c, fleiss_raters=modal, resamples=resamples, seed=seed
+        ).items():
+            _set_interval(block, name, interval)
+        if block["cohen_kappa_mean"] is not None:
+            _set_interval(
+                block,
+                "cohen_kappa_mean",
+                ag.cohen_mean_interval(
+                    tix, lix, code, k, n_labelers, min_shared=MIN_PAIR_SHARED, resamples=resamples, seed=seed
+                ),
+            )
+    return block
+
+
+def _add_warnings(block: dict) -> dict:
+    """``small_sample`` and readable ``warnings``: too few items with two or more labels, or
+    labeler pairs behind Cohen's kappa that share too few tasks."""
+    warnings = []
+    if block.get("items", 0) < SMALL_SAMPLE_ITEMS:
+        warnings.append(
+            f"Small sample: {block.get('items', 0)} items with 2+ labels (fewer than {SMALL_SAMPLE_ITEMS}); "
+            "the coefficients and their intervals are unreliable."
+        )
+    if block.get("cohen_min_shared") is not None and block["cohen_min_shared"] < SMALL_SAMPLE_PAIR_SHARED:
+        warnings.append(
+            f"Cohen's κ includes labeler pairs sharing only {block['cohen_min_shared']} tasks "
+            f"(fewer than {SMALL_SAMPLE_PAIR_SHARED})."
+        )
+    block["small_sample"] = bool(warnings)
+    block["warnings"] = warnings
     return block
 
 
@@ -501,14 +580,28 @@ def _units_from_ranks(task: np.ndarray, ranks: np.ndarray) -> tuple[np.ndarray, 
     return task[rows] * k + slots, ranks[rows, slots]
 
 
-def ranking_block(tix: np.ndarray, lix: np.ndarray, ranks: np.ndarray, n_tasks: int, n_labelers: int) -> dict:
-    """Top-choice nominal statistics, ordinal alpha over (task, response) units, mean Kendall's W."""
+def ranking_block(
+    tix: np.ndarray,
+    lix: np.ndarray,
+    ranks: np.ndarray,
+    n_tasks: int,
+    n_labelers: int,
+    *,
+    resamples: int = CI_RESAMPLES,
+    seed: int = CI_SEED,
+) -> dict:
+    """Top-choice nominal statistics, ordinal alpha over (task, response) units, mean Kendall's W,
+    each with a bootstrap interval over tasks."""
     complete = (~np.isnan(ranks)).sum(axis=1) >= 2
     task, lix, ranks = tix[complete], lix[complete], ranks[complete]
-    block = nominal_block(task, lix, _top_slot(ranks), ranks.shape[1], n_tasks, n_labelers)
+    block = nominal_block(
+        task, lix, _top_slot(ranks), ranks.shape[1], n_tasks, n_labelers, resamples=resamples, seed=seed
+    )
     block["krippendorff_alpha_ordinal"] = None
     block["kendall_w_mean"] = None
     block["kendall_w_items"] = 0
+    _set_interval(block, "krippendorff_alpha_ordinal", (None, None))
+    _set_interval(block, "kendall_w_mean", (None, None))
     if len(task) == 0:
         return block
     units, values = _units_from_ranks(task, ranks)
@@ -519,7 +612,15 @@ def ranking_block(tix: np.ndarray, lix: np.ndarray, ranks: np.ndarray, n_tasks: 
     counts = sparse.csr_matrix((np.ones(len(u_idx)), (u_idx, v_idx)), shape=(len(uniq_units), len(vals)))
     counts.sum_duplicates()
     block["krippendorff_alpha_ordinal"] = _finite(ag.krippendorff_alpha_from_counts(counts, vals, "ordinal"))
-    block["kendall_w_mean"], block["kendall_w_items"] = ag.kendall_w_mean_by_task(task, ranks)
+    w = ag.kendall_w_by_task(task, ranks)
+    block["kendall_w_mean"], block["kendall_w_items"] = (float(w.mean()) if len(w) else None), len(w)
+    if resamples:
+        _set_interval(
+            block,
+            "krippendorff_alpha_ordinal",
+            ag.ordinal_alpha_interval(task, ranks, resamples=resamples, seed=seed),
+        )
+        _set_interval(block, "kendall_w_mean", ag.mean_interval(w, resamples=resamples, seed=seed))
     return block
 
 
@@ -527,20 +628,60 @@ def ranking_block(tix: np.ndarray, lix: np.ndarray, ranks: np.ndarray, n_tasks: 
 # the report
 
 
-def _dimension_block(data: ReportData, key: str) -> dict:
+def _dimension_block(data: ReportData, key: str, *, resamples: int = CI_RESAMPLES) -> dict:
     values = data.dims[key]
     sizes = (len(data.task_ids), len(data.labeler_ids))
     if data.kind == TaskKind.PAIRWISE:
-        return nominal_block(data.tix, data.lix, values, len(DIMENSION_CATEGORIES), *sizes)
-    return ranking_block(data.tix, data.lix, values, *sizes)
+        block = nominal_block(
+            data.tix, data.lix, values, len(DIMENSION_CATEGORIES), *sizes, resamples=resamples
+        )
+    else:
+        block = ranking_block(data.tix, data.lix, values, *sizes, resamples=resamples)
+    return _add_warnings(block)
 
 
-def _agreement_block(data: ReportData, mask: np.ndarray | None = None) -> dict:
+def _agreement_block(
+    data: ReportData, mask: np.ndarray | None = None, *, resamples: int = CI_RESAMPLES
+) -> dict:
     sel = slice(None) if mask is None else mask
     sizes = (len(data.task_ids), len(data.labeler_ids))
     if data.kind == TaskKind.PAIRWISE:
-        return nominal_block(data.tix[sel], data.lix[sel], data.code[sel], len(PAIRWISE_CATEGORIES), *sizes)
-    return ranking_block(data.tix[sel], data.lix[sel], data.ranks[sel], *sizes)
+        block = nominal_block(
+            data.tix[sel],
+            data.lix[sel],
+            data.code[sel],
+            len(PAIRWISE_CATEGORIES),
+            *sizes,
+            resamples=resamples,
+        )
+    else:
+        block = ranking_block(data.tix[sel], data.lix[sel], data.ranks[sel], *sizes, resamples=resamples)
+    block["tasks"] = len(np.unique(data.tix[sel]))  # labeled tasks in this row, with or without a label code
+    return _add_warnings(block)
+
+
+MIXED_VERSIONS = "mixed"
+
+
+def _guideline_blocks(data: ReportData, *, resamples: int = CI_RESAMPLES) -> list[dict]:
+    """One row per guideline version with the tasks whose labels were all given under it, and a
+    ``"mixed"`` row for the tasks labeled under two or more versions (each version alone would see
+    too few labels to count them): every labeled task is in exactly one row."""
+    if data.n == 0:
+        return []
+    n_tasks = len(data.task_ids)
+    lo = np.full(n_tasks, np.iinfo(np.int64).max)
+    hi = np.full(n_tasks, np.iinfo(np.int64).min)
+    np.minimum.at(lo, data.tix, data.guideline)
+    np.maximum.at(hi, data.tix, data.guideline)
+    mixed = (lo != hi)[data.tix]  # per annotation: its task has labels under several versions
+    blocks = [
+        {"version": int(v), **_agreement_block(data, (data.guideline == v) & ~mixed, resamples=resamples)}
+        for v in np.unique(data.guideline[~mixed])
+    ]
+    if mixed.any():
+        blocks.append({"version": MIXED_VERSIONS, **_agreement_block(data, mixed, resamples=resamples)})
+    return blocks
 
 
 def _categories(data: ReportData) -> list[str]:
@@ -816,8 +957,10 @@ def report_build(
     data: ReportData | None = None,
     bootstrap: int = BOOTSTRAP_SAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    ci_resamples: int = CI_RESAMPLES,
 ) -> dict:
-    """The full report as a JSON-ready dict (no NaN: undefined numbers are ``None``)."""
+    """The full report as a JSON-ready dict (no NaN: undefined numbers are ``None``).
+    ``bootstrap``: resamples of the leaderboard; ``ci_resamples``: of the agreement intervals."""
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     if data is None:
@@ -865,13 +1008,11 @@ def report_build(
             "skips": int(sum(skips.values())),
             "gold_annotations": int((data.gold_hit >= 0).sum()),
         },
-        "overall": _agreement_block(data),
-        "by_guideline": [
-            {"version": int(v), **_agreement_block(data, data.guideline == v)}
-            for v in np.unique(data.guideline)
-        ],
+        "overall": _agreement_block(data, resamples=ci_resamples),
+        "by_guideline": _guideline_blocks(data, resamples=ci_resamples),
         "by_dimension": [
-            {"key": key, "label": label, **_dimension_block(data, key)} for key, label in dimensions
+            {"key": key, "label": label, **_dimension_block(data, key, resamples=ci_resamples)}
+            for key, label in dimensions
         ],
         "labelers": labelers,
         "over_time": _over_time(data, loo_all),
@@ -883,6 +1024,10 @@ def report_build(
             "min_pair_shared": MIN_PAIR_SHARED,
             "low_agreement_max_share": LOW_AGREEMENT_MAX_SHARE,
             "bootstrap": bootstrap,
+            "ci_resamples": ci_resamples,
+            "ci_level": ag.CI_LEVEL,
+            "small_sample_items": SMALL_SAMPLE_ITEMS,
+            "small_sample_pair_shared": SMALL_SAMPLE_PAIR_SHARED,
         },
     }
     timings["compute_s"] = time.perf_counter() - t1
@@ -897,20 +1042,24 @@ TABLES = ("metrics", "labelers", "over_time", "pairs", "leaderboard", "low_agree
 
 _METRIC_COLUMNS = [
     "scope",
+    "tasks",
     "items",
     "annotations",
     "labelers",
-    "percent_agreement",
-    "krippendorff_alpha",
-    "krippendorff_alpha_ordinal",
-    "fleiss_kappa",
+    *[col for name in COEFFICIENTS for col in (name, f"{name}_low", f"{name}_high")],
     "fleiss_items",
     "fleiss_raters",
-    "cohen_kappa_mean",
     "cohen_pairs",
-    "kendall_w_mean",
+    "cohen_min_shared",
     "kendall_w_items",
+    "warning",
 ]
+
+
+def _version_scope(version: int | str) -> str:
+    if version == MIXED_VERSIONS:
+        return "guideline mixed versions"
+    return f"guideline v{version}" if version else "guideline (none)"
 
 
 def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
@@ -919,8 +1068,9 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
         raise InvalidInput(f"Unknown table {name!r}; choose one of {', '.join(TABLES)}.")
     if name == "metrics":
         rows = [{"scope": "overall", **report["overall"]}]
-        rows += [{"scope": f"guideline v{b['version']}", **b} for b in report["by_guideline"]]
+        rows += [{"scope": _version_scope(b["version"]), **b} for b in report["by_guideline"]]
         rows += [{"scope": f"dimension {b['key']}", **b} for b in report["by_dimension"]]
+        rows = [{**r, "warning": " ".join(r.get("warnings") or [])} for r in rows]
         return _METRIC_COLUMNS, [{c: r.get(c) for c in _METRIC_COLUMNS} for r in rows]
     if name == "labelers":
         rows = report["labelers"]

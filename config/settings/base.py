@@ -148,6 +148,11 @@ PREFHUB_REPORT_SYNC_MAX_ANNOTATIONS = env.int("PREFHUB_REPORT_SYNC_MAX_ANNOTATIO
 
 # Where exports, trained models and generated artefacts live.
 PREFHUB_DATA_DIR = Path(env.str("PREFHUB_DATA_DIR", default=str(VAR_DIR / "data")))
+# Training runs name a Hugging Face Hub model only if it is in the local cache (checked at submit,
+# core.paths.usable_model), unless PREFHUB_HUB_ONLINE lets the workers download it (HF_HUB_OFFLINE
+# set in the environment still wins). Empty PREFHUB_HF_HUB_CACHE: huggingface_hub's own cache.
+PREFHUB_HUB_ONLINE = env.bool("PREFHUB_HUB_ONLINE", default=False)
+PREFHUB_HF_HUB_CACHE = env.str("PREFHUB_HF_HUB_CACHE", default="")
 
 # --- Celery -------------------------------------------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")

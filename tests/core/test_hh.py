@@ -51,7 +51,7 @@ def test_formerly_refused_hh_shapes_import(make_project, name, chosen, rejected)
 
 @pytest.mark.parametrize(("name", "chosen", "rejected"), SHAPES, ids=[s[0] for s in SHAPES])
 def test_runners_read_the_same_pair_as_the_importer(tmp_path, name, chosen, rejected):
-    from training.runners.common import load_preferences
+    from training.runners.data import load_preferences
 
     path = tmp_path / "hh.jsonl"
     path.write_text(json.dumps(_line(chosen, rejected)) + "\n")

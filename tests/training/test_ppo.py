@@ -121,8 +121,8 @@ def test_ppo_raises_held_out_reward_with_bounded_kl(tmp_path):
 def test_ppo_refuses_a_non_causal_policy(tmp_path):
     from generation.tiny_model import build_tiny_model
     from training.runners import ppo
-    from training.runners.common import ModelError
     from training.runners.configs import config_for
+    from training.runners.protocol import ModelError
 
     base = build_tiny_model(tmp_path / "base")
     cfg = json.loads((base / "config.json").read_text())

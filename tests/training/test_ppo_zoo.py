@@ -49,8 +49,8 @@ def _cfg(base: str, tmp_path: Path, **over):
 
 
 def _runner(cfg):
-    from training.runners.common import Emitter
     from training.runners.ppo import PPORunner
+    from training.runners.protocol import Emitter
 
     return PPORunner(cfg, Emitter())
 
@@ -171,7 +171,7 @@ def test_one_default_lr_ppo_step_changes_every_trainable_tensor_of_a_bf16_checkp
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_reward_model_reads_identical_tokens_in_training_and_ppo(zoo_model, tmp_path, name):
     from core.formatting import completion_ids
-    from training.runners.common import tokenize_pairs
+    from training.runners.data import tokenize_pairs
 
     base = zoo_model(name)
     runner = _runner(_cfg(base, tmp_path))

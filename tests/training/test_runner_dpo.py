@@ -76,7 +76,7 @@ def test_dpo_raises_held_out_preference_accuracy_and_lowers_the_loss(tiny, tmp_p
         def flush(self):
             pass
 
-    from training.runners.common import Emitter
+    from training.runners.protocol import Emitter
 
     metrics = dpo.run(_cfg(tiny, tmp_path), Emitter(stream=Capture()))
     print("DPO:", {k: v for k, v in metrics.items() if k.startswith(("eval", "train"))})

@@ -27,8 +27,9 @@ import pytest
 
 from tests.conftest import HH_SAMPLE, require_shared
 from training.runners import reward
-from training.runners.common import DataError, ModelError, describe_failure, load_preferences
 from training.runners.configs import config_for
+from training.runners.data import load_preferences
+from training.runners.protocol import DataError, ModelError, describe_failure
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 

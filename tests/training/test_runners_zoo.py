@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 
 from generation.zoo import ZOO
-from training.runners.common import DataError, load_preferences
 from training.runners.configs import config_for
+from training.runners.data import load_preferences
+from training.runners.protocol import DataError
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -156,8 +157,8 @@ def test_rl_eval_sampling_takes_nothing_from_generation_config(zoo_model, monkey
     )
 
     from training.runners import rl
-    from training.runners.common import load_tokenizer
     from training.runners.dpo import load_causal_lm
+    from training.runners.models import load_tokenizer
     from training.runners.reward import load_reward_model
 
     path = zoo_model("qwen")
@@ -200,7 +201,7 @@ def test_rl_eval_sampling_takes_nothing_from_generation_config(zoo_model, monkey
 def test_rloo_grpo_on_every_zoo_model(zoo_model, tmp_path, name, kind, monkeypatch):
     from core.formatting import reward_input_ids
     from training.runners import rl
-    from training.runners.common import load_tokenizer
+    from training.runners.models import load_tokenizer
 
     base = zoo_model(name)
     data = _pairs(tmp_path / "pairs.jsonl", conversational=ZOO[name].chat)

@@ -21,9 +21,10 @@ from django.conf import settings
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Prompt
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
-from training.runners.common import atomic_output, parse_event
 from training.runners.configs import ConfigError, config_for
 from training.runners.launch import command
+from training.runners.models import atomic_output
+from training.runners.protocol import parse_event
 from training.services import runs as run_services
 from training.services.runs import run_cancel, run_create, run_execute, run_register_endpoint
 

@@ -2,7 +2,7 @@
 
 Meant to be started through ``accelerate launch`` (see ``training.runners.launch.command``), so the
 same run scales to several GPUs or nodes with a DeepSpeed/FSDP accelerate config. Prints metric
-lines as JSON (see ``training.runners.common``) and, last, a ``final`` line; exits 1 with an ``error``
+lines as JSON (see ``training.runners.protocol``) and, last, a ``final`` line; exits 1 with an ``error``
 line on failure (no model is left in the output directory), 130 when cancelled (SIGTERM).
 """
 
@@ -13,8 +13,8 @@ import json
 import sys
 import traceback
 
-from training.runners.common import Emitter, describe_failure, install_cancel_handler
 from training.runners.configs import CONFIGS, ConfigError, config_for
+from training.runners.protocol import Emitter, describe_failure, install_cancel_handler
 
 KINDS = tuple(CONFIGS)
 

@@ -22,21 +22,16 @@ import shutil
 from typing import Any
 
 from core.formatting import plain_prompt, plain_response, uses_template
-from training.runners.common import (
-    Emitter,
-    ModelError,
-    Timer,
+from training.runners.configs import DPORunConfig
+from training.runners.data import fit_prompt, load_pair_splits
+from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
-    first_line,
-    fit_prompt,
-    load_pair_splits,
     load_tokenizer,
     require_causal_lm,
-    trainer_callback,
     write_json,
 )
-from training.runners.configs import DPORunConfig
+from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
 from training.runners.reward import save_trained, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 

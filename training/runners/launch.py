@@ -29,8 +29,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from training.runners.common import RunnerError
 from training.runners.configs import ConfigError
+from training.runners.protocol import RunnerError
 
 ACCELERATE_DIR = Path(__file__).resolve().parent.parent / "accelerate"
 ACCELERATE_CONFIGS = {

@@ -71,21 +71,18 @@ from dataclasses import dataclass
 from typing import Any
 
 from core.formatting import generation_prompt_ids, reward_input_ids, special_ids, stop_token_ids
-from training.runners.common import (
-    Emitter,
-    ModelError,
-    Timer,
+from training.runners.configs import PPORunConfig
+from training.runners.data import load_prompts, split_eval
+from training.runners.dpo import load_causal_lm
+from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
-    load_prompts,
     load_tokenizer,
     resolve_bf16,
     resolve_use_cpu,
-    split_eval,
     write_json,
 )
-from training.runners.configs import PPORunConfig
-from training.runners.dpo import load_causal_lm
+from training.runners.protocol import Emitter, ModelError, Timer
 from training.runners.reward import load_reward_model
 
 

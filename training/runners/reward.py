@@ -24,23 +24,18 @@ from __future__ import annotations
 import shutil
 from typing import Any
 
-from training.runners.common import (
-    Emitter,
-    ModelError,
-    Timer,
+from training.runners.configs import BaseRunConfig, RewardRunConfig
+from training.runners.data import load_pair_splits, tokenize_pairs
+from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
-    first_line,
-    load_pair_splits,
     load_tokenizer,
     model_config,
     resolve_bf16,
     resolve_use_cpu,
-    tokenize_pairs,
-    trainer_callback,
     write_json,
 )
-from training.runners.configs import BaseRunConfig, RewardRunConfig
+from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
 from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
 
 

@@ -17,20 +17,11 @@ import shutil
 from typing import Any
 
 from core.formatting import plain_prompt
-from training.runners.common import (
-    Emitter,
-    Timer,
-    atomic_output,
-    encode,
-    load_prompts,
-    load_tokenizer,
-    prompt_ids,
-    split_eval,
-    trainer_callback,
-    write_json,
-)
 from training.runners.configs import RLRunConfig
+from training.runners.data import encode, load_prompts, prompt_ids, split_eval
 from training.runners.dpo import load_causal_lm
+from training.runners.models import atomic_output, load_tokenizer, write_json
+from training.runners.protocol import Emitter, Timer, trainer_callback
 from training.runners.reward import load_reward_model, save_trained, training_arguments
 from training.services.evaluation import score_sequences
 

@@ -110,17 +110,18 @@ def evaluate_reward_model(
 ) -> dict[str, float]:
     """Figures of a saved reward model on a file of HH-RLHF or TRL preference rows.
 
-    Raises ``training.runners.common.RunnerError`` (DataError/ModelError) with a clear message."""
-    from training.runners.common import load_preferences, load_tokenizer
+    Raises ``training.runners.protocol.RunnerError`` (DataError/ModelError) with a clear message."""
+    from training.runners.data import load_preferences
+    from training.runners.models import load_tokenizer
     from training.runners.reward import load_reward_model
 
     data = load_preferences(dataset_path)
     rows = data.rows[:limit] if limit > 0 else data.rows
     tokenizer = load_tokenizer(model_dir)
     model = load_reward_model(model_dir, tokenizer, trainable=False)
-    from training.runners.common import _formatting
+    from training.runners.data import via_formatting
 
-    pairs = _formatting(pair_ids, tokenizer, rows, max_length)
+    pairs = via_formatting(pair_ids, tokenizer, rows, max_length)
     figures = evaluate_pairs(model, pairs, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
     figures["dropped_tie_pairs"] = data.dropped_ties
     figures["dropped_identical_pairs"] = data.dropped_identical

@@ -57,12 +57,13 @@ from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
-from core.paths import CONFIG, DATASET, user_model, user_path
+from core.paths import CONFIG, DATASET, usable_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
-from training.runners.common import parse_event, remove_stale_tmp
 from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
+from training.runners.models import remove_stale_tmp
+from training.runners.protocol import parse_event
 
 log = logging.getLogger(__name__)
 
@@ -183,7 +184,9 @@ def run_create(
 ) -> TrainingRun:
     """Validate and create a run; on commit, enqueue it on the training queue.
 
-    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output. Data: an
+    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output; a named
+    model (and ``reward_model``) must be loadable now (``core.paths.usable_model``: a model folder
+    the user may name, or a Hub name in the local cache), not 80 s later in the worker. Data: an
     export of the project (its train file; its test file is the held-out set) or a dataset file
     (under the data folder unless ``restrict_dataset_path=False``, as for the CLI). PPO/RLOO/GRPO
     need a reward model (``reward_run``, a finished reward run, or ``reward_model``, a path) and take
@@ -219,8 +222,10 @@ def run_create(
         )
     if len(base_model) > 500:
         raise InvalidInput("The base model name is too long.", field="base_model")
-    if base_run is None and restrict_dataset_path:
-        base_model = user_model(base_model, project=project, field="base_model")
+    if base_run is None:
+        base_model = usable_model(
+            base_model, project=project, field="base_model", restrict=restrict_dataset_path
+        )
 
     cfg = _validate_config(kind, config)
     accelerate_config = (cfg.get("launch") or {}).get("accelerate_config")
@@ -239,10 +244,8 @@ def run_create(
                 f"{kind.upper()} needs a reward model: choose a finished reward run.", field="reward_run"
             )
         else:
-            cfg["reward_model"] = (
-                user_model(reward_model, project=project, field="reward_model")
-                if restrict_dataset_path
-                else reward_model
+            cfg["reward_model"] = usable_model(
+                reward_model, project=project, field="reward_model", restrict=restrict_dataset_path
             )
     elif reward_run is not None or reward_model:
         raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")
@@ -549,7 +552,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
 def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
     """Run a runner in this process (the CLI): returns its final metrics, raises ``RunnerError``."""
     from training.runners.__main__ import run_kind
-    from training.runners.common import Emitter, install_cancel_handler
+    from training.runners.protocol import Emitter, install_cancel_handler
 
     try:
         cfg = config_for(kind, config)

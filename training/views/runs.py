@@ -32,7 +32,13 @@ class RunForm(forms.Form):
         help_text="The export to train on (its test split is held out).",
     )
     base_model = forms.CharField(
-        required=False, max_length=500, help_text="A Hugging Face name or a local path (or pick a base run)."
+        required=False,
+        max_length=500,
+        widget=forms.TextInput(
+            attrs={"list": "base-model-options", "autocomplete": "off", "spellcheck": "false"}
+        ),
+        help_text="A registered model (type to see them), a Hugging Face name in the local cache, or a "
+        "model folder you may use; checked when you launch. Or pick a base run.",
     )
     base_run = forms.TypedChoiceField(
         required=False, coerce=int, empty_value=None, help_text="Start from a finished run."
@@ -59,6 +65,7 @@ class RunForm(forms.Form):
         self.fields["reward_run"].choices = [("", "(none)")] + [
             (r.pk, f"#{r.pk} reward model") for r in runs if r.kind == RunKind.REWARD
         ]
+        self.base_model_options = selectors.base_model_options(project=project, policy_kinds=POLICY_KINDS)
 
     def clean_config(self) -> dict:
         raw = (self.cleaned_data.get("config") or "").strip()

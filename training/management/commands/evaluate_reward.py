@@ -12,7 +12,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from training.runners.common import RunnerError, describe_failure
+from training.runners.protocol import RunnerError, describe_failure
 
 
 class Command(BaseCommand):

@@ -17,9 +17,9 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import ServiceError
 from training.models import Export
-from training.runners.common import RunnerError, describe_failure
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
+from training.runners.protocol import RunnerError, describe_failure
 from training.services.runs import export_dataset_files, run_python
 
 

@@ -1,0 +1,271 @@
+"""Dataset files for the runners: reading JSONL/Parquet rows, preference pairs (standard,
+conversational, HH-RLHF transcripts, unpaired KTO rows), held-out splits, prompts; and the token ids
+of a (prompt, response), defined once in ``core.formatting`` and wrapped here so that its errors
+become the runners' ``ModelError``."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from core import formatting
+from core.formatting import is_conversational
+from core.hh import HHFormatError, split_pair
+from training.runners.protocol import DataError, ModelError
+
+# --- datasets -----------------------------------------------------------------------------------
+
+
+def read_rows(path: str) -> list[dict[str, Any]]:
+    """Rows of a JSONL (plain or gzip) or Parquet file."""
+    p = Path(path)
+    if not path or not p.is_file():
+        raise DataError(f"Dataset file not found: {path or '(none given)'}")
+    if p.suffix == ".parquet":
+        import pyarrow.parquet as pq
+
+        try:
+            return pq.read_table(p).to_pylist()
+        except Exception as exc:
+            raise DataError(f"{p.name} is not a readable Parquet file: {exc}") from exc
+    opener = gzip.open if p.suffix == ".gz" else open
+    rows = []
+    with opener(p, "rt", encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                obj = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DataError(f"{p.name} line {number}: not valid JSON ({exc.msg}).") from exc
+            if not isinstance(obj, dict):
+                raise DataError(f"{p.name} line {number}: each line must be a JSON object.")
+            rows.append(obj)
+    return rows
+
+
+def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """KTO rows (prompt, completion, label) -> pairs: each good completion against each bad one of the
+    same prompt (at most 4 per prompt)."""
+    labels = {bool(r.get("label")) for r in rows}
+    if len(labels) < 2:
+        which = "desirable" if labels == {True} else "undesirable"
+        raise DataError(
+            f"Single-class data: every completion is labelled {which}; there is nothing to compare."
+        )
+    by_prompt: dict[str, dict[str, Any]] = {}
+    for r in rows:
+        key = json.dumps(r["prompt"], sort_keys=True)
+        slot = by_prompt.setdefault(key, {"prompt": r["prompt"], "good": [], "bad": []})
+        slot["good" if r.get("label") else "bad"].append(r["completion"])
+    pairs = []
+    for slot in by_prompt.values():
+        combos = [(g, b) for g in slot["good"] for b in slot["bad"]][:4]
+        pairs.extend({"prompt": slot["prompt"], "chosen": g, "rejected": b} for g, b in combos)
+    return pairs
+
+
+@dataclass
+class PreferenceData:
+    rows: list[dict[str, Any]]
+    conversational: bool
+    has_margin: bool
+    dropped_identical: int = 0
+    dropped_ties: int = 0  # tie / both-bad rows (``flag`` set): never trained as a preference
+
+
+def load_preferences(path: str) -> PreferenceData:
+    """Preference pairs from a TRL file: standard, conversational, implicit-prompt (HH-RLHF transcripts,
+    split by ``core.hh``) or unpaired (KTO, paired up per prompt). Pairs whose chosen equals rejected
+    teach nothing and are dropped; rows with a ``flag`` (a tie or "both bad" verdict, exported with
+    ``ties=keep``) are not preferences and are dropped too, with their count logged and reported
+    (``dropped_tie_pairs``); no pair left is an error (empty or single-class export)."""
+    raw = read_rows(path)
+    if not raw:
+        raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
+    first = raw[0]
+    if {"prompt", "completion", "label"} <= set(first):
+        raw = _pairs_from_unpaired(raw)
+    elif not {"chosen", "rejected"} <= set(first):
+        raise DataError(
+            f"{Path(path).name} is not a TRL preference file: rows need prompt/chosen/rejected "
+            f"(found {', '.join(sorted(first)) or 'no columns'})."
+        )
+    rows: list[dict[str, Any]] = []
+    dropped = ties = 0
+    for number, r in enumerate(raw, start=1):
+        if r.get("flag"):
+            ties += 1
+            continue
+        prompt, chosen, rejected = r.get("prompt"), r.get("chosen"), r.get("rejected")
+        if prompt is None:
+            try:
+                pair = split_pair(chosen, rejected)
+            except HHFormatError as exc:
+                raise DataError(
+                    f"Row {number}: rows without a prompt must be HH-RLHF transcripts "
+                    f"('\\n\\nHuman: ...'); {exc.field or 'row'} {exc.message}."
+                ) from None
+            prompt = pair.prompt
+            chosen = [{"role": "assistant", "content": pair.chosen}]
+            rejected = [{"role": "assistant", "content": pair.rejected}]
+        if chosen is None or rejected is None:
+            raise DataError("Every row needs both chosen and rejected.")
+        if chosen == rejected:
+            dropped += 1
+            continue
+        row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        if r.get("margin") is not None:
+            row["margin"] = float(r["margin"])
+        rows.append(row)
+    if ties:
+        print(
+            f"Dropped {ties} tie/both-bad row(s) of {Path(path).name}: a tie is never trained as a preference.",
+            file=sys.stderr,
+        )
+    if not rows:
+        if ties:
+            raise DataError(
+                f"No usable preference pairs in {Path(path).name}: {ties} tie/both-bad rows (never trained as "
+                f"preferences) and {dropped} rows with identical chosen and rejected responses."
+            )
+        raise DataError(
+            f"No usable preference pairs in {Path(path).name}: all {dropped} rows have identical chosen and rejected "
+            "responses (single-class data)."
+        )
+    conv = is_conversational(rows[0]["prompt"]) or is_conversational(rows[0]["chosen"])
+    if conv:
+        for r in rows:
+            for key in ("chosen", "rejected"):
+                if isinstance(r[key], str):
+                    r[key] = [{"role": "assistant", "content": r[key]}]
+            if isinstance(r["prompt"], str):
+                r["prompt"] = [{"role": "user", "content": r["prompt"]}]
+    has_margin = any("margin" in r for r in rows)
+    if has_margin:
+        for r in rows:
+            r.setdefault("margin", 0.0)
+    return PreferenceData(
+        rows=rows, conversational=conv, has_margin=has_margin, dropped_identical=dropped, dropped_ties=ties
+    )
+
+
+def split_eval(
+    rows: list[dict[str, Any]],
+    *,
+    eval_rows: list[dict[str, Any]] | None,
+    fraction: float,
+    seed: int,
+    limit: int,
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out."""
+    if eval_rows is not None:
+        return rows, eval_rows[:limit]
+    if fraction <= 0 or len(rows) < 4:
+        return rows, []
+    order = list(range(len(rows)))
+    random.Random(seed).shuffle(order)
+    n_eval = max(1, round(len(rows) * fraction))
+    held = set(order[:n_eval])
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in order[:n_eval]][:limit]
+
+
+def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[dict[str, Any]]]:
+    """(all data, train rows, held-out rows) of a preference run's config."""
+    data = load_preferences(cfg.dataset_path)
+    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
+    train_rows, eval_rows = split_eval(
+        data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
+    )
+    return data, train_rows, eval_rows
+
+
+def load_prompts(path: str) -> list[Any]:
+    """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
+    raw = read_rows(path)
+    if raw and "prompt" not in raw[0] and "messages" not in raw[0]:
+        raw = load_preferences(path).rows
+    seen: set[str] = set()
+    prompts = []
+    for r in raw:
+        p = r.get("prompt", r.get("messages"))
+        if is_conversational(p) and p[-1].get("role") == "assistant":
+            p = p[:-1]  # a conversation row: the prompt is everything before the last reply
+        if not p:
+            continue
+        key = json.dumps(p, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            prompts.append(p)
+    if not prompts:
+        raise DataError(f"No prompts in {Path(path).name}.")
+    return prompts
+
+
+# --- tokenisation -------------------------------------------------------------------------------
+# The text and ids of a (prompt, response) are defined once, in ``core.formatting``; these wrappers
+# turn its errors into the runners' ``ModelError``.
+
+
+def via_formatting(fn, *args):
+    from core.formatting import FormattingError
+
+    try:
+        return fn(*args)
+    except FormattingError as exc:
+        raise ModelError(str(exc)) from exc
+
+
+def prompt_ids(tokenizer, prompt: Any) -> list[int]:
+    return via_formatting(formatting.prompt_ids, tokenizer, prompt)
+
+
+def completion_ids(tokenizer, prompt: Any, completion: Any) -> list[int]:
+    """Token ids of ``completion`` after ``prompt``, ending with the end token."""
+    return via_formatting(formatting.completion_ids, tokenizer, prompt, completion)
+
+
+def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int]:
+    """prompt + completion ids within ``max_length`` (``core.formatting.reward_input_ids``): what a
+    reward model reads, in training and in scoring alike."""
+    return via_formatting(formatting.reward_input_ids, tokenizer, prompt, completion, max_length)
+
+
+def tokenize_pairs(
+    tokenizer, rows: list[dict[str, Any]], max_length: int, *, margin: bool
+) -> list[dict[str, Any]]:
+    out = []
+    for r in rows:
+        item = {
+            "chosen_ids": encode(tokenizer, r["prompt"], r["chosen"], max_length),
+            "rejected_ids": encode(tokenizer, r["prompt"], r["rejected"], max_length),
+        }
+        if margin:
+            item["margin"] = float(r.get("margin", 0.0))
+        out.append(item)
+    return out
+
+
+def fit_prompt(tokenizer, row: dict[str, Any], max_length: int) -> dict[str, Any]:
+    """A copy of ``row`` whose prompt leaves room for its longer reply within ``max_length``: earliest
+    turns (conversational) or leading tokens (plain text) go first. Used where TRL itself truncates
+    by keeping the start, which would cut the reply."""
+    prompt = row["prompt"]
+    longest = max(len(completion_ids(tokenizer, prompt, row[k])) for k in ("chosen", "rejected") if k in row)
+    budget = max(max_length - longest, 1)
+    if is_conversational(prompt):
+        turns = list(prompt)
+        while len(turns) > 1 and len(prompt_ids(tokenizer, turns)) > budget:
+            turns = turns[1:]
+            while len(turns) > 1 and turns[0].get("role") == "assistant":
+                turns = turns[1:]
+        return {**row, "prompt": turns}
+    ids = prompt_ids(tokenizer, prompt)
+    if len(ids) <= budget:
+        return row
+    return {**row, "prompt": tokenizer.decode(ids[-budget:])}

@@ -1,0 +1,140 @@
+"""Models for the runners: tokenizer and config loading with clear errors, the checks a base model
+must pass (a causal LM for a policy, a tokenizer that fits the embeddings), device and dtype
+defaults, and writing the output directory atomically."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from training.runners.protocol import ModelError, RunnerError, first_line, is_main_process
+
+# --- models -------------------------------------------------------------------------------------
+
+
+def load_tokenizer(path: str):
+    from transformers import AutoTokenizer
+
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load a tokenizer from {path!r}: {first_line(exc)}") from exc
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def model_config(path: str):
+    from transformers import AutoConfig
+
+    try:
+        return AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load a model from {path!r}: {first_line(exc)}") from exc
+
+
+def require_causal_lm(path: str, role: str = "policy") -> None:
+    """Refuse a base model that cannot generate (a reward/classifier checkpoint, an encoder)."""
+    from transformers.models.auto.modeling_auto import MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+
+    cfg = model_config(path)
+    archs = list(getattr(cfg, "architectures", None) or [])
+    if archs and not any(
+        a.endswith(("ForCausalLM", "LMHeadModel", "ForConditionalGeneration")) for a in archs
+    ):
+        raise ModelError(
+            f"The {role} model {path!r} is not a causal language model (architecture {', '.join(archs)}); "
+            "DPO and PPO train a model that generates text."
+        )
+    if not archs and cfg.model_type not in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES:
+        raise ModelError(f"The {role} model {path!r} ({cfg.model_type}) is not a causal language model.")
+
+
+def check_tokenizer_fits(tokenizer, model, path: str) -> None:
+    """A tokenizer with ids beyond the model's embedding table is the wrong tokenizer for it."""
+    emb = model.get_input_embeddings()
+    n = emb.num_embeddings if emb is not None else getattr(model.config, "vocab_size", None)
+    if n is not None and len(tokenizer) > n:
+        raise ModelError(
+            f"Tokenizer/model mismatch for {path!r}: the tokenizer has {len(tokenizer)} tokens but the model's "
+            f"embedding table only {n}."
+        )
+
+
+def resolve_use_cpu(value: bool | None) -> bool:
+    if value is not None:
+        return value
+    import torch
+
+    return not torch.cuda.is_available()
+
+
+def resolve_bf16(value: bool | None, use_cpu: bool) -> bool:
+    if value is not None:
+        return value
+    if use_cpu:
+        return False
+    import torch
+
+    return torch.cuda.is_available() and torch.cuda.is_bf16_supported()
+
+
+# --- outputs ------------------------------------------------------------------------------------
+
+
+def launcher_pid() -> int:
+    """One id shared by every process of a run: the ``accelerate launch`` parent's pid when launched
+    by it (or PREFHUB_LAUNCHER_PID), else our own."""
+    if os.environ.get("PREFHUB_LAUNCHER_PID"):
+        return int(os.environ["PREFHUB_LAUNCHER_PID"])
+    if "LOCAL_RANK" in os.environ and int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return os.getppid()
+    return os.getpid()
+
+
+@contextlib.contextmanager
+def atomic_output(output_dir: str, *, overwrite: bool = False) -> Iterator[Path]:
+    """Yield ``<output_dir>.tmp-<pid>`` to train into; rename it to ``output_dir`` on success, delete it
+    on any failure (including cancellation), so ``output_dir`` only ever holds a complete model."""
+    out = Path(output_dir)
+    if out.exists() and any(out.iterdir()) and not overwrite:
+        raise RunnerError(f"{out} already exists; choose another output directory.")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f"{out.name}.tmp-{launcher_pid()}")
+    if is_main_process() and tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
+        yield tmp
+    except BaseException:
+        if is_main_process():
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    if is_main_process():
+        if out.exists():
+            old = out.with_name(f"{out.name}.old-{os.getpid()}")
+            out.rename(old)
+            tmp.rename(out)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            tmp.rename(out)
+
+
+def remove_stale_tmp(output_dir: str) -> list[str]:
+    """Delete ``<output_dir>.tmp-*`` left by a killed run (SIGKILL skips the cleanup)."""
+    out = Path(output_dir)
+    removed = []
+    if out.parent.is_dir():
+        for p in out.parent.glob(f"{out.name}.tmp-*"):
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(str(p))
+    return removed
+
+
+def write_json(path: Path, payload: dict[str, Any]) -> None:
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
