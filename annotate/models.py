@@ -53,6 +53,20 @@ class Project(models.Model):
     rating_scale_max = models.PositiveSmallIntegerField(
         default=5, help_text="Per-dimension ratings are integers 1..this value."
     )
+    # AI judges (annotate.judges): what labelers see of them and which pairs go to humans.
+    judge_pre_annotation = models.BooleanField(
+        default=False, help_text="Preselect the AI judges' verdict on the labeling page (recorded per annotation)."
+    )
+    judge_routing = models.BooleanField(
+        default=False,
+        help_text="Send humans only the pairs the judges are unsure of, plus an audit share of the others.",
+    )
+    judge_audit_share = models.FloatField(
+        default=0.1, help_text="Share of confidently judged pairs still sent to humans (0..1)."
+    )
+    judge_min_strength = models.PositiveSmallIntegerField(
+        default=2, help_text="A judge preference weaker than this (1..3) is unsure and goes to humans."
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
     )
@@ -77,6 +91,14 @@ class Project(models.Model):
                 name="project_rating_scale_range",
             ),
             models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(judge_audit_share__gte=0) & Q(judge_audit_share__lte=1),
+                name="project_judge_audit_share_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(judge_min_strength__gte=1) & Q(judge_min_strength__lte=3),
+                name="project_judge_min_strength_range",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -371,6 +393,7 @@ class Choice(models.TextChoices):
 class AnnotationSource(models.TextChoices):
     HUMAN = "human", "Labeler"
     IMPORTED = "imported", "Imported"
+    JUDGE = "judge", "AI judge"
 
 
 class Annotation(models.Model):
@@ -402,6 +425,9 @@ class Annotation(models.Model):
         Guideline, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    pre_annotated = models.BooleanField(
+        default=False, help_text="The labeling page preselected an AI judge's verdict for this labeler."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -656,3 +682,11 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"adjudication of task {self.task_id}"
+
+
+from annotate.models_judges import (  # noqa: E402,F401  (models of annotate.judges)
+    Judge,
+    JudgeJob,
+    JudgeSuggestion,
+    RoutingDecision,
+)

@@ -24,6 +24,10 @@ SETTINGS_FIELDS = (
     "ranking_k",
     "allow_rank_ties",
     "rating_scale_max",
+    "judge_pre_annotation",
+    "judge_routing",
+    "judge_audit_share",
+    "judge_min_strength",
 )
 
 
@@ -36,6 +40,15 @@ def _validate_settings(values: dict) -> None:
         raise InvalidInput("Ranking tasks hold 2 to 16 responses.", field="ranking_k")
     if "rating_scale_max" in values and not 2 <= int(values["rating_scale_max"]) <= 10:
         raise InvalidInput("The rating scale goes up to between 2 and 10.", field="rating_scale_max")
+    if "judge_audit_share" in values:
+        try:
+            share = float(values["judge_audit_share"])
+        except (TypeError, ValueError):
+            share = -1.0
+        if not 0.0 <= share <= 1.0:
+            raise InvalidInput("The audit share is a fraction between 0 and 1.", field="judge_audit_share")
+    if "judge_min_strength" in values and not 1 <= int(values["judge_min_strength"]) <= 3:
+        raise InvalidInput("The judges' minimum strength is 1, 2 or 3.", field="judge_min_strength")
 
 
 def _dimension_rows(dimensions: list) -> list[dict]:
