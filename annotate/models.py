@@ -55,7 +55,8 @@ class Project(models.Model):
     )
     # AI judges (annotate.judges): what labelers see of them and which pairs go to humans.
     judge_pre_annotation = models.BooleanField(
-        default=False, help_text="Preselect the AI judges' verdict on the labeling page (recorded per annotation)."
+        default=False,
+        help_text="Preselect the AI judges' verdict on the labeling page (recorded per annotation).",
     )
     judge_routing = models.BooleanField(
         default=False,

@@ -74,7 +74,9 @@ class JudgeJob(UserJob):
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="jobs")
     state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     rubric_version = models.PositiveIntegerField(
-        null=True, blank=True, help_text="Guideline version the rubric was rendered from (none: no guidelines)."
+        null=True,
+        blank=True,
+        help_text="Guideline version the rubric was rendered from (none: no guidelines).",
     )
     rubric = models.TextField(help_text="The system prompt the judge was given.")
     sampling = models.JSONField(default=dict, blank=True, help_text="The sampling parameters used.")
@@ -119,7 +121,9 @@ class JudgeSuggestion(models.Model):
     scores = models.JSONField(default=dict, blank=True, help_text="{dimension: {candidate_id: mean score}}")
     rationale = models.TextField(blank=True)
     verdict_first = models.CharField(max_length=8, blank=True, help_text="Canonical verdict, A shown first.")
-    verdict_swapped = models.CharField(max_length=8, blank=True, help_text="Canonical verdict, B shown first.")
+    verdict_swapped = models.CharField(
+        max_length=8, blank=True, help_text="Canonical verdict, B shown first."
+    )
     raw_first = models.TextField(blank=True)
     raw_swapped = models.TextField(blank=True)
     error = models.TextField(blank=True)
