@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotate.views import labeling, manage
+from annotate.views import judges, labeling, manage
 
 app_name = "annotate"
 
@@ -52,4 +52,10 @@ urlpatterns = [
     ),
     path("projects/<slug:slug>/manage/import/", manage.manage_import, name="manage_import"),
     path("projects/<slug:slug>/manage/audit/", manage.manage_audit, name="manage_audit"),
+    # AI judges (managers and researchers).
+    path("projects/<slug:slug>/judges/", judges.judges_home, name="judges"),
+    path("projects/<slug:slug>/judges/new/", judges.judge_new, name="judge_new"),
+    path("projects/<slug:slug>/judges/settings/", judges.judge_settings, name="judge_settings"),
+    path("projects/<slug:slug>/judges/<int:judge_id>/run/", judges.judge_run, name="judge_run"),
+    path("projects/<slug:slug>/judges/jobs/<int:job_id>/", judges.judge_job, name="judge_job"),
 ]
