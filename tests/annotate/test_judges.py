@@ -255,3 +255,44 @@ def test_tiny_model_through_the_transformers_backend_is_recorded_as_unparseable(
         assert s.raw_first or s.raw_swapped  # the garbage text is kept
         assert s.completion_tokens > 0 and s.cost is None
         assert RoutingDecision.objects.get(task=task).reason == "unparsed"
+
+
+def _export_rows(project, fmt, options):
+    import json
+    from pathlib import Path
+
+    from training.services.exports import export_create, export_run
+
+    export = export_run(
+        export_id=export_create(project=project, format=fmt, options=options, enqueue=False).pk
+    )
+    assert export.state == "done", export.error
+    return export, [json.loads(x) for x in (Path(export.path) / "train.jsonl").read_text().splitlines()]
+
+
+def test_exports_mark_judge_labeled_rows_and_can_exclude_them(judged, labeler_in):
+    project, _judge, _job, tasks = judged
+    human = labeler_in(project)
+    # a human labels one human-routed task (imported-style, straight into the table)
+    Annotation.objects.create(task=tasks["weak"], labeler=human, choice="a", strength=2)
+    _, rows = _export_rows(project, "trl", {"labeled_by": True})
+    assert sorted(r["labeled_by"] for r in rows) == ["human", "judge", "judge"]
+    assert {r["chosen"] for r in rows if r["labeled_by"] == "judge"} == {"Answer q=5", "Answer q=4"}
+    _, rows = _export_rows(project, "trl", {"labeled_by": True, "judge_labels": "exclude"})
+    assert [r["labeled_by"] for r in rows] == ["human"]
+    _, raw = _export_rows(project, "raw", {})
+    assert sorted(r["source"] for r in raw) == ["human", "judge", "judge"]
+
+
+def test_judges_enter_the_reliability_model_marked_as_judges(judged, labeler_in):
+    project, _judge, _job, tasks = judged
+    human = labeler_in(project)
+    Annotation.objects.create(task=tasks["a_much_better"], labeler=human, choice="a", strength=3)
+    export, rows = _export_rows(
+        project, "trl", {"aggregate": "weighted", "soft_labels": True, "labeled_by": True}
+    )
+    model = export.manifest["reliability_model"]
+    judges = [r for r in model["labelers"] if r["is_judge"]]
+    assert len(judges) == 1 and len(model["judges"]) == 1 and judges[0]["labeler"] == model["judges"][0]
+    assert judges[0]["labels"] == 2 and judges[0]["weight"] > 0
+    assert {r["labeled_by"] for r in rows} == {"judge", "mixed"}
