@@ -305,6 +305,12 @@ def _validate_ratings(
     return clean
 
 
+def _pre_annotated(task: Task) -> bool:
+    from annotate.judges.selectors import pre_annotation_for
+
+    return task.project.kind == TaskKind.PAIRWISE and pre_annotation_for(task=task) is not None
+
+
 def annotation_submit(
     *,
     assignment_id: int,
@@ -318,6 +324,7 @@ def annotation_submit(
     flag_reason: str = "",
     time_spent_ms: int | None = None,
     now: datetime | None = None,
+    pre_annotation_shown: bool = False,
 ) -> tuple[Annotation, bool]:
     """Record the labeler's judgment on a live lease. Returns ``(annotation, created)``.
 
@@ -326,6 +333,8 @@ def annotation_submit(
     best first, groups for ties. Idempotent: a replay on an already-submitted lease returns the first
     annotation and writes nothing. Refuses, writing nothing: someone else's lease (403), an expired,
     skipped or released lease (409), guidelines not yet acknowledged (409), invalid values (400).
+    ``pre_annotation_shown``: the labeling page offers AI judges' verdicts preselected; the
+    annotation records ``pre_annotated`` when the project pre-annotates and this task has one.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -403,6 +412,7 @@ def annotation_submit(
                     shown_order=assignment.shown_order,
                     guideline=guideline,
                     time_spent_ms=time_spent_ms,
+                    pre_annotated=pre_annotation_shown and _pre_annotated(task),
                 )
         except IntegrityError:
             raise Conflict("You already judged this task.") from None

@@ -188,12 +188,29 @@ def _task_context(assignment_id: int) -> dict:
     return {
         "assignment": assignment,
         "project": project,
+        "suggestion": _pre_annotation(assignment) if project.kind == TaskKind.PAIRWISE else None,
         "turns": turns,
         "responses": responses,
         "dimensions": list(project.dimensions.all()),
         "scale": list(range(1, project.rating_scale_max + 1)),
         "is_pairwise": project.kind == TaskKind.PAIRWISE,
     }
+
+
+def _pre_annotation(assignment: Assignment) -> dict | None:
+    """An AI judge's verdict in this lease's screen terms, when the project pre-annotates."""
+    from annotate.judges.selectors import pre_annotation_for, task_slot_ids
+
+    suggestion = pre_annotation_for(task=assignment.task)
+    if suggestion is None:
+        return None
+    value = suggestion.choice
+    if value in ("a", "b"):
+        slots = task_slot_ids(task=assignment.task)
+        winner = slots[0] if value == "a" else slots[1]
+        shown = list(assignment.shown_order or [])
+        value = "left" if shown and shown[0] == winner else "right"
+    return {"value": value, "strength": suggestion.strength, "rationale": suggestion.rationale}
 
 
 def _render_task(assignment_id: int) -> str:
@@ -301,7 +318,10 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int
     assignment = assignment_access(request.user, assignment_id, project=project)
     data = validated(SubmissionSerializer, _json_body(request))
     _annotation, created = annotation_submit(
-        assignment_id=assignment.pk, labeler=request.user, **submission_for(assignment, data)
+        assignment_id=assignment.pk,
+        labeler=request.user,
+        pre_annotation_shown=True,
+        **submission_for(assignment, data),
     )
     payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}
     if not created:

@@ -296,3 +296,42 @@ def test_judges_enter_the_reliability_model_marked_as_judges(judged, labeler_in)
     assert len(judges) == 1 and len(model["judges"]) == 1 and judges[0]["labeler"] == model["judges"][0]
     assert judges[0]["labels"] == 2 and judges[0]["weight"] > 0
     assert {r["labeled_by"] for r in rows} == {"judge", "mixed"}
+
+
+def test_labelers_see_judge_output_only_with_pre_annotation_and_it_is_recorded(judged, labeler_in, client):
+    import json
+    import re
+
+    from annotate.models import Assignment, Guideline
+    from annotate.services.guidelines import guideline_acknowledge
+
+    project, _judge, _job, tasks = judged
+    human = labeler_in(project)
+    guideline_acknowledge(guideline=Guideline.objects.get(project=project), user=human)
+    client.force_login(human)
+    html = client.get(f"/projects/{project.slug}/label/").content.decode()
+    assert "data-pre-annotation" not in html and "__judge_xss" not in html
+    assert not re.search(r'name="(choice|strength)" value="[^"]+" checked', html)
+
+    project_update_settings(project=project, judge_pre_annotation=True)
+    html = client.get(f"/projects/{project.slug}/label/").content.decode()
+    lease = Assignment.objects.get(labeler=human, state="live")
+    assert lease.task_id == tasks["weak"].pk  # judged "a", strength 1
+    slot0 = tasks["weak"].slots.get(slot=0).candidate_id
+    side = "left" if lease.shown_order[0] == slot0 else "right"
+    assert f'value="{side}" checked' in html and 'name="strength" value="1" checked' in html
+    assert "data-pre-annotation" in html
+    assert "&lt;script&gt;window.__judge_xss" in html and "<script>window.__judge_xss" not in html
+
+    response = client.post(
+        f"/projects/{project.slug}/label/{lease.pk}/submit/",
+        data=json.dumps({"choice": side, "strength": 1}),
+        content_type="application/json",
+    )
+    assert response.status_code == 200, response.content
+    ann = Annotation.objects.get(task=tasks["weak"], labeler=human)
+    assert ann.pre_annotated and ann.choice == "a"
+    # a task without a consistent suggestion is not marked
+    html = client.get(f"/projects/{project.slug}/label/").content.decode()
+    lease = Assignment.objects.get(labeler=human, state="live")
+    assert lease.task_id == tasks["left_bias"].pk and "data-pre-annotation" not in html
