@@ -335,3 +335,47 @@ def test_labelers_see_judge_output_only_with_pre_annotation_and_it_is_recorded(j
     html = client.get(f"/projects/{project.slug}/label/").content.decode()
     lease = Assignment.objects.get(labeler=human, state="live")
     assert lease.task_id == tasks["left_bias"].pk and "data-pre-annotation" not in html
+
+
+def test_report_shows_judge_human_agreement_beside_human_human(judged, labeler_in):
+    from annotate.services.reports import report_build
+
+    project, judge, _job, tasks = judged
+    h1, h2, h3 = (labeler_in(project) for _ in range(3))
+    ratings = lambda task, a, b: {  # noqa: E731
+        "helpfulness": {
+            str(c): v
+            for c, v in zip(
+                task.slots.order_by("slot").values_list("candidate_id", flat=True), (a, b), strict=True
+            )
+        }
+    }
+    t_a, t_b, t_weak = tasks["a_much_better"], tasks["b_much_better"], tasks["weak"]
+    rows = [
+        (t_a, h1, "a", ratings(t_a, 5, 1)),
+        (t_a, h2, "a", ratings(t_a, 4, 2)),
+        (t_a, h3, "b", ratings(t_a, 1, 2)),
+        (t_b, h1, "a", ratings(t_b, 3, 2)),  # the humans overrule the judge here
+        (t_b, h2, "a", ratings(t_b, 3, 1)),
+        (t_weak, h1, "a", {}),
+        (tasks["left_bias"], h1, "b", {}),  # the judge was uncertain: not counted
+    ]
+    for task, user, choice, r in rows:
+        Annotation.objects.create(task=task, labeler=user, choice=choice, ratings=r)
+    report = report_build(project, bootstrap=50)
+    # the judge's own annotations (two judge-routed tasks) are not human labels
+    assert report["totals"]["annotations"] == len(rows) and report["totals"]["labelers"] == 3
+    block = report["judges"]
+    (j,) = block["judges"]
+    assert j["judge"] == judge.name and j["uncertain"] == 1 and j["consistent"] == 3
+    assert j["vs_majority"]["n"] == 3 and j["vs_majority"]["agreement"] == round(2 / 3, 4)
+    low, high = j["vs_majority"]["low"], j["vs_majority"]["high"]
+    assert 0 <= low <= j["vs_majority"]["agreement"] <= high <= 1
+    per = {r["username"]: r for r in j["vs_labelers"]}
+    assert (per[h1.username]["n"], per[h1.username]["agreement"]) == (3, round(2 / 3, 4))
+    assert (per[h3.username]["n"], per[h3.username]["agreement"]) == (1, 0.0)
+    (dim,) = j["by_dimension"]
+    assert dim["key"] == "helpfulness" and dim["n"] == 2 and dim["agreement"] == 0.5
+    # human-human beside it: each label vs the others' majority on tasks with 2+ humans
+    # (3 humans on one task: only the dissenter has a unique majority among the others)
+    assert block["human_vs_majority"]["n"] == 3 and block["human_vs_majority"]["agreement"] == round(2 / 3, 4)
