@@ -56,17 +56,23 @@ class Project(models.Model):
     # AI judges (annotate.judges): what labelers see of them and which pairs go to humans.
     judge_pre_annotation = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Preselect the AI judges' verdict on the labeling page (recorded per annotation).",
     )
     judge_routing = models.BooleanField(
         default=False,
+        db_default=False,
         help_text="Send humans only the pairs the judges are unsure of, plus an audit share of the others.",
     )
     judge_audit_share = models.FloatField(
-        default=0.1, help_text="Share of confidently judged pairs still sent to humans (0..1)."
+        default=0.1,
+        db_default=0.1,
+        help_text="Share of confidently judged pairs still sent to humans (0..1).",
     )
     judge_min_strength = models.PositiveSmallIntegerField(
-        default=2, help_text="A judge preference weaker than this (1..3) is unsure and goes to humans."
+        default=2,
+        db_default=2,
+        help_text="A judge preference weaker than this (1..3) is unsure and goes to humans.",
     )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
@@ -427,7 +433,9 @@ class Annotation(models.Model):
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
     pre_annotated = models.BooleanField(
-        default=False, help_text="The labeling page preselected an AI judge's verdict for this labeler."
+        default=False,
+        db_default=False,  # raw COPY imports name their columns
+        help_text="The labeling page preselected an AI judge's verdict for this labeler.",
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
