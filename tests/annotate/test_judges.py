@@ -379,3 +379,32 @@ def test_report_shows_judge_human_agreement_beside_human_human(judged, labeler_i
     # human-human beside it: each label vs the others' majority on tasks with 2+ humans
     # (3 humans on one task: only the dissenter has a unique majority among the others)
     assert block["human_vs_majority"]["n"] == 3 and block["human_vs_majority"]["agreement"] == round(2 / 3, 4)
+
+
+def test_the_outbox_runs_the_job_by_task_name_on_the_generation_queue(
+    make_project, fake_server, django_capture_on_commit_callbacks, settings
+):
+    from config.celery import app
+
+    app.loader.import_default_modules()
+    assert "generation.judge_job_run" in app.tasks
+    assert settings.CELERY_TASK_ROUTES["generation.*"] == {"queue": "generation"}
+    project = make_project()
+    make_pairs(project, {"one": ("Answer q=3", "Answer q=1")})
+    endpoint = endpoint_create(
+        name="ep-eager", backend="openai", model="fake-judge", config={"base_url": fake_server[1]}
+    )
+    judge = judge_create(project=project, name="eager", endpoint=endpoint)
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = judge_job_create(judge=judge)
+    finally:
+        app.conf.task_always_eager = eager
+    job.refresh_from_db()
+    assert job.state == JobState.DONE and job.done_units == 1
+    assert not OutboxMessage.objects.filter(task_name="generation.judge_job_run").exists()
+    # a redelivered message finds the job finished and writes nothing twice
+    assert judge_job_run(job_id=job.pk).state == JobState.DONE
+    assert JudgeSuggestion.objects.filter(job=job).count() == 1
