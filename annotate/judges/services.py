@@ -36,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -387,32 +387,20 @@ def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
         )
 
 
-def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
-    """Run (or resume) a judge job. Idempotent: a finished job is left alone; a redelivered one
-    judges only the tasks it has no suggestion for yet."""
-    from generation import backends
+def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
+    with transaction.atomic():
+        locked = JudgeJob.objects.select_for_update().get(pk=job_id)
+        if locked.job_active:
+            jobs.job_fail(locked, error)
+    return locked
+
+
+def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims: list[str], chunk: int):
+    """Judge the job's remaining tasks chunk by chunk; returns the job when it stopped early
+    (cancelled, or the endpoint failed), None when every task has a suggestion."""
     from generation.backends.base import BackendConfigError, PromptError, TransientBackendError
 
-    if not _claim(job_id):
-        return JudgeJob.objects.filter(pk=job_id).first()
-    job = JudgeJob.objects.select_related("judge__endpoint", "project").get(pk=job_id)
     project = job.project
-    dims = list(Dimension.objects.filter(project=project).values_list("key", flat=True))
-    try:
-        backend = backends.get_backend(job.judge.endpoint)
-        from generation.backends.base import SamplingParams
-
-        params = SamplingParams.from_dict(job.sampling)
-    except Exception as exc:  # an endpoint that cannot work at all fails the job with its message
-        with transaction.atomic():
-            locked = JudgeJob.objects.select_for_update().get(pk=job_id)
-            if locked.job_active:
-                jobs.job_fail(locked, exc)
-        return locked
-    model = (
-        str(getattr(backend, "model_name", "") or job.judge.endpoint.model),
-        str(getattr(backend, "model_version", "") or ""),
-    )
     done = set(JudgeSuggestion.objects.filter(job=job).values_list("task_id", flat=True))
     todo = [t for t in job.task_ids if t not in done]
     for start in range(0, len(todo), chunk):
@@ -441,11 +429,7 @@ def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
         try:
             results = backend.generate(convs, params) if convs else []
         except BackendConfigError as exc:
-            with transaction.atomic():
-                locked = JudgeJob.objects.select_for_update().get(pk=job_id)
-                if locked.job_active:
-                    jobs.job_fail(locked, exc)
-            return locked
+            return _fail(job.pk, exc)
         except TransientBackendError as exc:
             results = [PromptError(str(exc), transient=True)] * len(convs)
         per_task = (time.perf_counter() - t0) / max(len(keep), 1)
@@ -476,6 +460,39 @@ def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
             for t in skipped
         ]
         _write_chunk(job, suggestions)
+    return None
+
+
+def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
+    """Run (or resume) a judge job. Idempotent: a finished job is left alone; a redelivered one
+    judges only the tasks it has no suggestion for yet."""
+    from generation import backends
+
+    if not _claim(job_id):
+        return JudgeJob.objects.filter(pk=job_id).first()
+    job = JudgeJob.objects.select_related("judge__endpoint", "project").get(pk=job_id)
+    project = job.project
+    dims = list(Dimension.objects.filter(project=project).values_list("key", flat=True))
+    try:
+        backend = backends.get_backend(job.judge.endpoint)
+        from generation.backends.base import SamplingParams
+
+        params = SamplingParams.from_dict(job.sampling)
+    except Exception as exc:  # an endpoint that cannot work at all fails the job with its message
+        return _fail(job_id, exc)
+    model = (
+        str(getattr(backend, "model_name", "") or job.judge.endpoint.model),
+        str(getattr(backend, "model_version", "") or ""),
+    )
+    try:
+        stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
+    except (OperationalError, InterfaceError):
+        raise  # the Celery task retries; the job resumes with the tasks it has not judged
+    except Exception as exc:  # anything else ends the job with its message instead of leaving it running
+        log.exception("judge job %s failed", job.pk)
+        return _fail(job.pk, exc)
+    if stopped is not None:
+        return stopped
     with transaction.atomic():
         locked = JudgeJob.objects.select_for_update().get(pk=job.pk)
         if locked.state != JobState.RUNNING:

@@ -408,3 +408,26 @@ def test_the_outbox_runs_the_job_by_task_name_on_the_generation_queue(
     # a redelivered message finds the job finished and writes nothing twice
     assert judge_job_run(job_id=job.pk).state == JobState.DONE
     assert JudgeSuggestion.objects.filter(job=job).count() == 1
+
+
+def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settings):
+    import socket
+
+    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project = make_project()
+    make_pairs(project, {"one": ("q=2", "q=1"), "two": ("q=1", "q=2")})
+    endpoint = endpoint_create(
+        name="ep-down",
+        backend="openai",
+        model="fake-judge",
+        config={"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 0, "backoff_s": 0},
+    )
+    judge = judge_create(project=project, name="down", endpoint=endpoint)
+    job = judge_job_run(job_id=judge_job_create(judge=judge).pk)
+    assert job.state == JobState.FAILED and "Every task failed" in job.error
+    assert job.failed_units == 2
+    assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", flat=True)) == {"failed"}
+    assert all(s.error for s in JudgeSuggestion.objects.filter(job=job))
