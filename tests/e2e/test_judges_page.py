@@ -76,5 +76,11 @@ def test_manager_creates_a_judge_runs_it_and_reads_results(
 
     page.goto(f"/projects/{project.slug}/judges/")
     assert "0.7000" in page.inner_text("#judge-jobs")
+    page.check("input[name=judge_routing]")
+    page.fill("input[name=judge_audit_share]", "0.25")
+    page.click("text=Save judge settings")
+    assert "Judge settings saved" in page.inner_text("body")
+    project.refresh_from_db()
+    assert project.judge_routing and project.judge_audit_share == 0.25 and not project.judge_pre_annotation
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
     screenshot(page, "judges")
