@@ -431,3 +431,29 @@ def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settin
     assert job.failed_units == 2
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", flat=True)) == {"failed"}
     assert all(s.error for s in JudgeSuggestion.objects.filter(job=job))
+
+
+def test_pages_are_for_managers_and_researchers_and_bad_input_is_a_4xx(judged, labeler_in, client):
+    project, judge, job, tasks = judged
+    labeler = labeler_in(project)
+    client.force_login(labeler)
+    assert client.get(f"/projects/{project.slug}/judges/").status_code == 403
+    assert client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").status_code == 403
+    researcher = labeler_in(project, role="researcher")
+    client.force_login(researcher)
+    page = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").content.decode()
+    assert "&lt;script&gt;window.__judge_xss" in page and "<script>window.__judge_xss" not in page
+    # researchers run judges but do not change project settings
+    assert (
+        client.post(f"/projects/{project.slug}/judges/settings/", {"judge_audit_share": "0.5"}).status_code
+        == 403
+    )
+    response = client.post(f"/projects/{project.slug}/judges/new/", {"name": "x", "endpoint": "999999"})
+    assert response.status_code == 400 and "Select a valid choice" in response.content.decode()
+    response = client.post(f"/projects/{project.slug}/judges/{judge.pk}/run/", {"limit": "lots"}, follow=True)
+    assert response.status_code == 200 and "whole number" in response.content.decode()
+    # the agreement report page renders the judges block
+    Annotation.objects.create(task=tasks["weak"], labeler=labeler, choice="a")
+    report = client.get(f"/reports/{project.slug}/")
+    assert report.status_code == 200
+    assert "AI judges vs humans" in report.content.decode() and judge.name in report.content.decode()
