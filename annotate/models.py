@@ -78,6 +78,27 @@ class Project(models.Model):
         db_default=5,
         help_text="Cap on a task's labels when extra labels are requested automatically.",
     )
+    # AI judges (annotate.judges): what labelers see of them and which pairs go to humans.
+    judge_pre_annotation = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Preselect the AI judges' verdict on the labeling page (recorded per annotation).",
+    )
+    judge_routing = models.BooleanField(
+        default=False,
+        db_default=False,
+        help_text="Send humans only the pairs the judges are unsure of, plus an audit share of the others.",
+    )
+    judge_audit_share = models.FloatField(
+        default=0.1,
+        db_default=0.1,
+        help_text="Share of confidently judged pairs still sent to humans (0..1).",
+    )
+    judge_min_strength = models.PositiveSmallIntegerField(
+        default=2,
+        db_default=2,
+        help_text="A judge preference weaker than this (1..3) is unsure and goes to humans.",
+    )
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
     )
@@ -113,6 +134,14 @@ class Project(models.Model):
             models.CheckConstraint(
                 condition=Q(max_labels_per_task__gte=1) & Q(max_labels_per_task__lte=100),
                 name="project_max_labels_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(judge_audit_share__gte=0) & Q(judge_audit_share__lte=1),
+                name="project_judge_audit_share_range",
+            ),
+            models.CheckConstraint(
+                condition=Q(judge_min_strength__gte=1) & Q(judge_min_strength__lte=3),
+                name="project_judge_min_strength_range",
             ),
         ]
 
@@ -415,6 +444,7 @@ class Choice(models.TextChoices):
 class AnnotationSource(models.TextChoices):
     HUMAN = "human", "Labeler"
     IMPORTED = "imported", "Imported"
+    JUDGE = "judge", "AI judge"
 
 
 class Annotation(models.Model):
@@ -446,6 +476,11 @@ class Annotation(models.Model):
         Guideline, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
     )
     time_spent_ms = models.PositiveIntegerField(null=True, blank=True)
+    pre_annotated = models.BooleanField(
+        default=False,
+        db_default=False,  # raw COPY imports name their columns
+        help_text="The labeling page preselected an AI judge's verdict for this labeler.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -700,3 +735,11 @@ class Adjudication(models.Model):
 
     def __str__(self) -> str:
         return f"adjudication of task {self.task_id}"
+
+
+from annotate.models_judges import (  # noqa: E402,F401  (models of annotate.judges)
+    Judge,
+    JudgeJob,
+    JudgeSuggestion,
+    RoutingDecision,
+)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from annotate.views import labeling, leaderboard, manage
+from annotate.views import judges, labeling, leaderboard, manage
 
 app_name = "annotate"
 
@@ -59,4 +59,10 @@ urlpatterns = [
         leaderboard.leaderboard_csv,
         name="leaderboard_csv",
     ),
+    # AI judges (managers and researchers).
+    path("projects/<slug:slug>/judges/", judges.judges_home, name="judges"),
+    path("projects/<slug:slug>/judges/new/", judges.judge_new, name="judge_new"),
+    path("projects/<slug:slug>/judges/settings/", judges.judge_settings, name="judge_settings"),
+    path("projects/<slug:slug>/judges/<int:judge_id>/run/", judges.judge_run, name="judge_run"),
+    path("projects/<slug:slug>/judges/jobs/<int:job_id>/", judges.judge_job, name="judge_job"),
 ]

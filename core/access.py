@@ -72,6 +72,10 @@ CAPABILITIES: dict[str, Capability] = {
         frozenset({Role.RESEARCHER}),
         "read tasks and annotations, export datasets, run generation jobs and training runs",
     ),
+    "judge": Capability(
+        frozenset({Role.MANAGER, Role.RESEARCHER}),
+        "create AI judges, run judge jobs, read their suggestions, costs and routing decisions",
+    ),
 }
 
 # The project navigation's flags (templates: can_label, can_manage, can_reports, can_research).
@@ -80,6 +84,7 @@ NAV_FLAGS = {
     "can_manage": "manage",
     "can_reports": "view_reports",
     "can_research": "research",
+    "can_judge": "judge",
 }
 
 

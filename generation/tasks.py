@@ -66,3 +66,20 @@ def run_batch(self, batch_id: int) -> dict:
 def batches_requeue_orphaned() -> int:
     """Beat sweep: pending batches whose message died with a worker are sent again."""
     return services.batches_requeue_orphaned()
+
+
+@shared_task(
+    name="generation.judge_job_run",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=3,
+    retry_backoff=5,
+)
+def judge_job_run(job_id: int) -> dict:
+    """Run an AI judge job (``annotate.judges.services``): judged on the generation queue, where
+    the endpoints' models live. Idempotent: a redelivered job skips the tasks it already judged."""
+    from annotate.judges.services import judge_job_run as run
+
+    job = run(job_id=job_id)
+    return {"job": job_id, "state": job.state if job else None}

@@ -78,6 +78,11 @@ def world(make_project, make_user, labeler_in):
     export = Export.objects.create(project=target, version=1, format="trl", state="done", finished_at=now)
     job = GenerationJob.objects.create(project=target, k=2)
     run = TrainingRun.objects.create(project=target, kind="dpo", export=export, base_model="tiny")
+    from annotate.models import Judge
+    from generation.models import ModelEndpoint
+
+    endpoint = ModelEndpoint.objects.create(name="perm-judge-ep", backend="openai", model="m", project=target)
+    judge = Judge.objects.create(project=target, name="perm-judge", endpoint=endpoint, user=make_user())
     values = {
         "slug": target.slug,
         "assignment_id": lease.pk,
@@ -85,6 +90,7 @@ def world(make_project, make_user, labeler_in):
         "version": 1,
         "job_id": job.pk,
         "run_id": run.pk,
+        "judge_id": judge.pk,
         "name": "manifest.json",
         "table": "labelers",
         "fmt": "csv",
@@ -301,7 +307,7 @@ def test_project_members_and_guidelines_api_through_scoped_tokens(world):
 
 # --- object ids of another project ----------------------------------------------------------------
 
-OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id")
+OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id", "judge_id")
 
 
 @pytest.mark.parametrize("method", METHODS)

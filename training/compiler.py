@@ -59,6 +59,10 @@ AGGREGATIONS = ("none", "majority", "weighted")
 # A manager's final label (annotate.models.Adjudication): "prefer" makes it the task's only
 # judgment; "ignore" exports the labelers' votes as if there were none.
 ADJUDICATION_MODES = ("prefer", "ignore")
+# Annotations by AI judges (``source == "judge"``, annotate.judges routing): exported beside the
+# humans' and marked (``labeled_by``), or left out.
+JUDGE_LABEL_MODES = ("include", "exclude")
+JUDGE_SOURCE = "judge"
 
 PREF, TIE, BOTH_BAD = "pref", "tie", "both_bad"
 
@@ -83,6 +87,8 @@ class ExportOptions:
     margin: bool = True
     adjudication: str = "prefer"
     soft_labels: bool = False
+    judge_labels: str = "include"
+    labeled_by: bool = False
 
     @classmethod
     def from_dict(cls, data: dict | None) -> ExportOptions:
@@ -165,12 +171,13 @@ class ExportOptions:
         choice("ties", TIE_MODES)
         choice("aggregate", AGGREGATIONS)
         choice("adjudication", ADJUDICATION_MODES)
+        choice("judge_labels", JUDGE_LABEL_MODES)
         number("min_votes", lo=1, hi=1000, integer=True)
         number("min_agreement", lo=0.0, hi=1.0)
         number("min_reliability", lo=0.0, hi=1.0, nullable=True)
         number("test_size", lo=0.0, hi=0.99)
         number("seed", lo=-(2**62), hi=2**62, integer=True)
-        for name in ("include_gold", "include_flagged", "margin", "soft_labels"):
+        for name in ("include_gold", "include_flagged", "margin", "soft_labels", "labeled_by"):
             boolean(name)
         id_list("labelers_include")
         id_list("labelers_exclude")
@@ -260,6 +267,7 @@ class PairOut:
     votes: int = 1
     agreement: float = 1.0
     p_chosen: float | None = None
+    labeled_by: str = "human"  # "human", "judge" (every vote behind the row is a judge's) or "mixed"
 
 
 @dataclass
@@ -383,6 +391,8 @@ def record_excluded(
     """Why this annotation is left out before any judgment is made (None: kept)."""
     if rec.rejected:
         return "rejected_in_review"
+    if rec.source == JUDGE_SOURCE and opts.judge_labels == "exclude":
+        return "judge_label"
     if rec.is_gold and not opts.include_gold:
         return "gold"
     if rec.flagged and not opts.include_flagged:
@@ -417,6 +427,11 @@ def _unique_mode(counter: Counter) -> tuple[object, int] | None:
     return top[0]
 
 
+def _labeled_by(sources: Iterable[str]) -> str:
+    kinds = {"judge" if src == JUDGE_SOURCE else "human" for src in sources}
+    return kinds.pop() if len(kinds) == 1 else "mixed"
+
+
 # --- reliability --------------------------------------------------------------------------------
 
 
@@ -438,6 +453,7 @@ def labeler_reliability(
         pairing=opts.pairing,
         include_gold=opts.include_gold,
         include_flagged=opts.include_flagged,
+        judge_labels=opts.judge_labels,
     )
     for group in by_task(records):
         judgments: list[Judgment] = []
@@ -480,9 +496,10 @@ def low_reliability_labelers(reliability: dict[int, dict], threshold: float | No
 class CompilerReliability:
     """The reliability model fitted over an export's comparisons, keyed the compiler's way."""
 
-    def __init__(self, result, items: dict[tuple[int, int, int], int]):
+    def __init__(self, result, items: dict[tuple[int, int, int], int], judges: set[int] | None = None):
         self.result = result
         self.items = items  # (task id, slot-A candidate, slot-B candidate) -> item id
+        self.judges = set(judges or ())  # labeler ids that are AI judges (annotate.judges)
         self._weights = {
             int(lid): float(w) for lid, w in zip(result.labeler_ids, result.weights, strict=True)
         }
@@ -509,6 +526,8 @@ class CompilerReliability:
 
     def summary(self) -> dict:
         rows = self.result.labeler_estimates()
+        for row in rows:
+            row["is_judge"] = row["labeler_id"] in self.judges
         return {
             "model": "annotate.reliability (EM over a/b/tie/both_bad)",
             "threshold": self.result.threshold,
@@ -517,6 +536,7 @@ class CompilerReliability:
             "comparisons": len(self.items),
             "labelers": rows,
             "flagged": [r["labeler_id"] for r in rows if r["flagged"]],
+            "judges": sorted(self.judges),
         }
 
 
@@ -535,6 +555,7 @@ def fit_reliability(
         pairing=opts.pairing,
         include_gold=opts.include_gold,
         include_flagged=opts.include_flagged,
+        judge_labels=opts.judge_labels,
     )
     items: dict[tuple[int, int, int], int] = {}
     item_col: list[int] = []
@@ -542,10 +563,13 @@ def fit_reliability(
     response_col: list[int] = []
     strength_col: list[int] = []
     swapped_col: list[bool] = []
+    judges: set[int] = set()
     for group in by_task(records):
         for rec in group:
             if record_excluded(rec, base):
                 continue
+            if rec.source == JUDGE_SOURCE:
+                judges.add(rec.labeler_id)
             js, _ = record_judgments(rec, base, scale_max=scale_max)
             slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
             shown = rec.shown_order if isinstance(rec.shown_order, list) else []
@@ -571,7 +595,7 @@ def fit_reliability(
         return None
     labels = Labels.from_lists(item_col, labeler_col, response_col, strength_col, swapped_col)
     result = fit(labels, threshold=threshold)
-    return CompilerReliability(result, items)
+    return CompilerReliability(result, items, judges)
 
 
 # --- split --------------------------------------------------------------------------------------
@@ -610,7 +634,9 @@ def compile_pairs(
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
     labelers, versions = stats.labelers, stats.guideline_versions
-    filtering = bool(opts.labelers_include or opts.labelers_exclude or dropped_labelers)
+    filtering = bool(
+        opts.labelers_include or opts.labelers_exclude or dropped_labelers or opts.judge_labels == "exclude"
+    )
     fast_choice = not opts.dimension  # pairwise choices are turned into judgments inline
     for group in by_task(records):
         judgments: list[Judgment] = []
@@ -697,6 +723,7 @@ def compile_pairs(
                 out.append(
                     PairOut(by_labeler[j0.labeler_id], j0.a, j0.b, j0.outcome, margin, n, round(agreement, 6))
                 )
+                out[-1].labeled_by = _labeled_by(by_labeler[j.labeler_id].source for j in winners)
                 if opts.soft_labels:
                     out[-1].p_chosen = reliability.p_chosen(j0.task_id, j0.a, j0.b)
         else:
@@ -705,6 +732,7 @@ def compile_pairs(
                     dropped[j.outcome] += 1
                     continue
                 out.append(PairOut(by_labeler[j.labeler_id], j.a, j.b, j.outcome, j.margin))
+                out[-1].labeled_by = _labeled_by([by_labeler[j.labeler_id].source])
                 if opts.soft_labels:
                     out[-1].p_chosen = reliability.p_chosen(j.task_id, j.a, j.b)
         if out:

@@ -20,7 +20,9 @@ last user turn and ``"\\n\\nAssistant:"``, so the completion follows the cue. Us
 ``flag`` (``"tie"`` / ``"both_bad"``, null for a preference) is present only when ties are kept;
 tie rows then list the two responses in slot order. ``margin`` is present when the ``margin``
 option is on (see ``training.compiler``); ``p_chosen`` (float, the reliability model's soft label)
-follows it in the two ``trl`` preference formats when ``soft_labels`` is on. HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
+follows it in the two ``trl`` preference formats when ``soft_labels`` is on, and ``labeled_by``
+(``"human"``, ``"judge"``: labeled by AI judges under routing, or ``"mixed"``) when ``labeled_by`` is on;
+``raw`` rows always carry ``source`` (``"judge"`` for an AI judge's label). HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
 cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept).
 """
 
@@ -100,6 +102,8 @@ class TrlStandard(Format):
             out.append(("p_chosen", pa.float64()))
         if self.keep_ties:
             out.append(("flag", pa.string()))
+        if self.opts.labeled_by:
+            out.append(("labeled_by", pa.string()))
         return out
 
     def schema(self) -> pa.Schema:
@@ -128,6 +132,8 @@ class TrlStandard(Format):
                 row["p_chosen"] = p.p_chosen
             if keep:
                 row["flag"] = None if p.outcome == PREF else p.outcome
+            if self.opts.labeled_by:
+                row["labeled_by"] = p.labeled_by
             yield row
 
 

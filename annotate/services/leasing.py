@@ -589,6 +589,12 @@ def _validate_ratings(
     return clean
 
 
+def _pre_annotated(task: Task) -> bool:
+    from annotate.judges.selectors import pre_annotation_for
+
+    return task.project.kind == TaskKind.PAIRWISE and pre_annotation_for(task=task) is not None
+
+
 def annotation_submit(
     *,
     assignment_id: int,
@@ -603,6 +609,7 @@ def annotation_submit(
     time_spent_ms: int | None = None,
     roles: Collection[str] | None = None,
     now: datetime | None = None,
+    pre_annotation_shown: bool = False,
 ) -> tuple[Annotation, bool]:
     """Record the labeler's judgment on a live lease. Returns ``(annotation, created)``.
 
@@ -613,6 +620,8 @@ def annotation_submit(
     skipped or released lease (409), guidelines not yet acknowledged (409), invalid values (400).
     ``roles``: see ``_require_active_labeler``. Three statements in one transaction: the locking
     read (``_lock_for_submit``), the insert, the lease's state.
+    ``pre_annotation_shown``: the labeling page offers AI judges' verdicts preselected; the
+    annotation records ``pre_annotated`` when the project pre-annotates and this task has one.
     """
     now = now or timezone.now()
     with transaction.atomic():
@@ -693,6 +702,7 @@ def annotation_submit(
                     shown_order=assignment.shown_order,
                     guideline_id=assignment.guideline_id_,
                     time_spent_ms=time_spent_ms,
+                    pre_annotated=pre_annotation_shown and _pre_annotated(task),
                 )
         except IntegrityError:
             raise Conflict("You already judged this task.") from None

@@ -27,6 +27,10 @@ SETTINGS_FIELDS = (
     "task_order",
     "target_agreement",
     "max_labels_per_task",
+    "judge_pre_annotation",
+    "judge_routing",
+    "judge_audit_share",
+    "judge_min_strength",
 )
 
 # The settings of one kind of project only (a project of the other kind keeps their defaults).
@@ -62,6 +66,15 @@ def _validate_settings(values: dict) -> None:
         raise InvalidInput(
             "The cap on labels per task must be between 1 and 100.", field="max_labels_per_task"
         )
+    if "judge_audit_share" in values:
+        try:
+            share = float(values["judge_audit_share"])
+        except (TypeError, ValueError):
+            share = -1.0
+        if not 0.0 <= share <= 1.0:
+            raise InvalidInput("The audit share is a fraction between 0 and 1.", field="judge_audit_share")
+    if "judge_min_strength" in values and not 1 <= int(values["judge_min_strength"]) <= 3:
+        raise InvalidInput("The judges' minimum strength is 1, 2 or 3.", field="judge_min_strength")
 
 
 def _dimension_rows(dimensions: list) -> list[dict]:

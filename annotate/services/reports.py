@@ -28,6 +28,9 @@ What a report holds (``report_build`` returns it as a JSON-ready dict, cached in
 * ``leaderboard``: Bradley-Terry strengths of ``Candidate.model_name`` on the Elo scale with
   seeded bootstrap intervals; every judgment is a game, ties and "both bad" count half a win each.
 * ``low_agreement``: the tasks whose labels split the most, to send back for more labels.
+* ``judges``: each AI judge against the human majority, each labeler and per dimension, with
+  bootstrap intervals, beside human-vs-majority (``annotate.judges.agreement``). AI judges'
+  annotations (``source="judge"``) are left out of every human figure above.
 
 Scale: every column is read once with ``values_list(...).iterator(chunk_size=...)`` into NumPy
 arrays; everything after that is vectorised (bincounts over task x label codes, one pass per
@@ -243,7 +246,8 @@ def load_report_data(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Repor
     epoch = connection.vendor == "postgresql"
     if epoch:
         exprs["created_s"] = Cast(Extract("created_at", "epoch"), FloatField())
-    qs = Annotation.objects.filter(task__project=project).order_by()
+    # AI judges' labels are not human labels: they have their own block (``judges``)
+    qs = Annotation.objects.filter(task__project=project).exclude(source="judge").order_by()
     sql_dims = epoch and kind == TaskKind.PAIRWISE and bool(dim_keys)
     if sql_dims:
         # Each dimension's score of slot A and of slot B, looked up in SQL through the task's slots.
@@ -1020,6 +1024,7 @@ def report_build(
         "pairs": _pairs(data, usernames),
         "leaderboard": _leaderboard(data, bootstrap=bootstrap, seed=seed),
         "low_agreement": _low_agreement(data, k, categories),
+        "judges": _judges_block(project, data, bootstrap=bootstrap, seed=seed),
         "settings": {
             "min_pair_shared": MIN_PAIR_SHARED,
             "low_agreement_max_share": LOW_AGREEMENT_MAX_SHARE,
@@ -1033,6 +1038,15 @@ def report_build(
     timings["compute_s"] = time.perf_counter() - t1
     report["timings"] = {k2: round(v, 4) for k2, v in timings.items()}
     return report
+
+
+def _judges_block(project: Project, data: ReportData, *, bootstrap: int, seed: int) -> dict:
+    """AI judges against the humans (``annotate.judges.agreement``); pairwise projects only."""
+    if data.kind != TaskKind.PAIRWISE:
+        return {"judges": [], "human_vs_majority": None, "bootstrap": bootstrap}
+    from annotate.judges.agreement import judge_agreement
+
+    return judge_agreement(project, bootstrap=bootstrap, seed=seed)
 
 
 # ------------------------------------------------------------------------------------------------

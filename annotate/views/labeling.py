@@ -27,6 +27,7 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
 from annotate.errors import Forbidden, InvalidInput, ServiceError
+from annotate.judges.selectors import pre_annotation_for_lease
 from annotate.labeling_protocol import (
     SkipSerializer,
     SubmissionSerializer,
@@ -193,6 +194,9 @@ def _task_context(project: Project, lease: dict) -> dict:
     return {
         "lease": lease,
         "project": project,
+        "suggestion": pre_annotation_for_lease(
+            project=project, task_id=lease["task_id"], assignment_id=lease["assignment_id"]
+        ),
         "turns": turns,
         "responses": responses,
         "dimensions": list(project.dimensions.all()),
@@ -313,6 +317,7 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int
         assignment_id=assignment.pk,
         labeler=request.user,
         roles=access.roles,
+        pre_annotation_shown=True,
         **submission_for(assignment, data),
     )
     payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}

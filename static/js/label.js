@@ -364,6 +364,8 @@
     });
     el.querySelector("[data-action=skip]").addEventListener("click", openSkip);
     if (task.kind === "ranking") wireRanking(task);
+    // an AI judge's pre-annotation arrives preselected: show it as chosen
+    if (task.kind !== "ranking" && el.querySelector("input[name=choice]:checked")) onChoice(task);
   }
 
   function onChoice(task) {

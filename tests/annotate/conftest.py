@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import add_tasks
+from tests.generation.conftest import tiny_model_path  # noqa: F401 (session fixture: the judge tests)
 
 
 @pytest.fixture

@@ -392,6 +392,7 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
     scale_max = project.rating_scale_max
 
     judgment_fields = ("ranking",) if project.kind == TaskKind.RANKING else ()
+    judgment_fields += ("source",)  # AI judges' labels: marked, excluded on request, judges in the model
     if opts.dimension:
         judgment_fields += ("ratings",)
     reliability: dict[int, dict] = {}
@@ -539,6 +540,7 @@ def _model_summary(model, project: Project) -> dict:
     summary["labelers"] = [{**{k: v for k, v in r.items() if k != "labeler_id"}, "labeler": by_id[r["labeler_id"]]}
                            for r in summary["labelers"]]  # fmt: skip
     summary["flagged"] = [by_id[lid] for lid in summary["flagged"]]
+    summary["judges"] = [by_id[lid] for lid in summary.get("judges", []) if lid in by_id]
     return summary
 
 

@@ -59,6 +59,14 @@ class Command(BaseCommand):
             action="store_true",
             help="Add p_chosen: the reliability model's probability that chosen is preferred (trl formats).",
         )
+        parser.add_argument(
+            "--exclude-judge-labels",
+            action="store_true",
+            help="Leave out the labels AI judges gave under routing (annotation source 'judge').",
+        )
+        parser.add_argument(
+            "--labeled-by", action="store_true", help="Add labeled_by (human, judge or mixed) to trl rows."
+        )
         parser.add_argument("--force", action="store_true", help="Write into --out even if it is not empty.")
 
     def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
@@ -90,6 +98,10 @@ class Command(BaseCommand):
             options["margin"] = False
         if opts["soft_labels"]:
             options["soft_labels"] = True
+        if opts["exclude_judge_labels"]:
+            options["judge_labels"] = "exclude"
+        if opts["labeled_by"]:
+            options["labeled_by"] = True
         for option, key in (("labelers", "labelers_include"), ("exclude-labelers", "labelers_exclude")):
             ids = self._user_ids(opts[option.replace("-", "_")], option, project)
             if ids is not None:

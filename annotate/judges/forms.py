@@ -1,0 +1,49 @@
+"""Forms of the judges page (parse input only; the services validate and decide)."""
+
+from __future__ import annotations
+
+import json
+
+from django import forms
+
+
+class JudgeForm(forms.Form):
+    name = forms.SlugField(max_length=80, help_text="Letters, digits and dashes.")
+    endpoint = forms.ModelChoiceField(queryset=None, help_text="The model that judges.")
+    sampling = forms.CharField(
+        required=False,
+        initial='{"temperature": 0, "max_new_tokens": 300}',
+        widget=forms.TextInput(attrs={"class": "mono"}),
+        help_text="JSON sampling parameters (no n).",
+    )
+    price_prompt_per_1k = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=6)
+    price_completion_per_1k = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=6)
+
+    def __init__(self, *args, endpoints=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["endpoint"].queryset = endpoints
+
+    def clean_sampling(self) -> dict:
+        raw = (self.cleaned_data.get("sampling") or "").strip()
+        if not raw:
+            return {}
+        try:
+            value = json.loads(raw)
+        except ValueError:
+            raise forms.ValidationError('Sampling must be a JSON object, e.g. {"temperature": 0}.') from None
+        if not isinstance(value, dict):
+            raise forms.ValidationError("Sampling must be a JSON object.")
+        return value
+
+
+class JudgeRunForm(forms.Form):
+    limit = forms.IntegerField(
+        required=False, min_value=1, max_value=100_000, help_text="Judge the first N tasks."
+    )
+
+
+class JudgeSettingsForm(forms.Form):
+    judge_pre_annotation = forms.BooleanField(required=False, label="Pre-annotate for labelers")
+    judge_routing = forms.BooleanField(required=False, label="Route confident pairs to the judges")
+    judge_audit_share = forms.FloatField(min_value=0, max_value=1, label="Audit share (0..1)")
+    judge_min_strength = forms.IntegerField(min_value=1, max_value=3, label="Minimum strength (1..3)")

@@ -1,0 +1,165 @@
+"""The judge's prompt (a rubric rendered from the project's guidelines and dimensions) and the
+robust parser of its answer.
+
+The judge is asked for one small JSON object::
+
+    {"verdict": "A" | "B" | "tie" | "both_bad", "strength": 1-3,
+     "scores": {"<dimension>": {"A": int, "B": int}}, "rationale": "..."}
+
+``parse_judgment`` finds the first JSON object with a ``verdict`` anywhere in the text (models wrap
+it in prose or code fences), normalises the verdict and keeps only well-formed parts; an answer
+without a usable verdict raises :class:`UnparseableJudgment` (recorded with the raw text).
+The rubric goes in the user turn: several model families have no system role.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+
+from core.formatting import prompt_text
+
+MAX_RATIONALE_CHARS = 4000
+MAX_GUIDELINE_CHARS = 20_000
+
+_VERDICTS = {
+    "a": "a",
+    "response a": "a",
+    "b": "b",
+    "response b": "b",
+    "tie": "tie",
+    "equal": "tie",
+    "both_bad": "both_bad",
+    "both bad": "both_bad",
+    "both-bad": "both_bad",
+    "bothbad": "both_bad",
+    "neither": "both_bad",
+}
+
+
+class UnparseableJudgment(ValueError):
+    """The judge's answer holds no usable verdict."""
+
+
+@dataclass
+class Judgment:
+    """A parsed answer, in the positions the judge saw (``a`` = the response shown as A)."""
+
+    verdict: str
+    strength: int | None = None
+    scores: dict[str, dict[str, float]] = field(default_factory=dict)  # dim -> {"A": x, "B": y}
+    rationale: str = ""
+
+
+def render_rubric(*, project, guideline, dimensions: list) -> str:
+    """The instructions every prompt of a judge job starts with."""
+    verdicts = ['"A"', '"B"']
+    if project.allow_tie:
+        verdicts.append('"tie"')
+    if project.allow_both_bad:
+        verdicts.append('"both_bad"')
+    lines = [
+        f'You are an impartial judge of responses for the project "{project.name}".',
+        "Compare Response A and Response B to the conversation below and decide which is better.",
+        "Do not let the order of the responses or their length sway you.",
+    ]
+    if guideline is not None:
+        lines += [
+            "",
+            f"Labeling guidelines (version {guideline.version}):",
+            "<guidelines>",
+            guideline.body[:MAX_GUIDELINE_CHARS],
+            "</guidelines>",
+        ]
+    if dimensions:
+        lines += ["", f"Score each response on these dimensions, integers 1 to {project.rating_scale_max}:"]
+        for dim in dimensions:
+            desc = f": {dim.description}" if dim.description else ""
+            lines.append(f"- {dim.key} ({dim.label}){desc}")
+    scores = ", ".join(f'"{d.key}": {{"A": int, "B": int}}' for d in dimensions)
+    lines += [
+        "",
+        "Answer with ONE JSON object and nothing else:",
+        f'{{"verdict": {" | ".join(verdicts)}, "strength": 1 | 2 | 3, "scores": {{{scores}}}, '
+        '"rationale": "one or two sentences"}',
+        "strength: 1 slightly, 2 clearly, 3 much better (only when the verdict is A or B).",
+    ]
+    return "\n".join(lines)
+
+
+def judge_conversation(*, rubric: str, messages: list, first: str, second: str) -> list[dict]:
+    """One user turn: the rubric, the conversation, then the two responses as A and B."""
+    body = "\n\n".join(
+        [
+            rubric,
+            "[Conversation]",
+            prompt_text(messages) if messages else "(empty)",
+            "[Response A]",
+            first,
+            "[Response B]",
+            second,
+            "[Your JSON verdict]",
+        ]
+    )
+    return [{"role": "user", "content": body}]
+
+
+def _objects(text: str):
+    decoder = json.JSONDecoder()
+    i = text.find("{")
+    while i >= 0:
+        try:
+            value, _end = decoder.raw_decode(text, i)
+        except ValueError:
+            value = None
+        if isinstance(value, dict):
+            yield value
+        i = text.find("{", i + 1)
+
+
+def _number(value) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return float(value)
+    if isinstance(value, str):
+        try:
+            return float(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgment:
+    """The first JSON object in ``text`` with a recognisable verdict (raises UnparseableJudgment)."""
+    if not isinstance(text, str) or not text.strip():
+        raise UnparseableJudgment("The judge answered nothing.")
+    for obj in _objects(text):
+        raw = obj.get("verdict")
+        verdict = _VERDICTS.get(raw.strip().lower()) if isinstance(raw, str) else None
+        if verdict is None:
+            continue
+        strength = None
+        s = _number(obj.get("strength"))
+        if verdict in ("a", "b") and s is not None and int(s) == s and 1 <= s <= 3:
+            strength = int(s)
+        scores: dict[str, dict[str, float]] = {}
+        raw_scores = obj.get("scores")
+        if isinstance(raw_scores, dict):
+            for key in dimensions:
+                pair = raw_scores.get(key)
+                if not isinstance(pair, dict):
+                    continue
+                a = _number(pair.get("A", pair.get("a")))
+                b = _number(pair.get("B", pair.get("b")))
+                if a is not None and b is not None and 1 <= a <= scale_max and 1 <= b <= scale_max:
+                    scores[key] = {"A": a, "B": b}
+        rationale = obj.get("rationale")
+        rationale = rationale.strip()[:MAX_RATIONALE_CHARS] if isinstance(rationale, str) else ""
+        return Judgment(verdict=verdict, strength=strength, scores=scores, rationale=rationale)
+    raise UnparseableJudgment("No JSON object with a verdict (A, B, tie or both_bad) in the answer.")
+
+
+def unswap(verdict: str) -> str:
+    """A verdict given with the responses swapped, in canonical terms."""
+    return {"a": "b", "b": "a"}.get(verdict, verdict)

@@ -1,0 +1,97 @@
+"""AI judge reads: judges, jobs, suggestions, routing summaries and the labeling page's suggestion."""
+
+from __future__ import annotations
+
+from django.db.models import Count, QuerySet
+
+from annotate.models import (
+    Assignment,
+    Judge,
+    JudgeJob,
+    JudgeSuggestion,
+    Project,
+    RoutingDecision,
+    Task,
+    TaskCandidate,
+    TaskKind,
+)
+from annotate.models_judges import SuggestionStatus
+
+
+def judges_for_project(*, project: Project) -> QuerySet[Judge]:
+    return Judge.objects.filter(project=project).select_related("endpoint").order_by("name")
+
+
+def judge_get(*, project: Project, judge_id: int) -> Judge | None:
+    return Judge.objects.filter(project=project, pk=judge_id).select_related("endpoint").first()
+
+
+def judge_jobs_for_project(*, project: Project) -> QuerySet[JudgeJob]:
+    return (
+        JudgeJob.objects.filter(project=project).select_related("judge", "created_by").order_by("-created_at")
+    )
+
+
+def judge_job_get(*, project: Project, job_id: int) -> JudgeJob | None:
+    return JudgeJob.objects.filter(project=project, pk=job_id).select_related("judge__endpoint").first()
+
+
+def suggestions_for_job(*, job: JudgeJob, limit: int = 500) -> list[JudgeSuggestion]:
+    return list(
+        JudgeSuggestion.objects.filter(job=job).select_related("task__routing").order_by("task_id")[:limit]
+    )
+
+
+def suggestion_counts(*, job: JudgeJob) -> dict[str, int]:
+    rows = JudgeSuggestion.objects.filter(job=job).values_list("status").annotate(n=Count("id")).order_by()
+    counts = {s: 0 for s in SuggestionStatus.values}
+    counts.update(dict(rows))
+    return counts
+
+
+def routing_summary(*, project: Project) -> list[dict]:
+    rows = (
+        RoutingDecision.objects.filter(project=project)
+        .values("route", "reason")
+        .annotate(n=Count("id"))
+        .order_by("route", "reason")
+    )
+    return list(rows)
+
+
+def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:
+    """The suggestion a labeler's page preselects: the newest consistent verdict of an active judge
+    on this task, when the project turned pre-annotation on (else None: labelers see nothing)."""
+    project = task.project
+    if not project.judge_pre_annotation:
+        return None
+    return (
+        JudgeSuggestion.objects.filter(task=task, status=SuggestionStatus.OK, judge__is_active=True)
+        .order_by("-job_id")
+        .first()
+    )
+
+
+def task_slot_ids(*, task: Task) -> list[int]:
+    return list(
+        TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
+    )
+
+
+def pre_annotation_for_lease(*, project: Project, task_id: int, assignment_id: int) -> dict | None:
+    """What the labeling page preselects for this lease, in its screen terms (``left``/``right``,
+    ``tie``, ``both_bad``), with strength and rationale; None (and no query) unless the project
+    pre-annotates a pairwise task and an active judge gave a consistent verdict."""
+    if project.kind != TaskKind.PAIRWISE or not project.judge_pre_annotation:
+        return None
+    task = Task.objects.select_related("project").get(pk=task_id)
+    suggestion = pre_annotation_for(task=task)
+    if suggestion is None:
+        return None
+    value = suggestion.choice
+    if value in ("a", "b"):
+        slots = task_slot_ids(task=task)
+        winner = slots[0] if value == "a" else slots[1]
+        shown = Assignment.objects.values_list("shown_order", flat=True).get(pk=assignment_id) or []
+        value = "left" if shown and shown[0] == winner else "right"
+    return {"value": value, "strength": suggestion.strength, "rationale": suggestion.rationale}

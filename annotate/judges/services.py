@@ -1,0 +1,647 @@
+"""AI judge writes: judges, judge jobs (run on the generation queue), suggestions and routing.
+
+How a judge job runs
+--------------------
+``judge_job_create`` renders the rubric from the project's current guideline version and
+dimensions, records the tasks to judge and enqueues ``generation.judge_job_run`` through the
+outbox. The worker runs ``judge_job_run``: it claims the job (queued -> running, or finds it
+running again after a redelivery), then judges the tasks in chunks *outside* any transaction. Each
+pair is judged twice, with the responses' positions swapped; each chunk's suggestions and the
+job's counters are written in one transaction (``ignore_conflicts`` on the unique (job, task): a
+redelivered job skips what it already wrote). Cancelling the job stops it between chunks.
+
+Routing (``routing_apply``, at the end of a job when the project has ``judge_routing`` on): per
+task without a decision, the latest suggestion of every active judge decides:
+
+* humans, when a judge is unsure (``inconsistent``: the verdict moved with the positions;
+  ``unparsed``: unparseable or failed; ``low_strength``: an A/B verdict weaker than
+  ``project.judge_min_strength``), the judges disagree (``judges_disagree``), the task is gold
+  (``gold``), or a seeded draw puts it in the audit share (``audit``);
+* otherwise the judges (``confident``).
+
+The judges' verdicts on a confident task are written as annotations (``source="judge"``, by each
+judge's own inactive user), each counting as a claim, and the task's ``target_labels`` is lowered
+to its claims so no human claims it (``claims <= target_labels`` holds: both move together under
+the row lock). On an audit task the judge annotations are added *beside* the humans'
+(``target_labels`` and ``claims`` both grow by the judges' count), so humans keep every slot and
+the reliability model sees judges and humans on the same items.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from decimal import Decimal, InvalidOperation
+
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db.models import F, Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+from django.utils.text import slugify
+
+from annotate.errors import Conflict, InvalidInput
+from annotate.judges import rubric as rb
+from annotate.models import (
+    Annotation,
+    AnnotationSource,
+    Dimension,
+    Guideline,
+    Judge,
+    JudgeJob,
+    JudgeSuggestion,
+    Project,
+    RoutingDecision,
+    Task,
+    TaskCandidate,
+    TaskKind,
+)
+from annotate.models_judges import Route, SuggestionStatus
+from annotate.selectors import guideline_current
+from core import jobs
+from core.audit import audit_actor, audit_record
+from core.jobs import JobState
+from core.outbox import outbox_enqueue
+
+log = logging.getLogger(__name__)
+
+TASK_NAME = "generation.judge_job_run"
+CHUNK_TASKS = 8
+MAX_TASKS_PER_JOB = 100_000
+DEFAULT_SAMPLING = {"temperature": 0.0, "max_new_tokens": 300}
+MAX_PRICE = Decimal("1000000")
+
+
+# --- judges ----------------------------------------------------------------------------------------
+
+
+def _clean_price(value, field: str) -> Decimal | None:
+    if value in (None, ""):
+        return None
+    try:
+        price = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput(f"{field} must be a number (a price per 1,000 tokens).", field=field) from None
+    if not price.is_finite() or price < 0 or price > MAX_PRICE:
+        raise InvalidInput(f"{field} must be a non-negative price per 1,000 tokens.", field=field)
+    return price.quantize(Decimal("0.000001"))
+
+
+def _clean_sampling(endpoint, sampling: dict | None) -> dict:
+    from generation.backends.base import InvalidSamplingParams, SamplingParams
+
+    if sampling is None:
+        sampling = {}
+    if not isinstance(sampling, dict):
+        raise InvalidInput("Sampling must be a JSON object.", field="sampling")
+    if "n" in sampling:
+        raise InvalidInput("A judge samples one answer per ordering; leave n out.", field="sampling")
+    try:
+        SamplingParams.from_dict({**DEFAULT_SAMPLING, **(endpoint.default_sampling or {}), **sampling})
+    except InvalidSamplingParams as exc:
+        raise InvalidInput(str(exc), field="sampling") from exc
+    return dict(sampling)
+
+
+def judge_sampling(judge: Judge):
+    """The effective sampling parameters of a judge: judge defaults < endpoint defaults < judge's."""
+    from generation.backends.base import SamplingParams
+
+    endpoint = judge.endpoint
+    merged = {**DEFAULT_SAMPLING, **{k: v for k, v in (endpoint.default_sampling or {}).items() if k != "n"}}
+    return SamplingParams.from_dict({**merged, **(judge.sampling or {})}, n=1)
+
+
+@transaction.atomic
+def judge_create(
+    *,
+    project: Project,
+    name: str,
+    endpoint,
+    sampling: dict | None = None,
+    price_prompt_per_1k=None,
+    price_completion_per_1k=None,
+    actor: AbstractBaseUser | None = None,
+) -> Judge:
+    """A judge for ``project`` served by ``endpoint`` (a shared endpoint or one of the project's).
+    It labels as its own inactive account, which can never sign in."""
+    slug = slugify(name or "")[:80]
+    if not slug:
+        raise InvalidInput("A judge needs a name (letters, digits, dashes).", field="name")
+    if endpoint is None or (endpoint.project_id not in (None, project.pk)) or not endpoint.is_active:
+        raise InvalidInput("Choose an active model endpoint available to this project.", field="endpoint")
+    sampling = _clean_sampling(endpoint, sampling)
+    prices = {
+        "price_prompt_per_1k": _clean_price(price_prompt_per_1k, "price_prompt_per_1k"),
+        "price_completion_per_1k": _clean_price(price_completion_per_1k, "price_completion_per_1k"),
+    }
+    if Judge.objects.filter(project=project, name=slug).exists():
+        raise Conflict(f"This project already has a judge named {slug!r}.", field="name")
+    User = get_user_model()
+    username = f"judge.{project.pk}.{slug}"[:150]
+    if User.objects.filter(username=username).exists():
+        raise Conflict(f"An account named {username!r} already exists.", field="name")
+    user = User(username=username, is_active=False)
+    user.set_unusable_password()
+    user.save()
+    try:
+        with transaction.atomic():
+            judge = Judge.objects.create(
+                project=project,
+                name=slug,
+                endpoint=endpoint,
+                sampling=sampling,
+                user=user,
+                created_by=audit_actor(actor),
+                **prices,
+            )
+    except IntegrityError:
+        raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
+    audit_record(
+        actor=actor,
+        project=project,
+        action="judge.create",
+        target=judge,
+        details={"name": slug, "endpoint": endpoint.name, "model": endpoint.model},
+    )
+    return judge
+
+
+# --- jobs ------------------------------------------------------------------------------------------
+
+
+def rubric_for(project: Project) -> tuple[str, int | None]:
+    guideline = guideline_current(project=project)
+    dims = list(Dimension.objects.filter(project=project))
+    return rb.render_rubric(project=project, guideline=guideline, dimensions=dims), (
+        guideline.version if guideline else None
+    )
+
+
+@transaction.atomic
+def judge_job_create(
+    *,
+    judge: Judge,
+    actor: AbstractBaseUser | None = None,
+    task_ids: list[int] | None = None,
+    limit: int | None = None,
+) -> JudgeJob:
+    """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``)."""
+    project = judge.project
+    if project.kind != TaskKind.PAIRWISE:
+        raise InvalidInput("AI judges compare pairs: this project ranks responses.", field="judge")
+    if not judge.is_active:
+        raise InvalidInput("This judge is switched off.", field="judge")
+    if not judge.endpoint.is_active:
+        raise InvalidInput(f"Endpoint {judge.endpoint.name} is switched off.", field="judge")
+    qs = Task.objects.filter(project=project).order_by("id")
+    if task_ids is not None:
+        if not isinstance(task_ids, list) or not all(isinstance(t, int) for t in task_ids):
+            raise InvalidInput("task_ids must be a list of task ids.", field="task_ids")
+        qs = qs.filter(pk__in=task_ids)
+    if limit is not None and (
+        not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
+    ):
+        raise InvalidInput(f"limit must be between 1 and {MAX_TASKS_PER_JOB}.", field="limit")
+    ids = list(qs.values_list("id", flat=True)[: limit or MAX_TASKS_PER_JOB])
+    if not ids:
+        raise InvalidInput("There are no tasks to judge.", field="task_ids")
+    rubric, version = rubric_for(project)
+    job = JudgeJob.objects.create(
+        project=project,
+        judge=judge,
+        rubric=rubric,
+        rubric_version=version,
+        sampling=judge_sampling(judge).to_dict(),
+        task_ids=ids,
+        total_units=len(ids),
+        created_by=audit_actor(actor),
+    )
+    audit_record(
+        actor=actor,
+        project=project,
+        action="judge_job.create",
+        target=job,
+        details={"judge": judge.name, "tasks": len(ids), "rubric_version": version},
+    )
+    outbox_enqueue(TASK_NAME, job.pk)
+    return job
+
+
+@transaction.atomic
+def judge_job_cancel(*, job: JudgeJob, actor: AbstractBaseUser | None = None) -> JudgeJob:
+    job = JudgeJob.objects.select_for_update().get(pk=job.pk)
+    if not job.job_active:
+        raise Conflict("This job has already finished.")
+    jobs.job_finish(job, state=JobState.CANCELLED)
+    audit_record(actor=actor, project=job.project, action="judge_job.cancel", target=job)
+    return job
+
+
+def _claim(job_id: int) -> bool:
+    return bool(
+        JudgeJob.objects.filter(pk=job_id, state__in=jobs.ACTIVE_STATES).update(
+            state=JobState.RUNNING, started_at=Coalesce(F("started_at"), timezone.now())
+        )
+    )
+
+
+def _cost(judge: Judge, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
+    if not judge.priced:
+        return None
+    total = Decimal(0)
+    if judge.price_prompt_per_1k is not None:
+        total += judge.price_prompt_per_1k * prompt_tokens / 1000
+    if judge.price_completion_per_1k is not None:
+        total += judge.price_completion_per_1k * completion_tokens / 1000
+    return total.quantize(Decimal("0.000001"))
+
+
+def _tasks_input(task_ids: list[int]) -> dict[int, dict]:
+    """Per task: slot candidate ids and texts, and the prompt's messages (two queries)."""
+    out: dict[int, dict] = {}
+    for task_id, messages in Task.objects.filter(pk__in=task_ids).values_list("id", "prompt__messages"):
+        out[task_id] = {"messages": messages if isinstance(messages, list) else [], "slots": []}
+    rows = (
+        TaskCandidate.objects.filter(task_id__in=task_ids)
+        .order_by("task_id", "slot")
+        .values_list("task_id", "candidate_id", "candidate__text")
+    )
+    for task_id, cid, text in rows:
+        out[task_id]["slots"].append((cid, text))
+    return out
+
+
+def _clean(text: str) -> str:
+    return (text or "").replace("\x00", "\ufffd")
+
+
+def _suggestion(
+    *,
+    job: JudgeJob,
+    task_id: int,
+    slots: list,
+    results: tuple,
+    dims: list[str],
+    scale_max: int,
+    seconds: float,
+    model: tuple[str, str],
+) -> JudgeSuggestion:
+    """Combine the two orderings' answers into one suggestion."""
+    from generation.backends.base import PromptError
+
+    judge = job.judge
+    first, swapped = results
+    raws, parsed, errors = [], [], []
+    prompt_tokens = completion_tokens = 0
+    for result in (first, swapped):
+        if isinstance(result, PromptError):
+            raws.append("")
+            parsed.append(None)
+            errors.append(result.message)
+            continue
+        gen = result[0]
+        prompt_tokens += gen.prompt_tokens or 0
+        completion_tokens += gen.completion_tokens or 0
+        raws.append(_clean(gen.text))
+        try:
+            parsed.append(rb.parse_judgment(gen.text, dimensions=dims, scale_max=scale_max))
+        except rb.UnparseableJudgment as exc:
+            parsed.append(None)
+            errors.append(str(exc))
+    (c0, _), (c1, _) = slots[0], slots[1]
+    v_first = parsed[0].verdict if parsed[0] else ""
+    v_swapped = rb.unswap(parsed[1].verdict) if parsed[1] else ""
+    status = SuggestionStatus.OK
+    if any(isinstance(r, PromptError) for r in (first, swapped)):
+        status = SuggestionStatus.FAILED
+    elif None in parsed:
+        status = SuggestionStatus.UNPARSEABLE
+    elif v_first != v_swapped:
+        status = SuggestionStatus.INCONSISTENT
+    choice = v_first if status == SuggestionStatus.OK else ""
+    strength = None
+    if choice in ("a", "b"):
+        ss = [p.strength for p in parsed if p and p.strength]
+        strength = min(ss) if len(ss) == 2 else None
+    scores: dict[str, dict[str, float]] = {}
+    for key in dims:
+        vals: dict[int, list[float]] = {c0: [], c1: []}
+        if parsed[0] and key in parsed[0].scores:
+            vals[c0].append(parsed[0].scores[key]["A"])
+            vals[c1].append(parsed[0].scores[key]["B"])
+        if parsed[1] and key in parsed[1].scores:
+            vals[c1].append(parsed[1].scores[key]["A"])
+            vals[c0].append(parsed[1].scores[key]["B"])
+        if vals[c0] and vals[c1]:
+            scores[key] = {str(c): round(sum(v) / len(v), 3) for c, v in vals.items()}
+    rationale = next((p.rationale for p in parsed if p and p.rationale), "")
+    return JudgeSuggestion(
+        job=job,
+        judge=judge,
+        task_id=task_id,
+        status=status,
+        choice=choice,
+        strength=strength,
+        scores=scores,
+        rationale=_clean(rationale),
+        verdict_first=v_first,
+        verdict_swapped=v_swapped,
+        raw_first=raws[0][:20_000],
+        raw_swapped=raws[1][:20_000],
+        error="; ".join(errors)[:2000],
+        endpoint=judge.endpoint,
+        model_name=model[0][:300],
+        model_version=model[1][:200],
+        rubric_version=job.rubric_version,
+        sampling=job.sampling,
+        prompt_tokens=prompt_tokens,
+        completion_tokens=completion_tokens,
+        seconds=round(seconds, 4),
+        cost=_cost(judge, prompt_tokens, completion_tokens),
+    )
+
+
+def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
+    with transaction.atomic():
+        locked = JudgeJob.objects.select_for_update().get(pk=job.pk)
+        if locked.state != JobState.RUNNING:
+            return
+        JudgeSuggestion.objects.bulk_create(suggestions, ignore_conflicts=True)
+        totals = JudgeSuggestion.objects.filter(job=job).aggregate(
+            pt=Coalesce(Sum("prompt_tokens"), 0),
+            ct=Coalesce(Sum("completion_tokens"), 0),
+            s=Coalesce(Sum("seconds"), 0.0),
+            cost=Sum("cost"),
+        )
+        counts = JudgeSuggestion.objects.filter(job=job)
+        JudgeJob.objects.filter(pk=job.pk).update(
+            done_units=counts.count(),
+            failed_units=counts.filter(status=SuggestionStatus.FAILED).count(),
+            prompt_tokens=totals["pt"],
+            completion_tokens=totals["ct"],
+            seconds=round(totals["s"], 4),
+            cost=totals["cost"],
+        )
+
+
+def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
+    with transaction.atomic():
+        locked = JudgeJob.objects.select_for_update().get(pk=job_id)
+        if locked.job_active:
+            jobs.job_fail(locked, error)
+    return locked
+
+
+def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims: list[str], chunk: int):
+    """Judge the job's remaining tasks chunk by chunk; returns the job when it stopped early
+    (cancelled, or the endpoint failed), None when every task has a suggestion."""
+    from generation.backends.base import BackendConfigError, PromptError, TransientBackendError
+
+    project = job.project
+    done = set(JudgeSuggestion.objects.filter(job=job).values_list("task_id", flat=True))
+    todo = [t for t in job.task_ids if t not in done]
+    for start in range(0, len(todo), chunk):
+        if JudgeJob.objects.filter(pk=job.pk).values_list("state", flat=True).first() != JobState.RUNNING:
+            return JudgeJob.objects.get(pk=job.pk)
+        ids = todo[start : start + chunk]
+        inputs = _tasks_input(ids)
+        ids = [t for t in ids if t in inputs]
+        convs, keep = [], []
+        skipped = []
+        for t in ids:
+            slots = inputs[t]["slots"]
+            if len(slots) != 2:
+                skipped.append(t)
+                continue
+            (_, text0), (_, text1) = slots
+            messages = inputs[t]["messages"]
+            convs.append(
+                rb.judge_conversation(rubric=job.rubric, messages=messages, first=text0, second=text1)
+            )
+            convs.append(
+                rb.judge_conversation(rubric=job.rubric, messages=messages, first=text1, second=text0)
+            )
+            keep.append(t)
+        t0 = time.perf_counter()
+        try:
+            results = backend.generate(convs, params) if convs else []
+        except BackendConfigError as exc:
+            return _fail(job.pk, exc)
+        except TransientBackendError as exc:
+            results = [PromptError(str(exc), transient=True)] * len(convs)
+        per_task = (time.perf_counter() - t0) / max(len(keep), 1)
+        suggestions = [
+            _suggestion(
+                job=job,
+                task_id=t,
+                slots=inputs[t]["slots"],
+                results=(results[2 * i], results[2 * i + 1]),
+                dims=dims,
+                scale_max=project.rating_scale_max,
+                seconds=per_task,
+                model=model,
+            )
+            for i, t in enumerate(keep)
+        ]
+        suggestions += [
+            JudgeSuggestion(
+                job=job,
+                judge=job.judge,
+                task_id=t,
+                status=SuggestionStatus.FAILED,
+                error="Only pairwise tasks (two responses) can be judged.",
+                endpoint=job.judge.endpoint,
+                rubric_version=job.rubric_version,
+                sampling=job.sampling,
+            )
+            for t in skipped
+        ]
+        _write_chunk(job, suggestions)
+    return None
+
+
+def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
+    """Run (or resume) a judge job. Idempotent: a finished job is left alone; a redelivered one
+    judges only the tasks it has no suggestion for yet."""
+    from generation import backends
+
+    if not _claim(job_id):
+        return JudgeJob.objects.filter(pk=job_id).first()
+    job = JudgeJob.objects.select_related("judge__endpoint", "project").get(pk=job_id)
+    project = job.project
+    dims = list(Dimension.objects.filter(project=project).values_list("key", flat=True))
+    try:
+        backend = backends.get_backend(job.judge.endpoint)
+        from generation.backends.base import SamplingParams
+
+        params = SamplingParams.from_dict(job.sampling)
+    except Exception as exc:  # an endpoint that cannot work at all fails the job with its message
+        return _fail(job_id, exc)
+    model = (
+        str(getattr(backend, "model_name", "") or job.judge.endpoint.model),
+        str(getattr(backend, "model_version", "") or ""),
+    )
+    try:
+        stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
+    except (OperationalError, InterfaceError):
+        raise  # the Celery task retries; the job resumes with the tasks it has not judged
+    except Exception as exc:  # anything else ends the job with its message instead of leaving it running
+        log.exception("judge job %s failed", job.pk)
+        return _fail(job.pk, exc)
+    if stopped is not None:
+        return stopped
+    with transaction.atomic():
+        locked = JudgeJob.objects.select_for_update().get(pk=job.pk)
+        if locked.state != JobState.RUNNING:
+            return locked
+        routed = 0
+        if project.judge_routing:
+            routed = len(routing_apply(project=project, job=locked, task_ids=list(job.task_ids)))
+        everything_failed = locked.total_units and locked.failed_units >= locked.total_units
+        if everything_failed:
+            jobs.job_fail(locked, "Every task failed to be judged; see the suggestions' errors.")
+        else:
+            jobs.job_finish(locked)
+        audit_record(
+            actor=None,
+            project=project,
+            action="judge_job.finish",
+            target=locked,
+            details={"state": locked.state, "routed": routed, "done": locked.done_units},
+        )
+    return locked
+
+
+# --- routing ---------------------------------------------------------------------------------------
+
+
+def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, list[JudgeSuggestion]]:
+    """Per task, the newest suggestion of each active judge of the project."""
+    out: dict[int, dict[int, JudgeSuggestion]] = {}
+    qs = (
+        JudgeSuggestion.objects.filter(task_id__in=task_ids, judge__project=project, judge__is_active=True)
+        .select_related("judge")
+        .order_by("task_id", "judge_id", "-job_id")
+    )
+    for s in qs:
+        out.setdefault(s.task_id, {}).setdefault(s.judge_id, s)
+    return {t: list(per.values()) for t, per in out.items()}
+
+
+def audit_draw(project: Project, task_id: int) -> bool:
+    """A seeded draw (stable per project and task): is this confident pair in the audit share?"""
+    return random.Random(f"judge-audit:{project.pk}:{task_id}").random() < project.judge_audit_share
+
+
+def route_for(project: Project, task: Task, suggestions: list[JudgeSuggestion]) -> tuple[str, str]:
+    """(route, reason) for one task from its judges' suggestions."""
+    if task.is_gold:
+        return Route.HUMAN, "gold"
+    statuses = {s.status for s in suggestions}
+    if SuggestionStatus.INCONSISTENT in statuses:
+        return Route.HUMAN, "inconsistent"
+    if statuses - {SuggestionStatus.OK}:
+        return Route.HUMAN, "unparsed"
+    if len({s.choice for s in suggestions}) > 1:
+        return Route.HUMAN, "judges_disagree"
+    for s in suggestions:
+        if s.choice in ("a", "b") and (s.strength or 0) < project.judge_min_strength:
+            return Route.HUMAN, "low_strength"
+    if audit_draw(project, task.pk):
+        return Route.HUMAN, "audit"
+    return Route.JUDGE, "confident"
+
+
+def _judge_annotation(s: JudgeSuggestion, task: Task, guideline_id: int | None, scale_max: int) -> Annotation:
+    ratings = {
+        key: {cid: int(min(max(round(v), 1), scale_max)) for cid, v in per.items()}
+        for key, per in (s.scores or {}).items()
+    }
+    return Annotation(
+        task=task,
+        labeler_id=s.judge.user_id,
+        source=AnnotationSource.JUDGE,
+        choice=s.choice,
+        strength=s.strength if s.choice in ("a", "b") else None,
+        ratings=ratings,
+        rationale=s.rationale[:2000],
+        guideline_id=guideline_id,
+    )
+
+
+def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]) -> list[RoutingDecision]:
+    """Decide the route of every listed task that has judge suggestions and no decision yet.
+    Locks the tasks (in id order) and writes decisions, judge annotations and task counters
+    together; call inside a transaction."""
+    decided = set(RoutingDecision.objects.filter(task_id__in=task_ids).values_list("task_id", flat=True))
+    pending = sorted(set(task_ids) - decided)
+    if not pending:
+        return []
+    per_task = latest_suggestions(project=project, task_ids=pending)
+    tasks = {t.pk: t for t in Task.objects.select_for_update().filter(pk__in=list(per_task)).order_by("id")}
+    guideline_id = None
+    if job is not None and job.rubric_version is not None:
+        guideline_id = (
+            Guideline.objects.filter(project=project, version=job.rubric_version)
+            .values_list("id", flat=True)
+            .first()
+        )
+    existing = set(
+        Annotation.objects.filter(task_id__in=list(tasks), source=AnnotationSource.JUDGE).values_list(
+            "task_id", "labeler_id"
+        )
+    )
+    decisions = []
+    for task_id in sorted(tasks):
+        task = tasks[task_id]
+        suggestions = per_task[task_id]
+        route, reason = route_for(project, task, suggestions)
+        details = {
+            "judges": {
+                s.judge.name: {"status": s.status, "choice": s.choice, "strength": s.strength}
+                for s in suggestions
+            }
+        }
+        decisions.append(
+            RoutingDecision(project=project, task=task, job=job, route=route, reason=reason, details=details)
+        )
+        if reason not in ("confident", "audit"):
+            continue
+        new = [
+            _judge_annotation(s, task, guideline_id, project.rating_scale_max)
+            for s in suggestions
+            if (task_id, s.judge.user_id) not in existing
+        ]
+        if not new:
+            continue
+        Annotation.objects.bulk_create(new)
+        n = len(new)
+        if route == Route.JUDGE:  # the judges take every remaining slot: the task leaves the queue
+            Task.objects.filter(pk=task_id).update(claims=F("claims") + n, target_labels=F("claims") + n)
+        else:  # audit: judge votes beside the humans', every human slot kept
+            Task.objects.filter(pk=task_id).update(
+                claims=F("claims") + n, target_labels=F("target_labels") + n
+            )
+    RoutingDecision.objects.bulk_create(decisions)
+    return decisions
+
+
+@transaction.atomic
+def routing_apply_now(*, project: Project, actor: AbstractBaseUser | None = None) -> int:
+    """Route every judged task of the project that has no decision yet (a manager's button)."""
+    if not project.judge_routing:
+        raise InvalidInput("Turn judge routing on in the project's settings first.", field="judge_routing")
+    task_ids = list(
+        JudgeSuggestion.objects.filter(judge__project=project).values_list("task_id", flat=True).distinct()
+    )
+    decisions = routing_apply(project=project, job=None, task_ids=task_ids)
+    audit_record(
+        actor=actor,
+        project=project,
+        action="judge.route",
+        details={"decided": len(decisions), "to_judges": sum(d.route == Route.JUDGE for d in decisions)},
+    )
+    return len(decisions)

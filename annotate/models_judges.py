@@ -1,0 +1,191 @@
+"""AI judges: a model endpoint that labels a project's pairs, its jobs, suggestions and routing.
+
+* ``Judge``: a ``generation.ModelEndpoint`` + sampling parameters (+ optional prices per 1k tokens)
+  for one project. It labels as its own inactive user (``user``, no password, never a member), so
+  its judge-labeled annotations (``Annotation.source = "judge"``) enter exports and the reliability
+  model as a labeler, clearly marked.
+* ``JudgeJob``: one run of a judge over the project's pairwise tasks (the shared job lifecycle,
+  run on the generation queue). It records the rubric (rendered from the guideline version current
+  when the job was created) and the totals of tokens, seconds and cost.
+* ``JudgeSuggestion``: the verdict of one job on one task, judged twice with the responses'
+  positions swapped. Provenance: endpoint, model name/version, rubric version, sampling params, both
+  raw outputs. ``status``: ``ok`` (both parsed and consistent), ``inconsistent`` (the verdict moved
+  with the positions: uncertain), ``unparseable`` (kept with the raw text) or ``failed`` (the
+  backend refused the prompt).
+* ``RoutingDecision``: per task, whether the judges or humans label it, and why.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from core.jobs import JobState, UserJob
+
+
+class Judge(models.Model):
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judges")
+    name = models.SlugField(max_length=80)
+    endpoint = models.ForeignKey("generation.ModelEndpoint", on_delete=models.PROTECT, related_name="judges")
+    sampling = models.JSONField(default=dict, blank=True, help_text="SamplingParams overrides (no n).")
+    price_prompt_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Price per 1,000 prompt tokens."
+    )
+    price_completion_per_1k = models.DecimalField(
+        max_digits=12, decimal_places=6, null=True, blank=True, help_text="Price per 1,000 completion tokens."
+    )
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="judge_profile",
+        help_text="The inactive account its judge labels are recorded under.",
+    )
+    is_active = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["project", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["project", "name"], name="judge_unique_name"),
+            models.CheckConstraint(
+                condition=Q(price_prompt_per_1k__isnull=True) | Q(price_prompt_per_1k__gte=0),
+                name="judge_price_prompt_nonnegative",
+            ),
+            models.CheckConstraint(
+                condition=Q(price_completion_per_1k__isnull=True) | Q(price_completion_per_1k__gte=0),
+                name="judge_price_completion_nonnegative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def priced(self) -> bool:
+        return self.price_prompt_per_1k is not None or self.price_completion_per_1k is not None
+
+
+class JudgeJob(UserJob):
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judge_jobs")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="jobs")
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    rubric_version = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        help_text="Guideline version the rubric was rendered from (none: no guidelines).",
+    )
+    rubric = models.TextField(help_text="The system prompt the judge was given.")
+    sampling = models.JSONField(default=dict, blank=True, help_text="The sampling parameters used.")
+    task_ids = models.JSONField(default=list, blank=True, help_text="The tasks to judge, in order.")
+    total_units = models.PositiveIntegerField(default=0)
+    done_units = models.PositiveIntegerField(default=0)
+    failed_units = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    completion_tokens = models.PositiveBigIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    cost = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(UserJob.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="judgejob_state_valid"),
+            models.CheckConstraint(
+                condition=Q(done_units__lte=models.F("total_units")), name="judgejob_done_within_total"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"judge job {self.pk} ({self.state})"
+
+
+class SuggestionStatus(models.TextChoices):
+    OK = "ok", "Consistent"
+    INCONSISTENT = "inconsistent", "Position-inconsistent"
+    UNPARSEABLE = "unparseable", "Unparseable"
+    FAILED = "failed", "Failed"
+
+
+class JudgeSuggestion(models.Model):
+    job = models.ForeignKey(JudgeJob, on_delete=models.CASCADE, related_name="suggestions")
+    judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="suggestions")
+    task = models.ForeignKey("annotate.Task", on_delete=models.CASCADE, related_name="judge_suggestions")
+    status = models.CharField(max_length=16, choices=SuggestionStatus.choices)
+    choice = models.CharField(
+        max_length=8, blank=True, help_text="Canonical verdict (a = slot 0) when consistent, else empty."
+    )
+    strength = models.PositiveSmallIntegerField(null=True, blank=True)
+    scores = models.JSONField(default=dict, blank=True, help_text="{dimension: {candidate_id: mean score}}")
+    rationale = models.TextField(blank=True)
+    verdict_first = models.CharField(max_length=8, blank=True, help_text="Canonical verdict, A shown first.")
+    verdict_swapped = models.CharField(
+        max_length=8, blank=True, help_text="Canonical verdict, B shown first."
+    )
+    raw_first = models.TextField(blank=True)
+    raw_swapped = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    # provenance
+    endpoint = models.ForeignKey(
+        "generation.ModelEndpoint", null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    model_name = models.CharField(max_length=300, blank=True)
+    model_version = models.CharField(max_length=200, blank=True)
+    rubric_version = models.PositiveIntegerField(null=True, blank=True)
+    sampling = models.JSONField(default=dict, blank=True)
+    # cost
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    seconds = models.FloatField(default=0.0)
+    cost = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["job", "task"]
+        constraints = [
+            models.UniqueConstraint(fields=["job", "task"], name="judgesuggestion_unique_task"),
+            models.CheckConstraint(
+                condition=Q(status__in=SuggestionStatus.values), name="judgesuggestion_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(choice="") | (Q(status="ok") & Q(choice__in=["a", "b", "tie", "both_bad"])),
+                name="judgesuggestion_choice_only_when_ok",
+            ),
+            models.CheckConstraint(
+                condition=Q(strength__isnull=True) | (Q(strength__gte=1) & Q(strength__lte=3)),
+                name="judgesuggestion_strength_range",
+            ),
+        ]
+        indexes = [models.Index(fields=["task", "judge"])]
+
+    def __str__(self) -> str:
+        return f"{self.judge} on task {self.task_id}: {self.status} {self.choice}"
+
+
+class Route(models.TextChoices):
+    HUMAN = "human", "Humans"
+    JUDGE = "judge", "Judges"
+
+
+class RoutingDecision(models.Model):
+    """Who labels a task under judge routing, and why (one decision per task, made once)."""
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="+")
+    task = models.OneToOneField("annotate.Task", on_delete=models.CASCADE, related_name="routing")
+    job = models.ForeignKey(JudgeJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="routed")
+    route = models.CharField(max_length=8, choices=Route.choices)
+    reason = models.CharField(max_length=32)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["task"]
+        constraints = [
+            models.CheckConstraint(condition=Q(route__in=Route.values), name="routing_route_valid"),
+        ]
+        indexes = [models.Index(fields=["project", "route"])]
+
+    def __str__(self) -> str:
+        return f"task {self.task_id} -> {self.route} ({self.reason})"

@@ -1,0 +1,125 @@
+"""The AI judges page (capability "judge": managers and researchers): create a judge, run a judge
+job, read its suggestions, costs and routing decisions; managers also set the project's judge
+settings. Parse input, call one service or selector, render."""
+
+from __future__ import annotations
+
+from django.contrib import messages
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+
+from annotate.errors import ServiceError
+from annotate.judges import selectors, services
+from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
+from annotate.services.manage import project_settings_change
+from core.access import ProjectAccess, project_page
+from generation.selectors import endpoints_for_project
+
+
+def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, status: int = 200) -> HttpResponse:
+    project = access.project
+    endpoints = endpoints_for_project(project=project).filter(is_active=True)
+    context = {
+        **access.nav("judges"),
+        "judges": selectors.judges_for_project(project=project),
+        "jobs": selectors.judge_jobs_for_project(project=project)[:100],
+        "judge_form": judge_form or JudgeForm(endpoints=endpoints),
+        "run_form": JudgeRunForm(),
+        "settings_form": JudgeSettingsForm(
+            initial={
+                "judge_pre_annotation": project.judge_pre_annotation,
+                "judge_routing": project.judge_routing,
+                "judge_audit_share": project.judge_audit_share,
+                "judge_min_strength": project.judge_min_strength,
+            }
+        ),
+        "can_edit_settings": access.can("manage"),
+        "routing": selectors.routing_summary(project=project),
+    }
+    return render(request, "annotate/judges/home.html", context, status=status)
+
+
+@project_page("judge")
+@require_GET
+def judges_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    return _home(request, access)
+
+
+@project_page("judge")
+@require_POST
+def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    project = access.project
+    form = JudgeForm(request.POST, endpoints=endpoints_for_project(project=project).filter(is_active=True))
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            judge = services.judge_create(project=project, actor=request.user, **data)
+        except ServiceError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        else:
+            messages.success(request, f"Judge {judge.name} added.")
+            return redirect("annotate:judges", project.slug)
+    return _home(request, access, judge_form=form, status=400)
+
+
+@project_page("judge")
+@require_POST
+def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
+    project = access.project
+    judge = selectors.judge_get(project=project, judge_id=judge_id)
+    if judge is None:
+        raise Http404("No such judge.")
+    form = JudgeRunForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "The number of tasks must be a whole number from 1 to 100,000.")
+        return redirect("annotate:judges", project.slug)
+    try:
+        job = services.judge_job_create(judge=judge, actor=request.user, limit=form.cleaned_data["limit"])
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return redirect("annotate:judges", project.slug)
+    messages.success(request, f"Judge job #{job.pk} queued on the generation workers.")
+    return redirect(reverse("annotate:judge_job", args=[project.slug, job.pk]))
+
+
+@project_page("judge")
+@require_POST
+def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    if not access.can("manage"):
+        raise PermissionDenied("Only the project's managers change its settings.")
+    project = access.project
+    form = JudgeSettingsForm(request.POST)
+    if not form.is_valid():
+        messages.error(
+            request, "Check the judge settings: " + "; ".join(e for es in form.errors.values() for e in es)
+        )
+        return redirect("annotate:judges", project.slug)
+    try:
+        project_settings_change(project=project, actor=request.user, values=form.cleaned_data)
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Judge settings saved.")
+    return redirect("annotate:judges", project.slug)
+
+
+@project_page("judge")
+@require_GET
+def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    project = access.project
+    job = selectors.judge_job_get(project=project, job_id=job_id)
+    if job is None:
+        raise Http404("No such judge job.")
+    return render(
+        request,
+        "annotate/judges/job.html",
+        {
+            **access.nav("judges"),
+            "job": job,
+            "suggestions": selectors.suggestions_for_job(job=job),
+            "counts": selectors.suggestion_counts(job=job),
+        },
+    )
