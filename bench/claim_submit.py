@@ -402,13 +402,20 @@ def main(sizes: list[int] | None = None, argv: list[str] | None = None) -> dict:
     parser.add_argument("--seconds", type=float, default=10.0, help="per configuration with several labelers")
     parser.add_argument("--overlap", type=int, default=3)
     parser.add_argument("--explain", action="store_true", help="EXPLAIN ANALYZE the claim (rolled back)")
+    parser.add_argument(
+        "--imports",
+        type=int,
+        nargs="*",
+        default=[10_000, 100_000],
+        help="then import this many two-response prompts over the API (bench/import_api.py); none: skip",
+    )
     args = parser.parse_args(argv if argv is not None else ([] if sizes is not None else None))
     print(
         f"cpu cores: {os.cpu_count()}; Django test client over the whole stack (bearer token); "
         f"one labeler: {args.requests} pairs; several: one process each for {args.seconds:.0f} s",
         flush=True,
     )
-    return run(
+    figures = run(
         sizes or args.tasks,
         labelers=args.labelers,
         requests=args.requests,
@@ -416,6 +423,36 @@ def main(sizes: list[int] | None = None, argv: list[str] | None = None) -> dict:
         overlap=args.overlap,
         explain=args.explain,
     )
+    imports = [n for n in args.imports if n > 0]
+    if imports:
+        from bench.import_api import run_import_api_bench
+
+        print(f"import over the API: {', '.join(f'{n:,}' for n in imports)} prompts", flush=True)
+        figures["import_api"] = run_import_api_bench(tuple(imports))
+    _side_by_side(figures)
+    return figures
+
+
+def _side_by_side(figures: dict) -> None:
+    """One table of what the issue asks for, from the figures of this run."""
+    print("\nsummary (this run)")
+    print(
+        f"  {'tasks':>10}  {'labelers':>8}  {'stmts next/submit':>17}  {'next p50/p99 ms':>16}  {'submit p50/p99 ms':>18}"
+    )
+    for n_tasks, entry in figures.items():
+        if not isinstance(n_tasks, int):
+            continue
+        st = entry["statements"]
+        for n, fig in entry["labelers"].items():
+            print(
+                f"  {n_tasks:>10,}  {n:>8}  {st['next']['statements']:>8}/{st['submit']['statements']:<8}  "
+                f"{fig['next_p50_ms']:7.2f}/{fig['next_p99_ms']:<8.2f}  {fig['submit_p50_ms']:8.2f}/{fig['submit_p99_ms']:<9.2f}"
+            )
+    for r in figures.get("import_api", {}).get("imports", []):
+        print(
+            f"  import over the API: {r['prompts']:,} prompts in {r['seconds']:.1f} s = {r['rows_per_s']:,} prompts/s "
+            f"(peak RSS {r['peak_rss_mb']:.0f} MB)"
+        )
 
 
 if __name__ == "__main__":
