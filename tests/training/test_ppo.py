@@ -88,7 +88,7 @@ def test_ppo_raises_held_out_reward_with_bounded_kl(tmp_path):
             "output_dir": str(tmp_path / "ppo"),
             "use_cpu": True,
             "learning_rate": 3e-3,
-            "max_steps": 24,
+            "max_steps": 48,  # 24 steps raised held-out reward by 0.7 on this CPU, by over 1 on the last one
             "rollout_batch_size": 16,
             "mini_batch_size": 8,
             "ppo_epochs": 4,
@@ -108,7 +108,9 @@ def test_ppo_raises_held_out_reward_with_bounded_kl(tmp_path):
     # bounded by the penalty: under 2 nats per token on average over responses of at most 12 tokens
     # (runs here gave 8 to 16 nats; thread scheduling changes the float order, so not bit-for-bit)
     assert 0 < metrics["eval_kl"] < 24
-    assert metrics["eval_eos_rate"] > metrics["eval_before_eos_rate"]
+    # Ending responses is not what this reward pays for: on one CPU the rate rose, on another both
+    # stayed 0 (float order differs by instruction set); it must not fall.
+    assert metrics["eval_eos_rate"] >= metrics["eval_before_eos_rate"]
 
     # The checkable property: the trained policy's responses carry more e's than the base model's.
     prompts = [f"Question {i}?" for i in range(100, 116)]
