@@ -110,7 +110,8 @@ def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @project_page("release")
 @require_GET
 def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    project, nav = access.project, access.nav("generation")
+    # a manager reaches the job from the Progress page (the generation tab is for researchers)
+    project, nav = access.project, access.nav("generation" if access.can("research") else "progress")
     job = _job_for(project, job_id)
     status = selectors.job_status(job=job)
     staged = selectors.job_staged_summary(job=job) if status["finished"] else None
