@@ -76,15 +76,21 @@ CAPABILITIES: dict[str, Capability] = {
         frozenset({Role.MANAGER, Role.RESEARCHER}),
         "create AI judges, run judge jobs, read their suggestions, costs and routing decisions",
     ),
+    "release": Capability(
+        frozenset({Role.MANAGER, Role.RESEARCHER}),
+        "review a generation job's staged candidates (checks, sample outputs, its settings read-only) "
+        "and release all, the passing ones or none into the labeling queue",
+    ),
 }
 
-# The project navigation's flags (templates: can_label, can_manage, can_reports, can_research).
+# The project navigation's flags (templates: can_label, can_manage, can_reports, can_research, ...).
 NAV_FLAGS = {
     "can_label": "label",
     "can_manage": "manage",
     "can_reports": "view_reports",
     "can_research": "research",
     "can_judge": "judge",
+    "can_release": "release",
 }
 
 

@@ -8,8 +8,9 @@
     POST generation/jobs/<id>/cancel/            cancel a queued or running job
     POST generation/jobs/<id>/release            {"which": "all"|"passing"|"none"}: create its tasks, once
 
-Every call needs the "research" capability in the project, checked by ``core.access`` (roles and
-the token's project scope; 404 outside it, 403 for other roles); service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
+Reading a job and releasing it need the "release" capability (managers and researchers), every
+other call "research"; checked by ``core.access`` (roles and the token's project scope; 404
+outside it, 403 for other roles); service errors answer ``{"error", "detail", "field"}`` with their 4xx status.
 """
 
 from __future__ import annotations
@@ -302,11 +303,12 @@ class JobListCreateApi(ProjectApiView):
 
 @extend_schema(tags=["Generation"])
 class JobDetailApi(ProjectApiView):
-    capability = "research"
+    capability = "release"
 
     @extend_schema(
         summary="Read a generation job",
-        description="Researchers. Its settings, progress and the prompts that failed.",
+        description="Managers and researchers. Its settings, progress, the prompts that failed and, "
+        "once generation has ended, its staged responses' checks per model.",
         operation_id="generation_job_detail",
         responses={200: GenerationJobDetailSerializer, **errors(401, 403, 404)},
     )
@@ -333,11 +335,11 @@ class JobCancelApi(ProjectApiView):
 
 @extend_schema(tags=["Generation"])
 class JobReleaseApi(ProjectApiView):
-    capability = "research"
+    capability = "release"
 
     @extend_schema(
         summary="Release a job's staged responses",
-        description="Researchers. Once generation has ended, the responses wait, staged, with their "
+        description="Managers and researchers. Once generation has ended, the responses wait, staged, with their "
         "automatic checks; this turns them into labeling tasks: `all`, only the `passing` ones (a prompt "
         "left with fewer than 2 makes no task) or `none` (discard). Once per job: a second release, or "
         "one before generation has ended, answers 409.",

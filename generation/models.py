@@ -87,6 +87,10 @@ class ReleaseWhich(models.TextChoices):
     NONE = "none", "None (discarded)"
 
 
+# A job whose staged candidates may be released: it has ended without failing.
+RELEASABLE_STATES = (JobState.DONE, JobState.CANCELLED)
+
+
 class GenerationJob(UserJob):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
     endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")

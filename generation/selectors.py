@@ -11,6 +11,7 @@ from core.jobs import job_status_payload
 from generation.models import (
     CHECK_FIELDS,
     CHECKS,
+    RELEASABLE_STATES,
     CandidateCheck,
     GenerationFailure,
     GenerationJob,
@@ -44,6 +45,17 @@ def jobs_for_project(*, project: Project) -> QuerySet[GenerationJob]:
         .prefetch_related("endpoints")
         .annotate(candidate_count=_count_per_job(Candidate), task_count=_count_per_job(Task))
         .order_by("-created_at", "-id")
+    )
+
+
+def jobs_awaiting_release(*, project: Project, limit: int = 50) -> list[GenerationJob]:
+    """Jobs that have ended with staged candidates nobody has released or discarded yet (what a
+    manager or researcher should review), oldest first, with ``candidate_count`` and
+    ``task_count``; at most ``limit``. One query (and one for the endpoints)."""
+    return list(
+        jobs_for_project(project=project)
+        .filter(state__in=RELEASABLE_STATES, released="", candidate_count__gt=0)
+        .order_by("finished_at", "id")[:limit]
     )
 
 

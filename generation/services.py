@@ -84,6 +84,7 @@ from generation.backends.base import (
 )
 from generation.models import (
     CHECK_FIELDS,
+    RELEASABLE_STATES,
     AutoRelease,
     Backend,
     BatchState,
@@ -857,8 +858,6 @@ def _checks_compare(by_prompt: dict[int, list[tuple[CandidateCheck, str]]]) -> l
 
 
 # --- staged candidates: release ------------------------------------------------------------------
-
-RELEASABLE_STATES = (JobState.DONE, JobState.CANCELLED)
 
 
 @transaction.atomic

@@ -1,6 +1,8 @@
-"""The researchers' generation pages (capability "research", checked by ``core.access``): jobs and endpoints of a project,
-a job's live progress, its failures, its staged candidates (checks per model, sample outputs) and
-their release. Parse input, call one service or selector, render."""
+"""The generation pages, access checked by ``core.access``: researchers (capability "research")
+list jobs, add endpoints, start and cancel jobs; managers and researchers (capability "release")
+read a job's page (live progress, settings read-only, failures, its staged candidates: checks per
+model, sample outputs) and release its candidates. Parse input, call one service or selector,
+render."""
 
 from __future__ import annotations
 
@@ -16,7 +18,7 @@ from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, is_site_admin, project_page
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
-from generation.models import GenerationJob
+from generation.models import RELEASABLE_STATES, GenerationJob
 
 
 def _job_for(project: Project, job_id: int) -> GenerationJob:
@@ -105,10 +107,11 @@ def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     return render(request, "generation/home.html", context, status=400)
 
 
-@project_page("research")
+@project_page("release")
 @require_GET
 def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    project, nav = access.project, access.nav("generation")
+    # a manager reaches the job from the Progress page (the generation tab is for researchers)
+    project, nav = access.project, access.nav("generation" if access.can("research") else "progress")
     job = _job_for(project, job_id)
     status = selectors.job_status(job=job)
     staged = selectors.job_staged_summary(job=job) if status["finished"] else None
@@ -122,16 +125,17 @@ def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
             "failures": selectors.job_failures(job=job),
             "staged": staged,
             "samples": selectors.job_staged_samples(job=job) if staged else [],
+            "can_cancel": access.can("research"),
             "can_release": status["finished"]
             and not job.released
-            and job.state in services.RELEASABLE_STATES
+            and job.state in RELEASABLE_STATES
             and status["candidates"] > 0,
             "status_url": reverse("generation:job_status", kwargs={"slug": project.slug, "job_id": job.pk}),
         },
     )
 
 
-@project_page("research")
+@project_page("release")
 @require_GET
 def job_status_json(request: HttpRequest, access: ProjectAccess, job_id: int) -> JsonResponse:
     project = access.project
@@ -162,7 +166,7 @@ RELEASE_MESSAGES = {
 }
 
 
-@project_page("research")
+@project_page("release")
 @require_POST
 def job_release(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
     project = access.project

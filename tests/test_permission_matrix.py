@@ -346,19 +346,30 @@ def test_readme_roles_table_is_the_one_in_the_code():
 
 
 def test_managers_run_the_project_not_models(world, make_user):
-    """The README's table, enforced: a manager reaches guidelines, members and reports, but not
-    generation, training or exports."""
+    """The README's table, enforced: a manager reaches guidelines, members and reports, and a
+    generation job's page and API (capability "release": its staged candidates and their release),
+    but not the generation jobs list, new jobs, cancelling, training or exports."""
     manager = make_user()
     Membership.objects.create(project=world["target"], user=manager, role=Role.MANAGER)
     client = APIClient()
     client.force_login(manager)
     slug = world["target"].slug
+    job_id = world["values"]["job_id"]
     for path in (
         f"/projects/{slug}/manage/guidelines/",
         f"/projects/{slug}/manage/members/",
         f"/reports/{slug}/",
+        f"/generation/{slug}/jobs/{job_id}/",
+        f"/generation/{slug}/jobs/{job_id}/status.json",
+        f"/api/v1/generation/jobs/{job_id}/",
     ):
         assert client.get(path).status_code == 200, path
+    # a queued job cannot be released yet (409), but the manager may ask
+    release = client.post(f"/api/v1/generation/jobs/{job_id}/release", {"which": "all"}, format="json")
+    assert release.status_code == 409, release.content
+    for path in (f"/generation/{slug}/jobs/{job_id}/cancel/", f"/api/v1/generation/jobs/{job_id}/cancel/"):
+        assert client.post(path).status_code == 403, path
+    assert GenerationJob.objects.get(pk=job_id).state == "queued"
     for path in (
         f"/generation/{slug}/",
         f"/training/{slug}/runs/",

@@ -32,6 +32,7 @@ from annotate.services.manage import member_add, member_deactivate, project_sett
 from annotate.throttles import page_rate_limit
 from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 from core.access import ProjectAccess, project_page
+from generation import selectors as generation_selectors
 
 
 def _duration(ms: float | None) -> str:
@@ -69,6 +70,9 @@ def manage_progress(request: HttpRequest, access: ProjectAccess) -> HttpResponse
             "active_labelers": active_labelers,
             "guideline": guideline,
             "guideline_acks": len(selectors.guideline_ack_user_ids(guideline=guideline)),
+            "staged_jobs": (
+                generation_selectors.jobs_awaiting_release(project=project) if access.can("release") else []
+            ),
         },
     )
 

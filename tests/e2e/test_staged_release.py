@@ -49,3 +49,39 @@ def test_release_the_passing_candidates(page, screenshot, make_project, make_use
     assert Task.objects.filter(generation_job=job).count() == 4
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
     screenshot(page, "generation-staged-released")
+
+
+def test_a_manager_finds_the_job_waiting_and_releases_it(
+    page, screenshot, make_project, make_user, monkeypatch
+):
+    """A manager (no research capability) reaches the staged job from the project's Progress page,
+    reads its checks and settings (no cancel, no job list) and releases every response."""
+    project = make_project(name="Managed staging")
+    researcher = make_user("rhea")
+    membership_add(project=project, user=researcher, role="researcher")
+    manager = make_user("manon")
+    membership_add(project=project, user=manager, role="manager")
+    job = staged_job(project, monkeypatch, actor=researcher)
+
+    login(page, "manon")
+    page.goto(f"/projects/{project.slug}/manage/")
+    waiting = page.locator("#staged-jobs")
+    link = waiting.get_by_role("link", name=f"Job #{job.pk}: 16 responses waiting for release")
+    assert link.count() == 1
+    screenshot(page, "manage-progress-staged-jobs")
+    link.click()
+    page.wait_for_selector("#staged[data-release=staged]")
+    assert page.get_by_role("button", name="Cancel job").count() == 0
+    assert page.get_by_role("link", name="All generation jobs").count() == 0
+    assert page.locator("#staged tr[data-endpoint=e2] [data-field=passing]").inner_text() == "3"
+    screenshot(page, "generation-staged-candidates-manager")
+
+    page.get_by_role("button", name="Release all (16 responses, 24 tasks)").click()
+    page.wait_for_selector("#staged[data-release=released]")
+    assert "by manon" in page.inner_text("[data-field=release-result]")
+    assert page.inner_text("[data-field=released-tasks]") == "24"
+    assert Task.objects.filter(generation_job=job).count() == 24
+    page.get_by_role("link", name="Jobs waiting for release").click()
+    assert page.locator("#staged-jobs").inner_text().count("waiting for release") == 0
+    assert "No generated responses wait for a release." in page.inner_text("#staged-jobs")
+    assert page.recorder.csp_violations == [] and page.recorder.page_errors == []

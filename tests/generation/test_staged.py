@@ -1,6 +1,7 @@
 """Staged candidates: a job's outputs are checked when their batch commits and stay out of the
 labeling queue until a release (all, passing, none), which happens once, is audited and recorded;
-the job page and the API show the checks and release; only the research capability may release."""
+the job page and the API show the checks and release; managers and researchers (capability
+"release") may release, labelers may not."""
 
 import pytest
 from django.test import Client
@@ -9,7 +10,7 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.models import AuditEvent, Candidate, Task, TaskCandidate
 from annotate.services.projects import membership_add
 from generation import selectors, services
-from generation.models import CandidateCheck, GenerationBatch, JobState
+from generation.models import CandidateCheck, GenerationBatch, GenerationJob, JobState
 from tests.conftest import bearer
 from tests.generation.staged_data import staged_job
 
@@ -212,24 +213,143 @@ def test_job_page_shows_checks_and_samples_and_releases(research_project, resear
     assert Task.objects.filter(generation_job=job).count() == 4
 
 
-def test_labelers_and_managers_cannot_release(research_project, make_user, monkeypatch):
+def test_labelers_cannot_release_and_outsiders_do_not_see_the_job(
+    research_project, make_user, make_project, monkeypatch
+):
     job = staged_job(research_project, monkeypatch)
-    for role in ("labeler", "manager"):
-        user = make_user()
-        membership_add(project=research_project, user=user, role=role)
-        page = _client(user).post(
-            f"/generation/{research_project.slug}/jobs/{job.pk}/release/", {"which": "all"}
-        )
-        assert page.status_code == 403
-        api = bearer(user).post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json")
-        assert api.status_code == 403
+    labeler = make_user()
+    membership_add(project=research_project, user=labeler, role="labeler")
+    base = f"/generation/{research_project.slug}/jobs/{job.pk}/"
+    client = _client(labeler)
+    assert client.get(base).status_code == 403
+    assert client.get(f"{base}status.json").status_code == 403
+    assert client.post(f"{base}release/", {"which": "all"}).status_code == 403
+    api = bearer(labeler)
+    assert api.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == 403
     assert (
-        _client(make_user())
-        .post(f"/generation/{research_project.slug}/jobs/{job.pk}/release/", {"which": "all"})
-        .status_code
+        api.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json").status_code
+        == 403
+    )
+    # a manager of another project only: the job does not exist for them
+    outsider = make_user()
+    membership_add(project=make_project(), user=outsider, role="manager")
+    client = _client(outsider)
+    assert client.get(base).status_code == 404
+    assert client.post(f"{base}release/", {"which": "all"}).status_code == 404
+    api = bearer(outsider)
+    assert api.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == 404
+    assert (
+        api.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json").status_code
         == 404
     )
     assert not Task.objects.filter(generation_job=job).exists()
+
+
+# --- managers review and release (capability "release") ---------------------------------------
+
+
+@pytest.fixture
+def manager(research_project, make_user):
+    user = make_user("mona")
+    membership_add(project=research_project, user=user, role="manager")
+    return user
+
+
+def test_a_manager_releases_through_the_service_audited_as_themselves(research_project, manager, monkeypatch):
+    job = staged_job(research_project, monkeypatch)
+    assert [j.pk for j in selectors.jobs_awaiting_release(project=research_project)] == [job.pk]
+    job = services.job_release(job=job, which="passing", actor=manager)
+    assert job.released_by == manager and job.released_tasks == 4
+    assert AuditEvent.objects.get(action="generation.job_release").actor == manager
+    assert selectors.jobs_awaiting_release(project=research_project) == []
+
+
+def test_jobs_awaiting_release_leave_out_running_released_and_empty_jobs(
+    research_project, researcher, make_project, monkeypatch
+):
+    job = staged_job(research_project, monkeypatch)
+    GenerationJob.objects.create(project=research_project, k=2, state=JobState.DONE)  # no candidate
+    staged_job(make_project(), monkeypatch, suffix="-elsewhere")  # another project's
+    assert [j.pk for j in selectors.jobs_awaiting_release(project=research_project)] == [job.pk]
+    for state, listed in ((JobState.RUNNING, False), (JobState.FAILED, False), (JobState.CANCELLED, True)):
+        GenerationJob.objects.filter(pk=job.pk).update(state=state)
+        assert bool(selectors.jobs_awaiting_release(project=research_project)) is listed, state
+    services.job_release(job=job, which="none", actor=researcher)
+    assert selectors.jobs_awaiting_release(project=research_project) == []
+
+
+def test_a_manager_reviews_and_releases_on_the_job_page(research_project, manager, monkeypatch):
+    job = staged_job(research_project, monkeypatch)
+    client = _client(manager)
+    slug = research_project.slug
+    progress = client.get(f"/projects/{slug}/manage/").content.decode()
+    assert 'id="staged-jobs"' in progress
+    assert f'href="/generation/{slug}/jobs/{job.pk}/"' in progress and "16 responses waiting" in progress
+
+    url = f"/generation/{slug}/jobs/{job.pk}/"
+    response = client.get(url)
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "Staged candidates" in html and "identical pair" in html
+    assert "&lt;b&gt;bold&lt;/b&gt; &amp; fine" in html and "<b>bold</b>" not in html
+    assert "Release passing (6 responses, 4 tasks)" in html
+    assert "<h2>Settings</h2>" in html  # read-only settings
+    assert "All generation jobs" not in html and "Jobs waiting for release" in html
+    assert client.get(f"{url}status.json").status_code == 200
+
+    released = client.post(f"{url}release/", {"which": "passing"}, follow=True)
+    assert released.status_code == 200
+    assert "4 tasks created, 10 candidates left out" in released.content.decode()
+    job.refresh_from_db()
+    assert job.released == "passing" and job.released_by == manager
+    assert Task.objects.filter(generation_job=job).count() == 4
+    progress = client.get(f"/projects/{slug}/manage/").content.decode()
+    assert "No generated responses wait for a release." in progress
+
+
+def test_a_manager_cannot_start_cancel_or_list_jobs(research_project, manager, researcher, monkeypatch):
+    job = staged_job(research_project, monkeypatch, run=False)  # queued: the researcher may cancel
+    slug = research_project.slug
+    url = f"/generation/{slug}/jobs/{job.pk}/"
+    assert "Cancel job" in _client(researcher).get(url).content.decode()
+    client = _client(manager)
+    html = client.get(url).content.decode()
+    assert "Cancel job" not in html and f"{url}cancel/" not in html
+    assert client.get(f"/generation/{slug}/").status_code == 403
+    assert client.post(f"/generation/{slug}/jobs/new/", {}).status_code == 403
+    assert client.post(f"{url}cancel/").status_code == 403
+    api = bearer(manager, projects=[research_project])
+    assert api.post(f"/api/v1/generation/jobs/{job.pk}/cancel/").status_code == 403
+    assert api.get(f"/api/v1/projects/{slug}/generation/jobs/").status_code == 403
+    assert (
+        api.post(
+            f"/api/v1/projects/{slug}/generation/jobs/", {"endpoints": ["e1"]}, format="json"
+        ).status_code
+        == 403
+    )
+    job.refresh_from_db()
+    assert job.state == JobState.QUEUED
+
+
+def test_a_manager_releases_through_the_api_with_a_scoped_token(
+    research_project, manager, make_project, monkeypatch
+):
+    job = staged_job(research_project, monkeypatch)
+    elsewhere = make_project()
+    membership_add(project=elsewhere, user=manager, role="manager")
+    narrowed = bearer(manager, projects=[elsewhere])
+    assert narrowed.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == 404
+    refused = narrowed.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json")
+    assert refused.status_code == 404
+    assert not Task.objects.filter(generation_job=job).exists()
+
+    client = bearer(manager, projects=[research_project])
+    detail = client.get(f"/api/v1/generation/jobs/{job.pk}/")
+    assert detail.status_code == 200 and detail.json()["staged"]["would_release"]["all"]["tasks"] == 24
+    released = client.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json")
+    assert released.status_code == 200, released.content
+    assert released.json()["release"]["released_by"] == "mona"
+    assert Task.objects.filter(generation_job=job).count() == 24
 
 
 # --- API --------------------------------------------------------------------------------------
