@@ -78,8 +78,8 @@ from django.db.models.functions import Cast, Extract, Least
 from django.utils import timezone
 
 from annotate import agreement as ag
-from annotate.errors import InvalidInput
 from annotate import reliability as rel
+from annotate.errors import InvalidInput
 from annotate.models import (
     Annotation,
     AnnotationReview,

@@ -30,10 +30,8 @@ def seed_with_spammer(project, good, bad, *, seed=3):
         truth = rng.choice(["a", "b"])
         for lab in [*good, bad]:
             shown = slots[:] if rng.random() < 0.5 else slots[::-1]
-            if lab == bad:
-                choice = rng.choice(CATS)
-            else:
-                choice = truth if rng.random() < 0.9 else rng.choice(CATS)
+            steady = lab != bad and rng.random() < 0.9
+            choice = truth if steady else rng.choice(CATS)
             rows.append(Annotation(task=task, labeler=lab, choice=choice, shown_order=shown))
     Annotation.objects.bulk_create(rows)
 
@@ -55,7 +53,7 @@ def test_block_flags_the_random_labeler_and_ranks_them_worst(campaign):
     assert block["covered"] is True
     assert block["threshold"] == rel.flag_threshold() == 0.6
     rows = block["rows"]
-    assert [r["labeler_id"] for r in rows][0] == bad.pk  # worst first
+    assert rows[0]["labeler_id"] == bad.pk  # worst first
     assert {r["labeler_id"] for r in rows} == {u.pk for u in [*good, bad]}
     by_id = {r["labeler_id"]: r for r in rows}
     assert by_id[bad.pk]["flagged"] and by_id[bad.pk]["accuracy"] < 0.6
@@ -72,7 +70,7 @@ def test_block_flags_the_random_labeler_and_ranks_them_worst(campaign):
 
 
 def test_the_threshold_is_a_setting(campaign, settings):
-    project, good, bad, _ = campaign
+    project, *_ = campaign
     settings.PREFHUB_RELIABILITY_THRESHOLD = 0.0
     block = reports.report_build(project, bootstrap=10, ci_resamples=10)["reliability"]
     assert block["threshold"] == 0.0 and block["flagged"] == 0
@@ -96,7 +94,7 @@ def test_report_and_export_fit_the_same_model(campaign):
 
 
 def test_rejected_annotations_are_left_out_of_the_fit(campaign):
-    project, good, bad, _ = campaign
+    project, _, bad, _ = campaign
     rejected = list(Annotation.objects.filter(labeler=bad).order_by("id")[:10])
     AnnotationReview.objects.bulk_create(
         AnnotationReview(annotation=a, verdict=ReviewVerdict.REJECTED, reason="spam") for a in rejected
@@ -106,7 +104,7 @@ def test_rejected_annotations_are_left_out_of_the_fit(campaign):
 
 
 def test_page_csv_and_json_show_the_block_escaped(client, campaign):
-    project, good, bad, manager = campaign
+    project, _, _, manager = campaign
     client.force_login(manager)
     html = client.get(reverse("reports:project", args=[project.slug])).content.decode()
     assert 'id="reliability-table"' in html and "Labeler reliability" in html
