@@ -13,7 +13,7 @@ import pytest
 from django.urls import reverse
 
 from annotate import reliability as rel
-from annotate.models import Annotation, AnnotationReview, ReviewVerdict, Task, TaskKind
+from annotate.models import Annotation, AnnotationReview, AnnotationSource, ReviewVerdict, Task, TaskKind
 from annotate.services import reports
 from tests.conftest import add_tasks
 
@@ -145,3 +145,27 @@ def test_ranking_projects_say_what_the_model_covers(make_project, labeler_in, cl
     html = client.get(reverse("reports:project", args=[project.slug])).content.decode()
     assert 'id="reliability-note"' in html and "covers pairwise judgments" in html
     assert 'id="reliability-table"' not in html
+
+
+def test_ai_judges_enter_the_model_marked_and_stay_out_of_the_human_tables(campaign, make_user, client):
+    project, *_, manager = campaign
+    judge_user = make_user("judge-bot")
+    rows = []
+    for task in Task.objects.filter(project=project).prefetch_related("slots").order_by("id"):
+        slots = [s.candidate_id for s in sorted(task.slots.all(), key=lambda s: s.slot)]
+        rows.append(
+            Annotation(
+                task=task, labeler=judge_user, choice="a", shown_order=slots, source=AnnotationSource.JUDGE
+            )
+        )
+    Annotation.objects.bulk_create(rows)
+    report = reports.report_build(project, bootstrap=10, ci_resamples=10)
+    by_id = {r["labeler_id"]: r for r in report["reliability"]["rows"]}
+    assert by_id[judge_user.pk]["is_judge"] is True and by_id[judge_user.pk]["labels"] == 60
+    assert sum(r["is_judge"] for r in by_id.values()) == 1
+    assert judge_user.pk not in {r["labeler_id"] for r in report["labelers"]}
+    client.force_login(manager)
+    html = client.get(reverse("reports:project", args=[project.slug])).content.decode()
+    row = html[html.index('data-reliability-labeler="judge-bot"') :]
+    row = row[: row.index("</tr>")]
+    assert "(AI judge)" in row and "review" not in row  # no review drill-down for a judge
