@@ -44,6 +44,12 @@ Outputs
 * ``weights``: per labeler vote weight ``log((K - 1) * acc / (1 - acc))`` clipped at 0 (the optimal
   weight for symmetric noise); ``weighted_vote`` aggregates with them.
 
+From annotations to labels: ``LabelsBuilder`` is the one place where a verdict on a pair becomes a
+label (item per (task, slot-A candidate, slot-B candidate), strength only on A/B answers, ``swapped``
+from the shown order); the export compiler (``training.compiler.fit_reliability``) and the
+agreement report (``annotate.services.reports``) both fill one. ``flag_threshold()`` is the
+accuracy under which a labeler is flagged (setting ``PREFHUB_RELIABILITY_THRESHOLD``, default 0.6).
+
 Incremental use: ``fit(..., warm=previous_result)`` starts from the previous parameters of the
 labelers and items it knows (new ones start at the priors) and usually converges in a few
 iterations, so a model can be refreshed as labels arrive.
@@ -61,6 +67,14 @@ CLASS_NAMES = ("a", "b", "tie", "both_bad")
 ALPHA_PRIOR = (1.0, 1.5)  # mean, sd
 BETA_PRIOR_SD = 1.0
 _EPS = 1e-12
+DEFAULT_THRESHOLD = 0.6
+
+
+def flag_threshold() -> float:
+    """The accuracy under which the model flags a labeler (``PREFHUB_RELIABILITY_THRESHOLD``)."""
+    from django.conf import settings
+
+    return float(getattr(settings, "PREFHUB_RELIABILITY_THRESHOLD", DEFAULT_THRESHOLD))
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:
@@ -170,6 +184,63 @@ class ReliabilityResult:
         return sorted(out, key=lambda r: (r["accuracy"], r["labeler_id"]))
 
 
+class LabelsBuilder:
+    """Collects verdicts on pairs, one at a time, as the model's labels.
+
+    ``add(task_id=, labeler_id=, first=, second=, verdict=, ...)``: ``first``/``second`` are the
+    pair's candidate ids in slot order (A, B) and ``verdict`` one of ``CLASS_NAMES`` relative to
+    them. ``items`` maps (task id, first, second) to the model's item id; ``judges`` holds the
+    labeler ids added with ``judge=True`` (AI judges enter the model like labelers).
+    """
+
+    def __init__(self) -> None:
+        self.items: dict[tuple[int, int, int], int] = {}
+        self.judges: set[int] = set()
+        self._item: list[int] = []
+        self._labeler: list[int] = []
+        self._response: list[int] = []
+        self._strength: list[int] = []
+        self._swapped: list[bool] = []
+
+    def __len__(self) -> int:
+        return len(self._item)
+
+    def add(
+        self,
+        *,
+        task_id: int,
+        labeler_id: int,
+        first: int,
+        second: int,
+        verdict: str,
+        strength: int | None = None,
+        shown_order: list | None = None,
+        judge: bool = False,
+    ) -> None:
+        response = CLASS_NAMES.index(verdict)  # ValueError on anything else
+        item = self.items.setdefault((int(task_id), int(first), int(second)), len(self.items))
+        shown_at = {cid: k for k, cid in enumerate(shown_order)} if isinstance(shown_order, list) else {}
+        self._item.append(item)
+        self._labeler.append(int(labeler_id))
+        self._response.append(response)
+        self._strength.append(strength if response < TIE and strength in (1, 2, 3) else 0)
+        self._swapped.append(first in shown_at and second in shown_at and shown_at[first] > shown_at[second])
+        if judge:
+            self.judges.add(int(labeler_id))
+
+    def labels(self) -> Labels | None:
+        if not self._item:
+            return None
+        return Labels.from_lists(self._item, self._labeler, self._response, self._strength, self._swapped)
+
+    def fit(self, *, threshold: float | None = None, **kwargs) -> ReliabilityResult | None:
+        """The fitted model (None without labels); ``threshold`` defaults to ``flag_threshold()``."""
+        labels = self.labels()
+        if labels is None:
+            return None
+        return fit(labels, threshold=flag_threshold() if threshold is None else threshold, **kwargs)
+
+
 def _index(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     uniq, inv = np.unique(ids, return_inverse=True)
     return uniq, inv
@@ -181,7 +252,7 @@ def fit(
     warm: ReliabilityResult | None = None,
     max_iter: int = 200,
     tol: float = 1e-6,
-    threshold: float = 0.6,
+    threshold: float = DEFAULT_THRESHOLD,
     item_difficulty: bool = True,
 ) -> ReliabilityResult:
     """Fit the model by EM. ``warm``: a previous result to start from (incremental update)."""

@@ -541,14 +541,17 @@ class CompilerReliability:
 
 
 def fit_reliability(
-    records: Iterable[AnnotationRecord], opts: ExportOptions, *, scale_max: int = 5, threshold: float = 0.6
+    records: Iterable[AnnotationRecord],
+    opts: ExportOptions,
+    *,
+    scale_max: int = 5,
+    threshold: float | None = None,
 ) -> CompilerReliability | None:
     """Fit ``annotate.reliability`` on every judgment of the export (gold and flagged annotations
     follow ``opts``; labeler filters do not apply: a labeler's weight is learnt from all their work).
-    None when there is no judgment."""
-    from annotate.reliability import BOTH_BAD as R_BAD
-    from annotate.reliability import TIE as R_TIE
-    from annotate.reliability import A, B, Labels, fit
+    None when there is no judgment. Labels are built by ``annotate.reliability.LabelsBuilder`` (the
+    agreement report fills the same one); ``threshold`` defaults to ``flag_threshold()``."""
+    from annotate.reliability import LabelsBuilder
 
     base = ExportOptions(
         dimension=opts.dimension,
@@ -557,45 +560,30 @@ def fit_reliability(
         include_flagged=opts.include_flagged,
         judge_labels=opts.judge_labels,
     )
-    items: dict[tuple[int, int, int], int] = {}
-    item_col: list[int] = []
-    labeler_col: list[int] = []
-    response_col: list[int] = []
-    strength_col: list[int] = []
-    swapped_col: list[bool] = []
-    judges: set[int] = set()
+    builder = LabelsBuilder()
     for group in by_task(records):
         for rec in group:
             if record_excluded(rec, base):
                 continue
-            if rec.source == JUDGE_SOURCE:
-                judges.add(rec.labeler_id)
             js, _ = record_judgments(rec, base, scale_max=scale_max)
             slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
-            shown = rec.shown_order if isinstance(rec.shown_order, list) else []
-            shown_at = {cid: k for k, cid in enumerate(shown)}
             from_choice = not opts.dimension and rec.ranking is None and rec.choice in ("a", "b")
             for j in js:
                 first, second = (j.a, j.b) if slot.get(j.a, 0) <= slot.get(j.b, 0) else (j.b, j.a)
-                key = (j.task_id, first, second)
-                item = items.setdefault(key, len(items))
-                if j.outcome == PREF:
-                    response = A if j.a == first else B
-                else:
-                    response = R_TIE if j.outcome == TIE else R_BAD
-                strength = rec.strength if (from_choice and rec.strength in (1, 2, 3)) else 0
-                swapped_col.append(
-                    first in shown_at and second in shown_at and shown_at[first] > shown_at[second]
+                builder.add(
+                    task_id=j.task_id,
+                    labeler_id=rec.labeler_id,
+                    first=first,
+                    second=second,
+                    verdict=("a" if j.a == first else "b") if j.outcome == PREF else j.outcome,
+                    strength=rec.strength if from_choice else None,
+                    shown_order=rec.shown_order,
+                    judge=rec.source == JUDGE_SOURCE,
                 )
-                item_col.append(item)
-                labeler_col.append(rec.labeler_id)
-                response_col.append(response)
-                strength_col.append(strength if response in (A, B) else 0)
-    if not item_col:
+    result = builder.fit(threshold=threshold)
+    if result is None:
         return None
-    labels = Labels.from_lists(item_col, labeler_col, response_col, strength_col, swapped_col)
-    result = fit(labels, threshold=threshold)
-    return CompilerReliability(result, items, judges)
+    return CompilerReliability(result, builder.items, builder.judges)
 
 
 # --- split --------------------------------------------------------------------------------------

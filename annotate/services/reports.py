@@ -31,6 +31,12 @@ What a report holds (``report_build`` returns it as a JSON-ready dict, cached in
 * ``judges``: each AI judge against the human majority, each labeler and per dimension, with
   bootstrap intervals, beside human-vs-majority (``annotate.judges.agreement``). AI judges'
   annotations (``source="judge"``) are left out of every human figure above.
+* ``reliability`` (pairwise projects): the reliability model (``annotate.reliability``, the same
+  EM fit and the same ``LabelsBuilder`` as the exports) over every annotation not rejected in
+  review, AI judges included and marked: per labeler the estimated accuracy, position bias, tie
+  propensity, label count and ``flagged`` (accuracy under ``flag_threshold()``), worst first. A
+  flag only marks: nothing is left out of any figure or export because of it. Ranking projects get
+  ``covered: False`` and a note (the model covers pairwise judgments).
 
 Scale: every column is read once with ``values_list(...).iterator(chunk_size=...)`` into NumPy
 arrays; everything after that is vectorised (bincounts over task x label codes, one pass per
@@ -72,9 +78,11 @@ from django.db.models.functions import Cast, Extract, Least
 from django.utils import timezone
 
 from annotate import agreement as ag
+from annotate import reliability as rel
 from annotate.errors import InvalidInput
 from annotate.models import (
     Annotation,
+    AnnotationReview,
     Assignment,
     AssignmentState,
     Candidate,
@@ -82,6 +90,7 @@ from annotate.models import (
     Guideline,
     Project,
     ReportSnapshot,
+    ReviewVerdict,
     Task,
     TaskCandidate,
     TaskKind,
@@ -1025,6 +1034,7 @@ def report_build(
         "leaderboard": _leaderboard(data, bootstrap=bootstrap, seed=seed),
         "low_agreement": _low_agreement(data, k, categories),
         "judges": _judges_block(project, data, bootstrap=bootstrap, seed=seed),
+        "reliability": _reliability_block(project, data),
         "settings": {
             "min_pair_shared": MIN_PAIR_SHARED,
             "low_agreement_max_share": LOW_AGREEMENT_MAX_SHARE,
@@ -1049,10 +1059,104 @@ def _judges_block(project: Project, data: ReportData, *, bootstrap: int, seed: i
     return judge_agreement(project, bootstrap=bootstrap, seed=seed)
 
 
+RELIABILITY_NOTE_RANKING = (
+    "The reliability model covers pairwise judgments (A / B / tie / both bad); it is not fitted on rankings."
+)
+
+
+def _reliability_block(project: Project, data: ReportData, *, chunk_size: int = CHUNK_SIZE) -> dict:
+    """The reliability model's labeler estimates (see the module docstring). One query for the
+    labels (the report's arrays hold no strength), one for the names."""
+    threshold = rel.flag_threshold()
+    block: dict = {"covered": data.kind == TaskKind.PAIRWISE, "threshold": threshold, "rows": []}
+    if data.kind != TaskKind.PAIRWISE:
+        return {**block, "note": RELIABILITY_NOTE_RANKING}
+    rejected = AnnotationReview.objects.filter(
+        annotation__task__project=project, verdict=ReviewVerdict.REJECTED
+    ).values("annotation_id")
+    rows = (
+        Annotation.objects.filter(task__project=project, choice__in=rel.CLASS_NAMES)
+        .exclude(pk__in=rejected)
+        .order_by()
+        .values_list("task_id", "labeler_id", "choice", "strength", "shown_order", "source")
+        .iterator(chunk_size=chunk_size)
+    )
+    builder = rel.LabelsBuilder()
+    task_ids, slots = data.task_ids, data.task_slots
+    for task_id, labeler_id, choice, strength, shown, source in rows:
+        t = int(np.searchsorted(task_ids, task_id))
+        if t >= len(task_ids) or task_ids[t] != task_id or slots[t, 0] < 0 or slots[t, 1] < 0:
+            continue
+        builder.add(
+            task_id=task_id,
+            labeler_id=labeler_id,
+            first=int(slots[t, 0]),
+            second=int(slots[t, 1]),
+            verdict=choice,
+            strength=strength,
+            shown_order=shown,
+            judge=source == "judge",
+        )
+    result = builder.fit(threshold=threshold)
+    if result is None:
+        return block
+    estimates = result.labeler_estimates()
+    names = dict(
+        get_user_model()
+        .objects.filter(pk__in=[r["labeler_id"] for r in estimates])
+        .values_list("pk", "username")
+    )
+    block["rows"] = [
+        {
+            "rank": i + 1,
+            "labeler_id": r["labeler_id"],
+            "username": names.get(r["labeler_id"], f"user {r['labeler_id']}"),
+            "is_judge": r["labeler_id"] in builder.judges,
+            "accuracy": r["accuracy"],
+            "position_bias": r["position_bias"],
+            "tie_propensity": r["tie_propensity"],
+            "labels": r["labels"],
+            "weight": r["weight"],
+            "flagged": r["flagged"],
+        }
+        for i, r in enumerate(estimates)
+    ]
+    block.update(
+        items=len(builder.items),
+        labels=len(builder),
+        iterations=result.iterations,
+        converged=result.converged,
+        flagged=sum(1 for r in block["rows"] if r["flagged"]),
+    )
+    return block
+
+
 # ------------------------------------------------------------------------------------------------
 # tables (downloads and page sections share these)
 
-TABLES = ("metrics", "labelers", "over_time", "pairs", "leaderboard", "low_agreement", "consensus_confusion")
+TABLES = (
+    "metrics",
+    "labelers",
+    "reliability",
+    "over_time",
+    "pairs",
+    "leaderboard",
+    "low_agreement",
+    "consensus_confusion",
+)
+RELIABILITY_COLUMNS = [
+    "rank",
+    "labeler_id",
+    "username",
+    "is_judge",
+    "accuracy",
+    "position_bias",
+    "tie_propensity",
+    "labels",
+    "weight",
+    "flagged",
+    "threshold",
+]
 
 _METRIC_COLUMNS = [
     "scope",
@@ -1089,6 +1193,10 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
     if name == "labelers":
         rows = report["labelers"]
         return (list(rows[0]) if rows else ["labeler_id", "username"]), rows
+    if name == "reliability":  # snapshots from before the block have none: an empty table
+        block = report.get("reliability") or {}
+        rows = [{**r, "threshold": block.get("threshold")} for r in block.get("rows", [])]
+        return RELIABILITY_COLUMNS, [{c: r.get(c) for c in RELIABILITY_COLUMNS} for r in rows]
     if name == "over_time":
         return ["start", "agreement", "annotations"], report["over_time"]["rows"]
     if name == "pairs":

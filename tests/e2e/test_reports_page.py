@@ -49,6 +49,17 @@ def test_manager_reads_the_report_and_sends_tasks_back(page, screenshot, make_pr
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
     screenshot(page, "reports")
 
+    # the reliability model's labeler estimates, worst first, linked to the review drill-down
+    rel_rows = page.locator("#reliability-table tbody tr")
+    assert rel_rows.count() == 5
+    assert page.inner_text("#reliability-threshold") == "0.60"
+    ana_rel = page.locator("tr[data-reliability-labeler=ana]")
+    assert ana_rel.locator("a").get_attribute("href").endswith("?labeler=ana")
+    accuracies = [float(t) for t in page.locator("#reliability-table [data-col=accuracy]").all_inner_texts()]
+    assert accuracies == sorted(accuracies)
+    page.locator("#reliability").scroll_into_view_if_needed()
+    screenshot(page, "reports-reliability", full_page=False)
+
     split = page.locator("#low-agreement-table input[name=task_ids]")
     assert split.count() > 0
     task_id = int(split.first.get_attribute("value"))

@@ -205,3 +205,30 @@ def test_cli_weighted_and_soft_labels(spammed, tmp_path):
     assert export.options["aggregate"] == "weighted" and export.options["soft_labels"] is True
     first = json.loads((tmp_path / "d" / "train.jsonl").read_text().splitlines()[0])
     assert set(first) == {"prompt", "chosen", "rejected", "margin", "p_chosen"}
+
+
+@pytest.mark.django_db
+def test_export_model_sees_the_shown_order(make_project, labeler_in):
+    """A labeler who always clicks the left response, with the sides shuffled, shows a strong
+    position bias in the export's model: the fit reads each annotation's shown order."""
+    project = make_project(overlap=4)
+    tasks = add_tasks(project, prompts=15, candidates_per_prompt=3)
+    good = [labeler_in(project) for _ in range(3)]
+    lefty = labeler_in(project)
+    rows = []
+    for i, task in enumerate(tasks):
+        slots = list(task.slots.order_by("slot").values_list("candidate_id", flat=True))
+        truth = "a" if i % 2 else "b"
+        for user in good:
+            rows.append(Annotation(task=task, labeler=user, choice=truth, shown_order=slots))
+        shown = slots if (i // 2) % 2 else slots[::-1]
+        rows.append(
+            Annotation(
+                task=task, labeler=lefty, choice="a" if shown[0] == slots[0] else "b", shown_order=shown
+            )
+        )
+    Annotation.objects.bulk_create(rows)
+    export = export_create(project=project, format="trl", options={"soft_labels": True}, enqueue=False)
+    model = export_run(export_id=export.pk).manifest["reliability_model"]
+    biases = sorted(r["position_bias"] for r in model["labelers"])
+    assert biases[-1] > 0.8 and all(abs(b) < 0.5 for b in biases[:-1])

@@ -406,8 +406,8 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
         dropped_labelers = low_reliability_labelers(reliability, opts.min_reliability)
     model = None
     if fmt.pairwise and (opts.aggregate == "weighted" or opts.soft_labels):
-        model = fit_reliability(
-            records_stream(project=project, with_texts=False, fields=judgment_fields),
+        model = fit_reliability(  # the shown order lets the model find position bias
+            records_stream(project=project, with_texts=False, fields=(*judgment_fields, "shown_order")),
             opts,
             scale_max=scale_max,
         )
