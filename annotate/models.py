@@ -273,12 +273,15 @@ class Candidate(models.Model):
     seed = models.BigIntegerField(null=True, blank=True)
     external_id = models.CharField(max_length=200, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    # Imported candidates (most rows) have neither: the two indexes cover only the rows that have
+    # one (a lookup by job uses candidate_unique_generated_sample), so an import maintains neither.
     generation_job = models.ForeignKey(
         "generation.GenerationJob",
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="candidates",
+        db_index=False,
     )
     endpoint = models.ForeignKey(
         "generation.ModelEndpoint",
@@ -286,6 +289,7 @@ class Candidate(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="candidates",
+        db_index=False,
     )
     sample_index = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
@@ -303,6 +307,11 @@ class Candidate(models.Model):
             models.CheckConstraint(
                 condition=Q(source=CandidateSource.IMPORTED) | Q(generation_job__isnull=False),
                 name="candidate_generated_has_job",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["endpoint"], name="candidate_endpoint_set", condition=Q(endpoint__isnull=False)
             ),
         ]
 
@@ -333,7 +342,12 @@ class Task(models.Model):
         null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids."
     )
     generation_job = models.ForeignKey(
-        "generation.GenerationJob", null=True, blank=True, on_delete=models.SET_NULL, related_name="tasks"
+        "generation.GenerationJob",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="tasks",
+        db_index=False,  # task_generation_job_set: imported tasks (no job) stay out of the index
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -361,6 +375,11 @@ class Task(models.Model):
                 name="task_open_by_claims_priority",
                 condition=Q(claims__lt=F("target_labels")),
             ),
+            models.Index(
+                fields=["generation_job"],
+                name="task_generation_job_set",
+                condition=Q(generation_job__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -370,7 +389,8 @@ class Task(models.Model):
 class TaskCandidate(models.Model):
     """A candidate's canonical slot in a task: slot 0 is A, slot 1 is B (display order is per lease)."""
 
-    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots")
+    # No index of its own on task: both unique constraints below lead with it.
+    task = models.ForeignKey(Task, on_delete=models.CASCADE, related_name="slots", db_index=False)
     candidate = models.ForeignKey(Candidate, on_delete=models.CASCADE, related_name="task_slots")
     slot = models.PositiveSmallIntegerField()
 
