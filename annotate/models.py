@@ -275,11 +275,13 @@ class Candidate(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Imported candidates (most rows) have neither: the two indexes cover only the rows that have
     # one (a lookup by job uses candidate_unique_generated_sample), so an import maintains neither.
+    # RESTRICT, not SET_NULL: a generated response must name its job (candidate_generated_has_job),
+    # so a job goes only together with its responses (as when its project is deleted).
     generation_job = models.ForeignKey(
         "generation.GenerationJob",
         null=True,
         blank=True,
-        on_delete=models.SET_NULL,
+        on_delete=models.RESTRICT,
         related_name="candidates",
         db_index=False,
     )
