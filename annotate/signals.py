@@ -20,8 +20,9 @@ from annotate.services.tokens import token_cache_forget
 
 @receiver(post_save, sender=ApiToken, dispatch_uid="apitoken_cache_save")
 @receiver(post_delete, sender=ApiToken, dispatch_uid="apitoken_cache_delete")
-def _token_changed(sender, instance: ApiToken, **kwargs) -> None:
-    token_cache_forget(instance.digest)
+def _token_changed(sender, instance: ApiToken, created: bool = False, **kwargs) -> None:
+    if not created:  # a new token has no entry to drop (and should be cached at once)
+        token_cache_forget(instance.digest)
 
 
 @receiver(m2m_changed, sender=ApiToken.projects.through, dispatch_uid="apitoken_cache_projects")

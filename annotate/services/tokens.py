@@ -7,7 +7,9 @@ Authentication is cached: the token found for a digest (with its user and projec
 in the Django cache, keyed by the digest, for ``API_TOKEN_CACHE_SECONDS`` (0: no cache; the
 default is on only when the cache is shared by every process, i.e. Redis). Anything that changes
 what a token may do drops the entry at once: revoking (``token_revoke``), saving or deleting the
-token, changing its projects, saving or deleting its user (``annotate.signals``). Expiry is
+token, changing its projects, saving or deleting its user (``annotate.signals``). Dropping writes
+a tombstone for the cache's lifetime, and entries are only ever added (never overwritten), so a
+request that read the token just before the change cannot put the old token back. Expiry is
 checked on every request against the cached ``expires_at``; ``last_used_at`` is written at most
 once a minute per token (the time of the last write is cached beside the token).
 """
@@ -41,14 +43,25 @@ def _cache_key(digest: str) -> str:
     return f"prefhub:apitoken:{digest}"
 
 
+# What a dropped entry holds: "read the database, and cache nothing" until it expires.
+_FORGOTTEN = "forgotten"
+
+
 def token_cache_forget(*digests: str) -> None:
-    """Drop the cached lookups of these token digests, now and again when the transaction
-    commits (so a request that re-read the token before the commit cannot keep a stale entry)."""
+    """Drop the cached lookups of these token digests, now and again when the transaction commits:
+    each entry becomes a tombstone for ``API_TOKEN_CACHE_SECONDS``. A request that read the token
+    from the database before the change committed fills the cache with ``add``, which cannot
+    replace the tombstone, so its stale copy never serves a later request."""
+    ttl = getattr(settings, "API_TOKEN_CACHE_SECONDS", 0)
     keys = [_cache_key(d) for d in digests if d]
-    if not keys:
+    if not keys or not ttl:
         return
-    cache.delete_many(keys)
-    transaction.on_commit(lambda: cache.delete_many(keys))
+
+    def bury() -> None:
+        cache.set_many(dict.fromkeys(keys, _FORGOTTEN), timeout=ttl)
+
+    bury()
+    transaction.on_commit(bury)
 
 
 @transaction.atomic
@@ -102,7 +115,9 @@ def _token_lookup(digest: str) -> ApiToken | None:
     key = _cache_key(digest)
     if ttl:
         token = cache.get(key)
-        if token is not None:
+        if token == _FORGOTTEN:
+            ttl = 0  # changed a moment ago: read the database until the tombstone expires
+        elif token is not None:
             return token
     # the password hash has no business in the cache
     token = ApiToken.objects.select_related("user").defer("user__password").filter(digest=digest).first()
@@ -114,7 +129,7 @@ def _token_lookup(digest: str) -> ApiToken | None:
     token_scope(token)
     if token.expires_at is not None:
         ttl = min(ttl, max(1, int((token.expires_at - timezone.now()).total_seconds()) + 1))
-    cache.set(key, token, timeout=ttl)
+    cache.add(key, token, timeout=ttl)  # never over a tombstone (see token_cache_forget)
     return token
 
 
