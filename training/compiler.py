@@ -435,6 +435,27 @@ def _labeled_by(sources: Iterable[str]) -> str:
 # --- reliability --------------------------------------------------------------------------------
 
 
+def _reliability_judgments(
+    records: Iterable[AnnotationRecord], opts: ExportOptions, *, scale_max: int
+) -> Iterator[list[tuple[AnnotationRecord, list[Judgment]]]]:
+    """Per task, the annotations a labeler's reliability is learnt from, each with its judgments:
+    gold and flagged annotations follow ``opts``; labeler filters do not apply (a labeler's
+    reliability comes from all their work)."""
+    base = ExportOptions(
+        dimension=opts.dimension,
+        pairing=opts.pairing,
+        include_gold=opts.include_gold,
+        include_flagged=opts.include_flagged,
+        judge_labels=opts.judge_labels,
+    )
+    for group in by_task(records):
+        yield [
+            (rec, record_judgments(rec, base, scale_max=scale_max)[0])
+            for rec in group
+            if not record_excluded(rec, base)
+        ]
+
+
 def labeler_reliability(
     records: Iterable[AnnotationRecord], opts: ExportOptions, *, scale_max: int = 5
 ) -> dict[int, dict]:
@@ -448,19 +469,9 @@ def labeler_reliability(
     verdicts: list[int] = []
     codes: dict[object, int] = {}
     seen: set[int] = set()
-    base = ExportOptions(
-        dimension=opts.dimension,
-        pairing=opts.pairing,
-        include_gold=opts.include_gold,
-        include_flagged=opts.include_flagged,
-        judge_labels=opts.judge_labels,
-    )
-    for group in by_task(records):
+    for group in _reliability_judgments(records, opts, scale_max=scale_max):
         judgments: list[Judgment] = []
-        for rec in group:
-            if record_excluded(rec, base):
-                continue
-            js, _ = record_judgments(rec, base, scale_max=scale_max)
+        for rec, js in group:
             judgments.extend(js)
             seen.add(rec.labeler_id)
         for votes in _comparisons(judgments).values():
@@ -553,19 +564,9 @@ def fit_reliability(
     agreement report fills the same one); ``threshold`` defaults to ``flag_threshold()``."""
     from annotate.reliability import LabelsBuilder
 
-    base = ExportOptions(
-        dimension=opts.dimension,
-        pairing=opts.pairing,
-        include_gold=opts.include_gold,
-        include_flagged=opts.include_flagged,
-        judge_labels=opts.judge_labels,
-    )
     builder = LabelsBuilder()
-    for group in by_task(records):
-        for rec in group:
-            if record_excluded(rec, base):
-                continue
-            js, _ = record_judgments(rec, base, scale_max=scale_max)
+    for group in _reliability_judgments(records, opts, scale_max=scale_max):
+        for rec, js in group:
             slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
             from_choice = not opts.dimension and rec.ranking is None and rec.choice in ("a", "b")
             for j in js:

@@ -192,6 +192,25 @@ class Generation:
     completion_tokens: int | None = None
     native_finish_reason: str = ""
 
+    @classmethod
+    def from_native(
+        cls,
+        text: str,
+        native_finish_reason: object,
+        *,
+        prompt_tokens: int | None,
+        completion_tokens: int | None,
+    ) -> Generation:
+        """A response as vLLM or an OpenAI-compatible server reports it: "length" means it ran into
+        the token limit, any other reason that it stopped; the server's own reason is kept."""
+        return cls(
+            text=text,
+            finish_reason=FINISH_LENGTH if native_finish_reason == "length" else FINISH_STOP,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            native_finish_reason=str(native_finish_reason or "")[:32],
+        )
+
 
 #: Native finish reasons that mean the model ended its answer itself.
 NATIVE_NORMAL_STOPS = frozenset({"", "stop", "eos", "stop_string", "end_turn", "eos_token"})
@@ -236,3 +255,51 @@ def check_conversation(conversation: object) -> list[dict]:
         ):
             raise PromptError('Each message must be {"role": str, "content": str}.')
     return conversation
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), fit to show."""
+    text = str(exc).strip() or type(exc).__name__
+    return text.splitlines()[0][:500]
+
+
+def require_chat_template(tokenizer: Any, model: str, advice: str = "") -> None:
+    """BackendConfigError unless ``tokenizer`` has a chat template (``advice`` is added to the message)."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise BackendConfigError(
+            f"The tokenizer of {model!r} has no chat template, so conversations cannot be formatted.{advice}"
+        )
+
+
+def chat_prompts(
+    tokenizer: Any, conversations: list[list[dict]], context_length: int | None
+) -> tuple[list[Any], list[tuple[int, list[int]]]]:
+    """Every conversation through :func:`chat_prompt_ids`: ``(results, prompts)`` where ``results``
+    has one slot per conversation, holding its PromptError when it could not be encoded (None
+    otherwise, for the backend to fill), and ``prompts`` the ``(index, token ids)`` of the others."""
+    results: list[Any] = [None] * len(conversations)
+    prompts: list[tuple[int, list[int]]] = []
+    for i, conversation in enumerate(conversations):
+        try:
+            prompts.append((i, chat_prompt_ids(tokenizer, conversation, context_length)))
+        except PromptError as err:
+            results[i] = err
+    return results, prompts
+
+
+def chat_prompt_ids(tokenizer: Any, conversation: object, context_length: int | None) -> list[int]:
+    """The token ids of ``conversation`` in the tokenizer's chat template, ready for the assistant's
+    reply. PromptError when the conversation is malformed, the template refuses it, or it leaves no
+    room for a response in a context of ``context_length`` tokens (None: unknown, not checked)."""
+    check_conversation(conversation)
+    try:
+        text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
+    except Exception as exc:
+        raise PromptError(f"The chat template refused this conversation: {first_line(exc)}") from exc
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    if context_length and len(ids) >= context_length:
+        raise PromptError(
+            f"The prompt is {len(ids)} tokens long but the model's context holds {context_length} "
+            "tokens, which leaves no room for a response."
+        )
+    return ids

@@ -32,8 +32,6 @@ from typing import Any
 import httpx
 
 from generation.backends.base import (
-    FINISH_LENGTH,
-    FINISH_STOP,
     BackendConfigError,
     Generation,
     PromptError,
@@ -316,12 +314,11 @@ class OpenAICompatBackend:
             if not self.model_version and payload.get("model"):
                 self.model_version = str(payload.get("system_fingerprint") or payload["model"])[:200]
             gens = [
-                Generation(
-                    text=(choice.get("message") or {}).get("content") or "",
-                    finish_reason=FINISH_LENGTH if choice.get("finish_reason") == "length" else FINISH_STOP,
+                Generation.from_native(
+                    (choice.get("message") or {}).get("content") or "",
+                    choice.get("finish_reason"),
                     prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
                     completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
-                    native_finish_reason=str(choice.get("finish_reason") or "")[:32],
                 )
                 for choice in choices
             ]

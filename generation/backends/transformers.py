@@ -22,7 +22,9 @@ from generation.backends.base import (
     Generation,
     PromptError,
     SamplingParams,
-    check_conversation,
+    chat_prompts,
+    first_line,
+    require_chat_template,
     truncate_at_stop,
 )
 
@@ -109,14 +111,12 @@ class TransformersBackend:
         try:
             self.tokenizer = AutoTokenizer.from_pretrained(model, local_files_only=local_files_only)
         except Exception as exc:
-            raise BackendConfigError(
-                f"Could not load the tokenizer of {model!r}: {_first_line(exc)}"
-            ) from exc
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise BackendConfigError(
-                f"The tokenizer of {model!r} has no chat template, so conversations cannot be formatted. "
-                "Use an instruction-tuned model or add a chat_template to its tokenizer_config.json."
-            )
+            raise BackendConfigError(f"Could not load the tokenizer of {model!r}: {first_line(exc)}") from exc
+        require_chat_template(
+            self.tokenizer,
+            model,
+            " Use an instruction-tuned model or add a chat_template to its tokenizer_config.json.",
+        )
         if dtype == "auto":
             torch_dtype: Any = torch.float32 if device == "cpu" else "auto"
         else:
@@ -126,7 +126,7 @@ class TransformersBackend:
                 model, dtype=torch_dtype, local_files_only=local_files_only
             )
         except Exception as exc:
-            raise BackendConfigError(f"Could not load the model {model!r}: {_first_line(exc)}") from exc
+            raise BackendConfigError(f"Could not load the model {model!r}: {first_line(exc)}") from exc
         self.model.to(device)
         self.model.eval()
         self.model_version = model_version_of(model, getattr(self.model.config, "_commit_hash", None))
@@ -162,15 +162,7 @@ class TransformersBackend:
     def generate(
         self, conversations: list[list[dict]], params: SamplingParams
     ) -> list[list[Generation] | PromptError]:
-        results: list[list[Generation] | PromptError | None] = [None] * len(conversations)
-        items: list[tuple[int, list[int]]] = []
-        for i, conversation in enumerate(conversations):
-            try:
-                ids = self._encode(conversation)
-            except PromptError as err:
-                results[i] = err
-                continue
-            items.append((i, ids))
+        results, items = chat_prompts(self.tokenizer, conversations, self.context_length)
         items.sort(key=lambda item: len(item[1]))
         prompts_per_batch = max(1, self.batch_size // (1 if params.greedy else params.n))
         seed = params.seed
@@ -181,7 +173,7 @@ class TransformersBackend:
             )
             for (i, _), gens in zip(chunk, outputs, strict=True):
                 results[i] = gens
-        return results  # type: ignore[return-value]
+        return results
 
     def close(self) -> None:
         """Free the weights and return their GPU memory to the driver (the per-process cache calls
@@ -196,22 +188,6 @@ class TransformersBackend:
             torch.cuda.empty_cache()
 
     # -- internals ---------------------------------------------------------------------------
-    def _encode(self, conversation: list[dict]) -> list[int]:
-        check_conversation(conversation)
-        try:
-            text = self.tokenizer.apply_chat_template(
-                conversation, tokenize=False, add_generation_prompt=True
-            )
-        except Exception as exc:
-            raise PromptError(f"The chat template refused this conversation: {_first_line(exc)}") from exc
-        ids = self.tokenizer(text, add_special_tokens=False)["input_ids"]
-        if len(ids) >= self.context_length:
-            raise PromptError(
-                f"The prompt is {len(ids)} tokens long but the model's context holds {self.context_length} "
-                "tokens, which leaves no room for a response."
-            )
-        return ids
-
     def generate_kwargs(self, params: SamplingParams, *, max_new: int) -> dict[str, Any]:
         """Every setting ``model.generate`` samples with, explicit: plain softmax(logits / T) with the
         recorded top_p/top_k cut (or greedy), no repetition penalty, no min_p/typical/eta/epsilon cut,
@@ -292,11 +268,6 @@ class TransformersBackend:
             completion_tokens=len(tokens),
             native_finish_reason=native,
         )
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip() or type(exc).__name__
-    return text.splitlines()[0][:500]
 
 
 def build(model: str, config: dict) -> TransformersBackend:

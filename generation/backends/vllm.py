@@ -15,13 +15,13 @@ from __future__ import annotations
 from typing import Any
 
 from generation.backends.base import (
-    FINISH_LENGTH,
-    FINISH_STOP,
     BackendConfigError,
     Generation,
     PromptError,
     SamplingParams,
-    check_conversation,
+    chat_prompts,
+    first_line,
+    require_chat_template,
 )
 from generation.backends.transformers import model_version_of
 
@@ -98,14 +98,9 @@ class VLLMBackend:
         try:
             self.llm = self._vllm.LLM(**kwargs)
         except Exception as exc:
-            raise BackendConfigError(
-                f"vLLM could not load {model!r}: {str(exc).strip().splitlines()[0][:500]}"
-            ) from exc
+            raise BackendConfigError(f"vLLM could not load {model!r}: {first_line(exc)}") from exc
         self.tokenizer = self.llm.get_tokenizer()
-        if not getattr(self.tokenizer, "chat_template", None):
-            raise BackendConfigError(
-                f"The tokenizer of {model!r} has no chat template, so conversations cannot be formatted."
-            )
+        require_chat_template(self.tokenizer, model)
         self.max_model_len = self._max_model_len(max_model_len)
         self.model_version = model_version_of(model)
 
@@ -137,44 +132,22 @@ class VLLMBackend:
     def generate(
         self, conversations: list[list[dict]], params: SamplingParams
     ) -> list[list[Generation] | PromptError]:
-        results: list[list[Generation] | PromptError | None] = [None] * len(conversations)
-        prompts: list[dict] = []
-        order: list[int] = []
-        for i, conversation in enumerate(conversations):
-            try:
-                check_conversation(conversation)
-                try:
-                    text = self.tokenizer.apply_chat_template(
-                        conversation, tokenize=False, add_generation_prompt=True
-                    )
-                except Exception as exc:
-                    raise PromptError(f"The chat template refused this conversation: {exc}") from exc
-                ids = list(self.tokenizer(text, add_special_tokens=False)["input_ids"])
-                if self.max_model_len and len(ids) >= self.max_model_len:
-                    raise PromptError(
-                        f"The prompt is {len(ids)} tokens long but the model's context holds {self.max_model_len} "
-                        "tokens, which leaves no room for a response."
-                    )
-            except PromptError as err:
-                results[i] = err
-                continue
-            prompts.append({"prompt_token_ids": ids})
-            order.append(i)
+        results, prompts = chat_prompts(self.tokenizer, conversations, self.max_model_len)
         if prompts:
-            outputs = self.llm.generate(prompts, self.sampling_params(params), use_tqdm=False)
-            for i, request_output in zip(order, outputs, strict=True):
+            requests = [{"prompt_token_ids": ids} for _, ids in prompts]
+            outputs = self.llm.generate(requests, self.sampling_params(params), use_tqdm=False)
+            for (i, _), request_output in zip(prompts, outputs, strict=True):
                 prompt_tokens = len(getattr(request_output, "prompt_token_ids", None) or []) or None
                 results[i] = [
-                    Generation(
-                        text=completion.text,
-                        finish_reason=FINISH_LENGTH if completion.finish_reason == "length" else FINISH_STOP,
+                    Generation.from_native(
+                        completion.text,
+                        completion.finish_reason,
                         prompt_tokens=prompt_tokens,
                         completion_tokens=len(completion.token_ids),
-                        native_finish_reason=str(completion.finish_reason or "")[:32],
                     )
                     for completion in request_output.outputs
                 ]
-        return results  # type: ignore[return-value]
+        return results
 
     def close(self) -> None:
         """Shut the engine (and its child processes) down and return the GPU memory before the

@@ -127,14 +127,29 @@ class DPORunConfig(BaseRunConfig):
             raise ConfigError("beta must be positive.")
 
 
+@dataclass
+class ScoredRunConfig(BaseRunConfig):
+    """What the runs whose samples a trained reward model scores (PPO, RLOO, GRPO) share.
+
+    reward_model: path of a trained reward model (AutoModelForSequenceClassification, num_labels=1).
+    """
+
+    reward_model: str = ""
+
+    def validate(self) -> None:
+        super().validate()
+        if not self.reward_model:
+            raise ConfigError("reward_model is required (a trained reward model's path).")
+
+
 PPO_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 
 
 @dataclass
-class PPORunConfig(BaseRunConfig):
+class PPORunConfig(ScoredRunConfig):
     """PPO with a learned reward model (see ``training.runners.ppo`` for the algorithm).
 
-    reward_model: path of a trained reward model (AutoModelForSequenceClassification, num_labels=1).
+    reward_model: see ``ScoredRunConfig``.
     dataset_path: rows with a ``prompt`` (string or messages); preference rows work (their prompts
         are used, deduplicated).
 
@@ -151,7 +166,6 @@ class PPORunConfig(BaseRunConfig):
         KL penalty is added.
     """
 
-    reward_model: str = ""
     learning_rate: float = 1e-6
     value_learning_rate: float = 1e-5  # the value head/model's own rate (zero-initialised heads need it)
     num_train_epochs: float = 1.0  # passes over the prompts
@@ -191,8 +205,6 @@ class PPORunConfig(BaseRunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.reward_model:
-            raise ConfigError("reward_model is required for PPO (a trained reward model's path).")
         if self.mini_batch_size < 0:
             raise ConfigError("mini_batch_size must be 0 (derived) or positive.")
         if self.mini_batch_size:
@@ -235,14 +247,13 @@ class PPORunConfig(BaseRunConfig):
 
 
 @dataclass
-class RLRunConfig(BaseRunConfig):
+class RLRunConfig(ScoredRunConfig):
     """RLOO or GRPO through TRL, with a trained reward model as the reward function.
 
     num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
     beta: KL coefficient towards the reference policy.
     """
 
-    reward_model: str = ""
     learning_rate: float = 1e-6
     num_generations: int = 4
     max_completion_length: int = 64
@@ -253,8 +264,6 @@ class RLRunConfig(BaseRunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if not self.reward_model:
-            raise ConfigError("reward_model is required (a trained reward model's path).")
         if self.num_generations < 2:
             raise ConfigError("num_generations must be at least 2.")
 
@@ -326,6 +335,7 @@ __all__ = [
     "PPORunConfig",
     "RLRunConfig",
     "RewardRunConfig",
+    "ScoredRunConfig",
     "config_fields",
     "config_for",
     "documented_defaults",

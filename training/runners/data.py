@@ -185,6 +185,13 @@ def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[di
     return data, train_rows, eval_rows
 
 
+def load_prompt_splits(cfg, *, limit: int) -> tuple[list[Any], list[Any]]:
+    """(train prompts, at most ``limit`` held-out prompts) of an RL run's config."""
+    prompts = load_prompts(cfg.dataset_path)
+    eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
+    return split_eval(prompts, eval_rows=eval_prompts, fraction=cfg.eval_fraction, seed=cfg.seed, limit=limit)
+
+
 def load_prompts(path: str) -> list[Any]:
     """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
     raw = read_rows(path)

@@ -72,7 +72,7 @@ from typing import Any
 
 from core.formatting import generation_prompt_ids, reward_input_ids, special_ids, stop_token_ids
 from training.runners.configs import PPORunConfig
-from training.runners.data import load_prompts, split_eval
+from training.runners.data import load_prompt_splits
 from training.runners.dpo import load_causal_lm
 from training.runners.models import (
     atomic_output,
@@ -694,15 +694,7 @@ class PPORunner:
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    prompts = load_prompts(cfg.dataset_path)
-    eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
-    train_prompts, eval_prompts = split_eval(
-        prompts,
-        eval_rows=eval_prompts,
-        fraction=cfg.eval_fraction,
-        seed=cfg.seed,
-        limit=min(cfg.eval_prompts, cfg.max_eval_rows),
-    )
+    train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.eval_prompts, cfg.max_eval_rows))
     runner = PPORunner(cfg, emitter)
     acc = runner.accelerator
     # Each process takes its own share of the prompts.

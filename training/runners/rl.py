@@ -18,7 +18,7 @@ from typing import Any
 
 from core.formatting import plain_prompt
 from training.runners.configs import RLRunConfig
-from training.runners.data import encode, load_prompts, prompt_ids, split_eval
+from training.runners.data import encode, load_prompt_splits, prompt_ids
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_json
 from training.runners.protocol import Emitter, Timer, trainer_callback
@@ -99,15 +99,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    prompts = load_prompts(cfg.dataset_path)
-    eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
-    train_prompts, eval_prompts = split_eval(
-        prompts,
-        eval_rows=eval_prompts,
-        fraction=cfg.eval_fraction,
-        seed=cfg.seed,
-        limit=min(cfg.max_eval_rows, 64),
-    )
+    train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.max_eval_rows, 64))
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"
     if not tokenizer.chat_template:  # a base model: conversations as plain transcripts (core.formatting)
