@@ -27,11 +27,10 @@ import gzip
 import hashlib
 import io
 import json
-import queue
 import random
 import threading
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from typing import IO
 
@@ -71,6 +70,7 @@ from annotate.services.tasks import (
 from annotate.validation import NESTED_TOO_DEEPLY, NUL_MESSAGE, nul_path
 from core.audit import audit_record
 from core.hh import HHFormatError, parse_transcript, split_pair
+from core.read_ahead import read_ahead
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
 ROLES = ("system", "user", "assistant")
@@ -500,48 +500,6 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
     yield batch
 
 
-def _in_background(batches: Iterator[_Batch], depth: int = 1) -> Iterator[_Batch]:
-    """Run ``batches`` in a thread, at most ``depth`` batches ahead of the consumer (memory stays
-    bounded); its exceptions are raised here. When the consumer stops early the thread is told to
-    stop and joined."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
-
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def run() -> None:
-        try:
-            for item in batches:
-                if not put(item):
-                    return
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-            return
-        put(done)
-
-    thread = threading.Thread(target=run, name="prompts-import-reader", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        thread.join()
-
-
 @contextmanager
 def _gc_paused() -> Iterator[None]:
     """No cyclic garbage collection while the import runs. It allocates millions of short-lived,
@@ -716,11 +674,15 @@ def prompts_import(
         # Every key written below is the project, the source user (both locked) or a row inserted
         # earlier in this transaction: see bulk_fk_trusted.
         with bulk_fk_trusted([*touched, Annotation], locked=locked):
-            for batch in _in_background(_read_batches(open_import_stream(stream), opts)):
-                report.lines, report.format = batch.lines, batch.format
-                for err in batch.errors:
-                    add_error(err)
-                write(batch.records)
+            reader = read_ahead(
+                _read_batches(open_import_stream(stream), opts), depth=1, name="prompts-import-reader"
+            )
+            with closing(reader):  # an error while writing stops the reader thread at once
+                for batch in reader:
+                    report.lines, report.format = batch.lines, batch.format
+                    for err in batch.errors:
+                        add_error(err)
+                    write(batch.records)
         if report.errors and not skip_invalid:
             transaction.set_rollback(True)
             report.prompts = report.candidates = report.tasks = report.annotations = 0

@@ -131,12 +131,16 @@ def leases_expire(*, project_id: int | None = None, now: datetime | None = None,
         if _skip_locked_supported():
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         rows = list(qs.order_by("expires_at").values_list("id", "task_id")[:limit])
-        if not rows:
-            return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
-            state=AssignmentState.EXPIRED, finished_at=now
-        )
-        _release_claims(Counter(task_id for _, task_id in rows))
+        return _leases_end(rows, state=AssignmentState.EXPIRED, now=now)
+
+
+def _leases_end(rows: list[tuple[int, int]], *, state: str, now: datetime) -> int:
+    """End the live leases ``rows`` ((assignment id, task id) pairs the caller has locked) in
+    ``state`` and give their slots back. Returns how many ended."""
+    if not rows:
+        return 0
+    Assignment.objects.filter(id__in=[r[0] for r in rows]).update(state=state, finished_at=now)
+    _release_claims(Counter(task_id for _, task_id in rows))
     return len(rows)
 
 
@@ -886,13 +890,7 @@ def assignments_release(*, project: Project, labeler: AbstractBaseUser, now: dat
     with transaction.atomic():
         qs = Assignment.objects.filter(task__project=project, labeler=labeler, state=AssignmentState.LIVE)
         rows = list(qs.select_for_update(of=("self",)).values_list("id", "task_id"))
-        if not rows:
-            return 0
-        Assignment.objects.filter(id__in=[r[0] for r in rows]).update(
-            state=AssignmentState.RELEASED, finished_at=now
-        )
-        _release_claims(Counter(task_id for _, task_id in rows))
-    return len(rows)
+        return _leases_end(rows, state=AssignmentState.RELEASED, now=now)
 
 
 def assignment_renew(

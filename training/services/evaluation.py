@@ -16,18 +16,28 @@ No Django imports: the runners (plain Python) use this module.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from typing import Any
 
 BOOTSTRAP_RESAMPLES = 1000
 CONFIDENCE = 0.95
 
 
-def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_size: int = 16) -> list[float]:
-    """Rewards of token sequences (right-padded; the model pools the last non-pad token)."""
+def _forward_batches(
+    model,
+    sequences: list[list[int]],
+    *,
+    pad_id: int,
+    batch_size: int,
+    step: Callable[[range, Any, Any], Iterable[float]],
+) -> list[float]:
+    """Run ``step(rows, ids, mask)`` on right-padded batches of ``sequences`` (``rows``: the batch's
+    indices into ``sequences``; ``ids`` and ``mask`` on the model's device), in eval mode without
+    gradients, and collect the floats it returns in order. The model's training mode is restored."""
     import torch
 
     device = next(model.parameters()).device
-    scores: list[float] = []
+    out: list[float] = []
     was_training = model.training
     model.eval()
     with torch.no_grad():
@@ -39,11 +49,19 @@ def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_siz
             for j, s in enumerate(chunk):
                 ids[j, : len(s)] = torch.tensor(s)
                 mask[j, : len(s)] = 1
-            out = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits[:, 0]
-            scores.extend(out.float().cpu().tolist())
+            out.extend(step(range(i, i + len(chunk)), ids.to(device), mask.to(device)))
     if was_training:
         model.train()
-    return scores
+    return out
+
+
+def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_size: int = 16) -> list[float]:
+    """Rewards of token sequences (right-padded; the model pools the last non-pad token)."""
+
+    def step(rows: range, ids, mask) -> list[float]:
+        return model(input_ids=ids, attention_mask=mask).logits[:, 0].float().cpu().tolist()
+
+    return _forward_batches(model, sequences, pad_id=pad_id, batch_size=batch_size, step=step)
 
 
 def bootstrap_ci(
@@ -137,34 +155,25 @@ def completion_logprobs(
 
     from core.formatting import completion_ids, prompt_ids
 
-    seqs: list[tuple[list[int], int]] = []
+    seqs: list[list[int]] = []
+    lengths: list[int] = []  # of each sequence's completion, at its end
     for r in rows:
         p, c = prompt_ids(tokenizer, r["prompt"]), completion_ids(tokenizer, r["prompt"], r[key])
         c = c[:max_length]
         p = p[max(0, len(p) - (max_length - len(c))) :] if max_length > len(c) else []
-        seqs.append((p + c, len(c)))
-    device = next(model.parameters()).device
+        seqs.append(p + c)
+        lengths.append(len(c))
+
+    def step(batch: range, ids, mask) -> list[float]:
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        tok = torch.gather(logp, 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return [
+            float(tok[j, len(seqs[k]) - 1 - lengths[k] : len(seqs[k]) - 1].sum()) for j, k in enumerate(batch)
+        ]
+
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    out: list[float] = []
-    was_training = model.training
-    model.eval()
-    with torch.no_grad():
-        for i in range(0, len(seqs), batch_size):
-            chunk = seqs[i : i + batch_size]
-            width = max(len(s) for s, _ in chunk)
-            ids = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, (s, _) in enumerate(chunk):
-                ids[j, : len(s)] = torch.tensor(s)
-                mask[j, : len(s)] = 1
-            logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
-            logp = torch.log_softmax(logits[:, :-1], dim=-1)
-            tok = torch.gather(logp, 2, ids[:, 1:].to(device).unsqueeze(-1)).squeeze(-1)
-            for j, (s, n) in enumerate(chunk):
-                out.append(float(tok[j, len(s) - 1 - n : len(s) - 1].sum()))
-    if was_training:
-        model.train()
-    return out
+    return _forward_batches(model, seqs, pad_id=pad, batch_size=batch_size, step=step)
 
 
 def dpo_reference(

@@ -23,12 +23,11 @@ import hashlib
 import itertools
 import json
 import logging
-import queue
 import shutil
-import threading
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 from django.conf import settings
@@ -53,6 +52,7 @@ from annotate.models import (
 from core.audit import audit_actor, audit_record
 from core.jobs import job_fail, job_finish
 from core.outbox import outbox_enqueue
+from core.read_ahead import read_ahead
 from training.compiler import (
     AnnotationRecord,
     CompileStats,
@@ -207,49 +207,24 @@ def _prefetched(make_records: Callable[[], Iterator[AnnotationRecord]], *, batch
     database's work (and the wait for it) overlaps the compiling and writing done here. Memory
     stays bounded: at most ``depth`` batches wait in the queue. Used on PostgreSQL outside a
     transaction only (another connection would not see a transaction's rows)."""
-    q: queue.Queue = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-    done = object()
 
-    def put(item) -> bool:
-        while not stop.is_set():
-            try:
-                q.put(item, timeout=0.5)
-                return True
-            except queue.Full:
-                continue
-        return False
+    def batches() -> Iterator[list[AnnotationRecord]]:
+        records = make_records()
+        while buf := list(itertools.islice(records, batch)):
+            yield buf
 
-    def worker() -> None:
-        try:
-            buf: list[AnnotationRecord] = []
-            for rec in make_records():
-                buf.append(rec)
-                if len(buf) >= batch:
-                    if not put(buf):
-                        return
-                    buf = []
-            if buf and not put(buf):
-                return
-            put(done)
-        except BaseException as exc:  # handed to the consumer, raised there
-            put(exc)
-        finally:
-            connections.close_all()
-
-    thread = threading.Thread(target=worker, name="export-prefetch", daemon=True)
-    thread.start()
-    try:
-        while True:
-            item = q.get()
-            if item is done:
-                return
-            if isinstance(item, BaseException):
-                raise item
-            yield from item
-    finally:
-        stop.set()
-        thread.join(timeout=30)
+    with closing(
+        read_ahead(
+            batches(),
+            depth=depth,
+            name="export-prefetch",
+            poll=0.5,
+            join_timeout=30,
+            on_exit=connections.close_all,
+        )
+    ) as chunks:
+        for chunk in chunks:
+            yield from chunk
 
 
 def records_stream(**kwargs) -> Iterator[AnnotationRecord]:
