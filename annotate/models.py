@@ -254,6 +254,20 @@ class Prompt(models.Model):
         return self.external_id or f"prompt {self.pk}"
 
 
+def link_imports_leave_empty(to: str, *, related_name: str) -> models.ForeignKey:
+    """A link that imported rows (most rows) leave empty: nullable, cleared when its target goes,
+    and without an index of its own, so that an import maintains none; ``index_where_set`` covers
+    the rows that have one where a lookup needs it."""
+    return models.ForeignKey(
+        to, null=True, blank=True, on_delete=models.SET_NULL, related_name=related_name, db_index=False
+    )
+
+
+def index_where_set(field: str, *, name: str) -> models.Index:
+    """An index on ``field`` over the rows that have it set (imported rows stay out)."""
+    return models.Index(fields=[field], name=name, condition=Q(**{f"{field}__isnull": False}))
+
+
 class CandidateSource(models.TextChoices):
     IMPORTED = "imported", "Imported"
     GENERATED = "generated", "Generated"
@@ -275,22 +289,8 @@ class Candidate(models.Model):
     metadata = models.JSONField(default=dict, blank=True)
     # Imported candidates (most rows) have neither: the two indexes cover only the rows that have
     # one (a lookup by job uses candidate_unique_generated_sample), so an import maintains neither.
-    generation_job = models.ForeignKey(
-        "generation.GenerationJob",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="candidates",
-        db_index=False,
-    )
-    endpoint = models.ForeignKey(
-        "generation.ModelEndpoint",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="candidates",
-        db_index=False,
-    )
+    generation_job = link_imports_leave_empty("generation.GenerationJob", related_name="candidates")
+    endpoint = link_imports_leave_empty("generation.ModelEndpoint", related_name="candidates")
     sample_index = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -310,9 +310,7 @@ class Candidate(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["endpoint"], name="candidate_endpoint_set", condition=Q(endpoint__isnull=False)
-            ),
+            index_where_set("endpoint", name="candidate_endpoint_set"),
         ]
 
     def __str__(self) -> str:
@@ -341,14 +339,8 @@ class Task(models.Model):
     gold_ranking = models.JSONField(
         null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids."
     )
-    generation_job = models.ForeignKey(
-        "generation.GenerationJob",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="tasks",
-        db_index=False,  # task_generation_job_set: imported tasks (no job) stay out of the index
-    )
+    # task_generation_job_set: imported tasks (no job) stay out of the index
+    generation_job = link_imports_leave_empty("generation.GenerationJob", related_name="tasks")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -375,11 +367,7 @@ class Task(models.Model):
                 name="task_open_by_claims_priority",
                 condition=Q(claims__lt=F("target_labels")),
             ),
-            models.Index(
-                fields=["generation_job"],
-                name="task_generation_job_set",
-                condition=Q(generation_job__isnull=False),
-            ),
+            index_where_set("generation_job", name="task_generation_job_set"),
         ]
 
     def __str__(self) -> str:
