@@ -84,6 +84,27 @@ class UserJob(BackgroundJob):
         ordering = ["-created_at"]
 
 
+class WorkerJob(UserJob):
+    """A user job that a worker runs (generation jobs, training runs, judge jobs): it stores the
+    lifecycle states as they are and records when a worker started it. Its name is
+    ``<JOB_NOUN> <id> (<state>)``."""
+
+    JOB_NOUN: ClassVar[str] = "job"
+
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(UserJob.Meta):
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.job_noun} {self.pk} ({self.state})"
+
+    @property
+    def job_noun(self) -> str:
+        return self.JOB_NOUN
+
+
 def job_error_text(error: BaseException | str) -> str:
     """What a failed job records: an exception as ``Type: message``, a message as it is."""
     if isinstance(error, BaseException):
