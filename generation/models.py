@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import JobState, WorkerJob  # JobState: the shared job lifecycle
+from core.jobs import FINAL_STATES, JobState, WorkerJob  # JobState: the shared job lifecycle
 
 
 class Backend(models.TextChoices):
@@ -144,11 +144,11 @@ class GenerationJob(WorkerJob):
         ]
 
 
-class BatchState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+# A batch waits ``pending``, then ends the way a job ends (and as its job does when it is cancelled
+# or fails first): the final states of the job lifecycle (core.jobs).
+BatchState = models.TextChoices(
+    "BatchState", [("PENDING", ("pending", "Pending")), *((s.name, (s.value, s.label)) for s in FINAL_STATES)]
+)
 
 
 class GenerationBatch(models.Model):
