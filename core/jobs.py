@@ -3,7 +3,9 @@
 A job is created ``queued``, may go ``running``, and ends once in ``done``, ``failed`` or
 ``cancelled``. The models keep their own tables and stored values (no data migration):
 ``BackgroundJob`` (an abstract model with no fields) tells the helpers how a model stores the
-lifecycle, namely which value means each state and which column records the end, so that
+lifecycle, namely which value means each state and which column records the end (``UserJob``
+adds who asked and when, ``WorkerJob`` the stored lifecycle state and start of a job a worker
+runs), so that
 
 * ``job_finish`` / ``job_fail`` end a job the same way everywhere (one conditional UPDATE of state,
   error text and end time, mirrored on the instance), and
