@@ -5,7 +5,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from annotate.models import Project, Role, TaskKind, TaskOrder
+from annotate.models import Project, Role, TaskKind, TaskOrder, project_bounds
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS
 from annotate.services.imports import FORMATS
 from annotate.services.tasks import PairMode
@@ -15,8 +15,7 @@ class ProjectSettingsForm(forms.Form):
     name = forms.CharField(max_length=200)
     description = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
     overlap = forms.IntegerField(
-        min_value=1,
-        max_value=100,
+        **project_bounds("overlap"),
         help_text="Distinct labelers per task. Changing it moves existing tasks too.",
     )
     lease_ttl_minutes = forms.IntegerField(
@@ -26,7 +25,9 @@ class ProjectSettingsForm(forms.Form):
         help_text="How long a labeler holds a task before it goes back to the pool.",
     )
     rating_scale_max = forms.IntegerField(
-        min_value=2, max_value=10, label="Rating scale", help_text="Dimension ratings run from 1 to this."
+        **project_bounds("rating_scale_max"),
+        label="Rating scale",
+        help_text="Dimension ratings run from 1 to this.",
     )
     # Pairwise
     allow_tie = forms.BooleanField(required=False, label="Allow “tie”")
@@ -36,8 +37,7 @@ class ProjectSettingsForm(forms.Form):
     )
     # Ranking
     ranking_k = forms.IntegerField(
-        min_value=2,
-        max_value=16,
+        **project_bounds("ranking_k"),
         label="Responses per ranking task",
         help_text="Applies to tasks created from now on.",
     )
@@ -60,8 +60,7 @@ class ProjectSettingsForm(forms.Form):
     )
     max_labels_per_task = forms.IntegerField(
         required=False,
-        min_value=1,
-        max_value=100,
+        **project_bounds("max_labels_per_task"),
         label="Most labels per task",
         help_text="Extra labels stop at this many.",
     )

@@ -39,6 +39,31 @@ class Role(models.TextChoices):
     RESEARCHER = "researcher", "Researcher"
 
 
+#: Inclusive bounds of a project's numeric settings: the database checks them (``Project.Meta``)
+#: and the settings forms offer them (``project_bounds``).
+PROJECT_BOUNDS: dict[str, tuple[int, int]] = {
+    "overlap": (1, 100),
+    "ranking_k": (2, 16),
+    "rating_scale_max": (2, 10),
+    "max_labels_per_task": (1, 100),
+    "judge_audit_share": (0, 1),
+    "judge_min_strength": (1, 3),
+}
+
+
+def project_bounds(field: str) -> dict[str, int]:
+    """A form field's ``min_value`` and ``max_value`` for the project setting ``field``."""
+    low, high = PROJECT_BOUNDS[field]
+    return {"min_value": low, "max_value": high}
+
+
+def _within_bounds(field: str, *, name: str) -> models.CheckConstraint:
+    low, high = PROJECT_BOUNDS[field]
+    return models.CheckConstraint(
+        condition=Q(**{f"{field}__gte": low}) & Q(**{f"{field}__lte": high}), name=name
+    )
+
+
 class Project(models.Model):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
@@ -111,17 +136,10 @@ class Project(models.Model):
     class Meta:
         ordering = ["name"]
         constraints = [
-            models.CheckConstraint(
-                condition=Q(overlap__gte=1) & Q(overlap__lte=100), name="project_overlap_range"
-            ),
+            _within_bounds("overlap", name="project_overlap_range"),
             models.CheckConstraint(condition=Q(lease_ttl_seconds__gte=30), name="project_lease_ttl_min"),
-            models.CheckConstraint(
-                condition=Q(ranking_k__gte=2) & Q(ranking_k__lte=16), name="project_ranking_k_range"
-            ),
-            models.CheckConstraint(
-                condition=Q(rating_scale_max__gte=2) & Q(rating_scale_max__lte=10),
-                name="project_rating_scale_range",
-            ),
+            _within_bounds("ranking_k", name="project_ranking_k_range"),
+            _within_bounds("rating_scale_max", name="project_rating_scale_range"),
             models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
             models.CheckConstraint(
                 condition=Q(task_order__in=TaskOrder.values), name="project_task_order_valid"
@@ -131,18 +149,9 @@ class Project(models.Model):
                 | (Q(target_agreement__gt=0) & Q(target_agreement__lte=1)),
                 name="project_target_agreement_range",
             ),
-            models.CheckConstraint(
-                condition=Q(max_labels_per_task__gte=1) & Q(max_labels_per_task__lte=100),
-                name="project_max_labels_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(judge_audit_share__gte=0) & Q(judge_audit_share__lte=1),
-                name="project_judge_audit_share_range",
-            ),
-            models.CheckConstraint(
-                condition=Q(judge_min_strength__gte=1) & Q(judge_min_strength__lte=3),
-                name="project_judge_min_strength_range",
-            ),
+            _within_bounds("max_labels_per_task", name="project_max_labels_range"),
+            _within_bounds("judge_audit_share", name="project_judge_audit_share_range"),
+            _within_bounds("judge_min_strength", name="project_judge_min_strength_range"),
         ]
 
     def __str__(self) -> str:
@@ -254,6 +263,20 @@ class Prompt(models.Model):
         return self.external_id or f"prompt {self.pk}"
 
 
+def link_imports_leave_empty(to: str, *, related_name: str, on_delete=models.SET_NULL) -> models.ForeignKey:
+    """A link that imported rows (most rows) leave empty: nullable (by default cleared when its
+    target goes), and without an index of its own, so that an import maintains none;
+    ``index_where_set`` covers the rows that have one where a lookup needs it."""
+    return models.ForeignKey(
+        to, null=True, blank=True, on_delete=on_delete, related_name=related_name, db_index=False
+    )
+
+
+def index_where_set(field: str, *, name: str) -> models.Index:
+    """An index on ``field`` over the rows that have it set (imported rows stay out)."""
+    return models.Index(fields=[field], name=name, condition=Q(**{f"{field}__isnull": False}))
+
+
 class CandidateSource(models.TextChoices):
     IMPORTED = "imported", "Imported"
     GENERATED = "generated", "Generated"
@@ -277,22 +300,10 @@ class Candidate(models.Model):
     # one (a lookup by job uses candidate_unique_generated_sample), so an import maintains neither.
     # RESTRICT, not SET_NULL: a generated response must name its job (candidate_generated_has_job),
     # so a job goes only together with its responses (as when its project is deleted).
-    generation_job = models.ForeignKey(
-        "generation.GenerationJob",
-        null=True,
-        blank=True,
-        on_delete=models.RESTRICT,
-        related_name="candidates",
-        db_index=False,
+    generation_job = link_imports_leave_empty(
+        "generation.GenerationJob", related_name="candidates", on_delete=models.RESTRICT
     )
-    endpoint = models.ForeignKey(
-        "generation.ModelEndpoint",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="candidates",
-        db_index=False,
-    )
+    endpoint = link_imports_leave_empty("generation.ModelEndpoint", related_name="candidates")
     sample_index = models.PositiveIntegerField(null=True, blank=True)
     finish_reason = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -312,9 +323,7 @@ class Candidate(models.Model):
             ),
         ]
         indexes = [
-            models.Index(
-                fields=["endpoint"], name="candidate_endpoint_set", condition=Q(endpoint__isnull=False)
-            ),
+            index_where_set("endpoint", name="candidate_endpoint_set"),
         ]
 
     def __str__(self) -> str:
@@ -343,14 +352,8 @@ class Task(models.Model):
     gold_ranking = models.JSONField(
         null=True, blank=True, help_text="Ranking gold answer: groups of candidate ids."
     )
-    generation_job = models.ForeignKey(
-        "generation.GenerationJob",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="tasks",
-        db_index=False,  # task_generation_job_set: imported tasks (no job) stay out of the index
-    )
+    # task_generation_job_set: imported tasks (no job) stay out of the index
+    generation_job = link_imports_leave_empty("generation.GenerationJob", related_name="tasks")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -377,11 +380,7 @@ class Task(models.Model):
                 name="task_open_by_claims_priority",
                 condition=Q(claims__lt=F("target_labels")),
             ),
-            models.Index(
-                fields=["generation_job"],
-                name="task_generation_job_set",
-                condition=Q(generation_job__isnull=False),
-            ),
+            index_where_set("generation_job", name="task_generation_job_set"),
         ]
 
     def __str__(self) -> str:

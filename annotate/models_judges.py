@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import JobState, UserJob
+from core.jobs import JobState, WorkerJob
 
 
 class Judge(models.Model):
@@ -69,10 +69,11 @@ class Judge(models.Model):
         return self.price_prompt_per_1k is not None or self.price_completion_per_1k is not None
 
 
-class JudgeJob(UserJob):
+class JudgeJob(WorkerJob):
+    JOB_NOUN = "judge job"
+
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judge_jobs")
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="jobs")
-    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     rubric_version = models.PositiveIntegerField(
         null=True,
         blank=True,
@@ -88,18 +89,14 @@ class JudgeJob(UserJob):
     completion_tokens = models.PositiveBigIntegerField(default=0)
     seconds = models.FloatField(default=0.0)
     cost = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
-    started_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta(UserJob.Meta):
+    class Meta(WorkerJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="judgejob_state_valid"),
             models.CheckConstraint(
                 condition=Q(done_units__lte=models.F("total_units")), name="judgejob_done_within_total"
             ),
         ]
-
-    def __str__(self) -> str:
-        return f"judge job {self.pk} ({self.state})"
 
 
 class SuggestionStatus(models.TextChoices):

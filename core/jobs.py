@@ -3,7 +3,9 @@
 A job is created ``queued``, may go ``running``, and ends once in ``done``, ``failed`` or
 ``cancelled``. The models keep their own tables and stored values (no data migration):
 ``BackgroundJob`` (an abstract model with no fields) tells the helpers how a model stores the
-lifecycle, namely which value means each state and which column records the end, so that
+lifecycle, namely which value means each state and which column records the end (``UserJob``
+adds who asked and when, ``WorkerJob`` the stored lifecycle state and start of a job a worker
+runs), so that
 
 * ``job_finish`` / ``job_fail`` end a job the same way everywhere (one conditional UPDATE of state,
   error text and end time, mirrored on the instance), and
@@ -82,6 +84,27 @@ class UserJob(BackgroundJob):
     class Meta:
         abstract = True
         ordering = ["-created_at"]
+
+
+class WorkerJob(UserJob):
+    """A user job that a worker runs (generation jobs, training runs, judge jobs): it stores the
+    lifecycle states as they are and records when a worker started it. Its name is
+    ``<JOB_NOUN> <id> (<state>)``."""
+
+    JOB_NOUN: ClassVar[str] = "job"
+
+    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
+    started_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta(UserJob.Meta):
+        abstract = True
+
+    def __str__(self) -> str:
+        return f"{self.job_noun} {self.pk} ({self.state})"
+
+    @property
+    def job_noun(self) -> str:
+        return self.JOB_NOUN
 
 
 def job_error_text(error: BaseException | str) -> str:

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import JobState, UserJob  # JobState: the shared job lifecycle
+from core.jobs import FINAL_STATES, JobState, WorkerJob  # JobState: the shared job lifecycle
 
 
 class Backend(models.TextChoices):
@@ -91,7 +91,9 @@ class ReleaseWhich(models.TextChoices):
 RELEASABLE_STATES = (JobState.DONE, JobState.CANCELLED)
 
 
-class GenerationJob(UserJob):
+class GenerationJob(WorkerJob):
+    JOB_NOUN = "generation job"
+
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="generation_jobs")
     endpoints = models.ManyToManyField(ModelEndpoint, related_name="jobs")
     prompt_filter = models.JSONField(
@@ -102,11 +104,9 @@ class GenerationJob(UserJob):
     task_mode = models.CharField(max_length=16, choices=TaskMode.choices, default=TaskMode.ALL_PAIRS)
     pairs_per_prompt = models.PositiveSmallIntegerField(null=True, blank=True)
     batch_size = models.PositiveSmallIntegerField(default=16)
-    state = models.CharField(max_length=16, choices=JobState.choices, default=JobState.QUEUED)
     total_units = models.PositiveIntegerField(default=0, help_text="(prompt, endpoint) pairs to generate.")
     done_units = models.PositiveIntegerField(default=0)
     failed_units = models.PositiveIntegerField(default=0)
-    started_at = models.DateTimeField(null=True, blank=True)
     auto_release = models.CharField(
         max_length=8,
         choices=AutoRelease.choices,
@@ -126,7 +126,7 @@ class GenerationJob(UserJob):
         default=0, help_text="Candidates the release left out of the labeling queue."
     )
 
-    class Meta(UserJob.Meta):
+    class Meta(WorkerJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=1) & Q(k__lte=64), name="job_k_range"),
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
@@ -143,15 +143,12 @@ class GenerationJob(UserJob):
             ),
         ]
 
-    def __str__(self) -> str:
-        return f"generation job {self.pk} ({self.state})"
 
-
-class BatchState(models.TextChoices):
-    PENDING = "pending", "Pending"
-    DONE = "done", "Done"
-    FAILED = "failed", "Failed"
-    CANCELLED = "cancelled", "Cancelled"
+# A batch waits ``pending``, then ends the way a job ends (and as its job does when it is cancelled
+# or fails first): the final states of the job lifecycle (core.jobs).
+BatchState = models.TextChoices(
+    "BatchState", [("PENDING", ("pending", "Pending")), *((s.name, (s.value, s.label)) for s in FINAL_STATES)]
+)
 
 
 class GenerationBatch(models.Model):

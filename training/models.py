@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import JobState, UserJob
+from core.jobs import JobState, UserJob, WorkerJob
 
 
 class ExportFormat(models.TextChoices):
@@ -67,7 +67,7 @@ class RunKind(models.TextChoices):
 RunState = JobState  # the shared job lifecycle (core.jobs)
 
 
-class TrainingRun(UserJob):
+class TrainingRun(WorkerJob):
     """A training run on an export (or a dataset file), executed as a subprocess on the training queue."""
 
     JOB_ERROR_CHARS = 20000
@@ -91,7 +91,6 @@ class TrainingRun(UserJob):
         help_text="PPO/RLOO/GRPO reward model.",
     )
     config = models.JSONField(default=dict, blank=True)
-    state = models.CharField(max_length=16, choices=RunState.choices, default=RunState.QUEUED)
     metrics = models.JSONField(default=dict, blank=True, help_text="Latest and final metrics.")
     output_path = models.CharField(max_length=1000, blank=True)
     log_path = models.CharField(max_length=1000, blank=True)
@@ -103,9 +102,8 @@ class TrainingRun(UserJob):
     registered_endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    started_at = models.DateTimeField(null=True, blank=True)
 
-    class Meta(UserJob.Meta):
+    class Meta(WorkerJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
             models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
@@ -115,8 +113,9 @@ class TrainingRun(UserJob):
             ),
         ]
 
-    def __str__(self) -> str:
-        return f"{self.kind} run {self.pk} ({self.state})"
+    @property
+    def job_noun(self) -> str:
+        return f"{self.kind} run"
 
 
 class MetricPoint(models.Model):
