@@ -30,9 +30,11 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
+from annotate.models import Assignment
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
 from core.access import ProjectApiView
+from core.api import validated_input
 from core.api_schema import errors
 
 
@@ -58,12 +60,11 @@ class ClaimNextApi(ProjectApiView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        data = self.ClaimInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_input(self.ClaimInputSerializer, request.data)
         lease = task_claim_lease(
             project=project,
             labeler=request.user,
-            exclude_assignment_ids=data.validated_data["exclude_assignment_ids"],
+            exclude_assignment_ids=data["exclude_assignment_ids"],
             roles=self.access.roles,
         )
         if lease is None:
@@ -109,6 +110,11 @@ class SubmitApi(ProjectApiView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
+def _state_of(assignment: Assignment) -> Response:
+    """The answer of a call that changes a lease's state (``AssignmentStateSerializer``)."""
+    return Response({"assignment_id": assignment.pk, "state": assignment.state})
+
+
 @extend_schema(tags=["Labeling"])
 class SkipApi(ProjectApiView):
     capability = "label"
@@ -122,7 +128,7 @@ class SkipApi(ProjectApiView):
     def post(self, request: Request, assignment_id: int) -> Response:
         data = validated(SkipSerializer, request.data)
         assignment = assignment_skip(assignment_id=self.assignment.pk, labeler=request.user, **data)
-        return Response({"assignment_id": assignment.pk, "state": assignment.state})
+        return _state_of(assignment)
 
 
 @extend_schema(tags=["Labeling"])
@@ -138,7 +144,7 @@ class UndoApi(ProjectApiView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
-        return Response({"assignment_id": assignment.pk, "state": assignment.state})
+        return _state_of(assignment)
 
 
 @extend_schema(tags=["Labeling"])
