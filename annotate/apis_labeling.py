@@ -30,7 +30,6 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
-from annotate.models import Assignment
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
 from core.access import ProjectApiView
@@ -110,11 +109,6 @@ class SubmitApi(ProjectApiView):
         return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
-def _state_of(assignment: Assignment) -> Response:
-    """The answer of a call that changes a lease's state (``AssignmentStateSerializer``)."""
-    return Response({"assignment_id": assignment.pk, "state": assignment.state})
-
-
 @extend_schema(tags=["Labeling"])
 class SkipApi(ProjectApiView):
     capability = "label"
@@ -128,7 +122,7 @@ class SkipApi(ProjectApiView):
     def post(self, request: Request, assignment_id: int) -> Response:
         data = validated(SkipSerializer, request.data)
         assignment = assignment_skip(assignment_id=self.assignment.pk, labeler=request.user, **data)
-        return _state_of(assignment)
+        return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
 @extend_schema(tags=["Labeling"])
@@ -144,7 +138,7 @@ class UndoApi(ProjectApiView):
     )
     def post(self, request: Request, assignment_id: int) -> Response:
         assignment = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
-        return _state_of(assignment)
+        return Response({"assignment_id": assignment.pk, "state": assignment.state})
 
 
 @extend_schema(tags=["Labeling"])
