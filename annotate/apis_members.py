@@ -100,9 +100,6 @@ class MemberListApi(ProjectPagedListApi):
     def rows(self, project: Project) -> QuerySet[Membership]:
         return selectors.memberships_for_project(project=project)
 
-    def row_data(self, row: Membership) -> dict:
-        return MembershipSerializer(row).data
-
     @extend_schema(
         summary="Add or invite a member",
         description="Managers. Gives `username` a role in the project. An existing account is added "

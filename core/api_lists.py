@@ -8,8 +8,8 @@ its serializers, writes how it finds its rows, and documents its summary and des
   the error schema when bad, and documented from the same serializer) and writes
   ``rows(project, filters)``.
 - :class:`ProjectPagedListApi`: a GET that pages through ``rows(project)`` and answers each row as
-  ``row_data(row)`` (a payload built without a model serializer); ``row_serializer`` documents
-  one row."""
+  ``row_data(row)``; ``row_serializer`` documents one row and, unless ``row_data`` builds the
+  payload another way, serializes it."""
 
 from __future__ import annotations
 
@@ -56,7 +56,7 @@ class ProjectPagedListApi(ProjectApiView):
         raise NotImplementedError
 
     def row_data(self, row: Any) -> dict:
-        raise NotImplementedError
+        return self.row_serializer(row).data
 
     def get(self, request: Request, slug: str) -> Response:
         return paginated_response(request, self, self.rows(self.access.project), self.row_data)
