@@ -17,12 +17,12 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import NotFound
 from annotate.models import Annotation, Dimension, Guideline, Project, Task, TaskCandidate, TaskKind
+from annotate.project_form_values import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
-from annotate.services.projects import KIND_SETTINGS, project_start
+from annotate.services.projects import project_start
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from annotate.uploads import (
@@ -38,6 +38,7 @@ from core.access import (
     principal_of,
     visible_projects,
 )
+from core.api import found, validated_input
 from core.api_lists import ProjectFilteredListApi
 from core.api_schema import errors
 
@@ -116,18 +117,6 @@ class ProjectCreateSerializer(serializers.Serializer):
         help_text="Markdown; published as version 1 when given.",
     )
 
-    def project_values(self) -> dict:
-        """The settings ``project_start`` takes: the general ones and those of the chosen kind."""
-        data = self.validated_data
-        values = {
-            "description": data["description"],
-            "overlap": data["overlap"],
-            "lease_ttl_seconds": data["lease_minutes"] * 60,
-            "rating_scale_max": data["rating_scale_max"],
-        }
-        values.update({name: data[name] for name in KIND_SETTINGS[data["kind"]]})
-        return values
-
 
 @extend_schema(tags=["Projects"])
 @extend_schema_view(
@@ -155,16 +144,14 @@ class ProjectListApi(generics.ListAPIView):
         responses={201: ProjectSerializer, **errors(400, 401, 403, 409)},
     )
     def post(self, request: Request) -> Response:
-        ser = ProjectCreateSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = ser.validated_data
+        data = validated_input(ProjectCreateSerializer, request.data)
         project = project_start(
             actor=request.user,
             name=data["name"],
             kind=data["kind"],
             dimensions=[dict(d) for d in data["dimensions"]],
             guidelines=data["guidelines"],
-            **ser.project_values(),
+            **project_start_values(data),
         )
         project = Project.objects.prefetch_related("dimensions").get(pk=project.pk)
         return Response(ProjectSerializer(project).data, status=status.HTTP_201_CREATED)
@@ -226,9 +213,8 @@ class GuidelineListApi(generics.ListAPIView):
         responses={201: GuidelineSerializer, **errors()},
     )
     def post(self, request: Request, slug: str) -> Response:
-        ser = GuidelinePublishSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        guideline = guideline_publish(project=self.access.project, actor=request.user, **ser.validated_data)
+        data = validated_input(GuidelinePublishSerializer, request.data)
+        guideline = guideline_publish(project=self.access.project, actor=request.user, **data)
         return Response(GuidelineSerializer(guideline).data, status=status.HTTP_201_CREATED)
 
 
@@ -243,9 +229,9 @@ class GuidelineDetailApi(ProjectApiView):
     )
     def get(self, request: Request, slug: str, version: int) -> Response:
         project = self.access.project
-        guideline = Guideline.objects.filter(project=project, version=version).first()
-        if guideline is None:
-            raise NotFound("No such guideline version.")
+        guideline = found(
+            Guideline.objects.filter(project=project, version=version).first(), "No such guideline version."
+        )
         return Response(GuidelineSerializer(guideline).data)
 
 
@@ -312,17 +298,13 @@ class PromptImportApi(ProjectApiView):
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         if request.content_type.split(";")[0].strip().lower() in RAW_IMPORT_TYPES:
-            ser = ImportOptionsSerializer(data=request.query_params)
-            ser.is_valid(raise_exception=True)
-            data = ser.validated_data
+            data = validated_input(ImportOptionsSerializer, request.query_params)
             stream = import_body_stream(request._request)
             filename = request.query_params.get("filename", "")[:200]
         else:
             request.data  # noqa: B018 - parse the upload now, so the size limit can answer first
             import_size_limit_check(request._request)
-            ser = ImportRequestSerializer(data=request.data)
-            ser.is_valid(raise_exception=True)
-            data = ser.validated_data
+            data = validated_input(ImportRequestSerializer, request.data)
             upload = data["file"]
             stream = upload.file if hasattr(upload, "file") else upload
             filename = getattr(upload, "name", "") or ""
@@ -374,7 +356,6 @@ class TaskFilterSerializer(serializers.Serializer):
         summary="List tasks",
         description="Researchers. The project's comparison tasks in creation order, with their "
         "candidates, how many labelers each asks for and holds, and gold answers.",
-        responses={200: TaskSerializer, **errors()},
     )
 )
 class TaskListApi(ProjectFilteredListApi):
@@ -426,7 +407,6 @@ class AnnotationFilterSerializer(serializers.Serializer):
         summary="List annotations",
         description="Researchers. Every judgment, oldest first: choice or ranking, strength, ratings, "
         "rationale and flags, with the guideline version it was made under.",
-        responses={200: AnnotationSerializer, **errors()},
     )
 )
 class AnnotationListApi(ProjectFilteredListApi):

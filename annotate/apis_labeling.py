@@ -33,6 +33,7 @@ from annotate.labeling_protocol import (
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
 from core.access import ProjectApiView
+from core.api import validated_input
 from core.api_schema import errors
 
 
@@ -58,12 +59,11 @@ class ClaimNextApi(ProjectApiView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        data = self.ClaimInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = validated_input(self.ClaimInputSerializer, request.data)
         lease = task_claim_lease(
             project=project,
             labeler=request.user,
-            exclude_assignment_ids=data.validated_data["exclude_assignment_ids"],
+            exclude_assignment_ids=data["exclude_assignment_ids"],
             roles=self.access.roles,
         )
         if lease is None:

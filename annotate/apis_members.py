@@ -7,19 +7,21 @@ member's past labels), so DELETE deactivates rather than erases.
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate import selectors
-from annotate.errors import InvalidInput, NotFound
-from annotate.models import Membership, Role
+from annotate.errors import InvalidInput
+from annotate.models import Membership, Project, Role
 from annotate.services.manage import member_add, member_deactivate, member_role_change
 from core.access import ProjectApiView
-from core.api import paginated_response
-from core.api_schema import PAGE_PARAMETERS, errors, paginated
+from core.api import found, validated_input
+from core.api_lists import ProjectPagedListApi
+from core.api_schema import errors
 
 
 class MembershipSerializer(serializers.ModelSerializer):
@@ -84,19 +86,19 @@ def _deactivated(membership: Membership, released: int) -> dict:
 
 
 @extend_schema(tags=["Members"])
-class MemberListApi(ProjectApiView):
-    capability = "manage"
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="List members",
         operation_id="projects_members_list",
         description="Managers. Every membership of the project, one per role, active or not, by username.",
-        parameters=PAGE_PARAMETERS,
-        responses={200: paginated(MembershipSerializer), **errors(401, 403, 404)},
     )
-    def get(self, request: Request, slug: str) -> Response:
-        rows = selectors.memberships_for_project(project=self.access.project)
-        return paginated_response(request, self, rows, lambda m: MembershipSerializer(m).data)
+)
+class MemberListApi(ProjectPagedListApi):
+    capability = "manage"
+    row_serializer = MembershipSerializer
+
+    def rows(self, project: Project) -> QuerySet[Membership]:
+        return selectors.memberships_for_project(project=project)
 
     @extend_schema(
         summary="Add or invite a member",
@@ -108,11 +110,8 @@ class MemberListApi(ProjectApiView):
         responses={201: MemberAddedSerializer, **errors()},
     )
     def post(self, request: Request, slug: str) -> Response:
-        ser = MemberAddSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        membership, password = member_add(
-            project=self.access.project, actor=request.user, **ser.validated_data
-        )
+        data = validated_input(MemberAddSerializer, request.data)
+        membership, password = member_add(project=self.access.project, actor=request.user, **data)
         body = {
             **MembershipSerializer(membership).data,
             "account_created": password is not None,
@@ -133,9 +132,7 @@ class MemberDetailApi(ProjectApiView):
             .filter(pk=membership_id, project=self.access.project)
             .first()
         )
-        if membership is None:
-            raise NotFound("No such member in this project.")
-        return membership
+        return found(membership, "No such member in this project.")
 
     @extend_schema(
         summary="Read a membership",
@@ -157,9 +154,7 @@ class MemberDetailApi(ProjectApiView):
     def patch(self, request: Request, slug: str, membership_id: int) -> Response:
         project = self.access.project
         membership = self._membership(membership_id)
-        ser = MemberChangeSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = ser.validated_data
+        data = validated_input(MemberChangeSerializer, request.data)
         if "role" in data:
             membership = member_role_change(
                 project=project, actor=request.user, membership=membership, role=data["role"]

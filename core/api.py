@@ -1,5 +1,6 @@
 """API plumbing every DRF view shares: the error schema, the exception handler that produces it,
-and the pagination (``REST_FRAMEWORK`` in settings names both).
+the pagination (``REST_FRAMEWORK`` in settings names both), input validation
+(:func:`validated_input`, :func:`parse_query`) and the 404 of an empty lookup (:func:`found`).
 
 Every 4xx answers one shape::
 
@@ -15,6 +16,8 @@ pagination class while ``rest_framework.generics`` is still loading.
 
 from __future__ import annotations
 
+from typing import TypeVar
+
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -22,7 +25,9 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotate.errors import ServiceError
+from annotate.errors import NotFound, ServiceError
+
+T = TypeVar("T")
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -76,12 +81,26 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict:
-    """Validate query parameters with a serializer (a 400 in the error schema when they are bad)."""
-    ser = serializer_class(data=request.query_params)
+def validated_input(serializer_class: type[serializers.Serializer], data: object) -> dict:
+    """``data`` (a request body or query) validated by ``serializer_class``: its validated data, or
+    a 400 in the error schema with every field's messages under ``details``."""
+    ser = serializer_class(data=data)
     if not ser.is_valid():
         raise exceptions.ValidationError(ser.errors)
     return ser.validated_data
+
+
+def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict:
+    """Validate query parameters with a serializer (a 400 in the error schema when they are bad)."""
+    return validated_input(serializer_class, request.query_params)
+
+
+def found(obj: T | None, message: str) -> T:
+    """``obj`` from a lookup that may have come back empty; when it did, a 404 in the error schema
+    saying ``message``."""
+    if obj is None:
+        raise NotFound(message)
+    return obj
 
 
 def paginated_response(request: Request, view: object, items, serialize) -> Response:

@@ -1,20 +1,30 @@
-"""The filtered list every project API listing shares (kept apart from ``core.api``, which DRF
-imports while ``rest_framework.generics`` is still loading).
+"""The project API listings' plumbing (kept apart from ``core.api``, which DRF imports while
+``rest_framework.generics`` is still loading). Access (``capability``), pagination, the error
+schema and the listing's documented parameters and responses come from here; a subclass names
+its serializers, writes how it finds its rows, and documents its summary and description.
 
-A subclass names its ``filter_serializer`` (the query parameters: validated, a 400 in the error
-schema when bad, and documented in the OpenAPI schema from the same serializer) and writes
-``rows(project, filters)``; access (``capability``), pagination and the error schema come from
-the core."""
+- :class:`ProjectFilteredListApi`: a generic list filtered by query parameters. A subclass names
+  its ``serializer_class`` and ``filter_serializer`` (the query parameters: validated, a 400 in
+  the error schema when bad, and documented from the same serializer) and writes
+  ``rows(project, filters)``.
+- :class:`ProjectPagedListApi`: a GET that pages through ``rows(project)`` and answers each row as
+  ``row_data(row)``; ``row_serializer`` documents one row and, unless ``row_data`` builds the
+  payload another way, serializes it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import generics, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
 
 from annotate.models import Project
-from core.access import ProjectPermission
-from core.api import parse_query
+from core.access import ProjectApiView, ProjectPermission
+from core.api import paginated_response, parse_query
+from core.api_schema import PAGE_PARAMETERS, errors, paginated
 
 
 class ProjectFilteredListApi(generics.ListAPIView):
@@ -25,9 +35,28 @@ class ProjectFilteredListApi(generics.ListAPIView):
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
         extend_schema(parameters=[cls.filter_serializer])(cls)
+        extend_schema_view(get=extend_schema(responses={200: cls.serializer_class, **errors()}))(cls)
 
     def rows(self, project: Project, filters: dict) -> QuerySet:
         raise NotImplementedError
 
     def get_queryset(self) -> QuerySet:
         return self.rows(self.access.project, parse_query(self.filter_serializer, self.request))
+
+
+class ProjectPagedListApi(ProjectApiView):
+    row_serializer: type[serializers.Serializer]
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        responses = {200: paginated(cls.row_serializer), **errors(401, 403, 404)}
+        extend_schema_view(get=extend_schema(parameters=PAGE_PARAMETERS, responses=responses))(cls)
+
+    def rows(self, project: Project) -> QuerySet:
+        raise NotImplementedError
+
+    def row_data(self, row: Any) -> dict:
+        return self.row_serializer(row).data
+
+    def get(self, request: Request, slug: str) -> Response:
+        return paginated_response(request, self, self.rows(self.access.project), self.row_data)

@@ -15,6 +15,7 @@ outside it, 403 for other roles); service errors answer ``{"error", "detail", "f
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import serializers, status
@@ -22,10 +23,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.errors import InvalidInput
+from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
-from core.api import paginated_response
-from core.api_schema import PAGE_PARAMETERS, JobStatusSerializer, errors, paginated
+from core.api_lists import ProjectPagedListApi
+from core.api_schema import JobStatusSerializer, errors
 from generation import selectors, services
 from generation.models import AutoRelease, Backend, GenerationJob, ModelEndpoint, ReleaseWhich, TaskMode
 
@@ -231,20 +233,22 @@ class GenerationJobDetailSerializer(GenerationJobSerializer):
 
 
 @extend_schema(tags=["Generation"])
-class EndpointListCreateApi(ProjectApiView):
-    capability = "research"
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="List model endpoints",
         description="Researchers. The endpoints this project's jobs may use: its own and the shared ones.",
         operation_id="generation_endpoints_list",
-        parameters=PAGE_PARAMETERS,
-        responses={200: paginated(EndpointSerializer), **errors(401, 403, 404)},
     )
-    def get(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        endpoints = selectors.endpoints_for_project(project=project).select_related("project")
-        return paginated_response(request, self, endpoints, endpoint_data)
+)
+class EndpointListCreateApi(ProjectPagedListApi):
+    capability = "research"
+    row_serializer = EndpointSerializer
+
+    def rows(self, project: Project) -> QuerySet[ModelEndpoint]:
+        return selectors.endpoints_for_project(project=project).select_related("project")
+
+    def row_data(self, row: ModelEndpoint) -> dict:
+        return endpoint_data(row)
 
     @extend_schema(
         summary="Register a model endpoint",
@@ -263,21 +267,24 @@ class EndpointListCreateApi(ProjectApiView):
 
 
 @extend_schema(tags=["Generation"])
-class JobListCreateApi(ProjectApiView):
-    capability = "research"
-    throttle_classes = [WriteScopedRateThrottle]
-    throttle_scope = "jobs"
-
-    @extend_schema(
+@extend_schema_view(
+    get=extend_schema(
         summary="List generation jobs",
         description="Researchers. The project's jobs, newest first, with their progress.",
         operation_id="generation_jobs_list",
-        parameters=PAGE_PARAMETERS,
-        responses={200: paginated(GenerationJobSerializer), **errors(401, 403, 404)},
     )
-    def get(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        return paginated_response(request, self, selectors.jobs_for_project(project=project), job_data)
+)
+class JobListCreateApi(ProjectPagedListApi):
+    capability = "research"
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "jobs"
+    row_serializer = GenerationJobSerializer
+
+    def rows(self, project: Project) -> QuerySet[GenerationJob]:
+        return selectors.jobs_for_project(project=project)
+
+    def row_data(self, row: GenerationJob) -> dict:
+        return job_data(row)
 
     @extend_schema(
         summary="Start a generation job",

@@ -9,9 +9,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import NotFound, ServiceError
+from annotate.errors import ServiceError
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
+from core.api import found, validated_input
 from core.api_schema import errors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
@@ -56,9 +57,7 @@ def _export(project, version: int) -> Export:
         .filter(project=project, version=version)
         .first()
     )
-    if export is None:
-        raise NotFound("No such export.")
-    return export
+    return found(export, "No such export.")
 
 
 @extend_schema(tags=["Exports"])
@@ -97,16 +96,8 @@ class ExportListCreateApi(generics.ListAPIView):
         responses={201: ExportSerializer, **errors(400, 401, 403, 404, 429)},
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        ser = ExportCreateSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        export = export_create(
-            project=project,
-            format=ser.validated_data["format"],
-            file_type=ser.validated_data["file_type"],
-            options=ser.validated_data["options"],
-            actor=request.user,
-        )
+        data = validated_input(ExportCreateSerializer, request.data)
+        export = export_create(project=self.access.project, actor=request.user, **data)
         return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
 
 

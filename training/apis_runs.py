@@ -3,18 +3,21 @@ register as a generation endpoint. Included under /api/v1/ by config.api_urls (p
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import InvalidInput, NotFound
+from annotate.errors import InvalidInput
+from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
-from core.api import paginated_response
-from core.api_schema import PAGE_PARAMETERS, JobStatusSerializer, errors, paginated
+from core.api import found, validated_input
+from core.api_lists import ProjectPagedListApi
+from core.api_schema import JobStatusSerializer, errors
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register_endpoint
@@ -73,10 +76,7 @@ class RegisteredEndpointSerializer(serializers.Serializer):
 
 
 def _run(project, run_id: int) -> TrainingRun:
-    run = selectors.run_get(project=project, run_id=run_id)
-    if run is None:
-        raise NotFound("No such run.")
-    return run
+    return found(selectors.run_get(project=project, run_id=run_id), "No such run.")
 
 
 def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
@@ -89,25 +89,27 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
 
 
 @extend_schema(tags=["Training runs"])
-class RunListCreateApi(ProjectApiView):
+@extend_schema_view(
+    get=extend_schema(
+        summary="List training runs",
+        description="Researchers. The project's runs, newest first, with state and latest metrics.",
+        operation_id="training_runs_list",
+    )
+)
+class RunListCreateApi(ProjectPagedListApi):
     """A project's runs, newest first; POST validates and queues a new one."""
 
     capability = "research"
 
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
+    row_serializer = TrainingRunSerializer
 
-    @extend_schema(
-        summary="List training runs",
-        description="Researchers. The project's runs, newest first, with state and latest metrics.",
-        operation_id="training_runs_list",
-        parameters=PAGE_PARAMETERS,
-        responses={200: paginated(TrainingRunSerializer), **errors(401, 403, 404)},
-    )
-    def get(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        runs = selectors.runs_for_project(project=project)
-        return paginated_response(request, self, runs, lambda run: selectors.run_status(run=run))
+    def rows(self, project: Project) -> QuerySet[TrainingRun]:
+        return selectors.runs_for_project(project=project)
+
+    def row_data(self, row: TrainingRun) -> dict:
+        return selectors.run_status(run=row)
 
     @extend_schema(
         summary="Start a training run",
@@ -119,9 +121,7 @@ class RunListCreateApi(ProjectApiView):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        ser = RunCreateSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        data = ser.validated_data
+        data = validated_input(RunCreateSerializer, request.data)
         export = None
         if data["export"] is not None:
             export = Export.objects.filter(project=project, version=data["export"]).first()
@@ -200,9 +200,8 @@ class RunRegisterApi(ProjectApiView):
     )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = _run(self.access.project, run_id)
-        ser = RunRegisterSerializer(data=request.data)
-        ser.is_valid(raise_exception=True)
-        endpoint = run_register_endpoint(run=run, name=ser.validated_data["name"], actor=request.user)
+        data = validated_input(RunRegisterSerializer, request.data)
+        endpoint = run_register_endpoint(run=run, name=data["name"], actor=request.user)
         return Response({"endpoint": endpoint.name, "model": endpoint.model}, status=status.HTTP_201_CREATED)
 
 
