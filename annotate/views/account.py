@@ -16,7 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from annotate.models import ApiToken, TaskKind
 from annotate.project_input import project_start_values
-from annotate.services.projects import project_start
+from annotate.services.projects import KIND_SETTINGS, project_start
 from annotate.services.tokens import token_create, token_revoke_by_id
 from core.access import can_create_projects, visible_projects
 from core.pages import flash_outcome, form_page_submit
@@ -82,6 +82,16 @@ class ProjectStartForm(forms.Form):
 
     def project_values(self) -> dict:
         return project_start_values(self.cleaned_data)
+
+    # The page's sections (templates/annotate/project_new.html).
+    def task_fields(self) -> list:
+        return [self[name] for name in ("name", "kind", "description", "overlap", "lease_minutes")]
+
+    def pairwise_fields(self) -> list:
+        return [self[name] for name in KIND_SETTINGS[TaskKind.PAIRWISE]]
+
+    def ranking_fields(self) -> list:
+        return [self[name] for name in KIND_SETTINGS[TaskKind.RANKING]]
 
 
 @login_required
