@@ -39,8 +39,9 @@ def form_submit(
 ) -> T | None:
     """Validate a bound form and run ``action(form.cleaned_data)`` (the view's one service call).
 
-    Returns what the action returns, or None when the form is invalid or the service refused
-    (its message then stands on the form, see :func:`add_service_error`)."""
+    Returns what the action returns (never None: a service that creates or changes something
+    returns it), or None when the form is invalid or the service refused (its message then stands
+    on the form, see :func:`add_service_error`)."""
     if not form.is_valid():
         return None
     try:
