@@ -7,30 +7,22 @@ render."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, is_site_admin, project_page
+from core.pages import flash_outcome, form_submit, found_or_404
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import RELEASABLE_STATES, GenerationJob
 
 
 def _job_for(project: Project, job_id: int) -> GenerationJob:
-    job = selectors.job_get(project=project, job_id=job_id)
-    if job is None:
-        raise Http404("No such generation job.")
-    return job
-
-
-def _add_service_error(form, exc: ServiceError) -> None:
-    field = exc.field if exc.field in form.fields else None
-    form.add_error(field, exc.message)
+    return found_or_404(selectors.job_get(project=project, job_id=job_id), "No such generation job.")
 
 
 def _home_context(
@@ -61,27 +53,25 @@ def project_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project, nav = access.project, access.nav("generation")
     form = EndpointForm(request.POST)
-    if form.is_valid():
-        data = form.cleaned_data
-        if data["shared"] and not is_site_admin(request.user):
-            form.add_error(None, "Only administrators can share an endpoint with every project.")
-        else:
-            try:
-                endpoint = services.endpoint_create(
-                    name=data["name"],
-                    backend=data["backend"],
-                    model=data["model"],
-                    config=data["config"],
-                    default_sampling=data["default_sampling"],
-                    project=None if data["shared"] else project,
-                    actor=request.user,
-                    restrict_paths=True,
-                )
-            except ServiceError as exc:
-                _add_service_error(form, exc)
-            else:
-                messages.success(request, f"Endpoint {endpoint.name} added.")
-                return redirect("generation:home", slug=project.slug)
+    if form.is_valid() and form.cleaned_data["shared"] and not is_site_admin(request.user):
+        form.add_error(None, "Only administrators can share an endpoint with every project.")
+    else:
+        endpoint = form_submit(
+            form,
+            lambda data: services.endpoint_create(
+                name=data["name"],
+                backend=data["backend"],
+                model=data["model"],
+                config=data["config"],
+                default_sampling=data["default_sampling"],
+                project=None if data["shared"] else project,
+                actor=request.user,
+                restrict_paths=True,
+            ),
+        )
+        if endpoint is not None:
+            messages.success(request, f"Endpoint {endpoint.name} added.")
+            return redirect("generation:home", slug=project.slug)
     context = _home_context(request, project, nav, endpoint_form=form)
     context["open_form"] = "endpoint"
     return render(request, "generation/home.html", context, status=400)
@@ -94,14 +84,12 @@ def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project, nav = access.project, access.nav("generation")
     endpoints = selectors.endpoints_for_project(project=project, active_only=True)
     form = JobForm(request.POST, endpoints=endpoints, project=project)
-    if form.is_valid():
-        try:
-            job = services.job_create(project=project, actor=request.user, **form.service_kwargs())
-        except ServiceError as exc:
-            _add_service_error(form, exc)
-        else:
-            messages.success(request, f"Generation job {job.pk} queued.")
-            return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+    job = form_submit(
+        form, lambda _data: services.job_create(project=project, actor=request.user, **form.service_kwargs())
+    )
+    if job is not None:
+        messages.success(request, f"Generation job {job.pk} queued.")
+        return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
     context = _home_context(request, project, nav, job_form=form)
     context["open_form"] = "job"
     return render(request, "generation/home.html", context, status=400)
@@ -148,15 +136,13 @@ def job_status_json(request: HttpRequest, access: ProjectAccess, job_id: int) ->
 @project_page("research")
 @require_POST
 def job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    project = access.project
-    job = _job_for(project, job_id)
-    try:
-        services.job_cancel(job=job, actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Generation job {job.pk} cancelled.")
-    return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+    job = _job_for(access.project, job_id)
+    flash_outcome(
+        request,
+        lambda: services.job_cancel(job=job, actor=request.user),
+        f"Generation job {job.pk} cancelled.",
+    )
+    return redirect("generation:job_detail", slug=access.project.slug, job_id=job.pk)
 
 
 RELEASE_MESSAGES = {
@@ -169,17 +155,12 @@ RELEASE_MESSAGES = {
 @project_page("release")
 @require_POST
 def job_release(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    project = access.project
-    job = _job_for(project, job_id)
-    try:
-        job = services.job_release(job=job, which=request.POST.get("which", ""), actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-        return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
-    messages.success(
+    job = _job_for(access.project, job_id)
+    flash_outcome(
         request,
-        RELEASE_MESSAGES[job.released].format(
-            job=job.pk, tasks=job.released_tasks, excluded=job.excluded_candidates
+        lambda: services.job_release(job=job, which=request.POST.get("which", ""), actor=request.user),
+        lambda released: RELEASE_MESSAGES[released.released].format(
+            job=released.pk, tasks=released.released_tasks, excluded=released.excluded_candidates
         ),
     )
-    return redirect("generation:job_detail", slug=project.slug, job_id=job.pk)
+    return redirect("generation:job_detail", slug=access.project.slug, job_id=job.pk)

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -13,11 +14,12 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate.errors import ServiceError
 from annotate.models import ApiToken, TaskKind
+from annotate.project_input import project_start_values
 from annotate.services.projects import KIND_SETTINGS, project_start
 from annotate.services.tokens import token_create, token_revoke_by_id
 from core.access import can_create_projects, visible_projects
+from core.pages import flash_outcome, form_page_submit
 
 
 class ProjectStartForm(forms.Form):
@@ -79,17 +81,17 @@ class ProjectStartForm(forms.Form):
         return rows
 
     def project_values(self) -> dict:
-        data = self.cleaned_data
-        values = {
-            "description": data["description"],
-            "overlap": data["overlap"],
-            "lease_ttl_seconds": data["lease_minutes"] * 60,
-            "rating_scale_max": data["rating_scale_max"],
-        }
-        if data["kind"] == TaskKind.RANKING:
-            data = {**data, "ranking_k": data["ranking_k"] or 4}
-        values.update({name: data[name] for name in KIND_SETTINGS[data["kind"]]})
-        return values
+        return project_start_values(self.cleaned_data)
+
+    # The page's sections (templates/annotate/project_new.html).
+    def task_fields(self) -> list:
+        return [self[name] for name in ("name", "kind", "description", "overlap", "lease_minutes")]
+
+    def pairwise_fields(self) -> list:
+        return [self[name] for name in KIND_SETTINGS[TaskKind.PAIRWISE]]
+
+    def ranking_fields(self) -> list:
+        return [self[name] for name in KIND_SETTINGS[TaskKind.RANKING]]
 
 
 @login_required
@@ -98,24 +100,21 @@ def project_new(request: HttpRequest) -> HttpResponse:
     if not can_create_projects(request.user):
         raise PermissionDenied("Only site staff can start projects here; ask an administrator.")
     form = ProjectStartForm(request.POST or None)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                project = project_start(
-                    actor=request.user,
-                    name=form.cleaned_data["name"],
-                    kind=form.cleaned_data["kind"],
-                    dimensions=form.cleaned_data["dimensions"],
-                    guidelines=form.cleaned_data["guidelines"],
-                    **form.project_values(),
-                )
-            except ServiceError as exc:
-                field = {"lease_ttl_seconds": "lease_minutes", "slug": "name"}.get(exc.field or "", exc.field)
-                form.add_error(field if field in form.fields else None, exc.message)
-            else:
-                return redirect("annotate:manage_members", slug=project.slug)
-        status = 400
+    project, status = form_page_submit(
+        request,
+        form,
+        lambda data: project_start(
+            actor=request.user,
+            name=data["name"],
+            kind=data["kind"],
+            dimensions=data["dimensions"],
+            guidelines=data["guidelines"],
+            **form.project_values(),
+        ),
+        field_names={"lease_ttl_seconds": "lease_minutes", "slug": "name"},
+    )
+    if project is not None:
+        return redirect("annotate:manage_members", slug=project.slug)
     return render(request, "annotate/project_new.html", {"form": form}, status=status)
 
 
@@ -146,23 +145,21 @@ def tokens(request: HttpRequest) -> HttpResponse:
     the create POST redirects (a reload never makes a second token) and the secret travels in the
     session only until that next page view."""
     form = TokenForm(request.POST or None, user=request.user)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            days = form.cleaned_data["expires_in_days"]
-            try:
-                _, secret = token_create(
-                    user=request.user,
-                    name=form.cleaned_data["name"],
-                    projects=list(form.cleaned_data["projects"]),
-                    expires_at=timezone.now() + timedelta(days=days) if days else None,
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                request.session[_NEW_SECRET] = secret
-                return redirect("account:tokens")
-        status = 400
+
+    def create(data: dict) -> tuple[ApiToken, str]:
+        days = data["expires_in_days"]
+        return token_create(
+            user=request.user,
+            name=data["name"],
+            projects=list(data["projects"]),
+            expires_at=timezone.now() + timedelta(days=days) if days else None,
+        )
+
+    created, status = form_page_submit(request, form, create)
+    if created is not None:
+        _token, secret = created
+        request.session[_NEW_SECRET] = secret
+        return redirect("account:tokens")
     rows = ApiToken.objects.filter(user=request.user).prefetch_related("projects").order_by("-created_at")
     context = {
         "form": form,
@@ -178,12 +175,10 @@ def tokens(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
-    from django.contrib import messages
-
-    try:
-        token = token_revoke_by_id(user=request.user, token_id=token_id)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(request, f"Revoked {token.name}; it stops working at once.")
+    flash_outcome(
+        request,
+        lambda: token_revoke_by_id(user=request.user, token_id=token_id),
+        lambda token: f"Revoked {token.name}; it stops working at once.",
+        level=messages.info,
+    )
     return redirect("account:tokens")

@@ -28,6 +28,15 @@ def _nice_ticks(lo: float, hi: float, count: int = 5) -> list[float]:
     return ticks
 
 
+def _row_chart_frame(
+    *, width: int, label_w: int, rows: int, row_h: int, top: int, bottom: int, axis_gap: int
+) -> dict:
+    """The frame of a chart drawn one row per item (names in a left column ``label_w`` wide): its
+    size, and where the x axis of ``_chart_ticks.html`` stands, ``axis_gap`` above the bottom edge."""
+    height = top + rows * row_h + bottom
+    return {"width": width, "height": height, "label_w": label_w, "axis_y": height - axis_gap}
+
+
 def line_chart(rows: list[dict], *, width: int = 720, height: int = 240) -> dict | None:
     """Agreement with consensus per day/week: a polyline on a 0..1 axis."""
     pts = [r for r in rows if r.get("agreement") is not None]
@@ -89,13 +98,11 @@ def bar_chart(labelers: list[dict], *, width: int = 720, row_h: int = 26, limit:
                 "alert": bool(r.get("alerts")),
             }
         )
-    height = 8 + len(rows) * row_h + 24
     return {
-        "width": width,
-        "height": height,
-        "label_w": label_w,
+        **_row_chart_frame(
+            width=width, label_w=label_w, rows=len(rows), row_h=row_h, top=8, bottom=24, axis_gap=20
+        ),
         "bar_h": row_h - 8,
-        "axis_y": height - 20,
         "ticks": [
             {"x": round(label_w + v * plot_w, 1), "label": f"{v:.0%}"} for v in (0, 0.25, 0.5, 0.75, 1)
         ],
@@ -180,12 +187,10 @@ def interval_chart(rows: list[dict], *, width: int = 720, row_h: int = 30, limit
                 "interval": f"{a:.0f}\u2013{b:.0f}",
             }
         )
-    height = 10 + len(rows) * row_h + 28
     return {
-        "width": width,
-        "height": height,
-        "label_w": label_w,
-        "axis_y": height - 22,
+        **_row_chart_frame(
+            width=width, label_w=label_w, rows=len(rows), row_h=row_h, top=10, bottom=28, axis_gap=22
+        ),
         "ticks": [{"x": sx(t), "label": f"{t:.0f}"} for t in _nice_ticks(lo, hi)],
         "items": items,
         "cap": 5,

@@ -6,16 +6,16 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
-from annotate.errors import ServiceError
 from annotate.judges import selectors, services
 from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
 from annotate.services.manage import project_settings_change
 from core.access import ProjectAccess, project_page
+from core.pages import flash_outcome, form_submit, found_or_404
 from generation.selectors import endpoints_for_project
 
 
@@ -53,15 +53,10 @@ def judges_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     form = JudgeForm(request.POST, endpoints=endpoints_for_project(project=project).filter(is_active=True))
-    if form.is_valid():
-        data = form.cleaned_data
-        try:
-            judge = services.judge_create(project=project, actor=request.user, **data)
-        except ServiceError as exc:
-            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        else:
-            messages.success(request, f"Judge {judge.name} added.")
-            return redirect("annotate:judges", project.slug)
+    judge = form_submit(form, lambda data: services.judge_create(project=project, actor=request.user, **data))
+    if judge is not None:
+        messages.success(request, f"Judge {judge.name} added.")
+        return redirect("annotate:judges", project.slug)
     return _home(request, access, judge_form=form, status=400)
 
 
@@ -69,19 +64,18 @@ def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @require_POST
 def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
     project = access.project
-    judge = selectors.judge_get(project=project, judge_id=judge_id)
-    if judge is None:
-        raise Http404("No such judge.")
+    judge = found_or_404(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
     form = JudgeRunForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The number of tasks must be a whole number from 1 to 100,000.")
         return redirect("annotate:judges", project.slug)
-    try:
-        job = services.judge_job_create(judge=judge, actor=request.user, limit=form.cleaned_data["limit"])
-    except ServiceError as exc:
-        messages.error(request, exc.message)
+    ok, job = flash_outcome(
+        request,
+        lambda: services.judge_job_create(judge=judge, actor=request.user, limit=form.cleaned_data["limit"]),
+        lambda job: f"Judge job #{job.pk} queued on the generation workers.",
+    )
+    if not ok:
         return redirect("annotate:judges", project.slug)
-    messages.success(request, f"Judge job #{job.pk} queued on the generation workers.")
     return redirect(reverse("annotate:judge_job", args=[project.slug, job.pk]))
 
 
@@ -97,22 +91,18 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             request, "Check the judge settings: " + "; ".join(e for es in form.errors.values() for e in es)
         )
         return redirect("annotate:judges", project.slug)
-    try:
-        project_settings_change(project=project, actor=request.user, values=form.cleaned_data)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, "Judge settings saved.")
+    flash_outcome(
+        request,
+        lambda: project_settings_change(project=project, actor=request.user, values=form.cleaned_data),
+        "Judge settings saved.",
+    )
     return redirect("annotate:judges", project.slug)
 
 
 @project_page("judge")
 @require_GET
 def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    project = access.project
-    job = selectors.judge_job_get(project=project, job_id=job_id)
-    if job is None:
-        raise Http404("No such judge job.")
+    job = found_or_404(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
     return render(
         request,
         "annotate/judges/job.html",

@@ -35,7 +35,7 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
-from annotate.models import Guideline, Project, Role, TaskKind
+from annotate.models import Assignment, Guideline, Project, Role, TaskKind
 from annotate.rendering import render_markdown
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import (
@@ -305,13 +305,27 @@ def label_next(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
     return JsonResponse(_task_payload(project, lease))
 
 
-@project_page("label", json=True)
-@require_POST
-@json_endpoint
-@page_rate_limit("submit", json=True)
-def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+def lease_endpoint(*, rate_scope: str | None = None):
+    """A labeler's JSON endpoint on one of their own leases (``assignment_id`` in the URL): the
+    label capability, POST only, service errors as JSON, optionally the page rate limit; the view
+    is called as ``view(request, access, assignment)`` with the lease checked to be the caller's."""
+
+    def decorator(view):
+        @wraps(view)
+        def wrapper(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
+            assignment = assignment_access(request.user, assignment_id, project=access.project)
+            return view(request, access, assignment)
+
+        if rate_scope is not None:
+            wrapper = page_rate_limit(rate_scope, json=True)(wrapper)
+        return project_page("label", json=True)(require_POST(json_endpoint(wrapper)))
+
+    return decorator
+
+
+@lease_endpoint(rate_scope="submit")
+def label_submit(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
     project = access.project
-    assignment = assignment_access(request.user, assignment_id, project=project)
     data = validated(SubmissionSerializer, _json_body(request))
     _annotation, created = annotation_submit(
         assignment_id=assignment.pk,
@@ -328,39 +342,27 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment_id: int
     return JsonResponse(payload)
 
 
-@project_page("label", json=True)
-@require_POST
-@json_endpoint
-def label_skip(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
-    project = access.project
-    assignment = assignment_access(request.user, assignment_id, project=project)
+@lease_endpoint()
+def label_skip(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
     data = validated(SkipSerializer, _json_body(request))
     assignment_skip(assignment_id=assignment.pk, labeler=request.user, **data)
-    return JsonResponse({"ok": True, "progress": _progress(project, request.user)})
+    return JsonResponse({"ok": True, "progress": _progress(access.project, request.user)})
 
 
-@project_page("label", json=True)
-@require_POST
-@json_endpoint
-def label_undo(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
-    project = access.project
-    assignment = assignment_access(request.user, assignment_id, project=project)
+@lease_endpoint()
+def label_undo(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
     assignment = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
     return JsonResponse(
         {
             "ok": True,
             "expires_at": assignment.expires_at.isoformat(),
-            "progress": _progress(project, request.user),
+            "progress": _progress(access.project, request.user),
         }
     )
 
 
-@project_page("label", json=True)
-@require_POST
-@json_endpoint
-def label_renew(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
-    project = access.project
-    assignment = assignment_access(request.user, assignment_id, project=project)
+@lease_endpoint()
+def label_renew(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
     assignment = assignment_renew(assignment_id=assignment.pk, labeler=request.user)
     return JsonResponse({"ok": True, "expires_at": assignment.expires_at.isoformat()})
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+from functools import wraps
 
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -36,21 +37,26 @@ CSV_COLUMNS = (
 )
 
 
-def _style(request: HttpRequest) -> bool | None:
-    return STYLE_VALUES.get((request.GET.get("style") or "").strip().lower())
+def leaderboard_view(view):
+    """A view of the project's leaderboard (``view_reports``, GET): the ``style`` toggle parsed
+    (400 unless on or off), the board computed; called as ``view(request, access, board, style)``."""
+
+    @project_page("view_reports")
+    @require_GET
+    @wraps(view)
+    def wrapper(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+        style = STYLE_VALUES.get((request.GET.get("style") or "").strip().lower())
+        if style is None:
+            return HttpResponse(
+                "style must be on or off.", status=400, content_type="text/plain; charset=utf-8"
+            )
+        return view(request, access, project_leaderboard(project=access.project, style=style), style)
+
+    return wrapper
 
 
-def _bad_style() -> HttpResponse:
-    return HttpResponse("style must be on or off.", status=400, content_type="text/plain; charset=utf-8")
-
-
-@project_page("view_reports")
-@require_GET
-def leaderboard_page(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    style = _style(request)
-    if style is None:
-        return _bad_style()
-    board = project_leaderboard(project=access.project, style=style)
+@leaderboard_view
+def leaderboard_page(request: HttpRequest, access: ProjectAccess, board: dict, style: bool) -> HttpResponse:
     context = {
         **access.nav("reports"),
         "board": board,
@@ -60,13 +66,8 @@ def leaderboard_page(request: HttpRequest, access: ProjectAccess) -> HttpRespons
     return render(request, "reports/leaderboard.html", context)
 
 
-@project_page("view_reports")
-@require_GET
-def leaderboard_csv(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    style = _style(request)
-    if style is None:
-        return _bad_style()
-    board = project_leaderboard(project=access.project, style=style)
+@leaderboard_view
+def leaderboard_csv(request: HttpRequest, access: ProjectAccess, board: dict, style: bool) -> HttpResponse:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(CSV_COLUMNS)

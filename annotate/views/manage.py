@@ -7,6 +7,8 @@ Access (capability "manage") is checked by ``core.access.project_page``.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
+from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -32,6 +34,7 @@ from annotate.services.manage import member_add, member_deactivate, project_sett
 from annotate.throttles import page_rate_limit
 from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 from core.access import ProjectAccess, project_page
+from core.pages import add_service_error, flash_outcome, form_submit, found_or_404
 from generation import selectors as generation_selectors
 
 
@@ -91,22 +94,22 @@ def manage_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse
     if request.method == "POST":
         form = ProjectSettingsForm(request.POST, project=project)
         formset = DimensionFormSet(request.POST, prefix="dim")
-        if form.is_valid() and formset.is_valid():
-            try:
-                _project, changes = project_settings_change(
-                    project=project,
-                    actor=request.user,
-                    values=form.settings_values(),
-                    dimensions=dimension_rows(formset),
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        saved = formset.is_valid() and form_submit(
+            form,
+            lambda _data: project_settings_change(
+                project=project,
+                actor=request.user,
+                values=form.settings_values(),
+                dimensions=dimension_rows(formset),
+            ),
+        )
+        if saved:
+            _project, changes = saved
+            if changes:
+                messages.success(request, f"Settings saved ({', '.join(sorted(changes))} changed).")
             else:
-                if changes:
-                    messages.success(request, f"Settings saved ({', '.join(sorted(changes))} changed).")
-                else:
-                    messages.info(request, "Nothing changed.")
-                return redirect("annotate:manage_settings", slug=project.slug)
+                messages.info(request, "Nothing changed.")
+            return redirect("annotate:manage_settings", slug=project.slug)
     else:
         form = ProjectSettingsForm(project=project)
         formset = DimensionFormSet(initial=initial_dims, prefix="dim")
@@ -127,22 +130,18 @@ def manage_guidelines(request: HttpRequest, access: ProjectAccess) -> HttpRespon
     current = selectors.guideline_current(project=project)
     if request.method == "POST":
         form = GuidelineForm(request.POST)
-        if form.is_valid():
-            try:  # the service refuses a body identical to the current version's
-                guideline = guideline_publish(
-                    project=project,
-                    actor=request.user,
-                    body=form.cleaned_data["body"],
-                    change_note=form.cleaned_data["change_note"],
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                messages.success(
-                    request,
-                    f"Published version {guideline.version}. Labelers will be asked to acknowledge it before their next submission.",
-                )
-                return redirect("annotate:manage_guidelines", slug=project.slug)
+        guideline = form_submit(  # the service refuses a body identical to the current version's
+            form,
+            lambda data: guideline_publish(
+                project=project, actor=request.user, body=data["body"], change_note=data["change_note"]
+            ),
+        )
+        if guideline is not None:
+            messages.success(
+                request,
+                f"Published version {guideline.version}. Labelers will be asked to acknowledge it before their next submission.",
+            )
+            return redirect("annotate:manage_guidelines", slug=project.slug)
     else:
         form = GuidelineForm(initial={"body": current.body if current else ""})
     preview_source = form["body"].value() or ""
@@ -174,10 +173,9 @@ def manage_guideline_preview(request: HttpRequest, access: ProjectAccess) -> Htt
 @project_page("manage")
 @require_GET
 def manage_guideline_version(request: HttpRequest, access: ProjectAccess, version: int) -> HttpResponse:
-    project = access.project
-    guideline = selectors.guideline_get(project=project, version=version)
-    if guideline is None:
-        raise Http404("No such version.")
+    guideline = found_or_404(
+        selectors.guideline_get(project=access.project, version=version), "No such version."
+    )
     return render(
         request,
         "annotate/manage/guideline_version.html",
@@ -249,31 +247,29 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     created = None
     if request.method == "POST":
         form = MemberAddForm(request.POST)
-        if form.is_valid():
-            try:
-                membership, password = member_add(
-                    project=project,
-                    actor=request.user,
-                    username=form.cleaned_data["username"],
-                    email=form.cleaned_data["email"],
-                    role=form.cleaned_data["role"],
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                if password is None:
-                    messages.success(
-                        request, f"{membership.user} is now a {membership.get_role_display().lower()} here."
-                    )
-                    return redirect("annotate:manage_members", slug=project.slug)
-                # A new account: show its initial password once, in this response only (never in
-                # a message, which would travel in a cookie or the session).
-                created = {
-                    "username": membership.user.get_username(),
-                    "password": password,
-                    "role": membership.get_role_display(),
-                }
-                form = MemberAddForm()
+        added = form_submit(
+            form,
+            lambda data: member_add(
+                project=project,
+                actor=request.user,
+                username=data["username"],
+                email=data["email"],
+                role=data["role"],
+            ),
+        )
+        if added is not None:
+            membership, password = added
+            if password is None:
+                messages.success(request, f"{membership.user} is now a {_role_name(membership)} here.")
+                return redirect("annotate:manage_members", slug=project.slug)
+            # A new account: show its initial password once, in this response only (never in
+            # a message, which would travel in a cookie or the session).
+            created = {
+                "username": membership.user.get_username(),
+                "password": password,
+                "role": membership.get_role_display(),
+            }
+            form = MemberAddForm()
     else:
         form = MemberAddForm()
     memberships = list(selectors.memberships_for_project(project=project))
@@ -294,43 +290,54 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     )
 
 
-@project_page("manage")
-@require_POST
-def manage_member_deactivate(request: HttpRequest, access: ProjectAccess, membership_id: int) -> HttpResponse:
+def _member_change(
+    request: HttpRequest,
+    access: ProjectAccess,
+    membership_id: int,
+    change: Callable[[Membership], Any],
+    success: Callable[[Membership, Any], str],
+) -> HttpResponse:
+    """A button on the members page: run ``change`` on one of the project's memberships, flash
+    ``success(membership, result)`` or the refusal, and go back to the list."""
     project = access.project
     membership = get_object_or_404(
         Membership.objects.select_related("user"), pk=membership_id, project=project
     )
-    try:
-        released = member_deactivate(project=project, actor=request.user, membership=membership)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        extra = f" {released} task(s) they held went back to the pool." if released else ""
-        messages.success(
-            request, f"{membership.user} is no longer a {membership.get_role_display().lower()} here.{extra}"
-        )
+    flash_outcome(request, lambda: change(membership), lambda result: success(membership, result))
     return redirect("annotate:manage_members", slug=project.slug)
+
+
+def _role_name(membership: Membership) -> str:
+    return membership.get_role_display().lower()
+
+
+@project_page("manage")
+@require_POST
+def manage_member_deactivate(request: HttpRequest, access: ProjectAccess, membership_id: int) -> HttpResponse:
+    return _member_change(
+        request,
+        access,
+        membership_id,
+        lambda m: member_deactivate(project=access.project, actor=request.user, membership=m),
+        lambda m, released: (
+            f"{m.user} is no longer a {_role_name(m)} here."
+            + (f" {released} task(s) they held went back to the pool." if released else "")
+        ),
+    )
 
 
 @project_page("manage")
 @require_POST
 def manage_member_reactivate(request: HttpRequest, access: ProjectAccess, membership_id: int) -> HttpResponse:
-    project = access.project
-    membership = get_object_or_404(
-        Membership.objects.select_related("user"), pk=membership_id, project=project
+    return _member_change(
+        request,
+        access,
+        membership_id,
+        lambda m: member_add(
+            project=access.project, actor=request.user, username=m.user.get_username(), role=m.role
+        ),
+        lambda m, _result: f"{m.user} is a {_role_name(m)} here again.",
     )
-    try:
-        member_add(
-            project=project, actor=request.user, username=membership.user.get_username(), role=membership.role
-        )
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(
-            request, f"{membership.user} is a {membership.get_role_display().lower()} here again."
-        )
-    return redirect("annotate:manage_members", slug=project.slug)
 
 
 # --- manager: import -------------------------------------------------------------------------------
@@ -379,7 +386,7 @@ def _manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             except ImportFailed as exc:
                 report, failed, status = exc.report, True, 400
             except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+                add_service_error(form, exc)
                 status = exc.status_code
             else:
                 messages.success(

@@ -13,6 +13,7 @@ from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
+from core.pages import form_page_submit
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
@@ -80,22 +81,19 @@ class ExportForm(forms.Form):
 def export_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     form = ExportForm(request.POST or None, project=project)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            try:
-                export = export_create(
-                    project=project,
-                    format=form.cleaned_data["format"],
-                    file_type=form.cleaned_data["file_type"],
-                    options=form.options(),
-                    actor=request.user,
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                return redirect("training:export_detail", slug=project.slug, version=export.version)
-        status = 400
+    export, status = form_page_submit(
+        request,
+        form,
+        lambda data: export_create(
+            project=project,
+            format=data["format"],
+            file_type=data["file_type"],
+            options=form.options(),
+            actor=request.user,
+        ),
+    )
+    if export is not None:
+        return redirect("training:export_detail", slug=project.slug, version=export.version)
     exports = Export.objects.filter(project=project).select_related("created_by").order_by("-version")
     return render(
         request,

@@ -7,16 +7,16 @@ import json
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 
-from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
+from core.pages import flash_outcome, form_page_submit, found_or_404
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -81,11 +81,7 @@ class RunForm(forms.Form):
 
 
 def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
-    project = access.project
-    run = selectors.run_get(project=project, run_id=run_id)
-    if run is None:
-        raise Http404("No such run.")
-    return run
+    return found_or_404(selectors.run_get(project=access.project, run_id=run_id), "No such run.")
 
 
 @project_page("research")
@@ -94,29 +90,25 @@ def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
 def run_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     form = RunForm(request.POST or None, project=project)
-    status = 200
-    if request.method == "POST":
-        if form.is_valid():
-            data = form.cleaned_data
-            runs = {r.pk: r for r in selectors.finished_runs(project=project)}
-            try:
-                run = run_create(
-                    project=project,
-                    kind=data["kind"],
-                    base_model=data["base_model"],
-                    export=selectors.trainable_exports(project=project).filter(pk=data["export"]).first()
-                    if data["export"]
-                    else None,
-                    base_run=runs.get(data["base_run"]),
-                    reward_run=runs.get(data["reward_run"]),
-                    config=data["config"],
-                    actor=request.user,
-                )
-            except ServiceError as exc:
-                form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-            else:
-                return redirect("training:run_detail", slug=project.slug, run_id=run.pk)
-        status = 400
+
+    def launch(data: dict) -> TrainingRun:
+        runs = {r.pk: r for r in selectors.finished_runs(project=project)}
+        return run_create(
+            project=project,
+            kind=data["kind"],
+            base_model=data["base_model"],
+            export=selectors.trainable_exports(project=project).filter(pk=data["export"]).first()
+            if data["export"]
+            else None,
+            base_run=runs.get(data["base_run"]),
+            reward_run=runs.get(data["reward_run"]),
+            config=data["config"],
+            actor=request.user,
+        )
+
+    run, status = form_page_submit(request, form, launch)
+    if run is not None:
+        return redirect("training:run_detail", slug=project.slug, run_id=run.pk)
     context = {
         "project": project,
         "form": form,
@@ -164,24 +156,20 @@ def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) ->
 @project_page("research")
 @require_POST
 def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
-    try:
-        run = _run_for(access, run_id)
-        run_cancel(run=run, actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.info(request, "Cancelling the run.")
+    run = _run_for(access, run_id)
+    flash_outcome(
+        request, lambda: run_cancel(run=run, actor=request.user), "Cancelling the run.", level=messages.info
+    )
     return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
 
 
 @project_page("research")
 @require_POST
 def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
-    try:
-        run = _run_for(access, run_id)
-        endpoint = run_register_endpoint(run=run, name=request.POST.get("name", ""), actor=request.user)
-    except ServiceError as exc:
-        messages.error(request, exc.message)
-    else:
-        messages.success(request, f"Registered as the generation endpoint {endpoint.name}.")
+    run = _run_for(access, run_id)
+    flash_outcome(
+        request,
+        lambda: run_register_endpoint(run=run, name=request.POST.get("name", ""), actor=request.user),
+        lambda endpoint: f"Registered as the generation endpoint {endpoint.name}.",
+    )
     return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)

@@ -1,0 +1,88 @@
+"""What every page view does around its one service call, written once.
+
+Pages post a form and call one service (:func:`form_submit`, :func:`form_page_submit`), or post a
+button and flash the outcome (:func:`flash_outcome`); a refusal (``ServiceError``) lands on the
+form's field or in a flash message. :func:`found_or_404` turns a selector's ``None`` into a 404.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+from django.contrib import messages
+from django.http import Http404, HttpRequest
+
+from annotate.errors import ServiceError
+
+T = TypeVar("T")
+
+
+def found_or_404(obj: T | None, message: str) -> T:
+    """``obj``, or a 404 saying ``message`` when the selector found nothing."""
+    if obj is None:
+        raise Http404(message)
+    return obj
+
+
+def add_service_error(form: Any, exc: ServiceError, *, field_names: Mapping[str, str] | None = None) -> None:
+    """Show a service's refusal on the form: on the field it names when the form has that field
+    (``field_names`` maps a service's field name to the form's), else above the form."""
+    field = exc.field
+    if field_names:
+        field = field_names.get(field or "", field)
+    form.add_error(field if field in form.fields else None, exc.message)
+
+
+def form_submit(
+    form: Any, action: Callable[[dict], T], *, field_names: Mapping[str, str] | None = None
+) -> T | None:
+    """Validate a bound form and run ``action(form.cleaned_data)`` (the view's one service call).
+
+    Returns what the action returns (never None: a service that creates or changes something
+    returns it), or None when the form is invalid or the service refused (its message then stands
+    on the form, see :func:`add_service_error`)."""
+    if not form.is_valid():
+        return None
+    try:
+        return action(form.cleaned_data)
+    except ServiceError as exc:
+        add_service_error(form, exc, field_names=field_names)
+        return None
+
+
+def form_page_submit(
+    request: HttpRequest,
+    form: Any,
+    action: Callable[[dict], T],
+    *,
+    field_names: Mapping[str, str] | None = None,
+) -> tuple[T | None, int]:
+    """A page that shows a form on GET and runs it on POST: ``(result, status)``.
+
+    GET: ``(None, 200)``. POST: ``(result, 200)`` when the action ran (the view redirects), else
+    ``(None, 400)`` with the errors on the form (the view renders it again)."""
+    if request.method != "POST":
+        return None, 200
+    result = form_submit(form, action, field_names=field_names)
+    return result, 200 if result is not None else 400
+
+
+def flash_outcome(
+    request: HttpRequest,
+    action: Callable[[], T],
+    success: str | Callable[[T], str],
+    *,
+    level: Callable[..., None] = messages.success,
+) -> tuple[bool, T | None]:
+    """Run a button's one service call and flash its outcome: the refusal's message as an error,
+    else ``success`` (a text, or a function of the action's result) at ``level``.
+
+    Returns ``(ok, result)``; the view redirects either way."""
+    try:
+        result = action()
+    except ServiceError as exc:
+        messages.error(request, exc.message)
+        return False, None
+    level(request, success(result) if callable(success) else success)
+    return True, result
