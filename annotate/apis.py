@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.models import Annotation, Dimension, Guideline, Project, Task, TaskCandidate, TaskKind
-from annotate.project_form_values import project_start_values
+from annotate.project_input import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import

@@ -1,4 +1,5 @@
-"""What a "start a project" input (the page's form, the API's serializer) hands to ``project_start``."""
+"""What a "start a project" input (the page's form, the API's serializer) hands to ``project_start``: one
+reading for both, so the two cannot drift apart."""
 
 from __future__ import annotations
 
