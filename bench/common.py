@@ -103,29 +103,37 @@ def seed_tasks(cur, project_id: int, *, target_labels: int) -> None:
     )
 
 
-def explain_claim(project, labeler) -> list[str]:
-    """``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement as ``task_claim_next`` runs it on
-    PostgreSQL (``annotate.services.leasing``), for ``labeler``; rolled back."""
-    from datetime import timedelta
+class _Issued(Exception):
+    """Stops a statement on its way to the database, once captured."""
 
+
+def explain_claim(project, labeler) -> list[str]:
+    """``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement, with its parameters, exactly as
+    ``task_claim_next`` issues it on PostgreSQL (``annotate.services.leasing``) for ``labeler``:
+    the service builds it, the statement is captured before it runs, then explained and rolled
+    back."""
     from django.db import connection, transaction
     from django.utils import timezone
 
     from annotate.services import leasing
 
-    now = timezone.now()
-    params = {
-        "settled": True,
-        "project": project.pk,
-        "labeler": labeler.pk,
-        "now": now,
-        "expires": now + timedelta(seconds=project.lease_ttl_seconds),
-        "exclude": [],
-        "max_live": leasing.MAX_LIVE_LEASES_PER_LABELER,
-        "keys": leasing._shuffle_keys(),
-    }
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + leasing._claim_statement(), params)
-        plan = [r[0] for r in cur.fetchall()]
+    issued: list[tuple[str, object]] = []
+
+    def capture(execute, sql, params, many, context):
+        issued.append((sql, params))
+        raise _Issued
+
+    with transaction.atomic():
+        try:
+            with connection.execute_wrapper(capture):
+                leasing._claim_sql(
+                    project=project, labeler=labeler, exclude=[], now=timezone.now(), settled=True
+                )
+        except _Issued:
+            pass
+        [(sql, params)] = issued  # the one statement of a claim
+        with connection.cursor() as cur:
+            cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+            plan = [r[0] for r in cur.fetchall()]
         transaction.set_rollback(True)
     return plan
