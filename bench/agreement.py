@@ -6,7 +6,7 @@ on a project with 1M annotations read from PostgreSQL.
     python bench/agreement.py --skip-db            # alpha only
     python bench/agreement.py --db-url postgres://postgres@127.0.0.1:5432/bench_agreement --reseed
 
-The report part uses a dedicated database (created with ``createdb`` when missing, then migrated),
+The report part uses a dedicated database (created when missing, then migrated),
 bulk-loads a synthetic pairwise project with COPY (once; reused on later runs unless --reseed), and
 times ``annotate.services.reports.report_build`` end to end: reading the rows with
 ``values_list(...).iterator()`` into NumPy arrays, and every statistic and table after that.
@@ -18,7 +18,6 @@ import argparse
 import io
 import json
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,6 +27,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from bench.common import ensure_database  # noqa: E402
 
 BENCH_SLUG = "bench-agreement-1m"
 
@@ -53,16 +53,6 @@ def bench_alpha(coders: int, units: int, repeats: int = 3) -> None:
         print(f"  {level:<9} alpha={value:.4f}  {best * 1000:8.1f} ms")
 
 
-def ensure_database(url: str) -> None:
-    parsed = urlparse(url)
-    name = parsed.path.lstrip("/")
-    cmd = ["createdb", "-h", parsed.hostname or "127.0.0.1", "-p", str(parsed.port or 5432)]
-    cmd += ["-U", parsed.username or "postgres", name]
-    res = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    if res.returncode != 0 and "already exists" not in res.stderr:
-        raise SystemExit(f"createdb failed: {res.stderr.strip()}")
-
-
 def _copy(cursor, table: str, columns: list[str], rows, total: int, desc: str) -> None:
     from tqdm import tqdm
 
@@ -83,6 +73,7 @@ def seed(annotations: int, labels_per_task: int, labelers: int, models: int) -> 
     from django.utils import timezone
 
     from annotate.models import Dimension, Guideline, Project
+    from annotate.services.tasks import TaskSpec, tasks_bulk_create
 
     rng = np.random.default_rng(1)
     n_tasks = annotations // labels_per_task
@@ -108,8 +99,6 @@ def seed(annotations: int, labels_per_task: int, labelers: int, models: int) -> 
             p0 = c.fetchone()[0] + 1
             c.execute("SELECT COALESCE(MAX(id), 0) FROM annotate_candidate")
             c0 = c.fetchone()[0] + 1
-            c.execute("SELECT COALESCE(MAX(id), 0) FROM annotate_task")
-            t0 = c.fetchone()[0] + 1
             raw = c.cursor
             prompt_ids = np.arange(p0, p0 + n_prompts)
             _copy(
@@ -170,51 +159,24 @@ def seed(annotations: int, labels_per_task: int, labelers: int, models: int) -> 
                 "candidates",
             )
             pairs = [(0, 1), (2, 3), (0, 2), (1, 3)]
-            task_ids = np.arange(t0, t0 + n_tasks)
             slot_a = np.array([cand_ids[i, a] for i in range(n_prompts) for a, _ in pairs])
             slot_b = np.array([cand_ids[i, b] for i in range(n_prompts) for _, b in pairs])
             gold = rng.random(n_tasks) < 0.02
-            _copy(
-                raw,
-                "annotate_task",
-                [
-                    "id",
-                    "project_id",
-                    "prompt_id",
-                    "target_labels",
-                    "claims",
-                    "is_gold",
-                    "gold_choice",
-                    "created_at",
-                ],
-                (
-                    (
-                        int(task_ids[t]),
-                        project.pk,
-                        int(prompt_ids[t // 4]),
-                        labels_per_task,
-                        labels_per_task,
-                        bool(gold[t]),
-                        "a" if gold[t] else "",
-                        now,
+            task_ids = tasks_bulk_create(
+                project=project,
+                specs=(
+                    TaskSpec(
+                        prompt_id=int(prompt_ids[t // 4]),
+                        candidate_ids=[int(slot_a[t]), int(slot_b[t])],
+                        is_gold=bool(gold[t]),
+                        gold_choice="a" if gold[t] else "",
                     )
                     for t in range(n_tasks)
                 ),
-                n_tasks,
-                "tasks",
+                ids_only=True,
             )
-            _copy(
-                raw,
-                "annotate_taskcandidate",
-                ["task_id", "candidate_id", "slot"],
-                (
-                    (int(task_ids[t]), int(c), s)
-                    for t in range(n_tasks)
-                    for s, c in enumerate((slot_a[t], slot_b[t]))
-                ),
-                n_tasks * 2,
-                "slots",
-            )
+            # every slot filled: the labels below
+            c.execute("UPDATE annotate_task SET claims = target_labels WHERE project_id = %s", [project.pk])
             # labels: a latent quality per model, labeler noise, one left-leaning labeler
             quality = rng.normal(0, 0.6, models)
             model_a = cand_models.reshape(-1)[
@@ -287,7 +249,7 @@ def seed(annotations: int, labels_per_task: int, labelers: int, models: int) -> 
                 n_tasks * labels_per_task,
                 "annotations",
             )
-            for table in ("annotate_prompt", "annotate_candidate", "annotate_task"):
+            for table in ("annotate_prompt", "annotate_candidate"):
                 c.execute(
                     f"SELECT setval(pg_get_serial_sequence('{table}', 'id'), (SELECT MAX(id) FROM {table}))"
                 )

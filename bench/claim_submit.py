@@ -29,13 +29,14 @@ from __future__ import annotations
 import argparse
 import multiprocessing as mp
 import os
-import subprocess
 import sys
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import database_ready, explain_claim, seed_prompts, seed_tasks  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 # the bench measures the labeling path, not the rate limits; one process per labeler, so the
@@ -45,17 +46,6 @@ os.environ.setdefault("RATE_SUBMIT", "1000000/min")
 os.environ.setdefault("API_TOKEN_CACHE_SECONDS", "60")
 
 TX_WORDS = {"BEGIN", "COMMIT", "ROLLBACK"}
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    dbname = url.rsplit("/", 1)[-1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone()
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
 def _seed(n_tasks: int, overlap: int) -> tuple[int, float]:
@@ -89,14 +79,7 @@ def _seed(n_tasks: int, overlap: int) -> tuple[int, float]:
         project = project_create(
             name=f"bench claim {n_tasks}", slug=slug, overlap=overlap, lease_ttl_seconds=600
         )
-        cur.execute(
-            """
-            INSERT INTO annotate_prompt (project_id, external_id, messages, metadata, tags, created_at)
-            SELECT %s, '', jsonb_build_array(jsonb_build_object('role','user','content','question ' || g)), '{}', '[]', now()
-            FROM generate_series(1, %s) g
-            """,
-            [project.pk, n_tasks],
-        )
+        seed_prompts(cur, project.pk, n_tasks, content="question ")
         cur.execute(
             """
             INSERT INTO annotate_candidate (prompt_id, text, source, model_name, model_version, sampling_params, external_id,
@@ -106,21 +89,7 @@ def _seed(n_tasks: int, overlap: int) -> tuple[int, float]:
             """,
             [project.pk],
         )
-        cur.execute(
-            """
-            INSERT INTO annotate_task (project_id, prompt_id, target_labels, claims, is_gold, gold_choice, created_at)
-            SELECT %s, p.id, %s, 0, false, '', now() FROM annotate_prompt p WHERE p.project_id = %s ORDER BY p.id
-            """,
-            [project.pk, overlap, project.pk],
-        )
-        cur.execute(
-            """
-            INSERT INTO annotate_taskcandidate (task_id, candidate_id, slot)
-            SELECT t.id, c.id, row_number() OVER (PARTITION BY t.id ORDER BY c.id) - 1
-            FROM annotate_task t JOIN annotate_candidate c ON c.prompt_id = t.prompt_id WHERE t.project_id = %s
-            """,
-            [project.pk],
-        )
+        seed_tasks(cur, project.pk, target_labels=overlap)
         cur.execute(
             "ANALYZE annotate_prompt; ANALYZE annotate_candidate; ANALYZE annotate_task; "
             "ANALYZE annotate_taskcandidate; ANALYZE annotate_assignment; ANALYZE annotate_annotation"
@@ -230,32 +199,10 @@ def _statements(project_id: int, slug: str) -> dict:
 
 def _explain(project_id: int) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the claim statement for a fresh labeler, rolled back."""
-    from datetime import timedelta
-
-    from django.db import connection, transaction
-    from django.utils import timezone
-
     from annotate.models import Project
-    from annotate.services import leasing
 
-    project = Project.objects.get(pk=project_id)
     user, _ = _labeler_user(project_id, "explain")
-    now = timezone.now()
-    params = {
-        "settled": True,
-        "project": project.pk,
-        "labeler": user.pk,
-        "now": now,
-        "expires": now + timedelta(seconds=project.lease_ttl_seconds),
-        "exclude": [],
-        "max_live": leasing.MAX_LIVE_LEASES_PER_LABELER,
-        "keys": leasing._shuffle_keys(),
-    }
-    with transaction.atomic(), connection.cursor() as cur:
-        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + leasing._claim_statement(), params)
-        plan = "\n".join(r[0] for r in cur.fetchall())
-        transaction.set_rollback(True)
-    return plan
+    return "\n".join(explain_claim(Project.objects.get(pk=project_id), user))
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -348,8 +295,7 @@ def run(
         sys.exit(
             "Set DATABASE_URL to a PostgreSQL database, e.g. postgres://postgres@127.0.0.1:5432/bench_claim"
         )
-    _ensure_database(url)
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True)
+    database_ready()
     import django
 
     django.setup()

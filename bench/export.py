@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import ensure_database  # noqa: E402
+
 DEFAULT_URL = "postgres://postgres@127.0.0.1:5432/bench_export"
 LABELERS = 40
 PER_TASK = 4
@@ -44,16 +46,6 @@ def _setup(url: str, data_dir: str | None = None) -> None:
     import django
 
     django.setup()
-
-
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    dbname = url.rsplit("/", 1)[-1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
-            conn.execute(f'CREATE DATABASE "{dbname}"')
 
 
 def _seed(size: int, *, reseed: bool) -> str:
@@ -180,7 +172,7 @@ def main() -> None:
         _run_one(args.run_one, args.format, args.file_type, json.loads(args.options))
         return
 
-    _ensure_database(args.database_url)
+    ensure_database(args.database_url)
     _setup(args.database_url)
     from django.core.management import call_command
 

@@ -36,26 +36,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import database_ready, free_port, write_prompts  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 os.environ.setdefault("DJANGO_DEBUG", "false")
-
-
-def write_prompts(path: Path, n: int, *, prefix: str = "b") -> int:
-    """Write ``n`` JSONL prompts with two candidates each; returns the file's size in bytes."""
-    with open(path, "w") as f:
-        for i in range(n):
-            line = {
-                "id": f"{prefix}{i}",
-                "messages": [
-                    {"role": "user", "content": f"Question number {i}: how do I do thing {i % 97}?"}
-                ],
-                "candidates": [
-                    {"text": f"An answer to {i} " * 20, "model": "model-a"},
-                    {"text": f"Another answer to {i} " * 15, "model": "model-b"},
-                ],
-            }
-            f.write(json.dumps(line) + "\n")
-    return path.stat().st_size
 
 
 def _multipart(src: Path, dst: Path, boundary: str) -> int:
@@ -69,12 +53,6 @@ def _multipart(src: Path, dst: Path, boundary: str) -> int:
             out.write(chunk)
         out.write(f"\r\n--{boundary}--\r\n".encode())
     return dst.stat().st_size
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _status_kb(pid: int, field: str) -> int:
@@ -130,16 +108,6 @@ def _setup_project(n: int) -> tuple[str, str]:
     return project.slug, secret
 
 
-def _ensure_database(url: str) -> None:
-    import psycopg
-
-    dbname = url.rsplit("/", 1)[-1]
-    admin_url = url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        if not conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dbname]).fetchone():
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-
-
 def import_one(n: int, tmp: Path, *, raw: bool = False) -> dict:
     """Start a server, post ``n`` prompts, stop it; return this import's figures."""
     import requests
@@ -154,7 +122,7 @@ def import_one(n: int, tmp: Path, *, raw: bool = False) -> dict:
         body_size = _multipart(src, body, boundary)
         content_type = f"multipart/form-data; boundary={boundary}"
     slug, secret = _setup_project(n)
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RATE_IMPORT="100000/hour", PYTHONUNBUFFERED="1")
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "config.wsgi", "--bind", f"127.0.0.1:{port}", "--workers", "1",
@@ -213,11 +181,7 @@ def run_import_api_bench(sizes: tuple[int, ...] = (10_000, 100_000), *, raw: boo
     """Import each size over the API against DATABASE_URL (created and migrated if needed);
     returns ``{"server": ..., "database": ..., "imports": [figures per size]}``."""
     tmp = Path(tempfile.mkdtemp(prefix="prefhub-bench-import-api-"))
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    elif os.environ["DATABASE_URL"].startswith("postgres"):
-        _ensure_database(os.environ["DATABASE_URL"])
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True)
+    database_ready(tmp)
     import django
 
     django.setup()

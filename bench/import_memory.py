@@ -28,6 +28,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import database_ready  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 CASES = ("gzip-bomb", "5000-candidates", "5000-sampled")
@@ -100,16 +102,7 @@ def main() -> None:
         return
     tmp = Path(tempfile.mkdtemp(prefix="prefhub-bench-memory-"))
     env = dict(os.environ)
-    if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    elif env["DATABASE_URL"].startswith("postgres"):
-        os.environ["DATABASE_URL"] = env["DATABASE_URL"]
-        from bench.claim_submit import _ensure_database
-
-        _ensure_database(env["DATABASE_URL"])
-    subprocess.run(
-        [sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True, env=env
-    )
+    database_ready(tmp, env=env)
     inputs = {"gzip-bomb": tmp / "bomb.jsonl.gz", "5000-candidates": tmp / "many.jsonl"}
     inputs["5000-sampled"] = inputs["5000-candidates"]
     _write_bomb(inputs["gzip-bomb"])

@@ -8,9 +8,7 @@ Without DATABASE_URL it uses a fresh SQLite file in a temporary folder.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -18,6 +16,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import database_ready, write_prompts  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 
 
@@ -26,31 +26,9 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=100_000)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="prefhub-bench-import-"))
-    if not os.environ.get("DATABASE_URL"):
-        os.environ["DATABASE_URL"] = f"sqlite:///{tmp / 'bench.sqlite3'}"
-    elif os.environ["DATABASE_URL"].startswith("postgres"):
-        from bench.claim_submit import _ensure_database
-
-        _ensure_database(os.environ["DATABASE_URL"])
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True)
+    database_ready(tmp)
     path = tmp / "prompts.jsonl"
-    with open(path, "w") as f:
-        for i in range(args.lines):
-            f.write(
-                json.dumps(
-                    {
-                        "id": f"b{i}",
-                        "messages": [
-                            {"role": "user", "content": f"Question number {i}: how do I do thing {i % 97}?"}
-                        ],
-                        "candidates": [
-                            {"text": f"An answer to {i} " * 20, "model": "model-a"},
-                            {"text": f"Another answer to {i} " * 15, "model": "model-b"},
-                        ],
-                    }
-                )
-                + "\n"
-            )
+    write_prompts(path, args.lines)
     import django
 
     django.setup()

@@ -17,7 +17,6 @@ import argparse
 import csv
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,14 +26,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import database_ready, free_port  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 os.environ.setdefault("DJANGO_DEBUG", "false")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def main() -> None:
@@ -55,10 +50,9 @@ def main() -> None:
             "Set DATABASE_URL (PostgreSQL) and REDIS_URL, e.g. postgres://postgres@127.0.0.1:5432/bench_load"
         )
 
-    from bench.claim_submit import _ensure_database, _seed
+    from bench.claim_submit import _seed
 
-    _ensure_database(url)
-    subprocess.run([sys.executable, str(ROOT / "manage.py"), "migrate", "--noinput", "-v0"], check=True)
+    database_ready()
     import django
 
     django.setup()
@@ -68,7 +62,7 @@ def main() -> None:
     from annotate.services.projects import membership_add
     from annotate.services.tokens import token_create
 
-    project = Project.objects.get(pk=_seed(args.tasks, 3))
+    project = Project.objects.get(pk=_seed(args.tasks, 3)[0])
     tokens_file = Path(tempfile.mkdtemp()) / "tokens.txt"
     secrets = []
     for i in range(max(args.users)):
@@ -80,7 +74,7 @@ def main() -> None:
 
     connections.close_all()
 
-    port = _free_port()
+    port = free_port()
     env = dict(os.environ, RATE_CLAIM="100000/min", RATE_SUBMIT="100000/min", PREFHUB_LOAD_TOKENS=str(tokens_file),
                PREFHUB_LOAD_PROJECT=project.slug, PREFHUB_LOAD_THINK=str(args.think))  # fmt: skip
     server = subprocess.Popen(

@@ -9,9 +9,10 @@ Migrates the database named in DATABASE_URL, seeds a pairwise project with ``--t
 "active", and prints:
 
 * the time of ``task_priorities_refresh`` (first run: every open task changes; second run: none);
-* ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim query exactly as ``task_claim_next`` builds it
-  (``ORDER BY claims, priority DESC, id``), for a fresh labeler and for one who already labeled
-  the project's first tasks, so the index it walks and the rows it reads are visible.
+* ``EXPLAIN (ANALYZE, BUFFERS)`` of the claim statement exactly as ``task_claim_next`` runs it on
+  PostgreSQL (``leasing.CLAIM_ORDER``: claims, priority DESC, id; rolled back), for a fresh
+  labeler and for one who already labeled the project's first tasks, so the index it walks and the
+  rows it reads are visible.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+from bench.common import explain_claim, seed_prompts, seed_tasks  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
 os.environ.setdefault("DJANGO_DEBUG", "false")
 
@@ -39,14 +42,7 @@ def _seed(n_tasks: int, n_models: int, n_votes: int) -> tuple[int, int]:
     membership_add(project=project, user=user, role="labeler")
     t0 = time.perf_counter()
     with connection.cursor() as cur:
-        cur.execute(
-            """
-            INSERT INTO annotate_prompt (project_id, external_id, messages, metadata, tags, created_at)
-            SELECT %s, '', jsonb_build_array(jsonb_build_object('role','user','content','q ' || g)), '{}', '[]', now()
-            FROM generate_series(1, %s) g
-            """,
-            [project.pk, n_tasks],
-        )
+        seed_prompts(cur, project.pk, n_tasks, content="q ")
         # two candidates per prompt from two different models: (i, i + 1 + (id / m) % (m - 1)) mod m
         cur.execute(
             """
@@ -59,21 +55,7 @@ def _seed(n_tasks: int, n_models: int, n_votes: int) -> tuple[int, int]:
             """,
             [n_models, n_models, n_models, n_models, project.pk],
         )
-        cur.execute(
-            """
-            INSERT INTO annotate_task (project_id, prompt_id, target_labels, claims, is_gold, gold_choice, created_at)
-            SELECT %s, p.id, 3, 0, false, '', now() FROM annotate_prompt p WHERE p.project_id = %s ORDER BY p.id
-            """,
-            [project.pk, project.pk],
-        )
-        cur.execute(
-            """
-            INSERT INTO annotate_taskcandidate (task_id, candidate_id, slot)
-            SELECT t.id, c.id, row_number() OVER (PARTITION BY t.id ORDER BY c.id) - 1
-            FROM annotate_task t JOIN annotate_candidate c ON c.prompt_id = t.prompt_id WHERE t.project_id = %s
-            """,
-            [project.pk],
-        )
+        seed_tasks(cur, project.pk, target_labels=project.overlap)
         # votes: the lower model number wins 70 %% of the time (a known order to find)
         cur.execute(
             """
@@ -96,38 +78,9 @@ def _seed(n_tasks: int, n_models: int, n_votes: int) -> tuple[int, int]:
     return project.pk, user.pk
 
 
-def _claim_sql(project, labeler) -> tuple[str, list]:
-    """The claim query as task_claim_next builds it (see annotate/services/leasing.py)."""
-    from django.db.models import Exists, F, OuterRef
-
-    from annotate.models import Annotation, Assignment, AssignmentState, Task
-
-    held_or_done = Assignment.objects.filter(
-        task_id=OuterRef("pk"),
-        labeler=labeler,
-        state__in=[AssignmentState.LIVE, AssignmentState.SUBMITTED, AssignmentState.SKIPPED],
-    )
-    annotated = Annotation.objects.filter(task_id=OuterRef("pk"), labeler=labeler)
-    qs = (
-        Task.objects.filter(project=project, claims__lt=F("target_labels"))
-        .filter(~Exists(held_or_done), ~Exists(annotated))
-        .order_by("claims", "-priority", "id")
-        .select_for_update(skip_locked=True, of=("self",))
-        .only("id")[:1]
-    )
-    sql, params = qs.query.sql_with_params()
-    return sql, list(params)
-
-
 def _explain(label: str, project, labeler) -> None:
-    from django.db import connection, transaction
-
-    with transaction.atomic(), connection.cursor() as cur:
-        sql, params = _claim_sql(project, labeler)
-        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
-        plan = [r[0] for r in cur.fetchall()]
-    print(f"\n-- claim query, {label}:")
-    for line in plan:
+    print(f"\n-- claim statement, {label}:")
+    for line in explain_claim(project, labeler):
         print("   " + line)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from django.core.cache import cache
 
 from tests.conftest import add_tasks
 from tests.generation.conftest import tiny_model_path  # noqa: F401 (session fixture: the judge tests)
@@ -19,3 +20,12 @@ def labelers_on(make_project, labeler_in):
         return (project, *(labeler_in(project) for _ in range(n)))
 
     return _make
+
+
+@pytest.fixture
+def token_cache(settings):
+    """API token lookups cached for 60 s, in a cache emptied before and after the test."""
+    cache.clear()
+    settings.API_TOKEN_CACHE_SECONDS = 60
+    yield
+    cache.clear()

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import connection
 
 from annotate.models import AuditEvent, OutboxMessage, Task
 from annotate.services.extra_labels import task_agreement_check
@@ -90,50 +89,17 @@ def test_settings_refuse_a_target_outside_zero_to_one(make_project):
 # --- the real worker ------------------------------------------------------------------------------
 
 from tests.generation.test_worker import (  # noqa: E402
-    BROKER_URL,
-    VISIBILITY_TIMEOUT_S,
-    _celery_bin,
     _logs,
-    _popen_logged,
     postgres_db,  # noqa: F401 - fixture
     publish_to_redis,  # noqa: F401 - fixture
     redis_broker,  # noqa: F401 - fixture
+    start_worker,  # noqa: F401 - fixture
 )
 
 
 @pytest.fixture
-def default_queue_worker(postgres_db, redis_broker, tmp_path):  # noqa: F811
-    import os
-    import signal
-
-    from tests.generation.test_worker import REPO
-
-    s = postgres_db
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "tests.generation.worker_settings",
-        "DATABASE_URL": "postgres://{}:{}@{}:{}/{}".format(
-            s["USER"] or "postgres",
-            s["PASSWORD"] or "",
-            s["HOST"] or "127.0.0.1",
-            s["PORT"] or 5432,
-            s["NAME"],
-        ),
-        "CELERY_BROKER_URL": BROKER_URL,
-        "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
-        "PREFHUB_VAR_DIR": str(tmp_path / "var"),
-        "PYTHONPATH": str(REPO),
-        "PYTHONUNBUFFERED": "1",
-        "OMP_NUM_THREADS": "1",
-    }
-    argv = [_celery_bin(), "-A", "config", "worker", "-Q", "default", "-c", "1", "--pool", "solo"]
-    argv += ["--loglevel", "INFO", "-n", "default@%h", "--without-gossip", "--without-mingle"]
-    proc = _popen_logged(tmp_path / "default-worker.log", [*argv, "--without-heartbeat"], env)
-    yield proc
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait(timeout=30)
-    connection.close()
+def default_queue_worker(start_worker):  # noqa: F811
+    return start_worker("default", queue="default", pool="solo")
 
 
 @pytest.mark.redis

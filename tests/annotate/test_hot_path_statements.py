@@ -9,7 +9,6 @@ and with a bearer token (its lookup cached after the first request). A regressio
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
@@ -19,7 +18,7 @@ from tests.conftest import add_tasks, bearer
 
 # transaction=True: the services open real transactions (BEGIN/COMMIT), not savepoints inside the
 # test's own transaction, so what is counted is what production runs.
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("token_cache")]
 
 TX_WORDS = ("BEGIN", "COMMIT", "ROLLBACK")
 
@@ -28,14 +27,6 @@ TX_WORDS = ("BEGIN", "COMMIT", "ROLLBACK")
 def _needs_postgres():
     if connection.vendor != "postgresql":
         pytest.skip("the statement budget is PostgreSQL's (set DATABASE_URL); SQLite takes the ORM path")
-
-
-@pytest.fixture(autouse=True)
-def _token_cache(settings):
-    cache.clear()
-    settings.API_TOKEN_CACHE_SECONDS = 60
-    yield
-    cache.clear()
 
 
 def _split(ctx: CaptureQueriesContext) -> tuple[list[str], list[str]]:

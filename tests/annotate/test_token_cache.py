@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -15,15 +14,7 @@ from rest_framework.test import APIClient
 from annotate.models import ApiToken
 from annotate.services.tokens import token_authenticate, token_create, token_revoke
 
-pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture(autouse=True)
-def _token_cache(settings):
-    cache.clear()
-    settings.API_TOKEN_CACHE_SECONDS = 60
-    yield
-    cache.clear()
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("token_cache")]
 
 
 @pytest.fixture

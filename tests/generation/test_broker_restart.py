@@ -17,15 +17,13 @@ import pytest
 import redis
 
 from generation import services
-from generation.models import JobState
 from tests.generation import test_worker as worker_tests
 from tests.generation.conftest import add_prompts
 from tests.generation.test_worker import (  # noqa: F401 - fixtures
     _assert_exactly_once,
-    _finished,
     _job_state,
-    _logs,
     _wait,
+    _wait_done,
     postgres_db,
     publish_to_redis,
     redis_broker,
@@ -100,12 +98,6 @@ def test_job_survives_a_broker_restart(
     _wait(lambda: _job_state(job.pk).done_units >= 2, timeout=240, procs=[worker], what="two batches done")
     private_redis()  # broker down and up again, mid-job
     assert _job_state(job.pk).done_units < prompts, "the restart must land in the middle of the job"
-    job = _wait(
-        _finished(job.pk),
-        timeout=300,
-        procs=[worker],
-        what="the job to finish after the broker restart",
-    )
-    assert job.state == JobState.DONE, _logs([worker])
+    job = _wait_done(job.pk, timeout=300, procs=[worker], what="the job to finish after the broker restart")
     _assert_exactly_once(job, prompts=prompts, k=k)
     assert worker.poll() is None, "the worker survived the restart"

@@ -220,29 +220,26 @@ def test_labelers_cannot_release_and_outsiders_do_not_see_the_job(
     labeler = make_user()
     membership_add(project=research_project, user=labeler, role="labeler")
     base = f"/generation/{research_project.slug}/jobs/{job.pk}/"
-    client = _client(labeler)
-    assert client.get(base).status_code == 403
+    client = _assert_job_refused(labeler, job, base, 403)
     assert client.get(f"{base}status.json").status_code == 403
-    assert client.post(f"{base}release/", {"which": "all"}).status_code == 403
-    api = bearer(labeler)
-    assert api.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == 403
-    assert (
-        api.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json").status_code
-        == 403
-    )
     # a manager of another project only: the job does not exist for them
     outsider = make_user()
     membership_add(project=make_project(), user=outsider, role="manager")
-    client = _client(outsider)
-    assert client.get(base).status_code == 404
-    assert client.post(f"{base}release/", {"which": "all"}).status_code == 404
-    api = bearer(outsider)
-    assert api.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == 404
-    assert (
-        api.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json").status_code
-        == 404
-    )
+    _assert_job_refused(outsider, job, base, 404)
     assert not Task.objects.filter(generation_job=job).exists()
+
+
+def _assert_job_refused(user, job, base: str, status: int):
+    """The job's page, its release, and the same over the API: each answered ``status`` for
+    ``user``. Returns the user's page client."""
+    client = _client(user)
+    assert client.get(base).status_code == status
+    assert client.post(f"{base}release/", {"which": "all"}).status_code == status
+    api = bearer(user)
+    assert api.get(f"/api/v1/generation/jobs/{job.pk}/").status_code == status
+    release = api.post(f"/api/v1/generation/jobs/{job.pk}/release", {"which": "all"}, format="json")
+    assert release.status_code == status
+    return client
 
 
 # --- managers review and release (capability "release") ---------------------------------------

@@ -88,21 +88,25 @@ def publish_to_redis(redis_broker):
     app.conf.broker_url, app.conf.broker_transport_options = old
 
 
-@pytest.fixture
-def start_worker(postgres_db, redis_broker, tmp_path):
-    """Start ``celery worker`` processes (each in its own process group); all killed at the end."""
-    settings = postgres_db
-    database_url = "postgres://{user}:{password}@{host}:{port}/{name}".format(
+def database_url(settings: dict) -> str:
+    """The URL of the database a connection's ``settings_dict`` names (for worker processes)."""
+    return "postgres://{user}:{password}@{host}:{port}/{name}".format(
         user=settings["USER"] or "postgres",
         password=settings["PASSWORD"] or "",
         host=settings["HOST"] or "127.0.0.1",
         port=settings["PORT"] or 5432,
         name=settings["NAME"],
     )
+
+
+@pytest.fixture
+def start_worker(postgres_db, redis_broker, tmp_path):
+    """``start(name, queue="generation", pool="prefork")`` starts a ``celery worker`` process (in
+    its own process group) on the test database and Redis; all are killed at the end."""
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.generation.worker_settings",
-        "DATABASE_URL": database_url,
+        "DATABASE_URL": database_url(postgres_db),
         "CELERY_BROKER_URL": BROKER_URL,
         "CELERY_VISIBILITY_TIMEOUT": str(VISIBILITY_TIMEOUT_S),
         "PREFHUB_VAR_DIR": str(tmp_path / "var"),
@@ -113,7 +117,7 @@ def start_worker(postgres_db, redis_broker, tmp_path):
     }
     workers: list[subprocess.Popen] = []
 
-    def start(name: str) -> subprocess.Popen:
+    def start(name: str, *, queue: str = "generation", pool: str = "prefork") -> subprocess.Popen:
         proc = _popen_logged(
             tmp_path / f"{name}.log",
             [
@@ -122,11 +126,11 @@ def start_worker(postgres_db, redis_broker, tmp_path):
                 "config",
                 "worker",
                 "-Q",
-                "generation",
+                queue,
                 "-c",
                 "1",
                 "--pool",
-                "prefork",
+                pool,
                 "--loglevel",
                 "INFO",
                 "-n",
@@ -175,6 +179,13 @@ def _wait(predicate, *, timeout: float, procs, what: str, interval: float = 0.1)
     pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}\n{_logs(procs)}")
 
 
+def _wait_done(job_id: int, *, timeout: float, procs, what: str) -> GenerationJob:
+    """Wait (as :func:`_wait`) for the job to leave QUEUED/RUNNING; it must have ended DONE."""
+    job = _wait(_finished(job_id), timeout=timeout, procs=procs, what=what)
+    assert job.state == JobState.DONE, _logs(procs)
+    return job
+
+
 def _job_state(job_id: int) -> GenerationJob:
     return GenerationJob.objects.get(pk=job_id)
 
@@ -216,13 +227,7 @@ def test_worker_generates_candidates_and_tasks(
         sampling={"max_new_tokens": 8, "seed": 7},
         auto_release="all",
     )
-    job = _wait(
-        _finished(job.pk),
-        timeout=240,
-        procs=[worker],
-        what="the job to finish",
-    )
-    assert job.state == JobState.DONE, _logs([worker])
+    job = _wait_done(job.pk, timeout=240, procs=[worker], what="the job to finish")
     assert (job.done_units, job.failed_units, job.total_units) == (5, 1, 6)
     _assert_exactly_once(job, prompts=5, k=2)
     assert "context" in GenerationFailure.objects.get(job=job).message
@@ -270,13 +275,7 @@ def test_killed_worker_batch_is_redelivered_and_written_once(
 
     time.sleep(VISIBILITY_TIMEOUT_S + 1)  # past the visibility timeout: the message may be restored
     second = start_worker("gen-worker-rescue")
-    job = _wait(
-        _finished(job.pk),
-        timeout=240,
-        procs=[first, second],
-        what="the second worker to finish the job",
-    )
-    assert job.state == JobState.DONE, _logs([first, second])
+    job = _wait_done(job.pk, timeout=240, procs=[first, second], what="the second worker to finish the job")
     assert (job.done_units, job.failed_units) == (prompts, 0)
     _assert_exactly_once(job, prompts=prompts, k=k)
     in_flight.refresh_from_db()

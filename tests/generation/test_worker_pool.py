@@ -27,11 +27,11 @@ from tests.generation.conftest import add_prompts
 from tests.generation.test_worker import (
     REPO,
     _assert_exactly_once,
-    _finished,
     _job_state,
-    _logs,
     _popen_logged,
     _wait,
+    _wait_done,
+    database_url,
 )
 
 pytestmark = [pytest.mark.postgres, pytest.mark.slow]
@@ -70,12 +70,10 @@ def platform(transactional_db, filesystem_broker, tmp_path):
     """start(argv) runs ``python <argv>`` like run_platform does; every group is killed at the end."""
     if connection.vendor != "postgresql":
         pytest.skip("needs PostgreSQL (set DATABASE_URL): worker processes share the test database")
-    s = connection.settings_dict
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "tests.generation.pool_worker_settings",
-        "DATABASE_URL": f"postgres://{s['USER'] or 'postgres'}:{s['PASSWORD'] or ''}@{s['HOST'] or '127.0.0.1'}"
-        f":{s['PORT'] or 5432}/{s['NAME']}",
+        "DATABASE_URL": database_url(connection.settings_dict),
         "CELERY_BROKER_URL": "filesystem://",
         "CELERY_BROKER_FOLDER": str(filesystem_broker),
         "PREFHUB_VAR_DIR": str(tmp_path / "var"),
@@ -115,8 +113,7 @@ def test_documented_worker_runs_a_backend_that_starts_child_processes(
     job = services.job_create(
         project=research_project, endpoints=[fake_endpoint], k=2, batch_size=2, sampling={"seed": 3}
     )
-    job = _wait(_finished(job.pk), timeout=120, procs=[worker], what="the job to finish")
-    assert job.state == JobState.DONE, _logs([worker])
+    job = _wait_done(job.pk, timeout=120, procs=[worker], what="the job to finish")
     _assert_exactly_once(job, prompts=4, k=2)
 
 
@@ -144,8 +141,7 @@ def test_sigkilled_worker_job_finishes_after_restart_every_candidate_once(
     assert _job_state(job.pk).state == JobState.RUNNING
     time.sleep(2)
     second = platform("generation-worker-2", GENERATION_WORKER)
-    job = _wait(_finished(job.pk), timeout=180, procs=[first, second, sweeper], what="the job to finish")
-    assert job.state == JobState.DONE, _logs([first, second, sweeper])
+    job = _wait_done(job.pk, timeout=180, procs=[first, second, sweeper], what="the job to finish")
     assert (job.done_units, job.failed_units) == (prompts, 0)
     _assert_exactly_once(job, prompts=prompts, k=k)
     in_flight.refresh_from_db()

@@ -1,8 +1,11 @@
-"""Fixtures shared by the training runner tests: one torch thread and the tiny offline model."""
+"""Fixtures shared by the training tests: one torch thread, the tiny offline model, a researcher
+of the module's project, and training run rows."""
 
 from __future__ import annotations
 
 import pytest
+
+from training.models import TrainingRun
 
 
 @pytest.fixture
@@ -23,3 +26,17 @@ def tiny(tmp_path_factory):
     from generation.tiny_model import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def researcher(project, labeler_in):
+    """A researcher in the test module's ``project`` fixture."""
+    return labeler_in(project, role="researcher")
+
+
+def make_run(project, **values) -> TrainingRun:
+    """A training run row: a reward run of "tiny" on a placeholder dataset unless ``values`` say
+    otherwise."""
+    return TrainingRun.objects.create(
+        project=project, **{"kind": "reward", "base_model": "tiny", "dataset_path": "/x.jsonl", **values}
+    )

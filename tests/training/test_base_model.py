@@ -14,9 +14,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from annotate.errors import InvalidInput
-from annotate.services.projects import membership_add
 from generation.models import ModelEndpoint
 from tests.hub_cache import seed_hub_cache, write_model_folder
+from tests.training.conftest import make_run
 from training.models import Export, ExportState, RunState, TrainingRun
 from training.services.runs import run_create
 
@@ -26,13 +26,6 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def project(make_project):
     return make_project(name="Base models")
-
-
-@pytest.fixture
-def researcher(project, make_user):
-    user = make_user()
-    membership_add(project=project, user=user, role="researcher")
-    return user
 
 
 @pytest.fixture
@@ -155,22 +148,8 @@ def test_the_form_offers_registered_models_and_earlier_runs(client, project, res
     ModelEndpoint.objects.create(name="tiny-demo", backend="transformers", model=str(endpoint_model))
     ModelEndpoint.objects.create(name="remote", backend="openai", model="gpt-4o-mini")
     out = write_model_folder(Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / "run-41")
-    TrainingRun.objects.create(
-        project=project,
-        kind="dpo",
-        base_model="x",
-        dataset_path="x.jsonl",
-        state=RunState.DONE,
-        output_path=str(out),
-    )
-    failed = TrainingRun.objects.create(
-        project=project,
-        kind="dpo",
-        base_model="x",
-        dataset_path="x.jsonl",
-        state=RunState.FAILED,
-        output_path="/nowhere/run-42",
-    )
+    make_run(project, kind="dpo", state=RunState.DONE, output_path=str(out))
+    failed = make_run(project, kind="dpo", state=RunState.FAILED, output_path="/nowhere/run-42")
     client.force_login(researcher)
     html = client.get(reverse("training:run_list", args=[project.slug])).content.decode()
     assert 'list="base-model-options"' in html and '<datalist id="base-model-options">' in html

@@ -73,37 +73,34 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(
     export = export_run(export_id=export.pk)
     assert export.row_count == 24
 
-    reward_run = run_create(
-        project=project,
-        kind="reward",
-        base_model=base,
-        export=export,
-        config={
-            "use_cpu": True,
-            "learning_rate": 2e-3,
-            "num_train_epochs": 4,
-            "per_device_train_batch_size": 8,
-            "max_length": 96,
-            "logging_steps": 2,
-        },
-        actor=researcher,
-        enqueue=False,
+    def train(kind: str, config: dict, **links):
+        """A ``kind`` run of the tiny base model on the export, on the CPU, executed here: it must finish."""
+        run = run_create(
+            project=project,
+            kind=kind,
+            base_model=base,
+            export=export,
+            config={"use_cpu": True, "max_length": 96, **config},
+            actor=researcher,
+            enqueue=False,
+            **links,
+        )
+        run = run_execute(run_id=run.pk)
+        assert run.state == RunState.DONE, run.error
+        return run
+
+    reward_run = train(
+        "reward",
+        {"learning_rate": 2e-3, "num_train_epochs": 4, "per_device_train_batch_size": 8, "logging_steps": 2},
     )
-    reward_run = run_execute(run_id=reward_run.pk)
-    assert reward_run.state == RunState.DONE, reward_run.error
     final = reward_run.metrics["final"]
     assert final["eval_pairs"] == export.manifest["counts"]["test"] and final["eval_accuracy"] == 1.0
     assert "accelerate.commands.launch" in Path(reward_run.log_path).read_text()
     assert MetricPoint.objects.filter(run=reward_run, values__has_key="loss").exists()
 
-    ppo_run = run_create(
-        project=project,
-        kind="ppo",
-        base_model=base,
-        reward_run=reward_run,
-        export=export,
-        config={
-            "use_cpu": True,
+    ppo_run = train(
+        "ppo",
+        {
             "learning_rate": 1e-3,
             "max_steps": 3,
             "rollout_batch_size": 8,
@@ -112,13 +109,9 @@ def test_labels_to_reward_model_to_ppo_to_a_generation_endpoint(
             "max_new_tokens": 8,
             "eval_prompts": 4,
             "logging_steps": 1,
-            "max_length": 96,
         },
-        actor=researcher,
-        enqueue=False,
+        reward_run=reward_run,
     )
-    ppo_run = run_execute(run_id=ppo_run.pk)
-    assert ppo_run.state == RunState.DONE, ppo_run.error
     steps = list(MetricPoint.objects.filter(run=ppo_run, values__has_key="kl").values_list("step", flat=True))
     assert steps[:3] == [1, 2, 3]
     assert "eval_reward" in ppo_run.metrics["final"] and "eval_before_reward" in ppo_run.metrics["final"]

@@ -9,9 +9,9 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from annotate.services.projects import membership_add
 from tests.e2e.conftest import login
-from training.models import MetricPoint, RunState, TrainingRun
+from tests.training.conftest import make_run
+from training.models import MetricPoint, RunState
 from training.selectors import clean_log, metric_label, run_summary
 
 FINAL = {
@@ -61,17 +61,13 @@ def test_summary_names_and_orders_the_metrics_that_matter():
 
 @pytest.mark.browser
 @pytest.mark.django_db(transaction=True)
-def test_run_page_is_readable_at_1280(new_page, make_project, make_user, screenshot):
+def test_run_page_is_readable_at_1280(new_page, make_project, labeler_in, screenshot):
     project = make_project()
-    user = make_user("res")
-    membership_add(project=project, user=user, role="researcher")
+    labeler_in(project, "res", role="researcher")
     log = Path(settings.PREFHUB_DATA_DIR) / "run-log.txt"
     log.write_text(LOG)
-    run = TrainingRun.objects.create(
-        project=project,
-        kind="reward",
-        base_model="tiny",
-        dataset_path="/x.jsonl",
+    run = make_run(
+        project,
         state=RunState.DONE,
         log_path=str(log),
         config={"learning_rate": 1e-5, "very_long_option_" + "y" * 300: True},

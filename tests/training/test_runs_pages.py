@@ -11,6 +11,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from annotate.services.projects import membership_add
+from tests.training.conftest import make_run
 from training.models import MetricPoint, RunState, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -22,13 +23,6 @@ def project(make_project):
 
 
 @pytest.fixture
-def researcher(project, make_user):
-    user = make_user()
-    membership_add(project=project, user=user, role="researcher")
-    return user
-
-
-@pytest.fixture
 def dataset():
     folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
     folder.mkdir(parents=True, exist_ok=True)
@@ -37,14 +31,8 @@ def dataset():
     return str(path)
 
 
-def _run(project, **extra) -> TrainingRun:
-    values = {"kind": "reward", "base_model": "tiny", "dataset_path": "/x.jsonl"}
-    values.update(extra)
-    return TrainingRun.objects.create(project=project, **values)
-
-
 def test_outsiders_get_404_and_labelers_403(client, project, make_user):
-    run = _run(project)
+    run = make_run(project)
     outsider = make_user()
     client.force_login(outsider)
     assert client.get(reverse("training:run_list", args=[project.slug])).status_code == 404
@@ -93,7 +81,7 @@ def test_launch_form_creates_a_run_and_shows_errors(client, project, researcher,
 
 
 def test_run_page_charts_escaped_log_and_polling_json(client, project, researcher):
-    run = _run(project, state=RunState.RUNNING)
+    run = make_run(project, state=RunState.RUNNING)
     log = Path(settings.PREFHUB_DATA_DIR) / "runs" / "page.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     log.write_text("step 1 <script>alert(1)</script>\n")
@@ -122,7 +110,7 @@ def test_run_page_charts_escaped_log_and_polling_json(client, project, researche
 
 
 def test_cancel_and_register_buttons(client, project, researcher):
-    queued = _run(project)
+    queued = make_run(project)
     client.force_login(researcher)
     client.post(reverse("training:run_cancel", args=[project.slug, queued.pk]))
     queued.refresh_from_db()
@@ -130,7 +118,7 @@ def test_cancel_and_register_buttons(client, project, researcher):
     out = Path(settings.PREFHUB_DATA_DIR) / "models" / "page-ppo"
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text("{}")
-    done = _run(project, kind="ppo", state=RunState.DONE, output_path=str(out))
+    done = make_run(project, kind="ppo", state=RunState.DONE, output_path=str(out))
     page = client.get(reverse("training:run_detail", args=[project.slug, done.pk]))
     assert b"Register as a generation endpoint" in page.content
     client.post(reverse("training:run_register", args=[project.slug, done.pk]), {"name": "my-ppo-policy"})
