@@ -5,7 +5,6 @@ after it, must not keep the revoked token usable for the cache's lifetime."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 
 import core.access
 from annotate.models import ApiToken
@@ -13,12 +12,7 @@ from annotate.services import tokens
 from annotate.services.tokens import token_authenticate, token_create, token_revoke
 
 
-@pytest.fixture(autouse=True)
-def _token_cache(settings):
-    cache.clear()
-    settings.API_TOKEN_CACHE_SECONDS = 60
-    yield
-    cache.clear()
+pytestmark = pytest.mark.usefixtures("token_cache")
 
 
 @pytest.mark.django_db(transaction=True)
