@@ -11,7 +11,6 @@ from annotate.models import ApiToken
 from annotate.services import tokens
 from annotate.services.tokens import token_authenticate, token_create, token_revoke
 
-
 pytestmark = pytest.mark.usefixtures("token_cache")
 
 
