@@ -30,8 +30,17 @@ def _reserve_ids(table: str, n: int) -> list[int]:
             if seq is None:
                 cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
                 seq = _SEQUENCES[table] = cur.fetchone()[0]
-            cur.execute("SELECT nextval(%s::regclass) FROM generate_series(1, %s)", [seq, n])
-            return [row[0] for row in cur.fetchall()]
+            # n nextval calls, so a concurrent writer's ids never collide with ours; the values
+            # come back as a range when nobody else drew from the sequence meanwhile (the usual
+            # case: nothing to transfer and convert), else as the list.
+            cur.execute(
+                "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL"
+                " ELSE array_agg(v ORDER BY v) END"
+                " FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) AS drawn",
+                [seq, n],
+            )
+            low, high, scattered = cur.fetchone()
+            return list(range(low, high + 1)) if scattered is None else list(scattered)
         cur.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
         start = cur.fetchone()[0] + 1
         if connection.vendor == "sqlite":
@@ -80,8 +89,11 @@ def bulk_insert(
             and f.attname not in columns
         ):
             extra_cols.append(f.column)
+            # as text, formatted once: COPY parses it; a datetime would be formatted per row
             extra_vals.append(
-                now if connection.vendor == "postgresql" else connection.ops.adapt_datetimefield_value(now)
+                now.isoformat()
+                if connection.vendor == "postgresql"
+                else connection.ops.adapt_datetimefield_value(now)
             )
     json_idx = [] if json_ready else [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     db_cols = [f.column for f in fields] + extra_cols
