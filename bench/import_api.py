@@ -10,11 +10,15 @@ Usage:
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/bench_import_api .venv/bin/python bench/import_api.py \
         [--prompts 10000 100000]
 
-Figures seen (issue 16; 2 CPU cores shared with other work, load average 2-2.6, PostgreSQL 15):
-    before (main):  10k in 3.0-3.5 s (2,850-3,350 rows/s), 100k in 29.9-35.7 s (2,800-3,350 rows/s)
-    after:          10k in 1.2-1.9 s (5,100-8,300 rows/s), 100k in 10.2-13.1 s (7,600-9,800 rows/s)
-    (the slower "after" figures: a fresh database, where the import also ANALYZEs), peak RSS of the
-    worker 205-216 MB against 185 MB idle after one request (pyarrow and scipy load with the URLconf).
+Figures seen (issue 16; 2 CPU cores, PostgreSQL 15):
+    before (main, 2026-11-30, load 2-2.6):  100k in 29.9-35.7 s (2,800-3,350 rows/s)
+    2026-11-30 (COPY path, reader thread, trusted keys, load 2-2.6):  100k in 10.2-13.1 s
+    2026-12-01, idle machine, a fresh database each run (the import also ANALYZEs):
+        before the one-statement id reservation and text timestamps: 100k in 9.9, 10.3, 10.1 s
+            (worker CPU 7.0-7.4 s)
+        after:  100k in 9.3, 9.0, 9.0, 9.2, 9.4 s (10,650-11,140 rows/s, worker CPU 6.3-6.5 s)
+    peak RSS of the worker 216 MB against 185 MB idle after one request (pyarrow and scipy load
+    with the URLconf).
 
 The database named in DATABASE_URL is created if missing and migrated; without DATABASE_URL a
 fresh SQLite file in a temporary folder is used. ``run_import_api_bench()`` returns the figures as a
