@@ -23,24 +23,33 @@ from django.utils import timezone
 _SEQUENCES: dict[str, str] = {}
 
 
+# n nextval calls, so a concurrent writer's ids never collide with ours; the values come back as a
+# range when nobody else drew from the sequence meanwhile (the usual case: nothing to transfer and
+# convert), else as the list.
+_DRAW = (
+    "min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL ELSE array_agg(v ORDER BY v) END"
+    " FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) AS drawn"
+)
+
+
+def _sequence(table: str) -> str:
+    seq = _SEQUENCES.get(table)
+    if seq is None:
+        with connection.cursor() as cur:
+            cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
+            seq = _SEQUENCES[table] = cur.fetchone()[0]
+    return seq
+
+
+def _drawn(low: int, high: int, scattered: list[int] | None) -> list[int]:
+    return list(range(low, high + 1)) if scattered is None else list(scattered)
+
+
 def _reserve_ids(table: str, n: int) -> list[int]:
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":
-            seq = _SEQUENCES.get(table)
-            if seq is None:
-                cur.execute("SELECT pg_get_serial_sequence(%s, 'id')", [table])
-                seq = _SEQUENCES[table] = cur.fetchone()[0]
-            # n nextval calls, so a concurrent writer's ids never collide with ours; the values
-            # come back as a range when nobody else drew from the sequence meanwhile (the usual
-            # case: nothing to transfer and convert), else as the list.
-            cur.execute(
-                "SELECT min(v), max(v), CASE WHEN max(v) - min(v) + 1 = count(*) THEN NULL"
-                " ELSE array_agg(v ORDER BY v) END"
-                " FROM (SELECT nextval(%s::regclass) AS v FROM generate_series(1, %s)) AS drawn",
-                [seq, n],
-            )
-            low, high, scattered = cur.fetchone()
-            return list(range(low, high + 1)) if scattered is None else list(scattered)
+            cur.execute(f"SELECT {_DRAW}", [_sequence(table), n])
+            return _drawn(*cur.fetchone())
         cur.execute(f'SELECT COALESCE(MAX(id), 0) FROM "{table}"')
         start = cur.fetchone()[0] + 1
         if connection.vendor == "sqlite":
@@ -49,6 +58,23 @@ def _reserve_ids(table: str, n: int) -> list[int]:
             if row and row[0] >= start:
                 start = row[0] + 1
         return list(range(start, start + n))
+
+
+def reserve_ids(counts: Mapping[type[models.Model], int]) -> dict[type[models.Model], list[int]]:
+    """New ids for several tables at once: ``{model: [ids]}`` for ``{model: how many}``, with one
+    statement (one round trip) on PostgreSQL; pass each list to ``bulk_insert(ids=...)``. Ids left
+    unused (a batch that shrank) are gaps, as a rolled-back insert leaves."""
+    wanted = {m: n for m, n in counts.items() if n > 0}
+    if connection.vendor != "postgresql" or len(wanted) < 2:
+        return {m: _reserve_ids(m._meta.db_table, n) for m, n in wanted.items()}
+    parts, params = [], []
+    for i, (model, n) in enumerate(wanted.items()):
+        parts.append(f"SELECT {i}, {_DRAW}")
+        params += [_sequence(model._meta.db_table), n]
+    with connection.cursor() as cur:
+        cur.execute(" UNION ALL ".join(parts), params)
+        drawn = {i: _drawn(low, high, scattered) for i, low, high, scattered in cur.fetchall()}
+    return {model: drawn[i] for i, model in enumerate(wanted)}
 
 
 def _json_text(value: object) -> str | None:
@@ -69,10 +95,11 @@ def bulk_insert(
     *,
     with_ids: bool = True,
     json_ready: bool = False,
+    ids: Sequence[int] | None = None,
 ) -> list[int]:
     """Insert ``rows`` (tuples in the order of ``columns``, field names or ``<fk>_id``) into ``model``'s
     table and return the new ids in row order (``with_ids=False``: the database numbers the rows and
-    nothing is returned). ``created_at``/``updated_at`` auto-fields are filled in. JSON columns take
+    nothing is returned; ``ids``: the first ``len(rows)`` of ids from ``reserve_ids``). ``created_at``/``updated_at`` auto-fields are filled in. JSON columns take
     Python values, or their JSON text with ``json_ready=True``."""
     if not rows:
         return []
@@ -97,7 +124,13 @@ def bulk_insert(
             )
     json_idx = [] if json_ready else [i for i, f in enumerate(fields) if isinstance(f, models.JSONField)]
     db_cols = [f.column for f in fields] + extra_cols
-    ids = _reserve_ids(meta.db_table, len(rows)) if with_ids else []
+    if not with_ids:
+        ids = []
+    elif ids is None:
+        ids = _reserve_ids(meta.db_table, len(rows))
+    else:
+        ids = list(ids[: len(rows)])
+        assert len(ids) == len(rows), "bulk_insert: fewer reserved ids than rows"
     if json_idx:
         rows = [tuple(_json_text(v) if i in json_idx else v for i, v in enumerate(row)) for row in rows]
     extra = tuple(extra_vals)
@@ -110,7 +143,9 @@ def bulk_insert(
     quoted = ", ".join(f'"{c}"' for c in db_cols)
     with connection.cursor() as cur:
         if connection.vendor == "postgresql":
-            with cur.cursor.copy(f'COPY "{meta.db_table}" ({quoted}) FROM STDIN') as copy:
+            # the driver's cursor, so its errors are translated here as Django translates its own
+            copy_sql = f'COPY "{meta.db_table}" ({quoted}) FROM STDIN'
+            with connection.wrap_database_errors, cur.cursor.copy(copy_sql) as copy:
                 for values in prepared:
                     copy.write_row(values)
         else:

@@ -37,7 +37,7 @@ from typing import IO
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils.text import slugify
 
 from annotate.errors import InvalidInput
@@ -57,6 +57,7 @@ from annotate.services.bulk import (
     bulk_analyze,
     bulk_fk_trusted,
     bulk_insert,
+    reserve_ids,
 )
 from annotate.services.tasks import (
     PairMode,
@@ -579,14 +580,11 @@ def prompts_import(
         else:
             report.truncated_errors = True
 
-    def write(records: list[_Record]) -> None:
-        nonlocal slots_written
-        if not records:
-            return
+    def without_clashes(records: list[_Record]) -> list[_Record]:
+        """The records whose id no prompt of the project has yet; a line error for each other."""
         existing = prompt_external_ids_existing(
             project=project, external_ids=[r.external_id for r in records if r.external_id]
         )
-        batch = []
         for rec in records:
             if rec.external_id in existing:
                 add_error(
@@ -594,16 +592,47 @@ def prompts_import(
                         rec.line, f"a prompt with id {rec.external_id!r} already exists in this project", "id"
                     )
                 )
-            else:
-                batch.append(rec)
-        if report.errors and not skip_invalid:
-            return  # this transaction will be rolled back: stop writing, keep validating
-        prompt_ids = bulk_insert(
+        return [rec for rec in records if rec.external_id not in existing]
+
+    def insert_prompts(records: list[_Record], ids: list[int] | None) -> list[int]:
+        return bulk_insert(
             Prompt,
             ["project_id", "external_id", "messages", "metadata", "tags"],
-            [r.row for r in batch],
+            [r.row for r in records],
             json_ready=True,
+            ids=ids,
         )
+
+    def write(records: list[_Record]) -> None:
+        nonlocal slots_written
+        if not records:
+            return
+        if report.errors and not skip_invalid:
+            without_clashes(records)  # this transaction will be rolled back: stop writing, keep validating
+            return
+        # The batch's ids for three tables in one round trip (a batch that shrinks leaves gaps).
+        reserved = reserve_ids(
+            {
+                Prompt: len(records),
+                Candidate: sum(len(r.candidates) for r in records),
+                Task: sum(1 if r.gold is not None else len(r.groups) for r in records),
+            }
+        )
+        # Ids repeated inside the file were refused by the reader; a clash with a prompt already in
+        # the project is left to the unique index (no lookup per batch: with the statistics from
+        # before a large import the planner read every prompt imported so far, on every batch). A
+        # clash undoes only this batch's savepoint; then the clashing lines are found and reported.
+        batch = records
+        try:
+            with transaction.atomic():
+                prompt_ids = insert_prompts(batch, reserved.get(Prompt))
+        except IntegrityError:
+            batch = without_clashes(records)
+            if len(batch) == len(records):
+                raise  # not an id clash
+            if not skip_invalid:
+                return
+            prompt_ids = insert_prompts(batch, reserved.get(Prompt))
         cand_ids = bulk_insert(
             Candidate,
             ["prompt_id", "text", "source", "model_name", "model_version", "sampling_params", "seed", "external_id",
@@ -615,6 +644,7 @@ def prompts_import(
                 for c in r.candidates
             ],
             json_ready=True,
+            ids=reserved.get(Candidate),
         )  # fmt: skip
         report.prompts += len(prompt_ids)
         report.candidates += len(cand_ids)
@@ -637,7 +667,9 @@ def prompts_import(
             for group in r.groups:
                 specs.append(TaskSpec(prompt_id=pid, candidate_ids=[ids[i] for i in group]))
                 preferred.append(pref)
-        task_ids = tasks_bulk_create(project=project, specs=specs, ids_only=True)
+        task_ids = tasks_bulk_create(
+            project=project, specs=specs, ids_only=True, ids=reserved.get(Task), savepoint=False
+        )
         report.tasks += len(task_ids)
         slots_written += sum(len(spec.candidate_ids) for spec in specs)
         if source_user is not None:

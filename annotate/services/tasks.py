@@ -107,13 +107,17 @@ def tasks_bulk_create(
     specs: Iterable[TaskSpec],
     generation_job_id: int | None = None,
     ids_only: bool = False,
+    ids: Sequence[int] | None = None,
+    savepoint: bool = True,
 ) -> list[Task] | list[int]:
     """Create tasks and their candidate slots in bulk; returns Task objects carrying their new ids
-    (nothing is read back), or just the ids with ``ids_only``."""
+    (nothing is read back), or just the ids with ``ids_only``. ``ids``: task ids reserved with
+    ``reserve_ids``; ``savepoint=False`` for a caller whose transaction fails whole anyway (an
+    import: no savepoint round trips per batch)."""
     specs = list(specs)
     if not specs:
         return []
-    with transaction.atomic():
+    with transaction.atomic(savepoint=savepoint):
         ids = bulk_insert(
             Task,
             [
@@ -139,6 +143,7 @@ def tasks_bulk_create(
                 )
                 for s in specs
             ],
+            ids=ids,
         )
         bulk_insert(
             TaskCandidate,

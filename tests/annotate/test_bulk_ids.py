@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 from django.db import connection, transaction
 
-from annotate.models import Prompt
+from annotate.models import Annotation, Prompt
 from annotate.services.bulk import _reserve_ids, bulk_insert
 from tests.conftest import is_postgres
 
@@ -45,3 +45,21 @@ def test_ids_drawn_with_gaps_come_back_as_drawn(make_project):
         assert inserted == list(range(inserted[0], inserted[0] + 8, 2))
         assert sorted(Prompt.objects.filter(project=project).values_list("id", flat=True)) == inserted
         transaction.set_rollback(True)
+
+
+def test_reserve_ids_for_several_tables_in_one_statement(make_project):
+    from django.test.utils import CaptureQueriesContext
+
+    from annotate.models import Candidate, Task
+    from annotate.services.bulk import reserve_ids
+
+    with transaction.atomic():
+        _insert(make_project(), 1)  # the sequence lookups are cached after a first use
+        with CaptureQueriesContext(connection) as ctx:
+            got = reserve_ids({Prompt: 3, Candidate: 5, Task: 2, Annotation: 0})
+    assert {m: len(v) for m, v in got.items()} == {Prompt: 3, Candidate: 5, Task: 2}
+    for ids in got.values():
+        assert ids == sorted(set(ids))
+    if is_postgres():
+        assert len([q for q in ctx.captured_queries if "nextval" in q["sql"]]) == 1
+        assert all(ids == list(range(ids[0], ids[0] + len(ids))) for ids in got.values())
