@@ -17,6 +17,10 @@ Figures seen (issue 16; 2 CPU cores, PostgreSQL 15):
         before the one-statement id reservation and text timestamps: 100k in 9.9, 10.3, 10.1 s
             (worker CPU 7.0-7.4 s)
         after:  100k in 9.3, 9.0, 9.0, 9.2, 9.4 s (10,650-11,140 rows/s, worker CPU 6.3-6.5 s)
+    2026-12-01 an hour later, the same machine ~1.5x slower (the worker's CPU time for the same
+    import 9.2-10.5 s instead of 6.3-6.5 s), alternating the code before and after the id-clash
+    and one-statement reservation change: before 13.5, 13.7, 16.2 s; after 13.6, 14.9, 14.1 s
+    (12.4, 12.8 s just before); differences below this machine's run-to-run noise.
     peak RSS of the worker 216 MB against 185 MB idle after one request (pyarrow and scipy load
     with the URLconf).
 
