@@ -63,7 +63,7 @@ class Backend:
 
 
 def _run(prompts: int, endpoints: int, k: int, batch_size: int, *, checks: bool) -> dict:
-    from annotate.models import Candidate, Prompt
+    from annotate.models import Prompt
     from annotate.services.projects import project_create
     from generation import backends, selectors, services
     from generation.models import GenerationBatch
@@ -111,10 +111,7 @@ def _run(prompts: int, endpoints: int, k: int, batch_size: int, *, checks: bool)
         return result
     finally:
         services._checks_write = original
-        # candidates first: deleting the job would set their generation_job to NULL, which the
-        # candidate_generated_has_job constraint refuses
-        Candidate.objects.filter(prompt__project=project).delete()
-        project.delete()
+        project.delete()  # with its job and the job's responses
 
 
 def main() -> None:
