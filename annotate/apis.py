@@ -17,6 +17,7 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from annotate.errors import found
 from annotate.models import Annotation, Dimension, Guideline, Project, Task, TaskCandidate, TaskKind
 from annotate.project_input import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
@@ -38,7 +39,7 @@ from core.access import (
     principal_of,
     visible_projects,
 )
-from core.api import found, validated_input
+from core.api import validated_input
 from core.api_lists import ProjectFilteredListApi
 from core.api_schema import errors
 

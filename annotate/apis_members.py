@@ -15,11 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate import selectors
-from annotate.errors import InvalidInput
+from annotate.errors import InvalidInput, found
 from annotate.models import Membership, Project, Role
 from annotate.services.manage import member_add, member_deactivate, member_role_change
 from core.access import ProjectApiView
-from core.api import found, validated_input
+from core.api import validated_input
 from core.api_lists import ProjectPagedListApi
 from core.api_schema import errors
 

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from typing import TypeVar
+
+T = TypeVar("T")
+
 
 class ServiceError(Exception):
     """A request the service refuses, with a message fit to show the user."""
@@ -54,3 +58,11 @@ class LeaseNotLive(Conflict):
 
 class GuidelineNotAcknowledged(Conflict):
     code = "guideline_not_acknowledged"
+
+
+def found(obj: T | None, message: str) -> T:
+    """``obj`` from a lookup that may have come back empty; when it did, ``NotFound(message)``: a
+    404 from an API view (the exception handler) and from a page (``core.access.project_page``)."""
+    if obj is None:
+        raise NotFound(message)
+    return obj

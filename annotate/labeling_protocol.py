@@ -21,6 +21,7 @@ from rest_framework import serializers
 from annotate.errors import InvalidInput
 from annotate.models import Assignment
 from annotate.services.leasing import LeaseView
+from core.api import validated_as_service_input
 
 MAX_RANKING_ITEMS = 64
 
@@ -50,12 +51,7 @@ def validated(serializer_class: type[serializers.Serializer], data: object) -> d
     its field, as every service error does."""
     if not isinstance(data, dict):
         raise InvalidInput("The request must be a JSON object.")
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        field, errors = next(iter(serializer.errors.items()))
-        message = errors[0] if isinstance(errors, list) and errors else str(errors)
-        raise InvalidInput(f"{field}: {message}", field=field, details=serializer.errors)
-    return dict(serializer.validated_data)
+    return dict(validated_as_service_input(serializer_class, data))
 
 
 def _handle_to_id(shown: list[int], value: object, field: str) -> int:

@@ -338,7 +338,8 @@ def project_page(capability: str, *, json: bool = False) -> Callable:
     """Decorate a page view taking ``slug``: the view is called as ``view(request, access, ...)``.
 
     Anonymous users are sent to sign in; outside the project 404, a role that does not grant
-    ``capability`` 403 (as JSON ``{"error", "detail"}`` for ``json=True`` endpoints)."""
+    ``capability`` 403 (as JSON ``{"error", "detail"}`` for ``json=True`` endpoints). A
+    ``NotFound`` the view raises (``annotate.errors.found``) is a 404 too."""
 
     def decorator(view: Callable) -> Callable:
         @wraps(view)
@@ -353,7 +354,12 @@ def project_page(capability: str, *, json: bool = False) -> Callable:
                 if isinstance(exc, NotFound):
                     raise Http404(exc.message) from None
                 raise PermissionDenied(exc.message) from None
-            return view(request, access, *args, **kwargs)
+            try:
+                return view(request, access, *args, **kwargs)
+            except NotFound as exc:  # an object of the project the view looked up (``found``)
+                if json:
+                    return JsonResponse(exc.as_dict(), status=exc.status_code)
+                raise Http404(exc.message) from None
 
         wrapper.capability = capability  # type: ignore[attr-defined]
         return wrapper

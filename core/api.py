@@ -1,6 +1,6 @@
 """API plumbing every DRF view shares: the error schema, the exception handler that produces it,
 the pagination (``REST_FRAMEWORK`` in settings names both), input validation
-(:func:`validated_input`, :func:`parse_query`) and the 404 of an empty lookup (:func:`found`).
+(:func:`validated_input`, :func:`parse_query`).
 
 Every 4xx answers one shape::
 
@@ -16,8 +16,6 @@ pagination class while ``rest_framework.generics`` is still loading.
 
 from __future__ import annotations
 
-from typing import TypeVar
-
 from rest_framework import exceptions, serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
@@ -25,9 +23,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from annotate.errors import NotFound, ServiceError
-
-T = TypeVar("T")
+from annotate.errors import InvalidInput, ServiceError
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -90,17 +86,21 @@ def validated_input(serializer_class: type[serializers.Serializer], data: object
     return ser.validated_data
 
 
+def validated_as_service_input(serializer_class: type[serializers.Serializer], data: object) -> dict:
+    """``data`` validated by ``serializer_class``, the first problem raised as ``InvalidInput``
+    (``"<field>: <message>"``, its ``field``, every field's messages under ``details``), as every
+    service refusal is: for bodies that a page and an API view both accept."""
+    serializer = serializer_class(data=data)
+    if not serializer.is_valid():
+        field, errors = next(iter(serializer.errors.items()))
+        message = errors[0] if isinstance(errors, list) and errors else str(errors)
+        raise InvalidInput(f"{field}: {message}", field=field, details=serializer.errors)
+    return serializer.validated_data
+
+
 def parse_query(serializer_class: type[serializers.Serializer], request: Request) -> dict:
     """Validate query parameters with a serializer (a 400 in the error schema when they are bad)."""
     return validated_input(serializer_class, request.query_params)
-
-
-def found(obj: T | None, message: str) -> T:
-    """``obj`` from a lookup that may have come back empty; when it did, a 404 in the error schema
-    saying ``message``."""
-    if obj is None:
-        raise NotFound(message)
-    return obj
 
 
 def paginated_response(request: Request, view: object, items, serialize) -> Response:

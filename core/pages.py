@@ -2,7 +2,7 @@
 
 Pages post a form and call one service (:func:`form_submit`, :func:`form_page_submit`), or post a
 button and flash the outcome (:func:`flash_outcome`); a refusal (``ServiceError``) lands on the
-form's field or in a flash message. :func:`found_or_404` turns a selector's ``None`` into a 404.
+form's field or in a flash message.
 """
 
 from __future__ import annotations
@@ -11,18 +11,11 @@ from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib import messages
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 
 from annotate.errors import ServiceError
 
 T = TypeVar("T")
-
-
-def found_or_404(obj: T | None, message: str) -> T:
-    """``obj``, or a 404 saying ``message`` when the selector found nothing."""
-    if obj is None:
-        raise Http404(message)
-    return obj
 
 
 def add_service_error(form: Any, exc: ServiceError, *, field_names: Mapping[str, str] | None = None) -> None:

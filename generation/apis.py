@@ -26,6 +26,7 @@ from annotate.errors import InvalidInput
 from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
+from core.api import validated_as_service_input
 from core.api_lists import ProjectPagedListApi
 from core.api_schema import JobStatusSerializer, errors
 from generation import selectors, services
@@ -123,15 +124,6 @@ class ReleaseInput(serializers.Serializer):
         choices=[(ReleaseWhich.ALL, "all"), (ReleaseWhich.PASSING, "passing"), (ReleaseWhich.NONE, "none")],
         help_text='"all", "passing" (candidates failing a check are left out) or "none" (discard).',
     )
-
-
-def _valid(serializer_class, data) -> dict:
-    serializer = serializer_class(data=data)
-    if not serializer.is_valid():
-        field, errors = next(iter(serializer.errors.items()))
-        message = errors[0] if isinstance(errors, list) and errors else str(errors)
-        raise InvalidInput(f"{field}: {message}", field=field, details=serializer.errors)
-    return serializer.validated_data
 
 
 # --- response bodies (documentation: ``endpoint_data`` and ``job_data`` build them) ---------------
@@ -261,7 +253,7 @@ class EndpointListCreateApi(ProjectPagedListApi):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        data = _valid(EndpointInput, request.data)
+        data = validated_as_service_input(EndpointInput, request.data)
         endpoint = services.endpoint_create(project=project, actor=request.user, restrict_paths=True, **data)
         return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
 
@@ -298,7 +290,7 @@ class JobListCreateApi(ProjectPagedListApi):
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
-        data = dict(_valid(JobInput, request.data))
+        data = dict(validated_as_service_input(JobInput, request.data))
         names = list(dict.fromkeys(data.pop("endpoints")))
         endpoints = list(selectors.endpoints_for_project(project=project).filter(name__in=names))
         missing = sorted(set(names) - {e.name for e in endpoints})
@@ -355,7 +347,7 @@ class JobReleaseApi(ProjectApiView):
         responses={200: GenerationJobDetailSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, job_id: int) -> Response:
-        data = _valid(ReleaseInput, request.data)
+        data = validated_as_service_input(ReleaseInput, request.data)
         job = services.job_release(job=self.job, which=data["which"], actor=request.user)
         return Response(job_data(selectors.job_get(job_id=job.pk), with_failures=True))
 

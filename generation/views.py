@@ -12,17 +12,18 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, is_site_admin, project_page
-from core.pages import flash_outcome, form_submit, found_or_404
+from core.pages import flash_outcome, form_submit
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import RELEASABLE_STATES, GenerationJob
 
 
 def _job_for(project: Project, job_id: int) -> GenerationJob:
-    return found_or_404(selectors.job_get(project=project, job_id=job_id), "No such generation job.")
+    return found(selectors.job_get(project=project, job_id=job_id), "No such generation job.")
 
 
 def _home_context(

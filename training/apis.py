@@ -9,10 +9,10 @@ from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import ServiceError
+from annotate.errors import ServiceError, found
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
-from core.api import found, validated_input
+from core.api import validated_input
 from core.api_schema import errors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat

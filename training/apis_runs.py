@@ -11,11 +11,11 @@ from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from annotate.errors import InvalidInput
+from annotate.errors import InvalidInput, found
 from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
-from core.api import found, validated_input
+from core.api import validated_input
 from core.api_lists import ProjectPagedListApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors

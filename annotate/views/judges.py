@@ -11,11 +11,12 @@ from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 
+from annotate.errors import found
 from annotate.judges import selectors, services
 from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
 from annotate.services.manage import project_settings_change
 from core.access import ProjectAccess, project_page
-from core.pages import flash_outcome, form_submit, found_or_404
+from core.pages import flash_outcome, form_submit
 from generation.selectors import endpoints_for_project
 
 
@@ -64,7 +65,7 @@ def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @require_POST
 def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
     project = access.project
-    judge = found_or_404(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
+    judge = found(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
     form = JudgeRunForm(request.POST)
     if not form.is_valid():
         messages.error(request, "The number of tasks must be a whole number from 1 to 100,000.")
@@ -102,7 +103,7 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 @project_page("judge")
 @require_GET
 def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = found_or_404(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
     return render(
         request,
         "annotate/judges/job.html",

@@ -17,7 +17,7 @@ from django.views.decorators.csrf import csrf_exempt, csrf_protect
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate import selectors
-from annotate.errors import ServiceError
+from annotate.errors import ServiceError, found
 from annotate.forms import (
     DimensionFormSet,
     GuidelineForm,
@@ -34,7 +34,7 @@ from annotate.services.manage import member_add, member_deactivate, project_sett
 from annotate.throttles import page_rate_limit
 from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 from core.access import ProjectAccess, project_page
-from core.pages import add_service_error, flash_outcome, form_submit, found_or_404
+from core.pages import add_service_error, flash_outcome, form_submit
 from generation import selectors as generation_selectors
 
 
@@ -173,9 +173,7 @@ def manage_guideline_preview(request: HttpRequest, access: ProjectAccess) -> Htt
 @project_page("manage")
 @require_GET
 def manage_guideline_version(request: HttpRequest, access: ProjectAccess, version: int) -> HttpResponse:
-    guideline = found_or_404(
-        selectors.guideline_get(project=access.project, version=version), "No such version."
-    )
+    guideline = found(selectors.guideline_get(project=access.project, version=version), "No such version.")
     return render(
         request,
         "annotate/manage/guideline_version.html",

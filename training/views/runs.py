@@ -12,11 +12,12 @@ from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
-from core.pages import flash_outcome, form_page_submit, found_or_404
+from core.pages import flash_outcome, form_page_submit
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -81,7 +82,7 @@ class RunForm(forms.Form):
 
 
 def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
-    return found_or_404(selectors.run_get(project=access.project, run_id=run_id), "No such run.")
+    return found(selectors.run_get(project=access.project, run_id=run_id), "No such run.")
 
 
 @project_page("research")
