@@ -19,6 +19,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from core.jobs import BackgroundJob
+from core.models import Authored
 
 
 class TaskKind(models.TextChoices):
@@ -64,7 +65,7 @@ def _within_bounds(field: str, *, name: str) -> models.CheckConstraint:
     )
 
 
-class Project(models.Model):
+class Project(Authored):
     name = models.CharField(max_length=200)
     slug = models.SlugField(max_length=80, unique=True)
     description = models.TextField(blank=True)
@@ -127,10 +128,6 @@ class Project(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="annotation_projects"
     )
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

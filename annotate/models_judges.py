@@ -22,9 +22,10 @@ from django.db import models
 from django.db.models import Q
 
 from core.jobs import JobState, WorkerJob
+from core.models import Authored
 
 
-class Judge(models.Model):
+class Judge(Authored):
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judges")
     name = models.SlugField(max_length=80)
     endpoint = models.ForeignKey("generation.ModelEndpoint", on_delete=models.PROTECT, related_name="judges")
@@ -42,10 +43,6 @@ class Judge(models.Model):
         help_text="The inactive account its judge labels are recorded under.",
     )
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["project", "name"]

@@ -18,9 +18,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
-from django.conf import settings
 from django.db import models
 from django.utils import timezone
+
+from core.models import Authored
 
 MAX_ERROR_CHARS = 5000
 
@@ -70,15 +71,11 @@ class BackgroundJob(models.Model):
         return self.lifecycle_state(self.state) in FINAL_STATES
 
 
-class UserJob(BackgroundJob):
+class UserJob(BackgroundJob, Authored):
     """A job somebody asked for (exports, generation jobs, training runs): who and when, the error
     it failed with, when it ended. Newest first."""
 
     error = models.TextField(blank=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

@@ -15,6 +15,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.jobs import FINAL_STATES, JobState, WorkerJob  # JobState: the shared job lifecycle
+from core.models import Authored
 
 
 class Backend(models.TextChoices):
@@ -23,7 +24,7 @@ class Backend(models.TextChoices):
     TRANSFORMERS = "transformers", "Hugging Face transformers"
 
 
-class ModelEndpoint(models.Model):
+class ModelEndpoint(Authored):
     """A named model and the backend that runs it.
 
     ``config`` holds backend settings: for ``vllm`` dtype, tensor_parallel_size,
@@ -48,10 +49,6 @@ class ModelEndpoint(models.Model):
         help_text="Visible to this project only; empty for every project.",
     )
     is_active = models.BooleanField(default=True)
-    created_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
-    )
-    created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["name"]
