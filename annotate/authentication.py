@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from annotate.services.tokens import token_authenticate
@@ -29,15 +30,11 @@ class BearerTokenAuthentication(authentication.BaseAuthentication):
         return f'{self.keyword} realm="api"'
 
 
-try:  # describe the scheme in the OpenAPI schema
-    from drf_spectacular.extensions import OpenApiAuthenticationExtension
+class BearerTokenScheme(OpenApiAuthenticationExtension):
+    """Describes the scheme in the OpenAPI schema (drf-spectacular finds it by subclassing)."""
 
-    class BearerTokenScheme(OpenApiAuthenticationExtension):
-        target_class = "annotate.authentication.BearerTokenAuthentication"
-        name = "bearerAuth"
+    target_class = "annotate.authentication.BearerTokenAuthentication"
+    name = "bearerAuth"
 
-        def get_security_definition(self, auto_schema):
-            return {"type": "http", "scheme": "bearer", "description": "A researcher API token (ph_...)."}
-
-except ImportError:  # pragma: no cover - drf-spectacular is a runtime dependency
-    pass
+    def get_security_definition(self, auto_schema):
+        return {"type": "http", "scheme": "bearer", "description": "A researcher API token (ph_...)."}

@@ -18,6 +18,8 @@ import socket
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from django.conf import settings
+
 from generation.backends.base import BackendConfigError
 
 SETTING = "PREFHUB_ALLOWED_MODEL_HOSTS"
@@ -35,14 +37,7 @@ class UnresolvableHost(UnsafeURL):
 
 def allowed_hosts() -> set[str]:
     """Hosts exempt from the address check (lower-case, without brackets)."""
-    hosts = None
-    try:
-        from django.conf import settings
-
-        if settings.configured:
-            hosts = getattr(settings, SETTING, None)
-    except ImportError:  # pragma: no cover - Django is always there in this project
-        pass
+    hosts = getattr(settings, SETTING, None) if settings.configured else None
     if hosts is None:
         hosts = os.environ.get(SETTING, "").split(",")
     if isinstance(hosts, str):

@@ -163,13 +163,10 @@ class VLLMBackend:
             shutdown()
         del llm, engine
         gc.collect()
-        try:
-            import torch
+        import torch  # vLLM brings torch
 
-            if torch.cuda.is_available():
-                torch.cuda.empty_cache()
-        except ImportError:  # pragma: no cover - vLLM brings torch
-            pass
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
 
 def build(model: str, config: dict) -> VLLMBackend:
