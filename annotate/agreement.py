@@ -139,13 +139,10 @@ def percent_agreement(a: Any, b: Any = None) -> float:
     Returns ``nan`` when nothing is pairable.
     """
     if b is not None:
-        x = _as_1d(a, "a", dtype=object)
-        y = _as_1d(b, "b", dtype=object)
-        _same_length(a=x, b=y)
-        both = np.array([not _missing(u) and not _missing(v) for u, v in zip(x, y, strict=True)], dtype=bool)
-        if not both.any():
+        x, y = _rated_by_both(a, b)
+        if len(x) == 0:
             return float("nan")
-        return float(np.mean([u == v for u, v in zip(x[both], y[both], strict=True)]))
+        return float(np.mean([u == v for u, v in zip(x, y, strict=True)]))
     counts, _ = value_counts_by_unit(_as_float_2d(a))
     m = np.asarray(counts.sum(axis=1)).ravel()
     pairs = (m * (m - 1)).sum()
@@ -157,6 +154,15 @@ def percent_agreement(a: Any, b: Any = None) -> float:
 
 def _missing(v: Any) -> bool:
     return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def _rated_by_both(a: Any, b: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Two raters' labels (1-D, equal length) restricted to the items both of them rated."""
+    x = _as_1d(a, "a", dtype=object)
+    y = _as_1d(b, "b", dtype=object)
+    _same_length(a=x, b=y)
+    keep = np.array([not _missing(u) and not _missing(v) for u, v in zip(x, y, strict=True)], dtype=bool)
+    return x[keep], y[keep]
 
 
 # --------------------------------------------------------------------------------------------
@@ -172,11 +178,7 @@ class KappaResult:
 
 
 def _confusion_from_labels(a: Any, b: Any, categories: Sequence | None) -> np.ndarray:
-    x = _as_1d(a, "a", dtype=object)
-    y = _as_1d(b, "b", dtype=object)
-    _same_length(a=x, b=y)
-    keep = np.array([not _missing(u) and not _missing(v) for u, v in zip(x, y, strict=True)], dtype=bool)
-    x, y = x[keep], y[keep]
+    x, y = _rated_by_both(a, b)
     if len(x) == 0:
         raise ValueError("a and b have no item rated by both raters")
     if categories is None:

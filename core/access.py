@@ -132,11 +132,20 @@ def _user_and_scope(principal: Principal) -> tuple[Any, set[int] | None]:
     return principal, None
 
 
-def user_roles(user: Any, project: Project) -> set[str]:
+def _roles_without_membership(user: Any) -> set[str] | None:
+    """The roles that do not depend on memberships: none for an anonymous or deactivated account,
+    all of them for a superuser; None when the active memberships decide."""
     if user is None or not user.is_authenticated or not user.is_active:
         return set()
     if user.is_superuser:
         return set(Role.values)
+    return None
+
+
+def user_roles(user: Any, project: Project) -> set[str]:
+    fixed = _roles_without_membership(user)
+    if fixed is not None:
+        return fixed
     return set(
         Membership.objects.filter(project=project, user=user, is_active=True).values_list("role", flat=True)
     )
@@ -156,11 +165,8 @@ def _roles_subquery(user: Any, project_ref: Any) -> Subquery:
 
 def _roles_from(user: Any, value: object) -> set[str]:
     """``user_roles`` from what ``_roles_subquery`` brought along (no query)."""
-    if user is None or not user.is_authenticated or not user.is_active:
-        return set()
-    if user.is_superuser:
-        return set(Role.values)
-    return set(value or ())
+    fixed = _roles_without_membership(user)
+    return set(value or ()) if fixed is None else fixed
 
 
 def roles_in(principal: Principal, project: Project, *, roles: set[str] | None = None) -> set[str]:
