@@ -123,3 +123,13 @@ def test_the_report_links_each_labeler_to_their_judgments_for_managers(client, c
     client.force_login(researcher)
     page = client.get(reverse("reports:project", args=[project.slug]))
     assert b'id="labeler-table"' in page.content and b"/manage/review/" not in page.content
+
+
+@pytest.mark.parametrize("query", [{"labeler": "car\x00ol"}, {"labeler": "\x00", "state": "skipped"}])
+def test_a_nul_in_the_review_filters_is_a_400_not_a_500(client, campaign, query):
+    """PostgreSQL text cannot hold NUL: a labeler filter with one is refused like any bad filter."""
+    project, manager = campaign
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/manage/review/", query)
+    assert page.status_code == 400
+    assert b"NUL" in page.content
