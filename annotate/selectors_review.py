@@ -46,6 +46,9 @@ class ReviewFilters:
     @classmethod
     def from_query(cls, q) -> ReviewFilters:
         f = cls(labeler=(q.get("labeler") or "").strip()[:150])
+        if "\x00" in f.labeler:  # PostgreSQL text cannot hold NUL: no username has one
+            f.errors.append("labeler must not contain a NUL character.")
+            f.labeler = ""
         f.flagged = q.get("flagged") == "1"
         f.gold_failed = q.get("gold_failed") == "1"
         f.low_agreement = q.get("low_agreement") == "1"

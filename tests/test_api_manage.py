@@ -250,6 +250,25 @@ def test_bad_member_input_is_a_400_naming_the_field(team, payload, field):
     assert_documented(resp, "POST", MEMBERS)
 
 
+def test_an_email_longer_than_the_account_can_hold_is_a_400_not_a_500(team, client):
+    """An address the validator accepts but the user's email column (254) cannot hold: refused by
+    the service, through the API and the members page alike, and no account is made."""
+    from django.contrib.auth import get_user_model
+
+    email = "a" * 250 + "@example.org"
+    resp = _as(team["manager"]).post(
+        MEMBERS.format(slug=team["slug"]), {"username": "long.mail", "email": email}, format="json"
+    )
+    _error(resp, 400, "email")
+    client.force_login(team["manager"])
+    page = client.post(
+        f"/projects/{team['slug']}/manage/members/",
+        {"username": "long.mail", "email": email, "role": "labeler"},
+    )
+    assert page.status_code in (200, 400)
+    assert not get_user_model().objects.filter(username="long.mail").exists()
+
+
 def test_a_role_the_member_already_holds_is_refused(team):
     resp = _as(team["manager"]).post(
         MEMBERS.format(slug=team["slug"]),

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import json
-
 from django import forms
+
+from annotate.validation import UnsafeJSON, json_loads_safe
 
 
 class JudgeForm(forms.Form):
@@ -28,7 +28,9 @@ class JudgeForm(forms.Form):
         if not raw:
             return {}
         try:
-            value = json.loads(raw)
+            value = json_loads_safe(raw)
+        except UnsafeJSON as exc:  # a NUL (jsonb cannot store it) or nesting too deep for Python
+            raise forms.ValidationError(f"Sampling: {exc}.") from None
         except ValueError:
             raise forms.ValidationError('Sampling must be a JSON object, e.g. {"temperature": 0}.') from None
         if not isinstance(value, dict):

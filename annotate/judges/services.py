@@ -60,6 +60,7 @@ from annotate.models import (
 )
 from annotate.models_judges import Route, SuggestionStatus
 from annotate.selectors import guideline_current
+from annotate.validation import NUL_MESSAGE, nul_path
 from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import JobState
@@ -98,6 +99,9 @@ def _clean_sampling(endpoint, sampling: dict | None) -> dict:
         raise InvalidInput("Sampling must be a JSON object.", field="sampling")
     if "n" in sampling:
         raise InvalidInput("A judge samples one answer per ordering; leave n out.", field="sampling")
+    where = nul_path(sampling)
+    if where is not None:
+        raise InvalidInput(f"sampling{'.' + where if where else ''} {NUL_MESSAGE}", field="sampling")
     try:
         SamplingParams.from_dict({**DEFAULT_SAMPLING, **(endpoint.default_sampling or {}), **sampling})
     except InvalidSamplingParams as exc:

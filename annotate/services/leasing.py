@@ -199,6 +199,10 @@ def task_claim_lease(
     now = now or timezone.now()
     _require_active_labeler(project=project, labeler=labeler, roles=roles)
     exclude = [int(x) for x in exclude_assignment_ids]
+    if any(not -(2**63) <= x < 2**63 for x in exclude):  # the claim statement takes a bigint[]
+        raise InvalidInput(
+            "exclude_assignment_ids holds assignment ids (64-bit integers).", field="exclude_assignment_ids"
+        )
     if connection.vendor == "postgresql":
         args = {"project": project, "labeler": labeler, "exclude": exclude, "now": now}
         try:

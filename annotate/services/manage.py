@@ -52,15 +52,18 @@ def member_add(
         ) from None
     if len(username) > 150:
         raise InvalidInput("Usernames are at most 150 characters.", field="username")
+    User = get_user_model()
     if email:
         try:
             validate_email(email)
         except ValidationError:
             raise InvalidInput("That email address does not look right.", field="email") from None
+        max_email = User._meta.get_field(User.get_email_field_name()).max_length
+        if max_email and len(email) > max_email:
+            raise InvalidInput(f"Email addresses are at most {max_email} characters.", field="email")
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
 
-    User = get_user_model()
     user = User.objects.filter(username=username).first()
     password = None
     if user is None:

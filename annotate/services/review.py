@@ -23,9 +23,18 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.validation import NUL_MESSAGE
 from core.audit import audit_record
 
 MAX_REASON = 500
+
+
+def _text(value: object, field: str) -> str:
+    """Free text from the review form, stripped; a NUL (PostgreSQL text cannot hold it) is refused."""
+    text = str(value or "").strip()
+    if "\x00" in text:
+        raise InvalidInput(f"{field} {NUL_MESSAGE}.", field=field)
+    return text
 
 
 def _annotation(project: Project, annotation_id: int) -> Annotation:
@@ -42,7 +51,7 @@ def annotation_review(
     """Accept or reject one judgment (replacing an earlier verdict). A rejection needs a reason."""
     if verdict not in ReviewVerdict.values:
         raise InvalidInput(f"verdict must be one of {', '.join(ReviewVerdict.values)}.", field="verdict")
-    reason = (reason or "").strip()
+    reason = _text(reason, "reason")
     if verdict == ReviewVerdict.REJECTED and not reason:
         raise InvalidInput("Say why you reject this judgment.", field="reason")
     if len(reason) > MAX_REASON:
@@ -125,7 +134,7 @@ def task_adjudicate(
         "choice": None,
         "ranking": None,
         "strength": None,
-        "rationale": (rationale or "").strip()[:5000],
+        "rationale": _text(rationale, "rationale")[:5000],
     }
     if project.kind == TaskKind.RANKING:
         values["ranking"] = _ranking_groups(task, ranking)

@@ -457,3 +457,38 @@ def test_pages_are_for_managers_and_researchers_and_bad_input_is_a_4xx(judged, l
     report = client.get(f"/reports/{project.slug}/")
     assert report.status_code == 200
     assert "AI judges vs humans" in report.content.decode() and judge.name in report.content.decode()
+
+
+@pytest.mark.parametrize(
+    "sampling",
+    ['{"stop": ["\\u0000"]}', '{"stop": ["a\\u0000b"], "temperature": 0}', "[" * 100_000],
+    ids=["nul-escape", "nul-inside", "nested-too-deeply"],
+)
+def test_judge_sampling_with_a_nul_or_deep_nesting_is_a_400_not_a_500(
+    make_project, labeler_in, client, sampling
+):
+    """The judges page parses its sampling JSON like every other untrusted JSON: a NUL (which jsonb
+    cannot store) or nesting too deep for Python is a form error, and no judge is created."""
+    from annotate.models import Judge
+    from generation.models import ModelEndpoint
+
+    project = make_project()
+    client.force_login(labeler_in(project, role="manager"))
+    endpoint = ModelEndpoint.objects.create(name="nul-ep", backend="openai", model="m", project=project)
+    response = client.post(
+        f"/projects/{project.slug}/judges/new/",
+        {"name": "nul-judge", "endpoint": endpoint.pk, "sampling": sampling},
+    )
+    assert response.status_code == 400
+    assert not Judge.objects.filter(project=project).exists()
+
+
+def test_judge_create_refuses_a_nul_in_sampling(make_project):
+    from annotate.errors import InvalidInput
+    from generation.models import ModelEndpoint
+
+    project = make_project()
+    endpoint = ModelEndpoint.objects.create(name="nul-ep2", backend="openai", model="m", project=project)
+    with pytest.raises(InvalidInput) as exc:
+        judge_create(project=project, name="j", endpoint=endpoint, sampling={"stop": ["a\x00"]})
+    assert exc.value.field == "sampling"

@@ -148,3 +148,24 @@ def test_ranking_by_opaque_handles_never_candidate_ids(api, make_project, labele
     ann = Annotation.objects.get()
     shown = ann.assignment.shown_order
     assert ann.ranking == [[shown[2]], [shown[0]], [shown[1]]]
+
+
+@pytest.mark.parametrize("bad_id", [2**63, 2**70, -(2**63) - 1])
+def test_an_excluded_id_beyond_64_bits_is_a_400_not_a_500(api, make_project, labeler_in, client, bad_id):
+    """Ids to exclude go to the claim statement as bigint[]: one that cannot be a 64-bit id is a
+    400 naming the field (through the API and the labeling page's prefetch), and nothing is leased."""
+    project = make_project()
+    add_tasks(project, prompts=2)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    resp = api.post(
+        f"/api/v1/labeling/{project.slug}/next", {"exclude_assignment_ids": [bad_id]}, format="json"
+    )
+    assert resp.status_code == 400, resp.content
+    assert resp.json()["field"] == "exclude_assignment_ids"
+    client.force_login(alice)
+    page = client.post(
+        f"/projects/{project.slug}/label/next/", {"exclude": [bad_id]}, content_type="application/json"
+    )
+    assert page.status_code == 400, page.content
+    assert not Assignment.objects.filter(labeler=alice).exists()

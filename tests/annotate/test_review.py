@@ -123,3 +123,41 @@ def test_the_report_links_each_labeler_to_their_judgments_for_managers(client, c
     client.force_login(researcher)
     page = client.get(reverse("reports:project", args=[project.slug]))
     assert b'id="labeler-table"' in page.content and b"/manage/review/" not in page.content
+
+
+@pytest.mark.parametrize("query", [{"labeler": "car\x00ol"}, {"labeler": "\x00", "state": "skipped"}])
+def test_a_nul_in_the_review_filters_is_a_400_not_a_500(client, campaign, query):
+    """PostgreSQL text cannot hold NUL: a labeler filter with one is refused like any bad filter."""
+    project, manager = campaign
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/manage/review/", query)
+    assert page.status_code == 400
+    assert b"NUL" in page.content
+
+
+def test_a_nul_in_a_reason_or_rationale_is_refused_not_a_500(client, campaign):
+    """The review form posts free text straight to the services: a NUL (which PostgreSQL text cannot
+    hold) is an InvalidInput, shown on the page, and nothing is written."""
+    from annotate.models import Adjudication, AnnotationReview
+
+    project, manager = campaign
+    ann = Annotation.objects.filter(task__project=project).first()
+    with pytest.raises(InvalidInput) as exc:
+        annotation_review(
+            actor=manager, project=project, annotation_id=ann.pk, verdict="rejected", reason="bad\x00"
+        )
+    assert exc.value.field == "reason"
+    with pytest.raises(InvalidInput) as exc:
+        task_adjudicate(actor=manager, project=project, task_id=ann.task_id, choice="a", rationale="\x00")
+    assert exc.value.field == "rationale"
+    client.force_login(manager)
+    url = f"/projects/{project.slug}/manage/review/action/"
+    for data in (
+        {"action": "reject", "annotation": ann.pk, "reason": "a\x00b"},
+        {"action": "adjudicate", "task": ann.task_id, "choice": "a", "rationale": "a\x00b"},
+    ):
+        response = client.post(url, data, follow=True)
+        assert response.status_code == 200
+        assert b"NUL" in response.content
+    assert not AnnotationReview.objects.filter(annotation=ann).exists()
+    assert not Adjudication.objects.filter(task_id=ann.task_id).exists()
