@@ -31,7 +31,13 @@ from annotate.labeling_protocol import (
     validated,
 )
 from annotate.services.guidelines import guideline_acknowledge
-from annotate.services.leasing import annotation_submit, annotation_undo, assignment_skip, task_claim_lease
+from annotate.services.leasing import (
+    MAX_EXCLUDED_LEASES,
+    annotation_submit,
+    annotation_undo,
+    assignment_skip,
+    task_claim_lease,
+)
 from core.access import ProjectApiView
 from core.api import validated_input
 from core.api_schema import errors
@@ -45,7 +51,7 @@ class ClaimNextApi(ProjectApiView):
 
     class ClaimInputSerializer(serializers.Serializer):
         exclude_assignment_ids = serializers.ListField(
-            child=serializers.IntegerField(), required=False, default=list
+            child=serializers.IntegerField(), required=False, default=list, max_length=MAX_EXCLUDED_LEASES
         )
 
     @extend_schema(

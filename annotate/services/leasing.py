@@ -74,6 +74,9 @@ from core.db import JSONList
 
 # A labeler may hold the task on screen plus one prefetched task, per project.
 MAX_LIVE_LEASES_PER_LABELER = 2
+# Leases a claim may be told to pass over (the ones on screen or just let go): a labeler holds at
+# most MAX_LIVE_LEASES_PER_LABELER, so a longer list means nothing and only costs the claim.
+MAX_EXCLUDED_LEASES = 8
 MAX_RATIONALE_CHARS = 10_000
 MAX_REASON_CHARS = 500
 MAX_TIME_SPENT_MS = 24 * 3600 * 1000
@@ -198,6 +201,10 @@ def task_claim_lease(
     its expiry). Elsewhere: the ORM claim, then the lease is read back with its task."""
     now = now or timezone.now()
     _require_active_labeler(project=project, labeler=labeler, roles=roles)
+    if len(exclude_assignment_ids) > MAX_EXCLUDED_LEASES:
+        raise InvalidInput(
+            f"exclude_assignment_ids holds at most {MAX_EXCLUDED_LEASES} ids.", field="exclude_assignment_ids"
+        )
     exclude = [int(x) for x in exclude_assignment_ids]
     if any(not -(2**63) <= x < 2**63 for x in exclude):  # the claim statement takes a bigint[]
         raise InvalidInput(

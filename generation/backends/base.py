@@ -27,6 +27,8 @@ MAX_NEW_TOKENS = 32768
 MAX_STOP_STRINGS = 8
 MAX_STOP_LENGTH = 200
 MAX_SEED = 2**63 - 1
+# Above every model's vocabulary (the largest are about 262k tokens), within any backend's integers.
+MAX_TOP_K = 1_000_000
 
 
 class BackendError(Exception):
@@ -120,8 +122,10 @@ class SamplingParams:
         set_(self, "top_p", top_p)
         if self.top_k is not None:
             top_k = _number(self.top_k, "top_k", integer=True)
-            if top_k < 0:
-                raise InvalidSamplingParams("top_k must be 0 (off) or a positive number.", field="top_k")
+            if not 0 <= top_k <= MAX_TOP_K:
+                raise InvalidSamplingParams(
+                    f"top_k must be 0 (off) or a positive number up to {MAX_TOP_K:,}.", field="top_k"
+                )
             set_(self, "top_k", top_k or None)
         max_new = _number(self.max_new_tokens, "max_new_tokens", integer=True)
         if not 1 <= max_new <= MAX_NEW_TOKENS:

@@ -11,6 +11,7 @@ from rest_framework.test import APIClient
 
 from annotate.models import Annotation, Assignment
 from annotate.services.guidelines import guideline_publish
+from annotate.services.leasing import MAX_EXCLUDED_LEASES
 from tests.conftest import add_tasks
 
 pytestmark = pytest.mark.django_db
@@ -169,3 +170,32 @@ def test_an_excluded_id_beyond_64_bits_is_a_400_not_a_500(api, make_project, lab
     )
     assert page.status_code == 400, page.content
     assert not Assignment.objects.filter(labeler=alice).exists()
+
+
+def test_the_exclude_list_is_bounded_the_same_way_for_the_api_and_the_page(
+    api, make_project, labeler_in, client
+):
+    """A labeler holds at most a couple of leases, so a long exclude list means nothing; both ways in
+    refuse one above the service's bound with a 400 and lease nothing."""
+    project = make_project()
+    add_tasks(project, prompts=2)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    too_many = list(range(1, MAX_EXCLUDED_LEASES + 2))
+    resp = api.post(
+        f"/api/v1/labeling/{project.slug}/next", {"exclude_assignment_ids": too_many}, format="json"
+    )
+    assert resp.status_code == 400, resp.content
+    assert resp.json()["field"] == "exclude_assignment_ids"
+    client.force_login(alice)
+    page = client.post(
+        f"/projects/{project.slug}/label/next/", {"exclude": too_many}, content_type="application/json"
+    )
+    assert page.status_code == 400, page.content
+    assert not Assignment.objects.filter(labeler=alice).exists()
+    ok = api.post(
+        f"/api/v1/labeling/{project.slug}/next",
+        {"exclude_assignment_ids": too_many[:MAX_EXCLUDED_LEASES]},
+        format="json",
+    )
+    assert ok.status_code == 200, ok.content

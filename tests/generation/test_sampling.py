@@ -38,6 +38,7 @@ def test_normalises_values():
         ({"top_p": 1.5}, "top_p"),
         ({"top_k": -1}, "top_k"),
         ({"top_k": 2.5}, "top_k"),
+        ({"top_k": 2**70}, "top_k"),
         ({"max_new_tokens": 0}, "max_new_tokens"),
         ({"max_new_tokens": 10**6}, "max_new_tokens"),
         ({"seed": -1}, "seed"),
