@@ -18,7 +18,6 @@ Long prompts lose their earliest turns so the replies survive TRL's keep-start t
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from core.formatting import plain_prompt, plain_response, uses_template
@@ -29,7 +28,7 @@ from training.runners.models import (
     check_tokenizer_fits,
     load_tokenizer,
     require_causal_lm,
-    write_json,
+    write_run_record,
 )
 from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
 from training.runners.reward import save_trained, training_arguments
@@ -153,7 +152,6 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "seconds": timer.seconds,
         }
         save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-        write_json(tmp / "prefhub_run.json", {"kind": "dpo", "config": cfg.as_dict(), "metrics": final})
+        write_run_record(tmp, "dpo", cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)

@@ -115,6 +115,9 @@ def atomic_output(output_dir: str, *, overwrite: bool = False) -> Iterator[Path]
         if is_main_process():
             shutil.rmtree(tmp, ignore_errors=True)
         raise
+    # Every rank saves its part (a DeepSpeed/FSDP gather, the tokenizer, the record) into ``tmp``;
+    # renaming it before the slowest is done would pull the folder from under it.
+    wait_for_every_process()
     if is_main_process():
         if out.exists():
             old = out.with_name(f"{out.name}.old-{os.getpid()}")
@@ -123,6 +126,14 @@ def atomic_output(output_dir: str, *, overwrite: bool = False) -> Iterator[Path]
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+
+
+def wait_for_every_process() -> None:
+    """A barrier across the run's processes (nothing to wait for in a single process)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
+        dist.barrier()
 
 
 def remove_stale_tmp(output_dir: str) -> list[str]:
@@ -138,3 +149,13 @@ def remove_stale_tmp(output_dir: str) -> list[str]:
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def write_run_record(tmp: Path, kind: str, config: dict[str, Any], metrics: dict[str, Any]) -> None:
+    """The last step inside ``atomic_output``, after the model is saved: drop the trainer's
+    checkpoints and write ``prefhub_run.json`` (kind, config, final metrics). The main process
+    alone does it; the others have nothing to write."""
+    if not is_main_process():
+        return
+    shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
+    write_json(tmp / "prefhub_run.json", {"kind": kind, "config": config, "metrics": metrics})

@@ -66,7 +66,6 @@ import contextlib
 import copy
 import math
 import random
-import shutil
 from dataclasses import dataclass
 from typing import Any
 
@@ -80,7 +79,7 @@ from training.runners.models import (
     load_tokenizer,
     resolve_bf16,
     resolve_use_cpu,
-    write_json,
+    write_run_record,
 )
 from training.runners.protocol import Emitter, ModelError, Timer
 from training.runners.reward import load_reward_model
@@ -742,9 +741,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         }
         acc.wait_for_everyone()
         runner.save(tmp)  # every process: gathering partitioned weights is collective
-        if acc.is_main_process:
-            shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-            write_json(tmp / "prefhub_run.json", {"kind": "ppo", "config": cfg.as_dict(), "metrics": final})
+        write_run_record(tmp, "ppo", cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
 

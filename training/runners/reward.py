@@ -21,7 +21,6 @@ ranks chosen above rejected; ties count half) and the mean reward margin r(chose
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from training.runners.configs import BaseRunConfig, RewardRunConfig
@@ -33,7 +32,7 @@ from training.runners.models import (
     model_config,
     resolve_bf16,
     resolve_use_cpu,
-    write_json,
+    write_run_record,
 )
 from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
 from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
@@ -173,7 +172,6 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         }
         emitter.metrics(result.global_step, {f"eval_{k}": v for k, v in after.items()})
         save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-        write_json(tmp / "prefhub_run.json", {"kind": "reward", "config": cfg.as_dict(), "metrics": final})
+        write_run_record(tmp, "reward", cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)

@@ -13,14 +13,13 @@ Held-out prompts are scored by the same reward model before and after training (
 
 from __future__ import annotations
 
-import shutil
 from typing import Any
 
 from core.formatting import plain_prompt
 from training.runners.configs import RLRunConfig
 from training.runners.data import encode, load_prompt_splits, prompt_ids
 from training.runners.dpo import load_causal_lm
-from training.runners.models import atomic_output, load_tokenizer, write_json
+from training.runners.models import atomic_output, load_tokenizer, write_run_record
 from training.runners.protocol import Emitter, Timer, trainer_callback
 from training.runners.reward import load_reward_model, save_trained, training_arguments
 from training.services.evaluation import score_sequences
@@ -144,7 +143,6 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             "seconds": timer.seconds,
         }
         save_trained(trainer, trainer.model, tokenizer, tmp, merged=False)
-        shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-        write_json(tmp / "prefhub_run.json", {"kind": kind, "config": cfg.as_dict(), "metrics": final})
+        write_run_record(tmp, kind, cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
