@@ -154,3 +154,75 @@ def test_dpo_two_processes_uneven_pairs(models, tmp_path):
         tmp_path,
     )
     _check_saved(out, base)
+
+
+def _pairs(tmp_path: Path, n: int) -> Path:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"prompt": f"Question {i}?", "chosen": "Yes. Good answer.", "rejected": "No. Bad."})
+            + "\n"
+            for i in range(n)
+        )
+    )
+    return data
+
+
+def test_reward_two_processes_uneven_pairs(models, tmp_path):
+    """A reward model on two ranks: one final report, one record, a complete sequence-classification
+    model whose score head trained."""
+    import torch
+    from transformers import AutoModelForSequenceClassification
+
+    _root, base, rm = models
+    out = tmp_path / "reward"
+    proc = _launch(
+        "reward",
+        {
+            "base_model": base,
+            "dataset_path": str(_pairs(tmp_path, 5)),
+            "output_dir": str(out),
+            "use_cpu": True,
+            "eval_fraction": 0.0,
+            "learning_rate": 1e-3,
+            "per_device_train_batch_size": 2,
+            "max_steps": 2,
+            "max_length": 32,
+            "logging_steps": 1,
+        },
+        tmp_path,
+    )
+    assert _final(proc)["train_pairs"] == 5
+    assert json.loads((out / "prefhub_run.json").read_text())["kind"] == "reward"
+    assert not list(tmp_path.glob("reward.tmp-*")), "a half-written output was left"
+    trained = AutoModelForSequenceClassification.from_pretrained(out)
+    start = AutoModelForSequenceClassification.from_pretrained(rm)  # the same base with its first head
+    assert {p.dtype for p in trained.parameters()} == {torch.float32}
+    assert not torch.equal(trained.model.embed_tokens.weight, start.model.embed_tokens.weight.float())
+
+
+def test_grpo_two_processes(models, tmp_path):
+    """GRPO on two ranks (TRL's trainer: generation and the reward model on every rank)."""
+    _root, base, rm = models
+    out = tmp_path / "grpo"
+    proc = _launch(
+        "grpo",
+        {
+            "base_model": base,
+            "reward_model": rm,
+            "dataset_path": str(_pairs(tmp_path, 6)),
+            "output_dir": str(out),
+            "use_cpu": True,
+            "eval_fraction": 0.0,
+            "learning_rate": 1e-3,
+            "num_generations": 4,
+            "per_device_train_batch_size": 4,
+            "max_completion_length": 4,
+            "max_steps": 2,
+            "logging_steps": 1,
+        },
+        tmp_path,
+    )
+    _final(proc)
+    assert json.loads((out / "prefhub_run.json").read_text())["kind"] == "grpo"
+    _check_saved(out, base)
