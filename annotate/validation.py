@@ -1,10 +1,13 @@
 """Untrusted JSON, parsed so that it can neither crash a request nor fail in the database: nesting
-too deep for Python (``RecursionError``) and NUL characters (which PostgreSQL text and jsonb cannot
-hold) become a ``json.JSONDecodeError`` like any other bad JSON, i.e. a 400 or a line error."""
+too deep for Python (``RecursionError``), NUL characters (which PostgreSQL text and jsonb cannot
+hold) and unpaired surrogates (JSON may spell half of a UTF-16 pair, ``\\ud800``; Python keeps it as
+a lone surrogate, which is not text and which no database encoding can store) become a
+``json.JSONDecodeError`` like any other bad JSON, i.e. a 400 or a line error."""
 
 from __future__ import annotations
 
 import json
+import re
 
 
 class UnsafeJSON(json.JSONDecodeError):
@@ -16,36 +19,63 @@ class UnsafeJSON(json.JSONDecodeError):
         return self.msg
 
 
-def nul_path(obj: object) -> str | None:
-    """Where a NUL character is in parsed JSON: the field path (``""`` at the top level, e.g.
-    ``metadata.k[0]``), or None if there is none. Iterative, so any depth is walked safely."""
+NESTED_TOO_DEEPLY = "nested too deeply"
+NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def _message(char: str) -> str:
+    if char == "\x00":
+        return NUL_MESSAGE
+    return f"contains an unpaired surrogate (\\u{ord(char):04x}), which is not text and cannot be stored"
+
+
+def storable_text(value: str | None) -> str:
+    """Text from a model (a random or broken one emits anything) made storable: a NUL or an
+    unpaired surrogate becomes U+FFFD, the replacement character."""
+    return _UNSTORABLE.sub("\ufffd", value or "")
+
+
+def unstorable_at(obj: object) -> tuple[str, str] | None:
+    """Where parsed JSON holds text that cannot be stored (a NUL or an unpaired surrogate), and
+    what is wrong: ``(path, message)``, the path ``""`` at the top level or e.g. ``metadata.k[0]``
+    (a bad key names the object holding it); None when all of it can be stored. Iterative, so any
+    depth is walked safely."""
     stack: list[tuple[object, str]] = [(obj, "")]
     while stack:
         value, path = stack.pop()
         if isinstance(value, str):
-            if "\x00" in value:
-                return path
+            bad = _UNSTORABLE.search(value)
+            if bad:
+                return path, _message(bad.group())
         elif isinstance(value, dict):
             for key, item in value.items():
-                if "\x00" in key:
-                    return path
+                bad = _UNSTORABLE.search(key)
+                if bad:
+                    return path, _message(bad.group())
                 stack.append((item, f"{path}.{key}" if path else key))
         elif isinstance(value, list):
             stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
     return None
 
 
-NESTED_TOO_DEEPLY = "nested too deeply"
-NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
+def unstorable_error(obj: object, *, name: str = "the value") -> str | None:
+    """``unstorable_at`` as one sentence (``name`` stands for the top level), or None."""
+    found = unstorable_at(obj)
+    if found is None:
+        return None
+    path, message = found
+    return f"{path or name} {message}"
 
 
 def json_loads_safe(raw: str | bytes) -> object:
-    """``json.loads`` that raises ``UnsafeJSON`` (a ``JSONDecodeError``) for deep nesting or NUL."""
+    """``json.loads`` that raises ``UnsafeJSON`` (a ``JSONDecodeError``) for deep nesting or text
+    that cannot be stored."""
     try:
         value = json.loads(raw)
     except RecursionError:
         raise UnsafeJSON(NESTED_TOO_DEEPLY) from None
-    where = nul_path(value)
-    if where is not None:
-        raise UnsafeJSON(f"{where or 'the value'} {NUL_MESSAGE}")
+    error = unstorable_error(value)
+    if error is not None:
+        raise UnsafeJSON(error)
     return value

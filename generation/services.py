@@ -66,6 +66,7 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
+from annotate.validation import storable_text
 from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import job_finish
@@ -113,11 +114,6 @@ FILTER_MODES = ("all", "untagged", "tag", "ids")
 ACTIVE_STATES = jobs.ACTIVE_STATES
 ENDPOINT_FIELDS = ("name", "backend", "model", "config", "default_sampling", "is_active")
 LOCAL_MODEL_BACKENDS = (Backend.TRANSFORMERS, Backend.VLLM)  # their model may be a local folder
-
-
-def _clean_text(value: str) -> str:
-    """PostgreSQL text cannot hold NUL; a random or broken model can emit it."""
-    return value.replace("\x00", "\ufffd")
 
 
 # --- endpoints -----------------------------------------------------------------------------------
@@ -519,7 +515,7 @@ def job_fail(*, job_id: int, message: str) -> bool:
     job = GenerationJob.objects.select_for_update().filter(pk=job_id).first()
     if job is None or job.state not in ACTIVE_STATES:
         return False
-    jobs.job_fail(job, _clean_text(message), started_at=job.started_at or timezone.now())
+    jobs.job_fail(job, storable_text(message), started_at=job.started_at or timezone.now())
     GenerationBatch.objects.filter(job=job, state=BatchState.PENDING).update(
         state=BatchState.FAILED, finished_at=job.finished_at
     )
@@ -676,7 +672,7 @@ def _batch_commit(
         [
             Candidate(
                 prompt_id=pid,
-                text=_clean_text(gen.text),
+                text=storable_text(gen.text),
                 source=CandidateSource.GENERATED,
                 model_name=endpoint.model[:300],
                 model_version=model_version,
@@ -715,7 +711,7 @@ def _record_failures(*, job: GenerationJob, endpoint_id: int, failed: dict[int, 
                 job=job,
                 prompt_id=pid if pid in existing else None,  # a deleted prompt keeps its id in the message
                 endpoint_id=endpoint_id,
-                message=_clean_text(msg)[:5000],
+                message=storable_text(msg)[:5000],
                 attempts=max(attempts, 1),
             )
             for pid, msg in failed.items()
@@ -811,7 +807,7 @@ def _checks_write(
         if index is None or index >= len(gens) or candidate_id in existing:
             continue
         gen = gens[index]
-        text = _clean_text(gen.text)
+        text = storable_text(gen.text)
         check = CandidateCheck(
             candidate_id=candidate_id,
             job=job,

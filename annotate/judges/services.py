@@ -60,7 +60,7 @@ from annotate.models import (
 )
 from annotate.models_judges import Route, SuggestionStatus
 from annotate.selectors import guideline_current
-from annotate.validation import NUL_MESSAGE, nul_path
+from annotate.validation import storable_text, unstorable_at
 from core import jobs
 from core.audit import audit_actor, audit_record
 from core.jobs import JobState
@@ -99,9 +99,10 @@ def _clean_sampling(endpoint, sampling: dict | None) -> dict:
         raise InvalidInput("Sampling must be a JSON object.", field="sampling")
     if "n" in sampling:
         raise InvalidInput("A judge samples one answer per ordering; leave n out.", field="sampling")
-    where = nul_path(sampling)
-    if where is not None:
-        raise InvalidInput(f"sampling{'.' + where if where else ''} {NUL_MESSAGE}", field="sampling")
+    bad = unstorable_at(sampling)
+    if bad is not None:
+        where, message = bad
+        raise InvalidInput(f"sampling{'.' + where if where else ''} {message}", field="sampling")
     try:
         SamplingParams.from_dict({**DEFAULT_SAMPLING, **(endpoint.default_sampling or {}), **sampling})
     except InvalidSamplingParams as exc:
@@ -278,10 +279,6 @@ def _tasks_input(task_ids: list[int]) -> dict[int, dict]:
     return out
 
 
-def _clean(text: str) -> str:
-    return (text or "").replace("\x00", "\ufffd")
-
-
 def _suggestion(
     *,
     job: JudgeJob,
@@ -309,7 +306,7 @@ def _suggestion(
         gen = result[0]
         prompt_tokens += gen.prompt_tokens or 0
         completion_tokens += gen.completion_tokens or 0
-        raws.append(_clean(gen.text))
+        raws.append(storable_text(gen.text))
         try:
             parsed.append(rb.parse_judgment(gen.text, dimensions=dims, scale_max=scale_max))
         except rb.UnparseableJudgment as exc:
@@ -350,7 +347,7 @@ def _suggestion(
         choice=choice,
         strength=strength,
         scores=scores,
-        rationale=_clean(rationale),
+        rationale=storable_text(rationale),
         verdict_first=v_first,
         verdict_swapped=v_swapped,
         raw_first=raws[0][:20_000],

@@ -68,7 +68,7 @@ from annotate.services.tasks import (
     tasks_bulk_create,
     tasks_per_prompt,
 )
-from annotate.validation import NESTED_TOO_DEEPLY, NUL_MESSAGE, nul_path
+from annotate.validation import NESTED_TOO_DEEPLY, unstorable_at
 from core.audit import audit_record
 from core.hh import HHFormatError, parse_transcript, split_pair
 from core.read_ahead import read_ahead
@@ -380,13 +380,14 @@ def _json_text(value: object) -> str:
     return _json_encode(value)
 
 
-def _has_nul(raw: bytes, obj: object) -> str | None:
-    """``nul_path`` without walking the object when the line cannot hold a NUL: in UTF-8 JSON a NUL
-    character can only be written as the escape ``\u0000`` (raw control characters are invalid);
-    lines in other encodings (which contain NUL bytes) are walked."""
-    if b"\\u0000" not in raw and b"\x00" not in raw:
+def _unstorable(raw: bytes, obj: object) -> tuple[str, str] | None:
+    """``unstorable_at`` without walking the object when the line cannot hold such text: in UTF-8
+    JSON a NUL or a surrogate can only be written as an escape (``\\u0000``, ``\\ud800``; raw control
+    characters and encoded surrogates are invalid); lines in other encodings (which contain NUL
+    bytes) are walked."""
+    if b"\\u0000" not in raw and b"\x00" not in raw and b"\\ud" not in raw and b"\\uD" not in raw:
         return None
-    return nul_path(obj)
+    return unstorable_at(obj)
 
 
 def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
@@ -433,9 +434,9 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
         if not isinstance(obj, dict):
             add_error(number, "each line must be a JSON object", None)
             continue
-        nul_at = _has_nul(raw, obj)
-        if nul_at is not None:
-            add_error(number, NUL_MESSAGE, nul_at or None)
+        unstorable = _unstorable(raw, obj)
+        if unstorable is not None:
+            add_error(number, unstorable[1], unstorable[0] or None)
             continue
         raw_candidates = obj.get("candidates")
         if isinstance(raw_candidates, list) and len(raw_candidates) > max_candidates:

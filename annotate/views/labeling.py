@@ -48,7 +48,7 @@ from annotate.services.leasing import (
     task_claim_lease,
 )
 from annotate.throttles import page_rate_limit
-from annotate.validation import json_loads_safe
+from annotate.validation import UnsafeJSON, json_loads_safe
 from core.access import (
     ProjectAccess,
     assignment_access,
@@ -95,6 +95,8 @@ def _json_body(request: HttpRequest) -> dict:
         return {}
     try:
         body = json_loads_safe(request.body)
+    except UnsafeJSON as exc:  # parsed, but too deep or holding text that cannot be stored
+        raise InvalidInput(f"The request was refused: {exc}.") from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise InvalidInput("The request was not valid JSON.") from None
     if not isinstance(body, dict):

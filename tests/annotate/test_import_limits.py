@@ -258,3 +258,59 @@ def test_pending_lines_are_written_in_batches_bounded_by_tasks(make_project, mon
     rows = [{"id": f"p{i}", "prompt": "Hi", "candidates": ["a", "b", "c"]} for i in range(5)]  # 3 pairs each
     report = prompts_import(project=make_project(), stream=_jsonl(*rows))
     assert report.tasks == 15 and calls == [6, 6, 3]
+
+
+@pytest.mark.parametrize(
+    "bad, field",
+    [
+        ({"prompt": "a\ud800b"}, "prompt"),
+        ({"prompt": "Hi", "candidates": ["ok", "n\udc00o"]}, "candidates[1]"),
+        ({"prompt": "Hi", "metadata": {"k\udfff": 1}}, "metadata"),
+        ({"messages": [{"role": "user", "content": "\ud83d"}]}, "messages[0].content"),
+    ],
+)
+def test_unpaired_surrogates_are_a_line_error_and_skip_invalid_keeps_good_lines(make_project, bad, field):
+    """JSON can spell half of a UTF-16 pair (\\ud800); Python reads it as a lone surrogate, which is
+    not text and which no database encoding can store (PostgreSQL: UnicodeEncodeError, a 500)."""
+    project = make_project()
+    good = {"id": "g", "prompt": "Hi \U0001f600", "candidates": ["a", "b"]}  # a whole pair is fine
+    with pytest.raises(ImportFailed) as exc:
+        prompts_import(project=project, stream=_jsonl(bad, good))
+    (error,) = exc.value.report.errors
+    assert error.line == 1 and error.field == field and "surrogate" in error.message
+    report = prompts_import(project=project, stream=_jsonl(bad, good), skip_invalid=True)
+    assert report.committed and report.prompts == 1
+    assert Prompt.objects.get(project=project, external_id="g").messages[0]["content"] == "Hi \U0001f600"
+
+
+def test_an_unpaired_surrogate_over_the_api_import_is_a_line_error(make_project, labeler_in):
+    project = make_project()
+    client = bearer(labeler_in(project, role="manager"), name="t")
+    upload = _jsonl({"id": "s", "prompt": "hi \udc00", "candidates": ["a", "b"]})
+    upload.name = "s.jsonl"
+    resp = client.post(f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart")
+    assert resp.status_code == 400, resp.content
+    assert "surrogate" in json.dumps(resp.json())
+    assert not project.prompts.exists()
+
+
+def test_an_unpaired_surrogate_in_an_api_json_body_is_a_400(make_project, labeler_in):
+    project = make_project()
+    client = bearer(labeler_in(project, role="researcher"), name="t")
+    resp = client.post(
+        f"/api/v1/projects/{project.slug}/exports/",
+        b'{"format": "trl", "options": {"note": "a\\ud800b"}}',
+        content_type="application/json",
+    )
+    assert resp.status_code == 400 and "surrogate" in resp.json()["detail"]
+
+
+def test_json_form_fields_refuse_unpaired_surrogates():
+    from django import forms
+
+    from generation.forms import JSONObjectField
+
+    field = JSONObjectField(required=False)
+    with pytest.raises(forms.ValidationError, match="surrogate"):
+        field.clean('{"stop": ["\\udc00"]}')
+    assert field.clean('{"stop": ["\\ud83d\\ude00"]}') == {"stop": ["\U0001f600"]}

@@ -612,3 +612,24 @@ def test_password_form_pages_render_their_heading_and_a_form(client, make_user):
     assert "<h1>Change your password</h1>" in change
     assert '<button type="submit" class="btn btn-primary">Change your password</button>' in change
     assert 'name="old_password"' in change
+
+
+def test_text_that_cannot_be_stored_in_the_page_json_is_a_400(client, pairwise):
+    """The labeling page's JSON endpoints parse the body the same way as the API: a NUL or an
+    unpaired surrogate in a rationale or a skip reason is a 400, and nothing is written."""
+    project, labeler = pairwise
+    login(client, labeler)
+    lease = task_claim_next(project=project, labeler=labeler)
+    submit = reverse("annotate:label_submit", args=[project.slug, lease.pk])
+    skip = reverse("annotate:label_skip", args=[project.slug, lease.pk])
+    for url, raw, word in (
+        (submit, '{"choice": "tie", "rationale": "a\\ud800b"}', "surrogate"),
+        (submit, '{"choice": "tie", "rationale": "a\\u0000b"}', "NUL"),
+        (skip, '{"reason": "\\udfff"}', "surrogate"),
+    ):
+        response = client.post(url, raw, content_type="application/json")
+        assert response.status_code == 400, response.content
+        assert word in response.json()["detail"]
+    assert not Annotation.objects.exists()
+    lease.refresh_from_db()
+    assert lease.state == AssignmentState.LIVE

@@ -86,7 +86,7 @@ class FakeBackend:
             out.append(
                 [
                     Generation(
-                        text=f"answer {i} to {content}\x00",
+                        text=f"answer {i} to {content}\x00\ud800",  # a NUL and half a UTF-16 pair
                         finish_reason=FINISH_STOP if i % 2 == 0 else FINISH_LENGTH,
                         prompt_tokens=5,
                         completion_tokens=7,

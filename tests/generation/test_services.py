@@ -200,7 +200,8 @@ def test_batches_write_candidates_and_the_last_one_creates_tasks(
     c = cands.get(endpoint=endpoint, sample_index=1, prompt__external_id="q0")
     assert c.source == "generated" and c.model_name == "/models/a" and c.model_version == "fake-1"
     assert c.finish_reason == "length" and c.seed is not None and c.sampling_params["n"] == 2
-    assert "\x00" not in c.text  # NUL from the model is replaced (PostgreSQL text cannot hold it)
+    # NUL and an unpaired surrogate from the model are replaced (PostgreSQL text cannot hold them)
+    assert c.text == "answer 1 to Question number 0?\ufffd\ufffd"
     assert c.metadata == {"endpoint": "fake-a", "prompt_tokens": 5, "completion_tokens": 7}
     # all pairs across both models and both samples: C(4, 2) = 6 per prompt
     tasks = Task.objects.filter(generation_job=job)
