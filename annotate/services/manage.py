@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from annotate.errors import InvalidInput
 from annotate.models import Membership, Project, Role
@@ -39,7 +39,10 @@ def member_add(
     """Give ``username`` a role in the project, creating the account if there is none.
 
     Returns the membership and, for a new account, its generated initial password (shown once,
-    never stored in clear)."""
+    never stored in clear). Locks the project's row (FOR NO KEY UPDATE: rows that merely refer to
+    the project are not held up), so two managers adding the same person at once add them once: the
+    second is told they are already a member. An account created meanwhile by a manager of another
+    project (the username's unique index) is used as an existing account."""
     username = (username or "").strip()
     email = (email or "").strip()
     if not username:
@@ -64,12 +67,20 @@ def member_add(
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
 
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     user = User.objects.filter(username=username).first()
     password = None
     if user is None:
         password = _initial_password()
-        user = User.objects.create_user(username=username, email=email, password=password)
-    elif not user.is_active:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=username, email=email, password=password)
+        except IntegrityError:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                raise
+            password = None  # made meanwhile (another project's manager): an existing account
+    if not user.is_active:
         raise InvalidInput(
             f"The account {username!r} is disabled; an administrator must re-enable it.", field="username"
         )

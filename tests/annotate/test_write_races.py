@@ -8,10 +8,12 @@ second call is seen waiting on one of its locks, then lets it commit."""
 from __future__ import annotations
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.db import connection
 
-from annotate.errors import Conflict
-from annotate.models import Project
+from annotate.errors import Conflict, InvalidInput
+from annotate.models import AuditEvent, Membership, Project, Role
+from annotate.services.manage import member_add
 from annotate.services.projects import project_create
 from tests.races import HeldTransaction
 
@@ -38,3 +40,52 @@ def test_two_projects_started_with_one_name_at_once_the_second_is_a_conflict(mon
     assert first.error is None and first.result.slug == "same-name"
     assert exc.value.field == "slug" and "already exists" in exc.value.message
     assert Project.objects.filter(slug="same-name").count() == 1
+
+
+@pytest.mark.parametrize("account_exists", [False, True], ids=["new-account", "existing-account"])
+def test_one_person_added_twice_at_once_to_a_project_is_added_once(
+    monkeypatch, make_project, make_user, account_exists
+):
+    """Two managers add "newbie" as a labeler at the same moment. Before: with a new account the
+    second failed on the username's unique index (a 500); with an existing one both were told
+    "added" and the trail said so twice. Now the second is told the person is already a labeler."""
+    project = make_project()
+    boss, other_boss = make_user(), make_user()
+    if account_exists:
+        make_user("newbie")
+    with (
+        HeldTransaction(
+            monkeypatch,
+            "annotate.services.manage.audit_record",
+            lambda: member_add(project=project, actor=boss, username="newbie", role=Role.LABELER),
+        ) as first,
+        pytest.raises(InvalidInput) as exc,
+    ):
+        member_add(project=project, actor=other_boss, username="newbie", role=Role.LABELER)
+    assert first.other_waited, "the second manager never waited on the first"
+    assert first.error is None
+    assert "already a labeler" in exc.value.message
+    assert get_user_model().objects.filter(username="newbie").count() == 1
+    assert Membership.objects.filter(project=project, user__username="newbie").count() == 1
+    assert AuditEvent.objects.filter(project=project, action="membership.add").count() == 1
+
+
+def test_one_new_account_added_to_two_projects_at_once_joins_both(monkeypatch, make_project, make_user):
+    """Managers of two projects add the same new username at once: the first creates the account
+    (and gets its initial password); the second, which waited on the username's unique index, adds
+    the account just made, as for any existing account (no password), instead of failing with a
+    database error."""
+    one, two = make_project(), make_project()
+    boss = make_user()
+    with HeldTransaction(
+        monkeypatch,
+        "annotate.services.manage.audit_record",
+        lambda: member_add(project=one, actor=boss, username="newbie", role=Role.LABELER),
+    ) as first:
+        membership, password = member_add(project=two, actor=boss, username="newbie", role=Role.LABELER)
+    assert first.other_waited, "the second manager never waited on the first"
+    assert first.error is None and first.result[1]
+    assert password is None
+    user = get_user_model().objects.get(username="newbie")
+    assert membership.user == user and membership.project == two and membership.is_active
+    assert set(Membership.objects.filter(user=user).values_list("project", flat=True)) == {one.pk, two.pk}
