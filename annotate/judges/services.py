@@ -147,11 +147,12 @@ def judge_create(
     username = f"judge.{project.pk}.{slug}"[:150]
     if User.objects.filter(username=username).exists():
         raise Conflict(f"An account named {username!r} already exists.", field="name")
-    user = User(username=username, is_active=False)
-    user.set_unusable_password()
-    user.save()
-    try:
+    try:  # the account and the judge in one savepoint: a judge of that name made meanwhile
+        # (another manager's request committing) is a unique violation on either
         with transaction.atomic():
+            user = User(username=username, is_active=False)
+            user.set_unusable_password()
+            user.save()
             judge = Judge.objects.create(
                 project=project,
                 name=slug,
@@ -162,7 +163,11 @@ def judge_create(
                 **prices,
             )
     except IntegrityError:
-        raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
+        if Judge.objects.filter(project=project, name=slug).exists():
+            raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
+        if User.objects.filter(username=username).exists():
+            raise Conflict(f"An account named {username!r} already exists.", field="name") from None
+        raise
     audit_record(
         actor=actor,
         project=project,

@@ -12,9 +12,11 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import AuditEvent, Membership, Project, Role
+from annotate.judges.services import judge_create
+from annotate.models import AuditEvent, Judge, Membership, Project, Role
 from annotate.services.manage import member_add
 from annotate.services.projects import project_create
+from generation.services import endpoint_create
 from tests.races import HeldTransaction
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -89,3 +91,25 @@ def test_one_new_account_added_to_two_projects_at_once_joins_both(monkeypatch, m
     user = get_user_model().objects.get(username="newbie")
     assert membership.user == user and membership.project == two and membership.is_active
     assert set(Membership.objects.filter(user=user).values_list("project", flat=True)) == {one.pk, two.pk}
+
+
+def test_two_judges_given_one_name_at_once_the_second_is_a_conflict(monkeypatch, make_project):
+    """Two managers create judge "Judge One" at once. Before: the second passed the name checks,
+    waited on the first's uncommitted judge account and failed on the username's unique index (a
+    500). Now it is the 409 a taken name gets."""
+    project = make_project()
+    endpoint = endpoint_create(name="race-ep", backend="transformers", model="/models/a", project=project)
+    with (
+        HeldTransaction(
+            monkeypatch,
+            "annotate.judges.services.audit_record",
+            lambda: judge_create(project=project, name="Judge One", endpoint=endpoint),
+        ) as first,
+        pytest.raises(Conflict) as exc,
+    ):
+        judge_create(project=project, name="Judge One", endpoint=endpoint)
+    assert first.other_waited, "the second never waited on the first judge"
+    assert first.error is None and first.result.name == "judge-one"
+    assert exc.value.field == "name" and "already has a judge" in exc.value.message
+    assert Judge.objects.filter(project=project).count() == 1
+    assert get_user_model().objects.filter(username__startswith=f"judge.{project.pk}.").count() == 1
