@@ -584,13 +584,18 @@ def _judge_annotation(s: JudgeSuggestion, task: Task, guideline_id: int | None, 
 def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]) -> list[RoutingDecision]:
     """Decide the route of every listed task that has judge suggestions and no decision yet.
     Locks the tasks (in id order) and writes decisions, judge annotations and task counters
-    together; call inside a transaction."""
+    together; call inside a transaction. The decisions are looked for again once the locks are
+    held: a routing committed meanwhile (a job finishing, the button pressed twice) decided them."""
     decided = set(RoutingDecision.objects.filter(task_id__in=task_ids).values_list("task_id", flat=True))
     pending = sorted(set(task_ids) - decided)
     if not pending:
         return []
     per_task = latest_suggestions(project=project, task_ids=pending)
     tasks = {t.pk: t for t in Task.objects.select_for_update().filter(pk__in=list(per_task)).order_by("id")}
+    for task_id in RoutingDecision.objects.filter(task_id__in=list(tasks)).values_list("task_id", flat=True):
+        del tasks[task_id]
+    if not tasks:
+        return []
     guideline_id = None
     if job is not None and job.rubric_version is not None:
         guideline_id = (

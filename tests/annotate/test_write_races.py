@@ -12,11 +12,24 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.judges.services import judge_create
-from annotate.models import AuditEvent, Judge, Membership, Project, Role
+from annotate.judges.services import judge_create, routing_apply_now
+from annotate.models import (
+    Annotation,
+    AuditEvent,
+    Judge,
+    JudgeJob,
+    JudgeSuggestion,
+    Membership,
+    Project,
+    Role,
+    RoutingDecision,
+    Task,
+)
+from annotate.models_judges import SuggestionStatus
 from annotate.services.manage import member_add
-from annotate.services.projects import project_create
+from annotate.services.projects import project_create, project_update_settings
 from generation.services import endpoint_create
+from tests.conftest import add_tasks
 from tests.races import HeldTransaction
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -113,3 +126,34 @@ def test_two_judges_given_one_name_at_once_the_second_is_a_conflict(monkeypatch,
     assert exc.value.field == "name" and "already has a judge" in exc.value.message
     assert Judge.objects.filter(project=project).count() == 1
     assert get_user_model().objects.filter(username__startswith=f"judge.{project.pk}.").count() == 1
+
+
+def test_routing_pressed_twice_at_once_routes_each_task_once(monkeypatch, make_project):
+    """Two "route now" requests (or a judge job finishing while a manager presses the button). Before:
+    the second read "no decision yet" before the first committed, waited on the first's task
+    locks, then inserted decisions for tasks that already had one (the one-per-task index: a 500).
+    Now it looks for decisions again once it holds the locks, and routes nothing twice."""
+    project = make_project()
+    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
+    project.refresh_from_db()
+    tasks = add_tasks(project, prompts=3)
+    endpoint = endpoint_create(name="route-ep", backend="transformers", model="/models/a", project=project)
+    judge = judge_create(project=project, name="Judge", endpoint=endpoint)
+    job = JudgeJob.objects.create(
+        project=project, judge=judge, rubric="r", task_ids=[t.pk for t in tasks], total_units=len(tasks)
+    )
+    JudgeSuggestion.objects.bulk_create(
+        JudgeSuggestion(job=job, judge=judge, task=t, status=SuggestionStatus.OK, choice="a", strength=3)
+        for t in tasks
+    )
+    with HeldTransaction(
+        monkeypatch, "annotate.judges.services.audit_record", lambda: routing_apply_now(project=project)
+    ) as first:
+        second = routing_apply_now(project=project)
+    assert first.other_waited, "the second never waited on the first's task locks"
+    assert first.error is None and first.result == len(tasks)
+    assert second == 0
+    assert RoutingDecision.objects.filter(project=project).count() == len(tasks)
+    assert Annotation.objects.filter(task__project=project, source="judge").count() == len(tasks)
+    for task in Task.objects.filter(project=project):
+        assert task.claims == task.target_labels == 1
