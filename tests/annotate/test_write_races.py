@@ -15,6 +15,7 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.judges.services import judge_create, routing_apply_now
 from annotate.models import (
     Annotation,
+    ApiToken,
     AuditEvent,
     Judge,
     JudgeJob,
@@ -28,6 +29,7 @@ from annotate.models import (
 from annotate.models_judges import SuggestionStatus
 from annotate.services.manage import member_add
 from annotate.services.projects import project_create, project_update_settings
+from annotate.services.tokens import token_create, token_revoke
 from generation.services import endpoint_create
 from tests.conftest import add_tasks
 from tests.races import HeldTransaction
@@ -157,3 +159,22 @@ def test_routing_pressed_twice_at_once_routes_each_task_once(monkeypatch, make_p
     assert Annotation.objects.filter(task__project=project, source="judge").count() == len(tasks)
     for task in Task.objects.filter(project=project):
         assert task.claims == task.target_labels == 1
+
+
+def test_a_token_revoked_twice_at_once_is_revoked_once(monkeypatch, make_user):
+    """Two revocations of one token at once (two tabs, or the page and the command). Before: both
+    read "not revoked", the second's UPDATE waited on the first's row and then wrote again: a second
+    revoked_at and a second api_token.revoke in the audit trail. Revoking is idempotent: once."""
+    user = make_user()
+    token, _ = token_create(user=user, name="ci")
+    with HeldTransaction(
+        monkeypatch,
+        "annotate.services.tokens.audit_record",
+        lambda: token_revoke(token=ApiToken.objects.get(pk=token.pk), actor=user),
+    ) as first:
+        second = token_revoke(token=ApiToken.objects.get(pk=token.pk), actor=user)
+    assert first.other_waited, "the second revocation never waited on the first"
+    assert first.error is None
+    token.refresh_from_db()
+    assert token.revoked_at == first.result.revoked_at == second.revoked_at
+    assert AuditEvent.objects.filter(action="api_token.revoke", target_id=str(token.pk)).count() == 1
