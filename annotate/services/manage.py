@@ -101,9 +101,13 @@ def member_add(
 @transaction.atomic
 def member_deactivate(*, project: Project, actor: AbstractBaseUser, membership: Membership) -> int:
     """Deactivate one role of one member; a labeler's live leases go back to the pool at once.
-    Returns how many leases were released."""
+    Returns how many leases were released. Decides on the membership's row as locked now, not
+    on the caller's copy: two managers removing the same member at once remove them once."""
     if membership.project_id != project.pk:
         raise InvalidInput("That membership belongs to another project.")
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("user").get(pk=membership.pk)
+    )
     if not membership.is_active:
         raise InvalidInput(f"{membership.user} is already inactive as {membership.role}.")
     if membership.user_id == actor.pk and membership.role == Role.MANAGER:

@@ -27,7 +27,7 @@ from annotate.models import (
     Task,
 )
 from annotate.models_judges import SuggestionStatus
-from annotate.services.manage import member_add
+from annotate.services.manage import member_add, member_deactivate
 from annotate.services.projects import project_create, project_update_settings
 from annotate.services.tokens import token_create, token_revoke
 from generation.services import endpoint_create
@@ -178,3 +178,29 @@ def test_a_token_revoked_twice_at_once_is_revoked_once(monkeypatch, make_user):
     token.refresh_from_db()
     assert token.revoked_at == first.result.revoked_at == second.revoked_at
     assert AuditEvent.objects.filter(action="api_token.revoke", target_id=str(token.pk)).count() == 1
+
+
+def test_one_member_removed_twice_at_once_is_removed_once(monkeypatch, make_project, make_user, labeler_in):
+    """Two managers deactivate the same labeler at once, each from the page they loaded while the
+    labeler was active. Before: both passed the "already inactive?" check on that stale row, the
+    second's UPDATE waited on the first's and then ran again, and the trail said
+    membership.deactivate twice. Now the second is told the labeler is already inactive."""
+    project = make_project()
+    boss, other_boss = make_user(), make_user()
+    labeler = labeler_in(project)
+    membership = Membership.objects.get(project=project, user=labeler, role=Role.LABELER)
+    stale = Membership.objects.get(pk=membership.pk)
+    with (
+        HeldTransaction(
+            monkeypatch,
+            "annotate.services.manage.audit_record",
+            lambda: member_deactivate(project=project, actor=boss, membership=membership),
+        ) as first,
+        pytest.raises(InvalidInput) as exc,
+    ):
+        member_deactivate(project=project, actor=other_boss, membership=stale)
+    assert first.other_waited, "the second manager never waited on the first"
+    assert first.error is None
+    assert "already inactive" in exc.value.message
+    assert not Membership.objects.get(pk=membership.pk).is_active
+    assert AuditEvent.objects.filter(project=project, action="membership.deactivate").count() == 1
