@@ -161,8 +161,11 @@ def project_settings_change(
     *, project: Project, actor: AbstractBaseUser, values: dict, dimensions: list[dict] | None = None
 ) -> tuple[Project, dict]:
     """Apply settings (and optionally replace the rating dimensions); audit what actually changed.
-    Returns the project and ``{field: [old, new]}`` (empty when nothing changed)."""
+    Returns the project and ``{field: [old, new]}`` (empty when nothing changed). The old values
+    are read from the project's row once locked, not from the caller's copy: a change committed
+    meanwhile is what this one replaced."""
     values = {k: v for k, v in values.items() if k in SETTINGS_FIELDS}
+    project = Project.objects.select_for_update().get(pk=project.pk)
     before = {field: getattr(project, field) for field in values}
     dims_before = _dimension_snapshot(project)
     project = project_update_settings(project=project, dimensions=dimensions, **values)

@@ -27,7 +27,7 @@ from annotate.models import (
     Task,
 )
 from annotate.models_judges import SuggestionStatus
-from annotate.services.manage import member_add, member_deactivate
+from annotate.services.manage import member_add, member_deactivate, project_settings_change
 from annotate.services.projects import project_create, project_update_settings
 from annotate.services.tokens import token_create, token_revoke
 from generation.services import endpoint_create
@@ -204,3 +204,26 @@ def test_one_member_removed_twice_at_once_is_removed_once(monkeypatch, make_proj
     assert "already inactive" in exc.value.message
     assert not Membership.objects.get(pk=membership.pk).is_active
     assert AuditEvent.objects.filter(project=project, action="membership.deactivate").count() == 1
+
+
+def test_two_settings_changes_at_once_are_audited_from_what_each_replaced(
+    monkeypatch, make_project, make_user
+):
+    """Two managers change the overlap at once from pages showing 1. Before: the second's audit
+    event said 1 -> 3, from its stale copy, though it replaced the first's 2. Each change is now
+    audited against the row it replaced."""
+    project = make_project(overlap=1)
+    boss, other_boss = make_user(), make_user()
+    stale = Project.objects.get(pk=project.pk)
+    with HeldTransaction(
+        monkeypatch,
+        "annotate.services.manage.audit_record",
+        lambda: project_settings_change(project=project, actor=boss, values={"overlap": 2}),
+    ) as first:
+        _, changes = project_settings_change(project=stale, actor=other_boss, values={"overlap": 3})
+    assert first.other_waited, "the second change never waited on the first"
+    assert first.error is None and first.result[1] == {"overlap": [1, 2]}
+    assert changes == {"overlap": [2, 3]}
+    trail = AuditEvent.objects.filter(project=project, action="project.settings").order_by("id")
+    assert [e.details["changes"]["overlap"] for e in trail] == [[1, 2], [2, 3]]
+    assert Project.objects.get(pk=project.pk).overlap == 3
