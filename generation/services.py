@@ -220,7 +220,13 @@ def endpoint_update(
         setattr(endpoint, key, value)
     if "is_active" in changes:
         endpoint.is_active = bool(changes["is_active"])
-    endpoint.save()
+    try:  # a name taken by a request committing meanwhile: the unique index decides
+        with transaction.atomic():
+            endpoint.save()
+    except IntegrityError:
+        if ModelEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk).exists():
+            raise Conflict(f"An endpoint named {endpoint.name!r} already exists.", field="name") from None
+        raise
     audit_record(
         actor=actor,
         project=endpoint.project,

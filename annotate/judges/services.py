@@ -148,11 +148,12 @@ def judge_create(
     username = f"judge.{project.pk}.{slug}"[:150]
     if User.objects.filter(username=username).exists():
         raise Conflict(f"An account named {username!r} already exists.", field="name")
-    user = User(username=username, is_active=False)
-    user.set_unusable_password()
-    user.save()
-    try:
+    try:  # the account and the judge in one savepoint: a judge of that name made meanwhile
+        # (another manager's request committing) is a unique violation on either
         with transaction.atomic():
+            user = User(username=username, is_active=False)
+            user.set_unusable_password()
+            user.save()
             judge = Judge.objects.create(
                 project=project,
                 name=slug,
@@ -163,7 +164,11 @@ def judge_create(
                 **prices,
             )
     except IntegrityError:
-        raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
+        if Judge.objects.filter(project=project, name=slug).exists():
+            raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
+        if User.objects.filter(username=username).exists():
+            raise Conflict(f"An account named {username!r} already exists.", field="name") from None
+        raise
     audit_record(
         actor=actor,
         project=project,
@@ -576,13 +581,18 @@ def _judge_annotation(s: JudgeSuggestion, task: Task, guideline_id: int | None, 
 def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]) -> list[RoutingDecision]:
     """Decide the route of every listed task that has judge suggestions and no decision yet.
     Locks the tasks (in id order) and writes decisions, judge annotations and task counters
-    together; call inside a transaction."""
+    together; call inside a transaction. The decisions are looked for again once the locks are
+    held: a routing committed meanwhile (a job finishing, the button pressed twice) decided them."""
     decided = set(RoutingDecision.objects.filter(task_id__in=task_ids).values_list("task_id", flat=True))
     pending = sorted(set(task_ids) - decided)
     if not pending:
         return []
     per_task = latest_suggestions(project=project, task_ids=pending)
     tasks = {t.pk: t for t in Task.objects.select_for_update().filter(pk__in=list(per_task)).order_by("id")}
+    for task_id in RoutingDecision.objects.filter(task_id__in=list(tasks)).values_list("task_id", flat=True):
+        del tasks[task_id]
+    if not tasks:
+        return []
     guideline_id = None
     if job is not None and job.rubric_version is not None:
         guideline_id = (

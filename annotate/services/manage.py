@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from annotate.errors import InvalidInput
 from annotate.models import Membership, Project, Role
@@ -39,7 +39,10 @@ def member_add(
     """Give ``username`` a role in the project, creating the account if there is none.
 
     Returns the membership and, for a new account, its generated initial password (shown once,
-    never stored in clear)."""
+    never stored in clear). Locks the project's row (FOR NO KEY UPDATE: rows that merely refer to
+    the project are not held up), so two managers adding the same person at once add them once: the
+    second is told they are already a member. An account created meanwhile by a manager of another
+    project (the username's unique index) is used as an existing account."""
     username = (username or "").strip()
     email = (email or "").strip()
     if not username:
@@ -64,12 +67,20 @@ def member_add(
     if role not in Role.values:
         raise InvalidInput(f"role must be one of {', '.join(Role.values)}.", field="role")
 
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).first()
     user = User.objects.filter(username=username).first()
     password = None
     if user is None:
         password = _initial_password()
-        user = User.objects.create_user(username=username, email=email, password=password)
-    elif not user.is_active:
+        try:
+            with transaction.atomic():
+                user = User.objects.create_user(username=username, email=email, password=password)
+        except IntegrityError:
+            user = User.objects.filter(username=username).first()
+            if user is None:
+                raise
+            password = None  # made meanwhile (another project's manager): an existing account
+    if not user.is_active:
         raise InvalidInput(
             f"The account {username!r} is disabled; an administrator must re-enable it.", field="username"
         )
@@ -90,9 +101,13 @@ def member_add(
 @transaction.atomic
 def member_deactivate(*, project: Project, actor: AbstractBaseUser, membership: Membership) -> int:
     """Deactivate one role of one member; a labeler's live leases go back to the pool at once.
-    Returns how many leases were released."""
+    Returns how many leases were released. Decides on the membership's row as locked now, not
+    on the caller's copy: two managers removing the same member at once remove them once."""
     if membership.project_id != project.pk:
         raise InvalidInput("That membership belongs to another project.")
+    membership = (
+        Membership.objects.select_for_update(of=("self",)).select_related("user").get(pk=membership.pk)
+    )
     if not membership.is_active:
         raise InvalidInput(f"{membership.user} is already inactive as {membership.role}.")
     if membership.user_id == actor.pk and membership.role == Role.MANAGER:
@@ -146,8 +161,11 @@ def project_settings_change(
     *, project: Project, actor: AbstractBaseUser, values: dict, dimensions: list[dict] | None = None
 ) -> tuple[Project, dict]:
     """Apply settings (and optionally replace the rating dimensions); audit what actually changed.
-    Returns the project and ``{field: [old, new]}`` (empty when nothing changed)."""
+    Returns the project and ``{field: [old, new]}`` (empty when nothing changed). The old values
+    are read from the project's row once locked, not from the caller's copy: a change committed
+    meanwhile is what this one replaced."""
     values = {k: v for k, v in values.items() if k in SETTINGS_FIELDS}
+    project = Project.objects.select_for_update().get(pk=project.pk)
     before = {field: getattr(project, field) for field in values}
     dims_before = _dimension_snapshot(project)
     project = project_update_settings(project=project, dimensions=dimensions, **values)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils.text import slugify
@@ -124,11 +124,18 @@ def project_create(
     slug = slugify(slug or name)[:80]
     if not slug:
         raise InvalidInput("The project name must contain letters or digits.", field="name")
+    taken = Conflict(f"A project with the address {slug!r} already exists.", field="slug")
     if Project.objects.filter(slug=slug).exists():
-        raise Conflict(f"A project with the address {slug!r} already exists.", field="slug")
-    project = Project.objects.create(
-        name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
-    )
+        raise taken
+    try:  # a project given the same address by a request committing meanwhile: the index decides
+        with transaction.atomic():
+            project = Project.objects.create(
+                name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
+            )
+    except IntegrityError:
+        if Project.objects.filter(slug=slug).exists():
+            raise taken from None
+        raise
     for row in _dimension_rows(dimensions or []):
         Dimension.objects.create(project=project, **row)
     if project.created_by is not None and not project.created_by.is_superuser:

@@ -93,13 +93,16 @@ def token_create(
 
 @transaction.atomic
 def token_revoke(*, token: ApiToken, actor: AbstractBaseUser | None = None) -> ApiToken:
-    """Revoke a token (idempotent)."""
-    if token.revoked_at is None:
-        token.revoked_at = timezone.now()
-        token.save(update_fields=["revoked_at"])
-        token_cache_forget(token.digest)
-        audit_record(actor=actor, project=None, action="api_token.revoke", target=token)
-    return token
+    """Revoke a token (idempotent). Locks the token's row, so two revocations at once revoke and
+    audit once. Returns the token as stored; ``token`` gets its ``revoked_at`` too."""
+    locked = ApiToken.objects.select_for_update().get(pk=token.pk)
+    if locked.revoked_at is None:
+        locked.revoked_at = timezone.now()
+        locked.save(update_fields=["revoked_at"])
+        token_cache_forget(locked.digest)
+        audit_record(actor=actor, project=None, action="api_token.revoke", target=locked)
+    token.revoked_at = locked.revoked_at
+    return locked
 
 
 def token_revoke_by_id(*, user: AbstractBaseUser, token_id: int) -> ApiToken:

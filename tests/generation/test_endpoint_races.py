@@ -1,0 +1,44 @@
+"""Endpoint names at the same moment, on PostgreSQL: a name taken by a request committing meanwhile
+is a 409, never a database error (a 500). The first request's transaction is held open after its
+writes (``tests.races``) until the second is seen waiting on its uncommitted row."""
+
+from __future__ import annotations
+
+import pytest
+from django.db import connection
+
+from annotate.errors import Conflict
+from generation.models import ModelEndpoint
+from generation.services import endpoint_create, endpoint_update
+from tests.races import HeldTransaction
+
+pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture(autouse=True)
+def _needs_postgres():
+    if connection.vendor != "postgresql":
+        pytest.skip("needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
+
+
+def test_renaming_to_a_name_being_created_meanwhile_is_a_conflict(monkeypatch, make_project):
+    """A creates endpoint "shared" and holds its transaction; B renames another endpoint to "shared":
+    its check finds no such name (A's is uncommitted), its save waits on the name's unique index,
+    and once A commits it must be a 409. Before, the save failed with an IntegrityError (a 500)."""
+    project = make_project()
+    other = endpoint_create(name="other", backend="transformers", model="/models/b", project=project)
+    with (
+        HeldTransaction(
+            monkeypatch,
+            "generation.services.audit_record",
+            lambda: endpoint_create(
+                name="shared", backend="transformers", model="/models/a", project=project
+            ),
+        ) as first,
+        pytest.raises(Conflict) as exc,
+    ):
+        endpoint_update(endpoint=other, name="shared")
+    assert first.other_waited, "the rename never waited on the uncommitted endpoint"
+    assert first.error is None
+    assert exc.value.field == "name" and "already exists" in exc.value.message
+    assert sorted(ModelEndpoint.objects.values_list("name", flat=True)) == ["other", "shared"]

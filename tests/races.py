@@ -1,0 +1,85 @@
+"""Forcing a race between two real PostgreSQL sessions, without sleeping and hoping.
+
+``HeldTransaction`` runs a service call (the first writer) in a thread with its own connection and
+pauses it at a hook the service calls after its writes and before its COMMIT (its ``audit_record``,
+say). While it is paused the test makes the second call in the main thread; the first writer
+commits only once another session is seen waiting on one of its locks (``pg_stat_activity``), so
+the second call has read the state from before the commit and is blocked on the first writer's
+uncommitted row or row lock when that commit lands.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from django.db import connections
+
+
+def someone_waits_on_a_lock(timeout: float = 10.0) -> bool:
+    """Whether another session of this database is blocked on a lock (polled from a connection of
+    its own)."""
+    watcher = connections.create_connection("default")
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with watcher.cursor() as cur:
+                cur.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+                    " AND datname = current_database()"
+                )
+                if cur.fetchone()[0]:
+                    return True
+            time.sleep(0.05)
+        return False
+    finally:
+        watcher.close()
+
+
+class HeldTransaction:
+    """``with HeldTransaction(monkeypatch, "pkg.module.audit_record", lambda: service(...)) as first:``
+    runs the call in a thread, paused at ``hook`` until another session waits on a lock; on leaving
+    the block the thread is joined. ``first.result`` / ``first.error``: what the call gave;
+    ``first.other_waited``: whether a second session was seen waiting before the commit."""
+
+    def __init__(self, monkeypatch, hook: str, call: Callable[[], Any]) -> None:
+        module_path, name = hook.rsplit(".", 1)
+        module = importlib.import_module(module_path)
+        real = getattr(module, name)
+        self.reached = threading.Event()
+        self.result: Any = None
+        self.error: BaseException | None = None
+        self.other_waited = False
+        self._call = call
+        self._thread = threading.Thread(target=self._run, name="held-transaction")
+
+        def held(*args, **kwargs):
+            if threading.current_thread() is self._thread and not self.reached.is_set():
+                self.reached.set()
+                self.other_waited = someone_waits_on_a_lock()
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, held)
+
+    def _run(self) -> None:
+        try:
+            self.result = self._call()
+        except BaseException as exc:  # reported to the test
+            self.error = exc
+        finally:
+            self.reached.set()
+            connections.close_all()
+
+    def __enter__(self) -> HeldTransaction:
+        self._thread.start()
+        assert self.reached.wait(20), "the first call never reached its hook"
+        if self.error is not None:
+            raise self.error
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._thread.join(30)
+        assert not self._thread.is_alive(), "the first call did not finish"
