@@ -51,7 +51,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -69,6 +69,7 @@ from annotate.services.tasks import (
 from annotate.validation import storable_text
 from core import jobs
 from core.audit import audit_actor, audit_record
+from core.db import unique_or_conflict
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
 from core.paths import user_model
@@ -174,15 +175,11 @@ def endpoint_create(
     )
     if restrict_paths and project is not None and backend in LOCAL_MODEL_BACKENDS:
         values["model"] = user_model(values["model"], project=project, field="model")
-    if ModelEndpoint.objects.filter(name=slug).exists():
-        raise Conflict(f"An endpoint named {slug!r} already exists.", field="name")
-    try:
-        with transaction.atomic():
-            endpoint = ModelEndpoint.objects.create(
-                name=slug, project=project, created_by=audit_actor(actor), is_active=is_active, **values
-            )
-    except IntegrityError:
-        raise Conflict(f"An endpoint named {slug!r} already exists.", field="name") from None
+    taken = Conflict(f"An endpoint named {slug!r} already exists.", field="name")
+    with unique_or_conflict((ModelEndpoint.objects.filter(name=slug), taken)):
+        endpoint = ModelEndpoint.objects.create(
+            name=slug, project=project, created_by=audit_actor(actor), is_active=is_active, **values
+        )
     audit_record(
         actor=actor,
         project=project,
@@ -220,13 +217,11 @@ def endpoint_update(
         setattr(endpoint, key, value)
     if "is_active" in changes:
         endpoint.is_active = bool(changes["is_active"])
-    try:  # a name taken by a request committing meanwhile: the unique index decides
-        with transaction.atomic():
-            endpoint.save()
-    except IntegrityError:
-        if ModelEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk).exists():
-            raise Conflict(f"An endpoint named {endpoint.name!r} already exists.", field="name") from None
-        raise
+    others = ModelEndpoint.objects.filter(name=endpoint.name).exclude(pk=endpoint.pk)
+    with unique_or_conflict(
+        (others, Conflict(f"An endpoint named {endpoint.name!r} already exists.", field="name"))
+    ):
+        endpoint.save()
     audit_record(
         actor=actor,
         project=endpoint.project,

@@ -36,7 +36,7 @@ from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import InterfaceError, OperationalError, transaction
 from django.db.models import F, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
@@ -63,6 +63,7 @@ from annotate.selectors import guideline_current
 from annotate.validation import storable_text, unstorable_at
 from core import jobs
 from core.audit import audit_actor, audit_record
+from core.db import unique_or_conflict
 from core.jobs import JobState
 from core.outbox import outbox_enqueue
 
@@ -142,33 +143,32 @@ def judge_create(
         "price_prompt_per_1k": _clean_price(price_prompt_per_1k, "price_prompt_per_1k"),
         "price_completion_per_1k": _clean_price(price_completion_per_1k, "price_completion_per_1k"),
     }
-    if Judge.objects.filter(project=project, name=slug).exists():
-        raise Conflict(f"This project already has a judge named {slug!r}.", field="name")
     User = get_user_model()
     username = f"judge.{project.pk}.{slug}"[:150]
-    if User.objects.filter(username=username).exists():
-        raise Conflict(f"An account named {username!r} already exists.", field="name")
-    try:  # the account and the judge in one savepoint: a judge of that name made meanwhile
-        # (another manager's request committing) is a unique violation on either
-        with transaction.atomic():
-            user = User(username=username, is_active=False)
-            user.set_unusable_password()
-            user.save()
-            judge = Judge.objects.create(
-                project=project,
-                name=slug,
-                endpoint=endpoint,
-                sampling=sampling,
-                user=user,
-                created_by=audit_actor(actor),
-                **prices,
-            )
-    except IntegrityError:
-        if Judge.objects.filter(project=project, name=slug).exists():
-            raise Conflict(f"This project already has a judge named {slug!r}.", field="name") from None
-        if User.objects.filter(username=username).exists():
-            raise Conflict(f"An account named {username!r} already exists.", field="name") from None
-        raise
+    # The account and the judge in one savepoint: a judge of that name made meanwhile (another
+    # manager's request committing) is a unique violation on either.
+    with unique_or_conflict(
+        (
+            Judge.objects.filter(project=project, name=slug),
+            Conflict(f"This project already has a judge named {slug!r}.", field="name"),
+        ),
+        (
+            User.objects.filter(username=username),
+            Conflict(f"An account named {username!r} already exists.", field="name"),
+        ),
+    ):
+        user = User(username=username, is_active=False)
+        user.set_unusable_password()
+        user.save()
+        judge = Judge.objects.create(
+            project=project,
+            name=slug,
+            endpoint=endpoint,
+            sampling=sampling,
+            user=user,
+            created_by=audit_actor(actor),
+            **prices,
+        )
     audit_record(
         actor=actor,
         project=project,

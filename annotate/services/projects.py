@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, transaction
+from django.db import transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils.text import slugify
@@ -12,6 +12,7 @@ from annotate.errors import Conflict, InvalidInput
 from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.services.leasing import assignments_release
 from core.audit import audit_actor, audit_record
+from core.db import unique_or_conflict
 
 SETTINGS_FIELDS = (
     "name",
@@ -125,17 +126,10 @@ def project_create(
     if not slug:
         raise InvalidInput("The project name must contain letters or digits.", field="name")
     taken = Conflict(f"A project with the address {slug!r} already exists.", field="slug")
-    if Project.objects.filter(slug=slug).exists():
-        raise taken
-    try:  # a project given the same address by a request committing meanwhile: the index decides
-        with transaction.atomic():
-            project = Project.objects.create(
-                name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
-            )
-    except IntegrityError:
-        if Project.objects.filter(slug=slug).exists():
-            raise taken from None
-        raise
+    with unique_or_conflict((Project.objects.filter(slug=slug), taken)):
+        project = Project.objects.create(
+            name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
+        )
     for row in _dimension_rows(dimensions or []):
         Dimension.objects.create(project=project, **row)
     if project.created_by is not None and not project.created_by.is_superuser:
