@@ -37,6 +37,15 @@ def is_postgres() -> bool:
     return connection.vendor == "postgresql"
 
 
+@pytest.fixture(autouse=True)
+def _postgres_only(request):
+    """Tests marked ``postgres`` (real row locks, concurrent sessions, PostgreSQL's statements)
+    skip on SQLite, with the marker's ``reason`` when it gives one."""
+    marker = request.node.get_closest_marker("postgres")
+    if marker is not None and not is_postgres():
+        pytest.skip(marker.kwargs.get("reason", "needs PostgreSQL (set DATABASE_URL)"))
+
+
 # Hub names the tests use as placeholders for a base model: "downloaded" into the tests' offline
 # cache (config.settings.test), since a run names a Hub model only if it is cached (core.paths).
 PLACEHOLDER_HUB_MODELS = ("tiny", "t", "Qwen/Qwen2.5-0.5B-Instruct")

@@ -6,20 +6,17 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from annotate.errors import Conflict
 from annotate.models import Assignment, AssignmentState, Task
 from annotate.services.leasing import task_claim_next
 from tests.conftest import add_tasks
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL for real row locking (set DATABASE_URL)")
+pytestmark = [
+    pytest.mark.postgres(reason="needs PostgreSQL for real row locking (set DATABASE_URL)"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_one_labelers_parallel_claims_never_share_a_task_nor_fail(make_project, labeler_in):

@@ -18,15 +18,15 @@ from tests.conftest import add_tasks, bearer
 
 # transaction=True: the services open real transactions (BEGIN/COMMIT), not savepoints inside the
 # test's own transaction, so what is counted is what production runs.
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("token_cache")]
+pytestmark = [
+    pytest.mark.postgres(
+        reason="the statement budget is PostgreSQL's (set DATABASE_URL); SQLite takes the ORM path"
+    ),
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.usefixtures("token_cache"),
+]
 
 TX_WORDS = ("BEGIN", "COMMIT", "ROLLBACK")
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("the statement budget is PostgreSQL's (set DATABASE_URL); SQLite takes the ORM path")
 
 
 def _split(ctx: CaptureQueriesContext) -> tuple[list[str], list[str]]:

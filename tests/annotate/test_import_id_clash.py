@@ -8,7 +8,6 @@ from __future__ import annotations
 import io
 import json
 import threading
-import time
 
 import pytest
 from django.db import connection, connections
@@ -18,6 +17,7 @@ from annotate.models import Prompt, Task
 from annotate.services import imports
 from annotate.services.imports import ImportFailed, prompts_import
 from tests.conftest import is_postgres
+from tests.races import someone_waits_on_a_lock
 
 
 def _lines(ids) -> io.BytesIO:
@@ -63,25 +63,6 @@ def test_skip_invalid_keeps_the_rest_of_a_clashing_batch(make_project, monkeypat
     assert Task.objects.filter(project=project).count() == 6
 
 
-def _someone_waits_on_a_lock(timeout: float = 10.0) -> bool:
-    """Whether another session is blocked on a lock (polled from a connection of its own)."""
-    watcher = connections.create_connection("default")
-    try:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            with watcher.cursor() as cur:
-                cur.execute(
-                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-                    " AND datname = current_database()"
-                )
-                if cur.fetchone()[0]:
-                    return True
-            time.sleep(0.05)
-        return False
-    finally:
-        watcher.close()
-
-
 @pytest.mark.skipif(not is_postgres(), reason="concurrent transactions: PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_a_clash_with_an_import_committing_meanwhile_is_a_line_error(make_project, monkeypatch):
@@ -95,7 +76,7 @@ def test_a_clash_with_an_import_committing_meanwhile_is_a_line_error(make_projec
     def analyze_then_hold(*args, **kwargs):  # runs after every batch is written, before COMMIT
         if threading.current_thread().name == "import-a":
             written.set()
-            outcome["b_waited"] = _someone_waits_on_a_lock()
+            outcome["b_waited"] = someone_waits_on_a_lock()
         return real_analyze(*args, **kwargs)
 
     monkeypatch.setattr(imports, "bulk_analyze", analyze_then_hold)

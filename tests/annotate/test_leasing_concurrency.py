@@ -11,21 +11,18 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 
 from annotate.models import Annotation, Task
 from annotate.services.leasing import annotation_submit, task_claim_next
 from tests.conftest import add_tasks
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip(
-            "needs PostgreSQL for real row locking (set DATABASE_URL); SQLite serialises writers instead"
-        )
+pytestmark = [
+    pytest.mark.postgres(
+        reason="needs PostgreSQL for real row locking (set DATABASE_URL); SQLite serialises writers instead"
+    ),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def _run_labelers(project, labelers, *, claims_each: int | None = None):

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connection
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.judges.services import judge_create, routing_apply_now
@@ -34,13 +33,10 @@ from generation.services import endpoint_create
 from tests.conftest import add_tasks
 from tests.races import HeldTransaction
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
+pytestmark = [
+    pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_two_projects_started_with_one_name_at_once_the_second_is_a_conflict(monkeypatch):

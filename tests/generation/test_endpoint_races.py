@@ -5,20 +5,16 @@ writes (``tests.races``) until the second is seen waiting on its uncommitted row
 from __future__ import annotations
 
 import pytest
-from django.db import connection
 
 from annotate.errors import Conflict
 from generation.models import ModelEndpoint
 from generation.services import endpoint_create, endpoint_update
 from tests.races import HeldTransaction
 
-pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture(autouse=True)
-def _needs_postgres():
-    if connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
+pytestmark = [
+    pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
+    pytest.mark.django_db(transaction=True),
+]
 
 
 def test_renaming_to_a_name_being_created_meanwhile_is_a_conflict(monkeypatch, make_project):

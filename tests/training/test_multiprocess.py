@@ -128,20 +128,12 @@ def test_ppo_two_processes_uneven_prompts(models, tmp_path):
 
 def test_dpo_two_processes_uneven_pairs(models, tmp_path):
     _root, base, _ = models
-    data = tmp_path / "pairs.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"prompt": f"Question {i}?", "chosen": "Yes. Good answer.", "rejected": "No. Bad."})
-            + "\n"
-            for i in range(5)
-        )
-    )
     out = tmp_path / "dpo"
     _launch(
         "dpo",
         {
             "base_model": base,
-            "dataset_path": str(data),
+            "dataset_path": str(_pairs(tmp_path, 5)),
             "output_dir": str(out),
             "use_cpu": True,
             "eval_fraction": 0.0,
