@@ -131,21 +131,26 @@ def test_dpo_two_processes_uneven_pairs(models, tmp_path):
     out = tmp_path / "dpo"
     _launch(
         "dpo",
-        {
-            "base_model": base,
-            "dataset_path": str(_pairs(tmp_path, 5)),
-            "output_dir": str(out),
-            "use_cpu": True,
-            "eval_fraction": 0.0,
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 2,
-            "max_steps": 2,
-            "max_length": 32,
-            "logging_steps": 1,
-        },
+        _pair_run(base, _pairs(tmp_path, 5), out),
         tmp_path,
     )
     _check_saved(out, base)
+
+
+def _pair_run(base: str, data: Path, out: Path) -> dict:
+    """Two steps of a pairwise run (DPO, reward) on 5 pairs: uneven over two ranks."""
+    return {
+        "base_model": base,
+        "dataset_path": str(data),
+        "output_dir": str(out),
+        "use_cpu": True,
+        "eval_fraction": 0.0,
+        "learning_rate": 1e-3,
+        "per_device_train_batch_size": 2,
+        "max_steps": 2,
+        "max_length": 32,
+        "logging_steps": 1,
+    }
 
 
 def _pairs(tmp_path: Path, n: int) -> Path:
@@ -170,18 +175,7 @@ def test_reward_two_processes_uneven_pairs(models, tmp_path):
     out = tmp_path / "reward"
     proc = _launch(
         "reward",
-        {
-            "base_model": base,
-            "dataset_path": str(_pairs(tmp_path, 5)),
-            "output_dir": str(out),
-            "use_cpu": True,
-            "eval_fraction": 0.0,
-            "learning_rate": 1e-3,
-            "per_device_train_batch_size": 2,
-            "max_steps": 2,
-            "max_length": 32,
-            "logging_steps": 1,
-        },
+        _pair_run(base, _pairs(tmp_path, 5), out),
         tmp_path,
     )
     assert _final(proc)["train_pairs"] == 5
