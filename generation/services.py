@@ -588,8 +588,16 @@ def batch_run(
 
     Generation runs outside any transaction; ``_batch_commit`` then writes everything at once.
     With ``retry_transient``, a batch whose every prompt failed transiently (server down) raises
-    TransientBackendError so the caller can retry later instead of recording failures.
+    TransientBackendError so the caller can retry later instead of recording failures. A batch that
+    another worker is generating now is skipped (its message came twice).
     """
+    with jobs.run_alone(GenerationBatch, batch_id) as alone:
+        if not alone:
+            return BatchOutcome(batch_id, "skipped")
+        return _batch_run(batch_id=batch_id, retry_transient=retry_transient, heartbeat_s=heartbeat_s)
+
+
+def _batch_run(*, batch_id: int, retry_transient: bool, heartbeat_s: float | None) -> BatchOutcome:
     batch = GenerationBatch.objects.select_related("job", "endpoint").filter(pk=batch_id).first()
     if batch is None or batch.state != BatchState.PENDING or batch.job.state not in ACTIVE_STATES:
         return BatchOutcome(batch_id, "skipped")

@@ -10,10 +10,11 @@ uncommitted row or row lock when that commit lands.
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.db import connections
@@ -83,3 +84,22 @@ class HeldTransaction:
     def __exit__(self, *exc) -> None:
         self._thread.join(30)
         assert not self._thread.is_alive(), "the first call did not finish"
+
+
+@contextlib.contextmanager
+def another_worker_runs(model, pk: int) -> Iterator[None]:
+    """Hold job ``pk``'s ``core.jobs.run_alone`` lock from a connection of its own, as a worker
+    running that job would. Released explicitly: a closed session's locks go only once its server
+    process has ended, a moment later."""
+    from core.jobs import _advisory_key
+
+    key = _advisory_key(model, pk)
+    other = connections.create_connection("default")
+    try:
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_advisory_lock(%s, %s)", key)
+        yield
+        with other.cursor() as cur:
+            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+    finally:
+        other.close()

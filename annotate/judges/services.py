@@ -471,7 +471,15 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
 
 def judge_job_run(*, job_id: int, chunk: int = CHUNK_TASKS) -> JudgeJob | None:
     """Run (or resume) a judge job. Idempotent: a finished job is left alone; a redelivered one
-    judges only the tasks it has no suggestion for yet."""
+    judges only the tasks it has no suggestion for yet; one that another worker is running now is
+    left to it (no task is judged, and paid for, twice)."""
+    with jobs.run_alone(JudgeJob, job_id) as alone:
+        if not alone:
+            return JudgeJob.objects.filter(pk=job_id).first()
+        return _judge_job_run(job_id=job_id, chunk=chunk)
+
+
+def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
     from generation import backends
 
     if not _claim(job_id):

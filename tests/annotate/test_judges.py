@@ -492,3 +492,24 @@ def test_judge_create_refuses_a_nul_in_sampling(make_project):
     with pytest.raises(InvalidInput) as exc:
         judge_create(project=project, name="j", endpoint=endpoint, sampling={"stop": ["a\x00"]})
     assert exc.value.field == "sampling"
+
+
+@pytest.mark.postgres(reason="the one-runner lock is a PostgreSQL advisory lock")
+def test_a_judge_job_another_worker_is_running_is_left_to_it(make_project, fake_server):
+    """The same message delivered to two workers at once: the second judges nothing (a priced judge
+    is not paid twice) and leaves the job as it is; once the first is gone the job runs."""
+    from annotate.models_judges import JudgeJob
+    from tests.races import another_worker_runs
+
+    backend, url = fake_server
+    project = make_project()
+    make_pairs(project, {"one": ("q=2", "q=1")})
+    endpoint = endpoint_create(
+        name="ep-alone", backend="openai", model="fake-judge", config={"base_url": url}
+    )
+    job = judge_job_create(judge=judge_create(project=project, name="j", endpoint=endpoint))
+    with another_worker_runs(JudgeJob, job.pk):
+        left = judge_job_run(job_id=job.pk)
+    assert left.state == JobState.QUEUED and backend.calls == 0
+    assert not JudgeSuggestion.objects.filter(job=job).exists()
+    assert judge_job_run(job_id=job.pk).state == JobState.DONE and backend.calls > 0

@@ -213,6 +213,22 @@ def test_batches_write_candidates_and_the_last_one_creates_tasks(
     assert all(t.target_labels == research_project.overlap for t in tasks)
 
 
+@pytest.mark.postgres(reason="the one-runner lock is a PostgreSQL advisory lock")
+def test_a_batch_another_worker_is_generating_is_skipped(research_project, endpoint, fake_backend):
+    """The same batch message at two workers at once (a late acknowledgement redelivered, the sweep
+    re-sending a slow batch): the second generates nothing and leaves the batch pending."""
+    from tests.races import another_worker_runs
+
+    add_prompts(research_project, 2)
+    job = make_job(research_project, [endpoint], k=2, batch_size=2)
+    batch = GenerationBatch.objects.get(job=job)
+    with another_worker_runs(GenerationBatch, batch.pk):
+        assert services.batch_run(batch_id=batch.pk).status == "skipped"
+    batch.refresh_from_db()
+    assert batch.state == BatchState.PENDING and batch.attempts == 0 and fake_backend.calls == []
+    assert services.batch_run(batch_id=batch.pk).status == "done"
+
+
 def test_a_redelivered_batch_writes_nothing_twice(research_project, endpoint, fake_backend):
     add_prompts(research_project, 4)
     job = make_job(research_project, [endpoint], k=3, batch_size=2)

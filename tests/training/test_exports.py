@@ -21,7 +21,7 @@ from annotate.services.guidelines import guideline_publish
 from annotate.services.imports import prompts_import
 from tests.conftest import HH_SAMPLE, add_tasks, require_shared
 from training.models import Export, ExportState
-from training.services.exports import export_create, export_file_path, export_run
+from training.services.exports import export_create, export_file_path, export_run, exports_root
 
 pytestmark = pytest.mark.django_db
 
@@ -442,3 +442,17 @@ def test_export_pages_are_for_researchers_of_the_project(
     client.logout()
     assert all(client.get(u).status_code == 302 for u in urls)
     assert Guideline.objects.exists()
+
+
+@pytest.mark.postgres(reason="the one-runner lock is a PostgreSQL advisory lock")
+def test_an_export_another_worker_is_writing_is_left_to_it(annotated):
+    """The export message at two workers at once: the second writes nothing (no second folder swapped
+    in under the first) and leaves the export as it is."""
+    from tests.races import another_worker_runs
+
+    export = export_create(project=annotated, format="trl", enqueue=False)
+    with another_worker_runs(Export, export.pk):
+        left = export_run(export_id=export.pk)
+    assert left.state == ExportState.QUEUED and not left.path
+    assert not exports_root(annotated).exists() or not any(exports_root(annotated).iterdir())
+    assert export_run(export_id=export.pk).state == ExportState.DONE

@@ -50,7 +50,7 @@ from annotate.models import (
     TaskKind,
 )
 from core.audit import audit_actor, audit_record
-from core.jobs import job_fail, job_finish
+from core.jobs import job_fail, job_finish, run_alone
 from core.outbox import outbox_enqueue
 from core.read_ahead import read_ahead
 from training.compiler import (
@@ -330,7 +330,18 @@ def _counting(records: Iterator[AnnotationRecord], progress: Callable[[int], Non
 def export_run(*, export_id: int, progress: Callable[[int], None] | None = None) -> Export:
     """Compile and write an export. Idempotent: a finished export is returned as it is; a run that
     died half-way (redelivered task) starts again from scratch. On failure the export is marked
-    ``failed`` with the error and the exception propagates."""
+    ``failed`` with the error and the exception propagates. An export that another worker is
+    writing now is left to it."""
+    with run_alone(Export, export_id) as alone:
+        if not alone:
+            export = Export.objects.filter(pk=export_id).first()
+            if export is None:
+                raise NotFound(f"No export {export_id}.")
+            return export
+        return _export_run(export_id=export_id, progress=progress)
+
+
+def _export_run(*, export_id: int, progress: Callable[[int], None] | None) -> Export:
     export = Export.objects.select_related("project").filter(pk=export_id).first()
     if export is None:
         raise NotFound(f"No export {export_id}.")
