@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 
 from django.core.management.base import BaseCommand, CommandError
@@ -9,6 +11,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.services.backup import project_dump, project_restore
+from core.cli import user_path
 
 
 class Command(BaseCommand):
@@ -33,10 +36,18 @@ class Command(BaseCommand):
             project = Project.objects.filter(slug=opts["slug"]).first()
             if project is None:
                 raise CommandError(f"slug: no project {opts['slug']!r}.")
-            tmp = f"{opts['file']}.tmp-{os.getpid()}"
-            with open(tmp, "wb") as out:
-                counts = project_dump(project=project, out=out)
-            os.replace(tmp, opts["file"])
+            target = opts["file"]
+            tmp = f"{target}.tmp-{os.getpid()}"
+            with user_path("file", target):
+                if os.path.isdir(target):
+                    raise IsADirectoryError(errno.EISDIR, "Is a directory", target)
+                try:
+                    with open(tmp, "wb") as out:
+                        counts = project_dump(project=project, out=out)
+                    os.replace(tmp, target)
+                finally:  # a dump that failed half-way leaves no partial file behind
+                    with contextlib.suppress(FileNotFoundError):
+                        os.unlink(tmp)
             self.stdout.write(
                 self.style.SUCCESS(
                     f"Wrote {opts['file']}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
@@ -44,7 +55,7 @@ class Command(BaseCommand):
             )
             return
         if not os.path.isfile(opts["file"]):
-            raise CommandError(f"file: {opts['file']!r} does not exist.")
+            raise CommandError(f"file: {opts['file']!r} does not exist or is not a file.")
         try:
             with open(opts["file"], "rb") as stream:
                 project, counts = project_restore(stream=stream, slug=opts["slug"])

@@ -1,0 +1,32 @@
+"""The annotate management commands answer bad input with a CommandError naming the option (never a
+traceback) and leave nothing half-written behind."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.mark.parametrize(
+    ("target", "reason"),
+    [
+        ("a-folder", "Is a directory"),
+        ("no-such-folder/dump.jsonl.gz", "No such file or directory"),
+        ("bad\x00name.gz", "NUL byte"),
+    ],
+)
+def test_backup_dump_to_an_unusable_path_is_a_command_error_and_leaves_no_temp_file(
+    make_project, tmp_path, target, reason
+):
+    project = make_project()
+    (tmp_path / "a-folder").mkdir()
+    with pytest.raises(CommandError, match=f"^file: .*{reason}"):
+        call_command("project_backup", "dump", project.slug, str(tmp_path / target))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-folder"]
+    assert list((tmp_path / "a-folder").iterdir()) == []
+
+
+def test_backup_restore_of_a_folder_says_so(tmp_path):
+    with pytest.raises(CommandError, match=r"^file: .* is not a file"):
+        call_command("project_backup", "restore", str(tmp_path))
