@@ -64,6 +64,10 @@ def token_cache_forget(*digests: str) -> None:
     transaction.on_commit(bury)
 
 
+#: The longest expiry a token may be given, in days (the token page and ``api_token create --days``).
+MAX_EXPIRY_DAYS = 3650
+
+
 @transaction.atomic
 def token_create(
     *,

@@ -17,7 +17,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from annotate.models import ApiToken, TaskKind
 from annotate.project_input import project_start_values
 from annotate.services.projects import KIND_SETTINGS, project_start
-from annotate.services.tokens import token_create, token_revoke_by_id
+from annotate.services.tokens import MAX_EXPIRY_DAYS, token_create, token_revoke_by_id
 from core.access import can_create_projects, visible_projects
 from core.pages import flash_outcome, form_page_submit
 
@@ -127,7 +127,11 @@ class TokenForm(forms.Form):
         help_text="Leave all unticked to let the token reach every project you belong to.",
     )
     expires_in_days = forms.IntegerField(
-        label="Expires after (days)", min_value=1, max_value=3650, required=False, help_text="Blank: never."
+        label="Expires after (days)",
+        min_value=1,
+        max_value=MAX_EXPIRY_DAYS,
+        required=False,
+        help_text="Blank: never.",
     )
 
     def __init__(self, *args, user, **kwargs):

@@ -30,3 +30,13 @@ def test_backup_dump_to_an_unusable_path_is_a_command_error_and_leaves_no_temp_f
 def test_backup_restore_of_a_folder_says_so(tmp_path):
     with pytest.raises(CommandError, match=r"^file: .* is not a file"):
         call_command("project_backup", "restore", str(tmp_path))
+
+
+@pytest.mark.parametrize("days", ["0", "-5", "99999999"])
+def test_api_token_days_out_of_range_is_refused_and_creates_no_token(make_user, days):
+    from annotate.models import ApiToken
+
+    user = make_user()
+    with pytest.raises(CommandError, match=r"^--days: "):
+        call_command("api_token", "create", "--user", user.username, "--name", "laptop", "--days", days)
+    assert not ApiToken.objects.exists()

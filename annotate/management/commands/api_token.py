@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotate.errors import ServiceError
 from annotate.models import ApiToken, Project
-from annotate.services.tokens import token_create, token_revoke
+from annotate.services.tokens import MAX_EXPIRY_DAYS, token_create, token_revoke
 
 
 class Command(BaseCommand):
@@ -29,7 +29,9 @@ class Command(BaseCommand):
         create.add_argument(
             "--project", action="append", default=[], help="Narrow to this project (repeatable)."
         )
-        create.add_argument("--days", type=int, help="Expire after this many days.")
+        create.add_argument(
+            "--days", type=int, help=f"Expire after this many days (1 to {MAX_EXPIRY_DAYS}; default never)."
+        )
         lst = sub.add_parser("list")
         lst.add_argument("--user")
         revoke = sub.add_parser("revoke")
@@ -47,7 +49,10 @@ class Command(BaseCommand):
                 if project is None:
                     raise CommandError(f"--project: no project {slug!r}.")
                 projects.append(project)
-            expires = timezone.now() + timedelta(days=opts["days"]) if opts["days"] else None
+            days = opts["days"]
+            if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
+                raise CommandError(f"--days: must be between 1 and {MAX_EXPIRY_DAYS} (got {days}).")
+            expires = timezone.now() + timedelta(days=days) if days is not None else None
             try:
                 token, secret = token_create(
                     user=user, name=opts["name"], projects=projects, expires_at=expires
