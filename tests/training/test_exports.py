@@ -352,6 +352,19 @@ def test_cli_errors_name_the_bad_option(annotated, tmp_path, argv, message):
         )
 
 
+@pytest.mark.parametrize("out", ["a-file", "a-file/sub", "bad\x00name"])
+def test_cli_unusable_out_is_refused_before_anything_is_exported(make_project, tmp_path, out):
+    project = make_project()
+    (tmp_path / "a-file").write_text("not a folder")
+    with pytest.raises(CommandError, match=r"^--out: "):
+        call_command(
+            "export_preferences", "--project", project.slug, "--format", "trl", "--out", str(tmp_path / out),
+            stdout=io.StringIO(), stderr=io.StringIO(),
+        )  # fmt: skip
+    assert not Export.objects.exists()
+    assert (tmp_path / "a-file").read_text() == "not a folder"
+
+
 def test_cli_unknown_project(tmp_path, db):
     with pytest.raises(CommandError, match="--project"):
         call_command("export_preferences", "--project", "nope", "--format", "trl", "--out", str(tmp_path))

@@ -9,6 +9,8 @@ and its files are copied to ``--out``.
 
 from __future__ import annotations
 
+import errno
+import os
 import shutil
 from pathlib import Path
 
@@ -16,6 +18,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import ServiceError
 from annotate.models import Annotation, Project
+from core.cli import user_path
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
@@ -86,6 +89,8 @@ class Command(BaseCommand):
         if project is None:
             raise CommandError(f"--project: no project with slug {opts['project']!r}.")
         out = Path(opts["out"])
+        with user_path("--out", out):
+            _check_out(out)
         if out.exists() and any(out.iterdir()) and not opts["force"]:
             raise CommandError(f"--out: {out} is not empty (use --force to write into it anyway).")
         options = {
@@ -127,12 +132,32 @@ class Command(BaseCommand):
             except ServiceError as exc:
                 raise CommandError(exc.message) from None
             bar.update(total - bar.n)
-        out.mkdir(parents=True, exist_ok=True)
-        for name in export_files(export=export):
-            shutil.copyfile(Path(export.path) / name, out / name)
+        try:
+            with user_path("--out", out):
+                out.mkdir(parents=True, exist_ok=True)
+                for name in export_files(export=export):
+                    shutil.copyfile(Path(export.path) / name, out / name)
+        except CommandError as exc:
+            raise CommandError(f"{exc} Export v{export.version} is stored at {export.path}.") from None
         counts = export.manifest["counts"]
         self.stdout.write(
             f"Export v{export.version}: {counts['rows']} rows (train {counts['train']}, test {counts['test']}), "
             f"dropped {counts['dropped'] or 'none'}; sha256 {export.content_hash}\n"
             f"Files in {out} (stored at {export.path})."
         )
+
+
+def _check_out(out: Path) -> None:
+    """Before anything is exported: ``out`` is a folder, or one can be made there (its nearest
+    existing ancestor is a writable folder). Raises the ``OSError`` that says why not."""
+    if out.exists():
+        if not out.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(out))
+        return
+    parent = out.absolute().parent
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(parent))
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise PermissionError(errno.EACCES, "Permission denied", str(parent))
