@@ -16,6 +16,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from annotate.errors import ServiceError
+from core.cli import user_path
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
@@ -85,7 +86,11 @@ class Command(BaseCommand):
     def _options(self, raw: str) -> dict:
         if not raw:
             return {}
-        text = raw if raw.lstrip().startswith("{") else Path(raw).read_text(encoding="utf-8")
+        if raw.lstrip().startswith("{"):
+            text = raw
+        else:
+            with user_path("--config", raw):
+                text = Path(raw).read_text(encoding="utf-8")
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:

@@ -1,0 +1,52 @@
+"""``manage.py train`` answers bad input with a CommandError naming the option, before any model is
+loaded or any process launched, and leaves nothing behind."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.fixture
+def dataset(tmp_path):
+    path = tmp_path / "pairs.jsonl"
+    path.write_text(json.dumps({"prompt": "q", "chosen": "good", "rejected": "bad"}) + "\n")
+    return path
+
+
+@pytest.fixture
+def no_training(monkeypatch):
+    """Fail the test if the command gets as far as training or launching."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command trained or launched despite bad input")
+
+    monkeypatch.setattr("training.management.commands.train.run_python", refuse)
+    monkeypatch.setattr("training.management.commands.train.subprocess.call", refuse)
+
+
+def train(dataset, out, *argv):
+    call_command(
+        "train", "reward", "--dataset", str(dataset), "--base-model", "tiny", "--out", str(out), *argv
+    )
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "reason"),
+    [
+        ("missing.json", None, "No such file or directory"),
+        ("a-folder", "folder", "Is a directory"),
+        ("latin1.json", b'{"seed": "caf\xe9"}', "is not UTF-8 text"),
+        ("bad\x00name.json", None, "NUL byte"),
+    ],
+)
+def test_config_file_that_cannot_be_read(tmp_path, dataset, no_training, name, content, reason):
+    if content == "folder":
+        (tmp_path / name).mkdir()
+    elif content is not None:
+        (tmp_path / name).write_bytes(content)
+    with pytest.raises(CommandError, match=f"^--config: .*{reason}"):
+        train(dataset, tmp_path / "out", "--config", str(tmp_path / name))
