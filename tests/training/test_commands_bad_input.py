@@ -50,3 +50,14 @@ def test_config_file_that_cannot_be_read(tmp_path, dataset, no_training, name, c
         (tmp_path / name).write_bytes(content)
     with pytest.raises(CommandError, match=f"^--config: .*{reason}"):
         train(dataset, tmp_path / "out", "--config", str(tmp_path / name))
+
+
+def test_launch_with_a_missing_accelerate_config_leaves_no_temp_file(
+    tmp_path, dataset, no_training, monkeypatch
+):
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    monkeypatch.setattr("tempfile.tempdir", str(temp))
+    with pytest.raises(CommandError, match=r"^--accelerate-config: .*missing\.yaml"):
+        train(dataset, tmp_path / "out", "--launch", "--accelerate-config", str(tmp_path / "missing.yaml"))
+    assert list(temp.iterdir()) == []

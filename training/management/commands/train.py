@@ -102,10 +102,18 @@ class Command(BaseCommand):
     def _launch(self, kind: str, options: dict, opts: dict) -> None:
         with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as fh:
             json.dump(options, fh)
-        cmd = command(
-            kind, fh.name, num_processes=opts["num_processes"], accelerate_config=opts["accelerate_config"]
-        )
-        rc = subprocess.call(cmd)
-        Path(fh.name).unlink(missing_ok=True)
+        try:
+            try:
+                cmd = command(
+                    kind,
+                    fh.name,
+                    num_processes=opts["num_processes"],
+                    accelerate_config=opts["accelerate_config"],
+                )
+            except ConfigError as exc:
+                raise CommandError(f"--accelerate-config: {exc}") from None
+            rc = subprocess.call(cmd)
+        finally:
+            Path(fh.name).unlink(missing_ok=True)
         if rc != 0:
             raise CommandError(f"The run failed (exit code {rc}); see the error line above.")
