@@ -61,3 +61,9 @@ def test_launch_with_a_missing_accelerate_config_leaves_no_temp_file(
     with pytest.raises(CommandError, match=r"^--accelerate-config: .*missing\.yaml"):
         train(dataset, tmp_path / "out", "--launch", "--accelerate-config", str(tmp_path / "missing.yaml"))
     assert list(temp.iterdir()) == []
+
+
+@pytest.mark.parametrize("n", ["0", "-2", "100000"])
+def test_launch_num_processes_out_of_range_is_refused_before_launching(tmp_path, dataset, no_training, n):
+    with pytest.raises(CommandError, match=r"^--num-processes: must be between 1 and 64"):
+        train(dataset, tmp_path / "out", "--launch", "--num-processes", n)

@@ -140,6 +140,10 @@ def export_dataset_files(export: Export) -> tuple[str, str]:
     return str(train_path), str(test_path) if test_path and test_path.is_file() else ""
 
 
+#: The most processes one run may launch (a run's ``config.launch.num_processes``, ``train --num-processes``).
+MAX_NUM_PROCESSES = 64
+
+
 def _validate_config(kind: str, config: dict | None) -> dict:
     if config is None:
         return {}
@@ -160,8 +164,10 @@ def _validate_config(kind: str, config: dict | None) -> dict:
         if not isinstance(launch, dict) or set(launch) - {"num_processes", "accelerate_config"}:
             raise InvalidInput("config.launch takes num_processes and accelerate_config.", field="config")
         n = launch.get("num_processes", 1)
-        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= 64:
-            raise InvalidInput("config.launch.num_processes must be between 1 and 64.", field="config")
+        if isinstance(n, bool) or not isinstance(n, int) or not 1 <= n <= MAX_NUM_PROCESSES:
+            raise InvalidInput(
+                f"config.launch.num_processes must be between 1 and {MAX_NUM_PROCESSES}.", field="config"
+            )
         config["launch"] = launch
     return config
 

@@ -21,7 +21,7 @@ from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
 from training.runners.protocol import RunnerError, describe_failure
-from training.services.runs import export_dataset_files, run_python
+from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
 
 
 class Command(BaseCommand):
@@ -48,6 +48,10 @@ class Command(BaseCommand):
 
     def handle(self, *args, **opts):
         kind = opts["kind"]
+        if not 1 <= opts["num_processes"] <= MAX_NUM_PROCESSES:
+            raise CommandError(
+                f"--num-processes: must be between 1 and {MAX_NUM_PROCESSES} (got {opts['num_processes']})."
+            )
         options = self._options(opts["config"])
         if opts["export"] is not None:
             export = Export.objects.filter(pk=opts["export"]).first()
