@@ -67,3 +67,15 @@ def test_launch_with_a_missing_accelerate_config_leaves_no_temp_file(
 def test_launch_num_processes_out_of_range_is_refused_before_launching(tmp_path, dataset, no_training, n):
     with pytest.raises(CommandError, match=r"^--num-processes: must be between 1 and 64"):
         train(dataset, tmp_path / "out", "--launch", "--num-processes", n)
+
+
+@pytest.mark.parametrize("existing", ["folder", "file"])
+def test_an_existing_out_is_refused_before_training(tmp_path, dataset, no_training, existing):
+    out = tmp_path / "out"
+    if existing == "folder":
+        out.mkdir()
+        (out / "model.safetensors").write_text("an earlier model")
+    else:
+        out.write_text("a file")
+    with pytest.raises(CommandError, match=r"^--out: .* already exists"):
+        train(dataset, out)

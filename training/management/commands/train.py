@@ -78,6 +78,12 @@ class Command(BaseCommand):
             config_for(kind, options)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
+        out = Path(options["output_dir"])
+        with user_path("--out", out):
+            taken = out.is_file() or (out.is_dir() and any(out.iterdir()))
+        if taken and not (out.is_dir() and options.get("overwrite_output_dir") is True):
+            # the runner refuses it too, but only once the models are loaded and evaluated
+            raise CommandError(f"--out: {out} already exists; choose another output directory.")
         if opts["launch"]:
             return self._launch(kind, options, opts)
         try:
