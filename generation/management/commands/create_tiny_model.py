@@ -8,6 +8,8 @@ transformers endpoint for the model (scoped to --project when given).
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
@@ -15,6 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate import selectors as annotate_selectors
 from annotate.errors import ServiceError
 from annotate.models import Prompt
+from core.cli import user_path
 from generation import services
 from generation.tiny_model import build_tiny_model
 
@@ -45,8 +48,21 @@ class Command(BaseCommand):
             ]:
                 texts.extend(m.get("content", "") for m in messages or [] if isinstance(m, dict))
             self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
-        path = Path(out_dir).resolve()
-        build_tiny_model(path, texts=texts or None, vocab_size=options["vocab_size"], seed=options["seed"])
+        path = Path(out_dir).absolute()
+        with user_path("out_dir", path):
+            path = path.resolve()
+            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+                raise CommandError(f"out_dir: {path} already exists; choose a new or empty folder.")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+        try:  # built aside and renamed into place: a failed build leaves no half model behind
+            build_tiny_model(tmp, texts=texts or None, vocab_size=options["vocab_size"], seed=options["seed"])
+            with user_path("out_dir", path):
+                if path.exists():
+                    path.rmdir()  # the empty folder checked above
+                tmp.rename(path)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
         self.stdout.write(self.style.SUCCESS(f"Tiny model written to {path}"))
         if register_endpoint:
             try:

@@ -1,0 +1,23 @@
+"""create_tiny_model and generate answer bad input with a CommandError naming the argument, and
+never leave a half-built model folder or overwrite someone else's files."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+
+
+@pytest.mark.parametrize("existing", ["file", "folder"])
+def test_create_tiny_model_refuses_an_existing_out_dir_and_leaves_it_alone(tmp_path, existing):
+    out = tmp_path / "model"
+    if existing == "file":
+        out.write_text("mine")
+    else:
+        out.mkdir()
+        (out / "config.json").write_text("mine")
+    with pytest.raises(CommandError, match=r"^out_dir: .*already exists"):
+        call_command("create_tiny_model", str(out))
+    target = out if existing == "file" else out / "config.json"
+    assert target.read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
