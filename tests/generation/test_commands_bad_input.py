@@ -21,3 +21,19 @@ def test_create_tiny_model_refuses_an_existing_out_dir_and_leaves_it_alone(tmp_p
     target = out if existing == "file" else out / "config.json"
     assert target.read_text() == "mine"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--vocab-size", "-5"),
+        ("--vocab-size", "0"),
+        ("--vocab-size", "99999999999"),  # aborted the process: the tokenizer trainer's allocation failed
+        ("--seed", "-1"),
+        ("--seed", str(2**64)),
+    ],
+)
+def test_create_tiny_model_numbers_out_of_range(tmp_path, option, value):
+    with pytest.raises(CommandError, match=rf"^{option}: must be between"):
+        call_command("create_tiny_model", str(tmp_path / "model"), option, value)
+    assert list(tmp_path.iterdir()) == []

@@ -22,6 +22,10 @@ from generation import services
 from generation.tiny_model import build_tiny_model
 
 MAX_TRAINING_PROMPTS = 20_000
+#: A byte-level tokenizer has at least the 256 bytes; a far larger request made the tokenizer
+#: trainer's allocation fail, which aborts the process.
+VOCAB_SIZES = range(256, 65_536 + 1)
+SEEDS = range(0, 2**32)
 
 
 class Command(BaseCommand):
@@ -33,10 +37,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--register-endpoint", metavar="NAME", help="register a transformers endpoint NAME"
         )
-        parser.add_argument("--vocab-size", type=int, default=512)
-        parser.add_argument("--seed", type=int, default=0)
+        parser.add_argument(
+            "--vocab-size",
+            type=int,
+            default=512,
+            help=f"{VOCAB_SIZES.start} to {VOCAB_SIZES.stop - 1} (default 512).",
+        )
+        parser.add_argument("--seed", type=int, default=0, help=f"0 to {SEEDS.stop - 1} (default 0).")
 
     def handle(self, *args, out_dir: str, project: str | None, register_endpoint: str | None, **options):
+        for option, allowed in (("vocab_size", VOCAB_SIZES), ("seed", SEEDS)):
+            if options[option] not in allowed:
+                raise CommandError(
+                    f"--{option.replace('_', '-')}: must be between {allowed.start} and {allowed.stop - 1} "
+                    f"(got {options[option]})."
+                )
         project_obj = None
         texts: list[str] = []
         if project:
