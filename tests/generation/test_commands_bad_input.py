@@ -37,3 +37,13 @@ def test_create_tiny_model_numbers_out_of_range(tmp_path, option, value):
     with pytest.raises(CommandError, match=rf"^{option}: must be between"):
         call_command("create_tiny_model", str(tmp_path / "model"), option, value)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
+def test_create_tiny_model_with_an_endpoint_name_taken_leaves_no_model_behind(tmp_path, db):
+    from generation import services
+
+    services.endpoint_create(name="taken", backend="transformers", model="/m")
+    with pytest.raises(CommandError, match=r"^--register-endpoint: .*already exists"):
+        call_command("create_tiny_model", str(tmp_path / "model"), "--register-endpoint", "taken")
+    assert list(tmp_path.iterdir()) == []

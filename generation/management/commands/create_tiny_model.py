@@ -66,7 +66,8 @@ class Command(BaseCommand):
         path = Path(out_dir).absolute()
         with user_path("out_dir", path):
             path = path.resolve()
-            if path.exists() and (not path.is_dir() or any(path.iterdir())):
+            existed = path.exists()
+            if existed and (not path.is_dir() or any(path.iterdir())):
                 raise CommandError(f"out_dir: {path} already exists; choose a new or empty folder.")
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
@@ -78,7 +79,6 @@ class Command(BaseCommand):
                 tmp.rename(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        self.stdout.write(self.style.SUCCESS(f"Tiny model written to {path}"))
         if register_endpoint:
             try:
                 endpoint = services.endpoint_create(
@@ -89,6 +89,11 @@ class Command(BaseCommand):
                     default_sampling={"max_new_tokens": 64},
                     project=project_obj,
                 )
-            except ServiceError as exc:
-                raise CommandError(exc.message) from exc
+            except ServiceError as exc:  # the command did not do what was asked: no model either
+                shutil.rmtree(path, ignore_errors=True)
+                if existed:
+                    path.mkdir(exist_ok=True)
+                raise CommandError(f"--register-endpoint: {exc.message}") from None
+        self.stdout.write(self.style.SUCCESS(f"Tiny model written to {path}"))
+        if register_endpoint:
             self.stdout.write(self.style.SUCCESS(f"Endpoint {endpoint.name} registered."))
