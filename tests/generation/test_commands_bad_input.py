@@ -47,3 +47,16 @@ def test_create_tiny_model_with_an_endpoint_name_taken_leaves_no_model_behind(tm
     with pytest.raises(CommandError, match=r"^--register-endpoint: .*already exists"):
         call_command("create_tiny_model", str(tmp_path / "model"), "--register-endpoint", "taken")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("poll", ["-1", "0", "nan"])
+def test_generate_poll_must_be_positive_and_is_checked_before_the_job_is_created(research_project, poll):
+    from generation import services
+    from generation.models import GenerationJob
+    from tests.generation.conftest import add_prompts
+
+    add_prompts(research_project, 2)
+    services.endpoint_create(name="e1", backend="transformers", model="/m", project=research_project)
+    with pytest.raises(CommandError, match=r"^--poll: "):
+        call_command("generate", "--project", research_project.slug, "--endpoint", "e1", "--poll", poll)
+    assert not GenerationJob.objects.exists()

@@ -60,6 +60,10 @@ class Command(BaseCommand):
         parser.add_argument("--poll", type=float, default=1.0, help="seconds between progress checks")
 
     def handle(self, *args, **opts):
+        if not 0 < opts["poll"] <= 3600:  # also refuses nan
+            raise CommandError(
+                f"--poll: seconds between checks, above 0 and at most 3600 (got {opts['poll']})."
+            )
         if opts["resume"]:
             job = GenerationJob.objects.filter(pk=opts["resume"]).first()
             if job is None:
