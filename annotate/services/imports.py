@@ -29,6 +29,7 @@ import io
 import json
 import random
 import threading
+import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
@@ -297,8 +298,12 @@ class _TooLarge(Exception):
     pass
 
 
+class _Damaged(Exception):
+    """The compressed stream cannot be read on (truncated, or not gzip data after its magic)."""
+
+
 def _guarded(lines, add_error, max_bytes: int):
-    """Stop at the size limit with a line error instead of an exception."""
+    """Stop at the size limit or at damaged gzip data with a line error instead of an exception."""
     try:
         yield from lines
     except _TooLarge as exc:
@@ -306,6 +311,10 @@ def _guarded(lines, add_error, max_bytes: int):
             exc.args[0],
             f"the file is larger than {max_bytes // 1024**2} MiB once decompressed; split it",
             None,
+        )
+    except _Damaged as exc:
+        add_error(
+            exc.args[0], f"the gzip data is damaged here ({exc.args[1]}); nothing after it can be read", None
         )
 
 
@@ -318,7 +327,10 @@ def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes 
     total = 0
     number = 0
     while True:
-        raw = stream.readline(MAX_LINE_BYTES + 1)
+        try:
+            raw = stream.readline(MAX_LINE_BYTES + 1)
+        except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+            raise _Damaged(number + 1, str(exc) or type(exc).__name__) from None
         if not raw:
             return
         number += 1
@@ -329,7 +341,10 @@ def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes 
             yield number, raw
             continue
         while not raw.endswith(b"\n"):  # drop the rest of the over-long line
-            raw = stream.readline(_READ_CHUNK)
+            try:
+                raw = stream.readline(_READ_CHUNK)
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                raise _Damaged(number, str(exc) or type(exc).__name__) from None
             if not raw:
                 break
             total += len(raw)

@@ -40,3 +40,22 @@ def test_api_token_days_out_of_range_is_refused_and_creates_no_token(make_user, 
     with pytest.raises(CommandError, match=r"^--days: "):
         call_command("api_token", "create", "--user", user.username, "--name", "laptop", "--days", days)
     assert not ApiToken.objects.exists()
+
+
+@pytest.mark.parametrize("damage", ["truncated", "corrupt"])
+def test_import_of_a_damaged_gzip_reports_it_and_imports_nothing(make_project, tmp_path, capsys, damage):
+    import gzip
+    import json
+
+    from annotate.models import Prompt
+
+    project = make_project()
+    line = json.dumps({"prompt": "hi", "candidates": ["a", "b"]}) + "\n"
+    data = gzip.compress(line.encode() * 200)
+    data = data[: len(data) // 2] if damage == "truncated" else b"\x1f\x8b" + b"garbage" * 20
+    path = tmp_path / "prompts.jsonl.gz"
+    path.write_bytes(data)
+    with pytest.raises(CommandError, match=r"^Nothing was imported"):
+        call_command("import_prompts", str(path), "--project", project.slug)
+    assert "gzip" in capsys.readouterr().err
+    assert not Prompt.objects.filter(project=project).exists()
