@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import gzip
 import json
+import zlib
 from collections.abc import Callable, Iterator
 from typing import IO
 
 from django.contrib.auth import get_user_model
-from django.db import transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, transaction
 from django.db.models import Count
 from django.utils.dateparse import parse_datetime
 
@@ -47,6 +49,10 @@ PROJECT_FIELDS = (
     "name", "slug", "description", "kind", "overlap", "lease_ttl_seconds", "allow_tie", "allow_both_bad",
     "strength_scale", "ranking_k", "allow_rank_ties", "rating_scale_max",
 )  # fmt: skip
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 def _iso(value):
@@ -148,12 +154,25 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
 
 def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
     with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
-        for number, line in enumerate(gz, start=1):
+        lines = enumerate(gz, start=1)
+        number = 0
+        while True:
+            try:
+                number, line = next(lines)
+            except StopIteration:
+                return
+            except (EOFError, zlib.error) as exc:  # BadGzipFile, an OSError, is the caller's
+                raise InvalidInput(
+                    f"line {number + 1}: the gzip data is damaged or cut short ({exc}); nothing was restored."
+                ) from None
             try:
                 record = json.loads(line)
-                yield number, record["type"], record["data"]
+                kind, data = record["type"], record["data"]
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"line {number}: not a dump record ({exc})") from None
+            if not isinstance(kind, str) or not isinstance(data, dict):
+                raise InvalidInput(f"line {number}: not a dump record (type must be text, data an object)")
+            yield number, kind, data
 
 
 @transaction.atomic
@@ -188,7 +207,12 @@ def project_restore(
         if not rows:
             return
         model, olds = rows[0][0], [r[1] for r in rows]
-        created = model.objects.bulk_create([r[2] for r in rows], batch_size=2000)
+        try:
+            created = model.objects.bulk_create([r[2] for r in rows], batch_size=2000)
+        except (TypeError, ValueError, DatabaseError, ValidationError) as exc:  # a record edited by hand
+            raise InvalidInput(
+                f"a bad {kind} record at or before line {at_line[0]} ({_first_line(exc)})"
+            ) from None
         if kind in ids:
             ids[kind].update({old: obj.pk for old, obj in zip(olds, created, strict=True)})
 
@@ -202,7 +226,9 @@ def project_restore(
         if len(pending[kind]) >= 2000:
             flush(kind)
 
+    at_line = [0]  # the line read last, for flush()'s errors
     for number, kind, data in _read(stream):
+        at_line[0] = number
         counts[kind] = counts.get(kind, 0) + 1
         if progress is not None and number % 10000 == 0:
             progress(number)
@@ -318,6 +344,8 @@ def project_restore(
                 raise InvalidInput(f"line {number}: unknown record type {kind!r}")
         except KeyError as exc:
             raise InvalidInput(f"line {number}: {kind} record refers to a missing {exc}") from None
+        except (TypeError, ValueError, AttributeError, DatabaseError, ValidationError) as exc:
+            raise InvalidInput(f"line {number}: a bad {kind} record ({_first_line(exc)})") from None
     for kind in order:
         flush(kind)
     if project is None:

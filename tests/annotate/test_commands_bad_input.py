@@ -59,3 +59,63 @@ def test_import_of_a_damaged_gzip_reports_it_and_imports_nothing(make_project, t
         call_command("import_prompts", str(path), "--project", project.slug)
     assert "gzip" in capsys.readouterr().err
     assert not Prompt.objects.filter(project=project).exists()
+
+
+def _dump(project, tmp_path):
+    path = tmp_path / "dump.jsonl.gz"
+    call_command("project_backup", "dump", project.slug, str(path))
+    return path
+
+
+def _edited(path, edit):
+    """The dump at ``path`` with ``edit(records)`` applied, written back gzip'd."""
+    import gzip
+    import json
+
+    records = [json.loads(line) for line in gzip.decompress(path.read_bytes()).splitlines()]
+    edit(records)
+    path.write_bytes(gzip.compress(b"".join(json.dumps(r).encode() + b"\n" for r in records)))
+    return path
+
+
+def _set_prompt_field(field, value):
+    def edit(records):
+        next(r for r in records if r["type"] == "prompt")["data"][field] = value
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda records: records.insert(2, {"type": "prompt", "data": 5}), r"line 3: not a dump record"),
+        (_set_prompt_field("messages", None), r"bad prompt record at or before line \d+"),
+        pytest.param(
+            _set_prompt_field("external_id", "x" * 1000),
+            r"bad prompt record at or before line \d+",
+            marks=pytest.mark.postgres(reason="SQLite does not enforce a varchar's length"),
+        ),
+    ],
+)
+def test_restore_of_a_damaged_record_is_a_command_error_and_restores_nothing(
+    make_project, tmp_path, edit, message
+):
+    from annotate.models import Project
+    from tests.conftest import add_tasks
+
+    project = make_project()
+    add_tasks(project, prompts=2)
+    path = _edited(_dump(project, tmp_path), edit)
+    with pytest.raises(CommandError, match=message):
+        call_command("project_backup", "restore", str(path), "--slug", "copy")
+    assert not Project.objects.filter(slug="copy").exists()
+
+
+def test_restore_of_a_truncated_dump_restores_nothing(make_project, tmp_path):
+    from annotate.models import Project
+
+    path = _dump(make_project(), tmp_path)
+    path.write_bytes(path.read_bytes()[:-20])
+    with pytest.raises(CommandError, match="gzip"):
+        call_command("project_backup", "restore", str(path), "--slug", "copy")
+    assert not Project.objects.filter(slug="copy").exists()
