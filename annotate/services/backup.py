@@ -25,6 +25,7 @@ from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Count
 from django.utils.dateparse import parse_datetime
+from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import (
@@ -43,6 +44,7 @@ from annotate.models import (
 )
 
 FORMAT_VERSION = 1
+SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
 
 PROJECT_FIELDS = (
@@ -175,6 +177,14 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
             yield number, kind, data
 
 
+def _check_slug(slug: object) -> None:
+    if not isinstance(slug, str) or not slug or slugify(slug) != slug or len(slug) > SLUG_MAX:
+        raise InvalidInput(
+            f"{slug!r} is not a project address: lowercase letters, digits and dashes, at most {SLUG_MAX}.",
+            field="slug",
+        )
+
+
 @transaction.atomic
 def project_restore(
     *, stream: IO[bytes], slug: str | None = None, progress: Callable[[int], None] | None = None
@@ -240,7 +250,8 @@ def project_restore(
                     )
             elif kind == "project":
                 values = {f: data[f] for f in PROJECT_FIELDS}
-                values["slug"] = slug or values["slug"]
+                values["slug"] = slug if slug is not None else values["slug"]
+                _check_slug(values["slug"])
                 if Project.objects.filter(slug=values["slug"]).exists():
                     raise Conflict(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."

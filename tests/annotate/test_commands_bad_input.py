@@ -119,3 +119,14 @@ def test_restore_of_a_truncated_dump_restores_nothing(make_project, tmp_path):
     with pytest.raises(CommandError, match="gzip"):
         call_command("project_backup", "restore", str(path), "--slug", "copy")
     assert not Project.objects.filter(slug="copy").exists()
+
+
+@pytest.mark.parametrize("slug", ["Bad Slug!", "x" * 81, ""])
+def test_restore_under_an_invalid_slug_is_refused(make_project, tmp_path, slug):
+    from annotate.models import Project
+
+    project = make_project()
+    path = _dump(project, tmp_path)
+    with pytest.raises(CommandError, match=r"^--slug: "):
+        call_command("project_backup", "restore", str(path), "--slug", slug)
+    assert list(Project.objects.values_list("slug", flat=True)) == [project.slug]

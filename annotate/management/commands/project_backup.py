@@ -60,7 +60,7 @@ class Command(BaseCommand):
             with open(opts["file"], "rb") as stream:
                 project, counts = project_restore(stream=stream, slug=opts["slug"])
         except ServiceError as exc:
-            raise CommandError(exc.message) from None
+            raise CommandError(f"--{exc.field}: {exc.message}" if exc.field else exc.message) from None
         except OSError as exc:
             raise CommandError(f"file: cannot read {opts['file']!r} as a gzip'd dump ({exc}).") from None
         self.stdout.write(
