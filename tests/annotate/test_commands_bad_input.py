@@ -130,3 +130,13 @@ def test_restore_under_an_invalid_slug_is_refused(make_project, tmp_path, slug):
     with pytest.raises(CommandError, match=r"^--slug: "):
         call_command("project_backup", "restore", str(path), "--slug", slug)
     assert list(Project.objects.values_list("slug", flat=True)) == [project.slug]
+
+
+@pytest.mark.parametrize("concurrency", ["0", "-1", "100000"])
+def test_run_platform_refuses_a_bad_concurrency_before_starting_anything(monkeypatch, concurrency):
+    def refuse(*args, **kwargs):
+        raise AssertionError("run_platform started a process despite bad input")
+
+    monkeypatch.setattr("annotate.management.commands.run_platform.subprocess.Popen", refuse)
+    with pytest.raises(CommandError, match=r"^--concurrency: "):
+        call_command("run_platform", "--concurrency", concurrency)

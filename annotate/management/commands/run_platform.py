@@ -26,13 +26,16 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 #: The generation queue's worker, as the README's production section runs it (after ``python``).
 GENERATION_WORKER = [
     "-m", "celery", "-A", "config", "worker", "-Q", "generation", "--pool", "solo",
     "--loglevel", "INFO", "--hostname", "generation@%h",
 ]  # fmt: skip
+
+
+MAX_CONCURRENCY = 64
 
 
 def general_worker(concurrency: int) -> list[str]:
@@ -103,10 +106,17 @@ class Command(BaseCommand):
             "--addr", default="127.0.0.1:8000", help="Address for the web server (default 127.0.0.1:8000)."
         )
         parser.add_argument(
-            "--concurrency", type=int, default=2, help="Processes of the default/training worker (default 2)."
+            "--concurrency",
+            type=int,
+            default=2,
+            help=f"Processes of the default/training worker (1 to {MAX_CONCURRENCY}, default 2).",
         )
 
     def handle(self, *args, **opts):
+        if not 1 <= opts["concurrency"] <= MAX_CONCURRENCY:
+            raise CommandError(
+                f"--concurrency: must be between 1 and {MAX_CONCURRENCY} (got {opts['concurrency']})."
+            )
         env = dict(os.environ)
         env.setdefault(
             "DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base")
