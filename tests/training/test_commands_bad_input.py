@@ -79,3 +79,29 @@ def test_an_existing_out_is_refused_before_training(tmp_path, dataset, no_traini
         out.write_text("a file")
     with pytest.raises(CommandError, match=r"^--out: .* already exists"):
         train(dataset, out)
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "message"),
+    [
+        (
+            "latin1.jsonl",
+            b'{"prompt": "caf\xe9", "chosen": "a", "rejected": "b"}\n',
+            r"latin1\.jsonl line 1: not UTF-8",
+        ),
+        ("cut.jsonl.gz", "truncated", r"cut\.jsonl\.gz line \d+: .*gzip"),
+        ("bad.jsonl.gz", b"\x1f\x8b" + b"garbage" * 20, r"bad\.jsonl\.gz line 1: .*gzip"),
+    ],
+)
+def test_evaluate_reward_names_the_dataset_line_it_cannot_read(tmp_path, name, content, message):
+    import gzip
+
+    if content == "truncated":
+        row = json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n"
+        data = gzip.compress(row.encode() * 500)
+        content = data[: len(data) // 2]
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(CommandError, match=message):
+        call_command(
+            "evaluate_reward", "--model", str(tmp_path / "no-model"), "--dataset", str(tmp_path / name)
+        )

@@ -9,6 +9,7 @@ import gzip
 import json
 import random
 import sys
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -35,8 +36,22 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             raise DataError(f"{p.name} is not a readable Parquet file: {exc}") from exc
     opener = gzip.open if p.suffix == ".gz" else open
     rows = []
-    with opener(p, "rt", encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
+    number = 0
+    with opener(p, "rb") as fh:
+        while True:
+            try:
+                raw = fh.readline()
+            except (EOFError, gzip.BadGzipFile, zlib.error) as exc:
+                raise DataError(
+                    f"{p.name} line {number + 1}: the gzip data is damaged or cut short at or after it ({exc})."
+                ) from None
+            if not raw:
+                break
+            number += 1
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError:
+                raise DataError(f"{p.name} line {number}: not UTF-8 text.") from None
             if not line.strip():
                 continue
             try:
