@@ -140,3 +140,15 @@ def test_run_platform_refuses_a_bad_concurrency_before_starting_anything(monkeyp
     monkeypatch.setattr("annotate.management.commands.run_platform.subprocess.Popen", refuse)
     with pytest.raises(CommandError, match=r"^--concurrency: "):
         call_command("run_platform", "--concurrency", concurrency)
+
+
+def test_import_of_an_unreadable_file_is_a_command_error(make_project, tmp_path, monkeypatch):
+    path = tmp_path / "prompts.jsonl"
+    path.write_text('{"prompt": "hi", "candidates": ["a", "b"]}\n')
+
+    def unreadable(*args, **kwargs):  # what a file without read permission gives a non-root user
+        raise PermissionError(13, "Permission denied", str(path))
+
+    monkeypatch.setattr("annotate.management.commands.import_prompts.open", unreadable, raising=False)
+    with pytest.raises(CommandError, match=r"^file: .*Permission denied"):
+        call_command("import_prompts", str(path), "--project", make_project().slug)

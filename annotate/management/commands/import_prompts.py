@@ -12,6 +12,7 @@ from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.services.imports import FORMATS, ImportFailed, prompts_import
 from annotate.services.tasks import PairMode
+from core.cli import user_path
 
 
 class Command(BaseCommand):
@@ -65,9 +66,11 @@ class Command(BaseCommand):
         path = opts["file"]
         if not os.path.isfile(path):
             raise CommandError(f"file: {path!r} does not exist or is not a file.")
-        size = os.path.getsize(path)
+        with user_path("file", path):
+            raw = open(path, "rb")  # noqa: SIM115 (closed by the with below)
+            size = os.fstat(raw.fileno()).st_size
         with (
-            open(path, "rb") as raw,
+            raw,
             tqdm(total=size, unit="B", unit_scale=True, desc="import", disable=opts["json"]) as bar,
         ):
 
