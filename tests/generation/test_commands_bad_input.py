@@ -60,3 +60,25 @@ def test_generate_poll_must_be_positive_and_is_checked_before_the_job_is_created
     with pytest.raises(CommandError, match=r"^--poll: "):
         call_command("generate", "--project", research_project.slug, "--endpoint", "e1", "--poll", poll)
     assert not GenerationJob.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--top-k", "-1"], "--top-k"),  # the service's field sampling's top_k: the command's own option
+        (["--filter", "tag:"], "--filter"),  # the service's prompt_filter: the command names it
+        (["--k", "0"], "--k"),
+    ],
+)
+def test_generate_names_the_option_behind_a_refused_value(research_project, args, option):
+    """Services refuse by field; the command answers with its own option (core.cli.ServiceCommand)
+    and creates no job."""
+    from generation import services
+    from generation.models import GenerationJob
+    from tests.generation.conftest import add_prompts
+
+    add_prompts(research_project, 2)
+    services.endpoint_create(name="e1", backend="transformers", model="/m", project=research_project)
+    with pytest.raises(CommandError, match=rf"^{option}: "):
+        call_command("generate", "--project", research_project.slug, "--endpoint", "e1", "--no-follow", *args)
+    assert not GenerationJob.objects.exists()

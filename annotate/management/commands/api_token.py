@@ -10,15 +10,16 @@ from __future__ import annotations
 from datetime import timedelta
 
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from django.utils import timezone
 
-from annotate.errors import ServiceError
 from annotate.models import ApiToken, Project
 from annotate.services.tokens import MAX_EXPIRY_DAYS, token_create, token_revoke
+from core.cli import ServiceCommand
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    field_options = {"expires_at": "--days"}
     help = "Create, list or revoke API tokens (Authorization: Bearer <token>)."
 
     def add_arguments(self, parser):
@@ -53,12 +54,7 @@ class Command(BaseCommand):
             if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
                 raise CommandError(f"--days: must be between 1 and {MAX_EXPIRY_DAYS} (got {days}).")
             expires = timezone.now() + timedelta(days=days) if days is not None else None
-            try:
-                token, secret = token_create(
-                    user=user, name=opts["name"], projects=projects, expires_at=expires
-                )
-            except ServiceError as exc:
-                raise CommandError(f"--{exc.field}: {exc.message}" if exc.field else exc.message) from None
+            token, secret = token_create(user=user, name=opts["name"], projects=projects, expires_at=expires)
             self.stderr.write(f"Token {token.pk} ({token.name}) for {user}; shown once:")
             self.stdout.write(secret)
         elif action == "list":

@@ -5,17 +5,16 @@ from __future__ import annotations
 import json
 import os
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.services.imports import FORMATS, ImportFailed, prompts_import
 from annotate.services.tasks import PairMode
-from core.cli import user_path
+from core.cli import ServiceCommand, user_path
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Import prompts and candidates (JSONL, or HH-RLHF {chosen, rejected} transcripts, plain or .gz) into a project "
         "and create comparison tasks from the candidates. ATOMIC by default: the whole file is imported or nothing is, "
@@ -99,8 +98,6 @@ class Command(BaseCommand):
                 raise CommandError(
                     f"Nothing was imported: {len(exc.report.errors)} bad line(s) in {path} (see above; --skip-invalid imports the rest)."
                 ) from None
-            except ServiceError as exc:
-                raise CommandError(f"{exc.field + ': ' if exc.field else ''}{exc.message}") from None
         if opts["json"]:
             self.stdout.write(json.dumps(report.as_dict()))
             return

@@ -6,15 +6,14 @@ import contextlib
 import errno
 import os
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotate.errors import ServiceError
 from annotate.models import Project
 from annotate.services.backup import project_dump, project_restore
-from core.cli import user_path
+from core.cli import ServiceCommand, user_path
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = (
         "Back up one project to a gzip'd JSON-lines file, or restore such a file as a new project. "
         "Restore is atomic (a bad file restores nothing) and refuses a slug that exists."
@@ -59,8 +58,6 @@ class Command(BaseCommand):
         try:
             with open(opts["file"], "rb") as stream:
                 project, counts = project_restore(stream=stream, slug=opts["slug"])
-        except ServiceError as exc:
-            raise CommandError(f"--{exc.field}: {exc.message}" if exc.field else exc.message) from None
         except OSError as exc:
             raise CommandError(f"file: cannot read {opts['file']!r} as a gzip'd dump ({exc}).") from None
         self.stdout.write(

@@ -16,16 +16,17 @@ import json
 import sys
 import time
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 from tqdm import tqdm
 
 from annotate import selectors as annotate_selectors
-from annotate.errors import ServiceError
+from core.cli import ServiceCommand
 from generation import selectors, services
 from generation.models import GenerationJob, JobState
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
+    field_options = {"prompt_filter": "--filter", "endpoints": "--endpoint", "auto_release": "--release"}
     help = "Sample k responses per prompt from one or more model endpoints (staged, or released into tasks)."
 
     def add_arguments(self, parser):
@@ -68,10 +69,7 @@ class Command(BaseCommand):
             job = GenerationJob.objects.filter(pk=opts["resume"]).first()
             if job is None:
                 raise CommandError(f"No generation job {opts['resume']}.")
-            try:
-                count = services.job_requeue(job=job)
-            except ServiceError as exc:
-                raise CommandError(exc.message) from exc
+            count = services.job_requeue(job=job)
             self.stdout.write(f"Re-enqueued {count} pending batches of job {job.pk}.")
         else:
             job = self._create(opts)
@@ -102,21 +100,18 @@ class Command(BaseCommand):
         }
         if opts["stop"]:
             sampling["stop"] = opts["stop"]
-        try:
-            job = services.job_create(
-                project=project,
-                endpoints=endpoints,
-                prompt_filter=_parse_filter(opts["filter"]),
-                k=opts["k"],
-                sampling=sampling,
-                task_mode=opts["task_mode"],
-                pairs_per_prompt=opts["pairs_per_prompt"],
-                batch_size=opts["batch_size"],
-                enqueue=not opts["inline"],
-                auto_release="" if opts["release"] == "staged" else opts["release"],
-            )
-        except ServiceError as exc:
-            raise CommandError(exc.message) from exc
+        job = services.job_create(
+            project=project,
+            endpoints=endpoints,
+            prompt_filter=_parse_filter(opts["filter"]),
+            k=opts["k"],
+            sampling=sampling,
+            task_mode=opts["task_mode"],
+            pairs_per_prompt=opts["pairs_per_prompt"],
+            batch_size=opts["batch_size"],
+            enqueue=not opts["inline"],
+            auto_release="" if opts["release"] == "staged" else opts["release"],
+        )
         self.stdout.write(
             f"Job {job.pk}: {job.total_units} prompt x endpoint units, k={job.k}, seed={job.sampling['seed']}"
             + (" (running inline)" if opts["inline"] else " (enqueued on the 'generation' queue)")

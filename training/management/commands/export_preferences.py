@@ -14,11 +14,10 @@ import os
 import shutil
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
-from annotate.errors import ServiceError
 from annotate.models import Annotation, Project
-from core.cli import user_path
+from core.cli import ServiceCommand, user_path
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
@@ -26,7 +25,7 @@ from training.selectors import labeler_ids_by_username
 from training.services.exports import export_create, export_files, export_run
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Compile a project's annotations into a preference dataset (TRL, HH-RLHF, OpenAI, raw)."
 
     def add_arguments(self, parser):
@@ -75,12 +74,9 @@ class Command(BaseCommand):
     def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
         if value is None:
             return None
-        try:
-            return labeler_ids_by_username(
-                project=project, usernames=value.split(","), allow_ids=True, field=option
-            )
-        except ServiceError as exc:
-            raise CommandError(f"--{option}: {exc.message}") from None
+        return labeler_ids_by_username(
+            project=project, usernames=value.split(","), allow_ids=True, field=option
+        )
 
     def handle(self, *args, **opts):
         from tqdm import tqdm
@@ -111,26 +107,19 @@ class Command(BaseCommand):
             ids = self._user_ids(opts[option.replace("-", "_")], option, project)
             if ids is not None:
                 options[key] = ids
-        try:
-            export = export_create(
-                project=project,
-                format=opts["format"],
-                file_type=opts["file_type"],
-                options=options,
-                enqueue=False,
-            )
-        except ServiceError as exc:
-            option = f"--{exc.field.replace('_', '-')}: " if exc.field else ""
-            raise CommandError(f"{option}{exc.message}") from None
+        export = export_create(
+            project=project,
+            format=opts["format"],
+            file_type=opts["file_type"],
+            options=options,
+            enqueue=False,
+        )
         total = Annotation.objects.filter(task__project=project).count()
         passes = 2 if options.get("min_reliability") is not None else 1
         with tqdm(
             total=total, unit="ann", desc=f"export v{export.version}", disable=opts["verbosity"] == 0
         ) as bar:
-            try:
-                export = export_run(export_id=export.pk, progress=bar.update if passes == 1 else None)
-            except ServiceError as exc:
-                raise CommandError(exc.message) from None
+            export = export_run(export_id=export.pk, progress=bar.update if passes == 1 else None)
             bar.update(total - bar.n)
         try:
             with user_path("--out", out):

@@ -13,10 +13,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from annotate.errors import ServiceError
-from core.cli import user_path
+from core.cli import ServiceCommand, user_path
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
@@ -24,7 +24,7 @@ from training.runners.protocol import RunnerError, describe_failure
 from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
 
 
-class Command(BaseCommand):
+class Command(ServiceCommand):
     help = "Train a reward model, DPO or PPO policy (RLOO/GRPO too) on an export or a dataset file."
 
     def add_arguments(self, parser):
@@ -57,10 +57,7 @@ class Command(BaseCommand):
             export = Export.objects.filter(pk=opts["export"]).first()
             if export is None:
                 raise CommandError(f"No export with id {opts['export']}.")
-            try:
-                train, test = export_dataset_files(export)
-            except ServiceError as exc:
-                raise CommandError(exc.message) from exc
+            train, test = export_dataset_files(export)
         else:
             train, test = opts["dataset"], ""
         options.update(
