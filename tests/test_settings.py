@@ -9,6 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 CLEARED = (
     "DJANGO_SETTINGS_MODULE",
@@ -94,3 +96,19 @@ def test_manage_py_defaults_to_local_and_makes_the_folders_it_uses(tmp_path):
     # made at start-up, where they are used: the SQLite folder and the embedded broker's folders
     assert (tmp_path / "var").is_dir()
     assert (tmp_path / "var" / "broker" / "queue").is_dir()
+
+
+@pytest.mark.postgres(reason="the keepalive is a PostgreSQL session setting")
+@pytest.mark.django_db
+def test_postgres_sessions_probe_a_silent_client_within_a_minute():
+    """A worker machine that dies keeps its session (and any job lock, core.jobs.run_alone) only
+    until the server's TCP keepalive gives up on it: one minute idle plus six probes, not the
+    system's two hours."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SHOW tcp_keepalives_idle")
+        idle = cur.fetchone()[0]
+        cur.execute("SHOW tcp_keepalives_count")
+        count = cur.fetchone()[0]
+    assert (idle, count) == ("60", "6")  # 7200 and 9 before (the system default)

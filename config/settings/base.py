@@ -86,6 +86,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
+    # The server probes an idle client after this many seconds (then every 10 s, 6 times), so the
+    # session of a worker machine that died (power, network) ends within about two minutes, and
+    # with it the job lock it held (core.jobs.run_alone), long before its message is redelivered.
+    # The system default is two hours. A DATABASE_URL that sets ?options= keeps its own.
+    _keepalive = env.int("PREFHUB_DB_KEEPALIVE_S", default=60)
+    DATABASES["default"].setdefault("OPTIONS", {}).setdefault(
+        "options",
+        f"-c tcp_keepalives_idle={_keepalive} -c tcp_keepalives_interval=10 -c tcp_keepalives_count=6",
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
