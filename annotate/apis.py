@@ -23,7 +23,13 @@ from annotate.project_input import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
 from annotate.services.imports import prompts_import
-from annotate.services.projects import project_start
+from annotate.services.projects import (
+    DIMENSION_DESCRIPTION_MAX,
+    DIMENSION_KEY_MAX,
+    DIMENSION_LABEL_MAX,
+    MAX_DIMENSIONS,
+    project_start,
+)
 from annotate.services.tasks import PairMode
 from annotate.throttles import WriteScopedRateThrottle
 from annotate.uploads import (
@@ -67,16 +73,22 @@ class ProjectSerializer(serializers.ModelSerializer):
 
 
 class DimensionInputSerializer(serializers.Serializer):
-    label = serializers.CharField(max_length=80, help_text="What labelers rate, e.g. Helpfulness.")
+    label = serializers.CharField(
+        max_length=DIMENSION_LABEL_MAX, help_text="What labelers rate, e.g. Helpfulness."
+    )
     key = serializers.SlugField(
-        max_length=40,
+        max_length=DIMENSION_KEY_MAX,
         required=False,
         allow_blank=True,
         default="",
         help_text="Name in exports; from the label.",
     )
     description = serializers.CharField(
-        max_length=2000, required=False, allow_blank=True, default="", help_text="Shown to labelers."
+        max_length=DIMENSION_DESCRIPTION_MAX,
+        required=False,
+        allow_blank=True,
+        default="",
+        help_text="Shown to labelers.",
     )
     required = serializers.BooleanField(default=False, help_text="Labelers must rate it to submit.")
 
@@ -109,7 +121,7 @@ class ProjectCreateSerializer(serializers.Serializer):
     rating_scale_max = serializers.IntegerField(
         min_value=2, max_value=10, default=5, help_text="Dimension ratings run from 1 to this."
     )
-    dimensions = DimensionInputSerializer(many=True, required=False, default=list, max_length=20)
+    dimensions = DimensionInputSerializer(many=True, required=False, default=list, max_length=MAX_DIMENSIONS)
     guidelines = serializers.CharField(
         required=False,
         allow_blank=True,

@@ -8,6 +8,12 @@ from django.conf import settings
 from annotate.models import Project, Role, TaskKind, TaskOrder, project_bounds
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS
 from annotate.services.imports import FORMATS
+from annotate.services.projects import (
+    DIMENSION_DESCRIPTION_MAX,
+    DIMENSION_KEY_MAX,
+    DIMENSION_LABEL_MAX,
+    MAX_DIMENSIONS,
+)
 from annotate.services.tasks import PairMode
 
 
@@ -116,23 +122,27 @@ class ProjectSettingsForm(forms.Form):
 
 class DimensionForm(forms.Form):
     label = forms.CharField(
-        max_length=80, required=False, widget=forms.TextInput(attrs={"placeholder": "e.g. Helpfulness"})
+        max_length=DIMENSION_LABEL_MAX,
+        required=False,
+        widget=forms.TextInput(attrs={"placeholder": "e.g. Helpfulness"}),
     )
     key = forms.SlugField(
-        max_length=40,
+        max_length=DIMENSION_KEY_MAX,
         required=False,
         help_text="Stable name in exports; derived from the label.",
         widget=forms.TextInput(attrs={"placeholder": "derived from the name"}),
     )
     description = forms.CharField(
-        max_length=2000,
+        max_length=DIMENSION_DESCRIPTION_MAX,
         required=False,
         widget=forms.TextInput(attrs={"placeholder": "What labelers should judge (shown on hover)"}),
     )
     required = forms.BooleanField(required=False)
 
 
-DimensionFormSet = forms.formset_factory(DimensionForm, extra=1, max_num=20, absolute_max=40)
+DimensionFormSet = forms.formset_factory(
+    DimensionForm, extra=1, max_num=MAX_DIMENSIONS, absolute_max=2 * MAX_DIMENSIONS
+)
 
 
 def dimension_rows(formset) -> list[dict]:

@@ -78,24 +78,60 @@ def _validate_settings(values: dict) -> None:
         raise InvalidInput("The judges' minimum strength is 1, 2 or 3.", field="judge_min_strength")
 
 
+# The limits of rating dimensions, for every way in (the pages, the API, backups): the columns' sizes.
+MAX_DIMENSIONS = 20
+DIMENSION_KEY_MAX = 40
+DIMENSION_LABEL_MAX = 80
+DIMENSION_DESCRIPTION_MAX = 2000
+
+
 def _dimension_rows(dimensions: list) -> list[dict]:
+    """The dimensions as rows; refuses (never cuts) a name or description too long, too many of them,
+    and two whose keys (given, or the first 40 letters of the name) are the same."""
+    if len(dimensions) > MAX_DIMENSIONS:
+        raise InvalidInput(
+            f"{MAX_DIMENSIONS} rating dimensions at most ({len(dimensions)} given).", field="dimensions"
+        )
     rows = []
     seen = set()
     for i, dim in enumerate(dimensions):
         if isinstance(dim, str):
             dim = {"label": dim}
         label = str(dim.get("label") or dim.get("key") or "").strip()
-        key = slugify(dim.get("key") or label).replace("-", "_")
+        given_key = str(dim.get("key") or "")
+        key = slugify(given_key or label).replace("-", "_")
         if not key or not label:
             raise InvalidInput("Each rating dimension needs a name.", field="dimensions")
+        if len(label) > DIMENSION_LABEL_MAX:
+            raise InvalidInput(
+                f"The rating dimension name {label[:40]!r}... is longer than {DIMENSION_LABEL_MAX} characters.",
+                field="dimensions",
+            )
+        description = str(dim.get("description", ""))
+        if len(description) > DIMENSION_DESCRIPTION_MAX:
+            raise InvalidInput(
+                f"The description of rating dimension {label!r} is longer than "
+                f"{DIMENSION_DESCRIPTION_MAX} characters.",
+                field="dimensions",
+            )
+        if given_key and len(key) > DIMENSION_KEY_MAX:
+            raise InvalidInput(
+                f"The key of rating dimension {label!r} is longer than {DIMENSION_KEY_MAX} characters.",
+                field="dimensions",
+            )
+        key = key[:DIMENSION_KEY_MAX]  # a key derived from a long name: its first 40 letters
         if key in seen:
-            raise InvalidInput(f"Rating dimension {key!r} is listed twice.", field="dimensions")
+            raise InvalidInput(
+                f"Two rating dimensions have the key {key!r} (a key is the first {DIMENSION_KEY_MAX} "
+                "letters of the name unless given): rename one.",
+                field="dimensions",
+            )
         seen.add(key)
         rows.append(
             {
-                "key": key[:40],
-                "label": label[:80],
-                "description": str(dim.get("description", ""))[:2000],
+                "key": key,
+                "label": label,
+                "description": description,
                 "required": bool(dim.get("required", False)),
                 "position": i,
             }

@@ -633,3 +633,49 @@ def test_text_that_cannot_be_stored_in_the_page_json_is_a_400(client, pairwise):
     assert not Annotation.objects.exists()
     lease.refresh_from_db()
     assert lease.state == AssignmentState.LIVE
+
+
+# --- rating dimensions: the limits of the service, on both pages ----------------------------------
+
+NEW_PROJECT = {"kind": "pairwise", "overlap": "1", "lease_minutes": "15", "rating_scale_max": "5"}
+
+
+@pytest.mark.parametrize(
+    "dimensions, message",
+    [
+        # two names whose keys (their first 40 letters) are the same: was an IntegrityError (500)
+        ("a" * 50 + "x\n" + "a" * 50 + "y", "rename one"),
+        ("\n".join(f"Dimension {i}" for i in range(21)), "20 rating dimensions at most"),
+        ("L" * 81, "80 characters"),  # was cut to 80 without a word
+        ("Helpfulness: " + "d" * 2001, "2000 characters"),  # was cut to 2000 without a word
+    ],
+)
+def test_new_project_page_refuses_dimensions_beyond_the_limits(client, make_user, dimensions, message):
+    login(client, make_user(is_staff=True))
+    response = client.post("/projects/new/", {**NEW_PROJECT, "name": "Dims", "dimensions": dimensions})
+    assert response.status_code == 400
+    assert message in response.context["form"].errors["dimensions"][0]
+    from annotate.models import Project
+
+    assert not Project.objects.filter(slug="dims").exists()
+
+
+def test_settings_page_refuses_two_dimensions_with_one_key(client, make_project, manager_of):
+    """Labels that differ only after the 40th letter derive the same key: the second silently
+    overwrote the first (one dimension lost); now the form comes back with the reason."""
+    project = make_project(name="Keys", dimensions=[{"label": "Helpfulness"}])
+    login(client, manager_of(project))
+    form = {
+        "name": "Keys",
+        "overlap": "1",
+        "lease_ttl_minutes": "15",
+        "rating_scale_max": "5",
+        "dim-TOTAL_FORMS": "2",
+        "dim-INITIAL_FORMS": "0",
+        "dim-0-label": "b" * 45 + "x",
+        "dim-1-label": "b" * 45 + "y",
+    }
+    response = client.post(reverse("annotate:manage_settings", args=[project.slug]), form)
+    assert response.status_code == 200
+    assert "rename one" in str(response.context["form"].non_field_errors())
+    assert [d.key for d in project.dimensions.all()] == ["helpfulness"]
