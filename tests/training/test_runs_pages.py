@@ -156,3 +156,25 @@ def test_api_create_list_status_cancel(client, project, researcher, dataset, mak
     assert again.status_code == 409
     client.force_login(make_user())
     assert client.get(base).status_code == 404
+
+
+def test_read_only_pages_refuse_other_methods(client, project, researcher):
+    """The run page, its status JSON, an export's page and its downloads are read-only: a POST, PUT,
+    PATCH or DELETE gets 405 like every other page (they answered 200, as if it had been done)."""
+    from training.models import Export
+
+    run = make_run(project)
+    Export.objects.create(project=project, version=1, format="trl", state="done")
+    client.force_login(researcher)
+    urls = [
+        reverse("training:run_detail", args=[project.slug, run.pk]),
+        reverse("training:run_status", args=[project.slug, run.pk]),
+        reverse("training:export_detail", args=[project.slug, 1]),
+        reverse("training:export_download", args=[project.slug, 1]),
+        reverse("training:export_file", args=[project.slug, 1, "manifest.json"]),
+    ]
+    for url in urls:
+        for method in ("post", "put", "patch", "delete"):
+            assert getattr(client, method)(url).status_code == 405, (method, url)
+    assert client.get(urls[0]).status_code == 200
+    assert client.get(urls[2]).status_code == 200

@@ -7,7 +7,7 @@ import json
 from django import forms
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.views.decorators.http import require_http_methods
+from django.views.decorators.http import require_GET, require_http_methods
 
 from annotate.errors import ServiceError
 from annotate.models import Project
@@ -111,6 +111,7 @@ def _export_for(access: ProjectAccess, version: int) -> Export:
 
 
 @project_page("research")
+@require_GET
 def export_detail(request: HttpRequest, access: ProjectAccess, version: int) -> HttpResponse:
     export = _export_for(access, version)
     files, card = [], ""
@@ -133,6 +134,7 @@ def export_detail(request: HttpRequest, access: ProjectAccess, version: int) -> 
 
 
 @project_page("research")
+@require_GET
 def export_download(
     request: HttpRequest, access: ProjectAccess, version: int, name: str | None = None
 ) -> HttpResponse:

@@ -10,7 +10,7 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
-from django.views.decorators.http import require_http_methods, require_POST
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from annotate.errors import found
 from annotate.models import Project
@@ -135,6 +135,7 @@ def _detail_context(run: TrainingRun) -> dict:
 
 
 @project_page("research")
+@require_GET
 def run_detail(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     run = _run_for(access, run_id)
     context = _detail_context(run)
@@ -143,6 +144,7 @@ def run_detail(request: HttpRequest, access: ProjectAccess, run_id: int) -> Http
 
 
 @project_page("research")
+@require_GET
 def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     """What the run page polls: state, latest metrics, the charts (server-rendered SVG) and the log tail."""
     run = _run_for(access, run_id)
