@@ -42,7 +42,8 @@ def member_add(
     never stored in clear). Locks the project's row (FOR NO KEY UPDATE: rows that merely refer to
     the project are not held up), so two managers adding the same person at once add them once: the
     second is told they are already a member. An account created meanwhile by a manager of another
-    project (the username's unique index) is used as an existing account."""
+    project (the username's unique index) is used as an existing account. A new username that
+    differs only in case from an existing one is refused."""
     username = (username or "").strip()
     email = (email or "").strip()
     if not username:
@@ -71,6 +72,15 @@ def member_add(
     user = User.objects.filter(username=username).first()
     password = None
     if user is None:
+        # Django's user creation form refuses such a name too: "Alice" beside "alice" is a second
+        # account, and the person meant never gets the role.
+        twin = User.objects.filter(username__iexact=username).values_list("username", flat=True).first()
+        if twin is not None:
+            raise InvalidInput(
+                f"There is already an account {twin!r} (usernames that differ only in case are the same "
+                "person): give that username.",
+                field="username",
+            )
         password = _initial_password()
         try:
             with transaction.atomic():

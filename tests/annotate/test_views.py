@@ -462,6 +462,22 @@ def test_guideline_publish_preview_history_and_diff(client, pairwise, manager_of
     assert b"The guidelines changed" in client.get(reverse("annotate:label", args=[project.slug])).content
 
 
+def test_members_add_refuses_a_username_that_differs_only_in_case(client, pairwise, manager_of):
+    """'Alice' when the account 'alice' exists made a second account (with its own password) and gave
+    the role to it, not to alice; Django's own user creation form refuses such names too."""
+    project, _labeler = pairwise
+    login(client, manager_of(project))
+    get_user_model().objects.create_user(username="alice", password="pw-for-tests-123")
+    url = reverse("annotate:manage_members", args=[project.slug])
+    response = client.post(url, {"username": "ALICE", "email": "", "role": "researcher"})
+    assert response.status_code == 200
+    assert "'alice'" in response.context["form"].errors["username"][0]
+    assert list(
+        get_user_model().objects.filter(username__iexact="alice").values_list("username", flat=True)
+    ) == ["alice"]
+    assert not Membership.objects.filter(project=project, role=Role.RESEARCHER).exists()
+
+
 def test_members_add_creates_account_once_and_deactivate_releases_leases(client, pairwise, manager_of):
     project, labeler = pairwise
     boss = manager_of(project)
