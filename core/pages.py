@@ -1,7 +1,8 @@
 """What every page view does around its one service call, written once.
 
 Pages post a form and call one service (:func:`form_submit`, :func:`form_page_submit`), or post a
-button and flash the outcome (:func:`flash_outcome`); a refusal (``ServiceError``) lands on the
+button and flash the outcome (:func:`flash_outcome`, :func:`flash_form_outcome` when the button
+sends a field); a refusal (``ServiceError``) lands on the
 form's field or in a flash message.
 """
 
@@ -79,3 +80,27 @@ def flash_outcome(
         return False, None
     level(request, success(result) if callable(success) else success)
     return True, result
+
+
+def flash_form_outcome(
+    request: HttpRequest,
+    form: Any,
+    action: Callable[[dict], T],
+    success: str | Callable[[T], str],
+    *,
+    level: Callable[..., None] = messages.success,
+) -> tuple[bool, T | None]:
+    """:func:`flash_outcome` for a button that sends fields: a bound ``form`` reads them (a field's
+    limits, NUL characters refused, as the API's serializer does), an invalid one flashes its errors
+    and runs nothing, else ``action(form.cleaned_data)`` runs."""
+    if not form.is_valid():
+        texts = [
+            f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {error}"
+            if name in form.fields
+            else str(error)
+            for name, errors in form.errors.items()
+            for error in errors
+        ]
+        messages.error(request, " ".join(texts))
+        return False, None
+    return flash_outcome(request, lambda: action(form.cleaned_data), success, level=level)

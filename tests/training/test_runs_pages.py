@@ -178,3 +178,29 @@ def test_read_only_pages_refuse_other_methods(client, project, researcher):
             assert getattr(client, method)(url).status_code == 405, (method, url)
     assert client.get(urls[0]).status_code == 200
     assert client.get(urls[2]).status_code == 200
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [("my\x00policy", "Null characters are not allowed."), ("p" * 101, "at most 100 characters")],
+)
+def test_register_button_refuses_a_name_the_api_refuses(client, project, researcher, name, message):
+    """The name is read like the API's (100 characters, no NUL): the page registered 'mypolicy'
+    for a name with a NUL in it and cut a long one to 100 characters, without a word."""
+    out = Path(settings.PREFHUB_DATA_DIR) / "models" / "page-register-bad"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text("{}")
+    done = make_run(project, kind="dpo", state=RunState.DONE, output_path=str(out))
+    client.force_login(researcher)
+    response = client.post(
+        reverse("training:run_register", args=[project.slug, done.pk]), {"name": name}, follow=True
+    )
+    assert message in response.content.decode()
+    done.refresh_from_db()
+    assert done.registered_endpoint is None
+    api = client.post(
+        f"/api/v1/projects/{project.slug}/runs/{done.pk}/register/",
+        {"name": name},
+        content_type="application/json",
+    )
+    assert api.status_code == 400

@@ -17,7 +17,7 @@ from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
-from core.pages import flash_outcome, form_page_submit
+from core.pages import flash_form_outcome, flash_outcome, form_page_submit
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -79,6 +79,12 @@ class RunForm(forms.Form):
         if not isinstance(value, dict):
             raise forms.ValidationError("The options must be a JSON object.")
         return value
+
+
+class RegisterForm(forms.Form):
+    """The register button's name (the API's ``RunRegisterSerializer``: at most 100 characters)."""
+
+    name = forms.CharField(label="Endpoint name", required=False, max_length=100)
 
 
 def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
@@ -170,9 +176,10 @@ def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) ->
 @require_POST
 def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
     run = _run_for(access, run_id)
-    flash_outcome(
+    flash_form_outcome(
         request,
-        lambda: run_register_endpoint(run=run, name=request.POST.get("name", ""), actor=request.user),
+        RegisterForm(request.POST),
+        lambda data: run_register_endpoint(run=run, name=data["name"], actor=request.user),
         lambda endpoint: f"Registered as the generation endpoint {endpoint.name}.",
     )
     return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
