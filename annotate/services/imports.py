@@ -231,6 +231,8 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
         seed = cand.get("seed")
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
             raise _LineInvalid("must be an integer", f"{where}.seed")
+        if seed is not None and not -(2**63) <= seed < 2**63:
+            raise _LineInvalid("must fit in a signed 64-bit integer", f"{where}.seed")
         cmeta = cand.get("metadata") or {}
         if not isinstance(cmeta, dict):
             raise _LineInvalid("must be an object", f"{where}.metadata")

@@ -314,3 +314,35 @@ def test_json_form_fields_refuse_unpaired_surrogates():
     with pytest.raises(forms.ValidationError, match="surrogate"):
         field.clean('{"stop": ["\\udc00"]}')
     assert field.clean('{"stop": ["\\ud83d\\ude00"]}') == {"stop": ["\U0001f600"]}
+
+
+def _page_import(client, project, manager, *rows):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from annotate.services.projects import membership_add
+
+    membership_add(project=project, user=manager, role="manager")
+    client.force_login(manager)
+    body = b"".join((r if isinstance(r, bytes) else json.dumps(r).encode()) + b"\n" for r in rows)
+    return client.post(
+        reverse("annotate:manage_import", args=[project.slug]),
+        {"file": SimpleUploadedFile("in.jsonl", body), "format": "auto"},
+    )
+
+
+@pytest.mark.parametrize("seed", [2**63, -(2**63) - 1, 2**70])
+def test_a_candidate_seed_beyond_64_bits_is_a_line_error(client, make_project, make_user, seed):
+    """The seed column is a bigint: 2**70 answered 500 (DataError: out of range for type bigint)."""
+    project = make_project()
+    good = {
+        "prompt": "Fine",
+        "candidates": [{"text": "a", "seed": 2**63 - 1}, {"text": "b", "seed": -(2**63)}],
+    }
+    bad = {"prompt": "Hi", "candidates": [{"text": "a", "seed": seed}, "b"]}
+    response = _page_import(client, project, make_user(), good, bad)
+    assert response.status_code == 400
+    report = response.context["report"]
+    assert [(e.line, e.field) for e in report.errors] == [(2, "candidates[0].seed")]
+    assert "64-bit" in report.errors[0].message
+    assert not Prompt.objects.filter(project=project).exists()
