@@ -1,12 +1,14 @@
 """Untrusted JSON, parsed so that it can neither crash a request nor fail in the database: nesting
 too deep for Python (``RecursionError``), NUL characters (which PostgreSQL text and jsonb cannot
 hold) and unpaired surrogates (JSON may spell half of a UTF-16 pair, ``\\ud800``; Python keeps it as
-a lone surrogate, which is not text and which no database encoding can store) become a
+a lone surrogate, which is not text and which no database encoding can store) and the numbers
+Python's json reads but jsonb cannot hold (NaN, Infinity, and 1e999, read as infinity) become a
 ``json.JSONDecodeError`` like any other bad JSON, i.e. a 400 or a line error."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
 
 
@@ -68,11 +70,28 @@ def unstorable_error(obj: object, *, name: str = "the value") -> str | None:
     return f"{path or name} {message}"
 
 
+def _no_constant(name: str) -> float:
+    raise UnsafeJSON(f"{name} is not a JSON number and cannot be stored")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise UnsafeJSON(f"{text[:40]} is too large a number and cannot be stored")
+    return value
+
+
+def json_loads_finite(raw: str | bytes) -> object:
+    """``json.loads`` that raises ``UnsafeJSON`` for NaN, Infinity, -Infinity and numbers beyond a
+    float (1e999): PostgreSQL's jsonb cannot hold them (the insert would fail)."""
+    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def json_loads_safe(raw: str | bytes) -> object:
     """``json.loads`` that raises ``UnsafeJSON`` (a ``JSONDecodeError``) for deep nesting or text
-    that cannot be stored."""
+    or numbers that cannot be stored."""
     try:
-        value = json.loads(raw)
+        value = json_loads_finite(raw)
     except RecursionError:
         raise UnsafeJSON(NESTED_TOO_DEEPLY) from None
     error = unstorable_error(value)

@@ -69,7 +69,7 @@ from annotate.services.tasks import (
     tasks_bulk_create,
     tasks_per_prompt,
 )
-from annotate.validation import NESTED_TOO_DEEPLY, unstorable_at
+from annotate.validation import NESTED_TOO_DEEPLY, json_loads_finite, unstorable_at
 from core.audit import audit_record
 from core.hh import HHFormatError, parse_transcript, split_pair
 from core.read_ahead import read_ahead
@@ -441,7 +441,7 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
         if not raw.strip():
             continue
         try:
-            obj = json.loads(raw)
+            obj = json_loads_finite(raw)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
             continue

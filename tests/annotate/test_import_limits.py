@@ -346,3 +346,23 @@ def test_a_candidate_seed_beyond_64_bits_is_a_line_error(client, make_project, m
     assert [(e.line, e.field) for e in report.errors] == [(2, "candidates[0].seed")]
     assert "64-bit" in report.errors[0].message
     assert not Prompt.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"prompt": "Hi", "metadata": {"score": NaN}, "candidates": ["a", "b"]}',
+        b'{"prompt": "Hi", "candidates": [{"text": "a", "sampling": {"temperature": Infinity}}, "b"]}',
+        b'{"prompt": "Hi", "candidates": [{"text": "a", "metadata": {"p": -Infinity}}, "b"]}',
+        b'{"prompt": "Hi", "metadata": {"big": 1e999}, "candidates": ["a", "b"]}',
+    ],
+)
+def test_nan_and_infinity_are_a_line_error(client, make_project, make_user, line):
+    """Python's json reads NaN, Infinity and 1e999 (as inf); jsonb cannot hold them: the page
+    answered 500 (DataError: invalid input syntax for type json)."""
+    project = make_project()
+    response = _page_import(client, project, make_user(), {"prompt": "Fine", "candidates": ["a", "b"]}, line)
+    assert response.status_code == 400
+    (error,) = response.context["report"].errors
+    assert error.line == 2 and "not valid JSON" in error.message and "cannot be stored" in error.message
+    assert not Prompt.objects.filter(project=project).exists()
