@@ -194,6 +194,19 @@ def _messages(value: object) -> list[dict]:
     return out
 
 
+def _short_text(value: object, field_name: str, max_chars: int) -> str:
+    """A name or id (a candidate's model, version, id): a string or an integer (as before, and as a
+    prompt's id) of at most ``max_chars`` characters, its column's size; refused, never cut."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise _LineInvalid("must be a string", field_name)
+    text = str(value)
+    if len(text) > max_chars:
+        raise _LineInvalid(f"is longer than {max_chars} characters", field_name)
+    return text
+
+
 def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
     if "messages" in obj:
         messages = _messages(obj["messages"])
@@ -239,11 +252,11 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
         candidates.append(
             {
                 "text": _text(cand.get("text"), f"{where}.text", allow_empty=True),
-                "model_name": str(cand.get("model") or "")[:300],
-                "model_version": str(cand.get("model_version") or "")[:200],
+                "model_name": _short_text(cand.get("model"), f"{where}.model", 300),
+                "model_version": _short_text(cand.get("model_version"), f"{where}.model_version", 200),
                 "sampling_params": sampling,
                 "seed": seed,
-                "external_id": str(cand.get("id") or "")[:200],
+                "external_id": _short_text(cand.get("id"), f"{where}.id", 200),
                 "metadata": cmeta,
             }
         )

@@ -366,3 +366,26 @@ def test_nan_and_infinity_are_a_line_error(client, make_project, make_user, line
     (error,) = response.context["report"].errors
     assert error.line == 2 and "not valid JSON" in error.message and "cannot be stored" in error.message
     assert not Prompt.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize(
+    "candidate, field, message",
+    [
+        ({"text": "a", "model": "m" * 301}, "candidates[0].model", "longer than 300 characters"),
+        ({"text": "a", "model_version": "v" * 201}, "candidates[0].model_version", "longer than 200"),
+        ({"text": "a", "id": "c" * 201}, "candidates[0].id", "longer than 200 characters"),
+        ({"text": "a", "model": {"name": "m"}}, "candidates[0].model", "must be a string"),
+    ],
+)
+def test_candidate_names_that_do_not_fit_are_a_line_error(
+    client, make_project, make_user, candidate, field, message
+):
+    """A prompt's id over 200 characters was refused, but a candidate's model name, version and id
+    were cut to fit without a word (two models differing after 300 characters became one on the
+    leaderboard), and a model given as an object was stored as its Python repr."""
+    project = make_project()
+    response = _page_import(client, project, make_user(), {"prompt": "Hi", "candidates": [candidate, "b"]})
+    assert response.status_code == 400
+    (error,) = response.context["report"].errors
+    assert (error.line, error.field) == (1, field) and message in error.message
+    assert not Prompt.objects.filter(project=project).exists()
