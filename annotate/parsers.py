@@ -1,22 +1,21 @@
-"""The API's JSON parser: a body nested too deeply, or holding text that cannot be stored (a NUL
-character, an unpaired surrogate: ``annotate.validation``), is a 400 like any malformed JSON, not a
-500."""
+"""The API's JSON parser: the body is read by ``annotate.validation.json_loads_safe``, the rule the
+pages and imports use, so a body nested too deeply or holding what cannot be stored (a NUL
+character, an unpaired surrogate, NaN or an infinite number) is a 400 like any malformed JSON, not
+a 500."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
-from annotate.validation import NESTED_TOO_DEEPLY, unstorable_error
+from annotate.validation import json_loads_safe
 
 
 class SafeJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
+        encoding = (parser_context or {}).get("encoding", settings.DEFAULT_CHARSET)
         try:
-            data = super().parse(stream, media_type=media_type, parser_context=parser_context)
-        except RecursionError:
-            raise ParseError(f"JSON parse error - {NESTED_TOO_DEEPLY}") from None
-        error = unstorable_error(data, name="the body")
-        if error is not None:
-            raise ParseError(f"JSON parse error - {error}")
-        return data
+            return json_loads_safe(stream.read().decode(encoding), name="the body")
+        except ValueError as exc:  # JSONDecodeError (UnsafeJSON too) and UnicodeDecodeError
+            raise ParseError(f"JSON parse error - {exc}") from None

@@ -87,14 +87,14 @@ def json_loads_finite(raw: str | bytes) -> object:
     return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
 
 
-def json_loads_safe(raw: str | bytes) -> object:
+def json_loads_safe(raw: str | bytes, *, name: str = "the value") -> object:
     """``json.loads`` that raises ``UnsafeJSON`` (a ``JSONDecodeError``) for deep nesting or text
-    or numbers that cannot be stored."""
+    or numbers that cannot be stored (``name``: what the top level is called in the message)."""
     try:
         value = json_loads_finite(raw)
     except RecursionError:
         raise UnsafeJSON(NESTED_TOO_DEEPLY) from None
-    error = unstorable_error(value)
+    error = unstorable_error(value, name=name)
     if error is not None:
         raise UnsafeJSON(error)
     return value

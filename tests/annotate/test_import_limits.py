@@ -389,3 +389,17 @@ def test_candidate_names_that_do_not_fit_are_a_line_error(
     (error,) = response.context["report"].errors
     assert (error.line, error.field) == (1, field) and message in error.message
     assert not Prompt.objects.filter(project=project).exists()
+
+
+@pytest.mark.parametrize("body", [b'{"a": 1e999}', b'{"a": NaN}', b'{"a": [-Infinity]}', b'{"a": "\\ud800"}'])
+def test_the_api_parser_refuses_what_the_pages_refuse(body):
+    """One rule for untrusted JSON (annotate.validation.json_loads_safe): the API's parser refuses
+    numbers jsonb cannot hold, as the import and the pages do."""
+    import io
+
+    from rest_framework.exceptions import ParseError
+
+    from annotate.parsers import SafeJSONParser
+
+    with pytest.raises(ParseError, match="cannot be stored|not a JSON number"):
+        SafeJSONParser().parse(io.BytesIO(body), "application/json", {})
