@@ -78,10 +78,11 @@ def _validate_settings(values: dict) -> None:
         raise InvalidInput("The judges' minimum strength is 1, 2 or 3.", field="judge_min_strength")
 
 
-# The limits of rating dimensions, for every way in (the pages, the API, backups): the columns' sizes.
+# The limits of rating dimensions, for every way in (the pages, the API, backups); the key and the
+# name are their columns' sizes.
 MAX_DIMENSIONS = 20
-DIMENSION_KEY_MAX = 40
-DIMENSION_LABEL_MAX = 80
+DIMENSION_KEY_MAX = Dimension._meta.get_field("key").max_length
+DIMENSION_LABEL_MAX = Dimension._meta.get_field("label").max_length
 DIMENSION_DESCRIPTION_MAX = 2000
 
 

@@ -23,17 +23,18 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.validation import NUL_MESSAGE
+from annotate.validation import unstorable_error
 from core.audit import audit_record
 
 MAX_REASON = 500
 
 
 def _text(value: object, field: str) -> str:
-    """Free text from the review form, stripped; a NUL (PostgreSQL text cannot hold it) is refused."""
+    """Free text from the review form, stripped; text that cannot be stored (a NUL) is refused."""
     text = str(value or "").strip()
-    if "\x00" in text:
-        raise InvalidInput(f"{field} {NUL_MESSAGE}.", field=field)
+    error = unstorable_error(text, name=field)
+    if error is not None:
+        raise InvalidInput(f"{error}.", field=field)
     return text
 
 
