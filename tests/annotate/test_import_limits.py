@@ -401,5 +401,5 @@ def test_the_api_parser_refuses_what_the_pages_refuse(body):
 
     from annotate.parsers import SafeJSONParser
 
-    with pytest.raises(ParseError, match="cannot be stored|not a JSON number"):
+    with pytest.raises(ParseError, match=r"cannot be stored|not a JSON number"):
         SafeJSONParser().parse(io.BytesIO(body), "application/json", {})
