@@ -7,8 +7,8 @@ lifecycle, namely which value means each state and which column records the end 
 adds who asked and when, ``WorkerJob`` the stored lifecycle state and start of a job a worker
 runs), so that
 
-* ``job_finish`` / ``job_fail`` end a job the same way everywhere (one conditional UPDATE of state,
-  error text and end time, mirrored on the instance), and
+* ``job_finish`` / ``job_fail`` end a job the same way everywhere, and once (one UPDATE of state,
+  error text and end time that applies only while the job is active, mirrored on the instance), and
 * ``job_status_payload`` gives the common part of every status JSON the pages poll and the API
   returns (``id``, ``state``, ``active``, ``finished``, ``error``, ``started_at``, ``finished_at``).
 """
@@ -113,12 +113,12 @@ def job_error_text(error: BaseException | str) -> str:
     return str(error)
 
 
-def job_finish(
-    job: BackgroundJob, *, state: str = JobState.DONE, error: str = "", **fields: Any
-) -> BackgroundJob:
+def job_finish(job: BackgroundJob, *, state: str = JobState.DONE, error: str = "", **fields: Any) -> bool:
     """End ``job`` in ``state`` (done, failed or cancelled) with ``error`` and any other columns,
-    stamping the end time: one UPDATE by primary key, mirrored on the instance. The caller decides
-    whether the job may still end (a row lock or a state check) before calling."""
+    stamping the end time: one UPDATE by primary key that applies only while the job is still
+    active, so a job ends once. Returns whether this call ended it. The instance mirrors the row
+    either way: the values written, or (when something else ended the job first: a cancel, the
+    stale-job sweep) the end that stands."""
     if state not in FINAL_STATES:
         raise ValueError(f"a job ends in one of {', '.join(FINAL_STATES)}, not {state!r}")
     values = {
@@ -127,14 +127,19 @@ def job_finish(
         job.JOB_FINISHED_FIELD: timezone.now(),
         **fields,
     }
-    type(job).objects.filter(pk=job.pk).update(**values)
-    for name, value in values.items():
-        setattr(job, name, value)
-    return job
+    active = {job.stored_state(s) for s in ACTIVE_STATES}
+    ended = bool(type(job).objects.filter(pk=job.pk, state__in=active).update(**values))
+    if ended:
+        for name, value in values.items():
+            setattr(job, name, value)
+    else:
+        job.refresh_from_db(fields=["state", "error", job.JOB_FINISHED_FIELD])
+    return ended
 
 
-def job_fail(job: BackgroundJob, error: BaseException | str, **fields: Any) -> BackgroundJob:
-    """End ``job`` as failed, recording ``error`` (an exception or a message)."""
+def job_fail(job: BackgroundJob, error: BaseException | str, **fields: Any) -> bool:
+    """End ``job`` as failed, recording ``error`` (an exception or a message); whether this call
+    ended it (see ``job_finish``)."""
     return job_finish(job, state=JobState.FAILED, error=job_error_text(error), **fields)
 
 

@@ -57,6 +57,30 @@ def test_finish_stores_each_models_own_values_and_extra_columns(make_project):
         job_finish(snapshot, state=JobState.RUNNING)
 
 
+def test_a_job_ends_once_on_every_kind(make_project):
+    """The second end of a job (a worker finishing what the sweep or a cancel already ended) changes
+    nothing: the first end's state, error and time stand, and the caller is told."""
+    project = make_project()
+    snapshot = ReportSnapshot.objects.create(project=project)
+    export = Export.objects.create(project=project, version=1, format="trl")
+    job = GenerationJob.objects.create(project=project)
+    run = TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
+    for obj in (snapshot, export, job, run):
+        assert job_fail(obj, "the worker stopped answering") is True
+        ended_at = getattr(obj, obj.JOB_FINISHED_FIELD)
+        late = type(obj).objects.get(pk=obj.pk)  # what the late worker holds: read before the end
+        late.state = late.stored_state(JobState.RUNNING)
+        assert job_finish(late) is False
+        assert late.lifecycle_state(late.state) == JobState.FAILED  # the instance tells the truth
+        obj.refresh_from_db()
+        assert obj.lifecycle_state(obj.state) == JobState.FAILED, obj
+        assert obj.error == "the worker stopped answering"
+        assert getattr(obj, obj.JOB_FINISHED_FIELD) == ended_at
+        assert job_fail(obj, "again") is False
+        obj.refresh_from_db()
+        assert obj.error == "the worker stopped answering"
+
+
 def test_status_payloads_share_the_common_keys(make_project):
     from generation.selectors import job_status
     from training.selectors import run_status

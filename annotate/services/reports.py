@@ -1252,12 +1252,13 @@ def report_snapshot_compute(*, snapshot_id: int) -> ReportSnapshot | None:
         job_fail(snapshot, exc)
         logger.exception("report %s for project %s failed", snapshot.pk, snapshot.project_id)
         raise
-    return job_finish(
+    job_finish(
         snapshot,
         data=data,
         annotation_count=data["totals"]["annotations"],
         duration_ms=int((time.perf_counter() - started) * 1000),
     )
+    return snapshot
 
 
 @transaction.atomic

@@ -350,6 +350,39 @@ def test_cancel_stops_the_process_group(make_project, dataset, fake_runner):
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_run_the_sweep_failed_stops_and_stays_failed(make_project, dataset, fake_runner):
+    """The sweep failed a run whose worker was in fact alive (its heartbeat was late): the worker
+    stops the trainer at its next beat instead of training on, and does not overwrite the failure
+    with its own end (before: it trained on, and ended the run "cancelled" or "done")."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from training.services.runs import runs_fail_stale
+
+    fake_runner("hang")
+    project = make_project()
+    run = run_create(project=project, kind="reward", base_model="tiny", dataset_path=dataset)
+
+    def sweep_then_cancel():
+        time.sleep(0.6)
+        assert runs_fail_stale(now=timezone.now() + timedelta(hours=1)) == 1
+        time.sleep(4)  # before the fix the run trains on; the cancel is what ended it then
+        TrainingRun.objects.filter(pk=run.pk).update(cancel_requested=True)
+
+    t = threading.Thread(target=sweep_then_cancel)
+    t.start()
+    run = run_execute(run_id=run.pk, poll_seconds=0.05)
+    t.join()
+    assert run.state == RunState.FAILED
+    assert "stopped answering" in run.error
+    log_text = Path(run.log_path).read_text()
+    assert "the run was ended elsewhere (now failed)" in log_text
+    assert "cancel requested" not in log_text  # stopped at a beat, not by the later cancel
+    assert not list(Path(run.output_path).parent.glob(f"run-{run.pk}.tmp-*"))
+
+
+@pytest.mark.django_db(transaction=True)
 def test_cancel_escalates_to_sigkill(make_project, dataset, fake_runner, settings):
     settings.PREFHUB_TRAINING_CANCEL_GRACE_S = 0.5
     fake_runner("hang", "ignore-sigterm")

@@ -362,13 +362,14 @@ def _export_run(*, export_id: int, progress: Callable[[int], None] | None) -> Ex
         job_fail(export, exc)
         logger.exception("export %s failed", export.pk)
         raise
-    return job_finish(
+    job_finish(
         export,
         manifest=manifest,
         content_hash=manifest["content_hash"],
         path=str(final),
         row_count=manifest["counts"]["rows"],
     )
+    return export
 
 
 def _write_export(export: Export, out: Path, progress: Callable[[int], None] | None) -> dict:

@@ -463,7 +463,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     tail: deque[str] = deque(maxlen=LOG_TAIL_LINES)
     final: dict[str, Any] | None = None
     error_event: dict[str, Any] | None = None
-    cancelled = False
+    cancelled = ended_elsewhere = False
     grace = float(_setting("PREFHUB_TRAINING_CANCEL_GRACE_S", 30))
     with log_path.open("a", encoding="utf-8") as logf:
         logf.write(f"$ {' '.join(cmd)}\n")
@@ -515,8 +515,18 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
             if now - last_cancel_check >= 1.0 and term_sent_at is None:
                 last_cancel_check = now
                 logf.flush()
-                TrainingRun.objects.filter(pk=run.pk).update(heartbeat_at=timezone.now())
-                if TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                beating = TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING)
+                if not beating.update(heartbeat_at=timezone.now()):
+                    # Ended elsewhere: the stale-run sweep failed it while this worker was slow to
+                    # beat. That end stands (a job ends once); training on would only burn GPUs.
+                    ended_elsewhere = True
+                    term_sent_at = now
+                    state = TrainingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+                    logf.write(
+                        f"[prefhub] the run was ended elsewhere (now {state}): SIGTERM to the run's process group\n"
+                    )
+                    _kill_group(proc, signal.SIGTERM)
+                elif TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
                     cancelled = True
                     term_sent_at = now
                     logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
@@ -536,11 +546,13 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     writer.flush(force=True)
     run.refresh_from_db(fields=["metrics", "cancel_requested"])
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
-    if rc == 0 and final is not None and output_ok and not cancelled:
+    if rc == 0 and final is not None and output_ok and not (cancelled or ended_elsewhere):
         _finish(run, RunState.DONE, final=final)
     else:
         remove_stale_tmp(run.output_path)
-        if cancelled or run.cancel_requested:
+        if ended_elsewhere:
+            pass  # its end stands; _finish would not change it
+        elif cancelled or run.cancel_requested:
             _finish(run, RunState.CANCELLED, error="Cancelled at the user's request.")
         else:
             if error_event is not None:
