@@ -1315,13 +1315,24 @@ def report_for_page(
 # sending tasks back for more labels
 
 
+@dataclass(frozen=True)
+class SentBack:
+    """What a send-back did: tasks whose target rose, and tasks left as they were because they
+    already ask for ``MAX_TARGET_LABELS`` labels."""
+
+    changed: int
+    at_most: int
+
+
 @transaction.atomic
 def tasks_send_back(
     *, project: Project, task_ids: list[int], extra_labels: int, actor: AbstractBaseUser | None
-) -> int:
+) -> SentBack:
     """Raise ``target_labels`` by ``extra_labels`` on the chosen tasks of ``project`` (never above
     ``MAX_TARGET_LABELS``), so the leasing service hands them to more labelers: their overlap grows.
-    Raising a target never breaks ``claims <= target_labels``. Returns how many tasks changed."""
+    Raising a target never breaks ``claims <= target_labels``. An id that is not one of the
+    project's tasks is refused (named in the error) and nothing changes; a send-back in which every
+    task already asks for the most labels is refused too."""
     if (
         isinstance(extra_labels, bool)
         or not isinstance(extra_labels, int)
@@ -1333,8 +1344,21 @@ def tasks_send_back(
         raise InvalidInput("Choose at least one task to send back.", field="task_ids")
     if len(ids) > MAX_SEND_BACK_TASKS:
         raise InvalidInput(f"Send back at most {MAX_SEND_BACK_TASKS} tasks at a time.", field="task_ids")
-    qs = Task.objects.filter(project=project, pk__in=ids, target_labels__lt=MAX_TARGET_LABELS)
-    changed = qs.update(target_labels=Least(F("target_labels") + extra_labels, MAX_TARGET_LABELS))
+    chosen = Task.objects.select_for_update().filter(project=project, pk__in=ids)
+    targets = dict(chosen.values_list("pk", "target_labels"))
+    missing = [t for t in ids if t not in targets]
+    if missing:
+        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        raise InvalidInput(f"No task {shown} in this project; nothing was sent back.", field="task_ids")
+    at_most = sum(1 for target in targets.values() if target >= MAX_TARGET_LABELS)
+    if at_most == len(ids):
+        raise InvalidInput(
+            f"The chosen task(s) already ask for the most labels ({MAX_TARGET_LABELS}); nothing was sent back.",
+            field="task_ids",
+        )
+    changed = chosen.filter(target_labels__lt=MAX_TARGET_LABELS).update(
+        target_labels=Least(F("target_labels") + extra_labels, MAX_TARGET_LABELS)
+    )
     audit_record(
         actor=actor,
         project=project,
@@ -1346,4 +1370,4 @@ def tasks_send_back(
             "task_ids": ids[:100],
         },
     )
-    return changed
+    return SentBack(changed=changed, at_most=at_most)

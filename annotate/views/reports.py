@@ -135,14 +135,18 @@ def report_send_back(request: HttpRequest, access: ProjectAccess) -> HttpRespons
         messages.error(request, "Task ids and the number of labels must be whole numbers.")
         return redirect("reports:project", slug=project.slug)
     try:
-        changed = reports.tasks_send_back(
-            project=project, task_ids=task_ids, extra_labels=extra, actor=request.user
-        )
+        sent = reports.tasks_send_back(project=project, task_ids=task_ids, extra_labels=extra, actor=request.user)
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:
+        capped = (
+            f" {sent.at_most} already ask(s) for the most labels ({reports.MAX_TARGET_LABELS}) and stayed as they were."
+            if sent.at_most
+            else ""
+        )
         messages.success(
             request,
-            f"{changed} task(s) sent back for {extra} more label(s) each. Recompute the report once they are in.",
+            f"{sent.changed} task(s) sent back for {extra} more label(s) each.{capped} "
+            "Recompute the report once they are in.",
         )
     return redirect(reverse("reports:project", args=[project.slug]) + "#low-agreement")

@@ -392,15 +392,54 @@ def test_send_back_raises_targets_and_is_audited(client, seeded):
     assert resp.status_code == 302  # with an error message, nothing changed
 
 
-def test_send_back_leaves_other_projects_alone(seeded, make_project):
+def test_send_back_refuses_tasks_of_other_projects_and_changes_nothing(client, seeded, make_project):
+    """Ids that are not this project's tasks are named in the error and nothing is sent back
+    (before: they were dropped in silence and the page said "0 task(s) sent back")."""
     project, _, manager, _ = seeded
     other = make_project(name="Other")
     other_tasks = add_tasks(other, prompts=1)
-    changed = reports.tasks_send_back(
-        project=project, task_ids=[other_tasks[0].pk], extra_labels=1, actor=manager
-    )
-    assert changed == 0
+    ours = Task.objects.filter(project=project).order_by("id").first()
+    before = ours.target_labels
+    with pytest.raises(reports.InvalidInput) as err:
+        reports.tasks_send_back(
+            project=project, task_ids=[ours.pk, other_tasks[0].pk, 10**9], extra_labels=1, actor=manager
+        )
+    assert err.value.field == "task_ids"
+    assert f"{other_tasks[0].pk}, {10**9}" in err.value.message
     assert Task.objects.get(pk=other_tasks[0].pk).target_labels == other.overlap
+    assert Task.objects.get(pk=ours.pk).target_labels == before
+    client.force_login(manager)
+    resp = client.post(
+        reverse("reports:send_back", args=[project.slug]),
+        {"task_ids": [other_tasks[0].pk], "extra_labels": "1"},
+        follow=True,
+    )
+    shown = [str(m) for m in resp.context["messages"]]
+    assert any(f"No task {other_tasks[0].pk} in this project" in m for m in shown), shown
+    assert not any("sent back for" in m for m in shown), shown
+
+
+def test_send_back_says_which_tasks_already_ask_for_the_most_labels(client, seeded):
+    project, _, manager, _ = seeded
+    capped, open_task = list(Task.objects.filter(project=project).order_by("id")[:2])
+    Task.objects.filter(pk=capped.pk).update(target_labels=reports.MAX_TARGET_LABELS)
+    client.force_login(manager)
+    resp = client.post(
+        reverse("reports:send_back", args=[project.slug]),
+        {"task_ids": [capped.pk, open_task.pk], "extra_labels": "1"},
+        follow=True,
+    )
+    shown = " ".join(str(m) for m in resp.context["messages"])
+    assert "1 task(s) sent back for 1 more label(s) each" in shown
+    assert f"1 already ask(s) for the most labels ({reports.MAX_TARGET_LABELS})" in shown
+    resp = client.post(
+        reverse("reports:send_back", args=[project.slug]),
+        {"task_ids": [capped.pk], "extra_labels": "1"},
+        follow=True,
+    )
+    shown = [str(m) for m in resp.context["messages"]]
+    assert not any("sent back for" in m for m in shown), shown
+    assert any("already ask" in m for m in shown), shown
 
 
 @pytest.fixture

@@ -161,3 +161,29 @@ def test_a_nul_in_a_reason_or_rationale_is_refused_not_a_500(client, campaign):
         assert b"NUL" in response.content
     assert not AnnotationReview.objects.filter(annotation=ann).exists()
     assert not Adjudication.objects.filter(task_id=ann.task_id).exists()
+
+
+def test_send_back_from_the_review_queue(client, campaign, make_project):
+    """One more label for a task; a task at the most labels, or another project's task, is an
+    error on the page and changes nothing."""
+    from annotate.services.reports import MAX_TARGET_LABELS
+
+    project, manager = campaign
+    first, second = list(Task.objects.filter(project=project).order_by("id")[:2])
+    foreign = add_tasks(make_project(name="Elsewhere"), prompts=1)[0]
+    client.force_login(manager)
+    url = f"/projects/{project.slug}/manage/review/action/"
+
+    def shown(task_id):
+        response = client.post(url, {"action": "send_back", "task": task_id}, follow=True)
+        assert response.status_code == 200
+        return " ".join(str(m) for m in response.context["messages"])
+
+    assert "Sent back for one more label." in shown(first.pk)
+    assert Task.objects.get(pk=first.pk).target_labels == first.target_labels + 1
+    Task.objects.filter(pk=second.pk).update(target_labels=MAX_TARGET_LABELS)
+    text = shown(second.pk)
+    assert "already ask for the most labels" in text and "Sent back" not in text
+    text = shown(foreign.pk)
+    assert f"No task {foreign.pk} in this project" in text and "Sent back" not in text
+    assert Task.objects.get(pk=foreign.pk).target_labels == foreign.target_labels
