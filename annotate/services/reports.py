@@ -1348,7 +1348,9 @@ def tasks_send_back(
     targets = dict(chosen.values_list("pk", "target_labels"))
     missing = [t for t in ids if t not in targets]
     if missing:
-        shown = ", ".join(map(str, missing[:10])) + (f" and {len(missing) - 10} more" if len(missing) > 10 else "")
+        shown = ", ".join(map(str, missing[:10])) + (
+            f" and {len(missing) - 10} more" if len(missing) > 10 else ""
+        )
         raise InvalidInput(f"No task {shown} in this project; nothing was sent back.", field="task_ids")
     at_most = sum(1 for target in targets.values() if target >= MAX_TARGET_LABELS)
     if at_most == len(ids):

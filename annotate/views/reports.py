@@ -135,7 +135,9 @@ def report_send_back(request: HttpRequest, access: ProjectAccess) -> HttpRespons
         messages.error(request, "Task ids and the number of labels must be whole numbers.")
         return redirect("reports:project", slug=project.slug)
     try:
-        sent = reports.tasks_send_back(project=project, task_ids=task_ids, extra_labels=extra, actor=request.user)
+        sent = reports.tasks_send_back(
+            project=project, task_ids=task_ids, extra_labels=extra, actor=request.user
+        )
     except ServiceError as exc:
         messages.error(request, exc.message)
     else:

@@ -101,7 +101,9 @@ def review_action(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             adjudication_clear(actor=request.user, project=project, task_id=_int(post.get("task")))
             text = "Final label removed."
         elif action == "send_back":
-            tasks_send_back(project=project, task_ids=[_int(post.get("task"))], extra_labels=1, actor=request.user)
+            tasks_send_back(
+                project=project, task_ids=[_int(post.get("task"))], extra_labels=1, actor=request.user
+            )
             text = "Sent back for one more label."
         else:
             messages.error(request, "Unknown review action.")
