@@ -746,6 +746,11 @@ def prompts_import(
                     for err in batch.errors:
                         add_error(err)
                     write(batch.records)
+        if not report.prompts and not report.errors:  # not one line that was not blank
+            raise InvalidInput(
+                "The file holds no prompts: it is empty or has only blank lines. Nothing was imported.",
+                field="file",
+            )
         if report.errors and not skip_invalid:
             transaction.set_rollback(True)
             report.prompts = report.candidates = report.tasks = report.annotations = 0

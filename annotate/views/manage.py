@@ -117,6 +117,7 @@ def manage_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse
         request,
         "annotate/manage/settings.html",
         {**access.nav("settings"), "form": form, "formset": formset},
+        status=400 if request.method == "POST" else 200,  # a POST that saved has redirected
     )
 
 
@@ -156,6 +157,7 @@ def manage_guidelines(request: HttpRequest, access: ProjectAccess) -> HttpRespon
             "preview_html": render_markdown(preview_source),
             "labeler_count": selectors.active_labeler_count(project=project),
         },
+        status=400 if request.method == "POST" else 200,  # a POST that published has redirected
     )
 
 
@@ -284,7 +286,7 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             "guideline": guideline,
             "acked": acked,
         },
-        status=201 if created else 200,
+        status=201 if created else 400 if request.method == "POST" else 200,
     )
 
 
@@ -391,6 +393,8 @@ def _manage_import(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
                     request,
                     f"Imported {report.prompts} prompt(s), {report.candidates} response(s) and {report.tasks} task(s).",
                 )
+        else:
+            status = 400
     else:
         form = ImportForm()
     return render(

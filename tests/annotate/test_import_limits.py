@@ -13,7 +13,7 @@ import tracemalloc
 
 import pytest
 
-from annotate.models import Prompt
+from annotate.models import AuditEvent, Prompt
 from annotate.services.imports import MAX_LINE_BYTES, ImportFailed, prompts_import
 from annotate.services.tasks import PairMode, candidate_groups
 from tests.conftest import bearer
@@ -403,3 +403,56 @@ def test_the_api_parser_refuses_what_the_pages_refuse(body):
 
     with pytest.raises(ParseError, match=r"cannot be stored|not a JSON number"):
         SafeJSONParser().parse(io.BytesIO(body), "application/json", {})
+
+
+@pytest.mark.parametrize("body", [b"", b"\n\n  \n", gzip.compress(b"")])
+def test_a_file_with_no_prompts_is_refused_everywhere(client, make_project, make_user, tmp_path, body):
+    """An empty file (or only blank lines) is an error naming the file on the page, the API and the
+    command line: before, each said "Imported 0 prompts" and the command exited 0, so a pipeline
+    that pointed at the wrong (empty) file went on as if it had imported."""
+    from django.core.management import CommandError, call_command
+
+    from annotate.errors import InvalidInput
+
+    project = make_project()
+    with pytest.raises(InvalidInput) as err:
+        prompts_import(project=project, stream=io.BytesIO(body))
+    assert err.value.field == "file" and "no prompts" in err.value.message
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+    from django.urls import reverse
+
+    from annotate.services.projects import membership_add
+
+    manager = make_user()
+    membership_add(project=project, user=manager, role="manager")
+    client.force_login(manager)
+    response = client.post(
+        reverse("annotate:manage_import", args=[project.slug]),
+        {
+            "file": SimpleUploadedFile("in.jsonl.gz" if body[:2] == b"\x1f\x8b" else "in.jsonl", body),
+            "format": "auto",
+        },
+    )
+    assert response.status_code == 400
+    assert (
+        b"no prompts" in response.content or b"The submitted file is empty" in response.content
+    )  # Django's own
+
+    upload = io.BytesIO(body)
+    upload.name = "empty.jsonl"
+    resp = bearer(manager, name="t").post(
+        f"/api/v1/projects/{project.slug}/imports/", {"file": upload}, format="multipart"
+    )
+    assert resp.status_code == 400, resp.content
+    detail = resp.json()["detail"]
+    assert resp.json()["field"] == "file" and (
+        "no prompts" in detail or "The submitted file is empty" in detail
+    )
+
+    path = tmp_path / "empty.jsonl"
+    path.write_bytes(body)
+    with pytest.raises(CommandError, match=r"^file: .*no prompts"):
+        call_command("import_prompts", str(path), "--project", project.slug)
+    assert not Prompt.objects.filter(project=project).exists()
+    assert not AuditEvent.objects.filter(project=project, action="prompts.import").exists()

@@ -178,6 +178,6 @@ def test_the_settings_page_sets_order_target_and_cap(make_project, labeler_in, c
     changes = AuditEvent.objects.get(action="project.settings").details["changes"]
     assert changes["task_order"] == ["active", "fewest_labels"] and changes["target_agreement"] == [None, 0.7]
     bad = client.post(url, {**form, "target_agreement": "1.5"})
-    assert bad.status_code == 200 and b"less than or equal to 1" in bad.content
+    assert bad.status_code == 400 and b"less than or equal to 1" in bad.content
     bad = client.post(url, {**form, "task_order": "random"})
-    assert bad.status_code == 200 and b"Select a valid choice" in bad.content
+    assert bad.status_code == 400 and b"Select a valid choice" in bad.content

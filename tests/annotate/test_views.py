@@ -421,7 +421,7 @@ def test_settings_update_is_audited(client, pairwise, manager_of):
     assert event.details["changes"]["overlap"] == [1, 2]
     assert "dimensions" in event.details["changes"]
     response = client.post(url, {**form, "overlap": "0"})
-    assert response.status_code == 200 and b"greater than or equal to 1" in response.content
+    assert response.status_code == 400 and b"greater than or equal to 1" in response.content
 
 
 def test_guideline_publish_preview_history_and_diff(client, pairwise, manager_of):
@@ -438,7 +438,7 @@ def test_guideline_publish_preview_history_and_diff(client, pairwise, manager_of
     events = AuditEvent.objects.filter(action="guideline.publish").order_by("id")
     assert [e.details["version"] for e in events] == [1, 2] and events[1].actor == boss
     same = client.post(url, {"body": "# Rules\n\nBe fair and kind.", "change_note": ""})
-    assert same.status_code == 200 and b"same as the current version" in same.content
+    assert same.status_code == 400 and b"same as the current version" in same.content
 
     page = client.get(url).content.decode()
     assert "v2" in page and "kindness" in page and "Publish version 3" in page
@@ -470,7 +470,7 @@ def test_members_add_refuses_a_username_that_differs_only_in_case(client, pairwi
     get_user_model().objects.create_user(username="alice", password="pw-for-tests-123")
     url = reverse("annotate:manage_members", args=[project.slug])
     response = client.post(url, {"username": "ALICE", "email": "", "role": "researcher"})
-    assert response.status_code == 200
+    assert response.status_code == 400
     assert "'alice'" in response.context["form"].errors["username"][0]
     assert list(
         get_user_model().objects.filter(username__iexact="alice").values_list("username", flat=True)
@@ -498,7 +498,7 @@ def test_members_add_creates_account_once_and_deactivate_releases_leases(client,
     response = client.post(url, {"username": labeler.username, "role": "researcher"})
     assert response.status_code == 302
     response = client.post(url, {"username": labeler.username, "role": "labeler"})
-    assert response.status_code == 200 and b"already a labeler" in response.content
+    assert response.status_code == 400 and b"already a labeler" in response.content
 
     lease = task_claim_next(project=project, labeler=labeler)
     membership = Membership.objects.get(user=labeler, role=Role.LABELER)
@@ -692,6 +692,6 @@ def test_settings_page_refuses_two_dimensions_with_one_key(client, make_project,
         "dim-1-label": "b" * 45 + "y",
     }
     response = client.post(reverse("annotate:manage_settings", args=[project.slug]), form)
-    assert response.status_code == 200
+    assert response.status_code == 400  # the form again, with the reason (was 200)
     assert "rename one" in str(response.context["form"].non_field_errors())
     assert [d.key for d in project.dimensions.all()] == ["helpfulness"]
