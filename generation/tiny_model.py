@@ -54,8 +54,8 @@ def build_tiny_model(
     special_tokens: list[str] | None = None,
     bos_token: str | None = "<|bos|>",  # noqa: S107
     eos_token: str = "<|end|>",  # noqa: S107
-    pad_token: str = "<|pad|>",  # noqa: S107
-    unk_token: str = "<|unk|>",  # noqa: S107
+    pad_token: str | None = "<|pad|>",  # noqa: S107
+    unk_token: str | None = "<|unk|>",  # noqa: S107
     add_bos: bool = False,
     chat_template: str | None = CHAT_TEMPLATE,
     dtype: str = "float32",

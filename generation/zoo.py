@@ -12,6 +12,10 @@ Every model is a random-init tiny Llama with a byte-level BPE tokenizer trained 
             top_p 0.8, temperature 0.7, do_sample).
 ``gemma``   saved in bf16; needs BOS (tokenizer and template add ``<bos>``); the template has no
             system role (raises like Gemma's) and ends turns with ``<end_of_turn>``.
+``mistral`` saved in bf16; ships no pad token (nor does Llama-3: code must not assume one); the
+            tokenizer adds ``<s>``; Mistral-Instruct's template: ``[INST] ... [/INST]`` user turns,
+            the reply right after ``[/INST]`` ending with the EOS ``</s>``, no system role (raises),
+            and no generation prompt (``add_generation_prompt`` adds nothing).
 ``base``    saved in bf16; a base model with no chat template; the tokenizer adds ``<s>``; EOS ``</s>``.
 
 ``build_zoo_model(name, out_dir)`` builds one in about a second.
@@ -46,6 +50,21 @@ GEMMA_TEMPLATE = (
     "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
     "{% endfor %}"
     "{% if add_generation_prompt %}<start_of_turn>model\n{% endif %}"
+)
+
+# Mistral-7B-Instruct-v0.1's own template: no system role, no generation prompt (the reply follows
+# "[/INST]" directly) and the assistant turn ends with the tokenizer's EOS.
+MISTRAL_TEMPLATE = (
+    "{{ bos_token }}"
+    "{% for message in messages %}"
+    "{% if (message['role'] == 'user') != (loop.index0 % 2 == 0) %}"
+    "{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}"
+    "{% endif %}"
+    "{% if message['role'] == 'user' %}{{ '[INST] ' + message['content'] + ' [/INST]' }}"
+    "{% elif message['role'] == 'assistant' %}{{ message['content'] + eos_token }}"
+    "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}"
+    "{% endif %}"
+    "{% endfor %}"
 )
 
 QWEN_GENERATION_DEFAULTS = {
@@ -133,6 +152,22 @@ ZOO: dict[str, ZooSpec] = {
             "eos_token_ids": ["<eos>", "<end_of_turn>"],
         },
         end_of_turn="<end_of_turn>",
+        needs_bos=True,
+        system_role=False,
+    ),
+    "mistral": ZooSpec(
+        name="mistral",
+        description="Mistral/Llama-2-like: bf16, BOS <s>, no pad token, [INST] turns, no generation prompt",
+        build={
+            "special_tokens": ["<unk>", "<s>", "</s>"],
+            "bos_token": "<s>",
+            "eos_token": "</s>",
+            "pad_token": None,
+            "unk_token": "<unk>",
+            "add_bos": True,
+            "chat_template": MISTRAL_TEMPLATE,
+        },
+        end_of_turn="</s>",
         needs_bos=True,
         system_role=False,
     ),

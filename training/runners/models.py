@@ -29,6 +29,32 @@ def load_tokenizer(path: str):
     return tok
 
 
+REWARD_PAD_TOKEN = "<|reward_pad|>"
+
+
+def pad_apart_from_ends(tokenizer) -> bool:
+    """Make the padding of a reward model's ``tokenizer`` a token no sequence ends with.
+
+    A sequence-classification model reads its score at the last token that is not padding. A
+    family that ships no pad token (Llama-3, Mistral) gets the EOS as pad from ``load_tokenizer``,
+    and then the EOS that ends every plain-text sequence passes for padding: the score was read one
+    token early, and a reply with its end token scored the same as one cut before it. The pad
+    becomes the tokenizer's UNK or BOS (neither ends a sequence; padding is masked out, so which
+    token it is matters only to the pooling), else a new special token. Returns whether a token
+    was added (the model's embeddings then need resizing)."""
+    from core.formatting import end_token_id, stop_token_ids
+
+    ends = {*stop_token_ids(tokenizer), end_token_id(tokenizer), getattr(tokenizer, "sep_token_id", None)}
+    if tokenizer.pad_token_id is not None and tokenizer.pad_token_id not in ends:
+        return False
+    for token in (tokenizer.unk_token, tokenizer.bos_token):
+        if token is not None and tokenizer.convert_tokens_to_ids(token) not in ends:
+            tokenizer.pad_token = token
+            return False
+    tokenizer.add_special_tokens({"pad_token": REWARD_PAD_TOKEN})
+    return True
+
+
 def model_config(path: str):
     from transformers import AutoConfig
 

@@ -30,6 +30,7 @@ from training.runners.models import (
     check_tokenizer_fits,
     load_tokenizer,
     model_config,
+    pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
     write_run_record,
@@ -78,7 +79,9 @@ def save_trained(trainer, model, tokenizer, out, *, merged: bool) -> None:
 
 
 def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
-    """A sequence-classification model with one output (the reward), pad token wired for pooling.
+    """A sequence-classification model with one output (the reward), pad token wired for pooling:
+    ``tokenizer`` (the reward model's own) gets a pad that no sequence ends with
+    (``pad_apart_from_ends``), so the score is read at the end token.
 
     trainable: load fp32 master weights whatever the checkpoint's dtype (a bf16 checkpoint stepped
     in bf16 loses most small updates); bf16 compute comes from autocast (``bf16``). A frozen scorer
@@ -94,6 +97,8 @@ def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a reward model: {first_line(exc)}") from exc
     if tokenizer is not None:
+        if pad_apart_from_ends(tokenizer):
+            model.resize_token_embeddings(len(tokenizer))
         check_tokenizer_fits(tokenizer, model, path)
         model.config.pad_token_id = tokenizer.pad_token_id
     return model
