@@ -3,15 +3,22 @@ jobs, runs, tokens).
 
 Services take the keyword ``actor`` (the user acting, or None for the system and the command line)
 and call ``audit_record`` themselves, inside the transaction of the change they record, so the
-trail never claims a change that was rolled back, nor misses one. Nothing else writes events."""
+trail never claims a change that was rolled back, nor misses one. Nothing else writes events. A row
+that records its author (``core.models.Authored``: projects, endpoints, judges, jobs, exports, runs)
+is made with ``audit_create``, which credits the same actor in the row and in the event."""
 
 from __future__ import annotations
+
+from typing import TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from annotate.models import AuditEvent, Project
+from core.models import Authored
+
+A = TypeVar("A", bound=Authored)
 
 
 def _jsonable(value: object) -> object:
@@ -45,3 +52,15 @@ def audit_record(
         target_id=str(target.pk)[:64] if target is not None else "",
         details=_jsonable(details or {}),
     )
+
+
+def audit_create(
+    model: type[A], /, *, actor: AbstractBaseUser | None, action: str, details: dict | None = None, **fields
+) -> A:
+    """Create a row of an authored model (``created_by`` is ``actor``) and the audit event of its
+    creation, credited to the same actor, in the caller's transaction. The event's project is the
+    row's own project (or the row, for a project)."""
+    row = model.objects.create(created_by=audit_actor(actor), **fields)  # fields may have a "model"
+    project = row if isinstance(row, Project) else row.project
+    audit_record(actor=actor, project=project, action=action, target=row, details=details)
+    return row

@@ -68,7 +68,7 @@ from annotate.services.tasks import (
 )
 from annotate.validation import storable_text
 from core import jobs
-from core.audit import audit_actor, audit_record
+from core.audit import audit_actor, audit_create, audit_record
 from core.db import unique_or_conflict
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
@@ -177,17 +177,16 @@ def endpoint_create(
         values["model"] = user_model(values["model"], project=project, field="model")
     taken = Conflict(f"An endpoint named {slug!r} already exists.", field="name")
     with unique_or_conflict((ModelEndpoint.objects.filter(name=slug), taken)):
-        endpoint = ModelEndpoint.objects.create(
-            name=slug, project=project, created_by=audit_actor(actor), is_active=is_active, **values
+        return audit_create(
+            ModelEndpoint,
+            actor=actor,
+            action="endpoint.create",
+            details={"name": slug, "backend": backend, "model": values["model"]},
+            name=slug,
+            project=project,
+            is_active=is_active,
+            **values,
         )
-    audit_record(
-        actor=actor,
-        project=project,
-        action="endpoint.create",
-        target=endpoint,
-        details={"name": slug, "backend": backend, "model": values["model"]},
-    )
-    return endpoint
 
 
 @transaction.atomic
@@ -383,7 +382,17 @@ def job_create(
 
     if batch_size is None:  # at most the default, and several batches so that progress moves
         batch_size = min(DEFAULT_BATCH_SIZE, max(1, -(-len(prompt_ids) // MIN_BATCHES_PER_ENDPOINT)))
-    job = GenerationJob.objects.create(
+    job = audit_create(
+        GenerationJob,
+        actor=actor,
+        action="generation.job_create",
+        details={
+            "endpoints": [e.name for e in endpoints],
+            "k": k,
+            "prompts": len(prompt_ids),
+            "task_mode": task_mode,
+            "auto_release": auto_release,
+        },
         project=project,
         auto_release=auto_release,
         prompt_filter=prompt_filter,
@@ -393,7 +402,6 @@ def job_create(
         pairs_per_prompt=pairs_per_prompt,
         batch_size=batch_size,
         total_units=total,
-        created_by=audit_actor(actor),
     )
     job.endpoints.set(endpoints)
     index = 0
@@ -403,19 +411,6 @@ def job_create(
             rows.append(GenerationBatch(job=job, endpoint=endpoint, index=index, prompt_ids=chunk))
             index += 1
     batches = GenerationBatch.objects.bulk_create(rows, batch_size=1000)
-    audit_record(
-        actor=actor,
-        project=project,
-        action="generation.job_create",
-        target=job,
-        details={
-            "endpoints": [e.name for e in endpoints],
-            "k": k,
-            "prompts": len(prompt_ids),
-            "task_mode": task_mode,
-            "auto_release": auto_release,
-        },
-    )
     if enqueue:
         _enqueue_on_commit([b.pk for b in batches])
     return job

@@ -62,7 +62,7 @@ from annotate.models_judges import Route, SuggestionStatus
 from annotate.selectors import guideline_current
 from annotate.validation import storable_text, unstorable_at
 from core import jobs
-from core.audit import audit_actor, audit_record
+from core.audit import audit_create, audit_record
 from core.db import unique_or_conflict
 from core.jobs import JobState
 from core.outbox import outbox_enqueue
@@ -160,23 +160,18 @@ def judge_create(
         user = User(username=username, is_active=False)
         user.set_unusable_password()
         user.save()
-        judge = Judge.objects.create(
+        return audit_create(
+            Judge,
+            actor=actor,
+            action="judge.create",
+            details={"name": slug, "endpoint": endpoint.name, "model": endpoint.model},
             project=project,
             name=slug,
             endpoint=endpoint,
             sampling=sampling,
             user=user,
-            created_by=audit_actor(actor),
             **prices,
         )
-    audit_record(
-        actor=actor,
-        project=project,
-        action="judge.create",
-        target=judge,
-        details={"name": slug, "endpoint": endpoint.name, "model": endpoint.model},
-    )
-    return judge
 
 
 # --- jobs ------------------------------------------------------------------------------------------
@@ -219,7 +214,11 @@ def judge_job_create(
     if not ids:
         raise InvalidInput("There are no tasks to judge.", field="task_ids")
     rubric, version = rubric_for(project)
-    job = JudgeJob.objects.create(
+    job = audit_create(
+        JudgeJob,
+        actor=actor,
+        action="judge_job.create",
+        details={"judge": judge.name, "tasks": len(ids), "rubric_version": version},
         project=project,
         judge=judge,
         rubric=rubric,
@@ -227,14 +226,6 @@ def judge_job_create(
         sampling=judge_sampling(judge).to_dict(),
         task_ids=ids,
         total_units=len(ids),
-        created_by=audit_actor(actor),
-    )
-    audit_record(
-        actor=actor,
-        project=project,
-        action="judge_job.create",
-        target=job,
-        details={"judge": judge.name, "tasks": len(ids), "rubric_version": version},
     )
     outbox_enqueue(TASK_NAME, job.pk)
     return job

@@ -11,7 +11,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.services.leasing import assignments_release
-from core.audit import audit_actor, audit_record
+from core.audit import audit_create
 from core.db import unique_or_conflict
 
 SETTINGS_FIELDS = (
@@ -164,16 +164,20 @@ def project_create(
         raise InvalidInput("The project name must contain letters or digits.", field="name")
     taken = Conflict(f"A project with the address {slug!r} already exists.", field="slug")
     with unique_or_conflict((Project.objects.filter(slug=slug), taken)):
-        project = Project.objects.create(
-            name=name, slug=slug, kind=kind, created_by=audit_actor(actor), **settings_values
+        project = audit_create(
+            Project,
+            actor=actor,
+            action="project.create",
+            details={"kind": kind},
+            name=name,
+            slug=slug,
+            kind=kind,
+            **settings_values,
         )
     for row in _dimension_rows(dimensions or []):
         Dimension.objects.create(project=project, **row)
     if project.created_by is not None and not project.created_by.is_superuser:
         Membership.objects.create(project=project, user=project.created_by, role=Role.MANAGER)
-    audit_record(
-        actor=actor, project=project, action="project.create", target=project, details={"kind": kind}
-    )
     return project
 
 

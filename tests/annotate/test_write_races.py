@@ -44,7 +44,7 @@ def test_two_projects_started_with_one_name_at_once_the_second_is_a_conflict(mon
     is not committed), waits on the slug's unique index, and must get a 409 once A commits."""
     with (
         HeldTransaction(
-            monkeypatch, "annotate.services.projects.audit_record", lambda: project_create(name="Same name")
+            monkeypatch, "core.audit.audit_record", lambda: project_create(name="Same name")
         ) as first,
         pytest.raises(Conflict) as exc,
     ):
@@ -113,7 +113,7 @@ def test_two_judges_given_one_name_at_once_the_second_is_a_conflict(monkeypatch,
     with (
         HeldTransaction(
             monkeypatch,
-            "annotate.judges.services.audit_record",
+            "core.audit.audit_record",
             lambda: judge_create(project=project, name="Judge One", endpoint=endpoint),
         ) as first,
         pytest.raises(Conflict) as exc,

@@ -26,7 +26,7 @@ def test_renaming_to_a_name_being_created_meanwhile_is_a_conflict(monkeypatch, m
     with (
         HeldTransaction(
             monkeypatch,
-            "generation.services.audit_record",
+            "core.audit.audit_record",
             lambda: endpoint_create(
                 name="shared", backend="transformers", model="/models/a", project=project
             ),

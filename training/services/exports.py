@@ -49,7 +49,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from core.audit import audit_actor, audit_record
+from core.audit import audit_create
 from core.jobs import job_fail, job_finish, run_alone
 from core.outbox import outbox_enqueue
 from core.read_ahead import read_ahead
@@ -286,21 +286,17 @@ def export_create(
     opts = export_options_validate(project=project, format=format, file_type=file_type, options=options)
     Project.objects.select_for_update().filter(pk=project.pk).first()
     version = (Export.objects.filter(project=project).aggregate(v=Max("version"))["v"] or 0) + 1
-    export = Export.objects.create(
+    export = audit_create(
+        Export,
+        actor=actor,
+        action="export.create",
+        details={"version": version, "format": format, "file_type": file_type, "options": opts.as_dict()},
         project=project,
         version=version,
         format=format,
         file_type=file_type,
         options=opts.as_dict(),
         state=ExportState.QUEUED,
-        created_by=audit_actor(actor),
-    )
-    audit_record(
-        actor=actor,
-        project=project,
-        action="export.create",
-        target=export,
-        details={"version": version, "format": format, "file_type": file_type, "options": export.options},
     )
     if enqueue:
         outbox_enqueue("training.export_run", export.pk)

@@ -54,7 +54,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Project, Prompt
 from core import jobs
-from core.audit import audit_actor, audit_record
+from core.audit import audit_create, audit_record
 from core.jobs import job_finish
 from core.outbox import outbox_enqueue
 from core.paths import CONFIG, DATASET, usable_model, user_path
@@ -265,7 +265,11 @@ def run_create(
             "This project has no prompts to train on; choose an export or a dataset.", field="export"
         )
 
-    run = TrainingRun.objects.create(
+    run = audit_create(
+        TrainingRun,
+        actor=actor,
+        action="training.run_create",
+        details={"kind": kind, "base_model": base_model, "export": export.version if export else None},
         project=project,
         kind=kind,
         export=export,
@@ -274,12 +278,7 @@ def run_create(
         base_run=base_run,
         reward_run=reward_run,
         config=cfg,
-        created_by=audit_actor(actor),
     )
-    audit_record(
-        actor=actor, project=project, action="training.run_create", target=run,
-        details={"kind": kind, "base_model": base_model, "export": export.version if export else None},
-    )  # fmt: skip
     root = runs_root(project)
     run.output_path = str(root / f"run-{run.pk}")
     run.log_path = str(root / f"run-{run.pk}.log")
