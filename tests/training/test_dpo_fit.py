@@ -158,8 +158,8 @@ def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, 
     assert len(long_prompts) == n_long
     # ... and the template's structure: the generation prompt is still there.
     if ZOO[name].chat:
-        probe = tok.apply_chat_template(_user("x"), tokenize=False, add_generation_prompt=True)
-        cue = probe[probe.index("x") + 1 :].strip()
+        probe = tok.apply_chat_template(_user("QQQ"), tokenize=False, add_generation_prompt=True)
+        cue = probe[probe.index("QQQ") + 3 :].strip()
         assert all(p.rstrip().endswith(cue) for p in long_prompts), (cue, long_prompts)
 
 
@@ -236,3 +236,29 @@ def test_a_reply_longer_than_max_length_is_dropped_and_counted(zoo_model, tmp_pa
     assert final["train_pairs"] == len(seen["ds"]) == 2
     for ex in seen["ds"]:
         assert len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"])) <= MAX_LENGTH
+
+
+def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, tmp_path, monkeypatch):
+    """No chat template: the conversation becomes a "Human: ...\\n\\nAssistant:" transcript; fitting
+    drops earlier turns and cuts the user turn's text, never the labels or the cue."""
+    rows = [
+        _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
+        _conv(
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello there, how can I help you today?"},
+                {"role": "user", "content": LONG},
+            ],
+            "Because of Rayleigh scattering.",
+            "No.",
+        ),
+    ]
+    cfg = _cfg(zoo_model("base"), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    ds, tok = _trl_dataset(monkeypatch, cfg)
+    assert len(ds) == 2
+    ex = ds[1]
+    prompt = tok.decode(ex["prompt_ids"])
+    assert prompt.startswith("<s>Human: ") and prompt.endswith("ENDMARK\n\nAssistant:"), prompt
+    assert "Hello there" not in prompt
+    assert ex["chosen_ids"][-1] == tok.eos_token_id
+    assert len(ex["prompt_ids"]) + len(ex["chosen_ids"]) <= MAX_LENGTH
