@@ -262,3 +262,24 @@ def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, t
     assert "Hello there" not in prompt
     assert ex["chosen_ids"][-1] == tok.eos_token_id
     assert len(ex["prompt_ids"]) + len(ex["chosen_ids"]) <= MAX_LENGTH
+
+
+def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_model, tmp_path):
+    from training.runners.protocol import DataError
+
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    short = [_conv(_user(f"Question {i}?"), "Yes.", "No.") for i in range(3)]
+    held = [_conv(_user("Is it?"), "Yes.", "No."), _conv(_user("Tell me everything."), essay, "No.")]
+    base = zoo_model("qwen")
+    cfg = _cfg(
+        base,
+        _write(tmp_path / "train.jsonl", short),
+        tmp_path / "out",
+        eval_dataset_path=_write(tmp_path / "eval.jsonl", held),
+    )
+    final = dpo.run(cfg)
+    assert final["dropped_too_long"] == 0 and final["dropped_too_long_eval"] == 1
+    assert final["train_pairs"] == 3 and "eval_loss" in final
+    too_long = [_conv(_user("Tell me everything."), essay, "No.")] * 2
+    with pytest.raises(DataError, match="No training pair fits max_length=64"):
+        dpo.run(_cfg(base, _write(tmp_path / "long.jsonl", too_long), tmp_path / "out2"))
