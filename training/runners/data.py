@@ -273,21 +273,112 @@ def tokenize_pairs(
     return out
 
 
-def fit_prompt(tokenizer, row: dict[str, Any], max_length: int) -> dict[str, Any]:
-    """A copy of ``row`` whose prompt leaves room for its longer reply within ``max_length``: earliest
-    turns (conversational) or leading tokens (plain text) go first. Used where TRL itself truncates
-    by keeping the start, which would cut the reply."""
+def dpo_fits(tokenizer, row: dict[str, Any], max_length: int) -> bool:
+    """Whether TRL's ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset`` and its collator) keeps ``row``
+    whole within ``max_length``: it tokenises the row exactly as TRL does and checks that prompt +
+    chosen and prompt + rejected both fit (so the collator's keep-start truncation cuts nothing, end
+    token included) and that the row passes TRL's "fully truncated" filter.
+
+    TRL tokenises a conversational row with the chat template (the prompt with the generation
+    prompt; prompt + reply without it, so Qwen's ``<|im_end|>\\n`` counts in full), and plain text
+    with ``tokenizer(text)`` (BOS included where the tokenizer adds one) after appending the EOS text
+    to a reply that lacks it; the reply starts where the prompt's ids and prompt + reply's ids
+    diverge."""
+    from trl.data_utils import _tokenize, common_prefix_length
+    from trl.data_utils import is_conversational as trl_conversational
+
+    prompt, replies = row["prompt"], [row[k] for k in ("chosen", "rejected") if k in row]
+    try:
+        if trl_conversational(row):
+            prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
+            full = [_tokenize(tokenizer, prompt + reply)["input_ids"] for reply in replies]
+        else:
+            eos = tokenizer.eos_token or ""
+            prompt_ids = _tokenize(tokenizer, prompt)["input_ids"]
+            full = [
+                _tokenize(tokenizer, prompt + (reply if reply.endswith(eos) else reply + eos))["input_ids"]
+                for reply in replies
+            ]
+    except Exception as exc:  # a chat template that refuses the conversation (Gemma: no system role)
+        raise ModelError(f"The tokenizer cannot render this row as TRL does: {exc}") from exc
+    prompt_len = min((common_prefix_length(prompt_ids, ids) for ids in full), default=len(prompt_ids))
+    return prompt_len < max_length and all(len(ids) <= max_length for ids in full)
+
+
+def _cut_points(text: str) -> list[int]:
+    """Offsets ``text`` may be cut at from the left, ascending from 0 to ``len(text)``: word starts,
+    and every character inside a run of more than 24 non-space characters (a URL, code, CJK)."""
+    points = {0, len(text)}
+    i, n = 0, len(text)
+    while i < n:
+        if text[i].isspace():
+            i += 1
+            continue
+        j = i
+        while j < n and not text[j].isspace():
+            j += 1
+        points.add(i)
+        if j - i > 24:
+            points.update(range(i + 1, j))
+        i = j
+    return sorted(points)
+
+
+def _cut_start(text: str, fits) -> str | None:
+    """The longest end of ``text``, cut at a word start (``_cut_points``), for which ``fits`` holds;
+    None when not even the empty text fits. Every answer is one ``fits`` said yes to: a binary search
+    over the cut points, never a length estimate."""
+    points = _cut_points(text)
+    if not fits(""):
+        return None
+    lo, hi = -1, len(points) - 1  # points[hi] is known to fit ("" at len(text)); lo, if >= 0, not
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        if fits(text[points[mid] :]):
+            hi = mid
+        else:
+            lo = mid
+    return text[points[hi] :]
+
+
+def fit_prompt(tokenizer, row: dict[str, Any], max_length: int, *, render=None) -> dict[str, Any] | None:
+    """``render(row)`` with a prompt short enough that TRL's ``DPOTrainer`` keeps the whole longer
+    reply, end token included, within ``max_length`` (``dpo_fits``: checked by tokenising as TRL
+    does, never estimated). ``render`` (default: none) turns a row into what TRL is given (the DPO
+    runner's plain-text form for a model without a chat template).
+
+    A prompt that is too long loses, in turn: its earliest turns (conversational; a turn left leading
+    with the assistant goes too), then the start of the earliest remaining user turn's content, cut
+    at a word start (a plain-text prompt: the start of the text). The template's structure (BOS, role
+    headers, generation prompt) and the end of the prompt stay. None when the row cannot fit even
+    with that turn (or plain prompt) emptied: its reply alone is too long; the caller decides."""
+    render = render or (lambda r: r)
+
+    def fits(prompt) -> bool:
+        return dpo_fits(tokenizer, render({**row, "prompt": prompt}), max_length)
+
     prompt = row["prompt"]
-    longest = max(len(completion_ids(tokenizer, prompt, row[k])) for k in ("chosen", "rejected") if k in row)
-    budget = max(max_length - longest, 1)
+    if fits(prompt):
+        return render(row)
     if is_conversational(prompt):
         turns = list(prompt)
-        while len(turns) > 1 and len(prompt_ids(tokenizer, turns)) > budget:
+        while len(turns) > 1 and not fits(turns):
             turns = turns[1:]
             while len(turns) > 1 and turns[0].get("role") == "assistant":
                 turns = turns[1:]
-        return {**row, "prompt": turns}
-    ids = prompt_ids(tokenizer, prompt)
-    if len(ids) <= budget:
-        return row
-    return {**row, "prompt": tokenizer.decode(ids[-budget:])}
+        if fits(turns):
+            return render({**row, "prompt": turns})
+        at = next((i for i, m in enumerate(turns) if m.get("role") == "user"), 0)
+        content = turns[at].get("content")
+        if not isinstance(content, str):
+            return None
+
+        def with_content(text: str) -> list[dict[str, Any]]:
+            return [*turns[:at], {**turns[at], "content": text}, *turns[at + 1 :]]
+
+        cut = _cut_start(content, lambda text: fits(with_content(text)))
+        return None if cut is None else render({**row, "prompt": with_content(cut)})
+    if not isinstance(prompt, str):
+        return None
+    cut = _cut_start(prompt, fits)
+    return None if cut is None else render({**row, "prompt": cut})

@@ -13,11 +13,21 @@ Trainable weights are fp32 masters whatever the checkpoint's dtype (bf16 compute
 Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen reference over the data once
 before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
 whose reference is the base model with adapters off, and merges them into the saved model.
-Long prompts lose their earliest turns so the replies survive TRL's keep-start truncation.
+
+Length (``max_length``): TRL keeps the start of a too-long sequence and drops, uncounted, a row whose
+prompt alone fills ``max_length``. So each row's prompt is fitted first (``data.fit_prompt``, checked
+by tokenising the row as TRL does): a long prompt loses its earliest turns, then the start of its
+earliest remaining user turn (a plain prompt: the start of its text, at a word), keeping the
+template's BOS, role headers and generation prompt, until prompt + the longer reply, end token
+included, fit. A row whose reply does not fit even after an emptied prompt is dropped, never trained
+with its end cut off: the count is logged and reported as ``dropped_too_long`` (held-out rows:
+``dropped_too_long_eval``, left out of TRL's eval loss and of the accuracy/margin alike); no row left
+is an error. ``train_pairs`` is the number of rows TRL's processed train dataset holds.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from core.formatting import plain_prompt, plain_response, uses_template
@@ -30,7 +40,7 @@ from training.runners.models import (
     require_causal_lm,
     write_run_record,
 )
-from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
+from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
 from training.runners.reward import save_trained, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 
@@ -65,14 +75,6 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
 
-    def prepare(rows):
-        return Dataset.from_list(
-            [
-                {k: v for k, v in fit_prompt(tokenizer, as_text(r), cfg.max_length).items() if k != "margin"}
-                for r in rows
-            ]
-        )
-
     def as_text(row):
         """Plain text where no chat template applies (core.formatting): the transcript prompt, and the
         separator put in front of each reply, so TRL joins "question?" and "Answer" as the reward
@@ -87,8 +89,32 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "rejected": plain_response(prompt, row["rejected"]),
         }
 
-    train_ds = prepare(train_rows)
-    eval_ds = prepare(eval_rows) if eval_rows else None
+    def fit(rows, split: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
+        """(the rows TRL is given, the source rows they come from, how many were too long)."""
+        given, kept = [], []
+        for r in rows:
+            fitted = fit_prompt(tokenizer, r, cfg.max_length, render=as_text)
+            if fitted is not None:
+                given.append({k: v for k, v in fitted.items() if k != "margin"})
+                kept.append(r)
+        dropped = len(rows) - len(kept)
+        if dropped:
+            print(
+                f"Dropped {dropped} {split} pair(s) whose reply alone is longer than max_length={cfg.max_length} "
+                "tokens: the reply would lose its end.",
+                file=sys.stderr,
+            )
+        return given, kept, dropped
+
+    train_given, _, dropped_train = fit(train_rows, "training")
+    if not train_given:
+        raise DataError(
+            f"No training pair fits max_length={cfg.max_length}: every one of the {len(train_rows)} pairs has a "
+            "reply longer than that on its own. Raise max_length."
+        )
+    eval_given, eval_rows, dropped_eval = fit(eval_rows, "held-out") if eval_rows else ([], [], 0)
+    train_ds = Dataset.from_list(train_given)
+    eval_ds = Dataset.from_list(eval_given) if eval_given else None
 
     import transformers
 
@@ -133,6 +159,12 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             before = _honest(
                 before, dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
             )
+        train_pairs = len(trainer.train_dataset)  # after TRL's own tokenising and filtering
+        if train_pairs != len(train_ds):
+            print(
+                f"TRL dropped {len(train_ds) - train_pairs} of {len(train_ds)} fitted training pairs.",
+                file=sys.stderr,
+            )
         result = trainer.train()
         after = trainer.evaluate() if eval_ds is not None else {}
         model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
@@ -142,7 +174,9 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
-            "train_pairs": len(train_ds),
+            "train_pairs": train_pairs,
+            "dropped_too_long": dropped_train,
+            "dropped_too_long_eval": dropped_eval,
             "dropped_identical_pairs": data.dropped_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,

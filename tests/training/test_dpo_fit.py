@@ -1,0 +1,285 @@
+"""DPO prompt fitting across the zoo: whatever the prompt's length, the rows TRL's ``DPOTrainer``
+trains on (after its own tokenisation and its "fully truncated" filter) keep the whole longer reply,
+end token included, within ``max_length``; no row is lost silently; ``train_pairs`` counts the rows
+TRL actually trains on.
+
+The checks read TRL's processed dataset (``trainer.train_dataset``), not our own idea of it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from generation.zoo import ZOO
+from training.runners import dpo
+from training.runners.configs import config_for
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+MAX_LENGTH = 64
+LONG = "Please explain in detail " + "why the sky is blue and the sea is green " * 8 + "ENDMARK"
+MEDIUM = "Tell me about the weather over the hills and the rivers in the far north today"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _conv(prompt, chosen, rejected):
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
+def _user(text):
+    return [{"role": "user", "content": text}]
+
+
+def _rows(name: str) -> list[dict]:
+    """Short and long prompts of every shape the family takes."""
+    if not ZOO[name].chat:
+        return [
+            {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Fish."},
+            {"prompt": LONG, "chosen": "Because of Rayleigh scattering of light.", "rejected": "No."},
+            {"prompt": "Question: " + LONG + "\nAnswer:", "chosen": "Scattering.", "rejected": "Dunno."},
+            {"prompt": MEDIUM + " " + MEDIUM, "chosen": "It is sunny and warm there.", "rejected": "No."},
+        ]
+    rows = [
+        _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
+        _conv(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
+        _conv(
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello there, how can I help you today?"},
+                {"role": "user", "content": LONG},
+            ],
+            "Because of Rayleigh scattering.",
+            "No.",
+        ),
+        _conv(
+            [
+                {"role": "user", "content": MEDIUM},
+                {"role": "assistant", "content": "It is sunny, " * 6},
+                {"role": "user", "content": "And tomorrow?"},
+            ],
+            "Rain, most likely.",
+            "Who knows.",
+        ),
+    ]
+    if ZOO[name].system_role:
+        rows.append(
+            _conv(
+                [{"role": "system", "content": "You are terse."}, {"role": "user", "content": LONG}],
+                "Scattering.",
+                "Dunno.",
+            )
+        )
+    return rows
+
+
+def _write(path: Path, rows: list[dict]) -> str:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def _cfg(base: str, data: str, out: Path, **extra):
+    values = {
+        "base_model": base,
+        "dataset_path": data,
+        "output_dir": str(out),
+        "use_cpu": True,
+        "per_device_train_batch_size": 2,
+        "max_length": MAX_LENGTH,
+        "logging_steps": 1,
+        "eval_fraction": 0,
+        "max_steps": 1,
+        "learning_rate": 1e-4,
+    }
+    values.update(extra)
+    return config_for("dpo", values)
+
+
+def _trl_dataset(monkeypatch, cfg):
+    """The train dataset TRL's DPOTrainer built (tokenised and filtered), and its tokenizer; training is
+    stopped before the first step."""
+    import trl
+
+    seen = {}
+
+    def stop(self, *args, **kwargs):
+        seen["ds"] = self.train_dataset
+        seen["tok"] = self.processing_class
+        raise _Stop
+
+    monkeypatch.setattr(trl.DPOTrainer, "train", stop)
+    with pytest.raises(_Stop):
+        dpo.run(cfg)
+    return seen["ds"], seen["tok"]
+
+
+def _end_id(tok, name: str) -> int:
+    token = ZOO[name].end_of_turn or tok.eos_token
+    return tok.convert_tokens_to_ids(token)
+
+
+def _strip_trailing_space(tok, ids: list[int]) -> list[int]:
+    """Drop what a template renders after its end token (Qwen's and Gemma's newline)."""
+    out = list(ids)
+    while out and not tok.decode([out[-1]], skip_special_tokens=False).strip():
+        out.pop()
+    return out
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, monkeypatch, name):
+    rows = _rows(name)
+    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    ds, tok = _trl_dataset(monkeypatch, cfg)
+    assert len(ds) == len(rows), f"TRL trains on {len(ds)} of {len(rows)} rows"
+    end = _end_id(tok, name)
+    for ex in ds:
+        prompt = tok.decode(ex["prompt_ids"])
+        for key in ("chosen_ids", "rejected_ids"):
+            total = len(ex["prompt_ids"]) + len(ex[key])
+            assert total <= MAX_LENGTH, f"{name}: {total} tokens > {MAX_LENGTH}; keep_start cuts {prompt!r}"
+            last = _strip_trailing_space(tok, ex[key])
+            assert last and last[-1] == end, (
+                f"{name} {key}: {tok.decode(ex[key])!r} does not end with the end token"
+            )
+        if ZOO[name].needs_bos:
+            assert ex["prompt_ids"][0] == tok.bos_token_id, f"{name}: the prompt lost its BOS: {prompt!r}"
+    long_prompts = [tok.decode(ex["prompt_ids"]) for ex in ds if "ENDMARK" in tok.decode(ex["prompt_ids"])]
+    # Every long row kept the end of its last user turn (the question the reply answers) ...
+    n_long = sum(1 for r in rows if "ENDMARK" in json.dumps(r["prompt"]))
+    assert len(long_prompts) == n_long
+    # ... and the template's structure: the generation prompt is still there.
+    if ZOO[name].chat:
+        probe = tok.apply_chat_template(_user("QQQ"), tokenize=False, add_generation_prompt=True)
+        cue = probe[probe.index("QQQ") + 3 :].strip()
+        assert all(p.rstrip().endswith(cue) for p in long_prompts), (cue, long_prompts)
+
+
+@pytest.mark.parametrize("name", list(ZOO))
+def test_a_fitted_prompt_is_cut_no_more_than_needed(zoo_model, tmp_path, monkeypatch, name):
+    """The cut is made by words on the text and checked by re-tokenising: the longest sequence ends up
+    close to max_length, not far under it."""
+    rows = [r for r in _rows(name) if "ENDMARK" in json.dumps(r["prompt"])]
+    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    ds, _ = _trl_dataset(monkeypatch, cfg)
+    assert len(ds) == len(rows)
+    for ex in ds:
+        total = len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"]))
+        assert MAX_LENGTH - 8 <= total <= MAX_LENGTH
+
+
+def test_probe_five_rows_three_long_train_on_five(zoo_model, tmp_path, monkeypatch):
+    """The probe's repro (qwen, max_length 64): 3 of 5 rows have one ~90-token user turn."""
+    import trl
+
+    long_q = "Please explain in detail " + "why the sky is blue and the sea is green " * 8
+    rows = [
+        _conv(_user("Is the sky blue?"), "Yes.", "No."),
+        _conv(_user("What is 2+2?"), "4.", "Fish."),
+        _conv(_user(long_q + "1"), "Rayleigh scattering.", "No."),
+        _conv(_user(long_q + "2"), "Because of scattering.", "Dunno."),
+        _conv(_user(long_q + "3"), "Scattering.", "No."),
+    ]
+    seen = {}
+    original = trl.DPOTrainer.train
+
+    def spy(self, *args, **kwargs):
+        seen["trl"] = len(self.train_dataset)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trl.DPOTrainer, "train", spy)
+    cfg = _cfg(zoo_model("qwen"), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    final = dpo.run(cfg)
+    assert seen["trl"] == 5
+    assert final["train_pairs"] == seen["trl"] == 5
+    assert final["dropped_too_long"] == 0
+
+
+@pytest.mark.parametrize("name", ["qwen", "base"])
+def test_a_reply_longer_than_max_length_is_dropped_and_counted(zoo_model, tmp_path, monkeypatch, name):
+    """A row whose reply alone exceeds max_length cannot fit with any prompt: it is dropped and
+    reported, not trained with its end cut off; train_pairs is what TRL trains on."""
+    import trl
+
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    if ZOO[name].chat:
+        rows = [
+            _conv(_user("Is the sky blue?"), "Yes.", "No."),
+            _conv(_user("What is 2+2?"), "4.", "Fish."),
+            _conv(_user("Tell me everything."), essay, "No."),
+        ]
+    else:
+        rows = [
+            {"prompt": "Is the sky blue?", "chosen": "Yes.", "rejected": "No."},
+            {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Fish."},
+            {"prompt": "Tell me everything.", "chosen": "Sure.", "rejected": essay},
+        ]
+    seen = {}
+    original = trl.DPOTrainer.train
+
+    def spy(self, *args, **kwargs):
+        seen["ds"] = self.train_dataset
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(trl.DPOTrainer, "train", spy)
+    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    final = dpo.run(cfg)
+    assert final["dropped_too_long"] == 1
+    assert final["train_pairs"] == len(seen["ds"]) == 2
+    for ex in seen["ds"]:
+        assert len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"])) <= MAX_LENGTH
+
+
+def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, tmp_path, monkeypatch):
+    """No chat template: the conversation becomes a "Human: ...\\n\\nAssistant:" transcript; fitting
+    drops earlier turns and cuts the user turn's text, never the labels or the cue."""
+    rows = [
+        _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
+        _conv(
+            [
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello there, how can I help you today?"},
+                {"role": "user", "content": LONG},
+            ],
+            "Because of Rayleigh scattering.",
+            "No.",
+        ),
+    ]
+    cfg = _cfg(zoo_model("base"), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    ds, tok = _trl_dataset(monkeypatch, cfg)
+    assert len(ds) == 2
+    ex = ds[1]
+    prompt = tok.decode(ex["prompt_ids"])
+    assert prompt.startswith("<s>Human: ") and prompt.endswith("ENDMARK\n\nAssistant:"), prompt
+    assert "Hello there" not in prompt
+    assert ex["chosen_ids"][-1] == tok.eos_token_id
+    assert len(ex["prompt_ids"]) + len(ex["chosen_ids"]) <= MAX_LENGTH
+
+
+def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_model, tmp_path):
+    from training.runners.protocol import DataError
+
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    short = [_conv(_user(f"Question {i}?"), "Yes.", "No.") for i in range(3)]
+    held = [_conv(_user("Is it?"), "Yes.", "No."), _conv(_user("Tell me everything."), essay, "No.")]
+    base = zoo_model("qwen")
+    cfg = _cfg(
+        base,
+        _write(tmp_path / "train.jsonl", short),
+        tmp_path / "out",
+        eval_dataset_path=_write(tmp_path / "eval.jsonl", held),
+    )
+    final = dpo.run(cfg)
+    assert final["dropped_too_long"] == 0 and final["dropped_too_long_eval"] == 1
+    assert final["train_pairs"] == 3 and "eval_loss" in final
+    too_long = [_conv(_user("Tell me everything."), essay, "No.")] * 2
+    with pytest.raises(DataError, match="No training pair fits max_length=64"):
+        dpo.run(_cfg(base, _write(tmp_path / "long.jsonl", too_long), tmp_path / "out2"))
