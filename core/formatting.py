@@ -9,11 +9,17 @@ Prompts and responses
 A prompt is a string (plain text) or a list of ``{"role", "content"}`` messages; a response is a
 string or a list with one assistant message.
 
-* **Chat template** (the tokenizer has one, the data is conversational): the prompt's ids are the
-  template rendered with ``add_generation_prompt=True``; the response's ids are what rendering
-  prompt + response adds after that. Whatever the template puts after the end-of-turn token (Qwen's
+* **Chat template** (the tokenizer has one, the data is conversational): a (prompt, response) is the
+  template's rendering of the full conversation, prompt + assistant reply (``split_ids``), split
+  into a prompt part and a completion part where it parts from the prompt rendered with
+  ``add_generation_prompt=True`` (their common prefix, as TRL splits it). Usually the prompt part is
+  exactly the generation prompt; a template whose generation prompt adds something the rendered
+  history drops (an empty think block: Qwen3, and Gemma 4 per TRL's ``common_prefix_length``) gives
+  a prompt part ending at the assistant header and a completion starting with the reply: no header
+  doubled, none lost. Whatever the template puts after the end-of-turn token (Qwen's
   ``<|im_end|>\\n``, Gemma's ``<end_of_turn>\\n``) is dropped, so every sequence ends AT its
-  end-of-turn token.
+  end-of-turn token. A policy is prompted with the generation prompt itself (``prompt_ids``,
+  ``generation_prompt_ids``: think block included).
 * **Plain text** (a string prompt, or messages for a tokenizer without a chat template): messages
   are rendered as an HH-style transcript, ``"Human: ...\\n\\nAssistant: ...\\n\\nHuman: ...\\n\\nAssistant:"``
   (a system turn as ``"System: ..."``). The response follows the prompt with a separator unless
@@ -23,13 +29,18 @@ string or a list with one assistant message.
   start with whatever the tokenizer itself puts before plain text (Llama/Mistral/Gemma's BOS,
   BERT's ``[CLS]``; nothing for Qwen), exactly as ``tokenizer(text)`` would.
 * **End token**: every response's ids end with an end token (OpenRLHF's convention for reward
-  models: the reward is read at that token). It is the template's end-of-turn token when a template
-  ends the turn with a special token, else the tokenizer's EOS; a tokenizer without an EOS (BERT)
-  uses its ``[SEP]``.
+  models). It is the template's end-of-turn token when a template ends the turn with a special
+  token, else the tokenizer's EOS; a tokenizer without an EOS (BERT) uses its ``[SEP]``. Where the
+  reward is read depends on the model, not on these ids: a decoder's sequence-classification head
+  (Llama, Qwen, Gemma) reads it at the last token that is not the pad token, the end token when the
+  pad token differs from it; a BERT-like encoder pools its first token, ``[CLS]``, which attends to
+  the whole sequence, end token included.
 
-Truncation (``sequence_ids``): the prompt loses its beginning first (the end of a conversation is
-what the reply answers), keeping its leading special tokens (BOS), then the response its end
-(keeping the end token).
+Truncation (``truncate_prompt_ids``, one rule for reward inputs, PPO queries and RLOO/GRPO
+sampling): a prompt over its budget loses the beginning of its content (the end of a conversation is
+what the reply answers); what comes before the content (BOS, a template's first turn header) and the
+generation prompt at its end stay. ``sequence_ids`` cuts the response (from its end, keeping the end
+token) only when it alone is over ``max_length``, and gives the prompt the rest.
 """
 
 from __future__ import annotations
@@ -171,62 +182,130 @@ def _strip_after_end(tokenizer, ids: list[int]) -> list[int]:
     return out if out and out[-1] in specials else list(ids)
 
 
-def completion_ids(tokenizer, prompt: Any, response: Any) -> list[int]:
-    """Ids of ``response`` after ``prompt``, ending with the end token (see the module docstring)."""
+def common_prefix_length(ids: list[int], other: list[int]) -> int:
+    """How many leading ids ``ids`` and ``other`` share (TRL's ``common_prefix_length``)."""
+    n = 0
+    for a, b in zip(ids, other, strict=False):
+        if a != b:
+            break
+        n += 1
+    return n
+
+
+def _conversation(prompt: Any, response: Any) -> tuple[list[dict], list[dict]]:
+    conv_prompt = list(prompt) if is_conversational(prompt) else [{"role": "user", "content": prompt}]
+    conv_resp = (
+        list(response) if is_conversational(response) else [{"role": "assistant", "content": response}]
+    )
+    return conv_prompt, conv_resp
+
+
+def _with_end(tokenizer, tail: list[int]) -> list[int]:
+    if tail and tail[-1] in special_ids(tokenizer):
+        return tail
+    end = end_token_id(tokenizer)
+    return tail + ([end] if end is not None else [])
+
+
+def split_ids(tokenizer, prompt: Any, response: Any) -> tuple[list[int], list[int]]:
+    """(prompt part, completion part) of the sequence a model is trained and scored on for
+    (prompt, response): together the full conversation as the template renders it (less what follows
+    the end-of-turn token), split where it parts from the generation prompt; or, for plain text, the
+    prompt's ids and the separator + response + end token (see the module docstring)."""
     if uses_template(tokenizer, prompt, response):
-        conv_prompt = list(prompt) if is_conversational(prompt) else [{"role": "user", "content": prompt}]
-        conv_resp = (
-            list(response) if is_conversational(response) else [{"role": "assistant", "content": response}]
-        )
+        conv_prompt, conv_resp = _conversation(prompt, response)
         full = _template_ids(tokenizer, conv_prompt + conv_resp, add_generation_prompt=False)
         head = _template_ids(tokenizer, conv_prompt, add_generation_prompt=True)
-        if full[: len(head)] == head:
-            tail = full[len(head) :]
-        else:  # a template that renders the prompt differently once a reply follows
-            plain = _template_ids(tokenizer, conv_prompt, add_generation_prompt=False)
-            tail = full[len(plain) :] if full[: len(plain)] == plain else full
-        tail = _strip_after_end(tokenizer, tail)
-        if tail and tail[-1] in special_ids(tokenizer):
-            return tail
-        end = end_token_id(tokenizer)
-        return tail + ([end] if end is not None else [])
+        n = common_prefix_length(full, head)
+        return full[:n], _with_end(tokenizer, _strip_after_end(tokenizer, full[n:]))
     ids = list(tokenizer(plain_response(prompt, response), add_special_tokens=False)["input_ids"])
     end = end_token_id(tokenizer)
     if end is not None and (not ids or ids[-1] != end):
         ids.append(end)
-    return ids
+    return prompt_ids(tokenizer, prompt), ids
+
+
+def completion_ids(tokenizer, prompt: Any, response: Any) -> list[int]:
+    """Ids of ``response`` after ``prompt``, ending with the end token (see the module docstring): the
+    completion part of ``split_ids``."""
+    return split_ids(tokenizer, prompt, response)[1]
+
+
+def _bos_length(tokenizer, ids: list[int]) -> int:
+    """How many of ``ids``' first ids are the tokenizer's own BOS ([CLS]...)."""
+    head = bos_prefix(tokenizer) or ([tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else [])
+    return len(head) if head and ids[: len(head)] == head else 0
+
+
+def _lead_length(tokenizer, prompt: Any, ids: list[int]) -> int:
+    """How many of the prompt's first ids come before its content: its leading special tokens (BOS,
+    a first turn header token) and, for a template, everything the template renders before the first
+    message's content (BOS, a default system turn, the first turn's header)."""
+    specials = special_ids(tokenizer)
+    n = 0
+    while n < len(ids) and ids[n] in specials:
+        n += 1
+    if uses_template(tokenizer, prompt) and is_conversational(prompt):
+        first = prompt[0]
+        try:
+            a = _template_ids(tokenizer, [{**first, "content": "a"}], add_generation_prompt=False)
+            b = _template_ids(tokenizer, [{**first, "content": "b"}], add_generation_prompt=False)
+        except FormattingError:
+            return n
+        n = max(n, common_prefix_length(ids, a[: common_prefix_length(a, b)]))
+    return n
+
+
+def _header_length(tokenizer, prompt: Any, ids: list[int]) -> int:
+    """How many of the prompt's last ids are the generation prompt (the assistant header the reply
+    follows): what ``ids`` has after the conversation rendered without it. 0 for plain text."""
+    if not (uses_template(tokenizer, prompt) and is_conversational(prompt)):
+        return 0
+    history = _template_ids(tokenizer, list(prompt), add_generation_prompt=False)
+    return len(ids) - common_prefix_length(ids, history)
+
+
+def truncate_prompt_ids(tokenizer, prompt: Any, ids: list[int], max_tokens: int) -> list[int]:
+    """The prompt ``ids`` (of ``prompt``) within ``max_tokens``, cut from the start of its content:
+    what comes before the content (BOS, the first turn's header) and the generation prompt at its end
+    stay. The one left-truncation rule of reward inputs, PPO queries and RLOO/GRPO sampling. When even
+    those do not fit, the BOS goes last, then the generation prompt."""
+    if len(ids) <= max_tokens:
+        return list(ids)
+    if max_tokens <= 0:
+        return []
+    bos = min(_bos_length(tokenizer, ids), max_tokens)
+    header = min(_header_length(tokenizer, prompt, ids), max_tokens - bos)
+    lead = min(max(_lead_length(tokenizer, prompt, ids), bos), max_tokens - header)
+    return ids[:lead] + ids[len(ids) - (max_tokens - lead) :]
 
 
 def sequence_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
-    """prompt + response ids within ``max_length`` (prompt cut from the left after its leading specials,
-    then the response from the right, keeping its end token)."""
-    p, c = prompt_ids(tokenizer, prompt), completion_ids(tokenizer, prompt, response)
+    """prompt + response ids (``split_ids``) within ``max_length``: the response is cut from the right
+    (keeping its end token) only when it alone is too long; the prompt by ``truncate_prompt_ids``."""
+    p, c = split_ids(tokenizer, prompt, response)
     if len(c) > max_length:
         c = c[: max_length - 1] + c[-1:]
-    keep = max_length - len(c)
-    if len(p) > keep:
-        head = bos_prefix(tokenizer) or (
-            [tokenizer.bos_token_id] if tokenizer.bos_token_id is not None else []
-        )
-        lead = len(head) if head and p[: len(head)] == head else 0
-        lead = min(lead, keep)
-        p = p[:lead] + (p[len(p) - (keep - lead) :] if keep - lead > 0 else [])
-    return p + c
+    if uses_template(tokenizer, prompt, response):  # a string prompt rendered as a user turn
+        prompt = _conversation(prompt, response)[0]
+    return truncate_prompt_ids(tokenizer, prompt, p, max_length - len(c)) + c
 
 
 def reward_input_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
     """The ids a reward model reads for (prompt, response): in reward training, held-out evaluation,
     ``evaluate_reward`` and PPO/RLOO/GRPO scoring alike. ``response`` may be a generated text (it is
-    put in the prompt's shape). The reward is read at the last token, the end token."""
+    put in the prompt's shape). The ids end with the end token; where a model reads the reward (the
+    last non-pad token of a decoder, ``[CLS]`` of an encoder) is in the module docstring."""
     if isinstance(response, str) and is_conversational(prompt):
         response = as_response(prompt, response)
     return sequence_ids(tokenizer, prompt, response, max_length)
 
 
-def generation_prompt_ids(tokenizer, prompt: Any) -> list[int]:
-    """Ids a policy generates after (the same as ``prompt_ids``: the response's separator, if any, is
-    the model's to generate)."""
-    return prompt_ids(tokenizer, prompt)
+def generation_prompt_ids(tokenizer, prompt: Any, max_tokens: int | None = None) -> list[int]:
+    """Ids a policy generates after (``prompt_ids``: the response's separator, if any, is the model's
+    to generate), within ``max_tokens`` by ``truncate_prompt_ids`` when given."""
+    ids = prompt_ids(tokenizer, prompt)
+    return ids if max_tokens is None else truncate_prompt_ids(tokenizer, prompt, ids, max_tokens)
 
 
 def stop_token_ids(tokenizer, generation_config=None) -> list[int]:

@@ -409,8 +409,10 @@ class PPORunner:
     def _query_batch(self, prompts: list[Any]):
         import torch
 
+        # cut from the start of the content, keeping the BOS and the generation prompt: the rule the
+        # reward input (core.formatting.sequence_ids) cuts the same prompt by
         max_prompt = max(self.cfg.max_length - self.cfg.max_new_tokens, 1)
-        ids = [generation_prompt_ids(self.tokenizer, p)[-max_prompt:] for p in prompts]
+        ids = [generation_prompt_ids(self.tokenizer, p, max_prompt) for p in prompts]
         width = max(len(x) for x in ids)
         pad = self.tokenizer.pad_token_id
         query = torch.full((len(ids), width), pad, dtype=torch.long)

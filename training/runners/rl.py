@@ -60,8 +60,13 @@ def reward_function(reward, reward_tok, max_length: int, device_of):
 def _eval_reward(
     model, tokenizer, reward, reward_tok, prompts: list[Any], cfg: RLRunConfig
 ) -> dict[str, float]:
-    """Mean reward of one sampled completion per held-out prompt (fixed seed; explicit sampling)."""
+    """Mean reward of one sampled completion per held-out prompt (fixed seed; explicit sampling). A
+    long prompt is cut to leave room for ``max_completion_length`` tokens by
+    ``core.formatting.truncate_prompt_ids`` (BOS and generation prompt kept), as the reward input
+    cuts it."""
     import torch
+
+    from core.formatting import truncate_prompt_ids
 
     if not prompts:
         return {}
@@ -70,8 +75,10 @@ def _eval_reward(
     torch.manual_seed(cfg.seed + 7919)
     seqs = []
     model.eval()
+    budget = max(cfg.max_length - cfg.max_completion_length, 1)
     for prompt in prompts:
-        ids = torch.tensor([prompt_ids(tokenizer, prompt)[-cfg.max_length :]], device=device)
+        ids = truncate_prompt_ids(tokenizer, prompt, prompt_ids(tokenizer, prompt), budget)
+        ids = torch.tensor([ids], device=device)
         with torch.no_grad():
             out = model.generate(
                 input_ids=ids,
