@@ -32,9 +32,10 @@ string or a list with one assistant message.
   models). It is the template's end-of-turn token when a template ends the turn with a special
   token, else the tokenizer's EOS; a tokenizer without an EOS (BERT) uses its ``[SEP]``. Where the
   reward is read depends on the model, not on these ids: a decoder's sequence-classification head
-  (Llama, Qwen, Gemma) reads it at the last token that is not the pad token, the end token when the
-  pad token differs from it; a BERT-like encoder pools its first token, ``[CLS]``, which attends to
-  the whole sequence, end token included.
+  (Llama, Qwen, Gemma) reads it at the last token that is not the pad token: the end token, since a
+  reward model's tokenizer never pads with an end token (``training.runners.models.pad_apart_from_ends``:
+  families without a pad token, Llama-3 and Mistral, would otherwise pad with their EOS); a BERT-like
+  encoder pools its first token, ``[CLS]``, which attends to the whole sequence, end token included.
 
 Truncation (``truncate_prompt_ids``, one rule for reward inputs, PPO queries and RLOO/GRPO
 sampling): a prompt over its budget loses the beginning of its content (the end of a conversation is

@@ -44,6 +44,7 @@ VARIANTS = {  # name: (zoo family, template override)
     "llama3": ("llama3", None),
     "qwen": ("qwen", None),
     "gemma": ("gemma", None),
+    "mistral": ("mistral", None),
     "qwen_think": ("qwen", QWEN_THINK_TEMPLATE),
     "gemma_think": ("gemma", GEMMA_THINK_TEMPLATE),
 }
@@ -100,7 +101,7 @@ def _without_trailing_newline(tok, ids: list[int]) -> list[int]:
 
 
 def _supports(name: str, prompt) -> bool:
-    return not (name.startswith("gemma") and prompt[0]["role"] == "system")
+    return ZOO[VARIANTS[name][0]].system_role or prompt[0]["role"] != "system"
 
 
 # --- 1. the full conversation, as the template renders it ---------------------------------------------
@@ -142,6 +143,8 @@ def test_prompt_and_completion_split_the_full_conversation_at_their_common_prefi
     header = "<|im_start|>assistant" if "im_start" in text else "<start_of_turn>model"
     if "<|start_header_id|>" in text:
         header = "<|start_header_id|>assistant"
+    if "[INST]" in text:  # Mistral: no assistant header; the user turn's close comes once
+        header = "[/INST]"
     assert text.count(header) == 1 and header in tok.decode(head)
     assert tok.decode(completion).startswith("Yes.")
 
@@ -179,7 +182,7 @@ def _reward_prompt_part(tok, prompt, budget: int) -> list[int]:
 
 
 @pytest.mark.parametrize("prompt", [LONG, LONG_MULTI], ids=["single", "multi"])
-@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "base"])
+@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "mistral", "base"])
 def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(toks, name, prompt):
     tok = toks[name]
     if name == "base":
@@ -193,7 +196,7 @@ def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(t
     if ZOO[name].needs_bos:
         assert ids[0] == tok.bos_token_id and ids.count(tok.bos_token_id) == 1, tok.decode(ids)
     if name != "base":
-        gen = _generation_prompt(tok, prompt)
+        gen = _generation_prompt(tok, prompt) or full[-3:]  # Mistral has none: the prompt's end stays
         assert ids[-len(gen) :] == gen, tok.decode(ids)
         # the first turn's header survives too: the cut is in the content
         assert tok.decode(ids).startswith(tok.decode(_render(tok, prompt[:1], generation_prompt=False)[:3]))
@@ -209,7 +212,7 @@ def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(t
     assert short == formatting.generation_prompt_ids(tok, SINGLE if name != "base" else "Hi?")
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "base"])
+@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "mistral", "base"])
 def test_rl_held_out_sampling_uses_the_same_truncated_prompt(toks, name, monkeypatch):
     import torch
 
@@ -273,3 +276,35 @@ def test_truncation_rule_on_tiny_budgets_prefers_bos_then_generation_prompt(toks
         assert cut[len(cut) - keep :] == gen[len(gen) - keep :]
     assert formatting.truncate_prompt_ids(tok, LONG, ids, len(ids)) == ids
     assert formatting.truncate_prompt_ids(tok, LONG, ids, 0) == []
+
+
+@pytest.mark.parametrize("name", ["llama3", "gemma", "mistral", "base"])
+def test_dpo_held_out_log_probs_read_the_sequence_the_reward_side_reads(toks, name):
+    """``completion_logprobs`` (DPO's held-out accuracy and margins) scores the completion within
+    ``sequence_ids``' sequence: a long prompt keeps its BOS and header (before: a plain left slice
+    dropped them, so the figures were computed on a prompt the policy is never given)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from training.services.evaluation import completion_logprobs
+
+    tok = toks[name]
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(
+        LlamaConfig(
+            vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+            num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=256,
+        )
+    ).eval()  # fmt: skip
+    prompt = LONG if tok.chat_template else LONG[0]["content"]
+    row = {"prompt": prompt, "chosen": [{"role": "assistant", "content": "Because of scattering."}]}
+    if not tok.chat_template:
+        row["chosen"] = "Because of scattering."
+    seq = formatting.sequence_ids(tok, row["prompt"], row["chosen"], 40)
+    n = len(formatting.split_ids(tok, row["prompt"], row["chosen"])[1])
+    assert seq[0] == tok.bos_token_id and len(seq) == 40
+    with torch.no_grad():
+        logp = torch.log_softmax(model(torch.tensor([seq])).logits[0, :-1].float(), -1)
+    expected = float(logp[torch.arange(len(seq) - 1), torch.tensor(seq[1:])][-n:].sum())
+    (got,) = completion_logprobs(model, tok, [row], "chosen", max_length=40)
+    assert got == pytest.approx(expected, abs=1e-4)

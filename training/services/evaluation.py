@@ -149,20 +149,19 @@ def evaluate_reward_model(
 def completion_logprobs(
     model, tokenizer, rows: list[dict[str, Any]], key: str, *, max_length: int, batch_size: int = 8
 ) -> list[float]:
-    """Summed log-probabilities of each row's ``key`` response after its prompt (ids from
-    ``core.formatting``, the response's end token included)."""
+    """Summed log-probabilities of each row's ``key`` response after its prompt: the sequence and its
+    truncation are ``core.formatting.sequence_ids``' (the template's conversation split at the
+    generation prompt, the prompt cut from the start of its content keeping BOS and headers), the
+    response's end token included."""
     import torch
 
-    from core.formatting import completion_ids, prompt_ids
+    from core.formatting import sequence_ids, split_ids
 
     seqs: list[list[int]] = []
     lengths: list[int] = []  # of each sequence's completion, at its end
     for r in rows:
-        p, c = prompt_ids(tokenizer, r["prompt"]), completion_ids(tokenizer, r["prompt"], r[key])
-        c = c[:max_length]
-        p = p[max(0, len(p) - (max_length - len(c))) :] if max_length > len(c) else []
-        seqs.append(p + c)
-        lengths.append(len(c))
+        seqs.append(sequence_ids(tokenizer, r["prompt"], r[key], max_length))
+        lengths.append(min(len(split_ids(tokenizer, r["prompt"], r[key])[1]), max_length))
 
     def step(batch: range, ids, mask) -> list[float]:
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
