@@ -265,6 +265,25 @@ def end_token_ids(tokenizer, model, stop_token: str = "") -> list[int]:
     return ids
 
 
+def response_reward_input(
+    tokenizer, reward_tokenizer, stop_ids, prompt: Any, resp_ids: list[int], max_length: int
+) -> tuple[list[int], bool]:
+    """(the reward model's input ids, whether the response ended) for a sampled response, in PPO and
+    RLOO/GRPO alike. The response is read up to its first end id (``stop_ids``), decoded with
+    ``tokenizer`` (the policy's) and put through ``core.formatting.reward_input_ids``, the function
+    reward training uses, so the reward model reads the same tokens (and the same final end token) as
+    in training. A response with no end id (cut off at the length limit) does not get the end token
+    it never produced; the caller takes ``missing_eos_penalty`` off its score."""
+    stops = set(stop_ids)
+    end = next((i for i, t in enumerate(resp_ids) if t in stops), None)
+    ended = end is not None
+    text = tokenizer.decode(resp_ids[:end] if ended else resp_ids, skip_special_tokens=True)
+    ids = reward_input_ids(reward_tokenizer, prompt, text, max_length)
+    if not ended and len(ids) > 1 and ids[-1] in special_ids(reward_tokenizer):
+        ids = ids[:-1]
+    return ids, ended
+
+
 def sampling_kwargs(cfg: PPORunConfig, *, pad_id: int, stop_ids: list[int]) -> dict[str, Any]:
     """Every sampling setting passed explicitly: transformers fills what is not passed from the
     checkpoint's generation_config (Qwen ships repetition_penalty 1.05, top_k 20, top_p 0.8...), and
@@ -478,15 +497,11 @@ class PPORunner:
         return scores.clamp(-self.cfg.reward_clip, self.cfg.reward_clip)
 
     def _reward_input(self, prompt: Any, resp_ids: list[int]) -> list[int]:
-        """The reward model's input ids for (prompt, sampled response): the response decoded and put
-        through ``core.formatting.reward_input_ids``, the function reward training uses, so the reward
-        model reads the same tokens (and the same final end token) as in training. A response that
-        never ended does not get the end token (and loses ``missing_eos_penalty``)."""
-        ended = bool(resp_ids) and resp_ids[-1] in self.stop_ids
-        text = self.tokenizer.decode(resp_ids[:-1] if ended else resp_ids, skip_special_tokens=True)
-        ids = reward_input_ids(self.reward_tokenizer, prompt, text, self.cfg.max_length)
-        if not ended and len(ids) > 1 and ids[-1] in special_ids(self.reward_tokenizer):
-            ids = ids[:-1]
+        """The reward model's input ids for (prompt, sampled response): ``response_reward_input``
+        (a response that never ended does not get the end token, and loses ``missing_eos_penalty``)."""
+        ids, _ = response_reward_input(
+            self.tokenizer, self.reward_tokenizer, self.stop_ids, prompt, resp_ids, self.cfg.max_length
+        )
         return ids
 
     def _normalise(self, scores):
