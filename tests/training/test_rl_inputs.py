@@ -3,12 +3,15 @@
 RLOO/GRPO: a completion cut off at ``max_completion_length`` (no end id among TRL's
 ``completion_ids``) is scored WITHOUT the end token it never produced, exactly as PPO scores a
 response that never ended, and loses ``missing_eos_penalty``; ``mask_truncated_completions``
-reaches TRL.
+reaches TRL. PPO: a value model started from a reward model whose tokenizer is not the policy's
+(it would read the policy's ids as other tokens) is refused before anything trains, naming
+``value_model``; a reward model sharing the policy's tokenizer still runs.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -224,3 +227,74 @@ def test_rloo_run_scores_cut_off_completions_without_end_token_and_passes_the_op
                 assert seq[-1] in special_ids(tok)
                 assert reward == score
     assert any(not stops & set(ids) for call in calls for ids in call["ids"])
+
+
+# --- PPO: a value model started from the reward model ------------------------------------------------
+
+
+def _ppo_cfg(base: str, reward: str, tmp_path: Path, **over):
+    data = tmp_path / "p.jsonl"
+    data.write_text(
+        "".join(json.dumps({"prompt": [{"role": "user", "content": q}]}) + "\n" for q in ["A?", "B?"])
+    )
+    values = {
+        "base_model": base, "reward_model": reward, "dataset_path": str(data),
+        "output_dir": str(tmp_path / "out"), "use_cpu": True, "eval_fraction": 0.0,
+        "rollout_batch_size": 2, "per_device_train_batch_size": 2, "gradient_accumulation_steps": 1,
+        "ppo_epochs": 1, "max_new_tokens": 4, "max_length": 64,
+    }  # fmt: skip
+    values.update(over)
+    return config_for("ppo", values)
+
+
+def test_ppo_refuses_a_value_model_from_a_reward_model_with_another_vocabulary(qwen, minilm_path, tmp_path):
+    from training.runners.ppo import PPORunner
+    from training.runners.protocol import Emitter, RunnerError, describe_failure
+
+    path, _, _ = qwen
+    cfg = _ppo_cfg(path, minilm_path, tmp_path, value_model="reward")
+    with pytest.raises(RunnerError, match="value_model") as err:
+        PPORunner(cfg, Emitter())
+    kind, message = describe_failure(err.value)
+    assert kind == "config"
+    assert "tokenizer" in message and 'value_model=""' in message  # what to do instead
+
+
+def test_ppo_cross_vocabulary_refusal_is_the_runs_error_line(qwen, minilm_path, tmp_path, capsys):
+    """Through the runner's entry point: exit 1 and an error line of kind config naming value_model."""
+    from training.runners.__main__ import main
+
+    path, _, _ = qwen
+    cfg = _ppo_cfg(path, minilm_path, tmp_path, value_model="reward")
+    conf = tmp_path / "c.json"
+    conf.write_text(json.dumps(cfg.as_dict()))
+    assert main(["ppo", "--config", str(conf)]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.splitlines() if x.startswith('{"event": ')]
+    assert lines[-1]["event"] == "error" and lines[-1]["kind"] == "config"
+    assert "value_model" in lines[-1]["message"]
+    assert not Path(cfg.output_dir).exists()
+
+
+def test_ppo_cross_vocabulary_reward_model_is_fine_without_a_value_model_from_it(qwen, minilm_path, tmp_path):
+    """The reward model re-tokenises decoded text, so a BERT scorer for a Qwen policy is fine;
+    only a value model reading the policy's ids needs the policy's vocabulary."""
+    from training.runners.ppo import PPORunner
+    from training.runners.protocol import Emitter
+
+    path, _, _ = qwen
+    runner = PPORunner(_ppo_cfg(path, minilm_path, tmp_path, value_model=""), Emitter())
+    assert runner.accelerator.unwrap_model(runner.model).value_model is None
+
+
+@pytest.mark.slow
+def test_ppo_value_model_from_a_reward_model_sharing_the_tokenizer_still_runs(qwen, tmp_path):
+    from training.runners.ppo import PPORunner
+    from training.runners.protocol import Emitter
+
+    path, _, _ = qwen
+    runner = PPORunner(_ppo_cfg(path, path, tmp_path, value_model="reward"), Emitter())
+    assert runner.accelerator.unwrap_model(runner.model).value_model is not None
+    ro = runner.rollout([PROMPT_CHAT, PROMPT_CHAT])
+    stats = runner.step(ro)
+    assert ro.values.shape == ro.response.shape
+    assert all(v == v for v in stats.values())  # finite: no NaN

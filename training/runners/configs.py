@@ -174,7 +174,8 @@ class PPORunConfig(ScoredRunConfig):
     The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``.
     value_model: "" puts a linear value head on the policy trunk (trained at
         ``value_learning_rate``); "reward" starts a separate value model from the reward model
-        (InstructGPT); any other value is the path of a model to start the value model from.
+        (InstructGPT; the reward model must share the policy's tokenizer, as the value model reads
+        the policy's token ids; refused otherwise); any other value is the path of a model to start the value model from.
     normalize_rewards: whiten the reward model's scores per batch (over all processes) before the
         KL penalty is added.
     """
