@@ -229,10 +229,13 @@ def test_rloo_grpo_on_every_zoo_model(zoo_model, tmp_path, name, kind, monkeypat
     assert "eval_reward" in final and "eval_before_reward" in final
     assert Path(final["output_dir"], "config.json").is_file()
     tok = load_tokenizer(base)
-    # every scored sequence is a reward-training sequence: it ends with an end token
-    from core.formatting import stop_token_ids
+    # every scored sequence is a reward-training sequence: it ends with an end token, unless its
+    # completion was cut off at max_completion_length (then no special token at all; see
+    # tests/training/test_rl_inputs.py)
+    from core.formatting import special_ids, stop_token_ids
 
-    assert scored and all(s[-1] in stop_token_ids(tok) for s in scored)
+    ends = set(stop_token_ids(tok))
+    assert scored and all(s[-1] in ends or s[-1] not in special_ids(tok) for s in scored)
     # and a (prompt, text) is scored on exactly the ids reward training builds for it
     prompt = [{"role": "user", "content": "Q?"}] if ZOO[name].chat else "Q?"
     fn = rl.reward_function(rl.load_reward_model(base, tok, trainable=False), tok, 64, lambda: "cpu")

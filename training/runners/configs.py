@@ -11,6 +11,7 @@ No heavy imports here: the web process validates configs with this module.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -132,14 +133,26 @@ class ScoredRunConfig(BaseRunConfig):
     """What the runs whose samples a trained reward model scores (PPO, RLOO, GRPO) share.
 
     reward_model: path of a trained reward model (AutoModelForSequenceClassification, num_labels=1).
+    missing_eos_penalty: subtracted from the reward-model score of a response that never ended (no
+        end id within PPO's ``max_new_tokens`` or RLOO/GRPO's ``max_completion_length``). Such a
+        response is scored without the end token it never produced (reward training always ends on
+        one), so a cut-off reply never reads as a finished one. ``null`` or 0: no penalty; else a
+        finite number >= 0.
     """
 
     reward_model: str = ""
+    missing_eos_penalty: float | None = 1.0  # subtracted from the score of responses that never end
 
     def validate(self) -> None:
         super().validate()
         if not self.reward_model:
             raise ConfigError("reward_model is required (a trained reward model's path).")
+        penalty = self.missing_eos_penalty
+        if penalty is not None and not (math.isfinite(penalty) and penalty >= 0):
+            raise ConfigError(
+                "missing_eos_penalty must be a finite number >= 0 (null or 0: no penalty), "
+                f"not {penalty!r}: it is subtracted from the score of responses that never end."
+            )
 
 
 PPO_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
@@ -149,7 +162,7 @@ PPO_SCHEDULERS = ("linear", "cosine", "constant", "constant_with_warmup")
 class PPORunConfig(ScoredRunConfig):
     """PPO with a learned reward model (see ``training.runners.ppo`` for the algorithm).
 
-    reward_model: see ``ScoredRunConfig``.
+    reward_model, missing_eos_penalty: see ``ScoredRunConfig``.
     dataset_path: rows with a ``prompt`` (string or messages); preference rows work (their prompts
         are used, deduplicated).
 
@@ -161,7 +174,8 @@ class PPORunConfig(ScoredRunConfig):
     The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``.
     value_model: "" puts a linear value head on the policy trunk (trained at
         ``value_learning_rate``); "reward" starts a separate value model from the reward model
-        (InstructGPT); any other value is the path of a model to start the value model from.
+        (InstructGPT; the reward model must share the policy's tokenizer, as the value model reads
+        the policy's token ids; refused otherwise); any other value is the path of a model to start the value model from.
     normalize_rewards: whiten the reward model's scores per batch (over all processes) before the
         KL penalty is added.
     """
@@ -186,7 +200,6 @@ class PPORunConfig(ScoredRunConfig):
     vf_coef: float = 0.1
     whiten_rewards: bool = False
     normalize_rewards: bool = False
-    missing_eos_penalty: float | None = 1.0  # subtracted from the score of responses that never end
     stop_token: str = ""  # "" stops on every end id the model declares (generation_config + tokenizer EOS)
     value_model: str = ""  # "": value head on the policy trunk; "reward": from the reward model; or a path
     reward_clip: float = 10.0
@@ -250,8 +263,13 @@ class PPORunConfig(ScoredRunConfig):
 class RLRunConfig(ScoredRunConfig):
     """RLOO or GRPO through TRL, with a trained reward model as the reward function.
 
+    reward_model, missing_eos_penalty: see ``ScoredRunConfig``; a completion cut off at
+        ``max_completion_length`` (no end id among its tokens) is scored without the end token and
+        loses ``missing_eos_penalty``, as in PPO.
     num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
     beta: KL coefficient towards the reference policy.
+    mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
+        that name; recommended by DAPO). They still count in their group's reward baseline.
     """
 
     learning_rate: float = 1e-6
@@ -261,6 +279,7 @@ class RLRunConfig(ScoredRunConfig):
     beta: float = 0.05
     per_device_train_batch_size: int = 8
     use_vllm: bool = False
+    mask_truncated_completions: bool = False  # TRL's default: cut-off completions are trained on
 
     def validate(self) -> None:
         super().validate()

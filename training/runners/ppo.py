@@ -45,7 +45,9 @@ generation_config.
 The value model is a linear head on the policy's last hidden state (``value_model=""``: one trunk,
 one optimiser; the value loss also shapes the trunk, weighted by ``vf_coef``; the zero-initialised
 head has its own ``value_learning_rate``) or a separate token classification model started from the
-reward model (``value_model="reward"``, as in InstructGPT) or from ``value_model=PATH``.
+reward model (``value_model="reward"``, as in InstructGPT; refused unless the reward model's
+tokenizer is the policy's, since the value model reads the policy's token ids) or from
+``value_model=PATH``.
 
 Logged per iteration: ``reward`` (mean score), ``kl`` (mean summed KL per response), ``loss``,
 ``pg_loss``, ``vf_loss``, ``clipfrac``, ``approx_kl`` (policy change within the iteration),
@@ -81,7 +83,7 @@ from training.runners.models import (
     resolve_use_cpu,
     write_run_record,
 )
-from training.runners.protocol import Emitter, ModelError, Timer
+from training.runners.protocol import Emitter, ModelError, RunnerError, Timer
 from training.runners.reward import load_reward_model
 
 
@@ -265,6 +267,56 @@ def end_token_ids(tokenizer, model, stop_token: str = "") -> list[int]:
     return ids
 
 
+def response_reward_input(
+    tokenizer, reward_tokenizer, stop_ids, prompt: Any, resp_ids: list[int], max_length: int
+) -> tuple[list[int], bool]:
+    """(the reward model's input ids, whether the response ended) for a sampled response, in PPO and
+    RLOO/GRPO alike. The response is read up to its first end id (``stop_ids``), decoded with
+    ``tokenizer`` (the policy's) and put through ``core.formatting.reward_input_ids``, the function
+    reward training uses, so the reward model reads the same tokens (and the same final end token) as
+    in training. A response with no end id (cut off at the length limit) does not get the end token
+    it never produced; the caller takes ``missing_eos_penalty`` off its score."""
+    stops = set(stop_ids)
+    end = next((i for i, t in enumerate(resp_ids) if t in stops), None)
+    ended = end is not None
+    text = tokenizer.decode(resp_ids[:end] if ended else resp_ids, skip_special_tokens=True)
+    ids = reward_input_ids(reward_tokenizer, prompt, text, max_length)
+    if not ended and len(ids) > 1 and ids[-1] in special_ids(reward_tokenizer):
+        ids = ids[:-1]
+    return ids, ended
+
+
+def same_vocabulary(a, b) -> bool:
+    """Whether two tokenizers map every token to the same id (so one's ids mean the same to the other)."""
+    return len(a) == len(b) and a.get_vocab() == b.get_vocab()
+
+
+class ValueModelMismatch(RunnerError):
+    """A value model that would read the policy's token ids as other tokens: a config to change."""
+
+    kind = "config"
+
+
+def check_value_model_tokenizer(cfg: PPORunConfig, tokenizer, reward_tokenizer) -> None:
+    """Refuse ``value_model="reward"`` when the reward model's tokenizer is not the policy's: the value
+    model is fed the policy's ids (prompt + response), which another vocabulary reads as other
+    tokens (Qwen's ids as BERT's ``[unused0]``...), so it would learn values of nonsense."""
+    if cfg.value_model != "reward" or same_vocabulary(tokenizer, reward_tokenizer):
+        return
+    theirs = {i: tok for tok, i in reward_tokenizer.get_vocab().items()}
+    example = "the vocabularies differ"
+    for tok, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
+        if theirs.get(i) != tok:
+            example = f"id {i} is {tok!r} to the policy but {theirs.get(i)!r} to the reward model"
+            break
+    raise ValueModelMismatch(
+        f'value_model="reward" starts the value model from the reward model {cfg.reward_model!r}, whose '
+        f"tokenizer ({len(reward_tokenizer)} tokens) is not the policy's ({len(tokenizer)} tokens; "
+        f'{example}): it would read the policy\'s token ids as other tokens. Use value_model="" '
+        "(a value head on the policy) or a reward model trained from the policy's tokenizer."
+    )
+
+
 def sampling_kwargs(cfg: PPORunConfig, *, pad_id: int, stop_ids: list[int]) -> dict[str, Any]:
     """Every sampling setting passed explicitly: transformers fills what is not passed from the
     checkpoint's generation_config (Qwen ships repetition_penalty 1.05, top_k 20, top_p 0.8...), and
@@ -318,6 +370,9 @@ class PPORunner:
 
         self.tokenizer = load_tokenizer(cfg.base_model)
         self.tokenizer.padding_side = "left"
+        self.reward_tokenizer = load_tokenizer(cfg.reward_model)
+        self.reward_tokenizer.padding_side = "right"
+        check_value_model_tokenizer(cfg, self.tokenizer, self.reward_tokenizer)  # before any model loads
 
         # Trainable weights are fp32 masters whatever the checkpoint's dtype (AdamW steps on bf16
         # parameters lose updates below bf16's resolution); bf16 compute comes from autocast.
@@ -332,8 +387,6 @@ class PPORunner:
         self.ref = self.ref.to(frozen_dtype).eval()
         self.ref.requires_grad_(False)
 
-        self.reward_tokenizer = load_tokenizer(cfg.reward_model)
-        self.reward_tokenizer.padding_side = "right"
         self.reward = load_reward_model(cfg.reward_model, self.reward_tokenizer, trainable=False)
         self.reward = self.reward.to(frozen_dtype).eval()
         self.reward.requires_grad_(False)
@@ -480,15 +533,11 @@ class PPORunner:
         return scores.clamp(-self.cfg.reward_clip, self.cfg.reward_clip)
 
     def _reward_input(self, prompt: Any, resp_ids: list[int]) -> list[int]:
-        """The reward model's input ids for (prompt, sampled response): the response decoded and put
-        through ``core.formatting.reward_input_ids``, the function reward training uses, so the reward
-        model reads the same tokens (and the same final end token) as in training. A response that
-        never ended does not get the end token (and loses ``missing_eos_penalty``)."""
-        ended = bool(resp_ids) and resp_ids[-1] in self.stop_ids
-        text = self.tokenizer.decode(resp_ids[:-1] if ended else resp_ids, skip_special_tokens=True)
-        ids = reward_input_ids(self.reward_tokenizer, prompt, text, self.cfg.max_length)
-        if not ended and len(ids) > 1 and ids[-1] in special_ids(self.reward_tokenizer):
-            ids = ids[:-1]
+        """The reward model's input ids for (prompt, sampled response): ``response_reward_input``
+        (a response that never ended does not get the end token, and loses ``missing_eos_penalty``)."""
+        ids, _ = response_reward_input(
+            self.tokenizer, self.reward_tokenizer, self.stop_ids, prompt, resp_ids, self.cfg.max_length
+        )
         return ids
 
     def _normalise(self, scores):

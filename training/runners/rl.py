@@ -5,7 +5,10 @@ mean reward of the other completions; GRPO: the group mean, divided by its stand
 ``beta`` weighting a KL term towards the reference policy. The reward function is the reward model
 (``AutoModelForSequenceClassification``, ``num_labels=1``, frozen, in its checkpoint's dtype) scoring
 the ids ``core.formatting.reward_input_ids`` builds, the same as in reward training (TRL's own
-reward-model path would re-tokenise without the end token). Sampling settings are all explicit
+reward-model path would re-tokenise without the end token). A completion cut off at
+``max_completion_length`` (no end id among TRL's ``completion_ids``) is scored without the end token,
+as PPO scores a response that never ended, and loses ``missing_eos_penalty``;
+``mask_truncated_completions`` also leaves such completions out of the loss. Sampling settings are all explicit
 (temperature only; no top-k/top-p/repetition penalty from the checkpoint's ``generation_config``).
 The policy is trained from fp32 master weights.
 Held-out prompts are scored by the same reward model before and after training (``eval_reward``).
@@ -15,11 +18,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.formatting import plain_prompt
+from core.formatting import plain_prompt, stop_token_ids
 from training.runners.configs import RLRunConfig
 from training.runners.data import encode, load_prompt_splits, prompt_ids
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
+from training.runners.ppo import response_reward_input
 from training.runners.protocol import Emitter, Timer, trainer_callback
 from training.runners.reward import load_reward_model, save_trained, training_arguments
 from training.services.evaluation import score_sequences
@@ -43,16 +47,46 @@ def explicit_sampling(temperature: float) -> dict[str, Any]:
     }
 
 
-def reward_function(reward, reward_tok, max_length: int, device_of):
-    """A TRL reward function scoring (prompt, completion) with the reward model on exactly the ids
-    reward training used (``core.formatting.reward_input_ids``: end token included)."""
+def reward_function(
+    reward,
+    reward_tok,
+    max_length: int,
+    device_of,
+    *,
+    policy_tok=None,
+    stop_ids: list[int] | None = None,
+    missing_eos_penalty: float | None = None,
+):
+    """A TRL reward function scoring (prompt, completion) with the reward model.
 
-    def reward_model(prompts, completions, **kwargs) -> list[float]:
+    TRL passes each completion's token ids (``completion_ids``: up to and including its first end
+    id, or all ``max_completion_length`` of them when it never ended); they are read as PPO reads a
+    response (``training.runners.ppo.response_reward_input``): a completion that ended is scored on
+    exactly the ids reward training uses (``core.formatting.reward_input_ids``, end token included);
+    one cut off before any end id (``stop_ids``, the policy's) is scored without the end token it
+    never produced and loses ``missing_eos_penalty``. ``policy_tok`` decodes the ids (default: the
+    reward model's tokenizer, for a policy that shares it; ``stop_ids`` default to its end ids).
+    Called without ``completion_ids`` (not by TRL), the completions are taken as finished replies."""
+    policy_tok = policy_tok if policy_tok is not None else reward_tok
+    stops = list(stop_ids) if stop_ids is not None else stop_token_ids(policy_tok)
+
+    def reward_model(prompts, completions, completion_ids=None, **kwargs) -> list[float]:
         device = device_of()
         if next(reward.parameters()).device != device:
             reward.to(device)
-        seqs = [encode(reward_tok, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
-        return score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+        if completion_ids is None:
+            seqs = [encode(reward_tok, p, c, max_length) for p, c in zip(prompts, completions, strict=True)]
+            ended = [True] * len(seqs)
+        else:
+            read = [
+                response_reward_input(policy_tok, reward_tok, stops, p, list(ids), max_length)
+                for p, ids in zip(prompts, completion_ids, strict=True)
+            ]
+            seqs, ended = [ids for ids, _ in read], [e for _, e in read]
+        scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+        if missing_eos_penalty:
+            scores = [s if e else s - missing_eos_penalty for s, e in zip(scores, ended, strict=True)]
+        return scores
 
     return reward_model
 
@@ -114,6 +148,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     reward_tok = load_tokenizer(cfg.reward_model)
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
+    # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
+    # generation_config's eos_token_id, a subset of these)
+    stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
     before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg)
     if before:
         emitter.metrics(0, {f"eval_{k}": v for k, v in before.items()})
@@ -130,11 +167,20 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             repetition_penalty=1.0,  # explicit: not the checkpoint's generation_config defaults
             beta=cfg.beta,
             use_vllm=cfg.use_vllm,
+            mask_truncated_completions=cfg.mask_truncated_completions,
         )
         holder: dict[str, Any] = {}
         trainer = Trainer(
             model=model,
-            reward_funcs=reward_function(reward, reward_tok, cfg.max_length, lambda: holder["device"]),
+            reward_funcs=reward_function(
+                reward,
+                reward_tok,
+                cfg.max_length,
+                lambda: holder["device"],
+                policy_tok=tokenizer,
+                stop_ids=stop_ids,
+                missing_eos_penalty=cfg.missing_eos_penalty,
+            ),
             args=args,
             train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
             processing_class=tokenizer,
