@@ -229,14 +229,17 @@ def test_rl_held_out_sampling_uses_the_same_truncated_prompt(toks, name, monkeyp
 
         def generate(self, input_ids, attention_mask, **kwargs):
             seen.append(input_ids[0].tolist())
-            reply = torch.tensor([tok("Yes.", add_special_tokens=False)["input_ids"]])
+            end = formatting.completion_ids(tok, prompt, "Yes.")[-1:]  # a reply that ended
+            reply = torch.tensor([tok("Yes.", add_special_tokens=False)["input_ids"] + end])
             return torch.cat([input_ids, reply], dim=1)
 
     scored: list[list[list[int]]] = []
     monkeypatch.setattr(
         rl, "score_sequences", lambda reward, seqs, pad_id: scored.append(seqs) or [0.0] * len(seqs)
     )
-    cfg = SimpleNamespace(seed=0, max_length=48, max_completion_length=16, temperature=1.0)
+    cfg = SimpleNamespace(
+        seed=0, max_length=48, max_completion_length=16, temperature=1.0, missing_eos_penalty=None
+    )
     out = rl._eval_reward(Policy(), tok, torch.nn.Linear(1, 1), tok, [prompt], cfg)
     assert out == {"reward": 0.0}
     ids = seen[0]

@@ -298,3 +298,40 @@ def test_ppo_value_model_from_a_reward_model_sharing_the_tokenizer_still_runs(qw
     stats = runner.step(ro)
     assert ro.values.shape == ro.response.shape
     assert all(v == v for v in stats.values())  # finite: no NaN
+
+
+def test_held_out_reward_scores_a_cut_off_sample_as_training_does(qwen, monkeypatch):
+    """``eval_reward`` (before and after training) reads a sampled completion as the training reward
+    does: one that never ended is scored without the end token and loses ``missing_eos_penalty``
+    (before: the end token was added and no penalty taken, so the held-out figure measured another
+    objective than the one trained)."""
+    import torch
+
+    from core.formatting import stop_token_ids
+    from training.runners import rl
+
+    path, tok, rm = qwen
+    reply = tok(TEXT, add_special_tokens=False)["input_ids"]
+    end = stop_token_ids(tok)[0]
+
+    class Policy(torch.nn.Module):
+        def __init__(self, ids):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.zeros(1))
+            self.ids = ids
+
+        def generate(self, input_ids, attention_mask, **kwargs):
+            return torch.cat([input_ids, torch.tensor([self.ids])], dim=1)
+
+    cfg = config_for(
+        "rloo",
+        {"base_model": path, "reward_model": path, "output_dir": "x", "max_completion_length": len(reply) + 1,
+         "missing_eos_penalty": 2.0},
+    )  # fmt: skip
+    raw: list[float] = []
+    seen = _spy_scores(monkeypatch, raw)
+    cut = rl._eval_reward(Policy(reply), tok, rm, tok, [PROMPT_CHAT], cfg)["reward"]
+    ended = rl._eval_reward(Policy([*reply, end]), tok, rm, tok, [PROMPT_CHAT], cfg)["reward"]
+    assert seen[0][-1] != end and seen[1][-1] == end
+    assert cut == pytest.approx(raw[0] - 2.0, abs=1e-5)
+    assert ended == pytest.approx(raw[1], abs=1e-5)

@@ -92,22 +92,32 @@ def reward_function(
 
 
 def _eval_reward(
-    model, tokenizer, reward, reward_tok, prompts: list[Any], cfg: RLRunConfig
+    model,
+    tokenizer,
+    reward,
+    reward_tok,
+    prompts: list[Any],
+    cfg: RLRunConfig,
+    *,
+    stop_ids: list[int] | None = None,
 ) -> dict[str, float]:
-    """Mean reward of one sampled completion per held-out prompt (fixed seed; explicit sampling). A
-    long prompt is cut to leave room for ``max_completion_length`` tokens by
-    ``core.formatting.truncate_prompt_ids`` (BOS and generation prompt kept), as the reward input
-    cuts it."""
+    """Mean reward of one sampled completion per held-out prompt (fixed seed; explicit sampling),
+    scored as training scores it: a completion read up to its first end id (``stop_ids``, default
+    the policy's end ids) by ``response_reward_input``, one that never ended without the end token
+    and less ``missing_eos_penalty``. A long prompt is cut to leave room for
+    ``max_completion_length`` tokens by ``core.formatting.truncate_prompt_ids`` (BOS and generation
+    prompt kept), as the reward input cuts it."""
     import torch
 
     from core.formatting import truncate_prompt_ids
 
     if not prompts:
         return {}
+    stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer)
     device = next(model.parameters()).device
     reward.to(device)
     torch.manual_seed(cfg.seed + 7919)
-    seqs = []
+    seqs, ended = [], []
     model.eval()
     budget = max(cfg.max_length - cfg.max_completion_length, 1)
     for prompt in prompts:
@@ -121,9 +131,14 @@ def _eval_reward(
                 pad_token_id=tokenizer.pad_token_id,
                 **explicit_sampling(cfg.temperature),
             )
-        text = tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True)
-        seqs.append(encode(reward_tok, prompt, text, cfg.max_length))
+        seq, done = response_reward_input(
+            tokenizer, reward_tok, stops, prompt, out[0, ids.shape[1] :].tolist(), cfg.max_length
+        )
+        seqs.append(seq)
+        ended.append(done)
     scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+    if cfg.missing_eos_penalty:
+        scores = [s if e else s - cfg.missing_eos_penalty for s, e in zip(scores, ended, strict=True)]
     return {"reward": sum(scores) / len(scores)}
 
 
@@ -151,7 +166,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
     # generation_config's eos_token_id, a subset of these)
     stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
-    before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg)
+    before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
     if before:
         emitter.metrics(0, {f"eval_{k}": v for k, v in before.items()})
 
@@ -188,7 +203,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         )
         holder["device"] = trainer.accelerator.device
         result = trainer.train()
-        after = _eval_reward(trainer.model, tokenizer, reward, reward_tok, eval_prompts, cfg)
+        after = _eval_reward(
+            trainer.model, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids
+        )
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             **{f"eval_{k}": v for k, v in after.items()},
