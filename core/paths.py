@@ -120,28 +120,53 @@ def user_path(value: str, *, project: Project, kind: str, field: str, must_exist
     return str(resolved)
 
 
-def endpoint_model_folders(project: Project) -> set[str]:
-    """Resolved local model folders of the generation endpoints ``project`` may use (its own and
-    the shared ones): registered by an administrator, or checked by ``user_model`` when created."""
+def _local_model_endpoints(project: Project):
+    """The endpoints ``project`` may use (its own and the shared ones) that load a model themselves
+    (transformers, vLLM): their ``model`` is a folder or a Hub id a run can start from."""
     from generation.models import Backend
     from generation.selectors import endpoints_for_project
 
+    return endpoints_for_project(project=project).filter(backend__in=(Backend.TRANSFORMERS, Backend.VLLM))
+
+
+def endpoint_model_folders(project: Project) -> set[str]:
+    """Resolved local model folders of the generation endpoints ``project`` may use (its own and
+    the shared ones): registered by an administrator, or checked by ``user_model`` when created."""
     folders = set()
-    for model in (
-        endpoints_for_project(project=project)
-        .filter(backend__in=(Backend.TRANSFORMERS, Backend.VLLM))
-        .values_list("model", flat=True)
-    ):
+    for model in _local_model_endpoints(project).values_list("model", flat=True):
         if model and not is_hub_id(model) and "\x00" not in model:
             with contextlib.suppress(OSError, ValueError, RuntimeError):
                 folders.add(os.path.realpath(Path(model).expanduser()))
     return folders
 
 
+def endpoint_model_by_name(project: Project, name: str) -> str | None:
+    """The model (resolved folder, or Hub id) of the endpoint named ``name`` that ``project`` may
+    use, or None: a run may name an endpoint (the demo's ``tiny-demo``) for the model it serves."""
+    model = _local_model_endpoints(project).filter(name=name).values_list("model", flat=True).first()
+    if not model or "\x00" in model:
+        return None
+    if is_hub_id(model):
+        return model
+    try:
+        return os.path.realpath(Path(model).expanduser())
+    except (OSError, ValueError, RuntimeError):
+        return None
+
+
+def endpoint_names(project: Project) -> list[str]:
+    """Names of the endpoints whose model a run of ``project`` may start from (for messages)."""
+    return list(_local_model_endpoints(project).order_by("name").values_list("name", flat=True)[:20])
+
+
 def user_model(value: str, *, project: Project, field: str) -> str:
-    """A model a user named: a Hugging Face Hub id as it is, the folder of an endpoint the project
-    may use, or a local folder by ``user_path``."""
+    """A model a user named: the name of an endpoint the project may use (its model), a Hugging
+    Face Hub id as it is, the folder of such an endpoint, or a local folder by ``user_path``. An
+    endpoint's name wins over the same Hub id: the endpoints are what the project's pages offer."""
     value = (value or "").strip()
+    by_name = endpoint_model_by_name(project, value) if value and len(value) <= MAX_PATH_CHARS else None
+    if by_name is not None:
+        return by_name
     if is_hub_id(value):
         return value
     if value and len(value) <= MAX_PATH_CHARS and "\x00" not in value:
@@ -223,10 +248,12 @@ def usable_model(value: str, *, project: Project, field: str, restrict: bool = T
         if folder is None:
             if hub_online():
                 return value
+            names = endpoint_names(project) if restrict else []
+            endpoints = f" (this project's endpoints: {', '.join(names)})" if names else ""
             raise InvalidInput(
                 f"model {value!r} not found locally: it is not in this server's Hugging Face cache "
-                "and downloads from the Hub are off. Check the spelling, pick a registered model, "
-                f"or have it downloaded first (huggingface-cli download {value}).",
+                "and downloads from the Hub are off. Check the spelling, pick a registered model or "
+                f"name an endpoint{endpoints}, or have it downloaded first (huggingface-cli download {value}).",
                 field=field,
             )
         problem = _folder_problem(folder)

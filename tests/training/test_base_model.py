@@ -142,6 +142,34 @@ def test_registered_endpoint_models_may_be_named_but_not_another_projects(
     assert err.value.field == "base_model" and "must be" in err.value.message
 
 
+def test_an_endpoint_may_be_named_by_its_name(
+    client, project, researcher, export, hub, make_project, tmp_path
+):
+    """The README's promise: "the model folder of a generation endpoint the project can use (the
+    demo's tiny-demo)". Typing the endpoint's name was taken for a Hub name and refused with advice
+    to download it from the Hub; now the name stands for the endpoint's model. Another project's
+    endpoint is not found by its name either."""
+    folder = write_model_folder(tmp_path / "models" / "tiny-demo")
+    ModelEndpoint.objects.create(name="tiny-demo", backend="transformers", model=str(folder))
+    seed_hub_cache(hub, "Qwen/Qwen2.5-0.5B-Instruct")
+    ModelEndpoint.objects.create(name="qwen-small", backend="vllm", model="Qwen/Qwen2.5-0.5B-Instruct")
+    other = make_project(name="Someone else")
+    theirs = write_model_folder(tmp_path / "models" / "theirs")
+    ModelEndpoint.objects.create(name="theirs", backend="transformers", model=str(theirs), project=other)
+
+    run = run_create(project=project, kind="reward", base_model="tiny-demo", export=export)
+    assert run.base_model == str(folder.resolve())
+    run = run_create(project=project, kind="reward", base_model="qwen-small", export=export)
+    assert run.base_model == "Qwen/Qwen2.5-0.5B-Instruct"
+    with pytest.raises(InvalidInput) as err:
+        run_create(project=project, kind="reward", base_model="theirs", export=export)
+    assert err.value.field == "base_model" and "not found locally" in err.value.message
+    assert "tiny-demo" in err.value.message  # the refusal names the endpoints that may be used
+    client.force_login(researcher)
+    resp = _post_form(client, project, base_model="tiny-demo", export=export.pk)
+    assert resp.status_code == 302, resp.content.decode()[:2000]
+
+
 def test_the_form_offers_registered_models_and_earlier_runs(client, project, researcher, hub, tmp_path):
     seed_hub_cache(hub, "Qwen/Qwen2.5-0.5B-Instruct")
     endpoint_model = write_model_folder(tmp_path / "models" / "tiny-demo")
