@@ -93,7 +93,13 @@ class JobInput(serializers.Serializer):
         child=serializers.CharField(max_length=100), min_length=1, max_length=16
     )
     k = serializers.IntegerField(min_value=1, max_value=64, default=2)
-    prompt_filter = serializers.DictField(required=False, default=dict)
+    prompt_filter = serializers.DictField(
+        required=False,
+        default=dict,
+        help_text='Which prompts: {"mode": "all"} (default), {"mode": "untagged"}, {"mode": "tag", "tag": "..."} '
+        'or {"mode": "ids", "ids": [...]}: the ids of the imported lines (strings such as "q1") or prompt '
+        "numbers (whole numbers); the job records them as prompt numbers.",
+    )
     sampling = serializers.DictField(required=False, default=dict)
     task_mode = serializers.ChoiceField(
         choices=TaskMode.choices, required=False, allow_null=True, default=None

@@ -63,7 +63,11 @@ class JobForm(forms.Form):
     k = forms.IntegerField(min_value=1, max_value=64, initial=2, label="Samples per prompt per model (k)")
     filter_mode = forms.ChoiceField(choices=FILTERS, initial="all", label="Prompts")
     tag = forms.CharField(required=False, max_length=100)
-    ids = forms.CharField(required=False, help_text="Comma-separated prompt ids.")
+    ids = forms.CharField(
+        required=False,
+        max_length=100_000,
+        help_text="The ids of the imported lines (such as q1, q7), separated by commas or spaces.",
+    )
     task_mode = forms.ChoiceField(choices=TaskMode.choices, required=False, label="Tasks to create")
     pairs_per_prompt = forms.IntegerField(required=False, min_value=1, max_value=1000)
     temperature = forms.FloatField(required=False, min_value=0, max_value=5, initial=1.0)
@@ -99,12 +103,10 @@ class JobForm(forms.Form):
                 PairMode.RANKING if project.kind == "ranking" else PairMode.ALL_PAIRS
             )
 
-    def clean_ids(self) -> list[int]:
+    def clean_ids(self) -> list[str]:
+        """The ids as typed (the service resolves imported ids, and numbers as database ids)."""
         raw = self.cleaned_data.get("ids") or ""
-        try:
-            return [int(part) for part in raw.replace(" ", ",").split(",") if part.strip()]
-        except ValueError:
-            raise forms.ValidationError("Prompt ids are whole numbers separated by commas.") from None
+        return [part.strip() for part in raw.replace(" ", ",").split(",") if part.strip()]
 
     def service_kwargs(self) -> dict:
         """The cleaned form as job_create's keyword arguments."""

@@ -254,6 +254,17 @@ def prompt_ids_for_filter(
     return out
 
 
+def prompt_ids_by_external_id(*, project: Project, external_ids: list[str]) -> dict[str, int]:
+    """{imported id: database id} of the project's prompts imported with one of ``external_ids``."""
+    if not external_ids:
+        return {}
+    rows = Prompt.objects.filter(project=project, external_id__in=external_ids).order_by("id")
+    out: dict[str, int] = {}
+    for external_id, pk in rows.values_list("external_id", "id"):
+        out.setdefault(external_id, pk)
+    return out
+
+
 def prompt_tags(*, project: Project, limit: int = 200) -> list[str]:
     """Tags in use in a project (for the job form), most common first."""
     counts: dict[str, int] = {}

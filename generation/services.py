@@ -255,17 +255,48 @@ def _clean_prompt_filter(prompt_filter: dict | str | None) -> dict:
         return {"mode": "tag", "tag": tag.strip()}
     if mode == "ids":
         ids = prompt_filter.get("ids")
-        if (
-            not isinstance(ids, list)
-            or not ids
-            or len(ids) > MAX_UNITS_PER_JOB
-            or not all(isinstance(i, int) and not isinstance(i, bool) and 1 <= i < 2**63 for i in ids)
-        ):
+        if not isinstance(ids, list) or not ids:
             raise InvalidInput(
                 "Filtering by ids needs a non-empty list of prompt ids.", field="prompt_filter"
             )
-        return {"mode": "ids", "ids": sorted(set(ids))}
+        if len(ids) > MAX_UNITS_PER_JOB:
+            raise InvalidInput(f"Choose at most {MAX_UNITS_PER_JOB} prompts by id.", field="prompt_filter")
+        if not all(_prompt_ref(i) for i in ids):
+            raise InvalidInput(
+                'Prompt ids are the ids of the imported lines (strings such as "q1") or prompt numbers '
+                "(whole numbers).",
+                field="prompt_filter",
+            )
+        return {"mode": "ids", "ids": ids}
     return {"mode": mode}
+
+
+def _prompt_ref(value: object) -> bool:
+    """A prompt's imported id (a string) or its database id (a whole number)."""
+    if isinstance(value, str):
+        return 0 < len(value.strip()) <= 200 and "\x00" not in value
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
+
+
+def _resolve_prompt_refs(*, project: Project, refs: list) -> list[int]:
+    """Database ids of the prompts ``refs`` names: a string is an imported id (or, when no prompt was
+    imported with it and it is a number, a database id); a number is a database id. Every ref must
+    be one of the project's prompts."""
+    texts = sorted({r.strip() for r in refs if isinstance(r, str)})
+    by_external = selectors.prompt_ids_by_external_id(project=project, external_ids=texts)
+    numbers = {r for r in refs if isinstance(r, int)}
+    for text in texts:
+        if text in by_external:
+            continue
+        if not text.isdigit():
+            raise InvalidInput(f"No prompt with the id {text!r} in this project.", field="prompt_filter")
+        numbers.add(int(text))
+    found = set(selectors.prompt_ids_for_filter(project=project, mode="ids", ids=sorted(numbers)))
+    missing = sorted(numbers - found)
+    if missing:
+        shown = ", ".join(map(str, missing[:10]))
+        raise InvalidInput(f"No prompt {shown} in this project.", field="prompt_filter")
+    return sorted(found | set(by_external.values()))
 
 
 def _clean_job_sampling(sampling: dict | None, k: int) -> dict:
@@ -360,17 +391,14 @@ def job_create(
         )
     sampling = _clean_job_sampling(sampling, k)
     prompt_filter = _clean_prompt_filter(prompt_filter)
+    if prompt_filter["mode"] == "ids":  # stored as database ids
+        prompt_filter["ids"] = _resolve_prompt_refs(project=project, refs=prompt_filter["ids"])
     prompt_ids = selectors.prompt_ids_for_filter(
         project=project,
         mode=prompt_filter["mode"],
         tag=prompt_filter.get("tag", ""),
         ids=prompt_filter.get("ids"),
     )
-    if prompt_filter["mode"] == "ids" and len(prompt_ids) != len(prompt_filter["ids"]):
-        missing = len(prompt_filter["ids"]) - len(prompt_ids)
-        raise InvalidInput(
-            f"{missing} of the prompt ids are not prompts of this project.", field="prompt_filter"
-        )
     if not prompt_ids:
         raise InvalidInput("No prompt matches the filter.", field="prompt_filter")
     total = len(prompt_ids) * len(endpoints)

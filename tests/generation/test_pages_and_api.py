@@ -250,3 +250,54 @@ def test_job_list_costs_a_fixed_number_of_queries(
     assert len(jobs) == 6 and all(j["candidates"] == 0 and j["tasks"] == 0 for j in jobs)
     with django_assert_max_num_queries(14):
         assert client.get(f"/generation/{research_project.slug}/").status_code == 200
+
+
+def test_prompts_may_be_chosen_by_their_imported_ids(
+    research_project, researcher, endpoint, client_for, _no_broker
+):
+    """A researcher knows prompts by the ids of the lines they imported ("q1"); no page shows the
+    database's. The page refused them ("whole numbers") and the API said "needs a non-empty list"
+    of a non-empty list. Imported ids work on both; an unknown one is named; a number that is no
+    imported id is still a database id."""
+    prompts = add_prompts(research_project, 4)  # imported ids q0..q3
+    client = client_for(researcher)
+    response = client.post(
+        f"/generation/{research_project.slug}/jobs/new/",
+        {"endpoints": [endpoint.pk], "k": 2, "filter_mode": "ids", "ids": "q1, q3", "batch_size": 2},
+    )
+    assert response.status_code == 302, response.content.decode()[:3000]
+    job = GenerationJob.objects.get()
+    assert job.total_units == 2 and job.prompt_filter == {
+        "mode": "ids",
+        "ids": [prompts[1].pk, prompts[3].pk],
+    }
+    response = client.post(
+        f"/generation/{research_project.slug}/jobs/new/",
+        {"endpoints": [endpoint.pk], "k": 2, "filter_mode": "ids", "ids": "q1 nope", "batch_size": 2},
+    )
+    assert (
+        response.status_code == 400
+        and b"No prompt with the id &#x27;nope&#x27; in this project" in response.content
+    )
+
+    base = f"/api/v1/projects/{research_project.slug}/generation"
+    created = client.post(
+        f"{base}/jobs/",
+        {"endpoints": ["tiny"], "k": 2, "prompt_filter": {"mode": "ids", "ids": ["q0", prompts[2].pk]}},
+        content_type="application/json",
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["prompt_filter"] == {"mode": "ids", "ids": [prompts[0].pk, prompts[2].pk]}
+    refused = client.post(
+        f"{base}/jobs/",
+        {"endpoints": ["tiny"], "k": 2, "prompt_filter": {"mode": "ids", "ids": ["q0", "zz"]}},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400
+    assert refused.json()["field"] == "prompt_filter" and "'zz'" in refused.json()["detail"]
+    refused = client.post(
+        f"{base}/jobs/",
+        {"endpoints": ["tiny"], "k": 2, "prompt_filter": {"mode": "ids", "ids": [1.5]}},
+        content_type="application/json",
+    )
+    assert refused.status_code == 400 and "imported" in refused.json()["detail"]

@@ -138,7 +138,7 @@ def test_prompt_filter_by_ids(research_project, endpoint, make_project):
     )
     assert job.total_units == 2
     foreign = add_prompts(make_project(), 1)[0]
-    with pytest.raises(InvalidInput, match="not prompts of this project"):
+    with pytest.raises(InvalidInput, match=f"No prompt {foreign.pk} in this project"):
         make_job(
             research_project, [endpoint], prompt_filter={"mode": "ids", "ids": [prompts[0].pk, foreign.pk]}
         )
