@@ -88,6 +88,14 @@ def test_dpo_raises_held_out_preference_accuracy_and_lowers_the_loss(tiny, tmp_p
     events = [json.loads(x) for x in "".join(lines).splitlines()]
     assert any(e["event"] == "metrics" and "loss" in e for e in events)
     assert events[-1]["event"] == "final"
+    # The chart's held-out points are the figures the run reports (ties half), not TRL's own (ties
+    # count 0): the run page said "before training 0.5" beside a step-0 point at 0.
+    charted = [
+        (e["step"], e["eval_accuracy"]) for e in events if e["event"] == "metrics" and "eval_accuracy" in e
+    ]
+    assert charted[0] == (0, metrics["eval_before_accuracy"]) and metrics["eval_before_accuracy"] == 0.5
+    assert charted[-1][1] == metrics["eval_accuracy"]
+    assert all(acc in (metrics["eval_before_accuracy"], metrics["eval_accuracy"]) for _, acc in charted)
     out = Path(metrics["output_dir"])
     assert (out / "model.safetensors").is_file() and not (out / "checkpoints").exists()
 

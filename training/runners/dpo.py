@@ -60,9 +60,12 @@ def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: boo
     return model
 
 
+TRL_EVAL_FIGURES = ("eval_rewards/accuracies", "eval_rewards/margins")
+
+
 def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
     """TRL's eval loss with our accuracy/margin (ties half: 0.5 before training, not TRL's 0)."""
-    kept = {k: v for k, v in trl_eval.items() if k not in ("eval_rewards/accuracies", "eval_rewards/margins")}
+    kept = {k: v for k, v in trl_eval.items() if k not in TRL_EVAL_FIGURES}
     return {**kept, **{f"eval_{k}": v for k, v in figures.items()}}
 
 
@@ -147,7 +150,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             train_dataset=train_ds,
             eval_dataset=eval_ds,
             processing_class=tokenizer,
-            callbacks=[trainer_callback(emitter)],
+            # TRL's held-out accuracy/margin count ties as 0: ours (ties half) are charted instead
+            callbacks=[trainer_callback(emitter, drop=TRL_EVAL_FIGURES)],
             peft_config=peft_config,
         )
         # Held-out implicit-reward figures (training.services.evaluation), the same before and after;
@@ -156,9 +160,9 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         reference = dpo_reference(model, tokenizer, eval_rows, **eval_kw) if eval_rows else {}
         before = trainer.evaluate() if eval_ds is not None else {}
         if eval_rows:
-            before = _honest(
-                before, dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
-            )
+            figures = dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+            before = _honest(before, figures)
+            emitter.metrics(0, {f"eval_{k}": v for k, v in figures.items()})
         train_pairs = len(trainer.train_dataset)  # after TRL's own tokenising and filtering
         if train_pairs != len(train_ds):
             print(
@@ -169,9 +173,9 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         after = trainer.evaluate() if eval_ds is not None else {}
         model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
         if eval_rows:
-            after = _honest(
-                after, dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
-            )
+            figures = dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+            after = _honest(after, figures)
+            emitter.metrics(result.global_step, {f"eval_{k}": v for k, v in figures.items()})
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             "train_pairs": train_pairs,

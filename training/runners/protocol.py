@@ -139,15 +139,19 @@ def parse_event(line: str) -> dict[str, Any] | None:
     return payload if isinstance(payload, dict) and "event" in payload else None
 
 
-def trainer_callback(emitter: Emitter):
-    """A transformers ``TrainerCallback`` that forwards every log (train and eval) to ``emitter``."""
+def trainer_callback(emitter: Emitter, *, drop: tuple[str, ...] = ()):
+    """A transformers ``TrainerCallback`` that forwards every log (train and eval) to ``emitter``,
+    less the keys in ``drop`` (figures the runner computes and emits itself)."""
     from transformers import TrainerCallback
+
+    left_out = {"total_flos", *drop}
 
     class _MetricsCallback(TrainerCallback):
         def on_log(self, args, state, control, logs=None, **kwargs):
             if logs and state.is_world_process_zero:
-                values = {k: v for k, v in logs.items() if k not in ("total_flos",)}
-                emitter.metrics(state.global_step, values)
+                values = {k: v for k, v in logs.items() if k not in left_out}
+                if values:
+                    emitter.metrics(state.global_step, values)
 
     return _MetricsCallback()
 
