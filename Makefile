@@ -21,7 +21,7 @@ venv: $(STAMP)
 
 run: venv
 	$(BIN)/python manage.py migrate --noinput -v0
-	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py seed_demo --addr $(ADDR)
 	@if $(BIN)/python manage.py help create_tiny_model >/dev/null 2>&1 && [ ! -d var/models/tiny-demo ]; then \
 		$(BIN)/python manage.py create_tiny_model var/models/tiny-demo --register-endpoint tiny-demo; fi
 	$(BIN)/python manage.py run_platform --addr $(ADDR)

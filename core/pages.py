@@ -3,16 +3,19 @@
 Pages post a form and call one service (:func:`form_submit`, :func:`form_page_submit`), or post a
 button and flash the outcome (:func:`flash_outcome`, :func:`flash_form_outcome` when the button
 sends a field); a refusal (``ServiceError``) lands on the
-form's field or in a flash message.
+form's field or in a flash message. A form posted to an address of its own, which shows the refused
+form again there, is :func:`post_form` (a reload of that address goes back to the form's page).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 from django.contrib import messages
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
+from django.shortcuts import redirect
 
 from annotate.errors import ServiceError
 
@@ -104,3 +107,23 @@ def flash_form_outcome(
         messages.error(request, " ".join(texts))
         return False, None
     return flash_outcome(request, lambda: action(form.cleaned_data), success, level=level)
+
+
+def post_form(page: str) -> Callable:
+    """For a project view (under ``project_page``) that takes a form's POST and, when the form is
+    refused, shows it again at its own address: a GET or HEAD of that address (the browser's reload,
+    a bookmark) goes back to ``page``, the URL name of the page the form lives on, instead of a blank
+    405; other methods still get a 405."""
+
+    def decorator(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, access: Any, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method in ("GET", "HEAD"):
+                return redirect(page, slug=access.project.slug)
+            if request.method != "POST":
+                return HttpResponseNotAllowed(["POST"])
+            return view(request, access, *args, **kwargs)
+
+        return wrapped
+
+    return decorator

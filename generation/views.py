@@ -16,7 +16,7 @@ from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, is_site_admin, project_page
-from core.pages import flash_outcome, form_submit
+from core.pages import flash_outcome, form_submit, post_form
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import RELEASABLE_STATES, GenerationJob
@@ -50,7 +50,7 @@ def project_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 
 @project_page("research")
-@require_POST
+@post_form("generation:home")
 def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project, nav = access.project, access.nav("generation")
     form = EndpointForm(request.POST)
@@ -79,7 +79,7 @@ def endpoint_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 
 @project_page("research")
-@require_POST
+@post_form("generation:home")
 @page_rate_limit("jobs")
 def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project, nav = access.project, access.nav("generation")

@@ -16,7 +16,7 @@ from annotate.judges import selectors, services
 from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
 from annotate.services.manage import project_settings_change
 from core.access import ProjectAccess, project_page
-from core.pages import flash_outcome, form_submit
+from core.pages import flash_outcome, form_submit, post_form
 from generation.selectors import endpoints_for_project
 
 
@@ -50,7 +50,7 @@ def judges_home(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 
 @project_page("judge")
-@require_POST
+@post_form("annotate:judges")
 def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     project = access.project
     form = JudgeForm(request.POST, endpoints=endpoints_for_project(project=project).filter(is_active=True))

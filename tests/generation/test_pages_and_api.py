@@ -301,3 +301,27 @@ def test_prompts_may_be_chosen_by_their_imported_ids(
         content_type="application/json",
     )
     assert refused.status_code == 400 and "imported" in refused.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "path, home",
+    [
+        ("/generation/{slug}/jobs/new/", "/generation/{slug}/"),
+        ("/generation/{slug}/endpoints/new/", "/generation/{slug}/"),
+        ("/projects/{slug}/judges/new/", "/projects/{slug}/judges/"),
+    ],
+)
+def test_reloading_a_refused_form_goes_back_to_its_page(research_project, researcher, client_for, path, home):
+    """A refused form is shown again at the address it was posted to; reloading it (a GET) answered a
+    blank 405. Now it goes back to the page the form lives on; other methods still get a 405, and
+    someone without access still gets nothing."""
+    from annotate.services.projects import membership_add
+
+    membership_add(project=research_project, user=researcher, role="manager")  # judges need "judge"
+    client = client_for(researcher)
+    url, back = path.format(slug=research_project.slug), home.format(slug=research_project.slug)
+    response = client.get(url)
+    assert response.status_code == 302 and response["Location"] == back
+    assert client.put(url).status_code == 405
+    signed_out = Client().get(url)
+    assert signed_out.status_code == 302 and signed_out["Location"].startswith("/accounts/login/")

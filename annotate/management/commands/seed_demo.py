@@ -133,6 +133,11 @@ class Command(BaseCommand):
             default=None,
             help="Use this password for every demo user (default: random, printed).",
         )
+        parser.add_argument(
+            "--addr",
+            default="127.0.0.1:8000",
+            help="The address the platform will serve on, for the login link it prints (default 127.0.0.1:8000).",
+        )
 
     @transaction.atomic
     def handle(self, *args, **opts):
@@ -202,6 +207,6 @@ class Command(BaseCommand):
         self.stdout.write(
             self.style.SUCCESS("Demo ready: " + ", ".join(f"{p.name} (/{p.slug})" for p in projects))
         )
-        self.stdout.write("Log in at http://127.0.0.1:8000/accounts/login/ with:")
+        self.stdout.write(f"Log in at http://{opts['addr']}/accounts/login/ with:")
         for username, (_, role) in users.items():
             self.stdout.write(f"  {role:<11} {username:<11} {passwords[username]}")
