@@ -15,6 +15,7 @@ from annotate.models import (
     AnnotationReview,
     Assignment,
     AssignmentState,
+    Choice,
     Project,
     ReviewVerdict,
     Task,
@@ -26,6 +27,10 @@ PAGE_SIZE = 25
 LOW_AGREEMENT = 0.67
 
 STATES = ("", "unreviewed", "accepted", "rejected", "adjudicated", "skipped")
+# The final-label form's strength choices (the values task_adjudicate takes).
+STRENGTHS = ((1, "slightly"), (2, "clearly"), (3, "much"))
+# Between the groups of a ranking on the page (a right-pointing angle quote: "B > A=C > D").
+RANK_SEP = " \u203a "
 
 
 @dataclass
@@ -152,6 +157,50 @@ def _verdict(ann: Annotation) -> str:
     return "flagged"
 
 
+def _candidate_key(value: object) -> int | None:
+    try:
+        return int(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def ranking_in_letters(groups: object, letters: dict[int, str], sep: str = RANK_SEP) -> str:
+    """A ranking (groups of candidate ids, best first) in the task's letters, groups joined by
+    ``RANK_SEP`` and ties by "=" ("B > A=C > D", shown with angle quotes).
+    With ``sep=" "`` it is what the final-label form accepts ("B A=C D"). Candidate ids are never
+    shown (they leak import order): an id that is not one of the task's responses reads "?"."""
+    if not isinstance(groups, list):
+        return ""
+    return sep.join(
+        "=".join(letters.get(_candidate_key(c), "?") for c in (g if isinstance(g, list) else [g]))
+        for g in groups
+    )
+
+
+def ratings_in_letters(ratings: object, letters: dict[int, str]) -> list[tuple[str, str]]:
+    """Per dimension, the scores in letter order: [("helpful", "A 3 / B 5")]."""
+    if not isinstance(ratings, dict):
+        return []
+    out = []
+    for dim, scores in ratings.items():
+        if not isinstance(scores, dict):
+            continue
+        lettered = sorted(
+            ((letters.get(_candidate_key(cid), "?"), score) for cid, score in scores.items()),
+            key=lambda pair: (pair[0] == "?", pair[0]),
+        )
+        out.append((str(dim), " / ".join(f"{letter} {score}" for letter, score in lettered)))
+    return out
+
+
+def _gold_text(task: Task, letters: dict[int, str]) -> str:
+    if task.gold_ranking:
+        return ranking_in_letters(task.gold_ranking, letters)
+    if task.gold_choice in Choice.values:
+        return str(Choice(task.gold_choice).label)
+    return "no answer"
+
+
 def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None) -> list[dict]:
     """The tasks with every judgment; ``matching``: the filter a judgment must pass to be marked
     ``is_match`` (what the manager asked to see, selected first on the page)."""
@@ -194,6 +243,12 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
         votes = Counter(_verdict(a) for a in counted if a.choice or a.ranking)
         agreement = (votes.most_common(1)[0][1] / sum(votes.values())) if sum(votes.values()) >= 2 else None
         slots = sorted(task.slots.all(), key=lambda s: s.slot)
+        letters = {s.candidate_id: chr(65 + i) for i, s in enumerate(slots)}
+        for ann in judged:  # what the card shows: the task's letters, never candidate ids
+            ann.ranking_letters = ranking_in_letters(ann.ranking, letters) if ann.ranking else ""
+            ann.ratings_letters = ratings_in_letters(ann.ratings, letters)
+        adjudication = adjudications.get(tid)
+        final_ranking = adjudication.ranking if adjudication is not None and adjudication.ranking else None
         rows.append(
             {
                 "task": task,
@@ -205,7 +260,13 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
                 "messages": task.prompt.messages,
                 "annotations": judged,
                 "skips": skips.get(tid, []),
-                "adjudication": adjudications.get(tid),
+                "adjudication": adjudication,
+                # The saved final ranking, to read (with RANK_SEP) and as the form takes it ("B A=C D").
+                "final_ranking": ranking_in_letters(final_ranking, letters) if final_ranking else "",
+                "final_ranking_input": ranking_in_letters(final_ranking, letters, sep=" ")
+                if final_ranking
+                else "",
+                "gold": _gold_text(task, letters) if task.is_gold else "",
                 "agreement": agreement,
                 "votes": dict(votes),
             }

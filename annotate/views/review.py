@@ -12,7 +12,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate.errors import ServiceError
 from annotate.models import Choice, ReviewVerdict
 from annotate.rendering import render_markdown
-from annotate.selectors_review import ReviewFilters, review_counts, review_page
+from annotate.selectors_review import STRENGTHS, ReviewFilters, review_counts, review_page
 from annotate.services.reports import tasks_send_back
 from annotate.services.review import (
     adjudication_clear,
@@ -48,6 +48,7 @@ def review_queue(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             "query": query.urlencode(),
             "here": request.get_full_path(),
             "choices": Choice.choices,
+            "strengths": STRENGTHS,
         },
         status=400 if filters.errors else 200,
     )

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
-from annotate.models import Adjudication, Annotation, AnnotationReview, Task
+from annotate.models import Adjudication, Annotation, AnnotationReview, Task, TaskKind
 from tests.conftest import add_tasks
 from tests.e2e.conftest import login, settle
 from training.services.exports import export_create, export_run
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+GT = "\u203a"  # between the groups of a ranking on the review page
 
 
 def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler_in, screenshot):
@@ -63,10 +64,27 @@ def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler
     last = page.locator(".review-task").nth(2)
     task_id = int(last.get_attribute("data-task"))
     last.locator(".adjudicate-form select[name=choice]").select_option("b")
+    last.locator(".adjudicate-form select[name=strength]").select_option("2")
     last.locator(".adjudicate-form input[name=rationale]").fill("B answers it")
     last.locator(".adjudicate-form button[type=submit]").click()
     page.wait_for_selector("text=Final label saved")
-    assert Adjudication.objects.get(task_id=task_id).choice == "b"
+    settle(page)
+    adj = Adjudication.objects.get(task_id=task_id)
+    assert (adj.choice, adj.strength, adj.rationale) == ("b", 2, "B answers it")
+
+    # Re-saving with only the "Why" changed keeps the rest (it used to drop the strength).
+    page.goto(f"/projects/{project.slug}/manage/review/?state=adjudicated")
+    form = page.locator(f"#task-{task_id} .adjudicate-form")
+    assert form.locator("select[name=choice]").input_value() == "b"
+    assert form.locator("select[name=strength]").input_value() == "2"
+    assert form.locator("input[name=rationale]").input_value() == "B answers it"
+    form.locator("input[name=rationale]").fill("B answers both parts")
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=Final label saved")
+    settle(page)
+    adj = Adjudication.objects.get(task_id=task_id)
+    assert (adj.choice, adj.strength, adj.rationale) == ("b", 2, "B answers both parts")
+    assert page.locator(f"#task-{task_id} .adjudicate-form select[name=strength]").input_value() == "2"
     page.locator(f"#task-{task_id} button[data-key=b]").click()
     page.wait_for_selector("text=Sent back for one more label.")
     assert Task.objects.get(pk=task_id).target_labels == 4
@@ -84,6 +102,45 @@ def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler
     slots = [s.candidate.text for s in sorted(Task.objects.get(pk=task_id).slots.all(), key=lambda s: s.slot)]
     final = [r for r in rows if {r["chosen"], r["rejected"]} == set(slots)]
     assert final[0]["chosen"] == slots[1]  # the manager's B beats the 2-1 vote for A
+
+
+def test_a_ranking_card_shows_letters_and_the_saved_final_ranking(page, make_project, labeler_in, screenshot):
+    """Responses are lettered A-D on the card: the verdicts and the final label use those letters
+    (never candidate ids), and the saved ranking is in the box, so saving again keeps it."""
+    project = make_project(name="Rank <b>me</b>", kind=TaskKind.RANKING, ranking_k=4, overlap=2)
+    add_tasks(project, prompts=1, candidates_per_prompt=4, seed=3)
+    task = Task.objects.get(project=project)
+    labeler_in(project, "boss", role="manager")
+    a, b, c, d = (s.candidate_id for s in sorted(task.slots.all(), key=lambda s: s.slot))
+    Annotation.objects.create(task=task, labeler=labeler_in(project, "alice"), ranking=[[b], [c], [a], [d]])
+    Annotation.objects.create(task=task, labeler=labeler_in(project, "bob"), ranking=[[a, c], [b], [d]])
+    login(page, "boss")
+    page.goto(f"/projects/{project.slug}/manage/review/")
+    card = page.locator(f"#task-{task.pk}")
+    verdicts = card.locator(".review-row td:nth-child(2)").all_inner_texts()
+    assert [v.strip() for v in verdicts] == [f"B {GT} C {GT} A {GT} D", f"A=C {GT} B {GT} D"]
+
+    card.locator("input[name=ranking]").fill("B A=C D")
+    card.locator("input[name=rationale]").fill("B is <i>best</i>")
+    card.locator(".adjudicate-form button[type=submit]").click()
+    page.wait_for_selector("text=Final label saved")
+    settle(page)
+    assert Adjudication.objects.get(task=task).ranking == [[b], [a, c], [d]]
+
+    page.goto(f"/projects/{project.slug}/manage/review/?state=adjudicated")
+    card = page.locator(f"#task-{task.pk}")
+    assert f"B {GT} A=C {GT} D" in card.locator(".adjudicate-form").inner_text()
+    assert card.locator("input[name=ranking]").input_value() == "B A=C D"
+    assert card.locator("input[name=rationale]").input_value() == "B is <i>best</i>"
+    screenshot(page, "review-ranking-final")
+    card.locator("input[name=rationale]").fill("B is best; A and C tie")
+    card.locator(".adjudicate-form button[type=submit]").click()
+    page.wait_for_selector("text=Final label saved")
+    settle(page)
+    adj = Adjudication.objects.get(task=task)
+    assert (adj.ranking, adj.rationale) == ([[b], [a, c], [d]], "B is best; A and C tie")
+    assert not page.recorder.dialogs
+    assert not page.recorder.csp_violations and not page.recorder.page_errors
 
 
 def test_review_filters_reject_bad_input_with_a_message(client, make_project, labeler_in):
