@@ -397,3 +397,27 @@ def test_gold_answers_on_the_review_page_use_the_letters(client, ranking_campaig
     client.force_login(boss)
     card = _Card(_review(client, pairwise), ptask.pk)
     assert card.badges == ["gold: B is better"]
+
+
+def test_a_final_label_is_never_chosen_for_the_manager(client, campaign):
+    """The pairwise final-label menu preselected "A is better": Save without choosing stored it.
+    Now it starts on an empty, required choice, and a post without a choice stores nothing."""
+    from annotate.models import Adjudication
+
+    project, manager = campaign
+    task = Task.objects.filter(project=project).order_by("id").first()
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/manage/review/").content.decode()
+    menu = page.split('name="choice"', 1)[1].split("</select>", 1)[0]
+    assert "required" in menu.split(">", 1)[0]
+    assert '<option value="" selected disabled>' in menu and "selected>A is better" not in menu
+    response = client.post(
+        f"/projects/{project.slug}/manage/review/action/",
+        {"action": "adjudicate", "task": task.pk, "choice": "", "rationale": "x"},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not Adjudication.objects.filter(task=task).exists()
+    assert any(
+        "final label" in str(m).lower() or "choice" in str(m).lower() for m in response.context["messages"]
+    )
