@@ -692,7 +692,7 @@
       .then(function (r) {
         if (!r.ok) { handleError(task, r); return; }
         task.timer.pause();
-        lastSubmitted = null;
+        // lastSubmitted stays: Backspace still takes back the last submission (a skip is no submission)
         updateProgress(r.data.progress);
         hideNotice();
         showToast("Skipped. It goes to someone else.", false);

@@ -252,3 +252,34 @@ def test_an_expired_lease_is_explained_and_the_next_task_shown(page, make_projec
     wait_for_new_task(page, second)
     assert Annotation.objects.filter(labeler=labeler).count() == 1
     assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
+
+
+def test_undo_still_takes_back_the_last_submission_after_a_skip(page, make_project, labeler_in):
+    """The help says Backspace undoes your last submission; after a skip it said "Nothing to undo"
+    although the submission before the skip was still live."""
+    project = make_project(name="Undo after skip")
+    make_tasks(project, count=4)
+    labeler_in(project, "ula")
+    page.goto("/accounts/login/")
+    login(page, "ula")
+    page.goto(f"/projects/{project.slug}/label/")
+    page.wait_for_selector("#task-slot .task")
+    first = current_id(page)
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    second = wait_for_new_task(page, first)
+    assert Annotation.objects.filter(assignment_id=first).exists()
+    page.keyboard.press("s")
+    page.wait_for_selector("#skip-dialog[open]")
+    page.check("#skip-dialog input[name=skip_reason] >> nth=0")
+    page.keyboard.press("Enter")
+    third = wait_for_new_task(page, second)
+    assert third != first
+    page.keyboard.press("Backspace")
+    page.wait_for_function(
+        "id => document.querySelector('#task-slot .task').dataset.assignmentId === String(id)", arg=first
+    )
+    assert "Undone" in page.inner_text("#notice")
+    settle(page)
+    assert not Annotation.objects.filter(assignment_id=first).exists()
+    assert Assignment.objects.get(pk=first).state == AssignmentState.LIVE
