@@ -16,7 +16,14 @@ from core.api import validated_input
 from core.api_schema import errors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
-from training.services.exports import export_create, export_file_path, export_files, export_zip_path
+from training.services.exports import (
+    export_create,
+    export_file_path,
+    export_files,
+    export_option_defaults,
+    export_options_help,
+    export_zip_path,
+)
 
 
 class ExportSerializer(serializers.ModelSerializer):
@@ -43,12 +50,7 @@ class ExportSerializer(serializers.ModelSerializer):
 class ExportCreateSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=ExportFormat.values)
     file_type = serializers.ChoiceField(choices=FILE_TYPES, default="jsonl")
-    options = serializers.DictField(
-        required=False,
-        default=dict,
-        help_text="Compiler options: pairing, ties, aggregate, min_votes, min_agreement, dimension, include_gold, "
-        "include_flagged, labelers_include, labelers_exclude, min_reliability, test_size, seed, margin.",
-    )
+    options = serializers.DictField(required=False, default=dict, help_text=export_options_help())
 
 
 def _export(project, version: int) -> Export:
@@ -91,7 +93,9 @@ class ExportListCreateApi(generics.ListAPIView):
         summary="Build an export",
         description="Researchers. Queues a new version of the project's preference dataset in `format` "
         "(TRL, HH-RLHF, OpenAI, ...); the worker compiles it from the labels with `options` "
-        "(aggregation, ties, agreement filters, test split). Poll the export until `state` is `done`.",
+        "(aggregation, ties, agreement filters, test split; options left out take their defaults, the "
+        f"same as on the export page, so {export_option_defaults()['test_size']:.0%} of the prompts are held "
+        "out as the test split unless `test_size` says otherwise). Poll the export until `state` is `done`.",
         request=ExportCreateSerializer,
         responses={201: ExportSerializer, **errors(400, 401, 403, 404, 429)},
     )

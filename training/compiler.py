@@ -39,7 +39,15 @@ Vocabulary
   unique majority do not count). ``min_reliability`` drops labelers below the threshold; labelers
   with no shared comparison have no reliability and are kept (counted in the manifest).
 * Split: by prompt, ``test`` when ``sha256(f"{seed}:{prompt_key}")`` read as a fraction in [0, 1)
-  is below ``test_size``; a prompt is never on both sides, and the assignment is stable.
+  is below ``test_size``; a prompt is never on both sides, and the assignment is stable. The
+  default ``test_size`` (``ExportOptions``, the one home of every export default: the service, the
+  page's form and the API read it there) holds out 10% of the prompts; ``0`` exports no test split.
+* Final labels (``adjudication="prefer"``): a task's final label comes as one record of source
+  ``adjudication`` by the adjudicator, and the task's annotations come marked ``replaced`` (dropped
+  as ``replaced_by_final_label``). Counts: ``annotations_read`` counts annotations (a final label
+  is not one); labelers and guideline versions are those of the labelers' annotations that are in
+  the export (an adjudicator is not a labeler); final labels and their adjudicators are counted
+  apart (``final_labels``, ``adjudicators``).
 """
 
 from __future__ import annotations
@@ -63,6 +71,8 @@ ADJUDICATION_MODES = ("prefer", "ignore")
 # humans' and marked (``labeled_by``), or left out.
 JUDGE_LABEL_MODES = ("include", "exclude")
 JUDGE_SOURCE = "judge"
+# The source of a task's final label (annotate.models.Adjudication) in the record stream.
+FINAL_LABEL_SOURCE = "adjudication"
 
 PREF, TIE, BOTH_BAD = "pref", "tie", "both_bad"
 
@@ -82,7 +92,7 @@ class ExportOptions:
     labelers_include: tuple[int, ...] = ()
     labelers_exclude: tuple[int, ...] = ()
     min_reliability: float | None = None
-    test_size: float = 0.0
+    test_size: float = 0.1  # a held-out split by default: 0 exports everything as train
     seed: int = 0
     margin: bool = True
     adjudication: str = "prefer"
@@ -232,6 +242,7 @@ class AnnotationRecord:
     prompt: tuple[str, list] = ("", [])
     texts: dict = field(default_factory=dict)
     rejected: bool = False  # rejected in review: never exported
+    replaced: bool = False  # the task has a final label, exported in its place
 
 
 @dataclass(slots=True)
@@ -277,13 +288,24 @@ class CompileStats:
     rows: int = 0
     rows_by_split: Counter = field(default_factory=Counter)
     dropped: Counter = field(default_factory=Counter)
-    labelers: set = field(default_factory=set)
-    guideline_versions: set = field(default_factory=set)
+    labelers: set = field(default_factory=set)  # labelers with an annotation in the export
+    guideline_versions: set = field(default_factory=set)  # of those annotations
+    final_labels: int = 0  # final labels (adjudications) in the export
+    adjudicators: set = field(default_factory=set)
     comparisons_multi: int = 0
     agreeing_pairs: int = 0
     rater_pairs: int = 0
     majority_agreement_sum: float = 0.0
     majority_rows: int = 0
+
+    def kept(self, rec: AnnotationRecord) -> None:
+        """Count a record that is in the export: a labeler's annotation, or a final label."""
+        if rec.source == FINAL_LABEL_SOURCE:
+            self.final_labels += 1
+            self.adjudicators.add(rec.labeler_id)
+        else:
+            self.labelers.add(rec.labeler_id)
+            self.guideline_versions.add(rec.guideline_version)
 
     def as_dict(self) -> dict:
         return {
@@ -295,6 +317,8 @@ class CompileStats:
             "labelers": len(self.labelers),
             "guideline_versions": sorted(v for v in self.guideline_versions if v is not None),
             "annotations_without_guideline": None in self.guideline_versions,
+            "final_labels": self.final_labels,
+            "adjudicators": len(self.adjudicators),
             "agreement": {
                 "comparisons_with_2plus_votes": self.comparisons_multi,
                 "pairwise_agreement": round(self.agreeing_pairs / self.rater_pairs, 6)
@@ -389,6 +413,8 @@ def record_excluded(
     rec: AnnotationRecord, opts: ExportOptions, dropped_labelers: frozenset | set = frozenset()
 ) -> str | None:
     """Why this annotation is left out before any judgment is made (None: kept)."""
+    if rec.replaced:
+        return "replaced_by_final_label"
     if rec.rejected:
         return "rejected_in_review"
     if rec.source == JUDGE_SOURCE and opts.judge_labels == "exclude":
@@ -623,6 +649,7 @@ def compile_pairs(
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
     labelers, versions = stats.labelers, stats.guideline_versions
+    kept = stats.kept
     filtering = bool(
         opts.labelers_include or opts.labelers_exclude or dropped_labelers or opts.judge_labels == "exclude"
     )
@@ -630,9 +657,11 @@ def compile_pairs(
     for group in by_task(records):
         judgments: list[Judgment] = []
         by_labeler: dict[int, AnnotationRecord] = {}
-        stats.annotations += len(group)
         for rec in group:
-            if rec.is_gold or rec.flagged or rec.rejected or filtering:
+            final = rec.source == FINAL_LABEL_SOURCE  # a task's final label: not an annotation
+            if not final:
+                stats.annotations += 1
+            if rec.is_gold or rec.flagged or rec.rejected or rec.replaced or filtering:
                 reason = record_excluded(rec, opts, dropped_labelers)
                 if reason is not None:
                     dropped[reason] += 1
@@ -657,8 +686,11 @@ def compile_pairs(
                     continue
                 judgments.extend(js)
             by_labeler[rec.labeler_id] = rec
-            labelers.add(rec.labeler_id)
-            versions.add(rec.guideline_version)
+            if final:
+                kept(rec)
+            else:
+                labelers.add(rec.labeler_id)
+                versions.add(rec.guideline_version)
         if not judgments:
             continue
         stats.judgments += len(judgments)

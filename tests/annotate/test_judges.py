@@ -264,7 +264,9 @@ def _export_rows(project, fmt, options):
     from training.services.exports import export_create, export_run
 
     export = export_run(
-        export_id=export_create(project=project, format=fmt, options=options, enqueue=False).pk
+        export_id=export_create(
+            project=project, format=fmt, options={"test_size": 0, **options}, enqueue=False
+        ).pk
     )
     assert export.state == "done", export.error
     return export, [json.loads(x) for x in (Path(export.path) / "train.jsonl").read_text().splitlines()]

@@ -63,7 +63,13 @@ def test_rejected_judgments_leave_exports_and_restoring_brings_them_back(campaig
     export, rows = _export_rows(project)
     assert len(rows) == 8  # 4 tasks x alice, bob
     assert export.manifest["counts"]["dropped"]["rejected_in_review"] == 4
-    assert export.manifest["review"] == {"rejected": 4, "adjudicated_tasks": 0, "adjudication": "prefer"}
+    assert export.manifest["review"] == {
+        "rejected": 4,
+        "adjudicated_tasks": 0,
+        "adjudication": "prefer",
+        "final_labels_exported": 0,
+        "adjudicator_count": 0,
+    }
     annotation_review_clear(actor=manager, project=project, annotation_id=carol[0].pk)
     assert len(_export_rows(project)[1]) == 9
     actions = list(AuditEvent.objects.filter(project=project).values_list("action", flat=True))

@@ -170,7 +170,10 @@ def spammed(make_project, labeler_in):
 def test_export_service_writes_weighted_rows_with_p_chosen(spammed):
     project, _, _ = spammed
     export = export_create(
-        project=project, format="trl", options={"aggregate": "weighted", "soft_labels": True}, enqueue=False
+        project=project,
+        format="trl",
+        options={"aggregate": "weighted", "soft_labels": True, "test_size": 0},
+        enqueue=False,
     )
     export = export_run(export_id=export.pk)
     rows = [json.loads(line) for line in (Path(export.path) / "train.jsonl").read_text().splitlines()]

@@ -133,7 +133,9 @@ def test_same_options_same_data_same_hash_new_version(annotated):
 
 
 def test_majority_export_has_one_row_per_comparison(annotated):
-    export = _run(annotated, "trl", aggregate="majority", min_votes=3, min_agreement=0.6, ties="keep")
+    export = _run(
+        annotated, "trl", aggregate="majority", min_votes=3, min_agreement=0.6, ties="keep", test_size=0
+    )
     rows = [json.loads(line) for line in (Path(export.path) / "train.jsonl").read_text().splitlines()]
     assert len(rows) == export.row_count <= 36 - 1  # one gold task left out
     assert {r["flag"] for r in rows} <= {None, "tie"}
@@ -231,7 +233,7 @@ def test_hh_rlhf_sample_round_trip(make_project):
             project=project, stream=fh, preference_source="anthropic-hh", skip_invalid=True
         )
     assert [e.line for e in report.errors] == []  # line 1255 (a cut-short rejected reply) imports too
-    export = _run(project, "hh_rlhf")
+    export = _run(project, "hh_rlhf", test_size=0)
     exported = {
         (r["chosen"], r["rejected"])
         for r in map(json.loads, (Path(export.path) / "train.jsonl").read_text(encoding="utf-8").splitlines())

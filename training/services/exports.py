@@ -54,6 +54,7 @@ from core.jobs import job_fail, job_finish, run_alone
 from core.outbox import outbox_enqueue
 from core.read_ahead import read_ahead
 from training.compiler import (
+    FINAL_LABEL_SOURCE,
     AnnotationRecord,
     CompileStats,
     ExportOptions,
@@ -108,8 +109,10 @@ def annotation_records(
     """Every annotation of the project as an ``AnnotationRecord``, ordered by (task, labeler).
 
     Review: annotations rejected by a manager come with ``rejected`` set (the compiler drops them).
-    ``adjudications``: a task with a manager's final label yields that label alone, as one record
-    of source ``adjudication`` by the adjudicator, in place of the labelers' annotations.
+    ``adjudications``: a task with a manager's final label yields that label as one record of
+    source ``adjudication`` by the adjudicator (no guideline version: it is not an annotation), and
+    its labelers' annotations come with ``replaced`` set (the compiler drops them and counts them
+    as ``replaced_by_final_label``, so they are still counted as read).
 
     ``fields``: which of ``_OPTIONAL_FIELDS`` to read (None: all); the others keep their defaults.
     Per chunk (a contiguous range of task ids, since rows come in task order): one query for the
@@ -179,21 +182,21 @@ def annotation_records(
                 :n_base
             ]
             final = final_labels.get(task_id)
-            if final is not None:
-                if task_id not in adjudicated_done:
-                    adjudicated_done.add(task_id)
-                    yield record(
-                        -final.pk, task_id, final.adjudicator_id or 0, prompt_id, slots.get(task_id, ()),
-                        final.choice, final.ranking, final.strength, None, False, "", is_gold, None, None, None,
-                        "adjudication", final.updated_at.isoformat(), prompts[prompt_id], texts,
-                    )  # fmt: skip
-                continue
+            if final is not None and task_id not in adjudicated_done:
+                adjudicated_done.add(task_id)
+                yield record(
+                    -final.pk, task_id, final.adjudicator_id or 0, prompt_id, slots.get(task_id, ()),
+                    final.choice, final.ranking, final.strength, None, False, "", is_gold, None, None, None,
+                    FINAL_LABEL_SOURCE, final.updated_at.isoformat(), prompts[prompt_id], texts,
+                )  # fmt: skip
             rec = record(
                 ann_id, task_id, labeler_id, prompt_id, slots.get(task_id, ()), choice, None, strength, None,
                 flagged, "", is_gold, None, versions(guideline_id), None, "human", "", prompts[prompt_id], texts,
             )  # fmt: skip
             if ann_id in rejected:
                 rec.rejected = True
+            if final is not None:
+                rec.replaced = True
             if extra:
                 for name, value in zip(extra, row[n_base:], strict=True):
                     setattr(rec, name, value)
@@ -239,6 +242,24 @@ def records_stream(**kwargs) -> Iterator[AnnotationRecord]:
 
 
 SOFT_LABEL_FORMATS = ("trl", "trl_conversational")  # formats with a p_chosen column
+
+
+def export_option_defaults() -> dict:
+    """Every export option's default, as stored in ``Export.options``. ``ExportOptions`` is their
+    one home: the service applies it to what a request leaves out, the page's form shows it as its
+    initial values and the API documents it (``export_options_help``)."""
+    return ExportOptions().as_dict()
+
+
+def export_options_help() -> str:
+    """The API's description of ``options``: every option with its default."""
+    defaults = export_option_defaults()
+    listed = ", ".join(f"{name} ({json.dumps(value)})" for name, value in defaults.items())
+    return (
+        "Compiler options, each optional; the default is in brackets and applies to what is left out "
+        f"(the export page shows the same defaults): {listed}. test_size is the share of prompts held "
+        "out as the test split (0: everything is train)."
+    )
 
 
 def export_options_validate(
@@ -441,13 +462,13 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
         else:
             pseudonym = labeler_pseudonymizer(secret_key=settings.SECRET_KEY, project_id=project.pk)
             for rec in records:
-                stats.annotations += 1
+                if rec.source != FINAL_LABEL_SOURCE:  # a final label is not an annotation
+                    stats.annotations += 1
                 reason = record_excluded(rec, opts, dropped_labelers)
                 if reason is not None:
                     stats.dropped[reason] += 1
                     continue
-                stats.labelers.add(rec.labeler_id)
-                stats.guideline_versions.add(rec.guideline_version)
+                stats.kept(rec)
                 sinks[split_for(rec.prompt[0])].write(fmt.annotation_row(rec, pseudonym(rec.labeler_id)))
     finally:
         for sink in sinks.values():
@@ -493,6 +514,10 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
             ).count(),
             "adjudicated_tasks": Adjudication.objects.filter(task__project=project).count(),
             "adjudication": opts.adjudication,
+            # final labels in the export, in place of their tasks' annotations, and who set them
+            # (adjudicators are not counted in labeler_count)
+            "final_labels_exported": counts["final_labels"],
+            "adjudicator_count": counts["adjudicators"],
         },
         "labeler_count": counts["labelers"],
         "guideline_versions": counts["guideline_versions"],
@@ -565,6 +590,16 @@ def dataset_card(manifest: dict, fmt) -> str:
     options = "\n".join(f"| `{k}` | `{json.dumps(v)}` |" for k, v in manifest["options"].items())
     loader = "parquet" if manifest["file_type"] == "parquet" else "json"
     data_files = ", ".join(f'"{s}": "{f["path"]}"' for s, f in files.items())
+    review = manifest.get("review") or {}
+    final_labels = review.get("final_labels_exported") or 0
+    final_row = ""
+    if final_labels:
+        adjudicators = review.get("adjudicator_count") or 0
+        final_row = (
+            f"| final labels | {final_labels} (adjudicated task{'s' if final_labels != 1 else ''} whose "
+            f"final label replaces the labelers' votes; set by {adjudicators} "
+            f"adjudicator{'s' if adjudicators != 1 else ''}, not counted as labelers) |\n"
+        )
     body = f"""
 # {manifest["project"]["name"]}: preference export v{manifest["version"]}
 
@@ -581,8 +616,12 @@ Columns: {", ".join(f"`{c}`" for c in manifest["columns"])}.
 | rows | {counts["rows"]} (train {counts["train"]}, test {counts["test"]}) |
 | labelers | {manifest["labeler_count"]} |
 | guideline versions | {", ".join(map(str, manifest["guideline_versions"])) or "none recorded"} |
-| pairwise agreement | {manifest["agreement"]["pairwise_agreement"] or "n/a"} over {manifest["agreement"]["comparisons_with_2plus_votes"]} comparisons with 2+ votes |
+{final_row}| pairwise agreement | {manifest["agreement"]["pairwise_agreement"] or "n/a"} over {manifest["agreement"]["comparisons_with_2plus_votes"]} comparisons with 2+ votes |
 | dropped | {dropped} |
+
+Labelers are the people whose annotations are in the export, and the guideline versions are those
+of their annotations. A task's final label (set in review) is not an annotation: it replaces the
+task's annotations (dropped as `replaced_by_final_label`) and its adjudicator is not a labeler.
 
 Content hash (SHA-256 of the data files): `{manifest["content_hash"]}`.
 

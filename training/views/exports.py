@@ -18,33 +18,53 @@ from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
 from training.selectors import labeler_ids_by_username
-from training.services.exports import export_create, export_file_path, export_files, export_zip_path
+from training.services.exports import (
+    export_create,
+    export_file_path,
+    export_files,
+    export_option_defaults,
+    export_zip_path,
+)
+
+# The service's defaults (training.compiler.ExportOptions): the form shows what the API and the
+# CLI apply to an option left out, so the same request gives the same export everywhere.
+DEFAULTS = export_option_defaults()
 
 
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.TRL)
     file_type = forms.ChoiceField(choices=[(t, t) for t in FILE_TYPES], initial="jsonl")
-    pairing = forms.ChoiceField(choices=[(p, p.replace("_", " ")) for p in PAIRINGS], initial="all_pairs")
-    ties = forms.ChoiceField(
-        choices=[(t, t) for t in TIE_MODES], initial="drop", help_text="Ties and 'both bad'."
+    pairing = forms.ChoiceField(
+        choices=[(p, p.replace("_", " ")) for p in PAIRINGS], initial=DEFAULTS["pairing"]
     )
-    aggregate = forms.ChoiceField(choices=[(a, a) for a in AGGREGATIONS], initial="none")
-    min_votes = forms.IntegerField(min_value=1, max_value=1000, initial=1)
-    min_agreement = forms.FloatField(min_value=0, max_value=1, initial=0)
+    ties = forms.ChoiceField(
+        choices=[(t, t) for t in TIE_MODES], initial=DEFAULTS["ties"], help_text="Ties and 'both bad'."
+    )
+    aggregate = forms.ChoiceField(choices=[(a, a) for a in AGGREGATIONS], initial=DEFAULTS["aggregate"])
+    min_votes = forms.IntegerField(min_value=1, max_value=1000, initial=DEFAULTS["min_votes"])
+    min_agreement = forms.FloatField(min_value=0, max_value=1, initial=DEFAULTS["min_agreement"])
     dimension = forms.ChoiceField(required=False, help_text="Blank: the overall choice.")
-    include_gold = forms.BooleanField(required=False)
-    include_flagged = forms.BooleanField(required=False)
+    include_gold = forms.BooleanField(required=False, initial=DEFAULTS["include_gold"])
+    include_flagged = forms.BooleanField(required=False, initial=DEFAULTS["include_flagged"])
     labelers_include = forms.CharField(
         required=False, help_text="Only these labelers: usernames, comma-separated (blank: everyone)."
     )
     labelers_exclude = forms.CharField(
         required=False, help_text="Leave out these labelers: usernames, comma-separated."
     )
-    min_reliability = forms.FloatField(required=False, min_value=0, max_value=1)
-    test_size = forms.FloatField(min_value=0, max_value=0.99, initial=0.1)
-    seed = forms.IntegerField(initial=0)
+    min_reliability = forms.FloatField(
+        required=False, min_value=0, max_value=1, initial=DEFAULTS["min_reliability"]
+    )
+    test_size = forms.FloatField(
+        min_value=0,
+        max_value=0.99,
+        initial=DEFAULTS["test_size"],
+        help_text=f"Share of prompts held out as the test split (default {DEFAULTS['test_size']:g}; "
+        "0: no test split).",
+    )
+    seed = forms.IntegerField(initial=DEFAULTS["seed"])
     margin = forms.BooleanField(
-        required=False, initial=True, help_text="Strength of preference as a margin column."
+        required=False, initial=DEFAULTS["margin"], help_text="Strength of preference as a margin column."
     )
 
     def __init__(self, *args, project: Project, **kwargs):
