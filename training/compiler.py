@@ -47,7 +47,8 @@ Vocabulary
   as ``replaced_by_final_label``). Counts: ``annotations_read`` counts annotations (a final label
   is not one); labelers and guideline versions are those of the labelers' annotations that are in
   the export (an adjudicator is not a labeler); final labels and their adjudicators are counted
-  apart (``final_labels``, ``adjudicators``).
+  apart (``final_labels``, ``adjudicators``). A final label is exported as it is: no vote threshold
+  (``min_votes``, ``min_agreement``) nor labeler filter applies to it.
 """
 
 from __future__ import annotations
@@ -412,7 +413,10 @@ def _strength_margin(strength: int | None) -> float:
 def record_excluded(
     rec: AnnotationRecord, opts: ExportOptions, dropped_labelers: frozenset | set = frozenset()
 ) -> str | None:
-    """Why this annotation is left out before any judgment is made (None: kept)."""
+    """Why this annotation is left out before any judgment is made (None: kept). A task's final
+    label is kept whatever the labeler filters say: its adjudicator is no labeler."""
+    if rec.source == FINAL_LABEL_SOURCE:
+        return None
     if rec.replaced:
         return "replaced_by_final_label"
     if rec.rejected:
@@ -657,8 +661,10 @@ def compile_pairs(
     for group in by_task(records):
         judgments: list[Judgment] = []
         by_labeler: dict[int, AnnotationRecord] = {}
+        has_final = False
         for rec in group:
             final = rec.source == FINAL_LABEL_SOURCE  # a task's final label: not an annotation
+            has_final = has_final or final
             if not final:
                 stats.annotations += 1
             if rec.is_gold or rec.flagged or rec.rejected or rec.replaced or filtering:
@@ -703,7 +709,7 @@ def compile_pairs(
                 stats.rater_pairs += n * (n - 1) // 2
                 stats.agreeing_pairs += sum(c * (c - 1) // 2 for c in tally.values())
         out: list[PairOut] = []
-        if aggregating:
+        if aggregating and not has_final:  # a final label is no vote: min_votes/min_agreement do not apply
             for votes in comparisons.values():
                 n = len(votes)
                 if n < opts.min_votes:

@@ -228,3 +228,37 @@ def test_the_documented_defaults_are_the_defaults(labeled, client):
     assert "margin (true)" in body["description"]
     readme = README.read_text(encoding="utf-8")
     assert f"`test_size` {DEFAULT_TEST_SIZE:g}" in readme
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        {"aggregate": "majority", "min_votes": 2},
+        {"aggregate": "majority", "min_agreement": 0.9},
+        {"labelers_include": "labeler1,labeler2"},
+        {"labelers_exclude": "boss"},
+    ],
+    ids=["min_votes", "min_agreement", "labelers_include", "labelers_exclude"],
+)
+def test_a_final_label_is_exported_whatever_the_vote_and_labeler_filters(adjudicated, options):
+    """A final label replaces the votes: it is no vote to count (min_votes, min_agreement) and its
+    adjudicator is no labeler to filter. Before, majority with min_votes 2 dropped every adjudicated
+    task as too_few_votes, and a labeler filter dropped it as labeler_not_included."""
+    from django.contrib.auth import get_user_model
+
+    project, _, _ = adjudicated
+    User = get_user_model()
+    for key in ("labelers_include", "labelers_exclude"):
+        if key in options:
+            names = options[key].split(",")
+            options = {
+                **options,
+                key: list(User.objects.filter(username__in=names).values_list("pk", flat=True)),
+            }
+    export = _export(project, **options)
+    rows = [json.loads(x) for x in (Path(export.path) / "train.jsonl").read_text().splitlines()]
+    dropped = export.manifest["counts"]["dropped"]
+    assert dropped == {"replaced_by_final_label": 2}, dropped
+    assert export.manifest["review"]["final_labels_exported"] == 1
+    # majority: one row a task (the final label's among them); none: a row per vote, plus the final label
+    assert len(rows) == (4 if options.get("aggregate") == "majority" else 3 * 2 + 1)
