@@ -18,7 +18,7 @@ from django.core.management.base import CommandError
 
 from annotate.models import Annotation, Project
 from core.cli import ServiceCommand, user_path
-from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
+from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES, ExportOptions
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
 from training.selectors import labeler_ids_by_username
@@ -53,7 +53,11 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--min-reliability", type=float, help="Drop labelers whose reliability is below this."
         )
-        parser.add_argument("--test-size", type=float, help="Share of prompts in the test split (0..0.99).")
+        parser.add_argument(
+            "--test-size",
+            type=float,
+            help=f"Share of prompts in the test split (0..0.99; default {ExportOptions().test_size}, 0: none).",
+        )
         parser.add_argument("--seed", type=int)
         parser.add_argument("--no-margin", action="store_true", help="Leave out the margin column.")
         parser.add_argument(
