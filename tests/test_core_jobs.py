@@ -29,13 +29,21 @@ def test_every_background_job_model_uses_the_lifecycle():
         assert {model.stored_state(s) for s in (JobState.QUEUED, JobState.DONE, JobState.FAILED)} <= stored
 
 
-def test_a_failure_is_recorded_the_same_way_on_each_kind(make_project, make_user):
+@pytest.fixture
+def one_job_of_each(make_project):
+    """A report snapshot, an export, a generation job and a training run, all queued."""
     project = make_project()
-    snapshot = ReportSnapshot.objects.create(project=project)
-    export = Export.objects.create(project=project, version=1, format="trl")
-    job = GenerationJob.objects.create(project=project)
-    run = TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
-    for obj in (snapshot, export, job, run):
+    return (
+        ReportSnapshot.objects.create(project=project),
+        Export.objects.create(project=project, version=1, format="trl"),
+        GenerationJob.objects.create(project=project),
+        TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny"),
+    )
+
+
+def test_a_failure_is_recorded_the_same_way_on_each_kind(one_job_of_each):
+    snapshot, _export, _job, run = one_job_of_each
+    for obj in one_job_of_each:
         assert obj.job_active and not obj.job_finished
         job_fail(obj, ValueError("x" * 30000))
         obj.refresh_from_db()
@@ -57,15 +65,10 @@ def test_finish_stores_each_models_own_values_and_extra_columns(make_project):
         job_finish(snapshot, state=JobState.RUNNING)
 
 
-def test_a_job_ends_once_on_every_kind(make_project):
+def test_a_job_ends_once_on_every_kind(one_job_of_each):
     """The second end of a job (a worker finishing what the sweep or a cancel already ended) changes
     nothing: the first end's state, error and time stand, and the caller is told."""
-    project = make_project()
-    snapshot = ReportSnapshot.objects.create(project=project)
-    export = Export.objects.create(project=project, version=1, format="trl")
-    job = GenerationJob.objects.create(project=project)
-    run = TrainingRun.objects.create(project=project, kind="ppo", base_model="tiny")
-    for obj in (snapshot, export, job, run):
+    for obj in one_job_of_each:
         assert job_fail(obj, "the worker stopped answering") is True
         ended_at = getattr(obj, obj.JOB_FINISHED_FIELD)
         late = type(obj).objects.get(pk=obj.pk)  # what the late worker holds: read before the end

@@ -17,6 +17,15 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 GT = "\u203a"  # between the groups of a ranking on the review page
 
 
+def _save_final_label(page, form, task_id: int) -> tuple:
+    """Submit a card's final-label form; the (choice, strength, rationale) the database then holds."""
+    form.locator("button[type=submit]").click()
+    page.wait_for_selector("text=Final label saved")
+    settle(page)
+    adj = Adjudication.objects.get(task_id=task_id)
+    return adj.choice, adj.strength, adj.rationale
+
+
 def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler_in, screenshot):
     project = make_project(name="Review <i>me</i>", overlap=3)
     add_tasks(project, prompts=3)
@@ -66,11 +75,7 @@ def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler
     last.locator(".adjudicate-form select[name=choice]").select_option("b")
     last.locator(".adjudicate-form select[name=strength]").select_option("2")
     last.locator(".adjudicate-form input[name=rationale]").fill("B answers it")
-    last.locator(".adjudicate-form button[type=submit]").click()
-    page.wait_for_selector("text=Final label saved")
-    settle(page)
-    adj = Adjudication.objects.get(task_id=task_id)
-    assert (adj.choice, adj.strength, adj.rationale) == ("b", 2, "B answers it")
+    assert _save_final_label(page, last.locator(".adjudicate-form"), task_id) == ("b", 2, "B answers it")
 
     # Re-saving with only the "Why" changed keeps the rest (it used to drop the strength).
     page.goto(f"/projects/{project.slug}/manage/review/?state=adjudicated")
@@ -79,11 +84,7 @@ def test_review_queue_by_keyboard_changes_the_export(page, make_project, labeler
     assert form.locator("select[name=strength]").input_value() == "2"
     assert form.locator("input[name=rationale]").input_value() == "B answers it"
     form.locator("input[name=rationale]").fill("B answers both parts")
-    form.locator("button[type=submit]").click()
-    page.wait_for_selector("text=Final label saved")
-    settle(page)
-    adj = Adjudication.objects.get(task_id=task_id)
-    assert (adj.choice, adj.strength, adj.rationale) == ("b", 2, "B answers both parts")
+    assert _save_final_label(page, form, task_id) == ("b", 2, "B answers both parts")
     assert page.locator(f"#task-{task_id} .adjudicate-form select[name=strength]").input_value() == "2"
     page.locator(f"#task-{task_id} button[data-key=b]").click()
     page.wait_for_selector("text=Sent back for one more label.")

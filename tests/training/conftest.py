@@ -1,7 +1,11 @@
-"""Fixtures shared by the training tests: one torch thread, the tiny offline model, a researcher
-of the module's project, and training run rows."""
+"""Fixtures and helpers shared by the training tests: one torch thread, the tiny offline model, a
+researcher of the module's project, training run rows, JSONL files and quick runner configs."""
 
 from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,4 +43,21 @@ def make_run(project, **values) -> TrainingRun:
     otherwise."""
     return TrainingRun.objects.create(
         project=project, **{"kind": "reward", "base_model": "tiny", "dataset_path": "/x.jsonl", **values}
+    )
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> str:
+    """Write ``rows`` as JSON lines to ``path``; return the path as a string (what configs take)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    return str(path)
+
+
+def runner_config(kind: str, base: str, data: str, out: Path, **values: Any):
+    """A runner config of ``kind`` for a quick CPU run of ``base`` on ``data`` into ``out``: batches
+    of 2, sequences of 64 tokens, a log line a step, unless ``values`` say otherwise."""
+    from training.runners.configs import config_for
+
+    defaults = {"use_cpu": True, "per_device_train_batch_size": 2, "max_length": 64, "logging_steps": 1}
+    return config_for(
+        kind, {"base_model": base, "dataset_path": data, "output_dir": str(out), **defaults, **values}
     )

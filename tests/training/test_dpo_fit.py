@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from generation.zoo import ZOO
+from tests.training.conftest import runner_config, write_jsonl
 from training.runners import dpo
-from training.runners.configs import config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -25,6 +25,13 @@ MEDIUM = "Tell me about the weather over the hills and the rivers in the far nor
 
 class _Stop(Exception):
     pass
+
+
+GREETING_THEN_LONG = [
+    {"role": "user", "content": "Hi"},
+    {"role": "assistant", "content": "Hello there, how can I help you today?"},
+    {"role": "user", "content": LONG},
+]
 
 
 def _conv(prompt, chosen, rejected):
@@ -51,15 +58,7 @@ def _rows(name: str) -> list[dict]:
     rows = [
         _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
         _conv(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
-        _conv(
-            [
-                {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello there, how can I help you today?"},
-                {"role": "user", "content": LONG},
-            ],
-            "Because of Rayleigh scattering.",
-            "No.",
-        ),
+        _conv(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
         _conv(
             [
                 {"role": "user", "content": MEDIUM},
@@ -81,26 +80,9 @@ def _rows(name: str) -> list[dict]:
     return rows
 
 
-def _write(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
 def _cfg(base: str, data: str, out: Path, **extra):
-    values = {
-        "base_model": base,
-        "dataset_path": data,
-        "output_dir": str(out),
-        "use_cpu": True,
-        "per_device_train_batch_size": 2,
-        "max_length": MAX_LENGTH,
-        "logging_steps": 1,
-        "eval_fraction": 0,
-        "max_steps": 1,
-        "learning_rate": 1e-4,
-    }
-    values.update(extra)
-    return config_for("dpo", values)
+    values = {"max_length": MAX_LENGTH, "eval_fraction": 0, "max_steps": 1, "learning_rate": 1e-4, **extra}
+    return runner_config("dpo", base, data, out, **values)
 
 
 def _trl_dataset(monkeypatch, cfg):
@@ -137,7 +119,7 @@ def _strip_trailing_space(tok, ids: list[int]) -> list[int]:
 @pytest.mark.parametrize("name", list(ZOO))
 def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, monkeypatch, name):
     rows = _rows(name)
-    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    cfg = _cfg(zoo_model(name), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     ds, tok = _trl_dataset(monkeypatch, cfg)
     assert len(ds) == len(rows), f"TRL trains on {len(ds)} of {len(rows)} rows"
     end = _end_id(tok, name)
@@ -168,7 +150,7 @@ def test_a_fitted_prompt_is_cut_no_more_than_needed(zoo_model, tmp_path, monkeyp
     """The cut is made by words on the text and checked by re-tokenising: the longest sequence ends up
     close to max_length, not far under it."""
     rows = [r for r in _rows(name) if "ENDMARK" in json.dumps(r["prompt"])]
-    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    cfg = _cfg(zoo_model(name), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     ds, _ = _trl_dataset(monkeypatch, cfg)
     assert len(ds) == len(rows)
     for ex in ds:
@@ -196,7 +178,7 @@ def test_probe_five_rows_three_long_train_on_five(zoo_model, tmp_path, monkeypat
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(trl.DPOTrainer, "train", spy)
-    cfg = _cfg(zoo_model("qwen"), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    cfg = _cfg(zoo_model("qwen"), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     final = dpo.run(cfg)
     assert seen["trl"] == 5
     assert final["train_pairs"] == seen["trl"] == 5
@@ -230,7 +212,7 @@ def test_a_reply_longer_than_max_length_is_dropped_and_counted(zoo_model, tmp_pa
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(trl.DPOTrainer, "train", spy)
-    cfg = _cfg(zoo_model(name), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    cfg = _cfg(zoo_model(name), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     final = dpo.run(cfg)
     assert final["dropped_too_long"] == 1
     assert final["train_pairs"] == len(seen["ds"]) == 2
@@ -243,17 +225,9 @@ def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, t
     drops earlier turns and cuts the user turn's text, never the labels or the cue."""
     rows = [
         _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
-        _conv(
-            [
-                {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello there, how can I help you today?"},
-                {"role": "user", "content": LONG},
-            ],
-            "Because of Rayleigh scattering.",
-            "No.",
-        ),
+        _conv(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
     ]
-    cfg = _cfg(zoo_model("base"), _write(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
+    cfg = _cfg(zoo_model("base"), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     ds, tok = _trl_dataset(monkeypatch, cfg)
     assert len(ds) == 2
     ex = ds[1]
@@ -273,13 +247,13 @@ def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_mode
     base = zoo_model("qwen")
     cfg = _cfg(
         base,
-        _write(tmp_path / "train.jsonl", short),
+        write_jsonl(tmp_path / "train.jsonl", short),
         tmp_path / "out",
-        eval_dataset_path=_write(tmp_path / "eval.jsonl", held),
+        eval_dataset_path=write_jsonl(tmp_path / "eval.jsonl", held),
     )
     final = dpo.run(cfg)
     assert final["dropped_too_long"] == 0 and final["dropped_too_long_eval"] == 1
     assert final["train_pairs"] == 3 and "eval_loss" in final
     too_long = [_conv(_user("Tell me everything."), essay, "No.")] * 2
     with pytest.raises(DataError, match="No training pair fits max_length=64"):
-        dpo.run(_cfg(base, _write(tmp_path / "long.jsonl", too_long), tmp_path / "out2"))
+        dpo.run(_cfg(base, write_jsonl(tmp_path / "long.jsonl", too_long), tmp_path / "out2"))

@@ -195,6 +195,29 @@ def test_page_and_api_exports_without_changes_have_the_same_options(labeled, cli
     assert by_page.options == by_api.options == service.options == ExportOptions().as_dict()
 
 
+def test_the_page_offers_every_option_the_api_takes(labeled, client):
+    """Final labels, AI judges' labels, the labeled-by column and soft labels could be set through
+    the API and the command line only: the page had no field for them."""
+    project, researcher = labeled
+    client.force_login(researcher)
+    fields = client.get(reverse("training:export_list", args=[project.slug])).context["form"].fields
+    assert set(ExportOptions().as_dict()) <= set(fields)
+    shown = _page_defaults(client, project)
+    chosen = {
+        **shown,
+        "adjudication": "ignore",
+        "judge_labels": "exclude",
+        "labeled_by": "on",
+        "soft_labels": "on",
+    }
+    with mock.patch("core.outbox.send_task"):
+        page = client.post(reverse("training:export_list", args=[project.slug]), chosen)
+    assert page.status_code == 302
+    options = Export.objects.get(project=project).options
+    assert (options["adjudication"], options["judge_labels"]) == ("ignore", "exclude")
+    assert options["labeled_by"] is True and options["soft_labels"] is True
+
+
 def test_an_explicit_test_size_of_zero_still_exports_everything_as_train(labeled):
     project, researcher = labeled
     api = bearer(researcher)

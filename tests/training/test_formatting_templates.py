@@ -17,28 +17,20 @@ from types import SimpleNamespace
 import pytest
 
 from core import formatting
-from generation.zoo import ZOO
+from generation.zoo import GEMMA_TEMPLATE, QWEN_TEMPLATE, ZOO
 
 # Qwen3-like (enable_thinking=False): the generation prompt carries an empty think block that the
 # rendered history drops.
-QWEN_THINK_TEMPLATE = (
-    "{% for message in messages %}"
-    "<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<|im_start|>assistant\n<think>\n\n</think>\n\n{% endif %}"
+QWEN_THINK_TEMPLATE = QWEN_TEMPLATE.replace(
+    "<|im_start|>assistant\n{% endif %}", "<|im_start|>assistant\n<think>\n\n</think>\n\n{% endif %}"
 )
 
 # Gemma-4-like: BOS, no system role, and an empty thought block after the model header of the
 # generation prompt only.
-GEMMA_THINK_TEMPLATE = (
-    "{{ bos_token }}"
-    "{% for message in messages %}"
-    "{% if message['role'] == 'system' %}{{ raise_exception('System role not supported') }}{% endif %}"
-    "{% set role = 'model' if message['role'] == 'assistant' else message['role'] %}"
-    "<start_of_turn>{{ role }}\n{{ message['content'] | trim }}<end_of_turn>\n"
-    "{% endfor %}"
-    "{% if add_generation_prompt %}<start_of_turn>model\n<thought>\n</thought>\n{% endif %}"
+GEMMA_THINK_TEMPLATE = GEMMA_TEMPLATE.replace(
+    "<start_of_turn>model\n{% endif %}", "<start_of_turn>model\n<thought>\n</thought>\n{% endif %}"
 )
+assert QWEN_THINK_TEMPLATE != QWEN_TEMPLATE and GEMMA_THINK_TEMPLATE != GEMMA_TEMPLATE
 
 VARIANTS = {  # name: (zoo family, template override)
     "llama3": ("llama3", None),

@@ -260,6 +260,20 @@ def test_ppo_refuses_a_value_model_from_a_reward_model_with_another_vocabulary(q
     assert "tokenizer" in message and 'value_model=""' in message  # what to do instead
 
 
+def test_ppo_refuses_a_value_model_folder_with_another_vocabulary(qwen, minilm_path, tmp_path):
+    """value_model=PATH is read with the policy's ids too: a folder whose tokenizer is not the
+    policy's is refused the same way (it passed when its embedding table was merely large enough)."""
+    from training.runners.ppo import PPORunner
+    from training.runners.protocol import Emitter, RunnerError, describe_failure
+
+    path, _, _ = qwen
+    cfg = _ppo_cfg(path, path, tmp_path, value_model=minilm_path)
+    with pytest.raises(RunnerError, match="value_model") as err:
+        PPORunner(cfg, Emitter())
+    kind, message = describe_failure(err.value)
+    assert kind == "config" and minilm_path in message and 'value_model=""' in message
+
+
 def test_ppo_cross_vocabulary_refusal_is_the_runs_error_line(qwen, minilm_path, tmp_path, capsys):
     """Through the runner's entry point: exit 1 and an error line of kind config naming value_model."""
     from training.runners.__main__ import main

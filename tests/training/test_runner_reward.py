@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import HH_SAMPLE, require_shared
+from tests.training.conftest import runner_config, write_jsonl
 from training.runners import reward
 from training.runners.configs import config_for
 from training.runners.data import load_preferences
@@ -34,24 +35,10 @@ from training.runners.protocol import DataError, ModelError, describe_failure
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-def _write(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
-
-
 def _cfg(base: str, data: str, out: Path, **extra):
-    values = {
-        "base_model": base,
-        "dataset_path": data,
-        "output_dir": str(out),
-        "use_cpu": True,
-        "learning_rate": 2e-3,
-        "per_device_train_batch_size": 8,
-        "max_length": 64,
-        "logging_steps": 5,
-    }
-    values.update(extra)
-    return config_for("reward", values)
+    return runner_config(
+        "reward", base, data, out, learning_rate=2e-3, per_device_train_batch_size=8, logging_steps=5, **extra
+    )
 
 
 def test_reward_model_on_hh_rlhf_beats_chance_held_out(tmp_path):
@@ -65,8 +52,8 @@ def test_reward_model_on_hh_rlhf_beats_chance_held_out(tmp_path):
         rows = [json.loads(line) for line in fh]
     random.Random(0).shuffle(rows)
     train, held_out = rows[:1200], rows[1200:]
-    train_path = _write(tmp_path / "train.jsonl", train)
-    test_path = _write(tmp_path / "test.jsonl", held_out)
+    train_path = write_jsonl(tmp_path / "train.jsonl", train)
+    test_path = write_jsonl(tmp_path / "test.jsonl", held_out)
     texts = []
     for r in train:
         chosen, rejected = parse_hh_transcript(r["chosen"]), parse_hh_transcript(r["rejected"])
@@ -117,7 +104,7 @@ def test_margin_column_is_used_and_training_moves_the_weights(tiny, tmp_path):
         }
         for i in range(24)
     ]
-    data = _write(tmp_path / "pairs.jsonl", rows)
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
     metrics = reward.run(_cfg(tiny, data, tmp_path / "rm", num_train_epochs=3, eval_fraction=0.25))
     assert metrics["used_margin"] is True
     assert metrics["eval_accuracy"] == 1.0 and metrics["eval_margin"] > 0.5
@@ -141,16 +128,16 @@ def test_parquet_and_conversational_rows_load(tmp_path):
 
 
 def test_empty_and_single_class_data_fail_clearly(tiny, tmp_path):
-    empty = _write(tmp_path / "empty.jsonl", [])
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])
     with pytest.raises(DataError, match="empty"):
         reward.run(_cfg(tiny, empty, tmp_path / "a"))
-    same = _write(tmp_path / "same.jsonl", [{"prompt": "Q?", "chosen": "A", "rejected": "A"}] * 5)
+    same = write_jsonl(tmp_path / "same.jsonl", [{"prompt": "Q?", "chosen": "A", "rejected": "A"}] * 5)
     with pytest.raises(DataError, match="single-class"):
         reward.run(_cfg(tiny, same, tmp_path / "b"))
-    unpaired = _write(tmp_path / "kto.jsonl", [{"prompt": "Q?", "completion": "A", "label": True}] * 5)
+    unpaired = write_jsonl(tmp_path / "kto.jsonl", [{"prompt": "Q?", "completion": "A", "label": True}] * 5)
     with pytest.raises(DataError, match="Single-class"):
         reward.run(_cfg(tiny, unpaired, tmp_path / "c"))
-    not_pairs = _write(tmp_path / "x.jsonl", [{"text": "hello"}])
+    not_pairs = write_jsonl(tmp_path / "x.jsonl", [{"text": "hello"}])
     with pytest.raises(DataError, match="not a TRL preference file"):
         reward.run(_cfg(tiny, not_pairs, tmp_path / "d"))
     assert not any(p.name.startswith(("a", "b", "c", "d")) for p in tmp_path.iterdir() if p.is_dir())
@@ -166,7 +153,7 @@ def test_tokenizer_model_mismatch_fails_clearly(tiny, tmp_path):
     shutil.copytree(tiny, mixed)
     for name in ("tokenizer.json", "tokenizer_config.json"):
         shutil.copy(big / name, mixed / name)
-    data = _write(tmp_path / "pairs.jsonl", [{"prompt": "Q?", "chosen": "Yes", "rejected": "No"}] * 4)
+    data = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Q?", "chosen": "Yes", "rejected": "No"}] * 4)
     with pytest.raises(ModelError, match="Tokenizer/model mismatch"):
         reward.run(_cfg(str(mixed), data, tmp_path / "rm"))
 
@@ -174,7 +161,7 @@ def test_tokenizer_model_mismatch_fails_clearly(tiny, tmp_path):
 def test_a_reward_model_is_not_a_dpo_policy(tiny, tmp_path):
     from training.runners import dpo
 
-    data = _write(tmp_path / "pairs.jsonl", [{"prompt": "Q?", "chosen": "Yes", "rejected": "No"}] * 8)
+    data = write_jsonl(tmp_path / "pairs.jsonl", [{"prompt": "Q?", "chosen": "Yes", "rejected": "No"}] * 8)
     rm = reward.run(_cfg(tiny, data, tmp_path / "rm", max_steps=1, eval_fraction=0))
     with pytest.raises(ModelError, match="not a causal language model"):
         dpo.run(
@@ -206,7 +193,7 @@ def _run_reward_module(config: Path, env: dict | None = None) -> subprocess.Comp
 
 
 def test_module_entry_point_prints_an_error_line_and_exits_1(tiny, tmp_path):
-    empty = _write(tmp_path / "empty.jsonl", [])
+    empty = write_jsonl(tmp_path / "empty.jsonl", [])
     config = tmp_path / "cfg.json"
     config.write_text(
         json.dumps({"base_model": tiny, "dataset_path": empty, "output_dir": str(tmp_path / "o")})
@@ -225,7 +212,7 @@ def test_module_entry_point_prints_an_error_line_and_exits_1(tiny, tmp_path):
 def test_train_command_prints_a_final_json_line(tiny, tmp_path, capsys):
     from django.core.management import CommandError, call_command
 
-    data = _write(
+    data = write_jsonl(
         tmp_path / "pairs.jsonl", [{"prompt": f"Q{i}?", "chosen": "Yes", "rejected": "No"} for i in range(8)]
     )
     out = tmp_path / "rm"

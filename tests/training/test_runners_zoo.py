@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from generation.zoo import ZOO
+from tests.training.conftest import runner_config, write_jsonl
 from training.runners.configs import config_for
 from training.runners.data import load_preferences
 from training.runners.protocol import DataError
@@ -29,11 +30,6 @@ PAIRS = [
     ("Is water wet?", "Water makes things wet.", "Maybe."),
     ("Count to three.", "One, two, three.", "Ten."),
 ]
-
-
-def _write(path: Path, rows: list[dict]) -> str:
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
-    return str(path)
 
 
 def _pairs(path: Path, *, conversational: bool, ties: int = 0) -> str:
@@ -54,7 +50,7 @@ def _pairs(path: Path, *, conversational: bool, ties: int = 0) -> str:
         rows.append(
             {"prompt": f"Tie {i}?", "chosen": "Same-ish A.", "rejected": "Same-ish B.", "flag": "tie"}
         )
-    return _write(path, rows)
+    return write_jsonl(path, rows)
 
 
 def _tensors(path: str) -> dict:
@@ -78,18 +74,7 @@ def _assert_every_tensor_changed(base: str, trained: str) -> None:
 
 
 def _base_cfg(kind: str, base: str, data: str, out: Path, **extra):
-    values = {
-        "base_model": base,
-        "dataset_path": data,
-        "output_dir": str(out),
-        "use_cpu": True,
-        "per_device_train_batch_size": 2,
-        "max_length": 64,
-        "logging_steps": 1,
-        "eval_fraction": 0,
-    }
-    values.update(extra)
-    return config_for(kind, values)
+    return runner_config(kind, base, data, out, **{"eval_fraction": 0, **extra})
 
 
 # --- bf16 master weights (defect 1) ---------------------------------------------------------------
@@ -131,7 +116,7 @@ def test_tie_rows_are_dropped_with_a_count(tmp_path, capsys):
 def test_a_file_of_only_ties_is_refused(tmp_path):
     rows = [{"prompt": "Q?", "chosen": "A", "rejected": "B", "flag": "both_bad"}] * 3
     with pytest.raises(DataError, match="3 tie/both-bad rows"):
-        load_preferences(_write(tmp_path / "ties.jsonl", rows))
+        load_preferences(write_jsonl(tmp_path / "ties.jsonl", rows))
 
 
 @pytest.mark.parametrize("kind", ["reward", "dpo"])
@@ -270,8 +255,8 @@ def test_reward_runner_and_evaluate_reward_agree_on_minilm(minilm_path, tmp_path
     for i in range(12):
         prompt, good, bad = PAIRS[i % len(PAIRS)]
         rows.append({"prompt": f"{prompt} ({i})", "chosen": good, "rejected": bad})
-    train = _write(tmp_path / "train.jsonl", rows[:8])
-    held = _write(tmp_path / "held.jsonl", rows[8:])
+    train = write_jsonl(tmp_path / "train.jsonl", rows[:8])
+    held = write_jsonl(tmp_path / "held.jsonl", rows[8:])
     cfg = _base_cfg("reward", minilm_path, train, tmp_path / "rm", max_steps=2, eval_dataset_path=held)
     final = reward.run(cfg)
     assert final["eval_pairs"] == 4 and 0 <= final["eval_accuracy"] <= 1
@@ -298,7 +283,7 @@ def test_evaluate_reward_reads_hh_rows_and_refuses_bad_input(zoo_model, tmp_path
         {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there!", "rejected": "\n\nHuman: Hi\n\nAssistant: Go."},
         {"chosen": "\n\nHuman: 2+2?\n\nAssistant: 4", "rejected": "\n\nHuman: 2+2?\n\nAssistant: 5"},
     ]
-    path = _write(tmp_path / "hh.jsonl", hh)
+    path = write_jsonl(tmp_path / "hh.jsonl", hh)
     buf = io.StringIO()
     call_command("evaluate_reward", "--model", zoo_model("base"), "--dataset", path, stdout=buf)
     assert buf.getvalue().startswith("pairs 2  accuracy ")

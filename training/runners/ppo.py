@@ -298,22 +298,34 @@ class ValueModelMismatch(RunnerError):
 
 
 def check_value_model_tokenizer(cfg: PPORunConfig, tokenizer, reward_tokenizer) -> None:
-    """Refuse ``value_model="reward"`` when the reward model's tokenizer is not the policy's: the value
-    model is fed the policy's ids (prompt + response), which another vocabulary reads as other
-    tokens (Qwen's ids as BERT's ``[unused0]``...), so it would learn values of nonsense."""
-    if cfg.value_model != "reward" or same_vocabulary(tokenizer, reward_tokenizer):
+    """Refuse a value model (``value_model="reward"`` or a folder) whose tokenizer is not the
+    policy's: the value model is fed the policy's ids (prompt + response), which another vocabulary
+    reads as other tokens (Qwen's ids as BERT's ``[unused0]``...), so it would learn values of
+    nonsense. A folder without a tokenizer of its own cannot be checked here: only its embedding
+    table is (``check_tokenizer_fits``, when it loads)."""
+    if not cfg.value_model:
         return
-    theirs = {i: tok for tok, i in reward_tokenizer.get_vocab().items()}
+    if cfg.value_model == "reward":
+        theirs_tok, what = reward_tokenizer, f"the reward model {cfg.reward_model!r}"
+    else:
+        try:
+            theirs_tok = load_tokenizer(cfg.value_model)
+        except ModelError:
+            return
+        what = f"the model {cfg.value_model!r}"
+    if same_vocabulary(tokenizer, theirs_tok):
+        return
+    theirs = {i: tok for tok, i in theirs_tok.get_vocab().items()}
     example = "the vocabularies differ"
     for tok, i in sorted(tokenizer.get_vocab().items(), key=lambda kv: kv[1]):
         if theirs.get(i) != tok:
-            example = f"id {i} is {tok!r} to the policy but {theirs.get(i)!r} to the reward model"
+            example = f"id {i} is {tok!r} to the policy but {theirs.get(i)!r} to the value model"
             break
     raise ValueModelMismatch(
-        f'value_model="reward" starts the value model from the reward model {cfg.reward_model!r}, whose '
-        f"tokenizer ({len(reward_tokenizer)} tokens) is not the policy's ({len(tokenizer)} tokens; "
-        f'{example}): it would read the policy\'s token ids as other tokens. Use value_model="" '
-        "(a value head on the policy) or a reward model trained from the policy's tokenizer."
+        f"value_model={cfg.value_model!r} starts the value model from {what}, whose tokenizer "
+        f"({len(theirs_tok)} tokens) is not the policy's ({len(tokenizer)} tokens; {example}): it would "
+        'read the policy\'s token ids as other tokens. Use value_model="" (a value head on the policy) '
+        "or a model trained from the policy's tokenizer."
     )
 
 

@@ -14,7 +14,7 @@ from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
 from core.pages import form_page_submit
-from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES
+from training.compiler import ADJUDICATION_MODES, AGGREGATIONS, JUDGE_LABEL_MODES, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
 from training.selectors import labeler_ids_by_username
@@ -66,10 +66,40 @@ class ExportForm(forms.Form):
     margin = forms.BooleanField(
         required=False, initial=DEFAULTS["margin"], help_text="Strength of preference as a margin column."
     )
+    adjudication = forms.ChoiceField(
+        choices=[
+            ("prefer", "prefer: a task's final label replaces its votes"),
+            ("ignore", "ignore final labels"),
+        ],
+        required=False,  # not sent (an older form, a script): the service's default
+        initial=DEFAULTS["adjudication"],
+        label="Final labels",
+    )
+    judge_labels = forms.ChoiceField(
+        choices=[("include", "include, marked"), ("exclude", "leave out")],
+        required=False,
+        initial=DEFAULTS["judge_labels"],
+        label="AI judges' labels",
+    )
+    labeled_by = forms.BooleanField(
+        required=False,
+        initial=DEFAULTS["labeled_by"],
+        label="Labeled-by column",
+        help_text="Say on each row whether humans, judges or both labeled it.",
+    )
+    soft_labels = forms.BooleanField(
+        required=False,
+        initial=DEFAULTS["soft_labels"],
+        help_text="Add p_chosen, the labeler-reliability model's probability that the chosen reply is preferred.",
+    )
 
     def __init__(self, *args, project: Project, **kwargs):
         super().__init__(*args, **kwargs)
         self.project = project
+        # the choices are the service's: a mode it gains shows here, a label missing reads as its name
+        for name, modes in (("adjudication", ADJUDICATION_MODES), ("judge_labels", JUDGE_LABEL_MODES)):
+            labels = dict(self.fields[name].choices)
+            self.fields[name].choices = [(m, labels.get(m, m)) for m in modes]
         self.fields["dimension"].choices = [("", "(overall choice)")] + [
             (d.key, d.label) for d in project.dimensions.all()
         ]
@@ -92,6 +122,9 @@ class ExportForm(forms.Form):
         data = dict(self.cleaned_data)
         data.pop("format")
         data.pop("file_type")
+        for name in ("adjudication", "judge_labels"):
+            if not data.get(name):
+                data.pop(name, None)  # left out: the service's default
         return data
 
 
