@@ -15,6 +15,7 @@ import pytest
 from generation.zoo import ZOO
 from tests.training.conftest import runner_config, write_jsonl
 from training.runners import dpo
+from training.runners.models import load_tokenizer
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -185,10 +186,15 @@ def test_probe_five_rows_three_long_train_on_five(zoo_model, tmp_path, monkeypat
     assert final["dropped_too_long"] == 0
 
 
+@pytest.mark.parametrize("long_replies", ["drop", "truncate"])
 @pytest.mark.parametrize("name", ["qwen", "base"])
-def test_a_reply_longer_than_max_length_is_dropped_and_counted(zoo_model, tmp_path, monkeypatch, name):
-    """A row whose reply alone exceeds max_length cannot fit with any prompt: it is dropped and
-    reported, not trained with its end cut off; train_pairs is what TRL trains on."""
+def test_a_reply_longer_than_max_length_is_dropped_or_truncated_and_counted(
+    zoo_model, tmp_path, monkeypatch, name, long_replies
+):
+    """A row whose reply alone exceeds max_length cannot fit with any prompt. "drop" leaves it out;
+    "truncate" (the default: TRL's own behaviour, and the longest replies are not lost) keeps the
+    end of its prompt within half of max_length and TRL cuts the reply. Either is counted, and
+    train_pairs is what TRL trains on."""
     import trl
 
     essay = "This is a very long answer that goes on and on about many things " * 6
@@ -212,12 +218,20 @@ def test_a_reply_longer_than_max_length_is_dropped_and_counted(zoo_model, tmp_pa
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(trl.DPOTrainer, "train", spy)
-    cfg = _cfg(zoo_model(name), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
-    final = dpo.run(cfg)
-    assert final["dropped_too_long"] == 1
-    assert final["train_pairs"] == len(seen["ds"]) == 2
-    for ex in seen["ds"]:
-        assert len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"])) <= MAX_LENGTH
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    final = dpo.run(_cfg(zoo_model(name), data, tmp_path / "out", long_replies=long_replies))
+    if long_replies == "drop":
+        assert (final["dropped_too_long"], final["truncated_replies"]) == (1, 0)
+        assert final["train_pairs"] == len(seen["ds"]) == 2
+        for ex in seen["ds"]:
+            assert len(ex["prompt_ids"]) + max(len(ex["chosen_ids"]), len(ex["rejected_ids"])) <= MAX_LENGTH
+        return
+    assert (final["dropped_too_long"], final["truncated_replies"]) == (0, 1)
+    assert final["train_pairs"] == len(seen["ds"]) == 3
+    long_row = max(seen["ds"], key=lambda ex: max(len(ex["chosen_ids"]), len(ex["rejected_ids"])))
+    assert 0 < len(long_row["prompt_ids"]) <= MAX_LENGTH // 2
+    tok = load_tokenizer(zoo_model(name))
+    assert "everything" in tok.decode(long_row["prompt_ids"])  # the prompt's end is kept
 
 
 def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, tmp_path, monkeypatch):
@@ -252,8 +266,20 @@ def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_mode
         eval_dataset_path=write_jsonl(tmp_path / "eval.jsonl", held),
     )
     final = dpo.run(cfg)
+    assert final["dropped_too_long"] == 0 and final["truncated_replies_eval"] == 1  # kept, truncated
+    final = dpo.run(
+        _cfg(
+            base,
+            cfg.dataset_path,
+            tmp_path / "out1",
+            eval_dataset_path=cfg.eval_dataset_path,
+            long_replies="drop",
+        )
+    )
     assert final["dropped_too_long"] == 0 and final["dropped_too_long_eval"] == 1
     assert final["train_pairs"] == 3 and "eval_loss" in final
     too_long = [_conv(_user("Tell me everything."), essay, "No.")] * 2
     with pytest.raises(DataError, match="No training pair fits max_length=64"):
-        dpo.run(_cfg(base, write_jsonl(tmp_path / "long.jsonl", too_long), tmp_path / "out2"))
+        dpo.run(
+            _cfg(base, write_jsonl(tmp_path / "long.jsonl", too_long), tmp_path / "out2", long_replies="drop")
+        )

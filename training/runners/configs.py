@@ -98,6 +98,9 @@ class RewardRunConfig(BaseRunConfig):
     lora_dropout: float = 0.05
 
 
+LONG_REPLY_MODES = ("truncate", "drop")
+
+
 @dataclass
 class DPORunConfig(BaseRunConfig):
     """Direct Preference Optimisation (TRL ``DPOTrainer``).
@@ -108,6 +111,11 @@ class DPORunConfig(BaseRunConfig):
         reference model is not kept in memory (or run) during training.
     use_lora: train LoRA adapters (peft) and merge them into the saved model; the reference is then
         the base model with adapters disabled (no second copy in memory).
+    long_replies: a pair whose longer reply does not fit ``max_length`` even after its prompt is cut
+        to nothing: "truncate" (default, TRL's own behaviour) keeps the end of its prompt within half
+        of ``max_length`` and lets TRL cut the end of the reply (counted as ``truncated_replies``);
+        "drop" leaves the pair out (counted as ``dropped_too_long``), so no reply is trained without
+        its end, at the cost of the longest replies.
     """
 
     learning_rate: float = 5e-7
@@ -121,11 +129,14 @@ class DPORunConfig(BaseRunConfig):
     lora_dropout: float = 0.05
     lora_target_modules: list[str] | str = "all-linear"
     merge_lora: bool = True
+    long_replies: str = "truncate"
 
     def validate(self) -> None:
         super().validate()
         if self.beta <= 0:
             raise ConfigError("beta must be positive.")
+        if self.long_replies not in LONG_REPLY_MODES:
+            raise ConfigError(f"long_replies must be one of {', '.join(LONG_REPLY_MODES)}.")
 
 
 @dataclass

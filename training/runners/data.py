@@ -273,11 +273,9 @@ def tokenize_pairs(
     return out
 
 
-def dpo_fits(tokenizer, row: dict[str, Any], max_length: int) -> bool:
-    """Whether TRL's ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset`` and its collator) keeps ``row``
-    whole within ``max_length``: it tokenises the row exactly as TRL does and checks that prompt +
-    chosen and prompt + rejected both fit (so the collator's keep-start truncation cuts nothing, end
-    token included) and that the row passes TRL's "fully truncated" filter.
+def _trl_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, list[int]]:
+    """(the prompt's length, each prompt + reply's length) of ``row`` tokenised exactly as TRL's
+    ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset``) does.
 
     TRL tokenises a conversational row with the chat template (the prompt with the generation
     prompt; prompt + reply without it, so Qwen's ``<|im_end|>\\n`` counts in full), and plain text
@@ -302,7 +300,16 @@ def dpo_fits(tokenizer, row: dict[str, Any], max_length: int) -> bool:
     except Exception as exc:  # a chat template that refuses the conversation (Gemma: no system role)
         raise ModelError(f"The tokenizer cannot render this row as TRL does: {exc}") from exc
     prompt_len = min((common_prefix_length(prompt_ids, ids) for ids in full), default=len(prompt_ids))
-    return prompt_len < max_length and all(len(ids) <= max_length for ids in full)
+    return prompt_len, [len(ids) for ids in full]
+
+
+def dpo_fits(tokenizer, row: dict[str, Any], max_length: int) -> bool:
+    """Whether TRL's ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset`` and its collator) keeps ``row``
+    whole within ``max_length`` (tokenised as TRL does, ``_trl_lengths``): prompt + chosen and
+    prompt + rejected both fit (so the collator's keep-start truncation cuts nothing, end token
+    included), and the row passes TRL's "fully truncated" filter."""
+    prompt_len, full = _trl_lengths(tokenizer, row)
+    return prompt_len < max_length and all(n <= max_length for n in full)
 
 
 def _cut_points(text: str) -> list[int]:
@@ -341,11 +348,15 @@ def _cut_start(text: str, fits) -> str | None:
     return text[points[hi] :]
 
 
-def fit_prompt(tokenizer, row: dict[str, Any], max_length: int, *, render=None) -> dict[str, Any] | None:
+def fit_prompt(
+    tokenizer, row: dict[str, Any], max_length: int, *, render=None, prompt_budget: int | None = None
+) -> dict[str, Any] | None:
     """``render(row)`` with a prompt short enough that TRL's ``DPOTrainer`` keeps the whole longer
     reply, end token included, within ``max_length`` (``dpo_fits``: checked by tokenising as TRL
     does, never estimated). ``render`` (default: none) turns a row into what TRL is given (the DPO
-    runner's plain-text form for a model without a chat template).
+    runner's plain-text form for a model without a chat template). With ``prompt_budget``, the
+    prompt is fitted to at most that many tokens instead (for a row whose reply cannot fit whole:
+    TRL then cuts the end of the reply).
 
     A prompt that is too long loses, in turn: its earliest turns (conversational; a turn left leading
     with the assistant goes too), then the start of the earliest remaining user turn's content, cut
@@ -355,7 +366,10 @@ def fit_prompt(tokenizer, row: dict[str, Any], max_length: int, *, render=None) 
     render = render or (lambda r: r)
 
     def fits(prompt) -> bool:
-        return dpo_fits(tokenizer, render({**row, "prompt": prompt}), max_length)
+        rendered = render({**row, "prompt": prompt})
+        if prompt_budget is None:
+            return dpo_fits(tokenizer, rendered, max_length)
+        return _trl_lengths(tokenizer, rendered)[0] <= min(prompt_budget, max_length - 1)
 
     prompt = row["prompt"]
     if fits(prompt):

@@ -19,10 +19,12 @@ prompt alone fills ``max_length``. So each row's prompt is fitted first (``data.
 by tokenising the row as TRL does): a long prompt loses its earliest turns, then the start of its
 earliest remaining user turn (a plain prompt: the start of its text, at a word), keeping the
 template's BOS, role headers and generation prompt, until prompt + the longer reply, end token
-included, fit. A row whose reply does not fit even after an emptied prompt is dropped, never trained
-with its end cut off: the count is logged and reported as ``dropped_too_long`` (held-out rows:
-``dropped_too_long_eval``, left out of TRL's eval loss and of the accuracy/margin alike); no row left
-is an error. ``train_pairs`` is the number of rows TRL's processed train dataset holds.
+included, fit. A row whose reply does not fit even after an emptied prompt follows ``long_replies``:
+"truncate" (the default, TRL's own behaviour) keeps the end of its prompt within half of
+``max_length`` and lets TRL cut the end of the reply (counted as ``truncated_replies``); "drop"
+leaves it out (``dropped_too_long``; held-out rows: ``*_eval``, left out of TRL's eval loss and of
+the accuracy/margin alike). No row left is an error. ``train_pairs`` is the number of rows TRL's
+processed train dataset holds.
 """
 
 from __future__ import annotations
@@ -92,11 +94,17 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "rejected": plain_response(prompt, row["rejected"]),
         }
 
-    def fit(rows, split: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int]:
-        """(the rows TRL is given, the source rows they come from, how many were too long)."""
-        given, kept = [], []
+    def fit(rows, split: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
+        """(the rows TRL is given, the source rows they come from, how many were too long and
+        dropped, how many TRL will truncate: ``long_replies``)."""
+        given, kept, truncated = [], [], 0
         for r in rows:
             fitted = fit_prompt(tokenizer, r, cfg.max_length, render=as_text)
+            if fitted is None and cfg.long_replies == "truncate":
+                fitted = fit_prompt(
+                    tokenizer, r, cfg.max_length, render=as_text, prompt_budget=cfg.max_length // 2
+                )
+                truncated += fitted is not None
             if fitted is not None:
                 given.append({k: v for k, v in fitted.items() if k != "margin"})
                 kept.append(r)
@@ -107,15 +115,23 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 "tokens: the reply would lose its end.",
                 file=sys.stderr,
             )
-        return given, kept, dropped
+        if truncated:
+            print(
+                f"{truncated} {split} pair(s) have a reply longer than max_length={cfg.max_length} tokens with its "
+                "prompt: the prompt keeps its end within half of max_length and TRL cuts the end of the reply.",
+                file=sys.stderr,
+            )
+        return given, kept, dropped, truncated
 
-    train_given, _, dropped_train = fit(train_rows, "training")
+    train_given, _, dropped_train, truncated_train = fit(train_rows, "training")
     if not train_given:
         raise DataError(
             f"No training pair fits max_length={cfg.max_length}: every one of the {len(train_rows)} pairs has a "
             "reply longer than that on its own. Raise max_length."
         )
-    eval_given, eval_rows, dropped_eval = fit(eval_rows, "held-out") if eval_rows else ([], [], 0)
+    eval_given, eval_rows, dropped_eval, truncated_eval = (
+        fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
+    )
     train_ds = Dataset.from_list(train_given)
     eval_ds = Dataset.from_list(eval_given) if eval_given else None
 
@@ -181,6 +197,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "train_pairs": train_pairs,
             "dropped_too_long": dropped_train,
             "dropped_too_long_eval": dropped_eval,
+            "truncated_replies": truncated_train,
+            "truncated_replies_eval": truncated_eval,
             "dropped_identical_pairs": data.dropped_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
