@@ -66,7 +66,8 @@ def _check_int(config: dict, key: str, low: int, high: int, what: str) -> None:
 
 def model_version_of(model: str, commit_hash: str | None = None) -> str:
     """A short fingerprint of a local model folder (config + weight file names and sizes), or the
-    hub commit hash, so candidates say exactly which weights wrote them."""
+    hub commit hash (given, else the commit of the snapshot in the local Hugging Face cache), so
+    candidates say exactly which weights wrote them ("" when nothing tells)."""
     path = Path(model)
     if path.is_dir():
         digest = hashlib.sha256()
@@ -76,7 +77,12 @@ def model_version_of(model: str, commit_hash: str | None = None) -> str:
         for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
             digest.update(f"{f.name}:{f.stat().st_size}".encode())
         return "sha256:" + digest.hexdigest()[:16]
-    return commit_hash or ""
+    if commit_hash:
+        return commit_hash
+    from core.paths import cached_hub_folder, is_hub_id
+
+    snapshot = cached_hub_folder(model) if is_hub_id(model) else None
+    return snapshot.name if snapshot is not None else ""
 
 
 class TransformersBackend:
@@ -164,16 +170,36 @@ class TransformersBackend:
     ) -> list[list[Generation] | PromptError]:
         results, items = chat_prompts(self.tokenizer, conversations, self.context_length)
         items.sort(key=lambda item: len(item[1]))
-        prompts_per_batch = max(1, self.batch_size // (1 if params.greedy else params.n))
         seed = params.seed
-        for b, start in enumerate(range(0, len(items), prompts_per_batch)):
-            chunk = items[start : start + prompts_per_batch]
+        for b, chunk in enumerate(self._micro_batches(items, params)):
             outputs = self._generate_chunk(
                 [ids for _, ids in chunk], params, None if seed is None else seed + b
             )
             for (i, _), gens in zip(chunk, outputs, strict=True):
                 results[i] = gens
         return results
+
+    def _room(self, prompt_len: int, params: SamplingParams) -> int:
+        """New tokens a prompt of ``prompt_len`` may get: ``max_new_tokens``, or what the context leaves."""
+        return min(params.max_new_tokens, self.context_length - prompt_len)
+
+    def _micro_batches(self, items: list[tuple[int, list[int]]], params: SamplingParams) -> list[list]:
+        """``items`` (sorted by prompt length) in micro-batches of at most ``batch_size`` sequences,
+        each of prompts with the same room (``_room``): a batch generates up to its longest prompt's
+        room, so a short prompt never shares one with a prompt near the end of the context."""
+        per_batch = max(1, self.batch_size // (1 if params.greedy else params.n))
+        batches: list[list] = []
+        for item in items:
+            last = batches[-1] if batches else None
+            if (
+                last
+                and len(last) < per_batch
+                and self._room(len(item[1]), params) == self._room(len(last[0][1]), params)
+            ):
+                last.append(item)
+            else:
+                batches.append([item])
+        return batches
 
     def close(self) -> None:
         """Free the weights and return their GPU memory to the driver (the per-process cache calls
@@ -220,7 +246,7 @@ class TransformersBackend:
         import torch
 
         width = max(len(ids) for ids in prompts)
-        max_new = min(params.max_new_tokens, self.context_length - width)
+        max_new = self._room(width, params)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attention = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, ids in enumerate(prompts):  # left padding: the prompt ends where generation starts
@@ -252,8 +278,8 @@ class TransformersBackend:
         end = next((j for j, t in enumerate(tokens) if t in eos), None)
         if end is not None:
             tokens = tokens[:end]
-        else:
-            while tokens and tokens[-1] == self.pad_id and len(tokens) < max_new:
+        else:  # a row that stopped (a stop string) while others ran on is padded to the batch's end
+            while tokens and tokens[-1] == self.pad_id:
                 tokens = tokens[:-1]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
         hit = False

@@ -147,3 +147,48 @@ def test_cuda_device_without_gpu_is_a_config_error(tiny_model_path):
         pytest.skip("this machine has a GPU")
     with pytest.raises(BackendConfigError, match="no CUDA GPU"):
         TransformersBackend(tiny_model_path, device="cuda")
+
+
+def test_a_short_prompt_keeps_its_room_beside_a_long_one_near_the_context_end(tiny_model_path, monkeypatch):
+    """``max_new_tokens`` was capped by the longest prompt of the micro-batch: beside a prompt near
+    the end of the context, a short one got 10 new tokens instead of 30. Each prompt now gets what
+    its own length leaves."""
+    backend = TransformersBackend(tiny_model_path, batch_size=8, max_model_len=80)
+    long = [{"role": "user", "content": "tell me a much longer story about cats and dogs " * 2}]
+    real = backend.model.generate
+    calls: list[tuple[int, int]] = []
+
+    def spy(**kwargs):
+        calls.append((kwargs["input_ids"].shape[1], kwargs["max_new_tokens"]))
+        return real(**kwargs)
+
+    monkeypatch.setattr(backend.model, "generate", spy)
+    results = backend.generate([HELLO, long], SamplingParams(temperature=0, max_new_tokens=30))
+    short_len, long_len = results[0][0].prompt_tokens, results[1][0].prompt_tokens
+    assert long_len > 80 - 30, "the long prompt must leave less than max_new_tokens"
+    room = {width: new for width, new in calls}
+    assert room[short_len] == 30 and room[long_len] == 80 - long_len
+
+
+def test_a_row_stopped_early_in_a_batch_counts_only_its_own_tokens(tiny_backend, monkeypatch):
+    """A row that ends on a stop string while another runs on is padded to the batch's length; the
+    padding was counted as its tokens (completion_tokens = the whole budget) and the staged check
+    flagged it over_length. Only the row's own tokens count, and it finished by stopping."""
+    import torch
+
+    backend = tiny_backend
+    pad = backend.pad_id
+    word = backend.tokenizer("cat", add_special_tokens=False)["input_ids"][0]
+    assert pad not in backend.eos_ids or pytest.skip("the tiny model pads with an end token")
+
+    def fake(**kwargs):
+        new = kwargs["max_new_tokens"]
+        rows = [[word] * 3 + [pad] * (new - 3), [word] * new]  # row 0 stopped after 3 tokens
+        return torch.cat([kwargs["input_ids"].cpu(), torch.tensor(rows)], dim=1)
+
+    monkeypatch.setattr(backend.model, "generate", fake)
+    first, second = backend._generate_chunk(
+        [[1, 2, 3], [1, 2, 3]], SamplingParams(temperature=0, max_new_tokens=8), None
+    )
+    assert (first[0].completion_tokens, first[0].finish_reason) == (3, "stop")
+    assert (second[0].completion_tokens, second[0].finish_reason) == (8, "length")

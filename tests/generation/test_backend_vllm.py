@@ -187,3 +187,16 @@ def test_llm_constructor_failure_is_a_config_error(fake_vllm):
 def test_config_validation(config):
     with pytest.raises(ValueError):
         validate_config(config)
+
+
+def test_a_hub_model_is_versioned_by_its_cached_commit(tmp_path, settings):
+    """vLLM candidates of a Hub model recorded an empty model_version (the transformers backend had
+    the commit from the loaded config): the version is now the commit of the cached snapshot."""
+    from generation.backends.transformers import model_version_of
+    from tests.hub_cache import COMMIT, seed_hub_cache
+
+    settings.PREFHUB_HF_HUB_CACHE = str(tmp_path / "hub")
+    seed_hub_cache(tmp_path / "hub", "meta-llama/Llama-3.1-8B-Instruct")
+    assert model_version_of("meta-llama/Llama-3.1-8B-Instruct") == COMMIT
+    assert model_version_of("meta-llama/Llama-3.1-8B-Instruct", "abc123") == "abc123"
+    assert model_version_of("not-cached/model") == ""
