@@ -10,8 +10,11 @@
 * ``JudgeSuggestion``: the verdict of one job on one task, judged twice with the responses'
   positions swapped. Provenance: endpoint, model name/version, rubric version, sampling params, both
   raw outputs. ``status``: ``ok`` (both parsed and consistent), ``inconsistent`` (the verdict moved
-  with the positions: uncertain), ``unparseable`` (kept with the raw text) or ``failed`` (the
-  backend refused the prompt).
+  with the positions: uncertain), ``not_allowed`` (a consistent verdict the project does not
+  allow: a tie or "both bad" where those are switched off; never a label), ``unparseable`` (kept
+  with the raw text) or ``failed`` (the backend refused the prompt; ``transient`` when the server
+  was down or overloaded, so judging it again may work). Tokens are None (unknown) when the server
+  did not report its usage; the cost is then unknown too.
 * ``RoutingDecision``: per task, whether the judges or humans label it, and why.
 """
 
@@ -82,10 +85,21 @@ class JudgeJob(WorkerJob):
     total_units = models.PositiveIntegerField(default=0)
     done_units = models.PositiveIntegerField(default=0)
     failed_units = models.PositiveIntegerField(default=0)
-    prompt_tokens = models.PositiveBigIntegerField(default=0)
+    prompt_tokens = models.PositiveBigIntegerField(
+        default=0, help_text="Sum over the suggestions whose token usage the server reported."
+    )
     completion_tokens = models.PositiveBigIntegerField(default=0)
+    usage_missing_units = models.PositiveIntegerField(
+        default=0, help_text="Suggestions without token usage (the server reported none): not in the totals."
+    )
     seconds = models.FloatField(default=0.0)
-    cost = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    cost = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="Sum of the known suggestion costs (none: not priced, or no usage reported at all).",
+    )
 
     class Meta(WorkerJob.Meta):
         constraints = [
@@ -99,6 +113,7 @@ class JudgeJob(WorkerJob):
 class SuggestionStatus(models.TextChoices):
     OK = "ok", "Consistent"
     INCONSISTENT = "inconsistent", "Position-inconsistent"
+    NOT_ALLOWED = "not_allowed", "Verdict not allowed"
     UNPARSEABLE = "unparseable", "Unparseable"
     FAILED = "failed", "Failed"
 
@@ -121,6 +136,9 @@ class JudgeSuggestion(models.Model):
     raw_first = models.TextField(blank=True)
     raw_swapped = models.TextField(blank=True)
     error = models.TextField(blank=True)
+    transient = models.BooleanField(
+        default=False, help_text="Failed because the server was down or overloaded: worth judging again."
+    )
     # provenance
     endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, on_delete=models.SET_NULL, related_name="+"
@@ -130,10 +148,12 @@ class JudgeSuggestion(models.Model):
     rubric_version = models.PositiveIntegerField(null=True, blank=True)
     sampling = models.JSONField(default=dict, blank=True)
     # cost
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="None: not reported.")
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="None: not reported.")
     seconds = models.FloatField(default=0.0)
-    cost = models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True)
+    cost = models.DecimalField(
+        max_digits=16, decimal_places=6, null=True, blank=True, help_text="None: not priced or usage unknown."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -9,18 +9,26 @@ The judge is asked for one small JSON object::
 ``parse_judgment`` finds the first JSON object with a ``verdict`` anywhere in the text (models wrap
 it in prose or code fences), normalises the verdict and keeps only well-formed parts; an answer
 without a usable verdict raises :class:`UnparseableJudgment` (recorded with the raw text).
+A model's answer is untrusted: whatever it holds (infinite or NaN numbers, integers of thousands
+of digits, nesting deeper than the JSON decoder recurses, non-string verdicts, megabytes of braces)
+the parser returns a judgment or raises ``UnparseableJudgment``, never anything else, and reads at
+most ``MAX_ANSWER_CHARS`` characters and ``MAX_OBJECT_STARTS`` candidate objects. A strength or a
+score that is not a finite number in range is dropped; the verdict is kept.
 The rubric goes in the user turn: several model families have no system role.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 
 from core.formatting import prompt_text
 
 MAX_RATIONALE_CHARS = 4000
 MAX_GUIDELINE_CHARS = 20_000
+MAX_ANSWER_CHARS = 100_000  # a judge answers in a few hundred characters
+MAX_OBJECT_STARTS = 500  # "{" positions tried as the start of the verdict object
 
 _VERDICTS = {
     "a": "a",
@@ -51,13 +59,21 @@ class Judgment:
     rationale: str = ""
 
 
-def render_rubric(*, project, guideline, dimensions: list) -> str:
-    """The instructions every prompt of a judge job starts with."""
-    verdicts = ['"A"', '"B"']
+def allowed_verdicts(project) -> set[str]:
+    """The canonical verdicts the project accepts from a labeler, and so from a judge."""
+    out = {"a", "b"}
     if project.allow_tie:
-        verdicts.append('"tie"')
+        out.add("tie")
     if project.allow_both_bad:
-        verdicts.append('"both_bad"')
+        out.add("both_bad")
+    return out
+
+
+def render_rubric(*, project, guideline, dimensions: list) -> str:
+    """The instructions every prompt of a judge job starts with: only the verdicts the project
+    allows are offered (one it does not allow is still recorded, as ``not_allowed``)."""
+    allowed = allowed_verdicts(project)
+    verdicts = ['"A"', '"B"'] + [f'"{v}"' for v in ("tie", "both_bad") if v in allowed]
     lines = [
         f'You are an impartial judge of responses for the project "{project.name}".',
         "Compare Response A and Response B to the conversation below and decide which is better.",
@@ -105,12 +121,18 @@ def judge_conversation(*, rubric: str, messages: list, first: str, second: str) 
 
 
 def _objects(text: str):
+    """The JSON objects that start at the text's first ``MAX_OBJECT_STARTS`` braces. A start that
+    does not decode (malformed, nested past the recursion limit, an integer of more digits than
+    Python converts) is skipped."""
     decoder = json.JSONDecoder()
+    text = text[:MAX_ANSWER_CHARS]
     i = text.find("{")
-    while i >= 0:
+    tried = 0
+    while i >= 0 and tried < MAX_OBJECT_STARTS:
+        tried += 1
         try:
             value, _end = decoder.raw_decode(text, i)
-        except ValueError:
+        except (ValueError, RecursionError, OverflowError):
             value = None
         if isinstance(value, dict):
             yield value
@@ -118,16 +140,19 @@ def _objects(text: str):
 
 
 def _number(value) -> float | None:
+    """A finite number, from a JSON number or a numeric string; None for anything else."""
     if isinstance(value, bool):
         return None
-    if isinstance(value, int | float):
-        return float(value)
-    if isinstance(value, str):
-        try:
-            return float(value.strip())
-        except ValueError:
+    try:
+        if isinstance(value, int | float):
+            number = float(value)
+        elif isinstance(value, str) and len(value) <= 50:
+            number = float(value.strip())
+        else:
             return None
-    return None
+    except (ValueError, OverflowError):  # "abc"; an integer too large for a float
+        return None
+    return number if math.isfinite(number) else None
 
 
 def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgment:
@@ -136,12 +161,12 @@ def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgm
         raise UnparseableJudgment("The judge answered nothing.")
     for obj in _objects(text):
         raw = obj.get("verdict")
-        verdict = _VERDICTS.get(raw.strip().lower()) if isinstance(raw, str) else None
+        verdict = _VERDICTS.get(raw.strip().lower()) if isinstance(raw, str) and len(raw) <= 50 else None
         if verdict is None:
             continue
         strength = None
         s = _number(obj.get("strength"))
-        if verdict in ("a", "b") and s is not None and int(s) == s and 1 <= s <= 3:
+        if verdict in ("a", "b") and s is not None and s in (1.0, 2.0, 3.0):
             strength = int(s)
         scores: dict[str, dict[str, float]] = {}
         raw_scores = obj.get("scores")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.db.models import Count, QuerySet
 
+from annotate.judges.rubric import allowed_verdicts
 from annotate.models import (
     Assignment,
     Judge,
@@ -46,6 +47,9 @@ def suggestion_counts(*, job: JudgeJob) -> dict[str, int]:
     rows = JudgeSuggestion.objects.filter(job=job).values_list("status").annotate(n=Count("id")).order_by()
     counts = {s: 0 for s in SuggestionStatus.values}
     counts.update(dict(rows))
+    counts["failed_transient"] = JudgeSuggestion.objects.filter(
+        job=job, status=SuggestionStatus.FAILED, transient=True
+    ).count()
     return counts
 
 
@@ -61,15 +65,19 @@ def routing_summary(*, project: Project) -> list[dict]:
 
 def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:
     """The suggestion a labeler's page preselects: the newest consistent verdict of an active judge
-    on this task, when the project turned pre-annotation on (else None: labelers see nothing)."""
+    on this task, when the project turned pre-annotation on and allows that verdict (else None:
+    labelers see nothing)."""
     project = task.project
     if not project.judge_pre_annotation:
         return None
-    return (
+    suggestion = (
         JudgeSuggestion.objects.filter(task=task, status=SuggestionStatus.OK, judge__is_active=True)
         .order_by("-job_id")
         .first()
     )
+    if suggestion is None or suggestion.choice not in allowed_verdicts(project):
+        return None  # a tie or "both bad" the project does not (any more) allow is never preselected
+    return suggestion
 
 
 def task_slot_ids(*, task: Task) -> list[int]:

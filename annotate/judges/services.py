@@ -10,12 +10,31 @@ pair is judged twice, with the responses' positions swapped; each chunk's sugges
 job's counters are written in one transaction (``ignore_conflicts`` on the unique (job, task): a
 redelivered job skips what it already wrote). Cancelling the job stops it between chunks.
 
+Untrusted answers: the parser (``rubric.parse_judgment``) turns any answer into a verdict or
+``unparseable``; anything else it might raise is recorded as unparseable too, so no model output
+fails a job. Token counts the server does not report (or reports absurdly) are None, unknown, and
+so is the cost: the job's totals add the known ones and count the unknown (``usage_missing_units``).
+
+Verdicts the project does not allow (``allow_tie`` / ``allow_both_bad`` off; the rubric does not
+offer them, but a model may answer them anyway) are recorded as ``not_allowed`` and never become a
+label or a preselection; routing sends such a task to humans (``verdict_not_allowed``), also when
+the project switched ties off after the job judged.
+
+Transient failures (the server down or overloaded after the backend's own retries) are recorded as
+``failed`` with ``transient=True``. After its pass the job judges those tasks again, after each of
+``TRANSIENT_RETRY_DELAYS_S``; what still fails stays failed, *unrouted* (the task keeps its human
+slots and can be routed once judged), and ``judge_job_retry_failed`` re-queues the finished job
+for exactly those tasks once the server is back. A permanent failure (the server refused the
+prompt) is not retried.
+
 Routing (``routing_apply``, at the end of a job when the project has ``judge_routing`` on): per
 task without a decision, the latest suggestion of every active judge decides:
 
+* nothing yet, when a judge's latest suggestion failed transiently (judge it again first);
 * humans, when a judge is unsure (``inconsistent``: the verdict moved with the positions;
   ``unparsed``: unparseable or failed; ``low_strength``: an A/B verdict weaker than
-  ``project.judge_min_strength``), the judges disagree (``judges_disagree``), the task is gold
+  ``project.judge_min_strength``), a judge's verdict is one the project does not allow
+  (``verdict_not_allowed``), the judges disagree (``judges_disagree``), the task is gold
   (``gold``), or a seeded draw puts it in the audit share (``audit``);
 * otherwise the judges (``confident``).
 
@@ -37,7 +56,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Sum
+from django.db.models import F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
@@ -74,6 +93,12 @@ CHUNK_TASKS = 8
 MAX_TASKS_PER_JOB = 100_000
 DEFAULT_SAMPLING = {"temperature": 0.0, "max_new_tokens": 300}
 MAX_PRICE = Decimal("1000000")
+#: Seconds to wait before each extra pass over the tasks that failed transiently (one pass each).
+TRANSIENT_RETRY_DELAYS_S: tuple[float, ...] = (15.0,)
+MAX_TOKENS = 2**31 - 1  # what the suggestion's columns hold; a count beyond is not believed
+
+
+_VERDICT_WORDS = {"tie": "a tie", "both_bad": '"both bad"'}
 
 
 # --- judges ----------------------------------------------------------------------------------------
@@ -249,15 +274,32 @@ def _claim(job_id: int) -> bool:
     )
 
 
-def _cost(judge: Judge, prompt_tokens: int, completion_tokens: int) -> Decimal | None:
+def _cost(judge: Judge, prompt_tokens: int | None, completion_tokens: int | None) -> Decimal | None:
+    """The price of the tokens; None when the judge is not priced or a priced count is unknown."""
     if not judge.priced:
         return None
     total = Decimal(0)
     if judge.price_prompt_per_1k is not None:
+        if prompt_tokens is None:
+            return None
         total += judge.price_prompt_per_1k * prompt_tokens / 1000
     if judge.price_completion_per_1k is not None:
+        if completion_tokens is None:
+            return None
         total += judge.price_completion_per_1k * completion_tokens / 1000
     return total.quantize(Decimal("0.000001"))
+
+
+def _tokens(value) -> int | None:
+    """A token count the server reported, or None (none reported, or not a plausible count)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
+        return None
+    return value
+
+
+def _add(total: int | None, value) -> int | None:
+    value = _tokens(value)
+    return None if total is None or value is None else _tokens(total + value)
 
 
 def _tasks_input(task_ids: list[int]) -> dict[int, dict]:
@@ -292,7 +334,9 @@ def _suggestion(
     judge = job.judge
     first, swapped = results
     raws, parsed, errors = [], [], []
-    prompt_tokens = completion_tokens = 0
+    # a call that failed is not billed (0 tokens); one that answered without usage is unknown
+    prompt_tokens: int | None = 0
+    completion_tokens: int | None = 0
     for result in (first, swapped):
         if isinstance(result, PromptError):
             raws.append("")
@@ -300,24 +344,33 @@ def _suggestion(
             errors.append(result.message)
             continue
         gen = result[0]
-        prompt_tokens += gen.prompt_tokens or 0
-        completion_tokens += gen.completion_tokens or 0
-        raws.append(storable_text(gen.text))
+        prompt_tokens = _add(prompt_tokens, gen.prompt_tokens)
+        completion_tokens = _add(completion_tokens, gen.completion_tokens)
+        text = gen.text if isinstance(gen.text, str) else ""
+        raws.append(storable_text(text))
         try:
-            parsed.append(rb.parse_judgment(gen.text, dimensions=dims, scale_max=scale_max))
+            parsed.append(rb.parse_judgment(text, dimensions=dims, scale_max=scale_max))
         except rb.UnparseableJudgment as exc:
             parsed.append(None)
             errors.append(str(exc))
+        except Exception as exc:  # a parser bug on some answer must not fail the job
+            log.warning("judge answer could not be parsed: %r", exc)
+            parsed.append(None)
+            errors.append(f"The answer could not be read ({type(exc).__name__}).")
     (c0, _), (c1, _) = slots[0], slots[1]
     v_first = parsed[0].verdict if parsed[0] else ""
     v_swapped = rb.unswap(parsed[1].verdict) if parsed[1] else ""
     status = SuggestionStatus.OK
-    if any(isinstance(r, PromptError) for r in (first, swapped)):
+    prompt_errors = [r for r in (first, swapped) if isinstance(r, PromptError)]
+    if prompt_errors:
         status = SuggestionStatus.FAILED
     elif None in parsed:
         status = SuggestionStatus.UNPARSEABLE
     elif v_first != v_swapped:
         status = SuggestionStatus.INCONSISTENT
+    elif v_first not in rb.allowed_verdicts(job.project):
+        status = SuggestionStatus.NOT_ALLOWED
+        errors.append(f"The judge answered {_VERDICT_WORDS[v_first]}, which this project does not allow.")
     choice = v_first if status == SuggestionStatus.OK else ""
     strength = None
     if choice in ("a", "b"):
@@ -349,6 +402,7 @@ def _suggestion(
         raw_first=raws[0][:20_000],
         raw_swapped=raws[1][:20_000],
         error="; ".join(errors)[:2000],
+        transient=bool(prompt_errors) and all(e.transient for e in prompt_errors),
         endpoint=judge.endpoint,
         model_name=model[0][:300],
         model_version=model[1][:200],
@@ -367,21 +421,30 @@ def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
         if locked.state != JobState.RUNNING:
             return
         JudgeSuggestion.objects.bulk_create(suggestions, ignore_conflicts=True)
-        totals = JudgeSuggestion.objects.filter(job=job).aggregate(
-            pt=Coalesce(Sum("prompt_tokens"), 0),
-            ct=Coalesce(Sum("completion_tokens"), 0),
-            s=Coalesce(Sum("seconds"), 0.0),
-            cost=Sum("cost"),
-        )
-        counts = JudgeSuggestion.objects.filter(job=job)
-        JudgeJob.objects.filter(pk=job.pk).update(
-            done_units=counts.count(),
-            failed_units=counts.filter(status=SuggestionStatus.FAILED).count(),
-            prompt_tokens=totals["pt"],
-            completion_tokens=totals["ct"],
-            seconds=round(totals["s"], 4),
-            cost=totals["cost"],
-        )
+        _job_totals(job.pk)
+
+
+def _job_totals(job_id: int) -> None:
+    """The job's counters from its suggestions: the known tokens and costs summed, the suggestions
+    without reported usage counted (``usage_missing_units``)."""
+    counts = JudgeSuggestion.objects.filter(job_id=job_id)
+    totals = counts.aggregate(
+        pt=Coalesce(Sum("prompt_tokens"), 0),
+        ct=Coalesce(Sum("completion_tokens"), 0),
+        s=Coalesce(Sum("seconds"), 0.0),
+        cost=Sum("cost"),
+    )
+    JudgeJob.objects.filter(pk=job_id).update(
+        done_units=counts.count(),
+        failed_units=counts.filter(status=SuggestionStatus.FAILED).count(),
+        usage_missing_units=counts.filter(
+            Q(prompt_tokens__isnull=True) | Q(completion_tokens__isnull=True)
+        ).count(),
+        prompt_tokens=totals["pt"],
+        completion_tokens=totals["ct"],
+        seconds=round(totals["s"], 4),
+        cost=totals["cost"],
+    )
 
 
 def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
@@ -450,6 +513,8 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
                 task_id=t,
                 status=SuggestionStatus.FAILED,
                 error="Only pairwise tasks (two responses) can be judged.",
+                prompt_tokens=0,
+                completion_tokens=0,
                 endpoint=job.judge.endpoint,
                 rubric_version=job.rubric_version,
                 sampling=job.sampling,
@@ -491,6 +556,13 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
     )
     try:
         stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
+        for delay in TRANSIENT_RETRY_DELAYS_S:
+            if stopped is not None or not _transient_failures(job.pk).exists():
+                break
+            time.sleep(delay)
+            if not _forget_transient_failures(job.pk):
+                break  # cancelled meanwhile
+            stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
     except (OperationalError, InterfaceError):
         raise  # the Celery task retries; the job resumes with the tasks it has not judged
     except Exception as exc:  # anything else ends the job with its message instead of leaving it running
@@ -506,7 +578,14 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
         if project.judge_routing:
             routed = len(routing_apply(project=project, job=locked, task_ids=list(job.task_ids)))
         everything_failed = locked.total_units and locked.failed_units >= locked.total_units
-        if everything_failed:
+        transient = _transient_failures(locked.pk).count()
+        if everything_failed and transient == locked.failed_units:
+            jobs.job_fail(
+                locked,
+                "Every task failed to be judged: the model server could not be reached (down or "
+                "overloaded). Retry the failed tasks once it is back.",
+            )
+        elif everything_failed:
             jobs.job_fail(locked, "Every task failed to be judged; see the suggestions' errors.")
         else:
             jobs.job_finish(locked)
@@ -515,9 +594,53 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
             project=project,
             action="judge_job.finish",
             target=locked,
-            details={"state": locked.state, "routed": routed, "done": locked.done_units},
+            details={
+                "state": locked.state,
+                "routed": routed,
+                "done": locked.done_units,
+                "failed_transient": transient,
+            },
         )
     return locked
+
+
+def _transient_failures(job_id: int):
+    return JudgeSuggestion.objects.filter(job_id=job_id, status=SuggestionStatus.FAILED, transient=True)
+
+
+def _forget_transient_failures(job_id: int) -> bool:
+    """Delete the job's transient failures so its next pass judges those tasks again (while the job
+    runs; False when it does not any more)."""
+    with transaction.atomic():
+        locked = JudgeJob.objects.select_for_update().get(pk=job_id)
+        if locked.state != JobState.RUNNING:
+            return False
+        _transient_failures(job_id).delete()
+        _job_totals(job_id)
+    return True
+
+
+@transaction.atomic
+def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = None) -> JudgeJob:
+    """Queue a finished job again for the tasks whose judging failed transiently (the server was
+    down or overloaded): their failed suggestions are deleted and the job, back in ``queued``,
+    judges just those tasks (and routes them, under routing). Permanent failures stay."""
+    job = JudgeJob.objects.select_for_update().get(pk=job.pk)
+    if job.state not in (JobState.DONE, JobState.FAILED):
+        raise Conflict("Only a finished (done or failed) judge job can retry its failed tasks.")
+    failed = _transient_failures(job.pk)
+    n = failed.count()
+    if not n:
+        raise InvalidInput("No task of this job failed for a transient reason (server down or overloaded).")
+    if not job.judge.is_active or not job.judge.endpoint.is_active:
+        raise InvalidInput("This judge or its endpoint is switched off.", field="judge")
+    failed.delete()
+    _job_totals(job.pk)
+    JudgeJob.objects.filter(pk=job.pk).update(state=JobState.QUEUED, error="", finished_at=None)
+    job.refresh_from_db()
+    audit_record(actor=actor, project=job.project, action="judge_job.retry", target=job, details={"tasks": n})
+    outbox_enqueue(TASK_NAME, job.pk)
+    return job
 
 
 # --- routing ---------------------------------------------------------------------------------------
@@ -548,6 +671,11 @@ def route_for(project: Project, task: Task, suggestions: list[JudgeSuggestion]) 
     statuses = {s.status for s in suggestions}
     if SuggestionStatus.INCONSISTENT in statuses:
         return Route.HUMAN, "inconsistent"
+    allowed = rb.allowed_verdicts(project)
+    if SuggestionStatus.NOT_ALLOWED in statuses or any(
+        s.status == SuggestionStatus.OK and s.choice not in allowed for s in suggestions
+    ):
+        return Route.HUMAN, "verdict_not_allowed"
     if statuses - {SuggestionStatus.OK}:
         return Route.HUMAN, "unparsed"
     if len({s.choice for s in suggestions}) > 1:
@@ -608,6 +736,8 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
     for task_id in sorted(tasks):
         task = tasks[task_id]
         suggestions = per_task[task_id]
+        if any(s.status == SuggestionStatus.FAILED and s.transient for s in suggestions):
+            continue  # the server was unreachable: nothing is known yet; judged again, it is routed
         route, reason = route_for(project, task, suggestions)
         details = {
             "judges": {

@@ -412,9 +412,12 @@ def test_the_outbox_runs_the_job_by_task_name_on_the_generation_queue(
     assert JudgeSuggestion.objects.filter(job=job).count() == 1
 
 
-def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settings):
+def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settings, monkeypatch):
     import socket
 
+    from annotate.judges import services
+
+    monkeypatch.setattr(services, "TRANSIENT_RETRY_DELAYS_S", (0.0,))
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
@@ -431,8 +434,11 @@ def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settin
     job = judge_job_run(job_id=judge_job_create(judge=judge).pk)
     assert job.state == JobState.FAILED and "Every task failed" in job.error
     assert job.failed_units == 2
-    assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", flat=True)) == {"failed"}
+    assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", "transient")) == {
+        ("failed", True)
+    }
     assert all(s.error for s in JudgeSuggestion.objects.filter(job=job))
+    assert "could not be reached" in job.error
 
 
 def test_pages_are_for_managers_and_researchers_and_bad_input_is_a_4xx(judged, labeler_in, client):
