@@ -114,3 +114,27 @@ def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpR
             "counts": selectors.suggestion_counts(job=job),
         },
     )
+
+
+@project_page("judge")
+@require_POST
+def judge_job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+    flash_outcome(
+        request,
+        lambda: services.judge_job_cancel(job=job, actor=request.user),
+        "Cancelled: tasks judged so far keep their suggestions.",
+    )
+    return redirect("annotate:judge_job", access.project.slug, job.pk)
+
+
+@project_page("judge")
+@require_POST
+def judge_job_retry(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
+    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+    flash_outcome(
+        request,
+        lambda: services.judge_job_retry_failed(job=job, actor=request.user),
+        "Queued again for the tasks that failed because the server was down or overloaded.",
+    )
+    return redirect("annotate:judge_job", access.project.slug, job.pk)

@@ -26,7 +26,7 @@ from annotate.judges.services import (
     route_for,
     rubric_for,
 )
-from annotate.models import Annotation, JudgeSuggestion, OutboxMessage, RoutingDecision, Task
+from annotate.models import Annotation, JudgeJob, JudgeSuggestion, OutboxMessage, RoutingDecision, Task
 from annotate.services.projects import project_update_settings
 from core.jobs import JobState
 from generation.services import endpoint_create
@@ -378,3 +378,31 @@ def test_a_permanent_failure_stays_failed_and_is_not_retried(make_project, serve
 
     with pytest.raises(InvalidInput):
         judge_services.judge_job_retry_failed(job=job)
+
+
+def test_the_job_page_cancels_a_running_job_and_retries_a_failed_one(
+    make_project, servers, no_retry_wait, client, labeler_in
+):
+    """The retry existed as a service only, and a judge job could not be cancelled from any page."""
+    project = make_project()
+    make_pairs(project, PAIRS)
+    manager = labeler_in(project, "jo", role="manager")
+    client.force_login(manager)
+    url, state = servers(default=fakesrv.down)
+    queued = make_judge_job(project, url)
+    page = client.get(f"/projects/{project.slug}/judges/jobs/{queued}/").content.decode()
+    assert "Cancel this job" in page and "Retry the" not in page
+    response = client.post(f"/projects/{project.slug}/judges/jobs/{queued}/cancel/", follow=True)
+    assert response.status_code == 200 and "Cancelled" in response.content.decode()
+    assert JudgeJob.objects.get(pk=queued).state == JobState.CANCELLED
+
+    job = judge_job_run(job_id=make_judge_job(project, url, name="j2"), chunk=2)
+    assert job.state == JobState.FAILED
+    page = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").content.decode()
+    assert "Retry the 4 failed tasks" in page and "Cancel this job" not in page
+    state["default"] = fakesrv.answering(prefers_x)
+    response = client.post(f"/projects/{project.slug}/judges/jobs/{job.pk}/retry/", follow=True)
+    assert response.status_code == 200 and "Queued again" in response.content.decode()
+    assert JudgeJob.objects.get(pk=job.pk).state == JobState.QUEUED
+    again = client.post(f"/projects/{project.slug}/judges/jobs/{job.pk}/retry/", follow=True)
+    assert "finished" in again.content.decode()  # a queued job is not retried twice: the refusal is said
