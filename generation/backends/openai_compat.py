@@ -5,22 +5,36 @@ seed and stop strings. If the server refuses ``n > 1`` the backend falls back to
 sample each (seeds ``seed, seed+1, ...``) and remembers that for the rest of its life.
 
 * Concurrency: a thread pool of ``concurrency`` requests in flight (one ``httpx.Client``).
-* Timeouts: ``timeout_s`` per request (connect capped at 10 s).
-* Retries: 5xx, 429 (honouring Retry-After), timeouts and connection errors are retried
-  ``max_retries`` times with exponential backoff (``backoff_s * 2**attempt``, jittered); after
-  that the prompt fails with ``transient=True``.
+* Base URL: as the OpenAI SDK takes it, the requests go to ``{base_url}/chat/completions`` (query
+  string kept). A bare host (``http://host:8000``) gets ``/v1``; a pasted ``.../chat/completions``
+  is taken off; any other path is kept as given (``.../v1beta/openai`` for Gemini).
+* Timeouts: ``timeout_s`` for the whole request, from connecting to the last byte of the answer
+  (connect capped at 10 s); a server that trickles its answer is cut off there too.
+* Retries: 5xx, 408, 429 (honouring Retry-After, in seconds or as an HTTP date, capped at 30 s),
+  timeouts and connection errors are retried ``max_retries`` times with exponential backoff
+  (``backoff_s * 2**attempt``, jittered); after that the prompt fails with ``transient=True``. A 200
+  whose body is not JSON (cut short by a proxy...) is tried once more, then fails that prompt.
 * 4xx: 401/403 (key refused) and 404 (wrong URL or model) fail the whole endpoint with
   BackendConfigError; 400/422 fail that prompt with the server's own message.
-* The API key comes from the environment variable *named* in ``api_key_env``; it is never stored.
-  Only variables named ``PREFHUB_KEY_*`` can be used, so an endpoint cannot be made to send a
-  worker's other secrets (DJANGO_SECRET_KEY, DATABASE_URL...) to a server of its choosing.
+* An answer that is not a chat completion (not JSON, nested too deep, content that is not text)
+  fails its own prompt only. Content given as a list of text parts is joined.
+* ``model_version`` is what the latest answers of the last ``generate`` call reported
+  (``system_fingerprint``, else ``model``), so a server upgraded between batches is recorded.
+* The API key comes from the environment variable *named* in ``api_key_env``; it is never stored
+  in the database. Only variables named ``PREFHUB_KEY_*`` can be used, so an endpoint cannot be
+  made to send a worker's other secrets (DJANGO_SECRET_KEY, DATABASE_URL...) to a server of its
+  choosing. Whitespace around the key is dropped; a key with any other character outside printable
+  ASCII is a BackendConfigError naming the variable, and no error text ever holds the key.
 * Every URL goes through :mod:`generation.backends.urlguard` (no internal addresses unless the
   host is allowed), redirects are not followed and responses are capped in size.
 """
 
 from __future__ import annotations
 
+import datetime
+import email.utils
 import json
+import logging
 import os
 import random
 import re
@@ -28,7 +42,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
+from urllib.parse import urlsplit, urlunsplit
 
+import httpcore
 import httpx
 
 from generation.backends.base import (
@@ -37,8 +53,11 @@ from generation.backends.base import (
     PromptError,
     SamplingParams,
     check_conversation,
+    first_line,
 )
 from generation.backends.urlguard import UnresolvableHost, UnsafeURL, check_url
+
+log = logging.getLogger(__name__)
 
 CONFIG_KEYS = (
     "base_url",
@@ -70,12 +89,98 @@ def check_key_env(name: object) -> str:
 
 MAX_RESPONSE_BYTES = 32 * 1024 * 1024
 MAX_RETRY_AFTER_S = 30.0
+RETRIED_STATUSES = frozenset({408, 429})
+#: an API key is sent as it is in an HTTP header: printable ASCII, no spaces
+KEY_CHARS = re.compile(r"^[\x21-\x7e]+$")
+PASTED_ENDPOINT = re.compile(r"/(chat/)?completions$", re.IGNORECASE)
 
 
 def normalise_base_url(base_url: str) -> str:
-    """``http://host:8000`` and ``http://host:8000/v1/`` both become ``http://host:8000/v1``."""
-    url = base_url.strip().rstrip("/")
-    return url if url.endswith("/v1") else url + "/v1"
+    """The base URL as the OpenAI SDK takes it: ``http://host:8000`` (a bare host) becomes
+    ``http://host:8000/v1``; a pasted ``.../v1/chat/completions`` (or ``/completions``) becomes
+    ``.../v1``; trailing slashes go; any other path and the query string are kept as given."""
+    parts = urlsplit(base_url.strip())
+    path = PASTED_ENDPOINT.sub("", parts.path.rstrip("/")).rstrip("/") or "/v1"
+    return urlunsplit((parts.scheme, parts.netloc, path, parts.query, ""))
+
+
+def endpoint_url(base_url: str, name: str) -> str:
+    """``{base_url}/{name}`` with the base URL's query string kept at the end."""
+    parts = urlsplit(base_url)
+    return urlunsplit((parts.scheme, parts.netloc, f"{parts.path.rstrip('/')}/{name}", parts.query, ""))
+
+
+# -- a deadline for the whole request -------------------------------------------------------------
+# httpx's timeouts limit each read or write, so a server sending a byte now and then could hold a
+# request for ever. Every socket operation of a request made in a thread with a deadline set gets
+# at most the time left until it (and times out at once past it).
+_deadline = threading.local()
+
+
+def _bounded(timeout: float | None, error: type[Exception]) -> float | None:
+    deadline = getattr(_deadline, "at", None)
+    if deadline is None:
+        return timeout
+    left = deadline - time.monotonic()
+    if left <= 0:
+        raise error("the whole request took longer than timeout_s")
+    return left if timeout is None else min(timeout, left)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    def __init__(self, inner: httpcore.NetworkStream) -> None:
+        self._inner = inner
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._inner.read(max_bytes, _bounded(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._inner.write(buffer, _bounded(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._inner.close()
+
+    def start_tls(self, ssl_context, server_hostname=None, timeout=None) -> httpcore.NetworkStream:
+        return _DeadlineStream(
+            self._inner.start_tls(ssl_context, server_hostname, _bounded(timeout, httpcore.ConnectTimeout))
+        )
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._inner.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    def __init__(self, inner: httpcore.NetworkBackend) -> None:
+        self._inner = inner
+
+    def connect_tcp(self, host, port, timeout=None, local_address=None, socket_options=None):
+        return _DeadlineStream(
+            self._inner.connect_tcp(
+                host, port, _bounded(timeout, httpcore.ConnectTimeout), local_address, socket_options
+            )
+        )
+
+    def connect_unix_socket(self, path, timeout=None, socket_options=None):
+        return _DeadlineStream(
+            self._inner.connect_unix_socket(path, _bounded(timeout, httpcore.ConnectTimeout), socket_options)
+        )
+
+    def sleep(self, seconds: float) -> None:
+        self._inner.sleep(seconds)
+
+
+def _deadline_transport(concurrency: int) -> httpx.HTTPTransport:
+    """httpx's own transport with each connection's socket operations bounded by the deadline
+    (httpx offers no public hook for its connection pool's network backend: when a later httpx
+    moves it, the deadline is still checked between the chunks of the answer in ``_post``). The
+    pool holds ``concurrency`` connections at least, so no request spends its time waiting for one."""
+    limits = httpx.Limits(max_connections=max(100, concurrency), max_keepalive_connections=20)
+    transport = httpx.HTTPTransport(limits=limits, trust_env=False)
+    pool = getattr(transport, "_pool", None)
+    inner = getattr(pool, "_network_backend", None)
+    if isinstance(inner, httpcore.NetworkBackend):
+        pool._network_backend = _DeadlineBackend(inner)
+    return transport
 
 
 def validate_config(config: dict, *, resolve: bool = True) -> dict:
@@ -144,6 +249,7 @@ class OpenAICompatBackend:
         self.model_name = model
         self.model_version = ""
         self.base_url = normalise_base_url(base_url)
+        self.chat_url = endpoint_url(self.base_url, "chat/completions")
         check_url(self.base_url, resolve=False)  # scheme, credentials, literal IPs; each request resolves
         self.concurrency = concurrency
         self.timeout_s = float(timeout_s)
@@ -153,23 +259,36 @@ class OpenAICompatBackend:
         self._sleep = sleep
         self._n_supported = True
         self._lock = threading.Lock()
+        self._secrets: tuple[str, ...] = ()
         headers = {"Accept": "application/json", "User-Agent": "prefhub-generation"}
         if api_key_env:
             try:
                 check_key_env(api_key_env)
             except ValueError as exc:
                 raise BackendConfigError(str(exc)) from exc
-            key = os.environ.get(api_key_env)
+            raw_key = os.environ.get(api_key_env) or ""
+            key = raw_key.strip()
             if not key:
                 raise BackendConfigError(
                     f"The environment variable {api_key_env} (the API key) is not set on this worker."
                 )
+            if not KEY_CHARS.match(key):
+                # Checked here, before any request: the HTTP library's own error would quote it.
+                raise BackendConfigError(
+                    f"The API key in the environment variable {api_key_env} cannot be sent in an HTTP "
+                    "header: it holds a space, a control character (a line break inside it?) or a "
+                    "non-ASCII character. Set the variable to the key alone."
+                ) from None
+            self._secrets = tuple(
+                dict.fromkeys(s for s in (key, raw_key, repr(raw_key)[1:-1], f"Bearer {key}") if len(s) >= 4)
+            )
             headers["Authorization"] = f"Bearer {key}"
         self.client = httpx.Client(
             timeout=httpx.Timeout(self.timeout_s, connect=min(self.timeout_s, 10.0)),
             follow_redirects=False,
             headers=headers,
             trust_env=False,
+            transport=_deadline_transport(concurrency),
         )
 
     def close(self) -> None:
@@ -186,29 +305,55 @@ class OpenAICompatBackend:
         )
         try:
             futures = [pool.submit(self._one, conversation, params) for conversation in conversations]
-            return [future.result() for future in futures]
+            done = [future.result() for future in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+        versions = [seen for _, seen in done if seen]
+        if versions:
+            # The latest answer's: a server upgraded since the last batch is recorded as such.
+            self.model_version = max(versions)[1]
+        return [result for result, _ in done]
 
     # -- internals ---------------------------------------------------------------------------
-    def _one(self, conversation: list[dict], params: SamplingParams) -> list[Generation] | PromptError:
+    def _scrub(self, text: str) -> str:
+        """``text`` without the API key (a server may echo it, an error may quote a header)."""
+        for secret in self._secrets:
+            text = text.replace(secret, "[API key]")
+        return text
+
+    def _one(
+        self, conversation: list[dict], params: SamplingParams
+    ) -> tuple[list[Generation] | PromptError, tuple[float, str] | None]:
+        """The prompt's generations (or its PromptError), and when and which model_version the
+        server last reported for it."""
+        seen: list[tuple[float, str]] = []
         try:
             check_conversation(conversation)
             gens: list[Generation] = []
             if params.n > 1 and self._n_supported:
                 try:
-                    gens = self._request(conversation, params, n=params.n, seed=params.seed)[: params.n]
+                    gens = self._request(conversation, params, n=params.n, seed=params.seed, seen=seen)
+                    gens = gens[: params.n]
                 except _NRefused:
                     # Try one sample; if that is refused too, its PromptError is the answer.
-                    gens = self._request(conversation, params, n=1, seed=params.seed)
+                    gens = self._request(conversation, params, n=1, seed=params.seed, seen=seen)
                     with self._lock:
                         self._n_supported = False
             while len(gens) < params.n:
                 seed = None if params.seed is None else params.seed + len(gens)
-                gens.extend(self._request(conversation, params, n=1, seed=seed)[:1])
-            return gens
+                gens.extend(self._request(conversation, params, n=1, seed=seed, seen=seen)[:1])
+            result: list[Generation] | PromptError = gens
         except PromptError as err:
-            return err
+            result = PromptError(self._scrub(err.message), transient=err.transient)
+        except BackendConfigError as exc:
+            if any(secret in str(exc) for secret in self._secrets):
+                raise BackendConfigError(self._scrub(str(exc))) from None
+            raise
+        except Exception as exc:  # an answer nobody foresaw fails its own prompt, not the batch
+            message = self._scrub(f"{type(exc).__name__}: {first_line(exc)}")
+            log.warning("openai backend: unexpected error on one prompt: %s", message)
+            result = PromptError(f"Unexpected error while handling the server's answer ({message}).")
+        return result, (seen[-1] if seen else None)
 
     def _body(self, conversation: list[dict], params: SamplingParams, *, n: int, seed: int | None) -> dict:
         body: dict[str, Any] = {
@@ -237,96 +382,161 @@ class OpenAICompatBackend:
         return body
 
     def _request(
-        self, conversation: list[dict], params: SamplingParams, *, n: int, seed: int | None
+        self,
+        conversation: list[dict],
+        params: SamplingParams,
+        *,
+        n: int,
+        seed: int | None,
+        seen: list[tuple[float, str]] | None = None,
     ) -> list[Generation]:
-        url = f"{self.base_url}/chat/completions"
+        url = self.chat_url
         body = self._body(conversation, params, n=n, seed=seed)
         attempts = self.max_retries + 1
         last = ""
+        not_json = 0
         for attempt in range(attempts):
             delay = self.backoff_s * (2**attempt) * (1 + random.random() * 0.25)
             try:
-                status, payload = self._post(url, body)
+                status, payload, retry_after = self._post(url, body)
             except httpx.TimeoutException:
                 last = f"The server did not answer within {self.timeout_s:g} s"
             except (httpx.TransportError, UnresolvableHost) as exc:
-                last = f"Could not reach {self.base_url}: {exc or type(exc).__name__}"
+                last = f"Could not reach {self.base_url}: {self._scrub(str(exc) or type(exc).__name__)}"
             else:
-                if status == 200:
-                    return self._parse(payload, n)
-                message = _error_message(payload)
-                if status == 429 or status >= 500:
-                    last = f"The server answered {status}: {message}"
-                    retry_after = payload.get("_retry_after") if isinstance(payload, dict) else None
-                    if retry_after is not None:
-                        delay = min(max(retry_after, delay), MAX_RETRY_AFTER_S)
-                elif status in (401, 403):
-                    raise BackendConfigError(
-                        f"The server at {self.base_url} refused the API key ({status}): {message}"
-                    )
-                elif status == 404:
-                    raise BackendConfigError(
-                        f"{url} answered 404 ({message}): check the base URL and the model name {self.model_name!r}."
-                    )
-                elif n > 1 and status in (400, 422):
-                    raise _NRefused(PromptError(f"The server refused the request ({status}): {message}"))
+                if status == 200 and isinstance(payload, _NotJSON):
+                    # Cut short on the way (a proxy, a dropped connection)? Once more, then give up.
+                    not_json += 1
+                    if not_json > 1 or attempt == attempts - 1:
+                        raise PromptError(
+                            f"The server's answer is not JSON ({payload.reason}): {payload.start!r}"
+                        )
+                    last = "The server's answer was not JSON"
+                elif status == 200:
+                    gens = self._parse(payload, n)
+                    version = str(payload.get("system_fingerprint") or payload.get("model") or "")[:200]
+                    if version and seen is not None:
+                        seen.append((time.monotonic(), version))
+                    return gens
                 else:
-                    raise PromptError(f"The server refused this prompt ({status}): {message}")
+                    message = _error_message(payload)
+                    if status in RETRIED_STATUSES or status >= 500:
+                        last = f"The server answered {status}: {message}"
+                        if retry_after is not None:
+                            delay = min(max(retry_after, delay), MAX_RETRY_AFTER_S)
+                    elif status in (401, 403):
+                        raise BackendConfigError(
+                            f"The server at {self.base_url} refused the API key ({status}): {message}"
+                        )
+                    elif status == 404:
+                        raise BackendConfigError(
+                            f"{url} answered 404 ({message}): check the base URL and the model name "
+                            f"{self.model_name!r}."
+                        )
+                    elif n > 1 and status in (400, 422):
+                        raise _NRefused(PromptError(f"The server refused the request ({status}): {message}"))
+                    else:
+                        raise PromptError(f"The server refused this prompt ({status}): {message}")
             if attempt < attempts - 1:
                 self._sleep(delay)
         raise PromptError(f"{last} (gave up after {attempts} attempts).", transient=True)
 
-    def _post(self, url: str, body: dict) -> tuple[int, Any]:
+    def _post(self, url: str, body: dict) -> tuple[int, Any, float | None]:
+        """``(status, payload, retry_after)``; the payload is a :class:`_NotJSON` when the body is
+        not JSON. The whole request, connect to last byte, ends at ``timeout_s``."""
         target = check_url(url)
-        with self.client.stream(
-            "POST", target.url, json=body, headers=target.headers, extensions=target.extensions
-        ) as response:
-            chunks = []
-            size = 0
-            for chunk in response.iter_bytes():
-                size += len(chunk)
-                if size > MAX_RESPONSE_BYTES:
-                    raise PromptError(
-                        f"The server's answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB."
-                    )
-                chunks.append(chunk)
-            raw = b"".join(chunks)
-            try:
-                payload: Any = json.loads(raw) if raw else {}
-            except ValueError:
-                payload = {"error": {"message": raw[:300].decode("utf-8", "replace")}}
-            if response.status_code == 429 or response.status_code >= 500:
-                retry_after = _retry_after(response.headers.get("retry-after"))
-                if retry_after is not None and isinstance(payload, dict):
-                    payload["_retry_after"] = retry_after
-            if 300 <= response.status_code < 400:
-                payload = {
-                    "error": {"message": f"redirect to {response.headers.get('location', '?')} not followed"}
-                }
-            return response.status_code, payload
+        deadline = time.monotonic() + self.timeout_s
+        _deadline.at = deadline
+        try:
+            with self.client.stream(
+                "POST", target.url, json=body, headers=target.headers, extensions=target.extensions
+            ) as response:
+                chunks = []
+                size = 0
+                for chunk in response.iter_bytes():
+                    size += len(chunk)
+                    if size > MAX_RESPONSE_BYTES:
+                        raise PromptError(
+                            f"The server's answer is larger than {MAX_RESPONSE_BYTES // 2**20} MiB."
+                        )
+                    if time.monotonic() > deadline:
+                        raise httpx.ReadTimeout("the whole request took longer than timeout_s")
+                    chunks.append(chunk)
+                status = response.status_code
+                headers = response.headers
+        finally:
+            _deadline.at = None
+        raw = b"".join(chunks)
+        payload: Any
+        try:
+            payload = json.loads(raw) if raw else {}
+        except RecursionError:
+            payload = _NotJSON("nested too deep", raw)
+        except ValueError as exc:
+            payload = _NotJSON(first_line(exc), raw)
+        retry_after = None
+        if status in RETRIED_STATUSES or status >= 500:
+            retry_after = _retry_after(headers.get("retry-after"))
+        if 300 <= status < 400:
+            payload = {"error": {"message": f"redirect to {headers.get('location', '?')} not followed"}}
+        return status, payload, retry_after
 
     def _parse(self, payload: Any, n: int) -> list[Generation]:
+        """The generations of a chat completion (PromptError if it is not one)."""
         try:
             choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
             usage = payload.get("usage") or {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens") if len(choices) == 1 else None
-            if not self.model_version and payload.get("model"):
-                self.model_version = str(payload.get("system_fingerprint") or payload["model"])[:200]
             gens = [
                 Generation.from_native(
-                    (choice.get("message") or {}).get("content") or "",
+                    _content_text((choice.get("message") or {}).get("content")),
                     choice.get("finish_reason"),
                     prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
                     completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
                 )
                 for choice in choices
             ]
-        except (KeyError, TypeError, AttributeError) as exc:
-            raise PromptError(f"The server's answer is not an OpenAI chat completion ({exc!r}).") from exc
+        except (KeyError, TypeError, AttributeError, ValueError) as exc:
+            raise PromptError(
+                f"The server's answer is not an OpenAI chat completion ({first_line(exc)[:300]})."
+            ) from exc
         if not gens:
             raise PromptError("The server answered with no choices.")
         return gens
+
+
+class _NotJSON:
+    """A response body that is not JSON: why, and how it starts (to show)."""
+
+    def __init__(self, reason: str, raw: bytes) -> None:
+        self.reason = reason
+        self.start = raw[:300].decode("utf-8", "replace")
+
+    def __str__(self) -> str:
+        return self.start
+
+
+def _content_text(content: object) -> str:
+    """A message's content: a string, null (no text: ""), or a list of text parts, joined."""
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and part.get("type") in ("text", "output_text"):
+                if not isinstance(part.get("text"), str):
+                    raise ValueError("a text part of the message content has no text")
+                texts.append(part["text"])
+            else:
+                kind = part.get("type") if isinstance(part, dict) else type(part).__name__
+                raise ValueError(f"the message content has a part of type {str(kind)[:50]!r}, not text")
+        return "".join(texts)
+    raise ValueError(f"the message content is a {type(content).__name__}, not text")
 
 
 def _error_message(payload: Any) -> str:
@@ -344,12 +554,20 @@ def _error_message(payload: Any) -> str:
 
 
 def _retry_after(value: str | None) -> float | None:
+    """Retry-After in seconds, or as an HTTP date (seconds from now); None if absent or unreadable."""
     if not value:
         return None
     try:
         return max(0.0, float(value))
     except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
         return None
+    if when.tzinfo is None:  # "-0000": UTC by RFC 5322
+        when = when.replace(tzinfo=datetime.UTC)
+    return max(0.0, when.timestamp() - time.time())
 
 
 def build(model: str, config: dict) -> OpenAICompatBackend:
