@@ -493,6 +493,8 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
         except TransientBackendError as exc:
             results = [PromptError(str(exc), transient=True)] * len(convs)
         per_task = (time.perf_counter() - t0) / max(len(keep), 1)
+        # the version of the model that answered this call (a server may be redeployed mid-job)
+        model = (model[0], str(getattr(backend, "model_version", "") or model[1]))
         suggestions = [
             _suggestion(
                 job=job,

@@ -406,3 +406,22 @@ def test_the_job_page_cancels_a_running_job_and_retries_a_failed_one(
     assert JudgeJob.objects.get(pk=job.pk).state == JobState.QUEUED
     again = client.post(f"/projects/{project.slug}/judges/jobs/{job.pk}/retry/", follow=True)
     assert "finished" in again.content.decode()  # a queued job is not retried twice: the refusal is said
+
+
+def test_each_suggestion_records_the_model_version_that_answered_it(make_project, servers):
+    """The judge read the backend's model_version once, before its first call: every suggestion got
+    the version of the backend's previous call (empty on a fresh backend), not the one that judged."""
+
+    def versioned(handler, body):
+        payload = fakesrv.completion(prefers_x(body["messages"][-1]["content"]))
+        payload["system_fingerprint"] = "fp-2026-12"
+        fakesrv.send(handler, 200, payload)
+
+    project = make_project()
+    make_pairs(project, {"t0": PAIRS["t0"]})
+    url, _state = servers(default=versioned)
+    job = judge_job_run(job_id=make_judge_job(project, url, name="jv"), chunk=2)
+    assert job.state == JobState.DONE
+    assert set(JudgeSuggestion.objects.filter(job=job).values_list("model_version", flat=True)) == {
+        "fp-2026-12"
+    }
