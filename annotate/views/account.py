@@ -137,6 +137,8 @@ class TokenForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["projects"].queryset = visible_projects(user)
+        # the address tells apart projects of one name (a restored copy, two teams' "Demo")
+        self.fields["projects"].label_from_instance = lambda project: f"{project.name} ({project.slug})"
 
 
 _NEW_SECRET = "prefhub_new_token_secret"

@@ -120,6 +120,10 @@ def test_api_token_created_in_the_ui_works_and_revocation_is_immediate(
     login(page, "res")
     page.click("a.user-name")
     page.fill("input[name=name]", "cluster")
+    # the list's caption is no label of one checkbox: clicking it ticked the first project
+    page.click("#token-form legend:text-is('Projects')")
+    assert page.eval_on_selector_all("input[name=projects]", "els => els.filter(e => e.checked).length") == 0
+    assert f"Mine ({mine.slug})" in page.inner_text("#token-form")  # same-named projects told apart
     page.check(f"input[name=projects][value='{mine.pk}']")
     page.click("#token-form button[type=submit]")
     secret = page.inner_text("#token-secret").strip()
