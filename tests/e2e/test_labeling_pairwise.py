@@ -283,3 +283,29 @@ def test_undo_still_takes_back_the_last_submission_after_a_skip(page, make_proje
     settle(page)
     assert not Annotation.objects.filter(assignment_id=first).exists()
     assert Assignment.objects.get(pk=first).state == AssignmentState.LIVE
+
+
+def test_the_labeling_page_fits_a_phone(page, make_project, labeler_in, screenshot):
+    """At 375 px the last points of a rating scale were cut off (the scale overflowed its row), and
+    the header squeezed the project's name to nothing."""
+    project = make_project(
+        name="Phone labeling",
+        dimensions=[{"label": "Helpfulness", "required": True}, {"label": "Honesty"}],
+        rating_scale_max=5,
+    )
+    make_tasks(project, count=2)
+    labeler_in(project, "pia")
+    page.set_viewport_size({"width": 375, "height": 800})
+    login(page, "pia")
+    page.goto(f"/projects/{project.slug}/label/")
+    page.wait_for_selector("#task-slot .task")
+    crumb = page.locator(".crumb-project").bounding_box()
+    assert crumb and crumb["width"] >= 40, crumb
+    for scale in page.locator("#task-slot .scale").all():
+        box = scale.bounding_box()
+        for option in scale.locator(".scale-option span").all():
+            opt = option.bounding_box()
+            assert opt["x"] >= box["x"] - 0.5 and opt["x"] + opt["width"] <= box["x"] + box["width"] + 0.5, (opt, box)
+            assert opt["x"] + opt["width"] <= 375, opt
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    screenshot(page, "labeling-phone", full_page=True)
