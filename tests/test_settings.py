@@ -112,3 +112,35 @@ def test_postgres_sessions_probe_a_silent_client_within_a_minute():
         cur.execute("SHOW tcp_keepalives_count")
         count = cur.fetchone()[0]
     assert (idle, count) == ("60", "6")  # 7200 and 9 before (the system default)
+
+
+def test_a_refused_request_logs_one_line_and_a_fault_keeps_its_traceback(client, make_project, make_user):
+    """Every 403 logged a full traceback (Django's django.request warning carries exc_info), burying
+    real errors. The console handler keeps the warning line and drops the traceback of a refusal."""
+    import io
+    import logging
+
+    from annotate.services.projects import membership_add
+
+    console = next(h for h in logging.getLogger().handlers if isinstance(h, logging.StreamHandler))
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(console.formatter)
+    for f in console.filters:
+        handler.addFilter(f)
+    logging.getLogger("django.request").addHandler(handler)
+    try:
+        project = make_project()
+        user = make_user("lab")
+        membership_add(project=project, user=user, role="labeler")
+        client.force_login(user)
+        assert client.get(f"/projects/{project.slug}/manage/").status_code == 403
+        try:
+            raise RuntimeError("a real fault")
+        except RuntimeError:
+            logging.getLogger("django.request").exception("Internal Server Error: /x")
+    finally:
+        logging.getLogger("django.request").removeHandler(handler)
+    text = out.getvalue()
+    assert "Forbidden (Permission denied): /projects/" in text
+    assert text.count("Traceback") == 1 and "a real fault" in text  # only the fault's

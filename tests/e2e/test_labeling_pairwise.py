@@ -305,7 +305,10 @@ def test_the_labeling_page_fits_a_phone(page, make_project, labeler_in, screensh
         box = scale.bounding_box()
         for option in scale.locator(".scale-option span").all():
             opt = option.bounding_box()
-            assert opt["x"] >= box["x"] - 0.5 and opt["x"] + opt["width"] <= box["x"] + box["width"] + 0.5, (opt, box)
+            assert opt["x"] >= box["x"] - 0.5 and opt["x"] + opt["width"] <= box["x"] + box["width"] + 0.5, (
+                opt,
+                box,
+            )
             assert opt["x"] + opt["width"] <= 375, opt
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     screenshot(page, "labeling-phone", full_page=True)
