@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, F, Prefetch, QuerySet
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from django.db.models import Count, F, Prefetch, Q, QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -260,8 +261,21 @@ class ImportOptionsSerializer(serializers.Serializer):
     skip_invalid = serializers.BooleanField(default=False)
 
 
+@extend_schema_field({"type": "string", "format": "binary"})
+class UploadField(serializers.FileField):
+    """A file field documented as a file (the docs page offers a file picker), not as a URI."""
+
+
 class ImportRequestSerializer(ImportOptionsSerializer):
-    file = serializers.FileField(help_text="JSONL (the project's format) or HH-RLHF, plain or gzip.")
+    file = UploadField(help_text="JSONL (the project's format) or HH-RLHF, plain or gzip.")
+
+
+class ImportQuerySerializer(ImportOptionsSerializer):
+    """The query string of a raw-body import: the options, and the file's name for the report."""
+
+    filename = serializers.CharField(
+        required=False, help_text="Raw body only: the file's name, for the import's record (200 characters)."
+    )
 
 
 class ImportReportSerializer(serializers.Serializer):
@@ -291,7 +305,8 @@ class PromptImportApi(ProjectApiView):
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "import"
 
-    parser_classes = [MultiPartParser, FormParser]
+    # A form (urlencoded) cannot carry a file; the raw body is read before any parser runs.
+    parser_classes = [MultiPartParser]
 
     def initialize_request(self, request, *args, **kwargs):
         import_size_limit_install(request)  # before anything reads the body
@@ -301,12 +316,18 @@ class PromptImportApi(ProjectApiView):
         summary="Import prompts and responses",
         description="Managers and researchers. Upload a JSONL file (one prompt per line, with its "
         "candidate responses and optionally recorded preferences) or HH-RLHF data, plain or gzip, as "
-        "`multipart/form-data`. The whole file is imported or nothing is, unless `skip_invalid`; a bad "
-        "file answers 400 with the per-line report in `details`, a file over the size limit 413. The "
-        "file may also be sent as the body itself (`Content-Type: application/x-ndjson` or "
-        "`application/gzip`, options in the query string), imported as it arrives.",
-        request=ImportRequestSerializer,
-        responses={201: ImportReportSerializer, **errors(400, 401, 403, 404, 413, 429)},
+        "`multipart/form-data` (field `file`, options as form fields). The whole file is imported or "
+        "nothing is, unless `skip_invalid`; a bad file answers 400 with the per-line report in "
+        "`details`, a file over the size limit 413, another content type 415. The file may also be sent "
+        f"as the body itself (`Content-Type`: {', '.join(f'`{t}`' for t in RAW_IMPORT_TYPES)}), with "
+        "the options (and `filename`) in the query string, imported as it arrives; the query "
+        "parameters apply to that mode only.",
+        request={
+            "multipart/form-data": ImportRequestSerializer,
+            **dict.fromkeys(RAW_IMPORT_TYPES, OpenApiTypes.BINARY),
+        },
+        parameters=[ImportQuerySerializer],
+        responses={201: ImportReportSerializer, **errors(400, 401, 403, 404, 413, 415, 429)},
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
@@ -396,19 +417,26 @@ class TaskListApi(ProjectFilteredListApi):
 class AnnotationSerializer(serializers.ModelSerializer):
     task_id = serializers.IntegerField()
     labeler_id = serializers.IntegerField()
+    labeler = serializers.CharField(source="labeler.username", read_only=True, help_text="Username.")
     guideline_version = serializers.IntegerField(source="guideline.version", allow_null=True, default=None)
+    pre_annotated = serializers.BooleanField(
+        read_only=True, help_text="The labeling page preselected an AI judge's verdict for this labeler."
+    )
 
     class Meta:
         model = Annotation
         fields = [
-            "id", "task_id", "labeler_id", "source", "choice", "ranking", "strength", "ratings", "rationale",
-            "flagged", "flag_reason", "shown_order", "guideline_version", "time_spent_ms", "created_at",
+            "id", "task_id", "labeler_id", "labeler", "source", "choice", "ranking", "strength", "ratings", "rationale",
+            "flagged", "flag_reason", "shown_order", "guideline_version", "time_spent_ms", "pre_annotated",
+            "created_at",
         ]  # fmt: skip
 
 
 class AnnotationFilterSerializer(serializers.Serializer):
     task = serializers.IntegerField(required=False, min_value=1, max_value=2**62)
-    labeler = serializers.IntegerField(required=False, min_value=1, max_value=2**62, help_text="User id.")
+    labeler = serializers.CharField(
+        required=False, max_length=150, help_text="A labeler's username, or their user id (`labeler_id`)."
+    )
     since = serializers.DateTimeField(
         required=False, help_text="Only annotations created at or after this time (ISO 8601)."
     )
@@ -419,7 +447,9 @@ class AnnotationFilterSerializer(serializers.Serializer):
     get=extend_schema(
         summary="List annotations",
         description="Researchers. Every judgment, oldest first: choice or ranking, strength, ratings, "
-        "rationale and flags, with the guideline version it was made under.",
+        "rationale and flags, with the guideline version it was made under, the labeler (id and "
+        "username; filter with `labeler=USERNAME` or a user id) and `pre_annotated` (the labeling "
+        "page preselected an AI judge's verdict for this labeler).",
     )
 )
 class AnnotationListApi(ProjectFilteredListApi):
@@ -433,7 +463,9 @@ class AnnotationListApi(ProjectFilteredListApi):
         if "task" in filters:
             qs = qs.filter(task_id=filters["task"])
         if "labeler" in filters:
-            qs = qs.filter(labeler_id=filters["labeler"])
+            who = filters["labeler"]
+            by_name = Q(labeler__username=who)
+            qs = qs.filter(by_name | Q(labeler_id=int(who)) if who.isdigit() and len(who) < 19 else by_name)
         if "since" in filters:
             qs = qs.filter(created_at__gte=filters["since"])
-        return qs.select_related("guideline").order_by("created_at", "id")
+        return qs.select_related("guideline", "labeler").order_by("created_at", "id")

@@ -114,10 +114,33 @@ def paginated_response(request: Request, view: object, items, serialize) -> Resp
 class BoundedLimitOffsetPagination(LimitOffsetPagination):
     """The default pagination: LimitOffset with bounds, ``limit`` at most 1000 (default
     ``PAGE_SIZE``), ``offset`` clamped to 10**9 (a huge integer would overflow the database's
-    integer type)."""
+    integer type). A ``limit`` below 1, an ``offset`` below 0 or either not a whole number is a 400
+    naming the parameter, for every list."""
 
     max_limit = 1000
     max_offset = 10**9
 
+    @staticmethod
+    def _whole_number(request: Request, name: str, *, least: int) -> int | None:
+        """The query parameter ``name`` as an integer of at least ``least``; None when absent or
+        empty; a 400 naming it otherwise (it was silently replaced by the default)."""
+        raw = request.query_params.get(name, "").strip()
+        if not raw:
+            return None
+        try:
+            value = int(raw)
+        except ValueError:
+            value = None
+        if value is None or value < least:
+            raise exceptions.ValidationError(
+                {name: [f"{name} must be a whole number of at least {least}, not {raw[:40]!r}."]}
+            )
+        return value
+
+    def get_limit(self, request: Request) -> int | None:
+        limit = self._whole_number(request, self.limit_query_param, least=1)
+        return self.default_limit if limit is None else min(limit, self.max_limit)
+
     def get_offset(self, request: Request) -> int:
-        return min(super().get_offset(request), self.max_offset)
+        offset = self._whole_number(request, self.offset_query_param, least=0)
+        return 0 if offset is None else min(offset, self.max_offset)

@@ -26,10 +26,15 @@ from core.jobs import JobState
 
 PAGE_PARAMETERS = [
     OpenApiParameter(
-        "limit", OpenApiTypes.INT, description="How many results per page (default 50, at most 1000)."
+        "limit",
+        OpenApiTypes.INT,
+        description="How many results per page: at least 1 (default 50; more than 1000 is capped at "
+        "1000). Not a whole number of at least 1: 400.",
     ),
     OpenApiParameter(
-        "offset", OpenApiTypes.INT, description="Where the page starts (0 is the first result)."
+        "offset",
+        OpenApiTypes.INT,
+        description="Where the page starts (0 is the first result). Negative or not a number: 400.",
     ),
 ]
 

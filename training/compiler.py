@@ -244,6 +244,7 @@ class AnnotationRecord:
     texts: dict = field(default_factory=dict)
     rejected: bool = False  # rejected in review: never exported
     replaced: bool = False  # the task has a final label, exported in its place
+    pre_annotated: bool = False  # the labeling page preselected an AI judge's verdict
 
 
 @dataclass(slots=True)

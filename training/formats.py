@@ -242,7 +242,8 @@ class RawAnnotations(Format):
 
     ``ratings`` is a JSON object (``{dimension: {candidate_id: score}}``, ``{}`` when none): an object
     in JSONL, a column of the JSON logical type in Parquet (``datasets`` decodes both to a dict);
-    ``shown_order`` lists candidate ids left to right (top to bottom) as this labeler saw them.
+    ``shown_order`` lists candidate ids left to right (top to bottom) as this labeler saw them;
+    ``pre_annotated`` is true when the labeling page preselected an AI judge's verdict for them.
     """
 
     name = "raw"
@@ -269,6 +270,7 @@ class RawAnnotations(Format):
                 ("guideline_version", pa.int64()),
                 ("time_spent_ms", pa.int64()),
                 ("created_at", pa.string()),
+                ("pre_annotated", pa.bool_()),
             ]
         )
 
@@ -291,6 +293,7 @@ class RawAnnotations(Format):
             "guideline_version": rec.guideline_version,
             "time_spent_ms": rec.time_spent_ms,
             "created_at": rec.created_at,
+            "pre_annotated": rec.pre_annotated,
         }
 
 

@@ -29,7 +29,9 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import (
+    Adjudication,
     Annotation,
+    AnnotationReview,
     Assignment,
     AssignmentState,
     Candidate,
@@ -42,15 +44,116 @@ from annotate.models import (
     Task,
     TaskCandidate,
 )
+from annotate.services.projects import SETTINGS_FIELDS
+from annotate.services.task_order import task_priorities_request
+from core.jobs import JobState
+from generation.models import GenerationJob
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 1  # records gained columns since (read with their defaults when absent), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
 
-PROJECT_FIELDS = (
-    "name", "slug", "description", "kind", "overlap", "lease_ttl_seconds", "allow_tie", "allow_both_bad",
-    "strength_scale", "ranking_k", "allow_rank_ties", "rating_scale_max",
+#: The project record: its address, kind, every setting the settings service knows (one home:
+#: ``annotate.services.projects.SETTINGS_FIELDS``), and who made it when.
+PROJECT_FIELDS = ("slug", "kind", *SETTINGS_FIELDS)
+#: Columns that older dumps (of the same format version) may lack: they restore with their defaults.
+_OPTIONAL = {
+    "project": {
+        "task_order",
+        "target_agreement",
+        "max_labels_per_task",
+        "judge_pre_annotation",
+        "judge_routing",
+        "judge_audit_share",
+        "judge_min_strength",
+        "created_by__username",
+        "created_at",
+    },
+    "membership": {"created_at"},
+    "annotation": {"id", "pre_annotated"},
+}
+_JOB_COLUMNS = (
+    "id", "state", "error", "created_by__username", "created_at", "started_at", "finished_at", "prompt_filter",
+    "k", "sampling", "task_mode", "pairs_per_prompt", "batch_size", "total_units", "done_units", "failed_units",
+    "auto_release", "released", "released_at", "released_by__username", "released_tasks", "excluded_candidates",
 )  # fmt: skip
+
+#: What a dump holds of each table: ``(record type, model, the columns written)``. A column is
+#: named as ``values_list`` reads it (``labeler__username``, ``prompt_id``).
+DUMPED = (
+    ("project", Project, (*PROJECT_FIELDS, "created_by__username", "created_at")),
+    ("dimension", Dimension, ("key", "label", "description", "required", "position")),
+    ("membership", Membership, ("user__username", "role", "is_active", "created_at")),
+    ("guideline", Guideline, ("id", "version", "body", "change_note", "author__username", "created_at")),
+    ("guideline_ack", GuidelineAck, ("guideline_id", "user__username", "acknowledged_at")),
+    ("prompt", Prompt, ("id", "external_id", "messages", "metadata", "tags")),
+    ("generation_job", GenerationJob, _JOB_COLUMNS),
+    ("candidate", Candidate,
+     ("id", "prompt_id", "text", "source", "model_name", "model_version", "sampling_params", "seed",
+      "external_id", "metadata", "generation_job_id", "sample_index", "finish_reason")),
+    ("task", Task,
+     ("id", "prompt_id", "target_labels", "is_gold", "gold_choice", "gold_ranking", "generation_job_id")),
+    ("task_candidate", TaskCandidate, ("task_id", "candidate_id", "slot")),
+    ("assignment", Assignment,
+     ("id", "task_id", "labeler__username", "state", "leased_at", "expires_at", "finished_at", "shown_order",
+      "skip_reason")),
+    ("annotation", Annotation,
+     ("id", "task_id", "labeler__username", "assignment_id", "source", "choice", "ranking", "strength",
+      "ratings", "rationale", "flagged", "flag_reason", "shown_order", "guideline_id", "time_spent_ms",
+      "pre_annotated", "created_at")),
+    ("review", AnnotationReview, ("annotation_id", "verdict", "reason", "reviewer__username")),
+    ("adjudication", Adjudication, ("task_id", "choice", "ranking", "strength", "rationale",
+                                    "adjudicator__username")),
+)  # fmt: skip
+_COLUMNS = {kind: columns for kind, _, columns in DUMPED}
+
+_NEW = "restore gives every row a new id (references are mapped)"
+_NOW = "set to the time of the restore"
+_OWNER = "the row's project or parent, which the restore creates"
+#: Columns of the dumped tables that a dump leaves out, each with why. A test fails when a model
+#: gains a column that is in neither list.
+LEFT_OUT: dict[type, dict[str, str]] = {
+    Project: {"id": _NEW, "updated_at": _NOW},
+    Dimension: {"id": _NEW, "project": _OWNER},
+    Membership: {"id": _NEW, "project": _OWNER},
+    Guideline: {"project": _OWNER},
+    GuidelineAck: {"id": _NEW},
+    Prompt: {"project": _OWNER, "created_at": _NOW},
+    GenerationJob: {"project": _OWNER},
+    Candidate: {
+        "endpoint": "a server-wide model endpoint, not part of a project (model_name and model_version "
+        "are kept)",
+        "created_at": _NOW,
+    },
+    Task: {
+        "project": _OWNER,
+        "claims": "recomputed from the restored annotations (live leases are not restored)",
+        "priority": "recomputed: a project with task_order=active asks for a refresh on restore",
+        "created_at": _NOW,
+    },
+    TaskCandidate: {"id": _NEW},
+    Assignment: {},
+    Annotation: {},
+    AnnotationReview: {"id": _NEW, "created_at": _NOW, "updated_at": _NOW},
+    Adjudication: {"id": _NEW, "created_at": _NOW, "updated_at": _NOW},
+}
+
+#: Tables that refer to a project's rows but are not in a dump, and why.
+TABLES_LEFT_OUT: dict[str, str] = {
+    "annotate.Judge": "judges name server-wide model endpoints; set them up again on the copy",
+    "annotate.JudgeJob": "judge runs and their suggestions belong to the judges (re-run them on the copy)",
+    "annotate.JudgeSuggestion": "see JudgeJob",
+    "generation.GenerationBatch": "a job's units of work; a restored job is finished (see generation_job)",
+    "annotate.RoutingDecision": "recomputed when judges run on the copy",
+    "annotate.ReportSnapshot": "a cache, recomputed on demand",
+    "annotate.AuditEvent": "the audit log stays with the database it recorded",
+    "annotate.ApiToken": "tokens are per user secrets; issue new ones for the copy",
+    "training.Export": "kept as export_manifest records for the record only; export the copy again",
+    "training.TrainingRun": "runs and their checkpoints live with the data directory; train the copy again",
+    "generation.ModelEndpoint": "endpoints are server settings (a project-only one is set up again)",
+    "generation.GenerationFailure": "which prompts a job could not answer: history of the job's run",
+    "generation.CandidateCheck": "recomputed by generation jobs; not part of the labels",
+}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -78,61 +181,27 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
             counts[kind] = counts.get(kind, 0) + 1
 
         emit("header", {"format": "prefhub-project-dump", "version": FORMAT_VERSION})
-        emit("project", {f: getattr(project, f) for f in PROJECT_FIELDS})
-        for row in _rows(project.dimensions.all(), ("key", "label", "description", "required", "position")):
-            emit("dimension", row)
-        for row in _rows(Membership.objects.filter(project=project), ("user__username", "role", "is_active")):
-            emit("membership", row)
-        for row in _rows(
-            Guideline.objects.filter(project=project).order_by("version"),
-            ("id", "version", "body", "change_note", "author__username", "created_at"),
-        ):
-            emit("guideline", row)
-        for row in _rows(
-            GuidelineAck.objects.filter(guideline__project=project),
-            ("guideline_id", "user__username", "acknowledged_at"),
-        ):
-            emit("guideline_ack", row)
-        for row in _rows(
-            Prompt.objects.filter(project=project), ("id", "external_id", "messages", "metadata", "tags")
-        ):
-            emit("prompt", row)
-        for row in _rows(
-            Candidate.objects.filter(prompt__project=project),
-            ("id", "prompt_id", "text", "source", "model_name", "model_version", "sampling_params", "seed",
-             "external_id", "metadata", "sample_index", "finish_reason"),
-        ):  # fmt: skip
-            emit("candidate", row)
-        for row in _rows(
-            Task.objects.filter(project=project),
-            ("id", "prompt_id", "target_labels", "is_gold", "gold_choice", "gold_ranking"),
-        ):
-            emit("task", row)
-        for row in _rows(
-            TaskCandidate.objects.filter(task__project=project), ("task_id", "candidate_id", "slot")
-        ):
-            emit("task_candidate", row)
-        for row in _rows(
-            Assignment.objects.filter(task__project=project).exclude(state=AssignmentState.LIVE),
-            (
-                "id",
-                "task_id",
-                "labeler__username",
-                "state",
-                "leased_at",
-                "expires_at",
-                "finished_at",
-                "shown_order",
-                "skip_reason",
+        queries = {
+            "project": Project.objects.filter(pk=project.pk),
+            "dimension": project.dimensions.all(),
+            "membership": Membership.objects.filter(project=project),
+            "guideline": Guideline.objects.filter(project=project).order_by("version"),
+            "guideline_ack": GuidelineAck.objects.filter(guideline__project=project),
+            "prompt": Prompt.objects.filter(project=project),
+            "generation_job": GenerationJob.objects.filter(project=project),
+            "candidate": Candidate.objects.filter(prompt__project=project),
+            "task": Task.objects.filter(project=project),
+            "task_candidate": TaskCandidate.objects.filter(task__project=project),
+            "assignment": Assignment.objects.filter(task__project=project).exclude(
+                state=AssignmentState.LIVE
             ),
-        ):
-            emit("assignment", row)
-        for row in _rows(
-            Annotation.objects.filter(task__project=project),
-            ("task_id", "labeler__username", "assignment_id", "source", "choice", "ranking", "strength", "ratings",
-             "rationale", "flagged", "flag_reason", "shown_order", "guideline_id", "time_spent_ms", "created_at"),
-        ):  # fmt: skip
-            emit("annotation", row)
+            "annotation": Annotation.objects.filter(task__project=project),
+            "review": AnnotationReview.objects.filter(annotation__task__project=project),
+            "adjudication": Adjudication.objects.filter(task__project=project),
+        }
+        for kind, _model, columns in DUMPED:
+            for row in _rows(queries[kind], columns):
+                emit(kind, row)
         from training.models import Export
 
         for row in _rows(
@@ -177,6 +246,37 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
             yield number, kind, data
 
 
+def _present(kind: str, data: dict, fields: tuple[str, ...]) -> dict:
+    """``data``'s values of ``fields``; a column older dumps lack may be absent (its default then)."""
+    optional = _OPTIONAL.get(kind, set())
+    return {f: data[f] for f in fields if f in data or f not in optional}
+
+
+def _mapped(ids: dict[int, int], old: int | None) -> int | None:
+    return ids[old] if old is not None else None
+
+
+def _map_ranking(ranking, cmap: dict[int, int]):
+    return [[cmap[c] for c in group] for group in ranking] if ranking else ranking
+
+
+def _restored_name(dumped: str, name: str | None) -> str:
+    max_length = Project._meta.get_field("name").max_length
+    if name is not None:
+        name = name.strip()
+        if not name or len(name) > max_length:
+            raise InvalidInput(f"A project name is 1 to {max_length} characters.", field="name")
+        return name
+    if not Project.objects.filter(name=dumped).exists():
+        return dumped
+    for n in range(1, 1000):
+        suffix = " (restored copy)" if n == 1 else f" (restored copy {n})"
+        candidate = dumped[: max_length - len(suffix)] + suffix
+        if not Project.objects.filter(name=candidate).exists():
+            return candidate
+    raise Conflict("Too many restored copies of this project's name; restore with a --name.")
+
+
 def _check_slug(slug: object) -> None:
     if not isinstance(slug, str) or not slug or slugify(slug) != slug or len(slug) > SLUG_MAX:
         raise InvalidInput(
@@ -187,9 +287,17 @@ def _check_slug(slug: object) -> None:
 
 @transaction.atomic
 def project_restore(
-    *, stream: IO[bytes], slug: str | None = None, progress: Callable[[int], None] | None = None
+    *,
+    stream: IO[bytes],
+    slug: str | None = None,
+    name: str | None = None,
+    progress: Callable[[int], None] | None = None,
 ) -> tuple[Project, dict[str, int]]:
-    """Restore a dump as a new project. Refuses (writing nothing) if the slug is taken."""
+    """Restore a dump as a new project. Refuses (writing nothing) if the slug is taken.
+
+    ``name`` replaces the dumped name; without it the dumped name is kept unless another project
+    already has it, in which case the copy is called "NAME (restored copy)" (then "... copy 2", ...).
+    """
     User = get_user_model()
     users: dict[str, object] = {}
 
@@ -205,12 +313,18 @@ def project_restore(
         return users[username]
 
     ids: dict[str, dict[int, int]] = {
-        k: {} for k in ("guideline", "prompt", "candidate", "task", "assignment")
+        k: {}
+        for k in ("guideline", "prompt", "generation_job", "candidate", "task", "assignment", "annotation")
     }
     counts: dict[str, int] = {}
     project: Project | None = None
     pending: dict[str, list] = {}
-    created_at: list[tuple[Annotation, object]] = []
+    # columns Django sets on insert (auto_now_add), written back once every row exists
+    times: dict[tuple[type, str], list[tuple[object, object]]] = {}
+
+    def keep_time(obj, field: str, value) -> None:
+        if value:
+            times.setdefault((type(obj), field), []).append((obj, parse_datetime(value)))
 
     def flush(kind: str) -> None:
         rows = pending.pop(kind, [])
@@ -226,7 +340,10 @@ def project_restore(
         if kind in ids:
             ids[kind].update({old: obj.pk for old, obj in zip(olds, created, strict=True)})
 
-    order = ["guideline", "prompt", "candidate", "task", "task_candidate", "assignment", "annotation"]
+    order = [
+        "guideline", "prompt", "generation_job", "candidate", "task", "task_candidate", "assignment", "annotation", "review",
+        "adjudication",
+    ]  # fmt: skip
 
     def queue(kind: str, model, old_id, obj) -> None:
         # Flush every earlier kind first so references resolve.
@@ -249,48 +366,76 @@ def project_restore(
                         f"line {number}: not a PrefHub project dump of version {FORMAT_VERSION}"
                     )
             elif kind == "project":
-                values = {f: data[f] for f in PROJECT_FIELDS}
+                if project is not None:
+                    raise InvalidInput(f"line {number}: a second project record")
+                values = _present(kind, data, PROJECT_FIELDS)
                 values["slug"] = slug if slug is not None else values["slug"]
                 _check_slug(values["slug"])
                 if Project.objects.filter(slug=values["slug"]).exists():
                     raise Conflict(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."
                     )
-                project = Project.objects.create(**values)
+                values["name"] = _restored_name(values["name"], name)
+                project = Project.objects.create(**values, created_by=user(data.get("created_by__username")))
+                keep_time(project, "created_at", data.get("created_at"))
             elif project is None:
                 raise InvalidInput(f"line {number}: the project record must come first")
             elif kind == "dimension":
                 Dimension.objects.create(project=project, **data)
             elif kind == "membership":
-                Membership.objects.create(
+                m = Membership.objects.create(
                     project=project,
                     user=user(data["user__username"]),
                     role=data["role"],
                     is_active=data["is_active"],
                 )
+                keep_time(m, "created_at", data.get("created_at"))
             elif kind == "guideline":
                 g = Guideline(
                     project=project, version=data["version"], body=data["body"], change_note=data["change_note"],
                     author=user(data["author__username"]),
                 )  # fmt: skip
+                keep_time(g, "created_at", data["created_at"])
                 queue("guideline", Guideline, data["id"], g)
             elif kind == "guideline_ack":
                 flush("guideline")
-                GuidelineAck.objects.create(
+                ack = GuidelineAck.objects.create(
                     guideline_id=ids["guideline"][data["guideline_id"]], user=user(data["user__username"])
                 )
+                keep_time(ack, "acknowledged_at", data["acknowledged_at"])
             elif kind == "prompt":
                 old = data.pop("id")
                 queue("prompt", Prompt, old, Prompt(project=project, **data))
+            elif kind == "generation_job":
+                old = data.pop("id")
+                job = GenerationJob(
+                    project=project,
+                    created_by=user(data.pop("created_by__username")),
+                    released_by=user(data.pop("released_by__username")),
+                    **{k: v for k, v in data.items() if k != "created_at"},
+                )
+                for field in ("started_at", "finished_at", "released_at"):
+                    setattr(job, field, parse_datetime(data[field]) if data[field] else None)
+                if job.state in (JobState.QUEUED, JobState.RUNNING):  # no worker resumes it
+                    job.error = (
+                        f"It was {job.state} when the project was dumped; a restore does not resume it."
+                    )
+                    job.state = JobState.CANCELLED
+                keep_time(job, "created_at", data["created_at"])
+                queue("generation_job", GenerationJob, old, job)
             elif kind == "candidate":
                 old = data.pop("id")
                 flush("prompt")
+                flush("generation_job")
                 data["prompt_id"] = ids["prompt"][data["prompt_id"]]
+                data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
                 queue("candidate", Candidate, old, Candidate(**data))
             elif kind == "task":
                 old = data.pop("id")
                 flush("prompt")
+                flush("generation_job")
                 data["prompt_id"] = ids["prompt"][data["prompt_id"]]
+                data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
                 queue("task", Task, old, Task(project=project, claims=0, **data))
             elif kind == "task_candidate":
                 flush("task")
@@ -317,14 +462,10 @@ def project_restore(
                 )
                 queue("assignment", Assignment, old, obj)
             elif kind == "annotation":
-                for earlier in order[:-1]:
+                for earlier in order[: order.index("annotation")]:
                     flush(earlier)
                 cmap = ids["candidate"]
-                ranking = (
-                    [[cmap[c] for c in group] for group in data["ranking"]]
-                    if data["ranking"]
-                    else data["ranking"]
-                )
+                ranking = _map_ranking(data["ranking"], cmap)
                 ratings = {
                     dim: {str(cmap[int(c)]): s for c, s in row.items()}
                     for dim, row in (data["ratings"] or {}).items()
@@ -346,9 +487,31 @@ def project_restore(
                     shown_order=[cmap[c] for c in data["shown_order"]] if data["shown_order"] else None,
                     guideline_id=ids["guideline"].get(data["guideline_id"]) if data["guideline_id"] else None,
                     time_spent_ms=data["time_spent_ms"],
+                    pre_annotated=data.get("pre_annotated", False),
                 )
-                created_at.append((obj, parse_datetime(data["created_at"])))
-                queue("annotation", Annotation, None, obj)
+                keep_time(obj, "created_at", data["created_at"])
+                queue("annotation", Annotation, data.get("id"), obj)
+            elif kind == "review":
+                flush("annotation")
+                obj = AnnotationReview(
+                    annotation_id=ids["annotation"][data["annotation_id"]],
+                    verdict=data["verdict"],
+                    reason=data["reason"],
+                    reviewer=user(data["reviewer__username"]),
+                )
+                queue("review", AnnotationReview, None, obj)
+            elif kind == "adjudication":
+                flush("task")
+                flush("candidate")
+                obj = Adjudication(
+                    task_id=ids["task"][data["task_id"]],
+                    choice=data["choice"],
+                    ranking=_map_ranking(data["ranking"], ids["candidate"]),
+                    strength=data["strength"],
+                    rationale=data["rationale"],
+                    adjudicator=user(data["adjudicator__username"]),
+                )
+                queue("adjudication", Adjudication, None, obj)
             elif kind == "export_manifest":
                 pass  # kept in the dump for the record; exports are re-created from the data, not restored
             else:
@@ -369,8 +532,11 @@ def project_restore(
         .iterator()
     ):
         Task.objects.filter(pk=task_id).update(claims=n)
-    # annotations keep the time they were made (agreement over time depends on it)
-    for obj, when in created_at:
-        obj.created_at = when
-    Annotation.objects.bulk_update([obj for obj, _ in created_at], ["created_at"], batch_size=2000)
+    # annotations keep the time they were made (agreement over time depends on it), guidelines,
+    # acknowledgements and memberships theirs
+    for (model, field), rows in times.items():
+        for obj, when in rows:
+            setattr(obj, field, when)
+        model.objects.bulk_update([obj for obj, _ in rows], [field], batch_size=2000)
+    task_priorities_request(project=project)  # task_order=active: priorities are recomputed
     return project, counts

@@ -471,3 +471,20 @@ def test_an_export_another_worker_is_writing_is_left_to_it(annotated):
     assert left.state == ExportState.QUEUED and not left.path
     assert not exports_root(annotated).exists() or not any(exports_root(annotated).iterdir())
     assert export_run(export_id=export.pk).state == ExportState.DONE
+
+
+@pytest.mark.parametrize("file_type", ["jsonl", "parquet"])
+def test_raw_rows_say_whether_a_judge_verdict_was_preselected(annotated, file_type):
+    import pyarrow.parquet as pq
+
+    first = Annotation.objects.filter(task__project=annotated, flagged=False).order_by("id").first()
+    Annotation.objects.filter(pk=first.pk).update(pre_annotated=True)
+    export = _run(annotated, "raw", file_type)
+    path = Path(export.path) / f"train.{file_type}"
+    if file_type == "jsonl":
+        rows = [json.loads(line) for line in path.read_text().splitlines()]
+    else:
+        rows = pq.read_table(path).to_pylist()
+    assert {r["annotation_id"] for r in rows if r["pre_annotated"]} == {first.pk}
+    assert all(r["pre_annotated"] is False for r in rows if r["annotation_id"] != first.pk)
+    assert "pre_annotated" in export.manifest["columns"]

@@ -95,6 +95,7 @@ _OPTIONAL_FIELDS = (
     "time_spent_ms",
     "source",
     "created_at",
+    "pre_annotated",
 )
 
 

@@ -1,4 +1,4 @@
-"""python manage.py project_backup dump SLUG FILE | restore FILE [--slug NEW]"""
+"""python manage.py project_backup dump SLUG FILE | restore FILE [--slug NEW] [--name NAME]"""
 
 from __future__ import annotations
 
@@ -29,6 +29,12 @@ class Command(ServiceCommand):
         restore.add_argument(
             "--slug", default=None, help="Restore under this slug instead of the dumped one."
         )
+        restore.add_argument(
+            "--name",
+            default=None,
+            help="Name the restored project. Without it the dumped name is kept, unless another project "
+            'has it: then "NAME (restored copy)".',
+        )
 
     def handle(self, *args, **opts):
         if opts["action"] == "dump":
@@ -57,11 +63,12 @@ class Command(ServiceCommand):
             raise CommandError(f"file: {opts['file']!r} does not exist or is not a file.")
         try:
             with open(opts["file"], "rb") as stream:
-                project, counts = project_restore(stream=stream, slug=opts["slug"])
+                project, counts = project_restore(stream=stream, slug=opts["slug"], name=opts["name"])
         except OSError as exc:
             raise CommandError(f"file: cannot read {opts['file']!r} as a gzip'd dump ({exc}).") from None
         self.stdout.write(
             self.style.SUCCESS(
-                f"Restored project {project.slug!r}: " + ", ".join(f"{v} {k}" for k, v in counts.items())
+                f"Restored project {project.slug!r} ({project.name}): "
+                + ", ".join(f"{v} {k}" for k, v in counts.items())
             )
         )
