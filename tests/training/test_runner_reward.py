@@ -36,9 +36,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def _cfg(base: str, data: str, out: Path, **extra):
-    return runner_config(
-        "reward", base, data, out, learning_rate=2e-3, per_device_train_batch_size=8, logging_steps=5, **extra
-    )
+    values = {"learning_rate": 2e-3, "per_device_train_batch_size": 8, "logging_steps": 5, **extra}
+    return runner_config("reward", base, data, out, **values)
 
 
 def test_reward_model_on_hh_rlhf_beats_chance_held_out(tmp_path):
