@@ -33,6 +33,7 @@ from annotate.labeling_protocol import (
 from annotate.services.guidelines import guideline_acknowledge
 from annotate.services.leasing import (
     MAX_EXCLUDED_LEASES,
+    MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
     annotation_undo,
     assignment_skip,
@@ -58,10 +59,13 @@ class ClaimNextApi(ProjectApiView):
         summary="Claim the next task",
         description="Labelers. Leases you the next task that still needs labels (blind: responses are "
         "named by per-lease handles, never by model); a live lease you already hold comes back first. "
-        "204 when nothing is left for you. List leases you hold in `exclude_assignment_ids` to get a "
-        "further task while one is on screen (to preload it).",
+        "List leases you hold in `exclude_assignment_ids` to get a further task while one is on screen "
+        f"(to preload it). A labeler holds at most {MAX_LIVE_LEASES_PER_LABELER} live leases per "
+        "project: when you already hold that many and exclude them all, the answer is 409 with error "
+        "`lease_limit` and `details.assignment_ids` listing the leases you hold: submit or skip "
+        "one of them (or let it expire) before claiming again. 204 only when nothing is left for you.",
         request=ClaimInputSerializer,
-        responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 429)},
+        responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
@@ -71,6 +75,7 @@ class ClaimNextApi(ProjectApiView):
             labeler=request.user,
             exclude_assignment_ids=data["exclude_assignment_ids"],
             roles=self.access.roles,
+            refuse_at_limit=True,
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
