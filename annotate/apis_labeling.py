@@ -15,13 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from annotate import selectors
 from annotate.apis_labeling_docs import (
     AcknowledgedSerializer,
     AssignmentStateSerializer,
     ClaimedLeaseSerializer,
 )
-from annotate.errors import NotFound
 from annotate.labeling_protocol import (
     LeaseSerializer,
     SkipSerializer,
@@ -30,7 +28,7 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
-from annotate.services.guidelines import guideline_acknowledge
+from annotate.services.guidelines import guideline_acknowledge_read
 from annotate.services.leasing import (
     MAX_EXCLUDED_LEASES,
     MAX_LIVE_LEASES_PER_LABELER,
@@ -156,20 +154,45 @@ class UndoApi(ProjectApiView):
 class AcknowledgeGuidelineApi(ProjectApiView):
     capability = "label"
 
+    class AcknowledgeInputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text="The guideline version you read.",
+        )
+        guideline_id = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=2**63 - 1,
+            help_text="The id of the guideline version you read (instead of, or with, `version`).",
+        )
+
     @extend_schema(
         summary="Acknowledge the current guidelines",
         description="Labelers: confirm you read the current guideline version (needed before your "
-        "next submission after a new version is published).",
-        request=None,
-        responses={200: AcknowledgedSerializer, **errors(401, 403, 404)},
+        "next submission after a new version is published). Name the version you read by `version` "
+        "(or `guideline_id`, or both when they agree): only the current version can be acknowledged, "
+        "so naming an older one is 409 with error `guideline_not_current` and the current version in "
+        "`details` (read it, then acknowledge it). A version or id this project does not have is 404; "
+        "a `version` and `guideline_id` of different versions is 400. An empty body acknowledges the "
+        "current version (kept for older clients; prefer naming it).",
+        request=AcknowledgeInputSerializer,
+        responses={200: AcknowledgedSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        current = selectors.guideline_current(project=project)
-        if current is None:
-            raise NotFound("This project has no guidelines yet.")
-        guideline_acknowledge(guideline=current, user=request.user)
-        return Response({"version": current.version})
+        data = validated_input(self.AcknowledgeInputSerializer, request.data)
+        guideline = guideline_acknowledge_read(
+            project=self.access.project,
+            user=request.user,
+            version=data["version"],
+            guideline_id=data["guideline_id"],
+        )
+        return Response({"version": guideline.version})
 
 
 urlpatterns = [

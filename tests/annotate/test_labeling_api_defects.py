@@ -10,7 +10,8 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotate.models import Assignment
+from annotate.models import Assignment, GuidelineAck
+from annotate.services.guidelines import guideline_publish
 from annotate.services.leasing import MAX_LIVE_LEASES_PER_LABELER
 from tests.conftest import add_tasks
 
@@ -105,3 +106,82 @@ def test_the_labeling_page_still_says_busy_at_the_limit(client, make_project, la
         held.append(resp.json()["assignment_id"])
     resp = client.post(url, {"exclude": held}, content_type="application/json")
     assert resp.status_code == 200 and resp.json()["state"] == "busy"
+
+
+# --- 7: acknowledging names the version read --------------------------------------------------------
+
+
+@pytest.fixture
+def two_versions(make_project, labeler_in, make_user):
+    project = make_project()
+    add_tasks(project, prompts=2)
+    manager = make_user()
+    v1 = guideline_publish(project=project, actor=manager, body="Be kind.")
+    v2 = guideline_publish(project=project, actor=manager, body="Be kind and brief.")
+    return project, v1, v2, labeler_in(project)
+
+
+def _ack(api, slug, body=None):
+    return api.post(f"/api/v1/labeling/{slug}/acknowledge-guidelines", body, format="json")
+
+
+def test_acknowledging_an_old_version_is_a_409_naming_the_current_one(api, two_versions):
+    project, v1, v2, alice = two_versions
+    api.force_authenticate(alice)
+    resp = _ack(api, project.slug, {"version": 1})
+    assert resp.status_code == 409, (resp.status_code, resp.content)
+    body = resp.json()
+    assert body["error"] == "guideline_not_current"
+    assert "version 2" in body["detail"]
+    assert body["details"] == {"current_version": 2, "current_guideline_id": v2.pk}
+    resp = _ack(api, project.slug, {"guideline_id": v1.pk})
+    assert resp.status_code == 409 and resp.json()["details"]["current_version"] == 2
+    assert not GuidelineAck.objects.filter(user=alice).exists()
+
+
+def test_acknowledging_the_current_version_by_version_or_id(api, two_versions):
+    project, _v1, v2, alice = two_versions
+    api.force_authenticate(alice)
+    resp = _ack(api, project.slug, {"version": 2})
+    assert resp.status_code == 200 and resp.json() == {"version": 2}
+    assert GuidelineAck.objects.filter(user=alice, guideline=v2).exists()
+    GuidelineAck.objects.all().delete()
+    resp = _ack(api, project.slug, {"guideline_id": v2.pk})
+    assert resp.status_code == 200 and resp.json() == {"version": 2}
+    assert GuidelineAck.objects.filter(user=alice, guideline=v2).exists()
+    resp = _ack(api, project.slug, {"version": 2, "guideline_id": v2.pk})
+    assert resp.status_code == 200
+
+
+def test_unknown_or_contradictory_versions_are_refused(api, two_versions, make_project, make_user):
+    project, v1, _v2, alice = two_versions
+    other = make_project()
+    foreign = guideline_publish(project=other, actor=make_user(), body="Elsewhere.")
+    api.force_authenticate(alice)
+    assert _ack(api, project.slug, {"guideline_id": 999_999}).status_code == 404
+    assert _ack(api, project.slug, {"guideline_id": foreign.pk}).status_code == 404
+    assert _ack(api, project.slug, {"version": 7}).status_code == 404
+    bad = _ack(api, project.slug, {"version": "two"})
+    assert bad.status_code == 400 and bad.json()["field"] == "version"
+    both = _ack(api, project.slug, {"version": 2, "guideline_id": v1.pk})
+    assert both.status_code == 400
+    assert not GuidelineAck.objects.filter(user=alice).exists()
+
+
+def test_an_empty_body_still_acknowledges_the_current_version(api, two_versions):
+    """Backwards compatible: clients written before the body existed keep working."""
+    project, _v1, v2, alice = two_versions
+    api.force_authenticate(alice)
+    resp = _ack(api, project.slug)
+    assert resp.status_code == 200 and resp.json() == {"version": 2}
+    assert GuidelineAck.objects.filter(user=alice, guideline=v2).exists()
+
+
+def test_the_acknowledge_body_is_documented():
+    from tests.openapi import api_schema, resolve
+
+    schema = api_schema()
+    op = schema["paths"]["/api/v1/labeling/{slug}/acknowledge-guidelines"]["post"]
+    body = resolve(schema, op["requestBody"]["content"]["application/json"]["schema"])
+    assert {"version", "guideline_id"} <= set(body["properties"])
+    assert "409" in op["responses"] and "400" in op["responses"]
