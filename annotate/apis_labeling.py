@@ -34,6 +34,7 @@ from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
     annotation_undo,
+    assignment_renew,
     assignment_skip,
     task_claim_lease,
 )
@@ -151,6 +152,28 @@ class UndoApi(ProjectApiView):
 
 
 @extend_schema(tags=["Labeling"])
+class RenewApi(ProjectApiView):
+    capability = "label"
+
+    class RenewedSerializer(serializers.Serializer):
+        assignment_id = serializers.IntegerField()
+        expires_at = serializers.DateTimeField(help_text="The lease's new end: a full lease time from now.")
+
+    @extend_schema(
+        summary="Renew a lease",
+        description="Labelers, on their own live lease: restart its clock (a full lease time from now), "
+        "to keep a task open while it is being worked on or when a preloaded task comes on screen. "
+        "409 `lease_expired` when the lease already ended (the task went back to the pool: claim "
+        "again), 409 `lease_not_live` when it was submitted, skipped or released.",
+        request=None,
+        responses={200: RenewedSerializer, **errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_renew(assignment_id=self.assignment.pk, labeler=request.user)
+        return Response({"assignment_id": assignment.pk, "expires_at": assignment.expires_at})
+
+
+@extend_schema(tags=["Labeling"])
 class AcknowledgeGuidelineApi(ProjectApiView):
     capability = "label"
 
@@ -203,4 +226,5 @@ urlpatterns = [
     path("labeling/assignments/<int:assignment_id>/submit", SubmitApi.as_view(), name="labeling-submit"),
     path("labeling/assignments/<int:assignment_id>/skip", SkipApi.as_view(), name="labeling-skip"),
     path("labeling/assignments/<int:assignment_id>/undo", UndoApi.as_view(), name="labeling-undo"),
+    path("labeling/assignments/<int:assignment_id>/renew", RenewApi.as_view(), name="labeling-renew"),
 ]

@@ -10,7 +10,7 @@ from django.core.cache import cache
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from annotate.models import Assignment, GuidelineAck
+from annotate.models import Assignment, AssignmentState, GuidelineAck
 from annotate.services.guidelines import guideline_publish
 from annotate.services.leasing import MAX_LIVE_LEASES_PER_LABELER
 from tests.conftest import add_tasks
@@ -185,3 +185,46 @@ def test_the_acknowledge_body_is_documented():
     body = resolve(schema, op["requestBody"]["content"]["application/json"]["schema"])
     assert {"version", "guideline_id"} <= set(body["properties"])
     assert "409" in op["responses"] and "400" in op["responses"]
+
+
+# --- 17b: renew a lease through the API -------------------------------------------------------------
+
+
+def test_a_lease_can_be_renewed_through_the_api(api, make_project, labeler_in):
+    project = make_project(lease_ttl_seconds=600)
+    add_tasks(project, prompts=2)
+    alice, bob = labeler_in(project), labeler_in(project)
+    api.force_authenticate(alice)
+    lease_id = _next(api, project.slug).json()["assignment_id"]
+    soon = timezone.now() + timedelta(seconds=30)
+    Assignment.objects.filter(pk=lease_id).update(expires_at=soon)
+    resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/renew")
+    assert resp.status_code == 200, (resp.status_code, resp.content)
+    body = resp.json()
+    assert body["assignment_id"] == lease_id
+    renewed = Assignment.objects.get(pk=lease_id).expires_at
+    assert renewed > soon + timedelta(seconds=500)
+    assert body["expires_at"].startswith(renewed.isoformat()[:19])
+    api.force_authenticate(bob)
+    assert api.post(f"/api/v1/labeling/assignments/{lease_id}/renew").status_code == 404
+    api.force_authenticate(alice)
+    _expire(lease_id)
+    late = api.post(f"/api/v1/labeling/assignments/{lease_id}/renew")
+    assert late.status_code == 409 and late.json()["error"] == "lease_expired"
+    Assignment.objects.filter(pk=lease_id).update(
+        state=AssignmentState.SKIPPED, expires_at=timezone.now() + timedelta(seconds=60)
+    )
+    gone = api.post(f"/api/v1/labeling/assignments/{lease_id}/renew")
+    assert gone.status_code == 409 and gone.json()["error"] == "lease_not_live"
+
+
+def test_renewal_has_the_documented_shape(api, make_project, labeler_in):
+    from tests.openapi import assert_documented
+
+    project = make_project()
+    add_tasks(project, prompts=1)
+    alice = labeler_in(project)
+    api.force_authenticate(alice)
+    lease_id = _next(api, project.slug).json()["assignment_id"]
+    resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/renew")
+    assert_documented(resp, "POST", "/api/v1/labeling/assignments/{assignment_id}/renew")
