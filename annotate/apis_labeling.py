@@ -15,13 +15,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 
-from annotate import selectors
 from annotate.apis_labeling_docs import (
     AcknowledgedSerializer,
     AssignmentStateSerializer,
     ClaimedLeaseSerializer,
 )
-from annotate.errors import NotFound
 from annotate.labeling_protocol import (
     LeaseSerializer,
     SkipSerializer,
@@ -30,11 +28,13 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
-from annotate.services.guidelines import guideline_acknowledge
+from annotate.services.guidelines import guideline_acknowledge_read
 from annotate.services.leasing import (
     MAX_EXCLUDED_LEASES,
+    MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
     annotation_undo,
+    assignment_renew,
     assignment_skip,
     task_claim_lease,
 )
@@ -58,10 +58,13 @@ class ClaimNextApi(ProjectApiView):
         summary="Claim the next task",
         description="Labelers. Leases you the next task that still needs labels (blind: responses are "
         "named by per-lease handles, never by model); a live lease you already hold comes back first. "
-        "204 when nothing is left for you. List leases you hold in `exclude_assignment_ids` to get a "
-        "further task while one is on screen (to preload it).",
+        "List leases you hold in `exclude_assignment_ids` to get a further task while one is on screen "
+        f"(to preload it). A labeler holds at most {MAX_LIVE_LEASES_PER_LABELER} live leases per "
+        "project: when you already hold that many and exclude them all, the answer is 409 with error "
+        "`lease_limit` and `details.assignment_ids` listing the leases you hold: submit or skip "
+        "one of them (or let it expire) before claiming again. 204 only when nothing is left for you.",
         request=ClaimInputSerializer,
-        responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 429)},
+        responses={200: ClaimedLeaseSerializer, 204: None, **errors(400, 401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
@@ -71,6 +74,7 @@ class ClaimNextApi(ProjectApiView):
             labeler=request.user,
             exclude_assignment_ids=data["exclude_assignment_ids"],
             roles=self.access.roles,
+            refuse_at_limit=True,
         )
         if lease is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
@@ -148,23 +152,70 @@ class UndoApi(ProjectApiView):
 
 
 @extend_schema(tags=["Labeling"])
+class RenewApi(ProjectApiView):
+    capability = "label"
+
+    class RenewedSerializer(serializers.Serializer):
+        assignment_id = serializers.IntegerField()
+        expires_at = serializers.DateTimeField(help_text="The lease's new end: a full lease time from now.")
+
+    @extend_schema(
+        summary="Renew a lease",
+        description="Labelers, on their own live lease: restart its clock (a full lease time from now), "
+        "to keep a task open while it is being worked on or when a preloaded task comes on screen. "
+        "409 `lease_expired` when the lease already ended (the task went back to the pool: claim "
+        "again), 409 `lease_not_live` when it was submitted, skipped or released.",
+        request=None,
+        responses={200: RenewedSerializer, **errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, assignment_id: int) -> Response:
+        assignment = assignment_renew(assignment_id=self.assignment.pk, labeler=request.user)
+        return Response({"assignment_id": assignment.pk, "expires_at": assignment.expires_at})
+
+
+@extend_schema(tags=["Labeling"])
 class AcknowledgeGuidelineApi(ProjectApiView):
     capability = "label"
+
+    class AcknowledgeInputSerializer(serializers.Serializer):
+        version = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=2**31 - 1,
+            help_text="The guideline version you read.",
+        )
+        guideline_id = serializers.IntegerField(
+            required=False,
+            allow_null=True,
+            default=None,
+            min_value=1,
+            max_value=2**63 - 1,
+            help_text="The id of the guideline version you read (instead of, or with, `version`).",
+        )
 
     @extend_schema(
         summary="Acknowledge the current guidelines",
         description="Labelers: confirm you read the current guideline version (needed before your "
-        "next submission after a new version is published).",
-        request=None,
-        responses={200: AcknowledgedSerializer, **errors(401, 403, 404)},
+        "next submission after a new version is published). Name the version you read by `version` "
+        "(or `guideline_id`, or both when they agree): only the current version can be acknowledged, "
+        "so naming an older one is 409 with error `guideline_not_current` and the current version in "
+        "`details` (read it, then acknowledge it). A version or id this project does not have is 404; "
+        "a `version` and `guideline_id` of different versions is 400. An empty body acknowledges the "
+        "current version (kept for older clients; prefer naming it).",
+        request=AcknowledgeInputSerializer,
+        responses={200: AcknowledgedSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        current = selectors.guideline_current(project=project)
-        if current is None:
-            raise NotFound("This project has no guidelines yet.")
-        guideline_acknowledge(guideline=current, user=request.user)
-        return Response({"version": current.version})
+        data = validated_input(self.AcknowledgeInputSerializer, request.data)
+        guideline = guideline_acknowledge_read(
+            project=self.access.project,
+            user=request.user,
+            version=data["version"],
+            guideline_id=data["guideline_id"],
+        )
+        return Response({"version": guideline.version})
 
 
 urlpatterns = [
@@ -175,4 +226,5 @@ urlpatterns = [
     path("labeling/assignments/<int:assignment_id>/submit", SubmitApi.as_view(), name="labeling-submit"),
     path("labeling/assignments/<int:assignment_id>/skip", SkipApi.as_view(), name="labeling-skip"),
     path("labeling/assignments/<int:assignment_id>/undo", UndoApi.as_view(), name="labeling-undo"),
+    path("labeling/assignments/<int:assignment_id>/renew", RenewApi.as_view(), name="labeling-renew"),
 ]

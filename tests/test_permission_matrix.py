@@ -189,9 +189,11 @@ def test_another_labelers_lease_is_refused(world):
         f"/api/v1/labeling/assignments/{lease_id}/submit",
         f"/api/v1/labeling/assignments/{lease_id}/skip",
         f"/api/v1/labeling/assignments/{lease_id}/undo",
+        f"/api/v1/labeling/assignments/{lease_id}/renew",
         f"/projects/{world['target'].slug}/label/{lease_id}/submit/",
         f"/projects/{world['target'].slug}/label/{lease_id}/skip/",
         f"/projects/{world['target'].slug}/label/{lease_id}/undo/",
+        f"/projects/{world['target'].slug}/label/{lease_id}/renew/",
     ):
         resp = client.post(path, {"choice": "left", "reason": "x"}, format="json")
         assert resp.status_code in (403, 404), (path, resp.status_code)

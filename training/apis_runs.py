@@ -20,7 +20,7 @@ from core.api_lists import ProjectPagedListApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
-from training.services.runs import run_cancel, run_create, run_register_endpoint
+from training.services.runs import run_cancel, run_create, run_register
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -73,6 +73,11 @@ class TrainingRunDetailSerializer(TrainingRunSerializer):
 class RegisteredEndpointSerializer(serializers.Serializer):
     endpoint = serializers.CharField(help_text="The generation endpoint's name.")
     model = serializers.CharField(help_text="The model path it serves.")
+    created = serializers.BooleanField(help_text="False when the run was registered before this request.")
+    note = serializers.CharField(
+        allow_blank=True,
+        help_text="When not created: that the existing endpoint is answered and no name was used.",
+    )
 
 
 def _run(project, run_id: int) -> TrainingRun:
@@ -193,16 +198,30 @@ class RunRegisterApi(ProjectApiView):
     @extend_schema(
         summary="Serve a run's model for generation",
         description="Researchers. Registers a finished policy run's model as a `transformers` "
-        "generation endpoint of the project (the same endpoint when asked again), so generation jobs "
-        "can sample from it: the loop closes.",
+        "generation endpoint of the project, so generation jobs can sample from it: the loop closes. "
+        "201 when the endpoint is created (`name`, optional, is its name). A run registered before "
+        "answers 200 with its existing endpoint (`created` false, and a `note`) when `name` is empty "
+        "or that endpoint's name; another name is 409 (an endpoint keeps its name). 409 too for a "
+        "run that has not finished, or that was cancelled or failed (it has no model).",
         request=RunRegisterSerializer,
-        responses={201: RegisteredEndpointSerializer, **errors(400, 401, 403, 404, 409)},
+        responses={
+            200: RegisteredEndpointSerializer,
+            201: RegisteredEndpointSerializer,
+            **errors(400, 401, 403, 404, 409),
+        },
     )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = _run(self.access.project, run_id)
         data = validated_input(RunRegisterSerializer, request.data)
-        endpoint = run_register_endpoint(run=run, name=data["name"], actor=request.user)
-        return Response({"endpoint": endpoint.name, "model": endpoint.model}, status=status.HTTP_201_CREATED)
+        endpoint, created = run_register(run=run, name=data["name"], actor=request.user)
+        note = (
+            ""
+            if created
+            else f"This run was already registered as {endpoint.name!r}; that endpoint is answered "
+            "and nothing was created."
+        )
+        body = {"endpoint": endpoint.name, "model": endpoint.model, "created": created, "note": note}
+        return Response(body, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 
 urlpatterns = [

@@ -5,11 +5,17 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotate.errors import InvalidInput
+from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Guideline, GuidelineAck, Project
 from core.audit import audit_record
 
 MAX_GUIDELINE_CHARS = 200_000
+
+
+class GuidelineNotCurrent(Conflict):
+    """The labeler acknowledged a version that is no longer the current one (``details`` names it)."""
+
+    code = "guideline_not_current"
 
 
 @transaction.atomic
@@ -51,3 +57,40 @@ def guideline_publish(
 def guideline_acknowledge(*, guideline: Guideline, user: AbstractBaseUser) -> GuidelineAck:
     ack, _ = GuidelineAck.objects.get_or_create(guideline=guideline, user=user)
     return ack
+
+
+def guideline_acknowledge_read(
+    *, project: Project, user: AbstractBaseUser, version: int | None = None, guideline_id: int | None = None
+) -> Guideline:
+    """Acknowledge the version the labeler says they read (``version`` or ``guideline_id``, or both
+    naming the same one); neither: the current version (what clients sent before they could name
+    it). Only the current version can be acknowledged: an older one is ``GuidelineNotCurrent``
+    (409, naming the current version), a version or id this project does not have is ``NotFound``,
+    two names of different versions are ``InvalidInput``. Returns the acknowledged version."""
+    current = Guideline.objects.filter(project=project).order_by("-version").first()
+    if current is None:
+        raise NotFound("This project has no guidelines yet.")
+    named = None
+    if guideline_id is not None:
+        named = Guideline.objects.filter(project=project, pk=guideline_id).first()
+        if named is None:
+            raise NotFound(f"This project has no guideline with id {guideline_id}.", field="guideline_id")
+    if version is not None:
+        if named is not None and named.version != version:
+            raise InvalidInput(
+                f"guideline_id {guideline_id} is version {named.version}, not version {version}; "
+                "send one of them.",
+                field="version",
+            )
+        if named is None:
+            named = Guideline.objects.filter(project=project, version=version).first()
+            if named is None:
+                raise NotFound(f"This project has no guideline version {version}.", field="version")
+    if named is not None and named.pk != current.pk:
+        raise GuidelineNotCurrent(
+            f"You acknowledged version {named.version}, but version {current.version} is the current "
+            f"one: read version {current.version} and acknowledge it.",
+            details={"current_version": current.version, "current_guideline_id": current.pk},
+        )
+    guideline_acknowledge(guideline=current, user=user)
+    return current

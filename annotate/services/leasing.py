@@ -83,6 +83,14 @@ MAX_TIME_SPENT_MS = 24 * 3600 * 1000
 
 _rng = random.SystemRandom()
 
+
+class LeaseLimitReached(Conflict):
+    """The labeler holds ``MAX_LIVE_LEASES_PER_LABELER`` live leases and excluded them all: no new
+    task until one of them is submitted, skipped or expires (``details`` lists them)."""
+
+    code = "lease_limit"
+
+
 # The order new tasks are handed out in: fewest claims first, then oldest. The one place to change
 # it (a "-field" sorts descending): both the PostgreSQL claim statement and the ORM claim use it.
 CLAIM_ORDER: tuple[str, ...] = ("claims", "-priority", "id")
@@ -194,12 +202,42 @@ def task_claim_lease(
     exclude_assignment_ids: tuple[int, ...] | list[int] = (),
     roles: Collection[str] | None = None,
     now: datetime | None = None,
+    refuse_at_limit: bool = False,
 ) -> LeaseView | None:
     """``task_claim_next`` with what the labeler's client shows (``LeaseView``).
 
     On PostgreSQL: one statement (plus the expiry sweep only when some lease of the project is past
-    its expiry). Elsewhere: the ORM claim, then the lease is read back with its task."""
+    its expiry). Elsewhere: the ORM claim, then the lease is read back with its task.
+
+    ``refuse_at_limit``: when nothing was leased because the labeler already holds the most live
+    leases allowed (all of them excluded), raise ``LeaseLimitReached`` naming them instead of
+    returning ``None``, so that ``None`` means only "nothing is left for you" (the REST API; the
+    labeling page asks ``labeler_live_lease_count`` itself)."""
     now = now or timezone.now()
+    lease = _claim_lease(
+        project=project, labeler=labeler, exclude_assignment_ids=exclude_assignment_ids, roles=roles, now=now
+    )
+    if lease is None and refuse_at_limit:
+        held = list(_live_leases(project=project, labeler=labeler, now=now).values_list("id", flat=True))
+        if len(held) >= MAX_LIVE_LEASES_PER_LABELER:
+            names = ", ".join(str(i) for i in held)
+            raise LeaseLimitReached(
+                f"You already hold {len(held)} open tasks (assignments {names}), the most one labeler "
+                f"may hold at once ({MAX_LIVE_LEASES_PER_LABELER}). Submit or skip one of them (or let "
+                "its lease expire) before claiming another.",
+                details={"assignment_ids": held, "max_live_leases": MAX_LIVE_LEASES_PER_LABELER},
+            )
+    return lease
+
+
+def _claim_lease(
+    *,
+    project: Project,
+    labeler: AbstractBaseUser,
+    exclude_assignment_ids: tuple[int, ...] | list[int],
+    roles: Collection[str] | None,
+    now: datetime,
+) -> LeaseView | None:
     _require_active_labeler(project=project, labeler=labeler, roles=roles)
     if len(exclude_assignment_ids) > MAX_EXCLUDED_LEASES:
         raise InvalidInput(

@@ -76,10 +76,27 @@ def token_create(
     projects: list[Project] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiToken, str]:
-    """Create a token; returns it with the plaintext secret, which is not stored anywhere."""
+    """Create a token; returns it with the plaintext secret, which is not stored anywhere.
+
+    ``projects`` narrows it; each must be one the user can see (an active member; superusers: any),
+    as the tokens page offers: a token narrowed to a project its user is not in would reach nothing
+    there, so it is refused (``InvalidInput`` on ``projects``)."""
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput("A token needs a name of at most 100 characters.", field="name")
+    if projects:
+        from core.access import visible_projects  # core.access imports DRF, whose settings import this
+
+        visible = set(
+            visible_projects(user).filter(pk__in=[p.pk for p in projects]).values_list("pk", flat=True)
+        )
+        outside = [p.slug for p in projects if p.pk not in visible]
+        if outside:
+            raise InvalidInput(
+                f"{user} is not an active member of {', '.join(outside)}; a token narrowed to a project "
+                "its user is not in reaches nothing there.",
+                field="projects",
+            )
     if expires_at is not None and expires_at <= timezone.now():
         raise InvalidInput("The expiry must be in the future.", field="expires_at")
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)

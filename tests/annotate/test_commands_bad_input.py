@@ -42,6 +42,29 @@ def test_api_token_days_out_of_range_is_refused_and_creates_no_token(make_user, 
     assert not ApiToken.objects.exists()
 
 
+@pytest.mark.parametrize("where", ["not a member", "membership ended"])
+def test_api_token_for_a_project_the_user_is_not_in_is_refused(make_user, make_project, labeler_in, where):
+    """A token narrowed to a project its user cannot see reaches nothing: refused, naming --project
+    and the project, as the tokens page offers only the user's own projects; nothing is created.
+    The user's own project still works."""
+    from annotate.models import ApiToken
+    from annotate.services.projects import membership_add, membership_deactivate
+
+    theirs, other = make_project(), make_project()
+    user = labeler_in(theirs)
+    if where == "membership ended":
+        membership_add(project=other, user=user, role="labeler")
+        membership_deactivate(project=other, user=user)
+    with pytest.raises(CommandError, match=rf"^--project: .*{other.slug}"):
+        call_command(
+            "api_token", "create", "--user", user.username, "--name", "x",
+            "--project", theirs.slug, "--project", other.slug,
+        )  # fmt: skip
+    assert not ApiToken.objects.exists()
+    call_command("api_token", "create", "--user", user.username, "--name", "ok", "--project", theirs.slug)
+    assert list(ApiToken.objects.get().projects.all()) == [theirs]
+
+
 @pytest.mark.parametrize("damage", ["truncated", "corrupt"])
 def test_import_of_a_damaged_gzip_reports_it_and_imports_nothing(make_project, tmp_path, capsys, damage):
     import gzip

@@ -303,24 +303,50 @@ def run_cancel(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
     return run
 
 
-@transaction.atomic
 def run_register_endpoint(*, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None) -> Any:
     """Register a finished policy run's model as a ``transformers`` generation endpoint of its
-    project (idempotent: the same endpoint the second time), so a generation job can sample from it."""
+    project (idempotent: the same endpoint the second time), so a generation job can sample from it.
+    ``run_register`` says whether the endpoint was created by this call."""
+    endpoint, _created = run_register(run=run, name=name, actor=actor)
+    return endpoint
+
+
+@transaction.atomic
+def run_register(
+    *, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None
+) -> tuple[Any, bool]:
+    """``run_register_endpoint`` returning ``(endpoint, created)``.
+
+    A run registered already answers its endpoint (``created`` False) when ``name`` is empty or
+    names that endpoint; another name is a ``Conflict`` (an endpoint is not renamed, and a second
+    one for the same model is not made). A reward model is ``InvalidInput``; a run that is not done
+    is a ``Conflict`` saying why (still queued or running; cancelled or failed: no model)."""
     run = (
         TrainingRun.objects.select_for_update(of=("self",))
         .select_related("project", "registered_endpoint")
         .get(pk=run.pk)
     )
+    wanted = slugify(name)[:100] if name else ""
     if run.registered_endpoint is not None:
-        return run.registered_endpoint
+        endpoint = run.registered_endpoint
+        if wanted and wanted != endpoint.name:
+            raise Conflict(
+                f"This run is already registered as the generation endpoint {endpoint.name!r}; it was "
+                f"not registered again as {wanted!r} (an endpoint keeps its name). Use "
+                f"{endpoint.name!r}, or register without a name to get it back.",
+                field="name",
+            )
+        return endpoint, False
     if run.kind not in POLICY_KINDS:
         raise InvalidInput("Only a policy (DPO, PPO, RLOO, GRPO) can generate; a reward model cannot.")
+    if run.state in (RunState.CANCELLED, RunState.FAILED):
+        how = "was cancelled" if run.state == RunState.CANCELLED else "failed"
+        raise Conflict(f"This run {how}; it has no model to register.")
     if run.state != RunState.DONE:
-        raise Conflict("The run has not finished.")
+        raise Conflict("The run has not finished yet; register it once it is done.")
     if not run.output_path or not (Path(run.output_path) / "config.json").is_file():
         raise NotFound("The run's model files are missing.")
-    name = slugify(name or f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
+    name = wanted or slugify(f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
     endpoint = endpoint_create(
         name=name, backend="transformers", model=run.output_path, project=run.project, actor=actor
     )
@@ -330,7 +356,7 @@ def run_register_endpoint(*, run: TrainingRun, name: str = "", actor: AbstractBa
         details={"endpoint": endpoint.name},
     )  # fmt: skip
     run.save(update_fields=["registered_endpoint"])
-    return endpoint
+    return endpoint, True
 
 
 # --- execution ----------------------------------------------------------------------------------

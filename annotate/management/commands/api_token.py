@@ -19,7 +19,7 @@ from core.cli import ServiceCommand
 
 
 class Command(ServiceCommand):
-    field_options = {"expires_at": "--days"}
+    field_options = {"expires_at": "--days", "projects": "--project"}
     help = "Create, list or revoke API tokens (Authorization: Bearer <token>)."
 
     def add_arguments(self, parser):
