@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -19,7 +21,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.errors import found
-from annotate.models import Annotation, Dimension, Guideline, Project, Task, TaskCandidate, TaskKind
+from annotate.models import (
+    Annotation,
+    Assignment,
+    AssignmentState,
+    Dimension,
+    Guideline,
+    Project,
+    Task,
+    TaskCandidate,
+    TaskKind,
+)
 from annotate.project_input import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
@@ -365,6 +377,11 @@ class TaskSerializer(serializers.ModelSerializer):
     prompt_external_id = serializers.CharField(source="prompt.external_id")
     candidate_ids = serializers.SerializerMethodField()
     annotations = serializers.IntegerField(source="n_annotations", read_only=True)
+    claims = serializers.IntegerField(
+        source="live_claims",
+        read_only=True,
+        help_text="Live leases plus submissions; a lease past its expiry no longer counts.",
+    )
 
     class Meta:
         model = Task
@@ -399,13 +416,24 @@ class TaskListApi(ProjectFilteredListApi):
     filter_serializer = TaskFilterSerializer
 
     def rows(self, project: Project, filters: dict) -> QuerySet[Task]:
-        qs = Task.objects.filter(project=project)
+        # A lease past its expiry is no claim, whether or not the sweep has reclaimed it yet.
+        expired = (
+            Assignment.objects.filter(
+                task=OuterRef("pk"), state=AssignmentState.LIVE, expires_at__lte=timezone.now()
+            )
+            .values("task")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        qs = Task.objects.filter(project=project).annotate(
+            live_claims=F("claims") - Coalesce(Subquery(expired), 0)
+        )
         if filters.get("is_gold") is not None:
             qs = qs.filter(is_gold=filters["is_gold"])
         if filters.get("open") is True:
-            qs = qs.filter(claims__lt=F("target_labels"))
+            qs = qs.filter(live_claims__lt=F("target_labels"))
         elif filters.get("open") is False:
-            qs = qs.filter(claims__gte=F("target_labels"))
+            qs = qs.filter(live_claims__gte=F("target_labels"))
         return (
             qs.select_related("prompt")
             .prefetch_related(Prefetch("slots", queryset=TaskCandidate.objects.order_by("slot")))

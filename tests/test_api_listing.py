@@ -113,3 +113,33 @@ def test_an_urlencoded_or_json_import_answers_415(world, labeler_in):
     resp = client.post(url, "a=1", content_type="application/x-www-form-urlencoded")
     assert resp.status_code == 415 and resp.json()["error"] == "unsupported_media_type"
     assert client.post(url, {"file": "x"}, format="json").status_code == 415
+
+
+def test_an_expired_lease_is_no_claim_in_the_tasks_list(world, labeler_in):
+    """A task whose only lease expired was listed as claimed and not open until the next claim or
+    the minute sweep reclaimed it. The list reads leases as they are now."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotate.models import Assignment, Task
+    from annotate.services.leasing import task_claim_next
+
+    project, client = world["project"], world["client"]
+    lab = labeler_in(project, "late")
+    lease = task_claim_next(project=project, labeler=lab)
+    task = Task.objects.get(pk=lease.task_id)
+    claims = task.claims
+    url = f"/api/v1/projects/{project.slug}/tasks/"
+    row = next(r for r in client.get(url).json()["results"] if r["id"] == task.pk)
+    assert row["claims"] == claims
+    Task.objects.filter(pk=task.pk).update(target_labels=claims)  # the lease filled its last slot
+    now = timezone.now()
+    Assignment.objects.filter(pk=lease.pk).update(
+        leased_at=now - timedelta(minutes=20), expires_at=now - timedelta(seconds=1)
+    )
+    row = next(r for r in client.get(url).json()["results"] if r["id"] == task.pk)
+    assert row["claims"] == claims - 1
+    open_ids = {r["id"] for r in client.get(url + "?open=true&limit=1000").json()["results"]}
+    full_ids = {r["id"] for r in client.get(url + "?open=false&limit=1000").json()["results"]}
+    assert task.pk in open_ids and task.pk not in full_ids
