@@ -100,6 +100,14 @@ MAX_TOKENS = 2**31 - 1  # what the suggestion's columns hold; a count beyond is 
 
 _VERDICT_WORDS = {"tie": "a tie", "both_bad": '"both bad"'}
 
+#: Why nothing judge-related runs on a ranking project (the page says it up front).
+PAIRWISE_ONLY = "AI judges compare pairs: this project ranks responses."
+
+
+def _require_pairwise(project: Project, field: str | None = "judge") -> None:
+    if project.kind != TaskKind.PAIRWISE:
+        raise InvalidInput(PAIRWISE_ONLY, field=field)
+
 
 # --- judges ----------------------------------------------------------------------------------------
 
@@ -158,6 +166,7 @@ def judge_create(
 ) -> Judge:
     """A judge for ``project`` served by ``endpoint`` (a shared endpoint or one of the project's).
     It labels as its own inactive account, which can never sign in."""
+    _require_pairwise(project, field=None)
     slug = slugify(name or "")[:80]
     if not slug:
         raise InvalidInput("A judge needs a name (letters, digits, dashes).", field="name")
@@ -199,6 +208,15 @@ def judge_create(
         )
 
 
+def judge_settings_change(*, project: Project, actor: AbstractBaseUser, values: dict):
+    """The project's judge settings (pre-annotation, routing, audit share, minimum strength);
+    refused on a ranking project, where no judge can run."""
+    from annotate.services.manage import project_settings_change
+
+    _require_pairwise(project, field=None)
+    return project_settings_change(project=project, actor=actor, values=values)
+
+
 # --- jobs ------------------------------------------------------------------------------------------
 
 
@@ -220,8 +238,7 @@ def judge_job_create(
 ) -> JudgeJob:
     """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``)."""
     project = judge.project
-    if project.kind != TaskKind.PAIRWISE:
-        raise InvalidInput("AI judges compare pairs: this project ranks responses.", field="judge")
+    _require_pairwise(project)
     if not judge.is_active:
         raise InvalidInput("This judge is switched off.", field="judge")
     if not judge.endpoint.is_active:

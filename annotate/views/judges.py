@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST
 from annotate.errors import found
 from annotate.judges import selectors, services
 from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
-from annotate.services.manage import project_settings_change
+from annotate.models import TaskKind
 from core.access import ProjectAccess, project_page
 from core.pages import flash_outcome, form_submit, post_form
 from generation.selectors import endpoints_for_project
@@ -38,6 +38,8 @@ def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, statu
             }
         ),
         "can_edit_settings": access.can("manage"),
+        "pairwise": project.kind == TaskKind.PAIRWISE,
+        "pairwise_only": services.PAIRWISE_ONLY,
         "routing": selectors.routing_summary(project=project),
     }
     return render(request, "annotate/judges/home.html", context, status=status)
@@ -94,7 +96,7 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         return redirect("annotate:judges", project.slug)
     flash_outcome(
         request,
-        lambda: project_settings_change(project=project, actor=request.user, values=form.cleaned_data),
+        lambda: services.judge_settings_change(project=project, actor=request.user, values=form.cleaned_data),
         "Judge settings saved.",
     )
     return redirect("annotate:judges", project.slug)
