@@ -133,6 +133,13 @@ def _clean_sampling(endpoint, sampling: dict | None) -> dict:
         raise InvalidInput("Sampling must be a JSON object.", field="sampling")
     if "n" in sampling:
         raise InvalidInput("A judge samples one answer per ordering; leave n out.", field="sampling")
+    known = [k for k in SamplingParams.FIELDS if k != "n"]
+    unknown = sorted(str(k) for k in set(sampling) - set(known))
+    if unknown:  # listed here, not by SamplingParams: a judge's keys are its fields less n
+        raise InvalidInput(
+            f"Unknown sampling parameter(s): {', '.join(unknown)}. Known: {', '.join(known)}.",
+            field="sampling",
+        )
     bad = unstorable_at(sampling)
     if bad is not None:
         where, message = bad
@@ -220,6 +227,11 @@ def judge_settings_change(*, project: Project, actor: AbstractBaseUser, values: 
 # --- jobs ------------------------------------------------------------------------------------------
 
 
+def rubric_label(version: int | None) -> str:
+    """What a rubric was rendered from, in words: "guidelines v3" or "no guidelines"."""
+    return f"guidelines v{version}" if version is not None else "no guidelines"
+
+
 def rubric_for(project: Project) -> tuple[str, int | None]:
     guideline = guideline_current(project=project)
     dims = list(Dimension.objects.filter(project=project))
@@ -260,7 +272,7 @@ def judge_job_create(
         JudgeJob,
         actor=actor,
         action="judge_job.create",
-        details={"judge": judge.name, "tasks": len(ids), "rubric_version": version},
+        details={"judge": judge.name, "tasks": len(ids), "rubric": rubric_label(version)},
         project=project,
         judge=judge,
         rubric=rubric,

@@ -14,8 +14,9 @@ from __future__ import annotations
 import pytest
 
 from annotate.errors import InvalidInput
+from annotate.judges import services as judge_services
 from annotate.judges.services import judge_create, judge_job_create, judge_job_run
-from annotate.models import Judge, TaskKind
+from annotate.models import AuditEvent, Judge, TaskKind
 from core.jobs import JobState
 from generation.services import endpoint_create
 from tests.annotate.test_judges import PAIRS, fake_server, judged, make_pairs  # noqa: F401 (fixtures)
@@ -65,3 +66,59 @@ def test_a_ranking_projects_judges_page_offers_nothing_that_cannot_run(make_proj
     assert "AI judges compare pairs" in response.content.decode()
     project.refresh_from_db()
     assert not project.judge_routing
+
+
+# --- 13. texts -------------------------------------------------------------------------------------
+
+
+def test_a_failed_job_says_judged_and_failed_separately(
+    make_project, labeler_in, client, settings, monkeypatch
+):
+    import socket
+
+    monkeypatch.setattr(judge_services, "TRANSIENT_RETRY_DELAYS_S", ())
+    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    project = make_project()
+    make_pairs(project, {"one": ("q=2", "q=1"), "two": ("q=1", "q=2"), "three": ("q=1", "q=3")})
+    endpoint = endpoint_create(
+        name="ep-down",
+        backend="openai",
+        model="m",
+        config={"base_url": f"http://127.0.0.1:{port}/v1", "max_retries": 0, "backoff_s": 0},
+    )
+    job = judge_job_run(
+        job_id=judge_job_create(judge=judge_create(project=project, name="d", endpoint=endpoint)).pk
+    )
+    assert job.state == JobState.FAILED and job.failed_units == 3
+    client.force_login(labeler_in(project, role="manager"))
+    page = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").content.decode()
+    assert 'data-field="done">0 / 3<' in page
+    assert "3 / 3" not in page
+    home = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert "0 judged" in home and "3 failed" in home
+
+
+def test_the_sampling_error_does_not_offer_n(make_project):
+    project = make_project()
+    endpoint = endpoint_create(name="s-ep", backend="openai", model="m", project=project, config=EP)
+    with pytest.raises(InvalidInput) as exc:
+        judge_create(project=project, name="j", endpoint=endpoint, sampling={"temprature": 0})
+    message = str(exc.value)
+    assert "temprature" in message and "Known:" in message and "temperature" in message
+    known = message.split("Known:")[1]
+    assert " n," not in known and not known.rstrip(". ").endswith(" n") and ", n," not in known
+
+
+def test_the_audit_log_says_no_guidelines_not_none(make_project, labeler_in, client):
+    project = make_project()
+    make_pairs(project, {"one": ("q=2", "q=1")})
+    endpoint = endpoint_create(name="a-ep", backend="openai", model="m", project=project, config=EP)
+    judge_job_create(judge=judge_create(project=project, name="j", endpoint=endpoint))
+    event = AuditEvent.objects.get(action="judge_job.create")
+    assert None not in event.details.values()
+    client.force_login(labeler_in(project, role="manager"))
+    page = client.get(f"/projects/{project.slug}/manage/audit/").content.decode()
+    assert "no guidelines" in page and "rubric version None" not in page.replace("\n", " ")
