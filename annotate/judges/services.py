@@ -28,11 +28,14 @@ for exactly those tasks once the server is back. A permanent failure (the server
 prompt) is not retried.
 
 Routing (``routing_apply``, at the end of a job when the project has ``judge_routing`` on): per
-task without a decision, the latest suggestion of every active judge decides:
+task without a decision, one suggestion of every *active* judge decides (``latest_suggestions``:
+the judge's newest that is not a failure, else its newest failure; a switched-off judge does not
+count). A judge without an answer (failed or unparseable) is left out when another judge answered,
+so a broken judge does not decide for the others:
 
-* nothing yet, when a judge's latest suggestion failed transiently (judge it again first);
+* nothing yet, when no judge answered and one failed transiently (judge it again first);
 * humans, when a judge is unsure (``inconsistent``: the verdict moved with the positions;
-  ``unparsed``: unparseable or failed; ``low_strength``: an A/B verdict weaker than
+  ``unparsed``: no judge answered (unparseable or failed); ``low_strength``: an A/B verdict weaker than
   ``project.judge_min_strength``), a judge's verdict is one the project does not allow
   (``verdict_not_allowed``), the judges disagree (``judges_disagree``), the task is gold
   (``gold``), or a seeded draw puts it in the audit share (``audit``);
@@ -677,8 +680,17 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
 # --- routing ---------------------------------------------------------------------------------------
 
 
+#: Statuses that are no answer from the judge: it says nothing about the pair.
+NO_ANSWER = (SuggestionStatus.FAILED, SuggestionStatus.UNPARSEABLE)
+#: Routing reasons that say the judges are unsure of the pair (no preselection for labelers).
+#: ``low_strength`` is not one: the judges agree, weakly, and a preselection shows that strength.
+UNSURE_REASONS = frozenset({"inconsistent", "unparsed", "judges_disagree", "verdict_not_allowed"})
+
+
 def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, list[JudgeSuggestion]]:
-    """Per task, the newest suggestion of each active judge of the project."""
+    """Per task, one suggestion of each active judge of the project: its newest that is not a
+    failure (a failure says nothing about the pair: a server down after an earlier answer leaves
+    that answer standing), else its newest failure."""
     out: dict[int, dict[int, JudgeSuggestion]] = {}
     qs = (
         JudgeSuggestion.objects.filter(task_id__in=task_ids, judge__project=project, judge__is_active=True)
@@ -686,7 +698,10 @@ def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, li
         .order_by("task_id", "judge_id", "-job_id")
     )
     for s in qs:
-        out.setdefault(s.task_id, {}).setdefault(s.judge_id, s)
+        per = out.setdefault(s.task_id, {})
+        kept = per.get(s.judge_id)
+        if kept is None or (kept.status == SuggestionStatus.FAILED and s.status != SuggestionStatus.FAILED):
+            per[s.judge_id] = s
     return {t: list(per.values()) for t, per in out.items()}
 
 
@@ -695,25 +710,35 @@ def audit_draw(project: Project, task_id: int) -> bool:
     return random.Random(f"judge-audit:{project.pk}:{task_id}").random() < project.judge_audit_share
 
 
+def judges_unsure(project: Project, suggestions: list[JudgeSuggestion]) -> str | None:
+    """Why the judges are unsure of a pair (a routing reason), or None when they agree on an
+    allowed verdict. A judge without an answer (failed, or unparseable) is left out when another
+    judge answered: a broken judge does not decide for the others; nobody answered: ``unparsed``."""
+    answered = [s for s in suggestions if s.status not in NO_ANSWER]
+    if not answered:
+        return "unparsed"
+    statuses = {s.status for s in answered}
+    if SuggestionStatus.INCONSISTENT in statuses:
+        return "inconsistent"
+    allowed = rb.allowed_verdicts(project)
+    if SuggestionStatus.NOT_ALLOWED in statuses or any(s.choice not in allowed for s in answered):
+        return "verdict_not_allowed"
+    if len({s.choice for s in answered}) > 1:
+        return "judges_disagree"
+    for s in answered:
+        if s.choice in ("a", "b") and (s.strength or 0) < project.judge_min_strength:
+            return "low_strength"
+    return None
+
+
 def route_for(project: Project, task: Task, suggestions: list[JudgeSuggestion]) -> tuple[str, str]:
-    """(route, reason) for one task from its judges' suggestions."""
+    """(route, reason) for one task from its judges' suggestions (one per active judge, see
+    ``latest_suggestions``)."""
     if task.is_gold:
         return Route.HUMAN, "gold"
-    statuses = {s.status for s in suggestions}
-    if SuggestionStatus.INCONSISTENT in statuses:
-        return Route.HUMAN, "inconsistent"
-    allowed = rb.allowed_verdicts(project)
-    if SuggestionStatus.NOT_ALLOWED in statuses or any(
-        s.status == SuggestionStatus.OK and s.choice not in allowed for s in suggestions
-    ):
-        return Route.HUMAN, "verdict_not_allowed"
-    if statuses - {SuggestionStatus.OK}:
-        return Route.HUMAN, "unparsed"
-    if len({s.choice for s in suggestions}) > 1:
-        return Route.HUMAN, "judges_disagree"
-    for s in suggestions:
-        if s.choice in ("a", "b") and (s.strength or 0) < project.judge_min_strength:
-            return Route.HUMAN, "low_strength"
+    reason = judges_unsure(project, suggestions)
+    if reason is not None:
+        return Route.HUMAN, reason
     if audit_draw(project, task.pk):
         return Route.HUMAN, "audit"
     return Route.JUDGE, "confident"
@@ -767,8 +792,10 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
     for task_id in sorted(tasks):
         task = tasks[task_id]
         suggestions = per_task[task_id]
-        if any(s.status == SuggestionStatus.FAILED and s.transient for s in suggestions):
-            continue  # the server was unreachable: nothing is known yet; judged again, it is routed
+        if all(s.status in NO_ANSWER for s in suggestions) and any(
+            s.status == SuggestionStatus.FAILED and s.transient for s in suggestions
+        ):
+            continue  # no answer and a server was unreachable: nothing known yet; judged again, routed
         route, reason = route_for(project, task, suggestions)
         details = {
             "judges": {
@@ -784,7 +811,7 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         new = [
             _judge_annotation(s, task, guideline_id, project.rating_scale_max)
             for s in suggestions
-            if (task_id, s.judge.user_id) not in existing
+            if s.status == SuggestionStatus.OK and (task_id, s.judge.user_id) not in existing
         ]
         if not new:
             continue

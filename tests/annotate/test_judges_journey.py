@@ -14,9 +14,11 @@ from __future__ import annotations
 import pytest
 
 from annotate.errors import InvalidInput
+from annotate.judges import selectors
 from annotate.judges import services as judge_services
 from annotate.judges.services import judge_create, judge_job_create, judge_job_run
-from annotate.models import AuditEvent, Judge, TaskKind
+from annotate.models import AuditEvent, Judge, JudgeJob, JudgeSuggestion, RoutingDecision, TaskKind
+from annotate.services.projects import project_update_settings
 from core.jobs import JobState
 from generation.services import endpoint_create
 from tests.annotate.test_judges import PAIRS, fake_server, judged, make_pairs  # noqa: F401 (fixtures)
@@ -122,3 +124,69 @@ def test_the_audit_log_says_no_guidelines_not_none(make_project, labeler_in, cli
     client.force_login(labeler_in(project, role="manager"))
     page = client.get(f"/projects/{project.slug}/manage/audit/").content.decode()
     assert "no guidelines" in page and "rubric version None" not in page.replace("\n", " ")
+
+
+# --- 12. pre-annotation where the judges are unsure ------------------------------------------------
+
+
+def add_suggestion(judge, task, status="ok", choice="", strength=None, **kw):
+    job = JudgeJob.objects.create(
+        project=judge.project, judge=judge, rubric="r", task_ids=[task.pk], total_units=1, state="done"
+    )
+    return JudgeSuggestion.objects.create(
+        job=job, judge=judge, task=task, status=status, choice=choice, strength=strength, **kw
+    )
+
+
+def second_judge(project, judge, name="Judge Two"):
+    return judge_create(project=project, name=name, endpoint=judge.endpoint)
+
+
+def test_no_preselection_where_routing_sent_the_pair_to_humans_as_unsure(judged):
+    project, judge, _job, tasks = judged
+    project_update_settings(project=project, judge_pre_annotation=True)
+    project.refresh_from_db()
+    task = tasks["left_bias"]
+    assert RoutingDecision.objects.get(task=task).reason == "inconsistent"
+    add_suggestion(judge, task, choice="a", strength=3)  # a later run happened to be consistent
+    task.refresh_from_db()
+    assert selectors.pre_annotation_for(task=task) is None
+    # a weak but consistent verdict (low_strength) is still offered, with its strength
+    weak = tasks["weak"]
+    weak.refresh_from_db()
+    s = selectors.pre_annotation_for(task=weak)
+    assert s is not None and (s.choice, s.strength) == ("a", 1)
+
+
+def test_no_preselection_where_the_judges_disagree(judged):
+    project, judge, _job, tasks = judged
+    project_update_settings(project=project, judge_pre_annotation=True, judge_routing=False)
+    project.refresh_from_db()
+    task = tasks["weak"]
+    add_suggestion(second_judge(project, judge), task, choice="b", strength=3)
+    task.refresh_from_db()
+    assert selectors.pre_annotation_for(task=task) is None
+
+
+# --- 1(c). a broken judge does not poison the others' routing ---------------------------------------
+
+
+def test_a_judge_without_an_answer_does_not_decide_for_the_others(judged):
+    project, judge, job, tasks = judged
+    task = tasks["a_much_better"]
+    broken = second_judge(project, judge, "Broken")
+    add_suggestion(broken, task, status="unparseable", error="no JSON")
+    per_task = judge_services.latest_suggestions(project=project, task_ids=[task.pk])
+    assert judge_services.route_for(project, task, per_task[task.pk]) == ("judge", "confident")
+    add_suggestion(broken, task, status="failed", error="refused")
+    per_task = judge_services.latest_suggestions(project=project, task_ids=[task.pk])
+    assert judge_services.route_for(project, task, per_task[task.pk]) == ("judge", "confident")
+    # a judge's newest answer counts, not a later failure (the server was down)
+    add_suggestion(judge, task, status="failed", transient=True, error="down")
+    per_task = judge_services.latest_suggestions(project=project, task_ids=[task.pk])
+    ours = next(s for s in per_task[task.pk] if s.judge_id == judge.pk)
+    assert ours.job_id == job.pk and ours.status == "ok"
+    # nobody answered at all: humans
+    lone = tasks["garbage"]
+    per_task = judge_services.latest_suggestions(project=project, task_ids=[lone.pk])
+    assert judge_services.route_for(project, lone, per_task[lone.pk]) == ("human", "unparsed")
