@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from annotate.judges.rubric import allowed_verdicts
 from annotate.models import (
@@ -21,6 +21,24 @@ from annotate.models_judges import SuggestionStatus
 
 def judges_for_project(*, project: Project) -> QuerySet[Judge]:
     return Judge.objects.filter(project=project).select_related("endpoint").order_by("name")
+
+
+def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:
+    """The project's judges, each with ``todo``: how many of the project's tasks it has no answer
+    for yet (what "only tasks not yet judged" runs), and the number of tasks."""
+    total = Task.objects.filter(project=project).count()
+    judges = list(
+        judges_for_project(project=project).annotate(
+            judged=Count(
+                "suggestions__task",
+                filter=~Q(suggestions__status=SuggestionStatus.FAILED),
+                distinct=True,
+            )
+        )
+    )
+    for judge in judges:
+        judge.todo = max(total - judge.judged, 0)
+    return judges, total
 
 
 def judge_get(*, project: Project, judge_id: int) -> Judge | None:

@@ -218,6 +218,33 @@ def judge_create(
         )
 
 
+@transaction.atomic
+def judge_set_active(
+    *, judge: Judge, active: bool, actor: AbstractBaseUser | None = None
+) -> tuple[Judge, int]:
+    """Switch a judge off (or on again). A switched-off judge cannot run, its queued and running
+    jobs are cancelled (what they judged so far is kept), and its suggestions no longer count for
+    routing or pre-annotation; its judge labels already written stay (re-routing withdraws them
+    where no human labeled the task yet). Returns the judge and the number of jobs cancelled."""
+    judge = Judge.objects.select_for_update().get(pk=judge.pk)
+    cancelled = 0
+    if judge.is_active != active:
+        judge.is_active = active
+        judge.save(update_fields=["is_active"])
+        if not active:
+            for job in JudgeJob.objects.select_for_update().filter(judge=judge, state__in=jobs.ACTIVE_STATES):
+                jobs.job_finish(job, state=JobState.CANCELLED)
+                cancelled += 1
+        audit_record(
+            actor=actor,
+            project=judge.project,
+            action="judge.activate" if active else "judge.deactivate",
+            target=judge,
+            details={"name": judge.name, "jobs_cancelled": cancelled},
+        )
+    return judge, cancelled
+
+
 def judge_settings_change(*, project: Project, actor: AbstractBaseUser, values: dict):
     """The project's judge settings (pre-annotation, routing, audit share, minimum strength);
     refused on a ranking project, where no judge can run."""
@@ -243,6 +270,13 @@ def rubric_for(project: Project) -> tuple[str, int | None]:
     )
 
 
+def judged_task_ids(judge: Judge):
+    """The tasks this judge has an answer for (a suggestion that did not fail), as a subquery."""
+    return (
+        JudgeSuggestion.objects.filter(judge=judge).exclude(status=SuggestionStatus.FAILED).values("task_id")
+    )
+
+
 @transaction.atomic
 def judge_job_create(
     *,
@@ -250,8 +284,11 @@ def judge_job_create(
     actor: AbstractBaseUser | None = None,
     task_ids: list[int] | None = None,
     limit: int | None = None,
+    only_unjudged: bool = False,
 ) -> JudgeJob:
-    """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``)."""
+    """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``).
+    ``only_unjudged``: only the tasks this judge has no answer for yet (no suggestion, or only
+    failed ones), so a rerun is not billed again for what it already judged."""
     project = judge.project
     _require_pairwise(project)
     if not judge.is_active:
@@ -267,7 +304,11 @@ def judge_job_create(
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
     ):
         raise InvalidInput(f"limit must be between 1 and {MAX_TASKS_PER_JOB}.", field="limit")
+    if only_unjudged:
+        qs = qs.exclude(pk__in=judged_task_ids(judge))
     ids = list(qs.values_list("id", flat=True)[: limit or MAX_TASKS_PER_JOB])
+    if not ids and only_unjudged:
+        raise InvalidInput(f"Judge {judge.name} already judged every task.", field="task_ids")
     if not ids:
         raise InvalidInput("There are no tasks to judge.", field="task_ids")
     rubric, version = rubric_for(project)
@@ -275,7 +316,12 @@ def judge_job_create(
         JudgeJob,
         actor=actor,
         action="judge_job.create",
-        details={"judge": judge.name, "tasks": len(ids), "rubric": rubric_label(version)},
+        details={
+            "judge": judge.name,
+            "tasks": len(ids),
+            "only_unjudged": only_unjudged,
+            "rubric": rubric_label(version),
+        },
         project=project,
         judge=judge,
         rubric=rubric,

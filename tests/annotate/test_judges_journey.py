@@ -190,3 +190,64 @@ def test_a_judge_without_an_answer_does_not_decide_for_the_others(judged):
     lone = tasks["garbage"]
     per_task = judge_services.latest_suggestions(project=project, task_ids=[lone.pk])
     assert judge_services.route_for(project, lone, per_task[lone.pk]) == ("human", "unparsed")
+
+
+# --- 1(a). switching a judge off and on -------------------------------------------------------------
+
+
+def test_a_judge_is_switched_off_and_on_from_the_judges_page(judged, client, labeler_in):
+    project, judge, _job, tasks = judged
+    project_update_settings(project=project, judge_pre_annotation=True)
+    queued = judge_job_create(judge=judge, task_ids=[tasks["weak"].pk])
+    client.force_login(labeler_in(project, role="manager"))
+    page = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert "Switch off" in page
+    response = client.post(
+        f"/projects/{project.slug}/judges/{judge.pk}/active/", {"active": "0"}, follow=True
+    )
+    assert response.status_code == 200 and "switched off" in response.content.decode()
+    judge.refresh_from_db()
+    queued.refresh_from_db()
+    assert not judge.is_active and queued.state == JobState.CANCELLED  # it cannot run any more
+    page = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert "Switch on" in page and f'action="/projects/{project.slug}/judges/{judge.pk}/run/"' not in page
+    with pytest.raises(InvalidInput):
+        judge_job_create(judge=judge)
+    weak = tasks["weak"]
+    weak.refresh_from_db()
+    assert selectors.pre_annotation_for(task=weak) is None
+    assert judge_services.latest_suggestions(project=project, task_ids=[weak.pk]) == {}
+    assert AuditEvent.objects.filter(action="judge.deactivate").exists()
+    client.post(f"/projects/{project.slug}/judges/{judge.pk}/active/", {"active": "1"})
+    judge.refresh_from_db()
+    assert judge.is_active and selectors.pre_annotation_for(task=weak) is not None
+
+
+# --- 1. running only the tasks a judge has not judged yet ------------------------------------------
+
+
+def test_a_run_judges_only_the_tasks_this_judge_has_not_answered(judged, fake_server, client, labeler_in):
+    project, judge, job1, tasks = judged
+    backend, _ = fake_server
+    (fresh,) = make_pairs(project, {"fresh": ("Answer q=5", "Answer q=1")}).values()
+    # one task failed for this judge (the server was down): it has no usable suggestion
+    JudgeSuggestion.objects.filter(job=job1, task=tasks["weak"]).update(
+        status="failed", choice="", strength=None, transient=True
+    )
+    client.force_login(labeler_in(project, role="manager"))
+    page = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert f"2 of {len(PAIRS) + 1} tasks not judged yet" in page
+    assert 'name="only_unjudged" id="only-unjudged-' in page and " checked> only tasks not judged yet" in page
+    calls = backend.calls
+    response = client.post(f"/projects/{project.slug}/judges/{judge.pk}/run/", {"only_unjudged": "on"})
+    assert response.status_code == 302
+    job2 = JudgeJob.objects.exclude(pk=job1.pk).get()
+    assert sorted(job2.task_ids) == sorted([fresh.pk, tasks["weak"].pk])
+    judge_job_run(job_id=job2.pk)
+    assert backend.calls - calls == 4  # two pairs, two orderings each
+    # unchecked: every task again
+    client.post(f"/projects/{project.slug}/judges/{judge.pk}/run/", {})
+    assert JudgeJob.objects.order_by("-pk").first().total_units == len(PAIRS) + 1
+    # nothing left to judge: said so, no job
+    with pytest.raises(InvalidInput, match="already judged"):
+        judge_job_create(judge=judge, only_unjudged=True)
