@@ -101,6 +101,11 @@ class JudgeJob(WorkerJob):
         help_text="Sum of the known suggestion costs (none: not priced, or no usage reported at all).",
     )
 
+    @property
+    def judged_units(self) -> int:
+        """Tasks that got an answer from the judge (``done_units`` counts the failed ones too)."""
+        return max(self.done_units - self.failed_units, 0)
+
     class Meta(WorkerJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="judgejob_state_valid"),

@@ -49,6 +49,7 @@ judge_patterns = [
     path("new/", judges.judge_new, name="judge_new"),
     path("settings/", judges.judge_settings, name="judge_settings"),
     path("<int:judge_id>/run/", judges.judge_run, name="judge_run"),
+    path("<int:judge_id>/active/", judges.judge_active, name="judge_active"),
     path("jobs/<int:job_id>/", judges.judge_job, name="judge_job"),
     path("jobs/<int:job_id>/cancel/", judges.judge_job_cancel, name="judge_job_cancel"),
     path("jobs/<int:job_id>/retry/", judges.judge_job_retry, name="judge_job_retry"),

@@ -42,6 +42,13 @@ class JudgeRunForm(forms.Form):
     limit = forms.IntegerField(
         required=False, min_value=1, max_value=100_000, help_text="Judge the first N tasks."
     )
+    only_unjudged = forms.BooleanField(
+        required=False, initial=True, label="Only tasks this judge has not judged yet"
+    )
+
+
+class JudgeActiveForm(forms.Form):
+    active = forms.TypedChoiceField(choices=[("0", "off"), ("1", "on")], coerce=lambda v: v == "1")
 
 
 class JudgeSettingsForm(forms.Form):

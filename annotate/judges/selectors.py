@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count, Q, QuerySet
 
 from annotate.judges.rubric import allowed_verdicts
 from annotate.models import (
@@ -21,6 +21,24 @@ from annotate.models_judges import SuggestionStatus
 
 def judges_for_project(*, project: Project) -> QuerySet[Judge]:
     return Judge.objects.filter(project=project).select_related("endpoint").order_by("name")
+
+
+def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:
+    """The project's judges, each with ``todo``: how many of the project's tasks it has no answer
+    for yet (what "only tasks not yet judged" runs), and the number of tasks."""
+    total = Task.objects.filter(project=project).count()
+    judges = list(
+        judges_for_project(project=project).annotate(
+            judged=Count(
+                "suggestions__task",
+                filter=~Q(suggestions__status=SuggestionStatus.FAILED),
+                distinct=True,
+            )
+        )
+    )
+    for judge in judges:
+        judge.todo = max(total - judge.judged, 0)
+    return judges, total
 
 
 def judge_get(*, project: Project, judge_id: int) -> Judge | None:
@@ -64,20 +82,27 @@ def routing_summary(*, project: Project) -> list[dict]:
 
 
 def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:
-    """The suggestion a labeler's page preselects: the newest consistent verdict of an active judge
-    on this task, when the project turned pre-annotation on and allows that verdict (else None:
-    labelers see nothing)."""
+    """The suggestion a labeler's page preselects, when the project turned pre-annotation on.
+
+    The rule: a verdict is preselected only where the judges are sure of the pair. Nothing is
+    preselected when routing sent the task to humans because the judges were unsure
+    (``UNSURE_REASONS``: position-inconsistent, no answer, disagreeing, a verdict the project does
+    not allow), nor when the active judges' current suggestions say so (``judges_unsure``, also
+    with routing off). Otherwise the newest consistent verdict of an active judge is shown, with
+    its strength (a weak verdict, ``low_strength``, is shown as weak)."""
+    from annotate.judges.services import UNSURE_REASONS, judges_unsure, latest_suggestions
+
     project = task.project
     if not project.judge_pre_annotation:
         return None
-    suggestion = (
-        JudgeSuggestion.objects.filter(task=task, status=SuggestionStatus.OK, judge__is_active=True)
-        .order_by("-job_id")
-        .first()
-    )
-    if suggestion is None or suggestion.choice not in allowed_verdicts(project):
-        return None  # a tie or "both bad" the project does not (any more) allow is never preselected
-    return suggestion
+    decision = RoutingDecision.objects.filter(task=task).values_list("route", "reason").first()
+    if decision is not None and decision[1] in UNSURE_REASONS:
+        return None
+    suggestions = latest_suggestions(project=project, task_ids=[task.pk]).get(task.pk, [])
+    if judges_unsure(project, suggestions) in UNSURE_REASONS:
+        return None  # also a tie or "both bad" the project does not (any more) allow
+    ok = [s for s in suggestions if s.status == SuggestionStatus.OK and s.choice in allowed_verdicts(project)]
+    return max(ok, key=lambda s: s.job_id, default=None)
 
 
 def task_slot_ids(*, task: Task) -> list[int]:

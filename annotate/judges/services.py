@@ -28,11 +28,14 @@ for exactly those tasks once the server is back. A permanent failure (the server
 prompt) is not retried.
 
 Routing (``routing_apply``, at the end of a job when the project has ``judge_routing`` on): per
-task without a decision, the latest suggestion of every active judge decides:
+task without a decision, one suggestion of every *active* judge decides (``latest_suggestions``:
+the judge's newest that is not a failure, else its newest failure; a switched-off judge does not
+count). A judge without an answer (failed or unparseable) is left out when another judge answered,
+so a broken judge does not decide for the others:
 
-* nothing yet, when a judge's latest suggestion failed transiently (judge it again first);
+* nothing yet, when no judge answered and one failed transiently (judge it again first);
 * humans, when a judge is unsure (``inconsistent``: the verdict moved with the positions;
-  ``unparsed``: unparseable or failed; ``low_strength``: an A/B verdict weaker than
+  ``unparsed``: no judge answered (unparseable or failed); ``low_strength``: an A/B verdict weaker than
   ``project.judge_min_strength``), a judge's verdict is one the project does not allow
   (``verdict_not_allowed``), the judges disagree (``judges_disagree``), the task is gold
   (``gold``), or a seeded draw puts it in the audit share (``audit``);
@@ -100,6 +103,14 @@ MAX_TOKENS = 2**31 - 1  # what the suggestion's columns hold; a count beyond is 
 
 _VERDICT_WORDS = {"tie": "a tie", "both_bad": '"both bad"'}
 
+#: Why nothing judge-related runs on a ranking project (the page says it up front).
+PAIRWISE_ONLY = "AI judges compare pairs: this project ranks responses."
+
+
+def _require_pairwise(project: Project, field: str | None = "judge") -> None:
+    if project.kind != TaskKind.PAIRWISE:
+        raise InvalidInput(PAIRWISE_ONLY, field=field)
+
 
 # --- judges ----------------------------------------------------------------------------------------
 
@@ -125,6 +136,13 @@ def _clean_sampling(endpoint, sampling: dict | None) -> dict:
         raise InvalidInput("Sampling must be a JSON object.", field="sampling")
     if "n" in sampling:
         raise InvalidInput("A judge samples one answer per ordering; leave n out.", field="sampling")
+    known = [k for k in SamplingParams.FIELDS if k != "n"]
+    unknown = sorted(str(k) for k in set(sampling) - set(known))
+    if unknown:  # listed here, not by SamplingParams: a judge's keys are its fields less n
+        raise InvalidInput(
+            f"Unknown sampling parameter(s): {', '.join(unknown)}. Known: {', '.join(known)}.",
+            field="sampling",
+        )
     bad = unstorable_at(sampling)
     if bad is not None:
         where, message = bad
@@ -158,6 +176,7 @@ def judge_create(
 ) -> Judge:
     """A judge for ``project`` served by ``endpoint`` (a shared endpoint or one of the project's).
     It labels as its own inactive account, which can never sign in."""
+    _require_pairwise(project, field=None)
     slug = slugify(name or "")[:80]
     if not slug:
         raise InvalidInput("A judge needs a name (letters, digits, dashes).", field="name")
@@ -199,7 +218,48 @@ def judge_create(
         )
 
 
+@transaction.atomic
+def judge_set_active(
+    *, judge: Judge, active: bool, actor: AbstractBaseUser | None = None
+) -> tuple[Judge, int]:
+    """Switch a judge off (or on again). A switched-off judge cannot run, its queued and running
+    jobs are cancelled (what they judged so far is kept), and its suggestions no longer count for
+    routing or pre-annotation; its judge labels already written stay (re-routing withdraws them
+    where no human labeled the task yet). Returns the judge and the number of jobs cancelled."""
+    judge = Judge.objects.select_for_update().get(pk=judge.pk)
+    cancelled = 0
+    if judge.is_active != active:
+        judge.is_active = active
+        judge.save(update_fields=["is_active"])
+        if not active:
+            for job in JudgeJob.objects.select_for_update().filter(judge=judge, state__in=jobs.ACTIVE_STATES):
+                jobs.job_finish(job, state=JobState.CANCELLED)
+                cancelled += 1
+        audit_record(
+            actor=actor,
+            project=judge.project,
+            action="judge.activate" if active else "judge.deactivate",
+            target=judge,
+            details={"name": judge.name, "jobs_cancelled": cancelled},
+        )
+    return judge, cancelled
+
+
+def judge_settings_change(*, project: Project, actor: AbstractBaseUser, values: dict):
+    """The project's judge settings (pre-annotation, routing, audit share, minimum strength);
+    refused on a ranking project, where no judge can run."""
+    from annotate.services.manage import project_settings_change
+
+    _require_pairwise(project, field=None)
+    return project_settings_change(project=project, actor=actor, values=values)
+
+
 # --- jobs ------------------------------------------------------------------------------------------
+
+
+def rubric_label(version: int | None) -> str:
+    """What a rubric was rendered from, in words: "guidelines v3" or "no guidelines"."""
+    return f"guidelines v{version}" if version is not None else "no guidelines"
 
 
 def rubric_for(project: Project) -> tuple[str, int | None]:
@@ -210,6 +270,13 @@ def rubric_for(project: Project) -> tuple[str, int | None]:
     )
 
 
+def judged_task_ids(judge: Judge):
+    """The tasks this judge has an answer for (a suggestion that did not fail), as a subquery."""
+    return (
+        JudgeSuggestion.objects.filter(judge=judge).exclude(status=SuggestionStatus.FAILED).values("task_id")
+    )
+
+
 @transaction.atomic
 def judge_job_create(
     *,
@@ -217,11 +284,13 @@ def judge_job_create(
     actor: AbstractBaseUser | None = None,
     task_ids: list[int] | None = None,
     limit: int | None = None,
+    only_unjudged: bool = False,
 ) -> JudgeJob:
-    """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``)."""
+    """Queue a job judging the project's pairwise tasks (all, ``task_ids``, or the first ``limit``).
+    ``only_unjudged``: only the tasks this judge has no answer for yet (no suggestion, or only
+    failed ones), so a rerun is not billed again for what it already judged."""
     project = judge.project
-    if project.kind != TaskKind.PAIRWISE:
-        raise InvalidInput("AI judges compare pairs: this project ranks responses.", field="judge")
+    _require_pairwise(project)
     if not judge.is_active:
         raise InvalidInput("This judge is switched off.", field="judge")
     if not judge.endpoint.is_active:
@@ -235,7 +304,11 @@ def judge_job_create(
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
     ):
         raise InvalidInput(f"limit must be between 1 and {MAX_TASKS_PER_JOB}.", field="limit")
+    if only_unjudged:
+        qs = qs.exclude(pk__in=judged_task_ids(judge))
     ids = list(qs.values_list("id", flat=True)[: limit or MAX_TASKS_PER_JOB])
+    if not ids and only_unjudged:
+        raise InvalidInput(f"Judge {judge.name} already judged every task.", field="task_ids")
     if not ids:
         raise InvalidInput("There are no tasks to judge.", field="task_ids")
     rubric, version = rubric_for(project)
@@ -243,7 +316,12 @@ def judge_job_create(
         JudgeJob,
         actor=actor,
         action="judge_job.create",
-        details={"judge": judge.name, "tasks": len(ids), "rubric_version": version},
+        details={
+            "judge": judge.name,
+            "tasks": len(ids),
+            "only_unjudged": only_unjudged,
+            "rubric": rubric_label(version),
+        },
         project=project,
         judge=judge,
         rubric=rubric,
@@ -648,8 +726,17 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
 # --- routing ---------------------------------------------------------------------------------------
 
 
+#: Statuses that are no answer from the judge: it says nothing about the pair.
+NO_ANSWER = (SuggestionStatus.FAILED, SuggestionStatus.UNPARSEABLE)
+#: Routing reasons that say the judges are unsure of the pair (no preselection for labelers).
+#: ``low_strength`` is not one: the judges agree, weakly, and a preselection shows that strength.
+UNSURE_REASONS = frozenset({"inconsistent", "unparsed", "judges_disagree", "verdict_not_allowed"})
+
+
 def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, list[JudgeSuggestion]]:
-    """Per task, the newest suggestion of each active judge of the project."""
+    """Per task, one suggestion of each active judge of the project: its newest that is not a
+    failure (a failure says nothing about the pair: a server down after an earlier answer leaves
+    that answer standing), else its newest failure."""
     out: dict[int, dict[int, JudgeSuggestion]] = {}
     qs = (
         JudgeSuggestion.objects.filter(task_id__in=task_ids, judge__project=project, judge__is_active=True)
@@ -657,7 +744,10 @@ def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, li
         .order_by("task_id", "judge_id", "-job_id")
     )
     for s in qs:
-        out.setdefault(s.task_id, {}).setdefault(s.judge_id, s)
+        per = out.setdefault(s.task_id, {})
+        kept = per.get(s.judge_id)
+        if kept is None or (kept.status == SuggestionStatus.FAILED and s.status != SuggestionStatus.FAILED):
+            per[s.judge_id] = s
     return {t: list(per.values()) for t, per in out.items()}
 
 
@@ -666,25 +756,35 @@ def audit_draw(project: Project, task_id: int) -> bool:
     return random.Random(f"judge-audit:{project.pk}:{task_id}").random() < project.judge_audit_share
 
 
+def judges_unsure(project: Project, suggestions: list[JudgeSuggestion]) -> str | None:
+    """Why the judges are unsure of a pair (a routing reason), or None when they agree on an
+    allowed verdict. A judge without an answer (failed, or unparseable) is left out when another
+    judge answered: a broken judge does not decide for the others; nobody answered: ``unparsed``."""
+    answered = [s for s in suggestions if s.status not in NO_ANSWER]
+    if not answered:
+        return "unparsed"
+    statuses = {s.status for s in answered}
+    if SuggestionStatus.INCONSISTENT in statuses:
+        return "inconsistent"
+    allowed = rb.allowed_verdicts(project)
+    if SuggestionStatus.NOT_ALLOWED in statuses or any(s.choice not in allowed for s in answered):
+        return "verdict_not_allowed"
+    if len({s.choice for s in answered}) > 1:
+        return "judges_disagree"
+    for s in answered:
+        if s.choice in ("a", "b") and (s.strength or 0) < project.judge_min_strength:
+            return "low_strength"
+    return None
+
+
 def route_for(project: Project, task: Task, suggestions: list[JudgeSuggestion]) -> tuple[str, str]:
-    """(route, reason) for one task from its judges' suggestions."""
+    """(route, reason) for one task from its judges' suggestions (one per active judge, see
+    ``latest_suggestions``)."""
     if task.is_gold:
         return Route.HUMAN, "gold"
-    statuses = {s.status for s in suggestions}
-    if SuggestionStatus.INCONSISTENT in statuses:
-        return Route.HUMAN, "inconsistent"
-    allowed = rb.allowed_verdicts(project)
-    if SuggestionStatus.NOT_ALLOWED in statuses or any(
-        s.status == SuggestionStatus.OK and s.choice not in allowed for s in suggestions
-    ):
-        return Route.HUMAN, "verdict_not_allowed"
-    if statuses - {SuggestionStatus.OK}:
-        return Route.HUMAN, "unparsed"
-    if len({s.choice for s in suggestions}) > 1:
-        return Route.HUMAN, "judges_disagree"
-    for s in suggestions:
-        if s.choice in ("a", "b") and (s.strength or 0) < project.judge_min_strength:
-            return Route.HUMAN, "low_strength"
+    reason = judges_unsure(project, suggestions)
+    if reason is not None:
+        return Route.HUMAN, reason
     if audit_draw(project, task.pk):
         return Route.HUMAN, "audit"
     return Route.JUDGE, "confident"
@@ -738,8 +838,10 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
     for task_id in sorted(tasks):
         task = tasks[task_id]
         suggestions = per_task[task_id]
-        if any(s.status == SuggestionStatus.FAILED and s.transient for s in suggestions):
-            continue  # the server was unreachable: nothing is known yet; judged again, it is routed
+        if all(s.status in NO_ANSWER for s in suggestions) and any(
+            s.status == SuggestionStatus.FAILED and s.transient for s in suggestions
+        ):
+            continue  # no answer and a server was unreachable: nothing known yet; judged again, routed
         route, reason = route_for(project, task, suggestions)
         details = {
             "judges": {
@@ -755,7 +857,7 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         new = [
             _judge_annotation(s, task, guideline_id, project.rating_scale_max)
             for s in suggestions
-            if (task_id, s.judge.user_id) not in existing
+            if s.status == SuggestionStatus.OK and (task_id, s.judge.user_id) not in existing
         ]
         if not new:
             continue

@@ -13,8 +13,8 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate.errors import found
 from annotate.judges import selectors, services
-from annotate.judges.forms import JudgeForm, JudgeRunForm, JudgeSettingsForm
-from annotate.services.manage import project_settings_change
+from annotate.judges.forms import JudgeActiveForm, JudgeForm, JudgeRunForm, JudgeSettingsForm
+from annotate.models import TaskKind
 from core.access import ProjectAccess, project_page
 from core.pages import flash_outcome, form_submit, post_form
 from generation.selectors import endpoints_for_project
@@ -23,9 +23,11 @@ from generation.selectors import endpoints_for_project
 def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, status: int = 200) -> HttpResponse:
     project = access.project
     endpoints = endpoints_for_project(project=project).filter(is_active=True)
+    judges, total_tasks = selectors.judges_with_todo(project=project)
     context = {
         **access.nav("judges"),
-        "judges": selectors.judges_for_project(project=project),
+        "judges": judges,
+        "total_tasks": total_tasks,
         "jobs": selectors.judge_jobs_for_project(project=project)[:100],
         "judge_form": judge_form or JudgeForm(endpoints=endpoints),
         "run_form": JudgeRunForm(),
@@ -38,6 +40,8 @@ def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, statu
             }
         ),
         "can_edit_settings": access.can("manage"),
+        "pairwise": project.kind == TaskKind.PAIRWISE,
+        "pairwise_only": services.PAIRWISE_ONLY,
         "routing": selectors.routing_summary(project=project),
     }
     return render(request, "annotate/judges/home.html", context, status=status)
@@ -72,12 +76,38 @@ def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> Htt
         return redirect("annotate:judges", project.slug)
     ok, job = flash_outcome(
         request,
-        lambda: services.judge_job_create(judge=judge, actor=request.user, limit=form.cleaned_data["limit"]),
+        lambda: services.judge_job_create(
+            judge=judge,
+            actor=request.user,
+            limit=form.cleaned_data["limit"],
+            only_unjudged=form.cleaned_data["only_unjudged"],
+        ),
         lambda job: f"Judge job #{job.pk} queued on the generation workers.",
     )
     if not ok:
         return redirect("annotate:judges", project.slug)
     return redirect(reverse("annotate:judge_job", args=[project.slug, job.pk]))
+
+
+@project_page("judge")
+@require_POST
+def judge_active(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
+    project = access.project
+    judge = found(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
+    form = JudgeActiveForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Say whether to switch the judge on or off.")
+        return redirect("annotate:judges", project.slug)
+    active = form.cleaned_data["active"]
+    flash_outcome(
+        request,
+        lambda: services.judge_set_active(judge=judge, active=active, actor=request.user),
+        lambda out: (
+            f"Judge {out[0].name} switched {'on' if active else 'off'}"
+            + (f"; {out[1]} of its jobs cancelled." if out[1] else ".")
+        ),
+    )
+    return redirect("annotate:judges", project.slug)
 
 
 @project_page("judge")
@@ -94,7 +124,7 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         return redirect("annotate:judges", project.slug)
     flash_outcome(
         request,
-        lambda: project_settings_change(project=project, actor=request.user, values=form.cleaned_data),
+        lambda: services.judge_settings_change(project=project, actor=request.user, values=form.cleaned_data),
         "Judge settings saved.",
     )
     return redirect("annotate:judges", project.slug)
