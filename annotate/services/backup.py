@@ -56,19 +56,10 @@ _CHUNK = 5000
 #: The project record: its address, kind, every setting the settings service knows (one home:
 #: ``annotate.services.projects.SETTINGS_FIELDS``), and who made it when.
 PROJECT_FIELDS = ("slug", "kind", *SETTINGS_FIELDS)
-#: Columns that older dumps (of the same format version) may lack: they restore with their defaults.
+#: Columns that older dumps (of the same format version) may lack: they restore with their defaults
+#: (a setting added since a dump was made included: every setting but the name).
 _OPTIONAL = {
-    "project": {
-        "task_order",
-        "target_agreement",
-        "max_labels_per_task",
-        "judge_pre_annotation",
-        "judge_routing",
-        "judge_audit_share",
-        "judge_min_strength",
-        "created_by__username",
-        "created_at",
-    },
+    "project": {*SETTINGS_FIELDS, "created_by__username", "created_at"} - {"name"},
     "membership": {"created_at"},
     "annotation": {"id", "pre_annotated"},
 }

@@ -146,25 +146,34 @@ def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpR
     )
 
 
+def _job_button(
+    request: HttpRequest, access: ProjectAccess, job_id: int, action, success: str
+) -> HttpResponse:
+    """A judge job page's button: run ``action(job=..., actor=...)``, flash the outcome, back to the job."""
+    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+    flash_outcome(request, lambda: action(job=job, actor=request.user), success)
+    return redirect("annotate:judge_job", access.project.slug, job.pk)
+
+
 @project_page("judge")
 @require_POST
 def judge_job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
-    flash_outcome(
+    return _job_button(
         request,
-        lambda: services.judge_job_cancel(job=job, actor=request.user),
+        access,
+        job_id,
+        services.judge_job_cancel,
         "Cancelled: tasks judged so far keep their suggestions.",
     )
-    return redirect("annotate:judge_job", access.project.slug, job.pk)
 
 
 @project_page("judge")
 @require_POST
 def judge_job_retry(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
-    flash_outcome(
+    return _job_button(
         request,
-        lambda: services.judge_job_retry_failed(job=job, actor=request.user),
+        access,
+        job_id,
+        services.judge_job_retry_failed,
         "Queued again for the tasks that failed because the server was down or overloaded.",
     )
-    return redirect("annotate:judge_job", access.project.slug, job.pk)
