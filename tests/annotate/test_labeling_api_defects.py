@@ -24,6 +24,21 @@ def api():
     return APIClient()
 
 
+@pytest.fixture
+def signed_in(api, make_project, labeler_in):
+    """``signed_in(prompts, **project)``: a project with ``prompts`` prompts' tasks and a labeler
+    signed in to the API client; returns (project, labeler)."""
+
+    def make(prompts: int, **project_values):
+        project = make_project(**project_values)
+        add_tasks(project, prompts=prompts)
+        labeler = labeler_in(project)
+        api.force_authenticate(labeler)
+        return project, labeler
+
+    return make
+
+
 def _next(api, slug, exclude=()):
     return api.post(f"/api/v1/labeling/{slug}/next", {"exclude_assignment_ids": list(exclude)}, format="json")
 
@@ -38,11 +53,8 @@ def _expire(lease_id):
 # --- 6: the live-lease limit is not "nothing left" ------------------------------------------------
 
 
-def test_the_lease_limit_is_a_409_naming_the_held_leases_not_a_204(api, make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=5)
-    alice = labeler_in(project)
-    api.force_authenticate(alice)
+def test_the_lease_limit_is_a_409_naming_the_held_leases_not_a_204(api, signed_in):
+    project, _ = signed_in(5)
     held = []
     for _ in range(MAX_LIVE_LEASES_PER_LABELER):
         resp = _next(api, project.slug, held)
@@ -63,22 +75,16 @@ def test_the_lease_limit_is_a_409_naming_the_held_leases_not_a_204(api, make_pro
     assert _next(api, project.slug, held).status_code == 200
 
 
-def test_204_still_means_nothing_is_left(api, make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
-    api.force_authenticate(alice)
+def test_204_still_means_nothing_is_left(api, signed_in):
+    project, _ = signed_in(1)
     first = _next(api, project.slug).json()["assignment_id"]
     assert _next(api, project.slug, [first]).status_code == 204, "one lease held, none free: empty"
     api.post(f"/api/v1/labeling/assignments/{first}/submit", {"choice": "left"}, format="json")
     assert _next(api, project.slug).status_code == 204
 
 
-def test_an_expired_lease_does_not_count_against_the_limit(api, make_project, labeler_in):
-    project = make_project()
-    add_tasks(project, prompts=4)
-    alice = labeler_in(project)
-    api.force_authenticate(alice)
+def test_an_expired_lease_does_not_count_against_the_limit(api, signed_in):
+    project, _ = signed_in(4)
     held = [_next(api, project.slug).json()["assignment_id"]]
     held.append(_next(api, project.slug, held).json()["assignment_id"])
     _expire(held[0])
@@ -218,13 +224,10 @@ def test_a_lease_can_be_renewed_through_the_api(api, make_project, labeler_in):
     assert gone.status_code == 409 and gone.json()["error"] == "lease_not_live"
 
 
-def test_renewal_has_the_documented_shape(api, make_project, labeler_in):
+def test_renewal_has_the_documented_shape(api, signed_in):
     from tests.openapi import assert_documented
 
-    project = make_project()
-    add_tasks(project, prompts=1)
-    alice = labeler_in(project)
-    api.force_authenticate(alice)
+    project, _ = signed_in(1)
     lease_id = _next(api, project.slug).json()["assignment_id"]
     resp = api.post(f"/api/v1/labeling/assignments/{lease_id}/renew")
     assert_documented(resp, "POST", "/api/v1/labeling/assignments/{assignment_id}/renew")
