@@ -139,3 +139,14 @@ def labeler_in(make_user):
 # Browser fixtures for every test folder (one Playwright and one Chromium per session).
 from tests.browser import _playwright, _warm_live_server, browser, new_page, page, screenshot  # noqa: E402, F401
 from tests.zoo import minilm_path, zoo_model, zoo_path  # noqa: E402, F401
+
+
+@pytest.fixture
+def stop_servers():
+    """A list to put the test's started HTTP servers in (fake model servers): each is shut down
+    and closed after the test."""
+    started: list = []
+    yield started
+    for server in started:
+        server.shutdown()
+        server.server_close()

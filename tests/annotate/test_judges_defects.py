@@ -44,19 +44,15 @@ def prefers_x(content: str, strength: int = 3) -> str:
 
 
 @pytest.fixture
-def servers(settings):
+def servers(settings, stop_servers):
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
-    started = []
 
     def _start(**kw):
         server, url, state = fakesrv.start(**kw)
-        started.append(server)
+        stop_servers.append(server)
         return url, state
 
-    yield _start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+    return _start
 
 
 def make_judge(project, url, *, prices=("0.5", "1.0"), max_retries=0, name="j"):

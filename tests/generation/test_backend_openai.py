@@ -22,18 +22,13 @@ def _allow_loopback(settings):
 
 
 @pytest.fixture
-def server_factory(tiny_backend):
-    started = []
-
+def server_factory(tiny_backend, stop_servers):
     def start(**options):
         server, url = serve_in_thread(tiny_backend, served_model_name="tiny", **options)
-        started.append(server)
+        stop_servers.append(server)
         return server, url
 
-    yield start
-    for server in started:
-        server.shutdown()
-        server.server_close()
+    return start
 
 
 def backend_for(url, **kwargs):

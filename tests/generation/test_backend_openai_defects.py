@@ -80,9 +80,8 @@ def error(status, headers=None, message=None):
 
 
 @pytest.fixture
-def fake_server(settings):
+def fake_server(settings, stop_servers):
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
-    servers = []
 
     def start(script=(), default=None):
         server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
@@ -94,13 +93,10 @@ def fake_server(settings):
             "default": default or ok(),
         }
         threading.Thread(target=server.serve_forever, daemon=True).start()
-        servers.append(server)
+        stop_servers.append(server)
         return server, f"http://127.0.0.1:{server.server_address[1]}"
 
-    yield start
-    for server in servers:
-        server.shutdown()
-        server.server_close()
+    return start
 
 
 def backend_for(url, **kwargs):
