@@ -8,6 +8,7 @@ from django.db.models import Count, F, Prefetch, Q, QuerySet
 
 from annotate.models import (
     Annotation,
+    AnnotationSource,
     Assignment,
     AssignmentState,
     Guideline,
@@ -15,9 +16,21 @@ from annotate.models import (
     Membership,
     Project,
     Prompt,
+    ReviewVerdict,
     Task,
     TaskCandidate,
 )
+
+
+def counted_judgments(*, project: Project) -> QuerySet[Annotation]:
+    """The judgments a project's statistics count (the agreement report and both leaderboards):
+    people's, less those rejected in review. AI judges' labels are compared with people's in a
+    block of their own, never counted as people's."""
+    return (
+        Annotation.objects.filter(task__project=project)
+        .exclude(source=AnnotationSource.JUDGE)
+        .exclude(review__verdict=ReviewVerdict.REJECTED)
+    )
 
 
 def project_get(*, slug: str) -> Project | None:

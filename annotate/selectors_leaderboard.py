@@ -29,7 +29,8 @@ from annotate.leaderboard import (
     style_covariates,
     style_features,
 )
-from annotate.models import Annotation, AnnotationReview, Candidate, Project, TaskCandidate, TaskKind
+from annotate.models import AnnotationReview, Candidate, Project, TaskCandidate, TaskKind
+from annotate.selectors import counted_judgments
 
 UNKNOWN_MODEL = "(unknown model)"
 BOOTSTRAP_ROUNDS = 100
@@ -53,7 +54,7 @@ class ProjectVotes:
 
 
 def _judgments(project: Project):
-    return Annotation.objects.filter(task__project=project).exclude(review__verdict="rejected").order_by()
+    return counted_judgments(project=project).order_by()
 
 
 def leaderboard_votes(*, project: Project) -> ProjectVotes:

@@ -95,6 +95,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.selectors import counted_judgments
 from core.audit import audit_actor, audit_record
 from core.jobs import job_fail, job_finish
 from core.outbox import outbox_enqueue
@@ -255,8 +256,8 @@ def load_report_data(project: Project, *, chunk_size: int = CHUNK_SIZE) -> Repor
     epoch = connection.vendor == "postgresql"
     if epoch:
         exprs["created_s"] = Cast(Extract("created_at", "epoch"), FloatField())
-    # AI judges' labels are not human labels: they have their own block (``judges``)
-    qs = Annotation.objects.filter(task__project=project).exclude(source="judge").order_by()
+    # people's judgments not rejected in review (AI judges' labels have their own block, ``judges``)
+    qs = counted_judgments(project=project).order_by()
     sql_dims = epoch and kind == TaskKind.PAIRWISE and bool(dim_keys)
     if sql_dims:
         # Each dimension's score of slot A and of slot B, looked up in SQL through the task's slots.
