@@ -719,11 +719,24 @@ def binomial_two_sided_p(k: Any, n: Any, p0: float = 0.5) -> np.ndarray:
     return out
 
 
-def position_bias(labelers: Any, picked_first: Any, p0: float = 0.5) -> PositionBias:
+def poisson_binomial_two_sided_p(k: int, p: Any) -> float:
+    """Exact two-sided p-value of ``k`` successes in independent trials of success rates ``p``
+    (the Poisson-binomial distribution, built by convolving one binomial per distinct rate), by
+    the 'minlike' rule of ``binomial_two_sided_p``: the mass of the outcomes no likelier than ``k``."""
+    rates, counts = np.unique(np.asarray(p, dtype=float), return_counts=True)
+    pmf = np.array([1.0])
+    for q, m in zip(rates, counts, strict=True):
+        pmf = np.convolve(pmf, stats.binom.pmf(np.arange(m + 1), m, q))
+    return float(min(1.0, pmf[pmf <= pmf[k] * (1 + 1e-7)].sum()))
+
+
+def position_bias(labelers: Any, picked_first: Any, p0: Any = 0.5) -> PositionBias:
     """Position bias per labeler from long-format decisive judgments: ``picked_first[i]`` is true
     when annotation ``i`` preferred the response shown first (left). Ties and "both bad" should
     be left out by the caller. ``p0`` is the rate expected without bias (0.5 for pairs, 1/K for
-    "ranked the first-shown of K on top")."""
+    "ranked the first-shown of K on top"): one rate, or one per judgment (a ranking project whose
+    tasks have different K). The p-value is the exact test over all of a labeler's judgments: the
+    binomial test for one rate, the Poisson-binomial test for several."""
     lb = _as_1d(labelers, "labelers")
     first = _as_1d(picked_first, "picked_first").astype(bool)
     _same_length(labelers=lb, picked_first=first)
@@ -732,7 +745,18 @@ def position_bias(labelers: Any, picked_first: Any, p0: float = 0.5) -> Position
     total = np.bincount(idx, minlength=len(keys)).astype(np.int64)
     with np.errstate(invalid="ignore", divide="ignore"):
         rate = np.where(total > 0, n_first / np.maximum(total, 1), np.nan)
-    return PositionBias(keys, n_first, total, rate, binomial_two_sided_p(n_first, total, p0))
+    rates = np.broadcast_to(np.asarray(p0, dtype=float), first.shape)
+    if len(rates) == 0 or np.all(rates == rates[0]):
+        p_value = binomial_two_sided_p(n_first, total, float(rates[0]) if len(rates) else 0.5)
+    else:
+        p_value = np.full(len(keys), np.nan)
+        for i in range(len(keys)):
+            mine = rates[idx == i]
+            if len(np.unique(mine)) == 1:
+                p_value[i] = binomial_two_sided_p([n_first[i]], [total[i]], float(mine[0]))[0]
+            else:
+                p_value[i] = poisson_binomial_two_sided_p(int(n_first[i]), mine)
+    return PositionBias(keys, n_first, total, rate, p_value)
 
 
 # --------------------------------------------------------------------------------------------

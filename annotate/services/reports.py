@@ -753,13 +753,12 @@ def _labelers_table(data: ReportData, loo: ag.LabelerAgreement, skips: dict[int,
     bias_total = np.zeros(n_lab, dtype=np.int64)
     bias_p = np.full(n_lab, np.nan)
     decisive = data.first_pick >= 0
-    for p0 in np.unique(data.first_p0[decisive]):
-        sel = decisive & (data.first_p0 == p0)
-        res = ag.position_bias(data.labeler[sel], data.first_pick[sel] == 1, p0=float(p0))
+    if decisive.any():  # each judgment against its own chance rate (a ranking task may have fewer than K)
+        res = ag.position_bias(
+            data.labeler[decisive], data.first_pick[decisive] == 1, p0=data.first_p0[decisive]
+        )
         pos = np.searchsorted(labs, res.labelers)
-        bias_first[pos] += res.first
-        bias_total[pos] += res.total
-        bias_p[pos] = res.p_value  # one p0 per project in practice (K is fixed for a ranking project)
+        bias_first[pos], bias_total[pos], bias_p[pos] = res.first, res.total, res.p_value
     rows = []
     for i, lab in enumerate(labs.tolist()):
         rows.append(

@@ -23,6 +23,7 @@ from annotate.models import (
     AssignmentState,
     AuditEvent,
     Guideline,
+    Prompt,
     ReportSnapshot,
     Task,
     TaskKind,
@@ -543,3 +544,23 @@ def test_leaderboard_counts_outright_wins_ties_and_losses(make_project, labeler_
     assert (board["model-0"]["wins"], board["model-0"]["ties"], board["model-0"]["losses"]) == (19, 4, 1)
     assert (board["model-1"]["wins"], board["model-1"]["ties"], board["model-1"]["losses"]) == (1, 4, 19)
     assert all(r["wins"] + r["ties"] + r["losses"] == r["games"] for r in board.values())
+
+
+def test_position_bias_over_ranking_tasks_of_different_sizes(make_project, labeler_in):
+    """A ranking project of K=4 whose smaller prompts give 3-response tasks: a labeler who always
+    ranks the first-shown response on top (7 tasks of 3, 5 of 4) gets the exact p-value over all
+    12, (1/3)^7 (1/4)^5; the report showed the 3-response group's alone (about 1000 times larger)."""
+    project = make_project(kind=TaskKind.RANKING, ranking_k=4, overlap=1)
+    add_tasks(project, prompts=7, candidates_per_prompt=3, seed=1)
+    for prompt in Prompt.objects.filter(project=project):  # the second batch reuses the ids p0, p1...
+        Prompt.objects.filter(pk=prompt.pk).update(external_id=f"small-{prompt.external_id}")
+    add_tasks(project, prompts=5, candidates_per_prompt=4, seed=2)
+    lab = labeler_in(project, "firsty")
+    rows = []
+    for task in Task.objects.filter(project=project):
+        slots = slots_of(task)
+        rows.append(Annotation(task=task, labeler=lab, ranking=[[c] for c in slots], shown_order=slots))
+    Annotation.objects.bulk_create(rows)
+    row = next(r for r in reports.report_build(project, bootstrap=0)["labelers"] if r["username"] == "firsty")
+    assert (row["first_shown_rate"], row["first_shown_items"]) == (1.0, 12)
+    assert row["position_p_value"] == pytest.approx((1 / 3) ** 7 * (1 / 4) ** 5, rel=1e-6)
