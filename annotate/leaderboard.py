@@ -15,8 +15,9 @@ style covariates ``x`` (a vector, see below) has the gap ``d = theta_a - theta_b
 This is Davidson's model (``P(tie) ∝ nu * sqrt(pi_a * pi_b)`` with ``pi = exp(theta)``, divided
 through by ``sqrt(pi_a pi_b)``) with a second tie-like outcome: a "both bad" vote is evidence that
 the two are close, like a tie, but with its own rate. Without ties the model is plain Bradley-Terry
-on the logit scale. Strengths are identified by a sum-to-zero constraint (and a tiny ridge); ratings
-are reported on the Elo scale ``1000 + 400 / ln(10) * theta``.
+on the logit scale. Strengths are identified by a sum-to-zero constraint and a weak Gaussian prior
+(``PRIOR_SD``: a model with one vote sits near the middle with a wide interval, not at the extreme
+its first win suggests); ratings are reported on the Elo scale ``1000 + 400 / ln(10) * theta``.
 
 Style control (as LMSYS does for Chatbot Arena, in our own code): the optional covariates are
 per-vote differences of response features (length, markdown headers, lists, bold), each written as
@@ -50,7 +51,12 @@ A_WINS, B_WINS, TIE, BOTH_BAD = 0, 1, 2, 3
 OUTCOMES = ("a", "b", "tie", "both_bad")
 ELO_SCALE = 400.0 / math.log(10.0)
 ELO_BASE = 1000.0
-RIDGE = 1e-6
+# A weak prior on every strength, theta ~ N(0, PRIOR_SD^2) (about +-350 Elo at one SD): it keeps a
+# model with few votes, or only wins, from running off to an unbounded rating (a maximum-likelihood
+# fit put one win at +2,800 Elo with a zero-width interval). A model with tens of votes is barely
+# moved: the likelihood's curvature grows with its votes, the prior's stays 1 / PRIOR_SD^2.
+PRIOR_SD = 2.0
+RIDGE = 1.0 / (2.0 * PRIOR_SD**2)
 
 _HEADER = re.compile(r"^#{1,6}\s", re.MULTILINE)
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)

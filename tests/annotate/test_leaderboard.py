@@ -13,6 +13,7 @@ from annotate.leaderboard import (
     A_WINS,
     B_WINS,
     BOTH_BAD,
+    RIDGE,
     TIE,
     Fit,
     Votes,
@@ -63,13 +64,18 @@ def test_davidson_matches_direct_likelihood_maximisation():
     assert {A_WINS, B_WINS, TIE, BOTH_BAD} <= set(o.tolist())
     votes = Votes.build(a, b, o, 5)
     ours = fit_davidson(votes)
-    direct = minimize(naive_negll, np.zeros(7), args=(votes,), method="Nelder-Mead",
+
+    def with_prior(x, votes):  # the fit maximises the likelihood with the weak prior on the strengths
+        return naive_negll(x, votes) + RIDGE * float(x[:5] @ x[:5])
+
+    direct = minimize(with_prior, np.zeros(7), args=(votes,), method="Nelder-Mead",
                       options={"maxiter": 40000, "maxfev": 40000, "xatol": 1e-7, "fatol": 1e-9})  # fmt: skip
+    direct = minimize(with_prior, direct.x, args=(votes,), method="BFGS")  # polish: numeric gradients
     ref_theta = direct.x[:5] - direct.x[:5].mean()
     assert np.allclose(ours.theta, ref_theta, atol=2e-3), (ours.theta, ref_theta)
     assert ours.nu_tie == pytest.approx(math.exp(direct.x[5]), rel=5e-3)
     assert ours.nu_bad == pytest.approx(math.exp(direct.x[6]), rel=5e-3)
-    assert ours.log_likelihood == pytest.approx(-direct.fun, abs=1e-4)
+    assert ours.log_likelihood == pytest.approx(-naive_negll(direct.x, votes), abs=1e-4)
     # and the tie model is not plain BT: ties pull the strengths together
     without = fit_davidson(Votes.build(a[o < 2], b[o < 2], o[o < 2], 5))
     assert without.nu_tie == 0.0 and without.nu_bad == 0.0
@@ -178,3 +184,22 @@ def test_bad_votes_are_rejected():
         Votes.build([0], [0], [A_WINS])
     with pytest.raises(ValueError):
         Votes.build([0], [1], [7])
+
+
+def test_a_model_with_one_vote_gets_a_wide_interval_not_the_top_rank():
+    """A model with one win and nothing else ran off to an unbounded rating (the tiny ridge held
+    nothing back): ranked first with a zero-width interval [3780, 3780], and the centring stretched
+    every other model's interval. With the weak prior it sits within reach of the others, its
+    interval is wide, and the well-measured models keep their order."""
+    theta = np.array([0.6, 0.2, -0.2, -0.6])
+    a, b, o = simulate(theta, 400, seed=7)
+    a, b, o = np.append(a, 4), np.append(b, 0), np.append(o, A_WINS)  # m4 beats m0 once
+    lb = leaderboard(
+        Votes.build(a, b, o, 5), ["m0", "m1", "m2", "m3", "m4"], bootstrap_rounds=40, robustness=False
+    )
+    rows = {r["model"]: r for r in lb.rows()}
+    assert rows["m4"]["rating"] - 1000 < 400  # not thousands of points off the scale
+    assert rows["m4"]["rating_high"] - rows["m4"]["rating_low"] > 150  # one vote says little
+    assert rows["m4"]["rank_high"] - rows["m4"]["rank_low"] >= 2
+    assert rows["m0"]["rating_high"] - rows["m0"]["rating_low"] < 250  # the others are not stretched
+    assert [r["model"] for r in lb.rows() if r["model"] != "m4"] == ["m0", "m1", "m2", "m3"]
