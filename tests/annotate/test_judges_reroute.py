@@ -290,3 +290,83 @@ def test_the_page_refuses_with_a_clear_message(routed, client):
     resp = client.post(f"/projects/{project.slug}/judges/reroute/", {"confirm": "on"}, follow=True)
     assert "Turn judge routing on" in resp.content.decode()
     assert not AuditEvent.objects.filter(action="judge.reroute").exists()
+
+
+@pytest.mark.postgres(reason="needs PostgreSQL for real row locking (set DATABASE_URL)")
+@pytest.mark.django_db(transaction=True)
+def test_labelers_claiming_while_a_manager_reroutes_on_postgresql(
+    make_project, make_user, labeler_in, monkeypatch
+):
+    """Real concurrent sessions: labelers claim the human-routed tasks while the manager re-routes
+    them to the judge, in small batches. Whatever the interleaving, a task someone holds keeps its
+    decision and gets no judge label, every other one goes to the judge, and claims add up."""
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connections
+
+    manager = make_user()
+    project = make_project(overlap=2)
+    membership_add(project=project, user=manager, role="manager")
+    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0)
+    project.refresh_from_db()
+    tasks = add_tasks(project, prompts=30)
+    endpoint = ModelEndpoint.objects.create(name="race-ep", backend="openai", model="m", project=project)
+    judge = judge_create(project=project, name="racer", endpoint=endpoint)
+    humans = tasks[::2]
+    for t in humans:
+        add_suggestion(judge, t, status="unparseable", error="no JSON")
+    for t in tasks[1::2]:
+        add_suggestion(judge, t, choice="a", strength=3)
+    routing_apply_now(project=project)
+    for t in humans:
+        add_suggestion(judge, t, choice="b", strength=3)  # the fixed judge answers them now
+    labelers = [labeler_in(project) for _ in range(6)]
+    monkeypatch.setattr(judge_services, "REROUTE_BATCH", 3)
+    real_batch = judge_services._reroute_batch
+
+    def slow_batch(**kw):  # leave the labelers time to claim between the batches
+        time.sleep(0.02)
+        return real_batch(**kw)
+
+    monkeypatch.setattr(judge_services, "_reroute_batch", slow_batch)
+    barrier = threading.Barrier(len(labelers) + 1)
+
+    def claim(labeler, delay):
+        try:
+            barrier.wait()
+            time.sleep(delay)  # staggered: some claim before the scope is read, some during
+            held = []
+            for _ in range(2):
+                lease = task_claim_next(project=project, labeler=labeler, exclude_assignment_ids=held)
+                if lease is not None:
+                    held.append(lease.pk)
+            return held
+        finally:
+            connections.close_all()
+
+    def reroute():
+        try:
+            barrier.wait()
+            return routing_reroute(project=project, actor=manager)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(max_workers=len(labelers) + 1) as pool:
+        claims = [pool.submit(claim, lab, 0.015 * i) for i, lab in enumerate(labelers)]
+        out = pool.submit(reroute).result()
+        [c.result() for c in claims]
+    assert_claims_consistent(project)
+    held = set(
+        Assignment.objects.filter(task__project=project, state="live").values_list("task_id", flat=True)
+    )
+    for t in humans:
+        d = decision(t)
+        if t.pk in held:
+            assert d.reason == "unparsed" and not Annotation.objects.filter(task=t).exists(), t.pk
+        else:
+            assert d.reason == "confident" and Annotation.objects.filter(task=t, source="judge").count() == 1
+            assert (fresh(t).claims, fresh(t).target_labels) == (1, 1)
+    assert out.human_to_judge == len(humans) - len(held)
+    assert out.left_alone == len(held)
