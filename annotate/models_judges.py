@@ -15,7 +15,8 @@
   with the raw text) or ``failed`` (the backend refused the prompt; ``transient`` when the server
   was down or overloaded, so judging it again may work). Tokens are None (unknown) when the server
   did not report its usage; the cost is then unknown too.
-* ``RoutingDecision``: per task, whether the judges or humans label it, and why.
+* ``RoutingDecision``: per task, whether the judges or humans label it, and why (re-routed on a
+  manager's request while no human worked on the task: ``annotate.judges.services.routing_reroute``).
 """
 
 from __future__ import annotations
@@ -189,7 +190,9 @@ class Route(models.TextChoices):
 
 
 class RoutingDecision(models.Model):
-    """Who labels a task under judge routing, and why (one decision per task, made once)."""
+    """Who labels a task under judge routing, and why (one decision per task; a manager's re-route
+    withdraws and makes it again while no human worked on the task). ``details`` holds the judges'
+    answers and the task's ``target_before`` / ``target_after`` routing (what re-routing gives back)."""
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="+")
     task = models.OneToOneField("annotate.Task", on_delete=models.CASCADE, related_name="routing")

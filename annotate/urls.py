@@ -48,6 +48,7 @@ judge_patterns = [
     path("", judges.judges_home, name="judges"),
     path("new/", judges.judge_new, name="judge_new"),
     path("settings/", judges.judge_settings, name="judge_settings"),
+    path("reroute/", judges.judge_reroute, name="judge_reroute"),
     path("<int:judge_id>/run/", judges.judge_run, name="judge_run"),
     path("<int:judge_id>/active/", judges.judge_active, name="judge_active"),
     path("jobs/<int:job_id>/", judges.judge_job, name="judge_job"),

@@ -56,3 +56,9 @@ class JudgeSettingsForm(forms.Form):
     judge_routing = forms.BooleanField(required=False, label="Route confident pairs to the judges")
     judge_audit_share = forms.FloatField(min_value=0, max_value=1, label="Audit share (0..1)")
     judge_min_strength = forms.IntegerField(min_value=1, max_value=3, label="Minimum strength (1..3)")
+
+
+class JudgeRerouteForm(forms.Form):
+    confirm = forms.BooleanField(
+        required=True, label="I understand: these tasks' judge labels and decisions are made again."
+    )

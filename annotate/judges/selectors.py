@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Q, QuerySet
+from dataclasses import dataclass, field
+
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet
 
 from annotate.judges.rubric import allowed_verdicts
 from annotate.models import (
+    Adjudication,
+    Annotation,
+    AnnotationReview,
+    AnnotationSource,
     Assignment,
+    AssignmentState,
     Judge,
     JudgeJob,
     JudgeSuggestion,
@@ -79,6 +86,83 @@ def routing_summary(*, project: Project) -> list[dict]:
         .order_by("route", "reason")
     )
     return list(rows)
+
+
+#: Why re-routing leaves a task alone, in the order they are checked: a manager's final label, a
+#: manager's review of one of its labels, or a human's label or live lease.
+LEFT_ALONE_REASONS = ("adjudicated", "reviewed", "human_work")
+
+
+@dataclass
+class RerouteScope:
+    """What re-routing would do now: ``task_ids`` it routes again (judged by an active judge or
+    already decided, and no human work on them), ``left_alone`` the judged or decided tasks it
+    leaves as they are (task id: reason, one of ``LEFT_ALONE_REASONS``)."""
+
+    task_ids: list[int] = field(default_factory=list)
+    left_alone: dict[int, str] = field(default_factory=dict)
+
+    def left_alone_why(self) -> dict[str, int]:
+        counts = {r: 0 for r in LEFT_ALONE_REASONS}
+        for reason in self.left_alone.values():
+            counts[reason] += 1
+        return {r: n for r, n in counts.items() if n}
+
+
+def reroute_scope(*, project: Project, task_ids: list[int] | None = None) -> RerouteScope:
+    """The project's tasks that re-routing considers (those with a routing decision or an answer of
+    an active judge; only ``task_ids`` among them when given), split into the ones whose route can
+    still change and the ones with human work: a human's annotation (not a judge's) or a live
+    lease (expired ones too: the sweep has not given their slot back yet), a review of any of its
+    annotations, or an adjudication. Read it again under the tasks' row locks before acting."""
+    judged = JudgeSuggestion.objects.filter(task_id=OuterRef("pk"), judge__is_active=True)
+    tasks = Task.objects.filter(project=project).filter(Q(routing__isnull=False) | Exists(judged))
+    if task_ids is not None:
+        tasks = tasks.filter(pk__in=task_ids)
+    ids = list(tasks.order_by("id").values_list("id", flat=True))
+    if not ids:
+        return RerouteScope()
+    in_tasks = Task.objects.filter(pk__in=ids) if task_ids is not None else tasks
+    why: dict[int, str] = {}
+    labeled = set(
+        Annotation.objects.filter(task__in=in_tasks)
+        .exclude(source=AnnotationSource.JUDGE)
+        .values_list("task_id", flat=True)
+    )
+    leased = set(
+        Assignment.objects.filter(task__in=in_tasks, state=AssignmentState.LIVE).values_list(
+            "task_id", flat=True
+        )
+    )
+    for task_id in labeled | leased:
+        why[task_id] = "human_work"
+    for task_id in AnnotationReview.objects.filter(annotation__task__in=in_tasks).values_list(
+        "annotation__task_id", flat=True
+    ):
+        why[task_id] = "reviewed"
+    for task_id in Adjudication.objects.filter(task__in=in_tasks).values_list("task_id", flat=True):
+        why[task_id] = "adjudicated"
+    return RerouteScope(
+        task_ids=[t for t in ids if t not in why], left_alone={t: why[t] for t in ids if t in why}
+    )
+
+
+def reroute_preview(*, project: Project) -> dict:
+    """The Judges page's confirmation of the re-route button: how many tasks it routes again (and
+    how they are routed now) and how many it leaves alone, by reason."""
+    scope = reroute_scope(project=project)
+    routes = {"judge": 0, "human": 0}
+    for task_id, route in RoutingDecision.objects.filter(project=project).values_list("task_id", "route"):
+        if task_id not in scope.left_alone:
+            routes[route] = routes.get(route, 0) + 1
+    return {
+        "in_scope": len(scope.task_ids),
+        "to_judges": routes["judge"],
+        "to_humans": routes["human"],
+        "undecided": len(scope.task_ids) - routes["judge"] - routes["human"],
+        "left_alone": len(scope.left_alone),
+        "left_alone_why": scope.left_alone_why(),
+    }
 
 
 def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:

@@ -46,7 +46,12 @@ judge's own inactive user), each counting as a claim, and the task's ``target_la
 to its claims so no human claims it (``claims <= target_labels`` holds: both move together under
 the row lock). On an audit task the judge annotations are added *beside* the humans'
 (``target_labels`` and ``claims`` both grow by the judges' count), so humans keep every slot and
-the reliability model sees judges and humans on the same items.
+the reliability model sees judges and humans on the same items. Each decision records the task's
+target before and after routing (``details``), so that ``routing_reroute`` can undo exactly that.
+
+Re-routing (``routing_reroute``, a manager's button): the decisions of the tasks no human worked on
+yet are withdrawn (judge labels deleted, target given back) and made again with the active judges
+and the current settings; tasks with human work keep theirs.
 """
 
 from __future__ import annotations
@@ -54,12 +59,13 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q, Sum
+from django.db.models import Count, F, Q, Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
@@ -822,13 +828,12 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         del tasks[task_id]
     if not tasks:
         return []
-    guideline_id = None
-    if job is not None and job.rubric_version is not None:
-        guideline_id = (
-            Guideline.objects.filter(project=project, version=job.rubric_version)
-            .values_list("id", flat=True)
-            .first()
-        )
+    # the guideline each judge label was judged against: its suggestion's rubric version (the job's
+    # own, for this job's suggestions; another judge's may come from an older job)
+    versions = {s.rubric_version for per in per_task.values() for s in per if s.rubric_version is not None}
+    guideline_ids = dict(
+        Guideline.objects.filter(project=project, version__in=versions).values_list("version", "id")
+    )
     existing = set(
         Annotation.objects.filter(task_id__in=list(tasks), source=AnnotationSource.JUDGE).values_list(
             "task_id", "labeler_id"
@@ -843,11 +848,15 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         ):
             continue  # no answer and a server was unreachable: nothing known yet; judged again, routed
         route, reason = route_for(project, task, suggestions)
+        # target_before/target_after: what routing did to the task's target, so re-routing can
+        # give back exactly that (``routing_reroute``)
         details = {
             "judges": {
                 s.judge.name: {"status": s.status, "choice": s.choice, "strength": s.strength}
                 for s in suggestions
-            }
+            },
+            "target_before": task.target_labels,
+            "target_after": task.target_labels,
         }
         decisions.append(
             RoutingDecision(project=project, task=task, job=job, route=route, reason=reason, details=details)
@@ -855,7 +864,7 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         if reason not in ("confident", "audit"):
             continue
         new = [
-            _judge_annotation(s, task, guideline_id, project.rating_scale_max)
+            _judge_annotation(s, task, guideline_ids.get(s.rubric_version), project.rating_scale_max)
             for s in suggestions
             if s.status == SuggestionStatus.OK and (task_id, s.judge.user_id) not in existing
         ]
@@ -865,10 +874,12 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         n = len(new)
         if route == Route.JUDGE:  # the judges take every remaining slot: the task leaves the queue
             Task.objects.filter(pk=task_id).update(claims=F("claims") + n, target_labels=F("claims") + n)
+            details["target_after"] = task.claims + n
         else:  # audit: judge votes beside the humans', every human slot kept
             Task.objects.filter(pk=task_id).update(
                 claims=F("claims") + n, target_labels=F("target_labels") + n
             )
+            details["target_after"] = task.target_labels + n
     RoutingDecision.objects.bulk_create(decisions)
     return decisions
 
@@ -889,3 +900,145 @@ def routing_apply_now(*, project: Project, actor: AbstractBaseUser | None = None
         details={"decided": len(decisions), "to_judges": sum(d.route == Route.JUDGE for d in decisions)},
     )
     return len(decisions)
+
+
+# --- re-routing ------------------------------------------------------------------------------------
+
+#: Tasks re-routed per transaction (their rows stay locked until it commits).
+REROUTE_BATCH = 200
+
+
+@dataclass
+class RerouteOutcome:
+    """What ``routing_reroute`` did. ``rerouted``: tasks whose decision was withdrawn and made
+    again (or made for the first time); of those, ``judge_to_human`` / ``human_to_judge`` changed
+    route (a task without a decision is labeled by humans), ``unchanged`` did not; ``to_judges``,
+    ``to_humans`` and ``undecided`` (no active judge answered: an ordinary task for humans) say
+    where they are now. ``left_alone``: tasks with human work, which keep their decision, by
+    reason (``selectors.LEFT_ALONE_REASONS``)."""
+
+    rerouted: int = 0
+    judge_to_human: int = 0
+    human_to_judge: int = 0
+    unchanged: int = 0
+    to_judges: int = 0
+    to_humans: int = 0
+    undecided: int = 0
+    left_alone: int = 0
+    left_alone_why: dict[str, int] = field(default_factory=dict)
+
+    def count_left_alone(self, reasons) -> None:
+        for reason in reasons:
+            self.left_alone += 1
+            self.left_alone_why[reason] = self.left_alone_why.get(reason, 0) + 1
+
+    def audit_details(self) -> dict:
+        return asdict(self)
+
+
+def _withdrawn_target(project: Project, decision: RoutingDecision, current: int, withdrawn: int) -> int:
+    """The target a task goes back to when its decision is withdrawn (``withdrawn``: the judge
+    labels deleted). A decision records the target before and after routing: what routing changed
+    is undone and every later change kept (a send-back, an overlap change). An older decision,
+    written before those were recorded: a judge-routed task goes back to the project's overlap; an
+    audit task gives back the judges' slots; any other task was never changed."""
+    details = decision.details if isinstance(decision.details, dict) else {}
+    before, after = details.get("target_before"), details.get("target_after")
+    if isinstance(before, int) and isinstance(after, int):
+        return current + before - after
+    if decision.route == Route.JUDGE:
+        return project.overlap
+    if decision.reason == "audit":
+        return current - withdrawn
+    return current
+
+
+def _reroute_batch(*, project: Project, task_ids: list[int], out: RerouteOutcome) -> None:
+    """Withdraw and make again the decisions of ``task_ids`` in one transaction. The tasks' rows
+    are locked first (in id order, as ``routing_apply`` does) and the scope is read again under the
+    locks: a labeler who claimed or submitted meanwhile keeps the task's decision. A claim locks
+    the task row to take its slot (``FOR UPDATE SKIP LOCKED`` on PostgreSQL: it passes over these
+    tasks rather than wait; SQLite serialises writers), so no lease is taken between this check
+    and the commit, and ``claims`` and ``target_labels`` move together here under the lock."""
+    from annotate.judges.selectors import reroute_scope
+
+    with transaction.atomic():
+        tasks = {t.pk: t for t in Task.objects.select_for_update().filter(pk__in=task_ids).order_by("id")}
+        scope = reroute_scope(project=project, task_ids=list(tasks))
+        out.count_left_alone(scope.left_alone.values())
+        ids = scope.task_ids
+        if not ids:
+            return
+        old = {d.task_id: d for d in RoutingDecision.objects.filter(task_id__in=ids)}
+        judge_labels = Annotation.objects.filter(task_id__in=list(old), source=AnnotationSource.JUDGE)
+        withdrawn = dict(judge_labels.values("task_id").annotate(n=Count("id")).values_list("task_id", "n"))
+        judge_labels.delete()
+        for task_id, decision in sorted(old.items()):
+            task, n = tasks[task_id], withdrawn.get(task_id, 0)
+            target = _withdrawn_target(project, decision, task.target_labels, n)
+            target = max(target, task.claims - n, 1)
+            if n or target != task.target_labels:
+                Task.objects.filter(pk=task_id).update(claims=F("claims") - n, target_labels=target)
+        RoutingDecision.objects.filter(task_id__in=list(old)).delete()
+        new = {d.task_id: d.route for d in routing_apply(project=project, job=None, task_ids=ids)}
+        for task_id in ids:
+            before = old[task_id].route if task_id in old else Route.HUMAN
+            after = new.get(task_id, Route.HUMAN)
+            out.rerouted += 1
+            out.to_judges += after == Route.JUDGE
+            out.to_humans += task_id in new and after == Route.HUMAN
+            out.undecided += task_id not in new
+            if before == after:
+                out.unchanged += 1
+            elif after == Route.JUDGE:
+                out.human_to_judge += 1
+            else:
+                out.judge_to_human += 1
+
+
+def routing_reroute(*, project: Project, actor: AbstractBaseUser | None = None) -> RerouteOutcome:
+    """Route again, with the active judges' current answers and the project's current settings,
+    every task whose route can still change: judged by an active judge or already decided, and
+    with no human work on it (no human label, no live lease, no review, no adjudication: those keep
+    their decision; ``selectors.reroute_scope``). A manager's button on the Judges page, for a
+    decision made by a judge that was broken then (``unparsed``) or that turned out biased and was
+    switched off since.
+
+    Per task, the old decision is withdrawn first: its judge labels are deleted (their claims with
+    them) and the target routing changed is given back (``_withdrawn_target``); then
+    ``routing_apply`` decides again. A task no active judge answered is left without a decision:
+    an ordinary task, labeled by humans. ``REROUTE_BATCH`` tasks per transaction
+    (``_reroute_batch``); one audit event (``judge.reroute``) with the counts, also when a batch
+    failed (``interrupted``; what the batches before it did stays done)."""
+    from annotate.judges.selectors import reroute_scope
+    from annotate.services.leasing import leases_expire
+
+    _require_pairwise(project, field=None)
+    if not project.judge_routing:
+        raise InvalidInput("Turn judge routing on in the project's settings first.", field="judge_routing")
+    leases_expire(project_id=project.pk)  # a lease past its expiry is no human work
+    scope = reroute_scope(project=project)
+    if not scope.task_ids:
+        if scope.left_alone:
+            raise InvalidInput(
+                f"Nothing to re-route: all {len(scope.left_alone)} judged tasks have human work (a "
+                "label, a lease, a review or an adjudication) and keep their decision."
+            )
+        raise InvalidInput("Nothing to re-route: no task of this project was judged or routed yet.")
+    out = RerouteOutcome()
+    out.count_left_alone(scope.left_alone.values())
+    try:
+        for i in range(0, len(scope.task_ids), REROUTE_BATCH):
+            _reroute_batch(project=project, task_ids=scope.task_ids[i : i + REROUTE_BATCH], out=out)
+    except Exception:
+        with transaction.atomic():
+            audit_record(
+                actor=actor,
+                project=project,
+                action="judge.reroute",
+                details={**out.audit_details(), "interrupted": True},
+            )
+        raise
+    with transaction.atomic():
+        audit_record(actor=actor, project=project, action="judge.reroute", details=out.audit_details())
+    return out

@@ -1,6 +1,7 @@
 """The AI judges page (capability "judge": managers and researchers): create a judge, run a judge
 job, read its suggestions, costs and routing decisions; managers also set the project's judge
-settings. Parse input, call one service or selector, render."""
+settings and re-route the tasks no human worked on yet. Parse input, call one service or selector,
+render."""
 
 from __future__ import annotations
 
@@ -13,7 +14,13 @@ from django.views.decorators.http import require_GET, require_POST
 
 from annotate.errors import found
 from annotate.judges import selectors, services
-from annotate.judges.forms import JudgeActiveForm, JudgeForm, JudgeRunForm, JudgeSettingsForm
+from annotate.judges.forms import (
+    JudgeActiveForm,
+    JudgeForm,
+    JudgeRerouteForm,
+    JudgeRunForm,
+    JudgeSettingsForm,
+)
 from annotate.models import TaskKind
 from core.access import ProjectAccess, project_page
 from core.pages import flash_outcome, form_submit, post_form
@@ -43,6 +50,7 @@ def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, statu
         "pairwise": project.kind == TaskKind.PAIRWISE,
         "pairwise_only": services.PAIRWISE_ONLY,
         "routing": selectors.routing_summary(project=project),
+        "reroute": selectors.reroute_preview(project=project) if access.can("manage") else None,
     }
     return render(request, "annotate/judges/home.html", context, status=status)
 
@@ -126,6 +134,47 @@ def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         request,
         lambda: services.judge_settings_change(project=project, actor=request.user, values=form.cleaned_data),
         "Judge settings saved.",
+    )
+    return redirect("annotate:judges", project.slug)
+
+
+def _rerouted_message(out: services.RerouteOutcome) -> str:
+    text = (
+        f"Re-routed {out.rerouted} task{'s' if out.rerouted != 1 else ''}: "
+        f"{out.human_to_judge} from humans to the judges, {out.judge_to_human} from the judges to "
+        f"humans, {out.unchanged} unchanged. Now {out.to_judges} labeled by the judges, "
+        f"{out.to_humans} sent to humans"
+    )
+    if out.undecided:
+        text += f", {out.undecided} without a decision (no active judge answered: humans label them)"
+    text += "."
+    if out.left_alone:
+        why = ", ".join(f"{n} {REROUTE_LEFT_ALONE[r]}" for r, n in out.left_alone_why.items())
+        text += f" {out.left_alone} task{'s' if out.left_alone != 1 else ''} kept their decision ({why})."
+    return text
+
+
+#: The re-route message's words for why a task was left alone (``selectors.LEFT_ALONE_REASONS``).
+REROUTE_LEFT_ALONE = {
+    "human_work": "labeled or held by a labeler",
+    "reviewed": "with a reviewed label",
+    "adjudicated": "adjudicated",
+}
+
+
+@project_page("judge")
+@require_POST
+def judge_reroute(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
+    if not access.can("manage"):
+        raise PermissionDenied("Only the project's managers re-route tasks.")
+    project = access.project
+    if not JudgeRerouteForm(request.POST).is_valid():
+        messages.error(request, "Tick the confirmation to re-route: nothing was changed.")
+        return redirect("annotate:judges", project.slug)
+    flash_outcome(
+        request,
+        lambda: services.routing_reroute(project=project, actor=request.user),
+        _rerouted_message,
     )
     return redirect("annotate:judges", project.slug)
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from annotate.judges.services import judge_job_run
-from annotate.models import JudgeJob
+from annotate.models import JudgeJob, RoutingDecision
 from annotate.services.guidelines import guideline_publish
 from annotate.services.projects import membership_add
 from generation.openai_server import serve_in_thread
@@ -84,3 +84,12 @@ def test_manager_creates_a_judge_runs_it_and_reads_results(
     assert project.judge_routing and project.judge_audit_share == 0.25 and not project.judge_pre_annotation
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
     screenshot(page, "judges")
+
+    # the job ran before routing was on: re-routing decides its tasks now, after a confirmation
+    page.click("summary:has-text('Re-route undecided and unlabeled tasks')")
+    assert "the 5 tasks no human has worked on yet" in page.inner_text("#reroute")
+    page.check("#reroute-confirm")
+    page.click("#reroute-form button[type=submit]")
+    assert f"Re-routed {len(PAIRS)} tasks" in page.inner_text("body")
+    assert RoutingDecision.objects.filter(project=project).count() == len(PAIRS)
+    assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
