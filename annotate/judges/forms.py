@@ -40,7 +40,12 @@ class JudgeForm(forms.Form):
 
 class JudgeRunForm(forms.Form):
     limit = forms.IntegerField(
-        required=False, min_value=1, max_value=100_000, help_text="Judge the first N tasks."
+        required=False,
+        min_value=1,
+        max_value=100_000,
+        label="Number of tasks",
+        help_text="Judge the first N tasks.",
+        error_messages={"invalid": "a whole number from 1 to 100,000."},
     )
     only_unjudged = forms.BooleanField(
         required=False, initial=True, label="Only tasks this judge has not judged yet"
@@ -48,7 +53,12 @@ class JudgeRunForm(forms.Form):
 
 
 class JudgeActiveForm(forms.Form):
-    active = forms.TypedChoiceField(choices=[("0", "off"), ("1", "on")], coerce=lambda v: v == "1")
+    active = forms.TypedChoiceField(
+        choices=[("0", "off"), ("1", "on")],
+        coerce=lambda v: v == "1",
+        label="Switch",
+        error_messages={"required": "say on or off.", "invalid_choice": "say on or off."},
+    )
 
 
 class JudgeSettingsForm(forms.Form):

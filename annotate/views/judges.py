@@ -23,7 +23,7 @@ from annotate.judges.forms import (
 )
 from annotate.models import TaskKind
 from core.access import ProjectAccess, project_page
-from core.pages import flash_outcome, form_submit, post_form
+from core.pages import flash_form_outcome, flash_outcome, form_submit, post_form
 from generation.selectors import endpoints_for_project
 
 
@@ -78,17 +78,11 @@ def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
     project = access.project
     judge = found(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
-    form = JudgeRunForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "The number of tasks must be a whole number from 1 to 100,000.")
-        return redirect("annotate:judges", project.slug)
-    ok, job = flash_outcome(
+    ok, job = flash_form_outcome(
         request,
-        lambda: services.judge_job_create(
-            judge=judge,
-            actor=request.user,
-            limit=form.cleaned_data["limit"],
-            only_unjudged=form.cleaned_data["only_unjudged"],
+        JudgeRunForm(request.POST),
+        lambda data: services.judge_job_create(
+            judge=judge, actor=request.user, limit=data["limit"], only_unjudged=data["only_unjudged"]
         ),
         lambda job: f"Judge job #{job.pk} queued on the generation workers.",
     )
@@ -102,16 +96,12 @@ def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> Htt
 def judge_active(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
     project = access.project
     judge = found(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")
-    form = JudgeActiveForm(request.POST)
-    if not form.is_valid():
-        messages.error(request, "Say whether to switch the judge on or off.")
-        return redirect("annotate:judges", project.slug)
-    active = form.cleaned_data["active"]
-    flash_outcome(
+    flash_form_outcome(
         request,
-        lambda: services.judge_set_active(judge=judge, active=active, actor=request.user),
+        JudgeActiveForm(request.POST),
+        lambda data: services.judge_set_active(judge=judge, active=data["active"], actor=request.user),
         lambda out: (
-            f"Judge {out[0].name} switched {'on' if active else 'off'}"
+            f"Judge {out[0].name} switched {'on' if out[0].is_active else 'off'}"
             + (f"; {out[1]} of its jobs cancelled." if out[1] else ".")
         ),
     )

@@ -251,3 +251,22 @@ def test_a_run_judges_only_the_tasks_this_judge_has_not_answered(judged, fake_se
     # nothing left to judge: said so, no job
     with pytest.raises(InvalidInput, match="already judged"):
         judge_job_create(judge=judge, only_unjudged=True)
+
+
+def test_bad_button_input_on_the_judges_page_is_said_and_runs_nothing(client, make_project, labeler_in):
+    """The run and switch buttons read their one field through a form: a bad value is a flashed
+    error naming the field, and no job starts or judge changes."""
+    project = make_project()
+    manager = labeler_in(project, "mo", role="manager")
+    endpoint = endpoint_create(name="btn-ep", backend="openai", model="m", project=project, config=EP)
+    judge = judge_create(project=project, name="j", endpoint=endpoint)
+    client.force_login(manager)
+    for value in ("0", "abc", "100001"):
+        shown = client.post(f"/projects/{project.slug}/judges/{judge.pk}/run/", {"limit": value}, follow=True)
+        assert "Number of tasks" in shown.content.decode()
+    assert not JudgeJob.objects.filter(judge=judge).exists()
+    shown = client.post(
+        f"/projects/{project.slug}/judges/{judge.pk}/active/", {"active": "maybe"}, follow=True
+    )
+    assert "Switch: say on or off." in shown.content.decode()
+    assert Judge.objects.get(pk=judge.pk).is_active
