@@ -51,6 +51,7 @@ from annotate.uploads import (
     import_size_limit_check,
     import_size_limit_install,
 )
+from annotate.validation import id_from_text
 from core.access import (
     ProjectApiView,
     ProjectCreatePermission,
@@ -286,7 +287,9 @@ class ImportQuerySerializer(ImportOptionsSerializer):
     """The query string of a raw-body import: the options, and the file's name for the report."""
 
     filename = serializers.CharField(
-        required=False, help_text="Raw body only: the file's name, for the import's record (200 characters)."
+        required=False,
+        allow_blank=True,
+        help_text="Raw body only: the file's name, for the import's record (its first 200 characters are kept).",
     )
 
 
@@ -344,9 +347,9 @@ class PromptImportApi(ProjectApiView):
     def post(self, request: Request, slug: str) -> Response:
         project = self.access.project
         if request.content_type.split(";")[0].strip().lower() in RAW_IMPORT_TYPES:
-            data = validated_input(ImportOptionsSerializer, request.query_params)
+            data = validated_input(ImportQuerySerializer, request.query_params)
             stream = import_body_stream(request._request)
-            filename = request.query_params.get("filename", "")[:200]
+            filename = data.get("filename", "")[:200]
         else:
             request.data  # noqa: B018 - parse the upload now, so the size limit can answer first
             import_size_limit_check(request._request)
@@ -493,7 +496,8 @@ class AnnotationListApi(ProjectFilteredListApi):
         if "labeler" in filters:
             who = filters["labeler"]
             by_name = Q(labeler__username=who)
-            qs = qs.filter(by_name | Q(labeler_id=int(who)) if who.isdigit() and len(who) < 19 else by_name)
+            user_id = id_from_text(who)
+            qs = qs.filter(by_name | Q(labeler_id=user_id) if user_id is not None else by_name)
         if "since" in filters:
             qs = qs.filter(created_at__gte=filters["since"])
         return qs.select_related("guideline", "labeler").order_by("created_at", "id")

@@ -98,3 +98,16 @@ def json_loads_safe(raw: str | bytes, *, name: str = "the value") -> object:
     if error is not None:
         raise UnsafeJSON(error)
     return value
+
+
+MAX_ID = 2**63 - 1  # a bigint primary key
+
+
+def id_from_text(text: str) -> int | None:
+    """The database id ``text`` spells (ASCII digits, 1 to 2**63-1), or None. ``str.isdigit``
+    also accepts "²" and Arabic-Indic digits, which ``int`` then refuses or reads as another number."""
+    text = text.strip()
+    if not (text.isascii() and text.isdigit()) or len(text) > 19:
+        return None
+    value = int(text)
+    return value if 1 <= value <= MAX_ID else None

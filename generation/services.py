@@ -66,7 +66,7 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
-from annotate.validation import storable_text
+from annotate.validation import id_from_text, storable_text
 from core import jobs
 from core.audit import audit_actor, audit_create, audit_record
 from core.db import unique_or_conflict
@@ -288,9 +288,10 @@ def _resolve_prompt_refs(*, project: Project, refs: list) -> list[int]:
     for text in texts:
         if text in by_external:
             continue
-        if not text.isdigit():
+        number = id_from_text(text)
+        if number is None:
             raise InvalidInput(f"No prompt with the id {text!r} in this project.", field="prompt_filter")
-        numbers.add(int(text))
+        numbers.add(number)
     found = set(selectors.prompt_ids_for_filter(project=project, mode="ids", ids=sorted(numbers)))
     missing = sorted(numbers - found)
     if missing:

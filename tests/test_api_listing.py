@@ -143,3 +143,26 @@ def test_an_expired_lease_is_no_claim_in_the_tasks_list(world, labeler_in):
     open_ids = {r["id"] for r in client.get(url + "?open=true&limit=1000").json()["results"]}
     full_ids = {r["id"] for r in client.get(url + "?open=false&limit=1000").json()["results"]}
     assert task.pk in open_ids and task.pk not in full_ids
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 30])
+def test_an_odd_number_as_labeler_is_a_name_not_a_500(world, value):
+    """'²'.isdigit() is true but int('²') fails; a 30-digit id overflowed: the filter answered 500."""
+    resp = world["client"].get(_url(world), {"labeler": value})
+    assert resp.status_code == 200 and resp.json()["results"] == []
+
+
+def test_a_raw_import_names_its_format_and_filename_in_the_query(world, labeler_in):
+    """``?format=`` was taken by DRF's format override (a 404), and a NUL in ``filename`` failed the
+    audit write on PostgreSQL (a 500)."""
+    from annotate.models import AuditEvent
+
+    manager = labeler_in(world["project"], "mgr", role="manager")
+    client = bearer(manager)
+    line = b'{"prompt": "Hi", "candidates": ["a", "b"]}\n'
+    url = f"/api/v1/projects/{world['project'].slug}/imports/"
+    resp = client.post(url + "?format=jsonl&filename=mine.jsonl", line, content_type="application/x-ndjson")
+    assert resp.status_code == 201, resp.content
+    assert AuditEvent.objects.filter(action="prompts.import", details__filename="mine.jsonl").exists()
+    resp = client.post(url + "?filename=a%00b", line, content_type="application/x-ndjson")
+    assert resp.status_code == 400 and resp.json()["field"] == "filename", resp.content

@@ -13,6 +13,7 @@ from django.db.models import Q, QuerySet
 
 from annotate.errors import InvalidInput
 from annotate.models import Annotation, Membership, Project
+from annotate.validation import id_from_text
 from core import jobs, paths
 from core.jobs import job_status_payload
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
@@ -207,9 +208,9 @@ def labeler_ids_by_username(
     by_name = dict(people.filter(username__in=names).values_list("username", "pk"))
     missing = [n for n in names if n not in by_name]
     if allow_ids and missing:
-        digits = [int(n) for n in missing if n.isdigit()]
+        digits = [d for d in map(id_from_text, missing) if d is not None]
         found = set(people.filter(pk__in=digits).values_list("pk", flat=True))
-        missing = [n for n in missing if not (n.isdigit() and int(n) in found)]
+        missing = [n for n in missing if id_from_text(n) not in found]
         by_name.update({str(pk): pk for pk in found})
     if missing:
         raise InvalidInput(f"Not labelers of this project: {', '.join(missing)}.", field=field)

@@ -485,7 +485,7 @@ def _suggestion(
         verdict_swapped=v_swapped,
         raw_first=raws[0][:20_000],
         raw_swapped=raws[1][:20_000],
-        error="; ".join(errors)[:2000],
+        error=storable_text("; ".join(errors))[:2000],
         transient=bool(prompt_errors) and all(e.transient for e in prompt_errors),
         endpoint=judge.endpoint,
         model_name=model[0][:300],

@@ -274,6 +274,8 @@ REST_FRAMEWORK = {
         "rest_framework.parsers.MultiPartParser",
     ],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    # JSON only: "?format=" is the import's file format (jsonl, hh-rlhf), not a renderer choice
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_PAGINATION_CLASS": "core.api.BoundedLimitOffsetPagination",
     "PAGE_SIZE": 50,
     # Per-user rate limits on the write endpoints that cost the most (ScopedRateThrottle scopes).

@@ -321,6 +321,13 @@ class OpenAICompatBackend:
             text = text.replace(secret, "[API key]")
         return text
 
+    def _scrub_bytes(self, raw: bytes) -> bytes:
+        """A response body without the API key, scrubbed before any part of it is cut for a message
+        (a key cut in two would pass a later scrub)."""
+        for secret in self._secrets:
+            raw = raw.replace(secret.encode(), b"[API key]")
+        return raw
+
     def _one(
         self, conversation: list[dict], params: SamplingParams
     ) -> tuple[list[Generation] | PromptError, tuple[float, str] | None]:
@@ -466,7 +473,7 @@ class OpenAICompatBackend:
                 headers = response.headers
         finally:
             _deadline.at = None
-        raw = b"".join(chunks)
+        raw = self._scrub_bytes(b"".join(chunks))  # before any message is cut from it
         payload: Any
         try:
             payload = json.loads(raw) if raw else {}

@@ -421,3 +421,27 @@ def test_each_suggestion_records_the_model_version_that_answered_it(make_project
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("model_version", flat=True)) == {
         "fp-2026-12"
     }
+
+
+@pytest.mark.parametrize("message", ["bad \u0000 request", "bad \ud800 request"])
+def test_a_server_error_text_that_cannot_be_stored_fails_its_task_not_the_job(make_project, servers, message):
+    """A model server's error message with a NUL or a lone surrogate failed the whole judge job at
+    the write (UnicodeEncodeError / DataError), with no suggestion stored."""
+
+    def refusing(handler, body):
+        data = ('{"error": {"message": ' + __import__("json").dumps(message) + "}}").encode()
+        handler.send_response(400)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    project = make_project()
+    make_pairs(project, {"t0": PAIRS["t0"]})
+    url, _state = servers(default=refusing)
+    job = judge_job_run(job_id=make_judge_job(project, url, name="jn"), chunk=2)
+    assert (
+        job.state in (JobState.DONE, JobState.FAILED) and "Encode" not in job.error and "NUL" not in job.error
+    )
+    (suggestion,) = JudgeSuggestion.objects.filter(job=job)
+    assert suggestion.status == "failed" and "bad" in suggestion.error and "\x00" not in suggestion.error

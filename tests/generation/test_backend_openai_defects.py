@@ -185,6 +185,37 @@ def test_a_server_echoing_the_key_does_not_put_it_in_error_texts(fake_server, mo
     assert len(server.state["requests"]) == 2
 
 
+@pytest.mark.parametrize(
+    "answer",
+    [
+        lambda key: error(400, message="x" * 470 + f" Bearer {key} was refused"),  # cut at 500 characters
+        lambda key: (200, None, ("y" * 290 + f" Bearer {key}").encode()),  # not JSON: its start is shown
+        lambda key: (200, completion(["x"], content=[{"type": f"image_Bearer {key}"}]), None),  # part type
+    ],
+    ids=["long-error", "not-json", "part-type"],
+)
+def test_no_piece_of_the_key_survives_a_cut_message(fake_server, monkeypatch, answer):
+    """Messages were cut (500, 300, 50 characters) before the key was scrubbed out, so a key cut in
+    two left its first part in the error text. The answer is scrubbed before anything is cut."""
+    key = "sk-live-" + "K" * 40 + "-END"
+    spec = answer(key)
+    if callable(spec):
+        behaviour = spec
+    else:
+        status, payload, raw = spec
+
+        def behaviour(handler, body):
+            send(handler, status, payload, raw=raw)
+
+    _, url = fake_server(default=behaviour)
+    monkeypatch.setenv("PREFHUB_KEY_PROBE", key)
+    [result] = backend_for(url, api_key_env="PREFHUB_KEY_PROBE", max_retries=0).generate(
+        [HELLO], SamplingParams()
+    )
+    assert isinstance(result, PromptError)
+    assert "sk-live-K" not in result.message and "KKKKKKKK" not in result.message, result.message
+
+
 # --- 5: one odd answer fails only its own prompt ---------------------------------------------------
 
 

@@ -325,3 +325,21 @@ def test_reloading_a_refused_form_goes_back_to_its_page(research_project, resear
     assert client.put(url).status_code == 405
     signed_out = Client().get(url)
     assert signed_out.status_code == 302 and signed_out["Location"].startswith("/accounts/login/")
+
+
+@pytest.mark.parametrize("value", ["\u00b2", "9" * 30])
+def test_odd_prompt_ids_are_named_not_a_500(research_project, researcher, endpoint, client_for, value):
+    add_prompts(research_project, 2)
+    client = client_for(researcher)
+    page = client.post(
+        f"/generation/{research_project.slug}/jobs/new/",
+        {"endpoints": [endpoint.pk], "k": 2, "filter_mode": "ids", "ids": value, "batch_size": 2},
+    )
+    assert page.status_code == 400
+    base = f"/api/v1/projects/{research_project.slug}/generation"
+    api = client.post(
+        f"{base}/jobs/",
+        {"endpoints": ["tiny"], "k": 2, "prompt_filter": {"mode": "ids", "ids": [value]}},
+        content_type="application/json",
+    )
+    assert api.status_code == 400 and api.json()["field"] == "prompt_filter"
