@@ -46,6 +46,7 @@ from annotate.models import (
 )
 from annotate.services.projects import SETTINGS_FIELDS
 from annotate.services.task_order import task_priorities_request
+from annotate.validation import unstorable_error
 from core.jobs import JobState
 from generation.models import GenerationJob
 
@@ -257,6 +258,9 @@ def _restored_name(dumped: str, name: str | None) -> str:
         name = name.strip()
         if not name or len(name) > max_length:
             raise InvalidInput(f"A project name is 1 to {max_length} characters.", field="name")
+        problem = unstorable_error(name, name="The project name")
+        if problem:  # SQLite would store a NUL that PostgreSQL refuses: one rule on both
+            raise InvalidInput(problem, field="name")
         return name
     if not Project.objects.filter(name=dumped).exists():
         return dumped

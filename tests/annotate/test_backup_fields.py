@@ -8,7 +8,7 @@ import json
 
 import pytest
 from django.apps import apps
-from django.core.management import call_command
+from django.core.management import CommandError, call_command
 
 from annotate.models import Adjudication, Annotation, AnnotationReview, Project, Task
 from annotate.services.backup import DUMPED, LEFT_OUT, TABLES_LEFT_OUT, project_dump, project_restore
@@ -169,6 +169,10 @@ def test_restore_names_the_copy(make_project, tmp_path):
     assert names["copy-b"] == "Helpfulness (restored copy 2)"
     assert names["copy-c"] == "Helpfulness v2"
     assert len(set(names.values())) == len(names)
+    # a name PostgreSQL cannot store is refused on SQLite too, naming --name
+    with pytest.raises(CommandError, match=r"^--name: .*NUL"):
+        call_command("project_backup", "restore", str(path), "--slug", "copy-d", "--name", "a\x00b")
+    assert not Project.objects.filter(slug="copy-d").exists()
 
 
 @pytest.mark.django_db
