@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
-from django.db.models.functions import Coalesce
-from django.utils import timezone
+from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_field, extend_schema_view
 from rest_framework import generics, serializers, status
@@ -20,16 +18,14 @@ from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from annotate import selectors
 from annotate.errors import found
 from annotate.models import (
     Annotation,
-    Assignment,
-    AssignmentState,
     Dimension,
     Guideline,
     Project,
     Task,
-    TaskCandidate,
     TaskKind,
 )
 from annotate.project_input import project_start_values
@@ -51,7 +47,6 @@ from annotate.uploads import (
     import_size_limit_check,
     import_size_limit_install,
 )
-from annotate.validation import id_from_text
 from core.access import (
     ProjectApiView,
     ProjectCreatePermission,
@@ -419,29 +414,8 @@ class TaskListApi(ProjectFilteredListApi):
     filter_serializer = TaskFilterSerializer
 
     def rows(self, project: Project, filters: dict) -> QuerySet[Task]:
-        # A lease past its expiry is no claim, whether or not the sweep has reclaimed it yet.
-        expired = (
-            Assignment.objects.filter(
-                task=OuterRef("pk"), state=AssignmentState.LIVE, expires_at__lte=timezone.now()
-            )
-            .values("task")
-            .annotate(n=Count("pk"))
-            .values("n")
-        )
-        qs = Task.objects.filter(project=project).annotate(
-            live_claims=F("claims") - Coalesce(Subquery(expired), 0)
-        )
-        if filters.get("is_gold") is not None:
-            qs = qs.filter(is_gold=filters["is_gold"])
-        if filters.get("open") is True:
-            qs = qs.filter(live_claims__lt=F("target_labels"))
-        elif filters.get("open") is False:
-            qs = qs.filter(live_claims__gte=F("target_labels"))
-        return (
-            qs.select_related("prompt")
-            .prefetch_related(Prefetch("slots", queryset=TaskCandidate.objects.order_by("slot")))
-            .annotate(n_annotations=Count("annotations"))
-            .order_by("id")
+        return selectors.tasks_for_listing(
+            project=project, is_gold=filters.get("is_gold"), open=filters.get("open")
         )
 
 
@@ -490,14 +464,9 @@ class AnnotationListApi(ProjectFilteredListApi):
     filter_serializer = AnnotationFilterSerializer
 
     def rows(self, project: Project, filters: dict) -> QuerySet[Annotation]:
-        qs = Annotation.objects.filter(task__project=project)
-        if "task" in filters:
-            qs = qs.filter(task_id=filters["task"])
-        if "labeler" in filters:
-            who = filters["labeler"]
-            by_name = Q(labeler__username=who)
-            user_id = id_from_text(who)
-            qs = qs.filter(by_name | Q(labeler_id=user_id) if user_id is not None else by_name)
-        if "since" in filters:
-            qs = qs.filter(created_at__gte=filters["since"])
-        return qs.select_related("guideline", "labeler").order_by("created_at", "id")
+        return selectors.annotations_for_listing(
+            project=project,
+            task=filters.get("task"),
+            labeler=filters.get("labeler"),
+            since=filters.get("since"),
+        )

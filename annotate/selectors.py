@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import Count, F, Prefetch, Q, QuerySet
+from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
+from django.utils import timezone
 
 from annotate.models import (
     Annotation,
@@ -20,6 +22,7 @@ from annotate.models import (
     Task,
     TaskCandidate,
 )
+from annotate.validation import id_from_text
 
 
 def counted_judgments(*, project: Project) -> QuerySet[Annotation]:
@@ -296,3 +299,50 @@ def prompt_external_ids_existing(*, project: Project, external_ids: list[str]) -
             "external_id", flat=True
         )
     )
+
+
+def tasks_for_listing(
+    *, project: Project, is_gold: bool | None = None, open: bool | None = None
+) -> QuerySet[Task]:
+    """A project's tasks in creation order with their prompt, slots, annotation count and
+    ``live_claims``: claims less the leases past their expiry that the sweep has not reclaimed yet
+    (such a lease is no claim). ``open``: only tasks with (True) or without (False) a free slot."""
+    expired = (
+        Assignment.objects.filter(
+            task=OuterRef("pk"), state=AssignmentState.LIVE, expires_at__lte=timezone.now()
+        )
+        .values("task")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
+    qs = Task.objects.filter(project=project).annotate(
+        live_claims=F("claims") - Coalesce(Subquery(expired), 0)
+    )
+    if is_gold is not None:
+        qs = qs.filter(is_gold=is_gold)
+    if open is True:
+        qs = qs.filter(live_claims__lt=F("target_labels"))
+    elif open is False:
+        qs = qs.filter(live_claims__gte=F("target_labels"))
+    return (
+        qs.select_related("prompt")
+        .prefetch_related(Prefetch("slots", queryset=TaskCandidate.objects.order_by("slot")))
+        .annotate(n_annotations=Count("annotations"))
+        .order_by("id")
+    )
+
+
+def annotations_for_listing(
+    *, project: Project, task: int | None = None, labeler: str | None = None, since=None
+) -> QuerySet[Annotation]:
+    """A project's annotations, oldest first; ``labeler`` is a username or a user id."""
+    qs = Annotation.objects.filter(task__project=project)
+    if task is not None:
+        qs = qs.filter(task_id=task)
+    if labeler is not None:
+        by_name = Q(labeler__username=labeler)
+        user_id = id_from_text(labeler)
+        qs = qs.filter(by_name | Q(labeler_id=user_id) if user_id is not None else by_name)
+    if since is not None:
+        qs = qs.filter(created_at__gte=since)
+    return qs.select_related("guideline", "labeler").order_by("created_at", "id")
