@@ -281,15 +281,22 @@ def truncate_prompt_ids(tokenizer, prompt: Any, ids: list[int], max_tokens: int)
     return ids[:lead] + ids[len(ids) - (max_tokens - lead) :]
 
 
-def sequence_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
-    """prompt + response ids (``split_ids``) within ``max_length``: the response is cut from the right
-    (keeping its end token) only when it alone is too long; the prompt by ``truncate_prompt_ids``."""
+def sequence_and_completion_length(
+    tokenizer, prompt: Any, response: Any, max_length: int
+) -> tuple[list[int], int]:
+    """(``sequence_ids``, how many of its last ids are the response's)."""
     p, c = split_ids(tokenizer, prompt, response)
     if len(c) > max_length:
         c = c[: max_length - 1] + c[-1:]
     if uses_template(tokenizer, prompt, response):  # a string prompt rendered as a user turn
         prompt = _conversation(prompt, response)[0]
-    return truncate_prompt_ids(tokenizer, prompt, p, max_length - len(c)) + c
+    return truncate_prompt_ids(tokenizer, prompt, p, max_length - len(c)) + c, len(c)
+
+
+def sequence_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:
+    """prompt + response ids (``split_ids``) within ``max_length``: the response is cut from the right
+    (keeping its end token) only when it alone is too long; the prompt by ``truncate_prompt_ids``."""
+    return sequence_and_completion_length(tokenizer, prompt, response, max_length)[0]
 
 
 def reward_input_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> list[int]:

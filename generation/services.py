@@ -66,7 +66,7 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
-from annotate.validation import id_from_text, storable_text
+from annotate.validation import MAX_ID, id_from_text, storable_text
 from core import jobs
 from core.audit import audit_actor, audit_create, audit_record
 from core.db import unique_or_conflict
@@ -275,7 +275,7 @@ def _prompt_ref(value: object) -> bool:
     """A prompt's imported id (a string) or its database id (a whole number)."""
     if isinstance(value, str):
         return 0 < len(value.strip()) <= 200 and "\x00" not in value
-    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value < 2**63
+    return isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= MAX_ID
 
 
 def _resolve_prompt_refs(*, project: Project, refs: list) -> list[int]:

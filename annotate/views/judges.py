@@ -6,7 +6,6 @@ render."""
 from __future__ import annotations
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -108,11 +107,9 @@ def judge_active(request: HttpRequest, access: ProjectAccess, judge_id: int) -> 
     return redirect("annotate:judges", project.slug)
 
 
-@project_page("judge")
+@project_page("manage")
 @require_POST
 def judge_settings(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    if not access.can("manage"):
-        raise PermissionDenied("Only the project's managers change its settings.")
     project = access.project
     form = JudgeSettingsForm(request.POST)
     if not form.is_valid():
@@ -152,11 +149,9 @@ REROUTE_LEFT_ALONE = {
 }
 
 
-@project_page("judge")
+@project_page("manage")
 @require_POST
 def judge_reroute(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    if not access.can("manage"):
-        raise PermissionDenied("Only the project's managers re-route tasks.")
     project = access.project
     if not JudgeRerouteForm(request.POST).is_valid():
         messages.error(request, "Tick the confirmation to re-route: nothing was changed.")

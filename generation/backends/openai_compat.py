@@ -41,7 +41,7 @@ import re
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, AnyStr
 from urllib.parse import urlsplit, urlunsplit
 
 import httpcore
@@ -315,18 +315,16 @@ class OpenAICompatBackend:
         return [result for result, _ in done]
 
     # -- internals ---------------------------------------------------------------------------
-    def _scrub(self, text: str) -> str:
-        """``text`` without the API key (a server may echo it, an error may quote a header)."""
+    def _scrub(self, value: AnyStr) -> AnyStr:
+        """``value`` (a message, or a response body before any part of it is cut for a message: a key
+        cut in two would pass a later scrub) without the API key (a server may echo it, an error may
+        quote a header)."""
         for secret in self._secrets:
-            text = text.replace(secret, "[API key]")
-        return text
-
-    def _scrub_bytes(self, raw: bytes) -> bytes:
-        """A response body without the API key, scrubbed before any part of it is cut for a message
-        (a key cut in two would pass a later scrub)."""
-        for secret in self._secrets:
-            raw = raw.replace(secret.encode(), b"[API key]")
-        return raw
+            if isinstance(value, bytes):
+                value = value.replace(secret.encode(), b"[API key]")
+            else:
+                value = value.replace(secret, "[API key]")
+        return value
 
     def _one(
         self, conversation: list[dict], params: SamplingParams
@@ -473,7 +471,7 @@ class OpenAICompatBackend:
                 headers = response.headers
         finally:
             _deadline.at = None
-        raw = self._scrub_bytes(b"".join(chunks))  # before any message is cut from it
+        raw = self._scrub(b"".join(chunks))  # before any message is cut from it
         payload: Any
         try:
             payload = json.loads(raw) if raw else {}

@@ -247,11 +247,6 @@ def prompt_ids(tokenizer, prompt: Any) -> list[int]:
     return via_formatting(formatting.prompt_ids, tokenizer, prompt)
 
 
-def completion_ids(tokenizer, prompt: Any, completion: Any) -> list[int]:
-    """Token ids of ``completion`` after ``prompt``, ending with the end token."""
-    return via_formatting(formatting.completion_ids, tokenizer, prompt, completion)
-
-
 def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int]:
     """prompt + completion ids within ``max_length`` (``core.formatting.reward_input_ids``): what a
     reward model reads, in training and in scoring alike."""
@@ -282,7 +277,7 @@ def _trl_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, list[int]]:
     with ``tokenizer(text)`` (BOS included where the tokenizer adds one) after appending the EOS text
     to a reply that lacks it; the reply starts where the prompt's ids and prompt + reply's ids
     diverge."""
-    from trl.data_utils import _tokenize, common_prefix_length
+    from trl.data_utils import _tokenize
     from trl.data_utils import is_conversational as trl_conversational
 
     prompt, replies = row["prompt"], [row[k] for k in ("chosen", "rejected") if k in row]
@@ -299,7 +294,9 @@ def _trl_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, list[int]]:
             ]
     except Exception as exc:  # a chat template that refuses the conversation (Gemma: no system role)
         raise ModelError(f"The tokenizer cannot render this row as TRL does: {exc}") from exc
-    prompt_len = min((common_prefix_length(prompt_ids, ids) for ids in full), default=len(prompt_ids))
+    prompt_len = min(
+        (formatting.common_prefix_length(prompt_ids, ids) for ids in full), default=len(prompt_ids)
+    )
     return prompt_len, [len(ids) for ids in full]
 
 

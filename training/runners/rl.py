@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.formatting import plain_prompt, stop_token_ids
+from core.formatting import generation_prompt_ids, plain_prompt, stop_token_ids
 from training.runners.configs import RLRunConfig
-from training.runners.data import encode, load_prompt_splits, prompt_ids
+from training.runners.data import encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
 from training.runners.ppo import response_reward_input
@@ -109,8 +109,6 @@ def _eval_reward(
     prompt kept), as the reward input cuts it."""
     import torch
 
-    from core.formatting import truncate_prompt_ids
-
     if not prompts:
         return {}
     stops = list(stop_ids) if stop_ids is not None else stop_token_ids(tokenizer)
@@ -121,7 +119,7 @@ def _eval_reward(
     model.eval()
     budget = max(cfg.max_length - cfg.max_completion_length, 1)
     for prompt in prompts:
-        ids = truncate_prompt_ids(tokenizer, prompt, prompt_ids(tokenizer, prompt), budget)
+        ids = via_formatting(generation_prompt_ids, tokenizer, prompt, budget)
         ids = torch.tensor([ids], device=device)
         with torch.no_grad():
             out = model.generate(

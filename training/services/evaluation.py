@@ -155,13 +155,14 @@ def completion_logprobs(
     response's end token included."""
     import torch
 
-    from core.formatting import sequence_ids, split_ids
+    from core.formatting import sequence_and_completion_length
 
     seqs: list[list[int]] = []
     lengths: list[int] = []  # of each sequence's completion, at its end
     for r in rows:
-        seqs.append(sequence_ids(tokenizer, r["prompt"], r[key], max_length))
-        lengths.append(min(len(split_ids(tokenizer, r["prompt"], r[key])[1]), max_length))
+        seq, n = sequence_and_completion_length(tokenizer, r["prompt"], r[key], max_length)
+        seqs.append(seq)
+        lengths.append(n)
 
     def step(batch: range, ids, mask) -> list[float]:
         logits = model(input_ids=ids, attention_mask=mask).logits.float()
