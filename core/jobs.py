@@ -137,6 +137,21 @@ def job_finish(job: BackgroundJob, *, state: str = JobState.DONE, error: str = "
     return ended
 
 
+def job_reopen(job: BackgroundJob) -> bool:
+    """Queue an ended job (done or failed) again, for work it left undone (a retry): back to
+    ``queued`` with no error and no end time, by one UPDATE that applies only while the job is
+    still done or failed. Returns whether it did; the instance mirrors the row either way."""
+    ended = {job.stored_state(s) for s in (JobState.DONE, JobState.FAILED)}
+    values = {"state": job.stored_state(JobState.QUEUED), "error": "", job.JOB_FINISHED_FIELD: None}
+    reopened = bool(type(job).objects.filter(pk=job.pk, state__in=ended).update(**values))
+    if reopened:
+        for name, value in values.items():
+            setattr(job, name, value)
+    else:
+        job.refresh_from_db(fields=["state", "error", job.JOB_FINISHED_FIELD])
+    return reopened
+
+
 def job_fail(job: BackgroundJob, error: BaseException | str, **fields: Any) -> bool:
     """End ``job`` as failed, recording ``error`` (an exception or a message); whether this call
     ended it (see ``job_finish``)."""

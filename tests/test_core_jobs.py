@@ -95,3 +95,18 @@ def test_status_payloads_share_the_common_keys(make_project):
     assert set(job_status(job=job)) >= COMMON and set(run_status(run=run)) >= COMMON
     assert run_status(run=run)["active"] and not job_status(job=job)["finished"]
     assert set(ACTIVE_STATES).isdisjoint(FINAL_STATES)
+
+
+def test_an_ended_job_is_reopened_once_and_a_cancelled_or_active_one_never(one_job_of_each):
+    from core.jobs import job_reopen
+
+    for obj in one_job_of_each:
+        assert job_reopen(obj) is False  # queued: nothing to reopen
+        job_fail(obj, "server down")
+        assert job_reopen(obj) is True
+        obj.refresh_from_db()
+        assert obj.lifecycle_state(obj.state) == JobState.QUEUED and obj.error == ""
+        assert getattr(obj, obj.JOB_FINISHED_FIELD) is None
+    run = one_job_of_each[-1]
+    job_finish(run, state=JobState.CANCELLED)
+    assert job_reopen(run) is False and run.state == JobState.CANCELLED

@@ -712,7 +712,7 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
     down or overloaded): their failed suggestions are deleted and the job, back in ``queued``,
     judges just those tasks (and routes them, under routing). Permanent failures stay."""
     job = JudgeJob.objects.select_for_update().get(pk=job.pk)
-    if job.state not in (JobState.DONE, JobState.FAILED):
+    if not job.job_finished or job.state == JobState.CANCELLED:
         raise Conflict("Only a finished (done or failed) judge job can retry its failed tasks.")
     failed = _transient_failures(job.pk)
     n = failed.count()
@@ -722,7 +722,7 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
         raise InvalidInput("This judge or its endpoint is switched off.", field="judge")
     failed.delete()
     _job_totals(job.pk)
-    JudgeJob.objects.filter(pk=job.pk).update(state=JobState.QUEUED, error="", finished_at=None)
+    jobs.job_reopen(job)  # the row lock above: it is done or failed still
     job.refresh_from_db()
     audit_record(actor=actor, project=job.project, action="judge_job.retry", target=job, details={"tasks": n})
     outbox_enqueue(TASK_NAME, job.pk)
