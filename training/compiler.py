@@ -300,6 +300,11 @@ class CompileStats:
     majority_agreement_sum: float = 0.0
     majority_rows: int = 0
 
+    def read(self, rec: AnnotationRecord) -> None:
+        """Count a record read: a labeler's annotation (a final label is not one)."""
+        if rec.source != FINAL_LABEL_SOURCE:
+            self.annotations += 1
+
     def kept(self, rec: AnnotationRecord) -> None:
         """Count a record that is in the export: a labeler's annotation, or a final label."""
         if rec.source == FINAL_LABEL_SOURCE:
@@ -653,8 +658,7 @@ def compile_pairs(
     aggregating = opts.aggregate in ("majority", "weighted")
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
-    labelers, versions = stats.labelers, stats.guideline_versions
-    kept = stats.kept
+    read, kept = stats.read, stats.kept
     filtering = bool(
         opts.labelers_include or opts.labelers_exclude or dropped_labelers or opts.judge_labels == "exclude"
     )
@@ -664,10 +668,8 @@ def compile_pairs(
         by_labeler: dict[int, AnnotationRecord] = {}
         has_final = False
         for rec in group:
-            final = rec.source == FINAL_LABEL_SOURCE  # a task's final label: not an annotation
-            has_final = has_final or final
-            if not final:
-                stats.annotations += 1
+            has_final = has_final or rec.source == FINAL_LABEL_SOURCE  # a task's final label
+            read(rec)
             if rec.is_gold or rec.flagged or rec.rejected or rec.replaced or filtering:
                 reason = record_excluded(rec, opts, dropped_labelers)
                 if reason is not None:
@@ -693,11 +695,7 @@ def compile_pairs(
                     continue
                 judgments.extend(js)
             by_labeler[rec.labeler_id] = rec
-            if final:
-                kept(rec)
-            else:
-                labelers.add(rec.labeler_id)
-                versions.add(rec.guideline_version)
+            kept(rec)
         if not judgments:
             continue
         stats.judgments += len(judgments)

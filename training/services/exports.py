@@ -463,8 +463,7 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
         else:
             pseudonym = labeler_pseudonymizer(secret_key=settings.SECRET_KEY, project_id=project.pk)
             for rec in records:
-                if rec.source != FINAL_LABEL_SOURCE:  # a final label is not an annotation
-                    stats.annotations += 1
+                stats.read(rec)
                 reason = record_excluded(rec, opts, dropped_labelers)
                 if reason is not None:
                     stats.dropped[reason] += 1
