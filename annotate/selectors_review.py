@@ -245,27 +245,25 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
         slots = sorted(task.slots.all(), key=lambda s: s.slot)
         letters = {s.candidate_id: chr(65 + i) for i, s in enumerate(slots)}
         for ann in judged:  # what the card shows: the task's letters, never candidate ids
-            ann.ranking_letters = ranking_in_letters(ann.ranking, letters) if ann.ranking else ""
+            ann.ranking_letters = ranking_in_letters(ann.ranking, letters)
             ann.ratings_letters = ratings_in_letters(ann.ratings, letters)
         adjudication = adjudications.get(tid)
-        final_ranking = adjudication.ranking if adjudication is not None and adjudication.ranking else None
+        final_ranking = getattr(adjudication, "ranking", None)
         rows.append(
             {
                 "task": task,
                 "is_ranking": project.kind == TaskKind.RANKING,
                 "candidates": [
-                    {"letter": chr(65 + i), "id": s.candidate_id, "text": s.candidate.text}
-                    for i, s in enumerate(slots)
+                    {"letter": letters[s.candidate_id], "id": s.candidate_id, "text": s.candidate.text}
+                    for s in slots
                 ],
                 "messages": task.prompt.messages,
                 "annotations": judged,
                 "skips": skips.get(tid, []),
                 "adjudication": adjudication,
                 # The saved final ranking, to read (with RANK_SEP) and as the form takes it ("B A=C D").
-                "final_ranking": ranking_in_letters(final_ranking, letters) if final_ranking else "",
-                "final_ranking_input": ranking_in_letters(final_ranking, letters, sep=" ")
-                if final_ranking
-                else "",
+                "final_ranking": ranking_in_letters(final_ranking, letters),
+                "final_ranking_input": ranking_in_letters(final_ranking, letters, sep=" "),
                 "gold": _gold_text(task, letters) if task.is_gold else "",
                 "agreement": agreement,
                 "votes": dict(votes),
