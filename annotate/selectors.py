@@ -124,12 +124,18 @@ def memberships_for_project(*, project: Project) -> QuerySet[Membership]:
 # --- Pages: the labeler's and the manager's (appended for the web UI) ---------------------------
 
 
-def labeler_live_lease_count(*, project: Project, user: AbstractBaseUser) -> int:
-    from django.utils import timezone
+def live_leases(now=None) -> QuerySet[Assignment]:
+    """Leases a labeler holds now: live and not past their expiry."""
+    return Assignment.objects.filter(state=AssignmentState.LIVE, expires_at__gt=now or timezone.now())
 
-    return Assignment.objects.filter(
-        task__project=project, labeler=user, state=AssignmentState.LIVE, expires_at__gt=timezone.now()
-    ).count()
+
+def expired_leases(now=None) -> QuerySet[Assignment]:
+    """Leases past their expiry that the sweep has not reclaimed yet: still ``live`` rows, no claim."""
+    return Assignment.objects.filter(state=AssignmentState.LIVE, expires_at__lte=now or timezone.now())
+
+
+def labeler_live_lease_count(*, project: Project, user: AbstractBaseUser) -> int:
+    return live_leases().filter(task__project=project, labeler=user).count()
 
 
 def labeler_progress_bar(*, project: Project, user: AbstractBaseUser) -> dict[str, int]:
@@ -307,14 +313,7 @@ def tasks_for_listing(
     """A project's tasks in creation order with their prompt, slots, annotation count and
     ``live_claims``: claims less the leases past their expiry that the sweep has not reclaimed yet
     (such a lease is no claim). ``open``: only tasks with (True) or without (False) a free slot."""
-    expired = (
-        Assignment.objects.filter(
-            task=OuterRef("pk"), state=AssignmentState.LIVE, expires_at__lte=timezone.now()
-        )
-        .values("task")
-        .annotate(n=Count("pk"))
-        .values("n")
-    )
+    expired = expired_leases().filter(task=OuterRef("pk")).values("task").annotate(n=Count("pk")).values("n")
     qs = Task.objects.filter(project=project).annotate(
         live_claims=F("claims") - Coalesce(Subquery(expired), 0)
     )

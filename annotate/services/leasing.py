@@ -67,7 +67,9 @@ from annotate.models import (
 from annotate.selectors import (
     assignment_candidates_in_display_order,
     assignment_with_task,
+    expired_leases,
     guideline_pending_ack,
+    live_leases,
 )
 from core.access import grants, user_roles
 from core.db import JSONList
@@ -136,7 +138,7 @@ def leases_expire(*, project_id: int | None = None, now: datetime | None = None,
     """
     now = now or timezone.now()
     with transaction.atomic():
-        qs = Assignment.objects.filter(state=AssignmentState.LIVE, expires_at__lte=now)
+        qs = expired_leases(now)
         if project_id is not None:
             qs = qs.filter(task__project_id=project_id)
         if _skip_locked_supported():
@@ -162,9 +164,7 @@ def _release_claims(per_task: Counter) -> None:
 
 
 def _live_leases(*, project: Project, labeler: AbstractBaseUser, now: datetime):
-    return Assignment.objects.filter(
-        task__project=project, labeler=labeler, state=AssignmentState.LIVE, expires_at__gt=now
-    ).order_by("leased_at", "id")
+    return live_leases(now).filter(task__project=project, labeler=labeler).order_by("leased_at", "id")
 
 
 def task_claim_next(
