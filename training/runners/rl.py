@@ -26,7 +26,7 @@ from training.runners.models import atomic_output, load_tokenizer, write_run_rec
 from training.runners.ppo import response_reward_input
 from training.runners.protocol import Emitter, Timer, trainer_callback
 from training.runners.reward import load_reward_model, save_trained, training_arguments
-from training.services.evaluation import score_sequences
+from training.services.evaluation import penalise_unended, score_sequences
 
 
 def explicit_sampling(temperature: float) -> dict[str, Any]:
@@ -84,9 +84,7 @@ def reward_function(
             ]
             seqs, ended = [ids for ids, _ in read], [e for _, e in read]
         scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
-        if missing_eos_penalty:
-            scores = [s if e else s - missing_eos_penalty for s, e in zip(scores, ended, strict=True)]
-        return scores
+        return penalise_unended(scores, ended, missing_eos_penalty)
 
     return reward_model
 
@@ -135,8 +133,7 @@ def _eval_reward(
         seqs.append(seq)
         ended.append(done)
     scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
-    if cfg.missing_eos_penalty:
-        scores = [s if e else s - cfg.missing_eos_penalty for s, e in zip(scores, ended, strict=True)]
+    scores = penalise_unended(scores, ended, cfg.missing_eos_penalty)
     return {"reward": sum(scores) / len(scores)}
 
 

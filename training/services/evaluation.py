@@ -64,6 +64,13 @@ def score_sequences(model, sequences: list[list[int]], *, pad_id: int, batch_siz
     return _forward_batches(model, sequences, pad_id=pad_id, batch_size=batch_size, step=step)
 
 
+def penalise_unended(scores: list[float], ended: list[bool], penalty: float | None) -> list[float]:
+    """Rewards less ``penalty`` (``missing_eos_penalty``) for the responses that never ended."""
+    if not penalty:
+        return list(scores)
+    return [s if e else s - penalty for s, e in zip(scores, ended, strict=True)]
+
+
 def bootstrap_ci(
     wins: list[float], *, resamples: int = BOOTSTRAP_RESAMPLES, confidence: float = CONFIDENCE, seed: int = 0
 ) -> tuple[float, float]:
