@@ -31,6 +31,11 @@ from training.services.exports import (
 DEFAULTS = export_option_defaults()
 
 
+def _choices(modes: tuple[str, ...], **labels: str) -> list[tuple[str, str]]:
+    """The service's modes (a mode it gains shows here), each with its label or its name."""
+    return [(m, labels.get(m, m)) for m in modes]
+
+
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=ExportFormat.choices, initial=ExportFormat.TRL)
     file_type = forms.ChoiceField(choices=[(t, t) for t in FILE_TYPES], initial="jsonl")
@@ -67,16 +72,17 @@ class ExportForm(forms.Form):
         required=False, initial=DEFAULTS["margin"], help_text="Strength of preference as a margin column."
     )
     adjudication = forms.ChoiceField(
-        choices=[
-            ("prefer", "prefer: a task's final label replaces its votes"),
-            ("ignore", "ignore final labels"),
-        ],
+        choices=_choices(
+            ADJUDICATION_MODES,
+            prefer="prefer: a task's final label replaces its votes",
+            ignore="ignore final labels",
+        ),
         required=False,  # not sent (an older form, a script): the service's default
         initial=DEFAULTS["adjudication"],
         label="Final labels",
     )
     judge_labels = forms.ChoiceField(
-        choices=[("include", "include, marked"), ("exclude", "leave out")],
+        choices=_choices(JUDGE_LABEL_MODES, include="include, marked", exclude="leave out"),
         required=False,
         initial=DEFAULTS["judge_labels"],
         label="AI judges' labels",
@@ -97,9 +103,6 @@ class ExportForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.project = project
         # the choices are the service's: a mode it gains shows here, a label missing reads as its name
-        for name, modes in (("adjudication", ADJUDICATION_MODES), ("judge_labels", JUDGE_LABEL_MODES)):
-            labels = dict(self.fields[name].choices)
-            self.fields[name].choices = [(m, labels.get(m, m)) for m in modes]
         self.fields["dimension"].choices = [("", "(overall choice)")] + [
             (d.key, d.label) for d in project.dimensions.all()
         ]
