@@ -30,6 +30,17 @@ def judges_for_project(*, project: Project) -> QuerySet[Judge]:
     return Judge.objects.filter(project=project).select_related("endpoint").order_by("name")
 
 
+def answered(prefix: str = "") -> Q:
+    """A suggestion that is an answer from its judge (it did not fail), as a filter; ``prefix``
+    reaches it through a relation (``"suggestions__"``)."""
+    return ~Q(**{f"{prefix}status": SuggestionStatus.FAILED})
+
+
+def judged_task_ids(judge: Judge):
+    """The tasks this judge has an answer for, as a subquery (what "only tasks not yet judged" skips)."""
+    return JudgeSuggestion.objects.filter(answered(), judge=judge).values("task_id")
+
+
 def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:
     """The project's judges, each with ``todo``: how many of the project's tasks it has no answer
     for yet (what "only tasks not yet judged" runs), and the number of tasks."""
@@ -38,7 +49,7 @@ def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:
         judges_for_project(project=project).annotate(
             judged=Count(
                 "suggestions__task",
-                filter=~Q(suggestions__status=SuggestionStatus.FAILED),
+                filter=answered("suggestions__"),
                 distinct=True,
             )
         )
@@ -179,8 +190,8 @@ def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:
     project = task.project
     if not project.judge_pre_annotation:
         return None
-    decision = RoutingDecision.objects.filter(task=task).values_list("route", "reason").first()
-    if decision is not None and decision[1] in UNSURE_REASONS:
+    reason = RoutingDecision.objects.filter(task=task).values_list("reason", flat=True).first()
+    if reason in UNSURE_REASONS:
         return None
     suggestions = latest_suggestions(project=project, task_ids=[task.pk]).get(task.pk, [])
     if judges_unsure(project, suggestions) in UNSURE_REASONS:

@@ -72,6 +72,7 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.judges import rubric as rb
+from annotate.judges import selectors
 from annotate.models import (
     Annotation,
     AnnotationSource,
@@ -276,13 +277,6 @@ def rubric_for(project: Project) -> tuple[str, int | None]:
     )
 
 
-def judged_task_ids(judge: Judge):
-    """The tasks this judge has an answer for (a suggestion that did not fail), as a subquery."""
-    return (
-        JudgeSuggestion.objects.filter(judge=judge).exclude(status=SuggestionStatus.FAILED).values("task_id")
-    )
-
-
 @transaction.atomic
 def judge_job_create(
     *,
@@ -311,7 +305,7 @@ def judge_job_create(
     ):
         raise InvalidInput(f"limit must be between 1 and {MAX_TASKS_PER_JOB}.", field="limit")
     if only_unjudged:
-        qs = qs.exclude(pk__in=judged_task_ids(judge))
+        qs = qs.exclude(pk__in=selectors.judged_task_ids(judge))
     ids = list(qs.values_list("id", flat=True)[: limit or MAX_TASKS_PER_JOB])
     if not ids and only_unjudged:
         raise InvalidInput(f"Judge {judge.name} already judged every task.", field="task_ids")
