@@ -127,29 +127,28 @@ def job_finish(job: BackgroundJob, *, state: str = JobState.DONE, error: str = "
         job.JOB_FINISHED_FIELD: timezone.now(),
         **fields,
     }
-    active = {job.stored_state(s) for s in ACTIVE_STATES}
-    ended = bool(type(job).objects.filter(pk=job.pk, state__in=active).update(**values))
-    if ended:
-        for name, value in values.items():
-            setattr(job, name, value)
-    else:
-        job.refresh_from_db(fields=["state", "error", job.JOB_FINISHED_FIELD])
-    return ended
+    return _move(job, ACTIVE_STATES, values)
 
 
 def job_reopen(job: BackgroundJob) -> bool:
     """Queue an ended job (done or failed) again, for work it left undone (a retry): back to
     ``queued`` with no error and no end time, by one UPDATE that applies only while the job is
     still done or failed. Returns whether it did; the instance mirrors the row either way."""
-    ended = {job.stored_state(s) for s in (JobState.DONE, JobState.FAILED)}
     values = {"state": job.stored_state(JobState.QUEUED), "error": "", job.JOB_FINISHED_FIELD: None}
-    reopened = bool(type(job).objects.filter(pk=job.pk, state__in=ended).update(**values))
-    if reopened:
+    return _move(job, (JobState.DONE, JobState.FAILED), values)
+
+
+def _move(job: BackgroundJob, from_states: tuple[str, ...], values: dict[str, Any]) -> bool:
+    """Write ``values`` to the job's row by one UPDATE that applies only while its lifecycle state is
+    one of ``from_states``; whether it did. The instance mirrors the row either way."""
+    allowed = {job.stored_state(s) for s in from_states}
+    moved = bool(type(job).objects.filter(pk=job.pk, state__in=allowed).update(**values))
+    if moved:
         for name, value in values.items():
             setattr(job, name, value)
     else:
         job.refresh_from_db(fields=["state", "error", job.JOB_FINISHED_FIELD])
-    return reopened
+    return moved
 
 
 def job_fail(job: BackgroundJob, error: BaseException | str, **fields: Any) -> bool:
