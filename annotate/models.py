@@ -18,6 +18,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from annotate.strength import STRENGTH_RANGE, strength_in_range
 from core.jobs import BackgroundJob
 from core.models import Authored
 
@@ -48,7 +49,7 @@ PROJECT_BOUNDS: dict[str, tuple[int, int]] = {
     "rating_scale_max": (2, 10),
     "max_labels_per_task": (1, 100),
     "judge_audit_share": (0, 1),
-    "judge_min_strength": (1, 3),
+    "judge_min_strength": STRENGTH_RANGE,
 }
 
 
@@ -508,10 +509,7 @@ class Annotation(models.Model):
             models.CheckConstraint(
                 condition=Q(choice__isnull=True) | Q(choice__in=Choice.values), name="annotation_choice_valid"
             ),
-            models.CheckConstraint(
-                condition=Q(strength__isnull=True) | (Q(strength__gte=1) & Q(strength__lte=3)),
-                name="annotation_strength_range",
-            ),
+            models.CheckConstraint(condition=strength_in_range(), name="annotation_strength_range"),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True) | Q(choice__in=[Choice.A, Choice.B]),
                 name="annotation_strength_needs_preference",
@@ -746,7 +744,11 @@ class Adjudication(models.Model):
             ),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True)
-                | (Q(strength__gte=1) & Q(strength__lte=3) & Q(choice__in=["a", "b"])),
+                | (
+                    Q(strength__gte=STRENGTH_RANGE[0])
+                    & Q(strength__lte=STRENGTH_RANGE[1])
+                    & Q(choice__in=[Choice.A, Choice.B])
+                ),
                 name="adjudication_strength_valid",
             ),
         ]

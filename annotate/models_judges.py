@@ -25,6 +25,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from annotate.strength import strength_in_range
 from core.jobs import JobState, WorkerJob
 from core.models import Authored
 
@@ -173,10 +174,7 @@ class JudgeSuggestion(models.Model):
                 condition=Q(choice="") | (Q(status="ok") & Q(choice__in=["a", "b", "tie", "both_bad"])),
                 name="judgesuggestion_choice_only_when_ok",
             ),
-            models.CheckConstraint(
-                condition=Q(strength__isnull=True) | (Q(strength__gte=1) & Q(strength__lte=3)),
-                name="judgesuggestion_strength_range",
-            ),
+            models.CheckConstraint(condition=strength_in_range(), name="judgesuggestion_strength_range"),
         ]
         indexes = [models.Index(fields=["task", "judge"])]
 

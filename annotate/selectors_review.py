@@ -21,6 +21,7 @@ from annotate.models import (
     Task,
     TaskKind,
 )
+from annotate.strength import Strength
 
 PAGE_SIZE = 25
 # A task is "low agreement" when its most common verdict has under this share of its votes.
@@ -28,7 +29,7 @@ LOW_AGREEMENT = 0.67
 
 STATES = ("", "unreviewed", "accepted", "rejected", "adjudicated", "skipped")
 # The final-label form's strength choices (the values task_adjudicate takes).
-STRENGTHS = ((1, "slightly"), (2, "clearly"), (3, "much"))
+STRENGTHS = Strength.choices
 # Between the groups of a ranking on the page (a right-pointing angle quote: "B > A=C > D").
 RANK_SEP = " \u203a "
 

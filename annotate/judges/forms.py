@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django import forms
 
+from annotate.strength import Strength
 from annotate.validation import UnsafeJSON, json_loads_safe
 
 
@@ -65,7 +66,9 @@ class JudgeSettingsForm(forms.Form):
     judge_pre_annotation = forms.BooleanField(required=False, label="Pre-annotate for labelers")
     judge_routing = forms.BooleanField(required=False, label="Route confident pairs to the judges")
     judge_audit_share = forms.FloatField(min_value=0, max_value=1, label="Audit share (0..1)")
-    judge_min_strength = forms.IntegerField(min_value=1, max_value=3, label="Minimum strength (1..3)")
+    judge_min_strength = forms.TypedChoiceField(
+        choices=Strength.choices, coerce=int, label="Minimum strength (how much better)"
+    )
 
 
 class JudgeRerouteForm(forms.Form):

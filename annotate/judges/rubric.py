@@ -23,6 +23,7 @@ import json
 import math
 from dataclasses import dataclass, field
 
+from annotate.strength import Strength
 from core.formatting import prompt_text
 
 MAX_RATIONALE_CHARS = 4000
@@ -96,9 +97,9 @@ def render_rubric(*, project, guideline, dimensions: list) -> str:
     lines += [
         "",
         "Answer with ONE JSON object and nothing else:",
-        f'{{"verdict": {" | ".join(verdicts)}, "strength": 1 | 2 | 3, "scores": {{{scores}}}, '
-        '"rationale": "one or two sentences"}',
-        "strength: 1 slightly, 2 clearly, 3 much better (only when the verdict is A or B).",
+        f'{{"verdict": {" | ".join(verdicts)}, "strength": {" | ".join(map(str, Strength.values))}, '
+        f'"scores": {{{scores}}}, "rationale": "one or two sentences"}}',
+        f"strength: {', '.join(f'{s.value} {s.label}' for s in Strength)} better (only when the verdict is A or B).",
     ]
     return "\n".join(lines)
 
@@ -166,7 +167,7 @@ def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgm
             continue
         strength = None
         s = _number(obj.get("strength"))
-        if verdict in ("a", "b") and s is not None and s in (1.0, 2.0, 3.0):
+        if verdict in ("a", "b") and s is not None and s in Strength.values:
             strength = int(s)
         scores: dict[str, dict[str, float]] = {}
         raw_scores = obj.get("scores")

@@ -71,6 +71,7 @@ from annotate.selectors import (
     guideline_pending_ack,
     live_leases,
 )
+from annotate.strength import strength_value
 from core.access import grants, user_roles
 from core.db import JSONList
 
@@ -561,10 +562,7 @@ def _validate_pairwise(
             raise InvalidInput("This project does not ask for strength of preference.", field="strength")
         if canonical not in (Choice.A, Choice.B):
             raise InvalidInput("Strength applies only when one response is preferred.", field="strength")
-        if not isinstance(strength, int) or isinstance(strength, bool) or not 1 <= strength <= 3:
-            raise InvalidInput(
-                "strength must be 1 (slightly), 2 (clearly) or 3 (much better).", field="strength"
-            )
+        strength_value(strength)
     return canonical
 
 

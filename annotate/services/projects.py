@@ -11,6 +11,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.services.leasing import assignments_release
+from annotate.strength import strength_value
 from core.audit import audit_create
 from core.db import unique_or_conflict
 
@@ -74,8 +75,8 @@ def _validate_settings(values: dict) -> None:
             share = -1.0
         if not 0.0 <= share <= 1.0:
             raise InvalidInput("The audit share is a fraction between 0 and 1.", field="judge_audit_share")
-    if "judge_min_strength" in values and not 1 <= int(values["judge_min_strength"]) <= 3:
-        raise InvalidInput("The judges' minimum strength is 1, 2 or 3.", field="judge_min_strength")
+    if "judge_min_strength" in values:
+        strength_value(values["judge_min_strength"], field="judge_min_strength", text=True)
 
 
 # The limits of rating dimensions, for every way in (the pages, the API, backups); the key and the

@@ -23,6 +23,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.strength import strength_value
 from annotate.validation import unstorable_error
 from core.audit import audit_record
 
@@ -145,13 +146,7 @@ def task_adjudicate(
         if strength not in (None, ""):
             if choice not in (Choice.A, Choice.B):
                 raise InvalidInput("A strength goes with a preference for A or B only.", field="strength")
-            try:
-                strength = int(strength)
-            except (TypeError, ValueError):
-                raise InvalidInput("strength must be 1, 2 or 3.", field="strength") from None
-            if not 1 <= strength <= 3:
-                raise InvalidInput("strength must be 1, 2 or 3.", field="strength")
-            values["strength"] = strength
+            values["strength"] = strength_value(strength, text=True)
         values["choice"] = choice
     adjudication, _ = Adjudication.objects.update_or_create(
         task=task, defaults={**values, "adjudicator": actor}
