@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
 from django.db.models import Count, F, OuterRef, Prefetch, Q, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from annotate.errors import InvalidInput
 from annotate.models import (
     Annotation,
     AnnotationSource,
@@ -22,7 +24,7 @@ from annotate.models import (
     Task,
     TaskCandidate,
 )
-from annotate.validation import id_from_text
+from annotate.validation import id_from_text, unstorable_error
 
 
 def counted_judgments(*, project: Project) -> QuerySet[Annotation]:
@@ -331,17 +333,51 @@ def tasks_for_listing(
     )
 
 
+def project_people_ids(*, project: Project, names: str | list | tuple, field: str = "labelers") -> list[int]:
+    """The user ids of the people named, sorted: the one rule for naming labelers everywhere (the
+    export page, API and CLI, the annotations filter). ``names`` is a list, or text separated by
+    commas; an item is a username, or a user id where no username is that text. People are the
+    project's members and whoever annotated in it; anybody else (unknown, or of another project, who
+    is not revealed) is an ``InvalidInput`` naming every such item."""
+    if isinstance(names, str):
+        names = names.split(",")
+    if not isinstance(names, list | tuple) or any(isinstance(n, bool | float) for n in names):
+        raise InvalidInput(f"{field} must be usernames or user ids.", field=field)
+    wanted = sorted({str(n).strip() for n in names if n is not None and str(n).strip()})
+    if not wanted:
+        return []
+    for name in wanted:
+        problem = unstorable_error(name, name=f"{field}: a name") or (
+            f"{field}: {name[:20]!r}... is longer than a username (150 characters)."
+            if len(name) > 150
+            else None
+        )
+        if problem:
+            raise InvalidInput(problem, field=field)
+    people = get_user_model().objects.filter(
+        Q(pk__in=Membership.objects.filter(project=project).values("user_id"))
+        | Q(pk__in=Annotation.objects.filter(task__project=project).values("labeler_id"))
+    )
+    found = dict(people.filter(username__in=wanted).values_list("username", "pk"))
+    by_id = {id_from_text(n): n for n in wanted if n not in found}
+    by_id.pop(None, None)
+    found.update({by_id[pk]: pk for pk in people.filter(pk__in=list(by_id)).values_list("pk", flat=True)})
+    missing = [n for n in wanted if n not in found]
+    if missing:
+        raise InvalidInput(f"Not labelers of this project: {', '.join(missing)}.", field=field)
+    return sorted(set(found.values()))
+
+
 def annotations_for_listing(
     *, project: Project, task: int | None = None, labeler: str | None = None, since=None
 ) -> QuerySet[Annotation]:
-    """A project's annotations, oldest first; ``labeler`` is a username or a user id."""
+    """A project's annotations, oldest first; ``labeler`` names one of its people
+    (``project_people_ids``: a username, or a user id)."""
     qs = Annotation.objects.filter(task__project=project)
     if task is not None:
         qs = qs.filter(task_id=task)
     if labeler is not None:
-        by_name = Q(labeler__username=labeler)
-        user_id = id_from_text(labeler)
-        qs = qs.filter(by_name | Q(labeler_id=user_id) if user_id is not None else by_name)
+        qs = qs.filter(labeler_id__in=project_people_ids(project=project, names=[labeler], field="labeler"))
     if since is not None:
         qs = qs.filter(created_at__gte=since)
     return qs.select_related("guideline", "labeler").order_by("created_at", "id")

@@ -47,7 +47,9 @@ def test_annotations_name_their_labeler_and_filter_by_username(world):
     }
     assert client.get(_url(world), {"labeler": "alice"}).json()["count"] == 3
     assert client.get(_url(world), {"labeler": str(world["bob"].pk)}).json()["count"] == 1
-    assert client.get(_url(world), {"labeler": "nobody"}).json()["count"] == 0
+    unknown = client.get(_url(world), {"labeler": "nobody"})
+    assert unknown.status_code == 400 and unknown.json()["field"] == "labeler"
+    assert "nobody" in unknown.json()["detail"]
     row = resolve(api_schema(), {"$ref": "#/components/schemas/Annotation"})
     assert row["properties"]["labeler"]["type"] == "string"
     params = {
@@ -147,9 +149,10 @@ def test_an_expired_lease_is_no_claim_in_the_tasks_list(world, labeler_in):
 
 @pytest.mark.parametrize("value", ["\u00b2", "\u0663", "9" * 30])
 def test_an_odd_number_as_labeler_is_a_name_not_a_500(world, value):
-    """'²'.isdigit() is true but int('²') fails; a 30-digit id overflowed: the filter answered 500."""
+    """'²'.isdigit() is true but int('²') fails; a 30-digit id overflowed: the filter answered 500.
+    Neither names anybody of the project: a 400 naming it."""
     resp = world["client"].get(_url(world), {"labeler": value})
-    assert resp.status_code == 200 and resp.json()["results"] == []
+    assert resp.status_code == 400 and resp.json()["field"] == "labeler"
 
 
 def test_a_raw_import_names_its_format_and_filename_in_the_query(world, labeler_in):

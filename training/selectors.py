@@ -8,12 +8,9 @@ import re
 from pathlib import Path
 from typing import Any
 
-from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 
-from annotate.errors import InvalidInput
-from annotate.models import Annotation, Membership, Project
-from annotate.validation import id_from_text
+from annotate.models import Project
 from core import jobs, paths
 from core.jobs import job_status_payload
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
@@ -189,32 +186,6 @@ def trainable_exports(*, project: Project) -> QuerySet[Export]:
     return Export.objects.filter(
         project=project, state=ExportState.DONE, format__in=TRAINABLE_FORMATS
     ).order_by("-version")
-
-
-def labeler_ids_by_username(
-    *, project: Project, usernames: list[str], allow_ids: bool = False, field: str = "labelers"
-) -> list[int]:
-    """The user ids behind ``usernames`` among the project's people (its members and whoever has
-    annotated in it), sorted. Unknown names (and people of other projects, who are not revealed)
-    are an InvalidInput naming every one of them. ``allow_ids``: an all-digit item that is no
-    username may also be a user id (the CLI's historical form)."""
-    names = sorted({n.strip() for n in usernames if n and n.strip()})
-    if not names:
-        return []
-    people = get_user_model().objects.filter(
-        Q(pk__in=Membership.objects.filter(project=project).values("user_id"))
-        | Q(pk__in=Annotation.objects.filter(task__project=project).values("labeler_id"))
-    )
-    by_name = dict(people.filter(username__in=names).values_list("username", "pk"))
-    missing = [n for n in names if n not in by_name]
-    if allow_ids and missing:
-        digits = [d for d in map(id_from_text, missing) if d is not None]
-        found = set(people.filter(pk__in=digits).values_list("pk", flat=True))
-        missing = [n for n in missing if id_from_text(n) not in found]
-        by_name.update({str(pk): pk for pk in found})
-    if missing:
-        raise InvalidInput(f"Not labelers of this project: {', '.join(missing)}.", field=field)
-    return sorted(set(by_name.values()))
 
 
 # Below these, held-out figures computed on the test split are noise (a 5-row test split moves

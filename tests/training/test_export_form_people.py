@@ -5,9 +5,10 @@ from __future__ import annotations
 import pytest
 from django.urls import reverse
 
+from annotate.selectors import project_people_ids
 from annotate.services.projects import membership_add
 from training.models import Export, ExportState
-from training.selectors import export_warnings, labeler_ids_by_username
+from training.selectors import export_warnings
 
 pytestmark = pytest.mark.django_db
 
@@ -25,11 +26,11 @@ def test_usernames_resolve_to_the_project_s_labelers_only(setup, make_project, m
     project, _, alice, bob = setup
     stranger = make_user("mallory")
     membership_add(project=make_project(), user=stranger, role="labeler")
-    assert labeler_ids_by_username(project=project, usernames=["alice", " bob ", "alice"]) == sorted(
+    assert project_people_ids(project=project, names=["alice", " bob ", "alice"]) == sorted(
         [alice.pk, bob.pk]
     )
     with pytest.raises(Exception) as info:
-        labeler_ids_by_username(project=project, usernames=["alice", "mallory", "nobody"])
+        project_people_ids(project=project, names=["alice", "mallory", "nobody"])
     assert "mallory" in str(info.value) and "nobody" in str(info.value)
 
 

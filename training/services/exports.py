@@ -49,6 +49,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.selectors import project_people_ids
 from core.audit import audit_create
 from core.jobs import job_fail, job_finish, run_alone
 from core.outbox import outbox_enqueue
@@ -259,7 +260,9 @@ def export_options_help() -> str:
     return (
         "Compiler options, each optional; the default is in brackets and applies to what is left out "
         f"(the export page shows the same defaults): {listed}. test_size is the share of prompts held "
-        "out as the test split (0: everything is train)."
+        "out as the test split (0: everything is train). labelers_include / labelers_exclude name the "
+        "project's labelers by username, or by user id where no username is that text (a list, or "
+        "text separated by commas); anybody else is a 400 naming them."
     )
 
 
@@ -277,6 +280,10 @@ def export_options_validate(
         )
     if options is not None and not isinstance(options, dict):
         raise InvalidInput("options must be an object.", field="options")
+    options = dict(options or {})
+    for name in ("labelers_include", "labelers_exclude"):  # usernames or ids, of this project's people
+        if options.get(name) not in (None, ""):
+            options[name] = project_people_ids(project=project, names=options[name], field=name)
     opts = ExportOptions.from_dict(options)
     if opts.dimension and not Dimension.objects.filter(project=project, key=opts.dimension).exists():
         raise InvalidInput(f"This project has no rating dimension {opts.dimension!r}.", field="dimension")

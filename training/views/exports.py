@@ -11,13 +11,13 @@ from django.views.decorators.http import require_GET, require_http_methods
 
 from annotate.errors import ServiceError
 from annotate.models import Project
+from annotate.selectors import project_people_ids
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
 from core.pages import form_page_submit
 from training.compiler import ADJUDICATION_MODES, AGGREGATIONS, JUDGE_LABEL_MODES, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
-from training.selectors import labeler_ids_by_username
 from training.services.exports import (
     export_create,
     export_file_path,
@@ -109,9 +109,7 @@ class ExportForm(forms.Form):
 
     def _labelers(self, name: str) -> list[int]:
         try:
-            return labeler_ids_by_username(
-                project=self.project, usernames=self.cleaned_data[name].split(","), field=name
-            )
+            return project_people_ids(project=self.project, names=self.cleaned_data[name], field=name)
         except ServiceError as exc:
             raise forms.ValidationError(exc.message) from None
 

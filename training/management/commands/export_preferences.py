@@ -17,11 +17,11 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from annotate.models import Annotation, Project
+from annotate.selectors import project_people_ids
 from core.cli import ServiceCommand, user_path
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES, ExportOptions
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
-from training.selectors import labeler_ids_by_username
 from training.services.exports import export_create, export_files, export_run
 
 
@@ -78,9 +78,7 @@ class Command(ServiceCommand):
     def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
         if value is None:
             return None
-        return labeler_ids_by_username(
-            project=project, usernames=value.split(","), allow_ids=True, field=option
-        )
+        return project_people_ids(project=project, names=value, field=option)
 
     def handle(self, *args, **opts):
         from tqdm import tqdm
