@@ -44,9 +44,14 @@ from annotate.models import (
     Task,
     TaskCandidate,
 )
-from annotate.services.projects import SETTINGS_FIELDS
+from annotate.services.projects import (
+    NAME_MAX,
+    SETTINGS_FIELDS,
+    project_kind_clean,
+    project_name_clean,
+    project_settings_clean,
+)
 from annotate.services.task_order import task_priorities_request
-from annotate.validation import unstorable_error
 from core.jobs import JobState
 from generation.models import GenerationJob
 
@@ -253,15 +258,11 @@ def _map_ranking(ranking, cmap: dict[int, int]):
 
 
 def _restored_name(dumped: str, name: str | None) -> str:
-    max_length = Project._meta.get_field("name").max_length
+    """``name`` (already clean), else the dumped name, else "NAME (restored copy)" when taken."""
+    max_length = NAME_MAX
     if name is not None:
-        name = name.strip()
-        if not name or len(name) > max_length:
-            raise InvalidInput(f"A project name is 1 to {max_length} characters.", field="name")
-        problem = unstorable_error(name, name="The project name")
-        if problem:  # SQLite would store a NUL that PostgreSQL refuses: one rule on both
-            raise InvalidInput(problem, field="name")
         return name
+    dumped = project_name_clean(dumped)
     if not Project.objects.filter(name=dumped).exists():
         return dumped
     for n in range(1, 1000):
@@ -293,6 +294,8 @@ def project_restore(
     ``name`` replaces the dumped name; without it the dumped name is kept unless another project
     already has it, in which case the copy is called "NAME (restored copy)" (then "... copy 2", ...).
     """
+    if name is not None:
+        name = project_name_clean(name)
     User = get_user_model()
     users: dict[str, object] = {}
 
@@ -364,13 +367,21 @@ def project_restore(
                 if project is not None:
                     raise InvalidInput(f"line {number}: a second project record")
                 values = _present(kind, data, PROJECT_FIELDS)
+                try:  # the settings' one rule (a dump edited by hand, or of a laxer version)
+                    settings_values = {
+                        k: v for k, v in values.items() if k in SETTINGS_FIELDS and k != "name"
+                    }
+                    values.update(project_settings_clean(settings_values))
+                    project_kind_clean(values.get("kind"))
+                    values["name"] = _restored_name(values["name"], name)
+                except InvalidInput as exc:
+                    raise InvalidInput(f"line {number}: {exc.message}", field=exc.field) from None
                 values["slug"] = slug if slug is not None else values["slug"]
                 _check_slug(values["slug"])
                 if Project.objects.filter(slug=values["slug"]).exists():
                     raise Conflict(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."
                     )
-                values["name"] = _restored_name(values["name"], name)
                 project = Project.objects.create(**values, created_by=user(data.get("created_by__username")))
                 keep_time(project, "created_at", data.get("created_at"))
             elif project is None:

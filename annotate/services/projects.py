@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F
@@ -9,9 +11,10 @@ from django.db.models.functions import Greatest
 from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
-from annotate.models import Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
+from annotate.models import PROJECT_BOUNDS, Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.services.leasing import assignments_release
 from annotate.strength import strength_value
+from annotate.validation import unstorable_error
 from core.audit import audit_create
 from core.db import unique_or_conflict
 
@@ -42,41 +45,109 @@ KIND_SETTINGS: dict[str, tuple[str, ...]] = {
 }
 
 
-def _validate_settings(values: dict) -> None:
-    if "overlap" in values and not 1 <= int(values["overlap"]) <= 100:
-        raise InvalidInput("Overlap must be between 1 and 100 labelers per task.", field="overlap")
-    if "lease_ttl_seconds" in values and int(values["lease_ttl_seconds"]) < 30:
-        raise InvalidInput("Leases must last at least 30 seconds.", field="lease_ttl_seconds")
-    if "ranking_k" in values and not 2 <= int(values["ranking_k"]) <= 16:
-        raise InvalidInput("Ranking tasks hold 2 to 16 responses.", field="ranking_k")
-    if "rating_scale_max" in values and not 2 <= int(values["rating_scale_max"]) <= 10:
-        raise InvalidInput("The rating scale goes up to between 2 and 10.", field="rating_scale_max")
+NAME_MAX = Project._meta.get_field("name").max_length
+_BOOLEAN_SETTINGS = ("allow_tie", "allow_both_bad", "strength_scale", "allow_rank_ties", "judge_pre_annotation",
+                     "judge_routing")  # fmt: skip
+#: Whole-number settings: their bounds (``PROJECT_BOUNDS``, which the database checks too) and what
+#: the message calls them.
+_WHOLE_SETTINGS = {
+    "overlap": "Overlap (distinct labelers per task)",
+    "ranking_k": "Responses per ranking task",
+    "rating_scale_max": "The top of the rating scale",
+    "max_labels_per_task": "The cap on labels per task",
+}
+LEASE_TTL_RANGE = (30, 2**31 - 1)  # the column's check constraint and size
+
+
+def project_name_clean(name: object, *, field: str = "name") -> str:
+    """A project's name as stored: text, stripped, 1 to ``NAME_MAX`` characters, storable."""
+    if not isinstance(name, str) or not name.strip():
+        raise InvalidInput("A project needs a name.", field=field)
+    name = name.strip()
+    if len(name) > NAME_MAX:
+        raise InvalidInput(
+            f"A project name is at most {NAME_MAX} characters ({len(name)} given).", field=field
+        )
+    problem = unstorable_error(name, name="The project name")
+    if problem:  # SQLite would store a NUL that PostgreSQL refuses: one rule on both
+        raise InvalidInput(problem, field=field)
+    return name
+
+
+def project_kind_clean(kind: object) -> str:
+    if kind not in TaskKind.values:
+        raise InvalidInput(f"kind must be one of {', '.join(TaskKind.values)}.", field="kind")
+    return kind  # type: ignore[return-value]
+
+
+def _whole(value: object, field: str, low: int, high: int, what: str) -> int:
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 12:
+        value = int(value.strip())
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise InvalidInput(f"{what} must be a whole number from {low} to {high} (got {str(value)[:20]!r}).",
+                           field=field)  # fmt: skip
+    return value
+
+
+def _share(value: object, field: str, *, zero: bool, what: str) -> float:
+    try:
+        if isinstance(value, bool):
+            raise ValueError
+        share = float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        share = math.nan
+    if not (0.0 <= share <= 1.0) or (share == 0.0 and not zero):
+        raise InvalidInput(what, field=field)
+    return share
+
+
+def project_settings_clean(values: dict) -> dict:
+    """The one rule for a project's settings, whichever way they come (the pages, the services'
+    callers, a restored backup): each value checked and returned as its column stores it, or an
+    ``InvalidInput`` naming the field. Unknown names are refused."""
+    unknown = set(values) - set(SETTINGS_FIELDS)
+    if unknown:
+        raise InvalidInput(f"Unknown project setting(s): {', '.join(sorted(unknown))}.")
+    clean = dict(values)
+    if "name" in values:
+        clean["name"] = project_name_clean(values["name"])
+    if "description" in values:
+        description = values["description"] if values["description"] is not None else ""
+        if not isinstance(description, str):
+            raise InvalidInput("The description is text.", field="description")
+        problem = unstorable_error(description, name="The description")
+        if problem:
+            raise InvalidInput(problem, field="description")
+        clean["description"] = description
+    for field, what in _WHOLE_SETTINGS.items():
+        if field in values:
+            clean[field] = _whole(values[field], field, *PROJECT_BOUNDS[field], what)
+    if "lease_ttl_seconds" in values:
+        clean["lease_ttl_seconds"] = _whole(
+            values["lease_ttl_seconds"], "lease_ttl_seconds", *LEASE_TTL_RANGE, "A lease's length in seconds"
+        )
+    for field in _BOOLEAN_SETTINGS:
+        if field in values and not isinstance(values[field], bool):
+            raise InvalidInput(f"{field} is true or false (got {str(values[field])[:20]!r}).", field=field)
     if "task_order" in values and values["task_order"] not in TaskOrder.values:
         raise InvalidInput(f"task_order must be one of {', '.join(TaskOrder.values)}.", field="task_order")
-    target = values.get("target_agreement")
-    if target is not None:
-        try:
-            target = float(target)
-        except (TypeError, ValueError):
-            raise InvalidInput("Target agreement must be a number.", field="target_agreement") from None
-        if not 0 < target <= 1:
-            raise InvalidInput(
-                "Target agreement is a share of the labels: above 0, at most 1 (or empty for off).",
-                field="target_agreement",
-            )
-    if "max_labels_per_task" in values and not 1 <= int(values["max_labels_per_task"]) <= 100:
-        raise InvalidInput(
-            "The cap on labels per task must be between 1 and 100.", field="max_labels_per_task"
-        )
+    if values.get("target_agreement") not in (None, ""):
+        clean["target_agreement"] = _share(
+            values["target_agreement"], "target_agreement", zero=False,
+            what="Target agreement is a share of the labels: above 0, at most 1 (or empty for off).",
+        )  # fmt: skip
+    elif "target_agreement" in values:
+        clean["target_agreement"] = None
     if "judge_audit_share" in values:
-        try:
-            share = float(values["judge_audit_share"])
-        except (TypeError, ValueError):
-            share = -1.0
-        if not 0.0 <= share <= 1.0:
-            raise InvalidInput("The audit share is a fraction between 0 and 1.", field="judge_audit_share")
+        clean["judge_audit_share"] = _share(
+            values["judge_audit_share"], "judge_audit_share", zero=True,
+            what="The audit share is a fraction between 0 and 1.",
+        )  # fmt: skip
     if "judge_min_strength" in values:
-        strength_value(values["judge_min_strength"], field="judge_min_strength", text=True)
+        clean["judge_min_strength"] = strength_value(
+            values["judge_min_strength"], field="judge_min_strength", text=True
+        )
+    return clean
 
 
 # The limits of rating dimensions, for every way in (the pages, the API, backups); the key and the
@@ -151,15 +222,9 @@ def project_create(
     dimensions: list | None = None,
     **settings_values,
 ) -> Project:
-    name = (name or "").strip()
-    if not name:
-        raise InvalidInput("A project needs a name.", field="name")
-    if kind not in TaskKind.values:
-        raise InvalidInput(f"kind must be one of {', '.join(TaskKind.values)}.", field="kind")
-    unknown = set(settings_values) - set(SETTINGS_FIELDS)
-    if unknown:
-        raise InvalidInput(f"Unknown project setting(s): {', '.join(sorted(unknown))}.")
-    _validate_settings(settings_values)
+    name = project_name_clean(name)
+    project_kind_clean(kind)
+    settings_values = project_settings_clean(settings_values)
     slug = slugify(slug or name)[:80]
     if not slug:
         raise InvalidInput("The project name must contain letters or digits.", field="name")
@@ -186,10 +251,7 @@ def project_create(
 def project_update_settings(*, project: Project, dimensions: list | None = None, **values) -> Project:
     """Change settings. A new overlap applies to existing tasks too: each task's target moves by the
     same amount, never below the labelers it already has. Dimensions are replaced when given."""
-    unknown = set(values) - set(SETTINGS_FIELDS)
-    if unknown:
-        raise InvalidInput(f"Unknown project setting(s): {', '.join(sorted(unknown))}.")
-    _validate_settings(values)
+    values = project_settings_clean(values)
     project = Project.objects.select_for_update().get(pk=project.pk)
     old_overlap = project.overlap
     old_order = project.task_order
