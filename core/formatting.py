@@ -309,6 +309,25 @@ def reward_input_ids(tokenizer, prompt: Any, response: Any, max_length: int) -> 
     return sequence_ids(tokenizer, prompt, response, max_length)
 
 
+def response_reward_input(
+    tokenizer, reward_tokenizer, stop_ids, prompt: Any, resp_ids: list[int], max_length: int
+) -> tuple[list[int], bool]:
+    """(the reward model's input ids, whether the response ended) for a sampled response, in PPO and
+    RLOO/GRPO alike. The response is read up to its first end id (``stop_ids``), decoded with
+    ``tokenizer`` (the policy's) and put through ``reward_input_ids``, the function
+    reward training uses, so the reward model reads the same tokens (and the same final end token) as
+    in training. A response with no end id (cut off at the length limit) does not get the end token
+    it never produced; the caller takes ``missing_eos_penalty`` off its score."""
+    stops = set(stop_ids)
+    end = next((i for i, t in enumerate(resp_ids) if t in stops), None)
+    ended = end is not None
+    text = tokenizer.decode(resp_ids[:end] if ended else resp_ids, skip_special_tokens=True)
+    ids = reward_input_ids(reward_tokenizer, prompt, text, max_length)
+    if not ended and len(ids) > 1 and ids[-1] in special_ids(reward_tokenizer):
+        ids = ids[:-1]
+    return ids, ended
+
+
 def generation_prompt_ids(tokenizer, prompt: Any, max_tokens: int | None = None) -> list[int]:
     """Ids a policy generates after (``prompt_ids``: the response's separator, if any, is the model's
     to generate), within ``max_tokens`` by ``truncate_prompt_ids`` when given."""

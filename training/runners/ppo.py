@@ -71,7 +71,7 @@ import random
 from dataclasses import dataclass
 from typing import Any
 
-from core.formatting import generation_prompt_ids, reward_input_ids, special_ids, stop_token_ids
+from core.formatting import generation_prompt_ids, response_reward_input, stop_token_ids
 from training.runners.configs import PPORunConfig
 from training.runners.data import load_prompt_splits
 from training.runners.dpo import load_causal_lm
@@ -265,25 +265,6 @@ def end_token_ids(tokenizer, model, stop_token: str = "") -> list[int]:
             "eos_token_id); set stop_token to a token of its vocabulary."
         )
     return ids
-
-
-def response_reward_input(
-    tokenizer, reward_tokenizer, stop_ids, prompt: Any, resp_ids: list[int], max_length: int
-) -> tuple[list[int], bool]:
-    """(the reward model's input ids, whether the response ended) for a sampled response, in PPO and
-    RLOO/GRPO alike. The response is read up to its first end id (``stop_ids``), decoded with
-    ``tokenizer`` (the policy's) and put through ``core.formatting.reward_input_ids``, the function
-    reward training uses, so the reward model reads the same tokens (and the same final end token) as
-    in training. A response with no end id (cut off at the length limit) does not get the end token
-    it never produced; the caller takes ``missing_eos_penalty`` off its score."""
-    stops = set(stop_ids)
-    end = next((i for i, t in enumerate(resp_ids) if t in stops), None)
-    ended = end is not None
-    text = tokenizer.decode(resp_ids[:end] if ended else resp_ids, skip_special_tokens=True)
-    ids = reward_input_ids(reward_tokenizer, prompt, text, max_length)
-    if not ended and len(ids) > 1 and ids[-1] in special_ids(reward_tokenizer):
-        ids = ids[:-1]
-    return ids, ended
 
 
 def same_vocabulary(a, b) -> bool:

@@ -18,12 +18,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.formatting import generation_prompt_ids, plain_prompt, stop_token_ids
+from core.formatting import generation_prompt_ids, plain_prompt, response_reward_input, stop_token_ids
 from training.runners.configs import RLRunConfig
 from training.runners.data import encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
-from training.runners.ppo import response_reward_input
 from training.runners.protocol import Emitter, Timer, trainer_callback
 from training.runners.reward import load_reward_model, save_trained, training_arguments
 from training.services.evaluation import penalise_unended, score_sequences
@@ -61,7 +60,7 @@ def reward_function(
 
     TRL passes each completion's token ids (``completion_ids``: up to and including its first end
     id, or all ``max_completion_length`` of them when it never ended); they are read as PPO reads a
-    response (``training.runners.ppo.response_reward_input``): a completion that ended is scored on
+    response (``core.formatting.response_reward_input``): a completion that ended is scored on
     exactly the ids reward training uses (``core.formatting.reward_input_ids``, end token included);
     one cut off before any end id (``stop_ids``, the policy's) is scored without the end token it
     never produced and loses ``missing_eos_penalty``. ``policy_tok`` decodes the ids (default: the
