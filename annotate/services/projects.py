@@ -12,6 +12,7 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import PROJECT_BOUNDS, Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
+from annotate.models_judges import Route, RoutingDecision
 from annotate.services.leasing import assignments_release
 from annotate.strength import strength_value
 from annotate.validation import unstorable_error
@@ -260,9 +261,7 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
     project.save()
     delta = project.overlap - old_overlap
     if delta:
-        Task.objects.filter(project=project).update(
-            target_labels=Greatest(F("target_labels") + delta, F("claims"), 1)
-        )
+        _overlap_moved(project, delta)
     if project.task_order != old_order:
         from annotate.services.task_order import task_order_changed
 
@@ -274,6 +273,23 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
         for row in rows:
             Dimension.objects.update_or_create(project=project, key=row["key"], defaults=row)
     return project
+
+
+def _overlap_moved(project: Project, delta: int) -> None:
+    """Every task's target moves by ``delta``, never below its claims, except a task the AI judges
+    took (routed to them: they hold its every slot, and no human should be asked); for those the
+    target routing lowered from (what a re-route gives back) moves instead."""
+    judged = RoutingDecision.objects.filter(project=project, route=Route.JUDGE)
+    Task.objects.filter(project=project).exclude(pk__in=judged.values("task_id")).update(
+        target_labels=Greatest(F("target_labels") + delta, F("claims"), 1)
+    )
+    moved = []
+    for decision in judged.only("pk", "details").iterator(chunk_size=2000):
+        before = decision.details.get("target_before") if isinstance(decision.details, dict) else None
+        if isinstance(before, int):
+            decision.details = {**decision.details, "target_before": max(before + delta, 1)}
+            moved.append(decision)
+    RoutingDecision.objects.bulk_update(moved, ["details"], batch_size=2000)
 
 
 @transaction.atomic

@@ -370,3 +370,32 @@ def test_labelers_claiming_while_a_manager_reroutes_on_postgresql(
             assert (fresh(t).claims, fresh(t).target_labels) == (1, 1)
     assert out.human_to_judge == len(humans) - len(held)
     assert out.left_alone == len(held)
+
+
+def test_raising_the_overlap_leaves_judge_routed_tasks_to_the_judges(routed, make_user):
+    """An overlap change moved every task's target, judge-routed ones included: raising 3 -> 5 gave
+    each task the judges had taken two human slots (routing's saving gone, silently). A judge-routed
+    task now keeps its target, and the target it would go back to if re-routed moves instead; the
+    tasks for humans move as before."""
+    project, judge, manager, tasks = routed
+    before = {name: (fresh(t).claims, fresh(t).target_labels) for name, t in tasks.items()}
+    assert before["confident"] == (1, 1) and before["unparsed"] == (0, 3)
+    project_update_settings(project=project, overlap=5)
+    assert (fresh(tasks["confident"]).claims, fresh(tasks["confident"]).target_labels) == (1, 1)
+    assert fresh(tasks["third"]).target_labels == 1
+    assert fresh(tasks["unparsed"]).target_labels == 5
+    labeler = make_user("overlap-labeler")
+    membership_add(project=project, user=labeler, role="labeler")
+    offered = set()
+    while (lease := task_claim_next(project=project, labeler=labeler)) is not None:
+        offered.add(lease.task_id)
+        annotation_submit(assignment_id=lease.pk, labeler=labeler, choice="left")
+    assert offered == {tasks["unparsed"].pk}, "humans are offered only the task routed to them"
+    assert_claims_consistent(project)
+    # switched off, the judge's tasks go back to humans with the overlap of now
+    judge_set_active(judge=judge, active=False, actor=manager)
+    routing_reroute(project=project, actor=manager)
+    assert fresh(tasks["confident"]).target_labels == 5 and fresh(tasks["confident"]).claims == 0
+    project_update_settings(project=project, overlap=2)
+    assert fresh(tasks["confident"]).target_labels == 2
+    assert_claims_consistent(project)
