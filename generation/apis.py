@@ -358,11 +358,6 @@ class JobReleaseApi(ProjectApiView):
         return Response(job_data(selectors.job_get(job_id=job.pk), with_failures=True))
 
 
-@extend_schema_view(post=extend_schema(exclude=True))
-class JobReleaseSlashApi(JobReleaseApi):
-    """The same with a trailing slash, as the other routes here have (not listed twice in the schema)."""
-
-
 urlpatterns = [
     path(
         "projects/<slug:slug>/generation/endpoints/",
@@ -373,5 +368,4 @@ urlpatterns = [
     path("generation/jobs/<int:job_id>/", JobDetailApi.as_view(), name="generation-api-job"),
     path("generation/jobs/<int:job_id>/cancel/", JobCancelApi.as_view(), name="generation-api-job-cancel"),
     path("generation/jobs/<int:job_id>/release", JobReleaseApi.as_view(), name="generation-api-job-release"),
-    path("generation/jobs/<int:job_id>/release/", JobReleaseSlashApi.as_view()),
 ]

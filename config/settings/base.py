@@ -48,6 +48,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    "core.api_slashes.ApiTrailingSlashMiddleware",  # before CommonMiddleware's APPEND_SLASH
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -238,6 +239,9 @@ are not in (or your token does not reach) answers 404; a role that does not allo
 
 **Errors.** Every 4xx answers `{"error": code, "detail": message}`, with `field` naming the bad
 input and `details` holding every field's messages when there are several.
+
+**Paths.** Every path answers with or without its trailing slash, for every method (no redirect);
+the form listed here is the canonical one.
 
 **Lists.** Lists page with `limit` (default 50, at most 1000) and `offset`, and answer
 `{"count", "next", "previous", "results"}`.
