@@ -669,11 +669,17 @@ class LoginThrottle(models.Model):
 class OutboxMessage(models.Model):
     """A Celery message recorded in the same transaction as the change that needs it (transactional
     outbox). It is sent right after commit and deleted once the broker took it; if the broker was
-    down, or the process died between commit and send, the periodic sweep sends it again."""
+    down, or the process died between commit and send, the periodic sweep sends it again (once it
+    is due, for a message that waits: ``not_before``)."""
 
     task_name = models.CharField(max_length=200)
     args = models.JSONField(default=list)
     created_at = models.DateTimeField(auto_now_add=True)
+    not_before = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="The task runs no sooner than this (the message's eta); none: at once.",
+    )
     attempts = models.PositiveIntegerField(default=0)
     last_error = models.TextField(blank=True)
 

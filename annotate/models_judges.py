@@ -6,7 +6,9 @@
   model as a labeler, clearly marked.
 * ``JudgeJob``: one run of a judge over the project's pairwise tasks (the shared job lifecycle,
   run on the generation queue). It records the rubric (rendered from the guideline version current
-  when the job was created) and the totals of tokens, seconds and cost.
+  when the job was created) and the totals of tokens, seconds and cost. A running job can be
+  waiting (``retry_at``) for an extra pass over the tasks that failed because the server was down,
+  its message delivered again then (``annotate.judges.services``).
 * ``JudgeSuggestion``: the verdict of one job on one task, judged twice with the responses'
   positions swapped. Provenance: endpoint, model name/version, rubric version, sampling params, both
   raw outputs. ``status``: ``ok`` (both parsed and consistent), ``inconsistent`` (the verdict moved
@@ -102,11 +104,28 @@ class JudgeJob(WorkerJob):
         blank=True,
         help_text="Sum of the known suggestion costs (none: not priced, or no usage reported at all).",
     )
+    retry_passes = models.PositiveSmallIntegerField(
+        default=0,
+        help_text="Extra passes over transiently failed tasks scheduled so far (one per retry delay).",
+    )
+    retry_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="While running: the extra pass over transiently failed tasks is due then (none: not waiting).",
+    )
+    retry_units = models.PositiveIntegerField(
+        default=0, help_text="Tasks the waiting extra pass judges again."
+    )
 
     @property
     def judged_units(self) -> int:
         """Tasks that got an answer from the judge (``done_units`` counts the failed ones too)."""
         return max(self.done_units - self.failed_units, 0)
+
+    @property
+    def retry_waiting(self) -> bool:
+        """Running, and waiting for its message to come back for an extra pass (no worker on it)."""
+        return self.state == JobState.RUNNING and self.retry_at is not None
 
     class Meta(WorkerJob.Meta):
         constraints = [

@@ -130,11 +130,12 @@ def job_finish(job: BackgroundJob, *, state: str = JobState.DONE, error: str = "
     return _move(job, ACTIVE_STATES, values)
 
 
-def job_reopen(job: BackgroundJob) -> bool:
+def job_reopen(job: BackgroundJob, **fields: Any) -> bool:
     """Queue an ended job (done or failed) again, for work it left undone (a retry): back to
-    ``queued`` with no error and no end time, by one UPDATE that applies only while the job is
-    still done or failed. Returns whether it did; the instance mirrors the row either way."""
-    values = {"state": job.stored_state(JobState.QUEUED), "error": "", job.JOB_FINISHED_FIELD: None}
+    ``queued`` with no error and no end time (and any other columns), by one UPDATE that applies
+    only while the job is still done or failed. Returns whether it did; the instance mirrors the
+    row either way."""
+    values = {"state": job.stored_state(JobState.QUEUED), "error": "", job.JOB_FINISHED_FIELD: None, **fields}
     return _move(job, (JobState.DONE, JobState.FAILED), values)
 
 

@@ -7,15 +7,19 @@ it by task name and deletes the row. Services name their task as a string and ne
 row stays, with the error; ``outbox_flush`` (a periodic Celery beat task, and callable by hand)
 re-sends rows older than a grace period. A message can be sent twice (sent, then the process dies
 before the delete), so every task it names must be idempotent — ours are.
+
+A message may wait: ``outbox_enqueue(..., countdown=s)`` records a not-before time and hands it to
+Celery as the message's ``eta``, so the worker that receives it runs it then (and is free
+meanwhile); the sweep sends a row that is still here only once it is due.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from annotate.models import OutboxMessage
@@ -23,21 +27,26 @@ from annotate.models import OutboxMessage
 logger = logging.getLogger(__name__)
 
 
-def send_task(task_name: str, args: list) -> None:
-    """Hand one message to Celery by name. With ``task_always_eager`` (tests, a synchronous demo)
-    the registered task runs here and now, as ``delay`` would; otherwise it goes to the broker."""
+def send_task(task_name: str, args: list, *, eta: datetime | None = None) -> None:
+    """Hand one message to Celery by name, to run at ``eta`` or as soon as a worker takes it. With
+    ``task_always_eager`` (tests, a synchronous demo) the registered task runs here and now, as
+    ``delay`` would (without waiting for ``eta``); otherwise it goes to the broker."""
     from config.celery import app
 
+    when = {"eta": eta} if eta is not None else {}
     if app.conf.task_always_eager:
         app.loader.import_default_modules()
-        app.tasks[task_name].apply_async(args=args)
+        app.tasks[task_name].apply_async(args=args, **when)
     else:
-        app.send_task(task_name, args=args)
+        app.send_task(task_name, args=args, **when)
 
 
-def _send(message_id: int, task_name: str, args: list) -> bool:
+def _send(message_id: int, task_name: str, args: list, eta: datetime | None = None) -> bool:
     try:
-        send_task(task_name, args)
+        if eta is None:
+            send_task(task_name, args)
+        else:
+            send_task(task_name, args, eta=eta)
     except Exception as exc:
         logger.warning("enqueue of %s%s failed, will retry: %s", task_name, tuple(args), exc)
         OutboxMessage.objects.filter(pk=message_id).update(
@@ -48,18 +57,24 @@ def _send(message_id: int, task_name: str, args: list) -> bool:
     return True
 
 
-def outbox_enqueue(task_name: str, *args: object) -> OutboxMessage:
+def outbox_enqueue(task_name: str, *args: object, countdown: float | None = None) -> OutboxMessage:
     """Record a Celery message for the task called ``task_name`` in the current transaction; it is
-    sent after commit (and by the sweep, if that send fails)."""
-    message = OutboxMessage.objects.create(task_name=task_name, args=list(args))
-    transaction.on_commit(lambda: _send(message.pk, task_name, list(args)))
+    sent after commit (and by the sweep, if that send fails). With ``countdown`` (seconds) the task
+    runs no sooner than that after now: the message carries it as its ``eta``."""
+    not_before = timezone.now() + timedelta(seconds=countdown) if countdown is not None else None
+    message = OutboxMessage.objects.create(task_name=task_name, args=list(args), not_before=not_before)
+    transaction.on_commit(lambda: _send(message.pk, task_name, list(args), not_before))
     return message
 
 
 def outbox_flush(*, older_than: timedelta = timedelta(seconds=30), limit: int = 500) -> int:
-    """Send messages whose first send failed or never happened. Returns how many were sent."""
-    cutoff = timezone.now() - older_than
+    """Send messages whose first send failed or never happened (and that are due). Returns how many
+    were sent."""
+    now = timezone.now()
+    due = OutboxMessage.objects.filter(created_at__lte=now - older_than).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
     sent = 0
-    for message in OutboxMessage.objects.filter(created_at__lte=cutoff).order_by("id")[:limit]:
+    for message in due.order_by("id")[:limit]:
         sent += _send(message.pk, message.task_name, message.args)
     return sent

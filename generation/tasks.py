@@ -78,7 +78,9 @@ def batches_requeue_orphaned() -> int:
 )
 def judge_job_run(job_id: int) -> dict:
     """Run an AI judge job (``annotate.judges.services``): judged on the generation queue, where
-    the endpoints' models live. Idempotent: a redelivered job skips the tasks it already judged."""
+    the endpoints' models live. Idempotent: a redelivered job skips the tasks it already judged. A
+    job whose tasks failed transiently returns while it waits (running) and is sent here again,
+    with a countdown, for its extra pass; the worker is free meanwhile."""
     from annotate.judges.services import judge_job_run as run
 
     job = run(job_id=job_id)

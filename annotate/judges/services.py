@@ -21,11 +21,19 @@ label or a preselection; routing sends such a task to humans (``verdict_not_allo
 the project switched ties off after the job judged.
 
 Transient failures (the server down or overloaded after the backend's own retries) are recorded as
-``failed`` with ``transient=True``. After its pass the job judges those tasks again, after each of
-``TRANSIENT_RETRY_DELAYS_S``; what still fails stays failed, *unrouted* (the task keeps its human
-slots and can be routed once judged), and ``judge_job_retry_failed`` re-queues the finished job
-for exactly those tasks once the server is back. A permanent failure (the server refused the
-prompt) is not retried.
+``failed`` with ``transient=True``. After its pass the job judges those tasks once more per delay of
+``TRANSIENT_RETRY_DELAYS_S`` (15 s), without holding its worker meanwhile (``_retry_later``): under
+the job's row lock it forgets those failures, counts the pass (``retry_passes``), records that it
+waits (``retry_at``, ``retry_units``: the job page says so) and enqueues the same job through the
+outbox with that countdown; the job stays ``running`` and the worker is free for other work until
+the message comes back. The wait is as safe as the sleep it replaced: no sweep ends a running judge
+job; the message is in the outbox until the broker has it, then held by the broker (Redis restores
+it after a worker dies, as it did the sleeping job's); a cancel meanwhile leaves the message
+nothing to do; ``run_alone`` keeps a duplicate from running beside it. What still fails after the
+last extra pass stays failed, *unrouted* (the task keeps its human slots and can be routed once
+judged), and ``judge_job_retry_failed`` re-queues the finished job for exactly those tasks once the
+server is back (with its extra passes again). A permanent failure (the server refused the prompt)
+is not retried.
 
 Routing (``routing_apply``, at the end of a job when the project has ``judge_routing`` on): per
 task without a decision, one suggestion of every *active* judge decides (``latest_suggestions``:
@@ -103,7 +111,8 @@ CHUNK_TASKS = 8
 MAX_TASKS_PER_JOB = 100_000
 DEFAULT_SAMPLING = {"temperature": 0.0, "max_new_tokens": 300}
 MAX_PRICE = Decimal("1000000")
-#: Seconds to wait before each extra pass over the tasks that failed transiently (one pass each).
+#: Seconds to wait before each extra pass over the tasks that failed transiently (one pass each;
+#: the job is delivered again after each, its worker free meanwhile).
 TRANSIENT_RETRY_DELAYS_S: tuple[float, ...] = (15.0,)
 MAX_TOKENS = 2**31 - 1  # what the suggestion's columns hold; a count beyond is not believed
 
@@ -339,15 +348,20 @@ def judge_job_cancel(*, job: JudgeJob, actor: AbstractBaseUser | None = None) ->
     job = JudgeJob.objects.select_for_update().get(pk=job.pk)
     if not job.job_active:
         raise Conflict("This job has already finished.")
-    jobs.job_finish(job, state=JobState.CANCELLED)
+    jobs.job_finish(job, state=JobState.CANCELLED, retry_at=None, retry_units=0)
     audit_record(actor=actor, project=job.project, action="judge_job.cancel", target=job)
     return job
 
 
 def _claim(job_id: int) -> bool:
+    """Queued -> running, or a running job delivered again (a redelivery, or the message of its
+    extra pass: no longer waiting); False when the job ended."""
     return bool(
         JudgeJob.objects.filter(pk=job_id, state__in=jobs.ACTIVE_STATES).update(
-            state=JobState.RUNNING, started_at=Coalesce(F("started_at"), timezone.now())
+            state=JobState.RUNNING,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+            retry_at=None,
+            retry_units=0,
         )
     )
 
@@ -636,13 +650,6 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
     )
     try:
         stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
-        for delay in TRANSIENT_RETRY_DELAYS_S:
-            if stopped is not None or not _transient_failures(job.pk).exists():
-                break
-            time.sleep(delay)
-            if not _forget_transient_failures(job.pk):
-                break  # cancelled meanwhile
-            stopped = _judge_tasks(job, backend=backend, params=params, model=model, dims=dims, chunk=chunk)
     except (OperationalError, InterfaceError):
         raise  # the Celery task retries; the job resumes with the tasks it has not judged
     except Exception as exc:  # anything else ends the job with its message instead of leaving it running
@@ -650,6 +657,9 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
         return _fail(job.pk, exc)
     if stopped is not None:
         return stopped
+    waiting = _retry_later(job.pk)
+    if waiting is not None:
+        return waiting
     with transaction.atomic():
         locked = JudgeJob.objects.select_for_update().get(pk=job.pk)
         if locked.state != JobState.RUNNING:
@@ -688,16 +698,42 @@ def _transient_failures(job_id: int):
     return JudgeSuggestion.objects.filter(job_id=job_id, status=SuggestionStatus.FAILED, transient=True)
 
 
-def _forget_transient_failures(job_id: int) -> bool:
-    """Delete the job's transient failures so its next pass judges those tasks again (while the job
-    runs; False when it does not any more)."""
+def _forget_transient_failures(job_id: int) -> int:
+    """Delete the job's transient failures so its next pass judges those tasks again, and recount
+    the job; how many. The caller holds the job's row lock, and the job runs."""
+    failed = _transient_failures(job_id)
+    n = failed.count()
+    if n:
+        failed.delete()
+        _job_totals(job_id)
+    return n
+
+
+def _retry_later(job_id: int) -> JudgeJob | None:
+    """After a pass: when tasks failed transiently and an extra pass is left (one per
+    ``TRANSIENT_RETRY_DELAYS_S``), forget those failures and have the same job delivered again
+    after the pass's delay (an outbox message with that countdown). The job stays ``running``,
+    waiting (``retry_at``, ``retry_units``), and its worker is free meanwhile. One transaction
+    under the job's row lock: a cancel comes before (nothing is scheduled) or after (the message
+    finds the job cancelled). Returns the job when it waits or ended meanwhile, None when it is to
+    finish now."""
     with transaction.atomic():
         locked = JudgeJob.objects.select_for_update().get(pk=job_id)
         if locked.state != JobState.RUNNING:
-            return False
-        _transient_failures(job_id).delete()
-        _job_totals(job_id)
-    return True
+            return locked
+        if locked.retry_passes >= len(TRANSIENT_RETRY_DELAYS_S):
+            return None
+        n = _forget_transient_failures(job_id)
+        if not n:
+            return None
+        delay = TRANSIENT_RETRY_DELAYS_S[locked.retry_passes]
+        message = outbox_enqueue(TASK_NAME, job_id, countdown=delay)
+        JudgeJob.objects.filter(pk=job_id).update(
+            retry_passes=F("retry_passes") + 1, retry_at=message.not_before, retry_units=n
+        )
+        locked.refresh_from_db()
+    log.info("judge job %s: %d task(s) failed transiently, judged again in %s s", job_id, n, delay)
+    return locked
 
 
 @transaction.atomic
@@ -716,7 +752,8 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
         raise InvalidInput("This judge or its endpoint is switched off.", field="judge")
     failed.delete()
     _job_totals(job.pk)
-    jobs.job_reopen(job)  # the row lock above: it is done or failed still
+    # the row lock above: it is done or failed still; its run gets its extra passes again
+    jobs.job_reopen(job, retry_passes=0, retry_at=None, retry_units=0)
     job.refresh_from_db()
     audit_record(actor=actor, project=job.project, action="judge_job.retry", target=job, details={"tasks": n})
     outbox_enqueue(TASK_NAME, job.pk)

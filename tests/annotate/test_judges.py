@@ -432,6 +432,8 @@ def test_a_server_that_is_down_fails_the_job_with_a_message(make_project, settin
     )
     judge = judge_create(project=project, name="down", endpoint=endpoint)
     job = judge_job_run(job_id=judge_job_create(judge=judge).pk)
+    assert job.retry_waiting  # its message comes back after the delay, for one extra pass
+    job = judge_job_run(job_id=job.pk)
     assert job.state == JobState.FAILED and "Every task failed" in job.error
     assert job.failed_units == 2
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", "transient")) == {

@@ -13,8 +13,10 @@ import contextlib
 import json
 import re
 import time
+from datetime import timedelta
 
 import pytest
+from django.utils import timezone
 
 from annotate.judges import rubric as rb
 from annotate.judges import selectors
@@ -304,14 +306,25 @@ def no_retry_wait(monkeypatch):
     monkeypatch.setattr(judge_services, "TRANSIENT_RETRY_DELAYS_S", (0.0,), raising=False)
 
 
+def come_back(job: JudgeJob, **kw) -> JudgeJob:
+    """The job's message delivered again for its extra pass (what the outbox's countdown does)."""
+    assert (
+        job.retry_waiting and OutboxMessage.objects.filter(args=[job.pk], not_before__isnull=False).exists()
+    )
+    return judge_job_run(job_id=job.pk, **kw)
+
+
 def test_a_brief_outage_is_judged_again_within_the_job(make_project, servers, no_retry_wait):
     project = make_project()
     project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
     project.refresh_from_db()
     make_pairs(project, PAIRS)
-    # the backend tries each request twice: four 503s fail one or two tasks of the first chunk
-    url, _state = servers(script=[fakesrv.down] * 4, default=fakesrv.answering(prefers_x))
-    job = judge_job_run(job_id=make_judge_job(project, url, max_retries=1), chunk=2)
+    # the backend tries each request once: two 503s fail one or two tasks of the first chunk
+    # (with backend retries, the 503s could all land on first tries and nothing would fail)
+    url, _state = servers(script=[fakesrv.down] * 2, default=fakesrv.answering(prefers_x))
+    job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
+    assert job.state == JobState.RUNNING and 1 <= job.retry_units <= 2
+    job = come_back(job, chunk=2)
     assert job.state == JobState.DONE and job.error == ""
     assert (job.done_units, job.failed_units) == (4, 0)
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", flat=True)) == {"ok"}
@@ -324,6 +337,122 @@ def make_judge_job(project, url, **kw):
     return judge_job_create(judge=make_judge(project, url, **kw)).pk
 
 
+@pytest.fixture
+def no_sleeping(monkeypatch):
+    """Fails a test whose job holds its worker asleep (a backoff of under a second is the backend's)."""
+    slept: list[float] = []
+
+    def sleep(seconds):
+        if seconds >= 1:
+            slept.append(seconds)
+            raise AssertionError(f"the worker was held asleep for {seconds} s")
+
+    monkeypatch.setattr(time, "sleep", sleep)
+    return slept
+
+
+def test_a_transient_failure_frees_the_worker_until_the_job_comes_back(
+    make_project, servers, no_sleeping, client, labeler_in
+):
+    """The job slept 15 s in the worker before its extra pass, holding a generation worker idle:
+    now it stays running, forgets the failures, and the same job is delivered again after the delay."""
+    project = make_project()
+    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
+    project.refresh_from_db()
+    make_pairs(project, PAIRS)
+    url, state = servers(default=fakesrv.down)
+    job_id = make_judge_job(project, url)
+    before = timezone.now()
+    job = judge_job_run(job_id=job_id, chunk=2)
+    assert no_sleeping == []
+    assert job.state == JobState.RUNNING and job.error == ""
+    assert job.retry_waiting and job.retry_units == 4 and job.retry_passes == 1
+    delay = judge_services.TRANSIENT_RETRY_DELAYS_S[0]
+    assert before + timedelta(seconds=delay) <= job.retry_at <= timezone.now() + timedelta(seconds=delay)
+    # forgotten as before the extra pass: the tasks are judged again, nothing is routed yet
+    assert not JudgeSuggestion.objects.filter(job=job).exists() and (job.done_units, job.failed_units) == (
+        0,
+        0,
+    )
+    assert not RoutingDecision.objects.filter(project=project).exists()
+    # the same job, delivered again through the outbox, not before the delay
+    message = OutboxMessage.objects.get(task_name="generation.judge_job_run", not_before__isnull=False)
+    assert message.args == [job.pk] and message.not_before == job.retry_at
+
+    client.force_login(labeler_in(project, "jo", role="manager"))
+    page = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").content.decode()
+    assert "Waiting to retry 4 tasks" in page and "Cancel this job" in page
+    listing = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert "waiting to retry 4" in listing
+
+    # the delayed message comes back; the server is up again by then
+    state["default"] = fakesrv.answering(prefers_x)
+    calls = len(state["bodies"])
+    job = judge_job_run(job_id=job.pk, chunk=2)
+    assert no_sleeping == []
+    assert job.state == JobState.DONE and (job.done_units, job.failed_units) == (4, 0)
+    assert not job.retry_waiting
+    assert len(state["bodies"]) == calls + 8  # the four tasks, both orderings, once
+    assert set(RoutingDecision.objects.filter(project=project).values_list("reason", flat=True)) == {
+        "confident"
+    }
+
+
+def test_a_cancel_while_the_job_waits_for_its_extra_pass_stops_it(
+    make_project, servers, no_sleeping, client, labeler_in
+):
+    project = make_project()
+    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
+    project.refresh_from_db()
+    make_pairs(project, PAIRS)
+    url, state = servers(default=fakesrv.down)
+    job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
+    assert job.retry_waiting
+    client.force_login(labeler_in(project, "jo", role="manager"))
+    response = client.post(f"/projects/{project.slug}/judges/jobs/{job.pk}/cancel/", follow=True)
+    page = response.content.decode()
+    assert "Cancelled" in page and "Waiting to retry" not in page
+    calls = len(state["bodies"])
+    state["default"] = fakesrv.answering(prefers_x)
+    job = judge_job_run(job_id=job.pk, chunk=2)  # the delayed message comes back: nothing to do
+    assert job.state == JobState.CANCELLED and not job.retry_waiting
+    assert len(state["bodies"]) == calls and not JudgeSuggestion.objects.filter(job=job).exists()
+    assert not RoutingDecision.objects.filter(project=project).exists()
+
+
+def test_the_extra_pass_comes_back_through_the_outbox_and_the_celery_task(
+    make_project, servers, no_sleeping, django_capture_on_commit_callbacks, monkeypatch
+):
+    """End to end in eager mode: the wait is a message (with its eta) to ``generation.judge_job_run``,
+    sent after the commit that records it; the task runs the extra pass and the job ends."""
+    from config.celery import app
+    from core import outbox
+
+    project = make_project()
+    make_pairs(project, PAIRS)
+    url, _state = servers(script=[fakesrv.down] * 2, default=fakesrv.answering(prefers_x))
+    judge = make_judge(project, url)
+    sent = []
+    send_task = outbox.send_task
+    monkeypatch.setattr(
+        outbox,
+        "send_task",
+        lambda name, args, **kw: (sent.append((name, args, kw)), send_task(name, args, **kw)),
+    )
+    eager = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    try:
+        with django_capture_on_commit_callbacks(execute=True):
+            job = judge_job_create(judge=judge)
+    finally:
+        app.conf.task_always_eager = eager
+    job.refresh_from_db()
+    assert job.state == JobState.DONE and (job.done_units, job.failed_units) == (4, 0)
+    assert [(name, args) for name, args, _ in sent] == [("generation.judge_job_run", [job.pk])] * 2
+    assert sent[0][2] == {} and sent[1][2]["eta"] > job.started_at  # the second waits
+    assert job.retry_passes == 1 and not OutboxMessage.objects.exists()
+
+
 def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     make_project, servers, no_retry_wait
 ):
@@ -333,8 +462,11 @@ def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     make_pairs(project, PAIRS)
     url, state = servers(default=fakesrv.down)
     job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
+    assert job.retry_waiting and job.retry_units == 4
+    job = come_back(job, chunk=2)
+    assert len(state["bodies"]) == 16  # two passes over four tasks, both orderings: one extra pass
     assert job.state == JobState.FAILED and "retry" in job.error.lower()
-    assert job.failed_units == 4
+    assert job.failed_units == 4 and job.retry_passes == 1 and not job.retry_waiting
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", "transient")) == {
         ("failed", True)
     }
@@ -342,10 +474,12 @@ def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     assert not RoutingDecision.objects.filter(project=project).exists()
     # a redelivered message leaves the finished job alone
     assert judge_job_run(job_id=job.pk).state == JobState.FAILED
+    assert len(state["bodies"]) == 16
 
     state["default"] = fakesrv.answering(prefers_x)
     job = judge_services.judge_job_retry_failed(job=job)
     assert job.state == JobState.QUEUED and job.failed_units == 0 and job.done_units == 0
+    assert job.retry_passes == 0  # the re-queued run has its extra pass again
     assert OutboxMessage.objects.filter(task_name="generation.judge_job_run", args=[job.pk]).exists()
     job = judge_job_run(job_id=job.pk, chunk=2)
     assert job.state == JobState.DONE and (job.done_units, job.failed_units) == (4, 0)
@@ -392,7 +526,7 @@ def test_the_job_page_cancels_a_running_job_and_retries_a_failed_one(
     assert response.status_code == 200 and "Cancelled" in response.content.decode()
     assert JudgeJob.objects.get(pk=queued).state == JobState.CANCELLED
 
-    job = judge_job_run(job_id=make_judge_job(project, url, name="j2"), chunk=2)
+    job = come_back(judge_job_run(job_id=make_judge_job(project, url, name="j2"), chunk=2), chunk=2)
     assert job.state == JobState.FAILED
     page = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/").content.decode()
     assert "Retry the 4 failed tasks" in page and "Cancel this job" not in page

@@ -19,11 +19,13 @@ class Broker:
     def __init__(self) -> None:
         self.up = True
         self.sent: list[tuple[str, list]] = []
+        self.etas: list = []
 
     def send_task(self, name, args=None, **kwargs):
         if not self.up:
             raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
         self.sent.append((name, list(args or [])))
+        self.etas.append(kwargs.get("eta"))
 
 
 @pytest.fixture
@@ -61,6 +63,27 @@ def test_a_failed_enqueue_is_picked_up_again_by_the_sweep(broker):
     OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=1))
     assert outbox_flush() == 1
     assert broker.sent == [("generation.run_batch", [42])]
+    assert OutboxMessage.objects.count() == 0
+
+
+def test_a_message_with_a_countdown_carries_its_eta_and_the_sweep_waits_for_it(broker):
+    """A judge job's extra pass comes back after a delay: the broker gets the message at once with
+    its eta (the worker is free meanwhile); one the broker refused is re-sent only once it is due."""
+    before = timezone.now()
+    with transaction.atomic():
+        message = outbox_enqueue("generation.judge_job_run", 5, countdown=15)
+    assert before + timedelta(seconds=15) <= message.not_before <= timezone.now() + timedelta(seconds=15)
+    assert broker.sent == [("generation.judge_job_run", [5])] and broker.etas == [message.not_before]
+    assert OutboxMessage.objects.count() == 0
+
+    broker.up = False
+    with transaction.atomic():
+        outbox_enqueue("generation.judge_job_run", 6, countdown=600)
+    broker.up = True
+    OutboxMessage.objects.update(created_at=timezone.now() - timedelta(minutes=1))
+    assert outbox_flush() == 0  # not due yet: it stays in the outbox
+    OutboxMessage.objects.update(not_before=timezone.now() - timedelta(seconds=1))
+    assert outbox_flush() == 1 and broker.sent[-1] == ("generation.judge_job_run", [6])
     assert OutboxMessage.objects.count() == 0
 
 

@@ -1,0 +1,90 @@
+"""A judge job waiting for its extra pass over transiently failed tasks does not hold its worker:
+one real ``celery worker --pool solo`` on the generation queue (Redis, the PostgreSQL test
+database) judges a second job while the first waits, then the first job's message comes back after
+``TRANSIENT_RETRY_DELAYS_S`` and it ends, each task judged once more and no more."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.judges.services import TRANSIENT_RETRY_DELAYS_S, judge_job_create
+from annotate.models import JudgeJob
+from core.jobs import JobState
+from tests.annotate import judge_fakesrv as fakesrv
+from tests.annotate.test_judges import make_pairs
+from tests.annotate.test_judges_defects import PAIRS, make_judge, prefers_x
+from tests.generation.test_worker import (  # noqa: F401 - fixtures
+    _wait,
+    postgres_db,
+    publish_to_redis,
+    redis_broker,
+    start_worker,
+)
+
+pytestmark = [
+    pytest.mark.redis,
+    pytest.mark.postgres,
+    pytest.mark.slow,
+    pytest.mark.django_db(transaction=True),
+]
+
+
+@pytest.fixture
+def servers(settings, stop_servers):
+    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
+
+    def _start(**kw):
+        server, url, state = fakesrv.start(**kw)
+        stop_servers.append(server)
+        return url, state
+
+    return _start
+
+
+@pytest.fixture
+def judge_worker(request, monkeypatch):
+    """``start_worker``, its processes allowed to call the fake servers on 127.0.0.1."""
+    monkeypatch.setenv("PREFHUB_ALLOWED_MODEL_HOSTS", "127.0.0.1")
+    return request.getfixturevalue("start_worker")
+
+
+def _job(pk: int) -> JudgeJob:
+    return JudgeJob.objects.get(pk=pk)
+
+
+@pytest.mark.usefixtures("publish_to_redis")
+def test_the_worker_judges_another_job_while_one_waits_for_its_extra_pass(
+    make_project, servers, judge_worker
+):
+    project = make_project()
+    make_pairs(project, PAIRS)
+    # four tasks, both orderings: the first pass of job A finds the server down, then it is back
+    url_a, state_a = servers(script=[fakesrv.down] * 8, default=fakesrv.answering(prefers_x))
+    url_b, state_b = servers(default=fakesrv.answering(prefers_x))
+    judge_a = make_judge(project, url_a, name="a")
+    judge_b = make_judge(project, url_b, name="b")
+    worker = judge_worker("judge-worker", pool="solo")
+    procs = [worker]
+
+    a = judge_job_create(judge=judge_a)
+    a = _wait(lambda: (j := _job(a.pk)).retry_waiting and j, timeout=120, procs=procs, what="job A to wait")
+    assert a.retry_units == 4 and len(state_a["bodies"]) == 8
+    due = a.retry_at
+
+    b = judge_job_create(judge=judge_b)
+    b = _wait(lambda: (j := _job(b.pk)).job_finished and j, timeout=60, procs=procs, what="job B to end")
+    assert b.state == JobState.DONE and b.done_units == 4
+    # judged while A waited: the worker was not held by A's wait
+    assert b.finished_at < due and _job(a.pk).retry_waiting
+
+    a = _wait(
+        lambda: (j := _job(a.pk)).job_finished and j,
+        timeout=TRANSIENT_RETRY_DELAYS_S[0] + 60,
+        procs=procs,
+        what="job A to come back and end",
+    )
+    assert a.state == JobState.DONE and (a.done_units, a.failed_units) == (4, 0), a.error
+    assert a.finished_at >= due and a.retry_passes == 1  # not judged again before it was due
+    assert len(state_a["bodies"]) == 16  # the extra pass judged each task once: no duplicate run
+    assert len(state_b["bodies"]) == 8
+    assert worker.poll() is None
