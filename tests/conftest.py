@@ -142,6 +142,18 @@ from tests.zoo import minilm_path, zoo_model, zoo_path  # noqa: E402, F401
 
 
 @pytest.fixture
+def celery_eager():
+    """Celery runs every task it is sent here and now (``task_always_eager``) for the test; yields
+    the app."""
+    from config.celery import app
+
+    previous = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = previous
+
+
+@pytest.fixture
 def stop_servers():
     """A list to put the test's started HTTP servers in (fake model servers): each is shut down
     and closed after the test."""

@@ -5,8 +5,23 @@ from __future__ import annotations
 import pytest
 from django.core.cache import cache
 
+from tests.annotate import judge_fakesrv as fakesrv
 from tests.conftest import add_tasks
 from tests.generation.conftest import tiny_model_path  # noqa: F401 (session fixture: the judge tests)
+
+
+@pytest.fixture
+def servers(settings, stop_servers):
+    """``servers(**kw)``: a scripted fake judge server (``judge_fakesrv.start``) that model hosts on
+    loopback may reach, stopped after the test; returns ``(url, state)``."""
+    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
+
+    def _start(**kw):
+        server, url, state = fakesrv.start(**kw)
+        stop_servers.append(server)
+        return url, state
+
+    return _start
 
 
 @pytest.fixture

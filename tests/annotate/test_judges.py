@@ -384,10 +384,9 @@ def test_report_shows_judge_human_agreement_beside_human_human(judged, labeler_i
 
 
 def test_the_outbox_runs_the_job_by_task_name_on_the_generation_queue(
-    make_project, fake_server, django_capture_on_commit_callbacks, settings
+    make_project, fake_server, django_capture_on_commit_callbacks, settings, celery_eager
 ):
-    from config.celery import app
-
+    app = celery_eager
     app.loader.import_default_modules()
     assert "generation.judge_job_run" in app.tasks
     assert settings.CELERY_TASK_ROUTES["generation.*"] == {"queue": "generation"}
@@ -397,13 +396,8 @@ def test_the_outbox_runs_the_job_by_task_name_on_the_generation_queue(
         name="ep-eager", backend="openai", model="fake-judge", config={"base_url": fake_server[1]}
     )
     judge = judge_create(project=project, name="eager", endpoint=endpoint)
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            job = judge_job_create(judge=judge)
-    finally:
-        app.conf.task_always_eager = eager
+    with django_capture_on_commit_callbacks(execute=True):
+        job = judge_job_create(judge=judge)
     job.refresh_from_db()
     assert job.state == JobState.DONE and job.done_units == 1
     assert not OutboxMessage.objects.filter(task_name="generation.judge_job_run").exists()

@@ -45,18 +45,6 @@ def prefers_x(content: str, strength: int = 3) -> str:
     return json.dumps({"verdict": "A" if "X" in first else "B", "strength": strength})
 
 
-@pytest.fixture
-def servers(settings, stop_servers):
-    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
-
-    def _start(**kw):
-        server, url, state = fakesrv.start(**kw)
-        stop_servers.append(server)
-        return url, state
-
-    return _start
-
-
 def make_judge(project, url, *, prices=("0.5", "1.0"), max_retries=0, name="j"):
     endpoint = endpoint_create(
         name=f"ep-{project.pk}-{name}",
@@ -81,11 +69,19 @@ def by_name(qs, *fields):
 # --- 1. verdicts the project does not allow ------------------------------------------------------
 
 
-def no_tie_project(make_project, **kw):
-    project = make_project(allow_tie=False, allow_both_bad=False, **kw)
+def routing_project(make_project, pairs: dict | None = None, **kw):
+    """A project routing every pair the judges agree on (no audit share, any strength), with
+    ``pairs`` (``make_pairs``) when given."""
+    project = make_project(**kw)
     project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
     project.refresh_from_db()
+    if pairs is not None:
+        make_pairs(project, pairs)
     return project
+
+
+def no_tie_project(make_project, **kw):
+    return routing_project(make_project, allow_tie=False, allow_both_bad=False, **kw)
 
 
 def test_a_verdict_the_project_forbids_never_becomes_a_label(make_project, servers):
@@ -315,10 +311,7 @@ def come_back(job: JudgeJob, **kw) -> JudgeJob:
 
 
 def test_a_brief_outage_is_judged_again_within_the_job(make_project, servers, no_retry_wait):
-    project = make_project()
-    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
-    project.refresh_from_db()
-    make_pairs(project, PAIRS)
+    project = routing_project(make_project, PAIRS)
     # the backend tries each request once: two 503s fail one or two tasks of the first chunk
     # (with backend retries, the 503s could all land on first tries and nothing would fail)
     url, _state = servers(script=[fakesrv.down] * 2, default=fakesrv.answering(prefers_x))
@@ -356,10 +349,7 @@ def test_a_transient_failure_frees_the_worker_until_the_job_comes_back(
 ):
     """The job slept 15 s in the worker before its extra pass, holding a generation worker idle:
     now it stays running, forgets the failures, and the same job is delivered again after the delay."""
-    project = make_project()
-    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
-    project.refresh_from_db()
-    make_pairs(project, PAIRS)
+    project = routing_project(make_project, PAIRS)
     url, state = servers(default=fakesrv.down)
     job_id = make_judge_job(project, url)
     before = timezone.now()
@@ -401,10 +391,7 @@ def test_a_transient_failure_frees_the_worker_until_the_job_comes_back(
 def test_a_cancel_while_the_job_waits_for_its_extra_pass_stops_it(
     make_project, servers, no_sleeping, client, labeler_in
 ):
-    project = make_project()
-    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
-    project.refresh_from_db()
-    make_pairs(project, PAIRS)
+    project = routing_project(make_project, PAIRS)
     url, state = servers(default=fakesrv.down)
     job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
     assert job.retry_waiting
@@ -421,11 +408,10 @@ def test_a_cancel_while_the_job_waits_for_its_extra_pass_stops_it(
 
 
 def test_the_extra_pass_comes_back_through_the_outbox_and_the_celery_task(
-    make_project, servers, no_sleeping, django_capture_on_commit_callbacks, monkeypatch
+    make_project, servers, no_sleeping, django_capture_on_commit_callbacks, monkeypatch, celery_eager
 ):
     """End to end in eager mode: the wait is a message (with its eta) to ``generation.judge_job_run``,
     sent after the commit that records it; the task runs the extra pass and the job ends."""
-    from config.celery import app
     from core import outbox
 
     project = make_project()
@@ -439,13 +425,8 @@ def test_the_extra_pass_comes_back_through_the_outbox_and_the_celery_task(
         "send_task",
         lambda name, args, **kw: (sent.append((name, args, kw)), send_task(name, args, **kw)),
     )
-    eager = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    try:
-        with django_capture_on_commit_callbacks(execute=True):
-            job = judge_job_create(judge=judge)
-    finally:
-        app.conf.task_always_eager = eager
+    with django_capture_on_commit_callbacks(execute=True):
+        job = judge_job_create(judge=judge)
     job.refresh_from_db()
     assert job.state == JobState.DONE and (job.done_units, job.failed_units) == (4, 0)
     assert [(name, args) for name, args, _ in sent] == [("generation.judge_job_run", [job.pk])] * 2
@@ -456,10 +437,7 @@ def test_the_extra_pass_comes_back_through_the_outbox_and_the_celery_task(
 def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     make_project, servers, no_retry_wait
 ):
-    project = make_project()
-    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=1)
-    project.refresh_from_db()
-    make_pairs(project, PAIRS)
+    project = routing_project(make_project, PAIRS)
     url, state = servers(default=fakesrv.down)
     job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
     assert job.retry_waiting and job.retry_units == 4

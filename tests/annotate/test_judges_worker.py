@@ -30,18 +30,6 @@ pytestmark = [
 
 
 @pytest.fixture
-def servers(settings, stop_servers):
-    settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
-
-    def _start(**kw):
-        server, url, state = fakesrv.start(**kw)
-        stop_servers.append(server)
-        return url, state
-
-    return _start
-
-
-@pytest.fixture
 def judge_worker(request, monkeypatch):
     """``start_worker``, its processes allowed to call the fake servers on 127.0.0.1."""
     monkeypatch.setenv("PREFHUB_ALLOWED_MODEL_HOSTS", "127.0.0.1")

@@ -443,16 +443,6 @@ def test_send_back_says_which_tasks_already_ask_for_the_most_labels(client, seed
     assert any("already ask" in m for m in shown), shown
 
 
-@pytest.fixture
-def celery_eager():
-    from config.celery import app
-
-    previous = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = previous
-
-
 def test_recompute_through_celery(seeded, celery_eager, django_capture_on_commit_callbacks):
     """The Celery path: report_request stores a pending snapshot and enqueues the task on commit;
     run eagerly here, the task fills the snapshot in."""

@@ -9,7 +9,28 @@ from typing import Any
 
 import pytest
 
-from training.models import TrainingRun
+from training.models import Export, TrainingRun
+
+#: The export page's form as a researcher leaves it (the defaults), for tests that post it.
+EXPORT_FORM = {"format": "trl", "file_type": "jsonl", "pairing": "all_pairs", "ties": "drop", "aggregate": "none",
+               "min_votes": 1, "min_agreement": 0, "test_size": 0.1, "seed": 0, "margin": "on"}  # fmt: skip
+
+
+@pytest.fixture
+def export_page_options(monkeypatch):
+    """The options the export page hands to ``export_create`` (a dict filled by each post; no
+    export is compiled): the page's reading of its form, on its own."""
+    seen: dict = {}
+
+    def fake_create(*, project, format, file_type, options, **_):
+        seen.clear()
+        seen.update(options)
+        return Export.objects.create(
+            project=project, version=1, format=format, file_type=file_type, options={}
+        )
+
+    monkeypatch.setattr("training.views.exports.export_create", fake_create)
+    return seen
 
 
 @pytest.fixture

@@ -7,6 +7,7 @@ from django.urls import reverse
 
 from annotate.selectors import project_people_ids
 from annotate.services.projects import membership_add
+from tests.training.conftest import EXPORT_FORM
 from training.models import Export, ExportState
 from training.selectors import export_warnings
 
@@ -34,21 +35,12 @@ def test_usernames_resolve_to_the_project_s_labelers_only(setup, make_project, m
     assert "mallory" in str(info.value) and "nobody" in str(info.value)
 
 
-def test_export_form_takes_usernames(client, setup, monkeypatch):
+def test_export_form_takes_usernames(client, setup, export_page_options):
     project, researcher, alice, bob = setup
-    seen = {}
-
-    def fake_create(*, project, format, file_type, options, **_):
-        seen.update(options)
-        return Export.objects.create(
-            project=project, version=1, format=format, file_type=file_type, options={}
-        )
-
-    monkeypatch.setattr("training.views.exports.export_create", fake_create)
+    seen = export_page_options
     client.force_login(researcher)
     url = reverse("training:export_list", args=[project.slug])
-    form = {"format": "trl", "file_type": "jsonl", "pairing": "all_pairs", "ties": "drop", "aggregate": "none",
-            "min_votes": 1, "min_agreement": 0, "test_size": 0.1, "seed": 0, "margin": "on"}  # fmt: skip
+    form = EXPORT_FORM
     response = client.post(url, {**form, "labelers_include": "alice, bob", "labelers_exclude": ""})
     assert response.status_code == 302, response.content[:500]
     assert sorted(seen["labelers_include"]) == sorted([alice.pk, bob.pk])

@@ -17,6 +17,7 @@ from django.urls import reverse
 from annotate.models import Annotation
 from annotate.services.projects import membership_add
 from tests.conftest import add_tasks, bearer
+from tests.training.conftest import EXPORT_FORM
 from training.models import Export
 
 pytestmark = pytest.mark.django_db
@@ -73,19 +74,9 @@ def test_the_export_api_refuses_anybody_else_naming_them(people, who):
     assert not Export.objects.exists()
 
 
-def test_the_export_page_takes_ids_too(client, people, monkeypatch):
-    seen = {}
-
-    def fake_create(*, project, format, file_type, options, **_):
-        seen.update(options)
-        return Export.objects.create(
-            project=project, version=1, format=format, file_type=file_type, options={}
-        )
-
-    monkeypatch.setattr("training.views.exports.export_create", fake_create)
+def test_the_export_page_takes_ids_too(client, people, export_page_options):
+    seen, form = export_page_options, EXPORT_FORM
     client.force_login(people["researcher"])
-    form = {"format": "trl", "file_type": "jsonl", "pairing": "all_pairs", "ties": "drop", "aggregate": "none",
-            "min_votes": 1, "min_agreement": 0, "test_size": 0.1, "seed": 0, "margin": "on"}  # fmt: skip
     url = reverse("training:export_list", args=[people["project"].slug])
     resp = client.post(url, {**form, "labelers_include": f"{people['alice'].pk}, 77777"})
     assert resp.status_code == 302, resp.content[:400]
