@@ -708,7 +708,7 @@ def _batch_commit(
                 text=storable_text(gen.text),
                 source=CandidateSource.GENERATED,
                 model_name=endpoint.model[:300],
-                model_version=model_version,
+                model_version=(gen.model_version or model_version)[:200],
                 sampling_params=sampling,
                 seed=params.seed,
                 generation_job_id=job.pk,

@@ -585,7 +585,8 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
         except TransientBackendError as exc:
             results = [PromptError(str(exc), transient=True)] * len(convs)
         per_task = (time.perf_counter() - t0) / max(len(keep), 1)
-        # the version of the model that answered this call (a server may be redeployed mid-job)
+        # the version of the model that answered (a server may be redeployed mid-job): each answer's
+        # own, else the backend's after this call
         model = (model[0], str(getattr(backend, "model_version", "") or model[1]))
         suggestions = [
             _suggestion(
@@ -596,7 +597,7 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
                 dims=dims,
                 scale_max=project.rating_scale_max,
                 seconds=per_task,
-                model=model,
+                model=(model[0], _answered_version((results[2 * i], results[2 * i + 1]), model[1])),
             )
             for i, t in enumerate(keep)
         ]
@@ -692,6 +693,15 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
             },
         )
     return locked
+
+
+def _answered_version(results, fallback: str) -> str:
+    """The model version the server reported with the first answer of ``results``, else
+    ``fallback``."""
+    for result in results:
+        if isinstance(result, list) and result and result[0].model_version:  # not a PromptError
+            return result[0].model_version
+    return fallback
 
 
 def _transient_failures(job_id: int):

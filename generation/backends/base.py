@@ -14,6 +14,7 @@ a server that is down or overloaded after the backend's own retries raises, per 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -188,13 +189,19 @@ class Generation:
     the backend itself said, kept for the staged checks: vLLM "stop" / "length" / "abort"; an
     OpenAI-compatible server "stop" / "length" / "content_filter" / "tool_calls" / "" (null);
     transformers "eos" / "stop_string" / "length". Token counts may be None where the backend
-    cannot know them (an OpenAI-compatible server answering n > 1 in one response)."""
+    cannot know them (an OpenAI-compatible server answering n > 1 in one response).
+    ``model_version`` is the version the server reported for this response ("" where the backend
+    has one version for all its answers: ``Backend.model_version``)."""
 
     text: str
     finish_reason: str
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
     native_finish_reason: str = ""
+    model_version: str = ""
+
+    def with_version(self, version: str) -> Generation:
+        return dataclasses.replace(self, model_version=version)
 
     @classmethod
     def from_native(
@@ -227,7 +234,8 @@ GenerateResult = list["list[Generation] | PromptError"]
 class Backend(Protocol):
     """What the generation service needs of a backend."""
 
-    #: what candidates record as ``model_name`` / ``model_version``
+    #: what candidates record as ``model_name`` / ``model_version`` (a response's own
+    #: ``Generation.model_version`` first: this one may be a neighbouring call's)
     model_name: str
     model_version: str
 

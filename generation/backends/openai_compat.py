@@ -18,8 +18,10 @@ sample each (seeds ``seed, seed+1, ...``) and remembers that for the rest of its
   BackendConfigError; 400/422 fail that prompt with the server's own message.
 * An answer that is not a chat completion (not JSON, nested too deep, content that is not text)
   fails its own prompt only. Content given as a list of text parts is joined.
-* ``model_version`` is what the latest answers of the last ``generate`` call reported
-  (``system_fingerprint``, else ``model``), so a server upgraded between batches is recorded.
+* Each response carries the version its answer reported (``Generation.model_version``:
+  ``system_fingerprint``, else ``model``), so a server upgraded between batches is recorded, and
+  two batches sharing the backend in threads never record each other's; ``model_version`` is
+  what the latest answers of the last ``generate`` call reported.
 * The API key comes from the environment variable *named* in ``api_key_env``; it is never stored
   in the database. Only variables named ``PREFHUB_KEY_*`` can be used, so an endpoint cannot be
   made to send a worker's other secrets (DJANGO_SECRET_KEY, DATABASE_URL...) to a server of its
@@ -422,7 +424,7 @@ class OpenAICompatBackend:
                     version = str(payload.get("system_fingerprint") or payload.get("model") or "")[:200]
                     if version and seen is not None:
                         seen.append((time.monotonic(), version))
-                    return gens
+                    return [g.with_version(version) for g in gens] if version else gens
                 else:
                     message = _error_message(payload)
                     if status in RETRIED_STATUSES or status >= 500:

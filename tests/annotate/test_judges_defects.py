@@ -535,6 +535,31 @@ def test_each_suggestion_records_the_model_version_that_answered_it(make_project
     }
 
 
+def test_tasks_judged_in_one_call_record_their_own_answers_version(make_project, servers):
+    """Two tasks judged in one call, answered under different versions (a server redeployed while
+    the call's requests were in flight): each suggestion records the version its answers reported,
+    not the backend's latest (which gave both tasks the same one)."""
+    import itertools
+    import threading
+
+    counter, lock = itertools.count(1), threading.Lock()
+
+    def versioned(handler, body):
+        with lock:
+            n = next(counter)
+        payload = fakesrv.completion(prefers_x(body["messages"][-1]["content"]))
+        payload["system_fingerprint"] = f"fp-{n}"
+        fakesrv.send(handler, 200, payload)
+
+    project = make_project()
+    make_pairs(project, {"t0": PAIRS["t0"], "t1": PAIRS["t1"]})
+    url, _state = servers(default=versioned)
+    job = judge_job_run(job_id=make_judge_job(project, url, name="jv2"), chunk=2)
+    assert job.state == JobState.DONE
+    versions = list(JudgeSuggestion.objects.filter(job=job).values_list("model_version", flat=True))
+    assert len(versions) == 2 and len(set(versions)) == 2 and all(v.startswith("fp-") for v in versions)
+
+
 @pytest.mark.parametrize("message", ["bad \u0000 request", "bad \ud800 request"])
 def test_a_server_error_text_that_cannot_be_stored_fails_its_task_not_the_job(make_project, servers, message):
     """A model server's error message with a NUL or a lone surrogate failed the whole judge job at

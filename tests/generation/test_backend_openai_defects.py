@@ -422,3 +422,11 @@ def test_model_version_follows_the_servers_answers(fake_server):
     assert backend.model_version == "m-2024-01"
     backend.generate([HELLO], SamplingParams())
     assert backend.model_version == "m-2024-06"  # the server was upgraded: the next batch says so
+
+
+def test_each_response_carries_the_version_its_server_reported(fake_server):
+    _, url = fake_server(script=[ok("a", model="m-2024-01")], default=ok("b", model="m-2024-06"))
+    backend = backend_for(url, concurrency=1)
+    first, second = backend.generate([HELLO, HELLO], SamplingParams())
+    assert [g.model_version for g in first] == ["m-2024-01"]
+    assert [g.model_version for g in second] == ["m-2024-06"]

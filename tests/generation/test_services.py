@@ -479,3 +479,30 @@ def test_a_batch_that_keeps_killing_its_worker_fails(research_project, endpoint,
     assert job.state == JobState.FAILED and job.failed_units == 2
     assert "Gave up after 8 attempts" in job.error
     assert not fake_backend.calls
+
+
+def test_candidates_record_the_version_that_answered_them_not_the_backends_latest(
+    research_project, endpoint, fake_backend
+):
+    """A cached backend is shared by the batches on its endpoint (``--pool threads`` runs them side
+    by side): the version it holds is whichever answer came last. A batch answered by "v-old" whose
+    neighbour's answers ("v-new") landed before it read the backend's version recorded "v-new"; each
+    response now carries the version the server reported for it."""
+    add_prompts(research_project, 1)
+    plain = fake_backend.generate
+
+    def answered_by_old_then_overtaken(conversations, params):
+        out = [[g.with_version("v-old") for g in gens] for gens in plain(conversations, params)]
+        fake_backend.model_version = "v-new"  # the neighbouring batch finished meanwhile
+        return out
+
+    fake_backend.generate = answered_by_old_then_overtaken
+    job = run_all(make_job(research_project, [endpoint], k=2))
+    assert set(Candidate.objects.filter(generation_job=job).values_list("model_version", flat=True)) == {
+        "v-old"
+    }
+    fake_backend.generate = plain  # a backend that reports no version per response: the backend's
+    job = run_all(make_job(research_project, [endpoint], k=2))
+    assert set(Candidate.objects.filter(generation_job=job).values_list("model_version", flat=True)) == {
+        "v-new"
+    }
