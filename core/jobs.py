@@ -173,14 +173,17 @@ def job_status_payload(job: BackgroundJob) -> dict[str, Any]:
     }
 
 
-def _advisory_key(model: type[models.Model], pk: int) -> tuple[int, int]:
-    """Two signed 32-bit keys for ``pg_try_advisory_lock(int, int)``: the model, then the row."""
+#: Row ids below this get a lock key of their own (``_advisory_key``): 2**47, 140 trillion.
+ADVISORY_ID_LIMIT = 2**47
 
-    def int32(value: int) -> int:
-        value &= 0xFFFFFFFF
-        return value - 2**32 if value >= 2**31 else value
 
-    return int32(zlib.crc32(model._meta.label_lower.encode())), int32(pk)
+def _advisory_key(model: type[models.Model], pk: int) -> tuple[int]:
+    """The key for ``pg_try_advisory_lock(bigint)``: 16 bits of the model's name above the row id's
+    47 (non-negative, so it fits a signed bigint). Two jobs share a key only past ``ADVISORY_ID_LIMIT``
+    ids (two 32-bit keys, as before, gave job 2**32 + 1 the key of job 1)."""
+    if not 0 <= pk < ADVISORY_ID_LIMIT:
+        raise ValueError(f"job id {pk} is beyond the advisory lock's range")
+    return ((zlib.crc32(model._meta.label_lower.encode()) & 0xFFFF) << 47 | pk,)
 
 
 @contextlib.contextmanager
@@ -193,14 +196,13 @@ def run_alone(model: type[models.Model], pk: int) -> Iterator[bool]:
     lock on the job is taken for the block; a second worker finds it taken and should leave the job
     to the first. The database drops the lock when the holder's connection ends, so the message
     redelivered after a worker died still resumes the job. Elsewhere (SQLite: the one embedded
-    worker) it is always True. (Ids beyond 32 bits share keys with smaller ones: two such jobs
-    running at the very same moment would see each other as taken.)"""
+    worker) it is always True."""
     if connection.vendor != "postgresql":
         yield True
         return
     key = _advisory_key(model, pk)
     with connection.cursor() as cur:
-        cur.execute("SELECT pg_try_advisory_lock(%s, %s)", key)
+        cur.execute("SELECT pg_try_advisory_lock(%s)", key)
         alone = bool(cur.fetchone()[0])
     try:
         yield alone
@@ -208,6 +210,6 @@ def run_alone(model: type[models.Model], pk: int) -> Iterator[bool]:
         if alone:
             try:
                 with connection.cursor() as cur:
-                    cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+                    cur.execute("SELECT pg_advisory_unlock(%s)", key)
             except (OperationalError, InterfaceError):  # the connection is gone, and its lock with it
                 pass

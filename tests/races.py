@@ -97,9 +97,9 @@ def another_worker_runs(model, pk: int) -> Iterator[None]:
     other = connections.create_connection("default")
     try:
         with other.cursor() as cur:
-            cur.execute("SELECT pg_advisory_lock(%s, %s)", key)
+            cur.execute("SELECT pg_advisory_lock(%s)", key)
         yield
         with other.cursor() as cur:
-            cur.execute("SELECT pg_advisory_unlock(%s, %s)", key)
+            cur.execute("SELECT pg_advisory_unlock(%s)", key)
     finally:
         other.close()

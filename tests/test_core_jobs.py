@@ -110,3 +110,31 @@ def test_an_ended_job_is_reopened_once_and_a_cancelled_or_active_one_never(one_j
     run = one_job_of_each[-1]
     job_finish(run, state=JobState.CANCELLED)
     assert job_reopen(run) is False and run.state == JobState.CANCELLED
+
+
+def test_every_job_model_locks_its_own_keys():
+    from annotate.models import JudgeJob
+    from core.jobs import _advisory_key
+    from generation.models import GenerationBatch
+
+    models = [JudgeJob, GenerationBatch, GenerationJob, Export, TrainingRun, ReportSnapshot]
+    firsts = {_advisory_key(m, 1) for m in models}
+    assert len(firsts) == len(models)
+    assert all(0 < key[0] < 2**63 for key in firsts)
+
+
+@pytest.mark.postgres(reason="the one-runner lock is a PostgreSQL advisory lock")
+def test_a_job_beyond_32_bits_of_ids_is_not_taken_by_job_one():
+    """Two 32-bit keys gave job 2**32 + 1 the key of job 1: while job 1 ran, a worker would leave
+    job 2**32 + 1 alone as if another ran it."""
+    from annotate.models import JudgeJob
+    from core.jobs import run_alone
+    from tests.races import another_worker_runs
+
+    with another_worker_runs(JudgeJob, 1):
+        with run_alone(JudgeJob, 1) as alone:
+            assert not alone
+        with run_alone(JudgeJob, 2**32 + 1) as alone:
+            assert alone
+        with run_alone(JudgeJob, 2**47 - 1) as alone:
+            assert alone
