@@ -96,9 +96,16 @@ def bearer(user, *, name: str = "test", **kw):
 
 
 def add_tasks(
-    project, *, prompts: int, candidates_per_prompt: int = 2, mode: str | None = None, seed: int = 0
+    project,
+    *,
+    prompts: int,
+    candidates_per_prompt: int = 2,
+    mode: str | None = None,
+    seed: int = 0,
+    prefix: str = "p",
 ):
-    """Create prompts with candidates and turn them into tasks (all pairs / one ranking)."""
+    """Create prompts with candidates and turn them into tasks (all pairs / one ranking). The prompts'
+    external ids are ``prefix`` and their number (another prefix adds more to a project)."""
     import random
 
     mode = mode or ("ranking" if project.kind == TaskKind.RANKING else "all_pairs")
@@ -106,7 +113,9 @@ def add_tasks(
     prompt_rows = Prompt.objects.bulk_create(
         [
             Prompt(
-                project=project, external_id=f"p{i}", messages=[{"role": "user", "content": f"Question {i}?"}]
+                project=project,
+                external_id=f"{prefix}{i}",
+                messages=[{"role": "user", "content": f"Question {i}?"}],
             )
             for i in range(prompts)
         ]

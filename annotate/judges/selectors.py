@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Case, CharField, Count, Exists, F, OuterRef, Q, QuerySet, Value, When
 
 from annotate.judges.rubric import allowed_verdicts
 from annotate.models import (
@@ -45,16 +45,9 @@ def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:
     """The project's judges, each with ``todo``: how many of the project's tasks it has no answer
     for yet (what "only tasks not yet judged" runs), and the number of tasks."""
     total = Task.objects.filter(project=project).count()
-    judges = list(
-        judges_for_project(project=project).annotate(
-            judged=Count(
-                "suggestions__task",
-                filter=answered("suggestions__"),
-                distinct=True,
-            )
-        )
-    )
-    for judge in judges:
+    judges = list(judges_for_project(project=project))
+    for judge in judges:  # a few judges; one count of distinct tasks each (hashed, not sorted)
+        judge.judged = judged_task_ids(judge).distinct().count()
         judge.todo = max(total - judge.judged, 0)
     return judges, total
 
@@ -120,59 +113,71 @@ class RerouteScope:
         return {r: n for r, n in counts.items() if n}
 
 
-def reroute_scope(*, project: Project, task_ids: list[int] | None = None) -> RerouteScope:
-    """The project's tasks that re-routing considers (those with a routing decision or an answer of
-    an active judge; only ``task_ids`` among them when given), split into the ones whose route can
-    still change and the ones with human work: a human's annotation (not a judge's) or a live
-    lease (expired ones too: the sweep has not given their slot back yet), a review of any of its
-    annotations, or an adjudication. Read it again under the tasks' row locks before acting."""
+def _reroute_candidates(*, project: Project, task_ids: list[int] | None = None) -> QuerySet[Task]:
+    """The one definition of what re-routing looks at: the project's tasks with a routing decision
+    or an answer of an active judge (only ``task_ids`` among them when given), each annotated with
+    ``why`` it is left alone ("" when its route can still change; else the first of
+    ``LEFT_ALONE_REASONS`` that holds: an adjudication, a review of any of its annotations, a human's
+    annotation (not a judge's) or a live lease, expired ones too since the sweep has not given their
+    slot back yet) and its ``route`` now (None: no decision)."""
     judged = JudgeSuggestion.objects.filter(task_id=OuterRef("pk"), judge__is_active=True)
     tasks = Task.objects.filter(project=project).filter(Q(routing__isnull=False) | Exists(judged))
     if task_ids is not None:
         tasks = tasks.filter(pk__in=task_ids)
-    ids = list(tasks.order_by("id").values_list("id", flat=True))
-    if not ids:
-        return RerouteScope()
-    in_tasks = Task.objects.filter(pk__in=ids) if task_ids is not None else tasks
-    why: dict[int, str] = {}
-    labeled = set(
-        Annotation.objects.filter(task__in=in_tasks)
-        .exclude(source=AnnotationSource.JUDGE)
-        .values_list("task_id", flat=True)
+    # uncorrelated sets (``id IN (SELECT ...)``): the database hashes each once
+    of_project = {"task__project": project}
+    adjudicated = Adjudication.objects.filter(**of_project).values("task_id")
+    reviewed = AnnotationReview.objects.filter(annotation__task__project=project).values(
+        "annotation__task_id"
     )
-    leased = set(
-        Assignment.objects.filter(task__in=in_tasks, state=AssignmentState.LIVE).values_list(
-            "task_id", flat=True
-        )
+    human = Annotation.objects.filter(**of_project).exclude(source=AnnotationSource.JUDGE).values("task_id")
+    leased = Assignment.objects.filter(**of_project, state=AssignmentState.LIVE).values("task_id")
+    return tasks.annotate(
+        why=Case(
+            When(pk__in=adjudicated, then=Value("adjudicated")),
+            When(pk__in=reviewed, then=Value("reviewed")),
+            When(Q(pk__in=human) | Q(pk__in=leased), then=Value("human_work")),
+            default=Value(""),
+            output_field=CharField(),
+        ),
+        route=F("routing__route"),
     )
-    for task_id in labeled | leased:
-        why[task_id] = "human_work"
-    for task_id in AnnotationReview.objects.filter(annotation__task__in=in_tasks).values_list(
-        "annotation__task_id", flat=True
-    ):
-        why[task_id] = "reviewed"
-    for task_id in Adjudication.objects.filter(task__in=in_tasks).values_list("task_id", flat=True):
-        why[task_id] = "adjudicated"
-    return RerouteScope(
-        task_ids=[t for t in ids if t not in why], left_alone={t: why[t] for t in ids if t in why}
-    )
+
+
+def reroute_scope(*, project: Project, task_ids: list[int] | None = None) -> RerouteScope:
+    """The tasks re-routing considers (``_reroute_candidates``), split into the ones whose route can
+    still change and the ones left alone, with the reason. Read it again under the tasks' row locks
+    before acting."""
+    scope = RerouteScope()
+    rows = _reroute_candidates(project=project, task_ids=task_ids).order_by("id").values_list("id", "why")
+    for task_id, why in rows:
+        if why:
+            scope.left_alone[task_id] = why
+        else:
+            scope.task_ids.append(task_id)
+    return scope
 
 
 def reroute_preview(*, project: Project) -> dict:
     """The Judges page's confirmation of the re-route button: how many tasks it routes again (and
-    how they are routed now) and how many it leaves alone, by reason."""
-    scope = reroute_scope(project=project)
-    routes = {"judge": 0, "human": 0}
-    for task_id, route in RoutingDecision.objects.filter(project=project).values_list("task_id", "route"):
-        if task_id not in scope.left_alone:
-            routes[route] = routes.get(route, 0) + 1
+    how they are routed now) and how many it leaves alone, by reason. Counted in the database (the
+    page is opened far more often than the button is pressed)."""
+    counts = _reroute_candidates(project=project).order_by().values("why", "route").annotate(n=Count("id"))
+    routes = {"judge": 0, "human": 0, None: 0}
+    why: dict[str, int] = {}
+    for row in counts:
+        if row["why"]:
+            why[row["why"]] = why.get(row["why"], 0) + row["n"]
+        else:
+            routes[row["route"]] = routes.get(row["route"], 0) + row["n"]
+    in_scope = sum(routes.values())
     return {
-        "in_scope": len(scope.task_ids),
+        "in_scope": in_scope,
         "to_judges": routes["judge"],
         "to_humans": routes["human"],
-        "undecided": len(scope.task_ids) - routes["judge"] - routes["human"],
-        "left_alone": len(scope.left_alone),
-        "left_alone_why": scope.left_alone_why(),
+        "undecided": routes[None],
+        "left_alone": sum(why.values()),
+        "left_alone_why": {r: why[r] for r in LEFT_ALONE_REASONS if why.get(r)},
     }
 
 

@@ -399,3 +399,52 @@ def test_raising_the_overlap_leaves_judge_routed_tasks_to_the_judges(routed, mak
     project_update_settings(project=project, overlap=2)
     assert fresh(tasks["confident"]).target_labels == 2
     assert_claims_consistent(project)
+
+
+def test_the_page_s_confirmation_counts_what_the_button_would_do(routed, labeler_in):
+    """The confirmation (``reroute_preview``, counted in the database) and the re-route's own scope
+    (``reroute_scope``) read one definition: same tasks, same reasons, the first reason winning."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from annotate.judges.selectors import reroute_preview, reroute_scope
+    from annotate.models import AnnotationReview
+
+    project, judge, manager, tasks = routed
+    leased, undecided, unseen = add_tasks(project, prompts=3, prefix="more")
+    add_suggestion(judge, leased, choice="a", strength=3)
+    add_suggestion(judge, undecided, choice="a", strength=3)  # judged, routing not applied yet
+    switched_off = judge_create(project=project, name="Judge Off", endpoint=judge.endpoint, actor=manager)
+    add_suggestion(switched_off, unseen, choice="a", strength=3)
+    judge_set_active(judge=switched_off, active=False, actor=manager)  # its answer alone: out of scope
+    human = labeler_in(project)
+    now = timezone.now()
+    Assignment.objects.create(
+        task=leased, labeler=human, state="live", leased_at=now, expires_at=now + timedelta(hours=1),
+        shown_order=[],
+    )  # fmt: skip
+    Annotation.objects.create(task=tasks["unparsed"], labeler=human, choice="a")  # human work ...
+    Adjudication.objects.create(
+        task=tasks["unparsed"], choice="b", adjudicator=manager
+    )  # ... and a final label
+    AnnotationReview.objects.create(
+        annotation=Annotation.objects.get(task=tasks["third"]), verdict="accepted", reviewer=manager
+    )
+    preview = reroute_preview(project=project)
+    assert preview == {
+        "in_scope": 3,  # confident and other (to the judges), undecided
+        "to_judges": 2,
+        "to_humans": 0,
+        "undecided": 1,
+        "left_alone": 3,
+        "left_alone_why": {"adjudicated": 1, "reviewed": 1, "human_work": 1},
+    }
+    scope = reroute_scope(project=project)
+    assert sorted(scope.task_ids) == sorted([tasks["confident"].pk, tasks["other"].pk, undecided.pk])
+    assert scope.left_alone == {
+        tasks["unparsed"].pk: "adjudicated",
+        tasks["third"].pk: "reviewed",
+        leased.pk: "human_work",
+    }
+    assert scope.left_alone_why() == preview["left_alone_why"]
