@@ -194,7 +194,8 @@ def endpoint_update(
     *, endpoint: ModelEndpoint, actor: AbstractBaseUser | None = None, **changes
 ) -> ModelEndpoint:
     """Change an endpoint's settings. Running jobs keep what their workers loaded; the next batch
-    to load this endpoint sees the new settings (the per-process cache keys on them)."""
+    to load this endpoint sees the new settings (the per-process cache keys on them). Switched off,
+    it takes no more work: a batch that reaches a worker afterwards fails (``_batch_run``)."""
     unknown = sorted(set(changes) - set(ENDPOINT_FIELDS))
     if unknown:
         raise InvalidInput(f"Unknown endpoint field(s): {', '.join(unknown)}.", field=unknown[0])
@@ -626,6 +627,11 @@ def _batch_run(*, batch_id: int, retry_transient: bool, heartbeat_s: float | Non
     if batch is None or batch.state != BatchState.PENDING or batch.job.state not in ACTIVE_STATES:
         return BatchOutcome(batch_id, "skipped")
     job, endpoint = batch.job, batch.endpoint
+    if not endpoint.is_active:  # switched off since the job started: it takes no more work
+        batch_mark_failed(
+            batch_id=batch.pk, message=f"Endpoint {endpoint.name} was switched off before this batch ran."
+        )
+        return BatchOutcome(batch_id, "failed")
     if batch.attempts >= MAX_BATCH_ATTEMPTS:
         batch_mark_failed(
             batch_id=batch.pk,

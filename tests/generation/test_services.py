@@ -506,3 +506,31 @@ def test_candidates_record_the_version_that_answered_them_not_the_backends_lates
     assert set(Candidate.objects.filter(generation_job=job).values_list("model_version", flat=True)) == {
         "v-new"
     }
+
+
+def test_switching_an_endpoint_off_stops_the_batches_not_yet_run_on_it(
+    research_project, endpoint, endpoint_b, fake_backend
+):
+    """Switching an endpoint off stopped new jobs from choosing it, but a running job's queued
+    batches went on calling it (a model a manager had just switched off for misbehaving, or for its
+    bill). A batch that reaches a worker after the switch-off now fails with the reason and calls
+    nothing; the job's other endpoints go on, and the job ends."""
+    add_prompts(research_project, 4)
+    job = make_job(research_project, [endpoint, endpoint_b], k=2, batch_size=2)
+    batches = list(GenerationBatch.objects.filter(job=job).order_by("index"))
+    services.batch_run(batch_id=batches[0].pk)  # one batch ran before the switch-off
+    calls = len(fake_backend.calls)
+    services.endpoint_update(endpoint=endpoint, is_active=False)
+    for batch in batches[1:]:
+        services.batch_run(batch_id=batch.pk)
+    job.refresh_from_db()
+    stopped = [b for b in batches[1:] if b.endpoint_id == endpoint.pk]
+    assert stopped, "the job has batches on the switched-off endpoint after the first"
+    assert len(fake_backend.calls) == calls + len(batches) - 1 - len(stopped)
+    for batch in stopped:
+        batch.refresh_from_db()
+        assert batch.state == BatchState.FAILED
+    reasons = set(GenerationFailure.objects.filter(job=job).values_list("message", flat=True))
+    assert reasons == {f"Endpoint {endpoint.name} was switched off before this batch ran."}
+    assert job.state == JobState.DONE and job.failed_units == 2 * len(stopped)
+    assert Candidate.objects.filter(generation_job=job, endpoint=endpoint_b).count() == 4 * 2
