@@ -359,9 +359,12 @@ def project_people_ids(*, project: Project, names: str | list | tuple, field: st
         | Q(pk__in=Annotation.objects.filter(task__project=project).values("labeler_id"))
     )
     found = dict(people.filter(username__in=wanted).values_list("username", "pk"))
-    by_id = {id_from_text(n): n for n in wanted if n not in found}
-    by_id.pop(None, None)
-    found.update({by_id[pk]: pk for pk in people.filter(pk__in=list(by_id)).values_list("pk", flat=True)})
+    by_id: dict[int, list[str]] = {}  # an id may be spelled more than one way ("5", "05")
+    for n in wanted:
+        if n not in found and (pk := id_from_text(n)) is not None:
+            by_id.setdefault(pk, []).append(n)
+    for pk in people.filter(pk__in=list(by_id)).values_list("pk", flat=True):
+        found.update(dict.fromkeys(by_id[pk], pk))
     missing = [n for n in wanted if n not in found]
     if missing:
         raise InvalidInput(f"Not labelers of this project: {', '.join(missing)}.", field=field)

@@ -32,8 +32,9 @@ def strength_in_range(field: str = "strength") -> Q:
 def strength_value(value: object, *, field: str = "strength", text: bool = False) -> int:
     """``value`` as a point of the scale, or an ``InvalidInput`` naming ``field``. JSON gives whole
     numbers (``True`` and ``2.0`` are refused); ``text`` also takes a form's digits ("2")."""
-    if text and isinstance(value, str) and value.strip().isdigit() and len(value.strip()) < 3:
-        value = int(value.strip())
+    digits = value.strip() if text and isinstance(value, str) else ""
+    if digits.isascii() and digits.isdigit() and len(digits) < 3:  # not "²" (isdigit, int refuses)
+        value = int(digits)
     if isinstance(value, int) and not isinstance(value, bool) and value in Strength.values:
         return value
     raise InvalidInput(f"{field} {STRENGTH_MESSAGE} (got {str(value)[:20]!r}).", field=field)

@@ -858,7 +858,11 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
     """Decide the route of every listed task that has judge suggestions and no decision yet.
     Locks the tasks (in id order) and writes decisions, judge annotations and task counters
     together; call inside a transaction. The decisions are looked for again once the locks are
-    held: a routing committed meanwhile (a job finishing, the button pressed twice) decided them."""
+    held: a routing committed meanwhile (a job finishing, the button pressed twice) decided them.
+    The project's row is locked first, as a settings change locks it before the tasks: an overlap
+    change waits for the routing (or the routing for it) instead of a deadlock, and moves the
+    targets with the decisions committed."""
+    project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
     decided = set(RoutingDecision.objects.filter(task_id__in=task_ids).values_list("task_id", flat=True))
     pending = sorted(set(task_ids) - decided)
     if not pending:
@@ -1004,6 +1008,8 @@ def _reroute_batch(*, project: Project, task_ids: list[int], out: RerouteOutcome
     from annotate.judges.selectors import reroute_scope
 
     with transaction.atomic():
+        # the project's row before the tasks', as routing_apply and a settings change take them
+        project = Project.objects.select_for_update(no_key=True).get(pk=project.pk)
         tasks = {t.pk: t for t in Task.objects.select_for_update().filter(pk__in=task_ids).order_by("id")}
         scope = reroute_scope(project=project, task_ids=list(tasks))
         out.count_left_alone(scope.left_alone.values())

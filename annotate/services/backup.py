@@ -322,7 +322,10 @@ def project_restore(
 
     def keep_time(obj, field: str, value) -> None:
         if value:
-            times.setdefault((type(obj), field), []).append((obj, parse_datetime(value)))
+            when = parse_datetime(value)
+            if when is None:  # a dump edited by hand: refused with the record's line
+                raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
+            times.setdefault((type(obj), field), []).append((obj, when))
 
     def flush(kind: str) -> None:
         rows = pending.pop(kind, [])

@@ -82,8 +82,10 @@ def project_kind_clean(kind: object) -> str:
 
 
 def _whole(value: object, field: str, low: int, high: int, what: str) -> int:
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit() and len(value.strip()) < 12:
-        value = int(value.strip())
+    text = value.strip() if isinstance(value, str) else ""
+    digits = text[1:] if text.startswith("-") else text
+    if digits.isascii() and digits.isdigit() and len(text) < 12:  # not "²" (isdigit, int refuses)
+        value = int(text)
     if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
         raise InvalidInput(f"{what} must be a whole number from {low} to {high} (got {str(value)[:20]!r}).",
                            field=field)  # fmt: skip
@@ -95,7 +97,7 @@ def _share(value: object, field: str, *, zero: bool, what: str) -> float:
         if isinstance(value, bool):
             raise ValueError
         share = float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond a float
         share = math.nan
     if not (0.0 <= share <= 1.0) or (share == 0.0 and not zero):
         raise InvalidInput(what, field=field)
