@@ -336,13 +336,15 @@ def tasks_for_listing(
 def project_people_ids(*, project: Project, names: str | list | tuple, field: str = "labelers") -> list[int]:
     """The user ids of the people named, sorted: the one rule for naming labelers everywhere (the
     export page, API and CLI, the annotations filter). ``names`` is a list, or text separated by
-    commas; an item is a username, or a user id where no username is that text. People are the
+    commas; an item is a username, or a user id where no username is that text; a number (JSON's,
+    not text) is a user id, as the export API's options took them before names. People are the
     project's members and whoever annotated in it; anybody else (unknown, or of another project, who
     is not revealed) is an ``InvalidInput`` naming every such item."""
     if isinstance(names, str):
         names = names.split(",")
     if not isinstance(names, list | tuple) or any(isinstance(n, bool | float) for n in names):
         raise InvalidInput(f"{field} must be usernames or user ids.", field=field)
+    numbers = {str(n) for n in names if isinstance(n, int)}  # ids, never usernames
     wanted = sorted({str(n).strip() for n in names if n is not None and str(n).strip()})
     if not wanted:
         return []
@@ -358,7 +360,7 @@ def project_people_ids(*, project: Project, names: str | list | tuple, field: st
         Q(pk__in=Membership.objects.filter(project=project).values("user_id"))
         | Q(pk__in=Annotation.objects.filter(task__project=project).values("labeler_id"))
     )
-    found = dict(people.filter(username__in=wanted).values_list("username", "pk"))
+    found = dict(people.filter(username__in=set(wanted) - numbers).values_list("username", "pk"))
     by_id: dict[int, list[str]] = {}  # an id may be spelled more than one way ("5", "05")
     for n in wanted:
         if n not in found and (pk := id_from_text(n)) is not None:

@@ -30,8 +30,9 @@ def strength_in_range(field: str = "strength") -> Q:
 
 
 def strength_value(value: object, *, field: str = "strength", text: bool = False) -> int:
-    """``value`` as a point of the scale, or an ``InvalidInput`` naming ``field``. JSON gives whole
-    numbers (``True`` and ``2.0`` are refused); ``text`` also takes a form's digits ("2")."""
+    """``value`` as a point of the scale, or an ``InvalidInput`` naming ``field``. Whole numbers
+    (``True`` and ``2.0`` are refused here; an API serializer may have made 2 of them already);
+    ``text`` also takes a form's ASCII digits ("2")."""
     digits = value.strip() if text and isinstance(value, str) else ""
     if digits.isascii() and digits.isdigit() and len(digits) < 3:  # not "²" (isdigit, int refuses)
         value = int(digits)

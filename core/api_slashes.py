@@ -33,7 +33,7 @@ class ApiTrailingSlashMiddleware:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         path = request.path_info
-        if path.startswith(API_PREFIX) and len(path) > len(API_PREFIX):
+        if path.startswith(API_PREFIX) and len(path) > len(API_PREFIX) and not path.endswith("//"):
             urlconf = getattr(request, "urlconf", None)
             if not _resolves(path, urlconf):
                 other = path[:-1] if path.endswith("/") else path + "/"

@@ -78,3 +78,10 @@ def test_unknown_api_paths_stay_404():
     client = APIClient()
     assert client.get("/api/v1/nothing-here").status_code == 404
     assert client.get("/api/v1/nothing-here/").status_code == 404
+
+
+def test_a_doubled_slash_is_not_folded_onto_another_route(world):  # noqa: F811
+    client = APIClient()
+    client.force_authenticate(world["insider"])
+    assert client.get("/api/v1/projects//").status_code == 404
+    assert client.get("/api/v1/projects/").status_code == 200

@@ -249,7 +249,7 @@ def judge_set_active(
         judge.save(update_fields=["is_active"])
         if not active:
             for job in JudgeJob.objects.select_for_update().filter(judge=judge, state__in=jobs.ACTIVE_STATES):
-                jobs.job_finish(job, state=JobState.CANCELLED)
+                jobs.job_finish(job, state=JobState.CANCELLED, retry_at=None, retry_units=0)
                 cancelled += 1
         audit_record(
             actor=actor,

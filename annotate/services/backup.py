@@ -262,7 +262,10 @@ def _restored_name(dumped: str, name: str | None) -> str:
     max_length = NAME_MAX
     if name is not None:
         return name
-    dumped = project_name_clean(dumped)
+    try:
+        dumped = project_name_clean(dumped)
+    except InvalidInput as exc:  # the dump's, not an option's: no field for the command to name
+        raise InvalidInput(f"the dumped project name: {exc.message}") from None
     if not Project.objects.filter(name=dumped).exists():
         return dumped
     for n in range(1, 1000):

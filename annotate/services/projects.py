@@ -62,7 +62,9 @@ LEASE_TTL_RANGE = (30, 2**31 - 1)  # the column's check constraint and size
 
 def project_name_clean(name: object, *, field: str = "name") -> str:
     """A project's name as stored: text, stripped, 1 to ``NAME_MAX`` characters, storable."""
-    if not isinstance(name, str) or not name.strip():
+    if name is not None and not isinstance(name, str):
+        raise InvalidInput(f"A project name is text (got {str(name)[:20]!r}).", field=field)
+    if not name or not name.strip():
         raise InvalidInput("A project needs a name.", field=field)
     name = name.strip()
     if len(name) > NAME_MAX:

@@ -30,3 +30,15 @@ def test_the_export_api_takes_them_too(make_project, labeler_in):
     )
     assert resp.status_code == 201, resp.content
     assert resp.json()["options"]["labelers_exclude"] == [alice.pk]
+
+
+def test_a_json_number_is_a_user_id_never_a_username(make_project, labeler_in):
+    """The export API took ids (JSON numbers) before it took names: ``[5]`` must not pick the member
+    whose username is "5"; the text "5" still may."""
+    from annotate.selectors import project_people_ids
+
+    project = make_project()
+    someone = labeler_in(project, "someone")
+    digits = labeler_in(project, str(someone.pk))  # a member whose username is someone's id
+    assert project_people_ids(project=project, names=[someone.pk]) == [someone.pk]
+    assert project_people_ids(project=project, names=str(someone.pk)) == [digits.pk]
