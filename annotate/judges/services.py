@@ -549,8 +549,9 @@ def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
 
 def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims: list[str], chunk: int):
     """Judge the job's remaining tasks chunk by chunk; returns the job when it stopped early
-    (cancelled, or the endpoint failed), None when every task has a suggestion."""
+    (cancelled, its endpoint switched off, or the endpoint failed), None when every task has a suggestion."""
     from generation.backends.base import BackendConfigError, PromptError, TransientBackendError
+    from generation.models import ModelEndpoint
 
     project = job.project
     done = set(JudgeSuggestion.objects.filter(job=job).values_list("task_id", flat=True))
@@ -558,6 +559,18 @@ def _judge_tasks(job: JudgeJob, *, backend, params, model: tuple[str, str], dims
     for start in range(0, len(todo), chunk):
         if JudgeJob.objects.filter(pk=job.pk).values_list("state", flat=True).first() != JobState.RUNNING:
             return JudgeJob.objects.get(pk=job.pk)
+        if not ModelEndpoint.objects.filter(pk=job.judge.endpoint_id, is_active=True).exists():
+            # switched off since the job started: it takes no more work (generation batches alike)
+            stopped = JudgeJob.objects.get(pk=job.pk)
+            jobs.job_finish(
+                stopped,
+                state=JobState.CANCELLED,
+                error=f"Endpoint {job.judge.endpoint.name} was switched off; the tasks judged so far keep "
+                "their suggestions.",
+                retry_at=None,
+                retry_units=0,
+            )
+            return stopped
         ids = todo[start : start + chunk]
         inputs = _tasks_input(ids)
         ids = [t for t in ids if t in inputs]

@@ -582,3 +582,34 @@ def test_a_server_error_text_that_cannot_be_stored_fails_its_task_not_the_job(ma
     )
     (suggestion,) = JudgeSuggestion.objects.filter(job=job)
     assert suggestion.status == "failed" and "bad" in suggestion.error and "\x00" not in suggestion.error
+
+
+def test_switching_the_endpoint_off_stops_its_judge_job(make_project, servers, monkeypatch):
+    """Switching an endpoint off stopped new judge jobs from choosing it, but a running one went on
+    calling it to the end. The job now stops before its next chunk, cancelled with the reason; what
+    it judged stays."""
+    from generation import backends
+    from generation.services import endpoint_update
+
+    project = routing_project(make_project, PAIRS)
+    url, state = servers(default=fakesrv.answering(prefers_x))
+    job_id = make_judge_job(project, url)
+    real_get_backend = backends.get_backend
+
+    def switched_off_after_first_call(endpoint):
+        backend = real_get_backend(endpoint)
+        generate = backend.generate
+
+        def once_then_off(conversations, params):
+            out = generate(conversations, params)
+            endpoint_update(endpoint=endpoint, is_active=False)
+            return out
+
+        monkeypatch.setattr(backend, "generate", once_then_off)
+        return backend
+
+    monkeypatch.setattr(backends, "get_backend", switched_off_after_first_call)
+    job = judge_job_run(job_id=job_id, chunk=2)
+    assert job.state == JobState.CANCELLED and "switched off" in job.error
+    assert JudgeSuggestion.objects.filter(job=job).count() == 2  # the first chunk's two tasks
+    assert len(state["bodies"]) == 4  # two tasks, both orders: nothing after the switch-off
