@@ -9,7 +9,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotate.models import Project
-from tests.annotate.test_settings_odd_values import _edited_dump
+from tests.annotate.test_project_settings_rule import _edited_dump
 
 pytestmark = pytest.mark.django_db
 

@@ -6,20 +6,16 @@ traceback from ``manage.py project_backup restore``, a 500 for any other caller)
 
 from __future__ import annotations
 
-import gzip
-import io
-import json
-
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from annotate.errors import InvalidInput
 from annotate.models import Adjudication, Project
-from annotate.services.backup import project_dump
 from annotate.services.projects import project_create, project_update_settings
 from annotate.services.review import task_adjudicate
 from annotate.strength import strength_value
+from tests.annotate.test_project_settings_rule import _edited_dump
 from tests.conftest import add_tasks
 
 pytestmark = pytest.mark.django_db
@@ -62,18 +58,6 @@ def test_a_final_label_with_a_superscript_strength_is_refused_naming_strength(ma
         )
     assert err.value.field == "strength"
     assert not Adjudication.objects.exists()
-
-
-def _edited_dump(project, edit: dict) -> bytes:
-    buf = io.BytesIO()
-    project_dump(project=project, out=buf)
-    lines = []
-    for line in gzip.decompress(buf.getvalue()).decode().splitlines():
-        record = json.loads(line)
-        if record["type"] == "project":
-            record["data"].update(edit)
-        lines.append(json.dumps(record))
-    return gzip.compress(("\n".join(lines) + "\n").encode())
 
 
 @pytest.mark.parametrize(("field", "value"), BAD, ids=lambda v: str(v)[:12])
