@@ -57,6 +57,7 @@ def build_tiny_model(
     pad_token: str | None = "<|pad|>",  # noqa: S107
     unk_token: str | None = "<|unk|>",  # noqa: S107
     add_bos: bool = False,
+    padding_side: str = "left",
     chat_template: str | None = CHAT_TEMPLATE,
     dtype: str = "float32",
     eos_token_ids: list[str] | None = None,
@@ -64,7 +65,9 @@ def build_tiny_model(
 ) -> Path:
     """Train a tokenizer, random-init a small Llama, save both to ``out_dir``; return the path.
 
-    add_bos: the tokenizer prepends ``bos_token`` to plain text (Llama/Mistral/Gemma do).
+    add_bos: the tokenizer prepends ``bos_token`` to plain text (Llama/Mistral/Gemma do); with
+        ``add_bos=False`` a ``bos_token`` is still declared but never added (Phi-3, Qwen without one).
+    padding_side: saved in ``tokenizer_config.json`` (what ``AutoTokenizer`` pads with after loading).
     chat_template: None saves a base model without one.
     dtype: the saved weights' dtype ("float32" or "bfloat16").
     eos_token_ids: the tokens ``generation_config.eos_token_id`` lists (default: ``eos_token``); real
@@ -105,7 +108,7 @@ def build_tiny_model(
         eos_token=eos_token,
         pad_token=pad_token,
         unk_token=unk_token,
-        padding_side="left",
+        padding_side=padding_side,
         model_max_length=max_position_embeddings,
         add_bos_token=add_bos,
     )

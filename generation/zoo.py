@@ -16,6 +16,14 @@ Every model is a random-init tiny Llama with a byte-level BPE tokenizer trained 
             tokenizer adds ``<s>``; Mistral-Instruct's template: ``[INST] ... [/INST]`` user turns,
             the reply right after ``[/INST]`` ending with the EOS ``</s>``, no system role (raises),
             and no generation prompt (``add_generation_prompt`` adds nothing).
+``phi3``    saved in bf16; Phi-3-mini-4k-instruct's tokenizer: ``padding_side`` "left" in
+            ``tokenizer_config.json`` (set explicitly, as Phi-3 ships it), the pad token IS the EOS
+            ``<|endoftext|>`` (pad == EOS); turns ``<|user|>\n...<|end|>\n`` end with ``<|end|>``, an id
+            different from EOS; without a generation prompt the template ends the text with the EOS
+            (``...<|end|>\n<|endoftext|>``); ``generation_config.eos_token_id`` lists
+            ``<|endoftext|>``, ``<|assistant|>`` and ``<|end|>``; a BOS ``<s>`` is declared but the
+            tokenizer does not add it (``add_bos_token: false``) and the template does not emit it; a
+            ``</s>`` that is not the EOS.
 ``base``    saved in bf16; a base model with no chat template; the tokenizer adds ``<s>``; EOS ``</s>``.
 
 ``build_zoo_model(name, out_dir)`` builds one in about a second.
@@ -65,6 +73,18 @@ MISTRAL_TEMPLATE = (
     "{% else %}{{ raise_exception('Only user and assistant roles are supported!') }}"
     "{% endif %}"
     "{% endfor %}"
+)
+
+# microsoft/Phi-3-mini-4k-instruct's own template: the text ends with the EOS unless a generation
+# prompt is added.
+PHI3_TEMPLATE = (
+    "{% for message in messages %}"
+    "{% if message['role'] == 'system' %}<|system|>\n{{ message['content'] }}<|end|>\n"
+    "{% elif message['role'] == 'user' %}<|user|>\n{{ message['content'] }}<|end|>\n"
+    "{% elif message['role'] == 'assistant' %}<|assistant|>\n{{ message['content'] }}<|end|>\n"
+    "{% endif %}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}<|assistant|>\n{% else %}{{ eos_token }}{% endif %}"
 )
 
 QWEN_GENERATION_DEFAULTS = {
@@ -170,6 +190,33 @@ ZOO: dict[str, ZooSpec] = {
         end_of_turn="</s>",
         needs_bos=True,
         system_role=False,
+    ),
+    "phi3": ZooSpec(
+        name="phi3",
+        description="Phi-3-like: bf16, left padding, pad == EOS <|endoftext|>, <|end|> turns, BOS not added",
+        build={
+            "special_tokens": [
+                "<unk>",
+                "<s>",
+                "</s>",
+                "<|endoftext|>",
+                "<|assistant|>",
+                "<|system|>",
+                "<|end|>",
+                "<|user|>",
+            ],
+            "bos_token": "<s>",
+            "eos_token": "<|endoftext|>",
+            "pad_token": "<|endoftext|>",
+            "unk_token": "<unk>",
+            "add_bos": False,
+            "padding_side": "left",
+            "chat_template": PHI3_TEMPLATE,
+            "eos_token_ids": ["<|endoftext|>", "<|assistant|>", "<|end|>"],
+        },
+        end_of_turn="<|end|>",
+        needs_bos=False,
+        system_role=True,
     ),
     "base": ZooSpec(
         name="base",

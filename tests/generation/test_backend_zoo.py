@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 from generation.backends.base import SamplingParams
-from generation.zoo import QWEN_GENERATION_DEFAULTS
+from generation.zoo import QWEN_GENERATION_DEFAULTS, ZOO
 from tests.zoo import zoo_model  # noqa: F401 - fixture
 
 pytestmark = pytest.mark.slow
@@ -99,18 +99,18 @@ def test_every_sampling_setting_is_passed_explicitly(qwen_strong):
         assert getattr(gc, key) in (None, False), (key, getattr(gc, key))
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma"])
+@pytest.mark.parametrize("name", [name for name, spec in ZOO.items() if spec.chat])
 def test_stops_on_every_declared_end_of_turn_and_keeps_bos(zoo_model, name):  # noqa: F811
     from core.formatting import stop_token_ids
 
     backend = _backend(zoo_model(name))
     declared = set(stop_token_ids(backend.tokenizer, backend.model.generation_config))
     assert declared <= set(backend.eos_ids)
-    eot = {"llama3": "<|eot_id|>", "qwen": "<|im_end|>", "gemma": "<end_of_turn>"}[name]
+    eot = ZOO[name].end_of_turn
     assert backend.tokenizer.convert_tokens_to_ids(eot) in backend.eos_ids
     ids = _prompt_ids(backend)
     bos = backend.tokenizer.bos_token_id
-    if name in ("llama3", "gemma"):
+    if ZOO[name].needs_bos:
         assert ids[0] == bos and ids[1] != bos  # the template's BOS, once
     else:
         assert bos is None or bos not in ids

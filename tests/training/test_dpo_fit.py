@@ -109,11 +109,18 @@ def _end_id(tok, name: str) -> int:
     return tok.convert_tokens_to_ids(token)
 
 
-def _strip_trailing_space(tok, ids: list[int]) -> list[int]:
-    """Drop what a template renders after its end token (Qwen's and Gemma's newline)."""
-    out = list(ids)
-    while out and not tok.decode([out[-1]], skip_special_tokens=False).strip():
-        out.pop()
+def _strip_after_end(tok, ids: list[int], name: str) -> list[int]:
+    """Drop what a template renders after its end token: Qwen's and Gemma's newline; Phi-3's newline
+    and the EOS its template puts after the last ``<|end|>`` (TRL keeps both in the reply)."""
+
+    def strip_space(out: list[int]) -> list[int]:
+        while out and not tok.decode([out[-1]], skip_special_tokens=False).strip():
+            out.pop()
+        return out
+
+    out = strip_space(list(ids))
+    if out and out[-1] == tok.eos_token_id != _end_id(tok, name) and ZOO[name].chat:
+        out = strip_space(out[:-1])
     return out
 
 
@@ -129,7 +136,7 @@ def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, 
         for key in ("chosen_ids", "rejected_ids"):
             total = len(ex["prompt_ids"]) + len(ex[key])
             assert total <= MAX_LENGTH, f"{name}: {total} tokens > {MAX_LENGTH}; keep_start cuts {prompt!r}"
-            last = _strip_trailing_space(tok, ex[key])
+            last = _strip_after_end(tok, ex[key], name)
             assert last and last[-1] == end, (
                 f"{name} {key}: {tok.decode(ex[key])!r} does not end with the end token"
             )

@@ -37,6 +37,7 @@ VARIANTS = {  # name: (zoo family, template override)
     "qwen": ("qwen", None),
     "gemma": ("gemma", None),
     "mistral": ("mistral", None),
+    "phi3": ("phi3", None),
     "qwen_think": ("qwen", QWEN_THINK_TEMPLATE),
     "gemma_think": ("gemma", GEMMA_THINK_TEMPLATE),
 }
@@ -83,13 +84,12 @@ def _render(tok, messages, *, generation_prompt: bool) -> list[int]:
     return list(out["input_ids"] if hasattr(out, "keys") else out)
 
 
-def _without_trailing_newline(tok, ids: list[int]) -> list[int]:
-    """The documented rule: what the template renders after its last end-of-turn token is dropped."""
-    specials = formatting.special_ids(tok)
-    out = list(ids)
-    while out and out[-1] not in specials and not tok.decode([out[-1]]).strip():
-        out.pop()
-    return out
+def _without_trailing_newline(tok, ids: list[int], name: str) -> list[int]:
+    """The documented rule: what the template renders after its last end-of-turn token is dropped
+    (a newline; Phi-3's newline and EOS)."""
+    eot = tok.convert_tokens_to_ids(ZOO[VARIANTS[name][0]].end_of_turn)
+    last = len(ids) - 1 - ids[::-1].index(eot)
+    return list(ids[: last + 1])
 
 
 def _supports(name: str, prompt) -> bool:
@@ -107,13 +107,15 @@ def test_reward_input_is_the_templates_full_conversation(toks, name, conv):
     if not _supports(name, prompt):
         pytest.skip("Gemma has no system role")
     full = [*prompt, {"role": "assistant", "content": reply}]
-    expected = _without_trailing_newline(tok, _render(tok, full, generation_prompt=False))
+    expected = _without_trailing_newline(tok, _render(tok, full, generation_prompt=False), name)
     for response in (reply, [{"role": "assistant", "content": reply}]):
         ids = formatting.reward_input_ids(tok, prompt, response, 512)
         assert tok.decode(ids) == tok.decode(expected)
         assert ids == expected
-    if tok.bos_token_id is not None:
+    if ZOO[VARIANTS[name][0]].needs_bos:
         assert ids.count(tok.bos_token_id) == 1 and ids[0] == tok.bos_token_id
+    else:  # Phi-3 declares a BOS that neither its tokenizer nor its template puts in
+        assert tok.bos_token_id is None or tok.bos_token_id not in ids
     assert ids[-1] == tok.convert_tokens_to_ids(ZOO[VARIANTS[name][0]].end_of_turn)
 
 
@@ -121,7 +123,7 @@ def test_reward_input_is_the_templates_full_conversation(toks, name, conv):
 def test_prompt_and_completion_split_the_full_conversation_at_their_common_prefix(toks, name):
     tok = toks[name]
     full = _without_trailing_newline(
-        tok, _render(tok, [*SINGLE, {"role": "assistant", "content": "Yes."}], generation_prompt=False)
+        tok, _render(tok, [*SINGLE, {"role": "assistant", "content": "Yes."}], generation_prompt=False), name
     )
     completion = formatting.completion_ids(tok, SINGLE, "Yes.")
     assert full[len(full) - len(completion) :] == completion
@@ -137,6 +139,8 @@ def test_prompt_and_completion_split_the_full_conversation_at_their_common_prefi
         header = "<|start_header_id|>assistant"
     if "[INST]" in text:  # Mistral: no assistant header; the user turn's close comes once
         header = "[/INST]"
+    if "<|user|>" in text:  # Phi-3
+        header = "<|assistant|>"
     assert text.count(header) == 1 and header in tok.decode(head)
     assert tok.decode(completion).startswith("Yes.")
 
@@ -160,11 +164,19 @@ def _unpadded(query, qmask, i: int) -> list[int]:
 
 
 def _generation_prompt(tok, prompt) -> list[int]:
-    """The generation prompt's own ids: what ``add_generation_prompt`` adds to the rendered prompt."""
+    """The generation prompt's own ids: what ``add_generation_prompt`` adds to the rendered prompt
+    (Phi-3 renders its EOS instead when not given one: the history then ends with it)."""
     with_gen = _render(tok, prompt, generation_prompt=True)
     without = _render(tok, prompt, generation_prompt=False)
-    assert with_gen[: len(without)] == without
-    return with_gen[len(without) :]
+    n = formatting.common_prefix_length(with_gen, without)
+    assert without[n:] in ([], [tok.eos_token_id])
+    return with_gen[n:]
+
+
+def _first_turn_header(tok, prompt) -> list[int]:
+    """What the template renders before the first message's content (BOS, the turn's header)."""
+    a, b = (_render(tok, [{**prompt[0], "content": c}], generation_prompt=False) for c in ("a", "b"))
+    return a[: formatting.common_prefix_length(a, b)]
 
 
 def _reward_prompt_part(tok, prompt, budget: int) -> list[int]:
@@ -174,7 +186,7 @@ def _reward_prompt_part(tok, prompt, budget: int) -> list[int]:
 
 
 @pytest.mark.parametrize("prompt", [LONG, LONG_MULTI], ids=["single", "multi"])
-@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "mistral", "base"])
+@pytest.mark.parametrize("name", list(ZOO))
 def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(toks, name, prompt):
     tok = toks[name]
     if name == "base":
@@ -191,7 +203,7 @@ def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(t
         gen = _generation_prompt(tok, prompt) or full[-3:]  # Mistral has none: the prompt's end stays
         assert ids[-len(gen) :] == gen, tok.decode(ids)
         # the first turn's header survives too: the cut is in the content
-        assert tok.decode(ids).startswith(tok.decode(_render(tok, prompt[:1], generation_prompt=False)[:3]))
+        assert tok.decode(ids).startswith(tok.decode(_first_turn_header(tok, prompt)))
     else:
         assert ids[-len(full[-3:]) :] == full[-3:]
     # the reward model reads the same prompt for this budget
@@ -204,7 +216,7 @@ def test_ppo_query_keeps_bos_and_generation_prompt_and_matches_the_reward_side(t
     assert short == formatting.generation_prompt_ids(tok, SINGLE if name != "base" else "Hi?")
 
 
-@pytest.mark.parametrize("name", ["llama3", "qwen", "gemma", "mistral", "base"])
+@pytest.mark.parametrize("name", list(ZOO))
 def test_rl_held_out_sampling_uses_the_same_truncated_prompt(toks, name, monkeypatch):
     import torch
 

@@ -15,8 +15,13 @@ from training.services.evaluation import score_sequences
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 # (zoo family, what it lacks): real Llama-3 has no pad and no unk; Mistral/Llama-2 no pad but <unk>;
-# the base zoo model with its pad removed.
-NO_PAD = [("llama3", {"pad_token": None, "unk_token": None}), ("mistral", {}), ("base", {"pad_token": None})]
+# the base zoo model with its pad removed; Phi-3 ships a pad, but it is its EOS.
+NO_PAD = [
+    ("llama3", {"pad_token": None, "unk_token": None}),
+    ("mistral", {}),
+    ("base", {"pad_token": None}),
+    ("phi3", {}),
+]
 
 
 @pytest.fixture(scope="module")
