@@ -17,9 +17,10 @@ string or a list with one assistant message.
   history drops (an empty think block: Qwen3, and Gemma 4 per TRL's ``common_prefix_length``) gives
   a prompt part ending at the assistant header and a completion starting with the reply: no header
   doubled, none lost. Whatever the template puts after the end-of-turn token (Qwen's
-  ``<|im_end|>\\n``, Gemma's ``<end_of_turn>\\n``) is dropped, so every sequence ends AT its
-  end-of-turn token. A policy is prompted with the generation prompt itself (``prompt_ids``,
-  ``generation_prompt_ids``: think block included).
+  ``<|im_end|>\\n``, Gemma's ``<end_of_turn>\\n``, the newline and EOS of Phi-3's
+  ``<|end|>\\n<|endoftext|>``) is dropped, so every sequence ends AT its end-of-turn token. A
+  policy is prompted with the generation prompt itself (``prompt_ids``, ``generation_prompt_ids``:
+  think block included).
 * **Plain text** (a string prompt, or messages for a tokenizer without a chat template): messages
   are rendered as an HH-style transcript, ``"Human: ...\\n\\nAssistant: ...\\n\\nHuman: ...\\n\\nAssistant:"``
   (a system turn as ``"System: ..."``). The response follows the prompt with a separator unless
@@ -175,11 +176,21 @@ def prompt_ids(tokenizer, prompt: Any) -> list[int]:
 
 
 def _strip_after_end(tokenizer, ids: list[int]) -> list[int]:
-    """Drop what a template renders after its end-of-turn token (a newline)."""
+    """Drop what a template renders after its end-of-turn token: a newline (Qwen, Gemma), and an
+    EOS it appends after the turn's own end token (Phi-3: ``<|end|>\\n<|endoftext|>``). An EOS
+    right after the reply's text is the end-of-turn itself (Mistral) and stays."""
     specials = special_ids(tokenizer)
-    out = list(ids)
-    while out and out[-1] not in specials and not tokenizer.decode([out[-1]]).strip():
-        out.pop()
+
+    def strip_space(seq: list[int]) -> list[int]:
+        while seq and seq[-1] not in specials and not tokenizer.decode([seq[-1]]).strip():
+            seq.pop()
+        return seq
+
+    out = strip_space(list(ids))
+    if len(out) > 1 and out[-1] == tokenizer.eos_token_id:
+        before = strip_space(out[:-1])
+        if before and before[-1] in specials:
+            out = before
     return out if out and out[-1] in specials else list(ids)
 
 
