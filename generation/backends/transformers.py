@@ -286,7 +286,9 @@ class TransformersBackend:
         if params.stop:
             text, hit = truncate_at_stop(text, params.stop)
         finish = FINISH_STOP if (end is not None or hit or len(tokens) < max_new) else FINISH_LENGTH
-        native = "eos" if end is not None else "stop_string" if hit else finish
+        # A stop string first: a row it ended is padded with the pad id, which is an end id where
+        # the pad is the EOS (Phi-3; Mistral, without a pad, pads with its EOS).
+        native = "stop_string" if hit else "eos" if end is not None else finish
         return Generation(
             text=text,
             finish_reason=finish,

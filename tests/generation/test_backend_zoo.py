@@ -129,3 +129,31 @@ def test_stops_on_every_declared_end_of_turn_and_keeps_bos(zoo_model, name):  # 
     backend.model.lm_head = EndOfTurnHead()
     [gens] = backend.generate([CONVERSATION], SamplingParams(temperature=0, max_new_tokens=8))
     assert gens[0].finish_reason == "stop" and gens[0].completion_tokens == 0
+
+
+@pytest.mark.parametrize("name", ["phi3", "mistral"])
+def test_a_row_a_stop_string_ended_is_not_taken_for_an_eos_when_the_pad_is_the_eos(zoo_model, name):  # noqa: F811
+    """Phi-3 pads with its EOS (Mistral, without a pad, is padded with it): in a batch, a row that a
+    stop string ended while another ran on is padded with that EOS, which is not the model ending
+    its reply (native "stop_string", not "eos")."""
+    import torch
+
+    backend = _backend(zoo_model(name))
+    tok = backend.tokenizer
+    assert backend.pad_id == tok.eos_token_id
+    stopped = tok("Yes. No", add_special_tokens=False)["input_ids"]
+    ran_on = tok("Maybe maybe maybe maybe maybe", add_special_tokens=False)["input_ids"]
+    width = len(ran_on)
+    assert len(stopped) < width
+    rows = [stopped + [backend.pad_id] * (width - len(stopped)), ran_on]
+
+    def generate(input_ids, attention_mask, **kwargs):  # what generate() returns for such a batch
+        assert kwargs["stop_strings"] == [" No"] and kwargs["pad_token_id"] == backend.pad_id
+        return torch.cat([input_ids, torch.tensor(rows, device=input_ids.device)], dim=1)
+
+    backend.model.generate = generate
+    params = SamplingParams(temperature=0, max_new_tokens=width, stop=[" No"])
+    [[first], [second]] = backend.generate([CONVERSATION, CONVERSATION], params)
+    assert first.text == "Yes." and first.finish_reason == "stop"
+    assert first.native_finish_reason == "stop_string"
+    assert second.native_finish_reason == "length" and second.completion_tokens == width
