@@ -3,7 +3,8 @@
 Every model is a random-init tiny Llama with a byte-level BPE tokenizer trained on the spot
 (``generation.tiny_model``); what differs is what trips code written against one family only:
 
-``llama3``  saved in bf16; the tokenizer adds ``<|begin_of_text|>`` to plain text and the template
+``llama3``  saved in bf16; pads on the right (Llama-3's tokenizer config sets no side); the
+            tokenizer adds ``<|begin_of_text|>`` to plain text and the template
             starts with it too; each turn ends with ``<|eot_id|>``, an id different from the
             tokenizer's EOS ``<|end_of_text|>`` (``generation_config.eos_token_id`` lists both).
 ``qwen``    saved in bf16; no BOS; ``<|im_start|>role\\n...<|im_end|>\\n`` turns (the rendered text
@@ -24,7 +25,8 @@ Every model is a random-init tiny Llama with a byte-level BPE tokenizer trained 
             ``<|endoftext|>``, ``<|assistant|>`` and ``<|end|>``; a BOS ``<s>`` is declared but the
             tokenizer does not add it (``add_bos_token: false``) and the template does not emit it; a
             ``</s>`` that is not the EOS.
-``base``    saved in bf16; a base model with no chat template; the tokenizer adds ``<s>``; EOS ``</s>``.
+``base``    saved in bf16; a base model with no chat template; the tokenizer adds ``<s>``; EOS ``</s>``;
+            pads on the right. (The other families pad on the left.)
 
 ``build_zoo_model(name, out_dir)`` builds one in about a second.
 """
@@ -134,6 +136,7 @@ ZOO: dict[str, ZooSpec] = {
             "add_bos": True,
             "chat_template": LLAMA3_TEMPLATE,
             "eos_token_ids": ["<|end_of_text|>", "<|eot_id|>"],
+            "padding_side": "right",  # Llama-3's tokenizer_config sets none: the library's right
         },
         end_of_turn="<|eot_id|>",
         needs_bos=True,
@@ -229,6 +232,7 @@ ZOO: dict[str, ZooSpec] = {
             "unk_token": "<unk>",
             "add_bos": True,
             "chat_template": None,
+            "padding_side": "right",
         },
         end_of_turn=None,
         needs_bos=True,

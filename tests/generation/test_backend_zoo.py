@@ -157,3 +157,13 @@ def test_a_row_a_stop_string_ended_is_not_taken_for_an_eos_when_the_pad_is_the_e
     assert first.text == "Yes." and first.finish_reason == "stop"
     assert first.native_finish_reason == "stop_string"
     assert second.native_finish_reason == "length" and second.completion_tokens == width
+
+
+def test_the_zoo_pads_on_both_sides_as_real_tokenizers_do(zoo_model):  # noqa: F811
+    """Most real tokenizers pad on the right (Llama-3's config sets no side: the library's right),
+    Phi-3's on the left; code that assumed one side would pass a zoo of one side only."""
+    from transformers import AutoTokenizer
+
+    sides = {name: AutoTokenizer.from_pretrained(zoo_model(name)).padding_side for name in ZOO}
+    assert sides == {name: spec.build.get("padding_side", "left") for name, spec in ZOO.items()}
+    assert set(sides.values()) == {"left", "right"}
