@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import F
 from django.db.models.functions import Greatest
 from django.utils.text import slugify
@@ -47,8 +47,12 @@ KIND_SETTINGS: dict[str, tuple[str, ...]] = {
 
 
 NAME_MAX = Project._meta.get_field("name").max_length
-_BOOLEAN_SETTINGS = ("allow_tie", "allow_both_bad", "strength_scale", "allow_rank_ties", "judge_pre_annotation",
-                     "judge_routing")  # fmt: skip
+#: The on/off settings, as the model declares them.
+_BOOLEAN_SETTINGS = tuple(
+    f.name
+    for f in Project._meta.get_fields()
+    if f.name in SETTINGS_FIELDS and isinstance(f, models.BooleanField)
+)
 #: Whole-number settings: their bounds (``PROJECT_BOUNDS``, which the database checks too) and what
 #: the message calls them.
 _WHOLE_SETTINGS = {
