@@ -102,6 +102,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--tasks", type=int, default=100_000)
     ap.add_argument("--human-share", type=float, default=0.05)
+    ap.add_argument("--reroute", action="store_true", help="Also time the re-route itself (once).")
     args = ap.parse_args(argv)
     import logging
 
@@ -131,6 +132,13 @@ def main(argv: list[str] | None = None) -> None:
         print(
             f"Judges page GET, run {run + 1}: {time.perf_counter() - t0:.3f} s ({len(response.content):,} bytes)"
         )
+    if args.reroute:
+        from annotate.judges.services import routing_reroute
+
+        t0 = time.perf_counter()
+        project.refresh_from_db()
+        outcome = routing_reroute(project=project, actor=manager)
+        print(f"routing_reroute: {time.perf_counter() - t0:.1f} s  {outcome.audit_details()}")
 
 
 if __name__ == "__main__":

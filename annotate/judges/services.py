@@ -867,6 +867,30 @@ def _judge_annotation(s: JudgeSuggestion, task: Task, guideline_id: int | None, 
     )
 
 
+#: Rows per INSERT statement when routing writes its labels and decisions.
+ROUTING_WRITE_BATCH = 500
+
+
+class _CounterShifts:
+    """Changes to tasks' ``claims`` and ``target_labels`` that routing makes, written as one
+    UPDATE per distinct change (``claims = claims + dc, target_labels = target_labels + dt`` for
+    the tasks that change by ``(dc, dt)``: a few statements, not one per task). The caller holds
+    the tasks' row locks, so a change computed from the locked row is the change to make."""
+
+    def __init__(self) -> None:
+        self._ids: dict[tuple[int, int], list[int]] = {}
+
+    def add(self, task: Task, *, claims: int, target_labels: int) -> None:
+        if claims or target_labels:
+            self._ids.setdefault((claims, target_labels), []).append(task.pk)
+
+    def write(self) -> None:
+        for (dc, dt), ids in self._ids.items():
+            Task.objects.filter(pk__in=ids).update(
+                claims=F("claims") + dc, target_labels=F("target_labels") + dt
+            )
+
+
 def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]) -> list[RoutingDecision]:
     """Decide the route of every listed task that has judge suggestions and no decision yet.
     Locks the tasks (in id order) and writes decisions, judge annotations and task counters
@@ -897,7 +921,7 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
             "task_id", "labeler_id"
         )
     )
-    decisions = []
+    decisions, labels, shifts = [], [], _CounterShifts()
     for task_id in sorted(tasks):
         task = tasks[task_id]
         suggestions = per_task[task_id]
@@ -928,17 +952,16 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         ]
         if not new:
             continue
-        Annotation.objects.bulk_create(new)
+        labels.extend(new)
         n = len(new)
-        if route == Route.JUDGE:  # the judges take every remaining slot: the task leaves the queue
-            Task.objects.filter(pk=task_id).update(claims=F("claims") + n, target_labels=F("claims") + n)
-            details["target_after"] = task.claims + n
-        else:  # audit: judge votes beside the humans', every human slot kept
-            Task.objects.filter(pk=task_id).update(
-                claims=F("claims") + n, target_labels=F("target_labels") + n
-            )
-            details["target_after"] = task.target_labels + n
-    RoutingDecision.objects.bulk_create(decisions)
+        # judge route: the judges take every remaining slot (the task leaves the queue); audit:
+        # judge votes beside the humans', every human slot kept
+        target = task.claims + n if route == Route.JUDGE else task.target_labels + n
+        shifts.add(task, claims=n, target_labels=target - task.target_labels)
+        details["target_after"] = target
+    Annotation.objects.bulk_create(labels, batch_size=ROUTING_WRITE_BATCH)
+    shifts.write()
+    RoutingDecision.objects.bulk_create(decisions, batch_size=ROUTING_WRITE_BATCH)
     return decisions
 
 
@@ -1033,12 +1056,13 @@ def _reroute_batch(*, project: Project, task_ids: list[int], out: RerouteOutcome
         judge_labels = Annotation.objects.filter(task_id__in=list(old), source=AnnotationSource.JUDGE)
         withdrawn = dict(judge_labels.values("task_id").annotate(n=Count("id")).values_list("task_id", "n"))
         judge_labels.delete()
+        given_back = _CounterShifts()
         for task_id, decision in sorted(old.items()):
             task, n = tasks[task_id], withdrawn.get(task_id, 0)
             target = _withdrawn_target(project, decision, task.target_labels, n)
             target = max(target, task.claims - n, 1)
-            if n or target != task.target_labels:
-                Task.objects.filter(pk=task_id).update(claims=F("claims") - n, target_labels=target)
+            given_back.add(task, claims=-n, target_labels=target - task.target_labels)
+        given_back.write()
         RoutingDecision.objects.filter(task_id__in=list(old)).delete()
         new = {d.task_id: d.route for d in routing_apply(project=project, job=None, task_ids=ids)}
         for task_id in ids:
