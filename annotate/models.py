@@ -767,5 +767,6 @@ from annotate.models_judges import (  # noqa: E402,F401  (models of annotate.jud
     Judge,
     JudgeJob,
     JudgeSuggestion,
+    RerouteJob,
     RoutingDecision,
 )

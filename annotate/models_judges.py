@@ -19,13 +19,18 @@
   did not report its usage; the cost is then unknown too.
 * ``RoutingDecision``: per task, whether the judges or humans label it, and why (re-routed on a
   manager's request while no human worked on the task: ``annotate.judges.services.routing_reroute``).
+* ``RerouteJob``: one such re-route, run by a worker (the shared job lifecycle), with its progress
+  and outcome.
 """
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 from annotate.strength import strength_in_range
 from core.jobs import JobState, WorkerJob
@@ -228,3 +233,42 @@ class RoutingDecision(models.Model):
 
     def __str__(self) -> str:
         return f"task {self.task_id} -> {self.route} ({self.reason})"
+
+
+class RerouteJob(WorkerJob):
+    """A manager's re-route of a project's judged tasks (``routing_reroute``), run by a worker on
+    the default queue so that a large project's re-route is not bound to a web request: the
+    Judges page shows its progress and, once it ends, what it changed (``outcome``, the counts of
+    ``RerouteOutcome``). One at a time per project (a database constraint)."""
+
+    JOB_NOUN = "re-route"
+
+    project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="reroute_jobs")
+    total_units = models.PositiveIntegerField(default=0, help_text="Tasks in the re-route's scope.")
+    done_units = models.PositiveIntegerField(default=0, help_text="Tasks whose batch has committed.")
+    outcome = models.JSONField(default=dict, blank=True, help_text="What it changed (RerouteOutcome).")
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its worker last reported progress (claimed it, or a batch)."
+    )
+
+    #: An active re-route with no progress for this long is taken as stopped (its worker died: a
+    #: batch of 200 tasks takes well under a second): another may replace it.
+    STALLED_AFTER = timedelta(minutes=10)
+
+    @property
+    def stalled(self) -> bool:
+        last = self.progress_at or self.created_at
+        return self.job_active and last is not None and timezone.now() - last > self.STALLED_AFTER
+
+    class Meta(WorkerJob.Meta):
+        constraints = [
+            models.CheckConstraint(condition=Q(state__in=JobState.values), name="reroutejob_state_valid"),
+            models.CheckConstraint(
+                condition=Q(done_units__lte=models.F("total_units")), name="reroutejob_done_within_total"
+            ),
+            models.UniqueConstraint(
+                fields=["project"],
+                condition=Q(state__in=[JobState.QUEUED, JobState.RUNNING]),
+                name="reroutejob_one_active_per_project",
+            ),
+        ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import InterfaceError, OperationalError
 
 from annotate.services.reports import report_snapshot_compute
 
@@ -53,3 +54,19 @@ def task_priorities_sweep_task() -> int:
     from annotate.services.task_order import task_priorities_sweep
 
     return task_priorities_sweep()
+
+
+@shared_task(
+    name="annotate.judge_reroute",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    max_retries=3,
+    retry_backoff=5,
+)
+def judge_reroute_task(job_id: int) -> dict:
+    """Run a manager's re-route of judged tasks (``annotate.judges.services.reroute_job_run``)."""
+    from annotate.judges.services import reroute_job_run
+
+    job = reroute_job_run(job_id=job_id)
+    return {"job": job_id, "state": job.state if job else None}

@@ -86,7 +86,7 @@ class UserJob(BackgroundJob, Authored):
 
 
 class WorkerJob(UserJob):
-    """A user job that a worker runs (generation jobs, training runs, judge jobs): it stores the
+    """A user job that a worker runs (generation jobs, training runs, judge jobs, re-routes): it stores the
     lifecycle states as they are and records when a worker started it. Its name is
     ``<JOB_NOUN> <id> (<state>)``."""
 

@@ -18,6 +18,7 @@ from annotate.models import (
     JudgeJob,
     JudgeSuggestion,
     Project,
+    RerouteJob,
     RoutingDecision,
     Task,
     TaskCandidate,
@@ -179,6 +180,11 @@ def reroute_preview(*, project: Project) -> dict:
         "left_alone": sum(why.values()),
         "left_alone_why": {r: why[r] for r in LEFT_ALONE_REASONS if why.get(r)},
     }
+
+
+def reroute_job_latest(*, project: Project) -> RerouteJob | None:
+    """The project's newest re-route (running, or the last one that ended), or None."""
+    return RerouteJob.objects.filter(project=project).select_related("created_by").first()
 
 
 def pre_annotation_for(*, task: Task) -> JudgeSuggestion | None:

@@ -67,6 +67,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from decimal import Decimal, InvalidOperation
 
@@ -90,6 +91,7 @@ from annotate.models import (
     JudgeJob,
     JudgeSuggestion,
     Project,
+    RerouteJob,
     RoutingDecision,
     Task,
     TaskCandidate,
@@ -1080,20 +1082,9 @@ def _reroute_batch(*, project: Project, task_ids: list[int], out: RerouteOutcome
                 out.judge_to_human += 1
 
 
-def routing_reroute(*, project: Project, actor: AbstractBaseUser | None = None) -> RerouteOutcome:
-    """Route again, with the active judges' current answers and the project's current settings,
-    every task whose route can still change: judged by an active judge or already decided, and
-    with no human work on it (no human label, no live lease, no review, no adjudication: those keep
-    their decision; ``selectors.reroute_scope``). A manager's button on the Judges page, for a
-    decision made by a judge that was broken then (``unparsed``) or that turned out biased and was
-    switched off since.
-
-    Per task, the old decision is withdrawn first: its judge labels are deleted (their claims with
-    them) and the target routing changed is given back (``_withdrawn_target``); then
-    ``routing_apply`` decides again. A task no active judge answered is left without a decision:
-    an ordinary task, labeled by humans. ``REROUTE_BATCH`` tasks per transaction
-    (``_reroute_batch``); one audit event (``judge.reroute``) with the counts, also when a batch
-    failed (``interrupted``; what the batches before it did stays done)."""
+def _reroute_scope_checked(project: Project):
+    """The tasks a re-route of ``project`` would route again (``selectors.reroute_scope``), or the
+    reason it cannot run (InvalidInput)."""
     from annotate.judges.selectors import reroute_scope
     from annotate.services.leasing import leases_expire
 
@@ -1109,11 +1100,39 @@ def routing_reroute(*, project: Project, actor: AbstractBaseUser | None = None) 
                 "label, a lease, a review or an adjudication) and keep their decision."
             )
         raise InvalidInput("Nothing to re-route: no task of this project was judged or routed yet.")
+    return scope
+
+
+def routing_reroute(
+    *,
+    project: Project,
+    actor: AbstractBaseUser | None = None,
+    progress: Callable[[int, int, RerouteOutcome], None] | None = None,
+) -> RerouteOutcome:
+    """Route again, with the active judges' current answers and the project's current settings,
+    every task whose route can still change: judged by an active judge or already decided, and
+    with no human work on it (no human label, no live lease, no review, no adjudication: those keep
+    their decision; ``selectors.reroute_scope``). A manager's button on the Judges page starts a
+    ``RerouteJob`` (``reroute_start``), whose worker runs this, for a decision made by a judge that
+    was broken then (``unparsed``) or that turned out biased and was switched off since.
+    ``progress(done, total, outcome)`` is called after each batch has committed.
+
+    Per task, the old decision is withdrawn first: its judge labels are deleted (their claims with
+    them) and the target routing changed is given back (``_withdrawn_target``); then
+    ``routing_apply`` decides again. A task no active judge answered is left without a decision:
+    an ordinary task, labeled by humans. ``REROUTE_BATCH`` tasks per transaction
+    (``_reroute_batch``); one audit event (``judge.reroute``) with the counts, also when a batch
+    failed (``interrupted``; what the batches before it did stays done)."""
+
+    scope = _reroute_scope_checked(project)
     out = RerouteOutcome()
     out.count_left_alone(scope.left_alone.values())
+    total = len(scope.task_ids)
     try:
-        for i in range(0, len(scope.task_ids), REROUTE_BATCH):
+        for i in range(0, total, REROUTE_BATCH):
             _reroute_batch(project=project, task_ids=scope.task_ids[i : i + REROUTE_BATCH], out=out)
+            if progress is not None:
+                progress(min(i + REROUTE_BATCH, total), total, out)
     except Exception:
         with transaction.atomic():
             audit_record(
@@ -1126,3 +1145,66 @@ def routing_reroute(*, project: Project, actor: AbstractBaseUser | None = None) 
     with transaction.atomic():
         audit_record(actor=actor, project=project, action="judge.reroute", details=out.audit_details())
     return out
+
+
+# --- re-routing in the background ------------------------------------------------------------------
+
+REROUTE_TASK_NAME = "annotate.judge_reroute"
+
+
+@transaction.atomic
+def reroute_start(*, project: Project, actor: AbstractBaseUser | None = None) -> RerouteJob:
+    """Start a re-route of the project's judged tasks (``routing_reroute``) on a worker: checked
+    here (the same refusals as the re-route itself), run by ``reroute_job_run``. One at a time per
+    project: a second while one is queued or running is a Conflict."""
+    scope = _reroute_scope_checked(project)
+    active = RerouteJob.objects.filter(project=project, state__in=jobs.ACTIVE_STATES)
+    for stalled in active.select_for_update():
+        if stalled.stalled:
+            jobs.job_fail(
+                stalled,
+                f"No progress for {int(RerouteJob.STALLED_AFTER.total_seconds() // 60)} minutes (its "
+                "worker stopped): replaced by a new re-route.",
+            )
+    with unique_or_conflict(
+        (active, Conflict("A re-route of this project is already running: wait for it to end."))
+    ):
+        job = RerouteJob.objects.create(project=project, created_by=actor, total_units=len(scope.task_ids))
+    outbox_enqueue(REROUTE_TASK_NAME, job.pk)
+    return job
+
+
+def reroute_job_run(*, job_id: int) -> RerouteJob | None:
+    """Run a queued re-route (the worker's side of ``reroute_start``). A redelivered message of a
+    re-route that a dead worker left running runs it again (re-routing is idempotent per task);
+    one another worker runs now, or one that has ended, is left alone."""
+    with jobs.run_alone(RerouteJob, job_id) as alone:
+        claimed = alone and RerouteJob.objects.filter(pk=job_id, state__in=jobs.ACTIVE_STATES).update(
+            state=JobState.RUNNING,
+            started_at=Coalesce(F("started_at"), timezone.now()),
+            progress_at=timezone.now(),
+        )
+        job = RerouteJob.objects.select_related("project", "created_by").filter(pk=job_id).first()
+        if not claimed or job is None:
+            return job
+
+        def progress(done: int, total: int, out: RerouteOutcome) -> None:
+            still_running = RerouteJob.objects.filter(pk=job_id, state=JobState.RUNNING).update(
+                total_units=total, done_units=done, outcome=out.audit_details(), progress_at=timezone.now()
+            )
+            if not still_running:  # replaced as stalled while this worker was held up: stop here
+                raise Conflict("This re-route was replaced by a newer one.")
+
+        try:
+            out = routing_reroute(project=job.project, actor=job.created_by, progress=progress)
+        except (OperationalError, InterfaceError):
+            raise  # the Celery task retries: the re-route runs again
+        except Exception as exc:  # ends the job with its message (a refusal, or a batch that failed)
+            if not isinstance(exc, (InvalidInput, Conflict)):
+                log.exception("re-route %s failed", job_id)
+            job.refresh_from_db()
+            jobs.job_fail(job, str(exc) if isinstance(exc, InvalidInput) else exc)
+            return job
+        job.refresh_from_db()
+        jobs.job_finish(job, outcome=out.audit_details(), done_units=job.total_units)
+        return job

@@ -143,6 +143,7 @@ TABLES_LEFT_OUT: dict[str, str] = {
     "generation.GenerationBatch": "a job's units of work; a restored job is finished (see generation_job)",
     "annotate.RoutingDecision": "recomputed when judges run on the copy",
     "annotate.ReportSnapshot": "a cache, recomputed on demand",
+    "annotate.RerouteJob": "a re-route run: its outcome is in the audit log; nothing to run again on the copy",
     "annotate.AuditEvent": "the audit log stays with the database it recorded",
     "annotate.ApiToken": "tokens are per user secrets; issue new ones for the copy",
     "training.Export": "kept as export_manifest records for the record only; export the copy again",

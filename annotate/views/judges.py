@@ -22,6 +22,7 @@ from annotate.judges.forms import (
 )
 from annotate.models import TaskKind
 from core.access import ProjectAccess, project_page
+from core.jobs import JobState
 from core.pages import flash_form_outcome, flash_outcome, form_submit, post_form
 from generation.selectors import endpoints_for_project
 
@@ -50,6 +51,7 @@ def _home(request: HttpRequest, access: ProjectAccess, *, judge_form=None, statu
         "pairwise_only": services.PAIRWISE_ONLY,
         "routing": selectors.routing_summary(project=project),
         "reroute": selectors.reroute_preview(project=project) if access.can("manage") else None,
+        **_reroute_job_context(project),
     }
     return render(request, "annotate/judges/home.html", context, status=status)
 
@@ -141,6 +143,16 @@ def _rerouted_message(out: services.RerouteOutcome) -> str:
     return text
 
 
+def _reroute_job_context(project) -> dict:
+    """The project's latest re-route for the Judges page: the job, and what it changed once done."""
+    job = selectors.reroute_job_latest(project=project)
+    done = job is not None and job.state == JobState.DONE and isinstance(job.outcome, dict)
+    return {
+        "reroute_job": job,
+        "reroute_job_message": _rerouted_message(services.RerouteOutcome(**job.outcome)) if done else "",
+    }
+
+
 #: The re-route message's words for why a task was left alone (``selectors.LEFT_ALONE_REASONS``).
 REROUTE_LEFT_ALONE = {
     "human_work": "labeled or held by a labeler",
@@ -158,8 +170,11 @@ def judge_reroute(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         return redirect("annotate:judges", project.slug)
     flash_outcome(
         request,
-        lambda: services.routing_reroute(project=project, actor=request.user),
-        _rerouted_message,
+        lambda: services.reroute_start(project=project, actor=request.user),
+        lambda job: (
+            f"Re-routing {job.total_units} task{'s' if job.total_units != 1 else ''} in the "
+            "background: this page shows the outcome when it ends."
+        ),
     )
     return redirect("annotate:judges", project.slug)
 

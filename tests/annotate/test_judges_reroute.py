@@ -5,10 +5,14 @@ target_labels`` holds throughout."""
 
 from __future__ import annotations
 
-import pytest
-from django.db.models import Count, F, Q
+from datetime import timedelta
 
-from annotate.errors import InvalidInput
+import pytest
+from django.db import IntegrityError, transaction
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+from annotate.errors import Conflict, InvalidInput
 from annotate.judges import services as judge_services
 from annotate.judges.services import judge_create, judge_set_active, routing_apply_now
 from annotate.models import (
@@ -18,6 +22,7 @@ from annotate.models import (
     AuditEvent,
     JudgeJob,
     JudgeSuggestion,
+    RerouteJob,
     RoutingDecision,
     Task,
 )
@@ -249,7 +254,11 @@ def test_claims_never_exceed_the_target_when_a_labeler_claims_in_between(routed,
 # --- the page ---------------------------------------------------------------------------------------
 
 
-def test_managers_reroute_from_the_judges_page(routed, client, labeler_in):
+def test_managers_reroute_from_the_judges_page(
+    routed, client, labeler_in, celery_eager, django_capture_on_commit_callbacks
+):
+    """The button starts a re-route that a worker runs (here Celery runs it eagerly once the
+    request commits); the page then says what it changed."""
     project, judge, manager, tasks = routed
     add_suggestion(judge, tasks["unparsed"], choice="a", strength=3)
     client.force_login(manager)
@@ -257,15 +266,107 @@ def test_managers_reroute_from_the_judges_page(routed, client, labeler_in):
     page = client.get(url).content.decode()
     assert "Re-route undecided and unlabeled tasks" in page
     assert 'id="reroute-form"' in page and "4 tasks" in page
+    assert 'id="reroute-status"' not in page  # no re-route yet
     # without the confirmation ticked: nothing happens
     resp = client.post(f"{url}reroute/", follow=True)
     assert "Tick the confirmation" in resp.content.decode()
     assert decision(tasks["unparsed"]).reason == "unparsed"
-    resp = client.post(f"{url}reroute/", {"confirm": "on"}, follow=True)
-    body = resp.content.decode()
-    assert resp.redirect_chain[-1][0].endswith(url)
+    assert not RerouteJob.objects.exists()
+    with django_capture_on_commit_callbacks(execute=True):
+        resp = client.post(f"{url}reroute/", {"confirm": "on"})
+    assert resp.status_code == 302 and resp.url.endswith(url)
+    job = RerouteJob.objects.get()
+    assert (job.state, job.total_units, job.done_units, job.created_by) == ("done", 4, 4, manager)
+    body = client.get(url).content.decode()
+    assert "Re-routing 4 tasks in the background" in body  # the flash of the POST
+    assert 'data-state="done"' in body
     assert "Re-routed 4 tasks: 1 from humans to the judges, 0 from the judges to humans" in body
+    assert "(asked by reroute-boss)" in body
     assert decision(tasks["unparsed"]).reason == "confident"
+
+
+def test_a_running_reroute_shows_its_progress_and_refuses_a_second(routed, client):
+    """Queued (no worker yet): the page says so and offers no button; a second start (a stale page,
+    the API of another tab) is refused with a message, by the database's one-active constraint if
+    two requests race."""
+    project, _judge, manager, _tasks = routed
+    job = judge_services.reroute_start(project=project, actor=manager)  # no worker runs it
+    assert (job.state, job.total_units, job.done_units) == ("queued", 4, 0)
+    client.force_login(manager)
+    url = f"/projects/{project.slug}/judges/"
+    page = client.get(url).content.decode()
+    assert 'data-state="queued"' in page and "A re-route is waiting for a worker" in page
+    assert 'id="reroute-form"' not in page
+    resp = client.post(f"{url}reroute/", {"confirm": "on"}, follow=True)
+    assert "A re-route of this project is already running" in resp.content.decode()
+    assert RerouteJob.objects.count() == 1
+    RerouteJob.objects.filter(pk=job.pk).update(state="running", done_units=2)
+    page = client.get(url).content.decode()
+    assert "Re-routing in the background: 2 of 4 tasks done" in page
+    # the database keeps it to one, whatever the caller
+    with pytest.raises(IntegrityError), transaction.atomic():
+        RerouteJob.objects.create(project=project, created_by=manager)
+
+
+def test_the_worker_records_progress_and_the_outcome(routed, monkeypatch):
+    project, judge, manager, tasks = routed
+    add_suggestion(judge, tasks["unparsed"], choice="a", strength=3)
+    monkeypatch.setattr(judge_services, "REROUTE_BATCH", 3)
+    seen = []
+    real = judge_services._reroute_batch
+
+    def batch(**kw):
+        seen.append(RerouteJob.objects.values_list("state", "done_units").get())
+        return real(**kw)
+
+    monkeypatch.setattr(judge_services, "_reroute_batch", batch)
+    job = judge_services.reroute_start(project=project, actor=manager)
+    job = judge_services.reroute_job_run(job_id=job.pk)
+    assert seen == [("running", 0), ("running", 3)]  # progress after the first batch of 3
+    assert (job.state, job.done_units, job.total_units) == ("done", 4, 4)
+    assert job.outcome["rerouted"] == 4 and job.outcome["human_to_judge"] == 1
+    assert job.started_at is not None and job.finished_at is not None
+    event = AuditEvent.objects.get(action="judge.reroute")
+    assert event.actor == manager and event.details == job.outcome
+    # a redelivered message of an ended re-route does nothing
+    again = judge_services.reroute_job_run(job_id=job.pk)
+    assert again.state == "done" and AuditEvent.objects.filter(action="judge.reroute").count() == 1
+
+
+def test_a_reroute_that_fails_says_why_and_keeps_what_committed(routed, monkeypatch, client):
+    project, _judge, manager, _tasks = routed
+    monkeypatch.setattr(judge_services, "REROUTE_BATCH", 2)
+    real, calls = judge_services._reroute_batch, []
+
+    def batch(**kw):
+        calls.append(kw["task_ids"])
+        if len(calls) == 2:
+            raise RuntimeError("disk full")
+        return real(**kw)
+
+    monkeypatch.setattr(judge_services, "_reroute_batch", batch)
+    job = judge_services.reroute_job_run(
+        job_id=judge_services.reroute_start(project=project, actor=manager).pk
+    )
+    assert (job.state, job.done_units, job.total_units) == ("failed", 2, 4)
+    assert job.error == "RuntimeError: disk full"
+    assert AuditEvent.objects.get(action="judge.reroute").details["interrupted"] is True
+    client.force_login(manager)
+    page = client.get(f"/projects/{project.slug}/judges/").content.decode()
+    assert "The last re-route failed" in page and "after 2 of 4 tasks: RuntimeError: disk full" in page
+    assert 'id="reroute-form"' in page  # it can be pressed again
+
+
+def test_a_reroute_refused_by_the_time_it_runs_fails_with_the_reason(routed):
+    """Routing switched off between the button and the worker: the job ends failed, with the
+    refusal's words, and changes nothing."""
+    project, _judge, manager, tasks = routed
+    job = judge_services.reroute_start(project=project, actor=manager)
+    project_update_settings(project=project, judge_routing=False)
+    job = judge_services.reroute_job_run(job_id=job.pk)
+    assert job.state == "failed" and job.error == "Turn judge routing on in the project's settings first."
+    assert decision(tasks["unparsed"]).reason == "unparsed"
+    assert not AuditEvent.objects.filter(action="judge.reroute").exists()
 
 
 def test_researchers_and_labelers_cannot_reroute(routed, client, labeler_in):
@@ -448,3 +549,44 @@ def test_the_page_s_confirmation_counts_what_the_button_would_do(routed, labeler
         leased.pk: "human_work",
     }
     assert scope.left_alone_why() == preview["left_alone_why"]
+
+
+def test_a_stalled_reroute_can_be_replaced(routed, client):
+    """A re-route whose worker died (no progress for ten minutes) would hide the button for ever:
+    the page says so, offers the button again, and the new re-route fails the old one; the old
+    worker, if it was only held up, stops at its next batch."""
+    project, judge, manager, tasks = routed
+    add_suggestion(judge, tasks["unparsed"], choice="a", strength=3)
+    old = judge_services.reroute_start(project=project, actor=manager)
+    RerouteJob.objects.filter(pk=old.pk).update(state="running", done_units=2, progress_at=timezone.now())
+    client.force_login(manager)
+    url = f"/projects/{project.slug}/judges/"
+    assert 'id="reroute-form"' not in client.get(url).content.decode()  # alive: no second one
+    with pytest.raises(Conflict):
+        judge_services.reroute_start(project=project, actor=manager)
+    RerouteJob.objects.filter(pk=old.pk).update(progress_at=timezone.now() - timedelta(minutes=11))
+    page = client.get(url).content.decode()
+    assert "has made no progress since 11" in page and 'id="reroute-form"' in page
+    new = judge_services.reroute_start(project=project, actor=manager)
+    old.refresh_from_db()
+    assert old.state == "failed" and "No progress for 10 minutes" in old.error
+    assert judge_services.reroute_job_run(job_id=old.pk).state == "failed"  # its late message: nothing
+    assert decision(tasks["unparsed"]).reason == "unparsed"
+    assert judge_services.reroute_job_run(job_id=new.pk).state == "done"
+    assert decision(tasks["unparsed"]).reason == "confident"
+
+
+def test_a_held_up_worker_stops_once_its_reroute_was_replaced(routed, monkeypatch):
+    project, _judge, manager, _tasks = routed
+    monkeypatch.setattr(judge_services, "REROUTE_BATCH", 2)
+    job = judge_services.reroute_start(project=project, actor=manager)
+    real = judge_services._reroute_batch
+
+    def batch(**kw):
+        real(**kw)  # then the job is failed as stalled by a newer request
+        RerouteJob.objects.filter(pk=job.pk).update(state="failed", error="replaced")
+
+    monkeypatch.setattr(judge_services, "_reroute_batch", batch)
+    job = judge_services.reroute_job_run(job_id=job.pk)
+    assert (job.state, job.error, job.done_units) == ("failed", "replaced", 0)
+    assert AuditEvent.objects.get(action="judge.reroute").details["rerouted"] == 2  # one batch only

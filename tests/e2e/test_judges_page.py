@@ -6,8 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.judges.services import judge_job_run
-from annotate.models import JudgeJob, RoutingDecision
+from annotate.judges.services import judge_job_run, reroute_job_run
+from annotate.models import JudgeJob, RerouteJob, RoutingDecision
 from annotate.services.guidelines import guideline_publish
 from annotate.services.projects import membership_add
 from generation.openai_server import serve_in_thread
@@ -90,6 +90,15 @@ def test_manager_creates_a_judge_runs_it_and_reads_results(
     assert "the 5 tasks no human has worked on yet" in page.inner_text("#reroute")
     page.check("#reroute-confirm")
     page.click("#reroute-form button[type=submit]")
-    assert f"Re-routed {len(PAIRS)} tasks" in page.inner_text("body")
+    # a worker re-routes; until it has, the page says it waits and offers no second button
+    assert f"Re-routing {len(PAIRS)} tasks in the background" in page.inner_text("body")
+    assert "A re-route is waiting for a worker" in page.inner_text("#reroute-status")
+    assert page.locator("#reroute-form").count() == 0
+    reroute_job_run(job_id=RerouteJob.objects.get(project=project).pk)  # what the worker does
+    page.reload()
+    assert f"Re-routed {len(PAIRS)} tasks" in page.inner_text("#reroute-status")
+    assert page.get_attribute("#reroute", "open") is None
+    page.click("summary:has-text('Re-route undecided and unlabeled tasks')")
+    screenshot(page, "judges-rerouted")
     assert RoutingDecision.objects.filter(project=project).count() == len(PAIRS)
     assert page.recorder.csp_violations == [] and page.recorder.page_errors == []
