@@ -1,15 +1,49 @@
 """Project backup and restore: one gzip'd JSON-lines file per project.
 
-What a dump holds: the project's settings and rating dimensions, memberships (by username),
-every guideline version and acknowledgement, prompts, candidates (with provenance), tasks and their
-slots, finished assignments (submitted/skipped), annotations, and the manifests of its exports
-(options, counts, content hash; the data files themselves live under PREFHUB_DATA_DIR and are copied
-with ordinary file backups). Live leases are not dumped: they are transient.
+What a dump holds, in this order: the project's settings and rating dimensions and who made it
+when; memberships (by username, with when they joined); the project's own model endpoints
+(``endpoint``: name, backend, model, config, sampling defaults, on/off, who made it when); its AI
+judges (``judge``: name, endpoint by name, sampling overrides, prices, on/off, who made it when,
+and the name of the account it labels as); every guideline version and acknowledgement; prompts;
+generation jobs (settings, counters, and their endpoints by name); candidates (with provenance:
+model, version, sampling, seed, job, endpoint by name); tasks and their slots; finished
+assignments (submitted/skipped); annotations; review verdicts; adjudications; the project's audit
+log (``audit_event``: actor by username, action, target as recorded, i.e. the dumped project's ids,
+details, time), oldest first; and the manifests of its exports (options, counts, content hash; the
+data files themselves live under PREFHUB_DATA_DIR and are copied with ordinary file backups). Every
+row keeps the time it was made (prompts, candidates, tasks, reviews and adjudications too, and when
+a verdict or an adjudication last changed).
 
-Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version.
+Endpoints: only the project's own are dumped. A shared endpoint (``project`` empty) is a server
+setting: a reference to one (a judge's, a job's, a candidate's) is its name, and a restore matches
+it by name on the target server, refusing with the record's line when there is none. Names are
+unique on a server, so a restored endpoint whose name is taken is called "NAME-restored" (then
+"-restored-2", ...).
+
+Secrets: a dump never holds one. An endpoint's API key is not in the database at all (its config
+holds ``api_key_env``, the *name* of the environment variable with the key, which is dumped). The
+one place a secret value could be stored is an OpenAI-compatible base URL's query string (``?key=``,
+``api-key=``, ``code=``, ``token=``...): those parameters are left out
+(``generation.backends.config_without_secrets``, which also keeps only the backend's known
+settings), so the restored copy needs its key set up again where it used one. Users are named,
+never their passwords.
+
+Not in a dump, and why: live leases (transient; claims are recomputed); API tokens (credentials:
+issue new ones for the copy); training runs (they point at files on the worker's disk, which a dump
+does not carry); report snapshots (re-computed from the restored labels); judge jobs, their
+suggestions and routing decisions (runs of the judges: run them again); generation batches,
+failures and candidate checks (the history of a job's run). ``LEFT_OUT`` and ``TABLES_LEFT_OUT``
+list every column and table left out with its reason; a test fails when one is in neither list.
+
+Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version. The
+version changes only when a record loses a column or changes its meaning: record types and columns
+added since (``_OPTIONAL``) may be absent, so older dumps of the same version still restore.
 Restore creates a NEW project (under the dump's slug or another one) with fresh ids, mapping every
-reference; users are matched by username (missing ones are created without a usable password).
-It runs in one transaction: a bad file restores nothing.
+reference; users are matched by username (missing ones are created without a usable password); each
+judge gets a new inactive account of its own, and the judge's labels in the dump map to it. The
+audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
+project's empty log, never updated), followed by the restore's own ``project.restore`` event.
+It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
 """
 
 from __future__ import annotations
@@ -65,7 +99,7 @@ from generation.backends import config_without_secrets
 from generation.models import GenerationJob, ModelEndpoint
 from generation.services import endpoint_values_clean
 
-FORMAT_VERSION = 1  # records gained columns since (read with their defaults when absent), none lost
+FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
 
