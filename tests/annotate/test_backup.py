@@ -446,3 +446,19 @@ def test_bad_new_records_are_refused_with_their_line_restoring_nothing(
     assert [
         m.objects.count() for m in (Project, ModelEndpoint, Judge, AuditEvent, get_user_model(), Task)
     ] == counts
+
+
+def test_a_copied_log_stays_append_only_and_cannot_be_back_dated_into(make_project, make_user):
+    from annotate.models import AuditEvent, AuditEventImmutable
+    from core.audit import audit_log_copy
+
+    boss = make_user("boss")
+    project = make_project(actor=boss)
+    copy, _ = project_restore(stream=io.BytesIO(_dump(project)), slug="copy")
+    forged = AuditEvent(actor=boss, action="guideline.publish", details={}, created_at=PAST)
+    for target in (copy, project):  # a restored project's log, or any other, is closed to copies
+        with pytest.raises(AuditEventImmutable):
+            audit_log_copy(project=target, events=[forged])
+    with pytest.raises(AuditEventImmutable):
+        AuditEvent.objects.filter(project=copy).update(created_at=PAST)
+    assert not AuditEvent.objects.filter(created_at=PAST).exists()
