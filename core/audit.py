@@ -5,7 +5,12 @@ Services take the keyword ``actor`` (the user acting, or None for the system and
 and call ``audit_record`` themselves, inside the transaction of the change they record, so the
 trail never claims a change that was rolled back, nor misses one. Nothing else writes events. A row
 that records its author (``core.models.Authored``: projects, endpoints, judges, jobs, exports, runs)
-is made with ``audit_create``, which credits the same actor in the row and in the event."""
+is made with ``audit_create``, which credits the same actor in the row and in the event.
+
+One more writer, for project backups only: ``audit_log_copy`` puts a dumped project's log into the
+project a restore is creating, each event with its own actor, time and details. It only inserts
+(the log stays append-only), and only into a project whose log is still empty, before the restore
+records itself (``project.restore``): no event can be back-dated into a project's log afterwards."""
 
 from __future__ import annotations
 
@@ -15,7 +20,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
-from annotate.models import AuditEvent, Project
+from annotate.models import AuditEvent, AuditEventImmutable, Project
 from core.models import Authored
 
 A = TypeVar("A", bound=Authored)
@@ -64,3 +69,25 @@ def audit_create(
     project = row if isinstance(row, Project) else row.project
     audit_record(actor=actor, project=project, action=action, target=row, details=details)
     return row
+
+
+def audit_log_copy(*, project: Project, events: list[AuditEvent], batch_size: int = 2000) -> int:
+    """Insert ``events`` (unsaved, from a project dump, each with its ``created_at``) as the log of
+    ``project``, in chunks, in the caller's transaction; returns how many. For ``project_restore``
+    only, before it writes its own event: refused (``AuditEventImmutable``) when the project's log
+    is not empty, so a log is copied once, into a new project, and never added to with past times.
+
+    Each row is inserted as it is (``raw``, as Django's ``loaddata`` saves fixtures), so its time is
+    the event's and not the time of the copy; nothing is updated afterwards."""
+    if AuditEvent.objects.filter(project=project).exists():
+        raise AuditEventImmutable("Audit events are append-only: a log is copied only into an empty one.")
+    fields = [f for f in AuditEvent._meta.local_concrete_fields if not f.primary_key]
+    for start in range(0, len(events), batch_size):
+        batch = events[start : start + batch_size]
+        for event in batch:
+            if event.pk is not None or event.created_at is None:
+                raise ValueError("an audit event to copy is new and has its time")
+            event.project = project
+            event.details = _jsonable(event.details or {})
+        AuditEvent.objects.all()._insert(batch, fields=fields, raw=True)
+    return len(events)

@@ -120,9 +120,11 @@ LOCAL_MODEL_BACKENDS = (Backend.TRANSFORMERS, Backend.VLLM)  # their model may b
 # --- endpoints -----------------------------------------------------------------------------------
 
 
-def _clean_endpoint_values(
+def endpoint_values_clean(
     *, backend: str, model: str, config: dict | None, default_sampling: dict | None
 ) -> dict:
+    """An endpoint's backend, model, config and sampling defaults, checked (InvalidInput naming the
+    field) and returned as stored: the one rule for creating, changing and restoring an endpoint."""
     if backend not in Backend.values:
         raise InvalidInput(f"backend must be one of {', '.join(Backend.values)}.", field="backend")
     model = (model or "").strip()
@@ -170,7 +172,7 @@ def endpoint_create(
     slug = slugify(name or "")[:100]
     if not slug:
         raise InvalidInput("An endpoint needs a name (letters, digits, dashes).", field="name")
-    values = _clean_endpoint_values(
+    values = endpoint_values_clean(
         backend=backend, model=model, config=config, default_sampling=default_sampling
     )
     if restrict_paths and project is not None and backend in LOCAL_MODEL_BACKENDS:
@@ -207,7 +209,7 @@ def endpoint_update(
         if ModelEndpoint.objects.filter(name=slug).exclude(pk=endpoint.pk).exists():
             raise Conflict(f"An endpoint named {slug!r} already exists.", field="name")
         endpoint.name = slug
-    values = _clean_endpoint_values(
+    values = endpoint_values_clean(
         backend=changes.get("backend", endpoint.backend),
         model=changes.get("model", endpoint.model),
         config=changes.get("config", endpoint.config),

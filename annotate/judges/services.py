@@ -181,6 +181,21 @@ def judge_sampling(judge: Judge):
     return SamplingParams.from_dict({**merged, **(judge.sampling or {})}, n=1)
 
 
+def judge_config_clean(*, endpoint, sampling, price_prompt_per_1k, price_completion_per_1k) -> dict:
+    """A judge's sampling overrides and prices, checked (InvalidInput naming the field) and returned
+    as stored: the one rule for creating a judge and restoring one from a backup."""
+    return {
+        "sampling": _clean_sampling(endpoint, sampling),
+        "price_prompt_per_1k": _clean_price(price_prompt_per_1k, "price_prompt_per_1k"),
+        "price_completion_per_1k": _clean_price(price_completion_per_1k, "price_completion_per_1k"),
+    }
+
+
+def judge_username(*, project: Project, name: str) -> str:
+    """The account a judge of ``project`` named ``name`` (a slug) labels as."""
+    return f"judge.{project.pk}.{name}"[:150]
+
+
 @transaction.atomic
 def judge_create(
     *,
@@ -200,13 +215,14 @@ def judge_create(
         raise InvalidInput("A judge needs a name (letters, digits, dashes).", field="name")
     if endpoint is None or (endpoint.project_id not in (None, project.pk)) or not endpoint.is_active:
         raise InvalidInput("Choose an active model endpoint available to this project.", field="endpoint")
-    sampling = _clean_sampling(endpoint, sampling)
-    prices = {
-        "price_prompt_per_1k": _clean_price(price_prompt_per_1k, "price_prompt_per_1k"),
-        "price_completion_per_1k": _clean_price(price_completion_per_1k, "price_completion_per_1k"),
-    }
+    values = judge_config_clean(
+        endpoint=endpoint,
+        sampling=sampling,
+        price_prompt_per_1k=price_prompt_per_1k,
+        price_completion_per_1k=price_completion_per_1k,
+    )
     User = get_user_model()
-    username = f"judge.{project.pk}.{slug}"[:150]
+    username = judge_username(project=project, name=slug)
     # The account and the judge in one savepoint: a judge of that name made meanwhile (another
     # manager's request committing) is a unique violation on either.
     with unique_or_conflict(
@@ -230,9 +246,8 @@ def judge_create(
             project=project,
             name=slug,
             endpoint=endpoint,
-            sampling=sampling,
             user=user,
-            **prices,
+            **values,
         )
 
 

@@ -1,15 +1,49 @@
 """Project backup and restore: one gzip'd JSON-lines file per project.
 
-What a dump holds: the project's settings and rating dimensions, memberships (by username),
-every guideline version and acknowledgement, prompts, candidates (with provenance), tasks and their
-slots, finished assignments (submitted/skipped), annotations, and the manifests of its exports
-(options, counts, content hash; the data files themselves live under PREFHUB_DATA_DIR and are copied
-with ordinary file backups). Live leases are not dumped: they are transient.
+What a dump holds, in this order: the project's settings and rating dimensions and who made it
+when; memberships (by username, with when they joined); the project's own model endpoints
+(``endpoint``: name, backend, model, config, sampling defaults, on/off, who made it when); its AI
+judges (``judge``: name, endpoint by name, sampling overrides, prices, on/off, who made it when,
+and the name of the account it labels as); every guideline version and acknowledgement; prompts;
+generation jobs (settings, counters, and their endpoints by name); candidates (with provenance:
+model, version, sampling, seed, job, endpoint by name); tasks and their slots; finished
+assignments (submitted/skipped); annotations; review verdicts; adjudications; the project's audit
+log (``audit_event``: actor by username, action, target as recorded, i.e. the dumped project's ids,
+details, time), oldest first; and the manifests of its exports (options, counts, content hash; the
+data files themselves live under PREFHUB_DATA_DIR and are copied with ordinary file backups). Every
+row keeps the time it was made (prompts, candidates, tasks, reviews and adjudications too, and when
+a verdict or an adjudication last changed).
 
-Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version.
+Endpoints: only the project's own are dumped. A shared endpoint (``project`` empty) is a server
+setting: a reference to one (a judge's, a job's, a candidate's) is its name, and a restore matches
+it by name on the target server, refusing with the record's line when there is none. Names are
+unique on a server, so a restored endpoint whose name is taken is called "NAME-restored" (then
+"-restored-2", ...).
+
+Secrets: a dump never holds one. An endpoint's API key is not in the database at all (its config
+holds ``api_key_env``, the *name* of the environment variable with the key, which is dumped). The
+one place a secret value could be stored is an OpenAI-compatible base URL's query string (``?key=``,
+``api-key=``, ``code=``, ``token=``...): those parameters are left out
+(``generation.backends.config_without_secrets``, which also keeps only the backend's known
+settings), so the restored copy needs its key set up again where it used one. Users are named,
+never their passwords.
+
+Not in a dump, and why: live leases (transient; claims are recomputed); API tokens (credentials:
+issue new ones for the copy); training runs (they point at files on the worker's disk, which a dump
+does not carry); report snapshots (re-computed from the restored labels); judge jobs, their
+suggestions and routing decisions (runs of the judges: run them again); generation batches,
+failures and candidate checks (the history of a job's run). ``LEFT_OUT`` and ``TABLES_LEFT_OUT``
+list every column and table left out with its reason; a test fails when one is in neither list.
+
+Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version. The
+version changes only when a record loses a column or changes its meaning: record types and columns
+added since (``_OPTIONAL``) may be absent, so older dumps of the same version still restore.
 Restore creates a NEW project (under the dump's slug or another one) with fresh ids, mapping every
-reference; users are matched by username (missing ones are created without a usable password).
-It runs in one transaction: a bad file restores nothing.
+reference; users are matched by username (missing ones are created without a usable password); each
+judge gets a new inactive account of its own, and the judge's labels in the dump map to it. The
+audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
+project's empty log, never updated), followed by the restore's own ``project.restore`` event.
+It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
 """
 
 from __future__ import annotations
@@ -18,9 +52,11 @@ import gzip
 import json
 import zlib
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from typing import IO
 
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Count
@@ -28,21 +64,25 @@ from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
+from annotate.judges.services import PAIRWISE_ONLY, judge_config_clean, judge_username
 from annotate.models import (
     Adjudication,
     Annotation,
     AnnotationReview,
     Assignment,
     AssignmentState,
+    AuditEvent,
     Candidate,
     Dimension,
     Guideline,
     GuidelineAck,
+    Judge,
     Membership,
     Project,
     Prompt,
     Task,
     TaskCandidate,
+    TaskKind,
 )
 from annotate.services.projects import (
     NAME_MAX,
@@ -52,10 +92,14 @@ from annotate.services.projects import (
     project_settings_clean,
 )
 from annotate.services.task_order import task_priorities_request
+from annotate.validation import unstorable_error
+from core.audit import audit_log_copy, audit_record
 from core.jobs import JobState
-from generation.models import GenerationJob
+from generation.backends import config_without_secrets
+from generation.models import GenerationJob, ModelEndpoint
+from generation.services import endpoint_values_clean
 
-FORMAT_VERSION = 1  # records gained columns since (read with their defaults when absent), none lost
+FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
 
@@ -64,16 +108,26 @@ _CHUNK = 5000
 PROJECT_FIELDS = ("slug", "kind", *SETTINGS_FIELDS)
 #: Columns that older dumps (of the same format version) may lack: they restore with their defaults
 #: (a setting added since a dump was made included: every setting but the name).
+#: Whole record types that older dumps lack (endpoint, judge, audit_event) simply do not occur in them.
 _OPTIONAL = {
     "project": {*SETTINGS_FIELDS, "created_by__username", "created_at"} - {"name"},
     "membership": {"created_at"},
+    "prompt": {"created_at"},
+    "generation_job": {"endpoints"},
+    "candidate": {"endpoint__name", "created_at"},
+    "task": {"created_at"},
     "annotation": {"id", "pre_annotated"},
+    "review": {"created_at", "updated_at"},
+    "adjudication": {"created_at", "updated_at"},
 }
 _JOB_COLUMNS = (
     "id", "state", "error", "created_by__username", "created_at", "started_at", "finished_at", "prompt_filter",
     "k", "sampling", "task_mode", "pairs_per_prompt", "batch_size", "total_units", "done_units", "failed_units",
     "auto_release", "released", "released_at", "released_by__username", "released_tasks", "excluded_candidates",
+    "endpoints",
 )  # fmt: skip
+#: Columns that are not read with ``values_list``: a job's endpoints, by name (a many-to-many).
+_M2M_COLUMNS = {"endpoints"}
 
 #: What a dump holds of each table: ``(record type, model, the columns written)``. A column is
 #: named as ``values_list`` reads it (``labeler__username``, ``prompt_id``).
@@ -81,15 +135,22 @@ DUMPED = (
     ("project", Project, (*PROJECT_FIELDS, "created_by__username", "created_at")),
     ("dimension", Dimension, ("key", "label", "description", "required", "position")),
     ("membership", Membership, ("user__username", "role", "is_active", "created_at")),
+    ("endpoint", ModelEndpoint,
+     ("name", "backend", "model", "config", "default_sampling", "is_active", "created_by__username", "created_at")),
+    ("judge", Judge,
+     ("name", "endpoint__name", "sampling", "price_prompt_per_1k", "price_completion_per_1k", "user__username",
+      "is_active", "created_by__username", "created_at")),
     ("guideline", Guideline, ("id", "version", "body", "change_note", "author__username", "created_at")),
     ("guideline_ack", GuidelineAck, ("guideline_id", "user__username", "acknowledged_at")),
-    ("prompt", Prompt, ("id", "external_id", "messages", "metadata", "tags")),
+    ("prompt", Prompt, ("id", "external_id", "messages", "metadata", "tags", "created_at")),
     ("generation_job", GenerationJob, _JOB_COLUMNS),
     ("candidate", Candidate,
      ("id", "prompt_id", "text", "source", "model_name", "model_version", "sampling_params", "seed",
-      "external_id", "metadata", "generation_job_id", "sample_index", "finish_reason")),
+      "external_id", "metadata", "generation_job_id", "sample_index", "finish_reason", "endpoint__name",
+      "created_at")),
     ("task", Task,
-     ("id", "prompt_id", "target_labels", "is_gold", "gold_choice", "gold_ranking", "generation_job_id")),
+     ("id", "prompt_id", "target_labels", "is_gold", "gold_choice", "gold_ranking", "generation_job_id",
+      "created_at")),
     ("task_candidate", TaskCandidate, ("task_id", "candidate_id", "slot")),
     ("assignment", Assignment,
      ("id", "task_id", "labeler__username", "state", "leased_at", "expires_at", "finished_at", "shown_order",
@@ -98,9 +159,12 @@ DUMPED = (
      ("id", "task_id", "labeler__username", "assignment_id", "source", "choice", "ranking", "strength",
       "ratings", "rationale", "flagged", "flag_reason", "shown_order", "guideline_id", "time_spent_ms",
       "pre_annotated", "created_at")),
-    ("review", AnnotationReview, ("annotation_id", "verdict", "reason", "reviewer__username")),
-    ("adjudication", Adjudication, ("task_id", "choice", "ranking", "strength", "rationale",
-                                    "adjudicator__username")),
+    ("review", AnnotationReview,
+     ("annotation_id", "verdict", "reason", "reviewer__username", "created_at", "updated_at")),
+    ("adjudication", Adjudication,
+     ("task_id", "choice", "ranking", "strength", "rationale", "adjudicator__username", "created_at",
+      "updated_at")),
+    ("audit_event", AuditEvent, ("actor__username", "action", "target_type", "target_id", "details", "created_at")),
 )  # fmt: skip
 _COLUMNS = {kind: columns for kind, _, columns in DUMPED}
 
@@ -115,40 +179,38 @@ LEFT_OUT: dict[type, dict[str, str]] = {
     Membership: {"id": _NEW, "project": _OWNER},
     Guideline: {"project": _OWNER},
     GuidelineAck: {"id": _NEW},
-    Prompt: {"project": _OWNER, "created_at": _NOW},
+    ModelEndpoint: {"id": _NEW, "project": _OWNER},
+    Judge: {"id": _NEW, "project": _OWNER},
+    Prompt: {"project": _OWNER},
     GenerationJob: {"project": _OWNER},
-    Candidate: {
-        "endpoint": "a server-wide model endpoint, not part of a project (model_name and model_version "
-        "are kept)",
-        "created_at": _NOW,
-    },
+    Candidate: {},
     Task: {
         "project": _OWNER,
         "claims": "recomputed from the restored annotations (live leases are not restored)",
         "priority": "recomputed: a project with task_order=active asks for a refresh on restore",
-        "created_at": _NOW,
     },
     TaskCandidate: {"id": _NEW},
     Assignment: {},
     Annotation: {},
-    AnnotationReview: {"id": _NEW, "created_at": _NOW, "updated_at": _NOW},
-    Adjudication: {"id": _NEW, "created_at": _NOW, "updated_at": _NOW},
+    AnnotationReview: {"id": _NEW},
+    Adjudication: {"id": _NEW},
+    AuditEvent: {"id": _NEW, "project": _OWNER},
 }
 
 #: Tables that refer to a project's rows but are not in a dump, and why.
 TABLES_LEFT_OUT: dict[str, str] = {
-    "annotate.Judge": "judges name server-wide model endpoints; set them up again on the copy",
-    "annotate.JudgeJob": "judge runs and their suggestions belong to the judges (re-run them on the copy)",
+    "annotate.JudgeJob": "runs of the judges (a job's worker state, costs and the suggestions it wrote): "
+    "the judges come back, run them again on the copy",
     "annotate.JudgeSuggestion": "see JudgeJob",
     "generation.GenerationBatch": "a job's units of work; a restored job is finished (see generation_job)",
     "annotate.RoutingDecision": "recomputed when judges run on the copy",
-    "annotate.ReportSnapshot": "a cache, recomputed on demand",
-    "annotate.RerouteJob": "a re-route run: its outcome is in the audit log; nothing to run again on the copy",
-    "annotate.AuditEvent": "the audit log stays with the database it recorded",
-    "annotate.ApiToken": "tokens are per user secrets; issue new ones for the copy",
+    "annotate.ReportSnapshot": "a cache, re-computed on demand from the restored labels",
+    "annotate.RerouteJob": "a re-route run: its outcome is in the copied audit log; nothing to run again",
+    "annotate.ApiToken": "tokens are credentials (only a digest of each is stored, and it signs in): "
+    "issue new ones for the copy",
     "training.Export": "kept as export_manifest records for the record only; export the copy again",
-    "training.TrainingRun": "runs and their checkpoints live with the data directory; train the copy again",
-    "generation.ModelEndpoint": "endpoints are server settings (a project-only one is set up again)",
+    "training.TrainingRun": "runs point at files on the worker's disk (checkpoints, logs), which a dump "
+    "does not carry; train the copy again",
     "generation.GenerationFailure": "which prompts a job could not answer: history of the job's run",
     "generation.CandidateCheck": "recomputed by generation jobs; not part of the labels",
 }
@@ -159,12 +221,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _iso(value):
+    if isinstance(value, Decimal):  # a judge's prices: exact, as text
+        return str(value)
     return value.isoformat() if value is not None else None
 
 
 def _rows(qs, fields: tuple[str, ...]) -> Iterator[dict]:
+    fields = tuple(f for f in fields if f not in _M2M_COLUMNS)
     for values in qs.values_list(*fields).iterator(chunk_size=_CHUNK):
         yield dict(zip(fields, values, strict=True))
+
+
+def _job_endpoint_names(project: Project) -> dict[int, list[str]]:
+    """Each generation job's endpoints, by name (names are unique on a server)."""
+    through = GenerationJob.endpoints.through
+    names: dict[int, list[str]] = {}
+    for job_id, name in (
+        through.objects.filter(generationjob__project=project)
+        .order_by("generationjob_id", "modelendpoint__name")
+        .values_list("generationjob_id", "modelendpoint__name")
+    ):
+        names.setdefault(job_id, []).append(name)
+    return names
 
 
 def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
@@ -185,6 +263,8 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
             "membership": Membership.objects.filter(project=project),
             "guideline": Guideline.objects.filter(project=project).order_by("version"),
             "guideline_ack": GuidelineAck.objects.filter(guideline__project=project),
+            "endpoint": ModelEndpoint.objects.filter(project=project).order_by("id"),
+            "judge": Judge.objects.filter(project=project).order_by("id"),
             "prompt": Prompt.objects.filter(project=project),
             "generation_job": GenerationJob.objects.filter(project=project),
             "candidate": Candidate.objects.filter(prompt__project=project),
@@ -196,9 +276,15 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
             "annotation": Annotation.objects.filter(task__project=project),
             "review": AnnotationReview.objects.filter(annotation__task__project=project),
             "adjudication": Adjudication.objects.filter(task__project=project),
+            "audit_event": AuditEvent.objects.filter(project=project).order_by("created_at", "id"),
         }
+        job_endpoints = _job_endpoint_names(project)
         for kind, _model, columns in DUMPED:
             for row in _rows(queries[kind], columns):
+                if kind == "endpoint":  # never a secret (an API key is read from the environment)
+                    row["config"] = config_without_secrets(row["backend"], row["config"] or {})
+                elif kind == "generation_job":
+                    row["endpoints"] = job_endpoints.get(row["id"], [])
                 emit(kind, row)
         from training.models import Export
 
@@ -277,6 +363,57 @@ def _restored_name(dumped: str, name: str | None) -> str:
     raise Conflict("Too many restored copies of this project's name; restore with a --name.")
 
 
+def _free_endpoint_name(name: str) -> str:
+    """``name``, else "NAME-restored" ("-restored-2", ...): endpoint names are unique on a server."""
+    max_length = ModelEndpoint._meta.get_field("name").max_length
+    for n in range(1000):
+        suffix = "" if n == 0 else "-restored" if n == 1 else f"-restored-{n}"
+        candidate = name[: max_length - len(suffix)] + suffix
+        if not ModelEndpoint.objects.filter(name=candidate).exists():
+            return candidate
+    raise Conflict(f"Too many restored copies of the endpoint {name!r}.")
+
+
+def _fields_exactly(kind: str, data: dict) -> None:
+    """A record of a type with a fixed set of columns: none unknown, none missing but the optional."""
+    columns = set(_COLUMNS[kind])
+    unknown = sorted(set(data) - columns)
+    if unknown:
+        raise InvalidInput(f"unknown field(s) {', '.join(map(repr, unknown))}.")
+    missing = sorted(columns - set(data) - _OPTIONAL.get(kind, set()))
+    if missing:
+        raise InvalidInput(f"missing field(s) {', '.join(map(repr, missing))}.", field=missing[0])
+    bad = unstorable_error(data, name=f"the {kind} record")
+    if bad is not None:
+        raise InvalidInput(bad)
+
+
+def _text(data: dict, field: str, *, max_length: int, blank: bool = True) -> str:
+    value = data[field]
+    if not isinstance(value, str) or (not blank and not value) or len(value) > max_length:
+        raise InvalidInput(
+            f"must be text of at most {max_length} characters{'' if blank else ', not empty'} "
+            f"(not {str(value)[:40]!r}).",
+            field=field,
+        )
+    return value
+
+
+def _flag(data: dict, field: str) -> bool:
+    if not isinstance(data[field], bool):
+        raise InvalidInput("must be true or false.", field=field)
+    return data[field]
+
+
+def _slug_name(data: dict, max_length: int) -> str:
+    name = data["name"]
+    if not isinstance(name, str) or not name or slugify(name)[:max_length] != name:
+        raise InvalidInput(
+            f"{str(name)[:40]!r} is not a name of lowercase letters, digits and dashes.", field="name"
+        )
+    return name
+
+
 def _check_slug(slug: object) -> None:
     if not isinstance(slug, str) or not slug or slugify(slug) != slug or len(slug) > SLUG_MAX:
         raise InvalidInput(
@@ -292,11 +429,13 @@ def project_restore(
     slug: str | None = None,
     name: str | None = None,
     progress: Callable[[int], None] | None = None,
+    actor: AbstractBaseUser | None = None,
 ) -> tuple[Project, dict[str, int]]:
     """Restore a dump as a new project. Refuses (writing nothing) if the slug is taken.
 
     ``name`` replaces the dumped name; without it the dumped name is kept unless another project
     already has it, in which case the copy is called "NAME (restored copy)" (then "... copy 2", ...).
+    The copied audit log is followed by the restore's own event (``project.restore``, by ``actor``).
     """
     if name is not None:
         name = project_name_clean(name)
@@ -320,16 +459,43 @@ def project_restore(
     }
     counts: dict[str, int] = {}
     project: Project | None = None
+    dumped_slug = None
     pending: dict[str, list] = {}
+    restored_endpoints: dict[str, ModelEndpoint] = {}  # the dump's name -> the project's new endpoint
+    shared_endpoints: dict[str, ModelEndpoint] = {}
+    job_endpoints: list[tuple[int, list[int]]] = []  # (dumped job id, endpoint ids)
+    audit_events: list[AuditEvent] = []
     # columns Django sets on insert (auto_now_add), written back once every row exists
     times: dict[tuple[type, str], list[tuple[object, object]]] = {}
 
+    def a_time(field: str, value):
+        when = parse_datetime(value) if isinstance(value, str) else None
+        if when is None:  # a dump edited by hand: refused with the record's line
+            raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
+        return when
+
     def keep_time(obj, field: str, value) -> None:
         if value:
-            when = parse_datetime(value)
-            if when is None:  # a dump edited by hand: refused with the record's line
-                raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
-            times.setdefault((type(obj), field), []).append((obj, when))
+            times.setdefault((type(obj), field), []).append((obj, a_time(field, value)))
+
+    def endpoint(name: object, field: str) -> ModelEndpoint:
+        """The endpoint a dumped name means: the project's own (restored from the dump), else the
+        shared one of that name on this server."""
+        if not isinstance(name, str) or not name:
+            raise InvalidInput(f"must name a model endpoint (not {str(name)[:40]!r}).", field=field)
+        if name in restored_endpoints:
+            return restored_endpoints[name]
+        if name not in shared_endpoints:
+            found = ModelEndpoint.objects.filter(name=name, project__isnull=True).first()
+            if found is None:
+                raise InvalidInput(
+                    f"there is no shared model endpoint {name!r} on this server (and the dump "
+                    "holds no endpoint of the project by that name). Create it, under that name, then "
+                    "restore again.",
+                    field=field,
+                )
+            shared_endpoints[name] = found
+        return shared_endpoints[name]
 
     def flush(kind: str) -> None:
         rows = pending.pop(kind, [])
@@ -390,6 +556,7 @@ def project_restore(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."
                     )
                 project = Project.objects.create(**values, created_by=user(data.get("created_by__username")))
+                dumped_slug = data.get("slug")
                 keep_time(project, "created_at", data.get("created_at"))
             elif project is None:
                 raise InvalidInput(f"line {number}: the project record must come first")
@@ -403,6 +570,69 @@ def project_restore(
                     is_active=data["is_active"],
                 )
                 keep_time(m, "created_at", data.get("created_at"))
+            elif kind == "endpoint":
+                _fields_exactly(kind, data)
+                name = _slug_name(data, ModelEndpoint._meta.get_field("name").max_length)
+                if name in restored_endpoints:
+                    raise InvalidInput(f"a second endpoint named {name!r}", field="name")
+                values = endpoint_values_clean(
+                    backend=data["backend"],
+                    model=data["model"],
+                    config=data["config"],
+                    default_sampling=data["default_sampling"],
+                )
+                ep = ModelEndpoint.objects.create(
+                    name=_free_endpoint_name(name),
+                    project=project,
+                    is_active=_flag(data, "is_active"),
+                    created_by=user(data["created_by__username"]),
+                    **values,
+                )
+                keep_time(ep, "created_at", data["created_at"])
+                restored_endpoints[name] = ep
+            elif kind == "judge":
+                _fields_exactly(kind, data)
+                if project.kind != TaskKind.PAIRWISE:
+                    raise InvalidInput(PAIRWISE_ONLY)
+                name = _slug_name(data, Judge._meta.get_field("name").max_length)
+                served_by = endpoint(data["endpoint__name"], "endpoint__name")
+                values = judge_config_clean(
+                    endpoint=served_by,
+                    sampling=data["sampling"],
+                    price_prompt_per_1k=data["price_prompt_per_1k"],
+                    price_completion_per_1k=data["price_completion_per_1k"],
+                )
+                is_active = _flag(data, "is_active")
+                if Judge.objects.filter(project=project, name=name).exists():
+                    raise InvalidInput(f"a second judge named {name!r}", field="name")
+                # its own new account (a judge's is one-to-one), which its dumped labels map to
+                username = judge_username(project=project, name=name)
+                if User.objects.filter(username=username).exists():
+                    raise InvalidInput(f"an account named {username!r} already exists.", field="name")
+                account = User(username=username, is_active=False)
+                account.set_unusable_password()
+                account.save()
+                judge = Judge.objects.create(
+                    project=project, name=name, endpoint=served_by, user=account, is_active=is_active,
+                    created_by=user(data["created_by__username"]), **values,
+                )  # fmt: skip
+                keep_time(judge, "created_at", data["created_at"])
+                if isinstance(data["user__username"], str) and data["user__username"]:
+                    users[data["user__username"]] = account
+            elif kind == "audit_event":
+                _fields_exactly(kind, data)
+                if not isinstance(data["details"], dict):
+                    raise InvalidInput("must be a JSON object.", field="details")
+                audit_events.append(
+                    AuditEvent(
+                        actor=user(data["actor__username"]),
+                        action=_text(data, "action", max_length=64, blank=False),
+                        target_type=_text(data, "target_type", max_length=64),
+                        target_id=_text(data, "target_id", max_length=64),
+                        details=data["details"],
+                        created_at=a_time("created_at", data["created_at"]),
+                    )
+                )
             elif kind == "guideline":
                 g = Guideline(
                     project=project, version=data["version"], body=data["body"], change_note=data["change_note"],
@@ -418,9 +648,18 @@ def project_restore(
                 keep_time(ack, "acknowledged_at", data["acknowledged_at"])
             elif kind == "prompt":
                 old = data.pop("id")
-                queue("prompt", Prompt, old, Prompt(project=project, **data))
+                created_at = data.pop("created_at", None)
+                obj = Prompt(project=project, **data)
+                keep_time(obj, "created_at", created_at)
+                queue("prompt", Prompt, old, obj)
             elif kind == "generation_job":
                 old = data.pop("id")
+                names = data.pop("endpoints", None)  # older dumps lack them
+                if names is not None:
+                    if not isinstance(names, list):
+                        raise InvalidInput("must be a list of endpoint names.", field="endpoints")
+                    used = [endpoint(n, "endpoints").pk for n in names]
+                    job_endpoints.append((old, list(dict.fromkeys(used))))
                 job = GenerationJob(
                     project=project,
                     created_by=user(data.pop("created_by__username")),
@@ -442,14 +681,24 @@ def project_restore(
                 flush("generation_job")
                 data["prompt_id"] = ids["prompt"][data["prompt_id"]]
                 data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
-                queue("candidate", Candidate, old, Candidate(**data))
+                served_by = data.pop("endpoint__name", None)
+                data["endpoint_id"] = (
+                    endpoint(served_by, "endpoint__name").pk if served_by is not None else None
+                )
+                created_at = data.pop("created_at", None)
+                obj = Candidate(**data)
+                keep_time(obj, "created_at", created_at)
+                queue("candidate", Candidate, old, obj)
             elif kind == "task":
                 old = data.pop("id")
                 flush("prompt")
                 flush("generation_job")
                 data["prompt_id"] = ids["prompt"][data["prompt_id"]]
                 data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
-                queue("task", Task, old, Task(project=project, claims=0, **data))
+                created_at = data.pop("created_at", None)
+                obj = Task(project=project, claims=0, **data)
+                keep_time(obj, "created_at", created_at)
+                queue("task", Task, old, obj)
             elif kind == "task_candidate":
                 flush("task")
                 flush("candidate")
@@ -512,6 +761,8 @@ def project_restore(
                     reason=data["reason"],
                     reviewer=user(data["reviewer__username"]),
                 )
+                keep_time(obj, "created_at", data.get("created_at"))
+                keep_time(obj, "updated_at", data.get("updated_at"))
                 queue("review", AnnotationReview, None, obj)
             elif kind == "adjudication":
                 flush("task")
@@ -524,11 +775,18 @@ def project_restore(
                     rationale=data["rationale"],
                     adjudicator=user(data["adjudicator__username"]),
                 )
+                keep_time(obj, "created_at", data.get("created_at"))
+                keep_time(obj, "updated_at", data.get("updated_at"))
                 queue("adjudication", Adjudication, None, obj)
             elif kind == "export_manifest":
                 pass  # kept in the dump for the record; exports are re-created from the data, not restored
             else:
                 raise InvalidInput(f"line {number}: unknown record type {kind!r}")
+        except InvalidInput as exc:
+            if exc.message.startswith("line ") or kind in ("header", "project"):
+                raise  # already names its line, or names an option (--slug)
+            where = f"the {kind} record's {exc.field}" if exc.field else f"the {kind} record"
+            raise InvalidInput(f"line {number}: {where}: {exc.message}", field=exc.field) from None
         except KeyError as exc:
             raise InvalidInput(f"line {number}: {kind} record refers to a missing {exc}") from None
         except (TypeError, ValueError, AttributeError, DatabaseError, ValidationError) as exc:
@@ -537,6 +795,15 @@ def project_restore(
         flush(kind)
     if project is None:
         raise InvalidInput("The dump holds no project.")
+    through = GenerationJob.endpoints.through
+    through.objects.bulk_create(
+        [
+            through(generationjob_id=ids["generation_job"][old], modelendpoint_id=endpoint_id)
+            for old, endpoint_ids in job_endpoints
+            for endpoint_id in endpoint_ids
+        ],
+        batch_size=2000,
+    )
     # claims = labelers who submitted (live leases are not restored)
     for task_id, n in (
         Annotation.objects.filter(task__project=project)
@@ -552,4 +819,13 @@ def project_restore(
             setattr(obj, field, when)
         model.objects.bulk_update([obj for obj, _ in rows], [field], batch_size=2000)
     task_priorities_request(project=project)  # task_order=active: priorities are recomputed
+    # the log as it was (each event's actor, time and details), then the restore's own event
+    audit_log_copy(project=project, events=audit_events)
+    audit_record(
+        actor=actor,
+        project=project,
+        action="project.restore",
+        target=project,
+        details={"from_slug": dumped_slug, "audit_events": len(audit_events)},
+    )
     return project, counts

@@ -11,9 +11,11 @@ from __future__ import annotations
 import contextlib
 import importlib
 import json
+import re
 import threading
 from collections import OrderedDict
 from typing import TYPE_CHECKING
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from generation.backends.base import (
     Backend,
@@ -51,6 +53,28 @@ def validate_config(backend: str, config: dict, **kwargs) -> dict:
     if not isinstance(config, dict):
         raise ValueError("config must be a JSON object.")
     return backend_module(backend).validate_config(config, **kwargs)
+
+
+#: Query parameters of a base URL that may carry a credential (``api_key``, Azure's ``api-key`` and
+#: ``code``, ``token``, ``sig``...): the one place such a value could sit in an endpoint's config.
+SECRET_QUERY_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|^code$", re.IGNORECASE)
+
+
+def config_without_secrets(backend: str, config: dict) -> dict:
+    """An endpoint's ``config`` with nothing in it that could be a secret, for copies that leave
+    the server (project backups): only the backend's known settings (an API key is never one:
+    ``api_key_env`` is the *name* of the variable holding it), and a base URL without the query
+    parameters whose names look like credentials (``SECRET_QUERY_PARAM``; the rest are kept)."""
+    module = backend_module(backend)
+    known = getattr(module, "CONFIG_KEYS", ())
+    out = {k: v for k, v in (config or {}).items() if k in known}
+    if isinstance(out.get("base_url"), str):
+        parts = urlsplit(out["base_url"])
+        params = parse_qsl(parts.query, keep_blank_values=True)
+        kept = [(k, v) for k, v in params if not SECRET_QUERY_PARAM.search(k)]
+        if len(kept) != len(params):  # else the URL stays exactly as it was
+            out["base_url"] = urlunsplit(parts._replace(query=urlencode(kept)))
+    return out
 
 
 def cache_size() -> int:

@@ -32,3 +32,27 @@ def test_a_bad_name_in_the_dump_is_the_dump_s_not_the_name_option_s(make_project
         call_command("project_backup", "restore", str(dump), "--slug", "restored")
     assert "--name" not in str(err.value) and "line 2: the dumped project name" in str(err.value)
     assert message in str(err.value)
+
+
+def test_an_audit_event_time_that_is_not_a_time_is_a_command_error_with_its_line(
+    make_project, make_user, tmp_path
+):
+    import gzip
+    import io
+    import json
+
+    from annotate.models import AuditEvent
+    from annotate.services.backup import project_dump
+
+    project = make_project(name="Orig", actor=make_user("boss"))
+    buf = io.BytesIO()
+    project_dump(project=project, out=buf)
+    records = [json.loads(line) for line in gzip.decompress(buf.getvalue()).splitlines()]
+    line = next(n for n, r in enumerate(records, start=1) if r["type"] == "audit_event")
+    records[line - 1]["data"]["created_at"] = "yesterday"
+    dump = tmp_path / "dump.jsonl.gz"
+    dump.write_bytes(gzip.compress(b"\n".join(json.dumps(r).encode() for r in records)))
+    n_events = AuditEvent.objects.count()
+    with pytest.raises(CommandError, match=rf"line {line}: .*created_at is not a date and time: 'yesterday'"):
+        call_command("project_backup", "restore", str(dump), "--slug", "restored")
+    assert not Project.objects.filter(slug="restored").exists() and AuditEvent.objects.count() == n_events
