@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
 from annotate.services.reports import report_snapshot_compute
+from core.jobs import JOB_TASK
 
 
 @shared_task(name="annotate.report_compute", acks_late=True, max_retries=0)
@@ -56,14 +56,7 @@ def task_priorities_sweep_task() -> int:
     return task_priorities_sweep()
 
 
-@shared_task(
-    name="annotate.judge_reroute",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    max_retries=3,
-    retry_backoff=5,
-)
+@shared_task(name="annotate.judge_reroute", **JOB_TASK)
 def judge_reroute_task(job_id: int) -> dict:
     """Run a manager's re-route of judged tasks (``annotate.judges.services.reroute_job_run``)."""
     from annotate.judges.services import reroute_job_run

@@ -106,6 +106,19 @@ class WorkerJob(UserJob):
         return self.JOB_NOUN
 
 
+#: How a Celery task that runs a resumable job (judge jobs, re-routes) is delivered: acknowledged
+#: once it has run, so a worker that dies mid-job leaves the message to be delivered again (the
+#: job's runner resumes it, ``run_alone`` keeping a second delivery off a job being run), and
+#: retried with backoff when the database connection drops. ``@shared_task(name=..., **JOB_TASK)``.
+JOB_TASK: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (OperationalError, InterfaceError),
+    "max_retries": 3,
+    "retry_backoff": 5,
+}
+
+
 def job_error_text(error: BaseException | str) -> str:
     """What a failed job records: an exception as ``Type: message``, a message as it is."""
     if isinstance(error, BaseException):

@@ -18,6 +18,7 @@ import logging
 from celery import Task, shared_task
 from django.db import InterfaceError, OperationalError
 
+from core.jobs import JOB_TASK
 from generation import services
 from generation.backends.base import TransientBackendError
 
@@ -68,14 +69,7 @@ def batches_requeue_orphaned() -> int:
     return services.batches_requeue_orphaned()
 
 
-@shared_task(
-    name="generation.judge_job_run",
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError),
-    max_retries=3,
-    retry_backoff=5,
-)
+@shared_task(name="generation.judge_job_run", **JOB_TASK)
 def judge_job_run(job_id: int) -> dict:
     """Run an AI judge job (``annotate.judges.services``): judged on the generation queue, where
     the endpoints' models live. Idempotent: a redelivered job skips the tasks it already judged. A
