@@ -1,6 +1,6 @@
-"""What DPO trains on when prompts are long: rows TRL keeps whole, cuts or drops, before and after
-``training.runners.data.fit_prompt`` learned to tokenise rows as TRL does. Prints figures; asserts
-nothing.
+"""What DPO trains on when prompts are long: rows kept whole, cut or dropped, before and after
+``training.runners.data.fit_prompt`` learned to check each fitted row's own ids. Prints figures;
+asserts nothing.
 
 Usage:
     .venv/bin/python bench/dpo_fit.py [--rows 400] [--max-lengths 128 256] [--families llama3 qwen gemma mistral]
@@ -10,18 +10,20 @@ read as conversations (``training.runners.data.load_preferences``), the first ``
 Models: the zoo's tokenizers (``generation.zoo``: tiny byte-level BPE vocabularies, so a text takes
 more tokens than with a real 128k vocabulary; the shares, not the lengths, are the point).
 
-For each family and ``max_length`` every row is put through a prompt fitter, then tokenised as TRL
-1.16's ``DPOTrainer`` does (``dpo_fits``'s tokenisation) and counted as:
+For each family and ``max_length`` every row is put through a prompt fitter, then tokenised as the
+DPO runner hands it to TRL 1.16's ``DPOTrainer`` (``training.runners.data.dpo_ids``: TRL no longer
+tokenises text itself) and counted as:
     whole    prompt + each reply within max_length: TRL trains on it as it is
-    cut      TRL keeps it but its keep-start truncation cuts the end of a reply (its end token too)
+    cut      kept, but the end of a reply (its end token too) is cut, as TRL's keep-start
+             truncation would (the runner: ``cut_replies``)
     dropped  TRL drops it, uncounted ("fully truncated": the prompt alone fills max_length)
     left out the runner leaves it out (its reply alone is longer than max_length), counted in the
              run's final metrics as ``dropped_too_long``
 Fitters: ``before`` is the runner until 2026-12-01 (whole earliest turns only, a budget from our own
 token count), reimplemented here; ``truncate`` and ``drop`` are the runner now (``fit_prompt``, then
 for a reply that cannot fit whole ``long_replies``: the default "truncate" fits the prompt within
-half of max_length and TRL cuts the reply, counted as ``truncated_replies``; "drop" leaves the row
-out). ``ms/row`` is the fitter's time.
+half of max_length and the end of the reply is cut, counted as ``truncated_replies``; "drop" leaves
+the row out). ``ms/row`` is the fitter's time.
 """
 
 from __future__ import annotations
@@ -62,15 +64,14 @@ def old_fit_prompt(tokenizer, row: dict, max_length: int) -> dict:
 
 
 def trl_outcome(tokenizer, row: dict, max_length: int) -> str:
-    """whole, cut or dropped: what TRL 1.16's DPOTrainer does with ``row`` (tokenised as it does)."""
-    from trl.data_utils import _tokenize, common_prefix_length
+    """whole, cut or dropped: what becomes of ``row`` in TRL 1.16's DPOTrainer, handed its ids
+    (``dpo_ids``) as the runner hands them."""
+    from training.runners.data import dpo_fits, dpo_ids
 
-    prompt_ids = _tokenize(tokenizer, row["prompt"], add_generation_prompt=True)["input_ids"]
-    full = [_tokenize(tokenizer, row["prompt"] + row[k])["input_ids"] for k in ("chosen", "rejected")]
-    prompt_len = min(common_prefix_length(prompt_ids, ids) for ids in full)
-    if prompt_len >= max_length:
+    ids = dpo_ids(tokenizer, row)
+    if len(ids["prompt_ids"]) >= max_length:
         return "dropped"
-    return "whole" if all(len(ids) <= max_length for ids in full) else "cut"
+    return "whole" if dpo_fits(ids, max_length) else "cut"
 
 
 def main() -> None:
@@ -90,7 +91,7 @@ def main() -> None:
 
     rows = load_preferences(str(HH)).rows[: args.rows]
     rows = [{k: r[k] for k in ("prompt", "chosen", "rejected")} for r in rows]
-    print(f"{len(rows)} HH-RLHF pairs; outcomes as TRL 1.16's DPOTrainer tokenises them\n")
+    print(f"{len(rows)} HH-RLHF pairs; outcomes on the ids the DPO runner hands TRL 1.16's DPOTrainer\n")
     print(
         f"{'family':8} {'max_len':>7} {'fitter':8} {'whole':>6} {'cut':>5} {'dropped':>7} {'left out':>8} {'ms/row':>7}"
     )

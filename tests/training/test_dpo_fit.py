@@ -1,5 +1,5 @@
 """DPO prompt fitting across the zoo: whatever the prompt's length, the rows TRL's ``DPOTrainer``
-trains on (after its own tokenisation and its "fully truncated" filter) keep the whole longer reply,
+trains on (the ids the runner hands it, after TRL's "fully truncated" filter) keep the whole longer reply,
 end token included, within ``max_length``; no row is lost silently; ``train_pairs`` counts the rows
 TRL actually trains on.
 
@@ -87,8 +87,8 @@ def _cfg(base: str, data: str, out: Path, **extra):
 
 
 def _trl_dataset(monkeypatch, cfg):
-    """The train dataset TRL's DPOTrainer built (tokenised and filtered), and its tokenizer; training is
-    stopped before the first step."""
+    """The train dataset TRL's DPOTrainer trains on (as handed to it, filtered), and its tokenizer;
+    training is stopped before the first step."""
     import trl
 
     seen = {}
@@ -109,21 +109,6 @@ def _end_id(tok, name: str) -> int:
     return tok.convert_tokens_to_ids(token)
 
 
-def _strip_after_end(tok, ids: list[int], name: str) -> list[int]:
-    """Drop what a template renders after its end token: Qwen's and Gemma's newline; Phi-3's newline
-    and the EOS its template puts after the last ``<|end|>`` (TRL keeps both in the reply)."""
-
-    def strip_space(out: list[int]) -> list[int]:
-        while out and not tok.decode([out[-1]], skip_special_tokens=False).strip():
-            out.pop()
-        return out
-
-    out = strip_space(list(ids))
-    if out and out[-1] == tok.eos_token_id != _end_id(tok, name) and ZOO[name].chat:
-        out = strip_space(out[:-1])
-    return out
-
-
 @pytest.mark.parametrize("name", list(ZOO))
 def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, monkeypatch, name):
     rows = _rows(name)
@@ -136,8 +121,9 @@ def test_every_reply_keeps_its_end_token_within_max_length(zoo_model, tmp_path, 
         for key in ("chosen_ids", "rejected_ids"):
             total = len(ex["prompt_ids"]) + len(ex[key])
             assert total <= MAX_LENGTH, f"{name}: {total} tokens > {MAX_LENGTH}; keep_start cuts {prompt!r}"
-            last = _strip_after_end(tok, ex[key], name)
-            assert last and last[-1] == end, (
+            # ending AT the end token: nothing the template renders after it (Qwen's and Gemma's
+            # newline, Phi-3's newline and EOS) is trained on (test_dpo_ids)
+            assert ex[key] and ex[key][-1] == end, (
                 f"{name} {key}: {tok.decode(ex[key])!r} does not end with the end token"
             )
         if ZOO[name].needs_bos:
@@ -200,7 +186,7 @@ def test_a_reply_longer_than_max_length_is_dropped_or_truncated_and_counted(
 ):
     """A row whose reply alone exceeds max_length cannot fit with any prompt. "drop" leaves it out;
     "truncate" (the default: TRL's own behaviour, and the longest replies are not lost) keeps the
-    end of its prompt within half of max_length and TRL cuts the reply. Either is counted, and
+    end of its prompt within half of max_length and the end of the reply is cut. Either is counted, and
     train_pairs is what TRL trains on."""
     import trl
 

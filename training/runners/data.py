@@ -268,45 +268,41 @@ def tokenize_pairs(
     return out
 
 
-def _trl_lengths(tokenizer, row: dict[str, Any]) -> tuple[int, list[int]]:
-    """(the prompt's length, each prompt + reply's length) of ``row`` tokenised exactly as TRL's
-    ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset``) does.
-
-    TRL tokenises a conversational row with the chat template (the prompt with the generation
-    prompt; prompt + reply without it, so Qwen's ``<|im_end|>\\n`` counts in full), and plain text
-    with ``tokenizer(text)`` (BOS included where the tokenizer adds one) after appending the EOS text
-    to a reply that lacks it; the reply starts where the prompt's ids and prompt + reply's ids
-    diverge."""
-    from trl.data_utils import _tokenize
-    from trl.data_utils import is_conversational as trl_conversational
-
-    prompt, replies = row["prompt"], [row[k] for k in ("chosen", "rejected") if k in row]
-    try:
-        if trl_conversational(row):
-            prompt_ids = _tokenize(tokenizer, prompt, add_generation_prompt=True)["input_ids"]
-            full = [_tokenize(tokenizer, prompt + reply)["input_ids"] for reply in replies]
-        else:
-            eos = tokenizer.eos_token or ""
-            prompt_ids = _tokenize(tokenizer, prompt)["input_ids"]
-            full = [
-                _tokenize(tokenizer, prompt + (reply if reply.endswith(eos) else reply + eos))["input_ids"]
-                for reply in replies
-            ]
-    except Exception as exc:  # a chat template that refuses the conversation (Gemma: no system role)
-        raise ModelError(f"The tokenizer cannot render this row as TRL does: {exc}") from exc
-    prompt_len = min(
-        (formatting.common_prefix_length(prompt_ids, ids) for ids in full), default=len(prompt_ids)
+def dpo_ids(tokenizer, row: dict[str, Any]) -> dict[str, list[int]]:
+    """The ids DPO trains on and scores for ``row`` (``prompt_ids``, ``chosen_ids``, ``rejected_ids``,
+    TRL's ``DataCollatorForPreference`` columns): ``core.formatting.split_ids`` of (prompt, chosen)
+    and of (prompt, rejected), the rule reward inputs and PPO/RLOO/GRPO follow: a conversation is the
+    template's rendering split at the generation prompt, each reply ending AT the end-of-turn token
+    (nothing the template renders after it); plain text is the prompt's ids (BOS included where the
+    tokenizer adds one) and separator + reply + EOS. The prompt is the part both share (in the rare
+    case they part earlier, as TRL's own ``common_prefix_length`` does, the rest goes to each reply)."""
+    (p_chosen, chosen), (p_rejected, rejected) = (
+        via_formatting(formatting.split_ids, tokenizer, row["prompt"], row[key])
+        for key in ("chosen", "rejected")
     )
-    return prompt_len, [len(ids) for ids in full]
+    n = formatting.common_prefix_length(p_chosen, p_rejected)
+    return {
+        "prompt_ids": p_chosen[:n],
+        "chosen_ids": p_chosen[n:] + chosen,
+        "rejected_ids": p_rejected[n:] + rejected,
+    }
 
 
-def dpo_fits(tokenizer, row: dict[str, Any], max_length: int) -> bool:
-    """Whether TRL's ``DPOTrainer`` (TRL 1.16, ``_prepare_dataset`` and its collator) keeps ``row``
-    whole within ``max_length`` (tokenised as TRL does, ``_trl_lengths``): prompt + chosen and
-    prompt + rejected both fit (so the collator's keep-start truncation cuts nothing, end token
-    included), and the row passes TRL's "fully truncated" filter."""
-    prompt_len, full = _trl_lengths(tokenizer, row)
-    return prompt_len < max_length and all(n <= max_length for n in full)
+def dpo_fits(ids: dict[str, list[int]], max_length: int) -> bool:
+    """Whether a row's ``dpo_ids`` fit ``max_length`` whole: prompt + chosen and prompt + rejected,
+    end token included."""
+    longest = max(len(ids["chosen_ids"]), len(ids["rejected_ids"]))
+    return len(ids["prompt_ids"]) < max_length and len(ids["prompt_ids"]) + longest <= max_length
+
+
+def cut_replies(ids: dict[str, list[int]], max_length: int) -> tuple[dict[str, list[int]], bool]:
+    """(``ids`` with each reply cut from its end so that prompt + reply fit ``max_length``, whether
+    one was cut): what TRL's collator (``truncation_mode="keep_start"``) would cut, done before TRL
+    sees the row so that the held-out figures read the same ids as training. A cut reply loses its
+    end token: it did not end there."""
+    room = max_length - len(ids["prompt_ids"])
+    out = {**ids, "chosen_ids": ids["chosen_ids"][:room], "rejected_ids": ids["rejected_ids"][:room]}
+    return out, out != ids
 
 
 def _cut_points(text: str) -> list[int]:
@@ -346,31 +342,29 @@ def _cut_start(text: str, fits) -> str | None:
 
 
 def fit_prompt(
-    tokenizer, row: dict[str, Any], max_length: int, *, render=None, prompt_budget: int | None = None
+    tokenizer, row: dict[str, Any], max_length: int, *, prompt_budget: int | None = None
 ) -> dict[str, Any] | None:
-    """``render(row)`` with a prompt short enough that TRL's ``DPOTrainer`` keeps the whole longer
-    reply, end token included, within ``max_length`` (``dpo_fits``: checked by tokenising as TRL
-    does, never estimated). ``render`` (default: none) turns a row into what TRL is given (the DPO
-    runner's plain-text form for a model without a chat template). With ``prompt_budget``, the
-    prompt is fitted to at most that many tokens instead (for a row whose reply cannot fit whole:
-    TRL then cuts the end of the reply).
+    """``row`` with a prompt short enough that its ``dpo_ids`` keep the whole longer reply, end token
+    included, within ``max_length`` (``dpo_fits``: checked on the ids, never estimated). With
+    ``prompt_budget``, the prompt is fitted to at most that many tokens instead (for a row whose reply
+    cannot fit whole: ``cut_replies`` then cuts the end of the reply).
 
     A prompt that is too long loses, in turn: its earliest turns (conversational; a turn left leading
     with the assistant goes too), then the start of the earliest remaining user turn's content, cut
     at a word start (a plain-text prompt: the start of the text). The template's structure (BOS, role
-    headers, generation prompt) and the end of the prompt stay. None when the row cannot fit even
-    with that turn (or plain prompt) emptied: its reply alone is too long; the caller decides."""
-    render = render or (lambda r: r)
+    headers, generation prompt; a base model's transcript labels and cue) and the end of the prompt
+    stay. None when the row cannot fit even with that turn (or plain prompt) emptied: its reply alone
+    is too long; the caller decides."""
 
     def fits(prompt) -> bool:
-        rendered = render({**row, "prompt": prompt})
+        ids = dpo_ids(tokenizer, {**row, "prompt": prompt})
         if prompt_budget is None:
-            return dpo_fits(tokenizer, rendered, max_length)
-        return _trl_lengths(tokenizer, rendered)[0] <= min(prompt_budget, max_length - 1)
+            return dpo_fits(ids, max_length)
+        return len(ids["prompt_ids"]) <= min(prompt_budget, max_length - 1)
 
     prompt = row["prompt"]
     if fits(prompt):
-        return render(row)
+        return row
     if is_conversational(prompt):
         turns = list(prompt)
         while len(turns) > 1 and not fits(turns):
@@ -378,7 +372,7 @@ def fit_prompt(
             while len(turns) > 1 and turns[0].get("role") == "assistant":
                 turns = turns[1:]
         if fits(turns):
-            return render({**row, "prompt": turns})
+            return {**row, "prompt": turns}
         at = next((i for i, m in enumerate(turns) if m.get("role") == "user"), 0)
         content = turns[at].get("content")
         if not isinstance(content, str):
@@ -388,8 +382,8 @@ def fit_prompt(
             return [*turns[:at], {**turns[at], "content": text}, *turns[at + 1 :]]
 
         cut = _cut_start(content, lambda text: fits(with_content(text)))
-        return None if cut is None else render({**row, "prompt": with_content(cut)})
+        return None if cut is None else {**row, "prompt": with_content(cut)}
     if not isinstance(prompt, str):
         return None
     cut = _cut_start(prompt, fits)
-    return None if cut is None else render({**row, "prompt": cut})
+    return None if cut is None else {**row, "prompt": cut}

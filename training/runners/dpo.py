@@ -14,17 +14,28 @@ Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen referen
 before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
 whose reference is the base model with adapters off, and merges them into the saved model.
 
-Length (``max_length``): TRL keeps the start of a too-long sequence and drops, uncounted, a row whose
-prompt alone fills ``max_length``. So each row's prompt is fitted first (``data.fit_prompt``, checked
-by tokenising the row as TRL does): a long prompt loses its earliest turns, then the start of its
-earliest remaining user turn (a plain prompt: the start of its text, at a word), keeping the
+Tokens: TRL is handed rows we tokenised, never text. Each row's ids are ``data.dpo_ids``:
+``core.formatting.split_ids`` of (prompt, chosen) and (prompt, rejected), the rule reward inputs and
+PPO/RLOO/GRPO scoring follow (a conversation is the template's rendering split at the generation
+prompt, each reply ending AT the family's end-of-turn token: not Qwen's/Gemma's newline after it,
+nor Phi-3's newline and EOS, which TRL's own tokenising kept and trained the model to emit after its
+stop token). TRL 1.16's ``DPOTrainer`` has no supported pre-tokenised input (it always tokenises
+``prompt``/``chosen``/``rejected`` text in ``_prepare_dataset``), so ``tokenized_trainer_class``
+overrides that one step to take ``prompt_ids``/``chosen_ids``/``rejected_ids`` columns as they are,
+the columns of TRL's public ``DataCollatorForPreference`` (which adds no BOS or EOS); everything
+else is TRL's. The held-out accuracy/margin read the very same id rows (``dpo_reference``).
+
+Length (``max_length``): TRL's collator keeps the start of a too-long sequence and TRL drops,
+uncounted, a row whose prompt alone fills ``max_length``. So each row's prompt is fitted first
+(``data.fit_prompt``, checked on its ids): a long prompt loses its earliest turns, then the start of
+its earliest remaining user turn (a plain prompt: the start of its text, at a word), keeping the
 template's BOS, role headers and generation prompt, until prompt + the longer reply, end token
 included, fit. A row whose reply does not fit even after an emptied prompt follows ``long_replies``:
 "truncate" (the default, TRL's own behaviour) keeps the end of its prompt within half of
-``max_length`` and lets TRL cut the end of the reply (counted as ``truncated_replies``); "drop"
-leaves it out (``dropped_too_long``; held-out rows: ``*_eval``, left out of TRL's eval loss and of
-the accuracy/margin alike). No row left is an error. ``train_pairs`` is the number of rows TRL's
-processed train dataset holds.
+``max_length`` and cuts the end of the reply as TRL's keep-start truncation would (``data.cut_replies``,
+before TRL sees it; counted as ``truncated_replies``); "drop" leaves it out (``dropped_too_long``;
+held-out rows: ``*_eval``, left out of TRL's eval loss and of the accuracy/margin alike). No row left
+is an error. ``train_pairs`` is the number of rows TRL's processed train dataset holds.
 """
 
 from __future__ import annotations
@@ -32,9 +43,8 @@ from __future__ import annotations
 import sys
 from typing import Any
 
-from core.formatting import plain_prompt, plain_response, uses_template
 from training.runners.configs import DPORunConfig
-from training.runners.data import fit_prompt, load_pair_splits
+from training.runners.data import cut_replies, dpo_ids, fit_prompt, load_pair_splits
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
@@ -63,6 +73,49 @@ def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: boo
 
 
 TRL_EVAL_FIGURES = ("eval_rewards/accuracies", "eval_rewards/margins")
+TOKENIZED_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+#: ``DPOTrainer._prepare_dataset``'s parameters in TRL 1.16 (requirements.txt pins it), checked
+#: before it is overridden: a TRL that prepares datasets otherwise is refused, not half-used.
+_PREPARE_DATASET_PARAMETERS = ["self", "dataset", "processing_class", "args", "dataset_name"]
+
+
+def tokenized_trainer_class():
+    """TRL's ``DPOTrainer`` taking rows we tokenised (``TOKENIZED_COLUMNS``, as ``dpo_ids`` builds
+    them) as they are.
+
+    TRL 1.16's ``DPOTrainer`` accepts only text: its ``_prepare_dataset`` always tokenises
+    ``prompt``/``chosen``/``rejected`` (the chat template for a conversation, keeping what the
+    template renders after the end-of-turn token; ``tokenizer(text)`` plus the EOS text for plain
+    rows), unlike TRL's ``SFTTrainer`` and ``RewardTrainer``, which take pre-tokenised datasets. The
+    override replaces that step alone: it takes the ids as given, adding nothing (no BOS, no EOS),
+    and keeps TRL's own filter of rows whose prompt alone fills ``max_length`` (none of ours does:
+    ``fit_prompt``). Batching (TRL's public ``DataCollatorForPreference``, whose input is exactly
+    these columns), reference log-probs, loss and evaluation stay TRL's."""
+    import inspect
+
+    import trl
+    from trl import DPOTrainer
+
+    prepare = getattr(DPOTrainer, "_prepare_dataset", None)
+    found = list(inspect.signature(prepare).parameters) if prepare is not None else None
+    if found != _PREPARE_DATASET_PARAMETERS:
+        raise ModelError(
+            f"TRL {trl.__version__}'s DPOTrainer prepares datasets differently from TRL 1.16 (the pinned "
+            "version), so it cannot be handed tokenised rows; install the version requirements.txt pins."
+        )
+
+    class TokenizedDPOTrainer(DPOTrainer):
+        def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
+            missing = [c for c in TOKENIZED_COLUMNS if c not in dataset.column_names]
+            if missing:
+                raise ValueError(
+                    f"The {dataset_name} dataset is not tokenised: no {', '.join(missing)} column."
+                )
+            if args.max_length is not None and args.truncation_mode == "keep_start":
+                dataset = dataset.filter(lambda example: len(example["prompt_ids"]) < args.max_length)
+            return dataset
+
+    return TokenizedDPOTrainer
 
 
 def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
@@ -73,42 +126,27 @@ def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, An
 
 def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     from datasets import Dataset
-    from trl import DPOConfig, DPOTrainer
+    from trl import DPOConfig
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
     data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
+    trainer_class = tokenized_trainer_class()
 
-    def as_text(row):
-        """Plain text where no chat template applies (core.formatting): the transcript prompt, and the
-        separator put in front of each reply, so TRL joins "question?" and "Answer" as the reward
-        model and generation see them."""
-        if uses_template(tokenizer, row["prompt"], row["chosen"]):
-            return row
-        prompt = plain_prompt(row["prompt"])
-        return {
-            **row,
-            "prompt": prompt,
-            "chosen": plain_response(prompt, row["chosen"]),
-            "rejected": plain_response(prompt, row["rejected"]),
-        }
-
-    def fit(rows, split: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]], int, int]:
-        """(the rows TRL is given, the source rows they come from, how many were too long and
-        dropped, how many TRL will truncate: ``long_replies``)."""
-        given, kept, truncated = [], [], 0
+    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], int, int]:
+        """(the id rows TRL is given and the held-out figures read, how many rows were too long and
+        dropped, how many had a reply cut: ``long_replies``)."""
+        given, truncated = [], 0
         for r in rows:
-            fitted = fit_prompt(tokenizer, r, cfg.max_length, render=as_text)
+            fitted = fit_prompt(tokenizer, r, cfg.max_length)
             if fitted is None and cfg.long_replies == "truncate":
-                fitted = fit_prompt(
-                    tokenizer, r, cfg.max_length, render=as_text, prompt_budget=cfg.max_length // 2
-                )
-                truncated += fitted is not None
+                fitted = fit_prompt(tokenizer, r, cfg.max_length, prompt_budget=cfg.max_length // 2)
             if fitted is not None:
-                given.append({k: v for k, v in fitted.items() if k != "margin"})
-                kept.append(r)
-        dropped = len(rows) - len(kept)
+                ids, cut = cut_replies(dpo_ids(tokenizer, fitted), cfg.max_length)
+                given.append(ids)
+                truncated += cut
+        dropped = len(rows) - len(given)
         if dropped:
             print(
                 f"Dropped {dropped} {split} pair(s) whose reply alone is longer than max_length={cfg.max_length} "
@@ -118,20 +156,18 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         if truncated:
             print(
                 f"{truncated} {split} pair(s) have a reply longer than max_length={cfg.max_length} tokens with its "
-                "prompt: the prompt keeps its end within half of max_length and TRL cuts the end of the reply.",
+                "prompt: the prompt keeps its end within half of max_length and the end of the reply is cut.",
                 file=sys.stderr,
             )
-        return given, kept, dropped, truncated
+        return given, dropped, truncated
 
-    train_given, _, dropped_train, truncated_train = fit(train_rows, "training")
+    train_given, dropped_train, truncated_train = fit(train_rows, "training")
     if not train_given:
         raise DataError(
             f"No training pair fits max_length={cfg.max_length}: every one of the {len(train_rows)} pairs has a "
             "reply longer than that on its own. Raise max_length."
         )
-    eval_given, eval_rows, dropped_eval, truncated_eval = (
-        fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
-    )
+    eval_given, dropped_eval, truncated_eval = fit(eval_rows, "held-out") if eval_rows else ([], 0, 0)
     train_ds = Dataset.from_list(train_given)
     eval_ds = Dataset.from_list(eval_given) if eval_given else None
 
@@ -160,7 +196,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             max_length=cfg.max_length,
             precompute_ref_log_probs=cfg.precompute_ref_log_probs,
         )
-        trainer = DPOTrainer(
+        trainer = trainer_class(
             model=model,
             args=args,
             train_dataset=train_ds,
@@ -170,16 +206,16 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter, drop=TRL_EVAL_FIGURES)],
             peft_config=peft_config,
         )
-        # Held-out implicit-reward figures (training.services.evaluation), the same before and after;
-        # TRL's own eval loss is kept beside them.
-        eval_kw = {"max_length": cfg.max_length, "batch_size": cfg.per_device_eval_batch_size}
-        reference = dpo_reference(model, tokenizer, eval_rows, **eval_kw) if eval_rows else {}
+        # Held-out implicit-reward figures (training.services.evaluation), the same before and after, on
+        # the very id rows TRL's eval loss reads; TRL's own eval loss is kept beside them.
+        eval_kw = {"batch_size": cfg.per_device_eval_batch_size}
+        reference = dpo_reference(model, tokenizer, eval_given, **eval_kw) if eval_given else {}
         before = trainer.evaluate() if eval_ds is not None else {}
-        if eval_rows:
-            figures = dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+        if eval_given:
+            figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
             before = _honest(before, figures)
             emitter.metrics(0, {f"eval_{k}": v for k, v in figures.items()})
-        train_pairs = len(trainer.train_dataset)  # after TRL's own tokenising and filtering
+        train_pairs = len(trainer.train_dataset)  # after TRL's own filtering
         if train_pairs != len(train_ds):
             print(
                 f"TRL dropped {len(train_ds) - train_pairs} of {len(train_ds)} fitted training pairs.",
@@ -188,8 +224,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         result = trainer.train()
         after = trainer.evaluate() if eval_ds is not None else {}
         model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
-        if eval_rows:
-            figures = dpo_figures(model, tokenizer, eval_rows, reference, beta=cfg.beta, **eval_kw)
+        if eval_given:
+            figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
             after = _honest(after, figures)
             emitter.metrics(result.global_step, {f"eval_{k}": v for k, v in figures.items()})
         final: dict[str, Any] = {

@@ -153,15 +153,38 @@ def evaluate_reward_model(
     return figures
 
 
+def _summed_completion_logprobs(
+    model, seqs: list[list[int]], lengths: list[int], *, pad_id: int, batch_size: int
+) -> list[float]:
+    """The summed log-probability of the last ``lengths[k]`` ids of each ``seqs[k]`` after the ids
+    before them (a sequence's first id has none: a completion that is the whole sequence is summed
+    from its second id, as TRL's shifted labels do)."""
+    import torch
+
+    def step(batch: range, ids, mask) -> list[float]:
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+        logp = torch.log_softmax(logits[:, :-1], dim=-1)
+        tok = torch.gather(logp, 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        return [
+            float(tok[j, max(len(seqs[k]) - 1 - lengths[k], 0) : len(seqs[k]) - 1].sum())
+            for j, k in enumerate(batch)
+        ]
+
+    return _forward_batches(model, seqs, pad_id=pad_id, batch_size=batch_size, step=step)
+
+
+def _pad_id(tokenizer) -> int:
+    return tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+
+
 def completion_logprobs(
     model, tokenizer, rows: list[dict[str, Any]], key: str, *, max_length: int, batch_size: int = 8
 ) -> list[float]:
     """Summed log-probabilities of each row's ``key`` response after its prompt: the sequence and its
     truncation are ``core.formatting.sequence_ids``' (the template's conversation split at the
     generation prompt, the prompt cut from the start of its content keeping BOS and headers), the
-    response's end token included."""
-    import torch
-
+    response's end token included. (DPO's held-out figures read the ids DPO trains on instead, fitted
+    by its runner: ``dpo_reference``.)"""
     from core.formatting import sequence_and_completion_length
 
     seqs: list[list[int]] = []
@@ -170,44 +193,39 @@ def completion_logprobs(
         seq, n = sequence_and_completion_length(tokenizer, r["prompt"], r[key], max_length)
         seqs.append(seq)
         lengths.append(n)
-
-    def step(batch: range, ids, mask) -> list[float]:
-        logits = model(input_ids=ids, attention_mask=mask).logits.float()
-        logp = torch.log_softmax(logits[:, :-1], dim=-1)
-        tok = torch.gather(logp, 2, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
-        return [
-            float(tok[j, len(seqs[k]) - 1 - lengths[k] : len(seqs[k]) - 1].sum()) for j, k in enumerate(batch)
-        ]
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return _forward_batches(model, seqs, pad_id=pad, batch_size=batch_size, step=step)
+    return _summed_completion_logprobs(model, seqs, lengths, pad_id=_pad_id(tokenizer), batch_size=batch_size)
 
 
-def dpo_reference(
-    model, tokenizer, rows: list[dict[str, Any]], *, max_length: int, batch_size: int = 8
-) -> dict:
-    """The reference log-probs of held-out rows: the policy's before training."""
-    return {
-        key: completion_logprobs(model, tokenizer, rows, key, max_length=max_length, batch_size=batch_size)
-        for key in ("chosen", "rejected")
-    }
+def dpo_reference(model, tokenizer, pairs: list[dict[str, list[int]]], *, batch_size: int = 8) -> dict:
+    """The summed log-probs of each held-out pair's chosen and rejected completion under ``model``
+    (before training: the reference). ``pairs`` are the ids TRL's ``DPOTrainer`` is handed
+    (``prompt_ids``, ``chosen_ids``, ``rejected_ids``: ``training.runners.data.dpo_ids``, fitted and
+    cut by the DPO runner), read as they are, so the figures score exactly the tokens DPO trains on."""
+    out = {}
+    for key in ("chosen", "rejected"):
+        seqs = [p["prompt_ids"] + p[f"{key}_ids"] for p in pairs]
+        lengths = [len(p[f"{key}_ids"]) for p in pairs]
+        out[key] = _summed_completion_logprobs(
+            model, seqs, lengths, pad_id=_pad_id(tokenizer), batch_size=batch_size
+        )
+    return out
 
 
 def dpo_figures(
     model,
     tokenizer,
-    rows: list[dict[str, Any]],
+    pairs: list[dict[str, list[int]]],
     reference: dict,
     *,
     beta: float,
-    max_length: int,
     batch_size: int = 8,
 ) -> dict[str, float]:
-    """Implicit-reward figures of held-out rows: r = beta * (log pi(y|x) - log pi_ref(y|x)); accuracy
-    with ties half, so the untrained policy (r = 0 for both) scores 0.5, computed exactly as after."""
-    if not rows:
+    """Implicit-reward figures of held-out pairs (ids as ``dpo_reference`` reads them): r = beta *
+    (log pi(y|x) - log pi_ref(y|x)); accuracy with ties half, so the untrained policy (r = 0 for both)
+    scores 0.5, computed exactly as after."""
+    if not pairs:
         return {}
-    now = dpo_reference(model, tokenizer, rows, max_length=max_length, batch_size=batch_size)
+    now = dpo_reference(model, tokenizer, pairs, batch_size=batch_size)
     chosen = [beta * (a - b) for a, b in zip(now["chosen"], reference["chosen"], strict=True)]
     rejected = [beta * (a - b) for a, b in zip(now["rejected"], reference["rejected"], strict=True)]
     return pair_figures(chosen, rejected)
