@@ -691,13 +691,15 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
     waiting = _retry_later(job.pk)
     if waiting is not None:
         return waiting
+    if project.judge_routing:
+        stopped = _route_job_tasks(job.pk, project, list(job.task_ids))
+        if stopped is not None:
+            return stopped
     with transaction.atomic():
         locked = JudgeJob.objects.select_for_update().get(pk=job.pk)
         if locked.state != JobState.RUNNING:
             return locked
-        routed = 0
-        if project.judge_routing:
-            routed = len(routing_apply(project=project, job=locked, task_ids=list(job.task_ids)))
+        routed = RoutingDecision.objects.filter(job=locked).count()
         everything_failed = locked.total_units and locked.failed_units >= locked.total_units
         transient = _transient_failures(locked.pk).count()
         if everything_failed and transient == locked.failed_units:
@@ -723,6 +725,24 @@ def _judge_job_run(*, job_id: int, chunk: int) -> JudgeJob | None:
             },
         )
     return locked
+
+
+#: Tasks a finished judge job routes per transaction: its rows (and the project's) are locked
+#: only that long, not for the whole job (a 100,000-task job's routing takes minutes).
+ROUTING_BATCH = 500
+
+
+def _route_job_tasks(job_id: int, project: Project, task_ids: list[int]) -> JudgeJob | None:
+    """Route a judged job's tasks (``routing_apply``), ``ROUTING_BATCH`` per transaction, each
+    under the job's row lock; the job if it stopped running meanwhile (cancelled), else None. A
+    redelivered job routes again only what is still undecided."""
+    for i in range(0, len(task_ids), ROUTING_BATCH):
+        with transaction.atomic():
+            locked = JudgeJob.objects.select_for_update().get(pk=job_id)
+            if locked.state != JobState.RUNNING:
+                return locked
+            routing_apply(project=project, job=locked, task_ids=task_ids[i : i + ROUTING_BATCH])
+    return None
 
 
 def _answered_version(results, fallback: str) -> str:

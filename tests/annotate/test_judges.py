@@ -517,3 +517,57 @@ def test_a_judge_job_another_worker_is_running_is_left_to_it(make_project, fake_
     assert left.state == JobState.QUEUED and backend.calls == 0
     assert not JudgeSuggestion.objects.filter(job=job).exists()
     assert judge_job_run(job_id=job.pk).state == JobState.DONE and backend.calls > 0
+
+
+def test_a_finished_job_routes_its_tasks_a_batch_per_transaction(
+    make_project, make_user, fake_server, monkeypatch
+):
+    """Routing holds the tasks' rows (and the project's) only for a batch, not for the whole job;
+    the audit event counts every task the job routed; a job cancelled between two batches stops
+    routing there (the rest stay undecided, for humans)."""
+    from annotate.judges import services as judge_services
+    from annotate.models import AuditEvent, JudgeJob
+
+    _backend, url = fake_server
+    manager = make_user("batch-boss")
+    project = make_project()
+    project_update_settings(project=project, judge_routing=True, judge_audit_share=0.0, judge_min_strength=2)
+    project.refresh_from_db()
+    tasks = make_pairs(project)
+    endpoint = endpoint_create(
+        name="batch-ep", backend="openai", model="fake-judge", config={"base_url": url}, project=project
+    )
+    judge = judge_create(project=project, name="Batcher", endpoint=endpoint, actor=manager)
+    monkeypatch.setattr(judge_services, "ROUTING_BATCH", 2)
+    batches = []
+    real = judge_services.routing_apply
+
+    def routing_apply(**kw):
+        batches.append(list(kw["task_ids"]))
+        return real(**kw)
+
+    monkeypatch.setattr(judge_services, "routing_apply", routing_apply)
+    job = judge_job_run(job_id=judge_job_create(judge=judge, actor=manager).pk)
+    assert job.state == JobState.DONE
+    assert [len(b) for b in batches] == [2, 2, 1] and sorted(t for b in batches for t in b) == sorted(
+        job.task_ids
+    )
+    assert RoutingDecision.objects.filter(job=job).count() == len(tasks)
+    event = AuditEvent.objects.get(action="judge_job.finish", target_id=str(job.pk))
+    assert event.details["routed"] == len(tasks)
+
+    # a second job, cancelled once its first batch is routed
+    more = make_pairs(project, {f"more{i}": (f"Answer q={i + 5}", "Answer q=1") for i in range(4)})
+    batches.clear()
+
+    def routing_then_cancel(**kw):
+        out = real(**kw)
+        JudgeJob.objects.filter(state=JobState.RUNNING).update(state=JobState.CANCELLED)
+        batches.append(list(kw["task_ids"]))
+        return out
+
+    monkeypatch.setattr(judge_services, "routing_apply", routing_then_cancel)
+    job2 = judge_job_run(job_id=judge_job_create(judge=judge, actor=manager, only_unjudged=True).pk)
+    assert job2.state == JobState.CANCELLED and len(batches) == 1
+    undecided = [t for t in more.values() if not RoutingDecision.objects.filter(task=t).exists()]
+    assert len(undecided) == 2
