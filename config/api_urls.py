@@ -7,7 +7,7 @@ instead of silently dropping its routes.
 from django.urls import include, path
 
 from annotate import apis as annotate_apis
-from annotate import apis_labeling, apis_members
+from annotate import apis_judges, apis_labeling, apis_members
 from generation import apis as generation_apis
 from training import apis as export_apis
 from training import apis_runs
@@ -36,6 +36,7 @@ urlpatterns = [
     ),
     path("", include(apis_members.urlpatterns)),
     path("", include(apis_labeling.urlpatterns)),
+    path("", include(apis_judges.urlpatterns)),
     path("", include(generation_apis.urlpatterns)),
     path("", include(apis_runs.urlpatterns)),
 ]

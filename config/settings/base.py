@@ -259,6 +259,10 @@ API_TAGS = [
     {"name": "Exports", "description": "Versioned preference datasets built from the labels (researchers)."},
     {"name": "Generation", "description": "Model endpoints and jobs that write candidate responses."},
     {
+        "name": "AI judges",
+        "description": "Models that label pairs: judges, their jobs and costs, and re-routing (managers).",
+    },
+    {
         "name": "Training runs",
         "description": "Reward model, DPO, PPO and RL runs on an export (researchers).",
     },
