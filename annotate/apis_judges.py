@@ -3,10 +3,13 @@ Judges page does, for scripts.
 
     GET  projects/<slug>/judges/                          the project's judges
     POST projects/<slug>/judges/                          add one (an endpoint by name)
+    GET  projects/<slug>/judges/<judge_id>/               one judge
+    PATCH projects/<slug>/judges/<judge_id>/              {"is_active": false|true}: switch it off/on
     POST projects/<slug>/judges/<judge_id>/jobs/          run a judge over the project's tasks
     GET  projects/<slug>/judge-jobs/                      judge jobs, newest first
     GET  projects/<slug>/judge-jobs/<judge_job_id>/       a job: progress, tokens, cost, verdicts
     POST projects/<slug>/judge-jobs/<judge_job_id>/cancel/
+    POST projects/<slug>/judge-jobs/<judge_job_id>/retry/ its transiently failed tasks, again
     GET  projects/<slug>/judges/reroute/                  the latest re-route (managers)
     POST projects/<slug>/judges/reroute/                  start a re-route (managers; 202)
 
@@ -114,6 +117,13 @@ class JudgeInput(serializers.Serializer):
     )
 
 
+class JudgeSwitchInput(serializers.Serializer):
+    is_active = serializers.BooleanField(
+        help_text="false switches the judge off: its queued and running jobs are cancelled, its "
+        "verdicts no longer count for routing or pre-annotation; true switches it on again."
+    )
+
+
 class JudgeRunInput(serializers.Serializer):
     task_ids = serializers.ListField(
         child=serializers.IntegerField(min_value=1),
@@ -146,6 +156,10 @@ class JudgeSerializer(serializers.Serializer):
     price_completion_per_1k = serializers.CharField(allow_null=True, help_text="A decimal, as text.")
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
+
+
+class JudgeSwitchedSerializer(JudgeSerializer):
+    jobs_cancelled = serializers.IntegerField(help_text="Jobs of this judge that switching it off stopped.")
 
 
 class JudgeJobSerializer(JobStatusSerializer):
@@ -242,6 +256,38 @@ class JudgeListCreateApi(ProjectPagedListApi):
 
 
 @extend_schema(tags=[TAG])
+class JudgeDetailApi(ProjectApiView):
+    capability = "judge"
+
+    @extend_schema(
+        summary="Read an AI judge",
+        description="Managers and researchers. Its endpoint, sampling, prices and whether it is on.",
+        operation_id="judges_detail",
+        responses={200: JudgeSerializer, **errors(401, 403, 404)},
+    )
+    def get(self, request: Request, slug: str, judge_id: int) -> Response:
+        return Response(judge_data(_judge(self.access.project, judge_id)))
+
+    @extend_schema(
+        summary="Switch an AI judge off or on",
+        description="Managers and researchers. Off: it cannot run, its queued and running jobs are "
+        "cancelled (what they judged is kept) and its verdicts no longer count for routing or "
+        "pre-annotation (re-route to withdraw its labels where no human worked). The answer's "
+        "`jobs_cancelled` says how many jobs stopped.",
+        operation_id="judges_switch",
+        request=JudgeSwitchInput,
+        responses={200: JudgeSwitchedSerializer, **errors(400, 401, 403, 404)},
+    )
+    def patch(self, request: Request, slug: str, judge_id: int) -> Response:
+        judge = _judge(self.access.project, judge_id)
+        data = validated_as_service_input(JudgeSwitchInput, request.data)
+        judge, cancelled = services.judge_set_active(
+            judge=judge, active=data["is_active"], actor=request.user
+        )
+        return Response({**judge_data(judge), "jobs_cancelled": cancelled})
+
+
+@extend_schema(tags=[TAG])
 class JudgeRunApi(ProjectApiView):
     capability = "judge"
     throttle_classes = [WriteScopedRateThrottle]
@@ -321,6 +367,24 @@ class JudgeJobCancelApi(ProjectApiView):
 
 
 @extend_schema(tags=[TAG])
+class JudgeJobRetryApi(ProjectApiView):
+    capability = "judge"
+
+    @extend_schema(
+        summary="Retry a judge job's failed tasks",
+        description="Managers and researchers. A finished job (done or failed) is queued again for the "
+        "tasks whose judging failed because the server was down or overloaded; permanent failures "
+        "stay. 409 for a job still running or cancelled.",
+        operation_id="judge_job_retry",
+        request=None,
+        responses={200: JudgeJobSerializer, **errors(401, 403, 404, 409)},
+    )
+    def post(self, request: Request, slug: str, judge_job_id: int) -> Response:
+        job = services.judge_job_retry_failed(job=_job(self.access.project, judge_job_id), actor=request.user)
+        return Response(judge_job_data(job))
+
+
+@extend_schema(tags=[TAG])
 class RerouteApi(ProjectApiView):
     capability = "manage"
 
@@ -352,13 +416,16 @@ class RerouteApi(ProjectApiView):
 
 P = "projects/<slug:slug>/"
 
+J = P + "judges/<int:judge_id>/"
+JJ = P + "judge-jobs/<int:judge_job_id>/"
+
 urlpatterns = [
     path(P + "judges/", JudgeListCreateApi.as_view(), name="api-judges"),
     path(P + "judges/reroute/", RerouteApi.as_view(), name="api-judges-reroute"),
-    path(P + "judges/<int:judge_id>/jobs/", JudgeRunApi.as_view(), name="api-judge-run"),
+    path(J, JudgeDetailApi.as_view(), name="api-judge"),
+    path(J + "jobs/", JudgeRunApi.as_view(), name="api-judge-run"),
     path(P + "judge-jobs/", JudgeJobListApi.as_view(), name="api-judge-jobs"),
-    path(P + "judge-jobs/<int:judge_job_id>/", JudgeJobDetailApi.as_view(), name="api-judge-job"),
-    path(
-        P + "judge-jobs/<int:judge_job_id>/cancel/", JudgeJobCancelApi.as_view(), name="api-judge-job-cancel"
-    ),
+    path(JJ, JudgeJobDetailApi.as_view(), name="api-judge-job"),
+    path(JJ + "cancel/", JudgeJobCancelApi.as_view(), name="api-judge-job-cancel"),
+    path(JJ + "retry/", JudgeJobRetryApi.as_view(), name="api-judge-job-retry"),
 ]

@@ -201,3 +201,41 @@ def test_answers_have_the_documented_shapes(setup):
     assert_documented(resp, "POST", f"{doc}/judges/reroute/")
     reroute_job_run(job_id=resp.json()["id"])
     assert_documented(boss.get(f"{base}/judges/reroute/"), "GET", f"{doc}/judges/reroute/")
+
+
+def test_switching_a_judge_off_and_retrying_a_jobs_failed_tasks(setup):
+    project, researcher, _manager, _tasks, client = setup
+    base = f"/api/v1/projects/{project.slug}"
+    judge = client.post(f"{base}/judges/", {"name": "sw", "endpoint": "api-judge-ep"}, format="json").json()
+    url = f"{base}/judges/{judge['id']}/"
+    assert client.get(url).json()["is_active"] is True
+    queued = client.post(f"{url}jobs/", {"limit": 2}, format="json").json()
+    # off: its queued job is cancelled, and it cannot run
+    resp = client.patch(url, {"is_active": False}, format="json")
+    assert (
+        resp.status_code == 200 and resp.json()["is_active"] is False and resp.json()["jobs_cancelled"] == 1
+    )
+    assert JudgeJob.objects.get(pk=queued["id"]).state == "cancelled"
+    resp = client.post(f"{url}jobs/", {}, format="json")
+    assert resp.status_code == 400 and "switched off" in resp.json()["detail"]
+    resp = client.patch(url, {"is_active": "maybe"}, format="json")
+    assert resp.status_code == 400 and resp.json()["field"] == "is_active"
+    assert client.patch(url, {"is_active": True}, format="json").json()["jobs_cancelled"] == 0
+    assert AuditEvent.objects.filter(action="judge.deactivate", actor=researcher).count() == 1
+
+    # a job whose server was down for two tasks: retry them
+    job = client.post(f"{url}jobs/", {"limit": 3}, format="json").json()
+    resp = client.post(f"{base}/judge-jobs/{job['id']}/retry/")
+    assert resp.status_code == 409  # still queued
+    judge_job_run(job_id=job["id"])
+    resp = client.post(f"{base}/judge-jobs/{job['id']}/retry/")
+    assert resp.status_code == 400 and "transient" in resp.json()["detail"]  # nothing failed
+    outage = JudgeJob.objects.get(pk=job["id"]).suggestions.order_by("task_id")[:2]
+    for s in outage:  # what a failed call records: no verdict
+        s.status, s.transient, s.error, s.choice, s.strength = "failed", True, "connection refused", "", None
+        s.save()
+    resp = client.post(f"{base}/judge-jobs/{job['id']}/retry/")
+    assert resp.status_code == 200 and resp.json()["state"] == "queued", resp.json()
+    judge_job_run(job_id=job["id"])
+    detail = client.get(f"{base}/judge-jobs/{job['id']}/").json()
+    assert detail["state"] == "done" and detail["suggestions"]["failed"] == 0
