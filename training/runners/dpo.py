@@ -44,7 +44,7 @@ import sys
 from typing import Any
 
 from training.runners.configs import DPORunConfig
-from training.runners.data import cut_replies, dpo_ids, fit_prompt, load_pair_splits
+from training.runners.data import cut_replies, dpo_ids, dpo_min_max_length, fit_prompt, load_pair_splits
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
@@ -73,6 +73,8 @@ def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: boo
 
 
 TRL_EVAL_FIGURES = ("eval_rewards/accuracies", "eval_rewards/margins")
+#: What a fitted prompt cannot lose (``data.least_prompt``), as the refusals name it.
+_LEAST_PROMPT = "(BOS, role headers, generation prompt; plain text: the BOS)"
 TOKENIZED_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 #: ``DPOTrainer._prepare_dataset``'s parameters in TRL 1.16 (requirements.txt pins it), checked
 #: before it is overridden: a TRL that prepares datasets otherwise is refused, not half-used.
@@ -134,10 +136,11 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.base_model)
     trainer_class = tokenized_trainer_class()
 
-    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], int, int]:
-        """(the id rows TRL is given and the held-out figures read, how many rows were too long and
-        dropped, how many had a reply cut: ``long_replies``)."""
-        given, truncated = [], 0
+    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int]:
+        """(the id rows TRL is given and the held-out figures read, for each row too long and dropped
+        its least prompt and the least max_length that would keep it (``dpo_min_max_length``), how
+        many had a reply cut: ``long_replies``)."""
+        given, needs, truncated = [], [], 0
         for r in rows:
             fitted = fit_prompt(tokenizer, r, cfg.max_length)
             if fitted is None and cfg.long_replies == "truncate":
@@ -146,11 +149,18 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 ids, cut = cut_replies(dpo_ids(tokenizer, fitted), cfg.max_length)
                 given.append(ids)
                 truncated += cut
-        dropped = len(rows) - len(given)
-        if dropped:
+            else:
+                needs.append(dpo_min_max_length(tokenizer, r, cfg.long_replies))
+        if needs:
             print(
-                f"Dropped {dropped} {split} pair(s) whose reply alone is longer than max_length={cfg.max_length} "
-                "tokens: the reply would lose its end.",
+                f"Dropped {len(needs)} {split} pair(s) that do not fit max_length={cfg.max_length} tokens even with "
+                f"the prompt cut to what the template renders around an empty turn {_LEAST_PROMPT}"
+                + (
+                    " within half of max_length"
+                    if cfg.long_replies == "truncate"
+                    else ", with the whole reply"
+                )
+                + ".",
                 file=sys.stderr,
             )
         if truncated:
@@ -159,15 +169,25 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 "prompt: the prompt keeps its end within half of max_length and the end of the reply is cut.",
                 file=sys.stderr,
             )
-        return given, dropped, truncated
+        return given, needs, truncated
 
-    train_given, dropped_train, truncated_train = fit(train_rows, "training")
+    train_given, train_needs, truncated_train = fit(train_rows, "training")
+    dropped_train = len(train_needs)
     if not train_given:
+        least, needed = min(train_needs, key=lambda n: n[1])
         raise DataError(
-            f"No training pair fits max_length={cfg.max_length}: every one of the {len(train_rows)} pairs has a "
-            "reply longer than that on its own. Raise max_length."
+            f"No training pair fits max_length={cfg.max_length}. A prompt is cut to no less than what the "
+            f"template renders around an empty turn {_LEAST_PROMPT}: {least} tokens for the pair that fits "
+            + (
+                "soonest, which must be within half of max_length with room for one reply token "
+                "(long_replies='truncate')."
+                if cfg.long_replies == "truncate"
+                else "soonest, followed by its whole reply, end token included (long_replies='drop')."
+            )
+            + f" Set max_length={needed} or more to keep a pair."
         )
-    eval_given, dropped_eval, truncated_eval = fit(eval_rows, "held-out") if eval_rows else ([], 0, 0)
+    eval_given, eval_needs, truncated_eval = fit(eval_rows, "held-out") if eval_rows else ([], [], 0)
+    dropped_eval = len(eval_needs)
     train_ds = Dataset.from_list(train_given)
     eval_ds = Dataset.from_list(eval_given) if eval_given else None
 
