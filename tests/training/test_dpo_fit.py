@@ -320,3 +320,35 @@ def test_a_max_length_no_pair_fits_is_refused_with_the_true_reason_and_the_lengt
         _cfg(zoo_model(name), data, tmp_path / "o2", max_length=needed, long_replies=long_replies)
     )
     assert final["train_pairs"] >= 1
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen", "base"])
+def test_a_pair_whose_replies_are_the_same_tokens_is_dropped_and_counted(zoo_model, tmp_path, name):
+    """A pair whose chosen and rejected ids are the same teaches nothing (its DPO gradient is 0) and
+    is a tie in the held-out accuracy (0.5, margin 0), like a pair with the same text, which
+    ``load_preferences`` drops. Two ways text that differs gives the same ids: a template that trims
+    the reply (Llama-3's, Gemma's ``| trim``: "Yes." and "Yes. "), and two long replies whose cut
+    keeps only the start they share (``long_replies="truncate"``). Before, both were trained on and
+    scored as held-out ties (llama3: train_pairs 4, eval_pairs 4)."""
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    if ZOO[name].chat:
+        rows = [
+            _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
+            _conv(_user("2+2?"), "4.", "Fish."),
+            _conv(_user("Tell me."), essay + "Alpha.", essay + "Beta."),
+        ]
+        if name == "llama3":
+            rows.append(_conv(_user("Is it?"), "Yes.", "Yes. "))
+    else:
+        rows = [
+            {"prompt": "Is the sky blue?", "chosen": "Yes it is.", "rejected": "No."},
+            {"prompt": "2+2?", "chosen": "4.", "rejected": "Fish."},
+            {"prompt": "Tell me.", "chosen": essay + "Alpha.", "rejected": essay + "Beta."},
+        ]
+    same = len(rows) - 2
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    final = dpo.run(_cfg(zoo_model(name), data, tmp_path / "out", eval_dataset_path=data))
+    assert final["train_pairs"] == 2, final
+    assert final["eval_pairs"] == 2, final
+    assert final["dropped_identical_pairs"] == same and final["dropped_identical_pairs_eval"] == same, final
+    assert final["truncated_replies"] == 0 and final["dropped_too_long"] == 0, final

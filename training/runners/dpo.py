@@ -35,7 +35,11 @@ included, fit. A row whose reply does not fit even after an emptied prompt follo
 ``max_length`` and cuts the end of the reply as TRL's keep-start truncation would (``data.cut_replies``,
 before TRL sees it; counted as ``truncated_replies``); "drop" leaves it out (``dropped_too_long``;
 held-out rows: ``*_eval``, left out of TRL's eval loss and of the accuracy/margin alike). No row left
-is an error. ``train_pairs`` is the number of rows TRL's processed train dataset holds.
+is an error. A pair whose chosen and rejected ids are the same once fitted (a template that trims
+what set them apart, Llama-3's and Gemma's ``| trim``; two long replies cut to the start they share)
+teaches nothing and would be a held-out tie: it is dropped like a pair of identical text
+(``dropped_identical_pairs``; held-out: ``dropped_identical_pairs_eval``). ``train_pairs`` is the
+number of rows TRL's processed train dataset holds.
 """
 
 from __future__ import annotations
@@ -136,17 +140,21 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.base_model)
     trainer_class = tokenized_trainer_class()
 
-    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int]:
+    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int, int]:
         """(the id rows TRL is given and the held-out figures read, for each row too long and dropped
         its least prompt and the least max_length that would keep it (``dpo_min_max_length``), how
-        many had a reply cut: ``long_replies``)."""
-        given, needs, truncated = [], [], 0
+        many had a reply cut: ``long_replies``, how many were dropped because their chosen and
+        rejected ids are the same)."""
+        given, needs, truncated, same = [], [], 0, 0
         for r in rows:
             fitted = fit_prompt(tokenizer, r, cfg.max_length)
             if fitted is None and cfg.long_replies == "truncate":
                 fitted = fit_prompt(tokenizer, r, cfg.max_length, prompt_budget=cfg.max_length // 2)
             if fitted is not None:
                 ids, cut = cut_replies(dpo_ids(tokenizer, fitted), cfg.max_length)
+                if ids["chosen_ids"] == ids["rejected_ids"]:
+                    same += 1  # no preference left to learn or score: dropped like identical text
+                    continue
                 given.append(ids)
                 truncated += cut
             else:
@@ -169,10 +177,22 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 "prompt: the prompt keeps its end within half of max_length and the end of the reply is cut.",
                 file=sys.stderr,
             )
-        return given, needs, truncated
+        if same:
+            print(
+                f"Dropped {same} {split} pair(s) whose chosen and rejected replies are the same tokens (the "
+                "template trims what set them apart, or only the start they share fits max_length): "
+                "they teach nothing.",
+                file=sys.stderr,
+            )
+        return given, needs, truncated, same
 
-    train_given, train_needs, truncated_train = fit(train_rows, "training")
+    train_given, train_needs, truncated_train, same_train = fit(train_rows, "training")
     dropped_train = len(train_needs)
+    if not train_given and not train_needs:
+        raise DataError(
+            f"No training pair left: the chosen and rejected replies of all {same_train} pairs are the same "
+            f"tokens within max_length={cfg.max_length}."
+        )
     if not train_given:
         least, needed = min(train_needs, key=lambda n: n[1])
         raise DataError(
@@ -186,7 +206,9 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
             + f" Set max_length={needed} or more to keep a pair."
         )
-    eval_given, eval_needs, truncated_eval = fit(eval_rows, "held-out") if eval_rows else ([], [], 0)
+    eval_given, eval_needs, truncated_eval, same_eval = (
+        fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
+    )
     dropped_eval = len(eval_needs)
     train_ds = Dataset.from_list(train_given)
     eval_ds = Dataset.from_list(eval_given) if eval_given else None
@@ -255,7 +277,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_too_long_eval": dropped_eval,
             "truncated_replies": truncated_train,
             "truncated_replies_eval": truncated_eval,
-            "dropped_identical_pairs": data.dropped_identical,
+            "dropped_identical_pairs": data.dropped_identical + same_train,
+            "dropped_identical_pairs_eval": same_eval,
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
