@@ -265,7 +265,10 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
         result = trainer.train()
         after = trainer.evaluate() if eval_ds is not None else {}
-        model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
+        # held-out figures read it in fp32 as they read the reference and the model before training.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        model = model.merge_and_unload() if cfg.use_lora else model
         if eval_given:
             figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
             after = _honest(after, figures)
