@@ -44,6 +44,7 @@ number of rows TRL's processed train dataset holds.
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
@@ -54,9 +55,18 @@ from training.runners.models import (
     check_tokenizer_fits,
     load_tokenizer,
     require_causal_lm,
+    wait_for_every_process,
     write_run_record,
 )
-from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
+from training.runners.protocol import (
+    DataError,
+    Emitter,
+    ModelError,
+    Timer,
+    first_line,
+    is_main_process,
+    trainer_callback,
+)
 from training.runners.reward import save_trained, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 
@@ -124,6 +134,22 @@ def tokenized_trainer_class():
     return TokenizedDPOTrainer
 
 
+#: The folder of the run's temporary folder the datasets TRL is handed are kept in (removed at the end).
+_DATASETS = "datasets"
+
+
+def _shared_dataset(rows: list[dict[str, list[int]]], path, main: bool):
+    """``rows`` as a ``datasets.Dataset`` saved at ``path`` (by the main process) and read from there,
+    so that every process's copy has its files, and its cache, in that one folder; None for no rows."""
+    from datasets import Dataset, load_from_disk
+
+    if not rows:
+        return None
+    if main:
+        Dataset.from_list(rows).save_to_disk(str(path))
+    return load_from_disk(str(path))
+
+
 def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
     """TRL's eval loss with our accuracy/margin (ties half: 0.5 before training, not TRL's 0)."""
     kept = {k: v for k, v in trl_eval.items() if k not in TRL_EVAL_FIGURES}
@@ -131,7 +157,6 @@ def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, An
 
 
 def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
-    from datasets import Dataset
     from trl import DPOConfig
 
     emitter = emitter or Emitter(cfg.metrics_file)
@@ -210,9 +235,6 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
     )
     dropped_eval = len(eval_needs)
-    train_ds = Dataset.from_list(train_given)
-    eval_ds = Dataset.from_list(eval_given) if eval_given else None
-
     import transformers
 
     transformers.set_seed(cfg.seed)
@@ -238,6 +260,12 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             max_length=cfg.max_length,
             precompute_ref_log_probs=cfg.precompute_ref_log_probs,
         )
+        # On disk, in the run's folder, rank 0's copy read by every rank: TRL caches precomputed
+        # reference log-probs next to a dataset's files, and only rank 0 writes them. (An in-memory
+        # dataset's cache is a per-process temporary folder, where rank 1 cannot find them.)
+        with args.main_process_first(local=False, desc="the tokenised pairs"):
+            train_ds = _shared_dataset(train_given, tmp / _DATASETS / "train", args.process_index == 0)
+            eval_ds = _shared_dataset(eval_given, tmp / _DATASETS / "eval", args.process_index == 0)
         trainer = trainer_class(
             model=model,
             args=args,
@@ -291,5 +319,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         }
         save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
         write_run_record(tmp, "dpo", cfg.as_dict(), final)
+        wait_for_every_process()
+        if is_main_process():
+            shutil.rmtree(tmp / _DATASETS, ignore_errors=True)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
