@@ -244,14 +244,19 @@ def test_dpo_eval_before_is_computed_like_after(zoo_model, tmp_path):
     assert "eval_accuracy_ci_low" in final and "eval_loss" in final
 
 
+@pytest.mark.parametrize("precompute", [False, True])
 @pytest.mark.parametrize("use_lora", [False, True])
-def test_dpo_bf16_held_out_figures_after_training_are_the_saved_models(zoo_model, tmp_path, use_lora):
+def test_dpo_bf16_held_out_figures_after_training_are_the_saved_models(
+    zoo_model, tmp_path, use_lora, precompute
+):
     """bf16 (honoured on CPU when asked): accelerate wraps the trained model's forward in bf16
     autocast for training; the held-out figures after training must still read the model in fp32,
     as the reference and the before figures are read, so they are the saved (fp32) model's figures.
     Before, full fine-tuning scored the autocast forward against the fp32 reference: a policy that
     had not moved (learning_rate 1e-12) showed eval_accuracy 1.0 and a margin of 1.3e-4 from bf16
-    rounding alone, and the reported margin was not the saved model's."""
+    rounding alone, and the reported margin was not the saved model's. With precomputed reference
+    log-probs TRL's evaluate() before training wraps the forward too: the figures before training
+    showed eval_before_accuracy 1.0 and a margin of 1.7e-4 for a policy equal to its reference."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -261,8 +266,10 @@ def test_dpo_bf16_held_out_figures_after_training_are_the_saved_models(zoo_model
 
     base = zoo_model("llama3")
     data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
-    extra = {"bf16": True, "use_lora": use_lora, "eval_dataset_path": data, "max_steps": 1}
+    extra = {"bf16": True, "use_lora": use_lora, "precompute_ref_log_probs": precompute}
+    extra.update(eval_dataset_path=data, max_steps=1)
     still = dpo.run(_base_cfg("dpo", base, data, tmp_path / "still", learning_rate=1e-12, **extra))
+    assert still["eval_before_accuracy"] == 0.5 and still["eval_before_margin"] == 0.0, still
     assert still["eval_accuracy"] == 0.5 and still["eval_margin"] == pytest.approx(0.0, abs=1e-6), still
     cfg = _base_cfg("dpo", base, data, tmp_path / "dpo", learning_rate=1e-3, **extra)
     final = dpo.run(cfg)

@@ -279,10 +279,13 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         # Held-out implicit-reward figures (training.services.evaluation), the same before and after, on
         # the very id rows TRL's eval loss reads; TRL's own eval loss is kept beside them.
         eval_kw = {"batch_size": cfg.per_device_eval_batch_size}
+        # Both read before TRL's evaluate(), which may wrap the model's forward in accelerate's
+        # autocast (bf16 with precompute_ref_log_probs): in fp32, as after training (below).
         reference = dpo_reference(model, tokenizer, eval_given, **eval_kw) if eval_given else {}
-        before = trainer.evaluate() if eval_ds is not None else {}
         if eval_given:
             figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
+        before = trainer.evaluate() if eval_ds is not None else {}
+        if eval_given:
             before = _honest(before, figures)
             emitter.metrics(0, {f"eval_{k}": v for k, v in figures.items()})
         train_pairs = len(trainer.train_dataset)  # after TRL's own filtering
