@@ -276,3 +276,79 @@ def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_mode
         dpo.run(
             _cfg(base, write_jsonl(tmp_path / "long.jsonl", too_long), tmp_path / "out2", long_replies="drop")
         )
+
+
+@pytest.mark.parametrize("long_replies", ["drop", "truncate"])
+@pytest.mark.parametrize("name", ["qwen", "llama3", "base"])
+def test_a_max_length_no_pair_fits_is_refused_with_the_true_reason_and_the_length_that_fits(
+    zoo_model, tmp_path, name, long_replies
+):
+    """With a max_length below what the template renders around an emptied prompt (BOS, role
+    headers, generation prompt: 14-18 tokens for the zoo's tokenizers), no pair fits although every
+    reply is 3-5 tokens. The refusal must not blame the replies ("a reply longer than that on its
+    own", the message before) and must name the max_length that keeps a pair: one token less is
+    refused, that one trains."""
+    import re
+
+    from training.runners.protocol import DataError
+
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    if ZOO[name].chat:
+        rows = [_conv(_user("2+2?"), "4.", "Fish."), _conv(_user("Is the sky blue?"), "Yes.", "No.")]
+    else:  # plain text: the prompt can go, the BOS stays; the reply is what does not fit
+        rows = [{"prompt": "Tell me.", "chosen": essay, "rejected": "No."}]
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    # base: the BOS alone is the least prompt; "truncate" then fits any reply from max_length=2 on
+    max_length = 12 if ZOO[name].chat else 32 if long_replies == "drop" else 1
+    with pytest.raises(DataError) as refused:
+        dpo.run(
+            _cfg(zoo_model(name), data, tmp_path / "out", max_length=max_length, long_replies=long_replies)
+        )
+    message = str(refused.value)
+    if ZOO[name].chat:
+        assert "reply longer than that on its own" not in message, message
+        assert "prompt" in message, message
+    found = re.search(r"max_length=(\d+) or more", message)
+    assert found, message
+    needed = int(found.group(1))
+    assert needed > max_length
+    with pytest.raises(DataError, match="No training pair fits"):
+        dpo.run(
+            _cfg(zoo_model(name), data, tmp_path / "o1", max_length=needed - 1, long_replies=long_replies)
+        )
+    final = dpo.run(
+        _cfg(zoo_model(name), data, tmp_path / "o2", max_length=needed, long_replies=long_replies)
+    )
+    assert final["train_pairs"] >= 1
+
+
+@pytest.mark.parametrize("name", ["llama3", "qwen", "base"])
+def test_a_pair_whose_replies_are_the_same_tokens_is_dropped_and_counted(zoo_model, tmp_path, name):
+    """A pair whose chosen and rejected ids are the same teaches nothing (its DPO gradient is 0) and
+    is a tie in the held-out accuracy (0.5, margin 0), like a pair with the same text, which
+    ``load_preferences`` drops. Two ways text that differs gives the same ids: a template that trims
+    the reply (Llama-3's, Gemma's ``| trim``: "Yes." and "Yes. "), and two long replies whose cut
+    keeps only the start they share (``long_replies="truncate"``). Before, both were trained on and
+    scored as held-out ties (llama3: train_pairs 4, eval_pairs 4)."""
+    essay = "This is a very long answer that goes on and on about many things " * 6
+    if ZOO[name].chat:
+        rows = [
+            _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
+            _conv(_user("2+2?"), "4.", "Fish."),
+            _conv(_user("Tell me."), essay + "Alpha.", essay + "Beta."),
+        ]
+        if name == "llama3":
+            rows.append(_conv(_user("Is it?"), "Yes.", "Yes. "))
+    else:
+        rows = [
+            {"prompt": "Is the sky blue?", "chosen": "Yes it is.", "rejected": "No."},
+            {"prompt": "2+2?", "chosen": "4.", "rejected": "Fish."},
+            {"prompt": "Tell me.", "chosen": essay + "Alpha.", "rejected": essay + "Beta."},
+        ]
+    same = len(rows) - 2
+    data = write_jsonl(tmp_path / "pairs.jsonl", rows)
+    final = dpo.run(_cfg(zoo_model(name), data, tmp_path / "out", eval_dataset_path=data))
+    assert final["train_pairs"] == 2, final
+    assert final["eval_pairs"] == 2, final
+    assert final["dropped_identical_pairs"] == same and final["dropped_identical_pairs_eval"] == same, final
+    assert final["truncated_replies"] == 0 and final["dropped_too_long"] == 0, final

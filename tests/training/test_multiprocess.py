@@ -137,6 +137,24 @@ def test_dpo_two_processes_uneven_pairs(models, tmp_path):
     _check_saved(out, base)
 
 
+def test_dpo_two_processes_precomputed_reference_and_held_out_pairs(models, tmp_path):
+    """precompute_ref_log_probs with two processes: TRL's rank 0 writes the reference log-probs next
+    to the dataset's cache file and every rank reads them back from there. Before, the runner handed
+    TRL in-memory datasets, whose cache path is a per-process temporary folder, so rank 1 failed with
+    FileNotFoundError: '/tmp/hf_datasets-.../cache-....arrow'."""
+    _root, base, _ = models
+    out = tmp_path / "dpo"
+    pairs = _pairs(tmp_path, 5)
+    cfg = {**_pair_run(base, pairs, out), "precompute_ref_log_probs": True, "eval_dataset_path": str(pairs)}
+    final = _final(_launch("dpo", cfg, tmp_path))
+    assert final["train_pairs"] == 5 and final["eval_pairs"] == 5
+    assert final["eval_before_accuracy"] == 0.5 and "eval_loss" in final
+    _check_saved(out, base)
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == [], (
+        "the shared datasets were left in the model"
+    )
+
+
 def _pair_run(base: str, data: Path, out: Path) -> dict:
     """Two steps of a pairwise run (DPO, reward) on 5 pairs: uneven over two ranks."""
     return {

@@ -122,3 +122,21 @@ def test_dpo_with_precomputed_reference_and_lora_saves_a_merged_model(tiny, tmp_
     assert not (out / "adapter_config.json").exists()  # merged into the base weights
     model = AutoModelForCausalLM.from_pretrained(out)
     assert model.config.model_type == "llama"
+
+
+def test_merge_lora_false_is_refused_not_silently_merged(tmp_path):
+    """The runner always merges LoRA adapters into the saved model (generation loads a full model);
+    ``merge_lora`` exists in the config. Before, ``merge_lora: false`` was accepted and the run
+    saved a merged model anyway: an option silently ignored, which config_for's refusal of unknown
+    keys is there to prevent."""
+    from training.runners.configs import ConfigError
+
+    values = {
+        "base_model": "m",
+        "dataset_path": "d.jsonl",
+        "output_dir": str(tmp_path / "o"),
+        "use_lora": True,
+    }
+    assert config_for("dpo", {**values, "merge_lora": True}).merge_lora is True
+    with pytest.raises(ConfigError, match="merge_lora"):
+        config_for("dpo", {**values, "merge_lora": False})

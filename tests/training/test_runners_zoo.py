@@ -244,6 +244,44 @@ def test_dpo_eval_before_is_computed_like_after(zoo_model, tmp_path):
     assert "eval_accuracy_ci_low" in final and "eval_loss" in final
 
 
+@pytest.mark.parametrize("precompute", [False, True])
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_dpo_bf16_held_out_figures_after_training_are_the_saved_models(
+    zoo_model, tmp_path, use_lora, precompute
+):
+    """bf16 (honoured on CPU when asked): accelerate wraps the trained model's forward in bf16
+    autocast for training; the held-out figures after training must still read the model in fp32,
+    as the reference and the before figures are read, so they are the saved (fp32) model's figures.
+    Before, full fine-tuning scored the autocast forward against the fp32 reference: a policy that
+    had not moved (learning_rate 1e-12) showed eval_accuracy 1.0 and a margin of 1.3e-4 from bf16
+    rounding alone, and the reported margin was not the saved model's. With precomputed reference
+    log-probs TRL's evaluate() before training wraps the forward too: the figures before training
+    showed eval_before_accuracy 1.0 and a margin of 1.7e-4 for a policy equal to its reference."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from training.runners import dpo
+    from training.runners.data import dpo_ids
+    from training.services.evaluation import dpo_figures, dpo_reference
+
+    base = zoo_model("llama3")
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    extra = {"bf16": True, "use_lora": use_lora, "precompute_ref_log_probs": precompute}
+    extra.update(eval_dataset_path=data, max_steps=1)
+    still = dpo.run(_base_cfg("dpo", base, data, tmp_path / "still", learning_rate=1e-12, **extra))
+    assert still["eval_before_accuracy"] == 0.5 and still["eval_before_margin"] == 0.0, still
+    assert still["eval_accuracy"] == 0.5 and still["eval_margin"] == pytest.approx(0.0, abs=1e-6), still
+    cfg = _base_cfg("dpo", base, data, tmp_path / "dpo", learning_rate=1e-3, **extra)
+    final = dpo.run(cfg)
+    tok = AutoTokenizer.from_pretrained(str(tmp_path / "dpo"))
+    pairs = [dpo_ids(tok, r) for r in load_preferences(data).rows]
+    reference = dpo_reference(AutoModelForCausalLM.from_pretrained(base, dtype=torch.float32), tok, pairs)
+    saved = AutoModelForCausalLM.from_pretrained(str(tmp_path / "dpo"))
+    figures = dpo_figures(saved, tok, pairs, reference, beta=cfg.beta)
+    assert final["eval_margin"] == pytest.approx(figures["margin"], abs=1e-6)
+    assert final["eval_accuracy"] == figures["accuracy"]
+
+
 def test_reward_runner_and_evaluate_reward_agree_on_minilm(minilm_path, tmp_path):
     """The real MiniLM encoder (BERT: no EOS, [SEP] ends every sequence) trains as a reward model, and
     ``evaluate_reward`` reproduces the runner's own held-out figures on the same rows."""

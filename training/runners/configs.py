@@ -111,6 +111,7 @@ class DPORunConfig(BaseRunConfig):
         reference model is not kept in memory (or run) during training.
     use_lora: train LoRA adapters (peft) and merge them into the saved model; the reference is then
         the base model with adapters disabled (no second copy in memory).
+    merge_lora: must stay true (the adapters are always merged at save); false is refused.
     long_replies: a pair whose longer reply does not fit ``max_length`` even after its prompt is cut
         to nothing: "truncate" (default, TRL's own behaviour) keeps the end of its prompt within half
         of ``max_length`` and lets TRL cut the end of the reply (counted as ``truncated_replies``);
@@ -137,6 +138,11 @@ class DPORunConfig(BaseRunConfig):
             raise ConfigError("beta must be positive.")
         if self.long_replies not in LONG_REPLY_MODES:
             raise ConfigError(f"long_replies must be one of {', '.join(LONG_REPLY_MODES)}.")
+        if not self.merge_lora:
+            raise ConfigError(
+                "merge_lora=false is not supported: the DPO runner always merges LoRA adapters into the saved "
+                "model (generation loads a full model)."
+            )
 
 
 @dataclass

@@ -305,6 +305,29 @@ def cut_replies(ids: dict[str, list[int]], max_length: int) -> tuple[dict[str, l
     return out, out != ids
 
 
+def least_prompt(prompt: Any) -> Any:
+    """The shortest prompt ``fit_prompt`` can cut ``prompt`` to: a conversation's last turn with its
+    content emptied (the template still renders BOS, role headers and the generation prompt around
+    it), or the empty plain text (the tokenizer's BOS stays)."""
+    if is_conversational(prompt):
+        last = prompt[-1]
+        return [{**last, "content": ""}] if isinstance(last.get("content"), str) else [last]
+    return ""
+
+
+def dpo_min_max_length(tokenizer, row: dict[str, Any], long_replies: str) -> tuple[int, int]:
+    """(the ids of ``row``'s ``least_prompt``, the smallest ``max_length`` that keeps the row) under
+    ``long_replies``: "drop" needs the least prompt and the whole longer reply (``dpo_fits``);
+    "truncate" needs that, or a least prompt within half of ``max_length`` and at least one reply
+    token (``fit_prompt``'s ``prompt_budget``, then ``cut_replies``), whichever is smaller."""
+    ids = dpo_ids(tokenizer, {**row, "prompt": least_prompt(row["prompt"])})
+    least = len(ids["prompt_ids"])
+    whole = least + max(len(ids["chosen_ids"]), len(ids["rejected_ids"]), 1)
+    if long_replies == "truncate":
+        return least, min(whole, max(2 * least, least + 1))
+    return least, whole
+
+
 def _cut_points(text: str) -> list[int]:
     """Offsets ``text`` may be cut at from the left, ascending from 0 to ``len(text)``: word starts,
     and every character inside a run of more than 24 non-space characters (a URL, code, CJK)."""

@@ -35,24 +35,38 @@ included, fit. A row whose reply does not fit even after an emptied prompt follo
 ``max_length`` and cuts the end of the reply as TRL's keep-start truncation would (``data.cut_replies``,
 before TRL sees it; counted as ``truncated_replies``); "drop" leaves it out (``dropped_too_long``;
 held-out rows: ``*_eval``, left out of TRL's eval loss and of the accuracy/margin alike). No row left
-is an error. ``train_pairs`` is the number of rows TRL's processed train dataset holds.
+is an error. A pair whose chosen and rejected ids are the same once fitted (a template that trims
+what set them apart, Llama-3's and Gemma's ``| trim``; two long replies cut to the start they share)
+teaches nothing and would be a held-out tie: it is dropped like a pair of identical text
+(``dropped_identical_pairs``; held-out: ``dropped_identical_pairs_eval``). ``train_pairs`` is the
+number of rows TRL's processed train dataset holds.
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 from typing import Any
 
 from training.runners.configs import DPORunConfig
-from training.runners.data import cut_replies, dpo_ids, fit_prompt, load_pair_splits
+from training.runners.data import cut_replies, dpo_ids, dpo_min_max_length, fit_prompt, load_pair_splits
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
     load_tokenizer,
     require_causal_lm,
+    wait_for_every_process,
     write_run_record,
 )
-from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
+from training.runners.protocol import (
+    DataError,
+    Emitter,
+    ModelError,
+    Timer,
+    first_line,
+    is_main_process,
+    trainer_callback,
+)
 from training.runners.reward import save_trained, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 
@@ -73,6 +87,8 @@ def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: boo
 
 
 TRL_EVAL_FIGURES = ("eval_rewards/accuracies", "eval_rewards/margins")
+#: What a fitted prompt cannot lose (``data.least_prompt``), as the refusals name it.
+_LEAST_PROMPT = "(BOS, role headers, generation prompt; plain text: the BOS)"
 TOKENIZED_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
 #: ``DPOTrainer._prepare_dataset``'s parameters in TRL 1.16 (requirements.txt pins it), checked
 #: before it is overridden: a TRL that prepares datasets otherwise is refused, not half-used.
@@ -118,6 +134,22 @@ def tokenized_trainer_class():
     return TokenizedDPOTrainer
 
 
+#: The folder of the run's temporary folder the datasets TRL is handed are kept in (removed at the end).
+_DATASETS = "datasets"
+
+
+def _shared_dataset(rows: list[dict[str, list[int]]], path, main: bool):
+    """``rows`` as a ``datasets.Dataset`` saved at ``path`` (by the main process) and read from there,
+    so that every process's copy has its files, and its cache, in that one folder; None for no rows."""
+    from datasets import Dataset, load_from_disk
+
+    if not rows:
+        return None
+    if main:
+        Dataset.from_list(rows).save_to_disk(str(path))
+    return load_from_disk(str(path))
+
+
 def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, Any]:
     """TRL's eval loss with our accuracy/margin (ties half: 0.5 before training, not TRL's 0)."""
     kept = {k: v for k, v in trl_eval.items() if k not in TRL_EVAL_FIGURES}
@@ -125,7 +157,6 @@ def _honest(trl_eval: dict[str, Any], figures: dict[str, float]) -> dict[str, An
 
 
 def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
-    from datasets import Dataset
     from trl import DPOConfig
 
     emitter = emitter or Emitter(cfg.metrics_file)
@@ -134,23 +165,35 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     tokenizer = load_tokenizer(cfg.base_model)
     trainer_class = tokenized_trainer_class()
 
-    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], int, int]:
-        """(the id rows TRL is given and the held-out figures read, how many rows were too long and
-        dropped, how many had a reply cut: ``long_replies``)."""
-        given, truncated = [], 0
+    def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int, int]:
+        """(the id rows TRL is given and the held-out figures read, for each row too long and dropped
+        its least prompt and the least max_length that would keep it (``dpo_min_max_length``), how
+        many had a reply cut: ``long_replies``, how many were dropped because their chosen and
+        rejected ids are the same)."""
+        given, needs, truncated, same = [], [], 0, 0
         for r in rows:
             fitted = fit_prompt(tokenizer, r, cfg.max_length)
             if fitted is None and cfg.long_replies == "truncate":
                 fitted = fit_prompt(tokenizer, r, cfg.max_length, prompt_budget=cfg.max_length // 2)
             if fitted is not None:
                 ids, cut = cut_replies(dpo_ids(tokenizer, fitted), cfg.max_length)
+                if ids["chosen_ids"] == ids["rejected_ids"]:
+                    same += 1  # no preference left to learn or score: dropped like identical text
+                    continue
                 given.append(ids)
                 truncated += cut
-        dropped = len(rows) - len(given)
-        if dropped:
+            else:
+                needs.append(dpo_min_max_length(tokenizer, r, cfg.long_replies))
+        if needs:
             print(
-                f"Dropped {dropped} {split} pair(s) whose reply alone is longer than max_length={cfg.max_length} "
-                "tokens: the reply would lose its end.",
+                f"Dropped {len(needs)} {split} pair(s) that do not fit max_length={cfg.max_length} tokens even with "
+                f"the prompt cut to what the template renders around an empty turn {_LEAST_PROMPT}"
+                + (
+                    " within half of max_length"
+                    if cfg.long_replies == "truncate"
+                    else ", with the whole reply"
+                )
+                + ".",
                 file=sys.stderr,
             )
         if truncated:
@@ -159,18 +202,39 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 "prompt: the prompt keeps its end within half of max_length and the end of the reply is cut.",
                 file=sys.stderr,
             )
-        return given, dropped, truncated
+        if same:
+            print(
+                f"Dropped {same} {split} pair(s) whose chosen and rejected replies are the same tokens (the "
+                "template trims what set them apart, or only the start they share fits max_length): "
+                "they teach nothing.",
+                file=sys.stderr,
+            )
+        return given, needs, truncated, same
 
-    train_given, dropped_train, truncated_train = fit(train_rows, "training")
-    if not train_given:
+    train_given, train_needs, truncated_train, same_train = fit(train_rows, "training")
+    dropped_train = len(train_needs)
+    if not train_given and not train_needs:
         raise DataError(
-            f"No training pair fits max_length={cfg.max_length}: every one of the {len(train_rows)} pairs has a "
-            "reply longer than that on its own. Raise max_length."
+            f"No training pair left: the chosen and rejected replies of all {same_train} pairs are the same "
+            f"tokens within max_length={cfg.max_length}."
         )
-    eval_given, dropped_eval, truncated_eval = fit(eval_rows, "held-out") if eval_rows else ([], 0, 0)
-    train_ds = Dataset.from_list(train_given)
-    eval_ds = Dataset.from_list(eval_given) if eval_given else None
-
+    if not train_given:
+        least, needed = min(train_needs, key=lambda n: n[1])
+        raise DataError(
+            f"No training pair fits max_length={cfg.max_length}. A prompt is cut to no less than what the "
+            f"template renders around an empty turn {_LEAST_PROMPT}: {least} tokens for the pair that fits "
+            + (
+                "soonest, which must be within half of max_length with room for one reply token "
+                "(long_replies='truncate')."
+                if cfg.long_replies == "truncate"
+                else "soonest, followed by its whole reply, end token included (long_replies='drop')."
+            )
+            + f" Set max_length={needed} or more to keep a pair."
+        )
+    eval_given, eval_needs, truncated_eval, same_eval = (
+        fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
+    )
+    dropped_eval = len(eval_needs)
     import transformers
 
     transformers.set_seed(cfg.seed)
@@ -196,6 +260,12 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             max_length=cfg.max_length,
             precompute_ref_log_probs=cfg.precompute_ref_log_probs,
         )
+        # On disk, in the run's folder, rank 0's copy read by every rank: TRL caches precomputed
+        # reference log-probs next to a dataset's files, and only rank 0 writes them. (An in-memory
+        # dataset's cache is a per-process temporary folder, where rank 1 cannot find them.)
+        with args.main_process_first(local=False, desc="the tokenised pairs"):
+            train_ds = _shared_dataset(train_given, tmp / _DATASETS / "train", args.process_index == 0)
+            eval_ds = _shared_dataset(eval_given, tmp / _DATASETS / "eval", args.process_index == 0)
         trainer = trainer_class(
             model=model,
             args=args,
@@ -209,10 +279,13 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         # Held-out implicit-reward figures (training.services.evaluation), the same before and after, on
         # the very id rows TRL's eval loss reads; TRL's own eval loss is kept beside them.
         eval_kw = {"batch_size": cfg.per_device_eval_batch_size}
+        # Both read before TRL's evaluate(), which may wrap the model's forward in accelerate's
+        # autocast (bf16 with precompute_ref_log_probs): in fp32, as after training (below).
         reference = dpo_reference(model, tokenizer, eval_given, **eval_kw) if eval_given else {}
-        before = trainer.evaluate() if eval_ds is not None else {}
         if eval_given:
             figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
+        before = trainer.evaluate() if eval_ds is not None else {}
+        if eval_given:
             before = _honest(before, figures)
             emitter.metrics(0, {f"eval_{k}": v for k, v in figures.items()})
         train_pairs = len(trainer.train_dataset)  # after TRL's own filtering
@@ -223,7 +296,10 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
         result = trainer.train()
         after = trainer.evaluate() if eval_ds is not None else {}
-        model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
+        # held-out figures read it in fp32 as they read the reference and the model before training.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        model = model.merge_and_unload() if cfg.use_lora else model
         if eval_given:
             figures = dpo_figures(model, tokenizer, eval_given, reference, beta=cfg.beta, **eval_kw)
             after = _honest(after, figures)
@@ -235,7 +311,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_too_long_eval": dropped_eval,
             "truncated_replies": truncated_train,
             "truncated_replies_eval": truncated_eval,
-            "dropped_identical_pairs": data.dropped_identical,
+            "dropped_identical_pairs": data.dropped_identical + same_train,
+            "dropped_identical_pairs_eval": same_eval,
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
@@ -245,5 +322,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         }
         save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
         write_run_record(tmp, "dpo", cfg.as_dict(), final)
+        wait_for_every_process()
+        if is_main_process():
+            shutil.rmtree(tmp / _DATASETS, ignore_errors=True)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
