@@ -181,6 +181,41 @@ def test_rl_eval_sampling_takes_nothing_from_generation_config(zoo_model, monkey
 # --- RLOO / GRPO across the zoo -------------------------------------------------------------------
 
 
+def test_rloo_bf16_held_out_reward_after_training_reads_the_policy_in_fp32(zoo_model, tmp_path, monkeypatch):
+    """bf16: the held-out reward after training samples the policy in fp32, as before training, so
+    a policy that has not moved (learning_rate 1e-12) samples the same completions (fixed seed) and
+    scores what it scored before; before, it sampled through the training's bf16 autocast."""
+    from training.runners import rl
+
+    base = zoo_model("llama3")
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    cfg = _base_cfg(
+        "rloo", base, data, tmp_path / "rloo", reward_model=base, max_steps=1, num_generations=2,
+        per_device_train_batch_size=2, max_completion_length=6, eval_fraction=0.5, bf16=True,
+        learning_rate=1e-12,
+    )  # fmt: skip
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    sampled_with = []
+    real = rl._eval_reward
+
+    def spy(model, *args, **kw):
+        sampled_with.append(model)
+        return real(model, *args, **kw)
+
+    monkeypatch.setattr(rl, "_eval_reward", spy)
+    final = rl.run("rloo", cfg)
+    assert final["eval_reward"] == pytest.approx(final["eval_before_reward"], abs=1e-6), final
+    # the policy the figure after training sampled computes what the saved policy computes
+    ids = torch.tensor([[1, 5, 9, 13, 17, 21]])
+    saved = AutoModelForCausalLM.from_pretrained(str(tmp_path / "rloo")).eval()
+    with torch.no_grad():
+        after = sampled_with[-1](input_ids=ids).logits.float()
+        expected = saved(input_ids=ids).logits.float()
+    assert torch.allclose(after, expected, atol=1e-5), (after - expected).abs().max()
+
+
 @pytest.mark.parametrize("kind", ["rloo", "grpo"])
 @pytest.mark.parametrize("name", ZOO_NAMES)
 def test_rloo_grpo_on_every_zoo_model(zoo_model, tmp_path, name, kind, monkeypatch):
@@ -242,6 +277,28 @@ def test_dpo_eval_before_is_computed_like_after(zoo_model, tmp_path):
     assert final["eval_before_accuracy"] == 0.5  # policy == reference: every pair a tie, not 0
     assert final["eval_before_margin"] == 0.0
     assert "eval_accuracy_ci_low" in final and "eval_loss" in final
+
+
+@pytest.mark.parametrize("use_lora", [False, True])
+def test_reward_bf16_held_out_figures_after_training_are_the_saved_models(zoo_model, tmp_path, use_lora):
+    """As for DPO: bf16 wraps the trained reward model's forward in autocast; the figures after
+    training must read it in fp32, as before training, so a model that has not moved scores what it
+    scored before, and the reported figures are the saved model's. Before (full fine-tuning), an
+    unmoved model's mean reward moved from 0.03347 to 0.03287 by bf16 rounding alone."""
+    from training.runners import reward
+    from training.services.evaluation import evaluate_reward_model
+
+    base = zoo_model("llama3")
+    data = _pairs(tmp_path / "pairs.jsonl", conversational=True)
+    extra = {"bf16": True, "use_lora": use_lora, "eval_dataset_path": data, "max_steps": 1}
+    still = reward.run(_base_cfg("reward", base, data, tmp_path / "still", learning_rate=1e-12, **extra))
+    for key in ("margin", "reward"):
+        assert still[f"eval_{key}"] == pytest.approx(still[f"eval_before_{key}"], abs=1e-6), (key, still)
+    final = reward.run(_base_cfg("reward", base, data, tmp_path / "rm", learning_rate=1e-3, **extra))
+    saved = evaluate_reward_model(str(tmp_path / "rm"), data)
+    assert final["eval_reward"] == pytest.approx(saved["reward"], abs=1e-6)
+    assert final["eval_margin"] == pytest.approx(saved["margin"], abs=1e-6)
+    assert final["eval_accuracy"] == saved["accuracy"]
 
 
 @pytest.mark.parametrize("precompute", [False, True])

@@ -161,7 +161,10 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             peft_config=peft_config,
         )
         result = trainer.train()
-        model = trainer.model.merge_and_unload() if cfg.use_lora else trainer.model
+        # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
+        # figures after training read it in fp32, as before training and as the saved model reads.
+        model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        model = model.merge_and_unload() if cfg.use_lora else model
         after = pair_metrics(
             model, eval_tok, pad_id=tokenizer.pad_token_id, batch_size=cfg.per_device_eval_batch_size
         )

@@ -197,16 +197,17 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         )
         holder["device"] = trainer.accelerator.device
         result = trainer.train()
-        after = _eval_reward(
-            trainer.model, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids
-        )
+        # Training left the policy's forward wrapped in accelerate's autocast (bf16): unwrapped, the
+        # held-out completions are sampled in fp32, as before training and as the saved policy samples.
+        policy = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
+        after = _eval_reward(policy, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "seconds": timer.seconds,
         }
-        save_trained(trainer, trainer.model, tokenizer, tmp, merged=False)
+        save_trained(trainer, policy, tokenizer, tmp, merged=False)
         write_run_record(tmp, kind, cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
