@@ -92,7 +92,7 @@ from annotate.services.projects import (
     project_settings_clean,
 )
 from annotate.services.task_order import task_priorities_request
-from annotate.validation import unstorable_error
+from annotate.validation import NESTED_TOO_DEEPLY, json_loads_finite, unstorable_error
 from core.audit import audit_log_copy, audit_record
 from core.jobs import JobState
 from generation.backends import config_without_secrets
@@ -321,8 +321,12 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
                     f"line {number + 1}: the gzip data is damaged or cut short ({exc}); nothing was restored."
                 ) from None
             try:
-                record = json.loads(line)
+                # NaN, Infinity and 1e999 would reach PostgreSQL's jsonb (which refuses them) and
+                # deep nesting would exhaust Python's stack: both are the line's error
+                record = json_loads_finite(line)
                 kind, data = record["type"], record["data"]
+            except RecursionError:
+                raise InvalidInput(f"line {number}: not a dump record ({NESTED_TOO_DEEPLY})") from None
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"line {number}: not a dump record ({exc})") from None
             if not isinstance(kind, str) or not isinstance(data, dict):
