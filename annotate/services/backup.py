@@ -44,10 +44,13 @@ judge gets a new inactive account of its own, and the judge's labels in the dump
 audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
 project's empty log, never updated), followed by the restore's own ``project.restore`` event.
 It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
+A creation time without a time zone is read as UTC; one outside years 1 to 9999 (in UTC), or later
+than the restore (``CLOCK_SKEW`` allowed for the clocks of two servers), is refused with its line.
 """
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import zlib
@@ -60,6 +63,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Count
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
@@ -102,6 +106,9 @@ from generation.services import endpoint_values_clean
 FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
+#: How far ahead of this server's clock a dumped time may be (the dumping server's clock may run
+#: ahead); a later one is refused: the copy's audit log would list it above every event to come.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 #: The project record: its address, kind, every setting the settings service knows (one home:
 #: ``annotate.services.projects.SETTINGS_FIELDS``), and who made it when.
@@ -472,10 +479,20 @@ def project_restore(
     # columns Django sets on insert (auto_now_add), written back once every row exists
     times: dict[tuple[type, str], list[tuple[object, object]]] = {}
 
+    latest = timezone.now() + CLOCK_SKEW
+
     def a_time(field: str, value):
         when = parse_datetime(value) if isinstance(value, str) else None
         if when is None:  # a dump edited by hand: refused with the record's line
             raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
+        if timezone.is_naive(when):  # a dump writes every time with its zone; one without is UTC
+            when = when.replace(tzinfo=datetime.UTC)
+        try:  # PostgreSQL would store year 0 or 10000, which no one could read back
+            when = when.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ValueError(f"{field} is out of range (years 1 to 9999 in UTC): {value[:40]!r}") from None
+        if when > latest:  # it would sort above every later event of the copy's log
+            raise ValueError(f"{field} is later than the restore (now): {value[:40]!r}")
         return when
 
     def keep_time(obj, field: str, value) -> None:

@@ -4,6 +4,7 @@ names its line, and nothing is written (the probe of the judges/endpoints/times/
 from __future__ import annotations
 
 import gzip
+import io
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -89,3 +90,71 @@ def test_json_a_database_cannot_hold_is_refused_with_its_line(
     data = _dump(_project(make_project, make_user))
     line = _line_of(data, kind)
     _restore_refused(tmp_path, _raw_edit(data, kind, old, new), rf"^line {line}: .*{message}")
+
+
+def _edit(data: bytes, kind: str, change: dict) -> bytes:
+    from tests.annotate.test_backup import _edited
+
+    def edit(record):
+        if record["type"] == kind:
+            record["data"].update(change)
+        return record
+
+    return _edited(data, edit)
+
+
+# Before: a time whose UTC value falls outside years 1-9999 was stored (PostgreSQL keeps BC and
+# year-10000 timestamps) and could not be read back: the restored project's audit page failed with
+# DataError: timestamp too large (after year 10K): '10000-01-01 04:59:59+00' (or "too small
+# (before year 1): '0001-12-31 19:00:00+00 BC'"). And an event dated in the future was copied:
+# the audit page lists the newest 200 events, so 200 events dated 2099 hid every later one.
+@pytest.mark.parametrize(
+    ("kind", "field", "value", "message"),
+    [
+        ("audit_event", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
+        ("audit_event", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
+        ("prompt", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
+        ("judge", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
+        ("audit_event", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
+        ("endpoint", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
+        ("review", "updated_at", "9999-12-31T00:00:00+00:00", "later than the restore"),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_a_time_that_cannot_be_stored_or_is_in_the_future_is_refused_with_its_line(
+    make_project, make_user, labeler_in, tmp_path, kind, field, value, message
+):
+    from annotate.services.leasing import annotation_submit, task_claim_next
+    from annotate.services.review import annotation_review
+
+    project = _project(make_project, make_user)
+    user = labeler_in(project, "lab")
+    lease = task_claim_next(project=project, labeler=user)
+    ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
+    annotation_review(actor=user, project=project, annotation_id=ann.pk, verdict="accepted")
+    data = _dump(project)
+    line = _line_of(data, kind)
+    _restore_refused(tmp_path, _edit(data, kind, {field: value}), rf"^line {line}: .*{field}.*{message}")
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"),
+    [
+        ("2021-03-04T05:06:07", "2021-03-04T05:06:07+00:00"),  # no time zone: UTC
+        ("2021-03-04T05:06:07+05:30", "2021-03-03T23:36:07+00:00"),
+        ("0001-01-01T00:00:00+00:00", "0001-01-01T00:00:00+00:00"),
+        ("0001-01-01T00:00:00-05:00", "0001-01-01T05:00:00+00:00"),
+    ],
+)
+def test_times_with_or_without_a_zone_come_back_and_the_audit_page_reads_them(
+    make_project, make_user, client, value, stored
+):
+    from annotate.services.backup import project_restore
+
+    project = _project(make_project, make_user)
+    data = _edit(_dump(project), "audit_event", {"created_at": value})
+    copy, _ = project_restore(stream=io.BytesIO(data), slug="restored")
+    first = AuditEvent.objects.filter(project=copy).order_by("created_at", "id").first()
+    assert first.created_at.isoformat() == stored
+    client.force_login(get_user_model().objects.get(username="boss"))
+    assert client.get(f"/projects/{copy.slug}/manage/audit/").status_code == 200
