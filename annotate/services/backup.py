@@ -451,11 +451,19 @@ def project_restore(
     if name is not None:
         name = project_name_clean(name)
     User = get_user_model()
+    USERNAME_MAX = User._meta.get_field(User.USERNAME_FIELD).max_length
     users: dict[str, object] = {}
 
-    def user(username: str | None):
-        if not username:
+    def user(username: object, field: str):
+        """The account of a dumped username (made, unable to sign in, if there is none); an empty
+        or null one is no one (the system). Anything but text a username can be is refused."""
+        if username is None or username == "":
             return None
+        if not isinstance(username, str) or len(username) > USERNAME_MAX:
+            raise ValueError(
+                f"{field} must be a username (text of at most {USERNAME_MAX} characters), "
+                f"not {str(username)[:40]!r}"
+            )
         if username not in users:
             u, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
             if created:
@@ -576,7 +584,9 @@ def project_restore(
                     raise Conflict(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."
                     )
-                project = Project.objects.create(**values, created_by=user(data.get("created_by__username")))
+                project = Project.objects.create(
+                    **values, created_by=user(data.get("created_by__username"), "created_by__username")
+                )
                 dumped_slug = data.get("slug")
                 keep_time(project, "created_at", data.get("created_at"))
             elif project is None:
@@ -586,7 +596,7 @@ def project_restore(
             elif kind == "membership":
                 m = Membership.objects.create(
                     project=project,
-                    user=user(data["user__username"]),
+                    user=user(data["user__username"], "user__username"),
                     role=data["role"],
                     is_active=data["is_active"],
                 )
@@ -606,7 +616,7 @@ def project_restore(
                     name=_free_endpoint_name(name),
                     project=project,
                     is_active=_flag(data, "is_active"),
-                    created_by=user(data["created_by__username"]),
+                    created_by=user(data["created_by__username"], "created_by__username"),
                     **values,
                 )
                 keep_time(ep, "created_at", data["created_at"])
@@ -635,7 +645,7 @@ def project_restore(
                 account.save()
                 judge = Judge.objects.create(
                     project=project, name=name, endpoint=served_by, user=account, is_active=is_active,
-                    created_by=user(data["created_by__username"]), **values,
+                    created_by=user(data["created_by__username"], "created_by__username"), **values,
                 )  # fmt: skip
                 keep_time(judge, "created_at", data["created_at"])
                 if isinstance(data["user__username"], str) and data["user__username"]:
@@ -646,7 +656,7 @@ def project_restore(
                     raise InvalidInput("must be a JSON object.", field="details")
                 audit_events.append(
                     AuditEvent(
-                        actor=user(data["actor__username"]),
+                        actor=user(data["actor__username"], "actor__username"),
                         action=_text(data, "action", max_length=64, blank=False),
                         target_type=_text(data, "target_type", max_length=64),
                         target_id=_text(data, "target_id", max_length=64),
@@ -657,14 +667,15 @@ def project_restore(
             elif kind == "guideline":
                 g = Guideline(
                     project=project, version=data["version"], body=data["body"], change_note=data["change_note"],
-                    author=user(data["author__username"]),
+                    author=user(data["author__username"], "author__username"),
                 )  # fmt: skip
                 keep_time(g, "created_at", data["created_at"])
                 queue("guideline", Guideline, data["id"], g)
             elif kind == "guideline_ack":
                 flush("guideline")
                 ack = GuidelineAck.objects.create(
-                    guideline_id=ids["guideline"][data["guideline_id"]], user=user(data["user__username"])
+                    guideline_id=ids["guideline"][data["guideline_id"]],
+                    user=user(data["user__username"], "user__username"),
                 )
                 keep_time(ack, "acknowledged_at", data["acknowledged_at"])
             elif kind == "prompt":
@@ -683,8 +694,8 @@ def project_restore(
                     job_endpoints.append((old, list(dict.fromkeys(used))))
                 job = GenerationJob(
                     project=project,
-                    created_by=user(data.pop("created_by__username")),
-                    released_by=user(data.pop("released_by__username")),
+                    created_by=user(data.pop("created_by__username"), "created_by__username"),
+                    released_by=user(data.pop("released_by__username"), "released_by__username"),
                     **{k: v for k, v in data.items() if k != "created_at"},
                 )
                 for field in ("started_at", "finished_at", "released_at"):
@@ -735,7 +746,7 @@ def project_restore(
                 flush("candidate")
                 obj = Assignment(
                     task_id=ids["task"][data["task_id"]],
-                    labeler=user(data["labeler__username"]),
+                    labeler=user(data["labeler__username"], "labeler__username"),
                     state=data["state"],
                     leased_at=parse_datetime(data["leased_at"]),
                     expires_at=parse_datetime(data["expires_at"]),
@@ -755,7 +766,7 @@ def project_restore(
                 }
                 obj = Annotation(
                     task_id=ids["task"][data["task_id"]],
-                    labeler=user(data["labeler__username"]),
+                    labeler=user(data["labeler__username"], "labeler__username"),
                     assignment_id=ids["assignment"].get(data["assignment_id"])
                     if data["assignment_id"]
                     else None,
@@ -780,7 +791,7 @@ def project_restore(
                     annotation_id=ids["annotation"][data["annotation_id"]],
                     verdict=data["verdict"],
                     reason=data["reason"],
-                    reviewer=user(data["reviewer__username"]),
+                    reviewer=user(data["reviewer__username"], "reviewer__username"),
                 )
                 keep_time(obj, "created_at", data.get("created_at"))
                 keep_time(obj, "updated_at", data.get("updated_at"))
@@ -794,7 +805,7 @@ def project_restore(
                     ranking=_map_ranking(data["ranking"], ids["candidate"]),
                     strength=data["strength"],
                     rationale=data["rationale"],
-                    adjudicator=user(data["adjudicator__username"]),
+                    adjudicator=user(data["adjudicator__username"], "adjudicator__username"),
                 )
                 keep_time(obj, "created_at", data.get("created_at"))
                 keep_time(obj, "updated_at", data.get("updated_at"))

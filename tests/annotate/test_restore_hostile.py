@@ -158,3 +158,39 @@ def test_times_with_or_without_a_zone_come_back_and_the_audit_page_reads_them(
     assert first.created_at.isoformat() == stored
     client.force_login(get_user_model().objects.get(username="boss"))
     assert client.get(f"/projects/{copy.slug}/manage/audit/").status_code == 200
+
+
+# Before: a username that was not text was used as one: {"actor__username": 5} (or true, 1.5,
+# NaN's text) created an account named "5" ("True", "1.5"); a list failed with "unhashable type:
+# 'list'"; a 200-character name with "value too long for type character varying(150)", neither
+# naming the field. An empty or null username is no one (the system), as the dump writes it.
+@pytest.mark.parametrize(
+    ("kind", "field", "value"),
+    [
+        ("audit_event", "actor__username", 5),
+        ("audit_event", "actor__username", True),
+        ("audit_event", "actor__username", "x" * 200),
+        ("endpoint", "created_by__username", ["boss"]),
+        ("judge", "created_by__username", 1.5),
+        ("membership", "user__username", {"name": "boss"}),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_a_username_that_is_not_one_is_refused_naming_its_field(
+    make_project, make_user, tmp_path, kind, field, value
+):
+    data = _dump(_project(make_project, make_user))
+    line = _line_of(data, kind)
+    _restore_refused(
+        tmp_path, _edit(data, kind, {field: value}), rf"^line {line}: .*{field} must be a username"
+    )
+    assert not get_user_model().objects.filter(username__in=["5", "True", "1.5"]).exists()
+
+
+def test_an_event_without_an_actor_is_the_system_s(make_project, make_user):
+    from annotate.services.backup import project_restore
+
+    data = _edit(_dump(_project(make_project, make_user)), "audit_event", {"actor__username": ""})
+    copy, _ = project_restore(stream=io.BytesIO(data), slug="restored")
+    log = AuditEvent.objects.filter(project=copy)
+    assert log.count() == 4 and not log.exclude(actor=None).exists()  # 3 copied, the restore's own
