@@ -818,7 +818,9 @@ def project_restore(
             if exc.message.startswith("line ") or kind in ("header", "project"):
                 raise  # already names its line, or names an option (--slug)
             where = f"the {kind} record's {exc.field}" if exc.field else f"the {kind} record"
-            raise InvalidInput(f"line {number}: {where}: {exc.message}", field=exc.field) from None
+            # the message names the field; as the error's field it would read as the command's
+            # option of that name (a judge's "name" is not --name, the restored project's)
+            raise InvalidInput(f"line {number}: {where}: {exc.message}") from None
         except KeyError as exc:
             raise InvalidInput(f"line {number}: {kind} record refers to a missing {exc}") from None
         except (TypeError, ValueError, AttributeError, DatabaseError, ValidationError) as exc:

@@ -194,3 +194,18 @@ def test_an_event_without_an_actor_is_the_system_s(make_project, make_user):
     copy, _ = project_restore(stream=io.BytesIO(data), slug="restored")
     log = AuditEvent.objects.filter(project=copy)
     assert log.count() == 4 and not log.exclude(actor=None).exists()  # 3 copied, the restore's own
+
+
+# Before: the command named its --name option for a judge's or an endpoint's bad name in the dump
+# ("--name: line 6: the judge record's name: 'Bad Name' is not a name ..."): the option was not
+# given, and is the restored project's name.
+@pytest.mark.parametrize("kind", ["judge", "endpoint"])
+def test_a_bad_judge_or_endpoint_name_in_the_dump_does_not_blame_the_name_option(
+    make_project, make_user, tmp_path, kind
+):
+    data = _dump(_project(make_project, make_user))
+    line = _line_of(data, kind)
+    message = _restore_refused(
+        tmp_path, _edit(data, kind, {"name": "Bad Name"}), rf"^line {line}: the {kind} record's name"
+    )
+    assert "--name" not in message
