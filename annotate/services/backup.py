@@ -518,9 +518,9 @@ def project_restore(
             found = ModelEndpoint.objects.filter(name=name, project__isnull=True).first()
             if found is None:
                 raise InvalidInput(
-                    f"there is no shared model endpoint {name!r} on this server (and the dump "
-                    "holds no endpoint of the project by that name). Create it, under that name, then "
-                    "restore again.",
+                    f"there is no shared model endpoint {name!r} on this server (and no endpoint of "
+                    "the project by that name comes before this line in the dump). Create it, under "
+                    "that name, then restore again.",
                     field=field,
                 )
             shared_endpoints[name] = found
@@ -606,6 +606,12 @@ def project_restore(
                 name = _slug_name(data, ModelEndpoint._meta.get_field("name").max_length)
                 if name in restored_endpoints:
                     raise InvalidInput(f"a second endpoint named {name!r}", field="name")
+                if name in shared_endpoints:  # a judge, job or candidate above already runs on that one
+                    raise InvalidInput(
+                        f"{name!r} was taken above for this server's shared endpoint of that name: the "
+                        "project's endpoints must come before the records that use them.",
+                        field="name",
+                    )
                 values = endpoint_values_clean(
                     backend=data["backend"],
                     model=data["model"],

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -209,3 +210,38 @@ def test_a_bad_judge_or_endpoint_name_in_the_dump_does_not_blame_the_name_option
         tmp_path, _edit(data, kind, {"name": "Bad Name"}), rf"^line {line}: the {kind} record's name"
     )
     assert "--name" not in message
+
+
+def _move_endpoint_after(data: bytes, kind: str) -> bytes:
+    """The dump with its (one) endpoint record moved after the last ``kind`` record."""
+    from tests.annotate.test_backup import _records
+
+    records = _records(data)
+    endpoint = next(r for r in records if r["type"] == "endpoint")
+    records.remove(endpoint)
+    last = max(i for i, r in enumerate(records) if r["type"] == kind)
+    records.insert(last + 1, endpoint)
+    return gzip.compress(b"\n".join(json.dumps(r).encode() for r in records) + b"\n")
+
+
+# Before: a judge naming the project's endpoint "own-ep" whose record came later in the file was
+# bound to the server's shared endpoint of that name when there was one (the project's own then
+# restored beside it as "own-ep-restored", serving nothing): the judge silently ran on another
+# model. Without one, the error said "the dump holds no endpoint of the project by that name",
+# though it did (further down).
+def test_an_endpoint_record_after_the_judge_that_uses_it_is_refused(make_project, make_user, tmp_path):
+    from generation.services import endpoint_create
+
+    project = _project(make_project, make_user)
+    data = _move_endpoint_after(_dump(project), "judge")
+    endpoint_line = _line_of(data, "endpoint")
+    judge_line = _line_of(data, "judge")
+    message = _restore_refused(tmp_path, data, rf"^line {judge_line}: ")
+    assert "the dump holds no endpoint" not in message and "before this line" in message
+
+    # on another server, a shared endpoint has the name of the project's own ("box" here)
+    endpoint_create(name="box", backend="transformers", model="other-model")
+    data = _edit(_edit(data, "endpoint", {"name": "box"}), "judge", {"endpoint__name": "box"})
+    _restore_refused(
+        tmp_path, data, rf"^line {endpoint_line}: the endpoint record's name: 'box' was taken .*shared"
+    )
