@@ -245,3 +245,29 @@ def test_an_endpoint_record_after_the_judge_that_uses_it_is_refused(make_project
     _restore_refused(
         tmp_path, data, rf"^line {endpoint_line}: the endpoint record's name: 'box' was taken .*shared"
     )
+
+
+# Before: an endpoint record's model, config or default_sampling of the wrong type failed inside
+# the checks: "line 5: a bad endpoint record ('list' object has no attribute 'strip')", "('int'
+# object is not iterable)", "the endpoint record's config: dictionary update sequence element #0
+# has length 1; 2 is required": the line, but not the field or what it must be.
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("model", ["x"], "record's model: Give the model"),
+        ("model", 5, "record's model: Give the model"),
+        ("config", 5, "record's config: config must be a JSON object"),
+        ("config", ["x"], "record's config: config must be a JSON object"),
+        ("default_sampling", 1.5, "record's default_sampling: default_sampling must be a JSON object"),
+        ("default_sampling", ["x"], "record's default_sampling: default_sampling must be a JSON object"),
+    ],
+    ids=lambda v: str(v)[:20],
+)
+def test_an_endpoint_field_of_the_wrong_type_is_refused_naming_it(
+    make_project, make_user, tmp_path, field, value, message
+):
+    data = _dump(_project(make_project, make_user))
+    line = _line_of(data, "endpoint")
+    _restore_refused(
+        tmp_path, _edit(data, "endpoint", {field: value}), rf"^line {line}: the endpoint {message}"
+    )
