@@ -44,8 +44,8 @@ judge gets a new inactive account of its own, and the judge's labels in the dump
 audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
 project's empty log, never updated), followed by the restore's own ``project.restore`` event.
 It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
-A creation time without a time zone is read as UTC; one outside years 1 to 9999 (in UTC), or later
-than the restore (``CLOCK_SKEW`` allowed for the clocks of two servers), is refused with its line.
+A time without a time zone is read as UTC; one outside years 1 to 9999 (in UTC) is refused with its
+line, and so is a creation time later than the restore (``CLOCK_SKEW`` allowed for two clocks).
 """
 
 from __future__ import annotations
@@ -489,7 +489,9 @@ def project_restore(
 
     latest = timezone.now() + CLOCK_SKEW
 
-    def a_time(field: str, value):
+    def a_time(field: str, value, *, ahead: bool = False):
+        """The time a dumped value spells, in UTC (ValueError naming ``field``); ``ahead``: it may
+        lie in the future (a lease's expiry), where a time something was made may not."""
         when = parse_datetime(value) if isinstance(value, str) else None
         if when is None:  # a dump edited by hand: refused with the record's line
             raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
@@ -499,7 +501,7 @@ def project_restore(
             when = when.astimezone(datetime.UTC)
         except OverflowError:
             raise ValueError(f"{field} is out of range (years 1 to 9999 in UTC): {value[:40]!r}") from None
-        if when > latest:  # it would sort above every later event of the copy's log
+        if when > latest and not ahead:  # it would sort above every later event of the copy's log
             raise ValueError(f"{field} is later than the restore (now): {value[:40]!r}")
         return when
 
@@ -705,7 +707,7 @@ def project_restore(
                     **{k: v for k, v in data.items() if k != "created_at"},
                 )
                 for field in ("started_at", "finished_at", "released_at"):
-                    setattr(job, field, parse_datetime(data[field]) if data[field] else None)
+                    setattr(job, field, a_time(field, data[field], ahead=True) if data[field] else None)
                 if job.state in (JobState.QUEUED, JobState.RUNNING):  # no worker resumes it
                     job.error = (
                         f"It was {job.state} when the project was dumped; a restore does not resume it."
@@ -754,9 +756,11 @@ def project_restore(
                     task_id=ids["task"][data["task_id"]],
                     labeler=user(data["labeler__username"], "labeler__username"),
                     state=data["state"],
-                    leased_at=parse_datetime(data["leased_at"]),
-                    expires_at=parse_datetime(data["expires_at"]),
-                    finished_at=parse_datetime(data["finished_at"]) if data["finished_at"] else None,
+                    leased_at=a_time("leased_at", data["leased_at"], ahead=True),
+                    expires_at=a_time("expires_at", data["expires_at"], ahead=True),
+                    finished_at=a_time("finished_at", data["finished_at"], ahead=True)
+                    if data["finished_at"]
+                    else None,
                     shown_order=[ids["candidate"][c] for c in data["shown_order"]],
                     skip_reason=data["skip_reason"],
                 )
