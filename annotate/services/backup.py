@@ -642,6 +642,15 @@ def project_restore(
                     price_completion_per_1k=data["price_completion_per_1k"],
                 )
                 is_active = _flag(data, "is_active")
+                labels_as = data["user__username"]
+                if isinstance(labels_as, str) and labels_as in users:
+                    # a person of an earlier record (a judge's account is never a member, nor
+                    # anyone's author), or another judge's: its records would become this judge's
+                    raise InvalidInput(
+                        f"{labels_as[:40]!r} is a person or another judge of an earlier record; "
+                        "a judge labels as an account of its own.",
+                        field="user__username",
+                    )
                 if Judge.objects.filter(project=project, name=name).exists():
                     raise InvalidInput(f"a second judge named {name!r}", field="name")
                 # its own new account (a judge's is one-to-one), which its dumped labels map to
@@ -656,8 +665,8 @@ def project_restore(
                     created_by=user(data["created_by__username"], "created_by__username"), **values,
                 )  # fmt: skip
                 keep_time(judge, "created_at", data["created_at"])
-                if isinstance(data["user__username"], str) and data["user__username"]:
-                    users[data["user__username"]] = account
+                if isinstance(labels_as, str) and labels_as:
+                    users[labels_as] = account
             elif kind == "audit_event":
                 _fields_exactly(kind, data)
                 if not isinstance(data["details"], dict):

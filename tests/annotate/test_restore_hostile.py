@@ -303,3 +303,36 @@ def test_a_job_or_assignment_time_that_cannot_be_stored_is_refused_with_its_line
     data = _dump(project)
     line = _line_of(data, kind)
     _restore_refused(tmp_path, _edit(data, kind, {field: value}), rf"^line {line}: .*{field}.*{message}")
+
+
+# Before: a judge record's user__username (the account its labels in the dump were made by) was
+# mapped to the judge's new account whatever it named: a dump whose judge said "boss" (a manager
+# of the project, from its memberships) restored with every later record of boss (reviews,
+# adjudications, guideline versions, audit events) credited to the judge's inactive account; a
+# second judge with the first's username took over the first one's labels.
+@pytest.mark.parametrize("claimed", ["boss", "the first judge's"])
+def test_a_judge_cannot_claim_a_person_s_or_another_judge_s_username(
+    make_project, make_user, tmp_path, claimed
+):
+    from tests.annotate.test_backup import _edited, _records
+
+    project = _project(make_project, make_user)
+    shared = ModelEndpoint.objects.get(name="shared-ep")
+    judge_create(
+        project=project, name="k", endpoint=shared, actor=get_user_model().objects.get(username="boss")
+    )
+    data = _dump(project)
+    judges = [(n, r["data"]) for n, r in enumerate(_records(data), start=1) if r["type"] == "judge"]
+    if claimed == "the first judge's":
+        claimed = judges[0][1]["user__username"]
+
+    def edit(record):
+        if record["type"] == "judge" and record["data"]["name"] == "k":
+            record["data"]["user__username"] = claimed
+        return record
+
+    _restore_refused(
+        tmp_path,
+        _edited(data, edit),
+        rf"^line {judges[1][0]}: the judge record's user__username: '{claimed}'",
+    )
