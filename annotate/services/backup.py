@@ -106,6 +106,9 @@ from generation.services import endpoint_values_clean
 FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
+#: How deep a record's JSON may nest: what json.loads reads (about 950 levels) would not be encoded
+#: again for the database (RecursionError); no dumped value comes near this.
+MAX_NESTING = 200
 #: How far ahead of this server's clock a dumped time may be (the dumping server's clock may run
 #: ahead); a later one is refused: the copy's audit log would list it above every event to come.
 CLOCK_SKEW = datetime.timedelta(minutes=5)
@@ -314,6 +317,18 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
     return counts
 
 
+def _deeper_than(value: object, limit: int) -> bool:
+    """Is ``value`` (parsed JSON) nested more than ``limit`` levels deep? Iterative."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
     with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
         lines = enumerate(gz, start=1)
@@ -336,6 +351,10 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
                 raise InvalidInput(f"line {number}: not a dump record ({NESTED_TOO_DEEPLY})") from None
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"line {number}: not a dump record ({exc})") from None
+            if _deeper_than(record, MAX_NESTING):
+                raise InvalidInput(
+                    f"line {number}: not a dump record ({NESTED_TOO_DEEPLY}: more than {MAX_NESTING} levels)"
+                )
             if not isinstance(kind, str) or not isinstance(data, dict):
                 raise InvalidInput(f"line {number}: not a dump record (type must be text, data an object)")
             yield number, kind, data

@@ -336,3 +336,23 @@ def test_a_judge_cannot_claim_a_person_s_or_another_judge_s_username(
         _edited(data, edit),
         rf"^line {judges[1][0]}: the judge record's user__username: '{claimed}'",
     )
+
+
+# Before: json.loads read up to about 950 levels of nesting, but encoding them again for the
+# database needed more of Python's stack: a window of depths (944 here) ended in "RecursionError:
+# maximum recursion depth exceeded while encoding a JSON object" (a traceback), not a line's error.
+@pytest.mark.parametrize(
+    ("kind", "column"), [("audit_event", b'"details": {'), ("prompt", b'"metadata": {}')]
+)
+def test_json_nested_too_deep_for_any_step_of_the_restore_is_refused_with_its_line(
+    make_project, make_user, tmp_path, kind, column
+):
+    data = _dump(_project(make_project, make_user))
+    for depth in range(900, 1000, 4):
+        deep = b"[" * depth + b"]" * depth
+        new = column.replace(b"{}", b"{") + b'"x": ' + deep + (b"}" if column.endswith(b"}") else b", ")
+        _restore_refused(
+            tmp_path,
+            _raw_edit(data, kind, column, new),
+            rf"^line {_line_of(data, kind)}: .*nested too deeply",
+        )
