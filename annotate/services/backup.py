@@ -599,6 +599,14 @@ def project_restore(
                     values["name"] = _restored_name(values["name"], name)
                 except InvalidInput as exc:
                     raise InvalidInput(f"line {number}: {exc.message}", field=exc.field) from None
+                dumped_slug = values["slug"]  # the restore's event records it, --slug or not
+                try:
+                    _check_slug(dumped_slug)
+                except InvalidInput:
+                    raise InvalidInput(
+                        f"line {number}: the dumped slug {str(dumped_slug)[:40]!r} is not a project address "
+                        f"(lowercase letters, digits and dashes, at most {SLUG_MAX})."
+                    ) from None
                 values["slug"] = slug if slug is not None else values["slug"]
                 _check_slug(values["slug"])
                 if Project.objects.filter(slug=values["slug"]).exists():
@@ -608,7 +616,6 @@ def project_restore(
                 project = Project.objects.create(
                     **values, created_by=user(data.get("created_by__username"), "created_by__username")
                 )
-                dumped_slug = data.get("slug")
                 keep_time(project, "created_at", data.get("created_at"))
             elif project is None:
                 raise InvalidInput(f"line {number}: the project record must come first")

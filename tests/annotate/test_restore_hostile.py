@@ -356,3 +356,16 @@ def test_json_nested_too_deep_for_any_step_of_the_restore_is_refused_with_its_li
             _raw_edit(data, kind, column, new),
             rf"^line {_line_of(data, kind)}: .*nested too deeply",
         )
+
+
+# Before: with --slug given, the dump's own slug was not checked, only copied into the restore's
+# audit event ({"from_slug": ...}): "a\x00b" failed there with "DataError: unsupported Unicode
+# escape sequence" (a traceback), and a list, a number or 100,000 characters were recorded as the
+# slug the copy came from.
+@pytest.mark.parametrize(
+    "slug", ["a\x00b", ["x"], "x" * 100_000, 5, "Not A Slug"], ids=["nul", "list", "long", "number", "spaces"]
+)
+def test_the_dumped_slug_is_checked_even_when_another_is_given(make_project, make_user, tmp_path, slug):
+    data = _edit(_dump(_project(make_project, make_user)), "project", {"slug": slug})
+    message = _restore_refused(tmp_path, data, r"^line 2: the dumped slug .* is not a project address")
+    assert "--slug" not in message
