@@ -42,7 +42,11 @@ Restore creates a NEW project (under the dump's slug or another one) with fresh 
 reference; users are matched by username (missing ones are created without a usable password); each
 judge gets a new inactive account of its own, and the judge's labels in the dump map to it. The
 audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
-project's empty log, never updated), followed by the restore's own ``project.restore`` event.
+project's empty log, never updated), followed by the restore's own ``project.restore`` event. An
+event's action is any text of 1 to 64 characters (there is no closed list of actions: a dump of a
+later version may hold new ones); an empty or null username (an event's actor, a row's author) is
+no one, the system. A judge that names a shared endpoint switched off on this server is restored
+(switched on or off as dumped); running it is refused until the endpoint is switched on.
 It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
 A time without a time zone is read as UTC; one outside years 1 to 9999 (in UTC) is refused with its
 line, and so is a creation time later than the restore (``CLOCK_SKEW`` allowed for two clocks).
