@@ -110,9 +110,10 @@ from generation.services import endpoint_values_clean
 FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
-#: How deep a record's JSON may nest: what json.loads reads (about 950 levels) would not be encoded
-#: again for the database (RecursionError); no dumped value comes near this.
-MAX_NESTING = 200
+#: How deep a record's JSON may nest: what json.loads reads (about 950 levels) would not always be
+#: encoded again for the database (RecursionError). Imports take prompt metadata of any depth JSON
+#: can be read at, so the limit leaves room: half of Python's default recursion limit.
+MAX_NESTING = 500
 #: How far ahead of this server's clock a dumped time may be (the dumping server's clock may run
 #: ahead); a later one is refused: the copy's audit log would list it above every event to come.
 CLOCK_SKEW = datetime.timedelta(minutes=5)

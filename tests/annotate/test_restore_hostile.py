@@ -347,7 +347,19 @@ def test_a_judge_cannot_claim_a_person_s_or_another_judge_s_username(
 def test_json_nested_too_deep_for_any_step_of_the_restore_is_refused_with_its_line(
     make_project, make_user, tmp_path, kind, column
 ):
+    from annotate.services.backup import project_restore
+
     data = _dump(_project(make_project, make_user))
+    # 500 levels (an imported prompt's metadata may nest deep) come back; the window does not
+    ok = (
+        column.replace(b"{}", b"{")
+        + b'"x": '
+        + b"[" * 495
+        + b"]" * 495
+        + (b"}" if column.endswith(b"}") else b", ")
+    )
+    copy, _ = project_restore(stream=io.BytesIO(_raw_edit(data, kind, column, ok)), slug="deep-ok")
+    assert Project.objects.filter(pk=copy.pk).exists()
     for depth in range(900, 1000, 4):
         deep = b"[" * depth + b"]" * depth
         new = column.replace(b"{}", b"{") + b'"x": ' + deep + (b"}" if column.endswith(b"}") else b", ")
