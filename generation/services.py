@@ -127,11 +127,14 @@ def endpoint_values_clean(
     field) and returned as stored: the one rule for creating, changing and restoring an endpoint."""
     if backend not in Backend.values:
         raise InvalidInput(f"backend must be one of {', '.join(Backend.values)}.", field="backend")
-    model = (model or "").strip()
+    model = (model or "").strip() if isinstance(model, str | None) else ""
     if not model or len(model) > 500:
         raise InvalidInput(
             "Give the model: a Hugging Face name, a local path or the served model name.", field="model"
         )
+    for name, value in (("config", config), ("default_sampling", default_sampling)):
+        if not isinstance(value, dict | None):  # a restored dump's (the API's serializer checks)
+            raise InvalidInput(f"{name} must be a JSON object.", field=name)
     try:
         config = backends.validate_config(backend, dict(config or {}))
     except (ValueError, BackendConfigError) as exc:

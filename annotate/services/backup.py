@@ -42,12 +42,19 @@ Restore creates a NEW project (under the dump's slug or another one) with fresh 
 reference; users are matched by username (missing ones are created without a usable password); each
 judge gets a new inactive account of its own, and the judge's labels in the dump map to it. The
 audit log comes back as it was (``core.audit.audit_log_copy``: inserted once, into the new
-project's empty log, never updated), followed by the restore's own ``project.restore`` event.
+project's empty log, never updated), followed by the restore's own ``project.restore`` event. An
+event's action is any text of 1 to 64 characters (there is no closed list of actions: a dump of a
+later version may hold new ones); an empty or null username (an event's actor, a row's author) is
+no one, the system. A judge that names a shared endpoint switched off on this server is restored
+(switched on or off as dumped); running it is refused until the endpoint is switched on.
 It runs in one transaction: a bad file restores nothing, and a bad record is refused with its line.
+A time without a time zone is read as UTC; one outside years 1 to 9999 (in UTC) is refused with its
+line, and so is a creation time later than the restore (``CLOCK_SKEW`` allowed for two clocks).
 """
 
 from __future__ import annotations
 
+import datetime
 import gzip
 import json
 import zlib
@@ -60,6 +67,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
 from django.db.models import Count
+from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
 
@@ -92,7 +100,7 @@ from annotate.services.projects import (
     project_settings_clean,
 )
 from annotate.services.task_order import task_priorities_request
-from annotate.validation import unstorable_error
+from annotate.validation import NESTED_TOO_DEEPLY, json_loads_finite, unstorable_error
 from core.audit import audit_log_copy, audit_record
 from core.jobs import JobState
 from generation.backends import config_without_secrets
@@ -102,6 +110,13 @@ from generation.services import endpoint_values_clean
 FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
+#: How deep a record's JSON may nest: what json.loads reads (about 950 levels) would not always be
+#: encoded again for the database (RecursionError). Imports take prompt metadata of any depth JSON
+#: can be read at, so the limit leaves room: half of Python's default recursion limit.
+MAX_NESTING = 500
+#: How far ahead of this server's clock a dumped time may be (the dumping server's clock may run
+#: ahead); a later one is refused: the copy's audit log would list it above every event to come.
+CLOCK_SKEW = datetime.timedelta(minutes=5)
 
 #: The project record: its address, kind, every setting the settings service knows (one home:
 #: ``annotate.services.projects.SETTINGS_FIELDS``), and who made it when.
@@ -307,6 +322,18 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
     return counts
 
 
+def _deeper_than(value: object, limit: int) -> bool:
+    """Is ``value`` (parsed JSON) nested more than ``limit`` levels deep? Iterative."""
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            if depth > limit:
+                return True
+            stack.extend((child, depth + 1) for child in (item.values() if isinstance(item, dict) else item))
+    return False
+
+
 def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
     with gzip.GzipFile(fileobj=stream, mode="rb") as gz:
         lines = enumerate(gz, start=1)
@@ -321,10 +348,18 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
                     f"line {number + 1}: the gzip data is damaged or cut short ({exc}); nothing was restored."
                 ) from None
             try:
-                record = json.loads(line)
+                # NaN, Infinity and 1e999 would reach PostgreSQL's jsonb (which refuses them) and
+                # deep nesting would exhaust Python's stack: both are the line's error
+                record = json_loads_finite(line)
                 kind, data = record["type"], record["data"]
+            except RecursionError:
+                raise InvalidInput(f"line {number}: not a dump record ({NESTED_TOO_DEEPLY})") from None
             except (ValueError, KeyError, TypeError) as exc:
                 raise InvalidInput(f"line {number}: not a dump record ({exc})") from None
+            if _deeper_than(record, MAX_NESTING):
+                raise InvalidInput(
+                    f"line {number}: not a dump record ({NESTED_TOO_DEEPLY}: more than {MAX_NESTING} levels)"
+                )
             if not isinstance(kind, str) or not isinstance(data, dict):
                 raise InvalidInput(f"line {number}: not a dump record (type must be text, data an object)")
             yield number, kind, data
@@ -440,11 +475,19 @@ def project_restore(
     if name is not None:
         name = project_name_clean(name)
     User = get_user_model()
+    USERNAME_MAX = User._meta.get_field(User.USERNAME_FIELD).max_length
     users: dict[str, object] = {}
 
-    def user(username: str | None):
-        if not username:
+    def user(username: object, field: str):
+        """The account of a dumped username (made, unable to sign in, if there is none); an empty
+        or null one is no one (the system). Anything but text a username can be is refused."""
+        if username is None or username == "":
             return None
+        if not isinstance(username, str) or len(username) > USERNAME_MAX:
+            raise ValueError(
+                f"{field} must be a username (text of at most {USERNAME_MAX} characters), "
+                f"not {str(username)[:40]!r}"
+            )
         if username not in users:
             u, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
             if created:
@@ -468,10 +511,22 @@ def project_restore(
     # columns Django sets on insert (auto_now_add), written back once every row exists
     times: dict[tuple[type, str], list[tuple[object, object]]] = {}
 
-    def a_time(field: str, value):
+    latest = timezone.now() + CLOCK_SKEW
+
+    def a_time(field: str, value, *, ahead: bool = False):
+        """The time a dumped value spells, in UTC (ValueError naming ``field``); ``ahead``: it may
+        lie in the future (a lease's expiry), where a time something was made may not."""
         when = parse_datetime(value) if isinstance(value, str) else None
         if when is None:  # a dump edited by hand: refused with the record's line
             raise ValueError(f"{field} is not a date and time: {str(value)[:40]!r}")
+        if timezone.is_naive(when):  # a dump writes every time with its zone; one without is UTC
+            when = when.replace(tzinfo=datetime.UTC)
+        try:  # PostgreSQL would store year 0 or 10000, which no one could read back
+            when = when.astimezone(datetime.UTC)
+        except OverflowError:
+            raise ValueError(f"{field} is out of range (years 1 to 9999 in UTC): {value[:40]!r}") from None
+        if when > latest and not ahead:  # it would sort above every later event of the copy's log
+            raise ValueError(f"{field} is later than the restore (now): {value[:40]!r}")
         return when
 
     def keep_time(obj, field: str, value) -> None:
@@ -489,9 +544,9 @@ def project_restore(
             found = ModelEndpoint.objects.filter(name=name, project__isnull=True).first()
             if found is None:
                 raise InvalidInput(
-                    f"there is no shared model endpoint {name!r} on this server (and the dump "
-                    "holds no endpoint of the project by that name). Create it, under that name, then "
-                    "restore again.",
+                    f"there is no shared model endpoint {name!r} on this server (and no endpoint of "
+                    "the project by that name comes before this line in the dump). Create it, under "
+                    "that name, then restore again.",
                     field=field,
                 )
             shared_endpoints[name] = found
@@ -549,14 +604,23 @@ def project_restore(
                     values["name"] = _restored_name(values["name"], name)
                 except InvalidInput as exc:
                     raise InvalidInput(f"line {number}: {exc.message}", field=exc.field) from None
+                dumped_slug = values["slug"]  # the restore's event records it, --slug or not
+                try:
+                    _check_slug(dumped_slug)
+                except InvalidInput:
+                    raise InvalidInput(
+                        f"line {number}: the dumped slug {str(dumped_slug)[:40]!r} is not a project address "
+                        f"(lowercase letters, digits and dashes, at most {SLUG_MAX})."
+                    ) from None
                 values["slug"] = slug if slug is not None else values["slug"]
                 _check_slug(values["slug"])
                 if Project.objects.filter(slug=values["slug"]).exists():
                     raise Conflict(
                         f"A project with slug {values['slug']!r} already exists; restore under another --slug."
                     )
-                project = Project.objects.create(**values, created_by=user(data.get("created_by__username")))
-                dumped_slug = data.get("slug")
+                project = Project.objects.create(
+                    **values, created_by=user(data.get("created_by__username"), "created_by__username")
+                )
                 keep_time(project, "created_at", data.get("created_at"))
             elif project is None:
                 raise InvalidInput(f"line {number}: the project record must come first")
@@ -565,7 +629,7 @@ def project_restore(
             elif kind == "membership":
                 m = Membership.objects.create(
                     project=project,
-                    user=user(data["user__username"]),
+                    user=user(data["user__username"], "user__username"),
                     role=data["role"],
                     is_active=data["is_active"],
                 )
@@ -575,6 +639,12 @@ def project_restore(
                 name = _slug_name(data, ModelEndpoint._meta.get_field("name").max_length)
                 if name in restored_endpoints:
                     raise InvalidInput(f"a second endpoint named {name!r}", field="name")
+                if name in shared_endpoints:  # a judge, job or candidate above already runs on that one
+                    raise InvalidInput(
+                        f"{name!r} was taken above for this server's shared endpoint of that name: the "
+                        "project's endpoints must come before the records that use them.",
+                        field="name",
+                    )
                 values = endpoint_values_clean(
                     backend=data["backend"],
                     model=data["model"],
@@ -585,7 +655,7 @@ def project_restore(
                     name=_free_endpoint_name(name),
                     project=project,
                     is_active=_flag(data, "is_active"),
-                    created_by=user(data["created_by__username"]),
+                    created_by=user(data["created_by__username"], "created_by__username"),
                     **values,
                 )
                 keep_time(ep, "created_at", data["created_at"])
@@ -603,6 +673,15 @@ def project_restore(
                     price_completion_per_1k=data["price_completion_per_1k"],
                 )
                 is_active = _flag(data, "is_active")
+                labels_as = data["user__username"]
+                if isinstance(labels_as, str) and labels_as in users:
+                    # a person of an earlier record (a judge's account is never a member, nor
+                    # anyone's author), or another judge's: its records would become this judge's
+                    raise InvalidInput(
+                        f"{labels_as[:40]!r} is a person or another judge of an earlier record; "
+                        "a judge labels as an account of its own.",
+                        field="user__username",
+                    )
                 if Judge.objects.filter(project=project, name=name).exists():
                     raise InvalidInput(f"a second judge named {name!r}", field="name")
                 # its own new account (a judge's is one-to-one), which its dumped labels map to
@@ -614,18 +693,18 @@ def project_restore(
                 account.save()
                 judge = Judge.objects.create(
                     project=project, name=name, endpoint=served_by, user=account, is_active=is_active,
-                    created_by=user(data["created_by__username"]), **values,
+                    created_by=user(data["created_by__username"], "created_by__username"), **values,
                 )  # fmt: skip
                 keep_time(judge, "created_at", data["created_at"])
-                if isinstance(data["user__username"], str) and data["user__username"]:
-                    users[data["user__username"]] = account
+                if isinstance(labels_as, str) and labels_as:
+                    users[labels_as] = account
             elif kind == "audit_event":
                 _fields_exactly(kind, data)
                 if not isinstance(data["details"], dict):
                     raise InvalidInput("must be a JSON object.", field="details")
                 audit_events.append(
                     AuditEvent(
-                        actor=user(data["actor__username"]),
+                        actor=user(data["actor__username"], "actor__username"),
                         action=_text(data, "action", max_length=64, blank=False),
                         target_type=_text(data, "target_type", max_length=64),
                         target_id=_text(data, "target_id", max_length=64),
@@ -636,14 +715,15 @@ def project_restore(
             elif kind == "guideline":
                 g = Guideline(
                     project=project, version=data["version"], body=data["body"], change_note=data["change_note"],
-                    author=user(data["author__username"]),
+                    author=user(data["author__username"], "author__username"),
                 )  # fmt: skip
                 keep_time(g, "created_at", data["created_at"])
                 queue("guideline", Guideline, data["id"], g)
             elif kind == "guideline_ack":
                 flush("guideline")
                 ack = GuidelineAck.objects.create(
-                    guideline_id=ids["guideline"][data["guideline_id"]], user=user(data["user__username"])
+                    guideline_id=ids["guideline"][data["guideline_id"]],
+                    user=user(data["user__username"], "user__username"),
                 )
                 keep_time(ack, "acknowledged_at", data["acknowledged_at"])
             elif kind == "prompt":
@@ -662,12 +742,12 @@ def project_restore(
                     job_endpoints.append((old, list(dict.fromkeys(used))))
                 job = GenerationJob(
                     project=project,
-                    created_by=user(data.pop("created_by__username")),
-                    released_by=user(data.pop("released_by__username")),
+                    created_by=user(data.pop("created_by__username"), "created_by__username"),
+                    released_by=user(data.pop("released_by__username"), "released_by__username"),
                     **{k: v for k, v in data.items() if k != "created_at"},
                 )
                 for field in ("started_at", "finished_at", "released_at"):
-                    setattr(job, field, parse_datetime(data[field]) if data[field] else None)
+                    setattr(job, field, a_time(field, data[field], ahead=True) if data[field] else None)
                 if job.state in (JobState.QUEUED, JobState.RUNNING):  # no worker resumes it
                     job.error = (
                         f"It was {job.state} when the project was dumped; a restore does not resume it."
@@ -714,11 +794,13 @@ def project_restore(
                 flush("candidate")
                 obj = Assignment(
                     task_id=ids["task"][data["task_id"]],
-                    labeler=user(data["labeler__username"]),
+                    labeler=user(data["labeler__username"], "labeler__username"),
                     state=data["state"],
-                    leased_at=parse_datetime(data["leased_at"]),
-                    expires_at=parse_datetime(data["expires_at"]),
-                    finished_at=parse_datetime(data["finished_at"]) if data["finished_at"] else None,
+                    leased_at=a_time("leased_at", data["leased_at"], ahead=True),
+                    expires_at=a_time("expires_at", data["expires_at"], ahead=True),
+                    finished_at=a_time("finished_at", data["finished_at"], ahead=True)
+                    if data["finished_at"]
+                    else None,
                     shown_order=[ids["candidate"][c] for c in data["shown_order"]],
                     skip_reason=data["skip_reason"],
                 )
@@ -734,7 +816,7 @@ def project_restore(
                 }
                 obj = Annotation(
                     task_id=ids["task"][data["task_id"]],
-                    labeler=user(data["labeler__username"]),
+                    labeler=user(data["labeler__username"], "labeler__username"),
                     assignment_id=ids["assignment"].get(data["assignment_id"])
                     if data["assignment_id"]
                     else None,
@@ -759,7 +841,7 @@ def project_restore(
                     annotation_id=ids["annotation"][data["annotation_id"]],
                     verdict=data["verdict"],
                     reason=data["reason"],
-                    reviewer=user(data["reviewer__username"]),
+                    reviewer=user(data["reviewer__username"], "reviewer__username"),
                 )
                 keep_time(obj, "created_at", data.get("created_at"))
                 keep_time(obj, "updated_at", data.get("updated_at"))
@@ -773,7 +855,7 @@ def project_restore(
                     ranking=_map_ranking(data["ranking"], ids["candidate"]),
                     strength=data["strength"],
                     rationale=data["rationale"],
-                    adjudicator=user(data["adjudicator__username"]),
+                    adjudicator=user(data["adjudicator__username"], "adjudicator__username"),
                 )
                 keep_time(obj, "created_at", data.get("created_at"))
                 keep_time(obj, "updated_at", data.get("updated_at"))
@@ -786,7 +868,9 @@ def project_restore(
             if exc.message.startswith("line ") or kind in ("header", "project"):
                 raise  # already names its line, or names an option (--slug)
             where = f"the {kind} record's {exc.field}" if exc.field else f"the {kind} record"
-            raise InvalidInput(f"line {number}: {where}: {exc.message}", field=exc.field) from None
+            # the message names the field; as the error's field it would read as the command's
+            # option of that name (a judge's "name" is not --name, the restored project's)
+            raise InvalidInput(f"line {number}: {where}: {exc.message}") from None
         except KeyError as exc:
             raise InvalidInput(f"line {number}: {kind} record refers to a missing {exc}") from None
         except (TypeError, ValueError, AttributeError, DatabaseError, ValidationError) as exc:

@@ -57,7 +57,16 @@ def validate_config(backend: str, config: dict, **kwargs) -> dict:
 
 #: Query parameters of a base URL that may carry a credential (``api_key``, Azure's ``api-key`` and
 #: ``code``, ``token``, ``sig``...): the one place such a value could sit in an endpoint's config.
-SECRET_QUERY_PARAM = re.compile(r"key|token|secret|passw|pwd|auth|sig|credential|^code$", re.IGNORECASE)
+SECRET_QUERY_PARAM = re.compile(
+    r"key|token|secret|pass|pw|auth|sig|credential|jwt|bearer|session|cookie|hmac|^code$", re.IGNORECASE
+)
+
+
+def _secret_param(name: str, value: str) -> bool:
+    """Does the query parameter ``name=value`` look like a credential? Some servers also split a
+    query on ``;``, so ``a=1;key=...`` (read here as ``a``) is ``key`` to them: each piece counts."""
+    pieces = [name, *(piece.split("=", 1)[0] for piece in value.split(";")[1:])]
+    return any(SECRET_QUERY_PARAM.search(piece) for piece in pieces)
 
 
 def config_without_secrets(backend: str, config: dict) -> dict:
@@ -71,7 +80,7 @@ def config_without_secrets(backend: str, config: dict) -> dict:
     if isinstance(out.get("base_url"), str):
         parts = urlsplit(out["base_url"])
         params = parse_qsl(parts.query, keep_blank_values=True)
-        kept = [(k, v) for k, v in params if not SECRET_QUERY_PARAM.search(k)]
+        kept = [(k, v) for k, v in params if not _secret_param(k, v)]
         if len(kept) != len(params):  # else the URL stays exactly as it was
             out["base_url"] = urlunsplit(parts._replace(query=urlencode(kept)))
     return out
