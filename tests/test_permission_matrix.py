@@ -78,12 +78,13 @@ def world(make_project, make_user, labeler_in):
     export = Export.objects.create(project=target, version=1, format="trl", state="done", finished_at=now)
     job = GenerationJob.objects.create(project=target, k=2)
     run = TrainingRun.objects.create(project=target, kind="dpo", export=export, base_model="tiny")
-    from annotate.models import Judge, JudgeJob
+    from annotate.models import Judge, JudgeJob, RerouteJob
     from generation.models import ModelEndpoint
 
     endpoint = ModelEndpoint.objects.create(name="perm-judge-ep", backend="openai", model="m", project=target)
     judge = Judge.objects.create(project=target, name="perm-judge", endpoint=endpoint, user=make_user())
     judge_job = JudgeJob.objects.create(project=target, judge=judge, rubric="r", state="running")
+    RerouteJob.objects.create(project=target, state="done")  # judges/reroute/ reads the latest one
     values = {
         "slug": target.slug,
         "assignment_id": lease.pk,
