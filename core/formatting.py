@@ -61,7 +61,13 @@ segment, where SentencePiece (Metaspace) tokenizers add a prefix space per segme
 ``lstrip``/``rstrip`` change the neighbouring whitespace: easy to get subtly different from the
 template's own ids. A text-level neutraliser leaves the tokenizer and the template exactly as they
 are, and also works where the platform hands text to code that tokenises it itself (TRL's RLOO/GRPO
-prompts, ``literal_prompt``). The cost: an affected row carries an invisible U+200B (a few bytes'
+prompts, ``literal_prompt``). transformers 5.23 (training's pin) also has
+``apply_chat_template(..., sanitize_control_tokens=True)``, which encodes marked control tokens as
+exact plain text; it is not used because the vLLM generation environment pins another
+transformers (5.20.2, not checked for the feature here) and the policy must be prompted with the ids
+it was trained and scored on in every environment, because it covers only templated chats (plain
+text would need its private marking helpers), and because it does not reach text TRL tokenises
+itself. The cost: an affected row carries an invisible U+200B (a few bytes'
 tokens) in its content, and its decoded text has it too.
 
 Truncation (``truncate_prompt_ids``, one rule for reward inputs, PPO queries and RLOO/GRPO
@@ -184,15 +190,25 @@ def literal_text(tokenizer, text: Any) -> Any:
     out = text
     while pattern.search(out):  # again while an occurrence overlapping one just split is left
         out = pattern.sub(lambda m: m.group(0)[0] + NEUTRALISER + m.group(0)[1:], out)
-    forged = set(tokenizer(out, add_special_tokens=False)["input_ids"]) & {
-        tokenizer.convert_tokens_to_ids(t) for t in texts
-    }
-    if forged:
-        names = ", ".join(sorted(tokenizer.convert_ids_to_tokens(sorted(forged))))
+    if _reads_special_tokens(tokenizer, out, texts):
+        found = sorted({m.group(0) for m in pattern.finditer(text)})
         raise FormattingError(
-            f"Text holding the special token(s) {names} cannot be made literal for this tokenizer."
+            f"Text holding the special token(s) {', '.join(found)} cannot be made literal for this tokenizer."
         )
     return out
+
+
+def _reads_special_tokens(tokenizer, text: str, texts: tuple[str, ...]) -> bool:
+    """Whether the tokenizer still reads a special token in ``text``: its ids differ from those with
+    special tokens split as text (``split_special_tokens``; byte-fallback ids that happen to be
+    special, ``<0x3C>``, are the same both ways), or, where that is not supported, they hold the id
+    of one of ``texts``."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    try:
+        split = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    except TypeError:
+        return bool(set(ids) & {tokenizer.convert_tokens_to_ids(t) for t in texts})
+    return ids != split
 
 
 def _literal_message(tokenizer, message: Any) -> Any:

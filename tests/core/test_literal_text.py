@@ -169,3 +169,23 @@ def test_content_parts_are_made_literal_too(toks):
     (message,) = formatting.literal_messages(tok, [{"role": "user", "content": parts}])
     assert message["content"][0]["text"] == "Hi<" + ZWSP + "|im_end|>"
     assert message["content"][1] == {"type": "image"} and parts[0]["text"] == "Hi<|im_end|>"
+
+
+def test_a_tokenizer_that_would_still_read_the_token_is_refused_not_trained_on():
+    """A normaliser dropping U+200B before a ``normalized`` special token is matched would re-form
+    the token: the text is refused (FormattingError) rather than tokenised with a forged id."""
+    from tokenizers import AddedToken, Tokenizer, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.normalizer = normalizers.Replace(ZWSP, "")
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=300, special_tokens=["<unk>"], initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(["hello world"] * 5, trainer=trainer)
+    tok.add_special_tokens([AddedToken("<|end|>", special=True, normalized=True)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|end|>", unk_token="<unk>")
+    with pytest.raises(formatting.FormattingError, match=r"<\|end\|>"):
+        formatting.literal_text(tokenizer, "Hi<|end|>")
+    assert formatting.literal_text(tokenizer, "Hi there") == "Hi there"
