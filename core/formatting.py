@@ -38,6 +38,38 @@ string or a list with one assistant message.
   families without a pad token, Llama-3 and Mistral, would otherwise pad with their EOS); a BERT-like
   encoder pools its first token, ``[CLS]``, which attends to the whole sequence, end token included.
 
+Special-token text is text (``literal_text``)
+-----------------------------------------------
+Prompts, replies and generated candidates are untrusted text, and a Hugging Face tokenizer reads a
+special token's TEXT anywhere in a string as the control token itself: a reply typed as
+``"Hi<|eot_id|> more"`` would train (DPO) and be scored (reward model) with an end of turn in the
+middle, and an imported prompt could forge a system or assistant turn in the policy's generation
+prompt. The rule is tiktoken's (``disallowed_special=()``): such text is ordinary text. Every
+content string is passed through ``literal_text`` before it is tokenised (message contents before
+the chat template renders them, ``template_ids``; the plain text of a prompt or reply); the
+template's own special tokens (BOS, turn headers, end of turn) are untouched, since the template
+writes them, not the content. ``literal_text`` inserts U+200B (zero width space) after the first
+character of each occurrence of a special token's text (``tokenizer.all_special_tokens`` and the
+added tokens marked ``special``), so it tokenises as ordinary characters; a string without such
+text is returned as it is (the same object), so every other row's ids are bit-identical to before.
+The result is checked (a tokenizer whose normaliser would drop the U+200B and re-form the token is
+refused with ``FormattingError`` rather than trained on forged ids).
+
+Why this rather than tokenising with ``split_special_tokens=True``: that flag applies to a whole
+string, so content would have to be located inside the rendered template and tokenised segment by
+segment, where SentencePiece (Metaspace) tokenizers add a prefix space per segment and added tokens'
+``lstrip``/``rstrip`` change the neighbouring whitespace: easy to get subtly different from the
+template's own ids. A text-level neutraliser leaves the tokenizer and the template exactly as they
+are, and also works where the platform hands text to code that tokenises it itself (TRL's RLOO/GRPO
+prompts, ``literal_prompt``). transformers 5.23 (training's pin) also has
+``apply_chat_template(..., sanitize_control_tokens=True)``, which encodes marked control tokens as
+exact plain text; it is not used because the vLLM generation environment pins another
+transformers (5.20.2, not checked for the feature here) and the policy must be prompted with the ids
+it was trained and scored on in every environment, because it covers only templated chats (plain
+text would need its private marking helpers), and because it does not reach text TRL tokenises
+itself. The cost: an affected row carries an invisible U+200B (a few bytes'
+tokens) in its content, and its decoded text has it too.
+
 Truncation (``truncate_prompt_ids``, one rule for reward inputs, PPO queries and RLOO/GRPO
 sampling): a prompt over its budget loses the beginning of its content (the end of a conversation is
 what the reply answers); what comes before the content (BOS, a template's first turn header) and the
@@ -47,6 +79,8 @@ token) only when it alone is over ``max_length``, and gives the prompt the rest.
 
 from __future__ import annotations
 
+import functools
+import re
 from typing import Any
 
 _ROLE_LABEL = {"system": "System", "user": "User", "assistant": "Assistant"}
@@ -120,6 +154,103 @@ def as_response(prompt: Any, text: str) -> Any:
     return [{"role": "assistant", "content": text}] if is_conversational(prompt) else text
 
 
+# --- special-token text is text -----------------------------------------------------------------
+
+NEUTRALISER = "\u200b"  # zero width space, put after the first character of special-token text
+
+
+def special_texts(tokenizer) -> tuple[str, ...]:
+    """The text of every special token (``all_special_tokens`` and added tokens marked special),
+    longest first. Single characters (an insertion cannot split them) and whitespace-only tokens
+    (a tokenizer marking ``"\\n\\n"`` special would otherwise have every paragraph break rewritten) are
+    left out."""
+    texts = {str(t) for t in (getattr(tokenizer, "all_special_tokens", None) or [])}
+    for token in (getattr(tokenizer, "added_tokens_decoder", None) or {}).values():
+        if getattr(token, "special", False):
+            texts.add(str(token))
+    return tuple(sorted((t for t in texts if len(t) > 1 and t.strip()), key=lambda t: (-len(t), t)))
+
+
+@functools.lru_cache(maxsize=64)
+def _special_pattern(texts: tuple[str, ...]) -> re.Pattern | None:
+    return re.compile("|".join(re.escape(t) for t in texts)) if texts else None
+
+
+def literal_text(tokenizer, text: Any) -> Any:
+    """``text`` as it must be tokenised: every special token's text in it neutralised (U+200B after
+    its first character) so it reads as ordinary text, never as the control token; anything else
+    (text without special-token text, a non-string) returned as it is. FormattingError when the
+    tokenizer still reads a special token in the result (see the module docstring)."""
+    if not isinstance(text, str) or not text:
+        return text
+    texts = special_texts(tokenizer)
+    pattern = _special_pattern(texts)
+    if pattern is None or not pattern.search(text):
+        return text
+    out = text
+    while pattern.search(out):  # again while an occurrence overlapping one just split is left
+        out = pattern.sub(lambda m: m.group(0)[0] + NEUTRALISER + m.group(0)[1:], out)
+    if _reads_special_tokens(tokenizer, out, texts):
+        found = sorted({m.group(0) for m in pattern.finditer(text)})
+        raise FormattingError(
+            f"Text holding the special token(s) {', '.join(found)} cannot be made literal for this tokenizer."
+        )
+    return out
+
+
+def _reads_special_tokens(tokenizer, text: str, texts: tuple[str, ...]) -> bool:
+    """Whether the tokenizer still reads a special token in ``text``: its ids differ from those with
+    special tokens split as text (``split_special_tokens``; byte-fallback ids that happen to be
+    special, ``<0x3C>``, are the same both ways), or, where that is not supported, they hold the id
+    of one of ``texts``."""
+    ids = list(tokenizer(text, add_special_tokens=False)["input_ids"])
+    try:
+        split = list(tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+    except TypeError:
+        return bool(set(ids) & {tokenizer.convert_tokens_to_ids(t) for t in texts})
+    return ids != split
+
+
+def _literal_message(tokenizer, message: Any) -> Any:
+    if not isinstance(message, dict):
+        return message
+    content = message.get("content")
+    if isinstance(content, str):
+        literal = literal_text(tokenizer, content)
+        return message if literal is content else {**message, "content": literal}
+    if isinstance(content, list):  # content parts: [{"type": "text", "text": ...}, ...]
+        parts = [
+            {**part, "text": literal_text(tokenizer, part["text"])}
+            if isinstance(part, dict) and isinstance(part.get("text"), str)
+            else part
+            for part in content
+        ]
+        if parts != content:
+            return {**message, "content": parts}
+    return message
+
+
+def literal_messages(tokenizer, messages: list) -> list:
+    """``messages`` with every content made literal (``literal_text``); the same dicts where
+    nothing needed it."""
+    return [_literal_message(tokenizer, m) for m in messages]
+
+
+def literal_prompt(tokenizer, prompt: Any) -> Any:
+    """A prompt (string or messages) made literal, for code that tokenises it itself (TRL's RLOO/GRPO
+    trainers): it then reads the ids ``prompt_ids`` gives. Idempotent."""
+    if isinstance(prompt, str):
+        return literal_text(tokenizer, prompt)
+    if is_conversational(prompt):
+        return literal_messages(tokenizer, prompt)
+    return prompt
+
+
+def text_ids(tokenizer, text: str) -> list[int]:
+    """Ids of plain text, special-token text read as text, nothing added (no BOS)."""
+    return list(tokenizer(literal_text(tokenizer, text), add_special_tokens=False)["input_ids"])
+
+
 # --- tokens -------------------------------------------------------------------------------------
 
 
@@ -128,7 +259,11 @@ def uses_template(tokenizer, prompt: Any, response: Any = None) -> bool:
     return bool(conv and getattr(tokenizer, "chat_template", None))
 
 
-def _template_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
+def template_ids(tokenizer, messages: list[dict], *, add_generation_prompt: bool) -> list[int]:
+    """Ids of ``messages`` as the chat template renders them, every content read as literal text
+    (``literal_messages``). FormattingError (its cause: the template's exception) when the template
+    refuses the conversation."""
+    messages = literal_messages(tokenizer, messages)
     try:
         out = tokenizer.apply_chat_template(
             messages, tokenize=True, add_generation_prompt=add_generation_prompt
@@ -169,10 +304,8 @@ def bos_prefix(tokenizer) -> list[int]:
 def prompt_ids(tokenizer, prompt: Any) -> list[int]:
     """Ids of the prompt: a generation prompt (template), or the plain text after the tokenizer's BOS."""
     if uses_template(tokenizer, prompt):
-        return _template_ids(tokenizer, list(prompt), add_generation_prompt=True)
-    return bos_prefix(tokenizer) + list(
-        tokenizer(plain_prompt(prompt), add_special_tokens=False)["input_ids"]
-    )
+        return template_ids(tokenizer, list(prompt), add_generation_prompt=True)
+    return bos_prefix(tokenizer) + text_ids(tokenizer, plain_prompt(prompt))
 
 
 def _strip_after_end(tokenizer, ids: list[int]) -> list[int]:
@@ -226,11 +359,11 @@ def split_ids(tokenizer, prompt: Any, response: Any) -> tuple[list[int], list[in
     prompt's ids and the separator + response + end token (see the module docstring)."""
     if uses_template(tokenizer, prompt, response):
         conv_prompt, conv_resp = _conversation(prompt, response)
-        full = _template_ids(tokenizer, conv_prompt + conv_resp, add_generation_prompt=False)
-        head = _template_ids(tokenizer, conv_prompt, add_generation_prompt=True)
+        full = template_ids(tokenizer, conv_prompt + conv_resp, add_generation_prompt=False)
+        head = template_ids(tokenizer, conv_prompt, add_generation_prompt=True)
         n = common_prefix_length(full, head)
         return full[:n], _with_end(tokenizer, _strip_after_end(tokenizer, full[n:]))
-    ids = list(tokenizer(plain_response(prompt, response), add_special_tokens=False)["input_ids"])
+    ids = text_ids(tokenizer, plain_response(prompt, response))
     end = end_token_id(tokenizer)
     if end is not None and (not ids or ids[-1] != end):
         ids.append(end)
@@ -260,8 +393,8 @@ def _lead_length(tokenizer, prompt: Any, ids: list[int]) -> int:
     if uses_template(tokenizer, prompt) and is_conversational(prompt):
         first = prompt[0]
         try:
-            a = _template_ids(tokenizer, [{**first, "content": "a"}], add_generation_prompt=False)
-            b = _template_ids(tokenizer, [{**first, "content": "b"}], add_generation_prompt=False)
+            a = template_ids(tokenizer, [{**first, "content": "a"}], add_generation_prompt=False)
+            b = template_ids(tokenizer, [{**first, "content": "b"}], add_generation_prompt=False)
         except FormattingError:
             return n
         n = max(n, common_prefix_length(ids, a[: common_prefix_length(a, b)]))
@@ -273,7 +406,7 @@ def _header_length(tokenizer, prompt: Any, ids: list[int]) -> int:
     follows): what ``ids`` has after the conversation rendered without it. 0 for plain text."""
     if not (uses_template(tokenizer, prompt) and is_conversational(prompt)):
         return 0
-    history = _template_ids(tokenizer, list(prompt), add_generation_prompt=False)
+    history = template_ids(tokenizer, list(prompt), add_generation_prompt=False)
     return len(ids) - common_prefix_length(ids, history)
 
 

@@ -20,6 +20,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from core.formatting import FormattingError, literal_messages
+
 FINISH_STOP = "stop"
 FINISH_LENGTH = "length"
 
@@ -304,6 +306,13 @@ def chat_prompt_ids(tokenizer: Any, conversation: object, context_length: int | 
     reply. PromptError when the conversation is malformed, the template refuses it, or it leaves no
     room for a response in a context of ``context_length`` tokens (None: unknown, not checked)."""
     check_conversation(conversation)
+    try:
+        # every content read as literal text (core.formatting's rule): special-token text typed in a
+        # message never becomes a control token (a forged end of turn or turn header); the
+        # template's own special tokens stay, and a conversation without such text is unchanged
+        conversation = literal_messages(tokenizer, conversation)
+    except FormattingError as exc:
+        raise PromptError(str(exc)) from exc
     try:
         text = tokenizer.apply_chat_template(conversation, tokenize=False, add_generation_prompt=True)
     except Exception as exc:

@@ -18,7 +18,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.formatting import generation_prompt_ids, plain_prompt, response_reward_input, stop_token_ids
+from core.formatting import (
+    generation_prompt_ids,
+    literal_prompt,
+    plain_prompt,
+    response_reward_input,
+    stop_token_ids,
+)
 from training.runners.configs import RLRunConfig
 from training.runners.data import encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
@@ -154,6 +160,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     if not tokenizer.chat_template:  # a base model: conversations as plain transcripts (core.formatting)
         train_prompts = [plain_prompt(p) for p in train_prompts]
         eval_prompts = [plain_prompt(p) for p in eval_prompts]
+    # TRL tokenises the prompts itself: special-token text in them made literal first, so it reads
+    # the ids core.formatting.prompt_ids gives (never a forged turn); other prompts are unchanged
+    train_prompts = [via_formatting(literal_prompt, tokenizer, p) for p in train_prompts]
     reward_tok = load_tokenizer(cfg.reward_model)
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
