@@ -67,6 +67,15 @@ def make_run(project, **values) -> TrainingRun:
     )
 
 
+def conv_row(prompt: Any, chosen: str, rejected: str) -> dict:
+    """A conversational preference row: ``prompt`` (messages) and one-message assistant replies."""
+    return {
+        "prompt": prompt,
+        "chosen": [{"role": "assistant", "content": chosen}],
+        "rejected": [{"role": "assistant", "content": rejected}],
+    }
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> str:
     """Write ``rows`` as JSON lines to ``path``; return the path as a string (what configs take)."""
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from generation.zoo import ZOO
-from tests.training.conftest import runner_config, write_jsonl
+from tests.training.conftest import conv_row, runner_config, write_jsonl
 from training.runners import dpo
 from training.runners.models import load_tokenizer
 
@@ -35,14 +35,6 @@ GREETING_THEN_LONG = [
 ]
 
 
-def _conv(prompt, chosen, rejected):
-    return {
-        "prompt": prompt,
-        "chosen": [{"role": "assistant", "content": chosen}],
-        "rejected": [{"role": "assistant", "content": rejected}],
-    }
-
-
 def _user(text):
     return [{"role": "user", "content": text}]
 
@@ -57,10 +49,10 @@ def _rows(name: str) -> list[dict]:
             {"prompt": MEDIUM + " " + MEDIUM, "chosen": "It is sunny and warm there.", "rejected": "No."},
         ]
     rows = [
-        _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
-        _conv(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
-        _conv(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
-        _conv(
+        conv_row(_user("Is the sky blue?"), "Yes it is.", "No."),
+        conv_row(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
+        conv_row(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
+        conv_row(
             [
                 {"role": "user", "content": MEDIUM},
                 {"role": "assistant", "content": "It is sunny, " * 6},
@@ -72,7 +64,7 @@ def _rows(name: str) -> list[dict]:
     ]
     if ZOO[name].system_role:
         rows.append(
-            _conv(
+            conv_row(
                 [{"role": "system", "content": "You are terse."}, {"role": "user", "content": LONG}],
                 "Scattering.",
                 "Dunno.",
@@ -158,11 +150,11 @@ def test_probe_five_rows_three_long_train_on_five(zoo_model, tmp_path, monkeypat
 
     long_q = "Please explain in detail " + "why the sky is blue and the sea is green " * 8
     rows = [
-        _conv(_user("Is the sky blue?"), "Yes.", "No."),
-        _conv(_user("What is 2+2?"), "4.", "Fish."),
-        _conv(_user(long_q + "1"), "Rayleigh scattering.", "No."),
-        _conv(_user(long_q + "2"), "Because of scattering.", "Dunno."),
-        _conv(_user(long_q + "3"), "Scattering.", "No."),
+        conv_row(_user("Is the sky blue?"), "Yes.", "No."),
+        conv_row(_user("What is 2+2?"), "4.", "Fish."),
+        conv_row(_user(long_q + "1"), "Rayleigh scattering.", "No."),
+        conv_row(_user(long_q + "2"), "Because of scattering.", "Dunno."),
+        conv_row(_user(long_q + "3"), "Scattering.", "No."),
     ]
     seen = {}
     original = trl.DPOTrainer.train
@@ -193,9 +185,9 @@ def test_a_reply_longer_than_max_length_is_dropped_or_truncated_and_counted(
     essay = "This is a very long answer that goes on and on about many things " * 6
     if ZOO[name].chat:
         rows = [
-            _conv(_user("Is the sky blue?"), "Yes.", "No."),
-            _conv(_user("What is 2+2?"), "4.", "Fish."),
-            _conv(_user("Tell me everything."), essay, "No."),
+            conv_row(_user("Is the sky blue?"), "Yes.", "No."),
+            conv_row(_user("What is 2+2?"), "4.", "Fish."),
+            conv_row(_user("Tell me everything."), essay, "No."),
         ]
     else:
         rows = [
@@ -231,8 +223,8 @@ def test_a_conversation_on_a_base_model_keeps_its_transcript_labels(zoo_model, t
     """No chat template: the conversation becomes a "Human: ...\\n\\nAssistant:" transcript; fitting
     drops earlier turns and cuts the user turn's text, never the labels or the cue."""
     rows = [
-        _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
-        _conv(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
+        conv_row(_user("Is the sky blue?"), "Yes it is.", "No."),
+        conv_row(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
     ]
     cfg = _cfg(zoo_model("base"), write_jsonl(tmp_path / "pairs.jsonl", rows), tmp_path / "out")
     ds, tok = _trl_dataset(monkeypatch, cfg)
@@ -249,8 +241,8 @@ def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_mode
     from training.runners.protocol import DataError
 
     essay = "This is a very long answer that goes on and on about many things " * 6
-    short = [_conv(_user(f"Question {i}?"), "Yes.", "No.") for i in range(3)]
-    held = [_conv(_user("Is it?"), "Yes.", "No."), _conv(_user("Tell me everything."), essay, "No.")]
+    short = [conv_row(_user(f"Question {i}?"), "Yes.", "No.") for i in range(3)]
+    held = [conv_row(_user("Is it?"), "Yes.", "No."), conv_row(_user("Tell me everything."), essay, "No.")]
     base = zoo_model("qwen")
     cfg = _cfg(
         base,
@@ -271,7 +263,7 @@ def test_too_long_held_out_rows_are_counted_and_all_too_long_is_refused(zoo_mode
     )
     assert final["dropped_too_long"] == 0 and final["dropped_too_long_eval"] == 1
     assert final["train_pairs"] == 3 and "eval_loss" in final
-    too_long = [_conv(_user("Tell me everything."), essay, "No.")] * 2
+    too_long = [conv_row(_user("Tell me everything."), essay, "No.")] * 2
     with pytest.raises(DataError, match="No training pair fits max_length=64"):
         dpo.run(
             _cfg(base, write_jsonl(tmp_path / "long.jsonl", too_long), tmp_path / "out2", long_replies="drop")
@@ -294,7 +286,7 @@ def test_a_max_length_no_pair_fits_is_refused_with_the_true_reason_and_the_lengt
 
     essay = "This is a very long answer that goes on and on about many things " * 6
     if ZOO[name].chat:
-        rows = [_conv(_user("2+2?"), "4.", "Fish."), _conv(_user("Is the sky blue?"), "Yes.", "No.")]
+        rows = [conv_row(_user("2+2?"), "4.", "Fish."), conv_row(_user("Is the sky blue?"), "Yes.", "No.")]
     else:  # plain text: the prompt can go, the BOS stays; the reply is what does not fit
         rows = [{"prompt": "Tell me.", "chosen": essay, "rejected": "No."}]
     data = write_jsonl(tmp_path / "pairs.jsonl", rows)
@@ -333,12 +325,12 @@ def test_a_pair_whose_replies_are_the_same_tokens_is_dropped_and_counted(zoo_mod
     essay = "This is a very long answer that goes on and on about many things " * 6
     if ZOO[name].chat:
         rows = [
-            _conv(_user("Is the sky blue?"), "Yes it is.", "No."),
-            _conv(_user("2+2?"), "4.", "Fish."),
-            _conv(_user("Tell me."), essay + "Alpha.", essay + "Beta."),
+            conv_row(_user("Is the sky blue?"), "Yes it is.", "No."),
+            conv_row(_user("2+2?"), "4.", "Fish."),
+            conv_row(_user("Tell me."), essay + "Alpha.", essay + "Beta."),
         ]
         if name == "llama3":
-            rows.append(_conv(_user("Is it?"), "Yes.", "Yes. "))
+            rows.append(conv_row(_user("Is it?"), "Yes.", "Yes. "))
     else:
         rows = [
             {"prompt": "Is the sky blue?", "chosen": "Yes it is.", "rejected": "No."},

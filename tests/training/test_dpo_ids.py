@@ -20,7 +20,7 @@ import pytest
 
 from core.formatting import split_ids
 from generation.zoo import ZOO
-from tests.training.conftest import runner_config, write_jsonl
+from tests.training.conftest import conv_row, runner_config, write_jsonl
 from tests.training.test_dpo_fit import _rows
 from training.runners import dpo
 
@@ -34,14 +34,6 @@ class _Stop(Exception):
     pass
 
 
-def _conv(prompt, chosen, rejected):
-    return {
-        "prompt": prompt,
-        "chosen": [{"role": "assistant", "content": chosen}],
-        "rejected": [{"role": "assistant", "content": rejected}],
-    }
-
-
 def _short_rows(name: str) -> list[dict]:
     """Rows that fit ``MAX_LENGTH`` as they are: no prompt fitting, no reply cut."""
     if not ZOO[name].chat:
@@ -50,8 +42,8 @@ def _short_rows(name: str) -> list[dict]:
             {"prompt": "Question: is the sky blue?\nAnswer:", "chosen": "Yes.", "rejected": "No."},
         ]
     rows = [
-        _conv([{"role": "user", "content": "Is the sky blue?"}], "Yes it is.", "No."),
-        _conv(
+        conv_row([{"role": "user", "content": "Is the sky blue?"}], "Yes it is.", "No."),
+        conv_row(
             [
                 {"role": "user", "content": "Hi"},
                 {"role": "assistant", "content": "Hello!"},
@@ -63,7 +55,7 @@ def _short_rows(name: str) -> list[dict]:
     ]
     if ZOO[name].system_role:
         rows.append(
-            _conv(
+            conv_row(
                 [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}],
                 "4.",
                 "Fish.",
@@ -168,7 +160,7 @@ def test_fitted_and_truncated_rows_are_read_alike_by_training_and_the_held_out_f
     essay = "This is a very long answer that goes on and on about many things " * 6
     rows = _rows(name)
     if ZOO[name].chat:
-        rows.append(_conv([{"role": "user", "content": "Tell me everything."}], essay, "No."))
+        rows.append(conv_row([{"role": "user", "content": "Tell me everything."}], essay, "No."))
     else:
         rows.append({"prompt": "Tell me everything.", "chosen": "Sure.", "rejected": essay})
     data = write_jsonl(tmp_path / "pairs.jsonl", rows)
