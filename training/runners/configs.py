@@ -114,7 +114,7 @@ class DPORunConfig(BaseRunConfig):
     merge_lora: must stay true (the adapters are always merged at save); false is refused.
     long_replies: a pair whose longer reply does not fit ``max_length`` even after its prompt is cut
         to nothing: "truncate" (default, TRL's own behaviour) keeps the end of its prompt within half
-        of ``max_length`` and lets TRL cut the end of the reply (counted as ``truncated_replies``);
+        of ``max_length`` and cuts the end of the reply where TRL would (``data.cut_replies``; ``truncated_replies``);
         "drop" leaves the pair out (counted as ``dropped_too_long``), so no reply is trained without
         its end, at the cost of the longest replies.
     """
