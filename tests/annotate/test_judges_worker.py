@@ -13,6 +13,7 @@ from core.jobs import JobState
 from tests.annotate import judge_fakesrv as fakesrv
 from tests.annotate.test_judges import make_pairs
 from tests.annotate.test_judges_defects import PAIRS, make_judge, prefers_x
+from tests.annotate.test_judges_reroute import routed  # noqa: F401 - fixture
 from tests.generation.test_worker import (  # noqa: F401 - fixtures
     _wait,
     postgres_db,
@@ -75,4 +76,28 @@ def test_the_worker_judges_another_job_while_one_waits_for_its_extra_pass(
     assert a.finished_at >= due and a.retry_passes == 1  # not judged again before it was due
     assert len(state_a["bodies"]) == 16  # the extra pass judged each task once: no duplicate run
     assert len(state_b["bodies"]) == 8
+    assert worker.poll() is None
+
+
+@pytest.mark.usefixtures("publish_to_redis")
+def test_the_general_worker_runs_a_managers_reroute(routed, start_worker):  # noqa: F811
+    """The re-route's message goes to the default queue, which the platform's general worker reads
+    (``run_platform``: ``-Q default,training``): a real worker there re-routes and records it."""
+    from annotate.judges.services import reroute_start
+    from annotate.models import RerouteJob, RoutingDecision
+    from tests.annotate.test_judges_reroute import add_suggestion
+
+    project, judge, manager, tasks = routed
+    add_suggestion(judge, tasks["unparsed"], choice="a", strength=3)
+    worker = start_worker("general-worker", queue="default,training")
+    job = reroute_start(project=project, actor=manager)
+    job = _wait(
+        lambda: (j := RerouteJob.objects.get(pk=job.pk)).job_finished and j,
+        timeout=90,
+        procs=[worker],
+        what="the re-route to end",
+    )
+    assert job.state == JobState.DONE and (job.done_units, job.total_units) == (4, 4), job.error
+    assert job.outcome["human_to_judge"] == 1
+    assert RoutingDecision.objects.get(task=tasks["unparsed"]).reason == "confident"
     assert worker.poll() is None
