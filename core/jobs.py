@@ -21,6 +21,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar
 
 from django.db import InterfaceError, OperationalError, connection, models
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from core.models import Authored
@@ -150,6 +151,19 @@ def job_reopen(job: BackgroundJob, **fields: Any) -> bool:
     row either way."""
     values = {"state": job.stored_state(JobState.QUEUED), "error": "", job.JOB_FINISHED_FIELD: None, **fields}
     return _move(job, (JobState.DONE, JobState.FAILED), values)
+
+
+def job_claim(model: type[WorkerJob], pk: int, **fields: Any) -> bool:
+    """A worker takes job ``pk`` of ``model``: queued -> running, or a running job delivered again
+    (a redelivery after a worker died, a waiting job's message back), keeping the first start time,
+    with any other columns; by one UPDATE that applies only while the job is active. Whether it
+    is (False: it has ended, and the delivery has nothing to do)."""
+    values = {
+        "state": JobState.RUNNING,
+        "started_at": Coalesce(models.F("started_at"), timezone.now()),
+        **fields,
+    }
+    return bool(model.objects.filter(pk=pk, state__in=ACTIVE_STATES).update(**values))
 
 
 def _move(job: BackgroundJob, from_states: tuple[str, ...], values: dict[str, Any]) -> bool:

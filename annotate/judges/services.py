@@ -373,14 +373,7 @@ def judge_job_cancel(*, job: JudgeJob, actor: AbstractBaseUser | None = None) ->
 def _claim(job_id: int) -> bool:
     """Queued -> running, or a running job delivered again (a redelivery, or the message of its
     extra pass: no longer waiting); False when the job ended."""
-    return bool(
-        JudgeJob.objects.filter(pk=job_id, state__in=jobs.ACTIVE_STATES).update(
-            state=JobState.RUNNING,
-            started_at=Coalesce(F("started_at"), timezone.now()),
-            retry_at=None,
-            retry_units=0,
-        )
-    )
+    return jobs.job_claim(JudgeJob, job_id, retry_at=None, retry_units=0)
 
 
 def _cost(judge: Judge, prompt_tokens: int | None, completion_tokens: int | None) -> Decimal | None:
@@ -1214,11 +1207,7 @@ def reroute_job_run(*, job_id: int) -> RerouteJob | None:
     re-route that a dead worker left running runs it again (re-routing is idempotent per task);
     one another worker runs now, or one that has ended, is left alone."""
     with jobs.run_alone(RerouteJob, job_id) as alone:
-        claimed = alone and RerouteJob.objects.filter(pk=job_id, state__in=jobs.ACTIVE_STATES).update(
-            state=JobState.RUNNING,
-            started_at=Coalesce(F("started_at"), timezone.now()),
-            progress_at=timezone.now(),
-        )
+        claimed = alone and jobs.job_claim(RerouteJob, job_id, progress_at=timezone.now())
         job = RerouteJob.objects.select_related("project", "created_by").filter(pk=job_id).first()
         if not claimed or job is None:
             return job
