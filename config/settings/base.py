@@ -170,7 +170,9 @@ CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default=REDIS_URL or "filesyste
 CELERY_BROKER_FOLDER = Path(env.str("CELERY_BROKER_FOLDER", default=str(VAR_DIR / "broker")))
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # Embedded broker: a real worker process reads the same folder the web process writes to
-    # (the folders are made at start-up, by config.runtime).
+    # (the folders are made at start-up, by config.runtime), through kombu's filesystem transport
+    # with atomic publishing (core/broker.py: kombu's own lets a worker read a half-written message).
+    CELERY_BROKER_TRANSPORT = "core.broker:Transport"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
         "data_folder_in": str(CELERY_BROKER_FOLDER / "queue"),
         "data_folder_out": str(CELERY_BROKER_FOLDER / "queue"),

@@ -57,12 +57,18 @@ def filesystem_broker(tmp_path):
         app._pool = None
         app.amqp._producer_pool = None
 
-    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    from core.broker import TRANSPORT
+
+    old = (app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options)
     reset()
-    app.conf.broker_url, app.conf.broker_transport_options = "filesystem://", options
+    app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = (
+        "filesystem://",
+        TRANSPORT,
+        options,
+    )
     yield folder
     reset()
-    app.conf.broker_url, app.conf.broker_transport_options = old
+    app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = old
 
 
 @pytest.fixture
