@@ -72,6 +72,7 @@ def judge_job_data(job: JudgeJob, *, with_counts: bool = False) -> dict:
         "judged_units": job.judged_units,
         "retry_at": job.retry_at.isoformat() if job.retry_waiting else None,
         "retry_units": job.retry_units if job.retry_waiting else 0,
+        "stalled": job.stalled,
         "prompt_tokens": job.prompt_tokens,
         "completion_tokens": job.completion_tokens,
         "usage_missing_units": job.usage_missing_units,
@@ -176,6 +177,11 @@ class JudgeJobSerializer(JobStatusSerializer):
         allow_null=True, help_text="While waiting for an extra pass over tasks that failed transiently."
     )
     retry_units = serializers.IntegerField()
+    stalled = serializers.BooleanField(
+        help_text="Active but no progress (nor a due extra pass) for PREFHUB_JOB_STALLED_AFTER_S (10 "
+        "minutes): its worker stopped. Redis delivers it again; with the embedded broker the beat "
+        "sweep sends it again."
+    )
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
     usage_missing_units = serializers.IntegerField(help_text="Answers whose server reported no token usage.")
@@ -196,7 +202,8 @@ class RerouteJobSerializer(JobStatusSerializer):
     total_units = serializers.IntegerField(help_text="Tasks in the re-route's scope.")
     done_units = serializers.IntegerField()
     stalled = serializers.BooleanField(
-        help_text="Active but no progress for 10 minutes: a new start replaces it."
+        help_text="Active but no progress for PREFHUB_JOB_STALLED_AFTER_S (10 minutes): a new start "
+        "replaces it (with the embedded broker the beat sweep also sends it again)."
     )
     outcome = serializers.DictField(
         allow_null=True, help_text="What it changed so far: rerouted, judge_to_human, human_to_judge, ..."

@@ -25,15 +25,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
-from django.utils import timezone
 
 from annotate.strength import strength_in_range
-from core.jobs import JobState, WorkerJob
+from core.jobs import JobState, ResumableJob
 from core.models import Authored
 
 
@@ -78,8 +75,10 @@ class Judge(Authored):
         return self.price_prompt_per_1k is not None or self.price_completion_per_1k is not None
 
 
-class JudgeJob(WorkerJob):
+class JudgeJob(ResumableJob):
     JOB_NOUN = "judge job"
+    RESUME_TASK = "generation.judge_job_run"
+    RESUME_DUE_FIELD = "retry_at"  # waiting for its extra pass: due back then
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="judge_jobs")
     judge = models.ForeignKey(Judge, on_delete=models.CASCADE, related_name="jobs")
@@ -132,7 +131,7 @@ class JudgeJob(WorkerJob):
         """Running, and waiting for its message to come back for an extra pass (no worker on it)."""
         return self.state == JobState.RUNNING and self.retry_at is not None
 
-    class Meta(WorkerJob.Meta):
+    class Meta(ResumableJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="judgejob_state_valid"),
             models.CheckConstraint(
@@ -235,32 +234,21 @@ class RoutingDecision(models.Model):
         return f"task {self.task_id} -> {self.route} ({self.reason})"
 
 
-class RerouteJob(WorkerJob):
+class RerouteJob(ResumableJob):
     """A manager's re-route of a project's judged tasks (``routing_reroute``), run by a worker on
     the default queue so that a large project's re-route is not bound to a web request: the
     Judges page shows its progress and, once it ends, what it changed (``outcome``, the counts of
     ``RerouteOutcome``). One at a time per project (a database constraint)."""
 
     JOB_NOUN = "re-route"
+    RESUME_TASK = "annotate.judge_reroute"
 
     project = models.ForeignKey("annotate.Project", on_delete=models.CASCADE, related_name="reroute_jobs")
     total_units = models.PositiveIntegerField(default=0, help_text="Tasks in the re-route's scope.")
     done_units = models.PositiveIntegerField(default=0, help_text="Tasks whose batch has committed.")
     outcome = models.JSONField(default=dict, blank=True, help_text="What it changed (RerouteOutcome).")
-    progress_at = models.DateTimeField(
-        null=True, blank=True, help_text="When its worker last reported progress (claimed it, or a batch)."
-    )
 
-    #: An active re-route with no progress for this long is taken as stopped (its worker died: a
-    #: batch of 200 tasks takes well under a second): another may replace it.
-    STALLED_AFTER = timedelta(minutes=10)
-
-    @property
-    def stalled(self) -> bool:
-        last = self.progress_at or self.created_at
-        return self.job_active and last is not None and timezone.now() - last > self.STALLED_AFTER
-
-    class Meta(WorkerJob.Meta):
+    class Meta(ResumableJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(state__in=JobState.values), name="reroutejob_state_valid"),
             models.CheckConstraint(

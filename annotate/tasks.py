@@ -63,3 +63,12 @@ def judge_reroute_task(job_id: int) -> dict:
 
     job = reroute_job_run(job_id=job_id)
     return {"job": job_id, "state": job.state if job else None}
+
+
+@shared_task(name="annotate.jobs_resume_stalled", ignore_result=True)
+def jobs_resume_stalled_task() -> int:
+    """Periodic (Celery beat): judge jobs and re-routes whose worker died are sent again (embedded
+    broker; ``core.jobs.jobs_resume_stalled``)."""
+    from annotate.judges.services import jobs_resume_stalled
+
+    return jobs_resume_stalled()

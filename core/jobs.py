@@ -16,15 +16,20 @@ runs), so that
 from __future__ import annotations
 
 import contextlib
+import logging
 import zlib
 from collections.abc import Iterator, Mapping
+from datetime import datetime, timedelta
 from typing import Any, ClassVar
 
-from django.db import InterfaceError, OperationalError, connection, models
-from django.db.models.functions import Coalesce
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, connection, models, transaction
+from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
 from core.models import Authored
+
+log = logging.getLogger(__name__)
 
 MAX_ERROR_CHARS = 5000
 
@@ -105,6 +110,73 @@ class WorkerJob(UserJob):
     @property
     def job_noun(self) -> str:
         return self.JOB_NOUN
+
+
+class ResumableJob(WorkerJob):
+    """A worker job that one message runs and that resumes where it stopped when that message is
+    delivered again (judge jobs, re-routes; their task is ``RESUME_TASK``, delivered with
+    ``JOB_TASK``). ``progress_at`` is its sign of life, stamped when a worker claims it and at
+    each step it commits; ``RESUME_DUE_FIELD`` names a column holding when the job is next due
+    when it waits on purpose (a judge job's extra pass). An active job with no sign of life for
+    ``stalled_after()`` past both is ``stalled``: its worker died or was stopped. Redis delivers
+    its message again by itself; on the embedded broker the message went with the worker, and
+    the beat sweep ``jobs_resume_stalled`` sends it again."""
+
+    RESUME_TASK: ClassVar[str] = ""
+    RESUME_DUE_FIELD: ClassVar[str | None] = None
+
+    progress_at = models.DateTimeField(
+        null=True, blank=True, help_text="When its worker last reported progress (claimed it, or a step)."
+    )
+
+    class Meta(WorkerJob.Meta):
+        abstract = True
+
+    @staticmethod
+    def stalled_after() -> timedelta:
+        return timedelta(seconds=settings.PREFHUB_JOB_STALLED_AFTER_S)
+
+    @property
+    def last_sign_of_life(self) -> datetime | None:
+        due = getattr(self, self.RESUME_DUE_FIELD) if self.RESUME_DUE_FIELD else None
+        times = [t for t in (self.progress_at or self.created_at, due) if t is not None]
+        return max(times) if times else None
+
+    @property
+    def stalled(self) -> bool:
+        last = self.last_sign_of_life
+        return self.job_active and last is not None and timezone.now() - last > self.stalled_after()
+
+
+def jobs_resume_stalled(model: type[ResumableJob], *, limit: int = 1000) -> list[int]:
+    """The beat sweep (embedded broker): send the message of every stalled job of ``model`` again
+    whose message is gone (none in the outbox or the broker's queue folder), so that a job whose
+    worker died or was stopped resumes on the next worker instead of showing "running" for ever.
+    Safe when wrong: the job's runner claims it under ``run_alone`` and skips what it already
+    committed. Nothing to do on Redis (it redelivers itself). Returns the ids sent again."""
+    from core.outbox import messages_waiting, outbox_enqueue
+
+    waiting = messages_waiting(model.RESUME_TASK)
+    if waiting is None:
+        return []
+    cutoff = timezone.now() - model.stalled_after()
+    last = Coalesce("progress_at", "created_at")
+    if model.RESUME_DUE_FIELD:
+        last = Greatest(last, Coalesce(model.RESUME_DUE_FIELD, "created_at"))
+    stalled = (
+        model.objects.filter(state__in=[model.stored_state(s) for s in ACTIVE_STATES])
+        .alias(last_sign_of_life=last)
+        .filter(last_sign_of_life__lt=cutoff)
+        .order_by("pk")
+        .values_list("pk", flat=True)[:limit]
+    )
+    ids = [pk for pk in stalled if pk not in waiting]
+    if ids:
+        with transaction.atomic():
+            for pk in ids:
+                outbox_enqueue(model.RESUME_TASK, pk)
+        log.warning("sent %d stalled %s(s) again: %s", len(ids), model.JOB_NOUN, ids[:20])
+    return ids
 
 
 #: How a Celery task that runs a resumable job (judge jobs, re-routes) is delivered: acknowledged

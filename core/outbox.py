@@ -15,8 +15,12 @@ meanwhile); the sweep sends a row that is still here only once it is due.
 
 from __future__ import annotations
 
+import base64
+import contextlib
+import json
 import logging
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from django.db import transaction
 from django.db.models import F, Q
@@ -78,3 +82,34 @@ def outbox_flush(*, older_than: timedelta = timedelta(seconds=30), limit: int = 
     for message in due.order_by("id")[:limit]:
         sent += _send(message.pk, message.task_name, message.args)
     return sent
+
+
+def messages_waiting(task_name: str) -> set[int] | None:
+    """The first argument (a row id) of every message for ``task_name`` that no worker has taken:
+    still in the outbox, or in the embedded (filesystem) broker's queue folder. None for another
+    broker: Redis keeps a message a worker took until it is acknowledged and delivers it again
+    itself (``acks_late``). The filesystem transport drops a message once a worker receives it,
+    so a worker that dies (or is stopped) mid-task loses it: the beat sweeps look here for the
+    work whose message is gone (``core.jobs.jobs_resume_stalled``, generation's orphaned
+    batches)."""
+    from django.conf import settings
+
+    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+        return None
+    waiting: set[int] = set()
+    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
+        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
+            waiting.add(int(args[0]))
+    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+    for path in folder.glob("*.msg"):
+        try:
+            message = json.loads(path.read_bytes())
+            if message.get("headers", {}).get("task") != task_name:
+                continue
+            body = message["body"]
+            if message.get("properties", {}).get("body_encoding") == "base64":
+                body = base64.b64decode(body)
+            waiting.add(int(json.loads(body)[0][0]))
+        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
+            continue  # consumed meanwhile, or not ours
+    return waiting

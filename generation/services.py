@@ -38,8 +38,6 @@ Failures
 
 from __future__ import annotations
 
-import base64
-import json
 import logging
 import random
 import re
@@ -48,7 +46,6 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -71,7 +68,7 @@ from core import jobs
 from core.audit import audit_actor, audit_create, audit_record
 from core.db import unique_or_conflict
 from core.jobs import job_finish
-from core.outbox import outbox_enqueue
+from core.outbox import messages_waiting, outbox_enqueue
 from core.paths import user_model
 from generation import backends, selectors
 from generation.backends.base import (
@@ -469,30 +466,6 @@ def job_requeue(*, job: GenerationJob) -> int:
     return len(ids)
 
 
-def _live_batch_messages() -> set[int] | None:
-    """Batch ids with a message waiting in the embedded (filesystem) broker's queue folder, or None
-    for another broker (Redis redelivers an unacknowledged message itself: ``acks_late``)."""
-    from django.conf import settings
-
-    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
-        return None
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-    live: set[int] = set()
-    for path in folder.glob("*.msg"):
-        try:
-            message = json.loads(path.read_bytes())
-            if message.get("headers", {}).get("task") != "generation.run_batch":
-                continue
-            body = message["body"]
-            if message.get("properties", {}).get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            args = json.loads(body)[0]
-            live.add(int(args[0]))
-        except (OSError, ValueError, KeyError, IndexError, TypeError):
-            continue  # consumed meanwhile, or not ours
-    return live
-
-
 def batches_requeue_orphaned(*, older_than: timedelta | None = None) -> int:
     """The beat sweep: send again every pending batch of a queued/running job that has no live
     message (embedded broker: none in the queue folder) and no worker on it (no heartbeat, nor a
@@ -501,7 +474,7 @@ def batches_requeue_orphaned(*, older_than: timedelta | None = None) -> int:
     Safe when wrong: a batch is written once however often it runs. Returns how many were sent."""
     from django.conf import settings
 
-    live = _live_batch_messages()
+    live = messages_waiting("generation.run_batch")
     if live is None:
         return 0
     if older_than is None:

@@ -108,7 +108,7 @@ from core.outbox import outbox_enqueue
 
 log = logging.getLogger(__name__)
 
-TASK_NAME = "generation.judge_job_run"
+TASK_NAME = JudgeJob.RESUME_TASK
 CHUNK_TASKS = 8
 MAX_TASKS_PER_JOB = 100_000
 DEFAULT_SAMPLING = {"temperature": 0.0, "max_new_tokens": 300}
@@ -373,7 +373,7 @@ def judge_job_cancel(*, job: JudgeJob, actor: AbstractBaseUser | None = None) ->
 def _claim(job_id: int) -> bool:
     """Queued -> running, or a running job delivered again (a redelivery, or the message of its
     extra pass: no longer waiting); False when the job ended."""
-    return jobs.job_claim(JudgeJob, job_id, retry_at=None, retry_units=0)
+    return jobs.job_claim(JudgeJob, job_id, retry_at=None, retry_units=0, progress_at=timezone.now())
 
 
 def _cost(judge: Judge, prompt_tokens: int | None, completion_tokens: int | None) -> Decimal | None:
@@ -524,6 +524,7 @@ def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
             return
         JudgeSuggestion.objects.bulk_create(suggestions, ignore_conflicts=True)
         _job_totals(job.pk)
+        JudgeJob.objects.filter(pk=job.pk).update(progress_at=timezone.now())
 
 
 def _job_totals(job_id: int) -> None:
@@ -735,6 +736,7 @@ def _route_job_tasks(job_id: int, project: Project, task_ids: list[int]) -> Judg
             if locked.state != JobState.RUNNING:
                 return locked
             routing_apply(project=project, job=locked, task_ids=task_ids[i : i + ROUTING_BATCH])
+            JudgeJob.objects.filter(pk=job_id).update(progress_at=timezone.now())
     return None
 
 
@@ -782,7 +784,10 @@ def _retry_later(job_id: int) -> JudgeJob | None:
         delay = TRANSIENT_RETRY_DELAYS_S[locked.retry_passes]
         message = outbox_enqueue(TASK_NAME, job_id, countdown=delay)
         JudgeJob.objects.filter(pk=job_id).update(
-            retry_passes=F("retry_passes") + 1, retry_at=message.not_before, retry_units=n
+            retry_passes=F("retry_passes") + 1,
+            retry_at=message.not_before,
+            retry_units=n,
+            progress_at=timezone.now(),
         )
         locked.refresh_from_db()
     log.info("judge job %s: %d task(s) failed transiently, judged again in %s s", job_id, n, delay)
@@ -1177,7 +1182,7 @@ def routing_reroute(
 
 # --- re-routing in the background ------------------------------------------------------------------
 
-REROUTE_TASK_NAME = "annotate.judge_reroute"
+REROUTE_TASK_NAME = RerouteJob.RESUME_TASK
 
 
 @transaction.atomic
@@ -1191,7 +1196,7 @@ def reroute_start(*, project: Project, actor: AbstractBaseUser | None = None) ->
         if stalled.stalled:
             jobs.job_fail(
                 stalled,
-                f"No progress for {int(RerouteJob.STALLED_AFTER.total_seconds() // 60)} minutes (its "
+                f"No progress for {int(RerouteJob.stalled_after().total_seconds() // 60)} minutes (its "
                 "worker stopped): replaced by a new re-route.",
             )
     with unique_or_conflict(
@@ -1200,6 +1205,13 @@ def reroute_start(*, project: Project, actor: AbstractBaseUser | None = None) ->
         job = RerouteJob.objects.create(project=project, created_by=actor, total_units=len(scope.task_ids))
     outbox_enqueue(REROUTE_TASK_NAME, job.pk)
     return job
+
+
+def jobs_resume_stalled() -> int:
+    """The beat sweep of the judges' resumable jobs: judge jobs and re-routes whose worker died or
+    was stopped with the embedded broker are sent again (``core.jobs.jobs_resume_stalled``); how
+    many."""
+    return sum(len(jobs.jobs_resume_stalled(model)) for model in (JudgeJob, RerouteJob))
 
 
 def reroute_job_run(*, job_id: int) -> RerouteJob | None:

@@ -192,6 +192,9 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_DEFAULT_QUEUE = "default"
 #: A pending generation batch with no heartbeat or message for this long is sent again (embedded broker).
 PREFHUB_GENERATION_ORPHAN_AFTER_S = env.int("PREFHUB_GENERATION_ORPHAN_AFTER_S", default=120)
+#: A running judge job or re-route with no progress for this long is stalled (its worker died or was
+#: stopped): the page says so, and on the embedded broker the sweep sends its message again.
+PREFHUB_JOB_STALLED_AFTER_S = env.int("PREFHUB_JOB_STALLED_AFTER_S", default=600)
 CELERY_TASK_ROUTES = {
     "generation.*": {"queue": "generation"},
     "training.*": {"queue": "training"},
@@ -203,6 +206,10 @@ CELERY_BEAT_SCHEDULE = {
     "leases-expire": {"task": "annotate.leases_expire", "schedule": 60.0},
     "task-priorities": {"task": "annotate.task_priorities_sweep", "schedule": 300.0},
     "training-runs-stale": {"task": "training.runs_fail_stale", "schedule": 120.0},
+    "jobs-stalled": {
+        "task": "annotate.jobs_resume_stalled",
+        "schedule": env.float("PREFHUB_JOB_SWEEP_S", default=60.0),
+    },
     "generation-orphans": {
         "task": "generation.batches_requeue_orphaned",
         "schedule": env.float("PREFHUB_GENERATION_SWEEP_S", default=60.0),
