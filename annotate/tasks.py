@@ -67,8 +67,8 @@ def judge_reroute_task(job_id: int) -> dict:
 
 @shared_task(name="annotate.jobs_resume_stalled", ignore_result=True)
 def jobs_resume_stalled_task() -> int:
-    """Periodic (Celery beat): judge jobs and re-routes whose worker died are sent again (embedded
-    broker; ``core.jobs.jobs_resume_stalled``)."""
-    from annotate.judges.services import jobs_resume_stalled
+    """Periodic (Celery beat): judge jobs, re-routes and exports whose worker died or was stopped
+    are sent again (embedded broker; ``core.jobs.jobs_resume_all_stalled``)."""
+    from core.jobs import jobs_resume_all_stalled
 
-    return jobs_resume_stalled()
+    return jobs_resume_all_stalled()

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import threading
 import zlib
 from collections.abc import Iterator, Mapping
 from datetime import datetime, timedelta
@@ -112,15 +113,15 @@ class WorkerJob(UserJob):
         return self.JOB_NOUN
 
 
-class ResumableJob(WorkerJob):
-    """A worker job that one message runs and that resumes where it stopped when that message is
-    delivered again (judge jobs, re-routes; their task is ``RESUME_TASK``, delivered with
-    ``JOB_TASK``). ``progress_at`` is its sign of life, stamped when a worker claims it and at
-    each step it commits; ``RESUME_DUE_FIELD`` names a column holding when the job is next due
-    when it waits on purpose (a judge job's extra pass). An active job with no sign of life for
-    ``stalled_after()`` past both is ``stalled``: its worker died or was stopped. Redis delivers
-    its message again by itself; on the embedded broker the message went with the worker, and
-    the beat sweep ``jobs_resume_stalled`` sends it again."""
+class Resumable(models.Model):
+    """Mixin for a job (a ``BackgroundJob``) that one message runs and that resumes, or starts again,
+    when that message is delivered again: judge jobs, re-routes, exports. ``RESUME_TASK`` names its
+    Celery task. ``progress_at`` is its sign of life, stamped when a worker claims it and as it
+    goes (each step it commits, or a ``Heartbeat``); ``RESUME_DUE_FIELD`` names a column holding
+    when the job is next due when it waits on purpose (a judge job's extra pass). An active job
+    with no sign of life for ``stalled_after()`` past both is ``stalled``: its worker died or was
+    stopped. Redis delivers its message again by itself; on the embedded broker the message went
+    with the worker, and the beat sweep ``jobs_resume_stalled`` sends it again."""
 
     RESUME_TASK: ClassVar[str] = ""
     RESUME_DUE_FIELD: ClassVar[str | None] = None
@@ -129,7 +130,7 @@ class ResumableJob(WorkerJob):
         null=True, blank=True, help_text="When its worker last reported progress (claimed it, or a step)."
     )
 
-    class Meta(WorkerJob.Meta):
+    class Meta:
         abstract = True
 
     @staticmethod
@@ -148,7 +149,14 @@ class ResumableJob(WorkerJob):
         return self.job_active and last is not None and timezone.now() - last > self.stalled_after()
 
 
-def jobs_resume_stalled(model: type[ResumableJob], *, limit: int = 1000) -> list[int]:
+class ResumableJob(Resumable, WorkerJob):
+    """A resumable job a worker runs (judge jobs, re-routes)."""
+
+    class Meta(WorkerJob.Meta):
+        abstract = True
+
+
+def jobs_resume_stalled(model: type[Resumable], *, limit: int = 1000) -> list[int]:
     """The beat sweep (embedded broker): send the message of every stalled job of ``model`` again
     whose message is gone (none in the outbox or the broker's queue folder), so that a job whose
     worker died or was stopped resumes on the next worker instead of showing "running" for ever.
@@ -175,8 +183,54 @@ def jobs_resume_stalled(model: type[ResumableJob], *, limit: int = 1000) -> list
         with transaction.atomic():
             for pk in ids:
                 outbox_enqueue(model.RESUME_TASK, pk)
-        log.warning("sent %d stalled %s(s) again: %s", len(ids), model.JOB_NOUN, ids[:20])
+        log.warning("sent %d stalled %s(s) again: %s", len(ids), model._meta.verbose_name, ids[:20])
     return ids
+
+
+def jobs_resume_all_stalled() -> int:
+    """``jobs_resume_stalled`` for every resumable job model (the beat task); how many were sent."""
+    from django.apps import apps
+
+    resumable = [m for m in apps.get_models() if issubclass(m, Resumable)]
+    return sum(len(jobs_resume_stalled(model)) for model in resumable)
+
+
+class Heartbeat:
+    """Stamps ``field`` on row ``pk`` of ``model`` on entry and then every ``every`` seconds from a
+    thread while the block runs (no thread when ``every`` is falsy), so that a sweep can tell work a
+    live worker is doing from work whose worker died: generation batches (``heartbeat_at``),
+    exports (``progress_at``)."""
+
+    def __init__(self, model: type[models.Model], pk: int, field: str, every: float | None) -> None:
+        self.model, self.pk, self.field, self.every = model, pk, field, every
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def _beat(self) -> None:
+        self.model.objects.filter(pk=self.pk).update(**{self.field: timezone.now()})
+
+    def _run(self) -> None:
+        try:
+            while not self._stop.wait(self.every):
+                try:
+                    self._beat()
+                except Exception:  # a missed beat only makes the sweep more eager
+                    log.warning("heartbeat of %s %s failed", self.model._meta.label, self.pk, exc_info=True)
+        finally:
+            connection.close()
+
+    def __enter__(self) -> Heartbeat:
+        self._beat()
+        if self.every:
+            name = f"{self.model._meta.model_name}-{self.pk}-heartbeat"
+            self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=30)
 
 
 #: How a Celery task that runs a resumable job (judge jobs, re-routes) is delivered: acknowledged

@@ -41,7 +41,6 @@ from __future__ import annotations
 import logging
 import random
 import re
-import threading
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -545,45 +544,6 @@ def _job_mark_running(job_id: int) -> None:
     )
 
 
-class _Heartbeat:
-    """Stamps ``heartbeat_at`` on a batch every ``every`` seconds from a thread while it generates,
-    so the orphan sweep can tell a batch being worked on from one whose worker died."""
-
-    def __init__(self, batch_id: int, every: float | None) -> None:
-        self.batch_id, self.every = batch_id, every
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
-
-    def _beat(self) -> None:
-        GenerationBatch.objects.filter(pk=self.batch_id).update(heartbeat_at=timezone.now())
-
-    def _run(self) -> None:
-        from django.db import connection
-
-        try:
-            while not self._stop.wait(self.every):
-                try:
-                    self._beat()
-                except Exception:  # a missed beat only makes the sweep more eager
-                    log.warning("heartbeat of generation batch %s failed", self.batch_id, exc_info=True)
-        finally:
-            connection.close()
-
-    def __enter__(self) -> _Heartbeat:
-        self._beat()
-        if self.every:
-            self._thread = threading.Thread(
-                target=self._run, name=f"batch-{self.batch_id}-heartbeat", daemon=True
-            )
-            self._thread.start()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=30)
-
-
 def batch_run(
     *, batch_id: int, retry_transient: bool = False, heartbeat_s: float | None = None
 ) -> BatchOutcome:
@@ -632,7 +592,7 @@ def _batch_run(*, batch_id: int, retry_transient: bool, heartbeat_s: float | Non
     generated: dict[int, list[Generation]] = {}
     params = sampling_for(job=job, endpoint=endpoint, index=batch.index)
     try:
-        with _Heartbeat(batch.pk, heartbeat_s):
+        with jobs.Heartbeat(GenerationBatch, batch.pk, "heartbeat_at", heartbeat_s):
             backend = backends.get_backend(endpoint)
             results = backend.generate([prompts[pid] for pid in order], params) if order else []
     except BackendConfigError as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import models
 from django.db.models import Q
 
-from core.jobs import JobState, UserJob, WorkerJob
+from core.jobs import JobState, Resumable, UserJob, WorkerJob
 
 
 class ExportFormat(models.TextChoices):
@@ -23,8 +23,11 @@ ExportState = models.TextChoices(
 )
 
 
-class Export(UserJob):
+class Export(Resumable, UserJob):
     """One immutable export of a project's comparisons. ``version`` counts per project.
+
+    Resumable: a redelivered export starts again from scratch; a worker running one keeps its
+    ``progress_at`` beating, so one whose worker died is sent again by the beat sweep.
 
     ``options`` are the compiler options (pairing, ties, aggregation, dimension, filters, split,
     seed); ``manifest`` holds counts, agreement figures, guideline versions and the SHA-256 of the
@@ -51,6 +54,8 @@ class Export(UserJob):
             ),
             models.CheckConstraint(condition=Q(state__in=ExportState.values), name="export_state_valid"),
         ]
+
+    RESUME_TASK = "training.export_run"
 
     def __str__(self) -> str:
         return f"{self.project} export v{self.version} ({self.format})"

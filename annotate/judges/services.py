@@ -1207,13 +1207,6 @@ def reroute_start(*, project: Project, actor: AbstractBaseUser | None = None) ->
     return job
 
 
-def jobs_resume_stalled() -> int:
-    """The beat sweep of the judges' resumable jobs: judge jobs and re-routes whose worker died or
-    was stopped with the embedded broker are sent again (``core.jobs.jobs_resume_stalled``); how
-    many."""
-    return sum(len(jobs.jobs_resume_stalled(model)) for model in (JudgeJob, RerouteJob))
-
-
 def reroute_job_run(*, job_id: int) -> RerouteJob | None:
     """Run a queued re-route (the worker's side of ``reroute_start``). A redelivered message of a
     re-route that a dead worker left running runs it again (re-routing is idempotent per task);

@@ -1,4 +1,5 @@
-"""Judge jobs and re-routes whose worker died or was stopped resume (``core.jobs.jobs_resume_stalled``).
+"""Judge jobs, re-routes and exports whose worker died or was stopped resume
+(``core.jobs.jobs_resume_stalled``).
 
 With the embedded (filesystem) broker that ``make run`` uses, a message is gone from the queue
 folder once a worker receives it, so a worker killed (or stopped) mid-job took the job's only
@@ -23,14 +24,17 @@ from django.utils import timezone
 
 from annotate.judges import services as judge_services
 from annotate.models import JudgeJob, JudgeSuggestion, OutboxMessage, RerouteJob
-from core.jobs import JobState, jobs_resume_stalled
+from core.jobs import JobState, jobs_resume_all_stalled, jobs_resume_stalled
 from tests.annotate import judge_fakesrv as fakesrv
 from tests.annotate.test_judges import make_pairs
 from tests.annotate.test_judges_defects import PAIRS, make_judge, prefers_x
 from tests.generation.test_worker_pool import filesystem_broker, platform  # noqa: F401 - fixtures
+from training.models import Export
+from training.services.exports import export_create, export_run
 
 JUDGE_TASK = "generation.judge_job_run"
 REROUTE_TASK = "annotate.judge_reroute"
+EXPORT_TASK = "training.export_run"
 
 
 @pytest.fixture
@@ -78,10 +82,10 @@ def taken_job(db, make_project, queue_folder):
 def test_a_judge_job_whose_worker_died_is_sent_again_once(taken_job):
     job = taken_job()
     assert job.stalled
-    assert judge_services.jobs_resume_stalled() == 1
+    assert jobs_resume_all_stalled() == 1
     assert _sent(JUDGE_TASK) == [job.pk]
     # its message waits in the outbox (then in the queue folder): not sent a second time
-    assert judge_services.jobs_resume_stalled() == 0
+    assert jobs_resume_all_stalled() == 0
     assert _sent(JUDGE_TASK) == [job.pk]
 
 
@@ -132,7 +136,7 @@ def test_a_stalled_reroute_is_sent_again(make_project, queue_folder, labeler_in)
     manager = labeler_in(project, role="manager")
     job = RerouteJob.objects.create(project=project, created_by=manager, state=JobState.RUNNING)
     RerouteJob.objects.filter(pk=job.pk).update(created_at=old, progress_at=old)
-    assert judge_services.jobs_resume_stalled() == 1
+    assert jobs_resume_all_stalled() == 1
     assert _sent(REROUTE_TASK) == [job.pk] and _sent(JUDGE_TASK) == []
 
 
@@ -167,6 +171,43 @@ def test_a_worker_stamps_progress_as_it_claims_and_commits(make_project, servers
     job = judge_services.judge_job_run(job_id=job.pk, chunk=2)
     assert job.state == JobState.DONE and len(stamps) == 2
     assert all(s is not None and s >= before for s in stamps) and stamps == sorted(stamps)
+
+
+def test_an_export_whose_worker_died_is_sent_again(make_project, queue_folder):
+    project = make_project()
+    running = export_create(project=project, format="trl", options={}, enqueue=False)
+    fresh = export_create(project=project, format="trl", options={}, enqueue=False)
+    done = export_create(project=project, format="trl", options={}, enqueue=False)
+    old = timezone.now() - timedelta(minutes=11)
+    Export.objects.filter(pk=running.pk).update(state="running", created_at=old, progress_at=old)
+    Export.objects.filter(pk=fresh.pk).update(state="running", created_at=old, progress_at=timezone.now())
+    Export.objects.filter(pk=done.pk).update(state="done", created_at=old)
+    assert jobs_resume_all_stalled() == 1
+    assert _sent(EXPORT_TASK) == [running.pk]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_a_running_export_beats_so_a_long_one_is_never_taken_for_dead(make_project, monkeypatch):
+    """The worker's export stamps ``progress_at`` every ``heartbeat_s`` from a thread, also through
+    a long phase that reports no rows (here: a slow manifest)."""
+    from training.services import exports as export_services
+
+    project = make_project()
+    export = export_create(project=project, format="trl", options={}, enqueue=False)
+    beats: list = []
+    real = export_services._write_export
+
+    def slow(export, out, progress):
+        for _ in range(3):
+            time.sleep(0.2)
+            beats.append(Export.objects.get(pk=export.pk).progress_at)
+        return real(export, out, progress)
+
+    monkeypatch.setattr(export_services, "_write_export", slow)
+    export = export_run(export_id=export.pk, heartbeat_s=0.05)
+    assert export.state == "done"
+    assert None not in beats and len(set(beats)) == 3  # a new stamp at each look, while it ran
 
 
 # --- a real generation worker, SIGKILLed mid-job, on the embedded broker ------------------------------

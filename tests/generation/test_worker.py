@@ -79,13 +79,14 @@ def publish_to_redis(redis_broker):
         app._pool = None
         app.amqp._producer_pool = None
 
-    old = (app.conf.broker_url, app.conf.broker_transport_options)
+    old = (app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options)
     reset_pools()
     app.conf.broker_url = BROKER_URL
+    app.conf.broker_transport = None  # the URL's (the settings name the embedded broker's without Redis)
     app.conf.broker_transport_options = {"visibility_timeout": VISIBILITY_TIMEOUT_S}
     yield
     reset_pools()
-    app.conf.broker_url, app.conf.broker_transport_options = old
+    app.conf.broker_url, app.conf.broker_transport, app.conf.broker_transport_options = old
 
 
 def database_url(settings: dict) -> str:

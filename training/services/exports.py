@@ -51,7 +51,7 @@ from annotate.models import (
 )
 from annotate.selectors import project_people_ids
 from core.audit import audit_create
-from core.jobs import job_fail, job_finish, run_alone
+from core.jobs import Heartbeat, job_fail, job_finish, run_alone
 from core.outbox import outbox_enqueue
 from core.read_ahead import read_ahead
 from training.compiler import (
@@ -352,18 +352,23 @@ def _counting(records: Iterator[AnnotationRecord], progress: Callable[[int], Non
     progress(n % every)
 
 
-def export_run(*, export_id: int, progress: Callable[[int], None] | None = None) -> Export:
+def export_run(
+    *, export_id: int, progress: Callable[[int], None] | None = None, heartbeat_s: float | None = None
+) -> Export:
     """Compile and write an export. Idempotent: a finished export is returned as it is; a run that
-    died half-way (redelivered task) starts again from scratch. On failure the export is marked
-    ``failed`` with the error and the exception propagates. An export that another worker is
-    writing now is left to it."""
+    died half-way (redelivered task, or sent again by the stalled-jobs sweep) starts again from
+    scratch. On failure the export is marked ``failed`` with the error and the exception
+    propagates. An export that another worker is writing now is left to it. With ``heartbeat_s``
+    its ``progress_at`` is stamped that often while it runs (the worker's task does), so the sweep
+    tells a long export from one whose worker died."""
     with run_alone(Export, export_id) as alone:
         if not alone:
             export = Export.objects.filter(pk=export_id).first()
             if export is None:
                 raise NotFound(f"No export {export_id}.")
             return export
-        return _export_run(export_id=export_id, progress=progress)
+        with Heartbeat(Export, export_id, "progress_at", heartbeat_s):
+            return _export_run(export_id=export_id, progress=progress)
 
 
 def _export_run(*, export_id: int, progress: Callable[[int], None] | None) -> Export:

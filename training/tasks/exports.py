@@ -6,6 +6,9 @@ import contextlib
 
 from celery import shared_task
 
+#: Seconds between a running export's heartbeats (the stalled-jobs sweep waits many times longer).
+HEARTBEAT_S = 10.0
+
 
 @shared_task(name="training.export_run", acks_late=True, ignore_result=True)
 def export_run_task(export_id: int) -> None:
@@ -15,7 +18,7 @@ def export_run_task(export_id: int) -> None:
     from training.services.exports import export_run
 
     with contextlib.suppress(ServiceError):  # already recorded on the export
-        export_run(export_id=export_id)
+        export_run(export_id=export_id, heartbeat_s=HEARTBEAT_S)
 
 
 __all__ = ["export_run_task"]
