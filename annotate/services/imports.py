@@ -207,6 +207,11 @@ def _short_text(value: object, field_name: str, max_chars: int) -> str:
     return text
 
 
+def _or_empty(value: object, empty: dict | list) -> object:
+    """``value``, or ``empty`` when it is absent or null (not when it is false, 0 or "")."""
+    return empty if value is None else value
+
+
 def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
     if "messages" in obj:
         messages = _messages(obj["messages"])
@@ -222,13 +227,14 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
     external_id = str(external_id)
     if len(external_id) > 200:
         raise _LineInvalid("is longer than 200 characters", "id")
-    metadata = obj.get("metadata") or {}
+    # None (null) or absent means empty; false, 0 or "" is a value of the wrong type, refused.
+    metadata = _or_empty(obj.get("metadata"), {})
     if not isinstance(metadata, dict):
         raise _LineInvalid("must be an object", "metadata")
-    tags = obj.get("tags") or []
+    tags = _or_empty(obj.get("tags"), [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise _LineInvalid("must be a list of strings", "tags")
-    raw_candidates = obj.get("candidates") or []
+    raw_candidates = _or_empty(obj.get("candidates"), [])
     if not isinstance(raw_candidates, list):
         raise _LineInvalid("must be a list", "candidates")
     candidates = []
@@ -238,7 +244,7 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             cand = {"text": cand}
         if not isinstance(cand, dict):
             raise _LineInvalid("must be an object or a string", where)
-        sampling = cand.get("sampling") or {}
+        sampling = _or_empty(cand.get("sampling"), {})
         if not isinstance(sampling, dict):
             raise _LineInvalid("must be an object", f"{where}.sampling")
         seed = cand.get("seed")
@@ -246,7 +252,7 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             raise _LineInvalid("must be an integer", f"{where}.seed")
         if seed is not None and not -(2**63) <= seed < 2**63:
             raise _LineInvalid("must fit in a signed 64-bit integer", f"{where}.seed")
-        cmeta = cand.get("metadata") or {}
+        cmeta = _or_empty(cand.get("metadata"), {})
         if not isinstance(cmeta, dict):
             raise _LineInvalid("must be an object", f"{where}.metadata")
         candidates.append(
