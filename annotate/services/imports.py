@@ -426,6 +426,27 @@ def _unstorable(raw: bytes, obj: object) -> tuple[str, str] | None:
     return unstorable_at(obj)
 
 
+NOT_UTF8_FILE = (
+    "the file is not UTF-8 text: it looks like UTF-16 or UTF-32 (a byte order mark of theirs, or NUL"
+    " bytes between its first characters); save it as UTF-8 and import it again"
+)
+
+
+def _wide_encoding(first_line: bytes) -> bool:
+    """Whether the file's first line is UTF-16 or UTF-32 text, by its byte order mark or the NUL
+    bytes among its first four (``json.detect_encoding``'s rule). Split at its "\\n" bytes, such a
+    file would give one misnumbered error (or two) per line, none naming the encoding."""
+    return json.detect_encoding(first_line) not in ("utf-8", "utf-8-sig")
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return (
+        f"not valid JSON (not UTF-8 text: byte 0x{byte} at position {exc.start + 1} of the line,"
+        f" {exc.reason}); save the file as UTF-8"
+    )
+
+
 def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
     """Read, parse and validate the file; yield batches of records bounded by ``BATCH`` lines,
     ``BATCH_BYTES`` of JSON or ``BATCH_TASKS`` tasks (and ``BATCH`` bad lines). Touches no database:
@@ -457,12 +478,18 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
         if raw is None:
             add_error(number, f"line is longer than {MAX_LINE_BYTES} bytes", None)
             continue
+        if number == 1 and _wide_encoding(raw):
+            add_error(number, NOT_UTF8_FILE, "file")
+            break  # every line after it is as unreadable: one error says it
         if not raw.strip():
             continue
         try:
             obj = json_loads_finite(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
+        except json.JSONDecodeError as exc:
+            add_error(number, f"not valid JSON ({exc.msg})", None)
+            continue
+        except UnicodeDecodeError as exc:
+            add_error(number, _not_utf8(exc), None)
             continue
         except RecursionError:
             add_error(number, f"not valid JSON ({NESTED_TOO_DEEPLY})", None)
