@@ -31,6 +31,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -70,6 +71,8 @@ class Format:
     def __init__(self, opts: ExportOptions) -> None:
         self.opts = opts
         self.keep_ties = self.holds_ties and opts.ties == "keep"
+        # Judgments ``rows`` was handed but cannot write, by reason: the export counts them dropped.
+        self.dropped: Counter = Counter()
 
     def schema(self) -> pa.Schema:
         raise NotImplementedError
@@ -171,7 +174,8 @@ class TrlUnpaired(Format):
                 items = ((p.chosen, True), (p.rejected, False))
             elif p.outcome == BOTH_BAD:
                 items = ((p.chosen, False), (p.rejected, False))
-            else:
+            else:  # a tie: neither response is desirable or undesirable
+                self.dropped[p.outcome] += 1
                 continue
             prompt = None
             for cid, label in items:

@@ -145,7 +145,8 @@ def expected_rows(project, fmt, *, ties="drop", dimension=False, include_flagged
                 row["flag"] = None if outcome == "pref" else outcome
             rows.append(row)
         elif fmt == "trl_unpaired":
-            if outcome == "tie":
+            if outcome == "tie":  # KTO rows cannot hold a tie: counted dropped
+                dropped["tie"] += 1
                 continue
             labels = ((c, True), (r, False)) if outcome == "pref" else ((c, False), (r, False))
             for cid, label in labels:
