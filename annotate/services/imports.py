@@ -374,9 +374,23 @@ def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes 
         yield number, None
 
 
+def _source_username(name: str) -> str:
+    """The user a source's recorded preferences are annotations of: "source-<slug>". The ASCII slug
+    (as always: "HH RLHF" is "source-hh-rlhf"), else the Unicode one, so that sources named in other
+    scripts ("日本", "中文") do not all become "source-"; a name with neither is refused."""
+    slug = slugify(name) or slugify(name, allow_unicode=True)
+    if not slug:
+        raise InvalidInput(
+            "The preference source needs a letter or digit in its name: it names the user its"
+            " preferences are recorded as.",
+            field="preference_source",
+        )
+    return f"source-{slug}"[:150]
+
+
 def _source_user(name: str):
     User = get_user_model()
-    username = f"source-{slugify(name)}"[:150]
+    username = _source_username(name)
     user, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
     if created:
         user.set_unusable_password()
@@ -627,6 +641,7 @@ def prompts_import(
     if preference_source is not None:
         if not preference_source.strip():
             raise InvalidInput("The preference source needs a name.", field="preference_source")
+        _source_username(preference_source)  # refused before anything is read
         if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):
             raise InvalidInput(
                 "Recorded preferences can only be imported as pairwise tasks.", field="preference_source"
