@@ -274,8 +274,13 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             if len(candidates) != 2:
                 raise _LineInvalid("a pairwise gold line needs exactly 2 candidates", "gold")
         else:
+            if len(candidates) < 2:
+                raise _LineInvalid("a ranking gold line needs at least 2 candidates", "gold")
             groups = [g if isinstance(g, list) else [g] for g in gold] if isinstance(gold, list) else None
-            flat = sorted(i for g in (groups or []) for i in g if isinstance(i, int))
+            # an index is an integer: JSON's true/false are not 1/0
+            flat = sorted(
+                i for g in (groups or []) for i in g if isinstance(i, int) and not isinstance(i, bool)
+            )
             if groups is None or flat != list(range(len(candidates))):
                 raise _LineInvalid("ranking gold must order every candidate index once, best first", "gold")
             gold = groups
