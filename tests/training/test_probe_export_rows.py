@@ -279,3 +279,25 @@ def test_page_and_api_show_the_rows_written(world, client, labeler_in):
     listed = api.get(f"/api/v1/projects/{world.slug}/exports/").json()
     items = listed["results"] if isinstance(listed, dict) and "results" in listed else listed
     assert [e["row_count"] for e in items if e["version"] == export.version] == [n]
+
+
+@pytest.mark.parametrize("file_type", ["jsonl", "parquet"])
+def test_a_test_split_holds_whole_prompts_and_the_counts_add_up(world, file_type):
+    export = _run(world, "raw", file_type, test_size=0.5, seed=3)  # seed 3: p1 is held out
+    by_split = {}
+    for split in ("train", "test"):
+        path = Path(export.path) / f"{split}.{file_type}"
+        if file_type == "parquet":
+            by_split[split] = pq.read_table(path).to_pylist()
+        else:
+            by_split[split] = [json.loads(x) for x in path.read_bytes().decode("utf-8").split("\n")[:-1]]
+    sizes = {s: len(rows) for s, rows in by_split.items()}
+    assert sizes["train"] and sizes["test"]
+    assert sum(sizes.values()) == export.row_count == len(expected_raw(world))
+    assert {s: f["rows"] for s, f in export.manifest["files"].items()} == sizes
+    assert (export.manifest["counts"]["train"], export.manifest["counts"]["test"]) == (
+        sizes["train"],
+        sizes["test"],
+    )
+    assert {r["prompt_id"] for r in by_split["test"]} == {"p1"}
+    assert not {r["prompt_id"] for r in by_split["train"]} & {"p1"}
