@@ -301,3 +301,13 @@ def test_a_test_split_holds_whole_prompts_and_the_counts_add_up(world, file_type
     )
     assert {r["prompt_id"] for r in by_split["test"]} == {"p1"}
     assert not {r["prompt_id"] for r in by_split["train"]} & {"p1"}
+
+
+@pytest.mark.parametrize("fmt", ["trl", "trl_unpaired", "openai"])
+def test_flagged_judgments_included_on_request(world, fmt):
+    export = _run(world, fmt, "jsonl", ties="keep", include_flagged=True)
+    rows = read_rows(export)
+    want, dropped = expected_rows(world, fmt, ties="keep", include_flagged=True)
+    assert _canon(rows) == _canon(want)
+    assert export.row_count == len(rows)
+    assert export.manifest["counts"]["dropped"] == dict(dropped)
