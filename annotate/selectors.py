@@ -39,6 +39,10 @@ def counted_judgments(*, project: Project) -> QuerySet[Annotation]:
 
 
 def project_get(*, slug: str) -> Project | None:
+    """The project of this slug, or None; also for text no slug can be and the database cannot even
+    compare (a NUL; a surrogate escape, which a slug typed in a terminal that is not UTF-8 is)."""
+    if unstorable_error(slug) is not None:
+        return None
     return Project.objects.filter(slug=slug).first()
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import sys
 
 
 class UnsafeJSON(json.JSONDecodeError):
@@ -83,8 +84,22 @@ def _finite_float(text: str) -> float:
 
 def json_loads_finite(raw: str | bytes) -> object:
     """``json.loads`` that raises ``UnsafeJSON`` for NaN, Infinity, -Infinity and numbers beyond a
-    float (1e999): PostgreSQL's jsonb cannot hold them (the insert would fail)."""
-    return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    float (1e999): PostgreSQL's jsonb cannot hold them (the insert would fail); and for an integer
+    longer than Python reads (``sys.get_int_max_str_digits()``, 4300 digits), where ``json.loads``
+    raises a bare ``ValueError``. Bytes are decoded strictly (UTF-8, -16 or -32, as ``json.loads``
+    detects): ``json.loads`` itself decodes with ``surrogatepass``, reading a surrogate written as
+    UTF-8 bytes (``ED A0 80``, not UTF-8) as an unpaired surrogate; here it is a
+    ``UnicodeDecodeError``, like any other byte that is not text."""
+    if isinstance(raw, bytes | bytearray):
+        raw = raw.decode(json.detect_encoding(raw))
+    try:
+        return json.loads(raw, parse_constant=_no_constant, parse_float=_finite_float)
+    except json.JSONDecodeError:
+        raise
+    except ValueError:  # int(): "Exceeds the limit (4300 digits) for integer string conversion"
+        raise UnsafeJSON(
+            f"a number has more than {sys.get_int_max_str_digits()} digits and cannot be read"
+        ) from None
 
 
 def json_loads_safe(raw: str | bytes, *, name: str = "the value") -> object:

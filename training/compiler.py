@@ -61,6 +61,7 @@ from dataclasses import asdict, dataclass, field
 
 from annotate.agreement import leave_one_out_agreement
 from annotate.errors import InvalidInput
+from annotate.validation import unstorable_error
 
 PAIRINGS = ("all_pairs", "best_vs_rest", "adjacent")
 TIE_MODES = ("drop", "keep")
@@ -198,6 +199,9 @@ class ExportOptions:
                 dim = ""
             if not isinstance(dim, str) or len(dim) > 40:
                 raise InvalidInput("dimension must be a rating dimension key.", field="dimension")
+            problem = unstorable_error(dim, name="dimension")  # it is looked up in the database
+            if problem:
+                raise InvalidInput(f"{problem}.", field="dimension")
             values["dimension"] = dim.strip()
         opts = cls(**values)
         if opts.aggregate == "none" and (opts.min_votes != 1 or opts.min_agreement != 0.0):

@@ -23,7 +23,10 @@ option is on (see ``training.compiler``); ``p_chosen`` (float, the reliability m
 follows it in the two ``trl`` preference formats when ``soft_labels`` is on, and ``labeled_by``
 (``"human"``, ``"judge"``: labeled by AI judges under routing, or ``"mixed"``) when ``labeled_by`` is on;
 ``raw`` rows always carry ``source`` (``"judge"`` for an AI judge's label). HH-RLHF and OpenAI rows cannot hold a tie, and KTO rows
-cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept).
+cannot hold a tie (a "both bad" verdict becomes two ``label: false`` rows when ties are kept; a tie
+is counted dropped). An HH-RLHF row whose transcripts would read back as another conversation (a
+prompt whose text holds "\\n\\nHuman:" or "\\n\\nAssistant:", two replies that begin with the same
+text up to "\\n\\nAssistant:") is dropped as ``ambiguous_transcript``.
 """
 
 from __future__ import annotations
@@ -31,6 +34,8 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import re
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -38,6 +43,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.formatting import hh_transcript, prompt_text
+from core.hh import ASSISTANT
 from training.compiler import BOTH_BAD, PREF, AnnotationRecord, ExportOptions, PairOut
 
 FILE_TYPES = ("jsonl", "parquet")
@@ -70,6 +76,8 @@ class Format:
     def __init__(self, opts: ExportOptions) -> None:
         self.opts = opts
         self.keep_ties = self.holds_ties and opts.ties == "keep"
+        # Judgments ``rows`` was handed but cannot write, by reason: the export counts them dropped.
+        self.dropped: Counter = Counter()
 
     def schema(self) -> pa.Schema:
         raise NotImplementedError
@@ -171,7 +179,8 @@ class TrlUnpaired(Format):
                 items = ((p.chosen, True), (p.rejected, False))
             elif p.outcome == BOTH_BAD:
                 items = ((p.chosen, False), (p.rejected, False))
-            else:
+            else:  # a tie: neither response is desirable or undesirable
+                self.dropped[p.outcome] += 1
                 continue
             prompt = None
             for cid, label in items:
@@ -194,16 +203,34 @@ class HhRlhf(Format):
     def drop_reason(self, rec: AnnotationRecord) -> str | None:
         if any(m["role"] not in ("user", "assistant") for m in rec.prompt[1]):
             return "system_turn_unsupported"  # a transcript has only Human and Assistant turns
+        if any(_TURN_MARK.search(m["content"]) for m in rec.prompt[1]):
+            return "ambiguous_transcript"  # its text would read back as more turns (see rows)
         return None
 
     def rows(self, pairs: list[PairOut]) -> Iterator[dict]:
         for p in pairs:
             messages = p.record.prompt[1]
             texts = p.record.texts
+            if _replies_share_a_turn(texts[p.chosen], texts[p.rejected]):
+                self.dropped["ambiguous_transcript"] += 1
+                continue
             yield {
                 "chosen": hh_transcript(messages, texts[p.chosen]),
                 "rejected": hh_transcript(messages, texts[p.rejected]),
             }
+
+
+_TURN_MARK = re.compile(r"\n\n(?:Human|Assistant):")  # core.hh's turn marker
+
+
+def _replies_share_a_turn(chosen: str, rejected: str) -> bool:
+    """Whether an HH row of these replies would read back (``core.hh``, TRL's rule: the prompt is the
+    transcripts' shared prefix up to its last "\\n\\nAssistant:") with part of the replies taken for
+    a turn of the prompt: they begin with the same text up to and including "\\n\\nAssistant:" (a
+    forged assistant turn). The replies' first marker decides; no shared prefix is built. A prompt
+    whose text holds a turn marker is dropped per task (``drop_reason``)."""
+    i = chosen.find(ASSISTANT)
+    return i >= 0 and rejected.startswith(chosen[: i + len(ASSISTANT)])
 
 
 class OpenAIPreference(Format):

@@ -207,6 +207,11 @@ def _short_text(value: object, field_name: str, max_chars: int) -> str:
     return text
 
 
+def _or_empty(value: object, empty: dict | list) -> object:
+    """``value``, or ``empty`` when it is absent or null (not when it is false, 0 or "")."""
+    return empty if value is None else value
+
+
 def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
     if "messages" in obj:
         messages = _messages(obj["messages"])
@@ -222,13 +227,14 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
     external_id = str(external_id)
     if len(external_id) > 200:
         raise _LineInvalid("is longer than 200 characters", "id")
-    metadata = obj.get("metadata") or {}
+    # None (null) or absent means empty; false, 0 or "" is a value of the wrong type, refused.
+    metadata = _or_empty(obj.get("metadata"), {})
     if not isinstance(metadata, dict):
         raise _LineInvalid("must be an object", "metadata")
-    tags = obj.get("tags") or []
+    tags = _or_empty(obj.get("tags"), [])
     if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
         raise _LineInvalid("must be a list of strings", "tags")
-    raw_candidates = obj.get("candidates") or []
+    raw_candidates = _or_empty(obj.get("candidates"), [])
     if not isinstance(raw_candidates, list):
         raise _LineInvalid("must be a list", "candidates")
     candidates = []
@@ -238,7 +244,7 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             cand = {"text": cand}
         if not isinstance(cand, dict):
             raise _LineInvalid("must be an object or a string", where)
-        sampling = cand.get("sampling") or {}
+        sampling = _or_empty(cand.get("sampling"), {})
         if not isinstance(sampling, dict):
             raise _LineInvalid("must be an object", f"{where}.sampling")
         seed = cand.get("seed")
@@ -246,7 +252,7 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             raise _LineInvalid("must be an integer", f"{where}.seed")
         if seed is not None and not -(2**63) <= seed < 2**63:
             raise _LineInvalid("must fit in a signed 64-bit integer", f"{where}.seed")
-        cmeta = cand.get("metadata") or {}
+        cmeta = _or_empty(cand.get("metadata"), {})
         if not isinstance(cmeta, dict):
             raise _LineInvalid("must be an object", f"{where}.metadata")
         candidates.append(
@@ -268,8 +274,13 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             if len(candidates) != 2:
                 raise _LineInvalid("a pairwise gold line needs exactly 2 candidates", "gold")
         else:
+            if len(candidates) < 2:
+                raise _LineInvalid("a ranking gold line needs at least 2 candidates", "gold")
             groups = [g if isinstance(g, list) else [g] for g in gold] if isinstance(gold, list) else None
-            flat = sorted(i for g in (groups or []) for i in g if isinstance(i, int))
+            # an index is an integer: JSON's true/false are not 1/0
+            flat = sorted(
+                i for g in (groups or []) for i in g if isinstance(i, int) and not isinstance(i, bool)
+            )
             if groups is None or flat != list(range(len(candidates))):
                 raise _LineInvalid("ranking gold must order every candidate index once, best first", "gold")
             gold = groups
@@ -368,9 +379,23 @@ def _iter_lines(stream: IO[bytes], max_bytes: int) -> Iterator[tuple[int, bytes 
         yield number, None
 
 
+def _source_username(name: str) -> str:
+    """The user a source's recorded preferences are annotations of: "source-<slug>". The ASCII slug
+    (as always: "HH RLHF" is "source-hh-rlhf"), else the Unicode one, so that sources named in other
+    scripts ("日本", "中文") do not all become "source-"; a name with neither is refused."""
+    slug = slugify(name) or slugify(name, allow_unicode=True)
+    if not slug:
+        raise InvalidInput(
+            "The preference source needs a letter or digit in its name: it names the user its"
+            " preferences are recorded as.",
+            field="preference_source",
+        )
+    return f"source-{slug}"[:150]
+
+
 def _source_user(name: str):
     User = get_user_model()
-    username = f"source-{slugify(name)}"[:150]
+    username = _source_username(name)
     user, created = User.objects.get_or_create(username=username, defaults={"is_active": False})
     if created:
         user.set_unusable_password()
@@ -420,6 +445,27 @@ def _unstorable(raw: bytes, obj: object) -> tuple[str, str] | None:
     return unstorable_at(obj)
 
 
+NOT_UTF8_FILE = (
+    "the file is not UTF-8 text: it looks like UTF-16 or UTF-32 (a byte order mark of theirs, or NUL"
+    " bytes between its first characters); save it as UTF-8 and import it again"
+)
+
+
+def _wide_encoding(first_line: bytes) -> bool:
+    """Whether the file's first line is UTF-16 or UTF-32 text, by its byte order mark or the NUL
+    bytes among its first four (``json.detect_encoding``'s rule). Split at its "\\n" bytes, such a
+    file would give one misnumbered error (or two) per line, none naming the encoding."""
+    return json.detect_encoding(first_line) not in ("utf-8", "utf-8-sig")
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    byte = exc.object[exc.start : exc.start + 1].hex()
+    return (
+        f"not valid JSON (not UTF-8 text: byte 0x{byte} at position {exc.start + 1} of the line,"
+        f" {exc.reason}); save the file as UTF-8"
+    )
+
+
 def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
     """Read, parse and validate the file; yield batches of records bounded by ``BATCH`` lines,
     ``BATCH_BYTES`` of JSON or ``BATCH_TASKS`` tasks (and ``BATCH`` bad lines). Touches no database:
@@ -451,12 +497,18 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
         if raw is None:
             add_error(number, f"line is longer than {MAX_LINE_BYTES} bytes", None)
             continue
+        if number == 1 and _wide_encoding(raw):
+            add_error(number, NOT_UTF8_FILE, "file")
+            break  # every line after it is as unreadable: one error says it
         if not raw.strip():
             continue
         try:
             obj = json_loads_finite(raw)
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            add_error(number, f"not valid JSON ({exc.msg if hasattr(exc, 'msg') else exc})", None)
+        except json.JSONDecodeError as exc:
+            add_error(number, f"not valid JSON ({exc.msg})", None)
+            continue
+        except UnicodeDecodeError as exc:
+            add_error(number, _not_utf8(exc), None)
             continue
         except RecursionError:
             add_error(number, f"not valid JSON ({NESTED_TOO_DEEPLY})", None)
@@ -594,6 +646,7 @@ def prompts_import(
     if preference_source is not None:
         if not preference_source.strip():
             raise InvalidInput("The preference source needs a name.", field="preference_source")
+        _source_username(preference_source)  # refused before anything is read
         if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):
             raise InvalidInput(
                 "Recorded preferences can only be imported as pairwise tasks.", field="preference_source"

@@ -485,6 +485,7 @@ def _write_export(export: Export, out: Path, progress: Callable[[int], None] | N
     finally:
         for sink in sinks.values():
             sink.close()
+    stats.dropped.update(fmt.dropped)  # what the format could not write (a tie in KTO rows)
 
     files = {}
     for split, sink in sinks.items():

@@ -8,7 +8,7 @@ import os
 from django.core.management.base import CommandError
 from tqdm import tqdm
 
-from annotate.models import Project
+from annotate.selectors import project_get
 from annotate.services.imports import FORMATS, ImportFailed, prompts_import
 from annotate.services.tasks import PairMode
 from core.cli import ServiceCommand, user_path
@@ -59,7 +59,7 @@ class Command(ServiceCommand):
         parser.add_argument("--json", action="store_true", help="Print the report as JSON.")
 
     def handle(self, *args, **opts):
-        project = Project.objects.filter(slug=opts["project"]).first()
+        project = project_get(slug=opts["project"])
         if project is None:
             raise CommandError(f"--project: no project with slug {opts['project']!r}.")
         path = opts["file"]

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from annotate.models import Annotation, Project
-from annotate.selectors import project_people_ids
+from annotate.models import Annotation
+from annotate.selectors import project_get, project_people_ids
 from core.cli import ServiceCommand, user_path
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES, ExportOptions
 from training.formats import FILE_TYPES
@@ -83,7 +83,7 @@ class Command(ServiceCommand):
     def handle(self, *args, **opts):
         from tqdm import tqdm
 
-        project = Project.objects.filter(slug=opts["project"]).first()
+        project = project_get(slug=opts["project"])
         if project is None:
             raise CommandError(f"--project: no project with slug {opts['project']!r}.")
         out = Path(opts["out"])
