@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 import sys
 import zlib
@@ -22,8 +23,9 @@ from training.runners.protocol import DataError, ModelError
 # --- datasets -----------------------------------------------------------------------------------
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a JSONL (plain or gzip) or Parquet file."""
+def read_rows(path: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSONL (plain or gzip) or Parquet file; ``lines`` (when given) gets each row's line
+    number in the file (blank lines are skipped but counted; a Parquet row's index + 1)."""
     p = Path(path)
     if not path or not p.is_file():
         raise DataError(f"Dataset file not found: {path or '(none given)'}")
@@ -31,9 +33,12 @@ def read_rows(path: str) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(p).to_pylist()
+            table = pq.read_table(p).to_pylist()
         except Exception as exc:
             raise DataError(f"{p.name} is not a readable Parquet file: {exc}") from exc
+        if lines is not None:
+            lines.extend(range(1, len(table) + 1))
+        return table
     opener = gzip.open if p.suffix == ".gz" else open
     rows = []
     number = 0
@@ -61,6 +66,8 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             if not isinstance(obj, dict):
                 raise DataError(f"{p.name} line {number}: each line must be a JSON object.")
             rows.append(obj)
+            if lines is not None:
+                lines.append(number)
     return rows
 
 
@@ -85,6 +92,35 @@ def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def _text_or_messages_problem(value: Any) -> str | None:
+    """Why ``value`` is neither a text nor a list of messages (``{"role": str, "content": str}``)."""
+    if isinstance(value, str):
+        return None
+    if not isinstance(value, list) or not value:
+        return f"must be a text or a non-empty list of messages, not {type(value).__name__}"
+    for i, m in enumerate(value):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
+            return f"message {i + 1} must be an object with a text role and content"
+    return None
+
+
+def _check_pair_row(where: str, row: dict[str, Any]) -> None:
+    """Refuse a preference row whose fields no runner can tokenise, naming its line and field."""
+    for key in ("prompt", "chosen", "rejected"):
+        problem = _text_or_messages_problem(row[key])
+        if problem:
+            raise DataError(f"{where}: {key} {problem}.")
+    margin = row.get("margin")
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
+    ):
+        raise DataError(f"{where}: margin must be a finite number (or absent), not {margin!r}.")
+
+
 @dataclass
 class PreferenceData:
     rows: list[dict[str, Any]]
@@ -100,12 +136,15 @@ def load_preferences(path: str) -> PreferenceData:
     teach nothing and are dropped; rows with a ``flag`` (a tie or "both bad" verdict, exported with
     ``ties=keep``) are not preferences and are dropped too, with their count logged and reported
     (``dropped_tie_pairs``); no pair left is an error (empty or single-class export)."""
-    raw = read_rows(path)
+    lines: list[int] = []
+    raw = read_rows(path, lines)
     if not raw:
         raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
+    name = Path(path).name
     first = raw[0]
     if {"prompt", "completion", "label"} <= set(first):
         raw = _pairs_from_unpaired(raw)
+        lines = []  # pairs made from several rows: numbered as pairs
     elif not {"chosen", "rejected"} <= set(first):
         raise DataError(
             f"{Path(path).name} is not a TRL preference file: rows need prompt/chosen/rejected "
@@ -114,6 +153,7 @@ def load_preferences(path: str) -> PreferenceData:
     rows: list[dict[str, Any]] = []
     dropped = ties = 0
     for number, r in enumerate(raw, start=1):
+        where = f"{name} line {lines[number - 1]}" if lines else f"{name} pair {number}"
         if r.get("flag"):
             ties += 1
             continue
@@ -123,14 +163,18 @@ def load_preferences(path: str) -> PreferenceData:
                 pair = split_pair(chosen, rejected)
             except HHFormatError as exc:
                 raise DataError(
-                    f"Row {number}: rows without a prompt must be HH-RLHF transcripts "
+                    f"{where}: rows without a prompt must be HH-RLHF transcripts "
                     f"('\\n\\nHuman: ...'); {exc.field or 'row'} {exc.message}."
                 ) from None
             prompt = pair.prompt
             chosen = [{"role": "assistant", "content": pair.chosen}]
             rejected = [{"role": "assistant", "content": pair.rejected}]
         if chosen is None or rejected is None:
-            raise DataError("Every row needs both chosen and rejected.")
+            missing = " and ".join(k for k, v in (("chosen", chosen), ("rejected", rejected)) if v is None)
+            raise DataError(f"{where}: every row needs both chosen and rejected ({missing} missing).")
+        _check_pair_row(
+            where, {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": r.get("margin")}
+        )
         if chosen == rejected:
             dropped += 1
             continue
