@@ -256,7 +256,11 @@ def run_create(
             )
         else:
             cfg["reward_model"] = usable_model(
-                reward_model, project=project, field="reward_model", restrict=restrict_dataset_path
+                reward_model,
+                project=project,
+                field="reward_model",
+                restrict=restrict_dataset_path,
+                reward=True,
             )
     elif reward_run is not None or reward_model:
         raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")

@@ -17,6 +17,7 @@ from django.core.management.base import CommandError
 
 from annotate.errors import ServiceError
 from core.cli import ServiceCommand, user_path
+from core.paths import is_hub_id, usable_model
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
@@ -75,6 +76,7 @@ class Command(ServiceCommand):
             config_for(kind, options)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
+        self._check_models(options)
         out = Path(options["output_dir"])
         with user_path("--out", out):
             taken = out.is_file() or (out.is_dir() and any(out.iterdir()))
@@ -89,6 +91,15 @@ class Command(ServiceCommand):
             raise CommandError(exc.message) from exc
         except Exception as exc:
             raise CommandError(describe_failure(exc)[1]) from exc
+
+    def _check_models(self, options: dict) -> None:
+        """A local base or reward model folder must be loadable (and a reward model a sequence
+        classifier): the rule runs use (``core.paths.usable_model``), checked now rather than after
+        the data and the other models are loaded. A Hub name is left to the runner (it may download)."""
+        for key in ("base_model", "reward_model"):
+            value = options.get(key) or ""
+            if value and (Path(value).exists() or not is_hub_id(value)):
+                usable_model(value, project=None, field=key, restrict=False, reward=key == "reward_model")
 
     def _options(self, raw: str) -> dict:
         if not raw:
