@@ -75,7 +75,9 @@ class BaseRunConfig:
     base_model: HF model name or local path (for PPO/RLOO/GRPO and DPO: a causal LM).
     dataset_path: a JSONL (plain or .gz) or Parquet file of TRL rows; for exports, the ``train`` file.
     eval_dataset_path: optional held-out file (an export's ``test`` file); when empty, ``eval_fraction``
-        of ``dataset_path`` is held out (deterministic in ``seed``).
+        of ``dataset_path`` is held out (deterministic in ``seed``, at least one row) - unless the
+        file has fewer than 4 rows: then every row is trained on and the run reports no held-out
+        (``eval_*``) figures.
     output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
         it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
     metrics_file: optional path; every metrics line is appended there as well as printed to stdout.

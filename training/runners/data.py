@@ -222,7 +222,9 @@ def split_eval(
     seed: int,
     limit: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out."""
+    """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out (at
+    least one); nothing is held out from fewer than 4 rows (one or two pairs are all a run has to
+    learn from), and the run then reports no held-out figures."""
     if eval_rows is not None:
         return rows, eval_rows[:limit]
     if fraction <= 0 or len(rows) < 4:
