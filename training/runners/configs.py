@@ -379,6 +379,18 @@ class RLRunConfig(ScoredRunConfig):
             raise ConfigError("temperature must be positive: RLOO and GRPO learn from sampled completions.")
         _at_least(self, 0, "beta")
 
+    def check_world_size(self, processes: int) -> None:
+        """TRL samples ``per_device_train_batch_size x gradient_accumulation_steps x processes``
+        completions per generation round, in groups of ``num_generations``: they must divide. The
+        runner checks it with its real number of processes, before any model loads (``validate``
+        cannot: more processes may make it divide)."""
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * processes
+        if batch % self.num_generations:
+            raise ConfigError(
+                f"num_generations ({self.num_generations}) must divide the completions sampled per round: "
+                f"per_device_train_batch_size x gradient_accumulation_steps x processes = {batch}."
+            )
+
 
 CONFIGS: dict[str, type[BaseRunConfig]] = {
     "reward": RewardRunConfig,
