@@ -53,6 +53,11 @@ class Command(ServiceCommand):
             raise CommandError(
                 f"--num-processes: must be between 1 and {MAX_NUM_PROCESSES} (got {opts['num_processes']})."
             )
+        if not opts["launch"]:  # they only shape an accelerate launch; never ignore them silently
+            if opts["accelerate_config"]:
+                raise CommandError("--accelerate-config: it is used only with --launch; add --launch.")
+            if opts["num_processes"] != 1:
+                raise CommandError("--num-processes: it is used only with --launch; add --launch.")
         options = self._options(opts["config"])
         if opts["export"] is not None:
             export = Export.objects.filter(pk=opts["export"]).first()
