@@ -58,8 +58,15 @@ def _at_least(cfg: Any, low: float, *names: str) -> None:
 
 
 def _check_lora(cfg: Any) -> None:
-    """LoRA options that peft would refuse (or that train nothing), checked when LoRA is on."""
+    """LoRA options that peft would refuse (or that train nothing), checked when LoRA is on; with
+    LoRA off, a LoRA option set to anything but its default contradicts it (it would be ignored)."""
     if not cfg.use_lora:
+        for f in dataclasses.fields(cfg):
+            if f.name.startswith("lora_") and getattr(cfg, f.name) != f.default:
+                raise ConfigError(
+                    f"{f.name} is set ({getattr(cfg, f.name)!r}) but use_lora is false: set use_lora to "
+                    f"true to train LoRA adapters, or leave {f.name} out."
+                )
         return
     _at_least(cfg, 1, "lora_r")
     if cfg.lora_alpha <= 0:
