@@ -334,6 +334,11 @@ class PPORunConfig(ScoredRunConfig):
             raise ConfigError("kl_estimator must be k1 or k3.")
         if self.max_new_tokens <= 0 or self.ppo_epochs <= 0:
             raise ConfigError("max_new_tokens and ppo_epochs must be positive.")
+        if self.max_length <= self.max_new_tokens:
+            raise ConfigError(
+                f"max_length ({self.max_length}) must exceed max_new_tokens ({self.max_new_tokens}): it "
+                "bounds prompt + response, and the prompt would be cut to a single token."
+            )
         if not self.temperature > 0:
             raise ConfigError(
                 "temperature must be positive: PPO needs sampled responses and their log-probs "
@@ -382,6 +387,12 @@ class RLRunConfig(ScoredRunConfig):
             raise ConfigError("num_generations must be at least 2.")
         if self.max_completion_length <= 0:
             raise ConfigError("max_completion_length must be positive.")
+        if self.max_length <= self.max_completion_length:
+            raise ConfigError(
+                f"max_length ({self.max_length}) must exceed max_completion_length "
+                f"({self.max_completion_length}): it bounds prompt + completion, and the prompt would be "
+                "cut to a single token."
+            )
         if self.temperature <= 0:
             raise ConfigError("temperature must be positive: RLOO and GRPO learn from sampled completions.")
         _at_least(self, 0, "beta")
