@@ -24,6 +24,14 @@ from training.runners.launch import command
 from training.runners.protocol import RunnerError, describe_failure
 from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
 
+#: Runner options this command always sets from its own options (a --config value would be lost).
+OPTION_OF = {
+    "base_model": "--base-model",
+    "dataset_path": "--dataset (or --export)",
+    "output_dir": "--out",
+    "metrics_file": "--metrics-file",
+}
+
 
 class Command(ServiceCommand):
     help = "Train a reward model, DPO or PPO policy (RLOO/GRPO too) on an export or a dataset file."
@@ -59,6 +67,10 @@ class Command(ServiceCommand):
             if opts["num_processes"] != 1:
                 raise CommandError("--num-processes: it is used only with --launch; add --launch.")
         options = self._options(opts["config"])
+        given = sorted(set(options) & set(OPTION_OF))
+        if given:  # the command sets these from its options: a value in the config would be lost
+            key = given[0]
+            raise CommandError(f"--config: {key} is given by {OPTION_OF[key]}, not in the config.")
         if opts["export"] is not None:
             export = Export.objects.filter(pk=opts["export"]).first()
             if export is None:
