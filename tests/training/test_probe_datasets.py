@@ -57,7 +57,7 @@ def test_a_nan_margin_is_refused(tmp_path):
         load_preferences(path)
 
 
-def test_train_names_the_line_before_loading_a_model(tmp_path, monkeypatch):
+def test_train_names_the_line_before_loading_a_model(tmp_path, monkeypatch, tiny):
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded despite a bad dataset")
 
@@ -66,7 +66,7 @@ def test_train_names_the_line_before_loading_a_model(tmp_path, monkeypatch):
     out = tmp_path / "out"
     with pytest.raises(CommandError, match=r"pairs\.jsonl line 2: margin must be a finite number"):
         call_command(
-            "train", "reward", "--dataset", path, "--base-model", str(tmp_path), "--out", str(out),
+            "train", "reward", "--dataset", path, "--base-model", tiny, "--out", str(out),
             "--config", '{"use_cpu": true}',
         )  # fmt: skip
     assert not out.exists() and not list(tmp_path.glob("out.tmp-*"))
