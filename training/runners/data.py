@@ -71,9 +71,19 @@ def read_rows(path: str, lines: list[int] | None = None) -> list[dict[str, Any]]
     return rows
 
 
-def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _pairs_from_unpaired(rows: list[dict[str, Any]], where: list[str]) -> list[dict[str, Any]]:
     """KTO rows (prompt, completion, label) -> pairs: each good completion against each bad one of the
-    same prompt (at most 4 per prompt)."""
+    same prompt (at most 4 per prompt). ``where[i]``: row i's place in the file, for errors."""
+    for r, place in zip(rows, where, strict=True):
+        missing = [k for k in ("prompt", "completion") if r.get(k) is None]
+        if missing:
+            raise DataError(
+                f"{place}: every unpaired (KTO) row needs prompt, completion and label ({' and '.join(missing)} missing)."
+            )
+        for key in ("prompt", "completion"):
+            problem = _text_or_messages_problem(r[key])
+            if problem:
+                raise DataError(f"{place}: {key} {problem}.")
     labels = {bool(r.get("label")) for r in rows}
     if len(labels) < 2:
         which = "desirable" if labels == {True} else "undesirable"
@@ -143,7 +153,7 @@ def load_preferences(path: str) -> PreferenceData:
     name = Path(path).name
     first = raw[0]
     if {"prompt", "completion", "label"} <= set(first):
-        raw = _pairs_from_unpaired(raw)
+        raw = _pairs_from_unpaired(raw, [f"{name} line {n}" for n in lines])
         lines = []  # pairs made from several rows: numbered as pairs
     elif not {"chosen", "rejected"} <= set(first):
         raise DataError(
@@ -255,13 +265,18 @@ def load_prompt_splits(cfg, *, limit: int) -> tuple[list[Any], list[Any]]:
 
 def load_prompts(path: str) -> list[Any]:
     """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
-    raw = read_rows(path)
+    lines: list[int] = []
+    raw = read_rows(path, lines)
     if raw and "prompt" not in raw[0] and "messages" not in raw[0]:
-        raw = load_preferences(path).rows
+        raw, lines = load_preferences(path).rows, []
     seen: set[str] = set()
     prompts = []
-    for r in raw:
+    for number, r in enumerate(raw, start=1):
         p = r.get("prompt", r.get("messages"))
+        if p and (problem := _text_or_messages_problem(p)):
+            where = f"line {lines[number - 1]}" if lines else f"pair {number}"
+            key = "prompt" if "prompt" in r else "messages"
+            raise DataError(f"{Path(path).name} {where}: {key} {problem}.")
         if is_conversational(p) and p[-1].get("role") == "assistant":
             p = p[:-1]  # a conversation row: the prompt is everything before the last reply
         if not p:
