@@ -153,13 +153,23 @@ def evaluate_reward_model(
     if check_model is not None:
         check_model(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    model = load_reward_model(model_dir, tokenizer, trainable=False)
     from training.runners.data import via_formatting
+    from training.runners.protocol import DataError
 
     pairs = via_formatting(pair_ids, tokenizer, rows, max_length)
+    # a pair whose replies differ only past the cut reads the same: it can only score a tie
+    cut_identical = sum(p["chosen_ids"] == p["rejected_ids"] for p in pairs)
+    if pairs and cut_identical == len(pairs):
+        raise DataError(
+            f"No pair differs within max_length={max_length} tokens: all {cut_identical} pairs read the "
+            "same once cut (their replies differ only past the cut), so every one would score a tie. "
+            "Raise the max length."
+        )
+    model = load_reward_model(model_dir, tokenizer, trainable=False)
     figures = evaluate_pairs(model, pairs, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
     figures["dropped_tie_pairs"] = data.dropped_ties
     figures["dropped_identical_pairs"] = data.dropped_identical
+    figures["cut_identical_pairs"] = cut_identical  # scored (as ties: half a correct pair each)
     return figures
 
 

@@ -66,3 +66,8 @@ class Command(BaseCommand):
         )
         if figures.get("dropped_tie_pairs"):
             self.stdout.write(f"({figures['dropped_tie_pairs']} tie rows skipped)")
+        if figures.get("cut_identical_pairs"):
+            self.stdout.write(
+                f"({figures['cut_identical_pairs']} pairs read the same once cut to --max-length "
+                f"{opts['max_length']}: scored as ties)"
+            )
