@@ -205,8 +205,10 @@ def hub_cache_dir() -> str:
     return str(getattr(settings, "PREFHUB_HF_HUB_CACHE", None) or constants.HF_HUB_CACHE)
 
 
-def _folder_problem(folder: Path) -> str | None:
-    """Why ``folder`` is no loadable model (config + tokenizer), or None."""
+def _folder_problem(folder: Path, *, reward: bool = False) -> str | None:
+    """Why ``folder`` is no loadable model (config + tokenizer), or None. ``reward``: it must also be
+    a trained scorer (a ``...ForSequenceClassification`` architecture), not a base model whose
+    score head would be initialised at random."""
     config = folder / "config.json"
     try:
         if not config.is_file():
@@ -222,6 +224,14 @@ def _folder_problem(folder: Path) -> str | None:
         return "its config.json names no model_type"
     if not any((folder / name).is_file() for name in TOKENIZER_FILES):
         return f"it has no tokenizer files ({', '.join(TOKENIZER_FILES)})"
+    if reward:
+        archs = data.get("architectures")
+        archs = [a for a in archs if isinstance(a, str)] if isinstance(archs, list) else []
+        if not any(a.endswith("ForSequenceClassification") for a in archs):
+            return (
+                f"it is not a reward model (architecture {', '.join(archs) or 'not named'}; a reward model "
+                "is a sequence classifier, such as the output of a reward run)"
+            )
     return None
 
 
@@ -236,10 +246,14 @@ def cached_hub_folder(repo_id: str) -> Path | None:
     return Path(found).parent if isinstance(found, str) else None
 
 
-def usable_model(value: str, *, project: Project, field: str, restrict: bool = True) -> str:
+def usable_model(
+    value: str, *, project: Project | None, field: str, restrict: bool = True, reward: bool = False
+) -> str:
     """``value`` (a Hub id or a local folder, resolved) if a run can load it; InvalidInput naming
     ``field`` otherwise. ``restrict`` (pages, API) applies ``user_model`` first, so that only
-    folders the user may name are looked into (no oracle); the CLI passes False."""
+    folders the user may name are looked into (no oracle); the CLI passes False (and may pass no
+    ``project``). ``reward``: the model scores (PPO/RLOO/GRPO, ``evaluate_reward``), so it must be
+    a sequence classifier (``_folder_problem``)."""
     value = (value or "").strip()
     if restrict:
         value = user_model(value, project=project, field=field)
@@ -256,7 +270,7 @@ def usable_model(value: str, *, project: Project, field: str, restrict: bool = T
                 f"name an endpoint{endpoints}, or have it downloaded first (huggingface-cli download {value}).",
                 field=field,
             )
-        problem = _folder_problem(folder)
+        problem = _folder_problem(folder, reward=reward)
         if problem:
             raise InvalidInput(
                 f"model {value!r} in the Hugging Face cache is not usable: {problem}.", field=field
@@ -265,7 +279,7 @@ def usable_model(value: str, *, project: Project, field: str, restrict: bool = T
     folder = Path(value)
     if not folder.is_dir():
         raise InvalidInput(_MISSING[MODEL].format(value), field=field)
-    problem = _folder_problem(folder)
+    problem = _folder_problem(folder, reward=reward)
     if problem:
         raise InvalidInput(f"model {value!r} is not usable: {problem}.", field=field)
     return value

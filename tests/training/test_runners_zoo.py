@@ -379,15 +379,19 @@ def test_evaluate_reward_reads_hh_rows_and_refuses_bad_input(zoo_model, tmp_path
         {"chosen": "\n\nHuman: 2+2?\n\nAssistant: 4", "rejected": "\n\nHuman: 2+2?\n\nAssistant: 5"},
     ]
     path = write_jsonl(tmp_path / "hh.jsonl", hh)
+    # a reward model: the base checkpoint as a sequence classifier (a causal LM itself is refused)
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    rm = str(tmp_path / "rm")
+    AutoModelForSequenceClassification.from_pretrained(zoo_model("base"), num_labels=1).save_pretrained(rm)
+    AutoTokenizer.from_pretrained(zoo_model("base")).save_pretrained(rm)
     buf = io.StringIO()
-    call_command("evaluate_reward", "--model", zoo_model("base"), "--dataset", path, stdout=buf)
+    call_command("evaluate_reward", "--model", rm, "--dataset", path, stdout=buf)
     assert buf.getvalue().startswith("pairs 2  accuracy ")
     assert "95% CI" in buf.getvalue() and "mean margin" in buf.getvalue()
     with pytest.raises(CommandError, match="not found"):
-        call_command(
-            "evaluate_reward", "--model", zoo_model("base"), "--dataset", str(tmp_path / "none.jsonl")
-        )
-    with pytest.raises(CommandError, match="Cannot load"):
+        call_command("evaluate_reward", "--model", rm, "--dataset", str(tmp_path / "none.jsonl"))
+    with pytest.raises(CommandError, match=r"^--model: .*no config\.json"):
         call_command("evaluate_reward", "--model", str(tmp_path), "--dataset", path)
 
 

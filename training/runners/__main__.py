@@ -19,10 +19,24 @@ from training.runners.protocol import Emitter, describe_failure, install_cancel_
 KINDS = tuple(CONFIGS)
 
 
+def check_precision(cfg) -> None:
+    """``bf16: true`` with ``use_cpu: false`` needs an accelerator with bf16; without one the trainer
+    refuses it only after the data and the models are loaded. Checked first instead."""
+    if cfg.bf16 is True and cfg.use_cpu is False:
+        from transformers.utils import is_torch_bf16_gpu_available
+
+        if not is_torch_bf16_gpu_available():
+            raise ConfigError(
+                "bf16 is true and use_cpu is false, but this machine has no accelerator with bf16: set "
+                "use_cpu to true (bf16 autocast on the CPU) or bf16 to false (or null: bf16 where supported)."
+            )
+
+
 def run_kind(kind: str, cfg, emitter: Emitter) -> dict:
     from training.runners.launch import check_supported, distributed_backend
 
     check_supported(kind, cfg, distributed_backend())
+    check_precision(cfg)
     if kind == "reward":
         from training.runners import reward
 

@@ -20,6 +20,61 @@ class ConfigError(ValueError):
     """A config the runner refuses: unknown key, wrong type, value out of range."""
 
 
+#: The transformers schedulers a run may name (those that need no ``lr_scheduler_kwargs``).
+LR_SCHEDULERS = (
+    "linear",
+    "cosine",
+    "cosine_with_restarts",
+    "polynomial",
+    "constant",
+    "constant_with_warmup",
+    "inverse_sqrt",
+)
+#: TRL's DPO losses (``DPOConfig.loss_type``).
+DPO_LOSS_TYPES = (
+    "sigmoid",
+    "hinge",
+    "ipo",
+    "exo_pair",
+    "nca_pair",
+    "robust",
+    "bco_pair",
+    "sppo_hard",
+    "aot",
+    "aot_unpaired",
+    "apo_zero",
+    "apo_down",
+    "discopop",
+    "sft",
+    "sigmoid_norm",
+)
+
+
+def _at_least(cfg: Any, low: float, *names: str) -> None:
+    for name in names:
+        if getattr(cfg, name) < low:
+            what = "positive" if low == 1 else f">= {low}"
+            raise ConfigError(f"{name} must be {what} (got {getattr(cfg, name)!r}).")
+
+
+def _check_lora(cfg: Any) -> None:
+    """LoRA options that peft would refuse (or that train nothing), checked when LoRA is on; with
+    LoRA off, a LoRA option set to anything but its default contradicts it (it would be ignored)."""
+    if not cfg.use_lora:
+        for f in dataclasses.fields(cfg):
+            if f.name.startswith("lora_") and getattr(cfg, f.name) != f.default:
+                raise ConfigError(
+                    f"{f.name} is set ({getattr(cfg, f.name)!r}) but use_lora is false: set use_lora to "
+                    f"true to train LoRA adapters, or leave {f.name} out."
+                )
+        return
+    _at_least(cfg, 1, "lora_r")
+    if cfg.lora_alpha <= 0:
+        raise ConfigError(f"lora_alpha must be positive (got {cfg.lora_alpha!r}).")
+    if not 0 <= cfg.lora_dropout < 1:
+        raise ConfigError(f"lora_dropout must be in [0, 1) (got {cfg.lora_dropout!r}).")
+
+
 @dataclass
 class BaseRunConfig:
     """What every runner shares.
@@ -27,7 +82,9 @@ class BaseRunConfig:
     base_model: HF model name or local path (for PPO/RLOO/GRPO and DPO: a causal LM).
     dataset_path: a JSONL (plain or .gz) or Parquet file of TRL rows; for exports, the ``train`` file.
     eval_dataset_path: optional held-out file (an export's ``test`` file); when empty, ``eval_fraction``
-        of ``dataset_path`` is held out (deterministic in ``seed``).
+        of ``dataset_path`` is held out (deterministic in ``seed``, at least one row) - unless the
+        file has fewer than 4 rows: then every row is trained on and the run reports no held-out
+        (``eval_*``) figures.
     output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
         it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
     metrics_file: optional path; every metrics line is appended there as well as printed to stdout.
@@ -75,6 +132,10 @@ class BaseRunConfig:
                 raise ConfigError(f"{name} must be positive.")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ConfigError("num_train_epochs (or max_steps) must be positive.")
+        _at_least(self, 1, "per_device_eval_batch_size", "logging_steps")
+        _at_least(self, 0, "max_eval_rows", "seed", "warmup_steps", "weight_decay", "max_grad_norm")
+        if self.lr_scheduler_type not in LR_SCHEDULERS:
+            raise ConfigError(f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}.")
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -96,6 +157,10 @@ class RewardRunConfig(BaseRunConfig):
     lora_r: int = 16
     lora_alpha: int = 32
     lora_dropout: float = 0.05
+
+    def validate(self) -> None:
+        super().validate()
+        _check_lora(self)
 
 
 LONG_REPLY_MODES = ("truncate", "drop")
@@ -136,6 +201,14 @@ class DPORunConfig(BaseRunConfig):
         super().validate()
         if self.beta <= 0:
             raise ConfigError("beta must be positive.")
+        if self.loss_type not in DPO_LOSS_TYPES:
+            raise ConfigError(f"loss_type must be one of TRL's DPO losses: {', '.join(DPO_LOSS_TYPES)}.")
+        if not 0 <= self.label_smoothing < 0.5:
+            raise ConfigError(
+                f"label_smoothing must be in [0, 0.5) (got {self.label_smoothing!r}): it is the "
+                "probability that a preference label is flipped."
+            )
+        _check_lora(self)
         if self.long_replies not in LONG_REPLY_MODES:
             raise ConfigError(f"long_replies must be one of {', '.join(LONG_REPLY_MODES)}.")
         if not self.merge_lora:
@@ -261,6 +334,11 @@ class PPORunConfig(ScoredRunConfig):
             raise ConfigError("kl_estimator must be k1 or k3.")
         if self.max_new_tokens <= 0 or self.ppo_epochs <= 0:
             raise ConfigError("max_new_tokens and ppo_epochs must be positive.")
+        if self.max_length <= self.max_new_tokens:
+            raise ConfigError(
+                f"max_length ({self.max_length}) must exceed max_new_tokens ({self.max_new_tokens}): it "
+                "bounds prompt + response, and the prompt would be cut to a single token."
+            )
         if not self.temperature > 0:
             raise ConfigError(
                 "temperature must be positive: PPO needs sampled responses and their log-probs "
@@ -270,10 +348,15 @@ class PPORunConfig(ScoredRunConfig):
             raise ConfigError("top_k must be >= 0 and top_p in (0, 1].")
         if self.lr_scheduler_type not in PPO_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type for PPO must be one of {', '.join(PPO_SCHEDULERS)}.")
-        if self.warmup_steps < 0:
-            raise ConfigError("warmup_steps must be >= 0 (a count, or a fraction of the steps when < 1).")
         if self.value_learning_rate <= 0:
             raise ConfigError("value_learning_rate must be positive.")
+        _at_least(self, 0, "kl_coef", "vf_coef", "total_episodes", "eval_prompts", "eval_every")
+        for name in ("gamma", "lam"):
+            if not 0 <= getattr(self, name) <= 1:
+                raise ConfigError(f"{name} must be in [0, 1] (got {getattr(self, name)!r}).")
+        for name in ("cliprange", "cliprange_value", "reward_clip"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"{name} must be positive (got {getattr(self, name)!r}).")
 
 
 @dataclass
@@ -302,6 +385,29 @@ class RLRunConfig(ScoredRunConfig):
         super().validate()
         if self.num_generations < 2:
             raise ConfigError("num_generations must be at least 2.")
+        if self.max_completion_length <= 0:
+            raise ConfigError("max_completion_length must be positive.")
+        if self.max_length <= self.max_completion_length:
+            raise ConfigError(
+                f"max_length ({self.max_length}) must exceed max_completion_length "
+                f"({self.max_completion_length}): it bounds prompt + completion, and the prompt would be "
+                "cut to a single token."
+            )
+        if self.temperature <= 0:
+            raise ConfigError("temperature must be positive: RLOO and GRPO learn from sampled completions.")
+        _at_least(self, 0, "beta")
+
+    def check_world_size(self, processes: int) -> None:
+        """TRL samples ``per_device_train_batch_size x gradient_accumulation_steps x processes``
+        completions per generation round, in groups of ``num_generations``: they must divide. The
+        runner checks it with its real number of processes, before any model loads (``validate``
+        cannot: more processes may make it divide)."""
+        batch = self.per_device_train_batch_size * self.gradient_accumulation_steps * processes
+        if batch % self.num_generations:
+            raise ConfigError(
+                f"num_generations ({self.num_generations}) must divide the completions sampled per round: "
+                f"per_device_train_batch_size x gradient_accumulation_steps x processes = {batch}."
+            )
 
 
 CONFIGS: dict[str, type[BaseRunConfig]] = {
@@ -317,25 +423,53 @@ def config_fields(kind: str) -> dict[str, dataclasses.Field]:
     return {f.name: f for f in dataclasses.fields(CONFIGS[kind])}
 
 
-def _coerce(name: str, value: Any, default: Any) -> Any:
-    """Light type checking against the default's type (JSON gives ints for floats and so on)."""
-    if value is None or default is None:
-        return value
-    if isinstance(default, bool):
+#: The most an integer option may be (a C int: batch sizes, steps and lengths beyond it are typos
+#: that would only fail inside torch); ``seed`` has numpy's own range, [0, 2**32).
+MAX_INT = 2**31 - 1
+MAX_SEED = 2**32 - 1
+
+
+def _coerce(name: str, value: Any, annotation: str) -> Any:
+    """Type checking against the field's annotation (JSON gives ints for floats and so on).
+
+    ``null`` is taken only by the options whose annotation allows it (their documented "no value");
+    numbers must be finite (NaN and Infinity, which ``json.loads`` reads, train nothing), integers
+    within ``MAX_INT``, and a list only where a list is meaningful (``lora_target_modules``)."""
+    kinds = {part.strip() for part in annotation.split("|")}
+    if value is None:
+        if "None" in kinds:
+            return None
+        raise ConfigError(f"{name} may not be null; leave it out to use the default.")
+    if "bool" in kinds:
         if not isinstance(value, bool):
             raise ConfigError(f"{name} must be true or false.")
         return value
-    if isinstance(default, float):
+    if "float" in kinds:
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ConfigError(f"{name} must be a number.")
-        return float(value)
-    if isinstance(default, int):
+        try:
+            value = float(value)
+        except OverflowError:  # an int beyond any float
+            raise ConfigError(f"{name} must be a finite number.") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{name} must be a finite number, not {value!r}.")
+        return value
+    if "int" in kinds:
         if isinstance(value, bool) or not (
             isinstance(value, int) or (isinstance(value, float) and value.is_integer())
         ):
             raise ConfigError(f"{name} must be an integer.")
-        return int(value)
-    if isinstance(default, str) and not isinstance(value, str) and not isinstance(value, list):
+        value = int(value)
+        if abs(value) > (MAX_SEED if name == "seed" else MAX_INT):
+            raise ConfigError(f"{name} is too large ({value}).")
+        return value
+    if "str" in kinds:
+        if isinstance(value, str):
+            return value
+        if "list[str]" in kinds and isinstance(value, list):
+            if value and all(isinstance(v, str) and v for v in value):
+                return value
+            raise ConfigError(f"{name} must be a string or a non-empty list of strings.")
         raise ConfigError(f"{name} must be a string.")
     return value
 
@@ -350,8 +484,7 @@ def config_for(kind: str, data: dict[str, Any] | None, *, validate: bool = True)
     if unknown:
         raise ConfigError(f"Unknown {kind} option(s): {', '.join(unknown)}.")
     cls = CONFIGS[kind]
-    defaults = cls()
-    values = {k: _coerce(k, v, getattr(defaults, k)) for k, v in data.items()}
+    values = {k: _coerce(k, v, str(fields[k].type)) for k, v in data.items()}
     cfg = cls(**values)
     if validate:
         cfg.validate()

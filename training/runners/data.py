@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import random
 import sys
 import zlib
@@ -22,8 +23,9 @@ from training.runners.protocol import DataError, ModelError
 # --- datasets -----------------------------------------------------------------------------------
 
 
-def read_rows(path: str) -> list[dict[str, Any]]:
-    """Rows of a JSONL (plain or gzip) or Parquet file."""
+def read_rows(path: str, lines: list[int] | None = None) -> list[dict[str, Any]]:
+    """Rows of a JSONL (plain or gzip) or Parquet file; ``lines`` (when given) gets each row's line
+    number in the file (blank lines are skipped but counted; a Parquet row's index + 1)."""
     p = Path(path)
     if not path or not p.is_file():
         raise DataError(f"Dataset file not found: {path or '(none given)'}")
@@ -31,9 +33,12 @@ def read_rows(path: str) -> list[dict[str, Any]]:
         import pyarrow.parquet as pq
 
         try:
-            return pq.read_table(p).to_pylist()
+            table = pq.read_table(p).to_pylist()
         except Exception as exc:
             raise DataError(f"{p.name} is not a readable Parquet file: {exc}") from exc
+        if lines is not None:
+            lines.extend(range(1, len(table) + 1))
+        return table
     opener = gzip.open if p.suffix == ".gz" else open
     rows = []
     number = 0
@@ -61,12 +66,24 @@ def read_rows(path: str) -> list[dict[str, Any]]:
             if not isinstance(obj, dict):
                 raise DataError(f"{p.name} line {number}: each line must be a JSON object.")
             rows.append(obj)
+            if lines is not None:
+                lines.append(number)
     return rows
 
 
-def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _pairs_from_unpaired(rows: list[dict[str, Any]], where: list[str]) -> list[dict[str, Any]]:
     """KTO rows (prompt, completion, label) -> pairs: each good completion against each bad one of the
-    same prompt (at most 4 per prompt)."""
+    same prompt (at most 4 per prompt). ``where[i]``: row i's place in the file, for errors."""
+    for r, place in zip(rows, where, strict=True):
+        missing = [k for k in ("prompt", "completion") if r.get(k) is None]
+        if missing:
+            raise DataError(
+                f"{place}: every unpaired (KTO) row needs prompt, completion and label ({' and '.join(missing)} missing)."
+            )
+        for key in ("prompt", "completion"):
+            problem = _text_or_messages_problem(r[key])
+            if problem:
+                raise DataError(f"{place}: {key} {problem}.")
     labels = {bool(r.get("label")) for r in rows}
     if len(labels) < 2:
         which = "desirable" if labels == {True} else "undesirable"
@@ -85,6 +102,35 @@ def _pairs_from_unpaired(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return pairs
 
 
+def _text_or_messages_problem(value: Any) -> str | None:
+    """Why ``value`` is neither a text nor a list of messages (``{"role": str, "content": str}``)."""
+    if isinstance(value, str):
+        return None
+    if not isinstance(value, list) or not value:
+        return f"must be a text or a non-empty list of messages, not {type(value).__name__}"
+    for i, m in enumerate(value):
+        if (
+            not isinstance(m, dict)
+            or not isinstance(m.get("role"), str)
+            or not isinstance(m.get("content"), str)
+        ):
+            return f"message {i + 1} must be an object with a text role and content"
+    return None
+
+
+def _check_pair_row(where: str, row: dict[str, Any]) -> None:
+    """Refuse a preference row whose fields no runner can tokenise, naming its line and field."""
+    for key in ("prompt", "chosen", "rejected"):
+        problem = _text_or_messages_problem(row[key])
+        if problem:
+            raise DataError(f"{where}: {key} {problem}.")
+    margin = row.get("margin")
+    if margin is not None and (
+        isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
+    ):
+        raise DataError(f"{where}: margin must be a finite number (or absent), not {margin!r}.")
+
+
 @dataclass
 class PreferenceData:
     rows: list[dict[str, Any]]
@@ -100,12 +146,15 @@ def load_preferences(path: str) -> PreferenceData:
     teach nothing and are dropped; rows with a ``flag`` (a tie or "both bad" verdict, exported with
     ``ties=keep``) are not preferences and are dropped too, with their count logged and reported
     (``dropped_tie_pairs``); no pair left is an error (empty or single-class export)."""
-    raw = read_rows(path)
+    lines: list[int] = []
+    raw = read_rows(path, lines)
     if not raw:
         raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
+    name = Path(path).name
     first = raw[0]
     if {"prompt", "completion", "label"} <= set(first):
-        raw = _pairs_from_unpaired(raw)
+        raw = _pairs_from_unpaired(raw, [f"{name} line {n}" for n in lines])
+        lines = []  # pairs made from several rows: numbered as pairs
     elif not {"chosen", "rejected"} <= set(first):
         raise DataError(
             f"{Path(path).name} is not a TRL preference file: rows need prompt/chosen/rejected "
@@ -114,6 +163,7 @@ def load_preferences(path: str) -> PreferenceData:
     rows: list[dict[str, Any]] = []
     dropped = ties = 0
     for number, r in enumerate(raw, start=1):
+        where = f"{name} line {lines[number - 1]}" if lines else f"{name} pair {number}"
         if r.get("flag"):
             ties += 1
             continue
@@ -123,14 +173,18 @@ def load_preferences(path: str) -> PreferenceData:
                 pair = split_pair(chosen, rejected)
             except HHFormatError as exc:
                 raise DataError(
-                    f"Row {number}: rows without a prompt must be HH-RLHF transcripts "
+                    f"{where}: rows without a prompt must be HH-RLHF transcripts "
                     f"('\\n\\nHuman: ...'); {exc.field or 'row'} {exc.message}."
                 ) from None
             prompt = pair.prompt
             chosen = [{"role": "assistant", "content": pair.chosen}]
             rejected = [{"role": "assistant", "content": pair.rejected}]
         if chosen is None or rejected is None:
-            raise DataError("Every row needs both chosen and rejected.")
+            missing = " and ".join(k for k, v in (("chosen", chosen), ("rejected", rejected)) if v is None)
+            raise DataError(f"{where}: every row needs both chosen and rejected ({missing} missing).")
+        _check_pair_row(
+            where, {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": r.get("margin")}
+        )
         if chosen == rejected:
             dropped += 1
             continue
@@ -178,7 +232,9 @@ def split_eval(
     seed: int,
     limit: int,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out."""
+    """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out (at
+    least one); nothing is held out from fewer than 4 rows (one or two pairs are all a run has to
+    learn from), and the run then reports no held-out figures."""
     if eval_rows is not None:
         return rows, eval_rows[:limit]
     if fraction <= 0 or len(rows) < 4:
@@ -209,13 +265,18 @@ def load_prompt_splits(cfg, *, limit: int) -> tuple[list[Any], list[Any]]:
 
 def load_prompts(path: str) -> list[Any]:
     """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
-    raw = read_rows(path)
+    lines: list[int] = []
+    raw = read_rows(path, lines)
     if raw and "prompt" not in raw[0] and "messages" not in raw[0]:
-        raw = load_preferences(path).rows
+        raw, lines = load_preferences(path).rows, []
     seen: set[str] = set()
     prompts = []
-    for r in raw:
+    for number, r in enumerate(raw, start=1):
         p = r.get("prompt", r.get("messages"))
+        if p and (problem := _text_or_messages_problem(p)):
+            where = f"line {lines[number - 1]}" if lines else f"pair {number}"
+            key = "prompt" if "prompt" in r else "messages"
+            raise DataError(f"{Path(path).name} {where}: {key} {problem}.")
         if is_conversational(p) and p[-1].get("role") == "assistant":
             p = p[:-1]  # a conversation row: the prompt is everything before the last reply
         if not p:

@@ -176,8 +176,12 @@ def first_line(exc: BaseException) -> str:
 
 def describe_failure(exc: BaseException) -> tuple[str, str]:
     """(kind, message) for the run page."""
+    from training.runners.configs import ConfigError
+
     if isinstance(exc, RunnerError):
         return exc.kind, exc.message
+    if isinstance(exc, ConfigError):  # an option the runner refuses once it knows its processes
+        return "config", f"Bad config: {exc}"
     if isinstance(exc, KeyboardInterrupt):
         return "cancelled", "The run was interrupted."
     name = type(exc).__name__

@@ -14,7 +14,10 @@ response ends with an end token (end-of-turn, EOS, or [SEP] for BERT-style encod
 the reward is read there.
 
 Pairs are tokenised here (not by TRL) so that a long conversation keeps its end: the prompt is cut
-from the left, the reply from the right, within ``max_length`` (TRL would drop such pairs).
+from the left, the reply from the right, within ``max_length`` (TRL would drop such pairs). A
+training pair whose two sequences are the same ids once cut (the replies differ only past the cut)
+teaches nothing and is left out, counted as ``dropped_cut_identical_pairs``; when no pair is left,
+the run fails with a ``DataError`` naming ``max_length``, before the model is loaded.
 Evaluation on the held-out pairs, before and after training: pair accuracy (share of pairs the model
 ranks chosen above rejected; ties count half) and the mean reward margin r(chosen) - r(rejected).
 """
@@ -35,7 +38,7 @@ from training.runners.models import (
     resolve_use_cpu,
     write_run_record,
 )
-from training.runners.protocol import Emitter, ModelError, Timer, first_line, trainer_callback
+from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
 from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
 
 
@@ -126,6 +129,16 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     positions = getattr(model_config(cfg.base_model), "max_position_embeddings", None) or cfg.max_length
     max_length = min(cfg.max_length, positions)
     train_tok = tokenize_pairs(tokenizer, train_rows, max_length, margin=use_margin)
+    # A pair whose replies differ only past the cut reads the same to the model: it teaches nothing.
+    differing = [t for t in train_tok if t["chosen_ids"] != t["rejected_ids"]]
+    cut_identical = len(train_tok) - len(differing)
+    if not differing:
+        raise DataError(
+            f"No training pair differs within max_length={max_length} tokens: all {cut_identical} "
+            "training pairs read the same once cut (their replies differ only past the cut). Raise "
+            "max_length, or shorten the prompts and replies."
+        )
+    train_tok = differing
     eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False)  # = evaluation.pair_ids
 
     import transformers
@@ -172,6 +185,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "train_loss": result.training_loss,
             "train_pairs": len(train_tok),
             "dropped_identical_pairs": data.dropped_identical,
+            "dropped_cut_identical_pairs": cut_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
             **{f"eval_{k}": v for k, v in after.items()},

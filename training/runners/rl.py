@@ -16,6 +16,7 @@ Held-out prompts are scored by the same reward model before and after training (
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from core.formatting import (
@@ -154,6 +155,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
+    cfg.check_world_size(int(os.environ.get("WORLD_SIZE", "1") or 1))  # before any model loads
     train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.max_eval_rows, 64))
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"

@@ -131,10 +131,18 @@ def evaluate_pairs(
 
 
 def evaluate_reward_model(
-    model_dir: str, dataset_path: str, *, max_length: int = 512, batch_size: int = 16, limit: int = 0
+    model_dir: str,
+    dataset_path: str,
+    *,
+    max_length: int = 512,
+    batch_size: int = 16,
+    limit: int = 0,
+    check_model: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Figures of a saved reward model on a file of HH-RLHF or TRL preference rows.
 
+    ``check_model(model_dir)``, when given, runs once the data is read and before the model loads
+    (the command's ``core.paths.usable_model``: this module has no Django imports).
     Raises ``training.runners.protocol.RunnerError`` (DataError/ModelError) with a clear message."""
     from training.runners.data import load_preferences
     from training.runners.models import load_tokenizer
@@ -142,14 +150,26 @@ def evaluate_reward_model(
 
     data = load_preferences(dataset_path)
     rows = data.rows[:limit] if limit > 0 else data.rows
+    if check_model is not None:
+        check_model(model_dir)
     tokenizer = load_tokenizer(model_dir)
-    model = load_reward_model(model_dir, tokenizer, trainable=False)
     from training.runners.data import via_formatting
+    from training.runners.protocol import DataError
 
     pairs = via_formatting(pair_ids, tokenizer, rows, max_length)
+    # a pair whose replies differ only past the cut reads the same: it can only score a tie
+    cut_identical = sum(p["chosen_ids"] == p["rejected_ids"] for p in pairs)
+    if pairs and cut_identical == len(pairs):
+        raise DataError(
+            f"No pair differs within max_length={max_length} tokens: all {cut_identical} pairs read the "
+            "same once cut (their replies differ only past the cut), so every one would score a tie. "
+            "Raise the max length."
+        )
+    model = load_reward_model(model_dir, tokenizer, trainable=False)
     figures = evaluate_pairs(model, pairs, pad_id=tokenizer.pad_token_id, batch_size=batch_size)
     figures["dropped_tie_pairs"] = data.dropped_ties
     figures["dropped_identical_pairs"] = data.dropped_identical
+    figures["cut_identical_pairs"] = cut_identical  # scored (as ties: half a correct pair each)
     return figures
 
 

@@ -156,8 +156,13 @@ def _validate_config(kind: str, config: dict | None) -> dict:
         raise InvalidInput(
             f"These are set by the platform, not in config: {', '.join(reserved)}.", field="config"
         )
+    # Everything the runner will check, now rather than in the worker: the paths the platform fills
+    # in are checked elsewhere, so placeholders stand in for them here (they are not stored).
+    placeholders = {
+        name: "-" for name in ("base_model", "output_dir", "reward_model") if name in config_fields(kind)
+    }
     try:
-        config_for(kind, config, validate=False)
+        config_for(kind, {**config, **placeholders})
     except ConfigError as exc:
         raise InvalidInput(str(exc), field="config") from exc
     if launch is not None:
@@ -251,7 +256,11 @@ def run_create(
             )
         else:
             cfg["reward_model"] = usable_model(
-                reward_model, project=project, field="reward_model", restrict=restrict_dataset_path
+                reward_model,
+                project=project,
+                field="reward_model",
+                restrict=restrict_dataset_path,
+                reward=True,
             )
     elif reward_run is not None or reward_model:
         raise InvalidInput("Only PPO, RLOO and GRPO use a reward model.", field="reward_run")

@@ -9,10 +9,20 @@ prints the figures as one JSON object instead.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from annotate.errors import ServiceError
+from core.paths import is_hub_id, usable_model
 from training.runners.protocol import RunnerError, describe_failure
+
+
+def _reward_model_usable(model: str) -> None:
+    """A local folder must be a loadable sequence classifier (``core.paths.usable_model``); a Hub
+    name is left to the loader."""
+    if Path(model).exists() or not is_hub_id(model):
+        usable_model(model, project=None, field="model", restrict=False, reward=True)
 
 
 class Command(BaseCommand):
@@ -38,7 +48,10 @@ class Command(BaseCommand):
                 max_length=opts["max_length"],
                 batch_size=opts["batch_size"],
                 limit=opts["limit"],
+                check_model=_reward_model_usable,
             )
+        except ServiceError as exc:
+            raise CommandError(f"--model: {exc.message}") from None
         except RunnerError as exc:
             raise CommandError(exc.message) from None
         except Exception as exc:  # a model that cannot score (wrong architecture, corrupt weights)
@@ -53,3 +66,8 @@ class Command(BaseCommand):
         )
         if figures.get("dropped_tie_pairs"):
             self.stdout.write(f"({figures['dropped_tie_pairs']} tie rows skipped)")
+        if figures.get("cut_identical_pairs"):
+            self.stdout.write(
+                f"({figures['cut_identical_pairs']} pairs read the same once cut to --max-length "
+                f"{opts['max_length']}: scored as ties)"
+            )

@@ -17,11 +17,20 @@ from django.core.management.base import CommandError
 
 from annotate.errors import ServiceError
 from core.cli import ServiceCommand, user_path
+from core.paths import is_hub_id, usable_model
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
 from training.runners.launch import command
 from training.runners.protocol import RunnerError, describe_failure
 from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
+
+#: Runner options this command always sets from its own options (a --config value would be lost).
+OPTION_OF = {
+    "base_model": "--base-model",
+    "dataset_path": "--dataset (or --export)",
+    "output_dir": "--out",
+    "metrics_file": "--metrics-file",
+}
 
 
 class Command(ServiceCommand):
@@ -52,7 +61,16 @@ class Command(ServiceCommand):
             raise CommandError(
                 f"--num-processes: must be between 1 and {MAX_NUM_PROCESSES} (got {opts['num_processes']})."
             )
+        if not opts["launch"]:  # they only shape an accelerate launch; never ignore them silently
+            if opts["accelerate_config"]:
+                raise CommandError("--accelerate-config: it is used only with --launch; add --launch.")
+            if opts["num_processes"] != 1:
+                raise CommandError("--num-processes: it is used only with --launch; add --launch.")
         options = self._options(opts["config"])
+        given = sorted(set(options) & set(OPTION_OF))
+        if given:  # the command sets these from its options: a value in the config would be lost
+            key = given[0]
+            raise CommandError(f"--config: {key} is given by {OPTION_OF[key]}, not in the config.")
         if opts["export"] is not None:
             export = Export.objects.filter(pk=opts["export"]).first()
             if export is None:
@@ -75,6 +93,7 @@ class Command(ServiceCommand):
             config_for(kind, options)
         except ConfigError as exc:
             raise CommandError(str(exc)) from exc
+        self._check_models(options)
         out = Path(options["output_dir"])
         with user_path("--out", out):
             taken = out.is_file() or (out.is_dir() and any(out.iterdir()))
@@ -89,6 +108,15 @@ class Command(ServiceCommand):
             raise CommandError(exc.message) from exc
         except Exception as exc:
             raise CommandError(describe_failure(exc)[1]) from exc
+
+    def _check_models(self, options: dict) -> None:
+        """A local base or reward model folder must be loadable (and a reward model a sequence
+        classifier): the rule runs use (``core.paths.usable_model``), checked now rather than after
+        the data and the other models are loaded. A Hub name is left to the runner (it may download)."""
+        for key in ("base_model", "reward_model"):
+            value = options.get(key) or ""
+            if value and (Path(value).exists() or not is_hub_id(value)):
+                usable_model(value, project=None, field=key, restrict=False, reward=key == "reward_model")
 
     def _options(self, raw: str) -> dict:
         if not raw:
