@@ -163,6 +163,17 @@ def celery_eager():
 
 
 @pytest.fixture
+def embedded_queue(tmp_path, settings):
+    """The embedded (filesystem) broker's queue folder, empty (every message taken by a worker), as
+    the sweeps that look for lost messages read it; its path."""
+    folder = tmp_path / "queue"
+    folder.mkdir()
+    settings.CELERY_BROKER_URL = "filesystem://"
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+    return folder
+
+
+@pytest.fixture
 def stop_servers():
     """A list to put the test's started HTTP servers in (fake model servers): each is shut down
     and closed after the test."""

@@ -38,15 +38,10 @@ EXPORT_TASK = "training.export_run"
 
 
 @pytest.fixture
-def queue_folder(tmp_path, settings):
-    """The embedded broker's queue folder, empty: every message was taken by a worker."""
-    folder = tmp_path / "queue"
-    folder.mkdir()
-    settings.CELERY_BROKER_URL = "filesystem://"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
+def queue_folder(embedded_queue, settings):
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
     settings.PREFHUB_JOB_STALLED_AFTER_S = 600
-    return folder
+    return embedded_queue
 
 
 def _in_queue(folder, task: str, job_id: int) -> None:

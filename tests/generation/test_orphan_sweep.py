@@ -18,12 +18,8 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def queue_folder(tmp_path, settings):
-    folder = tmp_path / "queue"
-    folder.mkdir()
-    settings.CELERY_BROKER_URL = "filesystem://"
-    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"data_folder_in": str(folder), "data_folder_out": str(folder)}
-    return folder
+def queue_folder(embedded_queue):
+    return embedded_queue
 
 
 @pytest.fixture

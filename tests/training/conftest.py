@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
 
 from training.models import Export, TrainingRun
 
@@ -51,6 +52,23 @@ def tiny(tmp_path_factory):
     from generation.tiny_model import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("tiny")))
+
+
+@pytest.fixture
+def project(make_project):
+    """A plain pairwise project (a module that needs another defines its own ``project``)."""
+    return make_project()
+
+
+@pytest.fixture
+def dataset(request):
+    """A one-pair preference file where users may name a dataset (``PREFHUB_DATA_DIR/datasets/``),
+    named after the test; its path (a module that needs another file defines its own)."""
+    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{request.node.name[:80]}.jsonl"
+    path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
+    return str(path)
 
 
 @pytest.fixture

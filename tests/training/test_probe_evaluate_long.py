@@ -47,29 +47,23 @@ def test_all_pairs_identical_after_the_cut_is_refused(tmp_path, reward_model, mo
 def test_some_pairs_identical_after_the_cut_are_counted(tmp_path, reward_model):
     rows = [{"prompt": "Q1", "chosen": LONG + "yes", "rejected": LONG + "no"}]
     rows += [{"prompt": "Q2", "chosen": "yes", "rejected": "no"}]
-    buf = io.StringIO()
-    call_command(
-        "evaluate_reward",
-        "--model",
-        reward_model,
-        "--dataset",
-        _file(tmp_path, rows),
-        "--max-length",
-        "16",
-        "--json",
-        stdout=buf,
-    )
-    figures = json.loads(buf.getvalue())
+    path = _file(tmp_path, rows)
+
+    def evaluate(*extra: str) -> str:
+        buf = io.StringIO()
+        call_command(
+            "evaluate_reward",
+            "--model",
+            reward_model,
+            "--dataset",
+            path,
+            "--max-length",
+            "16",
+            *extra,
+            stdout=buf,
+        )
+        return buf.getvalue()
+
+    figures = json.loads(evaluate("--json"))
     assert figures["pairs"] == 2 and figures["cut_identical_pairs"] == 1
-    buf = io.StringIO()
-    call_command(
-        "evaluate_reward",
-        "--model",
-        reward_model,
-        "--dataset",
-        _file(tmp_path, rows),
-        "--max-length",
-        "16",
-        stdout=buf,
-    )
-    assert "(1 pairs read the same once cut to --max-length 16: scored as ties)" in buf.getvalue()
+    assert "(1 pairs read the same once cut to --max-length 16: scored as ties)" in evaluate()

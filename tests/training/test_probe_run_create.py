@@ -20,20 +20,6 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def project(make_project):
-    return make_project()
-
-
-@pytest.fixture
-def dataset():
-    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "probe-create.jsonl"
-    path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
-    return str(path)
-
-
-@pytest.fixture
 def reward_run(project, tmp_path):
     from tests.training.conftest import make_run
 

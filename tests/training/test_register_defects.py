@@ -16,11 +16,6 @@ from training.models import RunState
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def project(make_project):
-    return make_project()
-
-
 def _policy(project, state=RunState.DONE):
     out = Path(settings.PREFHUB_DATA_DIR) / "models" / f"register-defects-{state}"
     out.mkdir(parents=True, exist_ok=True)

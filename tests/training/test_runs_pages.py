@@ -3,7 +3,6 @@ cancel, register), the JSON the page polls, and the REST endpoints."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -15,20 +14,6 @@ from tests.training.conftest import make_run
 from training.models import MetricPoint, RunState, TrainingRun
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def project(make_project):
-    return make_project()
-
-
-@pytest.fixture
-def dataset():
-    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "pages.jsonl"
-    path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no"}) + "\n")
-    return str(path)
 
 
 def test_outsiders_get_404_and_labelers_403(client, project, make_user):
