@@ -55,6 +55,17 @@ def tiny(tmp_path_factory):
 
 
 @pytest.fixture
+def no_training(monkeypatch):
+    """Fails the test if the ``train`` command gets as far as training or launching."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the command trained or launched despite bad input")
+
+    monkeypatch.setattr("training.management.commands.train.run_python", refuse)
+    monkeypatch.setattr("training.management.commands.train.subprocess.call", refuse)
+
+
+@pytest.fixture
 def project(make_project):
     """A plain pairwise project (a module that needs another defines its own ``project``)."""
     return make_project()

@@ -17,17 +17,6 @@ def dataset(tmp_path):
     return path
 
 
-@pytest.fixture
-def no_training(monkeypatch):
-    """Fail the test if the command gets as far as training or launching."""
-
-    def refuse(*args, **kwargs):
-        raise AssertionError("the command trained or launched despite bad input")
-
-    monkeypatch.setattr("training.management.commands.train.run_python", refuse)
-    monkeypatch.setattr("training.management.commands.train.subprocess.call", refuse)
-
-
 def train(dataset, out, *argv):
     call_command(
         "train", "reward", "--dataset", str(dataset), "--base-model", "tiny", "--out", str(out), *argv

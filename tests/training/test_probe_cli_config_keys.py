@@ -12,14 +12,6 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 
-@pytest.fixture
-def no_training(monkeypatch):
-    def refuse(*args, **kwargs):
-        raise AssertionError("the command trained")
-
-    monkeypatch.setattr("training.management.commands.train.run_python", refuse)
-
-
 @pytest.mark.parametrize(
     ("key", "flag"),
     [
