@@ -4,7 +4,10 @@ CSP violation."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
+from django.utils import timezone
 
 from annotate.judges.services import judge_job_run, reroute_job_run
 from annotate.models import JudgeJob, RerouteJob, RoutingDecision
@@ -61,7 +64,14 @@ def test_manager_creates_a_judge_runs_it_and_reads_results(
     page.click("text=Run judge")
     job = JudgeJob.objects.get()
     assert page.inner_text("[data-field=state]") == "Queued"
-    judge_job_run(job_id=job.pk)  # what the generation worker does
+    assert page.locator("[data-field=stalled]").count() == 0
+    # a worker took it and died 11 minutes ago: the page says so (the sweep sends it again)
+    quiet = timezone.now() - timedelta(minutes=11)
+    JudgeJob.objects.filter(pk=job.pk).update(state="running", created_at=quiet, progress_at=quiet)
+    page.reload()
+    assert "No progress for 11" in page.inner_text("[data-field=stalled]")
+    screenshot(page, "judge-job-stalled")
+    judge_job_run(job_id=job.pk)  # what the generation worker does (the job resumes)
     page.reload()
     assert page.inner_text("[data-field=state]") == "Done"
     assert page.inner_text("[data-field=done]") == f"{len(PAIRS)} / {len(PAIRS)}"
