@@ -2,10 +2,20 @@ from csp.decorators import csp_update
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from django.views import View
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from annotate.auth_forms import ThrottledAuthenticationForm
 from annotate.views import account as views_account
+
+
+class ApiDocsView(SpectacularSwaggerSplitView):
+    """Swagger UI. OPTIONS answers as any Django page does (200, ``Allow``, no body): DRF's own
+    OPTIONS answers with a metadata body, which this HTML-only page has no template for (a 500)."""
+
+    def options(self, request, *args, **kwargs):
+        return View.options(self, request, *args, **kwargs)
+
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -22,9 +32,7 @@ urlpatterns = [
     # Swagger UI sets style attributes as it renders: allowed on this page only (scripts stay 'self').
     path(
         "api/docs/",
-        csp_update({"style-src": ["'unsafe-inline'"]})(
-            SpectacularSwaggerSplitView.as_view(url_name="api-schema")
-        ),
+        csp_update({"style-src": ["'unsafe-inline'"]})(ApiDocsView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
     path("generation/", include("generation.urls")),

@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 
 from annotate.errors import Forbidden, NotFound, ServiceError
 from annotate.models import ApiToken, Assignment, Membership, Project, Role
+from core.api import ServiceRefusal
 from core.db import JSONList
 
 if TYPE_CHECKING:
@@ -381,10 +382,17 @@ class ProjectPermission(BasePermission):
     methods differ, ``method_capabilities``: ``{"POST": "manage"}``); the object it addresses comes
     from the URL: ``slug`` (a project), ``assignment_id`` (the caller's own lease,
     capability "label") or ``job_id`` (a generation job). The view finds what was checked in
-    ``self.access`` (and ``self.assignment`` / ``self.job``). Refusals raise NotFound/Forbidden,
-    which the API's exception handler answers with 404/403."""
+    ``self.access`` (and ``self.assignment`` / ``self.job``). Refusals (NotFound/Forbidden) are
+    raised as ``core.api.ServiceRefusal``, the APIException DRF expects from a permission, which
+    the API's exception handler answers with 404/403 in the error schema."""
 
     def has_permission(self, request, view) -> bool:
+        try:
+            return self._has_permission(request, view)
+        except ServiceError as exc:
+            raise ServiceRefusal(exc) from exc
+
+    def _has_permission(self, request, view) -> bool:
         if not (request.user and request.user.is_authenticated):
             return False  # 401 (token) / 403 (session), as DRF's IsAuthenticated
         principal = principal_of(request)
@@ -420,9 +428,11 @@ class ProjectCreatePermission(BasePermission):
         if not (request.user and request.user.is_authenticated):
             return False
         if request.method == "POST" and not can_create_projects(principal_of(request)):
-            raise Forbidden(
-                "You may not start projects: ask an administrator (tokens narrowed to some "
-                "projects never can)."
+            raise ServiceRefusal(
+                Forbidden(
+                    "You may not start projects: ask an administrator (tokens narrowed to some "
+                    "projects never can)."
+                )
             )
         return True
 

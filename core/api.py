@@ -66,9 +66,23 @@ def error_payload(exc: exceptions.APIException) -> dict:
     return {"error": str(exc.detail.code or exc.default_code), "detail": str(exc.detail)}
 
 
+class ServiceRefusal(exceptions.APIException):
+    """A ``ServiceError`` raised where DRF only expects its own ``APIException``: a permission's
+    refusal. DRF asks permissions outside the view too (the browsable API's forms, the OPTIONS
+    metadata) and only treats an ``APIException`` as "not allowed"; anything else there is a 500.
+    The exception handler answers it exactly as the service error it carries."""
+
+    def __init__(self, error: ServiceError) -> None:
+        self.error = error
+        self.status_code = error.status_code
+        super().__init__(detail=error.message, code=error.code)
+
+
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """The REST framework's ``EXCEPTION_HANDLER``: service and DRF errors in the error schema, with
     DRF's headers (``WWW-Authenticate``, ``Retry-After``); anything else propagates (a 500)."""
+    if isinstance(exc, ServiceRefusal):
+        exc = exc.error
     if isinstance(exc, ServiceError):
         return Response(exc.as_dict(), status=exc.status_code)
     response = drf_exception_handler(exc, context)
