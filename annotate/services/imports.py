@@ -393,6 +393,17 @@ def _source_username(name: str) -> str:
     return f"source-{slug}"[:150]
 
 
+def _not_a_person(user, username: str) -> None:
+    """A source's user is login-less (inactive, no password): an account a person signs in with
+    that happens to be called "source-<slug>" must not get the source's preferences as its labels."""
+    if user is not None and (user.is_active or user.has_usable_password()):
+        raise InvalidInput(
+            f"{username!r} is the account of a person who signs in: the preferences would be "
+            "recorded as theirs. Name the preference source otherwise.",
+            field="preference_source",
+        )
+
+
 def _source_user(name: str):
     User = get_user_model()
     username = _source_username(name)
@@ -400,6 +411,8 @@ def _source_user(name: str):
     if created:
         user.set_unusable_password()
         user.save(update_fields=["password"])
+    else:
+        _not_a_person(user, username)
     return user
 
 
@@ -646,7 +659,8 @@ def prompts_import(
     if preference_source is not None:
         if not preference_source.strip():
             raise InvalidInput("The preference source needs a name.", field="preference_source")
-        _source_username(preference_source)  # refused before anything is read
+        username = _source_username(preference_source)  # refused before anything is read
+        _not_a_person(get_user_model().objects.filter(username=username).first(), username)
         if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):
             raise InvalidInput(
                 "Recorded preferences can only be imported as pairwise tasks.", field="preference_source"

@@ -58,3 +58,19 @@ def test_a_source_name_without_letters_or_digits_is_refused(make_project, labele
         call_command("import_prompts", str(path), "--project", project.slug, f"--preference-source={name}")
     assert not Prompt.objects.filter(project=project).exists()
     assert not Annotation.objects.filter(task__project=project).exists()
+
+
+def test_a_source_whose_user_name_is_a_persons_account_is_refused(make_project, labeler_in):
+    """Before: a real, active account called "source-x" (a person a manager added) got an HH
+    import's recorded preferences as their own labels when the source was named "x"."""
+    project = make_project()
+    person = labeler_in(project, username="source-x")
+    with pytest.raises(InvalidInput) as exc:
+        prompts_import(project=project, stream=_hh("yes"), preference_source="x")
+    assert exc.value.field == "preference_source" and "source-x" in exc.value.message
+    assert not Annotation.objects.filter(labeler=person).exists()
+    assert not Prompt.objects.filter(project=project).exists()
+    # a source's own login-less user is reused, as before
+    prompts_import(project=project, stream=_hh("yes"), preference_source="y")
+    prompts_import(project=project, stream=_hh("sure"), preference_source="y")
+    assert Annotation.objects.filter(labeler__username="source-y").count() == 2
