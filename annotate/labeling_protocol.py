@@ -79,7 +79,9 @@ def submission_for(assignment: Assignment, data: dict) -> dict:
             [_handle_to_id(shown, h, "ranking") for h in (group if isinstance(group, list) else [group])]
             for group in ranking
         ]
-    ratings = data.get("ratings") or {}
+    ratings = data.get("ratings")
+    if ratings is None:  # absent or null: no ratings (0, false, "" or [] are wrong types, refused)
+        ratings = {}
     if not isinstance(ratings, dict):
         raise InvalidInput("ratings must map a dimension to {handle: score}.", field="ratings")
     mapped: dict[str, dict[str, object]] = {}

@@ -599,7 +599,8 @@ def _validate_ratings(
     flagged: bool,
     dimensions: list[Dimension] | None = None,
 ) -> dict[str, dict[str, int]]:
-    ratings = ratings or {}
+    if ratings is None:
+        ratings = {}
     if not isinstance(ratings, dict):
         raise InvalidInput("ratings must map a dimension to {candidate_id: score}.", field="ratings")
     dims = {d.key: d for d in (project.dimensions.all() if dimensions is None else dimensions)}
