@@ -91,8 +91,10 @@ class Command(ServiceCommand):
             options["reward_model"] = str(reward.resolve()) if reward.exists() else opts["reward_model"]
         try:
             config_for(kind, options)
-        except ConfigError as exc:
-            raise CommandError(str(exc)) from exc
+        except ConfigError as exc:  # named by the option it came from: a flag's, else --config
+            message = str(exc)
+            flag = next((flag for key, flag in OPTION_OF.items() if message.startswith(key)), "--config")
+            raise CommandError(f"{flag}: {message}") from exc
         self._check_models(options)
         out = Path(options["output_dir"])
         with user_path("--out", out):
