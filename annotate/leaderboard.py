@@ -55,6 +55,11 @@ ELO_BASE = 1000.0
 # model with few votes, or only wins, from running off to an unbounded rating (a maximum-likelihood
 # fit put one win at +2,800 Elo with a zero-width interval). A model with tens of votes is barely
 # moved: the likelihood's curvature grows with its votes, the prior's stays 1 / PRIOR_SD^2.
+# The style coefficients get the same prior: when style and model are confounded (one model always
+# writes the longer, listier answer) the data cannot tell them apart, and without a prior on gamma
+# the style terms took the whole difference, so a model that won every vote was rated equal to the
+# one that lost every vote (and the tie was broken by index: the loser shown first). With it, the
+# difference is shared between the model and its style as the priors say.
 PRIOR_SD = 2.0
 RIDGE = 1.0 / (2.0 * PRIOR_SD**2)
 
@@ -178,7 +183,7 @@ def _negll_grad(params, votes: Votes, w: np.ndarray, use_tie: bool, use_bad: boo
     p = _probs(d, nu_t, nu_b)
     o = votes.outcome
     ll = np.log(np.maximum(p[np.arange(len(o)), o], 1e-300))
-    negll = -(w * ll).sum() + RIDGE * (theta @ theta)
+    negll = -(w * ll).sum() + RIDGE * (theta @ theta) + RIDGE * (gamma @ gamma)
     # d log p_o / d d = y_o/2 - (p_a - p_b)/2 where y = +1, -1, 0, 0
     y = np.select([o == A_WINS, o == B_WINS], [1.0, -1.0], 0.0)
     g_d = w * (y / 2 - (p[:, 0] - p[:, 1]) / 2)
@@ -188,7 +193,7 @@ def _negll_grad(params, votes: Votes, w: np.ndarray, use_tie: bool, use_bad: boo
     )
     grad[:n] += 2 * RIDGE * theta
     if k:
-        grad[n : n + k] = -(votes.covariates.T @ g_d)
+        grad[n : n + k] = -(votes.covariates.T @ g_d) + 2 * RIDGE * gamma
     # d log p_o / d log nu_t = [o == tie] - p_tie
     if use_tie:
         grad[n + k] = -(w * ((o == TIE) - p[:, 2])).sum()
@@ -229,7 +234,7 @@ def fit_davidson(
         gamma=gamma.copy(),
         nu_tie=math.exp(log_nt) if use_tie else 0.0,
         nu_bad=math.exp(log_nb) if use_bad else 0.0,
-        log_likelihood=-float(res.fun) + RIDGE * float(theta @ theta),
+        log_likelihood=-float(res.fun) + RIDGE * float(theta @ theta) + RIDGE * float(gamma @ gamma),
         converged=bool(res.success),
         params=params,
     )
