@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from annotate.validation import storable_text
 from core.formatting import FormattingError, literal_messages
 
 FINISH_STOP = "stop"
@@ -221,7 +222,7 @@ class Generation:
             finish_reason=FINISH_LENGTH if native_finish_reason == "length" else FINISH_STOP,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            native_finish_reason=str(native_finish_reason or "")[:32],
+            native_finish_reason=storable_text(str(native_finish_reason or ""))[:32],
         )
 
 
