@@ -35,6 +35,18 @@ MAX_SEED = 2**63 - 1
 MAX_TOP_K = 1_000_000
 
 
+#: The largest token count a server's report is believed for (what a count column holds).
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def token_count(value: object) -> int | None:
+    """A token count a server reported, or None when it is not one (absent, not a whole number,
+    true/false, negative, or beyond ``MAX_TOKEN_COUNT``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+        return None
+    return value
+
+
 class BackendError(Exception):
     """Base class of generation backend errors; ``str(exc)`` is fit to show a researcher."""
 

@@ -57,6 +57,7 @@ from generation.backends.base import (
     SamplingParams,
     check_conversation,
     first_line,
+    token_count,
 )
 from generation.backends.urlguard import UnresolvableHost, UnsafeURL, check_url
 
@@ -500,8 +501,8 @@ class OpenAICompatBackend:
                 Generation.from_native(
                     _content_text((choice.get("message") or {}).get("content")),
                     choice.get("finish_reason"),
-                    prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
-                    completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
+                    prompt_tokens=token_count(prompt_tokens),
+                    completion_tokens=token_count(completion_tokens),
                 )
                 for choice in choices
             ]
