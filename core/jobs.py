@@ -28,6 +28,7 @@ from django.db import InterfaceError, OperationalError, connection, models, tran
 from django.db.models.functions import Coalesce, Greatest
 from django.utils import timezone
 
+from annotate.validation import storable_text
 from core.models import Authored
 
 log = logging.getLogger(__name__)
@@ -247,10 +248,12 @@ JOB_TASK: dict[str, Any] = {
 
 
 def job_error_text(error: BaseException | str) -> str:
-    """What a failed job records: an exception as ``Type: message``, a message as it is."""
+    """What a failed job records: an exception as ``Type: message``, a message as it is; made
+    storable (a NUL or a lone surrogate, say from a model server's error text, becomes U+FFFD, so
+    recording the failure cannot fail in turn and replace the reason with a database error)."""
     if isinstance(error, BaseException):
-        return f"{type(error).__name__}: {error}"
-    return str(error)
+        return storable_text(f"{type(error).__name__}: {error}")
+    return storable_text(str(error))
 
 
 def job_finish(job: BackgroundJob, *, state: str = JobState.DONE, error: str = "", **fields: Any) -> bool:

@@ -54,6 +54,7 @@ from django.utils.text import slugify
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Candidate, CandidateSource, Project, Prompt
+from annotate.services.imports import MAX_TEXT_CHARS
 from annotate.services.tasks import (
     PairMode,
     TaskSpec,
@@ -611,6 +612,11 @@ def _batch_run(*, batch_id: int, retry_transient: bool, heartbeat_s: float | Non
             failed[pid] = result.message
         elif len(result) < job.k:
             failed[pid] = f"The backend returned {len(result)} of {job.k} samples."
+        elif (longest := max((len(g.text) for g in result[: job.k]), default=0)) > MAX_TEXT_CHARS:
+            failed[pid] = (
+                f"The backend returned a sample of {longest:,} characters; a candidate holds at most "
+                f"{MAX_TEXT_CHARS:,}."
+            )
         else:
             generated[pid] = list(result[: job.k])
     return _batch_commit(

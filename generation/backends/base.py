@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from annotate.validation import storable_text
 from core.formatting import FormattingError, literal_messages
 
 FINISH_STOP = "stop"
@@ -32,6 +33,18 @@ MAX_STOP_LENGTH = 200
 MAX_SEED = 2**63 - 1
 # Above every model's vocabulary (the largest are about 262k tokens), within any backend's integers.
 MAX_TOP_K = 1_000_000
+
+
+#: The largest token count a server's report is believed for (what a count column holds).
+MAX_TOKEN_COUNT = 2**31 - 1
+
+
+def token_count(value: object) -> int | None:
+    """A token count a server reported, or None when it is not one (absent, not a whole number,
+    true/false, negative, or beyond ``MAX_TOKEN_COUNT``)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKEN_COUNT:
+        return None
+    return value
 
 
 class BackendError(Exception):
@@ -221,7 +234,7 @@ class Generation:
             finish_reason=FINISH_LENGTH if native_finish_reason == "length" else FINISH_STOP,
             prompt_tokens=prompt_tokens,
             completion_tokens=completion_tokens,
-            native_finish_reason=str(native_finish_reason or "")[:32],
+            native_finish_reason=storable_text(str(native_finish_reason or ""))[:32],
         )
 
 

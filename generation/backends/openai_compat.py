@@ -49,6 +49,7 @@ from urllib.parse import urlsplit, urlunsplit
 import httpcore
 import httpx
 
+from annotate.validation import storable_text
 from generation.backends.base import (
     BackendConfigError,
     Generation,
@@ -56,6 +57,7 @@ from generation.backends.base import (
     SamplingParams,
     check_conversation,
     first_line,
+    token_count,
 )
 from generation.backends.urlguard import UnresolvableHost, UnsafeURL, check_url
 
@@ -421,7 +423,7 @@ class OpenAICompatBackend:
                     last = "The server's answer was not JSON"
                 elif status == 200:
                     gens = self._parse(payload, n)
-                    version = str(payload.get("system_fingerprint") or payload.get("model") or "")[:200]
+                    version = _reported_version(payload)
                     if version and seen is not None:
                         seen.append((time.monotonic(), version))
                     return [g.with_version(version) for g in gens] if version else gens
@@ -499,8 +501,8 @@ class OpenAICompatBackend:
                 Generation.from_native(
                     _content_text((choice.get("message") or {}).get("content")),
                     choice.get("finish_reason"),
-                    prompt_tokens=prompt_tokens if isinstance(prompt_tokens, int) else None,
-                    completion_tokens=completion_tokens if isinstance(completion_tokens, int) else None,
+                    prompt_tokens=token_count(prompt_tokens),
+                    completion_tokens=token_count(completion_tokens),
                 )
                 for choice in choices
             ]
@@ -544,6 +546,16 @@ def _content_text(content: object) -> str:
                 raise ValueError(f"the message content has a part of type {str(kind)[:50]!r}, not text")
         return "".join(texts)
     raise ValueError(f"the message content is a {type(content).__name__}, not text")
+
+
+def _reported_version(payload: dict) -> str:
+    """The version an answer reports (``system_fingerprint``, else ``model``): text only, made
+    storable (a NUL or a lone surrogate becomes U+FFFD), at most 200 characters."""
+    for key in ("system_fingerprint", "model"):
+        value = payload.get(key)
+        if isinstance(value, str) and value.strip():
+            return storable_text(value)[:200]
+    return ""
 
 
 def _error_message(payload: Any) -> str:

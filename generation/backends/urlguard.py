@@ -45,10 +45,18 @@ def allowed_hosts() -> set[str]:
     return {str(h).strip().lower().strip("[]") for h in hosts if str(h).strip()}
 
 
+#: Not globally reachable (IANA special-purpose registry), though Python 3.11's ``is_global``
+#: says they are: the IETF protocol assignments (192.0.0.192 is Oracle Cloud's legacy metadata).
+NON_PUBLIC_NETWORKS = (ipaddress.ip_network("192.0.0.0/24"),)
+
+
 def forbidden_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a worker must not connect to ``ip``, or None if it is a public address."""
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
+    """Why a worker must not connect to ``ip``, or None if it is a public address. An IPv6 address
+    carrying an IPv4 one (mapped, 6to4) is judged by the IPv4 address it leads to."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        ip = ip.ipv4_mapped or ip.sixtofour or ip
+    if any(ip in network for network in NON_PUBLIC_NETWORKS):
+        return "reserved or non-public"
     if ip.is_loopback:
         return "loopback"
     if ip.is_link_local:
