@@ -494,7 +494,9 @@ class OpenAICompatBackend:
         """The generations of a chat completion (PromptError if it is not one)."""
         try:
             choices = sorted(payload["choices"], key=lambda c: c.get("index", 0))
-            usage = payload.get("usage") or {}
+            usage = payload.get("usage")
+            if not isinstance(usage, dict):  # absent, or not an object: the counts are unknown
+                usage = {}
             prompt_tokens = usage.get("prompt_tokens")
             completion_tokens = usage.get("completion_tokens") if len(choices) == 1 else None
             gens = [

@@ -136,7 +136,6 @@ def test_a_finish_reason_that_cannot_be_stored_does_not_lose_the_batch(reason, r
         ({"choices": {"0": 1}}, "not an OpenAI chat completion"),
         ({"choice_message": {"role": "assistant", "content": 5}}, "content is a int"),
         ({"choice_message": {"role": "assistant", "content": [{"type": "image_url"}]}}, "image_url"),
-        ({"usage": [1, 2]}, "not an OpenAI chat completion"),
     ],
     ids=[
         "choices-null",
@@ -145,7 +144,6 @@ def test_a_finish_reason_that_cannot_be_stored_does_not_lose_the_batch(reason, r
         "choices-dict",
         "content-int",
         "content-image",
-        "usage-list",
     ],
 )
 def test_an_answer_of_the_wrong_shape_fails_its_prompt_alone(changes, reason, research_project, fake_server):  # noqa: F811

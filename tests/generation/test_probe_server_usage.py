@@ -21,13 +21,17 @@ pytestmark = pytest.mark.django_db
         {"prompt_tokens": 2**70, "completion_tokens": 2**70},
         {"prompt_tokens": True, "completion_tokens": True},
         {"prompt_tokens": 1.5, "completion_tokens": "3"},
+        [1, 2],
+        "12 tokens",
     ],
-    ids=["negative", "2**70", "bool", "float-string"],
+    ids=["negative", "2**70", "bool", "float-string", "usage-list", "usage-string"],
 )
 def test_implausible_token_counts_are_unknown(usage, research_project, fake_server):  # noqa: F811
     """Before: a negative, a 2**70 or a true count went into the candidate's metadata as sent (and
     2**70 completion tokens flagged it over_length). Now a count that is not a whole number from 0
-    to 2**31-1 is unknown (None), as judges already treat it."""
+    to 2**31-1 is unknown (None), as judges already treat it. A ``usage`` that is not an object
+    (a list, a string) failed the whole answer ("not an OpenAI chat completion"), throwing away a
+    good (and, for a judge, paid) answer: now its counts are unknown and the answer is kept."""
     _, url = fake_server(default=by_prompt({HOSTILE_PROMPT: answer_with(usage=usage)}))
     job = run_job(research_project, url, None)
     assert job.state == JobState.DONE, job.error
