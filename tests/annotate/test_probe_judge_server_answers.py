@@ -14,6 +14,7 @@ from core.jobs import JobState
 from tests.annotate import judge_fakesrv as fakesrv
 from tests.annotate.test_judges import make_pairs
 from tests.annotate.test_judges_defects import PAIRS, make_judge_job, prefers_x
+from tests.generation.test_probe_server_answers import UNSTORABLE_VERSIONS
 
 
 def answering_with(**changes):
@@ -39,16 +40,7 @@ def run(make_project, servers, behaviour):
     return judge_job_run(job_id=make_judge_job(project, url, name="jh"), chunk=2)
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [
-        {"model": "m-\u0000-x"},
-        {"model": "m-\ud800-x"},
-        {"system_fingerprint": "fp-\u0000-x"},
-        {"system_fingerprint": "fp-\udfff-x"},
-    ],
-    ids=["model-nul", "model-surrogate", "fingerprint-nul", "fingerprint-surrogate"],
-)
+@UNSTORABLE_VERSIONS
 def test_a_reported_version_that_cannot_be_stored_does_not_fail_the_job(changes, make_project, servers):
     """Before: the job failed with "DataError: PostgreSQL text fields cannot contain NUL (0x00)
     bytes" (or a UnicodeEncodeError) and no suggestion was written, though every answer was a

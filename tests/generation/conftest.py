@@ -33,6 +33,29 @@ def _fresh_backend_cache():
     backends.clear_cache()
 
 
+def openai_job_inline(project, url: str, *, k: int = 1, prompts: int = 2, **config):
+    """A job of ``prompts`` prompts (``add_prompts``: q0, q1, ...; "number 1" is q1's text) on an
+    ``openai`` endpoint at ``url`` (no retries, no backoff, then ``config``), ``k`` samples each,
+    run here and now; the job, refreshed."""
+    from annotate.services.tasks import PairMode
+    from generation import services
+
+    endpoint = services.endpoint_create(
+        name="oa",
+        backend="openai",
+        model="m",
+        config={"base_url": url, "backoff_s": 0, "max_retries": 0, **config},
+        project=project,
+    )
+    add_prompts(project, prompts)
+    job = services.job_create(
+        project=project, endpoints=[endpoint], k=k, batch_size=prompts, enqueue=False, task_mode=PairMode.NONE
+    )
+    job = services.job_run_inline(job=job)
+    job.refresh_from_db()
+    return job
+
+
 def add_prompts(project, count: int, *, tags=None, start: int = 0) -> list[Prompt]:
     return Prompt.objects.bulk_create(
         [

@@ -10,11 +10,9 @@ import json
 import pytest
 
 from annotate.models import Candidate
-from annotate.services.tasks import PairMode
 from core.jobs import JobState
-from generation import services
 from generation.models import CandidateCheck, GenerationFailure
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import openai_job_inline
 from tests.generation.test_backend_openai_defects import by_prompt, completion, fake_server, send  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -22,22 +20,9 @@ pytestmark = pytest.mark.django_db
 HOSTILE_PROMPT = "number 1"
 
 
-def run_job(project, url, hostile):
-    """A job of two prompts (q0 answered normally, q1 with ``hostile``), run inline."""
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "backoff_s": 0, "max_retries": 0},
-        project=project,
-    )
-    add_prompts(project, 2)
-    job = services.job_create(
-        project=project, endpoints=[endpoint], k=1, batch_size=2, enqueue=False, task_mode=PairMode.NONE
-    )
-    job = services.job_run_inline(job=job)
-    job.refresh_from_db()
-    return job
+def run_job(project, url, hostile=None):
+    """A job of two prompts (q0 answered normally, q1 as the server scripts it), run inline."""
+    return openai_job_inline(project, url)
 
 
 def answer_with(**changes):
@@ -61,7 +46,8 @@ def by_external_id(job):
 # --- 1. a version the server reports that cannot be stored ----------------------------------------
 
 
-@pytest.mark.parametrize(
+#: Versions a server may report that PostgreSQL cannot store (NUL, lone surrogates), by where.
+UNSTORABLE_VERSIONS = pytest.mark.parametrize(
     "changes",
     [
         {"model": "m-\u0000-x"},
@@ -71,6 +57,9 @@ def by_external_id(job):
     ],
     ids=["model-nul", "model-surrogate", "fingerprint-nul", "fingerprint-surrogate"],
 )
+
+
+@UNSTORABLE_VERSIONS
 def test_a_reported_version_that_cannot_be_stored_does_not_lose_the_batch(
     changes,
     research_project,

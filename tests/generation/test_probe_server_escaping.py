@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.services.tasks import PairMode
-from generation import services
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import openai_job_inline
 from tests.generation.test_backend_openai_defects import by_prompt, fake_server, send  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
@@ -17,23 +15,7 @@ TAG = "<img src=x onerror=alert(1)>"
 def test_the_job_page_escapes_the_servers_error_text(research_project, researcher, client, fake_server):  # noqa: F811
     refuse = lambda h, body: send(h, 400, {"error": {"message": f"refused {TAG}"}})  # noqa: E731
     _, url = fake_server(default=by_prompt({"number 1": refuse}))
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "max_retries": 0},
-        project=research_project,
-    )
-    add_prompts(research_project, 2)
-    job = services.job_create(
-        project=research_project,
-        endpoints=[endpoint],
-        k=1,
-        batch_size=2,
-        enqueue=False,
-        task_mode=PairMode.NONE,
-    )
-    job = services.job_run_inline(job=job)
+    job = openai_job_inline(research_project, url)
     client.force_login(researcher)
     response = client.get(f"/generation/{research_project.slug}/jobs/{job.pk}/")
     assert response.status_code == 200

@@ -8,25 +8,16 @@ import pytest
 
 from annotate.models import Candidate
 from annotate.services.imports import MAX_TEXT_CHARS
-from annotate.services.tasks import PairMode
 from core.jobs import JobState
-from generation import services
 from generation.models import CandidateCheck, GenerationFailure
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import openai_job_inline
 from tests.generation.test_backend_openai_defects import by_prompt, completion, fake_server, send  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.django_db
 
 
 def run_job(project, url, k):
-    endpoint = services.endpoint_create(
-        name="oa", backend="openai", model="m", config={"base_url": url, "max_retries": 0}, project=project
-    )
-    add_prompts(project, 2)
-    job = services.job_create(
-        project=project, endpoints=[endpoint], k=k, batch_size=2, enqueue=False, task_mode=PairMode.NONE
-    )
-    return services.job_run_inline(job=job)
+    return openai_job_inline(project, url, k=k)
 
 
 @pytest.mark.parametrize("k", [1, 2])

@@ -12,13 +12,12 @@ import pytest
 
 from annotate.errors import InvalidInput
 from annotate.models import Candidate
-from annotate.services.tasks import PairMode
 from core.jobs import JobState
 from generation import services
 from generation.backends.openai_compat import OpenAICompatBackend, validate_config
 from generation.backends.urlguard import UnsafeURL, check_url
 from generation.models import GenerationFailure, ModelEndpoint
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import openai_job_inline
 from tests.generation.test_backend_openai_defects import HELLO, by_prompt, fake_server, ok, send  # noqa: F401 (fixture)
 
 INTERNAL = [
@@ -88,23 +87,7 @@ def test_a_redirect_is_never_followed_to_another_host(status, research_project, 
     location = f"{target_url}/v1/chat/completions"
     redirect = lambda h, body: send(h, status, raw=b"", headers={"Location": location})  # noqa: E731
     _, url = fake_server(default=by_prompt({"number 1": redirect}))
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "backoff_s": 0, "max_retries": 2},
-        project=research_project,
-    )
-    add_prompts(research_project, 2)
-    job = services.job_create(
-        project=research_project,
-        endpoints=[endpoint],
-        k=1,
-        batch_size=2,
-        enqueue=False,
-        task_mode=PairMode.NONE,
-    )
-    job = services.job_run_inline(job=job)
+    job = openai_job_inline(research_project, url, max_retries=2)
     assert job.state == JobState.DONE
     assert target.state["requests"] == []
     assert list(Candidate.objects.filter(generation_job=job).values_list("text", flat=True)) == ["hi"]
