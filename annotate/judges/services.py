@@ -105,6 +105,7 @@ from core.audit import audit_create, audit_record
 from core.db import unique_or_conflict
 from core.jobs import JobState
 from core.outbox import outbox_enqueue
+from generation.backends.base import token_count
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +117,6 @@ MAX_PRICE = Decimal("1000000")
 #: Seconds to wait before each extra pass over the tasks that failed transiently (one pass each;
 #: the job is delivered again after each, its worker free meanwhile).
 TRANSIENT_RETRY_DELAYS_S: tuple[float, ...] = (15.0,)
-MAX_TOKENS = 2**31 - 1  # what the suggestion's columns hold; a count beyond is not believed
 
 
 _VERDICT_WORDS = {"tie": "a tie", "both_bad": '"both bad"'}
@@ -392,16 +392,9 @@ def _cost(judge: Judge, prompt_tokens: int | None, completion_tokens: int | None
     return total.quantize(Decimal("0.000001"))
 
 
-def _tokens(value) -> int | None:
-    """A token count the server reported, or None (none reported, or not a plausible count)."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_TOKENS:
-        return None
-    return value
-
-
 def _add(total: int | None, value) -> int | None:
-    value = _tokens(value)
-    return None if total is None or value is None else _tokens(total + value)
+    value = token_count(value)
+    return None if total is None or value is None else token_count(total + value)
 
 
 def _tasks_input(task_ids: list[int]) -> dict[int, dict]:
