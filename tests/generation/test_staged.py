@@ -419,29 +419,3 @@ def test_a_cancelled_jobs_candidates_can_be_released(research_project, researche
         1,
     )
     assert Task.objects.filter(generation_job=job).count() == 1  # q0's pair; q1 kept one response
-
-
-def test_jobs_from_before_staging_keep_their_tasks(research_project, researcher, monkeypatch):
-    """The migration records a finished job (which made its tasks) as released, and a job still
-    running releases all when it ends, as it would have."""
-    import importlib
-
-    from django.apps import apps
-
-    from annotate.models import Task as TaskModel
-    from generation.models import GenerationJob
-
-    migration = importlib.import_module("generation.migrations.0004_staged_candidates")
-    old = staged_job(research_project, monkeypatch, auto_release="all")
-    GenerationJob.objects.filter(pk=old.pk).update(released="", released_at=None, released_tasks=0)
-    running = GenerationJob.objects.create(project=research_project, k=2, state="running")
-    migration.jobs_before_staging(apps, None)
-    old.refresh_from_db()
-    running.refresh_from_db()
-    assert (
-        old.released == "all"
-        and old.released_tasks == TaskModel.objects.filter(generation_job=old).count() == 24
-    )
-    assert running.auto_release == "all" and running.released == ""
-    with pytest.raises(Conflict):
-        services.job_release(job=old, which="all", actor=researcher)
