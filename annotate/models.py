@@ -21,6 +21,7 @@ from django.db.models import F, Q
 from annotate.strength import STRENGTH_RANGE, strength_in_range
 from core.jobs import BackgroundJob
 from core.models import Authored
+from core.models_constraints import one_of
 
 
 class TaskKind(models.TextChoices):
@@ -138,10 +139,8 @@ class Project(Authored):
             models.CheckConstraint(condition=Q(lease_ttl_seconds__gte=30), name="project_lease_ttl_min"),
             _within_bounds("ranking_k", name="project_ranking_k_range"),
             _within_bounds("rating_scale_max", name="project_rating_scale_range"),
-            models.CheckConstraint(condition=Q(kind__in=TaskKind.values), name="project_kind_valid"),
-            models.CheckConstraint(
-                condition=Q(task_order__in=TaskOrder.values), name="project_task_order_valid"
-            ),
+            one_of("kind", TaskKind, name="project_kind_valid"),
+            one_of("task_order", TaskOrder, name="project_task_order_valid"),
             models.CheckConstraint(
                 condition=Q(target_agreement__isnull=True)
                 | (Q(target_agreement__gt=0) & Q(target_agreement__lte=1)),
@@ -190,7 +189,7 @@ class Membership(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(fields=["project", "user", "role"], name="membership_unique_role"),
-            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+            one_of("role", Role, name="membership_role_valid"),
         ]
         indexes = [models.Index(fields=["user", "project"])]
 
@@ -439,9 +438,7 @@ class Assignment(models.Model):
             models.CheckConstraint(
                 condition=Q(expires_at__gt=F("leased_at")), name="assignment_expiry_after_lease"
             ),
-            models.CheckConstraint(
-                condition=Q(state__in=AssignmentState.values), name="assignment_state_valid"
-            ),
+            one_of("state", AssignmentState, name="assignment_state_valid"),
         ]
         indexes = [
             models.Index(fields=["task", "labeler"]),
@@ -506,9 +503,7 @@ class Annotation(models.Model):
         ordering = ["id"]
         constraints = [
             models.UniqueConstraint(fields=["task", "labeler"], name="annotation_one_per_labeler"),
-            models.CheckConstraint(
-                condition=Q(choice__isnull=True) | Q(choice__in=Choice.values), name="annotation_choice_valid"
-            ),
+            one_of("choice", Choice, name="annotation_choice_valid", null=True),
             models.CheckConstraint(condition=strength_in_range(), name="annotation_strength_range"),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True) | Q(choice__in=[Choice.A, Choice.B]),
@@ -712,9 +707,7 @@ class AnnotationReview(models.Model):
 
     class Meta:
         constraints = [
-            models.CheckConstraint(
-                condition=Q(verdict__in=ReviewVerdict.values), name="review_verdict_valid"
-            ),
+            one_of("verdict", ReviewVerdict, name="review_verdict_valid"),
             models.CheckConstraint(
                 condition=~Q(verdict=ReviewVerdict.REJECTED) | ~Q(reason=""), name="review_reject_has_reason"
             ),
@@ -744,10 +737,7 @@ class Adjudication(models.Model):
             models.CheckConstraint(
                 condition=Q(choice__isnull=False) | Q(ranking__isnull=False), name="adjudication_has_label"
             ),
-            models.CheckConstraint(
-                condition=Q(choice__isnull=True) | Q(choice__in=Choice.values),
-                name="adjudication_choice_valid",
-            ),
+            one_of("choice", Choice, name="adjudication_choice_valid", null=True),
             models.CheckConstraint(
                 condition=Q(strength__isnull=True)
                 | (

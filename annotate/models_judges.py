@@ -32,6 +32,7 @@ from django.db.models import Q
 from annotate.strength import strength_in_range
 from core.jobs import JobState, ResumableJob
 from core.models import Authored
+from core.models_constraints import one_of
 
 
 class Judge(Authored):
@@ -133,7 +134,7 @@ class JudgeJob(ResumableJob):
 
     class Meta(ResumableJob.Meta):
         constraints = [
-            models.CheckConstraint(condition=Q(state__in=JobState.values), name="judgejob_state_valid"),
+            one_of("state", JobState, name="judgejob_state_valid"),
             models.CheckConstraint(
                 condition=Q(done_units__lte=models.F("total_units")), name="judgejob_done_within_total"
             ),
@@ -190,9 +191,7 @@ class JudgeSuggestion(models.Model):
         ordering = ["job", "task"]
         constraints = [
             models.UniqueConstraint(fields=["job", "task"], name="judgesuggestion_unique_task"),
-            models.CheckConstraint(
-                condition=Q(status__in=SuggestionStatus.values), name="judgesuggestion_status_valid"
-            ),
+            one_of("status", SuggestionStatus, name="judgesuggestion_status_valid"),
             models.CheckConstraint(
                 condition=Q(choice="") | (Q(status="ok") & Q(choice__in=["a", "b", "tie", "both_bad"])),
                 name="judgesuggestion_choice_only_when_ok",
@@ -226,7 +225,7 @@ class RoutingDecision(models.Model):
     class Meta:
         ordering = ["task"]
         constraints = [
-            models.CheckConstraint(condition=Q(route__in=Route.values), name="routing_route_valid"),
+            one_of("route", Route, name="routing_route_valid"),
         ]
         indexes = [models.Index(fields=["project", "route"])]
 
@@ -250,7 +249,7 @@ class RerouteJob(ResumableJob):
 
     class Meta(ResumableJob.Meta):
         constraints = [
-            models.CheckConstraint(condition=Q(state__in=JobState.values), name="reroutejob_state_valid"),
+            one_of("state", JobState, name="reroutejob_state_valid"),
             models.CheckConstraint(
                 condition=Q(done_units__lte=models.F("total_units")), name="reroutejob_done_within_total"
             ),

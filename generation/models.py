@@ -16,6 +16,7 @@ from django.db.models import Q
 
 from core.jobs import FINAL_STATES, JobState, WorkerJob  # JobState: the shared job lifecycle
 from core.models import Authored
+from core.models_constraints import one_of
 
 
 class Backend(models.TextChoices):
@@ -52,9 +53,7 @@ class ModelEndpoint(Authored):
 
     class Meta:
         ordering = ["name"]
-        constraints = [
-            models.CheckConstraint(condition=Q(backend__in=Backend.values), name="endpoint_backend_valid")
-        ]
+        constraints = [one_of("backend", Backend, name="endpoint_backend_valid")]
 
     def __str__(self) -> str:
         return self.name
@@ -126,12 +125,10 @@ class GenerationJob(WorkerJob):
     class Meta(WorkerJob.Meta):
         constraints = [
             models.CheckConstraint(condition=Q(k__gte=1) & Q(k__lte=64), name="job_k_range"),
-            models.CheckConstraint(condition=Q(state__in=JobState.values), name="job_state_valid"),
-            models.CheckConstraint(condition=Q(task_mode__in=TaskMode.values), name="job_task_mode_valid"),
-            models.CheckConstraint(
-                condition=Q(auto_release__in=AutoRelease.values), name="job_auto_release_valid"
-            ),
-            models.CheckConstraint(condition=Q(released__in=ReleaseWhich.values), name="job_released_valid"),
+            one_of("state", JobState, name="job_state_valid"),
+            one_of("task_mode", TaskMode, name="job_task_mode_valid"),
+            one_of("auto_release", AutoRelease, name="job_auto_release_valid"),
+            one_of("released", ReleaseWhich, name="job_released_valid"),
             # released once, with its time; a staged job has created no tasks yet
             models.CheckConstraint(
                 condition=(Q(released="") & Q(released_at__isnull=True) & Q(released_tasks=0))
@@ -175,9 +172,7 @@ class GenerationBatch(models.Model):
         ordering = ["job", "index"]
         constraints = [
             models.UniqueConstraint(fields=["job", "index"], name="generationbatch_unique_index"),
-            models.CheckConstraint(
-                condition=Q(state__in=BatchState.values), name="generationbatch_state_valid"
-            ),
+            one_of("state", BatchState, name="generationbatch_state_valid"),
         ]
         indexes = [models.Index(fields=["job", "state"])]
 

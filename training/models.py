@@ -6,6 +6,7 @@ from django.db import models
 from django.db.models import Q
 
 from core.jobs import JobState, Resumable, UserJob, WorkerJob
+from core.models_constraints import one_of
 
 
 class ExportFormat(models.TextChoices):
@@ -48,11 +49,11 @@ class Export(Resumable, UserJob):
     class Meta(UserJob.Meta):
         constraints = [
             models.UniqueConstraint(fields=["project", "version"], name="export_unique_version"),
-            models.CheckConstraint(condition=Q(format__in=ExportFormat.values), name="export_format_valid"),
+            one_of("format", ExportFormat, name="export_format_valid"),
             models.CheckConstraint(
                 condition=Q(file_type__in=["jsonl", "parquet"]), name="export_file_type_valid"
             ),
-            models.CheckConstraint(condition=Q(state__in=ExportState.values), name="export_state_valid"),
+            one_of("state", ExportState, name="export_state_valid"),
         ]
 
     RESUME_TASK = "training.export_run"
@@ -110,8 +111,8 @@ class TrainingRun(WorkerJob):
 
     class Meta(WorkerJob.Meta):
         constraints = [
-            models.CheckConstraint(condition=Q(kind__in=RunKind.values), name="run_kind_valid"),
-            models.CheckConstraint(condition=Q(state__in=RunState.values), name="run_state_valid"),
+            one_of("kind", RunKind, name="run_kind_valid"),
+            one_of("state", RunState, name="run_state_valid"),
             models.CheckConstraint(
                 condition=Q(export__isnull=False) | ~Q(dataset_path="") | Q(kind__in=["ppo", "rloo", "grpo"]),
                 name="run_has_data",
