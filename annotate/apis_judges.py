@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -226,16 +226,12 @@ def _job(project: Project, job_id: int) -> JudgeJob:
 
 
 @extend_schema(tags=[TAG])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List AI judges",
-        description="Managers and researchers. The project's judges, by name.",
-        operation_id="judges_list",
-    )
-)
 class JudgeListCreateApi(ProjectPagedListApi):
     capability = "judge"
     row_serializer = JudgeSerializer
+    list_summary = "List AI judges"
+    list_description = "Managers and researchers. The project's judges, by name."
+    list_operation_id = "judges_list"
 
     def rows(self, project: Project) -> QuerySet[Judge]:
         return selectors.judges_for_project(project=project)
@@ -323,16 +319,14 @@ class JudgeRunApi(ProjectApiView):
 
 
 @extend_schema(tags=[TAG])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List judge jobs",
-        description="Managers and researchers. The project's judge jobs, newest first, with progress and cost.",
-        operation_id="judge_jobs_list",
-    )
-)
 class JudgeJobListApi(ProjectPagedListApi):
     capability = "judge"
     row_serializer = JudgeJobSerializer
+    list_summary = "List judge jobs"
+    list_description = (
+        "Managers and researchers. The project's judge jobs, newest first, with progress and cost."
+    )
+    list_operation_id = "judge_jobs_list"
 
     def rows(self, project: Project) -> QuerySet[JudgeJob]:
         return selectors.judge_jobs_for_project(project=project)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -86,16 +86,12 @@ def _deactivated(membership: Membership, released: int) -> dict:
 
 
 @extend_schema(tags=["Members"])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List members",
-        operation_id="projects_members_list",
-        description="Managers. Every membership of the project, one per role, active or not, by username.",
-    )
-)
 class MemberListApi(ProjectPagedListApi):
     capability = "manage"
     row_serializer = MembershipSerializer
+    list_summary = "List members"
+    list_operation_id = "projects_members_list"
+    list_description = "Managers. Every membership of the project, one per role, active or not, by username."
 
     def rows(self, project: Project) -> QuerySet[Membership]:
         return selectors.memberships_for_project(project=project)

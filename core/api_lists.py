@@ -9,7 +9,8 @@ its serializers, writes how it finds its rows, and documents its summary and des
   ``rows(project, filters)``.
 - :class:`ProjectPagedListApi`: a GET that pages through ``rows(project)`` and answers each row as
   ``row_data(row)``; ``row_serializer`` documents one row and, unless ``row_data`` builds the
-  payload another way, serializes it."""
+  payload another way, serializes it; ``list_summary``, ``list_description`` and
+  ``list_operation_id`` document the GET."""
 
 from __future__ import annotations
 
@@ -46,11 +47,20 @@ class ProjectFilteredListApi(generics.ListAPIView):
 
 class ProjectPagedListApi(ProjectApiView):
     row_serializer: type[serializers.Serializer]
+    list_summary: str
+    list_description: str
+    list_operation_id: str
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
-        responses = {200: paginated(cls.row_serializer), **errors(401, 403, 404)}
-        extend_schema_view(get=extend_schema(parameters=PAGE_PARAMETERS, responses=responses))(cls)
+        get = extend_schema(
+            summary=cls.list_summary,
+            description=cls.list_description,
+            operation_id=cls.list_operation_id,
+            parameters=PAGE_PARAMETERS,
+            responses={200: paginated(cls.row_serializer), **errors(401, 403, 404)},
+        )
+        extend_schema_view(get=get)(cls)
 
     def rows(self, project: Project) -> QuerySet:
         raise NotImplementedError

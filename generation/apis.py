@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from django.db.models import QuerySet
 from django.urls import path
-from drf_spectacular.utils import extend_schema, extend_schema_view
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -231,16 +231,12 @@ class GenerationJobDetailSerializer(GenerationJobSerializer):
 
 
 @extend_schema(tags=["Generation"])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List model endpoints",
-        description="Researchers. The endpoints this project's jobs may use: its own and the shared ones.",
-        operation_id="generation_endpoints_list",
-    )
-)
 class EndpointListCreateApi(ProjectPagedListApi):
     capability = "research"
     row_serializer = EndpointSerializer
+    list_summary = "List model endpoints"
+    list_description = "Researchers. The endpoints this project's jobs may use: its own and the shared ones."
+    list_operation_id = "generation_endpoints_list"
 
     def rows(self, project: Project) -> QuerySet[ModelEndpoint]:
         return selectors.endpoints_for_project(project=project).select_related("project")
@@ -265,18 +261,14 @@ class EndpointListCreateApi(ProjectPagedListApi):
 
 
 @extend_schema(tags=["Generation"])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List generation jobs",
-        description="Researchers. The project's jobs, newest first, with their progress.",
-        operation_id="generation_jobs_list",
-    )
-)
 class JobListCreateApi(ProjectPagedListApi):
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "jobs"
     row_serializer = GenerationJobSerializer
+    list_summary = "List generation jobs"
+    list_description = "Researchers. The project's jobs, newest first, with their progress."
+    list_operation_id = "generation_jobs_list"
 
     def rows(self, project: Project) -> QuerySet[GenerationJob]:
         return selectors.jobs_for_project(project=project)

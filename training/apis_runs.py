@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -94,13 +94,6 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
 
 
 @extend_schema(tags=["Training runs"])
-@extend_schema_view(
-    get=extend_schema(
-        summary="List training runs",
-        description="Researchers. The project's runs, newest first, with state and latest metrics.",
-        operation_id="training_runs_list",
-    )
-)
 class RunListCreateApi(ProjectPagedListApi):
     """A project's runs, newest first; POST validates and queues a new one."""
 
@@ -109,6 +102,9 @@ class RunListCreateApi(ProjectPagedListApi):
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
     row_serializer = TrainingRunSerializer
+    list_summary = "List training runs"
+    list_description = "Researchers. The project's runs, newest first, with state and latest metrics."
+    list_operation_id = "training_runs_list"
 
     def rows(self, project: Project) -> QuerySet[TrainingRun]:
         return selectors.runs_for_project(project=project)
@@ -148,9 +144,9 @@ class RunListCreateApi(ProjectPagedListApi):
 
 @extend_schema(tags=["Training runs"])
 class RunDetailApi(ProjectApiView):
-    capability = "research"
-
     """A run's status: state, latest and final metrics, error."""
+
+    capability = "research"
 
     @extend_schema(
         summary="Read a training run",
