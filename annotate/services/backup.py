@@ -579,6 +579,22 @@ def project_restore(
         if len(pending[kind]) >= 2000:
             flush(kind)
 
+    def queue_made(kind: str, model, old_id, data: dict, **fields) -> None:
+        """Queue a new ``model(**fields, **data)`` as the record of ``kind`` dumped with ``old_id``,
+        keeping the time it was made (``data``'s optional ``created_at``)."""
+        created_at = data.pop("created_at", None)
+        obj = model(**fields, **data)
+        keep_time(obj, "created_at", created_at)
+        queue(kind, model, old_id, obj)
+
+    def map_prompt_and_job(data: dict) -> None:
+        """Point a dumped candidate's or task's ``prompt_id`` and ``generation_job_id`` at the
+        restored rows (both kinds are flushed first, so that their new ids are known)."""
+        flush("prompt")
+        flush("generation_job")
+        data["prompt_id"] = ids["prompt"][data["prompt_id"]]
+        data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
+
     at_line = [0]  # the line read last, for flush()'s errors
     for number, kind, data in _read(stream):
         at_line[0] = number
@@ -728,10 +744,7 @@ def project_restore(
                 keep_time(ack, "acknowledged_at", data["acknowledged_at"])
             elif kind == "prompt":
                 old = data.pop("id")
-                created_at = data.pop("created_at", None)
-                obj = Prompt(project=project, **data)
-                keep_time(obj, "created_at", created_at)
-                queue("prompt", Prompt, old, obj)
+                queue_made("prompt", Prompt, old, data, project=project)
             elif kind == "generation_job":
                 old = data.pop("id")
                 names = data.pop("endpoints", None)  # older dumps lack them
@@ -757,28 +770,16 @@ def project_restore(
                 queue("generation_job", GenerationJob, old, job)
             elif kind == "candidate":
                 old = data.pop("id")
-                flush("prompt")
-                flush("generation_job")
-                data["prompt_id"] = ids["prompt"][data["prompt_id"]]
-                data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
+                map_prompt_and_job(data)
                 served_by = data.pop("endpoint__name", None)
                 data["endpoint_id"] = (
                     endpoint(served_by, "endpoint__name").pk if served_by is not None else None
                 )
-                created_at = data.pop("created_at", None)
-                obj = Candidate(**data)
-                keep_time(obj, "created_at", created_at)
-                queue("candidate", Candidate, old, obj)
+                queue_made("candidate", Candidate, old, data)
             elif kind == "task":
                 old = data.pop("id")
-                flush("prompt")
-                flush("generation_job")
-                data["prompt_id"] = ids["prompt"][data["prompt_id"]]
-                data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
-                created_at = data.pop("created_at", None)
-                obj = Task(project=project, claims=0, **data)
-                keep_time(obj, "created_at", created_at)
-                queue("task", Task, old, obj)
+                map_prompt_and_job(data)
+                queue_made("task", Task, old, data, project=project, claims=0)
             elif kind == "task_candidate":
                 flush("task")
                 flush("candidate")

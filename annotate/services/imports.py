@@ -32,7 +32,7 @@ import threading
 import zlib
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import IO
 
 from django.conf import settings
@@ -112,18 +112,7 @@ class ImportReport:
     truncated_errors: bool = False
 
     def as_dict(self) -> dict:
-        return {
-            "format": self.format,
-            "lines": self.lines,
-            "prompts": self.prompts,
-            "candidates": self.candidates,
-            "tasks": self.tasks,
-            "annotations": self.annotations,
-            "skipped_lines": self.skipped_lines,
-            "committed": self.committed,
-            "errors": [e.as_dict() for e in self.errors],
-            "truncated_errors": self.truncated_errors,
-        }
+        return {**asdict(self), "errors": [e.as_dict() for e in self.errors]}
 
 
 class ImportFailed(InvalidInput):

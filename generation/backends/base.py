@@ -284,6 +284,15 @@ def check_conversation(conversation: object) -> list[dict]:
     return conversation
 
 
+def known_settings(config: dict, known: tuple[str, ...], backend: str) -> dict:
+    """A copy of an endpoint's ``config``, once every setting in it is one of ``known``; otherwise a
+    ValueError naming the unknown ones, ``backend``'s settings and the known ones."""
+    unknown = sorted(set(config) - set(known))
+    if unknown:
+        raise ValueError(f"Unknown {backend} setting(s): {', '.join(unknown)}. Known: {', '.join(known)}.")
+    return dict(config)
+
+
 def first_line(exc: BaseException) -> str:
     """The first line of an exception's message (its type's name when it has none), fit to show."""
     text = str(exc).strip() or type(exc).__name__

@@ -57,6 +57,7 @@ from generation.backends.base import (
     SamplingParams,
     check_conversation,
     first_line,
+    known_settings,
     token_count,
 )
 from generation.backends.urlguard import UnresolvableHost, UnsafeURL, check_url
@@ -189,10 +190,7 @@ def _deadline_transport(concurrency: int) -> httpx.HTTPTransport:
 
 def validate_config(config: dict, *, resolve: bool = True) -> dict:
     """Check an endpoint's config; ``resolve`` also checks where the base URL's host resolves."""
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown openai setting(s): {', '.join(unknown)}. Known: {', '.join(CONFIG_KEYS)}.")
-    out = dict(config)
+    out = known_settings(config, CONFIG_KEYS, "openai")
     base_url = out.get("base_url")
     if not isinstance(base_url, str) or not base_url.strip():
         raise ValueError("base_url is required (e.g. http://gpu-box:8000/v1).")

@@ -24,6 +24,7 @@ from generation.backends.base import (
     SamplingParams,
     chat_prompts,
     first_line,
+    known_settings,
     require_chat_template,
     truncate_at_stop,
 )
@@ -34,12 +35,7 @@ CONFIG_KEYS = ("device", "dtype", "batch_size", "max_model_len", "local_files_on
 
 def validate_config(config: dict) -> dict:
     """Check an endpoint's ``config`` for this backend; returns it normalised. Raises ValueError."""
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(
-            f"Unknown transformers setting(s): {', '.join(unknown)}. Known: {', '.join(CONFIG_KEYS)}."
-        )
-    out = dict(config)
+    out = known_settings(config, CONFIG_KEYS, "transformers")
     device = str(out.get("device", "cpu"))
     if not (
         device in ("cpu", "cuda", "auto", "mps") or (device.startswith("cuda:") and device[5:].isdigit())

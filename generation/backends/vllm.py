@@ -21,6 +21,7 @@ from generation.backends.base import (
     SamplingParams,
     chat_prompts,
     first_line,
+    known_settings,
     require_chat_template,
 )
 from generation.backends.transformers import model_version_of
@@ -37,10 +38,7 @@ CONFIG_KEYS = (
 
 
 def validate_config(config: dict) -> dict:
-    unknown = sorted(set(config) - set(CONFIG_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown vLLM setting(s): {', '.join(unknown)}. Known: {', '.join(CONFIG_KEYS)}.")
-    out = dict(config)
+    out = known_settings(config, CONFIG_KEYS, "vLLM")
     if str(out.get("dtype", "auto")) not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}.")
     tp = out.get("tensor_parallel_size", 1)
