@@ -1,5 +1,6 @@
 """What management commands share: one way to answer a service's refusal (``ServiceCommand``) and
-one way to answer a path the user named that cannot be used (``user_path``).
+one way to answer a path the user named that cannot be used (``user_path``), and one way to refuse
+a number out of its range (``option_in_range``).
 
 A command built on ``ServiceCommand`` lets the services' ``ServiceError`` (bad input, not found,
 conflict) end it: the error becomes a one-line ``CommandError`` naming the option that carried the
@@ -83,3 +84,10 @@ def user_path(option: str, path: str | os.PathLike) -> Iterator[None]:
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise CommandError(f"{option}: cannot use {str(path)!r}: {reason}.") from None
+
+
+def option_in_range(option: str, value: int | None, low: int, high: int) -> None:
+    """Refuse ``value`` of ``option`` (``--days``) outside ``low..high`` (both allowed) as a
+    one-line ``CommandError``; ``None`` (the option not given) passes."""
+    if value is not None and not low <= value <= high:
+        raise CommandError(f"{option}: must be between {low} and {high} (got {value}).")

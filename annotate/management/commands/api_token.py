@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotate.models import ApiToken, Project
 from annotate.services.tokens import MAX_EXPIRY_DAYS, token_create, token_revoke
-from core.cli import ServiceCommand
+from core.cli import ServiceCommand, option_in_range
 
 
 class Command(ServiceCommand):
@@ -51,8 +51,7 @@ class Command(ServiceCommand):
                     raise CommandError(f"--project: no project {slug!r}.")
                 projects.append(project)
             days = opts["days"]
-            if days is not None and not 1 <= days <= MAX_EXPIRY_DAYS:
-                raise CommandError(f"--days: must be between 1 and {MAX_EXPIRY_DAYS} (got {days}).")
+            option_in_range("--days", days, 1, MAX_EXPIRY_DAYS)
             expires = timezone.now() + timedelta(days=days) if days is not None else None
             token, secret = token_create(user=user, name=opts["name"], projects=projects, expires_at=expires)
             self.stderr.write(f"Token {token.pk} ({token.name}) for {user}; shown once:")

@@ -26,7 +26,9 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
+
+from core.cli import option_in_range
 
 #: The generation queue's worker, as the README's production section runs it (after ``python``).
 GENERATION_WORKER = [
@@ -113,10 +115,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, **opts):
-        if not 1 <= opts["concurrency"] <= MAX_CONCURRENCY:
-            raise CommandError(
-                f"--concurrency: must be between 1 and {MAX_CONCURRENCY} (got {opts['concurrency']})."
-            )
+        option_in_range("--concurrency", opts["concurrency"], 1, MAX_CONCURRENCY)
         env = dict(os.environ)
         env.setdefault(
             "DJANGO_SETTINGS_MODULE", os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base")

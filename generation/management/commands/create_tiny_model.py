@@ -17,7 +17,7 @@ from django.core.management.base import BaseCommand, CommandError
 from annotate import selectors as annotate_selectors
 from annotate.errors import ServiceError
 from annotate.models import Prompt
-from core.cli import user_path
+from core.cli import option_in_range, user_path
 from generation import services
 from generation.tiny_model import build_tiny_model
 
@@ -47,11 +47,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, out_dir: str, project: str | None, register_endpoint: str | None, **options):
         for option, allowed in (("vocab_size", VOCAB_SIZES), ("seed", SEEDS)):
-            if options[option] not in allowed:
-                raise CommandError(
-                    f"--{option.replace('_', '-')}: must be between {allowed.start} and {allowed.stop - 1} "
-                    f"(got {options[option]})."
-                )
+            option_in_range(f"--{option.replace('_', '-')}", options[option], allowed.start, allowed.stop - 1)
         project_obj = None
         texts: list[str] = []
         if project:

@@ -16,7 +16,7 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from annotate.errors import ServiceError
-from core.cli import ServiceCommand, user_path
+from core.cli import ServiceCommand, option_in_range, user_path
 from core.paths import is_hub_id, usable_model
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_for
@@ -57,10 +57,7 @@ class Command(ServiceCommand):
 
     def handle(self, *args, **opts):
         kind = opts["kind"]
-        if not 1 <= opts["num_processes"] <= MAX_NUM_PROCESSES:
-            raise CommandError(
-                f"--num-processes: must be between 1 and {MAX_NUM_PROCESSES} (got {opts['num_processes']})."
-            )
+        option_in_range("--num-processes", opts["num_processes"], 1, MAX_NUM_PROCESSES)
         if not opts["launch"]:  # they only shape an accelerate launch; never ignore them silently
             if opts["accelerate_config"]:
                 raise CommandError("--accelerate-config: it is used only with --launch; add --launch.")
