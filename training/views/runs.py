@@ -17,7 +17,7 @@ from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
-from core.pages import flash_form_outcome, flash_outcome, form_page_submit
+from core.pages import flash_form_outcome, form_page_submit, object_button
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -91,6 +91,10 @@ def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
     return found(selectors.run_get(project=access.project, run_id=run_id), "No such run.")
 
 
+def _back_to_run(access: ProjectAccess, run: TrainingRun) -> HttpResponse:
+    return redirect("training:run_detail", slug=access.project.slug, run_id=run.pk)
+
+
 @project_page("research")
 @require_http_methods(["GET", "POST"])
 @page_rate_limit("runs")
@@ -162,14 +166,10 @@ def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) ->
     return JsonResponse(payload)
 
 
-@project_page("research")
-@require_POST
-def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
-    run = _run_for(access, run_id)
-    flash_outcome(
-        request, lambda: run_cancel(run=run, actor=request.user), "Cancelling the run.", level=messages.info
-    )
-    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
+@object_button("research", find=_run_for, back=_back_to_run, level=messages.info)
+def run_cancel_view(request: HttpRequest, access: ProjectAccess, run: TrainingRun) -> str:
+    run_cancel(run=run, actor=request.user)
+    return "Cancelling the run."
 
 
 @project_page("research")
@@ -182,4 +182,4 @@ def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) 
         lambda data: run_register_endpoint(run=run, name=data["name"], actor=request.user),
         lambda endpoint: f"Registered as the generation endpoint {endpoint.name}.",
     )
-    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
+    return _back_to_run(access, run)
