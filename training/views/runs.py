@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
-from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
 from core.pages import flash_form_outcome, form_page_submit, object_button
+from core.pages_forms import JSONObjectField
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -47,10 +47,11 @@ class RunForm(forms.Form):
     reward_run = forms.TypedChoiceField(
         required=False, coerce=int, empty_value=None, help_text="PPO, RLOO and GRPO: the reward model."
     )
-    config = forms.CharField(
+    config = JSONObjectField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
         help_text='Options as JSON, e.g. {"learning_rate": 1e-5, "num_train_epochs": 1}. Defaults below.',
+        error_messages={"not_object": "The options must be a JSON object."},
     )
 
     def __init__(self, *args, project: Project, **kwargs):
@@ -67,18 +68,6 @@ class RunForm(forms.Form):
             (r.pk, f"#{r.pk} reward model") for r in runs if r.kind == RunKind.REWARD
         ]
         self.base_model_options = selectors.base_model_options(project=project, policy_kinds=POLICY_KINDS)
-
-    def clean_config(self) -> dict:
-        raw = (self.cleaned_data.get("config") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json_loads_safe(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("The options must be a JSON object.")
-        return value
 
 
 class RegisterForm(forms.Form):
