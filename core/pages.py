@@ -4,7 +4,9 @@ Pages post a form and call one service (:func:`form_submit`, :func:`form_page_su
 button and flash the outcome (:func:`flash_outcome`, :func:`flash_form_outcome` when the button
 sends a field); a refusal (``ServiceError``) lands on the
 form's field or in a flash message. A form posted to an address of its own, which shows the refused
-form again there, is :func:`post_form` (a reload of that address goes back to the form's page).
+form again there, is :func:`post_form` (a reload of that address goes back to the form's page). A
+button on one object of the project (cancel a job, deactivate a member) is a view made by
+:func:`object_button`.
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any, TypeVar
 from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import redirect
+from django.views.decorators.http import require_POST
 
 from annotate.errors import ServiceError
+from core.access import project_page
 
 T = TypeVar("T")
 
@@ -123,6 +127,35 @@ def post_form(page: str) -> Callable:
             if request.method != "POST":
                 return HttpResponseNotAllowed(["POST"])
             return view(request, access, *args, **kwargs)
+
+        return wrapped
+
+    return decorator
+
+
+def object_button(
+    capability: str,
+    *,
+    find: Callable[..., Any],
+    back: Callable[[Any, Any], HttpResponse],
+    level: Callable[..., None] = messages.success,
+) -> Callable:
+    """Make ``view(request, access, obj) -> str`` a project page's button on one object of the
+    project (a job, a membership): POST only, under ``project_page(capability)``.
+
+    ``find(access, **url_kwargs)`` looks the object up (its refusal is the 404); the view makes the
+    one service call and returns the success message, flashed at ``level`` (a ``ServiceError`` it
+    raises is flashed instead, see :func:`flash_outcome`); either way the answer is
+    ``back(access, obj)``, the redirect to the object's page."""
+
+    def decorator(view: Callable[..., str]) -> Callable[..., HttpResponse]:
+        @project_page(capability)
+        @require_POST
+        @functools.wraps(view)
+        def wrapped(request: HttpRequest, access: Any, **kwargs: Any) -> HttpResponse:
+            obj = find(access, **kwargs)
+            flash_outcome(request, lambda: view(request, access, obj), str, level=level)
+            return back(access, obj)
 
         return wrapped
 

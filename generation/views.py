@@ -10,20 +10,24 @@ from django.contrib import messages
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
-from django.views.decorators.http import require_GET, require_POST
+from django.views.decorators.http import require_GET
 
 from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, is_site_admin, project_page
-from core.pages import flash_outcome, form_submit, post_form
+from core.pages import form_submit, object_button, post_form
 from generation import selectors, services
 from generation.forms import EndpointForm, JobForm
 from generation.models import RELEASABLE_STATES, GenerationJob
 
 
-def _job_for(project: Project, job_id: int) -> GenerationJob:
-    return found(selectors.job_get(project=project, job_id=job_id), "No such generation job.")
+def _job_for(access: ProjectAccess, job_id: int) -> GenerationJob:
+    return found(selectors.job_get(project=access.project, job_id=job_id), "No such generation job.")
+
+
+def _back_to_job(access: ProjectAccess, job: GenerationJob) -> HttpResponse:
+    return redirect("generation:job_detail", slug=access.project.slug, job_id=job.pk)
 
 
 def _home_context(
@@ -101,7 +105,7 @@ def job_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
     # a manager reaches the job from the Progress page (the generation tab is for researchers)
     project, nav = access.project, access.nav("generation" if access.can("research") else "progress")
-    job = _job_for(project, job_id)
+    job = _job_for(access, job_id)
     status = selectors.job_status(job=job)
     staged = selectors.job_staged_summary(job=job) if status["finished"] else None
     return render(
@@ -127,23 +131,16 @@ def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
 @project_page("release")
 @require_GET
 def job_status_json(request: HttpRequest, access: ProjectAccess, job_id: int) -> JsonResponse:
-    project = access.project
-    job = _job_for(project, job_id)
+    job = _job_for(access, job_id)
     response = JsonResponse(selectors.job_status(job=job))
     response["Cache-Control"] = "no-store"
     return response
 
 
-@project_page("research")
-@require_POST
-def job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = _job_for(access.project, job_id)
-    flash_outcome(
-        request,
-        lambda: services.job_cancel(job=job, actor=request.user),
-        f"Generation job {job.pk} cancelled.",
-    )
-    return redirect("generation:job_detail", slug=access.project.slug, job_id=job.pk)
+@object_button("research", find=_job_for, back=_back_to_job)
+def job_cancel(request: HttpRequest, access: ProjectAccess, job: GenerationJob) -> str:
+    services.job_cancel(job=job, actor=request.user)
+    return f"Generation job {job.pk} cancelled."
 
 
 RELEASE_MESSAGES = {
@@ -153,15 +150,9 @@ RELEASE_MESSAGES = {
 }
 
 
-@project_page("release")
-@require_POST
-def job_release(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = _job_for(access.project, job_id)
-    flash_outcome(
-        request,
-        lambda: services.job_release(job=job, which=request.POST.get("which", ""), actor=request.user),
-        lambda released: RELEASE_MESSAGES[released.released].format(
-            job=released.pk, tasks=released.released_tasks, excluded=released.excluded_candidates
-        ),
+@object_button("release", find=_job_for, back=_back_to_job)
+def job_release(request: HttpRequest, access: ProjectAccess, job: GenerationJob) -> str:
+    released = services.job_release(job=job, which=request.POST.get("which", ""), actor=request.user)
+    return RELEASE_MESSAGES[released.released].format(
+        job=released.pk, tasks=released.released_tasks, excluded=released.excluded_candidates
     )
-    return redirect("generation:job_detail", slug=access.project.slug, job_id=job.pk)

@@ -5,17 +5,22 @@ from __future__ import annotations
 from django import forms
 
 from annotate.strength import Strength
-from annotate.validation import UnsafeJSON, json_loads_safe
+from core.pages_forms import JSONObjectField
 
 
 class JudgeForm(forms.Form):
     name = forms.SlugField(max_length=80, help_text="Letters, digits and dashes.")
     endpoint = forms.ModelChoiceField(queryset=None, help_text="The model that judges.")
-    sampling = forms.CharField(
+    sampling = JSONObjectField(
         required=False,
         initial='{"temperature": 0, "max_new_tokens": 300}',
         widget=forms.TextInput(attrs={"class": "mono"}),
         help_text="JSON sampling parameters (no n).",
+        error_messages={
+            "unsafe": "Sampling: %(error)s.",  # a NUL (jsonb cannot store it) or nesting too deep for Python
+            "invalid_json": 'Sampling must be a JSON object, e.g. {"temperature": 0}.',
+            "not_object": "Sampling must be a JSON object.",
+        },
     )
     price_prompt_per_1k = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=6)
     price_completion_per_1k = forms.DecimalField(required=False, min_value=0, max_digits=12, decimal_places=6)
@@ -23,20 +28,6 @@ class JudgeForm(forms.Form):
     def __init__(self, *args, endpoints=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.fields["endpoint"].queryset = endpoints
-
-    def clean_sampling(self) -> dict:
-        raw = (self.cleaned_data.get("sampling") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json_loads_safe(raw)
-        except UnsafeJSON as exc:  # a NUL (jsonb cannot store it) or nesting too deep for Python
-            raise forms.ValidationError(f"Sampling: {exc}.") from None
-        except ValueError:
-            raise forms.ValidationError('Sampling must be a JSON object, e.g. {"temperature": 0}.') from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("Sampling must be a JSON object.")
-        return value
 
 
 class JudgeRunForm(forms.Form):

@@ -21,9 +21,10 @@ from annotate.judges.forms import (
     JudgeSettingsForm,
 )
 from annotate.models import TaskKind
+from annotate.models_judges import JudgeJob
 from core.access import ProjectAccess, project_page
 from core.jobs import JobState
-from core.pages import flash_form_outcome, flash_outcome, form_submit, post_form
+from core.pages import flash_form_outcome, flash_outcome, form_submit, object_button, post_form
 from generation.selectors import endpoints_for_project
 
 
@@ -179,10 +180,18 @@ def judge_reroute(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     return redirect("annotate:judges", project.slug)
 
 
+def _job_for(access: ProjectAccess, job_id: int) -> JudgeJob:
+    return found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+
+
+def _back_to_job(access: ProjectAccess, job: JudgeJob) -> HttpResponse:
+    return redirect("annotate:judge_job", access.project.slug, job.pk)
+
+
 @project_page("judge")
 @require_GET
 def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
+    job = _job_for(access, job_id)
     return render(
         request,
         "annotate/judges/job.html",
@@ -195,34 +204,13 @@ def judge_job(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpR
     )
 
 
-def _job_button(
-    request: HttpRequest, access: ProjectAccess, job_id: int, action, success: str
-) -> HttpResponse:
-    """A judge job page's button: run ``action(job=..., actor=...)``, flash the outcome, back to the job."""
-    job = found(selectors.judge_job_get(project=access.project, job_id=job_id), "No such judge job.")
-    flash_outcome(request, lambda: action(job=job, actor=request.user), success)
-    return redirect("annotate:judge_job", access.project.slug, job.pk)
+@object_button("judge", find=_job_for, back=_back_to_job)
+def judge_job_cancel(request: HttpRequest, access: ProjectAccess, job: JudgeJob) -> str:
+    services.judge_job_cancel(job=job, actor=request.user)
+    return "Cancelled: tasks judged so far keep their suggestions."
 
 
-@project_page("judge")
-@require_POST
-def judge_job_cancel(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    return _job_button(
-        request,
-        access,
-        job_id,
-        services.judge_job_cancel,
-        "Cancelled: tasks judged so far keep their suggestions.",
-    )
-
-
-@project_page("judge")
-@require_POST
-def judge_job_retry(request: HttpRequest, access: ProjectAccess, job_id: int) -> HttpResponse:
-    return _job_button(
-        request,
-        access,
-        job_id,
-        services.judge_job_retry_failed,
-        "Queued again for the tasks that failed because the server was down or overloaded.",
-    )
+@object_button("judge", find=_job_for, back=_back_to_job)
+def judge_job_retry(request: HttpRequest, access: ProjectAccess, job: JudgeJob) -> str:
+    services.judge_job_retry_failed(job=job, actor=request.user)
+    return "Queued again for the tasks that failed because the server was down or overloaded."

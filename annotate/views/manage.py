@@ -7,8 +7,6 @@ Access (capability "manage") is checked by ``core.access.project_page``.
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
-from typing import Any
 
 from django.contrib import messages
 from django.http import Http404, HttpRequest, HttpResponse
@@ -34,7 +32,7 @@ from annotate.services.manage import member_add, member_deactivate, project_sett
 from annotate.throttles import page_rate_limit
 from annotate.uploads import human_bytes, import_size_limit_install, import_too_large_message
 from core.access import ProjectAccess, project_page
-from core.pages import add_service_error, flash_outcome, form_submit
+from core.pages import add_service_error, form_submit, object_button
 from generation import selectors as generation_selectors
 
 
@@ -290,54 +288,37 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     )
 
 
-def _member_change(
-    request: HttpRequest,
-    access: ProjectAccess,
-    membership_id: int,
-    change: Callable[[Membership], Any],
-    success: Callable[[Membership, Any], str],
-) -> HttpResponse:
-    """A button on the members page: run ``change`` on one of the project's memberships, flash
-    ``success(membership, result)`` or the refusal, and go back to the list."""
-    project = access.project
-    membership = get_object_or_404(
-        Membership.objects.select_related("user"), pk=membership_id, project=project
+def _membership_for(access: ProjectAccess, membership_id: int) -> Membership:
+    return get_object_or_404(
+        Membership.objects.select_related("user"), pk=membership_id, project=access.project
     )
-    flash_outcome(request, lambda: change(membership), lambda result: success(membership, result))
-    return redirect("annotate:manage_members", slug=project.slug)
+
+
+def _back_to_members(access: ProjectAccess, _membership: Membership) -> HttpResponse:
+    return redirect("annotate:manage_members", slug=access.project.slug)
 
 
 def _role_name(membership: Membership) -> str:
     return membership.get_role_display().lower()
 
 
-@project_page("manage")
-@require_POST
-def manage_member_deactivate(request: HttpRequest, access: ProjectAccess, membership_id: int) -> HttpResponse:
-    return _member_change(
-        request,
-        access,
-        membership_id,
-        lambda m: member_deactivate(project=access.project, actor=request.user, membership=m),
-        lambda m, released: (
-            f"{m.user} is no longer a {_role_name(m)} here."
-            + (f" {released} task(s) they held went back to the pool." if released else "")
-        ),
+@object_button("manage", find=_membership_for, back=_back_to_members)
+def manage_member_deactivate(request: HttpRequest, access: ProjectAccess, membership: Membership) -> str:
+    released = member_deactivate(project=access.project, actor=request.user, membership=membership)
+    return f"{membership.user} is no longer a {_role_name(membership)} here." + (
+        f" {released} task(s) they held went back to the pool." if released else ""
     )
 
 
-@project_page("manage")
-@require_POST
-def manage_member_reactivate(request: HttpRequest, access: ProjectAccess, membership_id: int) -> HttpResponse:
-    return _member_change(
-        request,
-        access,
-        membership_id,
-        lambda m: member_add(
-            project=access.project, actor=request.user, username=m.user.get_username(), role=m.role
-        ),
-        lambda m, _result: f"{m.user} is a {_role_name(m)} here again.",
+@object_button("manage", find=_membership_for, back=_back_to_members)
+def manage_member_reactivate(request: HttpRequest, access: ProjectAccess, membership: Membership) -> str:
+    member_add(
+        project=access.project,
+        actor=request.user,
+        username=membership.user.get_username(),
+        role=membership.role,
     )
+    return f"{membership.user} is a {_role_name(membership)} here again."
 
 
 # --- manager: import -------------------------------------------------------------------------------

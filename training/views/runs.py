@@ -15,9 +15,9 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
-from annotate.validation import json_loads_safe
 from core.access import ProjectAccess, project_page
-from core.pages import flash_form_outcome, flash_outcome, form_page_submit
+from core.pages import flash_form_outcome, form_page_submit, object_button
+from core.pages_forms import JSONObjectField
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
@@ -47,10 +47,11 @@ class RunForm(forms.Form):
     reward_run = forms.TypedChoiceField(
         required=False, coerce=int, empty_value=None, help_text="PPO, RLOO and GRPO: the reward model."
     )
-    config = forms.CharField(
+    config = JSONObjectField(
         required=False,
         widget=forms.Textarea(attrs={"rows": 6, "spellcheck": "false"}),
         help_text='Options as JSON, e.g. {"learning_rate": 1e-5, "num_train_epochs": 1}. Defaults below.',
+        error_messages={"not_object": "The options must be a JSON object."},
     )
 
     def __init__(self, *args, project: Project, **kwargs):
@@ -68,18 +69,6 @@ class RunForm(forms.Form):
         ]
         self.base_model_options = selectors.base_model_options(project=project, policy_kinds=POLICY_KINDS)
 
-    def clean_config(self) -> dict:
-        raw = (self.cleaned_data.get("config") or "").strip()
-        if not raw:
-            return {}
-        try:
-            value = json_loads_safe(raw)
-        except json.JSONDecodeError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc.msg}.") from None
-        if not isinstance(value, dict):
-            raise forms.ValidationError("The options must be a JSON object.")
-        return value
-
 
 class RegisterForm(forms.Form):
     """The register button's name (the API's ``RunRegisterSerializer``: at most 100 characters)."""
@@ -89,6 +78,10 @@ class RegisterForm(forms.Form):
 
 def _run_for(access: ProjectAccess, run_id: int) -> TrainingRun:
     return found(selectors.run_get(project=access.project, run_id=run_id), "No such run.")
+
+
+def _back_to_run(access: ProjectAccess, run: TrainingRun) -> HttpResponse:
+    return redirect("training:run_detail", slug=access.project.slug, run_id=run.pk)
 
 
 @project_page("research")
@@ -162,14 +155,10 @@ def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) ->
     return JsonResponse(payload)
 
 
-@project_page("research")
-@require_POST
-def run_cancel_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
-    run = _run_for(access, run_id)
-    flash_outcome(
-        request, lambda: run_cancel(run=run, actor=request.user), "Cancelling the run.", level=messages.info
-    )
-    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
+@object_button("research", find=_run_for, back=_back_to_run, level=messages.info)
+def run_cancel_view(request: HttpRequest, access: ProjectAccess, run: TrainingRun) -> str:
+    run_cancel(run=run, actor=request.user)
+    return "Cancelling the run."
 
 
 @project_page("research")
@@ -182,4 +171,4 @@ def run_register_view(request: HttpRequest, access: ProjectAccess, run_id: int) 
         lambda data: run_register_endpoint(run=run, name=data["name"], actor=request.user),
         lambda endpoint: f"Registered as the generation endpoint {endpoint.name}.",
     )
-    return redirect("training:run_detail", slug=access.project.slug, run_id=run_id)
+    return _back_to_run(access, run)
