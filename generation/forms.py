@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 
 from annotate.services.tasks import PairMode
-from annotate.validation import json_loads_safe
+from core import pages_forms as core_forms
 from generation.models import AutoRelease, Backend, ModelEndpoint, TaskMode
 
 CONFIG_HELP = (
@@ -18,20 +18,11 @@ CONFIG_HELP = (
 )
 
 
-class JSONObjectField(forms.CharField):
-    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono"})
+class JSONObjectField(core_forms.JSONObjectField):
+    """The shared JSON-object field (``core.pages_forms``) in a monospaced three-row box."""
 
-    def to_python(self, value):
-        value = super().to_python(value)
-        if not value or not value.strip():
-            return {}
-        try:
-            parsed = json_loads_safe(value)
-        except ValueError as exc:
-            raise forms.ValidationError(f"Not valid JSON: {exc}") from exc
-        if not isinstance(parsed, dict):
-            raise forms.ValidationError("Give a JSON object ({...}).")
-        return parsed
+    widget = forms.Textarea(attrs={"rows": 3, "spellcheck": "false", "class": "mono"})
+    default_error_messages = {"not_object": "Give a JSON object ({...})."}
 
 
 class EndpointForm(forms.Form):
