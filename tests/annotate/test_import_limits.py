@@ -199,28 +199,47 @@ def test_deeply_nested_api_json_body_is_a_400(make_project, labeler_in):
     assert resp.status_code == 400
 
 
-def test_nul_in_an_api_json_body_is_a_400(make_project, labeler_in):
+@pytest.mark.parametrize(
+    ("escape", "said"), [("\\u0000", "NUL"), ("\\ud800", "surrogate")], ids=["nul", "surrogate"]
+)
+def test_a_nul_or_an_unpaired_surrogate_in_an_api_json_body_is_a_400(make_project, labeler_in, escape, said):
     project = make_project()
-    researcher = labeler_in(project, role="researcher")
-    client = bearer(researcher, name="t")
+    client = bearer(labeler_in(project, role="researcher"), name="t")
     resp = client.post(
         f"/api/v1/projects/{project.slug}/exports/",
-        b'{"format": "trl", "options": {"note": "a\\u0000b"}}',
+        b'{"format": "trl", "options": {"note": "a' + escape.encode() + b'b"}}',
         content_type="application/json",
     )
-    assert resp.status_code == 400 and "NUL" in resp.json()["detail"]
+    assert resp.status_code == 400 and said in resp.json()["detail"]
 
 
-def test_json_form_fields_refuse_deep_nesting_and_nul():
+@pytest.mark.parametrize(
+    ("raw", "said"),
+    [
+        ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", None),
+        ('{"a": "x\\u0000"}', None),
+        ('{"stop": ["\\udc00"]}', "surrogate"),
+    ],
+    ids=["deep", "nul", "surrogate"],
+)
+def test_json_form_fields_refuse_deep_nesting_nul_and_unpaired_surrogates(raw, said):
     from django import forms
 
     from generation.forms import JSONObjectField
 
-    field = JSONObjectField(required=False)
-    for raw in ('{"a": ' + "[" * 200_000 + "]" * 200_000 + "}", '{"a": "x\\u0000"}'):
-        with pytest.raises(forms.ValidationError):
-            field.clean(raw)
-    assert field.clean('{"a": [1]}') == {"a": [1]}
+    with pytest.raises(forms.ValidationError, match=said):
+        JSONObjectField(required=False).clean(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "value"),
+    [('{"a": [1]}', {"a": [1]}), ('{"stop": ["\\ud83d\\ude00"]}', {"stop": ["\U0001f600"]})],
+    ids=["nested", "surrogate-pair"],
+)
+def test_json_form_fields_keep_what_they_can_store(raw, value):
+    from generation.forms import JSONObjectField
+
+    assert JSONObjectField(required=False).clean(raw) == value
 
 
 def test_cli_skip_invalid_keeps_the_good_lines_around_nul_and_deep_json(make_project, tmp_path):
@@ -292,28 +311,6 @@ def test_an_unpaired_surrogate_over_the_api_import_is_a_line_error(make_project,
     assert resp.status_code == 400, resp.content
     assert "surrogate" in json.dumps(resp.json())
     assert not project.prompts.exists()
-
-
-def test_an_unpaired_surrogate_in_an_api_json_body_is_a_400(make_project, labeler_in):
-    project = make_project()
-    client = bearer(labeler_in(project, role="researcher"), name="t")
-    resp = client.post(
-        f"/api/v1/projects/{project.slug}/exports/",
-        b'{"format": "trl", "options": {"note": "a\\ud800b"}}',
-        content_type="application/json",
-    )
-    assert resp.status_code == 400 and "surrogate" in resp.json()["detail"]
-
-
-def test_json_form_fields_refuse_unpaired_surrogates():
-    from django import forms
-
-    from generation.forms import JSONObjectField
-
-    field = JSONObjectField(required=False)
-    with pytest.raises(forms.ValidationError, match="surrogate"):
-        field.clean('{"stop": ["\\udc00"]}')
-    assert field.clean('{"stop": ["\\ud83d\\ude00"]}') == {"stop": ["\U0001f600"]}
 
 
 def _page_import(client, project, manager, *rows):
