@@ -17,7 +17,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import pytest
 from django.db import connections
+
+from annotate.errors import Conflict
 
 
 def someone_waits_on_a_lock(timeout: float = 10.0) -> bool:
@@ -84,6 +87,19 @@ class HeldTransaction:
     def __exit__(self, *exc) -> None:
         self._thread.join(30)
         assert not self._thread.is_alive(), "the first call did not finish"
+
+
+def second_is_a_conflict(
+    monkeypatch, hook: str, first_call: Callable[[], Any], second_call: Callable[[], Any]
+) -> tuple[HeldTransaction, Conflict]:
+    """Run ``first_call`` held at ``hook`` (a ``HeldTransaction``) and ``second_call`` meanwhile: the
+    second must wait on the first's uncommitted writes and then raise ``Conflict``, the first must
+    succeed. Returns the first's ``HeldTransaction`` (its ``result``) and the second's ``Conflict``."""
+    with HeldTransaction(monkeypatch, hook, first_call) as first, pytest.raises(Conflict) as exc:
+        second_call()
+    assert first.other_waited, "the second call never waited on the first's uncommitted writes"
+    assert first.error is None, first.error
+    return first, exc.value
 
 
 @contextlib.contextmanager

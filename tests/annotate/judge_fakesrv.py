@@ -28,10 +28,14 @@ class _Handler(BaseHTTPRequestHandler):
         behaviour(self, body)
 
 
-def send(handler, status: int, payload) -> None:
-    data = json.dumps(payload).encode()
+def send(
+    handler, status: int, payload=None, *, raw: bytes | None = None, content_type="application/json"
+) -> None:
+    """Answer ``status`` with ``payload`` as JSON (a NUL travels as \\u0000, a lone surrogate as
+    \\ud800), or with the bytes ``raw`` as they are, under ``content_type``."""
+    data = raw if raw is not None else json.dumps(payload).encode()
     handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
+    handler.send_header("Content-Type", content_type)
     handler.send_header("Content-Length", str(len(data)))
     handler.end_headers()
     handler.wfile.write(data)
@@ -56,6 +60,15 @@ def answering(fn, *, usage: dict | bool | None = True):
 
     def behaviour(handler, body) -> None:
         send(handler, 200, completion(fn(body["messages"][-1]["content"]), usage=usage))
+
+    return behaviour
+
+
+def refusing(status: int, message: str):
+    """A behaviour answering ``status`` with an OpenAI error object that says ``message``."""
+
+    def behaviour(handler, body) -> None:
+        send(handler, status, {"error": {"message": message}})
 
     return behaviour
 

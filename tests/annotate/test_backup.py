@@ -141,6 +141,42 @@ def _endpoints(project, boss):
     return own, shared
 
 
+def _generated(project, own, shared):
+    """A finished generation job of both endpoints, every candidate of the project written by ``own``."""
+    from annotate.models import Candidate
+    from generation.models import GenerationJob
+
+    job = GenerationJob.objects.create(project=project, k=1, state="done")
+    job.endpoints.set([own, shared])
+    Candidate.objects.filter(prompt__project=project).update(
+        source="generated", generation_job=job, endpoint=own
+    )
+    return job
+
+
+def _labelled_reviewed_and_adjudicated(project, boss, user) -> None:
+    """``user`` labels a task; ``boss`` accepts the label and adjudicates the task."""
+    lease = task_claim_next(project=project, labeler=user)
+    ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
+    annotation_review(actor=boss, project=project, annotation_id=ann.pk, verdict="accepted")
+    task_adjudicate(actor=boss, project=project, task_id=ann.task_id, choice="a", strength=1)
+
+
+def _project_with_every_record(make_project, make_user, labeler_in):
+    """A project with a record of every kind a dump writes: tasks, its own endpoint (and a shared
+    one), a judge, a generation job (``_generated``), a label reviewed and adjudicated, the log."""
+    from annotate.judges.services import judge_create
+
+    boss = make_user("boss")
+    project = make_project(actor=boss)
+    add_tasks(project, prompts=2)
+    own, shared = _endpoints(project, boss)
+    judge_create(project=project, name="j", endpoint=shared, actor=boss)
+    _generated(project, own, shared)
+    _labelled_reviewed_and_adjudicated(project, boss, labeler_in(project, "lab"))
+    return project
+
+
 def test_judges_and_the_project_s_endpoints_come_back(make_project, make_user):
     from annotate.judges.services import judge_create, judge_set_active
     from annotate.models import AnnotationSource, Judge
@@ -192,11 +228,7 @@ def test_a_generation_job_keeps_its_endpoints(make_project, make_user):
     project = make_project()
     add_tasks(project, prompts=2)
     own, shared = _endpoints(project, boss)
-    job = GenerationJob.objects.create(project=project, k=1, state="done")
-    job.endpoints.set([own, shared])
-    Candidate.objects.filter(prompt__project=project).update(
-        source="generated", generation_job=job, endpoint=own
-    )
+    _generated(project, own, shared)
     records = _records(_dump(project))
     assert next(r for r in records if r["type"] == "generation_job")["data"]["endpoints"] == [
         "own-ep",
@@ -220,11 +252,7 @@ def test_prompts_candidates_tasks_reviews_and_adjudications_keep_their_creation_
     project = make_project()
     add_tasks(project, prompts=2)
     boss = make_user("boss")
-    user = labeler_in(project, "lab")
-    lease = task_claim_next(project=project, labeler=user)
-    ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
-    annotation_review(actor=boss, project=project, annotation_id=ann.pk, verdict="accepted")
-    task_adjudicate(actor=boss, project=project, task_id=ann.task_id, choice="a", strength=1)
+    _labelled_reviewed_and_adjudicated(project, boss, labeler_in(project, "lab"))
     tables = [
         (Prompt, Prompt.objects.filter(project=project), ("created_at",)),
         (Candidate, Candidate.objects.filter(prompt__project=project), ("created_at",)),
@@ -345,22 +373,10 @@ NEW_COLUMNS = {
 def test_an_older_dump_without_judges_endpoints_times_or_log_still_restores(
     make_project, make_user, labeler_in
 ):
-    from annotate.judges.services import judge_create
     from annotate.models import Judge
     from generation.models import GenerationJob
 
-    boss = make_user("boss")
-    project = make_project(actor=boss)
-    add_tasks(project, prompts=2)
-    own, _shared = _endpoints(project, boss)
-    judge_create(project=project, name="j", endpoint=own, actor=boss)
-    job = GenerationJob.objects.create(project=project, k=1, state="done")
-    job.endpoints.set([own])
-    user = labeler_in(project, "lab")
-    lease = task_claim_next(project=project, labeler=user)
-    ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
-    annotation_review(actor=boss, project=project, annotation_id=ann.pk, verdict="accepted")
-    task_adjudicate(actor=boss, project=project, task_id=ann.task_id, choice="a", strength=1)
+    project = _project_with_every_record(make_project, make_user, labeler_in)
 
     def old(record):
         if record["type"] in NEW_RECORDS:
@@ -418,24 +434,10 @@ def test_bad_new_records_are_refused_with_their_line_restoring_nothing(
 ):
     from django.contrib.auth import get_user_model
 
-    from annotate.judges.services import judge_create
-    from annotate.models import AuditEvent, Candidate, Judge
-    from generation.models import GenerationJob, ModelEndpoint
+    from annotate.models import AuditEvent, Judge
+    from generation.models import ModelEndpoint
 
-    boss = make_user("boss")
-    project = make_project(actor=boss)
-    add_tasks(project, prompts=2)
-    own, shared = _endpoints(project, boss)
-    judge_create(project=project, name="j", endpoint=shared, actor=boss)
-    job = GenerationJob.objects.create(project=project, k=1, state="done")
-    job.endpoints.set([own, shared])
-    Candidate.objects.filter(prompt__project=project).update(
-        source="generated", generation_job=job, endpoint=own
-    )
-    user = labeler_in(project, "lab")
-    lease = task_claim_next(project=project, labeler=user)
-    ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
-    annotation_review(actor=boss, project=project, annotation_id=ann.pk, verdict="accepted")
+    project = _project_with_every_record(make_project, make_user, labeler_in)
     data = _edited(_dump(project), _bad(kind, change))
     line = _line_of(data, kind)
     counts = [m.objects.count() for m in (Project, ModelEndpoint, Judge, AuditEvent, get_user_model(), Task)]

@@ -330,6 +330,15 @@ def make_judge_job(project, url, **kw):
     return judge_job_create(judge=make_judge(project, url, **kw)).pk
 
 
+def judged(make_project, servers, behaviour, *, tasks=("t0", "t1")) -> JudgeJob | None:
+    """A judge job run, in chunks of two, over a fresh project's ``tasks`` (names in ``PAIRS``)
+    against a fake model server answering every request with ``behaviour``; what the run returns."""
+    project = make_project()
+    make_pairs(project, {name: PAIRS[name] for name in tasks})
+    url, _state = servers(default=behaviour)
+    return judge_job_run(job_id=make_judge_job(project, url), chunk=2)
+
+
 @pytest.fixture
 def no_sleeping(monkeypatch):
     """Fails a test whose job holds its worker asleep (a backoff of under a second is the backend's)."""
@@ -525,10 +534,7 @@ def test_each_suggestion_records_the_model_version_that_answered_it(make_project
         payload["system_fingerprint"] = "fp-2026-12"
         fakesrv.send(handler, 200, payload)
 
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"]})
-    url, _state = servers(default=versioned)
-    job = judge_job_run(job_id=make_judge_job(project, url, name="jv"), chunk=2)
+    job = judged(make_project, servers, versioned, tasks=["t0"])
     assert job.state == JobState.DONE
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("model_version", flat=True)) == {
         "fp-2026-12"
@@ -551,10 +557,7 @@ def test_tasks_judged_in_one_call_record_their_own_answers_version(make_project,
         payload["system_fingerprint"] = f"fp-{n}"
         fakesrv.send(handler, 200, payload)
 
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"], "t1": PAIRS["t1"]})
-    url, _state = servers(default=versioned)
-    job = judge_job_run(job_id=make_judge_job(project, url, name="jv2"), chunk=2)
+    job = judged(make_project, servers, versioned)
     assert job.state == JobState.DONE
     versions = list(JudgeSuggestion.objects.filter(job=job).values_list("model_version", flat=True))
     assert len(versions) == 2 and len(set(versions)) == 2 and all(v.startswith("fp-") for v in versions)
@@ -564,19 +567,7 @@ def test_tasks_judged_in_one_call_record_their_own_answers_version(make_project,
 def test_a_server_error_text_that_cannot_be_stored_fails_its_task_not_the_job(make_project, servers, message):
     """A model server's error message with a NUL or a lone surrogate failed the whole judge job at
     the write (UnicodeEncodeError / DataError), with no suggestion stored."""
-
-    def refusing(handler, body):
-        data = ('{"error": {"message": ' + __import__("json").dumps(message) + "}}").encode()
-        handler.send_response(400)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"]})
-    url, _state = servers(default=refusing)
-    job = judge_job_run(job_id=make_judge_job(project, url, name="jn"), chunk=2)
+    job = judged(make_project, servers, fakesrv.refusing(400, message), tasks=["t0"])
     assert (
         job.state in (JobState.DONE, JobState.FAILED) and "Encode" not in job.error and "NUL" not in job.error
     )

@@ -15,6 +15,7 @@ from tests.annotate.test_judges import make_pairs
 from tests.annotate.test_judges_defects import PAIRS, make_judge, prefers_x
 from tests.annotate.test_judges_reroute import routed  # noqa: F401 - fixture
 from tests.generation.test_worker import (  # noqa: F401 - fixtures
+    REAL_WORKER_MARKS,
     _wait,
     postgres_db,
     publish_to_redis,
@@ -22,12 +23,7 @@ from tests.generation.test_worker import (  # noqa: F401 - fixtures
     start_worker,
 )
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = REAL_WORKER_MARKS
 
 
 @pytest.fixture

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.judges.services import judge_job_run
 from annotate.models import JudgeSuggestion
 from core.jobs import JobState
 from tests.annotate import judge_fakesrv as fakesrv
-from tests.annotate.test_judges import make_pairs
-from tests.annotate.test_judges_defects import PAIRS, make_judge_job, prefers_x
+from tests.annotate.test_judges_defects import judged, prefers_x
 from tests.generation.test_probe_server_answers import UNSTORABLE_VERSIONS
 
 
@@ -33,19 +31,12 @@ def answering_with(**changes):
     return behaviour
 
 
-def run(make_project, servers, behaviour):
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"], "t1": PAIRS["t1"]})
-    url, _state = servers(default=behaviour)
-    return judge_job_run(job_id=make_judge_job(project, url, name="jh"), chunk=2)
-
-
 @UNSTORABLE_VERSIONS
 def test_a_reported_version_that_cannot_be_stored_does_not_fail_the_job(changes, make_project, servers):
     """Before: the job failed with "DataError: PostgreSQL text fields cannot contain NUL (0x00)
     bytes" (or a UnicodeEncodeError) and no suggestion was written, though every answer was a
     good verdict (and paid for). Now the suggestions are written, the version with U+FFFD."""
-    job = run(make_project, servers, answering_with(**changes))
+    job = judged(make_project, servers, answering_with(**changes))
     assert job.state == JobState.DONE, job.error
     rows = list(JudgeSuggestion.objects.filter(job=job).values_list("status", "model_version"))
     assert len(rows) == 2
@@ -56,7 +47,7 @@ def test_a_reported_version_that_cannot_be_stored_does_not_fail_the_job(changes,
 
 @pytest.mark.parametrize("reason", ["st\u0000op", "\ud800"], ids=["nul", "surrogate"])
 def test_a_finish_reason_that_cannot_be_stored_is_harmless(reason, make_project, servers):
-    job = run(make_project, servers, answering_with(choice_finish_reason=reason))
+    job = judged(make_project, servers, answering_with(choice_finish_reason=reason))
     assert job.state == JobState.DONE, job.error
     assert list(JudgeSuggestion.objects.filter(job=job).values_list("status", flat=True)) == ["ok", "ok"]
 
@@ -73,14 +64,14 @@ def test_a_finish_reason_that_cannot_be_stored_is_harmless(reason, make_project,
 def test_an_answer_of_the_wrong_shape_is_a_failed_suggestion_with_the_reason(
     changes, reason, make_project, servers
 ):
-    job = run(make_project, servers, answering_with(**changes))
+    job = judged(make_project, servers, answering_with(**changes))
     assert job.state == JobState.FAILED and "Every task failed" in job.error
     rows = list(JudgeSuggestion.objects.filter(job=job).values_list("status", "error", "transient"))
     assert len(rows) == 2 and all(s == "failed" and reason in e and not t for s, e, t in rows)
 
 
 def test_an_answer_with_no_text_is_unparseable_not_a_crash(make_project, servers):
-    job = run(make_project, servers, answering_with(choice_message=None))
+    job = judged(make_project, servers, answering_with(choice_message=None))
     assert job.state == JobState.DONE, job.error
     rows = list(JudgeSuggestion.objects.filter(job=job).values_list("status", "error"))
     assert rows == [("unparseable", "The judge answered nothing.; The judge answered nothing.")] * 2
@@ -88,7 +79,7 @@ def test_an_answer_with_no_text_is_unparseable_not_a_crash(make_project, servers
 
 def test_a_verdict_holding_a_nul_is_stored_replaced_and_unparseable(make_project, servers):
     text = '{"verdict": "A\u0000"} \u0000 \ud800'
-    job = run(make_project, servers, answering_with(choice_message={"role": "assistant", "content": text}))
+    job = judged(make_project, servers, answering_with(choice_message={"role": "assistant", "content": text}))
     assert job.state == JobState.DONE, job.error
     for status, raw in JudgeSuggestion.objects.filter(job=job).values_list("status", "raw_first"):
         assert status == "unparseable" and raw == '{"verdict": "A\ufffd"} \ufffd \ufffd'

@@ -4,27 +4,12 @@ the character replaced, instead of crashing while recording its failure (left ru
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
-from annotate.judges.services import judge_job_run
 from annotate.models import JudgeJob, JudgeSuggestion
 from core.jobs import JobState
-from tests.annotate.test_judges import make_pairs
-from tests.annotate.test_judges_defects import PAIRS, make_judge_job
-
-
-def refusing(status: int, message: str):
-    def behaviour(handler, body):
-        data = json.dumps({"error": {"message": message}}).encode()  # \u0000, \ud800 escapes
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    return behaviour
+from tests.annotate import judge_fakesrv as fakesrv
+from tests.annotate.test_judges_defects import judged
 
 
 @pytest.mark.parametrize("status", [401, 403, 404])
@@ -32,27 +17,12 @@ def refusing(status: int, message: str):
 def test_a_refusal_whose_text_cannot_be_stored_fails_the_job_with_the_reason(
     status, message, make_project, servers
 ):
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"]})
-    url, _state = servers(default=refusing(status, message))
-    job_id = make_judge_job(project, url, name="jr")
-    judge_job_run(job_id=job_id, chunk=2)
-    job = JudgeJob.objects.get(pk=job_id)
+    run = judged(make_project, servers, fakesrv.refusing(status, message), tasks=["t0"])
+    job = JudgeJob.objects.get(pk=run.pk)  # as stored
     assert job.state == JobState.FAILED
     assert f"({status})" in job.error or "404" in job.error
     assert "key \ufffd refused" in job.error and "\x00" not in job.error
     assert not JudgeSuggestion.objects.filter(job=job).exists()
-
-
-def raw(status: int, data: bytes):
-    def behaviour(handler, body):
-        handler.send_response(status)
-        handler.send_header("Content-Type", "text/html")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.end_headers()
-        handler.wfile.write(data)
-
-    return behaviour
 
 
 @pytest.mark.parametrize(
@@ -69,10 +39,10 @@ def raw(status: int, data: bytes):
 def test_a_broken_body_is_a_failed_suggestion_with_a_storable_reason(
     status, data, reason, make_project, servers
 ):
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"]})
-    url, _state = servers(default=raw(status, data))
-    job = judge_job_run(job_id=make_judge_job(project, url, name="jb"), chunk=2)
+    def raw(handler, body):
+        fakesrv.send(handler, status, raw=data, content_type="text/html")
+
+    job = judged(make_project, servers, raw, tasks=["t0"])
     assert job.state == JobState.FAILED and "Every task failed" in job.error
     [(status_, error, transient)] = JudgeSuggestion.objects.filter(job=job).values_list(
         "status", "error", "transient"

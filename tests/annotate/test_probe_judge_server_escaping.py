@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import json
 
-from annotate.judges.services import judge_job_run
 from core.jobs import JobState
 from tests.annotate import judge_fakesrv as fakesrv
-from tests.annotate.test_judges import make_pairs
-from tests.annotate.test_judges_defects import PAIRS, make_judge_job, prefers_x
+from tests.annotate.test_judges_defects import judged, prefers_x
 
 TAG = "<img src=x onerror=alert(1)>"
 
@@ -26,10 +24,8 @@ def test_the_judge_job_page_escapes_what_the_server_sent(make_project, servers, 
         payload["system_fingerprint"] = f"fp {TAG}"
         fakesrv.send(handler, 200, payload)
 
-    project = make_project()
-    make_pairs(project, {"t0": PAIRS["t0"], "t1": PAIRS["t1"]})
-    url, _state = servers(default=hostile)
-    job = judge_job_run(job_id=make_judge_job(project, url, name="jx"), chunk=2)
+    job = judged(make_project, servers, hostile)
+    project = job.project
     assert job.state == JobState.DONE, job.error
     client.force_login(labeler_in(project, "mx", role="manager"))
     response = client.get(f"/projects/{project.slug}/judges/jobs/{job.pk}/")

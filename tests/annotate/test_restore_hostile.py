@@ -109,26 +109,41 @@ def _edit(data: bytes, kind: str, change: dict) -> bytes:
 # DataError: timestamp too large (after year 10K): '10000-01-01 04:59:59+00' (or "too small
 # (before year 1): '0001-12-31 19:00:00+00 BC'"). And an event dated in the future was copied:
 # the audit page lists the newest 200 events, so 200 events dated 2099 hid every later one.
+RECORD_TIMES = [
+    ("audit_event", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
+    ("audit_event", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
+    ("prompt", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
+    ("judge", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
+    ("audit_event", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
+    ("endpoint", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
+    ("review", "updated_at", "9999-12-31T00:00:00+00:00", "later than the restore"),
+]
+# Before: a generation job's started_at/finished_at/released_at and a finished assignment's
+# leased_at/expires_at/finished_at were read with parse_datetime alone: "9999-12-31T23:59:59-05:00"
+# was stored as 10000-01-01 04:59:59+00 and reading the restored job failed with "DataError:
+# timestamp too large (after year 10K)"; "garbage" in expires_at failed with 'a bad assignment
+# record at or before line 30 (NOT NULL ...)', not its line. (These may lie ahead: a lease expires.)
+JOB_AND_ASSIGNMENT_TIMES = [
+    ("generation_job", "finished_at", "9999-12-31T23:59:59-05:00", "out of range"),
+    ("generation_job", "started_at", "0001-01-01T00:00:00+05:00", "out of range"),
+    ("generation_job", "released_at", ["x"], "not a date and time"),
+    ("assignment", "expires_at", "9999-12-31T23:59:59-05:00", "out of range"),
+    ("assignment", "leased_at", "garbage", "not a date and time"),
+]
+
+
 @pytest.mark.parametrize(
-    ("kind", "field", "value", "message"),
-    [
-        ("audit_event", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
-        ("audit_event", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
-        ("prompt", "created_at", "9999-12-31T23:59:59-05:00", "out of range"),
-        ("judge", "created_at", "0001-01-01T00:00:00+05:00", "out of range"),
-        ("audit_event", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
-        ("endpoint", "created_at", "2099-01-01T00:00:00+00:00", "later than the restore"),
-        ("review", "updated_at", "9999-12-31T00:00:00+00:00", "later than the restore"),
-    ],
-    ids=lambda v: str(v)[:20],
+    ("kind", "field", "value", "message"), RECORD_TIMES + JOB_AND_ASSIGNMENT_TIMES, ids=lambda v: str(v)[:20]
 )
 def test_a_time_that_cannot_be_stored_or_is_in_the_future_is_refused_with_its_line(
     make_project, make_user, labeler_in, tmp_path, kind, field, value, message
 ):
     from annotate.services.leasing import annotation_submit, task_claim_next
     from annotate.services.review import annotation_review
+    from generation.models import GenerationJob
 
     project = _project(make_project, make_user)
+    GenerationJob.objects.create(project=project, k=1, state="done")
     user = labeler_in(project, "lab")
     lease = task_claim_next(project=project, labeler=user)
     ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
@@ -271,38 +286,6 @@ def test_an_endpoint_field_of_the_wrong_type_is_refused_naming_it(
     _restore_refused(
         tmp_path, _edit(data, "endpoint", {field: value}), rf"^line {line}: the endpoint {message}"
     )
-
-
-# Before: a generation job's started_at/finished_at/released_at and a finished assignment's
-# leased_at/expires_at/finished_at were read with parse_datetime alone: "9999-12-31T23:59:59-05:00"
-# was stored as 10000-01-01 04:59:59+00 and reading the restored job failed with "DataError:
-# timestamp too large (after year 10K)"; "garbage" in expires_at failed with 'a bad assignment
-# record at or before line 30 (NOT NULL ...)', not its line. (These may lie ahead: a lease expires.)
-@pytest.mark.parametrize(
-    ("kind", "field", "value", "message"),
-    [
-        ("generation_job", "finished_at", "9999-12-31T23:59:59-05:00", "out of range"),
-        ("generation_job", "started_at", "0001-01-01T00:00:00+05:00", "out of range"),
-        ("generation_job", "released_at", ["x"], "not a date and time"),
-        ("assignment", "expires_at", "9999-12-31T23:59:59-05:00", "out of range"),
-        ("assignment", "leased_at", "garbage", "not a date and time"),
-    ],
-    ids=lambda v: str(v)[:20],
-)
-def test_a_job_or_assignment_time_that_cannot_be_stored_is_refused_with_its_line(
-    make_project, make_user, labeler_in, tmp_path, kind, field, value, message
-):
-    from annotate.services.leasing import annotation_submit, task_claim_next
-    from generation.models import GenerationJob
-
-    project = _project(make_project, make_user)
-    GenerationJob.objects.create(project=project, k=1, state="done")
-    user = labeler_in(project, "lab")
-    lease = task_claim_next(project=project, labeler=user)
-    annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")
-    data = _dump(project)
-    line = _line_of(data, kind)
-    _restore_refused(tmp_path, _edit(data, kind, {field: value}), rf"^line {line}: .*{field}.*{message}")
 
 
 # Before: a judge record's user__username (the account its labels in the dump were made by) was

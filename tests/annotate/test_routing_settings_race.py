@@ -25,6 +25,14 @@ pytestmark = [
 ]
 
 
+def _raise_the_overlap_while(monkeypatch, project, hook: str, routing) -> None:
+    """Raise the project's overlap to 5 while ``routing`` is held at ``hook`` (a ``HeldTransaction``),
+    holding the tasks' rows; the held call must still succeed."""
+    with HeldTransaction(monkeypatch, hook, routing) as first:
+        project_update_settings(project=project, overlap=5)
+    assert first.error is None, first.error
+
+
 def test_raising_the_overlap_while_routing_applies_waits_and_leaves_the_judged_task_alone(
     monkeypatch, make_project, make_user
 ):
@@ -39,13 +47,12 @@ def test_raising_the_overlap_while_routing_applies_waits_and_leaves_the_judged_t
     add_suggestion(judge, confident, choice="a", strength=3)
     add_suggestion(judge, unsure, status="unparseable", error="no JSON")
     # routing holds the tasks' rows, its decisions written, when the overlap changes
-    with HeldTransaction(
+    _raise_the_overlap_while(
         monkeypatch,
+        project,
         "annotate.judges.services.audit_record",
         lambda: routing_apply_now(project=project, actor=manager),
-    ) as first:
-        project_update_settings(project=project, overlap=5)
-    assert first.error is None, first.error
+    )
     decision = RoutingDecision.objects.get(task=confident)
     task = Task.objects.get(pk=confident.pk)
     assert decision.route == "judge" and (task.claims, task.target_labels) == (1, 1)
@@ -57,13 +64,12 @@ def test_raising_the_overlap_while_routing_applies_waits_and_leaves_the_judged_t
 def test_raising_the_overlap_while_a_re_route_applies_waits_for_it(monkeypatch, routed):  # noqa: F811
     project, judge, manager, _ = routed
     judge_set_active(judge=judge, active=False, actor=manager)  # its tasks go back to humans
-    with HeldTransaction(
+    _raise_the_overlap_while(
         monkeypatch,
+        project,
         "annotate.judges.services.routing_apply",
         lambda: routing_reroute(project=project, actor=manager),
-    ) as first:
-        project_update_settings(project=project, overlap=5)
-    assert first.error is None, first.error
+    )
     assert not RoutingDecision.objects.filter(project=project).exists()
     assert sorted(Task.objects.filter(project=project).values_list("claims", "target_labels")) == [(0, 5)] * 4
     assert_claims_consistent(project)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth import get_user_model
 
-from annotate.errors import Conflict, InvalidInput
+from annotate.errors import InvalidInput
 from annotate.judges.services import judge_create, routing_apply_now
 from annotate.models import (
     Annotation,
@@ -31,7 +31,7 @@ from annotate.services.projects import project_create, project_update_settings
 from annotate.services.tokens import token_create, token_revoke
 from generation.services import endpoint_create
 from tests.conftest import add_tasks
-from tests.races import HeldTransaction
+from tests.races import HeldTransaction, second_is_a_conflict
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
@@ -42,16 +42,14 @@ pytestmark = [
 def test_two_projects_started_with_one_name_at_once_the_second_is_a_conflict(monkeypatch):
     """A creates "Same name" and holds its transaction; B passes the "address taken?" check (A's row
     is not committed), waits on the slug's unique index, and must get a 409 once A commits."""
-    with (
-        HeldTransaction(
-            monkeypatch, "core.audit.audit_record", lambda: project_create(name="Same name")
-        ) as first,
-        pytest.raises(Conflict) as exc,
-    ):
-        project_create(name="Same name")
-    assert first.other_waited, "B never waited on A's uncommitted project"
-    assert first.error is None and first.result.slug == "same-name"
-    assert exc.value.field == "slug" and "already exists" in exc.value.message
+    first, conflict = second_is_a_conflict(
+        monkeypatch,
+        "core.audit.audit_record",
+        lambda: project_create(name="Same name"),
+        lambda: project_create(name="Same name"),
+    )
+    assert first.result.slug == "same-name"
+    assert conflict.field == "slug" and "already exists" in conflict.message
     assert Project.objects.filter(slug="same-name").count() == 1
 
 
@@ -110,18 +108,14 @@ def test_two_judges_given_one_name_at_once_the_second_is_a_conflict(monkeypatch,
     500). Now it is the 409 a taken name gets."""
     project = make_project()
     endpoint = endpoint_create(name="race-ep", backend="transformers", model="/models/a", project=project)
-    with (
-        HeldTransaction(
-            monkeypatch,
-            "core.audit.audit_record",
-            lambda: judge_create(project=project, name="Judge One", endpoint=endpoint),
-        ) as first,
-        pytest.raises(Conflict) as exc,
-    ):
-        judge_create(project=project, name="Judge One", endpoint=endpoint)
-    assert first.other_waited, "the second never waited on the first judge"
-    assert first.error is None and first.result.name == "judge-one"
-    assert exc.value.field == "name" and "already has a judge" in exc.value.message
+    first, conflict = second_is_a_conflict(
+        monkeypatch,
+        "core.audit.audit_record",
+        lambda: judge_create(project=project, name="Judge One", endpoint=endpoint),
+        lambda: judge_create(project=project, name="Judge One", endpoint=endpoint),
+    )
+    assert first.result.name == "judge-one"
+    assert conflict.field == "name" and "already has a judge" in conflict.message
     assert Judge.objects.filter(project=project).count() == 1
     assert get_user_model().objects.filter(username__startswith=f"judge.{project.pk}.").count() == 1
 

@@ -20,6 +20,7 @@ from generation import services
 from tests.generation import test_worker as worker_tests
 from tests.generation.conftest import add_prompts
 from tests.generation.test_worker import (  # noqa: F401 - fixtures
+    REAL_WORKER_MARKS,
     _assert_exactly_once,
     _job_state,
     _wait,
@@ -31,12 +32,7 @@ from tests.generation.test_worker import (  # noqa: F401 - fixtures
     tiny_endpoint,
 )
 
-pytestmark = [
-    pytest.mark.redis,
-    pytest.mark.postgres,
-    pytest.mark.slow,
-    pytest.mark.django_db(transaction=True),
-]
+pytestmark = REAL_WORKER_MARKS
 
 
 def _free_port() -> int:

@@ -6,10 +6,9 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.errors import Conflict
 from generation.models import ModelEndpoint
 from generation.services import endpoint_create, endpoint_update
-from tests.races import HeldTransaction
+from tests.races import second_is_a_conflict
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
@@ -23,18 +22,11 @@ def test_renaming_to_a_name_being_created_meanwhile_is_a_conflict(monkeypatch, m
     and once A commits it must be a 409. Before, the save failed with an IntegrityError (a 500)."""
     project = make_project()
     other = endpoint_create(name="other", backend="transformers", model="/models/b", project=project)
-    with (
-        HeldTransaction(
-            monkeypatch,
-            "core.audit.audit_record",
-            lambda: endpoint_create(
-                name="shared", backend="transformers", model="/models/a", project=project
-            ),
-        ) as first,
-        pytest.raises(Conflict) as exc,
-    ):
-        endpoint_update(endpoint=other, name="shared")
-    assert first.other_waited, "the rename never waited on the uncommitted endpoint"
-    assert first.error is None
-    assert exc.value.field == "name" and "already exists" in exc.value.message
+    _, conflict = second_is_a_conflict(
+        monkeypatch,
+        "core.audit.audit_record",
+        lambda: endpoint_create(name="shared", backend="transformers", model="/models/a", project=project),
+        lambda: endpoint_update(endpoint=other, name="shared"),
+    )
+    assert conflict.field == "name" and "already exists" in conflict.message
     assert sorted(ModelEndpoint.objects.values_list("name", flat=True)) == ["other", "shared"]

@@ -26,12 +26,15 @@ from generation import services
 from generation.models import GenerationBatch, GenerationFailure, GenerationJob, JobState
 from tests.generation.conftest import add_prompts
 
-pytestmark = [
+#: The marks of a test with a real worker process: it needs Redis and PostgreSQL, takes its time,
+#: and commits what the worker (another process, another connection) must read.
+REAL_WORKER_MARKS = [
     pytest.mark.redis,
     pytest.mark.postgres,
     pytest.mark.slow,
     pytest.mark.django_db(transaction=True),
 ]
+pytestmark = REAL_WORKER_MARKS
 
 REPO = Path(__file__).resolve().parents[2]
 REDIS_DB = int(os.environ.get("PREFHUB_TEST_REDIS_DB", "13"))

@@ -105,6 +105,17 @@ def conv_row(prompt: Any, chosen: str, rejected: str) -> dict:
     }
 
 
+def family_rows(name: str, *, plain: list[dict], chat: list[dict], system: dict) -> list[dict]:
+    """The rows model family ``name`` (a ``generation.zoo.ZOO`` entry) takes: ``plain`` ones where
+    it has no chat template, else the ``chat`` ones, and the ``system`` row too where its template
+    has a system role."""
+    from generation.zoo import ZOO
+
+    if not ZOO[name].chat:
+        return plain
+    return [*chat, system] if ZOO[name].system_role else chat
+
+
 def write_jsonl(path: Path, rows: list[dict]) -> str:
     """Write ``rows`` as JSON lines to ``path``; return the path as a string (what configs take)."""
     path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from generation.zoo import ZOO
-from tests.training.conftest import conv_row, runner_config, write_jsonl
+from tests.training.conftest import conv_row, family_rows, runner_config, write_jsonl
 from training.runners import dpo
 from training.runners.models import load_tokenizer
 
@@ -41,36 +41,34 @@ def _user(text):
 
 def _rows(name: str) -> list[dict]:
     """Short and long prompts of every shape the family takes."""
-    if not ZOO[name].chat:
-        return [
+    return family_rows(
+        name,
+        plain=[
             {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Fish."},
             {"prompt": LONG, "chosen": "Because of Rayleigh scattering of light.", "rejected": "No."},
             {"prompt": "Question: " + LONG + "\nAnswer:", "chosen": "Scattering.", "rejected": "Dunno."},
             {"prompt": MEDIUM + " " + MEDIUM, "chosen": "It is sunny and warm there.", "rejected": "No."},
-        ]
-    rows = [
-        conv_row(_user("Is the sky blue?"), "Yes it is.", "No."),
-        conv_row(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
-        conv_row(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
-        conv_row(
-            [
-                {"role": "user", "content": MEDIUM},
-                {"role": "assistant", "content": "It is sunny, " * 6},
-                {"role": "user", "content": "And tomorrow?"},
-            ],
-            "Rain, most likely.",
-            "Who knows.",
-        ),
-    ]
-    if ZOO[name].system_role:
-        rows.append(
+        ],
+        chat=[
+            conv_row(_user("Is the sky blue?"), "Yes it is.", "No."),
+            conv_row(_user(LONG), "Because of Rayleigh scattering of light.", "No."),
+            conv_row(GREETING_THEN_LONG, "Because of Rayleigh scattering.", "No."),
             conv_row(
-                [{"role": "system", "content": "You are terse."}, {"role": "user", "content": LONG}],
-                "Scattering.",
-                "Dunno.",
-            )
-        )
-    return rows
+                [
+                    {"role": "user", "content": MEDIUM},
+                    {"role": "assistant", "content": "It is sunny, " * 6},
+                    {"role": "user", "content": "And tomorrow?"},
+                ],
+                "Rain, most likely.",
+                "Who knows.",
+            ),
+        ],
+        system=conv_row(
+            [{"role": "system", "content": "You are terse."}, {"role": "user", "content": LONG}],
+            "Scattering.",
+            "Dunno.",
+        ),
+    )
 
 
 def _cfg(base: str, data: str, out: Path, **extra):

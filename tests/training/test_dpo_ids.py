@@ -20,7 +20,7 @@ import pytest
 
 from core.formatting import split_ids
 from generation.zoo import ZOO
-from tests.training.conftest import conv_row, runner_config, write_jsonl
+from tests.training.conftest import conv_row, family_rows, runner_config, write_jsonl
 from tests.training.test_dpo_fit import _rows
 from training.runners import dpo
 
@@ -36,32 +36,28 @@ class _Stop(Exception):
 
 def _short_rows(name: str) -> list[dict]:
     """Rows that fit ``MAX_LENGTH`` as they are: no prompt fitting, no reply cut."""
-    if not ZOO[name].chat:
-        return [
+    return family_rows(
+        name,
+        plain=[
             {"prompt": "What is 2+2?", "chosen": "4.", "rejected": "Fish."},
             {"prompt": "Question: is the sky blue?\nAnswer:", "chosen": "Yes.", "rejected": "No."},
-        ]
-    rows = [
-        conv_row([{"role": "user", "content": "Is the sky blue?"}], "Yes it is.", "No."),
-        conv_row(
-            [
-                {"role": "user", "content": "Hi"},
-                {"role": "assistant", "content": "Hello!"},
-                {"role": "user", "content": "And tomorrow?"},
-            ],
-            "Rain, most likely.",
-            "Who knows.",
-        ),
-    ]
-    if ZOO[name].system_role:
-        rows.append(
+        ],
+        chat=[
+            conv_row([{"role": "user", "content": "Is the sky blue?"}], "Yes it is.", "No."),
             conv_row(
-                [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}],
-                "4.",
-                "Fish.",
-            )
-        )
-    return rows
+                [
+                    {"role": "user", "content": "Hi"},
+                    {"role": "assistant", "content": "Hello!"},
+                    {"role": "user", "content": "And tomorrow?"},
+                ],
+                "Rain, most likely.",
+                "Who knows.",
+            ),
+        ],
+        system=conv_row(
+            [{"role": "system", "content": "Be terse."}, {"role": "user", "content": "2+2?"}], "4.", "Fish."
+        ),
+    )
 
 
 def _run_until_training(monkeypatch, cfg):
