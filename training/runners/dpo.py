@@ -320,7 +320,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
             "seconds": timer.seconds,
         }
-        save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora)
+        save_trained(trainer, model, tokenizer, tmp, merged=cfg.use_lora, policy_of=cfg.base_model)
         write_run_record(tmp, "dpo", cfg.as_dict(), final)
         wait_for_every_process()
         if is_main_process():

@@ -55,6 +55,43 @@ def pad_apart_from_ends(tokenizer) -> bool:
     return True
 
 
+def as_shipped(model, tokenizer, base_model: str):
+    """The tokenizer to save with a policy trained from ``base_model``, once ``model``'s config and
+    generation_config are put back as the base ships them: what the runners change for training
+    alone stays out of the saved model.
+
+    ``load_tokenizer`` lends a family without a pad token (Mistral, Llama-3) its EOS as pad, and
+    TRL writes that pad id into the configs and turns ``use_cache`` off; saved, the next round would
+    read a pad that is the EOS (a collator masking pad labels never teaches it to stop). The
+    tokenizer returned is the base's own, padding on the side ``tokenizer`` pads (PPO, RLOO and
+    GRPO save left padding for generation); the config gets the base's ``use_cache`` and pad id,
+    the generation_config the base's pad id. Weights, dtype and everything else stay as trained."""
+    from transformers import AutoTokenizer
+
+    base = model_config(base_model)
+    try:
+        shipped = AutoTokenizer.from_pretrained(base_model)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"Cannot load a tokenizer from {base_model!r}: {first_line(exc)}") from exc
+    shipped.padding_side = tokenizer.padding_side
+    model.config.use_cache = getattr(base, "use_cache", True)
+    model.config.pad_token_id = getattr(base, "pad_token_id", None)
+    if getattr(model, "generation_config", None) is not None:
+        model.generation_config.pad_token_id = _shipped_generation_pad(base_model, base)
+    return shipped
+
+
+def _shipped_generation_pad(base_model: str, base_config) -> int | None:
+    """``generation_config.pad_token_id`` as ``base_model`` ships it (its config's when it has no
+    ``generation_config.json``)."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(base_model).pad_token_id
+    except (OSError, ValueError):
+        return getattr(base_config, "pad_token_id", None)
+
+
 def model_config(path: str):
     from transformers import AutoConfig
 

@@ -76,6 +76,7 @@ from training.runners.configs import PPORunConfig
 from training.runners.data import load_prompt_splits
 from training.runners.dpo import load_causal_lm
 from training.runners.models import (
+    as_shipped,
     atomic_output,
     check_tokenizer_fits,
     load_tokenizer,
@@ -729,9 +730,10 @@ class PPORunner:
             policy = self.accelerator.unwrap_model(self.model).policy
             policy_state = {k[len("policy.") :]: v for k, v in state.items() if k.startswith("policy.")}
             policy.generation_config = self.saved_generation_config
-            policy.save_pretrained(str(out), state_dict=policy_state, safe_serialization=True)
             self.tokenizer.padding_side = "left"
-            self.tokenizer.save_pretrained(str(out))
+            tokenizer = as_shipped(policy, self.tokenizer, self.cfg.base_model)
+            policy.save_pretrained(str(out), state_dict=policy_state, safe_serialization=True)
+            tokenizer.save_pretrained(str(out))
 
 
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from typing import Any
 from training.runners.configs import BaseRunConfig, RewardRunConfig
 from training.runners.data import load_pair_splits, tokenize_pairs
 from training.runners.models import (
+    as_shipped,
     atomic_output,
     check_tokenizer_fits,
     load_tokenizer,
@@ -70,8 +71,13 @@ def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
     }
 
 
-def save_trained(trainer, model, tokenizer, out, *, merged: bool) -> None:
-    """Save the full model: the trainer's save (gathers DeepSpeed/FSDP shards), or a merged LoRA model."""
+def save_trained(trainer, model, tokenizer, out, *, merged: bool, policy_of: str = "") -> None:
+    """Save the full model: the trainer's save (gathers DeepSpeed/FSDP shards), or a merged LoRA model.
+
+    policy_of: the base model of a policy (DPO, RLOO, GRPO), saved with the base's tokenizer and
+    special ids as it ships them (``models.as_shipped``); a reward model keeps its own (its pad)."""
+    if policy_of:
+        tokenizer = as_shipped(model, tokenizer, policy_of)
     if merged:
         if trainer.accelerator.is_main_process:
             model.save_pretrained(str(out), safe_serialization=True)

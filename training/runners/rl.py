@@ -218,7 +218,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             **{f"eval_before_{k}": v for k, v in before.items()},
             "seconds": timer.seconds,
         }
-        save_trained(trainer, policy, tokenizer, tmp, merged=False)
+        save_trained(trainer, policy, tokenizer, tmp, merged=False, policy_of=cfg.base_model)
         write_run_record(tmp, kind, cfg.as_dict(), final)
     final["output_dir"] = cfg.output_dir
     return emitter.final(final)
