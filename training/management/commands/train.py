@@ -19,7 +19,7 @@ from annotate.errors import ServiceError
 from core.cli import ServiceCommand, option_in_range, user_path
 from core.paths import is_hub_id, usable_model
 from training.models import Export
-from training.runners.configs import CONFIGS, ConfigError, config_for
+from training.runners.configs import CONFIGS, ConfigError, config_fields, config_for
 from training.runners.launch import command
 from training.runners.protocol import RunnerError, describe_failure
 from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
@@ -64,6 +64,14 @@ class Command(ServiceCommand):
             if opts["num_processes"] != 1:
                 raise CommandError("--num-processes: it is used only with --launch; add --launch.")
         options = self._options(opts["config"])
+        if opts["reward_model"] and "reward_model" not in config_fields(kind):
+            takers = [k for k in CONFIGS if "reward_model" in config_fields(k)]
+            raise CommandError(
+                f"--reward-model: a {kind} run uses no reward model (only "
+                f"{', '.join(takers[:-1])} and {takers[-1]} runs do); leave it out."
+            )
+        # an option's errors name the flag it came from: --reward-model unless the config gave it
+        flags = {**OPTION_OF, **({} if "reward_model" in options else {"reward_model": "--reward-model"})}
         given = sorted(set(options) & set(OPTION_OF))
         if given:  # the command sets these from its options: a value in the config would be lost
             key = given[0]
@@ -90,7 +98,7 @@ class Command(ServiceCommand):
             config_for(kind, options)
         except ConfigError as exc:  # named by the option it came from: a flag's, else --config
             message = str(exc)
-            flag = next((flag for key, flag in OPTION_OF.items() if message.startswith(key)), "--config")
+            flag = next((flag for key, flag in flags.items() if message.startswith(key)), "--config")
             raise CommandError(f"{flag}: {message}") from exc
         self._check_models(options)
         out = Path(options["output_dir"])
