@@ -214,6 +214,24 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n", encoding="utf-8")
 
 
+RUN_RECORD = "prefhub_run.json"
+
+
+def trained_max_length(model_dir: str) -> int | None:
+    """The ``max_length`` the platform trained the model in ``model_dir`` with (its run record,
+    ``write_run_record``), capped by its position table as the runner capped it; None for a model
+    without a readable record."""
+    try:
+        record = json.loads((Path(model_dir) / RUN_RECORD).read_text(encoding="utf-8"))
+        value = record["config"]["max_length"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        return None
+    positions = getattr(model_config(model_dir), "max_position_embeddings", None)
+    return min(value, positions) if positions else value
+
+
 def write_run_record(tmp: Path, kind: str, config: dict[str, Any], metrics: dict[str, Any]) -> None:
     """The last step inside ``atomic_output``, after the model is saved: drop the trainer's
     checkpoints and write ``prefhub_run.json`` (kind, config, final metrics). The main process
@@ -221,4 +239,4 @@ def write_run_record(tmp: Path, kind: str, config: dict[str, Any], metrics: dict
     if not is_main_process():
         return
     shutil.rmtree(tmp / "checkpoints", ignore_errors=True)
-    write_json(tmp / "prefhub_run.json", {"kind": kind, "config": config, "metrics": metrics})
+    write_json(tmp / RUN_RECORD, {"kind": kind, "config": config, "metrics": metrics})

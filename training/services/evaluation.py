@@ -20,6 +20,8 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 BOOTSTRAP_RESAMPLES = 1000
+#: ``evaluate_reward_model``'s length for a model without a run record (one not trained here).
+DEFAULT_MAX_LENGTH = 512
 CONFIDENCE = 0.95
 
 
@@ -134,12 +136,16 @@ def evaluate_reward_model(
     model_dir: str,
     dataset_path: str,
     *,
-    max_length: int = 512,
+    max_length: int | None = None,
     batch_size: int = 16,
     limit: int = 0,
     check_model: Callable[[str], None] | None = None,
 ) -> dict[str, float]:
     """Figures of a saved reward model on a file of HH-RLHF or TRL preference rows.
+
+    ``max_length`` None: the length the model was trained with (its run record,
+    ``models.trained_max_length``), so a run's held-out file reads as the run read it; else
+    ``DEFAULT_MAX_LENGTH``. The figures also say which (``max_length``).
 
     ``check_model(model_dir)``, when given, runs once the data is read and before the model loads
     (the command's ``core.paths.usable_model``: this module has no Django imports).
@@ -152,6 +158,10 @@ def evaluate_reward_model(
     rows = data.rows[:limit] if limit > 0 else data.rows
     if check_model is not None:
         check_model(model_dir)
+    if max_length is None:
+        from training.runners.models import trained_max_length
+
+        max_length = trained_max_length(model_dir) or DEFAULT_MAX_LENGTH
     tokenizer = load_tokenizer(model_dir)
     from training.runners.data import via_formatting
     from training.runners.protocol import DataError
@@ -170,6 +180,7 @@ def evaluate_reward_model(
     figures["dropped_tie_pairs"] = data.dropped_ties
     figures["dropped_identical_pairs"] = data.dropped_identical
     figures["cut_identical_pairs"] = cut_identical  # scored (as ties: half a correct pair each)
+    figures["max_length"] = max_length
     return figures
 
 

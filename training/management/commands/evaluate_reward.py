@@ -3,7 +3,9 @@
 Scores every pair of a file of HH-RLHF rows (``chosen``/``rejected`` transcripts) or TRL preference
 rows with a saved reward model, formatted exactly as reward training formats them, and prints the
 pair accuracy (ties count half), its 95 % bootstrap interval and the mean reward margin; ``--json``
-prints the figures as one JSON object instead.
+prints the figures as one JSON object instead. Pairs are cut to ``--max-length`` tokens, by default
+the length the model was trained with here (its ``prefhub_run.json``), so a run's held-out file reads
+as the run read it; 512 for a model trained elsewhere.
 """
 
 from __future__ import annotations
@@ -31,7 +33,12 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--model", required=True, help="A saved reward model directory.")
         parser.add_argument("--dataset", required=True, help="JSONL(.gz)/Parquet of HH-RLHF or TRL rows.")
-        parser.add_argument("--max-length", type=int, default=512, help="Tokens per (prompt, reply).")
+        parser.add_argument(
+            "--max-length",
+            type=int,
+            default=None,
+            help="Tokens per (prompt, reply) (default: the length the model was trained with here, else 512).",
+        )
         parser.add_argument("--batch-size", type=int, default=16)
         parser.add_argument("--limit", type=int, default=0, help="Score only the first N pairs (0: all).")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
@@ -39,7 +46,11 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from training.services.evaluation import evaluate_reward_model
 
-        if opts["max_length"] <= 0 or opts["batch_size"] <= 0 or opts["limit"] < 0:
+        if (
+            (opts["max_length"] is not None and opts["max_length"] <= 0)
+            or opts["batch_size"] <= 0
+            or opts["limit"] < 0
+        ):
             raise CommandError("--max-length and --batch-size must be positive, --limit not negative.")
         try:
             figures = evaluate_reward_model(
@@ -69,5 +80,5 @@ class Command(BaseCommand):
         if figures.get("cut_identical_pairs"):
             self.stdout.write(
                 f"({figures['cut_identical_pairs']} pairs read the same once cut to --max-length "
-                f"{opts['max_length']}: scored as ties)"
+                f"{figures['max_length']}: scored as ties)"
             )
