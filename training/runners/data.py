@@ -295,6 +295,38 @@ def load_prompts(path: str) -> list[Any]:
 # turn its errors into the runners' ``ModelError``.
 
 
+def check_prompts_render(
+    tokenizer, prompts: list[Any], *, model: str, role: str, what: str = "prompts", reward: bool = False
+) -> None:
+    """Refuse, before any model loads, prompts that ``model``'s chat template refuses (a system turn
+    for Gemma's or Mistral's template, which raise like the real ones), naming the first and how
+    many: otherwise a run fails the first time it formats one, mid-training (PPO's rollouts, TRL's
+    RLOO/GRPO sampling) or after it (PPO's final samples), and its model is lost. ``reward``: the
+    prompt is checked as the reward model reads it (with a reply, ``reward_input_ids``), else as a
+    policy is prompted (``prompt_ids``). ``what`` names the items (one prompt each)."""
+    from core.formatting import FormattingError
+
+    refused: list[tuple[Any, FormattingError]] = []
+    for prompt in prompts:
+        try:
+            if reward:
+                formatting.reward_input_ids(tokenizer, prompt, "ok", 1_000_000)
+            else:
+                formatting.prompt_ids(tokenizer, prompt)
+        except FormattingError as exc:
+            refused.append((prompt, exc))
+    if refused:
+        prompt, exc = refused[0]
+        shown = json.dumps(prompt, ensure_ascii=False)
+        shown = shown if len(shown) <= 200 else shown[:200] + "..."
+        reason = str(exc) if str(exc).endswith(".") else f"{exc}."
+        raise DataError(
+            f"{len(refused)} of {len(prompts)} {what} cannot be given to the {role} model {model!r}: {reason} "
+            f"The first: {shown}. Leave them out or rewrite them (e.g. a system turn into the first user "
+            "turn), or use a model whose chat template takes them."
+        )
+
+
 def via_formatting(fn, *args):
     from core.formatting import FormattingError
 

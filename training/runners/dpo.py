@@ -49,7 +49,14 @@ import sys
 from typing import Any
 
 from training.runners.configs import DPORunConfig
-from training.runners.data import cut_replies, dpo_ids, dpo_min_max_length, fit_prompt, load_pair_splits
+from training.runners.data import (
+    check_prompts_render,
+    cut_replies,
+    dpo_ids,
+    dpo_min_max_length,
+    fit_prompt,
+    load_pair_splits,
+)
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
@@ -163,6 +170,13 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     timer = Timer()
     data, train_rows, eval_rows = load_pair_splits(cfg)
     tokenizer = load_tokenizer(cfg.base_model)
+    check_prompts_render(
+        tokenizer,
+        [r["prompt"] for r in train_rows + eval_rows],
+        model=cfg.base_model,
+        role="base",
+        what="pairs",
+    )
     trainer_class = tokenized_trainer_class()
 
     def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int, int]:
