@@ -198,7 +198,9 @@ class RunRegisterApi(ProjectApiView):
         "201 when the endpoint is created (`name`, optional, is its name). A run registered before "
         "answers 200 with its existing endpoint (`created` false, and a `note`) when `name` is empty "
         "or that endpoint's name; another name is 409 (an endpoint keeps its name). 409 too for a "
-        "run that has not finished, or that was cancelled or failed (it has no model).",
+        "run that has not finished, or that was cancelled or failed (it has no model). 400 for a "
+        "reward model, and for a policy without a chat template (a base model's: generation formats "
+        "conversations with it).",
         request=RunRegisterSerializer,
         responses={
             200: RegisteredEndpointSerializer,

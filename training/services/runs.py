@@ -320,6 +320,21 @@ def run_register_endpoint(*, run: TrainingRun, name: str = "", actor: AbstractBa
     return endpoint
 
 
+def _has_chat_template(folder: Path) -> bool:
+    """Whether the saved model in ``folder`` has a chat template (what the transformers backend
+    formats conversations with, ``generation.backends.base.require_chat_template``), read from its
+    files without loading it: ``chat_template.jinja``/``chat_template.json`` (transformers 5 saves
+    the first) or ``tokenizer_config.json``'s ``chat_template``. A folder without a readable
+    ``tokenizer_config.json`` cannot tell and passes (the backend says what is wrong)."""
+    if (folder / "chat_template.jinja").is_file() or (folder / "chat_template.json").is_file():
+        return True
+    try:
+        config = json.loads((folder / "tokenizer_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return True
+    return not isinstance(config, dict) or bool(config.get("chat_template"))
+
+
 @transaction.atomic
 def run_register(
     *, run: TrainingRun, name: str = "", actor: AbstractBaseUser | None = None
@@ -355,6 +370,12 @@ def run_register(
         raise Conflict("The run has not finished yet; register it once it is done.")
     if not run.output_path or not (Path(run.output_path) / "config.json").is_file():
         raise NotFound("The run's model files are missing.")
+    if not _has_chat_template(Path(run.output_path)):
+        raise InvalidInput(
+            "The run's model has no chat template (its base model has none), so a generation endpoint "
+            "cannot format conversations for it: train a policy from an instruction-tuned model, or add "
+            "a chat_template to the run's tokenizer_config.json, then register it."
+        )
     name = wanted or slugify(f"{run.project.slug}-{run.kind}-run-{run.pk}")[:100]
     endpoint = endpoint_create(
         name=name, backend="transformers", model=run.output_path, project=run.project, actor=actor
