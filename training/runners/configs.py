@@ -370,6 +370,8 @@ class RLRunConfig(ScoredRunConfig):
     beta: KL coefficient towards the reference policy.
     mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
         that name; recommended by DAPO). They still count in their group's reward baseline.
+    use_vllm: sample through vLLM (TRL's option); needs vLLM in the training environment, which the
+        pinned ones do not include: a run without it is refused at its start (``rl.run``).
     """
 
     learning_rate: float = 1e-6

@@ -16,6 +16,7 @@ Held-out prompts are scored by the same reward model before and after training (
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from typing import Any
 
@@ -26,7 +27,7 @@ from core.formatting import (
     response_reward_input,
     stop_token_ids,
 )
-from training.runners.configs import RLRunConfig
+from training.runners.configs import ConfigError, RLRunConfig
 from training.runners.data import check_prompts_render, encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
@@ -156,6 +157,12 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
     cfg.check_world_size(int(os.environ.get("WORLD_SIZE", "1") or 1))  # before any model loads
+    if cfg.use_vllm and importlib.util.find_spec("vllm") is None:  # TRL would say so once all is loaded
+        raise ConfigError(
+            "use_vllm is set, but vLLM is not installed in this training environment (the pinned "
+            "training environments do not include it: README, Environments): set use_vllm to false to "
+            "sample with transformers."
+        )
     train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.max_eval_rows, 64))
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"
