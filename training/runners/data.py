@@ -307,14 +307,20 @@ def check_prompts_render(
     from core.formatting import FormattingError
 
     refused: list[tuple[Any, FormattingError]] = []
+    seen: dict[str, FormattingError | None] = {}  # pairs share prompts: each is rendered once
     for prompt in prompts:
-        try:
-            if reward:
-                formatting.reward_input_ids(tokenizer, prompt, "ok", 1_000_000)
-            else:
-                formatting.prompt_ids(tokenizer, prompt)
-        except FormattingError as exc:
-            refused.append((prompt, exc))
+        key = json.dumps(prompt, sort_keys=True)
+        if key not in seen:
+            try:
+                if reward:
+                    formatting.reward_input_ids(tokenizer, prompt, "ok", 1_000_000)
+                else:
+                    formatting.prompt_ids(tokenizer, prompt)
+                seen[key] = None
+            except FormattingError as exc:
+                seen[key] = exc
+        if seen[key] is not None:
+            refused.append((prompt, seen[key]))
     if refused:
         prompt, exc = refused[0]
         shown = json.dumps(prompt, ensure_ascii=False)
