@@ -191,8 +191,15 @@ def test_create_checks_the_export(project, make_project):
     with pytest.raises(InvalidInput, match="another project"):
         run_create(project=project, kind="reward", base_model="tiny", export=foreign)
     raw = Export.objects.create(project=project, version=3, format="raw", state=ExportState.DONE, path="/x")
-    with pytest.raises(InvalidInput, match="cannot be trained on"):
+    with pytest.raises(
+        InvalidInput, match="^An export in the Raw annotations table format cannot be trained on"
+    ):
         run_create(project=project, kind="reward", base_model="tiny", export=raw)
+    openai = Export.objects.create(
+        project=project, version=4, format="openai", state=ExportState.DONE, path="/x"
+    )
+    with pytest.raises(InvalidInput, match="^An export in the OpenAI preference fine-tuning format cannot"):
+        run_create(project=project, kind="reward", base_model="tiny", export=openai)
 
 
 def test_export_with_no_rows_is_refused(project):

@@ -124,7 +124,8 @@ def export_dataset_files(export: Export) -> tuple[str, str]:
         raise InvalidInput("That export is not finished yet.", field="export")
     if export.format not in TRAINABLE_FORMATS:
         raise InvalidInput(
-            f"A {export.get_format_display()} export cannot be trained on: use a TRL preference export.",
+            f"An export in the {export.get_format_display()} format cannot be trained on: use a TRL "
+            "preference export.",
             field="export",
         )
     folder = Path(export.path)
