@@ -192,13 +192,13 @@ def test_create_checks_the_export(project, make_project):
         run_create(project=project, kind="reward", base_model="tiny", export=foreign)
     raw = Export.objects.create(project=project, version=3, format="raw", state=ExportState.DONE, path="/x")
     with pytest.raises(
-        InvalidInput, match="^An export in the Raw annotations table format cannot be trained on"
+        InvalidInput, match=r"^An export in the Raw annotations table format cannot be trained on"
     ):
         run_create(project=project, kind="reward", base_model="tiny", export=raw)
     openai = Export.objects.create(
         project=project, version=4, format="openai", state=ExportState.DONE, path="/x"
     )
-    with pytest.raises(InvalidInput, match="^An export in the OpenAI preference fine-tuning format cannot"):
+    with pytest.raises(InvalidInput, match=r"^An export in the OpenAI preference fine-tuning format cannot"):
         run_create(project=project, kind="reward", base_model="tiny", export=openai)
 
 
