@@ -468,12 +468,17 @@ def project_restore(
 ) -> tuple[Project, dict[str, int]]:
     """Restore a dump as a new project. Refuses (writing nothing) if the slug is taken.
 
-    ``name`` replaces the dumped name; without it the dumped name is kept unless another project
-    already has it, in which case the copy is called "NAME (restored copy)" (then "... copy 2", ...).
+    ``name`` replaces the dumped name (refused when another project has it); without it the dumped
+    name is kept unless another project already has it, in which case the copy is called
+    "NAME (restored copy)" (then "... copy 2", ...).
     The copied audit log is followed by the restore's own event (``project.restore``, by ``actor``).
     """
     if name is not None:
         name = project_name_clean(name)
+        if Project.objects.filter(name=name).exists():  # two projects never share a name after a restore
+            raise Conflict(
+                f"A project named {name!r} already exists; restore under another --name.", field="name"
+            )
     User = get_user_model()
     USERNAME_MAX = User._meta.get_field(User.USERNAME_FIELD).max_length
     users: dict[str, object] = {}

@@ -468,6 +468,13 @@ def _not_utf8(exc: UnicodeDecodeError) -> str:
     )
 
 
+#: A preference source given with a file that records none (only HH-RLHF's chosen/rejected do).
+NO_PREFERENCE_TO_RECORD = (
+    "only HH-RLHF files record a preference; the project's JSONL has none to import: "
+    "leave the preference source out"
+)
+
+
 def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
     """Read, parse and validate the file; yield batches of records bounded by ``BATCH`` lines,
     ``BATCH_BYTES`` of JSON or ``BATCH_TASKS`` tasks (and ``BATCH`` bad lines). Touches no database:
@@ -552,7 +559,7 @@ def _read_batches(stream: IO[bytes], opts: _ParseOptions) -> Iterator[_Batch]:
             )
             continue
         if opts.preference_source is not None and rec.preferred_index is None:
-            add_error(number, "this format records no preference to import", None)
+            add_error(number, NO_PREFERENCE_TO_RECORD, "preference_source")
             continue
         if rec.external_id:
             if rec.external_id in seen_ids:
@@ -648,6 +655,8 @@ def prompts_import(
     if preference_source is not None:
         if not preference_source.strip():
             raise InvalidInput("The preference source needs a name.", field="preference_source")
+        if fmt == "jsonl":
+            raise InvalidInput(NO_PREFERENCE_TO_RECORD, field="preference_source")
         username = _source_username(preference_source)  # refused before anything is read
         _not_a_person(get_user_model().objects.filter(username=username).first(), username)
         if project.kind != TaskKind.PAIRWISE or task_mode not in (PairMode.ALL_PAIRS, PairMode.SAMPLED_PAIRS):

@@ -154,6 +154,10 @@ def member_role_change(
         raise InvalidInput(
             f"{membership.user} is inactive as {membership.role}; reactivate them first.", field="role"
         )
+    if Membership.objects.filter(
+        project=project, user_id=membership.user_id, role=role, is_active=True
+    ).exists():
+        raise InvalidInput(f"{membership.user} is already a {role} in this project.", field="role")
     new, _ = member_add(project=project, actor=actor, username=membership.user.get_username(), role=role)
     member_deactivate(project=project, actor=actor, membership=membership)
     return new

@@ -48,6 +48,12 @@ def check_mode(*, project: Project, mode: str, pairs_per_prompt: int | None) -> 
         raise InvalidInput("Pairwise tasks need a pairwise project.", field="task_mode")
     if mode == PairMode.SAMPLED_PAIRS and (pairs_per_prompt is None or pairs_per_prompt < 1):
         raise InvalidInput("Sampled pairs need pairs_per_prompt of at least 1.", field="pairs_per_prompt")
+    if mode != PairMode.SAMPLED_PAIRS and pairs_per_prompt is not None:  # never ignored silently
+        raise InvalidInput(
+            f"pairs_per_prompt is used only with task mode sampled_pairs (the task mode is {mode}): "
+            "choose sampled_pairs, or leave pairs_per_prompt out.",
+            field="pairs_per_prompt",
+        )
 
 
 def _pair_at(n: int, m: int) -> tuple[int, int]:

@@ -155,6 +155,9 @@ PREFHUB_BULK_TRUSTED_FK = env.bool("PREFHUB_BULK_TRUSTED_FK", default=True)
 # backend); API keys for endpoints come from PREFHUB_KEY_* environment variables only.
 PREFHUB_ALLOWED_MODEL_HOSTS = env.list("PREFHUB_ALLOWED_MODEL_HOSTS", default=[])
 PREFHUB_REPORT_SYNC_MAX_ANNOTATIONS = env.int("PREFHUB_REPORT_SYNC_MAX_ANNOTATIONS", default=20_000)
+# Models a generation worker keeps loaded (generation.backends.cache_size); loading another closes
+# the oldest first, so the default 1 never lets two models share a GPU.
+PREFHUB_BACKEND_CACHE_SIZE = env.int("PREFHUB_BACKEND_CACHE_SIZE", default=1)
 
 # Where exports, trained models and generated artefacts live.
 PREFHUB_DATA_DIR = Path(env.str("PREFHUB_DATA_DIR", default=str(VAR_DIR / "data")))

@@ -383,9 +383,7 @@ def _export_run(*, export_id: int, progress: Callable[[int], None] | None) -> Ex
     try:
         tmp.mkdir(parents=True)
         manifest = _write_export(export, tmp, progress)
-        final = root / f"v{export.version}"
-        if final.exists():  # left by a run that died between the rename and the database update
-            shutil.rmtree(final)
+        final = _export_folder(export, root)
         tmp.rename(final)
     except Exception as exc:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -400,6 +398,38 @@ def _export_run(*, export_id: int, progress: Callable[[int], None] | None) -> Ex
         row_count=manifest["counts"]["rows"],
     )
     return export
+
+
+def _export_folder(export: Export, root: Path) -> Path:
+    """Where ``export`` goes: ``v<N>``, emptied first when it is a leftover of this export's own run
+    (one that died between moving its folder into place and recording it). A folder that holds
+    another export (a project of the same slug deleted since, or another database's sharing this
+    data folder) is never touched: exports are immutable, so this one goes to ``v<N>-2`` (``-3``...)
+    and its ``path`` says so."""
+    for n in range(1, 1000):
+        folder = root / (f"v{export.version}" if n == 1 else f"v{export.version}-{n}")
+        if not folder.exists():
+            return folder
+        if _is_leftover_of(export, folder):
+            shutil.rmtree(folder)
+            return folder
+    raise Conflict(f"Too many folders named v{export.version} in {root}; move the old ones away.")
+
+
+def _is_leftover_of(export: Export, folder: Path) -> bool:
+    """Whether ``folder`` was written by ``export`` itself: its manifest names the export's version
+    and creation time (what ``_manifest`` records), as a run that died after moving it into place
+    leaves it."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return (
+        isinstance(manifest, dict)
+        and export.created_at is not None
+        and manifest.get("version") == export.version
+        and manifest.get("created_at") == export.created_at.isoformat()
+    )
 
 
 def _write_export(export: Export, out: Path, progress: Callable[[int], None] | None) -> dict:

@@ -32,7 +32,7 @@ class Command(ServiceCommand):
         restore.add_argument(
             "--name",
             default=None,
-            help="Name the restored project. Without it the dumped name is kept, unless another project "
+            help="Name the restored project (a name another project has is refused). Without it the dumped name is kept, unless another project "
             'has it: then "NAME (restored copy)".',
         )
 

@@ -53,7 +53,7 @@ class Command(BaseCommand):
         if project:
             project_obj = annotate_selectors.project_get(slug=project)
             if project_obj is None:
-                raise CommandError(f"No project {project!r}.")
+                raise CommandError(f"--project: No project {project!r}.")
             for messages in Prompt.objects.filter(project=project_obj).values_list("messages", flat=True)[
                 :MAX_TRAINING_PROMPTS
             ]:

@@ -68,7 +68,7 @@ class Command(ServiceCommand):
         if opts["resume"]:
             job = GenerationJob.objects.filter(pk=opts["resume"]).first()
             if job is None:
-                raise CommandError(f"No generation job {opts['resume']}.")
+                raise CommandError(f"--resume: No generation job {opts['resume']}.")
             count = services.job_requeue(job=job)
             self.stdout.write(f"Re-enqueued {count} pending batches of job {job.pk}.")
         else:
@@ -86,12 +86,12 @@ class Command(ServiceCommand):
             raise CommandError("--project and at least one --endpoint are required.")
         project = annotate_selectors.project_get(slug=opts["project"])
         if project is None:
-            raise CommandError(f"No project {opts['project']!r}.")
+            raise CommandError(f"--project: No project {opts['project']!r}.")
         endpoints = []
         for name in opts["endpoint"]:
             endpoint = selectors.endpoint_get(project=project, name=name)
             if endpoint is None:
-                raise CommandError(f"No endpoint {name!r} usable in {project.slug}.")
+                raise CommandError(f"--endpoint: No endpoint {name!r} usable in {project.slug}.")
             endpoints.append(endpoint)
         sampling = {
             key: opts[key]

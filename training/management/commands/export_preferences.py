@@ -134,7 +134,8 @@ class Command(ServiceCommand):
         self.stdout.write(
             f"Export v{export.version}: {counts['rows']} rows (train {counts['train']}, test {counts['test']}), "
             f"dropped {counts['dropped'] or 'none'}; sha256 {export.content_hash}\n"
-            f"Files in {out} (stored at {export.path})."
+            f"Files in {out} (stored at {export.path}).\n"
+            f"Train on it with: train ... --export {project.slug}/v{export.version} (or --export {export.pk})"
         )
 
 

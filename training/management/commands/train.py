@@ -33,13 +33,35 @@ OPTION_OF = {
 }
 
 
+def _export(value: str | int) -> Export:
+    """The export ``--export`` names: an id, or ``SLUG/vN`` (a project's version ``N``)."""
+    value = str(value).strip()
+    slug, sep, number = value.rpartition("/")
+    if sep and number[:1] in ("v", "V"):
+        number = number[1:]
+    export = None
+    if number.isascii() and number.isdigit() and len(number) <= 9:  # a number the database can hold
+        exports = Export.objects.select_related("project")
+        where = {"project__slug": slug, "version": int(number)} if sep else {"pk": int(number)}
+        export = exports.filter(**where).first()
+    if export is None:
+        raise CommandError(
+            f"--export: no export {value!r}; name one by its id or as SLUG/vN (export_preferences prints both)."
+        )
+    return export
+
+
 class Command(ServiceCommand):
     help = "Train a reward model, DPO or PPO policy (RLOO/GRPO too) on an export or a dataset file."
 
     def add_arguments(self, parser):
         parser.add_argument("kind", choices=list(CONFIGS))
         data = parser.add_mutually_exclusive_group(required=True)
-        data.add_argument("--export", type=int, help="Export id (its train file; its test file is held out).")
+        data.add_argument(
+            "--export",
+            help="An export, as its id or SLUG/vN (as export_preferences prints it): its train file; "
+            "its test file is held out.",
+        )
         data.add_argument("--dataset", help="A TRL JSONL/Parquet file.")
         parser.add_argument(
             "--eval-dataset", default="", help="Held-out file (default: a slice of the data)."
@@ -77,10 +99,9 @@ class Command(ServiceCommand):
             key = given[0]
             raise CommandError(f"--config: {key} is given by {OPTION_OF[key]}, not in the config.")
         if opts["export"] is not None:
-            export = Export.objects.filter(pk=opts["export"]).first()
-            if export is None:
-                raise CommandError(f"No export with id {opts['export']}.")
+            export = _export(opts["export"])
             train, test = export_dataset_files(export)
+            self.stderr.write(f"Training on export {export.project.slug}/v{export.version} (id {export.pk}).")
         else:
             train, test = opts["dataset"], ""
         options.update(
