@@ -25,6 +25,7 @@ from annotate.models import (
     TaskKind,
 )
 from annotate.models_judges import SuggestionStatus
+from core.jobs import ACTIVE_STATES
 
 
 def judges_for_project(*, project: Project) -> QuerySet[Judge]:
@@ -40,6 +41,14 @@ def answered(prefix: str = "") -> Q:
 def judged_task_ids(judge: Judge):
     """The tasks this judge has an answer for, as a subquery (what "only tasks not yet judged" skips)."""
     return JudgeSuggestion.objects.filter(answered(), judge=judge).values("task_id")
+
+
+def judging_now(judge: Judge) -> tuple[list[int], set[int]]:
+    """(ids of this judge's queued or running jobs, the tasks they will judge): what "only tasks not
+    judged yet" also skips, so pressing Run twice does not judge and bill the same tasks twice."""
+    active = JudgeJob.objects.filter(judge=judge, state__in=ACTIVE_STATES).order_by("pk")
+    rows = list(active.values_list("pk", "task_ids"))
+    return [pk for pk, _ in rows], {task_id for _, ids in rows for task_id in ids or ()}
 
 
 def judges_with_todo(*, project: Project) -> tuple[list[Judge], int]:

@@ -330,10 +330,19 @@ def judge_job_create(
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
     ):
         raise InvalidInput(f"limit must be between 1 and {MAX_TASKS_PER_JOB}.", field="limit")
+    busy_jobs: list[int] = []
     if only_unjudged:
-        qs = qs.exclude(pk__in=selectors.judged_task_ids(judge))
+        Judge.objects.select_for_update().filter(pk=judge.pk).first()  # one such job of a judge at a time
+        busy_jobs, busy_tasks = selectors.judging_now(judge)
+        qs = qs.exclude(pk__in=selectors.judged_task_ids(judge)).exclude(pk__in=busy_tasks)
     ids = list(qs.values_list("id", flat=True)[: limit or MAX_TASKS_PER_JOB])
     if not ids and only_unjudged:
+        if busy_jobs:
+            jobs_named = ", ".join(f"job {pk}" for pk in busy_jobs)
+            raise InvalidInput(
+                f"Judge {judge.name} already judged, or is judging ({jobs_named}), every task.",
+                field="task_ids",
+            )
         raise InvalidInput(f"Judge {judge.name} already judged every task.", field="task_ids")
     if not ids:
         raise InvalidInput("There are no tasks to judge.", field="task_ids")
