@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt re
 PG_URL ?= postgres://postgres@127.0.0.1:5432/test
 ADDR ?= 127.0.0.1:8000
 
-.PHONY: run test venv lint envs check bench clean-demo
+.PHONY: run test venv lint envs bench
 
 $(STAMP): requirements.txt requirements-dev.txt requirements/base.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -22,8 +22,8 @@ venv: $(STAMP)
 run: venv
 	$(BIN)/python manage.py migrate --noinput -v0
 	$(BIN)/python manage.py seed_demo --addr $(ADDR)
-	@if $(BIN)/python manage.py help create_tiny_model >/dev/null 2>&1 && [ ! -d var/models/tiny-demo ]; then \
-		$(BIN)/python manage.py create_tiny_model var/models/tiny-demo --register-endpoint tiny-demo; fi
+	@if $(BIN)/python manage.py help create_tiny_model >/dev/null 2>&1; then \
+		$(BIN)/python manage.py create_tiny_model var/models/tiny-demo --register-endpoint tiny-demo --keep-existing; fi
 	$(BIN)/python manage.py run_platform --addr $(ADDR)
 
 lint: venv

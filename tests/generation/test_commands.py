@@ -119,3 +119,23 @@ def test_generate_reports_failures_and_bad_arguments(research_project, tmp_path)
         call_command("generate", "--project", research_project.slug, "--endpoint", "gone", "--k", "0")
     with pytest.raises(CommandError, match="--filter"):
         call_command("generate", "--project", research_project.slug, "--endpoint", "gone", "--filter", "some")
+
+
+def test_keep_existing_registers_the_endpoint_of_a_model_already_built(db, tmp_path):
+    """make run's step: a database made anew beside an old var/models gets its tiny-demo endpoint
+    back (before, the model folder existing skipped the registration)."""
+    out = tmp_path / "tiny-demo"
+    call_command("create_tiny_model", str(out), "--register-endpoint", "tiny-demo")
+    built = sorted(p.name for p in out.iterdir())
+    ModelEndpoint.objects.all().delete()  # the database made anew
+
+    call_command("create_tiny_model", str(out), "--register-endpoint", "tiny-demo", "--keep-existing")
+    assert ModelEndpoint.objects.get(name="tiny-demo").model == str(out.resolve())
+    assert sorted(p.name for p in out.iterdir()) == built
+    # once more: nothing to do; an endpoint of that name serving another model is refused
+    call_command("create_tiny_model", str(out), "--register-endpoint", "tiny-demo", "--keep-existing")
+    assert ModelEndpoint.objects.filter(name="tiny-demo").count() == 1
+    other = tmp_path / "other"
+    call_command("create_tiny_model", str(other), "--keep-existing")
+    with pytest.raises(CommandError, match="--register-endpoint: endpoint 'tiny-demo' already serves"):
+        call_command("create_tiny_model", str(other), "--register-endpoint", "tiny-demo", "--keep-existing")

@@ -1,9 +1,12 @@
 """Build the tiny offline model (trained BPE tokenizer + random-init Llama + chat template).
 
     python manage.py create_tiny_model var/models/tiny [--project SLUG] [--register-endpoint NAME]
+                                       [--keep-existing]
 
 --project trains the tokenizer on that project's prompts; --register-endpoint adds a
-transformers endpoint for the model (scoped to --project when given).
+transformers endpoint for the model (scoped to --project when given). --keep-existing uses a model
+already in the folder as it is and only registers the endpoint if none has that name (what
+``make run`` does, so a database made anew beside an old var/models still gets its endpoint).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from annotate.errors import ServiceError
 from annotate.models import Prompt
 from core.cli import option_in_range, user_path
 from generation import services
+from generation.models import ModelEndpoint
 from generation.tiny_model import build_tiny_model
 
 MAX_TRAINING_PROMPTS = 20_000
@@ -44,6 +48,11 @@ class Command(BaseCommand):
             help=f"{VOCAB_SIZES.start} to {VOCAB_SIZES.stop - 1} (default 512).",
         )
         parser.add_argument("--seed", type=int, default=0, help=f"0 to {SEEDS.stop - 1} (default 0).")
+        parser.add_argument(
+            "--keep-existing",
+            action="store_true",
+            help="a model already in out_dir is used as it is; the endpoint is registered if missing",
+        )
 
     def handle(self, *args, out_dir: str, project: str | None, register_endpoint: str | None, **options):
         for option, allowed in (("vocab_size", VOCAB_SIZES), ("seed", SEEDS)):
@@ -63,6 +72,9 @@ class Command(BaseCommand):
         with user_path("out_dir", path):
             path = path.resolve()
             existed = path.exists()
+            if options["keep_existing"] and (path / "config.json").is_file():
+                self.keep(path, register_endpoint, project_obj)
+                return
             if existed and (not path.is_dir() or any(path.iterdir())):
                 raise CommandError(f"out_dir: {path} already exists; choose a new or empty folder.")
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,21 +87,41 @@ class Command(BaseCommand):
                 tmp.rename(path)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-        if register_endpoint:
-            try:
-                endpoint = services.endpoint_create(
-                    name=register_endpoint,
-                    backend="transformers",
-                    model=str(path),
-                    config={"device": "cpu"},
-                    default_sampling={"max_new_tokens": 64},
-                    project=project_obj,
-                )
-            except ServiceError as exc:  # the command did not do what was asked: no model either
-                shutil.rmtree(path, ignore_errors=True)
-                if existed:
-                    path.mkdir(exist_ok=True)
-                raise CommandError(f"--register-endpoint: {exc.message}") from None
+        endpoint = self.register(register_endpoint, path, project_obj, made=path, existed=existed)
         self.stdout.write(self.style.SUCCESS(f"Tiny model written to {path}"))
-        if register_endpoint:
+        if endpoint is not None:
             self.stdout.write(self.style.SUCCESS(f"Endpoint {endpoint.name} registered."))
+
+    def keep(self, path: Path, name: str | None, project) -> None:
+        """--keep-existing with a model in ``path``: register ``name`` unless an endpoint has it
+        (one serving another model is refused: it is not this model's endpoint)."""
+        self.stdout.write(f"Tiny model kept at {path}")
+        current = ModelEndpoint.objects.filter(name=name).first() if name else None
+        if current is None:
+            if self.register(name, path, project, made=None) is not None:
+                self.stdout.write(self.style.SUCCESS(f"Endpoint {name} registered."))
+        elif current.model != str(path):
+            raise CommandError(
+                f"--register-endpoint: endpoint {name!r} already serves {current.model}, not {path}."
+            )
+
+    def register(self, name: str | None, path: Path, project, *, made: Path | None, existed: bool = False):
+        """Register the transformers endpoint ``name`` for the model at ``path`` (None: no name).
+        When it is refused, the model this command ``made`` goes too: it did not do what was asked."""
+        if not name:
+            return None
+        try:
+            return services.endpoint_create(
+                name=name,
+                backend="transformers",
+                model=str(path),
+                config={"device": "cpu"},
+                default_sampling={"max_new_tokens": 64},
+                project=project,
+            )
+        except ServiceError as exc:
+            if made is not None:
+                shutil.rmtree(made, ignore_errors=True)
+                if existed:
+                    made.mkdir(exist_ok=True)
+            raise CommandError(f"--register-endpoint: {exc.message}") from None
