@@ -6,6 +6,11 @@ prompts of a batch in one ``llm.generate`` call so vLLM's scheduler batches them
 Prompts that do not fit ``max_model_len`` are failed before the call (vLLM would otherwise refuse
 the whole call), so the others go on.
 
+Every sample stops at every id that ends a response (``core.formatting.stop_token_ids``, the rule
+the transformers backend uses): vLLM itself stops at the generation_config's ids only, so a
+checkpoint that lists just its EOS there (Llama-3-Instruct's first release) would run on past the
+end of the turn.
+
 ``vllm`` is imported inside :class:`VLLMBackend`, never at module import: web processes and CPU
 workers load this module without it (requirements/generation.txt installs it on GPU machines).
 """
@@ -58,6 +63,17 @@ def validate_config(config: dict) -> dict:
     return out
 
 
+def _generation_config(model: str):
+    """The checkpoint's generation_config from the files vLLM loaded (never a download); None
+    for a checkpoint without one."""
+    from transformers import GenerationConfig
+
+    try:
+        return GenerationConfig.from_pretrained(model, local_files_only=True)
+    except (OSError, ValueError):
+        return None
+
+
 def _import_vllm():
     try:
         import vllm
@@ -99,6 +115,9 @@ class VLLMBackend:
             raise BackendConfigError(f"vLLM could not load {model!r}: {first_line(exc)}") from exc
         self.tokenizer = self.llm.get_tokenizer()
         require_chat_template(self.tokenizer, model)
+        from core.formatting import stop_token_ids
+
+        self.stop_ids = stop_token_ids(self.tokenizer, _generation_config(model))
         self.max_model_len = self._max_model_len(max_model_len)
         self.model_version = model_version_of(model)
 
@@ -125,6 +144,8 @@ class VLLMBackend:
         }
         if params.stop:
             kwargs["stop"] = list(params.stop)
+        if self.stop_ids:
+            kwargs["stop_token_ids"] = list(self.stop_ids)
         return self._vllm.SamplingParams(**kwargs)
 
     def generate(

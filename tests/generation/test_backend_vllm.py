@@ -18,6 +18,7 @@ CONVERSATION = [{"role": "user", "content": "hi"}]
 
 class FakeTokenizer:
     chat_template = "{{ messages }}"
+    eos_token_id = 7
 
     def apply_chat_template(self, conversation, tokenize=False, add_generation_prompt=True):
         assert add_generation_prompt and not tokenize
@@ -40,6 +41,7 @@ class FakeSamplingParams:
     max_tokens: int = 16
     seed: int | None = None
     stop: list = field(default_factory=list)
+    stop_token_ids: list = field(default_factory=list)
 
 
 @dataclass
