@@ -31,7 +31,7 @@ from annotate.models import (
 from annotate.project_input import project_start_values
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS, guideline_publish
 from annotate.services.imports import FORMATS as IMPORT_FORMATS
-from annotate.services.imports import prompts_import
+from annotate.services.imports import SEVERAL_FILES, prompts_import
 from annotate.services.projects import (
     DIMENSION_DESCRIPTION_MAX,
     DIMENSION_KEY_MAX,
@@ -269,9 +269,25 @@ class ImportOptionsSerializer(serializers.Serializer):
     skip_invalid = serializers.BooleanField(default=False)
 
 
+class _Several(int):
+    """How many files came under one field name that takes one."""
+
+
 @extend_schema_field({"type": "string", "format": "binary"})
 class UploadField(serializers.FileField):
-    """A file field documented as a file (the docs page offers a file picker), not as a URI."""
+    """A file field documented as a file (the docs page offers a file picker), not as a URI. Two
+    files under its name are refused: which one to import would be a guess."""
+
+    default_error_messages = {"several": SEVERAL_FILES}
+
+    def get_value(self, dictionary):
+        count = len(dictionary.getlist(self.field_name)) if hasattr(dictionary, "getlist") else 1
+        return _Several(count) if count > 1 else super().get_value(dictionary)
+
+    def to_internal_value(self, data):
+        if isinstance(data, _Several):
+            self.fail("several", count=int(data))
+        return super().to_internal_value(data)
 
 
 class ImportRequestSerializer(ImportOptionsSerializer):

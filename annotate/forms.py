@@ -7,7 +7,7 @@ from django.conf import settings
 
 from annotate.models import Project, Role, TaskKind, TaskOrder, project_bounds
 from annotate.services.guidelines import MAX_GUIDELINE_CHARS
-from annotate.services.imports import FORMATS
+from annotate.services.imports import FORMATS, SEVERAL_FILES
 from annotate.services.projects import (
     DIMENSION_DESCRIPTION_MAX,
     DIMENSION_KEY_MAX,
@@ -210,3 +210,9 @@ class ImportForm(forms.Form):
     @staticmethod
     def max_bytes() -> int:
         return int(settings.PREFHUB_MAX_IMPORT_BYTES)
+
+    def clean_file(self):
+        count = len(self.files.getlist(self.add_prefix("file")))
+        if count > 1:
+            raise forms.ValidationError(SEVERAL_FILES.format(count=count), code="several")
+        return self.cleaned_data["file"]

@@ -75,6 +75,8 @@ from core.hh import HHFormatError, parse_transcript, split_pair
 from core.read_ahead import read_ahead
 
 FORMATS = ("auto", "jsonl", "hh-rlhf")
+#: An upload of several files at once: which one to import would be a guess (page and API).
+SEVERAL_FILES = "Send one file per import: {count} files were sent."
 ROLES = ("system", "user", "assistant")
 MAX_LINE_BYTES = 4 * 1024 * 1024
 MAX_TEXT_CHARS = 200_000
