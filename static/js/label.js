@@ -178,6 +178,8 @@
       id: Number(el.dataset.assignmentId),
       kind: el.dataset.kind,
       expiresAt: Date.parse(el.dataset.expiresAt),
+      activeAt: 0, // when the labeler last worked on it (a key, a click, typing)
+      renewing: false,
       timer: new Timer(),
       guidelinePending: !!guidelinePending,
       touched: false,
@@ -310,11 +312,30 @@
   // A prefetched task's lease ran while it waited: restart its clock when it comes on screen.
   // Requests from this page go one after another (renew, then prefetch).
   function renew(task) {
+    task.renewing = true;
     return post(actionUrl(cfg.urls.renew, task.id), {})
       .then(function (r) {
         if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
+        else if (r.status === 409) task.renewRefused = true; // ended already: the submit will say so
       })
-      .catch(function () { /* the lease note warns before it runs out */ });
+      .catch(function () { /* the lease note warns before it runs out */ })
+      .then(function () { task.renewing = false; });
+  }
+
+  // A task being worked on keeps its lease: once half of it is gone, activity since the lease
+  // (re)started renews it. An idle page lets it run out, so an abandoned task goes back to the pool.
+  var leaseMs = (cfg.leaseTtlSeconds || 0) * 1000;
+  function noteActivity() { if (current) current.activeAt = Date.now(); }
+  // Reading counts: scrolling a long response or the guidelines is work on the task too.
+  ["keydown", "input", "pointerdown", "wheel", "scroll"].forEach(function (type) {
+    document.addEventListener(type, noteActivity, { capture: true, passive: true });
+  });
+  function keepLease() {
+    var task = current;
+    if (!task || !leaseMs || task.renewing || task.renewRefused || busy) return;
+    var left = task.expiresAt - Date.now();
+    if (left <= 0 || left > leaseMs / 2) return;
+    if (task.activeAt > task.expiresAt - leaseMs) renew(task);
   }
 
   function advance() {
@@ -826,7 +847,7 @@
     else note.textContent = "";
     note.classList.toggle("is-urgent", left < 60 * 1000);
   }
-  setInterval(updateLeaseNote, 1000);
+  setInterval(function () { keepLease(); updateLeaseNote(); }, 1000);
 
   // --- start ---------------------------------------------------------------------------------------
 
