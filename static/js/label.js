@@ -471,9 +471,13 @@
     delete li.dataset.tied;
     var ol = li.parentNode;
     if (to === from) { touched(task); renumber(task); return; }
+    // Taking the item out of the list drops the focus of a button inside it: put it back, so a
+    // keyboard user can press "Move down" again.
+    var focused = li.contains(document.activeElement) ? document.activeElement : null;
     ol.removeChild(li);
     var rest = items(task);
     if (to >= rest.length) ol.appendChild(li); else ol.insertBefore(li, rest[to]);
+    if (focused) focused.focus();
     task.selected = to;
     touched(task);
     renumber(task);
