@@ -800,7 +800,10 @@
     }
     if (dialogOpen()) return; // dialogs handle their own keys; Esc closes them
     if (isTyping(t)) {
-      if (e.key === "Escape") { e.preventDefault(); t.blur(); if (current) current.el.focus({ preventScroll: true }); }
+      // Enter in a one-line box of the task (the flag's reason) confirms it and leaves it, like
+      // Esc: the browser would otherwise submit the whole task (submitting is Ctrl+Enter).
+      var leave = e.key === "Escape" || (e.key === "Enter" && t.tagName === "INPUT" && t.closest(".task-form"));
+      if (leave) { e.preventDefault(); t.blur(); if (current) current.el.focus({ preventScroll: true }); }
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return; // leave the browser's shortcuts alone
