@@ -759,6 +759,12 @@
     var open = force === undefined ? drawer.hidden : force;
     drawer.hidden = !open;
     document.body.classList.toggle("drawer-open", open);
+    // The keys scroll what has the focus: put it in the guidelines while they are open, and give
+    // it back to the task when they close.
+    var body = document.getElementById("drawer-guideline");
+    var active = document.activeElement;
+    if (open) body.focus({ preventScroll: true });
+    else if (current && (!active || active === document.body || drawer.contains(active))) current.el.focus({ preventScroll: true });
   }
 
   function openAck() {
@@ -813,7 +819,8 @@
     if (k === "Escape") { if (!drawer.hidden) toggleDrawer(false); hideNotice(); return; }
     if (k === "Backspace") { e.preventDefault(); undo(); return; }
     if (!current) return;
-    if (k === "s" || k === "S" || (k === " " && !isControl(t))) { e.preventDefault(); openSkip(); return; }
+    // Space scrolls the guidelines when they have the focus; elsewhere it skips.
+    if (k === "s" || k === "S" || (k === " " && !isControl(t) && !drawer.contains(t))) { e.preventDefault(); openSkip(); return; }
     if (k === "f" || k === "F") {
       e.preventDefault();
       var box = current.el.querySelector("input[name=flagged]");
@@ -861,6 +868,7 @@
   var first = makeTask(slot.querySelector(".task"));
   if (first) {
     current = first;
+    first.el.setAttribute("tabindex", "-1"); // focusable, as show() makes every later task
     wire(first);
     first.timer.start();
     if (first.kind === "ranking") renumber(first);
