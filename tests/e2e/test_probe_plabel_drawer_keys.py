@@ -9,9 +9,8 @@ from __future__ import annotations
 
 import pytest
 
-from annotate.services.guidelines import guideline_acknowledge, guideline_publish
-from tests.e2e.conftest import login, settle
 from tests.e2e.labeling_data import make_tasks
+from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -22,15 +21,8 @@ LONG = "# How to judge\n\n" + "\n\n".join(
 
 def test_the_guidelines_drawer_scrolls_from_the_keyboard(page, make_project, labeler_in, make_user):
     project = make_project(name="Long rules")
-    user = labeler_in(project, "gus")
-    guideline_acknowledge(
-        guideline=guideline_publish(project=project, actor=make_user(), body=LONG), user=user
-    )
     make_tasks(project, count=2)
-    login(page, "gus")
-    page.goto(f"/projects/{project.slug}/label/")
-    page.wait_for_selector("#task-slot .task")
-    settle(page)
+    open_labeling(page, project, "gus", labeler_in=labeler_in, make_user=make_user, guidelines=LONG)
     page.keyboard.press("g")
     assert page.is_visible("#guidelines-drawer")
     for _ in range(3):

@@ -14,9 +14,9 @@ import pytest
 from django.utils import timezone
 
 from annotate.models import Annotation, Assignment, AssignmentState
-from annotate.services.guidelines import guideline_acknowledge, guideline_publish
-from tests.e2e.conftest import login, settle
+from tests.e2e.conftest import settle
 from tests.e2e.labeling_data import make_tasks
+from tests.e2e.test_probe_plabel_helpers import open_labeling, submit_and_wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,16 +27,8 @@ def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(
     page, make_project, labeler_in, make_user
 ):
     project = make_project(name="Careful work", lease_ttl_seconds=TTL)
-    user = labeler_in(project, "lena")
-    guideline_acknowledge(
-        guideline=guideline_publish(project=project, actor=make_user(), body="# Go"), user=user
-    )
     make_tasks(project, count=3)
-    login(page, "lena")
-    page.goto(f"/projects/{project.slug}/label/")
-    page.wait_for_selector("#task-slot .task")
-    settle(page)
-    first = int(page.get_attribute("#task-slot .task", "data-assignment-id"))
+    first = open_labeling(page, project, "lena", labeler_in=labeler_in, make_user=make_user)
     started = time.monotonic()
     page.keyboard.press("1")
     page.keyboard.press("r")
@@ -46,12 +38,7 @@ def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(
         page.wait_for_timeout(1500)
     settle(page)
     assert Assignment.objects.get(pk=first).expires_at > timezone.now()
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "old => { const t = document.querySelector('#task-slot .task'); return t && t.dataset.assignmentId !== String(old); }",
-        arg=first,
-    )
-    settle(page)
+    submit_and_wait(page, first)
     assert "expired" not in page.inner_text("#notice")
     assert Assignment.objects.get(pk=first).state == AssignmentState.SUBMITTED
     assert Annotation.objects.get(assignment_id=first).rationale.startswith("because because")
@@ -61,16 +48,8 @@ def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(
 def test_a_labeler_reading_a_long_response_keeps_the_task(page, make_project, labeler_in, make_user):
     """Reading is work too: scrolling through a long response (or the guidelines) counts."""
     project = make_project(name="Long reads", lease_ttl_seconds=TTL)
-    user = labeler_in(project, "rhea")
-    guideline_acknowledge(
-        guideline=guideline_publish(project=project, actor=make_user(), body="# Go"), user=user
-    )
     make_tasks(project, count=2, texts=["A long answer.\n\n" + "More detail here. " * 3000, "Short."])
-    login(page, "rhea")
-    page.goto(f"/projects/{project.slug}/label/")
-    page.wait_for_selector("#task-slot .task")
-    settle(page)
-    first = int(page.get_attribute("#task-slot .task", "data-assignment-id"))
+    first = open_labeling(page, project, "rhea", labeler_in=labeler_in, make_user=make_user)
     page.mouse.move(300, 400)
     started = time.monotonic()
     while time.monotonic() - started < TTL + 8:
@@ -78,11 +57,6 @@ def test_a_labeler_reading_a_long_response_keeps_the_task(page, make_project, la
         page.wait_for_timeout(1500)
     settle(page)
     page.keyboard.press("2")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function(
-        "old => { const t = document.querySelector('#task-slot .task'); return t && t.dataset.assignmentId !== String(old); }",
-        arg=first,
-    )
-    settle(page)
+    submit_and_wait(page, first)
     assert "expired" not in page.inner_text("#notice")
     assert Assignment.objects.get(pk=first).state == AssignmentState.SUBMITTED
