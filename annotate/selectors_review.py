@@ -133,29 +133,61 @@ def review_page(*, project: Project, filters: ReviewFilters) -> dict:
         tasks = tasks.filter(Exists(matching))
     if filters.low_agreement:
         tasks = tasks.annotate(n=Count("annotations")).filter(n__gte=2)
-    tasks = tasks.order_by("-id")
-    ids = list(tasks.values_list("id", flat=True)[: 5000 if filters.low_agreement else None])
+    ids = list(tasks.order_by("-id").values_list("id", flat=True))
+    if filters.low_agreement:
+        ids = _low_agreement_ids(ids)
+    total = len(ids)
     rows = _task_rows(
         project,
-        ids if filters.low_agreement else ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
+        ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
         matching=_annotation_filter(filters) if filters.state not in ("skipped", "adjudicated") else None,
     )
-    if filters.low_agreement:
-        rows = [r for r in rows if r["agreement"] is not None and r["agreement"] < LOW_AGREEMENT]
-        total = len(rows)
-        rows = rows[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1]
-    else:
-        total = len(ids)
     has_next = len(rows) > PAGE_SIZE
     return {"tasks": rows[:PAGE_SIZE], "total": total, "page": filters.page, "has_next": has_next}
 
 
 def _verdict(ann: Annotation) -> str:
-    if ann.choice:
-        return ann.choice
-    if ann.ranking:
-        return "|".join(",".join(str(c) for c in g) for g in ann.ranking)
+    return _verdict_of(ann.choice, ann.ranking)
+
+
+def _verdict_of(choice: str | None, ranking: object) -> str:
+    if choice:
+        return choice
+    if ranking:
+        return "|".join(",".join(str(c) for c in g) for g in ranking)
     return "flagged"
+
+
+def _agreement(votes: Counter) -> float | None:
+    """The most common verdict's share of a task's votes (judgments with a choice or a ranking,
+    rejected ones left out); None under two votes."""
+    n = sum(votes.values())
+    return votes.most_common(1)[0][1] / n if n >= 2 else None
+
+
+LOW_AGREEMENT_CHUNK = 2000
+
+
+def _low_agreement_ids(task_ids: list[int]) -> list[int]:
+    """Of ``task_ids`` (in that order), the tasks whose agreement is under ``LOW_AGREEMENT``, read
+    from the judgments' verdicts only, a chunk of tasks at a time."""
+    low = []
+    for start in range(0, len(task_ids), LOW_AGREEMENT_CHUNK):
+        chunk = task_ids[start : start + LOW_AGREEMENT_CHUNK]
+        votes: dict[int, Counter] = {tid: Counter() for tid in chunk}
+        rows = (
+            Annotation.objects.filter(task_id__in=chunk)
+            .exclude(review__verdict=ReviewVerdict.REJECTED)
+            .values_list("task_id", "choice", "ranking")
+        )
+        for task_id, choice, ranking in rows:
+            if choice or ranking:
+                votes[task_id][_verdict_of(choice, ranking)] += 1
+        for tid in chunk:
+            agreement = _agreement(votes[tid])
+            if agreement is not None and agreement < LOW_AGREEMENT:
+                low.append(tid)
+    return low
 
 
 def _candidate_key(value: object) -> int | None:
@@ -242,7 +274,7 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
             a for a in judged if not (hasattr(a, "review") and a.review.verdict == ReviewVerdict.REJECTED)
         ]
         votes = Counter(_verdict(a) for a in counted if a.choice or a.ranking)
-        agreement = (votes.most_common(1)[0][1] / sum(votes.values())) if sum(votes.values()) >= 2 else None
+        agreement = _agreement(votes)
         slots = sorted(task.slots.all(), key=lambda s: s.slot)
         letters = {s.candidate_id: chr(65 + i) for i, s in enumerate(slots)}
         for ann in judged:  # what the card shows: the task's letters, never candidate ids

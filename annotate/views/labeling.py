@@ -270,6 +270,7 @@ def label(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
             "csrf": get_token(request),
             "allowTie": project.allow_tie,
             "allowBothBad": project.allow_both_bad,
+            "leaseTtlSeconds": project.lease_ttl_seconds,
         },
     }
     return render(request, "annotate/label.html", context)

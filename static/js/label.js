@@ -178,6 +178,8 @@
       id: Number(el.dataset.assignmentId),
       kind: el.dataset.kind,
       expiresAt: Date.parse(el.dataset.expiresAt),
+      activeAt: 0, // when the labeler last worked on it (a key, a click, typing)
+      renewing: false,
       timer: new Timer(),
       guidelinePending: !!guidelinePending,
       touched: false,
@@ -310,11 +312,30 @@
   // A prefetched task's lease ran while it waited: restart its clock when it comes on screen.
   // Requests from this page go one after another (renew, then prefetch).
   function renew(task) {
+    task.renewing = true;
     return post(actionUrl(cfg.urls.renew, task.id), {})
       .then(function (r) {
         if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
+        else if (r.status === 409) task.renewRefused = true; // ended already: the submit will say so
       })
-      .catch(function () { /* the lease note warns before it runs out */ });
+      .catch(function () { /* the lease note warns before it runs out */ })
+      .then(function () { task.renewing = false; });
+  }
+
+  // A task being worked on keeps its lease: once half of it is gone, activity since the lease
+  // (re)started renews it. An idle page lets it run out, so an abandoned task goes back to the pool.
+  var leaseMs = (cfg.leaseTtlSeconds || 0) * 1000;
+  function noteActivity() { if (current) current.activeAt = Date.now(); }
+  // Reading counts: scrolling a long response or the guidelines is work on the task too.
+  ["keydown", "input", "pointerdown", "wheel", "scroll"].forEach(function (type) {
+    document.addEventListener(type, noteActivity, { capture: true, passive: true });
+  });
+  function keepLease() {
+    var task = current;
+    if (!task || !leaseMs || task.renewing || task.renewRefused || busy) return;
+    var left = task.expiresAt - Date.now();
+    if (left <= 0 || left > leaseMs / 2) return;
+    if (task.activeAt > task.expiresAt - leaseMs) renew(task);
   }
 
   function advance() {
@@ -450,9 +471,13 @@
     delete li.dataset.tied;
     var ol = li.parentNode;
     if (to === from) { touched(task); renumber(task); return; }
+    // Taking the item out of the list drops the focus of a button inside it: put it back, so a
+    // keyboard user can press "Move down" again.
+    var focused = li.contains(document.activeElement) ? document.activeElement : null;
     ol.removeChild(li);
     var rest = items(task);
     if (to >= rest.length) ol.appendChild(li); else ol.insertBefore(li, rest[to]);
+    if (focused) focused.focus();
     task.selected = to;
     touched(task);
     renumber(task);
@@ -734,6 +759,12 @@
     var open = force === undefined ? drawer.hidden : force;
     drawer.hidden = !open;
     document.body.classList.toggle("drawer-open", open);
+    // The keys scroll what has the focus: put it in the guidelines while they are open, and give
+    // it back to the task when they close.
+    var body = document.getElementById("drawer-guideline");
+    var active = document.activeElement;
+    if (open) body.focus({ preventScroll: true });
+    else if (current && (!active || active === document.body || drawer.contains(active))) current.el.focus({ preventScroll: true });
   }
 
   function openAck() {
@@ -775,7 +806,10 @@
     }
     if (dialogOpen()) return; // dialogs handle their own keys; Esc closes them
     if (isTyping(t)) {
-      if (e.key === "Escape") { e.preventDefault(); t.blur(); if (current) current.el.focus({ preventScroll: true }); }
+      // Enter in a one-line box of the task (the flag's reason) confirms it and leaves it, like
+      // Esc: the browser would otherwise submit the whole task (submitting is Ctrl+Enter).
+      var leave = e.key === "Escape" || (e.key === "Enter" && t.tagName === "INPUT" && t.closest(".task-form"));
+      if (leave) { e.preventDefault(); t.blur(); if (current) current.el.focus({ preventScroll: true }); }
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) return; // leave the browser's shortcuts alone
@@ -785,7 +819,8 @@
     if (k === "Escape") { if (!drawer.hidden) toggleDrawer(false); hideNotice(); return; }
     if (k === "Backspace") { e.preventDefault(); undo(); return; }
     if (!current) return;
-    if (k === "s" || k === "S" || (k === " " && !isControl(t))) { e.preventDefault(); openSkip(); return; }
+    // Space scrolls the guidelines when they have the focus; elsewhere it skips.
+    if (k === "s" || k === "S" || (k === " " && !isControl(t) && !drawer.contains(t))) { e.preventDefault(); openSkip(); return; }
     if (k === "f" || k === "F") {
       e.preventDefault();
       var box = current.el.querySelector("input[name=flagged]");
@@ -826,13 +861,14 @@
     else note.textContent = "";
     note.classList.toggle("is-urgent", left < 60 * 1000);
   }
-  setInterval(updateLeaseNote, 1000);
+  setInterval(function () { keepLease(); updateLeaseNote(); }, 1000);
 
   // --- start ---------------------------------------------------------------------------------------
 
   var first = makeTask(slot.querySelector(".task"));
   if (first) {
     current = first;
+    first.el.setAttribute("tabindex", "-1"); // focusable, as show() makes every later task
     wire(first);
     first.timer.start();
     if (first.kind === "ranking") renumber(first);

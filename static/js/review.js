@@ -47,5 +47,14 @@
       if (back) { e.preventDefault(); back.click(); }
     }
   });
-  select(0);
+  // After an action the page comes back with the judgment (#judgment-ID) or task (#task-ID) it was
+  // about in the address: the walk goes on from there, not from the top.
+  function fromHash() {
+    var target = window.location.hash ? document.getElementById(window.location.hash.slice(1)) : null;
+    if (!target) return 0;
+    var row = target.classList.contains("review-row") ? target : target.querySelector(".review-row.is-match");
+    var i = rows.indexOf(row);
+    return i === -1 ? 0 : i;
+  }
+  select(fromHash());
 })();
