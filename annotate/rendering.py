@@ -9,6 +9,11 @@ Two layers, so that a mistake in one is caught by the other:
 2. nh3 (ammonia) with a small allowlist of tags and attributes: no ``on*``, ``style``, ``hx-*``,
    ``data-*``, ``id`` or ``src`` attribute survives; links keep only http, https and mailto
    addresses, open in a new tab and carry ``rel="noopener noreferrer nofollow"``.
+
+Before both, bidirectional override, embedding and isolate characters (U+202A-U+202E,
+U+2066-U+2069) are replaced by their code point in plain text (``⟦U+202E⟧``): obeyed, they show a
+text other than the one stored ("Trojan Source": ``abc`` + U+202E + ``evil`` reads "abclive"), and
+a labeler must judge what the model wrote. Right-to-left text and the LRM/RLM marks are untouched.
 """
 
 from __future__ import annotations
@@ -47,6 +52,13 @@ _SAFE_CLASSES = {
 }
 _ALIGN = re.compile(r"text-align:\s*(left|right|center)")
 _HTTP_URL = re.compile(r"^https?://", re.IGNORECASE)
+_BIDI_CONTROLS = re.compile("[\u202a-\u202e\u2066-\u2069]")
+
+
+def show_bidi_controls(text: str) -> str:
+    """``text`` with each bidirectional override/embedding/isolate character written as its code
+    point (``⟦U+202E⟧``), so that it is seen instead of reordering what is shown around it."""
+    return _BIDI_CONTROLS.sub(lambda m: f"⟦U+{ord(m.group()):04X}⟧", text)
 
 
 def _attribute_filter(tag: str, attr: str, value: str) -> str | None:
@@ -121,5 +133,5 @@ def render_markdown(text: str | None) -> SafeString:
     """Untrusted Markdown -> sanitized HTML, safe to put in a template without escaping."""
     if not text:
         return mark_safe("")
-    html = _markdown().render(str(text))
+    html = _markdown().render(show_bidi_controls(str(text)))
     return mark_safe(sanitize_html(html))  # noqa: S308 - sanitized by nh3 just above
