@@ -90,9 +90,17 @@ def _ranking_groups(task: Task, ranking: object) -> list[list[int]]:
     )
     if isinstance(ranking, str):
         by_letter = {chr(65 + i): cid for i, cid in enumerate(ids)}
+        example = f'Type the responses best first, as in "B A=C" ({", ".join(by_letter)}).'
+        parts = (
+            ranking.upper().replace(",", " ").replace(">", " ").replace(" =", "=").replace("= ", "=").split()
+        )
+        if not parts:
+            raise InvalidInput(example, field="ranking")
         groups = []
-        for part in ranking.upper().replace(",", " ").replace(">", " ").split():
-            letters = [x.strip() for x in part.split("=") if x.strip()]
+        for part in parts:
+            letters = part.split("=")
+            if not all(letters):
+                raise InvalidInput(f'"=" joins two responses that tie. {example}', field="ranking")
             unknown = [x for x in letters if x not in by_letter]
             if unknown:
                 raise InvalidInput(
@@ -110,6 +118,10 @@ def _ranking_groups(task: Task, ranking: object) -> list[list[int]]:
             groups.append([int(c) for c in group])
         except (TypeError, ValueError):
             raise InvalidInput("ranking holds candidate ids only.", field="ranking") from None
+        if not groups[-1]:
+            raise InvalidInput(
+                "ranking has an empty group: each group holds one or more ids.", field="ranking"
+            )
     flat = [c for g in groups for c in g]
     if sorted(flat) != sorted(ids):
         raise InvalidInput("ranking must place every response of the task exactly once.", field="ranking")
