@@ -100,6 +100,19 @@ _OPTIONAL_FIELDS = (
 )
 
 
+FALLBACK_PROMPT_ID = "prompt-"
+
+
+def fallback_prompt_id(pk: int, imported: set[str]) -> str:
+    """The exported id of a prompt imported without one: ``prompt-<pk>``, or, when another prompt
+    of the project was imported with exactly that id, ``prompt-<pk>-internal`` (again, until no
+    imported id has it). Unique: two database ids never give the same name."""
+    name = f"{FALLBACK_PROMPT_ID}{pk}"
+    while name in imported:
+        name += "-internal"
+    return name
+
+
 def annotation_records(
     *,
     project: Project,
@@ -122,6 +135,11 @@ def annotation_records(
     their prompts. Nothing is kept from one chunk to the next.
     """
     extra = _OPTIONAL_FIELDS if fields is None else tuple(f for f in _OPTIONAL_FIELDS if f in fields)
+    imported_names = set(
+        Prompt.objects.filter(project_id=project.pk, external_id__startswith=FALLBACK_PROMPT_ID).values_list(
+            "external_id", flat=True
+        )
+    )  # usually none: only those can meet a fallback name
     guideline_versions = dict(Guideline.objects.filter(project=project).values_list("id", "version"))
     rows = (
         Annotation.objects.filter(task__project_id=project.pk)
@@ -172,7 +190,7 @@ def annotation_records(
         else:
             prompt_qs = prompt_qs.filter(id__in=prompt_ids)
         prompts = {
-            pid: (ext or f"prompt-{pid}", messages)
+            pid: (ext or fallback_prompt_id(pid, imported_names), messages)
             for pid, ext, messages in prompt_qs.values_list("id", "external_id", "messages")
             if pid in prompt_ids
         }
