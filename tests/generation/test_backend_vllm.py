@@ -87,14 +87,19 @@ class FakeLLM:
         ]
 
 
+def install_fake_vllm(monkeypatch, llm, sampling_params) -> types.ModuleType:
+    """A ``vllm`` module with these ``LLM`` and ``SamplingParams`` classes, for this test."""
+    module = types.ModuleType("vllm")
+    module.LLM = llm
+    module.SamplingParams = sampling_params
+    monkeypatch.setitem(sys.modules, "vllm", module)
+    return module
+
+
 @pytest.fixture
 def fake_vllm(monkeypatch):
-    module = types.ModuleType("vllm")
-    module.LLM = FakeLLM
-    module.SamplingParams = FakeSamplingParams
-    monkeypatch.setitem(sys.modules, "vllm", module)
     FakeLLM.instances = []
-    return module
+    return install_fake_vllm(monkeypatch, FakeLLM, FakeSamplingParams)
 
 
 def test_missing_vllm_is_a_clear_error(monkeypatch):

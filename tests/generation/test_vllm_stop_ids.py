@@ -10,7 +10,6 @@ of a zoo model built offline."""
 
 from __future__ import annotations
 
-import sys
 import types
 
 import pytest
@@ -20,6 +19,7 @@ from generation.backends.base import SamplingParams
 from generation.backends.transformers import TransformersBackend
 from generation.backends.vllm import VLLMBackend
 from generation.zoo import ZOO, build_zoo_model
+from tests.generation.test_backend_vllm import install_fake_vllm
 
 
 class SamplingParamsSeen:
@@ -38,10 +38,7 @@ class TokenizerOnlyLLM:
 
 @pytest.fixture
 def fake_vllm(monkeypatch):
-    module = types.ModuleType("vllm")
-    module.LLM = TokenizerOnlyLLM
-    module.SamplingParams = SamplingParamsSeen
-    monkeypatch.setitem(sys.modules, "vllm", module)
+    install_fake_vllm(monkeypatch, TokenizerOnlyLLM, SamplingParamsSeen)
 
 
 @pytest.fixture(scope="module")

@@ -61,7 +61,7 @@ def test_train_names_the_line_before_loading_a_model(tmp_path, monkeypatch, tiny
     def no_model(*args, **kwargs):
         raise AssertionError("a model was loaded despite a bad dataset")
 
-    monkeypatch.setattr("training.runners.reward.load_tokenizer", no_model)
+    monkeypatch.setattr("training.runners.models.load_tokenizer", no_model)
     path = _file(tmp_path, [json.dumps(OK), json.dumps({**OK, "margin": "x"})])
     out = tmp_path / "out"
     with pytest.raises(CommandError, match=r"pairs\.jsonl line 2: margin must be a finite number"):

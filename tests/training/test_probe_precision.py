@@ -17,7 +17,7 @@ def test_bf16_without_an_accelerator_is_refused_before_reading_anything(tmp_path
         raise AssertionError("data was read")
 
     monkeypatch.setattr("transformers.utils.is_torch_bf16_gpu_available", lambda: False)
-    monkeypatch.setattr("training.runners.reward.load_pair_splits", nothing)
+    monkeypatch.setattr("training.runners.data.load_pair_splits", nothing)
     path = tmp_path / "d.jsonl"
     path.write_text(json.dumps({"prompt": "q", "chosen": "a", "rejected": "b"}) + "\n")
     with pytest.raises(

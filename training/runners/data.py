@@ -295,6 +295,20 @@ def load_prompts(path: str) -> list[Any]:
 # turn its errors into the runners' ``ModelError``.
 
 
+def pair_run_start(cfg, *, reward: bool) -> tuple[Any, list[dict], list[dict], Any]:
+    """What a pairwise run (reward model, DPO) reads before any model loads: its pairs and their
+    split (``load_pair_splits``), the base model's tokenizer, and the check that the tokenizer's
+    template takes every pair's prompt (``check_prompts_render``, as a reward model reads it when
+    ``reward``). Returns (data, train rows, held-out rows, tokenizer)."""
+    from training.runners.models import load_tokenizer
+
+    data, train_rows, eval_rows = load_pair_splits(cfg)
+    tokenizer = load_tokenizer(cfg.base_model)
+    prompts = [r["prompt"] for r in train_rows + eval_rows]
+    check_prompts_render(tokenizer, prompts, model=cfg.base_model, role="base", what="pairs", reward=reward)
+    return data, train_rows, eval_rows, tokenizer
+
+
 def check_prompts_render(
     tokenizer, prompts: list[Any], *, model: str, role: str, what: str = "prompts", reward: bool = False
 ) -> None:

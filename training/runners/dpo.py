@@ -50,17 +50,15 @@ from typing import Any
 
 from training.runners.configs import DPORunConfig
 from training.runners.data import (
-    check_prompts_render,
     cut_replies,
     dpo_ids,
     dpo_min_max_length,
     fit_prompt,
-    load_pair_splits,
+    pair_run_start,
 )
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
-    load_tokenizer,
     require_causal_lm,
     wait_for_every_process,
     write_run_record,
@@ -168,15 +166,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    data, train_rows, eval_rows = load_pair_splits(cfg)
-    tokenizer = load_tokenizer(cfg.base_model)
-    check_prompts_render(
-        tokenizer,
-        [r["prompt"] for r in train_rows + eval_rows],
-        model=cfg.base_model,
-        role="base",
-        what="pairs",
-    )
+    data, train_rows, eval_rows, tokenizer = pair_run_start(cfg, reward=False)
     trainer_class = tokenized_trainer_class()
 
     def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int, int]:

@@ -27,12 +27,11 @@ from __future__ import annotations
 from typing import Any
 
 from training.runners.configs import BaseRunConfig, RewardRunConfig
-from training.runners.data import check_prompts_render, load_pair_splits, tokenize_pairs
+from training.runners.data import pair_run_start, tokenize_pairs
 from training.runners.models import (
     as_shipped,
     atomic_output,
     check_tokenizer_fits,
-    load_tokenizer,
     model_config,
     pad_apart_from_ends,
     resolve_bf16,
@@ -128,12 +127,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    data, train_rows, eval_rows = load_pair_splits(cfg)
-    tokenizer = load_tokenizer(cfg.base_model)
-    check_prompts_render(
-        tokenizer, [r["prompt"] for r in train_rows + eval_rows], model=cfg.base_model, role="base",
-        what="pairs", reward=True,
-    )  # fmt: skip
+    data, train_rows, eval_rows, tokenizer = pair_run_start(cfg, reward=True)
     use_margin = cfg.use_margin and data.has_margin
     # An encoder's position table bounds the sequence (BERT/MiniLM: 512), whatever max_length says.
     positions = getattr(model_config(cfg.base_model), "max_position_embeddings", None) or cfg.max_length
