@@ -11,6 +11,7 @@ import json
 import math
 import re
 import sys
+import unicodedata
 
 
 class UnsafeJSON(json.JSONDecodeError):
@@ -25,6 +26,13 @@ class UnsafeJSON(json.JSONDecodeError):
 NESTED_TOO_DEEPLY = "nested too deeply"
 NUL_MESSAGE = "contains a NUL character (\\u0000), which cannot be stored"
 _UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a reader could see: only whitespace and invisible format characters (Unicode
+    category Cf: zero-width space and joiners, word joiner, byte-order mark, soft hyphen, direction
+    marks). The one rule for an empty response, on the labeling page and in generation's checks."""
+    return all(ch.isspace() or unicodedata.category(ch) == "Cf" for ch in text)
 
 
 def _message(char: str) -> str:

@@ -63,7 +63,7 @@ from annotate.services.tasks import (
     default_mode_for,
     tasks_bulk_create,
 )
-from annotate.validation import MAX_ID, id_from_text, storable_text
+from annotate.validation import MAX_ID, id_from_text, is_blank, storable_text
 from core import jobs
 from core.audit import audit_actor, audit_create, audit_record
 from core.db import unique_or_conflict
@@ -746,11 +746,11 @@ def candidate_checks(
     max_new_tokens: int | None = None,
 ) -> dict[str, bool]:
     """The checks one candidate can fail on its own (duplicate and identical need its siblings):
-    ``empty`` (whitespace only), ``bad_chars`` (U+FFFD, C0/C1 controls but newline and tab),
+    ``empty`` (nothing visible: ``annotate.validation.is_blank``), ``bad_chars`` (U+FFFD, C0/C1 controls but newline and tab),
     ``over_length`` (its completion used the whole ``max_new_tokens`` budget) and ``stop_reason``
     (it did not end with "stop": cut by length, or the backend said content_filter, abort...)."""
     return {
-        "empty": not text.strip(),
+        "empty": is_blank(text),
         "bad_chars": BAD_CHARS.search(text) is not None,
         "over_length": bool(
             max_new_tokens and completion_tokens is not None and completion_tokens >= max_new_tokens

@@ -48,7 +48,7 @@ from annotate.services.leasing import (
     task_claim_lease,
 )
 from annotate.throttles import page_rate_limit
-from annotate.validation import UnsafeJSON, json_loads_safe
+from annotate.validation import UnsafeJSON, is_blank, json_loads_safe
 from core.access import (
     ProjectAccess,
     assignment_access,
@@ -181,7 +181,7 @@ def _task_context(project: Project, lease: dict) -> dict:
                 "key": key,
                 "html": render_markdown(text),
                 "snippet": _snippet(text),
-                "empty": not text.strip(),
+                "empty": is_blank(text),
             }
         )
     turns = [
