@@ -728,6 +728,26 @@ def _median_by_group(idx: np.ndarray, values: np.ndarray, groups: int) -> np.nda
     return out
 
 
+# The labelers table's columns, in the order the page shows them. A stored report is jsonb on
+# PostgreSQL, which does not keep an object's key order, so downloads take the order from here.
+LABELER_COLUMNS = [
+    "labeler_id",
+    "username",
+    "annotations",
+    "consensus_agreement",
+    "consensus_items",
+    "gold_accuracy",
+    "gold_items",
+    "first_shown_rate",
+    "first_shown_items",
+    "position_p_value",
+    "median_time_ms",
+    "flags",
+    "skips",
+    "alerts",
+]
+
+
 def _labelers_table(data: ReportData, loo: ag.LabelerAgreement, skips: dict[int, int]) -> list[dict]:
     users = dict(
         get_user_model()
@@ -1191,8 +1211,7 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
         rows = [{**r, "warning": " ".join(r.get("warnings") or [])} for r in rows]
         return _METRIC_COLUMNS, [{c: r.get(c) for c in _METRIC_COLUMNS} for r in rows]
     if name == "labelers":
-        rows = report["labelers"]
-        return (list(rows[0]) if rows else ["labeler_id", "username"]), rows
+        return LABELER_COLUMNS, [{c: r.get(c) for c in LABELER_COLUMNS} for r in report["labelers"]]
     if name == "reliability":  # snapshots from before the block have none: an empty table
         block = report.get("reliability") or {}
         rows = [{**r, "threshold": block.get("threshold")} for r in block.get("rows", [])]
