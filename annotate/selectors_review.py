@@ -151,10 +151,13 @@ def _verdict(ann: Annotation) -> str:
 
 
 def _verdict_of(choice: str | None, ranking: object) -> str:
+    """A judgment as a vote: the choice, or the ranking's groups best first, the responses of a tie
+    in one fixed order (the labeling page shuffles them, so "A = B" arrives as [a, b] or [b, a])."""
     if choice:
         return choice
     if ranking:
-        return "|".join(",".join(str(c) for c in g) for g in ranking)
+        groups = (g if isinstance(g, list) else [g] for g in ranking)
+        return "|".join(",".join(str(c) for c in sorted(g, key=str)) for g in groups)
     return "flagged"
 
 
