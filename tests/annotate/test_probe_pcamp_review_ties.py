@@ -48,3 +48,40 @@ def test_review_page_low_agreement_filter_leaves_it_out(make_project, labeler_in
     low = client.get(url, {"low_agreement": "1"})
     assert low.status_code == 200
     assert f'data-task="{task.pk}"' not in low.content.decode()
+
+
+def test_failed_gold_filter_finds_a_missed_gold_ranking(make_project, labeler_in, make_user, client):
+    """'Failed gold' on a ranking project listed nothing: it compared only pairwise choices, so a
+    labeler who ranked a gold task wrongly was never shown (while the report counted the miss)."""
+    project = make_project(kind=TaskKind.RANKING, ranking_k=3, overlap=3, allow_rank_ties=True)
+    add_tasks(project, prompts=2, candidates_per_prompt=3)
+    gold_task, other = Task.objects.filter(project=project).order_by("id")
+    a, b, c = gold_task.slots.order_by("slot").values_list("candidate_id", flat=True)
+    Task.objects.filter(pk=gold_task.pk).update(is_gold=True, gold_ranking=[[c], [a, b]])
+    answers = {"right": [[c], [b, a]], "wrong": [[a], [b], [c]], "flagger": None}
+    for name, ranking in answers.items():
+        user = labeler_in(project, name)
+        for _ in range(2):
+            lease = task_claim_next(project=project, labeler=user)
+            if lease.task_id != gold_task.pk:
+                ids = list(lease.task.slots.values_list("candidate_id", flat=True))
+                annotation_submit(assignment_id=lease.pk, labeler=user, ranking=[ids])
+            elif ranking is None:
+                annotation_submit(assignment_id=lease.pk, labeler=user, flagged=True, flag_reason="?")
+            else:
+                annotation_submit(assignment_id=lease.pk, labeler=user, ranking=ranking)
+
+    page = review_page(project=project, filters=ReviewFilters(gold_failed=True))
+    assert page["total"] == 1
+    [row] = page["tasks"]
+    assert row["task"].pk == gold_task.pk
+    assert [ann.labeler.username for ann in row["annotations"] if ann.is_match] == ["wrong"]
+    assert (
+        review_page(project=project, filters=ReviewFilters(gold_failed=True, labeler="right"))["total"] == 0
+    )
+
+    client.force_login(make_user(is_superuser=True, is_staff=True))
+    resp = client.get(reverse("review:queue", args=[project.slug]), {"gold_failed": "1"})
+    assert resp.status_code == 200
+    html = resp.content.decode()
+    assert f'data-task="{gold_task.pk}"' in html and f'data-task="{other.pk}"' not in html
