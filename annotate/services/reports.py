@@ -614,6 +614,9 @@ def ranking_block(
     block["krippendorff_alpha_ordinal"] = None
     block["kendall_w_mean"] = None
     block["kendall_w_items"] = 0
+    # tasks with two or more rankings (the ordinal alpha's items); ``items`` counts only the
+    # judgments with a single best response (the top-choice statistics), which leaves out a tie
+    block["ranked_items"] = int((np.bincount(task) >= 2).sum()) if len(task) else 0
     _set_interval(block, "krippendorff_alpha_ordinal", (None, None))
     _set_interval(block, "kendall_w_mean", (None, None))
     if len(task) == 0:
