@@ -116,7 +116,8 @@ def project_progress(*, project: Project) -> dict[str, int]:
         "done": done,
         "in_progress": max(total - done - untouched, 0),
         "untouched": untouched,
-        "live_leases": Assignment.objects.filter(task__project=project, state=AssignmentState.LIVE).count(),
+        # leases past their expiry that the sweep has not reclaimed yet are on nobody's screen
+        "live_leases": live_leases().filter(task__project=project).count(),
         "annotations": Annotation.objects.filter(task__project=project).count(),
     }
 

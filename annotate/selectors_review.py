@@ -92,7 +92,7 @@ class ReviewFilters:
         return f
 
 
-def _annotation_filter(f: ReviewFilters) -> Q:
+def _annotation_filter(f: ReviewFilters, project: Project) -> Q:
     q = Q()
     if f.labeler:
         q &= Q(labeler__username=f.labeler)
@@ -114,7 +114,10 @@ def _annotation_filter(f: ReviewFilters) -> Q:
     elif f.state in (ReviewVerdict.ACCEPTED, ReviewVerdict.REJECTED):
         q &= Q(review__verdict=f.state)
     if f.gold_failed:
-        q &= Q(task__is_gold=True) & ~Q(choice=None) & ~Q(choice=F("task__gold_choice"))
+        if project.kind == TaskKind.RANKING:
+            q &= Q(pk__in=_ranking_gold_misses(project))
+        else:
+            q &= Q(task__is_gold=True) & ~Q(choice=None) & ~Q(choice=F("task__gold_choice"))
     return q
 
 
@@ -129,7 +132,7 @@ def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     elif filters.state == "adjudicated":
         tasks = tasks.filter(Exists(Adjudication.objects.filter(task=OuterRef("pk"))))
     else:
-        matching = Annotation.objects.filter(_annotation_filter(filters), task=OuterRef("pk"))
+        matching = Annotation.objects.filter(_annotation_filter(filters, project), task=OuterRef("pk"))
         tasks = tasks.filter(Exists(matching))
     if filters.low_agreement:
         tasks = tasks.annotate(n=Count("annotations")).filter(n__gte=2)
@@ -140,7 +143,9 @@ def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     rows = _task_rows(
         project,
         ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
-        matching=_annotation_filter(filters) if filters.state not in ("skipped", "adjudicated") else None,
+        matching=_annotation_filter(filters, project)
+        if filters.state not in ("skipped", "adjudicated")
+        else None,
     )
     has_next = len(rows) > PAGE_SIZE
     return {"tasks": rows[:PAGE_SIZE], "total": total, "page": filters.page, "has_next": has_next}
@@ -151,11 +156,31 @@ def _verdict(ann: Annotation) -> str:
 
 
 def _verdict_of(choice: str | None, ranking: object) -> str:
+    """A judgment as a vote: the choice, or the ranking's groups best first, the responses of a tie
+    in one fixed order (the labeling page shuffles them, so "A = B" arrives as [a, b] or [b, a])."""
     if choice:
         return choice
     if ranking:
-        return "|".join(",".join(str(c) for c in g) for g in ranking)
+        return "|".join(",".join(str(c) for c in group) for group in _ranking_key(ranking))
     return "flagged"
+
+
+def _ranking_key(ranking: object) -> tuple[tuple, ...]:
+    """A ranking's groups best first, each tie's responses in one fixed order: two rankings are
+    the same ranking exactly when their keys are equal."""
+    groups = (g if isinstance(g, list) else [g] for g in ranking or [])
+    return tuple(tuple(sorted(g, key=str)) for g in groups)
+
+
+def _ranking_gold_misses(project: Project) -> list[int]:
+    """Ids of the judgments whose ranking differs from their gold task's gold ranking (judgments
+    without a ranking, flagged ones, miss nothing). Gold tasks are few: compared here."""
+    rows = Annotation.objects.filter(
+        task__project=project, task__is_gold=True, task__gold_ranking__isnull=False
+    ).values_list("pk", "ranking", "task__gold_ranking")
+    return [
+        pk for pk, ranking, gold in rows if ranking and gold and _ranking_key(ranking) != _ranking_key(gold)
+    ]
 
 
 def _agreement(votes: Counter) -> float | None:

@@ -614,6 +614,9 @@ def ranking_block(
     block["krippendorff_alpha_ordinal"] = None
     block["kendall_w_mean"] = None
     block["kendall_w_items"] = 0
+    # tasks with two or more rankings (the ordinal alpha's items); ``items`` counts only the
+    # judgments with a single best response (the top-choice statistics), which leaves out a tie
+    block["ranked_items"] = int((np.bincount(task) >= 2).sum()) if len(task) else 0
     _set_interval(block, "krippendorff_alpha_ordinal", (None, None))
     _set_interval(block, "kendall_w_mean", (None, None))
     if len(task) == 0:
@@ -726,6 +729,26 @@ def _median_by_group(idx: np.ndarray, values: np.ndarray, groups: int) -> np.nda
     hi = values[start + counts // 2]
     out[keys] = (lo + hi) / 2
     return out
+
+
+# The labelers table's columns, in the order the page shows them. A stored report is jsonb on
+# PostgreSQL, which does not keep an object's key order, so downloads take the order from here.
+LABELER_COLUMNS = [
+    "labeler_id",
+    "username",
+    "annotations",
+    "consensus_agreement",
+    "consensus_items",
+    "gold_accuracy",
+    "gold_items",
+    "first_shown_rate",
+    "first_shown_items",
+    "position_p_value",
+    "median_time_ms",
+    "flags",
+    "skips",
+    "alerts",
+]
 
 
 def _labelers_table(data: ReportData, loo: ag.LabelerAgreement, skips: dict[int, int]) -> list[dict]:
@@ -1191,8 +1214,7 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
         rows = [{**r, "warning": " ".join(r.get("warnings") or [])} for r in rows]
         return _METRIC_COLUMNS, [{c: r.get(c) for c in _METRIC_COLUMNS} for r in rows]
     if name == "labelers":
-        rows = report["labelers"]
-        return (list(rows[0]) if rows else ["labeler_id", "username"]), rows
+        return LABELER_COLUMNS, [{c: r.get(c) for c in LABELER_COLUMNS} for r in report["labelers"]]
     if name == "reliability":  # snapshots from before the block have none: an empty table
         block = report.get("reliability") or {}
         rows = [{**r, "threshold": block.get("threshold")} for r in block.get("rows", [])]
