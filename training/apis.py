@@ -14,6 +14,7 @@ from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView, ProjectPermission
 from core.api import validated_input
 from core.api_schema import errors
+from training import selectors
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat
 from training.services.exports import (
@@ -54,12 +55,7 @@ class ExportCreateSerializer(serializers.Serializer):
 
 
 def _export(project, version: int) -> Export:
-    export = (
-        Export.objects.select_related("project", "created_by")
-        .filter(project=project, version=version)
-        .first()
-    )
-    return found(export, "No such export.")
+    return found(selectors.export_get(project=project, version=version), "No such export.")
 
 
 @extend_schema(tags=["Exports"])

@@ -180,6 +180,16 @@ def _cached_hub_models(limit: int = 100) -> list[str]:
     return ids
 
 
+def export_get(*, project: Project, version: int) -> Export | None:
+    """A project's export by its version, as the pages, the API and ``train --export SLUG/vN``
+    name it."""
+    return (
+        Export.objects.select_related("project", "created_by")
+        .filter(project=project, version=version)
+        .first()
+    )
+
+
 def trainable_exports(*, project: Project) -> QuerySet[Export]:
     from training.services.runs import TRAINABLE_FORMATS
 

@@ -6,15 +6,16 @@ import json
 
 from django import forms
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods
 
-from annotate.errors import ServiceError
+from annotate.errors import ServiceError, found
 from annotate.models import Project
 from annotate.selectors import project_people_ids
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
 from core.pages import form_page_submit
+from training import selectors
 from training.compiler import ADJUDICATION_MODES, AGGREGATIONS, JUDGE_LABEL_MODES, PAIRINGS, TIE_MODES
 from training.formats import FILE_TYPES
 from training.models import Export, ExportFormat, ExportState
@@ -158,10 +159,7 @@ def export_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 
 def _export_for(access: ProjectAccess, version: int) -> Export:
-    project = access.project
-    return get_object_or_404(
-        Export.objects.select_related("project", "created_by"), project=project, version=version
-    )
+    return found(selectors.export_get(project=access.project, version=version), "No such export.")
 
 
 @project_page("research")

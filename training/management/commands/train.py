@@ -16,12 +16,14 @@ from pathlib import Path
 from django.core.management.base import CommandError
 
 from annotate.errors import ServiceError
+from annotate.selectors import project_get
 from core.cli import ServiceCommand, option_in_range, user_path
 from core.paths import is_hub_id, usable_model
 from training.models import Export
 from training.runners.configs import CONFIGS, ConfigError, config_fields, config_for
 from training.runners.launch import command
 from training.runners.protocol import RunnerError, describe_failure
+from training.selectors import export_get
 from training.services.runs import MAX_NUM_PROCESSES, export_dataset_files, run_python
 
 #: Runner options this command always sets from its own options (a --config value would be lost).
@@ -41,9 +43,11 @@ def _export(value: str | int) -> Export:
         number = number[1:]
     export = None
     if number.isascii() and number.isdigit() and len(number) <= 9:  # a number the database can hold
-        exports = Export.objects.select_related("project")
-        where = {"project__slug": slug, "version": int(number)} if sep else {"pk": int(number)}
-        export = exports.filter(**where).first()
+        if sep:
+            project = project_get(slug=slug)
+            export = project and export_get(project=project, version=int(number))
+        else:
+            export = Export.objects.select_related("project").filter(pk=int(number)).first()
     if export is None:
         raise CommandError(
             f"--export: no export {value!r}; name one by its id or as SLUG/vN (export_preferences prints both)."
