@@ -309,6 +309,13 @@ def pair_run_start(cfg, *, reward: bool) -> tuple[Any, list[dict], list[dict], A
     return data, train_rows, eval_rows, tokenizer
 
 
+def check_rl_prompts_render(policy_tokenizer, reward_tokenizer, prompts: list[Any], cfg) -> None:
+    """An RL run's prompts (PPO, RLOO, GRPO), checked before the models load as both models read
+    them: prompted to the policy, and with a reply, to the reward model (``check_prompts_render``)."""
+    check_prompts_render(policy_tokenizer, prompts, model=cfg.base_model, role="policy")
+    check_prompts_render(reward_tokenizer, prompts, model=cfg.reward_model, role="reward", reward=True)
+
+
 def check_prompts_render(
     tokenizer, prompts: list[Any], *, model: str, role: str, what: str = "prompts", reward: bool = False
 ) -> None:

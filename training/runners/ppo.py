@@ -73,7 +73,7 @@ from typing import Any
 
 from core.formatting import generation_prompt_ids, response_reward_input, stop_token_ids
 from training.runners.configs import PPORunConfig
-from training.runners.data import check_prompts_render, load_prompt_splits
+from training.runners.data import check_rl_prompts_render, load_prompt_splits
 from training.runners.dpo import load_causal_lm
 from training.runners.models import (
     as_shipped,
@@ -740,10 +740,8 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
     train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.eval_prompts, cfg.max_eval_rows))
-    prompts = train_prompts + eval_prompts  # each formatted by both models, checked before they load
-    check_prompts_render(load_tokenizer(cfg.base_model), prompts, model=cfg.base_model, role="policy")
-    check_prompts_render(
-        load_tokenizer(cfg.reward_model), prompts, model=cfg.reward_model, role="reward", reward=True
+    check_rl_prompts_render(
+        load_tokenizer(cfg.base_model), load_tokenizer(cfg.reward_model), train_prompts + eval_prompts, cfg
     )
     runner = PPORunner(cfg, emitter)
     acc = runner.accelerator

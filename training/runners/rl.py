@@ -28,7 +28,7 @@ from core.formatting import (
     stop_token_ids,
 )
 from training.runners.configs import ConfigError, RLRunConfig
-from training.runners.data import check_prompts_render, encode, load_prompt_splits, via_formatting
+from training.runners.data import check_rl_prompts_render, encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
 from training.runners.protocol import Emitter, Timer, trainer_callback
@@ -172,10 +172,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     # TRL tokenises the prompts itself: special-token text in them made literal first, so it reads
     # the ids core.formatting.prompt_ids gives (never a forged turn); other prompts are unchanged
     train_prompts = [via_formatting(literal_prompt, tokenizer, p) for p in train_prompts]
-    prompts = train_prompts + eval_prompts  # TRL fails mid-training on a prompt the template refuses
-    check_prompts_render(tokenizer, prompts, model=cfg.base_model, role="policy")
     reward_tok = load_tokenizer(cfg.reward_model)
-    check_prompts_render(reward_tok, prompts, model=cfg.reward_model, role="reward", reward=True)
+    # TRL fails mid-training on a prompt a template refuses: checked before the models load
+    check_rl_prompts_render(tokenizer, reward_tok, train_prompts + eval_prompts, cfg)
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
     # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
