@@ -34,7 +34,7 @@ from annotate.models import Judge, JudgeJob, Project, RerouteJob
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_as_service_input
-from core.api_lists import ProjectPagedListApi
+from core.api_lists import ProjectPagedListApi, ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from core.jobs import job_status_payload
 from generation.selectors import endpoints_for_project
@@ -226,12 +226,20 @@ def _job(project: Project, job_id: int) -> JudgeJob:
 
 
 @extend_schema(tags=[TAG])
-class JudgeListCreateApi(ProjectPagedListApi):
+class JudgeListCreateApi(ProjectPagedListCreateApi):
     capability = "judge"
     row_serializer = JudgeSerializer
     list_summary = "List AI judges"
     list_description = "Managers and researchers. The project's judges, by name."
     list_operation_id = "judges_list"
+    create_input = JudgeInput
+    create_summary = "Add an AI judge"
+    create_description = (
+        "Managers and researchers. A judge compares the project's pairs with a rubric "
+        "built from the current guidelines, served by a model endpoint (named)."
+    )
+    create_operation_id = "judges_create"
+    create_errors = (400, 401, 403, 404, 409)
 
     def rows(self, project: Project) -> QuerySet[Judge]:
         return selectors.judges_for_project(project=project)
@@ -239,23 +247,12 @@ class JudgeListCreateApi(ProjectPagedListApi):
     def row_data(self, row: Judge) -> dict:
         return judge_data(row)
 
-    @extend_schema(
-        summary="Add an AI judge",
-        description="Managers and researchers. A judge compares the project's pairs with a rubric "
-        "built from the current guidelines, served by a model endpoint (named).",
-        operation_id="judges_create",
-        request=JudgeInput,
-        responses={201: JudgeSerializer, **errors(400, 401, 403, 404, 409)},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        data = dict(validated_as_service_input(JudgeInput, request.data))
+    def create(self, project: Project, data: dict, actor) -> Judge:
         name = data.pop("endpoint")
         endpoint = endpoints_for_project(project=project).filter(name=name).first()
         if endpoint is None:
             raise InvalidInput(f"No endpoint named {name!r} is available to this project.", field="endpoint")
-        judge = services.judge_create(project=project, endpoint=endpoint, actor=request.user, **data)
-        return Response(judge_data(judge), status=status.HTTP_201_CREATED)
+        return services.judge_create(project=project, endpoint=endpoint, actor=actor, **data)
 
 
 @extend_schema(tags=[TAG])

@@ -10,7 +10,12 @@ its serializers, writes how it finds its rows, and documents its summary and des
 - :class:`ProjectPagedListApi`: a GET that pages through ``rows(project)`` and answers each row as
   ``row_data(row)``; ``row_serializer`` documents one row and, unless ``row_data`` builds the
   payload another way, serializes it; ``list_summary``, ``list_description`` and
-  ``list_operation_id`` document the GET."""
+  ``list_operation_id`` document the GET.
+- :class:`ProjectPagedListCreateApi`: the same listing, and a POST that adds one row: the body is
+  validated by ``create_input`` (a refusal is a 400 naming the field, as the services' are),
+  ``create(project, data, actor)`` makes the row through its service, and the answer is the new
+  row as the listing shows it (``row_data``), 201. ``create_summary``, ``create_description``,
+  ``create_operation_id`` and ``create_errors`` document the POST."""
 
 from __future__ import annotations
 
@@ -18,13 +23,13 @@ from typing import Any
 
 from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, serializers
+from rest_framework import generics, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.models import Project
 from core.access import ProjectApiView, ProjectPermission
-from core.api import paginated_response, parse_query
+from core.api import paginated_response, parse_query, validated_as_service_input
 from core.api_schema import PAGE_PARAMETERS, errors, paginated
 
 
@@ -53,6 +58,8 @@ class ProjectPagedListApi(ProjectApiView):
 
     def __init_subclass__(cls, **kwargs) -> None:
         super().__init_subclass__(**kwargs)
+        if not hasattr(cls, "row_serializer"):  # a base for other listings (below)
+            return
         get = extend_schema(
             summary=cls.list_summary,
             description=cls.list_description,
@@ -70,3 +77,35 @@ class ProjectPagedListApi(ProjectApiView):
 
     def get(self, request: Request, slug: str) -> Response:
         return paginated_response(request, self, self.rows(self.access.project), self.row_data)
+
+
+class ProjectPagedListCreateApi(ProjectPagedListApi):
+    create_input: type[serializers.Serializer]
+    create_summary: str
+    create_description: str
+    create_operation_id: str | None = None  # None: drf-spectacular names it
+    create_errors: tuple[int, ...] = (400, 401, 403, 404)
+    # How the body is validated: the services' refusal (a 400 whose detail names the field) unless a
+    # view keeps DRF's own (core.api.validated_input).
+    create_validated = staticmethod(validated_as_service_input)
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        if not hasattr(cls, "create_input"):
+            return
+        post = extend_schema(
+            summary=cls.create_summary,
+            description=cls.create_description,
+            operation_id=cls.create_operation_id,
+            request=cls.create_input,
+            responses={201: cls.row_serializer, **errors(*cls.create_errors)},
+        )
+        extend_schema_view(post=post)(cls)
+
+    def create(self, project: Project, data: dict, actor: Any) -> Any:
+        raise NotImplementedError
+
+    def post(self, request: Request, slug: str) -> Response:
+        data = dict(self.create_validated(self.create_input, request.data))
+        row = self.create(self.access.project, data, request.user)
+        return Response(self.row_data(row), status=status.HTTP_201_CREATED)

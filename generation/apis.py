@@ -18,7 +18,7 @@ from __future__ import annotations
 from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.utils import extend_schema
-from rest_framework import serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
@@ -27,7 +27,7 @@ from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_as_service_input
-from core.api_lists import ProjectPagedListApi
+from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from generation import selectors, services
 from generation.models import AutoRelease, Backend, GenerationJob, ModelEndpoint, ReleaseWhich, TaskMode
@@ -231,12 +231,20 @@ class GenerationJobDetailSerializer(GenerationJobSerializer):
 
 
 @extend_schema(tags=["Generation"])
-class EndpointListCreateApi(ProjectPagedListApi):
+class EndpointListCreateApi(ProjectPagedListCreateApi):
     capability = "research"
     row_serializer = EndpointSerializer
     list_summary = "List model endpoints"
     list_description = "Researchers. The endpoints this project's jobs may use: its own and the shared ones."
     list_operation_id = "generation_endpoints_list"
+    create_input = EndpointInput
+    create_summary = "Register a model endpoint"
+    create_description = (
+        "Researchers. A model this project can generate with: `transformers` (a model name "
+        "or a path inside the allowed folders), `vllm`, or `openai` (an OpenAI-compatible server, its "
+        "URL in `config`)."
+    )
+    create_operation_id = "generation_endpoints_create"
 
     def rows(self, project: Project) -> QuerySet[ModelEndpoint]:
         return selectors.endpoints_for_project(project=project).select_related("project")
@@ -244,24 +252,12 @@ class EndpointListCreateApi(ProjectPagedListApi):
     def row_data(self, row: ModelEndpoint) -> dict:
         return endpoint_data(row)
 
-    @extend_schema(
-        summary="Register a model endpoint",
-        description="Researchers. A model this project can generate with: `transformers` (a model name "
-        "or a path inside the allowed folders), `vllm`, or `openai` (an OpenAI-compatible server, its "
-        "URL in `config`).",
-        operation_id="generation_endpoints_create",
-        request=EndpointInput,
-        responses={201: EndpointSerializer, **errors()},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        data = validated_as_service_input(EndpointInput, request.data)
-        endpoint = services.endpoint_create(project=project, actor=request.user, restrict_paths=True, **data)
-        return Response(endpoint_data(endpoint), status=status.HTTP_201_CREATED)
+    def create(self, project: Project, data: dict, actor) -> ModelEndpoint:
+        return services.endpoint_create(project=project, actor=actor, restrict_paths=True, **data)
 
 
 @extend_schema(tags=["Generation"])
-class JobListCreateApi(ProjectPagedListApi):
+class JobListCreateApi(ProjectPagedListCreateApi):
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "jobs"
@@ -269,6 +265,16 @@ class JobListCreateApi(ProjectPagedListApi):
     list_summary = "List generation jobs"
     list_description = "Researchers. The project's jobs, newest first, with their progress."
     list_operation_id = "generation_jobs_list"
+    create_input = JobInput
+    create_summary = "Start a generation job"
+    create_description = (
+        "Researchers. Samples `k` responses per prompt from each named endpoint, in "
+        "batches on the generation queue. The responses are staged with automatic checks until released "
+        "(see the release operation) unless `auto_release` is set; released responses become tasks "
+        "(`task_mode`, default: the project's kind)."
+    )
+    create_operation_id = "generation_jobs_create"
+    create_errors = (400, 401, 403, 404, 429)
 
     def rows(self, project: Project) -> QuerySet[GenerationJob]:
         return selectors.jobs_for_project(project=project)
@@ -276,26 +282,13 @@ class JobListCreateApi(ProjectPagedListApi):
     def row_data(self, row: GenerationJob) -> dict:
         return job_data(row)
 
-    @extend_schema(
-        summary="Start a generation job",
-        description="Researchers. Samples `k` responses per prompt from each named endpoint, in "
-        "batches on the generation queue. The responses are staged with automatic checks until released "
-        "(see the release operation) unless `auto_release` is set; released responses become tasks "
-        "(`task_mode`, default: the project's kind).",
-        operation_id="generation_jobs_create",
-        request=JobInput,
-        responses={201: GenerationJobSerializer, **errors(400, 401, 403, 404, 429)},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        data = dict(validated_as_service_input(JobInput, request.data))
+    def create(self, project: Project, data: dict, actor) -> GenerationJob:
         names = list(dict.fromkeys(data.pop("endpoints")))
         endpoints = list(selectors.endpoints_for_project(project=project).filter(name__in=names))
         missing = sorted(set(names) - {e.name for e in endpoints})
         if missing:
             raise InvalidInput(f"Unknown endpoint(s): {', '.join(missing)}.", field="endpoints")
-        job = services.job_create(project=project, endpoints=endpoints, actor=request.user, **data)
-        return Response(job_data(job), status=status.HTTP_201_CREATED)
+        return services.job_create(project=project, endpoints=endpoints, actor=actor, **data)
 
 
 @extend_schema(tags=["Generation"])

@@ -16,7 +16,7 @@ from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_input
-from core.api_lists import ProjectPagedListApi
+from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
@@ -94,7 +94,7 @@ def _project_run(project, run_id: int | None, field: str) -> TrainingRun | None:
 
 
 @extend_schema(tags=["Training runs"])
-class RunListCreateApi(ProjectPagedListApi):
+class RunListCreateApi(ProjectPagedListCreateApi):
     """A project's runs, newest first; POST validates and queues a new one."""
 
     capability = "research"
@@ -105,6 +105,15 @@ class RunListCreateApi(ProjectPagedListApi):
     list_summary = "List training runs"
     list_description = "Researchers. The project's runs, newest first, with state and latest metrics."
     list_operation_id = "training_runs_list"
+    create_input = RunCreateSerializer
+    create_summary = "Start a training run"
+    create_description = (
+        "Researchers. Validates and queues a run on the training queue: a reward model or "
+        "DPO on an export version (or a dataset path), PPO/RLOO/GRPO with a reward run. Runner options "
+        "go in `config`."
+    )
+    create_errors = (400, 401, 403, 404, 429)
+    create_validated = staticmethod(validated_input)
 
     def rows(self, project: Project) -> QuerySet[TrainingRun]:
         return selectors.runs_for_project(project=project)
@@ -112,23 +121,13 @@ class RunListCreateApi(ProjectPagedListApi):
     def row_data(self, row: TrainingRun) -> dict:
         return selectors.run_status(run=row)
 
-    @extend_schema(
-        summary="Start a training run",
-        description="Researchers. Validates and queues a run on the training queue: a reward model or "
-        "DPO on an export version (or a dataset path), PPO/RLOO/GRPO with a reward run. Runner options "
-        "go in `config`.",
-        request=RunCreateSerializer,
-        responses={201: TrainingRunSerializer, **errors(400, 401, 403, 404, 429)},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        project = self.access.project
-        data = validated_input(RunCreateSerializer, request.data)
+    def create(self, project: Project, data: dict, actor) -> TrainingRun:
         export = None
         if data["export"] is not None:
             export = Export.objects.filter(project=project, version=data["export"]).first()
             if export is None:
                 raise InvalidInput("No such export version in this project.", field="export")
-        run = run_create(
+        return run_create(
             project=project,
             kind=data["kind"],
             base_model=data["base_model"],
@@ -137,9 +136,8 @@ class RunListCreateApi(ProjectPagedListApi):
             base_run=_project_run(project, data["base_run"], "base_run"),
             reward_run=_project_run(project, data["reward_run"], "reward_run"),
             config=data["config"],
-            actor=request.user,
+            actor=actor,
         )
-        return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
 
 
 @extend_schema(tags=["Training runs"])
