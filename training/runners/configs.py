@@ -88,6 +88,13 @@ class BaseRunConfig:
     output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
         it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
     metrics_file: optional path; every metrics line is appended there as well as printed to stdout.
+    save_steps: > 0 writes a checkpoint (weights, optimiser, scheduler, RNG and data position) every
+        ``save_steps`` optimiser steps into ``<output_dir>.checkpoints``, keeping the newest
+        ``save_total_limit``; a failed, cancelled or killed run keeps them, a finished one deletes
+        them. 0 (the default) writes none.
+    resume_from: a checkpoints folder (its newest ``checkpoint-N``) or one ``checkpoint-N`` folder of
+        an earlier run with the same data and settings: training continues from that step, as if it
+        had never stopped. The platform sets it when a run is resumed; PPO cannot resume.
     """
 
     base_model: str = ""
@@ -114,6 +121,9 @@ class BaseRunConfig:
     gradient_checkpointing: bool = False
     use_cpu: bool | None = None  # None: CPU only when no accelerator is present
     overwrite_output_dir: bool = False
+    save_steps: int = 0  # > 0: a checkpoint every save_steps optimiser steps, for resuming
+    save_total_limit: int = 1  # checkpoints kept (the newest)
+    resume_from: str = ""  # a checkpoints folder or one checkpoint-N folder to continue from
 
     def validate(self) -> None:
         if not self.base_model:
@@ -134,6 +144,15 @@ class BaseRunConfig:
             raise ConfigError("num_train_epochs (or max_steps) must be positive.")
         _at_least(self, 1, "per_device_eval_batch_size", "logging_steps")
         _at_least(self, 0, "max_eval_rows", "seed", "warmup_steps", "weight_decay", "max_grad_norm")
+        _at_least(self, 0, "save_steps")
+        _at_least(self, 1, "save_total_limit")
+        from training.runners.models import resume_checkpoint
+
+        if self.resume_from and resume_checkpoint(self.resume_from) is None:
+            raise ConfigError(
+                f"resume_from: {self.resume_from!r} holds no checkpoint (a checkpoint-N folder with "
+                "trainer_state.json) to resume from."
+            )
         if self.lr_scheduler_type not in LR_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}.")
 
@@ -308,6 +327,11 @@ class PPORunConfig(ScoredRunConfig):
 
     def validate(self) -> None:
         super().validate()
+        if self.save_steps or self.resume_from:
+            raise ConfigError(
+                "save_steps and resume_from: PPO writes no checkpoints and cannot resume (reward, "
+                "DPO, RLOO and GRPO runs can); leave them out."
+            )
         if self.mini_batch_size < 0:
             raise ConfigError("mini_batch_size must be 0 (derived) or positive.")
         if self.mini_batch_size:

@@ -72,7 +72,7 @@ from training.runners.protocol import (
     is_main_process,
     trainer_callback,
 )
-from training.runners.reward import save_trained, training_arguments
+from training.runners.reward import resumed, save_trained, train, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 
 
@@ -257,7 +257,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         args = DPOConfig(
-            **training_arguments(cfg, str(tmp / "checkpoints")),
+            **training_arguments(cfg, tmp),
             beta=cfg.beta,
             loss_type=[cfg.loss_type],
             label_smoothing=cfg.label_smoothing,
@@ -298,7 +298,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 f"TRL dropped {len(train_ds) - train_pairs} of {len(train_ds)} fitted training pairs.",
                 file=sys.stderr,
             )
-        result = trainer.train()
+        result = train(trainer, cfg)
         after = trainer.evaluate() if eval_ds is not None else {}
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out figures read it in fp32 as they read the reference and the model before training.
@@ -320,6 +320,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
+            **resumed(cfg),
             **after,
             **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
             "seconds": timer.seconds,

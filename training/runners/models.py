@@ -160,10 +160,40 @@ def launcher_pid() -> int:
     return os.getpid()
 
 
+CHECKPOINT_PREFIX = "checkpoint-"
+
+
+def checkpoints_dir(output_dir: str) -> Path:
+    """Where a run's resumable checkpoints go: beside its output, so that a failed run keeps them."""
+    return Path(f"{output_dir}.checkpoints")
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of a ``checkpoint-N`` folder that holds a whole checkpoint (the trainer writes
+    ``trainer_state.json`` last), else None."""
+    name = folder.name
+    if not name.startswith(CHECKPOINT_PREFIX) or not name[len(CHECKPOINT_PREFIX) :].isdigit():
+        return None
+    return int(name[len(CHECKPOINT_PREFIX) :]) if (folder / "trainer_state.json").is_file() else None
+
+
+def resume_checkpoint(path: str) -> Path | None:
+    """The checkpoint to resume from: ``path`` itself when it is a whole ``checkpoint-N`` folder,
+    else the newest whole one inside ``path``; None when there is none."""
+    folder = Path(path)
+    if checkpoint_step(folder) is not None:
+        return folder
+    if not folder.is_dir():
+        return None
+    whole = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None]
+    return max(whole)[1] if whole else None
+
+
 @contextlib.contextmanager
 def atomic_output(output_dir: str, *, overwrite: bool = False) -> Iterator[Path]:
     """Yield ``<output_dir>.tmp-<pid>`` to train into; rename it to ``output_dir`` on success, delete it
-    on any failure (including cancellation), so ``output_dir`` only ever holds a complete model."""
+    on any failure (including cancellation), so ``output_dir`` only ever holds a complete model.
+    The run's checkpoints (``checkpoints_dir``) survive a failure and go once the model is saved."""
     out = Path(output_dir)
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise RunnerError(f"{out} already exists; choose another output directory.")
@@ -189,6 +219,8 @@ def atomic_output(output_dir: str, *, overwrite: bool = False) -> Iterator[Path]
             shutil.rmtree(old, ignore_errors=True)
         else:
             tmp.rename(out)
+        # The model is in place: its checkpoints are not needed to resume any more.
+        shutil.rmtree(checkpoints_dir(output_dir), ignore_errors=True)
 
 
 def wait_for_every_process() -> None:

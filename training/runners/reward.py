@@ -24,6 +24,7 @@ ranks chosen above rejected; ties count half) and the mean reward margin r(chose
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from training.runners.configs import BaseRunConfig, RewardRunConfig
@@ -32,21 +33,33 @@ from training.runners.models import (
     as_shipped,
     atomic_output,
     check_tokenizer_fits,
+    checkpoint_step,
+    checkpoints_dir,
     model_config,
     pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
+    resume_checkpoint,
     write_run_record,
 )
 from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
 from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
 
 
-def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
-    """The transformers ``TrainingArguments`` every TRL runner shares."""
+def training_arguments(cfg: BaseRunConfig, staging: Path) -> dict[str, Any]:
+    """The transformers ``TrainingArguments`` every TRL runner shares. Checkpoints (``save_steps``)
+    go beside the output (``checkpoints_dir``), where a failed run keeps them for resuming; with
+    none, the trainer's folder is inside ``staging`` (the run's temporary output)."""
     use_cpu = resolve_use_cpu(cfg.use_cpu)
+    saving = {"save_strategy": "no"}
+    if cfg.save_steps:
+        saving = {
+            "save_strategy": "steps",
+            "save_steps": cfg.save_steps,
+            "save_total_limit": cfg.save_total_limit,
+        }
     return {
-        "output_dir": output_dir,
+        "output_dir": str(checkpoints_dir(cfg.output_dir) if cfg.save_steps else staging / "checkpoints"),
         "learning_rate": cfg.learning_rate,
         "num_train_epochs": cfg.num_train_epochs,
         "max_steps": cfg.max_steps,
@@ -62,12 +75,28 @@ def training_arguments(cfg: BaseRunConfig, output_dir: str) -> dict[str, Any]:
         "bf16": resolve_bf16(cfg.bf16, use_cpu),
         "use_cpu": use_cpu,
         "report_to": [],
-        "save_strategy": "no",
+        **saving,
         "disable_tqdm": True,
         "dataloader_num_workers": 0,
         # TRL turns gradient checkpointing on by default (its deprecated name); say what we want.
         "activation_checkpointing": cfg.gradient_checkpointing,
     }
+
+
+def train(trainer, cfg: BaseRunConfig):
+    """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
+    trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
+    steps left)."""
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    if checkpoint is not None:
+        print(f"[prefhub] resuming from {checkpoint} (step {checkpoint_step(checkpoint)})", flush=True)
+    return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+
+
+def resumed(cfg: BaseRunConfig) -> dict[str, int]:
+    """The final figure saying where a resumed run took over (nothing for a run from the start)."""
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    return {"resumed_from_step": checkpoint_step(checkpoint)} if checkpoint is not None else {}
 
 
 def save_trained(trainer, model, tokenizer, out, *, merged: bool, policy_of: str = "") -> None:
@@ -165,7 +194,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         args = RewardConfig(
-            **training_arguments(cfg, str(tmp / "checkpoints")),
+            **training_arguments(cfg, tmp),
             max_length=None,  # pairs are already cut to max_length above
             center_rewards_coefficient=cfg.center_rewards_coefficient,
         )
@@ -177,7 +206,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter)],
             peft_config=peft_config,
         )
-        result = trainer.train()
+        result = train(trainer, cfg)
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # figures after training read it in fp32, as before training and as the saved model reads.
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
@@ -192,6 +221,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_cut_identical_pairs": cut_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
+            **resumed(cfg),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items() if k != "pairs"},
             "seconds": timer.seconds,

@@ -32,7 +32,7 @@ from training.runners.data import check_rl_prompts_render, encode, load_prompt_s
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
 from training.runners.protocol import Emitter, Timer, trainer_callback
-from training.runners.reward import load_reward_model, save_trained, training_arguments
+from training.runners.reward import load_reward_model, resumed, save_trained, train, training_arguments
 from training.services.evaluation import penalise_unended, score_sequences
 
 
@@ -186,7 +186,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         args = Config(
-            **training_arguments(cfg, str(tmp / "checkpoints")),
+            **training_arguments(cfg, tmp),
             num_generations=cfg.num_generations,
             max_completion_length=cfg.max_completion_length,
             temperature=cfg.temperature,
@@ -216,13 +216,14 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             callbacks=[trainer_callback(emitter)],
         )
         holder["device"] = trainer.accelerator.device
-        result = trainer.train()
+        result = train(trainer, cfg)
         # Training left the policy's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out completions are sampled in fp32, as before training and as the saved policy samples.
         policy = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
         after = _eval_reward(policy, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
+            **resumed(cfg),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "seconds": timer.seconds,

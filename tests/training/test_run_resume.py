@@ -1,0 +1,144 @@
+"""Resumable training (runner side): checkpoints every ``save_steps`` beside the output, kept by a
+failed run, deleted by a finished one, and a run resumed from one ends where an uninterrupted run
+ends (weights, optimiser, scheduler, RNG and data position all restored by the trainer).
+
+Tiny models built offline; reward and DPO (two TRL trainers, two model heads)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.training.conftest import runner_config, write_jsonl
+from training.runners import dpo, reward
+from training.runners.configs import ConfigError, config_for
+from training.runners.models import checkpoints_dir, resume_checkpoint
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
+
+GOOD = ["Paris is the capital of France.", "Water boils at 100 C at sea level.", "Two plus two is four."]
+BAD = ["I don't know.", "Bananas.", "No."]
+
+
+def _pairs(path: Path, n: int, *, conversational: bool = False) -> str:
+    rows = []
+    for i in range(n):
+        prompt, chosen, rejected = f"Question {i}?", GOOD[i % 3], BAD[(i * 2) % 3]
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
+    return write_jsonl(path, rows)
+
+
+def _weights(folder: Path) -> dict:
+    from safetensors.torch import load_file
+
+    (file,) = sorted(folder.glob("*.safetensors"))
+    return load_file(str(file))
+
+
+def _same_weights(a: Path, b: Path) -> bool:
+    import torch
+
+    wa, wb = _weights(a), _weights(b)
+    return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
+
+
+RUNNERS = {
+    "reward": (reward.run, {"learning_rate": 2e-3}, False),
+    "dpo": (dpo.run, {"learning_rate": 1e-3, "beta": 0.1}, True),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RUNNERS))
+def test_a_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
+    kind, tiny, tmp_path, monkeypatch
+):
+    run, values, conversational = RUNNERS[kind]
+    data = _pairs(tmp_path / "train.jsonl", 16, conversational=conversational)
+    common = {**values, "max_steps": 4, "eval_fraction": 0, "save_steps": 2, "save_total_limit": 2}
+
+    # The uninterrupted run; its checkpoints are kept here (a finished run deletes them) so that
+    # the second run can start from the one at step 2, as if the first had died after it.
+    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
+    whole = run(runner_config(kind, tiny, data, tmp_path / "whole", **common))
+    monkeypatch.undo()
+    saved = checkpoints_dir(str(tmp_path / "whole"))
+    assert sorted(p.name for p in saved.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
+    assert "resumed_from_step" not in whole
+
+    log = tmp_path / "resumed.metrics.jsonl"
+    resumed = run(
+        runner_config(
+            kind,
+            tiny,
+            data,
+            tmp_path / "resumed",
+            **common,
+            resume_from=str(saved / "checkpoint-2"),
+            metrics_file=str(log),
+        )
+    )
+    assert resumed["resumed_from_step"] == 2
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    trained = [e["step"] for e in events if e["event"] == "metrics" and "loss" in e]
+    assert trained == [3, 4]  # only the steps the first run had not checkpointed
+    assert not _same_weights(Path(tiny), tmp_path / "whole")  # training moved the weights
+    assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
+    # A finished run's own checkpoints are gone; the run it resumed from keeps its own.
+    assert not checkpoints_dir(str(tmp_path / "resumed")).exists()
+    assert saved.is_dir()
+
+
+def test_a_failed_run_keeps_its_checkpoints_and_a_finished_one_deletes_them(tiny, tmp_path, monkeypatch):
+    data = _pairs(tmp_path / "train.jsonl", 16)
+    common = {"learning_rate": 2e-3, "max_steps": 4, "eval_fraction": 0, "save_steps": 2}
+
+    def fail(*args, **kwargs):
+        raise RuntimeError("the disk is full")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reward, "save_trained", fail)  # dies after training, before the model is saved
+        with pytest.raises(RuntimeError, match="disk is full"):
+            reward.run(runner_config("reward", tiny, data, tmp_path / "failed", **common))
+    kept = checkpoints_dir(str(tmp_path / "failed"))
+    assert [p.name for p in kept.glob("checkpoint-*")] == ["checkpoint-4"]  # save_total_limit 1: the newest
+    assert not (tmp_path / "failed").exists()  # no half model
+    assert resume_checkpoint(str(kept)) == kept / "checkpoint-4"
+
+    # Resuming from the folder takes its newest checkpoint: nothing is left to train but the save.
+    done = reward.run(
+        runner_config("reward", tiny, data, tmp_path / "again", **common, resume_from=str(kept))
+    )
+    assert done["resumed_from_step"] == 4
+    assert json.loads((tmp_path / "again" / "prefhub_run.json").read_text())["kind"] == "reward"
+    assert not checkpoints_dir(str(tmp_path / "again")).exists()
+
+    reward.run(runner_config("reward", tiny, data, tmp_path / "plain", **common))
+    assert not checkpoints_dir(str(tmp_path / "plain")).exists()
+
+
+def test_checkpoint_options_are_checked(tmp_path):
+    base = {"base_model": "m", "dataset_path": "d.jsonl", "output_dir": str(tmp_path / "o")}
+    with pytest.raises(ConfigError, match="save_steps must be >= 0"):
+        config_for("reward", {**base, "save_steps": -1})
+    with pytest.raises(ConfigError, match="save_total_limit must be positive"):
+        config_for("dpo", {**base, "save_steps": 5, "save_total_limit": 0})
+    empty = tmp_path / "empty.checkpoints"
+    (empty / "checkpoint-3").mkdir(parents=True)  # no trainer_state.json: a checkpoint cut short
+    with pytest.raises(ConfigError, match="holds no checkpoint"):
+        config_for("reward", {**base, "resume_from": str(empty)})
+    with pytest.raises(ConfigError, match="PPO writes no checkpoints"):
+        config_for("ppo", {**base, "reward_model": "r", "save_steps": 10})
+    (empty / "checkpoint-3" / "trainer_state.json").write_text("{}")
+    (empty / "checkpoint-12").mkdir()
+    assert resume_checkpoint(str(empty)) == empty / "checkpoint-3"  # the newest whole one
