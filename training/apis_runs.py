@@ -20,7 +20,7 @@ from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors
 from training.models import Export, RunKind, TrainingRun
-from training.services.runs import run_cancel, run_create, run_register
+from training.services.runs import run_cancel, run_create, run_register, run_resume
 
 
 class RunCreateSerializer(serializers.Serializer):
@@ -58,6 +58,14 @@ class TrainingRunSerializer(JobStatusSerializer):
     cancel_requested = serializers.BooleanField()
     registered_endpoint = serializers.CharField(
         allow_null=True, help_text="The generation endpoint serving its model, once registered."
+    )
+    resumed_from = serializers.IntegerField(
+        allow_null=True, help_text="The failed or cancelled run whose checkpoint this run continues from."
+    )
+    resumable_from_step = serializers.IntegerField(
+        allow_null=True,
+        help_text="A failed or cancelled run's newest checkpoint (the step resuming it continues from); "
+        "null when it cannot be resumed.",
     )
     created_at = serializers.DateTimeField(allow_null=True)
 
@@ -186,6 +194,29 @@ class RunCancelApi(ProjectApiView):
 
 
 @extend_schema(tags=["Training runs"])
+class RunResumeApi(ProjectApiView):
+    capability = "research"
+    throttle_classes = [WriteScopedRateThrottle]
+    throttle_scope = "runs"
+
+    @extend_schema(
+        summary="Resume a training run from its last checkpoint",
+        description="Researchers. Queues a new run that continues a failed or cancelled reward, DPO, "
+        "RLOO or GRPO run from the newest checkpoint it left (its `resumable_from_step`; runs write "
+        "checkpoints when their options set `save_steps`): same model, data and options; weights, "
+        "optimiser, schedule and data position are restored and only the remaining steps are "
+        "trained. The answer is the new run (`resumed_from` names the old one). 400 for a PPO run; "
+        "409 for a run that is not failed or cancelled, one that left no checkpoint, or one already "
+        "being resumed.",
+        request=None,
+        responses={201: TrainingRunSerializer, **errors(400, 401, 403, 404, 409, 429)},
+    )
+    def post(self, request: Request, slug: str, run_id: int) -> Response:
+        run = run_resume(run=_run(self.access.project, run_id), actor=request.user)
+        return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
+
+
+@extend_schema(tags=["Training runs"])
 class RunRegisterApi(ProjectApiView):
     capability = "research"
 
@@ -224,6 +255,7 @@ urlpatterns = [
     path("projects/<slug:slug>/runs/", RunListCreateApi.as_view(), name="api-runs"),
     path("projects/<slug:slug>/runs/<int:run_id>/", RunDetailApi.as_view(), name="api-run"),
     path("projects/<slug:slug>/runs/<int:run_id>/cancel/", RunCancelApi.as_view(), name="api-run-cancel"),
+    path("projects/<slug:slug>/runs/<int:run_id>/resume/", RunResumeApi.as_view(), name="api-run-resume"),
     path(
         "projects/<slug:slug>/runs/<int:run_id>/register/", RunRegisterApi.as_view(), name="api-run-register"
     ),

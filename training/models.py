@@ -108,10 +108,21 @@ class TrainingRun(WorkerJob):
     registered_endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    resumed_from = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="resumptions",
+        help_text="The failed or cancelled run whose last checkpoint this one continues from.",
+    )
 
     class Meta(WorkerJob.Meta):
         constraints = [
             one_of("kind", RunKind, name="run_kind_valid"),
+            models.CheckConstraint(
+                condition=Q(resumed_from__isnull=True) | ~Q(kind="ppo"), name="run_ppo_never_resumed"
+            ),
             one_of("state", RunState, name="run_state_valid"),
             models.CheckConstraint(
                 condition=Q(export__isnull=False) | ~Q(dataset_path="") | Q(kind__in=["ppo", "rloo", "grpo"]),

@@ -10,5 +10,6 @@ urlpatterns = [
     path("<slug:slug>/runs/<int:run_id>/", runs.run_detail, name="run_detail"),
     path("<slug:slug>/runs/<int:run_id>/status.json", runs.run_status_json, name="run_status"),
     path("<slug:slug>/runs/<int:run_id>/cancel/", runs.run_cancel_view, name="run_cancel"),
+    path("<slug:slug>/runs/<int:run_id>/resume/", runs.run_resume_view, name="run_resume"),
     path("<slug:slug>/runs/<int:run_id>/register/", runs.run_register_view, name="run_register"),
 ]

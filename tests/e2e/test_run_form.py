@@ -75,3 +75,42 @@ def test_base_model_options_and_a_typo_refused_at_submit(
     run = TrainingRun.objects.latest("pk")
     assert run.base_model == str(demo.resolve()) and f"/runs/{run.pk}/" in page.url
     assert page.recorder.csp_violations == []
+
+
+def test_a_failed_run_is_resumed_from_its_page(page, make_project, labeler_in, screenshot):
+    """The run page of a failed run that left a checkpoint offers to resume it; the button queues
+    a new run and opens its page, which says where it took over."""
+    from training.runners.models import checkpoints_dir
+
+    project = make_project(name="Resume")
+    labeler_in(project, "rita", role="researcher")
+    run = TrainingRun.objects.create(
+        project=project,
+        kind="reward",
+        base_model="tiny",
+        dataset_path="/data/train.jsonl",
+        state=RunState.FAILED,
+        error="The worker running this run stopped answering. Resume it from its checkpoint at step 40.",
+        config={"save_steps": 20},
+    )
+    run.output_path = str(Path(settings.PREFHUB_DATA_DIR) / "runs" / project.slug / f"run-{run.pk}")
+    run.save(update_fields=["output_path"])
+    checkpoint = checkpoints_dir(run.output_path) / "checkpoint-40"
+    checkpoint.mkdir(parents=True)
+    (checkpoint / "trainer_state.json").write_text("{}")
+
+    page.set_viewport_size({"width": 1280, "height": 900})
+    login(page, "rita")
+    page.goto(f"/training/{project.slug}/runs/{run.pk}/")
+    button = page.get_by_role("button", name="Resume from step 40")
+    assert button.is_visible()
+    screenshot(page, "run-page-resume-button", full_page=False)
+    with page.expect_navigation():
+        button.click()
+    settle(page)
+    new = TrainingRun.objects.get(resumed_from=run)
+    assert page.url.endswith(f"/runs/{new.pk}/")
+    assert f"continues run #{run.pk} from its checkpoint at step 40" in page.inner_text("body")
+    assert page.get_by_role("link", name=f"run #{run.pk}").is_visible()
+    assert page.get_by_role("button", name="Resume from step 40").count() == 0  # queued, not resumable
+    assert page.recorder.csp_violations == [] and page.recorder.page_errors == []

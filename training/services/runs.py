@@ -34,6 +34,7 @@ import json
 import logging
 import os
 import queue
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,8 +63,9 @@ from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
-from training.runners.models import remove_stale_tmp
+from training.runners.models import checkpoints_dir, remove_stale_tmp
 from training.runners.protocol import parse_event
+from training.selectors import RESUMABLE_KINDS, run_resume_point
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +82,10 @@ PLATFORM_KEYS = frozenset(
         "metrics_file",
         "reward_model",
         "overwrite_output_dir",
+        "resume_from",  # resuming a run sets it (run_resume)
     }
 )
+
 TRAINABLE_FORMATS = (
     ExportFormat.TRL,
     ExportFormat.TRL_CONVERSATIONAL,
@@ -289,13 +293,60 @@ def run_create(
         reward_run=reward_run,
         config=cfg,
     )
-    root = runs_root(project)
+    return _place_and_queue(run, enqueue=enqueue)
+
+
+def _place_and_queue(run: TrainingRun, *, enqueue: bool = True) -> TrainingRun:
+    """Name a new run's output and log after it and, on commit, queue it on the training queue."""
+    root = runs_root(run.project)
     run.output_path = str(root / f"run-{run.pk}")
     run.log_path = str(root / f"run-{run.pk}.log")
     run.save(update_fields=["output_path", "log_path"])
     if enqueue:
         outbox_enqueue("training.tasks.runs.run_execute", run.pk)
     return run
+
+
+@transaction.atomic
+def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> TrainingRun:
+    """A new run that continues a failed or cancelled ``run`` from its newest checkpoint: the same
+    kind, model, data and options, queued now; the trainer restores weights, optimiser, scheduler,
+    RNG and data position, and trains the steps left. The old run stays as it ended (a job ends
+    once); its checkpoints are deleted when the new run finishes."""
+    run = TrainingRun.objects.select_for_update().select_related("project").get(pk=run.pk)
+    if run.kind not in RESUMABLE_KINDS:
+        raise InvalidInput(
+            f"A {run.get_kind_display()} run writes no checkpoints and cannot be resumed; launch it again."
+        )
+    if run.state not in (RunState.FAILED, RunState.CANCELLED):
+        raise Conflict(
+            f"Only a failed or cancelled run can be resumed; this one is {run.get_state_display().lower()}."
+        )
+    active = run.resumptions.filter(state__in=jobs.ACTIVE_STATES).first()
+    if active is not None:
+        raise Conflict(f"Run #{active.pk} is already resuming this run.")
+    step = run_resume_point(run=run)
+    if step is None:
+        raise Conflict(
+            "This run left no checkpoint to resume from (runs write them when their options set "
+            "save_steps); launch it again."
+        )
+    resumed = audit_create(
+        TrainingRun,
+        actor=actor,
+        action="training.run_resume",
+        details={"resumed_from": run.pk, "step": step},
+        project=run.project,
+        kind=run.kind,
+        export=run.export,
+        dataset_path=run.dataset_path,
+        base_model=run.base_model,
+        base_run=run.base_run,
+        reward_run=run.reward_run,
+        config=run.config,
+        resumed_from=run,
+    )
+    return _place_and_queue(resumed)
 
 
 @transaction.atomic
@@ -435,6 +486,8 @@ def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
         cfg["dataset_path"] = str(prompts)
     if run.reward_run_id:
         cfg["reward_model"] = run.reward_run.output_path
+    if run.resumed_from_id:
+        cfg["resume_from"] = str(checkpoints_dir(run.resumed_from.output_path))
     cfg.update(base_model=run.base_model, output_dir=run.output_path, overwrite_output_dir=False)
     known = config_fields(run.kind)
     return {k: v for k, v in cfg.items() if k in known}, launch
@@ -497,7 +550,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     failing run: the failure is recorded on the run."""
     if not _claim(run_id):  # already taken (a redelivered message), cancelled, or gone
         return TrainingRun.objects.filter(pk=run_id).first()
-    run = TrainingRun.objects.select_related("project", "export", "reward_run").get(pk=run_id)
+    run = TrainingRun.objects.select_related("project", "export", "reward_run", "resumed_from").get(pk=run_id)
     log_path = Path(run.log_path)
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
@@ -604,6 +657,8 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
     if rc == 0 and final is not None and output_ok and not (cancelled or ended_elsewhere):
         _finish(run, RunState.DONE, final=final)
+        if run.resumed_from_id:  # the checkpoints it continued from have served
+            shutil.rmtree(checkpoints_dir(run.resumed_from.output_path), ignore_errors=True)
     else:
         remove_stale_tmp(run.output_path)
         if ended_elsewhere:
@@ -659,9 +714,13 @@ def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: dateti
             _finish(
                 locked,
                 RunState.FAILED,
-                error=f"The worker running this run stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC). "
-                "Launch it again.",
+                error=f"The worker running this run stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC).",
             )
+            step = run_resume_point(run=locked)
+            again = (
+                f"Resume it from its checkpoint at step {step}." if step is not None else "Launch it again."
+            )
+            TrainingRun.objects.filter(pk=locked.pk).update(error=f"{locked.error} {again}")
             audit_record(actor=None, project=locked.project, action="training.run_stale", target=locked)
             failed += 1
     return failed

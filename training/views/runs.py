@@ -16,12 +16,12 @@ from annotate.errors import found
 from annotate.models import Project
 from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
-from core.pages import flash_form_outcome, form_page_submit, object_button
+from core.pages import flash_form_outcome, flash_outcome, form_page_submit, object_button
 from core.pages_forms import JSONObjectField
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
 from training.runners.configs import documented_defaults
-from training.services.runs import POLICY_KINDS, run_cancel, run_create, run_register_endpoint
+from training.services.runs import POLICY_KINDS, run_cancel, run_create, run_register_endpoint, run_resume
 
 
 class RunForm(forms.Form):
@@ -130,6 +130,7 @@ def _detail_context(run: TrainingRun) -> dict:
         and run.state == RunState.DONE
         and not run.registered_endpoint_id,
         "config_json": json.dumps(run.config, indent=2),
+        "resumable_from_step": selectors.run_resume_point(run=run),
     }
 
 
@@ -159,6 +160,20 @@ def run_status_json(request: HttpRequest, access: ProjectAccess, run_id: int) ->
 def run_cancel_view(request: HttpRequest, access: ProjectAccess, run: TrainingRun) -> str:
     run_cancel(run=run, actor=request.user)
     return "Cancelling the run."
+
+
+@project_page("research")
+@require_POST
+@page_rate_limit("runs")
+def run_resume_view(request: HttpRequest, access: ProjectAccess, run_id: int) -> HttpResponse:
+    run = _run_for(access, run_id)
+    step = selectors.run_resume_point(run=run)
+    _, resumed = flash_outcome(
+        request,
+        lambda: run_resume(run=run, actor=request.user),
+        f"This run continues run #{run.pk} from its checkpoint at step {step}.",
+    )
+    return _back_to_run(access, resumed or run)
 
 
 @project_page("research")
