@@ -53,6 +53,7 @@ from training.runners.data import (
     cut_replies,
     dpo_ids,
     dpo_min_max_length,
+    evaluation_skipped,
     fit_prompt,
     pair_run_start,
 )
@@ -239,6 +240,11 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
     )
     dropped_eval = len(eval_needs)
+    if eval_rows and not eval_given:  # every held-out pair dropped by the fitting above
+        why = [f"{dropped_eval} too long for max_length={cfg.max_length}"] if dropped_eval else []
+        if same_eval:
+            why.append(f"{same_eval} with the same chosen and rejected tokens")
+        data.eval_skipped = evaluation_skipped(len(eval_rows), why)
     import transformers
 
     transformers.set_seed(cfg.seed)
@@ -320,6 +326,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
+            **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **after,
             **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
             "seconds": timer.seconds,

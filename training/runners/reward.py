@@ -192,6 +192,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_cut_identical_pairs": cut_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
+            **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items() if k != "pairs"},
             "seconds": timer.seconds,
