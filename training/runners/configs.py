@@ -150,6 +150,7 @@ class RewardRunConfig(BaseRunConfig):
 
     center_rewards_coefficient: optional penalty pulling rewards towards 0 (TRL's auxiliary loss).
     use_margin: subtract the row's ``margin`` inside the log-sigmoid when the data has that column.
+    Rows with ``p_chosen`` (soft labels) train on the soft target, always (``reward.soft_preference_loss``).
     """
 
     learning_rate: float = 1e-5

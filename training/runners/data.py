@@ -119,7 +119,8 @@ def _text_or_messages_problem(value: Any) -> str | None:
 
 
 def _check_pair_row(where: str, row: dict[str, Any]) -> None:
-    """Refuse a preference row whose fields no runner can tokenise, naming its line and field."""
+    """Refuse a preference row whose fields no runner can tokenise, or whose ``margin`` or
+    ``p_chosen`` is no number it can train on, naming its line and field."""
     for key in ("prompt", "chosen", "rejected"):
         problem = _text_or_messages_problem(row[key])
         if problem:
@@ -129,6 +130,9 @@ def _check_pair_row(where: str, row: dict[str, Any]) -> None:
         isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
     ):
         raise DataError(f"{where}: margin must be a finite number (or absent), not {margin!r}.")
+    p = row.get("p_chosen")
+    if p is not None and (isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1):
+        raise DataError(f"{where}: p_chosen must be a number from 0 to 1 (or absent), not {p!r}.")
 
 
 @dataclass
@@ -138,6 +142,8 @@ class PreferenceData:
     has_margin: bool
     dropped_identical: int = 0
     dropped_ties: int = 0  # tie / both-bad rows (``flag`` set): never trained as a preference
+    #: Some row has ``p_chosen`` (an export's ``soft_labels``): then every row has it, 1.0 where absent.
+    has_soft_labels: bool = False
     rows_read: int = 0  # rows (or, for unpaired KTO rows, pairs made) before anything was dropped
     #: Why the run has no held-out evaluation (``load_pair_splits``: its held-out file has no usable
     #: pair), as the log line says it and the final metrics carry it (``eval_skipped``); "" otherwise.
@@ -202,15 +208,15 @@ def load_preferences(path: str, *, held_out: bool = False) -> PreferenceData:
         if chosen is None or rejected is None:
             missing = " and ".join(k for k, v in (("chosen", chosen), ("rejected", rejected)) if v is None)
             raise DataError(f"{where}: every row needs both chosen and rejected ({missing} missing).")
-        _check_pair_row(
-            where, {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": r.get("margin")}
-        )
+        checked = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        _check_pair_row(where, {**checked, "margin": r.get("margin"), "p_chosen": r.get("p_chosen")})
         if chosen == rejected:
             dropped += 1
             continue
         row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-        if r.get("margin") is not None:
-            row["margin"] = float(r["margin"])
+        for key in ("margin", "p_chosen"):
+            if r.get(key) is not None:
+                row[key] = float(r[key])
         rows.append(row)
     if ties:
         print(
@@ -236,9 +242,12 @@ def load_preferences(path: str, *, held_out: bool = False) -> PreferenceData:
             if isinstance(r["prompt"], str):
                 r["prompt"] = [{"role": "user", "content": r["prompt"]}]
     has_margin = any("margin" in r for r in rows)
-    if has_margin:
-        for r in rows:
+    has_soft_labels = any("p_chosen" in r for r in rows)
+    for r in rows:
+        if has_margin:
             r.setdefault("margin", 0.0)
+        if has_soft_labels:
+            r.setdefault("p_chosen", 1.0)  # a row without a soft label is a certain preference
     return PreferenceData(
         rows=rows,
         conversational=conv,
@@ -246,6 +255,7 @@ def load_preferences(path: str, *, held_out: bool = False) -> PreferenceData:
         dropped_identical=dropped,
         dropped_ties=ties,
         rows_read=len(raw),
+        has_soft_labels=has_soft_labels,
     )
 
 
@@ -409,8 +419,10 @@ def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int
 
 
 def tokenize_pairs(
-    tokenizer, rows: list[dict[str, Any]], max_length: int, *, margin: bool
+    tokenizer, rows: list[dict[str, Any]], max_length: int, *, margin: bool, soft: bool = False
 ) -> list[dict[str, Any]]:
+    """Reward-model id pairs of ``rows``, with each row's ``margin`` (0 where absent) when
+    ``margin`` and its ``p_chosen`` (1 where absent) when ``soft``."""
     out = []
     for r in rows:
         item = {
@@ -419,6 +431,8 @@ def tokenize_pairs(
         }
         if margin:
             item["margin"] = float(r.get("margin", 0.0))
+        if soft:
+            item["p_chosen"] = float(r.get("p_chosen", 1.0))
         out.append(item)
     return out
 
