@@ -84,7 +84,10 @@ class BaseRunConfig:
     eval_dataset_path: optional held-out file (an export's ``test`` file); when empty, ``eval_fraction``
         of ``dataset_path`` is held out (deterministic in ``seed``, at least one row) - unless the
         file has fewer than 4 rows: then every row is trained on and the run reports no held-out
-        (``eval_*``) figures.
+        (``eval_*``) figures. A pair run (reward, DPO) whose held-out file has no usable pair (empty,
+        only ties or identical pairs; for DPO also: every pair dropped by ``max_length``) trains
+        anyway, reports no held-out figure and says why in its log and in ``eval_skipped``
+        ("held-out split: 0 usable pairs of 12 rows (12 ties); evaluation skipped").
     output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
         it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
     metrics_file: optional path; every metrics line is appended there as well as printed to stdout.
@@ -166,6 +169,7 @@ class RewardRunConfig(BaseRunConfig):
 
     center_rewards_coefficient: optional penalty pulling rewards towards 0 (TRL's auxiliary loss).
     use_margin: subtract the row's ``margin`` inside the log-sigmoid when the data has that column.
+    Rows with ``p_chosen`` (soft labels) train on the soft target, always (``reward.soft_preference_loss``).
     """
 
     learning_rate: float = 1e-5

@@ -119,7 +119,8 @@ def _text_or_messages_problem(value: Any) -> str | None:
 
 
 def _check_pair_row(where: str, row: dict[str, Any]) -> None:
-    """Refuse a preference row whose fields no runner can tokenise, naming its line and field."""
+    """Refuse a preference row whose fields no runner can tokenise, or whose ``margin`` or
+    ``p_chosen`` is no number it can train on, naming its line and field."""
     for key in ("prompt", "chosen", "rejected"):
         problem = _text_or_messages_problem(row[key])
         if problem:
@@ -129,6 +130,9 @@ def _check_pair_row(where: str, row: dict[str, Any]) -> None:
         isinstance(margin, bool) or not isinstance(margin, int | float) or not math.isfinite(margin)
     ):
         raise DataError(f"{where}: margin must be a finite number (or absent), not {margin!r}.")
+    p = row.get("p_chosen")
+    if p is not None and (isinstance(p, bool) or not isinstance(p, int | float) or not 0 <= p <= 1):
+        raise DataError(f"{where}: p_chosen must be a number from 0 to 1 (or absent), not {p!r}.")
 
 
 @dataclass
@@ -138,17 +142,39 @@ class PreferenceData:
     has_margin: bool
     dropped_identical: int = 0
     dropped_ties: int = 0  # tie / both-bad rows (``flag`` set): never trained as a preference
+    #: Some row has ``p_chosen`` (an export's ``soft_labels``): then every row has it, 1.0 where absent.
+    has_soft_labels: bool = False
+    rows_read: int = 0  # rows (or, for unpaired KTO rows, pairs made) before anything was dropped
+    #: Why the run has no held-out evaluation (``load_pair_splits``: its held-out file has no usable
+    #: pair), as the log line says it and the final metrics carry it (``eval_skipped``); "" otherwise.
+    eval_skipped: str = ""
 
 
-def load_preferences(path: str) -> PreferenceData:
+def _count(n: int, what: str) -> str:
+    return f"{n} {what}" if n == 1 else f"{n} {what}s"
+
+
+def evaluation_skipped(rows: int, why: list[str]) -> str:
+    """The note of a run whose held-out split has ``rows`` rows and no usable pair, ``why`` (the
+    counts of what was dropped): printed to the run's log, and returned for its final metrics
+    (``eval_skipped``). The run trains anyway and reports no held-out figure."""
+    note = f"held-out split: 0 usable pairs of {rows} rows ({', '.join(why)}); evaluation skipped"
+    print(note, file=sys.stderr)
+    return note
+
+
+def load_preferences(path: str, *, held_out: bool = False) -> PreferenceData:
     """Preference pairs from a TRL file: standard, conversational, implicit-prompt (HH-RLHF transcripts,
     split by ``core.hh``) or unpaired (KTO, paired up per prompt). Pairs whose chosen equals rejected
     teach nothing and are dropped; rows with a ``flag`` (a tie or "both bad" verdict, exported with
     ``ties=keep``) are not preferences and are dropped too, with their count logged and reported
-    (``dropped_tie_pairs``); no pair left is an error (empty or single-class export)."""
+    (``dropped_tie_pairs``); no pair left is an error (empty or single-class export), except in a
+    ``held_out`` file, which then gives no rows (the run skips its evaluation, ``load_pair_splits``)."""
     lines: list[int] = []
     raw = read_rows(path, lines)
     if not raw:
+        if held_out:
+            return PreferenceData(rows=[], conversational=False, has_margin=False)
         raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
     name = Path(path).name
     first = raw[0]
@@ -182,22 +208,22 @@ def load_preferences(path: str) -> PreferenceData:
         if chosen is None or rejected is None:
             missing = " and ".join(k for k, v in (("chosen", chosen), ("rejected", rejected)) if v is None)
             raise DataError(f"{where}: every row needs both chosen and rejected ({missing} missing).")
-        _check_pair_row(
-            where, {"prompt": prompt, "chosen": chosen, "rejected": rejected, "margin": r.get("margin")}
-        )
+        checked = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
+        _check_pair_row(where, {**checked, "margin": r.get("margin"), "p_chosen": r.get("p_chosen")})
         if chosen == rejected:
             dropped += 1
             continue
         row = {"prompt": prompt, "chosen": chosen, "rejected": rejected}
-        if r.get("margin") is not None:
-            row["margin"] = float(r["margin"])
+        for key in ("margin", "p_chosen"):
+            if r.get(key) is not None:
+                row[key] = float(r[key])
         rows.append(row)
     if ties:
         print(
             f"Dropped {ties} tie/both-bad row(s) of {Path(path).name}: a tie is never trained as a preference.",
             file=sys.stderr,
         )
-    if not rows:
+    if not rows and not held_out:
         if ties:
             raise DataError(
                 f"No usable preference pairs in {Path(path).name}: {ties} tie/both-bad rows (never trained as "
@@ -207,7 +233,7 @@ def load_preferences(path: str) -> PreferenceData:
             f"No usable preference pairs in {Path(path).name}: all {dropped} rows have identical chosen and rejected "
             "responses (single-class data)."
         )
-    conv = is_conversational(rows[0]["prompt"]) or is_conversational(rows[0]["chosen"])
+    conv = bool(rows) and (is_conversational(rows[0]["prompt"]) or is_conversational(rows[0]["chosen"]))
     if conv:
         for r in rows:
             for key in ("chosen", "rejected"):
@@ -216,11 +242,20 @@ def load_preferences(path: str) -> PreferenceData:
             if isinstance(r["prompt"], str):
                 r["prompt"] = [{"role": "user", "content": r["prompt"]}]
     has_margin = any("margin" in r for r in rows)
-    if has_margin:
-        for r in rows:
+    has_soft_labels = any("p_chosen" in r for r in rows)
+    for r in rows:
+        if has_margin:
             r.setdefault("margin", 0.0)
+        if has_soft_labels:
+            r.setdefault("p_chosen", 1.0)  # a row without a soft label is a certain preference
     return PreferenceData(
-        rows=rows, conversational=conv, has_margin=has_margin, dropped_identical=dropped, dropped_ties=ties
+        rows=rows,
+        conversational=conv,
+        has_margin=has_margin,
+        dropped_identical=dropped,
+        dropped_ties=ties,
+        rows_read=len(raw),
+        has_soft_labels=has_soft_labels,
     )
 
 
@@ -247,9 +282,19 @@ def split_eval(
 
 
 def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[dict[str, Any]]]:
-    """(all data, train rows, held-out rows) of a preference run's config."""
+    """(all data, train rows, held-out rows) of a preference run's config. A held-out file with no
+    usable pair (empty, or every row a tie or identical pair) does not stop the run: it trains
+    without held-out rows, and ``data.eval_skipped`` says why (``evaluation_skipped``)."""
     data = load_preferences(cfg.dataset_path)
-    eval_rows = load_preferences(cfg.eval_dataset_path).rows if cfg.eval_dataset_path else None
+    eval_rows = None
+    if cfg.eval_dataset_path:
+        held = load_preferences(cfg.eval_dataset_path, held_out=True)
+        eval_rows = held.rows
+        if not eval_rows:
+            why = [_count(held.dropped_ties, "tie")] if held.dropped_ties else []
+            if held.dropped_identical:
+                why.append(f"{held.dropped_identical} with identical chosen and rejected")
+            data.eval_skipped = evaluation_skipped(held.rows_read, why or ["the file is empty"])
     train_rows, eval_rows = split_eval(
         data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
     )
@@ -374,8 +419,10 @@ def encode(tokenizer, prompt: Any, completion: Any, max_length: int) -> list[int
 
 
 def tokenize_pairs(
-    tokenizer, rows: list[dict[str, Any]], max_length: int, *, margin: bool
+    tokenizer, rows: list[dict[str, Any]], max_length: int, *, margin: bool, soft: bool = False
 ) -> list[dict[str, Any]]:
+    """Reward-model id pairs of ``rows``, with each row's ``margin`` (0 where absent) when
+    ``margin`` and its ``p_chosen`` (1 where absent) when ``soft``."""
     out = []
     for r in rows:
         item = {
@@ -384,6 +431,8 @@ def tokenize_pairs(
         }
         if margin:
             item["margin"] = float(r.get("margin", 0.0))
+        if soft:
+            item["p_chosen"] = float(r.get("p_chosen", 1.0))
         out.append(item)
     return out
 

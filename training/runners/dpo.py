@@ -14,6 +14,10 @@ Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen referen
 before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
 whose reference is the base model with adapters off, and merges them into the saved model.
 
+Soft labels (``p_chosen``, an export's ``soft_labels``) are not used: TRL's DPO loss takes no
+per-row label, so every pair trains as chosen over rejected; the log says so when the data has them
+(``used_soft_labels`` false). ``label_smoothing`` is TRL's uniform label noise (conservative DPO).
+
 Tokens: TRL is handed rows we tokenised, never text. Each row's ids are ``data.dpo_ids``:
 ``core.formatting.split_ids`` of (prompt, chosen) and (prompt, rejected), the rule reward inputs and
 PPO/RLOO/GRPO scoring follow (a conversation is the template's rendering split at the generation
@@ -53,6 +57,7 @@ from training.runners.data import (
     cut_replies,
     dpo_ids,
     dpo_min_max_length,
+    evaluation_skipped,
     fit_prompt,
     pair_run_start,
 )
@@ -168,6 +173,13 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     timer = Timer()
     data, train_rows, eval_rows, tokenizer = pair_run_start(cfg, reward=False)
     trainer_class = tokenized_trainer_class()
+    if data.has_soft_labels:
+        print(
+            f"p_chosen (soft labels) of {len(data.rows)} pairs is ignored: the DPO runner trains every pair as "
+            "chosen over rejected (TRL's DPO loss takes no per-row label); label_smoothing sets one "
+            "uniform label noise for all pairs (conservative DPO).",
+            file=sys.stderr,
+        )
 
     def fit(rows, split: str) -> tuple[list[dict[str, list[int]]], list[tuple[int, int]], int, int]:
         """(the id rows TRL is given and the held-out figures read, for each row too long and dropped
@@ -239,6 +251,11 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         fit(eval_rows, "held-out") if eval_rows else ([], [], 0, 0)
     )
     dropped_eval = len(eval_needs)
+    if eval_rows and not eval_given:  # every held-out pair dropped by the fitting above
+        why = [f"{dropped_eval} too long for max_length={cfg.max_length}"] if dropped_eval else []
+        if same_eval:
+            why.append(f"{same_eval} with the same chosen and rejected tokens")
+        data.eval_skipped = evaluation_skipped(len(eval_rows), why)
     import transformers
 
     transformers.set_seed(cfg.seed)
@@ -321,6 +338,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
             **resumed(cfg),
+            "used_soft_labels": False,  # p_chosen is never trained on here (said in the log above)
+            **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **after,
             **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
             "seconds": timer.seconds,

@@ -4,6 +4,14 @@ loss = -log sigmoid(r(x, y_chosen) - r(x, y_rejected) - margin), ``margin`` when
 (an export's preference strength) and ``use_margin`` is on. The model is
 ``AutoModelForSequenceClassification(num_labels=1)`` on the base model's trunk.
 
+Soft labels: when rows carry ``p_chosen`` (an export's ``soft_labels``: the reliability model's
+probability that chosen is preferred), the loss is the soft Bradley-Terry target
+-(p log sigmoid(d - margin) + (1 - p) log sigmoid(-d - margin)), d = r(chosen) - r(rejected)
+(``soft_preference_loss``); a row without ``p_chosen`` counts as p = 1, and data with no
+``p_chosen`` at all trains with TRL's own loss, unchanged. The log says when soft labels are used,
+and the final metrics carry ``used_soft_labels``. A ``p_chosen`` that is not a number from 0 to 1 is
+refused, naming its line (``data.load_preferences``).
+
 Trainable weights are fp32 masters whatever the checkpoint's dtype (a bf16 checkpoint stepped in
 bf16 loses most small updates); bf16 compute comes from autocast when ``bf16`` is on. The saved model
 is fp32 (``torch_dtype`` float32 in its config): the masters as trained, nothing rounded away.
@@ -24,6 +32,7 @@ ranks chosen above rejected; ties count half) and the mean reward margin r(chose
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +150,51 @@ def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
     return model
 
 
+def soft_preference_loss(chosen, rejected, p, margin=None):
+    """The soft Bradley-Terry loss of a batch of rewards: the mean over pairs of
+    -(p log sigmoid(d - m) + (1 - p) log sigmoid(-d - m)), d = ``chosen`` - ``rejected``, ``p`` the
+    probability that chosen is preferred, ``m`` the margin (0 when None) that the preferred side must
+    win by. With p = 1 everywhere it is exactly TRL's -log sigmoid(d - m)."""
+    import torch.nn.functional as F
+
+    diff = chosen - rejected
+    m = 0.0 if margin is None else margin
+    return -(p * F.logsigmoid(diff - m) + (1 - p) * F.logsigmoid(-diff - m)).mean()
+
+
+def soft_label_trainer_classes():
+    """(a TRL ``RewardTrainer`` training on ``soft_preference_loss``, its collator): the collator
+    adds the batch's ``p_chosen`` to TRL's ``DataCollatorForPreference`` batch; the trainer keeps the
+    column (TRL would drop it as unused) and replaces TRL's loss by the soft one, adding TRL's
+    ``center_rewards_coefficient`` term as TRL does; its logged figures stay TRL's."""
+    import torch
+    from trl import RewardTrainer
+    from trl.trainer.reward_trainer import DataCollatorForPreference
+
+    class SoftLabelCollator(DataCollatorForPreference):
+        def torch_call(self, examples):
+            batch = super().torch_call(examples)
+            batch["p_chosen"] = torch.tensor([e["p_chosen"] for e in examples], dtype=torch.float)
+            return batch
+
+    class SoftLabelRewardTrainer(RewardTrainer):
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if "p_chosen" not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, "p_chosen"]
+
+        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+            p = inputs.pop("p_chosen")
+            _, outputs = super().compute_loss(model, inputs, True, num_items_in_batch)
+            chosen, rejected = torch.chunk(outputs.logits.squeeze(-1), chunks=2)
+            loss = soft_preference_loss(chosen, rejected, p.to(chosen.dtype), inputs.get("margin"))
+            if self.args.center_rewards_coefficient is not None:
+                loss = loss + self.args.center_rewards_coefficient * torch.mean((chosen + rejected) ** 2)
+            return (loss, outputs) if return_outputs else loss
+
+    return SoftLabelRewardTrainer, SoftLabelCollator
+
+
 def pair_metrics(
     model, pairs: list[dict[str, Any]], *, pad_id: int, batch_size: int = 16
 ) -> dict[str, float]:
@@ -158,10 +212,11 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     timer = Timer()
     data, train_rows, eval_rows, tokenizer = pair_run_start(cfg, reward=True)
     use_margin = cfg.use_margin and data.has_margin
+    soft = data.has_soft_labels
     # An encoder's position table bounds the sequence (BERT/MiniLM: 512), whatever max_length says.
     positions = getattr(model_config(cfg.base_model), "max_position_embeddings", None) or cfg.max_length
     max_length = min(cfg.max_length, positions)
-    train_tok = tokenize_pairs(tokenizer, train_rows, max_length, margin=use_margin)
+    train_tok = tokenize_pairs(tokenizer, train_rows, max_length, margin=use_margin, soft=soft)
     # A pair whose replies differ only past the cut reads the same to the model: it teaches nothing.
     differing = [t for t in train_tok if t["chosen_ids"] != t["rejected_ids"]]
     cut_identical = len(train_tok) - len(differing)
@@ -172,6 +227,19 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "max_length, or shorten the prompts and replies."
         )
     train_tok = differing
+    if soft:
+        below = sum(t["p_chosen"] < 1 for t in train_tok)
+        print(
+            f"Soft labels: training on p_chosen ({below} of {len(train_tok)} training pairs below 1; a row "
+            "without p_chosen counts as 1): "
+            + (
+                "loss = -(p log sigmoid(d - m) + (1 - p) log sigmoid(-d - m)), m the pair's margin"
+                if use_margin
+                else "loss = -(p log sigmoid(d) + (1 - p) log sigmoid(-d))"
+            )
+            + ", d = r(chosen) - r(rejected).",
+            file=sys.stderr,
+        )
     eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False)  # = evaluation.pair_ids
 
     import transformers
@@ -198,9 +266,16 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             max_length=None,  # pairs are already cut to max_length above
             center_rewards_coefficient=cfg.center_rewards_coefficient,
         )
-        trainer = RewardTrainer(
+        trainer_class, collator = RewardTrainer, None
+        if soft:
+            trainer_class, collator_class = soft_label_trainer_classes()
+            collator = collator_class(
+                pad_token_id=tokenizer.pad_token_id, pad_to_multiple_of=args.pad_to_multiple_of
+            )
+        trainer = trainer_class(
             model=model,
             args=args,
+            data_collator=collator,
             train_dataset=Dataset.from_list(train_tok),
             processing_class=tokenizer,
             callbacks=[trainer_callback(emitter)],
@@ -222,6 +297,8 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
             **resumed(cfg),
+            "used_soft_labels": soft,
+            **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items() if k != "pairs"},
             "seconds": timer.seconds,
