@@ -4,6 +4,7 @@ researcher of the module's project, training run rows, JSONL files and quick run
 from __future__ import annotations
 
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -131,3 +132,38 @@ def runner_config(kind: str, base: str, data: str, out: Path, **values: Any):
     return config_for(
         kind, {"base_model": base, "dataset_path": data, "output_dir": str(out), **defaults, **values}
     )
+
+
+GOOD_REPLIES = [
+    "Yes. Good answer.",
+    "Thank you! That was helpful.",
+    "The capital of France is Paris.",
+    "Use sorted(items) to sort.",
+]
+BAD_REPLIES = [
+    "No. Bad answer.",
+    "I am sorry, but I cannot help with that request.",
+    "Maybe.",
+    "The quick brown fox jumps over the lazy dog.",
+]
+
+
+def preference_file(path: Path, n: int, seed: int, conversational: bool = False) -> str:
+    """``n`` preference rows (a good reply chosen over a bad one, drawn with ``seed``) written to
+    ``path`` as JSON lines, plain or conversational; the path as a string."""
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        prompt, chosen, rejected = f"Question {seed}-{i}?", rng.choice(GOOD_REPLIES), rng.choice(BAD_REPLIES)
+        if conversational:
+            rows.append(
+                {
+                    "prompt": [{"role": "user", "content": prompt}],
+                    "chosen": [{"role": "assistant", "content": chosen}],
+                    "rejected": [{"role": "assistant", "content": rejected}],
+                }
+            )
+        else:
+            rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return str(path)

@@ -11,32 +11,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import runner_config, write_jsonl
+from tests.training.conftest import preference_file, runner_config
 from training.runners import dpo, reward
 from training.runners.configs import ConfigError, config_for
 from training.runners.models import checkpoints_dir, resume_checkpoint
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
-
-GOOD = ["Paris is the capital of France.", "Water boils at 100 C at sea level.", "Two plus two is four."]
-BAD = ["I don't know.", "Bananas.", "No."]
-
-
-def _pairs(path: Path, n: int, *, conversational: bool = False) -> str:
-    rows = []
-    for i in range(n):
-        prompt, chosen, rejected = f"Question {i}?", GOOD[i % 3], BAD[(i * 2) % 3]
-        if conversational:
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": prompt}],
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                }
-            )
-        else:
-            rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
-    return write_jsonl(path, rows)
 
 
 def _weights(folder: Path) -> dict:
@@ -64,7 +44,7 @@ def test_a_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
     kind, tiny, tmp_path, monkeypatch
 ):
     run, values, conversational = RUNNERS[kind]
-    data = _pairs(tmp_path / "train.jsonl", 16, conversational=conversational)
+    data = preference_file(tmp_path / "train.jsonl", 16, seed=0, conversational=conversational)
     common = {**values, "max_steps": 4, "eval_fraction": 0, "save_steps": 2, "save_total_limit": 2}
 
     # The uninterrupted run; its checkpoints are kept here (a finished run deletes them) so that
@@ -100,7 +80,7 @@ def test_a_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
 
 
 def test_a_failed_run_keeps_its_checkpoints_and_a_finished_one_deletes_them(tiny, tmp_path, monkeypatch):
-    data = _pairs(tmp_path / "train.jsonl", 16)
+    data = preference_file(tmp_path / "train.jsonl", 16, seed=0)
     common = {"learning_rate": 2e-3, "max_steps": 4, "eval_fraction": 0, "save_steps": 2}
 
     def fail(*args, **kwargs):

@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from annotate.errors import Conflict, InvalidInput
 from core.audit import AuditEvent
-from tests.training.conftest import make_run, write_jsonl
+from tests.training.conftest import make_run, preference_file
 from training import selectors
 from training.models import MetricPoint, RunState, TrainingRun
 from training.runners import reward
@@ -24,9 +24,6 @@ from training.runners.models import checkpoints_dir
 from training.services.runs import run_create, run_execute, run_resume, runner_config, runs_fail_stale
 
 pytestmark = [pytest.mark.django_db]
-
-GOOD = ["Paris is the capital of France.", "Water boils at 100 C at sea level.", "Two plus two is four."]
-BAD = ["I don't know.", "Bananas.", "No."]
 
 
 def _checkpoint(folder: Path, step: int) -> None:
@@ -142,11 +139,7 @@ def test_a_run_whose_worker_died_resumes_from_its_checkpoint_and_finishes(
     """The worker dies after the checkpoint at step 2 (its process is gone, the stale sweep fails the
     run); the resumed run's subprocess trains steps 3 and 4 only and finishes; the old checkpoints
     go once they have served."""
-    rows = [
-        {"prompt": f"Question {i}?", "chosen": " " + GOOD[i % 3], "rejected": " " + BAD[(i * 2) % 3]}
-        for i in range(16)
-    ]
-    data = write_jsonl(tmp_path / "train.jsonl", rows)
+    data = preference_file(tmp_path / "train.jsonl", 16, seed=0)
     old = run_create(
         project=project,
         kind="reward",

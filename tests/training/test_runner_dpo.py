@@ -5,54 +5,22 @@ and save a full (merged) causal LM."""
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
 
+from tests.training.conftest import preference_file
 from training.runners import dpo
 from training.runners.configs import config_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
-GOOD = [
-    "Yes. Good answer.",
-    "Thank you! That was helpful.",
-    "The capital of France is Paris.",
-    "Use sorted(items) to sort.",
-]
-BAD = [
-    "No. Bad answer.",
-    "I am sorry, but I cannot help with that request.",
-    "Maybe.",
-    "The quick brown fox jumps over the lazy dog.",
-]
-
-
-def _pairs(path: Path, n: int, seed: int, conversational: bool = False) -> str:
-    rng = random.Random(seed)
-    rows = []
-    for i in range(n):
-        prompt, chosen, rejected = f"Question {seed}-{i}?", rng.choice(GOOD), rng.choice(BAD)
-        if conversational:
-            rows.append(
-                {
-                    "prompt": [{"role": "user", "content": prompt}],
-                    "chosen": [{"role": "assistant", "content": chosen}],
-                    "rejected": [{"role": "assistant", "content": rejected}],
-                }
-            )
-        else:
-            rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
-    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return str(path)
-
 
 def _cfg(tiny, tmp_path, **extra):
     values = {
         "base_model": tiny,
-        "dataset_path": _pairs(tmp_path / "train.jsonl", 48, seed=1, conversational=True),
-        "eval_dataset_path": _pairs(tmp_path / "test.jsonl", 16, seed=2, conversational=True),
+        "dataset_path": preference_file(tmp_path / "train.jsonl", 48, seed=1, conversational=True),
+        "eval_dataset_path": preference_file(tmp_path / "test.jsonl", 16, seed=2, conversational=True),
         "output_dir": str(tmp_path / "dpo"),
         "use_cpu": True,
         "learning_rate": 1e-3,
@@ -112,8 +80,8 @@ def test_dpo_with_precomputed_reference_and_lora_saves_a_merged_model(tiny, tmp_
         lora_alpha=8,
         learning_rate=5e-3,
         max_steps=4,
-        dataset_path=_pairs(tmp_path / "train-std.jsonl", 24, seed=3),
-        eval_dataset_path=_pairs(tmp_path / "test-std.jsonl", 8, seed=4),
+        dataset_path=preference_file(tmp_path / "train-std.jsonl", 24, seed=3),
+        eval_dataset_path=preference_file(tmp_path / "test-std.jsonl", 8, seed=4),
     )
     metrics = dpo.run(cfg)
     assert metrics["precompute_ref_log_probs"] is True and metrics["lora"] is True
