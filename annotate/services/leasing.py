@@ -71,6 +71,7 @@ from annotate.selectors import (
     guideline_pending_ack,
     live_leases,
 )
+from annotate.services.extra_labels import extra_label_withdraw
 from annotate.strength import strength_value
 from core.access import grants, user_roles
 from core.audit import audit_record
@@ -908,6 +909,8 @@ class Undone:
 
 def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None) -> Undone:
     """Take back a submission while its lease is still live; the task is open again for this labeler.
+    An automatic extra-label raise that counted the undone label is withdrawn in the same
+    transaction (``extra_labels.extra_label_withdraw``).
 
     The reopened lease counts towards ``MAX_LIVE_LEASES_PER_LABELER``: when the labeler already
     holds that many other live leases in the project (the task on screen and a prefetched one),
@@ -921,7 +924,10 @@ def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datet
             raise LeaseNotLive("Only a submitted task can be undone.")
         if assignment.expires_at <= now:
             raise LeaseExpired("Too late to undo: the lease on that task has ended.")
-        Annotation.objects.filter(assignment=assignment).delete()
+        annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
+        Annotation.objects.filter(pk__in=annotation_ids).delete()
+        for annotation_id in annotation_ids:
+            extra_label_withdraw(task_id=assignment.task_id, annotation_id=annotation_id)
         assignment.state = AssignmentState.LIVE
         assignment.finished_at = None
         assignment.save(update_fields=["state", "finished_at"])
