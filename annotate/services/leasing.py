@@ -926,12 +926,14 @@ def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datet
             raise LeaseExpired("Too late to undo: the lease on that task has ended.")
         annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
         Annotation.objects.filter(pk__in=annotation_ids).delete()
-        for annotation_id in annotation_ids:
-            extra_label_withdraw(task_id=assignment.task_id, annotation_id=annotation_id)
         assignment.state = AssignmentState.LIVE
         assignment.finished_at = None
         assignment.save(update_fields=["state", "finished_at"])
+        # The other leases before the task row: this transaction never waits on an assignment row
+        # (a sweep may hold one while it updates tasks) while holding a task row.
         released = _leases_over_cap_release(assignment=assignment, labeler=labeler, now=now)
+        for annotation_id in annotation_ids:
+            extra_label_withdraw(task_id=assignment.task_id, annotation_id=annotation_id)
     return Undone(assignment=assignment, released_assignment_ids=released)
 
 
