@@ -71,8 +71,10 @@ from annotate.selectors import (
     guideline_pending_ack,
     live_leases,
 )
+from annotate.services.extra_labels import extra_label_withdraw
 from annotate.strength import strength_value
 from core.access import grants, user_roles
+from core.audit import audit_record
 from core.db import JSONList
 
 # A labeler may hold the task on screen plus one prefetched task, per project.
@@ -896,10 +898,25 @@ def _lock_for_submit_orm(*, assignment_id: int, labeler: AbstractBaseUser) -> As
     return next(iter(qs.filter(pk=assignment_id)[:1]), None)
 
 
-def annotation_undo(
-    *, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None
-) -> Assignment:
-    """Take back a submission while its lease is still live; the task is open again for this labeler."""
+@dataclass(frozen=True)
+class Undone:
+    """What an undo did: the lease it made live again, and the leases it gave back to the pool to
+    keep the labeler within ``MAX_LIVE_LEASES_PER_LABELER`` (ids, newest first; usually none)."""
+
+    assignment: Assignment
+    released_assignment_ids: list[int]
+
+
+def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None) -> Undone:
+    """Take back a submission while its lease is still live; the task is open again for this labeler.
+    An automatic extra-label raise that counted the undone label is withdrawn in the same
+    transaction (``extra_labels.extra_label_withdraw``).
+
+    The reopened lease counts towards ``MAX_LIVE_LEASES_PER_LABELER``: when the labeler already
+    holds that many other live leases in the project (the task on screen and a prefetched one),
+    the newest of them (the prefetched task, not reached yet) goes back to the pool in the same
+    transaction, audited (``assignment.release``, by the labeler), so a labeler never holds more
+    live leases than a claim would give."""
     now = now or timezone.now()
     with transaction.atomic():
         assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
@@ -907,11 +924,48 @@ def annotation_undo(
             raise LeaseNotLive("Only a submitted task can be undone.")
         if assignment.expires_at <= now:
             raise LeaseExpired("Too late to undo: the lease on that task has ended.")
-        Annotation.objects.filter(assignment=assignment).delete()
+        annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
+        Annotation.objects.filter(pk__in=annotation_ids).delete()
         assignment.state = AssignmentState.LIVE
         assignment.finished_at = None
         assignment.save(update_fields=["state", "finished_at"])
-    return assignment
+        # The other leases before the task row: this transaction never waits on an assignment row
+        # (a sweep may hold one while it updates tasks) while holding a task row.
+        released = _leases_over_cap_release(assignment=assignment, labeler=labeler, now=now)
+        for annotation_id in annotation_ids:
+            extra_label_withdraw(task_id=assignment.task_id, annotation_id=annotation_id)
+    return Undone(assignment=assignment, released_assignment_ids=released)
+
+
+def _leases_over_cap_release(
+    *, assignment: Assignment, labeler: AbstractBaseUser, now: datetime
+) -> list[int]:
+    """Give back the labeler's newest live leases in ``assignment``'s project (other than
+    ``assignment``, just made live again) beyond ``MAX_LIVE_LEASES_PER_LABELER``, each audited as
+    released by the labeler; returns their ids, newest first. Locks them (ordered by id, so two
+    undos of one labeler never lock in opposite orders); a lease submitted or skipped meanwhile is
+    no longer live once locked and is left alone."""
+    project = assignment.task.project
+    others = list(
+        _live_leases(project=project, labeler=labeler, now=now)
+        .exclude(pk=assignment.pk)
+        .select_for_update(of=("self",))
+        .order_by("id")
+    )
+    excess = len(others) + 1 - MAX_LIVE_LEASES_PER_LABELER
+    if excess <= 0:
+        return []
+    newest = sorted(others, key=lambda a: (a.leased_at, a.pk), reverse=True)[:excess]
+    _leases_end([(a.pk, a.task_id) for a in newest], state=AssignmentState.RELEASED, now=now)
+    for lease in newest:
+        audit_record(
+            actor=labeler,
+            project=project,
+            action="assignment.release",
+            target=lease,
+            details={"reason": "undo", "undone_assignment_id": assignment.pk, "task_id": lease.task_id},
+        )
+    return [a.pk for a in newest]
 
 
 def assignment_skip(

@@ -354,11 +354,12 @@ def label_skip(request: HttpRequest, access: ProjectAccess, assignment: Assignme
 
 @lease_endpoint()
 def label_undo(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
-    assignment = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
+    undone = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
     return JsonResponse(
         {
             "ok": True,
-            "expires_at": assignment.expires_at.isoformat(),
+            "expires_at": undone.assignment.expires_at.isoformat(),
+            "released_assignment_ids": undone.released_assignment_ids,
             "progress": _progress(access.project, request.user),
         }
     )

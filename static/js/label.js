@@ -738,13 +738,21 @@
       return;
     }
     busy = true;
-    post(actionUrl(cfg.urls.undo, task.id), {})
+    // A prefetch in flight lands first: the undo may give that very lease back.
+    Promise.resolve(inflight)
+      .then(function () { return post(actionUrl(cfg.urls.undo, task.id), {}); })
       .then(function (r) {
         lastSubmitted = null;
         hideToast();
         if (!r.ok) { showNotice(r.data.detail || "Could not undo."); return; }
         task.expiresAt = Date.parse(r.data.expires_at);
-        if (current) { current.timer.pause(); queue.unshift(current); }
+        // The undone task is live again; to stay within the live-lease cap the server gave back
+        // the preloaded task (released_assignment_ids): drop it, it is no longer ours.
+        var released = r.data.released_assignment_ids || [];
+        var kept = function (t) { return released.indexOf(t.id) === -1; };
+        queue = queue.filter(kept);
+        if (released.length) noMore = false; // a task went back to the pool: ask again later
+        if (current) { current.timer.pause(); if (kept(current)) queue.unshift(current); }
         show(task);
         updateProgress(r.data.progress);
         showNotice("Undone. Change your answer and submit again.", "info");
