@@ -638,6 +638,10 @@
     if (code === "guideline_not_acknowledged") {
       formError(task, detail);
       openAck();
+    } else if (code === "membership_ended") {
+      // Removed from the project while this page was open: say so in the banner (the answer stays
+      // on screen; there is no next task to move on to).
+      showNotice(detail);
     } else if (code === "lease_expired" || code === "lease_not_live" || r.status === 404) {
       showNotice(detail + " Here is the next task.");
       if (current === task) advance();

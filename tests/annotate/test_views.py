@@ -360,7 +360,10 @@ def test_deactivated_labeler_is_refused(client, pairwise):
     project, labeler = pairwise
     Membership.objects.filter(user=labeler).update(is_active=False)
     login(client, labeler)
-    assert client.get(reverse("annotate:label", args=[project.slug])).status_code == 404
+    # A former member knows the project exists: 403 saying they were removed, not a 404.
+    response = client.get(reverse("annotate:label", args=[project.slug]))
+    assert response.status_code == 403
+    assert b"You are no longer a member of this project" in response.content
 
 
 # --- manager ------------------------------------------------------------------------------------------
