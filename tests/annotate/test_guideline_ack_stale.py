@@ -21,6 +21,7 @@ from annotate.services.guidelines import (
     guideline_publish,
 )
 from tests.conftest import add_tasks
+from tests.races import second_is_a_conflict
 
 pytestmark = pytest.mark.django_db
 
@@ -146,3 +147,29 @@ def test_page_form_ack_of_the_current_version_still_goes_to_labeling(client, sta
     client.force_login(labeler)
     resp = client.post(reverse("annotate:guideline_ack", args=[project.slug]), {"guideline_id": v2.pk})
     assert resp.status_code == 302 and resp.url == reverse("annotate:label", args=[project.slug])
+
+
+# --- a version published at the moment of the acknowledgement ----------------------------------------
+
+
+@pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
+@pytest.mark.django_db(transaction=True)
+def test_an_ack_racing_a_publish_of_a_newer_version_is_refused_not_recorded(
+    monkeypatch, make_project, labeler_in
+):
+    """The manager's publish of version 2 holds its transaction open; the labeler acknowledges
+    version 1 meanwhile. The acknowledgement must wait for the publish and then be refused (409),
+    not record version 1 from the state before the publish committed."""
+    project = make_project()
+    manager, labeler = labeler_in(project, role=Role.MANAGER), labeler_in(project)
+    v1 = guideline_publish(project=project, actor=manager, body="Be kind.")
+    first, conflict = second_is_a_conflict(
+        monkeypatch,
+        "annotate.services.guidelines.audit_record",
+        lambda: guideline_publish(project=project, actor=manager, body="Be kind and brief."),
+        lambda: guideline_acknowledge(guideline=v1, user=labeler),
+    )
+    assert first.result.version == 2
+    assert isinstance(conflict, GuidelineNotCurrent)
+    assert conflict.details == {"current_version": 2, "current_guideline_id": first.result.pk}
+    assert not GuidelineAck.objects.exists()
