@@ -121,7 +121,9 @@ def task_agreement_check(*, task_id: int) -> bool:
     if not _extra_label_warranted(project, task.target_labels, agreement):
         return False
     labels, _, share = agreement
-    Task.objects.filter(pk=task.pk).update(target_labels=F("target_labels") + 1)
+    # one more than the task has: a slot kept from an overlap decrease (``Task.kept_slots``) is
+    # an ordinary one from now on, so no lease ending later takes this raise back
+    Task.objects.filter(pk=task.pk).update(target_labels=F("target_labels") + 1, kept_slots=0)
     audit_record(
         actor=None,
         project=project,

@@ -4,7 +4,9 @@ Locking contract
 ----------------
 * ``Task.claims`` counts labelers holding a live lease or having submitted. It changes only here,
   always with ``UPDATE ... SET claims = claims +/- n`` inside the transaction that changes the lease,
-  and the database refuses ``claims > target_labels`` (check constraint) or ``claims < 0``.
+  and the database refuses ``claims > target_labels`` (check constraint) or ``claims < 0``. A lease
+  ending without a label also gives back a slot the task kept only for it (``Task.kept_slots``,
+  ``_release_claims``), in the same UPDATE.
 * Claiming locks the chosen task row with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
   concurrent labelers never wait on each other and never take the same slot twice. On SQLite the
   settings open every transaction with ``BEGIN IMMEDIATE``, which serialises writers instead.
@@ -38,7 +40,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
-from django.db.models.functions import JSONObject
+from django.db.models.functions import Greatest, JSONObject
 from django.utils import timezone
 
 from annotate.errors import (
@@ -161,9 +163,28 @@ def _leases_end(rows: list[tuple[int, int]], *, state: str, now: datetime) -> in
 
 
 def _release_claims(per_task: Counter) -> None:
+    """Give back ``n`` claims of each task: leases that ended without a label (expired, skipped,
+    released). A slot the task kept only for such a lease when its overlap was lowered
+    (``Task.kept_slots``) goes with it: the target drops to what the project asks of the task
+    (``target_labels - kept_slots``), never below the claims left. One UPDATE per task, computed
+    from the row it updates, so a settings change committing meanwhile is counted (PostgreSQL
+    evaluates the SET again on the row's new version once its lock is granted)."""
     # Ordered by id so two sweepers can never lock the same tasks in opposite orders.
     for task_id, n in sorted(per_task.items()):
-        Task.objects.filter(pk=task_id).update(claims=F("claims") - n)
+        left = F("claims") - n
+        Task.objects.filter(pk=task_id).update(claims=left, **task_target_kept(ASKED, left))
+
+
+#: What a task asks for, without the slots it kept for labelers (``Task.kept_slots``).
+ASKED = F("target_labels") - F("kept_slots")
+
+
+def task_target_kept(asked, claims) -> dict:
+    """The one rule for a task's target and kept slots (``UPDATE`` values, from expressions of the
+    row) once it asks for ``asked`` labels and holds ``claims``: the target is whichever is more
+    (the database refuses ``claims > target_labels``), and the claims beyond what it asks for are
+    its kept slots, each given back when its lease ends without a label."""
+    return {"target_labels": Greatest(asked, claims), "kept_slots": Greatest(claims - asked, 0)}
 
 
 def _live_leases(*, project: Project, labeler: AbstractBaseUser, now: datetime):
