@@ -977,6 +977,11 @@ def _leases_over_cap_release(
     if excess <= 0:
         return []
     newest = sorted(others, key=lambda a: (a.leased_at, a.pk), reverse=True)[:excess]
+    # The project's row before any task's, as a settings change takes them (its new overlap moves
+    # every task): without it, this undo holding the released task's row and then locking the
+    # undone one (``extra_label_withdraw``) and an overlap change holding that one and waiting on
+    # the first deadlocked, and PostgreSQL killed one of them.
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).exists()
     _leases_end([(a.pk, a.task_id) for a in newest], state=AssignmentState.RELEASED, now=now)
     for lease in newest:
         audit_record(

@@ -7,7 +7,12 @@ when the lease ended without a label (expired, skipped, released), the target st
 overlap and the task was handed to another labeler nobody asked for. Now the task remembers how many
 slots it kept (``Task.kept_slots``) and a lease ending without a label gives its kept slot back in
 the same UPDATE that returns its claim; a submitted lease keeps its slot as a label; a later raise
-(overlap, send-back, automatic extra label) is never taken back by it."""
+(overlap, send-back, automatic extra label) is never taken back by it.
+
+The last test also caught a deadlock (there before the kept slots too): an undo releasing its
+prefetched lease holds that task's row and then locks the undone one, while an overlap change
+moving every task held the second and waited on the first; PostgreSQL killed the overlap change.
+The undo now takes the project's row first when it releases a lease, as a settings change does."""
 
 from __future__ import annotations
 
@@ -51,6 +56,22 @@ def _one_labeled_one_held(labelers_on, n: int = 3, **settings):
     project_update_settings(project=project, overlap=1)
     assert _state(held.task_id) == (2, 2)  # bob's live lease keeps its slot
     return project, held, now, others
+
+
+def _labeled_then_prefetched_at_the_cap(project, alice, bob, now):
+    """Alice labels the first task; bob labels another, takes a third on screen and prefetches
+    alice's task behind it (the live-lease cap). Returns (alice's lease, bob's submitted lease,
+    his prefetched lease)."""
+    a = task_claim_next(project=project, labeler=alice, now=now)
+    annotation_submit(assignment_id=a.pk, labeler=alice, choice="left", now=now)
+    done = task_claim_next(project=project, labeler=bob, now=now)
+    annotation_submit(assignment_id=done.pk, labeler=bob, choice="left", now=now)
+    on_screen = task_claim_next(project=project, labeler=bob, now=now + timedelta(seconds=1))
+    prefetched = task_claim_next(
+        project=project, labeler=bob, exclude_assignment_ids=[on_screen.pk], now=now + timedelta(seconds=2)
+    )
+    assert prefetched.task_id == a.task_id
+    return a, done, prefetched
 
 
 def test_a_slot_kept_for_a_lease_goes_once_the_lease_ends(labelers_on):
@@ -109,15 +130,7 @@ def test_an_undo_that_releases_the_prefetched_lease_gives_its_kept_slot_back(lab
     live-lease cap, was on a task that kept its slot."""
     project, alice, bob, carol = labelers_on(3, prompts=3, overlap=2, lease_ttl_seconds=600)
     now = timezone.now()
-    a = task_claim_next(project=project, labeler=alice, now=now)
-    annotation_submit(assignment_id=a.pk, labeler=alice, choice="left", now=now)
-    done = task_claim_next(project=project, labeler=bob, now=now)
-    annotation_submit(assignment_id=done.pk, labeler=bob, choice="left", now=now)
-    on_screen = task_claim_next(project=project, labeler=bob, now=now + timedelta(seconds=1))
-    prefetched = task_claim_next(
-        project=project, labeler=bob, exclude_assignment_ids=[on_screen.pk], now=now + timedelta(seconds=2)
-    )
-    assert prefetched.task_id == a.task_id
+    a, done, prefetched = _labeled_then_prefetched_at_the_cap(project, alice, bob, now)
     project_update_settings(project=project, overlap=1)
     assert _state(a.task_id) == (2, 2)
     undone = annotation_undo(assignment_id=done.pk, labeler=bob, now=now + timedelta(seconds=3))
@@ -188,3 +201,37 @@ def test_a_lease_expiring_while_the_overlap_drops_gives_its_slot_back(monkeypatc
     assert change.error is None, change.error
     assert _state(held.task_id) == (1, 1)
     assert task_claim_next(project=project, labeler=carol, now=now + timedelta(seconds=TTL + 1)) is None
+
+
+@pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
+@pytest.mark.django_db(transaction=True)
+def test_the_overlap_dropping_while_a_lease_is_released_counts_the_release(monkeypatch, labelers_on):
+    """Overlap 3 -> 2 with bob and carol holding the task (one slot kept for either). Bob's undo
+    releases his prefetched lease on it and is held before its COMMIT when the overlap drops to 1:
+    the settings change waits on the task's row and moves it as the release left it, so carol's
+    lease is the only one keeping a slot and the task asks for one label once it ends."""
+    project, alice, bob, carol, dave = labelers_on(4, prompts=3, overlap=3, lease_ttl_seconds=600)
+    now = timezone.now()
+    first, done, prefetched = _labeled_then_prefetched_at_the_cap(project, alice, bob, now)
+    for _ in range(2):  # carol labels the two other tasks first, so her next one is alice's
+        other = task_claim_next(project=project, labeler=carol, now=now + timedelta(seconds=3))
+        annotation_submit(
+            assignment_id=other.pk, labeler=carol, choice="left", now=now + timedelta(seconds=3)
+        )
+    held = task_claim_next(project=project, labeler=carol, now=now + timedelta(seconds=3))
+    assert held.task_id == first.task_id
+    project_update_settings(project=project, overlap=2)
+    assert _state(first.task_id) == (3, 3)
+    with HeldTransaction(
+        monkeypatch,
+        "annotate.services.leasing.audit_record",
+        lambda: annotation_undo(assignment_id=done.pk, labeler=bob, now=now + timedelta(seconds=4)),
+    ) as undo:
+        project_update_settings(project=project, overlap=1)
+    assert undo.other_waited, "the settings change never waited on the release"
+    assert undo.error is None, undo.error
+    assert undo.result.released_assignment_ids == [prefetched.pk]
+    assert _state(first.task_id) == (2, 2)  # alice's label and carol's lease
+    assignment_skip(assignment_id=held.pk, labeler=carol, reason="unsure", now=now + timedelta(seconds=5))
+    assert _state(first.task_id) == (1, 1)
+    assert task_claim_next(project=project, labeler=dave, now=now + timedelta(seconds=5)) is None
