@@ -183,7 +183,18 @@ def task_target_kept(asked, claims) -> dict:
     """The one rule for a task's target and kept slots (``UPDATE`` values, from expressions of the
     row) once it asks for ``asked`` labels and holds ``claims``: the target is whichever is more
     (the database refuses ``claims > target_labels``), and the claims beyond what it asks for are
-    its kept slots, each given back when its lease ends without a label."""
+    its kept slots, each given back when its lease ends without a label.
+
+    Why this holds: a task's target is what it asks for, or its claims when it holds more (only
+    an overlap decrease can make it ask for less than it holds). Claims fall only when a lease ends
+    without a label, and then this rule runs with the claims left; a submission or an undo leaves
+    claims and target alone; a claim needs a free slot, which a task with kept slots has not. So a
+    kept slot is one held by a live lease or a label, whichever of the task's leases ends first
+    gives it back (a flag on one chosen lease would lose it when that lease is submitted and
+    another one lapses), and a label keeps it. A raise (a manager's send-back, the automatic extra
+    label) asks for more than the target as it stands and sets the kept slots to 0: no lease
+    ending later takes it back. An overlap change moves what the task asks for and runs this rule,
+    so lowering and raising it again while a lease lives gives back the old target exactly."""
     return {"target_labels": Greatest(asked, claims), "kept_slots": Greatest(claims - asked, 0)}
 
 
