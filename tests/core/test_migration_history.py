@@ -35,7 +35,11 @@ def test_each_app_is_one_squashed_history_that_replaces_every_old_migration():
         for key, migration in executor.loader.disk_migrations.items()
         if key[0] in {"annotate", "generation", "training"}
     }
-    assert {key: len(m.replaces) for key, m in ours.items()} == SQUASHED
+    assert {key: len(m.replaces) for key, m in ours.items() if m.replaces} == SQUASHED
+    # Migrations made since the squash replace nothing and come after their app's squashed history.
+    for key in ours.keys() - SQUASHED.keys():
+        before = set(executor.loader.graph.forwards_plan(key))
+        assert {k for k in SQUASHED if k[0] == key[0]} <= before, key
     # The test database was built by them, and a database that ran every old migration (each
     # replaced name recorded) has nothing left to do.
     replaced = {(key[0], name) for key, m in ours.items() for app, name in m.replaces}
