@@ -331,6 +331,10 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
             "This run left no checkpoint to resume from (runs write them when their options set "
             "save_steps); launch it again."
         )
+    try:
+        _check_inputs_still_there(run)
+    except InvalidInput as exc:
+        raise Conflict(f"This run cannot be resumed: its {exc.field}: {exc.message}") from None
     resumed = audit_create(
         TrainingRun,
         actor=actor,
@@ -347,6 +351,25 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
         resumed_from=run,
     )
     return _place_and_queue(resumed)
+
+
+def _check_inputs_still_there(run: TrainingRun) -> None:
+    """InvalidInput (naming the field) when what ``run`` trained from is gone: its export's files or
+    dataset file (for an RL run on the project's prompts: the prompts file it started with), its
+    base model, its reward model. The paths were checked when it was created; a resumed run must
+    find them again, or it would be queued only to fail in the worker."""
+    if run.export_id:
+        export_dataset_files(run.export)
+    elif run.dataset_path:
+        _check_dataset_path(run.dataset_path, restrict=False, project=run.project)
+    elif not _prompts_file(run).is_file():
+        raise InvalidInput(f"No prompts file at {_prompts_file(run)}.", field="dataset_path")
+    usable_model(run.base_model, project=run.project, field="base_model", restrict=False)
+    if run.kind in RL_KINDS:
+        reward = run.reward_run.output_path if run.reward_run_id else (run.config or {}).get("reward_model")
+        if not reward:
+            raise InvalidInput("The reward run it was scored by is gone.", field="reward_model")
+        usable_model(reward, project=run.project, field="reward_model", restrict=False, reward=True)
 
 
 @transaction.atomic
@@ -468,6 +491,21 @@ def _write_prompts(run: TrainingRun, path: Path) -> None:
             fh.write(json.dumps({"prompt": messages}, ensure_ascii=False) + "\n")
 
 
+def _first_of_chain(run: TrainingRun) -> TrainingRun:
+    """The run that ``run`` resumes (through any runs that resumed it in turn): the one that started
+    the training ``run`` continues."""
+    while run.resumed_from_id:
+        run = run.resumed_from
+    return run
+
+
+def _prompts_file(run: TrainingRun) -> Path:
+    """Where the project's prompts are written for an RL run without data: one file per chain of
+    resumed runs, the first run's, so that a resumed trainer's data position points into the data
+    it was trained on (the project's prompts may have changed since)."""
+    return Path(run.output_path).parent / f"run-{_first_of_chain(run).pk}.prompts.jsonl"
+
+
 def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the runner's JSON config, the launch options) of ``run``; writes a prompts file for an RL run
     without data."""
@@ -481,8 +519,9 @@ def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
     elif run.dataset_path:
         cfg["dataset_path"] = run.dataset_path
     else:
-        prompts = root / f"run-{run.pk}.prompts.jsonl"
-        _write_prompts(run, prompts)
+        prompts = _prompts_file(run)
+        if not run.resumed_from_id:  # a resumed run reads the file its first run wrote
+            _write_prompts(run, prompts)
         cfg["dataset_path"] = str(prompts)
     if run.reward_run_id:
         cfg["reward_model"] = run.reward_run.output_path
@@ -657,8 +696,10 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
     if rc == 0 and final is not None and output_ok and not (cancelled or ended_elsewhere):
         _finish(run, RunState.DONE, final=final)
-        if run.resumed_from_id:  # the checkpoints it continued from have served
-            shutil.rmtree(checkpoints_dir(run.resumed_from.output_path), ignore_errors=True)
+        earlier = run.resumed_from
+        while earlier is not None:  # the checkpoints it continued from (all the chain's) have served
+            shutil.rmtree(checkpoints_dir(earlier.output_path), ignore_errors=True)
+            earlier = earlier.resumed_from
     else:
         remove_stale_tmp(run.output_path)
         if ended_elsewhere:
