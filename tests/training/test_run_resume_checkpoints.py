@@ -39,3 +39,46 @@ def test_a_checkpoint_whose_trainer_state_was_cut_short_is_not_resumed_from(tmp_
     with pytest.raises(ConfigError, match="holds no checkpoint"):
         config_for("reward", {**base, "resume_from": str(broken)})
     assert config_for("reward", {**base, "resume_from": str(folder)}).resume_from == str(folder)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_resumed_from_its_last_steps_checkpoint_trains_no_step_more(tiny, tmp_path, monkeypatch):
+    """A run died after its last step's checkpoint (max_steps 2, checkpoint-2), before its model was
+    saved: resuming it has nothing left to train and saves the checkpoint's weights. Before: the
+    trainer (transformers resumes mid-epoch without checking max_steps first) trained a step 3 of 2,
+    moving the weights off the finished run's, and reported that step's loss as train_loss. Now no
+    step is trained and train_loss is absent (null)."""
+    from safetensors.torch import load_file
+
+    from tests.training.conftest import preference_file, runner_config
+    from training.runners import reward
+    from training.runners.models import checkpoints_dir
+
+    data = preference_file(tmp_path / "train.jsonl", 8, seed=0)
+    # a constant rate: a step too many would move the weights (linear decays to 0 at the end)
+    common = {"learning_rate": 2e-3, "max_steps": 2, "eval_fraction": 0, "save_steps": 2,
+              "lr_scheduler_type": "constant"}  # fmt: skip
+
+    def died(*args, **kwargs):
+        raise RuntimeError("the machine went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reward, "save_trained", died)
+        with pytest.raises(RuntimeError, match="went away"):
+            reward.run(runner_config("reward", tiny, data, tmp_path / "first", **common))
+    kept = checkpoints_dir(str(tmp_path / "first"))
+    log = tmp_path / "again.metrics.jsonl"
+    done = reward.run(
+        runner_config(
+            "reward", tiny, data, tmp_path / "again", **common, resume_from=str(kept), metrics_file=str(log)
+        )
+    )
+    assert done["resumed_from_step"] == 2
+    steps = [json.loads(line).get("step") for line in log.read_text().splitlines()]
+    assert max(steps) == 2, steps
+    assert done["train_loss"] is None
+    assert json.loads((tmp_path / "again" / "prefhub_run.json").read_text())["metrics"]["train_loss"] is None
+    trained = load_file(str(kept / "checkpoint-2" / "model.safetensors"))
+    saved = load_file(str(tmp_path / "again" / "model.safetensors"))
+    assert trained.keys() == saved.keys() and all((trained[k] == saved[k]).all() for k in trained)

@@ -92,14 +92,42 @@ def training_arguments(cfg: BaseRunConfig, staging: Path) -> dict[str, Any]:
     }
 
 
+class _NothingLeftToTrain(Exception):
+    """Raised by ``_stop_at_the_end`` before a step past ``max_steps`` (caught by ``train``)."""
+
+
+def _stop_at_the_end():
+    """A trainer callback refusing a step once ``max_steps`` are done. transformers resumes from a
+    checkpoint in the middle of an epoch without checking ``max_steps`` first: resumed from the
+    checkpoint of a run's last step, it trained one step more (step N + 1 of N). A normal run never
+    begins a step at ``max_steps`` (it stops after the last), so this fires only then."""
+    from transformers import TrainerCallback
+
+    class StopAtTheEnd(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if 0 < state.max_steps <= state.global_step:
+                raise _NothingLeftToTrain
+
+    return StopAtTheEnd()
+
+
 def train(trainer, cfg: BaseRunConfig):
     """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
     trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
-    steps left)."""
+    steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
+    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss)."""
+    from transformers.trainer_utils import TrainOutput
+
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
-    if checkpoint is not None:
-        print(f"[prefhub] resuming from {checkpoint} (step {checkpoint_step(checkpoint)})", flush=True)
-    return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    if checkpoint is None:
+        return trainer.train()
+    print(f"[prefhub] resuming from {checkpoint} (step {checkpoint_step(checkpoint)})", flush=True)
+    trainer.add_callback(_stop_at_the_end())
+    try:
+        return trainer.train(resume_from_checkpoint=str(checkpoint))
+    except _NothingLeftToTrain:
+        print("[prefhub] the checkpoint is the run's last step: nothing left to train", flush=True)
+        return TrainOutput(trainer.state.global_step, None, {})
 
 
 def resumed(cfg: BaseRunConfig) -> dict[str, int]:
