@@ -43,19 +43,22 @@ def test_a_checkpoint_whose_trainer_state_was_cut_short_is_not_resumed_from(tmp_
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_a_run_resumed_from_its_last_steps_checkpoint_trains_no_step_more(tiny, tmp_path, monkeypatch):
+@pytest.mark.parametrize("rows", [8, 4], ids=["mid-epoch", "epoch-end"])
+def test_a_run_resumed_from_its_last_steps_checkpoint_trains_no_step_more(tiny, tmp_path, monkeypatch, rows):
     """A run died after its last step's checkpoint (max_steps 2, checkpoint-2), before its model was
-    saved: resuming it has nothing left to train and saves the checkpoint's weights. Before: the
-    trainer (transformers resumes mid-epoch without checking max_steps first) trained a step 3 of 2,
-    moving the weights off the finished run's, and reported that step's loss as train_loss. Now no
-    step is trained and train_loss is absent (null)."""
+    saved: resuming it has nothing left to train and saves the checkpoint's weights. Before: in the
+    middle of an epoch (8 rows, batches of 2) the trainer (transformers resumes mid-epoch without
+    checking max_steps first) trained a step 3 of 2, moving the weights off the finished run's, and
+    reported that step's loss as train_loss; at an epoch's end (4 rows) it trained nothing but
+    reported train_loss 0.0 (a zero loss sum over its guard for zero steps). Now no step is trained
+    and train_loss is absent (null) in both."""
     from safetensors.torch import load_file
 
     from tests.training.conftest import preference_file, runner_config
     from training.runners import reward
     from training.runners.models import checkpoints_dir
 
-    data = preference_file(tmp_path / "train.jsonl", 8, seed=0)
+    data = preference_file(tmp_path / "train.jsonl", rows, seed=0)
     # a constant rate: a step too many would move the weights (linear decays to 0 at the end)
     common = {"learning_rate": 2e-3, "max_steps": 2, "eval_fraction": 0, "save_steps": 2,
               "lr_scheduler_type": "constant"}  # fmt: skip

@@ -121,13 +121,17 @@ def train(trainer, cfg: BaseRunConfig):
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is None:
         return trainer.train()
-    print(f"[prefhub] resuming from {checkpoint} (step {checkpoint_step(checkpoint)})", flush=True)
+    step = checkpoint_step(checkpoint)
+    print(f"[prefhub] resuming from {checkpoint} (step {step})", flush=True)
     trainer.add_callback(_stop_at_the_end())
     try:
-        return trainer.train(resume_from_checkpoint=str(checkpoint))
+        result = trainer.train(resume_from_checkpoint=str(checkpoint))
     except _NothingLeftToTrain:
+        result = TrainOutput(trainer.state.global_step, None, {})
+    if result.global_step == step:  # at an epoch's end transformers trains nothing but says loss 0.0
         print("[prefhub] the checkpoint is the run's last step: nothing left to train", flush=True)
-        return TrainOutput(trainer.state.global_step, None, {})
+        return result._replace(training_loss=None)
+    return result
 
 
 def resumed(cfg: BaseRunConfig) -> dict[str, int]:
