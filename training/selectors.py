@@ -339,10 +339,20 @@ def run_log_tail(*, run: TrainingRun, max_bytes: int = 64 * 1024) -> str:
 RESUMABLE_KINDS = (RunKind.REWARD, RunKind.DPO, RunKind.RLOO, RunKind.GRPO)
 
 
+def run_resumption(*, run: TrainingRun) -> TrainingRun | None:
+    """The run resuming ``run`` now (queued or running) or that resumed it to the end (done), if
+    any: ``run`` is then not to be resumed again. A failed or cancelled resumption leaves it
+    resumable."""
+    return run.resumptions.filter(state__in=(*jobs.ACTIVE_STATES, RunState.DONE)).order_by("-pk").first()
+
+
 def run_resume_point(*, run: TrainingRun) -> int | None:
     """The step of the newest checkpoint a failed or cancelled run left (where resuming it
-    continues), else None."""
+    continues), else None; None too while another run resumes it or once one did
+    (``run_resumption``)."""
     if run.kind not in RESUMABLE_KINDS or run.state not in (RunState.FAILED, RunState.CANCELLED):
+        return None
+    if run_resumption(run=run) is not None:
         return None
     checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path))) if run.output_path else None
     return checkpoint_step(checkpoint) if checkpoint is not None else None

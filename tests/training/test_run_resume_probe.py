@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.urls import reverse
 
 from annotate.errors import Conflict
 from annotate.models import Prompt
@@ -146,3 +147,25 @@ def test_a_resumed_run_on_the_projects_prompts_trains_on_the_prompts_its_run_sta
         cfg, _ = runner_config(run)
         assert Path(cfg["dataset_path"]).read_text() == started_with
         assert "Added later" not in Path(cfg["dataset_path"]).read_text()
+
+
+def test_a_run_being_resumed_or_resumed_to_the_end_offers_no_resume(client, project, researcher, dataset):
+    """While its resumption is queued or running, and once one finished, a run is not resumable:
+    before, its status said resumable_from_step 2 and its page showed "Resume from step 2", a
+    button answered "already resuming" - or, after a resumption that finished but whose clean-up
+    of the old checkpoints failed, one that trained the same steps over again."""
+    first = _ended(make_run(project, dataset_path=dataset), 2)
+    second = run_resume(run=first, actor=researcher)
+    client.force_login(researcher)
+    url = f"/api/v1/projects/{project.slug}/runs/{first.pk}/"
+    page = reverse("training:run_detail", args=[project.slug, first.pk])
+    for state in (RunState.QUEUED, RunState.RUNNING, RunState.DONE):
+        TrainingRun.objects.filter(pk=second.pk).update(state=state)
+        assert client.get(url).json()["resumable_from_step"] is None, state
+        assert b"Resume from step" not in client.get(page).content, state
+    answer = client.post(url + "resume/")
+    assert (
+        answer.status_code == 409 and f"Run #{second.pk} already resumed this run" in answer.json()["detail"]
+    )
+    TrainingRun.objects.filter(pk=second.pk).update(state=RunState.FAILED)  # a failed resumption: again
+    assert client.get(url).json()["resumable_from_step"] == 2

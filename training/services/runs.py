@@ -65,7 +65,7 @@ from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
 from training.runners.models import checkpoints_dir, remove_stale_tmp
 from training.runners.protocol import parse_event
-from training.selectors import RESUMABLE_KINDS, run_resume_point
+from training.selectors import RESUMABLE_KINDS, run_resume_point, run_resumption
 
 log = logging.getLogger(__name__)
 
@@ -322,9 +322,10 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
         raise Conflict(
             f"Only a failed or cancelled run can be resumed; this one is {run.get_state_display().lower()}."
         )
-    active = run.resumptions.filter(state__in=jobs.ACTIVE_STATES).first()
-    if active is not None:
-        raise Conflict(f"Run #{active.pk} is already resuming this run.")
+    taken = run_resumption(run=run)
+    if taken is not None:
+        how = "already resumed" if taken.state == RunState.DONE else "is already resuming"
+        raise Conflict(f"Run #{taken.pk} {how} this run.")
     step = run_resume_point(run=run)
     if step is None:
         raise Conflict(
