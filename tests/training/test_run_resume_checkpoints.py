@@ -21,6 +21,23 @@ def _checkpoint(folder: Path, step: int, state: str | None) -> Path:
     return path
 
 
+def _died_before_saving(tiny: str, data: str, out: Path, monkeypatch, **options) -> Path:
+    """Train a reward run of ``tiny`` on ``data`` that dies after training, before its model is saved
+    (its checkpoints stay); the run's checkpoints folder."""
+    from tests.training.conftest import runner_config
+    from training.runners import reward
+    from training.runners.models import checkpoints_dir
+
+    def died(*args, **kwargs):
+        raise RuntimeError("the machine went away")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reward, "save_trained", died)
+        with pytest.raises(RuntimeError, match="went away"):
+            reward.run(runner_config("reward", tiny, data, out, **options))
+    return checkpoints_dir(str(out))
+
+
 @pytest.mark.parametrize(
     "cut_short",
     ["", '{"global_step": 4, "log_hist', "[]"],
@@ -56,21 +73,12 @@ def test_a_run_resumed_from_its_last_steps_checkpoint_trains_no_step_more(tiny, 
 
     from tests.training.conftest import preference_file, runner_config
     from training.runners import reward
-    from training.runners.models import checkpoints_dir
 
     data = preference_file(tmp_path / "train.jsonl", rows, seed=0)
     # a constant rate: a step too many would move the weights (linear decays to 0 at the end)
     common = {"learning_rate": 2e-3, "max_steps": 2, "eval_fraction": 0, "save_steps": 2,
               "lr_scheduler_type": "constant"}  # fmt: skip
-
-    def died(*args, **kwargs):
-        raise RuntimeError("the machine went away")
-
-    with monkeypatch.context() as patch:
-        patch.setattr(reward, "save_trained", died)
-        with pytest.raises(RuntimeError, match="went away"):
-            reward.run(runner_config("reward", tiny, data, tmp_path / "first", **common))
-    kept = checkpoints_dir(str(tmp_path / "first"))
+    kept = _died_before_saving(tiny, data, tmp_path / "first", monkeypatch, **common)
     log = tmp_path / "again.metrics.jsonl"
     done = reward.run(
         runner_config(
@@ -85,3 +93,38 @@ def test_a_run_resumed_from_its_last_steps_checkpoint_trains_no_step_more(tiny, 
     trained = load_file(str(kept / "checkpoint-2" / "model.safetensors"))
     saved = load_file(str(tmp_path / "again" / "model.safetensors"))
     assert trained.keys() == saved.keys() and all((trained[k] == saved[k]).all() for k in trained)
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_a_checkpoint_is_not_resumed_by_another_number_of_processes(tiny, tmp_path, monkeypatch):
+    """A checkpoint written by 2 processes (rng_state_0.pth, rng_state_1.pth, as transformers names
+    them) resumed by 1 (a worker whose PREFHUB_TRAINING_NUM_PROCESSES differs, a CLI run without
+    --launch): each optimiser step was 2 processes' batches, so the restored data position and the
+    step count mean other rows, and the RNG states are not found. Before: transformers only logged
+    "reproducibility is not guaranteed" at info level and the run trained on, unlike the run it
+    claimed to continue. Now the run is refused before training, naming both counts."""
+    from tests.training.conftest import preference_file, runner_config
+    from training.runners import reward
+    from training.runners.protocol import RunnerError
+
+    data = preference_file(tmp_path / "train.jsonl", 8, seed=0)
+    common = {
+        "learning_rate": 2e-3,
+        "max_steps": 4,
+        "eval_fraction": 0,
+        "save_steps": 2,
+        "save_total_limit": 2,
+    }
+    checkpoint = _died_before_saving(tiny, data, tmp_path / "first", monkeypatch, **common) / "checkpoint-2"
+    state = checkpoint / "rng_state.pth"
+    (checkpoint / "rng_state_1.pth").write_bytes(state.read_bytes())
+    state.rename(checkpoint / "rng_state_0.pth")
+    log = tmp_path / "again.metrics.jsonl"
+    cfg = runner_config(
+        "reward", tiny, data, tmp_path / "again", **common, resume_from=str(checkpoint), metrics_file=str(log)
+    )
+    with pytest.raises(RunnerError, match=r"written by 2 processes.*this run has 1") as refused:
+        reward.run(cfg)
+    assert refused.value.kind == "config"
+    assert not (tmp_path / "again").exists()

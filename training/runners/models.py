@@ -190,6 +190,22 @@ def checkpoint_step(folder: Path) -> int | None:
     return step if isinstance(state, dict) else None
 
 
+class CheckpointMismatch(RunnerError):
+    """A checkpoint this run cannot continue as the run that wrote it would have gone on."""
+
+    kind = "config"
+
+
+def checkpoint_processes(folder: Path) -> int | None:
+    """How many processes wrote the checkpoint in ``folder``: transformers saves one RNG state per
+    process (``rng_state.pth`` for a single one, ``rng_state_<rank>.pth`` for several); None when
+    the folder holds none."""
+    ranks = len(list(folder.glob("rng_state_*.pth")))
+    if ranks:
+        return ranks
+    return 1 if (folder / "rng_state.pth").is_file() else None
+
+
 def resume_checkpoint(path: str) -> Path | None:
     """The checkpoint to resume from: ``path`` itself when it is a whole ``checkpoint-N`` folder,
     else the newest whole one inside ``path``; None when there is none."""

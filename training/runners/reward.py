@@ -39,9 +39,11 @@ from typing import Any
 from training.runners.configs import BaseRunConfig, RewardRunConfig
 from training.runners.data import pair_run_start, tokenize_pairs
 from training.runners.models import (
+    CheckpointMismatch,
     as_shipped,
     atomic_output,
     check_tokenizer_fits,
+    checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
     model_config,
@@ -122,6 +124,15 @@ def train(trainer, cfg: BaseRunConfig):
     if checkpoint is None:
         return trainer.train()
     step = checkpoint_step(checkpoint)
+    written, running = checkpoint_processes(checkpoint), trainer.accelerator.num_processes
+    if written is not None and written != running:
+        # each step was the batches of `written` processes: the data position, the steps left and
+        # the per-process RNG states would mean other rows (transformers only logs it, at info level)
+        raise CheckpointMismatch(
+            f"The checkpoint at step {step} was written by {written} processes and this run has "
+            f"{running}: resumed so, it would not continue that run. Resume it with {written} "
+            f"processes (the run's config.launch.num_processes, or train --launch --num-processes {written})."
+        )
     print(f"[prefhub] resuming from {checkpoint} (step {step})", flush=True)
     trainer.add_callback(_stop_at_the_end())
     try:
