@@ -169,3 +169,32 @@ def test_a_run_being_resumed_or_resumed_to_the_end_offers_no_resume(client, proj
     )
     TrainingRun.objects.filter(pk=second.pk).update(state=RunState.FAILED)  # a failed resumption: again
     assert client.get(url).json()["resumable_from_step"] == 2
+
+
+def test_a_resumed_run_launches_as_many_processes_as_wrote_its_checkpoint(
+    project, researcher, dataset, settings
+):
+    """A run without config.launch ran with the worker's default number of processes (here 2: its
+    checkpoint holds rng_state_0.pth and rng_state_1.pth). Before: its resumption took whatever
+    default the worker that picked it up had (PREFHUB_TRAINING_NUM_PROCESSES, here 1 now), and a
+    checkpoint resumes only with the processes that wrote it, so the resumed run failed (or, before
+    a9c342e, trained other rows). Now the resumed run's launch names the checkpoint's count."""
+    first = _ended(
+        make_run(project, dataset_path=dataset, config={"save_steps": 2, "learning_rate": 1e-3}), 2
+    )
+    checkpoint = checkpoints_dir(first.output_path) / "checkpoint-2"
+    for rank in (0, 1):
+        (checkpoint / f"rng_state_{rank}.pth").write_bytes(b"rng")
+    settings.PREFHUB_TRAINING_NUM_PROCESSES = 1
+    second = run_resume(run=first, actor=researcher)
+    assert second.config == {"save_steps": 2, "learning_rate": 1e-3, "launch": {"num_processes": 2}}
+    _, launch = runner_config(second)
+    assert launch == {"num_processes": 2}
+    assert "--num_processes 2" in " ".join(run_services._launch_command(second, Path("c.json"), launch))
+
+    # a run that named its processes keeps its launch as it was
+    named = {"save_steps": 2, "launch": {"num_processes": 2, "accelerate_config": "ddp"}}
+    third = _ended(make_run(project, dataset_path=dataset, config=named), 2)
+    for rank in (0, 1):
+        (checkpoints_dir(third.output_path) / "checkpoint-2" / f"rng_state_{rank}.pth").write_bytes(b"rng")
+    assert run_resume(run=third, actor=researcher).config == named

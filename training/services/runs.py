@@ -63,7 +63,7 @@ from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
-from training.runners.models import checkpoints_dir, remove_stale_tmp
+from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
 from training.selectors import RESUMABLE_KINDS, run_resume_point, run_resumption
 
@@ -348,10 +348,24 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
         base_model=run.base_model,
         base_run=run.base_run,
         reward_run=run.reward_run,
-        config=run.config,
+        config=_resume_config(run),
         resumed_from=run,
     )
     return _place_and_queue(resumed)
+
+
+def _resume_config(run: TrainingRun) -> dict[str, Any]:
+    """``run``'s options for the run resuming it: as they were, except that a run that named no
+    number of processes (it ran with its worker's PREFHUB_TRAINING_NUM_PROCESSES) gets the number
+    that wrote its checkpoint, the only one that can resume it (another worker's default may
+    differ)."""
+    config = dict(run.config or {})
+    launch = dict(config.get("launch") or {})
+    checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path)))
+    written = checkpoint_processes(checkpoint) if checkpoint is not None else None
+    if written is not None and "num_processes" not in launch:
+        config["launch"] = {**launch, "num_processes": written}
+    return config
 
 
 def _check_inputs_still_there(run: TrainingRun) -> None:
