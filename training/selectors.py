@@ -352,10 +352,11 @@ def run_resume_point(*, run: TrainingRun) -> int | None:
     (``run_resumption``)."""
     if run.kind not in RESUMABLE_KINDS or run.state not in (RunState.FAILED, RunState.CANCELLED):
         return None
-    if run_resumption(run=run) is not None:
-        return None
     checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path))) if run.output_path else None
-    return checkpoint_step(checkpoint) if checkpoint is not None else None
+    # the query last: most ended runs (in a list, every row) have no checkpoint to look further for
+    if checkpoint is None or run_resumption(run=run) is not None:
+        return None
+    return checkpoint_step(checkpoint)
 
 
 def run_status(*, run: TrainingRun) -> dict[str, Any]:
