@@ -198,3 +198,20 @@ def test_a_resumed_run_launches_as_many_processes_as_wrote_its_checkpoint(
     for rank in (0, 1):
         (checkpoints_dir(third.output_path) / "checkpoint-2" / f"rng_state_{rank}.pth").write_bytes(b"rng")
     assert run_resume(run=third, actor=researcher).config == named
+
+
+def test_a_finished_chain_keeps_the_checkpoints_another_resumption_still_needs(
+    project, researcher, dataset, fake_runner
+):
+    """A failed (checkpoint 2); B resumed it and failed (checkpoint 4); A was resumed again by C
+    (queued) and B by D. D finishing must not delete A's checkpoints, which C is about to resume
+    from; C finishing then deletes them."""
+    first = _ended(make_run(project, dataset_path=dataset, config={"save_steps": 2}), 2)
+    second = _ended(run_resume(run=first, actor=researcher), 4)
+    again = run_resume(run=first, actor=researcher)
+    fourth = run_resume(run=second, actor=researcher)
+    assert run_execute(run_id=fourth.pk, poll_seconds=0.05).state == RunState.DONE
+    assert not checkpoints_dir(second.output_path).exists()
+    assert checkpoints_dir(first.output_path).is_dir()  # C's to resume from
+    assert run_execute(run_id=again.pk, poll_seconds=0.05).state == RunState.DONE
+    assert not checkpoints_dir(first.output_path).exists()

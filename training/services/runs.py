@@ -711,10 +711,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
     if rc == 0 and final is not None and output_ok and not (cancelled or ended_elsewhere):
         _finish(run, RunState.DONE, final=final)
-        earlier = run.resumed_from
-        while earlier is not None:  # the checkpoints it continued from (all the chain's) have served
-            shutil.rmtree(checkpoints_dir(earlier.output_path), ignore_errors=True)
-            earlier = earlier.resumed_from
+        _drop_served_checkpoints(run)
     else:
         remove_stale_tmp(run.output_path)
         if ended_elsewhere:
@@ -732,6 +729,17 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
                 headline = f"The training process failed (exit code {rc})."
             _finish(run, RunState.FAILED, error=headline + "\n\nLast lines of the log:\n" + "\n".join(tail))
     return TrainingRun.objects.get(pk=run_id)
+
+
+def _drop_served_checkpoints(run: TrainingRun) -> None:
+    """Delete the checkpoints of the runs ``run`` (just finished) continued, through its chain of
+    resumptions: they have served. A run that another resumption, queued or running, is about to
+    continue (it was resumed twice) keeps its own until that one ends."""
+    child, earlier = run, run.resumed_from
+    while earlier is not None:
+        if not earlier.resumptions.exclude(pk=child.pk).filter(state__in=jobs.ACTIVE_STATES).exists():
+            shutil.rmtree(checkpoints_dir(earlier.output_path), ignore_errors=True)
+        child, earlier = earlier, earlier.resumed_from
 
 
 def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
