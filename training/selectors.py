@@ -359,6 +359,19 @@ def run_resume_point(*, run: TrainingRun) -> int | None:
     return checkpoint_step(checkpoint)
 
 
+def run_without_checkpoint_hint(*, run: TrainingRun) -> str:
+    """What to do with an ended run that cannot be resumed itself: resume the nearest run up its
+    chain of resumptions that can be (a resumption that ended before its own first checkpoint),
+    else launch it again."""
+    earlier = run.resumed_from
+    while earlier is not None:
+        step = run_resume_point(run=earlier)
+        if step is not None:
+            return f"Resume run #{earlier.pk} again instead (its checkpoint at step {step})."
+        earlier = earlier.resumed_from
+    return "Launch it again."
+
+
 def run_status(*, run: TrainingRun) -> dict[str, Any]:
     """What the API and the run page's poller show."""
     return {

@@ -7,11 +7,13 @@ from __future__ import annotations
 import json
 import shutil
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 
 from annotate.errors import Conflict
 from annotate.models import Prompt
@@ -21,7 +23,7 @@ from training import selectors
 from training.models import RunState, TrainingRun
 from training.runners.models import checkpoints_dir
 from training.services import runs as run_services
-from training.services.runs import run_execute, run_resume, runner_config, runs_root
+from training.services.runs import run_execute, run_resume, runner_config, runs_fail_stale, runs_root
 
 pytestmark = [pytest.mark.django_db]
 
@@ -215,3 +217,24 @@ def test_a_finished_chain_keeps_the_checkpoints_another_resumption_still_needs(
     assert checkpoints_dir(first.output_path).is_dir()  # C's to resume from
     assert run_execute(run_id=again.pk, poll_seconds=0.05).state == RunState.DONE
     assert not checkpoints_dir(first.output_path).exists()
+
+
+def test_a_resumption_that_left_no_checkpoint_points_to_the_run_it_resumed(project, researcher, dataset):
+    """B resumed A (checkpoint 2) and ended before its own first checkpoint. Before: resuming B,
+    or the stale sweep failing it, said to launch the run again (from scratch), although A's
+    checkpoint was there to resume from. Now both name run A and its step."""
+    first = _ended(make_run(project, dataset_path=dataset, config={"save_steps": 2}), 2)
+    second = run_resume(run=first, actor=researcher)
+    TrainingRun.objects.filter(pk=second.pk).update(state=RunState.CANCELLED)
+    with pytest.raises(Conflict, match=f"Resume run #{first.pk} again instead .its checkpoint at step 2."):
+        run_resume(run=TrainingRun.objects.get(pk=second.pk), actor=researcher)
+
+    third = run_resume(run=first, actor=researcher)
+    long_ago = timezone.now() - timedelta(hours=1)
+    TrainingRun.objects.filter(pk=third.pk).update(
+        state=RunState.RUNNING, started_at=long_ago, heartbeat_at=long_ago
+    )
+    assert runs_fail_stale() == 1
+    third.refresh_from_db()
+    assert third.state == RunState.FAILED
+    assert third.error.endswith(f"Resume run #{first.pk} again instead (its checkpoint at step 2).")

@@ -65,7 +65,7 @@ from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
 from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
-from training.selectors import RESUMABLE_KINDS, run_resume_point, run_resumption
+from training.selectors import RESUMABLE_KINDS, run_resume_point, run_resumption, run_without_checkpoint_hint
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
     if step is None:
         raise Conflict(
             "This run left no checkpoint to resume from (runs write them when their options set "
-            "save_steps); launch it again."
+            f"save_steps). {run_without_checkpoint_hint(run=run)}"
         )
     try:
         _check_inputs_still_there(run)
@@ -782,7 +782,9 @@ def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: dateti
             )
             step = run_resume_point(run=locked)
             again = (
-                f"Resume it from its checkpoint at step {step}." if step is not None else "Launch it again."
+                f"Resume it from its checkpoint at step {step}."
+                if step is not None
+                else run_without_checkpoint_hint(run=locked)
             )
             TrainingRun.objects.filter(pk=locked.pk).update(error=f"{locked.error} {again}")
             audit_record(actor=None, project=locked.project, action="training.run_stale", target=locked)
