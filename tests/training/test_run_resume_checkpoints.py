@@ -128,3 +128,48 @@ def test_a_checkpoint_is_not_resumed_by_another_number_of_processes(tiny, tmp_pa
         reward.run(cfg)
     assert refused.value.kind == "config"
     assert not (tmp_path / "again").exists()
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("one_thread")
+def test_a_run_resumed_into_its_own_output_reports_the_step_it_resumed_from(tiny, tmp_path, monkeypatch):
+    """The command line's way (README): train again into the same output with {"resume_from":
+    "<out>.checkpoints"}, the folder the resumed trainer writes its new checkpoints into. Before:
+    resumed_from_step was looked up again after training, when that folder's newest checkpoint was
+    the one just written, so a run resumed at step 2 said resumed_from_step 4. Now it says 2."""
+    from transformers import TrainerCallback
+
+    from tests.training.conftest import preference_file, runner_config
+    from training.runners import reward
+    from training.runners.models import checkpoints_dir
+
+    data = preference_file(tmp_path / "train.jsonl", 16, seed=0)
+    common = {"learning_rate": 2e-3, "max_steps": 4, "eval_fraction": 0, "save_steps": 2}
+
+    class DiesAfterItsFirstCheckpoint(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            raise RuntimeError("the machine went away")
+
+    train = reward.train
+
+    def dying(trainer, cfg):
+        trainer.add_callback(DiesAfterItsFirstCheckpoint())
+        return train(trainer, cfg)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reward, "train", dying)
+        with pytest.raises(RuntimeError, match="went away"):
+            reward.run(runner_config("reward", tiny, data, tmp_path / "out", **common))
+    kept = checkpoints_dir(str(tmp_path / "out"))
+    assert [p.name for p in kept.glob("checkpoint-*")] == ["checkpoint-2"]
+    log = tmp_path / "metrics.jsonl"
+    done = reward.run(
+        runner_config(
+            "reward", tiny, data, tmp_path / "out", **common, resume_from=str(kept), metrics_file=str(log)
+        )
+    )
+    assert [json.loads(line)["step"] for line in log.read_text().splitlines() if '"loss"' in line] == [3, 4]
+    assert done["resumed_from_step"] == 2
+    assert (
+        json.loads((tmp_path / "out" / "prefhub_run.json").read_text())["metrics"]["resumed_from_step"] == 2
+    )

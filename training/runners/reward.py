@@ -324,6 +324,8 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter)],
             peft_config=peft_config,
         )
+        # looked up before training: a run resumed into its own output writes newer checkpoints there
+        resumed_from = resumed(cfg)
         result = train(trainer, cfg)
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # figures after training read it in fp32, as before training and as the saved model reads.
@@ -339,7 +341,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_cut_identical_pairs": cut_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
-            **resumed(cfg),
+            **resumed_from,
             "used_soft_labels": soft,
             **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},
