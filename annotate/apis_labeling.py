@@ -19,6 +19,7 @@ from annotate.apis_labeling_docs import (
     AcknowledgedSerializer,
     AssignmentStateSerializer,
     ClaimedLeaseSerializer,
+    UndoneSerializer,
 )
 from annotate.labeling_protocol import (
     LeaseSerializer,
@@ -142,13 +143,22 @@ class UndoApi(ProjectApiView):
     @extend_schema(
         summary="Undo your last submission",
         description="Labelers: take back a judgment you just submitted on this lease, while the lease "
-        "lasts, and label the task again.",
+        "lasts, and label the task again. The lease is live again and counts towards the "
+        f"{MAX_LIVE_LEASES_PER_LABELER} live leases you may hold: when you already hold that many others "
+        "(the next task and a preloaded one), the newest of them goes back to the pool and "
+        "`released_assignment_ids` names it (drop it; submitting it answers 409 `lease_not_live`).",
         request=None,
-        responses={200: AssignmentStateSerializer, **errors(400, 401, 403, 404, 409)},
+        responses={200: UndoneSerializer, **errors(400, 401, 403, 404, 409)},
     )
     def post(self, request: Request, assignment_id: int) -> Response:
-        assignment = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
-        return Response({"assignment_id": assignment.pk, "state": assignment.state})
+        undone = annotation_undo(assignment_id=self.assignment.pk, labeler=request.user)
+        return Response(
+            {
+                "assignment_id": undone.assignment.pk,
+                "state": undone.assignment.state,
+                "released_assignment_ids": undone.released_assignment_ids,
+            }
+        )
 
 
 @extend_schema(tags=["Labeling"])

@@ -37,5 +37,13 @@ class AssignmentStateSerializer(serializers.Serializer):
     state = serializers.ChoiceField(choices=AssignmentState.choices)
 
 
+class UndoneSerializer(AssignmentStateSerializer):
+    released_assignment_ids = serializers.ListField(
+        child=serializers.IntegerField(),
+        help_text="Leases of yours given back to the pool by this undo, so that you hold no more live "
+        "leases than a claim allows (the task you preloaded; usually empty): drop them.",
+    )
+
+
 class AcknowledgedSerializer(serializers.Serializer):
     version = serializers.IntegerField(help_text="The guideline version acknowledged.")

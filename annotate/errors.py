@@ -43,6 +43,13 @@ class Forbidden(ServiceError):
     code = "forbidden"
 
 
+class MembershipEnded(Forbidden):
+    """The principal was a member of the project and every one of its memberships was deactivated:
+    it already knows the project exists, so it is told why it is refused (not a 404)."""
+
+    code = "membership_ended"
+
+
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"

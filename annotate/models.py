@@ -5,7 +5,9 @@ Invariants live in the database (unique and check constraints), not in Python co
 * one annotation per (task, labeler);
 * one live lease per (task, labeler);
 * a task never holds more labelers (live leases + submitted annotations) than it asks for:
-  ``0 <= claims <= target_labels``.
+  ``0 <= claims <= target_labels``;
+* ``Task.kept_slots`` (slots an overlap decrease left to the labelers holding them) is 0 unless the
+  task is full (``claims == target_labels``), and below ``target_labels``.
 
 ``Task.claims`` is the number of labelers who currently hold a live lease on the task or have
 submitted an annotation for it. It is maintained only by ``annotate.services.leasing`` under a row
@@ -338,6 +340,13 @@ class Task(models.Model):
         default=0,
         help_text="Labelers holding a live lease or having submitted (maintained by the leasing service).",
     )
+    kept_slots = models.PositiveSmallIntegerField(
+        default=0,
+        db_default=0,  # bulk inserts (COPY) name only the columns they fill
+        help_text="How far target_labels is above what the project asks of the task, only because "
+        "labelers held those slots when its overlap was lowered (target_labels equals claims then). "
+        "A lease that ends without a label gives such a slot back: the target drops with the claim.",
+    )
     priority = models.FloatField(
         default=0.0,
         db_default=0.0,  # bulk inserts (COPY) name only the columns they fill
@@ -360,6 +369,15 @@ class Task(models.Model):
                 condition=Q(claims__lte=F("target_labels")), name="task_claims_within_target"
             ),
             models.CheckConstraint(condition=Q(target_labels__gte=1), name="task_target_positive"),
+            # Kept slots are claimed ones (the task is full while it has any), and what the task asks
+            # for without them, target_labels - kept_slots, is at least one label.
+            models.CheckConstraint(
+                condition=Q(kept_slots=0) | Q(claims=F("target_labels")),
+                name="task_kept_slots_only_when_full",
+            ),
+            models.CheckConstraint(
+                condition=Q(kept_slots__lt=F("target_labels")), name="task_kept_slots_below_target"
+            ),
             models.CheckConstraint(
                 condition=Q(gold_choice="") | Q(gold_choice__in=["a", "b", "tie"]),
                 name="task_gold_choice_valid",

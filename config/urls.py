@@ -17,6 +17,9 @@ class ApiDocsView(SpectacularSwaggerSplitView):
         return View.options(self, request, *args, **kwargs)
 
 
+# The 404 page shows the message a 404 was raised with (core.error_pages).
+handler404 = "core.error_pages.page_not_found"
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path(

@@ -9,7 +9,8 @@ and service needs, so no copy of them can miss one:
 
 Outside the project (no membership, or the token does not reach it) the answer is ``NotFound``,
 so a project's existence is not revealed; a member whose role does not grant the capability gets
-``Forbidden``. Pages use it through :func:`project_page`, DRF views through
+``Forbidden``, and so does one whose memberships were all deactivated (``MembershipEnded``, saying
+they were removed: they know the project exists, e.g. from a labeling page still open). Pages use it through :func:`project_page`, DRF views through
 :class:`ProjectPermission`; objects addressed by a bare id (a lease, a generation job) are resolved
 to their project by :func:`assignment_access` / :func:`job_access` and checked the same way.
 
@@ -32,7 +33,7 @@ from django.http import Http404, JsonResponse
 from rest_framework.permissions import BasePermission
 from rest_framework.views import APIView
 
-from annotate.errors import Forbidden, NotFound, ServiceError
+from annotate.errors import Forbidden, MembershipEnded, NotFound, ServiceError
 from annotate.models import ApiToken, Assignment, Membership, Project, Role
 from core.api import ServiceRefusal
 from core.db import JSONList
@@ -108,6 +109,10 @@ def roles_table() -> str:
     return "\n".join(lines)
 
 
+# What a former member is told (``MembershipEnded``) wherever the project refuses them.
+REMOVED_MESSAGE = "You are no longer a member of this project; ask its manager."
+
+
 # --- the rule ------------------------------------------------------------------------------------
 
 
@@ -179,6 +184,18 @@ def roles_in(principal: Principal, project: Project, *, roles: set[str] | None =
     return user_roles(user, project) if roles is None else roles
 
 
+def membership_ended(principal: Principal, project: Project) -> bool:
+    """Was the principal a member of ``project`` whose memberships were deactivated (it holds none
+    now; a token must reach the project, the account must be active)? Asked only once the
+    principal is refused, so a granted request never runs this query."""
+    user, scope = _user_and_scope(principal)
+    if scope is not None and project.pk not in scope:
+        return False
+    if _roles_without_membership(user) is not None:
+        return False
+    return Membership.objects.filter(project=project, user=user, is_active=False).exists()
+
+
 def grants(roles: set[str], capability: str) -> bool:
     return bool(roles & CAPABILITIES[capability].roles)
 
@@ -209,12 +226,14 @@ def project_access(
     """May ``principal`` (a user or an API token) do ``capability`` in ``project``?
 
     NotFound outside the project or its token's scope (and for ``project`` None), Forbidden for a
-    member whose roles do not grant it. ``roles``: the user's roles in ``project`` when the query
+    member whose roles do not grant it, MembershipEnded (a 403 saying so) for a former member. ``roles``: the user's roles in ``project`` when the query
     that found the project already read them (no second query)."""
     if capability not in CAPABILITIES:
         raise ValueError(f"unknown capability {capability!r}")
     roles = roles_in(principal, project, roles=roles) if project is not None else set()
     if not roles:
+        if project is not None and membership_ended(principal, project):
+            raise MembershipEnded(REMOVED_MESSAGE)
         raise NotFound("No such project.")
     if not grants(roles, capability):
         raise Forbidden("Your role in this project does not allow this.")
@@ -345,7 +364,7 @@ def project_page(capability: str, *, json: bool = False) -> Callable:
     """Decorate a page view taking ``slug``: the view is called as ``view(request, access, ...)``.
 
     Anonymous users are sent to sign in; outside the project 404, a role that does not grant
-    ``capability`` 403 (as JSON ``{"error", "detail"}`` for ``json=True`` endpoints). A
+    ``capability`` or a membership that was deactivated 403 (as JSON ``{"error", "detail"}`` for ``json=True`` endpoints). A
     ``NotFound`` the view raises (``annotate.errors.found``) is a 404 too."""
 
     def decorator(view: Callable) -> Callable:

@@ -313,11 +313,9 @@ def test_deactivate_and_reactivate_a_membership(team):
     assert_documented(resp, "DELETE", MEMBER)
     assert resp.json()["is_active"] is False and resp.json()["leases_released"] == 0
     _error(client.delete(url), 400)  # already inactive
-    # a deactivated labeler is refused at once
-    assert (
-        bearer(team["labeler"]).post(f"/api/v1/labeling/{team['slug']}/next", {}, format="json").status_code
-        == 404
-    )
+    # a deactivated labeler is refused at once, told they were removed (403, not a 404)
+    refused = bearer(team["labeler"]).post(f"/api/v1/labeling/{team['slug']}/next", {}, format="json")
+    assert refused.status_code == 403 and refused.json()["error"] == "membership_ended"
     _error(client.patch(url, {"role": "manager"}, format="json"), 400, "role")  # reactivate first
     resp = client.patch(url, {"is_active": True}, format="json")
     assert resp.status_code == 200 and resp.json()["is_active"] is True

@@ -201,15 +201,15 @@ class RunResumeApi(ProjectApiView):
 
     @extend_schema(
         summary="Resume a training run from its last checkpoint",
-        description="Researchers. Queues a new run that continues a failed or cancelled reward, DPO, "
-        "RLOO or GRPO run from the newest checkpoint it left (its `resumable_from_step`; runs write "
+        description="Researchers. Queues a new run that continues a failed or cancelled run from the "
+        "newest checkpoint it left (its `resumable_from_step`; runs write "
         "checkpoints when their options set `save_steps`): same model, data and options; weights, "
         "optimiser, schedule and data position are restored and only the remaining steps are "
-        "trained. The answer is the new run (`resumed_from` names the old one). 400 for a PPO run; "
+        "trained. The answer is the new run (`resumed_from` names the old one). "
         "409 for a run that is not failed or cancelled, one that left no checkpoint, one being "
         "resumed or already resumed to the end, or one whose base model, data or reward model is gone.",
         request=None,
-        responses={201: TrainingRunSerializer, **errors(400, 401, 403, 404, 409, 429)},
+        responses={201: TrainingRunSerializer, **errors(401, 403, 404, 409, 429)},
     )
     def post(self, request: Request, slug: str, run_id: int) -> Response:
         run = run_resume(run=_run(self.access.project, run_id), actor=request.user)

@@ -120,9 +120,6 @@ class TrainingRun(WorkerJob):
     class Meta(WorkerJob.Meta):
         constraints = [
             one_of("kind", RunKind, name="run_kind_valid"),
-            models.CheckConstraint(
-                condition=Q(resumed_from__isnull=True) | ~Q(kind="ppo"), name="run_ppo_never_resumed"
-            ),
             one_of("state", RunState, name="run_state_valid"),
             models.CheckConstraint(
                 condition=Q(export__isnull=False) | ~Q(dataset_path="") | Q(kind__in=["ppo", "rloo", "grpo"]),

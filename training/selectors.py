@@ -13,7 +13,7 @@ from django.db.models import QuerySet
 from annotate.models import Project
 from core import jobs, paths
 from core.jobs import job_status_payload
-from training.models import Export, ExportState, MetricPoint, RunKind, RunState, TrainingRun
+from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
 from training.runners.models import checkpoint_step, checkpoints_dir, resume_checkpoint
 
 # What the run page charts: (title, series keys tried in order, first found per point wins).
@@ -335,10 +335,6 @@ def run_log_tail(*, run: TrainingRun, max_bytes: int = 64 * 1024) -> str:
     return clean_log(text)
 
 
-# Runs whose trainer writes checkpoints (save_steps) and can resume from one; PPO's own loop cannot.
-RESUMABLE_KINDS = (RunKind.REWARD, RunKind.DPO, RunKind.RLOO, RunKind.GRPO)
-
-
 def run_resumption(*, run: TrainingRun) -> TrainingRun | None:
     """The run resuming ``run`` now (queued or running) or that resumed it to the end (done), if
     any: ``run`` is then not to be resumed again. A failed or cancelled resumption leaves it
@@ -350,7 +346,7 @@ def run_resume_point(*, run: TrainingRun) -> int | None:
     """The step of the newest checkpoint a failed or cancelled run left (where resuming it
     continues), else None; None too while another run resumes it or once one did
     (``run_resumption``)."""
-    if run.kind not in RESUMABLE_KINDS or run.state not in (RunState.FAILED, RunState.CANCELLED):
+    if run.state not in (RunState.FAILED, RunState.CANCELLED):
         return None
     checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path))) if run.output_path else None
     # the query last: most ended runs (in a list, every row) have no checkpoint to look further for

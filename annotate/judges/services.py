@@ -1096,9 +1096,13 @@ def _reroute_batch(*, project: Project, task_ids: list[int], out: RerouteOutcome
         given_back = _CounterShifts()
         for task_id, decision in sorted(old.items()):
             task, n = tasks[task_id], withdrawn.get(task_id, 0)
-            target = _withdrawn_target(project, decision, task.target_labels, n)
+            # from what the task asks for: slots an overlap decrease left to the judges' labels
+            # (``Task.kept_slots``) go with them, and none is kept any more (no human holds one)
+            asked = task.target_labels - task.kept_slots
+            target = _withdrawn_target(project, decision, asked, n)
             target = max(target, task.claims - n, 1)
             given_back.add(task, claims=-n, target_labels=target - task.target_labels)
+        Task.objects.filter(pk__in=list(old), kept_slots__gt=0).update(kept_slots=0)
         given_back.write()
         RoutingDecision.objects.filter(task_id__in=list(old)).delete()
         new = {d.task_id: d.route for d in routing_apply(project=project, job=None, task_ids=ids)}

@@ -202,6 +202,8 @@ LEFT_OUT: dict[type, dict[str, str]] = {
     Task: {
         "project": _OWNER,
         "claims": "recomputed from the restored annotations (live leases are not restored)",
+        "kept_slots": "0 on restore: live leases are not restored, so a slot kept for one when the "
+        "overlap was lowered is an ordinary slot of the restored target",
         "priority": "recomputed: a project with task_order=active asks for a refresh on restore",
     },
     TaskCandidate: {"id": _NEW},

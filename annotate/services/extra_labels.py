@@ -11,7 +11,8 @@ check can never fail or slow a submission, and a submit that rolls back enqueues
 The verdict of a label: the canonical choice (a / b / tie / both_bad) of a pairwise task, the
 top-ranked response (or tied group) of a ranking task; flagged labels without a verdict count
 towards the task's labels but not towards agreement; labels rejected in review count for neither.
-Each raise is audited as a system action (``actor=None``), ``task.extra_label``.
+Each raise is audited as a system action (``actor=None``), ``task.extra_label``, with the labels
+it counted; undoing one of them withdraws it (``extra_label_withdraw``, ``task.extra_label_withdraw``).
 """
 
 from __future__ import annotations
@@ -21,9 +22,11 @@ from collections import Counter
 from django.db import transaction
 from django.db.models import F
 
-from annotate.models import Annotation, AnnotationSource, Project, Task, TaskKind, TaskOrder
+from annotate.models import Annotation, AnnotationSource, AuditEvent, Project, Task, TaskKind, TaskOrder
 from core.audit import audit_record
 from core.outbox import outbox_enqueue
+
+EXTRA_LABEL_ACTION = "task.extra_label"
 
 
 def annotation_after_submit(*, annotation: Annotation) -> None:
@@ -55,24 +58,54 @@ def _verdict(kind: str, choice: str | None, ranking: list | None) -> str | None:
     return None
 
 
+def _counted_labels(task: Task) -> list[tuple[int, str | None]]:
+    """``(annotation id, verdict or None)`` of the task's human labels not rejected in review."""
+    rows = (
+        Annotation.objects.filter(task=task, source=AnnotationSource.HUMAN)
+        .exclude(review__verdict="rejected")
+        .order_by("id")
+        .values_list("id", "choice", "ranking")
+    )
+    return [(pk, _verdict(task.project.kind, c, r)) for pk, c, r in rows]
+
+
+def _agreement(labels: list[tuple[int, str | None]]) -> tuple[int, int, float | None]:
+    verdicts = [v for _, v in labels if v is not None]
+    if not verdicts:
+        return len(labels), 0, None
+    return len(labels), len(verdicts), max(Counter(verdicts).values()) / len(verdicts)
+
+
 def task_agreement(*, task: Task) -> tuple[int, int, float | None]:
     """``(labels, verdicts, share of the modal verdict)`` over the task's human labels that were
     not rejected in review (share None without a verdict)."""
-    rows = list(
-        Annotation.objects.filter(task=task, source=AnnotationSource.HUMAN)
-        .exclude(review__verdict="rejected")
-        .values_list("choice", "ranking")
+    return _agreement(_counted_labels(task))
+
+
+def _extra_label_warranted(
+    project: Project, target_labels: int, agreement: tuple[int, int, float | None]
+) -> bool:
+    """The rule of an automatic raise: a task asking for ``target_labels`` labels gets one more
+    when it has them all, with two or more verdicts whose modal share is below the project's
+    ``target_agreement``, and ``target_labels`` is below ``max_labels_per_task``."""
+    labels, verdicts, share = agreement
+    target = project.target_agreement
+    return (
+        target is not None
+        and target_labels < project.max_labels_per_task
+        and labels >= target_labels
+        and share is not None
+        and verdicts >= 2
+        and share < target - 1e-12
     )
-    verdicts = [v for c, r in rows if (v := _verdict(task.project.kind, c, r)) is not None]
-    if not verdicts:
-        return len(rows), 0, None
-    return len(rows), len(verdicts), max(Counter(verdicts).values()) / len(verdicts)
 
 
 @transaction.atomic
 def task_agreement_check(*, task_id: int) -> bool:
     """Raise the task's ``target_labels`` by one when it reached its target with agreement below
     the project's ``target_agreement`` (never above ``max_labels_per_task``). Returns whether it did.
+    The audit event lists the labels it counted (``annotation_ids``), so that undoing one of them
+    withdraws the raise (``extra_label_withdraw``).
 
     Locking: the task row is locked (``SELECT ... FOR UPDATE``) for this short transaction, so two
     checks of the same task (two submits, or a message sent twice) raise it once: the second sees
@@ -81,24 +114,90 @@ def task_agreement_check(*, task_id: int) -> bool:
     if task is None:
         return False
     project = task.project
-    target = project.target_agreement
-    if target is None or task.target_labels >= project.max_labels_per_task:
+    if project.target_agreement is None or task.target_labels >= project.max_labels_per_task:
         return False
-    labels, verdicts, share = task_agreement(task=task)
-    if labels < task.target_labels or share is None or verdicts < 2 or share >= target - 1e-12:
+    counted = _counted_labels(task)
+    agreement = _agreement(counted)
+    if not _extra_label_warranted(project, task.target_labels, agreement):
         return False
-    Task.objects.filter(pk=task.pk).update(target_labels=F("target_labels") + 1)
+    labels, _, share = agreement
+    # one more than the task has: a slot kept from an overlap decrease (``Task.kept_slots``) is
+    # an ordinary one from now on, so no lease ending later takes this raise back
+    Task.objects.filter(pk=task.pk).update(target_labels=F("target_labels") + 1, kept_slots=0)
     audit_record(
         actor=None,
         project=project,
-        action="task.extra_label",
+        action=EXTRA_LABEL_ACTION,
         target=task,
         details={
             "agreement": round(share, 4),
-            "target_agreement": target,
+            "target_agreement": project.target_agreement,
             "labels": labels,
             "target_labels": [task.target_labels, task.target_labels + 1],
             "max_labels_per_task": project.max_labels_per_task,
+            "annotation_ids": [pk for pk, _ in counted],
         },
     )
     return True
+
+
+def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
+    """Withdraw the automatic raises (``task.extra_label``) that counted ``annotation_id``, a
+    label just undone (``annotation_undo``, in its transaction, after deleting it). Returns by how
+    much ``target_labels`` dropped.
+
+    Newest first, one label per raise, and only while the remaining labels would not warrant that
+    raise again (the check's own rule) and the target stays at or above the task's ``claims`` (a
+    labeler holding or having given a label keeps their slot). A manager's send-back, a routing
+    or overlap change is never touched: only events of the automatic check are read, and the
+    target drops by their count alone. Audited as a system action, ``task.extra_label_withdraw``
+    (the raises withdrawn, the target before and after).
+
+    Locking: the task row (``FOR NO KEY UPDATE``, which a concurrent submit's insert does not wait
+    for), so no agreement check of the task runs meanwhile: a raise committed before is seen here,
+    and a check after this commits no longer counts the undone label."""
+    task = (
+        Task.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("project")
+        .filter(pk=task_id)
+        .first()
+    )
+    if task is None:
+        return 0
+    raises = [
+        event
+        for event in AuditEvent.objects.filter(
+            project=task.project,
+            action=EXTRA_LABEL_ACTION,
+            target_type=Task._meta.label_lower,
+            target_id=str(task.pk),
+        ).order_by("-created_at", "-id")
+        if annotation_id in ((event.details or {}).get("annotation_ids") or ())
+    ]
+    if not raises:
+        return 0
+    agreement = task_agreement(task=task)
+    target = task.target_labels
+    withdrawn: list[int] = []
+    for event in raises:
+        lower = target - 1
+        if lower < max(task.claims, 1) or _extra_label_warranted(task.project, lower, agreement):
+            break
+        target = lower
+        withdrawn.append(event.pk)
+    if not withdrawn:
+        return 0
+    Task.objects.filter(pk=task.pk).update(target_labels=target)
+    audit_record(
+        actor=None,
+        project=task.project,
+        action="task.extra_label_withdraw",
+        target=task,
+        details={
+            "undone_annotation_id": annotation_id,
+            "raise_event_ids": withdrawn,
+            "labels": agreement[0],
+            "target_labels": [task.target_labels, target],
+        },
+    )
+    return task.target_labels - target

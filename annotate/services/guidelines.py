@@ -54,7 +54,22 @@ def guideline_publish(
     return guideline
 
 
+@transaction.atomic
 def guideline_acknowledge(*, guideline: Guideline, user: AbstractBaseUser) -> GuidelineAck:
+    """Record that ``user`` read ``guideline``, which must be its project's current version: an
+    older one is ``GuidelineNotCurrent`` (409, naming the current version) and is never recorded.
+    Locks the project row, as ``guideline_publish`` does, so a version published meanwhile cannot
+    come between the check and the record. Acknowledging twice keeps one row."""
+    Project.objects.select_for_update().filter(pk=guideline.project_id).first()
+    current = (
+        Guideline.objects.filter(project_id=guideline.project_id).order_by("-version").only("version").first()
+    )
+    if current.pk != guideline.pk:  # the guideline is one of the project's: there is a current one
+        raise GuidelineNotCurrent(
+            f"You acknowledged version {guideline.version}, but version {current.version} is the "
+            f"current one: read version {current.version} and acknowledge it.",
+            details={"current_version": current.version, "current_guideline_id": current.pk},
+        )
     ack, _ = GuidelineAck.objects.get_or_create(guideline=guideline, user=user)
     return ack
 
@@ -64,12 +79,10 @@ def guideline_acknowledge_read(
 ) -> Guideline:
     """Acknowledge the version the labeler says they read (``version`` or ``guideline_id``, or both
     naming the same one); neither: the current version (what clients sent before they could name
-    it). Only the current version can be acknowledged: an older one is ``GuidelineNotCurrent``
-    (409, naming the current version), a version or id this project does not have is ``NotFound``,
-    two names of different versions are ``InvalidInput``. Returns the acknowledged version."""
-    current = Guideline.objects.filter(project=project).order_by("-version").first()
-    if current is None:
-        raise NotFound("This project has no guidelines yet.")
+    it). Only the current version can be acknowledged (``guideline_acknowledge``): an older one is
+    ``GuidelineNotCurrent`` (409, naming the current version), a version or id this project does
+    not have is ``NotFound``, two names of different versions are ``InvalidInput``. Returns the
+    acknowledged version."""
     named = None
     if guideline_id is not None:
         named = Guideline.objects.filter(project=project, pk=guideline_id).first()
@@ -86,11 +99,9 @@ def guideline_acknowledge_read(
             named = Guideline.objects.filter(project=project, version=version).first()
             if named is None:
                 raise NotFound(f"This project has no guideline version {version}.", field="version")
-    if named is not None and named.pk != current.pk:
-        raise GuidelineNotCurrent(
-            f"You acknowledged version {named.version}, but version {current.version} is the current "
-            f"one: read version {current.version} and acknowledge it.",
-            details={"current_version": current.version, "current_guideline_id": current.pk},
-        )
-    guideline_acknowledge(guideline=current, user=user)
-    return current
+    if named is None:
+        named = Guideline.objects.filter(project=project).order_by("-version").first()
+        if named is None:
+            raise NotFound("This project has no guidelines yet.")
+    guideline_acknowledge(guideline=named, user=user)
+    return named

@@ -4,7 +4,9 @@ Locking contract
 ----------------
 * ``Task.claims`` counts labelers holding a live lease or having submitted. It changes only here,
   always with ``UPDATE ... SET claims = claims +/- n`` inside the transaction that changes the lease,
-  and the database refuses ``claims > target_labels`` (check constraint) or ``claims < 0``.
+  and the database refuses ``claims > target_labels`` (check constraint) or ``claims < 0``. A lease
+  ending without a label also gives back a slot the task kept only for it (``Task.kept_slots``,
+  ``_release_claims``), in the same UPDATE.
 * Claiming locks the chosen task row with ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL, so
   concurrent labelers never wait on each other and never take the same slot twice. On SQLite the
   settings open every transaction with ``BEGIN IMMEDIATE``, which serialises writers instead.
@@ -38,7 +40,7 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
-from django.db.models.functions import JSONObject
+from django.db.models.functions import Greatest, JSONObject
 from django.utils import timezone
 
 from annotate.errors import (
@@ -71,8 +73,10 @@ from annotate.selectors import (
     guideline_pending_ack,
     live_leases,
 )
+from annotate.services.extra_labels import extra_label_withdraw
 from annotate.strength import strength_value
 from core.access import grants, user_roles
+from core.audit import audit_record
 from core.db import JSONList
 
 # A labeler may hold the task on screen plus one prefetched task, per project.
@@ -159,9 +163,39 @@ def _leases_end(rows: list[tuple[int, int]], *, state: str, now: datetime) -> in
 
 
 def _release_claims(per_task: Counter) -> None:
+    """Give back ``n`` claims of each task: leases that ended without a label (expired, skipped,
+    released). A slot the task kept only for such a lease when its overlap was lowered
+    (``Task.kept_slots``) goes with it: the target drops to what the project asks of the task
+    (``target_labels - kept_slots``), never below the claims left. One UPDATE per task, computed
+    from the row it updates, so a settings change committing meanwhile is counted (PostgreSQL
+    evaluates the SET again on the row's new version once its lock is granted)."""
     # Ordered by id so two sweepers can never lock the same tasks in opposite orders.
     for task_id, n in sorted(per_task.items()):
-        Task.objects.filter(pk=task_id).update(claims=F("claims") - n)
+        left = F("claims") - n
+        Task.objects.filter(pk=task_id).update(claims=left, **task_target_kept(ASKED, left))
+
+
+#: What a task asks for, without the slots it kept for labelers (``Task.kept_slots``).
+ASKED = F("target_labels") - F("kept_slots")
+
+
+def task_target_kept(asked, claims) -> dict:
+    """The one rule for a task's target and kept slots (``UPDATE`` values, from expressions of the
+    row) once it asks for ``asked`` labels and holds ``claims``: the target is whichever is more
+    (the database refuses ``claims > target_labels``), and the claims beyond what it asks for are
+    its kept slots, each given back when its lease ends without a label.
+
+    Why this holds: a task's target is what it asks for, or its claims when it holds more (only
+    an overlap decrease can make it ask for less than it holds). Claims fall only when a lease ends
+    without a label, and then this rule runs with the claims left; a submission or an undo leaves
+    claims and target alone; a claim needs a free slot, which a task with kept slots has not. So a
+    kept slot is one held by a live lease or a label, whichever of the task's leases ends first
+    gives it back (a flag on one chosen lease would lose it when that lease is submitted and
+    another one lapses), and a label keeps it. A raise (a manager's send-back, the automatic extra
+    label) asks for more than the target as it stands and sets the kept slots to 0: no lease
+    ending later takes it back. An overlap change moves what the task asks for and runs this rule,
+    so lowering and raising it again while a lease lives gives back the old target exactly."""
+    return {"target_labels": Greatest(asked, claims), "kept_slots": Greatest(claims - asked, 0)}
 
 
 def _live_leases(*, project: Project, labeler: AbstractBaseUser, now: datetime):
@@ -896,10 +930,25 @@ def _lock_for_submit_orm(*, assignment_id: int, labeler: AbstractBaseUser) -> As
     return next(iter(qs.filter(pk=assignment_id)[:1]), None)
 
 
-def annotation_undo(
-    *, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None
-) -> Assignment:
-    """Take back a submission while its lease is still live; the task is open again for this labeler."""
+@dataclass(frozen=True)
+class Undone:
+    """What an undo did: the lease it made live again, and the leases it gave back to the pool to
+    keep the labeler within ``MAX_LIVE_LEASES_PER_LABELER`` (ids, newest first; usually none)."""
+
+    assignment: Assignment
+    released_assignment_ids: list[int]
+
+
+def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None) -> Undone:
+    """Take back a submission while its lease is still live; the task is open again for this labeler.
+    An automatic extra-label raise that counted the undone label is withdrawn in the same
+    transaction (``extra_labels.extra_label_withdraw``).
+
+    The reopened lease counts towards ``MAX_LIVE_LEASES_PER_LABELER``: when the labeler already
+    holds that many other live leases in the project (the task on screen and a prefetched one),
+    the newest of them (the prefetched task, not reached yet) goes back to the pool in the same
+    transaction, audited (``assignment.release``, by the labeler), so a labeler never holds more
+    live leases than a claim would give."""
     now = now or timezone.now()
     with transaction.atomic():
         assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
@@ -907,11 +956,53 @@ def annotation_undo(
             raise LeaseNotLive("Only a submitted task can be undone.")
         if assignment.expires_at <= now:
             raise LeaseExpired("Too late to undo: the lease on that task has ended.")
-        Annotation.objects.filter(assignment=assignment).delete()
+        annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
+        Annotation.objects.filter(pk__in=annotation_ids).delete()
         assignment.state = AssignmentState.LIVE
         assignment.finished_at = None
         assignment.save(update_fields=["state", "finished_at"])
-    return assignment
+        # The other leases before the task row: this transaction never waits on an assignment row
+        # (a sweep may hold one while it updates tasks) while holding a task row.
+        released = _leases_over_cap_release(assignment=assignment, labeler=labeler, now=now)
+        for annotation_id in annotation_ids:
+            extra_label_withdraw(task_id=assignment.task_id, annotation_id=annotation_id)
+    return Undone(assignment=assignment, released_assignment_ids=released)
+
+
+def _leases_over_cap_release(
+    *, assignment: Assignment, labeler: AbstractBaseUser, now: datetime
+) -> list[int]:
+    """Give back the labeler's newest live leases in ``assignment``'s project (other than
+    ``assignment``, just made live again) beyond ``MAX_LIVE_LEASES_PER_LABELER``, each audited as
+    released by the labeler; returns their ids, newest first. Locks them (ordered by id, so two
+    undos of one labeler never lock in opposite orders); a lease submitted or skipped meanwhile is
+    no longer live once locked and is left alone."""
+    project = assignment.task.project
+    others = list(
+        _live_leases(project=project, labeler=labeler, now=now)
+        .exclude(pk=assignment.pk)
+        .select_for_update(of=("self",))
+        .order_by("id")
+    )
+    excess = len(others) + 1 - MAX_LIVE_LEASES_PER_LABELER
+    if excess <= 0:
+        return []
+    newest = sorted(others, key=lambda a: (a.leased_at, a.pk), reverse=True)[:excess]
+    # The project's row before any task's, as a settings change takes them (its new overlap moves
+    # every task): without it, this undo holding the released task's row and then locking the
+    # undone one (``extra_label_withdraw``) and an overlap change holding that one and waiting on
+    # the first deadlocked, and PostgreSQL killed one of them.
+    Project.objects.select_for_update(no_key=True).filter(pk=project.pk).exists()
+    _leases_end([(a.pk, a.task_id) for a in newest], state=AssignmentState.RELEASED, now=now)
+    for lease in newest:
+        audit_record(
+            actor=labeler,
+            project=project,
+            action="assignment.release",
+            target=lease,
+            details={"reason": "undo", "undone_assignment_id": assignment.pk, "task_id": lease.task_id},
+        )
+    return [a.pk for a in newest]
 
 
 def assignment_skip(

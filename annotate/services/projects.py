@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import PROJECT_BOUNDS, Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.models_judges import Route, RoutingDecision
-from annotate.services.leasing import assignments_release
+from annotate.services.leasing import ASKED, assignments_release, task_target_kept
 from annotate.strength import strength_value
 from annotate.validation import unstorable_error
 from core.audit import audit_create
@@ -258,8 +258,10 @@ def project_create(
 
 @transaction.atomic
 def project_update_settings(*, project: Project, dimensions: list | None = None, **values) -> Project:
-    """Change settings. A new overlap applies to existing tasks too: each task's target moves by the
-    same amount, never below the labelers it already has. Dimensions are replaced when given."""
+    """Change settings. A new overlap applies to existing tasks too: what each task asks for moves
+    by the same amount, its target never below the labelers it already has (the slots kept for
+    them are given back as their leases end without a label: ``_overlap_moved``). Dimensions are
+    replaced when given."""
     values = project_settings_clean(values)
     project = Project.objects.select_for_update().get(pk=project.pk)
     old_overlap = project.overlap
@@ -284,12 +286,21 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
 
 
 def _overlap_moved(project: Project, delta: int) -> None:
-    """Every task's target moves by ``delta``, never below its claims, except a task the AI judges
+    """What every task asks for moves by ``delta`` (at least one label), except a task the AI judges
     took (routed to them: they hold its every slot, and no human should be asked); for those the
-    target routing lowered from (what a re-route gives back) moves instead."""
+    target routing lowered from (what a re-route gives back) moves instead.
+
+    A task's target never drops below its claims: labelers holding a slot keep it. The slots kept
+    that way are remembered (``Task.kept_slots``), so the target is always what the task asks for
+    (``target_labels - kept_slots``) or its claims, whichever is more: a lease that ends without
+    a label gives its kept slot back (``leasing._release_claims``), one that is submitted keeps
+    it as a label. The move applies to what the task asks for, not to its target: lowering the
+    overlap and raising it again while a lease lives gives the task back its old target, not one
+    more slot. One UPDATE computed from each row it updates, so a lease ending at the same moment
+    is counted whichever commits first."""
     judged = RoutingDecision.objects.filter(project=project, route=Route.JUDGE)
     Task.objects.filter(project=project).exclude(pk__in=judged.values("task_id")).update(
-        target_labels=Greatest(F("target_labels") + delta, F("claims"), 1)
+        **task_target_kept(Greatest(ASKED + delta, 1), F("claims"))
     )
     moved = []
     for decision in judged.only("pk", "details").iterator(chunk_size=2000):

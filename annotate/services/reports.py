@@ -1380,8 +1380,10 @@ def tasks_send_back(
             f"The chosen task(s) already ask for the most labels ({MAX_TARGET_LABELS}); nothing was sent back.",
             field="task_ids",
         )
+    # more labels than the task's target as the manager sees it: slots kept from an overlap decrease
+    # (``Task.kept_slots``) become ordinary ones, so no lease ending later takes the send-back back
     changed = chosen.filter(target_labels__lt=MAX_TARGET_LABELS).update(
-        target_labels=Least(F("target_labels") + extra_labels, MAX_TARGET_LABELS)
+        target_labels=Least(F("target_labels") + extra_labels, MAX_TARGET_LABELS), kept_slots=0
     )
     audit_record(
         actor=actor,

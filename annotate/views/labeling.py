@@ -19,14 +19,14 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
-from annotate.errors import Forbidden, InvalidInput, ServiceError
+from annotate.errors import Forbidden, InvalidInput, NotFound, ServiceError
 from annotate.judges.selectors import pre_annotation_for_lease
 from annotate.labeling_protocol import (
     SkipSerializer,
@@ -37,7 +37,7 @@ from annotate.labeling_protocol import (
 )
 from annotate.models import Assignment, Guideline, Project, Role, TaskKind
 from annotate.rendering import render_markdown
-from annotate.services.guidelines import guideline_acknowledge
+from annotate.services.guidelines import GuidelineNotCurrent, guideline_acknowledge_read
 from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
     LeaseView,
@@ -242,16 +242,7 @@ def label(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     nav = access.nav("label")
     pending = selectors.guideline_pending_ack(project=project, user=request.user)
     if pending is not None:
-        return render(
-            request,
-            "annotate/guidelines_ack.html",
-            {
-                **nav,
-                "guideline": pending,
-                "body_html": render_markdown(pending.body),
-                "first_time": not selectors.guideline_ever_acknowledged(project=project, user=request.user),
-            },
-        )
+        return _guideline_ack_page(request, access, pending)
     try:
         lease = task_claim_lease(project=project, labeler=request.user, roles=access.roles)
     except Forbidden as exc:
@@ -354,11 +345,12 @@ def label_skip(request: HttpRequest, access: ProjectAccess, assignment: Assignme
 
 @lease_endpoint()
 def label_undo(request: HttpRequest, access: ProjectAccess, assignment: Assignment) -> JsonResponse:
-    assignment = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
+    undone = annotation_undo(assignment_id=assignment.pk, labeler=request.user)
     return JsonResponse(
         {
             "ok": True,
-            "expires_at": assignment.expires_at.isoformat(),
+            "expires_at": undone.assignment.expires_at.isoformat(),
+            "released_assignment_ids": undone.released_assignment_ids,
             "progress": _progress(access.project, request.user),
         }
     )
@@ -415,19 +407,50 @@ def guideline_current(request: HttpRequest, access: ProjectAccess) -> JsonRespon
     )
 
 
+def _guideline_ack_page(
+    request: HttpRequest, access: ProjectAccess, guideline: Guideline, *, error: str = "", status: int = 200
+) -> HttpResponse:
+    """The page asking the labeler to read ``guideline`` and acknowledge it (``error``: why their
+    last acknowledgement was refused)."""
+    project = access.project
+    return render(
+        request,
+        "annotate/guidelines_ack.html",
+        {
+            **access.nav("label"),
+            "guideline": guideline,
+            "body_html": render_markdown(guideline.body),
+            "first_time": not selectors.guideline_ever_acknowledged(project=project, user=request.user),
+            "error": error,
+        },
+        status=status,
+    )
+
+
 @project_page("label")
 @require_POST
 def guideline_ack(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
-    """Acknowledge the version the labeler was shown (a form post, or JSON from the workspace)."""
+    """Acknowledge the version the labeler was shown (a form post, or JSON from the workspace),
+    named by its ``guideline_id``. A version that is no longer current (a manager published a newer
+    one while the page was open) is refused and not recorded: JSON 409 ``guideline_not_current``,
+    the form the acknowledgement page again with the current version to read (409)."""
     project = access.project
     wants_json = request.content_type == "application/json"
     try:
         raw_id = _json_body(request).get("guideline_id") if wants_json else request.POST.get("guideline_id")
         guideline_id = _optional_int(raw_id, "guideline_id")
+        if guideline_id is None:
+            raise InvalidInput("Say which guideline version you read (guideline_id).", field="guideline_id")
+        guideline = guideline_acknowledge_read(project=project, user=request.user, guideline_id=guideline_id)
     except ServiceError as exc:
-        return _json_error(exc) if wants_json else HttpResponse(exc.message, status=exc.status_code)
-    guideline = get_object_or_404(Guideline, pk=guideline_id or 0, project=project)
-    guideline_acknowledge(guideline=guideline, user=request.user)
+        if wants_json:
+            return _json_error(exc)
+        if isinstance(exc, NotFound):
+            raise
+        current = selectors.guideline_current(project=project)
+        if isinstance(exc, GuidelineNotCurrent) and current is not None:
+            return _guideline_ack_page(request, access, current, error=exc.message, status=exc.status_code)
+        return HttpResponse(exc.message, status=exc.status_code)
     if wants_json:
         pending = selectors.guideline_pending_ack(project=project, user=request.user)
         return JsonResponse({"ok": True, "version": guideline.version, "pending": pending is not None})

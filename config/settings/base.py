@@ -323,6 +323,7 @@ SPECTACULAR_SETTINGS = {
         "RoleEnum": "annotate.models.Role",
         "ProjectKindEnum": "annotate.models.TaskKind",
         "JobStateEnum": "core.jobs.JobState",
+        "AssignmentStateEnum": "annotate.models.AssignmentState",
         "RunKindEnum": "training.models.RunKind",
         "GenerationTaskModeEnum": "generation.models.TaskMode",
     },

@@ -638,6 +638,10 @@
     if (code === "guideline_not_acknowledged") {
       formError(task, detail);
       openAck();
+    } else if (code === "membership_ended") {
+      // Removed from the project while this page was open: say so in the banner (the answer stays
+      // on screen; there is no next task to move on to).
+      showNotice(detail);
     } else if (code === "lease_expired" || code === "lease_not_live" || r.status === 404) {
       showNotice(detail + " Here is the next task.");
       if (current === task) advance();
@@ -738,13 +742,21 @@
       return;
     }
     busy = true;
-    post(actionUrl(cfg.urls.undo, task.id), {})
+    // A prefetch in flight lands first: the undo may give that very lease back.
+    Promise.resolve(inflight)
+      .then(function () { return post(actionUrl(cfg.urls.undo, task.id), {}); })
       .then(function (r) {
         lastSubmitted = null;
         hideToast();
         if (!r.ok) { showNotice(r.data.detail || "Could not undo."); return; }
         task.expiresAt = Date.parse(r.data.expires_at);
-        if (current) { current.timer.pause(); queue.unshift(current); }
+        // The undone task is live again; to stay within the live-lease cap the server gave back
+        // the preloaded task (released_assignment_ids): drop it, it is no longer ours.
+        var released = r.data.released_assignment_ids || [];
+        var kept = function (t) { return released.indexOf(t.id) === -1; };
+        queue = queue.filter(kept);
+        if (released.length) noMore = false; // a task went back to the pool: ask again later
+        if (current) { current.timer.pause(); if (kept(current)) queue.unshift(current); }
         show(task);
         updateProgress(r.data.progress);
         showNotice("Undone. Change your answer and submit again.", "info");
@@ -767,9 +779,10 @@
     else if (current && (!active || active === document.body || drawer.contains(active))) current.el.focus({ preventScroll: true });
   }
 
+  // Shows the current guidelines to acknowledge when they are pending; resolves to whether it did.
   function openAck() {
     return get(cfg.urls.guideline).then(function (r) {
-      if (!r.ok || !r.data.guideline || !r.data.pending) return;
+      if (!r.ok || !r.data.guideline || !r.data.pending) return false;
       var g = r.data.guideline;
       ackDialog.dataset.guidelineId = g.id;
       ackDialog.querySelector("#ack-title").textContent = "Updated guidelines: version " + g.version;
@@ -780,16 +793,29 @@
       if (v) v.textContent = "v" + g.version;
       if (!ackDialog.open) ackDialog.showModal();
       ackDialog.querySelector("[data-action=ack]").focus();
+      return true;
     });
+  }
+
+  function acknowledged() {
+    ackDialog.close();
+    queue.forEach(function (t) { t.guidelinePending = false; });
+    if (current) { current.guidelinePending = false; formError(current, ""); }
   }
 
   ackDialog.addEventListener("cancel", function (e) { e.preventDefault(); });
   ackDialog.querySelector("[data-action=ack]").addEventListener("click", function () {
     post(cfg.urls.ack, { guideline_id: Number(ackDialog.dataset.guidelineId) }).then(function (r) {
+      if (!r.ok && r.data.error === "guideline_not_current") {
+        // A newer version came out while these were open; nothing was recorded. Show the current
+        // version in the dialog, with the server's word on why, to read and acknowledge.
+        return openAck().then(function (shown) {
+          if (shown) ackDialog.querySelector(".ack-note").textContent = r.data.detail;
+          else acknowledged(); // the current version was acknowledged meanwhile (another tab)
+        });
+      }
       if (!r.ok) { showNotice(r.data.detail || "Could not record your acknowledgement."); return; }
-      ackDialog.close();
-      queue.forEach(function (t) { t.guidelinePending = false; });
-      if (current) { current.guidelinePending = false; formError(current, ""); }
+      acknowledged();
       if (r.data.pending) { openAck(); return; }
       showNotice("Thanks. You can go on labeling now.", "info");
     });

@@ -25,7 +25,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
-from annotate.services.guidelines import guideline_acknowledge, guideline_publish
+from annotate.services.guidelines import guideline_publish
 from annotate.services.leasing import task_claim_next
 from tests.conftest import add_tasks
 
@@ -360,7 +360,10 @@ def test_deactivated_labeler_is_refused(client, pairwise):
     project, labeler = pairwise
     Membership.objects.filter(user=labeler).update(is_active=False)
     login(client, labeler)
-    assert client.get(reverse("annotate:label", args=[project.slug])).status_code == 404
+    # A former member knows the project exists: 403 saying they were removed, not a 404.
+    response = client.get(reverse("annotate:label", args=[project.slug]))
+    assert response.status_code == 403
+    assert b"You are no longer a member of this project" in response.content
 
 
 # --- manager ------------------------------------------------------------------------------------------
@@ -456,8 +459,9 @@ def test_guideline_publish_preview_history_and_diff(client, pairwise, manager_of
     ).content.decode()
     assert 'class="diff-del"' in diff and 'class="diff-add"' in diff and "Be fair and kind." in diff
 
-    # The labeler must acknowledge the newest version before submitting.
-    guideline_acknowledge(guideline=Guideline.objects.get(version=1), user=labeler)
+    # The labeler, who acknowledged version 1 while it was current (version 1 can no longer be
+    # acknowledged now), must acknowledge the newest version before submitting.
+    GuidelineAck.objects.create(guideline=Guideline.objects.get(version=1), user=labeler)
     login(client, labeler)
     assert b"The guidelines changed" in client.get(reverse("annotate:label", args=[project.slug])).content
 

@@ -1,8 +1,9 @@
 """Resumable training (runner side): checkpoints every ``save_steps`` beside the output, kept by a
 failed run, deleted by a finished one, and a run resumed from one ends where an uninterrupted run
-ends (weights, optimiser, scheduler, RNG and data position all restored by the trainer).
+ends (weights, optimiser, scheduler, RNG and data position all restored).
 
-Tiny models built offline; reward and DPO (two TRL trainers, two model heads)."""
+Tiny models built offline: reward and DPO (TRL's trainers, two model heads) and PPO (our own loop,
+accelerate's saved state)."""
 
 from __future__ import annotations
 
@@ -117,8 +118,49 @@ def test_checkpoint_options_are_checked(tmp_path):
     (empty / "checkpoint-3").mkdir(parents=True)  # no trainer_state.json: a checkpoint cut short
     with pytest.raises(ConfigError, match="holds no checkpoint"):
         config_for("reward", {**base, "resume_from": str(empty)})
-    with pytest.raises(ConfigError, match="PPO writes no checkpoints"):
-        config_for("ppo", {**base, "reward_model": "r", "save_steps": 10})
     (empty / "checkpoint-3" / "trainer_state.json").write_text("{}")
     (empty / "checkpoint-12").mkdir()
     assert resume_checkpoint(str(empty)) == empty / "checkpoint-3"  # the newest whole one
+
+
+def test_a_ppo_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
+    tiny, tmp_path, monkeypatch
+):
+    """PPO's own loop: policy, value head, optimiser, schedule, RNG and the place in the shuffled
+    prompts all come back, so iterations 3 and 4 sample and step exactly as the first run did."""
+    from training.runners import ppo
+
+    data = preference_file(tmp_path / "pairs.jsonl", 12, seed=0)
+    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=2, eval_fraction=0))
+    common = {
+        "reward_model": rm["output_dir"],
+        "learning_rate": 1e-3,
+        "max_steps": 4,
+        "rollout_batch_size": 4,
+        "mini_batch_size": 2,
+        "ppo_epochs": 1,
+        "max_new_tokens": 6,
+        "eval_fraction": 0,
+        "save_steps": 2,
+        "save_total_limit": 2,
+        "lr_scheduler_type": "linear",
+    }
+    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
+    whole = ppo.run(runner_config("ppo", tiny, data, tmp_path / "whole", **common))
+    monkeypatch.undo()
+    saved = checkpoints_dir(str(tmp_path / "whole"))
+    assert [p.name for p in saved.glob("checkpoint-*")] == ["checkpoint-2"]  # the last is the model
+    assert "resumed_from_step" not in whole
+
+    log = tmp_path / "resumed.metrics.jsonl"
+    resumed = ppo.run(
+        runner_config(
+            "ppo", tiny, data, tmp_path / "resumed", **common, resume_from=str(saved), metrics_file=str(log)
+        )
+    )
+    assert resumed["resumed_from_step"] == 2
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "metrics" and "pg_loss" in e] == [3, 4]
+    assert resumed["train_reward_last"] == pytest.approx(whole["train_reward_last"], abs=1e-5)
+    assert not _same_weights(Path(tiny), tmp_path / "whole")
+    assert _same_weights(tmp_path / "whole", tmp_path / "resumed")

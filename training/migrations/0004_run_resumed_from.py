@@ -16,8 +16,4 @@ class Migration(migrations.Migration):
             name='resumed_from',
             field=models.ForeignKey(blank=True, help_text='The failed or cancelled run whose last checkpoint this one continues from.', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='resumptions', to='training.trainingrun'),
         ),
-        migrations.AddConstraint(
-            model_name='trainingrun',
-            constraint=models.CheckConstraint(condition=models.Q(('resumed_from__isnull', True), models.Q(('kind', 'ppo'), _negated=True), _connector='OR'), name='run_ppo_never_resumed'),
-        ),
     ]

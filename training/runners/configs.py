@@ -97,7 +97,7 @@ class BaseRunConfig:
         them. 0 (the default) writes none.
     resume_from: a checkpoints folder (its newest ``checkpoint-N``) or one ``checkpoint-N`` folder of
         an earlier run with the same data and settings: training continues from that step, as if it
-        had never stopped. The platform sets it when a run is resumed; PPO cannot resume.
+        had never stopped. The platform sets it when a run is resumed.
     """
 
     base_model: str = ""
@@ -331,11 +331,6 @@ class PPORunConfig(ScoredRunConfig):
 
     def validate(self) -> None:
         super().validate()
-        if self.save_steps or self.resume_from:
-            raise ConfigError(
-                "save_steps and resume_from: PPO writes no checkpoints and cannot resume (reward, "
-                "DPO, RLOO and GRPO runs can); leave them out."
-            )
         if self.mini_batch_size < 0:
             raise ConfigError("mini_batch_size must be 0 (derived) or positive.")
         if self.mini_batch_size:

@@ -54,6 +54,12 @@ Logged per iteration: ``reward`` (mean score), ``kl`` (mean summed KL per respon
 ``eos_rate``, ``response_length``, ``entropy``. Held-out prompts (``eval_prompts``, sampled with a
 fixed seed) are scored before and after training: ``eval_reward`` and ``eval_kl`` (to the reference).
 
+Checkpoints (``save_steps``): every ``save_steps`` iterations the whole training state goes to
+``<output_dir>.checkpoints/checkpoint-N`` (accelerate's ``save_state``: policy and value weights,
+optimiser, learning-rate schedule, every process's RNG; plus each process's place in its shuffled
+prompt order and the logged history), ``trainer_state.json`` last, so a folder without it is not a
+checkpoint. ``resume_from`` continues from one with the same settings and number of processes.
+
 Multi-process: prompts are sharded over processes and gradients all-reduced by accelerate; the
 iteration count comes from the global batch (``iteration_count``), so every process runs the same
 number of collective steps whatever the prompt count. Layouts (``training/accelerate/*.yaml``, see
@@ -66,9 +72,12 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import json
 import math
 import random
+import shutil
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from core.formatting import generation_prompt_ids, response_reward_input, stop_token_ids
@@ -76,12 +85,16 @@ from training.runners.configs import PPORunConfig
 from training.runners.data import check_rl_prompts_render, load_prompt_splits
 from training.runners.dpo import load_causal_lm
 from training.runners.models import (
+    CHECKPOINT_PREFIX,
     as_shipped,
     atomic_output,
     check_tokenizer_fits,
+    checkpoint_step,
+    checkpoints_dir,
     load_tokenizer,
     resolve_bf16,
     resolve_use_cpu,
+    resume_checkpoint,
     write_run_record,
 )
 from training.runners.protocol import Emitter, ModelError, RunnerError, Timer
@@ -450,6 +463,39 @@ class PPORunner:
             num_warmup_steps=int(warmup),
             num_training_steps=max(optimiser_steps, 1),
         )
+        self.accelerator.register_for_checkpointing(self.scheduler)  # saved with the state
+
+    # --- checkpoints ------------------------------------------------------------------------------
+
+    def save_checkpoint(self, iteration: int, loop: dict[str, Any]) -> None:
+        """The training state after ``iteration`` (every process calls it: saving is collective),
+        ``loop`` being this process's place in the prompts; keeps the newest ``save_total_limit``."""
+        acc, cfg = self.accelerator, self.cfg
+        root = checkpoints_dir(cfg.output_dir)
+        folder = root / f"{CHECKPOINT_PREFIX}{iteration}"
+        acc.save_state(str(folder), safe_serialization=True)
+        (folder / f"prefhub_loop_{acc.process_index}.json").write_text(json.dumps(loop), encoding="utf-8")
+        acc.wait_for_everyone()
+        if acc.is_main_process:
+            state = {"global_step": iteration, "num_processes": acc.num_processes}
+            (folder / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
+            whole = sorted((step, p) for p in root.iterdir() if (step := checkpoint_step(p)) is not None)
+            for _, old in whole[: -cfg.save_total_limit]:
+                shutil.rmtree(old, ignore_errors=True)
+        acc.wait_for_everyone()
+
+    def load_checkpoint(self, folder: Path) -> tuple[int, dict[str, Any]]:
+        """Restore the state saved in ``folder``: (its iteration, this process's loop state)."""
+        acc = self.accelerator
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+        if state.get("num_processes", 1) != acc.num_processes:
+            raise RunnerError(
+                f"resume_from: {folder} was saved by {state.get('num_processes', 1)} processes; resume it "
+                f"with as many (this run has {acc.num_processes})."
+            )
+        acc.load_state(str(folder))
+        loop = json.loads((folder / f"prefhub_loop_{acc.process_index}.json").read_text(encoding="utf-8"))
+        return int(state["global_step"]), loop
 
     # --- rollouts ---------------------------------------------------------------------------------
 
@@ -757,9 +803,16 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     rng = random.Random(cfg.seed + acc.process_index)
     order: list[int] = []
     history: list[dict[str, float]] = []
+    done = 0
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    if checkpoint is not None:
+        done, loop = runner.load_checkpoint(checkpoint)
+        order, history = loop["order"], loop["history"]
+        rng.setstate((loop["rng"][0], tuple(loop["rng"][1]), loop["rng"][2]))
+        print(f"[prefhub] resuming from {checkpoint} (step {done})", flush=True)
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
-        for it in range(1, iterations + 1):
+        for it in range(done + 1, iterations + 1):
             batch = []
             while len(batch) < per_iter:
                 if not order:
@@ -773,6 +826,8 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 emitter.metrics(it, stats)
             if cfg.eval_every and it % cfg.eval_every == 0 and it != iterations:
                 emitter.metrics(it, {f"eval_{k}": v for k, v in runner.evaluate(eval_prompts).items()})
+            if cfg.save_steps and it % cfg.save_steps == 0 and it != iterations:
+                runner.save_checkpoint(it, {"order": order, "history": history, "rng": rng.getstate()})
         after = runner.evaluate(eval_prompts)
         emitter.metrics(iterations, {f"eval_{k}": v for k, v in after.items()})
         samples = runner.sample_texts(eval_prompts or train_prompts)
@@ -786,6 +841,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "samples": samples,
+            **({"resumed_from_step": done} if checkpoint is not None else {}),
             "seconds": timer.seconds,
         }
         acc.wait_for_everyone()

@@ -65,7 +65,7 @@ from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
 from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
-from training.selectors import RESUMABLE_KINDS, run_resume_point, run_resumption, run_without_checkpoint_hint
+from training.selectors import run_resume_point, run_resumption, run_without_checkpoint_hint
 
 log = logging.getLogger(__name__)
 
@@ -314,10 +314,6 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
     RNG and data position, and trains the steps left. The old run stays as it ended (a job ends
     once); its checkpoints are deleted when the new run finishes."""
     run = TrainingRun.objects.select_for_update().select_related("project").get(pk=run.pk)
-    if run.kind not in RESUMABLE_KINDS:
-        raise InvalidInput(
-            f"A {run.get_kind_display()} run writes no checkpoints and cannot be resumed; launch it again."
-        )
     if run.state not in (RunState.FAILED, RunState.CANCELLED):
         raise Conflict(
             f"Only a failed or cancelled run can be resumed; this one is {run.get_state_display().lower()}."
