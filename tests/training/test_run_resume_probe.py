@@ -238,3 +238,16 @@ def test_a_resumption_that_left_no_checkpoint_points_to_the_run_it_resumed(proje
     third.refresh_from_db()
     assert third.state == RunState.FAILED
     assert third.error.endswith(f"Resume run #{first.pk} again instead (its checkpoint at step 2).")
+
+
+def test_a_resumed_ppo_run_launches_as_many_processes_as_its_checkpoint_says(
+    project, researcher, dataset, reward_model, settings
+):
+    """PPO's checkpoints (accelerate's save_state) hold no rng_state files; their trainer_state.json
+    names the processes that wrote them, and the resuming run launches that many."""
+    config = {"save_steps": 2, "reward_model": str(reward_model)}
+    ppo = _ended(make_run(project, kind="ppo", dataset_path=dataset, config=config), 2)
+    state = checkpoints_dir(ppo.output_path) / "checkpoint-2" / "trainer_state.json"
+    state.write_text(json.dumps({"global_step": 2, "num_processes": 2}))
+    settings.PREFHUB_TRAINING_NUM_PROCESSES = 1
+    assert run_resume(run=ppo, actor=researcher).config == {**config, "launch": {"num_processes": 2}}

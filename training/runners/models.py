@@ -197,9 +197,15 @@ class CheckpointMismatch(RunnerError):
 
 
 def checkpoint_processes(folder: Path) -> int | None:
-    """How many processes wrote the checkpoint in ``folder``: transformers saves one RNG state per
-    process (``rng_state.pth`` for a single one, ``rng_state_<rank>.pth`` for several); None when
-    the folder holds none."""
+    """How many processes wrote the checkpoint in ``folder``: PPO's ``trainer_state.json`` says so
+    (``num_processes``); transformers saves one RNG state per process (``rng_state.pth`` for a
+    single one, ``rng_state_<rank>.pth`` for several). None when the folder tells neither."""
+    try:
+        written = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("num_processes")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if isinstance(written, int) and not isinstance(written, bool) and written > 0:
+        return written
     ranks = len(list(folder.glob("rng_state_*.pth")))
     if ranks:
         return ranks
