@@ -206,8 +206,8 @@ class RunResumeApi(ProjectApiView):
         "checkpoints when their options set `save_steps`): same model, data and options; weights, "
         "optimiser, schedule and data position are restored and only the remaining steps are "
         "trained. The answer is the new run (`resumed_from` names the old one). "
-        "409 for a run that is not failed or cancelled, one that left no checkpoint, or one already "
-        "being resumed.",
+        "409 for a run that is not failed or cancelled, one that left no checkpoint, one being "
+        "resumed or already resumed to the end, or one whose base model, data or reward model is gone.",
         request=None,
         responses={201: TrainingRunSerializer, **errors(401, 403, 404, 409, 429)},
     )

@@ -335,13 +335,37 @@ def run_log_tail(*, run: TrainingRun, max_bytes: int = 64 * 1024) -> str:
     return clean_log(text)
 
 
+def run_resumption(*, run: TrainingRun) -> TrainingRun | None:
+    """The run resuming ``run`` now (queued or running) or that resumed it to the end (done), if
+    any: ``run`` is then not to be resumed again. A failed or cancelled resumption leaves it
+    resumable."""
+    return run.resumptions.filter(state__in=(*jobs.ACTIVE_STATES, RunState.DONE)).order_by("-pk").first()
+
+
 def run_resume_point(*, run: TrainingRun) -> int | None:
     """The step of the newest checkpoint a failed or cancelled run left (where resuming it
-    continues), else None."""
+    continues), else None; None too while another run resumes it or once one did
+    (``run_resumption``)."""
     if run.state not in (RunState.FAILED, RunState.CANCELLED):
         return None
     checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path))) if run.output_path else None
-    return checkpoint_step(checkpoint) if checkpoint is not None else None
+    # the query last: most ended runs (in a list, every row) have no checkpoint to look further for
+    if checkpoint is None or run_resumption(run=run) is not None:
+        return None
+    return checkpoint_step(checkpoint)
+
+
+def run_without_checkpoint_hint(*, run: TrainingRun) -> str:
+    """What to do with an ended run that cannot be resumed itself: resume the nearest run up its
+    chain of resumptions that can be (a resumption that ended before its own first checkpoint),
+    else launch it again."""
+    earlier = run.resumed_from
+    while earlier is not None:
+        step = run_resume_point(run=earlier)
+        if step is not None:
+            return f"Resume run #{earlier.pk} again instead (its checkpoint at step {step})."
+        earlier = earlier.resumed_from
+    return "Launch it again."
 
 
 def run_status(*, run: TrainingRun) -> dict[str, Any]:

@@ -84,11 +84,14 @@ def test_a_failed_run_is_resumed_from_its_page(page, make_project, labeler_in, s
 
     project = make_project(name="Resume")
     labeler_in(project, "rita", role="researcher")
+    data = Path(settings.PREFHUB_DATA_DIR) / "datasets" / "resume-e2e.jsonl"  # still there: resumable
+    data.parent.mkdir(parents=True, exist_ok=True)
+    data.write_text('{"prompt": "Q?", "chosen": "yes", "rejected": "no"}\n')
     run = TrainingRun.objects.create(
         project=project,
         kind="reward",
         base_model="tiny",
-        dataset_path="/data/train.jsonl",
+        dataset_path=str(data),
         state=RunState.FAILED,
         error="The worker running this run stopped answering. Resume it from its checkpoint at step 40.",
         config={"save_steps": 20},

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 
@@ -33,7 +34,12 @@ def _checkpoint(folder: Path, step: int) -> None:
 
 
 def _ended(project, state=RunState.FAILED, kind="reward", step: int | None = 2) -> TrainingRun:
-    run = make_run(project, kind=kind, state=state, config={"save_steps": 2})
+    """A run that ended in ``state`` with a whole checkpoint at ``step``, whose data is still there
+    (resuming a run whose inputs are gone is refused)."""
+    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
+    folder.mkdir(parents=True, exist_ok=True)
+    data = preference_file(folder / f"resume-{project.slug}.jsonl", 4, seed=0)
+    run = make_run(project, kind=kind, state=state, config={"save_steps": 2}, dataset_path=data)
     run.output_path = str(Path(project_runs(project)) / f"run-{run.pk}")
     run.save(update_fields=["output_path"])
     if step is not None:

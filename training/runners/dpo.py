@@ -315,6 +315,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 f"TRL dropped {len(train_ds) - train_pairs} of {len(train_ds)} fitted training pairs.",
                 file=sys.stderr,
             )
+        # looked up before training: a run resumed into its own output writes newer checkpoints there
+        resumed_from = resumed(cfg)
         result = train(trainer, cfg)
         after = trainer.evaluate() if eval_ds is not None else {}
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
@@ -337,7 +339,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_tie_pairs": data.dropped_ties,
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
-            **resumed(cfg),
+            **resumed_from,
             "used_soft_labels": False,  # p_chosen is never trained on here (said in the log above)
             **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **after,

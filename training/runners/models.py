@@ -168,13 +168,48 @@ def checkpoints_dir(output_dir: str) -> Path:
     return Path(f"{output_dir}.checkpoints")
 
 
-def checkpoint_step(folder: Path) -> int | None:
-    """The step of a ``checkpoint-N`` folder that holds a whole checkpoint (the trainer writes
-    ``trainer_state.json`` last), else None."""
+def _named_step(folder: Path) -> int | None:
+    """N of a folder named ``checkpoint-N``, else None."""
     name = folder.name
     if not name.startswith(CHECKPOINT_PREFIX) or not name[len(CHECKPOINT_PREFIX) :].isdigit():
         return None
-    return int(name[len(CHECKPOINT_PREFIX) :]) if (folder / "trainer_state.json").is_file() else None
+    return int(name[len(CHECKPOINT_PREFIX) :])
+
+
+def checkpoint_step(folder: Path) -> int | None:
+    """The step of a ``checkpoint-N`` folder that holds a whole checkpoint, else None. The trainer
+    writes ``trainer_state.json`` last; a process stopped while writing it (a cancel, a kill) leaves
+    it empty or cut off, so the file must read as a JSON object, not merely exist."""
+    step = _named_step(folder)
+    if step is None:
+        return None
+    try:
+        state = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return step if isinstance(state, dict) else None
+
+
+class CheckpointMismatch(RunnerError):
+    """A checkpoint this run cannot continue as the run that wrote it would have gone on."""
+
+    kind = "config"
+
+
+def checkpoint_processes(folder: Path) -> int | None:
+    """How many processes wrote the checkpoint in ``folder``: PPO's ``trainer_state.json`` says so
+    (``num_processes``); transformers saves one RNG state per process (``rng_state.pth`` for a
+    single one, ``rng_state_<rank>.pth`` for several). None when the folder tells neither."""
+    try:
+        written = json.loads((folder / "trainer_state.json").read_text(encoding="utf-8")).get("num_processes")
+    except (OSError, ValueError, AttributeError):
+        written = None
+    if isinstance(written, int) and not isinstance(written, bool) and written > 0:
+        return written
+    ranks = len(list(folder.glob("rng_state_*.pth")))
+    if ranks:
+        return ranks
+    return 1 if (folder / "rng_state.pth").is_file() else None
 
 
 def resume_checkpoint(path: str) -> Path | None:
@@ -185,8 +220,10 @@ def resume_checkpoint(path: str) -> Path | None:
         return folder
     if not folder.is_dir():
         return None
-    whole = [(step, p) for p in folder.iterdir() if (step := checkpoint_step(p)) is not None]
-    return max(whole)[1] if whole else None
+    named = sorted(
+        ((step, p) for p in folder.iterdir() if (step := _named_step(p)) is not None), reverse=True
+    )
+    return next((p for _, p in named if checkpoint_step(p) is not None), None)
 
 
 @contextlib.contextmanager

@@ -39,9 +39,11 @@ from typing import Any
 from training.runners.configs import BaseRunConfig, RewardRunConfig
 from training.runners.data import pair_run_start, tokenize_pairs
 from training.runners.models import (
+    CheckpointMismatch,
     as_shipped,
     atomic_output,
     check_tokenizer_fits,
+    checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
     model_config,
@@ -92,14 +94,55 @@ def training_arguments(cfg: BaseRunConfig, staging: Path) -> dict[str, Any]:
     }
 
 
+class _NothingLeftToTrain(Exception):
+    """Raised by ``_stop_at_the_end`` before a step past ``max_steps`` (caught by ``train``)."""
+
+
+def _stop_at_the_end():
+    """A trainer callback refusing a step once ``max_steps`` are done. transformers resumes from a
+    checkpoint in the middle of an epoch without checking ``max_steps`` first: resumed from the
+    checkpoint of a run's last step, it trained one step more (step N + 1 of N). A normal run never
+    begins a step at ``max_steps`` (it stops after the last), so this fires only then."""
+    from transformers import TrainerCallback
+
+    class StopAtTheEnd(TrainerCallback):
+        def on_step_begin(self, args, state, control, **kwargs):
+            if 0 < state.max_steps <= state.global_step:
+                raise _NothingLeftToTrain
+
+    return StopAtTheEnd()
+
+
 def train(trainer, cfg: BaseRunConfig):
     """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
     trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
-    steps left)."""
+    steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
+    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss)."""
+    from transformers.trainer_utils import TrainOutput
+
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
-    if checkpoint is not None:
-        print(f"[prefhub] resuming from {checkpoint} (step {checkpoint_step(checkpoint)})", flush=True)
-    return trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint is not None else None)
+    if checkpoint is None:
+        return trainer.train()
+    step = checkpoint_step(checkpoint)
+    written, running = checkpoint_processes(checkpoint), trainer.accelerator.num_processes
+    if written is not None and written != running:
+        # each step was the batches of `written` processes: the data position, the steps left and
+        # the per-process RNG states would mean other rows (transformers only logs it, at info level)
+        raise CheckpointMismatch(
+            f"The checkpoint at step {step} was written by {written} processes and this run has "
+            f"{running}: resumed so, it would not continue that run. Resume it with {written} "
+            f"processes (the run's config.launch.num_processes, or train --launch --num-processes {written})."
+        )
+    print(f"[prefhub] resuming from {checkpoint} (step {step})", flush=True)
+    trainer.add_callback(_stop_at_the_end())
+    try:
+        result = trainer.train(resume_from_checkpoint=str(checkpoint))
+    except _NothingLeftToTrain:
+        result = TrainOutput(trainer.state.global_step, None, {})
+    if result.global_step == step:  # at an epoch's end transformers trains nothing but says loss 0.0
+        print("[prefhub] the checkpoint is the run's last step: nothing left to train", flush=True)
+        return result._replace(training_loss=None)
+    return result
 
 
 def resumed(cfg: BaseRunConfig) -> dict[str, int]:
@@ -281,6 +324,8 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter)],
             peft_config=peft_config,
         )
+        # looked up before training: a run resumed into its own output writes newer checkpoints there
+        resumed_from = resumed(cfg)
         result = train(trainer, cfg)
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # figures after training read it in fp32, as before training and as the saved model reads.
@@ -296,7 +341,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "dropped_cut_identical_pairs": cut_identical,
             "dropped_tie_pairs": data.dropped_ties,
             "used_margin": use_margin,
-            **resumed(cfg),
+            **resumed_from,
             "used_soft_labels": soft,
             **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},

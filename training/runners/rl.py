@@ -216,6 +216,8 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             callbacks=[trainer_callback(emitter)],
         )
         holder["device"] = trainer.accelerator.device
+        # looked up before training: a run resumed into its own output writes newer checkpoints there
+        resumed_from = resumed(cfg)
         result = train(trainer, cfg)
         # Training left the policy's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out completions are sampled in fp32, as before training and as the saved policy samples.
@@ -223,7 +225,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         after = _eval_reward(policy, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
-            **resumed(cfg),
+            **resumed_from,
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "seconds": timer.seconds,

@@ -63,9 +63,9 @@ from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
 from training.runners.configs import ConfigError, config_fields, config_for
 from training.runners.launch import command
-from training.runners.models import checkpoints_dir, remove_stale_tmp
+from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
-from training.selectors import run_resume_point
+from training.selectors import run_resume_point, run_resumption, run_without_checkpoint_hint
 
 log = logging.getLogger(__name__)
 
@@ -318,15 +318,20 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
         raise Conflict(
             f"Only a failed or cancelled run can be resumed; this one is {run.get_state_display().lower()}."
         )
-    active = run.resumptions.filter(state__in=jobs.ACTIVE_STATES).first()
-    if active is not None:
-        raise Conflict(f"Run #{active.pk} is already resuming this run.")
+    taken = run_resumption(run=run)
+    if taken is not None:
+        how = "already resumed" if taken.state == RunState.DONE else "is already resuming"
+        raise Conflict(f"Run #{taken.pk} {how} this run.")
     step = run_resume_point(run=run)
     if step is None:
         raise Conflict(
             "This run left no checkpoint to resume from (runs write them when their options set "
-            "save_steps); launch it again."
+            f"save_steps). {run_without_checkpoint_hint(run=run)}"
         )
+    try:
+        _check_inputs_still_there(run)
+    except InvalidInput as exc:
+        raise Conflict(f"This run cannot be resumed: its {exc.field}: {exc.message}") from None
     resumed = audit_create(
         TrainingRun,
         actor=actor,
@@ -339,10 +344,43 @@ def run_resume(*, run: TrainingRun, actor: AbstractBaseUser | None = None) -> Tr
         base_model=run.base_model,
         base_run=run.base_run,
         reward_run=run.reward_run,
-        config=run.config,
+        config=_resume_config(run),
         resumed_from=run,
     )
     return _place_and_queue(resumed)
+
+
+def _resume_config(run: TrainingRun) -> dict[str, Any]:
+    """``run``'s options for the run resuming it: as they were, except that a run that named no
+    number of processes (it ran with its worker's PREFHUB_TRAINING_NUM_PROCESSES) gets the number
+    that wrote its checkpoint, the only one that can resume it (another worker's default may
+    differ)."""
+    config = dict(run.config or {})
+    launch = dict(config.get("launch") or {})
+    checkpoint = resume_checkpoint(str(checkpoints_dir(run.output_path)))
+    written = checkpoint_processes(checkpoint) if checkpoint is not None else None
+    if written is not None and "num_processes" not in launch:
+        config["launch"] = {**launch, "num_processes": written}
+    return config
+
+
+def _check_inputs_still_there(run: TrainingRun) -> None:
+    """InvalidInput (naming the field) when what ``run`` trained from is gone: its export's files or
+    dataset file (for an RL run on the project's prompts: the prompts file it started with), its
+    base model, its reward model. The paths were checked when it was created; a resumed run must
+    find them again, or it would be queued only to fail in the worker."""
+    if run.export_id:
+        export_dataset_files(run.export)
+    elif run.dataset_path:
+        _check_dataset_path(run.dataset_path, restrict=False, project=run.project)
+    elif not _prompts_file(run).is_file():
+        raise InvalidInput(f"No prompts file at {_prompts_file(run)}.", field="dataset_path")
+    usable_model(run.base_model, project=run.project, field="base_model", restrict=False)
+    if run.kind in RL_KINDS:
+        reward = run.reward_run.output_path if run.reward_run_id else (run.config or {}).get("reward_model")
+        if not reward:
+            raise InvalidInput("The reward run it was scored by is gone.", field="reward_model")
+        usable_model(reward, project=run.project, field="reward_model", restrict=False, reward=True)
 
 
 @transaction.atomic
@@ -464,6 +502,21 @@ def _write_prompts(run: TrainingRun, path: Path) -> None:
             fh.write(json.dumps({"prompt": messages}, ensure_ascii=False) + "\n")
 
 
+def _first_of_chain(run: TrainingRun) -> TrainingRun:
+    """The run that ``run`` resumes (through any runs that resumed it in turn): the one that started
+    the training ``run`` continues."""
+    while run.resumed_from_id:
+        run = run.resumed_from
+    return run
+
+
+def _prompts_file(run: TrainingRun) -> Path:
+    """Where the project's prompts are written for an RL run without data: one file per chain of
+    resumed runs, the first run's, so that a resumed trainer's data position points into the data
+    it was trained on (the project's prompts may have changed since)."""
+    return Path(run.output_path).parent / f"run-{_first_of_chain(run).pk}.prompts.jsonl"
+
+
 def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
     """(the runner's JSON config, the launch options) of ``run``; writes a prompts file for an RL run
     without data."""
@@ -477,8 +530,9 @@ def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
     elif run.dataset_path:
         cfg["dataset_path"] = run.dataset_path
     else:
-        prompts = root / f"run-{run.pk}.prompts.jsonl"
-        _write_prompts(run, prompts)
+        prompts = _prompts_file(run)
+        if not run.resumed_from_id:  # a resumed run reads the file its first run wrote
+            _write_prompts(run, prompts)
         cfg["dataset_path"] = str(prompts)
     if run.reward_run_id:
         cfg["reward_model"] = run.reward_run.output_path
@@ -653,8 +707,7 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
     if rc == 0 and final is not None and output_ok and not (cancelled or ended_elsewhere):
         _finish(run, RunState.DONE, final=final)
-        if run.resumed_from_id:  # the checkpoints it continued from have served
-            shutil.rmtree(checkpoints_dir(run.resumed_from.output_path), ignore_errors=True)
+        _drop_served_checkpoints(run)
     else:
         remove_stale_tmp(run.output_path)
         if ended_elsewhere:
@@ -672,6 +725,17 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
                 headline = f"The training process failed (exit code {rc})."
             _finish(run, RunState.FAILED, error=headline + "\n\nLast lines of the log:\n" + "\n".join(tail))
     return TrainingRun.objects.get(pk=run_id)
+
+
+def _drop_served_checkpoints(run: TrainingRun) -> None:
+    """Delete the checkpoints of the runs ``run`` (just finished) continued, through its chain of
+    resumptions: they have served. A run that another resumption, queued or running, is about to
+    continue (it was resumed twice) keeps its own until that one ends."""
+    child, earlier = run, run.resumed_from
+    while earlier is not None:
+        if not earlier.resumptions.exclude(pk=child.pk).filter(state__in=jobs.ACTIVE_STATES).exists():
+            shutil.rmtree(checkpoints_dir(earlier.output_path), ignore_errors=True)
+        child, earlier = earlier, earlier.resumed_from
 
 
 def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
@@ -714,7 +778,9 @@ def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: dateti
             )
             step = run_resume_point(run=locked)
             again = (
-                f"Resume it from its checkpoint at step {step}." if step is not None else "Launch it again."
+                f"Resume it from its checkpoint at step {step}."
+                if step is not None
+                else run_without_checkpoint_hint(run=locked)
             )
             TrainingRun.objects.filter(pk=locked.pk).update(error=f"{locked.error} {again}")
             audit_record(actor=None, project=locked.project, action="training.run_stale", target=locked)
