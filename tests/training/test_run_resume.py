@@ -164,3 +164,49 @@ def test_a_ppo_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_end
     assert resumed["train_reward_last"] == pytest.approx(whole["train_reward_last"], abs=1e-5)
     assert not _same_weights(Path(tiny), tmp_path / "whole")
     assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
+
+
+@pytest.mark.parametrize("kind", ["rloo", "grpo"])
+def test_an_rl_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
+    kind, tiny, tmp_path, monkeypatch
+):
+    """RLOO and GRPO (TRL's trainers, sampling completions): the restored RNG samples the same
+    completions, so steps 3 and 4 of the resumed run are those of the uninterrupted one."""
+    from training.runners import rl
+
+    data = preference_file(tmp_path / "pairs.jsonl", 8, seed=0)
+    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=2, eval_fraction=0))
+    common = {
+        "reward_model": rm["output_dir"],
+        "learning_rate": 1e-3,
+        "max_steps": 4,
+        "num_generations": 4,
+        "per_device_train_batch_size": 4,
+        "max_completion_length": 6,
+        "eval_fraction": 0,
+        "save_steps": 2,
+        "save_total_limit": 2,
+    }
+    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
+    rl.run(kind, runner_config(kind, tiny, data, tmp_path / "whole", **common))
+    monkeypatch.undo()
+    saved = checkpoints_dir(str(tmp_path / "whole"))
+
+    log = tmp_path / "resumed.metrics.jsonl"
+    resumed = rl.run(
+        kind,
+        runner_config(
+            kind,
+            tiny,
+            data,
+            tmp_path / "resumed",
+            **common,
+            resume_from=str(saved / "checkpoint-2"),
+            metrics_file=str(log),
+        ),
+    )
+    assert resumed["resumed_from_step"] == 2
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    assert [e["step"] for e in events if e["event"] == "metrics" and "loss" in e] == [3, 4]
+    assert not _same_weights(Path(tiny), tmp_path / "whole")
+    assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
