@@ -47,9 +47,10 @@ class HeldTransaction:
     """``with HeldTransaction(monkeypatch, "pkg.module.audit_record", lambda: service(...)) as first:``
     runs the call in a thread, paused at ``hook`` until another session waits on a lock; on leaving
     the block the thread is joined. ``first.result`` / ``first.error``: what the call gave;
-    ``first.other_waited``: whether a second session was seen waiting before the commit."""
+    ``first.other_waited``: whether a second session was seen waiting before the commit. With
+    ``nth``, the pause is at the hook's nth call in the thread (after the writes before it)."""
 
-    def __init__(self, monkeypatch, hook: str, call: Callable[[], Any]) -> None:
+    def __init__(self, monkeypatch, hook: str, call: Callable[[], Any], *, nth: int = 1) -> None:
         module_path, name = hook.rsplit(".", 1)
         module = importlib.import_module(module_path)
         real = getattr(module, name)
@@ -58,10 +59,14 @@ class HeldTransaction:
         self.error: BaseException | None = None
         self.other_waited = False
         self._call = call
+        self._calls = 0
         self._thread = threading.Thread(target=self._run, name="held-transaction")
 
         def held(*args, **kwargs):
             if threading.current_thread() is self._thread and not self.reached.is_set():
+                self._calls += 1
+                if self._calls < nth:
+                    return real(*args, **kwargs)
                 self.reached.set()
                 self.other_waited = someone_waits_on_a_lock()
             return real(*args, **kwargs)

@@ -297,7 +297,13 @@ def _overlap_moved(project: Project, delta: int) -> None:
     it as a label. The move applies to what the task asks for, not to its target: lowering the
     overlap and raising it again while a lease lives gives the task back its old target, not one
     more slot. One UPDATE computed from each row it updates, so a lease ending at the same moment
-    is counted whichever commits first."""
+    is counted whichever commits first.
+
+    The project's tasks are locked in id order first, as every other writer of several task rows
+    locks them (``leasing._release_claims``: the expiry sweep, a deactivation's release): the UPDATE
+    alone takes them in the table's physical order, and a sweep holding one task and waiting on
+    another this UPDATE had already taken deadlocked with it."""
+    list(Task.objects.filter(project=project).order_by("pk").select_for_update().values_list("pk"))
     judged = RoutingDecision.objects.filter(project=project, route=Route.JUDGE)
     Task.objects.filter(project=project).exclude(pk__in=judged.values("task_id")).update(
         **task_target_kept(Greatest(ASKED + delta, 1), F("claims"))
