@@ -66,7 +66,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import DatabaseError, transaction
-from django.db.models import Count
+from django.db.models import Count, Value
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.text import slugify
@@ -92,6 +92,7 @@ from annotate.models import (
     TaskCandidate,
     TaskKind,
 )
+from annotate.services.leasing import ASKED, task_target_kept
 from annotate.services.projects import (
     NAME_MAX,
     SETTINGS_FIELDS,
@@ -130,7 +131,7 @@ _OPTIONAL = {
     "prompt": {"created_at"},
     "generation_job": {"endpoints"},
     "candidate": {"endpoint__name", "created_at"},
-    "task": {"created_at"},
+    "task": {"created_at", "kept_slots"},
     "annotation": {"id", "pre_annotated"},
     "review": {"created_at", "updated_at"},
     "adjudication": {"created_at", "updated_at"},
@@ -164,8 +165,8 @@ DUMPED = (
       "external_id", "metadata", "generation_job_id", "sample_index", "finish_reason", "endpoint__name",
       "created_at")),
     ("task", Task,
-     ("id", "prompt_id", "target_labels", "is_gold", "gold_choice", "gold_ranking", "generation_job_id",
-      "created_at")),
+     ("id", "prompt_id", "target_labels", "kept_slots", "is_gold", "gold_choice", "gold_ranking",
+      "generation_job_id", "created_at")),
     ("task_candidate", TaskCandidate, ("task_id", "candidate_id", "slot")),
     ("assignment", Assignment,
      ("id", "task_id", "labeler__username", "state", "leased_at", "expires_at", "finished_at", "shown_order",
@@ -202,8 +203,6 @@ LEFT_OUT: dict[type, dict[str, str]] = {
     Task: {
         "project": _OWNER,
         "claims": "recomputed from the restored annotations (live leases are not restored)",
-        "kept_slots": "0 on restore: live leases are not restored, so a slot kept for one when the "
-        "overlap was lowered is an ordinary slot of the restored target",
         "priority": "recomputed: a project with task_order=active asks for a refresh on restore",
     },
     TaskCandidate: {"id": _NEW},
@@ -786,6 +785,15 @@ def project_restore(
             elif kind == "task":
                 old = data.pop("id")
                 map_prompt_and_job(data)
+                # created asking for what the task asked for; its kept slots come back below, with
+                # the claims, for the labels that hold them (live leases are not restored)
+                kept = data.pop("kept_slots", 0)
+                if not isinstance(kept, int) or isinstance(kept, bool) or kept < 0:
+                    raise InvalidInput("must be a whole number of at least 0.", field="kept_slots")
+                if isinstance(data["target_labels"], int):
+                    if kept >= data["target_labels"]:
+                        raise InvalidInput("must be below target_labels.", field="kept_slots")
+                    data["target_labels"] -= kept
                 queue_made("task", Task, old, data, project=project, claims=0)
             elif kind == "task_candidate":
                 flush("task")
@@ -896,14 +904,16 @@ def project_restore(
         ],
         batch_size=2000,
     )
-    # claims = labelers who submitted (live leases are not restored)
+    # claims = labelers who submitted (live leases are not restored); a slot the task kept for a
+    # label when its overlap was lowered is kept again (``leasing.task_target_kept``), one kept
+    # only for a live lease is gone with the lease
     for task_id, n in (
         Annotation.objects.filter(task__project=project)
         .values_list("task_id")
         .annotate(n=Count("id"))
         .iterator()
     ):
-        Task.objects.filter(pk=task_id).update(claims=n)
+        Task.objects.filter(pk=task_id).update(claims=n, **task_target_kept(ASKED, Value(n)))
     # annotations keep the time they were made (agreement over time depends on it), guidelines,
     # acknowledgements and memberships theirs
     for (model, field), rows in times.items():
