@@ -107,7 +107,8 @@ def _json_body(request: HttpRequest) -> dict:
 def _optional_int(value: object, field: str) -> int | None:
     if value in (None, ""):
         return None
-    if isinstance(value, bool):
+    # True is not 1, and 1.7 is not 1 (int() would cut it): a number with a fraction is refused
+    if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
         raise InvalidInput(f"{field} must be a whole number.", field=field)
     try:
         return int(value)
