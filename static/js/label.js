@@ -818,6 +818,11 @@
       acknowledged();
       if (r.data.pending) { openAck(); return; }
       showNotice("Thanks. You can go on labeling now.", "info");
+    }).catch(function () {
+      // Offline or the connection dropped: say so in the dialog (a notice would sit behind it);
+      // the dialog stays open for another try.
+      ackDialog.querySelector(".ack-note").textContent =
+        "Could not reach the server: nothing was recorded. Check your connection and press the button again.";
     });
   });
 

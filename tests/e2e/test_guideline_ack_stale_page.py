@@ -6,13 +6,11 @@ older version was recorded as acknowledged."""
 from __future__ import annotations
 
 import pytest
-from django.contrib.auth import get_user_model
 
-from annotate.models import GuidelineAck, Role
+from annotate.models import GuidelineAck
 from annotate.services.guidelines import guideline_publish
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling
+from tests.e2e.test_probe_plabel_helpers import ack_dialog_for_version_two
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,17 +19,9 @@ def test_acknowledging_a_version_replaced_while_the_dialog_was_open_shows_the_cu
     page, make_project, labeler_in, make_user
 ):
     project = make_project(name="Moving rules")
-    make_tasks(project, count=3)
-    open_labeling(page, project, "nia", labeler_in=labeler_in, make_user=make_user, guidelines="# V1")
-    labeler = get_user_model().objects.get(username="nia")
-    manager = labeler_in(project, "mo", role=Role.MANAGER)
-    v2 = guideline_publish(project=project, actor=manager, body="# V2\n\nSecond rules.", change_note="two")
-    # The next submit asks the labeler to read version 2.
-    page.keyboard.press("1")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ack-dialog[open]")
-    settle(page)
-    assert "version 2" in page.inner_text("#ack-title")
+    labeler, manager, v2 = ack_dialog_for_version_two(
+        page, project, "nia", labeler_in=labeler_in, make_user=make_user
+    )
     # While the dialog is open, version 3 comes out; the labeler acknowledges what they read (v2).
     v3 = guideline_publish(project=project, actor=manager, body="# V3\n\nThird rules.", change_note="three")
     page.click("#ack-dialog [data-action=ack]")

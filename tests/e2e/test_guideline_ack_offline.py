@@ -1,0 +1,36 @@
+"""The acknowledgement dialog when the acknowledgement cannot reach the server (offline, a dropped
+connection): the labeler is told, the dialog stays open to try again, and a second click records
+it. Before: the click's request failed silently (an unhandled rejection in the page, no word on
+screen), so the labeler clicked a button that did nothing."""
+
+from __future__ import annotations
+
+import pytest
+
+from annotate.models import GuidelineAck
+from tests.e2e.conftest import settle
+from tests.e2e.test_probe_plabel_helpers import ack_dialog_for_version_two
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+
+def test_an_acknowledgement_that_cannot_reach_the_server_says_so_and_can_be_retried(
+    page, make_project, labeler_in, make_user
+):
+    project = make_project(name="Offline rules")
+    labeler, _, v2 = ack_dialog_for_version_two(
+        page, project, "ola", labeler_in=labeler_in, make_user=make_user
+    )
+    page.route("**/guidelines/ack/", lambda route: route.abort("internetdisconnected"))
+    page.click("#ack-dialog [data-action=ack]")
+    settle(page)
+    assert page.is_visible("#ack-dialog")
+    assert "Could not reach the server" in page.inner_text("#ack-dialog")
+    assert not GuidelineAck.objects.filter(user=labeler, guideline=v2).exists()
+    assert page.recorder.page_errors == []
+    page.unroute("**/guidelines/ack/")
+    page.click("#ack-dialog [data-action=ack]")
+    page.wait_for_selector("#ack-dialog", state="hidden")
+    settle(page)
+    assert GuidelineAck.objects.filter(user=labeler, guideline=v2).count() == 1
+    assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
