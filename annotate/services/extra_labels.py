@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections import Counter
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Value
 
 from annotate.models import Annotation, AnnotationSource, AuditEvent, Project, Task, TaskKind, TaskOrder
 from core.audit import audit_record
@@ -147,8 +147,10 @@ def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
     much ``target_labels`` dropped.
 
     Newest first, one label per raise, and only while the remaining labels would not warrant that
-    raise again (the check's own rule) and the target stays at or above the task's ``claims`` (a
-    labeler holding or having given a label keeps their slot). A manager's send-back, a routing
+    raise again (the check's own rule): what the task asks for drops, and a labeler already holding
+    or having given a label in a withdrawn slot keeps it (``Task.kept_slots``, the one rule of
+    ``leasing.task_target_kept``): the target never drops below the task's ``claims``, and such a
+    slot goes when a lease ends without a label. A manager's send-back, a routing
     or overlap change is never touched: only events of the automatic check are read, and the
     target drops by their count alone. Audited as a system action, ``task.extra_label_withdraw``
     (the raises withdrawn, the target before and after).
@@ -177,17 +179,22 @@ def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
     if not raises:
         return 0
     agreement = task_agreement(task=task)
-    target = task.target_labels
+    # from what the task asks for (``Task.kept_slots`` aside); a labeler already in a withdrawn
+    # slot keeps it as a kept slot, given back when a lease ends without a label
+    asked = task.target_labels - task.kept_slots
     withdrawn: list[int] = []
     for event in raises:
-        lower = target - 1
-        if lower < max(task.claims, 1) or _extra_label_warranted(task.project, lower, agreement):
+        lower = asked - 1
+        if lower < 1 or _extra_label_warranted(task.project, lower, agreement):
             break
-        target = lower
+        asked = lower
         withdrawn.append(event.pk)
     if not withdrawn:
         return 0
-    Task.objects.filter(pk=task.pk).update(target_labels=target)
+    from annotate.services.leasing import task_target_kept  # leasing calls this module
+
+    Task.objects.filter(pk=task.pk).update(**task_target_kept(Value(asked), F("claims")))
+    target = max(asked, task.claims)  # as the UPDATE computes it: the claims cannot move under the lock
     audit_record(
         actor=None,
         project=task.project,

@@ -188,7 +188,8 @@ def task_target_kept(asked, claims) -> dict:
     Why this holds: a task's target is what it asks for, or its claims when it holds more (only
     an overlap decrease can make it ask for less than it holds). Claims fall only when a lease ends
     without a label, and then this rule runs with the claims left; a submission or an undo leaves
-    claims and target alone; a claim needs a free slot, which a task with kept slots has not. So a
+    claims and target alone (an undo's withdrawal of an automatic raise lowers what the task asks
+    for and runs this rule); a claim needs a free slot, which a task with kept slots has not. So a
     kept slot is one held by a live lease or a label, whichever of the task's leases ends first
     gives it back (a flag on one chosen lease would lose it when that lease is submitted and
     another one lapses), and a label keeps it. A raise (a manager's send-back, the automatic extra

@@ -115,14 +115,18 @@ def test_only_the_raises_the_undone_label_counted_go(make_project, labeler_in):
 
 def test_the_target_never_drops_below_the_tasks_claims(make_project, labeler_in):
     """Undoing the second label after a third labeler took the extra slot: the raise counted the
-    undone label, but three labelers are in (one submitted, one reopened, one leased)."""
+    undone label, but three labelers are in (one submitted, one reopened, one leased). The raise is
+    withdrawn from what the task asks for and the taken slot kept (``kept_slots``; see
+    test_undo_extra_label_full_task.py): the target stays at the claims."""
     project, task, bob, lease = _split_task(make_project, labeler_in, max_labels_per_task=4)
     dave = labeler_in(project)
     assert task_claim_next(project=project, labeler=dave).task_id == task.pk
     annotation_undo(assignment_id=lease.pk, labeler=bob)
     task.refresh_from_db()
     assert task.target_labels == 3 == task.claims
-    assert not AuditEvent.objects.filter(action="task.extra_label_withdraw").exists()
+    assert task.kept_slots == 1
+    event = AuditEvent.objects.get(action="task.extra_label_withdraw")
+    assert event.details["target_labels"] == [3, 3]
 
 
 @pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)")
