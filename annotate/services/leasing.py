@@ -994,6 +994,12 @@ def _leases_over_cap_release(
     # undone one (``extra_label_withdraw``) and an overlap change holding that one and waiting on
     # the first deadlocked, and PostgreSQL killed one of them.
     Project.objects.select_for_update(no_key=True).filter(pk=project.pk).exists()
+    # Then the rows of the released tasks and of the undone one (``extra_label_withdraw`` locks it
+    # next) in id order, as the expiry sweep and a deactivation take tasks: releasing first and
+    # locking the undone task after deadlocked with a sweep holding the undone task (a lower id)
+    # and waiting on the released one.
+    task_ids = sorted({assignment.task_id, *(a.task_id for a in newest)})
+    list(Task.objects.select_for_update(no_key=True).filter(pk__in=task_ids).order_by("pk").values_list("pk"))
     _leases_end([(a.pk, a.task_id) for a in newest], state=AssignmentState.RELEASED, now=now)
     for lease in newest:
         audit_record(
