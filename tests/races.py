@@ -124,3 +124,10 @@ def another_worker_runs(model, pk: int) -> Iterator[None]:
             cur.execute("SELECT pg_advisory_unlock(%s)", key)
     finally:
         other.close()
+
+
+def sweep_held_after_its_first_task(monkeypatch, call: Callable[[], Any]) -> HeldTransaction:
+    """``call`` (a sweep, a deactivation: a writer giving back the claims of several tasks through
+    ``leasing._release_claims``) in a thread of its own, paused after the UPDATE of its first task
+    (at the rule for the second) until another session waits on a lock."""
+    return HeldTransaction(monkeypatch, "annotate.services.leasing.task_target_kept", call, nth=2)

@@ -270,6 +270,8 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
         setattr(project, field, value)
     project.save()
     delta = project.overlap - old_overlap
+    if delta or project.task_order != old_order:
+        _tasks_lock(project)  # both write every task of the project
     if delta:
         _overlap_moved(project, delta)
     if project.task_order != old_order:
@@ -285,6 +287,15 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
     return project
 
 
+def _tasks_lock(project: Project) -> None:
+    """Lock the project's tasks in id order, as every other writer of several task rows takes them
+    (``leasing._release_claims``: the expiry sweep, a deactivation's release, an undo's release).
+    An UPDATE of all of them (a new overlap, priorities back to 0) takes them in the table's
+    physical order instead, and a sweep holding one task and waiting on another that UPDATE had
+    already taken deadlocked with it."""
+    list(Task.objects.filter(project=project).order_by("pk").select_for_update().values_list("pk"))
+
+
 def _overlap_moved(project: Project, delta: int) -> None:
     """What every task asks for moves by ``delta`` (at least one label), except a task the AI judges
     took (routed to them: they hold its every slot, and no human should be asked); for those the
@@ -297,13 +308,7 @@ def _overlap_moved(project: Project, delta: int) -> None:
     it as a label. The move applies to what the task asks for, not to its target: lowering the
     overlap and raising it again while a lease lives gives the task back its old target, not one
     more slot. One UPDATE computed from each row it updates, so a lease ending at the same moment
-    is counted whichever commits first.
-
-    The project's tasks are locked in id order first, as every other writer of several task rows
-    locks them (``leasing._release_claims``: the expiry sweep, a deactivation's release): the UPDATE
-    alone takes them in the table's physical order, and a sweep holding one task and waiting on
-    another this UPDATE had already taken deadlocked with it."""
-    list(Task.objects.filter(project=project).order_by("pk").select_for_update().values_list("pk"))
+    is counted whichever commits first (the caller has locked the tasks: ``_tasks_lock``)."""
     judged = RoutingDecision.objects.filter(project=project, route=Route.JUDGE)
     Task.objects.filter(project=project).exclude(pk__in=judged.values("task_id")).update(
         **task_target_kept(Greatest(ASKED + delta, 1), F("claims"))

@@ -18,7 +18,7 @@ from django.utils import timezone
 from annotate.models import Task
 from annotate.services.leasing import leases_expire, task_claim_next
 from annotate.services.projects import membership_deactivate, project_update_settings
-from tests.races import HeldTransaction
+from tests.races import sweep_held_after_its_first_task
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
@@ -26,12 +26,6 @@ pytestmark = [
 ]
 
 TTL = 60
-
-
-def _held_after_the_first_task(monkeypatch, call) -> HeldTransaction:
-    """``call`` in a thread of its own, paused in ``_release_claims`` after the UPDATE of its first
-    task (at the rule for the second) until another session waits on a lock."""
-    return HeldTransaction(monkeypatch, "annotate.services.leasing.task_target_kept", call, nth=2)
 
 
 def _two_tasks_held_heap_reversed(labelers_on):
@@ -66,7 +60,7 @@ def _change_overlap(project):
 
 def test_an_overlap_change_racing_the_expiry_sweep_does_not_deadlock(monkeypatch, labelers_on):
     project, _bob, ids, now = _two_tasks_held_heap_reversed(labelers_on)
-    with _held_after_the_first_task(
+    with sweep_held_after_its_first_task(
         monkeypatch, lambda: leases_expire(now=now + timedelta(seconds=TTL + 1))
     ) as held:
         error = _change_overlap(project)
@@ -75,7 +69,7 @@ def test_an_overlap_change_racing_the_expiry_sweep_does_not_deadlock(monkeypatch
 
 def test_an_overlap_change_racing_a_deactivation_does_not_deadlock(monkeypatch, labelers_on):
     project, bob, ids, _now = _two_tasks_held_heap_reversed(labelers_on)
-    with _held_after_the_first_task(
+    with sweep_held_after_its_first_task(
         monkeypatch, lambda: membership_deactivate(project=project, user=bob)
     ) as held:
         error = _change_overlap(project)
