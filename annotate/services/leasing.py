@@ -175,6 +175,16 @@ def _release_claims(per_task: Counter) -> None:
         Task.objects.filter(pk=task_id).update(claims=left, **task_target_kept(ASKED, left))
 
 
+def tasks_lock(tasks: models.QuerySet) -> None:
+    """Lock the rows of ``tasks`` in id order (``FOR NO KEY UPDATE``, what an UPDATE of them takes),
+    before a transaction writes several of them: every writer of several task rows takes them in
+    that order (``_release_claims`` updates them one by one by id), so none waits on another
+    holding a task it needs. An UPDATE of many rows alone takes them in the order its plan meets
+    them (the table's, on a scan), and a sweep holding one task and waiting on another that UPDATE
+    had already taken deadlocked with it."""
+    list(tasks.order_by("pk").select_for_update(no_key=True).values_list("pk"))
+
+
 #: What a task asks for, without the slots it kept for labelers (``Task.kept_slots``).
 ASKED = F("target_labels") - F("kept_slots")
 
@@ -998,8 +1008,7 @@ def _leases_over_cap_release(
     # next) in id order, as the expiry sweep and a deactivation take tasks: releasing first and
     # locking the undone task after deadlocked with a sweep holding the undone task (a lower id)
     # and waiting on the released one.
-    task_ids = sorted({assignment.task_id, *(a.task_id for a in newest)})
-    list(Task.objects.select_for_update(no_key=True).filter(pk__in=task_ids).order_by("pk").values_list("pk"))
+    tasks_lock(Task.objects.filter(pk__in={assignment.task_id, *(a.task_id for a in newest)}))
     _leases_end([(a.pk, a.task_id) for a in newest], state=AssignmentState.RELEASED, now=now)
     for lease in newest:
         audit_record(

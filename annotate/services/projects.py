@@ -13,7 +13,7 @@ from django.utils.text import slugify
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import PROJECT_BOUNDS, Dimension, Membership, Project, Role, Task, TaskKind, TaskOrder
 from annotate.models_judges import Route, RoutingDecision
-from annotate.services.leasing import ASKED, assignments_release, task_target_kept
+from annotate.services.leasing import ASKED, assignments_release, task_target_kept, tasks_lock
 from annotate.strength import strength_value
 from annotate.validation import unstorable_error
 from core.audit import audit_create
@@ -271,7 +271,7 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
     project.save()
     delta = project.overlap - old_overlap
     if delta or project.task_order != old_order:
-        _tasks_lock(project)  # both write every task of the project
+        tasks_lock(Task.objects.filter(project=project))  # both write every task of the project
     if delta:
         _overlap_moved(project, delta)
     if project.task_order != old_order:
@@ -287,15 +287,6 @@ def project_update_settings(*, project: Project, dimensions: list | None = None,
     return project
 
 
-def _tasks_lock(project: Project) -> None:
-    """Lock the project's tasks in id order, as every other writer of several task rows takes them
-    (``leasing._release_claims``: the expiry sweep, a deactivation's release, an undo's release).
-    An UPDATE of all of them (a new overlap, priorities back to 0) takes them in the table's
-    physical order instead, and a sweep holding one task and waiting on another that UPDATE had
-    already taken deadlocked with it."""
-    list(Task.objects.filter(project=project).order_by("pk").select_for_update().values_list("pk"))
-
-
 def _overlap_moved(project: Project, delta: int) -> None:
     """What every task asks for moves by ``delta`` (at least one label), except a task the AI judges
     took (routed to them: they hold its every slot, and no human should be asked); for those the
@@ -308,7 +299,7 @@ def _overlap_moved(project: Project, delta: int) -> None:
     it as a label. The move applies to what the task asks for, not to its target: lowering the
     overlap and raising it again while a lease lives gives the task back its old target, not one
     more slot. One UPDATE computed from each row it updates, so a lease ending at the same moment
-    is counted whichever commits first (the caller has locked the tasks: ``_tasks_lock``)."""
+    is counted whichever commits first (the caller has locked the tasks in id order: ``leasing.tasks_lock``)."""
     judged = RoutingDecision.objects.filter(project=project, route=Route.JUDGE)
     Task.objects.filter(project=project).exclude(pk__in=judged.values("task_id")).update(
         **task_target_kept(Greatest(ASKED + delta, 1), F("claims"))

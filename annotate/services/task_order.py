@@ -38,6 +38,7 @@ from django.db.models import Count, F, FilteredRelation, Q
 
 from annotate.active_pairs import fit_bt, pair_information
 from annotate.models import Annotation, Choice, Project, Task, TaskKind, TaskOrder
+from annotate.services.leasing import tasks_lock
 from core.outbox import outbox_enqueue
 
 logger = logging.getLogger(__name__)
@@ -143,9 +144,10 @@ def _close(old: float, new: float) -> bool:
 def task_priorities_refresh(*, project_id: int) -> int:
     """Recompute the open tasks' priorities of a project under ``task_order = "active"``.
 
-    Idempotent (a message sent twice recomputes the same values). No lock is held on the tasks:
-    each write is a plain ``UPDATE ... SET priority`` of the chosen rows, which never touches
-    ``claims``, so a concurrent claim only waits for one short statement. Returns how many tasks
+    Idempotent (a message sent twice recomputes the same values). No lock is held on the tasks
+    while computing: each write is a short transaction that locks a chunk of the chosen rows in id
+    order (``leasing.tasks_lock``, so it never deadlocks with the expiry sweep) and sets their
+    ``priority``, never ``claims``, so a concurrent claim only waits for one short write. Returns how many tasks
     changed."""
     cache.delete(_debounce_key(project_id))  # submits from now on may schedule the next refresh
     project = Project.objects.filter(pk=project_id).first()
@@ -173,9 +175,9 @@ def task_priorities_refresh(*, project_id: int) -> int:
     for value, ids in changed.items():
         for start in range(0, len(ids), _UPDATE_CHUNK):
             with transaction.atomic():
-                written += Task.objects.filter(pk__in=ids[start : start + _UPDATE_CHUNK]).update(
-                    priority=value
-                )
+                chunk = Task.objects.filter(pk__in=ids[start : start + _UPDATE_CHUNK])
+                tasks_lock(chunk)  # in id order, as the expiry sweep takes them
+                written += chunk.update(priority=value)
     logger.info(
         "task priorities of project %s: %d of %d open tasks changed", project_id, written, len(open_tasks)
     )
