@@ -131,3 +131,27 @@ def sweep_held_after_its_first_task(monkeypatch, call: Callable[[], Any]) -> Hel
     ``leasing._release_claims``) in a thread of its own, paused after the UPDATE of its first task
     (at the rule for the second) until another session waits on a lock."""
     return HeldTransaction(monkeypatch, "annotate.services.leasing.task_target_kept", call, nth=2)
+
+
+#: Lease time of ``two_tasks_held_table_order_reversed``'s leases.
+RACE_TTL = 60
+
+
+def two_tasks_held_table_order_reversed(labelers_on, **settings):
+    """A project (overlap 2, ``settings``) of two tasks both leased by one labeler, each with a
+    stale priority (123.0); the first task's row is written last, so a scan of the project's tasks
+    meets the second one first, while the sweep takes them in id order. Returns (project, labeler,
+    task ids in id order, now)."""
+    from django.utils import timezone
+
+    from annotate.models import Task
+    from annotate.services.leasing import task_claim_next
+
+    project, bob = labelers_on(1, prompts=2, overlap=2, lease_ttl_seconds=RACE_TTL, **settings)
+    now = timezone.now()
+    first = task_claim_next(project=project, labeler=bob, now=now)
+    second = task_claim_next(project=project, labeler=bob, exclude_assignment_ids=[first.pk], now=now)
+    ids = sorted([first.task_id, second.task_id])
+    for task_id in reversed(ids):
+        Task.objects.filter(pk=task_id).update(priority=123.0)
+    return project, bob, ids, now

@@ -13,32 +13,18 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from annotate.models import Task
-from annotate.services.leasing import leases_expire, task_claim_next
+from annotate.services.leasing import leases_expire
 from annotate.services.projects import membership_deactivate, project_update_settings
-from tests.races import sweep_held_after_its_first_task
+from tests.races import RACE_TTL, sweep_held_after_its_first_task, two_tasks_held_table_order_reversed
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
     pytest.mark.django_db(transaction=True),
 ]
 
-TTL = 60
-
-
-def _two_tasks_held_heap_reversed(labelers_on):
-    """Overlap 2, two tasks both leased by bob; the first task's row is then rewritten, so a scan
-    of the project's tasks meets the second one first. Returns (project, bob, task ids, now)."""
-    project, bob = labelers_on(1, prompts=2, overlap=2, lease_ttl_seconds=TTL)
-    now = timezone.now()
-    first = task_claim_next(project=project, labeler=bob, now=now)
-    second = task_claim_next(project=project, labeler=bob, exclude_assignment_ids=[first.pk], now=now)
-    leases = [first, second]
-    ids = sorted(lease.task_id for lease in leases)
-    Task.objects.filter(pk=ids[0]).update(priority=1.0)
-    return project, bob, ids, now
+TTL = RACE_TTL
 
 
 def _both_finish_and_both_tasks_ask_for_one(change_error, held, ids):
@@ -59,7 +45,7 @@ def _change_overlap(project):
 
 
 def test_an_overlap_change_racing_the_expiry_sweep_does_not_deadlock(monkeypatch, labelers_on):
-    project, _bob, ids, now = _two_tasks_held_heap_reversed(labelers_on)
+    project, _bob, ids, now = two_tasks_held_table_order_reversed(labelers_on)
     with sweep_held_after_its_first_task(
         monkeypatch, lambda: leases_expire(now=now + timedelta(seconds=TTL + 1))
     ) as held:
@@ -68,7 +54,7 @@ def test_an_overlap_change_racing_the_expiry_sweep_does_not_deadlock(monkeypatch
 
 
 def test_an_overlap_change_racing_a_deactivation_does_not_deadlock(monkeypatch, labelers_on):
-    project, bob, ids, _now = _two_tasks_held_heap_reversed(labelers_on)
+    project, bob, ids, _now = two_tasks_held_table_order_reversed(labelers_on)
     with sweep_held_after_its_first_task(
         monkeypatch, lambda: membership_deactivate(project=project, user=bob)
     ) as held:

@@ -12,32 +12,24 @@ from datetime import timedelta
 
 import pytest
 from django.db import connection, transaction
-from django.utils import timezone
 
 from annotate.models import Task
-from annotate.services.leasing import leases_expire, task_claim_next
+from annotate.services.leasing import leases_expire
 from annotate.services.task_order import task_priorities_refresh
-from tests.races import sweep_held_after_its_first_task
+from tests.races import RACE_TTL, sweep_held_after_its_first_task, two_tasks_held_table_order_reversed
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
     pytest.mark.django_db(transaction=True),
 ]
 
-TTL = 60
+TTL = RACE_TTL
 
 
 def test_a_priority_refresh_scanning_the_table_while_the_sweep_runs_does_not_deadlock(
     monkeypatch, labelers_on
 ):
-    project, bob = labelers_on(1, prompts=2, overlap=2, lease_ttl_seconds=TTL, task_order="active")
-    now = timezone.now()
-    first = task_claim_next(project=project, labeler=bob, now=now)
-    task_claim_next(project=project, labeler=bob, exclude_assignment_ids=[first.pk], now=now)
-    ids = sorted(Task.objects.filter(project=project).values_list("pk", flat=True))
-    # stale priorities; the first task's row is written last, so a scan meets it second
-    Task.objects.filter(pk=ids[1]).update(priority=123.0)
-    Task.objects.filter(pk=ids[0]).update(priority=123.0)
+    project, _bob, _ids, now = two_tasks_held_table_order_reversed(labelers_on, task_order="active")
 
     def refresh_scanning_the_table():
         with transaction.atomic(), connection.cursor() as cur:

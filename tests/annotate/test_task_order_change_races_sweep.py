@@ -11,14 +11,13 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from annotate.models import Task
-from annotate.services.leasing import leases_expire, task_claim_next
+from annotate.services.leasing import leases_expire
 from annotate.services.projects import project_update_settings
-from tests.races import sweep_held_after_its_first_task
+from tests.races import RACE_TTL, sweep_held_after_its_first_task, two_tasks_held_table_order_reversed
 
-TTL = 60
+TTL = RACE_TTL
 
 pytestmark = [
     pytest.mark.postgres(reason="needs PostgreSQL for real concurrent transactions (set DATABASE_URL)"),
@@ -27,14 +26,7 @@ pytestmark = [
 
 
 def test_going_back_to_fewest_labels_while_the_sweep_runs_does_not_deadlock(monkeypatch, labelers_on):
-    project, bob = labelers_on(1, prompts=2, overlap=2, lease_ttl_seconds=TTL, task_order="active")
-    now = timezone.now()
-    first = task_claim_next(project=project, labeler=bob, now=now)
-    task_claim_next(project=project, labeler=bob, exclude_assignment_ids=[first.pk], now=now)
-    ids = sorted(Task.objects.filter(project=project).values_list("pk", flat=True))
-    # both have a priority; the first task's row is written last, so a scan meets it second
-    Task.objects.filter(pk=ids[1]).update(priority=2.0)
-    Task.objects.filter(pk=ids[0]).update(priority=1.0)
+    project, _bob, _ids, now = two_tasks_held_table_order_reversed(labelers_on, task_order="active")
     with sweep_held_after_its_first_task(
         monkeypatch, lambda: leases_expire(now=now + timedelta(seconds=TTL + 1))
     ) as held:
