@@ -95,3 +95,69 @@ def test_soft_labelled_export_trains_a_reward_model_on_the_platform(
         test_file = Path(export.path) / export.manifest["files"]["test"]["path"]
         call_command("evaluate_reward", "--model", run.output_path, "--dataset", str(test_file))
     print(status.status_code, final)
+
+
+@pytest.fixture
+def ties_held_out(make_project, labeler_in):
+    """16 prompts; every prompt the export's test split (test_size 0.3, seed 0) takes is labelled a
+    tie, the others a preference."""
+    from training.compiler import split_of
+
+    project = make_project(overlap=1)
+    labeler = labeler_in(project, "l0")
+    votes = []
+    for i in range(16):
+        p = Prompt.objects.create(
+            project=project, external_id=f"p{i}", messages=[{"role": "user", "content": f"Q {i}?"}]
+        )
+        a = Candidate.objects.create(prompt=p, text="Yes. Good answer.", model_name="good")
+        b = Candidate.objects.create(prompt=p, text="No. Bad answer.", model_name="bad")
+        (task,) = tasks_bulk_create(
+            project=project, specs=[TaskSpec(prompt_id=p.pk, candidate_ids=[a.pk, b.pk])]
+        )
+        tie = split_of(f"p{i}", seed=0, test_size=0.3) == "test"
+        votes.append(Annotation(task=task, labeler=labeler, choice="tie" if tie else "a"))
+    Annotation.objects.bulk_create(votes)
+    return project
+
+
+@pytest.mark.parametrize("kind", ["reward", "dpo"])
+def test_a_test_split_of_ties_skips_evaluation_on_the_platform(
+    ties_held_out, make_user, tmp_path, settings, client, kind
+):
+    from annotate.services.projects import membership_add
+    from generation.tiny_model import build_tiny_model
+
+    project = ties_held_out
+    researcher = make_user("researcher")
+    membership_add(project=project, user=researcher, role="researcher")
+    base = str(build_tiny_model(tmp_path / "tiny"))
+    settings.PREFHUB_ALLOWED_MODEL_DIRS = [str(tmp_path)]
+    export = export_create(
+        project=project,
+        format="trl",
+        file_type="jsonl",
+        options={"test_size": 0.3, "ties": "keep"},
+        enqueue=False,
+    )
+    export = export_run(export_id=export.pk)
+    assert export.manifest["counts"]["test"] >= 1
+    run = run_create(
+        project=project,
+        kind=kind,
+        base_model=base,
+        export=export,
+        config={"use_cpu": True, "max_length": 64, "max_steps": 1, "per_device_train_batch_size": 2},
+        actor=researcher,
+        enqueue=False,
+    )
+    run = run_execute(run_id=run.pk)
+    assert run.state == RunState.DONE, run.error
+    note = run.metrics["final"]["eval_skipped"]
+    assert note.startswith("held-out split: 0 usable pairs of") and "ties)" in note
+    client.force_login(researcher)
+    status = client.get(reverse("training:run_status", args=[project.slug, run.pk])).json()
+    assert status["metrics"]["final"]["eval_skipped"] == note
+    assert "Held-out evaluation skipped" in status["summary_html"]
+    page = client.get(reverse("training:run_detail", args=[project.slug, run.pk])).content.decode()
+    assert "Held-out evaluation skipped" in page and "evaluation skipped" in page
