@@ -48,41 +48,50 @@ def disputed(make_project, labeler_in):
     return project
 
 
-def test_soft_labelled_export_trains_a_reward_model_on_the_platform(
-    disputed, make_user, tmp_path, settings, client
-):
+def _trained(project, kind, fmt, options, *, make_user, tmp_path, settings, steps):
+    """(researcher, export, run): a researcher of ``project`` exports it (``fmt``, ``options``) and
+    trains a ``kind`` run of a tiny model on it, on the platform (run_create + run_execute)."""
+    from annotate.services.projects import membership_add
     from generation.tiny_model import build_tiny_model
 
-    project = disputed
     researcher = make_user("researcher")
-    from annotate.services.projects import membership_add
-
     membership_add(project=project, user=researcher, role="researcher")
     base = str(build_tiny_model(tmp_path / "tiny"))
     settings.PREFHUB_ALLOWED_MODEL_DIRS = [str(tmp_path)]
-    export = export_create(
-        project=project,
-        format="trl_conversational",
-        file_type="jsonl",
-        options={"test_size": 0.3, "soft_labels": True, "ties": "keep", "margin": True},
-        enqueue=False,
-    )
+    export = export_create(project=project, format=fmt, file_type="jsonl", options=options, enqueue=False)
     export = export_run(export_id=export.pk)
-    train_file = Path(export.path) / export.manifest["files"]["train"]["path"]
-    rows = [json.loads(line) for line in train_file.read_text().splitlines()]
-    ps = {r["p_chosen"] for r in rows if not r.get("flag")}
-    assert all(p is not None and 0 <= p <= 1 for p in ps), ps
     run = run_create(
         project=project,
-        kind="reward",
+        kind=kind,
         base_model=base,
         export=export,
-        config={"use_cpu": True, "max_length": 64, "max_steps": 2, "per_device_train_batch_size": 4},
+        config={"use_cpu": True, "max_length": 64, "max_steps": steps, "per_device_train_batch_size": 4},
         actor=researcher,
         enqueue=False,
     )
     run = run_execute(run_id=run.pk)
     assert run.state == RunState.DONE, run.error
+    return researcher, export, run
+
+
+def test_soft_labelled_export_trains_a_reward_model_on_the_platform(
+    disputed, make_user, tmp_path, settings, client
+):
+    researcher, export, run = _trained(
+        disputed,
+        "reward",
+        "trl_conversational",
+        {"test_size": 0.3, "soft_labels": True, "ties": "keep", "margin": True},
+        make_user=make_user,
+        tmp_path=tmp_path,
+        settings=settings,
+        steps=2,
+    )
+    project = disputed
+    train_file = Path(export.path) / export.manifest["files"]["train"]["path"]
+    rows = [json.loads(line) for line in train_file.read_text().splitlines()]
+    ps = {r["p_chosen"] for r in rows if not r.get("flag")}
+    assert all(p is not None and 0 <= p <= 1 for p in ps), ps
     final = run.metrics["final"]
     assert final["used_soft_labels"] is True and final["used_margin"] is True
     assert final["dropped_tie_pairs"] >= 1
@@ -125,34 +134,18 @@ def ties_held_out(make_project, labeler_in):
 def test_a_test_split_of_ties_skips_evaluation_on_the_platform(
     ties_held_out, make_user, tmp_path, settings, client, kind
 ):
-    from annotate.services.projects import membership_add
-    from generation.tiny_model import build_tiny_model
-
     project = ties_held_out
-    researcher = make_user("researcher")
-    membership_add(project=project, user=researcher, role="researcher")
-    base = str(build_tiny_model(tmp_path / "tiny"))
-    settings.PREFHUB_ALLOWED_MODEL_DIRS = [str(tmp_path)]
-    export = export_create(
-        project=project,
-        format="trl",
-        file_type="jsonl",
-        options={"test_size": 0.3, "ties": "keep"},
-        enqueue=False,
+    researcher, export, run = _trained(
+        project,
+        kind,
+        "trl",
+        {"test_size": 0.3, "ties": "keep"},
+        make_user=make_user,
+        tmp_path=tmp_path,
+        settings=settings,
+        steps=1,
     )
-    export = export_run(export_id=export.pk)
     assert export.manifest["counts"]["test"] >= 1
-    run = run_create(
-        project=project,
-        kind=kind,
-        base_model=base,
-        export=export,
-        config={"use_cpu": True, "max_length": 64, "max_steps": 1, "per_device_train_batch_size": 2},
-        actor=researcher,
-        enqueue=False,
-    )
-    run = run_execute(run_id=run.pk)
-    assert run.state == RunState.DONE, run.error
     note = run.metrics["final"]["eval_skipped"]
     assert note.startswith("held-out split: 0 usable pairs of") and "ties)" in note
     client.force_login(researcher)
