@@ -61,3 +61,21 @@ def test_dataset_card_says_what_p_chosen_and_margin_mean(adjudicated):  # noqa: 
     plain = _card(_export(project))
     assert "probability that" not in plain
     assert Path(export.path, "README.md").is_file()
+
+
+@pytest.mark.browser
+@pytest.mark.django_db(transaction=True)
+def test_a_long_skip_note_wraps_on_a_narrow_page(new_page, make_project, labeler_in):
+    from tests.e2e.conftest import login
+
+    project = make_project()
+    labeler_in(project, "res", role="researcher")
+    note = "held-out split: 0 usable pairs of 3 rows (3 ties); evaluation skipped " + "x" * 400 + ".jsonl"
+    final = {"train_loss": 0.5, "used_soft_labels": True, "eval_skipped": note}
+    run = make_run(project, state=RunState.DONE, metrics={"final": final})
+    page = new_page(width=390, height=800)
+    login(page, "res")
+    page.goto(reverse("training:run_detail", args=[project.slug, run.pk]))
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    summary = page.inner_text("#run-summary")
+    assert "Held-out evaluation skipped" in summary and "Soft labels (p_chosen)" in summary
