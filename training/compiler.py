@@ -655,10 +655,10 @@ def compile_pairs(
 
     ``keep_ties`` overrides ``opts.ties == "keep"`` for formats that cannot hold a tie.
     ``reliability`` (from ``fit_reliability``) is required for ``aggregate="weighted"`` and
-    ``soft_labels``.
+    ``soft_labels`` as soon as there is a judgment (with none, ``fit_reliability`` gives None and
+    the export simply has no rows, as without those options).
     """
-    if (opts.aggregate == "weighted" or opts.soft_labels) and reliability is None:
-        raise ValueError("aggregate=weighted and soft_labels need a fitted reliability model")
+    needs_reliability = opts.aggregate == "weighted" or opts.soft_labels
     aggregating = opts.aggregate in ("majority", "weighted")
     keep = (opts.ties == "keep") if keep_ties is None else keep_ties
     dropped = stats.dropped
@@ -702,6 +702,8 @@ def compile_pairs(
             kept(rec)
         if not judgments:
             continue
+        if needs_reliability and reliability is None:
+            raise ValueError("aggregate=weighted and soft_labels need a fitted reliability model")
         stats.judgments += len(judgments)
         comparisons = _comparisons(judgments) if len(judgments) > 1 or aggregating else {}
         for votes in comparisons.values():

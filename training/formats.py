@@ -96,6 +96,26 @@ class Format:
         return (self.__doc__ or "").strip().split("\n\n")[0]
 
 
+#: What the optional columns of a preference row mean, for the dataset card (``services.exports``).
+COLUMN_MEANINGS = {
+    "margin": (
+        "how strongly chosen is preferred (TRL RewardTrainer's `margin`): the labeler's strength / 3 "
+        "(1/3, 2/3, 1), 0 without a strength or for rankings, the score difference / (scale max - 1) for "
+        "a dimension; an aggregated row has the mean of its winning votes"
+    ),
+    "p_chosen": (
+        "the soft label: the reliability model's probability (0 to 1) that chosen is preferred to "
+        "rejected, given that one of them is, from every labeler's vote on the comparison weighted by "
+        "their estimated reliability; 1 is certain, 0.5 a coin toss, below 0.5 the model leans to "
+        "rejected; null where the model did not see the comparison. For a tie or both-bad row, the "
+        "probability for the first-listed response. PrefHub's reward runner trains on it "
+        "(-(p log sigmoid(d) + (1 - p) log sigmoid(-d)), d = r(chosen) - r(rejected)); its DPO runner ignores it"
+    ),
+    "flag": '"tie" or "both_bad" for a row that is no preference (never trained as one), null for a preference',
+    "labeled_by": '"human", "judge" (AI judges) or "mixed": who labeled the row',
+}
+
+
 class TrlStandard(Format):
     """TRL standard preference: prompt text, chosen and rejected completions as text."""
 

@@ -82,12 +82,27 @@ def metric_label(key: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+# Final figures that are no number: a run's yes/no choices (what it trained on) and its notes.
+RUN_FLAGS = {"used_soft_labels": "Soft labels (p_chosen)", "used_margin": "Margins"}
+RUN_NOTES = {"eval_skipped": "Held-out evaluation skipped"}
+
+
 def run_summary(final: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     """The final metrics as (label, value) pairs: ``headline`` (the few that matter, in a fixed
-    order) and ``other`` (everything else, by name)."""
+    order) and ``other`` (everything else, by name); ``flags`` (what the run trained on, "yes"/"no")
+    and ``notes`` (why a figure is missing, e.g. ``eval_skipped``: the run's own text, to escape)."""
+    final = final or {}
+    flags = [
+        (label, "yes" if final[k] else "no")
+        for k, label in RUN_FLAGS.items()
+        if isinstance(final.get(k), bool)
+    ]
+    notes = [
+        (label, final[k]) for k, label in RUN_NOTES.items() if isinstance(final.get(k), str) and final[k]
+    ]
     numbers = {
         k: v
-        for k, v in (final or {}).items()
+        for k, v in final.items()
         if k not in _NOT_METRICS and isinstance(v, int | float) and not isinstance(v, bool)
     }
     headline_keys = [k for k in HEADLINE_METRICS if k in numbers][:MAX_HEADLINE]
@@ -95,6 +110,8 @@ def run_summary(final: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
     return {
         "headline": [(metric_label(k), numbers[k]) for k in headline_keys],
         "other": [(metric_label(k), numbers[k]) for k in other],
+        "flags": flags,
+        "notes": notes,
     }
 
 

@@ -87,7 +87,9 @@ class BaseRunConfig:
         (``eval_*``) figures. A pair run (reward, DPO) whose held-out file has no usable pair (empty,
         only ties or identical pairs; for DPO also: every pair dropped by ``max_length``) trains
         anyway, reports no held-out figure and says why in its log and in ``eval_skipped``
-        ("held-out split: 0 usable pairs of 12 rows (12 ties); evaluation skipped").
+        ("held-out split: 0 usable pairs of 12 rows (12 ties); evaluation skipped"); so does an RL
+        run (PPO, RLOO, GRPO) whose held-out file gives no prompt ("held-out split: 0 prompts of 0
+        rows (the file is empty); evaluation skipped").
     output_dir: where the trained model goes. Training writes to ``<output_dir>.tmp-<pid>`` and renames
         it to ``output_dir`` only on success, so a failed or cancelled run leaves no half model.
     metrics_file: optional path; every metrics line is appended there as well as printed to stdout.

@@ -13,7 +13,7 @@ import sys
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from core import formatting
 from core.formatting import is_conversational
@@ -154,11 +154,20 @@ def _count(n: int, what: str) -> str:
     return f"{n} {what}" if n == 1 else f"{n} {what}s"
 
 
-def evaluation_skipped(rows: int, why: list[str]) -> str:
-    """The note of a run whose held-out split has ``rows`` rows and no usable pair, ``why`` (the
-    counts of what was dropped): printed to the run's log, and returned for its final metrics
-    (``eval_skipped``). The run trains anyway and reports no held-out figure."""
-    note = f"held-out split: 0 usable pairs of {rows} rows ({', '.join(why)}); evaluation skipped"
+def _dropped(data: PreferenceData) -> list[str]:
+    """What a preference file's reading dropped, as counts (ties, identical pairs), for a note."""
+    why = [_count(data.dropped_ties, "tie")] if data.dropped_ties else []
+    if data.dropped_identical:
+        why.append(f"{data.dropped_identical} with identical chosen and rejected")
+    return why
+
+
+def evaluation_skipped(rows: int, why: list[str], *, what: str = "usable pairs") -> str:
+    """The note of a run whose held-out split has ``rows`` rows and no ``what`` (usable pairs; an
+    RL run's prompts), ``why`` (the counts of what was dropped): printed to the run's log, and
+    returned for its final metrics (``eval_skipped``). The run trains anyway and reports no
+    held-out figure."""
+    note = f"held-out split: 0 {what} of {rows} rows ({', '.join(why)}); evaluation skipped"
     print(note, file=sys.stderr)
     return note
 
@@ -291,29 +300,55 @@ def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[di
         held = load_preferences(cfg.eval_dataset_path, held_out=True)
         eval_rows = held.rows
         if not eval_rows:
-            why = [_count(held.dropped_ties, "tie")] if held.dropped_ties else []
-            if held.dropped_identical:
-                why.append(f"{held.dropped_identical} with identical chosen and rejected")
-            data.eval_skipped = evaluation_skipped(held.rows_read, why or ["the file is empty"])
+            data.eval_skipped = evaluation_skipped(held.rows_read, _dropped(held) or ["the file is empty"])
     train_rows, eval_rows = split_eval(
         data.rows, eval_rows=eval_rows, fraction=cfg.eval_fraction, seed=cfg.seed, limit=cfg.max_eval_rows
     )
     return data, train_rows, eval_rows
 
 
-def load_prompt_splits(cfg, *, limit: int) -> tuple[list[Any], list[Any]]:
-    """(train prompts, at most ``limit`` held-out prompts) of an RL run's config."""
+class PromptSplits(NamedTuple):
+    """An RL run's prompts: ``train``, ``eval`` (held out) and, when its held-out file gave no
+    prompt, why evaluation is skipped (``eval_skipped``, for the final metrics; "" otherwise)."""
+
+    train: list[Any]
+    eval: list[Any]
+    eval_skipped: str = ""
+
+
+def load_prompt_splits(cfg, *, limit: int) -> PromptSplits:
+    """(train prompts, at most ``limit`` held-out prompts, ``eval_skipped``) of an RL run's config. A
+    held-out file with no prompt (empty, or a preference file with no usable pair) does not stop the
+    run, as for reward and DPO runs (``load_pair_splits``): it trains without held-out prompts."""
     prompts = load_prompts(cfg.dataset_path)
-    eval_prompts = load_prompts(cfg.eval_dataset_path) if cfg.eval_dataset_path else None
-    return split_eval(prompts, eval_rows=eval_prompts, fraction=cfg.eval_fraction, seed=cfg.seed, limit=limit)
+    eval_prompts, skipped = None, ""
+    if cfg.eval_dataset_path:
+        eval_prompts, rows, why = _prompts_of(cfg.eval_dataset_path, held_out=True)
+        if not eval_prompts:
+            why = why or ["no row has a prompt" if rows else "the file is empty"]
+            skipped = evaluation_skipped(rows, why, what="prompts")
+    train, held = split_eval(
+        prompts, eval_rows=eval_prompts, fraction=cfg.eval_fraction, seed=cfg.seed, limit=limit
+    )
+    return PromptSplits(train, held, skipped)
 
 
 def load_prompts(path: str) -> list[Any]:
     """Distinct prompts (strings or message lists) of a file of prompt rows or preference rows."""
+    prompts, _, _ = _prompts_of(path)
+    return prompts
+
+
+def _prompts_of(path: str, *, held_out: bool = False) -> tuple[list[Any], int, list[str]]:
+    """(``load_prompts``'s prompts, the rows read, why none is left): no prompt is an error unless
+    ``held_out``."""
     lines: list[int] = []
     raw = read_rows(path, lines)
+    read, why = len(raw), []
     if raw and "prompt" not in raw[0] and "messages" not in raw[0]:
-        raw, lines = load_preferences(path).rows, []
+        data = load_preferences(path, held_out=held_out)
+        raw, lines = data.rows, []
+        why = _dropped(data)
     seen: set[str] = set()
     prompts = []
     for number, r in enumerate(raw, start=1):
@@ -330,9 +365,9 @@ def load_prompts(path: str) -> list[Any]:
         if key not in seen:
             seen.add(key)
             prompts.append(p)
-    if not prompts:
+    if not prompts and not held_out:
         raise DataError(f"No prompts in {Path(path).name}.")
-    return prompts
+    return prompts, read, why
 
 
 # --- tokenisation -------------------------------------------------------------------------------

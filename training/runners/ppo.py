@@ -785,7 +785,9 @@ class PPORunner:
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
-    train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.eval_prompts, cfg.max_eval_rows))
+    train_prompts, eval_prompts, eval_skipped = load_prompt_splits(
+        cfg, limit=min(cfg.eval_prompts, cfg.max_eval_rows)
+    )
     check_rl_prompts_render(
         load_tokenizer(cfg.base_model), load_tokenizer(cfg.reward_model), train_prompts + eval_prompts, cfg
     )
@@ -838,6 +840,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "train_reward_first": history[0]["reward"],
             "train_reward_last": sum(h["reward"] for h in tail) / len(tail),
             "train_kl_last": sum(h["kl"] for h in tail) / len(tail),
+            **({"eval_skipped": eval_skipped} if eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "samples": samples,

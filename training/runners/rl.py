@@ -163,7 +163,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             "training environments do not include it: README, Environments): set use_vllm to false to "
             "sample with transformers."
         )
-    train_prompts, eval_prompts = load_prompt_splits(cfg, limit=min(cfg.max_eval_rows, 64))
+    train_prompts, eval_prompts, eval_skipped = load_prompt_splits(cfg, limit=min(cfg.max_eval_rows, 64))
     tokenizer = load_tokenizer(cfg.base_model)
     tokenizer.padding_side = "left"
     if not tokenizer.chat_template:  # a base model: conversations as plain transcripts (core.formatting)
@@ -226,6 +226,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         final: dict[str, Any] = {
             "train_loss": result.training_loss,
             **resumed_from,
+            **({"eval_skipped": eval_skipped} if eval_skipped else {}),
             **{f"eval_{k}": v for k, v in after.items()},
             **{f"eval_before_{k}": v for k, v in before.items()},
             "seconds": timer.seconds,

@@ -66,7 +66,14 @@ from training.compiler import (
     record_excluded,
     split_of,
 )
-from training.formats import FILE_TYPES, format_for, labeler_pseudonymizer, open_sink, sha256_file
+from training.formats import (
+    COLUMN_MEANINGS,
+    FILE_TYPES,
+    format_for,
+    labeler_pseudonymizer,
+    open_sink,
+    sha256_file,
+)
 from training.models import Export, ExportFormat, ExportState
 
 logger = logging.getLogger(__name__)
@@ -661,6 +668,10 @@ def dataset_card(manifest: dict, fmt) -> str:
             f"final label replaces the labelers' votes; set by {adjudicators} "
             f"adjudicator{'s' if adjudicators != 1 else ''}, not counted as labelers) |\n"
         )
+    meanings = "".join(
+        f"\n* `{c}`: {COLUMN_MEANINGS[c]}." for c in manifest["columns"] if c in COLUMN_MEANINGS
+    )
+    meanings += "\n" if meanings else ""
     body = f"""
 # {manifest["project"]["name"]}: preference export v{manifest["version"]}
 
@@ -668,7 +679,7 @@ Exported by PrefHub from project `{manifest["project"]["slug"]}` ({manifest["pro
 Format **{manifest["format"]}** ({manifest["file_type"]}): {fmt.describe().strip()}
 
 Columns: {", ".join(f"`{c}`" for c in manifest["columns"])}.
-
+{meanings}
 ## Counts
 
 | | |
