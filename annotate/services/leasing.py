@@ -38,7 +38,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import IntegrityError, connection, models, transaction
+from django.db import IntegrityError, connection, connections, models, transaction
 from django.db.models import Exists, F, OuterRef, Subquery
 from django.db.models.functions import Greatest, JSONObject
 from django.utils import timezone
@@ -181,8 +181,12 @@ def tasks_lock(tasks: models.QuerySet) -> None:
     that order (``_release_claims`` updates them one by one by id), so none waits on another
     holding a task it needs. An UPDATE of many rows alone takes them in the order its plan meets
     them (the table's, on a scan), and a sweep holding one task and waiting on another that UPDATE
-    had already taken deadlocked with it."""
-    list(tasks.order_by("pk").select_for_update(no_key=True).values_list("pk"))
+    had already taken deadlocked with it. The rows are counted in the database, not fetched: a
+    settings change locks every task of a project, millions on a large one."""
+    locking = tasks.order_by("pk").select_for_update(no_key=True).values("pk")
+    sql, params = locking.query.get_compiler(using=locking.db).as_sql()
+    with connections[locking.db].cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM ({sql}) AS locked", params)  # the SQL is Django's own
 
 
 #: What a task asks for, without the slots it kept for labelers (``Task.kept_slots``).
