@@ -34,6 +34,32 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
+def _whole_then_resumed(train, kind, base, data, tmp_path, monkeypatch, common, *, loss_key="loss"):
+    """Run ``kind`` uninterrupted with ``train`` (its checkpoints kept: a finished run deletes them),
+    then a second run resumed from its checkpoint at step 2, as if the first had died after it.
+    Returns (the uninterrupted run's final figures, the resumed run's, the steps the resumed run
+    trained, the first run's checkpoints folder)."""
+    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
+    whole = train(runner_config(kind, base, data, tmp_path / "whole", **common))
+    monkeypatch.undo()
+    saved = checkpoints_dir(str(tmp_path / "whole"))
+    log = tmp_path / "resumed.metrics.jsonl"
+    resumed = train(
+        runner_config(
+            kind,
+            base,
+            data,
+            tmp_path / "resumed",
+            **common,
+            resume_from=str(saved / "checkpoint-2"),
+            metrics_file=str(log),
+        )
+    )
+    events = [json.loads(line) for line in log.read_text().splitlines()]
+    trained = [e["step"] for e in events if e["event"] == "metrics" and loss_key in e]
+    return whole, resumed, trained, saved
+
+
 RUNNERS = {
     "reward": (reward.run, {"learning_rate": 2e-3}, False),
     "dpo": (dpo.run, {"learning_rate": 1e-3, "beta": 0.1}, True),
@@ -48,30 +74,10 @@ def test_a_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_ends(
     data = preference_file(tmp_path / "train.jsonl", 16, seed=0, conversational=conversational)
     common = {**values, "max_steps": 4, "eval_fraction": 0, "save_steps": 2, "save_total_limit": 2}
 
-    # The uninterrupted run; its checkpoints are kept here (a finished run deletes them) so that
-    # the second run can start from the one at step 2, as if the first had died after it.
-    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
-    whole = run(runner_config(kind, tiny, data, tmp_path / "whole", **common))
-    monkeypatch.undo()
-    saved = checkpoints_dir(str(tmp_path / "whole"))
+    whole, resumed, trained, saved = _whole_then_resumed(run, kind, tiny, data, tmp_path, monkeypatch, common)
     assert sorted(p.name for p in saved.glob("checkpoint-*")) == ["checkpoint-2", "checkpoint-4"]
     assert "resumed_from_step" not in whole
-
-    log = tmp_path / "resumed.metrics.jsonl"
-    resumed = run(
-        runner_config(
-            kind,
-            tiny,
-            data,
-            tmp_path / "resumed",
-            **common,
-            resume_from=str(saved / "checkpoint-2"),
-            metrics_file=str(log),
-        )
-    )
     assert resumed["resumed_from_step"] == 2
-    events = [json.loads(line) for line in log.read_text().splitlines()]
-    trained = [e["step"] for e in events if e["event"] == "metrics" and "loss" in e]
     assert trained == [3, 4]  # only the steps the first run had not checkpointed
     assert not _same_weights(Path(tiny), tmp_path / "whole")  # training moved the weights
     assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
@@ -145,22 +151,13 @@ def test_a_ppo_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_end
         "save_total_limit": 2,
         "lr_scheduler_type": "linear",
     }
-    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
-    whole = ppo.run(runner_config("ppo", tiny, data, tmp_path / "whole", **common))
-    monkeypatch.undo()
-    saved = checkpoints_dir(str(tmp_path / "whole"))
+    whole, resumed, trained, saved = _whole_then_resumed(
+        ppo.run, "ppo", tiny, data, tmp_path, monkeypatch, common, loss_key="pg_loss"
+    )
     assert [p.name for p in saved.glob("checkpoint-*")] == ["checkpoint-2"]  # the last is the model
     assert "resumed_from_step" not in whole
-
-    log = tmp_path / "resumed.metrics.jsonl"
-    resumed = ppo.run(
-        runner_config(
-            "ppo", tiny, data, tmp_path / "resumed", **common, resume_from=str(saved), metrics_file=str(log)
-        )
-    )
     assert resumed["resumed_from_step"] == 2
-    events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "metrics" and "pg_loss" in e] == [3, 4]
+    assert trained == [3, 4]
     assert resumed["train_reward_last"] == pytest.approx(whole["train_reward_last"], abs=1e-5)
     assert not _same_weights(Path(tiny), tmp_path / "whole")
     assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
@@ -187,26 +184,10 @@ def test_an_rl_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_end
         "save_steps": 2,
         "save_total_limit": 2,
     }
-    monkeypatch.setattr("training.runners.models.checkpoints_dir", lambda out: Path(out + ".gone"))
-    rl.run(kind, runner_config(kind, tiny, data, tmp_path / "whole", **common))
-    monkeypatch.undo()
-    saved = checkpoints_dir(str(tmp_path / "whole"))
-
-    log = tmp_path / "resumed.metrics.jsonl"
-    resumed = rl.run(
-        kind,
-        runner_config(
-            kind,
-            tiny,
-            data,
-            tmp_path / "resumed",
-            **common,
-            resume_from=str(saved / "checkpoint-2"),
-            metrics_file=str(log),
-        ),
+    _, resumed, trained, _ = _whole_then_resumed(
+        lambda cfg: rl.run(kind, cfg), kind, tiny, data, tmp_path, monkeypatch, common
     )
     assert resumed["resumed_from_step"] == 2
-    events = [json.loads(line) for line in log.read_text().splitlines()]
-    assert [e["step"] for e in events if e["event"] == "metrics" and "loss" in e] == [3, 4]
+    assert trained == [3, 4]
     assert not _same_weights(Path(tiny), tmp_path / "whole")
     assert _same_weights(tmp_path / "whole", tmp_path / "resumed")
