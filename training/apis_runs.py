@@ -19,7 +19,7 @@ from core.api import validated_input
 from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors
-from training.models import Export, RunKind, TrainingRun
+from training.models import RunKind, TrainingRun
 from training.services.runs import run_cancel, run_create, run_register, run_resume
 
 
@@ -132,7 +132,7 @@ class RunListCreateApi(ProjectPagedListCreateApi):
     def create(self, project: Project, data: dict, actor) -> TrainingRun:
         export = None
         if data["export"] is not None:
-            export = Export.objects.filter(project=project, version=data["export"]).first()
+            export = selectors.export_get(project=project, version=data["export"])
             if export is None:
                 raise InvalidInput("No such export version in this project.", field="export")
         return run_create(
