@@ -121,8 +121,9 @@ class Resumable(models.Model):
     goes (each step it commits, or a ``Heartbeat``); ``RESUME_DUE_FIELD`` names a column holding
     when the job is next due when it waits on purpose (a judge job's extra pass). An active job
     with no sign of life for ``stalled_after()`` past both is ``stalled``: its worker died or was
-    stopped. Redis delivers its message again by itself; on the embedded broker the message went
-    with the worker, and the beat sweep ``jobs_resume_stalled`` sends it again."""
+    stopped. On the embedded broker its message went with the worker (and on Redis one can be lost
+    in a broker restart, or wait for the visibility timeout): the beat sweep ``jobs_resume_stalled``
+    sends it again."""
 
     RESUME_TASK: ClassVar[str] = ""
     RESUME_DUE_FIELD: ClassVar[str | None] = None
@@ -158,11 +159,11 @@ class ResumableJob(Resumable, WorkerJob):
 
 
 def jobs_resume_stalled(model: type[Resumable], *, limit: int = 1000) -> list[int]:
-    """The beat sweep (embedded broker): send the message of every stalled job of ``model`` again
-    whose message is gone (none in the outbox or the broker's queue folder), so that a job whose
+    """The beat sweep: send the message of every stalled job of ``model`` again whose message is
+    gone (none in the outbox or the broker's queue: ``core.outbox.messages_waiting``), so that a job whose
     worker died or was stopped resumes on the next worker instead of showing "running" for ever.
     Safe when wrong: the job's runner claims it under ``run_alone`` and skips what it already
-    committed. Nothing to do on Redis (it redelivers itself). Returns the ids sent again."""
+    committed. Nothing when the broker cannot be read. Returns the ids sent again."""
     from core.outbox import messages_waiting, outbox_enqueue
 
     waiting = messages_waiting(model.RESUME_TASK)

@@ -84,32 +84,87 @@ def outbox_flush(*, older_than: timedelta = timedelta(seconds=30), limit: int = 
     return sent
 
 
-def messages_waiting(task_name: str) -> set[int] | None:
-    """The first argument (a row id) of every message for ``task_name`` that no worker has taken:
-    still in the outbox, or in the embedded (filesystem) broker's queue folder. None for another
-    broker: Redis keeps a message a worker took until it is acknowledged and delivers it again
-    itself (``acks_late``). The filesystem transport drops a message once a worker receives it,
-    so a worker that dies (or is stopped) mid-task loses it: the beat sweeps look here for the
-    work whose message is gone (``core.jobs.jobs_resume_stalled``, generation's orphaned
-    batches)."""
-    from django.conf import settings
-
-    if not settings.CELERY_BROKER_URL.startswith("filesystem://"):
+def _first_arg(raw: bytes | str, task_name: str) -> int | None:
+    """The first argument of a Celery (protocol 2) message as kombu stores it, in a queue folder's
+    file or a Redis list; None for another task's message or one that is not ours to read."""
+    try:
+        message = json.loads(raw)
+        if message.get("headers", {}).get("task") != task_name:
+            return None
+        body = message["body"]
+        if message.get("properties", {}).get("body_encoding") == "base64":
+            body = base64.b64decode(body)
+        return int(json.loads(body)[0][0])
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
         return None
+
+
+def _in_queue_folder(task_name: str, folder: Path) -> set[int]:
     waiting: set[int] = set()
-    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
-        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
-            waiting.add(int(args[0]))
-    folder = Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
     for path in folder.glob("*.msg"):
         try:
-            message = json.loads(path.read_bytes())
-            if message.get("headers", {}).get("task") != task_name:
-                continue
-            body = message["body"]
-            if message.get("properties", {}).get("body_encoding") == "base64":
-                body = base64.b64decode(body)
-            waiting.add(int(json.loads(body)[0][0]))
-        except (OSError, ValueError, KeyError, IndexError, TypeError, AttributeError):
-            continue  # consumed meanwhile, or not ours
+            raw = path.read_bytes()
+        except OSError:
+            continue  # consumed meanwhile
+        arg = _first_arg(raw, task_name)
+        if arg is not None:
+            waiting.add(arg)
     return waiting
+
+
+def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
+    """The messages for ``task_name`` still in its queue's Redis lists (one per priority step, as
+    kombu keeps them); None when Redis cannot be read. Read in slices, so a long queue is never
+    held in memory whole."""
+    from kombu import Connection
+
+    from config.celery import app
+
+    queue = app.amqp.router.route({}, task_name)["queue"].name
+    waiting: set[int] = set()
+    try:
+        with Connection(
+            url, transport_options={**options, "max_retries": 0}, connect_timeout=2
+        ) as connection:
+            channel = connection.default_channel
+            keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
+            client, size = channel.client, 1000
+            for key in keys:
+                start = 0
+                while chunk := client.lrange(key, start, start + size - 1):
+                    waiting.update(a for a in (_first_arg(raw, task_name) for raw in chunk) if a is not None)
+                    start += size
+    except Exception as exc:  # unreachable or not Redis after all: the sweep cannot tell, so it waits
+        logger.warning("cannot read the broker's queue %r: %s", queue, exc)
+        return None
+    return waiting
+
+
+def messages_waiting(task_name: str) -> set[int] | None:
+    """The first argument (a row id) of every message for ``task_name`` that no worker has taken:
+    still in the outbox, or in the broker's queue (the embedded broker's queue folder, or Redis's
+    lists). The beat sweeps send again the work whose message is gone
+    (``core.jobs.jobs_resume_stalled``, generation's orphaned batches): a worker that dies (or is
+    stopped) mid-task takes the embedded broker's message with it, and on Redis a message taken in
+    the moment the broker went down is lost, and one a worker dropped on a lost connection comes
+    back only after the visibility timeout (an hour by default). A message a worker holds (Redis's
+    ``unacked`` hash) does not count: the work it carries shows a heartbeat while it runs. None
+    when the broker cannot be read (down, or another kind, such as RabbitMQ, that redelivers a
+    lost channel's messages at once): the sweeps then send nothing."""
+    from django.conf import settings
+
+    url = settings.CELERY_BROKER_URL
+    if url.startswith("filesystem://"):
+        in_broker = _in_queue_folder(
+            task_name, Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        )
+    elif url.startswith(("redis://", "rediss://", "redis+socket://")):
+        in_broker = _in_redis_lists(task_name, url, settings.CELERY_BROKER_TRANSPORT_OPTIONS)
+        if in_broker is None:
+            return None
+    else:
+        return None
+    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
+        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
+            in_broker.add(int(args[0]))
+    return in_broker

@@ -468,9 +468,10 @@ def job_requeue(*, job: GenerationJob) -> int:
 
 def batches_requeue_orphaned(*, older_than: timedelta | None = None) -> int:
     """The beat sweep: send again every pending batch of a queued/running job that has no live
-    message (embedded broker: none in the queue folder) and no worker on it (no heartbeat, nor a
-    resend, for ``older_than``). A worker SIGKILLed mid-batch loses the filesystem broker's
-    message (dropped on receipt, so ``acks_late`` cannot bring it back); this brings the batch back.
+    message (none in the outbox or the broker's queue, ``messages_waiting``) and no worker on it
+    (no heartbeat, nor a resend, for ``older_than``). A worker SIGKILLed mid-batch loses the
+    filesystem broker's message (dropped on receipt, so ``acks_late`` cannot bring it back), and a
+    Redis restart can lose the message a worker was taking; this brings the batch back.
     Safe when wrong: a batch is written once however often it runs. Returns how many were sent."""
     from django.conf import settings
 

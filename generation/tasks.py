@@ -4,8 +4,9 @@ Thin: each takes a batch id and calls one service. ``acks_late`` + ``reject_on_w
 (and prefetch 1, from settings) mean a batch whose worker dies is delivered again, to another
 worker once the broker's visibility timeout has passed; ``services.batch_run`` writes a batch
 exactly once, so the second delivery completes it or finds it done. With the embedded
-(filesystem) broker a message is gone once received, so the beat sweep
-``batches_requeue_orphaned`` sends again the pending batches no worker is heartbeating.
+(filesystem) broker a message is gone once received (and on Redis one can be lost in a broker
+restart), so the beat sweep ``batches_requeue_orphaned`` sends again the pending batches with no
+queued message that no worker is heartbeating.
 
 Pool: the generation queue's worker must run ``--pool solo`` (or threads): vLLM's engine starts
 child processes, which prefork's daemonic children may not (``run_platform.GENERATION_WORKER``).

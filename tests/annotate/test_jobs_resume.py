@@ -6,8 +6,8 @@ folder once a worker receives it, so a worker killed (or stopped) mid-job took t
 message with it: the job showed "running" for ever (a re-route at least offered its button again
 after ten minutes). The beat sweep now sends the message of every stalled job again, the way the
 generation batches' sweep does; the job's runner resumes it (``run_alone``, only what it has not
-committed yet). Redis delivers an unacknowledged message again by itself: there the sweep does
-nothing.
+committed yet). On Redis the sweep reads the queue lists instead
+(``tests/generation/test_redis_lost_messages.py``).
 """
 
 from __future__ import annotations
@@ -116,13 +116,6 @@ def test_a_job_waiting_for_its_extra_pass_is_not_stalled_before_it_is_due(taken_
 def test_an_ended_job_is_never_sent_again(taken_job, state):
     job = taken_job(state=state)
     assert not job.stalled and jobs_resume_stalled(JudgeJob) == []
-
-
-def test_on_redis_the_broker_delivers_again_itself(taken_job, settings):
-    taken_job()
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"
-    assert jobs_resume_stalled(JudgeJob) == []
-    assert not OutboxMessage.objects.exists()
 
 
 def test_a_stalled_reroute_is_sent_again(make_project, queue_folder, labeler_in):

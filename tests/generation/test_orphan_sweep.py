@@ -80,8 +80,3 @@ def test_sweep_leaves_young_batches_and_ended_jobs(old_job, queue_folder, sent):
     old_job.state = JobState.CANCELLED
     old_job.save(update_fields=["state"])
     assert services.batches_requeue_orphaned() == 0
-
-
-def test_sweep_does_nothing_on_redis(old_job, settings, sent):
-    settings.CELERY_BROKER_URL = "redis://127.0.0.1:6379/0"  # acks_late redelivers there
-    assert services.batches_requeue_orphaned() == 0 and sent == []
