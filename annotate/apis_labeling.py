@@ -146,7 +146,9 @@ class UndoApi(ProjectApiView):
         "lasts, and label the task again. The lease is live again and counts towards the "
         f"{MAX_LIVE_LEASES_PER_LABELER} live leases you may hold: when you already hold that many others "
         "(the next task and a preloaded one), the newest of them goes back to the pool and "
-        "`released_assignment_ids` names it (drop it; submitting it answers 409 `lease_not_live`).",
+        "`released_assignment_ids` names it (drop it; submitting it answers 409 `lease_not_live`). "
+        "Safe to send again: when the first answer was lost, a second undo of the now live lease "
+        "answers 200 the same way, with no lease released.",
         request=None,
         responses={200: UndoneSerializer, **errors(400, 401, 403, 404, 409)},
     )

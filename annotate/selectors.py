@@ -15,6 +15,7 @@ from annotate.models import (
     AnnotationSource,
     Assignment,
     AssignmentState,
+    AuditEvent,
     Guideline,
     GuidelineAck,
     Membership,
@@ -129,6 +130,22 @@ def memberships_for_project(*, project: Project) -> QuerySet[Membership]:
 
 
 # --- Pages: the labeler's and the manager's (appended for the web UI) ---------------------------
+
+
+def leases_released_by_undo(*, assignment: Assignment) -> list[int]:
+    """The leases that an undo of ``assignment`` gave back to stay within the live-lease cap (their
+    ``assignment.release`` audit events since it was leased) and that are still released, newest
+    first: what a retried undo names again (``leasing.annotation_undo``)."""
+    events = AuditEvent.objects.filter(
+        action="assignment.release",
+        project_id=assignment.task.project_id,
+        created_at__gte=assignment.leased_at,
+        details__reason="undo",
+        details__undone_assignment_id=assignment.pk,
+    ).values_list("target_id", flat=True)
+    ids = {int(pk) for pk in events if str(pk).isdigit()}
+    released = Assignment.objects.filter(pk__in=ids, state=AssignmentState.RELEASED)
+    return list(released.order_by("-leased_at", "-pk").values_list("pk", flat=True))
 
 
 def live_leases(now=None) -> QuerySet[Assignment]:

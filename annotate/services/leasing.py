@@ -71,6 +71,7 @@ from annotate.selectors import (
     assignment_with_task,
     expired_leases,
     guideline_pending_ack,
+    leases_released_by_undo,
     live_leases,
 )
 from annotate.services.extra_labels import extra_label_withdraw
@@ -959,6 +960,11 @@ def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datet
     An automatic extra-label raise that counted the undone label is withdrawn in the same
     transaction (``extra_labels.extra_label_withdraw``).
 
+    Safe to send again: an undo of a lease that is live already (the first undo's answer was lost
+    on the way, and the page asks again) changes nothing and answers as the first did: the task is
+    open on this lease until it ends, and ``released_assignment_ids`` names the leases an undo of
+    it gave back (read from their audit events), so the page drops them this time.
+
     The reopened lease counts towards ``MAX_LIVE_LEASES_PER_LABELER``: when the labeler already
     holds that many other live leases in the project (the task on screen and a prefetched one),
     the newest of them (the prefetched task, not reached yet) goes back to the pool in the same
@@ -967,10 +973,14 @@ def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datet
     now = now or timezone.now()
     with transaction.atomic():
         assignment = _lock_own_assignment(assignment_id=assignment_id, labeler=labeler)
-        if assignment.state != AssignmentState.SUBMITTED:
+        if assignment.state not in (AssignmentState.SUBMITTED, AssignmentState.LIVE):
             raise LeaseNotLive("Only a submitted task can be undone.")
         if assignment.expires_at <= now:
             raise LeaseExpired("Too late to undo: the lease on that task has ended.")
+        if assignment.state == AssignmentState.LIVE:  # undone already: a retry
+            return Undone(
+                assignment=assignment, released_assignment_ids=leases_released_by_undo(assignment=assignment)
+            )
         annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
         Annotation.objects.filter(pk__in=annotation_ids).delete()
         assignment.state = AssignmentState.LIVE

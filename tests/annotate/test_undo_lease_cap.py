@@ -23,6 +23,7 @@ from annotate.services.leasing import (
     MAX_LIVE_LEASES_PER_LABELER,
     annotation_submit,
     annotation_undo,
+    assignment_skip,
     task_claim_next,
 )
 
@@ -89,13 +90,19 @@ def test_undo_below_the_cap_releases_nothing(labelers_on):
     assert not AuditEvent.objects.filter(action="assignment.release").exists()
 
 
-def test_a_refused_undo_releases_nothing(labelers_on):
-    project, alice = labelers_on(1, prompts=3, overlap=1, lease_ttl_seconds=600)
+def test_an_undo_that_changes_nothing_releases_nothing(labelers_on):
+    """An undo of a lease that is live already (a retry, ``test_undo_retry``) or of one that was
+    skipped (refused) leaves the other leases alone."""
+    project, alice = labelers_on(1, prompts=4, overlap=1, lease_ttl_seconds=600)
     now = timezone.now()
     _a, b, c = _submitted_with_two_more_held(project, alice, now)
-    with pytest.raises(LeaseNotLive):
-        annotation_undo(assignment_id=b.pk, labeler=alice, now=now + timedelta(seconds=4))
+    undone = annotation_undo(assignment_id=b.pk, labeler=alice, now=now + timedelta(seconds=4))
+    assert undone.released_assignment_ids == []
     assert set(_live(alice, now).values_list("pk", flat=True)) == {b.pk, c.pk}
+    assignment_skip(assignment_id=c.pk, labeler=alice, reason="unreadable", now=now + timedelta(seconds=5))
+    with pytest.raises(LeaseNotLive):
+        annotation_undo(assignment_id=c.pk, labeler=alice, now=now + timedelta(seconds=6))
+    assert set(_live(alice, now).values_list("pk", flat=True)) == {b.pk}
     assert not AuditEvent.objects.filter(action="assignment.release").exists()
 
 
