@@ -27,7 +27,8 @@ training pair whose two sequences are the same ids once cut (the replies differ 
 teaches nothing and is left out, counted as ``dropped_cut_identical_pairs``; when no pair is left,
 the run fails with a ``DataError`` naming ``max_length``, before the model is loaded.
 Evaluation on the held-out pairs, before and after training: pair accuracy (share of pairs the model
-ranks chosen above rejected; ties count half) and the mean reward margin r(chosen) - r(rejected).
+ranks chosen above rejected; ties count half) and the mean reward margin r(chosen) - r(rejected); with
+soft labels also ``soft_accuracy`` and ``soft_log_loss`` (``evaluation.pair_figures``).
 """
 
 from __future__ import annotations
@@ -283,7 +284,8 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             + ", d = r(chosen) - r(rejected).",
             file=sys.stderr,
         )
-    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False)  # = evaluation.pair_ids
+    # = evaluation.pair_ids; with soft labels each pair keeps its p_chosen for the soft figures
+    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False, soft=soft)
 
     import transformers
 

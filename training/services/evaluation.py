@@ -16,6 +16,7 @@ No Django imports: the runners (plain Python) use this module.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -89,14 +90,26 @@ def bootstrap_ci(
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
-def pair_figures(chosen: list[float], rejected: list[float], *, seed: int = 0) -> dict[str, float]:
-    """accuracy (ties half), its bootstrap CI, mean margin, mean reward, pair count."""
+def _log_sigmoid(x: float) -> float:
+    """log(1 / (1 + e^-x)), finite for any margin."""
+    return -math.log1p(math.exp(-x)) if x >= 0 else x - math.log1p(math.exp(x))
+
+
+def pair_figures(
+    chosen: list[float], rejected: list[float], *, p_chosen: list[float] | None = None, seed: int = 0
+) -> dict[str, float]:
+    """accuracy (ties half), its bootstrap CI, mean margin, mean reward, pair count. With soft labels
+    (``p_chosen``, the probability that the chosen reply is the preferred one) below 1 somewhere,
+    also ``soft_accuracy`` (the expected agreement with a label drawn with that probability; ties
+    count half) and ``soft_log_loss`` (the Bradley-Terry cross-entropy against it,
+    -(p log sigmoid(d) + (1 - p) log sigmoid(-d)), d = r(chosen) - r(rejected), the soft training
+    loss without margins)."""
     if not chosen:
         return {}
     wins = [1.0 if c > r else 0.5 if c == r else 0.0 for c, r in zip(chosen, rejected, strict=True)]
     low, high = bootstrap_ci(wins, seed=seed)
     n = len(wins)
-    return {
+    figures = {
         "accuracy": sum(wins) / n,
         "accuracy_ci_low": low,
         "accuracy_ci_high": high,
@@ -104,6 +117,19 @@ def pair_figures(chosen: list[float], rejected: list[float], *, seed: int = 0) -
         "reward": (sum(chosen) + sum(rejected)) / (2 * n),
         "pairs": n,
     }
+    if p_chosen is not None and any(p < 1 for p in p_chosen):
+        margins = [c - r for c, r in zip(chosen, rejected, strict=True)]
+        figures["soft_accuracy"] = (
+            sum(p * w + (1 - p) * (1 - w) for p, w in zip(p_chosen, wins, strict=True)) / n
+        )
+        figures["soft_log_loss"] = (
+            -sum(
+                p * _log_sigmoid(d) + (1 - p) * _log_sigmoid(-d)
+                for p, d in zip(p_chosen, margins, strict=True)
+            )
+            / n
+        )
+    return figures
 
 
 def pair_ids(tokenizer, rows: list[dict[str, Any]], max_length: int) -> list[dict[str, Any]]:
@@ -122,14 +148,16 @@ def pair_ids(tokenizer, rows: list[dict[str, Any]], max_length: int) -> list[dic
 def evaluate_pairs(
     model, pairs: list[dict[str, Any]], *, pad_id: int, batch_size: int = 16
 ) -> dict[str, float]:
-    """Figures of tokenised pairs (``pair_ids``) under a reward model."""
+    """Figures of tokenised pairs (``pair_ids``) under a reward model; pairs that carry ``p_chosen``
+    (soft labels) add the soft figures (``pair_figures``)."""
     if not pairs:
         return {}
     chosen = score_sequences(model, [p["chosen_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size)
     rejected = score_sequences(
         model, [p["rejected_ids"] for p in pairs], pad_id=pad_id, batch_size=batch_size
     )
-    return pair_figures(chosen, rejected)
+    soft = [float(p.get("p_chosen", 1.0)) for p in pairs] if any("p_chosen" in p for p in pairs) else None
+    return pair_figures(chosen, rejected, p_chosen=soft)
 
 
 def evaluate_reward_model(
@@ -167,6 +195,9 @@ def evaluate_reward_model(
     from training.runners.protocol import DataError
 
     pairs = via_formatting(pair_ids, tokenizer, rows, max_length)
+    if data.has_soft_labels:  # each row has p_chosen then (1.0 where its line had none)
+        for pair, row in zip(pairs, rows, strict=True):
+            pair["p_chosen"] = row["p_chosen"]
     # a pair whose replies differ only past the cut reads the same: it can only score a tie
     cut_identical = sum(p["chosen_ids"] == p["rejected_ids"] for p in pairs)
     if pairs and cut_identical == len(pairs):

@@ -2,7 +2,8 @@
 
 Scores every pair of a file of HH-RLHF rows (``chosen``/``rejected`` transcripts) or TRL preference
 rows with a saved reward model, formatted exactly as reward training formats them, and prints the
-pair accuracy (ties count half), its 95 % bootstrap interval and the mean reward margin; ``--json``
+pair accuracy (ties count half), its 95 % bootstrap interval and the mean reward margin (and, for rows
+with ``p_chosen``, the accuracy and log loss against those soft labels); ``--json``
 prints the figures as one JSON object instead. Pairs are cut to ``--max-length`` tokens, by default
 the length the model was trained with here (its ``prefhub_run.json``), so a run's held-out file reads
 as the run read it; 512 for a model trained elsewhere.
@@ -75,6 +76,11 @@ class Command(BaseCommand):
             f"(95% CI {figures['accuracy_ci_low']:.3f}-{figures['accuracy_ci_high']:.3f})  "
             f"mean margin {figures['margin']:.4f}"
         )
+        if "soft_accuracy" in figures:
+            self.stdout.write(
+                f"against the soft labels (p_chosen): accuracy {figures['soft_accuracy']:.3f}  "
+                f"log loss {figures['soft_log_loss']:.4f}"
+            )
         if figures.get("dropped_tie_pairs"):
             self.stdout.write(f"({figures['dropped_tie_pairs']} tie rows skipped)")
         if figures.get("cut_identical_pairs"):
