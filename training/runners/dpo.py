@@ -317,7 +317,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg)
+        result = train(trainer, cfg, "dpo")
         after = trainer.evaluate() if eval_ds is not None else {}
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out figures read it in fp32 as they read the reference and the model before training.

@@ -196,6 +196,45 @@ class CheckpointMismatch(RunnerError):
     kind = "config"
 
 
+#: In every checkpoint folder: the kind of run that wrote it and what places its data
+#: (``check_checkpoint_record``).
+CHECKPOINT_RECORD = "prefhub_checkpoint.json"
+
+
+def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
+    """Write ``record`` (``{"kind": ..., option: value, ...}``) into the checkpoint ``folder``."""
+    (Path(folder) / CHECKPOINT_RECORD).write_text(json.dumps(record), encoding="utf-8")
+
+
+def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
+    """Refuse (``CheckpointMismatch``) to resume this run, described by ``record`` (its kind, and the
+    options and figures that place its data: batch size, accumulation, seed, training rows), from
+    the checkpoint in ``folder`` when the run that wrote it was of another kind (its weights and
+    optimiser would not fit: PyTorch fails deep in loading them) or differed in any of those (the
+    steps left would read other rows). A checkpoint without a record (written before there was one)
+    is not checked."""
+    try:
+        written = json.loads((Path(folder) / CHECKPOINT_RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if not isinstance(written, dict):
+        return
+    if written.get("kind", record["kind"]) != record["kind"]:
+        raise CheckpointMismatch(
+            f"resume_from: {folder} is a {written['kind']} run's checkpoint and this is a "
+            f"{record['kind']} run: resume it with a {written['kind']} run (manage.py train "
+            f"{written['kind']} ...), or start this run without resume_from."
+        )
+    differing = [k for k, v in record.items() if k != "kind" and k in written and written[k] != v]
+    if differing:
+        said = "; ".join(f"{k} {written[k]!r} there, {record[k]!r} here" for k in differing)
+        raise CheckpointMismatch(
+            f"resume_from: {folder} was written by a run that placed its data otherwise ({said}): "
+            "resumed so, the steps left would read other rows than that run's. Resume it with the "
+            "options and data it was written with."
+        )
+
+
 def checkpoint_processes(folder: Path) -> int | None:
     """How many processes wrote the checkpoint in ``folder``: PPO's ``trainer_state.json`` says so
     (``num_processes``); transformers saves one RNG state per process (``rng_state.pth`` for a

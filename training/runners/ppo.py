@@ -88,6 +88,7 @@ from training.runners.models import (
     CHECKPOINT_PREFIX,
     as_shipped,
     atomic_output,
+    check_checkpoint_record,
     check_tokenizer_fits,
     checkpoint_step,
     checkpoints_dir,
@@ -95,6 +96,7 @@ from training.runners.models import (
     resolve_bf16,
     resolve_use_cpu,
     resume_checkpoint,
+    write_checkpoint_record,
     write_run_record,
 )
 from training.runners.protocol import Emitter, ModelError, RunnerError, Timer
@@ -467,9 +469,21 @@ class PPORunner:
 
     # --- checkpoints ------------------------------------------------------------------------------
 
-    def save_checkpoint(self, iteration: int, loop: dict[str, Any]) -> None:
+    def checkpoint_record(self, train_prompts: int) -> dict[str, Any]:
+        """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and
+        what places the prompts (rollout batch, seed, how many training prompts)."""
+        cfg = self.cfg
+        return {
+            "kind": "ppo",
+            "rollout_batch_size": cfg.rollout_batch_size,
+            "seed": cfg.seed,
+            "train_rows": train_prompts,
+        }
+
+    def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:
         """The training state after ``iteration`` (every process calls it: saving is collective),
-        ``loop`` being this process's place in the prompts; keeps the newest ``save_total_limit``."""
+        ``loop`` being this process's place in the prompts, with the run's ``record``
+        (``checkpoint_record``); keeps the newest ``save_total_limit``."""
         acc, cfg = self.accelerator, self.cfg
         root = checkpoints_dir(cfg.output_dir)
         folder = root / f"{CHECKPOINT_PREFIX}{iteration}"
@@ -477,6 +491,7 @@ class PPORunner:
         (folder / f"prefhub_loop_{acc.process_index}.json").write_text(json.dumps(loop), encoding="utf-8")
         acc.wait_for_everyone()
         if acc.is_main_process:
+            write_checkpoint_record(folder, record)
             state = {"global_step": iteration, "num_processes": acc.num_processes}
             (folder / "trainer_state.json").write_text(json.dumps(state), encoding="utf-8")
             whole = sorted((step, p) for p in root.iterdir() if (step := checkpoint_step(p)) is not None)
@@ -806,8 +821,10 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     order: list[int] = []
     history: list[dict[str, float]] = []
     done = 0
+    record = runner.checkpoint_record(len(train_prompts))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is not None:
+        check_checkpoint_record(checkpoint, record)
         done, loop = runner.load_checkpoint(checkpoint)
         order, history = loop["order"], loop["history"]
         rng.setstate((loop["rng"][0], tuple(loop["rng"][1]), loop["rng"][2]))
@@ -829,7 +846,9 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             if cfg.eval_every and it % cfg.eval_every == 0 and it != iterations:
                 emitter.metrics(it, {f"eval_{k}": v for k, v in runner.evaluate(eval_prompts).items()})
             if cfg.save_steps and it % cfg.save_steps == 0 and it != iterations:
-                runner.save_checkpoint(it, {"order": order, "history": history, "rng": rng.getstate()})
+                runner.save_checkpoint(
+                    it, {"order": order, "history": history, "rng": rng.getstate()}, record
+                )
         after = runner.evaluate(eval_prompts)
         emitter.metrics(iterations, {f"eval_{k}": v for k, v in after.items()})
         samples = runner.sample_texts(eval_prompts or train_prompts)

@@ -40,9 +40,11 @@ from typing import Any
 from training.runners.configs import BaseRunConfig, RewardRunConfig
 from training.runners.data import pair_run_start, tokenize_pairs
 from training.runners.models import (
+    CHECKPOINT_PREFIX,
     CheckpointMismatch,
     as_shipped,
     atomic_output,
+    check_checkpoint_record,
     check_tokenizer_fits,
     checkpoint_processes,
     checkpoint_step,
@@ -52,6 +54,7 @@ from training.runners.models import (
     resolve_bf16,
     resolve_use_cpu,
     resume_checkpoint,
+    write_checkpoint_record,
     write_run_record,
 )
 from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
@@ -114,16 +117,40 @@ def _stop_at_the_end():
     return StopAtTheEnd()
 
 
-def train(trainer, cfg: BaseRunConfig):
+def _record_checkpoints(record: dict[str, Any]):
+    """A trainer callback writing ``record`` into each checkpoint the trainer saves."""
+    from transformers import TrainerCallback
+
+    class RecordCheckpoints(TrainerCallback):
+        def on_save(self, args, state, control, **kwargs):
+            folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+            if state.is_world_process_zero and folder.is_dir():
+                write_checkpoint_record(folder, record)
+
+    return RecordCheckpoints()
+
+
+def train(trainer, cfg: BaseRunConfig, kind: str):
     """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
     trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
     steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
-    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss)."""
+    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss).
+    Each checkpoint records the run's ``kind`` and what places its data; a checkpoint written by
+    another kind of run, or with other batches or data, is refused (``check_checkpoint_record``)."""
     from transformers.trainer_utils import TrainOutput
 
+    record = {
+        "kind": kind,
+        "per_device_train_batch_size": cfg.per_device_train_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "seed": cfg.seed,
+        "train_rows": len(trainer.train_dataset),
+    }
+    trainer.add_callback(_record_checkpoints(record))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is None:
         return trainer.train()
+    check_checkpoint_record(checkpoint, record)
     step = checkpoint_step(checkpoint)
     written, running = checkpoint_processes(checkpoint), trainer.accelerator.num_processes
     if written is not None and written != running:
@@ -328,7 +355,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         )
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg)
+        result = train(trainer, cfg, "reward")
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # figures after training read it in fp32, as before training and as the saved model reads.
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)

@@ -218,7 +218,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         holder["device"] = trainer.accelerator.device
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg)
+        result = train(trainer, cfg, kind)
         # Training left the policy's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out completions are sampled in fp32, as before training and as the saved policy samples.
         policy = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
