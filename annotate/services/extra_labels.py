@@ -136,9 +136,15 @@ def task_agreement_check(*, task_id: int) -> bool:
             "target_labels": [task.target_labels, task.target_labels + 1],
             "max_labels_per_task": project.max_labels_per_task,
             "annotation_ids": [pk for pk, _ in counted],
+            "kept_slots": task.kept_slots,  # made ordinary: a withdrawal keeps them again
         },
     )
     return True
+
+
+def _whole(value: object) -> int:
+    """A recorded count, 0 when absent (events written before it was recorded) or not a count."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else 0
 
 
 def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
@@ -150,9 +156,10 @@ def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
     raise again (the check's own rule): what the task asks for drops, and a labeler already holding
     or having given a label in a withdrawn slot keeps it (``Task.kept_slots``, the one rule of
     ``leasing.task_target_kept``): the target never drops below the task's ``claims``, and such a
-    slot goes when a lease ends without a label. A manager's send-back, a routing
+    slot goes when a lease ends without a label. A raise that made kept slots ordinary ones
+    (its event's ``kept_slots``) gives them back as kept slots. A manager's send-back, a routing
     or overlap change is never touched: only events of the automatic check are read, and the
-    target drops by their count alone. Audited as a system action, ``task.extra_label_withdraw``
+    target drops by what they added alone. Audited as a system action, ``task.extra_label_withdraw``
     (the raises withdrawn, the target before and after).
 
     Locking: the task row (``FOR NO KEY UPDATE``, which a concurrent submit's insert does not wait
@@ -184,8 +191,11 @@ def extra_label_withdraw(*, task_id: int, annotation_id: int) -> int:
     asked = task.target_labels - task.kept_slots
     withdrawn: list[int] = []
     for event in raises:
-        lower = asked - 1
-        if lower < 1 or _extra_label_warranted(task.project, lower, agreement):
+        # the raise asked one label more and made the slots the task kept ordinary ones: it asked
+        # ``1 + kept`` more; withdrawn, the task asks that much less and those slots are kept again
+        kept = _whole((event.details or {}).get("kept_slots"))
+        lower = asked - 1 - kept
+        if lower < 1 or _extra_label_warranted(task.project, lower + kept, agreement):
             break
         asked = lower
         withdrawn.append(event.pk)
