@@ -23,19 +23,25 @@ def live_ids(labeler) -> set[int]:
     )
 
 
-def test_undo_with_a_prefetched_task_keeps_two_leases_and_the_page_follows(page, make_project, labeler_in):
-    project = make_project(name="Undo at the cap")
-    make_tasks(project, count=6)
-    labeler = labeler_in(project, "uma")
+def first_submitted(page, project, username: str) -> tuple[int, int]:
+    """``username`` signs in, opens the labeling page and submits the first task; returns (its lease
+    id, the next task's, now on screen with a third task prefetched behind it)."""
     page.goto("/accounts/login/")
-    login(page, "uma")
+    login(page, username)
     page.goto(f"/projects/{project.slug}/label/")
     page.wait_for_selector("#task-slot .task")
     settle(page)
     t1 = current_id(page)
     page.keyboard.press("1")
     page.keyboard.press("Control+Enter")
-    t2 = wait_for_new_task(page, t1)  # t2 on screen, a third task prefetched behind it
+    return t1, wait_for_new_task(page, t1)
+
+
+def test_undo_with_a_prefetched_task_keeps_two_leases_and_the_page_follows(page, make_project, labeler_in):
+    project = make_project(name="Undo at the cap")
+    make_tasks(project, count=6)
+    labeler = labeler_in(project, "uma")
+    t1, t2 = first_submitted(page, project, "uma")
     held = live_ids(labeler)
     assert len(held) == 2 and t2 in held
     (t3,) = held - {t2}

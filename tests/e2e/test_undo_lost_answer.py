@@ -11,10 +11,10 @@ from __future__ import annotations
 import pytest
 
 from annotate.models import Annotation, Assignment, AssignmentState
-from tests.e2e.conftest import login, settle
+from tests.e2e.conftest import settle
 from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_labeling_pairwise import current_id, wait_for_new_task
-from tests.e2e.test_undo_lease_cap import live_ids
+from tests.e2e.test_labeling_pairwise import wait_for_new_task
+from tests.e2e.test_undo_lease_cap import first_submitted, live_ids
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,15 +23,7 @@ def test_an_undo_whose_answer_was_lost_works_when_pressed_again(page, make_proje
     project = make_project(name="Undo answer lost")
     make_tasks(project, count=6)
     labeler = labeler_in(project, "ulla")
-    page.goto("/accounts/login/")
-    login(page, "ulla")
-    page.goto(f"/projects/{project.slug}/label/")
-    page.wait_for_selector("#task-slot .task")
-    settle(page)
-    t1 = current_id(page)
-    page.keyboard.press("1")
-    page.keyboard.press("Control+Enter")
-    t2 = wait_for_new_task(page, t1)  # t2 on screen, a third task prefetched behind it
+    t1, t2 = first_submitted(page, project, "ulla")  # t2 on screen, a third task prefetched behind it
     (t3,) = live_ids(labeler) - {t2}
 
     lost = []

@@ -6,6 +6,11 @@
 * A worker is SIGKILLed in the middle of a job; a second worker, started after the broker's
   (short) visibility timeout, gets the unacknowledged batch again and finishes the job with every
   candidate exactly once and the tasks created once.
+* The same kill with the production visibility timeout (an hour, kept long so that a long task is
+  not handed to a second worker while it still runs): the batch comes back within minutes through
+  the beat sweep (``generation.batches_requeue_orphaned``), which sends again a pending batch whose
+  message is in no Redis queue list (only in the dead worker's ``unacked`` entry) and that no worker
+  heartbeats. Before, the sweep did nothing on Redis and the job waited for the hour.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
@@ -289,3 +295,53 @@ def test_killed_worker_batch_is_redelivered_and_written_once(
     tasks = Task.objects.filter(generation_job=job)
     assert tasks.count() == prompts * 3  # C(3, 2) pairs per prompt, created once
     assert GenerationBatch.objects.filter(job=job).exclude(state="done").count() == 0
+
+
+@pytest.fixture
+def hour_visibility(monkeypatch):
+    """Workers and this process's publisher with the production visibility timeout (requested
+    before ``start_worker``, which reads it when it is set up)."""
+    monkeypatch.setattr(f"{__name__}.VISIBILITY_TIMEOUT_S", 3600)
+
+
+def test_killed_worker_batch_comes_back_through_the_sweep_not_the_visibility_timeout(
+    hour_visibility, research_project, tiny_endpoint, start_worker, publish_to_redis, redis_broker, settings
+):
+    from config.celery import app
+
+    assert app.conf.broker_transport_options["visibility_timeout"] == 3600  # patched before set-up
+    settings.CELERY_BROKER_URL = BROKER_URL  # the sweep reads the test broker
+    prompts, k = 6, 2
+    add_prompts(research_project, prompts)
+    first = start_worker("gen-worker-killed")
+    job = services.job_create(
+        project=research_project, endpoints=[tiny_endpoint], k=k, batch_size=1,
+        sampling={"max_new_tokens": 32, "seed": 3}, auto_release="all",
+    )  # fmt: skip
+
+    def mid_batch():
+        started = GenerationBatch.objects.filter(job=job, state="pending", attempts__gte=1).first()
+        return _job_state(job.pk).done_units >= 1 and started
+
+    _wait(mid_batch, timeout=240, procs=[first], what="the worker to be in a batch", interval=0.02)
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait(timeout=30)
+    assert _job_state(job.pk).state == JobState.RUNNING
+    # the dead worker's message: in its unacknowledged entry, given back by Redis only in an hour
+    assert redis_broker.hlen("unacked") == 1
+
+    second = start_worker("gen-worker-after")
+    last_sweep = [0.0]
+
+    def finished_with_the_sweep():  # the beat sweep, every 2 s
+        if time.monotonic() - last_sweep[0] > 2:
+            last_sweep[0] = time.monotonic()
+            services.batches_requeue_orphaned(older_than=timedelta(seconds=5))
+        return _finished(job.pk)()
+
+    # within 4 minutes, where Redis alone would give the batch back after an hour
+    job = _wait(finished_with_the_sweep, timeout=240, procs=[first, second], what="the job to finish")
+    assert job.state == JobState.DONE
+    assert (job.done_units, job.failed_units) == (prompts, 0)
+    _assert_exactly_once(job, prompts=prompts, k=k)
+    assert Task.objects.filter(generation_job=job).count() == prompts  # one pair per prompt, once
