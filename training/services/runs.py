@@ -296,11 +296,30 @@ def run_create(
     return _place_and_queue(run, enqueue=enqueue)
 
 
+#: What a run writes beside its output folder ``<name>``: a name is taken when any of them exists.
+RUN_FILE_SUFFIXES = ("", ".log", ".checkpoints", ".prompts.jsonl")
+
+
+def _free_run_name(root: Path, pk: int) -> str:
+    """``run-<pk>``, or ``run-<pk>-2``, ``-3``... when files of that name are there already: the
+    runs of another database sharing this data folder, or of one started again from empty (its ids
+    start again at 1). Their output, log, checkpoints and prompts are never taken as this run's."""
+    name, n = f"run-{pk}", 1
+    while any((root / f"{name}{suffix}").exists() for suffix in RUN_FILE_SUFFIXES) or any(
+        root.glob(f"{name}.tmp-*")
+    ):
+        n += 1
+        name = f"run-{pk}-{n}"
+    return name
+
+
 def _place_and_queue(run: TrainingRun, *, enqueue: bool = True) -> TrainingRun:
-    """Name a new run's output and log after it and, on commit, queue it on the training queue."""
+    """Name a new run's output and log after it (``_free_run_name``) and, on commit, queue it on the
+    training queue."""
     root = runs_root(run.project)
-    run.output_path = str(root / f"run-{run.pk}")
-    run.log_path = str(root / f"run-{run.pk}.log")
+    name = _free_run_name(root, run.pk)
+    run.output_path = str(root / name)
+    run.log_path = str(root / f"{name}.log")
     run.save(update_fields=["output_path", "log_path"])
     if enqueue:
         outbox_enqueue("training.tasks.runs.run_execute", run.pk)
@@ -514,7 +533,8 @@ def _prompts_file(run: TrainingRun) -> Path:
     """Where the project's prompts are written for an RL run without data: one file per chain of
     resumed runs, the first run's, so that a resumed trainer's data position points into the data
     it was trained on (the project's prompts may have changed since)."""
-    return Path(run.output_path).parent / f"run-{_first_of_chain(run).pk}.prompts.jsonl"
+    first = Path(_first_of_chain(run).output_path)
+    return first.with_name(f"{first.name}.prompts.jsonl")
 
 
 def runner_config(run: TrainingRun) -> tuple[dict[str, Any], dict[str, Any]]:
