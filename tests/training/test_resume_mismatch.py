@@ -43,6 +43,8 @@ def test_every_checkpoint_records_its_run(reward_checkpoint):
         "gradient_accumulation_steps": 1,
         "seed": 0,
         "train_rows": 16,
+        "use_lora": False,
+        "lora_r": 16,
     }
 
 

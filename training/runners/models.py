@@ -208,7 +208,8 @@ def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
 
 def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     """Refuse (``CheckpointMismatch``) to resume this run, described by ``record`` (its kind, and the
-    options and figures that place its data: batch size, accumulation, seed, training rows), from
+    options and figures that place its data: batch size, accumulation, seed, training rows; and
+    those that shape its trainable weights: LoRA, its rank and modules), from
     the checkpoint in ``folder`` when the run that wrote it was of another kind (its weights and
     optimiser would not fit: PyTorch fails deep in loading them) or differed in any of those (the
     steps left would read other rows). A checkpoint without a record (written before there was one)
@@ -229,9 +230,9 @@ def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     if differing:
         said = "; ".join(f"{k} {written[k]!r} there, {record[k]!r} here" for k in differing)
         raise CheckpointMismatch(
-            f"resume_from: {folder} was written by a run that placed its data otherwise ({said}): "
-            "resumed so, the steps left would read other rows than that run's. Resume it with the "
-            "options and data it was written with."
+            f"resume_from: {folder} was written by a run set up otherwise ({said}): resumed so, the "
+            "steps left would read other rows than that run's, or its weights would not fit this "
+            "run's. Resume it with the options and data it was written with."
         )
 
 
