@@ -319,8 +319,10 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             + ", d = r(chosen) - r(rejected).",
             file=sys.stderr,
         )
-    # = evaluation.pair_ids; with soft labels each pair keeps its p_chosen for the soft figures
-    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False, soft=soft)
+    # = evaluation.pair_ids; held-out pairs with soft labels keep their p_chosen for the soft figures,
+    # whether or not the training rows have any (a held-out file of its own may: evaluate_reward's)
+    eval_soft = any("p_chosen" in r for r in eval_rows)
+    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False, soft=eval_soft)
 
     import transformers
 
