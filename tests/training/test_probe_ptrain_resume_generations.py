@@ -14,33 +14,22 @@ import json
 
 import pytest
 
-from tests.training.conftest import preference_file, runner_config
-from training.runners import reward, rl
-from training.runners.models import CheckpointMismatch, checkpoints_dir
+from tests.training.conftest import kept_checkpoint, rl_checkpoint_start, runner_config
+from training.runners import rl
+from training.runners.models import CheckpointMismatch
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def test_an_rloo_checkpoint_resumed_with_other_generations_is_refused(tiny, tmp_path, monkeypatch):
-    data = preference_file(tmp_path / "pairs.jsonl", 8, seed=0)
-    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=1, eval_fraction=0))
-    common = {
-        "reward_model": rm["output_dir"],
-        "max_steps": 2,
-        "per_device_train_batch_size": 4,
-        "max_completion_length": 4,
-        "eval_fraction": 0,
-        "save_steps": 1,
-        "save_total_limit": 2,
-    }
-    with monkeypatch.context() as patch:  # a finished run deletes its checkpoints: keep them here
-        patch.setattr("training.runners.models.checkpoints_dir", lambda out: tmp_path / "elsewhere")
-        rl.run("rloo", runner_config("rloo", tiny, data, tmp_path / "first", **common, num_generations=4))
-    folder = checkpoints_dir(str(tmp_path / "first")) / "checkpoint-1"
-    assert json.loads((folder / "prefhub_checkpoint.json").read_text())["num_generations"] == 4
+    data, common = rl_checkpoint_start(tiny, tmp_path)
+    common.update(per_device_train_batch_size=4, max_completion_length=4)
+    first = runner_config("rloo", tiny, data, tmp_path / "first", **common, num_generations=4)
+    folder = kept_checkpoint(lambda cfg: rl.run("rloo", cfg), first, tmp_path, monkeypatch)
     cfg = runner_config(
         "rloo", tiny, data, tmp_path / "then", **common, num_generations=2, resume_from=str(folder)
     )
     with pytest.raises(CheckpointMismatch, match="num_generations 4 there, 2 here"):
         rl.run("rloo", cfg)
     assert not (tmp_path / "then").exists()
+    assert json.loads((folder / "prefhub_checkpoint.json").read_text())["num_generations"] == 4

@@ -471,13 +471,16 @@ class PPORunner:
 
     def checkpoint_record(self, train_prompts: int) -> dict[str, Any]:
         """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and
-        what places the prompts (rollout batch, seed, how many training prompts)."""
+        what places the prompts (rollout batch, seed, how many training prompts), and the value
+        function it saves (``value_model``: a head on the policy trunk or a model of its own, whose
+        states do not load into one another)."""
         cfg = self.cfg
         return {
             "kind": "ppo",
             "rollout_batch_size": cfg.rollout_batch_size,
             "seed": cfg.seed,
             "train_rows": train_prompts,
+            "value_model": cfg.value_model,
         }
 
     def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:
