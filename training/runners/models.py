@@ -5,6 +5,7 @@ defaults, and writing the output directory atomically."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -201,6 +202,28 @@ class CheckpointMismatch(RunnerError):
 CHECKPOINT_RECORD = "prefhub_checkpoint.json"
 
 
+def file_sha256(path: str) -> str | None:
+    """The SHA-256 of the file at ``path`` (a run's training data, for its checkpoint record: a file
+    of as many rows with other contents places other rows), None when it cannot be read as one."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def data_record(cfg) -> dict[str, str]:
+    """The checkpoint record's ``train_sha256`` (``file_sha256`` of ``cfg.dataset_path``) for a run
+    that writes checkpoints or resumes one; nothing otherwise (no need to read the file twice)."""
+    if not (cfg.save_steps or cfg.resume_from):
+        return {}
+    digest = file_sha256(cfg.dataset_path)
+    return {"train_sha256": digest} if digest else {}
+
+
 def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     """Write ``record`` (``{"kind": ..., option: value, ...}``) into the checkpoint ``folder``."""
     (Path(folder) / CHECKPOINT_RECORD).write_text(json.dumps(record), encoding="utf-8")
@@ -208,7 +231,8 @@ def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
 
 def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     """Refuse (``CheckpointMismatch``) to resume this run, described by ``record`` (its kind, and the
-    options and figures that place its data: batch size, accumulation, seed, training rows; and
+    options and figures that place its data: batch size, accumulation, seed, training rows and the
+    training file's SHA-256; and
     those that shape its trainable weights: LoRA, its rank and modules), from
     the checkpoint in ``folder`` when the run that wrote it was of another kind (its weights and
     optimiser would not fit: PyTorch fails deep in loading them) or differed in any of those (the

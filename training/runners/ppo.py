@@ -92,6 +92,7 @@ from training.runners.models import (
     check_tokenizer_fits,
     checkpoint_step,
     checkpoints_dir,
+    data_record,
     load_tokenizer,
     resolve_bf16,
     resolve_use_cpu,
@@ -481,6 +482,7 @@ class PPORunner:
             "seed": cfg.seed,
             "train_rows": train_prompts,
             "value_model": cfg.value_model,
+            **data_record(cfg),
         }
 
     def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:

@@ -49,6 +49,7 @@ from training.runners.models import (
     checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
+    data_record,
     model_config,
     pad_apart_from_ends,
     resolve_bf16,
@@ -156,6 +157,7 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
         "seed": cfg.seed,
         "train_rows": len(trainer.train_dataset),
         **{k: getattr(cfg, k) for k in RECORDED_WHERE_SET if hasattr(cfg, k)},
+        **data_record(cfg),
     }
     trainer.add_callback(_record_checkpoints(record))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
