@@ -260,6 +260,18 @@ def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
         )
 
 
+def check_not_past_the_end(folder: Path, step: int, last: int) -> None:
+    """Refuse (``CheckpointMismatch``) to resume from the checkpoint in ``folder``, at ``step``, a run
+    whose last step is ``last`` (> 0) when the checkpoint is past it: it has trained more than the
+    run asks, and saved as this run's result it would pass a longer run's model for a shorter one's."""
+    if 0 < last < step:
+        raise CheckpointMismatch(
+            f"resume_from: the checkpoint {folder} at step {step} is past this run's last step, {last}: "
+            f"it has trained more steps than this run would. Resume it with max_steps of at least "
+            f"{step} (or the options it was written with), or from an earlier checkpoint."
+        )
+
+
 def checkpoint_processes(folder: Path) -> int | None:
     """How many processes wrote the checkpoint in ``folder``: PPO's ``trainer_state.json`` says so
     (``num_processes``); transformers saves one RNG state per process (``rng_state.pth`` for a

@@ -89,6 +89,7 @@ from training.runners.models import (
     as_shipped,
     atomic_output,
     check_checkpoint_record,
+    check_not_past_the_end,
     check_tokenizer_fits,
     checkpoint_step,
     checkpoints_dir,
@@ -830,6 +831,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is not None:
         check_checkpoint_record(checkpoint, record)
+        check_not_past_the_end(checkpoint, checkpoint_step(checkpoint), iterations)
         done, loop = runner.load_checkpoint(checkpoint)
         order, history = loop["order"], loop["history"]
         rng.setstate((loop["rng"][0], tuple(loop["rng"][1]), loop["rng"][2]))

@@ -45,6 +45,7 @@ from training.runners.models import (
     as_shipped,
     atomic_output,
     check_checkpoint_record,
+    check_not_past_the_end,
     check_tokenizer_fits,
     checkpoint_processes,
     checkpoint_step,
@@ -103,14 +104,19 @@ class _NothingLeftToTrain(Exception):
     """Raised by ``_stop_at_the_end`` before a step past ``max_steps`` (caught by ``train``)."""
 
 
-def _stop_at_the_end():
+def _stop_at_the_end(checkpoint: Path):
     """A trainer callback refusing a step once ``max_steps`` are done. transformers resumes from a
     checkpoint in the middle of an epoch without checking ``max_steps`` first: resumed from the
     checkpoint of a run's last step, it trained one step more (step N + 1 of N). A normal run never
-    begins a step at ``max_steps`` (it stops after the last), so this fires only then."""
+    begins a step at ``max_steps`` (it stops after the last), so this fires only then. A
+    ``checkpoint`` past the run's last step is refused at the start (``check_not_past_the_end``)."""
     from transformers import TrainerCallback
 
     class StopAtTheEnd(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            # the checkpoint's step and this run's last, as transformers has them now
+            check_not_past_the_end(checkpoint, state.global_step, state.max_steps)
+
         def on_step_begin(self, args, state, control, **kwargs):
             if 0 < state.max_steps <= state.global_step:
                 raise _NothingLeftToTrain
@@ -175,7 +181,7 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
             f"processes (the run's config.launch.num_processes, or train --launch --num-processes {written})."
         )
     print(f"[prefhub] resuming from {checkpoint} (step {step})", flush=True)
-    trainer.add_callback(_stop_at_the_end())
+    trainer.add_callback(_stop_at_the_end(checkpoint))
     try:
         result = trainer.train(resume_from_checkpoint=str(checkpoint))
     except _NothingLeftToTrain:
