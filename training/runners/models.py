@@ -215,13 +215,31 @@ def file_sha256(path: str) -> str | None:
     return digest.hexdigest()
 
 
-def data_record(cfg) -> dict[str, str]:
-    """The checkpoint record's ``train_sha256`` (``file_sha256`` of ``cfg.dataset_path``) for a run
-    that writes checkpoints or resumes one; nothing otherwise (no need to read the file twice)."""
-    if not (cfg.save_steps or cfg.resume_from):
-        return {}
-    digest = file_sha256(cfg.dataset_path)
-    return {"train_sha256": digest} if digest else {}
+#: The options a run's checkpoint records where its kind has them, which its resumption must share:
+#: the learning-rate schedule (the checkpoint restores the scheduler with the rates it was written
+#: with, while its shape comes from the resuming run's options), RLOO/GRPO's ``num_generations``
+#: (TRL's sampler takes batch / num_generations prompts a step: the data position counts those) and
+#: what shapes the trainable weights (a LoRA checkpoint holds adapters of its rank alone, a full one
+#: every weight; either loaded into the other dies deep in transformers or PyTorch).
+RECORDED_OPTIONS = (
+    "learning_rate",
+    "value_learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "num_generations",
+    "use_lora",
+    "lora_r",
+    "lora_target_modules",
+)
+
+
+def options_record(cfg) -> dict[str, Any]:
+    """What a checkpoint of the run ``cfg`` describes records besides its kind and batches: its
+    ``RECORDED_OPTIONS`` and, for a run that writes checkpoints or resumes one, ``train_sha256``
+    (``file_sha256`` of ``cfg.dataset_path``; not read otherwise)."""
+    record = {k: getattr(cfg, k) for k in RECORDED_OPTIONS if hasattr(cfg, k)}
+    digest = file_sha256(cfg.dataset_path) if cfg.save_steps or cfg.resume_from else None
+    return {**record, "train_sha256": digest} if digest else record
 
 
 def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
@@ -254,9 +272,10 @@ def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     if differing:
         said = "; ".join(f"{k} {written[k]!r} there, {record[k]!r} here" for k in differing)
         raise CheckpointMismatch(
-            f"resume_from: {folder} was written by a run set up otherwise ({said}): resumed so, the "
-            "steps left would read other rows than that run's, or its weights would not fit this "
-            "run's. Resume it with the options and data it was written with."
+            f"resume_from: {folder} was written by a run set up otherwise ({said}): resumed so, it "
+            "would not go on as that run would have (the steps left would read other rows, step at "
+            "another rate, or its weights would not fit). Resume it with the options and data it "
+            "was written with."
         )
 
 

@@ -93,8 +93,8 @@ from training.runners.models import (
     check_tokenizer_fits,
     checkpoint_step,
     checkpoints_dir,
-    data_record,
     load_tokenizer,
+    options_record,
     resolve_bf16,
     resolve_use_cpu,
     resume_checkpoint,
@@ -483,7 +483,7 @@ class PPORunner:
             "seed": cfg.seed,
             "train_rows": train_prompts,
             "value_model": cfg.value_model,
-            **data_record(cfg),
+            **options_record(cfg),
         }
 
     def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:

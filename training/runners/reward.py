@@ -50,8 +50,8 @@ from training.runners.models import (
     checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
-    data_record,
     model_config,
+    options_record,
     pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
@@ -137,23 +137,14 @@ def _record_checkpoints(record: dict[str, Any]):
     return RecordCheckpoints()
 
 
-#: The options a kind of run may have that its checkpoint records where it has them: RLOO/GRPO's
-#: ``num_generations`` (TRL's sampler takes batch / num_generations prompts a step: the data
-#: position counts those), and what shapes the trainable weights (a LoRA checkpoint holds adapters
-#: of its rank alone, a full one every weight; either loaded into the other dies deep in
-#: transformers or PyTorch).
-RECORDED_WHERE_SET = ("num_generations", "use_lora", "lora_r", "lora_target_modules")
-
-
 def train(trainer, cfg: BaseRunConfig, kind: str):
     """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
     trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
     steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
     and nothing is trained: the result's ``training_loss`` is then None (no step, no loss).
-    Each checkpoint records the run's ``kind``, what places its data (with RLOO/GRPO's
-    ``num_generations``) and what shapes its trainable weights (LoRA or not, its rank and modules);
-    a checkpoint written by another kind of run, or with other batches, data or LoRA, is refused
-    (``check_checkpoint_record``)."""
+    Each checkpoint records the run's ``kind``, what places its data and the options it must be
+    resumed with (``models.options_record``); a checkpoint written by another kind of run, or with
+    other batches, data, learning-rate schedule or LoRA, is refused (``check_checkpoint_record``)."""
     from transformers.trainer_utils import TrainOutput
 
     record = {
@@ -162,8 +153,7 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
         "seed": cfg.seed,
         "train_rows": len(trainer.train_dataset),
-        **{k: getattr(cfg, k) for k in RECORDED_WHERE_SET if hasattr(cfg, k)},
-        **data_record(cfg),
+        **options_record(cfg),
     }
     trainer.add_callback(_record_checkpoints(record))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
