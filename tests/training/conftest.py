@@ -167,3 +167,31 @@ def preference_file(path: Path, n: int, seed: int, conversational: bool = False)
             rows.append({"prompt": prompt, "chosen": " " + chosen, "rejected": " " + rejected})
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
+
+
+def rl_checkpoint_start(tiny: str, tmp_path: Path) -> tuple[str, dict[str, Any]]:
+    """(a file of 8 preference rows, the options of a 2-step RL run of ``tiny`` scored by a 1-step
+    reward model of it, checkpointing every step): the start of a test of resuming an RL run."""
+    from training.runners import reward
+
+    data = preference_file(tmp_path / "pairs.jsonl", 8, seed=0)
+    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=1, eval_fraction=0))
+    options = {
+        "reward_model": rm["output_dir"],
+        "max_steps": 2,
+        "eval_fraction": 0,
+        "save_steps": 1,
+        "save_total_limit": 2,
+    }
+    return data, options
+
+
+def kept_checkpoint(run, cfg, tmp_path: Path, monkeypatch, step: int = 1) -> Path:
+    """Run ``run(cfg)`` to the end with its checkpoints kept (a finished run deletes them) and
+    return its ``checkpoint-<step>`` folder."""
+    from training.runners.models import checkpoints_dir
+
+    with monkeypatch.context() as patch:
+        patch.setattr("training.runners.models.checkpoints_dir", lambda out: tmp_path / "kept-elsewhere")
+        run(cfg)
+    return checkpoints_dir(cfg.output_dir) / f"checkpoint-{step}"

@@ -11,7 +11,9 @@ the differences. A checkpoint written before the record existed resumes as befor
 
 from __future__ import annotations
 
+import hashlib
 import json
+from pathlib import Path
 
 import pytest
 
@@ -35,7 +37,7 @@ def reward_checkpoint(tiny, tmp_path, monkeypatch):
 
 
 def test_every_checkpoint_records_its_run(reward_checkpoint):
-    folder, _ = reward_checkpoint
+    folder, data = reward_checkpoint
     record = json.loads((folder / "prefhub_checkpoint.json").read_text())
     assert record == {
         "kind": "reward",
@@ -43,6 +45,12 @@ def test_every_checkpoint_records_its_run(reward_checkpoint):
         "gradient_accumulation_steps": 1,
         "seed": 0,
         "train_rows": 16,
+        "learning_rate": 1e-3,
+        "lr_scheduler_type": "linear",
+        "warmup_steps": 0.0,
+        "use_lora": False,
+        "lora_r": 16,
+        "train_sha256": hashlib.sha256(Path(data).read_bytes()).hexdigest(),
     }
 
 

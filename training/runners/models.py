@@ -5,6 +5,7 @@ defaults, and writing the output directory atomically."""
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import shutil
@@ -201,6 +202,46 @@ class CheckpointMismatch(RunnerError):
 CHECKPOINT_RECORD = "prefhub_checkpoint.json"
 
 
+def file_sha256(path: str) -> str | None:
+    """The SHA-256 of the file at ``path`` (a run's training data, for its checkpoint record: a file
+    of as many rows with other contents places other rows), None when it cannot be read as one."""
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+#: The options a run's checkpoint records where its kind has them, which its resumption must share:
+#: the learning-rate schedule (the checkpoint restores the scheduler with the rates it was written
+#: with, while its shape comes from the resuming run's options), RLOO/GRPO's ``num_generations``
+#: (TRL's sampler takes batch / num_generations prompts a step: the data position counts those) and
+#: what shapes the trainable weights (a LoRA checkpoint holds adapters of its rank alone, a full one
+#: every weight; either loaded into the other dies deep in transformers or PyTorch).
+RECORDED_OPTIONS = (
+    "learning_rate",
+    "value_learning_rate",
+    "lr_scheduler_type",
+    "warmup_steps",
+    "num_generations",
+    "use_lora",
+    "lora_r",
+    "lora_target_modules",
+)
+
+
+def options_record(cfg) -> dict[str, Any]:
+    """What a checkpoint of the run ``cfg`` describes records besides its kind and batches: its
+    ``RECORDED_OPTIONS`` and, for a run that writes checkpoints or resumes one, ``train_sha256``
+    (``file_sha256`` of ``cfg.dataset_path``; not read otherwise)."""
+    record = {k: getattr(cfg, k) for k in RECORDED_OPTIONS if hasattr(cfg, k)}
+    digest = file_sha256(cfg.dataset_path) if cfg.save_steps or cfg.resume_from else None
+    return {**record, "train_sha256": digest} if digest else record
+
+
 def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     """Write ``record`` (``{"kind": ..., option: value, ...}``) into the checkpoint ``folder``."""
     (Path(folder) / CHECKPOINT_RECORD).write_text(json.dumps(record), encoding="utf-8")
@@ -208,7 +249,9 @@ def write_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
 
 def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     """Refuse (``CheckpointMismatch``) to resume this run, described by ``record`` (its kind, and the
-    options and figures that place its data: batch size, accumulation, seed, training rows), from
+    options and figures that place its data: batch size, accumulation, seed, training rows and the
+    training file's SHA-256; and
+    those that shape its trainable weights: LoRA, its rank and modules), from
     the checkpoint in ``folder`` when the run that wrote it was of another kind (its weights and
     optimiser would not fit: PyTorch fails deep in loading them) or differed in any of those (the
     steps left would read other rows). A checkpoint without a record (written before there was one)
@@ -229,9 +272,22 @@ def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
     if differing:
         said = "; ".join(f"{k} {written[k]!r} there, {record[k]!r} here" for k in differing)
         raise CheckpointMismatch(
-            f"resume_from: {folder} was written by a run that placed its data otherwise ({said}): "
-            "resumed so, the steps left would read other rows than that run's. Resume it with the "
-            "options and data it was written with."
+            f"resume_from: {folder} was written by a run set up otherwise ({said}): resumed so, it "
+            "would not go on as that run would have (the steps left would read other rows, step at "
+            "another rate, or its weights would not fit). Resume it with the options and data it "
+            "was written with."
+        )
+
+
+def check_not_past_the_end(folder: Path, step: int, last: int) -> None:
+    """Refuse (``CheckpointMismatch``) to resume from the checkpoint in ``folder``, at ``step``, a run
+    whose last step is ``last`` (> 0) when the checkpoint is past it: it has trained more than the
+    run asks, and saved as this run's result it would pass a longer run's model for a shorter one's."""
+    if 0 < last < step:
+        raise CheckpointMismatch(
+            f"resume_from: the checkpoint {folder} at step {step} is past this run's last step, {last}: "
+            f"it has trained more steps than this run would. Resume it with max_steps of at least "
+            f"{step} (or the options it was written with), or from an earlier checkpoint."
         )
 
 

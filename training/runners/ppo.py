@@ -89,10 +89,12 @@ from training.runners.models import (
     as_shipped,
     atomic_output,
     check_checkpoint_record,
+    check_not_past_the_end,
     check_tokenizer_fits,
     checkpoint_step,
     checkpoints_dir,
     load_tokenizer,
+    options_record,
     resolve_bf16,
     resolve_use_cpu,
     resume_checkpoint,
@@ -471,13 +473,17 @@ class PPORunner:
 
     def checkpoint_record(self, train_prompts: int) -> dict[str, Any]:
         """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and
-        what places the prompts (rollout batch, seed, how many training prompts)."""
+        what places the prompts (rollout batch, seed, how many training prompts), and the value
+        function it saves (``value_model``: a head on the policy trunk or a model of its own, whose
+        states do not load into one another)."""
         cfg = self.cfg
         return {
             "kind": "ppo",
             "rollout_batch_size": cfg.rollout_batch_size,
             "seed": cfg.seed,
             "train_rows": train_prompts,
+            "value_model": cfg.value_model,
+            **options_record(cfg),
         }
 
     def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:
@@ -825,6 +831,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is not None:
         check_checkpoint_record(checkpoint, record)
+        check_not_past_the_end(checkpoint, checkpoint_step(checkpoint), iterations)
         done, loop = runner.load_checkpoint(checkpoint)
         order, history = loop["order"], loop["history"]
         rng.setstate((loop["rng"][0], tuple(loop["rng"][1]), loop["rng"][2]))

@@ -45,11 +45,13 @@ from training.runners.models import (
     as_shipped,
     atomic_output,
     check_checkpoint_record,
+    check_not_past_the_end,
     check_tokenizer_fits,
     checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
     model_config,
+    options_record,
     pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
@@ -102,14 +104,19 @@ class _NothingLeftToTrain(Exception):
     """Raised by ``_stop_at_the_end`` before a step past ``max_steps`` (caught by ``train``)."""
 
 
-def _stop_at_the_end():
+def _stop_at_the_end(checkpoint: Path):
     """A trainer callback refusing a step once ``max_steps`` are done. transformers resumes from a
     checkpoint in the middle of an epoch without checking ``max_steps`` first: resumed from the
     checkpoint of a run's last step, it trained one step more (step N + 1 of N). A normal run never
-    begins a step at ``max_steps`` (it stops after the last), so this fires only then."""
+    begins a step at ``max_steps`` (it stops after the last), so this fires only then. A
+    ``checkpoint`` past the run's last step is refused at the start (``check_not_past_the_end``)."""
     from transformers import TrainerCallback
 
     class StopAtTheEnd(TrainerCallback):
+        def on_train_begin(self, args, state, control, **kwargs):
+            # the checkpoint's step and this run's last, as transformers has them now
+            check_not_past_the_end(checkpoint, state.global_step, state.max_steps)
+
         def on_step_begin(self, args, state, control, **kwargs):
             if 0 < state.max_steps <= state.global_step:
                 raise _NothingLeftToTrain
@@ -135,8 +142,9 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
     trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
     steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
     and nothing is trained: the result's ``training_loss`` is then None (no step, no loss).
-    Each checkpoint records the run's ``kind`` and what places its data; a checkpoint written by
-    another kind of run, or with other batches or data, is refused (``check_checkpoint_record``)."""
+    Each checkpoint records the run's ``kind``, what places its data and the options it must be
+    resumed with (``models.options_record``); a checkpoint written by another kind of run, or with
+    other batches, data, learning-rate schedule or LoRA, is refused (``check_checkpoint_record``)."""
     from transformers.trainer_utils import TrainOutput
 
     record = {
@@ -145,6 +153,7 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
         "seed": cfg.seed,
         "train_rows": len(trainer.train_dataset),
+        **options_record(cfg),
     }
     trainer.add_callback(_record_checkpoints(record))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
@@ -162,7 +171,7 @@ def train(trainer, cfg: BaseRunConfig, kind: str):
             f"processes (the run's config.launch.num_processes, or train --launch --num-processes {written})."
         )
     print(f"[prefhub] resuming from {checkpoint} (step {step})", flush=True)
-    trainer.add_callback(_stop_at_the_end())
+    trainer.add_callback(_stop_at_the_end(checkpoint))
     try:
         result = trainer.train(resume_from_checkpoint=str(checkpoint))
     except _NothingLeftToTrain:
@@ -311,8 +320,10 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             + ", d = r(chosen) - r(rejected).",
             file=sys.stderr,
         )
-    # = evaluation.pair_ids; with soft labels each pair keeps its p_chosen for the soft figures
-    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False, soft=soft)
+    # = evaluation.pair_ids; held-out pairs with soft labels keep their p_chosen for the soft figures,
+    # whether or not the training rows have any (a held-out file of its own may: evaluate_reward's)
+    eval_soft = any("p_chosen" in r for r in eval_rows)
+    eval_tok = tokenize_pairs(tokenizer, eval_rows, max_length, margin=False, soft=eval_soft)
 
     import transformers
 
