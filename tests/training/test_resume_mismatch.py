@@ -104,3 +104,32 @@ def test_a_ppo_run_from_a_reward_checkpoint_is_refused(reward_checkpoint, tiny, 
     )  # fmt: skip
     with pytest.raises(CheckpointMismatch, match=r"a reward run's checkpoint.*this is a ppo run"):
         ppo.run(cfg)
+
+
+@pytest.mark.parametrize("kind", ["reward", "dpo", "ppo"])
+def test_a_mismatched_resume_is_refused_before_any_model_loads(
+    reward_checkpoint, tiny, tmp_path, monkeypatch, kind
+):
+    """Before: the record was checked once the models had loaded and the held-out figures before
+    training were logged (a platform run kept those step-0 points after failing)."""
+    from training.runners import ppo
+
+    def no_model(*args, **kwargs):
+        raise AssertionError("a model was loaded before the checkpoint was checked")
+
+    for module in (reward, dpo, ppo):
+        for name in ("load_reward_model", "load_causal_lm"):
+            if hasattr(module, name):
+                monkeypatch.setattr(module, name, no_model)
+    monkeypatch.setattr(ppo, "PPORunner", no_model)
+    folder, data = reward_checkpoint
+    log = tmp_path / "metrics.jsonl"
+    values = {**COMMON, "resume_from": str(folder), "metrics_file": str(log), "seed": 5}
+    if kind == "ppo":
+        values = {"reward_model": str(folder), "max_steps": 2, "rollout_batch_size": 2, "mini_batch_size": 2,
+                  "ppo_epochs": 1, "max_new_tokens": 4, "eval_fraction": 0, "resume_from": str(folder),
+                  "metrics_file": str(log)}  # fmt: skip
+    run = {"reward": reward.run, "dpo": dpo.run, "ppo": ppo.run}[kind]
+    with pytest.raises(CheckpointMismatch):
+        run(runner_config(kind, tiny, data, tmp_path / kind, **values))
+    assert not log.exists() or "metrics" not in log.read_text()

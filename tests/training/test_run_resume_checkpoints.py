@@ -152,9 +152,9 @@ def test_a_run_resumed_into_its_own_output_reports_the_step_it_resumed_from(tiny
 
     train = reward.train
 
-    def dying(trainer, cfg, kind):
+    def dying(trainer, cfg, record):
         trainer.add_callback(DiesAfterItsFirstCheckpoint())
-        return train(trainer, cfg, kind)
+        return train(trainer, cfg, record)
 
     with monkeypatch.context() as patch:
         patch.setattr(reward, "train", dying)

@@ -77,7 +77,7 @@ from training.runners.protocol import (
     is_main_process,
     trainer_callback,
 )
-from training.runners.reward import resumed, save_trained, train, training_arguments
+from training.runners.reward import checkpoint_record, resumed, save_trained, train, training_arguments
 from training.services.evaluation import dpo_figures, dpo_reference
 
 
@@ -256,6 +256,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         if same_eval:
             why.append(f"{same_eval} with the same chosen and rejected tokens")
         data.eval_skipped = evaluation_skipped(len(eval_rows), why)
+    record = checkpoint_record("dpo", cfg, len(train_given))
     import transformers
 
     transformers.set_seed(cfg.seed)
@@ -317,7 +318,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             )
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg, "dpo")
+        result = train(trainer, cfg, record)
         after = trainer.evaluate() if eval_ds is not None else {}
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out figures read it in fp32 as they read the reference and the model before training.

@@ -471,21 +471,6 @@ class PPORunner:
 
     # --- checkpoints ------------------------------------------------------------------------------
 
-    def checkpoint_record(self, train_prompts: int) -> dict[str, Any]:
-        """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and
-        what places the prompts (rollout batch, seed, how many training prompts), and the value
-        function it saves (``value_model``: a head on the policy trunk or a model of its own, whose
-        states do not load into one another)."""
-        cfg = self.cfg
-        return {
-            "kind": "ppo",
-            "rollout_batch_size": cfg.rollout_batch_size,
-            "seed": cfg.seed,
-            "train_rows": train_prompts,
-            "value_model": cfg.value_model,
-            **options_record(cfg),
-        }
-
     def save_checkpoint(self, iteration: int, loop: dict[str, Any], record: dict[str, Any]) -> None:
         """The training state after ``iteration`` (every process calls it: saving is collective),
         ``loop`` being this process's place in the prompts, with the run's ``record``
@@ -803,6 +788,21 @@ class PPORunner:
             tokenizer.save_pretrained(str(out))
 
 
+def checkpoint_record(cfg: PPORunConfig, train_prompts: int) -> dict[str, Any]:
+    """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and what
+    places the prompts (rollout batch, seed, how many training prompts), the value function it saves
+    (``value_model``: a head on the policy trunk or a model of its own, whose states do not load into
+    one another) and ``models.options_record``."""
+    return {
+        "kind": "ppo",
+        "rollout_batch_size": cfg.rollout_batch_size,
+        "seed": cfg.seed,
+        "train_rows": train_prompts,
+        "value_model": cfg.value_model,
+        **options_record(cfg),
+    }
+
+
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
@@ -812,6 +812,11 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     check_rl_prompts_render(
         load_tokenizer(cfg.base_model), load_tokenizer(cfg.reward_model), train_prompts + eval_prompts, cfg
     )
+    # a checkpoint another run wrote is refused before any model loads
+    record = checkpoint_record(cfg, len(train_prompts))
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    if checkpoint is not None:
+        check_checkpoint_record(checkpoint, record)
     runner = PPORunner(cfg, emitter)
     acc = runner.accelerator
     # Each process takes its own share of the prompts.
@@ -827,10 +832,7 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     order: list[int] = []
     history: list[dict[str, float]] = []
     done = 0
-    record = runner.checkpoint_record(len(train_prompts))
-    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is not None:
-        check_checkpoint_record(checkpoint, record)
         check_not_past_the_end(checkpoint, checkpoint_step(checkpoint), iterations)
         done, loop = runner.load_checkpoint(checkpoint)
         order, history = loop["order"], loop["history"]

@@ -137,29 +137,38 @@ def _record_checkpoints(record: dict[str, Any]):
     return RecordCheckpoints()
 
 
-def train(trainer, cfg: BaseRunConfig, kind: str):
-    """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
-    trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
-    steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
-    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss).
-    Each checkpoint records the run's ``kind``, what places its data and the options it must be
-    resumed with (``models.options_record``); a checkpoint written by another kind of run, or with
-    other batches, data, learning-rate schedule or LoRA, is refused (``check_checkpoint_record``)."""
-    from transformers.trainer_utils import TrainOutput
-
+def checkpoint_record(kind: str, cfg: BaseRunConfig, train_rows: int) -> dict[str, Any]:
+    """What each checkpoint of this run records (``kind``, what places its data, the options it must
+    be resumed with: ``models.options_record``), and refuses now, before any model loads, a
+    ``resume_from`` checkpoint written by another kind of run or with other batches, data,
+    learning-rate schedule or LoRA (``models.check_checkpoint_record``): ``train`` takes it."""
     record = {
         "kind": kind,
         "per_device_train_batch_size": cfg.per_device_train_batch_size,
         "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
         "seed": cfg.seed,
-        "train_rows": len(trainer.train_dataset),
+        "train_rows": train_rows,
         **options_record(cfg),
     }
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    if checkpoint is not None:
+        check_checkpoint_record(checkpoint, record)
+    return record
+
+
+def train(trainer, cfg: BaseRunConfig, record: dict[str, Any]):
+    """``trainer.train()``, continuing from ``cfg.resume_from``'s checkpoint when it names one (the
+    trainer restores weights, optimiser, scheduler, RNG and the data position, and trains the
+    steps left). Resumed from a checkpoint with no step left, the checkpoint's weights are loaded
+    and nothing is trained: the result's ``training_loss`` is then None (no step, no loss).
+    Each checkpoint it writes holds ``record`` (``checkpoint_record``, which checked the one
+    resumed from before the models loaded)."""
+    from transformers.trainer_utils import TrainOutput
+
     trainer.add_callback(_record_checkpoints(record))
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
     if checkpoint is None:
         return trainer.train()
-    check_checkpoint_record(checkpoint, record)
     step = checkpoint_step(checkpoint)
     written, running = checkpoint_processes(checkpoint), trainer.accelerator.num_processes
     if written is not None and written != running:
@@ -307,6 +316,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "max_length, or shorten the prompts and replies."
         )
     train_tok = differing
+    record = checkpoint_record("reward", cfg, len(train_tok))
     if soft:
         below = sum(t["p_chosen"] < 1 for t in train_tok)
         print(
@@ -366,7 +376,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         )
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg, "reward")
+        result = train(trainer, cfg, record)
         # Training left the model's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # figures after training read it in fp32, as before training and as the saved model reads.
         model = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)

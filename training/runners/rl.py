@@ -32,7 +32,14 @@ from training.runners.data import check_rl_prompts_render, encode, load_prompt_s
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
 from training.runners.protocol import Emitter, Timer, trainer_callback
-from training.runners.reward import load_reward_model, resumed, save_trained, train, training_arguments
+from training.runners.reward import (
+    checkpoint_record,
+    load_reward_model,
+    resumed,
+    save_trained,
+    train,
+    training_arguments,
+)
 from training.services.evaluation import penalise_unended, score_sequences
 
 
@@ -175,6 +182,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     reward_tok = load_tokenizer(cfg.reward_model)
     # TRL fails mid-training on a prompt a template refuses: checked before the models load
     check_rl_prompts_render(tokenizer, reward_tok, train_prompts + eval_prompts, cfg)
+    record = checkpoint_record(kind, cfg, len(train_prompts))
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
     # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
@@ -218,7 +226,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         holder["device"] = trainer.accelerator.device
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
-        result = train(trainer, cfg, kind)
+        result = train(trainer, cfg, record)
         # Training left the policy's forward wrapped in accelerate's autocast (bf16): unwrapped, the
         # held-out completions are sampled in fp32, as before training and as the saved policy samples.
         policy = trainer.accelerator.unwrap_model(trainer.model, keep_fp32_wrapper=False)
