@@ -127,8 +127,12 @@ def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
             url, transport_options={**options, "max_retries": 0}, connect_timeout=2
         ) as connection:
             channel = connection.default_channel
-            keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
             client, size = channel.client, 1000
+            keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
+            if "LRANGE" not in getattr(client, "PREFIXED_SIMPLE_COMMANDS", ["LRANGE"]):
+                # kombu's client adds ``global_keyprefix`` to the keys of the commands it sends
+                # (LPUSH, BRPOP...), not LRANGE's: name the lists as kombu keeps them
+                keys = [channel.global_keyprefix + key for key in keys]
             for key in keys:
                 start = 0
                 while chunk := client.lrange(key, start, start + size - 1):
