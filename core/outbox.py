@@ -157,6 +157,11 @@ def messages_waiting(task_name: str) -> set[int] | None:
     lost channel's messages at once): the sweeps then send nothing."""
     from django.conf import settings
 
+    # The outbox first: a message sent from it while the broker is read is then in the queue.
+    in_outbox: set[int] = set()
+    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
+        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
+            in_outbox.add(int(args[0]))
     url = settings.CELERY_BROKER_URL
     if url.startswith("filesystem://"):
         in_broker = _in_queue_folder(
@@ -168,7 +173,4 @@ def messages_waiting(task_name: str) -> set[int] | None:
             return None
     else:
         return None
-    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
-        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
-            in_broker.add(int(args[0]))
-    return in_broker
+    return in_broker | in_outbox
