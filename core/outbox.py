@@ -123,9 +123,10 @@ def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
     queue = app.amqp.router.route({}, task_name)["queue"].name
     waiting: set[int] = set()
     try:
-        with Connection(
-            url, transport_options={**options, "max_retries": 0}, connect_timeout=2
-        ) as connection:
+        # kombu's Redis transport takes its timeouts from the transport options (not from
+        # connect_timeout): without them a broker that never answers holds the sweep's worker
+        timeouts = {"socket_connect_timeout": 2, "socket_timeout": 10}
+        with Connection(url, transport_options={**timeouts, **options, "max_retries": 0}) as connection:
             channel = connection.default_channel
             client, size = channel.client, 1000
             keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
