@@ -123,12 +123,17 @@ def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
     queue = app.amqp.router.route({}, task_name)["queue"].name
     waiting: set[int] = set()
     try:
-        with Connection(
-            url, transport_options={**options, "max_retries": 0}, connect_timeout=2
-        ) as connection:
+        # kombu's Redis transport takes its timeouts from the transport options (not from
+        # connect_timeout): without them a broker that never answers holds the sweep's worker
+        timeouts = {"socket_connect_timeout": 2, "socket_timeout": 10}
+        with Connection(url, transport_options={**timeouts, **options, "max_retries": 0}) as connection:
             channel = connection.default_channel
-            keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
             client, size = channel.client, 1000
+            keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
+            if "LRANGE" not in getattr(client, "PREFIXED_SIMPLE_COMMANDS", ["LRANGE"]):
+                # kombu's client adds ``global_keyprefix`` to the keys of the commands it sends
+                # (LPUSH, BRPOP...), not LRANGE's: name the lists as kombu keeps them
+                keys = [channel.global_keyprefix + key for key in keys]
             for key in keys:
                 start = 0
                 while chunk := client.lrange(key, start, start + size - 1):
@@ -153,6 +158,11 @@ def messages_waiting(task_name: str) -> set[int] | None:
     lost channel's messages at once): the sweeps then send nothing."""
     from django.conf import settings
 
+    # The outbox first: a message sent from it while the broker is read is then in the queue.
+    in_outbox: set[int] = set()
+    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
+        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
+            in_outbox.add(int(args[0]))
     url = settings.CELERY_BROKER_URL
     if url.startswith("filesystem://"):
         in_broker = _in_queue_folder(
@@ -164,7 +174,4 @@ def messages_waiting(task_name: str) -> set[int] | None:
             return None
     else:
         return None
-    for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
-        with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
-            in_broker.add(int(args[0]))
-    return in_broker
+    return in_broker | in_outbox
