@@ -635,6 +635,7 @@
   function handleError(task, r) {
     var code = r.data.error;
     var detail = r.data.detail || "Something went wrong (" + r.status + ").";
+    updateProgress(r.data.progress); // a lease that ended answers with what the server counted
     if (code === "guideline_not_acknowledged") {
       formError(task, detail);
       openAck();
@@ -748,7 +749,7 @@
       .then(function (r) {
         lastSubmitted = null;
         hideToast();
-        if (!r.ok) { showNotice(r.data.detail || "Could not undo."); return; }
+        if (!r.ok) { updateProgress(r.data.progress); showNotice(r.data.detail || "Could not undo."); return; }
         task.expiresAt = Date.parse(r.data.expires_at);
         // The undone task is live again; to stay within the live-lease cap the server gave back
         // the preloaded task (released_assignment_ids): drop it, it is no longer ours.
