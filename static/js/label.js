@@ -677,10 +677,14 @@
       .then(function () { busy = false; setSubmitting(task, false); });
   }
 
+  // The task whose skip did not go through (offline, refused): its dialog opens again as the
+  // labeler left it, reason and all, to try again.
+  var skipRetryFor = null;
+
   function openSkip() {
     if (!current || busy || dialogOpen()) return;
     var form = skipDialog.querySelector("form");
-    form.reset();
+    if (skipRetryFor !== current) form.reset();
     skipDialog.showModal();
     var first = form.querySelector("input[name=skip_reason]:checked");
     if (first) first.focus();
@@ -718,9 +722,11 @@
     var task = current;
     busy = true;
     setSubmitting(task, true);
+    skipRetryFor = task;
     post(actionUrl(cfg.urls.skip, task.id), { reason: reason })
       .then(function (r) {
         if (!r.ok) { handleError(task, r); return; }
+        skipRetryFor = null;
         task.timer.pause();
         // lastSubmitted stays: Backspace still takes back the last submission (a skip is no submission)
         updateProgress(r.data.progress);
