@@ -786,9 +786,17 @@
     else if (current && (!active || active === document.body || drawer.contains(active))) current.el.focus({ preventScroll: true });
   }
 
-  // Shows the current guidelines to acknowledge when they are pending; resolves to whether it did.
+  // Shows the current guidelines to acknowledge when they are pending; resolves to whether it did,
+  // or to null when they could not be loaded (offline: the labeler is told, and submitting again
+  // asks once more).
   function openAck() {
-    return get(cfg.urls.guideline).then(function (r) {
+    return get(cfg.urls.guideline).catch(function () {
+      var text = "Could not load the updated guidelines: check your connection.";
+      if (ackDialog.open) ackDialog.querySelector(".ack-note").textContent = text + " Nothing was recorded; press the button again.";
+      else showNotice(text + " Then press Ctrl+Enter to read and acknowledge them.");
+      return null;
+    }).then(function (r) {
+      if (r === null) return null;
       if (!r.ok || !r.data.guideline || !r.data.pending) return false;
       var g = r.data.guideline;
       ackDialog.dataset.guidelineId = g.id;
@@ -818,7 +826,7 @@
         // version in the dialog, with the server's word on why, to read and acknowledge.
         return openAck().then(function (shown) {
           if (shown) ackDialog.querySelector(".ack-note").textContent = r.data.detail;
-          else acknowledged(); // the current version was acknowledged meanwhile (another tab)
+          else if (shown === false) acknowledged(); // the current version was acknowledged meanwhile (another tab)
         });
       }
       if (!r.ok) { showNotice(r.data.detail || "Could not record your acknowledgement."); return; }
