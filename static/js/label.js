@@ -626,9 +626,15 @@
     return null;
   }
 
+  // While the answer is on its way it cannot change on screen (the page sent it already): the
+  // form takes no clicks or typing, and the task's keys are answered with "Still saving".
   function setSubmitting(task, on) {
     var btn = task.el.querySelector(".btn-submit");
     if (btn) btn.disabled = on;
+    var form = task.el.querySelector(".task-form");
+    var hadFocus = form && form.contains(document.activeElement);
+    if (form) form.inert = on;
+    if (hadFocus && task === current) task.el.focus({ preventScroll: true });
     task.el.classList.toggle("is-submitting", on);
   }
 
@@ -865,6 +871,13 @@
     if (k === "Escape") { if (!drawer.hidden) toggleDrawer(false); hideNotice(); return; }
     if (k === "Backspace") { e.preventDefault(); undo(); return; }
     if (!current) return;
+    if (busy) {
+      if (k.length === 1 || k.indexOf("Arrow") === 0) {
+        e.preventDefault();
+        showToast("Still saving your last action: nothing changed. Press the key again in a moment.", false);
+      }
+      return;
+    }
     // Space scrolls the guidelines when they have the focus; elsewhere it skips.
     if (k === "s" || k === "S" || (k === " " && !isControl(t) && !drawer.contains(t))) { e.preventDefault(); openSkip(); return; }
     if (k === "f" || k === "F") {
