@@ -841,9 +841,10 @@
       showNotice("Thanks. You can go on labeling now.", "info");
     }).catch(function () {
       // Offline or the connection dropped: say so in the dialog (a notice would sit behind it);
-      // the dialog stays open for another try.
+      // the dialog stays open for another try. The request may have been recorded with only its
+      // answer lost: pressing again is harmless (an acknowledgement is recorded once).
       ackDialog.querySelector(".ack-note").textContent =
-        "Could not reach the server: nothing was recorded. Check your connection and press the button again.";
+        "Could not reach the server: your acknowledgement may not have been recorded. Check your connection and press the button again.";
     });
   });
 

@@ -50,3 +50,17 @@ def ack_dialog_for_version_two(page, project, username: str, *, labeler_in, make
     settle(page)
     assert "version 2" in page.inner_text("#ack-title")
     return labeler, manager, v2
+
+
+def ack_again_once_online(page, labeler, guideline) -> None:
+    """With the connection back (the ack route no longer intercepted), the labeler presses the
+    acknowledgement button again: the dialog closes, ``guideline`` is acknowledged exactly once, and
+    the page had no error."""
+    from annotate.models import GuidelineAck
+
+    page.unroute("**/guidelines/ack/")
+    page.click("#ack-dialog [data-action=ack]")
+    page.wait_for_selector("#ack-dialog", state="hidden")
+    settle(page)
+    assert GuidelineAck.objects.filter(user=labeler, guideline=guideline).count() == 1
+    assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
