@@ -745,7 +745,7 @@
   }
 
   function undo() {
-    if (busy) return;
+    if (busy) { showToast("Still saving your last action: press Backspace again in a moment.", false); return; }
     if (!lastSubmitted) { showNotice("Nothing to undo.", "info"); return; }
     var task = lastSubmitted.task;
     if (task.expiresAt <= Date.now()) {

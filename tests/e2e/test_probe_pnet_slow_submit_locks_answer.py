@@ -14,7 +14,7 @@ from annotate.models import Annotation, Assignment
 from tests.e2e.conftest import settle
 from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import canonical_for, wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling
+from tests.e2e.test_probe_plabel_helpers import open_labeling, release_held, submit_held
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,22 +23,14 @@ def test_the_answer_being_saved_cannot_change_on_screen(page, make_project, labe
     project = make_project(name="Slow saves")
     make_tasks(project, count=4)
     first = open_labeling(page, project, "sam", labeler_in=labeler_in, make_user=make_user)
-    held = []
-    page.route("**/submit/", lambda route: held.append(route))
-
-    page.keyboard.press("1")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_function("() => document.querySelector('.task').classList.contains('is-submitting')")
+    held = submit_held(page)
     page.keyboard.press("2")  # the labeler changes their mind while the answer is on its way
     page.click(".task input[name=choice][value=right]", force=True, timeout=2000)
     assert page.is_checked(".task input[name=choice][value=left]")
     assert not page.is_checked(".task input[name=choice][value=right]")
     assert "Still saving" in page.inner_text("#toast")
 
-    while not held:
-        page.wait_for_timeout(50)
-    held[0].continue_()
-    page.unroute("**/submit/")
+    release_held(page, held)
     wait_for_new_task(page, first)
     settle(page)
     saved = Annotation.objects.get(assignment_id=first)
