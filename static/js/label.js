@@ -49,6 +49,11 @@
   }
   track(0);
 
+  // A request without an answer after this long is given up (a connection gone dead without
+  // closing would otherwise keep the page "saving" forever): it fails as one that could not reach
+  // the server, and the labeler can send it again (submit, skip and undo are safe to repeat).
+  var REQUEST_TIMEOUT_MS = 60 * 1000;
+
   function request(method, url, body) {
     var opts = {
       method: method,
@@ -59,8 +64,11 @@
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
+    var controller = new AbortController();
+    opts.signal = controller.signal;
+    var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
     track(1);
-    var done = function () { track(-1); };
+    var done = function () { clearTimeout(timer); track(-1); };
     return fetch(url, opts).then(function (res) {
       var type = res.headers.get("Content-Type") || "";
       if (type.indexOf("application/json") === -1) {
