@@ -612,6 +612,51 @@
     return payload;
   }
 
+  // A submit that did not go through keeps a copy of the answer in this tab (sessionStorage), so a
+  // reload that shows the same task (the lease is still the labeler's) puts it back.
+  var DRAFT_PREFIX = "prefhub-label-draft-";
+  function saveDraft(task) {
+    var fields = {};
+    Array.prototype.forEach.call(task.el.querySelector(".task-form").elements, function (el) {
+      if (!el.name || el.type === "button" || el.type === "submit") return;
+      if (el.type === "radio" || el.type === "checkbox") { if (el.checked) fields[el.name] = el.value; }
+      else if (el.value) fields[el.name] = el.value;
+    });
+    var order = items(task).map(function (li) { return [li.dataset.position, li.dataset.tied ? 1 : 0]; });
+    try { sessionStorage.setItem(DRAFT_PREFIX + task.id, JSON.stringify({ fields: fields, order: order, touched: task.touched })); } catch (e) { /* storage full or off */ }
+  }
+  function forgetDrafts(keepId) {
+    try {
+      Object.keys(sessionStorage).forEach(function (k) {
+        if (k.indexOf(DRAFT_PREFIX) === 0 && k !== DRAFT_PREFIX + keepId) sessionStorage.removeItem(k);
+      });
+    } catch (e) { /* storage off */ }
+  }
+  function restoreDraft(task) {
+    var draft = null;
+    try { draft = JSON.parse(sessionStorage.getItem(DRAFT_PREFIX + task.id) || "null"); } catch (e) { draft = null; }
+    if (!draft || typeof draft.fields !== "object") return false;
+    var form = task.el.querySelector(".task-form");
+    form.querySelectorAll("input[type=radio], input[type=checkbox]").forEach(function (el) {
+      el.checked = Object.prototype.hasOwnProperty.call(draft.fields, el.name) && draft.fields[el.name] === el.value;
+    });
+    form.querySelectorAll("textarea, input[type=text]").forEach(function (el) {
+      if (Object.prototype.hasOwnProperty.call(draft.fields, el.name)) el.value = String(draft.fields[el.name]);
+    });
+    var ol = task.el.querySelector(".rank-list");
+    if (ol && Array.isArray(draft.order)) {
+      draft.order.forEach(function (entry) {
+        var li = ol.querySelector(".rank-item[data-position='" + Number(entry[0]) + "']");
+        if (!li) return;
+        if (entry[1]) li.dataset.tied = "1"; else delete li.dataset.tied;
+        ol.appendChild(li);
+      });
+      task.touched = !!draft.touched;
+    }
+    onFlag(task, false);
+    return true;
+  }
+
   function validate(task, p) {
     if (p.flagged && !p.flag_reason) {
       return { text: "Say why you are flagging this task.", focus: task.el.querySelector("input[name=flag_reason]") };
@@ -681,13 +726,17 @@
       .then(function (r) {
         if (!r.ok) { handleError(task, r); return; }
         task.timer.pause();
+        forgetDrafts(null);
         lastSubmitted = { task: task };
         updateProgress(r.data.progress);
         hideNotice();
         showToast(r.data.message || "Submitted.", true);
         return advance();
       })
-      .catch(function () { formError(task, "Could not reach the server. Your answer is still here: try again."); })
+      .catch(function () {
+        saveDraft(task);
+        formError(task, "Could not reach the server. Your answer is still here: try again.");
+      })
       .then(function () { busy = false; setSubmitting(task, false); });
   }
 
@@ -934,9 +983,11 @@
   // --- start ---------------------------------------------------------------------------------------
 
   var first = makeTask(slot.querySelector(".task"));
+  forgetDrafts(first ? first.id : null);
   if (first) {
     current = first;
     first.el.setAttribute("tabindex", "-1"); // focusable, as show() makes every later task
+    if (restoreDraft(first)) showNotice("What you entered before the page was reloaded is back: check it and submit again.", "info");
     wire(first);
     first.timer.start();
     if (first.kind === "ranking") renumber(first);
