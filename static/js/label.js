@@ -324,7 +324,13 @@
     return post(actionUrl(cfg.urls.renew, task.id), {})
       .then(function (r) {
         if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
-        else if (r.status === 409) task.renewRefused = true; // ended already: the submit will say so
+        else if (r.status === 409) {
+          // The lease ended behind the page (a submit or skip whose answer was lost, or it ran out):
+          // the task on screen is no longer the labeler's to do. Say so and move on now, not after
+          // they judged it again.
+          task.renewRefused = true;
+          if (task === current && !busy) handleError(task, r);
+        }
       })
       .catch(function () { /* the lease note warns before it runs out */ })
       .then(function () { task.renewing = false; });
@@ -362,20 +368,32 @@
     return Promise.resolve(inflight)
       .then(function () {
         var t = takeQueued(dropped);
-        if (t) return renew(t).then(function () { return t; });
-        return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
-          if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
-          if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
-          if (r.ok && r.data.state === "busy") {
-            showStuck("You already hold tasks in this project, probably in another tab or window. Finish them there, or reload this page.");
-            return null;
-          }
-          showStuck(r.data.detail || "Something went wrong.");
-          return null;
-        });
+        if (t) {
+          return renew(t).then(function () {
+            if (!t.renewRefused) return t;
+            dropped.push(t.id); // its lease ended while it waited: not ours to show
+            return claimNext(dropped);
+          });
+        }
+        return claimNext(dropped);
       })
       .then(function (t) { if (t) { show(t); prefetch(); } })
       .catch(function () { showStuck("Could not reach the server. Check your connection and reload."); });
+  }
+
+  // Lease the next task for the screen (none queued): resolves to it, or to null once the page
+  // says why there is none.
+  function claimNext(dropped) {
+    return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
+      if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
+      if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
+      if (r.ok && r.data.state === "busy") {
+        showStuck("You already hold tasks in this project, probably in another tab or window. Finish them there, or reload this page.");
+        return null;
+      }
+      showStuck(r.data.detail || "Something went wrong.");
+      return null;
+    });
   }
 
   // --- wiring one task's controls ---------------------------------------------------------
