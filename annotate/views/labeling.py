@@ -341,7 +341,8 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment: Assign
     payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}
     if not created:
         payload["message"] = (
-            "This task had already been submitted (perhaps in another tab); the first answer was kept."
+            "This task had already been submitted (by an earlier try whose answer did not come back, "
+            "or in another tab); that first answer was kept. Press Backspace to undo it and answer again."
         )
     return JsonResponse(payload)
 
