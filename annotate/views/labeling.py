@@ -26,7 +26,7 @@ from django.utils.text import Truncator
 from django.views.decorators.http import require_GET, require_POST
 
 from annotate import selectors
-from annotate.errors import Forbidden, InvalidInput, NotFound, ServiceError
+from annotate.errors import Forbidden, InvalidInput, LeaseExpired, LeaseNotLive, NotFound, ServiceError
 from annotate.judges.selectors import pre_annotation_for_lease
 from annotate.labeling_protocol import (
     SkipSerializer,
@@ -303,13 +303,22 @@ def label_next(request: HttpRequest, access: ProjectAccess) -> JsonResponse:
 def lease_endpoint(*, rate_scope: str | None = None):
     """A labeler's JSON endpoint on one of their own leases (``assignment_id`` in the URL): the
     label capability, POST only, service errors as JSON, optionally the page rate limit; the view
-    is called as ``view(request, access, assignment)`` with the lease checked to be the caller's."""
+    is called as ``view(request, access, assignment)`` with the lease checked to be the caller's. A
+    lease no longer live (``LeaseNotLive``, ``LeaseExpired``) answers its error with ``progress``."""
 
     def decorator(view):
         @wraps(view)
         def wrapper(request: HttpRequest, access: ProjectAccess, assignment_id: int) -> JsonResponse:
             assignment = assignment_access(request.user, assignment_id, project=access.project)
-            return view(request, access, assignment)
+            try:
+                return view(request, access, assignment)
+            except (LeaseNotLive, LeaseExpired) as exc:
+                # The lease ended (submitted or skipped by a request whose answer was lost, or run
+                # out): the page moves on, with the progress the server counted.
+                return JsonResponse(
+                    {**exc.as_dict(), "progress": _progress(access.project, request.user)},
+                    status=exc.status_code,
+                )
 
         if rate_scope is not None:
             wrapper = page_rate_limit(rate_scope, json=True)(wrapper)
@@ -332,7 +341,8 @@ def label_submit(request: HttpRequest, access: ProjectAccess, assignment: Assign
     payload = {"ok": True, "created": created, "progress": _progress(project, request.user)}
     if not created:
         payload["message"] = (
-            "This task had already been submitted (perhaps in another tab); the first answer was kept."
+            "This task had already been submitted (by an earlier try whose answer did not come back, "
+            "or in another tab); that first answer was kept. Press Backspace to undo it and answer again."
         )
     return JsonResponse(payload)
 

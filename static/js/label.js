@@ -49,6 +49,11 @@
   }
   track(0);
 
+  // A request without an answer after this long is given up (a connection gone dead without
+  // closing would otherwise keep the page "saving" forever): it fails as one that could not reach
+  // the server, and the labeler can send it again (submit, skip and undo are safe to repeat).
+  var REQUEST_TIMEOUT_MS = 60 * 1000;
+
   function request(method, url, body) {
     var opts = {
       method: method,
@@ -59,8 +64,11 @@
       opts.headers["Content-Type"] = "application/json";
       opts.body = JSON.stringify(body);
     }
+    var controller = new AbortController();
+    opts.signal = controller.signal;
+    var timer = setTimeout(function () { controller.abort(); }, REQUEST_TIMEOUT_MS);
     track(1);
-    var done = function () { track(-1); };
+    var done = function () { clearTimeout(timer); track(-1); };
     return fetch(url, opts).then(function (res) {
       var type = res.headers.get("Content-Type") || "";
       if (type.indexOf("application/json") === -1) {
@@ -316,7 +324,13 @@
     return post(actionUrl(cfg.urls.renew, task.id), {})
       .then(function (r) {
         if (r.ok && r.data.expires_at) { task.expiresAt = Date.parse(r.data.expires_at); updateLeaseNote(); }
-        else if (r.status === 409) task.renewRefused = true; // ended already: the submit will say so
+        else if (r.status === 409) {
+          // The lease ended behind the page (a submit or skip whose answer was lost, or it ran out):
+          // the task on screen is no longer the labeler's to do. Say so and move on now, not after
+          // they judged it again.
+          task.renewRefused = true;
+          if (task === current && !busy) handleError(task, r);
+        }
       })
       .catch(function () { /* the lease note warns before it runs out */ })
       .then(function () { task.renewing = false; });
@@ -354,20 +368,32 @@
     return Promise.resolve(inflight)
       .then(function () {
         var t = takeQueued(dropped);
-        if (t) return renew(t).then(function () { return t; });
-        return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
-          if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
-          if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
-          if (r.ok && r.data.state === "busy") {
-            showStuck("You already hold tasks in this project, probably in another tab or window. Finish them there, or reload this page.");
-            return null;
-          }
-          showStuck(r.data.detail || "Something went wrong.");
-          return null;
-        });
+        if (t) {
+          return renew(t).then(function () {
+            if (!t.renewRefused) return t;
+            dropped.push(t.id); // its lease ended while it waited: not ours to show
+            return claimNext(dropped);
+          });
+        }
+        return claimNext(dropped);
       })
       .then(function (t) { if (t) { show(t); prefetch(); } })
       .catch(function () { showStuck("Could not reach the server. Check your connection and reload."); });
+  }
+
+  // Lease the next task for the screen (none queued): resolves to it, or to null once the page
+  // says why there is none.
+  function claimNext(dropped) {
+    return post(cfg.urls.next, { exclude: heldIds(dropped) }).then(function (r) {
+      if (r.ok && r.data.state === "task") return makeTask(fragment(r.data.html), r.data.guideline_pending);
+      if (r.ok && r.data.state === "done") { updateProgress(r.data.progress); showDone(r.data.html); return null; }
+      if (r.ok && r.data.state === "busy") {
+        showStuck("You already hold tasks in this project, probably in another tab or window. Finish them there, or reload this page.");
+        return null;
+      }
+      showStuck(r.data.detail || "Something went wrong.");
+      return null;
+    });
   }
 
   // --- wiring one task's controls ---------------------------------------------------------
@@ -604,6 +630,51 @@
     return payload;
   }
 
+  // A submit that did not go through keeps a copy of the answer in this tab (sessionStorage), so a
+  // reload that shows the same task (the lease is still the labeler's) puts it back.
+  var DRAFT_PREFIX = "prefhub-label-draft-";
+  function saveDraft(task) {
+    var fields = {};
+    Array.prototype.forEach.call(task.el.querySelector(".task-form").elements, function (el) {
+      if (!el.name || el.type === "button" || el.type === "submit") return;
+      if (el.type === "radio" || el.type === "checkbox") { if (el.checked) fields[el.name] = el.value; }
+      else if (el.value) fields[el.name] = el.value;
+    });
+    var order = items(task).map(function (li) { return [li.dataset.position, li.dataset.tied ? 1 : 0]; });
+    try { sessionStorage.setItem(DRAFT_PREFIX + task.id, JSON.stringify({ fields: fields, order: order, touched: task.touched })); } catch (e) { /* storage full or off */ }
+  }
+  function forgetDrafts(keepId) {
+    try {
+      Object.keys(sessionStorage).forEach(function (k) {
+        if (k.indexOf(DRAFT_PREFIX) === 0 && k !== DRAFT_PREFIX + keepId) sessionStorage.removeItem(k);
+      });
+    } catch (e) { /* storage off */ }
+  }
+  function restoreDraft(task) {
+    var draft = null;
+    try { draft = JSON.parse(sessionStorage.getItem(DRAFT_PREFIX + task.id) || "null"); } catch (e) { draft = null; }
+    if (!draft || typeof draft.fields !== "object") return false;
+    var form = task.el.querySelector(".task-form");
+    form.querySelectorAll("input[type=radio], input[type=checkbox]").forEach(function (el) {
+      el.checked = Object.prototype.hasOwnProperty.call(draft.fields, el.name) && draft.fields[el.name] === el.value;
+    });
+    form.querySelectorAll("textarea, input[type=text]").forEach(function (el) {
+      if (Object.prototype.hasOwnProperty.call(draft.fields, el.name)) el.value = String(draft.fields[el.name]);
+    });
+    var ol = task.el.querySelector(".rank-list");
+    if (ol && Array.isArray(draft.order)) {
+      draft.order.forEach(function (entry) {
+        var li = ol.querySelector(".rank-item[data-position='" + Number(entry[0]) + "']");
+        if (!li) return;
+        if (entry[1]) li.dataset.tied = "1"; else delete li.dataset.tied;
+        ol.appendChild(li);
+      });
+      task.touched = !!draft.touched;
+    }
+    onFlag(task, false);
+    return true;
+  }
+
   function validate(task, p) {
     if (p.flagged && !p.flag_reason) {
       return { text: "Say why you are flagging this task.", focus: task.el.querySelector("input[name=flag_reason]") };
@@ -626,15 +697,22 @@
     return null;
   }
 
+  // While the answer is on its way it cannot change on screen (the page sent it already): the
+  // form takes no clicks or typing, and the task's keys are answered with "Still saving".
   function setSubmitting(task, on) {
     var btn = task.el.querySelector(".btn-submit");
     if (btn) btn.disabled = on;
+    var form = task.el.querySelector(".task-form");
+    var hadFocus = form && form.contains(document.activeElement);
+    if (form) form.inert = on;
+    if (hadFocus && task === current) task.el.focus({ preventScroll: true });
     task.el.classList.toggle("is-submitting", on);
   }
 
   function handleError(task, r) {
     var code = r.data.error;
     var detail = r.data.detail || "Something went wrong (" + r.status + ").";
+    updateProgress(r.data.progress); // a lease that ended answers with what the server counted
     if (code === "guideline_not_acknowledged") {
       formError(task, detail);
       openAck();
@@ -666,20 +744,28 @@
       .then(function (r) {
         if (!r.ok) { handleError(task, r); return; }
         task.timer.pause();
+        forgetDrafts(null);
         lastSubmitted = { task: task };
         updateProgress(r.data.progress);
         hideNotice();
         showToast(r.data.message || "Submitted.", true);
         return advance();
       })
-      .catch(function () { formError(task, "Could not reach the server. Your answer is still here: try again."); })
+      .catch(function () {
+        saveDraft(task);
+        formError(task, "Could not reach the server. Your answer is still here: try again.");
+      })
       .then(function () { busy = false; setSubmitting(task, false); });
   }
+
+  // The task whose skip did not go through (offline, refused): its dialog opens again as the
+  // labeler left it, reason and all, to try again.
+  var skipRetryFor = null;
 
   function openSkip() {
     if (!current || busy || dialogOpen()) return;
     var form = skipDialog.querySelector("form");
-    form.reset();
+    if (skipRetryFor !== current) form.reset();
     skipDialog.showModal();
     var first = form.querySelector("input[name=skip_reason]:checked");
     if (first) first.focus();
@@ -717,9 +803,11 @@
     var task = current;
     busy = true;
     setSubmitting(task, true);
+    skipRetryFor = task;
     post(actionUrl(cfg.urls.skip, task.id), { reason: reason })
       .then(function (r) {
         if (!r.ok) { handleError(task, r); return; }
+        skipRetryFor = null;
         task.timer.pause();
         // lastSubmitted stays: Backspace still takes back the last submission (a skip is no submission)
         updateProgress(r.data.progress);
@@ -732,7 +820,7 @@
   }
 
   function undo() {
-    if (busy) return;
+    if (busy) { showToast("Still saving your last action: press Backspace again in a moment.", false); return; }
     if (!lastSubmitted) { showNotice("Nothing to undo.", "info"); return; }
     var task = lastSubmitted.task;
     if (task.expiresAt <= Date.now()) {
@@ -748,7 +836,7 @@
       .then(function (r) {
         lastSubmitted = null;
         hideToast();
-        if (!r.ok) { showNotice(r.data.detail || "Could not undo."); return; }
+        if (!r.ok) { updateProgress(r.data.progress); showNotice(r.data.detail || "Could not undo."); return; }
         task.expiresAt = Date.parse(r.data.expires_at);
         // The undone task is live again; to stay within the live-lease cap the server gave back
         // the preloaded task (released_assignment_ids): drop it, it is no longer ours.
@@ -779,9 +867,17 @@
     else if (current && (!active || active === document.body || drawer.contains(active))) current.el.focus({ preventScroll: true });
   }
 
-  // Shows the current guidelines to acknowledge when they are pending; resolves to whether it did.
+  // Shows the current guidelines to acknowledge when they are pending; resolves to whether it did,
+  // or to null when they could not be loaded (offline: the labeler is told, and submitting again
+  // asks once more).
   function openAck() {
-    return get(cfg.urls.guideline).then(function (r) {
+    return get(cfg.urls.guideline).catch(function () {
+      var text = "Could not load the updated guidelines: check your connection.";
+      if (ackDialog.open) ackDialog.querySelector(".ack-note").textContent = text + " Nothing was recorded; press the button again.";
+      else showNotice(text + " Then press Ctrl+Enter to read and acknowledge them.");
+      return null;
+    }).then(function (r) {
+      if (r === null) return null;
       if (!r.ok || !r.data.guideline || !r.data.pending) return false;
       var g = r.data.guideline;
       ackDialog.dataset.guidelineId = g.id;
@@ -811,7 +907,7 @@
         // version in the dialog, with the server's word on why, to read and acknowledge.
         return openAck().then(function (shown) {
           if (shown) ackDialog.querySelector(".ack-note").textContent = r.data.detail;
-          else acknowledged(); // the current version was acknowledged meanwhile (another tab)
+          else if (shown === false) acknowledged(); // the current version was acknowledged meanwhile (another tab)
         });
       }
       if (!r.ok) { showNotice(r.data.detail || "Could not record your acknowledgement."); return; }
@@ -820,9 +916,10 @@
       showNotice("Thanks. You can go on labeling now.", "info");
     }).catch(function () {
       // Offline or the connection dropped: say so in the dialog (a notice would sit behind it);
-      // the dialog stays open for another try.
+      // the dialog stays open for another try. The request may have been recorded with only its
+      // answer lost: pressing again is harmless (an acknowledgement is recorded once).
       ackDialog.querySelector(".ack-note").textContent =
-        "Could not reach the server: nothing was recorded. Check your connection and press the button again.";
+        "Could not reach the server: your acknowledgement may not have been recorded. Check your connection and press the button again.";
     });
   });
 
@@ -850,6 +947,13 @@
     if (k === "Escape") { if (!drawer.hidden) toggleDrawer(false); hideNotice(); return; }
     if (k === "Backspace") { e.preventDefault(); undo(); return; }
     if (!current) return;
+    if (busy) {
+      if (k.length === 1 || k.indexOf("Arrow") === 0) {
+        e.preventDefault();
+        showToast("Still saving your last action: nothing changed. Press the key again in a moment.", false);
+      }
+      return;
+    }
     // Space scrolls the guidelines when they have the focus; elsewhere it skips.
     if (k === "s" || k === "S" || (k === " " && !isControl(t) && !drawer.contains(t))) { e.preventDefault(); openSkip(); return; }
     if (k === "f" || k === "F") {
@@ -897,9 +1001,11 @@
   // --- start ---------------------------------------------------------------------------------------
 
   var first = makeTask(slot.querySelector(".task"));
+  forgetDrafts(first ? first.id : null);
   if (first) {
     current = first;
     first.el.setAttribute("tabindex", "-1"); // focusable, as show() makes every later task
+    if (restoreDraft(first)) showNotice("What you entered before the page was reloaded is back: check it and submit again.", "info");
     wire(first);
     first.timer.start();
     if (first.kind === "ranking") renumber(first);

@@ -9,7 +9,7 @@ import pytest
 
 from annotate.models import GuidelineAck
 from tests.e2e.conftest import settle
-from tests.e2e.test_probe_plabel_helpers import ack_dialog_for_version_two
+from tests.e2e.test_probe_plabel_helpers import ack_again_once_online, ack_dialog_for_version_two
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -28,9 +28,4 @@ def test_an_acknowledgement_that_cannot_reach_the_server_says_so_and_can_be_retr
     assert "Could not reach the server" in page.inner_text("#ack-dialog")
     assert not GuidelineAck.objects.filter(user=labeler, guideline=v2).exists()
     assert page.recorder.page_errors == []
-    page.unroute("**/guidelines/ack/")
-    page.click("#ack-dialog [data-action=ack]")
-    page.wait_for_selector("#ack-dialog", state="hidden")
-    settle(page)
-    assert GuidelineAck.objects.filter(user=labeler, guideline=v2).count() == 1
-    assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
+    ack_again_once_online(page, labeler, v2)

@@ -50,3 +50,36 @@ def ack_dialog_for_version_two(page, project, username: str, *, labeler_in, make
     settle(page)
     assert "version 2" in page.inner_text("#ack-title")
     return labeler, manager, v2
+
+
+def ack_again_once_online(page, labeler, guideline) -> None:
+    """With the connection back (the ack route no longer intercepted), the labeler presses the
+    acknowledgement button again: the dialog closes, ``guideline`` is acknowledged exactly once, and
+    the page had no error."""
+    from annotate.models import GuidelineAck
+
+    page.unroute("**/guidelines/ack/")
+    page.click("#ack-dialog [data-action=ack]")
+    page.wait_for_selector("#ack-dialog", state="hidden")
+    settle(page)
+    assert GuidelineAck.objects.filter(user=labeler, guideline=guideline).count() == 1
+    assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
+
+
+def submit_held(page) -> list:
+    """Press 1 and Ctrl+Enter with the submit's request held (a slow network): returns the list
+    the held request lands in (pass it to ``release_held``) once the page shows it is saving."""
+    held: list = []
+    page.route("**/submit/", lambda route: held.append(route))
+    page.keyboard.press("1")
+    page.keyboard.press("Control+Enter")
+    page.wait_for_function("() => document.querySelector('.task').classList.contains('is-submitting')")
+    return held
+
+
+def release_held(page, held: list) -> None:
+    """Let the submit ``submit_held`` holds go on to the server, and stop holding submits."""
+    while not held:
+        page.wait_for_timeout(50)
+    held[0].continue_()
+    page.unroute("**/submit/")
