@@ -787,10 +787,23 @@
     doSkip(reason);
   });
   skipDialog.addEventListener("keydown", function (e) {
+    // only while open: a key from a control the closed dialog still holds the focus on must not
+    // send it (Ctrl+Enter meant for the task skipped it)
+    if (!skipDialog.open) return;
     if (e.key === "Enter" && !e.isComposing && e.target.tagName !== "BUTTON") {
       e.preventDefault();
       skipDialog.querySelector("form").requestSubmit();
     }
+  });
+  // A closed dialog gives the focus back to the task on screen: Chromium may leave it on the
+  // dialog's control, hidden now, where the labeler's next keys would go.
+  [skipDialog, helpDialog, ackDialog].forEach(function (dialog) {
+    dialog.addEventListener("close", function () {
+      var active = document.activeElement;
+      if (current && (!active || active === document.body || dialog.contains(active))) {
+        current.el.focus({ preventScroll: true });
+      }
+    });
   });
   skipDialog.querySelector("input[name=skip_other]").addEventListener("input", function (e) {
     var radio = skipDialog.querySelector("input[name=skip_reason][value=other]");
