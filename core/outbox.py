@@ -158,20 +158,21 @@ def messages_waiting(task_name: str) -> set[int] | None:
     lost channel's messages at once): the sweeps then send nothing."""
     from django.conf import settings
 
+    url = settings.CELERY_BROKER_URL
+    redis = url.startswith(("redis://", "rediss://", "redis+socket://"))
+    if not redis and not url.startswith("filesystem://"):
+        return None
     # The outbox first: a message sent from it while the broker is read is then in the queue.
     in_outbox: set[int] = set()
     for args in OutboxMessage.objects.filter(task_name=task_name).values_list("args", flat=True):
         with contextlib.suppress(IndexError, KeyError, TypeError, ValueError):
             in_outbox.add(int(args[0]))
-    url = settings.CELERY_BROKER_URL
-    if url.startswith("filesystem://"):
-        in_broker = _in_queue_folder(
-            task_name, Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
-        )
-    elif url.startswith(("redis://", "rediss://", "redis+socket://")):
+    if redis:
         in_broker = _in_redis_lists(task_name, url, settings.CELERY_BROKER_TRANSPORT_OPTIONS)
         if in_broker is None:
             return None
     else:
-        return None
+        in_broker = _in_queue_folder(
+            task_name, Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS["data_folder_in"])
+        )
     return in_broker | in_outbox

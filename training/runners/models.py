@@ -279,6 +279,19 @@ def check_checkpoint_record(folder: Path, record: dict[str, Any]) -> None:
         )
 
 
+def checkpoint_record(kind: str, cfg, train_rows: int, **placing: Any) -> dict[str, Any]:
+    """What each checkpoint of this run records: ``kind``, what places its data (``placing``: a TRL
+    runner's batch size and accumulation, PPO's rollout batch and value model; the seed and the
+    number of training rows) and ``options_record``. Refuses now, before any model loads, a
+    ``resume_from`` checkpoint whose record differs (``check_checkpoint_record``). Every runner
+    builds its record here and writes it into each checkpoint it saves."""
+    record = {"kind": kind, **placing, "seed": cfg.seed, "train_rows": train_rows, **options_record(cfg)}
+    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
+    if checkpoint is not None:
+        check_checkpoint_record(checkpoint, record)
+    return record
+
+
 def check_not_past_the_end(folder: Path, step: int, last: int) -> None:
     """Refuse (``CheckpointMismatch``) to resume from the checkpoint in ``folder``, at ``step``, a run
     whose last step is ``last`` (> 0) when the checkpoint is past it: it has trained more than the

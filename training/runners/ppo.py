@@ -88,13 +88,12 @@ from training.runners.models import (
     CHECKPOINT_PREFIX,
     as_shipped,
     atomic_output,
-    check_checkpoint_record,
     check_not_past_the_end,
     check_tokenizer_fits,
+    checkpoint_record,
     checkpoint_step,
     checkpoints_dir,
     load_tokenizer,
-    options_record,
     resolve_bf16,
     resolve_use_cpu,
     resume_checkpoint,
@@ -788,21 +787,6 @@ class PPORunner:
             tokenizer.save_pretrained(str(out))
 
 
-def checkpoint_record(cfg: PPORunConfig, train_prompts: int) -> dict[str, Any]:
-    """What a checkpoint of this run records (``models.check_checkpoint_record``): the kind and what
-    places the prompts (rollout batch, seed, how many training prompts), the value function it saves
-    (``value_model``: a head on the policy trunk or a model of its own, whose states do not load into
-    one another) and ``models.options_record``."""
-    return {
-        "kind": "ppo",
-        "rollout_batch_size": cfg.rollout_batch_size,
-        "seed": cfg.seed,
-        "train_rows": train_prompts,
-        "value_model": cfg.value_model,
-        **options_record(cfg),
-    }
-
-
 def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     emitter = emitter or Emitter(cfg.metrics_file)
     timer = Timer()
@@ -813,10 +797,12 @@ def run(cfg: PPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
         load_tokenizer(cfg.base_model), load_tokenizer(cfg.reward_model), train_prompts + eval_prompts, cfg
     )
     # a checkpoint another run wrote is refused before any model loads
-    record = checkpoint_record(cfg, len(train_prompts))
+    # the value function a checkpoint saves (a head on the policy trunk or a model of its own) does
+    # not load into the other
+    record = checkpoint_record(
+        "ppo", cfg, len(train_prompts), rollout_batch_size=cfg.rollout_batch_size, value_model=cfg.value_model
+    )
     checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
-    if checkpoint is not None:
-        check_checkpoint_record(checkpoint, record)
     runner = PPORunner(cfg, emitter)
     acc = runner.accelerator
     # Each process takes its own share of the prompts.

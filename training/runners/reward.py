@@ -44,14 +44,12 @@ from training.runners.models import (
     CheckpointMismatch,
     as_shipped,
     atomic_output,
-    check_checkpoint_record,
     check_not_past_the_end,
     check_tokenizer_fits,
     checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
     model_config,
-    options_record,
     pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
@@ -59,6 +57,7 @@ from training.runners.models import (
     write_checkpoint_record,
     write_run_record,
 )
+from training.runners.models import checkpoint_record as models_checkpoint_record
 from training.runners.protocol import DataError, Emitter, ModelError, Timer, first_line, trainer_callback
 from training.services.evaluation import evaluate_pairs, score_sequences  # noqa: F401  (PPO imports it here)
 
@@ -138,22 +137,15 @@ def _record_checkpoints(record: dict[str, Any]):
 
 
 def checkpoint_record(kind: str, cfg: BaseRunConfig, train_rows: int) -> dict[str, Any]:
-    """What each checkpoint of this run records (``kind``, what places its data, the options it must
-    be resumed with: ``models.options_record``), and refuses now, before any model loads, a
-    ``resume_from`` checkpoint written by another kind of run or with other batches, data,
-    learning-rate schedule or LoRA (``models.check_checkpoint_record``): ``train`` takes it."""
-    record = {
-        "kind": kind,
-        "per_device_train_batch_size": cfg.per_device_train_batch_size,
-        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
-        "seed": cfg.seed,
-        "train_rows": train_rows,
-        **options_record(cfg),
-    }
-    checkpoint = resume_checkpoint(cfg.resume_from) if cfg.resume_from else None
-    if checkpoint is not None:
-        check_checkpoint_record(checkpoint, record)
-    return record
+    """A TRL runner's checkpoint record (``models.checkpoint_record``: checked against a
+    ``resume_from`` checkpoint before any model loads): its batches place its data."""
+    return models_checkpoint_record(
+        kind,
+        cfg,
+        train_rows,
+        per_device_train_batch_size=cfg.per_device_train_batch_size,
+        gradient_accumulation_steps=cfg.gradient_accumulation_steps,
+    )
 
 
 def train(trainer, cfg: BaseRunConfig, record: dict[str, Any]):
