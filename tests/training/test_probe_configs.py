@@ -101,9 +101,10 @@ def test_an_option_it_cannot_train_with_is_refused_by_name(kind, values, field):
         ("reward", {"use_lora": True, "lora_r": 8, "lora_alpha": 16, "lora_dropout": 0.0}),
         (
             "dpo",
-            {"loss_type": "ipo", "label_smoothing": 0.1, "use_lora": True, "lora_target_modules": ["q_proj"]},
+            {"loss_type": "ipo", "use_lora": True, "lora_target_modules": ["q_proj"]},
         ),
-        ("dpo", {"loss_type": "robust", "beta": 0.5}),
+        ("dpo", {"loss_type": "robust", "beta": 0.5, "label_smoothing": 0.1}),
+        ("dpo", {"loss_type": "sigmoid", "label_smoothing": 0.1}),
         ("ppo", {"kl_coef": 0, "gamma": 1, "lam": 0.95, "vf_coef": 0, "eval_prompts": 0}),
         ("grpo", {"beta": 0.0, "max_completion_length": 8}),
     ],

@@ -135,11 +135,18 @@ def test_reward_run_without_p_chosen_uses_the_hard_loss(tiny, tmp_path, capsys, 
 
 @pytest.mark.slow
 @pytest.mark.usefixtures("one_thread")
-def test_dpo_run_says_it_ignores_p_chosen(tiny, tmp_path, capsys):
+def test_dpo_run_trains_on_p_chosen_and_says_how(tiny, tmp_path, capsys):
+    """DPO's sigmoid loss trains on the soft labels (tests/training/test_dpo_soft_targets.py checks
+    the loss); a loss with no per-pair target says it leaves them unused."""
     data = write_jsonl(tmp_path / "soft.jsonl", _rows(4, p=0.75))
     metrics = dpo.run(runner_config("dpo", tiny, data, tmp_path / "dpo", eval_fraction=0, max_steps=1))
-    assert metrics["used_soft_labels"] is False
-    assert "p_chosen (soft labels) of 4 pairs is ignored" in capsys.readouterr().err
+    assert metrics["used_soft_labels"] is True
+    assert "q = (1 - label_smoothing) p + label_smoothing (1 - p)" in capsys.readouterr().err
+    ipo = dpo.run(
+        runner_config("dpo", tiny, data, tmp_path / "ipo", eval_fraction=0, max_steps=1, loss_type="ipo")
+    )
+    assert ipo["used_soft_labels"] is False
+    assert "p_chosen (soft labels) of 4 pairs is not used: loss_type 'ipo'" in capsys.readouterr().err
 
 
 @pytest.mark.slow

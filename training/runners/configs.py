@@ -48,6 +48,10 @@ DPO_LOSS_TYPES = (
     "sft",
     "sigmoid_norm",
 )
+#: The DPO losses that train on ``label_smoothing``: TRL 1.16's robust, EXO and AOT losses read it
+#: themselves; its sigmoid loss does not, so the DPO runner trains that one on each pair's target
+#: (``training.runners.dpo``). Every other loss would ignore it: refused.
+DPO_SMOOTHING_LOSSES = ("sigmoid", "robust", "exo_pair", "aot", "aot_unpaired")
 
 
 def _at_least(cfg: Any, low: float, *names: str) -> None:
@@ -197,6 +201,11 @@ class DPORunConfig(BaseRunConfig):
 
     beta: strength of the implicit KL constraint (higher stays closer to the reference).
     loss_type: TRL loss name ("sigmoid" is the DPO paper's; "ipo", "hinge", "robust", ...).
+    label_smoothing: the probability that a label is flipped (conservative DPO), for the losses in
+        ``DPO_SMOOTHING_LOSSES``. With "sigmoid" each pair trains on the target probability
+        ``(1 - label_smoothing) * p + label_smoothing * (1 - p)`` that its chosen reply is the better,
+        p its soft label (``p_chosen``, 1 where absent); the other losses train every pair as chosen
+        over rejected.
     precompute_ref_log_probs: run the frozen reference once over the data before training, so the
         reference model is not kept in memory (or run) during training.
     use_lora: train LoRA adapters (peft) and merge them into the saved model; the reference is then
@@ -233,6 +242,13 @@ class DPORunConfig(BaseRunConfig):
                 f"label_smoothing must be in [0, 0.5) (got {self.label_smoothing!r}): it is the "
                 "probability that a preference label is flipped."
             )
+        if self.label_smoothing and self.loss_type not in DPO_SMOOTHING_LOSSES:
+            raise ConfigError(
+                f"label_smoothing is not used by loss_type {self.loss_type!r}: only "
+                f"{', '.join(DPO_SMOOTHING_LOSSES)} train on it. Leave it 0 or pick one of those losses."
+            )
+        if self.loss_type == "exo_pair" and not self.label_smoothing:
+            raise ConfigError("loss_type 'exo_pair' needs label_smoothing above 0 (the EXO paper uses 1e-3).")
         _check_lora(self)
         if self.long_replies not in LONG_REPLY_MODES:
             raise ConfigError(f"long_replies must be one of {', '.join(LONG_REPLY_MODES)}.")

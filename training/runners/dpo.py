@@ -14,9 +14,16 @@ Options (``DPORunConfig``): ``precompute_ref_log_probs`` runs the frozen referen
 before training instead of keeping it alongside the policy; ``use_lora`` trains LoRA adapters (peft)
 whose reference is the base model with adapters off, and merges them into the saved model.
 
-Soft labels (``p_chosen``, an export's ``soft_labels``) are not used: TRL's DPO loss takes no
-per-row label, so every pair trains as chosen over rejected; the log says so when the data has them
-(``used_soft_labels`` false). ``label_smoothing`` is TRL's uniform label noise (conservative DPO).
+Targets: with the ``sigmoid`` loss (the DPO paper's, the default) each pair trains on the target
+probability q that its chosen reply is the better one: its soft label p (``p_chosen``, an export's
+``soft_labels``; 1 where absent) smoothed by ``label_smoothing`` eps, q = (1 - eps) p + eps (1 - p),
+by the cross-entropy -(q log s(x) + (1 - q) log s(-x)), x = beta * (implicit-reward margin). TRL
+1.16's sigmoid loss reads neither (it ignores ``label_smoothing``, which only its robust, EXO and AOT
+losses use), so ``tokenized_trainer_class`` adds what it lacks: -log s(x) + (1 - q) x is that
+cross-entropy, and TRL's loss is -log s(x), so the trainer adds the mean of (1 - q) x, with x read
+from the very forward passes TRL's loss used (``_target_margins``). The other losses train every
+pair as chosen over rejected: soft labels are then unused, and the log and ``used_soft_labels``
+say so.
 
 Tokens: TRL is handed rows we tokenised, never text. Each row's ids are ``data.dpo_ids``:
 ``core.formatting.split_ids`` of (prompt, chosen) and (prompt, rejected), the rule reward inputs and
@@ -100,6 +107,37 @@ TRL_EVAL_FIGURES = ("eval_rewards/accuracies", "eval_rewards/margins")
 #: What a fitted prompt cannot lose (``data.least_prompt``), as the refusals name it.
 _LEAST_PROMPT = "(BOS, role headers, generation prompt; plain text: the BOS)"
 TOKENIZED_COLUMNS = ("prompt_ids", "chosen_ids", "rejected_ids")
+#: A row's target probability that its chosen reply is the better one (``pair_target``), when the
+#: run trains on targets (``trains_on_targets``).
+TARGET_COLUMN = "p_target"
+
+
+def trains_on_targets(cfg: DPORunConfig, has_soft_labels: bool) -> bool:
+    """Whether the sigmoid loss is given a target per pair: soft labels or label smoothing ask for it."""
+    return cfg.loss_type == "sigmoid" and (has_soft_labels or cfg.label_smoothing > 0)
+
+
+def pair_target(row: dict[str, Any], label_smoothing: float) -> float:
+    """The probability that ``row``'s chosen reply is the better one: its soft label (1 where it has
+    none), smoothed towards 0.5 by ``label_smoothing``."""
+    p = float(row.get("p_chosen", 1.0))
+    return (1 - label_smoothing) * p + label_smoothing * (1 - p)
+
+
+def _with_targets(collate):
+    """TRL's collator, with each row's ``TARGET_COLUMN`` kept as a float tensor (TRL's drops it)."""
+
+    def collate_with_targets(examples: list[dict[str, Any]]) -> dict[str, Any]:
+        batch = collate(examples)
+        if examples and TARGET_COLUMN in examples[0]:
+            import torch
+
+            batch[TARGET_COLUMN] = torch.tensor([float(e[TARGET_COLUMN]) for e in examples])
+        return batch
+
+    return collate_with_targets
+
+
 #: ``DPOTrainer._prepare_dataset``'s parameters in TRL 1.16 (requirements.txt pins it), checked
 #: before it is overridden: a TRL that prepares datasets otherwise is refused, not half-used.
 _PREPARE_DATASET_PARAMETERS = ["self", "dataset", "processing_class", "args", "dataset_name"]
@@ -131,6 +169,50 @@ def tokenized_trainer_class():
         )
 
     class TokenizedDPOTrainer(DPOTrainer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self.data_collator = _with_targets(self.data_collator)
+
+        def _set_signature_columns_if_needed(self):
+            super()._set_signature_columns_if_needed()
+            if self._signature_columns is not None and TARGET_COLUMN not in self._signature_columns:
+                self._signature_columns = [*self._signature_columns, TARGET_COLUMN]
+
+        def _compute_loss(self, model, inputs, return_outputs):
+            target = inputs.pop(TARGET_COLUMN, None)
+            if target is None:
+                return super()._compute_loss(model, inputs, return_outputs)
+            if self.loss_types != ["sigmoid"] or self.ld_alpha is not None or self.use_weighting:
+                raise ModelError("Per-pair targets are trained with the plain sigmoid DPO loss only.")
+            if self.f_divergence_type != "reverse_kl":
+                raise ModelError("Per-pair targets are trained with the reverse-KL DPO loss only.")
+            # TRL's loss runs the policy (then the reference, unless precomputed: the reference model, or
+            # the policy with its LoRA adapters off) once each: their outputs, in that order.
+            outputs: list[Any] = []
+            watched = [self.model] + ([self.ref_model] if self.ref_model is not None else [])
+            hooks = [m.register_forward_hook(lambda _m, _in, out: outputs.append(out)) for m in watched]
+            try:
+                result = super()._compute_loss(model, inputs, return_outputs)
+            finally:
+                for hook in hooks:
+                    hook.remove()
+            margins = self._target_margins(outputs, inputs)
+            # TRL's sigmoid loss is mean(-log s(x)); -log s(x) + (1 - q) x = -(q log s(x) + (1 - q) log s(-x))
+            extra = ((1 - target.to(margins.device, margins.dtype)) * margins).mean()
+            return (result[0] + extra, result[1]) if return_outputs else result + extra
+
+        def _target_margins(self, outputs: list[Any], inputs: dict[str, Any]):
+            """x = beta * ((log pi - log pi_ref)(chosen) - (log pi - log pi_ref)(rejected)) per pair,
+            summed over the completion tokens as TRL's loss sums them."""
+            seq_len = inputs["completion_mask"].size(1) - 1
+            logps = outputs[0].log_probs[:, -seq_len:].sum(dim=1)
+            chosen, rejected = logps.chunk(2, dim=0)
+            if self.precompute_ref_logps:
+                ref_chosen, ref_rejected = inputs["ref_chosen_logps"], inputs["ref_rejected_logps"]
+            else:
+                ref_chosen, ref_rejected = outputs[1].log_probs[:, -seq_len:].sum(dim=1).chunk(2, dim=0)
+            return self.beta * ((chosen - ref_chosen.to(chosen)) - (rejected - ref_rejected.to(rejected)))
+
         def _prepare_dataset(self, dataset, processing_class, args, dataset_name):
             missing = [c for c in TOKENIZED_COLUMNS if c not in dataset.column_names]
             if missing:
@@ -173,11 +255,19 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
     timer = Timer()
     data, train_rows, eval_rows, tokenizer = pair_run_start(cfg, reward=False)
     trainer_class = tokenized_trainer_class()
-    if data.has_soft_labels:
+    targets = trains_on_targets(cfg, data.has_soft_labels)
+    if data.has_soft_labels and not targets:
         print(
-            f"p_chosen (soft labels) of {len(data.rows)} pairs is ignored: the DPO runner trains every pair as "
-            "chosen over rejected (TRL's DPO loss takes no per-row label); label_smoothing sets one "
-            "uniform label noise for all pairs (conservative DPO).",
+            f"p_chosen (soft labels) of {len(data.rows)} pairs is not used: loss_type {cfg.loss_type!r} trains "
+            "every pair as chosen over rejected (the sigmoid loss trains on soft labels).",
+            file=sys.stderr,
+        )
+    elif targets:
+        print(
+            "Each pair trains on the probability q that its chosen reply is the better one, "
+            "q = (1 - label_smoothing) p + label_smoothing (1 - p), p its soft label (p_chosen, 1 where "
+            f"absent), label_smoothing={cfg.label_smoothing}: loss -(q log sigmoid(x) + (1 - q) log "
+            "sigmoid(-x)), x beta times the implicit-reward margin.",
             file=sys.stderr,
         )
 
@@ -196,7 +286,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 if ids["chosen_ids"] == ids["rejected_ids"]:
                     same += 1  # no preference left to learn or score: dropped like identical text
                     continue
-                given.append(ids)
+                given.append({**ids, TARGET_COLUMN: pair_target(r, cfg.label_smoothing)} if targets else ids)
                 truncated += cut
             else:
                 needs.append(dpo_min_max_length(tokenizer, r, cfg.long_replies))
@@ -341,7 +431,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             "precompute_ref_log_probs": cfg.precompute_ref_log_probs,
             "lora": cfg.use_lora,
             **resumed_from,
-            "used_soft_labels": False,  # p_chosen is never trained on here (said in the log above)
+            "used_soft_labels": data.has_soft_labels and targets,  # unused: said in the log above
             **({"eval_skipped": data.eval_skipped} if data.eval_skipped else {}),
             **after,
             **{k.replace("eval_", "eval_before_", 1): v for k, v in before.items()},
