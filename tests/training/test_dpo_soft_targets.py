@@ -161,7 +161,12 @@ def test_label_smoothing_changes_what_the_sigmoid_loss_trains(tiny, tmp_path):
     assert abs(smoothed["train_loss"] - plain["train_loss"]) > 1e-3
 
 
-def test_soft_labels_are_trained_on_and_said_so(tiny, tmp_path):
+@pytest.mark.parametrize(
+    "setup",
+    [{}, {"precompute_ref_log_probs": True}, {"use_lora": True, "lora_r": 8}],
+    ids=["ref", "pre", "lora"],
+)
+def test_soft_labels_are_trained_on_and_said_so(tiny, tmp_path, setup):
     """Pairs whose soft label prefers the 'rejected' reply (p_chosen 0) move the policy the other
     way: its implicit reward ends up preferring 'rejected' on those pairs."""
     import random
@@ -178,12 +183,15 @@ def test_soft_labels_are_trained_on_and_said_so(tiny, tmp_path):
                 "p_chosen": 0.0,
             }
         )
-    soft = _run(
-        tiny, tmp_path / "soft", rows=rows, eval_dataset_path=write_jsonl(tmp_path / "eval.jsonl", rows)
-    )
+    held_out = write_jsonl(tmp_path / "eval.jsonl", rows)
+    soft = _run(tiny, tmp_path / "soft", rows=rows, eval_dataset_path=held_out, **setup)
     assert soft["used_soft_labels"] is True
     assert soft["eval_before_margin"] == pytest.approx(0.0, abs=1e-6)
     assert soft["eval_margin"] < 0  # trained towards the soft label, not towards 'chosen'
+    # held-out figures against the soft labels too, before and after (as a reward run reports them)
+    assert soft["eval_before_soft_accuracy"] == pytest.approx(0.5)
+    assert soft["eval_soft_accuracy"] > 0.9 and soft["eval_accuracy"] < 0.1
+    assert soft["eval_soft_log_loss"] < soft["eval_before_soft_log_loss"]
 
 
 def test_soft_labels_with_a_loss_that_cannot_use_them_are_said_unused(tiny, tmp_path):

@@ -286,7 +286,11 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
                 if ids["chosen_ids"] == ids["rejected_ids"]:
                     same += 1  # no preference left to learn or score: dropped like identical text
                     continue
-                given.append({**ids, TARGET_COLUMN: pair_target(r, cfg.label_smoothing)} if targets else ids)
+                if "p_chosen" in r:  # the held-out soft figures read it (evaluation.dpo_figures)
+                    ids["p_chosen"] = float(r["p_chosen"])
+                if targets:
+                    ids[TARGET_COLUMN] = pair_target(r, cfg.label_smoothing)
+                given.append(ids)
                 truncated += cut
             else:
                 needs.append(dpo_min_max_length(tokenizer, r, cfg.long_replies))

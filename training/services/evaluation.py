@@ -284,10 +284,12 @@ def dpo_figures(
 ) -> dict[str, float]:
     """Implicit-reward figures of held-out pairs (ids as ``dpo_reference`` reads them): r = beta *
     (log pi(y|x) - log pi_ref(y|x)); accuracy with ties half, so the untrained policy (r = 0 for both)
-    scores 0.5, computed exactly as after."""
+    scores 0.5, computed exactly as after. Pairs that carry ``p_chosen`` (soft labels) add the soft
+    figures (``pair_figures``)."""
     if not pairs:
         return {}
     now = dpo_reference(model, tokenizer, pairs, batch_size=batch_size)
     chosen = [beta * (a - b) for a, b in zip(now["chosen"], reference["chosen"], strict=True)]
     rejected = [beta * (a - b) for a, b in zip(now["rejected"], reference["rejected"], strict=True)]
-    return pair_figures(chosen, rejected)
+    soft = [float(p.get("p_chosen", 1.0)) for p in pairs] if any("p_chosen" in p for p in pairs) else None
+    return pair_figures(chosen, rejected, p_chosen=soft)
