@@ -124,14 +124,27 @@ def _stop_at_the_end(checkpoint: Path):
 
 
 def _record_checkpoints(record: dict[str, Any]):
-    """A trainer callback writing ``record`` into each checkpoint the trainer saves."""
+    """A trainer callback writing ``record`` into each checkpoint the trainer saves, before the
+    trainer writes anything there: a checkpoint is whole once its ``trainer_state.json`` is written
+    (``checkpoint_step``), and ``on_save`` comes after that, so a run stopped in between would leave
+    a whole checkpoint that no record checks. ``on_step_end`` runs once transformers has decided
+    to save this step (``control.should_save``) and before it saves; ``on_save`` writes it again
+    for a save decided elsewhere (an epoch's end)."""
     from transformers import TrainerCallback
 
+    def write(args, state, *, make: bool) -> None:
+        folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
+        if state.is_world_process_zero and (make or folder.is_dir()):
+            folder.mkdir(parents=True, exist_ok=True)
+            write_checkpoint_record(folder, record)
+
     class RecordCheckpoints(TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            if control.should_save:
+                write(args, state, make=True)
+
         def on_save(self, args, state, control, **kwargs):
-            folder = Path(args.output_dir) / f"{CHECKPOINT_PREFIX}{state.global_step}"
-            if state.is_world_process_zero and folder.is_dir():
-                write_checkpoint_record(folder, record)
+            write(args, state, make=False)
 
     return RecordCheckpoints()
 
