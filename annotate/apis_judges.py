@@ -179,8 +179,8 @@ class JudgeJobSerializer(JobStatusSerializer):
     retry_units = serializers.IntegerField()
     stalled = serializers.BooleanField(
         help_text="Active but no progress (nor a due extra pass) for PREFHUB_JOB_STALLED_AFTER_S (10 "
-        "minutes): its worker stopped. Redis delivers it again; with the embedded broker the beat "
-        "sweep sends it again."
+        "minutes): its worker stopped, or no worker has taken it yet. The beat sweep sends it again "
+        "when its message is gone from the outbox and the broker's queue."
     )
     prompt_tokens = serializers.IntegerField()
     completion_tokens = serializers.IntegerField()
@@ -203,7 +203,7 @@ class RerouteJobSerializer(JobStatusSerializer):
     done_units = serializers.IntegerField()
     stalled = serializers.BooleanField(
         help_text="Active but no progress for PREFHUB_JOB_STALLED_AFTER_S (10 minutes): a new start "
-        "replaces it (with the embedded broker the beat sweep also sends it again)."
+        "replaces it (the beat sweep also sends it again when its message is gone)."
     )
     outcome = serializers.DictField(
         allow_null=True, help_text="What it changed so far: rerouted, judge_to_human, human_to_judge, ..."

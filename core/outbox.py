@@ -115,9 +115,8 @@ def _in_queue_folder(task_name: str, folder: Path) -> set[int]:
 def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
     """The messages for ``task_name`` still in its queue's Redis lists (one per priority step, as
     kombu keeps them); None when Redis cannot be read. Read in slices, so a long queue is never
-    held in memory whole."""
-    from kombu import Connection
-
+    held in memory whole. The connection is Celery's own (``connection_for_write``: the workers'
+    TLS, login and transport options), the sweep's timeouts added."""
     from config.celery import app
 
     queue = app.amqp.router.route({}, task_name)["queue"].name
@@ -126,7 +125,8 @@ def _in_redis_lists(task_name: str, url: str, options: dict) -> set[int] | None:
         # kombu's Redis transport takes its timeouts from the transport options (not from
         # connect_timeout): without them a broker that never answers holds the sweep's worker
         timeouts = {"socket_connect_timeout": 2, "socket_timeout": 10}
-        with Connection(url, transport_options={**timeouts, **options, "max_retries": 0}) as connection:
+        transport_options = {**timeouts, **options, "max_retries": 0}
+        with app.connection_for_write(url, transport_options=transport_options) as connection:
             channel = connection.default_channel
             client, size = channel.client, 1000
             keys = [queue] + [f"{queue}{channel.sep}{step}" for step in channel.priority_steps if step]
