@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -26,11 +25,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.private_redis import free_port, redis_answers  # noqa: E402
 
 
 def _measure(fn) -> tuple[object, float, float]:
@@ -50,7 +45,7 @@ def main() -> None:
     server = shutil.which("redis-server")
     if server is None:
         sys.exit("redis-server is not installed")
-    port, folder = _free_port(), tempfile.mkdtemp(prefix="prefhub-redis-sweep-")
+    port, folder = free_port(), tempfile.mkdtemp(prefix="prefhub-redis-sweep-")
     url = f"redis://127.0.0.1:{port}/0"
     proc = subprocess.Popen([server, "--port", str(port), "--bind", "127.0.0.1", "--dir", folder, "--save", ""],
                             stdout=subprocess.DEVNULL)  # fmt: skip
@@ -66,12 +61,7 @@ def main() -> None:
         from core.outbox import _in_redis_lists
 
         client = redis.Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                break
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
+        redis_answers(client)
         options = {"visibility_timeout": 3600}
         print(
             f"{'queue':>8} {'generation sweep read':>22} {'peak MB':>8} {'judge sweep read':>17} {'redis MB':>9}"

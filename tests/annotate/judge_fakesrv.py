@@ -1,44 +1,14 @@
-"""A scripted fake OpenAI-compatible server for judge tests that need what
-``generation.openai_server`` cannot do: answers without token usage, HTTP errors, outages.
-
-Each request pops a behaviour from ``script`` (then uses ``default``); a behaviour is
-``fn(handler, body)`` and answers with :func:`send`. Started on 127.0.0.1 in a thread.
+"""The judge tests' behaviours for the scripted fake OpenAI-compatible server
+(:mod:`tests.fake_openai`, started by :func:`start`, answering with :func:`send`): answers with or
+without token usage, HTTP errors, outages. A behaviour is ``fn(handler, body)``; the requests the
+server took are in ``state["requests"]``.
 """
 
 from __future__ import annotations
 
-import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from tests.fake_openai import send, start
 
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args) -> None:
-        pass
-
-    def do_POST(self) -> None:
-        n = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(n) or b"{}")
-        state = self.server.state
-        with state["lock"]:
-            state["bodies"].append(body)
-            behaviour = state["script"].pop(0) if state["script"] else state["default"]
-        behaviour(self, body)
-
-
-def send(
-    handler, status: int, payload=None, *, raw: bytes | None = None, content_type="application/json"
-) -> None:
-    """Answer ``status`` with ``payload`` as JSON (a NUL travels as \\u0000, a lone surrogate as
-    \\ud800), or with the bytes ``raw`` as they are, under ``content_type``."""
-    data = raw if raw is not None else json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", content_type)
-    handler.send_header("Content-Length", str(len(data)))
-    handler.end_headers()
-    handler.wfile.write(data)
+__all__ = ["answering", "completion", "down", "refused", "refusing", "send", "start"]
 
 
 def completion(text: str, *, usage: dict | bool | None = True) -> dict:
@@ -79,12 +49,3 @@ def down(handler, body) -> None:
 
 def refused(handler, body) -> None:
     send(handler, 400, {"error": {"message": "bad request"}})
-
-
-def start(*, script=(), default=None):
-    """(server, base url, state); ``server.shutdown()`` when done."""
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    server.daemon_threads = True
-    server.state = {"lock": threading.Lock(), "bodies": [], "script": list(script), "default": default}
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server, f"http://127.0.0.1:{server.server_address[1]}", server.state

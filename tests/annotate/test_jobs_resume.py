@@ -238,7 +238,7 @@ def test_a_judge_job_whose_worker_was_killed_finishes_on_the_next_worker(
     procs = [sweeper, general, first]
 
     job = judge_services.judge_job_create(judge=judge)
-    _wait(lambda: len(state["bodies"]) >= 1, timeout=120, procs=procs, what="the judge to be called")
+    _wait(lambda: len(state["requests"]) >= 1, timeout=120, procs=procs, what="the judge to be called")
     os.killpg(first.pid, signal.SIGKILL)
     first.wait(timeout=30)
     job.refresh_from_db()

@@ -386,12 +386,12 @@ def test_a_transient_failure_frees_the_worker_until_the_job_comes_back(
 
     # the delayed message comes back; the server is up again by then
     state["default"] = fakesrv.answering(prefers_x)
-    calls = len(state["bodies"])
+    calls = len(state["requests"])
     job = judge_job_run(job_id=job.pk, chunk=2)
     assert no_sleeping == []
     assert job.state == JobState.DONE and (job.done_units, job.failed_units) == (4, 0)
     assert not job.retry_waiting
-    assert len(state["bodies"]) == calls + 8  # the four tasks, both orderings, once
+    assert len(state["requests"]) == calls + 8  # the four tasks, both orderings, once
     assert set(RoutingDecision.objects.filter(project=project).values_list("reason", flat=True)) == {
         "confident"
     }
@@ -408,11 +408,11 @@ def test_a_cancel_while_the_job_waits_for_its_extra_pass_stops_it(
     response = client.post(f"/projects/{project.slug}/judges/jobs/{job.pk}/cancel/", follow=True)
     page = response.content.decode()
     assert "Cancelled" in page and "Waiting to retry" not in page
-    calls = len(state["bodies"])
+    calls = len(state["requests"])
     state["default"] = fakesrv.answering(prefers_x)
     job = judge_job_run(job_id=job.pk, chunk=2)  # the delayed message comes back: nothing to do
     assert job.state == JobState.CANCELLED and not job.retry_waiting
-    assert len(state["bodies"]) == calls and not JudgeSuggestion.objects.filter(job=job).exists()
+    assert len(state["requests"]) == calls and not JudgeSuggestion.objects.filter(job=job).exists()
     assert not RoutingDecision.objects.filter(project=project).exists()
 
 
@@ -451,7 +451,7 @@ def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     job = judge_job_run(job_id=make_judge_job(project, url), chunk=2)
     assert job.retry_waiting and job.retry_units == 4
     job = come_back(job, chunk=2)
-    assert len(state["bodies"]) == 16  # two passes over four tasks, both orderings: one extra pass
+    assert len(state["requests"]) == 16  # two passes over four tasks, both orderings: one extra pass
     assert job.state == JobState.FAILED and "retry" in job.error.lower()
     assert job.failed_units == 4 and job.retry_passes == 1 and not job.retry_waiting
     assert set(JudgeSuggestion.objects.filter(job=job).values_list("status", "transient")) == {
@@ -461,7 +461,7 @@ def test_a_long_outage_leaves_tasks_unrouted_and_retry_failed_judges_them(
     assert not RoutingDecision.objects.filter(project=project).exists()
     # a redelivered message leaves the finished job alone
     assert judge_job_run(job_id=job.pk).state == JobState.FAILED
-    assert len(state["bodies"]) == 16
+    assert len(state["requests"]) == 16
 
     state["default"] = fakesrv.answering(prefers_x)
     job = judge_services.judge_job_retry_failed(job=job)
@@ -489,7 +489,7 @@ def test_a_permanent_failure_stays_failed_and_is_not_retried(make_project, serve
     assert job.state == JobState.DONE and job.failed_units == 1
     failed = JudgeSuggestion.objects.get(job=job, status="failed")
     assert failed.transient is False and "refused" in failed.error
-    calls = len(state["bodies"])
+    calls = len(state["requests"])
     assert calls == 4  # two tasks, two orderings, no second pass for a refusal
     from annotate.errors import InvalidInput
 
@@ -603,4 +603,4 @@ def test_switching_the_endpoint_off_stops_its_judge_job(make_project, servers, m
     job = judge_job_run(job_id=job_id, chunk=2)
     assert job.state == JobState.CANCELLED and "switched off" in job.error
     assert JudgeSuggestion.objects.filter(job=job).count() == 2  # the first chunk's two tasks
-    assert len(state["bodies"]) == 4  # two tasks, both orders: nothing after the switch-off
+    assert len(state["requests"]) == 4  # two tasks, both orders: nothing after the switch-off

@@ -53,7 +53,7 @@ def test_the_worker_judges_another_job_while_one_waits_for_its_extra_pass(
 
     a = judge_job_create(judge=judge_a)
     a = _wait(lambda: (j := _job(a.pk)).retry_waiting and j, timeout=120, procs=procs, what="job A to wait")
-    assert a.retry_units == 4 and len(state_a["bodies"]) == 8
+    assert a.retry_units == 4 and len(state_a["requests"]) == 8
     due = a.retry_at
 
     b = judge_job_create(judge=judge_b)
@@ -70,8 +70,8 @@ def test_the_worker_judges_another_job_while_one_waits_for_its_extra_pass(
     )
     assert a.state == JobState.DONE and (a.done_units, a.failed_units) == (4, 0), a.error
     assert a.finished_at >= due and a.retry_passes == 1  # not judged again before it was due
-    assert len(state_a["bodies"]) == 16  # the extra pass judged each task once: no duplicate run
-    assert len(state_b["bodies"]) == 8
+    assert len(state_a["requests"]) == 16  # the extra pass judged each task once: no duplicate run
+    assert len(state_b["requests"]) == 8
     assert worker.poll() is None
 
 

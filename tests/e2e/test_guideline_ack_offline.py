@@ -9,18 +9,13 @@ import pytest
 
 from annotate.models import GuidelineAck
 from tests.e2e.conftest import settle
-from tests.e2e.test_probe_plabel_helpers import ack_again_once_online, ack_dialog_for_version_two
+from tests.e2e.test_probe_plabel_helpers import ack_again_once_online
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_acknowledgement_that_cannot_reach_the_server_says_so_and_can_be_retried(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Offline rules")
-    labeler, _, v2 = ack_dialog_for_version_two(
-        page, project, "ola", labeler_in=labeler_in, make_user=make_user
-    )
+def test_an_acknowledgement_that_cannot_reach_the_server_says_so_and_can_be_retried(page, ack_dialog):
+    _, labeler, _, v2 = ack_dialog("ola", name="Offline rules")
     page.route("**/guidelines/ack/", lambda route: route.abort("internetdisconnected"))
     page.click("#ack-dialog [data-action=ack]")
     settle(page)

@@ -10,18 +10,12 @@ import pytest
 from annotate.models import GuidelineAck
 from annotate.services.guidelines import guideline_publish
 from tests.e2e.conftest import settle
-from tests.e2e.test_probe_plabel_helpers import ack_dialog_for_version_two
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_acknowledging_a_version_replaced_while_the_dialog_was_open_shows_the_current_one(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Moving rules")
-    labeler, manager, v2 = ack_dialog_for_version_two(
-        page, project, "nia", labeler_in=labeler_in, make_user=make_user
-    )
+def test_acknowledging_a_version_replaced_while_the_dialog_was_open_shows_the_current_one(page, ack_dialog):
+    project, labeler, manager, v2 = ack_dialog("nia", name="Moving rules")
     # While the dialog is open, version 3 comes out; the labeler acknowledges what they read (v2).
     v3 = guideline_publish(project=project, actor=manager, body="# V3\n\nThird rules.", change_note="three")
     page.click("#ack-dialog [data-action=ack]")

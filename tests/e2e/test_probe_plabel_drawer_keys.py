@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling
-
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LONG = "# How to judge\n\n" + "\n\n".join(
@@ -19,10 +16,8 @@ LONG = "# How to judge\n\n" + "\n\n".join(
 )
 
 
-def test_the_guidelines_drawer_scrolls_from_the_keyboard(page, make_project, labeler_in, make_user):
-    project = make_project(name="Long rules")
-    make_tasks(project, count=2)
-    open_labeling(page, project, "gus", labeler_in=labeler_in, make_user=make_user, guidelines=LONG)
+def test_the_guidelines_drawer_scrolls_from_the_keyboard(page, labeling_page):
+    labeling_page("gus", tasks=2, guidelines=LONG, name="Long rules")
     page.keyboard.press("g")
     assert page.is_visible("#guidelines-drawer")
     for _ in range(3):

@@ -11,16 +11,13 @@ import pytest
 
 from annotate.models import Annotation
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling, submit_and_wait
+from tests.e2e.test_probe_plabel_helpers import submit_and_wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_enter_in_the_flag_reason_does_not_submit(page, make_project, labeler_in, make_user):
-    project = make_project(name="Flags")
-    make_tasks(project, count=3)
-    first = open_labeling(page, project, "fay", labeler_in=labeler_in, make_user=make_user)
+def test_enter_in_the_flag_reason_does_not_submit(page, labeling_page):
+    _, first = labeling_page("fay", tasks=3, name="Flags")
     page.keyboard.press("f")
     page.keyboard.type("It contains a phone number")
     page.keyboard.press("Enter")

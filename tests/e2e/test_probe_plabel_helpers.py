@@ -30,28 +30,6 @@ def submit_and_wait(page, old_id: int) -> None:
     settle(page)
 
 
-def ack_dialog_for_version_two(page, project, username: str, *, labeler_in, make_user):
-    """Label ``project`` (three tasks made here) as ``username``, who read version 1; a manager
-    publishes version 2, and the next submit opens the dialog asking to acknowledge it. Returns
-    (the labeler, the manager, version 2)."""
-    from django.contrib.auth import get_user_model
-
-    from annotate.models import Role
-    from tests.e2e.labeling_data import make_tasks
-
-    make_tasks(project, count=3)
-    open_labeling(page, project, username, labeler_in=labeler_in, make_user=make_user, guidelines="# V1")
-    labeler = get_user_model().objects.get(username=username)
-    manager = labeler_in(project, "mo", role=Role.MANAGER)
-    v2 = guideline_publish(project=project, actor=manager, body="# V2\n\nSecond rules.", change_note="two")
-    page.keyboard.press("1")
-    page.keyboard.press("Control+Enter")
-    page.wait_for_selector("#ack-dialog[open]")
-    settle(page)
-    assert "version 2" in page.inner_text("#ack-title")
-    return labeler, manager, v2
-
-
 def ack_again_once_online(page, labeler, guideline) -> None:
     """With the connection back (the ack route no longer intercepted), the labeler presses the
     acknowledgement button again: the dialog closes, ``guideline`` is acknowledged exactly once, and

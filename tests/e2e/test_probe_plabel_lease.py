@@ -15,20 +15,15 @@ from django.utils import timezone
 
 from annotate.models import Annotation, Assignment, AssignmentState
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling, submit_and_wait
+from tests.e2e.test_probe_plabel_helpers import submit_and_wait
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 TTL = 30  # seconds: the shortest lease a project may have
 
 
-def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Careful work", lease_ttl_seconds=TTL)
-    make_tasks(project, count=3)
-    first = open_labeling(page, project, "lena", labeler_in=labeler_in, make_user=make_user)
+def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(page, labeling_page):
+    _, first = labeling_page("lena", tasks=3, name="Careful work", lease_ttl_seconds=TTL)
     started = time.monotonic()
     page.keyboard.press("1")
     page.keyboard.press("r")
@@ -45,11 +40,15 @@ def test_a_labeler_typing_a_rationale_does_not_lose_the_task_to_the_lease_clock(
     assert page.recorder.page_errors == [] and page.recorder.csp_violations == []
 
 
-def test_a_labeler_reading_a_long_response_keeps_the_task(page, make_project, labeler_in, make_user):
+def test_a_labeler_reading_a_long_response_keeps_the_task(page, labeling_page):
     """Reading is work too: scrolling through a long response (or the guidelines) counts."""
-    project = make_project(name="Long reads", lease_ttl_seconds=TTL)
-    make_tasks(project, count=2, texts=["A long answer.\n\n" + "More detail here. " * 3000, "Short."])
-    first = open_labeling(page, project, "rhea", labeler_in=labeler_in, make_user=make_user)
+    _, first = labeling_page(
+        "rhea",
+        tasks=2,
+        texts=["A long answer.\n\n" + "More detail here. " * 3000, "Short."],
+        name="Long reads",
+        lease_ttl_seconds=TTL,
+    )
     page.mouse.move(300, 400)
     started = time.monotonic()
     while time.monotonic() - started < TTL + 8:

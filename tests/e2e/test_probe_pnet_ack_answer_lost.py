@@ -11,7 +11,7 @@ import pytest
 
 from annotate.models import GuidelineAck
 from tests.e2e.conftest import settle
-from tests.e2e.test_probe_plabel_helpers import ack_again_once_online, ack_dialog_for_version_two
+from tests.e2e.test_probe_plabel_helpers import ack_again_once_online
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -21,13 +21,8 @@ def answer_lost(route):
     route.abort("connectionreset")  # ... and the answer is lost on the way back
 
 
-def test_an_acknowledgement_whose_answer_is_lost_is_not_called_unrecorded(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Lost acknowledgements")
-    labeler, _, v2 = ack_dialog_for_version_two(
-        page, project, "lia", labeler_in=labeler_in, make_user=make_user
-    )
+def test_an_acknowledgement_whose_answer_is_lost_is_not_called_unrecorded(page, ack_dialog):
+    _, labeler, _, v2 = ack_dialog("lia", name="Lost acknowledgements")
     page.route("**/guidelines/ack/", answer_lost)
     page.click("#ack-dialog [data-action=ack]")
     page.wait_for_function(

@@ -14,8 +14,6 @@ from django.contrib.auth import get_user_model
 from annotate.models import Annotation, Role
 from annotate.services.guidelines import guideline_publish
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -23,11 +21,9 @@ GUIDELINES = "**/guidelines/current.json"
 
 
 def test_guidelines_that_cannot_be_loaded_are_explained_and_shown_on_the_retry(
-    page, make_project, labeler_in, make_user
+    page, labeling_page, labeler_in
 ):
-    project = make_project(name="Offline guidelines")
-    make_tasks(project, count=3)
-    first = open_labeling(page, project, "gus", labeler_in=labeler_in, make_user=make_user, guidelines="# V1")
+    project, first = labeling_page("gus", tasks=3, guidelines="# V1", name="Offline guidelines")
     manager = labeler_in(project, "gma", role=Role.MANAGER)
     guideline_publish(project=project, actor=manager, body="# V2\n\nNew rules.", change_note="two")
 

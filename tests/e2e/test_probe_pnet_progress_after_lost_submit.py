@@ -14,9 +14,7 @@ from django.contrib.auth import get_user_model
 from annotate import selectors
 from annotate.models import Annotation
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -30,10 +28,8 @@ def progress_text(page) -> str:
     return " ".join(page.inner_text("#progress-text").split())
 
 
-def test_a_lost_submit_then_a_skip_leaves_the_counter_right(page, make_project, labeler_in, make_user):
-    project = make_project(name="Lost answers")
-    make_tasks(project, count=5)
-    first = open_labeling(page, project, "nia", labeler_in=labeler_in, make_user=make_user)
+def test_a_lost_submit_then_a_skip_leaves_the_counter_right(page, labeling_page):
+    project, first = labeling_page("nia", tasks=5, name="Lost answers")
     assert progress_text(page) == "0 done · 5 left"
 
     page.route("**/submit/", answer_lost)

@@ -13,9 +13,7 @@ import pytest
 
 from annotate.models import Annotation, Assignment, TaskKind
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import canonical_for, current_id, wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -37,15 +35,15 @@ def fail_submit_then_reload(page, assignment_id: int) -> None:
     assert current_id(page) == assignment_id
 
 
-def test_a_reload_after_a_failed_submit_brings_the_answer_back(page, make_project, labeler_in, make_user):
-    project = make_project(
+def test_a_reload_after_a_failed_submit_brings_the_answer_back(page, labeling_page):
+    _, first = labeling_page(
+        "rex",
+        tasks=4,
         name="Reload after failure",
         strength_scale=True,
         dimensions=[{"label": "Clarity"}],
         rating_scale_max=5,
     )
-    make_tasks(project, count=4)
-    first = open_labeling(page, project, "rex", labeler_in=labeler_in, make_user=make_user)
     page.keyboard.press("1")
     page.keyboard.press("w")
     page.click(
@@ -85,10 +83,8 @@ def rank_order(page) -> list[str]:
     return page.eval_on_selector_all(".task .rank-item", "els => els.map(e => e.dataset.position)")
 
 
-def test_a_reload_after_a_failed_submit_brings_a_ranking_back(page, make_project, labeler_in, make_user):
-    project = make_project(name="Reload a ranking", kind=TaskKind.RANKING)
-    make_tasks(project, count=3, per_task=3)
-    first = open_labeling(page, project, "rae", labeler_in=labeler_in, make_user=make_user)
+def test_a_reload_after_a_failed_submit_brings_a_ranking_back(page, labeling_page):
+    _, first = labeling_page("rae", tasks=3, per_task=3, name="Reload a ranking", kind=TaskKind.RANKING)
     page.keyboard.press("Shift+ArrowDown")  # the first response goes one place down
     order = rank_order(page)
     assert order == ["1", "0", "2"]

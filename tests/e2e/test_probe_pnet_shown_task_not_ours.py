@@ -15,9 +15,7 @@ from django.contrib.auth import get_user_model
 from annotate import selectors
 from annotate.models import Annotation
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import current_id, wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -27,12 +25,8 @@ def answer_lost(route):
     route.abort("connectionreset")
 
 
-def test_a_task_whose_lease_ended_behind_the_page_is_not_shown_to_do(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Not yours any more")
-    make_tasks(project, count=6)
-    a = open_labeling(page, project, "bea", labeler_in=labeler_in, make_user=make_user)
+def test_a_task_whose_lease_ended_behind_the_page_is_not_shown_to_do(page, labeling_page):
+    project, a = labeling_page("bea", tasks=6, name="Not yours any more")
     page.keyboard.press("1")
     page.keyboard.press("Control+Enter")
     b = wait_for_new_task(page, a)

@@ -12,9 +12,7 @@ import pytest
 
 from annotate.models import Assignment, AssignmentState
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import current_id, wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,10 +24,8 @@ def open_skip(page) -> None:
     page.wait_for_selector("#skip-dialog[open]")
 
 
-def test_a_failed_skip_keeps_the_reason_for_the_retry(page, make_project, labeler_in, make_user):
-    project = make_project(name="Flaky skips")
-    make_tasks(project, count=4)
-    first = open_labeling(page, project, "sol", labeler_in=labeler_in, make_user=make_user)
+def test_a_failed_skip_keeps_the_reason_for_the_retry(page, labeling_page):
+    _, first = labeling_page("sol", tasks=4, name="Flaky skips")
 
     page.route("**/skip/", lambda route: route.abort("internetdisconnected"))
     open_skip(page)

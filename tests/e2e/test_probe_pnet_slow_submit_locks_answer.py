@@ -12,17 +12,14 @@ import pytest
 
 from annotate.models import Annotation, Assignment
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import canonical_for, wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling, release_held, submit_held
+from tests.e2e.test_probe_plabel_helpers import release_held, submit_held
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_the_answer_being_saved_cannot_change_on_screen(page, make_project, labeler_in, make_user):
-    project = make_project(name="Slow saves")
-    make_tasks(project, count=4)
-    first = open_labeling(page, project, "sam", labeler_in=labeler_in, make_user=make_user)
+def test_the_answer_being_saved_cannot_change_on_screen(page, labeling_page):
+    _, first = labeling_page("sam", tasks=4, name="Slow saves")
     held = submit_held(page)
     page.keyboard.press("2")  # the labeler changes their mind while the answer is on its way
     page.click(".task input[name=choice][value=right]", force=True, timeout=2000)

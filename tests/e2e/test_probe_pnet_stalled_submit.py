@@ -13,22 +13,17 @@ import pytest
 
 from annotate.models import Annotation
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling, submit_held
+from tests.e2e.test_probe_plabel_helpers import submit_held
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 RATIONALE = "Response 1 streams the file; response 2 would need 40 GB of memory."
 
 
-def test_a_submit_that_never_answers_is_given_up_and_can_be_sent_again(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Dead connections")
-    make_tasks(project, count=4)
+def test_a_submit_that_never_answers_is_given_up_and_can_be_sent_again(page, labeling_page):
     page.clock.install()
-    first = open_labeling(page, project, "dex", labeler_in=labeler_in, make_user=make_user)
+    _, first = labeling_page("dex", tasks=4, name="Dead connections")
     page.fill(".task textarea[name=rationale]", RATIONALE)
     page.locator(".task").focus()
     held = submit_held(page)  # never let go: the answer never comes

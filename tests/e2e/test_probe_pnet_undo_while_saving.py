@@ -10,19 +10,14 @@ import pytest
 
 from annotate.models import Annotation, Assignment, AssignmentState
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
 from tests.e2e.test_labeling_pairwise import wait_for_new_task
-from tests.e2e.test_probe_plabel_helpers import open_labeling, release_held, submit_held
+from tests.e2e.test_probe_plabel_helpers import release_held, submit_held
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_backspace_during_a_slow_submit_says_so_and_works_again_after(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Slow undo")
-    make_tasks(project, count=4)
-    first = open_labeling(page, project, "ugo", labeler_in=labeler_in, make_user=make_user)
+def test_backspace_during_a_slow_submit_says_so_and_works_again_after(page, labeling_page):
+    _, first = labeling_page("ugo", tasks=4, name="Slow undo")
     held = submit_held(page)
     page.keyboard.press("Backspace")
     assert page.is_visible("#toast")

@@ -11,20 +11,14 @@ from django.contrib.auth import get_user_model
 from annotate.models import Annotation, Role
 from annotate.services.projects import membership_deactivate
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 REMOVED_MESSAGE = "You are no longer a member of this project; ask its manager."
 
 
-def test_a_labeler_removed_while_the_page_is_open_is_told_on_the_next_submit(
-    page, make_project, labeler_in, make_user
-):
-    project = make_project(name="Removal")
-    make_tasks(project, count=3)
-    first = open_labeling(page, project, "rory", labeler_in=labeler_in, make_user=make_user)
+def test_a_labeler_removed_while_the_page_is_open_is_told_on_the_next_submit(page, labeling_page):
+    project, first = labeling_page("rory", tasks=3, name="Removal")
     page.keyboard.press("1")
     # The manager deactivates the labeler's membership while the page is open.
     membership_deactivate(

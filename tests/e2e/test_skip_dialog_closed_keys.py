@@ -13,8 +13,6 @@ import pytest
 
 from annotate.models import Annotation, Assignment, AssignmentState
 from tests.e2e.conftest import settle
-from tests.e2e.labeling_data import make_tasks
-from tests.e2e.test_probe_plabel_helpers import open_labeling
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -26,19 +24,15 @@ def _open_skip_then_escape(page):
     page.wait_for_function("() => !document.getElementById('skip-dialog').open")
 
 
-def test_escape_gives_the_focus_back_to_the_task(page, make_project, labeler_in, make_user):
-    project = make_project(name="Skip then answer")
-    make_tasks(project, count=3)
-    open_labeling(page, project, "sam", labeler_in=labeler_in, make_user=make_user)
+def test_escape_gives_the_focus_back_to_the_task(page, labeling_page):
+    labeling_page("sam", tasks=3, name="Skip then answer")
     _open_skip_then_escape(page)
     # the task on screen has the keyboard again (not the hidden dialog's control, nor the page body)
     page.wait_for_function("() => document.activeElement.matches('#task-slot .task')", timeout=3000)
 
 
-def test_enter_from_inside_the_closed_dialog_does_not_skip(page, make_project, labeler_in, make_user):
-    project = make_project(name="Skip then answer 2")
-    make_tasks(project, count=3)
-    first = open_labeling(page, project, "sid", labeler_in=labeler_in, make_user=make_user)
+def test_enter_from_inside_the_closed_dialog_does_not_skip(page, labeling_page):
+    _, first = labeling_page("sid", tasks=3, name="Skip then answer 2")
     labeler = Assignment.objects.get(pk=first).labeler
     _open_skip_then_escape(page)
     # what the labeler's Ctrl+Enter did when the focus was left on the hidden reason button

@@ -7,9 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import json
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -18,40 +16,15 @@ from generation import services
 from generation.backends.base import BackendConfigError, PromptError, SamplingParams
 from generation.backends.openai_compat import OpenAICompatBackend, normalise_base_url, validate_config
 from generation.models import GenerationFailure
+from tests import fake_openai
+from tests.fake_openai import send
 from tests.generation.conftest import add_prompts
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 SECRET = "sk-live-SECRET-123"
 
 
-# --- a scripted fake server -----------------------------------------------------------------------
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-
-    def log_message(self, *args):
-        pass
-
-    def do_POST(self):
-        length = int(self.headers.get("Content-Length") or 0)
-        body = json.loads(self.rfile.read(length) or b"{}")
-        state = self.server.state
-        with state["lock"]:
-            state["requests"].append({"path": self.path, "body": body, "headers": dict(self.headers)})
-            behaviour = state["script"].pop(0) if state["script"] else state["default"]
-        behaviour(self, body)
-
-
-def send(handler, status, payload=None, *, raw=None, headers=None):
-    data = raw if raw is not None else json.dumps(payload).encode()
-    handler.send_response(status)
-    handler.send_header("Content-Type", "application/json")
-    handler.send_header("Content-Length", str(len(data)))
-    for name, value in (headers or {}).items():
-        handler.send_header(name, value)
-    handler.end_headers()
-    handler.wfile.write(data)
+# --- the scripted fake server (tests/fake_openai.py): answers -------------------------------------
 
 
 def completion(texts, *, model="m", content=None):
@@ -84,17 +57,9 @@ def fake_server(settings, stop_servers):
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = ["127.0.0.1"]
 
     def start(script=(), default=None):
-        server = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-        server.daemon_threads = True
-        server.state = {
-            "lock": threading.Lock(),
-            "requests": [],
-            "script": list(script),
-            "default": default or ok(),
-        }
-        threading.Thread(target=server.serve_forever, daemon=True).start()
+        server, url, _ = fake_openai.start(script=script, default=default or ok())
         stop_servers.append(server)
-        return server, f"http://127.0.0.1:{server.server_address[1]}"
+        return server, url
 
     return start
 

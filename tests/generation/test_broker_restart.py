@@ -13,7 +13,6 @@ loses one message on purpose, and runs the beat sweep that sends such a batch ag
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import time
 from datetime import timedelta
@@ -37,14 +36,9 @@ from tests.generation.test_worker import (  # noqa: F401 - fixtures
     start_worker,
     tiny_endpoint,
 )
+from tests.private_redis import free_port, redis_answers
 
 pytestmark = REAL_WORKER_MARKS
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -52,21 +46,15 @@ def private_redis(tmp_path, monkeypatch):
     server = shutil.which("redis-server")
     if server is None:
         pytest.skip("redis-server is not installed")
-    port = _free_port()
+    port = free_port()
     args = [server, "--bind", "127.0.0.1", "--port", str(port), "--dir", str(tmp_path), "--appendonly", "yes",
             "--appendfsync", "always", "--save", ""]  # fmt: skip
     procs: list[subprocess.Popen] = []
 
     def start() -> None:
         procs.append(subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
-        client = redis.Redis(port=port, socket_connect_timeout=0.5)
-        for _ in range(100):
-            try:
-                client.ping()
-                return
-            except redis.exceptions.ConnectionError:
-                time.sleep(0.05)
-        pytest.fail("the private redis-server did not start")
+        if not redis_answers(redis.Redis(port=port, socket_connect_timeout=0.5)):
+            pytest.fail("the private redis-server did not start")
 
     def restart() -> redis.Redis:
         redis.Redis(port=port).shutdown(nosave=False)  # writes the append-only file, then exits

@@ -34,6 +34,23 @@ def _same_weights(a: Path, b: Path) -> bool:
     return wa.keys() == wb.keys() and all(torch.allclose(wa[k], wb[k], atol=1e-6) for k in wa)
 
 
+def _scored_run_start(tiny: str, tmp_path: Path, rows: int) -> tuple[str, dict]:
+    """(a file of ``rows`` preference rows, the options every resumed PPO/RL run here shares: a
+    4-step run of ``tiny`` scored by a 2-step reward model of it, checkpointing every 2 steps,
+    keeping 2)."""
+    data = preference_file(tmp_path / "pairs.jsonl", rows, seed=0)
+    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=2, eval_fraction=0))
+    common = {
+        "reward_model": rm["output_dir"],
+        "learning_rate": 1e-3,
+        "max_steps": 4,
+        "eval_fraction": 0,
+        "save_steps": 2,
+        "save_total_limit": 2,
+    }
+    return data, common
+
+
 def _whole_then_resumed(train, kind, base, data, tmp_path, monkeypatch, common, *, loss_key="loss"):
     """Run ``kind`` uninterrupted with ``train`` (its checkpoints kept: a finished run deletes them),
     then a second run resumed from its checkpoint at step 2, as if the first had died after it.
@@ -136,21 +153,10 @@ def test_a_ppo_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_end
     prompts all come back, so iterations 3 and 4 sample and step exactly as the first run did."""
     from training.runners import ppo
 
-    data = preference_file(tmp_path / "pairs.jsonl", 12, seed=0)
-    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=2, eval_fraction=0))
-    common = {
-        "reward_model": rm["output_dir"],
-        "learning_rate": 1e-3,
-        "max_steps": 4,
-        "rollout_batch_size": 4,
-        "mini_batch_size": 2,
-        "ppo_epochs": 1,
-        "max_new_tokens": 6,
-        "eval_fraction": 0,
-        "save_steps": 2,
-        "save_total_limit": 2,
-        "lr_scheduler_type": "linear",
-    }
+    data, common = _scored_run_start(tiny, tmp_path, 12)
+    common.update(
+        rollout_batch_size=4, mini_batch_size=2, ppo_epochs=1, max_new_tokens=6, lr_scheduler_type="linear"
+    )
     whole, resumed, trained, saved = _whole_then_resumed(
         ppo.run, "ppo", tiny, data, tmp_path, monkeypatch, common, loss_key="pg_loss"
     )
@@ -171,19 +177,8 @@ def test_an_rl_run_resumed_from_a_checkpoint_ends_where_an_uninterrupted_run_end
     completions, so steps 3 and 4 of the resumed run are those of the uninterrupted one."""
     from training.runners import rl
 
-    data = preference_file(tmp_path / "pairs.jsonl", 8, seed=0)
-    rm = reward.run(runner_config("reward", tiny, data, tmp_path / "rm", max_steps=2, eval_fraction=0))
-    common = {
-        "reward_model": rm["output_dir"],
-        "learning_rate": 1e-3,
-        "max_steps": 4,
-        "num_generations": 4,
-        "per_device_train_batch_size": 4,
-        "max_completion_length": 6,
-        "eval_fraction": 0,
-        "save_steps": 2,
-        "save_total_limit": 2,
-    }
+    data, common = _scored_run_start(tiny, tmp_path, 8)
+    common.update(num_generations=4, per_device_train_batch_size=4, max_completion_length=6)
     _, resumed, trained, _ = _whole_then_resumed(
         lambda cfg: rl.run(kind, cfg), kind, tiny, data, tmp_path, monkeypatch, common
     )
