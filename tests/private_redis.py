@@ -4,15 +4,9 @@ the wait until the new server answers."""
 
 from __future__ import annotations
 
-import socket
 import time
 
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.common import free_port  # noqa: F401 - the one free-port helper, named here for its users
 
 
 def redis_answers(client, *, tries: int = 100, pause: float = 0.05) -> bool:

@@ -13,17 +13,12 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import time
 from pathlib import Path
 
 import pytest
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench.common import free_port
 
 
 def _rank(rank: int, world: int, port: int, out: str, errors: str) -> None:
@@ -62,7 +57,7 @@ def test_every_rank_finishes_writing_before_the_folder_is_renamed(tmp_path):
     errors.mkdir()
     os.environ["PREFHUB_LAUNCHER_PID"] = str(os.getpid())  # the id accelerate's parent gives both ranks
     try:
-        mp.spawn(_rank, args=(2, _free_port(), str(out), str(errors)), nprocs=2, join=True)
+        mp.spawn(_rank, args=(2, free_port(), str(out), str(errors)), nprocs=2, join=True)
     except Exception:
         pytest.fail("a rank failed: " + "; ".join(p.read_text() for p in sorted(errors.iterdir())))
     finally:
