@@ -203,31 +203,25 @@ def test_soft_labels_with_a_loss_that_cannot_use_them_are_said_unused(tiny, tmp_
     assert out["used_soft_labels"] is False
 
 
+def _smoothed(loss_type: str):
+    """A DPO config asking ``loss_type`` for conservative DPO (label_smoothing 0.1)."""
+    values = {"base_model": "m", "dataset_path": "d.jsonl", "output_dir": "o", "label_smoothing": 0.1}
+    return config_for("dpo", {**values, "loss_type": loss_type})
+
+
 @pytest.mark.parametrize("loss_type", ["hinge", "ipo", "apo_zero", "sigmoid_norm"])
 def test_label_smoothing_with_a_loss_that_ignores_it_is_refused(loss_type):
-    with pytest.raises(ConfigError, match="label_smoothing"):
-        config_for(
-            "dpo",
-            {
-                "base_model": "m",
-                "dataset_path": "d.jsonl",
-                "output_dir": "o",
-                "loss_type": loss_type,
-                "label_smoothing": 0.1,
-            },
-        )
+    with pytest.raises(ConfigError, match=f"label_smoothing is not used by loss_type '{loss_type}'"):
+        _smoothed(loss_type)
 
 
 @pytest.mark.parametrize("loss_type", ["sigmoid", "robust", "exo_pair", "aot"])
 def test_label_smoothing_with_a_loss_that_reads_it_is_accepted(loss_type):
-    cfg = config_for(
-        "dpo",
-        {
-            "base_model": "m",
-            "dataset_path": "d.jsonl",
-            "output_dir": "o",
-            "loss_type": loss_type,
-            "label_smoothing": 0.1,
-        },
-    )
-    assert cfg.label_smoothing == 0.1
+    assert _smoothed(loss_type).label_smoothing == 0.1
+
+
+def test_exo_pair_without_label_smoothing_is_refused():
+    with pytest.raises(ConfigError, match="exo_pair' needs label_smoothing"):
+        config_for(
+            "dpo", {"base_model": "m", "dataset_path": "d.jsonl", "output_dir": "o", "loss_type": "exo_pair"}
+        )
