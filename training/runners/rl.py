@@ -10,6 +10,8 @@ reward-model path would re-tokenise without the end token). A completion cut off
 as PPO scores a response that never ended, and loses ``missing_eos_penalty``;
 ``mask_truncated_completions`` also leaves such completions out of the loss. Sampling settings are all explicit
 (temperature only; no top-k/top-p/repetition penalty from the checkpoint's ``generation_config``).
+A prompt longer than ``max_length - max_completion_length`` ids is cut from the start of its content
+before sampling (``prompt_cutting``), by the rule the reward input and the held-out prompts follow.
 The policy is trained from fp32 master weights.
 Held-out prompts are scored by the same reward model before and after training (``eval_reward``).
 """
@@ -31,7 +33,7 @@ from training.runners.configs import ConfigError, RLRunConfig
 from training.runners.data import check_rl_prompts_render, encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
-from training.runners.protocol import Emitter, Timer, trainer_callback
+from training.runners.protocol import Emitter, ModelError, Timer, trainer_callback
 from training.runners.reward import (
     checkpoint_record,
     load_reward_model,
@@ -101,6 +103,35 @@ def reward_function(
         return penalise_unended(scores, ended, missing_eos_penalty)
 
     return reward_model
+
+
+def prompt_cutting(trainer_class, budget: int):
+    """``trainer_class`` (TRL's ``RLOOTrainer`` or ``GRPOTrainer``) sampling from, and training on,
+    prompts cut to ``budget`` ids (``max_length - max_completion_length``) by
+    ``core.formatting.truncate_prompt_ids``: the rule the reward model's input and the held-out
+    prompts are cut by. TRL 1.16 has no prompt limit: it tokenised each whole prompt, so
+    ``max_length`` bounded nothing the policy was trained on. Its ``_tokenize_prompts`` (whose ids
+    both sampling and the loss use) is kept, and its ids cut."""
+    from core.formatting import truncate_prompt_ids
+
+    if not callable(getattr(trainer_class, "_tokenize_prompts", None)):
+        import trl
+
+        raise ModelError(
+            f"TRL {trl.__version__}'s {trainer_class.__name__} tokenises prompts differently from TRL 1.16 (the "
+            "pinned version), so max_length cannot cut them; install the version requirements.txt pins."
+        )
+
+    class PromptCuttingTrainer(trainer_class):
+        def _tokenize_prompts(self, prompts):
+            ids, images, fields = super()._tokenize_prompts(prompts)
+            cut = [
+                truncate_prompt_ids(self.processing_class, prompt, list(one), budget)
+                for prompt, one in zip(prompts, ids, strict=True)
+            ]
+            return cut, images, fields
+
+    return PromptCuttingTrainer
 
 
 def _eval_reward(
@@ -207,7 +238,9 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             mask_truncated_completions=cfg.mask_truncated_completions,
         )
         holder: dict[str, Any] = {}
-        trainer = Trainer(
+        # TRL samples from whole prompts: each is cut to leave room for the completion, as in evaluation
+        budget = max(cfg.max_length - cfg.max_completion_length, 1)
+        trainer = prompt_cutting(Trainer, budget)(
             model=model,
             reward_funcs=reward_function(
                 reward,
