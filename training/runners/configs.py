@@ -121,7 +121,7 @@ class BaseRunConfig:
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
     weight_decay: float = 0.0
-    warmup_steps: float = 0.0  # a count, or a fraction of the steps when < 1
+    warmup_steps: float = 0.0  # a count, or a fraction of the steps when < 1 (not with "constant")
     lr_scheduler_type: str = "linear"
     max_grad_norm: float = 1.0
     logging_steps: int = 10
@@ -164,6 +164,12 @@ class BaseRunConfig:
             )
         if self.lr_scheduler_type not in LR_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}.")
+        if self.warmup_steps and self.lr_scheduler_type == "constant":
+            # transformers' get_scheduler("constant") drops num_warmup_steps: no warmup at all
+            raise ConfigError(
+                f"warmup_steps ({self.warmup_steps!r}) is not used by lr_scheduler_type 'constant' (a constant "
+                "rate from the first step): use 'constant_with_warmup' to warm up, or leave warmup_steps 0."
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
