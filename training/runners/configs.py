@@ -414,6 +414,8 @@ class RLRunConfig(ScoredRunConfig):
         ``max_completion_length`` (no end id among its tokens) is scored without the end token and
         loses ``missing_eos_penalty``, as in PPO.
     num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
+    per_device_eval_batch_size: sequences the reward model scores per forward, in training and on the
+        held-out prompts.
     beta: KL coefficient towards the reference policy.
     mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
         that name; recommended by DAPO). They still count in their group's reward baseline.

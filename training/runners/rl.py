@@ -72,6 +72,7 @@ def reward_function(
     policy_tok=None,
     stop_ids: list[int] | None = None,
     missing_eos_penalty: float | None = None,
+    batch_size: int = 16,
 ):
     """A TRL reward function scoring (prompt, completion) with the reward model.
 
@@ -80,7 +81,8 @@ def reward_function(
     response (``core.formatting.response_reward_input``): a completion that ended is scored on
     exactly the ids reward training uses (``core.formatting.reward_input_ids``, end token included);
     one cut off before any end id (``stop_ids``, the policy's) is scored without the end token it
-    never produced and loses ``missing_eos_penalty``. ``policy_tok`` decodes the ids (default: the
+    never produced and loses ``missing_eos_penalty``. The reward model reads ``batch_size`` sequences
+    per forward (the run's ``per_device_eval_batch_size``). ``policy_tok`` decodes the ids (default: the
     reward model's tokenizer, for a policy that shares it; ``stop_ids`` default to its end ids).
     Called without ``completion_ids`` (not by TRL), the completions are taken as finished replies."""
     policy_tok = policy_tok if policy_tok is not None else reward_tok
@@ -99,7 +101,7 @@ def reward_function(
                 for p, ids in zip(prompts, completion_ids, strict=True)
             ]
             seqs, ended = [ids for ids, _ in read], [e for _, e in read]
-        scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+        scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id, batch_size=batch_size)
         return penalise_unended(scores, ended, missing_eos_penalty)
 
     return reward_model
@@ -177,7 +179,9 @@ def _eval_reward(
         )
         seqs.append(seq)
         ended.append(done)
-    scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+    scores = score_sequences(
+        reward, seqs, pad_id=reward_tok.pad_token_id, batch_size=cfg.per_device_eval_batch_size
+    )
     scores = penalise_unended(scores, ended, cfg.missing_eos_penalty)
     return {"reward": sum(scores) / len(scores)}
 
@@ -250,6 +254,7 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
                 policy_tok=tokenizer,
                 stop_ids=stop_ids,
                 missing_eos_penalty=cfg.missing_eos_penalty,
+                batch_size=cfg.per_device_eval_batch_size,
             ),
             args=args,
             train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
