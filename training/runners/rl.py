@@ -18,6 +18,7 @@ Held-out prompts are scored by the same reward model before and after training (
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from typing import Any
@@ -136,6 +137,26 @@ def prompt_cutting(trainer_class, budget: int):
     return PromptCuttingTrainer
 
 
+@contextlib.contextmanager
+def ending_at(model, stop_ids: list[int]):
+    """While TRL's trainer is built: ``model``'s generation_config lists ``stop_ids`` (every end id
+    the runner reads a completion up to) as its ``eos_token_id``, put back as shipped afterwards.
+
+    TRL 1.16 reads the end ids once, at its trainer's construction, from the tokenizer's EOS and
+    ``model.generation_config.eos_token_id``: it stops sampling there, cuts each completion after
+    its first one and takes a completion without one as cut off (``mask_truncated_completions``,
+    its ``clipped_ratio``). A checkpoint whose template's end-of-turn is not listed there (a base
+    model shipped with a chat template) went on being sampled, and trained on, past the end the
+    reward read, and ``mask_truncated_completions`` left such finished completions out of the loss."""
+    config = model.generation_config
+    shipped = config.eos_token_id
+    config.eos_token_id = list(stop_ids)
+    try:
+        yield
+    finally:
+        config.eos_token_id = shipped
+
+
 def _eval_reward(
     model,
     tokenizer,
@@ -220,8 +241,8 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     record = checkpoint_record(kind, cfg, len(train_prompts))
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
-    # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
-    # generation_config's eos_token_id, a subset of these)
+    # what ends a completion: every end id the policy declares (TRL reads only the tokenizer's EOS and
+    # generation_config's eos_token_id, a subset of these: ``ending_at`` hands it all of them)
     stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
     before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
     if before:
@@ -244,23 +265,24 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         holder: dict[str, Any] = {}
         # TRL samples from whole prompts: each is cut to leave room for the completion, as in evaluation
         budget = max(cfg.max_length - cfg.max_completion_length, 1)
-        trainer = prompt_cutting(Trainer, budget)(
-            model=model,
-            reward_funcs=reward_function(
-                reward,
-                reward_tok,
-                cfg.max_length,
-                lambda: holder["device"],
-                policy_tok=tokenizer,
-                stop_ids=stop_ids,
-                missing_eos_penalty=cfg.missing_eos_penalty,
-                batch_size=cfg.per_device_eval_batch_size,
-            ),
-            args=args,
-            train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
-            processing_class=tokenizer,
-            callbacks=[trainer_callback(emitter)],
-        )
+        with ending_at(model, stop_ids):  # TRL stops where the reward reads a completion's end
+            trainer = prompt_cutting(Trainer, budget)(
+                model=model,
+                reward_funcs=reward_function(
+                    reward,
+                    reward_tok,
+                    cfg.max_length,
+                    lambda: holder["device"],
+                    policy_tok=tokenizer,
+                    stop_ids=stop_ids,
+                    missing_eos_penalty=cfg.missing_eos_penalty,
+                    batch_size=cfg.per_device_eval_batch_size,
+                ),
+                args=args,
+                train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
+                processing_class=tokenizer,
+                callbacks=[trainer_callback(emitter)],
+            )
         holder["device"] = trainer.accelerator.device
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
