@@ -326,8 +326,8 @@ class PPORunConfig(ScoredRunConfig):
     ppo_epochs: int = 4  # optimisation passes over each rollout batch
     max_new_tokens: int = 48
     temperature: float = 1.0  # > 0: PPO's log-probs are those of softmax(logits / temperature)
-    top_k: int = 0  # 0: no top-k truncation
-    top_p: float = 1.0
+    top_k: int = 0  # must stay 0: PPO's log-probs are those of the whole distribution (no truncation)
+    top_p: float = 1.0  # must stay 1, as top_k
     kl_coef: float = 0.05  # per-token KL penalty towards the reference policy
     kl_estimator: str = "k1"  # "k1": log p - log q; "k3": (r - 1) - log r, always >= 0
     gamma: float = 1.0
@@ -393,6 +393,14 @@ class PPORunConfig(ScoredRunConfig):
             )
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ConfigError("top_k must be >= 0 and top_p in (0, 1].")
+        for name, whole in (("top_k", 0), ("top_p", 1.0)):
+            if getattr(self, name) != whole:
+                raise ConfigError(
+                    f"{name} ({getattr(self, name)!r}) would make every rollout off-policy: PPO's log-probs "
+                    "(its probability ratio and its KL to the reference) are those of softmax(logits / "
+                    f"temperature) over the whole vocabulary, and a sampler cut by {name} draws from another "
+                    f"distribution. Leave {name} at {whole} (temperature shapes the sampling)."
+                )
         if self.lr_scheduler_type not in PPO_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type for PPO must be one of {', '.join(PPO_SCHEDULERS)}.")
         if self.value_learning_rate <= 0:
