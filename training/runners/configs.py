@@ -112,7 +112,7 @@ class BaseRunConfig:
     output_dir: str = ""
     metrics_file: str = ""
     eval_fraction: float = 0.1  # held out when no eval file is given (0 disables evaluation)
-    max_eval_rows: int = 2000  # evaluation cost bound
+    max_eval_rows: int = 2000  # evaluation cost bound (0: no evaluation, nothing held out)
     seed: int = 0
     learning_rate: float = 1e-5
     num_train_epochs: float = 1.0
@@ -340,7 +340,7 @@ class PPORunConfig(ScoredRunConfig):
     stop_token: str = ""  # "" stops on every end id the model declares (generation_config + tokenizer EOS)
     value_model: str = ""  # "": value head on the policy trunk; "reward": from the reward model; or a path
     reward_clip: float = 10.0
-    eval_prompts: int = 64  # held-out prompts scored before and after training (at most max_eval_rows)
+    eval_prompts: int = 64  # held-out prompts scored before and after (<= max_eval_rows; 0: none held out)
     eval_every: int = 0  # iterations between held-out evaluations (0: only before and after)
 
     @property
