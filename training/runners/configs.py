@@ -21,10 +21,10 @@ class ConfigError(ValueError):
 
 
 #: The transformers schedulers a run may name (those that need no ``lr_scheduler_kwargs``).
+#: "cosine_with_restarts" is not one: without its ``num_cycles`` it restarts nothing and is "cosine".
 LR_SCHEDULERS = (
     "linear",
     "cosine",
-    "cosine_with_restarts",
     "polynomial",
     "constant",
     "constant_with_warmup",
@@ -161,6 +161,12 @@ class BaseRunConfig:
             raise ConfigError(
                 f"resume_from: {self.resume_from!r} holds no checkpoint (a checkpoint-N folder with "
                 "trainer_state.json) to resume from."
+            )
+        if self.lr_scheduler_type == "cosine_with_restarts":
+            raise ConfigError(
+                "lr_scheduler_type 'cosine_with_restarts' restarts nothing here: a run cannot set its "
+                "num_cycles, and with transformers' one cycle it is the 'cosine' schedule step for step. "
+                "Use 'cosine'."
             )
         if self.lr_scheduler_type not in LR_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}.")
