@@ -314,7 +314,9 @@ class PPORunConfig(ScoredRunConfig):
     gradient_accumulation_steps``), run forward/backward in micro-batches of
     ``per_device_train_batch_size`` with the gradients accumulated. Rollout forwards (policy,
     reference, reward) run in micro-batches of ``per_device_eval_batch_size``.
-    The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``.
+    The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``
+    (counted in optimiser steps). ``max_steps``, ``save_steps``, ``logging_steps`` and ``eval_every``
+    count PPO iterations (one rollout batch and its ``ppo_epochs`` passes), not optimiser steps.
     value_model: "" puts a linear value head on the policy trunk (trained at
         ``value_learning_rate``); "reward" starts a separate value model from the reward model
         (InstructGPT; the reward model must share the policy's tokenizer, as the value model reads
