@@ -19,7 +19,7 @@ import json
 
 import pytest
 
-from tests.training.conftest import preference_file, runner_config
+from tests.training.conftest import RL_ONE_STEP, preference_file, runner_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -79,18 +79,9 @@ def test_a_completion_ends_at_the_templates_end_of_turn(kind, base_with_template
     monkeypatch.setattr(rl, "reward_function", spying)
     data = preference_file(tmp_path / "pairs.jsonl", 8, seed=1, conversational=True)
     metrics = tmp_path / "metrics.jsonl"
+    ends = {"max_completion_length": 6, "mask_truncated_completions": True, "metrics_file": str(metrics)}
     cfg = runner_config(
-        kind,
-        base,
-        data,
-        tmp_path / kind,
-        reward_model=rm,
-        max_steps=1,
-        eval_fraction=0,
-        num_generations=2,
-        max_completion_length=6,
-        mask_truncated_completions=True,
-        metrics_file=str(metrics),
+        kind, base, data, tmp_path / kind, reward_model=rm, eval_fraction=0, **RL_ONE_STEP, **ends
     )
     rl.run(kind, cfg)
     assert seen and all(ids == [word, end] for ids in seen)

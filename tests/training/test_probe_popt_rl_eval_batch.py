@@ -10,25 +10,14 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import preference_file, runner_config
+from tests.training.conftest import RL_ONE_STEP, preference_file, runner_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
-@pytest.fixture(scope="module")
-def reward_model(tiny, tmp_path_factory):
-    from training.runners import reward
-
-    work = tmp_path_factory.mktemp("rm")
-    data = preference_file(work / "pairs.jsonl", 8, seed=0)
-    return reward.run(runner_config("reward", tiny, data, work / "rm", max_steps=1, eval_fraction=0))[
-        "output_dir"
-    ]
-
-
 @pytest.mark.parametrize("kind", ["rloo", "grpo"])
 def test_the_reward_model_reads_per_device_eval_batch_size_sequences_at_a_time(
-    kind, tiny, reward_model, tmp_path, monkeypatch
+    kind, tiny, tiny_reward_model, tmp_path, monkeypatch
 ):
     from training.runners import rl
 
@@ -44,18 +33,8 @@ def test_the_reward_model_reads_per_device_eval_batch_size_sequences_at_a_time(
 
     monkeypatch.setattr(rl, "load_reward_model", spied)
     data = preference_file(tmp_path / "pairs.jsonl", 12, seed=1)
-    cfg = runner_config(
-        kind,
-        tiny,
-        data,
-        tmp_path / kind,
-        reward_model=reward_model,
-        max_steps=1,
-        eval_fraction=0.25,
-        num_generations=2,
-        max_completion_length=4,
-        per_device_eval_batch_size=1,
-    )
+    scoring = {"reward_model": tiny_reward_model, "max_completion_length": 4, "per_device_eval_batch_size": 1}
+    cfg = runner_config(kind, tiny, data, tmp_path / kind, eval_fraction=0.25, **RL_ONE_STEP, **scoring)
     rl.run(kind, cfg)
     assert len(batches) >= 2 + 2 * 3  # a training round of 2 completions, 3 held-out prompts twice
     assert max(batches) == 1

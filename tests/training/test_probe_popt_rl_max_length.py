@@ -12,27 +12,18 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import preference_file, runner_config, write_jsonl
+from tests.training.conftest import RL_ONE_STEP, runner_config, write_jsonl
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 MAX_LENGTH, COMPLETION = 48, 8
 
 
-@pytest.fixture(scope="module")
-def reward_model(tiny, tmp_path_factory):
-    from training.runners import reward
-
-    work = tmp_path_factory.mktemp("rm")
-    data = preference_file(work / "pairs.jsonl", 8, seed=0)
-    return reward.run(runner_config("reward", tiny, data, work / "rm", max_steps=1, eval_fraction=0))[
-        "output_dir"
-    ]
-
-
 @pytest.mark.parametrize("kind", ["rloo", "grpo"])
 @pytest.mark.parametrize("conversational", [False, True], ids=["plain", "chat"])
-def test_rl_prompts_are_cut_to_max_length(kind, conversational, tiny, reward_model, tmp_path, monkeypatch):
+def test_rl_prompts_are_cut_to_max_length(
+    kind, conversational, tiny, tiny_reward_model, tmp_path, monkeypatch
+):
     import trl
 
     from core.formatting import prompt_ids
@@ -56,17 +47,9 @@ def test_rl_prompts_are_cut_to_max_length(kind, conversational, tiny, reward_mod
         return generate(self, prompt_ids, *args, **kwargs)
 
     monkeypatch.setattr(trainer, "_generate_single_turn", recording)
+    lengths = {"max_length": MAX_LENGTH, "max_completion_length": COMPLETION, "eval_fraction": 0}
     cfg = runner_config(
-        kind,
-        tiny,
-        data,
-        tmp_path / kind,
-        reward_model=reward_model,
-        max_steps=1,
-        eval_fraction=0,
-        max_length=MAX_LENGTH,
-        max_completion_length=COMPLETION,
-        num_generations=2,
+        kind, tiny, data, tmp_path / kind, reward_model=tiny_reward_model, **RL_ONE_STEP, **lengths
     )
     rl.run(kind, cfg)
     assert sampled
