@@ -432,6 +432,8 @@ class RLRunConfig(ScoredRunConfig):
     num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
     per_device_eval_batch_size: sequences the reward model scores per forward, in training and on the
         held-out prompts.
+    max_eval_rows: held-out prompts evaluated (one sampled completion each, before and after
+        training): at most 64 whatever it says (``rl.run``); 0 holds nothing out.
     beta: KL coefficient towards the reference policy.
     mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
         that name; recommended by DAPO). They still count in their group's reward baseline.
