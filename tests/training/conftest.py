@@ -195,3 +195,20 @@ def kept_checkpoint(run, cfg, tmp_path: Path, monkeypatch, step: int = 1) -> Pat
         patch.setattr("training.runners.models.checkpoints_dir", lambda out: tmp_path / "kept-elsewhere")
         run(cfg)
     return checkpoints_dir(cfg.output_dir) / f"checkpoint-{step}"
+
+
+@pytest.fixture(scope="module")
+def tiny_reward_model(tiny: str, tmp_path_factory) -> str:
+    """The folder of a 1-step reward model of ``tiny`` (8 plain pairs), once per test module: what
+    RLOO/GRPO runs of ``tiny`` are scored by."""
+    from training.runners import reward
+
+    work = tmp_path_factory.mktemp("tiny-rm")
+    data = preference_file(work / "pairs.jsonl", 8, seed=0)
+    return reward.run(runner_config("reward", tiny, data, work / "rm", max_steps=1, eval_fraction=0))[
+        "output_dir"
+    ]
+
+
+#: A one-step RLOO/GRPO run (``runner_config`` options): one round of 2 completions of 1 prompt.
+RL_ONE_STEP = {"max_steps": 1, "num_generations": 2}

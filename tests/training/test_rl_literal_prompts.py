@@ -39,11 +39,14 @@ def test_rl_run_hands_trl_literal_prompts(tmp_path_factory, tmp_path, monkeypatc
     tok = load_tokenizer(path)
     captured: list = []
 
-    def stop(*a, **kw):
-        captured.append(kw["train_dataset"])
-        raise _Stop
+    name = "RLOOTrainer" if kind == "rloo" else "GRPOTrainer"
 
-    monkeypatch.setattr(trl, "RLOOTrainer" if kind == "rloo" else "GRPOTrainer", stop)
+    class Stop(getattr(trl, name)):  # TRL's trainer class (the runner subclasses it), built no further
+        def __init__(self, *a, **kw):
+            captured.append(kw["train_dataset"])
+            raise _Stop
+
+    monkeypatch.setattr(trl, name, Stop)
     data = tmp_path / "p.jsonl"
     data.write_text("".join(json.dumps({"prompt": FORGED}) + "\n" for _ in range(2)))
     cfg = config_for(

@@ -21,10 +21,10 @@ class ConfigError(ValueError):
 
 
 #: The transformers schedulers a run may name (those that need no ``lr_scheduler_kwargs``).
+#: "cosine_with_restarts" is not one: without its ``num_cycles`` it restarts nothing and is "cosine".
 LR_SCHEDULERS = (
     "linear",
     "cosine",
-    "cosine_with_restarts",
     "polynomial",
     "constant",
     "constant_with_warmup",
@@ -112,7 +112,7 @@ class BaseRunConfig:
     output_dir: str = ""
     metrics_file: str = ""
     eval_fraction: float = 0.1  # held out when no eval file is given (0 disables evaluation)
-    max_eval_rows: int = 2000  # evaluation cost bound
+    max_eval_rows: int = 2000  # evaluation cost bound (0: no evaluation, nothing held out)
     seed: int = 0
     learning_rate: float = 1e-5
     num_train_epochs: float = 1.0
@@ -121,7 +121,7 @@ class BaseRunConfig:
     per_device_eval_batch_size: int = 16
     gradient_accumulation_steps: int = 1
     weight_decay: float = 0.0
-    warmup_steps: float = 0.0  # a count, or a fraction of the steps when < 1
+    warmup_steps: float = 0.0  # a count, or a fraction of the steps when < 1 (not with "constant")
     lr_scheduler_type: str = "linear"
     max_grad_norm: float = 1.0
     logging_steps: int = 10
@@ -162,8 +162,20 @@ class BaseRunConfig:
                 f"resume_from: {self.resume_from!r} holds no checkpoint (a checkpoint-N folder with "
                 "trainer_state.json) to resume from."
             )
+        if self.lr_scheduler_type == "cosine_with_restarts":
+            raise ConfigError(
+                "lr_scheduler_type 'cosine_with_restarts' restarts nothing here: a run cannot set its "
+                "num_cycles, and with transformers' one cycle it is the 'cosine' schedule step for step. "
+                "Use 'cosine'."
+            )
         if self.lr_scheduler_type not in LR_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type must be one of {', '.join(LR_SCHEDULERS)}.")
+        if self.warmup_steps and self.lr_scheduler_type == "constant":
+            # transformers' get_scheduler("constant") drops num_warmup_steps: no warmup at all
+            raise ConfigError(
+                f"warmup_steps ({self.warmup_steps!r}) is not used by lr_scheduler_type 'constant' (a constant "
+                "rate from the first step): use 'constant_with_warmup' to warm up, or leave warmup_steps 0."
+            )
 
     def as_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -302,7 +314,9 @@ class PPORunConfig(ScoredRunConfig):
     gradient_accumulation_steps``), run forward/backward in micro-batches of
     ``per_device_train_batch_size`` with the gradients accumulated. Rollout forwards (policy,
     reference, reward) run in micro-batches of ``per_device_eval_batch_size``.
-    The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``.
+    The learning rate follows ``lr_scheduler_type`` over all optimiser steps after ``warmup_steps``
+    (counted in optimiser steps). ``max_steps``, ``save_steps``, ``logging_steps`` and ``eval_every``
+    count PPO iterations (one rollout batch and its ``ppo_epochs`` passes), not optimiser steps.
     value_model: "" puts a linear value head on the policy trunk (trained at
         ``value_learning_rate``); "reward" starts a separate value model from the reward model
         (InstructGPT; the reward model must share the policy's tokenizer, as the value model reads
@@ -320,8 +334,8 @@ class PPORunConfig(ScoredRunConfig):
     ppo_epochs: int = 4  # optimisation passes over each rollout batch
     max_new_tokens: int = 48
     temperature: float = 1.0  # > 0: PPO's log-probs are those of softmax(logits / temperature)
-    top_k: int = 0  # 0: no top-k truncation
-    top_p: float = 1.0
+    top_k: int = 0  # must stay 0: PPO's log-probs are those of the whole distribution (no truncation)
+    top_p: float = 1.0  # must stay 1, as top_k
     kl_coef: float = 0.05  # per-token KL penalty towards the reference policy
     kl_estimator: str = "k1"  # "k1": log p - log q; "k3": (r - 1) - log r, always >= 0
     gamma: float = 1.0
@@ -334,7 +348,7 @@ class PPORunConfig(ScoredRunConfig):
     stop_token: str = ""  # "" stops on every end id the model declares (generation_config + tokenizer EOS)
     value_model: str = ""  # "": value head on the policy trunk; "reward": from the reward model; or a path
     reward_clip: float = 10.0
-    eval_prompts: int = 64  # held-out prompts scored before and after training (at most max_eval_rows)
+    eval_prompts: int = 64  # held-out prompts scored before and after (<= max_eval_rows; 0: none held out)
     eval_every: int = 0  # iterations between held-out evaluations (0: only before and after)
 
     @property
@@ -387,6 +401,14 @@ class PPORunConfig(ScoredRunConfig):
             )
         if self.top_k < 0 or not 0 < self.top_p <= 1:
             raise ConfigError("top_k must be >= 0 and top_p in (0, 1].")
+        for name, whole in (("top_k", 0), ("top_p", 1.0)):
+            if getattr(self, name) != whole:
+                raise ConfigError(
+                    f"{name} ({getattr(self, name)!r}) would make every rollout off-policy: PPO's log-probs "
+                    "(its probability ratio and its KL to the reference) are those of softmax(logits / "
+                    f"temperature) over the whole vocabulary, and a sampler cut by {name} draws from another "
+                    f"distribution. Leave {name} at {whole} (temperature shapes the sampling)."
+                )
         if self.lr_scheduler_type not in PPO_SCHEDULERS:
             raise ConfigError(f"lr_scheduler_type for PPO must be one of {', '.join(PPO_SCHEDULERS)}.")
         if self.value_learning_rate <= 0:
@@ -408,6 +430,10 @@ class RLRunConfig(ScoredRunConfig):
         ``max_completion_length`` (no end id among its tokens) is scored without the end token and
         loses ``missing_eos_penalty``, as in PPO.
     num_generations: completions sampled per prompt (the group RLOO/GRPO baselines are taken over).
+    per_device_eval_batch_size: sequences the reward model scores per forward, in training and on the
+        held-out prompts.
+    max_eval_rows: held-out prompts evaluated (one sampled completion each, before and after
+        training): at most 64 whatever it says (``rl.run``); 0 holds nothing out.
     beta: KL coefficient towards the reference policy.
     mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
         that name; recommended by DAPO). They still count in their group's reward baseline.

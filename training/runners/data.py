@@ -278,10 +278,12 @@ def split_eval(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out (at
     least one); nothing is held out from fewer than 4 rows (one or two pairs are all a run has to
-    learn from), and the run then reports no held-out figures."""
+    learn from), and the run then reports no held-out figures. At most ``limit`` held-out rows are
+    evaluated; ``limit`` 0 (``max_eval_rows``, PPO's ``eval_prompts``) evaluates none, so none is
+    held out (they would be neither evaluated nor trained on)."""
     if eval_rows is not None:
         return rows, eval_rows[:limit]
-    if fraction <= 0 or len(rows) < 4:
+    if fraction <= 0 or len(rows) < 4 or limit <= 0:
         return rows, []
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)

@@ -72,6 +72,7 @@ from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
     require_causal_lm,
+    restore_lora_dropout,
     wait_for_every_process,
     write_run_record,
 )
@@ -392,6 +393,8 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter, drop=TRL_EVAL_FIGURES)],
             peft_config=peft_config,
         )
+        if cfg.use_lora:  # TRL turned the adapters' dropout off with the model's
+            restore_lora_dropout(trainer.model, cfg.lora_dropout)
         # Held-out implicit-reward figures (training.services.evaluation), the same before and after, on
         # the very id rows TRL's eval loss reads; TRL's own eval loss is kept beside them.
         eval_kw = {"batch_size": cfg.per_device_eval_batch_size}

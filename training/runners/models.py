@@ -119,6 +119,23 @@ def require_causal_lm(path: str, role: str = "policy") -> None:
         raise ModelError(f"The {role} model {path!r} ({cfg.model_type}) is not a causal language model.")
 
 
+def restore_lora_dropout(model, p: float) -> None:
+    """Put the dropout of ``model``'s LoRA adapters back to ``p`` (the run's ``lora_dropout``).
+
+    TRL 1.16's ``RewardTrainer`` and ``DPOTrainer`` wrap the model in its adapters and then, with
+    ``disable_dropout`` (their default), set every ``nn.Dropout``'s p to 0, the adapters' own
+    included: ``lora_dropout`` had no effect. Called once the trainer is built; the base model's
+    dropout stays off, as TRL has it."""
+    from torch import nn
+
+    for module in model.modules():
+        dropouts = getattr(module, "lora_dropout", None)
+        if isinstance(dropouts, nn.ModuleDict):
+            for dropout in dropouts.values():
+                if isinstance(dropout, nn.Dropout):
+                    dropout.p = p
+
+
 def check_tokenizer_fits(tokenizer, model, path: str) -> None:
     """A tokenizer with ids beyond the model's embedding table is the wrong tokenizer for it."""
     emb = model.get_input_embeddings()

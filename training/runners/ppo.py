@@ -3,11 +3,12 @@
 The algorithm (RLHF PPO as in Ziegler et al. 2019 / Ouyang et al. 2022, "N implementation details
 of RLHF with PPO", Huang et al. 2024), one iteration per batch of ``rollout_batch_size`` prompts:
 
-1. Rollout. The policy samples a response to each prompt (``temperature`` > 0, ``top_k``,
-   ``top_p``, at most ``max_new_tokens``). Every sampling setting is passed to ``generate``
-   explicitly (``sampling_kwargs``), so nothing comes from the checkpoint's generation_config
-   (Qwen's repetition_penalty/top_k/top_p) and the log-probs below are those of the distribution
-   that really sampled. Responses end at the first of the end ids the model declares
+1. Rollout. The policy samples a response to each prompt (``temperature`` > 0, at most
+   ``max_new_tokens``; ``top_k`` and ``top_p`` must stay 0 and 1: no truncation, since the
+   log-probs are those of the whole distribution, ``PPORunConfig.validate``). Every sampling
+   setting is passed to ``generate`` explicitly (``sampling_kwargs``), so nothing comes from the
+   checkpoint's generation_config (Qwen's repetition_penalty/top_k/top_p) and the log-probs below
+   are those of the distribution that really sampled. Responses end at the first of the end ids the model declares
    (``core.formatting.stop_token_ids``: EOS, generation_config's eos_token_id list, the template's
    end-of-turn; or ``stop_token``); later tokens are padding; the end token is part of the response
    so the policy learns to end. The batch is trimmed to its longest response.

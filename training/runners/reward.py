@@ -53,6 +53,7 @@ from training.runners.models import (
     pad_apart_from_ends,
     resolve_bf16,
     resolve_use_cpu,
+    restore_lora_dropout,
     resume_checkpoint,
     write_checkpoint_record,
     write_run_record,
@@ -379,6 +380,8 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
             callbacks=[trainer_callback(emitter)],
             peft_config=peft_config,
         )
+        if cfg.use_lora:  # TRL turned the adapters' dropout off with the model's
+            restore_lora_dropout(trainer.model, cfg.lora_dropout)
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
         result = train(trainer, cfg, record)

@@ -10,12 +10,15 @@ reward-model path would re-tokenise without the end token). A completion cut off
 as PPO scores a response that never ended, and loses ``missing_eos_penalty``;
 ``mask_truncated_completions`` also leaves such completions out of the loss. Sampling settings are all explicit
 (temperature only; no top-k/top-p/repetition penalty from the checkpoint's ``generation_config``).
+A prompt longer than ``max_length - max_completion_length`` ids is cut from the start of its content
+before sampling (``prompt_cutting``), by the rule the reward input and the held-out prompts follow.
 The policy is trained from fp32 master weights.
 Held-out prompts are scored by the same reward model before and after training (``eval_reward``).
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import os
 from typing import Any
@@ -31,7 +34,7 @@ from training.runners.configs import ConfigError, RLRunConfig
 from training.runners.data import check_rl_prompts_render, encode, load_prompt_splits, via_formatting
 from training.runners.dpo import load_causal_lm
 from training.runners.models import atomic_output, load_tokenizer, write_run_record
-from training.runners.protocol import Emitter, Timer, trainer_callback
+from training.runners.protocol import Emitter, ModelError, Timer, trainer_callback
 from training.runners.reward import (
     checkpoint_record,
     load_reward_model,
@@ -70,6 +73,7 @@ def reward_function(
     policy_tok=None,
     stop_ids: list[int] | None = None,
     missing_eos_penalty: float | None = None,
+    batch_size: int = 16,
 ):
     """A TRL reward function scoring (prompt, completion) with the reward model.
 
@@ -78,7 +82,8 @@ def reward_function(
     response (``core.formatting.response_reward_input``): a completion that ended is scored on
     exactly the ids reward training uses (``core.formatting.reward_input_ids``, end token included);
     one cut off before any end id (``stop_ids``, the policy's) is scored without the end token it
-    never produced and loses ``missing_eos_penalty``. ``policy_tok`` decodes the ids (default: the
+    never produced and loses ``missing_eos_penalty``. The reward model reads ``batch_size`` sequences
+    per forward (the run's ``per_device_eval_batch_size``). ``policy_tok`` decodes the ids (default: the
     reward model's tokenizer, for a policy that shares it; ``stop_ids`` default to its end ids).
     Called without ``completion_ids`` (not by TRL), the completions are taken as finished replies."""
     policy_tok = policy_tok if policy_tok is not None else reward_tok
@@ -97,10 +102,59 @@ def reward_function(
                 for p, ids in zip(prompts, completion_ids, strict=True)
             ]
             seqs, ended = [ids for ids, _ in read], [e for _, e in read]
-        scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+        scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id, batch_size=batch_size)
         return penalise_unended(scores, ended, missing_eos_penalty)
 
     return reward_model
+
+
+def prompt_cutting(trainer_class, budget: int):
+    """``trainer_class`` (TRL's ``RLOOTrainer`` or ``GRPOTrainer``) sampling from, and training on,
+    prompts cut to ``budget`` ids (``max_length - max_completion_length``) by
+    ``core.formatting.truncate_prompt_ids``: the rule the reward model's input and the held-out
+    prompts are cut by. TRL 1.16 has no prompt limit: it tokenised each whole prompt, so
+    ``max_length`` bounded nothing the policy was trained on. Its ``_tokenize_prompts`` (whose ids
+    both sampling and the loss use) is kept, and its ids cut."""
+    from core.formatting import truncate_prompt_ids
+
+    if not callable(getattr(trainer_class, "_tokenize_prompts", None)):
+        import trl
+
+        raise ModelError(
+            f"TRL {trl.__version__}'s {trainer_class.__name__} tokenises prompts differently from TRL 1.16 (the "
+            "pinned version), so max_length cannot cut them; install the version requirements.txt pins."
+        )
+
+    class PromptCuttingTrainer(trainer_class):
+        def _tokenize_prompts(self, prompts):
+            ids, images, fields = super()._tokenize_prompts(prompts)
+            cut = [
+                truncate_prompt_ids(self.processing_class, prompt, list(one), budget)
+                for prompt, one in zip(prompts, ids, strict=True)
+            ]
+            return cut, images, fields
+
+    return PromptCuttingTrainer
+
+
+@contextlib.contextmanager
+def ending_at(model, stop_ids: list[int]):
+    """While TRL's trainer is built: ``model``'s generation_config lists ``stop_ids`` (every end id
+    the runner reads a completion up to) as its ``eos_token_id``, put back as shipped afterwards.
+
+    TRL 1.16 reads the end ids once, at its trainer's construction, from the tokenizer's EOS and
+    ``model.generation_config.eos_token_id``: it stops sampling there, cuts each completion after
+    its first one and takes a completion without one as cut off (``mask_truncated_completions``,
+    its ``clipped_ratio``). A checkpoint whose template's end-of-turn is not listed there (a base
+    model shipped with a chat template) went on being sampled, and trained on, past the end the
+    reward read, and ``mask_truncated_completions`` left such finished completions out of the loss."""
+    config = model.generation_config
+    shipped = config.eos_token_id
+    config.eos_token_id = list(stop_ids)
+    try:
+        yield
+    finally:
+        config.eos_token_id = shipped
 
 
 def _eval_reward(
@@ -146,7 +200,9 @@ def _eval_reward(
         )
         seqs.append(seq)
         ended.append(done)
-    scores = score_sequences(reward, seqs, pad_id=reward_tok.pad_token_id)
+    scores = score_sequences(
+        reward, seqs, pad_id=reward_tok.pad_token_id, batch_size=cfg.per_device_eval_batch_size
+    )
     scores = penalise_unended(scores, ended, cfg.missing_eos_penalty)
     return {"reward": sum(scores) / len(scores)}
 
@@ -185,8 +241,8 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
     record = checkpoint_record(kind, cfg, len(train_prompts))
     reward = load_reward_model(cfg.reward_model, reward_tok, trainable=False)  # frozen: checkpoint dtype
     model = load_causal_lm(cfg.base_model, tokenizer)
-    # what ends a completion: every end id the policy declares (TRL stops on the tokenizer's EOS and
-    # generation_config's eos_token_id, a subset of these)
+    # what ends a completion: every end id the policy declares (TRL reads only the tokenizer's EOS and
+    # generation_config's eos_token_id, a subset of these: ``ending_at`` hands it all of them)
     stop_ids = stop_token_ids(tokenizer, getattr(model, "generation_config", None))
     before = _eval_reward(model, tokenizer, reward, reward_tok, eval_prompts, cfg, stop_ids=stop_ids)
     if before:
@@ -207,22 +263,26 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
             mask_truncated_completions=cfg.mask_truncated_completions,
         )
         holder: dict[str, Any] = {}
-        trainer = Trainer(
-            model=model,
-            reward_funcs=reward_function(
-                reward,
-                reward_tok,
-                cfg.max_length,
-                lambda: holder["device"],
-                policy_tok=tokenizer,
-                stop_ids=stop_ids,
-                missing_eos_penalty=cfg.missing_eos_penalty,
-            ),
-            args=args,
-            train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
-            processing_class=tokenizer,
-            callbacks=[trainer_callback(emitter)],
-        )
+        # TRL samples from whole prompts: each is cut to leave room for the completion, as in evaluation
+        budget = max(cfg.max_length - cfg.max_completion_length, 1)
+        with ending_at(model, stop_ids):  # TRL stops where the reward reads a completion's end
+            trainer = prompt_cutting(Trainer, budget)(
+                model=model,
+                reward_funcs=reward_function(
+                    reward,
+                    reward_tok,
+                    cfg.max_length,
+                    lambda: holder["device"],
+                    policy_tok=tokenizer,
+                    stop_ids=stop_ids,
+                    missing_eos_penalty=cfg.missing_eos_penalty,
+                    batch_size=cfg.per_device_eval_batch_size,
+                ),
+                args=args,
+                train_dataset=Dataset.from_list([{"prompt": p} for p in train_prompts]),
+                processing_class=tokenizer,
+                callbacks=[trainer_callback(emitter)],
+            )
         holder["device"] = trainer.accelerator.device
         # looked up before training: a run resumed into its own output writes newer checkpoints there
         resumed_from = resumed(cfg)
