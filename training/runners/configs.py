@@ -86,7 +86,8 @@ class BaseRunConfig:
     base_model: HF model name or local path (for PPO/RLOO/GRPO and DPO: a causal LM).
     dataset_path: a JSONL (plain or .gz) or Parquet file of TRL rows; for exports, the ``train`` file.
     eval_dataset_path: optional held-out file (an export's ``test`` file); when empty, ``eval_fraction``
-        of ``dataset_path`` is held out (deterministic in ``seed``, at least one row) - unless the
+        of ``dataset_path`` is held out (deterministic in ``seed``, at least one row, at most
+        ``max_eval_rows``: the rest trains) - unless the
         file has fewer than 4 rows: then every row is trained on and the run reports no held-out
         (``eval_*``) figures. A pair run (reward, DPO) whose held-out file has no usable pair (empty,
         only ties or identical pairs; for DPO also: every pair dropped by ``max_length``) trains
@@ -112,7 +113,7 @@ class BaseRunConfig:
     output_dir: str = ""
     metrics_file: str = ""
     eval_fraction: float = 0.1  # held out when no eval file is given (0 disables evaluation)
-    max_eval_rows: int = 2000  # evaluation cost bound (0: no evaluation, nothing held out)
+    max_eval_rows: int = 2000  # held-out rows at most: an evaluation cost bound (0: nothing held out)
     seed: int = 0
     learning_rate: float = 1e-5
     num_train_epochs: float = 1.0
@@ -433,7 +434,8 @@ class RLRunConfig(ScoredRunConfig):
     per_device_eval_batch_size: sequences the reward model scores per forward, in training and on the
         held-out prompts.
     max_eval_rows: held-out prompts evaluated (one sampled completion each, before and after
-        training): at most 64 whatever it says (``rl.run``); 0 holds nothing out.
+        training): at most 64 whatever it says (``rl.run``), and no more are held out; 0 holds
+        nothing out.
     beta: KL coefficient towards the reference policy.
     mask_truncated_completions: leave cut-off completions out of the loss altogether (TRL's option of
         that name; recommended by DAPO). They still count in their group's reward baseline.

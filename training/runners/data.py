@@ -278,18 +278,19 @@ def split_eval(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(train, eval): the given eval rows, or a deterministic ``fraction`` of ``rows`` held out (at
     least one); nothing is held out from fewer than 4 rows (one or two pairs are all a run has to
-    learn from), and the run then reports no held-out figures. At most ``limit`` held-out rows are
-    evaluated; ``limit`` 0 (``max_eval_rows``, PPO's ``eval_prompts``) evaluates none, so none is
-    held out (they would be neither evaluated nor trained on)."""
+    learn from), and the run then reports no held-out figures. At most ``limit`` rows are held out
+    (``max_eval_rows``, PPO's ``eval_prompts``, RLOO/GRPO's 64 prompts: all that is evaluated), the
+    first of the same seeded draw: a row is trained on or evaluated, never neither; ``limit`` 0
+    holds none out."""
     if eval_rows is not None:
         return rows, eval_rows[:limit]
     if fraction <= 0 or len(rows) < 4 or limit <= 0:
         return rows, []
     order = list(range(len(rows)))
     random.Random(seed).shuffle(order)
-    n_eval = max(1, round(len(rows) * fraction))
+    n_eval = min(max(1, round(len(rows) * fraction)), limit)
     held = set(order[:n_eval])
-    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in order[:n_eval]][:limit]
+    return [r for i, r in enumerate(rows) if i not in held], [rows[i] for i in order[:n_eval]]
 
 
 def load_pair_splits(cfg) -> tuple[PreferenceData, list[dict[str, Any]], list[dict[str, Any]]]:
