@@ -125,16 +125,20 @@ def _annotation_filter(f: ReviewFilters, project: Project) -> Q:
 def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     """One page of tasks matching the filters, each with all its judgments (newest tasks first)."""
     tasks: QuerySet[Task] = Task.objects.filter(project=project)
+    judged = _annotation_filter(filters, project) if filters.state != "skipped" else None
     if filters.state == "skipped":
         skipped = Assignment.objects.filter(task=OuterRef("pk"), state=AssignmentState.SKIPPED)
         if filters.labeler:
             skipped = skipped.filter(labeler__username=filters.labeler)
         tasks = tasks.filter(Exists(skipped))
     elif filters.state == "adjudicated":
+        # tasks with a final label, narrowed by the judgment filters when any is set (a task may
+        # have a final label and no judgment)
         tasks = tasks.filter(Exists(Adjudication.objects.filter(task=OuterRef("pk"))))
+        if judged != Q():
+            tasks = tasks.filter(Exists(Annotation.objects.filter(judged, task=OuterRef("pk"))))
     else:
-        matching = Annotation.objects.filter(_annotation_filter(filters, project), task=OuterRef("pk"))
-        tasks = tasks.filter(Exists(matching))
+        tasks = tasks.filter(Exists(Annotation.objects.filter(judged, task=OuterRef("pk"))))
     if filters.low_agreement:
         tasks = tasks.annotate(n=Count("annotations")).filter(n__gte=2)
     ids = list(tasks.order_by("-id").values_list("id", flat=True))
@@ -144,9 +148,7 @@ def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     rows = _task_rows(
         project,
         ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
-        matching=_annotation_filter(filters, project)
-        if filters.state not in ("skipped", "adjudicated")
-        else None,
+        matching=judged,
     )
     has_next = len(rows) > PAGE_SIZE
     return {"tasks": rows[:PAGE_SIZE], "total": total, "page": filters.page, "has_next": has_next}
