@@ -493,14 +493,16 @@ def kendall_w_by_task(task: np.ndarray, ranks: np.ndarray) -> np.ndarray:
         sel = start[m_per == m]
         rows = sel[:, None] + np.arange(m)[None, :]  # (tasks, m)
         block = ranks[rows]  # (tasks, m, K)
-        n_items = (~np.isnan(block)).sum(axis=2)
-        same_shape = (n_items == n_items[:, :1]).all(axis=1) & (n_items[:, 0] >= 2)
-        for n in np.unique(n_items[same_shape, 0]):
-            b = block[same_shape & (n_items[:, 0] == n)]
-            mask = ~np.isnan(b[0, 0])
-            if not (~np.isnan(b) == mask).all():  # same responses ranked by everyone
-                continue
-            ws.append(kendall_w_ranked(b[:, :, mask]))
+        present = ~np.isnan(block)
+        # a task counts when all its raters ranked the same two or more responses; tasks are then
+        # grouped by which responses those are (one task's need not be another's)
+        ok = (present == present[:, :1]).all(axis=(1, 2)) & (present[:, 0].sum(axis=1) >= 2)
+        if not ok.any():
+            continue
+        masks, which = np.unique(present[ok, 0], axis=0, return_inverse=True)
+        which = which.reshape(-1)
+        for p, mask in enumerate(masks):
+            ws.append(kendall_w_ranked(block[ok][which == p][:, :, mask]))
     if not ws:
         return np.zeros(0)
     w = np.concatenate(ws)

@@ -148,7 +148,8 @@ class UndoApi(ProjectApiView):
         "(the next task and a preloaded one), the newest of them goes back to the pool and "
         "`released_assignment_ids` names it (drop it; submitting it answers 409 `lease_not_live`). "
         "Safe to send again: when the first answer was lost, a second undo of the now live lease "
-        "answers 200 the same way, with no lease released.",
+        "answers 200 the same way, with no lease released. A judgment a manager has already accepted "
+        "or rejected stays: 409 `judgment_reviewed`.",
         request=None,
         responses={200: UndoneSerializer, **errors(400, 401, 403, 404, 409)},
     )

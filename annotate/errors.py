@@ -63,6 +63,12 @@ class LeaseNotLive(Conflict):
     code = "lease_not_live"
 
 
+class JudgmentReviewed(Conflict):
+    """The labeler undoes a judgment a manager has already accepted or rejected."""
+
+    code = "judgment_reviewed"
+
+
 class GuidelineNotAcknowledged(Conflict):
     code = "guideline_not_acknowledged"
 

@@ -13,6 +13,7 @@ from annotate.models import (
     Adjudication,
     Annotation,
     AnnotationReview,
+    AnnotationSource,
     Assignment,
     AssignmentState,
     Choice,
@@ -124,16 +125,20 @@ def _annotation_filter(f: ReviewFilters, project: Project) -> Q:
 def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     """One page of tasks matching the filters, each with all its judgments (newest tasks first)."""
     tasks: QuerySet[Task] = Task.objects.filter(project=project)
+    judged = _annotation_filter(filters, project) if filters.state != "skipped" else None
     if filters.state == "skipped":
         skipped = Assignment.objects.filter(task=OuterRef("pk"), state=AssignmentState.SKIPPED)
         if filters.labeler:
             skipped = skipped.filter(labeler__username=filters.labeler)
         tasks = tasks.filter(Exists(skipped))
     elif filters.state == "adjudicated":
+        # tasks with a final label, narrowed by the judgment filters when any is set (a task may
+        # have a final label and no judgment)
         tasks = tasks.filter(Exists(Adjudication.objects.filter(task=OuterRef("pk"))))
+        if judged != Q():
+            tasks = tasks.filter(Exists(Annotation.objects.filter(judged, task=OuterRef("pk"))))
     else:
-        matching = Annotation.objects.filter(_annotation_filter(filters, project), task=OuterRef("pk"))
-        tasks = tasks.filter(Exists(matching))
+        tasks = tasks.filter(Exists(Annotation.objects.filter(judged, task=OuterRef("pk"))))
     if filters.low_agreement:
         tasks = tasks.annotate(n=Count("annotations")).filter(n__gte=2)
     ids = list(tasks.order_by("-id").values_list("id", flat=True))
@@ -143,9 +148,7 @@ def review_page(*, project: Project, filters: ReviewFilters) -> dict:
     rows = _task_rows(
         project,
         ids[(filters.page - 1) * PAGE_SIZE : filters.page * PAGE_SIZE + 1],
-        matching=_annotation_filter(filters, project)
-        if filters.state not in ("skipped", "adjudicated")
-        else None,
+        matching=judged,
     )
     has_next = len(rows) > PAGE_SIZE
     return {"tasks": rows[:PAGE_SIZE], "total": total, "page": filters.page, "has_next": has_next}
@@ -183,9 +186,17 @@ def _ranking_gold_misses(project: Project) -> list[int]:
     ]
 
 
+def _is_vote(ann: Annotation) -> bool:
+    """Whether a judgment on the card is one of the task's votes: a person's (an AI judge's label is
+    shown, never counted as a person's, as in ``counted_judgments``), not rejected, with a choice
+    or a ranking."""
+    rejected = hasattr(ann, "review") and ann.review.verdict == ReviewVerdict.REJECTED
+    return ann.source != AnnotationSource.JUDGE and not rejected and bool(ann.choice or ann.ranking)
+
+
 def _agreement(votes: Counter) -> float | None:
-    """The most common verdict's share of a task's votes (judgments with a choice or a ranking,
-    rejected ones left out); None under two votes."""
+    """The most common verdict's share of a task's votes (people's judgments with a choice or a
+    ranking, rejected ones left out); None under two votes."""
     n = sum(votes.values())
     return votes.most_common(1)[0][1] / n if n >= 2 else None
 
@@ -195,13 +206,14 @@ LOW_AGREEMENT_CHUNK = 2000
 
 def _low_agreement_ids(task_ids: list[int]) -> list[int]:
     """Of ``task_ids`` (in that order), the tasks whose agreement is under ``LOW_AGREEMENT``, read
-    from the judgments' verdicts only, a chunk of tasks at a time."""
+    from the votes' verdicts only (as ``_is_vote``), a chunk of tasks at a time."""
     low = []
     for start in range(0, len(task_ids), LOW_AGREEMENT_CHUNK):
         chunk = task_ids[start : start + LOW_AGREEMENT_CHUNK]
         votes: dict[int, Counter] = {tid: Counter() for tid in chunk}
         rows = (
             Annotation.objects.filter(task_id__in=chunk)
+            .exclude(source=AnnotationSource.JUDGE)
             .exclude(review__verdict=ReviewVerdict.REJECTED)
             .values_list("task_id", "choice", "ranking")
         )
@@ -295,10 +307,7 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
         if task is None:
             continue
         judged = anns.get(tid, [])
-        counted = [
-            a for a in judged if not (hasattr(a, "review") and a.review.verdict == ReviewVerdict.REJECTED)
-        ]
-        votes = Counter(_verdict(a) for a in counted if a.choice or a.ranking)
+        votes = Counter(_verdict(a) for a in judged if _is_vote(a))
         agreement = _agreement(votes)
         slots = sorted(task.slots.all(), key=lambda s: s.slot)
         letters = {s.candidate_id: chr(65 + i) for i, s in enumerate(slots)}

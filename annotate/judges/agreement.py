@@ -1,7 +1,8 @@
 """Judge-human agreement for the agreement report: a judge is only as trusted as this figure.
 
-On the tasks that have both a consistent judge verdict and human labels (AI judges' own
-annotations are never counted as human), per active judge:
+On the tasks that have both a consistent judge verdict and human labels (``counted_judgments``:
+AI judges' own annotations are never counted as human, judgments rejected in review not at all),
+per active judge:
 
 * ``vs_majority``: the share of tasks where the judge's verdict equals the humans' unique majority
   (tasks without one do not count);
@@ -22,8 +23,9 @@ from collections import Counter, defaultdict
 import numpy as np
 from django.contrib.auth import get_user_model
 
-from annotate.models import Annotation, AnnotationSource, Judge, JudgeSuggestion, Project, TaskCandidate
+from annotate.models import Judge, JudgeSuggestion, Project, TaskCandidate
 from annotate.models_judges import SuggestionStatus
+from annotate.selectors import counted_judgments
 
 BOOTSTRAP = 200
 
@@ -64,11 +66,9 @@ def judge_agreement(project: Project, *, bootstrap: int = BOOTSTRAP, seed: int =
     judges = list(Judge.objects.filter(project=project, is_active=True).select_related("endpoint"))
     humans: dict[int, dict[int, str]] = defaultdict(dict)  # task -> labeler -> choice
     human_ratings: dict[int, dict[int, dict]] = defaultdict(dict)  # task -> labeler -> ratings
-    rows = (
-        Annotation.objects.filter(task__project=project, choice__isnull=False, flagged=False)
-        .exclude(source=AnnotationSource.JUDGE)
-        .values_list("task_id", "labeler_id", "choice", "ratings")
-    )
+    # people's judgments not rejected in review, as the rest of the report counts them
+    rows = counted_judgments(project=project).filter(choice__isnull=False, flagged=False)
+    rows = rows.values_list("task_id", "labeler_id", "choice", "ratings")
     for task_id, labeler_id, choice, ratings in rows.iterator(chunk_size=5000):
         humans[task_id][labeler_id] = choice
         if ratings:

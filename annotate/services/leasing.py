@@ -48,12 +48,14 @@ from annotate.errors import (
     Forbidden,
     GuidelineNotAcknowledged,
     InvalidInput,
+    JudgmentReviewed,
     LeaseExpired,
     LeaseNotLive,
     NotFound,
 )
 from annotate.models import (
     Annotation,
+    AnnotationReview,
     Assignment,
     AssignmentState,
     Candidate,
@@ -957,6 +959,8 @@ class Undone:
 
 def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datetime | None = None) -> Undone:
     """Take back a submission while its lease is still live; the task is open again for this labeler.
+    A judgment a manager has accepted or rejected is kept (``JudgmentReviewed``, 409): undoing it
+    would drop the verdict with it.
     An automatic extra-label raise that counted the undone label is withdrawn in the same
     transaction (``extra_labels.extra_label_withdraw``).
 
@@ -981,7 +985,15 @@ def annotation_undo(*, assignment_id: int, labeler: AbstractBaseUser, now: datet
             return Undone(
                 assignment=assignment, released_assignment_ids=leases_released_by_undo(assignment=assignment)
             )
-        annotation_ids = list(Annotation.objects.filter(assignment=assignment).values_list("id", flat=True))
+        # Locked, as ``annotation_review`` locks the judgment it reviews: a verdict saved meanwhile
+        # is seen here, and one saved after this undo finds no judgment.
+        annotation_ids = list(
+            Annotation.objects.filter(assignment=assignment).select_for_update().values_list("id", flat=True)
+        )
+        if AnnotationReview.objects.filter(annotation_id__in=annotation_ids).exists():
+            raise JudgmentReviewed(
+                "A manager has already reviewed this judgment; it can no longer be undone.",
+            )
         Annotation.objects.filter(pk__in=annotation_ids).delete()
         assignment.state = AssignmentState.LIVE
         assignment.finished_at = None

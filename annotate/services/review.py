@@ -40,7 +40,15 @@ def _text(value: object, field: str) -> str:
 
 
 def _annotation(project: Project, annotation_id: int) -> Annotation:
-    ann = Annotation.objects.select_related("task").filter(pk=annotation_id, task__project=project).first()
+    """The project's judgment, locked until the review commits: a labeler's undo of it
+    (``annotation_undo``, which locks it too) comes before, and this is ``NotFound``, or after, and
+    sees the verdict."""
+    ann = (
+        Annotation.objects.select_related("task")
+        .select_for_update(of=("self",), no_key=True)
+        .filter(pk=annotation_id, task__project=project)
+        .first()
+    )
     if ann is None:
         raise NotFound("No such judgment in this project.")
     return ann
