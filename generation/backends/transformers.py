@@ -274,7 +274,10 @@ class TransformersBackend:
         end = next((j for j, t in enumerate(tokens) if t in eos), None)
         if end is not None:
             tokens = tokens[:end]
-        else:  # a row that stopped (a stop string) while others ran on is padded to the batch's end
+        elif params.stop:
+            # a row a stop string ended while others ran on is padded to the batch's end; without
+            # stop strings a row ends only at an end id or the limit, so trailing pads are the
+            # model's own tokens (a pad that is not an end id: Llama-3's, Gemma's)
             while tokens and tokens[-1] == self.pad_id:
                 tokens = tokens[:-1]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)
