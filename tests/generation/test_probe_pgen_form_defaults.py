@@ -38,19 +38,14 @@ class _JobForm(HTMLParser):
             self.inside = False
 
 
-def test_a_job_submitted_as_the_page_shows_it_samples_with_the_endpoints_defaults(
-    research_project, researcher, django_capture_on_commit_callbacks
-):
-    defaults = {"temperature": 0.3, "top_p": 0.9, "max_new_tokens": 64}
-    endpoint = services.endpoint_create(
-        name="tuned", backend="transformers", model="/models/tiny", project=research_project,
-        default_sampling=defaults,
-    )  # fmt: skip
-    add_prompts(research_project, 2)
+def _job_as_the_page_shows_it(project, researcher, endpoint, capture):
+    """Post the new-job form with the values the page renders, choosing ``endpoint``; the job's
+    sampling as its batches run with ``endpoint``."""
+    add_prompts(project, 2)
     client = Client()
     client.force_login(researcher)
-    action = f"/generation/{research_project.slug}/jobs/new/"
-    page = client.get(f"/generation/{research_project.slug}/")
+    action = f"/generation/{project.slug}/jobs/new/"
+    page = client.get(f"/generation/{project.slug}/")
     assert page.status_code == 200
     form = _JobForm(action)
     form.feed(page.content.decode())
@@ -62,11 +57,23 @@ def test_a_job_submitted_as_the_page_shows_it_samples_with_the_endpoints_default
         "filter_mode": "all",
         "task_mode": "all_pairs",
     }
-    with django_capture_on_commit_callbacks(execute=True):
+    with capture(execute=True):
         response = client.post(action, posted)
     assert response.status_code == 302, response.content.decode()[:2000]
-    job = GenerationJob.objects.get()
-    params = services.sampling_for(job=job, endpoint=endpoint)
+    return services.sampling_for(job=GenerationJob.objects.get(), endpoint=endpoint)
+
+
+def test_a_job_submitted_as_the_page_shows_it_samples_with_the_endpoints_defaults(
+    research_project, researcher, django_capture_on_commit_callbacks
+):
+    defaults = {"temperature": 0.3, "top_p": 0.9, "max_new_tokens": 64}
+    endpoint = services.endpoint_create(
+        name="tuned", backend="transformers", model="/models/tiny", project=research_project,
+        default_sampling=defaults,
+    )  # fmt: skip
+    params = _job_as_the_page_shows_it(
+        research_project, researcher, endpoint, django_capture_on_commit_callbacks
+    )
     assert (params.temperature, params.top_p, params.max_new_tokens) == (0.3, 0.9, 64)
 
 
@@ -76,20 +83,7 @@ def test_a_job_left_empty_on_an_endpoint_without_defaults_samples_as_before(
     endpoint = services.endpoint_create(
         name="plain", backend="transformers", model="/models/tiny", project=research_project
     )
-    add_prompts(research_project, 2)
-    client = Client()
-    client.force_login(researcher)
-    action = f"/generation/{research_project.slug}/jobs/new/"
-    form = _JobForm(action)
-    form.feed(client.get(f"/generation/{research_project.slug}/").content.decode())
-    posted = {
-        **form.values,
-        "endpoints": [endpoint.pk],
-        "k": 2,
-        "filter_mode": "all",
-        "task_mode": "all_pairs",
-    }
-    with django_capture_on_commit_callbacks(execute=True):
-        assert client.post(action, posted).status_code == 302
-    params = services.sampling_for(job=GenerationJob.objects.get(), endpoint=endpoint)
+    params = _job_as_the_page_shows_it(
+        research_project, researcher, endpoint, django_capture_on_commit_callbacks
+    )
     assert (params.temperature, params.top_p, params.top_k, params.max_new_tokens) == (1.0, 1.0, None, 256)

@@ -15,16 +15,6 @@ from tests.zoo import zoo_model  # noqa: F401 - fixture
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _retrained(src, dst, *, only: str | None = None):
     """``src`` with its weights changed (all of them, or the tensors whose name contains ``only``),
     saved as the trainers save it (same dtype, same file names)."""

@@ -15,16 +15,6 @@ pytestmark = pytest.mark.slow
 CONVERSATION = [{"role": "user", "content": "hi"}]
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.parametrize("name", ["llama3", "gemma"])
 def test_a_reply_of_pad_tokens_ran_to_the_limit(zoo_model, name, one_thread):  # noqa: F811
     import torch

@@ -21,16 +21,6 @@ def _texts(result):
     return [g.text for g in result]
 
 
-@pytest.fixture
-def one_thread():
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.mark.slow
 def test_two_copies_of_a_prompt_get_their_own_samples_through_a_server(
     tiny_backend, stop_servers, settings, one_thread
