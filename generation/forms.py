@@ -17,6 +17,8 @@ CONFIG_HELP = (
     "environment variable that holds it."
 )
 
+SAMPLING_DEFAULT_HELP = "Empty: each model's default sampling (its endpoint's settings), else"
+
 
 class JSONObjectField(core_forms.JSONObjectField):
     """The shared JSON-object field (``core.pages_forms``) in a monospaced three-row box."""
@@ -61,10 +63,20 @@ class JobForm(forms.Form):
     )
     task_mode = forms.ChoiceField(choices=TaskMode.choices, required=False, label="Tasks to create")
     pairs_per_prompt = forms.IntegerField(required=False, min_value=1, max_value=1000)
-    temperature = forms.FloatField(required=False, min_value=0, max_value=5, initial=1.0)
-    top_p = forms.FloatField(required=False, min_value=0, max_value=1, initial=1.0)
-    top_k = forms.IntegerField(required=False, min_value=0)
-    max_new_tokens = forms.IntegerField(required=False, min_value=1, max_value=32768, initial=256)
+    # No initial values: a field a researcher leaves empty is left out of the job's sampling, so each
+    # endpoint's default_sampling applies (a pre-filled value would be submitted and override it).
+    temperature = forms.FloatField(
+        required=False, min_value=0, max_value=5, help_text=f"0: greedy. {SAMPLING_DEFAULT_HELP} 1.0."
+    )
+    top_p = forms.FloatField(
+        required=False, min_value=0, max_value=1, help_text=f"{SAMPLING_DEFAULT_HELP} 1.0."
+    )
+    top_k = forms.IntegerField(
+        required=False, min_value=0, help_text=f"0: no cut. {SAMPLING_DEFAULT_HELP} none."
+    )
+    max_new_tokens = forms.IntegerField(
+        required=False, min_value=1, max_value=32768, help_text=f"{SAMPLING_DEFAULT_HELP} 256."
+    )
     seed = forms.IntegerField(required=False, min_value=0, help_text="Empty: drawn at random and recorded.")
     stop = forms.CharField(
         required=False,

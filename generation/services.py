@@ -330,6 +330,21 @@ def sampling_for(*, job: GenerationJob, endpoint: ModelEndpoint, index: int = 0)
     return SamplingParams.from_dict(values, n=job.k, seed=batch_seed(job, index))
 
 
+def job_sampling_by_endpoint(*, job: GenerationJob) -> list[tuple[str, dict | str]]:
+    """What each of the job's models samples with (``sampling_for`` of its first batch, without
+    ``n``: the job's k), by endpoint name; the reason in place of settings that no longer combine."""
+    rows: list[tuple[str, dict | str]] = []
+    for endpoint in job.endpoints.all().order_by("name"):
+        try:
+            values = sampling_for(job=job, endpoint=endpoint).to_dict()
+        except InvalidSamplingParams as exc:
+            rows.append((endpoint.name, str(exc)))
+            continue
+        values.pop("n", None)
+        rows.append((endpoint.name, values))
+    return rows
+
+
 def _chunks(items: Sequence[int], size: int) -> Iterable[list[int]]:
     for start in range(0, len(items), size):
         yield list(items[start : start + size])

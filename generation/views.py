@@ -116,6 +116,7 @@ def job_detail(request: HttpRequest, access: ProjectAccess, job_id: int) -> Http
             "job": job,
             "status": status,
             "failures": selectors.job_failures(job=job),
+            "sampling_by_endpoint": services.job_sampling_by_endpoint(job=job),
             "staged": staged,
             "samples": selectors.job_staged_samples(job=job) if staged else [],
             "can_cancel": access.can("research"),

@@ -15,6 +15,7 @@ a server that is down or overloaded after the backend's own retries raises, per 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import math
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -260,6 +261,19 @@ class Backend(Protocol):
         """``params.n`` generations per conversation, in order; a PromptError in place of a
         conversation that failed on its own."""
         ...
+
+
+def prompt_seed(seed: int | None, index: int) -> int | None:
+    """The seed of the ``index``-th conversation of a batch seeded ``seed`` (None: unseeded). vLLM and
+    OpenAI-compatible servers seed each request's sampler on its own, so one seed sent with every
+    prompt would draw the same random numbers for all of them (two copies of a prompt would get the
+    same samples, different prompts correlated ones). The first keeps ``seed``; the others get one
+    derived from it, far apart (a server seeds a request's samples ``seed, seed + 1, ...``) and
+    within 31 bits, as the job's own seeds are drawn (some servers read a seed as a 32-bit number)."""
+    if seed is None or index == 0:
+        return seed
+    digest = hashlib.sha256(f"prefhub-prompt-seed:{seed}:{index}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") % (2**31 - MAX_N)
 
 
 def truncate_at_stop(text: str, stop: tuple[str, ...]) -> tuple[str, bool]:

@@ -1,8 +1,9 @@
 """Backend for any OpenAI-compatible chat server (``vllm serve``, TGI, llama.cpp, hosted APIs).
 
 ``POST {base_url}/chat/completions`` with ``n=k`` (all samples of a prompt in one request), the
-seed and stop strings. If the server refuses ``n > 1`` the backend falls back to k requests of one
-sample each (seeds ``seed, seed+1, ...``) and remembers that for the rest of its life.
+prompt's seed (``base.prompt_seed``: a server seeds each request alike) and stop strings. If the
+server refuses ``n > 1`` the backend falls back to k requests of one sample each (seeds ``seed,
+seed+1, ...``) and remembers that for the rest of its life.
 
 * Concurrency: a thread pool of ``concurrency`` requests in flight (one ``httpx.Client``).
 * Base URL: as the OpenAI SDK takes it, the requests go to ``{base_url}/chat/completions`` (query
@@ -58,6 +59,7 @@ from generation.backends.base import (
     check_conversation,
     first_line,
     known_settings,
+    prompt_seed,
     token_count,
 )
 from generation.backends.urlguard import UnresolvableHost, UnsafeURL, check_url
@@ -306,7 +308,10 @@ class OpenAICompatBackend:
             max_workers=min(self.concurrency, len(conversations)), thread_name_prefix="openai"
         )
         try:
-            futures = [pool.submit(self._one, conversation, params) for conversation in conversations]
+            futures = [
+                pool.submit(self._one, conversation, params.replace(seed=prompt_seed(params.seed, i)))
+                for i, conversation in enumerate(conversations)
+            ]
             done = [future.result() for future in futures]
         finally:
             pool.shutdown(wait=True, cancel_futures=True)

@@ -60,10 +60,32 @@ def _check_int(config: dict, key: str, low: int, high: int, what: str) -> None:
         raise ValueError(f"{what} must be a whole number between {low} and {high}.")
 
 
+#: a weight file is fingerprinted by this many chunks of its bytes, spread evenly over it (whole
+#: when it is no larger): about 1 MiB read per file, however large
+SAMPLE_CHUNKS = 64
+CHUNK_BYTES = 16 * 1024
+
+
+def _weight_sample(path: Path, size: int) -> bytes:
+    """Bytes of the weight file ``path`` (``size`` bytes) to fingerprint it by: all of a small file,
+    else ``SAMPLE_CHUNKS`` chunks spread over it. Names and sizes alone cannot tell a trained policy
+    from its base model or from the next round's (same files, same sizes, same config.json)."""
+    with path.open("rb") as f:
+        if size <= SAMPLE_CHUNKS * CHUNK_BYTES:
+            return f.read()
+        step = (size - CHUNK_BYTES) // (SAMPLE_CHUNKS - 1)
+        parts = []
+        for i in range(SAMPLE_CHUNKS):
+            f.seek(i * step)
+            parts.append(f.read(CHUNK_BYTES))
+        return b"".join(parts)
+
+
 def model_version_of(model: str, commit_hash: str | None = None) -> str:
-    """A short fingerprint of a local model folder (config + weight file names and sizes), or the
-    hub commit hash (given, else the commit of the snapshot in the local Hugging Face cache), so
-    candidates say exactly which weights wrote them ("" when nothing tells)."""
+    """A short fingerprint of a local model folder (config, weight file names and sizes, and their
+    bytes: whole for small files, sampled for large ones), or the hub commit hash (given, else the
+    commit of the snapshot in the local Hugging Face cache), so candidates say which weights wrote
+    them ("" when nothing tells). A copy of the same files keeps the fingerprint."""
     path = Path(model)
     if path.is_dir():
         digest = hashlib.sha256()
@@ -71,7 +93,9 @@ def model_version_of(model: str, commit_hash: str | None = None) -> str:
         if config.exists():
             digest.update(config.read_bytes())
         for f in sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")):
-            digest.update(f"{f.name}:{f.stat().st_size}".encode())
+            size = f.stat().st_size
+            digest.update(f"{f.name}:{size}".encode())
+            digest.update(hashlib.sha256(_weight_sample(f, size)).digest())
         return "sha256:" + digest.hexdigest()[:16]
     if commit_hash:
         return commit_hash
@@ -274,7 +298,10 @@ class TransformersBackend:
         end = next((j for j, t in enumerate(tokens) if t in eos), None)
         if end is not None:
             tokens = tokens[:end]
-        else:  # a row that stopped (a stop string) while others ran on is padded to the batch's end
+        elif params.stop:
+            # a row a stop string ended while others ran on is padded to the batch's end; without
+            # stop strings a row ends only at an end id or the limit, so trailing pads are the
+            # model's own tokens (a pad that is not an end id: Llama-3's, Gemma's)
             while tokens and tokens[-1] == self.pad_id:
                 tokens = tokens[:-1]
         text = self.tokenizer.decode(tokens, skip_special_tokens=True)

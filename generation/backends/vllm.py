@@ -1,8 +1,9 @@
 """vLLM backend: an in-process ``vllm.LLM`` on the worker's GPU(s).
 
 Every conversation is formatted with the model's chat template (``tokenizer.apply_chat_template``)
-and sent as token ids, all ``n`` samples of a prompt in one request (``SamplingParams(n=k)``), all
-prompts of a batch in one ``llm.generate`` call so vLLM's scheduler batches them continuously.
+and sent as token ids, all ``n`` samples of a prompt in one request (``SamplingParams(n=k)``, seeded
+per prompt: ``base.prompt_seed``), all prompts of a batch in one ``llm.generate`` call so vLLM's
+scheduler batches them continuously.
 Prompts that do not fit ``max_model_len`` are failed before the call (vLLM would otherwise refuse
 the whole call), so the others go on.
 
@@ -27,6 +28,7 @@ from generation.backends.base import (
     chat_prompts,
     first_line,
     known_settings,
+    prompt_seed,
     require_chat_template,
 )
 from generation.backends.transformers import model_version_of
@@ -154,7 +156,11 @@ class VLLMBackend:
         results, prompts = chat_prompts(self.tokenizer, conversations, self.max_model_len)
         if prompts:
             requests = [{"prompt_token_ids": ids} for _, ids in prompts]
-            outputs = self.llm.generate(requests, self.sampling_params(params), use_tqdm=False)
+            # one SamplingParams per prompt: each its own seed (base.prompt_seed)
+            per_prompt = [
+                self.sampling_params(params.replace(seed=prompt_seed(params.seed, i))) for i, _ in prompts
+            ]
+            outputs = self.llm.generate(requests, per_prompt, use_tqdm=False)
             for (i, _), request_output in zip(prompts, outputs, strict=True):
                 prompt_tokens = len(getattr(request_output, "prompt_token_ids", None) or []) or None
                 results[i] = [

@@ -9,6 +9,7 @@ from annotate.models import Prompt
 from annotate.services.projects import membership_add
 from generation import backends
 from generation.backends.base import FINISH_LENGTH, FINISH_STOP, Generation, PromptError
+from tests.training.conftest import one_thread  # noqa: F401 - fixture (its one home)
 
 
 @pytest.fixture(scope="session")

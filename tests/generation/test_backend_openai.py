@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from generation.backends.base import BackendConfigError, PromptError, SamplingParams
+from generation.backends.base import BackendConfigError, PromptError, SamplingParams, prompt_seed
 from generation.backends.openai_compat import OpenAICompatBackend, normalise_base_url, validate_config
 from generation.backends.urlguard import UnsafeURL, check_url
 from generation.openai_server import serve_in_thread
@@ -43,7 +43,9 @@ def test_n_samples_in_one_request(server_factory):
     assert [len(r) for r in results] == [3, 3]
     assert server.state.requests == 2  # one request per prompt, n=3 each
     body = server.state.bodies[0]
-    assert body["n"] == 3 and body["seed"] == 11 and body["max_tokens"] == 6 and body["stop"] == ["zz"]
+    assert body["n"] == 3 and body["max_tokens"] == 6 and body["stop"] == ["zz"]
+    # the batch's seed, and the second prompt's own (base.prompt_seed); in either order (concurrent)
+    assert sorted(b["seed"] for b in server.state.bodies) == sorted([11, prompt_seed(11, 1)])
     assert body["model"] == "tiny"
     assert results[0][0].prompt_tokens > 0
     assert all(g.finish_reason in ("stop", "length") for g in results[0])

@@ -187,8 +187,9 @@ def test_a_row_stopped_early_in_a_batch_counts_only_its_own_tokens(tiny_backend,
         return torch.cat([kwargs["input_ids"].cpu(), torch.tensor(rows)], dim=1)
 
     monkeypatch.setattr(backend.model, "generate", fake)
+    # a stop string ended row 0 (without one, generate() pads only rows that ended with an end id)
     first, second = backend._generate_chunk(
-        [[1, 2, 3], [1, 2, 3]], SamplingParams(temperature=0, max_new_tokens=8), None
+        [[1, 2, 3], [1, 2, 3]], SamplingParams(temperature=0, max_new_tokens=8, stop=["END"]), None
     )
     assert (first[0].completion_tokens, first[0].finish_reason) == (3, "stop")
     assert (second[0].completion_tokens, second[0].finish_reason) == (8, "length")

@@ -70,7 +70,11 @@ class FakeLLM:
         return FakeTokenizer()
 
     def generate(self, prompts, sampling_params, use_tqdm=True):
+        """One SamplingParams for all prompts, or a list of one per prompt (as vLLM takes them)."""
         self.calls.append((prompts, sampling_params))
+        per_prompt = (
+            sampling_params if isinstance(sampling_params, list) else [sampling_params] * len(prompts)
+        )
         return [
             RequestOutput(
                 prompt_token_ids=p["prompt_token_ids"],
@@ -80,10 +84,10 @@ class FakeLLM:
                         token_ids=[1] * (i + 1),
                         finish_reason="length" if i == 0 else "stop",
                     )
-                    for i in range(sampling_params.n)
+                    for i in range(sp.n)
                 ],
             )
-            for p in prompts
+            for p, sp in zip(prompts, per_prompt, strict=True)
         ]
 
 
@@ -161,7 +165,7 @@ def test_generate_shape_one_request_per_prompt_with_n(fake_vllm):
     llm = FakeLLM.instances[0]
     assert len(llm.calls) == 1  # the whole batch in one llm.generate call
     prompts, sp = llm.calls[0]
-    assert len(prompts) == 2 and sp.n == 3  # all k samples of a prompt in one request
+    assert len(prompts) == 2 and [s.n for s in sp] == [3, 3]  # all k samples of a prompt in one request
     assert prompts[0]["prompt_token_ids"] == list(range(len("<user>hi<assistant>")))
     assert [len(r) for r in (results[0], results[2])] == [3, 3]
     assert isinstance(results[1], PromptError) and "context" in results[1].message
