@@ -87,6 +87,7 @@ from training.runners.data import check_rl_prompts_render, load_prompt_splits
 from training.runners.dpo import load_causal_lm
 from training.runners.models import (
     CHECKPOINT_PREFIX,
+    CheckpointMismatch,
     as_shipped,
     atomic_output,
     check_not_past_the_end,
@@ -149,6 +150,27 @@ def gae(rewards, values, mask, *, gamma: float, lam: float):
         last = delta + gamma * lam * last * (mask[:, t + 1] if t + 1 < T else 0)
         adv[:, t] = last * mask[:, t]
     return adv, (adv + values) * mask
+
+
+def optimiser_groups(model, cfg: PPORunConfig) -> list[dict[str, Any]]:
+    """AdamW's parameter groups for the PPO model: the policy's tensors at ``learning_rate``, the
+    value head's (or value model's) at ``value_learning_rate``; each split into those decayed by
+    ``weight_decay`` and the biases and norms, which are not (transformers' own rule, the one the
+    reward, DPO, RLOO and GRPO runs' Trainer applies)."""
+    from transformers import Trainer
+
+    decayed = set(Trainer.get_decay_parameter_names(None, model))  # reads only the model
+    groups = []
+    for value in (False, True):
+        named = [(n, p) for n, p in model.named_parameters() if n.startswith("policy.") != value]
+        lr = cfg.value_learning_rate if value else cfg.learning_rate
+        for decay in (True, False):
+            params = [p for n, p in named if (n in decayed) == decay]
+            if params:
+                groups.append(
+                    {"params": params, "lr": lr, "weight_decay": cfg.weight_decay if decay else 0.0}
+                )
+    return groups
 
 
 class PolicyWithValueHead:
@@ -415,12 +437,7 @@ class PPORunner:
             value_model = value_model.float()
             _disable_dropout(value_model)
         model = PolicyWithValueHead.build(policy, value_model)
-        value_params = [p for n, p in model.named_parameters() if not n.startswith("policy.")]
-        policy_params = [p for n, p in model.named_parameters() if n.startswith("policy.")]
-        groups = [{"params": policy_params, "lr": cfg.learning_rate}]
-        if value_params:
-            groups.append({"params": value_params, "lr": cfg.value_learning_rate})
-        optimizer = torch.optim.AdamW(groups, weight_decay=cfg.weight_decay, eps=1e-5)
+        optimizer = torch.optim.AdamW(optimiser_groups(model, cfg), eps=1e-5)
         self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         # after prepare: under ZeRO-3 the DeepSpeed config's "auto" values are filled in by then
         self.ref = self._place_frozen(self.ref)
@@ -499,7 +516,16 @@ class PPORunner:
                 f"resume_from: {folder} was saved by {state.get('num_processes', 1)} processes; resume it "
                 f"with as many (this run has {acc.num_processes})."
             )
-        acc.load_state(str(folder))
+        try:
+            acc.load_state(str(folder))
+        except ValueError as exc:  # torch's optimizer.load_state_dict on another group layout
+            if "parameter group" not in str(exc):
+                raise
+            raise CheckpointMismatch(
+                f"resume_from: {folder} holds an optimiser laid out otherwise ({exc}): it was written "
+                "by an earlier version, whose weight decay covered biases and norms too. Start the run "
+                "again without resume_from."
+            ) from exc
         loop = json.loads((folder / f"prefhub_loop_{acc.process_index}.json").read_text(encoding="utf-8"))
         return int(state["global_step"]), loop
 
