@@ -10,7 +10,7 @@ from core import pages_forms as core_forms
 from generation.models import AutoRelease, Backend, ModelEndpoint, TaskMode
 
 CONFIG_HELP = (
-    'JSON. transformers: {"device": "cpu", "dtype": "auto", "batch_size": 32}; '
+    'JSON. transformers: {"device": "auto" (the GPU when the worker has one; or cpu, cuda:N), "dtype": "auto", "batch_size": 32}; '
     'openai: {"base_url": "http://gpu-box:8000/v1", "api_key_env": "PREFHUB_KEY_MYSERVER", "concurrency": 8, '
     '"timeout_s": 120, "max_retries": 3}; vllm: {"dtype": "bfloat16", "tensor_parallel_size": 1, '
     '"gpu_memory_utilization": 0.9, "max_model_len": 4096}. Never paste an API key: name the '

@@ -36,7 +36,7 @@ CONFIG_KEYS = ("device", "dtype", "batch_size", "max_model_len", "local_files_on
 def validate_config(config: dict) -> dict:
     """Check an endpoint's ``config`` for this backend; returns it normalised. Raises ValueError."""
     out = known_settings(config, CONFIG_KEYS, "transformers")
-    device = str(out.get("device", "cpu"))
+    device = str(out.get("device", "auto"))  # the GPU when the worker has one, else the CPU
     if not (
         device in ("cpu", "cuda", "auto", "mps") or (device.startswith("cuda:") and device[5:].isdigit())
     ):
@@ -110,7 +110,7 @@ class TransformersBackend:
         self,
         model: str,
         *,
-        device: str = "cpu",
+        device: str = "auto",
         dtype: str = "auto",
         batch_size: int = 32,
         max_model_len: int | None = None,
