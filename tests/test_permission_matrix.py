@@ -23,6 +23,7 @@ from annotate.services.tokens import token_create
 from generation.models import GenerationJob
 from tests.conftest import add_tasks
 from training.models import Export, TrainingRun
+from training.services.exports import exports_root
 
 pytestmark = pytest.mark.django_db
 
@@ -51,8 +52,15 @@ def _routes():
             yield route
 
 
+# Routes whose ``job_id`` names another kind of job than a generation job.
+JOB_ID_OF = {"/judges/jobs/<int:job_id>/": "judge_job_id"}
+
+
 def _fill(route: str, values: dict[str, object]) -> str:
     path = route
+    for part, key in JOB_ID_OF.items():
+        if part in route and key in values:
+            values = {**values, "job_id": values[key]}
     if path.startswith("^") or "(?P<" in path:  # a regex route
         for name, value in values.items():
             path = re.sub(rf"\(\?P<{name}>[^)]*\)", str(value), path)
@@ -75,7 +83,12 @@ def world(make_project, make_user, labeler_in):
     victim = labeler_in(target)
     lease = task_claim_next(project=target, labeler=victim)
     now = timezone.now()
-    export = Export.objects.create(project=target, version=1, format="trl", state="done", finished_at=now)
+    folder = exports_root(target) / "v1"  # real files: a 404 on a download means refused
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text("{}")
+    export = Export.objects.create(
+        project=target, version=1, format="trl", state="done", finished_at=now, path=str(folder)
+    )
     job = GenerationJob.objects.create(project=target, k=2)
     run = TrainingRun.objects.create(project=target, kind="dpo", export=export, base_model="tiny")
     from annotate.models import Judge, JudgeJob, RerouteJob
@@ -312,7 +325,7 @@ def test_project_members_and_guidelines_api_through_scoped_tokens(world):
 
 # --- object ids of another project ----------------------------------------------------------------
 
-OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id", "judge_id")
+OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id", "judge_id", "judge_job_id")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -449,3 +462,19 @@ def test_no_access_check_outside_the_core():
             text = path.read_text()
             offenders += [f"{rel}: {n}" for n in needles if n in text]
     assert not offenders, offenders
+
+
+def test_the_filled_ids_name_real_objects(world, make_user):
+    """The control of the sweeps above: a superuser reading every route filled with the target's
+    ids never gets a 404, so the refusals above are refusals, not missing objects."""
+    admin = make_user(is_superuser=True, is_staff=True)
+    client = APIClient()
+    client.force_login(admin)
+    missing = []
+    for route in _routes():
+        if "assignment_id" in route:
+            continue  # a lease answers its own labeler only (test_another_labelers_lease_is_refused)
+        resp = _request(client, "GET", _fill(route, world["values"]))
+        if resp.status_code == 404:
+            missing.append(route)
+    assert not missing, missing
