@@ -478,3 +478,57 @@ def test_the_filled_ids_name_real_objects(world, make_user):
         if resp.status_code == 404:
             missing.append(route)
     assert not missing, missing
+
+
+def _route_capabilities() -> dict[str, dict[str, str]]:
+    """Each project-scoped route's capability per method, read off its view (``project_page`` sets
+    ``capability``; API views set ``capability`` and ``method_capabilities``)."""
+    from django.views.generic import RedirectView
+
+    def walk(patterns, prefix=""):
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns, prefix + str(p.pattern))
+            else:
+                yield prefix + str(p.pattern), p.callback
+
+    out = {}
+    routes = set(_routes())
+    for route, callback in walk(get_resolver().url_patterns):
+        if route not in routes:
+            continue
+        view_class = getattr(callback, "view_class", None)
+        if view_class is not None and issubclass(view_class, RedirectView):
+            continue
+        if view_class is not None:
+            default = view_class.capability
+            per_method = getattr(view_class, "method_capabilities", {})
+            out[route] = {m: per_method.get(m, default) for m in METHODS}
+        else:
+            out[route] = dict.fromkeys(METHODS, callback.capability)
+    return out
+
+
+@pytest.mark.parametrize("role", ["labeler", "manager", "researcher"])
+@pytest.mark.parametrize("method", METHODS)
+def test_each_role_reaches_only_what_its_capabilities_grant(world, make_user, role, method):
+    """Every role, derived from core.access.CAPABILITIES: a member holding only ``role`` is refused
+    on every route whose capability the role does not grant (the researcher on the managers'
+    pages, the manager on training and exports, ...)."""
+    from core.access import CAPABILITIES
+
+    user = make_user()
+    Membership.objects.create(project=world["target"], user=user, role=role)
+    client = APIClient()
+    client.force_login(user)
+    failures = []
+    checked = 0
+    for route, caps in _route_capabilities().items():
+        if role in CAPABILITIES[caps[method]].roles:
+            continue
+        checked += 1
+        resp = _request(client, method, _fill(route, world["values"]), {"choice": "left", "role": "manager"})
+        if resp.status_code not in (403, 404, 405):
+            failures.append(f"{method} {route} ({caps[method]}): {resp.status_code}")
+    assert checked > 5
+    assert not failures, "\n".join(failures)
