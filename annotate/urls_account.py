@@ -10,7 +10,7 @@ app_name = "account"
 urlpatterns = [
     path(
         "password/change/",
-        auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("account:password_change_done")),
+        views_account.PasswordChangeView.as_view(success_url=reverse_lazy("account:password_change_done")),
         name="password_change",
     ),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
