@@ -71,3 +71,21 @@ def test_every_state_changing_page_checks_csrf(world, make_user):
             failures.append(f"POST {path}: {resp.status_code}")
     assert checked > 30
     assert not failures, "\n".join(failures)
+
+
+@pytest.mark.parametrize("method", ["POST", "PATCH", "DELETE"])
+def test_the_api_through_a_session_checks_csrf(world, make_user, method):
+    """A superuser's browser session, a write to the API without the CSRF token: refused (a
+    bearer token needs none; a session does)."""
+    admin = make_user(is_superuser=True, is_staff=True)
+    client = APIClient(enforce_csrf_checks=True)
+    client.force_login(admin)
+    failures = []
+    for route in [*_routes(), "api/v1/projects/"]:
+        if not route.startswith("api/"):
+            continue
+        path = _fill(route, world["values"]) if "<" in route else "/" + route
+        resp = getattr(client, method.lower())(path, {"name": "x", "choice": "left"}, format="json")
+        if resp.status_code not in (403, 405):
+            failures.append(f"{method} {route}: {resp.status_code}")
+    assert not failures, "\n".join(failures)
