@@ -36,12 +36,18 @@ ALLOWED_FOR_ANY_MEMBER = re.compile(r"^api/v1/projects/<slug:slug>/(guidelines/|
 METHODS = ["GET", "POST", "PATCH", "DELETE"]
 
 
-def _walk(patterns, prefix=""):
+def _walk_views(patterns, prefix=""):
+    """(route, view) for every URL pattern under ``patterns``."""
     for p in patterns:
         if isinstance(p, URLResolver):
-            yield from _walk(p.url_patterns, prefix + str(p.pattern))
+            yield from _walk_views(p.url_patterns, prefix + str(p.pattern))
         elif isinstance(p, URLPattern):
-            yield prefix + str(p.pattern)
+            yield prefix + str(p.pattern), p.callback
+
+
+def _walk(patterns, prefix=""):
+    for route, _ in _walk_views(patterns, prefix):
+        yield route
 
 
 def _routes():
@@ -407,15 +413,8 @@ def test_every_project_route_checks_access_through_the_core():
 
     from core.access import ProjectPermission
 
-    def walk(patterns, prefix=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from walk(p.url_patterns, prefix + str(p.pattern))
-            else:
-                yield prefix + str(p.pattern), p.callback
-
     missing = []
-    for route, callback in walk(get_resolver().url_patterns):
+    for route, callback in _walk_views(get_resolver().url_patterns):
         if route.startswith(("admin/", "accounts/", "api/schema", "api/docs")):
             continue
         if not any(k in route for k in ("slug", "assignment_id", "job_id")):
@@ -485,16 +484,9 @@ def _route_capabilities() -> dict[str, dict[str, str]]:
     ``capability``; API views set ``capability`` and ``method_capabilities``)."""
     from django.views.generic import RedirectView
 
-    def walk(patterns, prefix=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from walk(p.url_patterns, prefix + str(p.pattern))
-            else:
-                yield prefix + str(p.pattern), p.callback
-
     out = {}
     routes = set(_routes())
-    for route, callback in walk(get_resolver().url_patterns):
+    for route, callback in _walk_views(get_resolver().url_patterns):
         if route not in routes:
             continue
         view_class = getattr(callback, "view_class", None)

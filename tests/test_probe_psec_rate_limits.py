@@ -5,27 +5,17 @@ limit."""
 from __future__ import annotations
 
 import pytest
-from django.core.cache import cache
 from rest_framework.test import APIClient
-from rest_framework.throttling import ScopedRateThrottle
 
 from annotate.models import Judge
 from generation.models import ModelEndpoint
+from tests import test_rate_limits
 from tests.conftest import add_tasks
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def tight(monkeypatch):
-    cache.clear()
-    rates = {scope: "2/min" for scope in ("claim", "submit", "export", "jobs", "runs", "import")}
-    monkeypatch.setattr(ScopedRateThrottle, "THROTTLE_RATES", rates)
-    from annotate import throttles
-
-    monkeypatch.setattr(throttles._PageThrottle, "THROTTLE_RATES", rates)
-    yield
-    cache.clear()
+tight = test_rate_limits.tight  # rates of 2/min for every scope
 
 
 @pytest.fixture
