@@ -1,7 +1,7 @@
 """Per-user rate limits for the costly writes, shared by the API and the pages.
 
 Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` (scopes claim, submit, export, jobs,
-runs, import; env RATE_<SCOPE>), counted in the default cache (Redis in production).
+runs, import, password_reset; env RATE_<SCOPE>), counted in the default cache (Redis in production).
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from functools import wraps
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.throttling import ScopedRateThrottle, SimpleRateThrottle
+
+from annotate.auth_backends import client_ip
 
 
 class WriteScopedRateThrottle(ScopedRateThrottle):
@@ -28,7 +30,9 @@ class _PageThrottle(SimpleRateThrottle):
         super().__init__()
 
     def get_cache_key(self, request, view) -> str:
-        ident = request.user.pk if request.user.is_authenticated else self.get_ident(request)
+        # signed out: the address sign-in throttling uses (a client cannot choose it, as it can
+        # DRF's ``get_ident``, which trusts any X-Forwarded-For)
+        ident = request.user.pk if request.user.is_authenticated else f"ip:{client_ip(request)}"
         return self.cache_format % {"scope": self.scope, "ident": ident}
 
 

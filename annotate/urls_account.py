@@ -3,6 +3,7 @@
 from django.contrib.auth import views as auth_views
 from django.urls import path, reverse_lazy
 
+from annotate.throttles import page_rate_limit
 from annotate.views import account as views_account
 
 app_name = "account"
@@ -10,16 +11,18 @@ app_name = "account"
 urlpatterns = [
     path(
         "password/change/",
-        auth_views.PasswordChangeView.as_view(success_url=reverse_lazy("account:password_change_done")),
+        views_account.PasswordChangeView.as_view(success_url=reverse_lazy("account:password_change_done")),
         name="password_change",
     ),
     path("password/change/done/", auth_views.PasswordChangeDoneView.as_view(), name="password_change_done"),
     path(
         "password/reset/",
-        auth_views.PasswordResetView.as_view(
-            success_url=reverse_lazy("account:password_reset_done"),
-            email_template_name="registration/password_reset_email.txt",
-            subject_template_name="registration/password_reset_subject.txt",
+        page_rate_limit("password_reset")(
+            auth_views.PasswordResetView.as_view(
+                success_url=reverse_lazy("account:password_reset_done"),
+                email_template_name="registration/password_reset_email.txt",
+                subject_template_name="registration/password_reset_subject.txt",
+            )
         ),
         name="password_reset",
     ),

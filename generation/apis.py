@@ -39,7 +39,7 @@ def endpoint_data(endpoint: ModelEndpoint) -> dict:
         "name": endpoint.name,
         "backend": endpoint.backend,
         "model": endpoint.model,
-        "config": endpoint.config,
+        "config": endpoint.shown_config,
         "default_sampling": endpoint.default_sampling,
         "project": endpoint.project.slug if endpoint.project_id and endpoint.project else None,
         "is_active": endpoint.is_active,

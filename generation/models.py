@@ -58,6 +58,14 @@ class ModelEndpoint(Authored):
     def __str__(self) -> str:
         return self.name
 
+    @property
+    def shown_config(self) -> dict:
+        """``config`` as pages and the API show it: without what could be a credential
+        (``generation.backends.config_without_secrets``, the rule backups follow too)."""
+        from generation.backends import config_without_secrets
+
+        return config_without_secrets(self.backend, self.config or {})
+
 
 class TaskMode(models.TextChoices):
     ALL_PAIRS = "all_pairs", "All pairs"

@@ -23,6 +23,7 @@ from annotate.services.tokens import token_create
 from generation.models import GenerationJob
 from tests.conftest import add_tasks
 from training.models import Export, TrainingRun
+from training.services.exports import exports_root
 
 pytestmark = pytest.mark.django_db
 
@@ -35,12 +36,18 @@ ALLOWED_FOR_ANY_MEMBER = re.compile(r"^api/v1/projects/<slug:slug>/(guidelines/|
 METHODS = ["GET", "POST", "PATCH", "DELETE"]
 
 
-def _walk(patterns, prefix=""):
+def _walk_views(patterns, prefix=""):
+    """(route, view) for every URL pattern under ``patterns``."""
     for p in patterns:
         if isinstance(p, URLResolver):
-            yield from _walk(p.url_patterns, prefix + str(p.pattern))
+            yield from _walk_views(p.url_patterns, prefix + str(p.pattern))
         elif isinstance(p, URLPattern):
-            yield prefix + str(p.pattern)
+            yield prefix + str(p.pattern), p.callback
+
+
+def _walk(patterns, prefix=""):
+    for route, _ in _walk_views(patterns, prefix):
+        yield route
 
 
 def _routes():
@@ -51,8 +58,15 @@ def _routes():
             yield route
 
 
+# Routes whose ``job_id`` names another kind of job than a generation job.
+JOB_ID_OF = {"/judges/jobs/<int:job_id>/": "judge_job_id"}
+
+
 def _fill(route: str, values: dict[str, object]) -> str:
     path = route
+    for part, key in JOB_ID_OF.items():
+        if part in route and key in values:
+            values = {**values, "job_id": values[key]}
     if path.startswith("^") or "(?P<" in path:  # a regex route
         for name, value in values.items():
             path = re.sub(rf"\(\?P<{name}>[^)]*\)", str(value), path)
@@ -75,7 +89,12 @@ def world(make_project, make_user, labeler_in):
     victim = labeler_in(target)
     lease = task_claim_next(project=target, labeler=victim)
     now = timezone.now()
-    export = Export.objects.create(project=target, version=1, format="trl", state="done", finished_at=now)
+    folder = exports_root(target) / "v1"  # real files: a 404 on a download means refused
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "manifest.json").write_text("{}")
+    export = Export.objects.create(
+        project=target, version=1, format="trl", state="done", finished_at=now, path=str(folder)
+    )
     job = GenerationJob.objects.create(project=target, k=2)
     run = TrainingRun.objects.create(project=target, kind="dpo", export=export, base_model="tiny")
     from annotate.models import Judge, JudgeJob, RerouteJob
@@ -312,7 +331,7 @@ def test_project_members_and_guidelines_api_through_scoped_tokens(world):
 
 # --- object ids of another project ----------------------------------------------------------------
 
-OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id", "judge_id")
+OBJECT_PARAMS = ("assignment_id", "membership_id", "version", "job_id", "run_id", "judge_id", "judge_job_id")
 
 
 @pytest.mark.parametrize("method", METHODS)
@@ -394,15 +413,8 @@ def test_every_project_route_checks_access_through_the_core():
 
     from core.access import ProjectPermission
 
-    def walk(patterns, prefix=""):
-        for p in patterns:
-            if isinstance(p, URLResolver):
-                yield from walk(p.url_patterns, prefix + str(p.pattern))
-            else:
-                yield prefix + str(p.pattern), p.callback
-
     missing = []
-    for route, callback in walk(get_resolver().url_patterns):
+    for route, callback in _walk_views(get_resolver().url_patterns):
         if route.startswith(("admin/", "accounts/", "api/schema", "api/docs")):
             continue
         if not any(k in route for k in ("slug", "assignment_id", "job_id")):
@@ -449,3 +461,66 @@ def test_no_access_check_outside_the_core():
             text = path.read_text()
             offenders += [f"{rel}: {n}" for n in needles if n in text]
     assert not offenders, offenders
+
+
+def test_the_filled_ids_name_real_objects(world, make_user):
+    """The control of the sweeps above: a superuser reading every route filled with the target's
+    ids never gets a 404, so the refusals above are refusals, not missing objects."""
+    admin = make_user(is_superuser=True, is_staff=True)
+    client = APIClient()
+    client.force_login(admin)
+    missing = []
+    for route in _routes():
+        if "assignment_id" in route:
+            continue  # a lease answers its own labeler only (test_another_labelers_lease_is_refused)
+        resp = _request(client, "GET", _fill(route, world["values"]))
+        if resp.status_code == 404:
+            missing.append(route)
+    assert not missing, missing
+
+
+def _route_capabilities() -> dict[str, dict[str, str]]:
+    """Each project-scoped route's capability per method, read off its view (``project_page`` sets
+    ``capability``; API views set ``capability`` and ``method_capabilities``)."""
+    from django.views.generic import RedirectView
+
+    out = {}
+    routes = set(_routes())
+    for route, callback in _walk_views(get_resolver().url_patterns):
+        if route not in routes:
+            continue
+        view_class = getattr(callback, "view_class", None)
+        if view_class is not None and issubclass(view_class, RedirectView):
+            continue
+        if view_class is not None:
+            default = view_class.capability
+            per_method = getattr(view_class, "method_capabilities", {})
+            out[route] = {m: per_method.get(m, default) for m in METHODS}
+        else:
+            out[route] = dict.fromkeys(METHODS, callback.capability)
+    return out
+
+
+@pytest.mark.parametrize("role", ["labeler", "manager", "researcher"])
+@pytest.mark.parametrize("method", METHODS)
+def test_each_role_reaches_only_what_its_capabilities_grant(world, make_user, role, method):
+    """Every role, derived from core.access.CAPABILITIES: a member holding only ``role`` is refused
+    on every route whose capability the role does not grant (the researcher on the managers'
+    pages, the manager on training and exports, ...)."""
+    from core.access import CAPABILITIES
+
+    user = make_user()
+    Membership.objects.create(project=world["target"], user=user, role=role)
+    client = APIClient()
+    client.force_login(user)
+    failures = []
+    checked = 0
+    for route, caps in _route_capabilities().items():
+        if role in CAPABILITIES[caps[method]].roles:
+            continue
+        checked += 1
+        resp = _request(client, method, _fill(route, world["values"]), {"choice": "left", "role": "manager"})
+        if resp.status_code not in (403, 404, 405):
+            failures.append(f"{method} {route} ({caps[method]}): {resp.status_code}")
+    assert checked > 5
+    assert not failures, "\n".join(failures)

@@ -7,6 +7,7 @@ from datetime import timedelta
 
 from django import forms
 from django.contrib import messages
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
@@ -14,6 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
+from annotate.auth_forms import ThrottledPasswordChangeForm
 from annotate.models import ApiToken, TaskKind
 from annotate.project_input import project_start_values
 from annotate.services.projects import KIND_SETTINGS, project_start
@@ -188,3 +190,12 @@ def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
         level=messages.info,
     )
     return redirect("account:tokens")
+
+
+class PasswordChangeView(auth_views.PasswordChangeView):
+    """Django's page, the old password checked as a sign-in is (``ThrottledPasswordChangeForm``)."""
+
+    form_class = ThrottledPasswordChangeForm
+
+    def get_form_kwargs(self):
+        return {**super().get_form_kwargs(), "request": self.request}

@@ -22,6 +22,7 @@ from annotate.judges.forms import (
 )
 from annotate.models import TaskKind
 from annotate.models_judges import JudgeJob
+from annotate.throttles import page_rate_limit
 from core.access import ProjectAccess, project_page
 from core.jobs import JobState
 from core.pages import flash_form_outcome, flash_outcome, form_submit, object_button, post_form
@@ -77,6 +78,7 @@ def judge_new(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
 
 @project_page("judge")
 @require_POST
+@page_rate_limit("jobs")  # as its API twin (JudgeRunApi): each job calls a paid model
 def judge_run(request: HttpRequest, access: ProjectAccess, judge_id: int) -> HttpResponse:
     project = access.project
     judge = found(selectors.judge_get(project=project, judge_id=judge_id), "No such judge.")

@@ -306,6 +306,8 @@ REST_FRAMEWORK = {
         "jobs": env.str("RATE_JOBS", default="60/hour"),
         "runs": env.str("RATE_RUNS", default="30/hour"),
         "import": env.str("RATE_IMPORT", default="60/hour"),
+        # per client address: each request mails a reset link to the address it names
+        "password_reset": env.str("RATE_PASSWORD_RESET", default="5/hour"),
     },
 }
 # The API documentation (/api/schema/, /api/docs/): every operation's summary, description and tag
