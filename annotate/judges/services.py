@@ -834,18 +834,12 @@ def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, li
     """Per task, one suggestion of each active judge of the project: its newest that is not a
     failure (a failure says nothing about the pair: a server down after an earlier answer leaves
     that answer standing), else its newest failure."""
-    out: dict[int, dict[int, JudgeSuggestion]] = {}
     qs = (
         JudgeSuggestion.objects.filter(task_id__in=task_ids, judge__project=project, judge__is_active=True)
         .select_related("judge")
         .order_by("task_id", "judge_id", "-job_id")
     )
-    for s in qs:
-        per = out.setdefault(s.task_id, {})
-        kept = per.get(s.judge_id)
-        if kept is None or (kept.status == SuggestionStatus.FAILED and s.status != SuggestionStatus.FAILED):
-            per[s.judge_id] = s
-    return {t: list(per.values()) for t, per in out.items()}
+    return {t: list(per.values()) for t, per in selectors.newest_answers(qs).items()}
 
 
 def audit_draw(project: Project, task_id: int) -> bool:
