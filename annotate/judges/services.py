@@ -326,6 +326,8 @@ def judge_job_create(
         if not isinstance(task_ids, list) or not all(isinstance(t, int) for t in task_ids):
             raise InvalidInput("task_ids must be a list of task ids.", field="task_ids")
         qs = qs.filter(pk__in=task_ids)
+        if not qs.exists():  # not "already judged": nothing asked for is the project's
+            raise InvalidInput("None of task_ids is a task of this project.", field="task_ids")
     if limit is not None and (
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
     ):
