@@ -109,6 +109,19 @@ class JudgeJob(ResumableJob):
         blank=True,
         help_text="Sum of the known suggestion costs (none: not priced, or no usage reported at all).",
     )
+    retried_prompt_tokens = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Tokens of answers billed to tasks judged again after a transient failure (the failed "
+        "suggestion, which held them, is replaced): in the totals.",
+    )
+    retried_completion_tokens = models.PositiveBigIntegerField(default=0)
+    retried_cost = models.DecimalField(
+        max_digits=16,
+        decimal_places=6,
+        null=True,
+        blank=True,
+        help_text="The known cost of those answers (none: none priced): in the job's cost.",
+    )
     retry_passes = models.PositiveSmallIntegerField(
         default=0,
         help_text="Extra passes over transiently failed tasks scheduled so far (one per retry delay).",

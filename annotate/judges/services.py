@@ -14,6 +14,8 @@ Untrusted answers: the parser (``rubric.parse_judgment``) turns any answer into 
 ``unparseable``; anything else it might raise is recorded as unparseable too, so no model output
 fails a job. Token counts the server does not report (or reports absurdly) are None, unknown, and
 so is the cost: the job's totals add the known ones and count the unknown (``usage_missing_units``).
+A failed suggestion forgotten to judge its task again keeps its spend in the totals (the answered
+ordering of a pair whose other one failed was billed): ``retried_prompt_tokens`` and the like.
 
 Verdicts the project does not allow (``allow_tie`` / ``allow_both_bad`` off; the rubric does not
 offer them, but a model may answer them anyway) are recorded as ``not_allowed`` and never become a
@@ -74,7 +76,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
@@ -531,6 +533,12 @@ def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
         JudgeJob.objects.filter(pk=job.pk).update(progress_at=timezone.now())
 
 
+def _cost_plus(field: str, amount: Decimal):
+    """``field`` (a nullable cost of the job: none counts as 0) plus ``amount``, in the database."""
+    cost = JudgeJob._meta.get_field("cost")
+    return Coalesce(F(field), Value(Decimal(0)), output_field=cost) + Value(amount, output_field=cost)
+
+
 def _job_totals(job_id: int) -> None:
     """The job's counters from its suggestions: the known tokens and costs summed, the suggestions
     without reported usage counted (``usage_missing_units``)."""
@@ -541,17 +549,43 @@ def _job_totals(job_id: int) -> None:
         s=Coalesce(Sum("seconds"), 0.0),
         cost=Sum("cost"),
     )
+    # the answers of forgotten failures (``_forget_failures``) stay billed
+    cost = F("retried_cost") if totals["cost"] is None else _cost_plus("retried_cost", totals["cost"])
     JudgeJob.objects.filter(pk=job_id).update(
         done_units=counts.count(),
         failed_units=counts.filter(status=SuggestionStatus.FAILED).count(),
         usage_missing_units=counts.filter(
             Q(prompt_tokens__isnull=True) | Q(completion_tokens__isnull=True)
         ).count(),
-        prompt_tokens=totals["pt"],
-        completion_tokens=totals["ct"],
+        prompt_tokens=F("retried_prompt_tokens") + totals["pt"],
+        completion_tokens=F("retried_completion_tokens") + totals["ct"],
         seconds=round(totals["s"], 4),
-        cost=totals["cost"],
+        cost=cost,
     )
+
+
+def _forget_failures(job_id: int, failed) -> int:
+    """Delete the job's ``failed`` suggestions (to judge those tasks again) and recount the job;
+    how many. What they were billed (the answered ordering of a pair whose other one failed) moves
+    to the job's ``retried_*`` counters, so the totals keep it. The caller holds the job's row lock."""
+    spent = failed.aggregate(
+        pt=Coalesce(Sum("prompt_tokens"), 0),
+        ct=Coalesce(Sum("completion_tokens"), 0),
+        cost=Sum("cost"),
+        n=Count("id"),
+    )
+    if not spent["n"]:
+        return 0
+    values = {
+        "retried_prompt_tokens": F("retried_prompt_tokens") + spent["pt"],
+        "retried_completion_tokens": F("retried_completion_tokens") + spent["ct"],
+    }
+    if spent["cost"] is not None:
+        values["retried_cost"] = _cost_plus("retried_cost", spent["cost"])
+    JudgeJob.objects.filter(pk=job_id).update(**values)
+    failed.delete()
+    _job_totals(job_id)
+    return spent["n"]
 
 
 def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
@@ -760,12 +794,7 @@ def _transient_failures(job_id: int):
 def _forget_transient_failures(job_id: int) -> int:
     """Delete the job's transient failures so its next pass judges those tasks again, and recount
     the job; how many. The caller holds the job's row lock, and the job runs."""
-    failed = _transient_failures(job_id)
-    n = failed.count()
-    if n:
-        failed.delete()
-        _job_totals(job_id)
-    return n
+    return _forget_failures(job_id, _transient_failures(job_id))
 
 
 def _retry_later(job_id: int) -> JudgeJob | None:
@@ -812,8 +841,7 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
         raise InvalidInput("No task of this job failed for a transient reason (server down or overloaded).")
     if not job.judge.is_active or not job.judge.endpoint.is_active:
         raise InvalidInput("This judge or its endpoint is switched off.", field="judge")
-    failed.delete()
-    _job_totals(job.pk)
+    _forget_failures(job.pk, failed)
     # the row lock above: it is done or failed still; its run gets its extra passes again
     jobs.job_reopen(job, retry_passes=0, retry_at=None, retry_units=0)
     job.refresh_from_db()
