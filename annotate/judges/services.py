@@ -48,7 +48,8 @@ so a broken judge does not decide for the others:
   ``unparsed``: no judge answered (unparseable or failed); ``low_strength``: an A/B verdict weaker than
   ``project.judge_min_strength``), a judge's verdict is one the project does not allow
   (``verdict_not_allowed``), the judges disagree (``judges_disagree``), the task is gold
-  (``gold``), or a seeded draw puts it in the audit share (``audit``);
+  (``gold``), a seeded draw puts it in the audit share (``audit``), or people already hold
+  every slot of it (``human_slots_taken``: labeled or leased to its target; no judge label is added);
 * otherwise the judges (``confident``).
 
 The judges' verdicts on a confident task are written as annotations (``source="judge"``, by each
@@ -991,6 +992,8 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         ):
             continue  # no answer and a server was unreachable: nothing known yet; judged again, routed
         route, reason = route_for(project, task, suggestions)
+        if route == Route.JUDGE and task.claims >= task.target_labels:
+            route, reason = Route.HUMAN, "human_slots_taken"  # people hold every slot: none for judges
         # target_before/target_after: what routing did to the task's target, so re-routing can
         # give back exactly that (``routing_reroute``)
         details = {
