@@ -76,6 +76,11 @@ class Judge(Authored):
         return self.price_prompt_per_1k is not None or self.price_completion_per_1k is not None
 
 
+def cost_field(help_text: str) -> models.DecimalField:
+    """A cost of judging (prices are per 1,000 tokens), to the millionth; none: unknown."""
+    return models.DecimalField(max_digits=16, decimal_places=6, null=True, blank=True, help_text=help_text)
+
+
 class JudgeJob(ResumableJob):
     JOB_NOUN = "judge job"
     RESUME_TASK = "generation.judge_job_run"
@@ -102,13 +107,14 @@ class JudgeJob(ResumableJob):
         default=0, help_text="Suggestions without token usage (the server reported none): not in the totals."
     )
     seconds = models.FloatField(default=0.0)
-    cost = models.DecimalField(
-        max_digits=16,
-        decimal_places=6,
-        null=True,
-        blank=True,
-        help_text="Sum of the known suggestion costs (none: not priced, or no usage reported at all).",
+    cost = cost_field("Sum of the known suggestion costs (none: not priced, or no usage reported at all).")
+    retried_prompt_tokens = models.PositiveBigIntegerField(
+        default=0,
+        help_text="Tokens of answers billed to tasks judged again after a transient failure (the failed "
+        "suggestion, which held them, is replaced): in the totals.",
     )
+    retried_completion_tokens = models.PositiveBigIntegerField(default=0)
+    retried_cost = cost_field("The known cost of those answers (none: none priced): in the job's cost.")
     retry_passes = models.PositiveSmallIntegerField(
         default=0,
         help_text="Extra passes over transiently failed tasks scheduled so far (one per retry delay).",
@@ -182,9 +188,7 @@ class JudgeSuggestion(models.Model):
     prompt_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="None: not reported.")
     completion_tokens = models.PositiveIntegerField(null=True, blank=True, help_text="None: not reported.")
     seconds = models.FloatField(default=0.0)
-    cost = models.DecimalField(
-        max_digits=16, decimal_places=6, null=True, blank=True, help_text="None: not priced or usage unknown."
-    )
+    cost = cost_field("None: not priced or usage unknown.")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -13,7 +13,9 @@ per active judge:
 beside ``human_vs_majority``: each human label against the unique majority of the *other* humans
 on the same task (the human-human figure to compare with). Every figure comes with a seeded
 percentile bootstrap 95 % interval over tasks (labels for the human figure). Position-inconsistent,
-unparseable or failed verdicts are counted as ``uncertain``, never as disagreement.
+unparseable or failed verdicts are counted as ``uncertain``, never as disagreement. A judge's
+verdict on a task is the one routing reads (``selectors.newest_answers``: its newest answer; a
+later failure, a re-run while its server was down, leaves that answer standing).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections import Counter, defaultdict
 import numpy as np
 from django.contrib.auth import get_user_model
 
+from annotate.judges import selectors
 from annotate.models import Judge, JudgeSuggestion, Project, TaskCandidate
 from annotate.models_judges import SuggestionStatus
 from annotate.selectors import counted_judgments
@@ -104,16 +107,15 @@ def judge_agreement(project: Project, *, bootstrap: int = BOOTSTRAP, seed: int =
         .objects.filter(pk__in={lid for per in humans.values() for lid in per})
         .values_list("pk", "username")
     )
-    latest: dict[tuple[int, int], JudgeSuggestion] = {}
-    for s in (
+    # each judge's answer that routing reads (``newest_answers``: a later failure leaves it standing)
+    latest = selectors.newest_answers(
         JudgeSuggestion.objects.filter(judge__in=judges, task_id__in=task_ids)
         .only("judge_id", "task_id", "job_id", "status", "choice", "scores")
-        .order_by("judge_id", "task_id", "-job_id")
-    ):
-        latest.setdefault((s.judge_id, s.task_id), s)
+        .order_by("task_id", "judge_id", "-job_id")
+    )
 
     for judge in judges:
-        mine = {t: s for (j, t), s in latest.items() if j == judge.pk}
+        mine = {t: per[judge.pk] for t, per in latest.items() if judge.pk in per}
         ok = {t: s for t, s in mine.items() if s.status == SuggestionStatus.OK}
         vs_major, per_labeler = [], defaultdict(list)
         per_dim = defaultdict(list)

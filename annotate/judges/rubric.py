@@ -7,7 +7,8 @@ The judge is asked for one small JSON object::
      "scores": {"<dimension>": {"A": int, "B": int}}, "rationale": "..."}
 
 ``parse_judgment`` finds the first JSON object with a ``verdict`` anywhere in the text (models wrap
-it in prose or code fences), normalises the verdict and keeps only well-formed parts; an answer
+it in prose or code fences) after a reasoning model's ``<think>`` block, normalises the verdict
+(``[[A]]``, ``**A**``, ``Assistant A``: "a") and keeps only well-formed parts; an answer
 without a usable verdict raises :class:`UnparseableJudgment` (recorded with the raw text).
 A model's answer is untrusted: whatever it holds (infinite or NaN numbers, integers of thousands
 of digits, nesting deeper than the JSON decoder recurses, non-string verdicts, megabytes of braces)
@@ -21,6 +22,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from dataclasses import dataclass, field
 
 from annotate.strength import Strength
@@ -44,6 +46,15 @@ _VERDICTS = {
     "bothbad": "both_bad",
     "neither": "both_bad",
 }
+#: Around a verdict: brackets, Markdown and punctuation ("[[A]]", "**B**", "A.") are dropped;
+#: before it, the name of what is judged ("Assistant A", "Model B").
+_VERDICT_DRESSING = " \t\r\n\"'`*_[](){}<>.,:;!"
+_VERDICT_SUBJECT = re.compile(r"^(?:response|assistant|model|output|answer)\s+(?=\S+$)")
+#: A reasoning model's thoughts (served without a reasoning parser they come in the answer): the
+#: verdict is what follows the last closing tag; an opening tag without one is an answer cut off
+#: while still thinking, whose drafts are not its verdict.
+_THINK_END = re.compile(r"</think(?:ing)?>", re.IGNORECASE)
+_THINK_START = re.compile(r"<think(?:ing)?>", re.IGNORECASE)
 
 
 class UnparseableJudgment(ValueError):
@@ -156,13 +167,24 @@ def _number(value) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _verdict(raw) -> str | None:
+    """The canonical verdict a judge wrote, or None: "A", "Response A", "[[A]]", "**A**", "A.",
+    "Assistant A" and "Model A" are all "a"."""
+    if not isinstance(raw, str) or len(raw) > 50:
+        return None
+    word = " ".join(raw.strip(_VERDICT_DRESSING).lower().split())
+    return _VERDICTS.get(word) or _VERDICTS.get(_VERDICT_SUBJECT.sub("", word).strip(_VERDICT_DRESSING))
+
+
 def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgment:
     """The first JSON object in ``text`` with a recognisable verdict (raises UnparseableJudgment)."""
     if not isinstance(text, str) or not text.strip():
         raise UnparseableJudgment("The judge answered nothing.")
+    *thoughts, text = _THINK_END.split(text)
+    if not thoughts and _THINK_START.search(text):
+        raise UnparseableJudgment("The answer ended inside the judge's reasoning (<think> without </think>).")
     for obj in _objects(text):
-        raw = obj.get("verdict")
-        verdict = _VERDICTS.get(raw.strip().lower()) if isinstance(raw, str) and len(raw) <= 50 else None
+        verdict = _verdict(obj.get("verdict"))
         if verdict is None:
             continue
         strength = None

@@ -43,6 +43,21 @@ def judged_task_ids(judge: Judge):
     return JudgeSuggestion.objects.filter(answered(), judge=judge).values("task_id")
 
 
+def newest_answers(suggestions) -> dict[int, dict[int, JudgeSuggestion]]:
+    """``{task id: {judge id: suggestion}}``: per task and judge, its newest suggestion that is not
+    a failure (a failure says nothing about the pair: a server down after an earlier answer leaves
+    that answer standing), else its newest failure. ``suggestions`` come newest job first within
+    each (task, judge). The one rule for which answer of a judge counts: routing, pre-annotation
+    and the report's judge-human agreement."""
+    out: dict[int, dict[int, JudgeSuggestion]] = {}
+    for s in suggestions:
+        per = out.setdefault(s.task_id, {})
+        kept = per.get(s.judge_id)
+        if kept is None or (kept.status == SuggestionStatus.FAILED and s.status != SuggestionStatus.FAILED):
+            per[s.judge_id] = s
+    return out
+
+
 def judging_now(judge: Judge) -> tuple[list[int], set[int]]:
     """(ids of this judge's queued or running jobs, the tasks they will judge): what "only tasks not
     judged yet" also skips, so pressing Run twice does not judge and bill the same tasks twice."""

@@ -14,6 +14,8 @@ Untrusted answers: the parser (``rubric.parse_judgment``) turns any answer into 
 ``unparseable``; anything else it might raise is recorded as unparseable too, so no model output
 fails a job. Token counts the server does not report (or reports absurdly) are None, unknown, and
 so is the cost: the job's totals add the known ones and count the unknown (``usage_missing_units``).
+A failed suggestion forgotten to judge its task again keeps its spend in the totals (the answered
+ordering of a pair whose other one failed was billed): ``retried_prompt_tokens`` and the like.
 
 Verdicts the project does not allow (``allow_tie`` / ``allow_both_bad`` off; the rubric does not
 offer them, but a model may answer them anyway) are recorded as ``not_allowed`` and never become a
@@ -46,7 +48,8 @@ so a broken judge does not decide for the others:
   ``unparsed``: no judge answered (unparseable or failed); ``low_strength``: an A/B verdict weaker than
   ``project.judge_min_strength``), a judge's verdict is one the project does not allow
   (``verdict_not_allowed``), the judges disagree (``judges_disagree``), the task is gold
-  (``gold``), or a seeded draw puts it in the audit share (``audit``);
+  (``gold``), a seeded draw puts it in the audit share (``audit``), or people already hold
+  every slot of it (``human_slots_taken``: labeled or leased to its target; no judge label is added);
 * otherwise the judges (``confident``).
 
 The judges' verdicts on a confident task are written as annotations (``source="judge"``, by each
@@ -74,7 +77,7 @@ from decimal import Decimal, InvalidOperation
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import Count, F, Q, Sum
+from django.db.models import Count, F, Q, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 from django.utils.text import slugify
@@ -326,6 +329,8 @@ def judge_job_create(
         if not isinstance(task_ids, list) or not all(isinstance(t, int) for t in task_ids):
             raise InvalidInput("task_ids must be a list of task ids.", field="task_ids")
         qs = qs.filter(pk__in=task_ids)
+        if not qs.exists():  # not "already judged": nothing asked for is the project's
+            raise InvalidInput("None of task_ids is a task of this project.", field="task_ids")
     if limit is not None and (
         not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_TASKS_PER_JOB
     ):
@@ -529,6 +534,12 @@ def _write_chunk(job: JudgeJob, suggestions: list[JudgeSuggestion]) -> None:
         JudgeJob.objects.filter(pk=job.pk).update(progress_at=timezone.now())
 
 
+def _cost_plus(field: str, amount: Decimal):
+    """``field`` (a nullable cost of the job: none counts as 0) plus ``amount``, in the database."""
+    cost = JudgeJob._meta.get_field("cost")
+    return Coalesce(F(field), Value(Decimal(0)), output_field=cost) + Value(amount, output_field=cost)
+
+
 def _job_totals(job_id: int) -> None:
     """The job's counters from its suggestions: the known tokens and costs summed, the suggestions
     without reported usage counted (``usage_missing_units``)."""
@@ -539,17 +550,43 @@ def _job_totals(job_id: int) -> None:
         s=Coalesce(Sum("seconds"), 0.0),
         cost=Sum("cost"),
     )
+    # the answers of forgotten failures (``_forget_failures``) stay billed
+    cost = F("retried_cost") if totals["cost"] is None else _cost_plus("retried_cost", totals["cost"])
     JudgeJob.objects.filter(pk=job_id).update(
         done_units=counts.count(),
         failed_units=counts.filter(status=SuggestionStatus.FAILED).count(),
         usage_missing_units=counts.filter(
             Q(prompt_tokens__isnull=True) | Q(completion_tokens__isnull=True)
         ).count(),
-        prompt_tokens=totals["pt"],
-        completion_tokens=totals["ct"],
+        prompt_tokens=F("retried_prompt_tokens") + totals["pt"],
+        completion_tokens=F("retried_completion_tokens") + totals["ct"],
         seconds=round(totals["s"], 4),
-        cost=totals["cost"],
+        cost=cost,
     )
+
+
+def _forget_failures(job_id: int, failed) -> int:
+    """Delete the job's ``failed`` suggestions (to judge those tasks again) and recount the job;
+    how many. What they were billed (the answered ordering of a pair whose other one failed) moves
+    to the job's ``retried_*`` counters, so the totals keep it. The caller holds the job's row lock."""
+    spent = failed.aggregate(
+        pt=Coalesce(Sum("prompt_tokens"), 0),
+        ct=Coalesce(Sum("completion_tokens"), 0),
+        cost=Sum("cost"),
+        n=Count("id"),
+    )
+    if not spent["n"]:
+        return 0
+    values = {
+        "retried_prompt_tokens": F("retried_prompt_tokens") + spent["pt"],
+        "retried_completion_tokens": F("retried_completion_tokens") + spent["ct"],
+    }
+    if spent["cost"] is not None:
+        values["retried_cost"] = _cost_plus("retried_cost", spent["cost"])
+    JudgeJob.objects.filter(pk=job_id).update(**values)
+    failed.delete()
+    _job_totals(job_id)
+    return spent["n"]
 
 
 def _fail(job_id: int, error: BaseException | str) -> JudgeJob:
@@ -758,12 +795,7 @@ def _transient_failures(job_id: int):
 def _forget_transient_failures(job_id: int) -> int:
     """Delete the job's transient failures so its next pass judges those tasks again, and recount
     the job; how many. The caller holds the job's row lock, and the job runs."""
-    failed = _transient_failures(job_id)
-    n = failed.count()
-    if n:
-        failed.delete()
-        _job_totals(job_id)
-    return n
+    return _forget_failures(job_id, _transient_failures(job_id))
 
 
 def _retry_later(job_id: int) -> JudgeJob | None:
@@ -810,8 +842,7 @@ def judge_job_retry_failed(*, job: JudgeJob, actor: AbstractBaseUser | None = No
         raise InvalidInput("No task of this job failed for a transient reason (server down or overloaded).")
     if not job.judge.is_active or not job.judge.endpoint.is_active:
         raise InvalidInput("This judge or its endpoint is switched off.", field="judge")
-    failed.delete()
-    _job_totals(job.pk)
+    _forget_failures(job.pk, failed)
     # the row lock above: it is done or failed still; its run gets its extra passes again
     jobs.job_reopen(job, retry_passes=0, retry_at=None, retry_units=0)
     job.refresh_from_db()
@@ -834,18 +865,12 @@ def latest_suggestions(*, project: Project, task_ids: list[int]) -> dict[int, li
     """Per task, one suggestion of each active judge of the project: its newest that is not a
     failure (a failure says nothing about the pair: a server down after an earlier answer leaves
     that answer standing), else its newest failure."""
-    out: dict[int, dict[int, JudgeSuggestion]] = {}
     qs = (
         JudgeSuggestion.objects.filter(task_id__in=task_ids, judge__project=project, judge__is_active=True)
         .select_related("judge")
         .order_by("task_id", "judge_id", "-job_id")
     )
-    for s in qs:
-        per = out.setdefault(s.task_id, {})
-        kept = per.get(s.judge_id)
-        if kept is None or (kept.status == SuggestionStatus.FAILED and s.status != SuggestionStatus.FAILED):
-            per[s.judge_id] = s
-    return {t: list(per.values()) for t, per in out.items()}
+    return {t: list(per.values()) for t, per in selectors.newest_answers(qs).items()}
 
 
 def audit_draw(project: Project, task_id: int) -> bool:
@@ -967,6 +992,8 @@ def routing_apply(*, project: Project, job: JudgeJob | None, task_ids: list[int]
         ):
             continue  # no answer and a server was unreachable: nothing known yet; judged again, routed
         route, reason = route_for(project, task, suggestions)
+        if route == Route.JUDGE and task.claims >= task.target_labels:
+            route, reason = Route.HUMAN, "human_slots_taken"  # people hold every slot: none for judges
         # target_before/target_after: what routing did to the task's target, so re-routing can
         # give back exactly that (``routing_reroute``)
         details = {

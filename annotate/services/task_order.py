@@ -7,7 +7,8 @@ every priority is 0 and the order is the plain fewest-labels-first, oldest-first
 
 Under ``task_order = "active"`` this module keeps the priorities up to date:
 
-* the project's pairwise votes are counted per (model of slot A, model of slot B) in one grouped
+* the project's pairwise votes (people's, not rejected in review: ``counted_judgments``; an AI
+  judge's label is not a vote) are counted per (model of slot A, model of slot B) in one grouped
   query; a Bradley-Terry fit with a Gaussian prior (``annotate.active_pairs.fit_bt``: ties and
   "both bad" count half a win each way) gives each model's strength with its Laplace covariance;
 * an open task's priority is the expected information of one more vote between its two
@@ -37,7 +38,8 @@ from django.db import transaction
 from django.db.models import Count, F, FilteredRelation, Q
 
 from annotate.active_pairs import fit_bt, pair_information
-from annotate.models import Annotation, Choice, Project, Task, TaskKind, TaskOrder
+from annotate.models import Choice, Project, Task, TaskKind, TaskOrder
+from annotate.selectors import counted_judgments
 from annotate.services.leasing import tasks_lock
 from core.outbox import outbox_enqueue
 
@@ -80,10 +82,11 @@ def task_order_changed(*, project: Project) -> None:
 
 
 def _vote_counts(project: Project) -> dict[tuple[str, str], dict[str, int]]:
-    """``{(model of slot A, model of slot B): {choice: votes}}`` over the project's pairwise votes."""
+    """``{(model of slot A, model of slot B): {choice: votes}}`` over the project's pairwise votes:
+    people's, not rejected in review (``counted_judgments``); an AI judge's label is not a vote."""
     rows = (
-        Annotation.objects.filter(task__project=project, choice__isnull=False)
-        .exclude(review__verdict="rejected")
+        counted_judgments(project=project)
+        .filter(choice__isnull=False)
         .annotate(
             slot_a=FilteredRelation("task__slots", condition=Q(task__slots__slot=0)),
             slot_b=FilteredRelation("task__slots", condition=Q(task__slots__slot=1)),
