@@ -61,7 +61,7 @@ from core.outbox import outbox_enqueue
 from core.paths import CONFIG, DATASET, usable_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
-from training.runners.configs import ConfigError, config_fields, config_for
+from training.runners.configs import ConfigError, config_fields, config_for, documented_defaults
 from training.runners.launch import command
 from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
@@ -143,6 +143,13 @@ def export_dataset_files(export: Export) -> tuple[str, str]:
         raise InvalidInput("That export is empty: it has no comparisons to train on.", field="export")
     test_path = folder / test if test else None
     return str(train_path), str(test_path) if test_path and test_path.is_file() else ""
+
+
+def run_option_defaults(kind: str) -> dict[str, Any]:
+    """The options a run of ``kind`` may set in its config, with their defaults (the launch form
+    shows them): the runner's, less those the platform fills in (``PLATFORM_KEYS``), which a
+    config may not set."""
+    return {k: v for k, v in documented_defaults(kind).items() if k not in PLATFORM_KEYS}
 
 
 #: The most processes one run may launch (a run's ``config.launch.num_processes``, ``train --num-processes``).
