@@ -207,7 +207,7 @@ def run_create(
 ) -> TrainingRun:
     """Validate and create a run; on commit, enqueue it on the training queue.
 
-    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output; a named
+    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output (not both); a named
     model (and ``reward_model``) must be loadable now (``core.paths.usable_model``: a model folder
     the user may name, or a Hub name in the local cache), not 80 s later in the worker. Data: an
     export of the project (its train file; its test file is the held-out set) or a dataset file
@@ -229,6 +229,12 @@ def run_create(
         raise InvalidInput("Choose an export (or a dataset file) to train on.", field="export")
 
     base_model = (base_model or "").strip()
+    if base_run is not None and base_model and base_model != base_run.output_path:
+        raise InvalidInput(
+            f"Give a base model or a base run, not both: base run #{base_run.pk} starts from its own "
+            f"model, not {base_model!r}.",
+            field="base_model",
+        )
     if base_run is not None:
         if base_run.project_id != project.pk:
             raise InvalidInput("The base run belongs to another project.", field="base_run")
