@@ -47,7 +47,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -676,65 +676,79 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
         except OSError as exc:
             _finish(run, RunState.FAILED, error=f"The run could not start: {exc}")
             return TrainingRun.objects.get(pk=run_id)
-        TrainingRun.objects.filter(pk=run.pk).update(pid=proc.pid)
-        lines: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-        reader.start()
-        term_sent_at: float | None = None
-        last_cancel_check = 0.0
-        exited_at: float | None = None
-        while True:
-            try:
-                line = lines.get(timeout=poll_seconds)
-            except queue.Empty:
-                line = ""
-            if line is None:  # end of output
-                break
-            if line:
-                logf.write(line)
-                if line.strip():
-                    tail.append(line.rstrip("\n"))
-                event = parse_event(line)
-                if event is not None:
-                    if event["event"] == "metrics":
-                        writer.add(event)
-                    elif event["event"] == "final":
-                        final = {k: v for k, v in event.items() if k != "event"}
-                    elif event["event"] == "error":
-                        error_event = event
-            writer.flush()
-            now = time.monotonic()
-            if now - last_cancel_check >= 1.0 and term_sent_at is None:
-                last_cancel_check = now
-                logf.flush()
-                beating = TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING)
-                if not beating.update(heartbeat_at=timezone.now()):
-                    # Ended elsewhere: the stale-run sweep failed it while this worker was slow to
-                    # beat. That end stands (a job ends once); training on would only burn GPUs.
-                    ended_elsewhere = True
-                    term_sent_at = now
-                    state = TrainingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-                    logf.write(
-                        f"[prefhub] the run was ended elsewhere (now {state}): SIGTERM to the run's process group\n"
-                    )
-                    _kill_group(proc, signal.SIGTERM)
-                elif TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                    cancelled = True
-                    term_sent_at = now
-                    logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
-                    _kill_group(proc, signal.SIGTERM)
-            if term_sent_at is not None and proc.poll() is None and now - term_sent_at > grace:
-                logf.write("[prefhub] still running after the grace period: SIGKILL\n")
-                _kill_group(proc, signal.SIGKILL)
-                term_sent_at = float("inf")
-            if proc.poll() is not None and not line:
-                exited_at = exited_at or now
-                if now - exited_at > 5:  # a grandchild still holds the pipe open
-                    _kill_group(proc, signal.SIGKILL)
+        try:
+            TrainingRun.objects.filter(pk=run.pk).update(pid=proc.pid)
+            lines: queue.Queue = queue.Queue()
+            reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            term_sent_at: float | None = None
+            last_cancel_check = 0.0
+            exited_at: float | None = None
+            while True:
+                try:
+                    line = lines.get(timeout=poll_seconds)
+                except queue.Empty:
+                    line = ""
+                if line is None:  # end of output
                     break
-        rc = proc.wait()
-        _kill_group(proc, signal.SIGKILL)  # stray children (data loader workers) go with it
-        logf.write(f"[prefhub] exit code {rc}\n")
+                if line:
+                    logf.write(line)
+                    if line.strip():
+                        tail.append(line.rstrip("\n"))
+                    event = parse_event(line)
+                    if event is not None:
+                        if event["event"] == "metrics":
+                            writer.add(event)
+                        elif event["event"] == "final":
+                            final = {k: v for k, v in event.items() if k != "event"}
+                        elif event["event"] == "error":
+                            error_event = event
+                writer.flush()
+                now = time.monotonic()
+                if now - last_cancel_check >= 1.0 and term_sent_at is None:
+                    last_cancel_check = now
+                    logf.flush()
+                    beating = TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING)
+                    if not beating.update(heartbeat_at=timezone.now()):
+                        # Ended elsewhere: the stale-run sweep failed it while this worker was slow to
+                        # beat. That end stands (a job ends once); training on would only burn GPUs.
+                        ended_elsewhere = True
+                        term_sent_at = now
+                        state = TrainingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+                        logf.write(
+                            f"[prefhub] the run was ended elsewhere (now {state}): SIGTERM to the run's process group\n"
+                        )
+                        _kill_group(proc, signal.SIGTERM)
+                    elif TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                        cancelled = True
+                        term_sent_at = now
+                        logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
+                        _kill_group(proc, signal.SIGTERM)
+                if term_sent_at is not None and proc.poll() is None and now - term_sent_at > grace:
+                    logf.write("[prefhub] still running after the grace period: SIGKILL\n")
+                    _kill_group(proc, signal.SIGKILL)
+                    term_sent_at = float("inf")
+                if proc.poll() is not None and not line:
+                    exited_at = exited_at or now
+                    if now - exited_at > 5:  # a grandchild still holds the pipe open
+                        _kill_group(proc, signal.SIGKILL)
+                        break
+            rc = proc.wait()
+            _kill_group(proc, signal.SIGKILL)  # stray children (data loader workers) go with it
+            logf.write(f"[prefhub] exit code {rc}\n")
+        except Exception as exc:  # the watch broke (the database went away...): stop the trainer
+            log.exception("training run %s: the worker's watch over it broke", run_id)
+            _stop_unwatched(proc, logf, grace, exc)
+            remove_stale_tmp(run.output_path)
+            if not connection.in_atomic_block:
+                connection.close()  # a connection the database dropped; the next query opens another
+            _finish(
+                run,
+                RunState.FAILED,
+                error=f"The worker watching this run failed, so the run was stopped: {type(exc).__name__}: "
+                f"{exc}\n\nLast lines of the log:\n" + "\n".join(tail),
+            )
+            return TrainingRun.objects.get(pk=run_id)
     writer.flush(force=True)
     run.refresh_from_db(fields=["metrics", "cancel_requested"])
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
@@ -758,6 +772,19 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
                 headline = f"The training process failed (exit code {rc})."
             _finish(run, RunState.FAILED, error=headline + "\n\nLast lines of the log:\n" + "\n".join(tail))
     return TrainingRun.objects.get(pk=run_id)
+
+
+def _stop_unwatched(proc: subprocess.Popen, logf, grace: float, exc: Exception) -> None:
+    """Stop a trainer whose worker can no longer watch it: SIGTERM to its process group (the runner
+    removes its temporary output), SIGKILL after ``grace`` seconds. A trainer left running would
+    train on unseen, in its own session, after the run is called failed."""
+    with contextlib.suppress(OSError, ValueError):
+        logf.write(f"[prefhub] the worker's watch over the run broke ({type(exc).__name__}): SIGTERM\n")
+    _kill_group(proc, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _kill_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def _drop_served_checkpoints(run: TrainingRun) -> None:
