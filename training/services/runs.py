@@ -310,7 +310,7 @@ def run_create(
 
 
 #: What a run writes beside its output folder ``<name>``: a name is taken when any of them exists.
-RUN_FILE_SUFFIXES = ("", ".log", ".checkpoints", ".prompts.jsonl")
+RUN_FILE_SUFFIXES = ("", ".log", ".checkpoints", ".prompts.jsonl", ".config.json")
 
 
 def _free_run_name(root: Path, pk: int) -> str:
@@ -638,7 +638,8 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         cfg, launch = runner_config(run)
-        config_path = log_path.with_name(f"run-{run.pk}.config.json")
+        output = Path(run.output_path)  # named after the run's own name, as its log is (_free_run_name)
+        config_path = output.with_name(f"{output.name}.config.json")
         config_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         cmd = _launch_command(run, config_path, launch)
     except Exception as exc:
