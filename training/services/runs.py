@@ -814,8 +814,9 @@ def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: datetime | None = None) -> int:
     """Mark running runs whose worker stopped sending heartbeats (its machine died, or it was
-    SIGKILLed with the task acknowledged) as failed, so they do not stay "running" forever. The
-    executor beats every second while its subprocess lives. Returns how many were failed."""
+    SIGKILLed with the task acknowledged) as failed, so they do not stay "running" forever; one
+    whose cancel was requested ends cancelled, as asked. The executor beats every second while its
+    subprocess lives. Returns how many were ended."""
     now = now or timezone.now()
     cutoff = now - older_than
     stale = TrainingRun.objects.filter(state=RunState.RUNNING).filter(
@@ -832,11 +833,15 @@ def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: dateti
             if locked is None:
                 continue
             last = locked.heartbeat_at or locked.started_at
-            _finish(
-                locked,
-                RunState.FAILED,
-                error=f"The worker running this run stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC).",
-            )
+            silent = f"stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC)"
+            if locked.cancel_requested:  # the researcher's cancel was accepted: it ends as asked
+                _finish(
+                    locked,
+                    RunState.CANCELLED,
+                    error=f"Cancelled at the user's request; the worker running it {silent} before it stopped the run.",
+                )
+            else:
+                _finish(locked, RunState.FAILED, error=f"The worker running this run {silent}.")
             step = run_resume_point(run=locked)
             again = (
                 f"Resume it from its checkpoint at step {step}."
