@@ -11,7 +11,8 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from training.models import Export, ExportState, RunState, TrainingRun
+from tests.training.conftest import done_export
+from training.models import RunState, TrainingRun
 
 pytestmark = pytest.mark.django_db
 
@@ -49,12 +50,7 @@ def test_the_api_refuses_a_base_model_and_a_base_run(client, project, researcher
 
 def test_the_form_refuses_a_typed_model_and_a_picked_base_run(client, project, researcher, dataset):
     base_run = _done_dpo(project)
-    folder = Path(dataset).parent / "export-v1"
-    folder.mkdir(exist_ok=True)
-    (folder / "train.jsonl").write_text(Path(dataset).read_text())
-    export = Export.objects.create(
-        project=project, version=1, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
-    )
+    export = done_export(project, dataset)
     client.force_login(researcher)
     url = reverse("training:run_list", args=[project.slug])
     both = client.post(

@@ -6,38 +6,18 @@ started together could each launch the other's options, data and output folder."
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import pytest
-from django.conf import settings
 
-from tests.training.test_runs_services import FAKE_RUNNER
-from training.services import runs as run_services
+from tests.training.conftest import launch_fake_runner
 from training.services.runs import run_create, run_execute, runs_root
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def dataset():
-    folder = Path(settings.PREFHUB_DATA_DIR) / "datasets"
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "config-file-name.jsonl"
-    path.write_text(json.dumps({"prompt": "Q?", "chosen": "yes", "rejected": "no no"}) + "\n")
-    return str(path)
-
-
 def test_a_renamed_run_writes_its_own_config_file(make_project, dataset, tmp_path, monkeypatch):
-    script = tmp_path / "fake_runner.py"
-    script.write_text(FAKE_RUNNER)
-    launched: list[Path] = []
-
-    def launch(run, config_path, launch):
-        launched.append(Path(config_path))
-        return [sys.executable, str(script), str(config_path), "ok"]
-
-    monkeypatch.setattr(run_services, "_launch_command", launch)
+    launched = launch_fake_runner(monkeypatch, tmp_path)
     project = make_project()
     made = run_create(project=project, kind="reward", base_model="tiny", dataset_path=dataset, enqueue=False)
     root = runs_root(project)

@@ -9,12 +9,12 @@ from __future__ import annotations
 import html
 import json
 import re
-from pathlib import Path
 
 import pytest
 from django.urls import reverse
 
-from training.models import Export, ExportState, RunKind, TrainingRun
+from tests.training.conftest import done_export
+from training.models import RunKind, TrainingRun
 from training.services.runs import PLATFORM_KEYS
 
 pytestmark = pytest.mark.django_db
@@ -30,12 +30,7 @@ def _shown_defaults(page: str) -> dict[str, dict]:
 
 def test_the_defaults_shown_are_options_the_form_accepts(client, project, researcher, dataset, settings):
     settings.PREFHUB_DATASET_DIRS = []
-    folder = Path(dataset).parent / "export-v1"
-    folder.mkdir(exist_ok=True)
-    (folder / "train.jsonl").write_text(Path(dataset).read_text())
-    export = Export.objects.create(
-        project=project, version=1, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
-    )
+    export = done_export(project, dataset)
     client.force_login(researcher)
     url = reverse("training:run_list", args=[project.slug])
     shown = _shown_defaults(client.get(url).content.decode())

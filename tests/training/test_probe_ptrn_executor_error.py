@@ -9,14 +9,13 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from django.db import OperationalError
 
-from tests.training.test_runs_services import FAKE_RUNNER
+from tests.training.conftest import launch_fake_runner
 from training.models import RunState
 from training.services import runs as run_services
 from training.services.runs import run_create, run_execute
@@ -25,13 +24,7 @@ pytestmark = pytest.mark.django_db(transaction=True)  # the worker runs outside 
 
 
 def test_a_broken_watch_stops_the_trainer_and_fails_the_run(make_project, dataset, tmp_path, monkeypatch):
-    script = tmp_path / "fake_runner.py"
-    script.write_text(FAKE_RUNNER)
-    monkeypatch.setattr(
-        run_services,
-        "_launch_command",
-        lambda run, config_path, launch: [sys.executable, str(script), str(config_path), "hang"],
-    )
+    launch_fake_runner(monkeypatch, tmp_path, "hang")
     started: list[subprocess.Popen] = []
     real_popen = subprocess.Popen
 
