@@ -469,6 +469,12 @@ def run_register(
         .get(pk=run.pk)
     )
     wanted = slugify(name)[:100] if name else ""
+    if name.strip() and not wanted:  # else the default name stands in for one the user gave
+        raise InvalidInput(
+            f"The endpoint name {name[:100]!r} has no letters or digits to make a name of "
+            "(it becomes a slug: a-z, 0-9, - and _).",
+            field="name",
+        )
     if run.registered_endpoint is not None:
         endpoint = run.registered_endpoint
         if wanted and wanted != endpoint.name:
