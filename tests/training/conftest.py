@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from django.conf import settings
 
-from training.models import Export, TrainingRun
+from training.models import Export, ExportState, TrainingRun
 
 #: The export page's form as a researcher leaves it (the defaults), for tests that post it.
 EXPORT_FORM = {"format": "trl", "file_type": "jsonl", "pairing": "all_pairs", "ties": "drop", "aggregate": "none",
@@ -95,6 +96,36 @@ def make_run(project, **values) -> TrainingRun:
     return TrainingRun.objects.create(
         project=project, **{"kind": "reward", "base_model": "tiny", "dataset_path": "/x.jsonl", **values}
     )
+
+
+def done_export(project, dataset: str, *, version: int = 1) -> Export:
+    """A finished TRL export of ``project`` whose train file is a copy of ``dataset`` (what the run
+    form lists and a run trains on), without compiling one."""
+    folder = Path(dataset).parent / f"export-v{version}"
+    folder.mkdir(exist_ok=True)
+    (folder / "train.jsonl").write_text(Path(dataset).read_text())
+    return Export.objects.create(
+        project=project, version=version, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
+    )
+
+
+def launch_fake_runner(monkeypatch, folder: Path, mode: str = "ok") -> list[Path]:
+    """Make the executor launch ``test_runs_services.FAKE_RUNNER`` (a small script speaking the
+    runners' protocol) in ``mode`` instead of a runner; returns the config files it is launched
+    with, in order."""
+    from tests.training.test_runs_services import FAKE_RUNNER
+    from training.services import runs as run_services
+
+    script = folder / "fake_runner.py"
+    script.write_text(FAKE_RUNNER)
+    launched: list[Path] = []
+
+    def launch(run, config_path, launch):
+        launched.append(Path(config_path))
+        return [sys.executable, str(script), str(config_path), mode]
+
+    monkeypatch.setattr(run_services, "_launch_command", launch)
+    return launched
 
 
 def conv_row(prompt: Any, chosen: str, rejected: str) -> dict:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import sys
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,8 +16,7 @@ from django.utils import timezone
 
 from annotate.errors import Conflict
 from annotate.models import Prompt
-from tests.training.conftest import make_run
-from tests.training.test_runs_services import FAKE_RUNNER
+from tests.training.conftest import launch_fake_runner, make_run
 from training import selectors
 from training.models import RunState, TrainingRun
 from training.runners.models import checkpoints_dir
@@ -46,13 +44,7 @@ def _ended(run: TrainingRun, step: int, state=RunState.FAILED) -> TrainingRun:
 @pytest.fixture
 def fake_runner(tmp_path, monkeypatch):
     """The executor runs a small script speaking the runners' protocol ("ok": a model and a final line)."""
-    script = tmp_path / "fake_runner.py"
-    script.write_text(FAKE_RUNNER)
-    monkeypatch.setattr(
-        run_services,
-        "_launch_command",
-        lambda run, config_path, launch: [sys.executable, str(script), str(config_path), "ok"],
-    )
+    launch_fake_runner(monkeypatch, tmp_path)
 
 
 @pytest.fixture

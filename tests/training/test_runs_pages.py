@@ -10,7 +10,7 @@ from django.conf import settings
 from django.urls import reverse
 
 from annotate.services.projects import membership_add
-from tests.training.conftest import make_run
+from tests.training.conftest import done_export, make_run
 from training.models import MetricPoint, RunState, TrainingRun
 
 pytestmark = pytest.mark.django_db
@@ -46,14 +46,7 @@ def test_launch_form_creates_a_run_and_shows_errors(client, project, researcher,
     no_data = client.post(url, {"kind": "reward", "base_model": "tiny"})
     assert no_data.status_code == 400 and b"Choose an export" in no_data.content
     # A dataset file is an API/CLI option; the form trains on exports.
-    from training.models import Export, ExportState
-
-    folder = Path(dataset).parent / "export-v1"
-    folder.mkdir(exist_ok=True)
-    (folder / "train.jsonl").write_text(Path(dataset).read_text())
-    export = Export.objects.create(
-        project=project, version=1, format="trl", state=ExportState.DONE, path=str(folder), row_count=1
-    )
+    export = done_export(project, dataset)
     ok = client.post(
         url,
         {"kind": "reward", "base_model": "tiny", "export": export.pk, "config": '{"learning_rate": 0.001}'},

@@ -672,6 +672,7 @@ def dataset_card(manifest: dict, fmt) -> str:
         f"\n* `{c}`: {COLUMN_MEANINGS[c]}." for c in manifest["columns"] if c in COLUMN_MEANINGS
     )
     meanings += "\n" if meanings else ""
+    agreement = manifest["agreement"]["pairwise_agreement"]  # 0.0 (all disagree) is a figure; None is none
     body = f"""
 # {manifest["project"]["name"]}: preference export v{manifest["version"]}
 
@@ -688,7 +689,7 @@ Columns: {", ".join(f"`{c}`" for c in manifest["columns"])}.
 | rows | {counts["rows"]} (train {counts["train"]}, test {counts["test"]}) |
 | labelers | {manifest["labeler_count"]} |
 | guideline versions | {", ".join(map(str, manifest["guideline_versions"])) or "none recorded"} |
-{final_row}| pairwise agreement | {manifest["agreement"]["pairwise_agreement"] or "n/a"} over {manifest["agreement"]["comparisons_with_2plus_votes"]} comparisons with 2+ votes |
+{final_row}| pairwise agreement | {"n/a" if agreement is None else agreement} over {manifest["agreement"]["comparisons_with_2plus_votes"]} comparisons with 2+ votes |
 | dropped | {dropped} |
 
 Labelers are the people whose annotations are in the export, and the guideline versions are those

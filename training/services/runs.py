@@ -47,7 +47,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
@@ -61,7 +61,7 @@ from core.outbox import outbox_enqueue
 from core.paths import CONFIG, DATASET, usable_model, user_path
 from generation.services import endpoint_create
 from training.models import Export, ExportFormat, ExportState, MetricPoint, RunKind, RunState, TrainingRun
-from training.runners.configs import ConfigError, config_fields, config_for
+from training.runners.configs import ConfigError, config_fields, config_for, documented_defaults
 from training.runners.launch import command
 from training.runners.models import checkpoint_processes, checkpoints_dir, remove_stale_tmp, resume_checkpoint
 from training.runners.protocol import parse_event
@@ -145,6 +145,13 @@ def export_dataset_files(export: Export) -> tuple[str, str]:
     return str(train_path), str(test_path) if test_path and test_path.is_file() else ""
 
 
+def run_option_defaults(kind: str) -> dict[str, Any]:
+    """The options a run of ``kind`` may set in its config, with their defaults (the launch form
+    shows them): the runner's, less those the platform fills in (``PLATFORM_KEYS``), which a
+    config may not set."""
+    return {k: v for k, v in documented_defaults(kind).items() if k not in PLATFORM_KEYS}
+
+
 #: The most processes one run may launch (a run's ``config.launch.num_processes``, ``train --num-processes``).
 MAX_NUM_PROCESSES = 64
 
@@ -200,7 +207,7 @@ def run_create(
 ) -> TrainingRun:
     """Validate and create a run; on commit, enqueue it on the training queue.
 
-    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output; a named
+    The base model is ``base_model`` (a HF name or local path) or ``base_run``'s output (not both); a named
     model (and ``reward_model``) must be loadable now (``core.paths.usable_model``: a model folder
     the user may name, or a Hub name in the local cache), not 80 s later in the worker. Data: an
     export of the project (its train file; its test file is the held-out set) or a dataset file
@@ -222,6 +229,12 @@ def run_create(
         raise InvalidInput("Choose an export (or a dataset file) to train on.", field="export")
 
     base_model = (base_model or "").strip()
+    if base_run is not None and base_model and base_model != base_run.output_path:
+        raise InvalidInput(
+            f"Give a base model or a base run, not both: base run #{base_run.pk} starts from its own "
+            f"model, not {base_model!r}.",
+            field="base_model",
+        )
     if base_run is not None:
         if base_run.project_id != project.pk:
             raise InvalidInput("The base run belongs to another project.", field="base_run")
@@ -297,7 +310,7 @@ def run_create(
 
 
 #: What a run writes beside its output folder ``<name>``: a name is taken when any of them exists.
-RUN_FILE_SUFFIXES = ("", ".log", ".checkpoints", ".prompts.jsonl")
+RUN_FILE_SUFFIXES = ("", ".log", ".checkpoints", ".prompts.jsonl", ".config.json")
 
 
 def _free_run_name(root: Path, pk: int) -> str:
@@ -456,6 +469,12 @@ def run_register(
         .get(pk=run.pk)
     )
     wanted = slugify(name)[:100] if name else ""
+    if name.strip() and not wanted:  # else the default name stands in for one the user gave
+        raise InvalidInput(
+            f"The endpoint name {name[:100]!r} has no letters or digits to make a name of "
+            "(it becomes a slug: a-z, 0-9, - and _).",
+            field="name",
+        )
     if run.registered_endpoint is not None:
         endpoint = run.registered_endpoint
         if wanted and wanted != endpoint.name:
@@ -625,7 +644,8 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
     log_path.parent.mkdir(parents=True, exist_ok=True)
     try:
         cfg, launch = runner_config(run)
-        config_path = log_path.with_name(f"run-{run.pk}.config.json")
+        output = Path(run.output_path)  # named after the run's own name, as its log is (_free_run_name)
+        config_path = output.with_name(f"{output.name}.config.json")
         config_path.write_text(json.dumps(cfg, indent=2), encoding="utf-8")
         cmd = _launch_command(run, config_path, launch)
     except Exception as exc:
@@ -663,65 +683,79 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
         except OSError as exc:
             _finish(run, RunState.FAILED, error=f"The run could not start: {exc}")
             return TrainingRun.objects.get(pk=run_id)
-        TrainingRun.objects.filter(pk=run.pk).update(pid=proc.pid)
-        lines: queue.Queue = queue.Queue()
-        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
-        reader.start()
-        term_sent_at: float | None = None
-        last_cancel_check = 0.0
-        exited_at: float | None = None
-        while True:
-            try:
-                line = lines.get(timeout=poll_seconds)
-            except queue.Empty:
-                line = ""
-            if line is None:  # end of output
-                break
-            if line:
-                logf.write(line)
-                if line.strip():
-                    tail.append(line.rstrip("\n"))
-                event = parse_event(line)
-                if event is not None:
-                    if event["event"] == "metrics":
-                        writer.add(event)
-                    elif event["event"] == "final":
-                        final = {k: v for k, v in event.items() if k != "event"}
-                    elif event["event"] == "error":
-                        error_event = event
-            writer.flush()
-            now = time.monotonic()
-            if now - last_cancel_check >= 1.0 and term_sent_at is None:
-                last_cancel_check = now
-                logf.flush()
-                beating = TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING)
-                if not beating.update(heartbeat_at=timezone.now()):
-                    # Ended elsewhere: the stale-run sweep failed it while this worker was slow to
-                    # beat. That end stands (a job ends once); training on would only burn GPUs.
-                    ended_elsewhere = True
-                    term_sent_at = now
-                    state = TrainingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
-                    logf.write(
-                        f"[prefhub] the run was ended elsewhere (now {state}): SIGTERM to the run's process group\n"
-                    )
-                    _kill_group(proc, signal.SIGTERM)
-                elif TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
-                    cancelled = True
-                    term_sent_at = now
-                    logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
-                    _kill_group(proc, signal.SIGTERM)
-            if term_sent_at is not None and proc.poll() is None and now - term_sent_at > grace:
-                logf.write("[prefhub] still running after the grace period: SIGKILL\n")
-                _kill_group(proc, signal.SIGKILL)
-                term_sent_at = float("inf")
-            if proc.poll() is not None and not line:
-                exited_at = exited_at or now
-                if now - exited_at > 5:  # a grandchild still holds the pipe open
-                    _kill_group(proc, signal.SIGKILL)
+        try:
+            TrainingRun.objects.filter(pk=run.pk).update(pid=proc.pid)
+            lines: queue.Queue = queue.Queue()
+            reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+            reader.start()
+            term_sent_at: float | None = None
+            last_cancel_check = 0.0
+            exited_at: float | None = None
+            while True:
+                try:
+                    line = lines.get(timeout=poll_seconds)
+                except queue.Empty:
+                    line = ""
+                if line is None:  # end of output
                     break
-        rc = proc.wait()
-        _kill_group(proc, signal.SIGKILL)  # stray children (data loader workers) go with it
-        logf.write(f"[prefhub] exit code {rc}\n")
+                if line:
+                    logf.write(line)
+                    if line.strip():
+                        tail.append(line.rstrip("\n"))
+                    event = parse_event(line)
+                    if event is not None:
+                        if event["event"] == "metrics":
+                            writer.add(event)
+                        elif event["event"] == "final":
+                            final = {k: v for k, v in event.items() if k != "event"}
+                        elif event["event"] == "error":
+                            error_event = event
+                writer.flush()
+                now = time.monotonic()
+                if now - last_cancel_check >= 1.0 and term_sent_at is None:
+                    last_cancel_check = now
+                    logf.flush()
+                    beating = TrainingRun.objects.filter(pk=run.pk, state=RunState.RUNNING)
+                    if not beating.update(heartbeat_at=timezone.now()):
+                        # Ended elsewhere: the stale-run sweep failed it while this worker was slow to
+                        # beat. That end stands (a job ends once); training on would only burn GPUs.
+                        ended_elsewhere = True
+                        term_sent_at = now
+                        state = TrainingRun.objects.filter(pk=run.pk).values_list("state", flat=True).first()
+                        logf.write(
+                            f"[prefhub] the run was ended elsewhere (now {state}): SIGTERM to the run's process group\n"
+                        )
+                        _kill_group(proc, signal.SIGTERM)
+                    elif TrainingRun.objects.filter(pk=run.pk, cancel_requested=True).exists():
+                        cancelled = True
+                        term_sent_at = now
+                        logf.write("[prefhub] cancel requested: SIGTERM to the run's process group\n")
+                        _kill_group(proc, signal.SIGTERM)
+                if term_sent_at is not None and proc.poll() is None and now - term_sent_at > grace:
+                    logf.write("[prefhub] still running after the grace period: SIGKILL\n")
+                    _kill_group(proc, signal.SIGKILL)
+                    term_sent_at = float("inf")
+                if proc.poll() is not None and not line:
+                    exited_at = exited_at or now
+                    if now - exited_at > 5:  # a grandchild still holds the pipe open
+                        _kill_group(proc, signal.SIGKILL)
+                        break
+            rc = proc.wait()
+            _kill_group(proc, signal.SIGKILL)  # stray children (data loader workers) go with it
+            logf.write(f"[prefhub] exit code {rc}\n")
+        except Exception as exc:  # the watch broke (the database went away...): stop the trainer
+            log.exception("training run %s: the worker's watch over it broke", run_id)
+            _stop_unwatched(proc, logf, grace, exc)
+            remove_stale_tmp(run.output_path)
+            if not connection.in_atomic_block:
+                connection.close()  # a connection the database dropped; the next query opens another
+            _finish(
+                run,
+                RunState.FAILED,
+                error=f"The worker watching this run failed, so the run was stopped: {type(exc).__name__}: "
+                f"{exc}\n\nLast lines of the log:\n" + "\n".join(tail),
+            )
+            return TrainingRun.objects.get(pk=run_id)
     writer.flush(force=True)
     run.refresh_from_db(fields=["metrics", "cancel_requested"])
     output_ok = Path(run.output_path).is_dir() and (Path(run.output_path) / "config.json").is_file()
@@ -745,6 +779,19 @@ def run_execute(*, run_id: int, poll_seconds: float = 0.5) -> TrainingRun | None
                 headline = f"The training process failed (exit code {rc})."
             _finish(run, RunState.FAILED, error=headline + "\n\nLast lines of the log:\n" + "\n".join(tail))
     return TrainingRun.objects.get(pk=run_id)
+
+
+def _stop_unwatched(proc: subprocess.Popen, logf, grace: float, exc: Exception) -> None:
+    """Stop a trainer whose worker can no longer watch it: SIGTERM to its process group (the runner
+    removes its temporary output), SIGKILL after ``grace`` seconds. A trainer left running would
+    train on unseen, in its own session, after the run is called failed."""
+    with contextlib.suppress(OSError, ValueError):
+        logf.write(f"[prefhub] the worker's watch over the run broke ({type(exc).__name__}): SIGTERM\n")
+    _kill_group(proc, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=grace)
+    _kill_group(proc, signal.SIGKILL)
+    proc.wait()
 
 
 def _drop_served_checkpoints(run: TrainingRun) -> None:
@@ -773,8 +820,9 @@ def run_python(*, kind: str, config: dict[str, Any]) -> dict[str, Any]:
 
 def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: datetime | None = None) -> int:
     """Mark running runs whose worker stopped sending heartbeats (its machine died, or it was
-    SIGKILLed with the task acknowledged) as failed, so they do not stay "running" forever. The
-    executor beats every second while its subprocess lives. Returns how many were failed."""
+    SIGKILLed with the task acknowledged) as failed, so they do not stay "running" forever; one
+    whose cancel was requested ends cancelled, as asked. The executor beats every second while its
+    subprocess lives. Returns how many were ended."""
     now = now or timezone.now()
     cutoff = now - older_than
     stale = TrainingRun.objects.filter(state=RunState.RUNNING).filter(
@@ -791,11 +839,15 @@ def runs_fail_stale(*, older_than: timedelta = timedelta(minutes=5), now: dateti
             if locked is None:
                 continue
             last = locked.heartbeat_at or locked.started_at
-            _finish(
-                locked,
-                RunState.FAILED,
-                error=f"The worker running this run stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC).",
-            )
+            silent = f"stopped answering (last sign of life {last:%Y-%m-%d %H:%M:%S} UTC)"
+            if locked.cancel_requested:  # the researcher's cancel was accepted: it ends as asked
+                _finish(
+                    locked,
+                    RunState.CANCELLED,
+                    error=f"Cancelled at the user's request; the worker running it {silent} before it stopped the run.",
+                )
+            else:
+                _finish(locked, RunState.FAILED, error=f"The worker running this run {silent}.")
             step = run_resume_point(run=locked)
             again = (
                 f"Resume it from its checkpoint at step {step}."

@@ -20,8 +20,14 @@ from core.pages import flash_form_outcome, flash_outcome, form_page_submit, obje
 from core.pages_forms import JSONObjectField
 from training import selectors
 from training.models import RunKind, RunState, TrainingRun
-from training.runners.configs import documented_defaults
-from training.services.runs import POLICY_KINDS, run_cancel, run_create, run_register_endpoint, run_resume
+from training.services.runs import (
+    POLICY_KINDS,
+    run_cancel,
+    run_create,
+    run_option_defaults,
+    run_register_endpoint,
+    run_resume,
+)
 
 
 class RunForm(forms.Form):
@@ -113,7 +119,7 @@ def run_list(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         "project": project,
         "form": form,
         "runs": selectors.runs_for_project(project=project),
-        "defaults": {kind: json.dumps(documented_defaults(kind), indent=1) for kind in RunKind.values},
+        "defaults": {kind: json.dumps(run_option_defaults(kind), indent=1) for kind in RunKind.values},
     }
     return render(request, "training/runs/list.html", context, status=status)
 
