@@ -10,7 +10,10 @@ The rule, in one place: a local path named by a user (a page or the API) must li
   ``PREFHUB_ACCELERATE_CONFIG_DIRS`` (each a list, or an ``os.pathsep``-separated string, in
   settings or the environment).
 
-Never another project's exports, runs or models: nothing a user could not download. The place is
+Never another project's exports, runs or models: nothing a user could not download. Nor a deleted
+project's: its folders go once its deletion commits (``remove_project_folders``), and a new project
+whose slug's folders are already there has them moved aside to ``PREFHUB_DATA_DIR/retired/``
+(``retire_project_folders``), both from ``annotate.signals``, whatever deletes or creates it. The place is
 decided from the path's text (symlinks resolved) before the file system is asked whether it exists,
 and a refusal reads the same for existing and missing files, so the answers are no oracle on the
 worker's disk. Only inside an allowed folder does "no such file" get its own message.
@@ -32,8 +35,12 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import re
+import secrets
+import shutil
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +48,8 @@ from django.conf import settings
 
 from annotate.errors import InvalidInput
 from annotate.models import Project
+
+log = logging.getLogger(__name__)
 
 DATASET, MODEL, CONFIG = "dataset", "model", "config"
 HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
@@ -75,12 +84,43 @@ def _setting_list(name: str) -> list[str]:
     return [str(p) for p in value]
 
 
+def project_folders(slug: str) -> list[Path]:
+    """The folders of the project ``slug``'s files: its exports and its runs."""
+    data = Path(settings.PREFHUB_DATA_DIR)
+    return [data / "exports" / slug, data / "runs" / slug]
+
+
+def remove_project_folders(slug: str) -> None:
+    """Delete a deleted project's folders (its exports, runs, trained models and checkpoints)."""
+    for folder in project_folders(slug):
+        if folder.exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            log.info("removed %s (project %r deleted)", folder, slug)
+
+
+def retire_project_folders(slug: str) -> Path | None:
+    """Move the folders already at a new project's ``slug`` (a deleted project's, whose removal did
+    not finish, or files a restored database no longer names) to ``retired/<slug>-<time>-<n>/``,
+    where no project's user can name them; the administrator decides what becomes of them. Returns
+    where they went, None when there were none."""
+    found = [f for f in project_folders(slug) if f.exists()]
+    if not found:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest = Path(settings.PREFHUB_DATA_DIR) / "retired" / f"{slug}-{stamp}-{secrets.token_hex(3)}"
+    dest.mkdir(parents=True)
+    for folder in found:
+        os.replace(folder, dest / folder.parent.name)  # exports/, runs/
+    log.warning("project %r is new, but its folders were there: moved to %s", slug, dest)
+    return dest
+
+
 def allowed_roots(project: Project, kind: str) -> list[Path]:
     """The folders a user of ``project`` may name a ``kind`` of file in."""
     data = Path(settings.PREFHUB_DATA_DIR)
     roots = []
     if kind in (DATASET, MODEL):
-        roots += [data / "exports" / project.slug, data / "runs" / project.slug]
+        roots += project_folders(project.slug)
     if kind == DATASET:
         roots.append(data / "datasets")
     if kind == CONFIG:
