@@ -152,6 +152,10 @@ class BaseRunConfig:
                 raise ConfigError(f"{name} must be positive.")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ConfigError("num_train_epochs (or max_steps) must be positive.")
+        if self.num_train_epochs > MAX_EPOCHS:
+            raise ConfigError(
+                f"num_train_epochs must be at most {MAX_EPOCHS} (use max_steps for a step count)."
+            )
         _at_least(self, 1, "per_device_eval_batch_size", "logging_steps")
         _at_least(self, 0, "max_eval_rows", "seed", "warmup_steps", "weight_decay", "max_grad_norm")
         _at_least(self, 0, "save_steps")
@@ -497,6 +501,9 @@ def config_fields(kind: str) -> dict[str, dataclasses.Field]:
 #: The most an integer option may be (a C int: batch sizes, steps and lengths beyond it are typos
 #: that would only fail inside torch); ``seed`` has numpy's own range, [0, 2**32).
 MAX_INT = 2**31 - 1
+#: The most passes over the data a run may ask for (beyond it, a typo: 1e308 would plan steps past
+#: any integer).
+MAX_EPOCHS = 10_000
 MAX_SEED = 2**32 - 1
 
 
