@@ -228,6 +228,22 @@ def kept_checkpoint(run, cfg, tmp_path: Path, monkeypatch, step: int = 1) -> Pat
     return checkpoints_dir(cfg.output_dir) / f"checkpoint-{step}"
 
 
+#: A small PPO run (``runner_config`` options): 2 prompts a rollout, one pass, 4 new tokens.
+PPO_SMALL = {"rollout_batch_size": 2, "mini_batch_size": 2, "ppo_epochs": 1, "max_new_tokens": 4}
+
+
+def ppo_kept_checkpoint(tiny: str, tmp_path: Path, monkeypatch, *, step: int = 1, **values: Any):
+    """(its data file, its options, its ``checkpoint-<step>`` folder) of a small PPO run of ``tiny``
+    (``rl_checkpoint_start`` with ``PPO_SMALL``, and ``values``) whose checkpoints are kept: the start
+    of a test of resuming a PPO run."""
+    from training.runners import ppo
+
+    data, common = rl_checkpoint_start(tiny, tmp_path)
+    common.update(PPO_SMALL)
+    cfg = runner_config("ppo", tiny, data, tmp_path / "first", **{**common, **values})
+    return data, common, kept_checkpoint(ppo.run, cfg, tmp_path, monkeypatch, step=step)
+
+
 @pytest.fixture(scope="module")
 def tiny_reward_model(tiny: str, tmp_path_factory) -> str:
     """The folder of a 1-step reward model of ``tiny`` (8 plain pairs), once per test module: what

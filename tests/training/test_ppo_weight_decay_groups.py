@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import preference_file, runner_config
+from tests.training.conftest import PPO_SMALL, preference_file, runner_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
@@ -42,13 +42,13 @@ def test_biases_and_norms_are_not_decayed(tiny, tiny_reward_model, tmp_path, mon
         tiny,
         data,
         tmp_path / "ppo",
-        reward_model=tiny_reward_model,
-        weight_decay=0.1,
-        max_steps=1,
-        rollout_batch_size=2,
-        max_new_tokens=4,
-        eval_fraction=0,
-        ppo_epochs=1,
+        **{
+            **PPO_SMALL,
+            "reward_model": tiny_reward_model,
+            "weight_decay": 0.1,
+            "max_steps": 1,
+            "eval_fraction": 0,
+        },
     )
     ppo.run(cfg)
     (optimizer,), (model,) = seen, built
@@ -74,7 +74,7 @@ def test_a_checkpoint_of_the_old_optimiser_layout_is_refused_by_name(tiny, tmp_p
     """A PPO checkpoint written before the split (one group per learning rate) cannot restore the
     split optimiser: refused with what to do, not PyTorch's 'loaded state dict contains a parameter
     group that doesn't match the size of optimizer's group' from deep in accelerate."""
-    from tests.training.conftest import kept_checkpoint, rl_checkpoint_start
+    from tests.training.conftest import ppo_kept_checkpoint
     from training.runners import ppo
     from training.runners.models import CheckpointMismatch
 
@@ -86,13 +86,9 @@ def test_a_checkpoint_of_the_old_optimiser_layout_is_refused_by_name(tiny, tmp_p
             {"params": value, "lr": cfg.value_learning_rate, "weight_decay": cfg.weight_decay},
         ]
 
-    data, common = rl_checkpoint_start(tiny, tmp_path)
-    common.update(rollout_batch_size=2, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)
     with monkeypatch.context() as old:
         old.setattr(ppo, "optimiser_groups", one_group_per_rate)
-        folder = kept_checkpoint(
-            ppo.run, runner_config("ppo", tiny, data, tmp_path / "first", **common), tmp_path, monkeypatch
-        )
+        data, common, folder = ppo_kept_checkpoint(tiny, tmp_path, monkeypatch)
     cfg = runner_config("ppo", tiny, data, tmp_path / "then", **common, resume_from=str(folder))
     with pytest.raises(CheckpointMismatch, match="optimiser"):
         ppo.run(cfg)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.training.conftest import kept_checkpoint, preference_file, rl_checkpoint_start, runner_config
+from tests.training.conftest import kept_checkpoint, ppo_kept_checkpoint, preference_file, runner_config
 from training.runners import ppo, reward
 from training.runners.models import CheckpointMismatch
 
@@ -37,15 +37,7 @@ def test_a_reward_run_resumed_from_past_its_last_step_is_refused(tiny, tmp_path,
 
 
 def test_a_ppo_run_resumed_from_past_its_last_step_is_refused(tiny, tmp_path, monkeypatch):
-    data, common = rl_checkpoint_start(tiny, tmp_path)
-    common.update(rollout_batch_size=2, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)
-    folder = kept_checkpoint(
-        ppo.run,
-        runner_config("ppo", tiny, data, tmp_path / "first", **{**common, "max_steps": 3}),
-        tmp_path,
-        monkeypatch,
-        step=2,
-    )
+    data, common, folder = ppo_kept_checkpoint(tiny, tmp_path, monkeypatch, step=2, max_steps=3)
     cfg = runner_config(
         "ppo", tiny, data, tmp_path / "then", **{**common, "max_steps": 1}, resume_from=str(folder)
     )

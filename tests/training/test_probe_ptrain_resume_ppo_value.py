@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.training.conftest import kept_checkpoint, rl_checkpoint_start, runner_config
+from tests.training.conftest import ppo_kept_checkpoint, runner_config
 from training.runners import ppo
 from training.runners.models import CheckpointMismatch
 
@@ -20,11 +20,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("one_thread")]
 
 
 def test_a_ppo_checkpoint_resumed_with_another_value_model_is_refused(tiny, tmp_path, monkeypatch):
-    data, common = rl_checkpoint_start(tiny, tmp_path)
-    common.update(rollout_batch_size=2, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)
-    folder = kept_checkpoint(
-        ppo.run, runner_config("ppo", tiny, data, tmp_path / "first", **common), tmp_path, monkeypatch
-    )
+    data, common, folder = ppo_kept_checkpoint(tiny, tmp_path, monkeypatch)
     cfg = runner_config(
         "ppo", tiny, data, tmp_path / "then", **common, value_model="reward", resume_from=str(folder)
     )

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.training.conftest import kept_checkpoint, preference_file, rl_checkpoint_start, runner_config
+from tests.training.conftest import kept_checkpoint, ppo_kept_checkpoint, preference_file, runner_config
 from training.runners import ppo, reward
 from training.runners.models import CheckpointMismatch
 
@@ -48,12 +48,8 @@ def test_a_reward_checkpoint_resumed_on_other_data_of_the_same_size_is_refused(t
 
 
 def test_a_ppo_checkpoint_resumed_on_other_prompts_of_the_same_size_is_refused(tiny, tmp_path, monkeypatch):
-    data, common = rl_checkpoint_start(tiny, tmp_path)
+    _, common, folder = ppo_kept_checkpoint(tiny, tmp_path, monkeypatch)
     other = preference_file(tmp_path / "other.jsonl", 8, seed=1)
-    common.update(rollout_batch_size=2, mini_batch_size=2, ppo_epochs=1, max_new_tokens=4)
-    folder = kept_checkpoint(
-        ppo.run, runner_config("ppo", tiny, data, tmp_path / "first", **common), tmp_path, monkeypatch
-    )
     cfg = runner_config("ppo", tiny, other, tmp_path / "then", **common, resume_from=str(folder))
     with pytest.raises(CheckpointMismatch, match="train_sha256"):
         ppo.run(cfg)
