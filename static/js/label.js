@@ -753,9 +753,6 @@
       })
       .catch(function () {
         saveDraft(task);
-        // The server may have recorded it: Backspace must not take back the submission before it.
-        // Sent again (safe to repeat), it becomes the last submission.
-        lastSubmitted = null;
         formError(task, "Could not reach the server. Your answer is still here: try again.");
       })
       .then(function () { busy = false; setSubmitting(task, false); });
