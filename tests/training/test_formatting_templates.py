@@ -239,10 +239,17 @@ def test_rl_held_out_sampling_uses_the_same_truncated_prompt(toks, name, monkeyp
 
     scored: list[list[list[int]]] = []
     monkeypatch.setattr(
-        rl, "score_sequences", lambda reward, seqs, pad_id: scored.append(seqs) or [0.0] * len(seqs)
+        rl,
+        "score_sequences",
+        lambda reward, seqs, pad_id, batch_size: scored.append(seqs) or [0.0] * len(seqs),
     )
     cfg = SimpleNamespace(
-        seed=0, max_length=48, max_completion_length=16, temperature=1.0, missing_eos_penalty=None
+        seed=0,
+        max_length=48,
+        max_completion_length=16,
+        temperature=1.0,
+        missing_eos_penalty=None,
+        per_device_eval_batch_size=16,
     )
     out = rl._eval_reward(Policy(), tok, torch.nn.Linear(1, 1), tok, [prompt], cfg)
     assert out == {"reward": 0.0}
