@@ -28,15 +28,17 @@ from annotate.models import (
 from annotate.validation import id_from_text, unstorable_error
 
 
+def counted(annotations: QuerySet[Annotation]) -> QuerySet[Annotation]:
+    """Of ``annotations``, the judgments statistics and votes count: people's, less those rejected
+    in review. AI judges' labels are compared with people's in a block of their own, never counted
+    as people's."""
+    return annotations.exclude(source=AnnotationSource.JUDGE).exclude(review__verdict=ReviewVerdict.REJECTED)
+
+
 def counted_judgments(*, project: Project) -> QuerySet[Annotation]:
-    """The judgments a project's statistics count (the agreement report and both leaderboards):
-    people's, less those rejected in review. AI judges' labels are compared with people's in a
-    block of their own, never counted as people's."""
-    return (
-        Annotation.objects.filter(task__project=project)
-        .exclude(source=AnnotationSource.JUDGE)
-        .exclude(review__verdict=ReviewVerdict.REJECTED)
-    )
+    """The judgments a project's statistics count (the agreement report, both leaderboards, task
+    ordering): ``counted`` of its annotations."""
+    return counted(Annotation.objects.filter(task__project=project))
 
 
 def project_get(*, slug: str) -> Project | None:

@@ -22,6 +22,7 @@ from annotate.models import (
     Task,
     TaskKind,
 )
+from annotate.selectors import counted
 from annotate.strength import Strength
 
 PAGE_SIZE = 25
@@ -211,11 +212,8 @@ def _low_agreement_ids(task_ids: list[int]) -> list[int]:
     for start in range(0, len(task_ids), LOW_AGREEMENT_CHUNK):
         chunk = task_ids[start : start + LOW_AGREEMENT_CHUNK]
         votes: dict[int, Counter] = {tid: Counter() for tid in chunk}
-        rows = (
-            Annotation.objects.filter(task_id__in=chunk)
-            .exclude(source=AnnotationSource.JUDGE)
-            .exclude(review__verdict=ReviewVerdict.REJECTED)
-            .values_list("task_id", "choice", "ranking")
+        rows = counted(Annotation.objects.filter(task_id__in=chunk)).values_list(
+            "task_id", "choice", "ranking"
         )
         for task_id, choice, ranking in rows:
             if choice or ranking:

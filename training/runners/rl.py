@@ -108,6 +108,12 @@ def reward_function(
     return reward_model
 
 
+def prompt_budget(cfg: RLRunConfig) -> int:
+    """The most ids a prompt keeps: what ``max_length`` leaves beside a whole completion (at least 1),
+    in training (``prompt_cutting``) and on the held-out prompts alike."""
+    return max(cfg.max_length - cfg.max_completion_length, 1)
+
+
 def prompt_cutting(trainer_class, budget: int):
     """``trainer_class`` (TRL's ``RLOOTrainer`` or ``GRPOTrainer``) sampling from, and training on,
     prompts cut to ``budget`` ids (``max_length - max_completion_length``) by
@@ -183,7 +189,7 @@ def _eval_reward(
     torch.manual_seed(cfg.seed + 7919)
     seqs, ended = [], []
     model.eval()
-    budget = max(cfg.max_length - cfg.max_completion_length, 1)
+    budget = prompt_budget(cfg)
     for prompt in prompts:
         ids = via_formatting(generation_prompt_ids, tokenizer, prompt, budget)
         ids = torch.tensor([ids], device=device)
@@ -264,9 +270,8 @@ def run(kind: str, cfg: RLRunConfig, emitter: Emitter | None = None) -> dict[str
         )
         holder: dict[str, Any] = {}
         # TRL samples from whole prompts: each is cut to leave room for the completion, as in evaluation
-        budget = max(cfg.max_length - cfg.max_completion_length, 1)
         with ending_at(model, stop_ids):  # TRL stops where the reward reads a completion's end
-            trainer = prompt_cutting(Trainer, budget)(
+            trainer = prompt_cutting(Trainer, prompt_budget(cfg))(
                 model=model,
                 reward_funcs=reward_function(
                     reward,
