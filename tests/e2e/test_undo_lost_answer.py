@@ -35,7 +35,11 @@ def test_an_undo_whose_answer_was_lost_works_when_pressed_again(page, make_proje
 
     page.route("**/undo/", lose_the_answer)
     page.keyboard.press("Backspace")
-    page.wait_for_function("() => document.querySelector('#notice').textContent.includes('Could not reach')")
+    # The undo waits for any prefetch still in flight, then goes through route.fetch (one more hop):
+    # on a loaded CI machine that has taken over the default 10 s, so this wait allows 30 s.
+    page.wait_for_function(
+        "() => document.querySelector('#notice').textContent.includes('Could not reach')", timeout=30_000
+    )
     page.unroute("**/undo/")
     assert len(lost) == 1
     assert Assignment.objects.get(pk=t1).state == AssignmentState.LIVE  # the server did undo it
@@ -43,7 +47,9 @@ def test_an_undo_whose_answer_was_lost_works_when_pressed_again(page, make_proje
 
     page.keyboard.press("Backspace")  # again
     page.wait_for_function(
-        "id => document.querySelector('#task-slot .task').dataset.assignmentId === String(id)", arg=t1
+        "id => document.querySelector('#task-slot .task').dataset.assignmentId === String(id)",
+        arg=t1,
+        timeout=30_000,
     )
     settle(page)
     assert "Undone" in page.inner_text("#notice")
