@@ -561,7 +561,6 @@ class ReportSnapshot(BackgroundJob):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="report_snapshots")
     state = models.CharField(max_length=16, choices=State.choices, default=State.PENDING)
     data = models.JSONField(default=dict, blank=True)
-    error = models.TextField(blank=True)
     annotation_count = models.PositiveIntegerField(default=0)
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

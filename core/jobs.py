@@ -2,10 +2,10 @@
 
 A job is created ``queued``, may go ``running``, and ends once in ``done``, ``failed`` or
 ``cancelled``. The models keep their own tables and stored values (no data migration):
-``BackgroundJob`` (an abstract model with no fields) tells the helpers how a model stores the
-lifecycle, namely which value means each state and which column records the end (``UserJob``
-adds who asked and when, ``WorkerJob`` the stored lifecycle state and start of a job a worker
-runs), so that
+``BackgroundJob`` (an abstract model whose one field is the ``error`` a failed job records) tells
+the helpers how a model stores the lifecycle, namely which value means each state and which column
+records the end (``UserJob`` adds who asked and when, ``WorkerJob`` the stored lifecycle state and
+start of a job a worker runs), so that
 
 * ``job_finish`` / ``job_fail`` end a job the same way everywhere, and once (one UPDATE of state,
   error text and end time that applies only while the job is active, mirrored on the instance), and
@@ -49,13 +49,15 @@ FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class BackgroundJob(models.Model):
-    """Mixin for a job's model. Subclasses have ``state`` and ``error`` columns and override
-    ``JOB_STATES`` (lifecycle state -> stored value) only where their stored values differ, and
-    ``JOB_FINISHED_FIELD`` where the end time has another name."""
+    """Mixin for a job's model: the error it failed with. Subclasses have a ``state`` column and
+    override ``JOB_STATES`` (lifecycle state -> stored value) only where their stored values differ,
+    and ``JOB_FINISHED_FIELD`` where the end time has another name."""
 
     JOB_STATES: ClassVar[Mapping[str, str]] = {}
     JOB_FINISHED_FIELD: ClassVar[str] = "finished_at"
     JOB_ERROR_CHARS: ClassVar[int] = MAX_ERROR_CHARS
+
+    error = models.TextField(blank=True)
 
     class Meta:
         abstract = True
@@ -82,10 +84,9 @@ class BackgroundJob(models.Model):
 
 
 class UserJob(BackgroundJob, Authored):
-    """A job somebody asked for (exports, generation jobs, training runs): who and when, the error
-    it failed with, when it ended. Newest first."""
+    """A job somebody asked for (exports, generation jobs, training runs): who and when, when it
+    ended. Newest first."""
 
-    error = models.TextField(blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

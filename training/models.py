@@ -73,6 +73,19 @@ class RunKind(models.TextChoices):
 RunState = JobState  # the shared job lifecycle (core.jobs)
 
 
+def run_link(related_name: str, *, help_text: str = "") -> models.ForeignKey:
+    """A run's link to another run (the one it builds on, scores with or continues): optional, and
+    emptied, not deleted, when that run is deleted."""
+    return models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name=related_name,
+        help_text=help_text,
+    )
+
+
 class TrainingRun(WorkerJob):
     """A training run on an export (or a dataset file), executed as a subprocess on the training queue."""
 
@@ -85,17 +98,8 @@ class TrainingRun(WorkerJob):
     base_model = models.CharField(
         max_length=500, help_text="HF name, local path, or a previous run's output."
     )
-    base_run = models.ForeignKey(
-        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="children"
-    )
-    reward_run = models.ForeignKey(
-        "self",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="+",
-        help_text="PPO/RLOO/GRPO reward model.",
-    )
+    base_run = run_link("children")
+    reward_run = run_link("+", help_text="PPO/RLOO/GRPO reward model.")
     config = models.JSONField(default=dict, blank=True)
     metrics = models.JSONField(default=dict, blank=True, help_text="Latest and final metrics.")
     output_path = models.CharField(max_length=1000, blank=True)
@@ -108,13 +112,8 @@ class TrainingRun(WorkerJob):
     registered_endpoint = models.ForeignKey(
         "generation.ModelEndpoint", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    resumed_from = models.ForeignKey(
-        "self",
-        null=True,
-        blank=True,
-        on_delete=models.SET_NULL,
-        related_name="resumptions",
-        help_text="The failed or cancelled run whose last checkpoint this one continues from.",
+    resumed_from = run_link(
+        "resumptions", help_text="The failed or cancelled run whose last checkpoint this one continues from."
     )
 
     class Meta(WorkerJob.Meta):
