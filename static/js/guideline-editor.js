@@ -23,8 +23,7 @@
     status.textContent = "Updating…";
     var body = new FormData();
     body.append("body", textarea.value);
-    var root = document.documentElement;
-    root.dataset.pending = String(Number(root.dataset.pending || 0) + 1);
+    window.PrefHub.track(1);
     fetch(url, { method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrf } })
       .then(function (res) { return res.text().then(function (t) { return { ok: res.ok, text: t }; }); })
       .then(function (r) {
@@ -34,7 +33,7 @@
         status.textContent = "Preview";
       })
       .catch(function () { if (mine === seq) status.textContent = "Preview unavailable (offline?)"; })
-      .then(function () { root.dataset.pending = String(Number(root.dataset.pending) - 1); });
+      .then(function () { window.PrefHub.track(-1); });
   }
 
   textarea.addEventListener("input", function () {

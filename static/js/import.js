@@ -21,7 +21,7 @@
     form.classList.toggle("is-uploading", on);
     button.disabled = on;
     button.textContent = on ? "Importing…" : "Import";
-    document.documentElement.dataset.pending = on ? "1" : "0";
+    window.PrefHub.track(on ? 1 : -1);
   }
   input.addEventListener("change", check);
   form.addEventListener("submit", function (e) {

@@ -40,13 +40,8 @@
     return template.replace(/\/0\/(submit|skip|undo|renew)\/$/, "/" + id + "/$1/");
   }
 
-  // How many requests are in flight, on <html data-pending>: lets tests (and people debugging)
-  // see when the page has settled.
-  var pending = 0;
-  function track(delta) {
-    pending += delta;
-    document.documentElement.dataset.pending = String(pending);
-  }
+  // How many requests are in flight, on <html data-pending> (app.js): "0" from the start here.
+  var track = window.PrefHub.track;
   track(0);
 
   // A request without an answer after this long is given up (a connection gone dead without
