@@ -363,11 +363,17 @@ def project_people_ids(*, project: Project, names: str | list | tuple, field: st
     commas; an item is a username, or a user id where no username is that text; a number (JSON's,
     not text) is a user id, as the export API's options took them before names. People are the
     project's members and whoever annotated in it; anybody else (unknown, or of another project, who
-    is not revealed) is an ``InvalidInput`` naming every such item."""
+    is not revealed) is an ``InvalidInput`` naming every such item, and so is a list with an empty or
+    null item (in text, empty items between commas are skipped)."""
     if isinstance(names, str):
         names = names.split(",")
-    if not isinstance(names, list | tuple) or any(isinstance(n, bool | float) for n in names):
+    elif not isinstance(names, list | tuple) or any(isinstance(n, bool | float) for n in names):
         raise InvalidInput(f"{field} must be usernames or user ids.", field=field)
+    elif any(n is None or not str(n).strip() for n in names):
+        # a list names each person: an empty or null item names nobody (it would filter nothing)
+        raise InvalidInput(
+            f"{field} has an empty or null item: name each person by username or id.", field=field
+        )
     numbers = {str(n) for n in names if isinstance(n, int)}  # ids, never usernames
     wanted = sorted({str(n).strip() for n in names if n is not None and str(n).strip()})
     if not wanted:
