@@ -50,6 +50,12 @@ class MembershipEnded(Forbidden):
     code = "membership_ended"
 
 
+class OwnJudgment(Forbidden):
+    """A manager reviews (accepts, rejects or restores) a judgment they made themselves."""
+
+    code = "own_judgment"
+
+
 class Conflict(ServiceError):
     status_code = 409
     code = "conflict"

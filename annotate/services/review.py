@@ -2,6 +2,7 @@
 
 * ``annotation_review``: accept or reject (with a reason) one judgment; a rejected one is left out
   of every export. ``annotation_review_clear`` restores it (reversible).
+* Nobody reviews their own judgments (a manager who also labels).
 * ``task_adjudicate``: a manager's final label for a task, which exports prefer over the votes.
 * Every change writes its audit event in the same transaction.
 """
@@ -11,7 +12,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotate.errors import InvalidInput, NotFound
+from annotate.errors import InvalidInput, NotFound, OwnJudgment
 from annotate.models import (
     Adjudication,
     Annotation,
@@ -39,10 +40,10 @@ def _text(value: object, field: str) -> str:
     return text
 
 
-def _annotation(project: Project, annotation_id: int) -> Annotation:
+def _annotation(project: Project, annotation_id: int, reviewer: AbstractBaseUser) -> Annotation:
     """The project's judgment, locked until the review commits: a labeler's undo of it
     (``annotation_undo``, which locks it too) comes before, and this is ``NotFound``, or after, and
-    sees the verdict."""
+    sees the verdict. A reviewer's own judgment is ``OwnJudgment``: another manager reviews it."""
     ann = (
         Annotation.objects.select_related("task")
         .select_for_update(of=("self",), no_key=True)
@@ -51,6 +52,8 @@ def _annotation(project: Project, annotation_id: int) -> Annotation:
     )
     if ann is None:
         raise NotFound("No such judgment in this project.")
+    if ann.labeler_id == reviewer.pk:
+        raise OwnJudgment("This is your own judgment: another manager reviews it.")
     return ann
 
 
@@ -66,7 +69,7 @@ def annotation_review(
         raise InvalidInput("Say why you reject this judgment.", field="reason")
     if len(reason) > MAX_REASON:
         raise InvalidInput(f"Keep the reason under {MAX_REASON} characters.", field="reason")
-    ann = _annotation(project, annotation_id)
+    ann = _annotation(project, annotation_id, actor)
     review, _ = AnnotationReview.objects.update_or_create(
         annotation=ann, defaults={"verdict": verdict, "reason": reason, "reviewer": actor}
     )
@@ -83,7 +86,7 @@ def annotation_review(
 @transaction.atomic
 def annotation_review_clear(*, actor: AbstractBaseUser, project: Project, annotation_id: int) -> bool:
     """Undo a verdict: the judgment counts again as it was. Returns whether there was one."""
-    ann = _annotation(project, annotation_id)
+    ann = _annotation(project, annotation_id, actor)
     deleted, _ = AnnotationReview.objects.filter(annotation=ann).delete()
     if deleted:
         audit_record(actor=actor, project=project, action="annotation.restore", target=ann, details={})

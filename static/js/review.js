@@ -36,8 +36,8 @@
       var btn = row.querySelector("button[data-key=" + k + "]");
       if (btn) { e.preventDefault(); btn.click(); }
     } else if (k === "x") {
-      e.preventDefault();
-      row.querySelector(".reject-form input[name=reason]").focus();
+      var reason = row.querySelector(".reject-form input[name=reason]"); // none on the manager's own judgment
+      if (reason) { e.preventDefault(); reason.focus(); }
     } else if (k === "d") {
       e.preventDefault();
       var first = task.querySelector(".adjudicate-form select, .adjudicate-form input[name=ranking]");

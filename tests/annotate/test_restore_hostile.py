@@ -147,7 +147,8 @@ def test_a_time_that_cannot_be_stored_or_is_in_the_future_is_refused_with_its_li
     user = labeler_in(project, "lab")
     lease = task_claim_next(project=project, labeler=user)
     ann = annotation_submit(assignment_id=lease.pk, labeler=user, choice="left")[0]
-    annotation_review(actor=user, project=project, annotation_id=ann.pk, verdict="accepted")
+    reviewer = labeler_in(project, "rev", role="manager")  # nobody reviews their own judgment
+    annotation_review(actor=reviewer, project=project, annotation_id=ann.pk, verdict="accepted")
     data = _dump(project)
     line = _line_of(data, kind)
     _restore_refused(tmp_path, _edit(data, kind, {field: value}), rf"^line {line}: .*{field}.*{message}")
