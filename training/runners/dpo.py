@@ -71,6 +71,7 @@ from training.runners.data import (
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
+    load_dtype,
     require_causal_lm,
     restore_lora_dropout,
     wait_for_every_process,
@@ -90,14 +91,13 @@ from training.services.evaluation import dpo_figures, dpo_reference
 
 
 def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: bool = True):
-    """A causal LM; ``trainable`` loads fp32 master weights whatever the checkpoint's dtype (see
-    ``reward.load_reward_model``), a frozen one (a reference) keeps the checkpoint's dtype."""
-    import torch
+    """A causal LM; ``trainable`` loads fp32 master weights whatever the checkpoint's dtype, a
+    frozen one (a reference) keeps the checkpoint's dtype (``models.load_dtype``)."""
     from transformers import AutoModelForCausalLM
 
     require_causal_lm(path, role)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if trainable else "auto")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype(trainable=trainable))
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a causal LM: {first_line(exc)}") from exc
     check_tokenizer_fits(tokenizer, model, path)

@@ -147,6 +147,15 @@ def check_tokenizer_fits(tokenizer, model, path: str) -> None:
         )
 
 
+def load_dtype(*, trainable: bool):
+    """The dtype a model is loaded in: a model that trains gets fp32 master weights whatever the
+    checkpoint's dtype (a bf16 checkpoint stepped in bf16 loses most small updates; bf16 compute
+    comes from autocast), a frozen one (a reference, a scorer) the checkpoint's own ("auto")."""
+    import torch
+
+    return torch.float32 if trainable else "auto"
+
+
 def resolve_use_cpu(value: bool | None) -> bool:
     if value is not None:
         return value
