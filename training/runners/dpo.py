@@ -72,6 +72,7 @@ from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
     load_dtype,
+    lora_config,
     require_causal_lm,
     restore_lora_dropout,
     wait_for_every_process,
@@ -356,17 +357,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     transformers.set_seed(cfg.seed)
     model = load_causal_lm(cfg.base_model, tokenizer)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules,
-        )
+    peft_config = lora_config(cfg, "CAUSAL_LM", target_modules=cfg.lora_target_modules)
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         args = DPOConfig(

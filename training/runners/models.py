@@ -119,6 +119,19 @@ def require_causal_lm(path: str, role: str = "policy") -> None:
         raise ModelError(f"The {role} model {path!r} ({cfg.model_type}) is not a causal language model.")
 
 
+def lora_config(cfg, task_type: str, **more: Any):
+    """The LoRA adapters a run with ``use_lora`` trains (peft's ``LoraConfig`` of ``task_type``:
+    "CAUSAL_LM", "SEQ_CLS"; the run's ``lora_r``, ``lora_alpha`` and ``lora_dropout``, and ``more``
+    of its options); None for a run without."""
+    if not cfg.use_lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, **more
+    )
+
+
 def restore_lora_dropout(model, p: float) -> None:
     """Put the dropout of ``model``'s LoRA adapters back to ``p`` (the run's ``lora_dropout``).
 

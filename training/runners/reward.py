@@ -50,6 +50,7 @@ from training.runners.models import (
     checkpoint_step,
     checkpoints_dir,
     load_dtype,
+    lora_config,
     model_config,
     pad_apart_from_ends,
     resolve_bf16,
@@ -346,13 +347,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     transformers.set_seed(cfg.seed)
     model = load_reward_model(cfg.base_model, tokenizer)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout
-        )
+    peft_config = lora_config(cfg, "SEQ_CLS")
 
     before = pair_metrics(
         model, eval_tok, pad_id=tokenizer.pad_token_id, batch_size=cfg.per_device_eval_batch_size
