@@ -87,6 +87,20 @@ def assignment_candidates_in_display_order(*, assignment: Assignment) -> list:
     return [by_id[cid] for cid in assignment.shown_order if cid in by_id]
 
 
+def task_slot_candidate_ids(**slot_filter) -> dict[int, list[int]]:
+    """Each task's candidate ids in slot order (A, B, ...), for the ``TaskCandidate`` rows
+    ``slot_filter`` picks (``task__project=project``, ``task_id__in=task_ids``). A task without
+    candidates is not in it."""
+    slots: dict[int, list[int]] = {}
+    for task_id, cid in (
+        TaskCandidate.objects.filter(**slot_filter)
+        .order_by("task_id", "slot")
+        .values_list("task_id", "candidate_id")
+    ):
+        slots.setdefault(task_id, []).append(cid)
+    return slots
+
+
 def labeler_progress(*, project: Project, user: AbstractBaseUser) -> dict[str, int]:
     """What one labeler has done in a project and how much is still open to them (approximate:
     open tasks with a free slot that they have not touched)."""

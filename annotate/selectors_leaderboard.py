@@ -29,8 +29,8 @@ from annotate.leaderboard import (
     style_covariates,
     style_features,
 )
-from annotate.models import AnnotationReview, Candidate, Project, TaskCandidate, TaskKind
-from annotate.selectors import counted_judgments
+from annotate.models import AnnotationReview, Candidate, Project, TaskKind
+from annotate.selectors import counted_judgments, task_slot_candidate_ids
 
 UNKNOWN_MODEL = "(unknown model)"
 BOOTSTRAP_ROUNDS = 100
@@ -95,13 +95,7 @@ def leaderboard_votes(*, project: Project) -> ProjectVotes:
                 add(ca, cb, _CODE[choice])
         return votes
 
-    slots: dict[int, list[int]] = {}
-    for task_id, cid in (
-        TaskCandidate.objects.filter(task__project=project)
-        .order_by("task_id", "slot")
-        .values_list("task_id", "candidate_id")
-    ):
-        slots.setdefault(task_id, []).append(cid)
+    slots = task_slot_candidate_ids(task__project=project)
     for task_id, ranking in (
         _judgments(project).filter(ranking__isnull=False).values_list("task_id", "ranking")
     ):

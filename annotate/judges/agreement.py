@@ -26,9 +26,9 @@ import numpy as np
 from django.contrib.auth import get_user_model
 
 from annotate.judges import selectors
-from annotate.models import Judge, JudgeSuggestion, Project, TaskCandidate
+from annotate.models import Judge, JudgeSuggestion, Project
 from annotate.models_judges import SuggestionStatus
-from annotate.selectors import counted_judgments
+from annotate.selectors import counted_judgments, task_slot_candidate_ids
 
 BOOTSTRAP = 200
 
@@ -95,13 +95,7 @@ def judge_agreement(project: Project, *, bootstrap: int = BOOTSTRAP, seed: int =
         return out
     dim_keys = list(project.dimensions.values_list("key", flat=True))
     task_ids = list(humans)
-    slots: dict[int, list[int]] = defaultdict(list)
-    for task_id, cid in (
-        TaskCandidate.objects.filter(task_id__in=task_ids)
-        .order_by("task_id", "slot")
-        .values_list("task_id", "candidate_id")
-    ):
-        slots[task_id].append(cid)
+    slots = task_slot_candidate_ids(task_id__in=task_ids)
     names = dict(
         get_user_model()
         .objects.filter(pk__in={lid for per in humans.values() for lid in per})

@@ -593,6 +593,13 @@ def project_restore(
         keep_time(obj, "created_at", created_at)
         queue(kind, model, old_id, obj)
 
+    def queue_changed(kind: str, obj, data: dict) -> None:
+        """Queue ``obj`` as a record of ``kind`` nothing in the dump refers to by id, keeping the
+        times it was made and last changed (``data``'s optional ``created_at`` and ``updated_at``)."""
+        keep_time(obj, "created_at", data.get("created_at"))
+        keep_time(obj, "updated_at", data.get("updated_at"))
+        queue(kind, type(obj), None, obj)
+
     def map_prompt_and_job(data: dict) -> None:
         """Point a dumped candidate's or task's ``prompt_id`` and ``generation_job_id`` at the
         restored rows (both kinds are flushed first, so that their new ids are known)."""
@@ -859,9 +866,7 @@ def project_restore(
                     reason=data["reason"],
                     reviewer=user(data["reviewer__username"], "reviewer__username"),
                 )
-                keep_time(obj, "created_at", data.get("created_at"))
-                keep_time(obj, "updated_at", data.get("updated_at"))
-                queue("review", AnnotationReview, None, obj)
+                queue_changed("review", obj, data)
             elif kind == "adjudication":
                 flush("task")
                 flush("candidate")
@@ -873,9 +878,7 @@ def project_restore(
                     rationale=data["rationale"],
                     adjudicator=user(data["adjudicator__username"], "adjudicator__username"),
                 )
-                keep_time(obj, "created_at", data.get("created_at"))
-                keep_time(obj, "updated_at", data.get("updated_at"))
-                queue("adjudication", Adjudication, None, obj)
+                queue_changed("adjudication", obj, data)
             elif kind == "export_manifest":
                 pass  # kept in the dump for the record; exports are re-created from the data, not restored
             else:

@@ -15,6 +15,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from core.batches import padded_batch
 from generation.backends.base import (
     FINISH_LENGTH,
     FINISH_STOP,
@@ -265,13 +266,10 @@ class TransformersBackend:
     ) -> list[list[Generation]]:
         import torch
 
-        width = max(len(ids) for ids in prompts)
+        # left padding: the prompt ends where generation starts
+        input_ids, attention = padded_batch(prompts, self.pad_id, left=True)
+        width = input_ids.shape[1]
         max_new = self._room(width, params)
-        input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
-        attention = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, ids in enumerate(prompts):  # left padding: the prompt ends where generation starts
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            attention[row, width - len(ids) :] = 1
         samples = 1 if params.greedy else params.n
         kwargs = self.generate_kwargs(params, max_new=max_new)
         if params.stop:

@@ -71,6 +71,8 @@ from training.runners.data import (
 from training.runners.models import (
     atomic_output,
     check_tokenizer_fits,
+    load_dtype,
+    lora_config,
     require_causal_lm,
     restore_lora_dropout,
     wait_for_every_process,
@@ -90,14 +92,13 @@ from training.services.evaluation import dpo_figures, dpo_reference
 
 
 def load_causal_lm(path: str, tokenizer, *, role: str = "policy", trainable: bool = True):
-    """A causal LM; ``trainable`` loads fp32 master weights whatever the checkpoint's dtype (see
-    ``reward.load_reward_model``), a frozen one (a reference) keeps the checkpoint's dtype."""
-    import torch
+    """A causal LM; ``trainable`` loads fp32 master weights whatever the checkpoint's dtype, a
+    frozen one (a reference) keeps the checkpoint's dtype (``models.load_dtype``)."""
     from transformers import AutoModelForCausalLM
 
     require_causal_lm(path, role)
     try:
-        model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32 if trainable else "auto")
+        model = AutoModelForCausalLM.from_pretrained(path, dtype=load_dtype(trainable=trainable))
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a causal LM: {first_line(exc)}") from exc
     check_tokenizer_fits(tokenizer, model, path)
@@ -356,17 +357,7 @@ def run(cfg: DPORunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     transformers.set_seed(cfg.seed)
     model = load_causal_lm(cfg.base_model, tokenizer)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="CAUSAL_LM",
-            r=cfg.lora_r,
-            lora_alpha=cfg.lora_alpha,
-            lora_dropout=cfg.lora_dropout,
-            target_modules=cfg.lora_target_modules,
-        )
+    peft_config = lora_config(cfg, "CAUSAL_LM", target_modules=cfg.lora_target_modules)
 
     with atomic_output(cfg.output_dir, overwrite=cfg.overwrite_output_dir) as tmp:
         args = DPOConfig(

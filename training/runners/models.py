@@ -119,6 +119,19 @@ def require_causal_lm(path: str, role: str = "policy") -> None:
         raise ModelError(f"The {role} model {path!r} ({cfg.model_type}) is not a causal language model.")
 
 
+def lora_config(cfg, task_type: str, **more: Any):
+    """The LoRA adapters a run with ``use_lora`` trains (peft's ``LoraConfig`` of ``task_type``:
+    "CAUSAL_LM", "SEQ_CLS"; the run's ``lora_r``, ``lora_alpha`` and ``lora_dropout``, and ``more``
+    of its options); None for a run without."""
+    if not cfg.use_lora:
+        return None
+    from peft import LoraConfig
+
+    return LoraConfig(
+        task_type=task_type, r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout, **more
+    )
+
+
 def restore_lora_dropout(model, p: float) -> None:
     """Put the dropout of ``model``'s LoRA adapters back to ``p`` (the run's ``lora_dropout``).
 
@@ -145,6 +158,15 @@ def check_tokenizer_fits(tokenizer, model, path: str) -> None:
             f"Tokenizer/model mismatch for {path!r}: the tokenizer has {len(tokenizer)} tokens but the model's "
             f"embedding table only {n}."
         )
+
+
+def load_dtype(*, trainable: bool):
+    """The dtype a model is loaded in: a model that trains gets fp32 master weights whatever the
+    checkpoint's dtype (a bf16 checkpoint stepped in bf16 loses most small updates; bf16 compute
+    comes from autocast), a frozen one (a reference, a scorer) the checkpoint's own ("auto")."""
+    import torch
+
+    return torch.float32 if trainable else "auto"
 
 
 def resolve_use_cpu(value: bool | None) -> bool:

@@ -81,6 +81,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.batches import padded_batch
 from core.formatting import generation_prompt_ids, response_reward_input, stop_token_ids
 from training.runners.configs import PPORunConfig
 from training.runners.data import check_rl_prompts_render, load_prompt_splits
@@ -532,19 +533,11 @@ class PPORunner:
     # --- rollouts ---------------------------------------------------------------------------------
 
     def _query_batch(self, prompts: list[Any]):
-        import torch
-
         # cut from the start of the content, keeping the BOS and the generation prompt: the rule the
         # reward input (core.formatting.sequence_ids) cuts the same prompt by
         max_prompt = max(self.cfg.max_length - self.cfg.max_new_tokens, 1)
         ids = [generation_prompt_ids(self.tokenizer, p, max_prompt) for p in prompts]
-        width = max(len(x) for x in ids)
-        pad = self.tokenizer.pad_token_id
-        query = torch.full((len(ids), width), pad, dtype=torch.long)
-        qmask = torch.zeros((len(ids), width), dtype=torch.long)
-        for i, x in enumerate(ids):
-            query[i, width - len(x) :] = torch.tensor(x, dtype=torch.long)
-            qmask[i, width - len(x) :] = 1
+        query, qmask = padded_batch(ids, self.tokenizer.pad_token_id, left=True)
         return query.to(self.device), qmask.to(self.device)
 
     def _generate(self, query, qmask, *, generator_seed: int | None = None):

@@ -49,6 +49,8 @@ from training.runners.models import (
     checkpoint_processes,
     checkpoint_step,
     checkpoints_dir,
+    load_dtype,
+    lora_config,
     model_config,
     pad_apart_from_ends,
     resolve_bf16,
@@ -226,14 +228,14 @@ def load_reward_model(path: str, tokenizer=None, *, trainable: bool = True):
 
     trainable: load fp32 master weights whatever the checkpoint's dtype (a bf16 checkpoint stepped
     in bf16 loses most small updates); bf16 compute comes from autocast (``bf16``). A frozen scorer
-    (``trainable=False``: PPO/RLOO/GRPO rewards) keeps the checkpoint's own dtype.
+    (``trainable=False``: PPO/RLOO/GRPO rewards) keeps the checkpoint's own dtype
+    (``models.load_dtype``).
     """
-    import torch
     from transformers import AutoModelForSequenceClassification
 
     try:
         model = AutoModelForSequenceClassification.from_pretrained(
-            path, num_labels=1, dtype=torch.float32 if trainable else "auto"
+            path, num_labels=1, dtype=load_dtype(trainable=trainable)
         )
     except (OSError, ValueError, KeyError) as exc:
         raise ModelError(f"Cannot load {path!r} as a reward model: {first_line(exc)}") from exc
@@ -345,13 +347,7 @@ def run(cfg: RewardRunConfig, emitter: Emitter | None = None) -> dict[str, Any]:
 
     transformers.set_seed(cfg.seed)
     model = load_reward_model(cfg.base_model, tokenizer)
-    peft_config = None
-    if cfg.use_lora:
-        from peft import LoraConfig
-
-        peft_config = LoraConfig(
-            task_type="SEQ_CLS", r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout
-        )
+    peft_config = lora_config(cfg, "SEQ_CLS")
 
     before = pair_metrics(
         model, eval_tok, pad_id=tokenizer.pad_token_id, batch_size=cfg.per_device_eval_batch_size

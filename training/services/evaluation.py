@@ -20,6 +20,8 @@ import math
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from core.batches import padded_batch
+
 BOOTSTRAP_RESAMPLES = 1000
 #: ``evaluate_reward_model``'s length for a model without a run record (one not trained here).
 DEFAULT_MAX_LENGTH = 512
@@ -46,12 +48,7 @@ def _forward_batches(
     with torch.no_grad():
         for i in range(0, len(sequences), batch_size):
             chunk = sequences[i : i + batch_size]
-            width = max(len(s) for s in chunk)
-            ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-            mask = torch.zeros((len(chunk), width), dtype=torch.long)
-            for j, s in enumerate(chunk):
-                ids[j, : len(s)] = torch.tensor(s)
-                mask[j, : len(s)] = 1
+            ids, mask = padded_batch(chunk, pad_id, left=False)
             out.extend(step(range(i, i + len(chunk)), ids.to(device), mask.to(device)))
     if was_training:
         model.train()
