@@ -34,14 +34,20 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import HH_SAMPLE, minilm_and_hh  # noqa: E402
+from bench.common import (  # noqa: E402
+    HH_SAMPLE,
+    manage_env,
+    minilm_and_hh,
+    run_timed,
+    train_reward_command,
+    work_folder,
+)
 
 
 def _size(folder: Path) -> int:
@@ -69,14 +75,10 @@ def main() -> int:
     if found is None:
         return 2
     base, lines = found
-    work = Path(args.work or tempfile.mkdtemp(prefix="resume-minilm-"))
-    work.mkdir(parents=True, exist_ok=True)
+    work = work_folder(args.work, prefix="resume-minilm-")
     (work / "train.jsonl").write_text("".join(lines[: args.pairs]), encoding="utf-8")
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),
-    }
+    env = manage_env()
     common = {
         "max_length": 64,
         "use_cpu": True,
@@ -87,16 +89,11 @@ def main() -> int:
     saving = {"save_steps": args.save_steps}
 
     def command(name: str, options: dict) -> list[str]:
-        return [sys.executable, str(ROOT / "manage.py"), "train", "reward", "--dataset",
-                str(work / "train.jsonl"), "--base-model", base, "--out", str(work / name),
-                "--config", json.dumps(options)]  # fmt: skip
+        return train_reward_command(work / "train.jsonl", base, work / name, options)
 
     def run(name: str, options: dict) -> tuple[float, str]:
-        start = time.perf_counter()
-        proc = subprocess.run(command(name, options), cwd=ROOT, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
+        seconds, proc = run_timed(command(name, options), env)
         if proc.returncode:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
             raise SystemExit(f"{name}: exit code {proc.returncode}")
         return seconds, proc.stdout
 
