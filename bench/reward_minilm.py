@@ -38,13 +38,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import (  # noqa: E402
-    HH_SAMPLE,
     manage_command,
     manage_env,
-    minilm_and_hh,
+    minilm_options,
+    minilm_work,
     run_timed,
     train_reward_command,
-    work_folder,
 )
 
 ANCHORS = [
@@ -55,23 +54,21 @@ ANCHORS = [
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(HH_SAMPLE))
+    minilm_options(parser)
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument(
         "--runner-eval", action="store_true", help="the runner also scores the held-out lines"
     )
     parser.add_argument("--config", default="", help="extra runner options (JSON object)")
-    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    found = minilm_and_hh(args.data)
+    found = minilm_work(args, prefix="reward-minilm-")
     if found is None:
         return 2
-    base, lines = found
+    base, lines, work = found
     held, train = lines[: args.held_out], lines[args.held_out :]
 
-    work = work_folder(args.work, prefix="reward-minilm-")
     (work / "train.jsonl").write_text("".join(train), encoding="utf-8")
     (work / "held.jsonl").write_text("".join(held), encoding="utf-8")
     options = {
