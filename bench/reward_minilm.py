@@ -31,17 +31,20 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import HH_SAMPLE, minilm_and_hh  # noqa: E402
+from bench.common import (  # noqa: E402
+    manage_command,
+    manage_env,
+    minilm_options,
+    minilm_work,
+    run_timed,
+    train_reward_command,
+)
 
 ANCHORS = [
     ("OpenAssistant DeBERTa-v3-large RM, HH harmless", 0.588),
@@ -51,24 +54,21 @@ ANCHORS = [
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", default=str(HH_SAMPLE))
+    minilm_options(parser)
     parser.add_argument("--held-out", type=int, default=300)
     parser.add_argument("--max-length", type=int, default=64)
     parser.add_argument(
         "--runner-eval", action="store_true", help="the runner also scores the held-out lines"
     )
     parser.add_argument("--config", default="", help="extra runner options (JSON object)")
-    parser.add_argument("--work", default="", help="working directory (default: a temporary one)")
     args = parser.parse_args()
 
-    found = minilm_and_hh(args.data)
+    found = minilm_work(args, prefix="reward-minilm-")
     if found is None:
         return 2
-    base, lines = found
+    base, lines, work = found
     held, train = lines[: args.held_out], lines[args.held_out :]
 
-    work = Path(args.work or tempfile.mkdtemp(prefix="reward-minilm-"))
-    work.mkdir(parents=True, exist_ok=True)
     (work / "train.jsonl").write_text("".join(train), encoding="utf-8")
     (work / "held.jsonl").write_text("".join(held), encoding="utf-8")
     options = {
@@ -77,34 +77,23 @@ def main() -> int:
         "eval_fraction": 0.0,
         **json.loads(args.config or "{}"),
     }
-    env = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.test"),
-    }
-    manage = [sys.executable, str(ROOT / "manage.py")]
+    env = manage_env()
     out = work / "rm"
 
-    start = time.perf_counter()
-    train_cmd = [*manage, "train", "reward", "--dataset", str(work / "train.jsonl"), "--base-model", base,
-                 "--out", str(out), "--config", json.dumps(options)]  # fmt: skip
+    train_cmd = train_reward_command(work / "train.jsonl", base, out, options)
     if args.runner_eval:
         train_cmd += ["--eval-dataset", str(work / "held.jsonl")]
-    proc = subprocess.run(train_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    train_s = time.perf_counter() - start
+    train_s, proc = run_timed(train_cmd, env)
     if proc.returncode:
-        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
         return 1
     final = json.loads(
         [line for line in proc.stdout.splitlines() if line.startswith('{"event": "final"')][-1]
     )
 
-    start = time.perf_counter()
-    eval_cmd = [*manage, "evaluate_reward", "--model", str(out), "--dataset", str(work / "held.jsonl"),
-                "--max-length", str(args.max_length), "--json"]  # fmt: skip
-    proc = subprocess.run(eval_cmd, cwd=ROOT, env=env, capture_output=True, text=True)
-    eval_s = time.perf_counter() - start
+    eval_cmd = manage_command("evaluate_reward", "--model", str(out), "--dataset", str(work / "held.jsonl"),
+                              "--max-length", str(args.max_length), "--json")  # fmt: skip
+    eval_s, proc = run_timed(eval_cmd, env)
     if proc.returncode:
-        print(proc.stdout[-3000:], proc.stderr[-3000:], sep="\n", file=sys.stderr)
         return 1
     figures = json.loads(proc.stdout.strip().splitlines()[-1])
 

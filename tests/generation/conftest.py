@@ -34,6 +34,16 @@ def _fresh_backend_cache():
     backends.clear_cache()
 
 
+def openai_endpoint(project, url: str, *, name: str = "oa", **config):
+    """An ``openai`` endpoint ``name`` for model "m" at ``url`` (then ``config``) in ``project``,
+    made by ``endpoint_create``: refused as the service refuses it."""
+    from generation import services
+
+    return services.endpoint_create(
+        name=name, backend="openai", model="m", config={"base_url": url, **config}, project=project
+    )
+
+
 def openai_job_inline(project, url: str, *, k: int = 1, prompts: int = 2, **config):
     """A job of ``prompts`` prompts (``add_prompts``: q0, q1, ...; "number 1" is q1's text) on an
     ``openai`` endpoint at ``url`` (no retries, no backoff, then ``config``), ``k`` samples each,
@@ -41,13 +51,8 @@ def openai_job_inline(project, url: str, *, k: int = 1, prompts: int = 2, **conf
     from annotate.services.tasks import PairMode
     from generation import services
 
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "backoff_s": 0, "max_retries": 0, **config},
-        project=project,
-    )
+    config = {"backoff_s": 0, "max_retries": 0, **config}
+    endpoint = openai_endpoint(project, url, **config)
     add_prompts(project, prompts)
     job = services.job_create(
         project=project, endpoints=[endpoint], k=k, batch_size=prompts, enqueue=False, task_mode=PairMode.NONE

@@ -18,7 +18,7 @@ from generation.backends.openai_compat import OpenAICompatBackend, normalise_bas
 from generation.models import GenerationFailure
 from tests import fake_openai
 from tests.fake_openai import send
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import add_prompts, openai_endpoint
 
 HELLO = [{"role": "user", "content": "Hello there"}]
 SECRET = "sk-live-SECRET-123"
@@ -118,12 +118,8 @@ def test_a_bad_key_fails_the_job_without_the_key_in_the_job_or_its_failures(
 ):
     server, url = fake_server()
     monkeypatch.setenv("PREFHUB_KEY_PROBE", f"{SECRET}\x07")
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "api_key_env": "PREFHUB_KEY_PROBE", "max_retries": 1, "backoff_s": 0},
-        project=research_project,
+    endpoint = openai_endpoint(
+        research_project, url, api_key_env="PREFHUB_KEY_PROBE", max_retries=1, backoff_s=0
     )
     add_prompts(research_project, 2)
     job = services.job_create(project=research_project, endpoints=[endpoint], k=2, enqueue=False)
@@ -219,13 +215,7 @@ def test_a_body_that_is_not_a_completion_fails_that_prompt_alone(raw, fake_serve
 @pytest.mark.django_db
 def test_a_deeply_nested_answer_leaves_the_other_prompts_of_the_batch_written(research_project, fake_server):
     _, url = fake_server(default=by_prompt({"number 1": lambda h, body: send(h, 200, raw=b"[" * 200_000)}))
-    endpoint = services.endpoint_create(
-        name="oa",
-        backend="openai",
-        model="m",
-        config={"base_url": url, "backoff_s": 0},
-        project=research_project,
-    )
+    endpoint = openai_endpoint(research_project, url, backoff_s=0)
     add_prompts(research_project, 4)
     job = services.job_create(
         project=research_project, endpoints=[endpoint], k=2, batch_size=4, enqueue=False

@@ -13,11 +13,10 @@ import pytest
 from annotate.errors import InvalidInput
 from annotate.models import Candidate
 from core.jobs import JobState
-from generation import services
 from generation.backends.openai_compat import OpenAICompatBackend, validate_config
 from generation.backends.urlguard import UnsafeURL, check_url
 from generation.models import GenerationFailure, ModelEndpoint
-from tests.generation.conftest import openai_job_inline
+from tests.generation.conftest import openai_endpoint, openai_job_inline
 from tests.generation.test_backend_openai_defects import HELLO, by_prompt, fake_server, ok, send  # noqa: F401 (fixture)
 
 INTERNAL = [
@@ -64,13 +63,7 @@ def test_a_public_6to4_or_ipv4_address_still_passes(settings):
 def test_the_endpoint_form_refuses_it_with_the_field_and_writes_nothing(research_project, settings):
     settings.PREFHUB_ALLOWED_MODEL_HOSTS = []
     with pytest.raises(InvalidInput) as caught:
-        services.endpoint_create(
-            name="meta",
-            backend="openai",
-            model="m",
-            config={"base_url": "http://192.0.0.192/"},
-            project=research_project,
-        )
+        openai_endpoint(research_project, "http://192.0.0.192/", name="meta")
     assert caught.value.field == "config" and "192.0.0.192" in str(caught.value)
     assert not ModelEndpoint.objects.filter(name="meta").exists()
 

@@ -9,7 +9,7 @@ from annotate.models import Candidate, Task, TaskCandidate, TaskKind
 from generation import services
 from generation.backends.base import BackendConfigError, PromptError, TransientBackendError
 from generation.models import BatchState, GenerationBatch, GenerationFailure, JobState
-from tests.generation.conftest import add_prompts
+from tests.generation.conftest import add_prompts, openai_endpoint
 
 
 @pytest.fixture
@@ -50,13 +50,7 @@ def test_endpoint_create_validates_backend_config(research_project):
         services.endpoint_create(name="x", backend="openai", model="m", config={}, project=research_project)
     assert info.value.field == "config" and "base_url" in info.value.message
     with pytest.raises(InvalidInput, match="private"):
-        services.endpoint_create(
-            name="x",
-            backend="openai",
-            model="m",
-            config={"base_url": "http://10.1.1.1:8000"},
-            project=research_project,
-        )
+        openai_endpoint(research_project, "http://10.1.1.1:8000", name="x")
     with pytest.raises(InvalidInput, match="backend"):
         services.endpoint_create(name="x", backend="llamafile", model="m", project=research_project)
     with pytest.raises(InvalidInput, match="temperature"):

@@ -20,6 +20,7 @@ from django.conf import settings
 
 from annotate.errors import Conflict, InvalidInput
 from annotate.models import Prompt
+from tests.training.conftest import make_run
 from training.models import Export, ExportState, MetricPoint, RunState, TrainingRun
 from training.runners.configs import ConfigError, config_for
 from training.runners.launch import command
@@ -94,14 +95,8 @@ def _done_run(project, kind="reward", **extra) -> TrainingRun:
     out = Path(settings.PREFHUB_DATA_DIR) / "models" / f"{kind}-{TrainingRun.objects.count()}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "config.json").write_text("{}")
-    return TrainingRun.objects.create(
-        project=project,
-        kind=kind,
-        base_model="tiny",
-        dataset_path="x.jsonl",
-        state=RunState.DONE,
-        output_path=str(out),
-        **extra,
+    return make_run(
+        project, kind=kind, dataset_path="x.jsonl", state=RunState.DONE, output_path=str(out), **extra
     )
 
 
