@@ -91,6 +91,13 @@ class ReviewFilters:
         f.max_seconds = number("max_seconds", 0, 10**7)
         f.since, f.until = day("since"), day("until")
         f.page = number("page", 1, 10**6) or 1
+        # a range turned around matches nothing: say so instead of showing an empty queue
+        if f.min_seconds is not None and f.max_seconds is not None and f.min_seconds > f.max_seconds:
+            f.errors.append("min seconds must not be more than max seconds.")
+            f.min_seconds = f.max_seconds = None
+        if f.since and f.until and f.since > f.until:
+            f.errors.append("since must not be after until.")
+            f.since = f.until = None
         return f
 
 

@@ -47,7 +47,7 @@ def labeled(request, make_project, labeler_in):
         {"since": "9999-12-31"},
         {"until": "0001-01-01"},
         {"since": "0001-01-01", "until": "9999-12-31", "flagged": "1", "gold_failed": "1"},
-        {"min_seconds": "10000000", "max_seconds": "0"},
+        {"min_seconds": "10000000", "max_seconds": "10000000"},
         {"page": "1000000"},
     ],
 )
@@ -68,6 +68,9 @@ def test_review_filters_that_match_nothing(client, labeled, query):
         ({"until": "10000-01-01"}, "until must be a date"),
         ({"min_seconds": "-1"}, "min seconds must be between"),
         ({"labeler": "a\x00b"}, "labeler must not contain a NUL"),
+        # a range turned around (it was a 200 with an empty queue)
+        ({"min_seconds": "10000000", "max_seconds": "0"}, "min seconds must not be more than max seconds"),
+        ({"since": "2026-02-01", "until": "2026-01-01"}, "since must not be after until"),
     ],
 )
 def test_review_filters_that_are_malformed_answer_400_with_a_message(client, labeled, query, message):
