@@ -9,6 +9,7 @@ from datetime import date, datetime, time
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
+from annotate.letters import response_letter
 from annotate.models import (
     Adjudication,
     Annotation,
@@ -315,7 +316,7 @@ def _task_rows(project: Project, task_ids: list[int], matching: Q | None = None)
         votes = Counter(_verdict(a) for a in judged if _is_vote(a))
         agreement = _agreement(votes)
         slots = sorted(task.slots.all(), key=lambda s: s.slot)
-        letters = {s.candidate_id: chr(65 + i) for i, s in enumerate(slots)}
+        letters = {s.candidate_id: response_letter(i) for i, s in enumerate(slots)}
         for ann in judged:  # what the card shows: the task's letters, never candidate ids
             ann.ranking_letters = ranking_in_letters(ann.ranking, letters)
             ann.ratings_letters = ratings_in_letters(ann.ratings, letters)

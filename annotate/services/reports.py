@@ -80,6 +80,7 @@ from django.utils import timezone
 from annotate import agreement as ag
 from annotate import reliability as rel
 from annotate.errors import InvalidInput
+from annotate.letters import response_letter
 from annotate.models import (
     Annotation,
     AnnotationReview,
@@ -704,7 +705,8 @@ def _guideline_blocks(data: ReportData, *, resamples: int = CI_RESAMPLES) -> lis
 def _categories(data: ReportData) -> list[str]:
     if data.kind == TaskKind.PAIRWISE:
         return list(PAIRWISE_CATEGORIES)
-    return [f"#{i + 1}" for i in range(data.task_slots.shape[1])]
+    # ranking: the response ranked first, by the letter of its slot (as the review page names it)
+    return [response_letter(i) for i in range(data.task_slots.shape[1])]
 
 
 def _median_by_group(idx: np.ndarray, values: np.ndarray, groups: int) -> np.ndarray:

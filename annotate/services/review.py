@@ -13,6 +13,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from annotate.errors import InvalidInput, NotFound, OwnJudgment
+from annotate.letters import response_letter
 from annotate.models import (
     Adjudication,
     Annotation,
@@ -100,7 +101,7 @@ def _ranking_groups(task: Task, ranking: object) -> list[list[int]]:
         TaskCandidate.objects.filter(task=task).order_by("slot").values_list("candidate_id", flat=True)
     )
     if isinstance(ranking, str):
-        by_letter = {chr(65 + i): cid for i, cid in enumerate(ids)}
+        by_letter = {response_letter(i): cid for i, cid in enumerate(ids)}
         example = f'Type the responses best first, as in "B A=C" ({", ".join(by_letter)}).'
         parts = (
             ranking.upper().replace(",", " ").replace(">", " ").replace(" =", "=").replace("= ", "=").split()

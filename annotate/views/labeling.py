@@ -35,6 +35,7 @@ from annotate.labeling_protocol import (
     submission_for,
     validated,
 )
+from annotate.letters import response_letter
 from annotate.models import Assignment, Guideline, Project, Role, TaskKind
 from annotate.rendering import render_markdown
 from annotate.services.guidelines import GuidelineNotCurrent, guideline_acknowledge_read
@@ -155,16 +156,6 @@ def _snippet(text: str) -> str:
     return Truncator(" ".join(plain.split())).chars(90) or "(empty response)"
 
 
-def _letter(position: int) -> str:
-    """A, B, ... Z, AA, AB, ... (ranking responses are named by letter; digits are positions)."""
-    name = ""
-    position += 1
-    while position:
-        position, rest = divmod(position - 1, 26)
-        name = chr(ord("A") + rest) + name
-    return name
-
-
 def _task_context(project: Project, lease: dict) -> dict:
     """The task as the page renders it, from the labeling protocol's lease payload (the same
     ``lease_payload`` the DRF API answers): responses by display position, Markdown rendered."""
@@ -174,7 +165,7 @@ def _task_context(project: Project, lease: dict) -> dict:
         if project.kind == TaskKind.PAIRWISE:
             name, key = f"Response {position + 1}", str(position + 1)
         else:
-            name, key = f"Response {_letter(position)}", _letter(position)
+            name, key = f"Response {response_letter(position)}", response_letter(position)
         responses.append(
             {
                 "position": position,
