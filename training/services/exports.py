@@ -745,13 +745,33 @@ def export_file_path(*, export: Export, name: str) -> Path:
 
 
 def export_zip_path(*, export: Export) -> Path:
-    """A zip of the export folder, built once beside it (the export itself is immutable)."""
+    """A zip of the export folder, built once beside it (the export itself is immutable). A zip found
+    there is served only when it holds this folder's files (``_zip_matches``); any other (left by an
+    earlier export of that folder name, or cut short) is built again."""
     path = export_dir(export)
     target = path.parent / f"{path.name}.zip"
-    if not target.exists():
+    arc = f"{export.project.slug}-v{export.version}"
+    names = export_files(export=export)
+    if not _zip_matches(target, path, arc, names):
         tmp = path.parent / f".{path.name}-{uuid.uuid4().hex[:8]}.zip"
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-            for name in export_files(export=export):
-                zf.write(path / name, arcname=f"{export.project.slug}-v{export.version}/{name}")
+            for name in names:
+                zf.write(path / name, arcname=f"{arc}/{name}")
         tmp.replace(target)
     return target
+
+
+def _zip_matches(target: Path, folder: Path, arc: str, names: list[str]) -> bool:
+    """Whether the zip at ``target`` is the zip of ``folder``: the same file names and sizes under
+    ``arc``, and the same manifest (its content hash names the data files' contents)."""
+    if not target.is_file():
+        return False
+    try:
+        with zipfile.ZipFile(target) as zf:
+            sizes = {info.filename: info.file_size for info in zf.infolist()}
+            if sizes != {f"{arc}/{name}": (folder / name).stat().st_size for name in names}:
+                return False
+            manifest = f"{arc}/manifest.json"
+            return manifest not in sizes or zf.read(manifest) == (folder / "manifest.json").read_bytes()
+    except (zipfile.BadZipFile, OSError, EOFError):
+        return False
