@@ -9,7 +9,9 @@ The judge is asked for one small JSON object::
 ``parse_judgment`` finds the first JSON object with a ``verdict`` anywhere in the text (models wrap
 it in prose or code fences) after a reasoning model's ``<think>`` block, normalises the verdict
 (``[[A]]``, ``**A**``, ``Assistant A``: "a") and keeps only well-formed parts; an answer
-without a usable verdict raises :class:`UnparseableJudgment` (recorded with the raw text).
+without a usable verdict raises :class:`UnparseableJudgment` (recorded with the raw text). An
+answer cut off by the judge's token limit inside its object keeps the members it finished (the
+verdict, the strength, whole scores) and its rationale as far as it went, marked ``CUT_MARK``.
 A model's answer is untrusted: whatever it holds (infinite or NaN numbers, integers of thousands
 of digits, nesting deeper than the JSON decoder recurses, non-string verdicts, megabytes of braces)
 the parser returns a judgment or raises ``UnparseableJudgment``, never anything else, and reads at
@@ -184,28 +186,111 @@ def parse_judgment(text: str, *, dimensions: list[str], scale_max: int) -> Judgm
     if not thoughts and _THINK_START.search(text):
         raise UnparseableJudgment("The answer ended inside the judge's reasoning (<think> without </think>).")
     for obj in _objects(text):
-        verdict = _verdict(obj.get("verdict"))
-        if verdict is None:
-            continue
-        strength = None
-        s = _number(obj.get("strength"))
-        if verdict in ("a", "b") and s is not None and s in Strength.values:
-            strength = int(s)
-        scores: dict[str, dict[str, float]] = {}
-        raw_scores = obj.get("scores")
-        if isinstance(raw_scores, dict):
-            for key in dimensions:
-                pair = raw_scores.get(key)
-                if not isinstance(pair, dict):
-                    continue
-                a = _number(pair.get("A", pair.get("a")))
-                b = _number(pair.get("B", pair.get("b")))
-                if a is not None and b is not None and 1 <= a <= scale_max and 1 <= b <= scale_max:
-                    scores[key] = {"A": a, "B": b}
-        rationale = obj.get("rationale")
-        rationale = rationale.strip()[:MAX_RATIONALE_CHARS] if isinstance(rationale, str) else ""
-        return Judgment(verdict=verdict, strength=strength, scores=scores, rationale=rationale)
+        judgment = _judgment_from(obj, dimensions=dimensions, scale_max=scale_max)
+        if judgment is not None:
+            return judgment
+    cut = _cut_object(text)  # a judge stopped by its token limit after writing its verdict
+    judgment = _judgment_from(cut, dimensions=dimensions, scale_max=scale_max) if cut else None
+    if judgment is not None:
+        return judgment
     raise UnparseableJudgment("No JSON object with a verdict (A, B, tie or both_bad) in the answer.")
+
+
+def _judgment_from(obj: dict, *, dimensions: list[str], scale_max: int) -> Judgment | None:
+    """The judgment in one decoded object, or None when it has no recognisable verdict."""
+    verdict = _verdict(obj.get("verdict"))
+    if verdict is None:
+        return None
+    strength = None
+    s = _number(obj.get("strength"))
+    if verdict in ("a", "b") and s is not None and s in Strength.values:
+        strength = int(s)
+    scores: dict[str, dict[str, float]] = {}
+    raw_scores = obj.get("scores")
+    if isinstance(raw_scores, dict):
+        for key in dimensions:
+            pair = raw_scores.get(key)
+            if not isinstance(pair, dict):
+                continue
+            a = _number(pair.get("A", pair.get("a")))
+            b = _number(pair.get("B", pair.get("b")))
+            if a is not None and b is not None and 1 <= a <= scale_max and 1 <= b <= scale_max:
+                scores[key] = {"A": a, "B": b}
+    rationale = obj.get("rationale")
+    rationale = rationale.strip()[:MAX_RATIONALE_CHARS] if isinstance(rationale, str) else ""
+    return Judgment(verdict=verdict, strength=strength, scores=scores, rationale=rationale)
+
+
+_CUT_ESCAPE = re.compile(r"(\\+)(u[0-9a-fA-F]{0,3})?$")
+CUT_MARK = "\u2026 (cut off)"
+
+
+def _without_cut_escape(fragment: str) -> str:
+    """A JSON string's text cut off mid-escape (a lone backslash, or ``\\u`` with fewer than four
+    hex digits after it), without that unfinished escape."""
+    m = _CUT_ESCAPE.search(fragment)
+    if m and len(m.group(1)) % 2:  # an odd run: its last backslash starts the unfinished escape
+        return fragment[: m.end(1) - 1]
+    return fragment
+
+
+def _cut_object(text: str) -> dict | None:
+    """The members a cut-off answer finished: the text's last top-level object that never closes
+    (the answer ends inside it), read member by member while each value decodes whole. A string
+    member the cut went through (the rationale, written last) is kept as far as it went, marked
+    with ``CUT_MARK``; a member cut anywhere else is dropped. None when no object runs to the end."""
+    text = text[:MAX_ANSWER_CHARS]
+    start, depth, in_string, escaped = None, 0, False, False
+    for i, ch in enumerate(text):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = depth > 0
+        elif ch in "{[":
+            if depth == 0:
+                if ch == "[":
+                    continue
+                start = i
+            depth += 1
+        elif ch in "}]" and depth:
+            depth -= 1
+    if depth == 0 or start is None:
+        return None
+    decoder = json.JSONDecoder()
+    members: dict = {}
+    pos = start + 1
+    ws = re.compile(r"[ \t\r\n]*")
+    while True:
+        pos = ws.match(text, pos).end()
+        try:
+            key, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError):
+            return members
+        pos = ws.match(text, pos).end()
+        if not isinstance(key, str) or text[pos : pos + 1] != ":":
+            return members
+        pos = ws.match(text, pos + 1).end()
+        try:
+            value, pos = decoder.raw_decode(text, pos)
+        except (ValueError, RecursionError, OverflowError):
+            if text[pos : pos + 1] == '"':  # cut inside this string: keep what came
+                try:
+                    partial = json.loads('"' + _without_cut_escape(text[pos + 1 :]) + '"')
+                except ValueError:
+                    return members
+                if partial.strip():
+                    members[key] = partial.rstrip() + CUT_MARK
+            return members
+        members[key] = value
+        pos = ws.match(text, pos).end()
+        if text[pos : pos + 1] != ",":
+            return members
+        pos += 1
 
 
 def unswap(verdict: str) -> str:
