@@ -50,12 +50,11 @@ from annotate.uploads import (
 from core.access import (
     ProjectApiView,
     ProjectCreatePermission,
-    ProjectPermission,
     principal_of,
     visible_projects,
 )
 from core.api import validated_input
-from core.api_lists import ProjectFilteredListApi
+from core.api_lists import ProjectFilteredListApi, ProjectListCreateApi
 from core.api_schema import errors
 
 logger = logging.getLogger(__name__)
@@ -217,27 +216,23 @@ class GuidelinePublishSerializer(serializers.Serializer):
         responses={200: GuidelineSerializer, **errors(401, 403, 404)},
     )
 )
-class GuidelineListApi(generics.ListAPIView):
-    permission_classes = [ProjectPermission]
+class GuidelineListApi(ProjectListCreateApi):
     capability = "view"
     method_capabilities = {"POST": "manage"}
     serializer_class = GuidelineSerializer
+    create_input = GuidelinePublishSerializer
+    create_summary = "Publish a new guideline version"
+    create_description = (
+        "Managers. The new version becomes the current one; labelers acknowledge it before "
+        "their next submission. A body identical to the current version's is refused (400)."
+    )
+    create_validated = staticmethod(validated_input)
 
-    def get_queryset(self):
-        project = self.access.project
+    def rows(self, project: Project) -> QuerySet[Guideline]:
         return Guideline.objects.filter(project=project).order_by("-version")
 
-    @extend_schema(
-        summary="Publish a new guideline version",
-        description="Managers. The new version becomes the current one; labelers acknowledge it before "
-        "their next submission. A body identical to the current version's is refused (400).",
-        request=GuidelinePublishSerializer,
-        responses={201: GuidelineSerializer, **errors()},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        data = validated_input(GuidelinePublishSerializer, request.data)
-        guideline = guideline_publish(project=self.access.project, actor=request.user, **data)
-        return Response(GuidelineSerializer(guideline).data, status=status.HTTP_201_CREATED)
+    def create(self, project: Project, data: dict, actor) -> Guideline:
+        return guideline_publish(project=project, actor=actor, **data)
 
 
 @extend_schema(tags=["Guidelines"])

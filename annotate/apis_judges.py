@@ -34,6 +34,7 @@ from annotate.models import Judge, JudgeJob, Project, RerouteJob
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_as_service_input
+from core.api_actions import ProjectObjectActionApi
 from core.api_lists import ProjectPagedListApi, ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from core.jobs import job_status_payload
@@ -347,39 +348,45 @@ class JudgeJobDetailApi(ProjectApiView):
         return Response(judge_job_data(_job(self.access.project, judge_job_id), with_counts=True))
 
 
-@extend_schema(tags=[TAG])
-class JudgeJobCancelApi(ProjectApiView):
-    capability = "judge"
+class JudgeJobActionApi(ProjectObjectActionApi):
+    """An action on a judge job of the project (404 for another project's), answered as the job
+    list shows the job."""
 
-    @extend_schema(
-        summary="Cancel a judge job",
-        description="Managers and researchers. Stops a queued or running job (409 when it has ended): the "
-        "tasks judged so far keep their verdicts.",
-        operation_id="judge_job_cancel",
-        request=None,
-        responses={200: JudgeJobSerializer, **errors(401, 403, 404, 409)},
+    capability = "judge"
+    row_serializer = JudgeJobSerializer
+
+    def target(self, slug: str, judge_job_id: int) -> JudgeJob:
+        return _job(self.access.project, judge_job_id)
+
+    def row_data(self, row: JudgeJob) -> dict:
+        return judge_job_data(row)
+
+
+@extend_schema(tags=[TAG])
+class JudgeJobCancelApi(JudgeJobActionApi):
+    action_summary = "Cancel a judge job"
+    action_description = (
+        "Managers and researchers. Stops a queued or running job (409 when it has ended): the "
+        "tasks judged so far keep their verdicts."
     )
-    def post(self, request: Request, slug: str, judge_job_id: int) -> Response:
-        job = services.judge_job_cancel(job=_job(self.access.project, judge_job_id), actor=request.user)
-        return Response(judge_job_data(job))
+    action_operation_id = "judge_job_cancel"
+
+    def act(self, obj: JudgeJob, actor) -> JudgeJob:
+        return services.judge_job_cancel(job=obj, actor=actor)
 
 
 @extend_schema(tags=[TAG])
-class JudgeJobRetryApi(ProjectApiView):
-    capability = "judge"
-
-    @extend_schema(
-        summary="Retry a judge job's failed tasks",
-        description="Managers and researchers. A finished job (done or failed) is queued again for the "
+class JudgeJobRetryApi(JudgeJobActionApi):
+    action_summary = "Retry a judge job's failed tasks"
+    action_description = (
+        "Managers and researchers. A finished job (done or failed) is queued again for the "
         "tasks whose judging failed because the server was down or overloaded; permanent failures "
-        "stay. 409 for a job still running or cancelled.",
-        operation_id="judge_job_retry",
-        request=None,
-        responses={200: JudgeJobSerializer, **errors(401, 403, 404, 409)},
+        "stay. 409 for a job still running or cancelled."
     )
-    def post(self, request: Request, slug: str, judge_job_id: int) -> Response:
-        job = services.judge_job_retry_failed(job=_job(self.access.project, judge_job_id), actor=request.user)
-        return Response(judge_job_data(job))
+    action_operation_id = "judge_job_retry"
+
+    def act(self, obj: JudgeJob, actor) -> JudgeJob:
+        return services.judge_job_retry_failed(job=obj, actor=actor)
 
 
 @extend_schema(tags=[TAG])

@@ -11,11 +11,15 @@ its serializers, writes how it finds its rows, and documents its summary and des
   ``row_data(row)``; ``row_serializer`` documents one row and, unless ``row_data`` builds the
   payload another way, serializes it; ``list_summary``, ``list_description`` and
   ``list_operation_id`` document the GET.
-- :class:`ProjectPagedListCreateApi`: the same listing, and a POST that adds one row: the body is
-  validated by ``create_input`` (a refusal is a 400 naming the field, as the services' are),
-  ``create(project, data, actor)`` makes the row through its service, and the answer is the new
-  row as the listing shows it (``row_data``), 201. ``create_summary``, ``create_description``,
-  ``create_operation_id`` and ``create_errors`` document the POST."""
+- :class:`ProjectCreateMixin`: a POST that adds one row to a listing: the body is validated by
+  ``create_input`` (a refusal is a 400 naming the field, as the services' are, unless
+  ``create_validated`` keeps DRF's own), ``create(project, data, actor)`` makes the row through
+  its service, and the answer is the new row as the listing shows it (``row_data``), 201.
+  ``create_summary``, ``create_description``, ``create_operation_id`` and ``create_errors``
+  document the POST.
+- :class:`ProjectPagedListCreateApi`: the paged listing with that POST.
+- :class:`ProjectListCreateApi`: a generic list (its ``serializer_class``) of ``rows(project)``
+  with that POST."""
 
 from __future__ import annotations
 
@@ -30,7 +34,7 @@ from rest_framework.response import Response
 from annotate.models import Project
 from core.access import ProjectApiView, ProjectPermission
 from core.api import paginated_response, parse_query, validated_as_service_input
-from core.api_schema import PAGE_PARAMETERS, errors, paginated
+from core.api_schema import PAGE_PARAMETERS, document_operation, errors, paginated
 
 
 class ProjectFilteredListApi(generics.ListAPIView):
@@ -60,14 +64,13 @@ class ProjectPagedListApi(ProjectApiView):
         super().__init_subclass__(**kwargs)
         if not hasattr(cls, "row_serializer"):  # a base for other listings (below)
             return
-        get = extend_schema(
-            summary=cls.list_summary,
-            description=cls.list_description,
-            operation_id=cls.list_operation_id,
+        document_operation(
+            cls,
+            "get",
+            "list",
             parameters=PAGE_PARAMETERS,
             responses={200: paginated(cls.row_serializer), **errors(401, 403, 404)},
         )
-        extend_schema_view(get=get)(cls)
 
     def rows(self, project: Project) -> QuerySet:
         raise NotImplementedError
@@ -79,7 +82,9 @@ class ProjectPagedListApi(ProjectApiView):
         return paginated_response(request, self, self.rows(self.access.project), self.row_data)
 
 
-class ProjectPagedListCreateApi(ProjectPagedListApi):
+class ProjectCreateMixin:
+    """The POST that adds one row to a project listing (see the module's docstring)."""
+
     create_input: type[serializers.Serializer]
     create_summary: str
     create_description: str
@@ -93,14 +98,18 @@ class ProjectPagedListCreateApi(ProjectPagedListApi):
         super().__init_subclass__(**kwargs)
         if not hasattr(cls, "create_input"):
             return
-        post = extend_schema(
-            summary=cls.create_summary,
-            description=cls.create_description,
-            operation_id=cls.create_operation_id,
+        document_operation(
+            cls,
+            "post",
+            "create",
             request=cls.create_input,
-            responses={201: cls.row_serializer, **errors(*cls.create_errors)},
+            responses={201: cls.created_serializer(), **errors(*cls.create_errors)},
         )
-        extend_schema_view(post=post)(cls)
+
+    @classmethod
+    def created_serializer(cls) -> type[serializers.Serializer]:
+        """What documents the new row (the 201's body): the listing's row serializer."""
+        return cls.row_serializer
 
     def create(self, project: Project, data: dict, actor: Any) -> Any:
         raise NotImplementedError
@@ -109,3 +118,27 @@ class ProjectPagedListCreateApi(ProjectPagedListApi):
         data = dict(self.create_validated(self.create_input, request.data))
         row = self.create(self.access.project, data, request.user)
         return Response(self.row_data(row), status=status.HTTP_201_CREATED)
+
+
+class ProjectPagedListCreateApi(ProjectCreateMixin, ProjectPagedListApi):
+    """A paged listing of ``rows(project)`` and the POST that adds one row."""
+
+
+class ProjectListCreateApi(ProjectCreateMixin, generics.ListAPIView):
+    """A generic list of ``rows(project)``, each row through ``serializer_class``, and the POST
+    that adds one row. The GET is documented by the subclass."""
+
+    permission_classes = [ProjectPermission]
+
+    @classmethod
+    def created_serializer(cls) -> type[serializers.Serializer]:
+        return cls.serializer_class
+
+    def rows(self, project: Project) -> QuerySet:
+        raise NotImplementedError
+
+    def get_queryset(self) -> QuerySet:
+        return self.rows(self.access.project)
+
+    def row_data(self, row: Any) -> dict:
+        return self.serializer_class(row).data

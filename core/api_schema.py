@@ -7,7 +7,10 @@
 - :data:`PAGE_PARAMETERS`: their ``limit`` and ``offset`` query parameters;
 - :class:`JobStatusSerializer`: the fields every background job's status shares
   (``core.jobs.job_status_payload``);
-- :func:`errors`: the error responses an operation documents, all in the core error schema.
+- :func:`errors`: the error responses an operation documents, all in the core error schema;
+- :func:`document_operation`: documents one method of a view from its class attributes
+  (``<prefix>_summary``, ``<prefix>_description``, ``<prefix>_operation_id``), for the bases whose
+  subclasses declare their documentation (``core.api_lists``, ``core.api_actions``).
 
 Summaries, descriptions and tags are written on each view with ``extend_schema``; docstrings never
 reach the document (``DISABLE_DOCSTRING_DESCRIPTIONS``).
@@ -16,9 +19,10 @@ reach the document (``DISABLE_DOCSTRING_DESCRIPTIONS``).
 from __future__ import annotations
 
 from functools import cache
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import serializers
 
 from core.api import ErrorSerializer
@@ -57,6 +61,20 @@ def paginated(serializer_class: type[serializers.Serializer]) -> serializers.Ser
 def errors(*codes: int) -> dict[int, type[ErrorSerializer]]:
     """Responses for ``codes`` (default 400, 401, 403, 404), each in the core error schema."""
     return dict.fromkeys(codes or (400, 401, 403, 404), ErrorSerializer)
+
+
+def document_operation(view: type, method: str, prefix: str, **schema: Any) -> None:
+    """Documents ``view``'s ``method`` (``"get"``, ``"post"``) with its summary, description and
+    operation id, the class attributes ``<prefix>_summary``, ``<prefix>_description`` and
+    ``<prefix>_operation_id`` (None: drf-spectacular names it), and ``schema`` (``request``,
+    ``parameters``, ``responses``) as ``extend_schema`` takes them."""
+    operation = extend_schema(
+        summary=getattr(view, f"{prefix}_summary"),
+        description=getattr(view, f"{prefix}_description"),
+        operation_id=getattr(view, f"{prefix}_operation_id"),
+        **schema,
+    )
+    extend_schema_view(**{method: operation})(view)
 
 
 class JobStatusSerializer(serializers.Serializer):

@@ -27,6 +27,7 @@ from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_as_service_input
+from core.api_actions import ProjectObjectActionApi
 from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from generation import selectors, services
@@ -307,20 +308,24 @@ class JobDetailApi(ProjectApiView):
 
 
 @extend_schema(tags=["Generation"])
-class JobCancelApi(ProjectApiView):
+class JobCancelApi(ProjectObjectActionApi):
     capability = "research"
-
-    @extend_schema(
-        summary="Cancel a generation job",
-        description="Researchers. Stops a queued or running job (409 when it has ended): pending "
-        "batches are dropped, responses already written stay, no tasks are created.",
-        operation_id="generation_job_cancel",
-        request=None,
-        responses={200: GenerationJobSerializer, **errors(401, 403, 404, 409)},
+    row_serializer = GenerationJobSerializer
+    action_summary = "Cancel a generation job"
+    action_description = (
+        "Researchers. Stops a queued or running job (409 when it has ended): pending "
+        "batches are dropped, responses already written stay, no tasks are created."
     )
-    def post(self, request: Request, job_id: int) -> Response:
-        job = services.job_cancel(job=self.job, actor=request.user)
-        return Response(job_data(job))
+    action_operation_id = "generation_job_cancel"
+
+    def target(self, job_id: int) -> GenerationJob:
+        return self.job  # ProjectPermission found it (404 outside the caller's projects)
+
+    def act(self, obj: GenerationJob, actor) -> GenerationJob:
+        return services.job_cancel(job=obj, actor=actor)
+
+    def row_data(self, row: GenerationJob) -> dict:
+        return job_data(row)
 
 
 @extend_schema(tags=["Generation"])

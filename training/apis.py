@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+from django.db.models import QuerySet
 from django.http import FileResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema, extend_schema_view
-from rest_framework import generics, serializers, status
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from annotate.errors import ServiceError, found
+from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
-from core.access import ProjectApiView, ProjectPermission
+from core.access import ProjectApiView
 from core.api import validated_input
+from core.api_lists import ProjectListCreateApi
 from core.api_schema import errors
 from training import selectors
 from training.formats import FILE_TYPES
@@ -67,38 +70,35 @@ def _export(project, version: int) -> Export:
         responses={200: ExportSerializer, **errors(401, 403, 404)},
     )
 )
-class ExportListCreateApi(generics.ListAPIView):
+class ExportListCreateApi(ProjectListCreateApi):
     """A project's exports, newest first; POST queues a new one (the worker fills it)."""
 
-    permission_classes = [ProjectPermission]
     capability = "research"
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "export"
 
     serializer_class = ExportSerializer
+    create_input = ExportCreateSerializer
+    create_summary = "Build an export"
+    create_description = (
+        "Researchers. Queues a new version of the project's preference dataset in `format` "
+        "(TRL, HH-RLHF, OpenAI, ...); the worker compiles it from the labels with `options` "
+        "(aggregation, ties, agreement filters, test split; options left out take their defaults, the "
+        f"same as on the export page, so {export_option_defaults()['test_size']:.0%} of the prompts are held "
+        "out as the test split unless `test_size` says otherwise). Poll the export until `state` is `done`."
+    )
+    create_errors = (400, 401, 403, 404, 429)
+    create_validated = staticmethod(validated_input)
 
-    def get_queryset(self):
-        project = self.access.project
+    def rows(self, project: Project) -> QuerySet[Export]:
         return (
             Export.objects.filter(project=project)
             .select_related("project", "created_by")
             .order_by("-version")
         )
 
-    @extend_schema(
-        summary="Build an export",
-        description="Researchers. Queues a new version of the project's preference dataset in `format` "
-        "(TRL, HH-RLHF, OpenAI, ...); the worker compiles it from the labels with `options` "
-        "(aggregation, ties, agreement filters, test split; options left out take their defaults, the "
-        f"same as on the export page, so {export_option_defaults()['test_size']:.0%} of the prompts are held "
-        "out as the test split unless `test_size` says otherwise). Poll the export until `state` is `done`.",
-        request=ExportCreateSerializer,
-        responses={201: ExportSerializer, **errors(400, 401, 403, 404, 429)},
-    )
-    def post(self, request: Request, slug: str) -> Response:
-        data = validated_input(ExportCreateSerializer, request.data)
-        export = export_create(project=self.access.project, actor=request.user, **data)
-        return Response(ExportSerializer(export).data, status=status.HTTP_201_CREATED)
+    def create(self, project: Project, data: dict, actor) -> Export:
+        return export_create(project=project, actor=actor, **data)
 
 
 @extend_schema(tags=["Exports"])

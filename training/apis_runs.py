@@ -16,6 +16,7 @@ from annotate.models import Project
 from annotate.throttles import WriteScopedRateThrottle
 from core.access import ProjectApiView
 from core.api import validated_input
+from core.api_actions import ProjectObjectActionApi
 from core.api_lists import ProjectPagedListCreateApi
 from core.api_schema import JobStatusSerializer, errors
 from training import selectors
@@ -177,43 +178,51 @@ class RunDetailApi(ProjectApiView):
         return Response(body)
 
 
-@extend_schema(tags=["Training runs"])
-class RunCancelApi(ProjectApiView):
-    capability = "research"
+class RunActionApi(ProjectObjectActionApi):
+    """An action on a run of the project (404 for another project's), answered with the run's
+    status as the run list shows it."""
 
-    @extend_schema(
-        summary="Cancel a training run",
-        description="Researchers. A queued run is cancelled at once; a running one is asked to stop "
-        "(409 when it has already ended).",
-        request=None,
-        responses={200: TrainingRunSerializer, **errors(401, 403, 404, 409)},
+    capability = "research"
+    row_serializer = TrainingRunSerializer
+
+    def target(self, slug: str, run_id: int) -> TrainingRun:
+        return _run(self.access.project, run_id)
+
+    def row_data(self, row: TrainingRun) -> dict:
+        return selectors.run_status(run=row)
+
+
+@extend_schema(tags=["Training runs"])
+class RunCancelApi(RunActionApi):
+    action_summary = "Cancel a training run"
+    action_description = (
+        "Researchers. A queued run is cancelled at once; a running one is asked to stop "
+        "(409 when it has already ended)."
     )
-    def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_cancel(run=_run(self.access.project, run_id), actor=request.user)
-        return Response(selectors.run_status(run=run))
+
+    def act(self, obj: TrainingRun, actor) -> TrainingRun:
+        return run_cancel(run=obj, actor=actor)
 
 
 @extend_schema(tags=["Training runs"])
-class RunResumeApi(ProjectApiView):
-    capability = "research"
+class RunResumeApi(RunActionApi):
     throttle_classes = [WriteScopedRateThrottle]
     throttle_scope = "runs"
-
-    @extend_schema(
-        summary="Resume a training run from its last checkpoint",
-        description="Researchers. Queues a new run that continues a failed or cancelled run from the "
+    action_summary = "Resume a training run from its last checkpoint"
+    action_description = (
+        "Researchers. Queues a new run that continues a failed or cancelled run from the "
         "newest checkpoint it left (its `resumable_from_step`; runs write "
         "checkpoints when their options set `save_steps`): same model, data and options; weights, "
         "optimiser, schedule and data position are restored and only the remaining steps are "
         "trained. The answer is the new run (`resumed_from` names the old one). "
         "409 for a run that is not failed or cancelled, one that left no checkpoint, one being "
-        "resumed or already resumed to the end, or one whose base model, data or reward model is gone.",
-        request=None,
-        responses={201: TrainingRunSerializer, **errors(401, 403, 404, 409, 429)},
+        "resumed or already resumed to the end, or one whose base model, data or reward model is gone."
     )
-    def post(self, request: Request, slug: str, run_id: int) -> Response:
-        run = run_resume(run=_run(self.access.project, run_id), actor=request.user)
-        return Response(selectors.run_status(run=run), status=status.HTTP_201_CREATED)
+    action_errors = (401, 403, 404, 409, 429)
+    action_status = status.HTTP_201_CREATED
+
+    def act(self, obj: TrainingRun, actor) -> TrainingRun:
+        return run_resume(run=obj, actor=actor)
 
 
 @extend_schema(tags=["Training runs"])
