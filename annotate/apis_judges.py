@@ -377,6 +377,8 @@ class JudgeJobCancelApi(JudgeJobActionApi):
 
 @extend_schema(tags=[TAG])
 class JudgeJobRetryApi(JudgeJobActionApi):
+    throttle_classes = [WriteScopedRateThrottle]  # as JudgeRunApi: it queues the same paid calls
+    throttle_scope = "jobs"
     action_summary = "Retry a judge job's failed tasks"
     action_description = (
         "Managers and researchers. A finished job (done or failed) is queued again for the "

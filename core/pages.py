@@ -21,6 +21,7 @@ from django.shortcuts import redirect
 from django.views.decorators.http import require_POST
 
 from annotate.errors import ServiceError
+from annotate.throttles import page_rate_limit
 from core.access import project_page
 
 T = TypeVar("T")
@@ -139,6 +140,7 @@ def object_button(
     find: Callable[..., Any],
     back: Callable[[Any, Any], HttpResponse],
     level: Callable[..., None] = messages.success,
+    rate_limit: str | None = None,
 ) -> Callable:
     """Make ``view(request, access, obj) -> str`` a project page's button on one object of the
     project (a job, a membership): POST only, under ``project_page(capability)``.
@@ -146,17 +148,18 @@ def object_button(
     ``find(access, **url_kwargs)`` looks the object up (its refusal is the 404); the view makes the
     one service call and returns the success message, flashed at ``level`` (a ``ServiceError`` it
     raises is flashed instead, see :func:`flash_outcome`); either way the answer is
-    ``back(access, obj)``, the redirect to the object's page."""
+    ``back(access, obj)``, the redirect to the object's page. ``rate_limit``: the throttle scope of
+    a button that queues costly work (``annotate.throttles.page_rate_limit``)."""
 
     def decorator(view: Callable[..., str]) -> Callable[..., HttpResponse]:
-        @project_page(capability)
-        @require_POST
         @functools.wraps(view)
-        def wrapped(request: HttpRequest, access: Any, **kwargs: Any) -> HttpResponse:
+        def pressed(request: HttpRequest, access: Any, **kwargs: Any) -> HttpResponse:
             obj = find(access, **kwargs)
             flash_outcome(request, lambda: view(request, access, obj), str, level=level)
             return back(access, obj)
 
-        return wrapped
+        if rate_limit:
+            pressed = page_rate_limit(rate_limit)(pressed)
+        return project_page(capability)(require_POST(pressed))
 
     return decorator

@@ -212,7 +212,7 @@ def judge_job_cancel(request: HttpRequest, access: ProjectAccess, job: JudgeJob)
     return "Cancelled: tasks judged so far keep their suggestions."
 
 
-@object_button("judge", find=_job_for, back=_back_to_job)
+@object_button("judge", find=_job_for, back=_back_to_job, rate_limit="jobs")  # it queues paid calls again
 def judge_job_retry(request: HttpRequest, access: ProjectAccess, job: JudgeJob) -> str:
     services.judge_job_retry_failed(job=job, actor=request.user)
     return "Queued again for the tasks that failed because the server was down or overloaded."
