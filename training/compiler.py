@@ -718,7 +718,9 @@ def compile_pairs(
                 else:
                     judgments.append(Judgment(rec.task_id, rec.labeler_id, a, b, choice))
             else:
-                js, reason = record_judgments(rec, opts, scale_max=scale_max, tie_votes=aggregating)
+                # a final label is no vote: exported as it is, as without aggregation
+                tie_votes = aggregating and rec.source != FINAL_LABEL_SOURCE
+                js, reason = record_judgments(rec, opts, scale_max=scale_max, tie_votes=tie_votes)
                 if not js:
                     dropped[reason] += 1
                     continue

@@ -100,3 +100,16 @@ def test_without_aggregation_rows_are_unchanged():
     want = [(1, 2, "pref")] + [(1, 3, "pref"), (2, 3, "pref")] * 3
     assert sorted((c, r, o) for c, r, o, *_ in rows) == sorted(want)
     assert not stats.dropped
+
+
+def test_a_final_ranking_with_a_tie_exports_as_without_aggregation():
+    final = rec(1, 9, [[1, 2], [3]])
+    final.source = "adjudication"
+    replaced = [rec(1, i, [[1], [2], [3]]) for i in (1, 2)]
+    for r in replaced:
+        r.replaced = True
+    for ties in ("drop", "keep"):
+        plain, plain_stats = run([final, *replaced], ties=ties)
+        rows, stats = run([final, *replaced], aggregate="majority", ties=ties)
+        assert [r[:3] for r in rows] == [r[:3] for r in plain] == [(1, 3, "pref"), (2, 3, "pref")]
+        assert stats.dropped == plain_stats.dropped == {"replaced_by_final_label": 2}
