@@ -505,7 +505,8 @@ def _reliability_judgments(
 ) -> Iterator[list[tuple[AnnotationRecord, list[Judgment]]]]:
     """Per task, the annotations a labeler's reliability is learnt from, each with its judgments:
     gold and flagged annotations follow ``opts``; labeler filters do not apply (a labeler's
-    reliability comes from all their work)."""
+    reliability comes from all their work). A ranking's tied pairs are tie votes, as for the
+    majority (``record_judgments``'s ``tie_votes``)."""
     base = ExportOptions(
         dimension=opts.dimension,
         pairing=opts.pairing,
@@ -515,7 +516,12 @@ def _reliability_judgments(
     )
     for group in by_task(records):
         yield [
-            (rec, record_judgments(rec, base, scale_max=scale_max)[0])
+            (
+                rec,
+                record_judgments(rec, base, scale_max=scale_max, tie_votes=rec.source != FINAL_LABEL_SOURCE)[
+                    0
+                ],
+            )
             for rec in group
             if not record_excluded(rec, base)
         ]
