@@ -10,20 +10,13 @@ below) and the soft label of the tied pair is no longer near certainty for 1."""
 
 from __future__ import annotations
 
-from training.compiler import (
-    AnnotationRecord,
-    CompileStats,
-    ExportOptions,
-    compile_pairs,
-    fit_reliability,
-    labeler_reliability,
-)
+import training.compiler as tc
 
 TEXTS = {1: "one", 2: "two", 3: "three"}
 
 
 def rec(task, labeler, ranking):
-    return AnnotationRecord(
+    return tc.AnnotationRecord(
         id=task * 100 + labeler,
         task_id=task,
         labeler_id=labeler,
@@ -46,7 +39,7 @@ def test_leave_one_out_reliability_counts_tied_pairs():
     # by hand, per task: pair 1-2: labeler 1 says 1, the others tie (labeler 1 disagrees with their
     # unique majority; for labeler 2 or 3 the others are split: not compared); pairs 1-3 and 2-3:
     # everyone agrees. Five tasks.
-    got = labeler_reliability(RECORDS, ExportOptions())
+    got = tc.labeler_reliability(RECORDS, tc.ExportOptions())
     assert got == {
         1: {"agree": 10, "compared": 15, "reliability": round(10 / 15, 6)},
         2: {"agree": 10, "compared": 10, "reliability": 1.0},
@@ -55,18 +48,22 @@ def test_leave_one_out_reliability_counts_tied_pairs():
 
 
 def test_min_reliability_drops_the_labeler_who_never_ties():
-    stats = CompileStats()
-    opts = ExportOptions.from_dict({"min_reliability": 0.8})
-    dropped = {lid for lid, r in labeler_reliability(RECORDS, opts).items() if r["reliability"] < 0.8}
+    stats = tc.CompileStats()
+    opts = tc.ExportOptions.from_dict({"min_reliability": 0.8})
+    dropped = {lid for lid, r in tc.labeler_reliability(RECORDS, opts).items() if r["reliability"] < 0.8}
     assert dropped == {1}
-    rows = [p for g in compile_pairs(RECORDS, opts, stats=stats, dropped_labelers=dropped) for p in g]
+    rows = [p for g in tc.compile_pairs(RECORDS, opts, stats=stats, dropped_labelers=dropped) for p in g]
     assert {(p.chosen, p.rejected) for p in rows} == {(1, 3), (2, 3)}
 
 
 def test_the_soft_label_of_a_tied_pair_hears_the_ties():
-    opts = ExportOptions.from_dict({"aggregate": "weighted", "soft_labels": True, "ties": "keep"})
-    reliability = fit_reliability(RECORDS, opts)
-    rows = [p for g in compile_pairs(RECORDS, opts, stats=CompileStats(), reliability=reliability) for p in g]
+    opts = tc.ExportOptions.from_dict({"aggregate": "weighted", "soft_labels": True, "ties": "keep"})
+    reliability = tc.fit_reliability(RECORDS, opts)
+    rows = [
+        p
+        for g in tc.compile_pairs(RECORDS, opts, stats=tc.CompileStats(), reliability=reliability)
+        for p in g
+    ]
     tied = [p for p in rows if {p.chosen, p.rejected} == {1, 2}]
     assert len(tied) == 5 and all(p.outcome == "tie" for p in tied)
     assert all(p.p_chosen is not None and p.p_chosen < 0.95 for p in tied)
