@@ -75,6 +75,10 @@ def submission_for(assignment: Assignment, data: dict) -> dict:
     if ranking is not None:
         if not isinstance(ranking, list) or len(ranking) > MAX_RANKING_ITEMS:
             raise InvalidInput("ranking must be a list of groups of handles.", field="ranking")
+        if any(group == [] for group in ranking):
+            raise InvalidInput(
+                "ranking has an empty group: each group holds one or more handles.", field="ranking"
+            )
         ranking = [
             [_handle_to_id(shown, h, "ranking") for h in (group if isinstance(group, list) else [group])]
             for group in ranking

@@ -13,7 +13,9 @@ Vocabulary
   of groups, best first; a group of several is a tie) give pairs by the ``pairing`` option:
   ``all_pairs`` (every candidate against every candidate of a later group), ``best_vs_rest`` (the
   first group against everything after it) or ``adjacent`` (each group against the next one).
-  Candidates tied inside a group never form a pair.
+  Candidates tied inside a group never form a pair. When votes are aggregated, a labeler who tied
+  two candidates (in a group the pairing compares: any group, or the first for ``best_vs_rest``)
+  votes ``tie`` on them, as an A/B labeler choosing tie does.
 * With ``dimension`` set, the preference is derived from ``annotation.ratings[dimension]``:
   the higher score wins, equal scores tie (pairwise) or share a group (ranking).
 * ``margin`` (the strength of a preference, TRL RewardTrainer's ``margin`` column):
@@ -365,6 +367,13 @@ def groups_to_pairs(groups: list[list[int]], pairing: str) -> Iterator[tuple[int
                     yield x, y, j - i
 
 
+def tied_pairs(groups: list[list[int]], pairing: str) -> Iterator[tuple[int, int]]:
+    """The pairs a ranking ties (two candidates in one group) among those ``pairing`` compares:
+    every group for ``all_pairs`` and ``adjacent``, the first group only for ``best_vs_rest``."""
+    for group in groups[:1] if pairing == "best_vs_rest" else groups:
+        yield from itertools.combinations(group, 2)
+
+
 def _score_groups(scores: dict, candidate_ids: tuple[int, ...]) -> tuple[list[list[int]], dict] | None:
     values = {}
     for cid in candidate_ids:
@@ -377,9 +386,11 @@ def _score_groups(scores: dict, candidate_ids: tuple[int, ...]) -> tuple[list[li
 
 
 def record_judgments(
-    rec: AnnotationRecord, opts: ExportOptions, *, scale_max: int = 5
+    rec: AnnotationRecord, opts: ExportOptions, *, scale_max: int = 5, tie_votes: bool = False
 ) -> tuple[list[Judgment], str | None]:
-    """The judgments one annotation makes, or ``([], reason)`` when it makes none."""
+    """The judgments one annotation makes, or ``([], reason)`` when it makes none. ``tie_votes``
+    (votes being aggregated): a ranking's tied pairs (``tied_pairs``) are tie judgments too, so
+    that a labeler who tied two responses votes "tie" on them."""
     cids = rec.candidate_ids
     if opts.dimension:
         scores = (rec.ratings or {}).get(opts.dimension)
@@ -394,6 +405,8 @@ def record_judgments(
             Judgment(rec.task_id, rec.labeler_id, w, lo, PREF, round((values[w] - values[lo]) / span, 6))
             for w, lo, _ in groups_to_pairs(groups, opts.pairing)
         ]
+        if tie_votes:
+            out += _tie_judgments(rec, groups, opts.pairing)
         return out, (None if out else "no_pairs")
     if rec.ranking:
         groups = [g if isinstance(g, list) else [g] for g in rec.ranking]
@@ -401,6 +414,8 @@ def record_judgments(
             Judgment(rec.task_id, rec.labeler_id, w, lo, PREF, 0.0)
             for w, lo, _ in groups_to_pairs(groups, opts.pairing)
         ]
+        if tie_votes:
+            out += _tie_judgments(rec, groups, opts.pairing)
         return out, (None if out else "no_pairs")
     if rec.choice and len(cids) >= 2:
         a, b = cids[0], cids[1]
@@ -411,6 +426,16 @@ def record_judgments(
         if rec.choice in (TIE, BOTH_BAD):
             return [Judgment(rec.task_id, rec.labeler_id, a, b, rec.choice)], None
     return [], "no_judgment"
+
+
+def _tie_judgments(rec: AnnotationRecord, groups: list[list[int]], pairing: str) -> list[Judgment]:
+    """Tie judgments for a ranking's tied pairs, ``a``/``b`` in slot order."""
+    slot = {cid: k for k, cid in enumerate(rec.candidate_ids)}
+    out = []
+    for x, y in tied_pairs(groups, pairing):
+        a, b = (x, y) if slot.get(x, 0) <= slot.get(y, 0) else (y, x)
+        out.append(Judgment(rec.task_id, rec.labeler_id, a, b, TIE))
+    return out
 
 
 _STRENGTH_MARGIN = {1: round(1 / 3, 6), 2: round(2 / 3, 6), 3: 1.0}
@@ -480,7 +505,8 @@ def _reliability_judgments(
 ) -> Iterator[list[tuple[AnnotationRecord, list[Judgment]]]]:
     """Per task, the annotations a labeler's reliability is learnt from, each with its judgments:
     gold and flagged annotations follow ``opts``; labeler filters do not apply (a labeler's
-    reliability comes from all their work)."""
+    reliability comes from all their work). A ranking's tied pairs are tie votes, as for the
+    majority (``record_judgments``'s ``tie_votes``)."""
     base = ExportOptions(
         dimension=opts.dimension,
         pairing=opts.pairing,
@@ -490,7 +516,12 @@ def _reliability_judgments(
     )
     for group in by_task(records):
         yield [
-            (rec, record_judgments(rec, base, scale_max=scale_max)[0])
+            (
+                rec,
+                record_judgments(rec, base, scale_max=scale_max, tie_votes=rec.source != FINAL_LABEL_SOURCE)[
+                    0
+                ],
+            )
             for rec in group
             if not record_excluded(rec, base)
         ]
@@ -693,7 +724,9 @@ def compile_pairs(
                 else:
                     judgments.append(Judgment(rec.task_id, rec.labeler_id, a, b, choice))
             else:
-                js, reason = record_judgments(rec, opts, scale_max=scale_max)
+                # a final label is no vote: exported as it is, as without aggregation
+                tie_votes = aggregating and rec.source != FINAL_LABEL_SOURCE
+                js, reason = record_judgments(rec, opts, scale_max=scale_max, tie_votes=tie_votes)
                 if not js:
                     dropped[reason] += 1
                     continue

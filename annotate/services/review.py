@@ -9,6 +9,8 @@
 
 from __future__ import annotations
 
+import re
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
@@ -103,9 +105,8 @@ def _ranking_groups(task: Task, ranking: object) -> list[list[int]]:
     if isinstance(ranking, str):
         by_letter = {response_letter(i): cid for i, cid in enumerate(ids)}
         example = f'Type the responses best first, as in "B A=C" ({", ".join(by_letter)}).'
-        parts = (
-            ranking.upper().replace(",", " ").replace(">", " ").replace(" =", "=").replace("= ", "=").split()
-        )
+        # whitespace around "=" goes first, so that "A >= B" keeps its stray "=" (refused below)
+        parts = re.sub(r"\s*=\s*", "=", ranking.upper()).replace(",", " ").replace(">", " ").split()
         if not parts:
             raise InvalidInput(example, field="ranking")
         groups = []

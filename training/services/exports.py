@@ -312,6 +312,12 @@ def export_options_validate(
     opts = ExportOptions.from_dict(options)
     if opts.dimension and not Dimension.objects.filter(project=project, key=opts.dimension).exists():
         raise InvalidInput(f"This project has no rating dimension {opts.dimension!r}.", field="dimension")
+    if project.kind == TaskKind.PAIRWISE and opts.pairing != ExportOptions.pairing:
+        raise InvalidInput(
+            f"pairing turns a ranking's groups into pairs; the tasks of a pairwise project are pairs "
+            f"already: leave pairing at {ExportOptions.pairing} (got {opts.pairing!r}).",
+            field="pairing",
+        )
     if format == ExportFormat.RAW and opts.aggregate != "none":
         raise InvalidInput(
             "The raw table has one row per annotation: aggregate must be 'none'.", field="aggregate"
