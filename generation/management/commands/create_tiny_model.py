@@ -11,6 +11,7 @@ already in the folder as it is and only registers the endpoint if none has that 
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from pathlib import Path
@@ -77,6 +78,8 @@ class Command(BaseCommand):
                 return
             if existed and (not path.is_dir() or any(path.iterdir())):
                 raise CommandError(f"out_dir: {path} already exists; choose a new or empty folder.")
+            if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists"
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path))
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:  # built aside and renamed into place: a failed build leaves no half model behind
