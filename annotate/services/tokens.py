@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -84,6 +85,10 @@ def token_create(
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput("A token needs a name of at most 100 characters.", field="name")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):  # tabs, newlines: it is listed one a line
+        raise InvalidInput(
+            "A token name is one line of text: no tab, newline or other control character.", field="name"
+        )
     if projects:
         from core.access import visible_projects  # core.access imports DRF, whose settings import this
 
