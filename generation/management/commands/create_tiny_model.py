@@ -68,7 +68,13 @@ class Command(BaseCommand):
                 :MAX_TRAINING_PROMPTS
             ]:
                 texts.extend(m.get("content", "") for m in messages or [] if isinstance(m, dict))
-            self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
+            texts = [t for t in texts if isinstance(t, str) and t]
+            if texts:
+                self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
+            else:  # build_tiny_model falls back to its own corpus
+                self.stdout.write(
+                    f"{project_obj.slug} has no prompt text: training the tokenizer on the built-in corpus."
+                )
         path = Path(out_dir).absolute()
         with user_path("out_dir", path):
             path = path.resolve()
