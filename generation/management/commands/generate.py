@@ -42,7 +42,10 @@ class Command(ServiceCommand):
             "--endpoint", action="append", default=[], help="endpoint name (repeat for several)"
         )
         parser.add_argument("--k", type=int, help=f"samples per prompt per endpoint (default {DEFAULT_K})")
-        parser.add_argument("--filter", help="all (default) | untagged | tag:NAME | ids:1,2,3")
+        parser.add_argument(
+            "--filter",
+            help="all (default) | untagged | tag:NAME | ids:q1,q7 (imported ids or prompt numbers)",
+        )
         parser.add_argument("--task-mode", choices=["all_pairs", "sampled_pairs", "ranking", "none"])
         parser.add_argument("--pairs-per-prompt", type=int)
         parser.add_argument(
@@ -180,9 +183,6 @@ def _parse_filter(value: str) -> dict:
         return {"mode": value}
     if value.startswith("tag:"):
         return {"mode": "tag", "tag": value[4:]}
-    if value.startswith("ids:"):
-        try:
-            return {"mode": "ids", "ids": [int(x) for x in value[4:].split(",") if x.strip()]}
-        except ValueError:
-            raise CommandError("--filter ids:1,2,3 takes whole numbers.") from None
-    raise CommandError("--filter is all, untagged, tag:NAME or ids:1,2,3.")
+    if value.startswith("ids:"):  # imported ids or prompt numbers: the service resolves them
+        return {"mode": "ids", "ids": [x.strip() for x in value[4:].split(",") if x.strip()]}
+    raise CommandError("--filter is all, untagged, tag:NAME or ids:ID,ID (imported ids or prompt numbers).")
