@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import unicodedata
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -81,9 +82,15 @@ def token_create(
     ``projects`` narrows it; each must be one the user can see (an active member; superusers: any),
     as the tokens page offers: a token narrowed to a project its user is not in would reach nothing
     there, so it is refused (``InvalidInput`` on ``projects``)."""
+    if not user.is_active:  # token_authenticate answers its tokens with None
+        raise InvalidInput(f"{user} is deactivated: a token of theirs would not authenticate.", field="user")
     name = (name or "").strip()
     if not name or len(name) > 100:
         raise InvalidInput("A token needs a name of at most 100 characters.", field="name")
+    if any(unicodedata.category(ch) == "Cc" for ch in name):  # tabs, newlines: it is listed one a line
+        raise InvalidInput(
+            "A token name is one line of text: no tab, newline or other control character.", field="name"
+        )
     if projects:
         from core.access import visible_projects  # core.access imports DRF, whose settings import this
 

@@ -27,6 +27,8 @@ def read_rows(path: str, lines: list[int] | None = None) -> list[dict[str, Any]]
     """Rows of a JSONL (plain or gzip) or Parquet file; ``lines`` (when given) gets each row's line
     number in the file (blank lines are skipped but counted; a Parquet row's index + 1)."""
     p = Path(path)
+    if path and p.is_dir():
+        raise DataError(f"Dataset {path} is a folder, not a file.")
     if not path or not p.is_file():
         raise DataError(f"Dataset file not found: {path or '(none given)'}")
     if p.suffix == ".parquet":
@@ -184,7 +186,9 @@ def load_preferences(path: str, *, held_out: bool = False) -> PreferenceData:
     if not raw:
         if held_out:
             return PreferenceData(rows=[], conversational=False, has_margin=False)
-        raise DataError(f"The dataset {Path(path).name} is empty: the export has no comparisons yet.")
+        raise DataError(
+            f"The dataset {Path(path).name} has no rows (as an export of a project with no comparisons yet)."
+        )
     name = Path(path).name
     first = raw[0]
     if {"prompt", "completion", "label"} <= set(first):

@@ -23,6 +23,7 @@ rloo/grpo  yes    yes        yes (TRL gathers)                          yes (TRL
 from __future__ import annotations
 
 import importlib.util
+import json
 import os
 import sys
 from collections.abc import Mapping, Sequence
@@ -57,7 +58,28 @@ def accelerate_config_path(name_or_path: str) -> str:
             f"accelerate_config {name_or_path!r} is neither a shipped config "
             f"({', '.join(ACCELERATE_CONFIGS)}) nor an existing file."
         )
+    _check_config_file(name_or_path)
     return name_or_path
+
+
+def _check_config_file(path: str) -> None:
+    """An accelerate config file is a mapping in YAML (JSON when named ``.json``, as accelerate
+    reads it); anything else would end ``accelerate launch`` with a traceback."""
+    import yaml
+
+    kind = "JSON" if path.endswith(".json") else "YAML"
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        data = json.loads(text) if kind == "JSON" else yaml.safe_load(text)
+    except UnicodeDecodeError:
+        raise ConfigError(f"accelerate_config {path!r} is not UTF-8 text.") from None
+    except OSError as exc:
+        raise ConfigError(f"accelerate_config {path!r} cannot be read ({exc.strerror}).") from None
+    except (ValueError, yaml.YAMLError) as exc:
+        reason = " ".join(str(exc).split())
+        raise ConfigError(f"accelerate_config {path!r} is not {kind}: {reason}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"accelerate_config {path!r} holds no mapping of accelerate settings.")
 
 
 def backend_of_config_file(path: str) -> str:

@@ -268,7 +268,7 @@ def records_stream(**kwargs) -> Iterator[AnnotationRecord]:
 # --- create -------------------------------------------------------------------------------------
 
 
-SOFT_LABEL_FORMATS = ("trl", "trl_conversational")  # formats with a p_chosen column
+SOFT_LABEL_FORMATS = ("trl", "trl_conversational")  # formats with p_chosen and labeled_by columns
 
 
 def export_option_defaults() -> dict:
@@ -322,11 +322,12 @@ def export_options_validate(
         raise InvalidInput(
             "The raw table has one row per annotation: aggregate must be 'none'.", field="aggregate"
         )
-    if opts.soft_labels and format not in SOFT_LABEL_FORMATS:
-        raise InvalidInput(
-            f"soft_labels adds a p_chosen column, which only {', '.join(SOFT_LABEL_FORMATS)} have.",
-            field="soft_labels",
-        )
+    for name, column in (("soft_labels", "p_chosen"), ("labeled_by", "labeled_by")):
+        if getattr(opts, name) and format not in SOFT_LABEL_FORMATS:
+            raise InvalidInput(
+                f"{name} adds a {column} column, which only {', '.join(SOFT_LABEL_FORMATS)} have.",
+                field=name,
+            )
     return opts
 
 

@@ -124,6 +124,8 @@ def _check_dataset_path(path: str, *, restrict: bool, project: Project) -> str:
 
 def export_dataset_files(export: Export) -> tuple[str, str]:
     """(train file, held-out file or "") of a finished export, from its manifest."""
+    if export.state == ExportState.FAILED:
+        raise InvalidInput("That export failed; it has no files to train on: export again.", field="export")
     if export.state != ExportState.DONE or not export.path:
         raise InvalidInput("That export is not finished yet.", field="export")
     if export.format not in TRAINABLE_FORMATS:

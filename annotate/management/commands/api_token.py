@@ -59,9 +59,12 @@ class Command(ServiceCommand):
         elif action == "list":
             qs = ApiToken.objects.select_related("user").prefetch_related("projects")
             if opts["user"]:
+                if not get_user_model().objects.filter(username=opts["user"]).exists():
+                    raise CommandError(f"--user: no user {opts['user']!r}.")
                 qs = qs.filter(user__username=opts["user"])
+            now = timezone.now()
             for t in qs:
-                state = "revoked" if t.revoked_at else "live"
+                state = _state(t, now)
                 scope = ",".join(p.slug for p in t.projects.all()) or "all projects"
                 self.stdout.write(
                     f"{t.pk}\t{t.user}\t{t.name}\t{t.prefix}…\t{state}\t{scope}\tlast used {t.last_used_at or '-'}"
@@ -72,3 +75,14 @@ class Command(ServiceCommand):
                 raise CommandError(f"--id: no token {opts['id']}.")
             token_revoke(token=token)
             self.stdout.write(f"Token {token.pk} revoked.")
+
+
+def _state(token: ApiToken, now) -> str:
+    """As the tokens page says it: revoked, expired, or live (until its expiry)."""
+    if token.revoked_at:
+        return "revoked"
+    if token.expires_at is None:
+        return "live"
+    if token.expires_at <= now:
+        return "expired"
+    return f"live until {timezone.localtime(token.expires_at):%Y-%m-%d}"

@@ -26,7 +26,7 @@ import sys
 import time
 
 from django.conf import settings
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 
 from core.cli import option_in_range
 
@@ -145,14 +145,19 @@ class Command(BaseCommand):
             raise KeyboardInterrupt
 
         signal.signal(signal.SIGTERM, on_term)
+        died = ""  # a process that exited on its own: the platform failed (Ctrl+C/SIGTERM: a clean stop)
         try:
-            while True:
+            while not died:
                 for name, proc in procs.items():
                     if proc.poll() is not None:
-                        self.stderr.write(f"The {name} process exited with code {proc.returncode}; stopping.")
-                        raise KeyboardInterrupt
-                time.sleep(1)
+                        died = f"The {name} process exited with code {proc.returncode}"
+                        self.stderr.write(f"{died}; stopping.")
+                        break
+                else:
+                    time.sleep(1)
         except KeyboardInterrupt:
             pass
         finally:
             stop_groups(list(procs.values()))
+        if died:
+            raise CommandError(f"{died}; the platform was stopped.")

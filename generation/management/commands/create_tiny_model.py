@@ -11,6 +11,7 @@ already in the folder as it is and only registers the endpoint if none has that 
 
 from __future__ import annotations
 
+import errno
 import shutil
 import tempfile
 from pathlib import Path
@@ -67,7 +68,13 @@ class Command(BaseCommand):
                 :MAX_TRAINING_PROMPTS
             ]:
                 texts.extend(m.get("content", "") for m in messages or [] if isinstance(m, dict))
-            self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
+            texts = [t for t in texts if isinstance(t, str) and t]
+            if texts:
+                self.stdout.write(f"Training the tokenizer on {len(texts)} messages of {project_obj.slug}.")
+            else:  # build_tiny_model falls back to its own corpus
+                self.stdout.write(
+                    f"{project_obj.slug} has no prompt text: training the tokenizer on the built-in corpus."
+                )
         path = Path(out_dir).absolute()
         with user_path("out_dir", path):
             path = path.resolve()
@@ -77,6 +84,8 @@ class Command(BaseCommand):
                 return
             if existed and (not path.is_dir() or any(path.iterdir())):
                 raise CommandError(f"out_dir: {path} already exists; choose a new or empty folder.")
+            if path.parent.exists() and not path.parent.is_dir():  # mkdir would say "File exists"
+                raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(path))
             path.parent.mkdir(parents=True, exist_ok=True)
             tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
         try:  # built aside and renamed into place: a failed build leaves no half model behind

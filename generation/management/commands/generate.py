@@ -24,6 +24,13 @@ from core.cli import ServiceCommand
 from generation import selectors, services
 from generation.models import GenerationJob, JobState
 
+DEFAULT_K = 2
+#: The options that describe a new job; --resume takes a job as it was created and refuses them.
+NEW_JOB_OPTIONS = (
+    "project", "endpoint", "k", "filter", "task_mode", "pairs_per_prompt", "batch_size", "release",
+    "temperature", "top_p", "top_k", "max_new_tokens", "seed", "stop",
+)  # fmt: skip
+
 
 class Command(ServiceCommand):
     field_options = {"prompt_filter": "--filter", "endpoints": "--endpoint", "auto_release": "--release"}
@@ -34,8 +41,11 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--endpoint", action="append", default=[], help="endpoint name (repeat for several)"
         )
-        parser.add_argument("--k", type=int, default=2, help="samples per prompt per endpoint")
-        parser.add_argument("--filter", default="all", help="all | untagged | tag:NAME | ids:1,2,3")
+        parser.add_argument("--k", type=int, help=f"samples per prompt per endpoint (default {DEFAULT_K})")
+        parser.add_argument(
+            "--filter",
+            help="all (default) | untagged | tag:NAME | ids:q1,q7 (imported ids or prompt numbers)",
+        )
         parser.add_argument("--task-mode", choices=["all_pairs", "sampled_pairs", "ranking", "none"])
         parser.add_argument("--pairs-per-prompt", type=int)
         parser.add_argument(
@@ -44,7 +54,6 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--release",
             choices=["staged", "passing", "all"],
-            default="staged",
             help="when the job ends: stay staged (default), release the passing candidates, or all",
         )
         parser.add_argument("--temperature", type=float)
@@ -65,7 +74,13 @@ class Command(ServiceCommand):
             raise CommandError(
                 f"--poll: seconds between checks, above 0 and at most 3600 (got {opts['poll']})."
             )
-        if opts["resume"]:
+        if opts["resume"] is not None:
+            given = [f"--{key.replace('_', '-')}" for key in NEW_JOB_OPTIONS if opts[key] not in (None, [])]
+            if given:
+                raise CommandError(
+                    f"--resume: {', '.join(given)} shape a new job; a resumed job keeps its own settings "
+                    "(leave them out, or start a new job without --resume)."
+                )
             job = GenerationJob.objects.filter(pk=opts["resume"]).first()
             if job is None:
                 raise CommandError(f"--resume: No generation job {opts['resume']}.")
@@ -103,14 +118,14 @@ class Command(ServiceCommand):
         job = services.job_create(
             project=project,
             endpoints=endpoints,
-            prompt_filter=_parse_filter(opts["filter"]),
-            k=opts["k"],
+            prompt_filter=_parse_filter("all" if opts["filter"] is None else opts["filter"]),
+            k=DEFAULT_K if opts["k"] is None else opts["k"],
             sampling=sampling,
             task_mode=opts["task_mode"],
             pairs_per_prompt=opts["pairs_per_prompt"],
             batch_size=opts["batch_size"],
             enqueue=not opts["inline"],
-            auto_release="" if opts["release"] == "staged" else opts["release"],
+            auto_release="" if opts["release"] in (None, "staged") else opts["release"],
         )
         self.stdout.write(
             f"Job {job.pk}: {job.total_units} prompt x endpoint units, k={job.k}, seed={job.sampling['seed']}"
@@ -168,9 +183,6 @@ def _parse_filter(value: str) -> dict:
         return {"mode": value}
     if value.startswith("tag:"):
         return {"mode": "tag", "tag": value[4:]}
-    if value.startswith("ids:"):
-        try:
-            return {"mode": "ids", "ids": [int(x) for x in value[4:].split(",") if x.strip()]}
-        except ValueError:
-            raise CommandError("--filter ids:1,2,3 takes whole numbers.") from None
-    raise CommandError("--filter is all, untagged, tag:NAME or ids:1,2,3.")
+    if value.startswith("ids:"):  # imported ids or prompt numbers: the service resolves them
+        return {"mode": "ids", "ids": [x.strip() for x in value[4:].split(",") if x.strip()]}
+    raise CommandError("--filter is all, untagged, tag:NAME or ids:ID,ID (imported ids or prompt numbers).")

@@ -47,12 +47,10 @@ class Command(BaseCommand):
     def handle(self, *args, **opts):
         from training.services.evaluation import evaluate_reward_model
 
-        if (
-            (opts["max_length"] is not None and opts["max_length"] <= 0)
-            or opts["batch_size"] <= 0
-            or opts["limit"] < 0
-        ):
-            raise CommandError("--max-length and --batch-size must be positive, --limit not negative.")
+        for option, least in (("max_length", 1), ("batch_size", 1), ("limit", 0)):
+            if opts[option] is not None and opts[option] < least:
+                flag = "--" + option.replace("_", "-")
+                raise CommandError(f"{flag}: must be at least {least} (got {opts[option]}).")
         try:
             figures = evaluate_reward_model(
                 opts["model"],

@@ -22,7 +22,11 @@ from core.cli import ServiceCommand, user_path
 from training.compiler import AGGREGATIONS, PAIRINGS, TIE_MODES, ExportOptions
 from training.formats import FILE_TYPES
 from training.models import ExportFormat
-from training.services.exports import export_create, export_files, export_run
+from training.services.exports import CARD, MANIFEST, export_create, export_files, export_run
+
+#: Every name an export's files can have: what --force replaces in --out, so that no file of an
+#: earlier export (its test split, its other file type) stays beside this export's.
+EXPORT_FILE_NAMES = {f"{split}.{ext}" for split in ("train", "test") for ext in FILE_TYPES} | {MANIFEST, CARD}
 
 
 class Command(ServiceCommand):
@@ -73,7 +77,11 @@ class Command(ServiceCommand):
         parser.add_argument(
             "--labeled-by", action="store_true", help="Add labeled_by (human, judge or mixed) to trl rows."
         )
-        parser.add_argument("--force", action="store_true", help="Write into --out even if it is not empty.")
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Write into --out even if it is not empty (an earlier export's files there are replaced).",
+        )
 
     def _user_ids(self, value: str | None, option: str, project) -> list[int] | None:
         if value is None:
@@ -126,7 +134,10 @@ class Command(ServiceCommand):
         try:
             with user_path("--out", out):
                 out.mkdir(parents=True, exist_ok=True)
-                for name in export_files(export=export):
+                names = export_files(export=export)
+                for stale in sorted(EXPORT_FILE_NAMES - set(names)):  # an earlier export's (--force)
+                    (out / stale).unlink(missing_ok=True)
+                for name in names:
                     shutil.copyfile(Path(export.path) / name, out / name)
         except CommandError as exc:
             raise CommandError(f"{exc} Export v{export.version} is stored at {export.path}.") from None

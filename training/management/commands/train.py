@@ -8,6 +8,7 @@ run through ``accelerate launch`` instead (``--num-processes``, ``--accelerate-c
 
 from __future__ import annotations
 
+import errno
 import json
 import subprocess
 import tempfile
@@ -53,6 +54,23 @@ def _export(value: str | int) -> Export:
             f"--export: no export {value!r}; name one by its id or as SLUG/vN (export_preferences prints both)."
         )
     return export
+
+
+def _check_appendable(path: Path) -> None:
+    """``path`` is a file, or one can be made in its folder. Raises the ``OSError`` that says why
+    not (as opening it to append would); creates nothing."""
+    if path.is_dir():
+        raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+    if path.exists():
+        return
+    folder = path.absolute().parent
+    nearest = folder
+    while not nearest.exists():
+        nearest = nearest.parent
+    if not nearest.is_dir():
+        raise NotADirectoryError(errno.ENOTDIR, "Not a directory", str(nearest))
+    if nearest != folder:
+        raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(folder))
 
 
 class Command(ServiceCommand):
@@ -126,6 +144,9 @@ class Command(ServiceCommand):
             flag = next((flag for key, flag in flags.items() if message.startswith(key)), "--config")
             raise CommandError(f"{flag}: {message}") from exc
         self._check_models(options)
+        if options["metrics_file"]:  # else first opened at the run's first metric line, mid-run
+            with user_path("--metrics-file", options["metrics_file"]):
+                _check_appendable(Path(options["metrics_file"]))
         out = Path(options["output_dir"])
         with user_path("--out", out):
             taken = out.is_file() or (out.is_dir() and any(out.iterdir()))
