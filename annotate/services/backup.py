@@ -35,7 +35,9 @@ suggestions and routing decisions (runs of the judges: run them again); generati
 failures and candidate checks (the history of a job's run). ``LEFT_OUT`` and ``TABLES_LEFT_OUT``
 list every column and table left out with its reason; a test fails when one is in neither list.
 
-Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version. The
+Each line is ``{"type": ..., "data": {...}}``; the first is a header with the format version, the
+last (``END``, announced by the header's ``ends_with``) counts the records before it: a dump cut
+short, or with records lost or added, is refused (dumps written before end records restore). The
 version changes only when a record loses a column or changes its meaning: record types and columns
 added since (``_OPTIONAL``) may be absent, so older dumps of the same version still restore.
 Restore creates a NEW project (under the dump's slug or another one) with fresh ids, mapping every
@@ -109,6 +111,7 @@ from generation.models import GenerationJob, ModelEndpoint
 from generation.services import endpoint_values_clean
 
 FORMAT_VERSION = 1  # records and columns were added since (read as absent in older dumps), none lost
+END = "end"  # the last record's type, announced by the header's ``ends_with`` (dumps since December 2026)
 SLUG_MAX = Project._meta.get_field("slug").max_length
 _CHUNK = 5000
 #: How deep a record's JSON may nest: what json.loads reads (about 950 levels) would not always be
@@ -272,7 +275,7 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
             )
             counts[kind] = counts.get(kind, 0) + 1
 
-        emit("header", {"format": "prefhub-project-dump", "version": FORMAT_VERSION})
+        emit("header", {"format": "prefhub-project-dump", "version": FORMAT_VERSION, "ends_with": END})
         queries = {
             "project": Project.objects.filter(pk=project.pk),
             "dimension": project.dimensions.all(),
@@ -320,6 +323,8 @@ def project_dump(*, project: Project, out: IO[bytes]) -> dict[str, int]:
             ),
         ):
             emit("export_manifest", row)
+        # the last line: what came before it, so that a dump cut short is known as one on restore
+        emit(END, {"counts": {k: n for k, n in counts.items() if k != "header"}})
     return counts
 
 
@@ -364,6 +369,20 @@ def _read(stream: IO[bytes]) -> Iterator[tuple[int, str, dict]]:
             if not isinstance(kind, str) or not isinstance(data, dict):
                 raise InvalidInput(f"line {number}: not a dump record (type must be text, data an object)")
             yield number, kind, data
+
+
+def _check_end(number: int, data: dict, read: dict[str, int]) -> None:
+    """The end record's counts against the records read before it (a dump that lost or gained
+    records since it was written is refused)."""
+    dumped = data.get("counts")
+    if not isinstance(dumped, dict):
+        raise InvalidInput(f"line {number}: the end record has no counts")
+    for kind in sorted(set(dumped) | set(read)):
+        if dumped.get(kind, 0) != read.get(kind, 0):
+            raise InvalidInput(
+                f"line {number}: the end record counts {dumped.get(kind, 0)!r} {kind} records, "
+                f"the dump holds {read.get(kind, 0)}"
+            )
 
 
 def _present(kind: str, data: dict, fields: tuple[str, ...]) -> dict:
@@ -609,8 +628,12 @@ def project_restore(
         data["generation_job_id"] = _mapped(ids["generation_job"], data.get("generation_job_id"))
 
     at_line = [0]  # the line read last, for flush()'s errors
+    ends_with = None  # the header's promise of an end record (dumps written before it have none)
+    ended = False
     for number, kind, data in _read(stream):
         at_line[0] = number
+        if ended:
+            raise InvalidInput(f"line {number}: a {kind} record after the end record")
         counts[kind] = counts.get(kind, 0) + 1
         if progress is not None and number % 10000 == 0:
             progress(number)
@@ -620,6 +643,10 @@ def project_restore(
                     raise InvalidInput(
                         f"line {number}: not a PrefHub project dump of version {FORMAT_VERSION}"
                     )
+                ends_with = data.get("ends_with")
+            elif kind == END:
+                _check_end(number, data, {k: n for k, n in counts.items() if k not in ("header", END)})
+                ended = True
             elif kind == "project":
                 if project is not None:
                     raise InvalidInput(f"line {number}: a second project record")
@@ -894,6 +921,10 @@ def project_restore(
             raise InvalidInput(f"line {number}: {kind} record refers to a missing {exc}") from None
         except (TypeError, ValueError, AttributeError, DatabaseError, ValidationError) as exc:
             raise InvalidInput(f"line {number}: a bad {kind} record ({_first_line(exc)})") from None
+    if ends_with == END and not ended:
+        raise InvalidInput(
+            f"The dump is cut short: it stops at line {at_line[0]} without its end record; nothing was restored."
+        )
     for kind in order:
         flush(kind)
     if project is None:

@@ -359,8 +359,9 @@ def test_a_dump_holds_no_secret(make_project, make_user, settings, monkeypatch):
     }  # fmt: skip
 
 
-NEW_RECORDS = {"endpoint", "judge", "audit_event"}
+NEW_RECORDS = {"endpoint", "judge", "audit_event", "end"}
 NEW_COLUMNS = {
+    "header": ["ends_with"],
     "prompt": ["created_at"],
     "candidate": ["created_at", "endpoint__name"],
     "task": ["created_at"],
