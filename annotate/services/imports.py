@@ -8,8 +8,8 @@ Formats
      "metadata": {...}, "tags": ["..."],
      "candidates": [{"text": "...", "model": "m", "model_version": "v", "sampling": {...},
                      "seed": 1, "id": "c1", "metadata": {...}}],
-     "gold": "a" | "b" | "tie"            # pairwise, exactly 2 candidates; a = first
-           | [[0], [2, 1], [3]]}          # ranking: candidate indices best first, groups tie
+     "gold": "a" | "b" | "tie"            # pairwise, exactly 2 candidates; a = first; tie if allowed
+           | [[0], [2, 1], [3]]}          # ranking: up to K indices best first, groups tie if allowed
 
 ``hh-rlhf``: Anthropic's ``{"chosen", "rejected"}`` transcripts; the prompt is the shared prefix
 up to the last ``\\n\\nAssistant:``. Plain or gzip. With ``preference_source`` the recorded
@@ -264,9 +264,17 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
                 raise _LineInvalid("pairwise gold must be 'a', 'b' or 'tie'", "gold")
             if len(candidates) != 2:
                 raise _LineInvalid("a pairwise gold line needs exactly 2 candidates", "gold")
+            if gold == "tie" and not project.allow_tie:  # labelers could never match it
+                raise _LineInvalid("gold 'tie' needs a project that allows ties", "gold")
         else:
             if len(candidates) < 2:
                 raise _LineInvalid("a ranking gold line needs at least 2 candidates", "gold")
+            if len(candidates) > project.ranking_k:  # a gold task is one task: K responses at most
+                raise _LineInvalid(
+                    f"a ranking gold line has {len(candidates)} candidates; this project ranks "
+                    f"{project.ranking_k} at a time",
+                    "gold",
+                )
             groups = [g if isinstance(g, list) else [g] for g in gold] if isinstance(gold, list) else None
             # an index is an integer: JSON's true/false are not 1/0
             flat = sorted(
@@ -274,6 +282,8 @@ def _parse_jsonl(obj: dict, line: int, project: Project) -> _Record:
             )
             if groups is None or flat != list(range(len(candidates))):
                 raise _LineInvalid("ranking gold must order every candidate index once, best first", "gold")
+            if not project.allow_rank_ties and any(len(g) > 1 for g in groups):
+                raise _LineInvalid("a gold ranking with ties needs a project that allows rank ties", "gold")
             gold = groups
     return _Record(line, external_id, messages, metadata, list(tags), candidates, gold)
 

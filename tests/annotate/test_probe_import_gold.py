@@ -36,7 +36,7 @@ def test_a_gold_ranking_of_fewer_than_two_responses_or_of_booleans_is_a_line_err
     """Before: each was imported as a gold task: with no candidate (a labeler's next task then
     answered 409 "Another request of yours claimed a task at the same moment; try again", every
     time), with one response to "rank", or with true/false read as the indices 1/0."""
-    project = make_project(kind=TaskKind.RANKING)
+    project = make_project(kind=TaskKind.RANKING, allow_rank_ties=True)  # GOOD ties two responses
     with pytest.raises(ImportFailed) as exc:
         prompts_import(project=project, stream=_file(GOOD, line))
     assert [(e.line, e.field) for e in exc.value.report.errors] == [(2, "gold")]
@@ -47,7 +47,7 @@ def test_a_gold_ranking_of_fewer_than_two_responses_or_of_booleans_is_a_line_err
 
 
 def test_a_valid_gold_ranking_still_imports_and_is_served(make_project, labeler_in, client):
-    project = make_project(kind=TaskKind.RANKING)
+    project = make_project(kind=TaskKind.RANKING, allow_rank_ties=True)  # GOOD ties two responses
     report = prompts_import(project=project, stream=_file(GOOD, {**GOOD, "id": "flat", "gold": [1, 2, 0]}))
     assert (report.prompts, report.tasks) == (2, 2)
     rankings = sorted(len(t.gold_ranking) for t in Task.objects.filter(project=project, is_gold=True))
