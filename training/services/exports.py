@@ -31,6 +31,7 @@ from contextlib import closing
 from pathlib import Path
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, connections, transaction
 from django.db.models import Max
@@ -310,6 +311,12 @@ def export_options_validate(
         if options.get(name) not in (None, ""):
             options[name] = project_people_ids(project=project, names=options[name], field=name)
     opts = ExportOptions.from_dict(options)
+    both = set(opts.labelers_include) & set(opts.labelers_exclude)
+    if both:  # the export would hold none of their labels and not say why
+        names = sorted(get_user_model().objects.filter(pk__in=both).values_list("username", flat=True))
+        raise InvalidInput(
+            f"Named both to include and to exclude: {', '.join(names)}.", field="labelers_exclude"
+        )
     if opts.dimension and not Dimension.objects.filter(project=project, key=opts.dimension).exists():
         raise InvalidInput(f"This project has no rating dimension {opts.dimension!r}.", field="dimension")
     if project.kind == TaskKind.PAIRWISE and opts.pairing != ExportOptions.pairing:
