@@ -7,6 +7,7 @@ from django.db import transaction
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Guideline, GuidelineAck, Project
+from annotate.validation import is_blank
 from core.audit import audit_record
 
 MAX_GUIDELINE_CHARS = 200_000
@@ -32,7 +33,7 @@ def guideline_publish(
     browser's CRLF, an API client's), and compared so. Locks the project row so two managers
     publishing at once get consecutive version numbers; audited in the same transaction."""
     body = _newlines(body or "").strip()
-    if not body:
+    if is_blank(body):  # nothing a reader could see: zero-width characters only, too
         raise InvalidInput("Guidelines cannot be empty.", field="body")
     if len(body) > MAX_GUIDELINE_CHARS:
         raise InvalidInput(f"Guidelines are limited to {MAX_GUIDELINE_CHARS} characters.", field="body")
