@@ -7,6 +7,7 @@ from django.db import transaction
 
 from annotate.errors import Conflict, InvalidInput, NotFound
 from annotate.models import Guideline, GuidelineAck, Project
+from annotate.validation import is_blank
 from core.audit import audit_record
 
 MAX_GUIDELINE_CHARS = 200_000
@@ -18,16 +19,21 @@ class GuidelineNotCurrent(Conflict):
     code = "guideline_not_current"
 
 
+def _newlines(text: str) -> str:
+    return text.replace("\r\n", "\n").replace("\r", "\n")
+
+
 @transaction.atomic
 def guideline_publish(
     *, project: Project, actor: AbstractBaseUser | None, body: str, change_note: str = ""
 ) -> Guideline:
     """Publish a new version (``actor`` is its author); the newest version is the current one and
     labelers must acknowledge it before their next submit. A body identical to the current
-    version's is refused. Locks the project row so two managers publishing at once get consecutive
-    version numbers; audited in the same transaction."""
-    body = (body or "").strip()
-    if not body:
+    version's is refused. Line ends are stored as plain newlines whichever way the text came (a
+    browser's CRLF, an API client's), and compared so. Locks the project row so two managers
+    publishing at once get consecutive version numbers; audited in the same transaction."""
+    body = _newlines(body or "").strip()
+    if is_blank(body):  # nothing a reader could see: zero-width characters only, too
         raise InvalidInput("Guidelines cannot be empty.", field="body")
     if len(body) > MAX_GUIDELINE_CHARS:
         raise InvalidInput(f"Guidelines are limited to {MAX_GUIDELINE_CHARS} characters.", field="body")
@@ -36,7 +42,7 @@ def guideline_publish(
         raise InvalidInput("Keep the change note under 300 characters.", field="change_note")
     Project.objects.select_for_update().filter(pk=project.pk).first()
     current = Guideline.objects.filter(project=project).order_by("-version").only("version", "body").first()
-    if current is not None and current.body.strip() == body:
+    if current is not None and _newlines(current.body).strip() == body:
         raise InvalidInput(
             "This is the same as the current version; change something before publishing.", field="body"
         )

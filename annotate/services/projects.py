@@ -15,7 +15,7 @@ from annotate.models import PROJECT_BOUNDS, Dimension, Membership, Project, Role
 from annotate.models_judges import Route, RoutingDecision
 from annotate.services.leasing import ASKED, assignments_release, task_target_kept, tasks_lock
 from annotate.strength import strength_value
-from annotate.validation import unstorable_error
+from annotate.validation import is_blank, unstorable_error
 from core.audit import audit_create
 from core.db import unique_or_conflict
 
@@ -354,6 +354,6 @@ def project_start(
     project = project_create(name=name, kind=kind, actor=actor, dimensions=dimensions, **values)
     if actor.is_superuser:
         Membership.objects.get_or_create(project=project, user=actor, role=Role.MANAGER)
-    if (guidelines or "").strip():
+    if not is_blank(guidelines or ""):  # blank (spaces, zero-width characters): no guidelines yet
         guideline_publish(project=project, actor=actor, body=guidelines, change_note="First version")
     return project

@@ -273,7 +273,7 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
     memberships = list(selectors.memberships_for_project(project=project))
     guideline = selectors.guideline_current(project=project)
     acked = selectors.guideline_ack_user_ids(guideline=guideline)
-    return render(
+    response = render(
         request,
         "annotate/manage/members.html",
         {
@@ -286,6 +286,9 @@ def manage_members(request: HttpRequest, access: ProjectAccess) -> HttpResponse:
         },
         status=201 if created else 400 if request.method == "POST" else 200,
     )
+    if created:
+        response["Cache-Control"] = "no-store"  # it shows a password: never cached (as the API's answer)
+    return response
 
 
 def _membership_for(access: ProjectAccess, membership_id: int) -> Membership:
