@@ -6,7 +6,7 @@ from django import forms
 from django.conf import settings
 
 from annotate.models import Project, Role, TaskKind, TaskOrder, project_bounds
-from annotate.services.guidelines import MAX_GUIDELINE_CHARS
+from annotate.services.guidelines import MAX_GUIDELINE_CHARS, plain_newlines
 from annotate.services.imports import FORMATS, SEVERAL_FILES
 from annotate.services.projects import (
     DIMENSION_DESCRIPTION_MAX,
@@ -163,8 +163,15 @@ def dimension_rows(formset) -> list[dict]:
     return rows
 
 
+class GuidelineText(forms.CharField):
+    """Guidelines as they are stored (plain newlines): the length limit counts a line break once."""
+
+    def to_python(self, value):
+        return plain_newlines(super().to_python(value))
+
+
 class GuidelineForm(forms.Form):
-    body = forms.CharField(
+    body = GuidelineText(
         max_length=MAX_GUIDELINE_CHARS,
         widget=forms.Textarea(attrs={"rows": 24, "spellcheck": "true", "class": "editor-textarea"}),
         label="Guidelines (Markdown)",
@@ -175,10 +182,6 @@ class GuidelineForm(forms.Form):
         label="What changed",
         help_text="Shown to labelers when they are asked to acknowledge the new version.",
     )
-
-    def clean_body(self) -> str:
-        # Browsers submit textarea lines with CRLF; store (and diff) plain newlines.
-        return self.cleaned_data["body"].replace("\r\n", "\n").replace("\r", "\n")
 
 
 class MemberAddForm(forms.Form):

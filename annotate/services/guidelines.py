@@ -19,7 +19,8 @@ class GuidelineNotCurrent(Conflict):
     code = "guideline_not_current"
 
 
-def _newlines(text: str) -> str:
+def plain_newlines(text: str) -> str:
+    """Line ends as stored: a browser's CRLF (and a lone CR) become newlines."""
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
@@ -32,7 +33,7 @@ def guideline_publish(
     version's is refused. Line ends are stored as plain newlines whichever way the text came (a
     browser's CRLF, an API client's), and compared so. Locks the project row so two managers
     publishing at once get consecutive version numbers; audited in the same transaction."""
-    body = _newlines(body or "").strip()
+    body = plain_newlines(body or "").strip()
     if is_blank(body):  # nothing a reader could see: zero-width characters only, too
         raise InvalidInput("Guidelines cannot be empty.", field="body")
     if len(body) > MAX_GUIDELINE_CHARS:
@@ -42,7 +43,7 @@ def guideline_publish(
         raise InvalidInput("Keep the change note under 300 characters.", field="change_note")
     Project.objects.select_for_update().filter(pk=project.pk).first()
     current = Guideline.objects.filter(project=project).order_by("-version").only("version", "body").first()
-    if current is not None and _newlines(current.body).strip() == body:
+    if current is not None and plain_newlines(current.body).strip() == body:
         raise InvalidInput(
             "This is the same as the current version; change something before publishing.", field="body"
         )
