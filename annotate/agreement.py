@@ -812,8 +812,12 @@ class BradleyTerryResult:
 
 def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
     """MM iterations (Hunter 2004) for a stack of win matrices ``wins[b, i, j]`` (i beat j, ties
-    as halves). ``prior`` adds that many virtual games against an average player, half won, which
-    keeps every strength finite when a player never wins or never loses. Returns log-strengths."""
+    as halves). ``prior`` adds that many virtual games against a reference player of strength 1,
+    half won, which keeps every strength finite when a player never wins or never loses. With a
+    prior the strengths are not rescaled between steps (the reference player fixes the scale, and
+    rescaling made the iterations stop short of the posterior mode); without one the likelihood
+    does not depend on the scale and each step is normalised to geometric mean 1. Returns
+    log-strengths, centred to mean 0."""
     b, m, _ = wins.shape
     games = wins + np.swapaxes(wins, 1, 2)
     w_i = wins.sum(axis=2) + prior / 2.0
@@ -825,7 +829,8 @@ def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[n
         with np.errstate(divide="ignore", invalid="ignore"):
             new = np.where(denom > 0, w_i / np.where(denom > 0, denom, 1), p)
         new = np.maximum(new, 1e-300)
-        new /= np.exp(np.log(new).mean(axis=1, keepdims=True))
+        if prior == 0:
+            new /= np.exp(np.log(new).mean(axis=1, keepdims=True))
         change = np.abs(np.log(new) - np.log(p)).max()
         p = new
         if change < tol:
@@ -852,7 +857,7 @@ def bradley_terry(
     ``player_a``, ``player_b``: who met (any hashable labels, e.g. model names), one entry per
     game; ``outcome``: 1 if A won, 0 if B won, 0.5 for a tie (a tie counts half a win for each).
     Games of a player against itself are refused. Fitted by the MM algorithm (Hunter 2004) with
-    ``prior`` virtual games against an average player (0 gives the plain maximum-likelihood fit,
+    ``prior`` virtual games against a reference player of strength 1 (0 gives the plain maximum-likelihood fit,
     which is finite only when every player both wins and loses). Confidence intervals come from
     ``bootstrap`` resamples of the games (seeded with ``seed``): resampling games with
     replacement is the same as drawing multinomial counts over the distinct (pair, outcome)
