@@ -810,14 +810,30 @@ class BradleyTerryResult:
         ]
 
 
+def _best_shift(theta: np.ndarray) -> np.ndarray:
+    """Per row, the shift ``s`` with ``sum_i sigmoid(theta_i + s) = m / 2``: where the prior's
+    virtual games (half won against strength 1) are best fitted, the real games being unaffected."""
+    s = np.zeros(theta.shape[0])
+    half = theta.shape[1] / 2.0
+    for _ in range(50):
+        q = 1.0 / (1.0 + np.exp(-(theta + s[:, None])))
+        f = q.sum(axis=1) - half
+        step = np.clip(f / np.maximum((q * (1 - q)).sum(axis=1), 1e-12), -1.0, 1.0)
+        s -= step
+        if np.abs(step).max() < 1e-13:
+            break
+    return s
+
+
 def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
     """MM iterations (Hunter 2004) for a stack of win matrices ``wins[b, i, j]`` (i beat j, ties
     as halves). ``prior`` adds that many virtual games against a reference player of strength 1,
-    half won, which keeps every strength finite when a player never wins or never loses. With a
-    prior the strengths are not rescaled between steps (the reference player fixes the scale, and
-    rescaling made the iterations stop short of the posterior mode); without one the likelihood
-    does not depend on the scale and each step is normalised to geometric mean 1. Returns
-    log-strengths, centred to mean 0."""
+    half won, which keeps every strength finite when a player never wins or never loses. The real
+    games do not depend on a common factor of all strengths, so after each MM step that factor is
+    set to its best value: for the prior, the one where the players' expected share of the virtual
+    games is one half (a few Newton steps); without a prior, geometric mean 1. (Rescaling to
+    geometric mean 1 with a prior made the iterations stop short of the posterior mode, and not
+    rescaling at all made them crawl along that direction.) Returns log-strengths, centred to mean 0."""
     b, m, _ = wins.shape
     games = wins + np.swapaxes(wins, 1, 2)
     w_i = wins.sum(axis=2) + prior / 2.0
@@ -829,8 +845,9 @@ def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[n
         with np.errstate(divide="ignore", invalid="ignore"):
             new = np.where(denom > 0, w_i / np.where(denom > 0, denom, 1), p)
         new = np.maximum(new, 1e-300)
-        if prior == 0:
-            new /= np.exp(np.log(new).mean(axis=1, keepdims=True))
+        new /= np.exp(np.log(new).mean(axis=1, keepdims=True))
+        if prior > 0:
+            new *= np.exp(_best_shift(np.log(new)))[:, None]
         change = np.abs(np.log(new) - np.log(p)).max()
         p = new
         if change < tol:

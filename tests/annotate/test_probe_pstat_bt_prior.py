@@ -66,3 +66,16 @@ def test_the_bootstrap_still_brackets_the_estimate_and_is_seeded():
     r2 = ag.bradley_terry(a, b, out, bootstrap=200, seed=5)
     assert np.array_equal(r1.elo_low, r2.elo_low) and np.array_equal(r1.elo_high, r2.elo_high)
     assert (r1.elo_low <= r1.elo).all() and (r1.elo <= r1.elo_high).all()
+
+
+def test_a_large_project_converges_quickly():
+    """Without rescaling, the MM crawled along the common scale (a weak prior against 200k
+    games): 10,000 iterations, not converged, 8 s; the best rescaling per step keeps it fast."""
+    rng = np.random.default_rng(0)
+    n, v = 40, 200_000
+    true = rng.normal(size=n)
+    a = rng.integers(0, n, v)
+    b = (a + rng.integers(1, n, v)) % n
+    out = (rng.random(v) < 1 / (1 + np.exp(true[b] - true[a]))).astype(float)
+    res = ag.bradley_terry(a, b, out, bootstrap=0)
+    assert res.converged and res.iterations < 1000
