@@ -926,19 +926,23 @@ def bradley_terry(
         np.add.at(stack, (slice(None), c_b * m + c_a), weights * (1 - c_out))
         return stack.reshape(-1, m, m)
 
-    wins = win_matrices(cell_counts[None, :].astype(float))
-    theta, iters, converged = _bt_mm(wins, prior, tol, max_iter)
-    theta = theta[0]
+    counts = cell_counts[None, :].astype(float)
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        draws = rng.multinomial(len(out), cell_counts / cell_counts.sum(), size=bootstrap).astype(float)
+        counts = np.concatenate([counts, draws])
+    # the data and its resamples in one stacked fit, to one tolerance: a resample identical to the
+    # data gets exactly the point estimate, so an interval always holds its estimate
+    wins = win_matrices(counts)
+    fitted, iters, converged = _bt_mm(wins, prior, tol, max_iter)
+    theta = fitted[0]
     games = (wins[0] + wins[0].T).sum(axis=1)
     won = wins[0].sum(axis=1)
     lo = np.full(m, np.nan)
     hi = np.full(m, np.nan)
     if bootstrap:
-        rng = np.random.default_rng(seed)
-        draws = rng.multinomial(len(out), cell_counts / cell_counts.sum(), size=bootstrap).astype(float)
-        boot, _, _ = _bt_mm(win_matrices(draws), prior, max(tol, 1e-8), max_iter)
         alpha = (1 - confidence) / 2
-        lo, hi = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+        lo, hi = np.quantile(fitted[1:], [alpha, 1 - alpha], axis=0)
     order = np.argsort(-theta, kind="stable")
     to_elo = lambda t: ELO_BASE + ELO_SCALE * t  # noqa: E731
     return BradleyTerryResult(
