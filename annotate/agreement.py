@@ -810,10 +810,30 @@ class BradleyTerryResult:
         ]
 
 
+def _best_shift(theta: np.ndarray) -> np.ndarray:
+    """Per row, the shift ``s`` with ``sum_i sigmoid(theta_i + s) = m / 2``: where the prior's
+    virtual games (half won against strength 1) are best fitted, the real games being unaffected."""
+    s = np.zeros(theta.shape[0])
+    half = theta.shape[1] / 2.0
+    for _ in range(50):
+        q = 1.0 / (1.0 + np.exp(-(theta + s[:, None])))
+        f = q.sum(axis=1) - half
+        step = np.clip(f / np.maximum((q * (1 - q)).sum(axis=1), 1e-12), -1.0, 1.0)
+        s -= step
+        if np.abs(step).max() < 1e-13:
+            break
+    return s
+
+
 def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[np.ndarray, int, bool]:
     """MM iterations (Hunter 2004) for a stack of win matrices ``wins[b, i, j]`` (i beat j, ties
-    as halves). ``prior`` adds that many virtual games against an average player, half won, which
-    keeps every strength finite when a player never wins or never loses. Returns log-strengths."""
+    as halves). ``prior`` adds that many virtual games against a reference player of strength 1,
+    half won, which keeps every strength finite when a player never wins or never loses. The real
+    games do not depend on a common factor of all strengths, so after each MM step that factor is
+    set to its best value: for the prior, the one where the players' expected share of the virtual
+    games is one half (a few Newton steps); without a prior, geometric mean 1. (Rescaling to
+    geometric mean 1 with a prior made the iterations stop short of the posterior mode, and not
+    rescaling at all made them crawl along that direction.) Returns log-strengths, centred to mean 0."""
     b, m, _ = wins.shape
     games = wins + np.swapaxes(wins, 1, 2)
     w_i = wins.sum(axis=2) + prior / 2.0
@@ -826,6 +846,8 @@ def _bt_mm(wins: np.ndarray, prior: float, tol: float, max_iter: int) -> tuple[n
             new = np.where(denom > 0, w_i / np.where(denom > 0, denom, 1), p)
         new = np.maximum(new, 1e-300)
         new /= np.exp(np.log(new).mean(axis=1, keepdims=True))
+        if prior > 0:
+            new *= np.exp(_best_shift(np.log(new)))[:, None]
         change = np.abs(np.log(new) - np.log(p)).max()
         p = new
         if change < tol:
@@ -852,7 +874,7 @@ def bradley_terry(
     ``player_a``, ``player_b``: who met (any hashable labels, e.g. model names), one entry per
     game; ``outcome``: 1 if A won, 0 if B won, 0.5 for a tie (a tie counts half a win for each).
     Games of a player against itself are refused. Fitted by the MM algorithm (Hunter 2004) with
-    ``prior`` virtual games against an average player (0 gives the plain maximum-likelihood fit,
+    ``prior`` virtual games against a reference player of strength 1 (0 gives the plain maximum-likelihood fit,
     which is finite only when every player both wins and loses). Confidence intervals come from
     ``bootstrap`` resamples of the games (seeded with ``seed``): resampling games with
     replacement is the same as drawing multinomial counts over the distinct (pair, outcome)
@@ -904,19 +926,23 @@ def bradley_terry(
         np.add.at(stack, (slice(None), c_b * m + c_a), weights * (1 - c_out))
         return stack.reshape(-1, m, m)
 
-    wins = win_matrices(cell_counts[None, :].astype(float))
-    theta, iters, converged = _bt_mm(wins, prior, tol, max_iter)
-    theta = theta[0]
+    counts = cell_counts[None, :].astype(float)
+    if bootstrap:
+        rng = np.random.default_rng(seed)
+        draws = rng.multinomial(len(out), cell_counts / cell_counts.sum(), size=bootstrap).astype(float)
+        counts = np.concatenate([counts, draws])
+    # the data and its resamples in one stacked fit, to one tolerance: a resample identical to the
+    # data gets exactly the point estimate, so an interval always holds its estimate
+    wins = win_matrices(counts)
+    fitted, iters, converged = _bt_mm(wins, prior, tol, max_iter)
+    theta = fitted[0]
     games = (wins[0] + wins[0].T).sum(axis=1)
     won = wins[0].sum(axis=1)
     lo = np.full(m, np.nan)
     hi = np.full(m, np.nan)
     if bootstrap:
-        rng = np.random.default_rng(seed)
-        draws = rng.multinomial(len(out), cell_counts / cell_counts.sum(), size=bootstrap).astype(float)
-        boot, _, _ = _bt_mm(win_matrices(draws), prior, max(tol, 1e-8), max_iter)
         alpha = (1 - confidence) / 2
-        lo, hi = np.quantile(boot, [alpha, 1 - alpha], axis=0)
+        lo, hi = np.quantile(fitted[1:], [alpha, 1 - alpha], axis=0)
     order = np.argsort(-theta, kind="stable")
     to_elo = lambda t: ELO_BASE + ELO_SCALE * t  # noqa: E731
     return BradleyTerryResult(

@@ -62,6 +62,8 @@ ELO_BASE = 1000.0
 # difference is shared between the model and its style as the priors say.
 PRIOR_SD = 2.0
 RIDGE = 1.0 / (2.0 * PRIOR_SD**2)
+# Two ratings closer than this (half the 0.1 shown) are equal: the models share a rank.
+RANK_TIE_ELO = 0.05
 
 _HEADER = re.compile(r"^#{1,6}\s", re.MULTILINE)
 _LIST = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s", re.MULTILINE)
@@ -144,6 +146,11 @@ class Fit:
     def ranking(self) -> np.ndarray:
         """Model indices, best first (ties in strength broken by index)."""
         return np.lexsort((np.arange(len(self.theta)), -self.theta))
+
+    def ranks(self) -> np.ndarray:
+        """Per model: 1 + the number of models rated above it (equal ratings share a rank)."""
+        r = self.ratings
+        return 1 + (r[None, :] > r[:, None] + RANK_TIE_ELO).sum(axis=1)
 
     def probabilities(self, a, b, covariates=None) -> np.ndarray:
         """votes x 4: P(a wins), P(b wins), P(tie), P(both bad)."""
@@ -271,9 +278,10 @@ class Leaderboard:
 
     def rows(self) -> list[dict]:
         order = self.fit.ranking()
+        rank = self.fit.ranks()
         return [
             {
-                "rank": pos + 1,
+                "rank": int(rank[m]),
                 "model": self.names[m],
                 "rating": round(float(self.fit.ratings[m]), 1),
                 "rating_low": round(float(self.rating_ci[m, 0]), 1),
@@ -281,7 +289,7 @@ class Leaderboard:
                 "rank_low": int(self.rank_ci[m, 0]),
                 "rank_high": int(self.rank_ci[m, 1]),
             }
-            for pos, m in enumerate(order)
+            for m in order
         ]
 
     def robustness_line(self) -> str:
@@ -308,8 +316,7 @@ def bootstrap(
         counts = rng.multinomial(n, np.full(n, 1.0 / n)).astype(float)
         f = fit_davidson(votes, weight=counts, init=fit)
         ratings[i] = f.ratings
-        order = f.ranking()
-        ranks[i, order] = np.arange(1, votes.n_models + 1)
+        ranks[i] = f.ranks()
     lo, hi = (1 - level) / 2 * 100, (1 + level) / 2 * 100
     return (
         np.stack([np.percentile(ratings, lo, axis=0), np.percentile(ratings, hi, axis=0)], axis=1),

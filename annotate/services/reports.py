@@ -932,10 +932,13 @@ def _leaderboard(data: ReportData, *, bootstrap: int, seed: int) -> dict:
     wins = np.bincount(np.concatenate([a[out == 1.0], b[out == 0.0]]), minlength=n_models)
     losses = np.bincount(np.concatenate([a[out == 0.0], b[out == 1.0]]), minlength=n_models)
     ties = np.bincount(np.concatenate([a[out == 0.5], b[out == 0.5]]), minlength=n_models)
+    # equal ratings (within half the 0.1 Elo shown) share a rank: 1 + the models rated above
+    rank = 1 + (res.elo[None, :] > res.elo[:, None] + 0.05).sum(axis=1)
     rows = []
-    for r in res.rows():
+    for i, r in enumerate(res.rows()):
         rows.append(
             {
+                "rank": int(rank[i]),
                 "model": data.models[int(r["player"])],
                 "elo": r["elo"],
                 "elo_low": _finite(r["elo_low"]),
@@ -1228,6 +1231,7 @@ def report_table(report: dict, name: str) -> tuple[list[str], list[dict]]:
         return cols, report["pairs"]
     if name == "leaderboard":
         cols = ["rank", "model", "elo", "elo_low", "elo_high", "strength", "games", "wins", "ties", "losses"]
+        # reports stored before rows carried their rank: the position
         return cols, [{"rank": i + 1, **r} for i, r in enumerate(report["leaderboard"]["rows"])]
     if name == "low_agreement":
         cols = ["task_id", "prompt_id", "labels", "majority_share", "target_labels", "counts", "prompt"]
