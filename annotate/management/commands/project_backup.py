@@ -1,4 +1,4 @@
-"""python manage.py project_backup dump SLUG FILE | restore FILE [--slug NEW] [--name NAME]"""
+"""python manage.py project_backup dump SLUG FILE [--force] | restore FILE [--slug NEW] [--name NAME]"""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ class Command(ServiceCommand):
         dump = sub.add_parser("dump", help="Write a project to FILE (.jsonl.gz).")
         dump.add_argument("slug")
         dump.add_argument("file")
+        dump.add_argument("--force", action="store_true", help="Replace FILE if it exists.")
         restore = sub.add_parser("restore", help="Restore FILE as a new project.")
         restore.add_argument("file")
         restore.add_argument(
@@ -46,6 +47,8 @@ class Command(ServiceCommand):
             with user_path("file", target):
                 if os.path.isdir(target):
                     raise IsADirectoryError(errno.EISDIR, "Is a directory", target)
+                if os.path.lexists(target) and not opts["force"]:  # an earlier backup is not lost to a typo
+                    raise CommandError(f"file: {target!r} exists; pass --force to replace it.")
                 try:
                     with open(tmp, "wb") as out:
                         counts = project_dump(project=project, out=out)
